@@ -1,0 +1,123 @@
+# garlic — plain GNU Makefile.
+#   make              build ./garlic (and the test binaries' library)
+#   make test         unit, fidelity and CLI tests, then a short fuzz run
+#   make test-asan    the same suite built with ASan + UBSan
+#   make fuzz         run the GGUF reader's libFuzzer target (FUZZ_TIME seconds, default 600)
+#   make fuzz-smoke   a short fuzz run (part of make test)
+#   make bench        benchmarks (reported, never asserted)
+#   make format / format-check / tidy
+
+CC        ?= cc
+CLANG     ?= clang-14
+BUILD     ?= build
+OPT       ?= -O2
+WERROR    ?= -Werror
+SHARED    ?= ../shared
+
+WARN      := -Wall -Wextra -Wshadow -Wvla $(WERROR)
+CPPFLAGS  += -Isrc -D_GNU_SOURCE
+SAN       ?=
+ALL_CFLAGS = -std=c17 $(OPT) -g $(WARN) -fno-strict-aliasing $(SAN) $(CFLAGS)
+LDLIBS    += -lcjson -lm -lpthread
+TEST_LIBS := -lcmocka
+
+# Per-ISA flags: a file named *_avx2.c or *_avx512.c gets its ISA's flags; nothing else does,
+# so the binary runs on any x86-64 and picks the path from cpuid at run time.
+AVX2_FLAGS   := -mavx2 -mfma -mf16c
+AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni -mavx512bf16
+
+LIB_SRC   := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
+CLI_SRC   := src/cli/main.c
+TEST_SRC  := $(wildcard tests/*/test_*.c)
+TEST_UTIL := tests/util.c
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN  := $(patsubst %.c,$(BUILD)/%,$(TEST_SRC))
+
+.PHONY: all test test-asan check-tests fuzz fuzz-smoke bench format format-check tidy clean
+
+all: garlic
+
+garlic: $(BUILD)/garlic
+	cp $< $@
+
+$(BUILD)/garlic: $(BUILD)/src/cli/main.o $(BUILD)/libgarlic.a
+	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libgarlic.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(AVX2_FLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(AVX512_FLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/tests/util.o $(BUILD)/libgarlic.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(ALL_CFLAGS) -o $@ $< $(BUILD)/tests/util.o $(BUILD)/libgarlic.a $(TEST_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/util.o: tests/util.c tests/util.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(ALL_CFLAGS) -c -o $@ $<
+
+# The suite: every test binary (cmocka counts failures and skips), then a short fuzz run.
+# tests/run.sh prints one closing line "N passed, N failed, N skipped" and exits non-zero on
+# any failure.
+test: garlic $(TEST_BIN)
+	GARLIC=./garlic BUILD=$(BUILD) SHARED=$(SHARED) tests/run.sh $(TEST_BIN)
+	$(MAKE) --no-print-directory fuzz-smoke
+
+check-tests: $(BUILD)/garlic $(TEST_BIN)
+	GARLIC=./$(BUILD)/garlic BUILD=$(BUILD) SHARED=$(SHARED) tests/run.sh $(TEST_BIN)
+
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+test-asan:
+	$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 SAN="$(SAN_FLAGS)" check-tests
+
+# libFuzzer targets: fuzz/fuzz_<name>.c, linked with the library built by clang with
+# coverage instrumentation and ASan+UBSan (in build/fuzz, so normal objects are untouched).
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_TIME   ?= 600
+FUZZ_SMOKE  ?= 20
+FUZZ_TARGETS := $(patsubst fuzz/%.c,build/fuzz/%,$(wildcard fuzz/fuzz_*.c))
+
+build/fuzz/libgarlic.a: FORCE
+	$(MAKE) --no-print-directory BUILD=build/fuzz CC=$(CLANG) OPT=-O1 \
+	  SAN="-fsanitize=fuzzer-no-link $(FUZZ_SAN)" build/fuzz/libgarlic.a
+
+build/fuzz/fuzz_%: fuzz/fuzz_%.c build/fuzz/libgarlic.a
+	$(CLANG) $(CPPFLAGS) -std=c17 -g -O1 $(WARN) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< build/fuzz/libgarlic.a $(LDLIBS)
+
+.PHONY: FORCE
+FORCE:
+
+fuzz: $(FUZZ_TARGETS)
+	tools/fuzz.sh $(SHARED) -max_total_time=$(FUZZ_TIME)
+
+fuzz-smoke: $(FUZZ_TARGETS)
+	tools/fuzz.sh $(SHARED) -max_total_time=$(FUZZ_SMOKE)
+
+bench: garlic
+	bench/run.sh
+
+format:
+	clang-format-14 -i $(wildcard src/*/*.[ch] tests/*.[ch] tests/*/*.[ch] fuzz/*.c)
+
+format-check:
+	clang-format-14 --dry-run --Werror $(wildcard src/*/*.[ch] tests/*.[ch] tests/*/*.[ch] fuzz/*.c)
+
+tidy:
+	clang-tidy-14 $(LIB_SRC) $(CLI_SRC) -- $(CPPFLAGS) -std=c17
+
+clean:
+	rm -rf build garlic
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

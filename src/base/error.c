@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: MIT
+// Error values: formatting messages into a caller-supplied garlic_error.
+#include "base/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int garlic_error_set(garlic_error *err, int code, const char *fmt, ...)
+{
+    if (!err)
+        return code;
+    err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+void garlic_error_prefix(garlic_error *err, const char *fmt, ...)
+{
+    if (!err)
+        return;
+    char prefix[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    char old[sizeof err->message];
+    memcpy(old, err->message, sizeof old);
+    // Truncation is fine here: messages are for people, and the prefix comes first.
+    size_t n = strnlen(prefix, sizeof prefix);
+    if (n + 2 >= sizeof err->message)
+        n = sizeof err->message - 3;
+    memcpy(err->message, prefix, n);
+    memcpy(err->message + n, ": ", 2);
+    size_t room = sizeof err->message - n - 2;
+    size_t len = strnlen(old, room - 1);
+    memcpy(err->message + n + 2, old, len);
+    err->message[n + 2 + len] = '\0';
+}
+
+const char *garlic_error_name(int code)
+{
+    switch (code) {
+    case GARLIC_OK: return "ok";
+    case GARLIC_EINVAL: return "invalid argument";
+    case GARLIC_ENOMEM: return "out of memory";
+    case GARLIC_EIO: return "I/O error";
+    case GARLIC_EFORMAT: return "format error";
+    case GARLIC_EUNSUPPORTED: return "unsupported";
+    case GARLIC_ENOTFOUND: return "not found";
+    case GARLIC_ETYPE: return "wrong type";
+    default: return "unknown error";
+    }
+}

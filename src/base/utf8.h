@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: MIT
+// UTF-8 helpers: sequence length, validation, and a sanitizer that replaces invalid bytes
+// with U+FFFD so that text from a file can go into JSON or onto a terminal.
+#ifndef GARLIC_BASE_UTF8_H
+#define GARLIC_BASE_UTF8_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// Length of the valid UTF-8 sequence at s[0..n), or 0 if the bytes there do not start one
+// (bad lead byte, bad continuation, overlong form, surrogate, > U+10FFFF, or truncated).
+size_t utf8_sequence_length(const char *s, size_t n);
+
+// True when s[0..n) is entirely valid UTF-8.
+bool utf8_valid(const char *s, size_t n);
+
+// Copies s[0..n) to dst (capacity cap, NUL-terminated, truncated at a character boundary)
+// replacing each invalid byte with U+FFFD; when escape_controls is set, control characters
+// are written as \n, \t, \r or \xNN. Returns the length written.
+size_t utf8_sanitize(const char *s, size_t n, char *dst, size_t cap, bool escape_controls);
+
+#endif

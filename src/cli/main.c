@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+// The garlic binary: dispatches to a subcommand. The only file that may call exit.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/cpu.h"
+#include "cli/cli.h"
+
+#define GARLIC_VERSION "0.1.0"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help; // NULL: hidden (developer tools)
+} command;
+
+static const command commands[] = {
+    {"show", cli_show, "show MODEL.gguf [--json] [--tensors]   describe a model file"},
+    {"synth", cli_synth, NULL},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "garlic %s: a self-hosted LLM inference server\n\nusage: garlic COMMAND [ARGS]\n\n",
+            GARLIC_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (commands[i].help)
+            fprintf(out, "  garlic %s\n", commands[i].help);
+    fprintf(out, "  garlic version                          print the version\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        exit(2);
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
+        usage(stdout);
+        exit(0);
+    }
+    if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
+        printf("garlic %s (cpu: %s)\n", GARLIC_VERSION, cpu_features_describe());
+        exit(0);
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            exit(commands[i].run(argc - 2, argv + 2));
+    fprintf(stderr, "garlic: unknown command '%s'\n\n", name);
+    usage(stderr);
+    exit(2);
+}

@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: MIT
+// `garlic show MODEL.gguf [--json] [--tensors]`: what a person wants to know before serving
+// a model: architecture, size, weight-type mix, shape, RoPE, tokenizer, chat template and
+// the KV cache cost per token. Reads only metadata and tensor infos (no weights).
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/utf8.h"
+#include "cli/cli.h"
+#include "gguf/gguf.h"
+#include "model/info.h"
+
+const char *cli_format_bytes(double bytes)
+{
+    static char bufs[4][32];
+    static int next;
+    char *b = bufs[next++ % 4];
+    const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 4)
+        bytes /= 1024, u++;
+    snprintf(b, 32, u ? "%.2f %s" : "%.0f %s", bytes, units[u]);
+    return b;
+}
+
+const char *cli_format_count(double count)
+{
+    static char bufs[4][32];
+    static int next;
+    char *b = bufs[next++ % 4];
+    if (count >= 1e9)
+        snprintf(b, 32, "%.2fB", count / 1e9);
+    else if (count >= 1e6)
+        snprintf(b, 32, "%.2fM", count / 1e6);
+    else if (count >= 1e3)
+        snprintf(b, 32, "%.2fK", count / 1e3);
+    else
+        snprintf(b, 32, "%.0f", count);
+    return b;
+}
+
+// Weight types by descending tensor count, as "Q4_K x145, Q6_K x24, F32 x65".
+static void format_type_mix(const model_info *info, char *dst, size_t cap)
+{
+    bool used[TENSOR_TYPE_COUNT] = {0};
+    size_t len = 0;
+    dst[0] = '\0';
+    for (;;) {
+        int best = -1;
+        for (int t = 0; t < TENSOR_TYPE_COUNT; t++)
+            if (!used[t] && info->type_tensors[t] &&
+                (best < 0 || info->type_tensors[t] > info->type_tensors[best]))
+                best = t;
+        if (best < 0)
+            break;
+        used[best] = true;
+        int n = snprintf(dst + len, cap - len, "%s%s \u00d7%u", len ? ", " : "",
+                         tensor_type_get((uint32_t)best)->name, info->type_tensors[best]);
+        if (n < 0 || (size_t)n >= cap - len)
+            break;
+        len += (size_t)n;
+    }
+}
+
+static double bits_per_weight(const model_info *info)
+{
+    return info->n_params ? 8.0 * (double)info->weight_bytes / (double)info->n_params : 0;
+}
+
+static void print_row_u64(const char *label, uint64_t v)
+{
+    if (v)
+        printf("    %-22s %llu\n", label, (unsigned long long)v);
+}
+
+static void print_special_tokens(const gguf_file *f, const model_info *info)
+{
+    bool any = false;
+    for (int i = 0; i < MODEL_SPECIAL_COUNT; i++) {
+        const model_special_token *s = &info->special[i];
+        if (s->id < 0)
+            continue;
+        gguf_string text;
+        char shown[128] = "?";
+        if (model_info_token_text(f, s->id, &text))
+            utf8_sanitize(text.data, text.len, shown, sizeof shown, true);
+        printf("%s%s %lld '%s'", any ? ", " : "    special tokens         ", s->role,
+               (long long)s->id, shown);
+        any = true;
+    }
+    if (any)
+        printf("\n");
+}
+
+static void print_text(const gguf_file *f, const model_info *info)
+{
+    char mix[512];
+    format_type_mix(info, mix, sizeof mix);
+    printf("  Model\n");
+    printf("    %-22s %s\n", "architecture", info->arch[0] ? info->arch : "(none)");
+    if (info->name[0]) {
+        char name[300];
+        utf8_sanitize(info->name, strlen(info->name), name, sizeof name, true);
+        printf("    %-22s %s\n", "name", name);
+    }
+    printf("    %-22s %s (%llu)\n", "parameters", cli_format_count((double)info->n_params),
+           (unsigned long long)info->n_params);
+    printf("    %-22s %s (%llu bytes)\n", "file size", cli_format_bytes((double)info->file_size),
+           (unsigned long long)info->file_size);
+    if (f->n_tensors)
+        printf("    %-22s %s (%.2f bits per weight)\n", "weight types", mix, bits_per_weight(info));
+    if (f->n_tensors)
+        printf("    %-22s %llu\n", "tensors", (unsigned long long)f->n_tensors);
+    else
+        printf("    %-22s none (vocabulary-only file)\n", "tensors");
+    print_row_u64("context length", info->context_length);
+    print_row_u64("embedding length", info->embedding_length);
+    print_row_u64("layers", info->block_count);
+    print_row_u64("feed forward length", info->feed_forward_length);
+    print_row_u64("heads", info->head_count);
+    print_row_u64("KV heads", info->head_count_kv);
+    print_row_u64("head dim (K)", info->key_length);
+    if (info->value_length != info->key_length)
+        print_row_u64("head dim (V)", info->value_length);
+    if (info->arch[0] && info->head_count) {
+        printf("    %-22s freq_base %g", "RoPE", info->rope_freq_base);
+        if (info->rope_dimension_count)
+            printf(", dims %llu", (unsigned long long)info->rope_dimension_count);
+        if (info->rope_scaling_type[0])
+            printf(", scaling %s", info->rope_scaling_type);
+        if (info->rope_scale_factor)
+            printf(" x%g", info->rope_scale_factor);
+        if (info->rope_original_context)
+            printf(" (original context %llu)", (unsigned long long)info->rope_original_context);
+        if (info->has_rope_freqs)
+            printf(", rope_freqs tensor");
+        printf("\n");
+    }
+    if (info->rms_epsilon)
+        printf("    %-22s %g\n", "RMS norm epsilon", info->rms_epsilon);
+    printf("  Tokenizer\n");
+    printf("    %-22s %s%s%s\n", "type", info->tokenizer_model[0] ? info->tokenizer_model : "(none)",
+           info->tokenizer_pre[0] ? ", pre " : "", info->tokenizer_pre);
+    printf("    %-22s %llu tokens", "vocabulary", (unsigned long long)info->vocab_size);
+    if (info->n_merges)
+        printf(", %llu merges", (unsigned long long)info->n_merges);
+    printf("\n");
+    print_special_tokens(f, info);
+    if (info->has_chat_template)
+        printf("    %-22s yes (%llu bytes)\n", "chat template",
+               (unsigned long long)info->chat_template_len);
+    else
+        printf("    %-22s no\n", "chat template");
+    if (info->kv_bytes_per_token_f16) {
+        printf("  KV cache (F16)\n");
+        printf("    %-22s %s\n", "per token", cli_format_bytes((double)info->kv_bytes_per_token_f16));
+        if (info->context_length)
+            printf("    at %-19llu %s\n", (unsigned long long)info->context_length,
+                   cli_format_bytes((double)info->kv_bytes_per_token_f16 * (double)info->context_length));
+    }
+}
+
+// Adds a string from the file to a JSON object; invalid UTF-8 becomes U+FFFD.
+static void json_add_text(cJSON *obj, const char *key, const char *s, size_t n)
+{
+    char buf[1024];
+    utf8_sanitize(s, n, buf, sizeof buf, false);
+    cJSON_AddStringToObject(obj, key, buf);
+}
+
+static void json_add_tensors(cJSON *root, const gguf_file *f)
+{
+    cJSON *list = cJSON_AddArrayToObject(root, "tensors");
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        const gguf_tensor *t = &f->tensors[i];
+        cJSON *o = cJSON_CreateObject();
+        json_add_text(o, "name", t->name.data, t->name.len);
+        cJSON_AddStringToObject(o, "type", tensor_type_get(t->type)->name);
+        cJSON *shape = cJSON_AddArrayToObject(o, "shape");
+        for (uint32_t d = 0; d < t->n_dims; d++)
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->ne[d]));
+        cJSON_AddNumberToObject(o, "bytes", (double)t->nbytes);
+        cJSON_AddNumberToObject(o, "offset", (double)(f->data_offset + t->offset));
+        cJSON_AddItemToArray(list, o);
+    }
+}
+
+static cJSON *build_json(const gguf_file *f, const model_info *info, bool tensors)
+{
+    cJSON *root = cJSON_CreateObject();
+    json_add_text(root, "architecture", info->arch, strlen(info->arch));
+    json_add_text(root, "name", info->name, strlen(info->name));
+    cJSON_AddNumberToObject(root, "gguf_version", f->version);
+    cJSON_AddNumberToObject(root, "file_size", (double)info->file_size);
+    cJSON_AddNumberToObject(root, "parameters", (double)info->n_params);
+    cJSON_AddNumberToObject(root, "weight_bytes", (double)info->weight_bytes);
+    cJSON_AddNumberToObject(root, "bits_per_weight", bits_per_weight(info));
+    cJSON *types = cJSON_AddObjectToObject(root, "weight_types");
+    for (int t = 0; t < TENSOR_TYPE_COUNT; t++)
+        if (info->type_tensors[t])
+            cJSON_AddNumberToObject(types, tensor_type_get((uint32_t)t)->name, info->type_tensors[t]);
+    cJSON_AddNumberToObject(root, "tensor_count", (double)f->n_tensors);
+    cJSON_AddNumberToObject(root, "context_length", (double)info->context_length);
+    cJSON_AddNumberToObject(root, "embedding_length", (double)info->embedding_length);
+    cJSON_AddNumberToObject(root, "block_count", (double)info->block_count);
+    cJSON_AddNumberToObject(root, "feed_forward_length", (double)info->feed_forward_length);
+    cJSON_AddNumberToObject(root, "head_count", (double)info->head_count);
+    cJSON_AddNumberToObject(root, "head_count_kv", (double)info->head_count_kv);
+    cJSON_AddNumberToObject(root, "key_length", (double)info->key_length);
+    cJSON_AddNumberToObject(root, "value_length", (double)info->value_length);
+    cJSON *rope = cJSON_AddObjectToObject(root, "rope");
+    cJSON_AddNumberToObject(rope, "freq_base", info->rope_freq_base);
+    cJSON_AddNumberToObject(rope, "dimension_count", (double)info->rope_dimension_count);
+    json_add_text(rope, "scaling_type", info->rope_scaling_type, strlen(info->rope_scaling_type));
+    cJSON_AddNumberToObject(rope, "scaling_factor", info->rope_scale_factor);
+    cJSON_AddNumberToObject(rope, "original_context_length", (double)info->rope_original_context);
+    cJSON_AddBoolToObject(rope, "freqs_tensor", info->has_rope_freqs);
+    cJSON_AddNumberToObject(root, "rms_epsilon", info->rms_epsilon);
+    cJSON *tok = cJSON_AddObjectToObject(root, "tokenizer");
+    json_add_text(tok, "model", info->tokenizer_model, strlen(info->tokenizer_model));
+    json_add_text(tok, "pre", info->tokenizer_pre, strlen(info->tokenizer_pre));
+    cJSON_AddNumberToObject(tok, "vocab_size", (double)info->vocab_size);
+    cJSON_AddNumberToObject(tok, "merges", (double)info->n_merges);
+    cJSON *special = cJSON_AddObjectToObject(tok, "special_tokens");
+    for (int i = 0; i < MODEL_SPECIAL_COUNT; i++) {
+        gguf_string text;
+        if (info->special[i].id < 0)
+            continue;
+        cJSON *o = cJSON_AddObjectToObject(special, info->special[i].role);
+        cJSON_AddNumberToObject(o, "id", (double)info->special[i].id);
+        if (model_info_token_text(f, info->special[i].id, &text))
+            json_add_text(o, "text", text.data, text.len);
+    }
+    cJSON_AddBoolToObject(root, "chat_template", info->has_chat_template);
+    cJSON_AddNumberToObject(root, "kv_bytes_per_token_f16", (double)info->kv_bytes_per_token_f16);
+    cJSON_AddNumberToObject(root, "kv_bytes_at_context_f16",
+                            (double)info->kv_bytes_per_token_f16 * (double)info->context_length);
+    if (tensors)
+        json_add_tensors(root, f);
+    return root;
+}
+
+static void print_tensors(const gguf_file *f)
+{
+    printf("  Tensors\n");
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        const gguf_tensor *t = &f->tensors[i];
+        char name[160], shape[96];
+        utf8_sanitize(t->name.data, t->name.len, name, sizeof name, true);
+        int len = 0;
+        for (uint32_t d = 0; d < t->n_dims; d++)
+            len += snprintf(shape + len, sizeof shape - (size_t)len, "%s%llu", d ? " x " : "",
+                            (unsigned long long)t->ne[d]);
+        printf("    %-32s %-7s %-22s %llu bytes\n", name, tensor_type_get(t->type)->name, shape,
+               (unsigned long long)t->nbytes);
+    }
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: garlic show MODEL.gguf [--json] [--tensors]\n");
+    return 2;
+}
+
+int cli_show(int argc, char **argv)
+{
+    const char *path = NULL;
+    bool json = false, tensors = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (strcmp(argv[i], "--tensors") == 0)
+            tensors = true;
+        else if (argv[i][0] == '-' && argv[i][1])
+            return fprintf(stderr, "garlic show: unknown option '%s'\n", argv[i]), usage();
+        else if (path)
+            return usage();
+        else
+            path = argv[i];
+    }
+    if (!path)
+        return usage();
+    garlic_error err = {0};
+    gguf_file *f = gguf_open(path, &err);
+    model_info info;
+    if (f && model_info_read(f, &info, &err) != GARLIC_OK) {
+        gguf_close(f);
+        f = NULL;
+    }
+    if (!f) {
+        fprintf(stderr, "garlic show: %s\n", err.message);
+        return 1;
+    }
+    if (json) {
+        cJSON *root = build_json(f, &info, tensors);
+        char *text = root ? cJSON_Print(root) : NULL;
+        if (text)
+            printf("%s\n", text);
+        cJSON_free(text);
+        cJSON_Delete(root);
+    } else {
+        print_text(f, &info);
+        if (tensors)
+            print_tensors(f);
+    }
+    gguf_close(f);
+    return 0;
+}

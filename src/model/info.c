@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: MIT
+// Reads a model's description from GGUF metadata; see info.h.
+#include "model/info.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void copy_str(const gguf_file *f, const char *key, char *dst, size_t cap)
+{
+    gguf_string s;
+    dst[0] = '\0';
+    if (gguf_get_str(f, key, &s) != GARLIC_OK)
+        return;
+    size_t n = s.len < cap - 1 ? (size_t)s.len : cap - 1;
+    memcpy(dst, s.data, n);
+    dst[n] = '\0';
+}
+
+// Reads "<arch>.<suffix>" as an unsigned count. A per-layer array (some architectures vary
+// the head count by layer) gives its largest element. Absent leaves *out unchanged.
+static int arch_u64(const gguf_file *f, const char *arch, const char *suffix, uint64_t *out,
+                    garlic_error *err)
+{
+    char key[160];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    const gguf_kv *kv = gguf_find_kv(f, key);
+    if (!kv)
+        return GARLIC_OK;
+    if (kv->value.type == GGUF_TYPE_ARRAY) {
+        uint64_t best = 0;
+        int64_t v;
+        for (uint64_t i = 0; i < kv->value.arr.count; i++) {
+            if (!gguf_array_get_i64(&kv->value, i, &v) || v < 0)
+                goto bad;
+            best = (uint64_t)v > best ? (uint64_t)v : best;
+        }
+        *out = best;
+        return GARLIC_OK;
+    }
+    if (gguf_get_u64(f, key, out) == GARLIC_OK)
+        return GARLIC_OK;
+bad:
+    return garlic_error_set(err, GARLIC_EFORMAT, "%s: key '%s' at offset %llu must be a "
+                            "non-negative integer", f->path, key, (unsigned long long)kv->offset);
+}
+
+static int arch_f32(const gguf_file *f, const char *arch, const char *suffix, float *out,
+                    garlic_error *err)
+{
+    char key[160];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    int rc = gguf_get_f32(f, key, out);
+    if (rc == GARLIC_ETYPE)
+        return garlic_error_set(err, GARLIC_EFORMAT, "%s: key '%s' must be a number", f->path, key);
+    return GARLIC_OK;
+}
+
+static void read_tensors(const gguf_file *f, model_info *info)
+{
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        const gguf_tensor *t = &f->tensors[i];
+        info->n_params += t->n_elements;
+        info->weight_bytes += t->nbytes;
+        if (t->type < TENSOR_TYPE_COUNT) {
+            info->type_tensors[t->type]++;
+            info->type_params[t->type] += t->n_elements;
+        }
+        if (gguf_string_eq(t->name, "rope_freqs.weight"))
+            info->has_rope_freqs = true;
+    }
+}
+
+static int read_hparams(const gguf_file *f, model_info *info, garlic_error *err)
+{
+    const char *a = info->arch;
+    int rc = GARLIC_OK;
+    rc = rc ? rc : arch_u64(f, a, "context_length", &info->context_length, err);
+    rc = rc ? rc : arch_u64(f, a, "embedding_length", &info->embedding_length, err);
+    rc = rc ? rc : arch_u64(f, a, "block_count", &info->block_count, err);
+    rc = rc ? rc : arch_u64(f, a, "feed_forward_length", &info->feed_forward_length, err);
+    rc = rc ? rc : arch_u64(f, a, "attention.head_count", &info->head_count, err);
+    rc = rc ? rc : arch_u64(f, a, "attention.head_count_kv", &info->head_count_kv, err);
+    rc = rc ? rc : arch_u64(f, a, "attention.key_length", &info->key_length, err);
+    rc = rc ? rc : arch_u64(f, a, "attention.value_length", &info->value_length, err);
+    rc = rc ? rc : arch_u64(f, a, "rope.dimension_count", &info->rope_dimension_count, err);
+    rc = rc ? rc : arch_u64(f, a, "rope.scaling.original_context_length",
+                            &info->rope_original_context, err);
+    rc = rc ? rc : arch_f32(f, a, "rope.freq_base", &info->rope_freq_base, err);
+    rc = rc ? rc : arch_f32(f, a, "rope.scaling.factor", &info->rope_scale_factor, err);
+    rc = rc ? rc : arch_f32(f, a, "attention.layer_norm_rms_epsilon", &info->rms_epsilon, err);
+    if (rc)
+        return rc;
+    char key[160];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+    copy_str(f, key, info->rope_scaling_type, sizeof info->rope_scaling_type);
+    if (info->head_count_kv == 0)
+        info->head_count_kv = info->head_count;
+    if (info->key_length == 0 && info->head_count)
+        info->key_length = info->embedding_length / info->head_count;
+    if (info->value_length == 0)
+        info->value_length = info->key_length;
+    // 2 bytes per F16 element; K and V may have different head sizes.
+    info->kv_bytes_per_token_f16 =
+        info->block_count * info->head_count_kv * (info->key_length + info->value_length) * 2;
+    return GARLIC_OK;
+}
+
+static void read_tokenizer(const gguf_file *f, model_info *info)
+{
+    static const char *const roles[MODEL_SPECIAL_COUNT] = {"bos", "eos", "eot", "eom",
+                                                           "unknown", "padding", "seperator", "mask"};
+    copy_str(f, "tokenizer.ggml.model", info->tokenizer_model, sizeof info->tokenizer_model);
+    copy_str(f, "tokenizer.ggml.pre", info->tokenizer_pre, sizeof info->tokenizer_pre);
+    gguf_value arr;
+    if (gguf_get_arr(f, "tokenizer.ggml.tokens", &arr) == GARLIC_OK)
+        info->vocab_size = arr.arr.count;
+    if (gguf_get_arr(f, "tokenizer.ggml.merges", &arr) == GARLIC_OK)
+        info->n_merges = arr.arr.count;
+    for (int i = 0; i < MODEL_SPECIAL_COUNT; i++) {
+        char key[96];
+        snprintf(key, sizeof key, "tokenizer.ggml.%s_token_id", roles[i]);
+        uint64_t id;
+        info->special[i].role = roles[i];
+        info->special[i].id = -1;
+        // Files mark "none" as -1, often stored as u32 0xffffffff.
+        if (gguf_get_u64(f, key, &id) == GARLIC_OK && id < (uint64_t)INT32_MAX)
+            info->special[i].id = (int64_t)id;
+    }
+    info->special[6].role = "separator"; // the GGUF key is spelled "seperator"
+    gguf_string tmpl;
+    if (gguf_get_str(f, "tokenizer.chat_template", &tmpl) == GARLIC_OK) {
+        info->has_chat_template = true;
+        info->chat_template_len = tmpl.len;
+    }
+}
+
+int model_info_read(const gguf_file *f, model_info *info, garlic_error *err)
+{
+    memset(info, 0, sizeof *info);
+    info->file_size = f->size;
+    copy_str(f, "general.architecture", info->arch, sizeof info->arch);
+    copy_str(f, "general.name", info->name, sizeof info->name);
+    info->rope_freq_base = 10000.0f;
+    read_tensors(f, info);
+    read_tokenizer(f, info);
+    return info->arch[0] ? read_hparams(f, info, err) : GARLIC_OK;
+}
+
+bool model_info_token_text(const gguf_file *f, int64_t id, gguf_string *out)
+{
+    gguf_value arr;
+    if (id < 0 || gguf_get_arr(f, "tokenizer.ggml.tokens", &arr) != GARLIC_OK ||
+        arr.arr.type != GGUF_TYPE_STRING || (uint64_t)id >= arr.arr.count)
+        return false;
+    gguf_array_iter it;
+    gguf_array_iter_init(&it, &arr);
+    gguf_value v;
+    for (int64_t i = 0; i <= id; i++)
+        if (!gguf_array_next(&it, &v))
+            return false;
+    *out = v.str;
+    return true;
+}

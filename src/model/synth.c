@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: MIT
+// Random-weight model writer; see synth.h. Tensors are generated and quantized one at a
+// time inside the GGUF writer's fill callback, so memory stays at one tensor even for
+// billion-parameter shapes.
+#include "model/synth.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "gguf/gguf.h"
+#include "tensor/types.h"
+
+typedef enum init_kind { INIT_MATRIX, INIT_NORM, INIT_BIAS } init_kind;
+
+typedef struct synth_tensor {
+    init_kind init;
+    uint32_t type;
+    uint64_t ne0, ne1;
+} synth_tensor;
+
+typedef struct synth_state {
+    const synth_params *p;
+    synth_tensor *tensors; // (n_tensors) in writer order
+    size_t n_tensors;
+} synth_state;
+
+void synth_params_default(synth_params *p)
+{
+    *p = (synth_params){
+        .arch = "llama", .dim = 256, .n_layer = 2, .n_head = 8, .n_head_kv = 2, .ffn = 768,
+        .context = 512, .vocab = 512, .type = TENSOR_TYPE_F32, .output_type = -1, .seed = 1,
+    };
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+// An approximately normal N(0, 1) value from one 64-bit draw: the sum of four 16-bit
+// uniforms (Irwin-Hall), centred and scaled to unit variance. Cheap, and plenty for weights.
+static float approx_normal(uint64_t *s)
+{
+    uint64_t r = splitmix(s);
+    float sum = (float)(r & 0xffff) + (float)((r >> 16) & 0xffff) + (float)((r >> 32) & 0xffff) +
+                (float)(r >> 48);
+    // Each uniform on [0, 65536) has mean 32767.5 and variance 65536^2 / 12.
+    return (sum - 4 * 32767.5f) / (65536.0f * 0.57735027f);
+}
+
+// The type a matrix of rows of ne0 values gets: the requested one when its block divides
+// ne0 and garlic can produce it, else Q8_0, F16, F32 in that order.
+static uint32_t pick_type(uint32_t want, uint64_t ne0)
+{
+    const uint32_t order[] = {want, TENSOR_TYPE_Q8_0, TENSOR_TYPE_F16, TENSOR_TYPE_F32};
+    for (size_t i = 0; i < 4; i++) {
+        const tensor_type_traits *t = tensor_type_get(order[i]);
+        if (t && ne0 % t->block_size == 0 && (t->quantize || order[i] == TENSOR_TYPE_F32))
+            return order[i];
+    }
+    return TENSOR_TYPE_F32;
+}
+
+static int fill_tensor(void *user, size_t index, void *dst, uint64_t nbytes, garlic_error *err)
+{
+    const synth_state *st = user;
+    const synth_tensor *t = &st->tensors[index];
+    uint64_t seed = st->p->seed * 0x100000001B3ull + index;
+    float *row = garlic_malloc(t->ne0 * sizeof *row);
+    if (!row)
+        return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    const tensor_type_traits *traits = tensor_type_get(t->type);
+    uint64_t row_bytes = nbytes / t->ne1;
+    for (uint64_t r = 0; r < t->ne1; r++) {
+        for (uint64_t i = 0; i < t->ne0; i++) {
+            float x = approx_normal(&seed);
+            row[i] = t->init == INIT_MATRIX ? 0.02f * x : t->init == INIT_NORM ? 1.0f + 0.1f * x
+                                                                                : 0.5f * x;
+        }
+        uint8_t *out = (uint8_t *)dst + r * row_bytes;
+        if (t->type == TENSOR_TYPE_F32)
+            memcpy(out, row, t->ne0 * sizeof *row);
+        else
+            traits->quantize(row, out, (int64_t)t->ne0);
+    }
+    garlic_free(row);
+    return GARLIC_OK;
+}
+
+static int add(gguf_writer *w, synth_state *st, const char *name, init_kind init, uint32_t type,
+               uint64_t ne0, uint64_t ne1, garlic_error *err)
+{
+    synth_tensor t = {.init = init, .type = ne1 > 1 ? pick_type(type, ne0) : TENSOR_TYPE_F32,
+                      .ne0 = ne0, .ne1 = ne1};
+    uint64_t ne[2] = {ne0, ne1};
+    int rc = gguf_writer_add_tensor(w, name, t.type, ne1 > 1 ? 2 : 1, ne, NULL, err);
+    if (rc)
+        return rc;
+    st->tensors[st->n_tensors++] = t;
+    return GARLIC_OK;
+}
+
+// Formats "blk.<layer>.<suffix>" into name (96 bytes) and returns it.
+static const char *layer_name(char *name, uint32_t layer, const char *suffix)
+{
+    snprintf(name, 96, "blk.%u.%s", layer, suffix);
+    return name;
+}
+
+static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_error *err)
+{
+    const synth_params *p = st->p;
+    uint64_t hd = p->head_dim, q_dim = (uint64_t)p->n_head * hd, kv_dim = (uint64_t)p->n_head_kv * hd;
+    char name[96];
+    int rc = GARLIC_OK;
+    rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_norm.weight"), INIT_NORM, 0, p->dim, 1, err);
+    rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_q.weight"), INIT_MATRIX, p->type, p->dim, q_dim, err);
+    rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_k.weight"), INIT_MATRIX, p->type, p->dim, kv_dim, err);
+    rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_v.weight"), INIT_MATRIX, p->type, p->dim, kv_dim, err);
+    if (strcmp(p->arch, "qwen2") == 0) {
+        rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_q.bias"), INIT_BIAS, 0, q_dim, 1, err);
+        rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_k.bias"), INIT_BIAS, 0, kv_dim, 1, err);
+        rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_v.bias"), INIT_BIAS, 0, kv_dim, 1, err);
+    }
+    if (strcmp(p->arch, "qwen3") == 0) {
+        rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_q_norm.weight"), INIT_NORM, 0, hd, 1, err);
+        rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_k_norm.weight"), INIT_NORM, 0, hd, 1, err);
+    }
+    rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_output.weight"), INIT_MATRIX, p->type, q_dim, p->dim, err);
+    rc = rc ? rc : add(w, st, layer_name(name, layer, "ffn_norm.weight"), INIT_NORM, 0, p->dim, 1, err);
+    rc = rc ? rc : add(w, st, layer_name(name, layer, "ffn_gate.weight"), INIT_MATRIX, p->type, p->dim, p->ffn, err);
+    rc = rc ? rc : add(w, st, layer_name(name, layer, "ffn_up.weight"), INIT_MATRIX, p->type, p->dim, p->ffn, err);
+    rc = rc ? rc : add(w, st, layer_name(name, layer, "ffn_down.weight"), INIT_MATRIX, p->type, p->ffn, p->dim, err);
+    return rc;
+}
+
+// A SentencePiece-style vocabulary of n pieces: <unk>, <s>, </s>, the 256 byte tokens, then
+// single characters, "▁"-prefixed characters and character pairs until n is reached.
+static int write_builtin_vocab(gguf_writer *w, uint32_t n, garlic_error *err)
+{
+    static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'\"-:;()";
+    const size_t n_chars = sizeof chars - 1;
+    if (n < 3 + 256 + n_chars)
+        return garlic_error_set(err, GARLIC_EINVAL, "vocab %u is too small for the built-in "
+                                "vocabulary (at least %zu)", n, 3 + 256 + n_chars);
+    char **pieces = garlic_calloc(n, sizeof *pieces);
+    float *scores = garlic_calloc(n, sizeof *scores);
+    int32_t *types = garlic_calloc(n, sizeof *types);
+    char *text = garlic_calloc(n, 16);
+    int rc = GARLIC_OK;
+    if (!pieces || !scores || !types || !text) {
+        rc = garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        char *t = text + (size_t)i * 16;
+        pieces[i] = t;
+        types[i] = 1; // normal
+        scores[i] = -(float)i;
+        uint32_t k = i - 259, a, b;
+        if (i < 3) {
+            strcpy(t, i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+            types[i] = i == 0 ? 2 : 3, scores[i] = 0;
+        } else if (i < 259) {
+            snprintf(t, 16, "<0x%02X>", i - 3);
+            types[i] = 6, scores[i] = 0;
+        } else if (k < n_chars) {
+            snprintf(t, 16, "%c", chars[k]);
+        } else if (k < 2 * n_chars) {
+            snprintf(t, 16, "\xe2\x96\x81%c", chars[k - n_chars]);
+        } else if ((k -= 2 * n_chars) < n_chars * n_chars) {
+            a = k / (uint32_t)n_chars, b = k % (uint32_t)n_chars;
+            snprintf(t, 16, "%c%c", chars[a], chars[b]);
+        } else {
+            k -= (uint32_t)(n_chars * n_chars);
+            a = k / (uint32_t)(n_chars * n_chars), b = k % (uint32_t)(n_chars * n_chars);
+            snprintf(t, 16, "\xe2\x96\x81%c%c%c", chars[a % n_chars], chars[b / n_chars], chars[b % n_chars]);
+        }
+    }
+    int r = gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    r = r ? r : gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)pieces, n);
+    r = r ? r : gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, n);
+    r = r ? r : gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, n);
+    r = r ? r : gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    r = r ? r : gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    r = r ? r : gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    r = r ? r : gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    if (r)
+        rc = garlic_error_set(err, r, "out of memory");
+done:
+    garlic_free(pieces);
+    garlic_free(scores);
+    garlic_free(types);
+    garlic_free(text);
+    return rc;
+}
+
+// Copies every tokenizer.* key of the GGUF at path and sets *vocab to its token count.
+static int copy_tokenizer(gguf_writer *w, const char *path, uint32_t *vocab, garlic_error *err)
+{
+    gguf_file *f = gguf_open(path, err);
+    if (!f)
+        return err ? err->code : GARLIC_EIO;
+    gguf_value tokens;
+    int rc = gguf_get_arr(f, "tokenizer.ggml.tokens", &tokens);
+    if (rc != GARLIC_OK || tokens.arr.type != GGUF_TYPE_STRING || tokens.arr.count == 0 ||
+        tokens.arr.count > UINT32_MAX) {
+        rc = garlic_error_set(err, GARLIC_EFORMAT, "%s: no tokenizer.ggml.tokens string array", path);
+        gguf_close(f);
+        return rc;
+    }
+    *vocab = (uint32_t)tokens.arr.count;
+    for (uint64_t i = 0; i < f->n_kv && rc == GARLIC_OK; i++) {
+        const gguf_kv *kv = &f->kv[i];
+        if (kv->key.len < 10 || memcmp(kv->key.data, "tokenizer.", 10) != 0)
+            continue;
+        char key[256];
+        snprintf(key, sizeof key, "%.*s", (int)(kv->key.len < 255 ? kv->key.len : 255), kv->key.data);
+        if (gguf_writer_set_value(w, key, &kv->value) != GARLIC_OK)
+            rc = garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    }
+    gguf_close(f);
+    return rc;
+}
+
+static int check_params(const synth_params *p, garlic_error *err)
+{
+    const tensor_type_traits *t = tensor_type_get(p->type);
+    if (strcmp(p->arch, "llama") != 0 && strcmp(p->arch, "qwen2") != 0 && strcmp(p->arch, "qwen3") != 0)
+        return garlic_error_set(err, GARLIC_EINVAL, "arch '%s': expected llama, qwen2 or qwen3", p->arch);
+    if (!p->dim || !p->n_layer || !p->n_head || !p->n_head_kv || !p->ffn || !p->context)
+        return garlic_error_set(err, GARLIC_EINVAL, "dim, layers, heads, kv heads, ffn and context must be > 0");
+    if (p->n_head % p->n_head_kv)
+        return garlic_error_set(err, GARLIC_EINVAL, "heads (%u) must be a multiple of kv heads (%u)",
+                                p->n_head, p->n_head_kv);
+    if (!p->head_dim && p->dim % p->n_head)
+        return garlic_error_set(err, GARLIC_EINVAL, "dim (%u) must be a multiple of heads (%u)",
+                                p->dim, p->n_head);
+    if ((p->head_dim ? p->head_dim : p->dim / p->n_head) % 2)
+        return garlic_error_set(err, GARLIC_EINVAL, "head dim must be even (RoPE rotates pairs)");
+    if (!t || (!t->quantize && p->type != TENSOR_TYPE_F32))
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED, "type %s: garlic cannot quantize to it",
+                                t ? t->name : "?");
+    if (p->output_type >= 0 && (!tensor_type_get((uint32_t)p->output_type) ||
+                                (!tensor_type_get((uint32_t)p->output_type)->quantize &&
+                                 p->output_type != TENSOR_TYPE_F32)))
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED, "output type: garlic cannot quantize to it");
+    return GARLIC_OK;
+}
+
+static int write_hparams(gguf_writer *w, const synth_params *p, uint32_t head_dim)
+{
+    char key[96];
+    const char *a = p->arch;
+    int r = gguf_writer_set_str(w, "general.architecture", a);
+    r = r ? r : gguf_writer_set_str(w, "general.name", p->name ? p->name : "garlic-synth");
+    r = r ? r : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.context_length", a), key), p->context);
+    r = r ? r : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.embedding_length", a), key), p->dim);
+    r = r ? r : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.block_count", a), key), p->n_layer);
+    r = r ? r : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.feed_forward_length", a), key), p->ffn);
+    r = r ? r : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.attention.head_count", a), key), p->n_head);
+    r = r ? r : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.attention.head_count_kv", a), key), p->n_head_kv);
+    r = r ? r : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.rope.dimension_count", a), key), head_dim);
+    r = r ? r : gguf_writer_set_f32(w, (snprintf(key, sizeof key, "%s.rope.freq_base", a), key),
+                                    p->rope_theta > 0 ? p->rope_theta : 10000.0f);
+    r = r ? r : gguf_writer_set_f32(w, (snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", a), key),
+                                    p->rms_eps > 0 ? p->rms_eps : 1e-5f);
+    if (head_dim * p->n_head != p->dim) {
+        r = r ? r : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.attention.key_length", a), key), head_dim);
+        r = r ? r : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.attention.value_length", a), key), head_dim);
+    }
+    return r;
+}
+
+int synth_write(const synth_params *params, const char *path, garlic_error *err)
+{
+    int rc = check_params(params, err);
+    if (rc)
+        return rc;
+    synth_params p = *params;
+    if (!p.head_dim)
+        p.head_dim = p.dim / p.n_head;
+    gguf_writer *w = gguf_writer_new();
+    synth_state st = {.p = &p};
+    size_t max_tensors = 3 + (size_t)p.n_layer * 14;
+    st.tensors = garlic_calloc(max_tensors, sizeof *st.tensors);
+    if (!w || !st.tensors) {
+        rc = garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+        goto done;
+    }
+    rc = write_hparams(w, &p, p.head_dim);
+    if (rc) {
+        garlic_error_set(err, rc, "out of memory");
+        goto done;
+    }
+    rc = p.tokenizer_path ? copy_tokenizer(w, p.tokenizer_path, &p.vocab, err)
+                          : write_builtin_vocab(w, p.vocab, err);
+    if (rc)
+        goto done;
+    rc = add(w, &st, "token_embd.weight", INIT_MATRIX, p.type, p.dim, p.vocab, err);
+    for (uint32_t l = 0; l < p.n_layer && rc == GARLIC_OK; l++)
+        rc = add_layer(w, &st, l, err);
+    if (rc == GARLIC_OK)
+        rc = add(w, &st, "output_norm.weight", INIT_NORM, 0, p.dim, 1, err);
+    if (rc == GARLIC_OK && !p.tied)
+        rc = add(w, &st, "output.weight", INIT_MATRIX,
+                 p.output_type >= 0 ? (uint32_t)p.output_type : p.type, p.dim, p.vocab, err);
+    if (rc == GARLIC_OK)
+        rc = gguf_writer_write(w, path, fill_tensor, &st, err);
+done:
+    garlic_free(st.tensors);
+    gguf_writer_free(w);
+    return rc;
+}

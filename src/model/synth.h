@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: MIT
+// The model synthesizer: writes a random-weight Llama-family GGUF of any shape and weight
+// type, deterministic from a seed, so that tests need no downloaded model and benchmarks
+// can use realistic sizes (e.g. the TinyLlama-1.1B shape). The vocabulary is copied from a
+// tokenizer GGUF, or else a small SentencePiece-style vocabulary is generated.
+#ifndef GARLIC_MODEL_SYNTH_H
+#define GARLIC_MODEL_SYNTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/error.h"
+
+typedef struct synth_params {
+    const char *arch;           // "llama", "qwen2" (Q/K/V bias) or "qwen3" (Q/K norms)
+    const char *name;           // general.name; NULL for "garlic-synth"
+    uint32_t dim;               // embedding length
+    uint32_t n_layer;
+    uint32_t n_head;
+    uint32_t n_head_kv;         // grouped-query attention when < n_head
+    uint32_t head_dim;          // 0: dim / n_head
+    uint32_t ffn;               // feed-forward (SwiGLU) width
+    uint32_t context;           // trained context length
+    uint32_t vocab;             // vocabulary size when no tokenizer file is given
+    uint32_t type;              // tensor_type of the 2-D weights
+    int32_t output_type;        // tensor_type of output.weight, -1: same as type
+    bool tied;                  // no output.weight (the embedding is reused)
+    float rope_theta;           // 0: 10000
+    float rms_eps;              // 0: 1e-5
+    const char *tokenizer_path; // copy tokenizer.* keys from this GGUF, or NULL
+    uint64_t seed;
+} synth_params;
+
+// Fills p with shape A of the shared test models (dim 256, 2 layers, 8 heads, 2 KV heads,
+// FFN 768, context 512, vocab 512, F32, llama).
+void synth_params_default(synth_params *p);
+
+// Writes the model to path. Matrices are N(0, 0.02), norms 1 + N(0, 0.1), biases N(0, 0.5);
+// 1-D tensors stay F32. A matrix whose rows are not a multiple of the type's block size falls
+// back to Q8_0, F16 or F32 (as llama-quantize does). Fails with a message naming the
+// parameter or file at fault.
+int synth_write(const synth_params *p, const char *path, garlic_error *err);
+
+#endif

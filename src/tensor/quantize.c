@@ -1,0 +1,617 @@
+// SPDX-License-Identifier: MIT
+// Quantizers: float to the packed GGUF blocks of quants.h. They aim for sound, simple
+// results rather than llama-quantize's exact bytes: every scale is chosen, rounded to its
+// stored precision (half float, 4/6/8-bit code) and only then are the values coded, each
+// to the representable value nearest to it under the stored scales. Sub-block scales of
+// the K-quants and IQ4 come from a small search that minimises squared error. Inputs must
+// be finite; nothing here divides by zero, and an all-zero block codes as all zeros.
+#include <math.h>
+#include <string.h>
+
+#include "tensor/quants.h"
+
+#define HALF_MAX 65504.0f
+
+// v rounded to the nearest half float (saturating at +-65504), as a float.
+static float half_round(float v)
+{
+    v = fminf(fmaxf(v, -HALF_MAX), HALF_MAX);
+    return tensor_f16_to_f32(tensor_f32_to_f16(v));
+}
+
+// round(v) clamped to [lo, hi]; clamping first keeps lrintf in range.
+static inline int round_clamp(float v, int lo, int hi)
+{
+    v = fminf(fmaxf(v, (float)lo), (float)hi);
+    return (int)lrintf(v);
+}
+
+// The code of v in steps of d (d == 0 gives 0), clamped to [lo, hi].
+static inline int scale_code(float v, float d, int lo, int hi)
+{
+    return d != 0.0f ? round_clamp(v / d, lo, hi) : round_clamp(0.0f, lo, hi);
+}
+
+// The value with the largest magnitude, sign kept (the first one on a tie).
+static float signed_absmax(const float *x, int n)
+{
+    float best = 0.0f;
+    for (int i = 0; i < n; i++) {
+        if (fabsf(x[i]) > fabsf(best))
+            best = x[i];
+    }
+    return best;
+}
+
+void tensor_quantize_f32(const float *src, void *dst, int64_t n)
+{
+    memcpy(dst, src, (size_t)n * sizeof(float));
+}
+
+void tensor_quantize_f16(const float *src, void *dst, int64_t n)
+{
+    uint16_t *h = dst;
+    for (int64_t i = 0; i < n; i++)
+        h[i] = tensor_f32_to_f16(src[i]);
+}
+
+void tensor_quantize_bf16(const float *src, void *dst, int64_t n)
+{
+    uint16_t *h = dst;
+    for (int64_t i = 0; i < n; i++)
+        h[i] = tensor_f32_to_bf16(src[i]);
+}
+
+// Legacy symmetric types (Q4_0, Q5_0): the value of largest magnitude maps to the most
+// negative code `lowest`, so d = max / lowest (with max's sign) uses the whole range;
+// q = round(x / d) + offset, clamped to [0, 2 * offset - 1]. Returns the stored d.
+static float code_symmetric32(const float *x, int offset, uint8_t *q)
+{
+    float d = half_round(signed_absmax(x, 32) / (float)-offset);
+    for (int j = 0; j < 32; j++)
+        q[j] = (uint8_t)(scale_code(x[j], d, -offset, offset - 1) + offset);
+    return d;
+}
+
+// Legacy offset types (Q4_1, Q5_1): x = d * q + m with m the block's minimum and
+// q in 0..levels. The stored (half) m and d are used to code the values.
+static void code_offset32(const float *x, int levels, uint8_t *q, float *d_out, float *m_out)
+{
+    float lo = x[0], hi = x[0];
+    for (int j = 1; j < 32; j++) {
+        lo = fminf(lo, x[j]);
+        hi = fmaxf(hi, x[j]);
+    }
+    float m = half_round(lo);
+    float d = half_round(fmaxf(hi - m, 0.0f) / (float)levels);
+    for (int j = 0; j < 32; j++)
+        q[j] = (uint8_t)scale_code(x[j] - m, d, 0, levels);
+    *d_out = d;
+    *m_out = m;
+}
+
+// Packs 32 4-bit codes as the legacy types do: value j low nibble, value j+16 high.
+static void pack_nibbles32(const uint8_t *q, uint8_t *qs)
+{
+    for (int j = 0; j < 16; j++)
+        qs[j] = (uint8_t)((q[j] & 0x0F) | ((q[j + 16] & 0x0F) << 4));
+}
+
+// Packs the fifth bits of 32 codes into a little-endian u32 (bit j = value j).
+static void pack_fifth_bits32(const uint8_t *q, uint8_t *qh)
+{
+    uint32_t bits = 0;
+    for (int j = 0; j < 32; j++)
+        bits |= (uint32_t)((q[j] >> 4) & 1) << j;
+    for (int k = 0; k < 4; k++)
+        qh[k] = (uint8_t)(bits >> (8 * k));
+}
+
+void tensor_quantize_q4_0(const float *src, void *dst, int64_t n)
+{
+    block_q4_0 *blocks = dst;
+    for (int64_t b = 0; b < n / QK4_0; b++, src += QK4_0) {
+        uint8_t q[QK4_0];
+        blocks[b].d = tensor_f32_to_f16(code_symmetric32(src, 8, q));
+        pack_nibbles32(q, blocks[b].qs);
+    }
+}
+
+void tensor_quantize_q5_0(const float *src, void *dst, int64_t n)
+{
+    block_q5_0 *blocks = dst;
+    for (int64_t b = 0; b < n / QK5_0; b++, src += QK5_0) {
+        uint8_t q[QK5_0];
+        blocks[b].d = tensor_f32_to_f16(code_symmetric32(src, 16, q));
+        pack_nibbles32(q, blocks[b].qs);
+        pack_fifth_bits32(q, blocks[b].qh);
+    }
+}
+
+void tensor_quantize_q4_1(const float *src, void *dst, int64_t n)
+{
+    block_q4_1 *blocks = dst;
+    for (int64_t b = 0; b < n / QK4_1; b++, src += QK4_1) {
+        uint8_t q[QK4_1];
+        float d, m;
+        code_offset32(src, 15, q, &d, &m);
+        blocks[b].d = tensor_f32_to_f16(d);
+        blocks[b].m = tensor_f32_to_f16(m);
+        pack_nibbles32(q, blocks[b].qs);
+    }
+}
+
+void tensor_quantize_q5_1(const float *src, void *dst, int64_t n)
+{
+    block_q5_1 *blocks = dst;
+    for (int64_t b = 0; b < n / QK5_1; b++, src += QK5_1) {
+        uint8_t q[QK5_1];
+        float d, m;
+        code_offset32(src, 31, q, &d, &m);
+        blocks[b].d = tensor_f32_to_f16(d);
+        blocks[b].m = tensor_f32_to_f16(m);
+        pack_nibbles32(q, blocks[b].qs);
+        pack_fifth_bits32(q, blocks[b].qh);
+    }
+}
+
+// x = d * q, d = max|x| / 127 rounded to half, q in -127..127; returns the sum of q.
+static int code_q8_32(const float *x, uint16_t *d_out, int8_t *qs)
+{
+    float d = half_round(fabsf(signed_absmax(x, 32)) / 127.0f);
+    int sum = 0;
+    for (int j = 0; j < 32; j++) {
+        qs[j] = (int8_t)scale_code(x[j], d, -127, 127);
+        sum += qs[j];
+    }
+    *d_out = tensor_f32_to_f16(d);
+    return sum;
+}
+
+void tensor_quantize_q8_0(const float *src, void *dst, int64_t n)
+{
+    block_q8_0 *blocks = dst;
+    for (int64_t b = 0; b < n / QK8_0; b++, src += QK8_0)
+        code_q8_32(src, &blocks[b].d, blocks[b].qs);
+}
+
+void tensor_quantize_q8_1(const float *src, void *dst, int64_t n)
+{
+    block_q8_1 *blocks = dst;
+    for (int64_t b = 0; b < n / QK8_1; b++, src += QK8_1) {
+        int sum = code_q8_32(src, &blocks[b].d, blocks[b].qs);
+        blocks[b].s = tensor_f32_to_f16(tensor_f16_to_f32(blocks[b].d) * (float)sum);
+    }
+}
+
+// Q8_K keeps a float scale: d = max|x| / 127, q in -127..127, bsums per 16 values.
+void tensor_quantize_q8_k(const float *src, void *dst, int64_t n)
+{
+    block_q8_k *blocks = dst;
+    for (int64_t b = 0; b < n / QK_K; b++, src += QK_K) {
+        float d = fabsf(signed_absmax(src, QK_K)) / 127.0f;
+        blocks[b].d = d;
+        for (int s = 0; s < QK_K / 16; s++) {
+            int sum = 0;
+            for (int j = 16 * s; j < 16 * s + 16; j++) {
+                blocks[b].qs[j] = (int8_t)scale_code(src[j], d, -127, 127);
+                sum += blocks[b].qs[j];
+            }
+            blocks[b].bsums[s] = (int16_t)sum;
+        }
+    }
+}
+
+// ---- Sub-block fitting shared by the K-quants and IQ4 ----
+
+// The codes a sub-block's values may take: index i stands for the integer `lowest + i`,
+// or for values[i] when the grid is non-uniform (values sorted ascending).
+typedef struct code_grid {
+    int lowest;
+    int count;
+    const int8_t *values; // NULL for a uniform grid
+} code_grid;
+
+static inline int grid_value(const code_grid *g, int i)
+{
+    return g->values ? g->values[i] : g->lowest + i;
+}
+
+// The index of the grid value nearest to t.
+static int grid_nearest(const code_grid *g, float t)
+{
+    if (!g->values)
+        return round_clamp(t, g->lowest, g->lowest + g->count - 1) - g->lowest;
+    int lo = 0, hi = g->count - 1; // find the first value >= t
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if ((float)g->values[mid] < t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo > 0 && t - (float)g->values[lo - 1] <= (float)g->values[lo] - t)
+        lo--;
+    return lo;
+}
+
+// Codes x[0..n) as scale * grid - min, each value to its nearest code; writes the code
+// indices to idx when it is not NULL and returns the squared error. The products are
+// formed in float exactly as the dequantizers form them.
+static float code_sse(const float *x, int n, const code_grid *g, float scale, float min,
+                      uint8_t *idx)
+{
+    float err = 0.0f;
+    for (int i = 0; i < n; i++) {
+        int k = grid_nearest(g, scale != 0.0f ? (x[i] + min) / scale : 0.0f);
+        float e = x[i] - (scale * (float)grid_value(g, k) - min);
+        err += e * e;
+        if (idx)
+            idx[i] = (uint8_t)k;
+    }
+    return err;
+}
+
+// The factors tried on the min/max scale: 0.6 .. 1.2 in steps of 0.025, 1.0 exactly.
+enum { SEARCH_STEPS = 25 };
+static inline float search_factor(int k)
+{
+    return (float)(24 + k) / 40.0f;
+}
+
+// Best scale >= 0 and min >= 0 for x ~ scale * q - min, q in 0..nmax (a uniform grid with
+// lowest 0). Tries shrunken min/max ranges, each refitted by least squares.
+static void fit_affine(const float *x, int n, const code_grid *g, float *scale, float *min)
+{
+    float lo = 0.0f, hi = x[0];
+    for (int i = 0; i < n; i++) {
+        lo = fminf(lo, x[i]);
+        hi = fmaxf(hi, x[i]);
+    }
+    *scale = 0.0f;
+    *min = -lo;
+    if (hi <= lo)
+        return;
+    float best = code_sse(x, n, g, *scale, *min, NULL);
+    int nmax = g->count - 1;
+    for (int k = 0; k < SEARCH_STEPS; k++) {
+        float s = (hi - lo) / (float)nmax * search_factor(k);
+        uint8_t q[32];
+        float err = code_sse(x, n, g, s, -lo, q);
+        if (err < best) {
+            best = err;
+            *scale = s;
+            *min = -lo;
+        }
+        // Least squares for x ~ a * q + b with b <= 0 (so min = -b >= 0) and a > 0.
+        double sq = 0, sqq = 0, sx = 0, sqx = 0;
+        for (int i = 0; i < n; i++) {
+            sq += q[i];
+            sqq += (double)q[i] * q[i];
+            sx += x[i];
+            sqx += (double)q[i] * x[i];
+        }
+        double det = n * sqq - sq * sq;
+        double a = 0, b = 0;
+        if (det > 0) {
+            a = (n * sqx - sq * sx) / det;
+            b = (sx - a * sq) / n;
+        }
+        if ((det <= 0 || b > 0) && sqq > 0) { // all codes equal, or a negative min
+            b = 0;
+            a = sqx / sqq;
+        }
+        if (a <= 0)
+            continue;
+        err = code_sse(x, n, g, (float)a, (float)-b, NULL);
+        if (err < best) {
+            best = err;
+            *scale = (float)a;
+            *min = (float)-b;
+        }
+    }
+}
+
+// Best signed scale for x ~ scale * grid (min 0). Starts from mapping the value of
+// largest magnitude onto grid value 0 (the most negative, which is also the largest in
+// magnitude for every grid used here), then tries shrunken ranges with a least-squares
+// refit of each.
+static float fit_symmetric(const float *x, int n, const code_grid *g)
+{
+    float edge = signed_absmax(x, n) / (float)grid_value(g, 0);
+    if (edge == 0.0f)
+        return 0.0f;
+    float best_scale = edge;
+    float best = code_sse(x, n, g, edge, 0.0f, NULL);
+    for (int k = 0; k < SEARCH_STEPS; k++) {
+        float s = edge * search_factor(k);
+        uint8_t q[32];
+        float err = code_sse(x, n, g, s, 0.0f, q);
+        if (err < best) {
+            best = err;
+            best_scale = s;
+        }
+        double sgx = 0, sgg = 0;
+        for (int i = 0; i < n; i++) {
+            double v = grid_value(g, q[i]);
+            sgx += v * x[i];
+            sgg += v * v;
+        }
+        if (sgg <= 0)
+            continue;
+        float refit = (float)(sgx / sgg);
+        err = code_sse(x, n, g, refit, 0.0f, NULL);
+        if (err < best) {
+            best = err;
+            best_scale = refit;
+        }
+    }
+    return best_scale;
+}
+
+// ---- K-quant super-blocks ----
+
+// An offset K-quant (Q2_K, Q4_K, Q5_K): x = (d * sc) * q - (dmin * m) per sub-block, sc
+// and m codes in 0..code_max.
+typedef struct affine_spec {
+    int sub_size;   // values per sub-block
+    int code_max;   // largest sc / m code
+    code_grid grid; // q in 0..grid.count-1
+} affine_spec;
+
+typedef struct affine_codes {
+    float d, dmin;      // stored (half) super-block scales
+    uint8_t sc[16];     // (QK_K / sub_size) scale codes
+    uint8_t m[16];      // (QK_K / sub_size) min codes
+    uint8_t q[QK_K];    // (256) value codes
+} affine_codes;
+
+// Picks sub-block s's (sc, m) codes among the ones next to its fitted scale and min,
+// using the stored d and dmin, and codes its values.
+static void affine_sub_codes(const float *x, const affine_spec *sp, affine_codes *out, int s,
+                             float scale, float min)
+{
+    int sc0 = scale_code(scale, out->d, 0, sp->code_max);
+    int m0 = scale_code(min, out->dmin, 0, sp->code_max);
+    int best_sc = sc0, best_m = m0;
+    float best = INFINITY;
+    for (int sc = sc0 - 1; sc <= sc0 + 1; sc++) {
+        for (int m = m0 - 1; m <= m0 + 1; m++) {
+            if (sc < 0 || sc > sp->code_max || m < 0 || m > sp->code_max)
+                continue;
+            float err = code_sse(x, sp->sub_size, &sp->grid, out->d * (float)sc,
+                                 out->dmin * (float)m, NULL);
+            if (err < best) {
+                best = err;
+                best_sc = sc;
+                best_m = m;
+            }
+        }
+    }
+    out->sc[s] = (uint8_t)best_sc;
+    out->m[s] = (uint8_t)best_m;
+    code_sse(x, sp->sub_size, &sp->grid, out->d * (float)best_sc, out->dmin * (float)best_m,
+             out->q + s * sp->sub_size);
+}
+
+// Fits each sub-block, then sets d and dmin so the largest scale and min take the top
+// code, and codes everything under those stored values.
+static void affine_superblock(const float *x, const affine_spec *sp, affine_codes *out)
+{
+    int n_sub = QK_K / sp->sub_size;
+    float scale[16], min[16], max_scale = 0.0f, max_min = 0.0f;
+    for (int s = 0; s < n_sub; s++) {
+        fit_affine(x + s * sp->sub_size, sp->sub_size, &sp->grid, &scale[s], &min[s]);
+        max_scale = fmaxf(max_scale, scale[s]);
+        max_min = fmaxf(max_min, min[s]);
+    }
+    out->d = half_round(max_scale / (float)sp->code_max);
+    out->dmin = half_round(max_min / (float)sp->code_max);
+    for (int s = 0; s < n_sub; s++)
+        affine_sub_codes(x + s * sp->sub_size, sp, out, s, scale[s], min[s]);
+}
+
+// A signed-scale K-quant (Q3_K, Q6_K, IQ4_XS): x = (d * sc) * grid[q] per sub-block, sc
+// codes in code_lo..code_hi.
+typedef struct symmetric_spec {
+    int sub_size;
+    int code_lo, code_hi;
+    code_grid grid;
+} symmetric_spec;
+
+typedef struct symmetric_codes {
+    float d;           // stored (half) super-block scale
+    int sc[16];        // (QK_K / sub_size) scale codes
+    uint8_t q[QK_K];   // (256) grid indices
+} symmetric_codes;
+
+static void symmetric_sub_codes(const float *x, const symmetric_spec *sp, symmetric_codes *out,
+                                int s, float scale)
+{
+    int sc0 = scale_code(scale, out->d, sp->code_lo, sp->code_hi);
+    int best_sc = sc0;
+    float best = INFINITY;
+    for (int sc = sc0 - 1; sc <= sc0 + 1; sc++) {
+        if (sc < sp->code_lo || sc > sp->code_hi)
+            continue;
+        float err = code_sse(x, sp->sub_size, &sp->grid, out->d * (float)sc, 0.0f, NULL);
+        if (err < best) {
+            best = err;
+            best_sc = sc;
+        }
+    }
+    out->sc[s] = best_sc;
+    code_sse(x, sp->sub_size, &sp->grid, out->d * (float)best_sc, 0.0f,
+             out->q + s * sp->sub_size);
+}
+
+// Fits each sub-block's signed scale, maps the largest in magnitude onto code_lo (the
+// code of largest magnitude) and codes everything under the stored d.
+static void symmetric_superblock(const float *x, const symmetric_spec *sp, symmetric_codes *out)
+{
+    int n_sub = QK_K / sp->sub_size;
+    float scale[16];
+    for (int s = 0; s < n_sub; s++)
+        scale[s] = fit_symmetric(x + s * sp->sub_size, sp->sub_size, &sp->grid);
+    out->d = half_round(signed_absmax(scale, n_sub) / (float)sp->code_lo);
+    for (int s = 0; s < n_sub; s++)
+        symmetric_sub_codes(x + s * sp->sub_size, sp, out, s, scale[s]);
+}
+
+void tensor_quantize_q2_k(const float *src, void *dst, int64_t n)
+{
+    static const affine_spec spec = {16, 15, {0, 4, NULL}};
+    block_q2_k *blocks = dst;
+    for (int64_t b = 0; b < n / QK_K; b++, src += QK_K) {
+        affine_codes c;
+        affine_superblock(src, &spec, &c);
+        block_q2_k *blk = &blocks[b];
+        memset(blk, 0, sizeof *blk);
+        blk->d = tensor_f32_to_f16(c.d);
+        blk->dmin = tensor_f32_to_f16(c.dmin);
+        for (int s = 0; s < QK_K / 16; s++)
+            blk->scales[s] = (uint8_t)(c.sc[s] | (c.m[s] << 4));
+        for (int i = 0; i < QK_K; i++) {
+            int h = i / 128, j = (i % 128) / 32, l = i % 32;
+            blk->qs[32 * h + l] |= (uint8_t)(c.q[i] << (2 * j));
+        }
+    }
+}
+
+// Packs sixteen 6-bit Q3_K scale codes (0..63) as quants.h describes.
+static void pack_q3_k_scales(const int *sc, uint8_t *scales)
+{
+    for (int i = 0; i < 16; i++) {
+        int code = sc[i] + 32;
+        scales[i % 8] |= (uint8_t)((code & 0x0F) << (i < 8 ? 0 : 4));
+        scales[8 + i % 4] |= (uint8_t)((code >> 4) << (2 * (i / 4)));
+    }
+}
+
+void tensor_quantize_q3_k(const float *src, void *dst, int64_t n)
+{
+    static const symmetric_spec spec = {16, -32, 31, {-4, 8, NULL}};
+    block_q3_k *blocks = dst;
+    for (int64_t b = 0; b < n / QK_K; b++, src += QK_K) {
+        symmetric_codes c;
+        symmetric_superblock(src, &spec, &c);
+        block_q3_k *blk = &blocks[b];
+        memset(blk, 0, sizeof *blk);
+        blk->d = tensor_f32_to_f16(c.d);
+        pack_q3_k_scales(c.sc, blk->scales);
+        for (int i = 0; i < QK_K; i++) {
+            int h = i / 128, j = (i % 128) / 32, l = i % 32;
+            blk->qs[32 * h + l] |= (uint8_t)((c.q[i] & 3) << (2 * j));
+            blk->hmask[l] |= (uint8_t)((c.q[i] >> 2) << (4 * h + j));
+        }
+    }
+}
+
+// Packs eight (sc, m) 6-bit pairs the Q4_K/Q5_K way (see quants.h).
+static void pack_k4_scales(const uint8_t *sc, const uint8_t *m, uint8_t *scales)
+{
+    for (int i = 0; i < 4; i++) {
+        scales[i] = (uint8_t)(sc[i] | ((sc[i + 4] >> 4) << 6));
+        scales[i + 4] = (uint8_t)(m[i] | ((m[i + 4] >> 4) << 6));
+        scales[i + 8] = (uint8_t)((sc[i + 4] & 0x0F) | ((m[i + 4] & 0x0F) << 4));
+    }
+}
+
+// Packs 256 4-bit codes the Q4_K/Q5_K way: value 64c + l low nibble of qs[32c + l],
+// value 64c + 32 + l its high nibble.
+static void pack_k4_nibbles(const uint8_t *q, uint8_t *qs)
+{
+    for (int c = 0; c < 4; c++) {
+        for (int l = 0; l < 32; l++)
+            qs[32 * c + l] = (uint8_t)((q[64 * c + l] & 0x0F) | ((q[64 * c + 32 + l] & 0x0F) << 4));
+    }
+}
+
+void tensor_quantize_q4_k(const float *src, void *dst, int64_t n)
+{
+    static const affine_spec spec = {32, 63, {0, 16, NULL}};
+    block_q4_k *blocks = dst;
+    for (int64_t b = 0; b < n / QK_K; b++, src += QK_K) {
+        affine_codes c;
+        affine_superblock(src, &spec, &c);
+        blocks[b].d = tensor_f32_to_f16(c.d);
+        blocks[b].dmin = tensor_f32_to_f16(c.dmin);
+        pack_k4_scales(c.sc, c.m, blocks[b].scales);
+        pack_k4_nibbles(c.q, blocks[b].qs);
+    }
+}
+
+void tensor_quantize_q5_k(const float *src, void *dst, int64_t n)
+{
+    static const affine_spec spec = {32, 63, {0, 32, NULL}};
+    block_q5_k *blocks = dst;
+    for (int64_t b = 0; b < n / QK_K; b++, src += QK_K) {
+        affine_codes c;
+        affine_superblock(src, &spec, &c);
+        block_q5_k *blk = &blocks[b];
+        blk->d = tensor_f32_to_f16(c.d);
+        blk->dmin = tensor_f32_to_f16(c.dmin);
+        pack_k4_scales(c.sc, c.m, blk->scales);
+        pack_k4_nibbles(c.q, blk->qs);
+        memset(blk->qh, 0, sizeof blk->qh);
+        for (int i = 0; i < QK_K; i++) {
+            int bit = 2 * (i / 64) + (i % 64 >= 32);
+            blk->qh[i % 32] |= (uint8_t)((c.q[i] >> 4) << bit);
+        }
+    }
+}
+
+void tensor_quantize_q6_k(const float *src, void *dst, int64_t n)
+{
+    static const symmetric_spec spec = {16, -128, 127, {-32, 64, NULL}};
+    block_q6_k *blocks = dst;
+    for (int64_t b = 0; b < n / QK_K; b++, src += QK_K) {
+        symmetric_codes c;
+        symmetric_superblock(src, &spec, &c);
+        block_q6_k *blk = &blocks[b];
+        memset(blk, 0, sizeof *blk);
+        blk->d = tensor_f32_to_f16(c.d);
+        for (int s = 0; s < QK_K / 16; s++)
+            blk->scales[s] = (int8_t)c.sc[s];
+        for (int i = 0; i < QK_K; i++) {
+            int h = i / 128, k = (i % 128) / 32, l = i % 32;
+            int shift = k < 2 ? 0 : 4; // values l, l+32 low nibbles; l+64, l+96 high
+            blk->ql[64 * h + 32 * (k & 1) + l] |= (uint8_t)((c.q[i] & 0x0F) << shift);
+            blk->qh[32 * h + l] |= (uint8_t)((c.q[i] >> 4) << (2 * k));
+        }
+    }
+}
+
+void tensor_quantize_iq4_nl(const float *src, void *dst, int64_t n)
+{
+    static const code_grid iq4_grid = {0, 16, tensor_iq4_nl_values};
+    block_iq4_nl *blocks = dst;
+    for (int64_t b = 0; b < n / QK4_NL; b++, src += QK4_NL) {
+        float d = half_round(fit_symmetric(src, QK4_NL, &iq4_grid));
+        uint8_t q[QK4_NL];
+        code_sse(src, QK4_NL, &iq4_grid, d, 0.0f, q);
+        blocks[b].d = tensor_f32_to_f16(d);
+        pack_nibbles32(q, blocks[b].qs);
+    }
+}
+
+void tensor_quantize_iq4_xs(const float *src, void *dst, int64_t n)
+{
+    static const symmetric_spec spec = {32, -32, 31, {0, 16, tensor_iq4_nl_values}};
+    block_iq4_xs *blocks = dst;
+    for (int64_t b = 0; b < n / QK_K; b++, src += QK_K) {
+        symmetric_codes c;
+        symmetric_superblock(src, &spec, &c);
+        block_iq4_xs *blk = &blocks[b];
+        memset(blk, 0, sizeof *blk);
+        blk->d = tensor_f32_to_f16(c.d);
+        uint16_t scales_h = 0;
+        for (int s = 0; s < QK_K / 32; s++) {
+            int code = c.sc[s] + 32;
+            blk->scales_l[s / 2] |= (uint8_t)((code & 0x0F) << (4 * (s % 2)));
+            scales_h |= (uint16_t)((code >> 4) << (2 * s));
+            pack_nibbles32(c.q + 32 * s, blk->qs + 16 * s);
+        }
+        blk->scales_h = scales_h;
+    }
+}

@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: MIT
+// The model synthesizer and the model description: shapes, metadata, determinism, the
+// built-in vocabulary, type fallbacks, weight statistics, and model_info on the result.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf/gguf.h"
+#include "model/info.h"
+#include "model/synth.h"
+#include "tensor/types.h"
+#include "util.h"
+
+static gguf_file *synth_open(const synth_params *p, const char *name)
+{
+    garlic_error err = {0};
+    const char *path = test_temp_path(name);
+    if (synth_write(p, path, &err) != GARLIC_OK)
+        fail_msg("synth_write: %s", err.message);
+    gguf_file *f = gguf_open(path, &err);
+    if (!f)
+        fail_msg("gguf_open: %s", err.message);
+    return f;
+}
+
+static void expect_shape(const gguf_file *f, const char *name, uint64_t ne0, uint64_t ne1)
+{
+    const gguf_tensor *t = gguf_find_tensor(f, name);
+    if (!t)
+        fail_msg("missing tensor %s", name);
+    assert_int_equal(t->ne[0], ne0);
+    assert_int_equal(t->ne[1], ne1);
+}
+
+static void test_llama_shape_a(void **state)
+{
+    (void)state;
+    synth_params p;
+    synth_params_default(&p);
+    gguf_file *f = synth_open(&p, "a.gguf");
+    assert_int_equal(f->n_tensors, 3 + 2 * 9);
+    expect_shape(f, "token_embd.weight", 256, 512);
+    expect_shape(f, "output.weight", 256, 512);
+    expect_shape(f, "output_norm.weight", 256, 1);
+    expect_shape(f, "blk.1.attn_q.weight", 256, 256);
+    expect_shape(f, "blk.1.attn_k.weight", 256, 64);
+    expect_shape(f, "blk.1.attn_v.weight", 256, 64);
+    expect_shape(f, "blk.0.attn_output.weight", 256, 256);
+    expect_shape(f, "blk.0.ffn_gate.weight", 256, 768);
+    expect_shape(f, "blk.0.ffn_down.weight", 768, 256);
+    model_info info;
+    garlic_error err;
+    assert_int_equal(model_info_read(f, &info, &err), 0);
+    assert_string_equal(info.arch, "llama");
+    assert_int_equal(info.context_length, 512);
+    assert_int_equal(info.embedding_length, 256);
+    assert_int_equal(info.block_count, 2);
+    assert_int_equal(info.head_count, 8);
+    assert_int_equal(info.head_count_kv, 2);
+    assert_int_equal(info.key_length, 32);
+    assert_int_equal(info.vocab_size, 512);
+    assert_string_equal(info.tokenizer_model, "llama");
+    assert_int_equal(info.special[0].id, 1); // bos
+    // 2 x layers x kv_heads x head_dim x 2 bytes
+    assert_int_equal(info.kv_bytes_per_token_f16, 2 * 2 * 2 * 32 * 2);
+    uint64_t params = 2 * 256 * 512 + 256 + 2 * (2 * 256 + 2 * 256 * 256 + 2 * 256 * 64 + 3 * 256 * 768);
+    assert_int_equal(info.n_params, params);
+    assert_int_equal(info.weight_bytes, params * 4);
+    assert_int_equal(info.type_tensors[TENSOR_TYPE_F32], 21);
+
+    // Matrices are N(0, 0.02), norms 1 + N(0, 0.1).
+    const gguf_tensor *t = gguf_find_tensor(f, "blk.0.ffn_up.weight");
+    const float *w = t->data;
+    double sum = 0, sq = 0;
+    for (uint64_t i = 0; i < t->n_elements; i++)
+        sum += w[i], sq += (double)w[i] * w[i];
+    double mean = sum / (double)t->n_elements, sd = sqrt(sq / (double)t->n_elements - mean * mean);
+    assert_true(fabs(mean) < 1e-3 && fabs(sd - 0.02) < 1e-3);
+    t = gguf_find_tensor(f, "blk.0.ffn_norm.weight");
+    w = t->data;
+    sum = 0;
+    for (uint64_t i = 0; i < t->n_elements; i++)
+        sum += w[i];
+    assert_true(fabs(sum / 256 - 1.0) < 0.03);
+    gguf_close(f);
+}
+
+static void test_architectures(void **state)
+{
+    (void)state;
+    synth_params p;
+    synth_params_default(&p);
+    p.arch = "qwen2", p.tied = true, p.head_dim = 64, p.n_head = 4;
+    gguf_file *f = synth_open(&p, "qwen2.gguf");
+    assert_null(gguf_find_tensor(f, "output.weight"));
+    expect_shape(f, "blk.0.attn_q.bias", 256, 1);
+    expect_shape(f, "blk.1.attn_k.bias", 128, 1);
+    model_info info;
+    assert_int_equal(model_info_read(f, &info, NULL), 0);
+    assert_int_equal(info.key_length, 64);
+    gguf_close(f);
+    synth_params_default(&p);
+    p.arch = "qwen3";
+    f = synth_open(&p, "qwen3.gguf");
+    expect_shape(f, "blk.0.attn_q_norm.weight", 32, 1);
+    expect_shape(f, "blk.1.attn_k_norm.weight", 32, 1);
+    gguf_close(f);
+}
+
+static void test_deterministic(void **state)
+{
+    (void)state;
+    synth_params p;
+    synth_params_default(&p);
+    p.dim = 64, p.n_head = 4, p.ffn = 128, p.vocab = 400, p.type = TENSOR_TYPE_Q8_0;
+    garlic_error err;
+    const char *names[3] = {"s1.gguf", "s2.gguf", "s3.gguf"};
+    for (int i = 0; i < 3; i++) {
+        p.seed = i == 2 ? 9 : 1;
+        assert_int_equal(synth_write(&p, test_temp_path(names[i]), &err), 0);
+    }
+    size_t n1, n2, n3;
+    char *a = test_read_file(test_temp_path(names[0]), &n1);
+    char *b = test_read_file(test_temp_path(names[1]), &n2);
+    char *c = test_read_file(test_temp_path(names[2]), &n3);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(a, b, n1);
+    assert_int_equal(n1, n3);
+    assert_memory_not_equal(a, c, n1);
+    free(a), free(b), free(c);
+}
+
+// Every type garlic can produce; K-quant rows that are not a multiple of 256 fall back.
+static void test_types_and_fallback(void **state)
+{
+    (void)state;
+    synth_params p;
+    synth_params_default(&p);
+    p.n_layer = 1;
+    for (uint32_t type = 0; type < TENSOR_TYPE_COUNT; type++) {
+        const tensor_type_traits *t = tensor_type_get(type);
+        if (!t || !t->quantize || type == TENSOR_TYPE_Q8_1 || type == TENSOR_TYPE_Q8_K)
+            continue;
+        p.type = type;
+        gguf_file *f = synth_open(&p, "typed.gguf");
+        assert_int_equal(gguf_find_tensor(f, "blk.0.attn_q.weight")->type, type);
+        // ffn_down rows are 768 long: a multiple of 256 as well as 32.
+        assert_int_equal(gguf_find_tensor(f, "blk.0.ffn_down.weight")->type, type);
+        assert_int_equal(gguf_find_tensor(f, "output_norm.weight")->type, TENSOR_TYPE_F32);
+        gguf_close(f);
+    }
+    p.type = TENSOR_TYPE_Q4_K, p.dim = 96, p.n_head = 3, p.n_head_kv = 1, p.ffn = 256;
+    gguf_file *f = synth_open(&p, "fallback.gguf");
+    assert_int_equal(gguf_find_tensor(f, "blk.0.attn_q.weight")->type, TENSOR_TYPE_Q8_0);
+    assert_int_equal(gguf_find_tensor(f, "blk.0.ffn_down.weight")->type, TENSOR_TYPE_Q4_K);
+    gguf_close(f);
+}
+
+static void test_bad_params(void **state)
+{
+    (void)state;
+    synth_params p;
+    garlic_error err;
+    const char *path = test_temp_path("bad.gguf");
+    synth_params_default(&p);
+    p.arch = "gpt9";
+    assert_int_equal(synth_write(&p, path, &err), GARLIC_EINVAL);
+    assert_non_null(strstr(err.message, "gpt9"));
+    synth_params_default(&p);
+    p.n_head_kv = 3;
+    assert_int_equal(synth_write(&p, path, &err), GARLIC_EINVAL);
+    synth_params_default(&p);
+    p.vocab = 10;
+    assert_int_equal(synth_write(&p, path, &err), GARLIC_EINVAL);
+    synth_params_default(&p);
+    p.type = TENSOR_TYPE_IQ2_XXS;
+    assert_int_equal(synth_write(&p, path, &err), GARLIC_EUNSUPPORTED);
+    synth_params_default(&p);
+    p.tokenizer_path = test_temp_path("does-not-exist.gguf");
+    assert_int_equal(synth_write(&p, path, &err), GARLIC_EIO);
+    assert_non_null(strstr(err.message, "does-not-exist"));
+}
+
+// The vocabulary of a shared tokenizer file is copied whole.
+static void test_tokenizer_copy(void **state)
+{
+    (void)state;
+    skip_without_shared();
+    synth_params p;
+    synth_params_default(&p);
+    p.n_layer = 1;
+    char tok[4096];
+    snprintf(tok, sizeof tok, "%s", test_shared_path("tokenizer/ggml-vocab-gpt-2.gguf"));
+    p.tokenizer_path = tok;
+    gguf_file *f = synth_open(&p, "gpt2.gguf");
+    model_info info;
+    assert_int_equal(model_info_read(f, &info, NULL), 0);
+    assert_int_equal(info.vocab_size, 50257);
+    assert_string_equal(info.tokenizer_model, "gpt2");
+    assert_true(info.n_merges > 40000);
+    expect_shape(f, "token_embd.weight", 256, 50257);
+    gguf_close(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_llama_shape_a),   cmocka_unit_test(test_architectures),
+        cmocka_unit_test(test_deterministic),   cmocka_unit_test(test_types_and_fallback),
+        cmocka_unit_test(test_bad_params),      cmocka_unit_test(test_tokenizer_copy),
+    };
+    return cmocka_run_group_tests_name("synth", tests, NULL, NULL);
+}

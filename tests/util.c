@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: MIT
+// Test helpers; see util.h.
+#include "util.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+const char *test_shared_dir(void)
+{
+    static char dir[4096];
+    static int state; // 0 unknown, 1 present, 2 absent
+    if (state == 0) {
+        const char *env = getenv("SHARED");
+        snprintf(dir, sizeof dir, "%s", env && *env ? env : "../shared");
+        char probe[4200];
+        snprintf(probe, sizeof probe, "%s/models", dir);
+        struct stat st;
+        state = stat(probe, &st) == 0 && S_ISDIR(st.st_mode) ? 1 : 2;
+    }
+    return state == 1 ? dir : NULL;
+}
+
+const char *test_shared_path(const char *relative)
+{
+    static char path[8192];
+    snprintf(path, sizeof path, "%s/%s", test_shared_dir() ? test_shared_dir() : "../shared",
+             relative);
+    return path;
+}
+
+static char temp_dir[256];
+
+static void remove_temp_dir(void)
+{
+    DIR *d = opendir(temp_dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char path[600];
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", temp_dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(temp_dir);
+}
+
+const char *test_temp_path(const char *name)
+{
+    static char paths[16][600]; // rotating, so that a few paths can be held at once
+    static int next;
+    char *path = paths[next++ % 16];
+    if (!temp_dir[0]) {
+        const char *base = getenv("TMPDIR");
+        snprintf(temp_dir, sizeof temp_dir, "%s/garlic-test-XXXXXX", base && *base ? base : "/tmp");
+        if (!mkdtemp(temp_dir)) {
+            temp_dir[0] = '\0';
+            return NULL;
+        }
+        atexit(remove_temp_dir);
+    }
+    snprintf(path, 600, "%s/%s", temp_dir, name);
+    return path;
+}
+
+const char *test_garlic(void)
+{
+    const char *env = getenv("GARLIC");
+    return env && *env ? env : "./garlic";
+}
+
+static char *slurp_fd(int fd)
+{
+    size_t cap = 4096, len = 0, limit = 1 << 20;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (len + 1 >= cap && cap < limit + 1) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+        char sink[4096];
+        char *dst = len + 1 < cap ? buf + len : sink;
+        size_t room = len + 1 < cap ? cap - len - 1 : sizeof sink;
+        ssize_t n = read(fd, dst, room);
+        if (n <= 0)
+            break;
+        if (dst == buf + len)
+            len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+int test_run(char **out, char **err, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char out_path[600], err_path[600];
+    snprintf(out_path, sizeof out_path, "%s", test_temp_path("run.stdout"));
+    snprintf(err_path, sizeof err_path, "%s", test_temp_path("run.stderr"));
+    char full[10000];
+    snprintf(full, sizeof full, "( %s ) >'%s' 2>'%s' </dev/null", cmd, out_path, err_path);
+    int status = system(full);
+    int fd;
+    if (out) {
+        fd = open(out_path, O_RDONLY);
+        *out = fd >= 0 ? slurp_fd(fd) : strdup("");
+        if (fd >= 0)
+            close(fd);
+    }
+    if (err) {
+        fd = open(err_path, O_RDONLY);
+        *err = fd >= 0 ? slurp_fd(fd) : strdup("");
+        if (fd >= 0)
+            close(fd);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void *test_read_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        if (size)
+            *size = (size_t)n;
+    }
+    return buf;
+}
+
+int test_write_file(const char *path, const void *data, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t n = fwrite(data, 1, size, f);
+    return fclose(f) == 0 && n == size ? 0 : -1;
+}
+
+void test_rng_seed(test_rng *r, uint64_t seed)
+{
+    r->state = seed * 0x9E3779B97F4A7C15ull + 1;
+}
+
+uint64_t test_rng_u64(test_rng *r)
+{
+    uint64_t x = r->state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    r->state = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+float test_rng_uniform(test_rng *r)
+{
+    return (float)(test_rng_u64(r) >> 40) / (float)(1 << 24);
+}
+
+float test_rng_normal(test_rng *r)
+{
+    float u1 = test_rng_uniform(r), u2 = test_rng_uniform(r);
+    if (u1 < 1e-7f)
+        u1 = 1e-7f;
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
+}

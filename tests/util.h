@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: MIT
+// Helpers shared by the test binaries: where ../shared is, temporary files, running the
+// garlic binary and capturing its output, reading whole files, a deterministic RNG.
+#ifndef GARLIC_TESTS_UTIL_H
+#define GARLIC_TESTS_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+// The shared folder ($SHARED, default ../shared), or NULL when it is absent. Tests that
+// need it call skip_without_shared() first, which prints why and skips.
+const char *test_shared_dir(void);
+#define skip_without_shared()                                                               \
+    do {                                                                                    \
+        if (!test_shared_dir()) {                                                           \
+            print_message("skipped: ../shared is absent (set SHARED=path to run this)\n"); \
+            skip();                                                                         \
+        }                                                                                   \
+    } while (0)
+
+// "<shared>/<relative>" in a static buffer (valid until the next call).
+const char *test_shared_path(const char *relative);
+
+// A file name in a per-process temporary directory (removed at exit). The result lives in
+// one of 16 rotating buffers: copy it if it must outlive 15 more calls.
+const char *test_temp_path(const char *name);
+
+// The garlic binary to run ($GARLIC, default ./garlic).
+const char *test_garlic(void);
+
+// Runs a shell command, captures stdout and stderr (separately, each NUL-terminated, at most
+// 1 MiB kept) and returns the exit status (-1 if it did not exit normally). Pass NULL for an
+// output that is not wanted. The caller frees *out and *err with free().
+int test_run(char **out, char **err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+// Reads a whole file; returns NULL on failure. The caller frees it with free().
+void *test_read_file(const char *path, size_t *size);
+int test_write_file(const char *path, const void *data, size_t size);
+
+// xorshift64* random numbers: deterministic per seed.
+typedef struct test_rng {
+    uint64_t state;
+} test_rng;
+void test_rng_seed(test_rng *r, uint64_t seed);
+uint64_t test_rng_u64(test_rng *r);
+float test_rng_uniform(test_rng *r);  // [0, 1)
+float test_rng_normal(test_rng *r);   // N(0, 1)
+
+#endif
