@@ -31,7 +31,9 @@ CLI_SRC   := src/cli/main.c
 TEST_SRC  := $(wildcard tests/*/test_*.c)
 TEST_UTIL := tests/util.c
 
+BENCH_SRC := $(wildcard bench/bench_*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+BENCH_BIN := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRC))
 TEST_BIN  := $(patsubst %.c,$(BUILD)/%,$(TEST_SRC))
 
 .PHONY: all test test-asan check-tests fuzz fuzz-smoke bench format format-check tidy clean
@@ -89,15 +91,14 @@ FUZZ_TIME   ?= 600
 FUZZ_SMOKE  ?= 20
 FUZZ_TARGETS := $(patsubst fuzz/%.c,build/fuzz/%,$(wildcard fuzz/fuzz_*.c))
 
-build/fuzz/libgarlic.a: FORCE
+fuzz-lib:
 	$(MAKE) --no-print-directory BUILD=build/fuzz CC=$(CLANG) OPT=-O1 \
 	  SAN="-fsanitize=fuzzer-no-link $(FUZZ_SAN)" build/fuzz/libgarlic.a
 
-build/fuzz/fuzz_%: fuzz/fuzz_%.c build/fuzz/libgarlic.a
+build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz-lib
 	$(CLANG) $(CPPFLAGS) -std=c17 -g -O1 $(WARN) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< build/fuzz/libgarlic.a $(LDLIBS)
 
-.PHONY: FORCE
-FORCE:
+.PHONY: fuzz-lib
 
 fuzz: $(FUZZ_TARGETS)
 	tools/fuzz.sh $(SHARED) -max_total_time=$(FUZZ_TIME)
@@ -105,8 +106,12 @@ fuzz: $(FUZZ_TARGETS)
 fuzz-smoke: $(FUZZ_TARGETS)
 	tools/fuzz.sh $(SHARED) -max_total_time=$(FUZZ_SMOKE)
 
-bench: garlic
-	bench/run.sh
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libgarlic.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libgarlic.a $(LDLIBS)
+
+bench: garlic $(BENCH_BIN)
+	BUILD=$(BUILD) bench/run.sh
 
 format:
 	clang-format-14 -i $(wildcard src/*/*.[ch] tests/*.[ch] tests/*/*.[ch] fuzz/*.c)

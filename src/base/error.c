@@ -18,29 +18,6 @@ int garlic_error_set(garlic_error *err, int code, const char *fmt, ...)
     return code;
 }
 
-void garlic_error_prefix(garlic_error *err, const char *fmt, ...)
-{
-    if (!err)
-        return;
-    char prefix[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
-    va_end(ap);
-    char old[sizeof err->message];
-    memcpy(old, err->message, sizeof old);
-    // Truncation is fine here: messages are for people, and the prefix comes first.
-    size_t n = strnlen(prefix, sizeof prefix);
-    if (n + 2 >= sizeof err->message)
-        n = sizeof err->message - 3;
-    memcpy(err->message, prefix, n);
-    memcpy(err->message + n, ": ", 2);
-    size_t room = sizeof err->message - n - 2;
-    size_t len = strnlen(old, room - 1);
-    memcpy(err->message + n + 2, old, len);
-    err->message[n + 2 + len] = '\0';
-}
-
 const char *garlic_error_name(int code)
 {
     switch (code) {

@@ -26,10 +26,6 @@ typedef struct garlic_error {
 int garlic_error_set(garlic_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-// Prepends "prefix: " to the message already in err (used to add a file name).
-void garlic_error_prefix(garlic_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
 // A short constant name for a code ("format error").
 const char *garlic_error_name(int code);
 

@@ -218,7 +218,7 @@ void tensor_dequantize_q6_k(const void *src, float *dst, int64_t n)
         float d = half_at(&blk->d);
         for (int i = 0; i < QK_K; i++) {
             int h = i / 128, k = (i % 128) / 32, l = i % 32;
-            // k: 0 -> low nibble of ql[l], 1 -> low of ql[l+32], 2 -> high of ql[l], 3 -> high of ql[l+32]
+            // k = 0, 1, 2, 3: low nibble of ql[l], ql[l+32], then high nibble of each
             uint8_t byte = blk->ql[64 * h + 32 * (k & 1) + l];
             int low = k < 2 ? byte & 0x0F : byte >> 4;
             int high = (blk->qh[32 * h + l] >> (2 * k)) & 3;

@@ -399,7 +399,7 @@ static void affine_sub_codes(const float *x, const affine_spec *sp, affine_codes
 static void affine_superblock(const float *x, const affine_spec *sp, affine_codes *out)
 {
     int n_sub = QK_K / sp->sub_size;
-    float scale[16], min[16], max_scale = 0.0f, max_min = 0.0f;
+    float scale[16] = {0}, min[16] = {0}, max_scale = 0.0f, max_min = 0.0f;
     for (int s = 0; s < n_sub; s++) {
         fit_affine(x + s * sp->sub_size, sp->sub_size, &sp->grid, &scale[s], &min[s]);
         max_scale = fmaxf(max_scale, scale[s]);
@@ -450,7 +450,7 @@ static void symmetric_sub_codes(const float *x, const symmetric_spec *sp, symmet
 static void symmetric_superblock(const float *x, const symmetric_spec *sp, symmetric_codes *out)
 {
     int n_sub = QK_K / sp->sub_size;
-    float scale[16];
+    float scale[16] = {0};
     for (int s = 0; s < n_sub; s++)
         scale[s] = fit_symmetric(x + s * sp->sub_size, sp->sub_size, &sp->grid);
     out->d = half_round(signed_absmax(scale, n_sub) / (float)sp->code_lo);
