@@ -23,8 +23,11 @@ TEST_LIBS := -lcmocka
 
 # Per-ISA flags: a file named *_avx2.c or *_avx512.c gets its ISA's flags; nothing else does,
 # so the binary runs on any x86-64 and picks the path from cpuid at run time.
+# On other architectures these files compile to nothing (they are guarded by __x86_64__).
+ifeq ($(shell uname -m),x86_64)
 AVX2_FLAGS   := -mavx2 -mfma -mf16c
 AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni -mavx512bf16
+endif
 
 LIB_SRC   := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
 CLI_SRC   := src/cli/main.c

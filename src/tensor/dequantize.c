@@ -5,6 +5,7 @@
 // every rounding matches. These are the scalar truth that faster paths are tested against.
 #include <string.h>
 
+#include "base/cpu.h"
 #include "tensor/quants.h"
 
 // Fused multiply-add would skip a rounding and break bit-exactness; GCC in ISO C mode
@@ -26,18 +27,44 @@ void tensor_dequantize_f32(const void *src, float *dst, int64_t n)
     memcpy(dst, src, (size_t)n * sizeof(float));
 }
 
-void tensor_dequantize_f16(const void *src, float *dst, int64_t n)
+void tensor_dequantize_f16_ref(const void *src, float *dst, int64_t n)
 {
     const uint16_t *h = src;
     for (int64_t i = 0; i < n; i++)
         dst[i] = tensor_f16_to_f32(h[i]);
 }
 
-void tensor_dequantize_bf16(const void *src, float *dst, int64_t n)
+void tensor_dequantize_bf16_ref(const void *src, float *dst, int64_t n)
 {
     const uint16_t *h = src;
     for (int64_t i = 0; i < n; i++)
         dst[i] = tensor_bf16_to_f32(h[i]);
+}
+
+// The SIMD variants exist only on x86-64; the best one this CPU runs is chosen per call
+// from the cached cpuid features (a predictable branch, no shared mutable state).
+void tensor_dequantize_f16(const void *src, float *dst, int64_t n)
+{
+#if defined(__x86_64__)
+    const cpu_features *cpu = cpu_features_get();
+    if (cpu->avx512)
+        return tensor_dequantize_f16_avx512(src, dst, n);
+    if (cpu->avx2)
+        return tensor_dequantize_f16_avx2(src, dst, n);
+#endif
+    tensor_dequantize_f16_ref(src, dst, n);
+}
+
+void tensor_dequantize_bf16(const void *src, float *dst, int64_t n)
+{
+#if defined(__x86_64__)
+    const cpu_features *cpu = cpu_features_get();
+    if (cpu->avx512)
+        return tensor_dequantize_bf16_avx512(src, dst, n);
+    if (cpu->avx2)
+        return tensor_dequantize_bf16_avx2(src, dst, n);
+#endif
+    tensor_dequantize_bf16_ref(src, dst, n);
 }
 
 // x = d * (q - 8)

@@ -189,6 +189,14 @@ static inline int tensor_k3_scale(const uint8_t *scales, int i)
 void tensor_dequantize_f32(const void *src, float *dst, int64_t n);
 void tensor_dequantize_f16(const void *src, float *dst, int64_t n);
 void tensor_dequantize_bf16(const void *src, float *dst, int64_t n);
+// The scalar truth and the per-ISA variants of the two above (x86-64 only for the latter;
+// call a variant only when cpu_features_get() reports its ISA).
+void tensor_dequantize_f16_ref(const void *src, float *dst, int64_t n);
+void tensor_dequantize_bf16_ref(const void *src, float *dst, int64_t n);
+void tensor_dequantize_f16_avx2(const void *src, float *dst, int64_t n);
+void tensor_dequantize_bf16_avx2(const void *src, float *dst, int64_t n);
+void tensor_dequantize_f16_avx512(const void *src, float *dst, int64_t n);
+void tensor_dequantize_bf16_avx512(const void *src, float *dst, int64_t n);
 void tensor_dequantize_q4_0(const void *src, float *dst, int64_t n);
 void tensor_dequantize_q4_1(const void *src, float *dst, int64_t n);
 void tensor_dequantize_q5_0(const void *src, float *dst, int64_t n);
