@@ -3,7 +3,7 @@
 # Runs apt-get directly as root, through sudo otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=(build-essential clang-14 libfuzzer-14-dev libcmocka-dev libcjson-dev)
+packages=(build-essential clang-14 libfuzzer-14-dev libcmocka-dev libcjson-dev libpcre2-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

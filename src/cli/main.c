@@ -17,6 +17,11 @@ typedef struct command {
 
 static const command commands[] = {
     {"show", cli_show, "show MODEL.gguf [--json] [--tensors]   describe a model file"},
+    {"tokenize", cli_tokenize,
+     "tokenize MODEL.gguf TEXT|- [--ids] [--no-bos] [--special]   show a text's tokens"},
+    {"run", cli_run,
+     "run MODEL.gguf [PROMPT] [-n N] [--temp X] ...   generate text (chat without PROMPT)"},
+    {"bench", cli_bench, "bench MODEL.gguf [-p N] [-n N] [-r N] [-t N] [--json]   measure speed"},
     {"synth", cli_synth, NULL},
 };
 

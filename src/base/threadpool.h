@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: MIT
+// The compute pool: n threads (the caller plus n - 1 workers) that run one parallel job at
+// a time. A job is a function called once per thread with (ith, nth); thread_pool_run
+// returns when every thread has finished it. Between jobs of one forward pass the workers
+// poll briefly for the next job (a forward pass issues hundreds of short jobs), then sleep
+// on a condition variable: an idle pool uses no CPU.
+#ifndef GARLIC_BASE_THREADPOOL_H
+#define GARLIC_BASE_THREADPOOL_H
+
+#include "base/error.h"
+
+typedef struct thread_pool thread_pool;
+
+typedef void (*thread_pool_fn)(void *ctx, int ith, int nth);
+
+// Starts n_threads - 1 workers (n_threads >= 1). Returns NULL and fills err on failure.
+thread_pool *thread_pool_new(int n_threads, garlic_error *err);
+
+// Stops and joins the workers; thread_pool_free(NULL) is a no-op.
+void thread_pool_free(thread_pool *pool);
+
+// Runs fn(ctx, ith, nth) on every thread, the caller being ith 0, and waits for all. Only
+// one thread may call this at a time for a given pool.
+void thread_pool_run(thread_pool *pool, thread_pool_fn fn, void *ctx);
+
+int thread_pool_size(const thread_pool *pool);
+
+// The number of physical cores (hyper-threads counted once), at least 1.
+int thread_pool_default_threads(void);
+
+#endif

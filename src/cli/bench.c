@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: MIT
+// `garlic bench MODEL [-p N] [-n N] [-r N] [-t N] [-b N] [--kv-type T] [--json]`: prompt
+// processing (pp: N random tokens evaluated in batches) and generation (tg: N tokens decoded
+// one at a time) throughput, averaged over repetitions after one warm-up, printed as a table
+// like llama-bench's or as JSON with llama-bench's field names.
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "cli/cli.h"
+#include "kernels/kernels.h"
+#include "model/info.h"
+#include "model/model.h"
+#include "tensor/types.h"
+
+typedef struct bench_options {
+    const char *model_path;
+    uint32_t n_prompt, n_gen, reps, batch;
+    int threads;
+    model_kv_type kv_type;
+    bool json;
+} bench_options;
+
+static int bench_usage(void)
+{
+    fprintf(stderr, "usage: garlic bench MODEL.gguf [-p N] [-n N] [-r N] [-t N] [-b N] "
+                    "[--kv-type f16|f32|q8_0] [--json]\n");
+    return 2;
+}
+
+static int parse_bench(bench_options *o, int argc, char **argv)
+{
+    *o = (bench_options){.n_prompt = 512, .n_gen = 128, .reps = 5, .batch = 512,
+                         .threads = thread_pool_default_threads(), .kv_type = MODEL_KV_F16};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        uint32_t u;
+        int rc = 0;
+        if (!strcmp(a, "--json")) {
+            o->json = true;
+            continue;
+        }
+        if (a[0] != '-') {
+            if (o->model_path)
+                return bench_usage();
+            o->model_path = a;
+            continue;
+        }
+        if (!v)
+            return fprintf(stderr, "garlic bench: %s needs a value\n", a), bench_usage();
+        i++;
+        if (!strcmp(a, "-p"))
+            rc = cli_parse_uint(a, v, 0, 1u << 20, &o->n_prompt);
+        else if (!strcmp(a, "-n"))
+            rc = cli_parse_uint(a, v, 0, 1u << 20, &o->n_gen);
+        else if (!strcmp(a, "-r"))
+            rc = cli_parse_uint(a, v, 1, 1000, &o->reps);
+        else if (!strcmp(a, "-b"))
+            rc = cli_parse_uint(a, v, 1, 65536, &o->batch);
+        else if (!strcmp(a, "-t"))
+            rc = cli_parse_uint(a, v, 1, 1024, &u), o->threads = (int)u;
+        else if (!strcmp(a, "--kv-type"))
+            rc = model_kv_type_parse(v, &o->kv_type) ? 0 : -1;
+        else
+            return fprintf(stderr, "garlic bench: unknown option '%s'\n", a), bench_usage();
+        if (rc)
+            return 2;
+    }
+    return o->model_path ? 0 : bench_usage();
+}
+
+// One timed run: pp evaluates n_prompt random tokens from position 0 in batches; tg decodes
+// n_gen tokens one at a time from position 0. Returns seconds, or -1 on error.
+static double run_once(model_state *s, const model *m, bool prompt, uint32_t n, uint32_t batch,
+                       int32_t *ids, garlic_error *err)
+{
+    uint64_t seed = 12345;
+    for (uint32_t i = 0; i < n; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((seed >> 33) % m->hp.n_vocab);
+    }
+    const float *logits;
+    double t0 = cli_now();
+    for (uint32_t i = 0; i < n;) {
+        uint32_t chunk = prompt ? (n - i < batch ? n - i : batch) : 1;
+        if (model_forward(s, ids + i, chunk, i, false, &logits, err))
+            return -1;
+        i += chunk;
+    }
+    return cli_now() - t0;
+}
+
+// The type most of the weights are in ("Q4_K"), by parameters.
+static const char *main_type(const model_info *info)
+{
+    int best = 0;
+    for (int t = 0; t < TENSOR_TYPE_COUNT; t++)
+        if (info->type_params[t] > info->type_params[best])
+            best = t;
+    return tensor_type_get((uint32_t)best)->name;
+}
+
+typedef struct bench_result {
+    const char *test;
+    uint32_t n_prompt, n_gen;
+    double avg, stddev;
+} bench_result;
+
+static int measure(model_state *s, const model *m, const bench_options *o, bool prompt,
+                   bench_result *r, garlic_error *err)
+{
+    uint32_t n = prompt ? o->n_prompt : o->n_gen;
+    int32_t *ids = garlic_calloc(n ? n : 1, sizeof *ids);
+    if (!ids)
+        return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    double sum = 0, sq = 0;
+    int rc = run_once(s, m, prompt, n, o->batch, ids, err) < 0 ? -1 : 0; // warm-up
+    for (uint32_t i = 0; i < o->reps && rc == 0; i++) {
+        double secs = run_once(s, m, prompt, n, o->batch, ids, err);
+        if (secs < 0)
+            rc = -1;
+        double ts = n / (secs > 0 ? secs : 1e-9);
+        sum += ts, sq += ts * ts;
+    }
+    garlic_free(ids);
+    r->avg = sum / o->reps;
+    r->stddev = o->reps > 1 ? sqrt(fmax(0, (sq - sum * sum / o->reps) / (o->reps - 1))) : 0;
+    r->n_prompt = prompt ? n : 0;
+    r->n_gen = prompt ? 0 : n;
+    return rc ? (err->code ? err->code : GARLIC_EINVAL) : GARLIC_OK;
+}
+
+static void print_results(const bench_options *o, const model_info *info, const bench_result *r,
+                          int n)
+{
+    char model_type[96];
+    snprintf(model_type, sizeof model_type, "%s %s %s", info->arch,
+             cli_format_count((double)info->n_params), main_type(info));
+    if (o->json) {
+        printf("[\n");
+        for (int i = 0; i < n; i++)
+            printf("  {\"model\": \"%s\", \"model_type\": \"%s\", \"type\": \"%s\", "
+                   "\"model_size\": %llu, \"model_n_params\": %llu, \"backends\": \"CPU\", "
+                   "\"kernels\": \"%s\", \"n_threads\": %d, \"n_batch\": %u, \"type_kv\": \"%s\", "
+                   "\"test\": \"%s\", \"n_prompt\": %u, \"n_gen\": %u, \"avg_ts\": %.6f, "
+                   "\"stddev_ts\": %.6f}%s\n",
+                   o->model_path, model_type, main_type(info),
+                   (unsigned long long)info->weight_bytes, (unsigned long long)info->n_params,
+                   kernel_variant_name(), o->threads, o->batch,
+                   o->kv_type == MODEL_KV_F32 ? "f32" : o->kv_type == MODEL_KV_F16 ? "f16" : "q8_0",
+                   r[i].test, r[i].n_prompt, r[i].n_gen, r[i].avg, r[i].stddev, i + 1 < n ? "," : "");
+        printf("]\n");
+        return;
+    }
+    printf("| %-28s | %10s | %8s | %-16s | %7s | %8s | %20s |\n", "model", "size", "params",
+           "backend", "threads", "test", "t/s");
+    printf("| %.28s | %.10s | %.8s | %.16s | %.7s | %.8s | %.20s |\n",
+           "------------------------------", "----------", "--------", "----------------",
+           "-------", "--------", "--------------------");
+    for (int i = 0; i < n; i++)
+        printf("| %-28s | %10s | %8s | CPU %-12s | %7d | %8s | %12.2f \u00b1 %5.2f |\n",
+               model_type, cli_format_bytes((double)info->weight_bytes),
+               cli_format_count((double)info->n_params), kernel_variant_name(), o->threads,
+               r[i].test, r[i].avg, r[i].stddev);
+}
+
+int cli_bench(int argc, char **argv)
+{
+    bench_options o;
+    int status = parse_bench(&o, argc, argv);
+    if (status)
+        return status;
+    garlic_error err = {0};
+    model *m = model_load(o.model_path, &err);
+    model_info info;
+    if (!m || model_info_read(m->file, &info, &err)) {
+        fprintf(stderr, "garlic bench: %s\n", err.message);
+        model_free(m);
+        return 1;
+    }
+    cli_prefault(m);
+    uint32_t n_ctx = o.n_prompt > o.n_gen ? o.n_prompt : o.n_gen;
+    uint32_t batch = o.batch < (o.n_prompt ? o.n_prompt : 1) ? o.batch : (o.n_prompt ? o.n_prompt : 1);
+    model_state *s = model_state_new(m, n_ctx ? n_ctx : 1, batch, o.kv_type, o.threads, &err);
+    bench_result r[2];
+    char names[2][32];
+    int n = 0;
+    if (s && o.n_prompt) {
+        snprintf(names[n], sizeof names[n], "pp%u", o.n_prompt);
+        r[n].test = names[n];
+        status = measure(s, m, &o, true, &r[n], &err) ? 1 : 0;
+        n++;
+    }
+    if (s && status == 0 && o.n_gen) {
+        snprintf(names[n], sizeof names[n], "tg%u", o.n_gen);
+        r[n].test = names[n];
+        status = measure(s, m, &o, false, &r[n], &err) ? 1 : 0;
+        n++;
+    }
+    if (!s || status)
+        fprintf(stderr, "garlic bench: %s\n", err.message), status = 1;
+    else
+        print_results(&o, &info, r, n);
+    model_state_free(s);
+    model_free(m);
+    return status;
+}

@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: MIT
+// The generation loop; see generate.h. Per call it allocates the sampler, the stop matcher
+// and one text buffer; the per-token loop allocates nothing.
+#include "engine/generate.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "base/alloc.h"
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+const char *engine_finish_name(engine_finish f)
+{
+    static const char *const names[ENGINE_FINISH_COUNT] = {"length", "stop", "length", "cancel"};
+    return (unsigned)f < ENGINE_FINISH_COUNT ? names[f] : "unknown";
+}
+
+void engine_end_tokens(const tokenizer *t, sampler_end_tokens *out)
+{
+    // Turn enders that chat templates use, recognised by their text when the token is a
+    // control or user-defined token.
+    static const char *const enders[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|endoftext|>",
+                                         "<|eom_id|>", "<end_of_turn>", "<EOT>", "</s>",
+                                         "<|end_of_text|>", "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"};
+    sampler_end_tokens_init(out);
+    int32_t eos = tokenizer_special_id(t, TOKENIZER_SPECIAL_EOS);
+    int32_t eot = tokenizer_special_id(t, TOKENIZER_SPECIAL_EOT);
+    if (eos >= 0)
+        sampler_end_tokens_add(out, eos, NULL);
+    if (eot >= 0 && eot != eos)
+        sampler_end_tokens_add(out, eot, NULL);
+    uint32_t n = tokenizer_vocab_size(t);
+    for (uint32_t id = 0; id < n; id++) {
+        tokenizer_token_type type = tokenizer_token_get_type(t, (int32_t)id);
+        if (type != TOKENIZER_TOKEN_CONTROL && type != TOKENIZER_TOKEN_USER_DEFINED)
+            continue;
+        size_t len;
+        const char *text = tokenizer_token_text(t, (int32_t)id, &len);
+        for (size_t e = 0; e < sizeof enders / sizeof enders[0]; e++)
+            if (len == strlen(enders[e]) && memcmp(text, enders[e], len) == 0 &&
+                !sampler_is_end(out, (int32_t)id))
+                sampler_end_tokens_add(out, (int32_t)id, NULL);
+    }
+}
+
+// Runs the prompt through the model in chunks of the state's batch size.
+static int prefill(model_state *s, const int32_t *prompt, size_t n, uint32_t *pos, uint32_t batch,
+                   const float **logits, garlic_error *err)
+{
+    uint32_t max = model_state_max_batch(s);
+    batch = batch && batch < max ? batch : max;
+    for (size_t i = 0; i < n;) {
+        uint32_t chunk = (uint32_t)(n - i < batch ? n - i : batch);
+        int rc = model_forward(s, prompt + i, chunk, *pos, false, logits, err);
+        if (rc)
+            return rc;
+        *pos += chunk;
+        i += chunk;
+    }
+    return GARLIC_OK;
+}
+
+typedef struct generation {
+    sampler *smp;
+    sampler_stop *stop;
+    sampler_end_tokens ends;
+    tokenizer_stream stream;
+    char *text;       // (text_cap) decoded bytes of one token
+    size_t text_cap;
+} generation;
+
+static void generation_deinit(generation *g)
+{
+    sampler_free(g->smp);
+    sampler_stop_free(g->stop);
+    garlic_free(g->text);
+}
+
+static int generation_init(generation *g, const tokenizer *t, const engine_params *p,
+                           garlic_error *err)
+{
+    memset(g, 0, sizeof *g);
+    g->smp = sampler_new(&p->sampling, err);
+    if (!g->smp)
+        return err ? err->code : GARLIC_EINVAL;
+    if (p->n_stops) {
+        g->stop = sampler_stop_new(p->stops, p->n_stops, err);
+        if (!g->stop)
+            return err ? err->code : GARLIC_EINVAL;
+    }
+    engine_end_tokens(t, &g->ends);
+    tokenizer_stream_init(&g->stream, t, 0);
+    g->text_cap = tokenizer_stream_max_output(t);
+    g->text = garlic_malloc(g->text_cap);
+    if (!g->text)
+        return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    return GARLIC_OK;
+}
+
+// Passes len bytes through the stop matcher (if any) to emit. Returns 1 when a stop string
+// ended generation, -1 when the caller cancelled, -2 when the matcher ran out of memory
+// (err is filled), 0 otherwise.
+static int deliver(generation *g, const char *text, size_t len, bool flush, engine_emit_fn emit,
+                   void *user, garlic_error *err)
+{
+    sampler_stop_result r = {.text = text, .len = len};
+    if (g->stop) {
+        if (flush)
+            sampler_stop_flush(g->stop, &r);
+        else if (sampler_stop_feed(g->stop, text, len, &r, err) != GARLIC_OK)
+            return -2;
+    }
+    if (r.len && emit(user, r.text, r.len) != 0)
+        return -1;
+    return r.stopped ? 1 : 0;
+}
+
+// Samples, streams and evaluates tokens until a limit, an end token or a stop string.
+static int generate_loop(model_state *s, generation *g, const float *logits, uint32_t *pos,
+                         const engine_params *p, engine_emit_fn emit, void *user,
+                         engine_stats *stats, garlic_error *err)
+{
+    uint32_t n_ctx = model_state_n_ctx(s);
+    stats->finish = ENGINE_FINISH_LENGTH;
+    for (;;) {
+        if (p->max_tokens && stats->n_generated >= p->max_tokens)
+            break;
+        if (*pos >= n_ctx) {
+            stats->finish = ENGINE_FINISH_CONTEXT;
+            break;
+        }
+        int32_t tok = sampler_sample(g->smp, logits);
+        sampler_accept(g->smp, tok);
+        stats->n_generated++;
+        stats->unevaluated = tok;
+        if (!p->ignore_eos && sampler_is_end(&g->ends, tok)) {
+            stats->finish = ENGINE_FINISH_STOP;
+            break;
+        }
+        size_t len = 0;
+        int rc = tokenizer_stream_push(&g->stream, tok, g->text, g->text_cap, &len, err);
+        if (rc)
+            return rc;
+        int d = deliver(g, g->text, len, false, emit, user, err);
+        if (d == -2)
+            return GARLIC_ENOMEM;
+        if (d != 0) {
+            stats->finish = d > 0 ? ENGINE_FINISH_STOP : ENGINE_FINISH_CANCEL;
+            return GARLIC_OK;
+        }
+        rc = model_forward(s, &tok, 1, *pos, false, &logits, err);
+        if (rc)
+            return rc;
+        (*pos)++;
+        stats->unevaluated = -1;
+    }
+    // Release what the decoder held back (through the stop matcher), then what the matcher
+    // held back.
+    size_t len = tokenizer_stream_flush(&g->stream, g->text, g->text_cap);
+    int d = len ? deliver(g, g->text, len, false, emit, user, err) : 0;
+    if (d == 0 && g->stop)
+        d = deliver(g, NULL, 0, true, emit, user, err);
+    if (d == -2)
+        return GARLIC_ENOMEM;
+    if (d == -1)
+        stats->finish = ENGINE_FINISH_CANCEL;
+    return GARLIC_OK;
+}
+
+int engine_generate(model_state *s, const tokenizer *t, const int32_t *prompt, size_t n_prompt,
+                    uint32_t *pos, const engine_params *p, engine_emit_fn emit, void *user,
+                    engine_stats *stats, garlic_error *err)
+{
+    memset(stats, 0, sizeof *stats);
+    stats->unevaluated = -1;
+    if (n_prompt == 0)
+        return garlic_error_set(err, GARLIC_EINVAL, "empty prompt (start with BOS at least)");
+    if (*pos + n_prompt > model_state_n_ctx(s))
+        return garlic_error_set(err, GARLIC_EINVAL, "the prompt needs %zu positions, the "
+                                "context has %u left", n_prompt,
+                                model_state_n_ctx(s) - *pos);
+    generation g;
+    int rc = generation_init(&g, t, p, err);
+    const float *logits = NULL;
+    double t0 = now_seconds();
+    if (rc == GARLIC_OK)
+        rc = prefill(s, prompt, n_prompt, pos, p->batch, &logits, err);
+    double t1 = now_seconds();
+    stats->n_prompt = (uint32_t)n_prompt;
+    stats->prompt_seconds = t1 - t0;
+    if (rc == GARLIC_OK) {
+        sampler_accept_many(g.smp, prompt, n_prompt);
+        rc = generate_loop(s, &g, logits, pos, p, emit, user, stats, err);
+    }
+    stats->generate_seconds = now_seconds() - t1;
+    generation_deinit(&g);
+    return rc;
+}

@@ -1,0 +1,527 @@
+// SPDX-License-Identifier: MIT
+// AVX2 + FMA + F16C dot products (compiled with -mavx2 -mfma -mf16c; chosen at run time
+// only when cpuid reports them). Integer parts use the classic AVX2 idiom: bytes multiplied
+// by _mm256_maddubs_epi16 (unsigned x signed, pairs summed to int16, never saturating for
+// these code ranges) and widened with _mm256_madd_epi16; the block scales are applied in float
+// with FMA. Each kernel is written once over "rows" activation rows (1 or 4, a constant after
+// inlining), so the x4 matmul kernels do exactly the arithmetic of the single dots.
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/variants.h"
+#include "tensor/quants.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+ALWAYS_INLINE float half(uint16_t h)
+{
+    return _cvtsh_ss(h);
+}
+
+ALWAYS_INLINE float hsum_ps(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// Activation row k of a group (act rows are act_stride bytes apart).
+ALWAYS_INLINE const void *act_row(const void *act, size_t stride, int k)
+{
+    return (const uint8_t *)act + (size_t)k * stride;
+}
+
+// The 32 nibbles of 16 bytes in value order: low nibbles (values 0..15) then high ones.
+ALWAYS_INLINE __m256i nibbles32(const uint8_t *qs)
+{
+    __m128i raw = _mm_loadu_si128((const __m128i *)qs);
+    __m128i mask = _mm_set1_epi8(0x0F);
+    __m128i lo = _mm_and_si128(raw, mask);
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
+    return _mm256_set_m128i(hi, lo);
+}
+
+// 0xFF in byte j where bit j of the 32-bit little-endian word at p is set.
+ALWAYS_INLINE __m256i bits_to_bytes(const uint8_t *p)
+{
+    uint32_t word;
+    memcpy(&word, p, 4);
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
+                                            2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)word), spread);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
+}
+
+// Sums of products of unsigned bytes u and signed bytes s, four per 32-bit lane.
+ALWAYS_INLINE __m256i dot_u8_i8(__m256i u, __m256i s)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+// ---- weights x Q8_0: Q4_0, Q5_0, Q8_0, IQ4_NL ----
+
+enum legacy_kind { KIND_Q4_0, KIND_Q5_0, KIND_Q8_0, KIND_IQ4_NL };
+
+// The 32 signed weight codes of block b (the scale is applied separately).
+ALWAYS_INLINE __m256i legacy_codes(const void *w, int64_t b, enum legacy_kind kind)
+{
+    switch (kind) {
+    case KIND_Q4_0:
+        return _mm256_sub_epi8(nibbles32(((const block_q4_0 *)w)[b].qs), _mm256_set1_epi8(8));
+    case KIND_Q5_0: {
+        const block_q5_0 *blk = &((const block_q5_0 *)w)[b];
+        __m256i fifth = _mm256_and_si256(bits_to_bytes(blk->qh), _mm256_set1_epi8(16));
+        return _mm256_sub_epi8(_mm256_or_si256(nibbles32(blk->qs), fifth), _mm256_set1_epi8(16));
+    }
+    case KIND_Q8_0:
+        return _mm256_loadu_si256((const __m256i *)((const block_q8_0 *)w)[b].qs);
+    default: {
+        const __m256i grid = _mm256_broadcastsi128_si256(
+            _mm_loadu_si128((const __m128i *)tensor_iq4_nl_values));
+        return _mm256_shuffle_epi8(grid, nibbles32(((const block_iq4_nl *)w)[b].qs));
+    }
+    }
+}
+
+// The scale d of block b: the first field of every one of these block types.
+ALWAYS_INLINE float legacy_scale(const void *w, int64_t b, enum legacy_kind kind)
+{
+    static const size_t sizes[] = {sizeof(block_q4_0), sizeof(block_q5_0), sizeof(block_q8_0),
+                                   sizeof(block_iq4_nl)};
+    uint16_t d;
+    memcpy(&d, (const uint8_t *)w + (size_t)b * sizes[kind], 2);
+    return half(d);
+}
+
+// One block against `rows` activation rows: signed codes x via |x| and sign(a, x).
+ALWAYS_INLINE void legacy_block(const void *w, const void *act, size_t stride, int64_t b,
+                                int rows, enum legacy_kind kind, __m256 *acc)
+{
+    __m256i x = legacy_codes(w, b, kind);
+    __m256i ax = _mm256_sign_epi8(x, x);
+    float dx = legacy_scale(w, b, kind);
+    for (int k = 0; k < rows; k++) {
+        const block_q8_0 *y = (const block_q8_0 *)act_row(act, stride, k) + b;
+        __m256i a = _mm256_loadu_si256((const __m256i *)y->qs);
+        __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(ax, _mm256_sign_epi8(a, x)));
+        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dx * half(y->d)), p, acc[k]);
+    }
+}
+
+ALWAYS_INLINE void legacy_rows(const void *w, const void *act, size_t stride, int64_t n,
+                               int rows, enum legacy_kind kind, float *out)
+{
+    __m256 acc0[4], acc1[4];
+    for (int k = 0; k < 4; k++)
+        acc0[k] = acc1[k] = _mm256_setzero_ps();
+    int64_t nb = n / 32, b = 0;
+    for (; b + 1 < nb; b += 2) {
+        legacy_block(w, act, stride, b, rows, kind, acc0);
+        legacy_block(w, act, stride, b + 1, rows, kind, acc1);
+    }
+    if (b < nb)
+        legacy_block(w, act, stride, b, rows, kind, acc0);
+    for (int k = 0; k < rows; k++)
+        out[k] = hsum_ps(_mm256_add_ps(acc0[k], acc1[k]));
+}
+
+static float dot_q4_0_q8_0(const void *w, const void *a, int64_t n)
+{
+    float out;
+    legacy_rows(w, a, 0, n, 1, KIND_Q4_0, &out);
+    return out;
+}
+
+static void dot_q4_0_q8_0_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+{
+    legacy_rows(w, a, stride, n, 4, KIND_Q4_0, out);
+}
+
+static float dot_q5_0_q8_0(const void *w, const void *a, int64_t n)
+{
+    float out;
+    legacy_rows(w, a, 0, n, 1, KIND_Q5_0, &out);
+    return out;
+}
+
+static void dot_q5_0_q8_0_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+{
+    legacy_rows(w, a, stride, n, 4, KIND_Q5_0, out);
+}
+
+static float dot_q8_0_q8_0(const void *w, const void *a, int64_t n)
+{
+    float out;
+    legacy_rows(w, a, 0, n, 1, KIND_Q8_0, &out);
+    return out;
+}
+
+static void dot_q8_0_q8_0_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+{
+    legacy_rows(w, a, stride, n, 4, KIND_Q8_0, out);
+}
+
+static float dot_iq4_nl_q8_0(const void *w, const void *a, int64_t n)
+{
+    float out;
+    legacy_rows(w, a, 0, n, 1, KIND_IQ4_NL, &out);
+    return out;
+}
+
+static void dot_iq4_nl_q8_0_x4(const void *w, const void *a, size_t stride, int64_t n,
+                               float out[4])
+{
+    legacy_rows(w, a, stride, n, 4, KIND_IQ4_NL, out);
+}
+
+// ---- offset weights x Q8_1: Q4_1, Q5_1 (x = d q + m, so the dot gains m * s) ----
+
+ALWAYS_INLINE void offset_rows(const void *w, const void *act, size_t stride, int64_t n,
+                               int rows, bool five, float *out)
+{
+    __m256 acc[4];
+    float mins[4] = {0};
+    for (int k = 0; k < 4; k++)
+        acc[k] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 32; b++) {
+        __m256i q;
+        uint16_t dh, mh;
+        if (five) {
+            const block_q5_1 *blk = &((const block_q5_1 *)w)[b];
+            __m256i fifth = _mm256_and_si256(bits_to_bytes(blk->qh), _mm256_set1_epi8(16));
+            q = _mm256_or_si256(nibbles32(blk->qs), fifth);
+            dh = blk->d, mh = blk->m;
+        } else {
+            const block_q4_1 *blk = &((const block_q4_1 *)w)[b];
+            q = nibbles32(blk->qs);
+            dh = blk->d, mh = blk->m;
+        }
+        float dx = half(dh), mx = half(mh);
+        for (int k = 0; k < rows; k++) {
+            const block_q8_1 *y = (const block_q8_1 *)act_row(act, stride, k) + b;
+            __m256i a = _mm256_loadu_si256((const __m256i *)y->qs);
+            __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(q, a));
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dx * half(y->d)), p, acc[k]);
+            mins[k] += mx * half(y->s);
+        }
+    }
+    for (int k = 0; k < rows; k++)
+        out[k] = hsum_ps(acc[k]) + mins[k];
+}
+
+static float dot_q4_1_q8_1(const void *w, const void *a, int64_t n)
+{
+    float out;
+    offset_rows(w, a, 0, n, 1, false, &out);
+    return out;
+}
+
+static void dot_q4_1_q8_1_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+{
+    offset_rows(w, a, stride, n, 4, false, out);
+}
+
+static float dot_q5_1_q8_1(const void *w, const void *a, int64_t n)
+{
+    float out;
+    offset_rows(w, a, 0, n, 1, true, &out);
+    return out;
+}
+
+static void dot_q5_1_q8_1_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+{
+    offset_rows(w, a, stride, n, 4, true, out);
+}
+
+// ---- Q4_K x Q8_K ----
+
+// The eight 6-bit scales and mins of a Q4_K/Q5_K block; mins come back as 16 int16, each
+// repeated for the two bsums of its sub-block.
+ALWAYS_INLINE void k4_unpack(const uint8_t *packed, int16_t sc[8], __m256i *mins16)
+{
+    uint8_t m[8];
+    for (int s = 0; s < 8; s++) {
+        uint8_t scale, min;
+        tensor_k4_scale_min(packed, s, &scale, &min);
+        sc[s] = scale, m[s] = min;
+    }
+    __m128i mv = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m));
+    *mins16 = _mm256_set_m128i(_mm_unpackhi_epi16(mv, mv), _mm_unpacklo_epi16(mv, mv));
+}
+
+// Adds to acc[k] one super-block's d * d_a * isum - dmin * d_a * sum(m * bsums).
+ALWAYS_INLINE void k_finish(const block_q8_k *y, float d, float dmin, __m256i isum,
+                            __m256i mins16, __m256 *acc)
+{
+    __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+    __m256 msum = _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mins16));
+    *acc = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d), _mm256_cvtepi32_ps(isum), *acc);
+    *acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * y->d), msum, *acc);
+}
+
+ALWAYS_INLINE void q4_k_rows(const void *w, const void *act, size_t stride, int64_t n, int rows,
+                             bool five, float *out)
+{
+    __m256 acc[4];
+    for (int k = 0; k < 4; k++)
+        acc[k] = _mm256_setzero_ps();
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const uint8_t *qs, *qh = NULL, *scales;
+        uint16_t dh, dminh;
+        if (five) {
+            const block_q5_k *blk = &((const block_q5_k *)w)[b];
+            qs = blk->qs, qh = blk->qh, scales = blk->scales, dh = blk->d, dminh = blk->dmin;
+        } else {
+            const block_q4_k *blk = &((const block_q4_k *)w)[b];
+            qs = blk->qs, scales = blk->scales, dh = blk->d, dminh = blk->dmin;
+        }
+        int16_t sc[8];
+        __m256i mins16;
+        k4_unpack(scales, sc, &mins16);
+        __m256i isum[4];
+        for (int k = 0; k < 4; k++)
+            isum[k] = _mm256_setzero_si256();
+        __m256i hbits = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i lo = _mm256_and_si256(raw, low4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+            if (five) {
+                const __m256i sixteen = _mm256_set1_epi8(16);
+                __m256i bit_lo = _mm256_set1_epi8((char)(1 << (2 * c)));
+                __m256i bit_hi = _mm256_set1_epi8((char)(1 << (2 * c + 1)));
+                lo = _mm256_or_si256(lo, _mm256_and_si256(
+                    _mm256_cmpeq_epi8(_mm256_and_si256(hbits, bit_lo), bit_lo), sixteen));
+                hi = _mm256_or_si256(hi, _mm256_and_si256(
+                    _mm256_cmpeq_epi8(_mm256_and_si256(hbits, bit_hi), bit_hi), sixteen));
+            }
+            __m256i sc_lo = _mm256_set1_epi16(sc[2 * c]), sc_hi = _mm256_set1_epi16(sc[2 * c + 1]);
+            for (int k = 0; k < rows; k++) {
+                const int8_t *a = ((const block_q8_k *)act_row(act, stride, k))[b].qs + 64 * c;
+                __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)a));
+                __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a + 32)));
+                isum[k] = _mm256_add_epi32(isum[k], _mm256_add_epi32(_mm256_madd_epi16(p_lo, sc_lo),
+                                                                     _mm256_madd_epi16(p_hi, sc_hi)));
+            }
+        }
+        float d = half(dh), dmin = half(dminh);
+        for (int k = 0; k < rows; k++)
+            k_finish((const block_q8_k *)act_row(act, stride, k) + b, d, dmin, isum[k], mins16,
+                     &acc[k]);
+    }
+    for (int k = 0; k < rows; k++)
+        out[k] = hsum_ps(acc[k]);
+}
+
+static float dot_q4_k_q8_k(const void *w, const void *a, int64_t n)
+{
+    float out;
+    q4_k_rows(w, a, 0, n, 1, false, &out);
+    return out;
+}
+
+static void dot_q4_k_q8_k_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+{
+    q4_k_rows(w, a, stride, n, 4, false, out);
+}
+
+static float dot_q5_k_q8_k(const void *w, const void *a, int64_t n)
+{
+    float out;
+    q4_k_rows(w, a, 0, n, 1, true, &out);
+    return out;
+}
+
+static void dot_q5_k_q8_k_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+{
+    q4_k_rows(w, a, stride, n, 4, true, out);
+}
+
+// ---- Q6_K x Q8_K ----
+
+// The four 32-value groups j of half h: codes 0..63 (the -32 is applied through bsums).
+ALWAYS_INLINE void q6_unpack(const block_q6_k *blk, int h, __m256i v[4])
+{
+    const __m256i low4 = _mm256_set1_epi8(0x0F), top2 = _mm256_set1_epi8(0x30);
+    __m256i ql0 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h));
+    __m256i ql1 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h + 32));
+    __m256i qh = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * h));
+    v[0] = _mm256_or_si256(_mm256_and_si256(ql0, low4),
+                           _mm256_and_si256(_mm256_slli_epi16(qh, 4), top2));
+    v[1] = _mm256_or_si256(_mm256_and_si256(ql1, low4),
+                           _mm256_and_si256(_mm256_slli_epi16(qh, 2), top2));
+    v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                           _mm256_and_si256(qh, top2));
+    v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                           _mm256_and_si256(_mm256_srli_epi16(qh, 2), top2));
+}
+
+ALWAYS_INLINE void q6_k_rows(const void *w, const void *act, size_t stride, int64_t n, int rows,
+                             float *out)
+{
+    __m256 acc[4];
+    for (int k = 0; k < 4; k++)
+        acc[k] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const block_q6_k *blk = &((const block_q6_k *)w)[b];
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
+        __m256i isum[4];
+        for (int k = 0; k < 4; k++)
+            isum[k] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i v[4];
+            q6_unpack(blk, h, v);
+            for (int j = 0; j < 4; j++) {
+                int s = 8 * h + 2 * j;
+                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(blk->scales[s + 1]),
+                                               _mm_set1_epi16(blk->scales[s]));
+                for (int k = 0; k < rows; k++) {
+                    const int8_t *a = ((const block_q8_k *)act_row(act, stride, k))[b].qs +
+                                      128 * h + 32 * j;
+                    __m256i p = _mm256_maddubs_epi16(v[j], _mm256_loadu_si256((const __m256i *)a));
+                    isum[k] = _mm256_add_epi32(isum[k], _mm256_madd_epi16(p, scv));
+                }
+            }
+        }
+        float d = half(blk->d);
+        for (int k = 0; k < rows; k++) {
+            const block_q8_k *y = (const block_q8_k *)act_row(act, stride, k) + b;
+            __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+            __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5); // 32 * sc * bsum
+            __m256 total = _mm256_cvtepi32_ps(_mm256_sub_epi32(isum[k], corr));
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d), total, acc[k]);
+        }
+    }
+    for (int k = 0; k < rows; k++)
+        out[k] = hsum_ps(acc[k]);
+}
+
+static float dot_q6_k_q8_k(const void *w, const void *a, int64_t n)
+{
+    float out;
+    q6_k_rows(w, a, 0, n, 1, &out);
+    return out;
+}
+
+static void dot_q6_k_q8_k_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+{
+    q6_k_rows(w, a, stride, n, 4, out);
+}
+
+// ---- plain float formats ----
+
+enum float_kind { FMT_F32, FMT_F16, FMT_BF16 };
+
+ALWAYS_INLINE __m256 load8(const void *p, int64_t i, enum float_kind kind)
+{
+    switch (kind) {
+    case FMT_F32: return _mm256_loadu_ps((const float *)p + i);
+    case FMT_F16:
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+    default: {
+        __m128i raw = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
+    }
+    }
+}
+
+ALWAYS_INLINE float load1(const void *p, int64_t i, enum float_kind kind)
+{
+    switch (kind) {
+    case FMT_F32: return ((const float *)p)[i];
+    case FMT_F16: return half(((const uint16_t *)p)[i]);
+    default: return tensor_bf16_to_f32(((const uint16_t *)p)[i]);
+    }
+}
+
+// sum x[i] * y[i] with four accumulators of 8 lanes; x and y in formats kx and ky.
+ALWAYS_INLINE float float_dot(const void *x, enum float_kind kx, const void *y,
+                              enum float_kind ky, int64_t n)
+{
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        for (int j = 0; j < 4; j++)
+            acc[j] = _mm256_fmadd_ps(load8(x, i + 8 * j, kx), load8(y, i + 8 * j, ky), acc[j]);
+    }
+    for (; i + 8 <= n; i += 8)
+        acc[0] = _mm256_fmadd_ps(load8(x, i, kx), load8(y, i, ky), acc[0]);
+    float tail = 0.0f;
+    for (; i < n; i++)
+        tail += load1(x, i, kx) * load1(y, i, ky);
+    __m256 s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    return hsum_ps(s) + tail;
+}
+
+static float dot_f32_f32(const void *w, const void *a, int64_t n)
+{
+    return float_dot(w, FMT_F32, a, FMT_F32, n);
+}
+
+static float dot_f16_f16(const void *w, const void *a, int64_t n)
+{
+    return float_dot(w, FMT_F16, a, FMT_F16, n);
+}
+
+static float dot_bf16_bf16(const void *w, const void *a, int64_t n)
+{
+    return float_dot(w, FMT_BF16, a, FMT_BF16, n);
+}
+
+static float helper_dot_f32(const float *a, const float *b, int64_t n)
+{
+    return float_dot(a, FMT_F32, b, FMT_F32, n);
+}
+
+static float helper_dot_f32_f16(const float *a, const uint16_t *b, int64_t n)
+{
+    return float_dot(a, FMT_F32, b, FMT_F16, n);
+}
+
+ALWAYS_INLINE void float_axpy(float *y, float a, const void *x, enum float_kind kind, int64_t n)
+{
+    __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, load8(x, i, kind), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] += a * load1(x, i, kind);
+}
+
+static void helper_axpy_f32(float *y, float a, const float *x, int64_t n)
+{
+    float_axpy(y, a, x, FMT_F32, n);
+}
+
+static void helper_axpy_f16(float *y, float a, const uint16_t *x, int64_t n)
+{
+    float_axpy(y, a, x, FMT_F16, n);
+}
+
+const kernel_type_ops kernel_avx2_type_ops[TENSOR_TYPE_COUNT] = {
+    [TENSOR_TYPE_F32] = {dot_f32_f32, NULL},
+    [TENSOR_TYPE_F16] = {dot_f16_f16, NULL},
+    [TENSOR_TYPE_BF16] = {dot_bf16_bf16, NULL},
+    [TENSOR_TYPE_Q4_0] = {dot_q4_0_q8_0, dot_q4_0_q8_0_x4},
+    [TENSOR_TYPE_Q4_1] = {dot_q4_1_q8_1, dot_q4_1_q8_1_x4},
+    [TENSOR_TYPE_Q5_0] = {dot_q5_0_q8_0, dot_q5_0_q8_0_x4},
+    [TENSOR_TYPE_Q5_1] = {dot_q5_1_q8_1, dot_q5_1_q8_1_x4},
+    [TENSOR_TYPE_Q8_0] = {dot_q8_0_q8_0, dot_q8_0_q8_0_x4},
+    [TENSOR_TYPE_Q4_K] = {dot_q4_k_q8_k, dot_q4_k_q8_k_x4},
+    [TENSOR_TYPE_Q5_K] = {dot_q5_k_q8_k, dot_q5_k_q8_k_x4},
+    [TENSOR_TYPE_Q6_K] = {dot_q6_k_q8_k, dot_q6_k_q8_k_x4},
+    [TENSOR_TYPE_IQ4_NL] = {dot_iq4_nl_q8_0, dot_iq4_nl_q8_0_x4},
+};
+
+const kernel_float_ops kernel_avx2_float_ops = {
+    .dot_f32 = helper_dot_f32,
+    .dot_f32_f16 = helper_dot_f32_f16,
+    .axpy_f32 = helper_axpy_f32,
+    .axpy_f16 = helper_axpy_f16,
+};
+#endif

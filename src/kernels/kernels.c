@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: MIT
+// The kernels' front door: which weight types have a dot product and which activation
+// format each pairs with, the choice of variant (scalar, AVX2, AVX-512 VNNI) made once from
+// cpuid, and the matrix product loop. The loop tiles weight rows so that a tile stays in
+// cache while groups of four activation rows stream past it: every weight byte comes from
+// memory once per call, and each weight block is unpacked once per four activation rows.
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "base/cpu.h"
+#include "kernels/kernels.h"
+#include "kernels/variants.h"
+#include "tensor/types.h"
+
+typedef struct weight_info {
+    bool supported;
+    uint32_t act_type;
+} weight_info;
+
+static const weight_info weight_infos[TENSOR_TYPE_COUNT] = {
+    [TENSOR_TYPE_F32] = {true, TENSOR_TYPE_F32},     [TENSOR_TYPE_F16] = {true, TENSOR_TYPE_F16},
+    [TENSOR_TYPE_BF16] = {true, TENSOR_TYPE_BF16},   [TENSOR_TYPE_Q4_0] = {true, TENSOR_TYPE_Q8_0},
+    [TENSOR_TYPE_Q4_1] = {true, TENSOR_TYPE_Q8_1},   [TENSOR_TYPE_Q5_0] = {true, TENSOR_TYPE_Q8_0},
+    [TENSOR_TYPE_Q5_1] = {true, TENSOR_TYPE_Q8_1},   [TENSOR_TYPE_Q8_0] = {true, TENSOR_TYPE_Q8_0},
+    [TENSOR_TYPE_Q2_K] = {true, TENSOR_TYPE_Q8_K},   [TENSOR_TYPE_Q3_K] = {true, TENSOR_TYPE_Q8_K},
+    [TENSOR_TYPE_Q4_K] = {true, TENSOR_TYPE_Q8_K},   [TENSOR_TYPE_Q5_K] = {true, TENSOR_TYPE_Q8_K},
+    [TENSOR_TYPE_Q6_K] = {true, TENSOR_TYPE_Q8_K},   [TENSOR_TYPE_IQ4_NL] = {true, TENSOR_TYPE_Q8_0},
+    [TENSOR_TYPE_IQ4_XS] = {true, TENSOR_TYPE_Q8_K},
+};
+
+static const kernel_type_ops ref_type_ops[TENSOR_TYPE_COUNT] = {
+    [TENSOR_TYPE_F32] = {kernel_dot_f32_f32_ref, NULL},
+    [TENSOR_TYPE_F16] = {kernel_dot_f16_f16_ref, NULL},
+    [TENSOR_TYPE_BF16] = {kernel_dot_bf16_bf16_ref, NULL},
+    [TENSOR_TYPE_Q4_0] = {kernel_dot_q4_0_q8_0_ref, NULL},
+    [TENSOR_TYPE_Q4_1] = {kernel_dot_q4_1_q8_1_ref, NULL},
+    [TENSOR_TYPE_Q5_0] = {kernel_dot_q5_0_q8_0_ref, NULL},
+    [TENSOR_TYPE_Q5_1] = {kernel_dot_q5_1_q8_1_ref, NULL},
+    [TENSOR_TYPE_Q8_0] = {kernel_dot_q8_0_q8_0_ref, NULL},
+    [TENSOR_TYPE_Q2_K] = {kernel_dot_q2_k_q8_k_ref, NULL},
+    [TENSOR_TYPE_Q3_K] = {kernel_dot_q3_k_q8_k_ref, NULL},
+    [TENSOR_TYPE_Q4_K] = {kernel_dot_q4_k_q8_k_ref, NULL},
+    [TENSOR_TYPE_Q5_K] = {kernel_dot_q5_k_q8_k_ref, NULL},
+    [TENSOR_TYPE_Q6_K] = {kernel_dot_q6_k_q8_k_ref, NULL},
+    [TENSOR_TYPE_IQ4_NL] = {kernel_dot_iq4_nl_q8_0_ref, NULL},
+    [TENSOR_TYPE_IQ4_XS] = {kernel_dot_iq4_xs_q8_k_ref, NULL},
+};
+
+static const kernel_float_ops ref_float_ops = {
+    .dot_f32 = kernel_dot_f32_ref,
+    .dot_f32_f16 = kernel_dot_f32_f16_ref,
+    .axpy_f32 = kernel_axpy_f32_ref,
+    .axpy_f16 = kernel_axpy_f16_ref,
+};
+
+bool kernel_supports(uint32_t weight_type)
+{
+    return weight_type < TENSOR_TYPE_COUNT && weight_infos[weight_type].supported;
+}
+
+uint32_t kernel_act_type(uint32_t weight_type)
+{
+    return kernel_supports(weight_type) ? weight_infos[weight_type].act_type : TENSOR_TYPE_F32;
+}
+
+size_t kernel_act_row_size(uint32_t weight_type, int64_t n)
+{
+    uint64_t bytes = 0;
+    if (n < 0 || !tensor_row_size(kernel_act_type(weight_type), (uint64_t)n, &bytes))
+        return 0;
+    return (size_t)bytes;
+}
+
+void kernel_act_convert(uint32_t weight_type, const float *x, void *dst, int64_t n)
+{
+    switch (kernel_act_type(weight_type)) {
+    case TENSOR_TYPE_F16: kernel_act_f16(x, dst, n); break;
+    case TENSOR_TYPE_BF16: kernel_act_bf16(x, dst, n); break;
+    case TENSOR_TYPE_Q8_0: kernel_act_q8_0(x, dst, n); break;
+    case TENSOR_TYPE_Q8_1: kernel_act_q8_1(x, dst, n); break;
+    case TENSOR_TYPE_Q8_K: kernel_act_q8_k(x, dst, n); break;
+    default: kernel_act_f32(x, dst, n); break;
+    }
+}
+
+const char *kernel_variant_label(kernel_variant v)
+{
+    static const char *const labels[KERNEL_VARIANT_COUNT] = {
+        [KERNEL_VARIANT_REF] = "scalar",
+        [KERNEL_VARIANT_AVX2] = "avx2",
+        [KERNEL_VARIANT_AVX512] = "avx512_vnni",
+    };
+    return v < KERNEL_VARIANT_COUNT ? labels[v] : "unknown";
+}
+
+bool kernel_variant_available(kernel_variant v)
+{
+    const cpu_features *cpu = cpu_features_get();
+    switch (v) {
+    case KERNEL_VARIANT_REF: return true;
+#if defined(__x86_64__)
+    case KERNEL_VARIANT_AVX2: return cpu->avx2;
+    case KERNEL_VARIANT_AVX512: return cpu->avx512 && cpu->avx512_vnni;
+#endif
+    default: (void)cpu; return false;
+    }
+}
+
+// Decided once; a race between first callers is benign because every caller computes the
+// same answer and stores it atomically.
+kernel_variant kernel_variant_active(void)
+{
+    static _Atomic int chosen = -1;
+    int v = atomic_load_explicit(&chosen, memory_order_relaxed);
+    if (v >= 0)
+        return (kernel_variant)v;
+    v = KERNEL_VARIANT_REF;
+    if (kernel_variant_available(KERNEL_VARIANT_AVX512))
+        v = KERNEL_VARIANT_AVX512;
+    else if (kernel_variant_available(KERNEL_VARIANT_AVX2))
+        v = KERNEL_VARIANT_AVX2;
+    atomic_store_explicit(&chosen, v, memory_order_relaxed);
+    return (kernel_variant)v;
+}
+
+// The table of variant v (NULL for a variant this build has no code for).
+static const kernel_type_ops *variant_table(kernel_variant v)
+{
+    switch (v) {
+    case KERNEL_VARIANT_REF: return ref_type_ops;
+#if defined(__x86_64__)
+    case KERNEL_VARIANT_AVX2: return kernel_avx2_type_ops;
+    case KERNEL_VARIANT_AVX512: return kernel_avx512_type_ops;
+#endif
+    default: return NULL;
+    }
+}
+
+const kernel_type_ops *kernel_variant_type_ops(kernel_variant v, uint32_t weight_type,
+                                               bool own_only)
+{
+    if (!kernel_supports(weight_type))
+        return NULL;
+    for (int k = (int)v; k >= 0; k--) {
+        const kernel_type_ops *table = variant_table((kernel_variant)k);
+        if (table && table[weight_type].dot)
+            return &table[weight_type];
+        if (own_only)
+            return NULL;
+    }
+    return NULL;
+}
+
+const kernel_float_ops *kernel_variant_float_ops(kernel_variant v)
+{
+#if defined(__x86_64__)
+    if (v == KERNEL_VARIANT_AVX512)
+        return &kernel_avx512_float_ops;
+    if (v == KERNEL_VARIANT_AVX2)
+        return &kernel_avx2_float_ops;
+#endif
+    (void)v;
+    return &ref_float_ops;
+}
+
+const char *kernel_variant_name(void)
+{
+    return kernel_variant_label(kernel_variant_active());
+}
+
+float kernel_dot(uint32_t weight_type, const void *w_row, const void *act_row, int64_t n)
+{
+    const kernel_type_ops *ops = kernel_variant_type_ops(kernel_variant_active(), weight_type,
+                                                         false);
+    return ops->dot(w_row, act_row, n);
+}
+
+// Weight rows per tile: a tile of the widest rows (F32, a few thousand values) stays within
+// the L2 cache while every activation group passes over it.
+enum { ROW_TILE = 16, ACT_GROUP = 4 };
+
+// Rows [r0, r1) of the product with activation rows [b0, b0 + 4), by the x4 kernel when the
+// variant has one.
+static void tile_group4(const kernel_type_ops *ops, const uint8_t *w, size_t w_bytes,
+                        int64_t n, int64_t r0, int64_t r1, const uint8_t *act,
+                        size_t act_bytes, int64_t b0, float *y, int64_t ldy)
+{
+    const uint8_t *a = act + (size_t)b0 * act_bytes;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = w + (size_t)r * w_bytes;
+        float out[ACT_GROUP];
+        if (ops->dot_x4) {
+            ops->dot_x4(row, a, act_bytes, n, out);
+        } else {
+            for (int k = 0; k < ACT_GROUP; k++)
+                out[k] = ops->dot(row, a + (size_t)k * act_bytes, n);
+        }
+        for (int k = 0; k < ACT_GROUP; k++)
+            y[(b0 + k) * ldy + r] = out[k];
+    }
+}
+
+void kernel_matmul_variant(kernel_variant v, uint32_t weight_type, const void *w, int64_t n,
+                           int64_t r0, int64_t r1, const void *act, int64_t n_act, float *y,
+                           int64_t ldy)
+{
+    const kernel_type_ops *ops = kernel_variant_type_ops(v, weight_type, false);
+    uint64_t w_bytes = 0;
+    tensor_row_size(weight_type, (uint64_t)n, &w_bytes);
+    size_t act_bytes = kernel_act_row_size(weight_type, n);
+    const uint8_t *wb = w, *ab = act;
+    if (n_act == 1) {
+        for (int64_t r = r0; r < r1; r++)
+            y[r] = ops->dot(wb + (size_t)r * w_bytes, act, n);
+        return;
+    }
+    for (int64_t t0 = r0; t0 < r1; t0 += ROW_TILE) {
+        int64_t t1 = t0 + ROW_TILE < r1 ? t0 + ROW_TILE : r1;
+        int64_t b = 0;
+        for (; b + ACT_GROUP <= n_act; b += ACT_GROUP)
+            tile_group4(ops, wb, (size_t)w_bytes, n, t0, t1, ab, act_bytes, b, y, ldy);
+        for (; b < n_act; b++) {
+            for (int64_t r = t0; r < t1; r++)
+                y[b * ldy + r] = ops->dot(wb + (size_t)r * w_bytes,
+                                          ab + (size_t)b * act_bytes, n);
+        }
+    }
+}
+
+void kernel_matmul(uint32_t weight_type, const void *w, int64_t n, int64_t r0, int64_t r1,
+                   const void *act, int64_t n_act, float *y, int64_t ldy)
+{
+    kernel_matmul_variant(kernel_variant_active(), weight_type, w, n, r0, r1, act, n_act, y,
+                          ldy);
+}
+
+float kernel_dot_f32(const float *a, const float *b, int64_t n)
+{
+    return kernel_variant_float_ops(kernel_variant_active())->dot_f32(a, b, n);
+}
+
+float kernel_dot_f32_f16(const float *a, const uint16_t *b_half, int64_t n)
+{
+    return kernel_variant_float_ops(kernel_variant_active())->dot_f32_f16(a, b_half, n);
+}
+
+void kernel_axpy_f32(float *y, float a, const float *x, int64_t n)
+{
+    kernel_variant_float_ops(kernel_variant_active())->axpy_f32(y, a, x, n);
+}
+
+void kernel_axpy_f16(float *y, float a, const uint16_t *x_half, int64_t n)
+{
+    kernel_variant_float_ops(kernel_variant_active())->axpy_f16(y, a, x_half, n);
+}

@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: MIT
+// Compute kernels for the forward pass: dot products and matrix products of every weight
+// type with activations, plus the small float vector operations attention needs. Each
+// weight type pairs with an activation format (as ggml does, so results track the
+// reference): F32 weights with F32 activations, F16 with F16, BF16 with BF16, Q8_0 / Q4_0 /
+// Q5_0 / IQ4_NL with Q8_0, Q4_1 / Q5_1 with Q8_1, the K-quants and IQ4_XS with Q8_K.
+// Activations are converted once per matrix product (kernel_act_convert) and then reused
+// for every weight row. Every kernel has a scalar reference (suffix _ref) that is the truth;
+// AVX2 and AVX-512 (VNNI where it helps) variants live in *_avx2.c / *_avx512.c files and
+// are chosen once at run time from cpuid. Kernels never allocate and never fail: callers
+// pass valid types (kernel_supports) and sizes that are multiples of the block size.
+#ifndef GARLIC_KERNELS_H
+#define GARLIC_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// True when garlic has a dot product for weights of this tensor type.
+bool kernel_supports(uint32_t weight_type);
+
+// The tensor type activations are converted to for weights of weight_type.
+uint32_t kernel_act_type(uint32_t weight_type);
+
+// Bytes of one converted activation row of n values for weight_type (n a multiple of the
+// weight type's block size).
+size_t kernel_act_row_size(uint32_t weight_type, int64_t n);
+
+// Converts one activation row of n floats to the format weight_type pairs with, exactly as
+// the reference does it (e.g. Q8_0: d = amax / 127, q = round(x / d), d stored as half).
+void kernel_act_convert(uint32_t weight_type, const float *x, void *dst, int64_t n);
+
+// The dot product of one weight row (n values of weight_type) with one converted
+// activation row.
+float kernel_dot(uint32_t weight_type, const void *w_row, const void *act_row, int64_t n);
+
+// Matrix product over rows [r0, r1) of a weight matrix w (rows of n values of weight_type,
+// contiguous) and n_act converted activation rows (act, contiguous rows of
+// kernel_act_row_size bytes): y[b * ldy + r] = dot(w row r, act row b). Threads split a
+// product by calling this on disjoint row ranges.
+void kernel_matmul(uint32_t weight_type, const void *w, int64_t n, int64_t r0, int64_t r1,
+                   const void *act, int64_t n_act, float *y, int64_t ldy);
+
+// Float helpers for attention and norms (SIMD where the CPU has it).
+float kernel_dot_f32(const float *a, const float *b, int64_t n);
+float kernel_dot_f32_f16(const float *a, const uint16_t *b_half, int64_t n);
+void kernel_axpy_f32(float *y, float a, const float *x, int64_t n);       // y += a * x
+void kernel_axpy_f16(float *y, float a, const uint16_t *x_half, int64_t n); // y += a * x
+
+// The name of the variant in use ("avx512_vnni", "avx2", "scalar"), for logs and benches.
+const char *kernel_variant_name(void);
+
+#endif

@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: MIT
+// Model loading: reads the hyper-parameters, binds every weight to its place in the mapping
+// and checks shapes and types against the hyper-parameters, so the forward pass can trust
+// them. Nothing is copied; the gguf_file stays open for the model's lifetime.
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "kernels/kernels.h"
+#include "model/info.h"
+#include "model/model.h"
+#include "tensor/types.h"
+
+// Binds name to t, checking its shape (ne0 x ne1; ne1 == 1 for vectors) and that its type
+// is usable (vectors must be F32). Absent: GARLIC_ENOTFOUND unless optional (then t->data
+// stays NULL and GARLIC_OK is returned).
+static int bind(const model *m, const char *name, uint64_t ne0, uint64_t ne1, bool optional,
+                model_tensor *t, garlic_error *err)
+{
+    memset(t, 0, sizeof *t);
+    const gguf_tensor *g = gguf_find_tensor(m->file, name);
+    if (!g) {
+        if (optional)
+            return GARLIC_OK;
+        return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s' is missing", m->file->path,
+                                name);
+    }
+    if (g->ne[0] != ne0 || g->ne[1] != ne1 || g->ne[2] != 1 || g->ne[3] != 1)
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: tensor '%s' has shape %llu x %llu, expected %llu x %llu",
+                                m->file->path, name, (unsigned long long)g->ne[0],
+                                (unsigned long long)g->ne[1], (unsigned long long)ne0,
+                                (unsigned long long)ne1);
+    bool vector = ne1 == 1 && strstr(name, "token_embd") == NULL;
+    if (vector ? g->type != TENSOR_TYPE_F32 : !kernel_supports(g->type))
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED, "%s: tensor '%s' has type %s, which "
+                                "garlic cannot compute with here", m->file->path, name,
+                                tensor_type_get(g->type)->name);
+    *t = (model_tensor){.data = g->data, .type = g->type, .n_in = ne0, .n_out = ne1};
+    return GARLIC_OK;
+}
+
+static int read_rope_scaling(const model *m, const model_info *info, model_hparams *hp,
+                             garlic_error *err)
+{
+    char key[128];
+    hp->rope_factor = 1.0f;
+    hp->rope_attn_factor = 1.0f;
+    hp->rope_scaling = MODEL_ROPE_SCALING_NONE;
+    const char *type = info->rope_scaling_type;
+    if (type[0] == '\0' || strcmp(type, "none") == 0)
+        return GARLIC_OK;
+    if (strcmp(type, "linear") == 0)
+        hp->rope_scaling = MODEL_ROPE_SCALING_LINEAR;
+    else if (strcmp(type, "yarn") == 0)
+        hp->rope_scaling = MODEL_ROPE_SCALING_YARN;
+    else
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED, "%s: rope.scaling.type '%s' is not "
+                                "supported (none, linear, yarn are)", m->file->path, type);
+    if (info->rope_scale_factor > 0)
+        hp->rope_factor = info->rope_scale_factor;
+    hp->rope_ctx_orig = (uint32_t)(info->rope_original_context ? info->rope_original_context
+                                                               : info->context_length);
+    snprintf(key, sizeof key, "%s.rope.scaling.attn_factor", info->arch);
+    float f;
+    if (gguf_get_f32(m->file, key, &f) == GARLIC_OK && f > 0)
+        hp->rope_attn_factor = f;
+    return GARLIC_OK;
+}
+
+// Fills m->hp from the metadata and the embedding's shape, checking consistency.
+static int read_hparams(model *m, garlic_error *err)
+{
+    model_info info;
+    int rc = model_info_read(m->file, &info, err);
+    if (rc)
+        return rc;
+    m->arch = model_arch_find(info.arch);
+    if (!m->arch)
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED, "%s: architecture '%s' is not "
+                                "supported (llama, qwen2, qwen3 are)", m->file->path,
+                                info.arch[0] ? info.arch : "(none)");
+    model_hparams *hp = &m->hp;
+    const gguf_tensor *embd = gguf_find_tensor(m->file, "token_embd.weight");
+    if (!embd)
+        return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor 'token_embd.weight' is missing",
+                                m->file->path);
+    uint64_t limit = 1u << 20;
+    if (!info.embedding_length || !info.block_count || !info.head_count ||
+        !info.feed_forward_length || info.embedding_length > limit || info.block_count > 4096 ||
+        info.head_count > 4096 || info.feed_forward_length > limit || info.key_length > 65536 ||
+        info.value_length > 65536 || info.head_count_kv > info.head_count ||
+        info.head_count % (info.head_count_kv ? info.head_count_kv : 1) != 0 ||
+        embd->ne[1] > INT32_MAX || info.key_length % 2 != 0)
+        return garlic_error_set(err, GARLIC_EFORMAT, "%s: %s hyper-parameters are missing or "
+                                "inconsistent (embedding %llu, layers %llu, heads %llu/%llu, "
+                                "head dim %llu, ffn %llu)", m->file->path, info.arch,
+                                (unsigned long long)info.embedding_length,
+                                (unsigned long long)info.block_count,
+                                (unsigned long long)info.head_count,
+                                (unsigned long long)info.head_count_kv,
+                                (unsigned long long)info.key_length,
+                                (unsigned long long)info.feed_forward_length);
+    hp->n_vocab = (uint32_t)embd->ne[1];
+    hp->n_ctx_train = (uint32_t)(info.context_length ? info.context_length : 2048);
+    hp->dim = (uint32_t)info.embedding_length;
+    hp->n_layer = (uint32_t)info.block_count;
+    hp->n_head = (uint32_t)info.head_count;
+    hp->n_head_kv = (uint32_t)info.head_count_kv;
+    hp->head_dim_k = (uint32_t)info.key_length;
+    hp->head_dim_v = (uint32_t)info.value_length;
+    hp->ffn = (uint32_t)info.feed_forward_length;
+    hp->n_rot = (uint32_t)(info.rope_dimension_count ? info.rope_dimension_count : info.key_length);
+    hp->rope_base = info.rope_freq_base;
+    hp->rms_eps = info.rms_epsilon > 0 ? info.rms_epsilon : 1e-5f;
+    if (hp->n_rot > hp->head_dim_k || hp->n_rot % 2 || !(hp->rope_base > 0))
+        return garlic_error_set(err, GARLIC_EFORMAT, "%s: rope.dimension_count %u or freq_base "
+                                "%g is invalid for head dim %u", m->file->path, hp->n_rot,
+                                hp->rope_base, hp->head_dim_k);
+    return read_rope_scaling(m, &info, hp, err);
+}
+
+static int bind_layer(model *m, uint32_t l, garlic_error *err)
+{
+    const model_hparams *hp = &m->hp;
+    model_layer *L = &m->layers[l];
+    uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim_k;
+    uint64_t k_dim = (uint64_t)hp->n_head_kv * hp->head_dim_k;
+    uint64_t v_dim = (uint64_t)hp->n_head_kv * hp->head_dim_v;
+    uint64_t o_dim = (uint64_t)hp->n_head * hp->head_dim_v;
+    struct {
+        const char *suffix;
+        uint64_t ne0, ne1;
+        bool optional;
+        model_tensor *t;
+    } specs[] = {
+        {"attn_norm.weight", hp->dim, 1, false, &L->attn_norm},
+        {"attn_q.weight", hp->dim, q_dim, false, &L->wq},
+        {"attn_k.weight", hp->dim, k_dim, false, &L->wk},
+        {"attn_v.weight", hp->dim, v_dim, false, &L->wv},
+        {"attn_output.weight", o_dim, hp->dim, false, &L->wo},
+        {"attn_q.bias", q_dim, 1, !m->arch->qkv_bias, &L->bq},
+        {"attn_k.bias", k_dim, 1, !m->arch->qkv_bias, &L->bk},
+        {"attn_v.bias", v_dim, 1, !m->arch->qkv_bias, &L->bv},
+        {"attn_q_norm.weight", hp->head_dim_k, 1, !m->arch->qk_norm, &L->q_norm},
+        {"attn_k_norm.weight", hp->head_dim_k, 1, !m->arch->qk_norm, &L->k_norm},
+        {"ffn_norm.weight", hp->dim, 1, false, &L->ffn_norm},
+        {"ffn_gate.weight", hp->dim, hp->ffn, false, &L->w_gate},
+        {"ffn_up.weight", hp->dim, hp->ffn, false, &L->w_up},
+        {"ffn_down.weight", hp->ffn, hp->dim, false, &L->w_down},
+    };
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "blk.%u.%s", l, specs[i].suffix);
+        int rc = bind(m, name, specs[i].ne0, specs[i].ne1, specs[i].optional, specs[i].t, err);
+        if (rc)
+            return rc;
+    }
+    return GARLIC_OK;
+}
+
+static int bind_globals(model *m, garlic_error *err)
+{
+    const model_hparams *hp = &m->hp;
+    int rc = bind(m, "token_embd.weight", hp->dim, hp->n_vocab, false, &m->token_embd, err);
+    if (rc == GARLIC_OK && !tensor_type_get(m->token_embd.type)->dequantize)
+        rc = garlic_error_set(err, GARLIC_EUNSUPPORTED, "%s: token_embd.weight type %s cannot "
+                              "be decoded", m->file->path, tensor_type_get(m->token_embd.type)->name);
+    if (rc == GARLIC_OK)
+        rc = bind(m, "output_norm.weight", hp->dim, 1, false, &m->output_norm, err);
+    if (rc == GARLIC_OK)
+        rc = bind(m, "output.weight", hp->dim, hp->n_vocab, true, &m->output, err);
+    if (rc == GARLIC_OK && !m->output.data) {
+        if (!kernel_supports(m->token_embd.type))
+            return garlic_error_set(err, GARLIC_EUNSUPPORTED, "%s: tied output uses "
+                                    "token_embd.weight, whose type garlic cannot compute with",
+                                    m->file->path);
+        m->output = m->token_embd; // tied embeddings
+    }
+    model_tensor freqs;
+    if (rc == GARLIC_OK)
+        rc = bind(m, "rope_freqs.weight", hp->n_rot / 2, 1, true, &freqs, err);
+    if (rc == GARLIC_OK)
+        m->rope_freqs = freqs.data;
+    return rc;
+}
+
+model *model_load(const char *path, garlic_error *err)
+{
+    model *m = garlic_calloc(1, sizeof *m);
+    if (!m) {
+        garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", path);
+        return NULL;
+    }
+    m->file = gguf_open(path, err);
+    int rc = m->file ? read_hparams(m, err) : GARLIC_EIO;
+    if (rc == GARLIC_OK) {
+        m->layers = garlic_calloc(m->hp.n_layer, sizeof *m->layers);
+        if (!m->layers)
+            rc = garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", path);
+    }
+    if (rc == GARLIC_OK)
+        rc = bind_globals(m, err);
+    for (uint32_t l = 0; rc == GARLIC_OK && l < m->hp.n_layer; l++)
+        rc = bind_layer(m, l, err);
+    if (rc != GARLIC_OK) {
+        model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void model_free(model *m)
+{
+    if (!m)
+        return;
+    gguf_close(m->file);
+    garlic_free(m->layers);
+    garlic_free(m);
+}

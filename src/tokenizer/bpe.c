@@ -1,0 +1,465 @@
+// SPDX-License-Identifier: MIT
+// Byte-level BPE (tokenizer.ggml.model "gpt2"). A fragment of text is first cut into
+// pre-tokens by the regexes of its `pre` value (PCRE2, UTF + Unicode properties, JIT): each
+// regex cuts every piece left by the previous one into its matches and the gaps between them.
+// Each pre-token's bytes are then spelled in the 256-character byte alphabet and merged pair
+// by pair, lowest merge rank first (leftmost on ties), until no listed merge applies.
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/utf8.h"
+#include "tokenizer/internal.h"
+
+// The regexes below are written as in the models' tokenizer.json files. `\s` and `\S` are
+// rewritten at compile time to the Unicode White_Space set (PCRE2's own \s also matches
+// U+180E, which stopped being a space in Unicode 6.3).
+#define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"
+#define RE_LLAMA3_HEAD                                                                          \
+    "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
+#define RE_LLAMA3_TAIL "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RE_CJK "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+"
+
+// Letters with case (Lu, Ll, Lt), as listed by DeepSeek LLM's pre-tokenizer.
+#define RE_DEEPSEEK_CASED                                                                       \
+    "A-Za-z\\x{B5}\\x{C0}-\\x{D6}\\x{D8}-\\x{F6}\\x{F8}-\\x{1BA}\\x{1BC}-\\x{1BF}\\x{1C4}-"      \
+    "\\x{293}\\x{295}-\\x{2AF}\\x{370}-\\x{373}\\x{376}\\x{377}\\x{37B}-\\x{37D}\\x{37F}"        \
+    "\\x{386}\\x{388}-\\x{38A}\\x{38C}\\x{38E}-\\x{3A1}\\x{3A3}-\\x{3F5}\\x{3F7}-\\x{481}"      \
+    "\\x{48A}-\\x{52F}\\x{531}-\\x{556}\\x{10A0}-\\x{10C5}\\x{13A0}-\\x{13F5}\\x{13F8}-"        \
+    "\\x{13FD}\\x{1C90}-\\x{1CBA}\\x{1CBD}-\\x{1CBF}\\x{1D00}-\\x{1D2B}\\x{1D6B}-\\x{1D77}"     \
+    "\\x{1D79}-\\x{1D9A}\\x{1E00}-\\x{1F15}\\x{1F18}-\\x{1F1D}\\x{1F20}-\\x{1F45}\\x{1F48}-"    \
+    "\\x{1F4D}\\x{1F50}-\\x{1F57}\\x{1F59}\\x{1F5B}\\x{1F5D}\\x{1F5F}-\\x{1F7D}\\x{1F80}-"      \
+    "\\x{1FB4}\\x{1FB6}-\\x{1FBC}\\x{1FBE}\\x{1FC2}-\\x{1FC4}\\x{1FC6}-\\x{1FCC}\\x{1FD0}-"     \
+    "\\x{1FD3}\\x{1FD6}-\\x{1FDB}\\x{1FE0}-\\x{1FEC}\\x{1FF2}-\\x{1FF4}\\x{1FF6}-\\x{1FFC}"     \
+    "\\x{2102}\\x{2107}\\x{210A}-\\x{2113}\\x{2115}\\x{2119}-\\x{211D}\\x{2124}\\x{2126}"       \
+    "\\x{2128}\\x{212A}-\\x{212D}\\x{212F}-\\x{2134}\\x{2139}\\x{213C}-\\x{213F}\\x{2145}-"     \
+    "\\x{2149}\\x{214E}\\x{2183}\\x{2184}\\x{2C00}-\\x{2C7B}\\x{2C7E}-\\x{2CE4}\\x{2CEB}-"      \
+    "\\x{2CEE}\\x{2CF2}\\x{2CF3}\\x{A640}-\\x{A66D}\\x{A680}-\\x{A69B}\\x{A722}-\\x{A76F}"      \
+    "\\x{A771}-\\x{A787}\\x{A78B}-\\x{A78E}\\x{AB70}-\\x{ABBF}\\x{FB00}-\\x{FB06}\\x{FB13}-"    \
+    "\\x{FB17}\\x{FF21}-\\x{FF3A}\\x{FF41}-\\x{FF5A}\\x{10400}-\\x{1044F}\\x{104B0}-"          \
+    "\\x{104D3}\\x{104D8}-\\x{104FB}\\x{10C80}-\\x{10CB2}\\x{10CC0}-\\x{10CF2}\\x{118A0}-"      \
+    "\\x{118DF}\\x{1E900}-\\x{1E943}"
+
+static const char *const re_default[] = {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+",
+                                         "[0-9][0-9][0-9]"};
+static const char *const re_gpt2[] = {RE_GPT2};
+static const char *const re_llama3[] = {RE_LLAMA3_HEAD "\\p{N}{1,3}" RE_LLAMA3_TAIL};
+static const char *const re_qwen2[] = {RE_LLAMA3_HEAD "\\p{N}" RE_LLAMA3_TAIL};
+static const char *const re_falcon[] = {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2, "[0-9][0-9][0-9]"};
+static const char *const re_starcoder[] = {"\\p{N}", RE_GPT2};
+static const char *const re_deepseek_coder[] = {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", RE_CJK,
+                                                "\\p{N}"};
+static const char *const re_deepseek_llm[] = {
+    "[\r\n]",
+    "\\s?[" RE_DEEPSEEK_CASED "]+",
+    "\\s?[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3000}-\\x{3002}]+",
+    "\\s+$",
+    RE_CJK,
+    "\\p{N}+",
+};
+
+#define REGEXES(list) list, sizeof list / sizeof list[0]
+
+// One row per tokenizer.ggml.pre value garlic knows (names are '|'-separated aliases).
+typedef struct pre_entry {
+    const char *names;
+    const char *const *regex;
+    int n_regex;
+    bool add_bos;       // default for tokenizer.ggml.add_bos_token
+    bool ignore_merges; // a pre-token that is already a token is emitted whole
+} pre_entry;
+
+static const pre_entry pre_table[] = {
+    {"default", REGEXES(re_default), false, false},
+    {"gpt-2|phi-2|gpt-neox|olmo|jais", REGEXES(re_gpt2), false, false},
+    {"mpt", REGEXES(re_gpt2), false, false},
+    {"llama-bpe|llama3|llama-v3|dbrx|smaug-bpe", REGEXES(re_llama3), true, true},
+    {"qwen2|stablelm2", REGEXES(re_qwen2), false, false},
+    {"deepseek-llm", REGEXES(re_deepseek_llm), false, false},
+    {"deepseek-coder", REGEXES(re_deepseek_coder), false, false},
+    {"falcon", REGEXES(re_falcon), false, false},
+    {"starcoder|refact|command-r|smollm|codeshell|exaone", REGEXES(re_starcoder), false, false},
+};
+
+size_t bpe_byte_char(unsigned char b, char *dst)
+{
+    uint32_t cp = b;
+    if (b <= 32)
+        cp = 256 + b;
+    else if (b >= 127 && b <= 160)
+        cp = 289 + (b - 127u);
+    else if (b == 173)
+        cp = 323;
+    if (cp < 0x80) {
+        dst[0] = (char)cp;
+        return 1;
+    }
+    dst[0] = (char)(0xc0 | cp >> 6);
+    dst[1] = (char)(0x80 | (cp & 0x3f));
+    return 2;
+}
+
+int bpe_char_byte(uint32_t cp)
+{
+    if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 172) || (cp >= 174 && cp <= 255))
+        return (int)cp;
+    if (cp >= 256 && cp <= 288)
+        return (int)(cp - 256);
+    if (cp >= 289 && cp <= 322)
+        return (int)(cp - 289 + 127);
+    if (cp == 323)
+        return 173;
+    return -1;
+}
+
+// True when name is one of the '|'-separated aliases.
+static bool name_in(const char *names, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = names; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && memcmp(p, name, n) == 0)
+            return true;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return false;
+}
+
+// Rewrites \s and \S into explicit White_Space classes. dst must hold 20x the source.
+static void expand_pattern(const char *src, char *dst)
+{
+    static const char ws[] = "\\t-\\r\\x{85}\\p{Z}";
+    bool in_class = false;
+    size_t o = 0;
+    for (size_t i = 0; src[i]; i++) {
+        char c = src[i];
+        if (c == '\\' && src[i + 1]) {
+            char e = src[++i];
+            if (e == 's' || e == 'S') {
+                o += (size_t)sprintf(dst + o, "%s%s%s", in_class ? "" : e == 's' ? "[" : "[^", ws,
+                                     in_class ? "" : "]");
+            } else {
+                dst[o++] = '\\';
+                dst[o++] = e;
+            }
+            continue;
+        }
+        if (c == '[' && !in_class)
+            in_class = true;
+        else if (c == ']' && in_class)
+            in_class = false;
+        dst[o++] = c;
+    }
+    dst[o] = '\0';
+}
+
+// Compiles one pattern (after \s expansion) with UTF, UCP and JIT.
+static int compile_one(tokenizer *t, const char *pattern, int index, const char *path,
+                       garlic_error *err)
+{
+    char *expanded = garlic_malloc(strlen(pattern) * 20 + 1);
+    pcre2_compile_context *cc = pcre2_compile_context_create(t->pcre_context);
+    if (!expanded || !cc) {
+        garlic_free(expanded);
+        pcre2_compile_context_free(cc);
+        return garlic_error_set(err, GARLIC_ENOMEM, "out of memory compiling a regex");
+    }
+    expand_pattern(pattern, expanded);
+    int code;
+    PCRE2_SIZE at;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)expanded, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_UCP | PCRE2_DOLLAR_ENDONLY, &code, &at, cc);
+    garlic_free(expanded);
+    pcre2_compile_context_free(cc);
+    if (!re) {
+        PCRE2_UCHAR msg[160];
+        pcre2_get_error_message(code, msg, sizeof msg);
+        return garlic_error_set(err, code == PCRE2_ERROR_NOMEMORY ? GARLIC_ENOMEM : GARLIC_EINVAL,
+                                "%s: pre-tokenizer '%s': regex %d: %s at %zu", path, t->pre_name, index,
+                                (const char *)msg, (size_t)at);
+    }
+    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); // without JIT, matching is slower but the same
+    t->regex[index] = re;
+    return GARLIC_OK;
+}
+
+int bpe_pre_setup(tokenizer *t, const char *path, garlic_error *err)
+{
+    const char *pre = t->pre_name;
+    const pre_entry *entry = NULL;
+    for (size_t i = 0; i < sizeof pre_table / sizeof pre_table[0]; i++)
+        if (name_in(pre_table[i].names, pre)) {
+            entry = &pre_table[i];
+            t->pre = (int)i;
+        }
+    if (!entry)
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                "%s: key 'tokenizer.ggml.pre': unknown pre-tokenizer '%s'", path,
+                                pre);
+    t->add_bos = entry->add_bos;
+    t->ignore_merges = entry->ignore_merges;
+    t->pcre_context = tok_pcre_context_new();
+    if (!t->pcre_context)
+        return garlic_error_set(err, GARLIC_ENOMEM, "out of memory for the regex context");
+    for (int i = 0; i < entry->n_regex; i++) {
+        int rc = compile_one(t, entry->regex[i], i, path, err);
+        if (rc != GARLIC_OK)
+            return rc;
+        t->n_regex = i + 1;
+    }
+    return GARLIC_OK;
+}
+
+void bpe_pre_release(tokenizer *t)
+{
+    for (int i = 0; i < t->n_regex; i++)
+        pcre2_code_free(t->regex[i]);
+    t->n_regex = 0;
+    pcre2_general_context_free(t->pcre_context);
+    t->pcre_context = NULL;
+}
+
+// A piece of the text being pre-tokenized: bytes [off, off + len).
+typedef struct span {
+    uint32_t off;
+    uint32_t len;
+} span;
+
+// Growable scratch for one bpe_encode call.
+typedef struct bpe_work {
+    char *match;          // the text as valid UTF-8 (what the regexes see)
+    char *emit;           // the text as llama.cpp re-encodes it (what gets tokenized)
+    span *spans[2];       // pre-tokens before/after the current regex
+    size_t n_spans[2], cap_spans[2];
+    char *word;           // a pre-token spelled in the byte alphabet
+    tok_symbol *symbols;  // one per byte of the pre-token
+    size_t cap_bytes;     // bytes the pre-token may have with word and symbols as allocated
+    tok_heap heap;
+} bpe_work;
+
+static void work_free(bpe_work *w)
+{
+    garlic_free(w->match);
+    garlic_free(w->emit);
+    garlic_free(w->spans[0]);
+    garlic_free(w->spans[1]);
+    garlic_free(w->word);
+    garlic_free(w->symbols);
+    garlic_free(w->heap.items);
+}
+
+static int span_push(bpe_work *w, int which, uint32_t off, uint32_t len)
+{
+    if (w->n_spans[which] == w->cap_spans[which]) {
+        size_t cap = w->cap_spans[which] ? w->cap_spans[which] * 2 : 64;
+        span *s = garlic_realloc(w->spans[which], cap * sizeof *s);
+        if (!s)
+            return GARLIC_ENOMEM;
+        w->spans[which] = s;
+        w->cap_spans[which] = cap;
+    }
+    w->spans[which][w->n_spans[which]++] = (span){off, len};
+    return GARLIC_OK;
+}
+
+// Makes w->match (valid UTF-8 for PCRE2) and w->emit (the bytes to tokenize) from text.
+// For valid input both are the text itself; invalid bytes become U+FFFD and surrogates are
+// kept in emit but shown to the regexes as U+FFFD.
+static int normalize_text(bpe_work *w, const char *text, size_t len, size_t *out_len)
+{
+    size_t cap;
+    if (__builtin_mul_overflow(len, 3, &cap))
+        return GARLIC_ENOMEM;
+    w->match = garlic_malloc(cap + 1);
+    w->emit = garlic_malloc(cap + 1);
+    if (!w->match || !w->emit)
+        return GARLIC_ENOMEM;
+    if (utf8_valid(text, len)) {
+        memcpy(w->match, text, len);
+        memcpy(w->emit, text, len);
+        *out_len = len;
+        return GARLIC_OK;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t used;
+        uint32_t cp = tok_next_code_point((const unsigned char *)text + i, len - i, &used);
+        i += used;
+        size_t k = tok_put_utf8(w->emit + o, cp);
+        if (cp >= 0xd800 && cp <= 0xdfff)
+            tok_put_utf8(w->match + o, 0xfffd); // same length (3 bytes)
+        else
+            memcpy(w->match + o, w->emit + o, k);
+        o += k;
+    }
+    *out_len = o;
+    return GARLIC_OK;
+}
+
+// Cuts every span of spans[src] by regex re into matches and the gaps between them,
+// writing the result to spans[1 - src].
+static int split_by(const tokenizer *t, bpe_work *w, int src, const pcre2_code *re,
+                    pcre2_match_data *md, garlic_error *err)
+{
+    int dst = 1 - src;
+    w->n_spans[dst] = 0;
+    for (size_t s = 0; s < w->n_spans[src]; s++) {
+        span sp = w->spans[src][s];
+        const PCRE2_SPTR subject = (PCRE2_SPTR)(w->match + sp.off);
+        size_t pos = 0;
+        while (pos < sp.len) {
+            int rc = pcre2_match(re, subject, sp.len, pos, PCRE2_NO_UTF_CHECK, md, NULL);
+            if (rc == PCRE2_ERROR_NOMATCH)
+                break;
+            if (rc < 0) {
+                PCRE2_UCHAR msg[160];
+                pcre2_get_error_message(rc, msg, sizeof msg);
+                return garlic_error_set(err, GARLIC_EINVAL, "pre-tokenizer '%s': %s",
+                                        t->pre_name, (const char *)msg);
+            }
+            const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+            size_t start = ov[0], end = ov[1];
+            if (end == start) { // no pattern matches empty text; step over a character anyway
+                end = start + tok_utf8_len(subject[start]);
+                if (end > sp.len)
+                    end = sp.len;
+            }
+            if ((start > pos && span_push(w, dst, sp.off + (uint32_t)pos,
+                                          (uint32_t)(start - pos)) != GARLIC_OK) ||
+                span_push(w, dst, sp.off + (uint32_t)start, (uint32_t)(end - start)) != GARLIC_OK)
+                return garlic_error_set(err, GARLIC_ENOMEM, "out of memory pre-tokenizing");
+            pos = end;
+        }
+        if (pos < sp.len &&
+            span_push(w, dst, sp.off + (uint32_t)pos, (uint32_t)(sp.len - pos)) != GARLIC_OK)
+            return garlic_error_set(err, GARLIC_ENOMEM, "out of memory pre-tokenizing");
+    }
+    return GARLIC_OK;
+}
+
+// Queues the merge of symbols left and right if the vocabulary lists it.
+static int add_bigram(const tokenizer *t, bpe_work *w, int32_t left, int32_t right)
+{
+    if (left < 0 || right < 0)
+        return GARLIC_OK;
+    const tok_symbol *l = &w->symbols[left], *r = &w->symbols[right];
+    int32_t rank = tok_merge_rank(t, w->word + l->start, l->n, w->word + r->start, r->n);
+    if (rank < 0)
+        return GARLIC_OK;
+    return tok_heap_push(&w->heap, (tok_bigram){rank, left, right, l->n + r->n});
+}
+
+// Emits the ids of one symbol: its token, or else the 1-byte tokens of its bytes.
+static int emit_symbol(const tokenizer *t, const char *s, size_t n, tokenizer_ids *out)
+{
+    int32_t id = tok_lookup2(t, s, n, "", 0);
+    if (id >= 0)
+        return tok_ids_push(out, id);
+    for (size_t i = 0; i < n; i++) {
+        int32_t b = t->byte_token[(unsigned char)s[i]];
+        if (b >= 0 && tok_ids_push(out, b) != GARLIC_OK)
+            return GARLIC_ENOMEM;
+    }
+    return GARLIC_OK;
+}
+
+// Spells bytes [0, n) in the byte alphabet into w->word, one symbol per byte.
+static int spell_word(bpe_work *w, const char *bytes, size_t n, size_t *word_len)
+{
+    if (n > w->cap_bytes) { // grow both together, doubling
+        size_t cap = w->cap_bytes ? w->cap_bytes : 64;
+        while (cap < n)
+            cap *= 2;
+        garlic_free(w->word);
+        garlic_free(w->symbols);
+        w->word = garlic_malloc(2 * cap);
+        w->symbols = garlic_calloc(cap, sizeof *w->symbols);
+        w->cap_bytes = w->word && w->symbols ? cap : 0;
+        if (!w->cap_bytes)
+            return GARLIC_ENOMEM;
+    }
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = bpe_byte_char((unsigned char)bytes[i], w->word + len);
+        w->symbols[i] = (tok_symbol){(uint32_t)len, (uint32_t)k, (int32_t)i - 1,
+                                     i + 1 < n ? (int32_t)i + 1 : -1};
+        len += k;
+    }
+    *word_len = len;
+    return GARLIC_OK;
+}
+
+// Tokenizes one pre-token: merges the lowest-ranked listed pair until none applies.
+static int merge_word(const tokenizer *t, bpe_work *w, const char *bytes, size_t n,
+                      tokenizer_ids *out)
+{
+    size_t word_len;
+    if (spell_word(w, bytes, n, &word_len) != GARLIC_OK)
+        return GARLIC_ENOMEM;
+    if (t->ignore_merges) {
+        int32_t id = tok_lookup2(t, w->word, word_len, "", 0);
+        if (id >= 0)
+            return tok_ids_push(out, id);
+    }
+    w->heap.n = 0;
+    for (size_t i = 1; i < n; i++)
+        if (add_bigram(t, w, (int32_t)i - 1, (int32_t)i) != GARLIC_OK)
+            return GARLIC_ENOMEM;
+    while (w->heap.n) {
+        tok_bigram b = tok_heap_pop(&w->heap);
+        tok_symbol *l = &w->symbols[b.left], *r = &w->symbols[b.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
+            continue; // one side changed since this pair was queued
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0)
+            w->symbols[r->next].prev = b.left;
+        if (add_bigram(t, w, l->prev, b.left) != GARLIC_OK ||
+            add_bigram(t, w, b.left, l->next) != GARLIC_OK)
+            return GARLIC_ENOMEM;
+    }
+    for (int32_t i = 0; n && i >= 0; i = w->symbols[i].next)
+        if (emit_symbol(t, w->word + w->symbols[i].start, w->symbols[i].n, out) != GARLIC_OK)
+            return GARLIC_ENOMEM;
+    return GARLIC_OK;
+}
+
+int bpe_encode(const tokenizer *t, const char *text, size_t len, tokenizer_ids *out,
+               garlic_error *err)
+{
+    bpe_work w = {0};
+    pcre2_match_data *md = NULL;
+    size_t n;
+    int rc = normalize_text(&w, text, len, &n);
+    if (rc == GARLIC_OK && n > UINT32_MAX / 2)
+        rc = GARLIC_EINVAL;
+    if (rc == GARLIC_OK && n && span_push(&w, 0, 0, (uint32_t)n) != GARLIC_OK)
+        rc = GARLIC_ENOMEM;
+    if (rc == GARLIC_OK && !(md = pcre2_match_data_create(4, t->pcre_context)))
+        rc = GARLIC_ENOMEM;
+    if (rc != GARLIC_OK) {
+        work_free(&w);
+        return garlic_error_set(err, rc, rc == GARLIC_EINVAL ? "text too long (2 GiB at most)"
+                                                             : "out of memory tokenizing");
+    }
+    int cur = 0;
+    for (int i = 0; i < t->n_regex && rc == GARLIC_OK; i++) {
+        rc = split_by(t, &w, cur, t->regex[i], md, err);
+        cur = 1 - cur;
+    }
+    for (size_t s = 0; rc == GARLIC_OK && s < w.n_spans[cur]; s++) {
+        span sp = w.spans[cur][s];
+        rc = merge_word(t, &w, w.emit + sp.off, sp.len, out);
+        if (rc != GARLIC_OK)
+            garlic_error_set(err, rc, "out of memory tokenizing");
+    }
+    pcre2_match_data_free(md);
+    work_free(&w);
+    return rc;
+}

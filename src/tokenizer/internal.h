@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: MIT
+// The tokenizer's private layout, shared by the files of src/tokenizer/ only: the vocabulary
+// (texts, scores, types, decoded pieces in one blob), the two open-addressing hash maps
+// (token text -> id, merge pair -> rank), the special-token list used to split text before
+// the main algorithm runs, and the compiled pre-tokenizer regexes.
+#ifndef GARLIC_TOKENIZER_INTERNAL_H
+#define GARLIC_TOKENIZER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tokenizer/tokenizer.h"
+
+enum { TOKENIZER_MAX_REGEX = 8 };
+
+// Per-token attributes that llama.cpp derives from the model name (not stored in GGUF).
+enum {
+    TOKEN_ATTR_LSTRIP = 1u << 0, // whitespace before a matched special token is dropped
+    TOKEN_ATTR_RSTRIP = 1u << 1, // whitespace after it is dropped
+};
+
+// Open-addressing table of 1-based indices (0 = empty slot); capacity is a power of two.
+typedef struct tok_table {
+    uint32_t *slots; // (mask + 1)
+    uint32_t mask;
+} tok_table;
+
+struct tokenizer {
+    tokenizer_kind kind;
+    char pre_name[64];
+    int pre;                  // index into the pre-tokenizer table (BPE)
+    uint32_t n_vocab;
+    char *blob;               // every token text, then every decoded piece
+    uint32_t *text_off;       // (n_vocab) token text in blob
+    uint32_t *text_len;       // (n_vocab)
+    uint32_t *piece_off;      // (n_vocab) decoded bytes in blob
+    uint32_t *piece_len;      // (n_vocab)
+    float *scores;            // (n_vocab) SPM merge priority; 0 when absent
+    uint8_t *types;           // (n_vocab) tokenizer_token_type
+    uint8_t *attrs;           // (n_vocab) TOKEN_ATTR_*
+    size_t max_piece;         // longest piece or special text
+    uint32_t max_token_len;   // longest token text in bytes (WordPiece's longest match)
+    tok_table token_map;      // text -> id + 1 (a later duplicate wins)
+    // Byte-level BPE merges: "left right" strings, split after split[i] bytes.
+    uint32_t n_merges;
+    char *merge_blob;
+    uint32_t *merge_off;      // (n_merges)
+    uint32_t *merge_len;      // (n_merges)
+    uint32_t *merge_split;    // (n_merges) bytes of the left half
+    tok_table merge_map;      // pair -> rank + 1 (the first occurrence wins)
+    int32_t special[TOKENIZER_SPECIAL_COUNT];
+    bool add_bos, add_eos, add_space_prefix;
+    bool ignore_merges;       // a pre-token that is itself a token is not merged (llama3)
+    int32_t byte_token[256];  // SPM: <0xNN> (or the 1-byte token); BPE: the 1-byte token; -1
+    int32_t *specials;        // (n_specials) CONTROL/USER_DEFINED/UNKNOWN ids, longest first
+    uint32_t n_specials;
+    int n_regex;
+    void *regex[TOKENIZER_MAX_REGEX]; // pcre2_code_8 *
+    void *pcre_context;               // pcre2_general_context_8 *, routes PCRE2 memory
+};
+
+// FNV-1a over two concatenated byte ranges.
+static inline uint64_t tok_hash2(const char *a, size_t na, const char *b, size_t nb)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < na; i++)
+        h = (h ^ (unsigned char)a[i]) * 1099511628211ull;
+    for (size_t i = 0; i < nb; i++)
+        h = (h ^ (unsigned char)b[i]) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
+// The id of the token whose text is a[0..na) followed by b[0..nb), or -1.
+int32_t tok_lookup2(const tokenizer *t, const char *a, size_t na, const char *b, size_t nb);
+
+// The rank of the merge (left, right), or -1.
+int32_t tok_merge_rank(const tokenizer *t, const char *left, size_t nl, const char *right,
+                       size_t nr);
+
+// Bytes of the UTF-8 sequence whose lead byte is c, as a lenient decoder counts them
+// (continuation bytes are not checked; the caller caps at the remaining length).
+static inline size_t tok_utf8_len(unsigned char c)
+{
+    static const uint8_t by_high_nibble[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+    return by_high_nibble[c >> 4];
+}
+
+// A pending merge of two adjacent symbols. Lower key first, then the leftmost; size is the
+// merged length in bytes, used to notice that either side changed since it was queued.
+typedef struct tok_bigram {
+    double key; // BPE: merge rank; SPM: minus the merged token's score
+    int32_t left;
+    int32_t right;
+    uint32_t size;
+} tok_bigram;
+
+// A binary min-heap of bigrams in caller-owned growable storage.
+typedef struct tok_heap {
+    tok_bigram *items; // (cap)
+    size_t n;
+    size_t cap;
+} tok_heap;
+
+static inline bool tok_bigram_before(const tok_bigram *a, const tok_bigram *b)
+{
+    return a->key < b->key || (a->key == b->key && a->left < b->left);
+}
+
+int tok_heap_push(tok_heap *h, tok_bigram item);
+tok_bigram tok_heap_pop(tok_heap *h); // the heap must not be empty
+
+// A symbol of the word being merged: bytes [start, start + n) and its neighbours in the chain.
+typedef struct tok_symbol {
+    uint32_t start;
+    uint32_t n; // 0 once merged into its left neighbour
+    int32_t prev;
+    int32_t next;
+} tok_symbol;
+
+// Decodes one code point leniently (lead byte and continuation bits only, as llama.cpp
+// does): a byte that starts no sequence, or a truncated one, is U+FFFD and uses one byte.
+uint32_t tok_next_code_point(const unsigned char *s, size_t n, size_t *used);
+// Writes the UTF-8 of cp (<= 0x10FFFF) to dst and returns its length (1..4).
+size_t tok_put_utf8(char *dst, uint32_t cp);
+// NFD(c)[0] and the first code point of c's lowercase form (unicode_tables.c).
+uint32_t tok_nfd_base(uint32_t c);
+uint32_t tok_to_lower(uint32_t c);
+// A pcre2_general_context whose allocations go through garlic_malloc, or NULL.
+void *tok_pcre_context_new(void);
+
+// Appends one id to out, growing it. GARLIC_OK or GARLIC_ENOMEM.
+int tok_ids_push(tokenizer_ids *out, int32_t id);
+
+// Algorithms: each tokenizes one raw-text fragment (no special tokens inside) and appends.
+int spm_encode(const tokenizer *t, const char *text, size_t len, bool space_prefix,
+               tokenizer_ids *out, garlic_error *err);
+int bpe_encode(const tokenizer *t, const char *text, size_t len, tokenizer_ids *out,
+               garlic_error *err);
+
+// WordPiece (wpm.c): compiles the character classifier; tokenizes one raw-text fragment.
+int wpm_setup(tokenizer *t, const char *path, garlic_error *err);
+int wpm_encode(const tokenizer *t, const char *text, size_t len, tokenizer_ids *out,
+               garlic_error *err);
+
+// Unicode data (unicode_tables.c), sorted by first code point.
+typedef struct tok_nfd_range {
+    uint32_t first, last; // code points [first, last]
+    uint32_t base;        // the first code point of their canonical decomposition
+} tok_nfd_range;
+typedef struct tok_case_range {
+    uint32_t first, last; // code points [first, last], every step-th
+    int32_t step;
+    int32_t delta;        // lowercase = c + delta
+} tok_case_range;
+extern const tok_nfd_range tok_nfd_ranges[];
+extern const size_t tok_nfd_count;
+extern const tok_case_range tok_lower_ranges[];
+extern const size_t tok_lower_count;
+
+// Pre-tokenizers (bpe.c): finds the table entry for t->pre_name and compiles its regexes.
+// GARLIC_EUNSUPPORTED for an unknown name; path names the file in messages.
+int bpe_pre_setup(tokenizer *t, const char *path, garlic_error *err);
+void bpe_pre_release(tokenizer *t); // frees the regexes of either algorithm
+// Appends the UTF-8 of the byte-level BPE alphabet for byte b to dst; returns its length.
+size_t bpe_byte_char(unsigned char b, char *dst);
+// Maps a code point of the byte-level alphabet back to its byte, or -1.
+int bpe_char_byte(uint32_t cp);
+
+#endif

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MIT
+// SentencePiece-style BPE (tokenizer.ggml.model "llama"), as llama.cpp runs it: spaces
+// become U+2581 ("▁"), a space is put in front of the text, the text is cut into UTF-8
+// characters, and adjacent symbols are merged while their concatenation is a token, the
+// highest-scoring merge first (leftmost on ties). A character that is no token falls back to
+// its bytes' <0xNN> tokens, or to the unknown token when the vocabulary has none.
+#include <string.h>
+
+#include "base/alloc.h"
+#include "tokenizer/internal.h"
+
+// Growable scratch for one spm_encode call.
+typedef struct spm_work {
+    char *text;          // the escaped text
+    tok_symbol *symbols; // one per character at the start
+    tok_heap heap;
+} spm_work;
+
+// Queues the merge of left and right when their concatenation is a token.
+static int add_bigram(const tokenizer *t, spm_work *w, int32_t left, int32_t right)
+{
+    if (left < 0 || right < 0)
+        return GARLIC_OK;
+    const tok_symbol *l = &w->symbols[left], *r = &w->symbols[right];
+    int32_t id = tok_lookup2(t, w->text + l->start, l->n, w->text + r->start, r->n);
+    if (id < 0)
+        return GARLIC_OK;
+    return tok_heap_push(&w->heap, (tok_bigram){-(double)t->scores[id], left, right, l->n + r->n});
+}
+
+// Writes " " + text (when space_prefix) into w->text with every space as U+2581; returns
+// the length.
+static size_t escape_text(spm_work *w, const char *text, size_t len, bool space_prefix)
+{
+    size_t o = 0;
+    if (space_prefix) {
+        memcpy(w->text, "\xe2\x96\x81", 3);
+        o = 3;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') {
+            memcpy(w->text + o, "\xe2\x96\x81", 3);
+            o += 3;
+        } else {
+            w->text[o++] = text[i];
+        }
+    }
+    return o;
+}
+
+// Emits one final symbol: its token, else one <0xNN> token per byte (else unknown).
+static int emit_symbol(const tokenizer *t, const char *s, size_t n, tokenizer_ids *out)
+{
+    int32_t id = tok_lookup2(t, s, n, "", 0);
+    if (id >= 0)
+        return tok_ids_push(out, id);
+    for (size_t i = 0; i < n; i++) {
+        int32_t b = t->byte_token[(unsigned char)s[i]];
+        if (b < 0)
+            b = t->special[TOKENIZER_SPECIAL_UNK];
+        if (b >= 0 && tok_ids_push(out, b) != GARLIC_OK)
+            return GARLIC_ENOMEM;
+    }
+    return GARLIC_OK;
+}
+
+// The merge loop over w->symbols[0..n); then emits the surviving symbols in order.
+static int merge_symbols(const tokenizer *t, spm_work *w, size_t n, tokenizer_ids *out)
+{
+    for (size_t i = 1; i < n; i++)
+        if (add_bigram(t, w, (int32_t)i - 1, (int32_t)i) != GARLIC_OK)
+            return GARLIC_ENOMEM;
+    while (w->heap.n) {
+        tok_bigram b = tok_heap_pop(&w->heap);
+        tok_symbol *l = &w->symbols[b.left], *r = &w->symbols[b.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
+            continue; // one side changed since this pair was queued
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0)
+            w->symbols[r->next].prev = b.left;
+        if (add_bigram(t, w, l->prev, b.left) != GARLIC_OK ||
+            add_bigram(t, w, b.left, l->next) != GARLIC_OK)
+            return GARLIC_ENOMEM;
+    }
+    for (int32_t i = 0; n && i >= 0; i = w->symbols[i].next)
+        if (emit_symbol(t, w->text + w->symbols[i].start, w->symbols[i].n, out) != GARLIC_OK)
+            return GARLIC_ENOMEM;
+    return GARLIC_OK;
+}
+
+// Number of symbols the escaped text cuts into.
+static size_t count_symbols(const char *s, size_t n)
+{
+    size_t count = 0;
+    for (size_t off = 0; off < n; count++)
+        off += tok_utf8_len((unsigned char)s[off]);
+    return count;
+}
+
+int spm_encode(const tokenizer *t, const char *text, size_t len, bool space_prefix,
+               tokenizer_ids *out, garlic_error *err)
+{
+    spm_work w = {0};
+    size_t cap;
+    if (__builtin_mul_overflow(len, 3, &cap) || cap > UINT32_MAX - 4)
+        return garlic_error_set(err, GARLIC_EINVAL, "text too long (1 GiB at most)");
+    w.text = garlic_malloc(cap + 4);
+    int rc = GARLIC_ENOMEM;
+    if (w.text) {
+        size_t n_text = escape_text(&w, text, len, space_prefix), n = 0;
+        w.symbols = garlic_calloc(count_symbols(w.text, n_text) + 1, sizeof *w.symbols);
+        for (size_t off = 0; w.symbols && off < n_text; n++) { // cut leniently into characters
+            size_t k = tok_utf8_len((unsigned char)w.text[off]);
+            if (k > n_text - off)
+                k = n_text - off;
+            w.symbols[n] = (tok_symbol){(uint32_t)off, (uint32_t)k, (int32_t)n - 1, -1};
+            if (n)
+                w.symbols[n - 1].next = (int32_t)n;
+            off += k;
+        }
+        if (w.symbols)
+            rc = merge_symbols(t, &w, n, out);
+    }
+    garlic_free(w.text);
+    garlic_free(w.symbols);
+    garlic_free(w.heap.items);
+    if (rc != GARLIC_OK)
+        return garlic_error_set(err, rc, "out of memory tokenizing");
+    return GARLIC_OK;
+}

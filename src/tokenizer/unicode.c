@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: MIT
+// Code-point helpers shared by the tokenizer's algorithms: lenient UTF-8 decoding (as
+// llama.cpp decodes, so that invalid input is tokenized the same way), encoding, the
+// lookups into the generated Unicode tables, and a PCRE2 context that allocates through
+// garlic's allocator.
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "base/alloc.h"
+#include "tokenizer/internal.h"
+
+uint32_t tok_next_code_point(const unsigned char *s, size_t n, size_t *used)
+{
+    unsigned char c = s[0];
+    size_t k = c < 0x80 ? 1 : c < 0xc0 ? 0 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : c < 0xf8 ? 4 : 0;
+    *used = 1;
+    if (k == 0 || k > n)
+        return 0xfffd;
+    uint32_t cp = k == 1 ? c : (uint32_t)(c & (0x7f >> k));
+    for (size_t i = 1; i < k; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0xfffd;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    *used = k;
+    return cp > 0x10ffff ? 0xfffd : cp;
+}
+
+size_t tok_put_utf8(char *dst, uint32_t cp)
+{
+    if (cp < 0x80) {
+        dst[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        dst[0] = (char)(0xc0 | cp >> 6);
+        dst[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        dst[0] = (char)(0xe0 | cp >> 12);
+        dst[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+        dst[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    dst[0] = (char)(0xf0 | cp >> 18);
+    dst[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+    dst[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+    dst[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+uint32_t tok_nfd_base(uint32_t c)
+{
+    size_t lo = 0, hi = tok_nfd_count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c < tok_nfd_ranges[mid].first)
+            hi = mid;
+        else if (c > tok_nfd_ranges[mid].last)
+            lo = mid + 1;
+        else
+            return tok_nfd_ranges[mid].base;
+    }
+    return c;
+}
+
+uint32_t tok_to_lower(uint32_t c)
+{
+    size_t lo = 0, hi = tok_lower_count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const tok_case_range *r = &tok_lower_ranges[mid];
+        if (c < r->first)
+            hi = mid;
+        else if (c > r->last)
+            lo = mid + 1;
+        else if ((c - r->first) % (uint32_t)r->step == 0)
+            return (uint32_t)((int64_t)c + r->delta);
+        else
+            return c;
+    }
+    return c;
+}
+
+static void *pcre_alloc(size_t size, void *user)
+{
+    (void)user;
+    return garlic_malloc(size);
+}
+
+static void pcre_free(void *ptr, void *user)
+{
+    (void)user;
+    garlic_free(ptr);
+}
+
+void *tok_pcre_context_new(void)
+{
+    return pcre2_general_context_create(pcre_alloc, pcre_free, NULL);
+}

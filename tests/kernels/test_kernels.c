@@ -1,0 +1,535 @@
+// SPDX-License-Identifier: MIT
+// Tests of src/kernels: activation conversion against hand-computed blocks, every scalar
+// reference dot product against the double-precision dot of the dequantized operands (and of
+// the unquantized activations, within the activation format's rounding), every SIMD variant
+// this CPU runs against the reference on random data, the matrix product against row-by-row
+// dots, and the float helpers. Tolerances are stated where they are asserted.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#include "kernels/kernels.h"
+#include "kernels/variants.h"
+#include "tensor/quants.h"
+#include "tensor/types.h"
+
+static const uint32_t weight_types[] = {
+    TENSOR_TYPE_F32,  TENSOR_TYPE_F16,  TENSOR_TYPE_BF16, TENSOR_TYPE_Q4_0,   TENSOR_TYPE_Q4_1,
+    TENSOR_TYPE_Q5_0, TENSOR_TYPE_Q5_1, TENSOR_TYPE_Q8_0, TENSOR_TYPE_Q2_K,   TENSOR_TYPE_Q3_K,
+    TENSOR_TYPE_Q4_K, TENSOR_TYPE_Q5_K, TENSOR_TYPE_Q6_K, TENSOR_TYPE_IQ4_NL, TENSOR_TYPE_IQ4_XS,
+};
+enum { N_WEIGHT_TYPES = sizeof weight_types / sizeof weight_types[0] };
+
+// Float summation order is the only allowed difference between two dots of the same
+// operands (integer block sums are exact): |a - b| <= SUM_RTOL * sum_i |w_i * a_i|. With
+// float accumulators the worst-case bound is about (chain length) * 2^-24 * mass; 1e-5 covers
+// chains of ~160 additions, and the observed errors are far smaller.
+#define SUM_RTOL 1e-5
+
+static size_t row_bytes(uint32_t type, int64_t n)
+{
+    uint64_t bytes = 0;
+    assert_true(tensor_row_size(type, (uint64_t)n, &bytes));
+    return (size_t)bytes;
+}
+
+// Byte offsets of the half-float fields in one block of each quantized weight type.
+static int half_fields(uint32_t type, int offsets[2])
+{
+    switch (type) {
+    case TENSOR_TYPE_Q4_0: case TENSOR_TYPE_Q5_0: case TENSOR_TYPE_Q8_0:
+    case TENSOR_TYPE_IQ4_NL: case TENSOR_TYPE_IQ4_XS:
+        offsets[0] = 0;
+        return 1;
+    case TENSOR_TYPE_Q4_1: case TENSOR_TYPE_Q5_1: case TENSOR_TYPE_Q4_K: case TENSOR_TYPE_Q5_K:
+        offsets[0] = 0, offsets[1] = 2;
+        return 2;
+    case TENSOR_TYPE_Q2_K:
+        offsets[0] = 80, offsets[1] = 82;
+        return 2;
+    case TENSOR_TYPE_Q3_K: offsets[0] = 108; return 1;
+    case TENSOR_TYPE_Q6_K: offsets[0] = 208; return 1;
+    default: return 0;
+    }
+}
+
+// Fills rows of weights. Mode 0 quantizes normal random values (what real files look
+// like); mode 1 (quantized types only) fills random bytes, so every bit pattern of codes
+// and sub-block scales occurs, with the half scales set to moderate positive values.
+static void fill_weights(test_rng *rng, uint32_t type, int mode, void *dst, int64_t n_values)
+{
+    const tensor_type_traits *tr = tensor_type_get(type);
+    if (mode == 1 && tr->is_quantized) {
+        uint8_t *bytes = dst;
+        size_t size = row_bytes(type, n_values);
+        for (size_t i = 0; i < size; i++)
+            bytes[i] = (uint8_t)test_rng_u64(rng);
+        int offsets[2];
+        int count = half_fields(type, offsets);
+        for (size_t b = 0; b < size / tr->type_size; b++) {
+            for (int k = 0; k < count; k++) {
+                uint16_t h = tensor_f32_to_f16(0.001f + 0.01f * test_rng_uniform(rng));
+                memcpy(bytes + b * tr->type_size + offsets[k], &h, 2);
+            }
+        }
+        return;
+    }
+    float *x = malloc((size_t)n_values * sizeof *x);
+    assert_non_null(x);
+    for (int64_t i = 0; i < n_values; i++)
+        x[i] = test_rng_normal(rng);
+    tr->quantize(x, dst, n_values);
+    free(x);
+}
+
+static void fill_normal(test_rng *rng, float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = test_rng_normal(rng) * (test_rng_uniform(rng) < 0.02f ? 8.0f : 1.0f);
+}
+
+static float *dequantize_row(uint32_t type, const void *src, int64_t n)
+{
+    float *out = malloc((size_t)n * sizeof *out);
+    assert_non_null(out);
+    tensor_type_get(type)->dequantize(src, out, n);
+    return out;
+}
+
+// ---- 1. activation conversion by hand ----
+
+static void test_act_q8_0_block(void **state)
+{
+    (void)state;
+    float x[32];
+    int8_t want[32];
+    for (int j = 0; j < 32; j++)
+        x[j] = (float)(j - 16), want[j] = (int8_t)(j - 16);
+    // amax = 127, so d = 1 and q = roundf(x): halves round away from zero.
+    x[0] = -127.0f, want[0] = -127;
+    x[1] = 2.5f, want[1] = 3;
+    x[2] = -2.5f, want[2] = -3;
+    x[3] = 0.49f, want[3] = 0;
+    x[4] = 126.5f, want[4] = 127;
+    block_q8_0 blk;
+    kernel_act_convert(TENSOR_TYPE_Q4_0, x, &blk, 32);
+    assert_int_equal(blk.d, 0x3C00); // 1.0 as half
+    assert_memory_equal(blk.qs, want, 32);
+
+    // Q8_1 adds s = d * sum(q) as half.
+    block_q8_1 blk1;
+    kernel_act_convert(TENSOR_TYPE_Q4_1, x, &blk1, 32);
+    int sum = 0;
+    for (int j = 0; j < 32; j++)
+        sum += want[j];
+    assert_int_equal(blk1.d, 0x3C00);
+    assert_memory_equal(blk1.qs, want, 32);
+    assert_int_equal(blk1.s, tensor_f32_to_f16((float)sum));
+
+    // A scale that is not 1: amax = 2.54 gives d = 0.02 (stored as half) and q = x / 0.02.
+    for (int j = 0; j < 32; j++)
+        x[j] = 0.02f * (float)(j * 8 - 127);
+    kernel_act_convert(TENSOR_TYPE_Q8_0, x, &blk, 32);
+    assert_int_equal(blk.d, tensor_f32_to_f16(2.54f / 127.0f));
+    for (int j = 0; j < 32; j++)
+        assert_int_equal(blk.qs[j], j * 8 - 127);
+
+    // An all-zero block has d = 0 and q = 0.
+    memset(x, 0, sizeof x);
+    kernel_act_convert(TENSOR_TYPE_Q8_0, x, &blk, 32);
+    assert_int_equal(blk.d, 0);
+    for (int j = 0; j < 32; j++)
+        assert_int_equal(blk.qs[j], 0);
+}
+
+static void test_act_q8_k_block(void **state)
+{
+    (void)state;
+    float x[QK_K];
+    int8_t want[QK_K];
+    for (int j = 0; j < QK_K; j++)
+        x[j] = (float)(j % 7 - 3), want[j] = (int8_t)-(j % 7 - 3);
+    // max = +127 (signed), so iscale = -1, d = -1 and q = nearest-even(-x).
+    x[10] = 127.0f, want[10] = -127;
+    x[11] = 2.5f, want[11] = -2;
+    x[12] = 3.5f, want[12] = -4;
+    x[13] = -0.5f, want[13] = 0;
+    x[14] = -127.0f, want[14] = 127; // same magnitude after the max: the first one wins
+    block_q8_k blk;
+    kernel_act_convert(TENSOR_TYPE_Q4_K, x, &blk, QK_K);
+    assert_true(blk.d == -1.0f);
+    assert_memory_equal(blk.qs, want, QK_K);
+    for (int s = 0; s < QK_K / 16; s++) {
+        int sum = 0;
+        for (int j = 0; j < 16; j++)
+            sum += want[16 * s + j];
+        assert_int_equal(blk.bsums[s], sum);
+    }
+    // A negative max gives a positive d: max = -254, d = 2, q = nearest-even(x / 2).
+    for (int j = 0; j < QK_K; j++)
+        x[j] = (float)(2 * (j % 11) - 10), want[j] = (int8_t)(j % 11 - 5);
+    x[0] = -254.0f, want[0] = -127;
+    x[1] = 5.0f, want[1] = 2;
+    kernel_act_convert(TENSOR_TYPE_Q6_K, x, &blk, QK_K);
+    assert_true(blk.d == 2.0f);
+    assert_memory_equal(blk.qs, want, QK_K);
+}
+
+static void test_act_float_formats(void **state)
+{
+    (void)state;
+    const float x[4] = {1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f};
+    uint16_t h[4];
+    kernel_act_convert(TENSOR_TYPE_F16, x, h, 4);
+    assert_int_equal(h[0], 0x3C00); // a tie rounds to the even neighbour
+    assert_int_equal(h[1], 0x3C02);
+    kernel_act_convert(TENSOR_TYPE_BF16, x, h, 4);
+    assert_int_equal(h[2], 0x3F80);
+    assert_int_equal(h[3], 0x3F82);
+    float f[4];
+    kernel_act_convert(TENSOR_TYPE_F32, x, f, 4);
+    assert_memory_equal(f, x, sizeof f);
+}
+
+static void test_type_table(void **state)
+{
+    (void)state;
+    for (int t = 0; t < N_WEIGHT_TYPES; t++) {
+        uint32_t type = weight_types[t];
+        assert_true(kernel_supports(type));
+        const tensor_type_traits *tr = tensor_type_get(type);
+        int64_t n = 512;
+        assert_int_equal(kernel_act_row_size(type, n),
+                         row_bytes(kernel_act_type(type), n));
+        assert_non_null(tr->dequantize);
+    }
+    assert_int_equal(kernel_act_type(TENSOR_TYPE_Q4_1), TENSOR_TYPE_Q8_1);
+    assert_int_equal(kernel_act_type(TENSOR_TYPE_IQ4_XS), TENSOR_TYPE_Q8_K);
+    assert_false(kernel_supports(TENSOR_TYPE_Q8_K));
+    assert_false(kernel_supports(TENSOR_TYPE_IQ2_XXS));
+    assert_false(kernel_supports(TENSOR_TYPE_COUNT));
+    assert_false(kernel_supports(0xFFFFFFFFu));
+    printf("kernel variant in use: %s\n", kernel_variant_name());
+}
+
+// ---- 2. the references against dequantized math ----
+
+// How far one unquantized activation x may lie from its converted value, given the block's
+// float scale where there is one.
+static double act_error(uint32_t act_type, const float *x, int64_t i)
+{
+    double ax = fabs((double)x[i]);
+    switch (act_type) {
+    case TENSOR_TYPE_F16: return ax * 0x1p-11 + 0x1p-25;
+    case TENSOR_TYPE_BF16: return ax * 0x1p-8;
+    case TENSOR_TYPE_Q8_0:
+    case TENSOR_TYPE_Q8_1: {
+        // q = round(x / d): at most d/2 away, plus 127 * |d - half(d)| <= 127 * d * 2^-11.
+        int64_t b0 = i / 32 * 32;
+        double amax = 0.0;
+        for (int64_t j = b0; j < b0 + 32; j++)
+            amax = fmax(amax, fabs((double)x[j]));
+        return amax / 127.0 * (0.5 + 127.0 * 0x1p-11) * 1.001 + ax * 1e-6;
+    }
+    case TENSOR_TYPE_Q8_K: {
+        int64_t b0 = i / QK_K * QK_K;
+        double amax = 0.0;
+        for (int64_t j = b0; j < b0 + QK_K; j++)
+            amax = fmax(amax, fabs((double)x[j]));
+        return amax / 127.0 * 0.5001 + ax * 1e-6;
+    }
+    default: return ax * 1e-7;
+    }
+}
+
+// Bound on |ref - dequantized dot| from Q8_1's s, a half rounding of d * sum(q) with the
+// unrounded d: per block |m| * (|s| 2^-11 + |sum q| |d - half(d)|), with slack.
+static double q8_1_s_error(uint32_t type, const void *w, const void *act, int64_t n)
+{
+    if (kernel_act_type(type) != TENSOR_TYPE_Q8_1)
+        return 0.0;
+    const block_q8_1 *y = act;
+    double err = 0.0;
+    for (int64_t b = 0; b < n / 32; b++) {
+        uint16_t m_half;
+        // d then m lead both Q4_1 and Q5_1 blocks
+        memcpy(&m_half, (const uint8_t *)w + (size_t)b * tensor_type_get(type)->type_size + 2, 2);
+        int sum = 0;
+        for (int j = 0; j < 32; j++)
+            sum += y[b].qs[j];
+        double s = fabs((double)tensor_f16_to_f32(y[b].s));
+        double d = fabs((double)tensor_f16_to_f32(y[b].d));
+        err += fabs((double)tensor_f16_to_f32(m_half)) * (s * 0x1p-11 + abs(sum) * d * 0x1p-11) * 1.5;
+    }
+    return err;
+}
+
+// Checks one reference dot of a random row for type, n values, weight mode.
+static void check_ref_once(test_rng *rng, uint32_t type, int64_t n, int mode)
+{
+    uint32_t act_type = kernel_act_type(type);
+    void *w = malloc(row_bytes(type, n));
+    void *act = malloc(kernel_act_row_size(type, n));
+    float *x = malloc((size_t)n * sizeof *x);
+    assert_true(w && act && x);
+    fill_weights(rng, type, mode, w, n);
+    fill_normal(rng, x, n);
+    kernel_act_convert(type, x, act, n);
+    float *wf = dequantize_row(type, w, n), *af = dequantize_row(act_type, act, n);
+    double exact = 0.0, mass = 0.0, vs_x = 0.0, x_err = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        exact += (double)wf[i] * af[i];
+        mass += fabs((double)wf[i] * af[i]);
+        vs_x += (double)wf[i] * x[i];
+        x_err += fabs((double)wf[i]) * act_error(act_type, x, i);
+    }
+    const kernel_type_ops *ops = kernel_variant_type_ops(KERNEL_VARIANT_REF, type, true);
+    double got = ops->dot(w, act, n);
+    double tol = SUM_RTOL * mass + q8_1_s_error(type, w, act, n) + 1e-30;
+    if (fabs(got - exact) > tol)
+        fail_msg("%s n=%lld mode %d: ref %.9g, dequantized %.9g, tolerance %.3g",
+                 tensor_type_get(type)->name, (long long)n, mode, got, exact, tol);
+    // Against the unquantized activations: the activation format's rounding, summed.
+    if (fabs(got - vs_x) > tol + x_err)
+        fail_msg("%s n=%lld: ref %.9g, w.x %.9g, tolerance %.3g", tensor_type_get(type)->name,
+                 (long long)n, got, vs_x, tol + x_err);
+    free(w), free(act), free(x), free(wf), free(af);
+}
+
+static void test_ref_vs_dequantized(void **state)
+{
+    (void)state;
+    test_rng rng;
+    test_rng_seed(&rng, 11);
+    const int64_t lengths[] = {256, 1024, 4096};
+    for (int t = 0; t < N_WEIGHT_TYPES; t++) {
+        for (int l = 0; l < 3; l++) {
+            for (int rep = 0; rep < 4; rep++)
+                check_ref_once(&rng, weight_types[t], lengths[l], rep % 2);
+        }
+    }
+}
+
+// ---- 3. SIMD variants against the reference ----
+
+// The lengths to try for a type: odd block counts, short and long rows.
+static int test_lengths(uint32_t type, int64_t out[6])
+{
+    uint32_t block = tensor_type_get(type)->block_size;
+    if (block == 1) {
+        const int64_t plain[6] = {5, 64, 100, 1003, 4096, 5632};
+        memcpy(out, plain, sizeof plain);
+    } else if (block == 32) {
+        const int64_t legacy[6] = {32, 96, 256, 800, 2048, 5632};
+        memcpy(out, legacy, sizeof legacy);
+    } else {
+        const int64_t k[6] = {256, 768, 1280, 2304, 4096, 5632};
+        memcpy(out, k, sizeof k);
+    }
+    return 6;
+}
+
+// Compares variant v's dot with the reference on random rows; returns the worst error
+// relative to the mass sum |w_i a_i|.
+static double check_variant_type(test_rng *rng, kernel_variant v, uint32_t type)
+{
+    const kernel_type_ops *ops = kernel_variant_type_ops(v, type, true);
+    const kernel_type_ops *ref = kernel_variant_type_ops(KERNEL_VARIANT_REF, type, true);
+    int64_t lengths[6];
+    int count = test_lengths(type, lengths);
+    double worst = 0.0;
+    for (int l = 0; l < count; l++) {
+        int64_t n = lengths[l];
+        void *w = malloc(row_bytes(type, n)), *act = malloc(kernel_act_row_size(type, n));
+        float *x = malloc((size_t)n * sizeof *x);
+        assert_true(w && act && x);
+        for (int rep = 0; rep < 4; rep++) {
+            fill_weights(rng, type, rep % 2, w, n);
+            fill_normal(rng, x, n);
+            kernel_act_convert(type, x, act, n);
+            float *wf = dequantize_row(type, w, n);
+            float *af = dequantize_row(kernel_act_type(type), act, n);
+            double mass = 1e-30;
+            for (int64_t i = 0; i < n; i++)
+                mass += fabs((double)wf[i] * af[i]);
+            double want = ref->dot(w, act, n), got = ops->dot(w, act, n);
+            double rel = fabs(got - want) / mass;
+            if (rel > SUM_RTOL)
+                fail_msg("%s %s n=%lld mode %d: %.9g, ref %.9g (error %.3g of the mass)",
+                         kernel_variant_label(v), tensor_type_get(type)->name, (long long)n,
+                         rep % 2, got, want, rel);
+            worst = fmax(worst, rel);
+            free(wf), free(af);
+        }
+        free(w), free(act), free(x);
+    }
+    return worst;
+}
+
+static void test_variants_vs_ref(void **state)
+{
+    (void)state;
+    test_rng rng;
+    test_rng_seed(&rng, 22);
+    int checked = 0;
+    for (int v = KERNEL_VARIANT_AVX2; v < KERNEL_VARIANT_COUNT; v++) {
+        if (!kernel_variant_available((kernel_variant)v)) {
+            print_message("skipped: this CPU has no %s\n", kernel_variant_label((kernel_variant)v));
+            continue;
+        }
+        for (int t = 0; t < N_WEIGHT_TYPES; t++) {
+            uint32_t type = weight_types[t];
+            if (!kernel_variant_type_ops((kernel_variant)v, type, true)) {
+                print_message("%s has no %s kernel of its own (uses a lower variant)\n",
+                              kernel_variant_label((kernel_variant)v), tensor_type_get(type)->name);
+                continue;
+            }
+            double worst = check_variant_type(&rng, (kernel_variant)v, type);
+            print_message("%-11s %-7s worst |simd - ref| / mass = %.2g\n",
+                          kernel_variant_label((kernel_variant)v), tensor_type_get(type)->name,
+                          worst);
+            checked++;
+        }
+    }
+    print_message("%d SIMD dot products checked against the reference\n", checked);
+}
+
+// ---- 4. matrix product against row-by-row dots ----
+
+// For every available variant: rows [r0, r1) of a product with n_act activation rows equal
+// that variant's single dots exactly (the x4 kernels do the same arithmetic per row), and
+// outputs outside those rows stay untouched.
+static void check_matmul(test_rng *rng, kernel_variant v, uint32_t type, int64_t n_act)
+{
+    const int64_t rows = 37, r0 = 3, r1 = 35, ldy = 41;
+    int64_t n = tensor_type_get(type)->block_size == QK_K ? 512 : 256;
+    size_t wb = row_bytes(type, n), ab = kernel_act_row_size(type, n);
+    uint8_t *w = malloc(wb * rows), *act = malloc(ab * (size_t)n_act);
+    float *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)(ldy * n_act) * sizeof *y);
+    assert_true(w && act && x && y);
+    fill_weights(rng, type, 0, w, n * rows);
+    for (int64_t b = 0; b < n_act; b++) {
+        fill_normal(rng, x, n);
+        kernel_act_convert(type, x, act + (size_t)b * ab, n);
+    }
+    for (int64_t i = 0; i < ldy * n_act; i++)
+        y[i] = -12345.0f;
+    kernel_matmul_variant(v, type, w, n, r0, r1, act, n_act, y, ldy);
+    const kernel_type_ops *ops = kernel_variant_type_ops(v, type, false);
+    for (int64_t b = 0; b < n_act; b++) {
+        for (int64_t r = 0; r < ldy; r++) {
+            float got = y[b * ldy + r];
+            float want = r >= r0 && r < r1 ? ops->dot(w + (size_t)r * wb, act + (size_t)b * ab, n)
+                                           : -12345.0f;
+            if (got != want)
+                fail_msg("%s %s n_act=%lld: y[%lld][%lld] = %.9g, dot %.9g",
+                         kernel_variant_label(v), tensor_type_get(type)->name, (long long)n_act,
+                         (long long)b, (long long)r, got, want);
+        }
+    }
+    free(w), free(act), free(x), free(y);
+}
+
+static void test_matmul_vs_dot(void **state)
+{
+    (void)state;
+    test_rng rng;
+    test_rng_seed(&rng, 33);
+    const int64_t batch[] = {1, 3, 4, 6, 9};
+    for (int v = 0; v < KERNEL_VARIANT_COUNT; v++) {
+        if (!kernel_variant_available((kernel_variant)v))
+            continue;
+        for (int t = 0; t < N_WEIGHT_TYPES; t++) {
+            for (int k = 0; k < 5; k++)
+                check_matmul(&rng, (kernel_variant)v, weight_types[t], batch[k]);
+        }
+    }
+    // The public entry point uses the active variant.
+    check_matmul(&rng, kernel_variant_active(), TENSOR_TYPE_Q4_0, 5);
+}
+
+// ---- 5. float helpers ----
+
+static void check_float_ops(test_rng *rng, kernel_variant v, int64_t n)
+{
+    const kernel_float_ops *ops = kernel_variant_float_ops(v);
+    const kernel_float_ops *ref = kernel_variant_float_ops(KERNEL_VARIANT_REF);
+    float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
+    float *y0 = malloc((size_t)n * sizeof *y0), *y1 = malloc((size_t)n * sizeof *y1);
+    uint16_t *h = malloc((size_t)n * sizeof *h);
+    assert_true(a && b && y0 && y1 && h);
+    fill_normal(rng, a, n);
+    fill_normal(rng, b, n);
+    fill_normal(rng, y0, n);
+    kernel_act_f16(b, h, n);
+    double mass = 1e-30, mass_h = 1e-30;
+    for (int64_t i = 0; i < n; i++) {
+        mass += fabs((double)a[i] * b[i]);
+        mass_h += fabs((double)a[i] * tensor_f16_to_f32(h[i]));
+    }
+    assert_true(fabs((double)ops->dot_f32(a, b, n) - ref->dot_f32(a, b, n)) <= SUM_RTOL * mass);
+    assert_true(fabs((double)ops->dot_f32_f16(a, h, n) - ref->dot_f32_f16(a, h, n)) <=
+                SUM_RTOL * mass_h);
+    // axpy: a fused multiply-add may skip one rounding: |diff| <= 2^-23 (|y| + |a x|).
+    const float alpha = 0.37f;
+    for (int pass = 0; pass < 2; pass++) {
+        memcpy(y1, y0, (size_t)n * sizeof *y1);
+        float *y2 = malloc((size_t)n * sizeof *y2);
+        assert_non_null(y2);
+        memcpy(y2, y0, (size_t)n * sizeof *y2);
+        if (pass == 0) {
+            ops->axpy_f32(y1, alpha, b, n);
+            ref->axpy_f32(y2, alpha, b, n);
+        } else {
+            ops->axpy_f16(y1, alpha, h, n);
+            ref->axpy_f16(y2, alpha, h, n);
+        }
+        for (int64_t i = 0; i < n; i++) {
+            double bound = 0x1p-23 * (fabs((double)y0[i]) + fabs((double)alpha * b[i]) * 1.01);
+            if (fabs((double)y1[i] - y2[i]) > bound)
+                fail_msg("%s axpy pass %d n=%lld i=%lld: %.9g vs %.9g",
+                         kernel_variant_label(v), pass, (long long)n, (long long)i, y1[i], y2[i]);
+        }
+        free(y2);
+    }
+    free(a), free(b), free(y0), free(y1), free(h);
+}
+
+static void test_float_helpers(void **state)
+{
+    (void)state;
+    test_rng rng;
+    test_rng_seed(&rng, 44);
+    const int64_t lengths[] = {1, 7, 16, 33, 64, 100, 1003, 4096};
+    for (int v = 0; v < KERNEL_VARIANT_COUNT; v++) {
+        if (!kernel_variant_available((kernel_variant)v)) {
+            print_message("skipped: this CPU has no %s\n", kernel_variant_label((kernel_variant)v));
+            continue;
+        }
+        for (int l = 0; l < 8; l++)
+            check_float_ops(&rng, (kernel_variant)v, lengths[l]);
+    }
+    // The public helpers agree with the active variant.
+    float a[3] = {1, 2, 3}, b[3] = {4, 5, 6};
+    assert_true(kernel_dot_f32(a, b, 3) == 32.0f);
+    kernel_axpy_f32(a, 2.0f, b, 3);
+    assert_true(a[0] == 9.0f && a[1] == 12.0f && a[2] == 15.0f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_act_q8_0_block),
+        cmocka_unit_test(test_act_q8_k_block),
+        cmocka_unit_test(test_act_float_formats),
+        cmocka_unit_test(test_type_table),
+        cmocka_unit_test(test_ref_vs_dequantized),
+        cmocka_unit_test(test_variants_vs_ref),
+        cmocka_unit_test(test_matmul_vs_dot),
+        cmocka_unit_test(test_float_helpers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
