@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
-# make bench: runs every benchmark binary and prints its table. Figures are reported, never
-# asserted; state the machine (printed first) with any figure you quote.
+# make bench: the kernel and dequantization micro-benchmarks, then `garlic bench` on
+# synthesized TinyLlama-1.1B-shaped models (F16, Q8_0, Q4_0, Q4_K; made once and kept in
+# $BUILD/bench/models) with 2 threads. Figures are reported, never asserted; quote the
+# machine line with them. BENCH_TYPES and BENCH_THREADS override the defaults.
 set -eu
 build=${BUILD:-build}
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; garlic: $(./garlic version)"
+types=${BENCH_TYPES:-F16 Q8_0 Q4_0 Q4_K}
+threads=${BENCH_THREADS:-2}
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; $(./garlic version)"
 for b in "$build"/bench/bench_*; do
   [ -x "$b" ] || continue
   echo "== ${b##*/}"
   "$b"
+done
+mkdir -p "$build/bench/models"
+for t in $types; do
+  model=$build/bench/models/tinyllama-$t.gguf
+  if [ ! -f "$model" ]; then
+    echo "== synthesizing $model"
+    ./garlic synth "$model.tmp" --preset tinyllama --type "$t" && mv "$model.tmp" "$model"
+  fi
+  echo "== garlic bench $model -t $threads"
+  ./garlic bench "$model" -p 512 -n 128 -r 3 -t "$threads"
 done

@@ -136,6 +136,10 @@ static int generate_loop(model_state *s, generation *g, const float *logits, uin
             break;
         }
         int32_t tok = sampler_sample(g->smp, logits);
+        if (tok < 0) { // every token is banned (logit bias): nothing can follow
+            stats->finish = ENGINE_FINISH_STOP;
+            break;
+        }
         sampler_accept(g->smp, tok);
         stats->n_generated++;
         stats->unevaluated = tok;
