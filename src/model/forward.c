@@ -470,6 +470,23 @@ static void attention_block(model_state *s, uint32_t l, uint32_t pos0, uint32_t 
         s->x[i] += s->hb[i];
 }
 
+typedef struct swiglu_job {
+    float *gate;       // (n) in: gate projection; out: silu(gate) * up
+    const float *up;   // (n)
+    size_t n;
+} swiglu_job;
+
+// gate = silu(gate) * up over this thread's share of the values.
+static void swiglu_worker(void *ctx, int ith, int nth)
+{
+    swiglu_job *job = ctx;
+    size_t i0 = job->n * (size_t)ith / (size_t)nth, i1 = job->n * (size_t)(ith + 1) / (size_t)nth;
+    for (size_t i = i0; i < i1; i++) {
+        float g = job->gate[i];
+        job->gate[i] = g / (1.0f + expf(-g)) * job->up[i];
+    }
+}
+
 // The feed-forward half of layer l: x += w_down * (silu(w_gate * xn) * (w_up * xn)).
 static void ffn_block(model_state *s, uint32_t l, uint32_t n_tok)
 {
@@ -482,10 +499,8 @@ static void ffn_block(model_state *s, uint32_t l, uint32_t n_tok)
         {.w = &L->w_up, .y = s->hb2, .ldy = hp->ffn},
     };
     matmul_group(s, s->xb, hp->dim, n_tok, gate_up, 2);
-    for (size_t i = 0; i < (size_t)n_tok * hp->ffn; i++) {
-        float g = s->hb[i];
-        s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
-    }
+    swiglu_job job = {.gate = s->hb, .up = s->hb2, .n = (size_t)n_tok * hp->ffn};
+    thread_pool_run(s->pool, swiglu_worker, &job);
     matmul_one(s, &L->w_down, s->hb, hp->ffn, n_tok, s->xb, hp->dim);
     for (size_t i = 0; i < (size_t)n_tok * hp->dim; i++)
         s->x[i] += s->xb[i];

@@ -73,29 +73,33 @@ static fragility read_fragility(const char *stem, const char *prompt)
 static double compare_logits(const char *path, const float *logits, int n_pos, uint32_t n_vocab,
                              double tol)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
+    char *text = test_read_file(path, NULL);
+    if (!text)
         return -1;
     float *ref = malloc(n_vocab * sizeof *ref);
     double worst = 0;
-    for (int p = 0; p < n_pos; p++) {
+    char *p = text;
+    for (int pos = 0; pos < n_pos; pos++) {
         double max_ref = 0, max_diff = 0;
         for (uint32_t i = 0; i < n_vocab; i++) {
-            assert_int_equal(fscanf(f, "%f", &ref[i]), 1);
+            char *end;
+            ref[i] = strtof(p, &end);
+            assert_true(end != p);
+            p = end;
             max_ref = fmax(max_ref, fabs(ref[i]));
-            max_diff = fmax(max_diff, fabs(ref[i] - logits[(size_t)p * n_vocab + i]));
+            max_diff = fmax(max_diff, fabs(ref[i] - logits[(size_t)pos * n_vocab + i]));
         }
         worst = fmax(worst, max_diff / max_ref);
-        int32_t a = argmax(ref, n_vocab), b = argmax(logits + (size_t)p * n_vocab, n_vocab);
+        int32_t a = argmax(ref, n_vocab), b = argmax(logits + (size_t)pos * n_vocab, n_vocab);
         float second = -INFINITY;
         for (uint32_t i = 0; i < n_vocab; i++)
             if ((int32_t)i != a && ref[i] > second)
                 second = ref[i];
         if (a != b && ref[a] - second > 2 * tol * max_ref)
-            fail_msg("%s position %d: argmax %d, reference %d (gap %g)", path, p, b, a,
+            fail_msg("%s position %d: argmax %d, reference %d (gap %g)", path, pos, b, a,
                      ref[a] - second);
     }
-    fclose(f);
+    free(text);
     free(ref);
     return worst;
 }
