@@ -182,7 +182,9 @@ int cli_bench(int argc, char **argv)
     cli_prefault(m);
     uint32_t n_ctx = o.n_prompt > o.n_gen ? o.n_prompt : o.n_gen;
     uint32_t batch = o.batch < (o.n_prompt ? o.n_prompt : 1) ? o.batch : (o.n_prompt ? o.n_prompt : 1);
-    model_state *s = model_state_new(m, n_ctx ? n_ctx : 1, batch, o.kv_type, o.threads, &err);
+    model_state_config cfg = {.n_ctx = n_ctx ? n_ctx : 1, .max_batch = batch, .logit_rows = 1,
+                              .kv_type = o.kv_type, .n_threads = o.threads};
+    model_state *s = model_state_new(m, &cfg, &err);
     bench_result r[2];
     char names[2][32];
     int n = 0;

@@ -212,7 +212,9 @@ static int dump_logits(const model *m, const run_options *o, const tokenizer_ids
 {
     garlic_error err = {0};
     uint32_t n = (uint32_t)ids->n;
-    model_state *s = model_state_new(m, n, n, o->kv_type, o->threads, &err);
+    model_state_config cfg = {.n_ctx = n, .max_batch = n, .logit_rows = n, .kv_type = o->kv_type,
+                              .n_threads = o->threads};
+    model_state *s = model_state_new(m, &cfg, &err);
     const float *logits;
     FILE *f = s ? fopen(o->dump_logits, "w") : NULL;
     int rc = s && f ? model_forward(s, ids->ids, n, 0, true, &logits, &err) : 1;
@@ -375,7 +377,9 @@ int cli_run(int argc, char **argv)
     if (status == 0 && o.dump_logits)
         status = dump_logits(m, &o, &ids);
     if (status == 0) {
-        s = model_state_new(m, n_ctx, o.batch ? o.batch : 512, o.kv_type, o.threads, &err);
+        model_state_config cfg = {.n_ctx = n_ctx, .max_batch = o.batch ? o.batch : 512,
+                                  .logit_rows = 1, .kv_type = o.kv_type, .n_threads = o.threads};
+        s = model_state_new(m, &cfg, &err);
         if (!s)
             fprintf(stderr, "garlic run: %s\n", err.message), status = 1;
     }

@@ -17,7 +17,7 @@ enum { MAX_GROUP = 3 }; // matrices that share one input (q, k, v)
 
 struct model_state {
     const model *m;
-    uint32_t n_ctx, max_batch;
+    uint32_t n_ctx, max_batch, logit_rows;
     model_kv_type kv_type;
     thread_pool *pool;
     uint64_t bytes;          // everything allocated below
@@ -30,7 +30,7 @@ struct model_state {
     float *k;                // (max_batch, n_head_kv * head_dim_k)
     float *v;                // (max_batch, n_head_kv * head_dim_v)
     float *hb, *hb2;         // (max_batch, ffn)
-    float *logits;           // (max_batch, n_vocab)
+    float *logits;           // (logit_rows, n_vocab)
     float *att;              // (n_threads, n_ctx) attention scores, one row per thread
     float *kv_row;           // (n_threads, max head dim) a dequantized cache row per thread
     uint8_t *act[MAX_GROUP]; // (max_batch, act row bytes) converted activations
@@ -81,25 +81,26 @@ static size_t max_act_row(const model *m)
     return ((size_t)widest * sizeof(float) + 63) / 64 * 64;
 }
 
-static int check_state_args(const model *m, uint32_t n_ctx, uint32_t max_batch,
-                            model_kv_type kv_type, garlic_error *err)
+static int check_state_args(const model *m, const model_state_config *cfg, garlic_error *err)
 {
-    if (n_ctx == 0 || n_ctx > (1u << 24) || max_batch == 0 || max_batch > 65536)
-        return garlic_error_set(err, GARLIC_EINVAL, "context %u and batch %u must be positive "
-                                "(context at most 16M, batch at most 65536)", n_ctx, max_batch);
-    if ((unsigned)kv_type >= MODEL_KV_COUNT)
+    if (cfg->n_ctx == 0 || cfg->n_ctx > (1u << 24) || cfg->max_batch == 0 ||
+        cfg->max_batch > 65536 || cfg->logit_rows == 0 || cfg->logit_rows > cfg->max_batch)
+        return garlic_error_set(err, GARLIC_EINVAL, "context %u, batch %u and logit rows %u must "
+                                "be positive (context at most 16M, batch at most 65536, logit "
+                                "rows at most the batch)", cfg->n_ctx, cfg->max_batch,
+                                cfg->logit_rows);
+    if ((unsigned)cfg->kv_type >= MODEL_KV_COUNT)
         return garlic_error_set(err, GARLIC_EINVAL, "unknown KV cache type");
-    if (kv_type == MODEL_KV_Q8_0 && (m->hp.head_dim_k % 32 || m->hp.head_dim_v % 32))
+    if (cfg->kv_type == MODEL_KV_Q8_0 && (m->hp.head_dim_k % 32 || m->hp.head_dim_v % 32))
         return garlic_error_set(err, GARLIC_EUNSUPPORTED, "KV cache type q8_0 needs head "
                                 "dimensions that are multiples of 32 (this model has %u/%u)",
                                 m->hp.head_dim_k, m->hp.head_dim_v);
     return GARLIC_OK;
 }
 
-model_state *model_state_new(const model *m, uint32_t n_ctx, uint32_t max_batch,
-                             model_kv_type kv_type, int n_threads, garlic_error *err)
+model_state *model_state_new(const model *m, const model_state_config *cfg, garlic_error *err)
 {
-    if (check_state_args(m, n_ctx, max_batch, kv_type, err))
+    if (check_state_args(m, cfg, err))
         return NULL;
     model_state *s = garlic_calloc(1, sizeof *s);
     if (!s) {
@@ -107,13 +108,16 @@ model_state *model_state_new(const model *m, uint32_t n_ctx, uint32_t max_batch,
         return NULL;
     }
     const model_hparams *hp = &m->hp;
-    *s = (model_state){.m = m, .n_ctx = n_ctx, .max_batch = max_batch, .kv_type = kv_type};
-    s->pool = thread_pool_new(n_threads, err);
+    uint32_t n_ctx = cfg->n_ctx, max_batch = cfg->max_batch;
+    model_kv_type kv_type = cfg->kv_type;
+    *s = (model_state){.m = m, .n_ctx = n_ctx, .max_batch = max_batch,
+                       .logit_rows = cfg->logit_rows, .kv_type = kv_type};
+    s->pool = thread_pool_new(cfg->n_threads, err);
     if (!s->pool) {
         garlic_free(s);
         return NULL;
     }
-    size_t B = max_batch, nt = (size_t)n_threads;
+    size_t B = max_batch, nt = (size_t)cfg->n_threads;
     size_t q_dim = (size_t)hp->n_head * hp->head_dim_k, o_dim = (size_t)hp->n_head * hp->head_dim_v;
     size_t k_dim = (size_t)hp->n_head_kv * hp->head_dim_k, v_dim = (size_t)hp->n_head_kv * hp->head_dim_v;
     size_t hd_max = hp->head_dim_k > hp->head_dim_v ? hp->head_dim_k : hp->head_dim_v;
@@ -130,7 +134,7 @@ model_state *model_state_new(const model *m, uint32_t n_ctx, uint32_t max_batch,
     s->v = state_alloc(s, B * v_dim, sizeof(float));
     s->hb = state_alloc(s, B * hp->ffn, sizeof(float));
     s->hb2 = state_alloc(s, B * hp->ffn, sizeof(float));
-    s->logits = state_alloc(s, B * hp->n_vocab, sizeof(float));
+    s->logits = state_alloc(s, (size_t)cfg->logit_rows * hp->n_vocab, sizeof(float));
     s->att = state_alloc(s, nt * n_ctx, sizeof(float));
     s->kv_row = state_alloc(s, nt * hd_max, sizeof(float));
     for (int i = 0; i < MAX_GROUP; i++)
@@ -507,11 +511,14 @@ static void ffn_block(model_state *s, uint32_t l, uint32_t n_tok)
 }
 
 static int check_forward_args(const model_state *s, const int32_t *tokens, uint32_t n,
-                              uint32_t pos0, garlic_error *err)
+                              uint32_t pos0, bool all_logits, garlic_error *err)
 {
     if (n == 0 || n > s->max_batch)
         return garlic_error_set(err, GARLIC_EINVAL, "batch of %u tokens (1 to %u allowed)", n,
                                 s->max_batch);
+    if (all_logits && n > s->logit_rows)
+        return garlic_error_set(err, GARLIC_EINVAL, "%u rows of logits asked, the state holds %u",
+                                n, s->logit_rows);
     if (pos0 > s->n_ctx || n > s->n_ctx - pos0)
         return garlic_error_set(err, GARLIC_EINVAL, "positions %u..%u exceed the context of %u",
                                 pos0, pos0 + n - 1, s->n_ctx);
@@ -525,7 +532,7 @@ static int check_forward_args(const model_state *s, const int32_t *tokens, uint3
 int model_forward(model_state *s, const int32_t *tokens, uint32_t n, uint32_t pos0,
                   bool all_logits, const float **logits, garlic_error *err)
 {
-    int rc = check_forward_args(s, tokens, n, pos0, err);
+    int rc = check_forward_args(s, tokens, n, pos0, all_logits, err);
     if (rc)
         return rc;
     const model *m = s->m;

@@ -97,10 +97,18 @@ bool model_kv_type_parse(const char *name, model_kv_type *out);
 
 typedef struct model_state model_state;
 
-// The run state of one sequence: a KV cache for n_ctx positions of kv_type, scratch for up to
-// max_batch tokens per forward call, and a compute pool of n_threads.
-model_state *model_state_new(const model *m, uint32_t n_ctx, uint32_t max_batch,
-                             model_kv_type kv_type, int n_threads, garlic_error *err);
+typedef struct model_state_config {
+    uint32_t n_ctx;        // positions the KV cache holds
+    uint32_t max_batch;    // tokens one forward call may take
+    uint32_t logit_rows;   // logits rows one call may return: 1, or up to max_batch for
+                           // all_logits calls (each row is n_vocab floats)
+    model_kv_type kv_type;
+    int n_threads;         // compute pool size (the caller included)
+} model_state_config;
+
+// The run state of one sequence: a KV cache, scratch for cfg->max_batch tokens and a compute
+// pool, all allocated here. Fails with a message for impossible sizes or out of memory.
+model_state *model_state_new(const model *m, const model_state_config *cfg, garlic_error *err);
 void model_state_free(model_state *s);
 
 // Bytes the state allocated (KV cache plus scratch), for reports.
@@ -112,8 +120,8 @@ const model *model_state_model(const model_state *s);
 // Runs tokens[0..n) at positions pos0.. through the model, writing their K and V into the
 // cache. Returns a pointer to the logits (valid until the next call): n_vocab floats for the
 // last token, or n x n_vocab (row per token) when all_logits. Fails (GARLIC_EINVAL) when n is
-// 0 or above max_batch, pos0 + n exceeds n_ctx, or a token id is out of range. Allocates
-// nothing.
+// 0 or above max_batch, all_logits with n above logit_rows, pos0 + n exceeds n_ctx, or a
+// token id is out of range. Allocates nothing.
 int model_forward(model_state *s, const int32_t *tokens, uint32_t n, uint32_t pos0,
                   bool all_logits, const float **logits, garlic_error *err);
 
