@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // libFuzzer target for the tokenizer: arbitrary bytes are tokenized with small vocabularies
-// built in-process (byte-level BPE under each pre-tokenizer, and SentencePiece), then decoded
-// in one call and streamed. Valid UTF-8 must come back exactly when special tokens are not
-// parsed, and every streamed chunk must be whole UTF-8.
+// built in-process (byte-level BPE under each pre-tokenizer, SentencePiece, WordPiece), then
+// decoded in one call and streamed. With a lossless vocabulary, valid UTF-8 must come back
+// exactly when special tokens are not parsed; every streamed chunk must be whole UTF-8.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +14,7 @@
 
 static const char *const pres[] = {"default", "gpt-2",  "llama-bpe", "qwen2",    "deepseek-llm",
                                    "deepseek-coder", "falcon", "starcoder", "mpt"};
-enum { N_PRE = sizeof pres / sizeof pres[0], N_VOCAB = N_PRE + 1 };
+enum { N_PRE = sizeof pres / sizeof pres[0], N_VOCAB = N_PRE + 2 }; // + SPM, WPM
 
 static const char *const merges[] = {"h e", "l l", "he ll", "hell o", "\xc4\xa0 w", "o r",
                                      "\xc4\xa0w or", "\xc4\xa0wor l", "\xc4\xa0worl d", "1 2"};
@@ -22,7 +22,31 @@ static const char *const pieces[] = {"\xe2\x96\x81", "h", "e", "l", "o", "w", "r
                                      "ll", "hell", "hello", "\xe2\x96\x81hello", "or", "wor",
                                      "worl", "world", "\xe2\x96\x81world", "\xe4\xb8\xad"};
 
+static const char *const words[] = {
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "\xe2\x96\x81hello", "\xe2\x96\x81world",
+    "\xe2\x96\x81h", "e", "l", "o", "\xe2\x96\x81,", "\xe2\x96\x81\xe4\xb8\xad", "\xe2\x96\x81\x61"};
+enum { N_WORDS = sizeof words / sizeof words[0] };
+
 static tokenizer *vocabs[N_VOCAB];
+
+// Writes a small WordPiece vocabulary to path.
+static int write_wordpiece(const char *path)
+{
+    int32_t types[N_WORDS];
+    for (size_t i = 0; i < N_WORDS; i++)
+        types[i] = i < 4 ? 3 : 1;
+    gguf_writer *w = gguf_writer_new();
+    garlic_error err;
+    int rc = !w || gguf_writer_set_str(w, "tokenizer.ggml.model", "bert") ||
+             gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", words, N_WORDS) ||
+             gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, N_WORDS) ||
+             gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 1) ||
+             gguf_writer_set_u32(w, "tokenizer.ggml.cls_token_id", 2) ||
+             gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", 3) ||
+             gguf_writer_write(w, path, NULL, NULL, &err);
+    gguf_writer_free(w);
+    return rc;
+}
 
 // Writes one vocabulary (gpt2 with the given pre, or llama when pre is NULL) to path.
 static int write_vocab(const char *path, const char *pre)
@@ -38,7 +62,13 @@ static int write_vocab(const char *path, const char *pre)
             snprintf(text[n], 16, "%s", first[i]), types[n] = i ? 3 : 2, scores[n] = 0;
     }
     for (int b = 0; b < 256; b++, n++) {
-        unsigned cp = b <= 32 ? 256u + b : b >= 127 && b <= 160 ? 289u + b - 127 : b == 173 ? 323u : (unsigned)b;
+        unsigned cp = (unsigned)b; // the byte-level BPE alphabet
+        if (b <= 32)
+            cp = 256u + (unsigned)b;
+        else if (b >= 127 && b <= 160)
+            cp = 289u + (unsigned)b - 127;
+        else if (b == 173)
+            cp = 323;
         if (!pre)
             snprintf(text[n], 16, "<0x%02X>", b);
         else if (cp < 0x80)
@@ -65,14 +95,21 @@ static int write_vocab(const char *path, const char *pre)
         ptr[i] = text[i];
     gguf_writer *w = gguf_writer_new();
     garlic_error err;
-    int rc = !w || gguf_writer_set_str(w, "tokenizer.ggml.model", pre ? "gpt2" : "llama") ||
-             (pre && gguf_writer_set_str(w, "tokenizer.ggml.pre", pre)) ||
-             gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", ptr, (uint64_t)n) ||
-             gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, (uint64_t)n) ||
-             (!pre && gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, (uint64_t)n)) ||
-             (pre && gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, sizeof merges / sizeof *merges)) ||
-             gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos) ||
-             gguf_writer_write(w, path, NULL, NULL, &err);
+    if (!w)
+        return -1;
+    int rc = gguf_writer_set_str(w, "tokenizer.ggml.model", pre ? "gpt2" : "llama");
+    if (pre)
+        rc |= gguf_writer_set_str(w, "tokenizer.ggml.pre", pre);
+    rc |= gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", ptr, (uint64_t)n);
+    rc |= gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, (uint64_t)n);
+    if (pre)
+        rc |= gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges,
+                                      sizeof merges / sizeof *merges);
+    else
+        rc |= gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores,
+                                  (uint64_t)n);
+    rc |= gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
+    rc |= gguf_writer_write(w, path, NULL, NULL, &err);
     gguf_writer_free(w);
     return rc;
 }
@@ -87,7 +124,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     close(fd);
     for (int i = 0; i < N_VOCAB; i++) {
         garlic_error err;
-        if (write_vocab(path, i < N_PRE ? pres[i] : NULL) || !(vocabs[i] = tokenizer_open(path, &err))) {
+        int rc = i <= N_PRE ? write_vocab(path, i < N_PRE ? pres[i] : NULL) : write_wordpiece(path);
+        if (rc || !(vocabs[i] = tokenizer_open(path, &err))) {
             fprintf(stderr, "fuzz_tokenizer: vocabulary %d: %s\n", i, err.message);
             abort();
         }
@@ -132,7 +170,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     garlic_error err;
     if (tokenizer_encode(t, text, size - 1, flags, &ids, &err) == GARLIC_OK &&
         tokenizer_decode(t, ids.ids, ids.n, 0, &out, &err) == GARLIC_OK) {
-        bool lossless_case = !(flags & TOKENIZER_PARSE_SPECIAL) && utf8_valid(text, size - 1) &&
+        bool lossless_case = tokenizer_is_lossless(t) && !(flags & TOKENIZER_PARSE_SPECIAL) &&
+                             utf8_valid(text, size - 1) &&
                              !memmem(text, size - 1, "\xe2\x96\x81", 3); // SPM's space mark
         if (lossless_case && (out.len != size - 1 || memcmp(out.data, text, size - 1) != 0))
             abort();

@@ -21,13 +21,16 @@ const char *engine_finish_name(engine_finish f)
     return (unsigned)f < ENGINE_FINISH_COUNT ? names[f] : "unknown";
 }
 
+// DeepSeek's "<｜end▁of▁sentence｜>" (fullwidth bars, U+2581 between words).
+#define DEEPSEEK_END "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"
+
 void engine_end_tokens(const tokenizer *t, sampler_end_tokens *out)
 {
     // Turn enders that chat templates use, recognised by their text when the token is a
     // control or user-defined token.
     static const char *const enders[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|endoftext|>",
                                          "<|eom_id|>", "<end_of_turn>", "<EOT>", "</s>",
-                                         "<|end_of_text|>", "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"};
+                                         "<|end_of_text|>", DEEPSEEK_END};
     sampler_end_tokens_init(out);
     int32_t eos = tokenizer_special_id(t, TOKENIZER_SPECIAL_EOS);
     int32_t eot = tokenizer_special_id(t, TOKENIZER_SPECIAL_EOT);
@@ -121,6 +124,17 @@ static int deliver(generation *g, const char *text, size_t len, bool flush, engi
     return r.stopped ? 1 : 0;
 }
 
+// Passes tok (with its log-probabilities when asked for) to the on_token hook; returns its
+// verdict (non-zero cancels). A logprobs failure (a bad top_logprobs) reports NULL instead.
+static int report_token(const generation *g, const engine_params *p, int32_t tok, void *user)
+{
+    sampler_logprobs lp;
+    const sampler_logprobs *lpp = NULL;
+    if (p->logprobs && sampler_logprobs_last(g->smp, tok, p->top_logprobs, &lp, NULL) == GARLIC_OK)
+        lpp = &lp;
+    return p->on_token(user, tok, lpp);
+}
+
 // Samples, streams and evaluates tokens until a limit, an end token or a stop string.
 static int generate_loop(model_state *s, generation *g, const float *logits, uint32_t *pos,
                          const engine_params *p, engine_emit_fn emit, void *user,
@@ -146,6 +160,10 @@ static int generate_loop(model_state *s, generation *g, const float *logits, uin
         if (!p->ignore_eos && sampler_is_end(&g->ends, tok)) {
             stats->finish = ENGINE_FINISH_STOP;
             break;
+        }
+        if (p->on_token && report_token(g, p, tok, user)) {
+            stats->finish = ENGINE_FINISH_CANCEL;
+            return GARLIC_OK;
         }
         size_t len = 0;
         int rc = tokenizer_stream_push(&g->stream, tok, g->text, g->text_cap, &len, err);

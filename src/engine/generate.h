@@ -23,6 +23,12 @@ typedef enum engine_finish {
     ENGINE_FINISH_COUNT
 } engine_finish;
 
+// Optional per-token hook (engine_params.on_token): called with each generated token that
+// is part of the output (end-of-generation tokens are not), before its text reaches emit.
+// lp is the token's log-probabilities when engine_params.logprobs is set, else NULL; it is
+// valid for the call only. Returns non-zero to cancel, like emit.
+typedef int (*engine_token_fn)(void *user, int32_t token, const sampler_logprobs *lp);
+
 typedef struct engine_params {
     sampler_params sampling;
     uint32_t max_tokens;        // tokens to generate at most (0: until the context is full)
@@ -30,6 +36,9 @@ typedef struct engine_params {
     size_t n_stops;
     bool ignore_eos;            // keep going past end-of-generation tokens (benchmarks)
     uint32_t batch;             // prompt tokens per forward call (default 512)
+    engine_token_fn on_token;   // optional; gets the same user pointer as emit
+    bool logprobs;              // compute each token's log-probabilities for on_token
+    uint32_t top_logprobs;      // alternatives per token (<= SAMPLER_MAX_TOP_LOGPROBS)
 } engine_params;
 
 typedef struct engine_stats {

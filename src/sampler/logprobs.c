@@ -25,7 +25,7 @@ static void top_insert(sampler_token_logprob *top, size_t *n, size_t cap, int32_
 // A logit as the log-softmax sees it: NaN is -inf, +inf is the largest float.
 static inline float clean_logit(float v)
 {
-    return isnan(v) ? -INFINITY : fminf(v, FLT_MAX);
+    return isnan(v) ? -INFINITY : v > FLT_MAX ? FLT_MAX : v;
 }
 
 int sampler_logprobs_compute(const float *logits, int32_t n_vocab, int32_t token, size_t n_top,
@@ -47,7 +47,7 @@ int sampler_logprobs_compute(const float *logits, int32_t n_vocab, int32_t token
     out->n_top = 0;
     for (int32_t i = 0; i < n_vocab; i++) {
         float v = clean_logit(logits[i]);
-        max = fmaxf(max, v);
+        max = v > max ? v : max;
         if (n_top > 0)
             top_insert(out->top, &out->n_top, n_top, i, v);
     }

@@ -71,8 +71,9 @@ sampler_params sampler_params_default(int32_t n_vocab);
 int sampler_params_validate(const sampler_params *p, garlic_error *err);
 
 // A sampler for p with all its scratch allocated (16 bytes per vocabulary entry; with an
-// active penalty 4 more, plus 12 per history slot). Returns NULL and fills err on bad params (GARLIC_EINVAL) or when
-// memory runs out (GARLIC_ENOMEM). Free it with sampler_free. One thread at a time.
+// active penalty 4 more, plus 12 per history slot). Returns NULL and fills err on bad params
+// (GARLIC_EINVAL) or when memory runs out (GARLIC_ENOMEM). Free it with sampler_free. It
+// belongs to one thread at a time.
 sampler *sampler_new(const sampler_params *p, garlic_error *err);
 
 // Frees s; sampler_free(NULL) is a no-op.
@@ -116,8 +117,9 @@ int sampler_logprobs_compute(const float *logits, int32_t n_vocab, int32_t token
                              sampler_logprobs *out, garlic_error *err);
 
 // For tests and diagnostics: the candidates the last non-greedy sampler_sample drew from
-// (after top-k, top-p and min-p) are written to ids (capacity cap, may be NULL when cap is 0)
-// in the chain's order; returns how many there were. Greedy samples leave no candidates.
+// (after top-k, top-p and min-p) are written to ids (capacity cap, may be NULL when cap is 0);
+// returns how many there were. They come best first after top-k or a small top-p set, else
+// in an unspecified (but deterministic) order. Greedy samples leave no candidates.
 size_t sampler_last_candidates(const sampler *s, int32_t *ids, size_t cap);
 
 // ---- End-of-generation tokens ----

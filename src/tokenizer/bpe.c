@@ -180,8 +180,8 @@ static int compile_one(tokenizer *t, const char *pattern, int index, const char 
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(code, msg, sizeof msg);
         return garlic_error_set(err, code == PCRE2_ERROR_NOMEMORY ? GARLIC_ENOMEM : GARLIC_EINVAL,
-                                "%s: pre-tokenizer '%s': regex %d: %s at %zu", path, t->pre_name, index,
-                                (const char *)msg, (size_t)at);
+                                "%s: pre-tokenizer '%s': regex %d: %s at %zu", path,
+                                t->pre_name, index, (const char *)msg, (size_t)at);
     }
     pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); // without JIT, matching is slower but the same
     t->regex[index] = re;
@@ -232,8 +232,9 @@ typedef struct span {
 
 // Growable scratch for one bpe_encode call.
 typedef struct bpe_work {
-    char *match;          // the text as valid UTF-8 (what the regexes see)
-    char *emit;           // the text as llama.cpp re-encodes it (what gets tokenized)
+    const char *match;    // the text as valid UTF-8 (what the regexes see)
+    const char *emit;     // the text as llama.cpp re-encodes it (what gets tokenized)
+    char *owned[2];       // match and emit when they had to be rebuilt (invalid input)
     span *spans[2];       // pre-tokens before/after the current regex
     size_t n_spans[2], cap_spans[2];
     char *word;           // a pre-token spelled in the byte alphabet
@@ -244,8 +245,8 @@ typedef struct bpe_work {
 
 static void work_free(bpe_work *w)
 {
-    garlic_free(w->match);
-    garlic_free(w->emit);
+    garlic_free(w->owned[0]);
+    garlic_free(w->owned[1]);
     garlic_free(w->spans[0]);
     garlic_free(w->spans[1]);
     garlic_free(w->word);
@@ -268,35 +269,35 @@ static int span_push(bpe_work *w, int which, uint32_t off, uint32_t len)
 }
 
 // Makes w->match (valid UTF-8 for PCRE2) and w->emit (the bytes to tokenize) from text.
-// For valid input both are the text itself; invalid bytes become U+FFFD and surrogates are
-// kept in emit but shown to the regexes as U+FFFD.
+// For valid input both are the text itself; otherwise invalid bytes become U+FFFD, and
+// surrogates are kept in emit but shown to the regexes as U+FFFD.
 static int normalize_text(bpe_work *w, const char *text, size_t len, size_t *out_len)
 {
+    w->match = w->emit = text;
+    *out_len = len;
+    if (utf8_valid(text, len))
+        return GARLIC_OK;
     size_t cap;
     if (__builtin_mul_overflow(len, 3, &cap))
         return GARLIC_ENOMEM;
-    w->match = garlic_malloc(cap + 1);
-    w->emit = garlic_malloc(cap + 1);
-    if (!w->match || !w->emit)
+    char *match = w->owned[0] = garlic_malloc(cap + 1);
+    char *emit = w->owned[1] = garlic_malloc(cap + 1);
+    if (!match || !emit)
         return GARLIC_ENOMEM;
-    if (utf8_valid(text, len)) {
-        memcpy(w->match, text, len);
-        memcpy(w->emit, text, len);
-        *out_len = len;
-        return GARLIC_OK;
-    }
     size_t o = 0;
     for (size_t i = 0; i < len;) {
         size_t used;
         uint32_t cp = tok_next_code_point((const unsigned char *)text + i, len - i, &used);
         i += used;
-        size_t k = tok_put_utf8(w->emit + o, cp);
+        size_t k = tok_put_utf8(emit + o, cp);
         if (cp >= 0xd800 && cp <= 0xdfff)
-            tok_put_utf8(w->match + o, 0xfffd); // same length (3 bytes)
+            tok_put_utf8(match + o, 0xfffd); // same length (3 bytes)
         else
-            memcpy(w->match + o, w->emit + o, k);
+            memcpy(match + o, emit + o, k);
         o += k;
     }
+    w->match = match;
+    w->emit = emit;
     *out_len = o;
     return GARLIC_OK;
 }
@@ -319,8 +320,9 @@ static int split_by(const tokenizer *t, bpe_work *w, int src, const pcre2_code *
             if (rc < 0) {
                 PCRE2_UCHAR msg[160];
                 pcre2_get_error_message(rc, msg, sizeof msg);
-                return garlic_error_set(err, GARLIC_EINVAL, "pre-tokenizer '%s': %s",
-                                        t->pre_name, (const char *)msg);
+                return garlic_error_set(err,
+                                        rc == PCRE2_ERROR_NOMEMORY ? GARLIC_ENOMEM : GARLIC_EINVAL,
+                                        "pre-tokenizer '%s': %s", t->pre_name, (const char *)msg);
             }
             const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
             size_t start = ov[0], end = ov[1];
@@ -351,7 +353,7 @@ static int add_bigram(const tokenizer *t, bpe_work *w, int32_t left, int32_t rig
     int32_t rank = tok_merge_rank(t, w->word + l->start, l->n, w->word + r->start, r->n);
     if (rank < 0)
         return GARLIC_OK;
-    return tok_heap_push(&w->heap, (tok_bigram){rank, left, right, l->n + r->n});
+    return tok_heap_push(&w->heap, (tok_bigram){(uint32_t)rank, left, right, l->n + r->n});
 }
 
 // Emits the ids of one symbol: its token, or else the 1-byte tokens of its bytes.

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "tokenizer/tokenizer.h"
 
@@ -89,11 +90,23 @@ static inline size_t tok_utf8_len(unsigned char c)
 // A pending merge of two adjacent symbols. Lower key first, then the leftmost; size is the
 // merged length in bytes, used to notice that either side changed since it was queued.
 typedef struct tok_bigram {
-    double key; // BPE: merge rank; SPM: minus the merged token's score
+    uint32_t key; // BPE: merge rank; SPM: tok_score_key of the merged token's score
     int32_t left;
     int32_t right;
     uint32_t size;
 } tok_bigram;
+
+// Maps a score to a key that sorts the higher score first (16-byte bigrams keep the heap
+// cache-friendly); -0 and +0 compare equal, as floats do.
+static inline uint32_t tok_score_key(float score)
+{
+    uint32_t bits;
+    if (score == 0)
+        score = 0;
+    memcpy(&bits, &score, sizeof bits);
+    bits = bits & 0x80000000u ? ~bits : bits | 0x80000000u; // ascending as the floats
+    return ~bits;
+}
 
 // A binary min-heap of bigrams in caller-owned growable storage.
 typedef struct tok_heap {

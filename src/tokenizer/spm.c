@@ -25,7 +25,8 @@ static int add_bigram(const tokenizer *t, spm_work *w, int32_t left, int32_t rig
     int32_t id = tok_lookup2(t, w->text + l->start, l->n, w->text + r->start, r->n);
     if (id < 0)
         return GARLIC_OK;
-    return tok_heap_push(&w->heap, (tok_bigram){-(double)t->scores[id], left, right, l->n + r->n});
+    return tok_heap_push(&w->heap,
+                         (tok_bigram){tok_score_key(t->scores[id]), left, right, l->n + r->n});
 }
 
 // Writes " " + text (when space_prefix) into w->text with every space as U+2581; returns

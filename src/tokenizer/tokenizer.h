@@ -120,10 +120,10 @@ const char *tokenizer_piece(const tokenizer *t, int32_t id, unsigned flags, size
 // The longest piece any token decodes to, in bytes (for sizing stream buffers).
 size_t tokenizer_max_piece(const tokenizer *t);
 
-// Appends the text of ids to out. For SentencePiece vocabularies that add a space prefix, the
-// space that encoding put in front of the text is removed again (at the start and after BOS),
-// so decode(encode(s)) == s. Returns GARLIC_OK, GARLIC_EINVAL (an id out of range) or
-// GARLIC_ENOMEM.
+// Appends the text of ids to out. For SentencePiece vocabularies that add a space prefix (and
+// for WordPiece), the space in front of the first word is removed again, at the start and
+// after BOS, so decode(encode(s)) == s. No HF-style clean-up of spaces. Returns GARLIC_OK,
+// GARLIC_EINVAL (an id out of range) or GARLIC_ENOMEM.
 int tokenizer_decode(const tokenizer *t, const int32_t *ids, size_t n, unsigned flags,
                      tokenizer_text *out, garlic_error *err);
 
@@ -132,7 +132,7 @@ int tokenizer_decode(const tokenizer *t, const int32_t *ids, size_t n, unsigned 
 typedef struct tokenizer_stream {
     const tokenizer *tok; // borrowed; must outlive the stream
     unsigned flags;       // TOKENIZER_RENDER_SPECIAL
-    bool strip_space;     // the next piece loses one leading space (SPM, at start/after BOS)
+    bool strip_space;     // the next piece loses a leading space (SPM/WPM: start, after BOS)
     unsigned char pending[4]; // an incomplete UTF-8 sequence held back
     size_t n_pending;
 } tokenizer_stream;

@@ -117,8 +117,9 @@ static int read_special_ids(tokenizer *t, const gguf_file *f, garlic_error *err)
             continue;
         }
         if (v < 0 || v >= (int64_t)t->n_vocab) {
-            garlic_error_set(err, GARLIC_EFORMAT, "%s: key '%s': id %lld is out of range (%u tokens)",
-                             f->path, special_keys[i], (long long)v, t->n_vocab);
+            garlic_error_set(err, GARLIC_EFORMAT,
+                             "%s: key '%s': id %lld is out of range (%u tokens)", f->path,
+                             special_keys[i], (long long)v, t->n_vocab);
             return GARLIC_EFORMAT;
         }
         t->special[i] = (int32_t)v;
@@ -511,7 +512,7 @@ static int read_model(tokenizer *t, const gguf_file *f, garlic_error *err)
     char shown[64];
     snprintf(shown, sizeof shown, "%.*s", (int)(model.len < 48 ? model.len : 48), model.data);
     garlic_error_set(err, GARLIC_EUNSUPPORTED,
-                     "%s: key '%s': tokenizer '%s' is not supported (garlic knows llama, gpt2, bert)",
+                     "%s: key '%s': tokenizer '%s' is not supported (known: llama, gpt2, bert)",
                      f->path, key, shown);
     return GARLIC_EUNSUPPORTED;
 }

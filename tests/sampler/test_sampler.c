@@ -380,62 +380,133 @@ static void rank_all(const float *logits, int n, ranked *r)
     qsort(r, (size_t)n, sizeof *r, ranked_compare);
 }
 
-static void test_large_vocab_sets(void **state)
+static int id_compare(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+enum { LARGE_V = 5000 };
+
+// Runs one sample with p over logits (LARGE_V entries) and returns the candidates it kept
+// in ids, in id order.
+static size_t kept_ids(const sampler_params *p, const float *logits, int32_t *ids)
+{
+    sampler *s = new_ok(p);
+    sampler_sample(s, logits);
+    size_t n = sampler_last_candidates(s, ids, LARGE_V);
+    sampler_free(s);
+    qsort(ids, n, sizeof *ids, id_compare);
+    return n;
+}
+
+// top-k and top-p keep exactly the best-ranked sets on a 5000-token vocabulary; large top-p
+// sets need the quickselect on mass.
+static void test_large_top_k_top_p(void **state)
 {
     (void)state;
-    enum { V = 5000 };
-    static float logits[V];
-    static ranked r[V];
-    static int32_t ids[V];
+    static float logits[LARGE_V];
+    static ranked r[LARGE_V];
+    static int32_t ids[LARGE_V], want_ids[LARGE_V];
     test_rng rng;
     test_rng_seed(&rng, 3);
-    random_logits(&rng, logits, V, 2.0f);
+    random_logits(&rng, logits, LARGE_V, 2.0f);
     logits[10] = logits[20] = logits[30] = 3.0f; // ties inside the kept sets
-    rank_all(logits, V, r);
+    rank_all(logits, LARGE_V, r);
 
-    // top-k 40: exactly the 40 best, best first.
-    sampler_params p = plain_params(V, 1.0f, 1);
-    p.top_k = 40;
+    sampler_params p = plain_params(LARGE_V, 1.0f, 1);
+    p.top_k = 40; // best first, exactly the 40 best
     sampler *s = new_ok(&p);
     sampler_sample(s, logits);
-    assert_int_equal(sampler_last_candidates(s, ids, V), 40);
+    assert_int_equal(sampler_last_candidates(s, ids, LARGE_V), 40);
     for (int i = 0; i < 40; i++)
         assert_int_equal(ids[i], r[i].id);
     sampler_free(s);
 
-    // top-p without top-k needs thousands of candidates: the selection has to grow.
-    const float top_ps[] = {0.2f, 0.5f, 0.9f, 0.99f};
+    const float top_ps[] = {0.2f, 0.3f, 0.5f, 0.9f, 0.99f};
     for (size_t t = 0; t < sizeof top_ps / sizeof top_ps[0]; t++) {
         double z = 0.0, sum = 0.0;
-        for (int i = 0; i < V; i++)
+        for (int i = 0; i < LARGE_V; i++)
             z += exp((double)r[i].logit - (double)r[0].logit);
-        int want = 0;
+        size_t want = 0;
         while (sum < (double)top_ps[t] * z)
             sum += exp((double)r[want++].logit - (double)r[0].logit);
-        p = plain_params(V, 1.0f, 1);
+        for (size_t i = 0; i < want; i++)
+            want_ids[i] = r[i].id;
+        qsort(want_ids, want, sizeof *want_ids, id_compare);
+        p = plain_params(LARGE_V, 1.0f, 1);
         p.top_p = top_ps[t];
-        s = new_ok(&p);
-        sampler_sample(s, logits);
-        size_t got = sampler_last_candidates(s, ids, V);
-        print_message("  top_p %.2f keeps %zu of %d\n", (double)top_ps[t], got, V);
+        size_t got = kept_ids(&p, logits, ids);
+        print_message("  top_p %.2f keeps %zu of %d\n", (double)top_ps[t], got, LARGE_V);
         assert_int_equal(got, want);
-        for (int i = 0; i < want; i++)
-            assert_int_equal(ids[i], r[i].id);
-        sampler_free(s);
+        assert_memory_equal(ids, want_ids, want * sizeof *ids);
     }
+}
 
-    // min-p alone: every token with logit >= max + log(min_p), in id order.
-    p = plain_params(V, 1.0f, 1);
+// Ties broken by id in the quickselect, and min-p's threshold, on a 5000-token vocabulary.
+static void test_large_ties_min_p(void **state)
+{
+    (void)state;
+    static float logits[LARGE_V];
+    static int32_t ids[LARGE_V];
+    // All logits equal: weights of exactly 1 sum without rounding, so top-p 0.4999 keeps
+    // exactly ids 0..2499.
+    for (int i = 0; i < LARGE_V; i++)
+        logits[i] = 0.25f;
+    sampler_params p = plain_params(LARGE_V, 1.0f, 1);
+    p.top_p = 0.4999f;
+    assert_int_equal(kept_ids(&p, logits, ids), 2500);
+    for (int i = 0; i < 2500; i++)
+        assert_int_equal(ids[i], i);
+
+    // min-p alone: every token with logit >= max + log(min_p).
+    test_rng rng;
+    test_rng_seed(&rng, 4);
+    random_logits(&rng, logits, LARGE_V, 2.0f);
+    p = plain_params(LARGE_V, 1.0f, 1);
     p.min_p = 0.05f;
-    s = new_ok(&p);
-    sampler_sample(s, logits);
-    size_t got = sampler_last_candidates(s, ids, V), k = 0;
-    for (int i = 0; i < V; i++)
-        if (expf(logits[i] - r[0].logit) >= 0.05f) {
+    float top = logits[reference_argmax(logits, LARGE_V)];
+    size_t got = kept_ids(&p, logits, ids), k = 0;
+    for (int i = 0; i < LARGE_V; i++) {
+        if (expf(logits[i] - top) >= 0.05f) {
             assert_true(k < got);
             assert_int_equal(ids[k++], i);
         }
+    }
     assert_int_equal(got, k);
+}
+
+// top_k at or above the vocabulary size changes nothing; +inf logits take all the mass.
+static void test_edges(void **state)
+{
+    (void)state;
+    enum { V = 200, N = 100 };
+    int32_t a[N], b[N];
+    sampler_params p = plain_params(V, 0.9f, 21);
+    sampler *s = new_ok(&p);
+    draw_sequence(s, V, a, N);
+    sampler_free(s);
+    p.top_k = V;
+    s = new_ok(&p);
+    draw_sequence(s, V, b, N);
+    assert_memory_equal(a, b, sizeof a);
+    sampler_free(s);
+
+    float logits[V];
+    for (int i = 0; i < V; i++)
+        logits[i] = (float)(i % 7);
+    logits[50] = logits[150] = INFINITY;
+    bool allowed[V] = {[50] = true, [150] = true};
+    int hits[2] = {0};
+    p = sampler_params_default(V);
+    p.seed = 3;
+    s = new_ok(&p);
+    for (int i = 0; i < 400; i++) {
+        int32_t tok = sampler_sample(s, logits);
+        assert_true(tok >= 0 && tok < V && allowed[tok]);
+        hits[tok == 150]++;
+    }
+    assert_true(hits[0] > 100 && hits[1] > 100);
     sampler_free(s);
 }
 
@@ -975,7 +1046,9 @@ int main(void)
         cmocka_unit_test(test_seed),
         cmocka_unit_test(test_temperature_distribution),
         cmocka_unit_test(test_top_p_min_p_sets),
-        cmocka_unit_test(test_large_vocab_sets),
+        cmocka_unit_test(test_large_top_k_top_p),
+        cmocka_unit_test(test_large_ties_min_p),
+        cmocka_unit_test(test_edges),
         cmocka_unit_test(test_penalties),
         cmocka_unit_test(test_logit_bias),
         cmocka_unit_test(test_logprobs),

@@ -3,6 +3,7 @@
 // ../shared/tokenizer (no BOS/EOS, special parsing off), the stories260K greedy text, a
 // decode(encode(s)) == s property on random UTF-8, streaming decoding, special-token
 // parsing, malformed vocabularies built in-process, allocation failures and the CLI.
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +177,18 @@ static void test_reference_models(void **state)
             assert_int_equal(tokenizer_decode(t, want.ids, want.n, 0, &text, &err), GARLIC_OK);
             assert_int_equal(text.len, size);
             assert_memory_equal(text.data, golden, size);
+            tokenizer_stream st; // streamed, token by token, the same text comes out
+            tokenizer_stream_init(&st, t, 0);
+            char chunk[256];
+            size_t total = 0, w;
+            for (size_t k = 0; k < want.n; k++) {
+                assert_int_equal(tokenizer_stream_push(&st, want.ids[k], chunk, sizeof chunk, &w,
+                                                       &err), GARLIC_OK);
+                assert_true(total + w <= size);
+                assert_memory_equal(chunk, golden + total, w);
+                total += w;
+            }
+            assert_int_equal(total, size);
             tokenizer_text_deinit(&text);
             free(golden);
         }
@@ -331,6 +344,24 @@ static const char *const spm_pieces[] = {"\xe2\x96\x81", "h", "e", "l", "o", "w"
                                          "he", "ll", "hell", "hello", "\xe2\x96\x81hello",
                                          "or", "wor", "world", "\xe2\x96\x81world", "worl"};
 
+// The byte-level BPE alphabet: printable bytes stand for themselves, the others for
+// U+0100 onwards in byte order.
+static void alphabet_char(int b, char *dst)
+{
+    unsigned cp = (unsigned)b;
+    if (b <= 32)
+        cp = 256u + (unsigned)b;
+    else if (b >= 127 && b <= 160)
+        cp = 289u + (unsigned)b - 127;
+    else if (b == 173)
+        cp = 323;
+    if (cp < 0x80) {
+        dst[0] = (char)cp, dst[1] = 0;
+        return;
+    }
+    dst[0] = (char)(0xc0 | cp >> 6), dst[1] = (char)(0x80 | (cp & 0x3f)), dst[2] = 0;
+}
+
 // Writes a small vocabulary. gpt2: the 256 byte-alphabet characters, merges spelling
 // "hello" and " world", "<|end|>" (CONTROL) and "<tool>" (USER_DEFINED). llama: <unk>, <s>,
 // </s>, the 256 <0xNN> byte tokens and pieces spelling "hello world" (longer = higher score).
@@ -354,12 +385,7 @@ static const char *write_vocab(const char *name, vocab_opts o)
         if (spm) {
             snprintf(tokens[n], 32, "<0x%02X>", b);
         } else {
-            unsigned cp = b <= 32 ? 256u + b : b >= 127 && b <= 160 ? 289u + b - 127 : b == 173 ? 323u : (unsigned)b;
-            if (cp < 0x80)
-                tokens[n][0] = (char)cp, tokens[n][1] = 0;
-            else
-                tokens[n][0] = (char)(0xc0 | cp >> 6), tokens[n][1] = (char)(0x80 | (cp & 0x3f)),
-                tokens[n][2] = 0;
+            alphabet_char(b, tokens[n]);
         }
     }
     size_t n_extra = spm ? sizeof spm_pieces / sizeof *spm_pieces : 0;
@@ -395,7 +421,8 @@ static const char *write_vocab(const char *name, vocab_opts o)
         assert_int_equal(gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", bpe_merges,
                                                  sizeof bpe_merges / sizeof *bpe_merges), 0);
     if (o.bos_id != -2)
-        assert_int_equal(gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)o.bos_id), 0);
+        assert_int_equal(
+            gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)o.bos_id), 0);
     const char *path = test_temp_path(name);
     garlic_error err = {0};
     assert_int_equal(gguf_writer_write(w, path, NULL, NULL, &err), 0);
@@ -438,6 +465,27 @@ static void test_small_vocabs(void **state)
     assert_string_equal(encode_str(spm, "</s>x", TOKENIZER_PARSE_SPECIAL), " 2 259 123");
     tokenizer_free(bpe);
     tokenizer_free(spm);
+    // Every pre-tokenizer garlic knows compiles and splits the same text losslessly.
+    const char *pres[] = {"default",   "gpt-2",  "mpt",       "gpt-neox",       "llama-bpe",
+                          "qwen2",     "falcon", "starcoder", "refact",         "command-r",
+                          "smollm",    "olmo",   "dbrx",      "deepseek-llm",   "deepseek-coder"};
+    const char *text = "Hello world's 12345 \xe4\xb8\xad\xe6\x96\x87  \t\n!! x";
+    for (size_t i = 0; i < sizeof pres / sizeof pres[0]; i++) {
+        vocab_opts o = bpe_opts;
+        o.pre = pres[i];
+        tokenizer *t = tokenizer_open(write_vocab("pre.gguf", o), &err);
+        if (!t)
+            fail_msg("pre %s: %s", pres[i], err.message);
+        assert_string_equal(tokenizer_pre_name(t), pres[i]);
+        tokenizer_ids ids = {0};
+        tokenizer_text back = {0};
+        assert_int_equal(tokenizer_encode(t, text, strlen(text), 0, &ids, &err), GARLIC_OK);
+        assert_int_equal(tokenizer_decode(t, ids.ids, ids.n, 0, &back, &err), GARLIC_OK);
+        assert_string_equal(back.data, text);
+        tokenizer_ids_deinit(&ids);
+        tokenizer_text_deinit(&back);
+        tokenizer_free(t);
+    }
 }
 
 // Each malformed vocabulary fails to load with an error naming the file and the key.
@@ -495,8 +543,8 @@ static void test_special_tokens(void **state)
     tokenizer *t = open_shared_vocab("llama-bpe");
     assert_string_equal(encode_str(t, "<|eot_id|>", TOKENIZER_PARSE_SPECIAL), " 128009");
     assert_string_equal(encode_str(t, "<|eot_id|>", 0), " 27 91 68 354 851 91 29");
-    assert_string_equal(encode_str(t, "Hi<|eot_id|>", TOKENIZER_ADD_SPECIAL | TOKENIZER_PARSE_SPECIAL),
-                        " 128000 13347 128009");
+    unsigned both = TOKENIZER_ADD_SPECIAL | TOKENIZER_PARSE_SPECIAL;
+    assert_string_equal(encode_str(t, "Hi<|eot_id|>", both), " 128000 13347 128009");
     size_t len;
     const char *p = tokenizer_piece(t, 128009, 0, &len);
     assert_int_equal(len, 0);
@@ -568,6 +616,59 @@ static void test_stream(void **state)
     tokenizer_free(t);
 }
 
+typedef struct thread_job {
+    const tokenizer *t;
+    const char *inp; // the .inp file's contents
+    int mismatches;
+} thread_job;
+
+// Encodes every vector input 20 times and compares with the first result.
+static void *encode_all(void *arg)
+{
+    thread_job *job = arg;
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    tokenizer_ids first = {0}, again = {0};
+    garlic_error err;
+    for (const char *p = job->inp, *end; (end = strstr(p, sep)); p = end + strlen(sep)) {
+        first.n = 0;
+        tokenizer_encode(job->t, p, (size_t)(end - p), TOKENIZER_ADD_SPECIAL, &first, &err);
+        for (int r = 0; r < 20; r++) {
+            again.n = 0;
+            tokenizer_encode(job->t, p, (size_t)(end - p), TOKENIZER_ADD_SPECIAL, &again, &err);
+            job->mismatches += again.n != first.n ||
+                               memcmp(again.ids, first.ids, again.n * sizeof *again.ids) != 0;
+        }
+    }
+    tokenizer_ids_deinit(&first);
+    tokenizer_ids_deinit(&again);
+    return NULL;
+}
+
+// One tokenizer used by four threads at once gives the same ids as alone.
+static void test_threads(void **state)
+{
+    (void)state;
+    skip_without_shared();
+    const char *names[] = {"llama-spm", "llama-bpe", "deepseek-llm", "bert-bge"};
+    char *inp = test_read_file(test_shared_path("tokenizer/ggml-vocab-gpt-2.gguf.inp"), NULL);
+    assert_non_null(inp);
+    for (int v = 0; v < 4; v++) {
+        tokenizer *t = open_shared_vocab(names[v]);
+        pthread_t threads[4];
+        thread_job jobs[4];
+        for (int i = 0; i < 4; i++) {
+            jobs[i] = (thread_job){t, inp, 0};
+            assert_int_equal(pthread_create(&threads[i], NULL, encode_all, &jobs[i]), 0);
+        }
+        for (int i = 0; i < 4; i++) {
+            pthread_join(threads[i], NULL);
+            assert_int_equal(jobs[i].mismatches, 0);
+        }
+        tokenizer_free(t);
+    }
+    free(inp);
+}
+
 // Every allocation failure while loading or tokenizing gives GARLIC_ENOMEM and no leak
 // (leaks show up under ASan).
 static void test_alloc_failures(void **state)
@@ -622,8 +723,9 @@ static void test_cli(void **state)
     char path[4096];
     snprintf(path, sizeof path, "%s", model);
     char *out = NULL, *err = NULL;
-    assert_int_equal(test_run(&out, NULL, "%s tokenize %s --ids 'Once upon a time, there was a little girl named Lily.'",
-                              test_garlic(), path), 0);
+    assert_int_equal(test_run(&out, NULL, "%s tokenize %s --ids '%s'", test_garlic(), path,
+                              prompts[0]),
+                     0);
     assert_string_equal(out, "1 403 407 261 378 432 383 286 261 376 298 315 421 395 317 426\n");
     free(out);
     garlic_error e = {0};
@@ -659,7 +761,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),     cmocka_unit_test(test_small_vocabs),
         cmocka_unit_test(test_bad_vocabs),     cmocka_unit_test(test_special_tokens),
         cmocka_unit_test(test_stream),         cmocka_unit_test(test_alloc_failures),
-        cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_threads),        cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
