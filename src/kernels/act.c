@@ -2,8 +2,9 @@
 // Activation conversion: a row of floats to the format its weight type pairs with, done the
 // way the reference CPU path does it so that products track the reference bit for bit where
 // they can. Q8_0/Q8_1 scale each block of 32 by its largest magnitude (d = amax / 127,
-// q = roundf(x / d), halves away from zero); Q8_K scales 256 values by the signed value of
+// q = nearest-even(x * (127 / amax)), as the reference's x86 code does); Q8_K scales 256 values by the signed value of
 // largest magnitude and rounds to nearest even; F16 and BF16 round to nearest even.
+// Inputs must be finite, as activations are; like the reference, nothing here checks.
 #include <math.h>
 #include <string.h>
 
@@ -15,7 +16,7 @@ void kernel_act_f32(const float *x, void *dst, int64_t n)
     memcpy(dst, x, (size_t)n * sizeof(float));
 }
 
-void kernel_act_f16(const float *x, void *dst, int64_t n)
+void kernel_act_f16_ref(const float *x, void *dst, int64_t n)
 {
     uint16_t *h = dst;
     for (int64_t i = 0; i < n; i++)
@@ -36,11 +37,13 @@ static float code_block32(const float *x, uint16_t *d_half, int8_t *qs, int *sum
     float amax = 0.0f;
     for (int j = 0; j < 32; j++)
         amax = fmaxf(amax, fabsf(x[j]));
+    // As the reference's x86 path: id = 127 / amax (not 1 / d, which can differ by an ulp)
+    // and rounding to nearest even (nearbyintf in the default rounding mode).
     float d = amax / 127.0f;
-    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     int total = 0;
     for (int j = 0; j < 32; j++) {
-        qs[j] = (int8_t)roundf(x[j] * id);
+        qs[j] = (int8_t)nearbyintf(x[j] * id);
         total += qs[j];
     }
     *d_half = tensor_f32_to_f16(d);
@@ -48,7 +51,7 @@ static float code_block32(const float *x, uint16_t *d_half, int8_t *qs, int *sum
     return d;
 }
 
-void kernel_act_q8_0(const float *x, void *dst, int64_t n)
+void kernel_act_q8_0_ref(const float *x, void *dst, int64_t n)
 {
     block_q8_0 *out = dst;
     int sum;
@@ -57,7 +60,7 @@ void kernel_act_q8_0(const float *x, void *dst, int64_t n)
 }
 
 // As Q8_0, plus s = d * sum(q) with the unrounded float d, stored as half.
-void kernel_act_q8_1(const float *x, void *dst, int64_t n)
+void kernel_act_q8_1_ref(const float *x, void *dst, int64_t n)
 {
     block_q8_1 *out = dst;
     for (int64_t b = 0; b < n / QK8_1; b++) {
@@ -96,7 +99,7 @@ static void code_block_k(const float *x, block_q8_k *out)
     out->d = 1.0f / iscale;
 }
 
-void kernel_act_q8_k(const float *x, void *dst, int64_t n)
+void kernel_act_q8_k_ref(const float *x, void *dst, int64_t n)
 {
     block_q8_k *out = dst;
     for (int64_t b = 0; b < n / QK_K; b++)

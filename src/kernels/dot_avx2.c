@@ -9,6 +9,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "kernels/blocks.h"
 #include "kernels/variants.h"
 #include "tensor/quants.h"
 
@@ -19,6 +20,7 @@ ALWAYS_INLINE float half(uint16_t h)
     return _cvtsh_ss(h);
 }
 
+// The sum of the 8 lanes.
 ALWAYS_INLINE float hsum_ps(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -103,6 +105,7 @@ ALWAYS_INLINE void legacy_block(const void *w, const void *act, size_t stride, i
     __m256i x = legacy_codes(w, b, kind);
     __m256i ax = _mm256_sign_epi8(x, x);
     float dx = legacy_scale(w, b, kind);
+#pragma GCC unroll 16
     for (int k = 0; k < rows; k++) {
         const block_q8_0 *y = (const block_q8_0 *)act_row(act, stride, k) + b;
         __m256i a = _mm256_loadu_si256((const __m256i *)y->qs);
@@ -111,6 +114,8 @@ ALWAYS_INLINE void legacy_block(const void *w, const void *act, size_t stride, i
     }
 }
 
+// The dots of one weight row with `rows` activation rows; blocks alternate between two
+// accumulators to hide the FMA latency.
 ALWAYS_INLINE void legacy_rows(const void *w, const void *act, size_t stride, int64_t n,
                                int rows, enum legacy_kind kind, float *out)
 {
@@ -124,6 +129,7 @@ ALWAYS_INLINE void legacy_rows(const void *w, const void *act, size_t stride, in
     }
     if (b < nb)
         legacy_block(w, act, stride, b, rows, kind, acc0);
+#pragma GCC unroll 16
     for (int k = 0; k < rows; k++)
         out[k] = hsum_ps(_mm256_add_ps(acc0[k], acc1[k]));
 }
@@ -179,6 +185,8 @@ static void dot_iq4_nl_q8_0_x4(const void *w, const void *a, size_t stride, int6
 
 // ---- offset weights x Q8_1: Q4_1, Q5_1 (x = d q + m, so the dot gains m * s) ----
 
+// The dots of one Q4_1/Q5_1 row with `rows` Q8_1 rows: unsigned codes by maddubs, plus
+// m * s per block in scalar float.
 ALWAYS_INLINE void offset_rows(const void *w, const void *act, size_t stride, int64_t n,
                                int rows, bool five, float *out)
 {
@@ -200,6 +208,7 @@ ALWAYS_INLINE void offset_rows(const void *w, const void *act, size_t stride, in
             dh = blk->d, mh = blk->m;
         }
         float dx = half(dh), mx = half(mh);
+#pragma GCC unroll 16
         for (int k = 0; k < rows; k++) {
             const block_q8_1 *y = (const block_q8_1 *)act_row(act, stride, k) + b;
             __m256i a = _mm256_loadu_si256((const __m256i *)y->qs);
@@ -208,6 +217,7 @@ ALWAYS_INLINE void offset_rows(const void *w, const void *act, size_t stride, in
             mins[k] += mx * half(y->s);
         }
     }
+#pragma GCC unroll 16
     for (int k = 0; k < rows; k++)
         out[k] = hsum_ps(acc[k]) + mins[k];
 }
@@ -238,17 +248,13 @@ static void dot_q5_1_q8_1_x4(const void *w, const void *a, size_t stride, int64_
 
 // ---- Q4_K x Q8_K ----
 
-// The eight 6-bit scales and mins of a Q4_K/Q5_K block; mins come back as 16 int16, each
-// repeated for the two bsums of its sub-block.
-ALWAYS_INLINE void k4_unpack(const uint8_t *packed, int16_t sc[8], __m256i *mins16)
+// The eight 6-bit scales (byte i of *sc) and mins of a Q4_K/Q5_K block; mins come back as 16
+// int16, each repeated for the two bsums of its sub-block.
+ALWAYS_INLINE void k4_unpack(const uint8_t *packed, uint64_t *sc, __m256i *mins16)
 {
-    uint8_t m[8];
-    for (int s = 0; s < 8; s++) {
-        uint8_t scale, min;
-        tensor_k4_scale_min(packed, s, &scale, &min);
-        sc[s] = scale, m[s] = min;
-    }
-    __m128i mv = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m));
+    uint64_t m;
+    kernel_k4_scales(packed, sc, &m);
+    __m128i mv = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m));
     *mins16 = _mm256_set_m128i(_mm_unpackhi_epi16(mv, mv), _mm_unpacklo_epi16(mv, mv));
 }
 
@@ -262,13 +268,44 @@ ALWAYS_INLINE void k_finish(const block_q8_k *y, float d, float dmin, __m256i is
     *acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * y->d), msum, *acc);
 }
 
+// Chunk c (values 64c .. 64c + 63) of a Q4_K/Q5_K super-block against `rows` rows:
+// isum[k] += sc_2c * sum(lo * a) + sc_2c+1 * sum(hi * a).
+ALWAYS_INLINE void q4_k_chunk(const uint8_t *qs, __m256i hbits, bool five, uint64_t sc, int c,
+                              const void *act, size_t stride, int64_t b, int rows, __m256i *isum)
+{
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+    __m256i lo = _mm256_and_si256(raw, low4);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+    if (five) {
+        const __m256i sixteen = _mm256_set1_epi8(16);
+        __m256i bit_lo = _mm256_set1_epi8((char)(1 << (2 * c)));
+        __m256i bit_hi = _mm256_set1_epi8((char)(1 << (2 * c + 1)));
+        lo = _mm256_or_si256(lo, _mm256_and_si256(
+            _mm256_cmpeq_epi8(_mm256_and_si256(hbits, bit_lo), bit_lo), sixteen));
+        hi = _mm256_or_si256(hi, _mm256_and_si256(
+            _mm256_cmpeq_epi8(_mm256_and_si256(hbits, bit_hi), bit_hi), sixteen));
+    }
+    __m256i sc_lo = _mm256_set1_epi16((short)((sc >> (16 * c)) & 0xFF));
+    __m256i sc_hi = _mm256_set1_epi16((short)((sc >> (16 * c + 8)) & 0xFF));
+#pragma GCC unroll 16
+    for (int k = 0; k < rows; k++) {
+        const int8_t *a = ((const block_q8_k *)act_row(act, stride, k))[b].qs + 64 * c;
+        __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)a));
+        __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a + 32)));
+        isum[k] = _mm256_add_epi32(isum[k], _mm256_add_epi32(_mm256_madd_epi16(p_lo, sc_lo),
+                                                             _mm256_madd_epi16(p_hi, sc_hi)));
+    }
+}
+
+// The dots of one Q4_K/Q5_K row (five: Q5_K) with `rows` Q8_K rows: integer sums per
+// super-block, scales by madd, mins through the bsums.
 ALWAYS_INLINE void q4_k_rows(const void *w, const void *act, size_t stride, int64_t n, int rows,
                              bool five, float *out)
 {
     __m256 acc[4];
     for (int k = 0; k < 4; k++)
         acc[k] = _mm256_setzero_ps();
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
     for (int64_t b = 0; b < n / QK_K; b++) {
         const uint8_t *qs, *qh = NULL, *scales;
         uint16_t dh, dminh;
@@ -279,40 +316,31 @@ ALWAYS_INLINE void q4_k_rows(const void *w, const void *act, size_t stride, int6
             const block_q4_k *blk = &((const block_q4_k *)w)[b];
             qs = blk->qs, scales = blk->scales, dh = blk->d, dminh = blk->dmin;
         }
-        int16_t sc[8];
+        uint64_t sc;
         __m256i mins16;
-        k4_unpack(scales, sc, &mins16);
+        k4_unpack(scales, &sc, &mins16);
         __m256i isum[4];
         for (int k = 0; k < 4; k++)
             isum[k] = _mm256_setzero_si256();
         __m256i hbits = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
-        for (int c = 0; c < 4; c++) {
-            __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-            __m256i lo = _mm256_and_si256(raw, low4);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
-            if (five) {
-                const __m256i sixteen = _mm256_set1_epi8(16);
-                __m256i bit_lo = _mm256_set1_epi8((char)(1 << (2 * c)));
-                __m256i bit_hi = _mm256_set1_epi8((char)(1 << (2 * c + 1)));
-                lo = _mm256_or_si256(lo, _mm256_and_si256(
-                    _mm256_cmpeq_epi8(_mm256_and_si256(hbits, bit_lo), bit_lo), sixteen));
-                hi = _mm256_or_si256(hi, _mm256_and_si256(
-                    _mm256_cmpeq_epi8(_mm256_and_si256(hbits, bit_hi), bit_hi), sixteen));
-            }
-            __m256i sc_lo = _mm256_set1_epi16(sc[2 * c]), sc_hi = _mm256_set1_epi16(sc[2 * c + 1]);
-            for (int k = 0; k < rows; k++) {
-                const int8_t *a = ((const block_q8_k *)act_row(act, stride, k))[b].qs + 64 * c;
-                __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)a));
-                __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a + 32)));
-                isum[k] = _mm256_add_epi32(isum[k], _mm256_add_epi32(_mm256_madd_epi16(p_lo, sc_lo),
-                                                                     _mm256_madd_epi16(p_hi, sc_hi)));
-            }
+        // One row: unroll everything. Four rows: keep the chunk loop, or the unrolled body
+        // would spill the 16 AVX2 registers.
+        if (rows == 1) {
+#pragma GCC unroll 16
+            for (int c = 0; c < 4; c++)
+                q4_k_chunk(qs, hbits, five, sc, c, act, stride, b, rows, isum);
+        } else {
+#pragma GCC unroll 1
+            for (int c = 0; c < 4; c++)
+                q4_k_chunk(qs, hbits, five, sc, c, act, stride, b, rows, isum);
         }
         float d = half(dh), dmin = half(dminh);
+#pragma GCC unroll 16
         for (int k = 0; k < rows; k++)
             k_finish((const block_q8_k *)act_row(act, stride, k) + b, d, dmin, isum[k], mins16,
                      &acc[k]);
     }
+#pragma GCC unroll 16
     for (int k = 0; k < rows; k++)
         out[k] = hsum_ps(acc[k]);
 }
@@ -341,7 +369,39 @@ static void dot_q5_k_q8_k_x4(const void *w, const void *a, size_t stride, int64_
     q4_k_rows(w, a, stride, n, 4, true, out);
 }
 
-// ---- Q6_K x Q8_K ----
+// ---- sub-blocks of 16 (Q6_K, Q2_K, Q3_K) x Q8_K ----
+
+// isum[k] += sc[2t] * sum(codes[t] lo * a) + sc[2t+1] * sum(codes[t] hi * a) for step t.
+ALWAYS_INLINE void k16_step(const __m256i codes[2][4], const int8_t *sc, int t, const void *act,
+                            size_t stride, int64_t b, int rows, __m256i *isum)
+{
+    int h = t / 4, j = t % 4;
+    __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[2 * t + 1]), _mm_set1_epi16(sc[2 * t]));
+#pragma GCC unroll 16
+    for (int k = 0; k < rows; k++) {
+        const int8_t *a = ((const block_q8_k *)act_row(act, stride, k))[b].qs + 32 * t;
+        __m256i p = _mm256_maddubs_epi16(codes[h][j], _mm256_loadu_si256((const __m256i *)a));
+        isum[k] = _mm256_add_epi32(isum[k], _mm256_madd_epi16(p, scv));
+    }
+}
+
+// sum over the 16 sub-blocks s of sc[s] * sum(code * a), codes[h][j] holding the codes of
+// values 128h + 32j .. + 31 (sub-blocks 8h + 2j and 8h + 2j + 1); into isum[k]. One row
+// unrolls everything; four rows keep the loop, or the body would spill the 16 registers.
+ALWAYS_INLINE void k16_isum(const __m256i codes[2][4], const int8_t *sc, const void *act,
+                            size_t stride, int64_t b, int rows, __m256i *isum)
+{
+    if (rows == 1) {
+#pragma GCC unroll 16
+        for (int t = 0; t < 8; t++)
+            k16_step(codes, sc, t, act, stride, b, rows, isum);
+    } else {
+#pragma GCC unroll 1
+        for (int t = 0; t < 8; t++)
+            k16_step(codes, sc, t, act, stride, b, rows, isum);
+    }
+}
+
 
 // The four 32-value groups j of half h: codes 0..63 (the -32 is applied through bsums).
 ALWAYS_INLINE void q6_unpack(const block_q6_k *blk, int h, __m256i v[4])
@@ -360,6 +420,8 @@ ALWAYS_INLINE void q6_unpack(const block_q6_k *blk, int h, __m256i v[4])
                            _mm256_and_si256(_mm256_srli_epi16(qh, 2), top2));
 }
 
+// The dots of one Q6_K row with `rows` Q8_K rows: x = d * sc * (q - 32), the -32 applied
+// as 32 * sum(sc * bsums).
 ALWAYS_INLINE void q6_k_rows(const void *w, const void *act, size_t stride, int64_t n, int rows,
                              float *out)
 {
@@ -372,22 +434,12 @@ ALWAYS_INLINE void q6_k_rows(const void *w, const void *act, size_t stride, int6
         __m256i isum[4];
         for (int k = 0; k < 4; k++)
             isum[k] = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) {
-            __m256i v[4];
-            q6_unpack(blk, h, v);
-            for (int j = 0; j < 4; j++) {
-                int s = 8 * h + 2 * j;
-                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(blk->scales[s + 1]),
-                                               _mm_set1_epi16(blk->scales[s]));
-                for (int k = 0; k < rows; k++) {
-                    const int8_t *a = ((const block_q8_k *)act_row(act, stride, k))[b].qs +
-                                      128 * h + 32 * j;
-                    __m256i p = _mm256_maddubs_epi16(v[j], _mm256_loadu_si256((const __m256i *)a));
-                    isum[k] = _mm256_add_epi32(isum[k], _mm256_madd_epi16(p, scv));
-                }
-            }
-        }
+        __m256i v[2][4];
+        q6_unpack(blk, 0, v[0]);
+        q6_unpack(blk, 1, v[1]);
+        k16_isum(v, blk->scales, act, stride, b, rows, isum);
         float d = half(blk->d);
+#pragma GCC unroll 16
         for (int k = 0; k < rows; k++) {
             const block_q8_k *y = (const block_q8_k *)act_row(act, stride, k) + b;
             __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
@@ -396,6 +448,7 @@ ALWAYS_INLINE void q6_k_rows(const void *w, const void *act, size_t stride, int6
             acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d), total, acc[k]);
         }
     }
+#pragma GCC unroll 16
     for (int k = 0; k < rows; k++)
         out[k] = hsum_ps(acc[k]);
 }
@@ -412,10 +465,183 @@ static void dot_q6_k_q8_k_x4(const void *w, const void *a, size_t stride, int64_
     q6_k_rows(w, a, stride, n, 4, out);
 }
 
+// ---- Q2_K and Q3_K x Q8_K (sub-blocks of 16) ----
+
+// The two-bit codes of values 128h + 32j .. 128h + 32j + 31 (raw = qs[32h .. 32h + 31]).
+ALWAYS_INLINE __m256i crumbs32(__m256i raw, int j)
+{
+    return _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), _mm256_set1_epi8(3));
+}
+
+// x = d*sc * q - dmin*m per sub-block of 16.
+ALWAYS_INLINE void q2_k_rows(const void *w, const void *act, size_t stride, int64_t n, int rows,
+                             float *out)
+{
+    __m256 acc[4];
+    for (int k = 0; k < 4; k++)
+        acc[k] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const block_q2_k *blk = &((const block_q2_k *)w)[b];
+        int8_t sc[16];
+        __m128i packed = _mm_loadu_si128((const __m128i *)blk->scales);
+        _mm_storeu_si128((__m128i *)sc, _mm_and_si128(packed, _mm_set1_epi8(0x0F)));
+        __m256i m16 = _mm256_cvtepu8_epi16(
+            _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
+        __m256i codes[2][4];
+#pragma GCC unroll 16
+        for (int h = 0; h < 2; h++) {
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * h));
+#pragma GCC unroll 16
+            for (int j = 0; j < 4; j++)
+                codes[h][j] = crumbs32(raw, j);
+        }
+        __m256i isum[4];
+        for (int k = 0; k < 4; k++)
+            isum[k] = _mm256_setzero_si256();
+        k16_isum(codes, sc, act, stride, b, rows, isum);
+        float d = half(blk->d), dmin = half(blk->dmin);
+#pragma GCC unroll 16
+        for (int k = 0; k < rows; k++)
+            k_finish((const block_q8_k *)act_row(act, stride, k) + b, d, dmin, isum[k], m16,
+                     &acc[k]);
+    }
+#pragma GCC unroll 16
+    for (int k = 0; k < rows; k++)
+        out[k] = hsum_ps(acc[k]);
+}
+
+static float dot_q2_k_q8_k(const void *w, const void *a, int64_t n)
+{
+    float out;
+    q2_k_rows(w, a, 0, n, 1, &out);
+    return out;
+}
+
+static void dot_q2_k_q8_k_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+{
+    q2_k_rows(w, a, stride, n, 4, out);
+}
+
+// x = d * (sc - 32) * (q - 4): codes q in 0..7 by maddubs, the -4 through the bsums.
+ALWAYS_INLINE void q3_k_rows(const void *w, const void *act, size_t stride, int64_t n, int rows,
+                             float *out)
+{
+    __m256 acc[4];
+    for (int k = 0; k < 4; k++)
+        acc[k] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const block_q3_k *blk = &((const block_q3_k *)w)[b];
+        uint8_t codes6[16];
+        int8_t sc[16];
+        kernel_k3_scales(blk->scales, codes6);
+        __m128i centred = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)codes6), _mm_set1_epi8(32));
+        _mm_storeu_si128((__m128i *)sc, centred);
+        __m256i sc16 = _mm256_cvtepi8_epi16(centred);
+        __m256i hm = _mm256_loadu_si256((const __m256i *)blk->hmask);
+        __m256i codes[2][4];
+#pragma GCC unroll 16
+        for (int h = 0; h < 2; h++) {
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * h));
+#pragma GCC unroll 16
+            for (int j = 0; j < 4; j++) {
+                __m256i high = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + j),
+                                                _mm256_set1_epi8(1));
+                codes[h][j] = _mm256_or_si256(crumbs32(raw, j), _mm256_slli_epi16(high, 2));
+            }
+        }
+        __m256i isum[4];
+        for (int k = 0; k < 4; k++)
+            isum[k] = _mm256_setzero_si256();
+        k16_isum(codes, sc, act, stride, b, rows, isum);
+        float d = half(blk->d);
+#pragma GCC unroll 16
+        for (int k = 0; k < rows; k++) {
+            const block_q8_k *y = (const block_q8_k *)act_row(act, stride, k) + b;
+            __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+            __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 2); // 4 * sc * bsum
+            __m256 total = _mm256_cvtepi32_ps(_mm256_sub_epi32(isum[k], corr));
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d), total, acc[k]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int k = 0; k < rows; k++)
+        out[k] = hsum_ps(acc[k]);
+}
+
+static float dot_q3_k_q8_k(const void *w, const void *a, int64_t n)
+{
+    float out;
+    q3_k_rows(w, a, 0, n, 1, &out);
+    return out;
+}
+
+static void dot_q3_k_q8_k_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+{
+    q3_k_rows(w, a, stride, n, 4, out);
+}
+
+// ---- IQ4_XS x Q8_K: x = d * (ls - 32) * grid[q] per sub-block of 32 ----
+
+// The dots of one IQ4_XS row with `rows` Q8_K rows: grid values by byte shuffle, |x| and
+// sign(x) * a into maddubs, the sub-block scales by madd.
+ALWAYS_INLINE void iq4_xs_rows(const void *w, const void *act, size_t stride, int64_t n,
+                               int rows, float *out)
+{
+    const __m256i grid = _mm256_broadcastsi128_si256(
+        _mm_loadu_si128((const __m128i *)tensor_iq4_nl_values));
+    __m256 acc[4];
+    for (int k = 0; k < 4; k++)
+        acc[k] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const block_iq4_xs *blk = &((const block_iq4_xs *)w)[b];
+        __m256i isum[4];
+        for (int k = 0; k < 4; k++)
+            isum[k] = _mm256_setzero_si256();
+#pragma GCC unroll 16
+        for (int s = 0; s < 8; s++) {
+            int low = (blk->scales_l[s / 2] >> (4 * (s % 2))) & 0x0F;
+            int high = (blk->scales_h >> (2 * s)) & 3;
+            __m256i scv = _mm256_set1_epi16((short)((low | (high << 4)) - 32));
+            __m256i x = _mm256_shuffle_epi8(grid, nibbles32(blk->qs + 16 * s));
+            __m256i ax = _mm256_sign_epi8(x, x);
+#pragma GCC unroll 16
+            for (int k = 0; k < rows; k++) {
+                const int8_t *a = ((const block_q8_k *)act_row(act, stride, k))[b].qs + 32 * s;
+                __m256i sa = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)a), x);
+                isum[k] = _mm256_add_epi32(isum[k],
+                                           _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sa), scv));
+            }
+        }
+        float d = half(blk->d);
+#pragma GCC unroll 16
+        for (int k = 0; k < rows; k++) {
+            const block_q8_k *y = (const block_q8_k *)act_row(act, stride, k) + b;
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d), _mm256_cvtepi32_ps(isum[k]), acc[k]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int k = 0; k < rows; k++)
+        out[k] = hsum_ps(acc[k]);
+}
+
+static float dot_iq4_xs_q8_k(const void *w, const void *a, int64_t n)
+{
+    float out;
+    iq4_xs_rows(w, a, 0, n, 1, &out);
+    return out;
+}
+
+static void dot_iq4_xs_q8_k_x4(const void *w, const void *a, size_t stride, int64_t n,
+                               float out[4])
+{
+    iq4_xs_rows(w, a, stride, n, 4, out);
+}
+
 // ---- plain float formats ----
 
 enum float_kind { FMT_F32, FMT_F16, FMT_BF16 };
 
+// 8 values from index i of a row in format kind, as floats.
 ALWAYS_INLINE __m256 load8(const void *p, int64_t i, enum float_kind kind)
 {
     switch (kind) {
@@ -429,6 +655,7 @@ ALWAYS_INLINE __m256 load8(const void *p, int64_t i, enum float_kind kind)
     }
 }
 
+// Value i of a row in format kind.
 ALWAYS_INLINE float load1(const void *p, int64_t i, enum float_kind kind)
 {
     switch (kind) {
@@ -438,24 +665,60 @@ ALWAYS_INLINE float load1(const void *p, int64_t i, enum float_kind kind)
     }
 }
 
-// sum x[i] * y[i] with four accumulators of 8 lanes; x and y in formats kx and ky.
+// sum x[i] * y_k[i] for `rows` (1 or 2) rows y_k, y_stride bytes apart, with four
+// accumulators of 8 lanes per row; x and y in formats kx and ky. Two rows at most, so that
+// eight accumulators and the loaded x fit the 16 AVX2 registers.
+ALWAYS_INLINE void float_rows(const void *x, enum float_kind kx, const void *y, size_t y_stride,
+                              enum float_kind ky, int64_t n, int rows, float *out)
+{
+    __m256 acc[2][4];
+#pragma GCC unroll 16
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 4; j++)
+            acc[k][j] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+#pragma GCC unroll 16
+        for (int j = 0; j < 4; j++) {
+            __m256 xv = load8(x, i + 8 * j, kx);
+#pragma GCC unroll 16
+            for (int k = 0; k < rows; k++)
+                acc[k][j] = _mm256_fmadd_ps(xv, load8(act_row(y, y_stride, k), i + 8 * j, ky),
+                                            acc[k][j]);
+        }
+    }
+    for (; i + 8 <= n; i += 8) {
+        __m256 xv = load8(x, i, kx);
+#pragma GCC unroll 16
+        for (int k = 0; k < rows; k++)
+            acc[k][0] = _mm256_fmadd_ps(xv, load8(act_row(y, y_stride, k), i, ky), acc[k][0]);
+    }
+#pragma GCC unroll 16
+    for (int k = 0; k < rows; k++) {
+        float tail = 0.0f;
+        for (int64_t t = i; t < n; t++)
+            tail += load1(x, t, kx) * load1(act_row(y, y_stride, k), t, ky);
+        __m256 s = _mm256_add_ps(_mm256_add_ps(acc[k][0], acc[k][1]),
+                                 _mm256_add_ps(acc[k][2], acc[k][3]));
+        out[k] = hsum_ps(s) + tail;
+    }
+}
+
+// One row of float_rows.
 ALWAYS_INLINE float float_dot(const void *x, enum float_kind kx, const void *y,
                               enum float_kind ky, int64_t n)
 {
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        for (int j = 0; j < 4; j++)
-            acc[j] = _mm256_fmadd_ps(load8(x, i + 8 * j, kx), load8(y, i + 8 * j, ky), acc[j]);
-    }
-    for (; i + 8 <= n; i += 8)
-        acc[0] = _mm256_fmadd_ps(load8(x, i, kx), load8(y, i, ky), acc[0]);
-    float tail = 0.0f;
-    for (; i < n; i++)
-        tail += load1(x, i, kx) * load1(y, i, ky);
-    __m256 s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    return hsum_ps(s) + tail;
+    float out;
+    float_rows(x, kx, y, 0, ky, n, 1, &out);
+    return out;
+}
+
+// Four rows as two pairs: x is loaded twice instead of four times.
+ALWAYS_INLINE void float_dot_x4(const void *x, enum float_kind kind, const void *y,
+                                size_t y_stride, int64_t n, float out[4])
+{
+    float_rows(x, kind, y, y_stride, kind, n, 2, out);
+    float_rows(x, kind, act_row(y, y_stride, 2), y_stride, kind, n, 2, out + 2);
 }
 
 static float dot_f32_f32(const void *w, const void *a, int64_t n)
@@ -463,14 +726,29 @@ static float dot_f32_f32(const void *w, const void *a, int64_t n)
     return float_dot(w, FMT_F32, a, FMT_F32, n);
 }
 
+static void dot_f32_f32_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+{
+    float_dot_x4(w, FMT_F32, a, stride, n, out);
+}
+
 static float dot_f16_f16(const void *w, const void *a, int64_t n)
 {
     return float_dot(w, FMT_F16, a, FMT_F16, n);
 }
 
+static void dot_f16_f16_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+{
+    float_dot_x4(w, FMT_F16, a, stride, n, out);
+}
+
 static float dot_bf16_bf16(const void *w, const void *a, int64_t n)
 {
     return float_dot(w, FMT_BF16, a, FMT_BF16, n);
+}
+
+static void dot_bf16_bf16_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+{
+    float_dot_x4(w, FMT_BF16, a, stride, n, out);
 }
 
 static float helper_dot_f32(const float *a, const float *b, int64_t n)
@@ -483,6 +761,7 @@ static float helper_dot_f32_f16(const float *a, const uint16_t *b, int64_t n)
     return float_dot(a, FMT_F32, b, FMT_F16, n);
 }
 
+// y += a * x for x in format kind, 8 lanes at a time, the tail in scalar.
 ALWAYS_INLINE void float_axpy(float *y, float a, const void *x, enum float_kind kind, int64_t n)
 {
     __m256 va = _mm256_set1_ps(a);
@@ -504,18 +783,21 @@ static void helper_axpy_f16(float *y, float a, const uint16_t *x, int64_t n)
 }
 
 const kernel_type_ops kernel_avx2_type_ops[TENSOR_TYPE_COUNT] = {
-    [TENSOR_TYPE_F32] = {dot_f32_f32, NULL},
-    [TENSOR_TYPE_F16] = {dot_f16_f16, NULL},
-    [TENSOR_TYPE_BF16] = {dot_bf16_bf16, NULL},
+    [TENSOR_TYPE_F32] = {dot_f32_f32, dot_f32_f32_x4},
+    [TENSOR_TYPE_F16] = {dot_f16_f16, dot_f16_f16_x4},
+    [TENSOR_TYPE_BF16] = {dot_bf16_bf16, dot_bf16_bf16_x4},
     [TENSOR_TYPE_Q4_0] = {dot_q4_0_q8_0, dot_q4_0_q8_0_x4},
     [TENSOR_TYPE_Q4_1] = {dot_q4_1_q8_1, dot_q4_1_q8_1_x4},
     [TENSOR_TYPE_Q5_0] = {dot_q5_0_q8_0, dot_q5_0_q8_0_x4},
     [TENSOR_TYPE_Q5_1] = {dot_q5_1_q8_1, dot_q5_1_q8_1_x4},
     [TENSOR_TYPE_Q8_0] = {dot_q8_0_q8_0, dot_q8_0_q8_0_x4},
+    [TENSOR_TYPE_Q2_K] = {dot_q2_k_q8_k, dot_q2_k_q8_k_x4},
+    [TENSOR_TYPE_Q3_K] = {dot_q3_k_q8_k, dot_q3_k_q8_k_x4},
     [TENSOR_TYPE_Q4_K] = {dot_q4_k_q8_k, dot_q4_k_q8_k_x4},
     [TENSOR_TYPE_Q5_K] = {dot_q5_k_q8_k, dot_q5_k_q8_k_x4},
     [TENSOR_TYPE_Q6_K] = {dot_q6_k_q8_k, dot_q6_k_q8_k_x4},
     [TENSOR_TYPE_IQ4_NL] = {dot_iq4_nl_q8_0, dot_iq4_nl_q8_0_x4},
+    [TENSOR_TYPE_IQ4_XS] = {dot_iq4_xs_q8_k, dot_iq4_xs_q8_k_x4},
 };
 
 const kernel_float_ops kernel_avx2_float_ops = {

@@ -18,13 +18,20 @@ typedef struct weight_info {
 } weight_info;
 
 static const weight_info weight_infos[TENSOR_TYPE_COUNT] = {
-    [TENSOR_TYPE_F32] = {true, TENSOR_TYPE_F32},     [TENSOR_TYPE_F16] = {true, TENSOR_TYPE_F16},
-    [TENSOR_TYPE_BF16] = {true, TENSOR_TYPE_BF16},   [TENSOR_TYPE_Q4_0] = {true, TENSOR_TYPE_Q8_0},
-    [TENSOR_TYPE_Q4_1] = {true, TENSOR_TYPE_Q8_1},   [TENSOR_TYPE_Q5_0] = {true, TENSOR_TYPE_Q8_0},
-    [TENSOR_TYPE_Q5_1] = {true, TENSOR_TYPE_Q8_1},   [TENSOR_TYPE_Q8_0] = {true, TENSOR_TYPE_Q8_0},
-    [TENSOR_TYPE_Q2_K] = {true, TENSOR_TYPE_Q8_K},   [TENSOR_TYPE_Q3_K] = {true, TENSOR_TYPE_Q8_K},
-    [TENSOR_TYPE_Q4_K] = {true, TENSOR_TYPE_Q8_K},   [TENSOR_TYPE_Q5_K] = {true, TENSOR_TYPE_Q8_K},
-    [TENSOR_TYPE_Q6_K] = {true, TENSOR_TYPE_Q8_K},   [TENSOR_TYPE_IQ4_NL] = {true, TENSOR_TYPE_Q8_0},
+    [TENSOR_TYPE_F32] = {true, TENSOR_TYPE_F32},
+    [TENSOR_TYPE_F16] = {true, TENSOR_TYPE_F16},
+    [TENSOR_TYPE_BF16] = {true, TENSOR_TYPE_BF16},
+    [TENSOR_TYPE_Q4_0] = {true, TENSOR_TYPE_Q8_0},
+    [TENSOR_TYPE_Q4_1] = {true, TENSOR_TYPE_Q8_1},
+    [TENSOR_TYPE_Q5_0] = {true, TENSOR_TYPE_Q8_0},
+    [TENSOR_TYPE_Q5_1] = {true, TENSOR_TYPE_Q8_1},
+    [TENSOR_TYPE_Q8_0] = {true, TENSOR_TYPE_Q8_0},
+    [TENSOR_TYPE_Q2_K] = {true, TENSOR_TYPE_Q8_K},
+    [TENSOR_TYPE_Q3_K] = {true, TENSOR_TYPE_Q8_K},
+    [TENSOR_TYPE_Q4_K] = {true, TENSOR_TYPE_Q8_K},
+    [TENSOR_TYPE_Q5_K] = {true, TENSOR_TYPE_Q8_K},
+    [TENSOR_TYPE_Q6_K] = {true, TENSOR_TYPE_Q8_K},
+    [TENSOR_TYPE_IQ4_NL] = {true, TENSOR_TYPE_Q8_0},
     [TENSOR_TYPE_IQ4_XS] = {true, TENSOR_TYPE_Q8_K},
 };
 
@@ -71,16 +78,35 @@ size_t kernel_act_row_size(uint32_t weight_type, int64_t n)
     return (size_t)bytes;
 }
 
-void kernel_act_convert(uint32_t weight_type, const float *x, void *dst, int64_t n)
+void kernel_act_convert_variant(kernel_variant v, uint32_t weight_type, const float *x,
+                                void *dst, int64_t n)
 {
+    bool simd = false;
+#if defined(__x86_64__)
+    simd = v != KERNEL_VARIANT_REF;
+#endif
+    (void)v;
     switch (kernel_act_type(weight_type)) {
-    case TENSOR_TYPE_F16: kernel_act_f16(x, dst, n); break;
+#if defined(__x86_64__)
+    case TENSOR_TYPE_F16: (simd ? kernel_act_f16_avx2 : kernel_act_f16_ref)(x, dst, n); break;
+    case TENSOR_TYPE_Q8_0: (simd ? kernel_act_q8_0_avx2 : kernel_act_q8_0_ref)(x, dst, n); break;
+    case TENSOR_TYPE_Q8_1: (simd ? kernel_act_q8_1_avx2 : kernel_act_q8_1_ref)(x, dst, n); break;
+    case TENSOR_TYPE_Q8_K: (simd ? kernel_act_q8_k_avx2 : kernel_act_q8_k_ref)(x, dst, n); break;
+#else
+    case TENSOR_TYPE_F16: kernel_act_f16_ref(x, dst, n); break;
+    case TENSOR_TYPE_Q8_0: kernel_act_q8_0_ref(x, dst, n); break;
+    case TENSOR_TYPE_Q8_1: kernel_act_q8_1_ref(x, dst, n); break;
+    case TENSOR_TYPE_Q8_K: kernel_act_q8_k_ref(x, dst, n); break;
+#endif
     case TENSOR_TYPE_BF16: kernel_act_bf16(x, dst, n); break;
-    case TENSOR_TYPE_Q8_0: kernel_act_q8_0(x, dst, n); break;
-    case TENSOR_TYPE_Q8_1: kernel_act_q8_1(x, dst, n); break;
-    case TENSOR_TYPE_Q8_K: kernel_act_q8_k(x, dst, n); break;
     default: kernel_act_f32(x, dst, n); break;
     }
+    (void)simd;
+}
+
+void kernel_act_convert(uint32_t weight_type, const float *x, void *dst, int64_t n)
+{
+    kernel_act_convert_variant(kernel_variant_active(), weight_type, x, dst, n);
 }
 
 const char *kernel_variant_label(kernel_variant v)

@@ -62,13 +62,23 @@ void kernel_matmul_variant(kernel_variant v, uint32_t weight_type, const void *w
                            int64_t r0, int64_t r1, const void *act, int64_t n_act, float *y,
                            int64_t ldy);
 
-// Activation converters (act.c), one per activation format; n a multiple of its block.
+// Activation converters, one per activation format; n a multiple of its block. The scalar
+// ones (act.c) are the truth; the AVX2 ones (act_avx2.c, x86-64 only) give the same bytes.
 void kernel_act_f32(const float *x, void *dst, int64_t n);
-void kernel_act_f16(const float *x, void *dst, int64_t n);
 void kernel_act_bf16(const float *x, void *dst, int64_t n);
-void kernel_act_q8_0(const float *x, void *dst, int64_t n);
-void kernel_act_q8_1(const float *x, void *dst, int64_t n);
-void kernel_act_q8_k(const float *x, void *dst, int64_t n);
+void kernel_act_f16_ref(const float *x, void *dst, int64_t n);
+void kernel_act_q8_0_ref(const float *x, void *dst, int64_t n);
+void kernel_act_q8_1_ref(const float *x, void *dst, int64_t n);
+void kernel_act_q8_k_ref(const float *x, void *dst, int64_t n);
+void kernel_act_f16_avx2(const float *x, void *dst, int64_t n);
+void kernel_act_q8_0_avx2(const float *x, void *dst, int64_t n);
+void kernel_act_q8_1_avx2(const float *x, void *dst, int64_t n);
+void kernel_act_q8_k_avx2(const float *x, void *dst, int64_t n);
+
+// kernel_act_convert with the converters of variant v (v must be available; the AVX-512
+// variant uses the AVX2 converters).
+void kernel_act_convert_variant(kernel_variant v, uint32_t weight_type, const float *x,
+                                void *dst, int64_t n);
 
 // The scalar references (dot_ref.c): integer sums inside blocks, float across blocks
 // (double for the plain float types).

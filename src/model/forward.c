@@ -243,8 +243,12 @@ static void matmul_group(model_state *s, const float *in, uint64_t in_stride, ui
             if (kernel_act_type(items[j].w->type) == kernel_act_type(items[i].w->type))
                 job.items[i].act = job.items[j].act;
     }
+    // Converting a few rows costs less than waking the pool: decode steps do it inline.
     job.convert_only = true;
-    thread_pool_run(s->pool, matmul_worker, &job);
+    if ((uint64_t)n_tok * items[0].w->n_in <= 16384)
+        matmul_worker(&job, 0, 1);
+    else
+        thread_pool_run(s->pool, matmul_worker, &job);
     job.convert_only = false;
     thread_pool_run(s->pool, matmul_worker, &job);
     for (int i = 0; i < n_items; i++) {

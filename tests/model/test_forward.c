@@ -163,8 +163,15 @@ static double check_model(const char *stem, const char *dir, const char *model_p
         int32_t first = argmax(logits + (size_t)(n - 1) * m->hp.n_vocab, m->hp.n_vocab);
         snprintf(path, sizeof path, "%s/%s.logits", dir, prompts[p]);
         double rel = compare_logits(path, logits, n, m->hp.n_vocab, fr.tol);
-        if (rel > fr.tol)
-            fail_msg("%s %s: logits differ by %.3g relative, tolerance %g", stem, prompts[p], rel, fr.tol);
+        // Most positions agree to float rounding (activations are converted as the reference
+        // does), but one activation code that rounds the other way, a tie broken by a
+        // last-bit difference upstream, moves a quantized model's logits by up to a few 1e-2
+        // of max|logit|, as it moves llama.cpp's own between its batch and single-token paths.
+        // That is what the reference tolerance allows for; it is the bound.
+        double bound = fr.tol;
+        if (rel > bound)
+            fail_msg("%s %s: logits differ by %.3g relative, bound %g (reference tolerance %g)",
+                     stem, prompts[p], rel, bound, fr.tol);
         worst = fmax(worst, rel);
         snprintf(path, sizeof path, "%s/%s.greedy32.ids", dir, prompts[p]);
         assert_int_equal(read_ids(path, want, 64), 32);
@@ -387,8 +394,34 @@ static void test_errors(void **state)
     model_free(m);
 }
 
-int main(void)
+// The reference comparison again with each lower kernel variant this CPU can run (the
+// binary re-runs itself with GARLIC_CPU set, which caps the detected features).
+static const char *self_path;
+
+static void test_reference_lower_variants(void **state)
 {
+    (void)state;
+    skip_without_shared();
+    const char *caps[2] = {"scalar", "avx2"};
+    for (int i = 0; i < 2; i++) {
+        char *out, *err;
+        int rc = test_run(&out, &err, "GARLIC_CPU=%s '%s' --reference-only", caps[i], self_path);
+        if (rc != 0)
+            fail_msg("GARLIC_CPU=%s: exit %d\n%s%s", caps[i], rc, out, err);
+        free(out), free(err);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    self_path = argv[0];
+    if (argc > 1 && strcmp(argv[1], "--reference-only") == 0) {
+        const struct CMUnitTest only[] = {
+            cmocka_unit_test(test_reference_models),
+            cmocka_unit_test(test_stories_golden),
+        };
+        return cmocka_run_group_tests_name("forward-variant", only, NULL, NULL);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_equals_sequential),
         cmocka_unit_test(test_decode_allocates_nothing),
@@ -396,6 +429,7 @@ int main(void)
         cmocka_unit_test(test_reference_models),
         cmocka_unit_test(test_stories_golden),
         cmocka_unit_test(test_tiny_random_greedy),
+        cmocka_unit_test(test_reference_lower_variants),
     };
     return cmocka_run_group_tests_name("forward", tests, NULL, NULL);
 }
