@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Installs the Debian (bookworm) packages garlic needs to build and test, then builds.
-# Runs apt-get directly as root, through sudo otherwise.
+# Installs the Debian (bookworm) packages garlic needs to build and test, the npm packages of
+# the end-to-end tests (tests/e2e, from its lockfile), then builds. Runs apt-get directly as
+# root, through sudo otherwise. Node and npm come from Debian unless a node is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=(build-essential clang-14 libfuzzer-14-dev libcmocka-dev libcjson-dev libpcre2-dev)
+packages=(build-essential clang-14 libfuzzer-14-dev libcmocka-dev libcjson-dev libpcre2-dev
+          libmicrohttpd-dev curl)
+# A node from elsewhere (e.g. NodeSource, which bundles npm) conflicts with Debian's npm.
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,4 +20,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${as_root[@]}" apt-get update -qq
   "${as_root[@]}" apt-get install -y -qq "${missing[@]}"
 fi
+npm ci --prefix tests/e2e --no-audit --no-fund
 make -j"$(nproc)"

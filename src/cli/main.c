@@ -22,6 +22,9 @@ static const command commands[] = {
     {"run", cli_run,
      "run MODEL.gguf [PROMPT] [-n N] [--temp X] ...   generate text (chat without PROMPT)"},
     {"bench", cli_bench, "bench MODEL.gguf [-p N] [-n N] [-r N] [-t N] [--json]   measure speed"},
+    {"serve", cli_serve, "serve -m MODEL.gguf[=NAME]... [--port N] ...   OpenAI/Ollama HTTP server"},
+    {"chat-template", cli_chat_template,
+     "chat-template MODEL.gguf|FILE.jinja --messages FILE.json   print the rendered prompt"},
     {"synth", cli_synth, NULL},
 };
 

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: MIT
+// The OpenAI and Ollama APIs: request bodies (JSON) become engine requests, and generated
+// text becomes JSON responses, Server-Sent Events (OpenAI) or NDJSON lines (Ollama). The
+// parsing step (api_request_parse) is pure, so it can be fuzzed without a server; the
+// handlers then find the model in the registry, render the chat template, tokenize, queue
+// the request and shape the answer. The server (server/) owns HTTP and calls the handlers.
+#ifndef GARLIC_API_H
+#define GARLIC_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/error.h"
+#include "registry/registry.h"
+#include "sampler/sampler.h"
+
+#define API_VERSION "0.1.0"
+
+typedef enum api_kind {
+    API_KIND_OPENAI_CHAT,       // POST /v1/chat/completions
+    API_KIND_OPENAI_COMPLETION, // POST /v1/completions
+    API_KIND_OLLAMA_GENERATE,   // POST /api/generate
+    API_KIND_OLLAMA_CHAT,       // POST /api/chat
+    API_KIND_COUNT
+} api_kind;
+
+// An error for the client: HTTP status plus what the body says. param names the request
+// field at fault ("" if none); code is OpenAI's machine-readable code (static, may be NULL).
+typedef struct api_error {
+    int status;
+    const char *type;
+    const char *code;
+    char param[64];
+    char message[512];
+} api_error;
+
+// A request body, parsed and checked, before any model is involved. Strings are owned
+// (garlic_malloc'd) and freed by api_request_deinit.
+typedef struct api_request {
+    api_kind kind;
+    char *model;
+    char *prompt;            // completions and generate: the prompt text (NULL for chat)
+    int32_t *prompt_ids;     // (n_prompt_ids) completions given as token ids
+    size_t n_prompt_ids;
+    char *messages_json;     // chat: the messages as a JSON list, contents flattened to text
+    char *tools_json;        // the tools list as JSON, or NULL
+    char *system;            // generate: the system message, or NULL
+    bool raw;                // generate: use the prompt as is, without the chat template
+    bool stream;
+    bool include_usage;      // OpenAI stream_options.include_usage
+    uint32_t max_tokens;     // 0: until the context is full
+    sampler_params sampling; // n_vocab 0 until the model is known; logit_bias -> bias
+    bool seeded;
+    sampler_bias *bias;      // (sampling.n_logit_bias)
+    char *stops[SAMPLER_STOP_MAX_STRINGS]; // (n_stops)
+    size_t n_stops;
+    uint32_t n;              // choices, 1..REGISTRY_MAX_CHOICES
+    bool logprobs;
+    uint32_t top_logprobs;
+} api_request;
+
+// Parses body[0..len) for kind into out (zeroed first). Unknown fields are ignored; a
+// wrong type or value gives GARLIC_EINVAL and err (status 400) naming the field. Returns
+// GARLIC_OK, GARLIC_EINVAL or GARLIC_ENOMEM. Call api_request_deinit in every case.
+int api_request_parse(api_kind kind, const char *body, size_t len, api_request *out,
+                      api_error *err);
+void api_request_deinit(api_request *r);
+
+// Sets err to an error with a printf-style message; returns GARLIC_EINVAL.
+int api_error_set(api_error *err, int status, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+// ---- Responses ----
+
+typedef struct api_stream api_stream;
+
+// What a handler answers: a whole body, or a stream the server reads piece by piece.
+typedef struct api_response {
+    int status;
+    const char *content_type; // static
+    char *body;               // (len) garlic_malloc'd, owned by the response; NULL for a stream
+    size_t len;
+    uint32_t retry_after;     // seconds for a Retry-After header (503), 0: none
+    api_stream *stream;       // owned by the response until the server takes it
+} api_response;
+
+// Frees the body and stream of r (the struct is the caller's).
+void api_response_deinit(api_response *r);
+
+// Fills r with an error body: OpenAI's {"error": {"message", "type", "param", "code"}},
+// or Ollama's {"error": "message"} when ollama is set.
+void api_response_error(api_response *r, const api_error *err, bool ollama);
+
+// Asked while a handler or a stream waits for the model; returns false when the client is
+// gone, which cancels the request.
+typedef bool (*api_alive_fn)(void *ctx);
+
+typedef struct api_call {
+    registry *reg;
+    const char *body; // (len) the request body, borrowed for the call
+    size_t len;
+    api_alive_fn alive;
+    void *alive_ctx;
+} api_call;
+
+// The endpoints. Each fills *out (a status, a body or a stream); none fails otherwise.
+void api_openai_models(const api_call *call, api_response *out);
+void api_openai_chat(const api_call *call, api_response *out);
+void api_openai_completions(const api_call *call, api_response *out);
+void api_ollama_version(const api_call *call, api_response *out);
+void api_ollama_tags(const api_call *call, api_response *out);
+void api_ollama_show(const api_call *call, api_response *out);
+void api_ollama_ps(const api_call *call, api_response *out);
+void api_ollama_generate(const api_call *call, api_response *out);
+void api_ollama_chat(const api_call *call, api_response *out);
+
+// Writes up to max bytes of the stream into buf, waiting for the model as needed. Returns
+// the byte count, 0 at the end, -1 when the client is gone (alive said so; the request is
+// cancelled).
+ssize_t api_stream_read(api_stream *s, char *buf, size_t max, api_alive_fn alive, void *ctx);
+
+// Cancels the stream's request if it is still running and frees it. NULL is a no-op.
+void api_stream_free(api_stream *s);
+
+#endif

@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: MIT
+// What the API files share: a job (one generating request from parse to the last chunk),
+// the collected result of a non-streamed job, the stream machinery and JSON helpers.
+// job.c runs the steps every generating endpoint has in common; stream.c turns registry
+// chunks into bytes through a flavour's formatter; openai.c and ollama.c shape the JSON.
+#ifndef GARLIC_API_INTERNAL_H
+#define GARLIC_API_INTERNAL_H
+
+#include <cjson/cJSON.h>
+
+#include "api/api.h"
+
+// One generating request. Owned by the handler's thread (then by its stream).
+typedef struct api_job {
+    api_request in;           // the parsed body
+    registry_model *model;    // borrowed from the registry
+    const tokenizer *tok;     // the model's, borrowed
+    registry_request *req;    // after submit: released by api_job_deinit
+    uint32_t n_prompt;        // prompt tokens
+    double t_start;           // monotonic seconds when the request arrived
+    double load_seconds;      // time this request spent loading the model
+    int64_t created;          // Unix seconds
+    char id[48];              // "chatcmpl-..." / "cmpl-..."
+} api_job;
+
+// The output of one choice, gathered for a non-streamed answer.
+typedef struct api_choice {
+    char *text;               // (len) garlic_malloc'd
+    size_t len, cap;
+    registry_token *tokens;   // (n_tokens) garlic_malloc'd
+    size_t n_tokens, tokens_cap;
+    engine_finish finish;
+    engine_stats stats;
+    uint32_t output_tokens;
+} api_choice;
+
+typedef struct api_result {
+    api_choice choices[REGISTRY_MAX_CHOICES]; // (n)
+    uint32_t n;
+    uint64_t completion_tokens; // output tokens of every choice
+} api_result;
+
+// Parses the body for kind, finds the model (404 otherwise) and loads it. On failure err
+// is set and the job is deinitialized by the caller all the same.
+int api_job_open(const api_call *call, api_kind kind, api_job *job, api_error *err);
+
+// Builds the prompt (template or raw text), tokenizes it, checks it fits the context and
+// queues the request (503 when the queue is full).
+int api_job_submit(api_job *job, api_error *err);
+
+// Waits for every choice and gathers them in res (zeroed first). Fails with err set when
+// the request failed or the client went away.
+int api_job_collect(api_job *job, const api_call *call, api_result *res, api_error *err);
+
+void api_job_deinit(api_job *job);
+void api_result_deinit(api_result *res);
+
+// The finish reason as OpenAI names it.
+const char *api_finish_name(engine_finish f);
+
+// Fills out with the error (and a Retry-After for a full queue).
+void api_fail(api_response *out, const api_error *err, bool ollama);
+
+// Sets out to a JSON body made from root (which is deleted), with status.
+void api_respond_json(api_response *out, int status, cJSON *root);
+
+// A token's text as valid UTF-8 (bad bytes become U+FFFD) in buf; returns buf.
+const char *api_token_text(const tokenizer *t, int32_t id, char *buf, size_t cap);
+
+// ---- Streams ----
+
+typedef struct api_stream_ops {
+    // Formats one registry chunk (text, or a choice's end) into the stream.
+    int (*chunk)(api_stream *s, const registry_chunk *c);
+    // Formats the end (usage, [DONE], Ollama's final object) after the last chunk.
+    int (*end)(api_stream *s);
+} api_stream_ops;
+
+// A streamed answer. Owned by the HTTP connection thread that reads it (through the server's
+// response object), from api_stream_new to api_stream_free.
+struct api_stream {
+    api_job job;              // moved in from the handler
+    const api_stream_ops *ops;
+    char *out;                // (out_cap) formatted bytes not yet read
+    size_t out_len, out_pos, out_cap;
+    bool ended;               // ops->end ran: nothing more after out
+    bool started[REGISTRY_MAX_CHOICES]; // the first chunk of a choice went out
+    uint64_t completion_tokens;
+    engine_stats last_stats;  // of the choice that ended last
+    engine_finish last_finish;
+};
+
+// A stream over job (whose contents move into it; job is left empty). NULL without memory.
+api_stream *api_stream_new(api_job *job, const api_stream_ops *ops);
+
+// Appends bytes to what the stream will send. GARLIC_ENOMEM when it cannot grow.
+int api_stream_write(api_stream *s, const char *data, size_t len);
+
+// Appends prefix, root printed without spaces, then suffix; deletes root.
+int api_stream_write_json(api_stream *s, const char *prefix, cJSON *root, const char *suffix);
+
+#endif

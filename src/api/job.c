@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: MIT
+// The steps every generating endpoint shares: parse the body, find and load the model,
+// render the chat template (or the fallback transcript), tokenize, check the context, queue
+// the request, and for non-streamed answers gather its output. Also the error and JSON
+// response helpers both API flavours use.
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/internal.h"
+#include "base/alloc.h"
+#include "base/utf8.h"
+
+void api_response_deinit(api_response *r)
+{
+    garlic_free(r->body);
+    api_stream_free(r->stream);
+    r->body = NULL, r->stream = NULL, r->len = 0;
+}
+
+void api_respond_json(api_response *out, int status, cJSON *root)
+{
+    char *text = root ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    out->content_type = "application/json";
+    if (!text) {
+        out->status = 503;
+        out->body = garlic_strndup("{\"error\":{\"message\":\"out of memory\",\"type\":"
+                                   "\"server_error\",\"param\":null,\"code\":null}}", SIZE_MAX);
+        out->len = out->body ? strlen(out->body) : 0;
+        return;
+    }
+    out->status = status;
+    out->body = text;
+    out->len = strlen(text);
+}
+
+void api_response_error(api_response *r, const api_error *err, bool ollama)
+{
+    cJSON *root = cJSON_CreateObject();
+    if (ollama) {
+        cJSON_AddStringToObject(root, "error", err->message);
+    } else {
+        cJSON *e = cJSON_AddObjectToObject(root, "error");
+        cJSON_AddStringToObject(e, "message", err->message);
+        cJSON_AddStringToObject(e, "type", err->type ? err->type : "invalid_request_error");
+        if (err->param[0])
+            cJSON_AddStringToObject(e, "param", err->param);
+        else
+            cJSON_AddNullToObject(e, "param");
+        if (err->code)
+            cJSON_AddStringToObject(e, "code", err->code);
+        else
+            cJSON_AddNullToObject(e, "code");
+    }
+    api_respond_json(r, err->status, root);
+}
+
+void api_fail(api_response *out, const api_error *err, bool ollama)
+{
+    api_response_error(out, err, ollama);
+    if (err->status == 503)
+        out->retry_after = 1;
+}
+
+const char *api_token_text(const tokenizer *t, int32_t id, char *buf, size_t cap)
+{
+    size_t len = 0;
+    const char *piece = tokenizer_piece(t, id, TOKENIZER_RENDER_SPECIAL, &len);
+    utf8_sanitize(piece ? piece : "", len, buf, cap, false);
+    return buf;
+}
+
+const char *api_finish_name(engine_finish f)
+{
+    return f == ENGINE_FINISH_STOP ? "stop" : "length";
+}
+
+int api_job_open(const api_call *call, api_kind kind, api_job *job, api_error *err)
+{
+    memset(job, 0, sizeof *job);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    job->created = (int64_t)ts.tv_sec;
+    job->t_start = registry_now();
+    snprintf(job->id, sizeof job->id, "%s-%08lx%08lx",
+             kind == API_KIND_OPENAI_CHAT ? "chatcmpl" : "cmpl", (unsigned long)ts.tv_sec,
+             (unsigned long)ts.tv_nsec ^ (unsigned long)(uintptr_t)job);
+    int rc = api_request_parse(kind, call->body, call->len, &job->in, err);
+    if (rc)
+        return rc;
+    job->model = registry_find(call->reg, job->in.model);
+    if (!job->model) {
+        api_error_set(err, 404, "model", "The model '%s' does not exist", job->in.model);
+        err->code = "model_not_found";
+        return GARLIC_ENOTFOUND;
+    }
+    garlic_error gerr = {0};
+    rc = registry_model_acquire(job->model, &job->load_seconds, &gerr);
+    if (rc)
+        return api_error_set(err, 503, "model", "The model '%s' cannot be loaded: %s",
+                             job->in.model, gerr.message);
+    job->tok = registry_model_tokenizer(job->model);
+    return GARLIC_OK;
+}
+
+// A special token's text as a NUL-terminated string in buf ("" when the vocabulary has none).
+static const char *special_text(const tokenizer *t, tokenizer_special role, char *buf, size_t cap)
+{
+    size_t len = 0;
+    int32_t id = tokenizer_special_id(t, role);
+    const char *text = id >= 0 ? tokenizer_token_text(t, id, &len) : NULL;
+    snprintf(buf, cap, "%.*s", text ? (int)len : 0, text ? text : "");
+    return buf;
+}
+
+// Renders the messages of job (for Ollama's generate: system + prompt) into *text.
+static int render(api_job *job, char **text, api_error *err)
+{
+    char *owned = NULL;
+    const char *messages = job->in.messages_json;
+    if (!messages) { // Ollama generate: build the conversation from system and prompt
+        cJSON *list = cJSON_CreateArray();
+        cJSON *m;
+        if (job->in.system && (m = cJSON_CreateObject()) && cJSON_AddItemToArray(list, m)) {
+            cJSON_AddStringToObject(m, "role", "system");
+            cJSON_AddStringToObject(m, "content", job->in.system);
+        }
+        if ((m = cJSON_CreateObject()) && cJSON_AddItemToArray(list, m)) {
+            cJSON_AddStringToObject(m, "role", "user");
+            cJSON_AddStringToObject(m, "content", job->in.prompt ? job->in.prompt : "");
+        }
+        messages = owned = cJSON_PrintUnformatted(list);
+        cJSON_Delete(list);
+        if (!owned)
+            return api_error_set(err, 503, NULL, "out of memory");
+    }
+    char bos[256], eos[256];
+    chat_vars vars = {.messages_json = messages, .messages_len = strlen(messages),
+                      .tools_json = job->in.tools_json,
+                      .tools_len = job->in.tools_json ? strlen(job->in.tools_json) : 0,
+                      .add_generation_prompt = true,
+                      .bos_token = special_text(job->tok, TOKENIZER_SPECIAL_BOS, bos, sizeof bos),
+                      .eos_token = special_text(job->tok, TOKENIZER_SPECIAL_EOS, eos, sizeof eos)};
+    const chat_template *tmpl = registry_model_template(job->model, NULL, NULL, NULL);
+    garlic_error gerr = {0};
+    size_t len = 0;
+    int rc = tmpl ? chat_template_render(tmpl, &vars, text, &len, &gerr)
+                  : chat_fallback_render(&vars, text, &len, &gerr);
+    cJSON_free(owned);
+    if (rc)
+        return api_error_set(err, rc == GARLIC_ENOMEM ? 503 : 400, "messages",
+                             "the chat template failed: %s", gerr.message);
+    return GARLIC_OK;
+}
+
+// Tokenizes text; templated text may spell special tokens (and often starts with BOS).
+static int tokenize(api_job *job, const char *text, bool templated, tokenizer_ids *ids,
+                    api_error *err)
+{
+    garlic_error gerr = {0};
+    unsigned flags = TOKENIZER_ADD_SPECIAL | (templated ? TOKENIZER_PARSE_SPECIAL : 0);
+    if (tokenizer_encode(job->tok, text, strlen(text), flags, ids, &gerr))
+        return api_error_set(err, 400, "prompt", "the prompt cannot be tokenized: %s",
+                             gerr.message);
+    int32_t bos = tokenizer_special_id(job->tok, TOKENIZER_SPECIAL_BOS);
+    if (ids->n >= 2 && bos >= 0 && ids->ids[0] == bos && ids->ids[1] == bos) {
+        memmove(ids->ids, ids->ids + 1, (ids->n - 1) * sizeof *ids->ids);
+        ids->n--;
+    }
+    if (ids->n == 0 && bos >= 0) {
+        if (ids->cap == 0 && !(ids->ids = garlic_malloc(sizeof *ids->ids)))
+            return api_error_set(err, 503, NULL, "out of memory");
+        ids->cap = ids->cap ? ids->cap : 1;
+        ids->ids[ids->n++] = bos;
+    }
+    if (ids->n == 0)
+        return api_error_set(err, 400, "prompt", "the prompt is empty and the model has no BOS "
+                             "token to start from");
+    return GARLIC_OK;
+}
+
+// The prompt's token ids in ids.
+static int build_prompt(api_job *job, tokenizer_ids *ids, api_error *err)
+{
+    uint32_t n_vocab = tokenizer_vocab_size(job->tok);
+    if (job->in.prompt_ids) {
+        for (size_t i = 0; i < job->in.n_prompt_ids; i++)
+            if ((uint32_t)job->in.prompt_ids[i] >= n_vocab)
+                return api_error_set(err, 400, "prompt", "token id %d is not below the "
+                                     "vocabulary size %u", job->in.prompt_ids[i], n_vocab);
+        ids->ids = garlic_malloc(job->in.n_prompt_ids * sizeof *ids->ids);
+        if (!ids->ids)
+            return api_error_set(err, 503, NULL, "out of memory");
+        memcpy(ids->ids, job->in.prompt_ids, job->in.n_prompt_ids * sizeof *ids->ids);
+        ids->n = ids->cap = job->in.n_prompt_ids;
+        return GARLIC_OK;
+    }
+    bool templated = job->in.kind == API_KIND_OPENAI_CHAT || job->in.kind == API_KIND_OLLAMA_CHAT ||
+                     (job->in.kind == API_KIND_OLLAMA_GENERATE && !job->in.raw);
+    if (!templated)
+        return tokenize(job, job->in.prompt ? job->in.prompt : "", false, ids, err);
+    char *text = NULL;
+    int rc = render(job, &text, err);
+    if (rc == GARLIC_OK)
+        rc = tokenize(job, text, true, ids, err);
+    garlic_free(text);
+    return rc;
+}
+
+// Checks the fields that need the model: logit bias ids, the prompt's length.
+static int check_fit(const api_job *job, size_t n_prompt, api_error *err)
+{
+    uint32_t n_vocab = tokenizer_vocab_size(job->tok);
+    for (size_t i = 0; i < job->in.sampling.n_logit_bias; i++)
+        if ((uint32_t)job->in.bias[i].token >= n_vocab)
+            return api_error_set(err, 400, "logit_bias", "'logit_bias': token %d is not below "
+                                 "the vocabulary size %u", job->in.bias[i].token, n_vocab);
+    uint32_t n_ctx = registry_model_n_ctx(job->model);
+    if (n_prompt >= n_ctx) {
+        bool chat = job->in.messages_json || job->in.kind == API_KIND_OPENAI_CHAT;
+        api_error_set(err, 400, chat ? "messages" : "prompt", "This model's maximum context "
+                      "length is %u tokens. However, your prompt has %zu tokens; no room is left "
+                      "to generate.", n_ctx, n_prompt);
+        err->code = "context_length_exceeded";
+        return GARLIC_EINVAL;
+    }
+    return GARLIC_OK;
+}
+
+int api_job_submit(api_job *job, api_error *err)
+{
+    tokenizer_ids ids = {0};
+    int rc = build_prompt(job, &ids, err);
+    if (rc == GARLIC_OK)
+        rc = check_fit(job, ids.n, err);
+    if (rc) {
+        tokenizer_ids_deinit(&ids);
+        return rc;
+    }
+    registry_request_params p = {.prompt = ids.ids, .n_prompt = ids.n, .n_choices = job->in.n,
+                                 .seeded = job->in.seeded};
+    p.engine.sampling = job->in.sampling;
+    p.engine.sampling.n_vocab = (int32_t)tokenizer_vocab_size(job->tok);
+    p.engine.max_tokens = job->in.max_tokens;
+    p.engine.stops = (const char *const *)job->in.stops;
+    p.engine.n_stops = job->in.n_stops;
+    p.engine.logprobs = job->in.logprobs;
+    p.engine.top_logprobs = job->in.top_logprobs;
+    job->n_prompt = (uint32_t)ids.n;
+    garlic_error gerr = {0};
+    if (sampler_params_validate(&p.engine.sampling, &gerr) != GARLIC_OK)
+        rc = api_error_set(err, 400, NULL, "%s", gerr.message);
+    if (rc == GARLIC_OK && !(job->req = registry_request_new(&p, &gerr)))
+        rc = api_error_set(err, gerr.code == GARLIC_ENOMEM ? 503 : 400, NULL, "%s", gerr.message);
+    tokenizer_ids_deinit(&ids);
+    if (rc)
+        return rc;
+    rc = registry_submit(job->model, job->req, &gerr);
+    if (rc) {
+        api_error_set(err, 503, NULL, "%s", gerr.message);
+        err->code = rc == REGISTRY_EFULL ? "queue_full" : "shutting_down";
+    }
+    return rc;
+}
+
+// Appends a chunk's text and tokens to its choice.
+static int gather(api_choice *ch, const registry_chunk *c)
+{
+    if (ch->len + c->len + 1 > ch->cap) {
+        size_t cap = (ch->len + c->len + 1) * 2;
+        char *p = garlic_realloc(ch->text, cap);
+        if (!p)
+            return GARLIC_ENOMEM;
+        ch->text = p, ch->cap = cap;
+    }
+    memcpy(ch->text + ch->len, c->text, c->len);
+    ch->len += c->len;
+    ch->text[ch->len] = '\0';
+    if (c->n_tokens && ch->n_tokens + c->n_tokens > ch->tokens_cap) {
+        size_t cap = (ch->n_tokens + c->n_tokens) * 2;
+        registry_token *p = garlic_realloc(ch->tokens, cap * sizeof *p);
+        if (!p)
+            return GARLIC_ENOMEM;
+        ch->tokens = p, ch->tokens_cap = cap;
+    }
+    if (c->n_tokens)
+        memcpy(ch->tokens + ch->n_tokens, c->tokens, c->n_tokens * sizeof *c->tokens);
+    ch->n_tokens += c->n_tokens;
+    return GARLIC_OK;
+}
+
+int api_job_collect(api_job *job, const api_call *call, api_result *res, api_error *err)
+{
+    memset(res, 0, sizeof *res);
+    res->n = job->in.n;
+    for (;;) {
+        if (call->alive && !call->alive(call->alive_ctx)) {
+            registry_request_cancel(job->req);
+            return api_error_set(err, 400, NULL, "the client went away");
+        }
+        registry_chunk c;
+        if (!registry_request_next(job->req, &c, 100))
+            continue;
+        if (c.error)
+            return api_error_set(err, c.error == GARLIC_ENOMEM ? 503 : 500, NULL,
+                                 "generation failed: %s", c.error_message);
+        api_choice *ch = &res->choices[c.choice];
+        if (gather(ch, &c) != GARLIC_OK)
+            return api_error_set(err, 503, NULL, "out of memory");
+        if (c.choice_done) {
+            ch->finish = c.finish;
+            ch->stats = c.stats;
+            ch->output_tokens = c.output_tokens;
+            res->completion_tokens += c.output_tokens;
+        }
+        if (c.all_done)
+            return GARLIC_OK;
+    }
+}
+
+void api_result_deinit(api_result *res)
+{
+    for (size_t i = 0; i < REGISTRY_MAX_CHOICES; i++) {
+        garlic_free(res->choices[i].text);
+        garlic_free(res->choices[i].tokens);
+    }
+    memset(res, 0, sizeof *res);
+}
+
+void api_job_deinit(api_job *job)
+{
+    registry_request_release(job->req);
+    api_request_deinit(&job->in);
+    memset(job, 0, sizeof *job);
+}

@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: MIT
+// The Ollama API: GET /api/version, GET /api/tags, POST /api/show, GET /api/ps,
+// POST /api/generate and POST /api/chat. Generation streams NDJSON lines by default
+// ("stream": false for one object); the final object carries done_reason and Ollama's
+// timing fields in nanoseconds. Errors are Ollama's {"error": "message"}.
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/internal.h"
+#include "base/alloc.h"
+#include "model/info.h"
+#include "tensor/types.h"
+
+void api_ollama_version(const api_call *call, api_response *out)
+{
+    (void)call;
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "version", API_VERSION);
+    api_respond_json(out, 200, root);
+}
+
+// "2026-11-25T18:30:54.123456789Z" for a wall-clock time.
+static void rfc3339(const struct timespec *ts, char *buf, size_t cap)
+{
+    struct tm tm;
+    gmtime_r(&ts->tv_sec, &tm);
+    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, cap - n, ".%09ldZ", ts->tv_nsec);
+}
+
+static void add_time(cJSON *o, const char *key, int64_t seconds)
+{
+    char text[64];
+    struct timespec ts = {.tv_sec = (time_t)seconds};
+    rfc3339(&ts, text, sizeof text);
+    cJSON_AddStringToObject(o, key, text);
+}
+
+static void add_now(cJSON *o)
+{
+    char text[64];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    rfc3339(&ts, text, sizeof text);
+    cJSON_AddStringToObject(o, "created_at", text);
+}
+
+// A stable stand-in for Ollama's digest: a hash of the path, size and mtime, as hex.
+static void add_digest(cJSON *o, const registry_model *m)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = registry_model_path(m); *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h ^= registry_model_file_size(m) * 31 + (uint64_t)registry_model_mtime(m);
+    char text[40];
+    snprintf(text, sizeof text, "%016llx", (unsigned long long)h);
+    cJSON_AddStringToObject(o, "digest", text);
+}
+
+// "1.1B", "25.4M" as Ollama writes parameter sizes.
+static void format_params(uint64_t n, char *buf, size_t cap)
+{
+    if (n >= 1000000000ull)
+        snprintf(buf, cap, "%.1fB", (double)n / 1e9);
+    else if (n >= 1000000ull)
+        snprintf(buf, cap, "%.1fM", (double)n / 1e6);
+    else
+        snprintf(buf, cap, "%.1fK", (double)n / 1e3);
+}
+
+// Reads the file's metadata (from the loaded mapping when there is one).
+static bool read_info(registry_model *m, model_info *info)
+{
+    garlic_error err = {0};
+    const model *w = registry_model_loaded(m) ? registry_model_weights(m) : NULL;
+    gguf_file *f = w ? NULL : gguf_open(registry_model_path(m), &err);
+    bool ok = (w || f) && model_info_read(w ? w->file : f, info, &err) == GARLIC_OK;
+    gguf_close(f);
+    return ok;
+}
+
+// Ollama's "details" object: format, family, parameter size, the dominant weight type.
+static cJSON *details(const model_info *info)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "parent_model", "");
+    cJSON_AddStringToObject(d, "format", "gguf");
+    cJSON_AddStringToObject(d, "family", info ? info->arch : "");
+    cJSON *fam = cJSON_AddArrayToObject(d, "families");
+    if (info)
+        cJSON_AddItemToArray(fam, cJSON_CreateString(info->arch));
+    char size[32] = "";
+    size_t best = 0;
+    for (size_t t = 0; info && t < TENSOR_TYPE_COUNT; t++)
+        if (info->type_params[t] > info->type_params[best])
+            best = t;
+    if (info)
+        format_params(info->n_params, size, sizeof size);
+    cJSON_AddStringToObject(d, "parameter_size", size);
+    const tensor_type_traits *tt = info ? tensor_type_get((uint32_t)best) : NULL;
+    cJSON_AddStringToObject(d, "quantization_level", tt && tt->name ? tt->name : "");
+    return d;
+}
+
+// One entry of /api/tags or /api/ps.
+static cJSON *model_entry(registry_model *m, bool running)
+{
+    model_info *info = garlic_malloc(sizeof *info);
+    bool have = info && read_info(m, info);
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "name", registry_model_name(m));
+    cJSON_AddStringToObject(e, "model", registry_model_name(m));
+    if (!running)
+        add_time(e, "modified_at", registry_model_mtime(m));
+    cJSON_AddNumberToObject(e, "size", (double)(running ? registry_model_bytes(m)
+                                                        : registry_model_file_size(m)));
+    add_digest(e, m);
+    cJSON_AddItemToObject(e, "details", details(have ? info : NULL));
+    if (running) {
+        add_time(e, "expires_at", 4102444800); // 2100-01-01: kept until the server stops
+        cJSON_AddNumberToObject(e, "size_vram", 0);
+        cJSON_AddNumberToObject(e, "context_length", registry_model_n_ctx(m));
+    }
+    garlic_free(info);
+    return e;
+}
+
+static void list_models(const api_call *call, api_response *out, bool running)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *list = cJSON_AddArrayToObject(root, "models");
+    for (size_t i = 0; i < registry_count(call->reg); i++) {
+        registry_model *m = registry_model_at(call->reg, i);
+        if (!running || registry_model_loaded(m))
+            cJSON_AddItemToArray(list, model_entry(m, running));
+    }
+    api_respond_json(out, 200, root);
+}
+
+void api_ollama_tags(const api_call *call, api_response *out)
+{
+    list_models(call, out, false);
+}
+
+void api_ollama_ps(const api_call *call, api_response *out)
+{
+    list_models(call, out, true);
+}
+
+// "model_info": the hyper-parameters under GGUF key names, as Ollama shows them.
+static cJSON *model_info_object(const model_info *info)
+{
+    cJSON *o = cJSON_CreateObject();
+    char key[128];
+    cJSON_AddStringToObject(o, "general.architecture", info->arch);
+    cJSON_AddStringToObject(o, "general.name", info->name);
+    cJSON_AddNumberToObject(o, "general.parameter_count", (double)info->n_params);
+    const struct {
+        const char *name;
+        uint64_t value;
+    } fields[] = {{"context_length", info->context_length},
+                  {"embedding_length", info->embedding_length},
+                  {"block_count", info->block_count},
+                  {"feed_forward_length", info->feed_forward_length},
+                  {"attention.head_count", info->head_count},
+                  {"attention.head_count_kv", info->head_count_kv}};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        snprintf(key, sizeof key, "%s.%s", info->arch, fields[i].name);
+        cJSON_AddNumberToObject(o, key, (double)fields[i].value);
+    }
+    cJSON_AddStringToObject(o, "tokenizer.ggml.model", info->tokenizer_model);
+    cJSON_AddNumberToObject(o, "tokenizer.ggml.vocab_size", (double)info->vocab_size);
+    return o;
+}
+
+// Parses {"model": NAME} (or Ollama's older "name") and finds the model.
+static registry_model *show_target(const api_call *call, api_error *err)
+{
+    cJSON *root = cJSON_ParseWithLength(call->body, call->len);
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (!cJSON_IsString(name))
+        name = cJSON_GetObjectItemCaseSensitive(root, "name");
+    registry_model *m = NULL;
+    if (!root)
+        api_error_set(err, 400, NULL, "the body is not valid JSON");
+    else if (!cJSON_IsString(name))
+        api_error_set(err, 400, "model", "'model' is required and must be a string");
+    else if (!(m = registry_find(call->reg, name->valuestring)))
+        api_error_set(err, 404, "model", "model '%s' not found", name->valuestring);
+    cJSON_Delete(root);
+    return m;
+}
+
+void api_ollama_show(const api_call *call, api_response *out)
+{
+    api_error err = {0};
+    registry_model *m = show_target(call, &err);
+    double seconds;
+    garlic_error gerr = {0};
+    if (m && registry_model_acquire(m, &seconds, &gerr) != GARLIC_OK)
+        api_error_set(&err, 503, "model", "the model cannot be loaded: %s", gerr.message);
+    model_info *info = err.status ? NULL : garlic_malloc(sizeof *info);
+    if (!err.status && (!info || !read_info(m, info)))
+        api_error_set(&err, 503, NULL, "cannot read the model's metadata");
+    if (err.status) {
+        garlic_free(info);
+        api_fail(out, &err, true);
+        return;
+    }
+    const char *source = NULL, *template_error = NULL;
+    bool from_file = false;
+    const chat_template *tmpl = registry_model_template(m, &source, &template_error, &from_file);
+    cJSON *root = cJSON_CreateObject();
+    char modelfile[4200];
+    snprintf(modelfile, sizeof modelfile, "# served by garlic\nFROM %s\n", registry_model_path(m));
+    cJSON_AddStringToObject(root, "license", "");
+    cJSON_AddStringToObject(root, "modelfile", modelfile);
+    cJSON_AddStringToObject(root, "parameters", "");
+    cJSON_AddStringToObject(root, "template", source ? source : "");
+    cJSON_AddItemToObject(root, "details", details(info));
+    cJSON_AddItemToObject(root, "model_info", model_info_object(info));
+    cJSON *caps = cJSON_AddArrayToObject(root, "capabilities");
+    cJSON_AddItemToArray(caps, cJSON_CreateString("completion"));
+    add_time(root, "modified_at", registry_model_mtime(m));
+    cJSON *g = cJSON_AddObjectToObject(root, "garlic");
+    cJSON_AddStringToObject(g, "path", registry_model_path(m));
+    cJSON_AddStringToObject(g, "chat_template", !tmpl ? "fallback" : from_file ? "file" : "model");
+    cJSON_AddStringToObject(g, "chat_template_error", template_error ? template_error : "");
+    cJSON_AddNumberToObject(g, "context_length", registry_model_n_ctx(m));
+    garlic_free(info);
+    api_respond_json(out, 200, root);
+}
+
+// The start of every generate/chat object: model, created_at, the text and done.
+static cJSON *line_head(const api_job *job, const char *text, bool done)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", job->in.model);
+    add_now(o);
+    if (job->in.kind == API_KIND_OLLAMA_CHAT) {
+        cJSON *msg = cJSON_AddObjectToObject(o, "message");
+        cJSON_AddStringToObject(msg, "role", "assistant");
+        cJSON_AddStringToObject(msg, "content", text);
+    } else {
+        cJSON_AddStringToObject(o, "response", text);
+    }
+    cJSON_AddBoolToObject(o, "done", done);
+    return o;
+}
+
+// Seconds as a whole number of nanoseconds (Ollama's durations are integers).
+static double nanoseconds(double seconds)
+{
+    return floor(seconds * 1e9);
+}
+
+// The final fields: done_reason and Ollama's timings in nanoseconds.
+static void add_final(cJSON *o, const api_job *job, const engine_stats *st, engine_finish finish,
+                      uint64_t eval_count)
+{
+    cJSON_AddStringToObject(o, "done_reason", api_finish_name(finish));
+    if (job->in.kind == API_KIND_OLLAMA_GENERATE)
+        cJSON_AddArrayToObject(o, "context");
+    cJSON_AddNumberToObject(o, "total_duration", nanoseconds(registry_now() - job->t_start));
+    cJSON_AddNumberToObject(o, "load_duration", nanoseconds(job->load_seconds));
+    cJSON_AddNumberToObject(o, "prompt_eval_count", job->n_prompt);
+    cJSON_AddNumberToObject(o, "prompt_eval_duration", nanoseconds(st->prompt_seconds));
+    cJSON_AddNumberToObject(o, "eval_count", (double)eval_count);
+    cJSON_AddNumberToObject(o, "eval_duration", nanoseconds(st->generate_seconds));
+}
+
+static int stream_chunk(api_stream *s, const registry_chunk *c)
+{
+    if (c->len == 0)
+        return GARLIC_OK;
+    char *text = garlic_strndup(c->text, c->len);
+    if (!text)
+        return GARLIC_ENOMEM;
+    int rc = api_stream_write_json(s, "", line_head(&s->job, text, false), "\n");
+    garlic_free(text);
+    return rc;
+}
+
+static int stream_end(api_stream *s)
+{
+    cJSON *o = line_head(&s->job, "", true);
+    add_final(o, &s->job, &s->last_stats, s->last_finish, s->completion_tokens);
+    return api_stream_write_json(s, "", o, "\n");
+}
+
+static const api_stream_ops ollama_stream_ops = {.chunk = stream_chunk, .end = stream_end};
+
+// Generate and chat: an empty prompt (or no messages) only loads the model, as in Ollama.
+static void generate(const api_call *call, api_kind kind, api_response *out)
+{
+    api_job job;
+    api_error err = {0};
+    bool failed = api_job_open(call, kind, &job, &err) != GARLIC_OK;
+    bool load_only = kind == API_KIND_OLLAMA_CHAT ? !job.in.messages_json
+                                                  : !job.in.prompt || !job.in.prompt[0];
+    if (!failed && load_only) {
+        cJSON *o = line_head(&job, "", true);
+        cJSON_AddStringToObject(o, "done_reason", "load");
+        api_respond_json(out, 200, o);
+        api_job_deinit(&job);
+        return;
+    }
+    if (failed || api_job_submit(&job, &err) != GARLIC_OK) {
+        api_fail(out, &err, true);
+        api_job_deinit(&job);
+        return;
+    }
+    if (job.in.stream) {
+        out->stream = api_stream_new(&job, &ollama_stream_ops);
+        out->status = 200;
+        out->content_type = "application/x-ndjson";
+        if (out->stream)
+            return;
+        api_error_set(&err, 503, NULL, "out of memory");
+        api_fail(out, &err, true);
+        api_job_deinit(&job);
+        return;
+    }
+    api_result res;
+    if (api_job_collect(&job, call, &res, &err) == GARLIC_OK) {
+        cJSON *o = line_head(&job, res.choices[0].text ? res.choices[0].text : "", true);
+        add_final(o, &job, &res.choices[0].stats, res.choices[0].finish, res.completion_tokens);
+        api_respond_json(out, 200, o);
+    } else {
+        api_fail(out, &err, true);
+    }
+    api_result_deinit(&res);
+    api_job_deinit(&job);
+}
+
+void api_ollama_generate(const api_call *call, api_response *out)
+{
+    generate(call, API_KIND_OLLAMA_GENERATE, out);
+}
+
+void api_ollama_chat(const api_call *call, api_response *out)
+{
+    generate(call, API_KIND_OLLAMA_CHAT, out);
+}

@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: MIT
+// The OpenAI API: GET /v1/models, POST /v1/chat/completions and POST /v1/completions, as whole
+// JSON answers or as Server-Sent Events ending with "data: [DONE]". Bodies follow OpenAI's
+// shapes (chat.completion, chat.completion.chunk, text_completion) with usage, finish_reason
+// and logprobs; errors use {"error": {"message", "type", "param", "code"}}.
+#include <math.h>
+#include <string.h>
+
+#include "api/internal.h"
+#include "base/alloc.h"
+
+void api_openai_models(const api_call *call, api_response *out)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "object", "list");
+    cJSON *data = cJSON_AddArrayToObject(root, "data");
+    for (size_t i = 0; i < registry_count(call->reg); i++) {
+        registry_model *m = registry_model_at(call->reg, i);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddItemToArray(data, e);
+        cJSON_AddStringToObject(e, "id", registry_model_name(m));
+        cJSON_AddStringToObject(e, "object", "model");
+        cJSON_AddNumberToObject(e, "created", (double)registry_model_mtime(m));
+        cJSON_AddStringToObject(e, "owned_by", "garlic");
+    }
+    api_respond_json(out, 200, root);
+}
+
+// A log-probability as JSON: a number, or a very negative one for -inf (JSON has no inf).
+static double json_logprob(float lp)
+{
+    return isfinite(lp) ? lp : -9999.0;
+}
+
+// {"token", "logprob", "bytes"} for chat logprobs.
+static cJSON *chat_token(const tokenizer *t, const sampler_token_logprob *tl)
+{
+    char text[1024];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "token", api_token_text(t, tl->token, text, sizeof text));
+    cJSON_AddNumberToObject(o, "logprob", json_logprob(tl->logprob));
+    size_t len = 0;
+    const char *piece = tokenizer_piece(t, tl->token, TOKENIZER_RENDER_SPECIAL, &len);
+    cJSON *bytes = cJSON_AddArrayToObject(o, "bytes");
+    for (size_t i = 0; piece && i < len; i++)
+        cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)piece[i]));
+    return o;
+}
+
+// Chat logprobs: {"content": [{token, logprob, bytes, top_logprobs: [...]}, ...]}.
+static cJSON *chat_logprobs(const tokenizer *t, const registry_token *tokens, size_t n)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *content = cJSON_AddArrayToObject(root, "content");
+    for (size_t i = 0; i < n; i++) {
+        cJSON *o = chat_token(t, &tokens[i].lp.chosen);
+        cJSON *top = cJSON_AddArrayToObject(o, "top_logprobs");
+        for (size_t k = 0; k < tokens[i].lp.n_top; k++)
+            cJSON_AddItemToArray(top, chat_token(t, &tokens[i].lp.top[k]));
+        cJSON_AddItemToArray(content, o);
+    }
+    return root;
+}
+
+// Completions logprobs: {"tokens", "token_logprobs", "top_logprobs", "text_offset"}.
+static cJSON *completion_logprobs(const tokenizer *t, const registry_token *tokens, size_t n,
+                                  size_t offset)
+{
+    char text[1024];
+    cJSON *root = cJSON_CreateObject();
+    cJSON *toks = cJSON_AddArrayToObject(root, "tokens");
+    cJSON *lps = cJSON_AddArrayToObject(root, "token_logprobs");
+    cJSON *tops = cJSON_AddArrayToObject(root, "top_logprobs");
+    cJSON *offs = cJSON_AddArrayToObject(root, "text_offset");
+    for (size_t i = 0; i < n; i++) {
+        const sampler_logprobs *lp = &tokens[i].lp;
+        api_token_text(t, lp->chosen.token, text, sizeof text);
+        cJSON_AddItemToArray(toks, cJSON_CreateString(text));
+        cJSON_AddItemToArray(lps, cJSON_CreateNumber(json_logprob(lp->chosen.logprob)));
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)offset));
+        size_t len = 0;
+        tokenizer_piece(t, lp->chosen.token, TOKENIZER_RENDER_SPECIAL, &len);
+        offset += len;
+        cJSON *top = cJSON_CreateObject();
+        for (size_t k = 0; k < lp->n_top; k++)
+            cJSON_AddNumberToObject(top, api_token_text(t, lp->top[k].token, text, sizeof text),
+                                    json_logprob(lp->top[k].logprob));
+        cJSON_AddItemToArray(tops, top);
+    }
+    return root;
+}
+
+static cJSON *usage_object(uint32_t prompt, uint64_t completion)
+{
+    cJSON *u = cJSON_CreateObject();
+    cJSON_AddNumberToObject(u, "prompt_tokens", prompt);
+    cJSON_AddNumberToObject(u, "completion_tokens", (double)completion);
+    cJSON_AddNumberToObject(u, "total_tokens", (double)(prompt + completion));
+    return u;
+}
+
+// The fields every OpenAI answer and chunk starts with.
+static cJSON *answer_head(const api_job *job, const char *object)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "id", job->id);
+    cJSON_AddStringToObject(root, "object", object);
+    cJSON_AddNumberToObject(root, "created", (double)job->created);
+    cJSON_AddStringToObject(root, "model", job->in.model);
+    cJSON_AddStringToObject(root, "system_fingerprint", "garlic-" API_VERSION);
+    return root;
+}
+
+// The whole answer of a non-streamed request.
+static cJSON *whole_answer(const api_job *job, const api_result *res)
+{
+    bool chat = job->in.kind == API_KIND_OPENAI_CHAT;
+    cJSON *root = answer_head(job, chat ? "chat.completion" : "text_completion");
+    cJSON *choices = cJSON_AddArrayToObject(root, "choices");
+    for (uint32_t i = 0; i < res->n; i++) {
+        const api_choice *ch = &res->choices[i];
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddItemToArray(choices, c);
+        cJSON_AddNumberToObject(c, "index", i);
+        if (chat) {
+            cJSON *msg = cJSON_AddObjectToObject(c, "message");
+            cJSON_AddStringToObject(msg, "role", "assistant");
+            cJSON_AddStringToObject(msg, "content", ch->text ? ch->text : "");
+        } else {
+            cJSON_AddStringToObject(c, "text", ch->text ? ch->text : "");
+        }
+        if (!job->in.logprobs)
+            cJSON_AddNullToObject(c, "logprobs");
+        else if (chat)
+            cJSON_AddItemToObject(c, "logprobs", chat_logprobs(job->tok, ch->tokens, ch->n_tokens));
+        else
+            cJSON_AddItemToObject(c, "logprobs",
+                                  completion_logprobs(job->tok, ch->tokens, ch->n_tokens, 0));
+        cJSON_AddStringToObject(c, "finish_reason", api_finish_name(ch->finish));
+    }
+    cJSON_AddItemToObject(root, "usage", usage_object(job->n_prompt, res->completion_tokens));
+    return root;
+}
+
+// One streamed chunk of choice index: text (may be NULL), logprobs, finish (NULL: none).
+static int write_chunk(api_stream *s, uint32_t index, const char *text, size_t len,
+                       const registry_chunk *c, const char *finish, bool role)
+{
+    const api_job *job = &s->job;
+    bool chat = job->in.kind == API_KIND_OPENAI_CHAT;
+    cJSON *root = answer_head(job, chat ? "chat.completion.chunk" : "text_completion");
+    cJSON *choices = cJSON_AddArrayToObject(root, "choices");
+    cJSON *ch = cJSON_CreateObject();
+    cJSON_AddItemToArray(choices, ch);
+    cJSON_AddNumberToObject(ch, "index", index);
+    char *copy = text ? garlic_strndup(text, len) : NULL;
+    if (chat) {
+        cJSON *delta = cJSON_AddObjectToObject(ch, "delta");
+        if (role)
+            cJSON_AddStringToObject(delta, "role", "assistant");
+        if (copy)
+            cJSON_AddStringToObject(delta, "content", copy);
+    } else {
+        cJSON_AddStringToObject(ch, "text", copy ? copy : "");
+    }
+    garlic_free(copy);
+    if (c && c->n_tokens && job->in.logprobs)
+        cJSON_AddItemToObject(ch, "logprobs",
+                              chat ? chat_logprobs(job->tok, c->tokens, c->n_tokens)
+                                   : completion_logprobs(job->tok, c->tokens, c->n_tokens, 0));
+    else
+        cJSON_AddNullToObject(ch, "logprobs");
+    if (finish)
+        cJSON_AddStringToObject(ch, "finish_reason", finish);
+    else
+        cJSON_AddNullToObject(ch, "finish_reason");
+    if (job->in.include_usage)
+        cJSON_AddNullToObject(root, "usage");
+    return api_stream_write_json(s, "data: ", root, "\n\n");
+}
+
+static int stream_chunk(api_stream *s, const registry_chunk *c)
+{
+    bool chat = s->job.in.kind == API_KIND_OPENAI_CHAT;
+    int rc = GARLIC_OK;
+    if (chat && !s->started[c->choice])
+        rc = write_chunk(s, c->choice, "", 0, NULL, NULL, true);
+    s->started[c->choice] = true;
+    if (rc == GARLIC_OK && (c->len || c->n_tokens))
+        rc = write_chunk(s, c->choice, c->text, c->len, c, NULL, false);
+    if (rc == GARLIC_OK && c->choice_done)
+        rc = write_chunk(s, c->choice, NULL, 0, NULL, api_finish_name(c->finish), false);
+    return rc;
+}
+
+static int stream_end(api_stream *s)
+{
+    const api_job *job = &s->job;
+    if (job->in.include_usage) {
+        bool chat = job->in.kind == API_KIND_OPENAI_CHAT;
+        cJSON *root = answer_head(job, chat ? "chat.completion.chunk" : "text_completion");
+        cJSON_AddArrayToObject(root, "choices");
+        cJSON_AddItemToObject(root, "usage", usage_object(job->n_prompt, s->completion_tokens));
+        int rc = api_stream_write_json(s, "data: ", root, "\n\n");
+        if (rc)
+            return rc;
+    }
+    static const char done[] = "data: [DONE]\n\n";
+    return api_stream_write(s, done, sizeof done - 1);
+}
+
+static const api_stream_ops openai_stream_ops = {.chunk = stream_chunk, .end = stream_end};
+
+// Chat and completions: parse, queue, then stream or answer at once.
+static void generate(const api_call *call, api_kind kind, api_response *out)
+{
+    api_job job;
+    api_error err = {0};
+    if (api_job_open(call, kind, &job, &err) || api_job_submit(&job, &err)) {
+        api_fail(out, &err, false);
+        api_job_deinit(&job);
+        return;
+    }
+    if (job.in.stream) {
+        out->stream = api_stream_new(&job, &openai_stream_ops);
+        if (!out->stream) {
+            api_error_set(&err, 503, NULL, "out of memory");
+            api_fail(out, &err, false);
+            api_job_deinit(&job);
+            return;
+        }
+        out->status = 200;
+        out->content_type = "text/event-stream";
+        return;
+    }
+    api_result res;
+    if (api_job_collect(&job, call, &res, &err) == GARLIC_OK)
+        api_respond_json(out, 200, whole_answer(&job, &res));
+    else
+        api_fail(out, &err, false);
+    api_result_deinit(&res);
+    api_job_deinit(&job);
+}
+
+void api_openai_chat(const api_call *call, api_response *out)
+{
+    generate(call, API_KIND_OPENAI_CHAT, out);
+}
+
+void api_openai_completions(const api_call *call, api_response *out)
+{
+    generate(call, API_KIND_OPENAI_COMPLETION, out);
+}

@@ -1,0 +1,459 @@
+// SPDX-License-Identifier: MIT
+// Request bodies -> api_request: the pure parsing step of every generating endpoint, shared
+// by the OpenAI and Ollama adapters and fuzzed by fuzz/fuzz_request.c. Unknown fields are
+// ignored and null counts as absent; a field of the wrong type or out of range is a 400 that
+// names it ("'temperature' must be a number"). Chat messages are flattened to
+// {"role", "content": text, ...} objects, the shape chat templates expect.
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "base/alloc.h"
+
+int api_error_set(api_error *err, int status, const char *param, const char *fmt, ...)
+{
+    err->status = status;
+    err->type = status == 401   ? "authentication_error"
+                : status == 404 ? "not_found_error"
+                : status >= 500 ? "server_error"
+                                : "invalid_request_error";
+    err->code = NULL;
+    snprintf(err->param, sizeof err->param, "%s", param ? param : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return GARLIC_EINVAL;
+}
+
+// The member key of obj, or NULL when it is absent or null.
+static const cJSON *field(const cJSON *obj, const char *key)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return item && !cJSON_IsNull(item) ? item : NULL;
+}
+
+// Where a field sits, for messages: "options.temperature".
+static const char *param_name(const char *prefix, const char *key, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s%s", prefix, key);
+    return buf;
+}
+
+// A number in [lo, hi] (an integer when integral is set); *present says whether it was there.
+static int get_number(const cJSON *obj, const char *prefix, const char *key, double lo, double hi,
+                      bool integral, double *out, bool *present, api_error *err)
+{
+    char name[64];
+    const cJSON *item = field(obj, key);
+    *present = item != NULL;
+    if (!item)
+        return GARLIC_OK;
+    param_name(prefix, key, name, sizeof name);
+    if (!cJSON_IsNumber(item))
+        return api_error_set(err, 400, name, "'%s' must be %s", name,
+                             integral ? "an integer" : "a number");
+    double v = item->valuedouble;
+    if (integral && v != floor(v))
+        return api_error_set(err, 400, name, "'%s' must be an integer, not %g", name, v);
+    if (!(v >= lo && v <= hi))
+        return api_error_set(err, 400, name, "'%s' is %g, must be from %g to %g", name, v, lo, hi);
+    *out = v;
+    return GARLIC_OK;
+}
+
+static int get_bool(const cJSON *obj, const char *prefix, const char *key, bool *out,
+                    api_error *err)
+{
+    char name[64];
+    const cJSON *item = field(obj, key);
+    if (!item)
+        return GARLIC_OK;
+    if (!cJSON_IsBool(item))
+        return api_error_set(err, 400, param_name(prefix, key, name, sizeof name),
+                             "'%s' must be a boolean", name);
+    *out = cJSON_IsTrue(item);
+    return GARLIC_OK;
+}
+
+// A string member copied to *out (left alone when absent). GARLIC_ENOMEM without memory.
+static int get_string(const cJSON *obj, const char *key, char **out, api_error *err)
+{
+    const cJSON *item = field(obj, key);
+    if (!item)
+        return GARLIC_OK;
+    if (!cJSON_IsString(item))
+        return api_error_set(err, 400, key, "'%s' must be a string", key);
+    *out = garlic_strndup(item->valuestring, SIZE_MAX);
+    return *out ? GARLIC_OK : GARLIC_ENOMEM;
+}
+
+// "stop": a string or a list of strings; empty strings are skipped.
+static int get_stops(const cJSON *obj, const char *prefix, api_request *r, api_error *err)
+{
+    char name[64];
+    const cJSON *item = field(obj, "stop");
+    if (!item)
+        return GARLIC_OK;
+    param_name(prefix, "stop", name, sizeof name);
+    if (!cJSON_IsString(item) && !cJSON_IsArray(item))
+        return api_error_set(err, 400, name, "'%s' must be a string or a list of strings", name);
+    const cJSON *one = cJSON_IsString(item) ? item : item->child;
+    for (; one; one = cJSON_IsString(item) ? NULL : one->next) {
+        if (!cJSON_IsString(one))
+            return api_error_set(err, 400, name, "'%s' must be a string or a list of strings",
+                                 name);
+        size_t len = strlen(one->valuestring);
+        if (len == 0)
+            continue;
+        if (len > SAMPLER_STOP_MAX_LENGTH || r->n_stops == SAMPLER_STOP_MAX_STRINGS)
+            return api_error_set(err, 400, name, "'%s' allows at most %d strings of at most %d "
+                                 "bytes", name, SAMPLER_STOP_MAX_STRINGS, SAMPLER_STOP_MAX_LENGTH);
+        r->stops[r->n_stops] = garlic_strndup(one->valuestring, len);
+        if (!r->stops[r->n_stops++])
+            return GARLIC_ENOMEM;
+    }
+    return GARLIC_OK;
+}
+
+// "logit_bias": {"token id": bias in [-100, 100]}.
+static int get_logit_bias(const cJSON *obj, api_request *r, api_error *err)
+{
+    const cJSON *item = field(obj, "logit_bias");
+    if (!item)
+        return GARLIC_OK;
+    if (!cJSON_IsObject(item))
+        return api_error_set(err, 400, "logit_bias", "'logit_bias' must be an object mapping "
+                             "token ids to numbers");
+    size_t n = (size_t)cJSON_GetArraySize(item);
+    r->bias = garlic_calloc(n ? n : 1, sizeof *r->bias);
+    if (!r->bias)
+        return GARLIC_ENOMEM;
+    for (const cJSON *e = item->child; e; e = e->next) {
+        char *end;
+        long id = strtol(e->string, &end, 10);
+        if (!*e->string || *end || id < 0 || id > INT32_MAX)
+            return api_error_set(err, 400, "logit_bias", "'logit_bias': '%.40s' is not a token "
+                                 "id", e->string);
+        if (!cJSON_IsNumber(e) || !(e->valuedouble >= -100 && e->valuedouble <= 100))
+            return api_error_set(err, 400, "logit_bias", "'logit_bias': the bias of token %ld "
+                                 "must be a number from -100 to 100", id);
+        float bias = e->valuedouble <= -100 ? -INFINITY : (float)e->valuedouble;
+        r->bias[r->sampling.n_logit_bias++] = (sampler_bias){.token = (int32_t)id, .bias = bias};
+    }
+    r->sampling.logit_bias = r->bias;
+    return GARLIC_OK;
+}
+
+// The sampling fields OpenAI and Ollama share (at the top level for OpenAI, in "options"
+// for Ollama, where prefix is "options.").
+static int get_sampling(const cJSON *obj, const char *prefix, api_request *r, api_error *err)
+{
+    sampler_params *sp = &r->sampling;
+    double v;
+    bool has;
+    int rc;
+    if ((rc = get_number(obj, prefix, "temperature", 0, 100, false, &v, &has, err)))
+        return rc;
+    if (has)
+        sp->temperature = (float)v;
+    if ((rc = get_number(obj, prefix, "top_p", 0, 1, false, &v, &has, err)))
+        return rc;
+    if (has && v == 0)
+        sp->top_k = 1; // only the most likely token has any mass
+    else if (has)
+        sp->top_p = (float)v;
+    if ((rc = get_number(obj, prefix, "top_k", 0, INT32_MAX, true, &v, &has, err)))
+        return rc;
+    if (has)
+        sp->top_k = (int32_t)v;
+    if ((rc = get_number(obj, prefix, "min_p", 0, 1, false, &v, &has, err)))
+        return rc;
+    if (has)
+        sp->min_p = (float)v;
+    if ((rc = get_number(obj, prefix, "repeat_penalty", 0.0001, 100, false, &v, &has, err)))
+        return rc;
+    if (has)
+        sp->repeat_penalty = (float)v;
+    if ((rc = get_number(obj, prefix, "repeat_last_n", -1, SAMPLER_MAX_REPEAT_LAST_N, true, &v,
+                         &has, err)))
+        return rc;
+    if (has)
+        sp->repeat_last_n = v < 0 ? SAMPLER_MAX_REPEAT_LAST_N : (int32_t)v;
+    if ((rc = get_number(obj, prefix, "presence_penalty", -2, 2, false, &v, &has, err)))
+        return rc;
+    if (has)
+        sp->presence_penalty = (float)v;
+    if ((rc = get_number(obj, prefix, "frequency_penalty", -2, 2, false, &v, &has, err)))
+        return rc;
+    if (has)
+        sp->frequency_penalty = (float)v;
+    if ((rc = get_number(obj, prefix, "seed", -9.3e18, 1.8e19, true, &v, &has, err)))
+        return rc;
+    if (has && v >= 0) { // Ollama's -1 asks for a random seed
+        sp->seed = (uint64_t)v;
+        r->seeded = true;
+    }
+    return get_stops(obj, prefix, r, err);
+}
+
+// The text of a message's content: a string, or the "text" parts of a list joined.
+static int content_text(const cJSON *content, size_t index, cJSON *msg, api_error *err)
+{
+    if (!content)
+        return cJSON_AddStringToObject(msg, "content", "") ? GARLIC_OK : GARLIC_ENOMEM;
+    if (cJSON_IsString(content))
+        return cJSON_AddStringToObject(msg, "content", content->valuestring) ? GARLIC_OK
+                                                                             : GARLIC_ENOMEM;
+    if (!cJSON_IsArray(content))
+        return api_error_set(err, 400, "messages", "'messages[%zu].content' must be a string or "
+                             "a list of parts", index);
+    size_t len = 0;
+    for (const cJSON *p = content->child; p; p = p->next) {
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(p, "text");
+        if (cJSON_IsString(text))
+            len += strlen(text->valuestring);
+    }
+    char *joined = garlic_malloc(len + 1);
+    if (!joined)
+        return GARLIC_ENOMEM;
+    len = 0;
+    for (const cJSON *p = content->child; p; p = p->next) {
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(p, "text");
+        if (!cJSON_IsString(text))
+            continue;
+        size_t n = strlen(text->valuestring);
+        memcpy(joined + len, text->valuestring, n);
+        len += n;
+    }
+    joined[len] = '\0';
+    bool ok = cJSON_AddStringToObject(msg, "content", joined) != NULL;
+    garlic_free(joined);
+    return ok ? GARLIC_OK : GARLIC_ENOMEM;
+}
+
+// One message, normalized: role, flattened content, and every other member copied.
+static int normalize_message(const cJSON *in, size_t index, cJSON *list, api_error *err)
+{
+    const cJSON *role = cJSON_GetObjectItemCaseSensitive(in, "role");
+    if (!cJSON_IsObject(in) || !cJSON_IsString(role))
+        return api_error_set(err, 400, "messages", "'messages[%zu]' must be an object with a "
+                             "string 'role'", index);
+    cJSON *msg = cJSON_CreateObject();
+    if (!msg || !cJSON_AddItemToArray(list, msg))
+        return cJSON_Delete(msg), GARLIC_ENOMEM;
+    if (!cJSON_AddStringToObject(msg, "role", role->valuestring))
+        return GARLIC_ENOMEM;
+    int rc = content_text(field(in, "content"), index, msg, err);
+    for (const cJSON *e = in->child; rc == GARLIC_OK && e; e = e->next) {
+        if (!e->string || !strcmp(e->string, "role") || !strcmp(e->string, "content") ||
+            !strcmp(e->string, "images"))
+            continue;
+        cJSON *copy = cJSON_Duplicate(e, true);
+        if (!copy || !cJSON_AddItemToObject(msg, e->string, copy))
+            rc = (cJSON_Delete(copy), GARLIC_ENOMEM);
+    }
+    return rc;
+}
+
+// "messages" -> r->messages_json; an empty list is allowed only when allow_empty is set.
+static int get_messages(const cJSON *obj, bool allow_empty, api_request *r, api_error *err)
+{
+    const cJSON *item = field(obj, "messages");
+    if (!item && allow_empty)
+        return GARLIC_OK;
+    if (!item)
+        return api_error_set(err, 400, "messages", "'messages' is required");
+    if (!cJSON_IsArray(item))
+        return api_error_set(err, 400, "messages", "'messages' must be a list of messages");
+    if (!item->child && !allow_empty)
+        return api_error_set(err, 400, "messages", "'messages' must not be empty");
+    if (!item->child)
+        return GARLIC_OK;
+    cJSON *list = cJSON_CreateArray();
+    if (!list)
+        return GARLIC_ENOMEM;
+    int rc = GARLIC_OK;
+    size_t i = 0;
+    for (const cJSON *m = item->child; m && rc == GARLIC_OK; m = m->next)
+        rc = normalize_message(m, i++, list, err);
+    if (rc == GARLIC_OK) {
+        r->messages_json = cJSON_PrintUnformatted(list);
+        rc = r->messages_json ? GARLIC_OK : GARLIC_ENOMEM;
+    }
+    cJSON_Delete(list);
+    return rc;
+}
+
+static int get_tools(const cJSON *obj, api_request *r, api_error *err)
+{
+    const cJSON *item = field(obj, "tools");
+    if (!item)
+        return GARLIC_OK;
+    if (!cJSON_IsArray(item))
+        return api_error_set(err, 400, "tools", "'tools' must be a list");
+    r->tools_json = cJSON_PrintUnformatted(item);
+    return r->tools_json ? GARLIC_OK : GARLIC_ENOMEM;
+}
+
+// OpenAI completions' "prompt": a string, a list of one string, or a list of token ids.
+static int get_completion_prompt(const cJSON *obj, api_request *r, api_error *err)
+{
+    const cJSON *item = field(obj, "prompt");
+    if (cJSON_IsString(item))
+        return get_string(obj, "prompt", &r->prompt, err);
+    if (!cJSON_IsArray(item))
+        return api_error_set(err, 400, "prompt", item ? "'prompt' must be a string, or a list "
+                             "of token ids" : "'prompt' is required");
+    if (cJSON_GetArraySize(item) == 1 && cJSON_IsString(item->child)) {
+        r->prompt = garlic_strndup(item->child->valuestring, SIZE_MAX);
+        return r->prompt ? GARLIC_OK : GARLIC_ENOMEM;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(item);
+    r->prompt_ids = garlic_calloc(n ? n : 1, sizeof *r->prompt_ids);
+    if (!r->prompt_ids)
+        return GARLIC_ENOMEM;
+    for (const cJSON *e = item->child; e; e = e->next) {
+        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > INT32_MAX ||
+            e->valuedouble != floor(e->valuedouble))
+            return api_error_set(err, 400, "prompt", "'prompt' must be a string, a list of one "
+                                 "string or a list of token ids");
+        r->prompt_ids[r->n_prompt_ids++] = (int32_t)e->valuedouble;
+    }
+    if (r->n_prompt_ids == 0)
+        return api_error_set(err, 400, "prompt", "'prompt' must not be an empty list");
+    return GARLIC_OK;
+}
+
+// OpenAI's logprobs: a boolean plus top_logprobs for chat, a count for completions.
+static int get_openai_logprobs(const cJSON *obj, api_request *r, api_error *err)
+{
+    double v;
+    bool has;
+    int rc;
+    if (r->kind == API_KIND_OPENAI_CHAT) {
+        if ((rc = get_bool(obj, "", "logprobs", &r->logprobs, err)))
+            return rc;
+        if ((rc = get_number(obj, "", "top_logprobs", 0, SAMPLER_MAX_TOP_LOGPROBS, true, &v,
+                             &has, err)))
+            return rc;
+        if (has && !r->logprobs)
+            return api_error_set(err, 400, "top_logprobs", "'top_logprobs' needs 'logprobs': "
+                                 "true");
+        r->top_logprobs = has ? (uint32_t)v : 0;
+        return GARLIC_OK;
+    }
+    if ((rc = get_number(obj, "", "logprobs", 0, SAMPLER_MAX_TOP_LOGPROBS, true, &v, &has, err)))
+        return rc;
+    r->logprobs = has;
+    r->top_logprobs = has ? (uint32_t)v : 0;
+    return GARLIC_OK;
+}
+
+static int parse_openai(const cJSON *root, api_request *r, api_error *err)
+{
+    double v;
+    bool has;
+    int rc = r->kind == API_KIND_OPENAI_CHAT ? get_messages(root, false, r, err)
+                                             : get_completion_prompt(root, r, err);
+    if (rc || (rc = get_tools(root, r, err)) || (rc = get_bool(root, "", "stream", &r->stream, err)))
+        return rc;
+    const cJSON *opts = field(root, "stream_options");
+    if (opts && !cJSON_IsObject(opts))
+        return api_error_set(err, 400, "stream_options", "'stream_options' must be an object");
+    if (opts && (rc = get_bool(opts, "stream_options.", "include_usage", &r->include_usage, err)))
+        return rc;
+    if ((rc = get_number(root, "", "max_tokens", 1, 1 << 24, true, &v, &has, err)))
+        return rc;
+    if (has)
+        r->max_tokens = (uint32_t)v;
+    if ((rc = get_number(root, "", "max_completion_tokens", 1, 1 << 24, true, &v, &has, err)))
+        return rc;
+    if (has)
+        r->max_tokens = (uint32_t)v;
+    if ((rc = get_number(root, "", "n", 1, REGISTRY_MAX_CHOICES, true, &v, &has, err)))
+        return rc;
+    r->n = has ? (uint32_t)v : 1;
+    const cJSON *user = field(root, "user");
+    if (user && !cJSON_IsString(user))
+        return api_error_set(err, 400, "user", "'user' must be a string");
+    if ((rc = get_logit_bias(root, r, err)) || (rc = get_openai_logprobs(root, r, err)))
+        return rc;
+    return get_sampling(root, "", r, err);
+}
+
+static int parse_ollama(const cJSON *root, api_request *r, api_error *err)
+{
+    int rc;
+    r->stream = true;
+    if (r->kind == API_KIND_OLLAMA_CHAT)
+        rc = get_messages(root, true, r, err);
+    else if (!(rc = get_string(root, "prompt", &r->prompt, err)) &&
+             !(rc = get_string(root, "system", &r->system, err)))
+        rc = get_bool(root, "", "raw", &r->raw, err);
+    if (rc || (rc = get_tools(root, r, err)) || (rc = get_bool(root, "", "stream", &r->stream, err)))
+        return rc;
+    const cJSON *ka = field(root, "keep_alive");
+    if (ka && !cJSON_IsString(ka) && !cJSON_IsNumber(ka))
+        return api_error_set(err, 400, "keep_alive", "'keep_alive' must be a duration string "
+                             "or a number of seconds");
+    const cJSON *opts = field(root, "options");
+    if (!opts)
+        return GARLIC_OK;
+    if (!cJSON_IsObject(opts))
+        return api_error_set(err, 400, "options", "'options' must be an object");
+    double v;
+    bool has;
+    if ((rc = get_number(opts, "options.", "num_predict", -2, 1 << 24, true, &v, &has, err)))
+        return rc;
+    r->max_tokens = has && v > 0 ? (uint32_t)v : 0;
+    if ((rc = get_number(opts, "options.", "num_ctx", 0, 1 << 24, true, &v, &has, err)))
+        return rc;
+    return get_sampling(opts, "options.", r, err);
+}
+
+int api_request_parse(api_kind kind, const char *body, size_t len, api_request *out,
+                      api_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->kind = kind;
+    out->sampling = sampler_params_default(0);
+    out->n = 1;
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    if (!root)
+        return api_error_set(err, 400, NULL, "the body is not valid JSON");
+    int rc = GARLIC_OK;
+    if (!cJSON_IsObject(root))
+        rc = api_error_set(err, 400, NULL, "the body must be a JSON object");
+    else if (!cJSON_IsString(field(root, "model")))
+        rc = api_error_set(err, 400, "model", field(root, "model") ? "'model' must be a string"
+                                                                   : "'model' is required");
+    if (rc == GARLIC_OK)
+        rc = get_string(root, "model", &out->model, err);
+    if (rc == GARLIC_OK && (kind == API_KIND_OPENAI_CHAT || kind == API_KIND_OPENAI_COMPLETION))
+        rc = parse_openai(root, out, err);
+    else if (rc == GARLIC_OK)
+        rc = parse_ollama(root, out, err);
+    cJSON_Delete(root);
+    if (rc == GARLIC_ENOMEM)
+        api_error_set(err, 503, NULL, "out of memory");
+    return rc;
+}
+
+void api_request_deinit(api_request *r)
+{
+    garlic_free(r->model);
+    garlic_free(r->prompt);
+    garlic_free(r->prompt_ids);
+    cJSON_free(r->messages_json);
+    cJSON_free(r->tools_json);
+    garlic_free(r->system);
+    garlic_free(r->bias);
+    for (size_t i = 0; i < r->n_stops; i++)
+        garlic_free(r->stops[i]);
+    memset(r, 0, sizeof *r);
+}

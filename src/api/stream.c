@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: MIT
+// Streamed answers: the server's HTTP thread reads a stream piece by piece; the stream waits
+// for the next chunk from the registry (asking the server every 100 ms whether the client is
+// still there), has its flavour's formatter turn it into SSE events or NDJSON lines, and
+// hands the bytes out. When the client goes away the request is cancelled at once.
+#include <string.h>
+
+#include "api/internal.h"
+#include "base/alloc.h"
+
+api_stream *api_stream_new(api_job *job, const api_stream_ops *ops)
+{
+    api_stream *s = garlic_calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->job = *job;
+    memset(job, 0, sizeof *job);
+    s->ops = ops;
+    return s;
+}
+
+void api_stream_free(api_stream *s)
+{
+    if (!s)
+        return;
+    api_job_deinit(&s->job);
+    garlic_free(s->out);
+    garlic_free(s);
+}
+
+int api_stream_write(api_stream *s, const char *data, size_t len)
+{
+    if (len == 0)
+        return GARLIC_OK;
+    if (s->out_pos == s->out_len)
+        s->out_pos = s->out_len = 0;
+    if (s->out_len + len > s->out_cap) {
+        size_t cap = (s->out_len + len) * 2 + 256;
+        char *p = garlic_realloc(s->out, cap);
+        if (!p)
+            return GARLIC_ENOMEM;
+        s->out = p, s->out_cap = cap;
+    }
+    memcpy(s->out + s->out_len, data, len);
+    s->out_len += len;
+    return GARLIC_OK;
+}
+
+int api_stream_write_json(api_stream *s, const char *prefix, cJSON *root, const char *suffix)
+{
+    char *text = root ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    if (!text)
+        return GARLIC_ENOMEM;
+    int rc = api_stream_write(s, prefix, strlen(prefix));
+    if (rc == GARLIC_OK)
+        rc = api_stream_write(s, text, strlen(text));
+    if (rc == GARLIC_OK)
+        rc = api_stream_write(s, suffix, strlen(suffix));
+    cJSON_free(text);
+    return rc;
+}
+
+// Waits for the next chunk and formats it; 0 when something was written or the stream
+// ended, -1 when the client is gone or formatting ran out of memory.
+static int advance(api_stream *s, api_alive_fn alive, void *ctx)
+{
+    for (;;) {
+        if (alive && !alive(ctx))
+            return -1;
+        registry_chunk c;
+        if (!registry_request_next(s->job.req, &c, 100))
+            continue;
+        if (c.choice_done) {
+            s->completion_tokens += c.output_tokens;
+            s->last_stats = c.stats;
+            s->last_finish = c.finish;
+        }
+        if (c.error) { // the status line is gone already: end the stream where it is
+            s->ended = true;
+            return 0;
+        }
+        if (s->ops->chunk(s, &c) != GARLIC_OK)
+            return -1;
+        if (c.all_done) {
+            s->ended = true;
+            return s->ops->end(s) == GARLIC_OK ? 0 : -1;
+        }
+        if (s->out_len > s->out_pos)
+            return 0;
+    }
+}
+
+ssize_t api_stream_read(api_stream *s, char *buf, size_t max, api_alive_fn alive, void *ctx)
+{
+    while (s->out_len == s->out_pos) {
+        if (s->ended)
+            return 0;
+        if (advance(s, alive, ctx) != 0) {
+            registry_request_cancel(s->job.req);
+            return -1;
+        }
+    }
+    size_t n = s->out_len - s->out_pos;
+    if (n > max)
+        n = max;
+    memcpy(buf, s->out + s->out_pos, n);
+    s->out_pos += n;
+    return (ssize_t)n;
+}

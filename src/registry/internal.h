@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: MIT
+// What the registry's files share: the registry, model entry and request structs, with the
+// thread that owns each field. registry.c lists and loads models, request.c is a request's
+// output channel, worker.c is the per-model thread that runs requests one at a time.
+#ifndef GARLIC_REGISTRY_INTERNAL_H
+#define GARLIC_REGISTRY_INTERNAL_H
+
+#include <pthread.h>
+
+#include "registry/registry.h"
+
+// The output of one choice, produced by the worker and taken by the submitter.
+typedef struct choice_channel {
+    char *text;               // (cap) produced, not yet taken
+    size_t len, cap;
+    registry_token *tokens;   // (tokens_cap) produced, not yet taken
+    size_t n_tokens, tokens_cap;
+    bool done;                // the worker finished this choice: finish and stats are set
+    bool done_taken;          // the submitter saw the end
+    engine_finish finish;
+    engine_stats stats;
+    uint32_t output_tokens;
+} choice_channel;
+
+struct registry_request {
+    // Set by registry_request_new, then read-only.
+    int32_t *prompt; // (n_prompt)
+    size_t n_prompt;
+    engine_params engine;     // stops and logit_bias point at the copies below
+    char **stops;             // (engine.n_stops) owned copies
+    sampler_bias *bias;       // (engine.sampling.n_logit_bias) owned copy
+    uint32_t n_choices;
+    bool seeded;
+    registry *reg;            // set by registry_submit (for statistics)
+
+    atomic_bool cancel;       // set by anyone; the worker stops within one token
+    atomic_int refs;          // submitter + worker
+
+    pthread_mutex_t mu;       // guards the fields below, shared by worker and submitter
+    pthread_cond_t cv;        // signalled when the worker adds output
+    choice_channel ch[REGISTRY_MAX_CHOICES];
+    bool finished;            // the worker is done with every choice
+    int error;                // GARLIC_OK or why the request failed
+    char error_message[512];
+
+    // Owned by the submitter: buffers swapped with a channel's on each take.
+    uint32_t next_choice;     // the choice being read
+    char *taken_text;         // (taken_cap)
+    size_t taken_cap;
+    registry_token *taken_tokens; // (taken_tokens_cap)
+    size_t taken_tokens_cap;
+
+    // Owned by the worker while it runs the request.
+    uint32_t current;         // the choice being generated
+    double t_submit;          // monotonic seconds at submit
+    double t_last;            // time of the previous token, 0 before the first
+    uint32_t output_tokens;   // of the current choice
+};
+
+struct registry_model {
+    registry *reg;
+    char *name;
+    char *path;
+    uint64_t file_size;
+    int64_t mtime;
+
+    pthread_mutex_t load_mu;  // held by the HTTP thread that loads the model
+    atomic_bool loaded;       // set (release) once everything below the line is ready
+    // Written once under load_mu before loaded is set, then read-only (the run state
+    // belongs to the worker thread).
+    model *weights;
+    tokenizer *tok;
+    model_state *state;
+    chat_template *tmpl;      // NULL: the fallback
+    char *template_source;    // owned copy of the template text in use, or NULL
+    char template_error[512];
+
+    pthread_mutex_t mu;       // guards the queue, shared by HTTP threads and the worker
+    pthread_cond_t cv;        // signalled on push and on stop
+    registry_request **queue; // (queue_cap) ring of waiting requests
+    uint32_t queue_cap, head, count;
+    registry_request *running;
+    bool stop;                // the worker exits once the queue is empty
+    bool thread_started;
+    pthread_t thread;
+};
+
+struct registry {
+    registry_config cfg;
+    char *template_text;      // --chat-template-file contents, or NULL
+    char *template_name;
+    registry_model *models[REGISTRY_MAX_MODELS]; // (n_models) set up before serving
+    size_t n_models;
+    atomic_bool stopped;      // submit refuses new work
+
+    pthread_mutex_t stats_mu; // guards stats (workers write, /metrics reads)
+    registry_stats stats;
+};
+
+// request.c: the worker's side of a request's channel.
+int registry_request_append_text(registry_request *r, const char *text, size_t len);
+int registry_request_append_token(registry_request *r, int32_t id, const sampler_logprobs *lp);
+void registry_request_end_choice(registry_request *r, uint32_t choice, const engine_stats *stats,
+                        uint32_t output_tokens);
+void registry_request_fail(registry_request *r, int code, const char *message);
+void registry_request_unref(registry_request *r);
+
+// worker.c
+int registry_worker_start(registry_model *m, garlic_error *err);
+void registry_worker_stop(registry_model *m);
+void registry_worker_cancel_all(registry_model *m);
+bool registry_worker_idle(registry_model *m);
+
+// registry.c: statistics updates from workers (each output token counts as generated).
+void registry_stats_token(registry *reg, double latency, bool first);
+void registry_stats_request(registry *reg, uint64_t prompt, bool cancelled);
+
+#endif

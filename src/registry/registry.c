@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: MIT
+// The list of models and their loading. Entries are added before the server starts and never
+// removed while it runs; a model is loaded on first use by the HTTP thread that needs it
+// (others wait on the entry's load lock) and stays loaded until registry_free. Also the
+// statistics the workers update and /metrics reads.
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/threadpool.h"
+#include "registry/internal.h"
+
+static const double ttft_bounds[REGISTRY_TTFT_BUCKETS] = {
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+static const double token_bounds[REGISTRY_TOKEN_BUCKETS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+
+double registry_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+// Reads a whole text file into a garlic_malloc'd NUL-terminated string.
+static char *read_text(const char *path, garlic_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        garlic_error_set(err, GARLIC_EIO, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t len = 0, cap = 4096;
+    char *text = garlic_malloc(cap);
+    while (text) {
+        len += fread(text + len, 1, cap - len - 1, f);
+        if (len + 1 < cap)
+            break;
+        char *bigger = garlic_realloc(text, cap * 2);
+        if (!bigger)
+            garlic_free(text);
+        text = bigger;
+        cap *= 2;
+    }
+    fclose(f);
+    if (!text)
+        garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", path);
+    else
+        text[len] = '\0';
+    return text;
+}
+
+registry *registry_new(const registry_config *cfg, garlic_error *err)
+{
+    registry *reg = garlic_calloc(1, sizeof *reg);
+    if (!reg) {
+        garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+        return NULL;
+    }
+    reg->cfg = *cfg;
+    reg->cfg.chat_template_file = NULL;
+    atomic_init(&reg->stopped, false);
+    pthread_mutex_init(&reg->stats_mu, NULL);
+    reg->stats.ttft = (registry_histogram){.bounds = ttft_bounds, .n_buckets = REGISTRY_TTFT_BUCKETS};
+    reg->stats.token_latency =
+        (registry_histogram){.bounds = token_bounds, .n_buckets = REGISTRY_TOKEN_BUCKETS};
+    if (cfg->chat_template_file) {
+        reg->template_text = read_text(cfg->chat_template_file, err);
+        reg->template_name = garlic_strndup(cfg->chat_template_file, SIZE_MAX);
+        if (!reg->template_text || !reg->template_name) {
+            registry_free(reg);
+            return NULL;
+        }
+    }
+    return reg;
+}
+
+static void model_entry_free(registry_model *m)
+{
+    if (!m)
+        return;
+    registry_worker_stop(m);
+    chat_template_free(m->tmpl);
+    garlic_free(m->template_source);
+    model_state_free(m->state);
+    tokenizer_free(m->tok);
+    model_free(m->weights);
+    garlic_free(m->queue);
+    garlic_free(m->name);
+    garlic_free(m->path);
+    pthread_mutex_destroy(&m->load_mu);
+    pthread_mutex_destroy(&m->mu);
+    pthread_cond_destroy(&m->cv);
+    garlic_free(m);
+}
+
+void registry_free(registry *reg)
+{
+    if (!reg)
+        return;
+    atomic_store(&reg->stopped, true);
+    for (size_t i = 0; i < reg->n_models; i++)
+        model_entry_free(reg->models[i]);
+    garlic_free(reg->template_text);
+    garlic_free(reg->template_name);
+    pthread_mutex_destroy(&reg->stats_mu);
+    garlic_free(reg);
+}
+
+// The default name of a model file: its base name without ".gguf".
+static char *default_name(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t len = strlen(base);
+    if (len > 5 && strcmp(base + len - 5, ".gguf") == 0)
+        len -= 5;
+    return garlic_strndup(base, len);
+}
+
+int registry_add(registry *reg, const char *path, const char *name, garlic_error *err)
+{
+    if (reg->n_models == REGISTRY_MAX_MODELS)
+        return garlic_error_set(err, GARLIC_EINVAL, "%s: more than %d models", path,
+                                REGISTRY_MAX_MODELS);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return garlic_error_set(err, GARLIC_EIO, "%s: %s", path, strerror(errno));
+    registry_model *m = garlic_calloc(1, sizeof *m);
+    if (!m)
+        return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    pthread_mutex_init(&m->load_mu, NULL);
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->cv, NULL);
+    atomic_init(&m->loaded, false);
+    m->reg = reg;
+    m->path = garlic_strndup(path, SIZE_MAX);
+    m->name = name && *name ? garlic_strndup(name, SIZE_MAX) : default_name(path);
+    m->file_size = (uint64_t)st.st_size;
+    m->mtime = (int64_t)st.st_mtime;
+    if (!m->path || !m->name) {
+        model_entry_free(m);
+        return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    }
+    if (registry_find(reg, m->name)) {
+        int rc = garlic_error_set(err, GARLIC_EINVAL, "%s: a model named '%s' exists already "
+                                  "(give one an alias: -m PATH=NAME)", path, m->name);
+        model_entry_free(m);
+        return rc;
+    }
+    reg->models[reg->n_models++] = m;
+    return GARLIC_OK;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int registry_add_dir(registry *reg, const char *dir, garlic_error *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return garlic_error_set(err, GARLIC_EIO, "%s: %s", dir, strerror(errno));
+    char *names[REGISTRY_MAX_MODELS];
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < REGISTRY_MAX_MODELS) {
+        size_t len = strlen(e->d_name);
+        if (len > 5 && strcmp(e->d_name + len - 5, ".gguf") == 0 && e->d_name[0] != '.')
+            names[n++] = garlic_strndup(e->d_name, len);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, compare_names);
+    int rc = GARLIC_OK;
+    for (size_t i = 0; i < n; i++) {
+        char path[4096];
+        if (rc == GARLIC_OK && !names[i])
+            rc = garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+        if (rc == GARLIC_OK) {
+            snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+            rc = registry_add(reg, path, NULL, err);
+        }
+        garlic_free(names[i]);
+    }
+    return rc;
+}
+
+size_t registry_count(const registry *reg)
+{
+    return reg->n_models;
+}
+
+registry_model *registry_model_at(registry *reg, size_t i)
+{
+    return i < reg->n_models ? reg->models[i] : NULL;
+}
+
+registry_model *registry_find(registry *reg, const char *name)
+{
+    for (size_t i = 0; i < reg->n_models; i++)
+        if (strcmp(reg->models[i]->name, name) == 0)
+            return reg->models[i];
+    return NULL;
+}
+
+const char *registry_model_name(const registry_model *m)
+{
+    return m->name;
+}
+
+const char *registry_model_path(const registry_model *m)
+{
+    return m->path;
+}
+
+uint64_t registry_model_file_size(const registry_model *m)
+{
+    return m->file_size;
+}
+
+int64_t registry_model_mtime(const registry_model *m)
+{
+    return m->mtime;
+}
+
+bool registry_model_loaded(registry_model *m)
+{
+    return atomic_load_explicit(&m->loaded, memory_order_acquire);
+}
+
+// Picks the model's chat template: --chat-template-file, else tokenizer.chat_template, else
+// none (the fallback). A template that does not parse is reported and replaced by the
+// fallback, so the model still serves completions and chats.
+static void load_template(registry_model *m)
+{
+    const registry *reg = m->reg;
+    const char *src = reg->template_text, *name = reg->template_name;
+    size_t len = src ? strlen(src) : 0;
+    gguf_string s;
+    char label[600];
+    if (!src && gguf_get_str(m->weights->file, "tokenizer.chat_template", &s) == GARLIC_OK) {
+        src = s.data, len = (size_t)s.len;
+        snprintf(label, sizeof label, "%s:chat_template", m->path);
+        name = label;
+    }
+    if (!src)
+        return;
+    garlic_error err = {0};
+    m->tmpl = chat_template_parse(src, len, name, &err);
+    if (!m->tmpl) {
+        snprintf(m->template_error, sizeof m->template_error, "%s", err.message);
+        fprintf(stderr, "garlic: model '%s': %s (using the fallback chat format)\n", m->name,
+                err.message);
+        return;
+    }
+    m->template_source = garlic_strndup(src, len);
+}
+
+// Loads weights, tokenizer, run state and template of m (under load_mu).
+static int load(registry_model *m, garlic_error *err)
+{
+    const registry_config *cfg = &m->reg->cfg;
+    m->weights = model_load(m->path, err);
+    if (!m->weights)
+        return err->code;
+    m->tok = tokenizer_load(m->weights->file, err);
+    if (!m->tok)
+        return err->code;
+    uint32_t trained = m->weights->hp.n_ctx_train ? m->weights->hp.n_ctx_train : 4096;
+    uint32_t n_ctx = cfg->n_ctx ? cfg->n_ctx : (trained < 4096 ? trained : 4096);
+    model_state_config sc = {.n_ctx = n_ctx, .max_batch = 512, .logit_rows = 1,
+                             .kv_type = cfg->kv_type,
+                             .n_threads = cfg->n_threads ? cfg->n_threads
+                                                         : thread_pool_default_threads()};
+    m->state = model_state_new(m->weights, &sc, err);
+    if (!m->state)
+        return err->code;
+    load_template(m);
+    return registry_worker_start(m, err);
+}
+
+// Undoes a failed load so that a later request may try again.
+static void unload(registry_model *m)
+{
+    registry_worker_stop(m);
+    chat_template_free(m->tmpl);
+    garlic_free(m->template_source);
+    model_state_free(m->state);
+    tokenizer_free(m->tok);
+    model_free(m->weights);
+    garlic_free(m->queue);
+    m->tmpl = NULL, m->template_source = NULL, m->state = NULL, m->tok = NULL;
+    m->weights = NULL, m->queue = NULL, m->template_error[0] = '\0';
+}
+
+int registry_model_acquire(registry_model *m, double *load_seconds, garlic_error *err)
+{
+    *load_seconds = 0;
+    if (registry_model_loaded(m))
+        return GARLIC_OK;
+    pthread_mutex_lock(&m->load_mu);
+    int rc = GARLIC_OK;
+    if (!registry_model_loaded(m)) {
+        double t0 = registry_now();
+        rc = load(m, err);
+        if (rc != GARLIC_OK) {
+            unload(m);
+        } else {
+            *load_seconds = registry_now() - t0;
+            atomic_store_explicit(&m->loaded, true, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&m->load_mu);
+    return rc;
+}
+
+int registry_load_all(registry *reg, garlic_error *err)
+{
+    for (size_t i = 0; i < reg->n_models; i++) {
+        double seconds;
+        int rc = registry_model_acquire(reg->models[i], &seconds, err);
+        if (rc != GARLIC_OK)
+            return rc;
+    }
+    return GARLIC_OK;
+}
+
+const model *registry_model_weights(const registry_model *m)
+{
+    return m->weights;
+}
+
+const tokenizer *registry_model_tokenizer(const registry_model *m)
+{
+    return m->tok;
+}
+
+uint32_t registry_model_n_ctx(const registry_model *m)
+{
+    return m->state ? model_state_n_ctx(m->state) : 0;
+}
+
+uint64_t registry_model_bytes(const registry_model *m)
+{
+    return m->weights ? m->weights->file->size + model_state_bytes(m->state) : 0;
+}
+
+const chat_template *registry_model_template(const registry_model *m, const char **source,
+                                             const char **error, bool *from_file)
+{
+    if (source)
+        *source = m->tmpl ? m->template_source : chat_fallback_source();
+    if (from_file)
+        *from_file = m->tmpl && m->reg->template_text;
+    if (error)
+        *error = m->template_error;
+    return m->tmpl;
+}
+
+static bool all_idle(registry *reg)
+{
+    for (size_t i = 0; i < reg->n_models; i++)
+        if (registry_model_loaded(reg->models[i]) && !registry_worker_idle(reg->models[i]))
+            return false;
+    return true;
+}
+
+void registry_drain(registry *reg, double grace_seconds)
+{
+    atomic_store(&reg->stopped, true);
+    double deadline = registry_now() + grace_seconds;
+    bool cancelled = false;
+    while (!all_idle(reg)) {
+        if (!cancelled && registry_now() >= deadline) {
+            for (size_t i = 0; i < reg->n_models; i++)
+                if (registry_model_loaded(reg->models[i]))
+                    registry_worker_cancel_all(reg->models[i]);
+            cancelled = true;
+        }
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+// Adds a sample to a histogram (cumulative buckets, as Prometheus exposes them).
+static void histogram_add(registry_histogram *h, double v)
+{
+    for (size_t i = 0; i < h->n_buckets; i++)
+        if (v <= h->bounds[i])
+            h->counts[i]++;
+    h->count++;
+    h->sum += v;
+}
+
+void registry_stats_token(registry *reg, double latency, bool first)
+{
+    pthread_mutex_lock(&reg->stats_mu);
+    histogram_add(first ? &reg->stats.ttft : &reg->stats.token_latency, latency);
+    reg->stats.generated_tokens++;
+    pthread_mutex_unlock(&reg->stats_mu);
+}
+
+void registry_stats_request(registry *reg, uint64_t prompt, bool cancelled)
+{
+    pthread_mutex_lock(&reg->stats_mu);
+    reg->stats.prompt_tokens += prompt;
+    reg->stats.requests_done++;
+    reg->stats.requests_cancelled += cancelled;
+    pthread_mutex_unlock(&reg->stats_mu);
+}
+
+void registry_stats_get(registry *reg, registry_stats *out)
+{
+    pthread_mutex_lock(&reg->stats_mu);
+    *out = reg->stats;
+    pthread_mutex_unlock(&reg->stats_mu);
+    out->queue_length = out->running = out->models_loaded = 0;
+    out->memory_bytes = 0;
+    for (size_t i = 0; i < reg->n_models; i++) {
+        registry_model *m = reg->models[i];
+        if (!registry_model_loaded(m))
+            continue;
+        out->models_loaded++;
+        out->memory_bytes += registry_model_bytes(m);
+        pthread_mutex_lock(&m->mu);
+        out->queue_length += m->count;
+        out->running += m->running != NULL;
+        pthread_mutex_unlock(&m->mu);
+    }
+}

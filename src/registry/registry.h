@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: MIT
+// The models a server knows and the work queued on them. A registry lists models (a GGUF path
+// and a name), loads one on first use (weights, tokenizer, chat template and one run state)
+// and starts one worker thread per loaded model that takes requests from a bounded FIFO queue
+// one at a time. A request goes in as a registry_request (prompt ids plus engine parameters)
+// and comes out as a stream of chunks (text, token log-probabilities, one end per choice), so
+// the continuous-batching scheduler of a later issue can replace the worker behind the same
+// interface.
+#ifndef GARLIC_REGISTRY_H
+#define GARLIC_REGISTRY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "chat/chat.h"
+#include "engine/generate.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+// Codes beyond base/error.h that only the registry returns.
+enum {
+    REGISTRY_EFULL = -32,     // the model's queue is full: try again later (HTTP 503)
+    REGISTRY_ESTOPPED = -33,  // the registry is shutting down (HTTP 503)
+};
+
+enum {
+    REGISTRY_MAX_CHOICES = 16, // choices (OpenAI's n) per request
+    REGISTRY_MAX_MODELS = 256,
+};
+
+typedef struct registry_config {
+    uint32_t n_ctx;         // context per model; 0: min(trained, 4096)
+    uint32_t max_queue;     // waiting requests per model beyond which submit fails; 0: 64
+    int n_threads;          // compute threads per model; 0: physical cores
+    model_kv_type kv_type;
+    const char *chat_template_file; // overrides every model's template when set (borrowed
+                                    // for registry_new only: the text is read there)
+} registry_config;
+
+typedef struct registry registry;
+typedef struct registry_model registry_model;
+typedef struct registry_request registry_request;
+
+// An empty registry. Fails (NULL, err filled) when the template file cannot be read.
+registry *registry_new(const registry_config *cfg, garlic_error *err);
+
+// Stops every worker (cancelling queued and running requests, whose streams then end) and
+// frees every model. No request may be submitted concurrently. registry_free(NULL) is a no-op.
+void registry_free(registry *reg);
+
+// Adds path under name (NULL: the file name without ".gguf"). The file is not opened yet.
+// GARLIC_EINVAL for a duplicate name or too many models.
+int registry_add(registry *reg, const char *path, const char *name, garlic_error *err);
+
+// Adds every *.gguf file in dir (sorted by name). GARLIC_EIO when dir cannot be read.
+int registry_add_dir(registry *reg, const char *dir, garlic_error *err);
+
+// Loads every model now (for --preload); stops at the first failure.
+int registry_load_all(registry *reg, garlic_error *err);
+
+// Makes submit fail with REGISTRY_ESTOPPED from now on and cancels queued and running work
+// once grace_seconds have passed without it finishing (0: at once). Returns when every
+// worker is idle.
+void registry_drain(registry *reg, double grace_seconds);
+
+size_t registry_count(const registry *reg);
+registry_model *registry_model_at(registry *reg, size_t i);
+// The model named name, or NULL.
+registry_model *registry_find(registry *reg, const char *name);
+
+// Facts about an entry; strings live as long as the registry.
+const char *registry_model_name(const registry_model *m);
+const char *registry_model_path(const registry_model *m);
+uint64_t registry_model_file_size(const registry_model *m);
+int64_t registry_model_mtime(const registry_model *m); // seconds since the epoch
+bool registry_model_loaded(registry_model *m);
+
+// Loads m if it is not loaded (the first caller loads, others wait) and starts its worker.
+// *load_seconds gets the time this call spent loading (0 when it was loaded). After success
+// the accessors below stay valid until registry_free.
+int registry_model_acquire(registry_model *m, double *load_seconds, garlic_error *err);
+
+const model *registry_model_weights(const registry_model *m);
+const tokenizer *registry_model_tokenizer(const registry_model *m);
+uint32_t registry_model_n_ctx(const registry_model *m);
+uint64_t registry_model_bytes(const registry_model *m); // mapping plus run state
+// The parsed chat template, or NULL when the model has none (use the fallback). *source
+// gets its text (the fallback's source when NULL is returned), *error any parse error that
+// made the model fall back ("" if none), *from_file whether --chat-template-file gave it.
+// Each out pointer may be NULL.
+const chat_template *registry_model_template(const registry_model *m, const char **source,
+                                             const char **error, bool *from_file);
+// Requests waiting in m's queue (not counting the one running).
+uint32_t registry_model_queue_length(registry_model *m);
+
+// ---- Requests ----
+
+typedef struct registry_request_params {
+    const int32_t *prompt;   // (n_prompt) copied
+    size_t n_prompt;
+    engine_params engine;    // stops and logit_bias are copied; on_token/emit are the worker's
+    uint32_t n_choices;      // 1..REGISTRY_MAX_CHOICES, generated one after another
+    bool seeded;             // engine.sampling.seed was given: choice i uses seed + i
+} registry_request_params;
+
+// One generated token with its log-probabilities (when the request asked for them).
+typedef struct registry_token {
+    int32_t id;
+    sampler_logprobs lp;
+} registry_token;
+
+// What registry_request_next hands out: text (and tokens) of one choice since the last call,
+// then, once, that choice's end. Pointers are valid until the next call on the request.
+typedef struct registry_chunk {
+    uint32_t choice;
+    const char *text;
+    size_t len;
+    const registry_token *tokens; // (n_tokens) only when logprobs were asked for
+    size_t n_tokens;
+    bool choice_done;      // the choice ended after this text: finish and stats are set
+    engine_finish finish;
+    engine_stats stats;
+    uint32_t output_tokens; // tokens the choice produced (end-of-generation tokens excluded)
+    bool all_done;         // nothing more will come (error or every choice ended)
+    int error;             // GARLIC_OK, or why the request failed (message in error_message)
+    const char *error_message;
+} registry_chunk;
+
+// A request with copies of everything in p. NULL and err filled on bad params or no memory.
+// The caller owns it until registry_submit; afterwards, release it with
+// registry_request_release.
+registry_request *registry_request_new(const registry_request_params *p, garlic_error *err);
+
+// Queues r on m's worker (m must be acquired). On success the worker holds a reference and
+// the caller must call registry_request_release. Fails with REGISTRY_EFULL, REGISTRY_ESTOPPED;
+// on failure the caller still owns r and frees it with registry_request_release.
+int registry_submit(registry_model *m, registry_request *r, garlic_error *err);
+
+// Waits up to timeout_ms for output. Returns 1 with *out filled, 0 on timeout. Only one
+// thread (the submitter) may call this.
+int registry_request_next(registry_request *r, registry_chunk *out, int timeout_ms);
+
+// Asks the worker to stop r (it does within one token).
+void registry_request_cancel(registry_request *r);
+
+// Cancels r if it is still running and drops the caller's reference. NULL is a no-op.
+void registry_request_release(registry_request *r);
+
+// Monotonic seconds (the clock of every registry time stamp).
+double registry_now(void);
+
+// ---- Statistics for /metrics ----
+
+enum { REGISTRY_TTFT_BUCKETS = 12, REGISTRY_TOKEN_BUCKETS = 12 };
+
+typedef struct registry_histogram {
+    const double *bounds;      // (n_buckets) upper bounds in seconds, ascending (static)
+    size_t n_buckets;
+    uint64_t counts[16];       // (n_buckets) cumulative counts per bucket
+    uint64_t count;
+    double sum;
+} registry_histogram;
+
+typedef struct registry_stats {
+    uint64_t prompt_tokens;
+    uint64_t generated_tokens;
+    uint64_t requests_done;
+    uint64_t requests_cancelled;
+    uint32_t queue_length;     // waiting, all models
+    uint32_t running;          // being generated, all models
+    uint32_t models_loaded;
+    uint64_t memory_bytes;     // mappings plus run states of loaded models
+    registry_histogram ttft;   // submit -> first token
+    registry_histogram token_latency; // between consecutive tokens
+} registry_stats;
+
+// A consistent snapshot of the counters.
+void registry_stats_get(registry *reg, registry_stats *out);
+
+#endif

@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: MIT
+// A request and its output channel. The worker appends text and tokens to the channel of
+// the choice it is generating and marks choices done; the submitter takes what is there by
+// swapping buffers with the channel, so steady-state streaming copies each byte once and
+// allocates only when a buffer must grow.
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/alloc.h"
+#include "registry/internal.h"
+
+static void request_free(registry_request *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; r->stops && i < r->engine.n_stops; i++)
+        garlic_free(r->stops[i]);
+    garlic_free(r->stops);
+    garlic_free(r->bias);
+    garlic_free(r->prompt);
+    for (size_t c = 0; c < REGISTRY_MAX_CHOICES; c++) {
+        garlic_free(r->ch[c].text);
+        garlic_free(r->ch[c].tokens);
+    }
+    garlic_free(r->taken_text);
+    garlic_free(r->taken_tokens);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    garlic_free(r);
+}
+
+// Copies the prompt, stop strings and logit biases of p into r.
+static int request_copy(registry_request *r, const registry_request_params *p, garlic_error *err)
+{
+    r->prompt = garlic_malloc(p->n_prompt * sizeof *r->prompt);
+    if (!r->prompt)
+        return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    memcpy(r->prompt, p->prompt, p->n_prompt * sizeof *r->prompt);
+    r->n_prompt = p->n_prompt;
+    if (p->engine.n_stops) {
+        r->stops = garlic_calloc(p->engine.n_stops, sizeof *r->stops);
+        if (!r->stops)
+            return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+        for (size_t i = 0; i < p->engine.n_stops; i++) {
+            r->stops[i] = garlic_strndup(p->engine.stops[i], SIZE_MAX);
+            if (!r->stops[i])
+                return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+        }
+    }
+    r->engine.stops = (const char *const *)r->stops;
+    size_t n_bias = p->engine.sampling.n_logit_bias;
+    if (n_bias) {
+        r->bias = garlic_calloc(n_bias, sizeof *r->bias);
+        if (!r->bias)
+            return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+        memcpy(r->bias, p->engine.sampling.logit_bias, n_bias * sizeof *r->bias);
+    }
+    r->engine.sampling.logit_bias = r->bias;
+    return GARLIC_OK;
+}
+
+registry_request *registry_request_new(const registry_request_params *p, garlic_error *err)
+{
+    if (p->n_prompt == 0 || p->n_choices == 0 || p->n_choices > REGISTRY_MAX_CHOICES) {
+        garlic_error_set(err, GARLIC_EINVAL, "a request needs a prompt and 1 to %d choices",
+                         REGISTRY_MAX_CHOICES);
+        return NULL;
+    }
+    registry_request *r = garlic_calloc(1, sizeof *r);
+    if (!r) {
+        garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    atomic_init(&r->cancel, false);
+    atomic_init(&r->refs, 1);
+    r->engine = p->engine; // its pointers are replaced by the copies' in request_copy
+    r->engine.stops = NULL;
+    r->engine.sampling.logit_bias = NULL;
+    r->n_choices = p->n_choices;
+    r->seeded = p->seeded;
+    if (request_copy(r, p, err) != GARLIC_OK) {
+        request_free(r); // frees the stop strings copied so far (the rest are NULL)
+        return NULL;
+    }
+    return r;
+}
+
+void registry_request_unref(registry_request *r)
+{
+    if (r && atomic_fetch_sub(&r->refs, 1) == 1)
+        request_free(r);
+}
+
+void registry_request_cancel(registry_request *r)
+{
+    atomic_store(&r->cancel, true);
+}
+
+void registry_request_release(registry_request *r)
+{
+    if (!r)
+        return;
+    registry_request_cancel(r);
+    registry_request_unref(r);
+}
+
+// Grows *buf (of *cap elements of size elem) to hold need elements; false without memory.
+static bool grow(void **buf, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return true;
+    size_t n = *cap ? *cap * 2 : 256;
+    while (n < need)
+        n *= 2;
+    void *p = garlic_realloc(*buf, n * elem);
+    if (!p)
+        return false;
+    *buf = p;
+    *cap = n;
+    return true;
+}
+
+// Worker side: appends text to the current choice. GARLIC_ENOMEM when it cannot grow.
+int registry_request_append_text(registry_request *r, const char *text, size_t len)
+{
+    pthread_mutex_lock(&r->mu);
+    choice_channel *ch = &r->ch[r->current];
+    bool ok = grow((void **)&ch->text, &ch->cap, ch->len + len + 1, 1);
+    if (ok) {
+        memcpy(ch->text + ch->len, text, len);
+        ch->len += len;
+        ch->text[ch->len] = '\0';
+        pthread_cond_signal(&r->cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return ok ? GARLIC_OK : GARLIC_ENOMEM;
+}
+
+// Worker side: records a generated token with its log-probabilities.
+int registry_request_append_token(registry_request *r, int32_t id, const sampler_logprobs *lp)
+{
+    pthread_mutex_lock(&r->mu);
+    choice_channel *ch = &r->ch[r->current];
+    bool ok = grow((void **)&ch->tokens, &ch->tokens_cap, ch->n_tokens + 1, sizeof *ch->tokens);
+    if (ok) {
+        registry_token *t = &ch->tokens[ch->n_tokens++];
+        t->id = id;
+        t->lp = *lp;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return ok ? GARLIC_OK : GARLIC_ENOMEM;
+}
+
+void registry_request_end_choice(registry_request *r, uint32_t choice, const engine_stats *stats,
+                        uint32_t output_tokens)
+{
+    pthread_mutex_lock(&r->mu);
+    r->ch[choice].output_tokens = output_tokens;
+    r->ch[choice].done = true;
+    r->ch[choice].finish = stats->finish;
+    r->ch[choice].stats = *stats;
+    if (choice + 1 == r->n_choices)
+        r->finished = true;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+// Ends the request with an error; the message is copied.
+void registry_request_fail(registry_request *r, int code, const char *message)
+{
+    pthread_mutex_lock(&r->mu);
+    r->error = code;
+    snprintf(r->error_message, sizeof r->error_message, "%s", message);
+    r->finished = true;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+// Moves the current choice's pending output into the submitter's buffers (under r->mu).
+static void take(registry_request *r, choice_channel *ch, registry_chunk *out)
+{
+    char *text = ch->text;
+    size_t cap = ch->cap;
+    ch->text = r->taken_text, ch->cap = r->taken_cap;
+    r->taken_text = text, r->taken_cap = cap;
+    out->text = text ? text : "";
+    out->len = ch->len;
+    ch->len = 0;
+    registry_token *tokens = ch->tokens;
+    size_t tcap = ch->tokens_cap;
+    ch->tokens = r->taken_tokens, ch->tokens_cap = r->taken_tokens_cap;
+    r->taken_tokens = tokens, r->taken_tokens_cap = tcap;
+    out->tokens = tokens;
+    out->n_tokens = ch->n_tokens;
+    ch->n_tokens = 0;
+}
+
+// Fills out from the channel if anything is ready (under r->mu); true if so.
+static bool try_take(registry_request *r, registry_chunk *out)
+{
+    memset(out, 0, sizeof *out);
+    out->text = "";
+    if (r->error) {
+        out->all_done = true;
+        out->error = r->error;
+        out->error_message = r->error_message;
+        return true;
+    }
+    if (r->next_choice >= r->n_choices) {
+        out->all_done = true;
+        return true;
+    }
+    choice_channel *ch = &r->ch[r->next_choice];
+    out->choice = r->next_choice;
+    if (ch->len == 0 && ch->n_tokens == 0 && !ch->done)
+        return false;
+    take(r, ch, out);
+    if (ch->done) {
+        out->choice_done = true;
+        out->finish = ch->finish;
+        out->stats = ch->stats;
+        out->output_tokens = ch->output_tokens;
+        ch->done_taken = true;
+        r->next_choice++;
+        out->all_done = r->next_choice >= r->n_choices;
+    }
+    return true;
+}
+
+int registry_request_next(registry_request *r, registry_chunk *out, int timeout_ms)
+{
+    pthread_mutex_lock(&r->mu);
+    bool ready = try_take(r, out);
+    if (!ready && timeout_ms > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += timeout_ms / 1000;
+        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L)
+            ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+        ready = try_take(r, out);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return ready ? 1 : 0;
+}

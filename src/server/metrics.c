@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+// /metrics in Prometheus' text exposition format: HTTP requests by endpoint and status,
+// prompt and generated tokens, time-to-first-token and per-token latency histograms, queue
+// length, requests running, models loaded and memory in use.
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "server/internal.h"
+
+static const int counted_status[METRICS_STATUS_COUNT - 1] = {200, 204, 400, 401, 404,
+                                                             405, 413, 431, 500, 503};
+
+void server_metrics_count(server_metrics *m, size_t endpoint, int status)
+{
+    size_t s = METRICS_STATUS_COUNT - 1;
+    for (size_t i = 0; i < METRICS_STATUS_COUNT - 1; i++)
+        if (counted_status[i] == status)
+            s = i;
+    if (endpoint >= m->n_endpoints)
+        endpoint = m->n_endpoints - 1;
+    atomic_fetch_add(&m->requests[endpoint][s], 1);
+}
+
+// A growing text buffer; on allocation failure it stops growing and reports it at the end.
+typedef struct text_buf {
+    char *data; // (cap)
+    size_t len, cap;
+    bool failed;
+} text_buf;
+
+static void put(text_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(text_buf *b, const char *fmt, ...)
+{
+    for (int attempt = 0; attempt < 2 && !b->failed; attempt++) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->data ? b->data + b->len : NULL, b->data ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = true;
+            return;
+        }
+        if (b->data && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap + (size_t)n + 1) * 2;
+        char *p = garlic_realloc(b->data, cap);
+        if (!p) {
+            b->failed = true;
+            return;
+        }
+        b->data = p, b->cap = cap;
+    }
+}
+
+static void put_histogram(text_buf *b, const char *name, const char *help,
+                          const registry_histogram *h)
+{
+    put(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (size_t i = 0; i < h->n_buckets; i++)
+        put(b, "%s_bucket{le=\"%g\"} %llu\n", name, h->bounds[i], (unsigned long long)h->counts[i]);
+    put(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)h->count);
+    put(b, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name, (unsigned long long)h->count);
+}
+
+static void put_value(text_buf *b, const char *name, const char *type, const char *help,
+                      double value)
+{
+    put(b, "# HELP %s %s\n# TYPE %s %s\n%s %.0f\n", name, help, name, type, name, value);
+}
+
+char *server_metrics_render(server_metrics *m, registry *reg, size_t *len)
+{
+    text_buf b = {0};
+    put(&b, "# HELP garlic_http_requests_total HTTP requests answered, by endpoint and status.\n"
+            "# TYPE garlic_http_requests_total counter\n");
+    for (size_t e = 0; e < m->n_endpoints; e++) {
+        for (size_t s = 0; s < METRICS_STATUS_COUNT; s++) {
+            unsigned long n = atomic_load(&m->requests[e][s]);
+            if (!n)
+                continue;
+            char status[16];
+            snprintf(status, sizeof status, "%d", s < METRICS_STATUS_COUNT - 1 ? counted_status[s] : 0);
+            put(&b, "garlic_http_requests_total{endpoint=\"%s\",status=\"%s\"} %lu\n",
+                m->endpoints[e], s < METRICS_STATUS_COUNT - 1 ? status : "other", n);
+        }
+    }
+    registry_stats st;
+    registry_stats_get(reg, &st);
+    put_value(&b, "garlic_prompt_tokens_total", "counter", "Prompt tokens evaluated.",
+              (double)st.prompt_tokens);
+    put_value(&b, "garlic_generated_tokens_total", "counter", "Tokens generated.",
+              (double)st.generated_tokens);
+    put_value(&b, "garlic_generations_total", "counter", "Generation requests finished.",
+              (double)st.requests_done);
+    put_value(&b, "garlic_generations_cancelled_total", "counter",
+              "Generation requests cancelled (client gone or shutdown).",
+              (double)st.requests_cancelled);
+    put_histogram(&b, "garlic_time_to_first_token_seconds",
+                  "Seconds from queueing a request to its first token.", &st.ttft);
+    put_histogram(&b, "garlic_token_latency_seconds", "Seconds between consecutive tokens.",
+                  &st.token_latency);
+    put_value(&b, "garlic_queue_length", "gauge", "Requests waiting for their model.",
+              st.queue_length);
+    put_value(&b, "garlic_requests_running", "gauge", "Requests being generated.", st.running);
+    put_value(&b, "garlic_streams_open", "gauge", "Streamed answers being sent.",
+              atomic_load(&m->streams));
+    put_value(&b, "garlic_models_loaded", "gauge", "Models loaded.", st.models_loaded);
+    put_value(&b, "garlic_memory_bytes", "gauge",
+              "Bytes of loaded models: weight mappings plus run states (KV cache, scratch).",
+              (double)st.memory_bytes);
+    if (b.failed) {
+        garlic_free(b.data);
+        return NULL;
+    }
+    *len = b.len;
+    return b.data;
+}

@@ -1,0 +1,477 @@
+// SPDX-License-Identifier: MIT
+// libmicrohttpd glue: a thread per connection (so a streaming answer may block its own
+// thread while the model works), the route table, body collection with a size limit,
+// authentication, CORS, /health and /metrics, and streamed answers sent with chunked
+// encoding from a content-reader callback that also watches the socket, so a client that
+// hangs up cancels its generation at once.
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/api.h"
+#include "base/alloc.h"
+#include "server/internal.h"
+#include "server/server.h"
+
+typedef void (*route_fn)(const api_call *call, api_response *out);
+
+typedef struct route_entry {
+    const char *method;
+    const char *path;
+    route_fn handler;   // NULL: built in (/health, /metrics, /)
+    bool ollama;        // errors in Ollama's shape
+} route_entry;
+
+static const route_entry routes[] = {
+    {"GET", "/health", NULL, false},
+    {"GET", "/metrics", NULL, false},
+    {"GET", "/", NULL, true},
+    {"GET", "/v1/models", api_openai_models, false},
+    {"POST", "/v1/chat/completions", api_openai_chat, false},
+    {"POST", "/v1/completions", api_openai_completions, false},
+    {"GET", "/api/version", api_ollama_version, true},
+    {"GET", "/api/tags", api_ollama_tags, true},
+    {"POST", "/api/show", api_ollama_show, true},
+    {"GET", "/api/ps", api_ollama_ps, true},
+    {"POST", "/api/generate", api_ollama_generate, true},
+    {"POST", "/api/chat", api_ollama_chat, true},
+};
+enum { N_ROUTES = sizeof routes / sizeof routes[0], ROUTE_OTHER = N_ROUTES };
+
+// Set up by server_start and read-only afterwards, except metrics, which every HTTP thread
+// updates with atomics.
+struct server {
+    struct MHD_Daemon *daemon;
+    registry *reg;       // borrowed
+    char *api_key;       // NULL: open
+    char *cors_origin;   // NULL: no CORS
+    size_t max_body;
+    uint16_t port;
+    server_metrics metrics; // shared by the HTTP threads (atomics)
+};
+
+typedef enum exchange_state {
+    EXCHANGE_COLLECTING, // reading the body
+    EXCHANGE_ANSWERED,   // answered in the first callback: the body is discarded
+    EXCHANGE_TOO_LARGE,  // the body outgrew the limit: discarded, 413 at the end
+    EXCHANGE_STATE_COUNT
+} exchange_state;
+
+// One HTTP request, owned by its connection's thread from the first callback to completion.
+typedef struct exchange {
+    size_t route;        // index in routes, ROUTE_OTHER when none
+    exchange_state state;
+    char *body;          // (cap) the request body so far
+    size_t len, cap;
+} exchange;
+
+// What a streamed answer's reader callback needs; owned by the MHD response.
+typedef struct stream_ctx {
+    api_stream *stream;
+    server *srv;
+    int fd;              // the client's socket, watched for hang-ups
+} stream_ctx;
+
+static void add_common_headers(server *srv, struct MHD_Response *r, const char *content_type)
+{
+    if (content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (srv->cors_origin) {
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", srv->cors_origin);
+        MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+        MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        MHD_add_response_header(r, "Vary", "Origin");
+    }
+}
+
+// Queues a whole-body answer (copied) and counts it.
+static enum MHD_Result send_body(server *srv, struct MHD_Connection *c, size_t route, int status,
+                                 const char *content_type, const char *body, size_t len,
+                                 uint32_t retry_after)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    add_common_headers(srv, r, content_type);
+    if (retry_after) {
+        char value[16];
+        snprintf(value, sizeof value, "%u", retry_after);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, value);
+    }
+    if (status == 401)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    server_metrics_count(&srv->metrics, route, status);
+    return ok;
+}
+
+// An error answer in the shape the route's clients expect.
+static enum MHD_Result send_error(server *srv, struct MHD_Connection *c, size_t route, int status,
+                                  const char *code, const char *fmt, const char *arg)
+{
+    api_error err = {0};
+    api_error_set(&err, status, NULL, fmt, arg);
+    err.code = code;
+    api_response resp = {0};
+    api_response_error(&resp, &err, route < N_ROUTES && routes[route].ollama);
+    enum MHD_Result ok = send_body(srv, c, route, resp.status, resp.content_type, resp.body,
+                                   resp.len, 0);
+    api_response_deinit(&resp);
+    return ok;
+}
+
+// The client is still connected: its socket has not been hung up or reset.
+static bool client_alive(void *ctx)
+{
+    const stream_ctx *sc = ctx;
+    struct pollfd p = {.fd = sc->fd, .events = POLLRDHUP};
+    if (sc->fd < 0 || poll(&p, 1, 0) <= 0)
+        return true;
+    return !(p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    stream_ctx *sc = cls;
+    ssize_t n = api_stream_read(sc->stream, buf, max, client_alive, sc);
+    if (n == 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    return n < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : n;
+}
+
+static void stream_done(void *cls)
+{
+    stream_ctx *sc = cls;
+    atomic_fetch_sub(&sc->srv->metrics.streams, 1);
+    api_stream_free(sc->stream);
+    garlic_free(sc);
+}
+
+// Queues a streamed answer; the stream moves into the MHD response.
+static enum MHD_Result send_stream(server *srv, struct MHD_Connection *c, size_t route,
+                                   api_response *resp)
+{
+    stream_ctx *sc = garlic_calloc(1, sizeof *sc);
+    if (!sc)
+        return send_error(srv, c, route, 503, NULL, "%s", "out of memory");
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    sc->fd = info ? info->connect_fd : -1;
+    sc->srv = srv;
+    sc->stream = resp->stream;
+    resp->stream = NULL;
+    atomic_fetch_add(&srv->metrics.streams, 1);
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+                                                               stream_reader, sc, stream_done);
+    if (!r) {
+        stream_done(sc);
+        return MHD_NO;
+    }
+    add_common_headers(srv, r, resp->content_type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    enum MHD_Result ok = MHD_queue_response(c, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    server_metrics_count(&srv->metrics, route, resp->status);
+    return ok;
+}
+
+// Built-in routes: /health, /metrics and / (Ollama clients probe it).
+static enum MHD_Result serve_builtin(server *srv, struct MHD_Connection *c, size_t route)
+{
+    const char *path = routes[route].path;
+    if (strcmp(path, "/health") == 0) {
+        static const char ok[] = "{\"status\":\"ok\"}";
+        return send_body(srv, c, route, 200, "application/json", ok, sizeof ok - 1, 0);
+    }
+    if (strcmp(path, "/") == 0) {
+        static const char running[] = "garlic is running";
+        return send_body(srv, c, route, 200, "text/plain", running, sizeof running - 1, 0);
+    }
+    size_t len = 0;
+    char *text = server_metrics_render(&srv->metrics, srv->reg, &len);
+    if (!text)
+        return send_error(srv, c, route, 503, NULL, "%s", "out of memory");
+    enum MHD_Result ok =
+        send_body(srv, c, route, 200, "text/plain; version=0.0.4", text, len, 0);
+    garlic_free(text);
+    return ok;
+}
+
+// Runs the route's handler on the collected body and queues its answer.
+static enum MHD_Result dispatch(server *srv, struct MHD_Connection *c, exchange *ex)
+{
+    const route_entry *rt = &routes[ex->route];
+    if (!rt->handler)
+        return serve_builtin(srv, c, ex->route);
+    stream_ctx probe = {.fd = -1};
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    probe.fd = info ? info->connect_fd : -1;
+    api_call call = {.reg = srv->reg, .body = ex->body ? ex->body : "", .len = ex->len,
+                     .alive = client_alive, .alive_ctx = &probe};
+    api_response resp = {0};
+    rt->handler(&call, &resp);
+    enum MHD_Result ok;
+    if (resp.stream)
+        ok = send_stream(srv, c, ex->route, &resp);
+    else
+        ok = send_body(srv, c, ex->route, resp.status, resp.content_type, resp.body, resp.len,
+                       resp.retry_after);
+    api_response_deinit(&resp);
+    return ok;
+}
+
+// Compares a presented key with the configured one in time independent of where they differ.
+static bool key_matches(const char *want, const char *got)
+{
+    size_t n = strlen(want), m = strlen(got);
+    unsigned char diff = (unsigned char)(n != m);
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(want[i] ^ (i < m ? got[i] : 0));
+    return diff == 0;
+}
+
+static bool authorized(const server *srv, struct MHD_Connection *c)
+{
+    if (!srv->api_key)
+        return true;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    return key_matches(srv->api_key, h + 7);
+}
+
+// Finds the route for method and path; *wrong_method is set when the path exists under
+// another method.
+static size_t find_route(const char *method, const char *url, bool *wrong_method)
+{
+    *wrong_method = false;
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        if (strcmp(routes[i].path, url) != 0)
+            continue;
+        if (strcmp(routes[i].method, method) == 0 ||
+            (strcmp(method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0))
+            return i;
+        *wrong_method = true;
+    }
+    return ROUTE_OTHER;
+}
+
+static enum MHD_Result send_too_large(server *srv, struct MHD_Connection *c, size_t route)
+{
+    char limit[32];
+    snprintf(limit, sizeof limit, "%zu", srv->max_body);
+    return send_error(srv, c, route, 413, "request_too_large",
+                      "the body is larger than the limit of %s bytes", limit);
+}
+
+// The first callback of a request: route, CORS preflight, authentication, declared size.
+// Either answers at once (*answered set) or returns MHD_YES to collect the body.
+static enum MHD_Result begin(server *srv, struct MHD_Connection *c, const char *url,
+                             const char *method, exchange *ex, bool *answered)
+{
+    *answered = true;
+    bool wrong_method;
+    ex->route = find_route(method, url, &wrong_method);
+    if (strcmp(method, "OPTIONS") == 0 && srv->cors_origin)
+        return send_body(srv, c, ex->route, 204, NULL, "", 0, 0);
+    if (ex->route == ROUTE_OTHER && wrong_method)
+        return send_error(srv, c, ex->route, 405, "method_not_allowed",
+                          "%s is not allowed on this path", method);
+    if (ex->route == ROUTE_OTHER)
+        return send_error(srv, c, ex->route, 404, "not_found", "no endpoint %s", url);
+    if (strcmp(routes[ex->route].path, "/health") != 0 && !authorized(srv, c))
+        return send_error(srv, c, ex->route, 401, "invalid_api_key", "%s",
+                          "a valid API key is required: send 'Authorization: Bearer KEY'");
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > srv->max_body)
+        return send_too_large(srv, c, ex->route);
+    *answered = false;
+    return MHD_YES;
+}
+
+// Appends n bytes of body to ex, or discards them once the body is over the limit.
+static enum MHD_Result collect(server *srv, exchange *ex, const char *data, size_t n)
+{
+    if (ex->state == EXCHANGE_COLLECTING && ex->len + n > srv->max_body) {
+        ex->state = EXCHANGE_TOO_LARGE;
+        garlic_free(ex->body);
+        ex->body = NULL, ex->len = ex->cap = 0;
+    }
+    if (ex->state != EXCHANGE_COLLECTING)
+        return MHD_YES;
+    if (ex->len + n + 1 > ex->cap) {
+        size_t cap = (ex->len + n + 1) * 2;
+        char *p = garlic_realloc(ex->body, cap);
+        if (!p)
+            return MHD_NO;
+        ex->body = p, ex->cap = cap;
+    }
+    memcpy(ex->body + ex->len, data, n);
+    ex->len += n;
+    ex->body[ex->len] = '\0';
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload, size_t *upload_size, void **state)
+{
+    (void)version;
+    server *srv = cls;
+    exchange *ex = *state;
+    if (!ex) {
+        ex = garlic_calloc(1, sizeof *ex);
+        if (!ex)
+            return MHD_NO;
+        *state = ex;
+        bool answered;
+        enum MHD_Result r = begin(srv, c, url, method, ex, &answered);
+        if (answered)
+            ex->state = EXCHANGE_ANSWERED;
+        return answered ? r : MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        return collect(srv, ex, upload, n);
+    }
+    if (ex->state == EXCHANGE_TOO_LARGE)
+        return send_too_large(srv, c, ex->route);
+    if (ex->state == EXCHANGE_ANSWERED)
+        return MHD_YES;
+    return dispatch(srv, c, ex);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **state,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)c, (void)toe;
+    exchange *ex = *state;
+    if (!ex)
+        return;
+    garlic_free(ex->body);
+    garlic_free(ex);
+    *state = NULL;
+}
+
+static void on_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    fprintf(stderr, "garlic serve: http: ");
+    vfprintf(stderr, fmt, ap);
+}
+
+// Resolves host:port into addr (numeric addresses and names such as "localhost").
+static int resolve(const char *host, uint16_t port, struct sockaddr_storage *addr,
+                   garlic_error *err)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    char service[16];
+    snprintf(service, sizeof service, "%u", port);
+    int rc = getaddrinfo(host, service, &hints, &res);
+    if (rc != 0 || !res)
+        return garlic_error_set(err, GARLIC_EINVAL, "--host %s: %s", host, gai_strerror(rc));
+    memcpy(addr, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return GARLIC_OK;
+}
+
+static void server_free(server *s)
+{
+    if (!s)
+        return;
+    garlic_free(s->api_key);
+    garlic_free(s->cors_origin);
+    garlic_free(s);
+}
+
+// Copies the settings of cfg into a new server (not yet listening).
+static server *server_new(const server_config *cfg, registry *reg)
+{
+    server *s = garlic_calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->reg = reg;
+    s->max_body = cfg->max_body ? cfg->max_body : SERVER_DEFAULT_MAX_BODY;
+    bool ok = true;
+    if (cfg->api_key && *cfg->api_key)
+        ok &= (s->api_key = garlic_strndup(cfg->api_key, SIZE_MAX)) != NULL;
+    if (cfg->cors_origin && *cfg->cors_origin)
+        ok &= (s->cors_origin = garlic_strndup(cfg->cors_origin, SIZE_MAX)) != NULL;
+    for (size_t i = 0; i < N_ROUTES; i++)
+        s->metrics.endpoints[i] = routes[i].path;
+    s->metrics.endpoints[ROUTE_OTHER] = "other";
+    s->metrics.n_endpoints = N_ROUTES + 1;
+    if (!ok) {
+        server_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+server *server_start(const server_config *cfg, registry *reg, garlic_error *err)
+{
+    struct sockaddr_storage addr;
+    if (resolve(cfg->host ? cfg->host : "127.0.0.1", cfg->port, &addr, err) != GARLIC_OK)
+        return NULL;
+    server *s = server_new(cfg, reg);
+    if (!s) {
+        garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+        return NULL;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (addr.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->daemon = MHD_start_daemon(
+        flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_log, s,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)(cfg->max_connections ? cfg->max_connections : SERVER_DEFAULT_MAX_CONNECTIONS),
+        MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)(cfg->timeout_seconds ? cfg->timeout_seconds : SERVER_DEFAULT_TIMEOUT),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_END);
+    if (!s->daemon) {
+        garlic_error_set(err, GARLIC_EIO, "cannot listen on %s port %u (in use, or not an "
+                         "address of this machine?)", cfg->host ? cfg->host : "127.0.0.1",
+                         cfg->port);
+        server_free(s);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : cfg->port;
+    return s;
+}
+
+uint16_t server_port(const server *s)
+{
+    return s->port;
+}
+
+void server_stop(server *s, double grace_seconds)
+{
+    if (!s)
+        return;
+    MHD_quiesce_daemon(s->daemon);
+    registry_drain(s->reg, grace_seconds);
+    // Let finished streams send their last bytes before the connections close.
+    for (int i = 0; i < 200 && atomic_load(&s->metrics.streams) > 0; i++) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(s->daemon);
+    server_free(s);
+}

@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: MIT
+// The HTTP server: libmicrohttpd with a thread per connection, keep-alive, chunked streaming,
+// limits on body size, header size, connections and idle time, Bearer-key authentication,
+// optional CORS, /health and /metrics, and a route table that hands each API endpoint to its
+// handler in api/. Errors come back in OpenAI's shape (Ollama's on /api/*).
+#ifndef GARLIC_SERVER_H
+#define GARLIC_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "registry/registry.h"
+
+enum {
+    SERVER_DEFAULT_PORT = 8686,              // clashes with neither Ollama, vLLM nor llama-server
+    SERVER_DEFAULT_MAX_BODY = 8 << 20,       // bytes; larger bodies get 413
+    SERVER_DEFAULT_MAX_CONNECTIONS = 256,
+    SERVER_DEFAULT_TIMEOUT = 300,            // seconds a connection may stay idle
+};
+
+typedef struct server_config {
+    const char *host;         // address to bind ("127.0.0.1", "::1", "0.0.0.0")
+    uint16_t port;            // 0: any free port (server_port tells which)
+    const char *api_key;      // NULL or "": no authentication
+    const char *cors_origin;  // NULL: no CORS headers; "*" or one origin
+    size_t max_body;          // 0: SERVER_DEFAULT_MAX_BODY
+    unsigned max_connections; // 0: SERVER_DEFAULT_MAX_CONNECTIONS
+    unsigned timeout_seconds; // 0: SERVER_DEFAULT_TIMEOUT
+} server_config;
+
+typedef struct server server;
+
+// Starts listening and serving in libmicrohttpd's threads. reg is borrowed and must outlive
+// the server; the strings in cfg are copied. NULL and err filled when the address is bad or
+// the port cannot be bound.
+server *server_start(const server_config *cfg, registry *reg, garlic_error *err);
+
+// The port the server listens on.
+uint16_t server_port(const server *s);
+
+// Stops accepting connections, lets running requests finish for up to grace_seconds (then
+// cancels them, which ends their streams cleanly), waits for streams to flush, and frees
+// everything. server_stop(NULL) is a no-op.
+void server_stop(server *s, double grace_seconds);
+
+#endif

@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: MIT
+// The registry in-process: naming and lookup, loading on first use, a request's chunks and
+// per-choice ends, cancellation within one token, the bounded queue, and parsing checks of
+// api_request_parse that need no server.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "api/api.h"
+#include "base/alloc.h"
+#include "model/synth.h"
+#include "registry/registry.h"
+#include "util.h"
+
+static char model_path[600];
+
+static int setup(void **state)
+{
+    (void)state;
+    synth_params p;
+    synth_params_default(&p);
+    p.context = 2048;
+    snprintf(model_path, sizeof model_path, "%s", test_temp_path("registry-model.gguf"));
+    garlic_error err;
+    return synth_write(&p, model_path, &err) ? -1 : 0;
+}
+
+static registry *new_registry(uint32_t max_queue)
+{
+    registry_config cfg = {.n_ctx = 2048, .max_queue = max_queue, .n_threads = 1,
+                           .kv_type = MODEL_KV_F16};
+    garlic_error err = {0};
+    registry *reg = registry_new(&cfg, &err);
+    assert_non_null(reg);
+    assert_int_equal(registry_add(reg, model_path, "m", &err), GARLIC_OK);
+    return reg;
+}
+
+static registry_request *new_request(uint32_t max_tokens, uint32_t n_choices)
+{
+    static const int32_t prompt[] = {1, 300, 301, 302};
+    static const sampler_bias no_eos = {.token = 2, .bias = -INFINITY};
+    registry_request_params p = {.prompt = prompt, .n_prompt = 4, .n_choices = n_choices,
+                                 .seeded = true};
+    p.engine.sampling = sampler_params_default(512);
+    p.engine.sampling.seed = 5;
+    p.engine.sampling.logit_bias = &no_eos;
+    p.engine.sampling.n_logit_bias = 1;
+    p.engine.max_tokens = max_tokens;
+    garlic_error err = {0};
+    registry_request *r = registry_request_new(&p, &err);
+    assert_non_null(r);
+    return r;
+}
+
+static void test_names_and_loading(void **state)
+{
+    (void)state;
+    registry *reg = new_registry(4);
+    garlic_error err = {0};
+    assert_int_equal(registry_add(reg, model_path, NULL, &err), GARLIC_OK);
+    assert_non_null(registry_find(reg, "registry-model"));
+    assert_int_equal(registry_add(reg, model_path, "m", &err), GARLIC_EINVAL);
+    assert_non_null(strstr(err.message, "exists already"));
+    assert_int_equal(registry_add(reg, "/nonexistent.gguf", NULL, &err), GARLIC_EIO);
+    registry_model *m = registry_find(reg, "m");
+    assert_false(registry_model_loaded(m));
+    double seconds;
+    assert_int_equal(registry_model_acquire(m, &seconds, &err), GARLIC_OK);
+    assert_true(registry_model_loaded(m));
+    assert_int_equal(registry_model_n_ctx(m), 2048);
+    assert_null(registry_model_template(m, NULL, NULL, NULL));
+    registry_stats st;
+    registry_stats_get(reg, &st);
+    assert_int_equal(st.models_loaded, 1);
+    registry_free(reg);
+}
+
+// Every choice's text arrives, then its end with max_tokens output tokens.
+static void test_choices(void **state)
+{
+    (void)state;
+    registry *reg = new_registry(4);
+    registry_model *m = registry_find(reg, "m");
+    double seconds;
+    garlic_error err = {0};
+    assert_int_equal(registry_model_acquire(m, &seconds, &err), GARLIC_OK);
+    registry_request *r = new_request(6, 3);
+    assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
+    uint32_t ends = 0;
+    for (;;) {
+        registry_chunk c;
+        if (!registry_request_next(r, &c, 1000))
+            continue;
+        assert_int_equal(c.error, GARLIC_OK);
+        if (c.choice_done) {
+            assert_int_equal(c.choice, ends);
+            assert_int_equal(c.output_tokens, 6);
+            assert_int_equal(c.finish, ENGINE_FINISH_LENGTH);
+            ends++;
+        }
+        if (c.all_done)
+            break;
+    }
+    assert_int_equal(ends, 3);
+    registry_request_release(r);
+    registry_free(reg);
+}
+
+// After a cancel, the worker produces at most one more token.
+static void test_cancel_within_one_token(void **state)
+{
+    (void)state;
+    registry *reg = new_registry(4);
+    registry_model *m = registry_find(reg, "m");
+    double seconds;
+    garlic_error err = {0};
+    assert_int_equal(registry_model_acquire(m, &seconds, &err), GARLIC_OK);
+    registry_request *r = new_request(1500, 1);
+    assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
+    size_t text = 0;
+    registry_chunk c;
+    while (text < 10)
+        if (registry_request_next(r, &c, 1000))
+            text += c.len;
+    registry_request_cancel(r);
+    registry_stats before;
+    registry_stats_get(reg, &before);
+    do {
+        while (!registry_request_next(r, &c, 1000)) {
+        }
+    } while (!c.all_done);
+    registry_stats after;
+    registry_stats_get(reg, &after);
+    assert_true(after.generated_tokens - before.generated_tokens <= 1);
+    assert_int_equal(c.finish, ENGINE_FINISH_CANCEL);
+    assert_true(c.output_tokens < 1500);
+    assert_int_equal(after.requests_cancelled, 1);
+    registry_request_release(r);
+    registry_free(reg);
+}
+
+// A full queue refuses; a drained registry refuses; releasing queued requests is clean.
+static void test_queue_limit(void **state)
+{
+    (void)state;
+    registry *reg = new_registry(2);
+    registry_model *m = registry_find(reg, "m");
+    double seconds;
+    garlic_error err = {0};
+    assert_int_equal(registry_model_acquire(m, &seconds, &err), GARLIC_OK);
+    registry_request *rs[4];
+    for (int i = 0; i < 4; i++)
+        rs[i] = new_request(1500, 1);
+    assert_int_equal(registry_submit(m, rs[0], &err), GARLIC_OK);
+    for (int i = 0; i < 100 && registry_model_queue_length(m) > 0; i++) {
+        registry_chunk c;
+        registry_request_next(rs[0], &c, 10);
+    }
+    assert_int_equal(registry_submit(m, rs[1], &err), GARLIC_OK);
+    assert_int_equal(registry_submit(m, rs[2], &err), GARLIC_OK);
+    assert_int_equal(registry_submit(m, rs[3], &err), REGISTRY_EFULL);
+    assert_non_null(strstr(err.message, "try again later"));
+    for (int i = 0; i < 4; i++)
+        registry_request_release(rs[i]);
+    registry_drain(reg, 0);
+    registry_request *late = new_request(4, 1);
+    assert_int_equal(registry_submit(m, late, &err), REGISTRY_ESTOPPED);
+    registry_request_release(late);
+    registry_free(reg);
+}
+
+// Parsing without a server: each kind, defaults, field errors naming the field.
+static void test_parse(void **state)
+{
+    (void)state;
+    api_request r;
+    api_error err = {0};
+    const char *chat = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+                       "\"text\",\"text\":\"a\"},{\"type\":\"text\",\"text\":\"b\"}]}],\"stop\":"
+                       "\"x\",\"seed\":3,\"logit_bias\":{\"7\":-100}}";
+    assert_int_equal(api_request_parse(API_KIND_OPENAI_CHAT, chat, strlen(chat), &r, &err), GARLIC_OK);
+    assert_string_equal(r.messages_json, "[{\"role\":\"user\",\"content\":\"ab\"}]");
+    assert_int_equal(r.n_stops, 1);
+    assert_true(r.seeded);
+    assert_int_equal(r.sampling.n_logit_bias, 1);
+    assert_true(isinf(r.bias[0].bias));
+    assert_int_equal(r.n, 1);
+    assert_false(r.stream);
+    api_request_deinit(&r);
+    const char *gen = "{\"model\":\"m\",\"prompt\":\"p\",\"options\":{\"num_predict\":-1,\"seed\":-1}}";
+    assert_int_equal(api_request_parse(API_KIND_OLLAMA_GENERATE, gen, strlen(gen), &r, &err), GARLIC_OK);
+    assert_true(r.stream); // Ollama streams by default
+    assert_int_equal(r.max_tokens, 0);
+    assert_false(r.seeded);
+    api_request_deinit(&r);
+    const char *bad = "{\"model\":\"m\",\"prompt\":\"p\",\"options\":{\"top_k\":1.5}}";
+    assert_int_equal(api_request_parse(API_KIND_OLLAMA_GENERATE, bad, strlen(bad), &r, &err),
+                     GARLIC_EINVAL);
+    assert_string_equal(err.param, "options.top_k");
+    assert_int_equal(err.status, 400);
+    api_request_deinit(&r);
+    const char *ids = "{\"model\":\"m\",\"prompt\":[1,2,3]}";
+    assert_int_equal(api_request_parse(API_KIND_OPENAI_COMPLETION, ids, strlen(ids), &r, &err),
+                     GARLIC_OK);
+    assert_int_equal(r.n_prompt_ids, 3);
+    api_request_deinit(&r);
+}
+
+static void *json_malloc(size_t size)
+{
+    return garlic_malloc(size);
+}
+
+// Every allocation of parsing a request and building a registry request fails in turn:
+// each failure is a clean error (no crash; no leak under ASan), and eventually it succeeds.
+static void test_allocation_failures(void **state)
+{
+    (void)state;
+    cJSON_Hooks hooks = {.malloc_fn = json_malloc, .free_fn = garlic_free};
+    cJSON_InitHooks(&hooks);
+    const char *body = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+                       "\"text\",\"text\":\"a\"}],\"name\":\"x\"}],\"stop\":[\"x\",\"y\"],"
+                       "\"logit_bias\":{\"7\":1},\"tools\":[{\"type\":\"function\"}]}";
+    bool done = false;
+    for (long n = 0; n < 10000 && !done; n++) {
+        api_request r;
+        api_error err = {0};
+        garlic_alloc_fail_after(n);
+        int rc = api_request_parse(API_KIND_OPENAI_CHAT, body, strlen(body), &r, &err);
+        registry_request *req = NULL;
+        if (rc == GARLIC_OK) {
+            int32_t prompt[1] = {1};
+            registry_request_params p = {.prompt = prompt, .n_prompt = 1, .n_choices = 1};
+            p.engine.sampling = r.sampling;
+            p.engine.stops = (const char *const *)r.stops;
+            p.engine.n_stops = r.n_stops;
+            garlic_error gerr;
+            req = registry_request_new(&p, &gerr);
+            done = req != NULL;
+        }
+        garlic_alloc_fail_reset();
+        assert_true(rc == GARLIC_OK || rc == GARLIC_ENOMEM || rc == GARLIC_EINVAL);
+        registry_request_release(req);
+        api_request_deinit(&r);
+    }
+    assert_true(done);
+    cJSON_InitHooks(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names_and_loading),
+        cmocka_unit_test(test_choices),
+        cmocka_unit_test(test_cancel_within_one_token),
+        cmocka_unit_test(test_queue_limit),
+        cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_allocation_failures),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}

@@ -1,0 +1,727 @@
+// SPDX-License-Identifier: MIT
+// `garlic serve` end to end: a real server on 127.0.0.1 (a free port) with a synthesized
+// model, driven with curl: health, models, OpenAI chat and completions with and without
+// streaming, usage, seeds, stop strings, n, logprobs, the Ollama endpoints, every error status
+// (bad JSON, wrong types, unknown model, over-long prompt, huge body, unknown path, wrong
+// method, full queue), API keys, CORS, metrics, a client that disconnects mid-stream, and a
+// graceful shutdown. The last test runs the npm e2e suite (tests/e2e) when Node is there.
+#include <cjson/cJSON.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "model/synth.h"
+#include "tensor/types.h"
+#include "util.h"
+
+typedef struct test_server {
+    pid_t pid;
+    int port;
+    char log[600];
+} test_server;
+
+static test_server main_server;
+static char model_path[600];
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+// Starts `garlic serve` on a free port with the test model and extra arguments; waits until
+// it says where it listens.
+static void server_start(test_server *s, const char *name, const char *extra)
+{
+    snprintf(s->log, sizeof s->log, "%s", test_temp_path(name));
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "exec '%s' serve -m '%s=tiny' --host 127.0.0.1 --port 0 --ctx 4096 "
+             "--threads 1 %s 2>'%s'", test_garlic(), model_path, extra, s->log);
+    s->pid = fork();
+    if (s->pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        char *log = test_read_file(s->log, NULL);
+        const char *at = log ? strstr(log, "listening on http://127.0.0.1:") : NULL;
+        if (at)
+            s->port = atoi(at + strlen("listening on http://127.0.0.1:"));
+        free(log);
+        if (s->port)
+            return;
+        sleep_ms(50);
+    }
+    fail_msg("garlic serve did not start (log %s)", s->log);
+}
+
+// Sends SIGTERM and waits for a clean exit; returns the exit status (-1: killed).
+static int server_stop(test_server *s)
+{
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 300; i++) {
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        }
+        sleep_ms(20);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &status, 0);
+    s->pid = 0;
+    return -1;
+}
+
+// Runs curl against s: method, path, an optional JSON body and extra curl arguments.
+// Returns the HTTP status; *body (if not NULL) gets the body, *headers the headers.
+static int http(const test_server *s, const char *method, const char *path, const char *json,
+                const char *extra, char **body, char **headers)
+{
+    char body_file[600], head_file[600], data_file[600], data_arg[700] = "";
+    snprintf(body_file, sizeof body_file, "%s", test_temp_path("body.out"));
+    snprintf(head_file, sizeof head_file, "%s", test_temp_path("head.out"));
+    snprintf(data_file, sizeof data_file, "%s", test_temp_path("body.in"));
+    if (json) {
+        assert_int_equal(test_write_file(data_file, json, strlen(json)), 0);
+        snprintf(data_arg, sizeof data_arg, "-H 'Content-Type: application/json' "
+                 "--data-binary @'%s'", data_file);
+    }
+    char *out = NULL;
+    test_run(&out, NULL, "curl -s -N -X %s %s %s -D '%s' -o '%s' -w '%%{http_code}' "
+             "'http://127.0.0.1:%d%s'", method, data_arg, extra ? extra : "", head_file, body_file,
+             s->port, path);
+    int status = atoi(out);
+    free(out);
+    if (body)
+        *body = test_read_file(body_file, NULL);
+    if (headers)
+        *headers = test_read_file(head_file, NULL);
+    return status;
+}
+
+static cJSON *post_json(const char *path, const char *json, int want_status)
+{
+    char *body;
+    int status = http(&main_server, "POST", path, json, NULL, &body, NULL);
+    if (status != want_status)
+        fail_msg("POST %s %s: status %d, want %d: %s", path, json, status, want_status, body);
+    cJSON *root = cJSON_Parse(body);
+    if (!root)
+        fail_msg("POST %s: not JSON: %s", path, body);
+    free(body);
+    return root;
+}
+
+static const char *json_str(const cJSON *o, const char *path)
+{
+    const cJSON *item = o;
+    char key[128];
+    for (const char *p = path; item && *p;) {
+        size_t n = strcspn(p, ".");
+        snprintf(key, sizeof key, "%.*s", (int)n, p);
+        item = key[0] >= '0' && key[0] <= '9' ? cJSON_GetArrayItem(item, atoi(key))
+                                              : cJSON_GetObjectItemCaseSensitive(item, key);
+        p += n + (p[n] == '.');
+    }
+    if (!item)
+        fail_msg("no %s in %s", path, cJSON_PrintUnformatted(o));
+    return cJSON_IsString(item) ? item->valuestring : NULL;
+}
+
+static double json_num(const cJSON *o, const char *path)
+{
+    const cJSON *item = o;
+    char key[128];
+    for (const char *p = path; item && *p;) {
+        size_t n = strcspn(p, ".");
+        snprintf(key, sizeof key, "%.*s", (int)n, p);
+        item = key[0] >= '0' && key[0] <= '9' ? cJSON_GetArrayItem(item, atoi(key))
+                                              : cJSON_GetObjectItemCaseSensitive(item, key);
+        p += n + (p[n] == '.');
+    }
+    if (!cJSON_IsNumber(item))
+        fail_msg("no number %s", path);
+    return item->valuedouble;
+}
+
+// A counter or gauge from /metrics (the first line starting with name).
+static double metric(const test_server *s, const char *name)
+{
+    char *body;
+    assert_int_equal(http(s, "GET", "/metrics", NULL, NULL, &body, NULL), 200);
+    char pattern[256];
+    snprintf(pattern, sizeof pattern, "\n%s ", name);
+    const char *at = strstr(body, pattern);
+    double v = at ? atof(at + strlen(pattern)) : -1;
+    free(body);
+    return v;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    synth_params p;
+    synth_params_default(&p);
+    p.context = 4096;
+    snprintf(model_path, sizeof model_path, "%s", test_temp_path("tiny.gguf"));
+    garlic_error err;
+    if (synth_write(&p, model_path, &err))
+        return -1;
+    server_start(&main_server, "server.log", "--max-queue 4");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int status = server_stop(&main_server);
+    if (status != 0)
+        print_message("garlic serve exited with %d (see its log above)\n", status);
+    return status == 0 ? 0 : -1;
+}
+
+static void test_health_and_listing(void **state)
+{
+    (void)state;
+    char *body;
+    assert_int_equal(http(&main_server, "GET", "/health", NULL, NULL, &body, NULL), 200);
+    assert_non_null(strstr(body, "\"ok\""));
+    free(body);
+    // Keep-alive: curl sends both requests over one connection.
+    char *err = NULL;
+    test_run(NULL, &err, "curl -sv -o /dev/null -o /dev/null 'http://127.0.0.1:%d/health' "
+             "'http://127.0.0.1:%d/v1/models'", main_server.port, main_server.port);
+    assert_non_null(strstr(err, "Re-using existing connection"));
+    free(err);
+    assert_int_equal(http(&main_server, "GET", "/v1/models", NULL, NULL, &body, NULL), 200);
+    cJSON *root = cJSON_Parse(body);
+    assert_string_equal(json_str(root, "data.0.id"), "tiny");
+    assert_string_equal(json_str(root, "object"), "list");
+    cJSON_Delete(root), free(body);
+    assert_int_equal(http(&main_server, "GET", "/api/tags", NULL, NULL, &body, NULL), 200);
+    root = cJSON_Parse(body);
+    assert_string_equal(json_str(root, "models.0.name"), "tiny");
+    assert_string_equal(json_str(root, "models.0.details.format"), "gguf");
+    cJSON_Delete(root), free(body);
+    assert_int_equal(http(&main_server, "GET", "/api/version", NULL, NULL, &body, NULL), 200);
+    assert_non_null(strstr(body, "\"version\""));
+    free(body);
+    root = post_json("/api/show", "{\"model\":\"tiny\"}", 200);
+    assert_string_equal(json_str(root, "garlic.chat_template"), "fallback");
+    assert_string_equal(json_str(root, "details.family"), "llama");
+    cJSON_Delete(root);
+    assert_int_equal(http(&main_server, "GET", "/api/ps", NULL, NULL, &body, NULL), 200);
+    root = cJSON_Parse(body);
+    assert_string_equal(json_str(root, "models.0.name"), "tiny");
+    cJSON_Delete(root), free(body);
+}
+
+static void test_chat_completion(void **state)
+{
+    (void)state;
+    cJSON *r = post_json("/v1/chat/completions", "{\"model\":\"tiny\",\"messages\":[{\"role\":"
+                         "\"system\",\"content\":\"be brief\"},{\"role\":\"user\",\"content\":"
+                         "[{\"type\":\"text\",\"text\":\"hello\"}]}],\"max_tokens\":8,"
+                         "\"temperature\":0,\"user\":\"u1\",\"unknown_field\":[1,2]}", 200);
+    assert_string_equal(json_str(r, "object"), "chat.completion");
+    assert_string_equal(json_str(r, "choices.0.message.role"), "assistant");
+    assert_non_null(json_str(r, "choices.0.message.content"));
+    assert_string_equal(json_str(r, "choices.0.finish_reason"), "length");
+    assert_int_equal((int)json_num(r, "usage.completion_tokens"), 8);
+    assert_true(json_num(r, "usage.prompt_tokens") > 4);
+    assert_int_equal((int)json_num(r, "usage.total_tokens"),
+                     (int)(json_num(r, "usage.prompt_tokens") + 8));
+    cJSON_Delete(r);
+}
+
+// Concatenates the text of an SSE stream's chunks; checks [DONE] ends it.
+static char *sse_text(const char *body, bool chat, cJSON **usage, const char **finish)
+{
+    static char finish_buf[32];
+    size_t cap = strlen(body) + 1, len = 0;
+    char *text = calloc(1, cap);
+    const char *p = body;
+    bool done = false;
+    while ((p = strstr(p, "data: "))) {
+        p += 6;
+        if (strncmp(p, "[DONE]", 6) == 0) {
+            done = true;
+            break;
+        }
+        const char *end = strstr(p, "\n\n");
+        assert_non_null(end);
+        cJSON *chunk = cJSON_ParseWithLength(p, (size_t)(end - p));
+        assert_non_null(chunk);
+        const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItem(chunk, "choices"), 0);
+        const cJSON *piece = chat ? cJSON_GetObjectItem(cJSON_GetObjectItem(choice, "delta"), "content")
+                                  : cJSON_GetObjectItem(choice, "text");
+        if (cJSON_IsString(piece)) {
+            memcpy(text + len, piece->valuestring, strlen(piece->valuestring));
+            len += strlen(piece->valuestring);
+        }
+        const cJSON *fr = cJSON_GetObjectItem(choice, "finish_reason");
+        if (cJSON_IsString(fr) && finish) {
+            snprintf(finish_buf, sizeof finish_buf, "%s", fr->valuestring);
+            *finish = finish_buf;
+        }
+        const cJSON *u = cJSON_GetObjectItem(chunk, "usage");
+        if (usage && cJSON_IsObject(u))
+            *usage = cJSON_Duplicate(u, true);
+        cJSON_Delete(chunk);
+        p = end;
+    }
+    assert_true(done);
+    return text;
+}
+
+static void test_streaming_matches_whole(void **state)
+{
+    (void)state;
+    cJSON *whole = post_json("/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"once upon\","
+                             "\"max_tokens\":12,\"temperature\":0}", 200);
+    char *body, *headers;
+    int status = http(&main_server, "POST", "/v1/completions",
+                      "{\"model\":\"tiny\",\"prompt\":\"once upon\",\"max_tokens\":12,"
+                      "\"temperature\":0,\"stream\":true,\"stream_options\":{\"include_usage\":true}}",
+                      NULL, &body, &headers);
+    assert_int_equal(status, 200);
+    assert_non_null(strstr(headers, "text/event-stream"));
+    cJSON *usage = NULL;
+    const char *finish = NULL;
+    char *text = sse_text(body, false, &usage, &finish);
+    assert_string_equal(text, json_str(whole, "choices.0.text"));
+    assert_non_null(usage);
+    assert_int_equal((int)json_num(usage, "completion_tokens"), 12);
+    assert_int_equal((int)json_num(usage, "prompt_tokens"), (int)json_num(whole, "usage.prompt_tokens"));
+    assert_string_equal(finish, "length");
+    free(text), free(body), free(headers);
+    cJSON_Delete(usage), cJSON_Delete(whole);
+    // Chat streams start with the role and end with a finish_reason chunk.
+    status = http(&main_server, "POST", "/v1/chat/completions",
+                  "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                  "\"max_tokens\":5,\"stream\":true}", NULL, &body, NULL);
+    assert_int_equal(status, 200);
+    assert_non_null(strstr(body, "\"role\":\"assistant\""));
+    text = sse_text(body, true, NULL, &finish);
+    assert_string_equal(finish, "length");
+    free(text), free(body);
+}
+
+static void test_seed_and_n(void **state)
+{
+    (void)state;
+    const char *req = "{\"model\":\"tiny\",\"prompt\":\"abc\",\"max_tokens\":16,\"temperature\":1.5,"
+                      "\"top_p\":1,\"seed\":42,\"n\":2,\"logit_bias\":{\"2\":-100}}";
+    cJSON *a = post_json("/v1/completions", req, 200), *b = post_json("/v1/completions", req, 200);
+    assert_string_equal(json_str(a, "choices.0.text"), json_str(b, "choices.0.text"));
+    assert_string_equal(json_str(a, "choices.1.text"), json_str(b, "choices.1.text"));
+    assert_string_not_equal(json_str(a, "choices.0.text"), json_str(a, "choices.1.text"));
+    assert_int_equal((int)json_num(a, "choices.1.index"), 1);
+    assert_int_equal((int)json_num(a, "usage.completion_tokens"), 32);
+    cJSON_Delete(a), cJSON_Delete(b);
+}
+
+static void test_stop_strings(void **state)
+{
+    (void)state;
+    cJSON *r = post_json("/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"abc\",\"max_tokens\":24,"
+                         "\"temperature\":0}", 200);
+    const char *text = json_str(r, "choices.0.text");
+    // The first ASCII letter after the start becomes the stop string.
+    size_t i = 1;
+    while (text[i] && !((text[i] >= 'a' && text[i] <= 'z') || (text[i] >= 'A' && text[i] <= 'Z')))
+        i++;
+    if (!text[i]) {
+        cJSON_Delete(r);
+        skip();
+    }
+    char stop[2] = {text[i], 0}, req[512];
+    size_t want = strcspn(text, stop);
+    snprintf(req, sizeof req, "{\"model\":\"tiny\",\"prompt\":\"abc\",\"max_tokens\":24,"
+             "\"temperature\":0,\"stop\":[\"zzzz\",\"%s\"]}", stop);
+    cJSON *s = post_json("/v1/completions", req, 200);
+    assert_int_equal(strlen(json_str(s, "choices.0.text")), want);
+    assert_memory_equal(json_str(s, "choices.0.text"), text, want);
+    assert_string_equal(json_str(s, "choices.0.finish_reason"), "stop");
+    // Streamed, not a byte of the stop string goes out either.
+    snprintf(req, sizeof req, "{\"model\":\"tiny\",\"prompt\":\"abc\",\"max_tokens\":24,"
+             "\"temperature\":0,\"stop\":\"%s\",\"stream\":true}", stop);
+    char *body;
+    assert_int_equal(http(&main_server, "POST", "/v1/completions", req, NULL, &body, NULL), 200);
+    const char *finish = NULL;
+    char *streamed = sse_text(body, false, NULL, &finish);
+    assert_string_equal(streamed, json_str(s, "choices.0.text"));
+    assert_string_equal(finish, "stop");
+    free(streamed), free(body);
+    cJSON_Delete(s), cJSON_Delete(r);
+}
+
+static void test_logprobs(void **state)
+{
+    (void)state;
+    cJSON *r = post_json("/v1/chat/completions", "{\"model\":\"tiny\",\"messages\":[{\"role\":"
+                         "\"user\",\"content\":\"x\"}],\"max_tokens\":4,\"logprobs\":true,"
+                         "\"top_logprobs\":3,\"logit_bias\":{\"2\":-100}}", 200);
+    const cJSON *content = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "choices"), 0), "logprobs"),
+        "content");
+    assert_int_equal(cJSON_GetArraySize(content), 4);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(content, 0),
+                                                            "top_logprobs")), 3);
+    assert_true(json_num(r, "choices.0.logprobs.content.0.logprob") <= 0);
+    cJSON_Delete(r);
+    r = post_json("/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":3,"
+                  "\"logprobs\":2,\"logit_bias\":{\"2\":-100}}", 200);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(
+                         cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "choices"), 0),
+                                             "logprobs"), "token_logprobs")), 3);
+    cJSON_Delete(r);
+}
+
+static void test_ollama_generate_and_chat(void **state)
+{
+    (void)state;
+    cJSON *r = post_json("/api/generate", "{\"model\":\"tiny\",\"prompt\":\"hi\",\"stream\":false,"
+                         "\"keep_alive\":\"5m\",\"options\":{\"num_predict\":6,\"temperature\":0,"
+                         "\"top_k\":10,\"repeat_penalty\":1.1,\"num_ctx\":2048}}", 200);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(r, "done")));
+    assert_string_equal(json_str(r, "done_reason"), "length");
+    assert_int_equal((int)json_num(r, "eval_count"), 6);
+    assert_true(json_num(r, "prompt_eval_count") > 0);
+    assert_true(json_num(r, "total_duration") >= json_num(r, "eval_duration"));
+    assert_non_null(json_str(r, "response"));
+    cJSON_Delete(r);
+    char *body, *headers;
+    int status = http(&main_server, "POST", "/api/chat", "{\"model\":\"tiny\",\"messages\":[{\"role\":"
+                      "\"user\",\"content\":\"hi\"}],\"options\":{\"num_predict\":5,"
+                      "\"temperature\":0}}", NULL, &body, &headers);
+    assert_int_equal(status, 200);
+    assert_non_null(strstr(headers, "application/x-ndjson"));
+    // Every line is one JSON object; the last one is done with Ollama's counters.
+    int lines = 0;
+    cJSON *last = NULL;
+    for (char *line = strtok(body, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON_Delete(last);
+        last = cJSON_Parse(line);
+        assert_non_null(last);
+        lines++;
+    }
+    assert_true(lines >= 2);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(last, "done")));
+    assert_int_equal((int)json_num(last, "eval_count"), 5);
+    assert_string_equal(json_str(last, "message.role"), "assistant");
+    cJSON_Delete(last), free(body), free(headers);
+    // An empty prompt only loads the model.
+    r = post_json("/api/generate", "{\"model\":\"tiny\"}", 200);
+    assert_string_equal(json_str(r, "done_reason"), "load");
+    cJSON_Delete(r);
+}
+
+// Posts json and checks the status and, for OpenAI paths, the error's param.
+static void expect_error(const char *path, const char *json, int status, const char *param)
+{
+    char *body;
+    int got = http(&main_server, "POST", path, json, NULL, &body, NULL);
+    if (got != status)
+        fail_msg("POST %s %.200s: status %d, want %d: %s", path, json, got, status, body);
+    cJSON *root = cJSON_Parse(body);
+    assert_non_null(root);
+    const cJSON *err = cJSON_GetObjectItem(root, "error");
+    assert_non_null(err);
+    if (strncmp(path, "/v1/", 4) == 0) {
+        assert_true(cJSON_IsString(cJSON_GetObjectItem(err, "message")));
+        assert_true(cJSON_IsString(cJSON_GetObjectItem(err, "type")));
+        assert_non_null(cJSON_GetObjectItem(err, "code"));
+        if (param)
+            assert_string_equal(json_str(err, "param"), param);
+    } else {
+        assert_true(cJSON_IsString(err));
+    }
+    cJSON_Delete(root), free(body);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    const char *chat = "/v1/chat/completions";
+    expect_error(chat, "{\"model\":\"tiny\",", 400, NULL);
+    expect_error(chat, "[1,2]", 400, NULL);
+    expect_error(chat, "{\"messages\":[]}", 400, "model");
+    expect_error(chat, "{\"model\":\"tiny\"}", 400, "messages");
+    expect_error(chat, "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                 "\"temperature\":\"hot\"}", 400, "temperature");
+    expect_error(chat, "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                 "\"max_tokens\":1.5}", 400, "max_tokens");
+    expect_error(chat, "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                 "\"stream\":\"yes\"}", 400, "stream");
+    expect_error(chat, "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                 "\"stop\":[1]}", 400, "stop");
+    expect_error(chat, "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                 "\"n\":0}", 400, "n");
+    expect_error(chat, "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                 "\"logit_bias\":{\"99999\":5}}", 400, "logit_bias");
+    expect_error(chat, "{\"model\":\"nope\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+                 404, "model");
+    expect_error("/v1/completions", "{\"model\":\"tiny\",\"prompt\":{}}", 400, "prompt");
+    expect_error("/api/generate", "{\"model\":\"nope\",\"prompt\":\"x\"}", 404, NULL);
+    expect_error("/api/chat", "{\"model\":\"tiny\",\"messages\":[],\"options\":{\"temperature\":"
+                 "\"x\"}}", 400, NULL);
+    expect_error("/api/show", "{\"model\":\"nope\"}", 404, NULL);
+    // An over-long prompt: more tokens than the 4096 positions of the context.
+    size_t n = 30000;
+    char *big = malloc(n + 100);
+    int len = snprintf(big, n + 100, "{\"model\":\"tiny\",\"prompt\":\"");
+    for (size_t i = 0; i < n - 100; i++)
+        big[len++] = "qz%x"[i % 4];
+    snprintf(big + len, 100, "\",\"max_tokens\":4}");
+    char *body;
+    assert_int_equal(http(&main_server, "POST", "/v1/completions", big, NULL, &body, NULL), 400);
+    assert_non_null(strstr(body, "context_length_exceeded"));
+    free(body), free(big);
+    // Unknown path and wrong method.
+    assert_int_equal(http(&main_server, "GET", "/v1/nothing", NULL, NULL, &body, NULL), 404);
+    assert_non_null(strstr(body, "\"error\""));
+    free(body);
+    assert_int_equal(http(&main_server, "GET", "/v1/chat/completions", NULL, NULL, &body, NULL), 405);
+    free(body);
+}
+
+static void test_huge_body(void **state)
+{
+    (void)state;
+    const char *path = test_temp_path("huge.json");
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs("{\"model\":\"tiny\",\"prompt\":\"", f);
+    for (int i = 0; i < 9 * 1024; i++)
+        for (int k = 0; k < 1024; k++)
+            fputc('a', f);
+    fputs("\"}", f);
+    fclose(f);
+    char *out = NULL, arg[700];
+    snprintf(arg, sizeof arg, "--data-binary @'%s' -H 'Content-Type: application/json'", path);
+    test_run(&out, NULL, "curl -s -o /dev/null -w '%%{http_code}' %s "
+             "'http://127.0.0.1:%d/v1/completions'", arg, main_server.port);
+    assert_int_equal(atoi(out), 413);
+    free(out);
+    unlink(path);
+    // Chunked uploads (no Content-Length) are cut off at the limit as well.
+    test_run(&out, NULL, "head -c 9000000 /dev/zero | tr '\\0' a | curl -s -o /dev/null -w "
+             "'%%{http_code}' -H 'Transfer-Encoding: chunked' --data-binary @- "
+             "'http://127.0.0.1:%d/v1/completions'", main_server.port);
+    assert_int_equal(atoi(out), 413);
+    free(out);
+    char *body;
+    assert_int_equal(http(&main_server, "GET", "/health", NULL, NULL, &body, NULL), 200);
+    free(body);
+}
+
+// A client that hangs up mid-stream stops its generation; the server keeps serving.
+static void test_disconnect_cancels(void **state)
+{
+    (void)state;
+    double cancelled = metric(&main_server, "garlic_generations_cancelled_total");
+    char *out = NULL;
+    int rc = test_run(&out, NULL, "curl -s -N --max-time 1 -d '{\"model\":\"tiny\",\"prompt\":"
+                      "\"go\",\"max_tokens\":4000,\"n\":16,\"logit_bias\":{\"2\":-100},\"stream\":true}' "
+                      "'http://127.0.0.1:%d/v1/completions'", main_server.port);
+    assert_int_equal(rc, 28); // curl: timed out, i.e. the stream was still going
+    assert_non_null(strstr(out, "data: "));
+    free(out);
+    sleep_ms(300);
+    double a = metric(&main_server, "garlic_generated_tokens_total");
+    sleep_ms(400);
+    double b = metric(&main_server, "garlic_generated_tokens_total");
+    assert_true(a == b);
+    assert_true(metric(&main_server, "garlic_generations_cancelled_total") == cancelled + 1);
+    assert_true(metric(&main_server, "garlic_requests_running") == 0);
+    cJSON *r = post_json("/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":2}", 200);
+    cJSON_Delete(r);
+}
+
+// With the queue full (one running, four waiting), the next request gets 503 + Retry-After.
+static void test_queue_full(void **state)
+{
+    (void)state;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "curl -s -o /dev/null --max-time 3 -d '{\"model\":\"tiny\",\"prompt\":"
+             "\"go\",\"max_tokens\":4000,\"n\":16,\"logit_bias\":{\"2\":-100}}' "
+             "'http://127.0.0.1:%d/v1/completions' &", main_server.port);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(system(cmd), 0);
+        sleep_ms(100);
+    }
+    sleep_ms(300);
+    char *body, *headers;
+    int status = http(&main_server, "POST", "/v1/completions",
+                      "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":2}", NULL, &body, &headers);
+    assert_int_equal(status, 503);
+    assert_non_null(strcasestr(headers, "Retry-After: 1"));
+    assert_non_null(strstr(body, "queue_full"));
+    free(body), free(headers);
+    assert_true(metric(&main_server, "garlic_queue_length") >= 1);
+    // The waiting clients give up after 3 s, which cancels their requests (16 long choices
+    // each: far longer than that); then the server answers again.
+    for (int i = 0; i < 100 && metric(&main_server, "garlic_requests_running") > 0; i++)
+        sleep_ms(100);
+    cJSON *r = post_json("/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":2}", 200);
+    cJSON_Delete(r);
+}
+
+static void test_metrics(void **state)
+{
+    (void)state;
+    char *body;
+    assert_int_equal(http(&main_server, "GET", "/metrics", NULL, NULL, &body, NULL), 200);
+    assert_non_null(strstr(body, "garlic_http_requests_total{endpoint=\"/v1/chat/completions\","
+                                 "status=\"200\"}"));
+    assert_non_null(strstr(body, "garlic_http_requests_total{endpoint=\"/v1/chat/completions\","
+                                 "status=\"400\"}"));
+    assert_non_null(strstr(body, "# TYPE garlic_time_to_first_token_seconds histogram"));
+    assert_non_null(strstr(body, "garlic_token_latency_seconds_bucket{le=\"+Inf\"}"));
+    free(body);
+    assert_true(metric(&main_server, "garlic_models_loaded") == 1);
+    assert_true(metric(&main_server, "garlic_memory_bytes") > 100000);
+    assert_true(metric(&main_server, "garlic_prompt_tokens_total") > 0);
+    assert_true(metric(&main_server, "garlic_generated_tokens_total") > 0);
+}
+
+static void test_auth_and_cors(void **state)
+{
+    (void)state;
+    test_server s = {0};
+    server_start(&s, "auth.log", "--api-key s3cret --cors-origin http://example.com");
+    char *body, *headers;
+    assert_int_equal(http(&s, "GET", "/health", NULL, NULL, &body, NULL), 200);
+    free(body);
+    assert_int_equal(http(&s, "GET", "/v1/models", NULL, NULL, &body, NULL), 401);
+    assert_non_null(strstr(body, "invalid_api_key"));
+    free(body);
+    assert_int_equal(http(&s, "GET", "/api/tags", NULL, "-H 'Authorization: Bearer wrong'", &body,
+                          NULL), 401);
+    free(body);
+    assert_int_equal(http(&s, "GET", "/v1/models", NULL, "-H 'Authorization: Bearer s3cret'", &body,
+                          &headers), 200);
+    assert_non_null(strcasestr(headers, "Access-Control-Allow-Origin: http://example.com"));
+    free(body), free(headers);
+    assert_int_equal(http(&s, "OPTIONS", "/v1/chat/completions", NULL,
+                          "-H 'Origin: http://example.com' -H 'Access-Control-Request-Method: POST'",
+                          &body, &headers), 204);
+    assert_non_null(strcasestr(headers, "Access-Control-Allow-Headers"));
+    free(body), free(headers);
+    assert_int_equal(server_stop(&s), 0);
+}
+
+// SIGTERM during a stream: the stream ends cleanly ([DONE]) and the server exits 0.
+static void test_graceful_shutdown(void **state)
+{
+    (void)state;
+    test_server s = {0};
+    server_start(&s, "shutdown.log", "--grace 0.2");
+    char out_path[600], cmd[1024];
+    snprintf(out_path, sizeof out_path, "%s", test_temp_path("shutdown.sse"));
+    snprintf(cmd, sizeof cmd, "curl -s -N --max-time 20 -d '{\"model\":\"tiny\",\"prompt\":\"go\","
+             "\"max_tokens\":4000,\"n\":16,\"logit_bias\":{\"2\":-100},\"stream\":true}' "
+             "'http://127.0.0.1:%d/v1/completions' >'%s' &",
+             s.port, out_path);
+    assert_int_equal(system(cmd), 0);
+    sleep_ms(700);
+    assert_int_equal(server_stop(&s), 0);
+    sleep_ms(200);
+    char *sse = test_read_file(out_path, NULL);
+    assert_non_null(sse);
+    assert_non_null(strstr(sse, "data: [DONE]"));
+    free(sse);
+}
+
+// A model with its own chat template (phi-3's vocabulary and template from ../shared): the
+// template is used, and the special tokens it writes are single tokens of the prompt.
+static void test_model_template(void **state)
+{
+    (void)state;
+    skip_without_shared();
+    synth_params p;
+    synth_params_default(&p);
+    p.tokenizer_path = test_shared_path("tokenizer/ggml-vocab-phi-3.gguf");
+    p.type = TENSOR_TYPE_Q8_0;
+    char saved[600];
+    snprintf(saved, sizeof saved, "%s", model_path);
+    snprintf(model_path, sizeof model_path, "%s", test_temp_path("phi3-vocab.gguf"));
+    garlic_error err;
+    if (synth_write(&p, model_path, &err))
+        fail_msg("%s", err.message);
+    test_server s = {0};
+    server_start(&s, "template.log", "");
+    snprintf(model_path, sizeof model_path, "%s", saved);
+    char *body;
+    assert_int_equal(http(&s, "POST", "/api/show", "{\"model\":\"tiny\"}", NULL, &body, NULL), 200);
+    cJSON *show = cJSON_Parse(body);
+    assert_string_equal(json_str(show, "garlic.chat_template"), "model");
+    assert_non_null(strstr(json_str(show, "template"), "<|user|>"));
+    cJSON_Delete(show), free(body);
+    assert_int_equal(http(&s, "POST", "/v1/chat/completions", "{\"model\":\"tiny\",\"messages\":"
+                          "[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":3}", NULL,
+                          &body, NULL), 200);
+    cJSON *r = cJSON_Parse(body);
+    // <s> <|user|> \n hi <|end|> \n <|assistant|> \n: about 8 tokens; spelled out, over 25.
+    assert_true(json_num(r, "usage.prompt_tokens") >= 5 && json_num(r, "usage.prompt_tokens") <= 14);
+    cJSON_Delete(r), free(body);
+    assert_int_equal(server_stop(&s), 0);
+}
+
+// The npm e2e suite (tests/e2e) with the real openai and ollama clients.
+static void test_e2e_node(void **state)
+{
+    (void)state;
+    char *out = NULL, *err = NULL;
+    if (test_run(NULL, NULL, "command -v node") != 0) {
+        print_message("skipped: node is not installed (tools/setup.sh installs it)\n");
+        skip();
+    }
+    if (access("tests/e2e/node_modules/openai", F_OK) != 0 ||
+        access("tests/e2e/node_modules/ollama", F_OK) != 0) {
+        print_message("skipped: tests/e2e/node_modules is absent (run: npm ci --prefix tests/e2e)\n");
+        skip();
+    }
+    char bin[4096];
+    if (!realpath(test_garlic(), bin))
+        fail_msg("%s: not found", test_garlic());
+    // Run from the folder: `node --test` then finds *.test.mjs there (node_modules excluded)
+    // the same way in every Node version.
+    int rc = test_run(&out, &err, "cd tests/e2e && GARLIC_URL=http://127.0.0.1:%d GARLIC_MODEL=tiny "
+                      "GARLIC_MODEL_PATH='%s' GARLIC_BIN='%s' node --test",
+                      main_server.port, model_path, bin);
+    if (rc != 0)
+        fail_msg("node --test (in tests/e2e) failed (%d):\n%s\n%s", rc, out, err);
+    free(out), free(err);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_health_and_listing),
+        cmocka_unit_test(test_chat_completion),
+        cmocka_unit_test(test_streaming_matches_whole),
+        cmocka_unit_test(test_seed_and_n),
+        cmocka_unit_test(test_stop_strings),
+        cmocka_unit_test(test_logprobs),
+        cmocka_unit_test(test_ollama_generate_and_chat),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_huge_body),
+        cmocka_unit_test(test_disconnect_cancels),
+        cmocka_unit_test(test_queue_full),
+        cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_auth_and_cors),
+        cmocka_unit_test(test_graceful_shutdown),
+        cmocka_unit_test(test_model_template),
+        cmocka_unit_test(test_e2e_node),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
