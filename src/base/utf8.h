@@ -12,6 +12,10 @@
 // (bad lead byte, bad continuation, overlong form, surrogate, > U+10FFFF, or truncated).
 size_t utf8_sequence_length(const char *s, size_t n);
 
+// Writes code point cp (at most U+10FFFF) as UTF-8 to out (room for 4 bytes); returns the
+// number of bytes written.
+size_t utf8_encode(uint32_t cp, char *out);
+
 // True when s[0..n) is entirely valid UTF-8.
 bool utf8_valid(const char *s, size_t n);
 

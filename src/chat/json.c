@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/utf8.h"
 #include "chat/internal.h"
 
 enum { JSON_MAX_DEPTH = 200 };
@@ -54,30 +55,6 @@ static int hex4(json_reader *r, uint32_t *out)
     return 0;
 }
 
-static size_t utf8_put(uint32_t cp, char *o)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xc0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    o[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 // Decodes one escape after the backslash into o; returns bytes written or 0 when invalid.
 static size_t read_escape(json_reader *r, char *o)
 {
@@ -99,7 +76,7 @@ static size_t read_escape(json_reader *r, char *o)
         else
             r->p = save;
     }
-    return utf8_put(cp, o);
+    return utf8_encode(cp, o);
 }
 
 // Reads a JSON string at r->p (the opening quote) into the arena, decoding escapes.

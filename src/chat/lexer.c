@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/utf8.h"
 #include "chat/internal.h"
 
 typedef struct lexer {
@@ -171,30 +172,6 @@ static int lex_raw(lexer *lx, const char *tag, bool *was_raw)
     return lex_error(lx, tag, "unterminated raw block: '{% raw %}' without '{% endraw %}'");
 }
 
-static size_t put_utf8(uint32_t cp, char *o)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xc0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    o[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 // Decodes one Python escape (after the backslash) at s[0..n); returns bytes consumed
 // and writes the result to o (*wrote bytes). Unknown escapes keep their backslash.
 static size_t decode_escape(const char *s, size_t n, char *o, size_t *wrote)
@@ -224,7 +201,7 @@ static size_t decode_escape(const char *s, size_t n, char *o, size_t *wrote)
         cp = cp * 16 + (uint32_t)(d < 0 ? 0 : d);
     }
     if (ok && cp <= 0x10ffff) {
-        *wrote = put_utf8(cp, o);
+        *wrote = utf8_encode(cp, o);
         return digits + 1;
     }
     o[0] = '\\';

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/utf8.h"
 #include "chat/internal.h"
 
 typedef struct method {
@@ -377,24 +378,6 @@ static bool cp_cased(uint32_t cp)
     return cp_to_case(cp, true) != cp || cp_to_case(cp, false) != cp;
 }
 
-// Encodes a code point below U+10000 as UTF-8; returns its length.
-static size_t put_cp(uint32_t cp, char *o)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xc0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    o[0] = (char)(0xe0 | (cp >> 12)); // the mapped ranges stay below U+10000
-    o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    o[2] = (char)(0x80 | (cp & 0x3f));
-    return 3;
-}
-
 static bool jinja_word_break(uint32_t cp)
 {
     return cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<' || chat_is_space(cp);
@@ -419,7 +402,7 @@ int chat_case(render_ctx *c, const chat_node *at, const chat_value *s, int mode,
             memcpy(d + n, s->s.ptr + i, len); // unmapped or an invalid byte: copied as it is
             n += len;
         } else {
-            n += put_cp(mapped, d + n);
+            n += utf8_encode(mapped, d + n);
         }
         prev_cased = cp_cased(cp);
         word_start = jinja_word_break(cp);

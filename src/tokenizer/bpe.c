@@ -289,9 +289,9 @@ static int normalize_text(bpe_work *w, const char *text, size_t len, size_t *out
         size_t used;
         uint32_t cp = tok_next_code_point((const unsigned char *)text + i, len - i, &used);
         i += used;
-        size_t k = tok_put_utf8(emit + o, cp);
+        size_t k = utf8_encode(cp, emit + o);
         if (cp >= 0xd800 && cp <= 0xdfff)
-            tok_put_utf8(match + o, 0xfffd); // same length (3 bytes)
+            utf8_encode(0xfffd, match + o); // same length (3 bytes)
         else
             memcpy(match + o, emit + o, k);
         o += k;

@@ -134,8 +134,6 @@ typedef struct tok_symbol {
 // Decodes one code point leniently (lead byte and continuation bits only, as llama.cpp
 // does): a byte that starts no sequence, or a truncated one, is U+FFFD and uses one byte.
 uint32_t tok_next_code_point(const unsigned char *s, size_t n, size_t *used);
-// Writes the UTF-8 of cp (<= 0x10FFFF) to dst and returns its length (1..4).
-size_t tok_put_utf8(char *dst, uint32_t cp);
 // NFD(c)[0] and the first code point of c's lowercase form (unicode_tables.c).
 uint32_t tok_nfd_base(uint32_t c);
 uint32_t tok_to_lower(uint32_t c);

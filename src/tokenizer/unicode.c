@@ -26,30 +26,6 @@ uint32_t tok_next_code_point(const unsigned char *s, size_t n, size_t *used)
     return cp > 0x10ffff ? 0xfffd : cp;
 }
 
-size_t tok_put_utf8(char *dst, uint32_t cp)
-{
-    if (cp < 0x80) {
-        dst[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        dst[0] = (char)(0xc0 | cp >> 6);
-        dst[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        dst[0] = (char)(0xe0 | cp >> 12);
-        dst[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-        dst[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    dst[0] = (char)(0xf0 | cp >> 18);
-    dst[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-    dst[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-    dst[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 uint32_t tok_nfd_base(uint32_t c)
 {
     size_t lo = 0, hi = tok_nfd_count;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/utf8.h"
 #include "tokenizer/internal.h"
 
 enum { CLASS_OTHER, CLASS_CONTROL, CLASS_PUNCT, CLASS_SYMBOL };
@@ -61,7 +62,7 @@ static int classify(const tokenizer *t, uint32_t c, pcre2_match_data *md)
     if (c >= 0xd800 && c <= 0xdfff)
         return CLASS_CONTROL; // a surrogate (only from lenient decoding): Cs
     char buf[4];
-    size_t n = tok_put_utf8(buf, c);
+    size_t n = utf8_encode(c, buf);
     int rc = pcre2_match(t->regex[0], (PCRE2_SPTR)buf, n, 0, PCRE2_ANCHORED | PCRE2_NO_UTF_CHECK,
                          md, NULL);
     return rc == 2 ? CLASS_CONTROL : rc == 3 ? CLASS_PUNCT : rc == 4 ? CLASS_SYMBOL : CLASS_OTHER;
@@ -119,12 +120,12 @@ int wpm_encode(const tokenizer *t, const char *text, size_t len, tokenizer_ids *
             continue;
         if (cls == CLASS_PUNCT || (c < 0x7f && cls == CLASS_SYMBOL) || is_chinese(c)) {
             rc = flush_word(t, word, &n, out);
-            n += tok_put_utf8(word + n, tok_to_lower(c));
+            n += utf8_encode(tok_to_lower(c), word + n);
             if (rc == GARLIC_OK)
                 rc = flush_word(t, word, &n, out);
             continue;
         }
-        n += tok_put_utf8(word + n, tok_to_lower(c));
+        n += utf8_encode(tok_to_lower(c), word + n);
     }
     if (rc == GARLIC_OK)
         rc = flush_word(t, word, &n, out);
