@@ -11,23 +11,20 @@
 #include "kernels/variants.h"
 #include "tensor/quants.h"
 
+// The plain formats convert exactly as the weights' own quantizers do (tensor/).
 void kernel_act_f32(const float *x, void *dst, int64_t n)
 {
-    memcpy(dst, x, (size_t)n * sizeof(float));
+    tensor_quantize_f32(x, dst, n);
 }
 
 void kernel_act_f16_ref(const float *x, void *dst, int64_t n)
 {
-    uint16_t *h = dst;
-    for (int64_t i = 0; i < n; i++)
-        h[i] = tensor_f32_to_f16(x[i]);
+    tensor_quantize_f16(x, dst, n);
 }
 
 void kernel_act_bf16(const float *x, void *dst, int64_t n)
 {
-    uint16_t *h = dst;
-    for (int64_t i = 0; i < n; i++)
-        h[i] = tensor_f32_to_bf16(x[i]);
+    tensor_quantize_bf16(x, dst, n);
 }
 
 // Codes one block of 32: stores the half scale and the codes, returns the float scale (before
