@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: MIT
+// KV element types: names, row sizes, and storing and loading one row of floats as F16, Q8_0,
+// FP8 E4M3 or F32. F16 and Q8_0 use the conversions of src/tensor (Q8_0 rows are the
+// 34-byte blocks of tensor/quants.h); FP8 E4M3 is converted here, bit by bit, with round to
+// nearest even and saturation, because no weight type uses it yet.
+#include <math.h>
+#include <string.h>
+
+#include "kvcache/kvcache.h"
+#include "tensor/types.h"
+
+static const char *const type_names[KV_TYPE_COUNT] = {
+    [KV_TYPE_F16] = "f16",
+    [KV_TYPE_Q8_0] = "q8_0",
+    [KV_TYPE_FP8_E4M3] = "fp8",
+    [KV_TYPE_F32] = "f32",
+};
+
+bool kv_type_parse(const char *name, kv_type *out)
+{
+    if (strcmp(name, "fp8_e4m3") == 0) {
+        *out = KV_TYPE_FP8_E4M3;
+        return true;
+    }
+    for (int i = 0; i < KV_TYPE_COUNT; i++) {
+        if (strcmp(name, type_names[i]) == 0) {
+            *out = (kv_type)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *kv_type_name(kv_type type)
+{
+    return (unsigned)type < KV_TYPE_COUNT ? type_names[type] : "?";
+}
+
+bool kv_row_size(kv_type type, uint64_t n, uint64_t *bytes)
+{
+    switch (type) {
+    case KV_TYPE_F16:
+        return !__builtin_mul_overflow(n, (uint64_t)2, bytes);
+    case KV_TYPE_F32:
+        return !__builtin_mul_overflow(n, (uint64_t)4, bytes);
+    case KV_TYPE_FP8_E4M3:
+        *bytes = n;
+        return true;
+    case KV_TYPE_Q8_0:
+        return tensor_row_size(TENSOR_TYPE_Q8_0, n, bytes);
+    default:
+        return false;
+    }
+}
+
+// Float -> E4M3. With E the float's biased exponent and M its 24-bit significand (implicit
+// bit included), the E4M3 code of a magnitude is M scaled to units of the code's last
+// mantissa bit: shift 20 for normal results (the code's exponent field then follows from E),
+// more for subnormal ones. Rounding carries into the exponent naturally; codes above 0x7E
+// (448) saturate.
+uint8_t kv_fp8_from_f32(float f)
+{
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    uint8_t sign = (uint8_t)((bits >> 24) & 0x80);
+    uint32_t abs = bits & 0x7FFFFFFFu;
+    if (abs > 0x7F800000u)
+        return sign | 0x7F; // NaN
+    if (abs >= 0x7F800000u)
+        return sign | 0x7E; // infinity saturates to 448
+    uint32_t exponent = abs >> 23;
+    if (exponent == 0)
+        return sign; // float subnormals are far below E4M3's smallest step (2^-9)
+    uint32_t significand = (abs & 0x7FFFFFu) | 0x800000u;
+    uint32_t shift = 20, base = 0;
+    if (exponent >= 121) {
+        base = (exponent - 121) << 3; // result exponent field - 1, in mantissa units
+    } else {
+        shift = 141 - exponent; // 2^-9 units: significand * 2^(exponent - 150 + 9)
+        if (shift > 25)
+            return sign; // below a quarter of the smallest step
+    }
+    uint32_t q = significand >> shift;
+    uint32_t rest = significand & ((1u << shift) - 1);
+    uint32_t half = 1u << (shift - 1);
+    if (rest > half || (rest == half && (q & 1)))
+        q++;
+    uint32_t code = base + q;
+    if (code > 0x7E)
+        code = 0x7E;
+    return (uint8_t)(sign | code);
+}
+
+float kv_fp8_to_f32(uint8_t code)
+{
+    uint32_t exponent = (code >> 3) & 0x0F, mantissa = code & 0x07;
+    float magnitude;
+    if (exponent == 0x0F && mantissa == 0x07) {
+        magnitude = NAN;
+    } else if (exponent == 0) {
+        magnitude = ldexpf((float)mantissa, -9);
+    } else {
+        uint32_t bits = ((exponent + 120) << 23) | (mantissa << 20);
+        memcpy(&magnitude, &bits, sizeof magnitude);
+    }
+    return (code & 0x80) ? -magnitude : magnitude;
+}
+
+void kv_row_store(kv_type type, void *dst, const float *src, uint64_t n)
+{
+    switch (type) {
+    case KV_TYPE_F16: {
+        uint16_t *h = dst;
+        for (uint64_t i = 0; i < n; i++)
+            h[i] = tensor_f32_to_f16(src[i]);
+        break;
+    }
+    case KV_TYPE_Q8_0:
+        tensor_type_get(TENSOR_TYPE_Q8_0)->quantize(src, dst, (int64_t)n);
+        break;
+    case KV_TYPE_FP8_E4M3: {
+        uint8_t *b = dst;
+        for (uint64_t i = 0; i < n; i++)
+            b[i] = kv_fp8_from_f32(src[i]);
+        break;
+    }
+    case KV_TYPE_F32:
+        memcpy(dst, src, n * sizeof(float));
+        break;
+    default:
+        break;
+    }
+}
+
+void kv_row_load(kv_type type, const void *src, float *dst, uint64_t n)
+{
+    switch (type) {
+    case KV_TYPE_F16: {
+        const uint16_t *h = src;
+        for (uint64_t i = 0; i < n; i++)
+            dst[i] = tensor_f16_to_f32(h[i]);
+        break;
+    }
+    case KV_TYPE_Q8_0:
+        tensor_type_get(TENSOR_TYPE_Q8_0)->dequantize(src, dst, (int64_t)n);
+        break;
+    case KV_TYPE_FP8_E4M3: {
+        const uint8_t *b = src;
+        for (uint64_t i = 0; i < n; i++)
+            dst[i] = kv_fp8_to_f32(b[i]);
+        break;
+    }
+    case KV_TYPE_F32:
+        memcpy(dst, src, n * sizeof(float));
+        break;
+    default:
+        break;
+    }
+}
