@@ -7,8 +7,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/threadpool.h"
 #include "gguf/gguf.h"
 #include "tensor/types.h"
 
@@ -24,6 +26,9 @@ typedef struct synth_state {
     const synth_params *p;
     synth_tensor *tensors; // (n_tensors) in writer order
     size_t n_tensors;
+    thread_pool *pool;     // generates and quantizes rows in parallel
+    float *rows;           // (threads, row_cap) one row of floats per thread
+    size_t row_cap;
 } synth_state;
 
 void synth_params_default(synth_params *p)
@@ -66,29 +71,44 @@ static uint32_t pick_type(uint32_t want, uint64_t ne0)
     return TENSOR_TYPE_F32;
 }
 
-static int fill_tensor(void *user, size_t index, void *dst, uint64_t nbytes, garlic_error *err)
+typedef struct fill_job {
+    const synth_state *st;
+    const synth_tensor *t;
+    size_t index;
+    uint8_t *dst;
+    uint64_t row_bytes;
+} fill_job;
+
+// Generates and quantizes this thread's rows (every nth one). Each row has its own seed, so
+// the bytes do not depend on the number of threads.
+static void fill_rows(void *ctx, int ith, int nth)
 {
-    const synth_state *st = user;
-    const synth_tensor *t = &st->tensors[index];
-    uint64_t seed = st->p->seed * 0x100000001B3ull + index;
-    float *row = garlic_malloc(t->ne0 * sizeof *row);
-    if (!row)
-        return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    const fill_job *job = ctx;
+    const synth_tensor *t = job->t;
     const tensor_type_traits *traits = tensor_type_get(t->type);
-    uint64_t row_bytes = nbytes / t->ne1;
-    for (uint64_t r = 0; r < t->ne1; r++) {
+    float *row = job->st->rows + (size_t)ith * job->st->row_cap;
+    for (uint64_t r = (uint64_t)ith; r < t->ne1; r += (uint64_t)nth) {
+        uint64_t seed = (job->st->p->seed * 0x100000001B3ull + job->index) * 0x9E3779B97F4A7C15ull + r;
         for (uint64_t i = 0; i < t->ne0; i++) {
             float x = approx_normal(&seed);
             row[i] = t->init == INIT_MATRIX ? 0.02f * x : t->init == INIT_NORM ? 1.0f + 0.1f * x
                                                                                 : 0.5f * x;
         }
-        uint8_t *out = (uint8_t *)dst + r * row_bytes;
+        uint8_t *out = job->dst + r * job->row_bytes;
         if (t->type == TENSOR_TYPE_F32)
             memcpy(out, row, t->ne0 * sizeof *row);
         else
             traits->quantize(row, out, (int64_t)t->ne0);
     }
-    garlic_free(row);
+}
+
+static int fill_tensor(void *user, size_t index, void *dst, uint64_t nbytes, garlic_error *err)
+{
+    (void)err;
+    const synth_state *st = user;
+    const synth_tensor *t = &st->tensors[index];
+    fill_job job = {.st = st, .t = t, .index = index, .dst = dst, .row_bytes = nbytes / t->ne1};
+    thread_pool_run(st->pool, fill_rows, &job);
     return GARLIC_OK;
 }
 
@@ -310,9 +330,20 @@ int synth_write(const synth_params *params, const char *path, garlic_error *err)
     if (rc == GARLIC_OK && !p.tied)
         rc = add(w, &st, "output.weight", INIT_MATRIX,
                  p.output_type >= 0 ? (uint32_t)p.output_type : p.type, p.dim, p.vocab, err);
+    for (size_t i = 0; i < st.n_tensors; i++)
+        st.row_cap = st.tensors[i].ne0 > st.row_cap ? st.tensors[i].ne0 : st.row_cap;
+    // Every online CPU: synthesis is throughput work with nothing else to share the CPU with.
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = online > 0 && online < 256 ? (int)online : 1;
+    if (rc == GARLIC_OK && !(st.pool = thread_pool_new(threads, err)))
+        rc = err ? err->code : GARLIC_ENOMEM;
+    if (rc == GARLIC_OK && !(st.rows = garlic_calloc((size_t)threads * st.row_cap, sizeof(float))))
+        rc = garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
     if (rc == GARLIC_OK)
         rc = gguf_writer_write(w, path, fill_tensor, &st, err);
 done:
+    thread_pool_free(st.pool);
+    garlic_free(st.rows);
     garlic_free(st.tensors);
     gguf_writer_free(w);
     return rc;
