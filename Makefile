@@ -2,8 +2,8 @@
 #   make              build ./garlic (and the test binaries' library)
 #   make test         unit, fidelity and CLI tests, then a short fuzz run
 #   make test-asan    the same suite built with ASan + UBSan
-#   make fuzz         run the GGUF reader's libFuzzer target (FUZZ_TIME seconds, default 600)
-#   make fuzz-smoke   a short fuzz run (part of make test)
+#   make fuzz         run every libFuzzer target (FUZZ_TIME seconds each, default 600)
+#   make fuzz-smoke   a short run of every fuzz target (part of make test)
 #   make bench        benchmarks (reported, never asserted)
 #   make format / format-check / tidy
 
