@@ -344,16 +344,15 @@ static int split_by(const tokenizer *t, bpe_work *w, int src, const pcre2_code *
     return GARLIC_OK;
 }
 
-// Queues the merge of symbols left and right if the vocabulary lists it.
-static int add_bigram(const tokenizer *t, bpe_work *w, int32_t left, int32_t right)
+// Byte-level BPE merges the pair with the lowest merge rank.
+static bool rank_key(const tokenizer *t, const char *a, size_t na, const char *b, size_t nb,
+                     uint32_t *key)
 {
-    if (left < 0 || right < 0)
-        return GARLIC_OK;
-    const tok_symbol *l = &w->symbols[left], *r = &w->symbols[right];
-    int32_t rank = tok_merge_rank(t, w->word + l->start, l->n, w->word + r->start, r->n);
+    int32_t rank = tok_merge_rank(t, a, na, b, nb);
     if (rank < 0)
-        return GARLIC_OK;
-    return tok_heap_push(&w->heap, (tok_bigram){(uint32_t)rank, left, right, l->n + r->n});
+        return false;
+    *key = (uint32_t)rank;
+    return true;
 }
 
 // Emits the ids of one symbol: its token, or else the 1-byte tokens of its bytes.
@@ -408,24 +407,8 @@ static int merge_word(const tokenizer *t, bpe_work *w, const char *bytes, size_t
         if (id >= 0)
             return tok_ids_push(out, id);
     }
-    w->heap.n = 0;
-    for (size_t i = 1; i < n; i++)
-        if (add_bigram(t, w, (int32_t)i - 1, (int32_t)i) != GARLIC_OK)
-            return GARLIC_ENOMEM;
-    while (w->heap.n) {
-        tok_bigram b = tok_heap_pop(&w->heap);
-        tok_symbol *l = &w->symbols[b.left], *r = &w->symbols[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
-            continue; // one side changed since this pair was queued
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0)
-            w->symbols[r->next].prev = b.left;
-        if (add_bigram(t, w, l->prev, b.left) != GARLIC_OK ||
-            add_bigram(t, w, b.left, l->next) != GARLIC_OK)
-            return GARLIC_ENOMEM;
-    }
+    if (tok_merge_symbols(t, w->word, w->symbols, n, &w->heap, rank_key) != GARLIC_OK)
+        return GARLIC_ENOMEM;
     for (int32_t i = 0; n && i >= 0; i = w->symbols[i].next)
         if (emit_symbol(t, w->word + w->symbols[i].start, w->symbols[i].n, out) != GARLIC_OK)
             return GARLIC_ENOMEM;

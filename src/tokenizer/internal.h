@@ -131,6 +131,18 @@ typedef struct tok_symbol {
     int32_t next;
 } tok_symbol;
 
+// The merge priority of two adjacent symbols' texts (lower merges first): SentencePiece uses
+// the merged token's score, byte-level BPE the merge rank. False when they do not merge.
+typedef bool (*tok_pair_key_fn)(const tokenizer *t, const char *a, size_t na, const char *b,
+                                size_t nb, uint32_t *key);
+
+// Merges the n symbols of text (linked through prev/next, in order) pair by pair: the queued
+// pair with the lowest key (then the leftmost) merges if neither side changed since it was
+// queued, and the new symbol's pairs with its neighbours are queued. heap is scratch owned
+// by the caller. Returns GARLIC_OK or GARLIC_ENOMEM.
+int tok_merge_symbols(const tokenizer *t, const char *text, tok_symbol *symbols, size_t n,
+                      tok_heap *heap, tok_pair_key_fn key);
+
 // Decodes one code point leniently (lead byte and continuation bits only, as llama.cpp
 // does): a byte that starts no sequence, or a truncated one, is U+FFFD and uses one byte.
 uint32_t tok_next_code_point(const unsigned char *s, size_t n, size_t *used);

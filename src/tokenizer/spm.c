@@ -16,17 +16,15 @@ typedef struct spm_work {
     tok_heap heap;
 } spm_work;
 
-// Queues the merge of left and right when their concatenation is a token.
-static int add_bigram(const tokenizer *t, spm_work *w, int32_t left, int32_t right)
+// SentencePiece merges the pair whose merged token scores highest.
+static bool score_key(const tokenizer *t, const char *a, size_t na, const char *b, size_t nb,
+                      uint32_t *key)
 {
-    if (left < 0 || right < 0)
-        return GARLIC_OK;
-    const tok_symbol *l = &w->symbols[left], *r = &w->symbols[right];
-    int32_t id = tok_lookup2(t, w->text + l->start, l->n, w->text + r->start, r->n);
+    int32_t id = tok_lookup2(t, a, na, b, nb);
     if (id < 0)
-        return GARLIC_OK;
-    return tok_heap_push(&w->heap,
-                         (tok_bigram){tok_score_key(t->scores[id]), left, right, l->n + r->n});
+        return false;
+    *key = tok_score_key(t->scores[id]);
+    return true;
 }
 
 // Writes " " + text (when space_prefix) into w->text with every space as U+2581; returns
@@ -68,23 +66,8 @@ static int emit_symbol(const tokenizer *t, const char *s, size_t n, tokenizer_id
 // The merge loop over w->symbols[0..n); then emits the surviving symbols in order.
 static int merge_symbols(const tokenizer *t, spm_work *w, size_t n, tokenizer_ids *out)
 {
-    for (size_t i = 1; i < n; i++)
-        if (add_bigram(t, w, (int32_t)i - 1, (int32_t)i) != GARLIC_OK)
-            return GARLIC_ENOMEM;
-    while (w->heap.n) {
-        tok_bigram b = tok_heap_pop(&w->heap);
-        tok_symbol *l = &w->symbols[b.left], *r = &w->symbols[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
-            continue; // one side changed since this pair was queued
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0)
-            w->symbols[r->next].prev = b.left;
-        if (add_bigram(t, w, l->prev, b.left) != GARLIC_OK ||
-            add_bigram(t, w, b.left, l->next) != GARLIC_OK)
-            return GARLIC_ENOMEM;
-    }
+    if (tok_merge_symbols(t, w->text, w->symbols, n, &w->heap, score_key) != GARLIC_OK)
+        return GARLIC_ENOMEM;
     for (int32_t i = 0; n && i >= 0; i = w->symbols[i].next)
         if (emit_symbol(t, w->text + w->symbols[i].start, w->symbols[i].n, out) != GARLIC_OK)
             return GARLIC_ENOMEM;

@@ -710,3 +710,40 @@ tok_bigram tok_heap_pop(tok_heap *h)
         h->items[i] = last;
     return top;
 }
+
+// Queues the pair (left, right) when both exist and key says they merge.
+static int queue_pair(const tokenizer *t, const char *text, const tok_symbol *symbols,
+                      tok_heap *heap, tok_pair_key_fn key, int32_t left, int32_t right)
+{
+    if (left < 0 || right < 0)
+        return GARLIC_OK;
+    const tok_symbol *l = &symbols[left], *r = &symbols[right];
+    uint32_t k;
+    if (!key(t, text + l->start, l->n, text + r->start, r->n, &k))
+        return GARLIC_OK;
+    return tok_heap_push(heap, (tok_bigram){k, left, right, l->n + r->n});
+}
+
+int tok_merge_symbols(const tokenizer *t, const char *text, tok_symbol *symbols, size_t n,
+                      tok_heap *heap, tok_pair_key_fn key)
+{
+    heap->n = 0;
+    for (size_t i = 1; i < n; i++)
+        if (queue_pair(t, text, symbols, heap, key, (int32_t)i - 1, (int32_t)i) != GARLIC_OK)
+            return GARLIC_ENOMEM;
+    while (heap->n) {
+        tok_bigram b = tok_heap_pop(heap);
+        tok_symbol *l = &symbols[b.left], *r = &symbols[b.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
+            continue; // one side changed since this pair was queued
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0)
+            symbols[r->next].prev = b.left;
+        if (queue_pair(t, text, symbols, heap, key, l->prev, b.left) != GARLIC_OK ||
+            queue_pair(t, text, symbols, heap, key, b.left, l->next) != GARLIC_OK)
+            return GARLIC_ENOMEM;
+    }
+    return GARLIC_OK;
+}
