@@ -253,6 +253,24 @@ static void test_truncation_everywhere(void **state)
     free(image);
 }
 
+// GGUF v2 has v3's layout (64-bit counts and lengths); a v3 image relabelled v2 must read
+// the same.
+static void test_version_2(void **state)
+{
+    (void)state;
+    size_t size;
+    uint8_t *image = write_small_model(&size);
+    image[4] = 2;
+    garlic_error err = {0};
+    gguf_file *f = gguf_parse(image, size, "v2.gguf", &err);
+    if (!f)
+        fail_msg("%s", err.message);
+    assert_int_equal(f->version, 2);
+    assert_non_null(gguf_find_tensor(f, "blk.0.ffn_down.weight"));
+    gguf_close(f);
+    free(image);
+}
+
 static void test_flipped_bytes(void **state)
 {
     (void)state;
@@ -497,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_nested_arrays),
         cmocka_unit_test(test_truncation_everywhere),
+        cmocka_unit_test(test_version_2),
         cmocka_unit_test(test_flipped_bytes),
         cmocka_unit_test(test_forged_values),
         cmocka_unit_test(test_allocation_failures),
