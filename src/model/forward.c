@@ -29,7 +29,8 @@ struct model_state {
     float *q;                // (max_batch, n_head * head_dim_k)
     float *k;                // (max_batch, n_head_kv * head_dim_k)
     float *v;                // (max_batch, n_head_kv * head_dim_v)
-    float *hb, *hb2;         // (max_batch, ffn)
+    float *hb;               // (max_batch, max(ffn, dim)) gate / attention projection
+    float *hb2;              // (max_batch, ffn) up
     float *logits;           // (logit_rows, n_vocab)
     float *att;              // (n_threads, n_ctx) attention scores, one row per thread
     float *kv_row;           // (n_threads, max head dim) a dequantized cache row per thread
@@ -132,7 +133,8 @@ model_state *model_state_new(const model *m, const model_state_config *cfg, garl
     s->q = state_alloc(s, B * q_dim, sizeof(float));
     s->k = state_alloc(s, B * k_dim, sizeof(float));
     s->v = state_alloc(s, B * v_dim, sizeof(float));
-    s->hb = state_alloc(s, B * hp->ffn, sizeof(float));
+    // hb also receives the attention output projection (dim wide).
+    s->hb = state_alloc(s, B * (hp->ffn > hp->dim ? hp->ffn : hp->dim), sizeof(float));
     s->hb2 = state_alloc(s, B * hp->ffn, sizeof(float));
     s->logits = state_alloc(s, (size_t)cfg->logit_rows * hp->n_vocab, sizeof(float));
     s->att = state_alloc(s, nt * n_ctx, sizeof(float));
