@@ -348,6 +348,33 @@ static void test_decode_allocates_nothing(void **state)
     model_free(m);
 }
 
+// A feed-forward narrower than the embedding (scratch sized by the wider of the two) and a
+// head size other than dim / heads run; batch and single-token logits agree.
+static void test_unusual_shapes(void **state)
+{
+    (void)state;
+    synth_params p;
+    synth_params_default(&p);
+    p.ffn = 64, p.head_dim = 64, p.n_head = 4, p.n_head_kv = 2, p.type = TENSOR_TYPE_Q8_0;
+    garlic_error err;
+    assert_int_equal(synth_write(&p, test_temp_path("narrow.gguf"), &err), 0);
+    model *m = model_load(test_temp_path("narrow.gguf"), &err);
+    if (!m)
+        fail_msg("%s", err.message);
+    model_state *a = state_new(m, 32, 8, 8, MODEL_KV_F16, 2), *b = state_new(m, 32, 1, 1, MODEL_KV_F16, 1);
+    int32_t ids[8] = {1, 300, 301, 302, 5, 6, 7, 400};
+    const float *batch, *one;
+    assert_int_equal(model_forward(a, ids, 8, 0, true, &batch, &err), 0);
+    for (uint32_t i = 0; i < 8; i++) {
+        assert_int_equal(model_forward(b, &ids[i], 1, i, false, &one, &err), 0);
+        for (uint32_t v = 0; v < m->hp.n_vocab; v++)
+            assert_true(fabsf(one[v] - batch[(size_t)i * m->hp.n_vocab + v]) < 1e-4f);
+    }
+    model_state_free(a);
+    model_state_free(b);
+    model_free(m);
+}
+
 // Bad arguments and bad files give errors, not crashes.
 static void test_errors(void **state)
 {
@@ -425,6 +452,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_equals_sequential),
         cmocka_unit_test(test_decode_allocates_nothing),
+        cmocka_unit_test(test_unusual_shapes),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_reference_models),
         cmocka_unit_test(test_stories_golden),
