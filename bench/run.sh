@@ -2,7 +2,9 @@
 # make bench: the kernel and dequantization micro-benchmarks, then `garlic bench` on
 # synthesized TinyLlama-1.1B-shaped models (F16, Q8_0, Q4_0, Q4_K; made once and kept in
 # $BUILD/bench/models) with 2 threads. Figures are reported, never asserted; quote the
-# machine line with them. BENCH_TYPES and BENCH_THREADS override the defaults.
+# machine line with them. BENCH_TYPES and BENCH_THREADS override the defaults. When
+# LLAMA_BENCH names a llama-bench binary (a peer built outside this repository), it runs on
+# the same file right after garlic and the ratios are printed (needs python3).
 set -eu
 build=${BUILD:-build}
 types=${BENCH_TYPES:-F16 Q8_0 Q4_0 Q4_K}
@@ -22,4 +24,9 @@ for t in $types; do
   fi
   echo "== garlic bench $model -t $threads"
   ./garlic bench "$model" -p 512 -n 128 -r 3 -t "$threads"
+  if [ -n "${LLAMA_BENCH:-}" ] && [ -x "$LLAMA_BENCH" ]; then
+    ./garlic bench "$model" -p 512 -n 128 -r 3 -t "$threads" --json > "$build/bench/garlic.json"
+    "$LLAMA_BENCH" -m "$model" -p 512 -n 128 -r 3 -t "$threads" -o json > "$build/bench/peer.json" 2>/dev/null
+    bench/compare.py "$build/bench/garlic.json" "$build/bench/peer.json" "$t"
+  fi
 done
