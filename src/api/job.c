@@ -82,7 +82,7 @@ int api_job_open(const api_call *call, api_kind kind, api_job *job, api_error *e
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     job->created = (int64_t)ts.tv_sec;
-    job->t_start = registry_now();
+    job->t_start = garlic_now();
     snprintf(job->id, sizeof job->id, "%s-%08lx%08lx",
              kind == API_KIND_OPENAI_CHAT ? "chatcmpl" : "cmpl", (unsigned long)ts.tv_sec,
              (unsigned long)ts.tv_nsec ^ (unsigned long)(uintptr_t)job);

@@ -263,7 +263,7 @@ static void add_final(cJSON *o, const api_job *job, const engine_stats *st, engi
     cJSON_AddStringToObject(o, "done_reason", api_finish_name(finish));
     if (job->in.kind == API_KIND_OLLAMA_GENERATE)
         cJSON_AddArrayToObject(o, "context");
-    cJSON_AddNumberToObject(o, "total_duration", nanoseconds(registry_now() - job->t_start));
+    cJSON_AddNumberToObject(o, "total_duration", nanoseconds(garlic_now() - job->t_start));
     cJSON_AddNumberToObject(o, "load_duration", nanoseconds(job->load_seconds));
     cJSON_AddNumberToObject(o, "prompt_eval_count", job->n_prompt);
     cJSON_AddNumberToObject(o, "prompt_eval_duration", nanoseconds(st->prompt_seconds));

@@ -11,14 +11,14 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 
 // How long a worker polls for the next job before sleeping (the gaps between the jobs of
 // one forward pass are microseconds; an idle pool must not burn CPU).
-enum { SPIN_NANOSECONDS = 200 * 1000 };
+static const double spin_seconds = 200e-6;
 
 struct thread_pool {
     int n_threads;
@@ -38,13 +38,6 @@ typedef struct worker_arg {
     int ith;
 } worker_arg;
 
-static long long now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static inline void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -55,13 +48,13 @@ static inline void cpu_relax(void)
 // Waits until the generation differs from seen (or stop); returns the new generation.
 static unsigned wait_for_job(thread_pool *pool, unsigned seen)
 {
-    long long deadline = now_ns() + SPIN_NANOSECONDS;
+    double deadline = garlic_now() + spin_seconds;
     for (int i = 0;; i++) {
         unsigned g = atomic_load_explicit(&pool->generation, memory_order_acquire);
         if (g != seen || atomic_load(&pool->stop))
             return g;
         cpu_relax();
-        if ((i & 63) == 63 && now_ns() > deadline)
+        if ((i & 63) == 63 && garlic_now() > deadline)
             break;
     }
     pthread_mutex_lock(&pool->mutex);
@@ -158,10 +151,10 @@ void thread_pool_run(thread_pool *pool, thread_pool_fn fn, void *ctx)
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mutex);
     fn(ctx, 0, pool->n_threads);
-    long long deadline = now_ns() + SPIN_NANOSECONDS;
+    double deadline = garlic_now() + spin_seconds;
     for (int i = 0; atomic_load_explicit(&pool->pending, memory_order_acquire) > 0; i++) {
         cpu_relax();
-        if ((i & 63) == 63 && now_ns() > deadline)
+        if ((i & 63) == 63 && garlic_now() > deadline)
             break;
     }
     pthread_mutex_lock(&pool->mutex);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/alloc.h"
 #include "cli/cli.h"
 #include "kernels/kernels.h"
@@ -81,14 +82,14 @@ static double run_once(model_state *s, const model *m, bool prompt, uint32_t n, 
         ids[i] = (int32_t)((seed >> 33) % m->hp.n_vocab);
     }
     const float *logits;
-    double t0 = cli_now();
+    double t0 = garlic_now();
     for (uint32_t i = 0; i < n;) {
         uint32_t chunk = prompt ? (n - i < batch ? n - i : batch) : 1;
         if (model_forward(s, ids + i, chunk, i, false, &logits, err))
             return -1;
         i += chunk;
     }
-    return cli_now() - t0;
+    return garlic_now() - t0;
 }
 
 // The type most of the weights are in ("Q4_K"), by parameters.

@@ -17,7 +17,6 @@ int cli_serve(int argc, char **argv);
 // Shared option helpers: print an error naming the option and return -1 on a bad value.
 int cli_parse_uint(const char *opt, const char *text, uint32_t min, uint32_t max, uint32_t *out);
 int cli_parse_float(const char *opt, const char *text, float min, float max, float *out);
-double cli_now(void); // monotonic seconds
 
 struct model;
 // Touches every page of a model's mapping (with progress on a terminal for big files);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/alloc.h"
 #include "cli/cli.h"
 #include "engine/generate.h"
@@ -44,13 +45,6 @@ static int run_usage(void)
             "         [--prompt-ids \"1 450 4996\"] [--dump-logits FILE]\n"
             "  Without PROMPT, chat interactively (end with Ctrl-D).\n");
     return 2;
-}
-
-double cli_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 int cli_parse_uint(const char *opt, const char *text, uint32_t min, uint32_t max, uint32_t *out)
@@ -157,7 +151,7 @@ static int parse_run_options(run_options *o, int argc, char **argv)
 // on page faults, showing progress on a terminal for files over 256 MiB. Returns seconds.
 double cli_prefault(const model *m)
 {
-    double t0 = cli_now();
+    double t0 = garlic_now();
     const volatile uint8_t *base = m->file->base;
     uint64_t size = m->file->size, page = (uint64_t)sysconf(_SC_PAGESIZE);
     bool show = isatty(STDERR_FILENO) && size > (256u << 20);
@@ -175,7 +169,7 @@ double cli_prefault(const model *m)
     if (show)
         fprintf(stderr, "\rloading %s 100%%\n", m->file->path);
     (void)sink;
-    return cli_now() - t0;
+    return garlic_now() - t0;
 }
 
 // Parses "1 450 4996" (spaces or commas) into ids; -1 on a bad or out-of-range id.
@@ -356,7 +350,7 @@ int cli_run(int argc, char **argv)
     if (status)
         return status;
     garlic_error err = {0};
-    double t0 = cli_now();
+    double t0 = garlic_now();
     model *m = model_load(o.model_path, &err);
     tokenizer *t = m ? tokenizer_load(m->file, &err) : NULL;
     if (!t) {
@@ -365,7 +359,7 @@ int cli_run(int argc, char **argv)
         return 1;
     }
     cli_prefault(m);
-    double load_seconds = cli_now() - t0;
+    double load_seconds = garlic_now() - t0;
     uint32_t n_ctx = o.n_ctx ? o.n_ctx : (m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
     engine_params ep = {.sampling = o.sampling, .max_tokens = o.n_predict, .stops = o.stops,
                         .n_stops = o.n_stops, .batch = o.batch};

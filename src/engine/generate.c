@@ -6,14 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/alloc.h"
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 const char *engine_finish_name(engine_finish f)
 {
@@ -210,17 +204,17 @@ int engine_generate(model_state *s, const tokenizer *t, const int32_t *prompt, s
     generation g;
     int rc = generation_init(&g, t, p, err);
     const float *logits = NULL;
-    double t0 = now_seconds();
+    double t0 = garlic_now();
     if (rc == GARLIC_OK)
         rc = prefill(s, prompt, n_prompt, pos, p->batch, &logits, err);
-    double t1 = now_seconds();
+    double t1 = garlic_now();
     stats->n_prompt = (uint32_t)n_prompt;
     stats->prompt_seconds = t1 - t0;
     if (rc == GARLIC_OK) {
         sampler_accept_many(g.smp, prompt, n_prompt);
         rc = generate_loop(s, &g, logits, pos, p, emit, user, stats, err);
     }
-    stats->generate_seconds = now_seconds() - t1;
+    stats->generate_seconds = garlic_now() - t1;
     generation_deinit(&g);
     return rc;
 }

@@ -21,13 +21,6 @@ static const double ttft_bounds[REGISTRY_TTFT_BUCKETS] = {
 static const double token_bounds[REGISTRY_TOKEN_BUCKETS] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
 
-double registry_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 // Reads a whole text file into a garlic_malloc'd NUL-terminated string.
 static char *read_text(const char *path, garlic_error *err)
 {
@@ -308,12 +301,12 @@ int registry_model_acquire(registry_model *m, double *load_seconds, garlic_error
     pthread_mutex_lock(&m->load_mu);
     int rc = GARLIC_OK;
     if (!registry_model_loaded(m)) {
-        double t0 = registry_now();
+        double t0 = garlic_now();
         rc = load(m, err);
         if (rc != GARLIC_OK) {
             unload(m);
         } else {
-            *load_seconds = registry_now() - t0;
+            *load_seconds = garlic_now() - t0;
             atomic_store_explicit(&m->loaded, true, memory_order_release);
         }
     }
@@ -375,10 +368,10 @@ static bool all_idle(registry *reg)
 void registry_drain(registry *reg, double grace_seconds)
 {
     atomic_store(&reg->stopped, true);
-    double deadline = registry_now() + grace_seconds;
+    double deadline = garlic_now() + grace_seconds;
     bool cancelled = false;
     while (!all_idle(reg)) {
-        if (!cancelled && registry_now() >= deadline) {
+        if (!cancelled && garlic_now() >= deadline) {
             for (size_t i = 0; i < reg->n_models; i++)
                 if (registry_model_loaded(reg->models[i]))
                     registry_worker_cancel_all(reg->models[i]);

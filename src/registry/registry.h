@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/clock.h" // registry time stamps are garlic_now() seconds
 #include "base/error.h"
 #include "chat/chat.h"
 #include "engine/generate.h"
@@ -149,8 +150,6 @@ void registry_request_cancel(registry_request *r);
 // Cancels r if it is still running and drops the caller's reference. NULL is a no-op.
 void registry_request_release(registry_request *r);
 
-// Monotonic seconds (the clock of every registry time stamp).
-double registry_now(void);
 
 // ---- Statistics for /metrics ----
 

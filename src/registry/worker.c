@@ -23,7 +23,7 @@ static int on_text(void *user, const char *text, size_t len)
 static int on_token(void *user, int32_t token, const sampler_logprobs *lp)
 {
     registry_request *r = user;
-    double now = registry_now();
+    double now = garlic_now();
     bool first = r->t_last == 0;
     registry_stats_token(r->reg, now - (first ? r->t_submit : r->t_last), first);
     r->t_last = now;
@@ -157,7 +157,7 @@ int registry_submit(registry_model *m, registry_request *r, garlic_error *err)
     if (!atomic_load_explicit(&m->loaded, memory_order_acquire))
         return garlic_error_set(err, GARLIC_EINVAL, "%s: not loaded", m->name);
     r->reg = m->reg;
-    r->t_submit = registry_now();
+    r->t_submit = garlic_now();
     pthread_mutex_lock(&m->mu);
     if (m->count == m->queue_cap) {
         pthread_mutex_unlock(&m->mu);
