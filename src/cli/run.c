@@ -271,6 +271,9 @@ static int chat(model_state *s, const tokenizer *t, const run_options *o, engine
     ep->stops = stops, ep->n_stops = o->n_stops + 1;
     uint32_t pos = 0, n_ctx = model_state_n_ctx(s);
     int32_t pending = -1;
+    sampler_end_tokens ends; // found once, not at every turn
+    engine_end_tokens(t, &ends);
+    ep->end_tokens = &ends;
     char *line = NULL;
     size_t line_cap = 0;
     tokenizer_ids text_ids = {0}, prompt = {0};

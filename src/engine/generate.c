@@ -91,7 +91,10 @@ static int generation_init(generation *g, const tokenizer *t, const engine_param
         if (!g->stop)
             return err ? err->code : GARLIC_EINVAL;
     }
-    engine_end_tokens(t, &g->ends);
+    if (p->end_tokens)
+        g->ends = *p->end_tokens;
+    else
+        engine_end_tokens(t, &g->ends);
     tokenizer_stream_init(&g->stream, t, 0);
     g->text_cap = tokenizer_stream_max_output(t);
     g->text = garlic_malloc(g->text_cap);

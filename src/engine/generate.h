@@ -36,6 +36,10 @@ typedef struct engine_params {
     size_t n_stops;
     bool ignore_eos;            // keep going past end-of-generation tokens (benchmarks)
     uint32_t batch;             // prompt tokens per forward call (default 512)
+    // The end-of-generation tokens (engine_end_tokens of the tokenizer), borrowed for the call;
+    // NULL: computed for this call (a scan of the vocabulary, so callers that generate often
+    // compute them once).
+    const sampler_end_tokens *end_tokens;
     engine_token_fn on_token;   // optional; gets the same user pointer as emit
     bool logprobs;              // compute each token's log-probabilities for on_token
     uint32_t top_logprobs;      // alternatives per token (<= SAMPLER_MAX_TOP_LOGPROBS)

@@ -70,6 +70,7 @@ struct registry_model {
     // belongs to the worker thread).
     model *weights;
     tokenizer *tok;
+    sampler_end_tokens end_tokens; // of tok, found once at load
     model_state *state;
     chat_template *tmpl;      // NULL: the fallback
     char *template_source;    // owned copy of the template text in use, or NULL

@@ -266,6 +266,7 @@ static int load(registry_model *m, garlic_error *err)
     m->tok = tokenizer_load(m->weights->file, err);
     if (!m->tok)
         return err->code;
+    engine_end_tokens(m->tok, &m->end_tokens);
     uint32_t trained = m->weights->hp.n_ctx_train ? m->weights->hp.n_ctx_train : 4096;
     uint32_t n_ctx = cfg->n_ctx ? cfg->n_ctx : (trained < 4096 ? trained : 4096);
     model_state_config sc = {.n_ctx = n_ctx, .max_batch = 512, .logit_rows = 1,

@@ -47,6 +47,7 @@ static int run_choice(registry_model *m, registry_request *r, uint32_t c, engine
         return GARLIC_OK;
     engine_params ep = r->engine;
     ep.on_token = on_token;
+    ep.end_tokens = &m->end_tokens;
     if (r->seeded)
         ep.sampling.seed += c;
     uint32_t pos = 0;
