@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // `garlic synth OUT.gguf [options]` (hidden developer command): writes a random-weight
 // model with the synthesizer in model/synth.c, for tests and benchmarks.
-#include <errno.h>
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,20 +18,6 @@ static int usage(void)
             "         [--ctx N] [--vocab N] [--type T] [--output-type T] [--tied]\n"
             "         [--tokenizer VOCAB.gguf] [--rope-theta X] [--rms-eps X] [--seed N] [--name S]\n");
     return 2;
-}
-
-// Parses a positive integer option value; prints an error naming the option if bad.
-static int parse_u32(const char *opt, const char *text, uint32_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(text, &end, 10);
-    if (errno || *end || end == text || v == 0 || v > UINT32_MAX || text[0] == '-') {
-        fprintf(stderr, "garlic synth: %s: '%s' is not a positive integer\n", opt, text);
-        return -1;
-    }
-    *out = (uint32_t)v;
-    return 0;
 }
 
 static int parse_type(const char *opt, const char *text, uint32_t *out)
@@ -70,14 +56,10 @@ static int parse_option(synth_params *p, const char *opt, const char *val)
         return parse_type(opt, val, &p->type);
     if (strcmp(opt, "--output-type") == 0)
         return parse_type(opt, val, &u) ? -1 : (p->output_type = (int32_t)u, 0);
-    if (strcmp(opt, "--rope-theta") == 0 || strcmp(opt, "--rms-eps") == 0) {
-        char *end;
-        float v = strtof(val, &end);
-        if (*end || end == val || !(v > 0))
-            return fprintf(stderr, "garlic synth: %s: '%s' is not a positive number\n", opt, val), -1;
-        *(strcmp(opt, "--rope-theta") == 0 ? &p->rope_theta : &p->rms_eps) = v;
-        return 0;
-    }
+    if (strcmp(opt, "--rope-theta") == 0)
+        return cli_parse_float(opt, val, FLT_MIN, FLT_MAX, &p->rope_theta);
+    if (strcmp(opt, "--rms-eps") == 0)
+        return cli_parse_float(opt, val, FLT_MIN, FLT_MAX, &p->rms_eps);
     struct { const char *name; uint32_t *field; } ints[] = {
         {"--dim", &p->dim}, {"--layers", &p->n_layer}, {"--heads", &p->n_head},
         {"--kv-heads", &p->n_head_kv}, {"--head-dim", &p->head_dim}, {"--ffn", &p->ffn},
@@ -85,7 +67,7 @@ static int parse_option(synth_params *p, const char *opt, const char *val)
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (strcmp(opt, ints[i].name) == 0)
-            return parse_u32(opt, val, ints[i].field);
+            return cli_parse_uint(opt, val, 1, UINT32_MAX, ints[i].field);
     if (strcmp(opt, "--seed") == 0) {
         char *end;
         p->seed = strtoull(val, &end, 10);
