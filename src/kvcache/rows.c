@@ -36,21 +36,20 @@ const char *kv_type_name(kv_type type)
     return (unsigned)type < KV_TYPE_COUNT ? type_names[type] : "?";
 }
 
+// The tensor type that stores rows of a KV type other than FP8 (tensor/ converts those).
+static uint32_t storage_type(kv_type type)
+{
+    return type == KV_TYPE_F16 ? TENSOR_TYPE_F16 : type == KV_TYPE_Q8_0 ? TENSOR_TYPE_Q8_0
+                                                                          : TENSOR_TYPE_F32;
+}
+
 bool kv_row_size(kv_type type, uint64_t n, uint64_t *bytes)
 {
-    switch (type) {
-    case KV_TYPE_F16:
-        return !__builtin_mul_overflow(n, (uint64_t)2, bytes);
-    case KV_TYPE_F32:
-        return !__builtin_mul_overflow(n, (uint64_t)4, bytes);
-    case KV_TYPE_FP8_E4M3:
+    if (type == KV_TYPE_FP8_E4M3) {
         *bytes = n;
         return true;
-    case KV_TYPE_Q8_0:
-        return tensor_row_size(TENSOR_TYPE_Q8_0, n, bytes);
-    default:
-        return false;
     }
+    return (unsigned)type < KV_TYPE_COUNT && tensor_row_size(storage_type(type), n, bytes);
 }
 
 // Float -> E4M3. With E the float's biased exponent and M its 24-bit significand (implicit
@@ -108,52 +107,22 @@ float kv_fp8_to_f32(uint8_t code)
 
 void kv_row_store(kv_type type, void *dst, const float *src, uint64_t n)
 {
-    switch (type) {
-    case KV_TYPE_F16: {
-        uint16_t *h = dst;
-        for (uint64_t i = 0; i < n; i++)
-            h[i] = tensor_f32_to_f16(src[i]);
-        break;
-    }
-    case KV_TYPE_Q8_0:
-        tensor_type_get(TENSOR_TYPE_Q8_0)->quantize(src, dst, (int64_t)n);
-        break;
-    case KV_TYPE_FP8_E4M3: {
+    if (type == KV_TYPE_FP8_E4M3) {
         uint8_t *b = dst;
         for (uint64_t i = 0; i < n; i++)
             b[i] = kv_fp8_from_f32(src[i]);
-        break;
-    }
-    case KV_TYPE_F32:
-        memcpy(dst, src, n * sizeof(float));
-        break;
-    default:
-        break;
+    } else if ((unsigned)type < KV_TYPE_COUNT) {
+        tensor_type_get(storage_type(type))->quantize(src, dst, (int64_t)n);
     }
 }
 
 void kv_row_load(kv_type type, const void *src, float *dst, uint64_t n)
 {
-    switch (type) {
-    case KV_TYPE_F16: {
-        const uint16_t *h = src;
-        for (uint64_t i = 0; i < n; i++)
-            dst[i] = tensor_f16_to_f32(h[i]);
-        break;
-    }
-    case KV_TYPE_Q8_0:
-        tensor_type_get(TENSOR_TYPE_Q8_0)->dequantize(src, dst, (int64_t)n);
-        break;
-    case KV_TYPE_FP8_E4M3: {
+    if (type == KV_TYPE_FP8_E4M3) {
         const uint8_t *b = src;
         for (uint64_t i = 0; i < n; i++)
             dst[i] = kv_fp8_to_f32(b[i]);
-        break;
-    }
-    case KV_TYPE_F32:
-        memcpy(dst, src, n * sizeof(float));
-        break;
-    default:
-        break;
+    } else if ((unsigned)type < KV_TYPE_COUNT) {
+        tensor_type_get(storage_type(type))->dequantize(src, dst, (int64_t)n);
     }
 }

@@ -336,15 +336,10 @@ static void rope_apply(float *x, uint32_t n_heads, uint32_t head_dim, uint32_t n
 // Stores n values of one token's K or V into a cache row of the state's KV type.
 static void cache_store(const model_state *s, uint8_t *dst, const float *src, uint64_t n)
 {
-    if (s->kv_type == MODEL_KV_F32) {
-        memcpy(dst, src, n * sizeof(float));
-    } else if (s->kv_type == MODEL_KV_F16) {
-        uint16_t *h = (uint16_t *)dst;
-        for (uint64_t i = 0; i < n; i++)
-            h[i] = tensor_f32_to_f16(src[i]);
-    } else {
-        kernel_act_convert(TENSOR_TYPE_Q8_0, src, dst, (int64_t)n); // Q8_0 blocks
-    }
+    if (s->kv_type == MODEL_KV_Q8_0) // as the reference quantizes K/V: like its activations
+        kernel_act_convert(TENSOR_TYPE_Q8_0, src, dst, (int64_t)n);
+    else
+        tensor_type_get(kv_tensor_type(s->kv_type))->quantize(src, dst, (int64_t)n);
 }
 
 typedef struct attention_job {
