@@ -172,6 +172,21 @@ double cli_prefault(const model *m)
     return garlic_now() - t0;
 }
 
+// Appends ids to prompt (growing it); false on allocation failure.
+static bool ids_append(tokenizer_ids *prompt, const int32_t *ids, size_t n)
+{
+    if (prompt->n + n > prompt->cap) {
+        size_t cap = (prompt->n + n) * 2;
+        int32_t *p = garlic_realloc(prompt->ids, cap * sizeof *p);
+        if (!p)
+            return false;
+        prompt->ids = p, prompt->cap = cap;
+    }
+    memcpy(prompt->ids + prompt->n, ids, n * sizeof *ids);
+    prompt->n += n;
+    return true;
+}
+
 // Parses "1 450 4996" (spaces or commas) into ids; -1 on a bad or out-of-range id.
 static int parse_ids(const char *text, uint32_t n_vocab, tokenizer_ids *out)
 {
@@ -187,14 +202,9 @@ static int parse_ids(const char *text, uint32_t n_vocab, tokenizer_ids *out)
             fprintf(stderr, "garlic run: --prompt-ids: '%.20s' is not a token id below %u\n", p, n_vocab);
             return -1;
         }
-        if (out->n == out->cap) {
-            size_t cap = out->cap ? out->cap * 2 : 64;
-            int32_t *ids = garlic_realloc(out->ids, cap * sizeof *ids);
-            if (!ids)
-                return -1;
-            out->ids = ids, out->cap = cap;
-        }
-        out->ids[out->n++] = (int32_t)v;
+        int32_t id = (int32_t)v;
+        if (!ids_append(out, &id, 1))
+            return -1;
         p = end;
     }
     return 0;
@@ -244,21 +254,6 @@ static void print_stats(const engine_stats *st, double load_seconds)
     fprintf(stderr, "generation:       %8u tokens %10.2f ms %9.2f tokens/s\n", st->n_generated,
             st->generate_seconds * 1e3,
             st->n_generated / (st->generate_seconds > 0 ? st->generate_seconds : 1e-9));
-}
-
-// Appends ids to prompt (growing it); false on allocation failure.
-static bool ids_append(tokenizer_ids *prompt, const int32_t *ids, size_t n)
-{
-    if (prompt->n + n > prompt->cap) {
-        size_t cap = (prompt->n + n) * 2;
-        int32_t *p = garlic_realloc(prompt->ids, cap * sizeof *p);
-        if (!p)
-            return false;
-        prompt->ids = p, prompt->cap = cap;
-    }
-    memcpy(prompt->ids + prompt->n, ids, n * sizeof *ids);
-    prompt->n += n;
-    return true;
 }
 
 // Interactive chat with a simple built-in format ("User: ...\nAssistant:"). The
