@@ -19,21 +19,21 @@ typedef struct bench_options {
     const char *model_path;
     uint32_t n_prompt, n_gen, reps, batch;
     int threads;
-    model_kv_type kv_type;
+    kv_type kv_type;
     bool json;
 } bench_options;
 
 static int bench_usage(void)
 {
     fprintf(stderr, "usage: garlic bench MODEL.gguf [-p N] [-n N] [-r N] [-t N] [-b N] "
-                    "[--kv-type f16|f32|q8_0] [--json]\n");
+                    "[--kv-type f16|q8_0|fp8|f32] [--json]\n");
     return 2;
 }
 
 static int parse_bench(bench_options *o, int argc, char **argv)
 {
     *o = (bench_options){.n_prompt = 512, .n_gen = 128, .reps = 5, .batch = 512,
-                         .threads = thread_pool_default_threads(), .kv_type = MODEL_KV_F16};
+                         .threads = thread_pool_default_threads(), .kv_type = KV_TYPE_F16};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint32_t u;
@@ -62,7 +62,7 @@ static int parse_bench(bench_options *o, int argc, char **argv)
         else if (!strcmp(a, "-t"))
             rc = cli_parse_uint(a, v, 1, 1024, &u), o->threads = (int)u;
         else if (!strcmp(a, "--kv-type"))
-            rc = model_kv_type_parse(v, &o->kv_type) ? 0 : -1;
+            rc = kv_type_parse(v, &o->kv_type) ? 0 : -1;
         else
             return fprintf(stderr, "garlic bench: unknown option '%s'\n", a), bench_usage();
         if (rc)
@@ -149,7 +149,7 @@ static void print_results(const bench_options *o, const model_info *info, const 
                    o->model_path, model_type, main_type(info),
                    (unsigned long long)info->weight_bytes, (unsigned long long)info->n_params,
                    kernel_variant_name(), o->threads, o->batch,
-                   o->kv_type == MODEL_KV_F32 ? "f32" : o->kv_type == MODEL_KV_F16 ? "f16" : "q8_0",
+                   kv_type_name(o->kv_type),
                    r[i].test, r[i].n_prompt, r[i].n_gen, r[i].avg, r[i].stddev, i + 1 < n ? "," : "");
         printf("]\n");
         return;

@@ -29,7 +29,7 @@ typedef struct run_options {
     uint32_t n_ctx;          // -c (0: min(trained, 4096))
     uint32_t batch;          // -b
     int threads;             // -t
-    model_kv_type kv_type;
+    kv_type kv_type;
     bool verbose;
     sampler_params sampling; // n_vocab filled after loading
     const char *stops[MAX_STOPS];
@@ -41,7 +41,7 @@ static int run_usage(void)
     fprintf(stderr,
             "usage: garlic run MODEL.gguf [PROMPT] [-n N] [--temp X] [--top-k N] [--top-p X]\n"
             "         [--min-p X] [--repeat-penalty X] [--seed N] [-c N] [-t N] [-b N]\n"
-            "         [--kv-type f16|f32|q8_0] [--stop S]... [--verbose]\n"
+            "         [--kv-type f16|q8_0|fp8|f32] [--stop S]... [--verbose]\n"
             "         [--prompt-ids \"1 450 4996\"] [--dump-logits FILE]\n"
             "  Without PROMPT, chat interactively (end with Ctrl-D).\n");
     return 2;
@@ -103,8 +103,8 @@ static int parse_valued(run_options *o, const char *opt, const char *val)
         return errno || *end || end == val ? (fprintf(stderr, "garlic: --seed: bad '%s'\n", val), -1) : 0;
     }
     if (!strcmp(opt, "--kv-type"))
-        return model_kv_type_parse(val, &o->kv_type)
-                   ? 0 : (fprintf(stderr, "garlic: --kv-type: '%s' (f16, f32 or q8_0)\n", val), -1);
+        return kv_type_parse(val, &o->kv_type)
+                   ? 0 : (fprintf(stderr, "garlic: --kv-type: '%s' (f16, q8_0, fp8 or f32)\n", val), -1);
     if (!strcmp(opt, "--stop")) {
         if (o->n_stops == MAX_STOPS)
             return fprintf(stderr, "garlic: at most %d --stop strings\n", MAX_STOPS), -1;
@@ -122,7 +122,7 @@ static int parse_run_options(run_options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
     o->sampling = sampler_params_default(1);
-    o->kv_type = MODEL_KV_F16;
+    o->kv_type = KV_TYPE_F16;
     o->threads = thread_pool_default_threads();
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];

@@ -32,7 +32,7 @@ static int serve_usage(void)
     fprintf(stderr,
             "usage: garlic serve -m MODEL.gguf[=NAME]... [--models-dir DIR] [--host ADDR]\n"
             "         [--port N] [--api-key KEY] [--cors-origin ORIGIN] [--ctx N] [--threads N]\n"
-            "         [--kv-type f16|f32|q8_0] [--max-queue N] [--max-body BYTES]\n"
+            "         [--kv-type f16|q8_0|fp8|f32] [--max-queue N] [--max-body BYTES]\n"
             "         [--max-connections N] [--timeout SECONDS] [--chat-template-file FILE]\n"
             "         [--preload] [--grace SECONDS]\n"
             "  Listens on 127.0.0.1:%d by default (GARLIC_HOST, GARLIC_API_KEY also work).\n",
@@ -65,8 +65,8 @@ static int parse_valued(serve_options *o, const char *opt, const char *val)
     if (!strcmp(opt, "--threads") || !strcmp(opt, "-t"))
         return cli_parse_uint(opt, val, 1, 1024, &u) ? -1 : (o->registry.n_threads = (int)u, 0);
     if (!strcmp(opt, "--kv-type"))
-        return model_kv_type_parse(val, &o->registry.kv_type)
-                   ? 0 : (fprintf(stderr, "garlic serve: --kv-type: '%s' (f16, f32 or q8_0)\n", val), -1);
+        return kv_type_parse(val, &o->registry.kv_type)
+                   ? 0 : (fprintf(stderr, "garlic serve: --kv-type: '%s' (f16, q8_0, fp8 or f32)\n", val), -1);
     if (!strcmp(opt, "--max-queue"))
         return cli_parse_uint(opt, val, 1, 1u << 20, &o->registry.max_queue);
     if (!strcmp(opt, "--max-body"))
@@ -86,7 +86,7 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
     o->grace = 5;
-    o->registry.kv_type = MODEL_KV_F16;
+    o->registry.kv_type = KV_TYPE_F16;
     o->server.port = SERVER_DEFAULT_PORT;
     const char *host = getenv("GARLIC_HOST"), *key = getenv("GARLIC_API_KEY");
     o->server.host = host && *host ? host : "127.0.0.1";

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 // KV element types: names, row sizes, and storing and loading one row of floats as F16, Q8_0,
-// FP8 E4M3 or F32. F16 and Q8_0 use the conversions of src/tensor (Q8_0 rows are the
-// 34-byte blocks of tensor/quants.h); FP8 E4M3 is converted here, bit by bit, with round to
+// FP8 E4M3 or F32. F16 uses the conversion of src/tensor, Q8_0 the activation conversion of
+// src/kernels (the 34-byte blocks of tensor/quants.h, rounded as the reference rounds K and
+// V); FP8 E4M3 is converted here, bit by bit, with round to
 // nearest even and saturation, because no weight type uses it yet.
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
+#include "kernels/kernels.h"
 #include "kvcache/kvcache.h"
 #include "tensor/types.h"
 
@@ -111,17 +114,31 @@ void kv_row_store(kv_type type, void *dst, const float *src, uint64_t n)
         uint8_t *b = dst;
         for (uint64_t i = 0; i < n; i++)
             b[i] = kv_fp8_from_f32(src[i]);
+    } else if (type == KV_TYPE_Q8_0) {
+        // As the reference stores K and V: the activation conversion (round half to even).
+        kernel_act_convert(TENSOR_TYPE_Q8_0, src, dst, (int64_t)n);
     } else if ((unsigned)type < KV_TYPE_COUNT) {
         tensor_type_get(storage_type(type))->quantize(src, dst, (int64_t)n);
     }
 }
 
+// Every E4M3 code decoded once, for row loads (attention reads FP8 rows through it).
+static float fp8_table[256];
+static pthread_once_t fp8_once = PTHREAD_ONCE_INIT;
+
+static void fp8_table_init(void)
+{
+    for (int c = 0; c < 256; c++)
+        fp8_table[c] = kv_fp8_to_f32((uint8_t)c);
+}
+
 void kv_row_load(kv_type type, const void *src, float *dst, uint64_t n)
 {
     if (type == KV_TYPE_FP8_E4M3) {
+        pthread_once(&fp8_once, fp8_table_init);
         const uint8_t *b = src;
         for (uint64_t i = 0; i < n; i++)
-            dst[i] = kv_fp8_to_f32(b[i]);
+            dst[i] = fp8_table[b[i]];
     } else if ((unsigned)type < KV_TYPE_COUNT) {
         tensor_type_get(storage_type(type))->dequantize(src, dst, (int64_t)n);
     }

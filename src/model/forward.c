@@ -13,17 +13,18 @@
 #include "model/model.h"
 #include "tensor/types.h"
 
-enum { MAX_GROUP = 3 }; // matrices that share one input (q, k, v)
+enum { MAX_GROUP = 3 };  // matrices that share one input (q, k, v)
+enum { OWN_BLOCK = 16 }; // block size of a state's own KV cache
 
 struct model_state {
     const model *m;
     uint32_t n_ctx, max_batch, logit_rows;
-    model_kv_type kv_type;
     thread_pool *pool;
-    uint64_t bytes;          // everything allocated below
-    size_t k_row, v_row;     // bytes of one position's K (V) for all KV heads of one layer
-    uint8_t *k_cache;        // (n_layer, n_ctx, n_head_kv * head_dim_k) in kv_type
-    uint8_t *v_cache;        // (n_layer, n_ctx, n_head_kv * head_dim_v) in kv_type
+    uint64_t bytes;          // everything allocated below (own KV cache included)
+    kv_cache *own_kv;        // the own sequence's cache (model_forward), or NULL
+    kv_seq own_seq;
+    // Scratch, one block of memory carved as listed in scratch_layout.
+    void *scratch;
     float *x;                // (max_batch, dim) the residual stream
     float *xb;               // (max_batch, max(dim, n_head * head_dim_v)) normed input / attention out
     float *q;                // (max_batch, n_head * head_dim_k)
@@ -36,24 +37,17 @@ struct model_state {
     float *kv_row;           // (n_threads, max head dim) a dequantized cache row per thread
     uint8_t *act[MAX_GROUP]; // (max_batch, act row bytes) converted activations
     size_t act_stride;       // bytes of the widest activation row (act[] holds max_batch)
-    float *rope_cos, *rope_sin; // (max_batch, n_rot / 2)
+    float *rope_cos, *rope_sin; // (max_batch, n_rot / 2 + 1)
+    uint32_t *pos;           // (max_batch) positions (model_forward's batch)
+    uint32_t *seq;           // (max_batch) sequence indices, all 0 (model_forward's batch)
+    uint32_t *out;           // (max_batch) logit rows (model_forward's batch)
+    uint32_t *slot_block;    // (max_batch) where each token's K and V go
+    uint32_t *slot_offset;   // (max_batch)
     float rope_mscale;       // YaRN magnitude correction (1 otherwise)
+    // The batch being computed (set for the duration of model_forward_batch).
+    const model_batch *batch;
+    kv_cache *kv;
 };
-
-bool model_kv_type_parse(const char *name, model_kv_type *out)
-{
-    static const char *const names[MODEL_KV_COUNT] = {"f32", "f16", "q8_0"};
-    for (int i = 0; i < MODEL_KV_COUNT; i++)
-        if (strcmp(name, names[i]) == 0)
-            return *out = (model_kv_type)i, true;
-    return false;
-}
-
-static uint32_t kv_tensor_type(model_kv_type t)
-{
-    return t == MODEL_KV_F32 ? TENSOR_TYPE_F32 : t == MODEL_KV_F16 ? TENSOR_TYPE_F16
-                                                                    : TENSOR_TYPE_Q8_0;
-}
 
 static size_t row_bytes(uint32_t type, uint64_t n)
 {
@@ -62,93 +56,157 @@ static size_t row_bytes(uint32_t type, uint64_t n)
     return (size_t)b;
 }
 
-// Allocates count * size bytes (NULL on overflow or failure) and adds them to s->bytes.
-static void *state_alloc(model_state *s, size_t count, size_t size)
-{
-    void *p = garlic_calloc(count, size);
-    if (p)
-        s->bytes += (uint64_t)count * size;
-    return p;
-}
-
 // Bytes of the widest converted activation row any matrix of m needs. F32 activations (4
 // bytes a value) are the largest format; the 8-bit block formats take at most 1.2 bytes.
-static size_t max_act_row(const model *m)
+static size_t max_act_row(const model_hparams *hp)
 {
-    const model_hparams *hp = &m->hp;
     uint64_t widest = hp->dim > hp->ffn ? hp->dim : hp->ffn;
     uint64_t o_dim = (uint64_t)hp->n_head * hp->head_dim_v;
     widest = o_dim > widest ? o_dim : widest;
     return ((size_t)widest * sizeof(float) + 63) / 64 * 64;
 }
 
-static int check_state_args(const model *m, const model_state_config *cfg, garlic_error *err)
+enum { N_SCRATCH = 20 };
+
+// The scratch buffers of a state: where each pointer goes and how many bytes it takes
+// (every buffer rounded up to 64 bytes). model_state_new carves them from one allocation and
+// model_scratch_bytes adds them up, so the planner counts exactly what is allocated.
+static int scratch_layout(const model_hparams *hp, const model_state_config *cfg, model_state *s,
+                          void **slots[N_SCRATCH], uint64_t sizes[N_SCRATCH])
+{
+    uint64_t B = cfg->max_batch, nt = (uint64_t)(cfg->n_threads > 0 ? cfg->n_threads : 1);
+    uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim_k, o_dim = (uint64_t)hp->n_head * hp->head_dim_v;
+    uint64_t k_dim = (uint64_t)hp->n_head_kv * hp->head_dim_k, v_dim = (uint64_t)hp->n_head_kv * hp->head_dim_v;
+    uint64_t hd_max = hp->head_dim_k > hp->head_dim_v ? hp->head_dim_k : hp->head_dim_v;
+    uint64_t f = sizeof(float), act = max_act_row(hp), half = hp->n_rot / 2 + 1;
+    struct { void **slot; uint64_t n; } t[N_SCRATCH] = {
+        {(void **)&s->x, B * hp->dim * f},
+        {(void **)&s->xb, B * (o_dim > hp->dim ? o_dim : hp->dim) * f},
+        {(void **)&s->q, B * q_dim * f},
+        {(void **)&s->k, B * k_dim * f},
+        {(void **)&s->v, B * v_dim * f},
+        // hb also receives the attention output projection (dim wide).
+        {(void **)&s->hb, B * (hp->ffn > hp->dim ? hp->ffn : hp->dim) * f},
+        {(void **)&s->hb2, B * hp->ffn * f},
+        {(void **)&s->logits, (uint64_t)cfg->logit_rows * hp->n_vocab * f},
+        {(void **)&s->att, nt * cfg->n_ctx * f},
+        {(void **)&s->kv_row, nt * hd_max * f},
+        {(void **)&s->act[0], B * act},
+        {(void **)&s->act[1], B * act},
+        {(void **)&s->act[2], B * act},
+        {(void **)&s->rope_cos, B * half * f},
+        {(void **)&s->rope_sin, B * half * f},
+        {(void **)&s->pos, B * sizeof(uint32_t)},
+        {(void **)&s->seq, B * sizeof(uint32_t)},
+        {(void **)&s->out, B * sizeof(uint32_t)},
+        {(void **)&s->slot_block, B * sizeof(uint32_t)},
+        {(void **)&s->slot_offset, B * sizeof(uint32_t)},
+    };
+    // Every factor is below 2^32 and at most three are multiplied with small constants, so
+    // the products fit; the sum is checked against a ceiling.
+    for (int i = 0; i < N_SCRATCH; i++) {
+        slots[i] = t[i].slot;
+        sizes[i] = (t[i].n + 63) / 64 * 64;
+        if (sizes[i] > (UINT64_C(1) << 46))
+            return GARLIC_EINVAL;
+    }
+    return GARLIC_OK;
+}
+
+static int check_state_args(const model_hparams *hp, const model_state_config *cfg,
+                            garlic_error *err)
 {
     if (cfg->n_ctx == 0 || cfg->n_ctx > (1u << 24) || cfg->max_batch == 0 ||
-        cfg->max_batch > 65536 || cfg->logit_rows == 0 || cfg->logit_rows > cfg->max_batch)
+        cfg->max_batch > 65536 || cfg->logit_rows == 0 || cfg->logit_rows > cfg->max_batch ||
+        cfg->n_threads > 1024)
         return garlic_error_set(err, GARLIC_EINVAL, "context %u, batch %u and logit rows %u must "
                                 "be positive (context at most 16M, batch at most 65536, logit "
-                                "rows at most the batch)", cfg->n_ctx, cfg->max_batch,
-                                cfg->logit_rows);
-    if ((unsigned)cfg->kv_type >= MODEL_KV_COUNT)
+                                "rows at most the batch, at most 1024 threads)", cfg->n_ctx,
+                                cfg->max_batch, cfg->logit_rows);
+    if (!cfg->no_own_kv && (unsigned)cfg->kv_type >= KV_TYPE_COUNT)
         return garlic_error_set(err, GARLIC_EINVAL, "unknown KV cache type");
-    if (cfg->kv_type == MODEL_KV_Q8_0 && (m->hp.head_dim_k % 32 || m->hp.head_dim_v % 32))
+    if (!cfg->no_own_kv && cfg->kv_type == KV_TYPE_Q8_0 &&
+        (hp->head_dim_k % 32 || hp->head_dim_v % 32))
         return garlic_error_set(err, GARLIC_EUNSUPPORTED, "KV cache type q8_0 needs head "
                                 "dimensions that are multiples of 32 (this model has %u/%u)",
-                                m->hp.head_dim_k, m->hp.head_dim_v);
+                                hp->head_dim_k, hp->head_dim_v);
     return GARLIC_OK;
+}
+
+int model_scratch_bytes(const model_hparams *hp, const model_state_config *cfg, uint64_t *bytes,
+                        garlic_error *err)
+{
+    model_state_config c = *cfg;
+    c.no_own_kv = true; // the KV type does not matter here
+    int rc = check_state_args(hp, &c, err);
+    if (rc)
+        return rc;
+    model_state dummy;
+    void **slots[N_SCRATCH];
+    uint64_t sizes[N_SCRATCH], total = 0;
+    if (scratch_layout(hp, cfg, &dummy, slots, sizes))
+        return garlic_error_set(err, GARLIC_EINVAL, "run state of batch %u and context %u is too "
+                                "large", cfg->max_batch, cfg->n_ctx);
+    for (int i = 0; i < N_SCRATCH; i++)
+        total += sizes[i];
+    *bytes = total;
+    return GARLIC_OK;
+}
+
+kv_cache_config model_kv_config(const model *m, kv_type type, uint32_t block_tokens,
+                                uint32_t n_blocks)
+{
+    return (kv_cache_config){.n_layer = m->hp.n_layer, .n_head_kv = m->hp.n_head_kv,
+                             .head_dim_k = m->hp.head_dim_k, .head_dim_v = m->hp.head_dim_v,
+                             .block_tokens = block_tokens, .type = type, .n_blocks = n_blocks};
+}
+
+// The own KV cache: a block per OWN_BLOCK positions of the context, plus one so that
+// rewinding into a published block can always get its private copy.
+static int own_kv_new(model_state *s, const model_state_config *cfg, garlic_error *err)
+{
+    uint32_t blocks = (cfg->n_ctx + OWN_BLOCK - 1) / OWN_BLOCK + 1;
+    kv_cache_config kc = model_kv_config(s->m, cfg->kv_type, OWN_BLOCK, blocks);
+    s->own_kv = kv_cache_new(&kc, err);
+    if (!s->own_kv)
+        return err ? err->code : GARLIC_ENOMEM;
+    s->bytes += kv_cache_bytes(s->own_kv);
+    kv_seq_init(&s->own_seq);
+    return kv_seq_reserve(s->own_kv, &s->own_seq, cfg->n_ctx, err);
 }
 
 model_state *model_state_new(const model *m, const model_state_config *cfg, garlic_error *err)
 {
-    if (check_state_args(m, cfg, err))
+    uint64_t total;
+    if (model_scratch_bytes(&m->hp, cfg, &total, err) || check_state_args(&m->hp, cfg, err))
         return NULL;
     model_state *s = garlic_calloc(1, sizeof *s);
     if (!s) {
         garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
         return NULL;
     }
-    const model_hparams *hp = &m->hp;
-    uint32_t n_ctx = cfg->n_ctx, max_batch = cfg->max_batch;
-    model_kv_type kv_type = cfg->kv_type;
-    *s = (model_state){.m = m, .n_ctx = n_ctx, .max_batch = max_batch,
-                       .logit_rows = cfg->logit_rows, .kv_type = kv_type};
+    *s = (model_state){.m = m, .n_ctx = cfg->n_ctx, .max_batch = cfg->max_batch,
+                       .logit_rows = cfg->logit_rows, .act_stride = max_act_row(&m->hp)};
     s->pool = thread_pool_new(cfg->n_threads, err);
     if (!s->pool) {
         garlic_free(s);
         return NULL;
     }
-    size_t B = max_batch, nt = (size_t)cfg->n_threads;
-    size_t q_dim = (size_t)hp->n_head * hp->head_dim_k, o_dim = (size_t)hp->n_head * hp->head_dim_v;
-    size_t k_dim = (size_t)hp->n_head_kv * hp->head_dim_k, v_dim = (size_t)hp->n_head_kv * hp->head_dim_v;
-    size_t hd_max = hp->head_dim_k > hp->head_dim_v ? hp->head_dim_k : hp->head_dim_v;
-    s->k_row = row_bytes(kv_tensor_type(kv_type), k_dim);
-    s->v_row = row_bytes(kv_tensor_type(kv_type), v_dim);
-    s->act_stride = max_act_row(m);
-    size_t cache_rows = (size_t)hp->n_layer * n_ctx;
-    s->k_cache = state_alloc(s, cache_rows, s->k_row);
-    s->v_cache = state_alloc(s, cache_rows, s->v_row);
-    s->x = state_alloc(s, B * hp->dim, sizeof(float));
-    s->xb = state_alloc(s, B * (o_dim > hp->dim ? o_dim : hp->dim), sizeof(float));
-    s->q = state_alloc(s, B * q_dim, sizeof(float));
-    s->k = state_alloc(s, B * k_dim, sizeof(float));
-    s->v = state_alloc(s, B * v_dim, sizeof(float));
-    // hb also receives the attention output projection (dim wide).
-    s->hb = state_alloc(s, B * (hp->ffn > hp->dim ? hp->ffn : hp->dim), sizeof(float));
-    s->hb2 = state_alloc(s, B * hp->ffn, sizeof(float));
-    s->logits = state_alloc(s, (size_t)cfg->logit_rows * hp->n_vocab, sizeof(float));
-    s->att = state_alloc(s, nt * n_ctx, sizeof(float));
-    s->kv_row = state_alloc(s, nt * hd_max, sizeof(float));
-    for (int i = 0; i < MAX_GROUP; i++)
-        s->act[i] = state_alloc(s, B, s->act_stride);
-    s->rope_cos = state_alloc(s, B * (hp->n_rot / 2 + 1), sizeof(float));
-    s->rope_sin = state_alloc(s, B * (hp->n_rot / 2 + 1), sizeof(float));
-    bool ok = s->k_cache && s->v_cache && s->x && s->xb && s->q && s->k && s->v && s->hb &&
-              s->hb2 && s->logits && s->att && s->kv_row && s->act[0] && s->act[1] &&
-              s->act[2] && s->rope_cos && s->rope_sin;
-    if (!ok) {
-        garlic_error_set(err, GARLIC_ENOMEM, "run state: out of memory (%u positions, batch %u)",
-                         n_ctx, max_batch);
+    void **slots[N_SCRATCH];
+    uint64_t sizes[N_SCRATCH];
+    scratch_layout(&m->hp, cfg, s, slots, sizes);
+    s->scratch = total <= SIZE_MAX ? garlic_calloc(1, (size_t)total) : NULL;
+    if (!s->scratch) {
+        garlic_error_set(err, GARLIC_ENOMEM, "run state: out of memory (%s for %u positions, "
+                         "batch %u)", "scratch", cfg->n_ctx, cfg->max_batch);
+        model_state_free(s);
+        return NULL;
+    }
+    s->bytes = total;
+    uint8_t *p = s->scratch;
+    for (int i = 0; i < N_SCRATCH; i++, p += sizes[i - 1])
+        *slots[i] = p;
+    if (!cfg->no_own_kv && own_kv_new(s, cfg, err)) {
         model_state_free(s);
         return NULL;
     }
@@ -160,11 +218,10 @@ void model_state_free(model_state *s)
     if (!s)
         return;
     thread_pool_free(s->pool);
-    void *bufs[] = {s->k_cache, s->v_cache, s->x, s->xb, s->q, s->k, s->v, s->hb, s->hb2,
-                    s->logits, s->att, s->kv_row, s->act[0], s->act[1], s->act[2],
-                    s->rope_cos, s->rope_sin};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        garlic_free(bufs[i]);
+    if (s->own_kv)
+        kv_seq_deinit(s->own_kv, &s->own_seq);
+    kv_cache_free(s->own_kv);
+    garlic_free(s->scratch);
     garlic_free(s);
 }
 
@@ -181,6 +238,11 @@ uint32_t model_state_n_ctx(const model_state *s)
 uint32_t model_state_max_batch(const model_state *s)
 {
     return s->max_batch;
+}
+
+uint32_t model_state_logit_rows(const model_state *s)
+{
+    return s->logit_rows;
 }
 
 const model *model_state_model(const model_state *s)
@@ -281,7 +343,7 @@ static void rmsnorm(float *out, const float *x, const float *weight, uint64_t n,
 
 // Fills the cos/sin table of each batch position: angle_i = pos * base^(-2i / n_rot),
 // divided by rope_freqs[i] when the model has them, then scaled (linear) or blended (YaRN).
-static void rope_table(model_state *s, uint32_t pos0, uint32_t n_tok)
+static void rope_table(model_state *s, const uint32_t *pos_of, uint32_t n_tok)
 {
     const model_hparams *hp = &s->m->hp;
     uint32_t half = hp->n_rot / 2;
@@ -300,7 +362,7 @@ static void rope_table(model_state *s, uint32_t pos0, uint32_t n_tok)
         s->rope_mscale = (float)(hp->rope_attn_factor * (1.0 + 0.1 * log(1.0 / freq_scale)));
     }
     for (uint32_t b = 0; b < n_tok; b++) {
-        double pos = (double)(pos0 + b);
+        double pos = (double)pos_of[b];
         for (uint32_t i = 0; i < half; i++) {
             double extrap = pos * pow(hp->rope_base, -2.0 * i / hp->n_rot);
             if (s->m->rope_freqs)
@@ -333,78 +395,81 @@ static void rope_apply(float *x, uint32_t n_heads, uint32_t head_dim, uint32_t n
     }
 }
 
-// Stores n values of one token's K or V into a cache row of the state's KV type.
-static void cache_store(const model_state *s, uint8_t *dst, const float *src, uint64_t n)
-{
-    if (s->kv_type == MODEL_KV_Q8_0) // as the reference quantizes K/V: like its activations
-        kernel_act_convert(TENSOR_TYPE_Q8_0, src, dst, (int64_t)n);
-    else
-        tensor_type_get(kv_tensor_type(s->kv_type))->quantize(src, dst, (int64_t)n);
-}
-
 typedef struct attention_job {
     model_state *s;
-    uint32_t layer, pos0, n_tok;
+    uint32_t layer, n_tok;
 } attention_job;
 
-// Offset in bytes of head h inside a cache row of the state's KV type.
-static size_t head_offset(const model_state *s, uint32_t h, uint32_t head_dim)
+// Offset in bytes of head h inside a cache row of type.
+static size_t head_offset(kv_type type, uint32_t h, uint32_t head_dim)
 {
-    return row_bytes(kv_tensor_type(s->kv_type), (uint64_t)h * head_dim);
+    uint64_t bytes = 0;
+    kv_row_size(type, (uint64_t)h * head_dim, &bytes);
+    return (size_t)bytes;
 }
 
-// Scores of query q against the cached keys of positions 0..n_pos-1 of one KV head.
-static void attention_scores(model_state *s, const attention_job *job, const float *q,
+// Scores of query q against the cached keys of positions 0..n_pos-1 of one KV head of
+// sequence seq, block by block.
+static void attention_scores(model_state *s, const kv_seq *seq, uint32_t layer, const float *q,
                              uint32_t kv_head, uint32_t n_pos, float *scores, float *row)
 {
-    const model_hparams *hp = &s->m->hp;
-    uint32_t hd = hp->head_dim_k;
-    const uint8_t *base = s->k_cache + (size_t)job->layer * s->n_ctx * s->k_row +
-                          head_offset(s, kv_head, hd);
+    const kv_cache_config *kc = kv_cache_get_config(s->kv);
+    uint32_t hd = kc->head_dim_k, bt = kc->block_tokens;
+    size_t stride = kv_cache_k_row_bytes(s->kv), off = head_offset(kc->type, kv_head, hd);
     float scale = 1.0f / sqrtf((float)hd);
-    for (uint32_t t = 0; t < n_pos; t++) {
-        const uint8_t *k = base + (size_t)t * s->k_row;
-        float dot;
-        if (s->kv_type == MODEL_KV_F32) {
-            dot = kernel_dot_f32(q, (const float *)k, hd);
-        } else if (s->kv_type == MODEL_KV_F16) {
-            dot = kernel_dot_f32_f16(q, (const uint16_t *)k, hd);
-        } else {
-            tensor_type_get(TENSOR_TYPE_Q8_0)->dequantize(k, row, hd);
-            dot = kernel_dot_f32(q, row, hd);
+    for (uint32_t t0 = 0; t0 < n_pos; t0 += bt) {
+        const uint8_t *base = kv_cache_k_row(s->kv, layer, seq->blocks[t0 / bt], 0) + off;
+        uint32_t n = n_pos - t0 < bt ? n_pos - t0 : bt;
+        for (uint32_t i = 0; i < n; i++) {
+            const uint8_t *k = base + (size_t)i * stride;
+            float dot;
+            if (kc->type == KV_TYPE_F16) {
+                dot = kernel_dot_f32_f16(q, (const uint16_t *)k, hd);
+            } else if (kc->type == KV_TYPE_F32) {
+                dot = kernel_dot_f32(q, (const float *)k, hd);
+            } else {
+                kv_row_load(kc->type, k, row, hd);
+                dot = kernel_dot_f32(q, row, hd);
+            }
+            scores[t0 + i] = dot * scale;
         }
-        scores[t] = dot * scale;
     }
 }
 
-// out = sum_t p[t] * V[t] over the cached values of one KV head.
-static void attention_values(model_state *s, const attention_job *job, const float *p,
+// out = sum_t p[t] * V[t] over the cached values of one KV head of sequence seq.
+static void attention_values(model_state *s, const kv_seq *seq, uint32_t layer, const float *p,
                              uint32_t kv_head, uint32_t n_pos, float *out, float *row)
 {
-    uint32_t hd = s->m->hp.head_dim_v;
-    const uint8_t *base = s->v_cache + (size_t)job->layer * s->n_ctx * s->v_row +
-                          head_offset(s, kv_head, hd);
+    const kv_cache_config *kc = kv_cache_get_config(s->kv);
+    uint32_t hd = kc->head_dim_v, bt = kc->block_tokens;
+    size_t stride = kv_cache_v_row_bytes(s->kv), off = head_offset(kc->type, kv_head, hd);
     memset(out, 0, hd * sizeof(float));
-    for (uint32_t t = 0; t < n_pos; t++) {
-        const uint8_t *v = base + (size_t)t * s->v_row;
-        if (s->kv_type == MODEL_KV_F32) {
-            kernel_axpy_f32(out, p[t], (const float *)v, hd);
-        } else if (s->kv_type == MODEL_KV_F16) {
-            kernel_axpy_f16(out, p[t], (const uint16_t *)v, hd);
-        } else {
-            tensor_type_get(TENSOR_TYPE_Q8_0)->dequantize(v, row, hd);
-            kernel_axpy_f32(out, p[t], row, hd);
+    for (uint32_t t0 = 0; t0 < n_pos; t0 += bt) {
+        const uint8_t *base = kv_cache_v_row(s->kv, layer, seq->blocks[t0 / bt], 0) + off;
+        uint32_t n = n_pos - t0 < bt ? n_pos - t0 : bt;
+        for (uint32_t i = 0; i < n; i++) {
+            const uint8_t *v = base + (size_t)i * stride;
+            float w = p[t0 + i];
+            if (kc->type == KV_TYPE_F16) {
+                kernel_axpy_f16(out, w, (const uint16_t *)v, hd);
+            } else if (kc->type == KV_TYPE_F32) {
+                kernel_axpy_f32(out, w, (const float *)v, hd);
+            } else {
+                kv_row_load(kc->type, v, row, hd);
+                kernel_axpy_f32(out, w, row, hd);
+            }
         }
     }
 }
 
 // Causal attention for every (token, head) pair, split across threads: softmax of the
-// scaled scores over positions 0..pos (max subtracted, sum in double), then the weighted
-// sum of the values, written to xb.
+// scaled scores over positions 0..pos of the token's sequence (max subtracted, sum in
+// double), then the weighted sum of the values, written to xb.
 static void attention_worker(void *ctx, int ith, int nth)
 {
     attention_job *job = ctx;
     model_state *s = job->s;
+    const model_batch *batch = s->batch;
     const model_hparams *hp = &s->m->hp;
     float *scores = s->att + (size_t)ith * s->n_ctx;
     uint32_t hd_max = hp->head_dim_k > hp->head_dim_v ? hp->head_dim_k : hp->head_dim_v;
@@ -412,9 +477,10 @@ static void attention_worker(void *ctx, int ith, int nth)
     uint32_t group = hp->n_head / hp->n_head_kv;
     size_t q_dim = (size_t)hp->n_head * hp->head_dim_k, o_dim = (size_t)hp->n_head * hp->head_dim_v;
     for (uint32_t idx = (uint32_t)ith; idx < job->n_tok * hp->n_head; idx += (uint32_t)nth) {
-        uint32_t b = idx / hp->n_head, h = idx % hp->n_head, n_pos = job->pos0 + b + 1;
+        uint32_t b = idx / hp->n_head, h = idx % hp->n_head, n_pos = batch->pos[b] + 1;
+        const kv_seq *seq = batch->seqs[batch->seq[b]];
         const float *q = s->q + b * q_dim + (size_t)h * hp->head_dim_k;
-        attention_scores(s, job, q, h / group, n_pos, scores, row);
+        attention_scores(s, seq, job->layer, q, h / group, n_pos, scores, row);
         float max = scores[0];
         for (uint32_t t = 1; t < n_pos; t++)
             max = scores[t] > max ? scores[t] : max;
@@ -426,7 +492,8 @@ static void attention_worker(void *ctx, int ith, int nth)
         float inv = (float)(1.0 / sum);
         for (uint32_t t = 0; t < n_pos; t++)
             scores[t] *= inv;
-        attention_values(s, job, scores, h / group, n_pos, s->xb + b * o_dim + (size_t)h * hp->head_dim_v, row);
+        attention_values(s, seq, job->layer, scores, h / group, n_pos,
+                         s->xb + b * o_dim + (size_t)h * hp->head_dim_v, row);
     }
 }
 
@@ -438,7 +505,7 @@ static void head_norm(float *x, uint32_t n_heads, uint32_t head_dim, const model
 }
 
 // The attention half of layer l: x += wo * attention(rope(q), rope(k), v).
-static void attention_block(model_state *s, uint32_t l, uint32_t pos0, uint32_t n_tok)
+static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
 {
     const model *m = s->m;
     const model_hparams *hp = &m->hp;
@@ -463,11 +530,9 @@ static void attention_block(model_state *s, uint32_t l, uint32_t pos0, uint32_t 
         const float *c = s->rope_cos + b * half, *sn = s->rope_sin + b * half;
         rope_apply(q, hp->n_head, hp->head_dim_k, hp->n_rot, m->arch->rope_neox, c, sn);
         rope_apply(k, hp->n_head_kv, hp->head_dim_k, hp->n_rot, m->arch->rope_neox, c, sn);
-        size_t row = (size_t)l * s->n_ctx + pos0 + b;
-        cache_store(s, s->k_cache + row * s->k_row, k, k_dim);
-        cache_store(s, s->v_cache + row * s->v_row, s->v + b * v_dim, v_dim);
+        kv_cache_store(s->kv, l, s->slot_block[b], s->slot_offset[b], k, s->v + b * v_dim);
     }
-    attention_job job = {.s = s, .layer = l, .pos0 = pos0, .n_tok = n_tok};
+    attention_job job = {.s = s, .layer = l, .n_tok = n_tok};
     thread_pool_run(s->pool, attention_worker, &job);
     // The attention output is in xb; the projection lands in hb (wide enough), then the residual.
     matmul_one(s, &L->wo, s->xb, o_dim, n_tok, s->hb, hp->dim);
@@ -511,9 +576,78 @@ static void ffn_block(model_state *s, uint32_t l, uint32_t n_tok)
         s->x[i] += s->xb[i];
 }
 
-static int check_forward_args(const model_state *s, const int32_t *tokens, uint32_t n,
-                              uint32_t pos0, bool all_logits, garlic_error *err)
+// Validates a batch against the state and the pool, and finds each token's KV slot.
+static int check_batch(model_state *s, kv_cache *kv, const model_batch *b, garlic_error *err)
 {
+    const model_hparams *hp = &s->m->hp;
+    const kv_cache_config *kc = kv_cache_get_config(kv);
+    if (kc->n_layer != hp->n_layer || kc->n_head_kv != hp->n_head_kv ||
+        kc->head_dim_k != hp->head_dim_k || kc->head_dim_v != hp->head_dim_v)
+        return garlic_error_set(err, GARLIC_EINVAL, "the KV pool's shape (%u layers, %u KV "
+                                "heads, head dims %u/%u) is not the model's", kc->n_layer,
+                                kc->n_head_kv, kc->head_dim_k, kc->head_dim_v);
+    if (b->n_tokens == 0 || b->n_tokens > s->max_batch)
+        return garlic_error_set(err, GARLIC_EINVAL, "batch of %u tokens (1 to %u allowed)",
+                                b->n_tokens, s->max_batch);
+    if (b->n_out > s->logit_rows)
+        return garlic_error_set(err, GARLIC_EINVAL, "%u rows of logits asked, the state holds %u",
+                                b->n_out, s->logit_rows);
+    for (uint32_t i = 0; i < b->n_out; i++)
+        if (b->out[i] >= b->n_tokens)
+            return garlic_error_set(err, GARLIC_EINVAL, "logit row %u names token %u of a batch "
+                                    "of %u", i, b->out[i], b->n_tokens);
+    for (uint32_t i = 0; i < b->n_tokens; i++) {
+        if (b->tokens[i] < 0 || (uint32_t)b->tokens[i] >= hp->n_vocab)
+            return garlic_error_set(err, GARLIC_EINVAL, "token id %d is outside the vocabulary "
+                                    "(0..%u)", b->tokens[i], hp->n_vocab - 1);
+        if (b->seq[i] >= b->n_seqs)
+            return garlic_error_set(err, GARLIC_EINVAL, "token %u names sequence %u of %u", i,
+                                    b->seq[i], b->n_seqs);
+        const kv_seq *q = b->seqs[b->seq[i]];
+        if (b->pos[i] >= s->n_ctx ||
+            !kv_seq_locate(kv, q, b->pos[i], &s->slot_block[i], &s->slot_offset[i]))
+            return garlic_error_set(err, GARLIC_EINVAL, "position %u of token %u is beyond its "
+                                    "sequence (%u positions reserved, context %u)", b->pos[i], i,
+                                    q->n_tokens, s->n_ctx);
+    }
+    return GARLIC_OK;
+}
+
+int model_forward_batch(model_state *s, kv_cache *kv, const model_batch *b, const float **logits,
+                        garlic_error *err)
+{
+    int rc = check_batch(s, kv, b, err);
+    if (rc)
+        return rc;
+    const model *m = s->m;
+    const model_hparams *hp = &m->hp;
+    uint32_t n = b->n_tokens;
+    s->batch = b, s->kv = kv;
+    const tensor_type_traits *embd = tensor_type_get(m->token_embd.type);
+    size_t embd_row = row_bytes(m->token_embd.type, hp->dim);
+    for (uint32_t i = 0; i < n; i++)
+        embd->dequantize((const uint8_t *)m->token_embd.data + (size_t)b->tokens[i] * embd_row,
+                         s->x + i * hp->dim, hp->dim);
+    rope_table(s, b->pos, n);
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        attention_block(s, l, n);
+        ffn_block(s, l, n);
+    }
+    for (uint32_t i = 0; i < b->n_out; i++)
+        rmsnorm(s->xb + i * hp->dim, s->x + b->out[i] * hp->dim, m->output_norm.data, hp->dim,
+                hp->rms_eps);
+    if (b->n_out)
+        matmul_one(s, &m->output, s->xb, hp->dim, b->n_out, s->logits, hp->n_vocab);
+    s->batch = NULL, s->kv = NULL;
+    *logits = s->logits;
+    return GARLIC_OK;
+}
+
+int model_forward(model_state *s, const int32_t *tokens, uint32_t n, uint32_t pos0,
+                  bool all_logits, const float **logits, garlic_error *err)
+{
+    if (!s->own_kv)
+        return garlic_error_set(err, GARLIC_EINVAL, "this run state has no KV cache of its own");
     if (n == 0 || n > s->max_batch)
         return garlic_error_set(err, GARLIC_EINVAL, "batch of %u tokens (1 to %u allowed)", n,
                                 s->max_batch);
@@ -523,36 +657,30 @@ static int check_forward_args(const model_state *s, const int32_t *tokens, uint3
     if (pos0 > s->n_ctx || n > s->n_ctx - pos0)
         return garlic_error_set(err, GARLIC_EINVAL, "positions %u..%u exceed the context of %u",
                                 pos0, pos0 + n - 1, s->n_ctx);
-    for (uint32_t b = 0; b < n; b++)
-        if (tokens[b] < 0 || (uint32_t)tokens[b] >= s->m->hp.n_vocab)
+    if (pos0 > s->own_seq.n_tokens)
+        return garlic_error_set(err, GARLIC_EINVAL, "position %u leaves a gap after the %u "
+                                "positions in the cache", pos0, s->own_seq.n_tokens);
+    for (uint32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= s->m->hp.n_vocab)
             return garlic_error_set(err, GARLIC_EINVAL, "token id %d is outside the vocabulary "
-                                    "(0..%u)", tokens[b], s->m->hp.n_vocab - 1);
-    return GARLIC_OK;
-}
-
-int model_forward(model_state *s, const int32_t *tokens, uint32_t n, uint32_t pos0,
-                  bool all_logits, const float **logits, garlic_error *err)
-{
-    int rc = check_forward_args(s, tokens, n, pos0, all_logits, err);
+                                    "(0..%u)", tokens[i], s->m->hp.n_vocab - 1);
+    int rc = kv_seq_truncate(s->own_kv, &s->own_seq, pos0, err);
+    if (rc == GARLIC_OK)
+        rc = kv_seq_append(s->own_kv, &s->own_seq, tokens, n, err);
     if (rc)
         return rc;
-    const model *m = s->m;
-    const model_hparams *hp = &m->hp;
-    const tensor_type_traits *embd = tensor_type_get(m->token_embd.type);
-    size_t embd_row = row_bytes(m->token_embd.type, hp->dim);
-    for (uint32_t b = 0; b < n; b++)
-        embd->dequantize((const uint8_t *)m->token_embd.data + (size_t)tokens[b] * embd_row,
-                         s->x + b * hp->dim, hp->dim);
-    rope_table(s, pos0, n);
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
-        attention_block(s, l, pos0, n);
-        ffn_block(s, l, n);
-    }
-    uint32_t first = all_logits ? 0 : n - 1, n_out = n - first;
-    for (uint32_t b = 0; b < n_out; b++)
-        rmsnorm(s->xb + b * hp->dim, s->x + (first + b) * hp->dim, m->output_norm.data, hp->dim,
-                hp->rms_eps);
-    matmul_one(s, &m->output, s->xb, hp->dim, n_out, s->logits, hp->n_vocab);
-    *logits = s->logits;
-    return GARLIC_OK;
+    uint32_t n_out = all_logits ? n : 1;
+    for (uint32_t i = 0; i < n; i++)
+        s->pos[i] = pos0 + i, s->seq[i] = 0;
+    for (uint32_t i = 0; i < n_out; i++)
+        s->out[i] = n - n_out + i;
+    const kv_seq *seqs[1] = {&s->own_seq};
+    model_batch b = {.n_tokens = n, .tokens = tokens, .pos = s->pos, .seq = s->seq,
+                     .seqs = seqs, .n_seqs = 1, .out = s->out, .n_out = n_out};
+    rc = model_forward_batch(s, s->own_kv, &b, logits, err);
+    if (rc == GARLIC_OK)
+        rc = kv_seq_commit(s->own_kv, &s->own_seq, s->own_seq.n_tokens, err);
+    else
+        kv_seq_truncate(s->own_kv, &s->own_seq, pos0, NULL);
+    return rc;
 }

@@ -13,6 +13,7 @@
 #include "base/error.h"
 #include "base/threadpool.h"
 #include "gguf/gguf.h"
+#include "kvcache/kvcache.h"
 
 // What differs between Llama-family architectures. One row per architecture in arch.c.
 typedef struct model_arch {
@@ -84,45 +85,70 @@ typedef struct model {
 model *model_load(const char *path, garlic_error *err);
 void model_free(model *m);
 
-// KV cache element types.
-typedef enum model_kv_type {
-    MODEL_KV_F32,
-    MODEL_KV_F16,
-    MODEL_KV_Q8_0,
-    MODEL_KV_COUNT
-} model_kv_type;
-
-// Parses "f32", "f16" or "q8_0"; false otherwise.
-bool model_kv_type_parse(const char *name, model_kv_type *out);
-
 typedef struct model_state model_state;
 
 typedef struct model_state_config {
-    uint32_t n_ctx;        // positions the KV cache holds
+    uint32_t n_ctx;        // longest sequence (positions) attention may read
     uint32_t max_batch;    // tokens one forward call may take
-    uint32_t logit_rows;   // logits rows one call may return: 1, or up to max_batch for
-                           // all_logits calls (each row is n_vocab floats)
-    model_kv_type kv_type;
+    uint32_t logit_rows;   // logits rows one call may return: 1, or up to max_batch (each
+                           // row is n_vocab floats)
+    kv_type kv_type;       // element type of the state's own KV cache (model_forward)
+    bool no_own_kv;        // no own KV cache: only model_forward_batch with a caller's pool
     int n_threads;         // compute pool size (the caller included)
 } model_state_config;
 
-// The run state of one sequence: a KV cache, scratch for cfg->max_batch tokens and a compute
-// pool, all allocated here. Fails with a message for impossible sizes or out of memory.
+// Bytes model_state_new allocates for cfg besides any KV cache: scratch for cfg->max_batch
+// tokens, cfg->logit_rows rows of logits, attention rows of cfg->n_ctx positions per thread.
+// GARLIC_EINVAL on impossible sizes (overflow).
+int model_scratch_bytes(const model_hparams *hp, const model_state_config *cfg, uint64_t *bytes,
+                        garlic_error *err);
+
+// The KV pool configuration a model needs for n_blocks blocks of block_tokens positions.
+kv_cache_config model_kv_config(const model *m, kv_type type, uint32_t block_tokens,
+                                uint32_t n_blocks);
+
+// The run state: scratch for cfg->max_batch tokens and a compute pool, plus (unless
+// cfg->no_own_kv) a KV cache of its own for one sequence of cfg->n_ctx positions, used by
+// model_forward. Fails with a message for impossible sizes or out of memory.
 model_state *model_state_new(const model *m, const model_state_config *cfg, garlic_error *err);
 void model_state_free(model_state *s);
 
-// Bytes the state allocated (KV cache plus scratch), for reports.
+// Bytes the state allocated (own KV cache plus scratch), for reports.
 uint64_t model_state_bytes(const model_state *s);
 uint32_t model_state_n_ctx(const model_state *s);
 uint32_t model_state_max_batch(const model_state *s);
+uint32_t model_state_logit_rows(const model_state *s);
 const model *model_state_model(const model_state *s);
 
-// Runs tokens[0..n) at positions pos0.. through the model, writing their K and V into the
-// cache. Returns a pointer to the logits (valid until the next call): n_vocab floats for the
-// last token, or n x n_vocab (row per token) when all_logits. Fails (GARLIC_EINVAL) when n is
-// 0 or above max_batch, all_logits with n above logit_rows, pos0 + n exceeds n_ctx, or a
-// token id is out of range. Allocates nothing.
+// Runs tokens[0..n) at positions pos0.. of the state's own sequence, writing their K and V
+// into its cache (positions from pos0 on are replaced; pos0 may not exceed the positions
+// held). Returns a pointer to the logits (valid until the next call): n_vocab floats for
+// the last token, or n x n_vocab (row per token) when all_logits. Fails (GARLIC_EINVAL) when
+// n is 0 or above max_batch, all_logits with n above logit_rows, pos0 + n exceeds n_ctx,
+// pos0 leaves a gap, or a token id is out of range. Allocates nothing.
 int model_forward(model_state *s, const int32_t *tokens, uint32_t n, uint32_t pos0,
                   bool all_logits, const float **logits, garlic_error *err);
+
+// A batch of tokens from many sequences of one KV pool. Token i belongs to sequence
+// seqs[seq[i]] and sits at position pos[i] < that sequence's n_tokens (reserved with
+// kv_seq_append); its K and V are written there and its attention reads positions
+// 0..pos[i] of the sequence (earlier ones written by previous calls or earlier in the batch).
+typedef struct model_batch {
+    uint32_t n_tokens;
+    const int32_t *tokens;      // (n_tokens)
+    const uint32_t *pos;        // (n_tokens)
+    const uint32_t *seq;        // (n_tokens) index into seqs
+    const kv_seq *const *seqs;  // (n_seqs)
+    uint32_t n_seqs;
+    const uint32_t *out;        // (n_out) batch indices whose logits are returned, in order
+    uint32_t n_out;             // 0..logit_rows
+} model_batch;
+
+// Runs a batch through the model over the pool kv (whose configuration must be
+// model_kv_config's for this model). *logits gets n_out rows of n_vocab floats (valid until
+// the next call). GARLIC_EINVAL for a bad batch (sizes, ids, positions, pool shape), with
+// nothing written. Allocates nothing.
+int model_forward_batch(model_state *s, kv_cache *kv, const model_batch *b, const float **logits,
+                        garlic_error *err);
 
 #endif

@@ -36,7 +36,7 @@ typedef struct registry_config {
     uint32_t n_ctx;         // context per model; 0: min(trained, 4096)
     uint32_t max_queue;     // waiting requests per model beyond which submit fails; 0: 64
     int n_threads;          // compute threads per model; 0: physical cores
-    model_kv_type kv_type;
+    kv_type kv_type;
     const char *chat_template_file; // overrides every model's template when set (borrowed
                                     // for registry_new only: the text is read there)
 } registry_config;

@@ -19,7 +19,7 @@
 enum { MAX_IDS = 512 };
 
 static model_state *state_new(const model *m, uint32_t n_ctx, uint32_t batch, uint32_t logit_rows,
-                              model_kv_type kv, int threads)
+                              kv_type kv, int threads)
 {
     model_state_config cfg = {.n_ctx = n_ctx, .max_batch = batch, .logit_rows = logit_rows,
                               .kv_type = kv, .n_threads = threads};
@@ -145,7 +145,7 @@ static double check_model(const char *stem, const char *dir, const char *model_p
     model *m = model_load(model_path, &err);
     if (!m)
         fail_msg("%s", err.message);
-    model_state *s = state_new(m, 512, 512, 512, MODEL_KV_F32, 2);
+    model_state *s = state_new(m, 512, 512, 512, KV_TYPE_F32, 2);
     assert_non_null(s);
     double worst = 0;
     const char *prompts[3] = {"P1", "P2", "P3"};
@@ -234,7 +234,7 @@ static void test_stories_golden(void **state)
     garlic_error err;
     model *m = model_load(test_shared_path("models/stories260K.gguf"), &err);
     assert_non_null(m);
-    model_state *s = state_new(m, 512, 1, 1, MODEL_KV_F32, 2);
+    model_state *s = state_new(m, 512, 1, 1, KV_TYPE_F32, 2);
     assert_non_null(s);
     greedy(s, m, want[0], 0, got, 201);
     for (int i = 0; i < 201; i++)
@@ -252,7 +252,7 @@ static void test_tiny_random_greedy(void **state)
     garlic_error err;
     model *m = model_load(test_shared_path("models/llama-2-tiny-random.gguf"), &err);
     assert_non_null(m);
-    model_state *s = state_new(m, 512, 512, 512, MODEL_KV_F32, 2);
+    model_state *s = state_new(m, 512, 512, 512, KV_TYPE_F32, 2);
     const char *prompts[3] = {"P1", "P2", "P3"};
     for (int p = 0; p < 3; p++) {
         char path[4096];
@@ -298,10 +298,10 @@ static void test_batch_equals_sequential(void **state)
     for (int t = 0; t < 3; t++) {
         model *m = synth_model("batch.gguf", types[t], archs[t]);
         uint32_t V = m->hp.n_vocab;
-        for (int kv = 0; kv < MODEL_KV_COUNT; kv++) {
+        for (int kv = 0; kv < KV_TYPE_COUNT; kv++) {
             garlic_error err;
-            model_state *a = state_new(m, 64, 64, 64, (model_kv_type)kv, 2);
-            model_state *b = state_new(m, 64, 64, 1, (model_kv_type)kv, 1);
+            model_state *a = state_new(m, 64, 64, 64, (kv_type)kv, 2);
+            model_state *b = state_new(m, 64, 64, 1, (kv_type)kv, 1);
             assert_non_null(a);
             assert_non_null(b);
             int32_t ids[40];
@@ -335,7 +335,7 @@ static void test_decode_allocates_nothing(void **state)
     (void)state;
     model *m = synth_model("alloc.gguf", TENSOR_TYPE_Q4_0, "llama");
     garlic_error err;
-    model_state *s = state_new(m, 64, 8, 1, MODEL_KV_F16, 2);
+    model_state *s = state_new(m, 64, 8, 1, KV_TYPE_F16, 2);
     int32_t ids[8] = {1, 5, 9, 300, 20, 7, 7, 3};
     const float *logits;
     garlic_alloc_fail_after(0);
@@ -361,7 +361,7 @@ static void test_unusual_shapes(void **state)
     model *m = model_load(test_temp_path("narrow.gguf"), &err);
     if (!m)
         fail_msg("%s", err.message);
-    model_state *a = state_new(m, 32, 8, 8, MODEL_KV_F16, 2), *b = state_new(m, 32, 1, 1, MODEL_KV_F16, 1);
+    model_state *a = state_new(m, 32, 8, 8, KV_TYPE_F16, 2), *b = state_new(m, 32, 1, 1, KV_TYPE_F16, 1);
     int32_t ids[8] = {1, 300, 301, 302, 5, 6, 7, 400};
     const float *batch, *one;
     assert_int_equal(model_forward(a, ids, 8, 0, true, &batch, &err), 0);
@@ -381,7 +381,7 @@ static void test_errors(void **state)
     (void)state;
     model *m = synth_model("err.gguf", TENSOR_TYPE_F16, "llama");
     garlic_error err;
-    model_state *s = state_new(m, 16, 4, 2, MODEL_KV_F32, 1);
+    model_state *s = state_new(m, 16, 4, 2, KV_TYPE_F32, 1);
     const float *logits;
     int32_t ids[5] = {1, 2, 3, 4, 5}, bad = 100000;
     assert_int_equal(model_forward(s, ids, 5, 0, false, &logits, &err), GARLIC_EINVAL);
@@ -402,10 +402,10 @@ static void test_errors(void **state)
     m = model_load(test_temp_path("hd8.gguf"), &err);
     assert_non_null(m);
     model_state_config q8 = {.n_ctx = 16, .max_batch = 4, .logit_rows = 1,
-                             .kv_type = MODEL_KV_Q8_0, .n_threads = 1};
+                             .kv_type = KV_TYPE_Q8_0, .n_threads = 1};
     assert_null(model_state_new(m, &q8, &err));
     assert_non_null(strstr(err.message, "q8_0"));
-    q8.kv_type = MODEL_KV_F16;
+    q8.kv_type = KV_TYPE_F16;
     model_state *ok = model_state_new(m, &q8, &err);
     assert_non_null(ok);
     model_state_free(ok);

@@ -31,7 +31,7 @@ static int setup(void **state)
 static registry *new_registry(uint32_t max_queue)
 {
     registry_config cfg = {.n_ctx = 2048, .max_queue = max_queue, .n_threads = 1,
-                           .kv_type = MODEL_KV_F16};
+                           .kv_type = KV_TYPE_F16};
     garlic_error err = {0};
     registry *reg = registry_new(&cfg, &err);
     assert_non_null(reg);
