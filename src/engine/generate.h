@@ -70,6 +70,25 @@ int engine_generate(model_state *s, const tokenizer *t, const int32_t *prompt, s
                     uint32_t *pos, const engine_params *p, engine_emit_fn emit, void *user,
                     engine_stats *stats, garlic_error *err);
 
+// One sequence's generation state (sampler, stop strings, text decoder), stepped by a caller
+// that runs the model itself (the server's scheduler batches many). p is borrowed for the
+// sequence's life. NULL and err filled on bad parameters or no memory.
+typedef struct engine_seq engine_seq;
+engine_seq *engine_seq_new(const tokenizer *t, const engine_params *p, garlic_error *err);
+void engine_seq_free(engine_seq *g);
+
+// The prompt's tokens, for the penalties (call once, before the first step).
+void engine_seq_prompt(engine_seq *g, const int32_t *prompt, size_t n);
+
+// One generation step from the logits after the last evaluated token: samples a token,
+// reports it to on_token, streams its text through emit. *next gets the token to evaluate
+// next, or -1 when generation ended (stats->finish says why; held-back text was flushed,
+// except after a stop string or a cancel). context_full: no position is left for another
+// token (ends with ENGINE_FINISH_CONTEXT without sampling). stats->n_generated and
+// stats->unevaluated are updated; the caller sets unevaluated to -1 once it evaluates *next.
+int engine_seq_step(engine_seq *g, const float *logits, bool context_full, engine_emit_fn emit,
+                    void *user, int32_t *next, engine_stats *stats, garlic_error *err);
+
 // The finish reason as the OpenAI API names it ("length", "stop").
 const char *engine_finish_name(engine_finish f);
 
