@@ -32,7 +32,8 @@ static int serve_usage(void)
     fprintf(stderr,
             "usage: garlic serve -m MODEL.gguf[=NAME]... [--models-dir DIR] [--host ADDR]\n"
             "         [--port N] [--api-key KEY] [--cors-origin ORIGIN] [--ctx N] [--threads N]\n"
-            "         [--kv-type f16|q8_0|fp8|f32] [--max-queue N] [--max-body BYTES]\n"
+            "         [--kv-type f16|q8_0|fp8|f32] [--kv-tokens N] [--parallel N]\n"
+            "         [--step-tokens N] [--max-queue N] [--max-body BYTES]\n"
             "         [--max-connections N] [--timeout SECONDS] [--chat-template-file FILE]\n"
             "         [--preload] [--grace SECONDS]\n"
             "  Listens on 127.0.0.1:%d by default (GARLIC_HOST, GARLIC_API_KEY also work).\n",
@@ -67,6 +68,12 @@ static int parse_valued(serve_options *o, const char *opt, const char *val)
     if (!strcmp(opt, "--kv-type"))
         return kv_type_parse(val, &o->registry.kv_type)
                    ? 0 : (fprintf(stderr, "garlic serve: --kv-type: '%s' (f16, q8_0, fp8 or f32)\n", val), -1);
+    if (!strcmp(opt, "--parallel") || !strcmp(opt, "-np"))
+        return cli_parse_uint(opt, val, 1, 4096, &o->registry.parallel);
+    if (!strcmp(opt, "--kv-tokens"))
+        return cli_parse_uint(opt, val, 16, UINT32_MAX / 2, &o->registry.kv_tokens);
+    if (!strcmp(opt, "--step-tokens") || !strcmp(opt, "-b"))
+        return cli_parse_uint(opt, val, 1, 65536, &o->registry.step_tokens);
     if (!strcmp(opt, "--max-queue"))
         return cli_parse_uint(opt, val, 1, 1u << 20, &o->registry.max_queue);
     if (!strcmp(opt, "--max-body"))

@@ -63,6 +63,7 @@ typedef struct kv_cache_config {
 } kv_cache_config;
 
 enum {
+    KV_DEFAULT_BLOCK_TOKENS = 16, // what the server's pools use
     KV_MAX_BLOCK_TOKENS = 1024,
     KV_MAX_BLOCKS = 1 << 30,    // block ids are uint32; KV_NO_BLOCK is never an id
 };

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // What the registry's files share: the registry, model entry and request structs, with the
 // thread that owns each field. registry.c lists and loads models, request.c is a request's
-// output channel, worker.c is the per-model thread that runs requests one at a time.
+// output channel, scheduler.c is the per-model thread that batches every running sequence
+// into one forward pass per step.
 #ifndef GARLIC_REGISTRY_INTERNAL_H
 #define GARLIC_REGISTRY_INTERNAL_H
 
@@ -39,7 +40,8 @@ struct registry_request {
     pthread_mutex_t mu;       // guards the fields below, shared by worker and submitter
     pthread_cond_t cv;        // signalled when the worker adds output
     choice_channel ch[REGISTRY_MAX_CHOICES];
-    bool finished;            // the worker is done with every choice
+    uint32_t n_done;          // choices ended
+    bool finished;            // the scheduler is done with every choice
     int error;                // GARLIC_OK or why the request failed
     char error_message[512];
 
@@ -50,11 +52,11 @@ struct registry_request {
     registry_token *taken_tokens; // (taken_tokens_cap)
     size_t taken_tokens_cap;
 
-    // Owned by the worker while it runs the request.
-    uint32_t current;         // the choice being generated
+    // Owned by the scheduler while it runs the request.
     double t_submit;          // monotonic seconds at submit
-    double t_last;            // time of the previous token, 0 before the first
-    uint32_t output_tokens;   // of the current choice
+    uint32_t n_live;          // choices not yet ended (the scheduler's reference goes with the last)
+    bool cancelled_any;       // a choice ended cancelled (for the statistics)
+    bool failed;              // registry_request_fail was called
 };
 
 struct registry_model {
@@ -71,17 +73,24 @@ struct registry_model {
     model *weights;
     tokenizer *tok;
     sampler_end_tokens end_tokens; // of tok, found once at load
-    model_state *state;
+    model_state *state;       // scratch and compute pool of the scheduler's steps
+    kv_cache *kv;             // the KV block pool (the scheduler's alone while it runs)
+    uint32_t n_ctx;           // positions one sequence may use
+    uint32_t parallel;        // running sequences at most
+    struct sched *sched;      // the scheduler's own state (scheduler.c)
     chat_template *tmpl;      // NULL: the fallback
     char *template_source;    // owned copy of the template text in use, or NULL
     char template_error[512];
 
-    pthread_mutex_t mu;       // guards the queue, shared by HTTP threads and the worker
+    pthread_mutex_t mu;       // guards the queue and the snapshot, shared by HTTP threads
+                              // and the scheduler
     pthread_cond_t cv;        // signalled on push and on stop
-    registry_request **queue; // (queue_cap) ring of waiting requests
+    registry_request **queue; // (queue_cap) ring of requests not yet started
     uint32_t queue_cap, head, count;
-    registry_request *running;
-    bool stop;                // the worker exits once the queue is empty
+    registry_model_stats snap; // the scheduler's counts after its last step
+    bool busy;                // the scheduler holds running or waiting sequences
+    atomic_bool cancel_all;   // the scheduler cancels everything it holds (shutdown)
+    bool stop;                // the scheduler exits once everything is cancelled
     bool thread_started;
     pthread_t thread;
 };
@@ -98,15 +107,17 @@ struct registry {
     registry_stats stats;
 };
 
-// request.c: the worker's side of a request's channel.
-int registry_request_append_text(registry_request *r, const char *text, size_t len);
-int registry_request_append_token(registry_request *r, int32_t id, const sampler_logprobs *lp);
+// request.c: the scheduler's side of a request's channel.
+int registry_request_append_text(registry_request *r, uint32_t choice, const char *text,
+                                 size_t len);
+int registry_request_append_token(registry_request *r, uint32_t choice, int32_t id,
+                                  const sampler_logprobs *lp);
 void registry_request_end_choice(registry_request *r, uint32_t choice, const engine_stats *stats,
                         uint32_t output_tokens);
 void registry_request_fail(registry_request *r, int code, const char *message);
 void registry_request_unref(registry_request *r);
 
-// worker.c
+// scheduler.c
 int registry_worker_start(registry_model *m, garlic_error *err);
 void registry_worker_stop(registry_model *m);
 void registry_worker_cancel_all(registry_model *m);

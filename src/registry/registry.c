@@ -82,6 +82,7 @@ static void model_entry_free(registry_model *m)
     chat_template_free(m->tmpl);
     garlic_free(m->template_source);
     model_state_free(m->state);
+    kv_cache_free(m->kv);
     tokenizer_free(m->tok);
     model_free(m->weights);
     garlic_free(m->queue);
@@ -132,6 +133,7 @@ int registry_add(registry *reg, const char *path, const char *name, garlic_error
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
     atomic_init(&m->loaded, false);
+    atomic_init(&m->cancel_all, false);
     m->reg = reg;
     m->path = garlic_strndup(path, SIZE_MAX);
     m->name = name && *name ? garlic_strndup(name, SIZE_MAX) : default_name(path);
@@ -256,6 +258,29 @@ static void load_template(registry_model *m)
     m->template_source = garlic_strndup(src, len);
 }
 
+// The KV pool of m: kv_tokens positions (default 4 contexts), never less than one full
+// context plus a block, in blocks of KV_DEFAULT_BLOCK_TOKENS; and the running-sequence cap.
+static int make_pool(registry_model *m, const registry_config *cfg, garlic_error *err)
+{
+    uint64_t tokens = cfg->kv_tokens ? cfg->kv_tokens : (uint64_t)m->n_ctx * 4;
+    uint64_t min_blocks = (m->n_ctx + KV_DEFAULT_BLOCK_TOKENS - 1) / KV_DEFAULT_BLOCK_TOKENS + 1;
+    uint64_t blocks = (tokens + KV_DEFAULT_BLOCK_TOKENS - 1) / KV_DEFAULT_BLOCK_TOKENS;
+    blocks = blocks < min_blocks ? min_blocks : blocks;
+    if (blocks > KV_MAX_BLOCKS)
+        return garlic_error_set(err, GARLIC_EINVAL, "%s: a KV pool of %llu positions is too large",
+                                m->name, (unsigned long long)tokens);
+    kv_cache_config kc = model_kv_config(m->weights, cfg->kv_type, KV_DEFAULT_BLOCK_TOKENS,
+                                         (uint32_t)blocks);
+    m->kv = kv_cache_new(&kc, err);
+    if (!m->kv)
+        return err->code;
+    uint32_t step = cfg->step_tokens ? cfg->step_tokens : 512;
+    uint64_t par = cfg->parallel ? cfg->parallel : blocks * KV_DEFAULT_BLOCK_TOKENS / 256;
+    par = par < 1 ? 1 : par > 64 && !cfg->parallel ? 64 : par;
+    m->parallel = (uint32_t)(par < step ? par : step); // one decode token each per step
+    return GARLIC_OK;
+}
+
 // Loads weights, tokenizer, run state and template of m (under load_mu).
 static int load(registry_model *m, garlic_error *err)
 {
@@ -268,9 +293,13 @@ static int load(registry_model *m, garlic_error *err)
         return err->code;
     engine_end_tokens(m->tok, &m->end_tokens);
     uint32_t trained = m->weights->hp.n_ctx_train ? m->weights->hp.n_ctx_train : 4096;
-    uint32_t n_ctx = cfg->n_ctx ? cfg->n_ctx : (trained < 4096 ? trained : 4096);
-    model_state_config sc = {.n_ctx = n_ctx, .max_batch = 512, .logit_rows = 1,
-                             .kv_type = cfg->kv_type,
+    m->n_ctx = cfg->n_ctx ? cfg->n_ctx : (trained < 4096 ? trained : 4096);
+    int rc = make_pool(m, cfg, err);
+    if (rc)
+        return rc;
+    uint32_t step = cfg->step_tokens ? cfg->step_tokens : 512;
+    model_state_config sc = {.n_ctx = m->n_ctx, .max_batch = step, .logit_rows = m->parallel,
+                             .no_own_kv = true,
                              .n_threads = cfg->n_threads ? cfg->n_threads
                                                          : thread_pool_default_threads()};
     m->state = model_state_new(m->weights, &sc, err);
@@ -287,10 +316,11 @@ static void unload(registry_model *m)
     chat_template_free(m->tmpl);
     garlic_free(m->template_source);
     model_state_free(m->state);
+    kv_cache_free(m->kv);
     tokenizer_free(m->tok);
     model_free(m->weights);
     garlic_free(m->queue);
-    m->tmpl = NULL, m->template_source = NULL, m->state = NULL, m->tok = NULL;
+    m->tmpl = NULL, m->template_source = NULL, m->state = NULL, m->tok = NULL, m->kv = NULL;
     m->weights = NULL, m->queue = NULL, m->template_error[0] = '\0';
 }
 
@@ -338,12 +368,13 @@ const tokenizer *registry_model_tokenizer(const registry_model *m)
 
 uint32_t registry_model_n_ctx(const registry_model *m)
 {
-    return m->state ? model_state_n_ctx(m->state) : 0;
+    return m->state ? m->n_ctx : 0;
 }
 
 uint64_t registry_model_bytes(const registry_model *m)
 {
-    return m->weights ? m->weights->file->size + model_state_bytes(m->state) : 0;
+    return m->weights ? m->weights->file->size + model_state_bytes(m->state) +
+                            kv_cache_bytes(m->kv) : 0;
 }
 
 const chat_template *registry_model_template(const registry_model *m, const char **source,
@@ -417,15 +448,23 @@ void registry_stats_get(registry *reg, registry_stats *out)
     pthread_mutex_unlock(&reg->stats_mu);
     out->queue_length = out->running = out->models_loaded = 0;
     out->memory_bytes = 0;
+    out->kv = (registry_model_stats){0};
     for (size_t i = 0; i < reg->n_models; i++) {
         registry_model *m = reg->models[i];
         if (!registry_model_loaded(m))
             continue;
         out->models_loaded++;
         out->memory_bytes += registry_model_bytes(m);
-        pthread_mutex_lock(&m->mu);
-        out->queue_length += m->count;
-        out->running += m->running != NULL;
-        pthread_mutex_unlock(&m->mu);
+        registry_model_stats ms;
+        registry_model_stats_get(m, &ms);
+        out->queue_length += ms.waiting;
+        out->running += ms.running;
+        registry_model_stats *k = &out->kv;
+        k->running += ms.running, k->waiting += ms.waiting, k->parallel += ms.parallel;
+        k->block_tokens = ms.block_tokens;
+        k->kv_blocks += ms.kv_blocks, k->kv_used += ms.kv_used, k->kv_cached += ms.kv_cached;
+        k->kv_free += ms.kv_free, k->kv_bytes += ms.kv_bytes;
+        k->prefix_hits += ms.prefix_hits, k->prefix_misses += ms.prefix_misses;
+        k->evictions += ms.evictions, k->preemptions += ms.preemptions;
     }
 }

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 // The models a server knows and the work queued on them. A registry lists models (a GGUF path
-// and a name), loads one on first use (weights, tokenizer, chat template and one run state)
-// and starts one worker thread per loaded model that takes requests from a bounded FIFO queue
-// one at a time. A request goes in as a registry_request (prompt ids plus engine parameters)
-// and comes out as a stream of chunks (text, token log-probabilities, one end per choice), so
-// the continuous-batching scheduler of a later issue can replace the worker behind the same
-// interface.
+// and a name), loads one on first use (weights, tokenizer, chat template, a paged KV pool and
+// a run state) and starts one scheduler thread per loaded model. The scheduler takes requests
+// from a bounded FIFO queue when their prompt's KV blocks can be had, and runs every running
+// sequence's next token plus chunks of waiting prompts as one batch per step (continuous
+// batching). A request goes in as a registry_request (prompt ids plus engine parameters) and
+// comes out as a stream of chunks (text, token log-probabilities, one end per choice).
 #ifndef GARLIC_REGISTRY_H
 #define GARLIC_REGISTRY_H
 
@@ -33,8 +33,14 @@ enum {
 };
 
 typedef struct registry_config {
-    uint32_t n_ctx;         // context per model; 0: min(trained, 4096)
+    uint32_t n_ctx;         // positions one request may use; 0: min(trained, 4096)
     uint32_t max_queue;     // waiting requests per model beyond which submit fails; 0: 64
+    uint32_t parallel;      // running sequences per model at most; 0: sized from the pool
+                            // (pool positions / 256, between 1 and 64)
+    uint32_t kv_tokens;     // KV pool capacity in positions; 0: 4 x n_ctx (at least n_ctx
+                            // plus a block is always allocated, so one request can use its
+                            // whole context)
+    uint32_t step_tokens;   // tokens per step (decode tokens plus prefill chunks); 0: 512
     int n_threads;          // compute threads per model; 0: physical cores
     kv_type kv_type;
     const char *chat_template_file; // overrides every model's template when set (borrowed
@@ -48,7 +54,7 @@ typedef struct registry_request registry_request;
 // An empty registry. Fails (NULL, err filled) when the template file cannot be read.
 registry *registry_new(const registry_config *cfg, garlic_error *err);
 
-// Stops every worker (cancelling queued and running requests, whose streams then end) and
+// Stops every scheduler (cancelling queued and running requests, whose streams then end) and
 // frees every model. No request may be submitted concurrently. registry_free(NULL) is a no-op.
 void registry_free(registry *reg);
 
@@ -64,7 +70,7 @@ int registry_load_all(registry *reg, garlic_error *err);
 
 // Makes submit fail with REGISTRY_ESTOPPED from now on and cancels queued and running work
 // once grace_seconds have passed without it finishing (0: at once). Returns when every
-// worker is idle.
+// scheduler is idle.
 void registry_drain(registry *reg, double grace_seconds);
 
 size_t registry_count(const registry *reg);
@@ -79,7 +85,7 @@ uint64_t registry_model_file_size(const registry_model *m);
 int64_t registry_model_mtime(const registry_model *m); // seconds since the epoch
 bool registry_model_loaded(registry_model *m);
 
-// Loads m if it is not loaded (the first caller loads, others wait) and starts its worker.
+// Loads m if it is not loaded (the first caller loads, others wait) and starts its scheduler.
 // *load_seconds gets the time this call spent loading (0 when it was loaded). After success
 // the accessors below stay valid until registry_free.
 int registry_model_acquire(registry_model *m, double *load_seconds, garlic_error *err);
@@ -94,16 +100,36 @@ uint64_t registry_model_bytes(const registry_model *m); // mapping plus run stat
 // Each out pointer may be NULL.
 const chat_template *registry_model_template(const registry_model *m, const char **source,
                                              const char **error, bool *from_file);
-// Requests waiting in m's queue (not counting the one running).
+// Requests waiting in m's queue (not yet started).
 uint32_t registry_model_queue_length(registry_model *m);
+
+// What a loaded model's scheduler holds, as of its last step.
+typedef struct registry_model_stats {
+    uint32_t running;         // sequences in the running batch
+    uint32_t waiting;         // sequences waiting for KV blocks (preempted, or choices not
+                              // yet started) plus requests in the queue
+    uint32_t parallel;        // the cap on running sequences
+    uint32_t block_tokens;    // positions per KV block
+    uint32_t kv_blocks;       // blocks in the pool
+    uint32_t kv_used;         // referenced by a sequence
+    uint32_t kv_cached;       // unreferenced prefix-cache blocks (reclaimable)
+    uint32_t kv_free;
+    uint64_t kv_bytes;        // bytes of the pool
+    uint64_t prefix_hits;     // full prompt blocks found in the prefix cache
+    uint64_t prefix_misses;   // full prompt blocks looked up and computed
+    uint64_t evictions;       // cached blocks reclaimed
+    uint64_t preemptions;     // sequences whose blocks were taken back mid-generation
+} registry_model_stats;
+
+void registry_model_stats_get(registry_model *m, registry_model_stats *out);
 
 // ---- Requests ----
 
 typedef struct registry_request_params {
     const int32_t *prompt;   // (n_prompt) copied
     size_t n_prompt;
-    engine_params engine;    // stops and logit_bias are copied; on_token/emit are the worker's
-    uint32_t n_choices;      // 1..REGISTRY_MAX_CHOICES, generated one after another
+    engine_params engine;    // stops and logit_bias are copied; on_token/emit are the scheduler's
+    uint32_t n_choices;      // 1..REGISTRY_MAX_CHOICES, generated side by side
     bool seeded;             // engine.sampling.seed was given: choice i uses seed + i
 } registry_request_params;
 
@@ -135,8 +161,9 @@ typedef struct registry_chunk {
 // registry_request_release.
 registry_request *registry_request_new(const registry_request_params *p, garlic_error *err);
 
-// Queues r on m's worker (m must be acquired). On success the worker holds a reference and
-// the caller must call registry_request_release. Fails with REGISTRY_EFULL, REGISTRY_ESTOPPED;
+// Queues r on m's scheduler (m must be acquired). On success the scheduler holds a reference
+// and the caller must call registry_request_release. Fails with REGISTRY_EFULL,
+// REGISTRY_ESTOPPED, GARLIC_EINVAL when the prompt can never fit m's context or KV pool;
 // on failure the caller still owns r and frees it with registry_request_release.
 int registry_submit(registry_model *m, registry_request *r, garlic_error *err);
 
@@ -144,7 +171,7 @@ int registry_submit(registry_model *m, registry_request *r, garlic_error *err);
 // thread (the submitter) may call this.
 int registry_request_next(registry_request *r, registry_chunk *out, int timeout_ms);
 
-// Asks the worker to stop r (it does within one token).
+// Asks the scheduler to stop r (it does at its next step, freeing r's KV blocks).
 void registry_request_cancel(registry_request *r);
 
 // Cancels r if it is still running and drops the caller's reference. NULL is a no-op.
@@ -168,10 +195,11 @@ typedef struct registry_stats {
     uint64_t generated_tokens;
     uint64_t requests_done;
     uint64_t requests_cancelled;
-    uint32_t queue_length;     // waiting, all models
-    uint32_t running;          // being generated, all models
+    uint32_t queue_length;     // waiting (queued requests and waiting sequences), all models
+    uint32_t running;          // sequences being generated, all models
     uint32_t models_loaded;
     uint64_t memory_bytes;     // mappings plus run states of loaded models
+    registry_model_stats kv;   // KV pool and prefix-cache counts summed over loaded models
     registry_histogram ttft;   // submit -> first token
     registry_histogram token_latency; // between consecutive tokens
 } registry_stats;

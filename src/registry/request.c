@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// A request and its output channel. The worker appends text and tokens to the channel of
-// the choice it is generating and marks choices done; the submitter takes what is there by
+// A request and its output channel. The scheduler appends text and tokens to the channel of
+// each choice it generates (choices may run at the same time) and marks choices done; the submitter takes what is there by
 // swapping buffers with the channel, so steady-state streaming copies each byte once and
 // allocates only when a buffer must grow.
 #include <stdio.h>
@@ -123,11 +123,12 @@ static bool grow(void **buf, size_t *cap, size_t need, size_t elem)
     return true;
 }
 
-// Worker side: appends text to the current choice. GARLIC_ENOMEM when it cannot grow.
-int registry_request_append_text(registry_request *r, const char *text, size_t len)
+// Scheduler side: appends text to a choice. GARLIC_ENOMEM when it cannot grow.
+int registry_request_append_text(registry_request *r, uint32_t choice, const char *text,
+                                 size_t len)
 {
     pthread_mutex_lock(&r->mu);
-    choice_channel *ch = &r->ch[r->current];
+    choice_channel *ch = &r->ch[choice];
     bool ok = grow((void **)&ch->text, &ch->cap, ch->len + len + 1, 1);
     if (ok) {
         memcpy(ch->text + ch->len, text, len);
@@ -139,11 +140,12 @@ int registry_request_append_text(registry_request *r, const char *text, size_t l
     return ok ? GARLIC_OK : GARLIC_ENOMEM;
 }
 
-// Worker side: records a generated token with its log-probabilities.
-int registry_request_append_token(registry_request *r, int32_t id, const sampler_logprobs *lp)
+// Scheduler side: records a generated token of a choice with its log-probabilities.
+int registry_request_append_token(registry_request *r, uint32_t choice, int32_t id,
+                                  const sampler_logprobs *lp)
 {
     pthread_mutex_lock(&r->mu);
-    choice_channel *ch = &r->ch[r->current];
+    choice_channel *ch = &r->ch[choice];
     bool ok = grow((void **)&ch->tokens, &ch->tokens_cap, ch->n_tokens + 1, sizeof *ch->tokens);
     if (ok) {
         registry_token *t = &ch->tokens[ch->n_tokens++];
@@ -162,7 +164,7 @@ void registry_request_end_choice(registry_request *r, uint32_t choice, const eng
     r->ch[choice].done = true;
     r->ch[choice].finish = stats->finish;
     r->ch[choice].stats = *stats;
-    if (choice + 1 == r->n_choices)
+    if (++r->n_done == r->n_choices)
         r->finished = true;
     pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);

@@ -70,7 +70,7 @@ static void put_histogram(text_buf *b, const char *name, const char *help,
 static void put_value(text_buf *b, const char *name, const char *type, const char *help,
                       double value)
 {
-    put(b, "# HELP %s %s\n# TYPE %s %s\n%s %.0f\n", name, help, name, type, name, value);
+    put(b, "# HELP %s %s\n# TYPE %s %s\n%s %.10g\n", name, help, name, type, name, value);
 }
 
 char *server_metrics_render(server_metrics *m, registry *reg, size_t *len)
@@ -107,6 +107,36 @@ char *server_metrics_render(server_metrics *m, registry *reg, size_t *len)
     put_value(&b, "garlic_queue_length", "gauge", "Requests waiting for their model.",
               st.queue_length);
     put_value(&b, "garlic_requests_running", "gauge", "Requests being generated.", st.running);
+    put_value(&b, "garlic_sequences_running", "gauge",
+              "Sequences (choices) in the running batch.", st.kv.running);
+    put_value(&b, "garlic_sequences_waiting", "gauge",
+              "Sequences and queued requests waiting for KV blocks or a running slot.",
+              st.kv.waiting);
+    put_value(&b, "garlic_kv_blocks_total", "gauge", "Blocks in the KV pools.", st.kv.kv_blocks);
+    put_value(&b, "garlic_kv_blocks_used", "gauge", "KV blocks held by sequences.",
+              st.kv.kv_used);
+    put_value(&b, "garlic_kv_blocks_cached", "gauge",
+              "KV blocks kept only by the prefix cache (reclaimable).", st.kv.kv_cached);
+    put_value(&b, "garlic_kv_blocks_free", "gauge", "KV blocks never used or freed.",
+              st.kv.kv_free);
+    put_value(&b, "garlic_kv_block_tokens", "gauge", "Positions per KV block.",
+              st.kv.block_tokens);
+    put_value(&b, "garlic_kv_bytes", "gauge", "Bytes of the KV pools.", (double)st.kv.kv_bytes);
+    put_value(&b, "garlic_prefix_cache_hits_total", "counter",
+              "Full prompt blocks found in the prefix cache (not recomputed).",
+              (double)st.kv.prefix_hits);
+    put_value(&b, "garlic_prefix_cache_misses_total", "counter",
+              "Full prompt blocks looked up in the prefix cache and computed.",
+              (double)st.kv.prefix_misses);
+    uint64_t looked = st.kv.prefix_hits + st.kv.prefix_misses;
+    put_value(&b, "garlic_prefix_cache_hit_rate", "gauge",
+              "Prefix cache hits / lookups since start (0 before any lookup).",
+              looked ? (double)st.kv.prefix_hits / (double)looked : 0.0);
+    put_value(&b, "garlic_kv_evictions_total", "counter",
+              "Cached KV blocks reclaimed for new use.", (double)st.kv.evictions);
+    put_value(&b, "garlic_preemptions_total", "counter",
+              "Sequences preempted (blocks taken back, recomputed later) when the pool ran out.",
+              (double)st.kv.preemptions);
     put_value(&b, "garlic_streams_open", "gauge", "Streamed answers being sent.",
               atomic_load(&m->streams));
     put_value(&b, "garlic_models_loaded", "gauge", "Models loaded.", st.models_loaded);

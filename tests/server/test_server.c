@@ -547,32 +547,41 @@ static void test_disconnect_cancels(void **state)
 }
 
 // With the queue full (one running, four waiting), the next request gets 503 + Retry-After.
+// With two running sequences at most and two queued requests, a request that finds the
+// queue full gets 503 with Retry-After; once the waiting clients give up, the server answers
+// again.
 static void test_queue_full(void **state)
 {
     (void)state;
+    test_server s = {0};
+    server_start(&s, "queue.log", "--parallel 2 --max-queue 2");
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "curl -s -o /dev/null --max-time 3 -d '{\"model\":\"tiny\",\"prompt\":"
              "\"go\",\"max_tokens\":4000,\"n\":16,\"logit_bias\":{\"2\":-100}}' "
-             "'http://127.0.0.1:%d/v1/completions' &", main_server.port);
+             "'http://127.0.0.1:%d/v1/completions' &", s.port);
     for (int i = 0; i < 5; i++) {
         assert_int_equal(system(cmd), 0);
         sleep_ms(100);
     }
     sleep_ms(300);
     char *body, *headers;
-    int status = http(&main_server, "POST", "/v1/completions",
+    int status = http(&s, "POST", "/v1/completions",
                       "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":2}", NULL, &body, &headers);
     assert_int_equal(status, 503);
     assert_non_null(strcasestr(headers, "Retry-After: 1"));
     assert_non_null(strstr(body, "queue_full"));
     free(body), free(headers);
-    assert_true(metric(&main_server, "garlic_queue_length") >= 1);
+    assert_true(metric(&s, "garlic_queue_length") >= 2);
+    assert_true(metric(&s, "garlic_sequences_running") == 2);
     // The waiting clients give up after 3 s, which cancels their requests (16 long choices
     // each: far longer than that); then the server answers again.
-    for (int i = 0; i < 100 && metric(&main_server, "garlic_requests_running") > 0; i++)
+    for (int i = 0; i < 100 && metric(&s, "garlic_requests_running") > 0; i++)
         sleep_ms(100);
-    cJSON *r = post_json("/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":2}", 200);
-    cJSON_Delete(r);
+    assert_int_equal(http(&s, "POST", "/v1/completions",
+                          "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":2}", NULL, &body,
+                          NULL), 200);
+    free(body);
+    assert_int_equal(server_stop(&s), 0);
 }
 
 static void test_metrics(void **state)
