@@ -461,6 +461,7 @@ void registry_stats_get(registry *reg, registry_stats *out)
         out->running += ms.running;
         registry_model_stats *k = &out->kv;
         k->running += ms.running, k->waiting += ms.waiting, k->parallel += ms.parallel;
+        k->peak_running = ms.peak_running > k->peak_running ? ms.peak_running : k->peak_running;
         k->block_tokens = ms.block_tokens;
         k->kv_blocks += ms.kv_blocks, k->kv_used += ms.kv_used, k->kv_cached += ms.kv_cached;
         k->kv_free += ms.kv_free, k->kv_bytes += ms.kv_bytes;

@@ -106,6 +106,7 @@ uint32_t registry_model_queue_length(registry_model *m);
 // What a loaded model's scheduler holds, as of its last step.
 typedef struct registry_model_stats {
     uint32_t running;         // sequences in the running batch
+    uint32_t peak_running;    // the most sequences one step has run
     uint32_t waiting;         // sequences waiting for KV blocks (preempted, or choices not
                               // yet started) plus requests in the queue
     uint32_t parallel;        // the cap on running sequences

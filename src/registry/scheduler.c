@@ -281,7 +281,9 @@ static bool take_queued(sched *S)
 static void admit_waiting(sched *S)
 {
     for (;;) {
-        if (S->n_waiting == 0 && !take_queued(S))
+        // A request leaves the queue only when a running slot is free, so that the queue
+        // (and its limit) holds everything not yet started.
+        if (S->n_waiting == 0 && (S->n_running >= S->m->parallel || !take_queued(S)))
             return;
         if (S->n_waiting == 0)
             continue;
@@ -458,6 +460,8 @@ static void publish(sched *S)
     kv_cache_stats st = kv_cache_get_stats(m->kv);
     pthread_mutex_lock(&m->mu);
     m->snap.running = S->n_running;
+    if (S->n_running > m->snap.peak_running)
+        m->snap.peak_running = S->n_running;
     m->snap.waiting = S->n_waiting;
     m->snap.kv_used = st.n_used;
     m->snap.kv_cached = st.n_cached;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -28,10 +29,20 @@ static int setup(void **state)
     return synth_write(&p, model_path, &err) ? -1 : 0;
 }
 
+static registry *new_registry_with(const registry_config *c)
+{
+    registry_config cfg = *c;
+    garlic_error err = {0};
+    registry *reg = registry_new(&cfg, &err);
+    assert_non_null(reg);
+    assert_int_equal(registry_add(reg, model_path, "m", &err), GARLIC_OK);
+    return reg;
+}
+
 static registry *new_registry(uint32_t max_queue)
 {
     registry_config cfg = {.n_ctx = 2048, .max_queue = max_queue, .n_threads = 1,
-                           .kv_type = KV_TYPE_F16};
+                           .kv_type = KV_TYPE_F16, .parallel = 1};
     garlic_error err = {0};
     registry *reg = registry_new(&cfg, &err);
     assert_non_null(reg);
@@ -173,6 +184,260 @@ static void test_queue_limit(void **state)
     registry_free(reg);
 }
 
+// ---- continuous batching ----
+
+enum { MAX_OUT = 256 };
+
+typedef struct run_result {
+    int32_t ids[MAX_OUT];
+    uint32_t n;
+    engine_finish finish;
+} run_result;
+
+// A greedy request for prompt (EOS banned, max_tokens tokens, token ids reported).
+static registry_request *greedy_request(const int32_t *prompt, size_t n_prompt, uint32_t max_tokens)
+{
+    static const sampler_bias no_eos = {.token = 2, .bias = -INFINITY};
+    registry_request_params p = {.prompt = prompt, .n_prompt = n_prompt, .n_choices = 1};
+    p.engine.sampling = sampler_params_default(512);
+    p.engine.sampling.temperature = 0;
+    p.engine.sampling.logit_bias = &no_eos;
+    p.engine.sampling.n_logit_bias = 1;
+    p.engine.max_tokens = max_tokens;
+    p.engine.logprobs = true;
+    garlic_error err = {0};
+    registry_request *r = registry_request_new(&p, &err);
+    assert_non_null(r);
+    return r;
+}
+
+// Reads r to its end, collecting its token ids.
+static void collect(registry_request *r, run_result *out)
+{
+    memset(out, 0, sizeof *out);
+    for (;;) {
+        registry_chunk c;
+        if (!registry_request_next(r, &c, 1000))
+            continue;
+        assert_int_equal(c.error, GARLIC_OK);
+        for (size_t i = 0; i < c.n_tokens && out->n < MAX_OUT; i++)
+            out->ids[out->n++] = c.tokens[i].id;
+        if (c.choice_done)
+            out->finish = c.finish;
+        if (c.all_done)
+            break;
+    }
+}
+
+// Prompt i of a set: BOS then tokens from a per-prompt pattern, of a per-prompt length.
+static size_t make_prompt(int i, int32_t *ids, size_t cap)
+{
+    size_t n = 5 + (size_t)(i * 7) % 50;
+    n = n < cap ? n : cap;
+    ids[0] = 1;
+    for (size_t j = 1; j < n; j++)
+        ids[j] = (int32_t)(3 + (i * 131 + (int)j * 17 + (int)(j * j) * (i + 3)) % 509);
+    return n;
+}
+
+static registry_model *acquire(registry *reg)
+{
+    registry_model *m = registry_find(reg, "m");
+    double seconds;
+    garlic_error err = {0};
+    assert_int_equal(registry_model_acquire(m, &seconds, &err), GARLIC_OK);
+    return m;
+}
+
+// Runs each prompt alone on a fresh registry (one sequence at a time).
+static void run_solo(const int32_t prompts[][64], const size_t *lens, int n, uint32_t max_tokens,
+                     run_result *out)
+{
+    registry_config cfg = {.n_ctx = 512, .n_threads = 2, .parallel = 1};
+    registry *reg = new_registry_with(&cfg);
+    registry_model *m = acquire(reg);
+    garlic_error err = {0};
+    for (int i = 0; i < n; i++) {
+        registry_request *r = greedy_request(prompts[i], lens[i], max_tokens);
+        assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
+        collect(r, &out[i]);
+        registry_request_release(r);
+    }
+    registry_free(reg);
+}
+
+// Submits every prompt at once and collects every answer.
+static void run_together(registry *reg, const int32_t prompts[][64], const size_t *lens, int n,
+                         uint32_t max_tokens, run_result *out)
+{
+    registry_model *m = acquire(reg);
+    garlic_error err = {0};
+    registry_request *rs[16];
+    for (int i = 0; i < n; i++) {
+        rs[i] = greedy_request(prompts[i], lens[i], max_tokens);
+        assert_int_equal(registry_submit(m, rs[i], &err), GARLIC_OK);
+    }
+    for (int i = 0; i < n; i++) {
+        collect(rs[i], &out[i]);
+        registry_request_release(rs[i]);
+    }
+}
+
+// The scheduler's counts as of the step after the last answer ended (the counts are
+// published after each step, so they may trail the answers by one step).
+static void settled_stats(registry *reg, registry_stats *st)
+{
+    for (int i = 0; i < 1000; i++) {
+        registry_stats_get(reg, st);
+        if (st->kv.running == 0 && st->kv.waiting == 0 && st->kv.kv_used == 0)
+            return;
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void assert_same_outputs(const run_result *a, const run_result *b, int n, uint32_t len)
+{
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(a[i].n, len);
+        assert_int_equal(b[i].n, len);
+        for (uint32_t j = 0; j < len; j++)
+            if (a[i].ids[j] != b[i].ids[j])
+                fail_msg("request %d: token %u is %d alone and %d when batched", i, j,
+                         a[i].ids[j], b[i].ids[j]);
+    }
+}
+
+// 16 concurrent greedy requests with different prompts produce exactly the tokens each
+// produces alone, and the scheduler really batched them (several sequences per step).
+static void test_concurrent_equals_solo(void **state)
+{
+    (void)state;
+    enum { N = 16, LEN = 40 };
+    int32_t prompts[N][64];
+    size_t lens[N];
+    for (int i = 0; i < N; i++)
+        lens[i] = make_prompt(i, prompts[i], 64);
+    static run_result solo[N], together[N];
+    run_solo(prompts, lens, N, LEN, solo);
+    registry_config cfg = {.n_ctx = 512, .n_threads = 2, .parallel = 16, .step_tokens = 64};
+    registry *reg = new_registry_with(&cfg);
+    run_together(reg, prompts, lens, N, LEN, together);
+    assert_same_outputs(solo, together, N, LEN);
+    registry_stats st;
+    settled_stats(reg, &st);
+    assert_int_equal(st.kv.kv_used, 0); // every finished sequence gave its blocks back
+    assert_int_equal(st.kv.running, 0);
+    assert_true(st.kv.peak_running >= 8); // they really ran side by side
+    registry_free(reg);
+}
+
+// A pool with room for two sequences serves ten concurrent requests: they wait for blocks,
+// get preempted when the pool runs out mid-generation, are recomputed, and all produce their
+// solo outputs.
+static void test_small_pool_preempts(void **state)
+{
+    (void)state;
+    enum { N = 10, LEN = 150 };
+    int32_t prompts[N][64];
+    size_t lens[N];
+    for (int i = 0; i < N; i++)
+        lens[i] = make_prompt(i + 3, prompts[i], 64);
+    static run_result solo[N], together[N];
+    run_solo(prompts, lens, N, LEN, solo);
+    // A sequence takes at most 54 + 150 positions (13 blocks); the pool holds 32 blocks.
+    registry_config cfg = {.n_ctx = 256, .kv_tokens = 512, .n_threads = 2, .parallel = 10,
+                           .step_tokens = 64};
+    registry *reg = new_registry_with(&cfg);
+    run_together(reg, prompts, lens, N, LEN, together);
+    assert_same_outputs(solo, together, N, LEN);
+    registry_stats st;
+    settled_stats(reg, &st);
+    print_message("pool of %u blocks: %llu preemptions\n", st.kv.kv_blocks,
+                  (unsigned long long)st.kv.preemptions);
+    assert_int_equal(st.kv.kv_blocks, 32);
+    assert_true(st.kv.preemptions > 0);
+    assert_int_equal(st.kv.kv_used, 0);
+    registry_free(reg);
+}
+
+// A request sharing a 1,000-token prefix with an earlier one reuses its blocks (prefix
+// hits) and produces the same tokens as on a registry without that cache.
+static void test_prefix_cache(void **state)
+{
+    (void)state;
+    enum { PREFIX = 1000, LEN = 20 };
+    static int32_t a[PREFIX + 8], b[PREFIX + 8];
+    for (int j = 0; j < PREFIX; j++)
+        a[j] = b[j] = j == 0 ? 1 : (int32_t)(3 + (j * 37 + j / 7) % 509);
+    for (int j = 0; j < 8; j++)
+        a[PREFIX + j] = 100 + j, b[PREFIX + j] = 200 + 3 * j;
+    registry_config cfg = {.n_ctx = 2048, .n_threads = 2};
+    garlic_error err = {0};
+    run_result fresh, first, second;
+    registry *cold = new_registry_with(&cfg);
+    registry_model *m = acquire(cold);
+    registry_request *r = greedy_request(b, PREFIX + 8, LEN);
+    assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
+    collect(r, &fresh);
+    registry_request_release(r);
+    registry_free(cold);
+
+    registry *reg = new_registry_with(&cfg);
+    m = acquire(reg);
+    r = greedy_request(a, PREFIX + 8, LEN);
+    assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
+    collect(r, &first);
+    registry_request_release(r);
+    registry_stats st;
+    registry_stats_get(reg, &st);
+    uint64_t hits_before = st.kv.prefix_hits;
+    r = greedy_request(b, PREFIX + 8, LEN);
+    assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
+    collect(r, &second);
+    registry_request_release(r);
+    registry_stats_get(reg, &st);
+    // 62 full blocks of 16 lie inside the shared 1,000 tokens.
+    assert_int_equal(st.kv.prefix_hits - hits_before, PREFIX / 16);
+    assert_same_outputs(&fresh, &second, 1, LEN);
+    registry_free(reg);
+}
+
+// A cancelled request's blocks go back to the pool at the next step.
+static void test_cancel_frees_blocks(void **state)
+{
+    (void)state;
+    registry_config cfg = {.n_ctx = 2048, .n_threads = 1};
+    registry *reg = new_registry_with(&cfg);
+    registry_model *m = acquire(reg);
+    garlic_error err = {0};
+    registry_request *r = new_request(1500, 4);
+    assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
+    registry_chunk c;
+    size_t text = 0;
+    while (text < 20)
+        if (registry_request_next(r, &c, 1000))
+            text += c.len;
+    registry_model_stats ms;
+    registry_model_stats_get(m, &ms);
+    assert_int_equal(ms.running, 4);
+    assert_true(ms.kv_used >= 4);
+    registry_request_release(r); // as the server does when the client goes away
+    for (int i = 0; i < 500; i++) {
+        registry_model_stats_get(m, &ms);
+        if (ms.running == 0 && ms.kv_used == 0)
+            break;
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(ms.running, 0);
+    assert_int_equal(ms.kv_used, 0);
+    registry_stats st;
+    registry_stats_get(reg, &st);
+    assert_int_equal(st.requests_cancelled, 1);
+    registry_free(reg);
+}
+
 // Parsing without a server: each kind, defaults, field errors naming the field.
 static void test_parse(void **state)
 {
@@ -258,6 +523,10 @@ int main(void)
         cmocka_unit_test(test_choices),
         cmocka_unit_test(test_cancel_within_one_token),
         cmocka_unit_test(test_queue_limit),
+        cmocka_unit_test(test_concurrent_equals_solo),
+        cmocka_unit_test(test_small_pool_preempts),
+        cmocka_unit_test(test_prefix_cache),
+        cmocka_unit_test(test_cancel_frees_blocks),
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_allocation_failures),
     };

@@ -600,6 +600,25 @@ static void test_metrics(void **state)
     assert_true(metric(&main_server, "garlic_memory_bytes") > 100000);
     assert_true(metric(&main_server, "garlic_prompt_tokens_total") > 0);
     assert_true(metric(&main_server, "garlic_generated_tokens_total") > 0);
+    // The scheduler's gauges and the prefix cache's counters.
+    assert_true(metric(&main_server, "garlic_kv_blocks_total") > 0);
+    assert_true(metric(&main_server, "garlic_kv_blocks_free") >= 0);
+    assert_true(metric(&main_server, "garlic_kv_blocks_used") >= 0);
+    assert_true(metric(&main_server, "garlic_sequences_running") >= 0);
+    assert_true(metric(&main_server, "garlic_sequences_waiting") >= 0);
+    assert_true(metric(&main_server, "garlic_prefix_cache_hits_total") >= 0);
+    double misses = metric(&main_server, "garlic_prefix_cache_misses_total");
+    // Two identical 40-token prompts: the second finds the first's two full blocks.
+    char body_json[512];
+    snprintf(body_json, sizeof body_json, "{\"model\":\"tiny\",\"max_tokens\":1,\"prompt\":"
+             "\"%s\"}", "the cat sat on the mat and the dog sat on the log while it rained");
+    cJSON_Delete(post_json("/v1/completions", body_json, 200));
+    double hits = metric(&main_server, "garlic_prefix_cache_hits_total");
+    cJSON_Delete(post_json("/v1/completions", body_json, 200));
+    assert_true(metric(&main_server, "garlic_prefix_cache_hits_total") > hits);
+    assert_true(metric(&main_server, "garlic_prefix_cache_misses_total") > misses);
+    double rate = metric(&main_server, "garlic_prefix_cache_hit_rate");
+    assert_true(rate > 0 && rate <= 1);
 }
 
 static void test_auth_and_cors(void **state)
