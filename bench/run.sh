@@ -4,7 +4,10 @@
 # $BUILD/bench/models) with 2 threads. Figures are reported, never asserted; quote the
 # machine line with them. BENCH_TYPES and BENCH_THREADS override the defaults. When
 # LLAMA_BENCH names a llama-bench binary (a peer built outside this repository), it runs on
-# the same file right after garlic and the ratios are printed (needs python3).
+# the same file right after garlic and the ratios are printed (needs python3). Then batched
+# decoding through the server's scheduler (`garlic bench --streams`, 1 to 16 streams of a
+# 128-token prompt and 64 generated tokens) and the prefix cache's time to first token on the
+# Q4_0 model; LLAMA_BATCHED_BENCH names llama-batched-bench for the same run side by side.
 set -eu
 build=${BUILD:-build}
 types=${BENCH_TYPES:-F16 Q8_0 Q4_0 Q4_K}
@@ -30,3 +33,15 @@ for t in $types; do
     bench/compare.py "$build/bench/garlic.json" "$build/bench/peer.json" "$t"
   fi
 done
+
+model=$build/bench/models/tinyllama-Q4_0.gguf
+if [ -f "$model" ]; then
+  echo "== garlic bench $model --streams 1,2,4,8,16 -p 128 -n 64 -t $threads --prefix 1000"
+  ./garlic bench "$model" --streams 1,2,4,8,16 -p 128 -n 64 -t "$threads" --prefix 1000
+  if [ -n "${LLAMA_BATCHED_BENCH:-}" ] && [ -x "$LLAMA_BATCHED_BENCH" ]; then
+    ./garlic bench "$model" --streams 1,2,4,8,16 -p 128 -n 64 -t "$threads" --json > "$build/bench/garlic-batched.json"
+    "$LLAMA_BATCHED_BENCH" -m "$model" -c 4096 -b 2048 -ub 512 -npp 128 -ntg 64 -npl 1,2,4,8,16 \
+      -t "$threads" --output-format jsonl > "$build/bench/peer-batched.jsonl" 2>/dev/null
+    bench/compare_batched.py "$build/bench/garlic-batched.json" "$build/bench/peer-batched.jsonl"
+  fi
+fi

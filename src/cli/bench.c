@@ -26,7 +26,9 @@ typedef struct bench_options {
 static int bench_usage(void)
 {
     fprintf(stderr, "usage: garlic bench MODEL.gguf [-p N] [-n N] [-r N] [-t N] [-b N] "
-                    "[--kv-type f16|q8_0|fp8|f32] [--json]\n");
+                    "[--kv-type f16|q8_0|fp8|f32] [--json]\n"
+                    "       garlic bench MODEL.gguf --streams N[,N...] [-p N] [-n N] [-t N] "
+                    "[--prefix N] [--json]   (batched decoding through the scheduler)\n");
     return 2;
 }
 
@@ -168,6 +170,9 @@ static void print_results(const bench_options *o, const model_info *info, const 
 
 int cli_bench(int argc, char **argv)
 {
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--streams") || !strcmp(argv[i], "--prefix"))
+            return cli_bench_batch(argc, argv);
     bench_options o;
     int status = parse_bench(&o, argc, argv);
     if (status)

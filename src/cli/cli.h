@@ -11,8 +11,10 @@ int cli_synth(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_run(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_bench_batch(int argc, char **argv); // garlic bench --streams / --prefix
 int cli_chat_template(int argc, char **argv);
 int cli_serve(int argc, char **argv);
+int cli_estimate(int argc, char **argv);
 
 // Shared option helpers: print an error naming the option and return -1 on a bad value.
 int cli_parse_uint(const char *opt, const char *text, uint32_t min, uint32_t max, uint32_t *out);
