@@ -59,7 +59,13 @@ typedef struct api_request {
     uint32_t n;              // choices, 1..REGISTRY_MAX_CHOICES
     bool logprobs;
     uint32_t top_logprobs;
+    double keep_alive;       // seconds the model stays loaded after this request (< 0:
+                             // forever, 0: unload now); NAN when absent (the server's default)
 } api_request;
+
+// Parses a keep_alive duration: a number of seconds, or a Go-style duration string ("5m",
+// "1h30m", "300ms", "-1", "10"): false when it is not one. Negative means forever.
+bool api_parse_duration(const char *text, double *seconds);
 
 // Parses body[0..len) for kind into out (zeroed first). Unknown fields are ignored; a
 // wrong type or value gives GARLIC_EINVAL and err (status 400) naming the field. Returns

@@ -14,6 +14,7 @@
 typedef struct api_job {
     api_request in;           // the parsed body
     registry_model *model;    // borrowed from the registry
+    bool acquired;            // model is pinned (released by api_job_deinit)
     const tokenizer *tok;     // the model's, borrowed
     registry_request *req;    // after submit: released by api_job_deinit
     uint32_t n_prompt;        // prompt tokens

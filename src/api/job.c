@@ -100,6 +100,7 @@ int api_job_open(const api_call *call, api_kind kind, api_job *job, api_error *e
     if (rc)
         return api_error_set(err, 503, "model", "The model '%s' cannot be loaded: %s",
                              job->in.model, gerr.message);
+    job->acquired = true;
     job->tok = registry_model_tokenizer(job->model);
     return GARLIC_OK;
 }
@@ -331,6 +332,8 @@ void api_result_deinit(api_result *res)
 void api_job_deinit(api_job *job)
 {
     registry_request_release(job->req);
+    if (job->acquired) // after the request: the model stays pinned until it is done
+        registry_model_release(job->model, job->in.keep_alive);
     api_request_deinit(&job->in);
     memset(job, 0, sizeof *job);
 }

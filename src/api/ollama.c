@@ -10,6 +10,7 @@
 
 #include "api/internal.h"
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "model/info.h"
 #include "tensor/types.h"
 
@@ -70,13 +71,12 @@ static void format_params(uint64_t n, char *buf, size_t cap)
         snprintf(buf, cap, "%.1fK", (double)n / 1e3);
 }
 
-// Reads the file's metadata (from the loaded mapping when there is one).
+// Reads the file's metadata (a mapping of its own: a loaded model may be unloaded meanwhile).
 static bool read_info(registry_model *m, model_info *info)
 {
     garlic_error err = {0};
-    const model *w = registry_model_loaded(m) ? registry_model_weights(m) : NULL;
-    gguf_file *f = w ? NULL : gguf_open(registry_model_path(m), &err);
-    bool ok = (w || f) && model_info_read(w ? w->file : f, info, &err) == GARLIC_OK;
+    gguf_file *f = gguf_open(registry_model_path(m), &err);
+    bool ok = f && model_info_read(f, info, &err) == GARLIC_OK;
     gguf_close(f);
     return ok;
 }
@@ -114,14 +114,25 @@ static cJSON *model_entry(registry_model *m, bool running)
     cJSON_AddStringToObject(e, "model", registry_model_name(m));
     if (!running)
         add_time(e, "modified_at", registry_model_mtime(m));
-    cJSON_AddNumberToObject(e, "size", (double)(running ? registry_model_bytes(m)
-                                                        : registry_model_file_size(m)));
+    registry_model_ps ps;
+    registry_model_ps_get(m, &ps);
+    cJSON_AddNumberToObject(e, "size", (double)(running ? ps.bytes : registry_model_file_size(m)));
     add_digest(e, m);
     cJSON_AddItemToObject(e, "details", details(have ? info : NULL));
     if (running) {
-        add_time(e, "expires_at", 4102444800); // 2100-01-01: kept until the server stops
+        // Wall-clock time of the unload: now plus what is left of the keep-alive. In use or
+        // kept forever: 2100-01-01, as far as clients are concerned never.
+        double left = ps.expires - garlic_now();
+        int64_t when = isinf(ps.expires) || left > 2e9 ? 4102444800 : (int64_t)time(NULL) +
+                       (int64_t)ceil(left > 0 ? left : 0);
+        add_time(e, "expires_at", when);
         cJSON_AddNumberToObject(e, "size_vram", 0);
-        cJSON_AddNumberToObject(e, "context_length", registry_model_n_ctx(m));
+        cJSON_AddNumberToObject(e, "context_length", ps.n_ctx);
+        cJSON *g = cJSON_AddObjectToObject(e, "garlic");
+        cJSON_AddNumberToObject(g, "kv_cache_bytes", (double)ps.kv_bytes);
+        cJSON_AddNumberToObject(g, "kv_cache_used_bytes", (double)ps.kv_used_bytes);
+        cJSON_AddNumberToObject(g, "requests", ps.users);
+        cJSON_AddBoolToObject(g, "in_use", ps.users > 0);
     }
     garlic_free(info);
     return e;
@@ -199,13 +210,18 @@ void api_ollama_show(const api_call *call, api_response *out)
     registry_model *m = show_target(call, &err);
     double seconds;
     garlic_error gerr = {0};
+    bool acquired = false;
     if (m && registry_model_acquire(m, &seconds, &gerr) != GARLIC_OK)
         api_error_set(&err, 503, "model", "the model cannot be loaded: %s", gerr.message);
+    else if (m)
+        acquired = true;
     model_info *info = err.status ? NULL : garlic_malloc(sizeof *info);
     if (!err.status && (!info || !read_info(m, info)))
         api_error_set(&err, 503, NULL, "cannot read the model's metadata");
     if (err.status) {
         garlic_free(info);
+        if (acquired)
+            registry_model_release(m, NAN);
         api_fail(out, &err, true);
         return;
     }
@@ -230,6 +246,7 @@ void api_ollama_show(const api_call *call, api_response *out)
     cJSON_AddStringToObject(g, "chat_template_error", template_error ? template_error : "");
     cJSON_AddNumberToObject(g, "context_length", registry_model_n_ctx(m));
     garlic_free(info);
+    registry_model_release(m, NAN);
     api_respond_json(out, 200, root);
 }
 

@@ -354,6 +354,61 @@ static int get_openai_logprobs(const cJSON *obj, api_request *r, api_error *err)
     return GARLIC_OK;
 }
 
+bool api_parse_duration(const char *text, double *seconds)
+{
+    static const struct { const char *unit; double scale; } units[] = {
+        {"ns", 1e-9}, {"us", 1e-6}, {"\xc2\xb5s", 1e-6}, {"ms", 1e-3}, {"s", 1}, {"m", 60},
+        {"h", 3600},
+    };
+    const char *p = text;
+    double sign = 1, total = 0;
+    if (*p == '-' || *p == '+')
+        sign = *p++ == '-' ? -1 : 1;
+    if (!*p)
+        return false;
+    char *end;
+    double v = strtod(p, &end);
+    if (end != p && !*end && v == v && v < 1e12) { // a bare number: seconds
+        *seconds = sign * v;
+        return true;
+    }
+    while (*p) {
+        if (!((*p >= '0' && *p <= '9') || *p == '.'))
+            return false;
+        v = strtod(p, &end);
+        if (end == p || v != v || v > 1e12)
+            return false;
+        p = end;
+        size_t best = 0, best_len = 0;
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+            size_t len = strlen(units[i].unit);
+            if (len > best_len && strncmp(p, units[i].unit, len) == 0)
+                best = i, best_len = len;
+        }
+        if (!best_len)
+            return false;
+        total += v * units[best].scale;
+        p += best_len;
+    }
+    *seconds = sign * total;
+    return true;
+}
+
+// keep_alive (Ollama's field; a garlic extension for OpenAI requests): seconds or a duration.
+static int get_keep_alive(const cJSON *root, api_request *r, api_error *err)
+{
+    const cJSON *ka = field(root, "keep_alive");
+    r->keep_alive = NAN;
+    if (!ka)
+        return GARLIC_OK;
+    if (cJSON_IsNumber(ka) && ka->valuedouble == ka->valuedouble && fabs(ka->valuedouble) < 1e12)
+        return r->keep_alive = ka->valuedouble, GARLIC_OK;
+    if (cJSON_IsString(ka) && api_parse_duration(ka->valuestring, &r->keep_alive))
+        return GARLIC_OK;
+    return api_error_set(err, 400, "keep_alive", "'keep_alive' must be a number of seconds or a "
+                         "duration such as \"5m\", \"1h\", \"0\" or \"-1\"");
+}
+
 static int parse_openai(const cJSON *root, api_request *r, api_error *err)
 {
     double v;
@@ -381,7 +436,8 @@ static int parse_openai(const cJSON *root, api_request *r, api_error *err)
     const cJSON *user = field(root, "user");
     if (user && !cJSON_IsString(user))
         return api_error_set(err, 400, "user", "'user' must be a string");
-    if ((rc = get_logit_bias(root, r, err)) || (rc = get_openai_logprobs(root, r, err)))
+    if ((rc = get_logit_bias(root, r, err)) || (rc = get_openai_logprobs(root, r, err)) ||
+        (rc = get_keep_alive(root, r, err)))
         return rc;
     return get_sampling(root, "", r, err);
 }
@@ -397,10 +453,8 @@ static int parse_ollama(const cJSON *root, api_request *r, api_error *err)
         rc = get_bool(root, "", "raw", &r->raw, err);
     if (rc || (rc = get_tools(root, r, err)) || (rc = get_bool(root, "", "stream", &r->stream, err)))
         return rc;
-    const cJSON *ka = field(root, "keep_alive");
-    if (ka && !cJSON_IsString(ka) && !cJSON_IsNumber(ka))
-        return api_error_set(err, 400, "keep_alive", "'keep_alive' must be a duration string "
-                             "or a number of seconds");
+    if ((rc = get_keep_alive(root, r, err)))
+        return rc;
     const cJSON *opts = field(root, "options");
     if (!opts)
         return GARLIC_OK;
@@ -421,6 +475,7 @@ int api_request_parse(api_kind kind, const char *body, size_t len, api_request *
 {
     memset(out, 0, sizeof *out);
     out->kind = kind;
+    out->keep_alive = NAN;
     out->sampling = sampler_params_default(0);
     out->n = 1;
     cJSON *root = cJSON_ParseWithLength(body, len);

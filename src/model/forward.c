@@ -20,6 +20,7 @@ struct model_state {
     const model *m;
     uint32_t n_ctx, max_batch, logit_rows;
     thread_pool *pool;
+    bool own_pool;           // started here (else borrowed)
     uint64_t bytes;          // everything allocated below (own KV cache included)
     kv_cache *own_kv;        // the own sequence's cache (model_forward), or NULL
     kv_seq own_seq;
@@ -74,7 +75,8 @@ enum { N_SCRATCH = 20 };
 static int scratch_layout(const model_hparams *hp, const model_state_config *cfg, model_state *s,
                           void **slots[N_SCRATCH], uint64_t sizes[N_SCRATCH])
 {
-    uint64_t B = cfg->max_batch, nt = (uint64_t)(cfg->n_threads > 0 ? cfg->n_threads : 1);
+    int threads = cfg->pool ? thread_pool_size(cfg->pool) : cfg->n_threads;
+    uint64_t B = cfg->max_batch, nt = (uint64_t)(threads > 0 ? threads : 1);
     uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim_k, o_dim = (uint64_t)hp->n_head * hp->head_dim_v;
     uint64_t k_dim = (uint64_t)hp->n_head_kv * hp->head_dim_k, v_dim = (uint64_t)hp->n_head_kv * hp->head_dim_v;
     uint64_t hd_max = hp->head_dim_k > hp->head_dim_v ? hp->head_dim_k : hp->head_dim_v;
@@ -187,7 +189,8 @@ model_state *model_state_new(const model *m, const model_state_config *cfg, garl
     }
     *s = (model_state){.m = m, .n_ctx = cfg->n_ctx, .max_batch = cfg->max_batch,
                        .logit_rows = cfg->logit_rows, .act_stride = max_act_row(&m->hp)};
-    s->pool = thread_pool_new(cfg->n_threads, err);
+    s->own_pool = !cfg->pool;
+    s->pool = cfg->pool ? cfg->pool : thread_pool_new(cfg->n_threads, err);
     if (!s->pool) {
         garlic_free(s);
         return NULL;
@@ -217,7 +220,8 @@ void model_state_free(model_state *s)
 {
     if (!s)
         return;
-    thread_pool_free(s->pool);
+    if (s->own_pool)
+        thread_pool_free(s->pool);
     if (s->own_kv)
         kv_seq_deinit(s->own_kv, &s->own_seq);
     kv_cache_free(s->own_kv);

@@ -95,6 +95,8 @@ typedef struct model_state_config {
     kv_type kv_type;       // element type of the state's own KV cache (model_forward)
     bool no_own_kv;        // no own KV cache: only model_forward_batch with a caller's pool
     int n_threads;         // compute pool size (the caller included)
+    thread_pool *pool;     // a compute pool to borrow (n_threads is then its size), or NULL
+                           // to start one; a borrowed pool must not run two calls at once
 } model_state_config;
 
 // Bytes model_state_new allocates for cfg besides any KV cache: scratch for cfg->max_batch

@@ -66,8 +66,15 @@ struct registry_model {
     uint64_t file_size;
     int64_t mtime;
 
-    pthread_mutex_t load_mu;  // held by the HTTP thread that loads the model
-    atomic_bool loaded;       // set (release) once everything below the line is ready
+    pthread_mutex_t load_mu;  // held while the model loads or unloads
+    atomic_bool loaded;       // set (release) once everything below the line is ready;
+                              // changed under reg->life_mu
+    // Guarded by reg->life_mu (lifecycle.c).
+    uint32_t users;           // acquired and not released (pins the model)
+    bool unloading;           // picked for unloading; its load_mu will be taken
+    double last_used;         // garlic_now() of the last acquire or release
+    double expires;           // when the reaper unloads it if unused
+    uint64_t cost;            // bytes reserved against the budget while loaded
     // Written once under load_mu before loaded is set, then read-only (the run state
     // belongs to the worker thread).
     model *weights;
@@ -77,6 +84,7 @@ struct registry_model {
     kv_cache *kv;             // the KV block pool (the scheduler's alone while it runs)
     uint32_t n_ctx;           // positions one sequence may use
     uint32_t parallel;        // running sequences at most
+    uint32_t kv_blocks;       // blocks of the pool
     struct sched *sched;      // the scheduler's own state (scheduler.c)
     chat_template *tmpl;      // NULL: the fallback
     char *template_source;    // owned copy of the template text in use, or NULL
@@ -105,7 +113,33 @@ struct registry {
 
     pthread_mutex_t stats_mu; // guards stats (workers write, /metrics reads)
     registry_stats stats;
+
+    thread_pool *pool;        // the compute pool every model's steps share, in turns
+    pthread_mutex_t compute_mu;
+    pthread_cond_t compute_cv;
+    uint64_t ticket_next, ticket_serving; // FIFO turns on the pool (fair between models)
+
+    pthread_mutex_t life_mu;  // guards the lifecycle fields of every model and these:
+    pthread_cond_t life_cv;   // a release, an unload or shutdown happened
+    uint64_t budget;          // bytes loaded models may reserve
+    uint64_t reserved;        // bytes reserved by loaded and loading models
+    uint64_t loads, unloads;
+    bool reaper_stop, reaper_started;
+    pthread_t reaper;
 };
+
+// registry.c: the parts of a load. load_parts maps the weights, reads the tokenizer and
+// sizes the pools (*cost: the planned bytes); start allocates them, picks the template and
+// starts the scheduler; unload_parts frees whatever exists (m->load_mu held for all three).
+int registry_model_load_parts(registry_model *m, uint64_t *cost, garlic_error *err);
+int registry_model_start(registry_model *m, garlic_error *err);
+void registry_model_unload_parts(registry_model *m);
+
+// lifecycle.c
+int registry_lifecycle_start(registry *reg, garlic_error *err);
+void registry_lifecycle_stop(registry *reg);
+void registry_compute_begin(registry *reg); // waits for this caller's turn on reg->pool
+void registry_compute_end(registry *reg);
 
 // request.c: the scheduler's side of a request's channel.
 int registry_request_append_text(registry_request *r, uint32_t choice, const char *text,

@@ -5,6 +5,7 @@
 // statistics the workers update and /metrics reads.
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,16 @@ registry *registry_new(const registry_config *cfg, garlic_error *err)
     reg->cfg.chat_template_file = NULL;
     atomic_init(&reg->stopped, false);
     pthread_mutex_init(&reg->stats_mu, NULL);
+    pthread_mutex_init(&reg->compute_mu, NULL);
+    pthread_cond_init(&reg->compute_cv, NULL);
+    pthread_mutex_init(&reg->life_mu, NULL);
+    pthread_cond_init(&reg->life_cv, NULL);
+    reg->pool = thread_pool_new(cfg->n_threads ? cfg->n_threads : thread_pool_default_threads(),
+                                err);
+    if (!reg->pool || registry_lifecycle_start(reg, err) != GARLIC_OK) {
+        registry_free(reg);
+        return NULL;
+    }
     reg->stats.ttft = (registry_histogram){.bounds = ttft_bounds, .n_buckets = REGISTRY_TTFT_BUCKETS};
     reg->stats.token_latency =
         (registry_histogram){.bounds = token_bounds, .n_buckets = REGISTRY_TOKEN_BUCKETS};
@@ -78,14 +89,7 @@ static void model_entry_free(registry_model *m)
 {
     if (!m)
         return;
-    registry_worker_stop(m);
-    chat_template_free(m->tmpl);
-    garlic_free(m->template_source);
-    model_state_free(m->state);
-    kv_cache_free(m->kv);
-    tokenizer_free(m->tok);
-    model_free(m->weights);
-    garlic_free(m->queue);
+    registry_model_unload_parts(m);
     garlic_free(m->name);
     garlic_free(m->path);
     pthread_mutex_destroy(&m->load_mu);
@@ -99,11 +103,17 @@ void registry_free(registry *reg)
     if (!reg)
         return;
     atomic_store(&reg->stopped, true);
+    registry_lifecycle_stop(reg);
     for (size_t i = 0; i < reg->n_models; i++)
         model_entry_free(reg->models[i]);
+    thread_pool_free(reg->pool);
     garlic_free(reg->template_text);
     garlic_free(reg->template_name);
     pthread_mutex_destroy(&reg->stats_mu);
+    pthread_mutex_destroy(&reg->compute_mu);
+    pthread_cond_destroy(&reg->compute_cv);
+    pthread_mutex_destroy(&reg->life_mu);
+    pthread_cond_destroy(&reg->life_cv);
     garlic_free(reg);
 }
 
@@ -258,9 +268,9 @@ static void load_template(registry_model *m)
     m->template_source = garlic_strndup(src, len);
 }
 
-// The KV pool of m: kv_tokens positions (default 4 contexts), never less than one full
+// Sizes m's KV pool: kv_tokens positions (default 4 contexts), never less than one full
 // context plus a block, in blocks of KV_DEFAULT_BLOCK_TOKENS; and the running-sequence cap.
-static int make_pool(registry_model *m, const registry_config *cfg, garlic_error *err)
+static int size_pool(registry_model *m, const registry_config *cfg, garlic_error *err)
 {
     uint64_t tokens = cfg->kv_tokens ? cfg->kv_tokens : (uint64_t)m->n_ctx * 4;
     uint64_t min_blocks = (m->n_ctx + KV_DEFAULT_BLOCK_TOKENS - 1) / KV_DEFAULT_BLOCK_TOKENS + 1;
@@ -269,11 +279,7 @@ static int make_pool(registry_model *m, const registry_config *cfg, garlic_error
     if (blocks > KV_MAX_BLOCKS)
         return garlic_error_set(err, GARLIC_EINVAL, "%s: a KV pool of %llu positions is too large",
                                 m->name, (unsigned long long)tokens);
-    kv_cache_config kc = model_kv_config(m->weights, cfg->kv_type, KV_DEFAULT_BLOCK_TOKENS,
-                                         (uint32_t)blocks);
-    m->kv = kv_cache_new(&kc, err);
-    if (!m->kv)
-        return err->code;
+    m->kv_blocks = (uint32_t)blocks;
     uint32_t step = cfg->step_tokens ? cfg->step_tokens : 512;
     uint64_t par = cfg->parallel ? cfg->parallel : blocks * KV_DEFAULT_BLOCK_TOKENS / 256;
     par = par < 1 ? 1 : par > 64 && !cfg->parallel ? 64 : par;
@@ -281,8 +287,16 @@ static int make_pool(registry_model *m, const registry_config *cfg, garlic_error
     return GARLIC_OK;
 }
 
-// Loads weights, tokenizer, run state and template of m (under load_mu).
-static int load(registry_model *m, garlic_error *err)
+static model_state_config state_config(const registry_model *m)
+{
+    const registry_config *cfg = &m->reg->cfg;
+    return (model_state_config){.n_ctx = m->n_ctx,
+                                .max_batch = cfg->step_tokens ? cfg->step_tokens : 512,
+                                .logit_rows = m->parallel, .no_own_kv = true,
+                                .pool = m->reg->pool};
+}
+
+int registry_model_load_parts(registry_model *m, uint64_t *cost, garlic_error *err)
 {
     const registry_config *cfg = &m->reg->cfg;
     m->weights = model_load(m->path, err);
@@ -294,23 +308,38 @@ static int load(registry_model *m, garlic_error *err)
     engine_end_tokens(m->tok, &m->end_tokens);
     uint32_t trained = m->weights->hp.n_ctx_train ? m->weights->hp.n_ctx_train : 4096;
     m->n_ctx = cfg->n_ctx ? cfg->n_ctx : (trained < 4096 ? trained : 4096);
-    int rc = make_pool(m, cfg, err);
+    int rc = size_pool(m, cfg, err);
     if (rc)
         return rc;
-    uint32_t step = cfg->step_tokens ? cfg->step_tokens : 512;
-    model_state_config sc = {.n_ctx = m->n_ctx, .max_batch = step, .logit_rows = m->parallel,
-                             .no_own_kv = true,
-                             .n_threads = cfg->n_threads ? cfg->n_threads
-                                                         : thread_pool_default_threads()};
+    kv_cache_config kc = model_kv_config(m->weights, cfg->kv_type, KV_DEFAULT_BLOCK_TOKENS,
+                                         m->kv_blocks);
+    model_state_config sc = state_config(m);
+    uint64_t kv_bytes, scratch;
+    if ((rc = kv_cache_bytes_for(&kc, m->kv_blocks, &kv_bytes, err)) ||
+        (rc = model_scratch_bytes(&m->weights->hp, &sc, &scratch, err)))
+        return rc;
+    *cost = m->weights->file->size + kv_bytes + scratch + REGISTRY_MODEL_OVERHEAD;
+    return GARLIC_OK;
+}
+
+int registry_model_start(registry_model *m, garlic_error *err)
+{
+    const registry_config *cfg = &m->reg->cfg;
+    kv_cache_config kc = model_kv_config(m->weights, cfg->kv_type, KV_DEFAULT_BLOCK_TOKENS,
+                                         m->kv_blocks);
+    m->kv = kv_cache_new(&kc, err);
+    if (!m->kv)
+        return err->code;
+    model_state_config sc = state_config(m);
     m->state = model_state_new(m->weights, &sc, err);
     if (!m->state)
         return err->code;
     load_template(m);
+    atomic_store(&m->cancel_all, false);
     return registry_worker_start(m, err);
 }
 
-// Undoes a failed load so that a later request may try again.
-static void unload(registry_model *m)
+void registry_model_unload_parts(registry_model *m)
 {
     registry_worker_stop(m);
     chat_template_free(m->tmpl);
@@ -322,27 +351,7 @@ static void unload(registry_model *m)
     garlic_free(m->queue);
     m->tmpl = NULL, m->template_source = NULL, m->state = NULL, m->tok = NULL, m->kv = NULL;
     m->weights = NULL, m->queue = NULL, m->template_error[0] = '\0';
-}
-
-int registry_model_acquire(registry_model *m, double *load_seconds, garlic_error *err)
-{
-    *load_seconds = 0;
-    if (registry_model_loaded(m))
-        return GARLIC_OK;
-    pthread_mutex_lock(&m->load_mu);
-    int rc = GARLIC_OK;
-    if (!registry_model_loaded(m)) {
-        double t0 = garlic_now();
-        rc = load(m, err);
-        if (rc != GARLIC_OK) {
-            unload(m);
-        } else {
-            *load_seconds = garlic_now() - t0;
-            atomic_store_explicit(&m->loaded, true, memory_order_release);
-        }
-    }
-    pthread_mutex_unlock(&m->load_mu);
-    return rc;
+    m->count = m->head = 0;
 }
 
 int registry_load_all(registry *reg, garlic_error *err)
@@ -352,6 +361,7 @@ int registry_load_all(registry *reg, garlic_error *err)
         int rc = registry_model_acquire(reg->models[i], &seconds, err);
         if (rc != GARLIC_OK)
             return rc;
+        registry_model_release(reg->models[i], NAN);
     }
     return GARLIC_OK;
 }
@@ -371,10 +381,44 @@ uint32_t registry_model_n_ctx(const registry_model *m)
     return m->state ? m->n_ctx : 0;
 }
 
-uint64_t registry_model_bytes(const registry_model *m)
+uint64_t registry_model_bytes(registry_model *m)
 {
-    return m->weights ? m->weights->file->size + model_state_bytes(m->state) +
-                            kv_cache_bytes(m->kv) : 0;
+    pthread_mutex_lock(&m->reg->life_mu);
+    uint64_t bytes = atomic_load(&m->loaded) ? m->cost : 0;
+    pthread_mutex_unlock(&m->reg->life_mu);
+    return bytes;
+}
+
+void registry_model_ps_get(registry_model *m, registry_model_ps *out)
+{
+    memset(out, 0, sizeof *out);
+    registry_model_stats ms;
+    registry_model_stats_get(m, &ms);
+    pthread_mutex_lock(&m->reg->life_mu);
+    if (atomic_load(&m->loaded)) {
+        out->loaded = true;
+        out->bytes = m->cost;
+        out->kv_bytes = ms.kv_bytes;
+        out->kv_used_bytes = ms.kv_blocks ? ms.kv_bytes / ms.kv_blocks * ms.kv_used : 0;
+        out->n_ctx = m->n_ctx;
+        out->users = m->users;
+        out->expires = m->users ? INFINITY : m->expires;
+        out->last_used = m->last_used;
+    }
+    pthread_mutex_unlock(&m->reg->life_mu);
+}
+
+uint64_t registry_budget(registry *reg)
+{
+    return reg->budget;
+}
+
+uint64_t registry_reserved(registry *reg)
+{
+    pthread_mutex_lock(&reg->life_mu);
+    uint64_t r = reg->reserved;
+    pthread_mutex_unlock(&reg->life_mu);
+    return r;
 }
 
 const chat_template *registry_model_template(const registry_model *m, const char **source,
@@ -447,14 +491,17 @@ void registry_stats_get(registry *reg, registry_stats *out)
     *out = reg->stats;
     pthread_mutex_unlock(&reg->stats_mu);
     out->queue_length = out->running = out->models_loaded = 0;
-    out->memory_bytes = 0;
+    out->memory_bytes = registry_reserved(reg);
+    out->memory_budget = reg->budget;
+    pthread_mutex_lock(&reg->life_mu);
+    out->loads = reg->loads, out->unloads = reg->unloads;
+    pthread_mutex_unlock(&reg->life_mu);
     out->kv = (registry_model_stats){0};
     for (size_t i = 0; i < reg->n_models; i++) {
         registry_model *m = reg->models[i];
         if (!registry_model_loaded(m))
             continue;
         out->models_loaded++;
-        out->memory_bytes += registry_model_bytes(m);
         registry_model_stats ms;
         registry_model_stats_get(m, &ms);
         out->queue_length += ms.waiting;

@@ -30,7 +30,12 @@ enum {
 enum {
     REGISTRY_MAX_CHOICES = 16, // choices (OpenAI's n) per request
     REGISTRY_MAX_MODELS = 256,
+    REGISTRY_DEFAULT_BUDGET_PERCENT = 80,
 };
+
+// Bytes a loaded model holds besides its mapping, KV pool and forward-pass buffers: the
+// tokenizer's tables, the chat template, the scheduler's arrays and requests, thread stacks.
+#define REGISTRY_MODEL_OVERHEAD (UINT64_C(16) << 20)
 
 typedef struct registry_config {
     uint32_t n_ctx;         // positions one request may use; 0: min(trained, 4096)
@@ -41,8 +46,15 @@ typedef struct registry_config {
                             // plus a block is always allocated, so one request can use its
                             // whole context)
     uint32_t step_tokens;   // tokens per step (decode tokens plus prefill chunks); 0: 512
-    int n_threads;          // compute threads per model; 0: physical cores
+    int n_threads;          // threads of the compute pool all models share; 0: physical cores
     kv_type kv_type;
+    uint64_t memory_budget; // bytes all loaded models may take together (planned: mapping,
+                            // KV pool, buffers, overhead); 0: REGISTRY_DEFAULT_BUDGET_PERCENT of
+                            // physical memory (or of the cgroup's limit when lower)
+    double keep_alive;      // seconds a model stays loaded after its last request (< 0:
+                            // forever, 0: unloaded at once); used when keep_alive_set
+    bool keep_alive_set;    // false: 300 s
+    double load_wait;       // seconds a load waits for busy models to free memory (0: none)
     const char *chat_template_file; // overrides every model's template when set (borrowed
                                     // for registry_new only: the text is read there)
 } registry_config;
@@ -85,15 +97,45 @@ uint64_t registry_model_file_size(const registry_model *m);
 int64_t registry_model_mtime(const registry_model *m); // seconds since the epoch
 bool registry_model_loaded(registry_model *m);
 
-// Loads m if it is not loaded (the first caller loads, others wait) and starts its scheduler.
+// Loads m if it is not loaded (the first caller loads, others wait) and starts its scheduler,
+// and pins it: m stays loaded until the matching registry_model_release. A load first
+// reserves m's planned bytes against the memory budget, unloading idle models least recently
+// used first; GARLIC_ENOMEM (with what is needed and free) when they cannot be had.
 // *load_seconds gets the time this call spent loading (0 when it was loaded). After success
-// the accessors below stay valid until registry_free.
+// the accessors below stay valid until the release.
 int registry_model_acquire(registry_model *m, double *load_seconds, garlic_error *err);
 
+// Unpins m. It stays loaded keep_alive seconds more (< 0: until the server stops; 0: it is
+// unloaded as soon as nobody uses it; NAN: the registry's default keep_alive).
+void registry_model_release(registry_model *m, double keep_alive);
+
+// Unloads m now if it is loaded and unused (GARLIC_EINVAL otherwise).
+int registry_model_unload(registry_model *m);
+
+// A loaded model as /api/ps shows it (all zero when it is not loaded).
+typedef struct registry_model_ps {
+    bool loaded;
+    uint64_t bytes;           // planned bytes it holds: mapping, KV pool, buffers, overhead
+    uint64_t kv_bytes;        // of which the KV pool
+    uint64_t kv_used_bytes;   // KV blocks held by sequences (pro rata of the pool)
+    uint32_t n_ctx;
+    uint32_t users;           // requests using it
+    double expires;           // garlic_now() seconds when it will be unloaded (INFINITY: never,
+                              // or in use)
+    double last_used;
+} registry_model_ps;
+
+void registry_model_ps_get(registry_model *m, registry_model_ps *out);
+
+// The memory budget and what loaded models hold of it.
+uint64_t registry_budget(registry *reg);
+uint64_t registry_reserved(registry *reg);
+
+// Valid while the caller holds m (between acquire and release).
 const model *registry_model_weights(const registry_model *m);
 const tokenizer *registry_model_tokenizer(const registry_model *m);
 uint32_t registry_model_n_ctx(const registry_model *m);
-uint64_t registry_model_bytes(const registry_model *m); // mapping plus run state
+uint64_t registry_model_bytes(registry_model *m); // planned bytes while loaded, else 0
 // The parsed chat template, or NULL when the model has none (use the fallback). *source
 // gets its text (the fallback's source when NULL is returned), *error any parse error that
 // made the model fall back ("" if none), *from_file whether --chat-template-file gave it.
@@ -199,7 +241,9 @@ typedef struct registry_stats {
     uint32_t queue_length;     // waiting (queued requests and waiting sequences), all models
     uint32_t running;          // sequences being generated, all models
     uint32_t models_loaded;
-    uint64_t memory_bytes;     // mappings plus run states of loaded models
+    uint64_t memory_bytes;     // planned bytes of loaded models (mappings, pools, buffers)
+    uint64_t memory_budget;
+    uint64_t loads, unloads;   // model loads and unloads since start
     registry_model_stats kv;   // KV pool and prefix-cache counts summed over loaded models
     registry_histogram ttft;   // submit -> first token
     registry_histogram token_latency; // between consecutive tokens

@@ -497,7 +497,10 @@ static bool step(sched *S)
                      .seqs = S->b_seqs, .n_seqs = n_seqs, .out = S->b_out, .n_out = n_out};
     const float *logits = NULL;
     garlic_error err = {0};
-    if (model_forward_batch(S->m->state, S->m->kv, &b, &logits, &err) != GARLIC_OK) {
+    registry_compute_begin(S->m->reg); // the pool is shared with the other models, in turns
+    int rc = model_forward_batch(S->m->state, S->m->kv, &b, &logits, &err);
+    registry_compute_end(S->m->reg);
+    if (rc != GARLIC_OK) {
         // A batch the scheduler built is always valid; if not, fail its requests rather
         // than loop on it.
         for (uint32_t s = 0; s < n_seqs; s++)

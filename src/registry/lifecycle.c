@@ -1,0 +1,278 @@
+// SPDX-License-Identifier: MIT
+// When models are loaded and unloaded, under one memory budget. A model is loaded when a
+// request names it (registry_model_acquire) and pinned while requests use it; when its last
+// user releases it, it stays loaded for its keep_alive, then the reaper thread unloads it.
+// Before a load, the model's planned bytes (mapping, KV pool, scratch, overhead: exactly
+// what the load allocates) are reserved against the budget; idle models are unloaded least
+// recently used first to make room, and when busy models hold the rest the load waits for
+// one to go idle, then fails with a message saying what is needed and what is free.
+//
+// Locks: life_mu guards users, keep-alive times, the reserved total and the loaded flags;
+// a model's load_mu is held while it loads or unloads. Order: load_mu, then life_mu (life_mu
+// is never held while waiting for a load_mu).
+#include <malloc.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "registry/internal.h"
+
+enum { DEFAULT_KEEP_ALIVE = 300 };
+
+static double default_keep_alive(const registry *reg)
+{
+    return reg->cfg.keep_alive_set ? reg->cfg.keep_alive : DEFAULT_KEEP_ALIVE;
+}
+
+// Unloads m (whose loaded flag is already cleared, under life_mu): stops its scheduler, frees
+// its pools and unmaps its file, gives the memory back to the system and the budget.
+static void unload_now(registry_model *m)
+{
+    registry *reg = m->reg;
+    pthread_mutex_lock(&m->load_mu);
+    registry_model_unload_parts(m);
+    pthread_mutex_unlock(&m->load_mu);
+    malloc_trim(0); // freed arenas back to the system, so RSS falls with the unload
+    pthread_mutex_lock(&reg->life_mu);
+    reg->reserved -= m->cost;
+    m->cost = 0;
+    m->unloading = false;
+    reg->unloads++;
+    pthread_cond_broadcast(&reg->life_cv);
+    pthread_mutex_unlock(&reg->life_mu);
+}
+
+// The least recently used loaded model nobody uses (under life_mu), or NULL.
+static registry_model *idle_victim(registry *reg, const registry_model *except)
+{
+    registry_model *best = NULL;
+    for (size_t i = 0; i < reg->n_models; i++) {
+        registry_model *m = reg->models[i];
+        if (m == except || !atomic_load(&m->loaded) || m->users || m->unloading)
+            continue;
+        if (!best || m->last_used < best->last_used)
+            best = m;
+    }
+    return best;
+}
+
+// Reserves cost bytes for m against the budget (m->load_mu held, life_mu not), unloading
+// idle models least recently used first, waiting up to load_wait seconds for busy ones.
+static int reserve(registry_model *m, uint64_t cost, garlic_error *err)
+{
+    registry *reg = m->reg;
+    uint64_t budget = reg->budget;
+    if (cost > budget)
+        return garlic_error_set(err, GARLIC_ENOMEM, "%s needs %.2f GiB (weights, KV cache and "
+                                "buffers) but the memory budget is %.2f GiB; lower --ctx or "
+                                "--kv-tokens, or raise --memory-budget", m->name,
+                                cost / 1073741824.0, budget / 1073741824.0);
+    double deadline = garlic_now() + (reg->cfg.load_wait > 0 ? reg->cfg.load_wait : 0);
+    pthread_mutex_lock(&reg->life_mu);
+    for (;;) {
+        if (reg->reserved + cost <= budget) {
+            reg->reserved += cost;
+            m->cost = cost;
+            pthread_mutex_unlock(&reg->life_mu);
+            return GARLIC_OK;
+        }
+        registry_model *victim = idle_victim(reg, m);
+        if (victim) {
+            atomic_store(&victim->loaded, false);
+            victim->unloading = true;
+            pthread_mutex_unlock(&reg->life_mu);
+            unload_now(victim);
+            pthread_mutex_lock(&reg->life_mu);
+            continue;
+        }
+        double now = garlic_now();
+        if (now >= deadline || atomic_load(&reg->stopped)) {
+            uint64_t free_bytes = budget > reg->reserved ? budget - reg->reserved : 0;
+            pthread_mutex_unlock(&reg->life_mu);
+            return garlic_error_set(err, GARLIC_ENOMEM, "%s needs %.2f GiB; %.2f GiB of the "
+                                    "%.2f GiB memory budget are free and the other models "
+                                    "are busy; try again later", m->name, cost / 1073741824.0,
+                                    free_bytes / 1073741824.0, budget / 1073741824.0);
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        double wait = deadline - now < 0.5 ? deadline - now : 0.5;
+        long ns = ts.tv_nsec + (long)(wait * 1e9);
+        ts.tv_sec += ns / 1000000000L, ts.tv_nsec = ns % 1000000000L;
+        pthread_cond_timedwait(&reg->life_cv, &reg->life_mu, &ts);
+    }
+}
+
+int registry_model_acquire(registry_model *m, double *load_seconds, garlic_error *err)
+{
+    registry *reg = m->reg;
+    *load_seconds = 0;
+    pthread_mutex_lock(&reg->life_mu);
+    m->users++; // pins m: it is not unloaded while used or loading
+    m->last_used = garlic_now();
+    bool loaded = atomic_load(&m->loaded);
+    pthread_mutex_unlock(&reg->life_mu);
+    if (loaded)
+        return GARLIC_OK;
+    pthread_mutex_lock(&m->load_mu);
+    int rc = GARLIC_OK;
+    if (!atomic_load(&m->loaded)) {
+        double t0 = garlic_now();
+        uint64_t cost = 0;
+        rc = registry_model_load_parts(m, &cost, err);
+        if (rc == GARLIC_OK) {
+            // The pools are sized but nothing big is allocated yet: reserve, then allocate.
+            rc = reserve(m, cost, err);
+            if (rc == GARLIC_OK) {
+                rc = registry_model_start(m, err);
+                if (rc != GARLIC_OK) {
+                    pthread_mutex_lock(&reg->life_mu);
+                    reg->reserved -= m->cost;
+                    m->cost = 0;
+                    pthread_mutex_unlock(&reg->life_mu);
+                }
+            }
+        }
+        if (rc != GARLIC_OK) {
+            registry_model_unload_parts(m);
+        } else {
+            *load_seconds = garlic_now() - t0;
+            pthread_mutex_lock(&reg->life_mu);
+            atomic_store_explicit(&m->loaded, true, memory_order_release);
+            reg->loads++;
+            pthread_mutex_unlock(&reg->life_mu);
+        }
+    }
+    pthread_mutex_unlock(&m->load_mu);
+    if (rc != GARLIC_OK)
+        registry_model_release(m, NAN);
+    return rc;
+}
+
+void registry_model_release(registry_model *m, double keep_alive)
+{
+    registry *reg = m->reg;
+    pthread_mutex_lock(&reg->life_mu);
+    if (m->users > 0)
+        m->users--;
+    double now = garlic_now();
+    m->last_used = now;
+    double keep = isnan(keep_alive) ? default_keep_alive(reg) : keep_alive;
+    m->expires = keep < 0 ? INFINITY : now + keep;
+    pthread_cond_broadcast(&reg->life_cv); // the reaper and loads waiting for memory
+    pthread_mutex_unlock(&reg->life_mu);
+}
+
+// The reaper: sleeps until the earliest keep-alive expiry of an unused loaded model (or until
+// a release or shutdown changes it), then unloads what expired.
+static void *reaper_main(void *arg)
+{
+    registry *reg = arg;
+    pthread_mutex_lock(&reg->life_mu);
+    while (!reg->reaper_stop) {
+        double now = garlic_now(), next = INFINITY;
+        registry_model *expired = NULL;
+        for (size_t i = 0; i < reg->n_models && !expired; i++) {
+            registry_model *m = reg->models[i];
+            if (!atomic_load(&m->loaded) || m->users || m->unloading)
+                continue;
+            if (m->expires <= now)
+                expired = m;
+            else if (m->expires < next)
+                next = m->expires;
+        }
+        if (expired) {
+            atomic_store(&expired->loaded, false);
+            expired->unloading = true;
+            pthread_mutex_unlock(&reg->life_mu);
+            unload_now(expired);
+            pthread_mutex_lock(&reg->life_mu);
+            continue;
+        }
+        if (isinf(next)) {
+            pthread_cond_wait(&reg->life_cv, &reg->life_mu);
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            double wait = next - now + 0.001;
+            long ns = ts.tv_nsec + (long)((wait - floor(wait)) * 1e9);
+            ts.tv_sec += (time_t)floor(wait) + ns / 1000000000L;
+            ts.tv_nsec = ns % 1000000000L;
+            pthread_cond_timedwait(&reg->life_cv, &reg->life_mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&reg->life_mu);
+    return NULL;
+}
+
+// Physical memory, or the cgroup's limit when that is lower.
+static uint64_t memory_limit(void)
+{
+    uint64_t phys = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+    FILE *f = fopen("/sys/fs/cgroup/memory.max", "r");
+    unsigned long long limit;
+    if (f && fscanf(f, "%llu", &limit) == 1 && limit < phys)
+        phys = limit;
+    if (f)
+        fclose(f);
+    return phys;
+}
+
+int registry_lifecycle_start(registry *reg, garlic_error *err)
+{
+    reg->budget = reg->cfg.memory_budget ? reg->cfg.memory_budget
+                                         : memory_limit() / 100 * REGISTRY_DEFAULT_BUDGET_PERCENT;
+    if (pthread_create(&reg->reaper, NULL, reaper_main, reg) != 0)
+        return garlic_error_set(err, GARLIC_ENOMEM, "cannot start the model reaper thread");
+    reg->reaper_started = true;
+    return GARLIC_OK;
+}
+
+void registry_lifecycle_stop(registry *reg)
+{
+    if (!reg->reaper_started)
+        return;
+    pthread_mutex_lock(&reg->life_mu);
+    reg->reaper_stop = true;
+    pthread_cond_broadcast(&reg->life_cv);
+    pthread_mutex_unlock(&reg->life_mu);
+    pthread_join(reg->reaper, NULL);
+    reg->reaper_started = false;
+}
+
+int registry_model_unload(registry_model *m)
+{
+    registry *reg = m->reg;
+    pthread_mutex_lock(&reg->life_mu);
+    bool can = atomic_load(&m->loaded) && m->users == 0 && !m->unloading;
+    if (can) {
+        atomic_store(&m->loaded, false);
+        m->unloading = true;
+    }
+    pthread_mutex_unlock(&reg->life_mu);
+    if (can)
+        unload_now(m);
+    return can ? GARLIC_OK : GARLIC_EINVAL;
+}
+
+// ---- fair turns on the shared compute pool ----
+
+void registry_compute_begin(registry *reg)
+{
+    pthread_mutex_lock(&reg->compute_mu);
+    uint64_t ticket = reg->ticket_next++;
+    while (reg->ticket_serving != ticket)
+        pthread_cond_wait(&reg->compute_cv, &reg->compute_mu);
+    pthread_mutex_unlock(&reg->compute_mu);
+}
+
+void registry_compute_end(registry *reg)
+{
+    pthread_mutex_lock(&reg->compute_mu);
+    reg->ticket_serving++;
+    pthread_cond_broadcast(&reg->compute_cv);
+    pthread_mutex_unlock(&reg->compute_mu);
+}
