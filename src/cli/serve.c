@@ -11,7 +11,9 @@
 
 #include "base/alloc.h"
 #include "base/threadpool.h"
+#include "api/api.h"
 #include "cli/cli.h"
+#include "planner/planner.h"
 #include "registry/registry.h"
 #include "server/server.h"
 
@@ -23,6 +25,7 @@ typedef struct serve_options {
     const char *models_dir;
     bool preload;
     float grace;            // seconds running requests get at shutdown
+    float load_wait;        // seconds a load waits for memory held by busy models
     server_config server;
     registry_config registry;
 } serve_options;
@@ -33,7 +36,8 @@ static int serve_usage(void)
             "usage: garlic serve -m MODEL.gguf[=NAME]... [--models-dir DIR] [--host ADDR]\n"
             "         [--port N] [--api-key KEY] [--cors-origin ORIGIN] [--ctx N] [--threads N]\n"
             "         [--kv-type f16|q8_0|fp8|f32] [--kv-tokens N] [--parallel N]\n"
-            "         [--step-tokens N] [--max-queue N] [--max-body BYTES]\n"
+            "         [--step-tokens N] [--memory-budget SIZE] [--keep-alive DURATION]\n"
+            "         [--load-wait SECONDS] [--max-queue N] [--max-body BYTES]\n"
             "         [--max-connections N] [--timeout SECONDS] [--chat-template-file FILE]\n"
             "         [--preload] [--grace SECONDS]\n"
             "  Listens on 127.0.0.1:%d by default (GARLIC_HOST, GARLIC_API_KEY also work).\n",
@@ -74,6 +78,24 @@ static int parse_valued(serve_options *o, const char *opt, const char *val)
         return cli_parse_uint(opt, val, 16, UINT32_MAX / 2, &o->registry.kv_tokens);
     if (!strcmp(opt, "--step-tokens") || !strcmp(opt, "-b"))
         return cli_parse_uint(opt, val, 1, 65536, &o->registry.step_tokens);
+    if (!strcmp(opt, "--memory-budget")) {
+        uint64_t b;
+        if (!planner_parse_size(val, &b) || b == 0)
+            return fprintf(stderr, "garlic serve: --memory-budget: '%s' is not a size (e.g. "
+                           "12GB, 16GiB, 800MB)\n", val), -1;
+        return o->registry.memory_budget = b, 0;
+    }
+    if (!strcmp(opt, "--keep-alive")) {
+        double sec;
+        if (!api_parse_duration(val, &sec))
+            return fprintf(stderr, "garlic serve: --keep-alive: '%s' is not a duration (e.g. "
+                           "5m, 1h, 0, -1)\n", val), -1;
+        o->registry.keep_alive = sec, o->registry.keep_alive_set = true;
+        return 0;
+    }
+    if (!strcmp(opt, "--load-wait"))
+        return cli_parse_float(opt, val, 0, 86400, &o->load_wait) ? -1
+               : (o->registry.load_wait = o->load_wait, 0);
     if (!strcmp(opt, "--max-queue"))
         return cli_parse_uint(opt, val, 1, 1u << 20, &o->registry.max_queue);
     if (!strcmp(opt, "--max-body"))
@@ -93,6 +115,9 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
     o->grace = 5;
+    o->load_wait = 30;
+    o->registry.load_wait = 30;
+    o->registry.log = true;
     o->registry.kv_type = KV_TYPE_F16;
     o->server.port = SERVER_DEFAULT_PORT;
     const char *host = getenv("GARLIC_HOST"), *key = getenv("GARLIC_API_KEY");
@@ -179,6 +204,9 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "garlic serve: listening on http://%s%s%s:%u (%zu model%s)\n",
                 v6 ? "[" : "", host, v6 ? "]" : "", server_port(srv), registry_count(reg),
                 registry_count(reg) == 1 ? "" : "s");
+        fprintf(stderr, "garlic serve: memory budget %s for loaded models%s\n",
+                cli_format_bytes((double)registry_budget(reg)),
+                o.registry.memory_budget ? "" : " (80% of physical memory; --memory-budget)");
         int sig = 0;
         sigwait(&stop_signals, &sig);
         fprintf(stderr, "garlic serve: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -29,9 +29,11 @@ static double default_keep_alive(const registry *reg)
 
 // Unloads m (whose loaded flag is already cleared, under life_mu): stops its scheduler, frees
 // its pools and unmaps its file, gives the memory back to the system and the budget.
-static void unload_now(registry_model *m)
+static void unload_now(registry_model *m, const char *why)
 {
     registry *reg = m->reg;
+    if (reg->cfg.log)
+        fprintf(stderr, "garlic: unloading %s (%s)\n", m->name, why);
     pthread_mutex_lock(&m->load_mu);
     registry_model_unload_parts(m);
     pthread_mutex_unlock(&m->load_mu);
@@ -84,7 +86,7 @@ static int reserve(registry_model *m, uint64_t cost, garlic_error *err)
             atomic_store(&victim->loaded, false);
             victim->unloading = true;
             pthread_mutex_unlock(&reg->life_mu);
-            unload_now(victim);
+            unload_now(victim, "to make room in the memory budget");
             pthread_mutex_lock(&reg->life_mu);
             continue;
         }
@@ -140,6 +142,10 @@ int registry_model_acquire(registry_model *m, double *load_seconds, garlic_error
             registry_model_unload_parts(m);
         } else {
             *load_seconds = garlic_now() - t0;
+            if (reg->cfg.log)
+                fprintf(stderr, "garlic: loaded %s in %.2f s (%.1f MiB planned: mapping, KV "
+                        "pool, buffers, overhead)\n", m->name, *load_seconds,
+                        m->cost / 1048576.0);
             pthread_mutex_lock(&reg->life_mu);
             atomic_store_explicit(&m->loaded, true, memory_order_release);
             reg->loads++;
@@ -188,7 +194,7 @@ static void *reaper_main(void *arg)
             atomic_store(&expired->loaded, false);
             expired->unloading = true;
             pthread_mutex_unlock(&reg->life_mu);
-            unload_now(expired);
+            unload_now(expired, "keep_alive expired");
             pthread_mutex_lock(&reg->life_mu);
             continue;
         }
@@ -254,7 +260,7 @@ int registry_model_unload(registry_model *m)
     }
     pthread_mutex_unlock(&reg->life_mu);
     if (can)
-        unload_now(m);
+        unload_now(m, "asked");
     return can ? GARLIC_OK : GARLIC_EINVAL;
 }
 

@@ -55,6 +55,7 @@ typedef struct registry_config {
                             // forever, 0: unloaded at once); used when keep_alive_set
     bool keep_alive_set;    // false: 300 s
     double load_wait;       // seconds a load waits for busy models to free memory (0: none)
+    bool log;               // one line on standard error per model load and unload
     const char *chat_template_file; // overrides every model's template when set (borrowed
                                     // for registry_new only: the text is read there)
 } registry_config;

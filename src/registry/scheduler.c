@@ -572,6 +572,9 @@ int registry_worker_start(registry_model *m, garlic_error *err)
 {
     m->queue_cap = m->reg->cfg.max_queue ? m->reg->cfg.max_queue : 64;
     m->queue = garlic_calloc(m->queue_cap, sizeof *m->queue);
+    m->head = m->count = 0;
+    m->stop = m->busy = false; // a model loaded again after an unload starts afresh
+    atomic_store(&m->cancel_all, false);
     sched *S = garlic_calloc(1, sizeof *S);
     if (!m->queue || !S) {
         garlic_free(S);
