@@ -240,7 +240,7 @@ int api_job_submit(api_job *job, api_error *err)
         return rc;
     }
     registry_request_params p = {.prompt = ids.ids, .n_prompt = ids.n, .n_choices = job->in.n,
-                                 .seeded = job->in.seeded};
+                                 .seeded = job->in.seeded, .label = job->id};
     p.engine.sampling = job->in.sampling;
     p.engine.sampling.n_vocab = (int32_t)tokenizer_vocab_size(job->tok);
     p.engine.max_tokens = job->in.max_tokens;

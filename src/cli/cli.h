@@ -14,6 +14,7 @@ int cli_bench(int argc, char **argv);
 int cli_bench_batch(int argc, char **argv); // garlic bench --streams / --prefix
 int cli_chat_template(int argc, char **argv);
 int cli_serve(int argc, char **argv);
+int cli_ps(int argc, char **argv);
 int cli_estimate(int argc, char **argv);
 
 // Shared option helpers: print an error naming the option and return -1 on a bad value.

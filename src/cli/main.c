@@ -22,7 +22,11 @@ static const command commands[] = {
     {"run", cli_run,
      "run MODEL.gguf [PROMPT] [-n N] [--temp X] ...   generate text (chat without PROMPT)"},
     {"bench", cli_bench, "bench MODEL.gguf [-p N] [-n N] [-r N] [-t N] [--json]   measure speed"},
+    {"estimate", cli_estimate,
+     "estimate MODEL.gguf|config.json [--ctx N] [--parallel N] [--kv-type T] [--budget SIZE] "
+     "[--json]   memory plan"},
     {"serve", cli_serve, "serve -m MODEL.gguf[=NAME]... [--port N] ...   OpenAI/Ollama HTTP server"},
+    {"ps", cli_ps, "ps [--host ADDR] [--port N] [--json]   models a running server has loaded"},
     {"chat-template", cli_chat_template,
      "chat-template MODEL.gguf|FILE.jinja --messages FILE.json   print the rendered prompt"},
     {"synth", cli_synth, NULL},

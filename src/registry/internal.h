@@ -32,6 +32,7 @@ struct registry_request {
     sampler_bias *bias;       // (engine.sampling.n_logit_bias) owned copy
     uint32_t n_choices;
     bool seeded;
+    char label[48];
     registry *reg;            // set by registry_submit (for statistics)
 
     atomic_bool cancel;       // set by anyone; the worker stops within one token
@@ -96,6 +97,9 @@ struct registry_model {
     registry_request **queue; // (queue_cap) ring of requests not yet started
     uint32_t queue_cap, head, count;
     registry_model_stats snap; // the scheduler's counts after its last step
+    registry_model_stats retired; // counters of the pools of earlier loads
+    registry_seq_info *seq_info;  // (parallel) running sequences after the last step
+    size_t n_seq_info;
     bool busy;                // the scheduler holds running or waiting sequences
     atomic_bool cancel_all;   // the scheduler cancels everything it holds (shutdown)
     bool stop;                // the scheduler exits once everything is cancelled

@@ -349,6 +349,10 @@ void registry_model_unload_parts(registry_model *m)
     tokenizer_free(m->tok);
     model_free(m->weights);
     garlic_free(m->queue);
+    pthread_mutex_lock(&m->mu); // /metrics reads it under mu
+    garlic_free(m->seq_info);
+    m->seq_info = NULL, m->n_seq_info = 0;
+    pthread_mutex_unlock(&m->mu);
     m->tmpl = NULL, m->template_source = NULL, m->state = NULL, m->tok = NULL, m->kv = NULL;
     m->weights = NULL, m->queue = NULL, m->template_error[0] = '\0';
     m->count = m->head = 0;
@@ -499,9 +503,7 @@ void registry_stats_get(registry *reg, registry_stats *out)
     out->kv = (registry_model_stats){0};
     for (size_t i = 0; i < reg->n_models; i++) {
         registry_model *m = reg->models[i];
-        if (!registry_model_loaded(m))
-            continue;
-        out->models_loaded++;
+        out->models_loaded += registry_model_loaded(m); // counters also of unloaded models
         registry_model_stats ms;
         registry_model_stats_get(m, &ms);
         out->queue_length += ms.waiting;

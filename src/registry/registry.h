@@ -167,6 +167,17 @@ typedef struct registry_model_stats {
 
 void registry_model_stats_get(registry_model *m, registry_model_stats *out);
 
+// A running sequence as of the scheduler's last step: whose it is and the KV it holds.
+typedef struct registry_seq_info {
+    char label[48];     // the request's label (registry_request_params.label), "" if none
+    uint32_t choice;
+    uint32_t tokens;    // positions so far (prompt plus generated)
+    uint32_t kv_blocks; // blocks in its table (shared prefix blocks included)
+} registry_seq_info;
+
+// Copies up to cap running sequences of m; returns how many.
+size_t registry_model_sequences(registry_model *m, registry_seq_info *out, size_t cap);
+
 // ---- Requests ----
 
 typedef struct registry_request_params {
@@ -175,6 +186,8 @@ typedef struct registry_request_params {
     engine_params engine;    // stops and logit_bias are copied; on_token/emit are the scheduler's
     uint32_t n_choices;      // 1..REGISTRY_MAX_CHOICES, generated side by side
     bool seeded;             // engine.sampling.seed was given: choice i uses seed + i
+    const char *label;       // a name for /metrics (the API's response id), or NULL; copied
+                             // (up to 47 bytes)
 } registry_request_params;
 
 // One generated token with its log-probabilities (when the request asked for them).

@@ -81,6 +81,7 @@ registry_request *registry_request_new(const registry_request_params *p, garlic_
     r->engine.sampling.logit_bias = NULL;
     r->n_choices = p->n_choices;
     r->seeded = p->seeded;
+    snprintf(r->label, sizeof r->label, "%s", p->label ? p->label : "");
     if (request_copy(r, p, err) != GARLIC_OK) {
         request_free(r); // frees the stop strings copied so far (the rest are NULL)
         return NULL;

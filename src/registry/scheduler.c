@@ -470,6 +470,15 @@ static void publish(sched *S)
     m->snap.prefix_misses = st.prefix_misses;
     m->snap.evictions = st.evictions;
     m->snap.preemptions = S->preemptions;
+    m->n_seq_info = 0;
+    for (uint32_t i = 0; i < S->n_running && m->seq_info; i++) {
+        const sched_seq *q = S->running[i];
+        registry_seq_info *o = &m->seq_info[m->n_seq_info++];
+        memcpy(o->label, q->r->label, sizeof o->label);
+        o->choice = q->choice;
+        o->tokens = q->n_tokens;
+        o->kv_blocks = q->kv.n_blocks;
+    }
     m->busy = S->n_running || S->n_waiting || m->count;
     pthread_mutex_unlock(&m->mu);
 }
@@ -591,8 +600,14 @@ int registry_worker_start(registry_model *m, garlic_error *err)
     S->b_seqs = garlic_calloc(m->parallel, sizeof *S->b_seqs);
     S->b_owner = garlic_calloc(m->parallel, sizeof *S->b_owner);
     S->b_row = garlic_calloc(m->parallel, sizeof *S->b_row);
+    registry_seq_info *info = garlic_calloc(m->parallel, sizeof *info);
+    pthread_mutex_lock(&m->mu);
+    garlic_free(m->seq_info);
+    m->seq_info = info;
+    m->n_seq_info = 0;
+    pthread_mutex_unlock(&m->mu);
     if (!S->running || !S->b_tokens || !S->b_pos || !S->b_seq || !S->b_out || !S->b_seqs ||
-        !S->b_owner || !S->b_row)
+        !S->b_owner || !S->b_row || !m->seq_info)
         return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
     kv_cache_stats st = kv_cache_get_stats(m->kv);
     m->snap = (registry_model_stats){.parallel = m->parallel,
@@ -642,6 +657,18 @@ void registry_worker_stop(registry_model *m)
     }
     sched_free(m->sched);
     m->sched = NULL;
+    // The counters outlive the pool (they are totals since start); the gauges go to zero.
+    pthread_mutex_lock(&m->mu);
+    m->retired.prefix_hits += m->snap.prefix_hits;
+    m->retired.prefix_misses += m->snap.prefix_misses;
+    m->retired.evictions += m->snap.evictions;
+    m->retired.preemptions += m->snap.preemptions;
+    uint32_t peak = m->snap.peak_running > m->retired.peak_running ? m->snap.peak_running
+                                                                   : m->retired.peak_running;
+    m->snap = (registry_model_stats){0};
+    m->retired.peak_running = peak;
+    m->n_seq_info = 0;
+    pthread_mutex_unlock(&m->mu);
 }
 
 int registry_submit(registry_model *m, registry_request *r, garlic_error *err)
@@ -684,5 +711,21 @@ void registry_model_stats_get(registry_model *m, registry_model_stats *out)
     pthread_mutex_lock(&m->mu);
     *out = m->snap;
     out->waiting += m->count;
+    out->prefix_hits += m->retired.prefix_hits;
+    out->prefix_misses += m->retired.prefix_misses;
+    out->evictions += m->retired.evictions;
+    out->preemptions += m->retired.preemptions;
+    if (m->retired.peak_running > out->peak_running)
+        out->peak_running = m->retired.peak_running;
     pthread_mutex_unlock(&m->mu);
+}
+
+size_t registry_model_sequences(registry_model *m, registry_seq_info *out, size_t cap)
+{
+    pthread_mutex_lock(&m->mu);
+    size_t n = m->n_seq_info < cap ? m->n_seq_info : cap;
+    if (n)
+        memcpy(out, m->seq_info, n * sizeof *out);
+    pthread_mutex_unlock(&m->mu);
+    return n;
 }

@@ -67,6 +67,64 @@ static void put_histogram(text_buf *b, const char *name, const char *help,
     put(b, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name, (unsigned long long)h->count);
 }
 
+// name with the characters a Prometheus label value cannot hold raw escaped, into buf.
+static const char *label(const char *name, char *buf, size_t cap)
+{
+    size_t o = 0;
+    for (const char *p = name; *p && o + 3 < cap; p++) {
+        if (*p == '"' || *p == '\\')
+            buf[o++] = '\\', buf[o++] = *p;
+        else if (*p == '\n')
+            buf[o++] = '\\', buf[o++] = 'n';
+        else
+            buf[o++] = *p;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+// Per loaded model: its planned bytes, KV pool and use, requests; per running sequence:
+// the KV blocks it holds, labelled with its response id.
+static void put_models(text_buf *b, registry *reg)
+{
+    char name[1024];
+    put(b, "# HELP garlic_model_memory_bytes Planned bytes of a loaded model.\n"
+           "# TYPE garlic_model_memory_bytes gauge\n");
+    size_t n = registry_count(reg);
+    for (size_t i = 0; i < n; i++) {
+        registry_model *m = registry_model_at(reg, i);
+        registry_model_ps ps;
+        registry_model_ps_get(m, &ps);
+        if (ps.loaded)
+            put(b, "garlic_model_memory_bytes{model=\"%s\"} %llu\n",
+                label(registry_model_name(m), name, sizeof name), (unsigned long long)ps.bytes);
+    }
+    put(b, "# HELP garlic_model_kv_used_bytes KV pool bytes held by a model's sequences.\n"
+           "# TYPE garlic_model_kv_used_bytes gauge\n");
+    for (size_t i = 0; i < n; i++) {
+        registry_model *m = registry_model_at(reg, i);
+        registry_model_ps ps;
+        registry_model_ps_get(m, &ps);
+        if (ps.loaded)
+            put(b, "garlic_model_kv_used_bytes{model=\"%s\"} %llu\n",
+                label(registry_model_name(m), name, sizeof name),
+                (unsigned long long)ps.kv_used_bytes);
+    }
+    put(b, "# HELP garlic_sequence_kv_blocks KV blocks a running request's choice holds.\n"
+           "# TYPE garlic_sequence_kv_blocks gauge\n");
+    enum { MAX_SEQS = 256 };
+    registry_seq_info *seqs = garlic_calloc(MAX_SEQS, sizeof *seqs);
+    for (size_t i = 0; seqs && i < n; i++) {
+        registry_model *m = registry_model_at(reg, i);
+        size_t k = registry_model_sequences(m, seqs, MAX_SEQS);
+        for (size_t j = 0; j < k; j++)
+            put(b, "garlic_sequence_kv_blocks{model=\"%s\",request=\"%s\",choice=\"%u\"} %u\n",
+                label(registry_model_name(m), name, sizeof name), seqs[j].label, seqs[j].choice,
+                seqs[j].kv_blocks);
+    }
+    garlic_free(seqs);
+}
+
 static void put_value(text_buf *b, const char *name, const char *type, const char *help,
                       double value)
 {
@@ -141,8 +199,16 @@ char *server_metrics_render(server_metrics *m, registry *reg, size_t *len)
               atomic_load(&m->streams));
     put_value(&b, "garlic_models_loaded", "gauge", "Models loaded.", st.models_loaded);
     put_value(&b, "garlic_memory_bytes", "gauge",
-              "Bytes of loaded models: weight mappings plus run states (KV cache, scratch).",
+              "Planned bytes of loaded models: weight mappings, KV pools, buffers, overhead.",
               (double)st.memory_bytes);
+    put_value(&b, "garlic_memory_budget_bytes", "gauge",
+              "The memory budget loaded models share (--memory-budget).",
+              (double)st.memory_budget);
+    put_value(&b, "garlic_model_loads_total", "counter", "Model loads.", (double)st.loads);
+    put_value(&b, "garlic_model_unloads_total", "counter",
+              "Model unloads (keep_alive expiry, room for another model, or asked).",
+              (double)st.unloads);
+    put_models(&b, reg);
     if (b.failed) {
         garlic_free(b.data);
         return NULL;

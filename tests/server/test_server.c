@@ -621,6 +621,80 @@ static void test_metrics(void **state)
     assert_true(rate > 0 && rate <= 1);
 }
 
+// /api/ps and `garlic ps` show a loaded model with its size, KV pool and expiry; a request
+// with keep_alive 0 unloads it; a running request's KV blocks appear in /metrics under its
+// response id; a bad keep_alive is a 400 naming the field.
+static void test_ps_and_keep_alive(void **state)
+{
+    (void)state;
+    test_server s = {0};
+    server_start(&s, "ps.log", "--keep-alive 5m");
+    char *body;
+    assert_int_equal(http(&s, "GET", "/api/ps", NULL, NULL, &body, NULL), 200);
+    assert_non_null(strstr(body, "\"models\":[]"));
+    free(body);
+    assert_int_equal(http(&s, "POST", "/v1/completions",
+                          "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":2}", NULL, &body,
+                          NULL), 200);
+    free(body);
+    assert_int_equal(http(&s, "GET", "/api/ps", NULL, NULL, &body, NULL), 200);
+    cJSON *ps = cJSON_Parse(body);
+    free(body);
+    cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(ps, "models"), 0);
+    assert_non_null(m);
+    assert_string_equal(cJSON_GetObjectItem(m, "name")->valuestring, "tiny");
+    assert_true(cJSON_GetObjectItem(m, "size")->valuedouble > 100000);
+    cJSON *g = cJSON_GetObjectItem(m, "garlic");
+    assert_true(cJSON_GetObjectItem(g, "kv_cache_bytes")->valuedouble > 0);
+    assert_non_null(cJSON_GetObjectItem(m, "expires_at"));
+    cJSON_Delete(ps);
+    char *out = NULL;
+    assert_int_equal(test_run(&out, NULL, "'%s' ps --port %d", test_garlic(), s.port), 0);
+    assert_non_null(strstr(out, "tiny"));
+    assert_true(strstr(out, "in 5 minutes") || strstr(out, "in 4 minutes"));
+    free(out);
+
+    // A long streamed request: its KV blocks show under its id while it runs.
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "curl -s -o /dev/null --max-time 3 -d '{\"model\":\"tiny\","
+             "\"prompt\":\"go\",\"max_tokens\":3000,\"stream\":true,\"logit_bias\":{\"2\":-100}}' "
+             "'http://127.0.0.1:%d/v1/completions' &", s.port);
+    assert_int_equal(system(cmd), 0);
+    bool seen = false;
+    for (int i = 0; i < 100 && !seen; i++) {
+        assert_int_equal(http(&s, "GET", "/metrics", NULL, NULL, &body, NULL), 200);
+        seen = strstr(body, "garlic_sequence_kv_blocks{model=\"tiny\",request=\"cmpl-") != NULL;
+        free(body);
+        if (!seen)
+            sleep_ms(30);
+    }
+    assert_true(seen);
+    for (int i = 0; i < 200 && metric(&s, "garlic_sequences_running") > 0; i++)
+        sleep_ms(30);
+
+    assert_int_equal(http(&s, "POST", "/v1/completions",
+                          "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":2,\"keep_alive\":\"soon\"}",
+                          NULL, &body, NULL), 400);
+    assert_non_null(strstr(body, "keep_alive"));
+    free(body);
+    assert_int_equal(http(&s, "POST", "/api/generate",
+                          "{\"model\":\"tiny\",\"prompt\":\"x\",\"stream\":false,\"keep_alive\":0,"
+                          "\"options\":{\"num_predict\":2}}", NULL, &body, NULL), 200);
+    free(body);
+    bool gone = false;
+    for (int i = 0; i < 100 && !gone; i++) {
+        assert_int_equal(http(&s, "GET", "/api/ps", NULL, NULL, &body, NULL), 200);
+        gone = strstr(body, "\"models\":[]") != NULL;
+        free(body);
+        if (!gone)
+            sleep_ms(20);
+    }
+    assert_true(gone);
+    assert_true(metric(&s, "garlic_model_unloads_total") >= 1);
+    assert_true(metric(&s, "garlic_memory_bytes") == 0);
+    assert_int_equal(server_stop(&s), 0);
+}
+
 static void test_auth_and_cors(void **state)
 {
     (void)state;
@@ -746,6 +820,7 @@ int main(void)
         cmocka_unit_test(test_disconnect_cancels),
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_ps_and_keep_alive),
         cmocka_unit_test(test_auth_and_cors),
         cmocka_unit_test(test_graceful_shutdown),
         cmocka_unit_test(test_model_template),

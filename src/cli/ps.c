@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: MIT
+// `garlic ps [--host ADDR] [--port N] [--json]`: the models a running server has loaded, from
+// its GET /api/ps: name, planned size, KV cache in use and reserved, requests using it, and
+// when it will be unloaded. GARLIC_HOST ("host", "host:port" or "http://host:port") and
+// GARLIC_API_KEY are honoured as `garlic serve` reads them.
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "cli/cli.h"
+#include "server/server.h"
+
+enum { MAX_RESPONSE = 16 << 20 };
+
+static int ps_usage(void)
+{
+    fprintf(stderr, "usage: garlic ps [--host ADDR] [--port N] [--json]\n");
+    return 2;
+}
+
+// Connects to host:port (5 s timeouts); -1 with a message on failure.
+static int connect_to(const char *host, const char *port)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "garlic ps: %s: %s\n", host, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1;
+    for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        struct timeval tv = {5, 0};
+        if (fd >= 0) {
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        }
+        if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        fprintf(stderr, "garlic ps: cannot connect to %s:%s (%s); is `garlic serve` running?\n",
+                host, port, strerror(errno));
+    return fd;
+}
+
+// GETs path; returns the body (garlic_malloc'd) of a 200 answer, or NULL with a message.
+static char *http_get(const char *host, const char *port, const char *path, const char *key)
+{
+    int fd = connect_to(host, port);
+    if (fd < 0)
+        return NULL;
+    char req[1024];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\n"
+                     "%s%s%s\r\n", path, host, port, key ? "Authorization: Bearer " : "",
+                     key ? key : "", key ? "\r\n" : "");
+    if (n < 0 || (size_t)n >= sizeof req || write(fd, req, (size_t)n) != n) {
+        fprintf(stderr, "garlic ps: cannot send the request\n");
+        close(fd);
+        return NULL;
+    }
+    size_t len = 0, cap = 65536;
+    char *buf = garlic_malloc(cap + 1);
+    for (ssize_t got = 1; buf && got > 0;) {
+        if (len == cap) {
+            char *bigger = cap < MAX_RESPONSE ? garlic_realloc(buf, cap * 2 + 1) : NULL;
+            if (!bigger) {
+                garlic_free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = bigger, cap *= 2;
+        }
+        got = read(fd, buf + len, cap - len);
+        if (got > 0)
+            len += (size_t)got;
+    }
+    close(fd);
+    if (!buf) {
+        fprintf(stderr, "garlic ps: the answer is too large\n");
+        return NULL;
+    }
+    buf[len] = '\0';
+    int status = 0;
+    char *body = strstr(buf, "\r\n\r\n");
+    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1 || !body) {
+        fprintf(stderr, "garlic ps: %s:%s did not answer HTTP\n", host, port);
+        garlic_free(buf);
+        return NULL;
+    }
+    if (status != 200) {
+        fprintf(stderr, "garlic ps: %s:%s answered %d: %s\n", host, port, status, body + 4);
+        garlic_free(buf);
+        return NULL;
+    }
+    memmove(buf, body + 4, strlen(body + 4) + 1);
+    return buf;
+}
+
+// "in 4 minutes", "in 30 seconds", "forever", "now" from an RFC 3339 UTC time.
+static void until(const char *when, char *out, size_t cap)
+{
+    struct tm tm = {0};
+    if (!when || !strptime(when, "%Y-%m-%dT%H:%M:%S", &tm)) {
+        snprintf(out, cap, "?");
+        return;
+    }
+    double left = difftime(timegm(&tm), time(NULL));
+    if (left > 50 * 365 * 86400.0)
+        snprintf(out, cap, "forever");
+    else if (left <= 0)
+        snprintf(out, cap, "now");
+    else if (left < 120)
+        snprintf(out, cap, "in %.0f seconds", left);
+    else if (left < 7200)
+        snprintf(out, cap, "in %.0f minutes", left / 60);
+    else
+        snprintf(out, cap, "in %.1f hours", left / 3600);
+}
+
+static double number(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static int print_table(const char *json)
+{
+    cJSON *root = cJSON_Parse(json);
+    const cJSON *models = cJSON_GetObjectItemCaseSensitive(root, "models");
+    if (!cJSON_IsArray(models)) {
+        fprintf(stderr, "garlic ps: the server's /api/ps answer has no 'models' list\n");
+        cJSON_Delete(root);
+        return 1;
+    }
+    printf("%-28s %10s %22s %8s %9s  %s\n", "NAME", "SIZE", "KV CACHE USED/RESERVED", "CONTEXT",
+           "REQUESTS", "UNTIL");
+    const cJSON *m;
+    cJSON_ArrayForEach(m, models) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(m, "name");
+        const cJSON *exp = cJSON_GetObjectItemCaseSensitive(m, "expires_at");
+        const cJSON *g = cJSON_GetObjectItemCaseSensitive(m, "garlic");
+        char kv[64], when[64];
+        snprintf(kv, sizeof kv, "%s / %s", cli_format_bytes(number(g, "kv_cache_used_bytes")),
+                 cli_format_bytes(number(g, "kv_cache_bytes")));
+        double requests = number(g, "requests");
+        if (requests > 0)
+            snprintf(when, sizeof when, "in use");
+        else
+            until(cJSON_IsString(exp) ? exp->valuestring : NULL, when, sizeof when);
+        printf("%-28s %10s %22s %8.0f %9.0f  %s\n", cJSON_IsString(name) ? name->valuestring : "?",
+               cli_format_bytes(number(m, "size")), kv, number(m, "context_length"), requests,
+               when);
+    }
+    cJSON_Delete(root);
+    return 0;
+}
+
+int cli_ps(int argc, char **argv)
+{
+    const char *env = getenv("GARLIC_HOST"), *key = getenv("GARLIC_API_KEY");
+    char host[256] = "127.0.0.1", port[16];
+    snprintf(port, sizeof port, "%d", SERVER_DEFAULT_PORT);
+    if (env && *env) { // "http://host:port", "host:port" or "host"
+        const char *h = strstr(env, "://") ? strstr(env, "://") + 3 : env;
+        const char *colon = strrchr(h, ':');
+        if (colon && !strchr(colon, ']')) {
+            snprintf(host, sizeof host, "%.*s", (int)(colon - h), h);
+            snprintf(port, sizeof port, "%s", colon + 1);
+        } else {
+            snprintf(host, sizeof host, "%s", h);
+        }
+        size_t n = strlen(port);
+        if (n && port[n - 1] == '/')
+            port[n - 1] = '\0';
+    }
+    bool json = false;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) {
+            json = true;
+        } else if (!strcmp(argv[i], "--host") && i + 1 < argc) {
+            snprintf(host, sizeof host, "%s", argv[++i]);
+        } else if (!strcmp(argv[i], "--port") && i + 1 < argc) {
+            uint32_t p;
+            if (cli_parse_uint("--port", argv[++i], 1, 65535, &p))
+                return 2;
+            snprintf(port, sizeof port, "%u", p);
+        } else {
+            return ps_usage();
+        }
+    }
+    if (key && !*key)
+        key = NULL;
+    char *body = http_get(host, port, "/api/ps", key);
+    if (!body)
+        return 1;
+    int rc = json ? (printf("%s\n", body), 0) : print_table(body);
+    garlic_free(body);
+    return rc;
+}
