@@ -399,6 +399,7 @@ void registry_model_ps_get(registry_model *m, registry_model_ps *out)
     registry_model_stats ms;
     registry_model_stats_get(m, &ms);
     pthread_mutex_lock(&m->reg->life_mu);
+    out->unloading = m->unloading;
     if (atomic_load(&m->loaded)) {
         out->loaded = true;
         out->bytes = m->cost;

@@ -116,6 +116,7 @@ int registry_model_unload(registry_model *m);
 // A loaded model as /api/ps shows it (all zero when it is not loaded).
 typedef struct registry_model_ps {
     bool loaded;
+    bool unloading;           // an unload is under way (loaded is already false)
     uint64_t bytes;           // planned bytes it holds: mapping, KV pool, buffers, overhead
     uint64_t kv_bytes;        // of which the KV pool
     uint64_t kv_used_bytes;   // KV blocks held by sequences (pro rata of the pool)

@@ -92,11 +92,17 @@ static void generate(registry_model *m, uint32_t tokens)
     registry_request_release(r);
 }
 
-// Waits up to ms for m to be (un)loaded as wanted.
+// Waits up to ms for m to be (un)loaded as wanted. A model being unloaded reads as not
+// loaded at once; its unload is over when its bytes are off the reserved total.
 static bool wait_loaded(registry_model *m, bool want, int ms)
 {
-    for (int i = 0; i < ms / 5 && registry_model_loaded(m) != want; i++)
+    for (int i = 0; i < ms / 5; i++) {
+        registry_model_ps ps;
+        registry_model_ps_get(m, &ps);
+        if (registry_model_loaded(m) == want && (want || !ps.unloading))
+            break;
         sleep_ms(5);
+    }
     return registry_model_loaded(m) == want;
 }
 
