@@ -1,0 +1,292 @@
+// SPDX-License-Identifier: MIT
+// `garlic estimate MODEL [--ctx N] [--parallel N] [--kv-type T] [--budget SIZE] [--json]`:
+// the memory plan of serving MODEL (a GGUF file, or a Hugging Face config.json or its
+// folder): weights by type, KV cache per token and in total, compute buffers, fixed overhead
+// and total, and what fits a budget. The numbers come from src/planner, which the server
+// uses to size its pools.
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/utf8.h"
+#include "cli/cli.h"
+#include "planner/planner.h"
+
+typedef struct estimate_options {
+    const char *model_path;
+    planner_config cfg;
+    bool json;
+} estimate_options;
+
+static int estimate_usage(void)
+{
+    fprintf(stderr, "usage: garlic estimate MODEL.gguf|config.json|FOLDER [--ctx N] "
+            "[--parallel N] [--kv-type f16|q8_0|fp8|f32] [--budget SIZE] [--batch N] "
+            "[--threads N] [--json]\n  SIZE: bytes with an optional suffix: K, M, G, T "
+            "(or KB, MB, GB, TB: powers of 10) or KiB, MiB, GiB, TiB (powers of 2)\n");
+    return 2;
+}
+
+static int parse_estimate(estimate_options *o, int argc, char **argv)
+{
+    *o = (estimate_options){0};
+    planner_config_default(&o->cfg);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+            return estimate_usage();
+        if (!strcmp(a, "--json")) {
+            o->json = true;
+            continue;
+        }
+        if (a[0] != '-') {
+            if (o->model_path)
+                return fprintf(stderr, "garlic estimate: more than one MODEL\n"), estimate_usage();
+            o->model_path = a;
+            continue;
+        }
+        static const char *const with_value[] = {"--ctx", "-c", "--parallel", "-np", "--batch",
+                                                 "-b", "--threads", "-t", "--kv-type", "--budget"};
+        bool known = false;
+        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+            known = known || !strcmp(a, with_value[k]);
+        if (!known)
+            return fprintf(stderr, "garlic estimate: unknown option '%s'\n", a), estimate_usage();
+        if (i + 1 >= argc)
+            return fprintf(stderr, "garlic estimate: %s needs a value\n", a), estimate_usage();
+        const char *v = argv[++i];
+        uint32_t u = 0;
+        int rc = 0;
+        if (!strcmp(a, "--ctx") || !strcmp(a, "-c"))
+            rc = cli_parse_uint(a, v, 1, PLANNER_MAX_CTX, &o->cfg.ctx);
+        else if (!strcmp(a, "--parallel") || !strcmp(a, "-np"))
+            rc = cli_parse_uint(a, v, 1, 1u << 20, &o->cfg.parallel);
+        else if (!strcmp(a, "--batch") || !strcmp(a, "-b")) {
+            rc = cli_parse_uint(a, v, 1, 65536, &o->cfg.max_batch);
+            o->cfg.logit_rows = o->cfg.max_batch; // the server returns logits for every token
+        }
+        else if (!strcmp(a, "--threads") || !strcmp(a, "-t"))
+            rc = cli_parse_uint(a, v, 1, 1024, &u), o->cfg.n_threads = (int)u;
+        else if (!strcmp(a, "--kv-type")) {
+            if (!kv_type_parse(v, &o->cfg.kv_type)) {
+                fprintf(stderr, "garlic estimate: --kv-type: '%s' is not f16, q8_0, fp8 or f32\n",
+                        v);
+                rc = -1;
+            }
+        } else if (!strcmp(a, "--budget")) {
+            if (!planner_parse_size(v, &o->cfg.budget) || !o->cfg.budget) {
+                fprintf(stderr, "garlic estimate: --budget: '%s' is not a size such as 28.8GB, "
+                        "24GiB or 512M\n", v);
+                rc = -1;
+            }
+        }
+        if (rc)
+            return 2;
+    }
+    if (!o->model_path)
+        return fprintf(stderr, "garlic estimate: MODEL is missing\n"), estimate_usage();
+    return 0;
+}
+
+// 14768307200 as "14,768,307,200" (4 rotating static buffers).
+static const char *commas(uint64_t v)
+{
+    static char bufs[4][32];
+    static int next;
+    char *b = bufs[next++ % 4], digits[24];
+    int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v), len = 0;
+    for (int i = 0; i < n; i++) {
+        if (i && (n - i) % 3 == 0)
+            b[len++] = ',';
+        b[len++] = digits[i];
+    }
+    b[len] = '\0';
+    return b;
+}
+
+static void print_weights(const planner_input *in, const planner_plan *p)
+{
+    const planner_weights *w = &in->weights;
+    printf("  Weights (%s)%*s %18s %18s\n", planner_source_name(in->source),
+           (int)(24 - strlen(planner_source_name(in->source))), "", "parameters", "bytes");
+    for (uint32_t i = 0; i < w->n_types; i++) {
+        const planner_weight_type *t = &w->types[i];
+        char label[48];
+        snprintf(label, sizeof label, "%s%s", t->name, t->scales ? " scales" : "");
+        printf("    %-30s %18s %18s  %s\n", label, t->scales ? "-" : commas(t->n_elements),
+               commas(t->bytes), cli_format_bytes((double)t->bytes));
+    }
+    if (w->mapping_bytes)
+        printf("    %-30s %18s %18s  %s\n", in->source == PLANNER_SOURCE_GGUF
+                   ? "header and metadata (mapped)" : "headers (safetensors)",
+               "", commas(w->mapping_bytes), cli_format_bytes((double)w->mapping_bytes));
+    printf("    %-30s %18s %18s  %s\n", "total", commas(w->n_params), commas(p->weight_bytes),
+           cli_format_bytes((double)p->weight_bytes));
+    printf("    %-30s %18s\n", "without norms", commas(w->n_params - w->n_params_norm));
+    if (in->assumption[0])
+        printf("    assumed: %s\n", in->assumption);
+}
+
+static void print_budget(const planner_plan *p, const planner_input *in)
+{
+    const planner_config *c = &p->cfg;
+    char label[64];
+    printf("  Budget %s (%s bytes, %.2f GB): %s\n", cli_format_bytes((double)c->budget),
+           commas(c->budget), (double)c->budget / 1e9, p->fits ? "fits" : "does not fit");
+    printf("    %-30s %u\n", "KV blocks after static", p->budget_blocks);
+    snprintf(label, sizeof label, "max --parallel at ctx %u", c->ctx);
+    printf("    %-30s %u\n", label, p->max_parallel);
+    snprintf(label, sizeof label, "max --ctx at parallel %u", c->parallel);
+    if (p->max_ctx)
+        printf("    %-30s %u%s\n", label, p->max_ctx,
+               p->max_ctx > in->hp.n_ctx_train ? " (beyond the trained context)" : "");
+    else
+        printf("    %-30s none (not even 1 position fits)\n", label);
+    uint64_t seq = planner_sequences_for_budget(c->budget, p->static_bytes, p->kv_bytes_per_seq);
+    printf("    %-30s floor((budget - static) / KV per sequence)\n", "sizing rule");
+    printf("    %-30s = floor((%s - %s) / %s) = %s\n", "", commas(c->budget),
+           commas(p->static_bytes), commas(p->kv_bytes_per_seq), commas(seq));
+}
+
+static void print_text(const planner_input *in, const planner_plan *p)
+{
+    const model_hparams *hp = &in->hp;
+    const planner_config *c = &p->cfg;
+    char path[300];
+    utf8_sanitize(in->path, strlen(in->path), path, sizeof path, true);
+    printf("  Model\n");
+    printf("    %-30s %s\n", "file", path);
+    printf("    %-30s %s\n", "architecture", in->arch);
+    printf("    %-30s %u layers, dim %u, FFN %u, vocabulary %u\n", "shape", hp->n_layer, hp->dim,
+           hp->ffn, hp->n_vocab);
+    printf("    %-30s %u (KV %u), head dim %u", "heads", hp->n_head, hp->n_head_kv, hp->head_dim_k);
+    if (hp->head_dim_v != hp->head_dim_k)
+        printf(" (V %u)", hp->head_dim_v);
+    printf("\n    %-30s %u\n", "trained context", hp->n_ctx_train);
+    print_weights(in, p);
+    printf("  KV cache (%s, blocks of %u positions)\n", kv_type_name(c->kv_type), c->block_tokens);
+    printf("    %-30s %s  %s\n", "per token", commas(p->kv_bytes_per_token),
+           cli_format_bytes((double)p->kv_bytes_per_token));
+    printf("    %-30s %s  %s\n", "per sequence (data)", commas(p->kv_data_bytes / c->parallel),
+           cli_format_bytes((double)(p->kv_data_bytes / c->parallel)));
+    printf("    %-30s %u x %u positions = %u blocks\n", "pool", c->parallel, c->ctx, p->kv_blocks);
+    printf("    %-30s %s  %s\n", "pool data", commas(p->kv_data_bytes),
+           cli_format_bytes((double)p->kv_data_bytes));
+    printf("    %-30s %s\n", "pool bookkeeping", commas(p->kv_bytes - p->kv_data_bytes));
+    printf("    %-30s %s  %s\n", "pool total", commas(p->kv_bytes),
+           cli_format_bytes((double)p->kv_bytes));
+    printf("  %-32s %s  %s (batch %u, %u logit rows, %d threads)\n", "Compute buffers",
+           commas(p->scratch_bytes), cli_format_bytes((double)p->scratch_bytes), c->max_batch,
+           c->logit_rows, c->n_threads);
+    printf("  %-32s %s  %s\n", "Fixed overhead", commas(p->overhead_bytes),
+           cli_format_bytes((double)p->overhead_bytes));
+    printf("  %-32s %s  %s\n", "Static (weights+compute+fixed)", commas(p->static_bytes),
+           cli_format_bytes((double)p->static_bytes));
+    printf("  %-32s %s  %s (%.2f GB)\n", "Total", commas(p->total_bytes),
+           cli_format_bytes((double)p->total_bytes), (double)p->total_bytes / 1e9);
+    if (c->budget)
+        print_budget(p, in);
+}
+
+static cJSON *weights_json(const planner_input *in, const planner_plan *p)
+{
+    const planner_weights *w = &in->weights;
+    cJSON *o = cJSON_CreateObject(), *types = cJSON_AddArrayToObject(o, "types");
+    for (uint32_t i = 0; i < w->n_types; i++) {
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddStringToObject(t, "type", w->types[i].name);
+        cJSON_AddBoolToObject(t, "scales", w->types[i].scales);
+        cJSON_AddNumberToObject(t, "tensors", (double)w->types[i].n_tensors);
+        cJSON_AddNumberToObject(t, "elements", (double)w->types[i].n_elements);
+        cJSON_AddNumberToObject(t, "bytes", (double)w->types[i].bytes);
+        cJSON_AddItemToArray(types, t);
+    }
+    cJSON_AddNumberToObject(o, "parameters", (double)w->n_params);
+    cJSON_AddNumberToObject(o, "parameters_without_norms",
+                            (double)(w->n_params - w->n_params_norm));
+    cJSON_AddNumberToObject(o, "tensor_bytes", (double)w->tensor_bytes);
+    cJSON_AddNumberToObject(o, "mapping_bytes", (double)w->mapping_bytes);
+    cJSON_AddNumberToObject(o, "bytes", (double)p->weight_bytes);
+    cJSON_AddNumberToObject(o, "files", (double)in->n_files);
+    if (in->assumption[0])
+        cJSON_AddStringToObject(o, "assumption", in->assumption);
+    return o;
+}
+
+static void print_json(const planner_input *in, const planner_plan *p)
+{
+    const planner_config *c = &p->cfg;
+    const model_hparams *hp = &in->hp;
+    char path[1024];
+    utf8_sanitize(in->path, strlen(in->path), path, sizeof path, false);
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "model", path);
+    cJSON_AddStringToObject(root, "source", planner_source_name(in->source));
+    cJSON_AddStringToObject(root, "architecture", in->arch);
+    cJSON *h = cJSON_AddObjectToObject(root, "hparams");
+    cJSON_AddNumberToObject(h, "n_layer", hp->n_layer);
+    cJSON_AddNumberToObject(h, "dim", hp->dim);
+    cJSON_AddNumberToObject(h, "ffn", hp->ffn);
+    cJSON_AddNumberToObject(h, "n_head", hp->n_head);
+    cJSON_AddNumberToObject(h, "n_head_kv", hp->n_head_kv);
+    cJSON_AddNumberToObject(h, "head_dim_k", hp->head_dim_k);
+    cJSON_AddNumberToObject(h, "head_dim_v", hp->head_dim_v);
+    cJSON_AddNumberToObject(h, "n_vocab", hp->n_vocab);
+    cJSON_AddNumberToObject(h, "n_ctx_train", hp->n_ctx_train);
+    cJSON_AddItemToObject(root, "weights", weights_json(in, p));
+    cJSON *kv = cJSON_AddObjectToObject(root, "kv_cache");
+    cJSON_AddStringToObject(kv, "type", kv_type_name(c->kv_type));
+    cJSON_AddNumberToObject(kv, "block_tokens", c->block_tokens);
+    cJSON_AddNumberToObject(kv, "bytes_per_token", (double)p->kv_bytes_per_token);
+    cJSON_AddNumberToObject(kv, "ctx", c->ctx);
+    cJSON_AddNumberToObject(kv, "parallel", c->parallel);
+    cJSON_AddNumberToObject(kv, "blocks", p->kv_blocks);
+    cJSON_AddNumberToObject(kv, "data_bytes", (double)p->kv_data_bytes);
+    cJSON_AddNumberToObject(kv, "bytes", (double)p->kv_bytes);
+    cJSON_AddNumberToObject(kv, "bytes_per_sequence", (double)p->kv_bytes_per_seq);
+    cJSON *comp = cJSON_AddObjectToObject(root, "compute");
+    cJSON_AddNumberToObject(comp, "bytes", (double)p->scratch_bytes);
+    cJSON_AddNumberToObject(comp, "max_batch", c->max_batch);
+    cJSON_AddNumberToObject(comp, "logit_rows", c->logit_rows);
+    cJSON_AddNumberToObject(comp, "n_threads", c->n_threads);
+    cJSON_AddNumberToObject(root, "overhead_bytes", (double)p->overhead_bytes);
+    cJSON_AddNumberToObject(root, "static_bytes", (double)p->static_bytes);
+    cJSON_AddNumberToObject(root, "total_bytes", (double)p->total_bytes);
+    if (c->budget) {
+        cJSON *b = cJSON_AddObjectToObject(root, "budget");
+        cJSON_AddNumberToObject(b, "bytes", (double)c->budget);
+        cJSON_AddBoolToObject(b, "fits", p->fits);
+        cJSON_AddNumberToObject(b, "kv_blocks", p->budget_blocks);
+        cJSON_AddNumberToObject(b, "max_parallel", p->max_parallel);
+        cJSON_AddNumberToObject(b, "max_ctx", p->max_ctx);
+    }
+    char *text = cJSON_Print(root);
+    if (text)
+        printf("%s\n", text);
+    cJSON_free(text);
+    cJSON_Delete(root);
+}
+
+int cli_estimate(int argc, char **argv)
+{
+    estimate_options o;
+    int status = parse_estimate(&o, argc, argv);
+    if (status)
+        return status;
+    planner_input in;
+    garlic_error err = {0};
+    planner_plan plan;
+    if (planner_from_path(o.model_path, &in, &err)) {
+        fprintf(stderr, "garlic estimate: %s\n", err.message);
+        return 1;
+    }
+    if (planner_plan_make(&in, &o.cfg, &plan, &err)) {
+        fprintf(stderr, "garlic estimate: %s: %s\n", o.model_path, err.message);
+        return 1;
+    }
+    if (o.json)
+        print_json(&in, &plan);
+    else
+        print_text(&in, &plan);
+    return 0;
+}

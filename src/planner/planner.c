@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: MIT
+// The plan: weights as read (planner_from_gguf here, planner_from_hf in hf.c), the KV pool as
+// kv_cache_bytes_for sizes it, the forward pass's scratch as model_scratch_bytes sizes it,
+// and a fixed overhead; then what fits a budget. Every figure is the one the allocating code
+// computes, so the estimate and the server cannot drift apart. Sizes use overflow checks.
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/threadpool.h"
+#include "planner/planner.h"
+#include "tensor/types.h"
+
+// ---- the weights table ----
+
+int planner_weights_add(planner_weights *w, const char *name, bool scales, bool norm,
+                        uint64_t n_elements, uint64_t bytes, garlic_error *err)
+{
+    planner_weight_type *row = NULL;
+    for (uint32_t i = 0; i < w->n_types && !row; i++)
+        if (w->types[i].scales == scales && strcmp(w->types[i].name, name) == 0)
+            row = &w->types[i];
+    if (!row) {
+        if (w->n_types == PLANNER_MAX_TYPES)
+            return garlic_error_set(err, GARLIC_EINVAL, "more than %d weight types",
+                                    PLANNER_MAX_TYPES);
+        row = &w->types[w->n_types++];
+        *row = (planner_weight_type){.scales = scales};
+        snprintf(row->name, sizeof row->name, "%s", name);
+    }
+    bool ok = !__builtin_add_overflow(row->n_elements, n_elements, &row->n_elements) &&
+              !__builtin_add_overflow(row->bytes, bytes, &row->bytes) &&
+              !__builtin_add_overflow(w->tensor_bytes, bytes, &w->tensor_bytes) &&
+              (scales || !__builtin_add_overflow(w->n_params, n_elements, &w->n_params)) &&
+              (scales || !norm ||
+               !__builtin_add_overflow(w->n_params_norm, n_elements, &w->n_params_norm));
+    if (!ok)
+        return garlic_error_set(err, GARLIC_EINVAL, "weights of type %s: sizes overflow", name);
+    row->n_tensors++;
+    w->n_tensors++;
+    return GARLIC_OK;
+}
+
+// ---- GGUF ----
+
+int planner_from_gguf(const char *path, planner_input *in, garlic_error *err)
+{
+    *in = (planner_input){.source = PLANNER_SOURCE_GGUF, .n_files = 1};
+    snprintf(in->path, sizeof in->path, "%s", path);
+    model *m = model_load(path, err);
+    if (!m)
+        return err ? err->code : GARLIC_EFORMAT;
+    in->hp = m->hp;
+    snprintf(in->arch, sizeof in->arch, "%s", m->arch->name);
+    const gguf_file *f = m->file;
+    int rc = GARLIC_OK;
+    for (uint64_t i = 0; i < f->n_tensors && rc == GARLIC_OK; i++) {
+        const gguf_tensor *t = &f->tensors[i];
+        const tensor_type_traits *tr = tensor_type_get(t->type);
+        bool norm = memmem(t->name.data, t->name.len, "norm", 4) != NULL;
+        rc = planner_weights_add(&in->weights, tr ? tr->name : "?", false, norm, t->n_elements,
+                                 t->nbytes, err);
+    }
+    // The server maps the whole file: header, metadata and padding are resident too.
+    if (rc == GARLIC_OK)
+        in->weights.mapping_bytes = f->size - in->weights.tensor_bytes;
+    model_free(m);
+    return rc;
+}
+
+int planner_from_path(const char *path, planner_input *in, garlic_error *err)
+{
+    size_t len = strlen(path);
+    bool gguf = len >= 5 && strcasecmp(path + len - 5, ".gguf") == 0;
+    if (!gguf) {
+        FILE *f = fopen(path, "rb");
+        char magic[4] = {0};
+        if (f) {
+            gguf = fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
+            fclose(f);
+        }
+    }
+    return gguf ? planner_from_gguf(path, in, err) : planner_from_hf(path, in, err);
+}
+
+const char *planner_source_name(planner_source source)
+{
+    static const char *const names[PLANNER_SOURCE_COUNT] = {
+        [PLANNER_SOURCE_GGUF] = "gguf",
+        [PLANNER_SOURCE_HF_CONFIG] = "config.json",
+        [PLANNER_SOURCE_SAFETENSORS] = "safetensors",
+    };
+    return (unsigned)source < PLANNER_SOURCE_COUNT ? names[source] : "?";
+}
+
+// ---- the plan ----
+
+void planner_config_default(planner_config *cfg)
+{
+    *cfg = (planner_config){.parallel = 1, .kv_type = KV_TYPE_F16,
+                            .block_tokens = PLANNER_BLOCK_TOKENS,
+                            .max_batch = PLANNER_DEFAULT_MAX_BATCH,
+                            .logit_rows = PLANNER_DEFAULT_MAX_BATCH,
+                            .n_threads = thread_pool_default_threads(),
+                            .overhead = PLANNER_FIXED_OVERHEAD};
+}
+
+kv_cache_config planner_kv_config(const model_hparams *hp, kv_type type, uint32_t block_tokens)
+{
+    return (kv_cache_config){.n_layer = hp->n_layer, .n_head_kv = hp->n_head_kv,
+                             .head_dim_k = hp->head_dim_k, .head_dim_v = hp->head_dim_v,
+                             .block_tokens = block_tokens, .type = type};
+}
+
+uint64_t planner_sequences_for_budget(uint64_t budget, uint64_t static_bytes, uint64_t per_seq)
+{
+    return budget > static_bytes && per_seq ? (budget - static_bytes) / per_seq : 0;
+}
+
+static uint64_t div_ceil(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }
+
+// Scratch for a context of ctx positions (attention rows grow with it).
+static int scratch_for(const planner_input *in, const planner_config *cfg, uint32_t ctx,
+                       uint64_t *bytes, garlic_error *err)
+{
+    model_state_config sc = {.n_ctx = ctx, .max_batch = cfg->max_batch,
+                             .logit_rows = cfg->logit_rows, .kv_type = cfg->kv_type,
+                             .no_own_kv = true, .n_threads = cfg->n_threads};
+    return model_scratch_bytes(&in->hp, &sc, bytes, err);
+}
+
+// Everything for ctx positions x parallel sequences: *total, or false when it overflows or
+// the pool would have too many blocks.
+static bool total_for(const planner_input *in, const planner_config *cfg, uint64_t fixed,
+                      uint32_t ctx, uint32_t parallel, uint64_t *total)
+{
+    kv_cache_config kc = planner_kv_config(&in->hp, cfg->kv_type, cfg->block_tokens);
+    uint64_t blocks = div_ceil(ctx, cfg->block_tokens) * parallel, kv = 0, scratch = 0;
+    if (blocks > KV_MAX_BLOCKS || kv_cache_bytes_for(&kc, (uint32_t)blocks, &kv, NULL) ||
+        scratch_for(in, cfg, ctx, &scratch, NULL))
+        return false;
+    return !__builtin_add_overflow(fixed, kv, total) &&
+           !__builtin_add_overflow(*total, scratch, total);
+}
+
+// The budget questions: blocks left after the static part, the largest parallel at ctx and
+// the largest ctx at parallel (bisection: the total grows with ctx).
+static void fit_budget(const planner_input *in, planner_plan *p)
+{
+    const planner_config *cfg = &p->cfg;
+    uint64_t budget = cfg->budget, fixed = p->weight_bytes + p->overhead_bytes;
+    p->fits = p->total_bytes <= budget;
+    kv_cache_config kc = planner_kv_config(&in->hp, cfg->kv_type, cfg->block_tokens);
+    if (budget > p->static_bytes &&
+        kv_cache_blocks_for_budget(&kc, budget - p->static_bytes, &p->budget_blocks, NULL))
+        p->budget_blocks = 0;
+    uint64_t per_seq_blocks = div_ceil(cfg->ctx, cfg->block_tokens);
+    uint64_t max_parallel = p->budget_blocks / per_seq_blocks;
+    p->max_parallel = max_parallel > UINT32_MAX ? UINT32_MAX : (uint32_t)max_parallel;
+    uint64_t total = 0;
+    if (!total_for(in, cfg, fixed, 1, cfg->parallel, &total) || total > budget)
+        return;
+    uint32_t lo = 1, hi = PLANNER_MAX_CTX;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo + 1) / 2;
+        if (total_for(in, cfg, fixed, mid, cfg->parallel, &total) && total <= budget)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    p->max_ctx = lo;
+}
+
+// Fills the defaults a zero field stands for and checks the rest.
+static int resolve_config(const planner_input *in, const planner_config *cfg, planner_config *out,
+                          garlic_error *err)
+{
+    *out = *cfg;
+    if (!out->ctx)
+        out->ctx = in->hp.n_ctx_train;
+    if (!out->block_tokens)
+        out->block_tokens = PLANNER_BLOCK_TOKENS;
+    if (!out->max_batch)
+        out->max_batch = PLANNER_DEFAULT_MAX_BATCH;
+    if (!out->logit_rows)
+        out->logit_rows = out->max_batch;
+    if (out->n_threads <= 0)
+        out->n_threads = thread_pool_default_threads();
+    if (out->ctx == 0 || out->ctx > PLANNER_MAX_CTX)
+        return garlic_error_set(err, GARLIC_EINVAL, "context %u: must be 1 to %d", out->ctx,
+                                PLANNER_MAX_CTX);
+    if (out->parallel == 0)
+        return garlic_error_set(err, GARLIC_EINVAL, "parallel must be at least 1");
+    if (out->block_tokens > KV_MAX_BLOCK_TOKENS || out->logit_rows > out->max_batch)
+        return garlic_error_set(err, GARLIC_EINVAL, "block of %u tokens, logit rows %u of batch "
+                                "%u: out of range", out->block_tokens, out->logit_rows,
+                                out->max_batch);
+    return GARLIC_OK;
+}
+
+int planner_plan_make(const planner_input *in, const planner_config *cfg, planner_plan *plan,
+                      garlic_error *err)
+{
+    planner_plan p = {0};
+    int rc = resolve_config(in, cfg, &p.cfg, err);
+    if (rc)
+        return rc;
+    const planner_config *c = &p.cfg;
+    kv_cache_config kc = planner_kv_config(&in->hp, c->kv_type, c->block_tokens);
+    uint64_t k_row = 0, v_row = 0;
+    if ((rc = kv_cache_row_bytes(&kc, &k_row, &v_row, err)))
+        return rc;
+    uint64_t per_seq_blocks = div_ceil(c->ctx, c->block_tokens), blocks = 0;
+    bool ok = !__builtin_mul_overflow(in->hp.n_layer, k_row + v_row, &p.kv_bytes_per_token) &&
+              !__builtin_mul_overflow(per_seq_blocks, c->parallel, &blocks) &&
+              blocks <= KV_MAX_BLOCKS &&
+              !__builtin_mul_overflow(blocks * c->block_tokens, p.kv_bytes_per_token,
+                                      &p.kv_data_bytes) &&
+              !__builtin_add_overflow(in->weights.tensor_bytes, in->weights.mapping_bytes,
+                                      &p.weight_bytes);
+    if (!ok)
+        return garlic_error_set(err, GARLIC_EINVAL, "%u sequences of %u positions: the KV pool "
+                                "is too large (at most %d blocks of %u)", c->parallel, c->ctx,
+                                KV_MAX_BLOCKS, c->block_tokens);
+    p.kv_blocks = (uint32_t)blocks;
+    if ((rc = kv_cache_bytes_for(&kc, p.kv_blocks, &p.kv_bytes, err)) ||
+        (rc = kv_cache_bytes_for(&kc, (uint32_t)per_seq_blocks, &p.kv_bytes_per_seq, err)) ||
+        (rc = scratch_for(in, c, c->ctx, &p.scratch_bytes, err)))
+        return rc;
+    p.overhead_bytes = c->overhead;
+    ok = !__builtin_add_overflow(p.weight_bytes, p.scratch_bytes, &p.static_bytes) &&
+         !__builtin_add_overflow(p.static_bytes, p.overhead_bytes, &p.static_bytes) &&
+         !__builtin_add_overflow(p.static_bytes, p.kv_bytes, &p.total_bytes);
+    if (!ok)
+        return garlic_error_set(err, GARLIC_EINVAL, "total size overflows");
+    if (c->budget)
+        fit_budget(in, &p);
+    *plan = p;
+    return GARLIC_OK;
+}
+
+// ---- sizes ----
+
+bool planner_parse_size(const char *text, uint64_t *bytes)
+{
+    static const struct {
+        const char *suffix;
+        double scale;
+    } units[] = {
+        {"", 1}, {"b", 1}, {"k", 1e3}, {"kb", 1e3}, {"m", 1e6}, {"mb", 1e6}, {"g", 1e9},
+        {"gb", 1e9}, {"t", 1e12}, {"tb", 1e12}, {"kib", 0x1p10}, {"mib", 0x1p20},
+        {"gib", 0x1p30}, {"tib", 0x1p40},
+    };
+    if (!text || !isdigit((unsigned char)text[0]))
+        return false;
+    char *end;
+    double v = strtod(text, &end);
+    if (!isfinite(v) || v < 0)
+        return false;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcasecmp(end, units[i].suffix) != 0)
+            continue;
+        double b = round(v * units[i].scale);
+        if (!(b < 0x1p64))
+            return false;
+        *bytes = (uint64_t)b;
+        return true;
+    }
+    return false;
+}

@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: MIT
+// The memory planner: what serving a model costs, exactly. A planner_input describes a model
+// (hyper-parameters and its weights by type) read from a GGUF file or a Hugging Face folder
+// (config.json, and the safetensors headers when present); planner_plan_make adds the KV pool
+// (kv_cache_bytes_for, the very figure kv_cache_new allocates), the forward pass's scratch
+// (model_scratch_bytes) and a fixed overhead, and answers how many sequences or how long a
+// context fit a budget. `garlic estimate` prints it; the server sizes its pools with it.
+#ifndef GARLIC_PLANNER_H
+#define GARLIC_PLANNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "kvcache/kvcache.h"
+#include "model/model.h"
+
+// Memory a serving process takes besides weights, KV pool and compute buffers: the binary's
+// and its libraries' resident pages, the C runtime's heap, the stacks of the HTTP threads and
+// the compute pool, the tokenizer (vocabulary, merges, lookup tables), the chat template and
+// libmicrohttpd's connection buffers. Measured (docs/planner.md): `garlic serve` idle with no
+// model loaded holds 5.0 MiB RSS (0.55 MiB of it anonymous); with a 128,256-token vocabulary
+// and 280,147 merges loaded the anonymous part grows by 15.2 MiB, nearly all tokenizer. 24
+// MiB covers the largest common vocabularies (Qwen's 151,936) and a few open connections.
+#define PLANNER_FIXED_OVERHEAD (24ull << 20)
+
+enum {
+    PLANNER_BLOCK_TOKENS = 16,        // positions per KV block, as the server's pool uses
+    PLANNER_DEFAULT_MAX_BATCH = 512,  // tokens per forward call, as the server uses
+    PLANNER_MAX_CTX = 1 << 24,        // longest context model_state_new accepts
+    PLANNER_MAX_TYPES = 48,           // rows of the weights-by-type table
+    PLANNER_TYPE_NAME = 24,
+};
+
+// One row of the weights-by-type table: all tensors of one storage type ("Q4_K", "BF16",
+// "F8_E4M3"), or the quantization scales of one type, kept apart because they are not
+// parameters.
+typedef struct planner_weight_type {
+    char name[PLANNER_TYPE_NAME]; // the type as its format names it
+    bool scales;                  // quantization scales (bytes, not parameters)
+    uint64_t n_tensors;
+    uint64_t n_elements;          // values stored
+    uint64_t bytes;
+} planner_weight_type;
+
+// A model's weights: the table by type, and the totals.
+typedef struct planner_weights {
+    planner_weight_type types[PLANNER_MAX_TYPES]; // (n_types) in order of first appearance
+    uint32_t n_types;
+    uint64_t n_tensors;
+    uint64_t n_params;        // elements of every tensor except quantization scales
+    uint64_t n_params_norm;   // of which in norm tensors (names containing "norm")
+    uint64_t tensor_bytes;    // data bytes of every tensor, scales included
+    uint64_t mapping_bytes;   // file bytes besides tensor data (headers, metadata, padding)
+} planner_weights;
+
+// Adds n_elements values taking bytes of type name (scales or not) to w, with overflow
+// checks; norm counts toward n_params_norm. GARLIC_EINVAL on overflow or a full table.
+int planner_weights_add(planner_weights *w, const char *name, bool scales, bool norm,
+                        uint64_t n_elements, uint64_t bytes, garlic_error *err);
+
+typedef enum planner_source {
+    PLANNER_SOURCE_GGUF,        // a GGUF file: hyper-parameters as model_load reads them
+    PLANNER_SOURCE_HF_CONFIG,   // config.json alone: weights derived from its dtypes
+    PLANNER_SOURCE_SAFETENSORS, // config.json + the safetensors headers next to it
+    PLANNER_SOURCE_COUNT
+} planner_source;
+
+// What the planner knows about one model.
+typedef struct planner_input {
+    planner_source source;
+    char path[512];           // the file read (GGUF or config.json)
+    char arch[64];            // "llama", "qwen3", ... (GGUF) or "Qwen3ForCausalLM" (HF)
+    model_hparams hp;         // n_layer, n_head_kv, head dims, dim, ffn, n_vocab, n_ctx_train...
+    planner_weights weights;
+    uint64_t n_files;         // weight files (1 for GGUF; safetensors shards)
+    char assumption[512];     // how the weights were derived when not read from files ("")
+} planner_input;
+
+// Reads a GGUF model as the server would load it (model_load: the architecture must be
+// known and every tensor in place). Weights are the whole file, since the server maps it
+// all: tensor bytes by type plus header, metadata and padding as mapping_bytes.
+int planner_from_gguf(const char *path, planner_input *in, garlic_error *err);
+
+// Reads a Hugging Face model: path is a config.json or the folder holding it. When
+// *.safetensors files sit next to it (listed by model.safetensors.index.json, or all
+// *.safetensors of the folder otherwise), the weights come from their headers; otherwise
+// they are derived from the architecture, torch_dtype and quantization_config (the
+// assumption made is written to in->assumption). Errors name the file and the field.
+int planner_from_hf(const char *path, planner_input *in, garlic_error *err);
+
+// The config.json part of planner_from_hf on text already read (no files are opened): the
+// hyper-parameters and the weights derived from them. name is used in messages.
+int planner_hf_config_parse(const char *json, size_t len, const char *name, planner_input *in,
+                            garlic_error *err);
+
+// Either of the above: a path ending in ".gguf" (or a file starting with "GGUF") is GGUF.
+int planner_from_path(const char *path, planner_input *in, garlic_error *err);
+
+// Parses one safetensors image: buf holds the first size bytes of a file of file_size bytes
+// (at least the 8-byte header length and the JSON header). Validates the length (against
+// the file and PLANNER_SAFETENSORS_MAX_HEADER), every tensor's dtype, shape and data_offsets
+// (inside the data section, of exactly shape x dtype bytes, no two overlapping) and adds the
+// tensors to w (the header and any gaps to w->mapping_bytes). name is used in messages.
+// Nothing is kept pointing into buf. On failure w may hold part of the file's tensors.
+#define PLANNER_SAFETENSORS_MAX_HEADER (100ull << 20)
+int planner_safetensors_parse(const void *buf, size_t size, uint64_t file_size,
+                              const char *name, planner_weights *w, garlic_error *err);
+
+// Bytes per value of a safetensors dtype ("BF16" -> 2), or 0 for an unknown name.
+uint32_t planner_safetensors_dtype_size(const char *dtype);
+
+// How the plan is made. planner_config_default fills the server's defaults.
+typedef struct planner_config {
+    uint32_t ctx;          // positions per sequence; 0: the model's trained context
+    uint32_t parallel;     // sequences at full context, >= 1
+    kv_type kv_type;
+    uint32_t block_tokens; // PLANNER_BLOCK_TOKENS
+    uint32_t max_batch;    // tokens per forward call (scratch), PLANNER_DEFAULT_MAX_BATCH
+    uint32_t logit_rows;   // logit rows per call; the server uses max_batch
+    int n_threads;         // compute threads (attention rows); physical cores by default
+    uint64_t overhead;     // fixed overhead, PLANNER_FIXED_OVERHEAD by default
+    uint64_t budget;       // bytes available; 0: no budget (max_parallel, max_ctx stay 0)
+} planner_config;
+
+void planner_config_default(planner_config *cfg);
+
+// The plan: every pool the server allocates for cfg, and what fits the budget. A server
+// creates its pool with planner_kv_config() and n_blocks = kv_blocks (or budget_blocks to
+// fill a budget), and its run state with model_state_config {ctx, max_batch, logit_rows,
+// n_threads, no_own_kv}: then kv_cache_bytes() and model_state_bytes() equal kv_bytes and
+// scratch_bytes (tests/planner checks it).
+typedef struct planner_plan {
+    planner_config cfg;       // as used (ctx resolved, defaults filled)
+    uint64_t weight_bytes;    // tensor_bytes + mapping_bytes
+    uint64_t kv_bytes_per_token;   // n_layer x (K row + V row) at cfg.kv_type
+    uint32_t kv_blocks;       // parallel x ceil(ctx / block_tokens)
+    uint64_t kv_data_bytes;   // kv_blocks x block_tokens x kv_bytes_per_token
+    uint64_t kv_bytes;        // kv_cache_bytes_for(kv_blocks): data + token ids, block
+                              // metadata, prefix map and the struct
+    uint64_t kv_bytes_per_seq;     // kv_bytes_for one sequence at ctx (blocks of ctx)
+    uint64_t scratch_bytes;   // model_scratch_bytes for max_batch, logit_rows, ctx, n_threads
+    uint64_t overhead_bytes;  // cfg.overhead
+    uint64_t static_bytes;    // weights + scratch + overhead: what is spent before the KV pool
+    uint64_t total_bytes;     // static_bytes + kv_bytes
+    // With a budget (cfg.budget > 0):
+    bool fits;                // total_bytes <= budget
+    uint32_t max_parallel;    // largest parallel at ctx whose total fits (0: none)
+    uint32_t max_ctx;         // largest ctx at parallel whose total fits (0: none)
+    uint32_t budget_blocks;   // KV blocks the budget leaves room for after static_bytes
+} planner_plan;
+
+// Plans in for cfg. GARLIC_EINVAL (naming the value) for impossible settings: parallel 0, a
+// context past PLANNER_MAX_CTX, sizes that overflow; GARLIC_EUNSUPPORTED for a KV type the
+// model's head dimensions do not allow (Q8_0 needs multiples of 32).
+int planner_plan_make(const planner_input *in, const planner_config *cfg, planner_plan *plan,
+                      garlic_error *err);
+
+// The KV pool configuration for a model's hyper-parameters (what the server passes to
+// kv_cache_new, n_blocks 0 and no budget).
+kv_cache_config planner_kv_config(const model_hparams *hp, kv_type type, uint32_t block_tokens);
+
+// The sizing note's rule: full-context sequences that fit, floor((budget - static) / per_seq);
+// 0 when static exceeds the budget or per_seq is 0.
+uint64_t planner_sequences_for_budget(uint64_t budget, uint64_t static_bytes, uint64_t per_seq);
+
+// Parses a size: a number (decimals allowed) with an optional suffix: B, K/KB (10^3),
+// M/MB (10^6), G/GB (10^9), T/TB (10^12), KiB/MiB/GiB/TiB (2^10...), case-insensitive;
+// "28.8GB" is 28,800,000,000 bytes. False on anything else or past 2^64 - 1.
+bool planner_parse_size(const char *text, uint64_t *bytes);
+
+const char *planner_source_name(planner_source source);
+
+#endif

@@ -1,0 +1,738 @@
+// SPDX-License-Identifier: MIT
+// Tests of src/planner: the worked example of ../shared/reference/memory (parameter count,
+// FP8 weights by type, KV bytes per token, the note's concurrency rule), that the plan's KV
+// and compute figures equal what kv_cache_new and model_state_new allocate, the budget
+// answers at their edges, sizes with suffixes, config.json validation (each field named in
+// its error), the safetensors header parser against hostile input (every truncation, forged
+// lengths, offsets, shapes, dtypes, overlaps, random flips), folders of shards with and
+// without an index, GGUF files, and allocation failures.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util.h"
+
+#include "base/alloc.h"
+#include "kvcache/kvcache.h"
+#include "model/info.h"
+#include "model/model.h"
+#include "model/synth.h"
+#include "planner/planner.h"
+
+// The reference config.json of ../shared/reference/memory/qwen3-14b-fp8, inline so that the
+// arithmetic is checked even without ../shared (test_reference_file reads the real file).
+static const char qwen3_14b_fp8[] =
+    "{\"architectures\": [\"Qwen3ForCausalLM\"], \"attention_bias\": false, \"head_dim\": 128,"
+    " \"hidden_act\": \"silu\", \"hidden_size\": 5120, \"intermediate_size\": 17408,"
+    " \"max_position_embeddings\": 40960, \"model_type\": \"qwen3\", \"num_attention_heads\": 40,"
+    " \"num_hidden_layers\": 40, \"num_key_value_heads\": 8, \"rms_norm_eps\": 1e-06,"
+    " \"rope_scaling\": null, \"rope_theta\": 1000000, \"tie_word_embeddings\": false,"
+    " \"torch_dtype\": \"bfloat16\", \"vocab_size\": 151936, \"quantization_config\":"
+    " {\"activation_scheme\": \"dynamic\", \"fmt\": \"e4m3\", \"quant_method\": \"fp8\","
+    " \"weight_block_size\": [128, 128]}}";
+
+static const planner_weight_type *find_type(const planner_input *in, const char *name,
+                                            bool scales)
+{
+    for (uint32_t i = 0; i < in->weights.n_types; i++)
+        if (strcmp(in->weights.types[i].name, name) == 0 && in->weights.types[i].scales == scales)
+            return &in->weights.types[i];
+    fail_msg("no weight type %s%s", name, scales ? " scales" : "");
+    return NULL;
+}
+
+static void parse_config(const char *json, planner_input *in)
+{
+    garlic_error err = {0};
+    if (planner_hf_config_parse(json, strlen(json), "config.json", in, &err))
+        fail_msg("%s", err.message);
+}
+
+static planner_config config_for(uint32_t ctx, uint32_t parallel, kv_type type, uint64_t budget)
+{
+    planner_config cfg;
+    planner_config_default(&cfg);
+    cfg.ctx = ctx, cfg.parallel = parallel, cfg.kv_type = type, cfg.budget = budget;
+    cfg.n_threads = 8; // fixed, so the figures do not depend on the machine
+    return cfg;
+}
+
+static void check_reference(const planner_input *in)
+{
+    assert_string_equal(in->arch, "Qwen3ForCausalLM");
+    assert_int_equal(in->source, PLANNER_SOURCE_HF_CONFIG);
+    assert_int_equal(in->weights.n_params, 14768307200ull);
+    assert_int_equal(in->weights.n_params - in->weights.n_params_norm, 14767882240ull);
+    assert_int_equal(in->weights.n_params_norm, 424960);
+    // FP8 linear layers, 128x128 block scales, BF16 embeddings, head and norms.
+    assert_int_equal(in->weights.tensor_bytes, 16327782400ull);
+    assert_int_equal(in->weights.mapping_bytes, 0);
+    const planner_weight_type *fp8 = find_type(in, "F8_E4M3", false);
+    assert_int_equal(fp8->n_elements, 13212057600ull);
+    assert_int_equal(fp8->bytes, 13212057600ull);
+    assert_int_equal(fp8->n_tensors, 40 * 7);
+    const planner_weight_type *bf16 = find_type(in, "BF16", false);
+    assert_int_equal(bf16->n_elements, 1555824640ull + 424960); // embeddings, head, norms
+    assert_int_equal(bf16->bytes, 2 * 1555824640ull + 2 * 424960);
+    const planner_weight_type *scales = find_type(in, "F32", true);
+    assert_int_equal(scales->n_elements, 806400);
+    assert_int_equal(scales->bytes, 3225600);
+    assert_non_null(strstr(in->assumption, "F8_E4M3"));
+    assert_non_null(strstr(in->assumption, "128x128"));
+    assert_non_null(strstr(in->assumption, "BF16"));
+
+    garlic_error err = {0};
+    planner_plan p;
+    planner_config cfg = config_for(32768, 1, KV_TYPE_FP8_E4M3, 0);
+    assert_int_equal(planner_plan_make(in, &cfg, &p, &err), 0);
+    assert_int_equal(p.kv_bytes_per_token, 81920);
+    assert_int_equal(p.kv_blocks, 2048);
+    assert_int_equal(p.kv_data_bytes, 2684354560ull);
+    kv_cache_config kc = planner_kv_config(&in->hp, KV_TYPE_FP8_E4M3, 16);
+    uint64_t pool = 0;
+    assert_int_equal(kv_cache_bytes_for(&kc, 2048, &pool, &err), 0);
+    assert_int_equal(p.kv_bytes, pool);
+    assert_int_equal(p.kv_bytes_per_seq, pool);
+    assert_int_equal(p.weight_bytes, 16327782400ull);
+    assert_int_equal(p.total_bytes, p.weight_bytes + p.kv_bytes + p.scratch_bytes +
+                                        PLANNER_FIXED_OVERHEAD);
+    cfg.kv_type = KV_TYPE_F16;
+    assert_int_equal(planner_plan_make(in, &cfg, &p, &err), 0);
+    assert_int_equal(p.kv_bytes_per_token, 163840);
+    assert_int_equal(p.kv_data_bytes, 2 * 2684354560ull);
+    cfg.ctx = 0; // the trained context
+    assert_int_equal(planner_plan_make(in, &cfg, &p, &err), 0);
+    assert_int_equal(p.cfg.ctx, 40960);
+}
+
+static void test_reference_inline(void **state)
+{
+    (void)state;
+    planner_input in;
+    parse_config(qwen3_14b_fp8, &in);
+    check_reference(&in);
+}
+
+static void test_reference_file(void **state)
+{
+    (void)state;
+    skip_without_shared();
+    const char *path = test_shared_path("reference/memory/qwen3-14b-fp8/config.json");
+    planner_input in;
+    garlic_error err = {0};
+    if (planner_from_path(path, &in, &err))
+        fail_msg("%s", err.message);
+    check_reference(&in);
+    // The folder works too (no safetensors there: the weights are derived).
+    path = test_shared_path("reference/memory/qwen3-14b-fp8");
+    assert_int_equal(planner_from_hf(path, &in, &err), 0);
+    check_reference(&in);
+}
+
+// The note's rule: floor((28.8 GB - S) / K), with S = 15.77 GB and K = 2.5 as it rounds them:
+// 5 (5.21 before flooring). The note's 5.21 = 13.03 / 2.5 divides by 2.5 GB (10^9); with K
+// the exact 2.5 GiB (2,684,354,560 bytes) of one 32,768-token FP8 sequence it is 4 (4.85).
+static void test_concurrency_rule(void **state)
+{
+    (void)state;
+    uint64_t budget = 0, kv_note = 2500000000ull, kv = 2684354560ull;
+    assert_true(planner_parse_size("28.8GB", &budget));
+    assert_int_equal(budget, 28800000000ull);
+    uint64_t s = 15770000000ull;
+    assert_int_equal(planner_sequences_for_budget(budget, s, kv_note), 5);
+    double exact = (double)(budget - s) / (double)kv_note;
+    assert_true(exact > 5.21 && exact < 5.22);
+    assert_int_equal(planner_sequences_for_budget(budget, s, kv), 4);
+    assert_int_equal(planner_sequences_for_budget(s, budget, kv), 0);
+    assert_int_equal(planner_sequences_for_budget(budget, s, 0), 0);
+
+    // The planner's own answer with its weights assumption (16.33 GB static before scratch
+    // and overhead): 4 sequences of 32,768 positions, and the edges are exact.
+    planner_input in;
+    parse_config(qwen3_14b_fp8, &in);
+    planner_plan p, q;
+    garlic_error err = {0};
+    planner_config cfg = config_for(32768, 1, KV_TYPE_FP8_E4M3, budget);
+    assert_int_equal(planner_plan_make(&in, &cfg, &p, &err), 0);
+    assert_true(p.fits);
+    assert_int_equal(p.max_parallel, 4);
+    assert_int_equal(p.max_parallel,
+                     planner_sequences_for_budget(budget, p.static_bytes, p.kv_bytes_per_seq));
+    cfg.parallel = p.max_parallel;
+    assert_int_equal(planner_plan_make(&in, &cfg, &q, &err), 0);
+    assert_true(q.total_bytes <= budget);
+    cfg.parallel = p.max_parallel + 1;
+    assert_int_equal(planner_plan_make(&in, &cfg, &q, &err), 0);
+    assert_true(q.total_bytes > budget);
+    assert_false(q.fits);
+    // Largest context at parallel 1.
+    cfg.parallel = 1;
+    cfg.ctx = p.max_ctx;
+    assert_int_equal(planner_plan_make(&in, &cfg, &q, &err), 0);
+    assert_true(q.total_bytes <= budget);
+    cfg.ctx = p.max_ctx + 1;
+    assert_int_equal(planner_plan_make(&in, &cfg, &q, &err), 0);
+    assert_true(q.total_bytes > budget);
+    // A budget below the weights: nothing fits.
+    cfg = config_for(32768, 1, KV_TYPE_FP8_E4M3, 10000000000ull);
+    assert_int_equal(planner_plan_make(&in, &cfg, &p, &err), 0);
+    assert_false(p.fits);
+    assert_int_equal(p.max_parallel, 0);
+    assert_int_equal(p.max_ctx, 0);
+    assert_int_equal(p.budget_blocks, 0);
+}
+
+static void test_sizes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        uint64_t bytes;
+    } good[] = {
+        {"0", 0}, {"1234", 1234}, {"28.8GB", 28800000000ull}, {"28.8gb", 28800000000ull},
+        {"28.8G", 28800000000ull}, {"24GiB", 24ull << 30}, {"512M", 512000000},
+        {"512MiB", 512ull << 20}, {"1.5KiB", 1536}, {"2TB", 2000000000000ull}, {"3K", 3000},
+        {"7B", 7}, {"1TiB", 1ull << 40},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        uint64_t b = 1;
+        if (!planner_parse_size(good[i].text, &b) || b != good[i].bytes)
+            fail_msg("'%s': %llu", good[i].text, (unsigned long long)b);
+    }
+    static const char *const bad[] = {"", "GB", "-1", "12XB", "1e30GB", "1 GB", "GiB1", "nan",
+                                      ".5G", "20000000000TB"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t b;
+        if (planner_parse_size(bad[i], &b))
+            fail_msg("'%s' accepted as %llu", bad[i], (unsigned long long)b);
+    }
+}
+
+// A config.json edited from a base: replaces the first occurrence of from with to.
+static const char *edited(const char *base, const char *from, const char *to)
+{
+    static char buf[4096];
+    const char *at = strstr(base, from);
+    assert_non_null(at);
+    snprintf(buf, sizeof buf, "%.*s%s%s", (int)(at - base), base, to, at + strlen(from));
+    return buf;
+}
+
+static void expect_config_error(const char *json, int code, const char *needle)
+{
+    planner_input in;
+    garlic_error err = {0};
+    int rc = planner_hf_config_parse(json, strlen(json), "cfg/config.json", &in, &err);
+    if (rc != code || !strstr(err.message, needle) || !strstr(err.message, "cfg/config.json"))
+        fail_msg("expected %d with '%s', got %d: %s", code, needle, rc, err.message);
+}
+
+static void test_config_errors(void **state)
+{
+    (void)state;
+    const char *c = qwen3_14b_fp8;
+    expect_config_error(edited(c, "\"num_hidden_layers\": 40,", ""), GARLIC_EFORMAT,
+                        "num_hidden_layers is missing");
+    expect_config_error(edited(c, "\"num_hidden_layers\": 40", "\"num_hidden_layers\": \"40\""),
+                        GARLIC_EFORMAT, "num_hidden_layers must be an integer");
+    expect_config_error(edited(c, "\"hidden_size\": 5120", "\"hidden_size\": -5120"),
+                        GARLIC_EFORMAT, "hidden_size");
+    expect_config_error(edited(c, "\"hidden_size\": 5120", "\"hidden_size\": 5120.5"),
+                        GARLIC_EFORMAT, "hidden_size");
+    expect_config_error(edited(c, "\"vocab_size\": 151936", "\"vocab_size\": 1e300"),
+                        GARLIC_EFORMAT, "vocab_size");
+    expect_config_error(edited(c, "\"intermediate_size\": 17408,", ""), GARLIC_EFORMAT,
+                        "intermediate_size is missing");
+    expect_config_error(edited(c, "\"num_key_value_heads\": 8", "\"num_key_value_heads\": 7"),
+                        GARLIC_EFORMAT, "num_key_value_heads 7 does not divide");
+    expect_config_error(edited(c, "\"head_dim\": 128", "\"head_dim\": 0"), GARLIC_EFORMAT,
+                        "head_dim");
+    expect_config_error(edited(c, "\"max_position_embeddings\": 40960",
+                               "\"max_position_embeddings\": 99999999999"),
+                        GARLIC_EFORMAT, "max_position_embeddings");
+    expect_config_error(edited(c, "Qwen3ForCausalLM", "GPT2LMHeadModel"), GARLIC_EUNSUPPORTED,
+                        "architectures 'GPT2LMHeadModel' is not supported");
+    expect_config_error(edited(c, "[\"Qwen3ForCausalLM\"]", "\"Qwen3ForCausalLM\""),
+                        GARLIC_EFORMAT, "architectures must be a list");
+    expect_config_error(edited(c, "\"tie_word_embeddings\": false", "\"tie_word_embeddings\": 0"),
+                        GARLIC_EFORMAT, "tie_word_embeddings must be true or false");
+    expect_config_error(edited(c, "\"bfloat16\"", "\"int3\""), GARLIC_EUNSUPPORTED,
+                        "torch_dtype 'int3'");
+    expect_config_error(edited(c, "\"fp8\"", "\"bitsandbytes\""), GARLIC_EUNSUPPORTED,
+                        "quant_method 'bitsandbytes'");
+    expect_config_error(edited(c, "\"quant_method\": \"fp8\"", "\"quant_method\": 8"),
+                        GARLIC_EFORMAT, "quantization_config.quant_method");
+    expect_config_error(edited(c, "[128, 128]", "[128]"), GARLIC_EFORMAT, "weight_block_size");
+    expect_config_error(edited(c, "[128, 128]", "[0, 128]"), GARLIC_EFORMAT, "weight_block_size");
+    expect_config_error(edited(c, "\"e4m3\"", "\"e3m4\""), GARLIC_EUNSUPPORTED,
+                        "quantization_config.fmt 'e3m4'");
+    expect_config_error(edited(c, "\"rope_theta\": 1000000", "\"rope_theta\": -1"),
+                        GARLIC_EFORMAT, "rope_theta");
+    expect_config_error("[1, 2]", GARLIC_EFORMAT, "not a JSON object");
+    expect_config_error("{\"hidden_size\": 5120", GARLIC_EFORMAT, "not a JSON object");
+    expect_config_error("{}", GARLIC_EFORMAT, "architectures is missing");
+    expect_config_error("{\"model_type\": \"bert\"}", GARLIC_EUNSUPPORTED,
+                        "model_type 'bert'");
+}
+
+// Architectures and defaults: KV heads default to the heads, head_dim to dim / heads, tied
+// embeddings drop the LM head, Qwen2 has q/k/v biases, Llama and Mistral have neither biases
+// nor q/k norms.
+static void test_architectures(void **state)
+{
+    (void)state;
+    planner_input in;
+    parse_config("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, "
+                 "\"num_hidden_layers\": 2, \"num_attention_heads\": 4, "
+                 "\"intermediate_size\": 128, \"vocab_size\": 100, \"torch_dtype\": \"float16\", "
+                 "\"tie_word_embeddings\": true}", &in);
+    assert_int_equal(in.hp.n_head_kv, 4);
+    assert_int_equal(in.hp.head_dim_k, 16);
+    assert_int_equal(in.hp.n_ctx_train, 2048);
+    // embed + 2 x (4 x 64x64 + 3 x 64x128 + 2 x 64) + 64, no LM head
+    uint64_t params = 6400 + 2 * (4 * 4096 + 3 * 8192 + 128) + 64;
+    assert_int_equal(in.weights.n_params, params);
+    assert_int_equal(in.weights.tensor_bytes, 2 * params);
+    assert_string_equal(in.weights.types[0].name, "F16");
+    assert_int_equal(in.weights.n_types, 1);
+
+    parse_config("{\"architectures\": [\"MistralForCausalLM\"], \"hidden_size\": 64, "
+                 "\"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"head_dim\": 32, "
+                 "\"num_key_value_heads\": 2, \"intermediate_size\": 128, \"vocab_size\": 100}",
+                 &in);
+    // F32 when torch_dtype is absent; q 128x64, k and v 64x64, o 64x128; untied head.
+    params = 2 * 6400 + 2 * (8192 + 2 * 4096 + 8192 + 3 * 8192 + 128) + 64;
+    assert_int_equal(in.weights.n_params, params);
+    assert_int_equal(in.weights.tensor_bytes, 4 * params);
+    assert_int_equal(in.hp.head_dim_k, 32);
+
+    parse_config("{\"architectures\": [\"Qwen2ForCausalLM\"], \"hidden_size\": 64, "
+                 "\"num_hidden_layers\": 1, \"num_attention_heads\": 4, "
+                 "\"num_key_value_heads\": 2, \"intermediate_size\": 128, \"vocab_size\": 100, "
+                 "\"torch_dtype\": \"bfloat16\", \"tie_word_embeddings\": true}", &in);
+    // q 64x64, k and v 32x64, o 64x64, biases 64 + 32 + 32.
+    params = 6400 + (4096 + 2 * 2048 + 4096 + 3 * 8192 + 128 + 128) + 64;
+    assert_int_equal(in.weights.n_params, params);
+
+    // GPTQ 4-bit, groups of 32: packed weights, F16 scales and packed zeros per group.
+    parse_config("{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_hidden_layers\": 1, "
+                 "\"num_attention_heads\": 4, \"intermediate_size\": 128, \"vocab_size\": 100, "
+                 "\"torch_dtype\": \"float16\", \"quantization_config\": {\"quant_method\": "
+                 "\"gptq\", \"bits\": 4, \"group_size\": 32}}", &in);
+    const planner_weight_type *q4 = find_type(&in, "INT4", false);
+    assert_int_equal(q4->n_elements, 4 * 4096 + 3 * 8192);
+    assert_int_equal(q4->bytes, (4 * 4096 + 3 * 8192) / 2);
+    assert_int_equal(find_type(&in, "F16", true)->n_elements,
+                     4 * 2 * 64 + 2 * 2 * 128 + 4 * 64); // groups x rows per matrix
+    assert_non_null(strstr(in.assumption, "4-bit"));
+}
+
+static void test_plan_errors(void **state)
+{
+    (void)state;
+    planner_input in;
+    parse_config(qwen3_14b_fp8, &in);
+    planner_plan p;
+    garlic_error err = {0};
+    planner_config cfg = config_for(1024, 0, KV_TYPE_F16, 0);
+    assert_int_equal(planner_plan_make(&in, &cfg, &p, &err), GARLIC_EINVAL);
+    assert_non_null(strstr(err.message, "parallel"));
+    cfg = config_for(PLANNER_MAX_CTX + 1, 1, KV_TYPE_F16, 0);
+    assert_int_equal(planner_plan_make(&in, &cfg, &p, &err), GARLIC_EINVAL);
+    cfg = config_for(PLANNER_MAX_CTX, 1 << 20, KV_TYPE_F16, 0);
+    assert_int_equal(planner_plan_make(&in, &cfg, &p, &err), GARLIC_EINVAL);
+    assert_non_null(strstr(err.message, "too large"));
+    // Q8_0 needs head dimensions that are multiples of 32.
+    parse_config("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 128, "
+                 "\"num_hidden_layers\": 2, \"num_attention_heads\": 2, "
+                 "\"intermediate_size\": 128, \"vocab_size\": 100}", &in);
+    cfg = config_for(64, 1, KV_TYPE_Q8_0, 0);
+    assert_int_equal(planner_plan_make(&in, &cfg, &p, &err), 0); // head dim 64
+    parse_config("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 96, "
+                 "\"num_hidden_layers\": 2, \"num_attention_heads\": 2, "
+                 "\"intermediate_size\": 128, \"vocab_size\": 100}", &in);
+    assert_int_equal(planner_plan_make(&in, &cfg, &p, &err), GARLIC_EUNSUPPORTED);
+}
+
+// ---- GGUF: the plan equals what the allocating code takes ----
+
+static const char *synth_model(const char *name, const char *arch, uint32_t type)
+{
+    synth_params sp;
+    synth_params_default(&sp);
+    sp.arch = arch;
+    sp.type = type;
+    const char *path = test_temp_path(name);
+    garlic_error err;
+    if (synth_write(&sp, path, &err))
+        fail_msg("%s", err.message);
+    return path;
+}
+
+static void test_gguf_exact(void **state)
+{
+    (void)state;
+    const char *path = synth_model("q8.gguf", "qwen3", TENSOR_TYPE_Q8_0);
+    planner_input in;
+    garlic_error err = {0};
+    assert_int_equal(planner_from_path(path, &in, &err), 0);
+    assert_int_equal(in.source, PLANNER_SOURCE_GGUF);
+    assert_string_equal(in.arch, "qwen3");
+    model *m = model_load(path, &err);
+    assert_non_null(m);
+    assert_memory_equal(&in.hp, &m->hp, sizeof in.hp);
+    model_info info;
+    assert_int_equal(model_info_read(m->file, &info, &err), 0);
+    assert_int_equal(in.weights.n_params, info.n_params);
+    assert_int_equal(in.weights.tensor_bytes, info.weight_bytes);
+    assert_int_equal(in.weights.tensor_bytes + in.weights.mapping_bytes, m->file->size);
+    assert_int_equal(find_type(&in, "Q8_0", false)->n_elements, info.type_params[TENSOR_TYPE_Q8_0]);
+    assert_int_equal(find_type(&in, "F32", false)->n_tensors, info.type_tensors[TENSOR_TYPE_F32]);
+
+    static const kv_type types[] = {KV_TYPE_F16, KV_TYPE_Q8_0, KV_TYPE_FP8_E4M3, KV_TYPE_F32};
+    static const uint32_t ctxs[] = {1, 16, 17, 512};
+    for (size_t t = 0; t < 4; t++)
+        for (size_t c = 0; c < 4; c++) {
+            planner_config cfg = config_for(ctxs[c], 3, types[t], 0);
+            cfg.max_batch = 64, cfg.logit_rows = 64, cfg.n_threads = 2;
+            planner_plan p;
+            assert_int_equal(planner_plan_make(&in, &cfg, &p, &err), 0);
+            assert_int_equal(p.kv_blocks, 3 * ((ctxs[c] + 15) / 16));
+            kv_cache_config kc = model_kv_config(m, types[t], 16, p.kv_blocks);
+            kv_cache *kv = kv_cache_new(&kc, &err);
+            assert_non_null(kv);
+            assert_int_equal(p.kv_bytes, kv_cache_bytes(kv));
+            kv_cache_free(kv);
+            model_state_config sc = {.n_ctx = ctxs[c], .max_batch = 64, .logit_rows = 64,
+                                     .kv_type = types[t], .no_own_kv = true, .n_threads = 2};
+            model_state *s = model_state_new(m, &sc, &err);
+            assert_non_null(s);
+            assert_int_equal(p.scratch_bytes, model_state_bytes(s));
+            model_state_free(s);
+            assert_int_equal(p.weight_bytes, m->file->size);
+        }
+    model_free(m);
+
+    // A damaged file: the error names it.
+    size_t size;
+    uint8_t *bytes = test_read_file(path, &size);
+    assert_non_null(bytes);
+    const char *cut = test_temp_path("cut.gguf");
+    assert_int_equal(test_write_file(cut, bytes, size / 2), 0);
+    free(bytes);
+    assert_int_not_equal(planner_from_path(cut, &in, &err), 0);
+    assert_non_null(strstr(err.message, "cut.gguf"));
+}
+
+static void test_gguf_shared(void **state)
+{
+    (void)state;
+    skip_without_shared();
+    planner_input in;
+    garlic_error err = {0};
+    const char *path = test_shared_path("models/stories260K.gguf");
+    if (planner_from_path(path, &in, &err))
+        fail_msg("%s", err.message);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(in.weights.tensor_bytes + in.weights.mapping_bytes, (uint64_t)sb.st_size);
+}
+
+// ---- safetensors ----
+
+// A safetensors image: length, header (padded with pad spaces), data_len bytes of data.
+static uint8_t *st_image(const char *header, size_t pad, size_t data_len, size_t *size)
+{
+    size_t n = strlen(header) + pad;
+    *size = 8 + n + data_len;
+    uint8_t *buf = calloc(1, *size);
+    assert_non_null(buf);
+    for (int i = 0; i < 8; i++)
+        buf[i] = (uint8_t)((uint64_t)n >> (8 * i));
+    memcpy(buf + 8, header, strlen(header));
+    memset(buf + 8 + strlen(header), ' ', pad);
+    return buf;
+}
+
+static const char st_good[] =
+    "{\"__metadata__\": {\"format\": \"pt\"}, "
+    "\"model.norm.weight\": {\"dtype\": \"BF16\", \"shape\": [4], \"data_offsets\": [0, 8]}, "
+    "\"layers.0.q_proj.weight\": {\"dtype\": \"F8_E4M3\", \"shape\": [4, 8], "
+    "\"data_offsets\": [8, 40]}, "
+    "\"layers.0.q_proj.weight_scale_inv\": {\"dtype\": \"F32\", \"shape\": [1, 1], "
+    "\"data_offsets\": [40, 44]}, "
+    "\"empty\": {\"dtype\": \"F16\", \"shape\": [0, 3], \"data_offsets\": [44, 44]}, "
+    "\"scalar\": {\"dtype\": \"I64\", \"shape\": [], \"data_offsets\": [44, 52]}}";
+
+static int st_parse(const uint8_t *buf, size_t size, planner_weights *w, garlic_error *err)
+{
+    // An exactly-sized copy, so that ASan sees any read past the end.
+    uint8_t *copy = malloc(size ? size : 1);
+    assert_non_null(copy);
+    memcpy(copy, buf, size);
+    *w = (planner_weights){0};
+    int rc = planner_safetensors_parse(copy, size, size, "t.safetensors", w, err);
+    free(copy);
+    return rc;
+}
+
+static void test_safetensors_good(void **state)
+{
+    (void)state;
+    size_t size;
+    uint8_t *buf = st_image(st_good, 5, 52, &size);
+    planner_weights w;
+    garlic_error err = {0};
+    if (st_parse(buf, size, &w, &err))
+        fail_msg("%s", err.message);
+    assert_int_equal(w.n_tensors, 5);
+    assert_int_equal(w.n_params, 4 + 32 + 0 + 1);
+    assert_int_equal(w.n_params_norm, 4);
+    assert_int_equal(w.tensor_bytes, 52);
+    assert_int_equal(w.mapping_bytes, 8 + strlen(st_good) + 5);
+    planner_input in = {.weights = w};
+    assert_int_equal(find_type(&in, "F32", true)->bytes, 4);
+    assert_int_equal(find_type(&in, "F8_E4M3", false)->n_elements, 32);
+    free(buf);
+    // A hole between tensors is allowed and counts as mapped bytes besides tensors.
+    buf = st_image(st_good, 0, 60, &size);
+    assert_int_equal(st_parse(buf, size, &w, &err), 0);
+    assert_int_equal(w.mapping_bytes, 8 + strlen(st_good) + 8);
+    free(buf);
+}
+
+static void expect_st_error(const char *header, size_t data_len, const char *needle)
+{
+    size_t size;
+    uint8_t *buf = st_image(header, 0, data_len, &size);
+    planner_weights w;
+    garlic_error err = {0};
+    int rc = st_parse(buf, size, &w, &err);
+    free(buf);
+    if (rc != GARLIC_EFORMAT || !strstr(err.message, needle) ||
+        !strstr(err.message, "t.safetensors"))
+        fail_msg("expected a format error with '%s', got %d: %s", needle, rc, err.message);
+}
+
+static void test_safetensors_hostile(void **state)
+{
+    (void)state;
+    const char *c = st_good;
+    expect_st_error(edited(c, "\"BF16\"", "\"BF17\""), 52, "unknown dtype 'BF17'");
+    expect_st_error(edited(c, "\"dtype\": \"BF16\", ", ""), 52, "dtype missing");
+    expect_st_error(edited(c, "\"shape\": [4]", "\"shape\": [-4]"), 52, "shape holds");
+    expect_st_error(edited(c, "\"shape\": [4]", "\"shape\": [4.5]"), 52, "shape holds");
+    expect_st_error(edited(c, "\"shape\": [4]", "\"shape\": 4"), 52, "shape missing");
+    expect_st_error(edited(c, "\"shape\": [4]", "\"shape\": [1,1,1,1,1,1,1,1,4]"), 52,
+                    "over 8 dimensions");
+    expect_st_error(edited(c, "\"shape\": [4]", "\"shape\": [4294967296, 4294967296, 4]"), 52,
+                    "overflows");
+    expect_st_error(edited(c, "\"shape\": [4]", "\"shape\": [4294967296, 2147483648]"), 52,
+                    "size overflows");
+    expect_st_error(edited(c, "[0, 8]", "[8, 0]"), 52, "data_offsets must be");
+    expect_st_error(edited(c, "[0, 8]", "[0]"), 52, "data_offsets must be");
+    expect_st_error(edited(c, "[0, 8]", "[0, \"8\"]"), 52, "data_offsets must be");
+    expect_st_error(edited(c, "[0, 8]", "[0, 9]"), 52, "span 9 bytes");
+    expect_st_error(edited(c, "[44, 52]", "[52, 60]"), 52, "data ends at byte 60");
+    expect_st_error(edited(c, "[44, 52]", "[44, 18446744073709551616]"), 52,
+                    "data_offsets must be");
+    expect_st_error(edited(c, "[8, 40]", "[4, 36]"), 52, "overlap");
+    expect_st_error(edited(c, "{\"format\": \"pt\"}", "[1]"), 52, "__metadata__");
+    expect_st_error(edited(c, "{\"dtype\": \"I64\"", "[{\"dtype\": \"I64\""), 52, "JSON");
+    expect_st_error("[]", 0, "not a JSON object");
+    expect_st_error("{\"a\": 1}", 0, "tensor 'a': not an object");
+    expect_st_error("{} x", 0, "bytes after the header");
+    expect_st_error("{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}} ",
+                    3, "data ends at byte 4");
+
+    // Forged lengths.
+    uint8_t small[16] = {0};
+    planner_weights w;
+    garlic_error err = {0};
+    small[0] = 9; // 9 bytes of header in a 16-byte file
+    assert_int_equal(st_parse(small, 16, &w, &err), GARLIC_EFORMAT);
+    assert_non_null(strstr(err.message, "exceeds the file"));
+    memset(small, 0xff, 8);
+    assert_int_equal(st_parse(small, 16, &w, &err), GARLIC_EFORMAT);
+    memset(small, 0, 8);
+    small[5] = 1; // 2^40 bytes of header
+    assert_int_equal(planner_safetensors_parse(small, 8, UINT64_MAX, "big.safetensors", &w, &err),
+                     GARLIC_EFORMAT);
+    assert_non_null(strstr(err.message, "exceeds the limit"));
+    small[0] = 0x20, memset(small + 1, 0, 7);
+    assert_int_equal(planner_safetensors_parse(small, 16, 1000, "t.safetensors", &w, &err),
+                     GARLIC_EFORMAT);
+    assert_non_null(strstr(err.message, "truncated"));
+    assert_int_equal(st_parse(small, 5, &w, &err), GARLIC_EFORMAT);
+    assert_non_null(strstr(err.message, "too short"));
+
+    // Every truncation of a good file fails cleanly (the data section shrinks with it).
+    size_t size;
+    uint8_t *buf = st_image(st_good, 2, 52, &size);
+    for (size_t n = 0; n < size; n++)
+        if (st_parse(buf, n, &w, &err) != GARLIC_EFORMAT)
+            fail_msg("truncation at %zu accepted", n);
+    // Random byte flips: never a crash, and a success stays self-consistent.
+    test_rng rng;
+    test_rng_seed(&rng, 7);
+    uint8_t *flipped = malloc(size);
+    assert_non_null(flipped);
+    for (int i = 0; i < 3000; i++) {
+        memcpy(flipped, buf, size);
+        int n_flips = 1 + (int)(test_rng_u64(&rng) % 4);
+        for (int f = 0; f < n_flips; f++)
+            flipped[test_rng_u64(&rng) % size] ^= (uint8_t)(1 + test_rng_u64(&rng) % 255);
+        if (st_parse(flipped, size, &w, &err) == GARLIC_OK)
+            assert_true(w.tensor_bytes + w.mapping_bytes == size);
+    }
+    free(flipped);
+    free(buf);
+}
+
+// ---- folders of shards ----
+
+static const char *make_dir(const char *name)
+{
+    const char *dir = test_temp_path(name);
+    mkdir(dir, 0755);
+    return dir;
+}
+
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    assert_int_equal(test_write_file(path, text, strlen(text)), 0);
+}
+
+static void write_shard(const char *dir, const char *name, const char *header, size_t data_len)
+{
+    size_t size;
+    uint8_t *buf = st_image(header, 0, data_len, &size);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    assert_int_equal(test_write_file(path, buf, size), 0);
+    free(buf);
+}
+
+static const char tiny_config[] =
+    "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"num_hidden_layers\": 2, "
+    "\"num_attention_heads\": 4, \"intermediate_size\": 128, \"vocab_size\": 100, "
+    "\"torch_dtype\": \"bfloat16\"}";
+static const char shard_a[] =
+    "{\"embed\": {\"dtype\": \"BF16\", \"shape\": [100, 64], \"data_offsets\": [0, 12800]}}";
+static const char shard_b[] =
+    "{\"norm\": {\"dtype\": \"F32\", \"shape\": [64], \"data_offsets\": [0, 256]}, "
+    "\"w\": {\"dtype\": \"F8_E4M3\", \"shape\": [128, 64], \"data_offsets\": [256, 8448]}}";
+
+static void test_folders(void **state)
+{
+    (void)state;
+    // Without an index: every *.safetensors of the folder.
+    const char *dir = make_dir("glob");
+    write_text(dir, "config.json", tiny_config);
+    write_shard(dir, "model-00001-of-00002.safetensors", shard_a, 12800);
+    write_shard(dir, "model-00002-of-00002.safetensors", shard_b, 8448);
+    planner_input in;
+    garlic_error err = {0};
+    if (planner_from_path(dir, &in, &err))
+        fail_msg("%s", err.message);
+    assert_int_equal(in.source, PLANNER_SOURCE_SAFETENSORS);
+    assert_int_equal(in.n_files, 2);
+    assert_int_equal(in.weights.n_params, 6400 + 64 + 8192);
+    assert_int_equal(in.weights.n_params_norm, 64);
+    assert_int_equal(in.weights.tensor_bytes, 12800 + 256 + 8192);
+    assert_int_equal(in.weights.mapping_bytes, 16 + strlen(shard_a) + strlen(shard_b));
+    assert_string_equal(in.assumption, "");
+    assert_int_equal(in.hp.n_layer, 2);
+
+    // With an index: only the files it names; a missing one is an error naming it.
+    dir = make_dir("indexed");
+    write_text(dir, "config.json", tiny_config);
+    write_shard(dir, "a.safetensors", shard_a, 12800);
+    write_shard(dir, "unlisted.safetensors", shard_b, 8448);
+    write_text(dir, "model.safetensors.index.json",
+               "{\"metadata\": {}, \"weight_map\": {\"embed\": \"a.safetensors\", "
+               "\"x\": \"a.safetensors\"}}");
+    char config[1024];
+    snprintf(config, sizeof config, "%s/config.json", dir);
+    assert_int_equal(planner_from_path(config, &in, &err), 0);
+    assert_int_equal(in.n_files, 1);
+    assert_int_equal(in.weights.tensor_bytes, 12800);
+    write_text(dir, "model.safetensors.index.json",
+               "{\"weight_map\": {\"embed\": \"a.safetensors\", \"w\": \"b.safetensors\"}}");
+    assert_int_equal(planner_from_path(dir, &in, &err), GARLIC_EIO);
+    assert_non_null(strstr(err.message, "b.safetensors"));
+    write_text(dir, "model.safetensors.index.json", "{\"weight_map\": {\"w\": \"../x\"}}");
+    assert_int_equal(planner_from_path(dir, &in, &err), GARLIC_EFORMAT);
+    assert_non_null(strstr(err.message, "weight_map"));
+    write_text(dir, "model.safetensors.index.json", "{\"weight_map\": 3}");
+    assert_int_equal(planner_from_path(dir, &in, &err), GARLIC_EFORMAT);
+    assert_non_null(strstr(err.message, "model.safetensors.index.json"));
+
+    // A malformed shard: the error names the file and the field.
+    dir = make_dir("bad");
+    write_text(dir, "config.json", tiny_config);
+    write_shard(dir, "m.safetensors", edited(shard_b, "[256, 8448]", "[256, 8447]"), 8448);
+    assert_int_equal(planner_from_path(dir, &in, &err), GARLIC_EFORMAT);
+    assert_non_null(strstr(err.message, "m.safetensors"));
+    assert_non_null(strstr(err.message, "tensor 'w'"));
+    write_shard(dir, "m.safetensors", shard_b, 100); // shorter than the offsets say
+    assert_int_equal(planner_from_path(dir, &in, &err), GARLIC_EFORMAT);
+    assert_non_null(strstr(err.message, "data ends at byte"));
+
+    // Missing files and fields.
+    assert_int_equal(planner_from_path(test_temp_path("nowhere"), &in, &err), GARLIC_EIO);
+    assert_non_null(strstr(err.message, "nowhere"));
+    dir = make_dir("nolayers");
+    write_text(dir, "config.json", edited(tiny_config, "\"num_hidden_layers\": 2, ", ""));
+    assert_int_equal(planner_from_path(dir, &in, &err), GARLIC_EFORMAT);
+    assert_non_null(strstr(err.message, "nolayers/config.json: num_hidden_layers is missing"));
+}
+
+// Every allocation failing in turn: a clean GARLIC_ENOMEM (or success), nothing leaked.
+static void test_alloc_failures(void **state)
+{
+    (void)state;
+    const char *dir = make_dir("alloc");
+    write_text(dir, "config.json", tiny_config);
+    write_shard(dir, "model-00001-of-00002.safetensors", shard_a, 12800);
+    write_shard(dir, "model-00002-of-00002.safetensors", shard_b, 8448);
+    write_text(dir, "model.safetensors.index.json",
+               "{\"weight_map\": {\"embed\": \"model-00001-of-00002.safetensors\", "
+               "\"w\": \"model-00002-of-00002.safetensors\"}}");
+    bool done = false;
+    for (long n = 0; n < 200 && !done; n++) {
+        planner_input in;
+        garlic_error err = {0};
+        garlic_alloc_fail_after(n);
+        int rc = planner_from_path(dir, &in, &err);
+        garlic_alloc_fail_reset();
+        if (rc == GARLIC_OK)
+            done = true;
+        else if (rc != GARLIC_ENOMEM)
+            fail_msg("failing allocation %ld: %d %s", n, rc, err.message);
+    }
+    assert_true(done);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reference_inline),
+        cmocka_unit_test(test_reference_file),
+        cmocka_unit_test(test_concurrency_rule),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_architectures),
+        cmocka_unit_test(test_plan_errors),
+        cmocka_unit_test(test_gguf_exact),
+        cmocka_unit_test(test_gguf_shared),
+        cmocka_unit_test(test_safetensors_good),
+        cmocka_unit_test(test_safetensors_hostile),
+        cmocka_unit_test(test_folders),
+        cmocka_unit_test(test_alloc_failures),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
