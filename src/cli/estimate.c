@@ -21,8 +21,8 @@ typedef struct estimate_options {
 static int estimate_usage(void)
 {
     fprintf(stderr, "usage: garlic estimate MODEL.gguf|config.json|FOLDER [--ctx N] "
-            "[--parallel N] [--kv-type f16|q8_0|fp8|f32] [--budget SIZE] [--batch N] "
-            "[--threads N] [--json]\n  SIZE: bytes with an optional suffix: K, M, G, T "
+            "[--parallel N] [--kv-type f16|q8_0|fp8|f32] [--budget SIZE] [--kv-tokens N]\n"
+            "         [--running N] [--step-tokens N] [--threads N] [--json]\n  SIZE: bytes with an optional suffix: K, M, G, T "
             "(or KB, MB, GB, TB: powers of 10) or KiB, MiB, GiB, TiB (powers of 2)\n");
     return 2;
 }
@@ -31,6 +31,7 @@ static int parse_estimate(estimate_options *o, int argc, char **argv)
 {
     *o = (estimate_options){0};
     planner_config_default(&o->cfg);
+    bool parallel_given = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help"))
@@ -46,6 +47,7 @@ static int parse_estimate(estimate_options *o, int argc, char **argv)
             continue;
         }
         static const char *const with_value[] = {"--ctx", "-c", "--parallel", "-np", "--batch",
+                                                 "--step-tokens", "--kv-tokens", "--running",
                                                  "-b", "--threads", "-t", "--kv-type", "--budget"};
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
@@ -60,11 +62,13 @@ static int parse_estimate(estimate_options *o, int argc, char **argv)
         if (!strcmp(a, "--ctx") || !strcmp(a, "-c"))
             rc = cli_parse_uint(a, v, 1, PLANNER_MAX_CTX, &o->cfg.ctx);
         else if (!strcmp(a, "--parallel") || !strcmp(a, "-np"))
-            rc = cli_parse_uint(a, v, 1, 1u << 20, &o->cfg.parallel);
-        else if (!strcmp(a, "--batch") || !strcmp(a, "-b")) {
+            rc = cli_parse_uint(a, v, 1, 1u << 20, &o->cfg.parallel), parallel_given = true;
+        else if (!strcmp(a, "--batch") || !strcmp(a, "-b") || !strcmp(a, "--step-tokens"))
             rc = cli_parse_uint(a, v, 1, 65536, &o->cfg.max_batch);
-            o->cfg.logit_rows = o->cfg.max_batch; // the server returns logits for every token
-        }
+        else if (!strcmp(a, "--kv-tokens"))
+            rc = cli_parse_uint(a, v, 16, UINT32_MAX / 2, &o->cfg.kv_tokens);
+        else if (!strcmp(a, "--running"))
+            rc = cli_parse_uint(a, v, 1, 4096, &o->cfg.running);
         else if (!strcmp(a, "--threads") || !strcmp(a, "-t"))
             rc = cli_parse_uint(a, v, 1, 1024, &u), o->cfg.n_threads = (int)u;
         else if (!strcmp(a, "--kv-type")) {
@@ -85,6 +89,8 @@ static int parse_estimate(estimate_options *o, int argc, char **argv)
     }
     if (!o->model_path)
         return fprintf(stderr, "garlic estimate: MODEL is missing\n"), estimate_usage();
+    if (parallel_given && !o->cfg.running) // as `garlic serve --parallel N` runs N at once
+        o->cfg.running = o->cfg.parallel;
     return 0;
 }
 
@@ -169,15 +175,20 @@ static void print_text(const planner_input *in, const planner_plan *p)
            cli_format_bytes((double)p->kv_bytes_per_token));
     printf("    %-30s %s  %s\n", "per sequence (data)", commas(p->kv_data_bytes / c->parallel),
            cli_format_bytes((double)(p->kv_data_bytes / c->parallel)));
-    printf("    %-30s %u x %u positions = %u blocks\n", "pool", c->parallel, c->ctx, p->kv_blocks);
+    if (c->kv_tokens)
+        printf("    %-30s %u positions (--kv-tokens) = %u blocks\n", "pool", c->kv_tokens,
+               p->kv_blocks);
+    else
+        printf("    %-30s %u x %u positions = %u blocks\n", "pool", c->parallel, c->ctx,
+               p->kv_blocks);
     printf("    %-30s %s  %s\n", "pool data", commas(p->kv_data_bytes),
            cli_format_bytes((double)p->kv_data_bytes));
     printf("    %-30s %s\n", "pool bookkeeping", commas(p->kv_bytes - p->kv_data_bytes));
     printf("    %-30s %s  %s\n", "pool total", commas(p->kv_bytes),
            cli_format_bytes((double)p->kv_bytes));
-    printf("  %-32s %s  %s (batch %u, %u logit rows, %d threads)\n", "Compute buffers",
-           commas(p->scratch_bytes), cli_format_bytes((double)p->scratch_bytes), c->max_batch,
-           c->logit_rows, c->n_threads);
+    printf("  %-32s %s  %s (batch %u, %u logit rows for %u running, %d threads)\n",
+           "Compute buffers", commas(p->scratch_bytes), cli_format_bytes((double)p->scratch_bytes),
+           c->max_batch, c->logit_rows, c->running, c->n_threads);
     printf("  %-32s %s  %s\n", "Fixed overhead", commas(p->overhead_bytes),
            cli_format_bytes((double)p->overhead_bytes));
     printf("  %-32s %s  %s\n", "Static (weights+compute+fixed)", commas(p->static_bytes),
@@ -240,6 +251,7 @@ static void print_json(const planner_input *in, const planner_plan *p)
     cJSON_AddNumberToObject(kv, "bytes_per_token", (double)p->kv_bytes_per_token);
     cJSON_AddNumberToObject(kv, "ctx", c->ctx);
     cJSON_AddNumberToObject(kv, "parallel", c->parallel);
+    cJSON_AddNumberToObject(kv, "kv_tokens", (double)p->kv_blocks * c->block_tokens);
     cJSON_AddNumberToObject(kv, "blocks", p->kv_blocks);
     cJSON_AddNumberToObject(kv, "data_bytes", (double)p->kv_data_bytes);
     cJSON_AddNumberToObject(kv, "bytes", (double)p->kv_bytes);
@@ -248,6 +260,7 @@ static void print_json(const planner_input *in, const planner_plan *p)
     cJSON_AddNumberToObject(comp, "bytes", (double)p->scratch_bytes);
     cJSON_AddNumberToObject(comp, "max_batch", c->max_batch);
     cJSON_AddNumberToObject(comp, "logit_rows", c->logit_rows);
+    cJSON_AddNumberToObject(comp, "running", c->running);
     cJSON_AddNumberToObject(comp, "n_threads", c->n_threads);
     cJSON_AddNumberToObject(root, "overhead_bytes", (double)p->overhead_bytes);
     cJSON_AddNumberToObject(root, "static_bytes", (double)p->static_bytes);

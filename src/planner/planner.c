@@ -45,13 +45,10 @@ int planner_weights_add(planner_weights *w, const char *name, bool scales, bool 
 
 // ---- GGUF ----
 
-int planner_from_gguf(const char *path, planner_input *in, garlic_error *err)
+int planner_from_model(const model *m, const char *path, planner_input *in, garlic_error *err)
 {
     *in = (planner_input){.source = PLANNER_SOURCE_GGUF, .n_files = 1};
     snprintf(in->path, sizeof in->path, "%s", path);
-    model *m = model_load(path, err);
-    if (!m)
-        return err ? err->code : GARLIC_EFORMAT;
     in->hp = m->hp;
     snprintf(in->arch, sizeof in->arch, "%s", m->arch->name);
     const gguf_file *f = m->file;
@@ -66,8 +63,28 @@ int planner_from_gguf(const char *path, planner_input *in, garlic_error *err)
     // The server maps the whole file: header, metadata and padding are resident too.
     if (rc == GARLIC_OK)
         in->weights.mapping_bytes = f->size - in->weights.tensor_bytes;
+    return rc;
+}
+
+int planner_from_gguf(const char *path, planner_input *in, garlic_error *err)
+{
+    model *m = model_load(path, err);
+    if (!m)
+        return err ? err->code : GARLIC_EFORMAT;
+    int rc = planner_from_model(m, path, in, err);
     model_free(m);
     return rc;
+}
+
+uint32_t planner_default_ctx(uint32_t trained)
+{
+    return trained && trained < PLANNER_DEFAULT_CTX ? trained : PLANNER_DEFAULT_CTX;
+}
+
+uint32_t planner_default_running(uint64_t positions)
+{
+    uint64_t r = positions / 256;
+    return r < 1 ? 1 : r > 64 ? 64 : (uint32_t)r;
 }
 
 int planner_from_path(const char *path, planner_input *in, garlic_error *err)
@@ -99,10 +116,9 @@ const char *planner_source_name(planner_source source)
 
 void planner_config_default(planner_config *cfg)
 {
-    *cfg = (planner_config){.parallel = 1, .kv_type = KV_TYPE_F16,
+    *cfg = (planner_config){.parallel = PLANNER_DEFAULT_PARALLEL, .kv_type = KV_TYPE_F16,
                             .block_tokens = PLANNER_BLOCK_TOKENS,
                             .max_batch = PLANNER_DEFAULT_MAX_BATCH,
-                            .logit_rows = PLANNER_DEFAULT_MAX_BATCH,
                             .n_threads = thread_pool_default_threads(),
                             .overhead = PLANNER_FIXED_OVERHEAD};
 }
@@ -121,6 +137,17 @@ uint64_t planner_sequences_for_budget(uint64_t budget, uint64_t static_bytes, ui
 
 static uint64_t div_ceil(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }
 
+// Blocks of the pool: kv_tokens positions when given (at least one full context), else
+// parallel full contexts.
+static uint64_t pool_blocks(const planner_config *cfg, uint32_t ctx, uint32_t parallel)
+{
+    uint64_t per_seq = div_ceil(ctx, cfg->block_tokens);
+    if (!cfg->kv_tokens)
+        return per_seq * parallel;
+    uint64_t blocks = div_ceil(cfg->kv_tokens, cfg->block_tokens);
+    return blocks < per_seq ? per_seq : blocks;
+}
+
 // Scratch for a context of ctx positions (attention rows grow with it).
 static int scratch_for(const planner_input *in, const planner_config *cfg, uint32_t ctx,
                        uint64_t *bytes, garlic_error *err)
@@ -137,7 +164,7 @@ static bool total_for(const planner_input *in, const planner_config *cfg, uint64
                       uint32_t ctx, uint32_t parallel, uint64_t *total)
 {
     kv_cache_config kc = planner_kv_config(&in->hp, cfg->kv_type, cfg->block_tokens);
-    uint64_t blocks = div_ceil(ctx, cfg->block_tokens) * parallel, kv = 0, scratch = 0;
+    uint64_t blocks = pool_blocks(cfg, ctx, parallel), kv = 0, scratch = 0;
     if (blocks > KV_MAX_BLOCKS || kv_cache_bytes_for(&kc, (uint32_t)blocks, &kv, NULL) ||
         scratch_for(in, cfg, ctx, &scratch, NULL))
         return false;
@@ -179,20 +206,25 @@ static int resolve_config(const planner_input *in, const planner_config *cfg, pl
 {
     *out = *cfg;
     if (!out->ctx)
-        out->ctx = in->hp.n_ctx_train;
+        out->ctx = planner_default_ctx(in->hp.n_ctx_train);
     if (!out->block_tokens)
         out->block_tokens = PLANNER_BLOCK_TOKENS;
     if (!out->max_batch)
         out->max_batch = PLANNER_DEFAULT_MAX_BATCH;
-    if (!out->logit_rows)
-        out->logit_rows = out->max_batch;
-    if (out->n_threads <= 0)
-        out->n_threads = thread_pool_default_threads();
     if (out->ctx == 0 || out->ctx > PLANNER_MAX_CTX)
         return garlic_error_set(err, GARLIC_EINVAL, "context %u: must be 1 to %d", out->ctx,
                                 PLANNER_MAX_CTX);
     if (out->parallel == 0)
         return garlic_error_set(err, GARLIC_EINVAL, "parallel must be at least 1");
+    if (!out->running) // the server's rule: from the pool's positions
+        out->running = planner_default_running(pool_blocks(out, out->ctx, out->parallel) *
+                                               out->block_tokens);
+    if (out->running > out->max_batch)
+        out->running = out->max_batch; // one decode token each per step
+    if (!out->logit_rows)
+        out->logit_rows = out->running;
+    if (out->n_threads <= 0)
+        out->n_threads = thread_pool_default_threads();
     if (out->block_tokens > KV_MAX_BLOCK_TOKENS || out->logit_rows > out->max_batch)
         return garlic_error_set(err, GARLIC_EINVAL, "block of %u tokens, logit rows %u of batch "
                                 "%u: out of range", out->block_tokens, out->logit_rows,
@@ -212,9 +244,10 @@ int planner_plan_make(const planner_input *in, const planner_config *cfg, planne
     uint64_t k_row = 0, v_row = 0;
     if ((rc = kv_cache_row_bytes(&kc, &k_row, &v_row, err)))
         return rc;
-    uint64_t per_seq_blocks = div_ceil(c->ctx, c->block_tokens), blocks = 0;
+    uint64_t per_seq_blocks = div_ceil(c->ctx, c->block_tokens);
+    uint64_t blocks = per_seq_blocks > KV_MAX_BLOCKS || c->parallel > KV_MAX_BLOCKS
+                          ? UINT64_MAX : pool_blocks(c, c->ctx, c->parallel);
     bool ok = !__builtin_mul_overflow(in->hp.n_layer, k_row + v_row, &p.kv_bytes_per_token) &&
-              !__builtin_mul_overflow(per_seq_blocks, c->parallel, &blocks) &&
               blocks <= KV_MAX_BLOCKS &&
               !__builtin_mul_overflow(blocks * c->block_tokens, p.kv_bytes_per_token,
                                       &p.kv_data_bytes) &&

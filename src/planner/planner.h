@@ -28,6 +28,8 @@
 enum {
     PLANNER_BLOCK_TOKENS = 16,        // positions per KV block, as the server's pool uses
     PLANNER_DEFAULT_MAX_BATCH = 512,  // tokens per forward call, as the server uses
+    PLANNER_DEFAULT_PARALLEL = 4,     // full contexts the server's KV pool holds by default
+    PLANNER_DEFAULT_CTX = 4096,       // the server's context when the model's is longer
     PLANNER_MAX_CTX = 1 << 24,        // longest context model_state_new accepts
     PLANNER_MAX_TYPES = 48,           // rows of the weights-by-type table
     PLANNER_TYPE_NAME = 24,
@@ -113,12 +115,17 @@ uint32_t planner_safetensors_dtype_size(const char *dtype);
 
 // How the plan is made. planner_config_default fills the server's defaults.
 typedef struct planner_config {
-    uint32_t ctx;          // positions per sequence; 0: the model's trained context
-    uint32_t parallel;     // sequences at full context, >= 1
+    uint32_t ctx;          // positions per sequence; 0: planner_default_ctx (as the server)
+    uint32_t parallel;     // sequences at full context the KV pool holds, >= 1
+                           // (PLANNER_DEFAULT_PARALLEL, as `garlic serve` by default)
+    uint32_t kv_tokens;    // positions of the pool instead (`--kv-tokens`); 0: parallel x ctx.
+                           // Never less than one full context.
+    uint32_t running;      // sequences run at once (`serve --parallel`): the logit rows of a
+                           // step; 0: planner_default_running(pool positions)
     kv_type kv_type;
     uint32_t block_tokens; // PLANNER_BLOCK_TOKENS
     uint32_t max_batch;    // tokens per forward call (scratch), PLANNER_DEFAULT_MAX_BATCH
-    uint32_t logit_rows;   // logit rows per call; the server uses max_batch
+    uint32_t logit_rows;   // logit rows per call; 0: running (the server's rule)
     int n_threads;         // compute threads (attention rows); physical cores by default
     uint64_t overhead;     // fixed overhead, PLANNER_FIXED_OVERHEAD by default
     uint64_t budget;       // bytes available; 0: no budget (max_parallel, max_ctx stay 0)
@@ -160,6 +167,19 @@ int planner_plan_make(const planner_input *in, const planner_config *cfg, planne
 // The KV pool configuration for a model's hyper-parameters (what the server passes to
 // kv_cache_new, n_blocks 0 and no budget).
 kv_cache_config planner_kv_config(const model_hparams *hp, kv_type type, uint32_t block_tokens);
+
+// The server's default context: the trained one, at most PLANNER_DEFAULT_CTX (4096 when the
+// model does not say).
+uint32_t planner_default_ctx(uint32_t trained);
+
+// How many sequences the server runs at once for a pool of `positions` when --parallel is not
+// given: one per 256 positions, between 1 and 64.
+uint32_t planner_default_running(uint64_t positions);
+
+// The planner's input for a model already loaded (what planner_from_gguf reads), path for
+// messages.
+int planner_from_model(const struct model *m, const char *path, planner_input *in,
+                       garlic_error *err);
 
 // The sizing note's rule: full-context sequences that fit, floor((budget - static) / per_seq);
 // 0 when static exceeds the budget or per_seq is 0.

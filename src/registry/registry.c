@@ -15,6 +15,7 @@
 
 #include "base/alloc.h"
 #include "base/threadpool.h"
+#include "planner/planner.h"
 #include "registry/internal.h"
 
 static const double ttft_bounds[REGISTRY_TTFT_BUCKETS] = {
@@ -268,25 +269,6 @@ static void load_template(registry_model *m)
     m->template_source = garlic_strndup(src, len);
 }
 
-// Sizes m's KV pool: kv_tokens positions (default 4 contexts), never less than one full
-// context plus a block, in blocks of KV_DEFAULT_BLOCK_TOKENS; and the running-sequence cap.
-static int size_pool(registry_model *m, const registry_config *cfg, garlic_error *err)
-{
-    uint64_t tokens = cfg->kv_tokens ? cfg->kv_tokens : (uint64_t)m->n_ctx * 4;
-    uint64_t min_blocks = (m->n_ctx + KV_DEFAULT_BLOCK_TOKENS - 1) / KV_DEFAULT_BLOCK_TOKENS + 1;
-    uint64_t blocks = (tokens + KV_DEFAULT_BLOCK_TOKENS - 1) / KV_DEFAULT_BLOCK_TOKENS;
-    blocks = blocks < min_blocks ? min_blocks : blocks;
-    if (blocks > KV_MAX_BLOCKS)
-        return garlic_error_set(err, GARLIC_EINVAL, "%s: a KV pool of %llu positions is too large",
-                                m->name, (unsigned long long)tokens);
-    m->kv_blocks = (uint32_t)blocks;
-    uint32_t step = cfg->step_tokens ? cfg->step_tokens : 512;
-    uint64_t par = cfg->parallel ? cfg->parallel : blocks * KV_DEFAULT_BLOCK_TOKENS / 256;
-    par = par < 1 ? 1 : par > 64 && !cfg->parallel ? 64 : par;
-    m->parallel = (uint32_t)(par < step ? par : step); // one decode token each per step
-    return GARLIC_OK;
-}
-
 static model_state_config state_config(const registry_model *m)
 {
     const registry_config *cfg = &m->reg->cfg;
@@ -294,6 +276,30 @@ static model_state_config state_config(const registry_model *m)
                                 .max_batch = cfg->step_tokens ? cfg->step_tokens : 512,
                                 .logit_rows = m->parallel, .no_own_kv = true,
                                 .pool = m->reg->pool};
+}
+
+// The plan of m for the server's flags: the same planner `garlic estimate` prints, so the
+// estimate is what the load allocates. Pool: --kv-tokens positions, else --parallel full
+// contexts, else PLANNER_DEFAULT_PARALLEL; running sequences: --parallel, else one per 256
+// pool positions (1 to 64).
+static int plan(registry_model *m, planner_plan *out, garlic_error *err)
+{
+    const registry_config *cfg = &m->reg->cfg;
+    planner_input in;
+    int rc = planner_from_model(m->weights, m->path, &in, err);
+    if (rc)
+        return rc;
+    planner_config pc;
+    planner_config_default(&pc);
+    pc.ctx = m->n_ctx;
+    pc.kv_type = cfg->kv_type;
+    pc.block_tokens = KV_DEFAULT_BLOCK_TOKENS;
+    pc.max_batch = cfg->step_tokens ? cfg->step_tokens : PLANNER_DEFAULT_MAX_BATCH;
+    pc.n_threads = thread_pool_size(m->reg->pool);
+    pc.kv_tokens = cfg->kv_tokens;
+    if (cfg->parallel)
+        pc.parallel = pc.running = cfg->parallel;
+    return planner_plan_make(&in, &pc, out, err);
 }
 
 int registry_model_load_parts(registry_model *m, uint64_t *cost, garlic_error *err)
@@ -306,19 +312,14 @@ int registry_model_load_parts(registry_model *m, uint64_t *cost, garlic_error *e
     if (!m->tok)
         return err->code;
     engine_end_tokens(m->tok, &m->end_tokens);
-    uint32_t trained = m->weights->hp.n_ctx_train ? m->weights->hp.n_ctx_train : 4096;
-    m->n_ctx = cfg->n_ctx ? cfg->n_ctx : (trained < 4096 ? trained : 4096);
-    int rc = size_pool(m, cfg, err);
+    m->n_ctx = cfg->n_ctx ? cfg->n_ctx : planner_default_ctx(m->weights->hp.n_ctx_train);
+    planner_plan p;
+    int rc = plan(m, &p, err);
     if (rc)
         return rc;
-    kv_cache_config kc = model_kv_config(m->weights, cfg->kv_type, KV_DEFAULT_BLOCK_TOKENS,
-                                         m->kv_blocks);
-    model_state_config sc = state_config(m);
-    uint64_t kv_bytes, scratch;
-    if ((rc = kv_cache_bytes_for(&kc, m->kv_blocks, &kv_bytes, err)) ||
-        (rc = model_scratch_bytes(&m->weights->hp, &sc, &scratch, err)))
-        return rc;
-    *cost = m->weights->file->size + kv_bytes + scratch + REGISTRY_MODEL_OVERHEAD;
+    m->kv_blocks = p.kv_blocks;
+    m->parallel = p.cfg.running;
+    *cost = p.total_bytes;
     return GARLIC_OK;
 }
 

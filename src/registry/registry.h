@@ -33,18 +33,16 @@ enum {
     REGISTRY_DEFAULT_BUDGET_PERCENT = 80,
 };
 
-// Bytes a loaded model holds besides its mapping, KV pool and forward-pass buffers: the
-// tokenizer's tables, the chat template, the scheduler's arrays and requests, thread stacks.
-#define REGISTRY_MODEL_OVERHEAD (UINT64_C(16) << 20)
 
 typedef struct registry_config {
     uint32_t n_ctx;         // positions one request may use; 0: min(trained, 4096)
     uint32_t max_queue;     // waiting requests per model beyond which submit fails; 0: 64
-    uint32_t parallel;      // running sequences per model at most; 0: sized from the pool
-                            // (pool positions / 256, between 1 and 64)
-    uint32_t kv_tokens;     // KV pool capacity in positions; 0: 4 x n_ctx (at least n_ctx
-                            // plus a block is always allocated, so one request can use its
-                            // whole context)
+    uint32_t parallel;      // running sequences per model at most, and (without kv_tokens)
+                            // full contexts the KV pool holds; 0: a pool of
+                            // PLANNER_DEFAULT_PARALLEL (4) contexts and one running sequence
+                            // per 256 pool positions (1 to 64)
+    uint32_t kv_tokens;     // KV pool capacity in positions, at least n_ctx (so one request
+                            // can use its whole context); 0: see parallel
     uint32_t step_tokens;   // tokens per step (decode tokens plus prefill chunks); 0: 512
     int n_threads;          // threads of the compute pool all models share; 0: physical cores
     kv_type kv_type;

@@ -63,7 +63,7 @@ static void test_reference_json(void **state)
     (void)state;
     skip_without_shared();
     char args[1024];
-    snprintf(args, sizeof args, "'%s' --ctx 32768 --kv-type f16 --budget 28.8GB --threads 4",
+    snprintf(args, sizeof args, "'%s' --ctx 32768 --parallel 1 --kv-type f16 --budget 28.8GB --threads 4",
              test_shared_path("reference/memory/qwen3-14b-fp8"));
     cJSON *root = estimate_json(args);
     assert_string_equal(cJSON_GetObjectItem(root, "source")->valuestring, "config.json");

@@ -101,9 +101,9 @@ static void check_reference(const planner_input *in)
     assert_int_equal(planner_plan_make(in, &cfg, &p, &err), 0);
     assert_int_equal(p.kv_bytes_per_token, 163840);
     assert_int_equal(p.kv_data_bytes, 2 * 2684354560ull);
-    cfg.ctx = 0; // the trained context
+    cfg.ctx = 0; // the server's default: the trained context (40960), at most 4096
     assert_int_equal(planner_plan_make(in, &cfg, &p, &err), 0);
-    assert_int_equal(p.cfg.ctx, 40960);
+    assert_int_equal(p.cfg.ctx, 4096);
 }
 
 static void test_reference_inline(void **state)

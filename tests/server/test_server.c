@@ -647,7 +647,17 @@ static void test_ps_and_keep_alive(void **state)
     cJSON *g = cJSON_GetObjectItem(m, "garlic");
     assert_true(cJSON_GetObjectItem(g, "kv_cache_bytes")->valuedouble > 0);
     assert_non_null(cJSON_GetObjectItem(m, "expires_at"));
+    // The size is the plan `garlic estimate` prints for the same flags, to the byte.
+    double size = cJSON_GetObjectItem(m, "size")->valuedouble;
     cJSON_Delete(ps);
+    char *est = NULL;
+    assert_int_equal(test_run(&est, NULL, "'%s' estimate '%s' --ctx 4096 --threads 1 --json",
+                              test_garlic(), model_path), 0);
+    cJSON *plan = cJSON_Parse(est);
+    free(est);
+    assert_non_null(plan);
+    assert_true(cJSON_GetObjectItem(plan, "total_bytes")->valuedouble == size);
+    cJSON_Delete(plan);
     char *out = NULL;
     assert_int_equal(test_run(&out, NULL, "'%s' ps --port %d", test_garlic(), s.port), 0);
     assert_non_null(strstr(out, "tiny"));
