@@ -114,7 +114,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libgarlic.a
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libgarlic.a $(LDLIBS)
 
 bench: garlic $(BENCH_BIN)
-	BUILD=$(BUILD) bench/run.sh
+	BUILD=$(BUILD) SHARED=$(SHARED) bench/run.sh
 
 format:
 	clang-format-14 -i $(wildcard src/*/*.[ch] tests/*.[ch] tests/*/*.[ch] fuzz/*.c)

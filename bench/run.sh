@@ -2,9 +2,11 @@
 # make bench: the kernel and dequantization micro-benchmarks, then `garlic bench` on
 # synthesized TinyLlama-1.1B-shaped models (F16, Q8_0, Q4_0, Q4_K; made once and kept in
 # $BUILD/bench/models) with 2 threads. Figures are reported, never asserted; quote the
-# machine line with them. BENCH_TYPES and BENCH_THREADS override the defaults. When
-# LLAMA_BENCH names a llama-bench binary (a peer built outside this repository), it runs on
-# the same file right after garlic and the ratios are printed (needs python3). Then batched
+# machine line with them. BENCH_TYPES and BENCH_THREADS override the defaults. The read
+# bandwidth (bench_bandwidth) gives each model's decoding bound, and bench/report.py prints
+# the fraction reached. When LLAMA_BENCH names a llama-bench binary (a peer built outside
+# this repository), it runs on the same file right after garlic and the ratios are printed
+# (needs python3); stories260K from ../shared is the overhead-bound case. Then batched
 # decoding through the server's scheduler (`garlic bench --streams`, 1 to 16 streams of a
 # 128-token prompt and 64 generated tokens) and the prefix cache's time to first token on the
 # Q4_0 model; LLAMA_BATCHED_BENCH names llama-batched-bench for the same run side by side.
@@ -13,26 +15,46 @@ build=${BUILD:-build}
 types=${BENCH_TYPES:-F16 Q8_0 Q4_0 Q4_K}
 threads=${BENCH_THREADS:-2}
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; $(./garlic version)"
+bandwidth=0
 for b in "$build"/bench/bench_*; do
   [ -x "$b" ] || continue
   echo "== ${b##*/}"
-  "$b"
+  if [ "${b##*/}" = bench_bandwidth ]; then
+    out=$(BENCH_THREADS=$threads "$b"); echo "$out"
+    bandwidth=$(echo "$out" | sed -n 's/^read bandwidth: \([0-9.]*\) GB.*/\1/p')
+  else
+    "$b"
+  fi
 done
 mkdir -p "$build/bench/models"
+echo "== garlic bench -p 512 -n 128 -r 3 -t $threads (tg vs the bandwidth bound: $bandwidth GB/s)"
 for t in $types; do
   model=$build/bench/models/tinyllama-$t.gguf
   if [ ! -f "$model" ]; then
     echo "== synthesizing $model"
     ./garlic synth "$model.tmp" --preset tinyllama --type "$t" && mv "$model.tmp" "$model"
   fi
-  echo "== garlic bench $model -t $threads"
-  ./garlic bench "$model" -p 512 -n 128 -r 3 -t "$threads"
+  ./garlic show "$model" --json --tensors > "$build/bench/show.json"
+  ./garlic bench "$model" -p 512 -n 128 -r 3 -t "$threads" --json > "$build/bench/garlic.json"
+  peer=""
   if [ -n "${LLAMA_BENCH:-}" ] && [ -x "$LLAMA_BENCH" ]; then
-    ./garlic bench "$model" -p 512 -n 128 -r 3 -t "$threads" --json > "$build/bench/garlic.json"
     "$LLAMA_BENCH" -m "$model" -p 512 -n 128 -r 3 -t "$threads" -o json > "$build/bench/peer.json" 2>/dev/null
-    bench/compare.py "$build/bench/garlic.json" "$build/bench/peer.json" "$t"
+    peer=$build/bench/peer.json
   fi
+  bench/report.py "$t" "$build/bench/garlic.json" "$build/bench/show.json" "${bandwidth:-0}" $peer
 done
+# An overhead-bound model: stories260K (292K parameters) decodes in microseconds a token.
+tiny=${SHARED:-../shared}/models/stories260K.gguf
+if [ -f "$tiny" ]; then
+  ./garlic show "$tiny" --json --tensors > "$build/bench/show.json"
+  ./garlic bench "$tiny" -p 512 -n 128 -r 5 -t "$threads" --json > "$build/bench/garlic.json"
+  peer=""
+  if [ -n "${LLAMA_BENCH:-}" ] && [ -x "$LLAMA_BENCH" ]; then
+    "$LLAMA_BENCH" -m "$tiny" -p 512 -n 128 -r 5 -t "$threads" -o json > "$build/bench/peer.json" 2>/dev/null
+    peer=$build/bench/peer.json
+  fi
+  bench/report.py stories "$build/bench/garlic.json" "$build/bench/show.json" 0 $peer
+fi
 
 model=$build/bench/models/tinyllama-Q4_0.gguf
 if [ -f "$model" ]; then
