@@ -14,6 +14,9 @@
 #include "tensor/types.h"
 
 enum { MAX_GROUP = 3 };  // matrices that share one input (q, k, v)
+// Multiply-adds below which a job runs on the calling thread alone: waking the pool and
+// waiting at its barrier costs a few microseconds, as much as this much work.
+enum { INLINE_WORK = 1 << 17 };
 enum { OWN_BLOCK = 16 }; // block size of a state's own KV cache
 
 struct model_state {
@@ -311,14 +314,23 @@ static void matmul_group(model_state *s, const float *in, uint64_t in_stride, ui
             if (kernel_act_type(items[j].w->type) == kernel_act_type(items[i].w->type))
                 job.items[i].act = job.items[j].act;
     }
-    // Converting a few rows costs less than waking the pool: decode steps do it inline.
+    // Converting a few rows costs less than waking the pool: decode steps do it inline. So
+    // does a whole product too small to pay for the pool's wake-up and barrier (the layers of
+    // a tiny model), which keeps overhead-bound decoding on one core.
+    uint64_t work = 0;
+    for (int i = 0; i < n_items; i++)
+        work += items[i].w->n_out * items[i].w->n_in;
+    work *= n_tok;
     job.convert_only = true;
-    if ((uint64_t)n_tok * items[0].w->n_in <= 16384)
+    if ((uint64_t)n_tok * items[0].w->n_in <= 16384 || work < INLINE_WORK)
         matmul_worker(&job, 0, 1);
     else
         thread_pool_run(s->pool, matmul_worker, &job);
     job.convert_only = false;
-    thread_pool_run(s->pool, matmul_worker, &job);
+    if (work < INLINE_WORK)
+        matmul_worker(&job, 0, 1);
+    else
+        thread_pool_run(s->pool, matmul_worker, &job);
     for (int i = 0; i < n_items; i++) {
         const matmul_item *it = &items[i];
         for (uint32_t b = 0; it->bias && b < n_tok; b++)
@@ -537,7 +549,13 @@ static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
         kv_cache_store(s->kv, l, s->slot_block[b], s->slot_offset[b], k, s->v + b * v_dim);
     }
     attention_job job = {.s = s, .layer = l, .n_tok = n_tok};
-    thread_pool_run(s->pool, attention_worker, &job);
+    uint64_t work = 0; // multiply-adds: every token's heads over its positions, K and V
+    for (uint32_t b = 0; b < n_tok; b++)
+        work += (uint64_t)(s->batch->pos[b] + 1) * hp->n_head * (hp->head_dim_k + hp->head_dim_v);
+    if (work < INLINE_WORK)
+        attention_worker(&job, 0, 1);
+    else
+        thread_pool_run(s->pool, attention_worker, &job);
     // The attention output is in xb; the projection lands in hb (wide enough), then the residual.
     matmul_one(s, &L->wo, s->xb, o_dim, n_tok, s->hb, hp->dim);
     for (size_t i = 0; i < (size_t)n_tok * hp->dim; i++)
@@ -574,7 +592,10 @@ static void ffn_block(model_state *s, uint32_t l, uint32_t n_tok)
     };
     matmul_group(s, s->xb, hp->dim, n_tok, gate_up, 2);
     swiglu_job job = {.gate = s->hb, .up = s->hb2, .n = (size_t)n_tok * hp->ffn};
-    thread_pool_run(s->pool, swiglu_worker, &job);
+    if (job.n * 16 < INLINE_WORK) // an expf and a few flops a value
+        swiglu_worker(&job, 0, 1);
+    else
+        thread_pool_run(s->pool, swiglu_worker, &job);
     matmul_one(s, &L->w_down, s->hb, hp->ffn, n_tok, s->xb, hp->dim);
     for (size_t i = 0; i < (size_t)n_tok * hp->dim; i++)
         s->x[i] += s->xb[i];
