@@ -17,6 +17,8 @@ enum { MAX_GROUP = 3 };  // matrices that share one input (q, k, v)
 // Multiply-adds below which a job runs on the calling thread alone: waking the pool and
 // waiting at its barrier costs a few microseconds, as much as this much work.
 enum { INLINE_WORK = 1 << 17 };
+// Rows attention converts at a time: up to ATT_ROWS positions of one KV head, as floats.
+enum { ATT_ROWS = 16 };
 enum { OWN_BLOCK = 16 }; // block size of a state's own KV cache
 
 struct model_state {
@@ -37,8 +39,8 @@ struct model_state {
     float *hb;               // (max_batch, max(ffn, dim)) gate / attention projection
     float *hb2;              // (max_batch, ffn) up
     float *logits;           // (logit_rows, n_vocab)
-    float *att;              // (n_threads, n_ctx) attention scores, one row per thread
-    float *kv_row;           // (n_threads, max head dim) a dequantized cache row per thread
+    float *att;              // (n_threads, heads per KV head, n_ctx) attention scores
+    float *kv_row;           // (n_threads, ATT_ROWS, max K/V row) cache rows as floats
     uint8_t *act[MAX_GROUP]; // (max_batch, act row bytes) converted activations
     size_t act_stride;       // bytes of the widest activation row (act[] holds max_batch)
     float *rope_cos, *rope_sin; // (max_batch, n_rot / 2 + 1)
@@ -82,7 +84,6 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
     uint64_t B = cfg->max_batch, nt = (uint64_t)(threads > 0 ? threads : 1);
     uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim_k, o_dim = (uint64_t)hp->n_head * hp->head_dim_v;
     uint64_t k_dim = (uint64_t)hp->n_head_kv * hp->head_dim_k, v_dim = (uint64_t)hp->n_head_kv * hp->head_dim_v;
-    uint64_t hd_max = hp->head_dim_k > hp->head_dim_v ? hp->head_dim_k : hp->head_dim_v;
     uint64_t f = sizeof(float), act = max_act_row(hp), half = hp->n_rot / 2 + 1;
     struct { void **slot; uint64_t n; } t[N_SCRATCH] = {
         {(void **)&s->x, B * hp->dim * f},
@@ -94,8 +95,8 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
         {(void **)&s->hb, B * (hp->ffn > hp->dim ? hp->ffn : hp->dim) * f},
         {(void **)&s->hb2, B * hp->ffn * f},
         {(void **)&s->logits, (uint64_t)cfg->logit_rows * hp->n_vocab * f},
-        {(void **)&s->att, nt * cfg->n_ctx * f},
-        {(void **)&s->kv_row, nt * hd_max * f},
+        {(void **)&s->att, nt * (hp->n_head / (hp->n_head_kv ? hp->n_head_kv : 1)) * cfg->n_ctx * f},
+        {(void **)&s->kv_row, nt * ATT_ROWS * (k_dim > v_dim ? k_dim : v_dim) * f},
         {(void **)&s->act[0], B * act},
         {(void **)&s->act[1], B * act},
         {(void **)&s->act[2], B * act},
@@ -424,92 +425,118 @@ static size_t head_offset(kv_type type, uint32_t h, uint32_t head_dim)
     return (size_t)bytes;
 }
 
-// Scores of query q against the cached keys of positions 0..n_pos-1 of one KV head of
-// sequence seq, block by block.
-static void attention_scores(model_state *s, const kv_seq *seq, uint32_t layer, const float *q,
-                             uint32_t kv_head, uint32_t n_pos, float *scores, float *row)
+// a . b over n floats: the SIMD kernel for wide heads, a plain loop for narrow ones (where a
+// call would cost more than the work).
+static inline float dot_n(const float *a, const float *b, uint32_t n)
 {
-    const kv_cache_config *kc = kv_cache_get_config(s->kv);
-    uint32_t hd = kc->head_dim_k, bt = kc->block_tokens;
-    size_t stride = kv_cache_k_row_bytes(s->kv), off = head_offset(kc->type, kv_head, hd);
-    float scale = 1.0f / sqrtf((float)hd);
-    for (uint32_t t0 = 0; t0 < n_pos; t0 += bt) {
-        const uint8_t *base = kv_cache_k_row(s->kv, layer, seq->blocks[t0 / bt], 0) + off;
-        uint32_t n = n_pos - t0 < bt ? n_pos - t0 : bt;
-        for (uint32_t i = 0; i < n; i++) {
-            const uint8_t *k = base + (size_t)i * stride;
-            float dot;
-            if (kc->type == KV_TYPE_F16) {
-                dot = kernel_dot_f32_f16(q, (const uint16_t *)k, hd);
-            } else if (kc->type == KV_TYPE_F32) {
-                dot = kernel_dot_f32(q, (const float *)k, hd);
-            } else {
-                kv_row_load(kc->type, k, row, hd);
-                dot = kernel_dot_f32(q, row, hd);
-            }
-            scores[t0 + i] = dot * scale;
-        }
-    }
+    if (n >= 32)
+        return kernel_dot_f32(a, b, n);
+    float sum = 0;
+    for (uint32_t i = 0; i < n; i++)
+        sum += a[i] * b[i];
+    return sum;
 }
 
-// out = sum_t p[t] * V[t] over the cached values of one KV head of sequence seq.
-static void attention_values(model_state *s, const kv_seq *seq, uint32_t layer, const float *p,
-                             uint32_t kv_head, uint32_t n_pos, float *out, float *row)
+// y += w * x over n floats.
+static inline void axpy_n(float *y, float w, const float *x, uint32_t n)
 {
-    const kv_cache_config *kc = kv_cache_get_config(s->kv);
-    uint32_t hd = kc->head_dim_v, bt = kc->block_tokens;
-    size_t stride = kv_cache_v_row_bytes(s->kv), off = head_offset(kc->type, kv_head, hd);
-    memset(out, 0, hd * sizeof(float));
-    for (uint32_t t0 = 0; t0 < n_pos; t0 += bt) {
-        const uint8_t *base = kv_cache_v_row(s->kv, layer, seq->blocks[t0 / bt], 0) + off;
-        uint32_t n = n_pos - t0 < bt ? n_pos - t0 : bt;
-        for (uint32_t i = 0; i < n; i++) {
-            const uint8_t *v = base + (size_t)i * stride;
-            float w = p[t0 + i];
-            if (kc->type == KV_TYPE_F16) {
-                kernel_axpy_f16(out, w, (const uint16_t *)v, hd);
-            } else if (kc->type == KV_TYPE_F32) {
-                kernel_axpy_f32(out, w, (const float *)v, hd);
-            } else {
-                kv_row_load(kc->type, v, row, hd);
-                kernel_axpy_f32(out, w, row, hd);
-            }
-        }
+    if (n >= 32) {
+        kernel_axpy_f32(y, w, x, n);
+        return;
     }
+    for (uint32_t i = 0; i < n; i++)
+        y[i] += w * x[i];
 }
 
-// Causal attention for every (token, head) pair, split across threads: softmax of the
-// scaled scores over positions 0..pos of the token's sequence (max subtracted, sum in
-// double), then the weighted sum of the values, written to xb.
+// Loads n cache rows starting at row (rows are contiguous, row_values values of type each)
+// as floats: the whole rows when heads are narrow (one long conversion beats many short
+// ones), else only the hd values at head offset `head` of each row. Returns the first row's
+// head and sets *pitch to the floats between rows. F32 rows are read in place.
+static const float *load_rows(kv_type type, const uint8_t *row, size_t row_bytes,
+                              uint32_t row_values, uint32_t head, uint32_t hd, uint32_t n,
+                              float *out, uint32_t *pitch)
+{
+    if (type == KV_TYPE_F32) {
+        *pitch = row_values;
+        return (const float *)row + (size_t)head * hd;
+    }
+    if (hd < 32) {
+        kv_row_load(type, row, out, (uint64_t)n * row_values);
+        *pitch = row_values;
+        return out + (size_t)head * hd;
+    }
+    size_t off = head_offset(type, head, hd);
+    for (uint32_t i = 0; i < n; i++)
+        kv_row_load(type, row + (size_t)i * row_bytes + off, out + (size_t)i * hd, hd);
+    *pitch = hd;
+    return out;
+}
+
+// Causal attention, one (token, KV head) pair at a time, split across threads. The K (then V)
+// rows of the pair's positions are converted to floats once, ATT_ROWS at a time, and used by
+// every query head of the group: scores (scaled dot products), softmax over positions 0..pos
+// of the token's sequence (max subtracted, sum in double), then the weighted sum of the
+// values, written to xb.
 static void attention_worker(void *ctx, int ith, int nth)
 {
     attention_job *job = ctx;
     model_state *s = job->s;
     const model_batch *batch = s->batch;
     const model_hparams *hp = &s->m->hp;
-    float *scores = s->att + (size_t)ith * s->n_ctx;
-    uint32_t hd_max = hp->head_dim_k > hp->head_dim_v ? hp->head_dim_k : hp->head_dim_v;
-    float *row = s->kv_row + (size_t)ith * hd_max;
-    uint32_t group = hp->n_head / hp->n_head_kv;
-    size_t q_dim = (size_t)hp->n_head * hp->head_dim_k, o_dim = (size_t)hp->n_head * hp->head_dim_v;
-    for (uint32_t idx = (uint32_t)ith; idx < job->n_tok * hp->n_head; idx += (uint32_t)nth) {
-        uint32_t b = idx / hp->n_head, h = idx % hp->n_head, n_pos = batch->pos[b] + 1;
+    const kv_cache_config *kc = kv_cache_get_config(s->kv);
+    uint32_t group = hp->n_head / hp->n_head_kv, hd_k = hp->head_dim_k, hd_v = hp->head_dim_v;
+    uint32_t bt = kc->block_tokens;
+    uint32_t k_values = hp->n_head_kv * hd_k, v_values = hp->n_head_kv * hd_v;
+    float *scores = s->att + (size_t)ith * group * s->n_ctx;
+    float *rows = s->kv_row + (size_t)ith * ATT_ROWS * (k_values > v_values ? k_values : v_values);
+    size_t q_dim = (size_t)hp->n_head * hd_k, o_dim = (size_t)hp->n_head * hd_v;
+    size_t k_stride = kv_cache_k_row_bytes(s->kv), v_stride = kv_cache_v_row_bytes(s->kv);
+    float scale = 1.0f / sqrtf((float)hd_k);
+    for (uint32_t idx = (uint32_t)ith; idx < job->n_tok * hp->n_head_kv; idx += (uint32_t)nth) {
+        uint32_t b = idx / hp->n_head_kv, kh = idx % hp->n_head_kv, n_pos = batch->pos[b] + 1;
         const kv_seq *seq = batch->seqs[batch->seq[b]];
-        const float *q = s->q + b * q_dim + (size_t)h * hp->head_dim_k;
-        attention_scores(s, seq, job->layer, q, h / group, n_pos, scores, row);
-        float max = scores[0];
-        for (uint32_t t = 1; t < n_pos; t++)
-            max = scores[t] > max ? scores[t] : max;
-        double sum = 0;
-        for (uint32_t t = 0; t < n_pos; t++) {
-            scores[t] = expf(scores[t] - max);
-            sum += scores[t];
+        const float *q = s->q + b * q_dim + (size_t)kh * group * hd_k;
+        for (uint32_t t0 = 0, n; t0 < n_pos; t0 += n) {
+            n = n_pos - t0 < ATT_ROWS ? n_pos - t0 : ATT_ROWS;
+            n = bt - t0 % bt < n ? bt - t0 % bt : n; // stay inside one block
+            const uint8_t *base = kv_cache_k_row(s->kv, job->layer, seq->blocks[t0 / bt], t0 % bt);
+            uint32_t pitch;
+            const float *k = load_rows(kc->type, base, k_stride, k_values, kh, hd_k, n, rows,
+                                       &pitch);
+            for (uint32_t g = 0; g < group; g++)
+                for (uint32_t i = 0; i < n; i++)
+                    scores[(size_t)g * s->n_ctx + t0 + i] =
+                        dot_n(q + (size_t)g * hd_k, k + (size_t)i * pitch, hd_k) * scale;
         }
-        float inv = (float)(1.0 / sum);
-        for (uint32_t t = 0; t < n_pos; t++)
-            scores[t] *= inv;
-        attention_values(s, seq, job->layer, scores, h / group, n_pos,
-                         s->xb + b * o_dim + (size_t)h * hp->head_dim_v, row);
+        for (uint32_t g = 0; g < group; g++) {
+            float *sc = scores + (size_t)g * s->n_ctx;
+            float max = sc[0];
+            for (uint32_t t = 1; t < n_pos; t++)
+                max = sc[t] > max ? sc[t] : max;
+            double sum = 0;
+            for (uint32_t t = 0; t < n_pos; t++) {
+                sc[t] = expf(sc[t] - max);
+                sum += sc[t];
+            }
+            float inv = (float)(1.0 / sum);
+            for (uint32_t t = 0; t < n_pos; t++)
+                sc[t] *= inv;
+            memset(s->xb + b * o_dim + (size_t)(kh * group + g) * hd_v, 0, hd_v * sizeof(float));
+        }
+        for (uint32_t t0 = 0, n; t0 < n_pos; t0 += n) {
+            n = n_pos - t0 < ATT_ROWS ? n_pos - t0 : ATT_ROWS;
+            n = bt - t0 % bt < n ? bt - t0 % bt : n;
+            const uint8_t *base = kv_cache_v_row(s->kv, job->layer, seq->blocks[t0 / bt], t0 % bt);
+            uint32_t pitch;
+            const float *v = load_rows(kc->type, base, v_stride, v_values, kh, hd_v, n, rows,
+                                       &pitch);
+            for (uint32_t g = 0; g < group; g++) {
+                float *out = s->xb + b * o_dim + (size_t)(kh * group + g) * hd_v;
+                const float *p = scores + (size_t)g * s->n_ctx + t0;
+                for (uint32_t i = 0; i < n; i++)
+                    axpy_n(out, p[i], v + (size_t)i * pitch, hd_v);
+            }
+        }
     }
 }
 
