@@ -189,7 +189,7 @@ static void print_text(const planner_input *in, const planner_plan *p)
     printf("  %-32s %s  %s (batch %u, %u logit rows for %u running, %d threads)\n",
            "Compute buffers", commas(p->scratch_bytes), cli_format_bytes((double)p->scratch_bytes),
            c->max_batch, c->logit_rows, c->running, c->n_threads);
-    printf("  %-32s %s  %s\n", "Fixed overhead", commas(p->overhead_bytes),
+    printf("  %-32s %s  %s (process, tokenizer)\n", "Fixed overhead", commas(p->overhead_bytes),
            cli_format_bytes((double)p->overhead_bytes));
     printf("  %-32s %s  %s\n", "Static (weights+compute+fixed)", commas(p->static_bytes),
            cli_format_bytes((double)p->static_bytes));

@@ -149,27 +149,17 @@ static int parse_run_options(run_options *o, int argc, char **argv)
 
 // Touches every page of the model's mapping so that the first forward pass does not stall
 // on page faults, showing progress on a terminal for files over 256 MiB. Returns seconds.
+// Progress of a prefault on the terminal.
+static void show_progress(void *ctx, int percent)
+{
+    const model *m = ctx;
+    fprintf(stderr, "\rloading %s %3d%%%s", m->file->path, percent, percent == 100 ? "\n" : "");
+}
+
 double cli_prefault(const model *m)
 {
-    double t0 = garlic_now();
-    const volatile uint8_t *base = m->file->base;
-    uint64_t size = m->file->size, page = (uint64_t)sysconf(_SC_PAGESIZE);
-    bool show = isatty(STDERR_FILENO) && size > (256u << 20);
-    madvise((void *)m->file->base, size, MADV_WILLNEED);
-    uint8_t sink = 0;
-    int last = -1;
-    for (uint64_t off = 0; off < size; off += page) {
-        sink ^= base[off];
-        int pct = (int)(off * 100 / size);
-        if (show && pct != last && pct % 5 == 0) {
-            fprintf(stderr, "\rloading %s %3d%%", m->file->path, pct);
-            last = pct;
-        }
-    }
-    if (show)
-        fprintf(stderr, "\rloading %s 100%%\n", m->file->path);
-    (void)sink;
-    return garlic_now() - t0;
+    bool show = isatty(STDERR_FILENO) && m->file->size > (256u << 20);
+    return model_prefault(m, show ? show_progress : NULL, (void *)m);
 }
 
 // Appends ids to prompt (growing it); false on allocation failure.

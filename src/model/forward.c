@@ -62,14 +62,37 @@ static size_t row_bytes(uint32_t type, uint64_t n)
     return (size_t)b;
 }
 
-// Bytes of the widest converted activation row any matrix of m needs. F32 activations (4
-// bytes a value) are the largest format; the 8-bit block formats take at most 1.2 bytes.
-static size_t max_act_row(const model_hparams *hp)
+// Bytes of the widest activation row for hp when the weight types are not known: F32
+// activations (4 bytes a value) are the largest format.
+static uint64_t worst_act_row(const model_hparams *hp)
 {
     uint64_t widest = hp->dim > hp->ffn ? hp->dim : hp->ffn;
     uint64_t o_dim = (uint64_t)hp->n_head * hp->head_dim_v;
     widest = o_dim > widest ? o_dim : widest;
-    return ((size_t)widest * sizeof(float) + 63) / 64 * 64;
+    return widest * sizeof(float);
+}
+
+uint64_t model_act_row_bytes(const model *m)
+{
+    uint64_t widest = 0;
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const model_layer *L = &m->layers[l];
+        const model_tensor *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up,
+                                    &L->w_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+            uint64_t b = kernel_act_row_size(ws[i]->type, (int64_t)ws[i]->n_in);
+            widest = b > widest ? b : widest;
+        }
+    }
+    uint64_t out = kernel_act_row_size(m->output.type, (int64_t)m->output.n_in);
+    return out > widest ? out : widest;
+}
+
+// The stride of the activation buffers: the row bytes rounded up to 64.
+static size_t act_stride(const model_hparams *hp, const model_state_config *cfg)
+{
+    uint64_t row = cfg->act_row_bytes ? cfg->act_row_bytes : worst_act_row(hp);
+    return (size_t)((row + 63) / 64 * 64);
 }
 
 enum { N_SCRATCH = 20 };
@@ -84,7 +107,7 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
     uint64_t B = cfg->max_batch, nt = (uint64_t)(threads > 0 ? threads : 1);
     uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim_k, o_dim = (uint64_t)hp->n_head * hp->head_dim_v;
     uint64_t k_dim = (uint64_t)hp->n_head_kv * hp->head_dim_k, v_dim = (uint64_t)hp->n_head_kv * hp->head_dim_v;
-    uint64_t f = sizeof(float), act = max_act_row(hp), half = hp->n_rot / 2 + 1;
+    uint64_t f = sizeof(float), act = act_stride(hp, cfg), half = hp->n_rot / 2 + 1;
     struct { void **slot; uint64_t n; } t[N_SCRATCH] = {
         {(void **)&s->x, B * hp->dim * f},
         {(void **)&s->xb, B * (o_dim > hp->dim ? o_dim : hp->dim) * f},
@@ -181,8 +204,12 @@ static int own_kv_new(model_state *s, const model_state_config *cfg, garlic_erro
     return kv_seq_reserve(s->own_kv, &s->own_seq, cfg->n_ctx, err);
 }
 
-model_state *model_state_new(const model *m, const model_state_config *cfg, garlic_error *err)
+model_state *model_state_new(const model *m, const model_state_config *config, garlic_error *err)
 {
+    model_state_config c = *config;
+    if (!c.act_row_bytes)
+        c.act_row_bytes = model_act_row_bytes(m);
+    const model_state_config *cfg = &c;
     uint64_t total;
     if (model_scratch_bytes(&m->hp, cfg, &total, err) || check_state_args(&m->hp, cfg, err))
         return NULL;
@@ -192,7 +219,7 @@ model_state *model_state_new(const model *m, const model_state_config *cfg, garl
         return NULL;
     }
     *s = (model_state){.m = m, .n_ctx = cfg->n_ctx, .max_batch = cfg->max_batch,
-                       .logit_rows = cfg->logit_rows, .act_stride = max_act_row(&m->hp)};
+                       .logit_rows = cfg->logit_rows, .act_stride = act_stride(&m->hp, &c)};
     s->own_pool = !cfg->pool;
     s->pool = cfg->pool ? cfg->pool : thread_pool_new(cfg->n_threads, err);
     if (!s->pool) {

@@ -5,8 +5,11 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "kernels/kernels.h"
 #include "model/info.h"
 #include "model/model.h"
@@ -218,4 +221,25 @@ void model_free(model *m)
     gguf_close(m->file);
     garlic_free(m->layers);
     garlic_free(m);
+}
+
+double model_prefault(const model *m, void (*progress)(void *ctx, int percent), void *ctx)
+{
+    double t0 = garlic_now();
+    const volatile uint8_t *base = m->file->base;
+    uint64_t size = m->file->size, page = (uint64_t)sysconf(_SC_PAGESIZE);
+    madvise((void *)m->file->base, size, MADV_WILLNEED);
+    uint8_t sink = 0;
+    int last = -1;
+    for (uint64_t off = 0; off < size; off += page) {
+        sink ^= base[off];
+        int pct = (int)(off * 100 / size);
+        if (progress && pct != last && pct % 5 == 0)
+            progress(ctx, pct);
+        last = pct;
+    }
+    if (progress)
+        progress(ctx, 100);
+    (void)sink;
+    return garlic_now() - t0;
 }

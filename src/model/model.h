@@ -85,6 +85,11 @@ typedef struct model {
 model *model_load(const char *path, garlic_error *err);
 void model_free(model *m);
 
+// Reads one byte of every page of the model's mapping (after MADV_WILLNEED), so the weights
+// are resident before the first request and a load's memory is what it will stay.
+// progress (may be NULL) gets the percentage done every 5 %. Returns the seconds it took.
+double model_prefault(const model *m, void (*progress)(void *ctx, int percent), void *ctx);
+
 typedef struct model_state model_state;
 
 typedef struct model_state_config {
@@ -97,7 +102,14 @@ typedef struct model_state_config {
     int n_threads;         // compute pool size (the caller included)
     thread_pool *pool;     // a compute pool to borrow (n_threads is then its size), or NULL
                            // to start one; a borrowed pool must not run two calls at once
+    uint64_t act_row_bytes; // the widest converted activation row of the model's matrices
+                            // (model_act_row_bytes); 0: the F32 worst case. model_state_new
+                            // fills it from the model.
 } model_state_config;
+
+// Bytes of the widest converted activation row any matrix of m reads (the activation
+// format follows the weight type: Q8_0, Q8_K, F16... are narrower than F32).
+uint64_t model_act_row_bytes(const model *m);
 
 // Bytes model_state_new allocates for cfg besides any KV cache: scratch for cfg->max_batch
 // tokens, cfg->logit_rows rows of logits, attention rows of cfg->n_ctx positions per thread.

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/threadpool.h"
+#include "model/info.h"
 #include "planner/planner.h"
 #include "tensor/types.h"
 
@@ -63,6 +64,10 @@ int planner_from_model(const model *m, const char *path, planner_input *in, garl
     // The server maps the whole file: header, metadata and padding are resident too.
     if (rc == GARLIC_OK)
         in->weights.mapping_bytes = f->size - in->weights.tensor_bytes;
+    model_info info;
+    if (rc == GARLIC_OK && model_info_read(f, &info, NULL) == GARLIC_OK)
+        in->n_merges = info.n_merges;
+    in->act_row_bytes = model_act_row_bytes(m);
     return rc;
 }
 
@@ -74,6 +79,15 @@ int planner_from_gguf(const char *path, planner_input *in, garlic_error *err)
     int rc = planner_from_model(m, path, in, err);
     model_free(m);
     return rc;
+}
+
+uint64_t planner_overhead(const planner_input *in)
+{
+    uint64_t merges = in->n_merges;
+    if (in->source != PLANNER_SOURCE_GGUF) // no tokenizer read: assume a BPE one
+        merges = in->hp.n_vocab;
+    return PLANNER_PROCESS_OVERHEAD + (uint64_t)in->hp.n_vocab * PLANNER_TOKEN_BYTES +
+           merges * PLANNER_MERGE_BYTES;
 }
 
 uint32_t planner_default_ctx(uint32_t trained)
@@ -120,7 +134,7 @@ void planner_config_default(planner_config *cfg)
                             .block_tokens = PLANNER_BLOCK_TOKENS,
                             .max_batch = PLANNER_DEFAULT_MAX_BATCH,
                             .n_threads = thread_pool_default_threads(),
-                            .overhead = PLANNER_FIXED_OVERHEAD};
+                            .overhead = 0};
 }
 
 kv_cache_config planner_kv_config(const model_hparams *hp, kv_type type, uint32_t block_tokens)
@@ -154,7 +168,8 @@ static int scratch_for(const planner_input *in, const planner_config *cfg, uint3
 {
     model_state_config sc = {.n_ctx = ctx, .max_batch = cfg->max_batch,
                              .logit_rows = cfg->logit_rows, .kv_type = cfg->kv_type,
-                             .no_own_kv = true, .n_threads = cfg->n_threads};
+                             .no_own_kv = true, .n_threads = cfg->n_threads,
+                             .act_row_bytes = in->act_row_bytes};
     return model_scratch_bytes(&in->hp, &sc, bytes, err);
 }
 
@@ -262,7 +277,7 @@ int planner_plan_make(const planner_input *in, const planner_config *cfg, planne
         (rc = kv_cache_bytes_for(&kc, (uint32_t)per_seq_blocks, &p.kv_bytes_per_seq, err)) ||
         (rc = scratch_for(in, c, c->ctx, &p.scratch_bytes, err)))
         return rc;
-    p.overhead_bytes = c->overhead;
+    p.overhead_bytes = c->overhead ? c->overhead : planner_overhead(in);
     ok = !__builtin_add_overflow(p.weight_bytes, p.scratch_bytes, &p.static_bytes) &&
          !__builtin_add_overflow(p.static_bytes, p.overhead_bytes, &p.static_bytes) &&
          !__builtin_add_overflow(p.static_bytes, p.kv_bytes, &p.total_bytes);

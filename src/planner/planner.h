@@ -16,14 +16,16 @@
 #include "kvcache/kvcache.h"
 #include "model/model.h"
 
-// Memory a serving process takes besides weights, KV pool and compute buffers: the binary's
-// and its libraries' resident pages, the C runtime's heap, the stacks of the HTTP threads and
-// the compute pool, the tokenizer (vocabulary, merges, lookup tables), the chat template and
-// libmicrohttpd's connection buffers. Measured (docs/planner.md): `garlic serve` idle with no
-// model loaded holds 5.0 MiB RSS (0.55 MiB of it anonymous); with a 128,256-token vocabulary
-// and 280,147 merges loaded the anonymous part grows by 15.2 MiB, nearly all tokenizer. 24
-// MiB covers the largest common vocabularies (Qwen's 151,936) and a few open connections.
-#define PLANNER_FIXED_OVERHEAD (24ull << 20)
+// Memory a serving process takes besides weights, KV pool and compute buffers. Measured
+// (docs/planner.md): `garlic serve` idle with no model holds 5.0-5.5 MiB RSS (the binary's and
+// its libraries' pages, the C runtime's heap, the HTTP and compute threads' stacks); a loaded
+// tokenizer adds its vocabulary and merges (the Llama 3 one, 128,256 tokens and 280,147
+// merges, 15.2 MiB of heap). The plan counts PLANNER_PROCESS_OVERHEAD plus
+// PLANNER_TOKEN_BYTES per vocabulary entry and PLANNER_MERGE_BYTES per merge (rounded up from
+// the measurement), per model; planner_overhead computes it.
+#define PLANNER_PROCESS_OVERHEAD (6ull << 20)
+#define PLANNER_TOKEN_BYTES 64
+#define PLANNER_MERGE_BYTES 32
 
 enum {
     PLANNER_BLOCK_TOKENS = 16,        // positions per KV block, as the server's pool uses
@@ -77,6 +79,9 @@ typedef struct planner_input {
     model_hparams hp;         // n_layer, n_head_kv, head dims, dim, ffn, n_vocab, n_ctx_train...
     planner_weights weights;
     uint64_t n_files;         // weight files (1 for GGUF; safetensors shards)
+    uint64_t n_merges;        // BPE merges of the tokenizer (GGUF; 0 when unknown)
+    uint64_t act_row_bytes;   // widest converted activation row (model_act_row_bytes; 0:
+                              // unknown, the F32 worst case)
     char assumption[512];     // how the weights were derived when not read from files ("")
 } planner_input;
 
@@ -127,7 +132,7 @@ typedef struct planner_config {
     uint32_t max_batch;    // tokens per forward call (scratch), PLANNER_DEFAULT_MAX_BATCH
     uint32_t logit_rows;   // logit rows per call; 0: running (the server's rule)
     int n_threads;         // compute threads (attention rows); physical cores by default
-    uint64_t overhead;     // fixed overhead, PLANNER_FIXED_OVERHEAD by default
+    uint64_t overhead;     // the process and tokenizer overhead; 0: planner_overhead(input)
     uint64_t budget;       // bytes available; 0: no budget (max_parallel, max_ctx stay 0)
 } planner_config;
 
@@ -171,6 +176,10 @@ kv_cache_config planner_kv_config(const model_hparams *hp, kv_type type, uint32_
 // The server's default context: the trained one, at most PLANNER_DEFAULT_CTX (4096 when the
 // model does not say).
 uint32_t planner_default_ctx(uint32_t trained);
+
+// The overhead the plan counts for in: PLANNER_PROCESS_OVERHEAD plus the tokenizer's tables
+// (merges taken equal to the vocabulary when unknown and the model is not SentencePiece-like).
+uint64_t planner_overhead(const planner_input *in);
 
 // How many sequences the server runs at once for a pool of `positions` when --parallel is not
 // given: one per 256 positions, between 1 and 64.

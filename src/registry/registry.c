@@ -325,6 +325,9 @@ int registry_model_load_parts(registry_model *m, uint64_t *cost, garlic_error *e
 
 int registry_model_start(registry_model *m, garlic_error *err)
 {
+    // The budget counts the whole mapping: make it resident now, so that the first requests
+    // do not wait on page faults and the memory held is what was planned.
+    model_prefault(m->weights, NULL, NULL);
     const registry_config *cfg = &m->reg->cfg;
     kv_cache_config kc = model_kv_config(m->weights, cfg->kv_type, KV_DEFAULT_BLOCK_TOKENS,
                                          m->kv_blocks);

@@ -96,7 +96,9 @@ static void check_reference(const planner_input *in)
     assert_int_equal(p.kv_bytes_per_seq, pool);
     assert_int_equal(p.weight_bytes, 16327782400ull);
     assert_int_equal(p.total_bytes, p.weight_bytes + p.kv_bytes + p.scratch_bytes +
-                                        PLANNER_FIXED_OVERHEAD);
+                                        planner_overhead(in));
+    assert_int_equal(p.overhead_bytes, PLANNER_PROCESS_OVERHEAD + 151936ull * PLANNER_TOKEN_BYTES +
+                                           151936ull * PLANNER_MERGE_BYTES);
     cfg.kv_type = KV_TYPE_F16;
     assert_int_equal(planner_plan_make(in, &cfg, &p, &err), 0);
     assert_int_equal(p.kv_bytes_per_token, 163840);
