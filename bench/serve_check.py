@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 
@@ -120,15 +121,23 @@ def memory(a):
             vocab = 250
             # Fill the pool: `seqs` requests whose prompts take the whole context but one
             # position, each generating one token. Distinct prompts: nothing is shared.
+            errors = []
+
             def fill(i):
                 ids = [1] + [3 + (i * 7919 + j * 31) % vocab for j in range(ctx - 2)]
-                srv.post("/v1/completions", {"model": name, "prompt": ids, "max_tokens": 1,
-                                             "temperature": 0})
+                try:
+                    srv.post("/v1/completions", {"model": name, "prompt": ids, "max_tokens": 1,
+                                                 "temperature": 0})
+                except urllib.error.HTTPError as e:
+                    errors.append(json.loads(e.read()).get("error", {}).get("message", str(e)))
             threads = [threading.Thread(target=fill, args=(i,)) for i in range(seqs)]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
+            if errors:
+                print(f"| {ctx} | {seqs} | {kv} | not served: {errors[0]} |", flush=True)
+                continue
             planned = srv.get("/api/ps")["models"][0]["size"]
             mem = srv.rss()
             anon, file_rss = srv.mapped(a.model)
