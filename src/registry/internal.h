@@ -101,6 +101,10 @@ struct registry_model {
     registry_seq_info *seq_info;  // (parallel) running sequences after the last step
     size_t n_seq_info;
     bool busy;                // the scheduler holds running or waiting sequences
+    // Guarded by reg->compute_mu (lifecycle.c): turns on the shared compute pool.
+    double compute_vtime;     // compute seconds used (virtual time, see lifecycle.c)
+    double compute_start;     // when its current turn began
+    bool compute_waiting;     // waiting for a turn
     atomic_bool cancel_all;   // the scheduler cancels everything it holds (shutdown)
     bool stop;                // the scheduler exits once everything is cancelled
     bool thread_started;
@@ -121,7 +125,7 @@ struct registry {
     thread_pool *pool;        // the compute pool every model's steps share, in turns
     pthread_mutex_t compute_mu;
     pthread_cond_t compute_cv;
-    uint64_t ticket_next, ticket_serving; // FIFO turns on the pool (fair between models)
+    registry_model *compute_owner; // the model whose step runs on the pool, or NULL
 
     pthread_mutex_t life_mu;  // guards the lifecycle fields of every model and these:
     pthread_cond_t life_cv;   // a release, an unload or shutdown happened
@@ -142,8 +146,8 @@ void registry_model_unload_parts(registry_model *m);
 // lifecycle.c
 int registry_lifecycle_start(registry *reg, garlic_error *err);
 void registry_lifecycle_stop(registry *reg);
-void registry_compute_begin(registry *reg); // waits for this caller's turn on reg->pool
-void registry_compute_end(registry *reg);
+void registry_compute_begin(registry_model *m); // waits for m's turn on reg->pool
+void registry_compute_end(registry_model *m);
 
 // request.c: the scheduler's side of a request's channel.
 int registry_request_append_text(registry_request *r, uint32_t choice, const char *text,

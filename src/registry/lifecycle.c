@@ -265,20 +265,50 @@ int registry_model_unload(registry_model *m)
 }
 
 // ---- fair turns on the shared compute pool ----
+//
+// Models take the pool one step at a time, and the next turn goes to the waiting model that
+// has used the least compute time (its virtual time), so two busy models each get about half
+// of the machine's time even when one's steps are longer. A model that waits after a pause
+// starts from the smallest virtual time of the others, not from its old total, so it cannot
+// claim the time it did not use.
 
-void registry_compute_begin(registry *reg)
+void registry_compute_begin(registry_model *m)
 {
+    registry *reg = m->reg;
     pthread_mutex_lock(&reg->compute_mu);
-    uint64_t ticket = reg->ticket_next++;
-    while (reg->ticket_serving != ticket)
+    double floor_time = INFINITY;
+    for (size_t i = 0; i < reg->n_models; i++) {
+        registry_model *o = reg->models[i];
+        if (o != m && (o->compute_waiting || o == reg->compute_owner) &&
+            o->compute_vtime < floor_time)
+            floor_time = o->compute_vtime;
+    }
+    if (!m->compute_waiting && isfinite(floor_time) && m->compute_vtime < floor_time)
+        m->compute_vtime = floor_time;
+    m->compute_waiting = true;
+    for (;;) {
+        bool first = !reg->compute_owner;
+        for (size_t i = 0; first && i < reg->n_models; i++) {
+            registry_model *o = reg->models[i];
+            if (o != m && o->compute_waiting && o->compute_vtime < m->compute_vtime)
+                first = false;
+        }
+        if (first)
+            break;
         pthread_cond_wait(&reg->compute_cv, &reg->compute_mu);
+    }
+    m->compute_waiting = false;
+    reg->compute_owner = m;
+    m->compute_start = garlic_now();
     pthread_mutex_unlock(&reg->compute_mu);
 }
 
-void registry_compute_end(registry *reg)
+void registry_compute_end(registry_model *m)
 {
+    registry *reg = m->reg;
     pthread_mutex_lock(&reg->compute_mu);
-    reg->ticket_serving++;
+    m->compute_vtime += garlic_now() - m->compute_start;
+    reg->compute_owner = NULL;
     pthread_cond_broadcast(&reg->compute_cv);
     pthread_mutex_unlock(&reg->compute_mu);
 }

@@ -506,9 +506,9 @@ static bool step(sched *S)
                      .seqs = S->b_seqs, .n_seqs = n_seqs, .out = S->b_out, .n_out = n_out};
     const float *logits = NULL;
     garlic_error err = {0};
-    registry_compute_begin(S->m->reg); // the pool is shared with the other models, in turns
+    registry_compute_begin(S->m); // the pool is shared with the other models, in fair turns
     int rc = model_forward_batch(S->m->state, S->m->kv, &b, &logits, &err);
-    registry_compute_end(S->m->reg);
+    registry_compute_end(S->m);
     if (rc != GARLIC_OK) {
         // A batch the scheduler built is always valid; if not, fail its requests rather
         // than loop on it.
