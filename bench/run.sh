@@ -27,6 +27,17 @@ for b in "$build"/bench/bench_*; do
   fi
 done
 mkdir -p "$build/bench/models"
+# bench_model LABEL FILE REPS BANDWIDTH: garlic's pp512/tg128 (and the peer's) on one file.
+bench_model() {
+  ./garlic show "$2" --json --tensors > "$build/bench/show.json"
+  ./garlic bench "$2" -p 512 -n 128 -r "$3" -t "$threads" --json > "$build/bench/garlic.json"
+  peer=""
+  if [ -n "${LLAMA_BENCH:-}" ] && [ -x "$LLAMA_BENCH" ]; then
+    "$LLAMA_BENCH" -m "$2" -p 512 -n 128 -r "$3" -t "$threads" -o json > "$build/bench/peer.json" 2>/dev/null
+    peer=$build/bench/peer.json
+  fi
+  bench/report.py "$1" "$build/bench/garlic.json" "$build/bench/show.json" "$4" $peer
+}
 echo "== garlic bench -p 512 -n 128 -r 3 -t $threads (tg vs the bandwidth bound: $bandwidth GB/s)"
 for t in $types; do
   model=$build/bench/models/tinyllama-$t.gguf
@@ -34,27 +45,11 @@ for t in $types; do
     echo "== synthesizing $model"
     ./garlic synth "$model.tmp" --preset tinyllama --type "$t" && mv "$model.tmp" "$model"
   fi
-  ./garlic show "$model" --json --tensors > "$build/bench/show.json"
-  ./garlic bench "$model" -p 512 -n 128 -r 3 -t "$threads" --json > "$build/bench/garlic.json"
-  peer=""
-  if [ -n "${LLAMA_BENCH:-}" ] && [ -x "$LLAMA_BENCH" ]; then
-    "$LLAMA_BENCH" -m "$model" -p 512 -n 128 -r 3 -t "$threads" -o json > "$build/bench/peer.json" 2>/dev/null
-    peer=$build/bench/peer.json
-  fi
-  bench/report.py "$t" "$build/bench/garlic.json" "$build/bench/show.json" "${bandwidth:-0}" $peer
+  bench_model "$t" "$model" 3 "${bandwidth:-0}"
 done
 # An overhead-bound model: stories260K (292K parameters) decodes in microseconds a token.
 tiny=${SHARED:-../shared}/models/stories260K.gguf
-if [ -f "$tiny" ]; then
-  ./garlic show "$tiny" --json --tensors > "$build/bench/show.json"
-  ./garlic bench "$tiny" -p 512 -n 128 -r 5 -t "$threads" --json > "$build/bench/garlic.json"
-  peer=""
-  if [ -n "${LLAMA_BENCH:-}" ] && [ -x "$LLAMA_BENCH" ]; then
-    "$LLAMA_BENCH" -m "$tiny" -p 512 -n 128 -r 5 -t "$threads" -o json > "$build/bench/peer.json" 2>/dev/null
-    peer=$build/bench/peer.json
-  fi
-  bench/report.py stories "$build/bench/garlic.json" "$build/bench/show.json" 0 $peer
-fi
+[ -f "$tiny" ] && bench_model stories "$tiny" 5 0
 
 model=$build/bench/models/tinyllama-Q4_0.gguf
 if [ -f "$model" ]; then

@@ -3,6 +3,7 @@
 // prompt and generated tokens, time-to-first-token and per-token latency histograms, queue
 // length, requests running, models loaded and memory in use.
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -88,27 +89,29 @@ static const char *label(const char *name, char *buf, size_t cap)
 static void put_models(text_buf *b, registry *reg)
 {
     char name[1024];
-    put(b, "# HELP garlic_model_memory_bytes Planned bytes of a loaded model.\n"
-           "# TYPE garlic_model_memory_bytes gauge\n");
     size_t n = registry_count(reg);
-    for (size_t i = 0; i < n; i++) {
-        registry_model *m = registry_model_at(reg, i);
-        registry_model_ps ps;
-        registry_model_ps_get(m, &ps);
-        if (ps.loaded)
-            put(b, "garlic_model_memory_bytes{model=\"%s\"} %llu\n",
-                label(registry_model_name(m), name, sizeof name), (unsigned long long)ps.bytes);
-    }
-    put(b, "# HELP garlic_model_kv_used_bytes KV pool bytes held by a model's sequences.\n"
-           "# TYPE garlic_model_kv_used_bytes gauge\n");
-    for (size_t i = 0; i < n; i++) {
-        registry_model *m = registry_model_at(reg, i);
-        registry_model_ps ps;
-        registry_model_ps_get(m, &ps);
-        if (ps.loaded)
-            put(b, "garlic_model_kv_used_bytes{model=\"%s\"} %llu\n",
-                label(registry_model_name(m), name, sizeof name),
-                (unsigned long long)ps.kv_used_bytes);
+    static const struct {
+        const char *metric, *help;
+        size_t offset;
+    } per_model[] = {
+        {"garlic_model_memory_bytes", "Planned bytes of a loaded model.",
+         offsetof(registry_model_ps, bytes)},
+        {"garlic_model_kv_used_bytes", "KV pool bytes held by a model's sequences.",
+         offsetof(registry_model_ps, kv_used_bytes)},
+    };
+    for (size_t k = 0; k < sizeof per_model / sizeof per_model[0]; k++) {
+        put(b, "# HELP %s %s\n# TYPE %s gauge\n", per_model[k].metric, per_model[k].help,
+            per_model[k].metric);
+        for (size_t i = 0; i < n; i++) {
+            registry_model *m = registry_model_at(reg, i);
+            registry_model_ps ps;
+            registry_model_ps_get(m, &ps);
+            uint64_t v;
+            memcpy(&v, (const char *)&ps + per_model[k].offset, sizeof v);
+            if (ps.loaded)
+                put(b, "%s{model=\"%s\"} %llu\n", per_model[k].metric,
+                    label(registry_model_name(m), name, sizeof name), (unsigned long long)v);
+        }
     }
     put(b, "# HELP garlic_sequence_kv_blocks KV blocks a running request's choice holds.\n"
            "# TYPE garlic_sequence_kv_blocks gauge\n");
