@@ -5,23 +5,17 @@
 // like llama-bench's or as JSON with llama-bench's field names.
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/clock.h"
 #include "base/alloc.h"
+#include "cli/bench.h"
 #include "cli/cli.h"
 #include "kernels/kernels.h"
 #include "model/info.h"
 #include "model/model.h"
 #include "tensor/types.h"
-
-typedef struct bench_options {
-    const char *model_path;
-    uint32_t n_prompt, n_gen, reps, batch;
-    int threads;
-    kv_type kv_type;
-    bool json;
-} bench_options;
 
 static int bench_usage(void)
 {
@@ -32,10 +26,36 @@ static int bench_usage(void)
     return 2;
 }
 
+// Parses "1,2,4" into o->streams.
+static int parse_streams(bench_options *o, const char *text)
+{
+    o->n_streams = 0;
+    for (const char *p = text; *p;) {
+        char *end;
+        unsigned long v = strtoul(p, &end, 10);
+        if (end == p || v == 0 || v > BENCH_MAX_STREAMS || o->n_streams == BENCH_MAX_STREAM_COUNTS ||
+            (*end && *end != ','))
+            return fprintf(stderr, "garlic bench: --streams: bad list '%s' (1 to %d streams, "
+                           "at most %d counts)\n", text, BENCH_MAX_STREAMS,
+                           BENCH_MAX_STREAM_COUNTS), -1;
+        o->streams[o->n_streams++] = (uint32_t)v;
+        p = *end ? end + 1 : end;
+    }
+    return o->n_streams ? 0 : -1;
+}
+
+// Parses the options; the batched benchmark's defaults (-p 128 -n 64, streams 1,2,4,8,16)
+// apply when --streams or --prefix is among them.
 static int parse_bench(bench_options *o, int argc, char **argv)
 {
     *o = (bench_options){.n_prompt = 512, .n_gen = 128, .reps = 5, .batch = 512,
                          .threads = thread_pool_default_threads(), .kv_type = KV_TYPE_F16};
+    for (int i = 0; i < argc; i++)
+        o->batched |= !strcmp(argv[i], "--streams") || !strcmp(argv[i], "--prefix");
+    if (o->batched) {
+        o->n_prompt = 128, o->n_gen = 64;
+        parse_streams(o, "1,2,4,8,16");
+    }
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint32_t u;
@@ -64,12 +84,19 @@ static int parse_bench(bench_options *o, int argc, char **argv)
         else if (!strcmp(a, "-t"))
             rc = cli_parse_uint(a, v, 1, 1024, &u), o->threads = (int)u;
         else if (!strcmp(a, "--kv-type"))
-            rc = kv_type_parse(v, &o->kv_type) ? 0 : -1;
+            rc = kv_type_parse(v, &o->kv_type) ? 0 : (fprintf(stderr, "garlic bench: --kv-type: "
+                                                               "'%s'\n", v), -1);
+        else if (!strcmp(a, "--streams"))
+            rc = parse_streams(o, v);
+        else if (!strcmp(a, "--prefix"))
+            rc = cli_parse_uint(a, v, 0, 1u << 16, &o->prefix);
         else
             return fprintf(stderr, "garlic bench: unknown option '%s'\n", a), bench_usage();
         if (rc)
             return 2;
     }
+    if (o->batched && (o->n_prompt == 0 || o->n_gen < 2))
+        return fprintf(stderr, "garlic bench: --streams needs -p >= 1 and -n >= 2\n"), 2;
     return o->model_path ? 0 : bench_usage();
 }
 
@@ -170,13 +197,12 @@ static void print_results(const bench_options *o, const model_info *info, const 
 
 int cli_bench(int argc, char **argv)
 {
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--streams") || !strcmp(argv[i], "--prefix"))
-            return cli_bench_batch(argc, argv);
     bench_options o;
     int status = parse_bench(&o, argc, argv);
     if (status)
         return status;
+    if (o.batched)
+        return bench_batch_run(&o);
     garlic_error err = {0};
     model *m = model_load(o.model_path, &err);
     model_info info;

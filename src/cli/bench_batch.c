@@ -15,87 +15,9 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/threadpool.h"
+#include "cli/bench.h"
 #include "cli/cli.h"
 #include "registry/registry.h"
-
-enum { MAX_STREAM_COUNTS = 16, MAX_STREAMS = 256 };
-
-typedef struct batch_options {
-    const char *model_path;
-    uint32_t npp, ntg, prefix;
-    uint32_t streams[MAX_STREAM_COUNTS];
-    uint32_t n_streams;
-    int threads;
-    kv_type kv_type;
-    bool json;
-} batch_options;
-
-static int batch_usage(void)
-{
-    fprintf(stderr, "usage: garlic bench MODEL.gguf --streams N[,N...] [-p N] [-n N] [-t N] "
-                    "[--kv-type T] [--prefix N] [--json]\n");
-    return 2;
-}
-
-// Parses "1,2,4" into o->streams.
-static int parse_streams(batch_options *o, const char *text)
-{
-    o->n_streams = 0;
-    for (const char *p = text; *p;) {
-        char *end;
-        unsigned long v = strtoul(p, &end, 10);
-        if (end == p || v == 0 || v > MAX_STREAMS || o->n_streams == MAX_STREAM_COUNTS ||
-            (*end && *end != ','))
-            return fprintf(stderr, "garlic bench: --streams: bad list '%s' (1 to %d streams, "
-                           "at most %d counts)\n", text, MAX_STREAMS, MAX_STREAM_COUNTS), -1;
-        o->streams[o->n_streams++] = (uint32_t)v;
-        p = *end ? end + 1 : end;
-    }
-    return o->n_streams ? 0 : -1;
-}
-
-static int parse_batch(batch_options *o, int argc, char **argv)
-{
-    *o = (batch_options){.npp = 128, .ntg = 64, .threads = thread_pool_default_threads(),
-                         .kv_type = KV_TYPE_F16};
-    parse_streams(o, "1,2,4,8,16");
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        uint32_t u;
-        int rc = 0;
-        if (!strcmp(a, "--json")) {
-            o->json = true;
-            continue;
-        }
-        if (a[0] != '-') {
-            if (o->model_path)
-                return batch_usage();
-            o->model_path = a;
-            continue;
-        }
-        if (!v)
-            return fprintf(stderr, "garlic bench: %s needs a value\n", a), batch_usage();
-        i++;
-        if (!strcmp(a, "-p"))
-            rc = cli_parse_uint(a, v, 1, 1u << 16, &o->npp);
-        else if (!strcmp(a, "-n"))
-            rc = cli_parse_uint(a, v, 2, 1u << 16, &o->ntg);
-        else if (!strcmp(a, "-t"))
-            rc = cli_parse_uint(a, v, 1, 1024, &u), o->threads = (int)u;
-        else if (!strcmp(a, "--kv-type"))
-            rc = kv_type_parse(v, &o->kv_type) ? 0 : (fprintf(stderr, "garlic bench: --kv-type: "
-                                                               "'%s'\n", v), -1);
-        else if (!strcmp(a, "--streams"))
-            rc = parse_streams(o, v);
-        else if (!strcmp(a, "--prefix"))
-            rc = cli_parse_uint(a, v, 0, 1u << 16, &o->prefix);
-        else
-            return fprintf(stderr, "garlic bench: unknown option '%s'\n", a), batch_usage();
-        if (rc)
-            return 2;
-    }
-    return o->model_path ? 0 : batch_usage();
-}
 
 // One stream: its request and the times its reader saw.
 typedef struct stream {
@@ -185,7 +107,7 @@ typedef struct batch_row {
 } batch_row;
 
 // One stream count: a registry sized for it, a warm-up, then the measured run.
-static int measure(const batch_options *o, uint32_t npl, registry *reg, registry_model *m,
+static int measure(const bench_options *o, uint32_t npl, registry *reg, registry_model *m,
                    batch_row *row, garlic_error *err)
 {
     uint32_t n_vocab = registry_model_weights(m)->hp.n_vocab;
@@ -193,19 +115,19 @@ static int measure(const batch_options *o, uint32_t npl, registry *reg, registry
     int32_t **prompts = garlic_calloc(npl, sizeof *prompts);
     int rc = st && prompts ? GARLIC_OK : garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
     for (uint32_t i = 0; rc == GARLIC_OK && i < npl; i++) {
-        prompts[i] = garlic_malloc(o->npp * sizeof **prompts);
+        prompts[i] = garlic_malloc(o->n_prompt * sizeof **prompts);
         if (!prompts[i])
             rc = garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
         else
-            random_prompt(prompts[i], o->npp, n_vocab, 1000 * npl + i);
+            random_prompt(prompts[i], o->n_prompt, n_vocab, 1000 * npl + i);
     }
     if (rc == GARLIC_OK) // warm-up: wakes the threads, touches the scratch
-        rc = run_streams(m, st, 1, prompts, o->npp < 8 ? o->npp : 8, 2, err);
+        rc = run_streams(m, st, 1, prompts, o->n_prompt < 8 ? o->n_prompt : 8, 2, err);
     // Fresh prompts for the measured run, so the prefix cache holds nothing of them.
     for (uint32_t i = 0; rc == GARLIC_OK && i < npl; i++)
-        random_prompt(prompts[i], o->npp, n_vocab, 77777 + 1000 * npl + i);
+        random_prompt(prompts[i], o->n_prompt, n_vocab, 77777 + 1000 * npl + i);
     if (rc == GARLIC_OK)
-        rc = run_streams(m, st, npl, prompts, o->npp, o->ntg, err);
+        rc = run_streams(m, st, npl, prompts, o->n_prompt, o->n_gen, err);
     if (rc == GARLIC_OK) {
         double t0 = st[0].t_submit, first = 0, end = 0;
         uint64_t generated = 0;
@@ -216,9 +138,9 @@ static int measure(const batch_options *o, uint32_t npl, registry *reg, registry
         }
         // After `first` every stream is decoding; each has produced one token by then.
         *row = (batch_row){.npl = npl, .t_pp = first - t0, .t_tg = end - first, .t = end - t0};
-        row->s_pp = (double)npl * o->npp / row->t_pp;
+        row->s_pp = (double)npl * o->n_prompt / row->t_pp;
         row->s_tg = (double)(generated - npl) / row->t_tg;
-        row->s = (double)npl * (o->npp + o->ntg) / row->t;
+        row->s = (double)npl * (o->n_prompt + o->n_gen) / row->t;
     }
     (void)reg;
     for (uint32_t i = 0; prompts && i < npl; i++)
@@ -228,10 +150,10 @@ static int measure(const batch_options *o, uint32_t npl, registry *reg, registry
     return rc;
 }
 
-static registry *open_registry(const batch_options *o, uint32_t parallel, uint32_t n_ctx,
+static registry *open_registry(const bench_options *o, uint32_t parallel, uint32_t n_ctx,
                                uint32_t kv_tokens, registry_model **m, garlic_error *err)
 {
-    registry_config cfg = {.n_ctx = n_ctx, .max_queue = MAX_STREAMS, .parallel = parallel,
+    registry_config cfg = {.n_ctx = n_ctx, .max_queue = BENCH_MAX_STREAMS, .parallel = parallel,
                            .kv_tokens = kv_tokens, .n_threads = o->threads,
                            .kv_type = o->kv_type};
     registry *reg = registry_new(&cfg, err);
@@ -247,7 +169,7 @@ static registry *open_registry(const batch_options *o, uint32_t parallel, uint32
 
 // Time to first token of a prompt whose first `prefix` tokens an earlier request computed,
 // against that earlier request's and against an unrelated prompt's of the same length.
-static int measure_prefix(const batch_options *o, garlic_error *err)
+static int measure_prefix(const bench_options *o, garlic_error *err)
 {
     uint32_t n = o->prefix + 16;
     registry_model *m;
@@ -288,30 +210,27 @@ static int measure_prefix(const batch_options *o, garlic_error *err)
     return rc;
 }
 
-int cli_bench_batch(int argc, char **argv)
+int bench_batch_run(const bench_options *opts)
 {
-    batch_options o;
-    int status = parse_batch(&o, argc, argv);
-    if (status)
-        return status;
+    const bench_options o = *opts;
     garlic_error err = {0};
     uint32_t max_npl = 0;
     for (uint32_t i = 0; i < o.n_streams; i++)
         max_npl = o.streams[i] > max_npl ? o.streams[i] : max_npl;
-    uint32_t n_ctx = o.npp + o.ntg + 16;
+    uint32_t n_ctx = o.n_prompt + o.n_gen + 16;
     registry_model *m;
     registry *reg = open_registry(&o, max_npl, n_ctx, max_npl * n_ctx, &m, &err);
     if (!reg) {
         fprintf(stderr, "garlic bench: %s\n", err.message);
         return 1;
     }
-    batch_row rows[MAX_STREAM_COUNTS];
+    batch_row rows[BENCH_MAX_STREAM_COUNTS];
     int rc = GARLIC_OK;
     if (!o.json)
         printf("garlic batched decoding: %s, %d threads, prompt %u, generate %u per stream\n\n"
                "| %5s | %8s | %9s | %8s | %9s | %8s | %9s | %8s |\n"
                "|-------|----------|-----------|----------|-----------|----------|-----------|----------|\n",
-               o.model_path, o.threads, o.npp, o.ntg, "B", "T_PP s", "S_PP t/s", "T_TG s",
+               o.model_path, o.threads, o.n_prompt, o.n_gen, "B", "T_PP s", "S_PP t/s", "T_TG s",
                "S_TG t/s", "T s", "S t/s", "TG x 1st");
     for (uint32_t i = 0; i < o.n_streams && rc == GARLIC_OK; i++) {
         rc = measure(&o, o.streams[i], reg, m, &rows[i], &err);
@@ -326,7 +245,7 @@ int cli_bench_batch(int argc, char **argv)
         for (uint32_t i = 0; i < o.n_streams; i++)
             printf("%s\n {\"pp\": %u, \"tg\": %u, \"pl\": %u, \"t_pp\": %.6f, \"speed_pp\": %.4f, "
                    "\"t_tg\": %.6f, \"speed_tg\": %.4f, \"t\": %.6f, \"speed\": %.4f}",
-                   i ? "," : "", o.npp, o.ntg, rows[i].npl, rows[i].t_pp, rows[i].s_pp,
+                   i ? "," : "", o.n_prompt, o.n_gen, rows[i].npl, rows[i].t_pp, rows[i].s_pp,
                    rows[i].t_tg, rows[i].s_tg, rows[i].t, rows[i].s);
         printf("\n]\n");
     }

@@ -11,7 +11,6 @@ int cli_synth(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_run(int argc, char **argv);
 int cli_bench(int argc, char **argv);
-int cli_bench_batch(int argc, char **argv); // garlic bench --streams / --prefix
 int cli_chat_template(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_ps(int argc, char **argv);

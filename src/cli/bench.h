@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: MIT
+// The options of `garlic bench` (bench.c parses them), shared with the batched-decoding
+// benchmark (bench_batch.c) that runs when --streams or --prefix is given.
+#ifndef GARLIC_CLI_BENCH_H
+#define GARLIC_CLI_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kvcache/kvcache.h"
+
+enum { BENCH_MAX_STREAM_COUNTS = 16, BENCH_MAX_STREAMS = 256 };
+
+typedef struct bench_options {
+    const char *model_path;
+    uint32_t n_prompt, n_gen, reps, batch;
+    int threads;
+    kv_type kv_type;
+    bool json;
+    bool batched;            // --streams or --prefix given: bench_batch_run
+    uint32_t streams[BENCH_MAX_STREAM_COUNTS]; // (n_streams) stream counts
+    uint32_t n_streams;
+    uint32_t prefix;         // --prefix: shared prefix length for the TTFT measure (0: none)
+} bench_options;
+
+// Runs the batched benchmark with o's model, -p, -n, -t, --kv-type, --streams, --prefix and
+// --json; returns the exit status.
+int bench_batch_run(const bench_options *o);
+
+#endif
