@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
-// AVX-512 (F/BW/DQ/VL) + VNNI dot products, compiled with the AVX-512 flags and chosen at
-// run time only when cpuid reports those extensions. Legacy 32-value blocks are handled two
-// to a 512-bit register, with VNNI's dpbusd doing the byte products; K-quant super-blocks go
-// 64 values at a time, with dpwssd applying the sub-block scales to int16 pair sums. As in
-// the AVX2 file, every kernel is written once over 1 or 4 activation rows so the x4 matmul
-// kernels do exactly the arithmetic of the single dots.
+// AVX-512 (F/BW/DQ/VL) + VNNI dot products and matrix products, compiled with the AVX-512
+// flags and chosen at run time only when cpuid reports those extensions. Weights paired with
+// Q8_0 (Q4_0, Q5_0, Q8_0, IQ4_NL) go eight blocks per step through dpbusd against activation
+// rows rearranged once per call ("prepared"), in register tiles of 2 weight x 6 activation
+// rows; K-quant super-blocks go 64 values at a time, dpwssd applying the sub-block scales to
+// maddubs's pair sums, in tiles of 1 x 8. Each tile kernel is written once over its shape and
+// its single dot is the 1 x 1 tile, so every pair's result is the same in any batch. The
+// other types keep kernels over 1 or 4 activation rows, as in the AVX2 file.
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <string.h>
@@ -54,204 +56,438 @@ ALWAYS_INLINE __m256i fifth_bits(const uint8_t *p)
     return _mm256_maskz_set1_epi8((__mmask32)word, 16);
 }
 
-// ---- weights x Q8_0: Q4_0, Q5_0, Q8_0, IQ4_NL ----
+// ---- weights x Q8_0: Q4_0, Q5_0, Q8_0, IQ4_NL, by a matrix product on prepared activations ----
+//
+// Eight blocks (256 values) per step, each block's integer sum spread over two dword lanes:
+// lanes 4i, 4i + 1 hold block i and lanes 4i + 2, 4i + 3 block 4 + i (i = 0..3). Four
+// operands x0..x3 hold values 0..7, 8..15, 16..23 and 24..31 of every block in those lanes,
+// so four dpbusd leave all eight blocks' sums in one register and one multiply-add applies
+// their scales. dpbusd multiplies unsigned by signed bytes: weight codes carry an offset o
+// that makes them unsigned (Q4_0 stores q + 8 already) and the sums start from
+// -o * sum(a). The activation side (operands, starting sums, scales spread over the lanes) is
+// rearranged once per tile of activation rows into a buffer on the stack, "prepared", and
+// then read by every weight row. Blocks are gathered from their packed layout by word
+// permutes of 128-byte windows that reach no byte past the row's last block. Rows are split
+// into chunks of GEMM_CHUNK values whose float sums are added in order; every shape of tile,
+// the single dot included, does each pair's arithmetic the same way.
 
 enum legacy_kind { KIND_Q4_0, KIND_Q5_0, KIND_Q8_0, KIND_IQ4_NL };
 
-static const size_t legacy_sizes[] = {sizeof(block_q4_0), sizeof(block_q5_0), sizeof(block_q8_0),
-                                      sizeof(block_iq4_nl)};
+static const int legacy_sizes[] = {sizeof(block_q4_0), sizeof(block_q5_0), sizeof(block_q8_0),
+                                   sizeof(block_iq4_nl)};
+static const int legacy_offsets[] = {8, 16, 128, 128};
 
-// The 32 signed codes of block b.
-ALWAYS_INLINE __m256i legacy_codes(const void *w, int64_t b, enum legacy_kind kind)
+enum {
+    GEMM_STEP = 256,              // values per step
+    GEMM_CHUNK = 8192,            // values per chunk
+    GEMM_STEP_BYTES = 6 * 64,     // prepared bytes per step and activation row
+    GEMM_ROWS = 2,                // weight rows per register tile
+    GEMM_ACTS = 6,                // activation rows per register tile
+    GEMM_PANEL_BYTES = 384 << 10, // weight bytes per panel (stays in L2)
+};
+
+// Word indices for the gathers: out word i takes word idx[i] of a 128-byte window.
+// 18-byte blocks (Q4_0, IQ4_NL): codes of blocks 0..3 from byte 0 and of blocks 4..7 from
+// byte 16; the eight scales spread over their lanes.
+static const uint16_t idx_qs18a[32] __attribute__((aligned(64))) = {
+    1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12, 13, 14, 15, 16, 17,
+    19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 30, 31, 32, 33, 34, 35,
+};
+static const uint16_t idx_qs18b[32] __attribute__((aligned(64))) = {
+    29, 30, 31, 32, 33, 34, 35, 36, 38, 39, 40, 41, 42, 43, 44, 45,
+    47, 48, 49, 50, 51, 52, 53, 54, 56, 57, 58, 59, 60, 61, 62, 63,
+};
+static const uint16_t idx_d18[32] __attribute__((aligned(64))) = {
+    0, 0, 36, 36, 9, 9, 45, 45, 18, 18, 54, 54, 27, 27, 63, 63,
+    0, 0, 0,  0,  0, 0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+};
+// 22-byte blocks (Q5_0): codes of blocks 0..3 from byte 0 and 4..7 from byte 48; then, from
+// the same two windows (blended by lane), the spread scales in words 0..15 and the fifth
+// bits qh of blocks 0, 4, 1, 5, 2, 6, 3, 7 in words 16..31.
+static const uint16_t idx_qs22a[32] __attribute__((aligned(64))) = {
+    3,  4,  5,  6,  7,  8,  9,  10, 14, 15, 16, 17, 18, 19, 20, 21,
+    25, 26, 27, 28, 29, 30, 31, 32, 36, 37, 38, 39, 40, 41, 42, 43,
+};
+static const uint16_t idx_qs22b[32] __attribute__((aligned(64))) = {
+    23, 24, 25, 26, 27, 28, 29, 30, 34, 35, 36, 37, 38, 39, 40, 41,
+    45, 46, 47, 48, 49, 50, 51, 52, 56, 57, 58, 59, 60, 61, 62, 63,
+};
+static const uint16_t idx_dqh22a[32] __attribute__((aligned(64))) = {
+    0, 0, 0, 0, 11, 11, 0, 0, 22, 22, 0, 0, 33, 33, 0, 0,
+    1, 2, 0, 0, 12, 13, 0, 0, 23, 24, 0, 0, 34, 35, 0, 0,
+};
+static const uint16_t idx_dqh22b[32] __attribute__((aligned(64))) = {
+    0, 0, 20, 20, 0, 0, 31, 31, 0, 0, 42, 42, 0, 0, 53, 53,
+    0, 0, 21, 22, 0, 0, 32, 33, 0, 0, 43, 44, 0, 0, 54, 55,
+};
+// 34-byte blocks (Q8_0): values 0..15 of blocks 0..3 from byte 0 (4..7: from byte 136) and
+// values 16..31 from byte 8 (4..7: from byte 144); the scales of blocks 0..3 (4..7) from
+// byte 0 (136), one per four words.
+static const uint16_t idx_lo34[32] __attribute__((aligned(64))) = {
+    1,  2,  3,  4,  5,  6,  7,  8,  18, 19, 20, 21, 22, 23, 24, 25,
+    35, 36, 37, 38, 39, 40, 41, 42, 52, 53, 54, 55, 56, 57, 58, 59,
+};
+static const uint16_t idx_hi34[32] __attribute__((aligned(64))) = {
+    5,  6,  7,  8,  9,  10, 11, 12, 22, 23, 24, 25, 26, 27, 28, 29,
+    39, 40, 41, 42, 43, 44, 45, 46, 56, 57, 58, 59, 60, 61, 62, 63,
+};
+static const uint16_t idx_d34[32] __attribute__((aligned(64))) = {
+    0, 0, 0, 0, 17, 17, 17, 17, 34, 34, 34, 34, 51, 51, 51, 51,
+    0, 0, 0, 0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+};
+
+// Bytes [from, from + 64) of p, zero from byte `end` on (nothing past it is read).
+ALWAYS_INLINE __m512i load_upto(const uint8_t *p, int from, int end)
 {
-    switch (kind) {
-    case KIND_Q4_0:
-        return _mm256_sub_epi8(nibbles32(((const block_q4_0 *)w)[b].qs), _mm256_set1_epi8(8));
-    case KIND_Q5_0: {
-        const block_q5_0 *blk = &((const block_q5_0 *)w)[b];
-        __m256i q = _mm256_or_si256(nibbles32(blk->qs), fifth_bits(blk->qh));
-        return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+    int count = end - from;
+    if (count >= 64)
+        return _mm512_loadu_si512((const void *)(p + from));
+    if (count <= 0)
+        return _mm512_setzero_si512();
+    return _mm512_maskz_loadu_epi8((__mmask64)((1ull << count) - 1), p + from);
+}
+
+// The words idx of the 128-byte window at p + from (bytes from `end` on read as zero).
+ALWAYS_INLINE __m512i gather_words(const uint8_t *p, int from, int end, const uint16_t *idx)
+{
+    return _mm512_permutex2var_epi16(load_upto(p, from, end), _mm512_load_si512(idx),
+                                     load_upto(p, from + 64, end));
+}
+
+// The 16 half scales in the low 256 bits of v as floats.
+ALWAYS_INLINE __m512 halves16(__m512i v)
+{
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(v));
+}
+
+typedef struct gemm_ops {
+    __m512i x[4]; // values 0..7, 8..15, 16..23, 24..31 of the eight blocks, in lane order
+    __m512 d;     // the blocks' scales in their lanes
+} gemm_ops;
+
+// Operands from the codes of blocks 0..3 (lo/hi: values 0..15 / 16..31, block i in 128-bit
+// lane i) and of blocks 4..7.
+ALWAYS_INLINE void gemm_interleave(__m512i lo_a, __m512i hi_a, __m512i lo_b, __m512i hi_b,
+                                   __m512i x[4])
+{
+    x[0] = _mm512_unpacklo_epi64(lo_a, lo_b);
+    x[1] = _mm512_unpackhi_epi64(lo_a, lo_b);
+    x[2] = _mm512_unpacklo_epi64(hi_a, hi_b);
+    x[3] = _mm512_unpackhi_epi64(hi_a, hi_b);
+}
+
+// Operands from 16 packed nibble bytes per block (block i of raw_a in 128-bit lane i, block
+// 4 + i of raw_b): low nibbles are values 0..15, high ones 16..31.
+ALWAYS_INLINE void gemm_nibbles(__m512i raw_a, __m512i raw_b, __m512i x[4])
+{
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    __m512i raw0 = _mm512_unpacklo_epi64(raw_a, raw_b), raw1 = _mm512_unpackhi_epi64(raw_a, raw_b);
+    x[0] = _mm512_and_si512(raw0, low4);
+    x[1] = _mm512_and_si512(raw1, low4);
+    x[2] = _mm512_and_si512(_mm512_srli_epi16(raw0, 4), low4);
+    x[3] = _mm512_and_si512(_mm512_srli_epi16(raw1, 4), low4);
+}
+
+// Eight 34-byte blocks from p (nblk present, the rest zero): signed codes and scales.
+ALWAYS_INLINE gemm_ops gemm_q8_0_blocks(const uint8_t *p, int nblk)
+{
+    int end = nblk * (int)sizeof(block_q8_0);
+    __m512i a0 = load_upto(p, 0, end), a1 = load_upto(p, 64, end);
+    __m512i b0 = load_upto(p, 136, end), b1 = load_upto(p, 200, end);
+    const __m512i idx_lo = _mm512_load_si512(idx_lo34), idx_d = _mm512_load_si512(idx_d34);
+    __m512i lo_a = _mm512_permutex2var_epi16(a0, idx_lo, a1);
+    __m512i lo_b = _mm512_permutex2var_epi16(b0, idx_lo, b1);
+    __m512i hi_a = gather_words(p, 8, end, idx_hi34);
+    __m512i hi_b = gather_words(p, 144, end, idx_hi34);
+    __m512i d16 = _mm512_mask_blend_epi16(0xCCCCCCCC, _mm512_permutex2var_epi16(a0, idx_d, a1),
+                                          _mm512_permutex2var_epi16(b0, idx_d, b1));
+    gemm_ops s;
+    gemm_interleave(lo_a, hi_a, lo_b, hi_b, s.x);
+    s.d = halves16(d16);
+    return s;
+}
+
+// The fifth bits of eight Q5_0 blocks, qh words of blocks 0, 4, 1, 5, 2, 6, 3, 7 in the
+// high 256 bits of dqh, added (as 16) to the operands' codes.
+ALWAYS_INLINE void gemm_fifth_bits(__m512i dqh, __m512i x[4])
+{
+    // Byte q of every qh word into qword q: qword q is then the bit mask of operand q.
+    const __m256i by_byte = _mm256_broadcastsi128_si256(
+        _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+    __m256i t = _mm256_shuffle_epi8(_mm512_extracti64x4_epi64(dqh, 1), by_byte);
+    t = _mm256_permutevar8x32_epi32(t, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    __m128i m01 = _mm256_castsi256_si128(t), m23 = _mm256_extracti128_si256(t, 1);
+    const uint64_t masks[4] = {
+        (uint64_t)_mm_cvtsi128_si64(m01), (uint64_t)_mm_extract_epi64(m01, 1),
+        (uint64_t)_mm_cvtsi128_si64(m23), (uint64_t)_mm_extract_epi64(m23, 1)};
+#pragma GCC unroll 8
+    for (int q = 0; q < 4; q++)
+        x[q] = _mm512_or_si512(x[q], _mm512_maskz_set1_epi8((__mmask64)masks[q], 16));
+}
+
+// Eight weight blocks of kind from p (nblk present): codes made unsigned by the kind's
+// offset, and scales.
+ALWAYS_INLINE gemm_ops gemm_weights(const uint8_t *p, int nblk, enum legacy_kind kind)
+{
+    gemm_ops s;
+    if (kind == KIND_Q8_0) {
+        s = gemm_q8_0_blocks(p, nblk);
+#pragma GCC unroll 8
+        for (int i = 0; i < 4; i++)
+            s.x[i] = _mm512_xor_si512(s.x[i], _mm512_set1_epi8((char)0x80));
+        return s;
     }
-    case KIND_Q8_0:
-        return _mm256_loadu_si256((const __m256i *)((const block_q8_0 *)w)[b].qs);
-    default: {
-        const __m256i grid = _mm256_broadcastsi128_si256(
-            _mm_loadu_si128((const __m128i *)tensor_iq4_nl_values));
-        return _mm256_shuffle_epi8(grid, nibbles32(((const block_iq4_nl *)w)[b].qs));
+    int end = nblk * legacy_sizes[kind];
+    if (kind == KIND_Q5_0) {
+        __m512i a0 = load_upto(p, 0, end), a1 = load_upto(p, 64, end);
+        __m512i b0 = load_upto(p, 48, end), b1 = load_upto(p, 112, end);
+        gemm_nibbles(_mm512_permutex2var_epi16(a0, _mm512_load_si512(idx_qs22a), a1),
+                     _mm512_permutex2var_epi16(b0, _mm512_load_si512(idx_qs22b), b1), s.x);
+        __m512i dqh = _mm512_mask_blend_epi16(
+            0xCCCCCCCC, _mm512_permutex2var_epi16(a0, _mm512_load_si512(idx_dqh22a), a1),
+            _mm512_permutex2var_epi16(b0, _mm512_load_si512(idx_dqh22b), b1));
+        gemm_fifth_bits(dqh, s.x);
+        s.d = halves16(dqh);
+        return s;
     }
+    __m512i a0 = load_upto(p, 0, end), a1 = load_upto(p, 64, end);
+    gemm_nibbles(_mm512_permutex2var_epi16(a0, _mm512_load_si512(idx_qs18a), a1),
+                 gather_words(p, 16, end, idx_qs18b), s.x);
+    s.d = halves16(_mm512_permutex2var_epi16(a0, _mm512_load_si512(idx_d18), a1));
+    if (kind == KIND_IQ4_NL) {
+        // The grid plus 128, as unsigned bytes.
+        const __m512i grid = _mm512_xor_si512(
+            _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)tensor_iq4_nl_values)),
+            _mm512_set1_epi8((char)0x80));
+#pragma GCC unroll 8
+        for (int i = 0; i < 4; i++)
+            s.x[i] = _mm512_shuffle_epi8(grid, s.x[i]);
+    }
+    return s;
+}
+
+// Prepares `steps` steps (the last one of nblk_last blocks) of one Q8_0 activation row from a
+// into dst (GEMM_STEP_BYTES per step): x0..x3, the starting sums -offset * (four-byte sums of
+// the codes) and the spread scales.
+static void gemm_prepare(const uint8_t *a, int steps, int nblk_last, int offset, uint8_t *dst)
+{
+    const __m512i off = _mm512_set1_epi8((char)offset);
+    for (int s = 0; s < steps; s++) {
+        gemm_ops v = gemm_q8_0_blocks(a + (size_t)s * 8 * sizeof(block_q8_0),
+                                      s + 1 < steps ? 8 : nblk_last);
+        __m512i sum = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int i = 0; i < 4; i++) {
+            _mm512_store_si512((void *)(dst + 64 * i), v.x[i]);
+            sum = _mm512_dpbusd_epi32(sum, off, v.x[i]);
+        }
+        _mm512_store_si512((void *)(dst + 256), _mm512_sub_epi32(_mm512_setzero_si512(), sum));
+        _mm512_store_ps((void *)(dst + 320), v.d);
+        dst += GEMM_STEP_BYTES;
     }
 }
 
-// The 64 signed codes of blocks b and b + 1 (only b when `pair` is false: the upper half is
-// zero). Q4_0 pairs unpack both blocks' nibbles at once and put the 128-bit lanes in value
-// order (b lo, b hi, b+1 lo, b+1 hi) with one lane shuffle.
-ALWAYS_INLINE __m512i legacy_codes2(const void *w, int64_t b, bool pair, enum legacy_kind kind)
-{
-    if (kind == KIND_Q4_0 && pair) {
-        const block_q4_0 *x = (const block_q4_0 *)w + b;
-        __m256i raw = _mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)x[0].qs)),
-            _mm_loadu_si128((const __m128i *)x[1].qs), 1);
-        const __m256i low4 = _mm256_set1_epi8(0x0F);
-        __m512i z = join256(_mm256_and_si256(raw, low4),
-                            _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4));
-        z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
-        return _mm512_sub_epi8(z, _mm512_set1_epi8(8));
-    }
-    __m256i x1 = pair ? legacy_codes(w, b + 1, kind) : _mm256_setzero_si256();
-    return join256(legacy_codes(w, b, kind), x1);
-}
+// Which tile shapes get their own code: every act count up to GEMM_ACTS in optimized builds;
+// in sanitizer builds only the full tile and the single pair, which keeps their compile time
+// short (a smaller tile then computes duplicated rows and stores only its own). The arithmetic
+// of a pair does not depend on the shape, so neither do results.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
+#define GEMM_FEW_SHAPES 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
+#define GEMM_FEW_SHAPES 1
+#endif
+#endif
+#ifndef GEMM_FEW_SHAPES
+#define GEMM_FEW_SHAPES 0
+#endif
 
-// The half scales at p and p + stride (bytes) as floats in lanes 0 and 1.
-ALWAYS_INLINE __m128 half_pair(const void *p, size_t stride)
-{
-    uint16_t lo, hi;
-    memcpy(&lo, p, 2);
-    memcpy(&hi, (const uint8_t *)p + stride, 2);
-    return _mm_cvtph_ps(_mm_cvtsi32_si128((int)(lo | ((uint32_t)hi << 16))));
-}
+// One chunk of the rows' values, with its activation rows prepared.
+typedef struct gemm_chunk {
+    const uint8_t *prep; // prepared activation rows, row_bytes apart
+    size_t row_bytes;
+    int steps, nblk_last; // steps in the chunk, blocks in its last step
+    bool first;           // the chunk starts the rows: store sums rather than add them
+} gemm_chunk;
 
-// Blocks b and b + 1 (only b when `pair` is false) against `rows` activation rows: |x| times
-// sign(x) * a, with dpbusd; the two blocks' scale products are spread over their 8 lanes each.
-ALWAYS_INLINE void legacy_pair(const void *w, const void *act, size_t stride, int64_t b,
-                               bool pair, int rows, enum legacy_kind kind, __m512 *acc)
+// An R x C register tile over a chunk: R weight rows from w (ws bytes apart, at the chunk's
+// first block; rows past nr repeat the last) and C prepared activation rows (acts past nc
+// repeat the last). Adds (or stores) each of the nr x nc pairs' chunk sums to y[k * ldy + r].
+ALWAYS_INLINE void gemm_tile(const uint8_t *w, size_t ws, int nr, const gemm_chunk *ch, int nc,
+                             float *y, int64_t ldy, int R, int C, enum legacy_kind kind)
 {
-    const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    __m512i x = legacy_codes2(w, b, pair, kind);
-    __m512i ax = _mm512_abs_epi8(x);
-    __mmask64 neg = _mm512_movepi8_mask(x);
-    size_t w_step = pair ? legacy_sizes[kind] : 0, a_step = pair ? sizeof(block_q8_0) : 0;
-    __m128 dw = half_pair((const uint8_t *)w + (size_t)b * legacy_sizes[kind], w_step);
-#pragma GCC unroll 16
-    for (int k = 0; k < rows; k++) {
-        const block_q8_0 *y = (const block_q8_0 *)act_row(act, stride, k) + b;
-        __m256i a1 = pair ? _mm256_loadu_si256((const __m256i *)y[1].qs) : _mm256_setzero_si256();
-        __m512i a = join256(_mm256_loadu_si256((const __m256i *)y[0].qs), a1);
-        a = _mm512_mask_sub_epi8(a, neg, _mm512_setzero_si512(), a);
-        __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, a);
-        __m128 d = _mm_mul_ps(dw, half_pair(&y->d, a_step));
-        __m512 scale = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(d));
-        acc[k] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(p), acc[k]);
+    const uint8_t *prep = ch->prep;
+    size_t row_bytes = ch->row_bytes;
+    int steps = ch->steps, nblk_last = ch->nblk_last;
+    bool first = ch->first;
+    __m512 acc[GEMM_ROWS][GEMM_ACTS];
+    const uint8_t *rows[GEMM_ROWS], *acts[GEMM_ACTS];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+        rows[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
+#pragma GCC unroll 8
+    for (int k = 0; k < C; k++)
+        acts[k] = prep + (size_t)(k < nc ? k : nc - 1) * row_bytes;
+#pragma GCC unroll 8
+    for (int r = 0; r < GEMM_ROWS; r++)
+#pragma GCC unroll 8
+        for (int k = 0; k < GEMM_ACTS; k++)
+            acc[r][k] = _mm512_setzero_ps();
+    size_t w_step = 8 * (size_t)legacy_sizes[kind], ahead = (size_t)R * ws;
+    for (int s = 0; s < steps; s++) {
+        int nblk = s + 1 < steps ? 8 : nblk_last;
+        gemm_ops wv[GEMM_ROWS];
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            const uint8_t *p = rows[r] + (size_t)s * w_step;
+            // The next tile's rows: short interleaved row streams are ones the hardware
+            // prefetcher does not follow (a single row streams in order and needs no help).
+            for (size_t line = 0; R > 1 && line < w_step; line += 64)
+                _mm_prefetch((const char *)(p + ahead + line), _MM_HINT_T0);
+            wv[r] = gemm_weights(p, nblk, kind);
+        }
+        size_t step_off = (size_t)s * GEMM_STEP_BYTES;
+#pragma GCC unroll 8
+        for (int k = 0; k < C; k++) {
+            const uint8_t *pk = acts[k] + step_off;
+            __m512i a[4];
+#pragma GCC unroll 8
+            for (int i = 0; i < 4; i++)
+                a[i] = _mm512_load_si512((const void *)(pk + 64 * i));
+            __m512i base = _mm512_load_si512((const void *)(pk + 256));
+            __m512 da = _mm512_load_ps((const void *)(pk + 320));
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                __m512i p = _mm512_dpbusd_epi32(base, wv[r].x[0], a[0]);
+                p = _mm512_dpbusd_epi32(p, wv[r].x[1], a[1]);
+                p = _mm512_dpbusd_epi32(p, wv[r].x[2], a[2]);
+                p = _mm512_dpbusd_epi32(p, wv[r].x[3], a[3]);
+                acc[r][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(wv[r].d, da),
+                                            acc[r][k]);
+            }
+        }
     }
-}
-
-// The 8 half scales at p, p + stride, ..., p + 7 * stride as floats. Gathered with integer
-// loads and shifts, which keep the vector pipes free for the products.
-ALWAYS_INLINE __m256 half8(const void *p, size_t stride)
-{
-    uint64_t lo = 0, hi = 0;
-    for (int i = 0; i < 4; i++) {
-        uint16_t a, c;
-        memcpy(&a, (const uint8_t *)p + (size_t)i * stride, 2);
-        memcpy(&c, (const uint8_t *)p + (size_t)(i + 4) * stride, 2);
-        lo |= (uint64_t)a << (16 * i);
-        hi |= (uint64_t)c << (16 * i);
-    }
-    __m128i h = _mm_unpacklo_epi64(_mm_cvtsi64_si128((long long)lo),
-                                   _mm_cvtsi64_si128((long long)hi));
-    return _mm256_cvtph_ps(h);
-}
-
-// Blocks b .. b + 7 against `rows` activation rows: as legacy_pair, with the eight scale
-// products of a row formed in one multiply and spread to each pair's lanes by a permute.
-ALWAYS_INLINE void legacy_octet(const void *w, const void *act, size_t stride, int64_t b,
-                                int rows, enum legacy_kind kind, __m512 *acc0, __m512 *acc1)
-{
-    const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    __m512i ax[4];
-    __mmask64 neg[4];
-#pragma GCC unroll 16
-    for (int p = 0; p < 4; p++) {
-        __m512i x = legacy_codes2(w, b + 2 * p, true, kind);
-        ax[p] = _mm512_abs_epi8(x);
-        neg[p] = _mm512_movepi8_mask(x);
-    }
-    __m256 dw = half8((const uint8_t *)w + (size_t)b * legacy_sizes[kind], legacy_sizes[kind]);
-#pragma GCC unroll 16
-    for (int k = 0; k < rows; k++) {
-        const block_q8_0 *y = (const block_q8_0 *)act_row(act, stride, k) + b;
-        __m512 d = _mm512_castps256_ps512(_mm256_mul_ps(dw, half8(&y->d, sizeof *y)));
-#pragma GCC unroll 16
-        for (int p = 0; p < 4; p++) {
-            __m512i a = join256(_mm256_loadu_si256((const __m256i *)y[2 * p].qs),
-                                _mm256_loadu_si256((const __m256i *)y[2 * p + 1].qs));
-            a = _mm512_mask_sub_epi8(a, neg[p], _mm512_setzero_si512(), a);
-            __m512i prod = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax[p], a);
-            __m512i lanes = _mm512_add_epi32(spread, _mm512_set1_epi32(2 * p));
-            __m512 scale = _mm512_permutexvar_ps(lanes, d);
-            __m512 *acc = p % 2 ? &acc1[k] : &acc0[k];
-            *acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(prod), *acc);
+#pragma GCC unroll 8
+    for (int k = 0; k < C; k++) {
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            // Constant bounds keep acc in registers; a tile's repeated pairs are not stored.
+            if (k >= nc || r >= nr)
+                continue;
+            float sum = _mm512_reduce_add_ps(acc[r][k]);
+            y[k * ldy + r] = first ? sum : y[k * ldy + r] + sum;
         }
     }
 }
 
-// The dots of one weight row with `rows` activation rows: eight blocks per step, two per
-// register, alternating between two accumulators.
-ALWAYS_INLINE void legacy_rows(const void *w, const void *act, size_t stride, int64_t n,
-                               int rows, enum legacy_kind kind, float *out)
+// A tile of nr <= GEMM_ROWS weight rows and nc <= GEMM_ACTS activation rows by the smallest
+// shape with code of its own that covers it.
+ALWAYS_INLINE void gemm_tile_any(const uint8_t *w, size_t ws, int nr, const gemm_chunk *ch,
+                                 int nc, float *y, int64_t ldy, enum legacy_kind kind)
 {
-    __m512 acc0[4], acc1[4];
-    for (int k = 0; k < 4; k++)
-        acc0[k] = acc1[k] = _mm512_setzero_ps();
-    int64_t nb = n / 32, b = 0;
-    for (; b + 7 < nb; b += 8)
-        legacy_octet(w, act, stride, b, rows, kind, acc0, acc1);
-    for (; b + 1 < nb; b += 2)
-        legacy_pair(w, act, stride, b, true, rows, kind, acc0);
-    if (b < nb)
-        legacy_pair(w, act, stride, b, false, rows, kind, acc1);
-#pragma GCC unroll 16
-    for (int k = 0; k < rows; k++)
-        out[k] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[k], acc1[k]));
+    static_assert(GEMM_ROWS == 2 && GEMM_ACTS == 6, "one case per shape");
+    if (nr == 1 && nc == 1) {
+        gemm_tile(w, ws, 1, ch, 1, y, ldy, 1, 1, kind);
+        return;
+    }
+    int c = GEMM_FEW_SHAPES ? 6 : nc <= 2 ? 2 : nc <= 4 ? nc : 6;
+    switch (c) {
+    case 2: gemm_tile(w, ws, nr, ch, nc, y, ldy, GEMM_ROWS, 2, kind); return;
+    case 3: gemm_tile(w, ws, nr, ch, nc, y, ldy, GEMM_ROWS, 3, kind); return;
+    case 4: gemm_tile(w, ws, nr, ch, nc, y, ldy, GEMM_ROWS, 4, kind); return;
+    default: gemm_tile(w, ws, nr, ch, nc, y, ldy, GEMM_ROWS, 6, kind); return;
+    }
+}
+
+// The whole product for one kind: chunks of the rows' values, panels of weight rows, tiles of
+// GEMM_ACTS activation rows prepared once per panel, register tiles of GEMM_ROWS weight rows
+// (one row at a time for a single activation row, so the weights stream in order).
+ALWAYS_INLINE void gemm_legacy(const void *w, size_t ws, int64_t rows, const void *act,
+                               size_t as, int64_t n_act, int64_t n, float *y, int64_t ldy,
+                               enum legacy_kind kind)
+{
+    enum { CHUNK_STEPS = GEMM_CHUNK / GEMM_STEP, ROW_BYTES = CHUNK_STEPS * GEMM_STEP_BYTES };
+    uint8_t prep[GEMM_ACTS * ROW_BYTES] __attribute__((aligned(64)));
+    const uint8_t *wb = w, *ab = act;
+    size_t bsize = (size_t)legacy_sizes[kind];
+    int64_t nb = n / 32;
+    int64_t tr = n_act == 1 ? 1 : GEMM_ROWS;
+    for (int64_t c0 = 0; c0 < nb; c0 += GEMM_CHUNK / 32) {
+        int64_t cb = nb - c0 < GEMM_CHUNK / 32 ? nb - c0 : GEMM_CHUNK / 32; // blocks
+        gemm_chunk ch = {.prep = prep, .row_bytes = ROW_BYTES, .steps = (int)((cb + 7) / 8),
+                         .first = c0 == 0};
+        ch.nblk_last = (int)(cb - 8 * (ch.steps - 1));
+        int64_t panel = (int64_t)(GEMM_PANEL_BYTES / (cb * (int64_t)bsize)) / tr * tr;
+        panel = panel < tr ? tr : panel;
+        for (int64_t p0 = 0; p0 < rows; p0 += panel) {
+            int64_t p1 = p0 + panel < rows ? p0 + panel : rows;
+            for (int64_t b = 0; b < n_act; b += GEMM_ACTS) {
+                int nc = (int)(n_act - b < GEMM_ACTS ? n_act - b : GEMM_ACTS);
+                for (int k = 0; k < nc; k++)
+                    gemm_prepare(ab + (size_t)(b + k) * as + (size_t)c0 * sizeof(block_q8_0),
+                                 ch.steps, ch.nblk_last, legacy_offsets[kind],
+                                 prep + (size_t)k * ROW_BYTES);
+                for (int64_t r = p0; r < p1; r += tr) {
+                    int nr = (int)(p1 - r < tr ? p1 - r : tr);
+                    gemm_tile_any(wb + (size_t)r * ws + (size_t)c0 * bsize, ws, nr, &ch, nc,
+                                  y + b * ldy + r, ldy, kind);
+                }
+            }
+        }
+    }
+}
+
+// The product for one weight type, and its single dot as a 1 x 1 product.
+static void gemm_q4_0_q8_0(const void *w, size_t ws, int64_t rows, const void *act, size_t as,
+                           int64_t n_act, int64_t n, float *y, int64_t ldy)
+{
+    gemm_legacy(w, ws, rows, act, as, n_act, n, y, ldy, KIND_Q4_0);
 }
 
 static float dot_q4_0_q8_0(const void *w, const void *a, int64_t n)
 {
-    float out;
-    legacy_rows(w, a, 0, n, 1, KIND_Q4_0, &out);
+    float out = 0.0f;
+    gemm_q4_0_q8_0(w, 0, 1, a, 0, 1, n, &out, 0);
     return out;
 }
 
-static void dot_q4_0_q8_0_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+static void gemm_q5_0_q8_0(const void *w, size_t ws, int64_t rows, const void *act, size_t as,
+                           int64_t n_act, int64_t n, float *y, int64_t ldy)
 {
-    legacy_rows(w, a, stride, n, 4, KIND_Q4_0, out);
+    gemm_legacy(w, ws, rows, act, as, n_act, n, y, ldy, KIND_Q5_0);
 }
 
 static float dot_q5_0_q8_0(const void *w, const void *a, int64_t n)
 {
-    float out;
-    legacy_rows(w, a, 0, n, 1, KIND_Q5_0, &out);
+    float out = 0.0f;
+    gemm_q5_0_q8_0(w, 0, 1, a, 0, 1, n, &out, 0);
     return out;
 }
 
-static void dot_q5_0_q8_0_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+static void gemm_q8_0_q8_0(const void *w, size_t ws, int64_t rows, const void *act, size_t as,
+                           int64_t n_act, int64_t n, float *y, int64_t ldy)
 {
-    legacy_rows(w, a, stride, n, 4, KIND_Q5_0, out);
+    gemm_legacy(w, ws, rows, act, as, n_act, n, y, ldy, KIND_Q8_0);
 }
 
 static float dot_q8_0_q8_0(const void *w, const void *a, int64_t n)
 {
-    float out;
-    legacy_rows(w, a, 0, n, 1, KIND_Q8_0, &out);
+    float out = 0.0f;
+    gemm_q8_0_q8_0(w, 0, 1, a, 0, 1, n, &out, 0);
     return out;
 }
 
-static void dot_q8_0_q8_0_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+static void gemm_iq4_nl_q8_0(const void *w, size_t ws, int64_t rows, const void *act, size_t as,
+                             int64_t n_act, int64_t n, float *y, int64_t ldy)
 {
-    legacy_rows(w, a, stride, n, 4, KIND_Q8_0, out);
+    gemm_legacy(w, ws, rows, act, as, n_act, n, y, ldy, KIND_IQ4_NL);
 }
 
 static float dot_iq4_nl_q8_0(const void *w, const void *a, int64_t n)
 {
-    float out;
-    legacy_rows(w, a, 0, n, 1, KIND_IQ4_NL, &out);
+    float out = 0.0f;
+    gemm_iq4_nl_q8_0(w, 0, 1, a, 0, 1, n, &out, 0);
     return out;
-}
-
-static void dot_iq4_nl_q8_0_x4(const void *w, const void *a, size_t stride, int64_t n,
-                               float out[4])
-{
-    legacy_rows(w, a, stride, n, 4, KIND_IQ4_NL, out);
 }
 
 // ---- offset weights x Q8_1: Q4_1, Q5_1 (x = d q + m, so the dot gains m * s) ----
@@ -276,6 +512,7 @@ ALWAYS_INLINE void offset_rows(const void *w, const void *act, size_t stride, in
 {
     __m512 acc[4];
     float mins[4] = {0};
+#pragma GCC unroll 8
     for (int k = 0; k < 4; k++)
         acc[k] = _mm512_setzero_ps();
     int64_t nb = n / 32;
@@ -355,30 +592,11 @@ ALWAYS_INLINE __m512i scales_4x8(__m512i sc16, int first)
                                     sc16);
 }
 
-// Adds d * d_a * isum (16 lanes) to acc and the 8 lanes of d_b * d_a * corr to acc_b.
-ALWAYS_INLINE void k_finish(float d, float d_b, const block_q8_k *y, __m512i isum, __m256i corr,
-                            __m512 *acc, __m256 *acc_b)
-{
-    *acc = _mm512_fmadd_ps(_mm512_set1_ps(d * y->d), _mm512_cvtepi32_ps(isum), *acc);
-    *acc_b = _mm256_fmadd_ps(_mm256_set1_ps(d_b * y->d), _mm256_cvtepi32_ps(corr), *acc_b);
-}
-
-ALWAYS_INLINE __m256i load_bsums(const block_q8_k *y)
-{
-    return _mm256_loadu_si256((const __m256i *)y->bsums);
-}
-
 // 64 activation codes of row k, super-block b, from value offset.
 ALWAYS_INLINE __m512i load_act64(const void *act, size_t stride, int k, int64_t b, int offset)
 {
     const block_q8_k *y = (const block_q8_k *)act_row(act, stride, k) + b;
     return _mm512_loadu_si512((const void *)(y->qs + offset));
-}
-
-// The final sum of a row's two accumulators.
-ALWAYS_INLINE float k_total(__m512 acc, __m256 acc_b)
-{
-    return _mm512_reduce_add_ps(acc) + _mm512_reduce_add_ps(_mm512_castps256_ps512(acc_b));
 }
 
 // ---- Q4_K and Q5_K x Q8_K ----
@@ -412,78 +630,6 @@ ALWAYS_INLINE __m512i k4_chunk(const uint8_t *qs, const uint8_t *qh, int c, bool
     return join256(lo, hi);
 }
 
-// The dots of one Q4_K/Q5_K row (five: Q5_K) with `rows` Q8_K rows: 64 values per step,
-// scales applied by dpwssd, mins through the bsums.
-ALWAYS_INLINE void q4_k_rows(const void *w, const void *act, size_t stride, int64_t n, int rows,
-                             bool five, float *out)
-{
-    __m512 acc[4];
-    __m256 acc_m[4];
-    for (int k = 0; k < 4; k++)
-        acc[k] = _mm512_setzero_ps(), acc_m[k] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        const uint8_t *qs, *qh = NULL, *scales;
-        uint16_t dh, dminh;
-        if (five) {
-            const block_q5_k *blk = &((const block_q5_k *)w)[b];
-            qs = blk->qs, qh = blk->qh, scales = blk->scales, dh = blk->d, dminh = blk->dmin;
-        } else {
-            const block_q4_k *blk = &((const block_q4_k *)w)[b];
-            qs = blk->qs, scales = blk->scales, dh = blk->d, dminh = blk->dmin;
-        }
-        __m512i sc;
-        __m256i mins16;
-        k4_unpack(scales, &sc, &mins16);
-        __m512i isum[4];
-        for (int k = 0; k < 4; k++)
-            isum[k] = _mm512_setzero_si512();
-#pragma GCC unroll 16
-        for (int c = 0; c < 4; c++) {
-            __m512i q = k4_chunk(qs, qh, c, five);
-            __m512i scv = scales_2x16v(sc, 2 * c);
-#pragma GCC unroll 16
-            for (int k = 0; k < rows; k++) {
-                __m512i p = _mm512_maddubs_epi16(q, load_act64(act, stride, k, b, 64 * c));
-                isum[k] = _mm512_add_epi32(isum[k], _mm512_madd_epi16(p, scv));
-            }
-        }
-        float d = half(dh), dmin = half(dminh);
-#pragma GCC unroll 16
-        for (int k = 0; k < rows; k++) {
-            const block_q8_k *y = (const block_q8_k *)act_row(act, stride, k) + b;
-            __m256i msum = _mm256_madd_epi16(load_bsums(y), mins16);
-            k_finish(d, -dmin, y, isum[k], msum, &acc[k], &acc_m[k]);
-        }
-    }
-#pragma GCC unroll 16
-    for (int k = 0; k < rows; k++)
-        out[k] = k_total(acc[k], acc_m[k]);
-}
-
-static float dot_q4_k_q8_k(const void *w, const void *a, int64_t n)
-{
-    float out;
-    q4_k_rows(w, a, 0, n, 1, false, &out);
-    return out;
-}
-
-static void dot_q4_k_q8_k_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
-{
-    q4_k_rows(w, a, stride, n, 4, false, out);
-}
-
-static float dot_q5_k_q8_k(const void *w, const void *a, int64_t n)
-{
-    float out;
-    q4_k_rows(w, a, 0, n, 1, true, &out);
-    return out;
-}
-
-static void dot_q5_k_q8_k_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
-{
-    q4_k_rows(w, a, stride, n, 4, true, out);
-}
-
 // ---- Q6_K x Q8_K ----
 
 // Codes 0..63 of half h as two registers: values 128h + 0..63 and 128h + 64..127.
@@ -505,135 +651,12 @@ ALWAYS_INLINE void q6_unpack(const block_q6_k *blk, int h, __m512i v[2])
     v[1] = join256(v2, v3);
 }
 
-// x = d * sc * (q - 32): sum sc * q * a by dpwssd, minus 32 * sum sc * bsums.
-ALWAYS_INLINE void q6_k_rows(const void *w, const void *act, size_t stride, int64_t n, int rows,
-                             float *out)
-{
-    __m512 acc[4];
-    __m256 acc_c[4];
-    for (int k = 0; k < 4; k++)
-        acc[k] = _mm512_setzero_ps(), acc_c[k] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        const block_q6_k *blk = &((const block_q6_k *)w)[b];
-        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
-        __m512i sc512 = _mm512_castsi256_si512(sc16);
-        __m512i isum[4];
-        for (int k = 0; k < 4; k++)
-            isum[k] = _mm512_setzero_si512();
-#pragma GCC unroll 16
-        for (int h = 0; h < 2; h++) {
-            __m512i v[2];
-            q6_unpack(blk, h, v);
-#pragma GCC unroll 16
-            for (int g = 0; g < 2; g++) {
-                __m512i scv = scales_4x8(sc512, 8 * h + 4 * g);
-#pragma GCC unroll 16
-                for (int k = 0; k < rows; k++) {
-                    __m512i a = load_act64(act, stride, k, b, 128 * h + 64 * g);
-                    isum[k] = _mm512_dpwssd_epi32(isum[k], _mm512_maddubs_epi16(v[g], a), scv);
-                }
-            }
-        }
-        float d = half(blk->d);
-#pragma GCC unroll 16
-        for (int k = 0; k < rows; k++) {
-            const block_q8_k *y = (const block_q8_k *)act_row(act, stride, k) + b;
-            __m256i corr = _mm256_madd_epi16(load_bsums(y), sc16);
-            k_finish(d, -32.0f * d, y, isum[k], corr, &acc[k], &acc_c[k]);
-        }
-    }
-#pragma GCC unroll 16
-    for (int k = 0; k < rows; k++)
-        out[k] = k_total(acc[k], acc_c[k]);
-}
-
-static float dot_q6_k_q8_k(const void *w, const void *a, int64_t n)
-{
-    float out;
-    q6_k_rows(w, a, 0, n, 1, &out);
-    return out;
-}
-
-static void dot_q6_k_q8_k_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
-{
-    q6_k_rows(w, a, stride, n, 4, out);
-}
-
 // ---- Q2_K and Q3_K x Q8_K (sub-blocks of 16) ----
 
 // The two-bit codes of values 128h + 32j .. 128h + 32j + 31 (raw = qs[32h .. 32h + 31]).
 ALWAYS_INLINE __m256i crumbs32(__m256i raw, int j)
 {
     return _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), _mm256_set1_epi8(3));
-}
-
-// isum[k] += sum over sub-blocks sc[s] * sum(code * a), codes[h][g] holding values
-// 128h + 64g .. 128h + 64g + 63 (sub-blocks 8h + 4g .. 8h + 4g + 3).
-ALWAYS_INLINE void k16_isum(const __m512i codes[2][2], __m512i sc512, const void *act,
-                            size_t stride, int64_t b, int rows, __m512i *isum)
-{
-#pragma GCC unroll 16
-    for (int h = 0; h < 2; h++) {
-#pragma GCC unroll 16
-        for (int g = 0; g < 2; g++) {
-            __m512i scv = scales_4x8(sc512, 8 * h + 4 * g);
-#pragma GCC unroll 16
-            for (int k = 0; k < rows; k++) {
-                __m512i a = load_act64(act, stride, k, b, 128 * h + 64 * g);
-                isum[k] = _mm512_dpwssd_epi32(isum[k], _mm512_maddubs_epi16(codes[h][g], a), scv);
-            }
-        }
-    }
-}
-
-// x = d*sc * q - dmin*m per sub-block of 16.
-ALWAYS_INLINE void q2_k_rows(const void *w, const void *act, size_t stride, int64_t n, int rows,
-                             float *out)
-{
-    __m512 acc[4];
-    __m256 acc_m[4];
-    for (int k = 0; k < 4; k++)
-        acc[k] = _mm512_setzero_ps(), acc_m[k] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        const block_q2_k *blk = &((const block_q2_k *)w)[b];
-        __m128i packed = _mm_loadu_si128((const __m128i *)blk->scales);
-        __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(packed, _mm_set1_epi8(0x0F)));
-        __m256i m16 = _mm256_cvtepu8_epi16(
-            _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
-        __m512i codes[2][2];
-#pragma GCC unroll 16
-        for (int h = 0; h < 2; h++) {
-            __m256i raw = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * h));
-            codes[h][0] = join256(crumbs32(raw, 0), crumbs32(raw, 1));
-            codes[h][1] = join256(crumbs32(raw, 2), crumbs32(raw, 3));
-        }
-        __m512i isum[4];
-        for (int k = 0; k < 4; k++)
-            isum[k] = _mm512_setzero_si512();
-        k16_isum(codes, _mm512_castsi256_si512(sc16), act, stride, b, rows, isum);
-        float d = half(blk->d), dmin = half(blk->dmin);
-#pragma GCC unroll 16
-        for (int k = 0; k < rows; k++) {
-            const block_q8_k *y = (const block_q8_k *)act_row(act, stride, k) + b;
-            __m256i msum = _mm256_madd_epi16(load_bsums(y), m16);
-            k_finish(d, -dmin, y, isum[k], msum, &acc[k], &acc_m[k]);
-        }
-    }
-#pragma GCC unroll 16
-    for (int k = 0; k < rows; k++)
-        out[k] = k_total(acc[k], acc_m[k]);
-}
-
-static float dot_q2_k_q8_k(const void *w, const void *a, int64_t n)
-{
-    float out;
-    q2_k_rows(w, a, 0, n, 1, &out);
-    return out;
-}
-
-static void dot_q2_k_q8_k_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
-{
-    q2_k_rows(w, a, stride, n, 4, out);
 }
 
 // The three-bit codes (0..7) of values 128h + 32j .. + 31.
@@ -643,55 +666,270 @@ ALWAYS_INLINE __m256i q3_codes(__m256i raw, __m256i hm, int h, int j)
     return _mm256_or_si256(crumbs32(raw, j), _mm256_slli_epi16(high, 2));
 }
 
-// x = d * (sc - 32) * (q - 4): codes 0..7 by maddubs, the -4 through the bsums.
-ALWAYS_INLINE void q3_k_rows(const void *w, const void *act, size_t stride, int64_t n, int rows,
-                             float *out)
+// ---- Q2_K .. Q6_K x Q8_K: register tiles ----
+//
+// One super-block per step. A weight row's block unpacks into four registers of 64 unsigned
+// codes, the sub-block scales lined up with maddubs's int16 pair sums (applied by dpwssd),
+// the factors of the activation's bsums (mins, or the scales times the code offset) and two
+// float scales. A tile unpacks each of its rows' blocks once for all its activation rows.
+// Every pair does the same arithmetic in any tile shape, so results equal the single dot.
+
+enum kq_kind { KQ_Q2_K, KQ_Q3_K, KQ_Q4_K, KQ_Q5_K, KQ_Q6_K };
+
+static const size_t kq_sizes[] = {sizeof(block_q2_k), sizeof(block_q3_k), sizeof(block_q4_k),
+                                  sizeof(block_q5_k), sizeof(block_q6_k)};
+
+enum { KQ_ROWS = 1, KQ_ACTS = 8 };
+
+typedef struct kq_block {
+    __m512i q[4];   // codes of values 64c .. 64c + 63
+    __m512i scv[4]; // their sub-block scales, one per int16 pair sum
+    __m256i m16;    // the factors of the 16 bsums
+    float d, d_b;   // the scales of the integer sum and of the bsums term
+} kq_block;
+
+// One weight super-block of kind at p, unpacked.
+ALWAYS_INLINE kq_block kq_unpack(const uint8_t *p, enum kq_kind kind)
 {
-    __m512 acc[4];
-    __m256 acc_c[4];
-    for (int k = 0; k < 4; k++)
-        acc[k] = _mm512_setzero_ps(), acc_c[k] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        const block_q3_k *blk = &((const block_q3_k *)w)[b];
-        uint8_t codes6[16];
-        kernel_k3_scales(blk->scales, codes6);
-        __m256i sc16 = _mm256_sub_epi16(
-            _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)codes6)), _mm256_set1_epi16(32));
-        __m256i hm = _mm256_loadu_si256((const __m256i *)blk->hmask);
-        __m512i codes[2][2];
-#pragma GCC unroll 16
+    kq_block k;
+    switch (kind) {
+    case KQ_Q4_K:
+    case KQ_Q5_K: {
+        // x = d * sc * q - dmin * m per sub-block of 32.
+        bool five = kind == KQ_Q5_K;
+        const uint8_t *qs, *qh = NULL, *scales;
+        uint16_t dh, dminh;
+        if (five) {
+            const block_q5_k *blk = (const block_q5_k *)p;
+            qs = blk->qs, qh = blk->qh, scales = blk->scales, dh = blk->d, dminh = blk->dmin;
+        } else {
+            const block_q4_k *blk = (const block_q4_k *)p;
+            qs = blk->qs, scales = blk->scales, dh = blk->d, dminh = blk->dmin;
+        }
+        __m512i sc;
+        k4_unpack(scales, &sc, &k.m16);
+#pragma GCC unroll 8
+        for (int c = 0; c < 4; c++) {
+            k.q[c] = k4_chunk(qs, qh, c, five);
+            k.scv[c] = scales_2x16v(sc, 2 * c);
+        }
+        k.d = half(dh), k.d_b = -half(dminh);
+        return k;
+    }
+    case KQ_Q6_K: {
+        // x = d * sc * (q - 32): the -32 through the bsums.
+        const block_q6_k *blk = (const block_q6_k *)p;
+        k.m16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
+        __m512i sc512 = _mm512_castsi256_si512(k.m16);
+#pragma GCC unroll 8
+        for (int h = 0; h < 2; h++) {
+            q6_unpack(blk, h, &k.q[2 * h]);
+#pragma GCC unroll 8
+            for (int g = 0; g < 2; g++)
+                k.scv[2 * h + g] = scales_4x8(sc512, 8 * h + 4 * g);
+        }
+        k.d = half(blk->d), k.d_b = -32.0f * k.d;
+        return k;
+    }
+    case KQ_Q2_K: {
+        // x = d * sc * q - dmin * m per sub-block of 16.
+        const block_q2_k *blk = (const block_q2_k *)p;
+        __m128i packed = _mm_loadu_si128((const __m128i *)blk->scales);
+        __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(packed, _mm_set1_epi8(0x0F)));
+        k.m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
+#pragma GCC unroll 8
         for (int h = 0; h < 2; h++) {
             __m256i raw = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * h));
-            codes[h][0] = join256(q3_codes(raw, hm, h, 0), q3_codes(raw, hm, h, 1));
-            codes[h][1] = join256(q3_codes(raw, hm, h, 2), q3_codes(raw, hm, h, 3));
+            k.q[2 * h] = join256(crumbs32(raw, 0), crumbs32(raw, 1));
+            k.q[2 * h + 1] = join256(crumbs32(raw, 2), crumbs32(raw, 3));
+#pragma GCC unroll 8
+            for (int g = 0; g < 2; g++)
+                k.scv[2 * h + g] = scales_4x8(_mm512_castsi256_si512(sc16), 8 * h + 4 * g);
         }
-        __m512i isum[4];
-        for (int k = 0; k < 4; k++)
-            isum[k] = _mm512_setzero_si512();
-        k16_isum(codes, _mm512_castsi256_si512(sc16), act, stride, b, rows, isum);
-        float d = half(blk->d);
-#pragma GCC unroll 16
-        for (int k = 0; k < rows; k++) {
-            const block_q8_k *y = (const block_q8_k *)act_row(act, stride, k) + b;
-            __m256i corr = _mm256_madd_epi16(load_bsums(y), sc16);
-            k_finish(d, -4.0f * d, y, isum[k], corr, &acc[k], &acc_c[k]);
+        k.d = half(blk->d), k.d_b = -half(blk->dmin);
+        return k;
+    }
+    default: {
+        // Q3_K: x = d * (sc - 32) * (q - 4): codes 0..7, the -4 through the bsums.
+        const block_q3_k *blk = (const block_q3_k *)p;
+        uint8_t codes6[16];
+        kernel_k3_scales(blk->scales, codes6);
+        k.m16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)codes6)),
+                                 _mm256_set1_epi16(32));
+        __m256i hm = _mm256_loadu_si256((const __m256i *)blk->hmask);
+#pragma GCC unroll 8
+        for (int h = 0; h < 2; h++) {
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * h));
+            k.q[2 * h] = join256(q3_codes(raw, hm, h, 0), q3_codes(raw, hm, h, 1));
+            k.q[2 * h + 1] = join256(q3_codes(raw, hm, h, 2), q3_codes(raw, hm, h, 3));
+#pragma GCC unroll 8
+            for (int g = 0; g < 2; g++)
+                k.scv[2 * h + g] = scales_4x8(_mm512_castsi256_si512(k.m16), 8 * h + 4 * g);
+        }
+        k.d = half(blk->d), k.d_b = -4.0f * k.d;
+        return k;
+    }
+    }
+}
+
+// An R x C tile over n values: R weight rows from w (ws bytes apart; rows past nr repeat the
+// last) and C Q8_K rows from act (as bytes apart; rows past nc repeat the last); stores the
+// nr x nc dots at y[k * ldy + r].
+ALWAYS_INLINE void kq_tile(const uint8_t *w, size_t ws, int nr, const uint8_t *act, size_t as,
+                           int nc, int64_t n, float *y, int64_t ldy, int R, int C,
+                           enum kq_kind kind)
+{
+    __m512 acc[KQ_ROWS][KQ_ACTS];
+    __m256 acc_b[KQ_ROWS][KQ_ACTS];
+    const uint8_t *rows[KQ_ROWS];
+    const block_q8_k *acts[KQ_ACTS];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+        rows[r] = w + (size_t)(r < nr ? r : nr - 1) * ws;
+#pragma GCC unroll 8
+    for (int k = 0; k < C; k++)
+        acts[k] = (const block_q8_k *)(act + (size_t)(k < nc ? k : nc - 1) * as);
+#pragma GCC unroll 8
+    for (int r = 0; r < KQ_ROWS; r++)
+#pragma GCC unroll 8
+        for (int k = 0; k < KQ_ACTS; k++)
+            acc[r][k] = _mm512_setzero_ps(), acc_b[r][k] = _mm256_setzero_ps();
+    size_t size = kq_sizes[kind], ahead = (size_t)R * ws;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        kq_block blk[KQ_ROWS];
+        __m512 d[KQ_ROWS];
+        __m256 d_b[KQ_ROWS];
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            const uint8_t *p = rows[r] + (size_t)b * size;
+            for (size_t line = 0; R > 1 && line < size; line += 64)
+                _mm_prefetch((const char *)(p + ahead + line), _MM_HINT_T0);
+            blk[r] = kq_unpack(p, kind);
+            d[r] = _mm512_set1_ps(blk[r].d), d_b[r] = _mm256_set1_ps(blk[r].d_b);
+        }
+#pragma GCC unroll 8
+        for (int k = 0; k < C; k++) {
+            const block_q8_k *yb = acts[k] + b;
+            __m512i isum[KQ_ROWS];
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++)
+                isum[r] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                __m512i a = _mm512_loadu_si512((const void *)(yb->qs + 64 * c));
+#pragma GCC unroll 8
+                for (int r = 0; r < R; r++)
+                    isum[r] = _mm512_dpwssd_epi32(isum[r], _mm512_maddubs_epi16(blk[r].q[c], a),
+                                                  blk[r].scv[c]);
+            }
+            __m256i bsums = _mm256_loadu_si256((const __m256i *)yb->bsums);
+            __m512 yd = _mm512_set1_ps(yb->d);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                __m256i corr = _mm256_madd_epi16(bsums, blk[r].m16);
+                acc[r][k] = _mm512_fmadd_ps(_mm512_mul_ps(d[r], yd), _mm512_cvtepi32_ps(isum[r]),
+                                            acc[r][k]);
+                acc_b[r][k] = _mm256_fmadd_ps(_mm256_mul_ps(d_b[r], _mm512_castps512_ps256(yd)),
+                                              _mm256_cvtepi32_ps(corr), acc_b[r][k]);
+            }
         }
     }
-#pragma GCC unroll 16
-    for (int k = 0; k < rows; k++)
-        out[k] = k_total(acc[k], acc_c[k]);
+#pragma GCC unroll 8
+    for (int k = 0; k < C; k++) {
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            if (k >= nc || r >= nr)
+                continue;
+            __m256 b8 = acc_b[r][k];
+            __m128 b4 = _mm_add_ps(_mm256_castps256_ps128(b8), _mm256_extractf128_ps(b8, 1));
+            b4 = _mm_add_ps(b4, _mm_movehl_ps(b4, b4));
+            b4 = _mm_add_ss(b4, _mm_movehdup_ps(b4));
+            y[k * ldy + r] = _mm512_reduce_add_ps(acc[r][k]) + _mm_cvtss_f32(b4);
+        }
+    }
+}
+
+// A tile of nr <= KQ_ROWS rows and nc <= KQ_ACTS acts by the smallest shape with code of its
+// own that covers it (in sanitizer builds: the single pair or the full tile).
+ALWAYS_INLINE void kq_tile_any(const void *w, size_t ws, int nr, const void *act, size_t as,
+                               int nc, int64_t n, float *y, int64_t ldy, enum kq_kind kind)
+{
+    static_assert(KQ_ACTS == 8, "one case per shape");
+    if (nr == 1 && nc == 1) {
+        kq_tile(w, ws, 1, act, as, 1, n, y, ldy, 1, 1, kind);
+        return;
+    }
+    int c = GEMM_FEW_SHAPES ? 8 : nc <= 2 ? 2 : nc <= 4 ? 4 : 8;
+    switch (c) {
+    case 2: kq_tile(w, ws, nr, act, as, nc, n, y, ldy, KQ_ROWS, 2, kind); return;
+    case 4: kq_tile(w, ws, nr, act, as, nc, n, y, ldy, KQ_ROWS, 4, kind); return;
+    default: kq_tile(w, ws, nr, act, as, nc, n, y, ldy, KQ_ROWS, 8, kind); return;
+    }
+}
+
+static void tile_q2_k_q8_k(const void *w, size_t ws, int nr, const void *act, size_t as, int nc,
+                           int64_t n, float *y, int64_t ldy)
+{
+    kq_tile_any(w, ws, nr, act, as, nc, n, y, ldy, KQ_Q2_K);
+}
+
+static float dot_q2_k_q8_k(const void *w, const void *a, int64_t n)
+{
+    float out = 0.0f;
+    tile_q2_k_q8_k(w, 0, 1, a, 0, 1, n, &out, 0);
+    return out;
+}
+
+static void tile_q3_k_q8_k(const void *w, size_t ws, int nr, const void *act, size_t as, int nc,
+                           int64_t n, float *y, int64_t ldy)
+{
+    kq_tile_any(w, ws, nr, act, as, nc, n, y, ldy, KQ_Q3_K);
 }
 
 static float dot_q3_k_q8_k(const void *w, const void *a, int64_t n)
 {
-    float out;
-    q3_k_rows(w, a, 0, n, 1, &out);
+    float out = 0.0f;
+    tile_q3_k_q8_k(w, 0, 1, a, 0, 1, n, &out, 0);
     return out;
 }
 
-static void dot_q3_k_q8_k_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+static void tile_q4_k_q8_k(const void *w, size_t ws, int nr, const void *act, size_t as, int nc,
+                           int64_t n, float *y, int64_t ldy)
 {
-    q3_k_rows(w, a, stride, n, 4, out);
+    kq_tile_any(w, ws, nr, act, as, nc, n, y, ldy, KQ_Q4_K);
+}
+
+static float dot_q4_k_q8_k(const void *w, const void *a, int64_t n)
+{
+    float out = 0.0f;
+    tile_q4_k_q8_k(w, 0, 1, a, 0, 1, n, &out, 0);
+    return out;
+}
+
+static void tile_q5_k_q8_k(const void *w, size_t ws, int nr, const void *act, size_t as, int nc,
+                           int64_t n, float *y, int64_t ldy)
+{
+    kq_tile_any(w, ws, nr, act, as, nc, n, y, ldy, KQ_Q5_K);
+}
+
+static float dot_q5_k_q8_k(const void *w, const void *a, int64_t n)
+{
+    float out = 0.0f;
+    tile_q5_k_q8_k(w, 0, 1, a, 0, 1, n, &out, 0);
+    return out;
+}
+
+static void tile_q6_k_q8_k(const void *w, size_t ws, int nr, const void *act, size_t as, int nc,
+                           int64_t n, float *y, int64_t ldy)
+{
+    kq_tile_any(w, ws, nr, act, as, nc, n, y, ldy, KQ_Q6_K);
+}
+
+static float dot_q6_k_q8_k(const void *w, const void *a, int64_t n)
+{
+    float out = 0.0f;
+    tile_q6_k_q8_k(w, 0, 1, a, 0, 1, n, &out, 0);
+    return out;
 }
 
 // ---- IQ4_XS x Q8_K: x = d * (ls - 32) * grid[q] per sub-block of 32 ----
@@ -762,17 +1000,19 @@ static void dot_iq4_xs_q8_k_x4(const void *w, const void *a, size_t stride, int6
 enum float_kind { FMT_F32, FMT_F16, FMT_BF16 };
 
 // 16 values from index i, the lanes outside `mask` zero.
+// (A full mask, constant where this is inlined, gives plain loads: masked ones are slower on
+// Zen 4.)
 ALWAYS_INLINE __m512 load16(const void *p, int64_t i, enum float_kind kind, __mmask16 mask)
 {
-    switch (kind) {
-    case FMT_F32: return _mm512_maskz_loadu_ps(mask, (const float *)p + i);
-    case FMT_F16:
-        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, (const uint16_t *)p + i));
-    default: {
-        __m256i raw = _mm256_maskz_loadu_epi16(mask, (const uint16_t *)p + i);
-        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
-    }
-    }
+    const uint16_t *half_p = (const uint16_t *)p + i;
+    if (kind == FMT_F32)
+        return mask == 0xFFFF ? _mm512_loadu_ps((const float *)p + i)
+                              : _mm512_maskz_loadu_ps(mask, (const float *)p + i);
+    __m256i raw = mask == 0xFFFF ? _mm256_loadu_si256((const __m256i *)half_p)
+                                 : _mm256_maskz_loadu_epi16(mask, half_p);
+    if (kind == FMT_F16)
+        return _mm512_cvtph_ps(raw);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
 }
 
 // sum x[i] * y_k[i] for `rows` rows y_k (y_stride bytes apart), four accumulators per row.
@@ -796,8 +1036,16 @@ ALWAYS_INLINE void float_rows(const void *x, enum float_kind kx, const void *y, 
             }
         }
     }
-    for (; i < n; i += 16) {
-        __mmask16 mask = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+    for (; i + 16 <= n; i += 16) {
+        __m512 xv = load16(x, i, kx, 0xFFFF);
+#pragma GCC unroll 16
+        for (int k = 0; k < rows; k++) {
+            __m512 yv = load16(act_row(y, y_stride, k), i, ky, 0xFFFF);
+            acc[k][0] = _mm512_fmadd_ps(xv, yv, acc[k][0]);
+        }
+    }
+    if (i < n) {
+        __mmask16 mask = (__mmask16)((1u << (n - i)) - 1);
         __m512 xv = load16(x, i, kx, mask);
 #pragma GCC unroll 16
         for (int k = 0; k < rows; k++) {
@@ -855,8 +1103,12 @@ static float helper_dot_f32_f16(const float *a, const uint16_t *b, int64_t n)
 ALWAYS_INLINE void float_axpy(float *y, float a, const void *x, enum float_kind kind, int64_t n)
 {
     __m512 va = _mm512_set1_ps(a);
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 mask = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, load16(x, i, kind, 0xFFFF),
+                                                _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 mask = (__mmask16)((1u << (n - i)) - 1);
         __m512 yv = _mm512_maskz_loadu_ps(mask, y + i);
         _mm512_mask_storeu_ps(y + i, mask, _mm512_fmadd_ps(va, load16(x, i, kind, mask), yv));
     }
@@ -873,22 +1125,28 @@ static void helper_axpy_f16(float *y, float a, const uint16_t *x, int64_t n)
 }
 
 const kernel_type_ops kernel_avx512_type_ops[TENSOR_TYPE_COUNT] = {
-    [TENSOR_TYPE_F32] = {dot_f32_f32, dot_f32_f32_x4},
+    [TENSOR_TYPE_F32] = {.dot = dot_f32_f32, .dot_x4 = dot_f32_f32_x4},
     // No F16 entry: the AVX2 kernels stand in. The 16-lane vcvtph2ps runs at half rate on
-    // Zen 4, which made 512-bit F16 dots slower than 256-bit ones there (bench_kernels).
-    [TENSOR_TYPE_BF16] = {dot_bf16_bf16, dot_bf16_bf16_x4},
-    [TENSOR_TYPE_Q4_0] = {dot_q4_0_q8_0, dot_q4_0_q8_0_x4},
-    [TENSOR_TYPE_Q4_1] = {dot_q4_1_q8_1, dot_q4_1_q8_1_x4},
-    [TENSOR_TYPE_Q5_0] = {dot_q5_0_q8_0, dot_q5_0_q8_0_x4},
-    [TENSOR_TYPE_Q5_1] = {dot_q5_1_q8_1, dot_q5_1_q8_1_x4},
-    [TENSOR_TYPE_Q8_0] = {dot_q8_0_q8_0, dot_q8_0_q8_0_x4},
-    [TENSOR_TYPE_Q2_K] = {dot_q2_k_q8_k, dot_q2_k_q8_k_x4},
-    [TENSOR_TYPE_Q3_K] = {dot_q3_k_q8_k, dot_q3_k_q8_k_x4},
-    [TENSOR_TYPE_Q4_K] = {dot_q4_k_q8_k, dot_q4_k_q8_k_x4},
-    [TENSOR_TYPE_Q5_K] = {dot_q5_k_q8_k, dot_q5_k_q8_k_x4},
-    [TENSOR_TYPE_Q6_K] = {dot_q6_k_q8_k, dot_q6_k_q8_k_x4},
-    [TENSOR_TYPE_IQ4_NL] = {dot_iq4_nl_q8_0, dot_iq4_nl_q8_0_x4},
-    [TENSOR_TYPE_IQ4_XS] = {dot_iq4_xs_q8_k, dot_iq4_xs_q8_k_x4},
+    // Zen 4, which made 512-bit F16 dots slower than 256-bit ones there (bench_kernels); a
+    // register-tiled F16 kernel was slower still.
+    [TENSOR_TYPE_BF16] = {.dot = dot_bf16_bf16, .dot_x4 = dot_bf16_bf16_x4},
+    [TENSOR_TYPE_Q4_0] = {.dot = dot_q4_0_q8_0, .gemm = gemm_q4_0_q8_0},
+    [TENSOR_TYPE_Q4_1] = {.dot = dot_q4_1_q8_1, .dot_x4 = dot_q4_1_q8_1_x4},
+    [TENSOR_TYPE_Q5_0] = {.dot = dot_q5_0_q8_0, .gemm = gemm_q5_0_q8_0},
+    [TENSOR_TYPE_Q5_1] = {.dot = dot_q5_1_q8_1, .dot_x4 = dot_q5_1_q8_1_x4},
+    [TENSOR_TYPE_Q8_0] = {.dot = dot_q8_0_q8_0, .gemm = gemm_q8_0_q8_0},
+    [TENSOR_TYPE_Q2_K] = {.dot = dot_q2_k_q8_k, .tile = tile_q2_k_q8_k,
+                          .tile_rows = KQ_ROWS, .tile_acts = KQ_ACTS},
+    [TENSOR_TYPE_Q3_K] = {.dot = dot_q3_k_q8_k, .tile = tile_q3_k_q8_k,
+                          .tile_rows = KQ_ROWS, .tile_acts = KQ_ACTS},
+    [TENSOR_TYPE_Q4_K] = {.dot = dot_q4_k_q8_k, .tile = tile_q4_k_q8_k,
+                          .tile_rows = KQ_ROWS, .tile_acts = KQ_ACTS},
+    [TENSOR_TYPE_Q5_K] = {.dot = dot_q5_k_q8_k, .tile = tile_q5_k_q8_k,
+                          .tile_rows = KQ_ROWS, .tile_acts = KQ_ACTS},
+    [TENSOR_TYPE_Q6_K] = {.dot = dot_q6_k_q8_k, .tile = tile_q6_k_q8_k,
+                          .tile_rows = KQ_ROWS, .tile_acts = KQ_ACTS},
+    [TENSOR_TYPE_IQ4_NL] = {.dot = dot_iq4_nl_q8_0, .gemm = gemm_iq4_nl_q8_0},
+    [TENSOR_TYPE_IQ4_XS] = {.dot = dot_iq4_xs_q8_k, .dot_x4 = dot_iq4_xs_q8_k_x4},
 };
 
 const kernel_float_ops kernel_avx512_float_ops = {

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 // The kernels' front door: which weight types have a dot product and which activation
 // format each pairs with, the choice of variant (scalar, AVX2, AVX-512 VNNI) made once from
-// cpuid, and the matrix product loop. The loop tiles weight rows so that a tile stays in
-// cache while groups of four activation rows stream past it: every weight byte comes from
-// memory once per call, and each weight block is unpacked once per four activation rows.
+// cpuid, and the matrix product loop. A variant's kernel may take the whole product (gemm,
+// doing its own cache blocking) or register tiles of several weight rows x several activation
+// rows, which the loop here drives over panels of weight rows that stay in cache while every
+// activation row streams past; otherwise the loop tiles weight rows while groups of four
+// activation rows stream past them. Every weight byte comes from memory once per call.
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -36,21 +38,21 @@ static const weight_info weight_infos[TENSOR_TYPE_COUNT] = {
 };
 
 static const kernel_type_ops ref_type_ops[TENSOR_TYPE_COUNT] = {
-    [TENSOR_TYPE_F32] = {kernel_dot_f32_f32_ref, NULL},
-    [TENSOR_TYPE_F16] = {kernel_dot_f16_f16_ref, NULL},
-    [TENSOR_TYPE_BF16] = {kernel_dot_bf16_bf16_ref, NULL},
-    [TENSOR_TYPE_Q4_0] = {kernel_dot_q4_0_q8_0_ref, NULL},
-    [TENSOR_TYPE_Q4_1] = {kernel_dot_q4_1_q8_1_ref, NULL},
-    [TENSOR_TYPE_Q5_0] = {kernel_dot_q5_0_q8_0_ref, NULL},
-    [TENSOR_TYPE_Q5_1] = {kernel_dot_q5_1_q8_1_ref, NULL},
-    [TENSOR_TYPE_Q8_0] = {kernel_dot_q8_0_q8_0_ref, NULL},
-    [TENSOR_TYPE_Q2_K] = {kernel_dot_q2_k_q8_k_ref, NULL},
-    [TENSOR_TYPE_Q3_K] = {kernel_dot_q3_k_q8_k_ref, NULL},
-    [TENSOR_TYPE_Q4_K] = {kernel_dot_q4_k_q8_k_ref, NULL},
-    [TENSOR_TYPE_Q5_K] = {kernel_dot_q5_k_q8_k_ref, NULL},
-    [TENSOR_TYPE_Q6_K] = {kernel_dot_q6_k_q8_k_ref, NULL},
-    [TENSOR_TYPE_IQ4_NL] = {kernel_dot_iq4_nl_q8_0_ref, NULL},
-    [TENSOR_TYPE_IQ4_XS] = {kernel_dot_iq4_xs_q8_k_ref, NULL},
+    [TENSOR_TYPE_F32] = {.dot = kernel_dot_f32_f32_ref},
+    [TENSOR_TYPE_F16] = {.dot = kernel_dot_f16_f16_ref},
+    [TENSOR_TYPE_BF16] = {.dot = kernel_dot_bf16_bf16_ref},
+    [TENSOR_TYPE_Q4_0] = {.dot = kernel_dot_q4_0_q8_0_ref},
+    [TENSOR_TYPE_Q4_1] = {.dot = kernel_dot_q4_1_q8_1_ref},
+    [TENSOR_TYPE_Q5_0] = {.dot = kernel_dot_q5_0_q8_0_ref},
+    [TENSOR_TYPE_Q5_1] = {.dot = kernel_dot_q5_1_q8_1_ref},
+    [TENSOR_TYPE_Q8_0] = {.dot = kernel_dot_q8_0_q8_0_ref},
+    [TENSOR_TYPE_Q2_K] = {.dot = kernel_dot_q2_k_q8_k_ref},
+    [TENSOR_TYPE_Q3_K] = {.dot = kernel_dot_q3_k_q8_k_ref},
+    [TENSOR_TYPE_Q4_K] = {.dot = kernel_dot_q4_k_q8_k_ref},
+    [TENSOR_TYPE_Q5_K] = {.dot = kernel_dot_q5_k_q8_k_ref},
+    [TENSOR_TYPE_Q6_K] = {.dot = kernel_dot_q6_k_q8_k_ref},
+    [TENSOR_TYPE_IQ4_NL] = {.dot = kernel_dot_iq4_nl_q8_0_ref},
+    [TENSOR_TYPE_IQ4_XS] = {.dot = kernel_dot_iq4_xs_q8_k_ref},
 };
 
 static const kernel_float_ops ref_float_ops = {
@@ -226,6 +228,36 @@ static void tile_group4(const kernel_type_ops *ops, const uint8_t *w, size_t w_b
     }
 }
 
+// Bytes of weights per panel: a panel stays in the L2 cache while every activation row
+// streams past it in tiles of ops->tile_acts rows.
+enum { PANEL_BYTES = 256 << 10 };
+
+// The product by the variant's register tiles: panels of weight rows, within a panel tiles
+// of tile_acts activation rows, within those tiles of tile_rows weight rows (leftover rows
+// one at a time).
+static void matmul_tiled(const kernel_type_ops *ops, const uint8_t *w, size_t w_bytes,
+                         int64_t n, int64_t r0, int64_t r1, const uint8_t *act,
+                         size_t act_bytes, int64_t n_act, float *y, int64_t ldy)
+{
+    int64_t tr = n_act == 1 ? 1 : ops->tile_rows, tc = ops->tile_acts;
+    int64_t panel = (int64_t)(PANEL_BYTES / (w_bytes ? w_bytes : 1)) / tr * tr;
+    panel = panel < tr ? tr : panel;
+    for (int64_t p0 = r0; p0 < r1; p0 += panel) {
+        int64_t p1 = p0 + panel < r1 ? p0 + panel : r1;
+        for (int64_t b = 0; b < n_act; b += tc) {
+            int nc = (int)(n_act - b < tc ? n_act - b : tc);
+            const uint8_t *a = act + (size_t)b * act_bytes;
+            int64_t r = p0;
+            for (; r + tr <= p1; r += tr)
+                ops->tile(w + (size_t)r * w_bytes, w_bytes, (int)tr, a, act_bytes, nc, n,
+                          y + b * ldy + r, ldy);
+            for (; r < p1; r++)
+                ops->tile(w + (size_t)r * w_bytes, w_bytes, 1, a, act_bytes, nc, n,
+                          y + b * ldy + r, ldy);
+        }
+    }
+}
+
 void kernel_matmul_variant(kernel_variant v, uint32_t weight_type, const void *w, int64_t n,
                            int64_t r0, int64_t r1, const void *act, int64_t n_act, float *y,
                            int64_t ldy)
@@ -235,6 +267,15 @@ void kernel_matmul_variant(kernel_variant v, uint32_t weight_type, const void *w
     tensor_row_size(weight_type, (uint64_t)n, &w_bytes);
     size_t act_bytes = kernel_act_row_size(weight_type, n);
     const uint8_t *wb = w, *ab = act;
+    if (ops->gemm) {
+        ops->gemm(wb + (size_t)r0 * w_bytes, (size_t)w_bytes, r1 - r0, ab, act_bytes, n_act, n,
+                  y + r0, ldy);
+        return;
+    }
+    if (ops->tile) {
+        matmul_tiled(ops, wb, (size_t)w_bytes, n, r0, r1, ab, act_bytes, n_act, y, ldy);
+        return;
+    }
     if (n_act == 1) {
         for (int64_t r = r0; r < r1; r++)
             y[r] = ops->dot(wb + (size_t)r * w_bytes, act, n);

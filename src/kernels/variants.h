@@ -20,9 +20,29 @@ typedef float (*kernel_dot_fn)(const void *w_row, const void *act_row, int64_t n
 typedef void (*kernel_dot_x4_fn)(const void *w_row, const void *act, size_t act_stride,
                                  int64_t n, float out[4]);
 
+// A register tile of the matrix product: for r < nr and k < nc,
+// y[k * ldy + r] = dot(w + r * w_stride, act + k * act_stride) over n values, with
+// 1 <= nr <= tile_rows and 1 <= nc <= tile_acts (strides in bytes). Each weight block is
+// unpacked once for all nc activation rows and each activation block once for all nr weight
+// rows. Every output equals what the same variant's single dot returns, whatever the tile's
+// shape, so a row's result does not depend on the batch it is computed in.
+typedef void (*kernel_tile_fn)(const void *w, size_t w_stride, int nr, const void *act,
+                               size_t act_stride, int nc, int64_t n, float *y, int64_t ldy);
+
+// The whole matrix product of `rows` weight rows from w (w_stride bytes apart) with n_act
+// activation rows: y[k * ldy + r] = dot(row r, act row k), each equal to the variant's dot.
+// For kernels that organize their own cache blocking (e.g. rearranging activation rows once
+// for many weight rows).
+typedef void (*kernel_gemm_fn)(const void *w, size_t w_stride, int64_t rows, const void *act,
+                               size_t act_stride, int64_t n_act, int64_t n, float *y,
+                               int64_t ldy);
+
 typedef struct kernel_type_ops {
     kernel_dot_fn dot;
     kernel_dot_x4_fn dot_x4; // NULL: four calls of dot
+    kernel_tile_fn tile;     // NULL: the matrix product uses dot_x4 or dot
+    int tile_rows, tile_acts;
+    kernel_gemm_fn gemm;     // when set, the matrix product is this call
 } kernel_type_ops;
 
 typedef struct kernel_float_ops {
