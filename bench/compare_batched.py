@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-# Prints garlic/peer ratios of batched decoding: garlic's `garlic bench --streams ... --json`
-# (a JSON list) against llama-batched-bench's `--output-format jsonl` lines, matched by the
-# number of parallel streams (pl).
+# Prints garlic/peer ratios of batched decode rates: garlic's figures (`garlic bench --streams
+# ... --json`, a JSON list) against llama-batched-bench's (`--output-format jsonl` lines),
+# matched by the number of parallel streams (pl). (No line here may read like a Python
+# source-encoding declaration, which the interpreter would try to honour.)
 # usage: bench/compare_batched.py GARLIC.json PEER.jsonl
 import json
 import sys

@@ -782,6 +782,30 @@ static void helper_axpy_f16(float *y, float a, const uint16_t *x, int64_t n)
     float_axpy(y, a, x, FMT_F16, n);
 }
 
+// out[r] = q . rows[r] for n_rows rows pitch floats apart.
+static void helper_dot_rows_f32(const float *q, const float *rows, int64_t pitch, int64_t n_rows,
+                                int64_t n, float *out)
+{
+    for (int64_t r = 0; r < n_rows; r++)
+        out[r] = float_dot(q, FMT_F32, rows + r * pitch, FMT_F32, n);
+}
+
+// y += sum_r w[r] * rows[r]: each 8-lane slice of y stays in a register across the rows.
+static void helper_axpy_rows_f32(float *y, const float *w, const float *rows, int64_t pitch,
+                                 int64_t n_rows, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 acc = _mm256_loadu_ps(y + i);
+        for (int64_t r = 0; r < n_rows; r++)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(w[r]), _mm256_loadu_ps(rows + r * pitch + i), acc);
+        _mm256_storeu_ps(y + i, acc);
+    }
+    for (; i < n; i++)
+        for (int64_t r = 0; r < n_rows; r++)
+            y[i] += w[r] * rows[r * pitch + i];
+}
+
 const kernel_type_ops kernel_avx2_type_ops[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_F32] = {.dot = dot_f32_f32, .dot_x4 = dot_f32_f32_x4},
     [TENSOR_TYPE_F16] = {.dot = dot_f16_f16, .dot_x4 = dot_f16_f16_x4},
@@ -805,5 +829,7 @@ const kernel_float_ops kernel_avx2_float_ops = {
     .dot_f32_f16 = helper_dot_f32_f16,
     .axpy_f32 = helper_axpy_f32,
     .axpy_f16 = helper_axpy_f16,
+    .dot_rows_f32 = helper_dot_rows_f32,
+    .axpy_rows_f32 = helper_axpy_rows_f32,
 };
 #endif

@@ -1124,6 +1124,28 @@ static void helper_axpy_f16(float *y, float a, const uint16_t *x, int64_t n)
     float_axpy(y, a, x, FMT_F16, n);
 }
 
+// out[r] = q . rows[r] for n_rows rows pitch floats apart.
+static void helper_dot_rows_f32(const float *q, const float *rows, int64_t pitch, int64_t n_rows,
+                                int64_t n, float *out)
+{
+    for (int64_t r = 0; r < n_rows; r++)
+        float_rows(q, FMT_F32, rows + r * pitch, 0, FMT_F32, n, 1, &out[r]);
+}
+
+// y += sum_r w[r] * rows[r]: each 16-lane slice of y stays in a register across the rows.
+static void helper_axpy_rows_f32(float *y, const float *w, const float *rows, int64_t pitch,
+                                 int64_t n_rows, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 mask = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 acc = _mm512_maskz_loadu_ps(mask, y + i);
+        for (int64_t r = 0; r < n_rows; r++)
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(w[r]),
+                                  _mm512_maskz_loadu_ps(mask, rows + r * pitch + i), acc);
+        _mm512_mask_storeu_ps(y + i, mask, acc);
+    }
+}
+
 const kernel_type_ops kernel_avx512_type_ops[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_F32] = {.dot = dot_f32_f32, .dot_x4 = dot_f32_f32_x4},
     // No F16 entry: the AVX2 kernels stand in. The 16-lane vcvtph2ps runs at half rate on
@@ -1154,5 +1176,7 @@ const kernel_float_ops kernel_avx512_float_ops = {
     .dot_f32_f16 = helper_dot_f32_f16,
     .axpy_f32 = helper_axpy_f32,
     .axpy_f16 = helper_axpy_f16,
+    .dot_rows_f32 = helper_dot_rows_f32,
+    .axpy_rows_f32 = helper_axpy_rows_f32,
 };
 #endif

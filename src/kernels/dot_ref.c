@@ -317,6 +317,20 @@ void kernel_axpy_f32_ref(float *y, float a, const float *x, int64_t n)
         y[i] += a * x[i];
 }
 
+void kernel_dot_rows_f32_ref(const float *q, const float *rows, int64_t pitch, int64_t n_rows,
+                             int64_t n, float *out)
+{
+    for (int64_t r = 0; r < n_rows; r++)
+        out[r] = kernel_dot_f32_ref(q, rows + r * pitch, n);
+}
+
+void kernel_axpy_rows_f32_ref(float *y, const float *w, const float *rows, int64_t pitch,
+                              int64_t n_rows, int64_t n)
+{
+    for (int64_t r = 0; r < n_rows; r++)
+        kernel_axpy_f32_ref(y, w[r], rows + r * pitch, n);
+}
+
 void kernel_axpy_f16_ref(float *y, float a, const uint16_t *x_half, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)

@@ -59,6 +59,8 @@ static const kernel_float_ops ref_float_ops = {
     .dot_f32 = kernel_dot_f32_ref,
     .dot_f32_f16 = kernel_dot_f32_f16_ref,
     .axpy_f32 = kernel_axpy_f32_ref,
+    .dot_rows_f32 = kernel_dot_rows_f32_ref,
+    .axpy_rows_f32 = kernel_axpy_rows_f32_ref,
     .axpy_f16 = kernel_axpy_f16_ref,
 };
 
@@ -319,4 +321,18 @@ void kernel_axpy_f32(float *y, float a, const float *x, int64_t n)
 void kernel_axpy_f16(float *y, float a, const uint16_t *x_half, int64_t n)
 {
     kernel_variant_float_ops(kernel_variant_active())->axpy_f16(y, a, x_half, n);
+}
+
+void kernel_dot_rows_f32(const float *q, const float *rows, int64_t pitch, int64_t n_rows,
+                         int64_t n, float *out)
+{
+    kernel_variant_float_ops(kernel_variant_active())->dot_rows_f32(q, rows, pitch, n_rows, n,
+                                                                     out);
+}
+
+void kernel_axpy_rows_f32(float *y, const float *w, const float *rows, int64_t pitch,
+                          int64_t n_rows, int64_t n)
+{
+    kernel_variant_float_ops(kernel_variant_active())->axpy_rows_f32(y, w, rows, pitch, n_rows,
+                                                                      n);
 }

@@ -46,6 +46,12 @@ float kernel_dot_f32(const float *a, const float *b, int64_t n);
 float kernel_dot_f32_f16(const float *a, const uint16_t *b_half, int64_t n);
 void kernel_axpy_f32(float *y, float a, const float *x, int64_t n);       // y += a * x
 void kernel_axpy_f16(float *y, float a, const uint16_t *x_half, int64_t n); // y += a * x
+// Attention over a block of rows (pitch floats apart): out[r] = q . rows[r], and
+// y += sum_r w[r] * rows[r] (y kept in registers across the rows).
+void kernel_dot_rows_f32(const float *q, const float *rows, int64_t pitch, int64_t n_rows,
+                         int64_t n, float *out);
+void kernel_axpy_rows_f32(float *y, const float *w, const float *rows, int64_t pitch,
+                          int64_t n_rows, int64_t n);
 
 // The name of the variant in use ("avx512_vnni", "avx2", "scalar"), for logs and benches.
 const char *kernel_variant_name(void);

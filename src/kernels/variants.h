@@ -50,6 +50,10 @@ typedef struct kernel_float_ops {
     float (*dot_f32_f16)(const float *a, const uint16_t *b_half, int64_t n);
     void (*axpy_f32)(float *y, float a, const float *x, int64_t n);
     void (*axpy_f16)(float *y, float a, const uint16_t *x_half, int64_t n);
+    void (*dot_rows_f32)(const float *q, const float *rows, int64_t pitch, int64_t n_rows,
+                         int64_t n, float *out);
+    void (*axpy_rows_f32)(float *y, const float *w, const float *rows, int64_t pitch,
+                          int64_t n_rows, int64_t n);
 } kernel_float_ops;
 
 typedef enum kernel_variant {
@@ -121,6 +125,10 @@ float kernel_dot_iq4_xs_q8_k_ref(const void *w, const void *a, int64_t n);
 float kernel_dot_f32_ref(const float *a, const float *b, int64_t n);
 float kernel_dot_f32_f16_ref(const float *a, const uint16_t *b_half, int64_t n);
 void kernel_axpy_f32_ref(float *y, float a, const float *x, int64_t n);
+void kernel_dot_rows_f32_ref(const float *q, const float *rows, int64_t pitch, int64_t n_rows,
+                             int64_t n, float *out);
+void kernel_axpy_rows_f32_ref(float *y, const float *w, const float *rows, int64_t pitch,
+                              int64_t n_rows, int64_t n);
 void kernel_axpy_f16_ref(float *y, float a, const uint16_t *x_half, int64_t n);
 
 // Per-ISA tables (dot_avx2.c, dot_avx512.c; x86-64 only): indexed by weight type, entries

@@ -452,29 +452,6 @@ static size_t head_offset(kv_type type, uint32_t h, uint32_t head_dim)
     return (size_t)bytes;
 }
 
-// a . b over n floats: the SIMD kernel for wide heads, a plain loop for narrow ones (where a
-// call would cost more than the work).
-static inline float dot_n(const float *a, const float *b, uint32_t n)
-{
-    if (n >= 32)
-        return kernel_dot_f32(a, b, n);
-    float sum = 0;
-    for (uint32_t i = 0; i < n; i++)
-        sum += a[i] * b[i];
-    return sum;
-}
-
-// y += w * x over n floats.
-static inline void axpy_n(float *y, float w, const float *x, uint32_t n)
-{
-    if (n >= 32) {
-        kernel_axpy_f32(y, w, x, n);
-        return;
-    }
-    for (uint32_t i = 0; i < n; i++)
-        y[i] += w * x[i];
-}
-
 // Loads n cache rows starting at row (rows are contiguous, row_values values of type each)
 // as floats: the whole rows when heads are narrow (one long conversion beats many short
 // ones), else only the hd values at head offset `head` of each row. Returns the first row's
@@ -530,10 +507,12 @@ static void attention_worker(void *ctx, int ith, int nth)
             uint32_t pitch;
             const float *k = load_rows(kc->type, base, k_stride, k_values, kh, hd_k, n, rows,
                                        &pitch);
-            for (uint32_t g = 0; g < group; g++)
+            for (uint32_t g = 0; g < group; g++) {
+                float *sc = scores + (size_t)g * s->n_ctx + t0;
+                kernel_dot_rows_f32(q + (size_t)g * hd_k, k, pitch, n, hd_k, sc);
                 for (uint32_t i = 0; i < n; i++)
-                    scores[(size_t)g * s->n_ctx + t0 + i] =
-                        dot_n(q + (size_t)g * hd_k, k + (size_t)i * pitch, hd_k) * scale;
+                    sc[i] *= scale;
+            }
         }
         for (uint32_t g = 0; g < group; g++) {
             float *sc = scores + (size_t)g * s->n_ctx;
@@ -560,8 +539,7 @@ static void attention_worker(void *ctx, int ith, int nth)
             for (uint32_t g = 0; g < group; g++) {
                 float *out = s->xb + b * o_dim + (size_t)(kh * group + g) * hd_v;
                 const float *p = scores + (size_t)g * s->n_ctx + t0;
-                for (uint32_t i = 0; i < n; i++)
-                    axpy_n(out, p[i], v + (size_t)i * pitch, hd_v);
+                kernel_axpy_rows_f32(out, p, v, pitch, n, hd_v);
             }
         }
     }

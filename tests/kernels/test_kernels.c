@@ -626,6 +626,47 @@ static void check_float_ops(test_rng *rng, kernel_variant v, int64_t n)
     free(a), free(b), free(y0), free(y1), free(h);
 }
 
+// The attention row kernels: dot_rows equals one dot per row within the sum tolerance, and
+// axpy_rows equals the sum of the rows' axpys within the rounding each step may skip.
+static void check_row_ops(test_rng *rng, kernel_variant v, int64_t n, int64_t n_rows)
+{
+    const kernel_float_ops *ops = kernel_variant_float_ops(v);
+    const kernel_float_ops *ref = kernel_variant_float_ops(KERNEL_VARIANT_REF);
+    int64_t pitch = n + 5; // rows apart by more than their length, as attention reads them
+    float *q = malloc((size_t)n * sizeof *q), *rows = malloc((size_t)(pitch * n_rows) * sizeof *rows);
+    float *w = malloc((size_t)n_rows * sizeof *w), *out = malloc((size_t)n_rows * sizeof *out);
+    float *y0 = malloc((size_t)n * sizeof *y0), *y1 = malloc((size_t)n * sizeof *y1);
+    float *y2 = malloc((size_t)n * sizeof *y2);
+    assert_true(q && rows && w && out && y0 && y1 && y2);
+    fill_normal(rng, q, n);
+    fill_normal(rng, rows, pitch * n_rows);
+    fill_normal(rng, w, n_rows);
+    fill_normal(rng, y0, n);
+    ops->dot_rows_f32(q, rows, pitch, n_rows, n, out);
+    for (int64_t r = 0; r < n_rows; r++) {
+        double mass = 1e-30;
+        for (int64_t i = 0; i < n; i++)
+            mass += fabs((double)q[i] * rows[r * pitch + i]);
+        double want = ref->dot_f32(q, rows + r * pitch, n);
+        if (fabs(out[r] - want) > SUM_RTOL * mass)
+            fail_msg("%s dot_rows n=%lld row %lld: %.9g vs %.9g", kernel_variant_label(v),
+                     (long long)n, (long long)r, out[r], want);
+    }
+    memcpy(y1, y0, (size_t)n * sizeof *y1);
+    memcpy(y2, y0, (size_t)n * sizeof *y2);
+    ops->axpy_rows_f32(y1, w, rows, pitch, n_rows, n);
+    ref->axpy_rows_f32(y2, w, rows, pitch, n_rows, n);
+    for (int64_t i = 0; i < n; i++) {
+        double mass = fabs((double)y0[i]);
+        for (int64_t r = 0; r < n_rows; r++)
+            mass += fabs((double)w[r] * rows[r * pitch + i]);
+        if (fabs((double)y1[i] - y2[i]) > 0x1p-22 * (double)(n_rows + 1) * mass)
+            fail_msg("%s axpy_rows n=%lld i=%lld: %.9g vs %.9g", kernel_variant_label(v),
+                     (long long)n, (long long)i, y1[i], y2[i]);
+    }
+    free(q), free(rows), free(w), free(out), free(y0), free(y1), free(y2);
+}
+
 static void test_float_helpers(void **state)
 {
     (void)state;
@@ -637,8 +678,11 @@ static void test_float_helpers(void **state)
             print_message("skipped: this CPU has no %s\n", kernel_variant_label((kernel_variant)v));
             continue;
         }
-        for (int l = 0; l < 8; l++)
+        for (int l = 0; l < 8; l++) {
             check_float_ops(&rng, (kernel_variant)v, lengths[l]);
+            for (int64_t rows = 1; rows <= 16; rows += 5)
+                check_row_ops(&rng, (kernel_variant)v, lengths[l], rows);
+        }
     }
     // The public helpers agree with the active variant.
     float a[3] = {1, 2, 3}, b[3] = {4, 5, 6};
