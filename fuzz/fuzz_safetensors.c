@@ -37,8 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             // Not planner_config_default: it reads /proc/cpuinfo for the thread count.
             planner_config cfg = {.ctx = 64, .parallel = 2, .kv_type = KV_TYPE_FP8_E4M3,
                                   .block_tokens = 16, .max_batch = 8, .logit_rows = 8,
-                                  .n_threads = 2, .overhead = PLANNER_FIXED_OVERHEAD,
-                                  .budget = 1ull << 30};
+                                  .n_threads = 2, .budget = 1ull << 30};
             planner_plan plan;
             planner_plan_make(&in, &cfg, &plan, &err);
         }
