@@ -107,7 +107,7 @@ typedef struct batch_row {
 } batch_row;
 
 // One stream count: a registry sized for it, a warm-up, then the measured run.
-static int measure(const bench_options *o, uint32_t npl, registry *reg, registry_model *m,
+static int measure(const bench_options *o, uint32_t npl, registry_model *m,
                    batch_row *row, garlic_error *err)
 {
     uint32_t n_vocab = registry_model_weights(m)->hp.n_vocab;
@@ -142,7 +142,6 @@ static int measure(const bench_options *o, uint32_t npl, registry *reg, registry
         row->s_tg = (double)(generated - npl) / row->t_tg;
         row->s = (double)npl * (o->n_prompt + o->n_gen) / row->t;
     }
-    (void)reg;
     for (uint32_t i = 0; prompts && i < npl; i++)
         garlic_free(prompts[i]);
     garlic_free(prompts);
@@ -233,7 +232,7 @@ int bench_batch_run(const bench_options *opts)
                o.model_path, o.threads, o.n_prompt, o.n_gen, "B", "T_PP s", "S_PP t/s", "T_TG s",
                "S_TG t/s", "T s", "S t/s", "TG x 1st");
     for (uint32_t i = 0; i < o.n_streams && rc == GARLIC_OK; i++) {
-        rc = measure(&o, o.streams[i], reg, m, &rows[i], &err);
+        rc = measure(&o, o.streams[i], m, &rows[i], &err);
         if (rc == GARLIC_OK && !o.json)
             printf("| %5u | %8.3f | %9.2f | %8.3f | %9.2f | %8.3f | %9.2f | %8.2f |\n",
                    rows[i].npl, rows[i].t_pp, rows[i].s_pp, rows[i].t_tg, rows[i].s_tg, rows[i].t,
