@@ -106,7 +106,7 @@ typedef struct batch_row {
     double t_pp, s_pp, t_tg, s_tg, t, s;
 } batch_row;
 
-// One stream count: a registry sized for it, a warm-up, then the measured run.
+// One stream count on the registry (sized for the largest): a warm-up, then the measured run.
 static int measure(const bench_options *o, uint32_t npl, registry_model *m,
                    batch_row *row, garlic_error *err)
 {
