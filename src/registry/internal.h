@@ -104,7 +104,7 @@ struct registry_model {
     // Guarded by reg->compute_mu (lifecycle.c): turns on the shared compute pool.
     double compute_vtime;     // compute seconds used (virtual time, see lifecycle.c)
     double compute_start;     // when its current turn began
-    bool compute_waiting;     // waiting for a turn
+    bool compute_active;      // has work: others wait for it when it is behind
     atomic_bool cancel_all;   // the scheduler cancels everything it holds (shutdown)
     bool stop;                // the scheduler exits once everything is cancelled
     bool thread_started;
@@ -148,6 +148,7 @@ int registry_lifecycle_start(registry *reg, garlic_error *err);
 void registry_lifecycle_stop(registry *reg);
 void registry_compute_begin(registry_model *m); // waits for m's turn on reg->pool
 void registry_compute_end(registry_model *m);
+void registry_compute_idle(registry_model *m);   // m has no work: nobody waits for it
 
 // request.c: the scheduler's side of a request's channel.
 int registry_request_append_text(registry_request *r, uint32_t choice, const char *text,

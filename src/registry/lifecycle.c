@@ -266,38 +266,42 @@ int registry_model_unload(registry_model *m)
 
 // ---- fair turns on the shared compute pool ----
 //
-// Models take the pool one step at a time, and the next turn goes to the waiting model that
-// has used the least compute time (its virtual time), so two busy models each get about half
-// of the machine's time even when one's steps are longer. A model that waits after a pause
-// starts from the smallest virtual time of the others, not from its old total, so it cannot
-// claim the time it did not use.
+// Models take the pool one step at a time. Each model with work (active) has a virtual time:
+// the compute seconds its steps used. A model may start a step only when no active model is
+// behind it in virtual time, so two busy models each get about half of the machine's time even
+// when one's steps are longer (alternating steps would give the slower model more). A model
+// that becomes active after a pause starts from the smallest virtual time of the active ones,
+// so it cannot claim the time it did not use. A model with nothing to do leaves the active set
+// (registry_compute_idle) so that nobody waits for it.
+
+// Whether m must let another active model go first (under compute_mu).
+static bool behind_someone(const registry *reg, const registry_model *m)
+{
+    for (size_t i = 0; i < reg->n_models; i++) {
+        const registry_model *o = reg->models[i];
+        if (o != m && o->compute_active && o->compute_vtime < m->compute_vtime)
+            return true;
+    }
+    return false;
+}
 
 void registry_compute_begin(registry_model *m)
 {
     registry *reg = m->reg;
     pthread_mutex_lock(&reg->compute_mu);
-    double floor_time = INFINITY;
-    for (size_t i = 0; i < reg->n_models; i++) {
-        registry_model *o = reg->models[i];
-        if (o != m && (o->compute_waiting || o == reg->compute_owner) &&
-            o->compute_vtime < floor_time)
-            floor_time = o->compute_vtime;
-    }
-    if (!m->compute_waiting && isfinite(floor_time) && m->compute_vtime < floor_time)
-        m->compute_vtime = floor_time;
-    m->compute_waiting = true;
-    for (;;) {
-        bool first = !reg->compute_owner;
-        for (size_t i = 0; first && i < reg->n_models; i++) {
+    if (!m->compute_active) {
+        double floor_time = INFINITY;
+        for (size_t i = 0; i < reg->n_models; i++) {
             registry_model *o = reg->models[i];
-            if (o != m && o->compute_waiting && o->compute_vtime < m->compute_vtime)
-                first = false;
+            if (o != m && o->compute_active && o->compute_vtime < floor_time)
+                floor_time = o->compute_vtime;
         }
-        if (first)
-            break;
-        pthread_cond_wait(&reg->compute_cv, &reg->compute_mu);
+        if (isfinite(floor_time) && m->compute_vtime < floor_time)
+            m->compute_vtime = floor_time;
+        m->compute_active = true;
     }
-    m->compute_waiting = false;
+    while (reg->compute_owner || behind_someone(reg, m))
+        pthread_cond_wait(&reg->compute_cv, &reg->compute_mu);
     reg->compute_owner = m;
     m->compute_start = garlic_now();
     pthread_mutex_unlock(&reg->compute_mu);
@@ -310,5 +314,16 @@ void registry_compute_end(registry_model *m)
     m->compute_vtime += garlic_now() - m->compute_start;
     reg->compute_owner = NULL;
     pthread_cond_broadcast(&reg->compute_cv);
+    pthread_mutex_unlock(&reg->compute_mu);
+}
+
+void registry_compute_idle(registry_model *m)
+{
+    registry *reg = m->reg;
+    pthread_mutex_lock(&reg->compute_mu);
+    if (m->compute_active) {
+        m->compute_active = false;
+        pthread_cond_broadcast(&reg->compute_cv);
+    }
     pthread_mutex_unlock(&reg->compute_mu);
 }

@@ -545,6 +545,7 @@ static void *scheduler_main(void *arg)
         publish(S);
         if (worked)
             continue;
+        registry_compute_idle(m); // nothing to run: other models need not wait for this one
         pthread_mutex_lock(&m->mu);
         while (m->count == 0 && !m->stop && S->n_waiting == 0)
             pthread_cond_wait(&m->cv, &m->mu);
@@ -555,6 +556,7 @@ static void *scheduler_main(void *arg)
     }
     end_all(S);
     publish(S);
+    registry_compute_idle(m);
     return NULL;
 }
 
