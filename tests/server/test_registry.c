@@ -50,6 +50,16 @@ static registry *new_registry(uint32_t max_queue)
     return reg;
 }
 
+// The model "m" of reg, loaded.
+static registry_model *acquire(registry *reg)
+{
+    registry_model *m = registry_find(reg, "m");
+    double seconds;
+    garlic_error err = {0};
+    assert_int_equal(registry_model_acquire(m, &seconds, &err), GARLIC_OK);
+    return m;
+}
+
 static registry_request *new_request(uint32_t max_tokens, uint32_t n_choices)
 {
     static const int32_t prompt[] = {1, 300, 301, 302};
@@ -95,10 +105,8 @@ static void test_choices(void **state)
 {
     (void)state;
     registry *reg = new_registry(4);
-    registry_model *m = registry_find(reg, "m");
-    double seconds;
+    registry_model *m = acquire(reg);
     garlic_error err = {0};
-    assert_int_equal(registry_model_acquire(m, &seconds, &err), GARLIC_OK);
     registry_request *r = new_request(6, 3);
     assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
     uint32_t ends = 0;
@@ -126,10 +134,8 @@ static void test_cancel_within_one_token(void **state)
 {
     (void)state;
     registry *reg = new_registry(4);
-    registry_model *m = registry_find(reg, "m");
-    double seconds;
+    registry_model *m = acquire(reg);
     garlic_error err = {0};
-    assert_int_equal(registry_model_acquire(m, &seconds, &err), GARLIC_OK);
     registry_request *r = new_request(1500, 1);
     assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
     size_t text = 0;
@@ -159,10 +165,8 @@ static void test_queue_limit(void **state)
 {
     (void)state;
     registry *reg = new_registry(2);
-    registry_model *m = registry_find(reg, "m");
-    double seconds;
+    registry_model *m = acquire(reg);
     garlic_error err = {0};
-    assert_int_equal(registry_model_acquire(m, &seconds, &err), GARLIC_OK);
     registry_request *rs[4];
     for (int i = 0; i < 4; i++)
         rs[i] = new_request(1500, 1);
@@ -238,15 +242,6 @@ static size_t make_prompt(int i, int32_t *ids, size_t cap)
     for (size_t j = 1; j < n; j++)
         ids[j] = (int32_t)(3 + (i * 131 + (int)j * 17 + (int)(j * j) * (i + 3)) % 509);
     return n;
-}
-
-static registry_model *acquire(registry *reg)
-{
-    registry_model *m = registry_find(reg, "m");
-    double seconds;
-    garlic_error err = {0};
-    assert_int_equal(registry_model_acquire(m, &seconds, &err), GARLIC_OK);
-    return m;
 }
 
 // Runs each prompt alone on a fresh registry (one sequence at a time).

@@ -621,6 +621,21 @@ static void test_metrics(void **state)
     assert_true(rate > 0 && rate <= 1);
 }
 
+// GETs path until its body contains needle (up to about 3 s); whether it did.
+static bool wait_for_body(const test_server *s, const char *path, const char *needle)
+{
+    for (int i = 0; i < 100; i++) {
+        char *body;
+        assert_int_equal(http(s, "GET", path, NULL, NULL, &body, NULL), 200);
+        bool found = strstr(body, needle) != NULL;
+        free(body);
+        if (found)
+            return true;
+        sleep_ms(30);
+    }
+    return false;
+}
+
 // /api/ps and `garlic ps` show a loaded model with its size, KV pool and expiry; a request
 // with keep_alive 0 unloads it; a running request's KV blocks appear in /metrics under its
 // response id; a bad keep_alive is a 400 naming the field.
@@ -670,15 +685,8 @@ static void test_ps_and_keep_alive(void **state)
              "\"prompt\":\"go\",\"max_tokens\":3000,\"stream\":true,\"logit_bias\":{\"2\":-100}}' "
              "'http://127.0.0.1:%d/v1/completions' &", s.port);
     assert_int_equal(system(cmd), 0);
-    bool seen = false;
-    for (int i = 0; i < 100 && !seen; i++) {
-        assert_int_equal(http(&s, "GET", "/metrics", NULL, NULL, &body, NULL), 200);
-        seen = strstr(body, "garlic_sequence_kv_blocks{model=\"tiny\",request=\"cmpl-") != NULL;
-        free(body);
-        if (!seen)
-            sleep_ms(30);
-    }
-    assert_true(seen);
+    assert_true(wait_for_body(&s, "/metrics",
+                              "garlic_sequence_kv_blocks{model=\"tiny\",request=\"cmpl-"));
     for (int i = 0; i < 200 && metric(&s, "garlic_sequences_running") > 0; i++)
         sleep_ms(30);
 
@@ -691,15 +699,7 @@ static void test_ps_and_keep_alive(void **state)
                           "{\"model\":\"tiny\",\"prompt\":\"x\",\"stream\":false,\"keep_alive\":0,"
                           "\"options\":{\"num_predict\":2}}", NULL, &body, NULL), 200);
     free(body);
-    bool gone = false;
-    for (int i = 0; i < 100 && !gone; i++) {
-        assert_int_equal(http(&s, "GET", "/api/ps", NULL, NULL, &body, NULL), 200);
-        gone = strstr(body, "\"models\":[]") != NULL;
-        free(body);
-        if (!gone)
-            sleep_ms(20);
-    }
-    assert_true(gone);
+    assert_true(wait_for_body(&s, "/api/ps", "\"models\":[]"));
     assert_true(metric(&s, "garlic_model_unloads_total") >= 1);
     assert_true(metric(&s, "garlic_memory_bytes") == 0);
     assert_int_equal(server_stop(&s), 0);
