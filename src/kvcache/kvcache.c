@@ -485,11 +485,12 @@ bool kv_cache_can_admit(const kv_cache *c, uint64_t n_tokens)
     return kv_cache_blocks_for_tokens(c, n_tokens) <= (uint64_t)c->n_free + c->n_cached;
 }
 
-bool kv_cache_can_admit_prompt(const kv_cache *c, const int32_t *tokens, uint32_t n)
+bool kv_cache_can_admit_prompt(const kv_cache *c, const int32_t *tokens, uint32_t n_shared,
+                               uint64_t n_total, uint32_t spare_blocks)
 {
-    uint32_t n_idle, hits = match_prefix(c, tokens, n, NULL, &n_idle);
+    uint32_t n_idle, hits = match_prefix(c, tokens, n_shared, NULL, &n_idle);
     uint64_t available = (uint64_t)c->n_free + c->n_cached - n_idle;
-    return kv_cache_blocks_for_tokens(c, n) - hits <= available;
+    return kv_cache_blocks_for_tokens(c, n_total) - hits + spare_blocks <= available;
 }
 
 // ---- sequences ----

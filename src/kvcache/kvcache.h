@@ -136,9 +136,12 @@ kv_cache_stats kv_cache_get_stats(const kv_cache *c);
 // unreferenced blocks as reclaimable (ignores prefix hits; see kv_cache_can_admit_prompt).
 bool kv_cache_can_admit(const kv_cache *c, uint64_t n_tokens);
 
-// Like kv_cache_can_admit for a prompt, crediting the leading full blocks already cached
-// (which need no new block, and which are then not reclaimable).
-bool kv_cache_can_admit_prompt(const kv_cache *c, const int32_t *tokens, uint32_t n);
+// Like kv_cache_can_admit for a sequence of n_total positions whose first n_shared tokens
+// (tokens[0..n_shared)) it would share from the prefix cache, as kv_seq_share_prefix does:
+// the leading full blocks already cached need no new block (and are then not reclaimable),
+// and spare_blocks more must stay free or reclaimable afterwards (headroom for others).
+bool kv_cache_can_admit_prompt(const kv_cache *c, const int32_t *tokens, uint32_t n_shared,
+                               uint64_t n_total, uint32_t spare_blocks);
 
 // How many leading full blocks of tokens[0..n) the prefix cache holds (no side effects).
 uint32_t kv_cache_prefix_lookup(const kv_cache *c, const int32_t *tokens, uint32_t n);

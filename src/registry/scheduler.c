@@ -194,14 +194,6 @@ static void fail_request(sched *S, registry_request *r, int code, const char *me
 
 // ---- admission ----
 
-// Blocks a sequence needs now (its known tokens, minus the cached prefix it will share).
-static uint32_t blocks_to_admit(const kv_cache *kv, const sched_seq *q)
-{
-    uint32_t need = kv_cache_blocks_for_tokens(kv, q->n_tokens);
-    uint32_t hit = kv_cache_prefix_lookup(kv, q->tokens, q->n_tokens - 1);
-    return need - hit;
-}
-
 // Starts (or resumes) q: shares the cached prefix of its known tokens and joins the running
 // list. Every token but the last may come from the cache; the rest are computed.
 static int admit(sched *S, sched_seq *q, garlic_error *err)
@@ -230,10 +222,9 @@ static int admit(sched *S, sched_seq *q, garlic_error *err)
 // running sequence are free or reclaimable.
 static bool can_admit(sched *S, const sched_seq *q)
 {
-    if (S->n_running >= S->m->parallel)
-        return false;
-    kv_cache_stats st = kv_cache_get_stats(S->m->kv);
-    return (uint64_t)blocks_to_admit(S->m->kv, q) + S->n_running <= (uint64_t)st.n_free + st.n_cached;
+    return S->n_running < S->m->parallel &&
+           kv_cache_can_admit_prompt(S->m->kv, q->tokens, q->n_tokens - 1, q->n_tokens,
+                                     S->n_running);
 }
 
 // Moves the request at the head of the queue into the waiting list, one sequence per

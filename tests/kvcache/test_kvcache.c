@@ -683,7 +683,7 @@ static void test_prefix_sharing(void **state)
     assert_int_equal(st.n_used, (PREFIX + 24 + BT - 1) / BT);
 
     assert_int_equal(kv_cache_prefix_lookup(c, b, PREFIX + 10), PREFIX / BT);
-    assert_true(kv_cache_can_admit_prompt(c, b, PREFIX + 10));
+    assert_true(kv_cache_can_admit_prompt(c, b, PREFIX + 10, PREFIX + 10, 0));
     uint32_t shared;
     assert_int_equal(kv_seq_share_prefix(c, &sb, b, PREFIX + 9, &shared, &err), GARLIC_OK);
     assert_int_equal(shared, PREFIX / BT * BT); // floor(1000/16) = 62 blocks, 992 positions
@@ -730,12 +730,18 @@ static void test_admission(void **state)
     kv_seq_init(&b);
     append_commit(c, &a, warm, 16); // 4 blocks published and held
     assert_false(kv_cache_can_admit(c, 20));
-    assert_false(kv_cache_can_admit_prompt(c, cold, 20));
-    assert_true(kv_cache_can_admit_prompt(c, warm, 20)); // 4 hits + 1 new block
+    assert_false(kv_cache_can_admit_prompt(c, cold, 20, 20, 0));
+    assert_true(kv_cache_can_admit_prompt(c, warm, 20, 20, 0)); // 4 hits + 1 new block
+    // 2 blocks are free: headroom counts against them ...
+    assert_true(kv_cache_can_admit_prompt(c, warm, 20, 20, 1));
+    assert_false(kv_cache_can_admit_prompt(c, warm, 20, 20, 2));
+    // ... and only the shared part of the prompt is credited (15 tokens: 3 full blocks).
+    assert_true(kv_cache_can_admit_prompt(c, warm, 15, 20, 0));
+    assert_false(kv_cache_can_admit_prompt(c, warm, 15, 20, 1));
     kv_seq_release(c, &a); // 4 cached, reclaimable but also the prompt's hits
     assert_true(kv_cache_can_admit(c, 24));
-    assert_true(kv_cache_can_admit_prompt(c, warm, 20));
-    assert_false(kv_cache_can_admit_prompt(c, cold, 28));
+    assert_true(kv_cache_can_admit_prompt(c, warm, 20, 20, 0));
+    assert_false(kv_cache_can_admit_prompt(c, cold, 28, 28, 0));
     assert_int_equal(kv_seq_blocks_needed(c, &b, 5), 2);
     kv_seq_deinit(c, &a);
     kv_seq_deinit(c, &b);
