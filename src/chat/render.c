@@ -475,9 +475,12 @@ static void slice_bounds(int64_t len, const chat_value *parts, int64_t step, int
         else
             hi = v;
     }
+    // ceil(span / |step|) as (span - 1) / |step| + 1: no intermediate can overflow, even for
+    // a step of +-2^63-ish (the span is at most len + 1).
+    int64_t span = step > 0 ? hi - lo : lo - hi;
+    uint64_t abs_step = step > 0 ? (uint64_t)step : 0 - (uint64_t)step;
     *start = lo;
-    *count = step > 0 ? (hi > lo ? (hi - lo + step - 1) / step : 0)
-                      : (lo > hi ? (lo - hi - step - 1) / -step : 0);
+    *count = span > 0 ? (int64_t)((uint64_t)(span - 1) / abs_step) + 1 : 0;
 }
 
 // obj[start:stop:step] on lists, tuples and strings (by code point).

@@ -279,6 +279,9 @@ static const char *const render_cases[][2] = {
      "a and b|50%|[1, 2, 3]|aba|1"},
     {"{% set a = [1, 2, 3] %}{{ a[::2] }}|{{ a[-2:] }}|{{ a[:-1] }}|{{ a[5:] }}|{{ a[::-2] }}|{{ 'abcdef'[1:5:2] }}",
      "[1, 3]|[2, 3]|[1, 2]|[]|[3, 1]|bd"},
+    // Steps of nearly 2^63 (a fuzzer found the overflow): one item, as in Python.
+    {"{% set a = [1, 2, 3] %}{{ a[::-9223372036854775807] }}|{{ a[::9223372036854775807] }}|{{ 'abc'[::-9223372036854775807] }}",
+     "[3]|[1]|c"},
     {"{{ range(5)|reverse|list }}|{{ range(0)|list }}|{{ range(10, 0, -3)|list }}|{{ [1,2,3,2,1]|unique|list }}|{{ ['B', 'a', 'C']|sort }}|{{ ['B', 'a', 'C']|sort(case_sensitive=true) }}|{{ x|sort(reverse=true) }}",
      "[4, 3, 2, 1, 0]|[]|[10, 7, 4, 1]|[1, 2, 3]|['a', 'B', 'C']|['B', 'C', 'a']|[3, 2, 1]"},
     {"{{ m|sort(attribute='role')|map(attribute='role')|list }}|{{ [{'n': 2}, {'n': 1}]|sort(attribute='n') }}",
