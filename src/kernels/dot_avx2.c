@@ -782,28 +782,92 @@ static void helper_axpy_f16(float *y, float a, const uint16_t *x, int64_t n)
     float_axpy(y, a, x, FMT_F16, n);
 }
 
-// out[r] = q . rows[r] for n_rows rows pitch floats apart.
-static void helper_dot_rows_f32(const float *q, const float *rows, int64_t pitch, int64_t n_rows,
-                                int64_t n, float *out)
+// out_j[r] = scale * (q_j . rows[r]), a dot per pair.
+static void helper_dot_rows_f32(const float *q, int64_t q_stride, int64_t n_q, const float *rows,
+                                int64_t pitch, int64_t n_rows, int64_t n, float scale,
+                                float *out, int64_t out_stride)
 {
-    for (int64_t r = 0; r < n_rows; r++)
-        out[r] = float_dot(q, FMT_F32, rows + r * pitch, FMT_F32, n);
+    for (int64_t j = 0; j < n_q; j++)
+        for (int64_t r = 0; r < n_rows; r++)
+            out[j * out_stride + r] =
+                scale * float_dot(q + j * q_stride, FMT_F32, rows + r * pitch, FMT_F32, n);
 }
 
-// y += sum_r w[r] * rows[r]: each 8-lane slice of y stays in a register across the rows.
-static void helper_axpy_rows_f32(float *y, const float *w, const float *rows, int64_t pitch,
+// y_j += sum_r w_j[r] * rows[r]: each 8-lane slice of y_j stays in a register across the rows.
+static void helper_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                                 int64_t w_stride, const float *rows, int64_t pitch,
                                  int64_t n_rows, int64_t n)
 {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 acc = _mm256_loadu_ps(y + i);
-        for (int64_t r = 0; r < n_rows; r++)
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(w[r]), _mm256_loadu_ps(rows + r * pitch + i), acc);
-        _mm256_storeu_ps(y + i, acc);
+    for (int64_t j = 0; j < n_q; j++, y += y_stride, w += w_stride) {
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            __m256 acc = _mm256_loadu_ps(y + i);
+            for (int64_t r = 0; r < n_rows; r++)
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(w[r]), _mm256_loadu_ps(rows + r * pitch + i),
+                                      acc);
+            _mm256_storeu_ps(y + i, acc);
+        }
+        for (; i < n; i++)
+            for (int64_t r = 0; r < n_rows; r++)
+                y[i] += w[r] * rows[r * pitch + i];
     }
-    for (; i < n; i++)
-        for (int64_t r = 0; r < n_rows; r++)
-            y[i] += w[r] * rows[r * pitch + i];
+}
+
+// exp(x) = 2^k * e^t with k = round(x / ln 2) and t = x - k ln 2 (ln 2 in two parts, |t| <=
+// 0.35), e^t by its degree-7 Taylor polynomial (error below 1e-8). x is clamped to [-104, 89],
+// past which the result is 0 or inf anyway, and 2^k is applied as two normal powers of two
+// so that tiny results round to subnormals or 0 and huge ones to inf; NaN stays NaN.
+ALWAYS_INLINE __m256 exp8(__m256 x)
+{
+    x = _mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(-104.0f), x));
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 t = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+    t = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), t);
+    __m256 p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.0f));
+    __m256i k1 = _mm256_cvtps_epi32(k), k0 = _mm256_srai_epi32(k1, 1);
+    k1 = _mm256_sub_epi32(k1, k0);
+    const __m256i bias = _mm256_set1_epi32(127);
+    __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k0, bias), 23));
+    __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, e0), e1);
+}
+
+// The lanes below count (of 8) set.
+ALWAYS_INLINE __m256i lanes8(int64_t count)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static float helper_exp_sum_f32(float *x, int64_t n, float max)
+{
+    __m256 sum = _mm256_setzero_ps(), m = _mm256_set1_ps(max);
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256i mask = lanes8(n - i);
+        __m256 e = exp8(_mm256_sub_ps(_mm256_maskload_ps(x + i, mask), m));
+        e = _mm256_and_ps(e, _mm256_castsi256_ps(mask));
+        _mm256_maskstore_ps(x + i, mask, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    return hsum_ps(sum);
+}
+
+static void helper_swiglu_f32(float *gate, const float *up, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256i mask = lanes8(n - i);
+        __m256 g = _mm256_maskload_ps(gate + i, mask), u = _mm256_maskload_ps(up + i, mask);
+        __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+        __m256 out = _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
+        _mm256_maskstore_ps(gate + i, mask, out);
+    }
 }
 
 const kernel_type_ops kernel_avx2_type_ops[TENSOR_TYPE_COUNT] = {
@@ -831,5 +895,7 @@ const kernel_float_ops kernel_avx2_float_ops = {
     .axpy_f16 = helper_axpy_f16,
     .dot_rows_f32 = helper_dot_rows_f32,
     .axpy_rows_f32 = helper_axpy_rows_f32,
+    .exp_sum_f32 = helper_exp_sum_f32,
+    .swiglu_f32 = helper_swiglu_f32,
 };
 #endif

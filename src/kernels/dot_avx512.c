@@ -1124,25 +1124,168 @@ static void helper_axpy_f16(float *y, float a, const uint16_t *x, int64_t n)
     float_axpy(y, a, x, FMT_F16, n);
 }
 
-// out[r] = q . rows[r] for n_rows rows pitch floats apart.
-static void helper_dot_rows_f32(const float *q, const float *rows, int64_t pitch, int64_t n_rows,
-                                int64_t n, float *out)
+// Transposes the 16 x 16 floats of v in place (v[r] lane c becomes v[c] lane r).
+ALWAYS_INLINE void transpose16(__m512 v[16])
 {
-    for (int64_t r = 0; r < n_rows; r++)
-        float_rows(q, FMT_F32, rows + r * pitch, 0, FMT_F32, n, 1, &out[r]);
+    __m512 t[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
+    }
+    // u[4j + m], 128-bit lane k: column 4k + m of rows 4j..4j + 3.
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j += 4) {
+        __m512d a = _mm512_castps_pd(t[j]), b = _mm512_castps_pd(t[j + 2]);
+        __m512d c = _mm512_castps_pd(t[j + 1]), d = _mm512_castps_pd(t[j + 3]);
+        v[j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        v[j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        v[j + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+        v[j + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+    }
+#pragma GCC unroll 16
+    for (int m = 0; m < 4; m++) {
+        __m512 a0 = _mm512_shuffle_f32x4(v[m], v[4 + m], _MM_SHUFFLE(2, 0, 2, 0));
+        __m512 a1 = _mm512_shuffle_f32x4(v[m], v[4 + m], _MM_SHUFFLE(3, 1, 3, 1));
+        __m512 b0 = _mm512_shuffle_f32x4(v[8 + m], v[12 + m], _MM_SHUFFLE(2, 0, 2, 0));
+        __m512 b1 = _mm512_shuffle_f32x4(v[8 + m], v[12 + m], _MM_SHUFFLE(3, 1, 3, 1));
+        t[m] = _mm512_shuffle_f32x4(a0, b0, _MM_SHUFFLE(2, 0, 2, 0));      // column m
+        t[8 + m] = _mm512_shuffle_f32x4(a0, b0, _MM_SHUFFLE(3, 1, 3, 1));  // column 8 + m
+        t[4 + m] = _mm512_shuffle_f32x4(a1, b1, _MM_SHUFFLE(2, 0, 2, 0));  // column 4 + m
+        t[12 + m] = _mm512_shuffle_f32x4(a1, b1, _MM_SHUFFLE(3, 1, 3, 1)); // column 12 + m
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++)
+        v[i] = t[i];
 }
 
-// y += sum_r w[r] * rows[r]: each 16-lane slice of y stays in a register across the rows.
-static void helper_axpy_rows_f32(float *y, const float *w, const float *rows, int64_t pitch,
-                                 int64_t n_rows, int64_t n)
+enum { ROWS_MAX_N = 256 }; // the widest head the transposed path takes
+
+// out_j[r] = scale * (q_j . rows[r]). Up to 16 rows of a head of up to 256 values (a multiple
+// of 16) are transposed once into columns, so that each query's 16 scores build up in one
+// register, value by value, in four interleaved sums; other shapes take a dot per pair.
+static void helper_dot_rows_f32(const float *q, int64_t q_stride, int64_t n_q, const float *rows,
+                                int64_t pitch, int64_t n_rows, int64_t n, float scale,
+                                float *out, int64_t out_stride)
+{
+    if (n % 16 || n > ROWS_MAX_N || n_rows > 16 || n_rows < 1) {
+        for (int64_t j = 0; j < n_q; j++)
+            for (int64_t r = 0; r < n_rows; r++) {
+                float d;
+                float_rows(q + j * q_stride, FMT_F32, rows + r * pitch, 0, FMT_F32, n, 1, &d);
+                out[j * out_stride + r] = scale * d;
+            }
+        return;
+    }
+    float cols[ROWS_MAX_N * 16] __attribute__((aligned(64))); // cols[d * 16 + r] = rows[r][d]
+    for (int64_t c = 0; c < n; c += 16) {
+        __m512 v[16];
+#pragma GCC unroll 16
+        for (int r = 0; r < 16; r++)
+            v[r] = r < n_rows ? _mm512_loadu_ps(rows + r * pitch + c) : _mm512_setzero_ps();
+        transpose16(v);
+#pragma GCC unroll 16
+        for (int m = 0; m < 16; m++)
+            _mm512_store_ps(cols + (c + m) * 16, v[m]);
+    }
+    __mmask16 mask = (__mmask16)((1u << n_rows) - 1);
+    for (int64_t j = 0; j < n_q; j++) {
+        const float *qj = q + j * q_stride;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t d = 0; d < n; d += 4) {
+            a0 = _mm512_fmadd_ps(_mm512_set1_ps(qj[d]), _mm512_load_ps(cols + d * 16), a0);
+            a1 = _mm512_fmadd_ps(_mm512_set1_ps(qj[d + 1]), _mm512_load_ps(cols + d * 16 + 16), a1);
+            a2 = _mm512_fmadd_ps(_mm512_set1_ps(qj[d + 2]), _mm512_load_ps(cols + d * 16 + 32), a2);
+            a3 = _mm512_fmadd_ps(_mm512_set1_ps(qj[d + 3]), _mm512_load_ps(cols + d * 16 + 48), a3);
+        }
+        __m512 s = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+        _mm512_mask_storeu_ps(out + j * out_stride, mask, _mm512_mul_ps(s, _mm512_set1_ps(scale)));
+    }
+}
+
+// y_j += sum_r w_j[r] * rows[r] for NQ queries: each 16-lane slice of the NQ outputs stays in
+// registers across the rows, and each row slice is loaded once for all of them.
+ALWAYS_INLINE void axpy_rows_group(float *y, int64_t y_stride, const float *w, int64_t w_stride,
+                                   const float *rows, int64_t pitch, int64_t n_rows, int64_t n,
+                                   int NQ)
 {
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 mask = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-        __m512 acc = _mm512_maskz_loadu_ps(mask, y + i);
-        for (int64_t r = 0; r < n_rows; r++)
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(w[r]),
-                                  _mm512_maskz_loadu_ps(mask, rows + r * pitch + i), acc);
-        _mm512_mask_storeu_ps(y + i, mask, acc);
+        __m512 acc[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < NQ; j++)
+            acc[j] = _mm512_maskz_loadu_ps(mask, y + j * y_stride + i);
+        for (int64_t r = 0; r < n_rows; r++) {
+            __m512 v = _mm512_maskz_loadu_ps(mask, rows + r * pitch + i);
+#pragma GCC unroll 8
+            for (int j = 0; j < NQ; j++)
+                acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(w[j * w_stride + r]), v, acc[j]);
+        }
+#pragma GCC unroll 8
+        for (int j = 0; j < NQ; j++)
+            _mm512_mask_storeu_ps(y + j * y_stride + i, mask, acc[j]);
+    }
+}
+
+static void helper_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                                 int64_t w_stride, const float *rows, int64_t pitch,
+                                 int64_t n_rows, int64_t n)
+{
+    for (int64_t j = 0; j < n_q; j += 8) {
+        float *yj = y + j * y_stride;
+        const float *wj = w + j * w_stride;
+        switch (n_q - j < 8 ? n_q - j : 8) {
+        case 1: axpy_rows_group(yj, y_stride, wj, w_stride, rows, pitch, n_rows, n, 1); break;
+        case 2: axpy_rows_group(yj, y_stride, wj, w_stride, rows, pitch, n_rows, n, 2); break;
+        case 3: axpy_rows_group(yj, y_stride, wj, w_stride, rows, pitch, n_rows, n, 3); break;
+        case 4: axpy_rows_group(yj, y_stride, wj, w_stride, rows, pitch, n_rows, n, 4); break;
+        case 5: axpy_rows_group(yj, y_stride, wj, w_stride, rows, pitch, n_rows, n, 5); break;
+        case 6: axpy_rows_group(yj, y_stride, wj, w_stride, rows, pitch, n_rows, n, 6); break;
+        case 7: axpy_rows_group(yj, y_stride, wj, w_stride, rows, pitch, n_rows, n, 7); break;
+        default: axpy_rows_group(yj, y_stride, wj, w_stride, rows, pitch, n_rows, n, 8); break;
+        }
+    }
+}
+
+// exp(x) as dot_avx2.c's exp8 computes it, 16 lanes at a time (scalef applies 2^k).
+ALWAYS_INLINE __m512 exp16(__m512 x)
+{
+    x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
+    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 t = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
+    t = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), t);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, k);
+}
+
+static float helper_exp_sum_f32(float *x, int64_t n, float max)
+{
+    __m512 sum = _mm512_setzero_ps(), m = _mm512_set1_ps(max);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 mask = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, x + i), m));
+        _mm512_mask_storeu_ps(x + i, mask, e);
+        sum = _mm512_mask_add_ps(sum, mask, sum, e);
+    }
+    return _mm512_reduce_add_ps(sum);
+}
+
+static void helper_swiglu_f32(float *gate, const float *up, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 mask = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 g = _mm512_maskz_loadu_ps(mask, gate + i), u = _mm512_maskz_loadu_ps(mask, up + i);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        __m512 out = _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
+        _mm512_mask_storeu_ps(gate + i, mask, out);
     }
 }
 
@@ -1178,5 +1321,7 @@ const kernel_float_ops kernel_avx512_float_ops = {
     .axpy_f16 = helper_axpy_f16,
     .dot_rows_f32 = helper_dot_rows_f32,
     .axpy_rows_f32 = helper_axpy_rows_f32,
+    .exp_sum_f32 = helper_exp_sum_f32,
+    .swiglu_f32 = helper_swiglu_f32,
 };
 #endif

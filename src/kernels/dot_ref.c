@@ -4,6 +4,8 @@
 // the block formats are meant to be used: inside a block the codes are multiplied and summed
 // as integers (exact), the block's scales are applied once to that integer sum, and blocks
 // are summed in float (in double for the plain float types, which have no blocks).
+#include <math.h>
+
 #include "kernels/variants.h"
 #include "tensor/quants.h"
 
@@ -317,18 +319,39 @@ void kernel_axpy_f32_ref(float *y, float a, const float *x, int64_t n)
         y[i] += a * x[i];
 }
 
-void kernel_dot_rows_f32_ref(const float *q, const float *rows, int64_t pitch, int64_t n_rows,
-                             int64_t n, float *out)
+void kernel_dot_rows_f32_ref(const float *q, int64_t q_stride, int64_t n_q, const float *rows,
+                             int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                             int64_t out_stride)
 {
-    for (int64_t r = 0; r < n_rows; r++)
-        out[r] = kernel_dot_f32_ref(q, rows + r * pitch, n);
+    for (int64_t j = 0; j < n_q; j++)
+        for (int64_t r = 0; r < n_rows; r++)
+            out[j * out_stride + r] = scale * kernel_dot_f32_ref(q + j * q_stride,
+                                                                 rows + r * pitch, n);
 }
 
-void kernel_axpy_rows_f32_ref(float *y, const float *w, const float *rows, int64_t pitch,
+void kernel_axpy_rows_f32_ref(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                              int64_t w_stride, const float *rows, int64_t pitch,
                               int64_t n_rows, int64_t n)
 {
-    for (int64_t r = 0; r < n_rows; r++)
-        kernel_axpy_f32_ref(y, w[r], rows + r * pitch, n);
+    for (int64_t j = 0; j < n_q; j++)
+        for (int64_t r = 0; r < n_rows; r++)
+            kernel_axpy_f32_ref(y + j * y_stride, w[j * w_stride + r], rows + r * pitch, n);
+}
+
+float kernel_exp_sum_f32_ref(float *x, int64_t n, float max)
+{
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    return (float)sum;
+}
+
+void kernel_swiglu_f32_ref(float *gate, const float *up, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
 void kernel_axpy_f16_ref(float *y, float a, const uint16_t *x_half, int64_t n)

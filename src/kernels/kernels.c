@@ -62,6 +62,8 @@ static const kernel_float_ops ref_float_ops = {
     .dot_rows_f32 = kernel_dot_rows_f32_ref,
     .axpy_rows_f32 = kernel_axpy_rows_f32_ref,
     .axpy_f16 = kernel_axpy_f16_ref,
+    .exp_sum_f32 = kernel_exp_sum_f32_ref,
+    .swiglu_f32 = kernel_swiglu_f32_ref,
 };
 
 bool kernel_supports(uint32_t weight_type)
@@ -323,16 +325,28 @@ void kernel_axpy_f16(float *y, float a, const uint16_t *x_half, int64_t n)
     kernel_variant_float_ops(kernel_variant_active())->axpy_f16(y, a, x_half, n);
 }
 
-void kernel_dot_rows_f32(const float *q, const float *rows, int64_t pitch, int64_t n_rows,
-                         int64_t n, float *out)
+void kernel_dot_rows_f32(const float *q, int64_t q_stride, int64_t n_q, const float *rows,
+                         int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                         int64_t out_stride)
 {
-    kernel_variant_float_ops(kernel_variant_active())->dot_rows_f32(q, rows, pitch, n_rows, n,
-                                                                     out);
+    kernel_variant_float_ops(kernel_variant_active())
+        ->dot_rows_f32(q, q_stride, n_q, rows, pitch, n_rows, n, scale, out, out_stride);
 }
 
-void kernel_axpy_rows_f32(float *y, const float *w, const float *rows, int64_t pitch,
-                          int64_t n_rows, int64_t n)
+void kernel_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                          int64_t w_stride, const float *rows, int64_t pitch, int64_t n_rows,
+                          int64_t n)
 {
-    kernel_variant_float_ops(kernel_variant_active())->axpy_rows_f32(y, w, rows, pitch, n_rows,
-                                                                      n);
+    kernel_variant_float_ops(kernel_variant_active())
+        ->axpy_rows_f32(y, y_stride, n_q, w, w_stride, rows, pitch, n_rows, n);
+}
+
+float kernel_exp_sum_f32(float *x, int64_t n, float max)
+{
+    return kernel_variant_float_ops(kernel_variant_active())->exp_sum_f32(x, n, max);
+}
+
+void kernel_swiglu_f32(float *gate, const float *up, int64_t n)
+{
+    kernel_variant_float_ops(kernel_variant_active())->swiglu_f32(gate, up, n);
 }

@@ -46,12 +46,21 @@ float kernel_dot_f32(const float *a, const float *b, int64_t n);
 float kernel_dot_f32_f16(const float *a, const uint16_t *b_half, int64_t n);
 void kernel_axpy_f32(float *y, float a, const float *x, int64_t n);       // y += a * x
 void kernel_axpy_f16(float *y, float a, const uint16_t *x_half, int64_t n); // y += a * x
-// Attention over a block of rows (pitch floats apart): out[r] = q . rows[r], and
-// y += sum_r w[r] * rows[r] (y kept in registers across the rows).
-void kernel_dot_rows_f32(const float *q, const float *rows, int64_t pitch, int64_t n_rows,
-                         int64_t n, float *out);
-void kernel_axpy_rows_f32(float *y, const float *w, const float *rows, int64_t pitch,
-                          int64_t n_rows, int64_t n);
+// Attention over a block of rows (pitch floats apart) for n_q queries at once (a KV head's
+// group of query heads): out[j * out_stride + r] = scale * (q_j . rows[r]) with q_j at
+// q + j * q_stride, and y_j += sum_r w_j[r] * rows[r] with y_j at y + j * y_stride and w_j
+// at w + j * w_stride (y_j kept in registers across the rows). Each query's result does
+// not depend on n_q.
+void kernel_dot_rows_f32(const float *q, int64_t q_stride, int64_t n_q, const float *rows,
+                         int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                         int64_t out_stride);
+void kernel_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                          int64_t w_stride, const float *rows, int64_t pitch, int64_t n_rows,
+                          int64_t n);
+// x[i] = exp(x[i] - max) for i < n; returns the sum of the results (softmax).
+float kernel_exp_sum_f32(float *x, int64_t n, float max);
+// gate[i] = silu(gate[i]) * up[i] = gate[i] / (1 + exp(-gate[i])) * up[i] (SwiGLU).
+void kernel_swiglu_f32(float *gate, const float *up, int64_t n);
 
 // The name of the variant in use ("avx512_vnni", "avx2", "scalar"), for logs and benches.
 const char *kernel_variant_name(void);

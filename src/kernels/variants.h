@@ -50,10 +50,14 @@ typedef struct kernel_float_ops {
     float (*dot_f32_f16)(const float *a, const uint16_t *b_half, int64_t n);
     void (*axpy_f32)(float *y, float a, const float *x, int64_t n);
     void (*axpy_f16)(float *y, float a, const uint16_t *x_half, int64_t n);
-    void (*dot_rows_f32)(const float *q, const float *rows, int64_t pitch, int64_t n_rows,
-                         int64_t n, float *out);
-    void (*axpy_rows_f32)(float *y, const float *w, const float *rows, int64_t pitch,
-                          int64_t n_rows, int64_t n);
+    void (*dot_rows_f32)(const float *q, int64_t q_stride, int64_t n_q, const float *rows,
+                         int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                         int64_t out_stride);
+    void (*axpy_rows_f32)(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                          int64_t w_stride, const float *rows, int64_t pitch, int64_t n_rows,
+                          int64_t n);
+    float (*exp_sum_f32)(float *x, int64_t n, float max);
+    void (*swiglu_f32)(float *gate, const float *up, int64_t n);
 } kernel_float_ops;
 
 typedef enum kernel_variant {
@@ -125,10 +129,14 @@ float kernel_dot_iq4_xs_q8_k_ref(const void *w, const void *a, int64_t n);
 float kernel_dot_f32_ref(const float *a, const float *b, int64_t n);
 float kernel_dot_f32_f16_ref(const float *a, const uint16_t *b_half, int64_t n);
 void kernel_axpy_f32_ref(float *y, float a, const float *x, int64_t n);
-void kernel_dot_rows_f32_ref(const float *q, const float *rows, int64_t pitch, int64_t n_rows,
-                             int64_t n, float *out);
-void kernel_axpy_rows_f32_ref(float *y, const float *w, const float *rows, int64_t pitch,
+void kernel_dot_rows_f32_ref(const float *q, int64_t q_stride, int64_t n_q, const float *rows,
+                             int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                             int64_t out_stride);
+void kernel_axpy_rows_f32_ref(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                              int64_t w_stride, const float *rows, int64_t pitch,
                               int64_t n_rows, int64_t n);
+float kernel_exp_sum_f32_ref(float *x, int64_t n, float max);
+void kernel_swiglu_f32_ref(float *gate, const float *up, int64_t n);
 void kernel_axpy_f16_ref(float *y, float a, const uint16_t *x_half, int64_t n);
 
 // Per-ISA tables (dot_avx2.c, dot_avx512.c; x86-64 only): indexed by weight type, entries

@@ -39,7 +39,8 @@ struct model_state {
     float *hb;               // (max_batch, max(ffn, dim)) gate / attention projection
     float *hb2;              // (max_batch, ffn) up
     float *logits;           // (logit_rows, n_vocab)
-    float *att;              // (n_threads, heads per KV head, n_ctx) attention scores
+    float *att;              // (n_threads, heads per KV head, n_ctx + 1) attention scores
+                             // and 1 / softmax sums
     float *kv_row;           // (n_threads, ATT_ROWS, max K/V row) cache rows as floats
     uint8_t *act[MAX_GROUP]; // (max_batch, act row bytes) converted activations
     size_t act_stride;       // bytes of the widest activation row (act[] holds max_batch)
@@ -118,7 +119,7 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
         {(void **)&s->hb, B * (hp->ffn > hp->dim ? hp->ffn : hp->dim) * f},
         {(void **)&s->hb2, B * hp->ffn * f},
         {(void **)&s->logits, (uint64_t)cfg->logit_rows * hp->n_vocab * f},
-        {(void **)&s->att, nt * (hp->n_head / (hp->n_head_kv ? hp->n_head_kv : 1)) * cfg->n_ctx * f},
+        {(void **)&s->att, nt * (hp->n_head / (hp->n_head_kv ? hp->n_head_kv : 1)) * (cfg->n_ctx + 1) * f},
         {(void **)&s->kv_row, nt * ATT_ROWS * (k_dim > v_dim ? k_dim : v_dim) * f},
         {(void **)&s->act[0], B * act},
         {(void **)&s->act[1], B * act},
@@ -478,9 +479,9 @@ static const float *load_rows(kv_type type, const uint8_t *row, size_t row_bytes
 
 // Causal attention, one (token, KV head) pair at a time, split across threads. The K (then V)
 // rows of the pair's positions are converted to floats once, ATT_ROWS at a time, and used by
-// every query head of the group: scores (scaled dot products), softmax over positions 0..pos
-// of the token's sequence (max subtracted, sum in double), then the weighted sum of the
-// values, written to xb.
+// every query head of the group at once: scores (scaled dot products), softmax over positions
+// 0..pos of the token's sequence (max subtracted; exp and sum vectorized), the weighted sum of
+// the values with the unnormalized weights, then scaled by 1 / sum, written to xb.
 static void attention_worker(void *ctx, int ith, int nth)
 {
     attention_job *job = ctx;
@@ -491,11 +492,12 @@ static void attention_worker(void *ctx, int ith, int nth)
     uint32_t group = hp->n_head / hp->n_head_kv, hd_k = hp->head_dim_k, hd_v = hp->head_dim_v;
     uint32_t bt = kc->block_tokens;
     uint32_t k_values = hp->n_head_kv * hd_k, v_values = hp->n_head_kv * hd_v;
-    float *scores = s->att + (size_t)ith * group * s->n_ctx;
+    float *scores = s->att + (size_t)ith * group * (s->n_ctx + 1);
     float *rows = s->kv_row + (size_t)ith * ATT_ROWS * (k_values > v_values ? k_values : v_values);
     size_t q_dim = (size_t)hp->n_head * hd_k, o_dim = (size_t)hp->n_head * hd_v;
     size_t k_stride = kv_cache_k_row_bytes(s->kv), v_stride = kv_cache_v_row_bytes(s->kv);
     float scale = 1.0f / sqrtf((float)hd_k);
+    float *inv_sum = scores + (size_t)group * s->n_ctx; // (group) 1 / softmax sums
     for (uint32_t idx = (uint32_t)ith; idx < job->n_tok * hp->n_head_kv; idx += (uint32_t)nth) {
         uint32_t b = idx / hp->n_head_kv, kh = idx % hp->n_head_kv, n_pos = batch->pos[b] + 1;
         const kv_seq *seq = batch->seqs[batch->seq[b]];
@@ -507,28 +509,17 @@ static void attention_worker(void *ctx, int ith, int nth)
             uint32_t pitch;
             const float *k = load_rows(kc->type, base, k_stride, k_values, kh, hd_k, n, rows,
                                        &pitch);
-            for (uint32_t g = 0; g < group; g++) {
-                float *sc = scores + (size_t)g * s->n_ctx + t0;
-                kernel_dot_rows_f32(q + (size_t)g * hd_k, k, pitch, n, hd_k, sc);
-                for (uint32_t i = 0; i < n; i++)
-                    sc[i] *= scale;
-            }
+            kernel_dot_rows_f32(q, hd_k, group, k, pitch, n, hd_k, scale, scores + t0, s->n_ctx);
         }
+        float *out = s->xb + b * o_dim + (size_t)kh * group * hd_v;
         for (uint32_t g = 0; g < group; g++) {
             float *sc = scores + (size_t)g * s->n_ctx;
             float max = sc[0];
             for (uint32_t t = 1; t < n_pos; t++)
                 max = sc[t] > max ? sc[t] : max;
-            double sum = 0;
-            for (uint32_t t = 0; t < n_pos; t++) {
-                sc[t] = expf(sc[t] - max);
-                sum += sc[t];
-            }
-            float inv = (float)(1.0 / sum);
-            for (uint32_t t = 0; t < n_pos; t++)
-                sc[t] *= inv;
-            memset(s->xb + b * o_dim + (size_t)(kh * group + g) * hd_v, 0, hd_v * sizeof(float));
+            inv_sum[g] = 1.0f / kernel_exp_sum_f32(sc, n_pos, max);
         }
+        memset(out, 0, (size_t)group * hd_v * sizeof(float));
         for (uint32_t t0 = 0, n; t0 < n_pos; t0 += n) {
             n = n_pos - t0 < ATT_ROWS ? n_pos - t0 : ATT_ROWS;
             n = bt - t0 % bt < n ? bt - t0 % bt : n;
@@ -536,12 +527,11 @@ static void attention_worker(void *ctx, int ith, int nth)
             uint32_t pitch;
             const float *v = load_rows(kc->type, base, v_stride, v_values, kh, hd_v, n, rows,
                                        &pitch);
-            for (uint32_t g = 0; g < group; g++) {
-                float *out = s->xb + b * o_dim + (size_t)(kh * group + g) * hd_v;
-                const float *p = scores + (size_t)g * s->n_ctx + t0;
-                kernel_axpy_rows_f32(out, p, v, pitch, n, hd_v);
-            }
+            kernel_axpy_rows_f32(out, hd_v, group, scores + t0, s->n_ctx, v, pitch, n, hd_v);
         }
+        for (uint32_t g = 0; g < group; g++)
+            for (uint32_t i = 0; i < hd_v; i++)
+                out[(size_t)g * hd_v + i] *= inv_sum[g];
     }
 }
 
@@ -605,10 +595,7 @@ static void swiglu_worker(void *ctx, int ith, int nth)
 {
     swiglu_job *job = ctx;
     size_t i0 = job->n * (size_t)ith / (size_t)nth, i1 = job->n * (size_t)(ith + 1) / (size_t)nth;
-    for (size_t i = i0; i < i1; i++) {
-        float g = job->gate[i];
-        job->gate[i] = g / (1.0f + expf(-g)) * job->up[i];
-    }
+    kernel_swiglu_f32(job->gate + i0, job->up + i0, (int64_t)(i1 - i0));
 }
 
 // The feed-forward half of layer l: x += w_down * (silu(w_gate * xn) * (w_up * xn)).

@@ -626,45 +626,125 @@ static void check_float_ops(test_rng *rng, kernel_variant v, int64_t n)
     free(a), free(b), free(y0), free(y1), free(h);
 }
 
-// The attention row kernels: dot_rows equals one dot per row within the sum tolerance, and
-// axpy_rows equals the sum of the rows' axpys within the rounding each step may skip.
-static void check_row_ops(test_rng *rng, kernel_variant v, int64_t n, int64_t n_rows)
+// The attention row kernels for n_q queries: dot_rows equals the scaled dot of every pair
+// within the sum tolerance, axpy_rows the sum of the rows' axpys within the rounding each
+// step may skip, and each query's result does not depend on how many queries share the call
+// (bit for bit: a token's attention must not depend on its batch).
+static void check_row_ops(test_rng *rng, kernel_variant v, int64_t n, int64_t n_rows, int64_t n_q)
 {
     const kernel_float_ops *ops = kernel_variant_float_ops(v);
     const kernel_float_ops *ref = kernel_variant_float_ops(KERNEL_VARIANT_REF);
     int64_t pitch = n + 5; // rows apart by more than their length, as attention reads them
-    float *q = malloc((size_t)n * sizeof *q), *rows = malloc((size_t)(pitch * n_rows) * sizeof *rows);
-    float *w = malloc((size_t)n_rows * sizeof *w), *out = malloc((size_t)n_rows * sizeof *out);
-    float *y0 = malloc((size_t)n * sizeof *y0), *y1 = malloc((size_t)n * sizeof *y1);
-    float *y2 = malloc((size_t)n * sizeof *y2);
-    assert_true(q && rows && w && out && y0 && y1 && y2);
-    fill_normal(rng, q, n);
+    int64_t q_stride = n + 3, w_stride = n_rows + 2, y_stride = n + 1;
+    const float scale = 0.125f;
+    float *q = malloc((size_t)(q_stride * n_q) * sizeof *q);
+    float *rows = malloc((size_t)(pitch * n_rows) * sizeof *rows);
+    float *w = malloc((size_t)(w_stride * n_q) * sizeof *w);
+    float *out = malloc((size_t)(w_stride * n_q) * sizeof *out), one[16];
+    float *y0 = malloc((size_t)(y_stride * n_q) * sizeof *y0);
+    float *y1 = malloc((size_t)(y_stride * n_q) * sizeof *y1);
+    float *y2 = malloc((size_t)(y_stride * n_q) * sizeof *y2);
+    float *y3 = malloc((size_t)n * sizeof *y3);
+    assert_true(q && rows && w && out && y0 && y1 && y2 && y3 && n_rows <= 16);
+    fill_normal(rng, q, q_stride * n_q);
     fill_normal(rng, rows, pitch * n_rows);
-    fill_normal(rng, w, n_rows);
-    fill_normal(rng, y0, n);
-    ops->dot_rows_f32(q, rows, pitch, n_rows, n, out);
-    for (int64_t r = 0; r < n_rows; r++) {
-        double mass = 1e-30;
-        for (int64_t i = 0; i < n; i++)
-            mass += fabs((double)q[i] * rows[r * pitch + i]);
-        double want = ref->dot_f32(q, rows + r * pitch, n);
-        if (fabs(out[r] - want) > SUM_RTOL * mass)
-            fail_msg("%s dot_rows n=%lld row %lld: %.9g vs %.9g", kernel_variant_label(v),
-                     (long long)n, (long long)r, out[r], want);
+    fill_normal(rng, w, w_stride * n_q);
+    fill_normal(rng, y0, y_stride * n_q);
+    ops->dot_rows_f32(q, q_stride, n_q, rows, pitch, n_rows, n, scale, out, w_stride);
+    for (int64_t j = 0; j < n_q; j++) {
+        const float *qj = q + j * q_stride;
+        ops->dot_rows_f32(qj, q_stride, 1, rows, pitch, n_rows, n, scale, one, 0);
+        for (int64_t r = 0; r < n_rows; r++) {
+            double mass = 1e-30;
+            for (int64_t i = 0; i < n; i++)
+                mass += fabs((double)qj[i] * rows[r * pitch + i]) * scale;
+            double want = scale * ref->dot_f32(qj, rows + r * pitch, n);
+            float got = out[j * w_stride + r];
+            if (fabs(got - want) > SUM_RTOL * mass)
+                fail_msg("%s dot_rows n=%lld query %lld row %lld: %.9g vs %.9g",
+                         kernel_variant_label(v), (long long)n, (long long)j, (long long)r, got,
+                         want);
+            if (got != one[r])
+                fail_msg("%s dot_rows n=%lld query %lld row %lld: %.9g alone, %.9g among %lld",
+                         kernel_variant_label(v), (long long)n, (long long)j, (long long)r,
+                         one[r], got, (long long)n_q);
+        }
     }
-    memcpy(y1, y0, (size_t)n * sizeof *y1);
-    memcpy(y2, y0, (size_t)n * sizeof *y2);
-    ops->axpy_rows_f32(y1, w, rows, pitch, n_rows, n);
-    ref->axpy_rows_f32(y2, w, rows, pitch, n_rows, n);
+    memcpy(y1, y0, (size_t)(y_stride * n_q) * sizeof *y1);
+    memcpy(y2, y0, (size_t)(y_stride * n_q) * sizeof *y2);
+    ops->axpy_rows_f32(y1, y_stride, n_q, w, w_stride, rows, pitch, n_rows, n);
+    ref->axpy_rows_f32(y2, y_stride, n_q, w, w_stride, rows, pitch, n_rows, n);
+    for (int64_t j = 0; j < n_q; j++) {
+        memcpy(y3, y0 + j * y_stride, (size_t)n * sizeof *y3);
+        ops->axpy_rows_f32(y3, 0, 1, w + j * w_stride, 0, rows, pitch, n_rows, n);
+        for (int64_t i = 0; i < n; i++) {
+            double mass = fabs((double)y0[j * y_stride + i]);
+            for (int64_t r = 0; r < n_rows; r++)
+                mass += fabs((double)w[j * w_stride + r] * rows[r * pitch + i]);
+            float got = y1[j * y_stride + i], want = y2[j * y_stride + i];
+            if (fabs((double)got - want) > 0x1p-22 * (double)(n_rows + 1) * mass)
+                fail_msg("%s axpy_rows n=%lld query %lld i=%lld: %.9g vs %.9g",
+                         kernel_variant_label(v), (long long)n, (long long)j, (long long)i, got,
+                         want);
+            if (got != y3[i])
+                fail_msg("%s axpy_rows n=%lld query %lld i=%lld: %.9g alone, %.9g among %lld",
+                         kernel_variant_label(v), (long long)n, (long long)j, (long long)i, y3[i],
+                         got, (long long)n_q);
+        }
+    }
+    free(q), free(rows), free(w), free(out), free(y0), free(y1), free(y2), free(y3);
+}
+
+// exp_sum and swiglu against expf: every value within 4 float ulps (the polynomial's error
+// plus roundings), the sum within the float rounding of n additions; the ends of the range
+// (underflow, overflow to inf, NaN) keep their meaning.
+static void check_exp_ops(test_rng *rng, kernel_variant v, int64_t n)
+{
+    const kernel_float_ops *ops = kernel_variant_float_ops(v);
+    float *x = malloc((size_t)n * sizeof *x), *e = malloc((size_t)n * sizeof *e);
+    float *g = malloc((size_t)n * sizeof *g), *u = malloc((size_t)n * sizeof *u);
+    assert_true(x && e && g && u);
+    fill_normal(rng, x, n);
+    fill_normal(rng, u, n);
+    for (int64_t i = 0; i < n; i++)
+        x[i] *= 20.0f; // scores spread over e^-60 .. e^60
+    float max = x[0];
+    for (int64_t i = 1; i < n; i++)
+        max = x[i] > max ? x[i] : max;
+    memcpy(e, x, (size_t)n * sizeof *e);
+    memcpy(g, x, (size_t)n * sizeof *g);
+    double want_sum = 0;
+    float sum = ops->exp_sum_f32(e, n, max);
     for (int64_t i = 0; i < n; i++) {
-        double mass = fabs((double)y0[i]);
-        for (int64_t r = 0; r < n_rows; r++)
-            mass += fabs((double)w[r] * rows[r * pitch + i]);
-        if (fabs((double)y1[i] - y2[i]) > 0x1p-22 * (double)(n_rows + 1) * mass)
-            fail_msg("%s axpy_rows n=%lld i=%lld: %.9g vs %.9g", kernel_variant_label(v),
-                     (long long)n, (long long)i, y1[i], y2[i]);
+        float d = x[i] - max; // rounded to float, as every variant does
+        double want = exp((double)d);
+        want_sum += want;
+        if (want > 1e-37 && fabs(e[i] - want) > 4 * 0x1p-23 * want)
+            fail_msg("%s exp n=%lld i=%lld exp(%.9g): %.9g vs %.9g", kernel_variant_label(v),
+                     (long long)n, (long long)i, d, e[i], want);
+        if (want <= 1e-37 && !(e[i] >= 0 && e[i] < 1e-36f))
+            fail_msg("%s exp(%.9g) = %.9g", kernel_variant_label(v), d, e[i]);
     }
-    free(q), free(rows), free(w), free(out), free(y0), free(y1), free(y2);
+    if (fabs(sum - want_sum) > 1e-6 * (double)(n + 4) * want_sum)
+        fail_msg("%s exp sum n=%lld: %.9g vs %.9g", kernel_variant_label(v), (long long)n, sum,
+                 want_sum);
+    ops->swiglu_f32(g, u, n);
+    for (int64_t i = 0; i < n; i++) {
+        double want = (double)x[i] / (1.0 + exp(-(double)x[i])) * u[i];
+        if (fabs(g[i] - want) > 6 * 0x1p-23 * fabs(want) + 1e-37)
+            fail_msg("%s swiglu n=%lld i=%lld silu(%.9g) * %.9g: %.9g vs %.9g",
+                     kernel_variant_label(v), (long long)n, (long long)i, x[i], u[i], g[i], want);
+    }
+    float ends[4] = {-200.0f, 200.0f, NAN, 0.0f};
+    float one_up[4] = {1, 1, 1, 1};
+    memcpy(g, ends, sizeof ends);
+    ops->swiglu_f32(g, one_up, 4);
+    assert_true(g[0] == 0.0f && g[1] == 200.0f && isnan(g[2]) && g[3] == 0.0f);
+    memcpy(e, ends, sizeof ends);
+    ops->exp_sum_f32(e, 4, 0.0f);
+    assert_true(e[0] >= 0.0f && e[0] < 1e-36f && e[3] == 1.0f && isnan(e[2]));
+    assert_true(isinf(e[1]));
+    free(x), free(e), free(g), free(u);
 }
 
 static void test_float_helpers(void **state)
@@ -672,16 +752,18 @@ static void test_float_helpers(void **state)
     (void)state;
     test_rng rng;
     test_rng_seed(&rng, 44);
-    const int64_t lengths[] = {1, 7, 16, 33, 64, 100, 1003, 4096};
+    const int64_t lengths[] = {1, 7, 16, 33, 64, 100, 128, 256, 1003, 4096};
     for (int v = 0; v < KERNEL_VARIANT_COUNT; v++) {
         if (!kernel_variant_available((kernel_variant)v)) {
             print_message("skipped: this CPU has no %s\n", kernel_variant_label((kernel_variant)v));
             continue;
         }
-        for (int l = 0; l < 8; l++) {
+        for (int l = 0; l < 10; l++) {
             check_float_ops(&rng, (kernel_variant)v, lengths[l]);
             for (int64_t rows = 1; rows <= 16; rows += 5)
-                check_row_ops(&rng, (kernel_variant)v, lengths[l], rows);
+                for (int64_t n_q = 1; n_q <= 11; n_q += 5)
+                    check_row_ops(&rng, (kernel_variant)v, lengths[l], rows, n_q);
+            check_exp_ops(&rng, (kernel_variant)v, lengths[l]);
         }
     }
     // The public helpers agree with the active variant.
