@@ -162,8 +162,7 @@ static registry *open_registry(const bench_options *o, uint32_t parallel, uint32
         registry_free(reg);
         return NULL;
     }
-    cli_prefault(registry_model_weights(*m));
-    return reg;
+    return reg; // loading made the weights resident (and packed them)
 }
 
 // Time to first token of a prompt whose first `prefix` tokens an earlier request computed,

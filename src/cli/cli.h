@@ -23,7 +23,7 @@ int cli_parse_float(const char *opt, const char *text, float min, float max, flo
 struct model;
 // Touches every page of a model's mapping (with progress on a terminal for big files);
 // returns the seconds it took.
-double cli_prefault(const struct model *m);
+double cli_prefault(struct model *m);
 
 // Human-readable sizes: "1.13 GiB", "24.4M" (static buffers, one per call site pattern:
 // each function rotates between 4 buffers so a few can appear in one printf).

@@ -156,7 +156,7 @@ static void show_progress(void *ctx, int percent)
     fprintf(stderr, "\rloading %s %3d%%%s", m->file->path, percent, percent == 100 ? "\n" : "");
 }
 
-double cli_prefault(const model *m)
+double cli_prefault(model *m)
 {
     bool show = isatty(STDERR_FILENO) && m->file->size > (256u << 20);
     return model_prefault(m, show ? show_progress : NULL, (void *)m);

@@ -71,11 +71,12 @@ ALWAYS_INLINE __m256i fifth_bits(const uint8_t *p)
 // into chunks of GEMM_CHUNK values whose float sums are added in order; every shape of tile,
 // the single dot included, does each pair's arithmetic the same way.
 
-enum legacy_kind { KIND_Q4_0, KIND_Q5_0, KIND_Q8_0, KIND_IQ4_NL };
+// KIND_Q4_0_PACKED: Q4_0 rows in the packed layout of pack_q4_0.
+enum legacy_kind { KIND_Q4_0, KIND_Q5_0, KIND_Q8_0, KIND_IQ4_NL, KIND_Q4_0_PACKED };
 
 static const int legacy_sizes[] = {sizeof(block_q4_0), sizeof(block_q5_0), sizeof(block_q8_0),
-                                   sizeof(block_iq4_nl)};
-static const int legacy_offsets[] = {8, 16, 128, 128};
+                                   sizeof(block_iq4_nl), sizeof(block_q4_0)};
+static const int legacy_offsets[] = {8, 16, 128, 128, 8};
 
 enum {
     GEMM_STEP = 256,              // values per step
@@ -225,10 +226,59 @@ ALWAYS_INLINE void gemm_fifth_bits(__m512i dqh, __m512i x[4])
         x[q] = _mm512_or_si512(x[q], _mm512_maskz_set1_epi8((__mmask64)masks[q], 16));
 }
 
+// The packed Q4_0 layout: every whole group of eight blocks of a row (144 bytes) is stored
+// as the operands' bytes, in the order gemm_nibbles makes them (raw0: for i = 0..3 codes
+// 0..7 of block i then of block 4 + i; raw1: codes 8..15 likewise), then the eight half
+// scales in the order 0, 4, 1, 5, 2, 6, 3, 7. Blocks after the last whole group stay as they
+// are. Rows keep their size, so row offsets do not change; the loads need no permutes.
+static void pack_q4_0(const void *row, void *dst, int64_t n)
+{
+    static const int d_order[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+    const block_q4_0 *b = row;
+    uint8_t *out = dst;
+    int64_t nb = n / QK4_0, g = 0;
+    for (; g + 8 <= nb; g += 8, out += 8 * sizeof(block_q4_0)) {
+        const block_q4_0 *x = b + g;
+        uint8_t tmp[8 * sizeof(block_q4_0)];
+        for (int i = 0; i < 4; i++) {
+            memcpy(tmp + 16 * i, x[i].qs, 8);
+            memcpy(tmp + 16 * i + 8, x[4 + i].qs, 8);
+            memcpy(tmp + 64 + 16 * i, x[i].qs + 8, 8);
+            memcpy(tmp + 64 + 16 * i + 8, x[4 + i].qs + 8, 8);
+        }
+        for (int i = 0; i < 8; i++)
+            memcpy(tmp + 128 + 2 * i, &x[d_order[i]].d, 2);
+        memcpy(out, tmp, sizeof tmp);
+    }
+    memmove(out, b + g, (size_t)(nb - g) * sizeof(block_q4_0));
+}
+
+// Eight packed Q4_0 blocks: the same operands and scales gemm_weights makes from the plain
+// layout.
+ALWAYS_INLINE gemm_ops gemm_q4_0_packed(const uint8_t *p)
+{
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    __m512i raw0 = _mm512_loadu_si512((const void *)p), raw1 = _mm512_loadu_si512((const void *)(p + 64));
+    gemm_ops s;
+    s.x[0] = _mm512_and_si512(raw0, low4);
+    s.x[1] = _mm512_and_si512(raw1, low4);
+    s.x[2] = _mm512_and_si512(_mm512_srli_epi16(raw0, 4), low4);
+    s.x[3] = _mm512_and_si512(_mm512_srli_epi16(raw1, 4), low4);
+    __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 128)));
+    s.d = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7),
+                                _mm512_castps256_ps512(d8));
+    return s;
+}
+
 // Eight weight blocks of kind from p (nblk present): codes made unsigned by the kind's
 // offset, and scales.
 ALWAYS_INLINE gemm_ops gemm_weights(const uint8_t *p, int nblk, enum legacy_kind kind)
 {
+    if (kind == KIND_Q4_0_PACKED) {
+        if (nblk == 8)
+            return gemm_q4_0_packed(p);
+        kind = KIND_Q4_0; // the blocks after the last whole group are plain
+    }
     gemm_ops s;
     if (kind == KIND_Q8_0) {
         s = gemm_q8_0_blocks(p, nblk);
@@ -442,6 +492,12 @@ static void gemm_q4_0_q8_0(const void *w, size_t ws, int64_t rows, const void *a
                            int64_t n_act, int64_t n, float *y, int64_t ldy)
 {
     gemm_legacy(w, ws, rows, act, as, n_act, n, y, ldy, KIND_Q4_0);
+}
+
+static void gemm_q4_0_packed_q8_0(const void *w, size_t ws, int64_t rows, const void *act,
+                                  size_t as, int64_t n_act, int64_t n, float *y, int64_t ldy)
+{
+    gemm_legacy(w, ws, rows, act, as, n_act, n, y, ldy, KIND_Q4_0_PACKED);
 }
 
 static float dot_q4_0_q8_0(const void *w, const void *a, int64_t n)
@@ -1295,7 +1351,8 @@ const kernel_type_ops kernel_avx512_type_ops[TENSOR_TYPE_COUNT] = {
     // Zen 4, which made 512-bit F16 dots slower than 256-bit ones there (bench_kernels); a
     // register-tiled F16 kernel was slower still.
     [TENSOR_TYPE_BF16] = {.dot = dot_bf16_bf16, .dot_x4 = dot_bf16_bf16_x4},
-    [TENSOR_TYPE_Q4_0] = {.dot = dot_q4_0_q8_0, .gemm = gemm_q4_0_q8_0},
+    [TENSOR_TYPE_Q4_0] = {.dot = dot_q4_0_q8_0, .gemm = gemm_q4_0_q8_0, .pack = pack_q4_0,
+                          .gemm_packed = gemm_q4_0_packed_q8_0},
     [TENSOR_TYPE_Q4_1] = {.dot = dot_q4_1_q8_1, .dot_x4 = dot_q4_1_q8_1_x4},
     [TENSOR_TYPE_Q5_0] = {.dot = dot_q5_0_q8_0, .gemm = gemm_q5_0_q8_0},
     [TENSOR_TYPE_Q5_1] = {.dot = dot_q5_1_q8_1, .dot_x4 = dot_q5_1_q8_1_x4},

@@ -305,6 +305,35 @@ void kernel_matmul(uint32_t weight_type, const void *w, int64_t n, int64_t r0, i
                           ldy);
 }
 
+bool kernel_packs(uint32_t weight_type)
+{
+    const kernel_type_ops *ops = kernel_variant_type_ops(kernel_variant_active(), weight_type,
+                                                         false);
+    return ops && ops->pack && ops->gemm_packed;
+}
+
+void kernel_pack_rows(uint32_t weight_type, const void *src, void *dst, int64_t rows, int64_t n)
+{
+    const kernel_type_ops *ops = kernel_variant_type_ops(kernel_variant_active(), weight_type,
+                                                         false);
+    uint64_t w_bytes = 0;
+    tensor_row_size(weight_type, (uint64_t)n, &w_bytes);
+    for (int64_t r = 0; r < rows; r++)
+        ops->pack((const uint8_t *)src + (size_t)r * w_bytes, (uint8_t *)dst + (size_t)r * w_bytes,
+                  n);
+}
+
+void kernel_matmul_packed(uint32_t weight_type, const void *w, int64_t n, int64_t r0, int64_t r1,
+                          const void *act, int64_t n_act, float *y, int64_t ldy)
+{
+    const kernel_type_ops *ops = kernel_variant_type_ops(kernel_variant_active(), weight_type,
+                                                         false);
+    uint64_t w_bytes = 0;
+    tensor_row_size(weight_type, (uint64_t)n, &w_bytes);
+    ops->gemm_packed((const uint8_t *)w + (size_t)r0 * w_bytes, (size_t)w_bytes, r1 - r0, act,
+                     kernel_act_row_size(weight_type, n), n_act, n, y + r0, ldy);
+}
+
 float kernel_dot_f32(const float *a, const float *b, int64_t n)
 {
     return kernel_variant_float_ops(kernel_variant_active())->dot_f32(a, b, n);

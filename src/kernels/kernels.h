@@ -41,6 +41,16 @@ float kernel_dot(uint32_t weight_type, const void *w_row, const void *act_row, i
 void kernel_matmul(uint32_t weight_type, const void *w, int64_t n, int64_t r0, int64_t r1,
                    const void *act, int64_t n_act, float *y, int64_t ldy);
 
+// Packed weights: the active variant may read rows of some types faster from a layout of
+// its own, made once at load (the same bytes per row, so sizes and row offsets do not
+// change). kernel_packs tells whether it has one for weight_type; kernel_pack_rows converts
+// `rows` rows of n values from src to dst (src == dst allowed); kernel_matmul_packed is
+// kernel_matmul over packed rows, with exactly the same results.
+bool kernel_packs(uint32_t weight_type);
+void kernel_pack_rows(uint32_t weight_type, const void *src, void *dst, int64_t rows, int64_t n);
+void kernel_matmul_packed(uint32_t weight_type, const void *w, int64_t n, int64_t r0, int64_t r1,
+                          const void *act, int64_t n_act, float *y, int64_t ldy);
+
 // Float helpers for attention and norms (SIMD where the CPU has it).
 float kernel_dot_f32(const float *a, const float *b, int64_t n);
 float kernel_dot_f32_f16(const float *a, const uint16_t *b_half, int64_t n);

@@ -43,6 +43,11 @@ typedef struct kernel_type_ops {
     kernel_tile_fn tile;     // NULL: the matrix product uses dot_x4 or dot
     int tile_rows, tile_acts;
     kernel_gemm_fn gemm;     // when set, the matrix product is this call
+    // A layout of the type's rows of the variant's own, made once at load by pack (one row
+    // of n values, the same bytes per row); gemm_packed is the product over packed rows and
+    // gives exactly what gemm gives over plain ones. NULL: the variant reads plain rows.
+    void (*pack)(const void *row, void *dst, int64_t n);
+    kernel_gemm_fn gemm_packed;
 } kernel_type_ops;
 
 typedef struct kernel_float_ops {

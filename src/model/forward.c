@@ -325,8 +325,9 @@ static void matmul_worker(void *ctx, int ith, int nth)
         int64_t rows = (int64_t)it->w->n_out;
         int64_t r0 = rows * ith / nth, r1 = rows * (ith + 1) / nth;
         if (r0 < r1)
-            kernel_matmul(it->w->type, it->w->data, (int64_t)it->w->n_in, r0, r1, s->act[it->act],
-                          (int64_t)job->n_tok, it->y, (int64_t)it->ldy);
+            (it->w->packed ? kernel_matmul_packed : kernel_matmul)(
+                it->w->type, it->w->data, (int64_t)it->w->n_in, r0, r1, s->act[it->act],
+                (int64_t)job->n_tok, it->y, (int64_t)it->ldy);
     }
 }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Model loading: reads the hyper-parameters, binds every weight to its place in the mapping
 // and checks shapes and types against the hyper-parameters, so the forward pass can trust
-// them. Nothing is copied; the gguf_file stays open for the model's lifetime.
+// them. The gguf_file stays open for the model's lifetime; model_prefault makes it resident
+// and moves the matrices the kernels read packed into a layout of their own.
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -218,12 +219,74 @@ void model_free(model *m)
 {
     if (!m)
         return;
+    if (m->packed)
+        munmap(m->packed, m->packed_bytes);
     gguf_close(m->file);
     garlic_free(m->layers);
     garlic_free(m);
 }
 
-double model_prefault(const model *m, void (*progress)(void *ctx, int percent), void *ctx)
+enum { MAX_PACKED = 7 }; // matrices per layer
+
+// The matrices pack_weights may pack: every layer's projections and the output matrix
+// unless it is the token embedding (whose rows the embedding lookup reads as they are).
+static int packable(model *m, uint32_t l, model_tensor *out[MAX_PACKED])
+{
+    if (l == m->hp.n_layer) {
+        out[0] = &m->output;
+        return m->output.data != m->token_embd.data ? 1 : 0;
+    }
+    model_layer *L = &m->layers[l];
+    model_tensor *t[MAX_PACKED] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    memcpy(out, t, sizeof t);
+    return MAX_PACKED;
+}
+
+static uint64_t tensor_bytes(const model_tensor *t)
+{
+    uint64_t row = 0;
+    tensor_row_size(t->type, t->n_in, &row);
+    return row * t->n_out;
+}
+
+// Packs the matrices the kernels read packed into one anonymous mapping, each at a multiple
+// of 64 bytes, dropping each one's whole pages of the file mapping after its copy.
+static void pack_weights(model *m)
+{
+    if (m->packed)
+        return;
+    uint64_t total = 0, page = (uint64_t)sysconf(_SC_PAGESIZE);
+    for (uint32_t l = 0; l <= m->hp.n_layer; l++) {
+        model_tensor *t[MAX_PACKED];
+        for (int i = packable(m, l, t) - 1; i >= 0; i--)
+            if (kernel_packs(t[i]->type))
+                total += (tensor_bytes(t[i]) + 63) / 64 * 64;
+    }
+    if (total == 0)
+        return;
+    void *buf = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED)
+        return;
+    uint8_t *at = buf;
+    for (uint32_t l = 0; l <= m->hp.n_layer; l++) {
+        model_tensor *t[MAX_PACKED];
+        for (int i = 0, n = packable(m, l, t); i < n; i++) {
+            if (!kernel_packs(t[i]->type))
+                continue;
+            uint64_t bytes = tensor_bytes(t[i]);
+            kernel_pack_rows(t[i]->type, t[i]->data, at, (int64_t)t[i]->n_out, (int64_t)t[i]->n_in);
+            uintptr_t from = ((uintptr_t)t[i]->data + page - 1) / page * page;
+            uintptr_t to = ((uintptr_t)t[i]->data + bytes) / page * page;
+            if (to > from)
+                madvise((void *)from, to - from, MADV_DONTNEED);
+            t[i]->data = at, t[i]->packed = true;
+            at += (bytes + 63) / 64 * 64;
+        }
+    }
+    m->packed = buf, m->packed_bytes = total;
+}
+
+double model_prefault(model *m, void (*progress)(void *ctx, int percent), void *ctx)
 {
     double t0 = garlic_now();
     const volatile uint8_t *base = m->file->base;
@@ -238,8 +301,9 @@ double model_prefault(const model *m, void (*progress)(void *ctx, int percent), 
             progress(ctx, pct);
         last = pct;
     }
+    (void)sink;
+    pack_weights(m);
     if (progress)
         progress(ctx, 100);
-    (void)sink;
     return garlic_now() - t0;
 }

@@ -53,10 +53,11 @@ typedef struct model_hparams {
 } model_hparams;
 
 typedef struct model_tensor {
-    const void *data;  // rows of n_in values, contiguous, inside the mapping
+    const void *data;  // rows of n_in values, contiguous, inside the mapping (or packed)
     uint32_t type;     // tensor_type
     uint64_t n_in;     // ne[0]: values per row
     uint64_t n_out;    // ne[1]: rows
+    bool packed;       // data is in the kernels' packed layout (kernel_pack_rows)
 } model_tensor;
 
 typedef struct model_layer {
@@ -77,6 +78,8 @@ typedef struct model {
     model_tensor output;      // (dim x n_vocab); token_embd when tied
     const float *rope_freqs;  // (n_rot / 2) per-pair divisors, or NULL
     model_layer *layers;      // (n_layer)
+    void *packed;             // the packed copies of weights (model_prefault), or NULL
+    size_t packed_bytes;
 } model;
 
 // Opens and validates a model: the architecture is known, every required tensor exists with
@@ -86,9 +89,13 @@ model *model_load(const char *path, garlic_error *err);
 void model_free(model *m);
 
 // Reads one byte of every page of the model's mapping (after MADV_WILLNEED), so the weights
-// are resident before the first request and a load's memory is what it will stay.
-// progress (may be NULL) gets the percentage done every 5 %. Returns the seconds it took.
-double model_prefault(const model *m, void (*progress)(void *ctx, int percent), void *ctx);
+// are resident before the first request and a load's memory is what it will stay. Then the
+// matrices whose type the kernels read faster packed (kernel_packs) are packed, one at a
+// time, into memory of the model's own, and their pages of the mapping are dropped: each
+// weight is held once, and the total stays the file's size. (Without memory for the copy,
+// the weights stay as they are.) progress (may be NULL) gets the percentage done every 5 %.
+// Returns the seconds it took.
+double model_prefault(model *m, void (*progress)(void *ctx, int percent), void *ctx);
 
 typedef struct model_state model_state;
 

@@ -747,6 +747,54 @@ static void check_exp_ops(test_rng *rng, kernel_variant v, int64_t n)
     free(x), free(e), free(g), free(u);
 }
 
+// Packed rows (the active variant's own layout, where it has one) give exactly the plain
+// rows' products: row lengths with and without leftover blocks, 1 to 13 activation rows,
+// row ranges that start anywhere; packing in place gives the same bytes.
+static void test_packed_matmul(void **state)
+{
+    (void)state;
+    test_rng rng;
+    test_rng_seed(&rng, 45);
+    int checked = 0;
+    for (uint32_t type = 0; type < TENSOR_TYPE_COUNT; type++) {
+        if (!kernel_supports(type) || !kernel_packs(type))
+            continue;
+        const tensor_type_traits *tr = tensor_type_get(type);
+        const int64_t lengths[] = {256, 288, 2048, 2080, 4096 + 224};
+        for (int l = 0; l < 5; l++) {
+            int64_t n = lengths[l] / tr->block_size * tr->block_size, rows = 37;
+            uint64_t row_bytes = 0;
+            tensor_row_size(type, (uint64_t)n, &row_bytes);
+            uint8_t *w = malloc((size_t)(row_bytes * rows)), *pw = malloc((size_t)(row_bytes * rows));
+            size_t as = kernel_act_row_size(type, n);
+            uint8_t *act = malloc(as * 13);
+            float *x = malloc((size_t)n * sizeof *x);
+            float *y0 = calloc((size_t)(rows * 13), sizeof *y0), *y1 = calloc((size_t)(rows * 13), sizeof *y1);
+            assert_true(w && pw && act && x && y0 && y1);
+            fill_weights(&rng, type, 1, w, rows * n); // every code and nibble pattern
+            for (int b = 0; b < 13; b++) {
+                fill_normal(&rng, x, n);
+                kernel_act_convert(type, x, act + (size_t)b * as, n);
+            }
+            kernel_pack_rows(type, w, pw, rows, n);
+            for (int64_t n_act = 1; n_act <= 13; n_act += 3) {
+                for (int64_t r0 = 0; r0 < rows; r0 += 11) {
+                    int64_t r1 = r0 + 11 < rows ? r0 + 11 : rows;
+                    kernel_matmul(type, w, n, r0, r1, act, n_act, y0, rows);
+                    kernel_matmul_packed(type, pw, n, r0, r1, act, n_act, y1, rows);
+                }
+                assert_memory_equal(y0, y1, (size_t)(rows * n_act) * sizeof *y0);
+            }
+            kernel_pack_rows(type, w, w, rows, n); // in place
+            assert_memory_equal(w, pw, (size_t)(row_bytes * rows));
+            free(w), free(pw), free(act), free(x), free(y0), free(y1);
+            checked++;
+        }
+    }
+    if (!checked)
+        print_message("skipped: the kernels of this CPU read no packed layout\n");
+}
+
 static void test_float_helpers(void **state)
 {
     (void)state;
@@ -784,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_ref_vs_dequantized),
         cmocka_unit_test(test_variants_vs_ref),
         cmocka_unit_test(test_matmul_vs_dot),
+        cmocka_unit_test(test_packed_matmul),
         cmocka_unit_test(test_float_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
