@@ -71,12 +71,12 @@ ALWAYS_INLINE __m256i fifth_bits(const uint8_t *p)
 // into chunks of GEMM_CHUNK values whose float sums are added in order; every shape of tile,
 // the single dot included, does each pair's arithmetic the same way.
 
-// KIND_Q4_0_PACKED: Q4_0 rows in the packed layout of pack_q4_0.
-enum legacy_kind { KIND_Q4_0, KIND_Q5_0, KIND_Q8_0, KIND_IQ4_NL, KIND_Q4_0_PACKED };
+// KIND_Q4_0_PACKED, KIND_Q8_0_PACKED: rows in the packed layouts of pack_q4_0, pack_q8_0.
+enum legacy_kind { KIND_Q4_0, KIND_Q5_0, KIND_Q8_0, KIND_IQ4_NL, KIND_Q4_0_PACKED, KIND_Q8_0_PACKED };
 
 static const int legacy_sizes[] = {sizeof(block_q4_0), sizeof(block_q5_0), sizeof(block_q8_0),
-                                   sizeof(block_iq4_nl), sizeof(block_q4_0)};
-static const int legacy_offsets[] = {8, 16, 128, 128, 8};
+                                   sizeof(block_iq4_nl), sizeof(block_q4_0), sizeof(block_q8_0)};
+static const int legacy_offsets[] = {8, 16, 128, 128, 8, 128};
 
 enum {
     GEMM_STEP = 256,              // values per step
@@ -253,6 +253,49 @@ static void pack_q4_0(const void *row, void *dst, int64_t n)
     memmove(out, b + g, (size_t)(nb - g) * sizeof(block_q4_0));
 }
 
+// The packed Q8_0 layout: every whole group of eight blocks of a row (272 bytes) is stored
+// as the four operands gemm_weights makes (codes made unsigned, 256 bytes), then the eight
+// half scales in the order 0, 4, 1, 5, 2, 6, 3, 7; blocks after the last whole group stay.
+static void pack_q8_0(const void *row, void *dst, int64_t n)
+{
+    static const int d_order[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+    const uint8_t *src = row;
+    uint8_t *out = dst;
+    int64_t nb = n / QK8_0, g = 0;
+    for (; g + 8 <= nb; g += 8) {
+        const uint8_t *p = src + (size_t)g * sizeof(block_q8_0);
+        gemm_ops v = gemm_q8_0_blocks(p, 8);
+        uint8_t tmp[8 * sizeof(block_q8_0)];
+        for (int i = 0; i < 4; i++)
+            _mm512_storeu_si512((void *)(tmp + 64 * i),
+                                _mm512_xor_si512(v.x[i], _mm512_set1_epi8((char)0x80)));
+        for (int i = 0; i < 8; i++)
+            memcpy(tmp + 256 + 2 * i, p + (size_t)d_order[i] * sizeof(block_q8_0), 2);
+        memcpy(out + (size_t)g * sizeof(block_q8_0), tmp, sizeof tmp);
+    }
+    memmove(out + (size_t)g * sizeof(block_q8_0), src + (size_t)g * sizeof(block_q8_0),
+            (size_t)(nb - g) * sizeof(block_q8_0));
+}
+
+// The eight scales stored at p in the order 0, 4, 1, 5, 2, 6, 3, 7, spread over their lanes.
+ALWAYS_INLINE __m512 packed_scales(const uint8_t *p)
+{
+    __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7),
+                                 _mm512_castps256_ps512(d8));
+}
+
+// Eight packed Q8_0 blocks.
+ALWAYS_INLINE gemm_ops gemm_q8_0_packed(const uint8_t *p)
+{
+    gemm_ops s;
+#pragma GCC unroll 8
+    for (int i = 0; i < 4; i++)
+        s.x[i] = _mm512_loadu_si512((const void *)(p + 64 * i));
+    s.d = packed_scales(p + 256);
+    return s;
+}
+
 // Eight packed Q4_0 blocks: the same operands and scales gemm_weights makes from the plain
 // layout.
 ALWAYS_INLINE gemm_ops gemm_q4_0_packed(const uint8_t *p)
@@ -264,9 +307,7 @@ ALWAYS_INLINE gemm_ops gemm_q4_0_packed(const uint8_t *p)
     s.x[1] = _mm512_and_si512(raw1, low4);
     s.x[2] = _mm512_and_si512(_mm512_srli_epi16(raw0, 4), low4);
     s.x[3] = _mm512_and_si512(_mm512_srli_epi16(raw1, 4), low4);
-    __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 128)));
-    s.d = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7),
-                                _mm512_castps256_ps512(d8));
+    s.d = packed_scales(p + 128);
     return s;
 }
 
@@ -278,6 +319,11 @@ ALWAYS_INLINE gemm_ops gemm_weights(const uint8_t *p, int nblk, enum legacy_kind
         if (nblk == 8)
             return gemm_q4_0_packed(p);
         kind = KIND_Q4_0; // the blocks after the last whole group are plain
+    }
+    if (kind == KIND_Q8_0_PACKED) {
+        if (nblk == 8)
+            return gemm_q8_0_packed(p);
+        kind = KIND_Q8_0;
     }
     gemm_ops s;
     if (kind == KIND_Q8_0) {
@@ -524,6 +570,12 @@ static void gemm_q8_0_q8_0(const void *w, size_t ws, int64_t rows, const void *a
                            int64_t n_act, int64_t n, float *y, int64_t ldy)
 {
     gemm_legacy(w, ws, rows, act, as, n_act, n, y, ldy, KIND_Q8_0);
+}
+
+static void gemm_q8_0_packed_q8_0(const void *w, size_t ws, int64_t rows, const void *act,
+                                  size_t as, int64_t n_act, int64_t n, float *y, int64_t ldy)
+{
+    gemm_legacy(w, ws, rows, act, as, n_act, n, y, ldy, KIND_Q8_0_PACKED);
 }
 
 static float dot_q8_0_q8_0(const void *w, const void *a, int64_t n)
@@ -1356,7 +1408,8 @@ const kernel_type_ops kernel_avx512_type_ops[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_Q4_1] = {.dot = dot_q4_1_q8_1, .dot_x4 = dot_q4_1_q8_1_x4},
     [TENSOR_TYPE_Q5_0] = {.dot = dot_q5_0_q8_0, .gemm = gemm_q5_0_q8_0},
     [TENSOR_TYPE_Q5_1] = {.dot = dot_q5_1_q8_1, .dot_x4 = dot_q5_1_q8_1_x4},
-    [TENSOR_TYPE_Q8_0] = {.dot = dot_q8_0_q8_0, .gemm = gemm_q8_0_q8_0},
+    [TENSOR_TYPE_Q8_0] = {.dot = dot_q8_0_q8_0, .gemm = gemm_q8_0_q8_0, .pack = pack_q8_0,
+                          .gemm_packed = gemm_q8_0_packed_q8_0},
     [TENSOR_TYPE_Q2_K] = {.dot = dot_q2_k_q8_k, .tile = tile_q2_k_q8_k,
                           .tile_rows = KQ_ROWS, .tile_acts = KQ_ACTS},
     [TENSOR_TYPE_Q3_K] = {.dot = dot_q3_k_q8_k, .tile = tile_q3_k_q8_k,

@@ -337,16 +337,11 @@ static void test_batch_equals_sequential(void **state)
 // the logits of the plain ones, for a prompt and for decoding steps; rows of 9 and 25 blocks
 // hold whole groups of eight and leftover blocks. The file's pages of a packed matrix are
 // dropped, not the model's other data.
-static void test_packed_equals_plain(void **state)
+static void check_packed_equals_plain(uint32_t type)
 {
-    (void)state;
-    if (!kernel_packs(TENSOR_TYPE_Q4_0)) {
-        print_message("skipped: the kernels of this CPU read no packed layout\n");
-        return;
-    }
     synth_params p;
     synth_params_default(&p);
-    p.type = TENSOR_TYPE_Q4_0, p.dim = 288, p.ffn = 800, p.n_head = 8, p.n_head_kv = 2;
+    p.type = type, p.dim = 288, p.ffn = 800, p.n_head = 8, p.n_head_kv = 2;
     p.tied = false;
     garlic_error err;
     const char *path = test_temp_path("packed.gguf");
@@ -381,6 +376,19 @@ static void test_packed_equals_plain(void **state)
     model_state_free(b);
     model_free(plain);
     model_free(packed);
+}
+
+static void test_packed_equals_plain(void **state)
+{
+    (void)state;
+    const uint32_t types[] = {TENSOR_TYPE_Q4_0, TENSOR_TYPE_Q8_0};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        if (kernel_packs(types[i]))
+            check_packed_equals_plain(types[i]);
+        else
+            print_message("skipped for %s: the kernels of this CPU do not pack it\n",
+                          tensor_type_get(types[i])->name);
+    }
 }
 
 // The decode step allocates nothing: every allocation made while it runs would fail.
