@@ -6,7 +6,8 @@
 # bandwidth (bench_bandwidth) gives each model's decoding bound, and bench/report.py prints
 # the fraction reached. When LLAMA_BENCH names a llama-bench binary (a peer built outside
 # this repository), it runs on the same file right after garlic and the ratios are printed
-# (needs python3); stories260K from ../shared is the overhead-bound case. Then batched
+# (needs python3); stories260K from ../shared is the overhead-bound case. bench_peak's float
+# multiply-add peak gives float models' prompt-processing bound, printed as a fraction too. Then batched
 # decoding through the server's scheduler (`garlic bench --streams`, 1 to 16 streams of a
 # 128-token prompt and 64 generated tokens) and the prefix cache's time to first token on the
 # Q4_0 model; LLAMA_BATCHED_BENCH names llama-batched-bench for the same run side by side.
@@ -16,12 +17,16 @@ types=${BENCH_TYPES:-F16 Q8_0 Q4_0 Q4_K}
 threads=${BENCH_THREADS:-2}
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; $(./garlic version)"
 bandwidth=0
+float_peak=0
 for b in "$build"/bench/bench_*; do
   [ -x "$b" ] || continue
   echo "== ${b##*/}"
   if [ "${b##*/}" = bench_bandwidth ]; then
     out=$(BENCH_THREADS=$threads "$b"); echo "$out"
     bandwidth=$(echo "$out" | sed -n 's/^read bandwidth: \([0-9.]*\) GB.*/\1/p')
+  elif [ "${b##*/}" = bench_peak ]; then
+    out=$(BENCH_THREADS=$threads "$b"); echo "$out"
+    float_peak=$(echo "$out" | sed -n 's/^float peak: \([0-9.]*\) GFLOP.*/\1/p')
   else
     "$b"
   fi
@@ -36,7 +41,7 @@ bench_model() {
     "$LLAMA_BENCH" -m "$2" -p 512 -n 128 -r "$3" -t "$threads" -o json > "$build/bench/peer.json" 2>/dev/null
     peer=$build/bench/peer.json
   fi
-  bench/report.py "$1" "$build/bench/garlic.json" "$build/bench/show.json" "$4" $peer
+  bench/report.py "$1" "$build/bench/garlic.json" "$build/bench/show.json" "$4" "$peer" "${float_peak:-0}"
 }
 echo "== garlic bench -p 512 -n 128 -r 3 -t $threads (tg vs the bandwidth bound: $bandwidth GB/s)"
 for t in $types; do

@@ -735,15 +735,15 @@ static void check_exp_ops(test_rng *rng, kernel_variant v, int64_t n)
             fail_msg("%s swiglu n=%lld i=%lld silu(%.9g) * %.9g: %.9g vs %.9g",
                      kernel_variant_label(v), (long long)n, (long long)i, x[i], u[i], g[i], want);
     }
-    float ends[4] = {-200.0f, 200.0f, NAN, 0.0f};
-    float one_up[4] = {1, 1, 1, 1};
-    memcpy(g, ends, sizeof ends);
-    ops->swiglu_f32(g, one_up, 4);
-    assert_true(g[0] == 0.0f && g[1] == 200.0f && isnan(g[2]) && g[3] == 0.0f);
-    memcpy(e, ends, sizeof ends);
-    ops->exp_sum_f32(e, 4, 0.0f);
-    assert_true(e[0] >= 0.0f && e[0] < 1e-36f && e[3] == 1.0f && isnan(e[2]));
-    assert_true(isinf(e[1]));
+    const float ends[4] = {-200.0f, 200.0f, NAN, 0.0f}, one_up[4] = {1, 1, 1, 1};
+    float ge[4], ee[4];
+    memcpy(ge, ends, sizeof ends);
+    ops->swiglu_f32(ge, one_up, 4);
+    assert_true(ge[0] == 0.0f && ge[1] == 200.0f && isnan(ge[2]) && ge[3] == 0.0f);
+    memcpy(ee, ends, sizeof ends);
+    ops->exp_sum_f32(ee, 4, 0.0f);
+    assert_true(ee[0] >= 0.0f && ee[0] < 1e-36f && ee[3] == 1.0f && isnan(ee[2]));
+    assert_true(isinf(ee[1]));
     free(x), free(e), free(g), free(u);
 }
 
