@@ -782,10 +782,11 @@ ALWAYS_INLINE __m256i q3_codes(__m256i raw, __m256i hm, int h, int j)
 // float scales. A tile unpacks each of its rows' blocks once for all its activation rows.
 // Every pair does the same arithmetic in any tile shape, so results equal the single dot.
 
-enum kq_kind { KQ_Q2_K, KQ_Q3_K, KQ_Q4_K, KQ_Q5_K, KQ_Q6_K };
+// KQ_Q4_K_PACKED: Q4_K rows in the packed layout of pack_q4_k.
+enum kq_kind { KQ_Q2_K, KQ_Q3_K, KQ_Q4_K, KQ_Q5_K, KQ_Q6_K, KQ_Q4_K_PACKED };
 
 static const size_t kq_sizes[] = {sizeof(block_q2_k), sizeof(block_q3_k), sizeof(block_q4_k),
-                                  sizeof(block_q5_k), sizeof(block_q6_k)};
+                                  sizeof(block_q5_k), sizeof(block_q6_k), sizeof(block_q4_k)};
 
 enum { KQ_ROWS = 1, KQ_ACTS = 8 };
 
@@ -801,6 +802,26 @@ ALWAYS_INLINE kq_block kq_unpack(const uint8_t *p, enum kq_kind kind)
 {
     kq_block k;
     switch (kind) {
+    case KQ_Q4_K_PACKED: {
+        // As Q4_K; byte i of codes pair j (64 bytes) holds value 128j + i in its low nibble
+        // and value 128j + 64 + i in its high one, so one load and three operations give two
+        // chunks.
+        const block_q4_k *blk = (const block_q4_k *)p;
+        __m512i sc;
+        k4_unpack(blk->scales, &sc, &k.m16);
+        const __m512i low4 = _mm512_set1_epi8(0x0F);
+#pragma GCC unroll 8
+        for (int j = 0; j < 2; j++) {
+            __m512i raw = _mm512_loadu_si512((const void *)(blk->qs + 64 * j));
+            k.q[2 * j] = _mm512_and_si512(raw, low4);
+            k.q[2 * j + 1] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+        }
+#pragma GCC unroll 8
+        for (int c = 0; c < 4; c++)
+            k.scv[c] = scales_2x16v(sc, 2 * c);
+        k.d = half(blk->d), k.d_b = -half(blk->dmin);
+        return k;
+    }
     case KQ_Q4_K:
     case KQ_Q5_K: {
         // x = d * sc * q - dmin * m per sub-block of 32.
@@ -999,6 +1020,49 @@ static float dot_q3_k_q8_k(const void *w, const void *a, int64_t n)
     float out = 0.0f;
     tile_q3_k_q8_k(w, 0, 1, a, 0, 1, n, &out, 0);
     return out;
+}
+
+// The packed Q4_K layout: d, dmin and the scales as stored; the 128 code bytes rearranged so
+// that byte i of pair j (j = 0, 1; 64 bytes each) holds value 128j + i (low nibble) and
+// value 128j + 64 + i (high nibble). Rows keep their size.
+static void pack_q4_k(const void *row, void *dst, int64_t n)
+{
+    const block_q4_k *src = row;
+    block_q4_k *out = dst;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        block_q4_k blk = src[b];
+        uint8_t codes[QK_K];
+        for (int c = 0; c < 4; c++)
+            for (int i = 0; i < 32; i++) {
+                codes[64 * c + i] = blk.qs[32 * c + i] & 0x0F;
+                codes[64 * c + 32 + i] = blk.qs[32 * c + i] >> 4;
+            }
+        for (int j = 0; j < 2; j++)
+            for (int i = 0; i < 64; i++)
+                blk.qs[64 * j + i] = (uint8_t)(codes[128 * j + i] | codes[128 * j + 64 + i] << 4);
+        out[b] = blk;
+    }
+}
+
+// The product over packed Q4_K rows, as kernels.c's tiled loop does it over plain ones:
+// panels of rows, tiles of KQ_ACTS activation rows, one weight row at a time.
+static void gemm_q4_k_packed_q8_k(const void *w, size_t ws, int64_t rows, const void *act,
+                                  size_t as, int64_t n_act, int64_t n, float *y, int64_t ldy)
+{
+    static_assert(KQ_ROWS == 1, "one row per tile");
+    enum { PANEL_BYTES_K = 256 << 10 };
+    const uint8_t *wb = w, *ab = act;
+    int64_t panel = (int64_t)(PANEL_BYTES_K / (ws ? ws : 1));
+    panel = panel < 1 ? 1 : panel;
+    for (int64_t p0 = 0; p0 < rows; p0 += panel) {
+        int64_t p1 = p0 + panel < rows ? p0 + panel : rows;
+        for (int64_t b = 0; b < n_act; b += KQ_ACTS) {
+            int nc = (int)(n_act - b < KQ_ACTS ? n_act - b : KQ_ACTS);
+            for (int64_t r = p0; r < p1; r++)
+                kq_tile_any(wb + (size_t)r * ws, ws, 1, ab + (size_t)b * as, as, nc, n,
+                            y + b * ldy + r, ldy, KQ_Q4_K_PACKED);
+        }
+    }
 }
 
 static void tile_q4_k_q8_k(const void *w, size_t ws, int nr, const void *act, size_t as, int nc,
@@ -1414,7 +1478,8 @@ const kernel_type_ops kernel_avx512_type_ops[TENSOR_TYPE_COUNT] = {
                           .tile_rows = KQ_ROWS, .tile_acts = KQ_ACTS},
     [TENSOR_TYPE_Q3_K] = {.dot = dot_q3_k_q8_k, .tile = tile_q3_k_q8_k,
                           .tile_rows = KQ_ROWS, .tile_acts = KQ_ACTS},
-    [TENSOR_TYPE_Q4_K] = {.dot = dot_q4_k_q8_k, .tile = tile_q4_k_q8_k,
+    [TENSOR_TYPE_Q4_K] = {.dot = dot_q4_k_q8_k, .tile = tile_q4_k_q8_k, .pack = pack_q4_k,
+                          .gemm_packed = gemm_q4_k_packed_q8_k,
                           .tile_rows = KQ_ROWS, .tile_acts = KQ_ACTS},
     [TENSOR_TYPE_Q5_K] = {.dot = dot_q5_k_q8_k, .tile = tile_q5_k_q8_k,
                           .tile_rows = KQ_ROWS, .tile_acts = KQ_ACTS},

@@ -334,14 +334,12 @@ static void test_batch_equals_sequential(void **state)
 }
 
 // Packed weights (model_prefault packs the matrices the kernels read packed) give exactly
-// the logits of the plain ones, for a prompt and for decoding steps; rows of 9 and 25 blocks
-// hold whole groups of eight and leftover blocks. The file's pages of a packed matrix are
-// dropped, not the model's other data.
-static void check_packed_equals_plain(uint32_t type)
+// the logits of the plain ones, for a prompt and for decoding steps.
+static void check_packed_equals_plain(uint32_t type, uint32_t dim, uint32_t ffn)
 {
     synth_params p;
     synth_params_default(&p);
-    p.type = type, p.dim = 288, p.ffn = 800, p.n_head = 8, p.n_head_kv = 2;
+    p.type = type, p.dim = dim, p.ffn = ffn, p.n_head = 8, p.n_head_kv = 2;
     p.tied = false;
     garlic_error err;
     const char *path = test_temp_path("packed.gguf");
@@ -353,6 +351,7 @@ static void check_packed_equals_plain(uint32_t type)
     model_prefault(packed, NULL, NULL);
     model_prefault(packed, NULL, NULL); // a second call packs nothing again
     assert_true(packed->layers[0].wq.packed && packed->layers[1].w_down.packed);
+    assert_int_equal(packed->layers[1].w_down.type, type);
     assert_true(packed->output.packed && !packed->token_embd.packed);
     assert_false(plain->layers[0].wq.packed);
     uint32_t V = plain->hp.n_vocab;
@@ -381,10 +380,13 @@ static void check_packed_equals_plain(uint32_t type)
 static void test_packed_equals_plain(void **state)
 {
     (void)state;
-    const uint32_t types[] = {TENSOR_TYPE_Q4_0, TENSOR_TYPE_Q8_0};
+    // Q4_0 and Q8_0 rows of 9 and 25 blocks (whole groups of eight and leftovers); Q4_K
+    // rows of 1 and 3 super-blocks.
+    const uint32_t types[] = {TENSOR_TYPE_Q4_0, TENSOR_TYPE_Q8_0, TENSOR_TYPE_Q4_K};
+    const uint32_t dims[] = {288, 288, 256}, ffns[] = {800, 800, 768};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         if (kernel_packs(types[i]))
-            check_packed_equals_plain(types[i]);
+            check_packed_equals_plain(types[i], dims[i], ffns[i]);
         else
             print_message("skipped for %s: the kernels of this CPU do not pack it\n",
                           tensor_type_get(types[i])->name);
