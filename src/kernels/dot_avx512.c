@@ -1044,25 +1044,10 @@ static void pack_q4_k(const void *row, void *dst, int64_t n)
     }
 }
 
-// The product over packed Q4_K rows, as kernels.c's tiled loop does it over plain ones:
-// panels of rows, tiles of KQ_ACTS activation rows, one weight row at a time.
-static void gemm_q4_k_packed_q8_k(const void *w, size_t ws, int64_t rows, const void *act,
-                                  size_t as, int64_t n_act, int64_t n, float *y, int64_t ldy)
+static void tile_q4_k_packed_q8_k(const void *w, size_t ws, int nr, const void *act, size_t as,
+                                  int nc, int64_t n, float *y, int64_t ldy)
 {
-    static_assert(KQ_ROWS == 1, "one row per tile");
-    enum { PANEL_BYTES_K = 256 << 10 };
-    const uint8_t *wb = w, *ab = act;
-    int64_t panel = (int64_t)(PANEL_BYTES_K / (ws ? ws : 1));
-    panel = panel < 1 ? 1 : panel;
-    for (int64_t p0 = 0; p0 < rows; p0 += panel) {
-        int64_t p1 = p0 + panel < rows ? p0 + panel : rows;
-        for (int64_t b = 0; b < n_act; b += KQ_ACTS) {
-            int nc = (int)(n_act - b < KQ_ACTS ? n_act - b : KQ_ACTS);
-            for (int64_t r = p0; r < p1; r++)
-                kq_tile_any(wb + (size_t)r * ws, ws, 1, ab + (size_t)b * as, as, nc, n,
-                            y + b * ldy + r, ldy, KQ_Q4_K_PACKED);
-        }
-    }
+    kq_tile_any(w, ws, nr, act, as, nc, n, y, ldy, KQ_Q4_K_PACKED);
 }
 
 static void tile_q4_k_q8_k(const void *w, size_t ws, int nr, const void *act, size_t as, int nc,
@@ -1479,7 +1464,7 @@ const kernel_type_ops kernel_avx512_type_ops[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_Q3_K] = {.dot = dot_q3_k_q8_k, .tile = tile_q3_k_q8_k,
                           .tile_rows = KQ_ROWS, .tile_acts = KQ_ACTS},
     [TENSOR_TYPE_Q4_K] = {.dot = dot_q4_k_q8_k, .tile = tile_q4_k_q8_k, .pack = pack_q4_k,
-                          .gemm_packed = gemm_q4_k_packed_q8_k,
+                          .tile_packed = tile_q4_k_packed_q8_k,
                           .tile_rows = KQ_ROWS, .tile_acts = KQ_ACTS},
     [TENSOR_TYPE_Q5_K] = {.dot = dot_q5_k_q8_k, .tile = tile_q5_k_q8_k,
                           .tile_rows = KQ_ROWS, .tile_acts = KQ_ACTS},

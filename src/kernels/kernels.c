@@ -6,6 +6,8 @@
 // rows, which the loop here drives over panels of weight rows that stay in cache while every
 // activation row streams past; otherwise the loop tiles weight rows while groups of four
 // activation rows stream past them. Every weight byte comes from memory once per call.
+// Rows packed at load into a variant's own layout go through the same loop with the
+// variant's packed kernels (kernel_matmul_packed).
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -239,8 +241,8 @@ enum { PANEL_BYTES = 256 << 10 };
 // The product by the variant's register tiles: panels of weight rows, within a panel tiles
 // of tile_acts activation rows, within those tiles of tile_rows weight rows (leftover rows
 // one at a time).
-static void matmul_tiled(const kernel_type_ops *ops, const uint8_t *w, size_t w_bytes,
-                         int64_t n, int64_t r0, int64_t r1, const uint8_t *act,
+static void matmul_tiled(const kernel_type_ops *ops, kernel_tile_fn tile, const uint8_t *w,
+                         size_t w_bytes, int64_t n, int64_t r0, int64_t r1, const uint8_t *act,
                          size_t act_bytes, int64_t n_act, float *y, int64_t ldy)
 {
     int64_t tr = n_act == 1 ? 1 : ops->tile_rows, tc = ops->tile_acts;
@@ -253,31 +255,33 @@ static void matmul_tiled(const kernel_type_ops *ops, const uint8_t *w, size_t w_
             const uint8_t *a = act + (size_t)b * act_bytes;
             int64_t r = p0;
             for (; r + tr <= p1; r += tr)
-                ops->tile(w + (size_t)r * w_bytes, w_bytes, (int)tr, a, act_bytes, nc, n,
+                tile(w + (size_t)r * w_bytes, w_bytes, (int)tr, a, act_bytes, nc, n,
                           y + b * ldy + r, ldy);
             for (; r < p1; r++)
-                ops->tile(w + (size_t)r * w_bytes, w_bytes, 1, a, act_bytes, nc, n,
+                tile(w + (size_t)r * w_bytes, w_bytes, 1, a, act_bytes, nc, n,
                           y + b * ldy + r, ldy);
         }
     }
 }
 
-void kernel_matmul_variant(kernel_variant v, uint32_t weight_type, const void *w, int64_t n,
-                           int64_t r0, int64_t r1, const void *act, int64_t n_act, float *y,
-                           int64_t ldy)
+// The product by the kernel that takes it whole (gemm), else by register tiles (tile), else
+// by dots; kernel_matmul_variant passes the plain rows' kernels, kernel_matmul_packed the
+// packed rows' ones.
+static void matmul_ops(const kernel_type_ops *ops, kernel_gemm_fn gemm, kernel_tile_fn tile,
+                       uint32_t weight_type, const void *w, int64_t n, int64_t r0, int64_t r1,
+                       const void *act, int64_t n_act, float *y, int64_t ldy)
 {
-    const kernel_type_ops *ops = kernel_variant_type_ops(v, weight_type, false);
     uint64_t w_bytes = 0;
     tensor_row_size(weight_type, (uint64_t)n, &w_bytes);
     size_t act_bytes = kernel_act_row_size(weight_type, n);
     const uint8_t *wb = w, *ab = act;
-    if (ops->gemm) {
-        ops->gemm(wb + (size_t)r0 * w_bytes, (size_t)w_bytes, r1 - r0, ab, act_bytes, n_act, n,
-                  y + r0, ldy);
+    if (gemm) {
+        gemm(wb + (size_t)r0 * w_bytes, (size_t)w_bytes, r1 - r0, ab, act_bytes, n_act, n,
+             y + r0, ldy);
         return;
     }
-    if (ops->tile) {
-        matmul_tiled(ops, wb, (size_t)w_bytes, n, r0, r1, ab, act_bytes, n_act, y, ldy);
+    if (tile) {
+        matmul_tiled(ops, tile, wb, (size_t)w_bytes, n, r0, r1, ab, act_bytes, n_act, y, ldy);
         return;
     }
     if (n_act == 1) {
@@ -298,6 +302,14 @@ void kernel_matmul_variant(kernel_variant v, uint32_t weight_type, const void *w
     }
 }
 
+void kernel_matmul_variant(kernel_variant v, uint32_t weight_type, const void *w, int64_t n,
+                           int64_t r0, int64_t r1, const void *act, int64_t n_act, float *y,
+                           int64_t ldy)
+{
+    const kernel_type_ops *ops = kernel_variant_type_ops(v, weight_type, false);
+    matmul_ops(ops, ops->gemm, ops->tile, weight_type, w, n, r0, r1, act, n_act, y, ldy);
+}
+
 void kernel_matmul(uint32_t weight_type, const void *w, int64_t n, int64_t r0, int64_t r1,
                    const void *act, int64_t n_act, float *y, int64_t ldy)
 {
@@ -309,7 +321,7 @@ bool kernel_packs(uint32_t weight_type)
 {
     const kernel_type_ops *ops = kernel_variant_type_ops(kernel_variant_active(), weight_type,
                                                          false);
-    return ops && ops->pack && ops->gemm_packed;
+    return ops && ops->pack && (ops->gemm_packed || ops->tile_packed);
 }
 
 void kernel_pack_rows(uint32_t weight_type, const void *src, void *dst, int64_t rows, int64_t n)
@@ -328,10 +340,8 @@ void kernel_matmul_packed(uint32_t weight_type, const void *w, int64_t n, int64_
 {
     const kernel_type_ops *ops = kernel_variant_type_ops(kernel_variant_active(), weight_type,
                                                          false);
-    uint64_t w_bytes = 0;
-    tensor_row_size(weight_type, (uint64_t)n, &w_bytes);
-    ops->gemm_packed((const uint8_t *)w + (size_t)r0 * w_bytes, (size_t)w_bytes, r1 - r0, act,
-                     kernel_act_row_size(weight_type, n), n_act, n, y + r0, ldy);
+    matmul_ops(ops, ops->gemm_packed, ops->tile_packed, weight_type, w, n, r0, r1, act, n_act, y,
+               ldy);
 }
 
 float kernel_dot_f32(const float *a, const float *b, int64_t n)
