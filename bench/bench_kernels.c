@@ -3,7 +3,8 @@
 // projections, 5632 x 2048, the FFN gate/up, and 2048 x 5632, the FFN down) for the benchmark
 // model types Q4_0, Q8_0, Q4_K, Q6_K and F16, per variant, single-threaded: matrix-vector
 // (decode) as GB/s of weights read, and kernel_matmul with 1, 8, 16 and 512 activation rows
-// (batched decode, prompt processing) as GFLOP/s. Matrix-vector runs rotate over copies of the
+// (batched decode, prompt processing) as GFLOP/s; types the best variant packs at load get a
+// row "packed" for that layout. Matrix-vector runs rotate over copies of the
 // weights that together exceed the last-level cache, as decode streams a whole model from
 // memory. Activation conversion is not timed. Reported, never asserted.
 //   bench_kernels [--scalar] [--variant NAME] [TYPE...]
@@ -61,14 +62,19 @@ enum { N_COUNTS = sizeof act_counts / sizeof act_counts[0] };
 
 // Best time of matrix products with n_act activation rows, rotating over `copies` weight
 // copies (n_act = 1 only: larger products reuse each weight many times anyway).
-static double time_matmul(kernel_variant v, const bench_case *c, const uint8_t *w,
-                          size_t w_size, int copies, const void *act, int64_t n_act, float *y)
+// v < 0: the packed layout (kernel_matmul_packed, the best variant).
+static double time_matmul(int v, const bench_case *c, const uint8_t *w, size_t w_size,
+                          int copies, const void *act, int64_t n_act, float *y)
 {
     double best = 1e30, start = now();
     for (int rep = 0; rep < 200 && (rep < 2 || now() - start < 0.3); rep++) {
         const uint8_t *wc = w + (size_t)(n_act == 1 ? rep % copies : 0) * w_size;
         double t0 = now();
-        kernel_matmul_variant(v, c->type, wc, c->n, 0, c->rows, act, n_act, y, c->rows);
+        if (v < 0)
+            kernel_matmul_packed(c->type, wc, c->n, 0, c->rows, act, n_act, y, c->rows);
+        else
+            kernel_matmul_variant((kernel_variant)v, c->type, wc, c->n, 0, c->rows, act, n_act, y,
+                                  c->rows);
         double dt = now() - t0;
         best = dt < best ? dt : best;
     }
@@ -97,14 +103,24 @@ static int run_case(const bench_case *c, bool scalar, int only)
         kernel_act_convert(c->type, x, act + (size_t)b * act_bytes, c->n);
     }
     double flops = 2.0 * (double)c->rows * (double)c->n;
-    for (int v = 0; v < KERNEL_VARIANT_COUNT; v++) {
-        if (!kernel_variant_available((kernel_variant)v) || (v == KERNEL_VARIANT_REF && !scalar) ||
-            (only >= 0 && v != only))
+    // The variants, then the packed layout where the best variant has one (packed in place:
+    // the plain copies are not used after).
+    for (int v = 0; v <= KERNEL_VARIANT_COUNT; v++) {
+        bool packed = v == KERNEL_VARIANT_COUNT;
+        if (packed) {
+            if (!kernel_packs(c->type) || only >= 0)
+                continue;
+            for (int i = 0; i < copies; i++)
+                kernel_pack_rows(c->type, w + (size_t)i * w_size, w + (size_t)i * w_size, c->rows,
+                                 c->n);
+        } else if (!kernel_variant_available((kernel_variant)v) ||
+                   (v == KERNEL_VARIANT_REF && !scalar) || (only >= 0 && v != only)) {
             continue;
+        }
         char label[32];
-        bool own = kernel_variant_type_ops((kernel_variant)v, c->type, true) != NULL;
-        snprintf(label, sizeof label, "%s%s", kernel_variant_label((kernel_variant)v),
-                 own ? "" : "*");
+        bool own = packed || kernel_variant_type_ops((kernel_variant)v, c->type, true) != NULL;
+        snprintf(label, sizeof label, "%s%s",
+                 packed ? "packed" : kernel_variant_label((kernel_variant)v), own ? "" : "*");
         printf("%-5s %5lld x %-5lld %-12s", tensor_type_get(c->type)->name, (long long)c->rows,
                (long long)c->n, label);
         for (int i = 0; i < N_COUNTS; i++) {
@@ -113,7 +129,7 @@ static int run_case(const bench_case *c, bool scalar, int only)
                 printf(" %9s", "-");
                 continue;
             }
-            double t = time_matmul((kernel_variant)v, c, w, (size_t)w_size, copies, act, n_act, y);
+            double t = time_matmul(packed ? -1 : v, c, w, (size_t)w_size, copies, act, n_act, y);
             if (i == 0)
                 printf(" %8.2f", (double)w_size / t / 1e9);
             printf(" %9.1f", flops * (double)n_act / t / 1e9);
