@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make bench: the kernel and dequantization micro-benchmarks, then `garlic bench` on
-# synthesized TinyLlama-1.1B-shaped models (F16, Q8_0, Q4_0, Q4_K; made once and kept in
+# synthesized TinyLlama-1.1B-shaped models (F16, Q8_0, Q4_0, Q4_K_M; made once and kept in
 # $BUILD/bench/models) with 2 threads. Figures are reported, never asserted; quote the
 # machine line with them. BENCH_TYPES and BENCH_THREADS override the defaults. The read
 # bandwidth (bench_bandwidth) gives each model's decoding bound, and bench/report.py prints
@@ -13,7 +13,7 @@
 # Q4_0 model; LLAMA_BATCHED_BENCH names llama-batched-bench for the same run side by side.
 set -eu
 build=${BUILD:-build}
-types=${BENCH_TYPES:-F16 Q8_0 Q4_0 Q4_K}
+types=${BENCH_TYPES:-F16 Q8_0 Q4_0 Q4_K_M}
 threads=${BENCH_THREADS:-2}
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; $(./garlic version)"
 bandwidth=0

@@ -15,7 +15,7 @@ static int usage(void)
     fprintf(stderr,
             "usage: garlic synth OUT.gguf [--preset tinyllama] [--arch llama|qwen2|qwen3]\n"
             "         [--dim N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]\n"
-            "         [--ctx N] [--vocab N] [--type T] [--output-type T] [--tied]\n"
+            "         [--ctx N] [--vocab N] [--type T|Q4_K_M|Q5_K_M] [--output-type T] [--tied]\n"
             "         [--tokenizer VOCAB.gguf] [--rope-theta X] [--rms-eps X] [--seed N] [--name S]\n");
     return 2;
 }
@@ -52,6 +52,13 @@ static int parse_option(synth_params *p, const char *opt, const char *val)
         return p->tokenizer_path = val, 0;
     if (strcmp(opt, "--name") == 0)
         return p->name = val, 0;
+    if (strcmp(opt, "--type") == 0 && (strcmp(val, "Q4_K_M") == 0 || strcmp(val, "Q5_K_M") == 0)) {
+        // llama-quantize's mixtures: Q6_K for output.weight and for attn_v and ffn_down in
+        // the layers it gives more bits (synth.h), the base type elsewhere.
+        p->type = val[1] == '4' ? TENSOR_TYPE_Q4_K : TENSOR_TYPE_Q5_K;
+        p->output_type = p->more_bits_type = TENSOR_TYPE_Q6_K;
+        return 0;
+    }
     if (strcmp(opt, "--type") == 0)
         return parse_type(opt, val, &p->type);
     if (strcmp(opt, "--output-type") == 0)

@@ -35,7 +35,7 @@ void synth_params_default(synth_params *p)
 {
     *p = (synth_params){
         .arch = "llama", .dim = 256, .n_layer = 2, .n_head = 8, .n_head_kv = 2, .ffn = 768,
-        .context = 512, .vocab = 512, .type = TENSOR_TYPE_F32, .output_type = -1, .seed = 1,
+        .context = 512, .vocab = 512, .type = TENSOR_TYPE_F32, .output_type = -1, .more_bits_type = -1, .seed = 1,
     };
 }
 
@@ -132,16 +132,26 @@ static const char *layer_name(char *name, uint32_t layer, const char *suffix)
     return name;
 }
 
+// The type of layer's attn_v and ffn_down: more_bits_type in the layers llama-quantize's
+// "_M" mixtures give more bits (layer < n/8, layer >= 7n/8, or (layer - n/8) % 3 == 2).
+static uint32_t v_down_type(const synth_params *p, uint32_t layer)
+{
+    uint32_t n = p->n_layer;
+    bool more = layer < n / 8 || layer >= 7 * n / 8 || (layer - n / 8) % 3 == 2;
+    return more && p->more_bits_type >= 0 ? (uint32_t)p->more_bits_type : p->type;
+}
+
 static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_error *err)
 {
     const synth_params *p = st->p;
+    uint32_t vd_type = v_down_type(p, layer);
     uint64_t hd = p->head_dim, q_dim = (uint64_t)p->n_head * hd, kv_dim = (uint64_t)p->n_head_kv * hd;
     char name[96];
     int rc = GARLIC_OK;
     rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_norm.weight"), INIT_NORM, 0, p->dim, 1, err);
     rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_q.weight"), INIT_MATRIX, p->type, p->dim, q_dim, err);
     rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_k.weight"), INIT_MATRIX, p->type, p->dim, kv_dim, err);
-    rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_v.weight"), INIT_MATRIX, p->type, p->dim, kv_dim, err);
+    rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_v.weight"), INIT_MATRIX, vd_type, p->dim, kv_dim, err);
     if (strcmp(p->arch, "qwen2") == 0) {
         rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_q.bias"), INIT_BIAS, 0, q_dim, 1, err);
         rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_k.bias"), INIT_BIAS, 0, kv_dim, 1, err);
@@ -155,7 +165,7 @@ static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_err
     rc = rc ? rc : add(w, st, layer_name(name, layer, "ffn_norm.weight"), INIT_NORM, 0, p->dim, 1, err);
     rc = rc ? rc : add(w, st, layer_name(name, layer, "ffn_gate.weight"), INIT_MATRIX, p->type, p->dim, p->ffn, err);
     rc = rc ? rc : add(w, st, layer_name(name, layer, "ffn_up.weight"), INIT_MATRIX, p->type, p->dim, p->ffn, err);
-    rc = rc ? rc : add(w, st, layer_name(name, layer, "ffn_down.weight"), INIT_MATRIX, p->type, p->ffn, p->dim, err);
+    rc = rc ? rc : add(w, st, layer_name(name, layer, "ffn_down.weight"), INIT_MATRIX, vd_type, p->ffn, p->dim, err);
     return rc;
 }
 
@@ -266,10 +276,13 @@ static int check_params(const synth_params *p, garlic_error *err)
     if (!t || (!t->quantize && p->type != TENSOR_TYPE_F32))
         return garlic_error_set(err, GARLIC_EUNSUPPORTED, "type %s: garlic cannot quantize to it",
                                 t ? t->name : "?");
-    if (p->output_type >= 0 && (!tensor_type_get((uint32_t)p->output_type) ||
-                                (!tensor_type_get((uint32_t)p->output_type)->quantize &&
-                                 p->output_type != TENSOR_TYPE_F32)))
-        return garlic_error_set(err, GARLIC_EUNSUPPORTED, "output type: garlic cannot quantize to it");
+    const int32_t others[2] = {p->output_type, p->more_bits_type};
+    for (int i = 0; i < 2; i++)
+        if (others[i] >= 0 && (!tensor_type_get((uint32_t)others[i]) ||
+                               (!tensor_type_get((uint32_t)others[i])->quantize &&
+                                others[i] != TENSOR_TYPE_F32)))
+            return garlic_error_set(err, GARLIC_EUNSUPPORTED, "%s type: garlic cannot quantize to it",
+                                    i ? "more-bits" : "output");
     return GARLIC_OK;
 }
 

@@ -24,6 +24,9 @@ typedef struct synth_params {
     uint32_t vocab;             // vocabulary size when no tokenizer file is given
     uint32_t type;              // tensor_type of the 2-D weights
     int32_t output_type;        // tensor_type of output.weight, -1: same as type
+    int32_t more_bits_type;     // tensor_type of attn_v and ffn_down in the layers that a
+                                // "_M" K-quant mixture gives more bits (the first and last
+                                // eighth, every third between), -1: same as type
     bool tied;                  // no output.weight (the embedding is reused)
     float rope_theta;           // 0: 10000
     float rms_eps;              // 0: 1e-5

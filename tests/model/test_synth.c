@@ -157,6 +157,33 @@ static void test_types_and_fallback(void **state)
     gguf_close(f);
 }
 
+// A "_M" mixture: more_bits_type for attn_v and ffn_down of layers 0, 1, 4, 7, ..., 19, 20,
+// 21 of 22 (as llama-quantize lays out Q4_K_M), the base type for the rest.
+static void test_more_bits_layers(void **state)
+{
+    (void)state;
+    synth_params p;
+    synth_params_default(&p);
+    p.n_layer = 22, p.dim = 256, p.ffn = 256, p.n_head = 2, p.n_head_kv = 1;
+    p.type = TENSOR_TYPE_Q4_K, p.output_type = p.more_bits_type = TENSOR_TYPE_Q6_K;
+    gguf_file *f = synth_open(&p, "mixture.gguf");
+    const bool more[22] = {[0] = 1, [1] = 1, [4] = 1, [7] = 1, [10] = 1, [13] = 1, [16] = 1,
+                           [19] = 1, [20] = 1, [21] = 1};
+    for (int l = 0; l < 22; l++) {
+        char name[64];
+        uint32_t want = more[l] ? TENSOR_TYPE_Q6_K : TENSOR_TYPE_Q4_K;
+        snprintf(name, sizeof name, "blk.%d.attn_v.weight", l);
+        assert_int_equal(gguf_find_tensor(f, name)->type, want);
+        snprintf(name, sizeof name, "blk.%d.ffn_down.weight", l);
+        assert_int_equal(gguf_find_tensor(f, name)->type, want);
+        snprintf(name, sizeof name, "blk.%d.attn_k.weight", l);
+        assert_int_equal(gguf_find_tensor(f, name)->type, TENSOR_TYPE_Q4_K);
+    }
+    assert_int_equal(gguf_find_tensor(f, "output.weight")->type, TENSOR_TYPE_Q6_K);
+    assert_int_equal(gguf_find_tensor(f, "token_embd.weight")->type, TENSOR_TYPE_Q4_K);
+    gguf_close(f);
+}
+
 static void test_bad_params(void **state)
 {
     (void)state;
@@ -176,6 +203,10 @@ static void test_bad_params(void **state)
     synth_params_default(&p);
     p.type = TENSOR_TYPE_IQ2_XXS;
     assert_int_equal(synth_write(&p, path, &err), GARLIC_EUNSUPPORTED);
+    synth_params_default(&p);
+    p.more_bits_type = TENSOR_TYPE_IQ2_XXS;
+    assert_int_equal(synth_write(&p, path, &err), GARLIC_EUNSUPPORTED);
+    assert_non_null(strstr(err.message, "more-bits"));
     synth_params_default(&p);
     p.tokenizer_path = test_temp_path("does-not-exist.gguf");
     assert_int_equal(synth_write(&p, path, &err), GARLIC_EIO);
@@ -209,6 +240,7 @@ int main(void)
         cmocka_unit_test(test_llama_shape_a),   cmocka_unit_test(test_architectures),
         cmocka_unit_test(test_deterministic),   cmocka_unit_test(test_types_and_fallback),
         cmocka_unit_test(test_bad_params),      cmocka_unit_test(test_tokenizer_copy),
+        cmocka_unit_test(test_more_bits_layers),
     };
     return cmocka_run_group_tests_name("synth", tests, NULL, NULL);
 }
