@@ -71,12 +71,33 @@ ALWAYS_INLINE __m256i fifth_bits(const uint8_t *p)
 // into chunks of GEMM_CHUNK values whose float sums are added in order; every shape of tile,
 // the single dot included, does each pair's arithmetic the same way.
 
-// KIND_Q4_0_PACKED, KIND_Q8_0_PACKED: rows in the packed layouts of pack_q4_0, pack_q8_0.
-enum legacy_kind { KIND_Q4_0, KIND_Q5_0, KIND_Q8_0, KIND_IQ4_NL, KIND_Q4_0_PACKED, KIND_Q8_0_PACKED };
+//
+// Q4_K goes through the same product (KIND_Q4_K): a super-block is one step, its eight
+// sub-blocks of 32 take the place of the eight blocks, and the activation is a Q8_K
+// super-block. Lanes 4L, 4L + 1 hold sub-block 2L and lanes 4L + 2, 4L + 3 sub-block 2L + 1
+// (L = 0..3): operand i, 128-bit lane L, is values 8i..8i+7 of sub-block 2L, then of
+// sub-block 2L + 1 (the low and high nibbles of code bytes 32L + 8i .. 32L + 8i + 7). The
+// weights give two float factors per lane, d * sc and -dmin * m of its sub-block; the prepared
+// activation gives d_a and d_a times the sum of the lane's 16 activation codes, so a pair
+// adds float(sums) * (d * sc) * d_a and -dmin * m * d_a * (code sum): four dpbusd, one
+// conversion, one multiply and two multiply-adds a super-block.
 
+// KIND_*_PACKED: rows in the packed layouts of pack_q4_0, pack_q8_0, pack_q4_k.
+enum legacy_kind {
+    KIND_Q4_0, KIND_Q5_0, KIND_Q8_0, KIND_IQ4_NL, KIND_Q4_0_PACKED, KIND_Q8_0_PACKED, KIND_Q4_K,
+    KIND_Q4_K_PACKED
+};
+
+// Bytes per 32 values, and the offset that makes codes unsigned (Q4_K: none).
 static const int legacy_sizes[] = {sizeof(block_q4_0), sizeof(block_q5_0), sizeof(block_q8_0),
-                                   sizeof(block_iq4_nl), sizeof(block_q4_0), sizeof(block_q8_0)};
-static const int legacy_offsets[] = {8, 16, 128, 128, 8, 128};
+                                   sizeof(block_iq4_nl), sizeof(block_q4_0), sizeof(block_q8_0),
+                                   sizeof(block_q4_k) / 8, sizeof(block_q4_k) / 8};
+static const int legacy_offsets[] = {8, 16, 128, 128, 8, 128, 0, 0};
+
+ALWAYS_INLINE bool kind_k4(enum legacy_kind kind)
+{
+    return kind == KIND_Q4_K || kind == KIND_Q4_K_PACKED;
+}
 
 enum {
     GEMM_STEP = 256,              // values per step
@@ -164,6 +185,7 @@ ALWAYS_INLINE __m512 halves16(__m512i v)
 typedef struct gemm_ops {
     __m512i x[4]; // values 0..7, 8..15, 16..23, 24..31 of the eight blocks, in lane order
     __m512 d;     // the blocks' scales in their lanes
+    __m512 m;     // Q4_K: -dmin * m of each lane's sub-block
 } gemm_ops;
 
 // Operands from the codes of blocks 0..3 (lo/hi: values 0..15 / 16..31, block i in 128-bit
@@ -311,10 +333,79 @@ ALWAYS_INLINE gemm_ops gemm_q4_0_packed(const uint8_t *p)
     return s;
 }
 
+// The lane factors of a Q4_K super-block: d * sc and -dmin * m of each lane's sub-block
+// (lane pairs 0-1, 2-3, ... are sub-blocks 0, 1, ...); both products are exact in float.
+ALWAYS_INLINE void k4_lane_factors(const block_q4_k *blk, gemm_ops *s)
+{
+    uint64_t sc8, m8;
+    kernel_k4_scales(blk->scales, &sc8, &m8);
+    __m128i sc = _mm_cvtsi64_si128((long long)sc8), m = _mm_cvtsi64_si128((long long)m8);
+    sc = _mm_unpacklo_epi8(sc, sc), m = _mm_unpacklo_epi8(m, m);
+    s->d = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(sc)),
+                         _mm512_set1_ps(half(blk->d)));
+    s->m = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(m)),
+                         _mm512_set1_ps(-half(blk->dmin)));
+}
+
+// A plain Q4_K super-block as operands: operand i, 128-bit lane L, is code qword 4L + i
+// twice, its low nibbles then its high ones.
+ALWAYS_INLINE gemm_ops gemm_q4_k_plain(const uint8_t *p)
+{
+    const block_q4_k *blk = (const block_q4_k *)p;
+    const __m512i low4 = _mm512_set1_epi8(0x0F), shifts = _mm512_setr_epi64(0, 4, 0, 4, 0, 4, 0, 4);
+    __m512i q0 = _mm512_loadu_si512((const void *)blk->qs);
+    __m512i q1 = _mm512_loadu_si512((const void *)(blk->qs + 64));
+    gemm_ops s;
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        __m512i idx = _mm512_setr_epi64(i, i, 4 + i, 4 + i, 8 + i, 8 + i, 12 + i, 12 + i);
+        s.x[i] = _mm512_and_si512(_mm512_srlv_epi64(_mm512_permutex2var_epi64(q0, idx, q1), shifts),
+                                  low4);
+    }
+    k4_lane_factors(blk, &s);
+    return s;
+}
+
+// The packed Q4_K layout: d, dmin and the scales as stored, then the code bytes as two
+// 64-byte registers whose low nibbles are operands 0 and 1 and high nibbles operands 2 and 3
+// (as packed Q4_0). Rows keep their size.
+static void pack_q4_k(const void *row, void *dst, int64_t n)
+{
+    const block_q4_k *src = row;
+    block_q4_k *out = dst;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        block_q4_k blk = src[b];
+        gemm_ops s = gemm_q4_k_plain((const uint8_t *)&blk);
+        _mm512_storeu_si512((void *)blk.qs, _mm512_or_si512(s.x[0], _mm512_slli_epi16(s.x[2], 4)));
+        _mm512_storeu_si512((void *)(blk.qs + 64),
+                            _mm512_or_si512(s.x[1], _mm512_slli_epi16(s.x[3], 4)));
+        out[b] = blk;
+    }
+}
+
+ALWAYS_INLINE gemm_ops gemm_q4_k_packed(const uint8_t *p)
+{
+    const block_q4_k *blk = (const block_q4_k *)p;
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    __m512i raw0 = _mm512_loadu_si512((const void *)blk->qs);
+    __m512i raw1 = _mm512_loadu_si512((const void *)(blk->qs + 64));
+    gemm_ops s;
+    s.x[0] = _mm512_and_si512(raw0, low4);
+    s.x[1] = _mm512_and_si512(raw1, low4);
+    s.x[2] = _mm512_and_si512(_mm512_srli_epi16(raw0, 4), low4);
+    s.x[3] = _mm512_and_si512(_mm512_srli_epi16(raw1, 4), low4);
+    k4_lane_factors(blk, &s);
+    return s;
+}
+
 // Eight weight blocks of kind from p (nblk present): codes made unsigned by the kind's
 // offset, and scales.
 ALWAYS_INLINE gemm_ops gemm_weights(const uint8_t *p, int nblk, enum legacy_kind kind)
 {
+    if (kind == KIND_Q4_K) // whole super-blocks only
+        return gemm_q4_k_plain(p);
+    if (kind == KIND_Q4_K_PACKED)
+        return gemm_q4_k_packed(p);
     if (kind == KIND_Q4_0_PACKED) {
         if (nblk == 8)
             return gemm_q4_0_packed(p);
@@ -380,6 +471,30 @@ static void gemm_prepare(const uint8_t *a, int steps, int nblk_last, int offset,
         _mm512_store_si512((void *)(dst + 256), _mm512_sub_epi32(_mm512_setzero_si512(), sum));
         _mm512_store_ps((void *)(dst + 320), v.d);
         dst += GEMM_STEP_BYTES;
+    }
+}
+
+// Prepares `steps` super-blocks of one Q8_K activation row from a into dst for KIND_Q4_K:
+// x0..x3 (operand i, 128-bit lane L: code qwords 8L + i and 8L + 4 + i), d_a times each
+// lane's code sum, and d_a in every lane.
+static void gemm_prepare_k4(const block_q8_k *a, int steps, uint8_t *dst)
+{
+    for (int s = 0; s < steps; s++, dst += GEMM_STEP_BYTES) {
+        const int8_t *qs = a[s].qs;
+        __m512i v[4], sum = _mm512_setzero_si512();
+        for (int j = 0; j < 4; j++)
+            v[j] = _mm512_loadu_si512((const void *)(qs + 64 * j));
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            __m512i idx = _mm512_setr_epi64(i, 4 + i, 8 + i, 12 + i, i, 4 + i, 8 + i, 12 + i);
+            __m512i x = _mm512_mask_blend_epi64(0xF0, _mm512_permutex2var_epi64(v[0], idx, v[1]),
+                                                _mm512_permutex2var_epi64(v[2], idx, v[3]));
+            _mm512_store_si512((void *)(dst + 64 * i), x);
+            sum = _mm512_dpbusd_epi32(sum, _mm512_set1_epi8(1), x);
+        }
+        __m512 da = _mm512_set1_ps(a[s].d);
+        _mm512_store_ps((void *)(dst + 256), _mm512_mul_ps(_mm512_cvtepi32_ps(sum), da));
+        _mm512_store_ps((void *)(dst + 320), da);
     }
 }
 
@@ -450,7 +565,9 @@ ALWAYS_INLINE void gemm_tile(const uint8_t *w, size_t ws, int nr, const gemm_chu
 #pragma GCC unroll 8
             for (int i = 0; i < 4; i++)
                 a[i] = _mm512_load_si512((const void *)(pk + 64 * i));
-            __m512i base = _mm512_load_si512((const void *)(pk + 256));
+            // Q4_K: no offset; bytes 256.. are d_a times the lanes' code sums.
+            __m512i base = kind_k4(kind) ? _mm512_setzero_si512()
+                                         : _mm512_load_si512((const void *)(pk + 256));
             __m512 da = _mm512_load_ps((const void *)(pk + 320));
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
@@ -460,6 +577,9 @@ ALWAYS_INLINE void gemm_tile(const uint8_t *w, size_t ws, int nr, const gemm_chu
                 p = _mm512_dpbusd_epi32(p, wv[r].x[3], a[3]);
                 acc[r][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(wv[r].d, da),
                                             acc[r][k]);
+                if (kind_k4(kind))
+                    acc[r][k] = _mm512_fmadd_ps(wv[r].m, _mm512_load_ps((const void *)(pk + 256)),
+                                                acc[r][k]);
             }
         }
     }
@@ -519,10 +639,15 @@ ALWAYS_INLINE void gemm_legacy(const void *w, size_t ws, int64_t rows, const voi
             int64_t p1 = p0 + panel < rows ? p0 + panel : rows;
             for (int64_t b = 0; b < n_act; b += GEMM_ACTS) {
                 int nc = (int)(n_act - b < GEMM_ACTS ? n_act - b : GEMM_ACTS);
-                for (int k = 0; k < nc; k++)
-                    gemm_prepare(ab + (size_t)(b + k) * as + (size_t)c0 * sizeof(block_q8_0),
-                                 ch.steps, ch.nblk_last, legacy_offsets[kind],
-                                 prep + (size_t)k * ROW_BYTES);
+                for (int k = 0; k < nc; k++) {
+                    const uint8_t *ak = ab + (size_t)(b + k) * as;
+                    if (kind_k4(kind))
+                        gemm_prepare_k4((const block_q8_k *)ak + c0 / 8, ch.steps,
+                                        prep + (size_t)k * ROW_BYTES);
+                    else
+                        gemm_prepare(ak + (size_t)c0 * sizeof(block_q8_0), ch.steps,
+                                     ch.nblk_last, legacy_offsets[kind], prep + (size_t)k * ROW_BYTES);
+                }
                 for (int64_t r = p0; r < p1; r += tr) {
                     int nr = (int)(p1 - r < tr ? p1 - r : tr);
                     gemm_tile_any(wb + (size_t)r * ws + (size_t)c0 * bsize, ws, nr, &ch, nc,
@@ -550,6 +675,25 @@ static float dot_q4_0_q8_0(const void *w, const void *a, int64_t n)
 {
     float out = 0.0f;
     gemm_q4_0_q8_0(w, 0, 1, a, 0, 1, n, &out, 0);
+    return out;
+}
+
+static void gemm_q4_k_q8_k(const void *w, size_t ws, int64_t rows, const void *act, size_t as,
+                           int64_t n_act, int64_t n, float *y, int64_t ldy)
+{
+    gemm_legacy(w, ws, rows, act, as, n_act, n, y, ldy, KIND_Q4_K);
+}
+
+static void gemm_q4_k_packed_q8_k(const void *w, size_t ws, int64_t rows, const void *act,
+                                  size_t as, int64_t n_act, int64_t n, float *y, int64_t ldy)
+{
+    gemm_legacy(w, ws, rows, act, as, n_act, n, y, ldy, KIND_Q4_K_PACKED);
+}
+
+static float dot_q4_k_q8_k(const void *w, const void *a, int64_t n)
+{
+    float out = 0.0f;
+    gemm_q4_k_q8_k(w, 0, 1, a, 0, 1, n, &out, 0);
     return out;
 }
 
@@ -734,21 +878,18 @@ ALWAYS_INLINE void paired_scales(__m512i sc, __m512i scv[2])
     scv[1] = _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16(4)), sc);
 }
 
-// The 64 codes of chunk c (values 64c..64c+63) of a Q4_K/Q5_K block.
-ALWAYS_INLINE __m512i k4_chunk(const uint8_t *qs, const uint8_t *qh, int c, bool five)
+// The 64 codes of chunk c (values 64c..64c+63) of a Q5_K block.
+ALWAYS_INLINE __m512i k4_chunk(const uint8_t *qs, const uint8_t *qh, int c)
 {
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
     __m256i lo = _mm256_and_si256(raw, low4);
     __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
-    if (five) {
-        const __m256i one = _mm256_set1_epi8(1);
-        __m256i bits = _mm256_loadu_si256((const __m256i *)qh);
-        __m256i bit_lo = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * c), one);
-        __m256i bit_hi = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * c + 1), one);
-        lo = _mm256_or_si256(lo, _mm256_slli_epi16(bit_lo, 4));
-        hi = _mm256_or_si256(hi, _mm256_slli_epi16(bit_hi, 4));
-    }
+    __m256i bits = _mm256_loadu_si256((const __m256i *)qh);
+    __m256i bit_lo = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * c), one);
+    __m256i bit_hi = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * c + 1), one);
+    lo = _mm256_or_si256(lo, _mm256_slli_epi16(bit_lo, 4));
+    hi = _mm256_or_si256(hi, _mm256_slli_epi16(bit_hi, 4));
     return join256(lo, hi);
 }
 
@@ -796,20 +937,21 @@ ALWAYS_INLINE __m256i q3_codes(__m256i raw, __m256i hm, int h, int j)
 // float scales. A tile unpacks each of its rows' blocks once for all its activation rows.
 // Every pair does the same arithmetic in any tile shape, so results equal the single dot.
 
-// KQ_Q4_K_PACKED: Q4_K rows in the packed layout of pack_q4_k.
-enum kq_kind { KQ_Q2_K, KQ_Q3_K, KQ_Q4_K, KQ_Q5_K, KQ_Q6_K, KQ_Q4_K_PACKED };
+// (Q4_K goes through the legacy product: KIND_Q4_K.)
+enum kq_kind { KQ_Q2_K, KQ_Q3_K, KQ_Q5_K, KQ_Q6_K };
 
-static const size_t kq_sizes[] = {sizeof(block_q2_k), sizeof(block_q3_k), sizeof(block_q4_k),
-                                  sizeof(block_q5_k), sizeof(block_q6_k), sizeof(block_q4_k)};
+static const size_t kq_sizes[] = {sizeof(block_q2_k), sizeof(block_q3_k), sizeof(block_q5_k),
+                                  sizeof(block_q6_k)};
 
 enum { KQ_ROWS = 1, KQ_ACTS = 8 };
 
-// Q4_K and Q5_K: chunk sums by vpdpbusd, packed in pairs and scaled (paired_scales): 6
-// multiplies for 4 chunks instead of 8 (maddubs and dpwssd each), +5-10 % prompt processing.
-// (Q6_K the same way was as fast at prompts and 5 % slower decoding one row: not used.)
+// Q5_K: chunk sums by vpdpbusd, packed in pairs and scaled (paired_scales): 6 multiplies for
+// 4 chunks instead of 8 (maddubs and dpwssd each); it made Q4_K prompts 5-10 % faster before
+// Q4_K moved to the legacy product. (Q6_K the same way was as fast at prompts and 5 % slower
+// decoding one row: not used.)
 ALWAYS_INLINE bool kq_paired(enum kq_kind kind)
 {
-    return kind == KQ_Q4_K || kind == KQ_Q5_K || kind == KQ_Q4_K_PACKED;
+    return kind == KQ_Q5_K;
 }
 
 typedef struct kq_block {
@@ -824,44 +966,16 @@ ALWAYS_INLINE kq_block kq_unpack(const uint8_t *p, enum kq_kind kind)
 {
     kq_block k;
     switch (kind) {
-    case KQ_Q4_K_PACKED: {
-        // As Q4_K; byte i of codes pair j (64 bytes) holds value 128j + i in its low nibble
-        // and value 128j + 64 + i in its high one, so one load and three operations give two
-        // chunks.
-        const block_q4_k *blk = (const block_q4_k *)p;
-        __m512i sc;
-        k4_unpack(blk->scales, &sc, &k.m16);
-        const __m512i low4 = _mm512_set1_epi8(0x0F);
-#pragma GCC unroll 8
-        for (int j = 0; j < 2; j++) {
-            __m512i raw = _mm512_loadu_si512((const void *)(blk->qs + 64 * j));
-            k.q[2 * j] = _mm512_and_si512(raw, low4);
-            k.q[2 * j + 1] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
-        }
-        paired_scales(sc, k.scv);
-        k.d = half(blk->d), k.d_b = -half(blk->dmin);
-        return k;
-    }
-    case KQ_Q4_K:
     case KQ_Q5_K: {
         // x = d * sc * q - dmin * m per sub-block of 32.
-        bool five = kind == KQ_Q5_K;
-        const uint8_t *qs, *qh = NULL, *scales;
-        uint16_t dh, dminh;
-        if (five) {
-            const block_q5_k *blk = (const block_q5_k *)p;
-            qs = blk->qs, qh = blk->qh, scales = blk->scales, dh = blk->d, dminh = blk->dmin;
-        } else {
-            const block_q4_k *blk = (const block_q4_k *)p;
-            qs = blk->qs, scales = blk->scales, dh = blk->d, dminh = blk->dmin;
-        }
+        const block_q5_k *blk = (const block_q5_k *)p;
         __m512i sc;
-        k4_unpack(scales, &sc, &k.m16);
+        k4_unpack(blk->scales, &sc, &k.m16);
 #pragma GCC unroll 8
         for (int c = 0; c < 4; c++)
-            k.q[c] = k4_chunk(qs, qh, c, five);
+            k.q[c] = k4_chunk(blk->qs, blk->qh, c);
         paired_scales(sc, k.scv);
-        k.d = half(dh), k.d_b = -half(dminh);
+        k.d = half(blk->d), k.d_b = -half(blk->dmin);
         return k;
     }
     case KQ_Q6_K: {
@@ -1058,47 +1172,6 @@ static float dot_q3_k_q8_k(const void *w, const void *a, int64_t n)
 {
     float out = 0.0f;
     tile_q3_k_q8_k(w, 0, 1, a, 0, 1, n, &out, 0);
-    return out;
-}
-
-// The packed Q4_K layout: d, dmin and the scales as stored; the 128 code bytes rearranged so
-// that byte i of pair j (j = 0, 1; 64 bytes each) holds value 128j + i (low nibble) and
-// value 128j + 64 + i (high nibble). Rows keep their size.
-static void pack_q4_k(const void *row, void *dst, int64_t n)
-{
-    const block_q4_k *src = row;
-    block_q4_k *out = dst;
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        block_q4_k blk = src[b];
-        uint8_t codes[QK_K];
-        for (int c = 0; c < 4; c++)
-            for (int i = 0; i < 32; i++) {
-                codes[64 * c + i] = blk.qs[32 * c + i] & 0x0F;
-                codes[64 * c + 32 + i] = blk.qs[32 * c + i] >> 4;
-            }
-        for (int j = 0; j < 2; j++)
-            for (int i = 0; i < 64; i++)
-                blk.qs[64 * j + i] = (uint8_t)(codes[128 * j + i] | codes[128 * j + 64 + i] << 4);
-        out[b] = blk;
-    }
-}
-
-static void tile_q4_k_packed_q8_k(const void *w, size_t ws, int nr, const void *act, size_t as,
-                                  int nc, int64_t n, float *y, int64_t ldy)
-{
-    kq_tile_any(w, ws, nr, act, as, nc, n, y, ldy, KQ_Q4_K_PACKED);
-}
-
-static void tile_q4_k_q8_k(const void *w, size_t ws, int nr, const void *act, size_t as, int nc,
-                           int64_t n, float *y, int64_t ldy)
-{
-    kq_tile_any(w, ws, nr, act, as, nc, n, y, ldy, KQ_Q4_K);
-}
-
-static float dot_q4_k_q8_k(const void *w, const void *a, int64_t n)
-{
-    float out = 0.0f;
-    tile_q4_k_q8_k(w, 0, 1, a, 0, 1, n, &out, 0);
     return out;
 }
 
@@ -1502,9 +1575,8 @@ const kernel_type_ops kernel_avx512_type_ops[TENSOR_TYPE_COUNT] = {
                           .tile_rows = KQ_ROWS, .tile_acts = KQ_ACTS},
     [TENSOR_TYPE_Q3_K] = {.dot = dot_q3_k_q8_k, .tile = tile_q3_k_q8_k,
                           .tile_rows = KQ_ROWS, .tile_acts = KQ_ACTS},
-    [TENSOR_TYPE_Q4_K] = {.dot = dot_q4_k_q8_k, .tile = tile_q4_k_q8_k, .pack = pack_q4_k,
-                          .tile_packed = tile_q4_k_packed_q8_k,
-                          .tile_rows = KQ_ROWS, .tile_acts = KQ_ACTS},
+    [TENSOR_TYPE_Q4_K] = {.dot = dot_q4_k_q8_k, .gemm = gemm_q4_k_q8_k, .pack = pack_q4_k,
+                          .gemm_packed = gemm_q4_k_packed_q8_k},
     [TENSOR_TYPE_Q5_K] = {.dot = dot_q5_k_q8_k, .tile = tile_q5_k_q8_k,
                           .tile_rows = KQ_ROWS, .tile_acts = KQ_ACTS},
     [TENSOR_TYPE_Q6_K] = {.dot = dot_q6_k_q8_k, .tile = tile_q6_k_q8_k,
