@@ -82,21 +82,33 @@ ALWAYS_INLINE __m256i fifth_bits(const uint8_t *p)
 // adds float(sums) * (d * sc) * d_a and -dmin * m * d_a * (code sum): four dpbusd, one
 // conversion, one multiply and two multiply-adds a super-block.
 
-// KIND_*_PACKED: rows in the packed layouts of pack_q4_0, pack_q8_0, pack_q4_k.
+//
+// Q6_K too (KIND_Q6_K): each of the 16 lanes holds one sub-block of 16 (operand i, lane m:
+// values 16m + 4i .. 16m + 4i + 3), the factors are d * sc and -32 * d * sc (the codes' offset
+// applied like Q4_K's minimums).
+
+// KIND_*_PACKED: rows in the packed layouts of pack_q4_0, pack_q8_0, pack_q4_k, pack_q6_k.
 enum legacy_kind {
     KIND_Q4_0, KIND_Q5_0, KIND_Q8_0, KIND_IQ4_NL, KIND_Q4_0_PACKED, KIND_Q8_0_PACKED, KIND_Q4_K,
-    KIND_Q4_K_PACKED
+    KIND_Q4_K_PACKED, KIND_Q6_K, KIND_Q6_K_PACKED
 };
 
-// Bytes per 32 values, and the offset that makes codes unsigned (Q4_K: none).
-static const int legacy_sizes[] = {sizeof(block_q4_0), sizeof(block_q5_0), sizeof(block_q8_0),
-                                   sizeof(block_iq4_nl), sizeof(block_q4_0), sizeof(block_q8_0),
-                                   sizeof(block_q4_k) / 8, sizeof(block_q4_k) / 8};
-static const int legacy_offsets[] = {8, 16, 128, 128, 8, 128, 0, 0};
+// Bytes per step (256 values), and the offset that makes codes unsigned (K-quants: none).
+static const int legacy_step_bytes[] = {
+    8 * sizeof(block_q4_0), 8 * sizeof(block_q5_0), 8 * sizeof(block_q8_0),
+    8 * sizeof(block_iq4_nl), 8 * sizeof(block_q4_0), 8 * sizeof(block_q8_0),
+    sizeof(block_q4_k), sizeof(block_q4_k), sizeof(block_q6_k), sizeof(block_q6_k)};
+static const int legacy_offsets[] = {8, 16, 128, 128, 8, 128, 0, 0, 0, 0};
 
-ALWAYS_INLINE bool kind_k4(enum legacy_kind kind)
+// The K-quant kinds: whole super-blocks, a minimum term per lane, Q8_K activations.
+ALWAYS_INLINE bool kind_k(enum legacy_kind kind)
 {
-    return kind == KIND_Q4_K || kind == KIND_Q4_K_PACKED;
+    return kind >= KIND_Q4_K;
+}
+
+ALWAYS_INLINE bool kind_k6(enum legacy_kind kind)
+{
+    return kind == KIND_Q6_K || kind == KIND_Q6_K_PACKED;
 }
 
 enum {
@@ -333,6 +345,25 @@ ALWAYS_INLINE gemm_ops gemm_q4_0_packed(const uint8_t *p)
     return s;
 }
 
+// Codes 0..63 of half h as two registers: values 128h + 0..63 and 128h + 64..127.
+ALWAYS_INLINE void q6_unpack(const block_q6_k *blk, int h, __m512i v[2])
+{
+    const __m256i low4 = _mm256_set1_epi8(0x0F), top2 = _mm256_set1_epi8(0x30);
+    __m256i ql0 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h));
+    __m256i ql1 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h + 32));
+    __m256i qh = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * h));
+    __m256i v0 = _mm256_or_si256(_mm256_and_si256(ql0, low4),
+                                 _mm256_and_si256(_mm256_slli_epi16(qh, 4), top2));
+    __m256i v1 = _mm256_or_si256(_mm256_and_si256(ql1, low4),
+                                 _mm256_and_si256(_mm256_slli_epi16(qh, 2), top2));
+    __m256i v2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                                 _mm256_and_si256(qh, top2));
+    __m256i v3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                                 _mm256_and_si256(_mm256_srli_epi16(qh, 2), top2));
+    v[0] = join256(v0, v1);
+    v[1] = join256(v2, v3);
+}
+
 // The lane factors of a Q4_K super-block: d * sc and -dmin * m of each lane's sub-block
 // (lane pairs 0-1, 2-3, ... are sub-blocks 0, 1, ...); both products are exact in float.
 ALWAYS_INLINE void k4_lane_factors(const block_q4_k *blk, gemm_ops *s)
@@ -398,6 +429,81 @@ ALWAYS_INLINE gemm_ops gemm_q4_k_packed(const uint8_t *p)
     return s;
 }
 
+// The lane factors of a Q6_K super-block: d * sc and -32 * d * sc of lane m's sub-block m.
+ALWAYS_INLINE void k6_lane_factors(const block_q6_k *blk, gemm_ops *s)
+{
+    __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)blk->scales)));
+    s->d = _mm512_mul_ps(sc, _mm512_set1_ps(half(blk->d)));
+    s->m = _mm512_mul_ps(s->d, _mm512_set1_ps(-32.0f));
+}
+
+// A plain Q6_K super-block as operands: the codes in value order (four registers of 64, as
+// q6_unpack makes them), then operand i, lane m, from dword 4 * (m % 4) + i of register m / 4.
+ALWAYS_INLINE gemm_ops gemm_q6_k_plain(const uint8_t *p)
+{
+    const block_q6_k *blk = (const block_q6_k *)p;
+    __m512i q[4];
+    q6_unpack(blk, 0, &q[0]);
+    q6_unpack(blk, 1, &q[2]);
+    gemm_ops s;
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        // Lanes 4c .. 4c + 3 from register c: dwords i, 4 + i, 8 + i, 12 + i.
+        __m512i idx = _mm512_setr_epi32(i, 4 + i, 8 + i, 12 + i, 16 + i, 20 + i, 24 + i, 28 + i,
+                                        i, 4 + i, 8 + i, 12 + i, 16 + i, 20 + i, 24 + i, 28 + i);
+        __m512i t01 = _mm512_permutex2var_epi32(q[0], idx, q[1]);
+        __m512i t23 = _mm512_permutex2var_epi32(q[2], idx, q[3]);
+        s.x[i] = _mm512_inserti64x4(t01, _mm512_castsi512_si256(t23), 1);
+    }
+    k6_lane_factors(blk, &s);
+    return s;
+}
+
+// The packed Q6_K layout: 128 bytes whose low nibbles are the low four bits of operands 0
+// and 1 and high nibbles those of operands 2 and 3 (as packed Q4_K), then 64 bytes whose bit
+// pair 2i holds the top two bits of operand i, then the scales and d as stored.
+static void pack_q6_k(const void *row, void *dst, int64_t n)
+{
+    const block_q6_k *src = row;
+    block_q6_k *out = dst;
+    const __m512i low4 = _mm512_set1_epi8(0x0F), top2 = _mm512_set1_epi8(0x30);
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        block_q6_k blk = src[b];
+        gemm_ops s = gemm_q6_k_plain((const uint8_t *)&blk);
+        __m512i lo[4], hi = _mm512_setzero_si512();
+        for (int i = 0; i < 4; i++) {
+            lo[i] = _mm512_and_si512(s.x[i], low4);
+            // Top bits (x & 0x30) down to bit pair 2i: x >> 4 << 2i, within each byte.
+            __m512i t = _mm512_srli_epi16(_mm512_and_si512(s.x[i], top2), 4);
+            hi = _mm512_or_si512(hi, _mm512_slli_epi16(t, 2 * i));
+        }
+        uint8_t *codes = (uint8_t *)&blk; // ql, then qh: 192 bytes
+        _mm512_storeu_si512((void *)codes, _mm512_or_si512(lo[0], _mm512_slli_epi16(lo[2], 4)));
+        _mm512_storeu_si512((void *)(codes + 64), _mm512_or_si512(lo[1], _mm512_slli_epi16(lo[3], 4)));
+        _mm512_storeu_si512((void *)(codes + 128), hi);
+        out[b] = blk;
+    }
+}
+
+ALWAYS_INLINE gemm_ops gemm_q6_k_packed(const uint8_t *p)
+{
+    const block_q6_k *blk = (const block_q6_k *)p;
+    const __m512i low4 = _mm512_set1_epi8(0x0F), top2 = _mm512_set1_epi8(0x30);
+    __m512i raw0 = _mm512_loadu_si512((const void *)p), raw1 = _mm512_loadu_si512((const void *)(p + 64));
+    __m512i hi = _mm512_loadu_si512((const void *)(p + 128));
+    gemm_ops s;
+    s.x[0] = _mm512_and_si512(raw0, low4);
+    s.x[1] = _mm512_and_si512(raw1, low4);
+    s.x[2] = _mm512_and_si512(_mm512_srli_epi16(raw0, 4), low4);
+    s.x[3] = _mm512_and_si512(_mm512_srli_epi16(raw1, 4), low4);
+    s.x[0] = _mm512_or_si512(s.x[0], _mm512_and_si512(_mm512_slli_epi16(hi, 4), top2));
+    s.x[1] = _mm512_or_si512(s.x[1], _mm512_and_si512(_mm512_slli_epi16(hi, 2), top2));
+    s.x[2] = _mm512_or_si512(s.x[2], _mm512_and_si512(hi, top2));
+    s.x[3] = _mm512_or_si512(s.x[3], _mm512_and_si512(_mm512_srli_epi16(hi, 2), top2));
+    k6_lane_factors(blk, &s);
+    return s;
+}
+
 // Eight weight blocks of kind from p (nblk present): codes made unsigned by the kind's
 // offset, and scales.
 ALWAYS_INLINE gemm_ops gemm_weights(const uint8_t *p, int nblk, enum legacy_kind kind)
@@ -406,6 +512,10 @@ ALWAYS_INLINE gemm_ops gemm_weights(const uint8_t *p, int nblk, enum legacy_kind
         return gemm_q4_k_plain(p);
     if (kind == KIND_Q4_K_PACKED)
         return gemm_q4_k_packed(p);
+    if (kind == KIND_Q6_K)
+        return gemm_q6_k_plain(p);
+    if (kind == KIND_Q6_K_PACKED)
+        return gemm_q6_k_packed(p);
     if (kind == KIND_Q4_0_PACKED) {
         if (nblk == 8)
             return gemm_q4_0_packed(p);
@@ -424,7 +534,7 @@ ALWAYS_INLINE gemm_ops gemm_weights(const uint8_t *p, int nblk, enum legacy_kind
             s.x[i] = _mm512_xor_si512(s.x[i], _mm512_set1_epi8((char)0x80));
         return s;
     }
-    int end = nblk * legacy_sizes[kind];
+    int end = nblk * legacy_step_bytes[kind] / 8;
     if (kind == KIND_Q5_0) {
         __m512i a0 = load_upto(p, 0, end), a1 = load_upto(p, 64, end);
         __m512i b0 = load_upto(p, 48, end), b1 = load_upto(p, 112, end);
@@ -474,10 +584,11 @@ static void gemm_prepare(const uint8_t *a, int steps, int nblk_last, int offset,
     }
 }
 
-// Prepares `steps` super-blocks of one Q8_K activation row from a into dst for KIND_Q4_K:
-// x0..x3 (operand i, 128-bit lane L: code qwords 8L + i and 8L + 4 + i), d_a times each
-// lane's code sum, and d_a in every lane.
-static void gemm_prepare_k4(const block_q8_k *a, int steps, uint8_t *dst)
+// Prepares `steps` super-blocks of one Q8_K activation row from a into dst for the K-quant
+// kinds: x0..x3 (Q4_K: operand i, 128-bit lane L, is code qwords 8L + i and 8L + 4 + i; Q6_K
+// (k6): dword lane m is code dword 4m + i), d_a times each lane's code sum, and d_a in every
+// lane.
+static void gemm_prepare_k(const block_q8_k *a, int steps, bool k6, uint8_t *dst)
 {
     for (int s = 0; s < steps; s++, dst += GEMM_STEP_BYTES) {
         const int8_t *qs = a[s].qs;
@@ -486,9 +597,19 @@ static void gemm_prepare_k4(const block_q8_k *a, int steps, uint8_t *dst)
             v[j] = _mm512_loadu_si512((const void *)(qs + 64 * j));
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
-            __m512i idx = _mm512_setr_epi64(i, 4 + i, 8 + i, 12 + i, i, 4 + i, 8 + i, 12 + i);
-            __m512i x = _mm512_mask_blend_epi64(0xF0, _mm512_permutex2var_epi64(v[0], idx, v[1]),
-                                                _mm512_permutex2var_epi64(v[2], idx, v[3]));
+            __m512i x;
+            if (k6) {
+                __m512i idx = _mm512_setr_epi32(i, 4 + i, 8 + i, 12 + i, 16 + i, 20 + i, 24 + i,
+                                                28 + i, i, 4 + i, 8 + i, 12 + i, 16 + i, 20 + i,
+                                                24 + i, 28 + i);
+                x = _mm512_inserti64x4(_mm512_permutex2var_epi32(v[0], idx, v[1]),
+                                       _mm512_castsi512_si256(_mm512_permutex2var_epi32(v[2], idx, v[3])),
+                                       1);
+            } else {
+                __m512i idx = _mm512_setr_epi64(i, 4 + i, 8 + i, 12 + i, i, 4 + i, 8 + i, 12 + i);
+                x = _mm512_mask_blend_epi64(0xF0, _mm512_permutex2var_epi64(v[0], idx, v[1]),
+                                            _mm512_permutex2var_epi64(v[2], idx, v[3]));
+            }
             _mm512_store_si512((void *)(dst + 64 * i), x);
             sum = _mm512_dpbusd_epi32(sum, _mm512_set1_epi8(1), x);
         }
@@ -544,7 +665,7 @@ ALWAYS_INLINE void gemm_tile(const uint8_t *w, size_t ws, int nr, const gemm_chu
 #pragma GCC unroll 8
         for (int k = 0; k < GEMM_ACTS; k++)
             acc[r][k] = _mm512_setzero_ps();
-    size_t w_step = 8 * (size_t)legacy_sizes[kind], ahead = (size_t)R * ws;
+    size_t w_step = (size_t)legacy_step_bytes[kind], ahead = (size_t)R * ws;
     for (int s = 0; s < steps; s++) {
         int nblk = s + 1 < steps ? 8 : nblk_last;
         gemm_ops wv[GEMM_ROWS];
@@ -565,8 +686,8 @@ ALWAYS_INLINE void gemm_tile(const uint8_t *w, size_t ws, int nr, const gemm_chu
 #pragma GCC unroll 8
             for (int i = 0; i < 4; i++)
                 a[i] = _mm512_load_si512((const void *)(pk + 64 * i));
-            // Q4_K: no offset; bytes 256.. are d_a times the lanes' code sums.
-            __m512i base = kind_k4(kind) ? _mm512_setzero_si512()
+            // K-quants: no offset; bytes 256.. are d_a times the lanes' code sums.
+            __m512i base = kind_k(kind) ? _mm512_setzero_si512()
                                          : _mm512_load_si512((const void *)(pk + 256));
             __m512 da = _mm512_load_ps((const void *)(pk + 320));
 #pragma GCC unroll 8
@@ -577,7 +698,7 @@ ALWAYS_INLINE void gemm_tile(const uint8_t *w, size_t ws, int nr, const gemm_chu
                 p = _mm512_dpbusd_epi32(p, wv[r].x[3], a[3]);
                 acc[r][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(wv[r].d, da),
                                             acc[r][k]);
-                if (kind_k4(kind))
+                if (kind_k(kind))
                     acc[r][k] = _mm512_fmadd_ps(wv[r].m, _mm512_load_ps((const void *)(pk + 256)),
                                                 acc[r][k]);
             }
@@ -625,7 +746,7 @@ ALWAYS_INLINE void gemm_legacy(const void *w, size_t ws, int64_t rows, const voi
     enum { CHUNK_STEPS = GEMM_CHUNK / GEMM_STEP, ROW_BYTES = CHUNK_STEPS * GEMM_STEP_BYTES };
     uint8_t prep[GEMM_ACTS * ROW_BYTES] __attribute__((aligned(64)));
     const uint8_t *wb = w, *ab = act;
-    size_t bsize = (size_t)legacy_sizes[kind];
+    size_t step_bytes = (size_t)legacy_step_bytes[kind];
     int64_t nb = n / 32;
     int64_t tr = n_act == 1 ? 1 : GEMM_ROWS;
     for (int64_t c0 = 0; c0 < nb; c0 += GEMM_CHUNK / 32) {
@@ -633,7 +754,7 @@ ALWAYS_INLINE void gemm_legacy(const void *w, size_t ws, int64_t rows, const voi
         gemm_chunk ch = {.prep = prep, .row_bytes = ROW_BYTES, .steps = (int)((cb + 7) / 8),
                          .first = c0 == 0};
         ch.nblk_last = (int)(cb - 8 * (ch.steps - 1));
-        int64_t panel = (int64_t)(GEMM_PANEL_BYTES / (cb * (int64_t)bsize)) / tr * tr;
+        int64_t panel = (int64_t)(GEMM_PANEL_BYTES * 8 / (cb * (int64_t)step_bytes)) / tr * tr;
         panel = panel < tr ? tr : panel;
         for (int64_t p0 = 0; p0 < rows; p0 += panel) {
             int64_t p1 = p0 + panel < rows ? p0 + panel : rows;
@@ -641,16 +762,16 @@ ALWAYS_INLINE void gemm_legacy(const void *w, size_t ws, int64_t rows, const voi
                 int nc = (int)(n_act - b < GEMM_ACTS ? n_act - b : GEMM_ACTS);
                 for (int k = 0; k < nc; k++) {
                     const uint8_t *ak = ab + (size_t)(b + k) * as;
-                    if (kind_k4(kind))
-                        gemm_prepare_k4((const block_q8_k *)ak + c0 / 8, ch.steps,
-                                        prep + (size_t)k * ROW_BYTES);
+                    if (kind_k(kind))
+                        gemm_prepare_k((const block_q8_k *)ak + c0 / 8, ch.steps, kind_k6(kind),
+                                       prep + (size_t)k * ROW_BYTES);
                     else
                         gemm_prepare(ak + (size_t)c0 * sizeof(block_q8_0), ch.steps,
                                      ch.nblk_last, legacy_offsets[kind], prep + (size_t)k * ROW_BYTES);
                 }
                 for (int64_t r = p0; r < p1; r += tr) {
                     int nr = (int)(p1 - r < tr ? p1 - r : tr);
-                    gemm_tile_any(wb + (size_t)r * ws + (size_t)c0 * bsize, ws, nr, &ch, nc,
+                    gemm_tile_any(wb + (size_t)r * ws + (size_t)c0 / 8 * step_bytes, ws, nr, &ch, nc,
                                   y + b * ldy + r, ldy, kind);
                 }
             }
@@ -694,6 +815,25 @@ static float dot_q4_k_q8_k(const void *w, const void *a, int64_t n)
 {
     float out = 0.0f;
     gemm_q4_k_q8_k(w, 0, 1, a, 0, 1, n, &out, 0);
+    return out;
+}
+
+static void gemm_q6_k_q8_k(const void *w, size_t ws, int64_t rows, const void *act, size_t as,
+                           int64_t n_act, int64_t n, float *y, int64_t ldy)
+{
+    gemm_legacy(w, ws, rows, act, as, n_act, n, y, ldy, KIND_Q6_K);
+}
+
+static void gemm_q6_k_packed_q8_k(const void *w, size_t ws, int64_t rows, const void *act,
+                                  size_t as, int64_t n_act, int64_t n, float *y, int64_t ldy)
+{
+    gemm_legacy(w, ws, rows, act, as, n_act, n, y, ldy, KIND_Q6_K_PACKED);
+}
+
+static float dot_q6_k_q8_k(const void *w, const void *a, int64_t n)
+{
+    float out = 0.0f;
+    gemm_q6_k_q8_k(w, 0, 1, a, 0, 1, n, &out, 0);
     return out;
 }
 
@@ -826,14 +966,6 @@ ALWAYS_INLINE __m512i scales_2x16(const int16_t *scales, int first)
     return join256(_mm256_set1_epi16(scales[first]), _mm256_set1_epi16(scales[first + 1]));
 }
 
-// 32 int16 lanes: lanes 16g..16g+15 hold lane first + g of sc (int16 scales in the low lanes).
-ALWAYS_INLINE __m512i scales_2x16v(__m512i sc, int first)
-{
-    const __m512i step = _mm512_set_epi16(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0,
-                                          0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-    return _mm512_permutexvar_epi16(_mm512_add_epi16(step, _mm512_set1_epi16((short)first)), sc);
-}
-
 // 32 int16 lanes: lane i holds sc16[first + i / 8] (four sub-blocks of 16 values), where
 // sc16 holds 16 int16 scales in its low 256 bits.
 ALWAYS_INLINE __m512i scales_4x8(__m512i sc16, int first)
@@ -851,7 +983,7 @@ ALWAYS_INLINE __m512i load_act64(const void *act, size_t stride, int k, int64_t 
     return _mm512_loadu_si512((const void *)(y->qs + offset));
 }
 
-// ---- Q4_K and Q5_K x Q8_K ----
+// ---- Q5_K x Q8_K ----
 
 // The eight 6-bit scales of a Q4_K/Q5_K block as int16 lanes 0..7 of *sc, and the mins as
 // 16 int16, each repeated for the two bsums of its sub-block.
@@ -893,26 +1025,6 @@ ALWAYS_INLINE __m512i k4_chunk(const uint8_t *qs, const uint8_t *qh, int c)
     return join256(lo, hi);
 }
 
-// ---- Q6_K x Q8_K ----
-
-// Codes 0..63 of half h as two registers: values 128h + 0..63 and 128h + 64..127.
-ALWAYS_INLINE void q6_unpack(const block_q6_k *blk, int h, __m512i v[2])
-{
-    const __m256i low4 = _mm256_set1_epi8(0x0F), top2 = _mm256_set1_epi8(0x30);
-    __m256i ql0 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h));
-    __m256i ql1 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h + 32));
-    __m256i qh = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * h));
-    __m256i v0 = _mm256_or_si256(_mm256_and_si256(ql0, low4),
-                                 _mm256_and_si256(_mm256_slli_epi16(qh, 4), top2));
-    __m256i v1 = _mm256_or_si256(_mm256_and_si256(ql1, low4),
-                                 _mm256_and_si256(_mm256_slli_epi16(qh, 2), top2));
-    __m256i v2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
-                                 _mm256_and_si256(qh, top2));
-    __m256i v3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
-                                 _mm256_and_si256(_mm256_srli_epi16(qh, 2), top2));
-    v[0] = join256(v0, v1);
-    v[1] = join256(v2, v3);
-}
 
 // ---- Q2_K and Q3_K x Q8_K (sub-blocks of 16) ----
 
@@ -929,26 +1041,24 @@ ALWAYS_INLINE __m256i q3_codes(__m256i raw, __m256i hm, int h, int j)
     return _mm256_or_si256(crumbs32(raw, j), _mm256_slli_epi16(high, 2));
 }
 
-// ---- Q2_K .. Q6_K x Q8_K: register tiles ----
+// ---- Q2_K, Q3_K and Q5_K x Q8_K: register tiles ----
 //
 // One super-block per step. A weight row's block unpacks into four registers of 64 unsigned
 // codes, the sub-block scales lined up with maddubs's int16 pair sums (applied by dpwssd;
-// Q4_K and Q5_K: with packed vpdpbusd sums, kq_paired), the factors of the activation's bsums (mins, or the scales times the code offset) and two
-// float scales. A tile unpacks each of its rows' blocks once for all its activation rows.
+// Q5_K: with packed vpdpbusd sums, kq_paired), the factors of the activation's bsums (mins,
+// or the scales times the code offset) and two float scales. A tile unpacks each of its rows' blocks once for all its activation rows.
 // Every pair does the same arithmetic in any tile shape, so results equal the single dot.
 
-// (Q4_K goes through the legacy product: KIND_Q4_K.)
-enum kq_kind { KQ_Q2_K, KQ_Q3_K, KQ_Q5_K, KQ_Q6_K };
+// (Q4_K and Q6_K go through the legacy product: KIND_Q4_K, KIND_Q6_K.)
+enum kq_kind { KQ_Q2_K, KQ_Q3_K, KQ_Q5_K };
 
-static const size_t kq_sizes[] = {sizeof(block_q2_k), sizeof(block_q3_k), sizeof(block_q5_k),
-                                  sizeof(block_q6_k)};
+static const size_t kq_sizes[] = {sizeof(block_q2_k), sizeof(block_q3_k), sizeof(block_q5_k)};
 
 enum { KQ_ROWS = 1, KQ_ACTS = 8 };
 
 // Q5_K: chunk sums by vpdpbusd, packed in pairs and scaled (paired_scales): 6 multiplies for
 // 4 chunks instead of 8 (maddubs and dpwssd each); it made Q4_K prompts 5-10 % faster before
-// Q4_K moved to the legacy product. (Q6_K the same way was as fast at prompts and 5 % slower
-// decoding one row: not used.)
+// Q4_K moved to the legacy product.
 ALWAYS_INLINE bool kq_paired(enum kq_kind kind)
 {
     return kind == KQ_Q5_K;
@@ -976,21 +1086,6 @@ ALWAYS_INLINE kq_block kq_unpack(const uint8_t *p, enum kq_kind kind)
             k.q[c] = k4_chunk(blk->qs, blk->qh, c);
         paired_scales(sc, k.scv);
         k.d = half(blk->d), k.d_b = -half(blk->dmin);
-        return k;
-    }
-    case KQ_Q6_K: {
-        // x = d * sc * (q - 32): the -32 through the bsums.
-        const block_q6_k *blk = (const block_q6_k *)p;
-        k.m16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
-        __m512i sc512 = _mm512_castsi256_si512(k.m16);
-#pragma GCC unroll 8
-        for (int h = 0; h < 2; h++) {
-            q6_unpack(blk, h, &k.q[2 * h]);
-#pragma GCC unroll 8
-            for (int g = 0; g < 2; g++)
-                k.scv[2 * h + g] = scales_4x8(sc512, 8 * h + 4 * g);
-        }
-        k.d = half(blk->d), k.d_b = -32.0f * k.d;
         return k;
     }
     case KQ_Q2_K: {
@@ -1185,19 +1280,6 @@ static float dot_q5_k_q8_k(const void *w, const void *a, int64_t n)
 {
     float out = 0.0f;
     tile_q5_k_q8_k(w, 0, 1, a, 0, 1, n, &out, 0);
-    return out;
-}
-
-static void tile_q6_k_q8_k(const void *w, size_t ws, int nr, const void *act, size_t as, int nc,
-                           int64_t n, float *y, int64_t ldy)
-{
-    kq_tile_any(w, ws, nr, act, as, nc, n, y, ldy, KQ_Q6_K);
-}
-
-static float dot_q6_k_q8_k(const void *w, const void *a, int64_t n)
-{
-    float out = 0.0f;
-    tile_q6_k_q8_k(w, 0, 1, a, 0, 1, n, &out, 0);
     return out;
 }
 
@@ -1579,8 +1661,8 @@ const kernel_type_ops kernel_avx512_type_ops[TENSOR_TYPE_COUNT] = {
                           .gemm_packed = gemm_q4_k_packed_q8_k},
     [TENSOR_TYPE_Q5_K] = {.dot = dot_q5_k_q8_k, .tile = tile_q5_k_q8_k,
                           .tile_rows = KQ_ROWS, .tile_acts = KQ_ACTS},
-    [TENSOR_TYPE_Q6_K] = {.dot = dot_q6_k_q8_k, .tile = tile_q6_k_q8_k,
-                          .tile_rows = KQ_ROWS, .tile_acts = KQ_ACTS},
+    [TENSOR_TYPE_Q6_K] = {.dot = dot_q6_k_q8_k, .gemm = gemm_q6_k_q8_k, .pack = pack_q6_k,
+                          .gemm_packed = gemm_q6_k_packed_q8_k},
     [TENSOR_TYPE_IQ4_NL] = {.dot = dot_iq4_nl_q8_0, .gemm = gemm_iq4_nl_q8_0},
     [TENSOR_TYPE_IQ4_XS] = {.dot = dot_iq4_xs_q8_k, .dot_x4 = dot_iq4_xs_q8_k_x4},
 };
