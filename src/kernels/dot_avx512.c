@@ -112,6 +112,7 @@ ALWAYS_INLINE bool kind_k6(enum legacy_kind kind)
 }
 
 enum {
+    K_PREFETCH = 8192,            // bytes ahead a single K-quant row prefetches
     GEMM_STEP = 256,              // values per step
     GEMM_CHUNK = 8192,            // values per chunk
     GEMM_STEP_BYTES = 6 * 64,     // prepared bytes per step and activation row
@@ -676,6 +677,10 @@ ALWAYS_INLINE void gemm_tile(const uint8_t *w, size_t ws, int nr, const gemm_chu
             // prefetcher does not follow (a single row streams in order and needs no help).
             for (size_t line = 0; R > 1 && line < w_step; line += 64)
                 _mm_prefetch((const char *)(p + ahead + line), _MM_HINT_T0);
+            // A single K-quant row: prefetching K_PREFETCH bytes ahead made Q4_K_M decoding
+            // 29.6 -> 34.3 t/s on one thread (it made Q4_0 and Q8_0 slower: not for them).
+            for (size_t line = 0; R == 1 && kind_k(kind) && line < w_step; line += 64)
+                _mm_prefetch((const char *)(p + K_PREFETCH + line), _MM_HINT_T0);
             wv[r] = gemm_weights(p, nblk, kind);
         }
         size_t step_off = (size_t)s * GEMM_STEP_BYTES;
