@@ -1351,6 +1351,165 @@ static void dot_iq4_xs_q8_k_x4(const void *w, const void *a, size_t stride, int6
     iq4_xs_rows(w, a, stride, n, 4, out);
 }
 
+// ---- F16 x F16: float tiles over converted activation rows ----
+//
+// An F16 x F16 product is exact in float, so F16 weights multiply in float: activation rows
+// (F16, as the reference rounds them) are converted to float once per tile of F16_ACTS rows
+// and chunk of F16_CHUNK values, and each weight value once per tile. A pair keeps two
+// 16-lane sums (even and odd steps of 16 values; a last step of 16 goes to the first, a
+// partial one to the second), reduced per chunk and added in chunk order; the single row
+// (decoding) streams each weight row whole, converting the activation as it reads it, with
+// the same arithmetic, so results do not depend on the batch.
+
+enum {
+    F16_ROWS = 4,                // weight rows per register tile (x F16_ACTS x 2 sums)
+    F16_ACTS = 3,                // activation rows per register tile
+    F16_CHUNK = 2048,            // values per chunk
+    F16_PANEL_BYTES = 256 << 10, // weight bytes per panel
+};
+
+// An R x C tile over the len values of a chunk: weight rows from w (ws bytes apart; rows past
+// nr repeat the last), converted activation rows from prep (pstride floats apart). Adds (or
+// stores, first) each pair's chunk sum to y[k * ldy + r].
+// (halves: prep is one F16 activation row, converted as it is read.)
+ALWAYS_INLINE __m512 f16_act16(const void *prep, size_t pstride, int k, int64_t i,
+                               __mmask16 mask, bool halves)
+{
+    if (halves)
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, (const uint16_t *)prep + i));
+    const float *p = (const float *)prep + (size_t)k * pstride + i;
+    return mask == 0xFFFF ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mask, p);
+}
+
+ALWAYS_INLINE void f16_tile(const uint8_t *w, size_t ws, int nr, const void *prep,
+                            size_t pstride, int nc, int64_t len, bool first, float *y,
+                            int64_t ldy, int R, int C, bool halves)
+{
+    __m512 acc[F16_ROWS][F16_ACTS][2];
+    const uint16_t *rows[F16_ROWS];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+        rows[r] = (const uint16_t *)(w + (size_t)(r < nr ? r : nr - 1) * ws);
+#pragma GCC unroll 8
+    for (int r = 0; r < F16_ROWS; r++)
+#pragma GCC unroll 8
+        for (int k = 0; k < F16_ACTS; k++)
+            acc[r][k][0] = acc[r][k][1] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= len; i += 32) {
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m512 wv[F16_ROWS];
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++)
+                wv[r] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(rows[r] + i + 16 * h)));
+#pragma GCC unroll 8
+            for (int k = 0; k < C; k++) {
+                __m512 a = f16_act16(prep, pstride, k, i + 16 * h, 0xFFFF, halves);
+#pragma GCC unroll 8
+                for (int r = 0; r < R; r++)
+                    acc[r][k][h] = _mm512_fmadd_ps(wv[r], a, acc[r][k][h]);
+            }
+        }
+    }
+    // The last 1..31 values: a whole step of 16 into the first sums, the rest (masked) into
+    // the second.
+    for (int h = 0; i < len; h++, i += 16) {
+        __mmask16 mask = len - i >= 16 ? 0xFFFF : (__mmask16)((1u << (len - i)) - 1);
+        __m512 wv[F16_ROWS];
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++)
+            wv[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, rows[r] + i));
+#pragma GCC unroll 8
+        for (int k = 0; k < C; k++) {
+            __m512 a = f16_act16(prep, pstride, k, i, mask, halves);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++)
+                acc[r][k][h] = _mm512_fmadd_ps(wv[r], a, acc[r][k][h]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int k = 0; k < C; k++) {
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            if (k >= nc || r >= nr)
+                continue;
+            float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][k][0], acc[r][k][1]));
+            y[k * ldy + r] = first ? sum : y[k * ldy + r] + sum;
+        }
+    }
+}
+
+ALWAYS_INLINE void f16_tile_any(const uint8_t *w, size_t ws, int nr, const float *prep,
+                                size_t pstride, int nc, int64_t len, bool first, float *y,
+                                int64_t ldy)
+{
+    static_assert(F16_ROWS == 4 && F16_ACTS == 3, "one case per shape");
+    if (nr == 1 && nc == 1) {
+        f16_tile(w, ws, 1, prep, pstride, 1, len, first, y, ldy, 1, 1, false);
+        return;
+    }
+    int c = GEMM_FEW_SHAPES ? 3 : nc;
+    switch (c) {
+    case 1: f16_tile(w, ws, nr, prep, pstride, nc, len, first, y, ldy, F16_ROWS, 1, false); return;
+    case 2: f16_tile(w, ws, nr, prep, pstride, nc, len, first, y, ldy, F16_ROWS, 2, false); return;
+    default: f16_tile(w, ws, nr, prep, pstride, nc, len, first, y, ldy, F16_ROWS, 3, false); return;
+    }
+}
+
+// n F16 values from a to floats at dst.
+static void f16_to_floats(const uint16_t *a, int64_t n, float *dst)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 mask = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(dst + i, mask, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, a + i)));
+    }
+}
+
+static void gemm_f16_f16(const void *w, size_t ws, int64_t rows, const void *act, size_t as,
+                         int64_t n_act, int64_t n, float *y, int64_t ldy)
+{
+    const uint8_t *wb = w, *ab = act;
+    if (n_act == 1) {
+        // One activation row: each weight row whole, in order, the activation converted as
+        // it is read (a converted copy of a long row would not stay in L1).
+        const uint16_t *a = act;
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c0 = 0; c0 < n; c0 += F16_CHUNK)
+                f16_tile(wb + (size_t)r * ws + (size_t)c0 * 2, ws, 1, a + c0, 0, 1,
+                         n - c0 < F16_CHUNK ? n - c0 : F16_CHUNK, c0 == 0, y + r, ldy, 1, 1, true);
+        return;
+    }
+    float prep[F16_ACTS * F16_CHUNK] __attribute__((aligned(64)));
+    int64_t tr = n_act == 1 ? 1 : F16_ROWS;
+    for (int64_t c0 = 0; c0 < n; c0 += F16_CHUNK) {
+        int64_t len = n - c0 < F16_CHUNK ? n - c0 : F16_CHUNK;
+        int64_t panel = (int64_t)(F16_PANEL_BYTES / (2 * len)) / tr * tr;
+        panel = panel < tr ? tr : panel;
+        for (int64_t p0 = 0; p0 < rows; p0 += panel) {
+            int64_t p1 = p0 + panel < rows ? p0 + panel : rows;
+            for (int64_t b = 0; b < n_act; b += F16_ACTS) {
+                int nc = (int)(n_act - b < F16_ACTS ? n_act - b : F16_ACTS);
+                for (int k = 0; k < nc; k++)
+                    f16_to_floats((const uint16_t *)(ab + (size_t)(b + k) * as) + c0, len,
+                                  prep + (size_t)k * F16_CHUNK);
+                for (int64_t r = p0; r < p1; r += tr) {
+                    int nr = (int)(p1 - r < tr ? p1 - r : tr);
+                    f16_tile_any(wb + (size_t)r * ws + (size_t)c0 * 2, ws, nr, prep, F16_CHUNK,
+                                 nc, len, c0 == 0, y + b * ldy + r, ldy);
+                }
+            }
+        }
+    }
+}
+
+static float dot_f16_f16(const void *w, const void *a, int64_t n)
+{
+    float out = 0.0f;
+    gemm_f16_f16(w, 0, 1, a, 0, 1, n, &out, 0);
+    return out;
+}
+
 // ---- plain float formats ----
 
 enum float_kind { FMT_F32, FMT_F16, FMT_BF16 };
@@ -1647,9 +1806,7 @@ static void helper_swiglu_f32(float *gate, const float *up, int64_t n)
 
 const kernel_type_ops kernel_avx512_type_ops[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_F32] = {.dot = dot_f32_f32, .dot_x4 = dot_f32_f32_x4},
-    // No F16 entry: the AVX2 kernels stand in. The 16-lane vcvtph2ps runs at half rate on
-    // Zen 4, which made 512-bit F16 dots slower than 256-bit ones there (bench_kernels); a
-    // register-tiled F16 kernel was slower still.
+    [TENSOR_TYPE_F16] = {.dot = dot_f16_f16, .gemm = gemm_f16_f16},
     [TENSOR_TYPE_BF16] = {.dot = dot_bf16_bf16, .dot_x4 = dot_bf16_bf16_x4},
     [TENSOR_TYPE_Q4_0] = {.dot = dot_q4_0_q8_0, .gemm = gemm_q4_0_q8_0, .pack = pack_q4_0,
                           .gemm_packed = gemm_q4_0_packed_q8_0},
