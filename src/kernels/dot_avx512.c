@@ -70,7 +70,6 @@ ALWAYS_INLINE __m256i fifth_bits(const uint8_t *p)
 // permutes of 128-byte windows that reach no byte past the row's last block. Rows are split
 // into chunks of GEMM_CHUNK values whose float sums are added in order; every shape of tile,
 // the single dot included, does each pair's arithmetic the same way.
-
 //
 // Q4_K goes through the same product (KIND_Q4_K): a super-block is one step, its eight
 // sub-blocks of 32 take the place of the eight blocks, and the activation is a Q8_K
