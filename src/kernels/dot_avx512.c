@@ -693,6 +693,8 @@ ALWAYS_INLINE void gemm_tile(const uint8_t *w, size_t ws, int nr, const gemm_chu
             // K-quants: no offset; bytes 256.. are d_a times the lanes' code sums.
             __m512i base = kind_k(kind) ? _mm512_setzero_si512()
                                          : _mm512_load_si512((const void *)(pk + 256));
+            __m512 lane_sums = kind_k(kind) ? _mm512_load_ps((const void *)(pk + 256))
+                                            : _mm512_setzero_ps();
             __m512 da = _mm512_load_ps((const void *)(pk + 320));
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
@@ -703,8 +705,7 @@ ALWAYS_INLINE void gemm_tile(const uint8_t *w, size_t ws, int nr, const gemm_chu
                 acc[r][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(wv[r].d, da),
                                             acc[r][k]);
                 if (kind_k(kind))
-                    acc[r][k] = _mm512_fmadd_ps(wv[r].m, _mm512_load_ps((const void *)(pk + 256)),
-                                                acc[r][k]);
+                    acc[r][k] = _mm512_fmadd_ps(wv[r].m, lane_sums, acc[r][k]);
             }
         }
     }
@@ -783,6 +784,14 @@ ALWAYS_INLINE void gemm_legacy(const void *w, size_t ws, int64_t rows, const voi
     }
 }
 
+// The single dot of a product kernel: its 1 x 1 product.
+ALWAYS_INLINE float single_dot(kernel_gemm_fn gemm, const void *w, const void *a, int64_t n)
+{
+    float out = 0.0f;
+    gemm(w, 0, 1, a, 0, 1, n, &out, 0);
+    return out;
+}
+
 // The product for one weight type, and its single dot as a 1 x 1 product.
 static void gemm_q4_0_q8_0(const void *w, size_t ws, int64_t rows, const void *act, size_t as,
                            int64_t n_act, int64_t n, float *y, int64_t ldy)
@@ -798,9 +807,7 @@ static void gemm_q4_0_packed_q8_0(const void *w, size_t ws, int64_t rows, const 
 
 static float dot_q4_0_q8_0(const void *w, const void *a, int64_t n)
 {
-    float out = 0.0f;
-    gemm_q4_0_q8_0(w, 0, 1, a, 0, 1, n, &out, 0);
-    return out;
+    return single_dot(gemm_q4_0_q8_0, w, a, n);
 }
 
 static void gemm_q4_k_q8_k(const void *w, size_t ws, int64_t rows, const void *act, size_t as,
@@ -817,9 +824,7 @@ static void gemm_q4_k_packed_q8_k(const void *w, size_t ws, int64_t rows, const 
 
 static float dot_q4_k_q8_k(const void *w, const void *a, int64_t n)
 {
-    float out = 0.0f;
-    gemm_q4_k_q8_k(w, 0, 1, a, 0, 1, n, &out, 0);
-    return out;
+    return single_dot(gemm_q4_k_q8_k, w, a, n);
 }
 
 static void gemm_q6_k_q8_k(const void *w, size_t ws, int64_t rows, const void *act, size_t as,
@@ -836,9 +841,7 @@ static void gemm_q6_k_packed_q8_k(const void *w, size_t ws, int64_t rows, const 
 
 static float dot_q6_k_q8_k(const void *w, const void *a, int64_t n)
 {
-    float out = 0.0f;
-    gemm_q6_k_q8_k(w, 0, 1, a, 0, 1, n, &out, 0);
-    return out;
+    return single_dot(gemm_q6_k_q8_k, w, a, n);
 }
 
 static void gemm_q5_0_q8_0(const void *w, size_t ws, int64_t rows, const void *act, size_t as,
@@ -849,9 +852,7 @@ static void gemm_q5_0_q8_0(const void *w, size_t ws, int64_t rows, const void *a
 
 static float dot_q5_0_q8_0(const void *w, const void *a, int64_t n)
 {
-    float out = 0.0f;
-    gemm_q5_0_q8_0(w, 0, 1, a, 0, 1, n, &out, 0);
-    return out;
+    return single_dot(gemm_q5_0_q8_0, w, a, n);
 }
 
 static void gemm_q8_0_q8_0(const void *w, size_t ws, int64_t rows, const void *act, size_t as,
@@ -868,9 +869,7 @@ static void gemm_q8_0_packed_q8_0(const void *w, size_t ws, int64_t rows, const 
 
 static float dot_q8_0_q8_0(const void *w, const void *a, int64_t n)
 {
-    float out = 0.0f;
-    gemm_q8_0_q8_0(w, 0, 1, a, 0, 1, n, &out, 0);
-    return out;
+    return single_dot(gemm_q8_0_q8_0, w, a, n);
 }
 
 static void gemm_iq4_nl_q8_0(const void *w, size_t ws, int64_t rows, const void *act, size_t as,
@@ -881,9 +880,7 @@ static void gemm_iq4_nl_q8_0(const void *w, size_t ws, int64_t rows, const void 
 
 static float dot_iq4_nl_q8_0(const void *w, const void *a, int64_t n)
 {
-    float out = 0.0f;
-    gemm_iq4_nl_q8_0(w, 0, 1, a, 0, 1, n, &out, 0);
-    return out;
+    return single_dot(gemm_iq4_nl_q8_0, w, a, n);
 }
 
 // ---- offset weights x Q8_1: Q4_1, Q5_1 (x = d q + m, so the dot gains m * s) ----
@@ -1050,8 +1047,9 @@ ALWAYS_INLINE __m256i q3_codes(__m256i raw, __m256i hm, int h, int j)
 // One super-block per step. A weight row's block unpacks into four registers of 64 unsigned
 // codes, the sub-block scales lined up with maddubs's int16 pair sums (applied by dpwssd;
 // Q5_K: with packed vpdpbusd sums, kq_paired), the factors of the activation's bsums (mins,
-// or the scales times the code offset) and two float scales. A tile unpacks each of its rows' blocks once for all its activation rows.
-// Every pair does the same arithmetic in any tile shape, so results equal the single dot.
+// or the scales times the code offset) and two float scales. A tile unpacks each of its
+// rows' blocks once for all its activation rows. Every pair does the same arithmetic in any
+// tile shape, so results equal the single dot.
 
 // (Q4_K and Q6_K go through the legacy product: KIND_Q4_K, KIND_Q6_K.)
 enum kq_kind { KQ_Q2_K, KQ_Q3_K, KQ_Q5_K };
@@ -1504,9 +1502,7 @@ static void gemm_f16_f16(const void *w, size_t ws, int64_t rows, const void *act
 
 static float dot_f16_f16(const void *w, const void *a, int64_t n)
 {
-    float out = 0.0f;
-    gemm_f16_f16(w, 0, 1, a, 0, 1, n, &out, 0);
-    return out;
+    return single_dot(gemm_f16_f16, w, a, n);
 }
 
 // ---- plain float formats ----

@@ -6,8 +6,8 @@
 // rows, which the loop here drives over panels of weight rows that stay in cache while every
 // activation row streams past; otherwise the loop tiles weight rows while groups of four
 // activation rows stream past them. Every weight byte comes from memory once per call.
-// Rows packed at load into a variant's own layout go through the same loop with the
-// variant's packed kernels (kernel_matmul_packed).
+// Rows packed at load into a variant's own layout go to the variant's packed product
+// (kernel_matmul_packed).
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -266,7 +266,7 @@ static void matmul_tiled(const kernel_type_ops *ops, kernel_tile_fn tile, const 
 
 // The product by the kernel that takes it whole (gemm), else by register tiles (tile), else
 // by dots; kernel_matmul_variant passes the plain rows' kernels, kernel_matmul_packed the
-// packed rows' ones.
+// packed rows' gemm (packed layouts have no other kernel).
 static void matmul_ops(const kernel_type_ops *ops, kernel_gemm_fn gemm, kernel_tile_fn tile,
                        uint32_t weight_type, const void *w, int64_t n, int64_t r0, int64_t r1,
                        const void *act, int64_t n_act, float *y, int64_t ldy)
@@ -321,7 +321,7 @@ bool kernel_packs(uint32_t weight_type)
 {
     const kernel_type_ops *ops = kernel_variant_type_ops(kernel_variant_active(), weight_type,
                                                          false);
-    return ops && ops->pack && (ops->gemm_packed || ops->tile_packed);
+    return ops && ops->pack && ops->gemm_packed;
 }
 
 void kernel_pack_rows(uint32_t weight_type, const void *src, void *dst, int64_t rows, int64_t n)
@@ -340,8 +340,7 @@ void kernel_matmul_packed(uint32_t weight_type, const void *w, int64_t n, int64_
 {
     const kernel_type_ops *ops = kernel_variant_type_ops(kernel_variant_active(), weight_type,
                                                          false);
-    matmul_ops(ops, ops->gemm_packed, ops->tile_packed, weight_type, w, n, r0, r1, act, n_act, y,
-               ldy);
+    matmul_ops(ops, ops->gemm_packed, NULL, weight_type, w, n, r0, r1, act, n_act, y, ldy);
 }
 
 float kernel_dot_f32(const float *a, const float *b, int64_t n)

@@ -44,12 +44,11 @@ typedef struct kernel_type_ops {
     int tile_rows, tile_acts;
     kernel_gemm_fn gemm;     // when set, the matrix product is this call
     // A layout of the type's rows of the variant's own, made once at load by pack (one row
-    // of n values, the same bytes per row); gemm_packed or tile_packed (with tile_rows and
-    // tile_acts) computes the product over packed rows and gives exactly what gemm or tile
-    // gives over plain ones. pack NULL: the variant reads plain rows.
+    // of n values, the same bytes per row); gemm_packed computes the product over packed
+    // rows and gives exactly what gemm gives over plain ones. pack NULL: the variant reads
+    // plain rows.
     void (*pack)(const void *row, void *dst, int64_t n);
     kernel_gemm_fn gemm_packed;
-    kernel_tile_fn tile_packed;
 } kernel_type_ops;
 
 typedef struct kernel_float_ops {
