@@ -6,6 +6,7 @@
 // run on the compute pool; the small element-wise steps run on the calling thread. Every
 // buffer is allocated in model_state_new, so a forward call allocates nothing.
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -303,31 +304,54 @@ typedef struct matmul_job {
     matmul_item items[MAX_GROUP];
     int n_items;
     bool convert_only; // first phase: convert the input rows; second: multiply
+    int64_t chunk_rows;  // the multiply's unit of work, a multiple of CHUNK_ALIGN rows
+    atomic_int next;     // the next chunk to take, over the items' chunks in order
 } matmul_job;
+
+// Weight rows a chunk is a multiple of (every kernel's register tile divides it), and the
+// chunks a thread takes on average. Threads take chunks in turn, so one that finishes early
+// (its core was not preempted, its rows were in cache) does the work another has not reached
+// instead of waiting for it at the barrier. A decoding step takes DECODE_CHUNKS a thread; a
+// batch of many rows, whose kernels prepare the activations again for every call, only
+// BATCH_CHUNKS.
+enum { CHUNK_ALIGN = 16, DECODE_CHUNKS = 8, BATCH_CHUNKS = 2, DECODE_ROWS = 8 };
+
+static void convert_worker(matmul_job *job, int ith, int nth)
+{
+    for (int i = 0; i < job->n_items; i++) {
+        const matmul_item *it = &job->items[i];
+        bool owner = true; // convert once per distinct buffer
+        for (int j = 0; j < i; j++)
+            owner &= job->items[j].act != it->act;
+        // Rows are packed at the kernel's row size, as kernel_matmul reads them.
+        size_t stride = kernel_act_row_size(it->w->type, (int64_t)it->w->n_in);
+        for (uint32_t b = (uint32_t)ith; owner && b < job->n_tok; b += (uint32_t)nth)
+            kernel_act_convert(it->w->type, job->in + b * job->in_stride,
+                               job->s->act[it->act] + b * stride, (int64_t)it->w->n_in);
+    }
+}
 
 static void matmul_worker(void *ctx, int ith, int nth)
 {
     matmul_job *job = ctx;
-    model_state *s = job->s;
-    for (int i = 0; i < job->n_items; i++) {
+    if (job->convert_only) {
+        convert_worker(job, ith, nth);
+        return;
+    }
+    int64_t chunk = job->chunk_rows;
+    for (;;) {
+        // Chunk c counts through each item's rows in turn (an item's last chunk may be short).
+        int64_t r0 = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed) * chunk;
+        int i = 0;
+        for (; i < job->n_items && r0 >= (int64_t)job->items[i].w->n_out; i++)
+            r0 -= ((int64_t)job->items[i].w->n_out + chunk - 1) / chunk * chunk;
+        if (i == job->n_items)
+            return;
         const matmul_item *it = &job->items[i];
-        if (job->convert_only) {
-            bool owner = true; // convert once per distinct buffer
-            for (int j = 0; j < i; j++)
-                owner &= job->items[j].act != it->act;
-            // Rows are packed at the kernel's row size, as kernel_matmul reads them.
-            size_t stride = kernel_act_row_size(it->w->type, (int64_t)it->w->n_in);
-            for (uint32_t b = (uint32_t)ith; owner && b < job->n_tok; b += (uint32_t)nth)
-                kernel_act_convert(it->w->type, job->in + b * job->in_stride,
-                                   s->act[it->act] + b * stride, (int64_t)it->w->n_in);
-            continue;
-        }
-        int64_t rows = (int64_t)it->w->n_out;
-        int64_t r0 = rows * ith / nth, r1 = rows * (ith + 1) / nth;
-        if (r0 < r1)
-            (it->w->packed ? kernel_matmul_packed : kernel_matmul)(
-                it->w->type, it->w->data, (int64_t)it->w->n_in, r0, r1, s->act[it->act],
-                (int64_t)job->n_tok, it->y, (int64_t)it->ldy);
+        int64_t r1 = r0 + chunk < (int64_t)it->w->n_out ? r0 + chunk : (int64_t)it->w->n_out;
+        (it->w->packed ? kernel_matmul_packed : kernel_matmul)(
+            it->w->type, it->w->data, (int64_t)it->w->n_in, r0, r1, job->s->act[it->act],
+            (int64_t)job->n_tok, it->y, (int64_t)it->ldy);
     }
 }
 
@@ -357,6 +381,17 @@ static void matmul_group(model_state *s, const float *in, uint64_t in_stride, ui
     else
         thread_pool_run(s->pool, matmul_worker, &job);
     job.convert_only = false;
+    uint64_t rows = 0, most = 0;
+    for (int i = 0; i < n_items; i++) {
+        rows += items[i].w->n_out;
+        most = items[i].w->n_out > most ? items[i].w->n_out : most;
+    }
+    uint64_t nth = work < INLINE_WORK ? 1 : (uint64_t)thread_pool_size(s->pool);
+    uint64_t per = n_tok <= DECODE_ROWS ? DECODE_CHUNKS : BATCH_CHUNKS;
+    uint64_t chunk = rows / (nth * per) / CHUNK_ALIGN * CHUNK_ALIGN;
+    chunk = nth == 1 ? most : chunk < CHUNK_ALIGN ? CHUNK_ALIGN : chunk; // one thread: whole
+    job.chunk_rows = (int64_t)chunk;
+    atomic_init(&job.next, 0);
     if (work < INLINE_WORK)
         matmul_worker(&job, 0, 1);
     else
