@@ -1,22 +1,36 @@
 #!/usr/bin/env python3
-# One model's line of `make bench`: garlic's pp and tg rates (llama-bench JSON from `garlic
-# bench --json`), the fraction of the memory-bandwidth bound that tg reaches, and, when a
+# One model's lines of `make bench`: garlic's pp and tg rates (llama-bench JSON from `garlic
+# bench --json`), the fraction of the memory-bandwidth bound that tg reaches, and, when the
 # peer's llama-bench JSON is given, the ratios; for float weights (F16, BF16, F32) also the
 # fraction of the compute bound that pp reaches.
+#   GARLIC and PEER are comma-separated lists of files, one a round: bench/run.sh runs garlic
+#   and the peer in turn, round after round, so a machine that slows down for a while slows
+#   both. Each rate printed is the median over the rounds, the ratio is the median of the
+#   rounds' ratios, and the rounds' lowest and highest ratios follow it.
 #   bytes per token = every tensor's bytes except the token embedding's (decoding reads one
 #   row of it; a tied embedding is read whole as the output matrix), from `garlic show
 #   --json --tensors`; bound = bandwidth / bytes per token.
 #   compute bound = the cores' float multiply-add peak (bench_peak) / (2 x the parameters of
 #   the matrices a token multiplies, token embedding excluded): float weights are multiplied
 #   as floats, so prompt processing cannot beat it.
-# usage: bench/report.py LABEL GARLIC.json SHOW.json BANDWIDTH_GBS [PEER.json] [FLOAT_PEAK_GFLOPS]
+# usage: bench/report.py LABEL GARLIC.json[,...] SHOW.json BANDWIDTH_GBS [PEER.json[,...]]
+#                        [FLOAT_PEAK_GFLOPS]
 import json
+import statistics
 import sys
 
-label, garlic, show, bandwidth = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-peer = json.load(open(sys.argv[5])) if len(sys.argv) > 5 and sys.argv[5] else []
+
+def rounds(arg):
+    """Each round's rates by test: [{(n_prompt, n_gen): tokens/s}, ...]."""
+    return [{(r["n_prompt"], r["n_gen"]): r["avg_ts"] for r in json.load(open(f))}
+            for f in arg.split(",") if f]
+
+
+label, bandwidth = sys.argv[1], float(sys.argv[4])
+ours = rounds(sys.argv[2])
+peer = rounds(sys.argv[5]) if len(sys.argv) > 5 else []
 float_peak = float(sys.argv[6]) if len(sys.argv) > 6 else 0
-tensors = json.load(open(show))["tensors"]
+tensors = json.load(open(sys.argv[3]))["tensors"]
 names = {t["name"] for t in tensors}
 per_token = sum(t["bytes"] for t in tensors
                 if t["name"] != "token_embd.weight" or "output.weight" not in names)
@@ -26,16 +40,19 @@ matrices = [t for t in tensors if len(t["shape"]) == 2 and t["shape"][1] > 1
 float_weights = all(t["type"] in ("F16", "BF16", "F32") for t in matrices)
 flops = 2 * sum(t["shape"][0] * t["shape"][1] for t in matrices)
 compute_bound = float_peak * 1e9 / flops if float_peak > 0 and flops and float_weights else 0
-peers = {(r["n_prompt"], r["n_gen"]): r for r in peer}
-for r in json.load(open(garlic)):
-    key = (r["n_prompt"], r["n_gen"])
+for key in sorted(ours[0], key=lambda k: (k[0] == 0, k)):
     test = f"pp{key[0]}" if key[0] else f"tg{key[1]}"
-    line = f"{label:8} {test:6} garlic {r['avg_ts']:9.2f} +- {r['stddev_ts']:6.2f} t/s"
+    mine = [r[key] for r in ours if key in r]
+    rate = statistics.median(mine)
+    line = f"{label:8} {test:6} garlic {rate:9.2f} ({min(mine):.1f}-{max(mine):.1f}) t/s"
     if not key[0] and bound:
-        line += f"   bandwidth bound {bound:7.2f} t/s ({per_token / 1e6:.0f} MB/token): {100 * r['avg_ts'] / bound:5.1f} %"
+        line += f"   bandwidth bound {bound:7.2f} t/s ({per_token / 1e6:.0f} MB/token): {100 * rate / bound:5.1f} %"
     if key[0] and compute_bound:
-        line += f"   float compute bound {compute_bound:7.2f} t/s: {100 * r['avg_ts'] / compute_bound:5.1f} %"
-    p = peers.get(key)
-    if p:
-        line += f"   peer {p['avg_ts']:9.2f} +- {p['stddev_ts']:6.2f}   ratio {r['avg_ts'] / p['avg_ts']:.2f}"
+        line += f"   float compute bound {compute_bound:7.2f} t/s: {100 * rate / compute_bound:5.1f} %"
+    pairs = [(g[key], p[key]) for g, p in zip(ours, peer) if key in g and key in p]
+    if pairs:
+        ratios = [g / p for g, p in pairs]
+        line += (f"   peer {statistics.median(p for _, p in pairs):9.2f}   ratio "
+                 f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f} "
+                 f"over {len(ratios)} rounds)")
     print(line)
