@@ -9,11 +9,13 @@
 #   rounds' ratios, and the rounds' lowest and highest ratios follow it.
 #   bytes per token = every tensor's bytes except the token embedding's (decoding reads one
 #   row of it; a tied embedding is read whole as the output matrix), from `garlic show
-#   --json --tensors`; bound = bandwidth / bytes per token.
+#   --json --tensors`; bound = bandwidth / bytes per token. BANDWIDTHS has one figure a
+#   round (measured right before it; empty: no bound), and the fraction printed is the
+#   median of the rounds' fractions.
 #   compute bound = the cores' float multiply-add peak (bench_peak) / (2 x the parameters of
 #   the matrices a token multiplies, token embedding excluded): float weights are multiplied
 #   as floats, so prompt processing cannot beat it.
-# usage: bench/report.py LABEL GARLIC.json[,...] SHOW.json BANDWIDTH_GBS [PEER.json[,...]]
+# usage: bench/report.py LABEL GARLIC.json[,...] SHOW.json BANDWIDTHS_GBS[,...] [PEER.json[,...]]
 #                        [FLOAT_PEAK_GFLOPS]
 import json
 import statistics
@@ -26,7 +28,8 @@ def rounds(arg):
             for f in arg.split(",") if f]
 
 
-label, bandwidth = sys.argv[1], float(sys.argv[4])
+label = sys.argv[1]
+bandwidths = [float(b) for b in sys.argv[4].split(",") if b]
 ours = rounds(sys.argv[2])
 peer = rounds(sys.argv[5]) if len(sys.argv) > 5 else []
 float_peak = float(sys.argv[6]) if len(sys.argv) > 6 else 0
@@ -34,7 +37,6 @@ tensors = json.load(open(sys.argv[3]))["tensors"]
 names = {t["name"] for t in tensors}
 per_token = sum(t["bytes"] for t in tensors
                 if t["name"] != "token_embd.weight" or "output.weight" not in names)
-bound = bandwidth * 1e9 / per_token if bandwidth > 0 else 0
 matrices = [t for t in tensors if len(t["shape"]) == 2 and t["shape"][1] > 1
             and (t["name"] != "token_embd.weight" or "output.weight" not in names)]
 float_weights = all(t["type"] in ("F16", "BF16", "F32") for t in matrices)
@@ -45,8 +47,14 @@ for key in sorted(ours[0], key=lambda k: (k[0] == 0, k)):
     mine = [r[key] for r in ours if key in r]
     rate = statistics.median(mine)
     line = f"{label:8} {test:6} garlic {rate:9.2f} ({min(mine):.1f}-{max(mine):.1f}) t/s"
-    if not key[0] and bound:
-        line += f"   bandwidth bound {bound:7.2f} t/s ({per_token / 1e6:.0f} MB/token): {100 * rate / bound:5.1f} %"
+    if not key[0] and bandwidths:
+        if len(bandwidths) != len(ours):  # a round's figure missing: the median for every round
+            bandwidths = [statistics.median(bandwidths)] * len(ours)
+        bounds = [b * 1e9 / per_token for b in bandwidths]
+        fractions = [r[key] / b for r, b in zip(ours, bounds) if key in r]
+        line += (f"   bandwidth bound {statistics.median(bounds):7.2f} t/s ({min(bandwidths):.1f}-"
+                 f"{max(bandwidths):.1f} GB/s, {per_token / 1e6:.0f} MB/token): "
+                 f"{100 * statistics.median(fractions):5.1f} %")
     if key[0] and compute_bound:
         line += f"   float compute bound {compute_bound:7.2f} t/s: {100 * rate / compute_bound:5.1f} %"
     pairs = [(g[key], p[key]) for g, p in zip(ours, peer) if key in g and key in p]

@@ -2,9 +2,9 @@
 # make bench: the kernel and dequantization micro-benchmarks, then `garlic bench` on
 # synthesized TinyLlama-1.1B-shaped models (F16, Q8_0, Q4_0, Q4_K_M; made once and kept in
 # $BUILD/bench/models) with 2 threads. Figures are reported, never asserted; quote the
-# machine line with them. BENCH_TYPES, BENCH_THREADS and BENCH_ROUNDS override the defaults. The read
-# bandwidth (bench_bandwidth) gives each model's decoding bound, and bench/report.py prints
-# the fraction reached. When LLAMA_BENCH names a llama-bench binary (a peer built outside
+# machine line with them. BENCH_TYPES, BENCH_THREADS and BENCH_ROUNDS override the defaults.
+# The read bandwidth (bench_bandwidth, measured again before each round) gives each model's
+# decoding bound, and bench/report.py prints the fraction reached. When LLAMA_BENCH names a llama-bench binary (a peer built outside
 # this repository), it runs on the same file in turn with garlic, round after round, and the
 # ratios are printed (needs python3); stories260K from ../shared is the overhead-bound case. bench_peak's float
 # multiply-add peak gives float models' prompt-processing bound, printed as a fraction too. Then batched
@@ -17,14 +17,12 @@ types=${BENCH_TYPES:-F16 Q8_0 Q4_0 Q4_K_M}
 threads=${BENCH_THREADS:-2}
 rounds=${BENCH_ROUNDS:-5}
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; $(./garlic version)"
-bandwidth=0
 float_peak=0
 for b in "$build"/bench/bench_*; do
   [ -x "$b" ] || continue
   echo "== ${b##*/}"
   if [ "${b##*/}" = bench_bandwidth ]; then
-    out=$(BENCH_THREADS=$threads "$b"); echo "$out"
-    bandwidth=$(echo "$out" | sed -n 's/^read bandwidth: \([0-9.]*\) GB.*/\1/p')
+    BENCH_THREADS=$threads "$b"
   elif [ "${b##*/}" = bench_peak ]; then
     out=$(BENCH_THREADS=$threads "$b"); echo "$out"
     float_peak=$(echo "$out" | sed -n 's/^float peak: \([0-9.]*\) GFLOP.*/\1/p')
@@ -33,13 +31,18 @@ for b in "$build"/bench/bench_*; do
   fi
 done
 mkdir -p "$build/bench/models"
-# bench_model LABEL FILE ROUNDS BANDWIDTH: garlic's pp512/tg128 (and the peer's) on one file,
-# in ROUNDS rounds of one repetition each, garlic then the peer, so that a stretch of a slow
-# machine falls on both; report.py prints medians and the rounds' spread of the ratio.
+# bench_model LABEL FILE ROUNDS BOUND: garlic's pp512/tg128 (and the peer's) on one file, in
+# ROUNDS rounds of one repetition each, garlic then the peer, so that a stretch of a slow
+# machine falls on both; report.py prints medians and the rounds' spread of the ratio. With
+# BOUND=yes each round measures the read bandwidth first (it moves with the machine, by up
+# to 2x over an hour here) and tg's fraction of the bound is taken round by round.
 bench_model() {
   ./garlic show "$2" --json --tensors > "$build/bench/show.json"
-  ours="" peers=""
+  ours="" peers="" bws=""
   for i in $(seq "$3"); do
+    if [ "$4" = yes ] && [ -x "$build/bench/bench_bandwidth" ]; then
+      bws=$bws,$(BENCH_THREADS=$threads "$build/bench/bench_bandwidth" | sed -n 's/^read bandwidth: \([0-9.]*\) GB.*/\1/p')
+    fi
     ./garlic bench "$2" -p 512 -n 128 -r 1 -t "$threads" --json > "$build/bench/garlic.$i.json"
     ours=$ours,$build/bench/garlic.$i.json
     if [ -n "${LLAMA_BENCH:-}" ] && [ -x "$LLAMA_BENCH" ]; then
@@ -47,20 +50,20 @@ bench_model() {
       peers=$peers,$build/bench/peer.$i.json
     fi
   done
-  bench/report.py "$1" "${ours#,}" "$build/bench/show.json" "$4" "${peers#,}" "${float_peak:-0}"
+  bench/report.py "$1" "${ours#,}" "$build/bench/show.json" "${bws#,}" "${peers#,}" "${float_peak:-0}"
 }
-echo "== garlic bench -p 512 -n 128, $rounds rounds of one, -t $threads (tg vs the bandwidth bound: $bandwidth GB/s)"
+echo "== garlic bench -p 512 -n 128, $rounds rounds of one, -t $threads (tg vs the bandwidth bound measured before each round)"
 for t in $types; do
   model=$build/bench/models/tinyllama-$t.gguf
   if [ ! -f "$model" ]; then
     echo "== synthesizing $model"
     ./garlic synth "$model.tmp" --preset tinyllama --type "$t" && mv "$model.tmp" "$model"
   fi
-  bench_model "$t" "$model" "$rounds" "${bandwidth:-0}"
+  bench_model "$t" "$model" "$rounds" yes
 done
 # An overhead-bound model: stories260K (292K parameters) decodes in microseconds a token.
 tiny=${SHARED:-../shared}/models/stories260K.gguf
-[ -f "$tiny" ] && bench_model stories "$tiny" "$rounds" 0
+[ -f "$tiny" ] && bench_model stories "$tiny" "$rounds" no
 
 model=$build/bench/models/tinyllama-Q4_0.gguf
 if [ -f "$model" ]; then
