@@ -1500,6 +1500,12 @@ static void gemm_f16_f16(const void *w, size_t ws, int64_t rows, const void *act
     }
 }
 
+// F16 rows are copied as they are: packing only moves them into the huge-page mapping.
+static void pack_f16(const void *row, void *dst, int64_t n)
+{
+    memcpy(dst, row, (size_t)n * 2);
+}
+
 static float dot_f16_f16(const void *w, const void *a, int64_t n)
 {
     return single_dot(gemm_f16_f16, w, a, n);
@@ -1801,7 +1807,8 @@ static void helper_swiglu_f32(float *gate, const float *up, int64_t n)
 
 const kernel_type_ops kernel_avx512_type_ops[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_F32] = {.dot = dot_f32_f32, .dot_x4 = dot_f32_f32_x4},
-    [TENSOR_TYPE_F16] = {.dot = dot_f16_f16, .gemm = gemm_f16_f16},
+    [TENSOR_TYPE_F16] = {.dot = dot_f16_f16, .gemm = gemm_f16_f16, .pack = pack_f16,
+                         .gemm_packed = gemm_f16_f16},
     [TENSOR_TYPE_BF16] = {.dot = dot_bf16_bf16, .dot_x4 = dot_bf16_bf16_x4},
     [TENSOR_TYPE_Q4_0] = {.dot = dot_q4_0_q8_0, .gemm = gemm_q4_0_q8_0, .pack = pack_q4_0,
                           .gemm_packed = gemm_q4_0_packed_q8_0},

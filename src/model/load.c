@@ -252,7 +252,8 @@ static uint64_t tensor_bytes(const model_tensor *t)
 // Packs the matrices the kernels read packed into one anonymous mapping, each at a multiple
 // of 64 bytes, dropping each one's whole pages of the file mapping after its copy. The
 // mapping asks for transparent huge pages: decoding streams through all of it every token,
-// and 2 MiB pages spare the page walks of 4 KiB ones (Q4_0 decoding one thread 34 -> 36 t/s).
+// and 2 MiB pages spare the page walks of 4 KiB ones (Q4_0 decoding one thread 34 -> 36 t/s;
+// F16, whose rows are copied as they are for this alone, 22.0 -> 23.1 t/s with 2 threads).
 static void pack_weights(model *m)
 {
     if (m->packed)
