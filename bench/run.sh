@@ -70,9 +70,14 @@ if [ -f "$model" ]; then
   echo "== garlic bench $model --streams 1,2,4,8,16 -p 128 -n 64 -t $threads --prefix 1000"
   ./garlic bench "$model" --streams 1,2,4,8,16 -p 128 -n 64 -t "$threads" --prefix 1000
   if [ -n "${LLAMA_BATCHED_BENCH:-}" ] && [ -x "$LLAMA_BATCHED_BENCH" ]; then
-    ./garlic bench "$model" --streams 1,2,4,8,16 -p 128 -n 64 -t "$threads" --json > "$build/bench/garlic-batched.json"
-    "$LLAMA_BATCHED_BENCH" -m "$model" -c 4096 -b 2048 -ub 512 -npp 128 -ntg 64 -npl 1,2,4,8,16 \
-      -t "$threads" --output-format jsonl > "$build/bench/peer-batched.jsonl" 2>/dev/null
-    bench/compare_batched.py "$build/bench/garlic-batched.json" "$build/bench/peer-batched.jsonl"
+    # Three rounds, garlic then the peer; compare_batched.py prints the medians.
+    ours="" peers=""
+    for i in 1 2 3; do
+      ./garlic bench "$model" --streams 1,2,4,8,16 -p 128 -n 64 -t "$threads" --json > "$build/bench/garlic-batched.$i.json"
+      "$LLAMA_BATCHED_BENCH" -m "$model" -c 4096 -b 2048 -ub 512 -npp 128 -ntg 64 -npl 1,2,4,8,16 \
+        -t "$threads" --output-format jsonl > "$build/bench/peer-batched.$i.jsonl" 2>/dev/null
+      ours=$ours,$build/bench/garlic-batched.$i.json peers=$peers,$build/bench/peer-batched.$i.jsonl
+    done
+    bench/compare_batched.py "${ours#,}" "${peers#,}"
   fi
 fi
