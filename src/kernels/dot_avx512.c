@@ -80,7 +80,6 @@ ALWAYS_INLINE __m256i fifth_bits(const uint8_t *p)
 // activation gives d_a and d_a times the sum of the lane's 16 activation codes, so a pair
 // adds float(sums) * (d * sc) * d_a and -dmin * m * d_a * (code sum): four dpbusd, one
 // conversion, one multiply and two multiply-adds a super-block.
-
 //
 // Q6_K too (KIND_Q6_K): each of the 16 lanes holds one sub-block of 16 (operand i, lane m:
 // values 16m + 4i .. 16m + 4i + 3), the factors are d * sc and -32 * d * sc (the codes' offset
@@ -211,16 +210,30 @@ ALWAYS_INLINE void gemm_interleave(__m512i lo_a, __m512i hi_a, __m512i lo_b, __m
     x[3] = _mm512_unpackhi_epi64(hi_a, hi_b);
 }
 
-// Operands from 16 packed nibble bytes per block (block i of raw_a in 128-bit lane i, block
-// 4 + i of raw_b): low nibbles are values 0..15, high ones 16..31.
-ALWAYS_INLINE void gemm_nibbles(__m512i raw_a, __m512i raw_b, __m512i x[4])
+// Operands 0 and 1 from the low nibbles of raw0 and raw1, 2 and 3 from their high ones (the
+// layout of gemm_nibbles and of the packed Q4_0, Q4_K and Q6_K rows); join_nibbles is the
+// inverse.
+ALWAYS_INLINE void split_nibbles(__m512i raw0, __m512i raw1, __m512i x[4])
 {
     const __m512i low4 = _mm512_set1_epi8(0x0F);
-    __m512i raw0 = _mm512_unpacklo_epi64(raw_a, raw_b), raw1 = _mm512_unpackhi_epi64(raw_a, raw_b);
     x[0] = _mm512_and_si512(raw0, low4);
     x[1] = _mm512_and_si512(raw1, low4);
     x[2] = _mm512_and_si512(_mm512_srli_epi16(raw0, 4), low4);
     x[3] = _mm512_and_si512(_mm512_srli_epi16(raw1, 4), low4);
+}
+
+// Stores operands of four bits as split_nibbles reads them: 128 bytes at dst.
+ALWAYS_INLINE void join_nibbles(const __m512i x[4], uint8_t *dst)
+{
+    _mm512_storeu_si512((void *)dst, _mm512_or_si512(x[0], _mm512_slli_epi16(x[2], 4)));
+    _mm512_storeu_si512((void *)(dst + 64), _mm512_or_si512(x[1], _mm512_slli_epi16(x[3], 4)));
+}
+
+// Operands from 16 packed nibble bytes per block (block i of raw_a in 128-bit lane i, block
+// 4 + i of raw_b): low nibbles are values 0..15, high ones 16..31.
+ALWAYS_INLINE void gemm_nibbles(__m512i raw_a, __m512i raw_b, __m512i x[4])
+{
+    split_nibbles(_mm512_unpacklo_epi64(raw_a, raw_b), _mm512_unpackhi_epi64(raw_a, raw_b), x);
 }
 
 // Eight 34-byte blocks from p (nblk present, the rest zero): signed codes and scales.
@@ -334,13 +347,9 @@ ALWAYS_INLINE gemm_ops gemm_q8_0_packed(const uint8_t *p)
 // layout.
 ALWAYS_INLINE gemm_ops gemm_q4_0_packed(const uint8_t *p)
 {
-    const __m512i low4 = _mm512_set1_epi8(0x0F);
-    __m512i raw0 = _mm512_loadu_si512((const void *)p), raw1 = _mm512_loadu_si512((const void *)(p + 64));
     gemm_ops s;
-    s.x[0] = _mm512_and_si512(raw0, low4);
-    s.x[1] = _mm512_and_si512(raw1, low4);
-    s.x[2] = _mm512_and_si512(_mm512_srli_epi16(raw0, 4), low4);
-    s.x[3] = _mm512_and_si512(_mm512_srli_epi16(raw1, 4), low4);
+    split_nibbles(_mm512_loadu_si512((const void *)p), _mm512_loadu_si512((const void *)(p + 64)),
+                  s.x);
     s.d = packed_scales(p + 128);
     return s;
 }
@@ -407,9 +416,7 @@ static void pack_q4_k(const void *row, void *dst, int64_t n)
     for (int64_t b = 0; b < n / QK_K; b++) {
         block_q4_k blk = src[b];
         gemm_ops s = gemm_q4_k_plain((const uint8_t *)&blk);
-        _mm512_storeu_si512((void *)blk.qs, _mm512_or_si512(s.x[0], _mm512_slli_epi16(s.x[2], 4)));
-        _mm512_storeu_si512((void *)(blk.qs + 64),
-                            _mm512_or_si512(s.x[1], _mm512_slli_epi16(s.x[3], 4)));
+        join_nibbles(s.x, blk.qs);
         out[b] = blk;
     }
 }
@@ -417,14 +424,9 @@ static void pack_q4_k(const void *row, void *dst, int64_t n)
 ALWAYS_INLINE gemm_ops gemm_q4_k_packed(const uint8_t *p)
 {
     const block_q4_k *blk = (const block_q4_k *)p;
-    const __m512i low4 = _mm512_set1_epi8(0x0F);
-    __m512i raw0 = _mm512_loadu_si512((const void *)blk->qs);
-    __m512i raw1 = _mm512_loadu_si512((const void *)(blk->qs + 64));
     gemm_ops s;
-    s.x[0] = _mm512_and_si512(raw0, low4);
-    s.x[1] = _mm512_and_si512(raw1, low4);
-    s.x[2] = _mm512_and_si512(_mm512_srli_epi16(raw0, 4), low4);
-    s.x[3] = _mm512_and_si512(_mm512_srli_epi16(raw1, 4), low4);
+    split_nibbles(_mm512_loadu_si512((const void *)blk->qs),
+                  _mm512_loadu_si512((const void *)(blk->qs + 64)), s.x);
     k4_lane_factors(blk, &s);
     return s;
 }
@@ -437,8 +439,19 @@ ALWAYS_INLINE void k6_lane_factors(const block_q6_k *blk, gemm_ops *s)
     s->m = _mm512_mul_ps(s->d, _mm512_set1_ps(-32.0f));
 }
 
-// A plain Q6_K super-block as operands: the codes in value order (four registers of 64, as
-// q6_unpack makes them), then operand i, lane m, from dword 4 * (m % 4) + i of register m / 4.
+// Q6_K operand i from 256 codes in value order (four registers of 64): lane m is dword
+// 4 * (m % 4) + i of register m / 4, i.e. values 16m + 4i .. 16m + 4i + 3.
+ALWAYS_INLINE __m512i k6_operand(const __m512i v[4], int i)
+{
+    __m512i idx = _mm512_setr_epi32(i, 4 + i, 8 + i, 12 + i, 16 + i, 20 + i, 24 + i, 28 + i, i,
+                                    4 + i, 8 + i, 12 + i, 16 + i, 20 + i, 24 + i, 28 + i);
+    __m512i t01 = _mm512_permutex2var_epi32(v[0], idx, v[1]);
+    __m512i t23 = _mm512_permutex2var_epi32(v[2], idx, v[3]);
+    return _mm512_inserti64x4(t01, _mm512_castsi512_si256(t23), 1);
+}
+
+// A plain Q6_K super-block as operands: the codes in value order (as q6_unpack makes them),
+// then k6_operand.
 ALWAYS_INLINE gemm_ops gemm_q6_k_plain(const uint8_t *p)
 {
     const block_q6_k *blk = (const block_q6_k *)p;
@@ -447,14 +460,8 @@ ALWAYS_INLINE gemm_ops gemm_q6_k_plain(const uint8_t *p)
     q6_unpack(blk, 1, &q[2]);
     gemm_ops s;
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-        // Lanes 4c .. 4c + 3 from register c: dwords i, 4 + i, 8 + i, 12 + i.
-        __m512i idx = _mm512_setr_epi32(i, 4 + i, 8 + i, 12 + i, 16 + i, 20 + i, 24 + i, 28 + i,
-                                        i, 4 + i, 8 + i, 12 + i, 16 + i, 20 + i, 24 + i, 28 + i);
-        __m512i t01 = _mm512_permutex2var_epi32(q[0], idx, q[1]);
-        __m512i t23 = _mm512_permutex2var_epi32(q[2], idx, q[3]);
-        s.x[i] = _mm512_inserti64x4(t01, _mm512_castsi512_si256(t23), 1);
-    }
+    for (int i = 0; i < 4; i++)
+        s.x[i] = k6_operand(q, i);
     k6_lane_factors(blk, &s);
     return s;
 }
@@ -478,8 +485,7 @@ static void pack_q6_k(const void *row, void *dst, int64_t n)
             hi = _mm512_or_si512(hi, _mm512_slli_epi16(t, 2 * i));
         }
         uint8_t *codes = (uint8_t *)&blk; // ql, then qh: 192 bytes
-        _mm512_storeu_si512((void *)codes, _mm512_or_si512(lo[0], _mm512_slli_epi16(lo[2], 4)));
-        _mm512_storeu_si512((void *)(codes + 64), _mm512_or_si512(lo[1], _mm512_slli_epi16(lo[3], 4)));
+        join_nibbles(lo, codes);
         _mm512_storeu_si512((void *)(codes + 128), hi);
         out[b] = blk;
     }
@@ -488,14 +494,11 @@ static void pack_q6_k(const void *row, void *dst, int64_t n)
 ALWAYS_INLINE gemm_ops gemm_q6_k_packed(const uint8_t *p)
 {
     const block_q6_k *blk = (const block_q6_k *)p;
-    const __m512i low4 = _mm512_set1_epi8(0x0F), top2 = _mm512_set1_epi8(0x30);
-    __m512i raw0 = _mm512_loadu_si512((const void *)p), raw1 = _mm512_loadu_si512((const void *)(p + 64));
+    const __m512i top2 = _mm512_set1_epi8(0x30);
     __m512i hi = _mm512_loadu_si512((const void *)(p + 128));
     gemm_ops s;
-    s.x[0] = _mm512_and_si512(raw0, low4);
-    s.x[1] = _mm512_and_si512(raw1, low4);
-    s.x[2] = _mm512_and_si512(_mm512_srli_epi16(raw0, 4), low4);
-    s.x[3] = _mm512_and_si512(_mm512_srli_epi16(raw1, 4), low4);
+    split_nibbles(_mm512_loadu_si512((const void *)p), _mm512_loadu_si512((const void *)(p + 64)),
+                  s.x);
     s.x[0] = _mm512_or_si512(s.x[0], _mm512_and_si512(_mm512_slli_epi16(hi, 4), top2));
     s.x[1] = _mm512_or_si512(s.x[1], _mm512_and_si512(_mm512_slli_epi16(hi, 2), top2));
     s.x[2] = _mm512_or_si512(s.x[2], _mm512_and_si512(hi, top2));
@@ -599,12 +602,7 @@ static void gemm_prepare_k(const block_q8_k *a, int steps, bool k6, uint8_t *dst
         for (int i = 0; i < 4; i++) {
             __m512i x;
             if (k6) {
-                __m512i idx = _mm512_setr_epi32(i, 4 + i, 8 + i, 12 + i, 16 + i, 20 + i, 24 + i,
-                                                28 + i, i, 4 + i, 8 + i, 12 + i, 16 + i, 20 + i,
-                                                24 + i, 28 + i);
-                x = _mm512_inserti64x4(_mm512_permutex2var_epi32(v[0], idx, v[1]),
-                                       _mm512_castsi512_si256(_mm512_permutex2var_epi32(v[2], idx, v[3])),
-                                       1);
+                x = k6_operand(v, i);
             } else {
                 __m512i idx = _mm512_setr_epi64(i, 4 + i, 8 + i, 12 + i, i, 4 + i, 8 + i, 12 + i);
                 x = _mm512_mask_blend_epi64(0xF0, _mm512_permutex2var_epi64(v[0], idx, v[1]),
@@ -1478,7 +1476,7 @@ static void gemm_f16_f16(const void *w, size_t ws, int64_t rows, const void *act
         return;
     }
     float prep[F16_ACTS * F16_CHUNK] __attribute__((aligned(64)));
-    int64_t tr = n_act == 1 ? 1 : F16_ROWS;
+    const int64_t tr = F16_ROWS;
     for (int64_t c0 = 0; c0 < n; c0 += F16_CHUNK) {
         int64_t len = n - c0 < F16_CHUNK ? n - c0 : F16_CHUNK;
         int64_t panel = (int64_t)(F16_PANEL_BYTES / (2 * len)) / tr * tr;

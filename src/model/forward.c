@@ -304,7 +304,7 @@ typedef struct matmul_job {
     matmul_item items[MAX_GROUP];
     int n_items;
     bool convert_only; // first phase: convert the input rows; second: multiply
-    int64_t chunk_rows;  // the multiply's unit of work, a multiple of CHUNK_ALIGN rows
+    int64_t chunk_rows;  // the multiply's unit of work (rows; see matmul_group)
     atomic_int next;     // the next chunk to take, over the items' chunks in order
 } matmul_job;
 
@@ -371,9 +371,12 @@ static void matmul_group(model_state *s, const float *in, uint64_t in_stride, ui
     // Converting a few rows costs less than waking the pool: decode steps do it inline. So
     // does a whole product too small to pay for the pool's wake-up and barrier (the layers of
     // a tiny model), which keeps overhead-bound decoding on one core.
-    uint64_t work = 0;
-    for (int i = 0; i < n_items; i++)
+    uint64_t work = 0, rows = 0, most = 0;
+    for (int i = 0; i < n_items; i++) {
         work += items[i].w->n_out * items[i].w->n_in;
+        rows += items[i].w->n_out;
+        most = items[i].w->n_out > most ? items[i].w->n_out : most;
+    }
     work *= n_tok;
     job.convert_only = true;
     if ((uint64_t)n_tok * items[0].w->n_in <= 16384 || work < INLINE_WORK)
@@ -381,15 +384,11 @@ static void matmul_group(model_state *s, const float *in, uint64_t in_stride, ui
     else
         thread_pool_run(s->pool, matmul_worker, &job);
     job.convert_only = false;
-    uint64_t rows = 0, most = 0;
-    for (int i = 0; i < n_items; i++) {
-        rows += items[i].w->n_out;
-        most = items[i].w->n_out > most ? items[i].w->n_out : most;
-    }
+    // Chunks of a multiple of CHUNK_ALIGN rows; one thread takes each matrix whole.
     uint64_t nth = work < INLINE_WORK ? 1 : (uint64_t)thread_pool_size(s->pool);
     uint64_t per = n_tok <= DECODE_ROWS ? DECODE_CHUNKS : BATCH_CHUNKS;
     uint64_t chunk = rows / (nth * per) / CHUNK_ALIGN * CHUNK_ALIGN;
-    chunk = nth == 1 ? most : chunk < CHUNK_ALIGN ? CHUNK_ALIGN : chunk; // one thread: whole
+    chunk = nth == 1 ? most : chunk < CHUNK_ALIGN ? CHUNK_ALIGN : chunk;
     job.chunk_rows = (int64_t)chunk;
     atomic_init(&job.next, 0);
     if (work < INLINE_WORK)

@@ -258,6 +258,13 @@ static int copy_tokenizer(gguf_writer *w, const char *path, uint32_t *vocab, gar
     return rc;
 }
 
+// Whether synth can write 2-D weights of type: F32, or a type garlic quantizes to.
+static bool writable(uint32_t type)
+{
+    const tensor_type_traits *t = tensor_type_get(type);
+    return t && (t->quantize || type == TENSOR_TYPE_F32);
+}
+
 static int check_params(const synth_params *p, garlic_error *err)
 {
     const tensor_type_traits *t = tensor_type_get(p->type);
@@ -273,14 +280,12 @@ static int check_params(const synth_params *p, garlic_error *err)
                                 p->dim, p->n_head);
     if ((p->head_dim ? p->head_dim : p->dim / p->n_head) % 2)
         return garlic_error_set(err, GARLIC_EINVAL, "head dim must be even (RoPE rotates pairs)");
-    if (!t || (!t->quantize && p->type != TENSOR_TYPE_F32))
+    if (!writable(p->type))
         return garlic_error_set(err, GARLIC_EUNSUPPORTED, "type %s: garlic cannot quantize to it",
                                 t ? t->name : "?");
     const int32_t others[2] = {p->output_type, p->more_bits_type};
     for (int i = 0; i < 2; i++)
-        if (others[i] >= 0 && (!tensor_type_get((uint32_t)others[i]) ||
-                               (!tensor_type_get((uint32_t)others[i])->quantize &&
-                                others[i] != TENSOR_TYPE_F32)))
+        if (others[i] >= 0 && !writable((uint32_t)others[i]))
             return garlic_error_set(err, GARLIC_EUNSUPPORTED, "%s type: garlic cannot quantize to it",
                                     i ? "more-bits" : "output");
     return GARLIC_OK;
