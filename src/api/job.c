@@ -260,7 +260,7 @@ int api_job_submit(api_job *job, api_error *err)
     rc = registry_submit(job->model, job->req, &gerr);
     if (rc) {
         api_error_set(err, 503, NULL, "%s", gerr.message);
-        err->code = rc == REGISTRY_EFULL ? "queue_full" : "shutting_down";
+        err->code = rc == GARLIC_EFULL ? "queue_full" : "shutting_down";
     }
     return rc;
 }

@@ -29,6 +29,8 @@ const char *garlic_error_name(int code)
     case GARLIC_EUNSUPPORTED: return "unsupported";
     case GARLIC_ENOTFOUND: return "not found";
     case GARLIC_ETYPE: return "wrong type";
+    case GARLIC_EFULL: return "queue full";
+    case GARLIC_ESTOPPED: return "shutting down";
     default: return "unknown error";
     }
 }

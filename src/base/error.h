@@ -14,6 +14,9 @@ enum {
     GARLIC_EUNSUPPORTED = -5, // well-formed but not something garlic can handle
     GARLIC_ENOTFOUND = -6,   // a key, tensor or model does not exist
     GARLIC_ETYPE = -7,       // a value exists but has another type
+    GARLIC_EFULL = -8,       // a queue is full: try again later (HTTP 503)
+    GARLIC_ESTOPPED = -9,    // shutting down: no new work is taken (HTTP 503)
+    GARLIC_ERROR_COUNT = 10  // codes are 0 down to -(GARLIC_ERROR_COUNT - 1)
 };
 
 typedef struct garlic_error {
@@ -26,7 +29,8 @@ typedef struct garlic_error {
 int garlic_error_set(garlic_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-// A short constant name for a code ("format error").
+// A short constant name for every code ("format error"); "unknown error" for a value that is
+// not a code.
 const char *garlic_error_name(int code);
 
 #endif

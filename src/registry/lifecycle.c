@@ -99,12 +99,8 @@ static int reserve(registry_model *m, uint64_t cost, garlic_error *err)
                                     "are busy; try again later", m->name, cost / 1073741824.0,
                                     free_bytes / 1073741824.0, budget / 1073741824.0);
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        double wait = deadline - now < 0.5 ? deadline - now : 0.5;
-        long ns = ts.tv_nsec + (long)(wait * 1e9);
-        ts.tv_sec += ns / 1000000000L, ts.tv_nsec = ns % 1000000000L;
-        pthread_cond_timedwait(&reg->life_cv, &reg->life_mu, &ts);
+        garlic_cond_wait_for(&reg->life_cv, &reg->life_mu,
+                             deadline - now < 0.5 ? deadline - now : 0.5);
     }
 }
 
@@ -201,13 +197,7 @@ static void *reaper_main(void *arg)
         if (isinf(next)) {
             pthread_cond_wait(&reg->life_cv, &reg->life_mu);
         } else {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            double wait = next - now + 0.001;
-            long ns = ts.tv_nsec + (long)((wait - floor(wait)) * 1e9);
-            ts.tv_sec += (time_t)floor(wait) + ns / 1000000000L;
-            ts.tv_nsec = ns % 1000000000L;
-            pthread_cond_timedwait(&reg->life_cv, &reg->life_mu, &ts);
+            garlic_cond_wait_for(&reg->life_cv, &reg->life_mu, next - now + 0.001);
         }
     }
     pthread_mutex_unlock(&reg->life_mu);

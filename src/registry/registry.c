@@ -65,7 +65,7 @@ registry *registry_new(const registry_config *cfg, garlic_error *err)
     pthread_mutex_init(&reg->compute_mu, NULL);
     pthread_cond_init(&reg->compute_cv, NULL);
     pthread_mutex_init(&reg->life_mu, NULL);
-    pthread_cond_init(&reg->life_cv, NULL);
+    garlic_cond_init(&reg->life_cv);
     reg->pool = thread_pool_new(cfg->n_threads ? cfg->n_threads : thread_pool_default_threads(),
                                 err);
     if (!reg->pool || registry_lifecycle_start(reg, err) != GARLIC_OK) {

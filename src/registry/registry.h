@@ -21,12 +21,6 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
-// Codes beyond base/error.h that only the registry returns.
-enum {
-    REGISTRY_EFULL = -32,     // the model's queue is full: try again later (HTTP 503)
-    REGISTRY_ESTOPPED = -33,  // the registry is shutting down (HTTP 503)
-};
-
 enum {
     REGISTRY_MAX_CHOICES = 16, // choices (OpenAI's n) per request
     REGISTRY_MAX_MODELS = 256,
@@ -79,7 +73,7 @@ int registry_add_dir(registry *reg, const char *dir, garlic_error *err);
 // Loads every model now (for --preload); stops at the first failure.
 int registry_load_all(registry *reg, garlic_error *err);
 
-// Makes submit fail with REGISTRY_ESTOPPED from now on and cancels queued and running work
+// Makes submit fail with GARLIC_ESTOPPED from now on and cancels queued and running work
 // once grace_seconds have passed without it finishing (0: at once). Returns when every
 // scheduler is idle.
 void registry_drain(registry *reg, double grace_seconds);
@@ -218,8 +212,8 @@ typedef struct registry_chunk {
 registry_request *registry_request_new(const registry_request_params *p, garlic_error *err);
 
 // Queues r on m's scheduler (m must be acquired). On success the scheduler holds a reference
-// and the caller must call registry_request_release. Fails with REGISTRY_EFULL,
-// REGISTRY_ESTOPPED, GARLIC_EINVAL when the prompt can never fit m's context or KV pool;
+// and the caller must call registry_request_release. Fails with GARLIC_EFULL,
+// GARLIC_ESTOPPED, GARLIC_EINVAL when the prompt can never fit m's context or KV pool;
 // on failure the caller still owns r and frees it with registry_request_release.
 int registry_submit(registry_model *m, registry_request *r, garlic_error *err);
 

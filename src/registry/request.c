@@ -73,7 +73,7 @@ registry_request *registry_request_new(const registry_request_params *p, garlic_
         return NULL;
     }
     pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
+    garlic_cond_init(&r->cv);
     atomic_init(&r->cancel, false);
     atomic_init(&r->refs, 1);
     r->engine = p->engine; // its pointers are replaced by the copies' in request_copy
@@ -238,13 +238,7 @@ int registry_request_next(registry_request *r, registry_chunk *out, int timeout_
     pthread_mutex_lock(&r->mu);
     bool ready = try_take(r, out);
     if (!ready && timeout_ms > 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += timeout_ms / 1000;
-        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L)
-            ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+        garlic_cond_wait_for(&r->cv, &r->mu, timeout_ms / 1000.0);
         ready = try_take(r, out);
     }
     pthread_mutex_unlock(&r->mu);

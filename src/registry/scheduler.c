@@ -667,7 +667,7 @@ void registry_worker_stop(registry_model *m)
 int registry_submit(registry_model *m, registry_request *r, garlic_error *err)
 {
     if (atomic_load(&m->reg->stopped))
-        return garlic_error_set(err, REGISTRY_ESTOPPED, "the server is shutting down");
+        return garlic_error_set(err, GARLIC_ESTOPPED, "the server is shutting down");
     if (!atomic_load_explicit(&m->loaded, memory_order_acquire))
         return garlic_error_set(err, GARLIC_EINVAL, "%s: not loaded", m->name);
     if (r->n_prompt >= m->n_ctx)
@@ -679,7 +679,7 @@ int registry_submit(registry_model *m, registry_request *r, garlic_error *err)
     pthread_mutex_lock(&m->mu);
     if (m->count == m->queue_cap) {
         pthread_mutex_unlock(&m->mu);
-        return garlic_error_set(err, REGISTRY_EFULL, "%s: %u requests are waiting already; "
+        return garlic_error_set(err, GARLIC_EFULL, "%s: %u requests are waiting already; "
                                 "try again later", m->name, m->queue_cap);
     }
     atomic_fetch_add(&r->refs, 1);

@@ -177,13 +177,13 @@ static void test_queue_limit(void **state)
     }
     assert_int_equal(registry_submit(m, rs[1], &err), GARLIC_OK);
     assert_int_equal(registry_submit(m, rs[2], &err), GARLIC_OK);
-    assert_int_equal(registry_submit(m, rs[3], &err), REGISTRY_EFULL);
+    assert_int_equal(registry_submit(m, rs[3], &err), GARLIC_EFULL);
     assert_non_null(strstr(err.message, "try again later"));
     for (int i = 0; i < 4; i++)
         registry_request_release(rs[i]);
     registry_drain(reg, 0);
     registry_request *late = new_request(4, 1);
-    assert_int_equal(registry_submit(m, late, &err), REGISTRY_ESTOPPED);
+    assert_int_equal(registry_submit(m, late, &err), GARLIC_ESTOPPED);
     registry_request_release(late);
     registry_free(reg);
 }
