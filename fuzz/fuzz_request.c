@@ -3,7 +3,7 @@
 // endpoint (OpenAI chat or completions, Ollama generate or chat), the rest is the body. A
 // body that parses is carried on as the server would without a model: its sampling
 // parameters are validated for a small vocabulary, its stop strings and logit biases go into
-// a registry request, and chat messages are rendered with the fallback transcript.
+// an engine request, and chat messages are rendered with the fallback transcript.
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +11,7 @@
 #include "api/api.h"
 #include "base/alloc.h"
 #include "chat/chat.h"
-#include "registry/registry.h"
+#include "engine/engine.h"
 
 // What the server does with a parsed request before the model is involved.
 static void carry_on(const api_request *r)
@@ -20,9 +20,8 @@ static void carry_on(const api_request *r)
     sp.n_vocab = 512;
     garlic_error err;
     sampler_params_validate(&sp, &err);
-    if (r->messages_json) {
-        chat_vars vars = {.messages_json = r->messages_json,
-                          .messages_len = strlen(r->messages_json),
+    if (r->messages) {
+        chat_vars vars = {.messages = r->messages, .tools = r->tools,
                           .add_generation_prompt = true};
         char *text = NULL;
         size_t len = 0;
@@ -30,14 +29,14 @@ static void carry_on(const api_request *r)
             garlic_free(text);
     }
     int32_t prompt[2] = {1, 2};
-    registry_request_params p = {.prompt = prompt, .n_prompt = 2, .n_choices = r->n,
-                                 .seeded = r->seeded};
-    p.engine.sampling = sp;
-    p.engine.max_tokens = r->max_tokens;
-    p.engine.stops = (const char *const *)r->stops;
-    p.engine.n_stops = r->n_stops;
-    registry_request *req = registry_request_new(&p, &err);
-    registry_request_release(req);
+    engine_request_params p = {.prompt = prompt, .n_prompt = 2, .n_choices = r->n,
+                               .seeded = r->seeded};
+    p.generation.sampling = sp;
+    p.generation.max_tokens = r->max_tokens;
+    p.generation.stops = (const char *const *)r->stops;
+    p.generation.n_stops = r->n_stops;
+    engine_request *req = engine_request_new(&p, &err);
+    engine_request_release(req);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -13,7 +13,7 @@
 #include <sys/types.h>
 
 #include "base/error.h"
-#include "registry/registry.h"
+#include "registry/registry.h" // api_call names the registry
 #include "sampler/sampler.h"
 
 #define API_VERSION "0.1.0"
@@ -36,16 +36,19 @@ typedef struct api_error {
     char message[512];
 } api_error;
 
-// A request body, parsed and checked, before any model is involved. Strings are owned
-// (garlic_malloc'd) and freed by api_request_deinit.
+struct cJSON;
+
+// A request body, parsed and checked, before any model is involved. Strings and trees are
+// owned (garlic_malloc'd, cJSON's) and freed by api_request_deinit.
 typedef struct api_request {
     api_kind kind;
     char *model;
     char *prompt;            // completions and generate: the prompt text (NULL for chat)
     int32_t *prompt_ids;     // (n_prompt_ids) completions given as token ids
     size_t n_prompt_ids;
-    char *messages_json;     // chat: the messages as a JSON list, contents flattened to text
-    char *tools_json;        // the tools list as JSON, or NULL
+    struct cJSON *messages;  // chat: the messages (a list, contents flattened to text), or
+                             // NULL (Ollama chat with no messages: load the model only)
+    struct cJSON *tools;     // the tools list, or NULL
     char *system;            // generate: the system message, or NULL
     bool raw;                // generate: use the prompt as is, without the chat template
     bool stream;
@@ -56,7 +59,7 @@ typedef struct api_request {
     sampler_bias *bias;      // (sampling.n_logit_bias)
     char *stops[SAMPLER_STOP_MAX_STRINGS]; // (n_stops)
     size_t n_stops;
-    uint32_t n;              // choices, 1..REGISTRY_MAX_CHOICES
+    uint32_t n;              // choices, 1..ENGINE_MAX_CHOICES
     bool logprobs;
     uint32_t top_logprobs;
     double keep_alive;       // seconds the model stays loaded after this request (< 0:

@@ -16,7 +16,7 @@ typedef struct api_job {
     registry_model *model;    // borrowed from the registry
     bool acquired;            // model is pinned (released by api_job_deinit)
     const tokenizer *tok;     // the model's, borrowed
-    registry_request *req;    // after submit: released by api_job_deinit
+    engine_request *req;    // after submit: released by api_job_deinit
     uint32_t n_prompt;        // prompt tokens
     double t_start;           // monotonic seconds when the request arrived
     double load_seconds;      // time this request spent loading the model
@@ -28,7 +28,7 @@ typedef struct api_job {
 typedef struct api_choice {
     char *text;               // (len) garlic_malloc'd
     size_t len, cap;
-    registry_token *tokens;   // (n_tokens) garlic_malloc'd
+    engine_token *tokens;   // (n_tokens) garlic_malloc'd
     size_t n_tokens, tokens_cap;
     engine_finish finish;
     engine_stats stats;
@@ -36,7 +36,7 @@ typedef struct api_choice {
 } api_choice;
 
 typedef struct api_result {
-    api_choice choices[REGISTRY_MAX_CHOICES]; // (n)
+    api_choice choices[ENGINE_MAX_CHOICES]; // (n)
     uint32_t n;
     uint64_t completion_tokens; // output tokens of every choice
 } api_result;
@@ -72,7 +72,7 @@ const char *api_token_text(const tokenizer *t, int32_t id, char *buf, size_t cap
 
 typedef struct api_stream_ops {
     // Formats one registry chunk (text, or a choice's end) into the stream.
-    int (*chunk)(api_stream *s, const registry_chunk *c);
+    int (*chunk)(api_stream *s, const engine_chunk *c);
     // Formats the end (usage, [DONE], Ollama's final object) after the last chunk.
     int (*end)(api_stream *s);
 } api_stream_ops;
@@ -85,7 +85,7 @@ struct api_stream {
     char *out;                // (out_cap) formatted bytes not yet read
     size_t out_len, out_pos, out_cap;
     bool ended;               // ops->end ran: nothing more after out
-    bool started[REGISTRY_MAX_CHOICES]; // the first chunk of a choice went out
+    bool started[ENGINE_MAX_CHOICES]; // the first chunk of a choice went out
     uint64_t completion_tokens;
     engine_stats last_stats;  // of the choice that ended last
     engine_finish last_finish;

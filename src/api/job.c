@@ -9,7 +9,12 @@
 
 #include "api/internal.h"
 #include "base/alloc.h"
+#include "base/buffer.h"
+#include "base/clock.h"
 #include "base/utf8.h"
+#include "chat/chat.h"
+#include "engine/engine.h"
+#include "tokenizer/tokenizer.h"
 
 void api_response_deinit(api_response *r)
 {
@@ -105,50 +110,32 @@ int api_job_open(const api_call *call, api_kind kind, api_job *job, api_error *e
     return GARLIC_OK;
 }
 
-// A special token's text as a NUL-terminated string in buf ("" when the vocabulary has none).
-static const char *special_text(const tokenizer *t, tokenizer_special role, char *buf, size_t cap)
-{
-    size_t len = 0;
-    int32_t id = tokenizer_special_id(t, role);
-    const char *text = id >= 0 ? tokenizer_token_text(t, id, &len) : NULL;
-    snprintf(buf, cap, "%.*s", text ? (int)len : 0, text ? text : "");
-    return buf;
-}
-
 // Renders the messages of job (for Ollama's generate: system + prompt) into *text.
 static int render(api_job *job, char **text, api_error *err)
 {
-    char *owned = NULL;
-    const char *messages = job->in.messages_json;
+    cJSON *owned = NULL;
+    const cJSON *messages = job->in.messages;
     if (!messages) { // Ollama generate: build the conversation from system and prompt
-        cJSON *list = cJSON_CreateArray();
+        cJSON *list = owned = cJSON_CreateArray();
         cJSON *m;
-        if (job->in.system && (m = cJSON_CreateObject()) && cJSON_AddItemToArray(list, m)) {
+        if (list && job->in.system && (m = cJSON_CreateObject()) && cJSON_AddItemToArray(list, m)) {
             cJSON_AddStringToObject(m, "role", "system");
             cJSON_AddStringToObject(m, "content", job->in.system);
         }
-        if ((m = cJSON_CreateObject()) && cJSON_AddItemToArray(list, m)) {
+        if (list && (m = cJSON_CreateObject()) && cJSON_AddItemToArray(list, m)) {
             cJSON_AddStringToObject(m, "role", "user");
             cJSON_AddStringToObject(m, "content", job->in.prompt ? job->in.prompt : "");
         }
-        messages = owned = cJSON_PrintUnformatted(list);
-        cJSON_Delete(list);
-        if (!owned)
+        if (!list)
             return api_error_set(err, 503, NULL, "out of memory");
+        messages = list;
     }
-    char bos[256], eos[256];
-    chat_vars vars = {.messages_json = messages, .messages_len = strlen(messages),
-                      .tools_json = job->in.tools_json,
-                      .tools_len = job->in.tools_json ? strlen(job->in.tools_json) : 0,
-                      .add_generation_prompt = true,
-                      .bos_token = special_text(job->tok, TOKENIZER_SPECIAL_BOS, bos, sizeof bos),
-                      .eos_token = special_text(job->tok, TOKENIZER_SPECIAL_EOS, eos, sizeof eos)};
+    chat_vars vars = {.messages = messages, .tools = job->in.tools, .add_generation_prompt = true};
     const chat_template *tmpl = registry_model_template(job->model, NULL, NULL, NULL);
     garlic_error gerr = {0};
     size_t len = 0;
-    int rc = tmpl ? chat_template_render(tmpl, &vars, text, &len, &gerr)
-                  : chat_fallback_render(&vars, text, &len, &gerr);
-    cJSON_free(owned);
+    int rc = chat_prompt_render(tmpl, job->tok, &vars, text, &len, &gerr);
+    cJSON_Delete(owned);
     if (rc)
         return api_error_set(err, rc == GARLIC_ENOMEM ? 503 : 400, "messages",
                              "the chat template failed: %s", gerr.message);
@@ -160,24 +147,12 @@ static int tokenize(api_job *job, const char *text, bool templated, tokenizer_id
                     api_error *err)
 {
     garlic_error gerr = {0};
-    unsigned flags = TOKENIZER_ADD_SPECIAL | (templated ? TOKENIZER_PARSE_SPECIAL : 0);
-    if (tokenizer_encode(job->tok, text, strlen(text), flags, ids, &gerr))
+    int rc = chat_prompt_tokenize(job->tok, text, strlen(text), templated, ids, &gerr);
+    if (rc == GARLIC_ENOMEM)
+        return api_error_set(err, 503, NULL, "out of memory");
+    if (rc)
         return api_error_set(err, 400, "prompt", "the prompt cannot be tokenized: %s",
                              gerr.message);
-    int32_t bos = tokenizer_special_id(job->tok, TOKENIZER_SPECIAL_BOS);
-    if (ids->n >= 2 && bos >= 0 && ids->ids[0] == bos && ids->ids[1] == bos) {
-        memmove(ids->ids, ids->ids + 1, (ids->n - 1) * sizeof *ids->ids);
-        ids->n--;
-    }
-    if (ids->n == 0 && bos >= 0) {
-        if (ids->cap == 0 && !(ids->ids = garlic_malloc(sizeof *ids->ids)))
-            return api_error_set(err, 503, NULL, "out of memory");
-        ids->cap = ids->cap ? ids->cap : 1;
-        ids->ids[ids->n++] = bos;
-    }
-    if (ids->n == 0)
-        return api_error_set(err, 400, "prompt", "the prompt is empty and the model has no BOS "
-                             "token to start from");
     return GARLIC_OK;
 }
 
@@ -219,7 +194,7 @@ static int check_fit(const api_job *job, size_t n_prompt, api_error *err)
                                  "the vocabulary size %u", job->in.bias[i].token, n_vocab);
     uint32_t n_ctx = registry_model_n_ctx(job->model);
     if (n_prompt >= n_ctx) {
-        bool chat = job->in.messages_json || job->in.kind == API_KIND_OPENAI_CHAT;
+        bool chat = job->in.messages || job->in.kind == API_KIND_OPENAI_CHAT;
         api_error_set(err, 400, chat ? "messages" : "prompt", "This model's maximum context "
                       "length is %u tokens. However, your prompt has %zu tokens; no room is left "
                       "to generate.", n_ctx, n_prompt);
@@ -239,20 +214,21 @@ int api_job_submit(api_job *job, api_error *err)
         tokenizer_ids_deinit(&ids);
         return rc;
     }
-    registry_request_params p = {.prompt = ids.ids, .n_prompt = ids.n, .n_choices = job->in.n,
-                                 .seeded = job->in.seeded, .label = job->id};
-    p.engine.sampling = job->in.sampling;
-    p.engine.sampling.n_vocab = (int32_t)tokenizer_vocab_size(job->tok);
-    p.engine.max_tokens = job->in.max_tokens;
-    p.engine.stops = (const char *const *)job->in.stops;
-    p.engine.n_stops = job->in.n_stops;
-    p.engine.logprobs = job->in.logprobs;
-    p.engine.top_logprobs = job->in.top_logprobs;
+    engine_request_params p = {.prompt = ids.ids, .n_prompt = ids.n, .n_choices = job->in.n,
+                               .seeded = job->in.seeded, .label = job->id,
+                               .wake_at_end = !job->in.stream};
+    p.generation.sampling = job->in.sampling;
+    p.generation.sampling.n_vocab = (int32_t)tokenizer_vocab_size(job->tok);
+    p.generation.max_tokens = job->in.max_tokens;
+    p.generation.stops = (const char *const *)job->in.stops;
+    p.generation.n_stops = job->in.n_stops;
+    p.generation.logprobs = job->in.logprobs;
+    p.generation.top_logprobs = job->in.top_logprobs;
     job->n_prompt = (uint32_t)ids.n;
     garlic_error gerr = {0};
-    if (sampler_params_validate(&p.engine.sampling, &gerr) != GARLIC_OK)
+    if (sampler_params_validate(&p.generation.sampling, &gerr) != GARLIC_OK)
         rc = api_error_set(err, 400, NULL, "%s", gerr.message);
-    if (rc == GARLIC_OK && !(job->req = registry_request_new(&p, &gerr)))
+    if (rc == GARLIC_OK && !(job->req = engine_request_new(&p, &gerr)))
         rc = api_error_set(err, gerr.code == GARLIC_ENOMEM ? 503 : 400, NULL, "%s", gerr.message);
     tokenizer_ids_deinit(&ids);
     if (rc)
@@ -266,25 +242,14 @@ int api_job_submit(api_job *job, api_error *err)
 }
 
 // Appends a chunk's text and tokens to its choice.
-static int gather(api_choice *ch, const registry_chunk *c)
+static int gather(api_choice *ch, const engine_chunk *c)
 {
-    if (ch->len + c->len + 1 > ch->cap) {
-        size_t cap = (ch->len + c->len + 1) * 2;
-        char *p = garlic_realloc(ch->text, cap);
-        if (!p)
-            return GARLIC_ENOMEM;
-        ch->text = p, ch->cap = cap;
-    }
+    if (garlic_grow(&ch->text, &ch->cap, ch->len + c->len + 1, 1) ||
+        garlic_grow(&ch->tokens, &ch->tokens_cap, ch->n_tokens + c->n_tokens, sizeof *ch->tokens))
+        return GARLIC_ENOMEM;
     memcpy(ch->text + ch->len, c->text, c->len);
     ch->len += c->len;
     ch->text[ch->len] = '\0';
-    if (c->n_tokens && ch->n_tokens + c->n_tokens > ch->tokens_cap) {
-        size_t cap = (ch->n_tokens + c->n_tokens) * 2;
-        registry_token *p = garlic_realloc(ch->tokens, cap * sizeof *p);
-        if (!p)
-            return GARLIC_ENOMEM;
-        ch->tokens = p, ch->tokens_cap = cap;
-    }
     if (c->n_tokens)
         memcpy(ch->tokens + ch->n_tokens, c->tokens, c->n_tokens * sizeof *c->tokens);
     ch->n_tokens += c->n_tokens;
@@ -297,11 +262,11 @@ int api_job_collect(api_job *job, const api_call *call, api_result *res, api_err
     res->n = job->in.n;
     for (;;) {
         if (call->alive && !call->alive(call->alive_ctx)) {
-            registry_request_cancel(job->req);
+            engine_request_cancel(job->req);
             return api_error_set(err, 400, NULL, "the client went away");
         }
-        registry_chunk c;
-        if (!registry_request_next(job->req, &c, 100))
+        engine_chunk c;
+        if (!engine_request_next(job->req, &c, 100))
             continue;
         if (c.error)
             return api_error_set(err, c.error == GARLIC_ENOMEM ? 503 : 500, NULL,
@@ -322,7 +287,7 @@ int api_job_collect(api_job *job, const api_call *call, api_result *res, api_err
 
 void api_result_deinit(api_result *res)
 {
-    for (size_t i = 0; i < REGISTRY_MAX_CHOICES; i++) {
+    for (size_t i = 0; i < ENGINE_MAX_CHOICES; i++) {
         garlic_free(res->choices[i].text);
         garlic_free(res->choices[i].tokens);
     }
@@ -331,7 +296,7 @@ void api_result_deinit(api_result *res)
 
 void api_job_deinit(api_job *job)
 {
-    registry_request_release(job->req);
+    engine_request_release(job->req);
     if (job->acquired) // after the request: the model stays pinned until it is done
         registry_model_release(job->model, job->in.keep_alive);
     api_request_deinit(&job->in);

@@ -11,7 +11,11 @@
 #include "api/internal.h"
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "chat/chat.h"
+#include "engine/engine.h"
+#include "gguf/gguf.h"
 #include "model/info.h"
+#include "tokenizer/tokenizer.h"
 #include "tensor/types.h"
 
 void api_ollama_version(const api_call *call, api_response *out)
@@ -288,7 +292,7 @@ static void add_final(cJSON *o, const api_job *job, const engine_stats *st, engi
     cJSON_AddNumberToObject(o, "eval_duration", nanoseconds(st->generate_seconds));
 }
 
-static int stream_chunk(api_stream *s, const registry_chunk *c)
+static int stream_chunk(api_stream *s, const engine_chunk *c)
 {
     if (c->len == 0)
         return GARLIC_OK;
@@ -315,7 +319,7 @@ static void generate(const api_call *call, api_kind kind, api_response *out)
     api_job job;
     api_error err = {0};
     bool failed = api_job_open(call, kind, &job, &err) != GARLIC_OK;
-    bool load_only = kind == API_KIND_OLLAMA_CHAT ? !job.in.messages_json
+    bool load_only = kind == API_KIND_OLLAMA_CHAT ? !job.in.messages
                                                   : !job.in.prompt || !job.in.prompt[0];
     if (!failed && load_only) {
         cJSON *o = line_head(&job, "", true);

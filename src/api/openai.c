@@ -8,6 +8,8 @@
 
 #include "api/internal.h"
 #include "base/alloc.h"
+#include "engine/engine.h"
+#include "tokenizer/tokenizer.h"
 
 void api_openai_models(const api_call *call, api_response *out)
 {
@@ -48,7 +50,7 @@ static cJSON *chat_token(const tokenizer *t, const sampler_token_logprob *tl)
 }
 
 // Chat logprobs: {"content": [{token, logprob, bytes, top_logprobs: [...]}, ...]}.
-static cJSON *chat_logprobs(const tokenizer *t, const registry_token *tokens, size_t n)
+static cJSON *chat_logprobs(const tokenizer *t, const engine_token *tokens, size_t n)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *content = cJSON_AddArrayToObject(root, "content");
@@ -63,7 +65,7 @@ static cJSON *chat_logprobs(const tokenizer *t, const registry_token *tokens, si
 }
 
 // Completions logprobs: {"tokens", "token_logprobs", "top_logprobs", "text_offset"}.
-static cJSON *completion_logprobs(const tokenizer *t, const registry_token *tokens, size_t n,
+static cJSON *completion_logprobs(const tokenizer *t, const engine_token *tokens, size_t n,
                                   size_t offset)
 {
     char text[1024];
@@ -144,7 +146,7 @@ static cJSON *whole_answer(const api_job *job, const api_result *res)
 
 // One streamed chunk of choice index: text (may be NULL), logprobs, finish (NULL: none).
 static int write_chunk(api_stream *s, uint32_t index, const char *text, size_t len,
-                       const registry_chunk *c, const char *finish, bool role)
+                       const engine_chunk *c, const char *finish, bool role)
 {
     const api_job *job = &s->job;
     bool chat = job->in.kind == API_KIND_OPENAI_CHAT;
@@ -179,7 +181,7 @@ static int write_chunk(api_stream *s, uint32_t index, const char *text, size_t l
     return api_stream_write_json(s, "data: ", root, "\n\n");
 }
 
-static int stream_chunk(api_stream *s, const registry_chunk *c)
+static int stream_chunk(api_stream *s, const engine_chunk *c)
 {
     bool chat = s->job.in.kind == API_KIND_OPENAI_CHAT;
     int rc = GARLIC_OK;

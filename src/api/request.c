@@ -260,7 +260,8 @@ static int normalize_message(const cJSON *in, size_t index, cJSON *list, api_err
     return rc;
 }
 
-// "messages" -> r->messages_json; an empty list is allowed only when allow_empty is set.
+// "messages" -> r->messages (normalized); an empty list is allowed only when allow_empty is
+// set.
 static int get_messages(const cJSON *obj, bool allow_empty, api_request *r, api_error *err)
 {
     const cJSON *item = field(obj, "messages");
@@ -281,11 +282,10 @@ static int get_messages(const cJSON *obj, bool allow_empty, api_request *r, api_
     size_t i = 0;
     for (const cJSON *m = item->child; m && rc == GARLIC_OK; m = m->next)
         rc = normalize_message(m, i++, list, err);
-    if (rc == GARLIC_OK) {
-        r->messages_json = cJSON_PrintUnformatted(list);
-        rc = r->messages_json ? GARLIC_OK : GARLIC_ENOMEM;
-    }
-    cJSON_Delete(list);
+    if (rc == GARLIC_OK)
+        r->messages = list;
+    else
+        cJSON_Delete(list);
     return rc;
 }
 
@@ -296,8 +296,8 @@ static int get_tools(const cJSON *obj, api_request *r, api_error *err)
         return GARLIC_OK;
     if (!cJSON_IsArray(item))
         return api_error_set(err, 400, "tools", "'tools' must be a list");
-    r->tools_json = cJSON_PrintUnformatted(item);
-    return r->tools_json ? GARLIC_OK : GARLIC_ENOMEM;
+    r->tools = cJSON_Duplicate(item, true);
+    return r->tools ? GARLIC_OK : GARLIC_ENOMEM;
 }
 
 // OpenAI completions' "prompt": a string, a list of one string, or a list of token ids.
@@ -430,7 +430,7 @@ static int parse_openai(const cJSON *root, api_request *r, api_error *err)
         return rc;
     if (has)
         r->max_tokens = (uint32_t)v;
-    if ((rc = get_number(root, "", "n", 1, REGISTRY_MAX_CHOICES, true, &v, &has, err)))
+    if ((rc = get_number(root, "", "n", 1, ENGINE_MAX_CHOICES, true, &v, &has, err)))
         return rc;
     r->n = has ? (uint32_t)v : 1;
     const cJSON *user = field(root, "user");
@@ -504,8 +504,8 @@ void api_request_deinit(api_request *r)
     garlic_free(r->model);
     garlic_free(r->prompt);
     garlic_free(r->prompt_ids);
-    cJSON_free(r->messages_json);
-    cJSON_free(r->tools_json);
+    cJSON_Delete(r->messages);
+    cJSON_Delete(r->tools);
     garlic_free(r->system);
     garlic_free(r->bias);
     for (size_t i = 0; i < r->n_stops; i++)

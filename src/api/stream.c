@@ -7,6 +7,8 @@
 
 #include "api/internal.h"
 #include "base/alloc.h"
+#include "base/buffer.h"
+#include "engine/engine.h"
 
 api_stream *api_stream_new(api_job *job, const api_stream_ops *ops)
 {
@@ -68,8 +70,8 @@ static int advance(api_stream *s, api_alive_fn alive, void *ctx)
     for (;;) {
         if (alive && !alive(ctx))
             return -1;
-        registry_chunk c;
-        if (!registry_request_next(s->job.req, &c, 100))
+        engine_chunk c;
+        if (!engine_request_next(s->job.req, &c, 100))
             continue;
         if (c.choice_done) {
             s->completion_tokens += c.output_tokens;
@@ -97,7 +99,7 @@ ssize_t api_stream_read(api_stream *s, char *buf, size_t max, api_alive_fn alive
         if (s->ended)
             return 0;
         if (advance(s, alive, ctx) != 0) {
-            registry_request_cancel(s->job.req);
+            engine_request_cancel(s->job.req);
             return -1;
         }
     }

@@ -84,12 +84,27 @@ static int define_string(render_ctx *c, const char *name, const char *text)
     return GARLIC_OK;
 }
 
+// Defines name from a parsed tree (cJSON) when it is set, else from JSON text.
+static int define_input(render_ctx *c, const char *name, const struct cJSON *tree,
+                        const char *json, size_t len)
+{
+    if (!tree)
+        return define_json(c, name, json, len);
+    chat_value v;
+    garlic_error terr;
+    if (chat_value_from_tree(&c->arena, tree, &v, &terr))
+        return garlic_error_set(c->err, terr.code, "%s: %s", name, terr.message);
+    return render_define(c, name, v) ? garlic_error_set(c->err, GARLIC_ENOMEM, "out of memory")
+                                     : GARLIC_OK;
+}
+
 // The variables of a render from the separate fields, in transformers' order.
 static int define_fields(render_ctx *c, const chat_vars *v)
 {
-    int rc = define_json(c, "messages", v->messages_json ? v->messages_json : "[]",
-                         v->messages_json ? v->messages_len : 2);
-    if (rc || (rc = define_json(c, "tools", v->tools_json, v->tools_len)) ||
+    int rc = v->messages || v->messages_json
+                 ? define_input(c, "messages", v->messages, v->messages_json, v->messages_len)
+                 : define_json(c, "messages", "[]", 2);
+    if (rc || (rc = define_input(c, "tools", v->tools, v->tools_json, v->tools_len)) ||
         (rc = define_json(c, "documents", NULL, 0)))
         return rc;
     if (render_define(c, "add_generation_prompt", chat_bool(v->add_generation_prompt)))
@@ -97,11 +112,12 @@ static int define_fields(render_ctx *c, const chat_vars *v)
     if ((rc = define_string(c, "bos_token", v->bos_token)) ||
         (rc = define_string(c, "eos_token", v->eos_token)))
         return rc;
-    if (!v->extra_json)
+    if (!v->extra_json && !v->extra)
         return GARLIC_OK;
     chat_value extra;
     garlic_error jerr;
-    if (chat_json_parse(&c->arena, v->extra_json, v->extra_len, &extra, &jerr))
+    if (v->extra ? chat_value_from_tree(&c->arena, v->extra, &extra, &jerr)
+                 : chat_json_parse(&c->arena, v->extra_json, v->extra_len, &extra, &jerr))
         return garlic_error_set(c->err, jerr.code, "extra variables: %s", jerr.message);
     return define_members(c, &extra, "extra variables");
 }

@@ -31,11 +31,15 @@ enum {
 #define CHAT_DEFAULT_MAX_MEMORY ((size_t)256 << 20)
 #define CHAT_DEFAULT_MAX_STEPS ((uint64_t)20000000)
 
+struct cJSON;
+
 // What a render sees. Either variables_json holds every variable (a JSON object, like the
 // `variables` of a reference case file; with variables_member set, the variables are that
 // member of the object), or the separate fields below are used. JSON keeps key order and
-// tells ints from floats, as Python's json module does. A NULL token is undefined in the
-// template (not None); NULL tools_json is None. All pointers are borrowed for the call.
+// tells ints from floats, as Python's json module does. Messages, tools and extra variables
+// come as text (*_json) or as trees already parsed (messages, tools, extra: cJSON, as the API
+// holds them; a tree is used when set). A NULL token is undefined in the template (not None);
+// no tools is None. All pointers are borrowed for the call.
 typedef struct chat_vars {
     const char *variables_json;
     size_t variables_len;
@@ -46,6 +50,9 @@ typedef struct chat_vars {
     size_t tools_len;
     const char *extra_json; // a JSON object of more variables (e.g. enable_thinking), or NULL
     size_t extra_len;
+    const struct cJSON *messages; // a list of messages, parsed
+    const struct cJSON *tools;    // a list, or NULL
+    const struct cJSON *extra;    // an object, or NULL
     bool add_generation_prompt;
     const char *bos_token;
     const char *eos_token;
@@ -76,5 +83,24 @@ int chat_fallback_render(const chat_vars *vars, char **out, size_t *out_len, gar
 
 // The source of the fallback format, as a template (static).
 const char *chat_fallback_source(void);
+
+// ---- Prompts (prompt.c): what the server and `garlic run` send to the engine ----
+
+typedef struct tokenizer tokenizer;
+typedef struct tokenizer_ids tokenizer_ids;
+
+// Renders vars with a model's template t (NULL: the fallback), with bos_token and eos_token
+// from tok's vocabulary where vars leaves them NULL. Same ownership and errors as
+// chat_template_render.
+int chat_prompt_render(const chat_template *t, const tokenizer *tok, const chat_vars *vars,
+                       char **out, size_t *out_len, garlic_error *err);
+
+// Appends the prompt tokens of text[0..len) to ids: text a template rendered (templated:
+// special-token text such as "<|im_start|>" becomes that token) or a raw prompt. BOS is added
+// where the vocabulary asks for it, but not doubled when the text starts with one; an empty
+// prompt becomes BOS alone. GARLIC_EINVAL when the prompt is empty and there is no BOS, or the
+// tokenizer fails; GARLIC_ENOMEM.
+int chat_prompt_tokenize(const tokenizer *tok, const char *text, size_t len, bool templated,
+                         tokenizer_ids *ids, garlic_error *err);
 
 #endif

@@ -173,6 +173,12 @@ typedef struct chat_json_opts {
 int chat_value_tojson(chat_arena *a, chat_buf *b, const chat_value *v, const chat_json_opts *o,
                       garlic_error *err);
 
+// Converts a cJSON tree into values in a (tree.c): objects keep key order, integral numbers
+// within 2^53 become ints. GARLIC_ENOMEM, or GARLIC_EINVAL past 200 levels of nesting.
+struct cJSON;
+int chat_value_from_tree(chat_arena *a, const struct cJSON *item, chat_value *out,
+                         garlic_error *err);
+
 // Parses JSON text into values (objects keep key order, integers stay ints). Fails with
 // GARLIC_EFORMAT naming the byte offset.
 int chat_json_parse(chat_arena *a, const char *text, size_t len, chat_value *out,

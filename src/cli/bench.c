@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 // `garlic bench MODEL [-p N] [-n N] [-r N] [-t N] [-b N] [--kv-type T] [--json]`: prompt
-// processing (pp: N random tokens evaluated in batches) and generation (tg: N tokens decoded
-// one at a time) throughput, averaged over repetitions after one warm-up, printed as a table
-// like llama-bench's or as JSON with llama-bench's field names.
+// processing (pp: a prompt of N random tokens, computed in steps of -b tokens) and generation
+// (tg: N tokens decoded one at a time) throughput through the engine that serves requests,
+// averaged over repetitions after one warm-up, printed as a table like llama-bench's or as
+// JSON with llama-bench's field names. The figures are the engine's own timings of the
+// request: prompt_seconds for pp, generate_seconds for tg.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,8 @@
 #include "base/alloc.h"
 #include "cli/bench.h"
 #include "cli/cli.h"
+#include "cli/local.h"
+#include "gguf/gguf.h"
 #include "kernels/kernels.h"
 #include "model/info.h"
 #include "model/model.h"
@@ -100,25 +104,28 @@ static int parse_bench(bench_options *o, int argc, char **argv)
     return o->model_path ? 0 : bench_usage();
 }
 
-// One timed run: pp evaluates n_prompt random tokens from position 0 in batches; tg decodes
-// n_gen tokens one at a time from position 0. Returns seconds, or -1 on error.
-static double run_once(model_state *s, const model *m, bool prompt, uint32_t n, uint32_t batch,
-                       int32_t *ids, garlic_error *err)
+// One timed run through the engine: pp computes a prompt of n random tokens (fresh ones each
+// run, so the prefix cache holds none of them) and samples one token; tg decodes n tokens
+// after a one-token prompt (n forward passes). Returns seconds, or -1 on error.
+static double run_once(cli_local *l, bool prompt, uint32_t n, int32_t *ids, uint64_t seed,
+                       garlic_error *err)
 {
-    uint64_t seed = 12345;
-    for (uint32_t i = 0; i < n; i++) {
+    uint32_t n_vocab = registry_model_weights(l->m)->hp.n_vocab;
+    uint32_t n_ids = prompt ? n : 1;
+    for (uint32_t i = 0; i < n_ids; i++) {
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        ids[i] = (int32_t)((seed >> 33) % m->hp.n_vocab);
+        ids[i] = (int32_t)((seed >> 33) % n_vocab);
     }
-    const float *logits;
-    double t0 = garlic_now();
-    for (uint32_t i = 0; i < n;) {
-        uint32_t chunk = prompt ? (n - i < batch ? n - i : batch) : 1;
-        if (model_forward(s, ids + i, chunk, i, false, &logits, err))
-            return -1;
-        i += chunk;
-    }
-    return garlic_now() - t0;
+    engine_request_params p = {.prompt = ids, .n_prompt = n_ids, .n_choices = 1,
+                               .wake_at_end = true};
+    p.generation.sampling = sampler_params_default((int32_t)n_vocab);
+    p.generation.sampling.temperature = 0;
+    p.generation.max_tokens = prompt ? 1 : n + 1;
+    p.generation.ignore_eos = true;
+    engine_chunk end;
+    if (cli_local_generate(l, &p, NULL, NULL, &end, err) != GARLIC_OK)
+        return -1;
+    return prompt ? end.stats.prompt_seconds : end.stats.generate_seconds;
 }
 
 // The type most of the weights are in ("Q4_K"), by parameters.
@@ -137,17 +144,17 @@ typedef struct bench_result {
     double avg, stddev;
 } bench_result;
 
-static int measure(model_state *s, const model *m, const bench_options *o, bool prompt,
-                   bench_result *r, garlic_error *err)
+static int measure(cli_local *l, const bench_options *o, bool prompt, bench_result *r,
+                   garlic_error *err)
 {
     uint32_t n = prompt ? o->n_prompt : o->n_gen;
     int32_t *ids = garlic_calloc(n ? n : 1, sizeof *ids);
     if (!ids)
         return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
     double sum = 0, sq = 0;
-    int rc = run_once(s, m, prompt, n, o->batch, ids, err) < 0 ? -1 : 0; // warm-up
+    int rc = run_once(l, prompt, n, ids, 12345, err) < 0 ? -1 : 0; // warm-up
     for (uint32_t i = 0; i < o->reps && rc == 0; i++) {
-        double secs = run_once(s, m, prompt, n, o->batch, ids, err);
+        double secs = run_once(l, prompt, n, ids, 12346 + i, err);
         if (secs < 0)
             rc = -1;
         double ts = n / (secs > 0 ? secs : 1e-9);
@@ -202,41 +209,39 @@ int cli_bench(int argc, char **argv)
     if (status)
         return status;
     if (o.batched)
-        return bench_batch_run(&o);
+        return cli_bench_batch_run(&o);
     garlic_error err = {0};
-    model *m = model_load(o.model_path, &err);
     model_info info;
-    if (!m || model_info_read(m->file, &info, &err)) {
-        fprintf(stderr, "garlic bench: %s\n", err.message);
-        model_free(m);
-        return 1;
-    }
-    cli_prefault(m);
-    uint32_t n_ctx = o.n_prompt > o.n_gen ? o.n_prompt : o.n_gen;
-    uint32_t batch = o.batch < (o.n_prompt ? o.n_prompt : 1) ? o.batch : (o.n_prompt ? o.n_prompt : 1);
-    model_state_config cfg = {.n_ctx = n_ctx ? n_ctx : 1, .max_batch = batch, .logit_rows = 1,
-                              .kv_type = o.kv_type, .n_threads = o.threads};
-    model_state *s = model_state_new(m, &cfg, &err);
+    gguf_file *f = gguf_open(o.model_path, &err);
+    int rc = f ? model_info_read(f, &info, &err) : err.code;
+    gguf_close(f);
+    // A context for the longer test (a prompt plus its token, or a token plus n_gen), one
+    // sequence, steps of -b tokens: the engine's figures for one stream.
+    uint32_t n_ctx = (o.n_prompt + 1 > o.n_gen + 2 ? o.n_prompt + 1 : o.n_gen + 2);
+    registry_config cfg = {.n_ctx = n_ctx, .parallel = 1, .step_tokens = o.batch,
+                           .n_threads = o.threads, .kv_type = o.kv_type};
+    cli_local l = {0};
+    if (rc == GARLIC_OK)
+        rc = cli_local_open(&l, o.model_path, &cfg, &err);
     bench_result r[2];
     char names[2][32];
     int n = 0;
-    if (s && o.n_prompt) {
+    if (rc == GARLIC_OK && o.n_prompt) {
         snprintf(names[n], sizeof names[n], "pp%u", o.n_prompt);
         r[n].test = names[n];
-        status = measure(s, m, &o, true, &r[n], &err) ? 1 : 0;
+        rc = measure(&l, &o, true, &r[n], &err);
         n++;
     }
-    if (s && status == 0 && o.n_gen) {
+    if (rc == GARLIC_OK && o.n_gen) {
         snprintf(names[n], sizeof names[n], "tg%u", o.n_gen);
         r[n].test = names[n];
-        status = measure(s, m, &o, false, &r[n], &err) ? 1 : 0;
+        rc = measure(&l, &o, false, &r[n], &err);
         n++;
     }
-    if (!s || status)
+    if (rc != GARLIC_OK)
         fprintf(stderr, "garlic bench: %s\n", err.message), status = 1;
     else
         print_results(&o, &info, r, n);
-    model_state_free(s);
-    model_free(m);
+    cli_local_close(&l);
     return status;
 }

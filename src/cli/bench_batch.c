@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 // `garlic bench MODEL --streams 1,2,4,8,16 [-p 128] [-n 64] [-t N] [--kv-type T]
-// [--prefix N] [--json]`: the server's scheduler measured in-process, like llama.cpp's
+// [--prefix N] [--json]`: the server's engine measured in-process, like llama.cpp's
 // llama-batched-bench. For each stream count, that many requests with distinct random
 // prompts of -p tokens each generate -n tokens (end-of-generation ignored) at once through
-// a registry; reported are the prompt phase (until every stream has its first token), the
-// aggregate decode rate after it, and the whole run. --prefix N then measures the time to
+// the engine (cli/local.h); reported are the prompt phase (until every stream has its first
+// token), the aggregate decode rate after it, and the whole run. --prefix N then measures the time to
 // first token of a request whose first N tokens an earlier request computed (prefix cache)
 // against that earlier request's.
 #include <pthread.h>
@@ -17,11 +17,14 @@
 #include "base/threadpool.h"
 #include "cli/bench.h"
 #include "cli/cli.h"
+#include "cli/local.h"
+#include "engine/engine.h"
+#include "model/model.h"
 #include "registry/registry.h"
 
 // One stream: its request and the times its reader saw.
 typedef struct stream {
-    registry_request *r;
+    engine_request *r;
     pthread_t reader;
     double t_submit, t_first, t_end;
     uint32_t generated;
@@ -34,8 +37,8 @@ static void *read_stream(void *arg)
 {
     stream *s = arg;
     for (;;) {
-        registry_chunk c;
-        if (!registry_request_next(s->r, &c, 1000))
+        engine_chunk c;
+        if (!engine_request_next(s->r, &c, 1000))
             continue;
         double now = garlic_now();
         if (s->t_first == 0 && (c.len || c.choice_done))
@@ -69,13 +72,13 @@ static int run_streams(registry_model *m, stream *st, uint32_t n, int32_t *const
                        uint32_t n_prompt, uint32_t max_tokens, garlic_error *err)
 {
     for (uint32_t i = 0; i < n; i++) {
-        registry_request_params p = {.prompt = prompts[i], .n_prompt = n_prompt, .n_choices = 1};
-        p.engine.sampling = sampler_params_default(registry_model_weights(m)->hp.n_vocab);
-        p.engine.sampling.temperature = 0;
-        p.engine.max_tokens = max_tokens;
-        p.engine.ignore_eos = true;
+        engine_request_params p = {.prompt = prompts[i], .n_prompt = n_prompt, .n_choices = 1};
+        p.generation.sampling = sampler_params_default(registry_model_weights(m)->hp.n_vocab);
+        p.generation.sampling.temperature = 0;
+        p.generation.max_tokens = max_tokens;
+        p.generation.ignore_eos = true;
         memset(&st[i], 0, sizeof st[i]);
-        st[i].r = registry_request_new(&p, err);
+        st[i].r = engine_request_new(&p, err);
         if (!st[i].r)
             return err->code;
     }
@@ -85,7 +88,7 @@ static int run_streams(registry_model *m, stream *st, uint32_t n, int32_t *const
         st[i].t_submit = garlic_now();
         rc = registry_submit(m, st[i].r, err);
         if (rc == GARLIC_OK && pthread_create(&st[i].reader, NULL, read_stream, &st[i]) != 0) {
-            registry_request_cancel(st[i].r);
+            engine_request_cancel(st[i].r);
             rc = garlic_error_set(err, GARLIC_ENOMEM, "cannot start a reader thread");
         }
         if (rc != GARLIC_OK)
@@ -97,7 +100,7 @@ static int run_streams(registry_model *m, stream *st, uint32_t n, int32_t *const
             rc = garlic_error_set(err, st[i].error, "%s", st[i].message);
     }
     for (uint32_t i = 0; i < n; i++)
-        registry_request_release(st[i].r);
+        engine_request_release(st[i].r);
     return rc;
 }
 
@@ -149,20 +152,15 @@ static int measure(const bench_options *o, uint32_t npl, registry_model *m,
     return rc;
 }
 
-static registry *open_registry(const bench_options *o, uint32_t parallel, uint32_t n_ctx,
-                               uint32_t kv_tokens, registry_model **m, garlic_error *err)
+// Loads the model for stream counts up to parallel, each of n_ctx positions (kv_tokens: the
+// pool's positions, 0: one context).
+static int open_local(const bench_options *o, uint32_t parallel, uint32_t n_ctx,
+                      uint32_t kv_tokens, cli_local *l, garlic_error *err)
 {
     registry_config cfg = {.n_ctx = n_ctx, .max_queue = BENCH_MAX_STREAMS, .parallel = parallel,
                            .kv_tokens = kv_tokens, .n_threads = o->threads,
                            .kv_type = o->kv_type};
-    registry *reg = registry_new(&cfg, err);
-    double seconds;
-    if (!reg || registry_add(reg, o->model_path, "bench", err) ||
-        !(*m = registry_find(reg, "bench")) || registry_model_acquire(*m, &seconds, err)) {
-        registry_free(reg);
-        return NULL;
-    }
-    return reg; // loading made the weights resident (and packed them)
+    return cli_local_open(l, o->model_path, &cfg, err);
 }
 
 // Time to first token of a prompt whose first `prefix` tokens an earlier request computed,
@@ -170,10 +168,10 @@ static registry *open_registry(const bench_options *o, uint32_t parallel, uint32
 static int measure_prefix(const bench_options *o, garlic_error *err)
 {
     uint32_t n = o->prefix + 16;
-    registry_model *m;
-    registry *reg = open_registry(o, 1, n + 16, 0, &m, err);
-    if (!reg)
+    cli_local l;
+    if (open_local(o, 1, n + 16, 0, &l, err) != GARLIC_OK)
         return err->code;
+    registry_model *m = l.m;
     uint32_t n_vocab = registry_model_weights(m)->hp.n_vocab;
     int32_t *a = garlic_malloc(n * sizeof *a), *b = garlic_malloc(n * sizeof *b);
     int32_t *c = garlic_malloc(n * sizeof *c);
@@ -204,11 +202,11 @@ static int measure_prefix(const bench_options *o, garlic_error *err)
                "of the first; unrelated prompt %.1f ms\n", n, o->prefix, ttft[0] * 1e3,
                ttft[1] * 1e3, 100 * ttft[1] / ttft[0], ttft[2] * 1e3);
     garlic_free(a), garlic_free(b), garlic_free(c);
-    registry_free(reg);
+    cli_local_close(&l);
     return rc;
 }
 
-int bench_batch_run(const bench_options *opts)
+int cli_bench_batch_run(const bench_options *opts)
 {
     const bench_options o = *opts;
     garlic_error err = {0};
@@ -216,12 +214,12 @@ int bench_batch_run(const bench_options *opts)
     for (uint32_t i = 0; i < o.n_streams; i++)
         max_npl = o.streams[i] > max_npl ? o.streams[i] : max_npl;
     uint32_t n_ctx = o.n_prompt + o.n_gen + 16;
-    registry_model *m;
-    registry *reg = open_registry(&o, max_npl, n_ctx, max_npl * n_ctx, &m, &err);
-    if (!reg) {
+    cli_local l;
+    if (open_local(&o, max_npl, n_ctx, max_npl * n_ctx, &l, &err) != GARLIC_OK) {
         fprintf(stderr, "garlic bench: %s\n", err.message);
         return 1;
     }
+    registry_model *m = l.m;
     batch_row rows[BENCH_MAX_STREAM_COUNTS];
     int rc = GARLIC_OK;
     if (!o.json)
@@ -247,7 +245,7 @@ int bench_batch_run(const bench_options *opts)
                    rows[i].t_tg, rows[i].s_tg, rows[i].t, rows[i].s);
         printf("\n]\n");
     }
-    registry_free(reg);
+    cli_local_close(&l);
     if (rc == GARLIC_OK && o.prefix)
         rc = measure_prefix(&o, &err);
     if (rc != GARLIC_OK) {

@@ -20,11 +20,6 @@ int cli_estimate(int argc, char **argv);
 int cli_parse_uint(const char *opt, const char *text, uint32_t min, uint32_t max, uint32_t *out);
 int cli_parse_float(const char *opt, const char *text, float min, float max, float *out);
 
-struct model;
-// Touches every page of a model's mapping (with progress on a terminal for big files);
-// returns the seconds it took.
-double cli_prefault(struct model *m);
-
 // Human-readable sizes: "1.13 GiB", "24.4M" (static buffers, one per call site pattern:
 // each function rotates between 4 buffers so a few can appear in one printf).
 const char *cli_format_bytes(double bytes);

@@ -1,20 +1,24 @@
 // SPDX-License-Identifier: MIT
 // `garlic run MODEL [PROMPT] [flags]`: streams the continuation of a prompt to standard
 // output (diagnostics and statistics go to standard error), or, without a prompt, chats
-// interactively. For fidelity work, --prompt-ids feeds token ids and --dump-logits writes
-// the logits of every prompt position (the prompt evaluated as one batch).
+// interactively with the model's own chat template. Both go through the engine that serves
+// requests (cli/local.h), with the prompt built as the server builds it (chat/chat.h), so a
+// model answers the same here and over HTTP. For fidelity work, --prompt-ids feeds token ids
+// and --dump-logits writes the logits of every prompt position (the prompt evaluated as one
+// batch).
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "base/clock.h"
 #include "base/alloc.h"
+#include "base/buffer.h"
+#include "chat/chat.h"
 #include "cli/cli.h"
-#include "engine/generate.h"
+#include "cli/local.h"
+#include "engine/engine.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -25,6 +29,7 @@ typedef struct run_options {
     const char *prompt;      // NULL: interactive
     const char *prompt_ids;  // token ids instead of text
     const char *dump_logits; // file for the prompt's logits
+    const char *system;      // chat: a system message
     uint32_t n_predict;      // -n (0: until the context is full)
     uint32_t n_ctx;          // -c (0: min(trained, 4096))
     uint32_t batch;          // -b
@@ -41,9 +46,10 @@ static int run_usage(void)
     fprintf(stderr,
             "usage: garlic run MODEL.gguf [PROMPT] [-n N] [--temp X] [--top-k N] [--top-p X]\n"
             "         [--min-p X] [--repeat-penalty X] [--seed N] [-c N] [-t N] [-b N]\n"
-            "         [--kv-type f16|q8_0|fp8|f32] [--stop S]... [--verbose]\n"
+            "         [--kv-type f16|q8_0|fp8|f32] [--stop S]... [--system S] [--verbose]\n"
             "         [--prompt-ids \"1 450 4996\"] [--dump-logits FILE]\n"
-            "  Without PROMPT, chat interactively (end with Ctrl-D).\n");
+            "  Without PROMPT, chat interactively with the model's chat template (end with\n"
+            "  Ctrl-D). --verbose prints each rendered prompt and the timings to stderr.\n");
     return 2;
 }
 
@@ -115,6 +121,8 @@ static int parse_valued(run_options *o, const char *opt, const char *val)
         return o->prompt_ids = val, 0;
     if (!strcmp(opt, "--dump-logits"))
         return o->dump_logits = val, 0;
+    if (!strcmp(opt, "--system"))
+        return o->system = val, 0;
     return 1;
 }
 
@@ -147,31 +155,11 @@ static int parse_run_options(run_options *o, int argc, char **argv)
     return o->model_path ? 0 : run_usage();
 }
 
-// Touches every page of the model's mapping so that the first forward pass does not stall
-// on page faults, showing progress on a terminal for files over 256 MiB. Returns seconds.
-// Progress of a prefault on the terminal.
-static void show_progress(void *ctx, int percent)
-{
-    const model *m = ctx;
-    fprintf(stderr, "\rloading %s %3d%%%s", m->file->path, percent, percent == 100 ? "\n" : "");
-}
-
-double cli_prefault(model *m)
-{
-    bool show = isatty(STDERR_FILENO) && m->file->size > (256u << 20);
-    return model_prefault(m, show ? show_progress : NULL, (void *)m);
-}
-
 // Appends ids to prompt (growing it); false on allocation failure.
 static bool ids_append(tokenizer_ids *prompt, const int32_t *ids, size_t n)
 {
-    if (prompt->n + n > prompt->cap) {
-        size_t cap = (prompt->n + n) * 2;
-        int32_t *p = garlic_realloc(prompt->ids, cap * sizeof *p);
-        if (!p)
-            return false;
-        prompt->ids = p, prompt->cap = cap;
-    }
+    if (garlic_grow(&prompt->ids, &prompt->cap, prompt->n + n, sizeof *prompt->ids))
+        return false;
     memcpy(prompt->ids + prompt->n, ids, n * sizeof *ids);
     prompt->n += n;
     return true;
@@ -189,7 +177,8 @@ static int parse_ids(const char *text, uint32_t n_vocab, tokenizer_ids *out)
         errno = 0;
         long v = strtol(p, &end, 10);
         if (end == p || errno || v < 0 || v >= (long)n_vocab) {
-            fprintf(stderr, "garlic run: --prompt-ids: '%.20s' is not a token id below %u\n", p, n_vocab);
+            fprintf(stderr, "garlic run: --prompt-ids: '%.20s' is not a token id below %u\n", p,
+                    n_vocab);
             return -1;
         }
         int32_t id = (int32_t)v;
@@ -200,19 +189,22 @@ static int parse_ids(const char *text, uint32_t n_vocab, tokenizer_ids *out)
     return 0;
 }
 
-// Writes the logits of every prompt position, evaluated as one batch: one line per
-// position, values as %.7g separated by spaces.
+// Writes the logits of every prompt position, evaluated as one batch over a one-sequence
+// pool of its own: one line per position, values as %.7g separated by spaces.
 static int dump_logits(const model *m, const run_options *o, const tokenizer_ids *ids)
 {
     garlic_error err = {0};
     uint32_t n = (uint32_t)ids->n;
-    model_state_config cfg = {.n_ctx = n, .max_batch = n, .logit_rows = n, .kv_type = o->kv_type,
+    model_state_config cfg = {.n_ctx = n, .max_batch = n, .logit_rows = n,
                               .n_threads = o->threads};
     model_state *s = model_state_new(m, &cfg, &err);
+    kv_cache *kv = s ? model_kv_new_single(m, o->kv_type, n, &err) : NULL;
+    kv_seq seq;
+    kv_seq_init(&seq);
     const float *logits;
-    FILE *f = s ? fopen(o->dump_logits, "w") : NULL;
-    int rc = s && f ? model_forward(s, ids->ids, n, 0, true, &logits, &err) : 1;
-    if (s && !f)
+    FILE *f = kv ? fopen(o->dump_logits, "w") : NULL;
+    int rc = f ? model_forward(s, kv, &seq, ids->ids, n, 0, true, &logits, &err) : 1;
+    if (kv && !f)
         fprintf(stderr, "garlic run: %s: %s\n", o->dump_logits, strerror(errno));
     else if (rc)
         fprintf(stderr, "garlic run: %s\n", err.message);
@@ -224,6 +216,9 @@ static int dump_logits(const model *m, const run_options *o, const tokenizer_ids
         fprintf(stderr, "garlic run: %s: write failed\n", o->dump_logits);
         rc = 1;
     }
+    if (kv)
+        kv_seq_deinit(kv, &seq);
+    kv_cache_free(kv);
     model_state_free(s);
     return rc ? 1 : 0;
 }
@@ -238,32 +233,98 @@ static int emit_stdout(void *user, const char *text, size_t len)
 
 static void print_stats(const engine_stats *st, double load_seconds)
 {
-    fprintf(stderr, "\nload time:        %8.2f ms\n", load_seconds * 1e3);
+    fprintf(stderr, "\n");
+    if (load_seconds > 0)
+        fprintf(stderr, "load time:        %8.2f ms\n", load_seconds * 1e3);
     fprintf(stderr, "prompt eval:      %8u tokens %10.2f ms %9.2f tokens/s\n", st->n_prompt,
-            st->prompt_seconds * 1e3, st->n_prompt / (st->prompt_seconds > 0 ? st->prompt_seconds : 1e-9));
+            st->prompt_seconds * 1e3,
+            st->n_prompt / (st->prompt_seconds > 0 ? st->prompt_seconds : 1e-9));
     fprintf(stderr, "generation:       %8u tokens %10.2f ms %9.2f tokens/s\n", st->n_generated,
             st->generate_seconds * 1e3,
             st->n_generated / (st->generate_seconds > 0 ? st->generate_seconds : 1e-9));
 }
 
-// Interactive chat with a simple built-in format ("User: ...\nAssistant:"). The
-// conversation stays in the KV cache, so each turn evaluates only its new tokens; when the
-// context fills up the conversation starts over.
-static int chat(model_state *s, const tokenizer *t, const run_options *o, engine_params *ep)
+// The request for a prompt with the command line's sampling, limit and stop strings.
+static engine_request_params request_for(const run_options *o, const cli_local *l,
+                                         const tokenizer_ids *ids)
 {
-    const char *stops[MAX_STOPS + 1] = {"\nUser:"};
-    memcpy(stops + 1, o->stops, o->n_stops * sizeof *stops);
-    ep->stops = stops, ep->n_stops = o->n_stops + 1;
-    uint32_t pos = 0, n_ctx = model_state_n_ctx(s);
-    int32_t pending = -1;
-    sampler_end_tokens ends; // found once, not at every turn
-    engine_end_tokens(t, &ends);
-    ep->end_tokens = &ends;
+    engine_request_params p = {.prompt = ids->ids, .n_prompt = ids->n, .n_choices = 1};
+    p.generation.sampling = o->sampling;
+    p.generation.sampling.n_vocab = (int32_t)tokenizer_vocab_size(registry_model_tokenizer(l->m));
+    p.generation.max_tokens = o->n_predict;
+    p.generation.stops = o->stops;
+    p.generation.n_stops = o->n_stops;
+    return p;
+}
+
+// Receives a chat reply: to the terminal and into the reply kept for the next turn.
+static int emit_reply(void *user, const char *text, size_t len)
+{
+    emit_stdout(NULL, text, len);
+    return garlic_buf_append(user, text, len) == GARLIC_OK ? 0 : 1;
+}
+
+// Adds {"role": role, "content": text} to the conversation; false without memory.
+static bool add_message(cJSON *messages, const char *role, const char *text)
+{
+    cJSON *m = cJSON_CreateObject();
+    if (!m || !cJSON_AddItemToArray(messages, m))
+        return cJSON_Delete(m), false;
+    return cJSON_AddStringToObject(m, "role", role) && cJSON_AddStringToObject(m, "content", text);
+}
+
+// The prompt of the conversation so far, rendered with the model's template (as the server
+// renders /v1/chat/completions) and tokenized. While it leaves no room to answer in the
+// context, the oldest exchange after the system message is dropped.
+static int chat_prompt(const run_options *o, cli_local *l, cJSON *messages, tokenizer_ids *ids,
+                       garlic_error *err)
+{
+    const tokenizer *t = registry_model_tokenizer(l->m);
+    uint32_t n_ctx = registry_model_n_ctx(l->m);
+    size_t first = o->system ? 1 : 0;
+    for (;;) {
+        chat_vars vars = {.messages = messages, .add_generation_prompt = true};
+        char *text = NULL;
+        size_t len = 0;
+        ids->n = 0;
+        int rc = chat_prompt_render(registry_model_template(l->m, NULL, NULL, NULL), t, &vars,
+                                    &text, &len, err);
+        if (rc == GARLIC_OK)
+            rc = chat_prompt_tokenize(t, text, len, true, ids, err);
+        if (rc == GARLIC_OK && o->verbose)
+            fprintf(stderr, "--- prompt (%zu tokens) ---\n%s\n--- end of prompt ---\n", ids->n,
+                    text);
+        garlic_free(text);
+        if (rc || ids->n + 16 <= n_ctx)
+            return rc;
+        if ((size_t)cJSON_GetArraySize(messages) <= first + 1)
+            return garlic_error_set(err, GARLIC_EINVAL, "the message needs %zu tokens; the "
+                                    "context holds %u", ids->n, n_ctx);
+        cJSON_DeleteItemFromArray(messages, (int)first); // the oldest user message...
+        if ((size_t)cJSON_GetArraySize(messages) > first + 1)
+            cJSON_DeleteItemFromArray(messages, (int)first); // ...and its answer
+        fprintf(stderr, "(context full: the oldest exchange is dropped)\n");
+    }
+}
+
+// Interactive chat: each line is a user message; the conversation is rendered with the
+// model's chat template every turn and sent to the engine whole, whose prefix cache keeps the
+// earlier turns computed, so each turn computes only its new tokens.
+static int chat(const run_options *o, cli_local *l)
+{
+    cJSON *messages = cJSON_CreateArray();
+    if (!messages || (o->system && !add_message(messages, "system", o->system))) {
+        cJSON_Delete(messages);
+        fprintf(stderr, "garlic run: out of memory\n");
+        return 1;
+    }
     char *line = NULL;
     size_t line_cap = 0;
-    tokenizer_ids text_ids = {0}, prompt = {0};
+    tokenizer_ids ids = {0};
+    garlic_buf reply = {0};
     bool tty = isatty(STDIN_FILENO);
-    fprintf(stderr, "chatting with %s (context %u); end with Ctrl-D\n", o->model_path, n_ctx);
+    fprintf(stderr, "chatting with %s (context %u); end with Ctrl-D\n", o->model_path,
+            registry_model_n_ctx(l->m));
     int status = 0;
     for (;;) {
         if (tty)
@@ -276,56 +337,45 @@ static int chat(model_state *s, const tokenizer *t, const run_options *o, engine
         if (len == 0)
             continue;
         garlic_error err = {0};
-        for (int attempt = 0; attempt < 2; attempt++) {
-            char *turn = garlic_malloc((size_t)len + 32);
-            if (!turn)
-                break;
-            snprintf(turn, (size_t)len + 32, "%sUser: %s\nAssistant:", pos ? "\n" : "", line);
-            text_ids.n = prompt.n = 0;
-            int rc = tokenizer_encode(t, turn, strlen(turn), pos ? 0 : TOKENIZER_ADD_SPECIAL, &text_ids, &err);
-            garlic_free(turn);
-            if (rc || (pending >= 0 && !ids_append(&prompt, &pending, 1)) ||
-                !ids_append(&prompt, text_ids.ids, text_ids.n))
-                break;
-            if (pos + prompt.n + 16 <= n_ctx || pos == 0)
-                break;
-            fprintf(stderr, "(context full: starting a new conversation)\n");
-            pos = 0, pending = -1;
+        engine_chunk end;
+        garlic_buf_clear(&reply);
+        int rc = add_message(messages, "user", line) ? GARLIC_OK
+                 : garlic_error_set(&err, GARLIC_ENOMEM, "out of memory");
+        if (rc == GARLIC_OK)
+            rc = chat_prompt(o, l, messages, &ids, &err);
+        if (rc == GARLIC_OK) {
+            engine_request_params p = request_for(o, l, &ids);
+            rc = cli_local_generate(l, &p, emit_reply, &reply, &end, &err);
         }
-        engine_stats st;
-        if (prompt.n == 0 || engine_generate(s, t, prompt.ids, prompt.n, &pos, ep, emit_stdout, NULL, &st, &err)) {
-            fprintf(stderr, "garlic run: %s\n", err.message[0] ? err.message : "out of memory");
+        if (rc == GARLIC_OK && !add_message(messages, "assistant", reply.data ? reply.data : ""))
+            rc = garlic_error_set(&err, GARLIC_ENOMEM, "out of memory");
+        if (rc != GARLIC_OK) {
+            fprintf(stderr, "garlic run: %s\n", err.message);
             status = 1;
-            pos = 0, pending = -1;
+            cJSON_DeleteItemFromArray(messages, cJSON_GetArraySize(messages) - 1);
             continue;
         }
-        pending = st.unevaluated;
         printf("\n");
         if (o->verbose)
-            print_stats(&st, 0);
+            print_stats(&end.stats, 0);
     }
     free(line);
-    tokenizer_ids_deinit(&text_ids);
-    garlic_free(prompt.ids);
+    tokenizer_ids_deinit(&ids);
+    garlic_buf_deinit(&reply);
+    cJSON_Delete(messages);
     return status;
 }
 
-// Builds the prompt: --prompt-ids as given, else the text tokenized as a prompt (BOS if the
-// vocabulary adds it, special-token text not parsed); "" gives BOS alone.
-static int build_prompt(const run_options *o, const model *m, const tokenizer *t, tokenizer_ids *ids)
+// Builds the prompt: --prompt-ids as given, else the text tokenized as a raw prompt (as
+// /v1/completions does: BOS if the vocabulary adds it, special-token text not parsed); ""
+// gives BOS alone.
+static int build_prompt(const run_options *o, const tokenizer *t, tokenizer_ids *ids)
 {
     garlic_error err = {0};
     if (o->prompt_ids)
-        return parse_ids(o->prompt_ids, m->hp.n_vocab, ids) ? 1 : 0;
-    if (tokenizer_encode(t, o->prompt, strlen(o->prompt), TOKENIZER_ADD_SPECIAL, ids, &err)) {
+        return parse_ids(o->prompt_ids, tokenizer_vocab_size(t), ids) ? 1 : 0;
+    if (chat_prompt_tokenize(t, o->prompt, strlen(o->prompt), false, ids, &err)) {
         fprintf(stderr, "garlic run: %s\n", err.message);
-        return 1;
-    }
-    int32_t bos = tokenizer_special_id(t, TOKENIZER_SPECIAL_BOS);
-    if (ids->n == 0 && bos >= 0 && !ids_append(ids, &bos, 1))
-        return 1;
-    if (ids->n == 0) {
-        fprintf(stderr, "garlic run: the prompt is empty and the vocabulary has no BOS token\n");
         return 1;
     }
     return 0;
@@ -338,48 +388,33 @@ int cli_run(int argc, char **argv)
     if (status)
         return status;
     garlic_error err = {0};
-    double t0 = garlic_now();
-    model *m = model_load(o.model_path, &err);
-    tokenizer *t = m ? tokenizer_load(m->file, &err) : NULL;
-    if (!t) {
+    registry_config cfg = {.n_ctx = o.n_ctx, .parallel = 1, .step_tokens = o.batch,
+                           .n_threads = o.threads, .kv_type = o.kv_type};
+    cli_local l;
+    if (cli_local_open(&l, o.model_path, &cfg, &err) != GARLIC_OK) {
         fprintf(stderr, "garlic run: %s\n", err.message);
-        model_free(m);
         return 1;
     }
-    cli_prefault(m);
-    double load_seconds = garlic_now() - t0;
-    uint32_t n_ctx = o.n_ctx ? o.n_ctx : (m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
-    engine_params ep = {.sampling = o.sampling, .max_tokens = o.n_predict, .stops = o.stops,
-                        .n_stops = o.n_stops, .batch = o.batch};
-    ep.sampling.n_vocab = (int32_t)m->hp.n_vocab;
-    tokenizer_ids ids = {0};
-    model_state *s = NULL;
-    if (o.prompt || o.prompt_ids)
-        status = build_prompt(&o, m, t, &ids);
-    if (status == 0 && o.dump_logits)
-        status = dump_logits(m, &o, &ids);
-    if (status == 0) {
-        model_state_config cfg = {.n_ctx = n_ctx, .max_batch = o.batch ? o.batch : 512,
-                                  .logit_rows = 1, .kv_type = o.kv_type, .n_threads = o.threads};
-        s = model_state_new(m, &cfg, &err);
-        if (!s)
-            fprintf(stderr, "garlic run: %s\n", err.message), status = 1;
+    if (!o.prompt && !o.prompt_ids) {
+        status = chat(&o, &l);
+        cli_local_close(&l);
+        return status;
     }
-    if (status == 0 && !o.prompt && !o.prompt_ids) {
-        status = chat(s, t, &o, &ep);
-    } else if (status == 0) {
-        engine_stats st;
-        uint32_t pos = 0;
-        if (engine_generate(s, t, ids.ids, ids.n, &pos, &ep, emit_stdout, NULL, &st, &err)) {
+    tokenizer_ids ids = {0};
+    status = build_prompt(&o, registry_model_tokenizer(l.m), &ids);
+    if (status == 0 && o.dump_logits)
+        status = dump_logits(registry_model_weights(l.m), &o, &ids);
+    if (status == 0) {
+        engine_request_params p = request_for(&o, &l, &ids);
+        engine_chunk end;
+        if (cli_local_generate(&l, &p, emit_stdout, NULL, &end, &err) != GARLIC_OK) {
             fprintf(stderr, "garlic run: %s\n", err.message);
             status = 1;
         } else if (o.verbose) {
-            print_stats(&st, load_seconds);
+            print_stats(&end.stats, l.load_seconds);
         }
     }
-    garlic_free(ids.ids);
-    model_state_free(s);
-    tokenizer_free(t);
-    model_free(m);
+    tokenizer_ids_deinit(&ids);
+    cli_local_close(&l);
     return status;
 }

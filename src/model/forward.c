@@ -20,16 +20,13 @@ enum { MAX_GROUP = 3 };  // matrices that share one input (q, k, v)
 enum { INLINE_WORK = 1 << 17 };
 // Rows attention converts at a time: up to ATT_ROWS positions of one KV head, as floats.
 enum { ATT_ROWS = 16 };
-enum { OWN_BLOCK = 16 }; // block size of a state's own KV cache
 
 struct model_state {
     const model *m;
     uint32_t n_ctx, max_batch, logit_rows;
     thread_pool *pool;
     bool own_pool;           // started here (else borrowed)
-    uint64_t bytes;          // everything allocated below (own KV cache included)
-    kv_cache *own_kv;        // the own sequence's cache (model_forward), or NULL
-    kv_seq own_seq;
+    uint64_t bytes;          // the scratch allocated below
     // Scratch, one block of memory carved as listed in scratch_layout.
     void *scratch;
     float *x;                // (max_batch, dim) the residual stream
@@ -154,22 +151,14 @@ static int check_state_args(const model_hparams *hp, const model_state_config *c
                                 "be positive (context at most 16M, batch at most 65536, logit "
                                 "rows at most the batch, at most 1024 threads)", cfg->n_ctx,
                                 cfg->max_batch, cfg->logit_rows);
-    if (!cfg->no_own_kv && (unsigned)cfg->kv_type >= KV_TYPE_COUNT)
-        return garlic_error_set(err, GARLIC_EINVAL, "unknown KV cache type");
-    if (!cfg->no_own_kv && cfg->kv_type == KV_TYPE_Q8_0 &&
-        (hp->head_dim_k % 32 || hp->head_dim_v % 32))
-        return garlic_error_set(err, GARLIC_EUNSUPPORTED, "KV cache type q8_0 needs head "
-                                "dimensions that are multiples of 32 (this model has %u/%u)",
-                                hp->head_dim_k, hp->head_dim_v);
+    (void)hp;
     return GARLIC_OK;
 }
 
 int model_scratch_bytes(const model_hparams *hp, const model_state_config *cfg, uint64_t *bytes,
                         garlic_error *err)
 {
-    model_state_config c = *cfg;
-    c.no_own_kv = true; // the KV type does not matter here
-    int rc = check_state_args(hp, &c, err);
+    int rc = check_state_args(hp, cfg, err);
     if (rc)
         return rc;
     model_state dummy;
@@ -190,20 +179,6 @@ kv_cache_config model_kv_config(const model *m, kv_type type, uint32_t block_tok
     return (kv_cache_config){.n_layer = m->hp.n_layer, .n_head_kv = m->hp.n_head_kv,
                              .head_dim_k = m->hp.head_dim_k, .head_dim_v = m->hp.head_dim_v,
                              .block_tokens = block_tokens, .type = type, .n_blocks = n_blocks};
-}
-
-// The own KV cache: a block per OWN_BLOCK positions of the context, plus one so that
-// rewinding into a published block can always get its private copy.
-static int own_kv_new(model_state *s, const model_state_config *cfg, garlic_error *err)
-{
-    uint32_t blocks = (cfg->n_ctx + OWN_BLOCK - 1) / OWN_BLOCK + 1;
-    kv_cache_config kc = model_kv_config(s->m, cfg->kv_type, OWN_BLOCK, blocks);
-    s->own_kv = kv_cache_new(&kc, err);
-    if (!s->own_kv)
-        return err ? err->code : GARLIC_ENOMEM;
-    s->bytes += kv_cache_bytes(s->own_kv);
-    kv_seq_init(&s->own_seq);
-    return kv_seq_reserve(s->own_kv, &s->own_seq, cfg->n_ctx, err);
 }
 
 model_state *model_state_new(const model *m, const model_state_config *config, garlic_error *err)
@@ -242,10 +217,6 @@ model_state *model_state_new(const model *m, const model_state_config *config, g
     uint8_t *p = s->scratch;
     for (int i = 0; i < N_SCRATCH; i++, p += sizes[i - 1])
         *slots[i] = p;
-    if (!cfg->no_own_kv && own_kv_new(s, cfg, err)) {
-        model_state_free(s);
-        return NULL;
-    }
     return s;
 }
 
@@ -255,9 +226,6 @@ void model_state_free(model_state *s)
         return;
     if (s->own_pool)
         thread_pool_free(s->pool);
-    if (s->own_kv)
-        kv_seq_deinit(s->own_kv, &s->own_seq);
-    kv_cache_free(s->own_kv);
     garlic_free(s->scratch);
     garlic_free(s);
 }
@@ -722,11 +690,16 @@ int model_forward_batch(model_state *s, kv_cache *kv, const model_batch *b, cons
     return GARLIC_OK;
 }
 
-int model_forward(model_state *s, const int32_t *tokens, uint32_t n, uint32_t pos0,
-                  bool all_logits, const float **logits, garlic_error *err)
+kv_cache *model_kv_new_single(const model *m, kv_type type, uint32_t n_ctx, garlic_error *err)
 {
-    if (!s->own_kv)
-        return garlic_error_set(err, GARLIC_EINVAL, "this run state has no KV cache of its own");
+    uint32_t bt = KV_DEFAULT_BLOCK_TOKENS;
+    kv_cache_config kc = model_kv_config(m, type, bt, (n_ctx + bt - 1) / bt + 1);
+    return kv_cache_new(&kc, err);
+}
+
+int model_forward(model_state *s, kv_cache *kv, kv_seq *seq, const int32_t *tokens, uint32_t n,
+                  uint32_t pos0, bool all_logits, const float **logits, garlic_error *err)
+{
     if (n == 0 || n > s->max_batch)
         return garlic_error_set(err, GARLIC_EINVAL, "batch of %u tokens (1 to %u allowed)", n,
                                 s->max_batch);
@@ -736,16 +709,16 @@ int model_forward(model_state *s, const int32_t *tokens, uint32_t n, uint32_t po
     if (pos0 > s->n_ctx || n > s->n_ctx - pos0)
         return garlic_error_set(err, GARLIC_EINVAL, "positions %u..%u exceed the context of %u",
                                 pos0, pos0 + n - 1, s->n_ctx);
-    if (pos0 > s->own_seq.n_tokens)
+    if (pos0 > seq->n_tokens)
         return garlic_error_set(err, GARLIC_EINVAL, "position %u leaves a gap after the %u "
-                                "positions in the cache", pos0, s->own_seq.n_tokens);
+                                "positions in the cache", pos0, seq->n_tokens);
     for (uint32_t i = 0; i < n; i++)
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= s->m->hp.n_vocab)
             return garlic_error_set(err, GARLIC_EINVAL, "token id %d is outside the vocabulary "
                                     "(0..%u)", tokens[i], s->m->hp.n_vocab - 1);
-    int rc = kv_seq_truncate(s->own_kv, &s->own_seq, pos0, err);
+    int rc = kv_seq_truncate(kv, seq, pos0, err);
     if (rc == GARLIC_OK)
-        rc = kv_seq_append(s->own_kv, &s->own_seq, tokens, n, err);
+        rc = kv_seq_append(kv, seq, tokens, n, err);
     if (rc)
         return rc;
     uint32_t n_out = all_logits ? n : 1;
@@ -753,13 +726,13 @@ int model_forward(model_state *s, const int32_t *tokens, uint32_t n, uint32_t po
         s->pos[i] = pos0 + i, s->seq[i] = 0;
     for (uint32_t i = 0; i < n_out; i++)
         s->out[i] = n - n_out + i;
-    const kv_seq *seqs[1] = {&s->own_seq};
+    const kv_seq *seqs[1] = {seq};
     model_batch b = {.n_tokens = n, .tokens = tokens, .pos = s->pos, .seq = s->seq,
                      .seqs = seqs, .n_seqs = 1, .out = s->out, .n_out = n_out};
-    rc = model_forward_batch(s, s->own_kv, &b, logits, err);
+    rc = model_forward_batch(s, kv, &b, logits, err);
     if (rc == GARLIC_OK)
-        rc = kv_seq_commit(s->own_kv, &s->own_seq, s->own_seq.n_tokens, err);
+        rc = kv_seq_commit(kv, seq, seq->n_tokens, err);
     else
-        kv_seq_truncate(s->own_kv, &s->own_seq, pos0, NULL);
+        kv_seq_truncate(kv, seq, pos0, NULL);
     return rc;
 }

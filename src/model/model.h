@@ -2,8 +2,9 @@
 // A loaded transformer: hyper-parameters, weights (pointers into the GGUF mapping, never
 // copied) and the forward pass over a batch of tokens. The architecture specifics (RoPE
 // style, optional biases and norms) come from one table in arch.c; the forward pass reads
-// them as data. The run state holds the KV cache and every scratch buffer, sized once at
-// creation, so decoding allocates nothing per token.
+// them as data. The run state holds every scratch buffer, sized once at creation, so decoding
+// allocates nothing per token; keys and values live in a paged KV pool (kvcache/) that the
+// caller owns (the engine's, for generation).
 #ifndef GARLIC_MODEL_H
 #define GARLIC_MODEL_H
 
@@ -104,8 +105,6 @@ typedef struct model_state_config {
     uint32_t max_batch;    // tokens one forward call may take
     uint32_t logit_rows;   // logits rows one call may return: 1, or up to max_batch (each
                            // row is n_vocab floats)
-    kv_type kv_type;       // element type of the state's own KV cache (model_forward)
-    bool no_own_kv;        // no own KV cache: only model_forward_batch with a caller's pool
     int n_threads;         // compute pool size (the caller included)
     thread_pool *pool;     // a compute pool to borrow (n_threads is then its size), or NULL
                            // to start one; a borrowed pool must not run two calls at once
@@ -118,7 +117,7 @@ typedef struct model_state_config {
 // format follows the weight type: Q8_0, Q8_K, F16... are narrower than F32).
 uint64_t model_act_row_bytes(const model *m);
 
-// Bytes model_state_new allocates for cfg besides any KV cache: scratch for cfg->max_batch
+// Bytes model_state_new allocates for cfg: scratch for cfg->max_batch
 // tokens, cfg->logit_rows rows of logits, attention rows of cfg->n_ctx positions per thread.
 // GARLIC_EINVAL on impossible sizes (overflow).
 int model_scratch_bytes(const model_hparams *hp, const model_state_config *cfg, uint64_t *bytes,
@@ -128,27 +127,17 @@ int model_scratch_bytes(const model_hparams *hp, const model_state_config *cfg, 
 kv_cache_config model_kv_config(const model *m, kv_type type, uint32_t block_tokens,
                                 uint32_t n_blocks);
 
-// The run state: scratch for cfg->max_batch tokens and a compute pool, plus (unless
-// cfg->no_own_kv) a KV cache of its own for one sequence of cfg->n_ctx positions, used by
-// model_forward. Fails with a message for impossible sizes or out of memory.
+// The run state: scratch for cfg->max_batch tokens and a compute pool. Fails with a message
+// for impossible sizes or out of memory.
 model_state *model_state_new(const model *m, const model_state_config *cfg, garlic_error *err);
 void model_state_free(model_state *s);
 
-// Bytes the state allocated (own KV cache plus scratch), for reports.
+// Bytes the state allocated (its scratch), for reports.
 uint64_t model_state_bytes(const model_state *s);
 uint32_t model_state_n_ctx(const model_state *s);
 uint32_t model_state_max_batch(const model_state *s);
 uint32_t model_state_logit_rows(const model_state *s);
 const model *model_state_model(const model_state *s);
-
-// Runs tokens[0..n) at positions pos0.. of the state's own sequence, writing their K and V
-// into its cache (positions from pos0 on are replaced; pos0 may not exceed the positions
-// held). Returns a pointer to the logits (valid until the next call): n_vocab floats for
-// the last token, or n x n_vocab (row per token) when all_logits. Fails (GARLIC_EINVAL) when
-// n is 0 or above max_batch, all_logits with n above logit_rows, pos0 + n exceeds n_ctx,
-// pos0 leaves a gap, or a token id is out of range. Allocates nothing.
-int model_forward(model_state *s, const int32_t *tokens, uint32_t n, uint32_t pos0,
-                  bool all_logits, const float **logits, garlic_error *err);
 
 // A batch of tokens from many sequences of one KV pool. Token i belongs to sequence
 // seqs[seq[i]] and sits at position pos[i] < that sequence's n_tokens (reserved with
@@ -171,5 +160,21 @@ typedef struct model_batch {
 // nothing written. Allocates nothing.
 int model_forward_batch(model_state *s, kv_cache *kv, const model_batch *b, const float **logits,
                         garlic_error *err);
+
+// A pool for one sequence of n_ctx positions (one block more, so that rewinding into a
+// published block can always get its private copy): for model_forward's callers. NULL and err
+// filled on bad sizes (a q8_0 cache with head dimensions that are not multiples of 32) or no
+// memory.
+kv_cache *model_kv_new_single(const model *m, kv_type type, uint32_t n_ctx, garlic_error *err);
+
+// One sequence through model_forward_batch (tests and the fidelity tools; generation goes
+// through the engine): runs tokens[0..n) at positions pos0.. of seq in the pool kv, replacing
+// positions from pos0 on (pos0 may not exceed the positions seq holds), and commits them.
+// *logits gets n_vocab floats for the last token, or n x n_vocab (a row per token) when
+// all_logits (valid until the next call). GARLIC_EINVAL when n is 0 or above max_batch,
+// all_logits with n above logit_rows, pos0 + n exceeds n_ctx, pos0 leaves a gap, or a token
+// id is out of range. Allocates nothing.
+int model_forward(model_state *s, kv_cache *kv, kv_seq *seq, const int32_t *tokens, uint32_t n,
+                  uint32_t pos0, bool all_logits, const float **logits, garlic_error *err);
 
 #endif

@@ -167,8 +167,7 @@ static int scratch_for(const planner_input *in, const planner_config *cfg, uint3
                        uint64_t *bytes, garlic_error *err)
 {
     model_state_config sc = {.n_ctx = ctx, .max_batch = cfg->max_batch,
-                             .logit_rows = cfg->logit_rows, .kv_type = cfg->kv_type,
-                             .no_own_kv = true, .n_threads = cfg->n_threads,
+                             .logit_rows = cfg->logit_rows, .n_threads = cfg->n_threads,
                              .act_row_bytes = in->act_row_bytes};
     return model_scratch_bytes(&in->hp, &sc, bytes, err);
 }

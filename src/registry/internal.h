@@ -1,64 +1,19 @@
 // SPDX-License-Identifier: MIT
-// What the registry's files share: the registry, model entry and request structs, with the
-// thread that owns each field. registry.c lists and loads models, request.c is a request's
-// output channel, scheduler.c is the per-model thread that batches every running sequence
-// into one forward pass per step.
+// What the registry's files share: the registry and model entry structs, with the thread or
+// lock that owns each field. registry.c lists and loads models, lifecycle.c decides when they
+// are loaded and unloaded under the memory budget and gives their engines fair turns on the
+// shared compute pool.
 #ifndef GARLIC_REGISTRY_INTERNAL_H
 #define GARLIC_REGISTRY_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
+#include "chat/chat.h"
+#include "engine/engine.h"
+#include "model/model.h"
 #include "registry/registry.h"
-
-// The output of one choice, produced by the worker and taken by the submitter.
-typedef struct choice_channel {
-    char *text;               // (cap) produced, not yet taken
-    size_t len, cap;
-    registry_token *tokens;   // (tokens_cap) produced, not yet taken
-    size_t n_tokens, tokens_cap;
-    bool done;                // the worker finished this choice: finish and stats are set
-    bool done_taken;          // the submitter saw the end
-    engine_finish finish;
-    engine_stats stats;
-    uint32_t output_tokens;
-} choice_channel;
-
-struct registry_request {
-    // Set by registry_request_new, then read-only.
-    int32_t *prompt; // (n_prompt)
-    size_t n_prompt;
-    engine_params engine;     // stops and logit_bias point at the copies below
-    char **stops;             // (engine.n_stops) owned copies
-    sampler_bias *bias;       // (engine.sampling.n_logit_bias) owned copy
-    uint32_t n_choices;
-    bool seeded;
-    char label[48];
-    registry *reg;            // set by registry_submit (for statistics)
-
-    atomic_bool cancel;       // set by anyone; the worker stops within one token
-    atomic_int refs;          // submitter + worker
-
-    pthread_mutex_t mu;       // guards the fields below, shared by worker and submitter
-    pthread_cond_t cv;        // signalled when the worker adds output
-    choice_channel ch[REGISTRY_MAX_CHOICES];
-    uint32_t n_done;          // choices ended
-    bool finished;            // the scheduler is done with every choice
-    int error;                // GARLIC_OK or why the request failed
-    char error_message[512];
-
-    // Owned by the submitter: buffers swapped with a channel's on each take.
-    uint32_t next_choice;     // the choice being read
-    char *taken_text;         // (taken_cap)
-    size_t taken_cap;
-    registry_token *taken_tokens; // (taken_tokens_cap)
-    size_t taken_tokens_cap;
-
-    // Owned by the scheduler while it runs the request.
-    double t_submit;          // monotonic seconds at submit
-    uint32_t n_live;          // choices not yet ended (the scheduler's reference goes with the last)
-    bool cancelled_any;       // a choice ended cancelled (for the statistics)
-    bool failed;              // registry_request_fail was called
-};
+#include "tokenizer/tokenizer.h"
 
 struct registry_model {
     registry *reg;
@@ -76,39 +31,24 @@ struct registry_model {
     double last_used;         // garlic_now() of the last acquire or release
     double expires;           // when the reaper unloads it if unused
     uint64_t cost;            // bytes reserved against the budget while loaded
-    // Written once under load_mu before loaded is set, then read-only (the run state
-    // belongs to the worker thread).
+    // Written once under load_mu before loaded is set, then read-only until the unload.
     model *weights;
     tokenizer *tok;
-    sampler_end_tokens end_tokens; // of tok, found once at load
-    model_state *state;       // scratch and compute pool of the scheduler's steps
-    kv_cache *kv;             // the KV block pool (the scheduler's alone while it runs)
     uint32_t n_ctx;           // positions one sequence may use
     uint32_t parallel;        // running sequences at most
-    uint32_t kv_blocks;       // blocks of the pool
-    struct sched *sched;      // the scheduler's own state (scheduler.c)
+    uint32_t kv_blocks;       // blocks of the KV pool
     chat_template *tmpl;      // NULL: the fallback
     char *template_source;    // owned copy of the template text in use, or NULL
     char template_error[512];
 
-    pthread_mutex_t mu;       // guards the queue and the snapshot, shared by HTTP threads
-                              // and the scheduler
-    pthread_cond_t cv;        // signalled on push and on stop
-    registry_request **queue; // (queue_cap) ring of requests not yet started
-    uint32_t queue_cap, head, count;
-    registry_model_stats snap; // the scheduler's counts after its last step
-    registry_model_stats retired; // counters of the pools of earlier loads
-    registry_seq_info *seq_info;  // (parallel) running sequences after the last step
-    size_t n_seq_info;
-    bool busy;                // the scheduler holds running or waiting sequences
+    pthread_mutex_t mu;       // guards engine (set and cleared under it as well as load_mu)
+                              // and retired, for readers of the counters
+    engine *engine;           // generates for the model while it is loaded
+    engine_counters retired;  // counters of the engines of earlier loads
     // Guarded by reg->compute_mu (lifecycle.c): turns on the shared compute pool.
     double compute_vtime;     // compute seconds used (virtual time, see lifecycle.c)
     double compute_start;     // when its current turn began
     bool compute_active;      // has work: others wait for it when it is behind
-    atomic_bool cancel_all;   // the scheduler cancels everything it holds (shutdown)
-    bool stop;                // the scheduler exits once everything is cancelled
-    bool thread_started;
-    pthread_t thread;
 };
 
 struct registry {
@@ -146,28 +86,14 @@ void registry_model_unload_parts(registry_model *m);
 // lifecycle.c
 int registry_lifecycle_start(registry *reg, garlic_error *err);
 void registry_lifecycle_stop(registry *reg);
-void registry_compute_begin(registry_model *m); // waits for m's turn on reg->pool
-void registry_compute_end(registry_model *m);
-void registry_compute_idle(registry_model *m);   // m has no work: nobody waits for it
+// The engine hooks that give m's steps fair turns on reg->pool (user: the registry_model).
+void registry_compute_begin(void *model_entry);
+void registry_compute_end(void *model_entry);
+void registry_compute_idle(void *model_entry);
 
-// request.c: the scheduler's side of a request's channel.
-int registry_request_append_text(registry_request *r, uint32_t choice, const char *text,
-                                 size_t len);
-int registry_request_append_token(registry_request *r, uint32_t choice, int32_t id,
-                                  const sampler_logprobs *lp);
-void registry_request_end_choice(registry_request *r, uint32_t choice, const engine_stats *stats,
-                        uint32_t output_tokens);
-void registry_request_fail(registry_request *r, int code, const char *message);
-void registry_request_unref(registry_request *r);
-
-// scheduler.c
-int registry_worker_start(registry_model *m, garlic_error *err);
-void registry_worker_stop(registry_model *m);
-void registry_worker_cancel_all(registry_model *m);
-bool registry_worker_idle(registry_model *m);
-
-// registry.c: statistics updates from workers (each output token counts as generated).
-void registry_stats_token(registry *reg, double latency, bool first);
-void registry_stats_request(registry *reg, uint64_t prompt, bool cancelled);
+// registry.c: the engine hooks that update the registry's statistics (user: the
+// registry_model); each output token counts as generated.
+void registry_stats_token(void *model_entry, double latency, bool first);
+void registry_stats_request(void *model_entry, uint64_t prompt, bool cancelled);
 
 #endif

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "registry/internal.h"
 
 enum { DEFAULT_KEEP_ALIVE = 300 };
@@ -275,8 +276,9 @@ static bool behind_someone(const registry *reg, const registry_model *m)
     return false;
 }
 
-void registry_compute_begin(registry_model *m)
+void registry_compute_begin(void *model_entry)
 {
+    registry_model *m = model_entry;
     registry *reg = m->reg;
     pthread_mutex_lock(&reg->compute_mu);
     if (!m->compute_active) {
@@ -297,8 +299,9 @@ void registry_compute_begin(registry_model *m)
     pthread_mutex_unlock(&reg->compute_mu);
 }
 
-void registry_compute_end(registry_model *m)
+void registry_compute_end(void *model_entry)
 {
+    registry_model *m = model_entry;
     registry *reg = m->reg;
     pthread_mutex_lock(&reg->compute_mu);
     m->compute_vtime += garlic_now() - m->compute_start;
@@ -307,8 +310,9 @@ void registry_compute_end(registry_model *m)
     pthread_mutex_unlock(&reg->compute_mu);
 }
 
-void registry_compute_idle(registry_model *m)
+void registry_compute_idle(void *model_entry)
 {
+    registry_model *m = model_entry;
     registry *reg = m->reg;
     pthread_mutex_lock(&reg->compute_mu);
     if (m->compute_active) {

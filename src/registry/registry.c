@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The list of models and their loading. Entries are added before the server starts and never
 // removed while it runs; a model is loaded on first use by the HTTP thread that needs it
-// (others wait on the entry's load lock) and stays loaded until registry_free. Also the
-// statistics the workers update and /metrics reads.
+// (others wait on the entry's load lock) and unloaded when lifecycle.c decides (keep_alive,
+// the memory budget, registry_free). Also the statistics the engines update and /metrics
+// reads.
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -14,7 +15,10 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
+#include "base/file.h"
 #include "base/threadpool.h"
+#include "gguf/gguf.h"
 #include "planner/planner.h"
 #include "registry/internal.h"
 
@@ -23,33 +27,7 @@ static const double ttft_bounds[REGISTRY_TTFT_BUCKETS] = {
 static const double token_bounds[REGISTRY_TOKEN_BUCKETS] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
 
-// Reads a whole text file into a garlic_malloc'd NUL-terminated string.
-static char *read_text(const char *path, garlic_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        garlic_error_set(err, GARLIC_EIO, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t len = 0, cap = 4096;
-    char *text = garlic_malloc(cap);
-    while (text) {
-        len += fread(text + len, 1, cap - len - 1, f);
-        if (len + 1 < cap)
-            break;
-        char *bigger = garlic_realloc(text, cap * 2);
-        if (!bigger)
-            garlic_free(text);
-        text = bigger;
-        cap *= 2;
-    }
-    fclose(f);
-    if (!text)
-        garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", path);
-    else
-        text[len] = '\0';
-    return text;
-}
+enum { MAX_TEMPLATE_FILE = 16 << 20 }; // bytes of a --chat-template-file
 
 registry *registry_new(const registry_config *cfg, garlic_error *err)
 {
@@ -76,9 +54,11 @@ registry *registry_new(const registry_config *cfg, garlic_error *err)
     reg->stats.token_latency =
         (registry_histogram){.bounds = token_bounds, .n_buckets = REGISTRY_TOKEN_BUCKETS};
     if (cfg->chat_template_file) {
-        reg->template_text = read_text(cfg->chat_template_file, err);
         reg->template_name = garlic_strndup(cfg->chat_template_file, SIZE_MAX);
-        if (!reg->template_text || !reg->template_name) {
+        if (garlic_file_read(cfg->chat_template_file, MAX_TEMPLATE_FILE, &reg->template_text,
+                             NULL, err) != GARLIC_OK || !reg->template_name) {
+            if (!reg->template_name)
+                garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
             registry_free(reg);
             return NULL;
         }
@@ -95,7 +75,6 @@ static void model_entry_free(registry_model *m)
     garlic_free(m->path);
     pthread_mutex_destroy(&m->load_mu);
     pthread_mutex_destroy(&m->mu);
-    pthread_cond_destroy(&m->cv);
     garlic_free(m);
 }
 
@@ -142,9 +121,7 @@ int registry_add(registry *reg, const char *path, const char *name, garlic_error
         return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
     pthread_mutex_init(&m->load_mu, NULL);
     pthread_mutex_init(&m->mu, NULL);
-    pthread_cond_init(&m->cv, NULL);
     atomic_init(&m->loaded, false);
-    atomic_init(&m->cancel_all, false);
     m->reg = reg;
     m->path = garlic_strndup(path, SIZE_MAX);
     m->name = name && *name ? garlic_strndup(name, SIZE_MAX) : default_name(path);
@@ -269,15 +246,6 @@ static void load_template(registry_model *m)
     m->template_source = garlic_strndup(src, len);
 }
 
-static model_state_config state_config(const registry_model *m)
-{
-    const registry_config *cfg = &m->reg->cfg;
-    return (model_state_config){.n_ctx = m->n_ctx,
-                                .max_batch = cfg->step_tokens ? cfg->step_tokens : 512,
-                                .logit_rows = m->parallel, .no_own_kv = true,
-                                .pool = m->reg->pool};
-}
-
 // The plan of m for the server's flags: the same planner `garlic estimate` prints, so the
 // estimate is what the load allocates. Pool: --kv-tokens positions, else --parallel full
 // contexts, else PLANNER_DEFAULT_PARALLEL; running sequences: --parallel, else one per 256
@@ -311,7 +279,6 @@ int registry_model_load_parts(registry_model *m, uint64_t *cost, garlic_error *e
     m->tok = tokenizer_load(m->weights->file, err);
     if (!m->tok)
         return err->code;
-    engine_end_tokens(m->tok, &m->end_tokens);
     m->n_ctx = cfg->n_ctx ? cfg->n_ctx : planner_default_ctx(m->weights->hp.n_ctx_train);
     planner_plan p;
     int rc = plan(m, &p, err);
@@ -327,39 +294,58 @@ int registry_model_start(registry_model *m, garlic_error *err)
 {
     // The budget counts the whole mapping: make it resident now, so that the first requests
     // do not wait on page faults and the memory held is what was planned.
-    model_prefault(m->weights, NULL, NULL);
     const registry_config *cfg = &m->reg->cfg;
-    kv_cache_config kc = model_kv_config(m->weights, cfg->kv_type, KV_DEFAULT_BLOCK_TOKENS,
-                                         m->kv_blocks);
-    m->kv = kv_cache_new(&kc, err);
-    if (!m->kv)
-        return err->code;
-    model_state_config sc = state_config(m);
-    m->state = model_state_new(m->weights, &sc, err);
-    if (!m->state)
-        return err->code;
+    model_prefault(m->weights, cfg->load_progress, cfg->load_progress_ctx);
+    engine_config ec = {.name = m->name, .weights = m->weights, .tok = m->tok,
+                        .kv_type = cfg->kv_type, .block_tokens = KV_DEFAULT_BLOCK_TOKENS,
+                        .kv_blocks = m->kv_blocks, .n_ctx = m->n_ctx, .parallel = m->parallel,
+                        .step_tokens = cfg->step_tokens, .max_queue = cfg->max_queue,
+                        .pool = m->reg->pool,
+                        .hooks = {.user = m, .compute_begin = registry_compute_begin,
+                                  .compute_end = registry_compute_end,
+                                  .compute_idle = registry_compute_idle,
+                                  .token = registry_stats_token,
+                                  .request_done = registry_stats_request}};
     load_template(m);
-    atomic_store(&m->cancel_all, false);
-    return registry_worker_start(m, err);
+    engine *e = engine_new(&ec, err);
+    if (!e)
+        return err->code;
+    pthread_mutex_lock(&m->mu);
+    m->engine = e;
+    pthread_mutex_unlock(&m->mu);
+    return GARLIC_OK;
+}
+
+// Adds the counters of an engine's life to those of earlier loads (the gauges end with it).
+static void retire_counters(engine_counters *retired, const engine_counters *c)
+{
+    retired->prefix_hits += c->prefix_hits;
+    retired->prefix_misses += c->prefix_misses;
+    retired->evictions += c->evictions;
+    retired->preemptions += c->preemptions;
+    if (c->peak_running > retired->peak_running)
+        retired->peak_running = c->peak_running;
 }
 
 void registry_model_unload_parts(registry_model *m)
 {
-    registry_worker_stop(m);
+    if (m->engine) {
+        engine_stop(m->engine); // every request it held ends (cancelled) here
+        engine_counters c;
+        engine_counters_get(m->engine, &c);
+        pthread_mutex_lock(&m->mu); // readers of the counters see it or nothing
+        engine *e = m->engine;
+        retire_counters(&m->retired, &c);
+        m->engine = NULL;
+        pthread_mutex_unlock(&m->mu);
+        engine_free(e);
+    }
     chat_template_free(m->tmpl);
     garlic_free(m->template_source);
-    model_state_free(m->state);
-    kv_cache_free(m->kv);
     tokenizer_free(m->tok);
     model_free(m->weights);
-    garlic_free(m->queue);
-    pthread_mutex_lock(&m->mu); // /metrics reads it under mu
-    garlic_free(m->seq_info);
-    m->seq_info = NULL, m->n_seq_info = 0;
-    pthread_mutex_unlock(&m->mu);
-    m->tmpl = NULL, m->template_source = NULL, m->state = NULL, m->tok = NULL, m->kv = NULL;
-    m->weights = NULL, m->queue = NULL, m->template_error[0] = '\0';
-    m->count = m->head = 0;
+    m->tmpl = NULL, m->template_source = NULL, m->tok = NULL;
+    m->weights = NULL, m->template_error[0] = '\0';
 }
 
 int registry_load_all(registry *reg, garlic_error *err)
@@ -384,9 +370,55 @@ const tokenizer *registry_model_tokenizer(const registry_model *m)
     return m->tok;
 }
 
+engine *registry_model_engine(const registry_model *m)
+{
+    return m->engine;
+}
+
 uint32_t registry_model_n_ctx(const registry_model *m)
 {
-    return m->state ? m->n_ctx : 0;
+    return m->engine ? m->n_ctx : 0;
+}
+
+uint32_t registry_model_queue_length(registry_model *m)
+{
+    pthread_mutex_lock(&m->mu);
+    uint32_t n = m->engine ? engine_queue_length(m->engine) : 0;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+void registry_model_stats_get(registry_model *m, engine_counters *out)
+{
+    pthread_mutex_lock(&m->mu);
+    if (m->engine)
+        engine_counters_get(m->engine, out);
+    else
+        *out = (engine_counters){0};
+    out->prefix_hits += m->retired.prefix_hits;
+    out->prefix_misses += m->retired.prefix_misses;
+    out->evictions += m->retired.evictions;
+    out->preemptions += m->retired.preemptions;
+    if (m->retired.peak_running > out->peak_running)
+        out->peak_running = m->retired.peak_running;
+    pthread_mutex_unlock(&m->mu);
+}
+
+size_t registry_model_sequences(registry_model *m, engine_seq_info *out, size_t cap)
+{
+    pthread_mutex_lock(&m->mu);
+    size_t n = m->engine ? engine_sequences(m->engine, out, cap) : 0;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+int registry_submit(registry_model *m, engine_request *r, garlic_error *err)
+{
+    if (atomic_load(&m->reg->stopped))
+        return garlic_error_set(err, GARLIC_ESTOPPED, "the server is shutting down");
+    if (!atomic_load_explicit(&m->loaded, memory_order_acquire) || !m->engine)
+        return garlic_error_set(err, GARLIC_EINVAL, "%s: not loaded", m->name);
+    return engine_submit(m->engine, r, err);
 }
 
 uint64_t registry_model_bytes(registry_model *m)
@@ -400,7 +432,7 @@ uint64_t registry_model_bytes(registry_model *m)
 void registry_model_ps_get(registry_model *m, registry_model_ps *out)
 {
     memset(out, 0, sizeof *out);
-    registry_model_stats ms;
+    engine_counters ms;
     registry_model_stats_get(m, &ms);
     pthread_mutex_lock(&m->reg->life_mu);
     out->unloading = m->unloading;
@@ -442,10 +474,27 @@ const chat_template *registry_model_template(const registry_model *m, const char
     return m->tmpl;
 }
 
+// Whether m's engine (if any) has nothing queued or running.
+static bool model_idle(registry_model *m)
+{
+    pthread_mutex_lock(&m->mu);
+    bool idle = !m->engine || engine_idle(m->engine);
+    pthread_mutex_unlock(&m->mu);
+    return idle;
+}
+
+static void model_cancel_all(registry_model *m)
+{
+    pthread_mutex_lock(&m->mu);
+    if (m->engine)
+        engine_cancel_all(m->engine);
+    pthread_mutex_unlock(&m->mu);
+}
+
 static bool all_idle(registry *reg)
 {
     for (size_t i = 0; i < reg->n_models; i++)
-        if (registry_model_loaded(reg->models[i]) && !registry_worker_idle(reg->models[i]))
+        if (!model_idle(reg->models[i]))
             return false;
     return true;
 }
@@ -458,8 +507,7 @@ void registry_drain(registry *reg, double grace_seconds)
     while (!all_idle(reg)) {
         if (!cancelled && garlic_now() >= deadline) {
             for (size_t i = 0; i < reg->n_models; i++)
-                if (registry_model_loaded(reg->models[i]))
-                    registry_worker_cancel_all(reg->models[i]);
+                model_cancel_all(reg->models[i]);
             cancelled = true;
         }
         struct timespec ts = {0, 20 * 1000000L};
@@ -477,16 +525,18 @@ static void histogram_add(registry_histogram *h, double v)
     h->sum += v;
 }
 
-void registry_stats_token(registry *reg, double latency, bool first)
+void registry_stats_token(void *model_entry, double latency, bool first)
 {
+    registry *reg = ((registry_model *)model_entry)->reg;
     pthread_mutex_lock(&reg->stats_mu);
     histogram_add(first ? &reg->stats.ttft : &reg->stats.token_latency, latency);
     reg->stats.generated_tokens++;
     pthread_mutex_unlock(&reg->stats_mu);
 }
 
-void registry_stats_request(registry *reg, uint64_t prompt, bool cancelled)
+void registry_stats_request(void *model_entry, uint64_t prompt, bool cancelled)
 {
+    registry *reg = ((registry_model *)model_entry)->reg;
     pthread_mutex_lock(&reg->stats_mu);
     reg->stats.prompt_tokens += prompt;
     reg->stats.requests_done++;
@@ -505,15 +555,15 @@ void registry_stats_get(registry *reg, registry_stats *out)
     pthread_mutex_lock(&reg->life_mu);
     out->loads = reg->loads, out->unloads = reg->unloads;
     pthread_mutex_unlock(&reg->life_mu);
-    out->kv = (registry_model_stats){0};
+    out->kv = (engine_counters){0};
     for (size_t i = 0; i < reg->n_models; i++) {
         registry_model *m = reg->models[i];
         out->models_loaded += registry_model_loaded(m); // counters also of unloaded models
-        registry_model_stats ms;
+        engine_counters ms;
         registry_model_stats_get(m, &ms);
         out->queue_length += ms.waiting;
         out->running += ms.running;
-        registry_model_stats *k = &out->kv;
+        engine_counters *k = &out->kv;
         k->running += ms.running, k->waiting += ms.waiting, k->parallel += ms.parallel;
         k->peak_running = ms.peak_running > k->peak_running ? ms.peak_running : k->peak_running;
         k->block_tokens = ms.block_tokens;

@@ -1,11 +1,9 @@
 // SPDX-License-Identifier: MIT
-// The models a server knows and the work queued on them. A registry lists models (a GGUF path
-// and a name), loads one on first use (weights, tokenizer, chat template, a paged KV pool and
-// a run state) and starts one scheduler thread per loaded model. The scheduler takes requests
-// from a bounded FIFO queue when their prompt's KV blocks can be had, and runs every running
-// sequence's next token plus chunks of waiting prompts as one batch per step (continuous
-// batching). A request goes in as a registry_request (prompt ids plus engine parameters) and
-// comes out as a stream of chunks (text, token log-probabilities, one end per choice).
+// The models a server knows: a registry lists models (a GGUF path and a name), loads one on
+// first use (weights, tokenizer, chat template, and an engine sized by the memory planner:
+// see engine/engine.h), keeps every loaded model within one memory budget (unloading idle ones
+// least recently used first, and after their keep_alive), and gives the engines fair turns on
+// one shared compute pool. Requests are engine requests, submitted through registry_submit.
 #ifndef GARLIC_REGISTRY_H
 #define GARLIC_REGISTRY_H
 
@@ -14,15 +12,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "base/clock.h" // registry time stamps are garlic_now() seconds
 #include "base/error.h"
-#include "chat/chat.h"
-#include "engine/generate.h"
-#include "model/model.h"
-#include "tokenizer/tokenizer.h"
+#include "engine/engine.h" // engine_counters and engine_seq_info are returned by value
+#include "kvcache/kvcache.h"
 
+typedef struct chat_template chat_template;
+typedef struct model model;
+typedef struct tokenizer tokenizer;
 enum {
-    REGISTRY_MAX_CHOICES = 16, // choices (OpenAI's n) per request
     REGISTRY_MAX_MODELS = 256,
     REGISTRY_DEFAULT_BUDGET_PERCENT = 80,
 };
@@ -48,13 +45,15 @@ typedef struct registry_config {
     bool keep_alive_set;    // false: 300 s
     double load_wait;       // seconds a load waits for busy models to free memory (0: none)
     bool log;               // one line on standard error per model load and unload
+    // Called while a load makes the weights resident (percent done, every 5 %); NULL: quiet.
+    void (*load_progress)(void *ctx, int percent);
+    void *load_progress_ctx;
     const char *chat_template_file; // overrides every model's template when set (borrowed
                                     // for registry_new only: the text is read there)
 } registry_config;
 
 typedef struct registry registry;
 typedef struct registry_model registry_model;
-typedef struct registry_request registry_request;
 
 // An empty registry. Fails (NULL, err filled) when the template file cannot be read.
 registry *registry_new(const registry_config *cfg, garlic_error *err);
@@ -73,7 +72,7 @@ int registry_add_dir(registry *reg, const char *dir, garlic_error *err);
 // Loads every model now (for --preload); stops at the first failure.
 int registry_load_all(registry *reg, garlic_error *err);
 
-// Makes submit fail with GARLIC_ESTOPPED from now on and cancels queued and running work
+// Makes registry_submit fail with GARLIC_ESTOPPED from now on and cancels queued and running work
 // once grace_seconds have passed without it finishing (0: at once). Returns when every
 // scheduler is idle.
 void registry_drain(registry *reg, double grace_seconds);
@@ -127,6 +126,7 @@ uint64_t registry_reserved(registry *reg);
 
 // Valid while the caller holds m (between acquire and release).
 const model *registry_model_weights(const registry_model *m);
+engine *registry_model_engine(const registry_model *m);
 const tokenizer *registry_model_tokenizer(const registry_model *m);
 uint32_t registry_model_n_ctx(const registry_model *m);
 uint64_t registry_model_bytes(registry_model *m); // planned bytes while loaded, else 0
@@ -136,97 +136,19 @@ uint64_t registry_model_bytes(registry_model *m); // planned bytes while loaded,
 // Each out pointer may be NULL.
 const chat_template *registry_model_template(const registry_model *m, const char **source,
                                              const char **error, bool *from_file);
-// Requests waiting in m's queue (not yet started).
+// Requests waiting in m's queue (not yet started; 0 while it is not loaded).
 uint32_t registry_model_queue_length(registry_model *m);
 
-// What a loaded model's scheduler holds, as of its last step.
-typedef struct registry_model_stats {
-    uint32_t running;         // sequences in the running batch
-    uint32_t peak_running;    // the most sequences one step has run
-    uint32_t waiting;         // sequences waiting for KV blocks (preempted, or choices not
-                              // yet started) plus requests in the queue
-    uint32_t parallel;        // the cap on running sequences
-    uint32_t block_tokens;    // positions per KV block
-    uint32_t kv_blocks;       // blocks in the pool
-    uint32_t kv_used;         // referenced by a sequence
-    uint32_t kv_cached;       // unreferenced prefix-cache blocks (reclaimable)
-    uint32_t kv_free;
-    uint64_t kv_bytes;        // bytes of the pool
-    uint64_t prefix_hits;     // full prompt blocks found in the prefix cache
-    uint64_t prefix_misses;   // full prompt blocks looked up and computed
-    uint64_t evictions;       // cached blocks reclaimed
-    uint64_t preemptions;     // sequences whose blocks were taken back mid-generation
-} registry_model_stats;
+// What m's engine holds as of its last step, with the counters (hits, evictions, ...)
+// of its earlier loads added (all gauges zero while it is not loaded).
+void registry_model_stats_get(registry_model *m, engine_counters *out);
 
-void registry_model_stats_get(registry_model *m, registry_model_stats *out);
+// Copies up to cap running sequences of m (none while it is not loaded); returns how many.
+size_t registry_model_sequences(registry_model *m, engine_seq_info *out, size_t cap);
 
-// A running sequence as of the scheduler's last step: whose it is and the KV it holds.
-typedef struct registry_seq_info {
-    char label[48];     // the request's label (registry_request_params.label), "" if none
-    uint32_t choice;
-    uint32_t tokens;    // positions so far (prompt plus generated)
-    uint32_t kv_blocks; // blocks in its table (shared prefix blocks included)
-} registry_seq_info;
-
-// Copies up to cap running sequences of m; returns how many.
-size_t registry_model_sequences(registry_model *m, registry_seq_info *out, size_t cap);
-
-// ---- Requests ----
-
-typedef struct registry_request_params {
-    const int32_t *prompt;   // (n_prompt) copied
-    size_t n_prompt;
-    engine_params engine;    // stops and logit_bias are copied; on_token/emit are the scheduler's
-    uint32_t n_choices;      // 1..REGISTRY_MAX_CHOICES, generated side by side
-    bool seeded;             // engine.sampling.seed was given: choice i uses seed + i
-    const char *label;       // a name for /metrics (the API's response id), or NULL; copied
-                             // (up to 47 bytes)
-} registry_request_params;
-
-// One generated token with its log-probabilities (when the request asked for them).
-typedef struct registry_token {
-    int32_t id;
-    sampler_logprobs lp;
-} registry_token;
-
-// What registry_request_next hands out: text (and tokens) of one choice since the last call,
-// then, once, that choice's end. Pointers are valid until the next call on the request.
-typedef struct registry_chunk {
-    uint32_t choice;
-    const char *text;
-    size_t len;
-    const registry_token *tokens; // (n_tokens) only when logprobs were asked for
-    size_t n_tokens;
-    bool choice_done;      // the choice ended after this text: finish and stats are set
-    engine_finish finish;
-    engine_stats stats;
-    uint32_t output_tokens; // tokens the choice produced (end-of-generation tokens excluded)
-    bool all_done;         // nothing more will come (error or every choice ended)
-    int error;             // GARLIC_OK, or why the request failed (message in error_message)
-    const char *error_message;
-} registry_chunk;
-
-// A request with copies of everything in p. NULL and err filled on bad params or no memory.
-// The caller owns it until registry_submit; afterwards, release it with
-// registry_request_release.
-registry_request *registry_request_new(const registry_request_params *p, garlic_error *err);
-
-// Queues r on m's scheduler (m must be acquired). On success the scheduler holds a reference
-// and the caller must call registry_request_release. Fails with GARLIC_EFULL,
-// GARLIC_ESTOPPED, GARLIC_EINVAL when the prompt can never fit m's context or KV pool;
-// on failure the caller still owns r and frees it with registry_request_release.
-int registry_submit(registry_model *m, registry_request *r, garlic_error *err);
-
-// Waits up to timeout_ms for output. Returns 1 with *out filled, 0 on timeout. Only one
-// thread (the submitter) may call this.
-int registry_request_next(registry_request *r, registry_chunk *out, int timeout_ms);
-
-// Asks the scheduler to stop r (it does at its next step, freeing r's KV blocks).
-void registry_request_cancel(registry_request *r);
-
-// Cancels r if it is still running and drops the caller's reference. NULL is a no-op.
-void registry_request_release(registry_request *r);
-
+// Queues r on m's engine (m must be acquired): engine_submit, refused with GARLIC_ESTOPPED once
+// registry_drain began. On failure the caller still owns r.
+int registry_submit(registry_model *m, engine_request *r, garlic_error *err);
 
 // ---- Statistics for /metrics ----
 
@@ -251,7 +173,7 @@ typedef struct registry_stats {
     uint64_t memory_bytes;     // planned bytes of loaded models (mappings, pools, buffers)
     uint64_t memory_budget;
     uint64_t loads, unloads;   // model loads and unloads since start
-    registry_model_stats kv;   // KV pool and prefix-cache counts summed over loaded models
+    engine_counters kv;        // KV pool and prefix-cache counts summed over loaded models
     registry_histogram ttft;   // submit -> first token
     registry_histogram token_latency; // between consecutive tokens
 } registry_stats;

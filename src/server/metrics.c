@@ -116,7 +116,7 @@ static void put_models(text_buf *b, registry *reg)
     put(b, "# HELP garlic_sequence_kv_blocks KV blocks a running request's choice holds.\n"
            "# TYPE garlic_sequence_kv_blocks gauge\n");
     enum { MAX_SEQS = 256 };
-    registry_seq_info *seqs = garlic_calloc(MAX_SEQS, sizeof *seqs);
+    engine_seq_info *seqs = garlic_calloc(MAX_SEQS, sizeof *seqs);
     for (size_t i = 0; seqs && i < n; i++) {
         registry_model *m = registry_model_at(reg, i);
         size_t k = registry_model_sequences(m, seqs, MAX_SEQS);

@@ -19,16 +19,45 @@
 
 enum { MAX_IDS = 512 };
 
-static model_state *state_new(const model *m, uint32_t n_ctx, uint32_t batch, uint32_t logit_rows,
-                              kv_type kv, int threads)
+// A run state with a one-sequence KV pool of its own: what model_forward's callers hold.
+typedef struct runner {
+    model_state *s;
+    kv_cache *kv;
+    kv_seq seq;
+} runner;
+
+static runner *state_new(const model *m, uint32_t n_ctx, uint32_t batch, uint32_t logit_rows,
+                         kv_type kv, int threads)
 {
     model_state_config cfg = {.n_ctx = n_ctx, .max_batch = batch, .logit_rows = logit_rows,
-                              .kv_type = kv, .n_threads = threads};
+                              .n_threads = threads};
     garlic_error err;
-    model_state *s = model_state_new(m, &cfg, &err);
-    if (!s)
+    runner *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    r->s = model_state_new(m, &cfg, &err);
+    if (!r->s)
         fail_msg("%s", err.message);
-    return s;
+    r->kv = model_kv_new_single(m, kv, n_ctx, &err);
+    if (!r->kv)
+        fail_msg("%s", err.message);
+    kv_seq_init(&r->seq);
+    if (kv_seq_reserve(r->kv, &r->seq, n_ctx, &err)) // the block table never grows
+        fail_msg("%s", err.message);
+    return r;
+}
+
+static void runner_free(runner *r)
+{
+    kv_seq_deinit(r->kv, &r->seq);
+    kv_cache_free(r->kv);
+    model_state_free(r->s);
+    free(r);
+}
+
+static int forward(runner *r, const int32_t *tokens, uint32_t n, uint32_t pos0, bool all_logits,
+                   const float **logits, garlic_error *err)
+{
+    return model_forward(r->s, r->kv, &r->seq, tokens, n, pos0, all_logits, logits, err);
 }
 
 
@@ -119,7 +148,7 @@ static double compare_logits(const char *path, const float *logits, int n_pos, u
 }
 
 // Greedy decoding one token at a time after the prompt (already in the cache).
-static int greedy(model_state *s, const model *m, int32_t last_prompt_logit_argmax, int n_prompt,
+static int greedy(runner *s, const model *m, int32_t last_prompt_logit_argmax, int n_prompt,
                   int32_t *out, int n)
 {
     garlic_error err;
@@ -127,7 +156,7 @@ static int greedy(model_state *s, const model *m, int32_t last_prompt_logit_argm
     for (int i = 0; i < n; i++) {
         out[i] = tok;
         const float *logits;
-        if (model_forward(s, &tok, 1, (uint32_t)(n_prompt + i), false, &logits, &err))
+        if (forward(s, &tok, 1, (uint32_t)(n_prompt + i), false, &logits, &err))
             fail_msg("%s", err.message);
         tok = argmax(logits, m->hp.n_vocab);
     }
@@ -147,7 +176,7 @@ static double check_model(const char *stem, const char *dir, const char *model_p
     if (!m)
         fail_msg("%s", err.message);
     model_prefault(m, NULL, NULL); // as a server loads it: packed where the kernels pack
-    model_state *s = state_new(m, 512, 512, 512, KV_TYPE_F32, 2);
+    runner *s = state_new(m, 512, 512, 512, KV_TYPE_F32, 2);
     assert_non_null(s);
     double worst = 0;
     const char *prompts[3] = {"P1", "P2", "P3"};
@@ -160,7 +189,7 @@ static double check_model(const char *stem, const char *dir, const char *model_p
         fragility fr = read_fragility(stem, prompts[p]);
         assert_true(fr.tol > 0);
         const float *logits;
-        if (model_forward(s, ids, (uint32_t)n, 0, true, &logits, &err))
+        if (forward(s, ids, (uint32_t)n, 0, true, &logits, &err))
             fail_msg("%s", err.message);
         int32_t first = argmax(logits + (size_t)(n - 1) * m->hp.n_vocab, m->hp.n_vocab);
         snprintf(path, sizeof path, "%s/%s.logits", dir, prompts[p]);
@@ -184,7 +213,7 @@ static double check_model(const char *stem, const char *dir, const char *model_p
                 fail_msg("%s %s: greedy step %d is %d, reference %d (first fragile step %d)",
                          stem, prompts[p], i, got[i], want[i], fr.first_fragile);
     }
-    model_state_free(s);
+    runner_free(s);
     model_free(m);
     return worst;
 }
@@ -236,13 +265,13 @@ static void test_stories_golden(void **state)
     garlic_error err;
     model *m = model_load(test_shared_path("models/stories260K.gguf"), &err);
     assert_non_null(m);
-    model_state *s = state_new(m, 512, 1, 1, KV_TYPE_F32, 2);
+    runner *s = state_new(m, 512, 1, 1, KV_TYPE_F32, 2);
     assert_non_null(s);
     greedy(s, m, want[0], 0, got, 201);
     for (int i = 0; i < 201; i++)
         if (got[i] != want[i])
             fail_msg("token %d is %d, golden %d", i, got[i], want[i]);
-    model_state_free(s);
+    runner_free(s);
     model_free(m);
 }
 
@@ -254,7 +283,7 @@ static void test_tiny_random_greedy(void **state)
     garlic_error err;
     model *m = model_load(test_shared_path("models/llama-2-tiny-random.gguf"), &err);
     assert_non_null(m);
-    model_state *s = state_new(m, 512, 512, 512, KV_TYPE_F32, 2);
+    runner *s = state_new(m, 512, 512, 512, KV_TYPE_F32, 2);
     const char *prompts[3] = {"P1", "P2", "P3"};
     for (int p = 0; p < 3; p++) {
         char path[4096];
@@ -264,14 +293,14 @@ static void test_tiny_random_greedy(void **state)
         snprintf(path, sizeof path, "reference/logits/llama-2-tiny-random/%s.greedy32.ids", prompts[p]);
         assert_int_equal(read_ids(test_shared_path(path), want, 64), 32);
         const float *logits;
-        assert_int_equal(model_forward(s, ids, (uint32_t)n, 0, false, &logits, &err), 0);
+        assert_int_equal(forward(s, ids, (uint32_t)n, 0, false, &logits, &err), 0);
         greedy(s, m, argmax(logits, m->hp.n_vocab), n, got, 32);
         fragility fr = read_fragility("llama-2-tiny-random", prompts[p]);
         for (int i = 0; i <= (fr.first_fragile >= 32 ? 31 : fr.first_fragile); i++)
             if (got[i] != want[i])
                 fail_msg("%s step %d: %d, reference %d", prompts[p], i, got[i], want[i]);
     }
-    model_state_free(s);
+    runner_free(s);
     model_free(m);
 }
 
@@ -302,18 +331,18 @@ static void test_batch_equals_sequential(void **state)
         uint32_t V = m->hp.n_vocab;
         for (int kv = 0; kv < KV_TYPE_COUNT; kv++) {
             garlic_error err;
-            model_state *a = state_new(m, 64, 64, 64, (kv_type)kv, 2);
-            model_state *b = state_new(m, 64, 64, 1, (kv_type)kv, 1);
+            runner *a = state_new(m, 64, 64, 64, (kv_type)kv, 2);
+            runner *b = state_new(m, 64, 64, 1, (kv_type)kv, 1);
             assert_non_null(a);
             assert_non_null(b);
             int32_t ids[40];
             for (int i = 0; i < 40; i++)
                 ids[i] = (int32_t)((i * 37 + 11) % V);
             const float *batch, *one;
-            assert_int_equal(model_forward(a, ids, 40, 0, true, &batch, &err), 0);
+            assert_int_equal(forward(a, ids, 40, 0, true, &batch, &err), 0);
             double worst = 0;
             for (uint32_t i = 0; i < 40; i++) {
-                assert_int_equal(model_forward(b, &ids[i], 1, i, false, &one, &err), 0);
+                assert_int_equal(forward(b, &ids[i], 1, i, false, &one, &err), 0);
                 double max_ref = 0, max_diff = 0;
                 for (uint32_t v = 0; v < V; v++) {
                     max_ref = fmax(max_ref, fabs(one[v]));
@@ -326,8 +355,8 @@ static void test_batch_equals_sequential(void **state)
             // Exactly equal: a token's result must not depend on what else is in its batch,
             // or a server's concurrent requests would not reproduce their solo outputs.
             assert_true(worst == 0);
-            model_state_free(a);
-            model_state_free(b);
+            runner_free(a);
+            runner_free(b);
         }
         model_free(m);
     }
@@ -355,24 +384,24 @@ static void check_packed_equals_plain(uint32_t type, uint32_t dim, uint32_t ffn)
     assert_true(packed->output.packed && !packed->token_embd.packed);
     assert_false(plain->layers[0].wq.packed);
     uint32_t V = plain->hp.n_vocab;
-    model_state *a = state_new(plain, 64, 64, 64, KV_TYPE_F16, 2);
-    model_state *b = state_new(packed, 64, 64, 64, KV_TYPE_F16, 2);
+    runner *a = state_new(plain, 64, 64, 64, KV_TYPE_F16, 2);
+    runner *b = state_new(packed, 64, 64, 64, KV_TYPE_F16, 2);
     assert_non_null(a);
     assert_non_null(b);
     int32_t ids[40];
     for (int i = 0; i < 40; i++)
         ids[i] = (int32_t)((i * 53 + 7) % V);
     const float *la, *lb;
-    assert_int_equal(model_forward(a, ids, 30, 0, true, &la, &err), 0);
-    assert_int_equal(model_forward(b, ids, 30, 0, true, &lb, &err), 0);
+    assert_int_equal(forward(a, ids, 30, 0, true, &la, &err), 0);
+    assert_int_equal(forward(b, ids, 30, 0, true, &lb, &err), 0);
     assert_memory_equal(la, lb, (size_t)30 * V * sizeof *la);
     for (uint32_t i = 30; i < 40; i++) {
-        assert_int_equal(model_forward(a, &ids[i], 1, i, false, &la, &err), 0);
-        assert_int_equal(model_forward(b, &ids[i], 1, i, false, &lb, &err), 0);
+        assert_int_equal(forward(a, &ids[i], 1, i, false, &la, &err), 0);
+        assert_int_equal(forward(b, &ids[i], 1, i, false, &lb, &err), 0);
         assert_memory_equal(la, lb, (size_t)V * sizeof *la);
     }
-    model_state_free(a);
-    model_state_free(b);
+    runner_free(a);
+    runner_free(b);
     model_free(plain);
     model_free(packed);
 }
@@ -400,16 +429,16 @@ static void test_decode_allocates_nothing(void **state)
     (void)state;
     model *m = synth_model("alloc.gguf", TENSOR_TYPE_Q4_0, "llama");
     garlic_error err;
-    model_state *s = state_new(m, 64, 8, 1, KV_TYPE_F16, 2);
+    runner *s = state_new(m, 64, 8, 1, KV_TYPE_F16, 2);
     int32_t ids[8] = {1, 5, 9, 300, 20, 7, 7, 3};
     const float *logits;
     garlic_alloc_fail_after(0);
-    int rc = model_forward(s, ids, 8, 0, false, &logits, &err);
+    int rc = forward(s, ids, 8, 0, false, &logits, &err);
     for (uint32_t i = 0; i < 16 && rc == 0; i++)
-        rc = model_forward(s, &ids[i % 8], 1, 8 + i, false, &logits, &err);
+        rc = forward(s, &ids[i % 8], 1, 8 + i, false, &logits, &err);
     garlic_alloc_fail_reset();
     assert_int_equal(rc, 0);
-    model_state_free(s);
+    runner_free(s);
     model_free(m);
 }
 
@@ -426,17 +455,17 @@ static void test_unusual_shapes(void **state)
     model *m = model_load(test_temp_path("narrow.gguf"), &err);
     if (!m)
         fail_msg("%s", err.message);
-    model_state *a = state_new(m, 32, 8, 8, KV_TYPE_F16, 2), *b = state_new(m, 32, 1, 1, KV_TYPE_F16, 1);
+    runner *a = state_new(m, 32, 8, 8, KV_TYPE_F16, 2), *b = state_new(m, 32, 1, 1, KV_TYPE_F16, 1);
     int32_t ids[8] = {1, 300, 301, 302, 5, 6, 7, 400};
     const float *batch, *one;
-    assert_int_equal(model_forward(a, ids, 8, 0, true, &batch, &err), 0);
+    assert_int_equal(forward(a, ids, 8, 0, true, &batch, &err), 0);
     for (uint32_t i = 0; i < 8; i++) {
-        assert_int_equal(model_forward(b, &ids[i], 1, i, false, &one, &err), 0);
+        assert_int_equal(forward(b, &ids[i], 1, i, false, &one, &err), 0);
         for (uint32_t v = 0; v < m->hp.n_vocab; v++)
             assert_true(fabsf(one[v] - batch[(size_t)i * m->hp.n_vocab + v]) < 1e-4f);
     }
-    model_state_free(a);
-    model_state_free(b);
+    runner_free(a);
+    runner_free(b);
     model_free(m);
 }
 
@@ -446,18 +475,18 @@ static void test_errors(void **state)
     (void)state;
     model *m = synth_model("err.gguf", TENSOR_TYPE_F16, "llama");
     garlic_error err;
-    model_state *s = state_new(m, 16, 4, 2, KV_TYPE_F32, 1);
+    runner *s = state_new(m, 16, 4, 2, KV_TYPE_F32, 1);
     const float *logits;
     int32_t ids[5] = {1, 2, 3, 4, 5}, bad = 100000;
-    assert_int_equal(model_forward(s, ids, 5, 0, false, &logits, &err), GARLIC_EINVAL);
-    assert_int_equal(model_forward(s, ids, 4, 14, false, &logits, &err), GARLIC_EINVAL);
-    assert_int_equal(model_forward(s, &bad, 1, 0, false, &logits, &err), GARLIC_EINVAL);
+    assert_int_equal(forward(s, ids, 5, 0, false, &logits, &err), GARLIC_EINVAL);
+    assert_int_equal(forward(s, ids, 4, 14, false, &logits, &err), GARLIC_EINVAL);
+    assert_int_equal(forward(s, &bad, 1, 0, false, &logits, &err), GARLIC_EINVAL);
     assert_non_null(strstr(err.message, "100000"));
-    assert_int_equal(model_forward(s, ids, 3, 0, true, &logits, &err), GARLIC_EINVAL); // 2 rows
-    assert_int_equal(model_forward(s, ids, 2, 0, true, &logits, &err), GARLIC_OK);
+    assert_int_equal(forward(s, ids, 3, 0, true, &logits, &err), GARLIC_EINVAL); // 2 rows
+    assert_int_equal(forward(s, ids, 2, 0, true, &logits, &err), GARLIC_OK);
     model_state_config too_many = {.n_ctx = 16, .max_batch = 4, .logit_rows = 5, .n_threads = 1};
     assert_null(model_state_new(m, &too_many, &err));
-    model_state_free(s);
+    runner_free(s);
     model_free(m);
     // A Q8_0 KV cache needs head dimensions that are multiples of 32.
     synth_params small;
@@ -466,14 +495,11 @@ static void test_errors(void **state)
     assert_int_equal(synth_write(&small, test_temp_path("hd8.gguf"), &err), 0);
     m = model_load(test_temp_path("hd8.gguf"), &err);
     assert_non_null(m);
-    model_state_config q8 = {.n_ctx = 16, .max_batch = 4, .logit_rows = 1,
-                             .kv_type = KV_TYPE_Q8_0, .n_threads = 1};
-    assert_null(model_state_new(m, &q8, &err));
+    assert_null(model_kv_new_single(m, KV_TYPE_Q8_0, 16, &err));
     assert_non_null(strstr(err.message, "q8_0"));
-    q8.kv_type = KV_TYPE_F16;
-    model_state *ok = model_state_new(m, &q8, &err);
+    kv_cache *ok = model_kv_new_single(m, KV_TYPE_F16, 16, &err);
     assert_non_null(ok);
-    model_state_free(ok);
+    kv_cache_free(ok);
     model_free(m);
     assert_null(model_load(test_temp_path("missing.gguf"), &err));
     synth_params p;

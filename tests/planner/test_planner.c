@@ -407,7 +407,7 @@ static void test_gguf_exact(void **state)
             assert_int_equal(p.kv_bytes, kv_cache_bytes(kv));
             kv_cache_free(kv);
             model_state_config sc = {.n_ctx = ctxs[c], .max_batch = 64, .logit_rows = 64,
-                                     .kv_type = types[t], .no_own_kv = true, .n_threads = 2};
+                                     .n_threads = 2};
             model_state *s = model_state_new(m, &sc, &err);
             assert_non_null(s);
             assert_int_equal(p.scratch_bytes, model_state_bytes(s));

@@ -68,19 +68,19 @@ static uint64_t rss(void)
 static void generate(registry_model *m, uint32_t tokens)
 {
     static const int32_t prompt[] = {1, 17, 99, 300, 7};
-    registry_request_params p = {.prompt = prompt, .n_prompt = 5, .n_choices = 1};
-    p.engine.sampling = sampler_params_default(4096);
-    p.engine.sampling.temperature = 0;
-    p.engine.max_tokens = tokens;
-    p.engine.ignore_eos = true;
+    engine_request_params p = {.prompt = prompt, .n_prompt = 5, .n_choices = 1};
+    p.generation.sampling = sampler_params_default(4096);
+    p.generation.sampling.temperature = 0;
+    p.generation.max_tokens = tokens;
+    p.generation.ignore_eos = true;
     garlic_error err = {0};
-    registry_request *r = registry_request_new(&p, &err);
+    engine_request *r = engine_request_new(&p, &err);
     assert_non_null(r);
     assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
     uint32_t produced = 0;
     for (;;) {
-        registry_chunk c;
-        if (!registry_request_next(r, &c, 1000))
+        engine_chunk c;
+        if (!engine_request_next(r, &c, 1000))
             continue;
         assert_int_equal(c.error, GARLIC_OK);
         if (c.choice_done)
@@ -89,7 +89,7 @@ static void generate(registry_model *m, uint32_t tokens)
             break;
     }
     assert_int_equal(produced, tokens);
-    registry_request_release(r);
+    engine_request_release(r);
 }
 
 // Waits up to ms for m to be (un)loaded as wanted. A model being unloaded reads as not

@@ -60,19 +60,19 @@ static registry_model *acquire(registry *reg)
     return m;
 }
 
-static registry_request *new_request(uint32_t max_tokens, uint32_t n_choices)
+static engine_request *new_request(uint32_t max_tokens, uint32_t n_choices)
 {
     static const int32_t prompt[] = {1, 300, 301, 302};
     static const sampler_bias no_eos = {.token = 2, .bias = -INFINITY};
-    registry_request_params p = {.prompt = prompt, .n_prompt = 4, .n_choices = n_choices,
+    engine_request_params p = {.prompt = prompt, .n_prompt = 4, .n_choices = n_choices,
                                  .seeded = true};
-    p.engine.sampling = sampler_params_default(512);
-    p.engine.sampling.seed = 5;
-    p.engine.sampling.logit_bias = &no_eos;
-    p.engine.sampling.n_logit_bias = 1;
-    p.engine.max_tokens = max_tokens;
+    p.generation.sampling = sampler_params_default(512);
+    p.generation.sampling.seed = 5;
+    p.generation.sampling.logit_bias = &no_eos;
+    p.generation.sampling.n_logit_bias = 1;
+    p.generation.max_tokens = max_tokens;
     garlic_error err = {0};
-    registry_request *r = registry_request_new(&p, &err);
+    engine_request *r = engine_request_new(&p, &err);
     assert_non_null(r);
     return r;
 }
@@ -107,12 +107,12 @@ static void test_choices(void **state)
     registry *reg = new_registry(4);
     registry_model *m = acquire(reg);
     garlic_error err = {0};
-    registry_request *r = new_request(6, 3);
+    engine_request *r = new_request(6, 3);
     assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
     uint32_t ends = 0;
     for (;;) {
-        registry_chunk c;
-        if (!registry_request_next(r, &c, 1000))
+        engine_chunk c;
+        if (!engine_request_next(r, &c, 1000))
             continue;
         assert_int_equal(c.error, GARLIC_OK);
         if (c.choice_done) {
@@ -125,7 +125,7 @@ static void test_choices(void **state)
             break;
     }
     assert_int_equal(ends, 3);
-    registry_request_release(r);
+    engine_request_release(r);
     registry_free(reg);
 }
 
@@ -136,18 +136,18 @@ static void test_cancel_within_one_token(void **state)
     registry *reg = new_registry(4);
     registry_model *m = acquire(reg);
     garlic_error err = {0};
-    registry_request *r = new_request(1500, 1);
+    engine_request *r = new_request(1500, 1);
     assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
     size_t text = 0;
-    registry_chunk c;
+    engine_chunk c;
     while (text < 10)
-        if (registry_request_next(r, &c, 1000))
+        if (engine_request_next(r, &c, 1000))
             text += c.len;
-    registry_request_cancel(r);
+    engine_request_cancel(r);
     registry_stats before;
     registry_stats_get(reg, &before);
     do {
-        while (!registry_request_next(r, &c, 1000)) {
+        while (!engine_request_next(r, &c, 1000)) {
         }
     } while (!c.all_done);
     registry_stats after;
@@ -156,7 +156,7 @@ static void test_cancel_within_one_token(void **state)
     assert_int_equal(c.finish, ENGINE_FINISH_CANCEL);
     assert_true(c.output_tokens < 1500);
     assert_int_equal(after.requests_cancelled, 1);
-    registry_request_release(r);
+    engine_request_release(r);
     registry_free(reg);
 }
 
@@ -167,24 +167,24 @@ static void test_queue_limit(void **state)
     registry *reg = new_registry(2);
     registry_model *m = acquire(reg);
     garlic_error err = {0};
-    registry_request *rs[4];
+    engine_request *rs[4];
     for (int i = 0; i < 4; i++)
         rs[i] = new_request(1500, 1);
     assert_int_equal(registry_submit(m, rs[0], &err), GARLIC_OK);
     for (int i = 0; i < 100 && registry_model_queue_length(m) > 0; i++) {
-        registry_chunk c;
-        registry_request_next(rs[0], &c, 10);
+        engine_chunk c;
+        engine_request_next(rs[0], &c, 10);
     }
     assert_int_equal(registry_submit(m, rs[1], &err), GARLIC_OK);
     assert_int_equal(registry_submit(m, rs[2], &err), GARLIC_OK);
     assert_int_equal(registry_submit(m, rs[3], &err), GARLIC_EFULL);
     assert_non_null(strstr(err.message, "try again later"));
     for (int i = 0; i < 4; i++)
-        registry_request_release(rs[i]);
+        engine_request_release(rs[i]);
     registry_drain(reg, 0);
-    registry_request *late = new_request(4, 1);
+    engine_request *late = new_request(4, 1);
     assert_int_equal(registry_submit(m, late, &err), GARLIC_ESTOPPED);
-    registry_request_release(late);
+    engine_request_release(late);
     registry_free(reg);
 }
 
@@ -199,29 +199,29 @@ typedef struct run_result {
 } run_result;
 
 // A greedy request for prompt (EOS banned, max_tokens tokens, token ids reported).
-static registry_request *greedy_request(const int32_t *prompt, size_t n_prompt, uint32_t max_tokens)
+static engine_request *greedy_request(const int32_t *prompt, size_t n_prompt, uint32_t max_tokens)
 {
     static const sampler_bias no_eos = {.token = 2, .bias = -INFINITY};
-    registry_request_params p = {.prompt = prompt, .n_prompt = n_prompt, .n_choices = 1};
-    p.engine.sampling = sampler_params_default(512);
-    p.engine.sampling.temperature = 0;
-    p.engine.sampling.logit_bias = &no_eos;
-    p.engine.sampling.n_logit_bias = 1;
-    p.engine.max_tokens = max_tokens;
-    p.engine.logprobs = true;
+    engine_request_params p = {.prompt = prompt, .n_prompt = n_prompt, .n_choices = 1};
+    p.generation.sampling = sampler_params_default(512);
+    p.generation.sampling.temperature = 0;
+    p.generation.sampling.logit_bias = &no_eos;
+    p.generation.sampling.n_logit_bias = 1;
+    p.generation.max_tokens = max_tokens;
+    p.generation.logprobs = true;
     garlic_error err = {0};
-    registry_request *r = registry_request_new(&p, &err);
+    engine_request *r = engine_request_new(&p, &err);
     assert_non_null(r);
     return r;
 }
 
 // Reads r to its end, collecting its token ids.
-static void collect(registry_request *r, run_result *out)
+static void collect(engine_request *r, run_result *out)
 {
     memset(out, 0, sizeof *out);
     for (;;) {
-        registry_chunk c;
-        if (!registry_request_next(r, &c, 1000))
+        engine_chunk c;
+        if (!engine_request_next(r, &c, 1000))
             continue;
         assert_int_equal(c.error, GARLIC_OK);
         for (size_t i = 0; i < c.n_tokens && out->n < MAX_OUT; i++)
@@ -253,10 +253,10 @@ static void run_solo(const int32_t prompts[][64], const size_t *lens, int n, uin
     registry_model *m = acquire(reg);
     garlic_error err = {0};
     for (int i = 0; i < n; i++) {
-        registry_request *r = greedy_request(prompts[i], lens[i], max_tokens);
+        engine_request *r = greedy_request(prompts[i], lens[i], max_tokens);
         assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
         collect(r, &out[i]);
-        registry_request_release(r);
+        engine_request_release(r);
     }
     registry_free(reg);
 }
@@ -267,14 +267,14 @@ static void run_together(registry *reg, const int32_t prompts[][64], const size_
 {
     registry_model *m = acquire(reg);
     garlic_error err = {0};
-    registry_request *rs[16];
+    engine_request *rs[16];
     for (int i = 0; i < n; i++) {
         rs[i] = greedy_request(prompts[i], lens[i], max_tokens);
         assert_int_equal(registry_submit(m, rs[i], &err), GARLIC_OK);
     }
     for (int i = 0; i < n; i++) {
         collect(rs[i], &out[i]);
-        registry_request_release(rs[i]);
+        engine_request_release(rs[i]);
     }
 }
 
@@ -372,10 +372,10 @@ static void test_prefix_cache(void **state)
     run_result fresh, first, second;
     registry *cold = new_registry_with(&cfg);
     registry_model *m = acquire(cold);
-    registry_request *r = greedy_request(b, PREFIX + 8, LEN);
+    engine_request *r = greedy_request(b, PREFIX + 8, LEN);
     assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
     collect(r, &fresh);
-    registry_request_release(r);
+    engine_request_release(r);
     registry_free(cold);
 
     registry *reg = new_registry_with(&cfg);
@@ -383,14 +383,14 @@ static void test_prefix_cache(void **state)
     r = greedy_request(a, PREFIX + 8, LEN);
     assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
     collect(r, &first);
-    registry_request_release(r);
+    engine_request_release(r);
     registry_stats st;
     registry_stats_get(reg, &st);
     uint64_t hits_before = st.kv.prefix_hits;
     r = greedy_request(b, PREFIX + 8, LEN);
     assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
     collect(r, &second);
-    registry_request_release(r);
+    engine_request_release(r);
     registry_stats_get(reg, &st);
     // 62 full blocks of 16 lie inside the shared 1,000 tokens.
     assert_int_equal(st.kv.prefix_hits - hits_before, PREFIX / 16);
@@ -406,18 +406,18 @@ static void test_cancel_frees_blocks(void **state)
     registry *reg = new_registry_with(&cfg);
     registry_model *m = acquire(reg);
     garlic_error err = {0};
-    registry_request *r = new_request(1500, 4);
+    engine_request *r = new_request(1500, 4);
     assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
-    registry_chunk c;
+    engine_chunk c;
     size_t text = 0;
     while (text < 20)
-        if (registry_request_next(r, &c, 1000))
+        if (engine_request_next(r, &c, 1000))
             text += c.len;
-    registry_model_stats ms;
+    engine_counters ms;
     registry_model_stats_get(m, &ms);
     assert_int_equal(ms.running, 4);
     assert_true(ms.kv_used >= 4);
-    registry_request_release(r); // as the server does when the client goes away
+    engine_request_release(r); // as the server does when the client goes away
     for (int i = 0; i < 500; i++) {
         registry_model_stats_get(m, &ms);
         if (ms.running == 0 && ms.kv_used == 0)
@@ -443,7 +443,9 @@ static void test_parse(void **state)
                        "\"text\",\"text\":\"a\"},{\"type\":\"text\",\"text\":\"b\"}]}],\"stop\":"
                        "\"x\",\"seed\":3,\"logit_bias\":{\"7\":-100}}";
     assert_int_equal(api_request_parse(API_KIND_OPENAI_CHAT, chat, strlen(chat), &r, &err), GARLIC_OK);
-    assert_string_equal(r.messages_json, "[{\"role\":\"user\",\"content\":\"ab\"}]");
+    char *messages = cJSON_PrintUnformatted(r.messages);
+    assert_string_equal(messages, "[{\"role\":\"user\",\"content\":\"ab\"}]");
+    cJSON_free(messages);
     assert_int_equal(r.n_stops, 1);
     assert_true(r.seeded);
     assert_int_equal(r.sampling.n_logit_bias, 1);
@@ -491,20 +493,20 @@ static void test_allocation_failures(void **state)
         api_error err = {0};
         garlic_alloc_fail_after(n);
         int rc = api_request_parse(API_KIND_OPENAI_CHAT, body, strlen(body), &r, &err);
-        registry_request *req = NULL;
+        engine_request *req = NULL;
         if (rc == GARLIC_OK) {
             int32_t prompt[1] = {1};
-            registry_request_params p = {.prompt = prompt, .n_prompt = 1, .n_choices = 1};
-            p.engine.sampling = r.sampling;
-            p.engine.stops = (const char *const *)r.stops;
-            p.engine.n_stops = r.n_stops;
+            engine_request_params p = {.prompt = prompt, .n_prompt = 1, .n_choices = 1};
+            p.generation.sampling = r.sampling;
+            p.generation.stops = (const char *const *)r.stops;
+            p.generation.n_stops = r.n_stops;
             garlic_error gerr;
-            req = registry_request_new(&p, &gerr);
+            req = engine_request_new(&p, &gerr);
             done = req != NULL;
         }
         garlic_alloc_fail_reset();
         assert_true(rc == GARLIC_OK || rc == GARLIC_ENOMEM || rc == GARLIC_EINVAL);
-        registry_request_release(req);
+        engine_request_release(req);
         api_request_deinit(&r);
     }
     assert_true(done);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The scheduler of a loaded model: one thread that owns the model's KV block pool and run
-// state and serves every request of the model at once (continuous batching). Each step:
+// An engine's scheduler: one thread that owns the engine's KV block pool and run state and
+// serves every request at once (continuous batching). Each step:
 //   1. drops cancelled sequences (their blocks go back to the pool),
 //   2. admits waiting sequences, then queued requests, while the running count is below
 //      --parallel and the prompt's blocks (minus those the prefix cache holds) can be had
@@ -19,13 +19,16 @@
 #include <string.h>
 
 #include "base/alloc.h"
-#include "registry/internal.h"
+#include "base/buffer.h"
+#include "base/clock.h"
+#include "engine/internal.h"
 
 // One choice of a request: its tokens so far, its block table and its generation state.
 typedef struct sched_seq {
-    registry_request *r;
+    engine *e;
+    engine_request *r;
     uint32_t choice;
-    engine_params params;   // the request's, with this choice's seed and the token hook
+    engine_params params;   // the request's, with this choice's seed
     engine_seq *gen;
     engine_stats stats;
     kv_seq kv;
@@ -41,11 +44,12 @@ typedef struct sched_seq {
 } sched_seq;
 
 typedef struct sched {
-    registry_model *m;
+    engine *e;
     sched_seq **running;    // (parallel) in admission order
     uint32_t n_running;
     sched_seq **waiting;    // (waiting_cap) FIFO; preempted sequences go to the front
-    uint32_t n_waiting, waiting_cap;
+    uint32_t n_waiting;
+    size_t waiting_cap;
     uint64_t next_order;
     uint64_t preemptions;
     uint32_t max_batch;
@@ -58,13 +62,27 @@ typedef struct sched {
     uint32_t n_b_seqs;
 } sched;
 
+// Calls an optional hook of e's.
+static void hook(void (*fn)(void *user), const engine *e)
+{
+    if (fn)
+        fn(e->cfg.hooks.user);
+}
+
+// Counts a request's end with the hooks (for the statistics).
+static void stats_request(const engine *e, uint64_t prompt, bool cancelled)
+{
+    if (e->cfg.hooks.request_done)
+        e->cfg.hooks.request_done(e->cfg.hooks.user, prompt, cancelled);
+}
+
 // ---- sequences ----
 
 // emit: a choice's text goes to its channel; a cancelled request stops.
 static int on_text(void *user, const char *text, size_t len)
 {
     sched_seq *q = user;
-    if (registry_request_append_text(q->r, q->choice, text, len) != GARLIC_OK)
+    if (engine_request_append_text(q->r, q->choice, text, len) != GARLIC_OK)
         atomic_store(&q->r->cancel, true);
     return atomic_load(&q->r->cancel) ? 1 : 0;
 }
@@ -75,10 +93,14 @@ static int on_token(void *user, int32_t token, const sampler_logprobs *lp)
     sched_seq *q = user;
     double now = garlic_now();
     bool first = q->t_last == 0;
-    registry_stats_token(q->r->reg, now - (first ? q->r->t_submit : q->t_last), first);
+    if (first)
+        engine_request_first_token(q->r, q->choice, now - q->r->t_submit);
+    const engine_hooks *h = &q->e->cfg.hooks;
+    if (h->token)
+        h->token(h->user, now - (first ? q->r->t_submit : q->t_last), first);
     q->t_last = now;
     q->output_tokens++;
-    if (lp && registry_request_append_token(q->r, q->choice, token, lp) != GARLIC_OK)
+    if (lp && engine_request_append_token(q->r, q->choice, token, lp) != GARLIC_OK)
         atomic_store(&q->r->cancel, true);
     return atomic_load(&q->r->cancel) ? 1 : 0;
 }
@@ -90,7 +112,7 @@ static void seq_free(sched *S, sched_seq *q)
     for (uint32_t s = 0; s < S->n_b_seqs; s++) // a batch in flight forgets it
         if (S->b_owner[s] == q)
             S->b_owner[s] = NULL;
-    kv_seq_deinit(S->m->kv, &q->kv);
+    kv_seq_deinit(S->e->kv, &q->kv);
     engine_seq_free(q->gen);
     garlic_free(q->tokens);
     garlic_free(q);
@@ -98,26 +120,24 @@ static void seq_free(sched *S, sched_seq *q)
 
 // A sequence for choice c of r, not yet admitted. Its token array holds the prompt plus
 // every token the context leaves room for, so generation never allocates.
-static sched_seq *seq_new(sched *S, registry_request *r, uint32_t c, garlic_error *err)
+static sched_seq *seq_new(sched *S, engine_request *r, uint32_t c, garlic_error *err)
 {
-    registry_model *m = S->m;
+    engine *e = S->e;
     sched_seq *q = garlic_calloc(1, sizeof *q);
     if (!q) {
         garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
         return NULL;
     }
-    q->r = r, q->choice = c;
-    q->params = r->engine;
-    q->params.on_token = on_token;
-    q->params.end_tokens = &m->end_tokens;
+    q->e = e, q->r = r, q->choice = c;
+    q->params = r->generation;
     if (r->seeded)
         q->params.sampling.seed += c;
-    q->stats = (engine_stats){.finish = ENGINE_FINISH_CANCEL, .unevaluated = -1};
-    q->cap = m->n_ctx + 1;
+    q->stats = (engine_stats){.finish = ENGINE_FINISH_CANCEL};
+    q->cap = e->cfg.n_ctx + 1;
     q->tokens = garlic_malloc(q->cap * sizeof *q->tokens);
     kv_seq_init(&q->kv);
-    q->gen = q->tokens ? engine_seq_new(m->tok, &q->params, err) : NULL;
-    if (!q->tokens || !q->gen || kv_seq_reserve(m->kv, &q->kv, m->n_ctx, err) != GARLIC_OK) {
+    q->gen = q->tokens ? engine_seq_new(e->cfg.tok, &q->params, &e->end_tokens, err) : NULL;
+    if (!q->tokens || !q->gen || kv_seq_reserve(e->kv, &q->kv, e->cfg.n_ctx, err) != GARLIC_OK) {
         if (!q->tokens)
             garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
         seq_free(S, q);
@@ -133,16 +153,16 @@ static sched_seq *seq_new(sched *S, registry_request *r, uint32_t c, garlic_erro
 // and the scheduler's reference dropped with its last choice.
 static void seq_end(sched *S, sched_seq *q)
 {
-    registry_request *r = q->r;
+    engine_request *r = q->r;
     bool cancelled = q->stats.finish == ENGINE_FINISH_CANCEL;
     r->cancelled_any |= cancelled;
     if (--r->n_live == 0)
-        registry_stats_request(S->m->reg, r->n_prompt, r->cancelled_any);
+        stats_request(S->e, r->n_prompt, r->cancelled_any);
     if (!r->failed)
-        registry_request_end_choice(r, q->choice, &q->stats, q->output_tokens);
+        engine_request_end_choice(r, q->choice, &q->stats, q->output_tokens);
     seq_free(S, q);
     if (r->n_live == 0)
-        registry_request_unref(r);
+        engine_request_unref(r);
 }
 
 // ---- lists ----
@@ -155,13 +175,8 @@ static void remove_at(sched_seq **list, uint32_t *n, uint32_t i)
 
 static int waiting_push(sched *S, sched_seq *q, bool front, garlic_error *err)
 {
-    if (S->n_waiting == S->waiting_cap) {
-        uint32_t cap = S->waiting_cap ? S->waiting_cap * 2 : 16;
-        sched_seq **w = garlic_realloc(S->waiting, cap * sizeof *w);
-        if (!w)
-            return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
-        S->waiting = w, S->waiting_cap = cap;
-    }
+    if (garlic_grow(&S->waiting, &S->waiting_cap, S->n_waiting + 1, sizeof *S->waiting))
+        return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
     if (front) {
         memmove(&S->waiting[1], &S->waiting[0], S->n_waiting * sizeof *S->waiting);
         S->waiting[0] = q;
@@ -173,10 +188,10 @@ static int waiting_push(sched *S, sched_seq *q, bool front, garlic_error *err)
 }
 
 // Fails request r: every sequence of it is dropped, its stream ends with the error.
-static void fail_request(sched *S, registry_request *r, int code, const char *message)
+static void fail_request(sched *S, engine_request *r, int code, const char *message)
 {
     if (!r->failed)
-        registry_request_fail(r, code, message);
+        engine_request_fail(r, code, message);
     r->failed = true;
     for (uint32_t i = S->n_running; i-- > 0;)
         if (S->running[i]->r == r) {
@@ -199,7 +214,7 @@ static void fail_request(sched *S, registry_request *r, int code, const char *me
 static int admit(sched *S, sched_seq *q, garlic_error *err)
 {
     uint32_t shared = 0;
-    int rc = kv_seq_share_prefix(S->m->kv, &q->kv, q->tokens, q->n_tokens - 1, &shared, err);
+    int rc = kv_seq_share_prefix(S->e->kv, &q->kv, q->tokens, q->n_tokens - 1, &shared, err);
     if (rc)
         return rc;
     q->n_computed = shared;
@@ -222,8 +237,8 @@ static int admit(sched *S, sched_seq *q, garlic_error *err)
 // running sequence are free or reclaimable.
 static bool can_admit(sched *S, const sched_seq *q)
 {
-    return S->n_running < S->m->parallel &&
-           kv_cache_can_admit_prompt(S->m->kv, q->tokens, q->n_tokens - 1, q->n_tokens,
+    return S->n_running < S->e->cfg.parallel &&
+           kv_cache_can_admit_prompt(S->e->kv, q->tokens, q->n_tokens - 1, q->n_tokens,
                                      S->n_running);
 }
 
@@ -231,17 +246,17 @@ static bool can_admit(sched *S, const sched_seq *q)
 // choice. Returns false when the queue is empty.
 static bool take_queued(sched *S)
 {
-    registry_model *m = S->m;
-    pthread_mutex_lock(&m->mu);
-    if (m->count == 0) {
-        pthread_mutex_unlock(&m->mu);
+    engine *e = S->e;
+    pthread_mutex_lock(&e->mu);
+    if (e->count == 0) {
+        pthread_mutex_unlock(&e->mu);
         return false;
     }
-    registry_request *r = m->queue[m->head];
-    m->head = (m->head + 1) % m->queue_cap;
-    m->count--;
-    m->busy = true;
-    pthread_mutex_unlock(&m->mu);
+    engine_request *r = e->queue[e->head];
+    e->head = (e->head + 1) % e->queue_cap;
+    e->count--;
+    e->busy = true;
+    pthread_mutex_unlock(&e->mu);
 
     garlic_error err = {0};
     r->n_live = r->n_choices;
@@ -253,11 +268,11 @@ static bool take_queued(sched *S)
         }
         if (!q) {
             r->n_live = c; // the choices created so far end through fail_request
-            registry_request_fail(r, err.code, err.message);
+            engine_request_fail(r, err.code, err.message);
             r->failed = true;
             if (c == 0) {
-                registry_stats_request(m->reg, r->n_prompt, false);
-                registry_request_unref(r);
+                stats_request(e, r->n_prompt, false);
+                engine_request_unref(r);
             } else {
                 fail_request(S, r, err.code, err.message);
             }
@@ -274,7 +289,7 @@ static void admit_waiting(sched *S)
     for (;;) {
         // A request leaves the queue only when a running slot is free, so that the queue
         // (and its limit) holds everything not yet started.
-        if (S->n_waiting == 0 && (S->n_running >= S->m->parallel || !take_queued(S)))
+        if (S->n_waiting == 0 && (S->n_running >= S->e->cfg.parallel || !take_queued(S)))
             return;
         if (S->n_waiting == 0)
             continue;
@@ -304,7 +319,7 @@ static void preempt(sched *S, uint32_t i)
 {
     sched_seq *q = S->running[i];
     remove_at(S->running, &S->n_running, i);
-    kv_seq_release(S->m->kv, &q->kv);
+    kv_seq_release(S->e->kv, &q->kv);
     q->n_computed = 0;
     q->chunk = 0;
     S->preemptions++;
@@ -312,19 +327,19 @@ static void preempt(sched *S, uint32_t i)
     if (waiting_push(S, q, true, &err) != GARLIC_OK) {
         // No memory to remember it: the request fails rather than hang.
         q->r->failed = true;
-        registry_request_fail(q->r, err.code, "out of memory while preempting the request");
+        engine_request_fail(q->r, err.code, "out of memory while preempting the request");
         seq_end(S, q);
     }
 }
 
-// Ends cancelled running sequences (all of them after registry_worker_cancel_all).
+// Ends cancelled running sequences (all of them after engine_cancel_all).
 static void drop_cancelled(sched *S)
 {
-    if (atomic_load(&S->m->cancel_all)) {
+    if (atomic_load(&S->e->cancel_all)) {
         for (uint32_t i = 0; i < S->n_running; i++)
-            registry_request_cancel(S->running[i]->r);
+            engine_request_cancel(S->running[i]->r);
         for (uint32_t i = 0; i < S->n_waiting; i++)
-            registry_request_cancel(S->waiting[i]->r);
+            engine_request_cancel(S->waiting[i]->r);
     }
     for (uint32_t i = S->n_running; i-- > 0;) {
         sched_seq *q = S->running[i];
@@ -341,7 +356,7 @@ static void drop_cancelled(sched *S)
 // chunks, preempting the newest sequences while it cannot. Returns the batch's token count.
 static uint32_t plan_step(sched *S)
 {
-    kv_cache *kv = S->m->kv;
+    kv_cache *kv = S->e->kv;
     for (;;) {
         uint32_t budget = S->max_batch, need = 0;
         for (uint32_t i = 0; i < S->n_running; i++) {
@@ -369,7 +384,7 @@ static uint32_t plan_step(sched *S)
 // (which plan_step's accounting rules out) fails the sequence's request.
 static uint32_t build_batch(sched *S, uint32_t *n_seqs, uint32_t *n_out)
 {
-    kv_cache *kv = S->m->kv;
+    kv_cache *kv = S->e->kv;
     uint32_t n = 0;
     *n_seqs = 0, *n_out = 0;
     for (uint32_t i = 0; i < S->n_running; i++) {
@@ -403,15 +418,15 @@ static uint32_t build_batch(sched *S, uint32_t *n_seqs, uint32_t *n_out)
 // the running list.
 static void sample_step(sched *S, const float *logits, uint32_t n_seqs)
 {
-    registry_model *m = S->m;
-    uint32_t V = m->weights->hp.n_vocab;
+    engine *e = S->e;
+    uint32_t V = e->cfg.weights->hp.n_vocab;
     for (uint32_t s = 0; s < n_seqs; s++) {
         sched_seq *q = S->b_owner[s];
         if (!q)
             continue; // ended with its request earlier in this loop
         q->n_computed += q->chunk;
         garlic_error err = {0};
-        if (kv_seq_commit(m->kv, &q->kv, q->n_computed, &err) != GARLIC_OK) {
+        if (kv_seq_commit(e->kv, &q->kv, q->n_computed, &err) != GARLIC_OK) {
             fail_request(S, q->r, err.code, err.message);
             continue;
         }
@@ -421,11 +436,10 @@ static void sample_step(sched *S, const float *logits, uint32_t n_seqs)
             q->stats.n_prompt = (uint32_t)q->r->n_prompt;
             q->stats.prompt_seconds = garlic_now() - q->t_start;
         }
-        q->stats.unevaluated = -1;
         int32_t next;
-        bool full = q->n_tokens >= m->n_ctx;
-        int rc = engine_seq_step(q->gen, logits + (size_t)S->b_row[s] * V, full, on_text, q, &next,
-                                 &q->stats, &err);
+        bool full = q->n_tokens >= e->cfg.n_ctx;
+        int rc = engine_seq_step(q->gen, logits + (size_t)S->b_row[s] * V, full, on_text, on_token,
+                                 q, &next, &q->stats, &err);
         if (rc != GARLIC_OK) {
             fail_request(S, q->r, rc, err.message[0] ? err.message : garlic_error_name(rc));
             continue;
@@ -447,31 +461,31 @@ static void sample_step(sched *S, const float *logits, uint32_t n_seqs)
 // Publishes the scheduler's counts for /metrics and /api/ps.
 static void publish(sched *S)
 {
-    registry_model *m = S->m;
-    kv_cache_stats st = kv_cache_get_stats(m->kv);
-    pthread_mutex_lock(&m->mu);
-    m->snap.running = S->n_running;
-    if (S->n_running > m->snap.peak_running)
-        m->snap.peak_running = S->n_running;
-    m->snap.waiting = S->n_waiting;
-    m->snap.kv_used = st.n_used;
-    m->snap.kv_cached = st.n_cached;
-    m->snap.kv_free = st.n_free;
-    m->snap.prefix_hits = st.prefix_hits;
-    m->snap.prefix_misses = st.prefix_misses;
-    m->snap.evictions = st.evictions;
-    m->snap.preemptions = S->preemptions;
-    m->n_seq_info = 0;
-    for (uint32_t i = 0; i < S->n_running && m->seq_info; i++) {
+    engine *e = S->e;
+    kv_cache_stats st = kv_cache_get_stats(e->kv);
+    pthread_mutex_lock(&e->mu);
+    e->snap.running = S->n_running;
+    if (S->n_running > e->snap.peak_running)
+        e->snap.peak_running = S->n_running;
+    e->snap.waiting = S->n_waiting;
+    e->snap.kv_used = st.n_used;
+    e->snap.kv_cached = st.n_cached;
+    e->snap.kv_free = st.n_free;
+    e->snap.prefix_hits = st.prefix_hits;
+    e->snap.prefix_misses = st.prefix_misses;
+    e->snap.evictions = st.evictions;
+    e->snap.preemptions = S->preemptions;
+    e->n_seq_info = 0;
+    for (uint32_t i = 0; i < S->n_running && e->seq_info; i++) {
         const sched_seq *q = S->running[i];
-        registry_seq_info *o = &m->seq_info[m->n_seq_info++];
+        engine_seq_info *o = &e->seq_info[e->n_seq_info++];
         memcpy(o->label, q->r->label, sizeof o->label);
         o->choice = q->choice;
         o->tokens = q->n_tokens;
         o->kv_blocks = q->kv.n_blocks;
     }
-    m->busy = S->n_running || S->n_waiting || m->count;
-    pthread_mutex_unlock(&m->mu);
+    e->busy = S->n_running || S->n_waiting || e->count;
+    pthread_mutex_unlock(&e->mu);
 }
 
 // One step: returns false when there was nothing to do.
@@ -481,7 +495,7 @@ static bool step(sched *S)
     admit_waiting(S);
     if (S->n_running == 0 && S->n_waiting > 0) {
         // Nothing runs, so every block is free or reclaimable: the head cannot ever fit.
-        // (registry_submit and the pool's size rule this out; never wait on it forever.)
+        // (engine_submit and the pool's size rule this out; never wait on it forever.)
         sched_seq *q = S->waiting[0];
         fail_request(S, q->r, GARLIC_ENOMEM, "the request needs more KV blocks than the pool has");
         return true;
@@ -497,9 +511,9 @@ static bool step(sched *S)
                      .seqs = S->b_seqs, .n_seqs = n_seqs, .out = S->b_out, .n_out = n_out};
     const float *logits = NULL;
     garlic_error err = {0};
-    registry_compute_begin(S->m); // the pool is shared with the other models, in fair turns
-    int rc = model_forward_batch(S->m->state, S->m->kv, &b, &logits, &err);
-    registry_compute_end(S->m);
+    hook(S->e->cfg.hooks.compute_begin, S->e); // a shared pool is taken in turns
+    int rc = model_forward_batch(S->e->state, S->e->kv, &b, &logits, &err);
+    hook(S->e->cfg.hooks.compute_end, S->e);
     if (rc != GARLIC_OK) {
         // A batch the scheduler built is always valid; if not, fail its requests rather
         // than loop on it.
@@ -530,24 +544,24 @@ static void end_all(sched *S)
 static void *scheduler_main(void *arg)
 {
     sched *S = arg;
-    registry_model *m = S->m;
+    engine *e = S->e;
     for (;;) {
         bool worked = step(S);
         publish(S);
         if (worked)
             continue;
-        registry_compute_idle(m); // nothing to run: other models need not wait for this one
-        pthread_mutex_lock(&m->mu);
-        while (m->count == 0 && !m->stop && S->n_waiting == 0)
-            pthread_cond_wait(&m->cv, &m->mu);
-        bool stop = m->stop && m->count == 0;
-        pthread_mutex_unlock(&m->mu);
+        hook(e->cfg.hooks.compute_idle, e); // nothing to run: nobody need wait for this engine
+        pthread_mutex_lock(&e->mu);
+        while (e->count == 0 && !e->stop && S->n_waiting == 0)
+            pthread_cond_wait(&e->cv, &e->mu);
+        bool stop = e->stop && e->count == 0;
+        pthread_mutex_unlock(&e->mu);
         if (stop && S->n_waiting == 0 && S->n_running == 0)
             break;
     }
     end_all(S);
     publish(S);
-    registry_compute_idle(m);
+    hook(e->cfg.hooks.compute_idle, e);
     return NULL;
 }
 
@@ -568,157 +582,47 @@ static void sched_free(sched *S)
     garlic_free(S);
 }
 
-// Allocates the queue and the scheduler's arrays and starts the thread (called once, under
-// load_mu, after the pool and the run state exist).
-int registry_worker_start(registry_model *m, garlic_error *err)
+// Allocates the scheduler's arrays and starts its thread (once, from engine_new, after the
+// pool, the run state and the queue exist).
+int engine_sched_start(engine *e, garlic_error *err)
 {
-    m->queue_cap = m->reg->cfg.max_queue ? m->reg->cfg.max_queue : 64;
-    m->queue = garlic_calloc(m->queue_cap, sizeof *m->queue);
-    m->head = m->count = 0;
-    m->stop = m->busy = false; // a model loaded again after an unload starts afresh
-    atomic_store(&m->cancel_all, false);
     sched *S = garlic_calloc(1, sizeof *S);
-    if (!m->queue || !S) {
-        garlic_free(S);
+    if (!S)
         return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
-    }
-    m->sched = S;
-    S->m = m;
-    S->max_batch = model_state_max_batch(m->state);
-    S->running = garlic_calloc(m->parallel, sizeof *S->running);
+    e->sched = S;
+    S->e = e;
+    uint32_t parallel = e->cfg.parallel;
+    S->max_batch = model_state_max_batch(e->state);
+    S->running = garlic_calloc(parallel, sizeof *S->running);
     S->b_tokens = garlic_calloc(S->max_batch, sizeof *S->b_tokens);
     S->b_pos = garlic_calloc(S->max_batch, sizeof *S->b_pos);
     S->b_seq = garlic_calloc(S->max_batch, sizeof *S->b_seq);
-    S->b_out = garlic_calloc(m->parallel, sizeof *S->b_out);
-    S->b_seqs = garlic_calloc(m->parallel, sizeof *S->b_seqs);
-    S->b_owner = garlic_calloc(m->parallel, sizeof *S->b_owner);
-    S->b_row = garlic_calloc(m->parallel, sizeof *S->b_row);
-    registry_seq_info *info = garlic_calloc(m->parallel, sizeof *info);
-    pthread_mutex_lock(&m->mu);
-    garlic_free(m->seq_info);
-    m->seq_info = info;
-    m->n_seq_info = 0;
-    pthread_mutex_unlock(&m->mu);
+    S->b_out = garlic_calloc(parallel, sizeof *S->b_out);
+    S->b_seqs = garlic_calloc(parallel, sizeof *S->b_seqs);
+    S->b_owner = garlic_calloc(parallel, sizeof *S->b_owner);
+    S->b_row = garlic_calloc(parallel, sizeof *S->b_row);
     if (!S->running || !S->b_tokens || !S->b_pos || !S->b_seq || !S->b_out || !S->b_seqs ||
-        !S->b_owner || !S->b_row || !m->seq_info)
+        !S->b_owner || !S->b_row)
         return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
-    kv_cache_stats st = kv_cache_get_stats(m->kv);
-    m->snap = (registry_model_stats){.parallel = m->parallel,
-                                     .block_tokens = kv_cache_get_config(m->kv)->block_tokens,
-                                     .kv_blocks = st.n_blocks, .kv_free = st.n_free,
-                                     .kv_bytes = kv_cache_bytes(m->kv)};
-    if (pthread_create(&m->thread, NULL, scheduler_main, S) != 0)
+    if (pthread_create(&e->thread, NULL, scheduler_main, S) != 0)
         return garlic_error_set(err, GARLIC_ENOMEM, "%s: cannot start its scheduler thread",
-                                m->name);
-    m->thread_started = true;
+                                e->name);
+    e->thread_started = true;
     return GARLIC_OK;
 }
 
-// Cancels everything queued or running on m; the scheduler ends them at its next step.
-// Running and waiting sequences are the scheduler's: their requests are reached through the
-// cancel flags, which the HTTP side set or the drain sets here through the queue and the
-// list the scheduler publishes.
-void registry_worker_cancel_all(registry_model *m)
+// Cancels everything, lets the scheduler end it, joins the thread and frees its state.
+void engine_sched_stop(engine *e)
 {
-    pthread_mutex_lock(&m->mu);
-    for (uint32_t i = 0; i < m->count; i++)
-        registry_request_cancel(m->queue[(m->head + i) % m->queue_cap]);
-    atomic_store(&m->cancel_all, true);
-    pthread_cond_broadcast(&m->cv);
-    pthread_mutex_unlock(&m->mu);
-}
-
-bool registry_worker_idle(registry_model *m)
-{
-    pthread_mutex_lock(&m->mu);
-    bool idle = m->count == 0 && !m->busy;
-    pthread_mutex_unlock(&m->mu);
-    return idle;
-}
-
-// Cancels everything, lets the scheduler end it and joins the thread.
-void registry_worker_stop(registry_model *m)
-{
-    if (m->thread_started) {
-        registry_worker_cancel_all(m);
-        pthread_mutex_lock(&m->mu);
-        m->stop = true;
-        pthread_cond_broadcast(&m->cv);
-        pthread_mutex_unlock(&m->mu);
-        pthread_join(m->thread, NULL);
-        m->thread_started = false;
+    if (e->thread_started) {
+        engine_cancel_all(e);
+        pthread_mutex_lock(&e->mu);
+        e->stop = true;
+        pthread_cond_broadcast(&e->cv);
+        pthread_mutex_unlock(&e->mu);
+        pthread_join(e->thread, NULL);
+        e->thread_started = false;
     }
-    sched_free(m->sched);
-    m->sched = NULL;
-    // The counters outlive the pool (they are totals since start); the gauges go to zero.
-    pthread_mutex_lock(&m->mu);
-    m->retired.prefix_hits += m->snap.prefix_hits;
-    m->retired.prefix_misses += m->snap.prefix_misses;
-    m->retired.evictions += m->snap.evictions;
-    m->retired.preemptions += m->snap.preemptions;
-    uint32_t peak = m->snap.peak_running > m->retired.peak_running ? m->snap.peak_running
-                                                                   : m->retired.peak_running;
-    m->snap = (registry_model_stats){0};
-    m->retired.peak_running = peak;
-    m->n_seq_info = 0;
-    pthread_mutex_unlock(&m->mu);
-}
-
-int registry_submit(registry_model *m, registry_request *r, garlic_error *err)
-{
-    if (atomic_load(&m->reg->stopped))
-        return garlic_error_set(err, GARLIC_ESTOPPED, "the server is shutting down");
-    if (!atomic_load_explicit(&m->loaded, memory_order_acquire))
-        return garlic_error_set(err, GARLIC_EINVAL, "%s: not loaded", m->name);
-    if (r->n_prompt >= m->n_ctx)
-        return garlic_error_set(err, GARLIC_EINVAL, "%s: the prompt has %zu tokens; the context "
-                                "holds %u, with room for at least one generated token",
-                                m->name, r->n_prompt, m->n_ctx);
-    r->reg = m->reg;
-    r->t_submit = garlic_now();
-    pthread_mutex_lock(&m->mu);
-    if (m->count == m->queue_cap) {
-        pthread_mutex_unlock(&m->mu);
-        return garlic_error_set(err, GARLIC_EFULL, "%s: %u requests are waiting already; "
-                                "try again later", m->name, m->queue_cap);
-    }
-    atomic_fetch_add(&r->refs, 1);
-    m->queue[(m->head + m->count) % m->queue_cap] = r;
-    m->count++;
-    m->busy = true;
-    pthread_cond_broadcast(&m->cv);
-    pthread_mutex_unlock(&m->mu);
-    return GARLIC_OK;
-}
-
-uint32_t registry_model_queue_length(registry_model *m)
-{
-    pthread_mutex_lock(&m->mu);
-    uint32_t n = m->count;
-    pthread_mutex_unlock(&m->mu);
-    return n;
-}
-
-void registry_model_stats_get(registry_model *m, registry_model_stats *out)
-{
-    pthread_mutex_lock(&m->mu);
-    *out = m->snap;
-    out->waiting += m->count;
-    out->prefix_hits += m->retired.prefix_hits;
-    out->prefix_misses += m->retired.prefix_misses;
-    out->evictions += m->retired.evictions;
-    out->preemptions += m->retired.preemptions;
-    if (m->retired.peak_running > out->peak_running)
-        out->peak_running = m->retired.peak_running;
-    pthread_mutex_unlock(&m->mu);
-}
-
-size_t registry_model_sequences(registry_model *m, registry_seq_info *out, size_t cap)
-{
-    pthread_mutex_lock(&m->mu);
-    size_t n = m->n_seq_info < cap ? m->n_seq_info : cap;
-    if (n)
-        memcpy(out, m->seq_info, n * sizeof *out);
-    pthread_mutex_unlock(&m->mu);
-    return n;
+    sched_free(e->sched);
+    e->sched = NULL;
 }

@@ -1,19 +1,11 @@
 // SPDX-License-Identifier: MIT
-// The generation loop; see generate.h. Per call it allocates the sampler, the stop matcher
-// and one text buffer; the per-token loop allocates nothing.
-#include "engine/generate.h"
-
+// One choice's generation state: its sampler, stop-string matcher and streaming decoder, and
+// the step that turns the logits after its last token into the next token and final text.
+// Made when a choice is queued; its steps allocate nothing.
 #include <string.h>
-#include <time.h>
 
-#include "base/clock.h"
 #include "base/alloc.h"
-
-const char *engine_finish_name(engine_finish f)
-{
-    static const char *const names[ENGINE_FINISH_COUNT] = {"length", "stop", "length", "cancel"};
-    return (unsigned)f < ENGINE_FINISH_COUNT ? names[f] : "unknown";
-}
+#include "engine/internal.h"
 
 // DeepSeek's "<｜end▁of▁sentence｜>" (fullwidth bars, U+2581 between words).
 #define DEEPSEEK_END "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"
@@ -46,25 +38,8 @@ void engine_end_tokens(const tokenizer *t, sampler_end_tokens *out)
     }
 }
 
-// Runs the prompt through the model in chunks of the state's batch size.
-static int prefill(model_state *s, const int32_t *prompt, size_t n, uint32_t *pos, uint32_t batch,
-                   const float **logits, garlic_error *err)
-{
-    uint32_t max = model_state_max_batch(s);
-    batch = batch && batch < max ? batch : max;
-    for (size_t i = 0; i < n;) {
-        uint32_t chunk = (uint32_t)(n - i < batch ? n - i : batch);
-        int rc = model_forward(s, prompt + i, chunk, *pos, false, logits, err);
-        if (rc)
-            return rc;
-        *pos += chunk;
-        i += chunk;
-    }
-    return GARLIC_OK;
-}
-
 struct engine_seq {
-    const engine_params *p;
+    const engine_params *p;     // borrowed for the sequence's life
     sampler *smp;
     sampler_stop *stop;
     sampler_end_tokens ends;
@@ -83,7 +58,8 @@ void engine_seq_free(engine_seq *g)
     garlic_free(g);
 }
 
-engine_seq *engine_seq_new(const tokenizer *t, const engine_params *p, garlic_error *err)
+engine_seq *engine_seq_new(const tokenizer *t, const engine_params *p,
+                           const sampler_end_tokens *ends, garlic_error *err)
 {
     engine_seq *g = garlic_calloc(1, sizeof *g);
     if (!g) {
@@ -96,10 +72,7 @@ engine_seq *engine_seq_new(const tokenizer *t, const engine_params *p, garlic_er
         goto fail;
     if (p->n_stops && !(g->stop = sampler_stop_new(p->stops, p->n_stops, err)))
         goto fail;
-    if (p->end_tokens)
-        g->ends = *p->end_tokens;
-    else
-        engine_end_tokens(t, &g->ends);
+    g->ends = *ends;
     tokenizer_stream_init(&g->stream, t, 0);
     g->text_cap = tokenizer_stream_max_output(t);
     g->text = garlic_malloc(g->text_cap);
@@ -118,34 +91,44 @@ void engine_seq_prompt(engine_seq *g, const int32_t *prompt, size_t n)
     sampler_accept_many(g->smp, prompt, n);
 }
 
-// Passes len bytes through the stop matcher (if any) to emit. Returns 1 when a stop string
-// ended generation, -1 when the caller cancelled, -2 when the matcher ran out of memory
-// (err is filled), 0 otherwise.
+// What became of text passed on by deliver.
+typedef enum delivery {
+    DELIVERY_SENT,      // emitted (or held back by the stop matcher): go on
+    DELIVERY_STOPPED,   // a stop string ended generation
+    DELIVERY_CANCELLED, // emit asked to stop
+    DELIVERY_COUNT
+} delivery;
+
+// Passes len bytes through the stop matcher (if any) to emit; *out says what became of them.
+// GARLIC_ENOMEM (err filled) when the matcher cannot grow.
 static int deliver(engine_seq *g, const char *text, size_t len, bool flush, engine_emit_fn emit,
-                   void *user, garlic_error *err)
+                   void *user, delivery *out, garlic_error *err)
 {
     sampler_stop_result r = {.text = text, .len = len};
+    *out = DELIVERY_SENT;
     if (g->stop) {
         if (flush)
             sampler_stop_flush(g->stop, &r);
         else if (sampler_stop_feed(g->stop, text, len, &r, err) != GARLIC_OK)
-            return -2;
+            return GARLIC_ENOMEM;
     }
     if (r.len && emit(user, r.text, r.len) != 0)
-        return -1;
-    return r.stopped ? 1 : 0;
+        *out = DELIVERY_CANCELLED;
+    else if (r.stopped)
+        *out = DELIVERY_STOPPED;
+    return GARLIC_OK;
 }
 
-// Passes tok (with its log-probabilities when asked for) to the on_token hook; returns its
-// verdict (non-zero cancels). A logprobs failure (a bad top_logprobs) reports NULL instead.
-static int report_token(const engine_seq *g, int32_t tok, void *user)
+// Passes tok (with its log-probabilities when asked for) to on_token; returns its verdict
+// (non-zero cancels). A logprobs failure (a bad top_logprobs) reports NULL instead.
+static int report_token(const engine_seq *g, int32_t tok, engine_token_fn on_token, void *user)
 {
     const engine_params *p = g->p;
     sampler_logprobs lp;
     const sampler_logprobs *lpp = NULL;
     if (p->logprobs && sampler_logprobs_last(g->smp, tok, p->top_logprobs, &lp, NULL) == GARLIC_OK)
         lpp = &lp;
-    return p->on_token(user, tok, lpp);
+    return on_token(user, tok, lpp);
 }
 
 // Ends generation with finish: releases what the decoder held back (through the stop
@@ -155,20 +138,22 @@ static int finish(engine_seq *g, engine_finish why, engine_emit_fn emit, void *u
 {
     stats->finish = why;
     size_t len = tokenizer_stream_flush(&g->stream, g->text, g->text_cap);
-    int d = len ? deliver(g, g->text, len, false, emit, user, err) : 0;
-    if (d == 0 && g->stop)
-        d = deliver(g, NULL, 0, true, emit, user, err);
-    if (d == -2)
-        return GARLIC_ENOMEM;
-    if (d == -1)
+    delivery d = DELIVERY_SENT;
+    int rc = len ? deliver(g, g->text, len, false, emit, user, &d, err) : GARLIC_OK;
+    if (rc == GARLIC_OK && d == DELIVERY_SENT && g->stop)
+        rc = deliver(g, NULL, 0, true, emit, user, &d, err);
+    if (rc)
+        return rc;
+    if (d == DELIVERY_CANCELLED)
         stats->finish = ENGINE_FINISH_CANCEL;
-    if (d == 1)
+    if (d == DELIVERY_STOPPED)
         stats->finish = ENGINE_FINISH_STOP;
     return GARLIC_OK;
 }
 
 int engine_seq_step(engine_seq *g, const float *logits, bool context_full, engine_emit_fn emit,
-                    void *user, int32_t *next, engine_stats *stats, garlic_error *err)
+                    engine_token_fn on_token, void *user, int32_t *next, engine_stats *stats,
+                    garlic_error *err)
 {
     const engine_params *p = g->p;
     *next = -1;
@@ -179,10 +164,9 @@ int engine_seq_step(engine_seq *g, const float *logits, bool context_full, engin
         return finish(g, ENGINE_FINISH_STOP, emit, user, stats, err);
     sampler_accept(g->smp, tok);
     stats->n_generated++;
-    stats->unevaluated = tok;
     if (!p->ignore_eos && sampler_is_end(&g->ends, tok))
         return finish(g, ENGINE_FINISH_STOP, emit, user, stats, err);
-    if (p->on_token && report_token(g, tok, user)) {
+    if (on_token && report_token(g, tok, on_token, user)) {
         stats->finish = ENGINE_FINISH_CANCEL;
         return GARLIC_OK;
     }
@@ -190,63 +174,16 @@ int engine_seq_step(engine_seq *g, const float *logits, bool context_full, engin
     int rc = tokenizer_stream_push(&g->stream, tok, g->text, g->text_cap, &len, err);
     if (rc)
         return rc;
-    int d = deliver(g, g->text, len, false, emit, user, err);
-    if (d == -2)
-        return GARLIC_ENOMEM;
-    if (d != 0) { // a stop string (its text is not part of the output) or a cancel
-        stats->finish = d > 0 ? ENGINE_FINISH_STOP : ENGINE_FINISH_CANCEL;
+    delivery d;
+    rc = deliver(g, g->text, len, false, emit, user, &d, err);
+    if (rc)
+        return rc;
+    if (d != DELIVERY_SENT) { // a stop string (its text is not part of the output) or a cancel
+        stats->finish = d == DELIVERY_STOPPED ? ENGINE_FINISH_STOP : ENGINE_FINISH_CANCEL;
         return GARLIC_OK;
     }
     if (p->max_tokens && stats->n_generated >= p->max_tokens)
         return finish(g, ENGINE_FINISH_LENGTH, emit, user, stats, err);
     *next = tok;
     return GARLIC_OK;
-}
-
-// Samples, streams and evaluates tokens until a limit, an end token or a stop string.
-static int generate_loop(model_state *s, engine_seq *g, const float *logits, uint32_t *pos,
-                         engine_emit_fn emit, void *user, engine_stats *stats, garlic_error *err)
-{
-    uint32_t n_ctx = model_state_n_ctx(s);
-    for (;;) {
-        int32_t tok;
-        int rc = engine_seq_step(g, logits, *pos >= n_ctx, emit, user, &tok, stats, err);
-        if (rc || tok < 0)
-            return rc;
-        rc = model_forward(s, &tok, 1, *pos, false, &logits, err);
-        if (rc)
-            return rc;
-        (*pos)++;
-        stats->unevaluated = -1;
-    }
-}
-
-int engine_generate(model_state *s, const tokenizer *t, const int32_t *prompt, size_t n_prompt,
-                    uint32_t *pos, const engine_params *p, engine_emit_fn emit, void *user,
-                    engine_stats *stats, garlic_error *err)
-{
-    memset(stats, 0, sizeof *stats);
-    stats->unevaluated = -1;
-    if (n_prompt == 0)
-        return garlic_error_set(err, GARLIC_EINVAL, "empty prompt (start with BOS at least)");
-    if (*pos + n_prompt > model_state_n_ctx(s))
-        return garlic_error_set(err, GARLIC_EINVAL, "the prompt needs %zu positions, the "
-                                "context has %u left", n_prompt,
-                                model_state_n_ctx(s) - *pos);
-    engine_seq *g = engine_seq_new(t, p, err);
-    if (!g)
-        return err ? err->code : GARLIC_ENOMEM;
-    const float *logits = NULL;
-    double t0 = garlic_now();
-    int rc = prefill(s, prompt, n_prompt, pos, p->batch, &logits, err);
-    double t1 = garlic_now();
-    stats->n_prompt = (uint32_t)n_prompt;
-    stats->prompt_seconds = t1 - t0;
-    if (rc == GARLIC_OK) {
-        engine_seq_prompt(g, prompt, n_prompt);
-        rc = generate_loop(s, g, logits, pos, emit, user, stats, err);
-    }
-    stats->generate_seconds = garlic_now() - t1;
-    engine_seq_free(g);
-    return rc;
 }

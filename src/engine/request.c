@@ -1,25 +1,26 @@
 // SPDX-License-Identifier: MIT
 // A request and its output channel. The scheduler appends text and tokens to the channel of
-// each choice it generates (choices may run at the same time) and marks choices done; the submitter takes what is there by
-// swapping buffers with the channel, so steady-state streaming copies each byte once and
-// allocates only when a buffer must grow.
+// each choice it generates (choices may run at the same time) and marks choices done; the
+// submitter takes what is there by swapping buffers with the channel, so steady-state
+// streaming copies each byte once and allocates only when a buffer must grow.
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/alloc.h"
-#include "registry/internal.h"
+#include "base/buffer.h"
+#include "base/clock.h"
+#include "engine/internal.h"
 
-static void request_free(registry_request *r)
+static void request_free(engine_request *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; r->stops && i < r->engine.n_stops; i++)
+    for (size_t i = 0; r->stops && i < r->generation.n_stops; i++)
         garlic_free(r->stops[i]);
     garlic_free(r->stops);
     garlic_free(r->bias);
     garlic_free(r->prompt);
-    for (size_t c = 0; c < REGISTRY_MAX_CHOICES; c++) {
+    for (size_t c = 0; c < ENGINE_MAX_CHOICES; c++) {
         garlic_free(r->ch[c].text);
         garlic_free(r->ch[c].tokens);
     }
@@ -31,43 +32,43 @@ static void request_free(registry_request *r)
 }
 
 // Copies the prompt, stop strings and logit biases of p into r.
-static int request_copy(registry_request *r, const registry_request_params *p, garlic_error *err)
+static int request_copy(engine_request *r, const engine_request_params *p, garlic_error *err)
 {
     r->prompt = garlic_malloc(p->n_prompt * sizeof *r->prompt);
     if (!r->prompt)
         return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
     memcpy(r->prompt, p->prompt, p->n_prompt * sizeof *r->prompt);
     r->n_prompt = p->n_prompt;
-    if (p->engine.n_stops) {
-        r->stops = garlic_calloc(p->engine.n_stops, sizeof *r->stops);
+    if (p->generation.n_stops) {
+        r->stops = garlic_calloc(p->generation.n_stops, sizeof *r->stops);
         if (!r->stops)
             return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
-        for (size_t i = 0; i < p->engine.n_stops; i++) {
-            r->stops[i] = garlic_strndup(p->engine.stops[i], SIZE_MAX);
+        for (size_t i = 0; i < p->generation.n_stops; i++) {
+            r->stops[i] = garlic_strndup(p->generation.stops[i], SIZE_MAX);
             if (!r->stops[i])
                 return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
         }
     }
-    r->engine.stops = (const char *const *)r->stops;
-    size_t n_bias = p->engine.sampling.n_logit_bias;
+    r->generation.stops = (const char *const *)r->stops;
+    size_t n_bias = p->generation.sampling.n_logit_bias;
     if (n_bias) {
         r->bias = garlic_calloc(n_bias, sizeof *r->bias);
         if (!r->bias)
             return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
-        memcpy(r->bias, p->engine.sampling.logit_bias, n_bias * sizeof *r->bias);
+        memcpy(r->bias, p->generation.sampling.logit_bias, n_bias * sizeof *r->bias);
     }
-    r->engine.sampling.logit_bias = r->bias;
+    r->generation.sampling.logit_bias = r->bias;
     return GARLIC_OK;
 }
 
-registry_request *registry_request_new(const registry_request_params *p, garlic_error *err)
+engine_request *engine_request_new(const engine_request_params *p, garlic_error *err)
 {
-    if (p->n_prompt == 0 || p->n_choices == 0 || p->n_choices > REGISTRY_MAX_CHOICES) {
+    if (p->n_prompt == 0 || p->n_choices == 0 || p->n_choices > ENGINE_MAX_CHOICES) {
         garlic_error_set(err, GARLIC_EINVAL, "a request needs a prompt and 1 to %d choices",
-                         REGISTRY_MAX_CHOICES);
+                         ENGINE_MAX_CHOICES);
         return NULL;
     }
-    registry_request *r = garlic_calloc(1, sizeof *r);
+    engine_request *r = garlic_calloc(1, sizeof *r);
     if (!r) {
         garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
         return NULL;
@@ -76,11 +77,12 @@ registry_request *registry_request_new(const registry_request_params *p, garlic_
     garlic_cond_init(&r->cv);
     atomic_init(&r->cancel, false);
     atomic_init(&r->refs, 1);
-    r->engine = p->engine; // its pointers are replaced by the copies' in request_copy
-    r->engine.stops = NULL;
-    r->engine.sampling.logit_bias = NULL;
+    r->generation = p->generation; // its pointers are replaced by the copies' in request_copy
+    r->generation.stops = NULL;
+    r->generation.sampling.logit_bias = NULL;
     r->n_choices = p->n_choices;
     r->seeded = p->seeded;
+    r->wake_at_end = p->wake_at_end;
     snprintf(r->label, sizeof r->label, "%s", p->label ? p->label : "");
     if (request_copy(r, p, err) != GARLIC_OK) {
         request_free(r); // frees the stop strings copied so far (the rest are NULL)
@@ -89,67 +91,53 @@ registry_request *registry_request_new(const registry_request_params *p, garlic_
     return r;
 }
 
-void registry_request_unref(registry_request *r)
+void engine_request_unref(engine_request *r)
 {
     if (r && atomic_fetch_sub(&r->refs, 1) == 1)
         request_free(r);
 }
 
-void registry_request_cancel(registry_request *r)
+void engine_request_cancel(engine_request *r)
 {
     atomic_store(&r->cancel, true);
 }
 
-void registry_request_release(registry_request *r)
+void engine_request_release(engine_request *r)
 {
     if (!r)
         return;
-    registry_request_cancel(r);
-    registry_request_unref(r);
-}
-
-// Grows *buf (of *cap elements of size elem) to hold need elements; false without memory.
-static bool grow(void **buf, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return true;
-    size_t n = *cap ? *cap * 2 : 256;
-    while (n < need)
-        n *= 2;
-    void *p = garlic_realloc(*buf, n * elem);
-    if (!p)
-        return false;
-    *buf = p;
-    *cap = n;
-    return true;
+    engine_request_cancel(r);
+    engine_request_unref(r);
 }
 
 // Scheduler side: appends text to a choice. GARLIC_ENOMEM when it cannot grow.
-int registry_request_append_text(registry_request *r, uint32_t choice, const char *text,
+int engine_request_append_text(engine_request *r, uint32_t choice, const char *text,
                                  size_t len)
 {
     pthread_mutex_lock(&r->mu);
     choice_channel *ch = &r->ch[choice];
-    bool ok = grow((void **)&ch->text, &ch->cap, ch->len + len + 1, 1);
+    bool ok = garlic_grow(&ch->text, &ch->cap, ch->len + len + 1, 1) == GARLIC_OK;
     if (ok) {
         memcpy(ch->text + ch->len, text, len);
         ch->len += len;
         ch->text[ch->len] = '\0';
-        pthread_cond_signal(&r->cv);
+        if (!r->wake_at_end)
+            pthread_cond_signal(&r->cv);
     }
     pthread_mutex_unlock(&r->mu);
     return ok ? GARLIC_OK : GARLIC_ENOMEM;
 }
 
 // Scheduler side: records a generated token of a choice with its log-probabilities.
-int registry_request_append_token(registry_request *r, uint32_t choice, int32_t id,
+int engine_request_append_token(engine_request *r, uint32_t choice, int32_t id,
                                   const sampler_logprobs *lp)
 {
     pthread_mutex_lock(&r->mu);
     choice_channel *ch = &r->ch[choice];
-    bool ok = grow((void **)&ch->tokens, &ch->tokens_cap, ch->n_tokens + 1, sizeof *ch->tokens);
+    bool ok = garlic_grow(&ch->tokens, &ch->tokens_cap, ch->n_tokens + 1, sizeof *ch->tokens) ==
+              GARLIC_OK;
     if (ok) {
-        registry_token *t = &ch->tokens[ch->n_tokens++];
+        engine_token *t = &ch->tokens[ch->n_tokens++];
         t->id = id;
         t->lp = *lp;
     }
@@ -157,33 +145,38 @@ int registry_request_append_token(registry_request *r, uint32_t choice, int32_t 
     return ok ? GARLIC_OK : GARLIC_ENOMEM;
 }
 
-void registry_request_end_choice(registry_request *r, uint32_t choice, const engine_stats *stats,
-                        uint32_t output_tokens)
+// Scheduler side: when a choice's first output token came, in seconds from submit.
+void engine_request_first_token(engine_request *r, uint32_t choice, double seconds)
+{
+    pthread_mutex_lock(&r->mu);
+    r->ch[choice].first_token_seconds = seconds;
+    pthread_mutex_unlock(&r->mu);
+}
+
+void engine_request_end_choice(engine_request *r, uint32_t choice, const engine_stats *stats,
+                               uint32_t output_tokens)
 {
     pthread_mutex_lock(&r->mu);
     r->ch[choice].output_tokens = output_tokens;
     r->ch[choice].done = true;
     r->ch[choice].finish = stats->finish;
     r->ch[choice].stats = *stats;
-    if (++r->n_done == r->n_choices)
-        r->finished = true;
     pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);
 }
 
 // Ends the request with an error; the message is copied.
-void registry_request_fail(registry_request *r, int code, const char *message)
+void engine_request_fail(engine_request *r, int code, const char *message)
 {
     pthread_mutex_lock(&r->mu);
     r->error = code;
     snprintf(r->error_message, sizeof r->error_message, "%s", message);
-    r->finished = true;
     pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);
 }
 
 // Moves the current choice's pending output into the submitter's buffers (under r->mu).
-static void take(registry_request *r, choice_channel *ch, registry_chunk *out)
+static void take(engine_request *r, choice_channel *ch, engine_chunk *out)
 {
     char *text = ch->text;
     size_t cap = ch->cap;
@@ -192,7 +185,7 @@ static void take(registry_request *r, choice_channel *ch, registry_chunk *out)
     out->text = text ? text : "";
     out->len = ch->len;
     ch->len = 0;
-    registry_token *tokens = ch->tokens;
+    engine_token *tokens = ch->tokens;
     size_t tcap = ch->tokens_cap;
     ch->tokens = r->taken_tokens, ch->tokens_cap = r->taken_tokens_cap;
     r->taken_tokens = tokens, r->taken_tokens_cap = tcap;
@@ -202,7 +195,7 @@ static void take(registry_request *r, choice_channel *ch, registry_chunk *out)
 }
 
 // Fills out from the channel if anything is ready (under r->mu); true if so.
-static bool try_take(registry_request *r, registry_chunk *out)
+static bool try_take(engine_request *r, engine_chunk *out)
 {
     memset(out, 0, sizeof *out);
     out->text = "";
@@ -226,14 +219,14 @@ static bool try_take(registry_request *r, registry_chunk *out)
         out->finish = ch->finish;
         out->stats = ch->stats;
         out->output_tokens = ch->output_tokens;
-        ch->done_taken = true;
+        out->first_token_seconds = ch->first_token_seconds;
         r->next_choice++;
         out->all_done = r->next_choice >= r->n_choices;
     }
     return true;
 }
 
-int registry_request_next(registry_request *r, registry_chunk *out, int timeout_ms)
+int engine_request_next(engine_request *r, engine_chunk *out, int timeout_ms)
 {
     pthread_mutex_lock(&r->mu);
     bool ready = try_take(r, out);

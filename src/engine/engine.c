@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: MIT
+// An engine's life: engine_new allocates the KV pool, the run state and the queue and starts
+// the scheduler (scheduler.c); submitters queue requests under the engine's lock; readers of
+// /metrics copy the counters the scheduler publishes after each step.
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "engine/internal.h"
+
+const char *engine_finish_name(engine_finish f)
+{
+    static const char *const names[ENGINE_FINISH_COUNT] = {
+        [ENGINE_FINISH_LENGTH] = "length", [ENGINE_FINISH_STOP] = "stop",
+        [ENGINE_FINISH_CONTEXT] = "length", [ENGINE_FINISH_CANCEL] = "cancel"};
+    return (unsigned)f < ENGINE_FINISH_COUNT ? names[f] : "unknown";
+}
+
+// Checks the sizes of cfg: the pool must hold one whole context.
+static int check_config(const engine_config *cfg, uint32_t block_tokens, garlic_error *err)
+{
+    const char *name = cfg->name ? cfg->name : "engine";
+    if (!cfg->weights || !cfg->tok)
+        return garlic_error_set(err, GARLIC_EINVAL, "%s: an engine needs a model and a tokenizer",
+                                name);
+    if (cfg->n_ctx == 0 || cfg->parallel == 0 || cfg->kv_blocks == 0)
+        return garlic_error_set(err, GARLIC_EINVAL, "%s: the context (%u), running sequences "
+                                "(%u) and KV blocks (%u) must not be 0", name, cfg->n_ctx,
+                                cfg->parallel, cfg->kv_blocks);
+    if ((uint64_t)cfg->kv_blocks * block_tokens < (uint64_t)cfg->n_ctx)
+        return garlic_error_set(err, GARLIC_EINVAL, "%s: a KV pool of %u positions cannot hold "
+                                "one context of %u", name, cfg->kv_blocks * block_tokens,
+                                cfg->n_ctx);
+    return GARLIC_OK;
+}
+
+engine *engine_new(const engine_config *cfg, garlic_error *err)
+{
+    uint32_t block_tokens = cfg->block_tokens ? cfg->block_tokens : KV_DEFAULT_BLOCK_TOKENS;
+    if (check_config(cfg, block_tokens, err) != GARLIC_OK)
+        return NULL;
+    engine *e = garlic_calloc(1, sizeof *e);
+    if (!e) {
+        garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    atomic_init(&e->cancel_all, false);
+    e->cfg = *cfg;
+    e->cfg.block_tokens = block_tokens;
+    e->cfg.step_tokens = cfg->step_tokens ? cfg->step_tokens : ENGINE_DEFAULT_STEP_TOKENS;
+    e->cfg.max_queue = cfg->max_queue ? cfg->max_queue : ENGINE_DEFAULT_MAX_QUEUE;
+    e->name = garlic_strndup(cfg->name ? cfg->name : "model", SIZE_MAX);
+    e->cfg.name = e->name;
+    engine_end_tokens(cfg->tok, &e->end_tokens);
+    kv_cache_config kc = model_kv_config(cfg->weights, cfg->kv_type, block_tokens, cfg->kv_blocks);
+    model_state_config sc = {.n_ctx = cfg->n_ctx, .max_batch = e->cfg.step_tokens,
+                             .logit_rows = cfg->parallel, .pool = cfg->pool,
+                             .n_threads = cfg->n_threads ? cfg->n_threads
+                                                         : thread_pool_default_threads()};
+    e->queue_cap = e->cfg.max_queue;
+    e->queue = garlic_calloc(e->queue_cap, sizeof *e->queue);
+    e->seq_info = garlic_calloc(cfg->parallel, sizeof *e->seq_info);
+    if (!e->name || !e->queue || !e->seq_info) {
+        garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+        engine_free(e);
+        return NULL;
+    }
+    if (!(e->kv = kv_cache_new(&kc, err)) || !(e->state = model_state_new(cfg->weights, &sc, err))) {
+        engine_free(e);
+        return NULL;
+    }
+    kv_cache_stats st = kv_cache_get_stats(e->kv);
+    e->snap = (engine_counters){.parallel = cfg->parallel, .block_tokens = block_tokens,
+                                .kv_blocks = st.n_blocks, .kv_free = st.n_free,
+                                .kv_bytes = kv_cache_bytes(e->kv)};
+    if (engine_sched_start(e, err) != GARLIC_OK) {
+        engine_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+void engine_stop(engine *e)
+{
+    engine_sched_stop(e);
+}
+
+void engine_free(engine *e)
+{
+    if (!e)
+        return;
+    engine_sched_stop(e);
+    model_state_free(e->state);
+    kv_cache_free(e->kv);
+    garlic_free(e->queue);
+    garlic_free(e->seq_info);
+    garlic_free(e->name);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+    garlic_free(e);
+}
+
+int engine_submit(engine *e, engine_request *r, garlic_error *err)
+{
+    if (r->n_prompt >= e->cfg.n_ctx)
+        return garlic_error_set(err, GARLIC_EINVAL, "%s: the prompt has %zu tokens; the context "
+                                "holds %u, with room for at least one generated token",
+                                e->name, r->n_prompt, e->cfg.n_ctx);
+    r->t_submit = garlic_now();
+    pthread_mutex_lock(&e->mu);
+    if (e->stop) {
+        pthread_mutex_unlock(&e->mu);
+        return garlic_error_set(err, GARLIC_ESTOPPED, "%s: the engine is stopping", e->name);
+    }
+    if (e->count == e->queue_cap) {
+        pthread_mutex_unlock(&e->mu);
+        return garlic_error_set(err, GARLIC_EFULL, "%s: %u requests are waiting already; "
+                                "try again later", e->name, e->queue_cap);
+    }
+    atomic_fetch_add(&r->refs, 1);
+    e->queue[(e->head + e->count) % e->queue_cap] = r;
+    e->count++;
+    e->busy = true;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    return GARLIC_OK;
+}
+
+// Running and waiting sequences are the scheduler's: their requests are reached through the
+// cancel flags, which the scheduler sets for everything it holds when it sees cancel_all.
+void engine_cancel_all(engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    for (uint32_t i = 0; i < e->count; i++)
+        engine_request_cancel(e->queue[(e->head + i) % e->queue_cap]);
+    atomic_store(&e->cancel_all, true);
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+bool engine_idle(engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    bool idle = e->count == 0 && !e->busy;
+    pthread_mutex_unlock(&e->mu);
+    return idle;
+}
+
+uint32_t engine_n_ctx(const engine *e)
+{
+    return e->cfg.n_ctx;
+}
+
+uint32_t engine_queue_length(engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    uint32_t n = e->count;
+    pthread_mutex_unlock(&e->mu);
+    return n;
+}
+
+void engine_counters_get(engine *e, engine_counters *out)
+{
+    pthread_mutex_lock(&e->mu);
+    *out = e->snap;
+    out->waiting += e->count;
+    pthread_mutex_unlock(&e->mu);
+}
+
+size_t engine_sequences(engine *e, engine_seq_info *out, size_t cap)
+{
+    pthread_mutex_lock(&e->mu);
+    size_t n = e->n_seq_info < cap ? e->n_seq_info : cap;
+    if (n)
+        memcpy(out, e->seq_info, n * sizeof *out);
+    pthread_mutex_unlock(&e->mu);
+    return n;
+}
