@@ -106,12 +106,24 @@ void api_response_error(api_response *r, const api_error *err, bool ollama);
 // gone, which cancels the request.
 typedef bool (*api_alive_fn)(void *ctx);
 
+// What a generating request used, for the server's request log.
+typedef struct api_usage {
+    char model[128];          // the model the request named ("" when none)
+    uint32_t prompt_tokens;
+    uint64_t generated_tokens; // output tokens of every choice
+    double ttft_seconds;      // from the request's arrival to its first token (0: none)
+    char *prompt;             // the rendered prompt when api_call.keep_prompt was set, else
+                              // NULL; garlic_malloc'd, the receiver frees it
+} api_usage;
+
 typedef struct api_call {
     registry *reg;
     const char *body; // (len) the request body, borrowed for the call
     size_t len;
     api_alive_fn alive;
     void *alive_ctx;
+    api_usage *usage;         // filled for a whole (not streamed) answer; may be NULL
+    bool keep_prompt;         // usage->prompt gets the rendered prompt
 } api_call;
 
 // The endpoints. Each fills *out (a status, a body or a stream); none fails otherwise.
@@ -129,6 +141,9 @@ void api_ollama_chat(const api_call *call, api_response *out);
 // the byte count, 0 at the end, -1 when the client is gone (alive said so; the request is
 // cancelled).
 ssize_t api_stream_read(api_stream *s, char *buf, size_t max, api_alive_fn alive, void *ctx);
+
+// What the stream's request used so far (usage->prompt moves to the caller).
+void api_stream_usage(api_stream *s, api_usage *usage);
 
 // Cancels the stream's request if it is still running and frees it. NULL is a no-op.
 void api_stream_free(api_stream *s);

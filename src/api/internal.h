@@ -19,6 +19,12 @@ typedef struct api_job {
     engine_request *req;    // after submit: released by api_job_deinit
     uint32_t n_prompt;        // prompt tokens
     double t_start;           // monotonic seconds when the request arrived
+    double t_submit;          // when it was queued on the engine
+    double t_first;           // when its first token came (0: none yet)
+    uint64_t generated;       // output tokens of every choice so far
+    bool keep_prompt;         // keep the rendered prompt for the log
+    char *prompt_text;        // the rendered prompt (keep_prompt), garlic_malloc'd
+    api_usage *usage;         // the call's, filled by api_job_deinit (NULL once streamed)
     double load_seconds;      // time this request spent loading the model
     int64_t created;          // Unix seconds
     char id[48];              // "chatcmpl-..." / "cmpl-..."
@@ -53,6 +59,10 @@ int api_job_submit(api_job *job, api_error *err);
 // the request failed or the client went away.
 int api_job_collect(api_job *job, const api_call *call, api_result *res, api_error *err);
 
+// Fills out with what job used (its prompt text moves there).
+void api_job_usage(api_job *job, api_usage *out);
+
+// Fills the call's usage (when it has one) and releases everything.
 void api_job_deinit(api_job *job);
 void api_result_deinit(api_result *res);
 

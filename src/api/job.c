@@ -88,6 +88,8 @@ int api_job_open(const api_call *call, api_kind kind, api_job *job, api_error *e
     clock_gettime(CLOCK_REALTIME, &ts);
     job->created = (int64_t)ts.tv_sec;
     job->t_start = garlic_now();
+    job->usage = call->usage;
+    job->keep_prompt = call->keep_prompt;
     snprintf(job->id, sizeof job->id, "%s-%08lx%08lx",
              kind == API_KIND_OPENAI_CHAT ? "chatcmpl" : "cmpl", (unsigned long)ts.tv_sec,
              (unsigned long)ts.tv_nsec ^ (unsigned long)(uintptr_t)job);
@@ -180,7 +182,10 @@ static int build_prompt(api_job *job, tokenizer_ids *ids, api_error *err)
     int rc = render(job, &text, err);
     if (rc == GARLIC_OK)
         rc = tokenize(job, text, true, ids, err);
-    garlic_free(text);
+    if (job->keep_prompt && !job->prompt_text)
+        job->prompt_text = text;
+    else
+        garlic_free(text);
     return rc;
 }
 
@@ -233,6 +238,7 @@ int api_job_submit(api_job *job, api_error *err)
     tokenizer_ids_deinit(&ids);
     if (rc)
         return rc;
+    job->t_submit = garlic_now();
     rc = registry_submit(job->model, job->req, &gerr);
     if (rc) {
         api_error_set(err, 503, NULL, "%s", gerr.message);
@@ -279,6 +285,10 @@ int api_job_collect(api_job *job, const api_call *call, api_result *res, api_err
             ch->stats = c.stats;
             ch->output_tokens = c.output_tokens;
             res->completion_tokens += c.output_tokens;
+            job->generated += c.output_tokens;
+            double first = c.first_token_seconds > 0 ? job->t_submit + c.first_token_seconds : 0;
+            if (first > 0 && (job->t_first == 0 || first < job->t_first))
+                job->t_first = first;
         }
         if (c.all_done)
             return GARLIC_OK;
@@ -294,8 +304,22 @@ void api_result_deinit(api_result *res)
     memset(res, 0, sizeof *res);
 }
 
+void api_job_usage(api_job *job, api_usage *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->model, sizeof out->model, "%s", job->in.model ? job->in.model : "");
+    out->prompt_tokens = job->n_prompt;
+    out->generated_tokens = job->generated;
+    out->ttft_seconds = job->t_first > 0 ? job->t_first - job->t_start : 0;
+    out->prompt = job->prompt_text;
+    job->prompt_text = NULL;
+}
+
 void api_job_deinit(api_job *job)
 {
+    if (job->usage)
+        api_job_usage(job, job->usage);
+    garlic_free(job->prompt_text);
     engine_request_release(job->req);
     if (job->acquired) // after the request: the model stays pinned until it is done
         registry_model_release(job->model, job->in.keep_alive);

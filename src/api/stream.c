@@ -8,6 +8,7 @@
 #include "api/internal.h"
 #include "base/alloc.h"
 #include "base/buffer.h"
+#include "base/clock.h"
 #include "engine/engine.h"
 
 api_stream *api_stream_new(api_job *job, const api_stream_ops *ops)
@@ -16,9 +17,15 @@ api_stream *api_stream_new(api_job *job, const api_stream_ops *ops)
     if (!s)
         return NULL;
     s->job = *job;
+    s->job.usage = NULL; // the server asks the stream at its end (api_stream_usage)
     memset(job, 0, sizeof *job);
     s->ops = ops;
     return s;
+}
+
+void api_stream_usage(api_stream *s, api_usage *usage)
+{
+    api_job_usage(&s->job, usage);
 }
 
 void api_stream_free(api_stream *s)
@@ -36,13 +43,8 @@ int api_stream_write(api_stream *s, const char *data, size_t len)
         return GARLIC_OK;
     if (s->out_pos == s->out_len)
         s->out_pos = s->out_len = 0;
-    if (s->out_len + len > s->out_cap) {
-        size_t cap = (s->out_len + len) * 2 + 256;
-        char *p = garlic_realloc(s->out, cap);
-        if (!p)
-            return GARLIC_ENOMEM;
-        s->out = p, s->out_cap = cap;
-    }
+    if (garlic_grow(&s->out, &s->out_cap, s->out_len + len, 1))
+        return GARLIC_ENOMEM;
     memcpy(s->out + s->out_len, data, len);
     s->out_len += len;
     return GARLIC_OK;
@@ -73,7 +75,10 @@ static int advance(api_stream *s, api_alive_fn alive, void *ctx)
         engine_chunk c;
         if (!engine_request_next(s->job.req, &c, 100))
             continue;
+        if (s->job.t_first == 0 && (c.len || c.n_tokens))
+            s->job.t_first = garlic_now();
         if (c.choice_done) {
+            s->job.generated += c.output_tokens;
             s->completion_tokens += c.output_tokens;
             s->last_stats = c.stats;
             s->last_finish = c.finish;

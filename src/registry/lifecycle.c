@@ -19,6 +19,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "registry/internal.h"
 
 enum { DEFAULT_KEEP_ALIVE = 300 };
@@ -33,8 +34,13 @@ static double default_keep_alive(const registry *reg)
 static void unload_now(registry_model *m, const char *why)
 {
     registry *reg = m->reg;
-    if (reg->cfg.log)
-        fprintf(stderr, "garlic: unloading %s (%s)\n", m->name, why);
+    if (reg->cfg.log) {
+        garlic_log_line l;
+        garlic_log_begin(&l, "unload");
+        garlic_log_str(&l, "model", m->name);
+        garlic_log_str(&l, "reason", why);
+        garlic_log_end(&l);
+    }
     pthread_mutex_lock(&m->load_mu);
     registry_model_unload_parts(m);
     pthread_mutex_unlock(&m->load_mu);
@@ -137,12 +143,25 @@ int registry_model_acquire(registry_model *m, double *load_seconds, garlic_error
         }
         if (rc != GARLIC_OK) {
             registry_model_unload_parts(m);
+            if (reg->cfg.log) {
+                garlic_log_line l;
+                garlic_log_begin(&l, "load_failed");
+                garlic_log_str(&l, "model", m->name);
+                garlic_log_str(&l, "error", err->message);
+                garlic_log_end(&l);
+            }
         } else {
             *load_seconds = garlic_now() - t0;
-            if (reg->cfg.log)
-                fprintf(stderr, "garlic: loaded %s in %.2f s (%.1f MiB planned: mapping, KV "
-                        "pool, buffers, overhead)\n", m->name, *load_seconds,
-                        m->cost / 1048576.0);
+            if (reg->cfg.log) {
+                garlic_log_line l;
+                garlic_log_begin(&l, "load");
+                garlic_log_str(&l, "model", m->name);
+                garlic_log_num(&l, "load_ms", *load_seconds * 1e3);
+                garlic_log_int(&l, "planned_bytes", (int64_t)m->cost);
+                garlic_log_int(&l, "context", m->n_ctx);
+                garlic_log_int(&l, "parallel", m->parallel);
+                garlic_log_end(&l);
+            }
             pthread_mutex_lock(&reg->life_mu);
             atomic_store_explicit(&m->loaded, true, memory_order_release);
             reg->loads++;

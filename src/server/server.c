@@ -15,6 +15,9 @@
 
 #include "api/api.h"
 #include "base/alloc.h"
+#include "base/buffer.h"
+#include "base/clock.h"
+#include "base/log.h"
 #include "server/internal.h"
 #include "server/server.h"
 
@@ -52,6 +55,7 @@ struct server {
     char *cors_origin;   // NULL: no CORS
     size_t max_body;
     uint16_t port;
+    bool log_requests, log_prompts;
     server_metrics metrics; // shared by the HTTP threads (atomics)
 };
 
@@ -62,12 +66,23 @@ typedef enum exchange_state {
     EXCHANGE_STATE_COUNT
 } exchange_state;
 
+// What the request log says of a request.
+typedef struct request_record {
+    char method[16];
+    char path[128];
+    double t_start;      // monotonic seconds at the first callback
+    int status;          // of the answer queued, 0 before
+    api_usage usage;     // of a generating request
+} request_record;
+
 // One HTTP request, owned by its connection's thread from the first callback to completion.
 typedef struct exchange {
     size_t route;        // index in routes, ROUTE_OTHER when none
     exchange_state state;
     char *body;          // (cap) the request body so far
     size_t len, cap;
+    request_record rec;
+    bool streamed;       // the answer is a stream: its end logs the request
 } exchange;
 
 // What a streamed answer's reader callback needs; owned by the MHD response.
@@ -75,7 +90,34 @@ typedef struct stream_ctx {
     api_stream *stream;
     server *srv;
     int fd;              // the client's socket, watched for hang-ups
+    request_record rec;
 } stream_ctx;
+
+// One line on the log for a finished request: time, method, path, model, status, tokens,
+// time to first token and total time (and the rendered prompt with --verbose).
+static void log_request(const server *srv, request_record *rec)
+{
+    if (srv->log_requests) {
+        garlic_log_line l;
+        garlic_log_begin(&l, "request");
+        garlic_log_str(&l, "method", rec->method);
+        garlic_log_str(&l, "path", rec->path);
+        garlic_log_int(&l, "status", rec->status);
+        if (rec->usage.model[0])
+            garlic_log_str(&l, "model", rec->usage.model);
+        if (rec->usage.prompt_tokens) {
+            garlic_log_int(&l, "prompt_tokens", rec->usage.prompt_tokens);
+            garlic_log_int(&l, "generated_tokens", (int64_t)rec->usage.generated_tokens);
+            garlic_log_num(&l, "ttft_ms", rec->usage.ttft_seconds * 1e3);
+        }
+        garlic_log_num(&l, "total_ms", (garlic_now() - rec->t_start) * 1e3);
+        if (srv->log_prompts && rec->usage.prompt)
+            garlic_log_str(&l, "prompt", rec->usage.prompt);
+        garlic_log_end(&l);
+    }
+    garlic_free(rec->usage.prompt);
+    rec->usage.prompt = NULL;
+}
 
 static void add_common_headers(server *srv, struct MHD_Response *r, const char *content_type)
 {
@@ -90,10 +132,12 @@ static void add_common_headers(server *srv, struct MHD_Response *r, const char *
 }
 
 // Queues a whole-body answer (copied) and counts it.
-static enum MHD_Result send_body(server *srv, struct MHD_Connection *c, size_t route, int status,
+static enum MHD_Result send_body(server *srv, struct MHD_Connection *c, exchange *ex, int status,
                                  const char *content_type, const char *body, size_t len,
                                  uint32_t retry_after)
 {
+    size_t route = ex->route;
+    ex->rec.status = status;
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!r)
@@ -113,15 +157,16 @@ static enum MHD_Result send_body(server *srv, struct MHD_Connection *c, size_t r
 }
 
 // An error answer in the shape the route's clients expect.
-static enum MHD_Result send_error(server *srv, struct MHD_Connection *c, size_t route, int status,
+static enum MHD_Result send_error(server *srv, struct MHD_Connection *c, exchange *ex, int status,
                                   const char *code, const char *fmt, const char *arg)
 {
+    size_t route = ex->route;
     api_error err = {0};
     api_error_set(&err, status, NULL, fmt, arg);
     err.code = code;
     api_response resp = {0};
     api_response_error(&resp, &err, route < N_ROUTES && routes[route].ollama);
-    enum MHD_Result ok = send_body(srv, c, route, resp.status, resp.content_type, resp.body,
+    enum MHD_Result ok = send_body(srv, c, ex, resp.status, resp.content_type, resp.body,
                                    resp.len, 0);
     api_response_deinit(&resp);
     return ok;
@@ -151,17 +196,24 @@ static void stream_done(void *cls)
 {
     stream_ctx *sc = cls;
     atomic_fetch_sub(&sc->srv->metrics.streams, 1);
+    if (sc->stream)
+        api_stream_usage(sc->stream, &sc->rec.usage);
+    log_request(sc->srv, &sc->rec);
     api_stream_free(sc->stream);
     garlic_free(sc);
 }
 
 // Queues a streamed answer; the stream moves into the MHD response.
-static enum MHD_Result send_stream(server *srv, struct MHD_Connection *c, size_t route,
+static enum MHD_Result send_stream(server *srv, struct MHD_Connection *c, exchange *ex,
                                    api_response *resp)
 {
+    size_t route = ex->route;
     stream_ctx *sc = garlic_calloc(1, sizeof *sc);
     if (!sc)
-        return send_error(srv, c, route, 503, NULL, "%s", "out of memory");
+        return send_error(srv, c, ex, 503, NULL, "%s", "out of memory");
+    ex->streamed = true;
+    sc->rec = ex->rec;
+    sc->rec.status = resp->status;
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     sc->fd = info ? info->connect_fd : -1;
@@ -184,23 +236,23 @@ static enum MHD_Result send_stream(server *srv, struct MHD_Connection *c, size_t
 }
 
 // Built-in routes: /health, /metrics and / (Ollama clients probe it).
-static enum MHD_Result serve_builtin(server *srv, struct MHD_Connection *c, size_t route)
+static enum MHD_Result serve_builtin(server *srv, struct MHD_Connection *c, exchange *ex)
 {
-    const char *path = routes[route].path;
+    const char *path = routes[ex->route].path;
     if (strcmp(path, "/health") == 0) {
         static const char ok[] = "{\"status\":\"ok\"}";
-        return send_body(srv, c, route, 200, "application/json", ok, sizeof ok - 1, 0);
+        return send_body(srv, c, ex, 200, "application/json", ok, sizeof ok - 1, 0);
     }
     if (strcmp(path, "/") == 0) {
         static const char running[] = "garlic is running";
-        return send_body(srv, c, route, 200, "text/plain", running, sizeof running - 1, 0);
+        return send_body(srv, c, ex, 200, "text/plain", running, sizeof running - 1, 0);
     }
     size_t len = 0;
     char *text = server_metrics_render(&srv->metrics, srv->reg, &len);
     if (!text)
-        return send_error(srv, c, route, 503, NULL, "%s", "out of memory");
+        return send_error(srv, c, ex, 503, NULL, "%s", "out of memory");
     enum MHD_Result ok =
-        send_body(srv, c, route, 200, "text/plain; version=0.0.4", text, len, 0);
+        send_body(srv, c, ex, 200, "text/plain; version=0.0.4", text, len, 0);
     garlic_free(text);
     return ok;
 }
@@ -210,20 +262,21 @@ static enum MHD_Result dispatch(server *srv, struct MHD_Connection *c, exchange 
 {
     const route_entry *rt = &routes[ex->route];
     if (!rt->handler)
-        return serve_builtin(srv, c, ex->route);
+        return serve_builtin(srv, c, ex);
     stream_ctx probe = {.fd = -1};
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     probe.fd = info ? info->connect_fd : -1;
     api_call call = {.reg = srv->reg, .body = ex->body ? ex->body : "", .len = ex->len,
-                     .alive = client_alive, .alive_ctx = &probe};
+                     .alive = client_alive, .alive_ctx = &probe, .usage = &ex->rec.usage,
+                     .keep_prompt = srv->log_prompts};
     api_response resp = {0};
     rt->handler(&call, &resp);
     enum MHD_Result ok;
     if (resp.stream)
-        ok = send_stream(srv, c, ex->route, &resp);
+        ok = send_stream(srv, c, ex, &resp);
     else
-        ok = send_body(srv, c, ex->route, resp.status, resp.content_type, resp.body, resp.len,
+        ok = send_body(srv, c, ex, resp.status, resp.content_type, resp.body, resp.len,
                        resp.retry_after);
     api_response_deinit(&resp);
     return ok;
@@ -265,11 +318,11 @@ static size_t find_route(const char *method, const char *url, bool *wrong_method
     return ROUTE_OTHER;
 }
 
-static enum MHD_Result send_too_large(server *srv, struct MHD_Connection *c, size_t route)
+static enum MHD_Result send_too_large(server *srv, struct MHD_Connection *c, exchange *ex)
 {
     char limit[32];
     snprintf(limit, sizeof limit, "%zu", srv->max_body);
-    return send_error(srv, c, route, 413, "request_too_large",
+    return send_error(srv, c, ex, 413, "request_too_large",
                       "the body is larger than the limit of %s bytes", limit);
 }
 
@@ -279,22 +332,25 @@ static enum MHD_Result begin(server *srv, struct MHD_Connection *c, const char *
                              const char *method, exchange *ex, bool *answered)
 {
     *answered = true;
+    snprintf(ex->rec.method, sizeof ex->rec.method, "%s", method);
+    snprintf(ex->rec.path, sizeof ex->rec.path, "%s", url);
+    ex->rec.t_start = garlic_now();
     bool wrong_method;
     ex->route = find_route(method, url, &wrong_method);
     if (strcmp(method, "OPTIONS") == 0 && srv->cors_origin)
-        return send_body(srv, c, ex->route, 204, NULL, "", 0, 0);
+        return send_body(srv, c, ex, 204, NULL, "", 0, 0);
     if (ex->route == ROUTE_OTHER && wrong_method)
-        return send_error(srv, c, ex->route, 405, "method_not_allowed",
+        return send_error(srv, c, ex, 405, "method_not_allowed",
                           "%s is not allowed on this path", method);
     if (ex->route == ROUTE_OTHER)
-        return send_error(srv, c, ex->route, 404, "not_found", "no endpoint %s", url);
+        return send_error(srv, c, ex, 404, "not_found", "no endpoint %s", url);
     if (strcmp(routes[ex->route].path, "/health") != 0 && !authorized(srv, c))
-        return send_error(srv, c, ex->route, 401, "invalid_api_key", "%s",
+        return send_error(srv, c, ex, 401, "invalid_api_key", "%s",
                           "a valid API key is required: send 'Authorization: Bearer KEY'");
     const char *cl =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > srv->max_body)
-        return send_too_large(srv, c, ex->route);
+        return send_too_large(srv, c, ex);
     *answered = false;
     return MHD_YES;
 }
@@ -309,13 +365,8 @@ static enum MHD_Result collect(server *srv, exchange *ex, const char *data, size
     }
     if (ex->state != EXCHANGE_COLLECTING)
         return MHD_YES;
-    if (ex->len + n + 1 > ex->cap) {
-        size_t cap = (ex->len + n + 1) * 2;
-        char *p = garlic_realloc(ex->body, cap);
-        if (!p)
-            return MHD_NO;
-        ex->body = p, ex->cap = cap;
-    }
+    if (garlic_grow(&ex->body, &ex->cap, ex->len + n + 1, 1))
+        return MHD_NO;
     memcpy(ex->body + ex->len, data, n);
     ex->len += n;
     ex->body[ex->len] = '\0';
@@ -346,7 +397,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return collect(srv, ex, upload, n);
     }
     if (ex->state == EXCHANGE_TOO_LARGE)
-        return send_too_large(srv, c, ex->route);
+        return send_too_large(srv, c, ex);
     if (ex->state == EXCHANGE_ANSWERED)
         return MHD_YES;
     return dispatch(srv, c, ex);
@@ -355,10 +406,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **state,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls, (void)c, (void)toe;
+    (void)c, (void)toe;
+    server *srv = cls;
     exchange *ex = *state;
     if (!ex)
         return;
+    if (!ex->streamed) // a stream logs its request when it ends
+        log_request(srv, &ex->rec);
     garlic_free(ex->body);
     garlic_free(ex);
     *state = NULL;
@@ -405,6 +459,8 @@ static server *server_new(const server_config *cfg, registry *reg)
         return NULL;
     s->reg = reg;
     s->max_body = cfg->max_body ? cfg->max_body : SERVER_DEFAULT_MAX_BODY;
+    s->log_requests = cfg->log_requests;
+    s->log_prompts = cfg->log_prompts;
     bool ok = true;
     if (cfg->api_key && *cfg->api_key)
         ok &= (s->api_key = garlic_strndup(cfg->api_key, SIZE_MAX)) != NULL;

@@ -6,6 +6,7 @@
 #ifndef GARLIC_SERVER_H
 #define GARLIC_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,8 @@ typedef struct server_config {
     size_t max_body;          // 0: SERVER_DEFAULT_MAX_BODY
     unsigned max_connections; // 0: SERVER_DEFAULT_MAX_CONNECTIONS
     unsigned timeout_seconds; // 0: SERVER_DEFAULT_TIMEOUT
+    bool log_requests;        // one line per request on the log (base/log.h)
+    bool log_prompts;         // and each generating request's rendered prompt
 } server_config;
 
 typedef struct server server;
