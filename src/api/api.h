@@ -13,8 +13,9 @@
 #include <sys/types.h>
 
 #include "base/error.h"
-#include "registry/registry.h" // api_call names the registry
 #include "sampler/sampler.h"
+
+typedef struct registry registry;
 
 #define API_VERSION "0.1.0"
 

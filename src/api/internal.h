@@ -9,6 +9,8 @@
 #include <cjson/cJSON.h>
 
 #include "api/api.h"
+#include "engine/engine.h"
+#include "registry/registry.h"
 
 // One generating request. Owned by the handler's thread (then by its stream).
 typedef struct api_job {

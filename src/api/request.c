@@ -13,6 +13,7 @@
 
 #include "api/api.h"
 #include "base/alloc.h"
+#include "engine/engine.h"
 
 int api_error_set(api_error *err, int status, const char *param, const char *fmt, ...)
 {

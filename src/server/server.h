@@ -11,7 +11,8 @@
 #include <stdint.h>
 
 #include "base/error.h"
-#include "registry/registry.h"
+
+typedef struct registry registry;
 
 enum {
     SERVER_DEFAULT_PORT = 8686,              // clashes with neither Ollama, vLLM nor llama-server
