@@ -61,6 +61,19 @@ int api_job_submit(api_job *job, api_error *err);
 // the request failed or the client went away.
 int api_job_collect(api_job *job, const api_call *call, api_result *res, api_error *err);
 
+// How a flavour (OpenAI, Ollama) answers a generating request.
+typedef struct api_flavour {
+    const struct api_stream_ops *stream_ops; // the stream's formatter
+    const char *stream_type;                 // the stream's content type
+    bool ollama;                             // errors in Ollama's shape
+    cJSON *(*whole)(const api_job *job, const api_result *res); // the whole answer's body
+} api_flavour;
+
+// Submits an opened job and answers: a stream (the job moves into it) or, once every choice
+// ended, the whole answer. Deinitializes the job in every case.
+void api_job_answer(api_job *job, const api_call *call, const api_flavour *f,
+                    api_response *out);
+
 // Fills out with what job used (its prompt text moves there).
 void api_job_usage(api_job *job, api_usage *out);
 

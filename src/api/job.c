@@ -295,6 +295,36 @@ int api_job_collect(api_job *job, const api_call *call, api_result *res, api_err
     }
 }
 
+void api_job_answer(api_job *job, const api_call *call, const api_flavour *f,
+                    api_response *out)
+{
+    api_error err = {0};
+    if (api_job_submit(job, &err) != GARLIC_OK) {
+        api_fail(out, &err, f->ollama);
+        api_job_deinit(job);
+        return;
+    }
+    if (job->in.stream) {
+        out->stream = api_stream_new(job, f->stream_ops);
+        if (out->stream) {
+            out->status = 200;
+            out->content_type = f->stream_type;
+            return;
+        }
+        api_error_set(&err, 503, NULL, "out of memory");
+        api_fail(out, &err, f->ollama);
+        api_job_deinit(job);
+        return;
+    }
+    api_result res;
+    if (api_job_collect(job, call, &res, &err) == GARLIC_OK)
+        api_respond_json(out, 200, f->whole(job, &res));
+    else
+        api_fail(out, &err, f->ollama);
+    api_result_deinit(&res);
+    api_job_deinit(job);
+}
+
 void api_result_deinit(api_result *res)
 {
     for (size_t i = 0; i < ENGINE_MAX_CHOICES; i++) {

@@ -313,47 +313,39 @@ static int stream_end(api_stream *s)
 
 static const api_stream_ops ollama_stream_ops = {.chunk = stream_chunk, .end = stream_end};
 
+// The whole answer: one object with the text and the final statistics.
+static cJSON *whole_answer(const api_job *job, const api_result *res)
+{
+    const api_choice *c = &res->choices[0];
+    cJSON *o = line_head(job, c->text ? c->text : "", true);
+    add_final(o, job, &c->stats, c->finish, res->completion_tokens);
+    return o;
+}
+
+static const api_flavour ollama_flavour = {.stream_ops = &ollama_stream_ops,
+                                           .stream_type = "application/x-ndjson",
+                                           .ollama = true, .whole = whole_answer};
+
 // Generate and chat: an empty prompt (or no messages) only loads the model, as in Ollama.
 static void generate(const api_call *call, api_kind kind, api_response *out)
 {
     api_job job;
     api_error err = {0};
-    bool failed = api_job_open(call, kind, &job, &err) != GARLIC_OK;
+    if (api_job_open(call, kind, &job, &err) != GARLIC_OK) {
+        api_fail(out, &err, true);
+        api_job_deinit(&job);
+        return;
+    }
     bool load_only = kind == API_KIND_OLLAMA_CHAT ? !job.in.messages
                                                   : !job.in.prompt || !job.in.prompt[0];
-    if (!failed && load_only) {
+    if (load_only) {
         cJSON *o = line_head(&job, "", true);
         cJSON_AddStringToObject(o, "done_reason", "load");
         api_respond_json(out, 200, o);
         api_job_deinit(&job);
         return;
     }
-    if (failed || api_job_submit(&job, &err) != GARLIC_OK) {
-        api_fail(out, &err, true);
-        api_job_deinit(&job);
-        return;
-    }
-    if (job.in.stream) {
-        out->stream = api_stream_new(&job, &ollama_stream_ops);
-        out->status = 200;
-        out->content_type = "application/x-ndjson";
-        if (out->stream)
-            return;
-        api_error_set(&err, 503, NULL, "out of memory");
-        api_fail(out, &err, true);
-        api_job_deinit(&job);
-        return;
-    }
-    api_result res;
-    if (api_job_collect(&job, call, &res, &err) == GARLIC_OK) {
-        cJSON *o = line_head(&job, res.choices[0].text ? res.choices[0].text : "", true);
-        add_final(o, &job, &res.choices[0].stats, res.choices[0].finish, res.completion_tokens);
-        api_respond_json(out, 200, o);
-    } else {
-        api_fail(out, &err, true);
-    }
-    api_result_deinit(&res);
-    api_job_deinit(&job);
+    api_job_answer(&job, call, &ollama_flavour, out);
 }
 
 void api_ollama_generate(const api_call *call, api_response *out)

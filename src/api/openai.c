@@ -213,35 +213,21 @@ static int stream_end(api_stream *s)
 
 static const api_stream_ops openai_stream_ops = {.chunk = stream_chunk, .end = stream_end};
 
+static const api_flavour openai_flavour = {.stream_ops = &openai_stream_ops,
+                                           .stream_type = "text/event-stream",
+                                           .whole = whole_answer};
+
 // Chat and completions: parse, queue, then stream or answer at once.
 static void generate(const api_call *call, api_kind kind, api_response *out)
 {
     api_job job;
     api_error err = {0};
-    if (api_job_open(call, kind, &job, &err) || api_job_submit(&job, &err)) {
+    if (api_job_open(call, kind, &job, &err)) {
         api_fail(out, &err, false);
         api_job_deinit(&job);
         return;
     }
-    if (job.in.stream) {
-        out->stream = api_stream_new(&job, &openai_stream_ops);
-        if (!out->stream) {
-            api_error_set(&err, 503, NULL, "out of memory");
-            api_fail(out, &err, false);
-            api_job_deinit(&job);
-            return;
-        }
-        out->status = 200;
-        out->content_type = "text/event-stream";
-        return;
-    }
-    api_result res;
-    if (api_job_collect(&job, call, &res, &err) == GARLIC_OK)
-        api_respond_json(out, 200, whole_answer(&job, &res));
-    else
-        api_fail(out, &err, false);
-    api_result_deinit(&res);
-    api_job_deinit(&job);
+    api_job_answer(&job, call, &openai_flavour, out);
 }
 
 void api_openai_chat(const api_call *call, api_response *out)

@@ -30,6 +30,7 @@ typedef struct run_options {
     const char *prompt_ids;  // token ids instead of text
     const char *dump_logits; // file for the prompt's logits
     const char *system;      // chat: a system message
+    const char *template_file; // a chat template instead of the model's
     uint32_t n_predict;      // -n (0: until the context is full)
     uint32_t n_ctx;          // -c (0: min(trained, 4096))
     uint32_t batch;          // -b
@@ -46,7 +47,8 @@ static int run_usage(void)
     fprintf(stderr,
             "usage: garlic run MODEL.gguf [PROMPT] [-n N] [--temp X] [--top-k N] [--top-p X]\n"
             "         [--min-p X] [--repeat-penalty X] [--seed N] [-c N] [-t N] [-b N]\n"
-            "         [--kv-type f16|q8_0|fp8|f32] [--stop S]... [--system S] [--verbose]\n"
+            "         [--kv-type f16|q8_0|fp8|f32] [--stop S]... [--system S]\n"
+            "         [--chat-template-file FILE] [--verbose]\n"
             "         [--prompt-ids \"1 450 4996\"] [--dump-logits FILE]\n"
             "  Without PROMPT, chat interactively with the model's chat template (end with\n"
             "  Ctrl-D). --verbose prints each rendered prompt and the timings to stderr.\n");
@@ -123,6 +125,8 @@ static int parse_valued(run_options *o, const char *opt, const char *val)
         return o->dump_logits = val, 0;
     if (!strcmp(opt, "--system"))
         return o->system = val, 0;
+    if (!strcmp(opt, "--chat-template-file"))
+        return o->template_file = val, 0;
     return 1;
 }
 
@@ -389,7 +393,8 @@ int cli_run(int argc, char **argv)
         return status;
     garlic_error err = {0};
     registry_config cfg = {.n_ctx = o.n_ctx, .parallel = 1, .step_tokens = o.batch,
-                           .n_threads = o.threads, .kv_type = o.kv_type};
+                           .n_threads = o.threads, .kv_type = o.kv_type,
+                           .chat_template_file = o.template_file};
     cli_local l;
     if (cli_local_open(&l, o.model_path, &cfg, &err) != GARLIC_OK) {
         fprintf(stderr, "garlic run: %s\n", err.message);
