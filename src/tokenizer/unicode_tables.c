@@ -5,7 +5,7 @@
 // code point of its lowercase form. Both as sorted ranges; data only, no logic.
 #include "tokenizer/internal.h"
 
-const tok_nfd_range tok_nfd_ranges[] = {
+const tokenizer_nfd_range tokenizer_nfd_ranges[] = {
     {0xC0, 0xC5, 0x41}, {0xC7, 0xC7, 0x43}, {0xC8, 0xCB, 0x45}, {0xCC, 0xCF, 0x49},
     {0xD1, 0xD1, 0x4E}, {0xD2, 0xD6, 0x4F}, {0xD9, 0xDC, 0x55}, {0xDD, 0xDD, 0x59},
     {0xE0, 0xE5, 0x61}, {0xE7, 0xE7, 0x63}, {0xE8, 0xEB, 0x65}, {0xEC, 0xEF, 0x69},
@@ -587,10 +587,10 @@ const tok_nfd_range tok_nfd_ranges[] = {
     {0x2FA1A, 0x2FA1A, 0x9F0F}, {0x2FA1B, 0x2FA1B, 0x9F16}, {0x2FA1C, 0x2FA1C, 0x9F3B},
     {0x2FA1D, 0x2FA1D, 0x2A600},
 };
-const size_t tok_nfd_count = sizeof tok_nfd_ranges / sizeof tok_nfd_ranges[0];
+const size_t tokenizer_nfd_count = sizeof tokenizer_nfd_ranges / sizeof tokenizer_nfd_ranges[0];
 
 // {first, last, step, delta}: c in [first, last] with (c - first) % step == 0 lowercases to c + delta.
-const tok_case_range tok_lower_ranges[] = {
+const tokenizer_case_range tokenizer_lower_ranges[] = {
     {0x41, 0x5A, 1, 32}, {0xC0, 0xD6, 1, 32}, {0xD8, 0xDE, 1, 32}, {0x100, 0x12E, 2, 1},
     {0x130, 0x130, 1, -199}, {0x132, 0x136, 2, 1}, {0x139, 0x147, 2, 1}, {0x14A, 0x176, 2, 1},
     {0x178, 0x178, 1, -121}, {0x179, 0x17D, 2, 1}, {0x181, 0x181, 1, 210}, {0x182, 0x184, 2, 1},
@@ -646,4 +646,4 @@ const tok_case_range tok_lower_ranges[] = {
     {0x10594, 0x10595, 1, 39}, {0x10C80, 0x10CB2, 1, 64}, {0x118A0, 0x118BF, 1, 32},
     {0x16E40, 0x16E5F, 1, 32}, {0x1E900, 0x1E921, 1, 34},
 };
-const size_t tok_lower_count = sizeof tok_lower_ranges / sizeof tok_lower_ranges[0];
+const size_t tokenizer_lower_count = sizeof tokenizer_lower_ranges / sizeof tokenizer_lower_ranges[0];
