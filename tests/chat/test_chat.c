@@ -500,6 +500,11 @@ static const char *const render_cases[][2] = {
      "1-a-None|[1][2]"},
     {"{{ 'x'|tojson|tojson }}|{{ '\"q\"'|tojson }}|{{ '\\\\'|tojson }}\n",
      "\"\\\"x\\\"\"|\"\\\"q\\\"\"|\"\\\\\""},
+    // every test name and alias is known (one table); INT64_MIN % -1 must not trap
+    {"{{ (-9223372036854775807 - 1) is divisibleby(-1) }}|{{ '==' is test }}|"
+     "{{ 'lessthan' is test }}|{{ 'nope' is test }}|{{ 'trim' is filter }}|"
+     "{{ [1, 2, 3]|select('>', 1)|list }}|{{ [1, 2, 3]|reject('==', 2)|list }}",
+     "True|True|True|False|True|[2, 3]|[1, 3]"},
 };
 
 static const char *const error_cases[][2] = {
