@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-// The chat-template value model: an arena that every template and render allocates from,
-// strings, lists and insertion-ordered dicts, and Python's semantics for them: truthiness,
-// equality, ordering, str() and repr() (including float repr), plus UTF-8 code-point helpers.
-// JSON in and out lives in json.c.
+// The chat-template value model: an arena that every template and render allocates from
+// (and grows its arrays in), strings, lists and insertion-ordered dicts, and Python's
+// semantics for them: truthiness, equality, ordering, str() and repr() (including float
+// repr), plus UTF-8 code-point helpers. JSON in and out lives in json.c.
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
