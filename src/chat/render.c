@@ -75,7 +75,8 @@ int chat_render_undefined_error(render_ctx *c, const chat_node *at, const chat_v
 
 static int push_var(render_ctx *c, const char *name, chat_value v)
 {
-    if (chat_arena_grow(&c->arena, &c->vars, &c->cap_vars, c->n_vars, c->n_vars + 1,
+    if (c->n_vars == c->cap_vars &&
+        chat_arena_grow(&c->arena, &c->vars, &c->cap_vars, c->n_vars, c->n_vars + 1,
                         sizeof *c->vars) != GARLIC_OK)
         return GARLIC_ENOMEM;
     c->vars[c->n_vars++] = (render_var){name, v};

@@ -92,7 +92,8 @@ int chat_buf_append(chat_arena *a, chat_buf *b, const char *s, size_t n)
 {
     if (n > SIZE_MAX / 4 || (b->max && b->len + n > b->max))
         return GARLIC_ENOMEM;
-    if (chat_arena_grow(a, &b->data, &b->cap, b->len, b->len + n + 1, 1) != GARLIC_OK)
+    if (b->len + n + 1 > b->cap &&
+        chat_arena_grow(a, &b->data, &b->cap, b->len, b->len + n + 1, 1) != GARLIC_OK)
         return GARLIC_ENOMEM;
     if (n)
         memcpy(b->data + b->len, s, n);
@@ -143,7 +144,8 @@ chat_list *chat_list_new(chat_arena *a, size_t cap)
 // Appends v, doubling the storage when full.
 int chat_list_push(chat_arena *a, chat_list *l, chat_value v)
 {
-    if (chat_arena_grow(a, &l->items, &l->cap, l->n, l->n + 1, sizeof *l->items) != GARLIC_OK)
+    if (l->n == l->cap &&
+        chat_arena_grow(a, &l->items, &l->cap, l->n, l->n + 1, sizeof *l->items) != GARLIC_OK)
         return GARLIC_ENOMEM;
     l->items[l->n++] = v;
     return GARLIC_OK;

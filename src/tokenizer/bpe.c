@@ -251,7 +251,8 @@ static void work_free(bpe_work *w)
 // Appends a span to the list spans[which] (0 or 1: the lists alternate between regexes).
 static int span_push(bpe_work *w, int which, uint32_t off, uint32_t len)
 {
-    if (garlic_grow(&w->spans[which], &w->cap_spans[which], w->n_spans[which] + 1,
+    if (w->n_spans[which] == w->cap_spans[which] &&
+        garlic_grow(&w->spans[which], &w->cap_spans[which], w->n_spans[which] + 1,
                     sizeof *w->spans[which]) != GARLIC_OK)
         return GARLIC_ENOMEM;
     w->spans[which][w->n_spans[which]++] = (span){off, len};

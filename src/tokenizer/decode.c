@@ -53,17 +53,25 @@ int tokenizer_decode(const tokenizer *t, const int32_t *ids, size_t n, unsigned 
     bool strip = strips_space(t);
     if (garlic_buf_reserve(out, 0) != GARLIC_OK)
         return garlic_error_set(err, GARLIC_ENOMEM, "out of memory decoding");
-    out->data[out->len] = '\0'; // decoding nothing still gives a string
+    int rc = GARLIC_OK;
     for (size_t i = 0; i < n; i++) {
-        if (ids[i] < 0 || (uint32_t)ids[i] >= t->n_vocab)
-            return garlic_error_set(err, GARLIC_EINVAL, "token id %d out of range (%u tokens)",
-                                    ids[i], t->n_vocab);
+        if (ids[i] < 0 || (uint32_t)ids[i] >= t->n_vocab) {
+            rc = garlic_error_set(err, GARLIC_EINVAL, "token id %d out of range (%u tokens)",
+                                  ids[i], t->n_vocab);
+            break;
+        }
         size_t len;
         const char *p = piece_after_rule(t, ids[i], flags, &strip, &len);
-        if (garlic_buf_append(out, p, len) != GARLIC_OK)
-            return garlic_error_set(err, GARLIC_ENOMEM, "out of memory decoding");
+        // the room test is inline: most pieces fit, and decoding is a hot loop
+        if (len >= out->cap - out->len && garlic_buf_reserve(out, len) != GARLIC_OK) {
+            rc = garlic_error_set(err, GARLIC_ENOMEM, "out of memory decoding");
+            break;
+        }
+        memcpy(out->data + out->len, p, len);
+        out->len += len;
     }
-    return GARLIC_OK;
+    out->data[out->len] = '\0';
+    return rc;
 }
 
 void tokenizer_text_deinit(tokenizer_text *text)

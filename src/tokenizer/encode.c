@@ -24,7 +24,7 @@ typedef struct fragment_list {
 
 static int fragment_push(fragment_list *l, size_t off, size_t len, int32_t id)
 {
-    if (garlic_grow(&l->items, &l->cap, l->n + 1, sizeof *l->items) != GARLIC_OK)
+    if (l->n == l->cap && garlic_grow(&l->items, &l->cap, l->n + 1, sizeof *l->items) != GARLIC_OK)
         return GARLIC_ENOMEM;
     l->items[l->n++] = (fragment){off, len, id};
     return GARLIC_OK;

@@ -28,7 +28,8 @@ static const char *const special_keys[TOKENIZER_SPECIAL_COUNT] = {
 
 int tokenizer_ids_push(tokenizer_ids *out, int32_t id)
 {
-    if (garlic_grow(&out->ids, &out->cap, out->n + 1, sizeof *out->ids) != GARLIC_OK)
+    if (out->n == out->cap &&
+        garlic_grow(&out->ids, &out->cap, out->n + 1, sizeof *out->ids) != GARLIC_OK)
         return GARLIC_ENOMEM;
     out->ids[out->n++] = id;
     return GARLIC_OK;
@@ -687,7 +688,7 @@ bool tokenizer_is_lossless(const tokenizer *t)
 
 int tokenizer_heap_push(tokenizer_heap *h, tokenizer_bigram item)
 {
-    if (garlic_grow(&h->items, &h->cap, h->n + 1, sizeof *h->items) != GARLIC_OK)
+    if (h->n == h->cap && garlic_grow(&h->items, &h->cap, h->n + 1, sizeof *h->items) != GARLIC_OK)
         return GARLIC_ENOMEM;
     size_t i = h->n++;
     while (i > 0) { // sift up
