@@ -95,8 +95,8 @@ typedef struct grow {
 // Appends item, growing the array in the template arena.
 static int grow_push(parser *p, grow *g, void *item)
 {
-    if (g->n == g->cap &&
-        chat_arena_grow(&p->t->arena, &g->items, &g->cap, g->n, g->n + 1, sizeof *g->items) != 0)
+    if (g->n == g->cap && chat_arena_grow(&p->t->arena, &g->items, &g->cap, g->n, g->n + 1,
+                                          sizeof *g->items) != GARLIC_OK)
         return GARLIC_ENOMEM;
     g->items[g->n++] = item;
     return GARLIC_OK;
