@@ -5,6 +5,7 @@
 #   make fuzz         run every libFuzzer target (FUZZ_TIME seconds each, default 600)
 #   make fuzz-smoke   a short run of every fuzz target (part of make test)
 #   make bench        benchmarks (reported, never asserted)
+#   make unicode-tables / unicode-check   regenerate / verify src/tokenizer/unicode_tables.c
 #   make format / format-check / tidy
 
 CC        ?= cc
@@ -39,7 +40,8 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 BENCH_BIN := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRC))
 TEST_BIN  := $(patsubst %.c,$(BUILD)/%,$(TEST_SRC))
 
-.PHONY: all test test-asan check-tests fuzz fuzz-smoke bench format format-check tidy clean
+.PHONY: all test test-asan check-tests fuzz fuzz-smoke bench format format-check tidy clean \
+	unicode-tables unicode-check
 
 all: garlic
 
@@ -78,6 +80,7 @@ $(BUILD)/tests/util.o: tests/util.c tests/util.h
 # any failure.
 test: garlic $(TEST_BIN)
 	GARLIC=./garlic BUILD=$(BUILD) SHARED=$(SHARED) tests/run.sh $(TEST_BIN)
+	$(MAKE) --no-print-directory unicode-check
 	$(MAKE) --no-print-directory fuzz-smoke
 
 check-tests: $(BUILD)/garlic $(TEST_BIN)
@@ -115,6 +118,31 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libgarlic.a
 
 bench: garlic $(BENCH_BIN)
 	BUILD=$(BUILD) SHARED=$(SHARED) bench/run.sh
+
+# The Unicode tables WordPiece normalizes with are generated from the Unicode Character
+# Database of Debian's unicode-data package (UCD). unicode-tables rewrites them; unicode-check
+# (part of make test) writes them afresh and fails when the committed file differs, and says
+# it skipped when the data or python3 is not installed.
+UCD           ?= /usr/share/unicode
+UNICODE_TABLE := src/tokenizer/unicode_tables.c
+
+unicode-tables:
+	tools/gen_unicode_tables.py --ucd $(UCD) --output $(UNICODE_TABLE)
+
+unicode-check:
+	@if [ ! -f $(UCD)/UnicodeData.txt ] || ! command -v python3 >/dev/null; then \
+	  echo "unicode-check: skipped ($(UCD)/UnicodeData.txt or python3 missing;" \
+	       "install Debian's unicode-data)"; \
+	else \
+	  mkdir -p $(BUILD) && \
+	  tools/gen_unicode_tables.py --ucd $(UCD) --output $(BUILD)/unicode_tables.c && \
+	  if cmp -s $(UNICODE_TABLE) $(BUILD)/unicode_tables.c; then \
+	    echo "unicode-check: $(UNICODE_TABLE) matches $(UCD)"; \
+	  else \
+	    diff -u $(UNICODE_TABLE) $(BUILD)/unicode_tables.c | head -40; \
+	    echo "unicode-check: $(UNICODE_TABLE) is stale; run make unicode-tables"; exit 1; \
+	  fi; \
+	fi
 
 format:
 	clang-format-14 -i $(wildcard src/*/*.[ch] tests/*.[ch] tests/*/*.[ch] fuzz/*.c)

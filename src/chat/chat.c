@@ -56,7 +56,7 @@ static int define_members(render_ctx *c, const chat_value *obj, const char *what
         return garlic_error_set(c->err, GARLIC_EINVAL, "%s: variables must be a JSON object", what);
     for (size_t i = 0; i < obj->dict->n; i++) {
         const chat_value *k = &obj->dict->keys[i];
-        if (render_define(c, k->s.ptr, obj->dict->vals[i]))
+        if (chat_render_define(c, k->s.ptr, obj->dict->vals[i]))
             return garlic_error_set(c->err, GARLIC_ENOMEM, "%s: out of memory", what);
     }
     return GARLIC_OK;
@@ -70,7 +70,7 @@ static int define_json(render_ctx *c, const char *name, const char *json, size_t
         if (chat_json_parse(&c->arena, json, len, &v, &jerr))
             return garlic_error_set(c->err, jerr.code, "%s: %s", name, jerr.message);
     }
-    return render_define(c, name, v) ? garlic_error_set(c->err, GARLIC_ENOMEM, "out of memory")
+    return chat_render_define(c, name, v) ? garlic_error_set(c->err, GARLIC_ENOMEM, "out of memory")
                                      : GARLIC_OK;
 }
 
@@ -79,7 +79,7 @@ static int define_string(render_ctx *c, const char *name, const char *text)
     if (!text)
         return GARLIC_OK; // NULL stays undefined, as transformers passes nothing
     chat_value v = chat_str_copy(&c->arena, text, strlen(text));
-    if (v.type != CHAT_STRING || render_define(c, name, v))
+    if (v.type != CHAT_STRING || chat_render_define(c, name, v))
         return garlic_error_set(c->err, GARLIC_ENOMEM, "out of memory");
     return GARLIC_OK;
 }
@@ -107,7 +107,7 @@ static int define_fields(render_ctx *c, const chat_vars *v)
     if (rc || (rc = define_input(c, "tools", v->tools, v->tools_json, v->tools_len)) ||
         (rc = define_json(c, "documents", NULL, 0)))
         return rc;
-    if (render_define(c, "add_generation_prompt", chat_bool(v->add_generation_prompt)))
+    if (chat_render_define(c, "add_generation_prompt", chat_bool(v->add_generation_prompt)))
         return garlic_error_set(c->err, GARLIC_ENOMEM, "out of memory");
     if ((rc = define_string(c, "bos_token", v->bos_token)) ||
         (rc = define_string(c, "eos_token", v->eos_token)))
@@ -173,7 +173,7 @@ int chat_template_render(const chat_template *t, const chat_vars *vars, char **o
     }
     int rc = define_variables(&c, vars);
     if (rc == GARLIC_OK)
-        rc = render_template(&c, out, out_len);
+        rc = chat_render_template(&c, out, out_len);
     chat_arena_release(&c.arena);
     return rc;
 }

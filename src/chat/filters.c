@@ -2,7 +2,9 @@
 // Jinja2's built-in filters and tests as chat templates use them, with Jinja2 3.1's
 // argument names and edge cases (soft string conversion, undefined as empty, Python's
 // int/float parsing and banker's rounding), plus transformers' tojson. Each filter takes
-// its operand and evaluated arguments; unknown names are rejected at parse time.
+// its operand and evaluated arguments. Filters and tests are each listed once, in a table at
+// the end of their section: the parser (which rejects unknown names), `is filter`, `is test`,
+// map, select and reject all look names up there.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +14,6 @@
 
 typedef int (*filter_fn)(render_ctx *c, const chat_node *at, const chat_value *v,
                          const chat_value *args, size_t n, const chat_dict *kw, chat_value *out);
-typedef int (*test_fn)(render_ctx *c, const chat_node *at, const chat_value *v,
-                       const chat_value *args, size_t n, bool *out);
 
 static const chat_value *param(const chat_value *args, size_t n, const chat_dict *kw, size_t i,
                                const char *name)
@@ -36,7 +36,7 @@ static int soft_str(render_ctx *c, const chat_node *at, const chat_value *v, cha
     }
     chat_buf b = {.max = c->max_output};
     if (chat_value_str(&c->arena, &b, v))
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     *out = chat_str(b.data ? b.data : "", b.len);
     return GARLIC_OK;
 }
@@ -44,7 +44,7 @@ static int soft_str(render_ctx *c, const chat_node *at, const chat_value *v, cha
 // Applies the named filter, counting a step and a nesting level (map can recurse).
 static int run_filter(render_ctx *c, const chat_node *at, const char *name, const chat_value *v,
                       const chat_value *args, size_t n, const chat_dict *kw, chat_value *out);
-// Applies the named test: comparisons, type tests, case, parity and membership.
+// Applies the named test (see the table of tests at the end of this file).
 static int run_test(render_ctx *c, const chat_node *at, const char *name, const chat_value *v,
                     const chat_value *args, size_t n, bool *out);
 
@@ -65,12 +65,12 @@ static int f_trim(render_ctx *c, const chat_node *at, const chat_value *v, const
     int rc = soft_str(c, at, v, &s);
     if (rc)
         return rc;
-    *out = chat_strip(&s, chars && chars->type == CHAT_STRING ? chars : NULL, 3);
+    *out = chat_strip(&s, chars && chars->type == CHAT_STRING ? chars : NULL, CHAT_STRIP_BOTH);
     return GARLIC_OK;
 }
 
-static int case_filter(render_ctx *c, const chat_node *at, const chat_value *v, int mode,
-                       chat_value *out)
+static int case_filter(render_ctx *c, const chat_node *at, const chat_value *v,
+                       chat_case_mode mode, chat_value *out)
 {
     chat_value s;
     int rc = soft_str(c, at, v, &s);
@@ -81,28 +81,28 @@ static int f_lower(render_ctx *c, const chat_node *at, const chat_value *v, cons
                    size_t n, const chat_dict *kw, chat_value *out)
 {
     (void)args, (void)n, (void)kw;
-    return case_filter(c, at, v, 0, out);
+    return case_filter(c, at, v, CHAT_CASE_LOWER, out);
 }
 
 static int f_upper(render_ctx *c, const chat_node *at, const chat_value *v, const chat_value *args,
                    size_t n, const chat_dict *kw, chat_value *out)
 {
     (void)args, (void)n, (void)kw;
-    return case_filter(c, at, v, 1, out);
+    return case_filter(c, at, v, CHAT_CASE_UPPER, out);
 }
 
 static int f_title(render_ctx *c, const chat_node *at, const chat_value *v, const chat_value *args,
                    size_t n, const chat_dict *kw, chat_value *out)
 {
     (void)args, (void)n, (void)kw;
-    return case_filter(c, at, v, 4, out);
+    return case_filter(c, at, v, CHAT_CASE_JINJA_TITLE, out);
 }
 
 static int f_capitalize(render_ctx *c, const chat_node *at, const chat_value *v,
                         const chat_value *args, size_t n, const chat_dict *kw, chat_value *out)
 {
     (void)args, (void)n, (void)kw;
-    return case_filter(c, at, v, 3, out);
+    return case_filter(c, at, v, CHAT_CASE_CAPITALIZE, out);
 }
 
 // replace(old, new, count=None) on the string form of the value.
@@ -113,7 +113,7 @@ static int f_replace(render_ctx *c, const chat_node *at, const chat_value *v,
     const chat_value *a = param(args, n, kw, 0, "old"), *b = param(args, n, kw, 1, "new");
     const chat_value *count = param(args, n, kw, 2, "count");
     if (!a || !b)
-        return render_error(c, at, GARLIC_ETYPE, "TypeError: replace needs old and new");
+        return chat_render_error(c, at, GARLIC_ETYPE, "TypeError: replace needs old and new");
     int rc = soft_str(c, at, v, &s);
     if (rc || (rc = soft_str(c, at, a, &old)) || (rc = soft_str(c, at, b, &new_text)))
         return rc;
@@ -143,7 +143,7 @@ static int f_escape(render_ctx *c, const chat_node *at, const chat_value *v, con
                  : chat_buf_append(&c->arena, &b, &ch, 1);
     }
     if (rc)
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     *out = chat_str(b.data ? b.data : "", b.len);
     return GARLIC_OK;
 }
@@ -166,7 +166,7 @@ static int f_indent(render_ctx *c, const chat_node *at, const chat_value *v, con
         w = w < 0 ? 0 : w > 1024 ? 1024 : w;
         char *spaces = chat_arena_alloc(&c->arena, (size_t)w + 1);
         if (!spaces)
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
         memset(spaces, ' ', (size_t)w);
         pad = chat_str(spaces, (size_t)w);
     }
@@ -185,7 +185,7 @@ static int f_indent(render_ctx *c, const chat_node *at, const chat_value *v, con
         if (rc == GARLIC_OK)
             rc = chat_buf_append(&c->arena, &b, p, (size_t)(q - p));
         if (rc)
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
         line0 = false;
         if (q == end)
             break;
@@ -196,7 +196,7 @@ static int f_indent(render_ctx *c, const chat_node *at, const chat_value *v, con
     if (s.s.len && s.s.ptr[s.s.len - 1] == '\n' &&
         (chat_buf_append(&c->arena, &b, "\n", 1) ||
          (blank && chat_buf_append(&c->arena, &b, pad.s.ptr, pad.s.len))))
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     *out = chat_str(b.data ? b.data : "", b.len);
     return GARLIC_OK;
 }
@@ -225,7 +225,7 @@ static int f_center(render_ctx *c, const chat_node *at, const chat_value *v, con
             rc = chat_buf_append(&c->arena, &b, " ", 1);
     }
     if (rc || (left == total && chat_buf_append(&c->arena, &b, s.s.ptr, s.s.len)))
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     *out = chat_str(b.data, b.len);
     return GARLIC_OK;
 }
@@ -259,7 +259,7 @@ static int f_format(render_ctx *c, const chat_node *at, const chat_value *v, con
     (void)kw;
     chat_list *l = chat_list_new(&c->arena, n);
     if (!l)
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     for (size_t i = 0; i < n; i++)
         l->items[l->n++] = args[i];
     l->is_tuple = true;
@@ -289,8 +289,8 @@ int chat_percent_format(render_ctx *c, const chat_node *at, const chat_value *fm
         } else {
             char conv = fmt->s.ptr[i];
             if (next >= n_items)
-                return render_error(c, at, GARLIC_ETYPE,
-                                    "TypeError: not enough arguments for format string");
+                return chat_render_error(c, at, GARLIC_ETYPE,
+                                         "TypeError: not enough arguments for format string");
             const chat_value *a = &items[next++];
             if (conv == 's')
                 rc = chat_value_str(&c->arena, &b, a);
@@ -304,16 +304,16 @@ int chat_percent_format(render_ctx *c, const chat_node *at, const chat_value *fm
             else if (conv == 'f' && chat_is_number(a))
                 rc = chat_buf_printf(&c->arena, &b, "%f", chat_number(a));
             else
-                return render_error(c, at, GARLIC_ETYPE,
-                                    "TypeError: unsupported format '%%%c' for %s", conv,
-                                    chat_type_name(a));
+                return chat_render_error(c, at, GARLIC_ETYPE,
+                                         "TypeError: unsupported format '%%%c' for %s", conv,
+                                         chat_type_name(a));
         }
         if (rc)
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
     }
     if (next < n_items && args->type == CHAT_LIST && args->list->is_tuple)
-        return render_error(c, at, GARLIC_ETYPE,
-                            "TypeError: not all arguments converted during string formatting");
+        return chat_render_error(c, at, GARLIC_ETYPE,
+                                 "TypeError: not all arguments converted during string formatting");
     *out = chat_str(b.data ? b.data : "", b.len);
     return GARLIC_OK;
 }
@@ -323,7 +323,7 @@ int chat_percent_format(render_ctx *c, const chat_node *at, const chat_value *fm
 static bool parse_int_text(const chat_value *s, int base, int64_t *out)
 {
     char tmp[80];
-    chat_value t = chat_strip(s, NULL, 3);
+    chat_value t = chat_strip(s, NULL, CHAT_STRIP_BOTH);
     size_t n = 0;
     for (size_t i = 0; i < t.s.len && n < sizeof tmp - 1; i++)
         if (t.s.ptr[i] != '_')
@@ -340,7 +340,7 @@ static bool parse_int_text(const chat_value *s, int base, int64_t *out)
 static bool parse_float_text(const chat_value *s, double *out)
 {
     char tmp[80];
-    chat_value t = chat_strip(s, NULL, 3);
+    chat_value t = chat_strip(s, NULL, CHAT_STRIP_BOTH);
     if (t.s.len == 0 || t.s.len >= sizeof tmp)
         return false;
     memcpy(tmp, t.s.ptr, t.s.len);
@@ -399,8 +399,8 @@ static int f_abs(render_ctx *c, const chat_node *at, const chat_value *v, const 
     else if ((v->type == CHAT_INT && v->i != INT64_MIN) || v->type == CHAT_BOOL)
         *out = chat_int(v->type == CHAT_INT ? llabs(v->i) : v->b);
     else
-        return render_error(c, at, GARLIC_ETYPE, "TypeError: bad operand type for abs(): '%s'",
-                            chat_type_name(v));
+        return chat_render_error(c, at, GARLIC_ETYPE, "TypeError: bad operand type for abs(): '%s'",
+                                 chat_type_name(v));
     return GARLIC_OK;
 }
 
@@ -412,8 +412,8 @@ static int f_round(render_ctx *c, const chat_node *at, const chat_value *v, cons
     const chat_value *prec = param(args, n, kw, 0, "precision"),
                      *method = param(args, n, kw, 1, "method");
     if (!chat_is_number(v))
-        return render_error(c, at, GARLIC_ETYPE, "TypeError: type %s doesn't define __round__",
-                            chat_type_name(v));
+        return chat_render_error(c, at, GARLIC_ETYPE, "TypeError: type %s doesn't define __round__",
+                                 chat_type_name(v));
     int p = prec && prec->type == CHAT_INT ? (int)(prec->i > 15        ? 15
                                                        : prec->i < -15 ? -15
                                                                        : prec->i)
@@ -455,8 +455,8 @@ static int f_length(render_ctx *c, const chat_node *at, const chat_value *v, con
     case CHAT_LIST: *out = chat_int((int64_t)v->list->n); return GARLIC_OK;
     case CHAT_DICT: *out = chat_int((int64_t)v->dict->n); return GARLIC_OK;
     default:
-        return render_error(c, at, GARLIC_ETYPE, "TypeError: object of type '%s' has no len()",
-                            chat_type_name(v));
+        return chat_render_error(c, at, GARLIC_ETYPE, "TypeError: object of type '%s' has no len()",
+                                 chat_type_name(v));
     }
 }
 
@@ -466,11 +466,11 @@ static int f_list(render_ctx *c, const chat_node *at, const chat_value *v, const
 {
     (void)args, (void)n, (void)kw;
     chat_list *items, *copy;
-    int rc = render_iterate(c, at, v, &items);
+    int rc = chat_render_iterate(c, at, v, &items);
     if (rc)
         return rc;
     if (!(copy = chat_list_new(&c->arena, items->n)))
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     if (items->n)
         memcpy(copy->items, items->items, items->n * sizeof *copy->items);
     copy->n = items->n;
@@ -485,25 +485,25 @@ static int f_batch(render_ctx *c, const chat_node *at, const chat_value *v, cons
     const chat_value *count = param(args, n, kw, 0, "linecount"),
                      *fill = param(args, n, kw, 1, "fill_with");
     chat_list *items, *batches, *cur = NULL;
-    int rc = render_iterate(c, at, v, &items);
+    int rc = chat_render_iterate(c, at, v, &items);
     if (rc)
         return rc;
     if (!count || count->type != CHAT_INT || count->i <= 0)
-        return render_error(c, at, GARLIC_EINVAL, "batch needs a positive count");
+        return chat_render_error(c, at, GARLIC_EINVAL, "batch needs a positive count");
     if (!(batches = chat_list_new(&c->arena, 0)))
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     for (size_t i = 0; i < items->n; i++) {
         if (!cur || (int64_t)cur->n == count->i) {
             if (!(cur = chat_list_new(&c->arena, 0)) ||
                 chat_list_push(&c->arena, batches, list_value(cur)))
-                return render_nomem(c, at);
+                return chat_render_nomem(c, at);
         }
         if (chat_list_push(&c->arena, cur, items->items[i]))
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
     }
     while (cur && fill && fill->type != CHAT_NONE && (int64_t)cur->n < count->i)
         if (chat_list_push(&c->arena, cur, *fill))
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
     *out = list_value(batches);
     return GARLIC_OK;
 }
@@ -512,7 +512,7 @@ static int f_first_last(render_ctx *c, const chat_node *at, const chat_value *v,
                         chat_value *out)
 {
     chat_list *items;
-    int rc = render_iterate(c, at, v, &items);
+    int rc = chat_render_iterate(c, at, v, &items);
     if (rc)
         return rc;
     if (items->n == 0)
@@ -542,11 +542,11 @@ static int f_reverse(render_ctx *c, const chat_node *at, const chat_value *v,
 {
     (void)args, (void)n, (void)kw;
     chat_list *items, *rev;
-    int rc = render_iterate(c, at, v, &items);
+    int rc = chat_render_iterate(c, at, v, &items);
     if (rc)
         return rc;
     if (!(rev = chat_list_new(&c->arena, items->n)))
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     for (size_t i = items->n; i-- > 0;)
         rev->items[rev->n++] = items->items[i];
     if (v->type != CHAT_STRING) {
@@ -556,7 +556,7 @@ static int f_reverse(render_ctx *c, const chat_node *at, const chat_value *v,
     chat_buf b = {0};
     for (size_t i = 0; i < rev->n; i++)
         if (chat_buf_append(&c->arena, &b, rev->items[i].s.ptr, rev->items[i].s.len))
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
     *out = chat_str(b.data ? b.data : "", b.len);
     return GARLIC_OK;
 }
@@ -587,11 +587,11 @@ static int f_items(render_ctx *c, const chat_node *at, const chat_value *v, cons
     if (v->type == CHAT_UNDEFINED) {
         chat_list *l = chat_list_new(&c->arena, 0);
         *out = list_value(l);
-        return l ? GARLIC_OK : render_nomem(c, at);
+        return l ? GARLIC_OK : chat_render_nomem(c, at);
     }
     if (v->type != CHAT_DICT && v->type != CHAT_NAMESPACE)
-        return render_error(c, at, GARLIC_ETYPE,
-                            "TypeError: Can only get item pairs from a mapping.");
+        return chat_render_error(c, at, GARLIC_ETYPE,
+                                 "TypeError: Can only get item pairs from a mapping.");
     return chat_dict_items(c, at, v->dict, out);
 }
 
@@ -630,7 +630,7 @@ static int f_join(render_ctx *c, const chat_node *at, const chat_value *v, const
     const chat_value *sep = param(args, n, kw, 0, "d"), *attr = param(args, n, kw, 1, "attribute");
     chat_value sep_s = chat_str("", 0);
     chat_list *items;
-    int rc = render_iterate(c, at, v, &items);
+    int rc = chat_render_iterate(c, at, v, &items);
     if (rc || (sep && (rc = soft_str(c, at, sep, &sep_s))))
         return rc;
     chat_buf b = {.max = c->max_output};
@@ -640,7 +640,7 @@ static int f_join(render_ctx *c, const chat_node *at, const chat_value *v, const
             return rc;
         if ((i && chat_buf_append(&c->arena, &b, sep_s.s.ptr, sep_s.s.len)) ||
             chat_value_str(&c->arena, &b, &item))
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
     }
     *out = chat_str(b.data ? b.data : "", b.len);
     return GARLIC_OK;
@@ -653,13 +653,13 @@ static int f_map(render_ctx *c, const chat_node *at, const chat_value *v, const 
     const chat_value *attr = chat_dict_get(kw, "attribute", 9),
                      *def = chat_dict_get(kw, "default", 7);
     chat_list *items, *mapped;
-    int rc = render_iterate(c, at, v, &items);
+    int rc = chat_render_iterate(c, at, v, &items);
     if (rc)
         return rc;
     if (!attr && (n == 0 || args[0].type != CHAT_STRING))
-        return render_error(c, at, GARLIC_EINVAL, "map needs a filter name or attribute=");
+        return chat_render_error(c, at, GARLIC_EINVAL, "map needs a filter name or attribute=");
     if (!(mapped = chat_list_new(&c->arena, items->n)))
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     char name[64] = "";
     if (!attr)
         snprintf(name, sizeof name, "%.*s", (int)(args[0].s.len < 63 ? args[0].s.len : 63),
@@ -687,18 +687,19 @@ static int select_common(render_ctx *c, const chat_node *at, const chat_value *v
                          const chat_value *args, size_t n, bool by_attr, bool keep, chat_value *out)
 {
     chat_list *items, *kept;
-    int rc = render_iterate(c, at, v, &items);
+    int rc = chat_render_iterate(c, at, v, &items);
     if (rc)
         return rc;
     size_t skip = by_attr ? 1 : 0;
     if (by_attr && (n == 0 || (args[0].type != CHAT_STRING && args[0].type != CHAT_INT)))
-        return render_error(c, at, GARLIC_EINVAL, "selectattr/rejectattr need an attribute name");
+        return chat_render_error(c, at, GARLIC_EINVAL,
+                                 "selectattr/rejectattr need an attribute name");
     char test[64] = "";
     if (n > skip && args[skip].type == CHAT_STRING)
         snprintf(test, sizeof test, "%.*s", (int)(args[skip].s.len < 63 ? args[skip].s.len : 63),
                  args[skip].s.ptr);
     if (!(kept = chat_list_new(&c->arena, items->n)))
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     for (size_t i = 0; i < items->n; i++) {
         chat_value item = items->items[i];
         bool r;
@@ -753,7 +754,7 @@ static int sort_key(render_ctx *c, const chat_node *at, const chat_value *item,
     if (!attr)
         *out = *item;
     if (rc == GARLIC_OK && !case_sensitive && out->type == CHAT_STRING)
-        rc = chat_case(c, at, out, 0, out);
+        rc = chat_case(c, at, out, CHAT_CASE_LOWER, out);
     return rc;
 }
 
@@ -771,9 +772,10 @@ static int merge_sort(render_ctx *c, const chat_node *at, const chat_value *keys
     while (i < half && j < n) {
         int order;
         if (chat_compare(&keys[idx[j]], &keys[idx[i]], &order))
-            return render_error(c, at, GARLIC_ETYPE,
-                                "TypeError: '<' not supported between instances of '%s' and '%s'",
-                                chat_type_name(&keys[idx[j]]), chat_type_name(&keys[idx[i]]));
+            return chat_render_error(
+                c, at, GARLIC_ETYPE,
+                "TypeError: '<' not supported between instances of '%s' and '%s'",
+                chat_type_name(&keys[idx[j]]), chat_type_name(&keys[idx[i]]));
         bool take_right = reverse ? order > 0 : order < 0;
         tmp[k++] = take_right ? idx[j++] : idx[i++];
     }
@@ -795,7 +797,7 @@ static int sorted_list(render_ctx *c, const chat_node *at, chat_list *items, con
     size_t *tmp = chat_arena_alloc(&c->arena, (n + 1) * sizeof *tmp);
     chat_list *sorted = chat_list_new(&c->arena, n);
     if (!keys || !idx || !tmp || !sorted)
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     for (size_t i = 0; i < n; i++) {
         idx[i] = i;
         int rc = sort_key(c, at, &items->items[i], attr, case_sensitive, &keys[i]);
@@ -815,7 +817,7 @@ static int f_sort(render_ctx *c, const chat_node *at, const chat_value *v, const
                   size_t n, const chat_dict *kw, chat_value *out)
 {
     chat_list *items;
-    int rc = render_iterate(c, at, v, &items);
+    int rc = chat_render_iterate(c, at, v, &items);
     if (rc)
         return rc;
     return sorted_list(c, at, items, param(args, n, kw, 2, "attribute"),
@@ -829,8 +831,8 @@ static int f_dictsort(render_ctx *c, const chat_node *at, const chat_value *v,
 {
     chat_value pairs;
     if (v->type != CHAT_DICT)
-        return render_error(c, at, GARLIC_ETYPE, "TypeError: dictsort needs a dict, not %s",
-                            chat_type_name(v));
+        return chat_render_error(c, at, GARLIC_ETYPE, "TypeError: dictsort needs a dict, not %s",
+                                 chat_type_name(v));
     int rc = chat_dict_items(c, at, v->dict, &pairs);
     if (rc)
         return rc;
@@ -849,12 +851,12 @@ static int f_unique(render_ctx *c, const chat_node *at, const chat_value *v, con
     chat_list *items, *kept, *seen;
     bool case_sensitive = flag(param(args, n, kw, 0, "case_sensitive"), false);
     const chat_value *attr = param(args, n, kw, 1, "attribute");
-    int rc = render_iterate(c, at, v, &items);
+    int rc = chat_render_iterate(c, at, v, &items);
     if (rc)
         return rc;
     if (!(kept = chat_list_new(&c->arena, items->n)) ||
         !(seen = chat_list_new(&c->arena, items->n)))
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     for (size_t i = 0; i < items->n; i++) {
         chat_value key;
         if ((rc = sort_key(c, at, &items->items[i], attr, case_sensitive, &key)))
@@ -877,7 +879,7 @@ static int min_max(render_ctx *c, const chat_node *at, const chat_value *v, cons
 {
     chat_list *items;
     chat_value sorted;
-    int rc = render_iterate(c, at, v, &items);
+    int rc = chat_render_iterate(c, at, v, &items);
     if (rc ||
         (rc = sorted_list(c, at, items, param(args, n, kw, 1, "attribute"),
                           flag(param(args, n, kw, 0, "case_sensitive"), false), false, &sorted)))
@@ -908,7 +910,7 @@ static int f_sum(render_ctx *c, const chat_node *at, const chat_value *v, const 
     const chat_value *attr = param(args, n, kw, 0, "attribute"),
                      *start = param(args, n, kw, 1, "start");
     chat_list *items;
-    int rc = render_iterate(c, at, v, &items);
+    int rc = chat_render_iterate(c, at, v, &items);
     if (rc)
         return rc;
     bool is_float = start && start->type == CHAT_FLOAT;
@@ -919,9 +921,9 @@ static int f_sum(render_ctx *c, const chat_node *at, const chat_value *v, const 
         if (attr && (rc = attr_path(c, at, &items->items[i], attr, &item)))
             return rc;
         if (!chat_is_number(&item))
-            return render_error(c, at, GARLIC_ETYPE,
-                                "TypeError: unsupported operand type(s) for +: 'int' and '%s'",
-                                chat_type_name(&item));
+            return chat_render_error(c, at, GARLIC_ETYPE,
+                                     "TypeError: unsupported operand type(s) for +: 'int' and '%s'",
+                                     chat_type_name(&item));
         is_float |= item.type == CHAT_FLOAT;
         fsum += chat_number(&item);
         isum += item.type == CHAT_INT ? item.i : item.type == CHAT_BOOL ? item.b : 0;
@@ -935,9 +937,9 @@ static int f_attr(render_ctx *c, const chat_node *at, const chat_value *v, const
 {
     const chat_value *name = param(args, n, kw, 0, "name");
     if (!name || name->type != CHAT_STRING)
-        return render_error(c, at, GARLIC_ETYPE, "TypeError: attr needs a name");
+        return chat_render_error(c, at, GARLIC_ETYPE, "TypeError: attr needs a name");
     if (v->type == CHAT_UNDEFINED)
-        return render_undefined_error(c, at, v);
+        return chat_render_undefined_error(c, at, v);
     chat_value path = *name;
     return attr_path(c, at, v, &path, out);
 }
@@ -955,13 +957,13 @@ static int f_tojson(render_ctx *c, const chat_node *at, const chat_value *v, con
         int64_t w = indent->type == CHAT_INT ? indent->i : indent->b;
         w = w < 0 ? 0 : w > 256 ? 256 : w;
         if (!(pad = chat_arena_alloc(&c->arena, (size_t)w + 1)))
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
         memset(pad, ' ', (size_t)w);
         o.indent = pad;
     } else if (indent && indent->type == CHAT_STRING) {
         chat_value copy = chat_str_copy(&c->arena, indent->s.ptr, indent->s.len);
         if (copy.type != CHAT_STRING)
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
         o.indent = copy.s.ptr;
     }
     if (seps && seps->type == CHAT_LIST && seps->list->n == 2 &&
@@ -971,7 +973,7 @@ static int f_tojson(render_ctx *c, const chat_node *at, const chat_value *v, con
         chat_value b =
             chat_str_copy(&c->arena, seps->list->items[1].s.ptr, seps->list->items[1].s.len);
         if (a.type != CHAT_STRING || b.type != CHAT_STRING)
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
         o.item_sep = a.s.ptr;
         o.key_sep = b.s.ptr;
     }
@@ -979,9 +981,9 @@ static int f_tojson(render_ctx *c, const chat_node *at, const chat_value *v, con
     garlic_error jerr = {0};
     int rc = chat_value_tojson(&c->arena, &b, v, &o, &jerr);
     if (rc == GARLIC_ENOMEM)
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     if (rc)
-        return render_error(c, at, rc, "TypeError: %s", jerr.message);
+        return chat_render_error(c, at, rc, "TypeError: %s", jerr.message);
     *out = chat_str(b.data ? b.data : "", b.len);
     return GARLIC_OK;
 }
@@ -1052,11 +1054,11 @@ static int run_filter(render_ctx *c, const chat_node *at, const char *name, cons
 {
     filter_fn fn = find_filter(name);
     if (!fn)
-        return render_error(c, at, GARLIC_EUNSUPPORTED, "no filter named '%s'", name);
-    if (!render_tick(c))
-        return render_error(c, at, GARLIC_EINVAL, "template runs too long");
+        return chat_render_error(c, at, GARLIC_EUNSUPPORTED, "no filter named '%s'", name);
+    if (!chat_render_tick(c))
+        return chat_render_error(c, at, GARLIC_EINVAL, "template runs too long");
     if (++c->depth > c->max_depth)
-        return render_error(c, at, GARLIC_EINVAL, "filters nested too deeply");
+        return chat_render_error(c, at, GARLIC_EINVAL, "filters nested too deeply");
     int rc = fn(c, at, v, args, n, kw, out);
     c->depth--;
     return rc;
@@ -1066,178 +1068,237 @@ int chat_apply_filter(render_ctx *c, const chat_node *n, const chat_value *opera
 {
     chat_value *args;
     chat_dict *kwargs;
-    int rc = render_eval_args(c, n, &args, &kwargs);
+    int rc = chat_render_eval_args(c, n, &args, &kwargs);
     return rc ? rc : run_filter(c, n, n->str, operand, args, n->args.n, kwargs, out);
 }
 
 // ---- tests -----------------------------------------------------------------------------
 
-static int t_compare(render_ctx *c, const chat_node *at, const chat_value *v,
-                     const chat_value *args, size_t n, chat_op op, bool *out)
+typedef struct test_entry test_entry;
+
+// A test: sets *out for operand v and the evaluated arguments args[0..n); e is its row.
+typedef int (*test_fn)(render_ctx *c, const chat_node *at, const test_entry *e,
+                       const chat_value *v, const chat_value *args, size_t n, bool *out);
+
+// One row per test name, aliases included: the one list the parser checks names against,
+// `is test` answers from and every test is dispatched through.
+struct test_entry {
+    const char *name;
+    test_fn run;
+    chat_op op;          // comparisons: the operator
+    unsigned types;      // type tests: the chat_types that pass, bit (1u << type) each
+    chat_case_mode mode; // lower and upper: the mapping the string must be unchanged by
+    bool want;           // true, false: the boolean that passes; odd, even: true for odd
+    bool (*known)(const char *name); // filter and test: whether a filter or test has the name
+};
+
+// ==, !=, <, <=, >, >= and their named aliases.
+static int t_compare(render_ctx *c, const chat_node *at, const test_entry *e,
+                     const chat_value *v, const chat_value *args, size_t n, bool *out)
 {
     if (n < 1)
-        return render_error(c, at, GARLIC_ETYPE, "TypeError: the test needs an argument");
-    if (op == OP_EQ || op == OP_NE) {
-        *out = chat_equal(v, &args[0]) == (op == OP_EQ);
+        return chat_render_error(c, at, GARLIC_ETYPE, "TypeError: the test needs an argument");
+    if (e->op == OP_EQ || e->op == OP_NE) {
+        *out = chat_equal(v, &args[0]) == (e->op == OP_EQ);
         return GARLIC_OK;
     }
     int order;
     if (chat_compare(v, &args[0], &order))
-        return render_error(c, at, GARLIC_ETYPE, "TypeError: cannot compare '%s' and '%s'",
-                            chat_type_name(v), chat_type_name(&args[0]));
-    *out = op == OP_LT ? order < 0
-        : op == OP_LE  ? order <= 0
-        : op == OP_GT  ? order > 0
-                       : order >= 0;
+        return chat_render_error(c, at, GARLIC_ETYPE, "TypeError: cannot compare '%s' and '%s'",
+                                 chat_type_name(v), chat_type_name(&args[0]));
+    *out = e->op == OP_LT ? order < 0
+        : e->op == OP_LE  ? order <= 0
+        : e->op == OP_GT  ? order > 0
+                          : order >= 0;
     return GARLIC_OK;
 }
 
-// Type and value tests that need no argument; false when name is not one of them.
-static bool simple_test(const char *name, const chat_value *v, bool *out)
+// sameas is identity: values of different types are never the same object.
+static int t_sameas(render_ctx *c, const chat_node *at, const test_entry *e, const chat_value *v,
+                    const chat_value *args, size_t n, bool *out)
 {
-    chat_type t = v->type;
-    bool r;
-    if (strcmp(name, "defined") == 0)
-        r = t != CHAT_UNDEFINED;
-    else if (strcmp(name, "undefined") == 0)
-        r = t == CHAT_UNDEFINED;
-    else if (strcmp(name, "none") == 0)
-        r = t == CHAT_NONE;
-    else if (strcmp(name, "string") == 0)
-        r = t == CHAT_STRING;
-    else if (strcmp(name, "number") == 0)
-        r = chat_is_number(v);
-    else if (strcmp(name, "integer") == 0)
-        r = t == CHAT_INT;
-    else if (strcmp(name, "float") == 0)
-        r = t == CHAT_FLOAT;
-    else if (strcmp(name, "boolean") == 0)
-        r = t == CHAT_BOOL;
-    else if (strcmp(name, "true") == 0)
-        r = t == CHAT_BOOL && v->b;
-    else if (strcmp(name, "false") == 0)
-        r = t == CHAT_BOOL && !v->b;
-    else if (strcmp(name, "mapping") == 0)
-        r = t == CHAT_DICT;
-    else if (strcmp(name, "sequence") == 0 || strcmp(name, "iterable") == 0)
-        r = t == CHAT_LIST || t == CHAT_DICT || t == CHAT_STRING || t == CHAT_UNDEFINED;
-    else if (strcmp(name, "callable") == 0)
-        r = t == CHAT_CALLABLE;
-    else if (strcmp(name, "escaped") == 0)
-        r = false;
-    else if (strcmp(name, "filter") == 0 || strcmp(name, "test") == 0) {
-        char tmp[64] = "";
-        if (t == CHAT_STRING)
-            snprintf(tmp, sizeof tmp, "%.*s", (int)(v->s.len < 63 ? v->s.len : 63), v->s.ptr);
-        r = t == CHAT_STRING && (name[0] == 'f' ? chat_filter_known(tmp) : chat_test_known(tmp));
-    } else
-        return false;
-    *out = r;
-    return true;
+    if (n && args[0].type != v->type) {
+        *out = false;
+        return GARLIC_OK;
+    }
+    return t_compare(c, at, e, v, args, n, out);
+}
+
+// Tests of the value's type alone: defined, none, string, mapping...
+static int t_type(render_ctx *c, const chat_node *at, const test_entry *e, const chat_value *v,
+                  const chat_value *args, size_t n, bool *out)
+{
+    (void)c, (void)at, (void)args, (void)n;
+    *out = e->types >> v->type & 1;
+    return GARLIC_OK;
+}
+
+// true and false: the boolean itself, not a truthy value.
+static int t_boolean_is(render_ctx *c, const chat_node *at, const test_entry *e,
+                        const chat_value *v, const chat_value *args, size_t n, bool *out)
+{
+    (void)c, (void)at, (void)args, (void)n;
+    *out = v->type == CHAT_BOOL && v->b == e->want;
+    return GARLIC_OK;
+}
+
+// "filter" and "test": the value is a string naming one.
+static int t_known_name(render_ctx *c, const chat_node *at, const test_entry *e,
+                        const chat_value *v, const chat_value *args, size_t n, bool *out)
+{
+    (void)c, (void)at, (void)args, (void)n;
+    char name[64] = "";
+    if (v->type == CHAT_STRING)
+        snprintf(name, sizeof name, "%.*s", (int)(v->s.len < 63 ? v->s.len : 63), v->s.ptr);
+    *out = v->type == CHAT_STRING && e->known(name);
+    return GARLIC_OK;
 }
 
 // "lower" and "upper": the string equals its own lower/upper-cased form.
-static int case_test(render_ctx *c, const chat_node *at, const chat_value *v, bool want_lower,
-                     bool *out)
+static int t_case(render_ctx *c, const chat_node *at, const test_entry *e, const chat_value *v,
+                  const chat_value *args, size_t n, bool *out)
 {
+    (void)args, (void)n;
     *out = false;
     if (v->type != CHAT_STRING)
         return GARLIC_OK;
     chat_value folded;
-    int rc = chat_case(c, at, v, want_lower ? 0 : 1, &folded);
+    int rc = chat_case(c, at, v, e->mode, &folded);
     *out = rc == GARLIC_OK && chat_equal(&folded, v);
     return rc;
 }
 
-// odd, even and divisibleby(n) on integers.
-static int parity_test(render_ctx *c, const chat_node *at, const char *name, const chat_value *v,
-                       const chat_value *args, size_t n, bool *out)
+// The integer that odd, even and divisibleby test; a TypeError for anything else.
+static int int_operand(render_ctx *c, const chat_node *at, const test_entry *e,
+                       const chat_value *v, int64_t *x)
 {
     if (v->type != CHAT_INT && v->type != CHAT_BOOL)
-        return render_error(c, at, GARLIC_ETYPE, "TypeError: test '%s' needs an integer, not %s",
-                            name, chat_type_name(v));
-    int64_t x = v->type == CHAT_INT ? v->i : v->b, d = 2;
-    if (name[0] == 'd') {
-        if (n < 1 || args[0].type != CHAT_INT || args[0].i == 0)
-            return render_error(c, at, GARLIC_ETYPE,
-                                "TypeError: divisibleby needs a non-zero integer");
-        d = args[0].i;
-    }
-    *out = name[0] == 'o' ? x % 2 != 0 : x % d == 0;
+        return chat_render_error(c, at, GARLIC_ETYPE,
+                                 "TypeError: test '%s' needs an integer, not %s", e->name,
+                                 chat_type_name(v));
+    *x = v->type == CHAT_INT ? v->i : v->b;
+    return GARLIC_OK;
+}
+
+static int t_parity(render_ctx *c, const chat_node *at, const test_entry *e, const chat_value *v,
+                    const chat_value *args, size_t n, bool *out)
+{
+    (void)args, (void)n;
+    int64_t x = 0;
+    int rc = int_operand(c, at, e, v, &x);
+    *out = rc == GARLIC_OK && (x % 2 != 0) == e->want;
+    return rc;
+}
+
+static int t_divisibleby(render_ctx *c, const chat_node *at, const test_entry *e,
+                         const chat_value *v, const chat_value *args, size_t n, bool *out)
+{
+    int64_t x = 0;
+    int rc = int_operand(c, at, e, v, &x);
+    if (rc)
+        return rc;
+    if (n < 1 || args[0].type != CHAT_INT || args[0].i == 0)
+        return chat_render_error(c, at, GARLIC_ETYPE,
+                                 "TypeError: divisibleby needs a non-zero integer");
+    *out = args[0].i == -1 || x % args[0].i == 0; // INT64_MIN % -1 overflows in C
     return GARLIC_OK;
 }
 
 // "x is in seq": substring for strings, membership for anything iterable.
-static int in_test(render_ctx *c, const chat_node *at, const chat_value *v, const chat_value *args,
-                   size_t n, bool *out)
+static int t_in(render_ctx *c, const chat_node *at, const test_entry *e, const chat_value *v,
+                const chat_value *args, size_t n, bool *out)
 {
+    (void)e;
     if (n < 1)
-        return render_error(c, at, GARLIC_ETYPE, "TypeError: test 'in' needs an argument");
+        return chat_render_error(c, at, GARLIC_ETYPE, "TypeError: test 'in' needs an argument");
     if (args[0].type == CHAT_STRING) {
         if (v->type != CHAT_STRING)
-            return render_error(c, at, GARLIC_ETYPE,
-                                "TypeError: 'in <string>' requires string as left operand");
+            return chat_render_error(c, at, GARLIC_ETYPE,
+                                     "TypeError: 'in <string>' requires string as left operand");
         *out = v->s.len == 0 || memmem(args[0].s.ptr, args[0].s.len, v->s.ptr, v->s.len);
         return GARLIC_OK;
     }
     chat_list *items;
-    int rc = render_iterate(c, at, &args[0], &items);
+    int rc = chat_render_iterate(c, at, &args[0], &items);
     *out = false;
     for (size_t i = 0; rc == GARLIC_OK && i < items->n && !*out; i++)
         *out = chat_equal(&items->items[i], v);
     return rc;
 }
 
-// Applies the named test: comparisons, type tests, case, parity and membership.
+enum {
+    NUMBER_TYPES = 1u << CHAT_BOOL | 1u << CHAT_INT | 1u << CHAT_FLOAT,
+    // Jinja's sequence and iterable tests also pass undefined (it iterates as empty)
+    ITERABLE_TYPES = 1u << CHAT_LIST | 1u << CHAT_DICT | 1u << CHAT_STRING | 1u << CHAT_UNDEFINED,
+};
+
+// Jinja2 3.1's tests, every name and alias it has.
+static const test_entry tests[] = {
+    {.name = "==", .run = t_compare, .op = OP_EQ},
+    {.name = "eq", .run = t_compare, .op = OP_EQ},
+    {.name = "equalto", .run = t_compare, .op = OP_EQ},
+    {.name = "sameas", .run = t_sameas, .op = OP_EQ},
+    {.name = "!=", .run = t_compare, .op = OP_NE},
+    {.name = "ne", .run = t_compare, .op = OP_NE},
+    {.name = "<", .run = t_compare, .op = OP_LT},
+    {.name = "lt", .run = t_compare, .op = OP_LT},
+    {.name = "lessthan", .run = t_compare, .op = OP_LT},
+    {.name = "<=", .run = t_compare, .op = OP_LE},
+    {.name = "le", .run = t_compare, .op = OP_LE},
+    {.name = ">", .run = t_compare, .op = OP_GT},
+    {.name = "gt", .run = t_compare, .op = OP_GT},
+    {.name = "greaterthan", .run = t_compare, .op = OP_GT},
+    {.name = ">=", .run = t_compare, .op = OP_GE},
+    {.name = "ge", .run = t_compare, .op = OP_GE},
+    {.name = "defined", .run = t_type, .types = ~(1u << CHAT_UNDEFINED)},
+    {.name = "undefined", .run = t_type, .types = 1u << CHAT_UNDEFINED},
+    {.name = "none", .run = t_type, .types = 1u << CHAT_NONE},
+    {.name = "string", .run = t_type, .types = 1u << CHAT_STRING},
+    {.name = "number", .run = t_type, .types = NUMBER_TYPES},
+    {.name = "integer", .run = t_type, .types = 1u << CHAT_INT},
+    {.name = "float", .run = t_type, .types = 1u << CHAT_FLOAT},
+    {.name = "boolean", .run = t_type, .types = 1u << CHAT_BOOL},
+    {.name = "mapping", .run = t_type, .types = 1u << CHAT_DICT},
+    {.name = "sequence", .run = t_type, .types = ITERABLE_TYPES},
+    {.name = "iterable", .run = t_type, .types = ITERABLE_TYPES},
+    {.name = "callable", .run = t_type, .types = 1u << CHAT_CALLABLE},
+    {.name = "escaped", .run = t_type, .types = 0}, // nothing is markup here
+    {.name = "true", .run = t_boolean_is, .want = true},
+    {.name = "false", .run = t_boolean_is, .want = false},
+    {.name = "filter", .run = t_known_name, .known = chat_filter_known},
+    {.name = "test", .run = t_known_name, .known = chat_test_known},
+    {.name = "lower", .run = t_case, .mode = CHAT_CASE_LOWER},
+    {.name = "upper", .run = t_case, .mode = CHAT_CASE_UPPER},
+    {.name = "odd", .run = t_parity, .want = true},
+    {.name = "even", .run = t_parity, .want = false},
+    {.name = "divisibleby", .run = t_divisibleby},
+    {.name = "in", .run = t_in},
+};
+
+static const test_entry *find_test(const char *name)
+{
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
+        if (strcmp(tests[i].name, name) == 0)
+            return &tests[i];
+    return NULL;
+}
+
+bool chat_test_known(const char *name) { return find_test(name) != NULL; }
+
+// Applies the named test (parse time checked the name; select and reject pass any string).
 static int run_test(render_ctx *c, const chat_node *at, const char *name, const chat_value *v,
                     const chat_value *args, size_t n, bool *out)
 {
-    static const struct {
-        const char *name;
-        chat_op op;
-    } comparisons[] = {{"equalto", OP_EQ},     {"eq", OP_EQ}, {"==", OP_EQ}, {"sameas", OP_EQ},
-                       {"ne", OP_NE},          {"!=", OP_NE}, {"lt", OP_LT}, {"lessthan", OP_LT},
-                       {"<", OP_LT},           {"le", OP_LE}, {"<=", OP_LE}, {"gt", OP_GT},
-                       {"greaterthan", OP_GT}, {">", OP_GT},  {"ge", OP_GE}, {">=", OP_GE}};
-    for (size_t i = 0; i < sizeof comparisons / sizeof comparisons[0]; i++) {
-        if (strcmp(name, comparisons[i].name) != 0)
-            continue;
-        // sameas is identity: values of different types are never the same object
-        if (strcmp(name, "sameas") == 0 && n && args[0].type != v->type) {
-            *out = false;
-            return GARLIC_OK;
-        }
-        return t_compare(c, at, v, args, n, comparisons[i].op, out);
-    }
-    if (simple_test(name, v, out))
-        return GARLIC_OK;
-    if (strcmp(name, "lower") == 0 || strcmp(name, "upper") == 0)
-        return case_test(c, at, v, name[0] == 'l', out);
-    if (strcmp(name, "odd") == 0 || strcmp(name, "even") == 0 || strcmp(name, "divisibleby") == 0)
-        return parity_test(c, at, name, v, args, n, out);
-    if (strcmp(name, "in") == 0)
-        return in_test(c, at, v, args, n, out);
-    return render_error(c, at, GARLIC_EUNSUPPORTED, "no test named '%s'", name);
-}
-
-bool chat_test_known(const char *name)
-{
-    static const char *const names[] = {
-        "equalto",  "eq",          "sameas",   "ne",      "lt",        "lessthan", "le",
-        "gt",       "greaterthan", "ge",       "defined", "undefined", "none",     "string",
-        "number",   "integer",     "float",    "boolean", "true",      "false",    "mapping",
-        "sequence", "iterable",    "callable", "escaped", "lower",     "upper",    "odd",
-        "even",     "divisibleby", "in",       "filter",  "test",      NULL};
-    for (size_t i = 0; names[i]; i++)
-        if (strcmp(names[i], name) == 0)
-            return true;
-    return false;
+    const test_entry *e = find_test(name);
+    if (!e)
+        return chat_render_error(c, at, GARLIC_EUNSUPPORTED, "no test named '%s'", name);
+    return e->run(c, at, e, v, args, n, out);
 }
 
 int chat_apply_test(render_ctx *c, const chat_node *n, const chat_value *operand, bool *out)
 {
     chat_value *args;
     chat_dict *kwargs;
-    int rc = render_eval_args(c, n, &args, &kwargs);
+    int rc = chat_render_eval_args(c, n, &args, &kwargs);
     return rc ? rc : run_test(c, n, n->str, operand, args, n->args.n, out);
 }

@@ -28,6 +28,13 @@ typedef struct chat_arena {
 void *chat_arena_alloc(chat_arena *a, size_t size);
 void chat_arena_release(chat_arena *a);
 
+// Grows the array *items (room for *cap items of item_size bytes, the first n in use) to
+// hold at least need items, in the arena: the same doubling as garlic_grow, from at least
+// 4 items and 64 bytes; the old storage is left to the arena. GARLIC_ENOMEM (array
+// unchanged) when the size overflows or the arena says no.
+int chat_arena_grow(chat_arena *a, void *items, size_t *cap, size_t n, size_t need,
+                    size_t item_size);
+
 // A growable byte string inside an arena (old storage is abandoned when it grows).
 typedef struct chat_buf {
     char *data;
@@ -85,11 +92,20 @@ typedef struct chat_value {
     };
 } chat_value;
 
+// What a list returned by a dict method stands for (only printing differs: "dict_keys([...])").
+typedef enum chat_view {
+    CHAT_VIEW_NONE, // a plain list or tuple
+    CHAT_VIEW_ITEMS,
+    CHAT_VIEW_KEYS,
+    CHAT_VIEW_VALUES,
+    CHAT_VIEW_COUNT
+} chat_view;
+
 struct chat_list {
     size_t n, cap;
     chat_value *items; // (n)
     bool is_tuple;
-    uint8_t view; // a dict view: 1 items(), 2 keys(), 3 values() (only printing differs)
+    chat_view view;
 };
 
 struct chat_dict {
@@ -321,6 +337,14 @@ typedef struct render_var {
     chat_value value;
 } render_var;
 
+// What the innermost for loop does next after its body stops early.
+typedef enum chat_loop_control {
+    CHAT_LOOP_RUN,      // nothing pending
+    CHAT_LOOP_BREAK,    // {% break %}
+    CHAT_LOOP_CONTINUE, // {% continue %}
+    CHAT_LOOP_CONTROL_COUNT
+} chat_loop_control;
+
 typedef struct render_ctx {
     chat_arena arena;
     const chat_template *tpl;
@@ -335,48 +359,74 @@ typedef struct render_ctx {
     int depth, max_depth; // nested macro calls and filters
     int nesting;          // nested evaluations and statements (see RENDER_MAX_NESTING)
     size_t max_output;
-    int loop_ctl;            // 1 after {% break %}, 2 after {% continue %}
-    bool raised;             // the error came from raise_exception()
-    chat_value filter_input; // the body of the {% filter %} block being applied
+    chat_loop_control loop_ctl; // set by {% break %} and {% continue %}
+    bool raised;                // the error came from raise_exception()
+    chat_value filter_input;    // the body of the {% filter %} block being applied
     bool has_now;
     int now[6]; // year, month, day, hour, minute, second
 } render_ctx;
 
-// Fills c->err with "NAME:LINE:COL: message" (at may be NULL) and returns code.
-int render_error(render_ctx *c, const chat_node *at, int code, const char *fmt, ...)
+// render.c: the interpreter. Fills c->err with "NAME:LINE:COL: message" (at may be NULL)
+// and returns code.
+int chat_render_error(render_ctx *c, const chat_node *at, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-int render_eval(render_ctx *c, const chat_node *n, chat_value *out);
-int render_call(render_ctx *c, const chat_node *at, const chat_value *fn, const chat_value *args,
-                size_t n_args, const chat_dict *kwargs, chat_value *out);
-int render_undefined_error(render_ctx *c, const chat_node *at, const chat_value *v);
-int render_nomem(render_ctx *c, const chat_node *at);
-bool render_tick(render_ctx *c); // counts a step; false past max_steps
-int render_define(render_ctx *c, const char *name, chat_value v);
-int render_eval_args(render_ctx *c, const chat_node *n, chat_value **args, chat_dict **kwargs);
-int render_iterate(render_ctx *c, const chat_node *at, const chat_value *v, chat_list **out);
+int chat_render_eval(render_ctx *c, const chat_node *n, chat_value *out);
+int chat_render_call(render_ctx *c, const chat_node *at, const chat_value *fn,
+                     const chat_value *args, size_t n_args, const chat_dict *kwargs,
+                     chat_value *out);
+int chat_render_undefined_error(render_ctx *c, const chat_node *at, const chat_value *v);
+int chat_render_nomem(render_ctx *c, const chat_node *at);
+bool chat_render_tick(render_ctx *c); // counts a step; false past max_steps
+int chat_render_define(render_ctx *c, const char *name, chat_value v);
+int chat_render_eval_args(render_ctx *c, const chat_node *n, chat_value **args, chat_dict **kwargs);
+int chat_render_iterate(render_ctx *c, const chat_node *at, const chat_value *v, chat_list **out);
 // Renders the whole template; *out is garlic_malloc'd.
-int render_template(render_ctx *c, char **out, size_t *out_len);
+int chat_render_template(render_ctx *c, char **out, size_t *out_len);
 
-// filters.c: filters, tests, globals, methods and attribute lookup.
+// filters.c: filters and tests, each a table the parser checks names against.
 int chat_apply_filter(render_ctx *c, const chat_node *n, const chat_value *operand,
                       chat_value *out);
 int chat_apply_test(render_ctx *c, const chat_node *n, const chat_value *operand, bool *out);
-bool chat_global(const char *name, chat_value *out);
 bool chat_filter_known(const char *name);
-// Python string helpers shared by methods and filters.
-bool chat_is_space(uint32_t cp);
-chat_value chat_strip(const chat_value *s, const chat_value *chars, int which); // 1 left, 2 right
-int chat_replace(render_ctx *c, const chat_node *at, const chat_value *s, const chat_value *old,
-                 const chat_value *new_text, int64_t count, chat_value *out);
-int chat_case(render_ctx *c, const chat_node *at, const chat_value *s, int mode, chat_value *out);
-int chat_dict_items(render_ctx *c, const chat_node *at, const chat_dict *d, chat_value *out);
 bool chat_test_known(const char *name);
 // Python's printf-style "fmt % args" (%s, %r, %d, %i, %f, %%).
 int chat_percent_format(render_ctx *c, const chat_node *at, const chat_value *fmt,
                         const chat_value *args, chat_value *out);
+
+// methods.c: what names and dots reach (globals, attributes, items, methods) and the Python
+// string helpers filters share with the methods.
+bool chat_global(const char *name, chat_value *out);
 int chat_get_attr(render_ctx *c, const chat_node *at, const chat_value *obj, const char *name,
                   chat_value *out);
 int chat_get_item(render_ctx *c, const chat_node *at, const chat_value *obj, const chat_value *key,
                   chat_value *out);
+int chat_dict_items(render_ctx *c, const chat_node *at, const chat_dict *d, chat_value *out);
+bool chat_is_space(uint32_t cp);
+
+// Python's str.strip / lstrip / rstrip: which ends chat_strip trims.
+typedef enum chat_strip_side {
+    CHAT_STRIP_BOTH,
+    CHAT_STRIP_LEFT,
+    CHAT_STRIP_RIGHT,
+    CHAT_STRIP_COUNT
+} chat_strip_side;
+// The part of s (no copy) without the code points of chars (NULL: whitespace) at side.
+chat_value chat_strip(const chat_value *s, const chat_value *chars, chat_strip_side side);
+
+int chat_replace(render_ctx *c, const chat_node *at, const chat_value *s, const chat_value *old,
+                 const chat_value *new_text, int64_t count, chat_value *out);
+
+// How chat_case maps letters (ASCII, Latin-1, Latin Extended-A, Greek, Cyrillic).
+typedef enum chat_case_mode {
+    CHAT_CASE_LOWER,       // str.lower
+    CHAT_CASE_UPPER,       // str.upper
+    CHAT_CASE_TITLE,       // str.title: upper after an uncased character, else lower
+    CHAT_CASE_CAPITALIZE,  // str.capitalize: the first character upper, the rest lower
+    CHAT_CASE_JINJA_TITLE, // the title filter: upper after '-', whitespace or an opening bracket
+    CHAT_CASE_COUNT
+} chat_case_mode;
+// s with its letters mapped by mode, in the render arena.
+int chat_case(render_ctx *c, const chat_node *at, const chat_value *s, chat_case_mode mode,
+              chat_value *out);
 
 #endif

@@ -3,7 +3,7 @@
 // values the way Python's json module does (objects keep key order, numbers without a
 // fraction or exponent are ints); the writer is transformers' tojson filter, i.e.
 // json.dumps with ensure_ascii, indent, separators and sort_keys.
-#include <limits.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,37 +111,64 @@ static int read_string(json_reader *r, chat_value *out)
     return GARLIC_OK;
 }
 
+static bool is_digit(char ch) { return ch >= '0' && ch <= '9'; }
+
+// Length of the JSON number at p[0..n) by RFC 8259's grammar,
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, as Python's json module reads it; 0 when
+// none starts there. *is_float is set when it has a fraction or an exponent.
+static size_t number_length(const char *p, size_t n, bool *is_float)
+{
+    size_t i = p[0] == '-', digits;
+    *is_float = false;
+    if (i < n && p[i] == '0')
+        i++;
+    else if (i < n && p[i] >= '1' && p[i] <= '9')
+        while (i < n && is_digit(p[i]))
+            i++;
+    else
+        return 0;
+    if (i < n && p[i] == '.') {
+        for (digits = ++i; i < n && is_digit(p[i]);)
+            i++;
+        if (i == digits)
+            return 0;
+        *is_float = true;
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        i += i + 1 < n && (p[i + 1] == '+' || p[i + 1] == '-') ? 2 : 1;
+        for (digits = i; i < n && is_digit(p[i]);)
+            i++;
+        if (i == digits)
+            return 0;
+        *is_float = true;
+    }
+    return i;
+}
+
 // Reads a number: an int when it has no fraction or exponent and fits, else a float.
 static int read_number(json_reader *r, chat_value *out)
 {
-    const char *q = r->p;
-    bool is_float = false;
-    if (q < r->end && *q == '-')
-        q++;
-    while (q < r->end && strchr("0123456789.eE+-", *q)) {
-        is_float |= *q == '.' || *q == 'e' || *q == 'E';
-        q++;
-    }
-    char tmp[64];
-    size_t n = (size_t)(q - r->p);
-    if (n == 0 || n >= sizeof tmp)
+    bool is_float;
+    size_t n = number_length(r->p, (size_t)(r->end - r->p), &is_float);
+    if (n == 0)
         return json_fail(r, "bad number");
-    memcpy(tmp, r->p, n);
-    tmp[n] = '\0';
+    char small[64], *text = n < sizeof small ? small : chat_arena_alloc(r->arena, n + 1);
+    if (!text)
+        return json_fail(r, "number");
+    memcpy(text, r->p, n);
+    text[n] = '\0';
     char *stop;
     if (!is_float) {
-        long long v = strtoll(tmp, &stop, 10);
-        if (*stop == '\0' && !(v == LLONG_MAX || v == LLONG_MIN)) {
+        errno = 0;
+        long long v = strtoll(text, &stop, 10);
+        if (errno == 0) { // an integer beyond 64 bits becomes the nearest float
             *out = chat_int(v);
-            r->p = q;
+            r->p += n;
             return GARLIC_OK;
         }
     }
-    double d = strtod(tmp, &stop);
-    if (*stop != '\0')
-        return json_fail(r, "bad number");
-    *out = chat_float(d);
-    r->p = q;
+    *out = chat_float(strtod(text, &stop)); // the grammar above is a subset of strtod's
+    r->p += n;
     return GARLIC_OK;
 }
 
@@ -285,6 +312,28 @@ typedef struct json_writer {
     garlic_error *err;
 } json_writer;
 
+// Decodes the UTF-8 sequence at s[0..n) (n > 0) by its lead and continuation bits, so that
+// the encoded surrogates the reader makes of lone \uD800 escapes come back as themselves.
+// A byte that starts no such sequence (Python's strings never hold one) is U+FFFD, one byte
+// long, so the bytes after it are still written.
+static size_t decode_sequence(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    size_t len = s[0] >= 0xf8 ? 0 : s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;
+    *cp = 0xfffd;
+    if (len == 0 || len > n)
+        return 1;
+    uint32_t v = s[0] & (0x7f >> len);
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xc0) != 0x80)
+            return 1;
+        v = (v << 6) | (s[k] & 0x3f);
+    }
+    if (v > 0x10ffff)
+        return 1;
+    *cp = v;
+    return len;
+}
+
 // Writes a JSON string as json.dumps does: \n, \t... escaped, other controls as \u00XX,
 // non-ASCII as it is unless ensure_ascii (then \uXXXX, astral planes as surrogate pairs).
 static int write_string(json_writer *w, const char *s, size_t n)
@@ -308,13 +357,8 @@ static int write_string(json_writer *w, const char *s, size_t n)
             rc = chat_buf_append(w->arena, w->out, s + i, 1);
         } else {
             // a whole UTF-8 sequence as \uXXXX, astral planes as a surrogate pair
-            uint32_t cp = 0;
-            size_t len = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc0 ? 2 : 1;
-            if (i + len > n)
-                len = 1;
-            cp = len == 1 ? ch : ch & (0x7f >> len);
-            for (size_t k = 1; k < len; k++)
-                cp = (cp << 6) | ((unsigned char)s[i + k] & 0x3f);
+            uint32_t cp;
+            size_t len = decode_sequence((const unsigned char *)s + i, n - i, &cp);
             if (cp >= 0x10000)
                 rc = chat_buf_printf(w->arena, w->out, "\\u%04x\\u%04x",
                                      0xd800 + ((cp - 0x10000) >> 10),

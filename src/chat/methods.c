@@ -29,9 +29,9 @@ static int need_str(render_ctx *c, const chat_node *at, const chat_value *v, con
     if (v && v->type == CHAT_STRING)
         return GARLIC_OK;
     if (v && v->type == CHAT_UNDEFINED)
-        return render_undefined_error(c, at, v);
-    return render_error(c, at, GARLIC_ETYPE, "TypeError: %s must be str, not %s", what,
-                        v ? chat_type_name(v) : "nothing");
+        return chat_render_undefined_error(c, at, v);
+    return chat_render_error(c, at, GARLIC_ETYPE, "TypeError: %s must be str, not %s", what,
+                             v ? chat_type_name(v) : "nothing");
 }
 
 static int str_result(render_ctx *c, const chat_node *at, const chat_buf *b, chat_value *out)
@@ -79,18 +79,17 @@ static bool in_set(uint32_t cp, const chat_value *chars)
     return false;
 }
 
-// Python str.strip/lstrip/rstrip: which bit 1 strips the left, bit 2 the right.
-chat_value chat_strip(const chat_value *s, const chat_value *chars, int which)
+chat_value chat_strip(const chat_value *s, const chat_value *chars, chat_strip_side side)
 {
     size_t lo = 0, hi = s->s.len;
-    while ((which & 1) && lo < hi) {
+    while (side != CHAT_STRIP_RIGHT && lo < hi) {
         uint32_t cp;
         size_t len = decode(s->s.ptr + lo, hi - lo, &cp);
         if (!in_set(cp, chars))
             break;
         lo += len;
     }
-    while ((which & 2) && hi > lo) {
+    while (side != CHAT_STRIP_LEFT && hi > lo) {
         size_t start = hi - 1;
         while (start > lo && ((unsigned char)s->s.ptr[start] & 0xc0) == 0x80)
             start--;
@@ -105,31 +104,31 @@ chat_value chat_strip(const chat_value *s, const chat_value *chars, int which)
 
 static int strip_common(render_ctx *c, const chat_node *at, const chat_value *self,
                         const chat_value *args, size_t n, const chat_dict *kw, chat_value *out,
-                        int which)
+                        chat_strip_side side)
 {
     const chat_value *chars = param(args, n, kw, 0, "chars");
     if (chars && chars->type != CHAT_NONE && need_str(c, at, chars, "strip arg"))
         return c->err->code;
-    *out = chat_strip(self, chars, which);
+    *out = chat_strip(self, chars, side);
     return GARLIC_OK;
 }
 
 static int m_strip(render_ctx *c, const chat_node *at, const chat_value *self,
                    const chat_value *args, size_t n, const chat_dict *kw, chat_value *out)
 {
-    return strip_common(c, at, self, args, n, kw, out, 3);
+    return strip_common(c, at, self, args, n, kw, out, CHAT_STRIP_BOTH);
 }
 
 static int m_lstrip(render_ctx *c, const chat_node *at, const chat_value *self,
                     const chat_value *args, size_t n, const chat_dict *kw, chat_value *out)
 {
-    return strip_common(c, at, self, args, n, kw, out, 1);
+    return strip_common(c, at, self, args, n, kw, out, CHAT_STRIP_LEFT);
 }
 
 static int m_rstrip(render_ctx *c, const chat_node *at, const chat_value *self,
                     const chat_value *args, size_t n, const chat_dict *kw, chat_value *out)
 {
-    return strip_common(c, at, self, args, n, kw, out, 2);
+    return strip_common(c, at, self, args, n, kw, out, CHAT_STRIP_RIGHT);
 }
 
 static bool affix_match(const chat_value *s, const chat_value *a, bool end)
@@ -285,10 +284,10 @@ static int split_common(render_ctx *c, const chat_node *at, const chat_value *se
     if (sep && need_str(c, at, sep, "separator"))
         return c->err->code;
     if (sep && sep->s.len == 0)
-        return render_error(c, at, GARLIC_EINVAL, "ValueError: empty separator");
+        return chat_render_error(c, at, GARLIC_EINVAL, "ValueError: empty separator");
     chat_list *l = chat_list_new(&c->arena, 0);
     if (!l || split_into(c, self, sep, maxsplit, reverse, l))
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     *out = (chat_value){.type = CHAT_LIST, .list = l};
     return GARLIC_OK;
 }
@@ -315,13 +314,13 @@ int chat_replace(render_ctx *c, const chat_node *at, const chat_value *s, const 
     if (old->s.len == 0) {
         while (count < 0 || done < count) {
             if (chat_buf_append(&c->arena, &b, new_text->s.ptr, new_text->s.len))
-                return render_nomem(c, at);
+                return chat_render_nomem(c, at);
             done++;
             if (p == end)
                 break;
             size_t len = chat_utf8_offset(p, (size_t)(end - p), 1);
             if (chat_buf_append(&c->arena, &b, p, len))
-                return render_nomem(c, at);
+                return chat_render_nomem(c, at);
             p += len;
         }
     } else {
@@ -331,13 +330,13 @@ int chat_replace(render_ctx *c, const chat_node *at, const chat_value *s, const 
                 break;
             if (chat_buf_append(&c->arena, &b, p, (size_t)(hit - p)) ||
                 chat_buf_append(&c->arena, &b, new_text->s.ptr, new_text->s.len))
-                return render_nomem(c, at);
+                return chat_render_nomem(c, at);
             p = hit + old->s.len;
             done++;
         }
     }
     if (chat_buf_append(&c->arena, &b, p, (size_t)(end - p)))
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     return str_result(c, at, &b, out);
 }
 
@@ -383,20 +382,21 @@ static bool jinja_word_break(uint32_t cp)
     return cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<' || chat_is_space(cp);
 }
 
-// Case mapping: mode 0 lower, 1 upper, 2 str.title, 3 capitalize, 4 Jinja's title filter
-// (words begin after '-', whitespace or an opening bracket).
-int chat_case(render_ctx *c, const chat_node *at, const chat_value *s, int mode, chat_value *out)
+// Case mapping for str.lower/upper/title/capitalize and the title filter (see chat_case_mode).
+int chat_case(render_ctx *c, const chat_node *at, const chat_value *s, chat_case_mode mode,
+              chat_value *out)
 {
     char *d = chat_arena_alloc(&c->arena, s->s.len + 1);
     if (!d)
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     size_t n = 0;
     bool prev_cased = false, word_start = true;
     for (size_t i = 0; i < s->s.len;) {
         uint32_t cp;
         size_t len = decode(s->s.ptr + i, s->s.len - i, &cp);
-        bool up = mode == 1 || (mode == 2 && !prev_cased) || (mode == 3 && i == 0) ||
-            (mode == 4 && word_start);
+        bool up = mode == CHAT_CASE_UPPER || (mode == CHAT_CASE_TITLE && !prev_cased) ||
+            (mode == CHAT_CASE_CAPITALIZE && i == 0) ||
+            (mode == CHAT_CASE_JINJA_TITLE && word_start);
         uint32_t mapped = cp_to_case(cp, up);
         if (mapped == cp || (len == 1 && cp >= 0x80)) {
             memcpy(d + n, s->s.ptr + i, len); // unmapped or an invalid byte: copied as it is
@@ -416,28 +416,28 @@ static int m_upper(render_ctx *c, const chat_node *at, const chat_value *self,
                    const chat_value *args, size_t n, const chat_dict *kw, chat_value *out)
 {
     (void)args, (void)n, (void)kw;
-    return chat_case(c, at, self, 1, out);
+    return chat_case(c, at, self, CHAT_CASE_UPPER, out);
 }
 
 static int m_lower(render_ctx *c, const chat_node *at, const chat_value *self,
                    const chat_value *args, size_t n, const chat_dict *kw, chat_value *out)
 {
     (void)args, (void)n, (void)kw;
-    return chat_case(c, at, self, 0, out);
+    return chat_case(c, at, self, CHAT_CASE_LOWER, out);
 }
 
 static int m_title(render_ctx *c, const chat_node *at, const chat_value *self,
                    const chat_value *args, size_t n, const chat_dict *kw, chat_value *out)
 {
     (void)args, (void)n, (void)kw;
-    return chat_case(c, at, self, 2, out);
+    return chat_case(c, at, self, CHAT_CASE_TITLE, out);
 }
 
 static int m_capitalize(render_ctx *c, const chat_node *at, const chat_value *self,
                         const chat_value *args, size_t n, const chat_dict *kw, chat_value *out)
 {
     (void)args, (void)n, (void)kw;
-    return chat_case(c, at, self, 3, out);
+    return chat_case(c, at, self, CHAT_CASE_CAPITALIZE, out);
 }
 
 // str.format with "{}", "{0}" and "{name}" fields (no format specs).
@@ -450,19 +450,19 @@ static int m_format(render_ctx *c, const chat_node *at, const chat_value *self,
     while (p < end) {
         if ((*p == '{' || *p == '}') && p + 1 < end && p[1] == *p) {
             if (chat_buf_append(&c->arena, &b, p, 1))
-                return render_nomem(c, at);
+                return chat_render_nomem(c, at);
             p += 2;
             continue;
         }
         if (*p != '{') {
             if (chat_buf_append(&c->arena, &b, p++, 1))
-                return render_nomem(c, at);
+                return chat_render_nomem(c, at);
             continue;
         }
         const char *close = memchr(p, '}', (size_t)(end - p));
         if (!close)
-            return render_error(c, at, GARLIC_EINVAL,
-                                "ValueError: Single '{' encountered in format string");
+            return chat_render_error(c, at, GARLIC_EINVAL,
+                                     "ValueError: Single '{' encountered in format string");
         const char *field = p + 1;
         size_t flen = (size_t)(close - field);
         const chat_value *v = NULL;
@@ -473,11 +473,11 @@ static int m_format(render_ctx *c, const chat_node *at, const chat_value *self,
         else
             v = chat_dict_get(kw, field, flen);
         if (!v)
-            return render_error(c, at, GARLIC_EINVAL,
-                                "IndexError: format field '%.*s' has no argument", (int)flen,
-                                field);
+            return chat_render_error(c, at, GARLIC_EINVAL,
+                                     "IndexError: format field '%.*s' has no argument", (int)flen,
+                                     field);
         if (chat_value_str(&c->arena, &b, v))
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
         p = close + 1;
     }
     return str_result(c, at, &b, out);
@@ -528,8 +528,9 @@ static int m_join(render_ctx *c, const chat_node *at, const chat_value *self,
     chat_list *items;
     const chat_value *seq = param(args, n, kw, 0, "iterable");
     if (!seq)
-        return render_error(c, at, GARLIC_ETYPE, "TypeError: join() takes exactly one argument");
-    int rc = render_iterate(c, at, seq, &items);
+        return chat_render_error(c, at, GARLIC_ETYPE,
+                                 "TypeError: join() takes exactly one argument");
+    int rc = chat_render_iterate(c, at, seq, &items);
     if (rc)
         return rc;
     chat_buf b = {.max = c->max_output};
@@ -538,7 +539,7 @@ static int m_join(render_ctx *c, const chat_node *at, const chat_value *self,
             return c->err->code;
         if ((i && chat_buf_append(&c->arena, &b, self->s.ptr, self->s.len)) ||
             chat_buf_append(&c->arena, &b, items->items[i].s.ptr, items->items[i].s.len))
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
     }
     return str_result(c, at, &b, out);
 }
@@ -550,22 +551,32 @@ static int m_splitlines(render_ctx *c, const chat_node *at, const chat_value *se
     (void)args, (void)n, (void)kw;
     chat_list *l = chat_list_new(&c->arena, 0);
     if (!l)
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     const char *p = self->s.ptr, *end = p + self->s.len;
     while (p < end) {
         const char *q = p;
         while (q < end && *q != '\n' && *q != '\r')
             q++;
         if (chat_list_push(&c->arena, l, chat_str(p, (size_t)(q - p))))
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
         p = q < end && *q == '\r' && q + 1 < end && q[1] == '\n' ? q + 2 : q + (q < end);
     }
     *out = (chat_value){.type = CHAT_LIST, .list = l};
     return GARLIC_OK;
 }
 
-// isdigit/isalpha/isalnum/isspace/islower/isupper over ASCII classes.
-static int char_class(const chat_value *self, int kind, chat_value *out)
+// The str.is* predicates, over ASCII classes (bytes >= 0x80 count as letters).
+typedef enum str_class {
+    STR_CLASS_DIGIT, // isdigit
+    STR_CLASS_ALPHA, // isalpha
+    STR_CLASS_ALNUM, // isalnum
+    STR_CLASS_SPACE, // isspace
+    STR_CLASS_LOWER, // islower: no upper-case letter and at least one lower-case one
+    STR_CLASS_UPPER, // isupper: the other way round
+    STR_CLASS_COUNT
+} str_class;
+
+static int char_class(const chat_value *self, str_class kind, chat_value *out)
 {
     bool all = self->s.len > 0, cased = false;
     for (size_t i = 0; i < self->s.len && all; i++) {
@@ -573,11 +584,11 @@ static int char_class(const chat_value *self, int kind, chat_value *out)
         bool digit = ch >= '0' && ch <= '9', lower = ch >= 'a' && ch <= 'z',
              upper = ch >= 'A' && ch <= 'Z';
         switch (kind) {
-        case 0: all = digit; break;
-        case 1: all = lower || upper || ch >= 0x80; break;
-        case 2: all = digit || lower || upper || ch >= 0x80; break;
-        case 3: all = chat_is_space(ch); break;
-        case 4:
+        case STR_CLASS_DIGIT: all = digit; break;
+        case STR_CLASS_ALPHA: all = lower || upper || ch >= 0x80; break;
+        case STR_CLASS_ALNUM: all = digit || lower || upper || ch >= 0x80; break;
+        case STR_CLASS_SPACE: all = chat_is_space(ch); break;
+        case STR_CLASS_LOWER:
             all = !upper;
             cased |= lower;
             break;
@@ -587,7 +598,8 @@ static int char_class(const chat_value *self, int kind, chat_value *out)
             break;
         }
     }
-    *out = chat_bool(all && (kind < 4 || cased));
+    bool needs_cased = kind == STR_CLASS_LOWER || kind == STR_CLASS_UPPER;
+    *out = chat_bool(all && (!needs_cased || cased));
     return GARLIC_OK;
 }
 
@@ -595,42 +607,42 @@ static int m_isdigit(render_ctx *c, const chat_node *at, const chat_value *self,
                      const chat_value *args, size_t n, const chat_dict *kw, chat_value *out)
 {
     (void)c, (void)at, (void)args, (void)n, (void)kw;
-    return char_class(self, 0, out);
+    return char_class(self, STR_CLASS_DIGIT, out);
 }
 
 static int m_isalpha(render_ctx *c, const chat_node *at, const chat_value *self,
                      const chat_value *args, size_t n, const chat_dict *kw, chat_value *out)
 {
     (void)c, (void)at, (void)args, (void)n, (void)kw;
-    return char_class(self, 1, out);
+    return char_class(self, STR_CLASS_ALPHA, out);
 }
 
 static int m_isalnum(render_ctx *c, const chat_node *at, const chat_value *self,
                      const chat_value *args, size_t n, const chat_dict *kw, chat_value *out)
 {
     (void)c, (void)at, (void)args, (void)n, (void)kw;
-    return char_class(self, 2, out);
+    return char_class(self, STR_CLASS_ALNUM, out);
 }
 
 static int m_isspace(render_ctx *c, const chat_node *at, const chat_value *self,
                      const chat_value *args, size_t n, const chat_dict *kw, chat_value *out)
 {
     (void)c, (void)at, (void)args, (void)n, (void)kw;
-    return char_class(self, 3, out);
+    return char_class(self, STR_CLASS_SPACE, out);
 }
 
 static int m_islower(render_ctx *c, const chat_node *at, const chat_value *self,
                      const chat_value *args, size_t n, const chat_dict *kw, chat_value *out)
 {
     (void)c, (void)at, (void)args, (void)n, (void)kw;
-    return char_class(self, 4, out);
+    return char_class(self, STR_CLASS_LOWER, out);
 }
 
 static int m_isupper(render_ctx *c, const chat_node *at, const chat_value *self,
                      const chat_value *args, size_t n, const chat_dict *kw, chat_value *out)
 {
     (void)c, (void)at, (void)args, (void)n, (void)kw;
-    return char_class(self, 5, out);
+    return char_class(self, STR_CLASS_UPPER, out);
 }
 
 static const method str_methods[] = {{"strip", m_strip},           {"lstrip", m_lstrip},
@@ -653,11 +665,11 @@ int chat_dict_items(render_ctx *c, const chat_node *at, const chat_dict *d, chat
 {
     chat_list *l = chat_list_new(&c->arena, d->n);
     if (!l)
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     for (size_t i = 0; i < d->n; i++) {
         chat_list *pair = chat_list_new(&c->arena, 2);
         if (!pair)
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
         pair->items[0] = d->keys[i];
         pair->items[1] = d->vals[i];
         pair->n = 2;
@@ -674,7 +686,7 @@ static int m_items(render_ctx *c, const chat_node *at, const chat_value *self,
     (void)args, (void)n, (void)kw;
     int rc = chat_dict_items(c, at, self->dict, out);
     if (rc == GARLIC_OK)
-        out->list->view = 1;
+        out->list->view = CHAT_VIEW_ITEMS;
     return rc;
 }
 
@@ -683,11 +695,11 @@ static int keys_or_values(render_ctx *c, const chat_node *at, const chat_dict *d
 {
     chat_list *l = chat_list_new(&c->arena, d->n);
     if (!l)
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     if (d->n)
         memcpy(l->items, keys ? d->keys : d->vals, d->n * sizeof *l->items);
     l->n = d->n;
-    l->view = keys ? 2 : 3;
+    l->view = keys ? CHAT_VIEW_KEYS : CHAT_VIEW_VALUES;
     *out = (chat_value){.type = CHAT_LIST, .list = l};
     return GARLIC_OK;
 }
@@ -711,8 +723,8 @@ static int m_get(render_ctx *c, const chat_node *at, const chat_value *self, con
 {
     const chat_value *key = param(args, n, kw, 0, "key"), *def = param(args, n, kw, 1, "default");
     if (!key)
-        return render_error(c, at, GARLIC_ETYPE,
-                            "TypeError: get expected at least 1 argument, got 0");
+        return chat_render_error(c, at, GARLIC_ETYPE,
+                                 "TypeError: get expected at least 1 argument, got 0");
     const chat_value *hit = chat_dict_find(self->dict, key);
     *out = hit ? *hit : def ? *def : chat_none();
     return GARLIC_OK;
@@ -727,7 +739,7 @@ static int m_index(render_ctx *c, const chat_node *at, const chat_value *self,
             *out = chat_int((int64_t)i);
             return GARLIC_OK;
         }
-    return render_error(c, at, GARLIC_EINVAL, "ValueError: value is not in list");
+    return chat_render_error(c, at, GARLIC_EINVAL, "ValueError: value is not in list");
 }
 
 static const method dict_methods[] = {
@@ -746,7 +758,7 @@ static int m_cycle(render_ctx *c, const chat_node *at, const chat_value *self,
 {
     (void)kw;
     if (n == 0)
-        return render_error(c, at, GARLIC_ETYPE, "TypeError: no items for cycling given");
+        return chat_render_error(c, at, GARLIC_ETYPE, "TypeError: no items for cycling given");
     *out = args[self->loop->index0 % n];
     return GARLIC_OK;
 }
@@ -826,12 +838,12 @@ int chat_get_attr(render_ctx *c, const chat_node *at, const chat_value *obj, con
     if (obj->type == CHAT_LOOP) {
         if (!loop_attr(c, obj, name, out))
             *out = missing(name, obj->type, false);
-        return c->arena.failed ? render_nomem(c, at) : GARLIC_OK;
+        return c->arena.failed ? chat_render_nomem(c, at) : GARLIC_OK;
     }
     if (table && bind_method(c, table, name, obj, out))
         return GARLIC_OK;
     if (c->arena.failed)
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     for (size_t i = 0; (obj->type == CHAT_LIST || obj->type == CHAT_DICT) && unsafe_methods[i]; i++)
         if (strcmp(name, unsafe_methods[i]) == 0) {
             *out = missing(name, obj->type, true);
@@ -853,7 +865,7 @@ int chat_get_item(render_ctx *c, const chat_node *at, const chat_value *obj, con
                   chat_value *out)
 {
     if (key->type == CHAT_UNDEFINED)
-        return render_undefined_error(c, at, key);
+        return chat_render_undefined_error(c, at, key);
     if (obj->type == CHAT_DICT || obj->type == CHAT_NAMESPACE) {
         const chat_value *v = chat_dict_find(obj->dict, key);
         if (v) {
@@ -884,7 +896,7 @@ int chat_get_item(render_ctx *c, const chat_node *at, const chat_value *obj, con
     if (key->type == CHAT_STRING) {
         char *name = chat_arena_alloc(&c->arena, key->s.len + 1);
         if (!name)
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
         memcpy(name, key->s.ptr, key->s.len);
         if (strlen(name) == key->s.len)
             return chat_get_attr(c, at, obj, name, out);
@@ -902,9 +914,9 @@ static int g_range(render_ctx *c, const chat_node *at, const chat_value *self,
     int64_t start = 0, stop, step = 1;
     for (size_t i = 0; i < n; i++)
         if (args[i].type != CHAT_INT && args[i].type != CHAT_BOOL)
-            return render_error(c, at, GARLIC_ETYPE,
-                                "TypeError: '%s' object cannot be interpreted as an integer",
-                                chat_type_name(&args[i]));
+            return chat_render_error(c, at, GARLIC_ETYPE,
+                                     "TypeError: '%s' object cannot be interpreted as an integer",
+                                     chat_type_name(&args[i]));
     if (n == 1) {
         stop = int_param(&args[0], 0);
     } else if (n == 2 || n == 3) {
@@ -912,23 +924,24 @@ static int g_range(render_ctx *c, const chat_node *at, const chat_value *self,
         stop = int_param(&args[1], 0);
         step = n == 3 ? int_param(&args[2], 1) : 1;
     } else {
-        return render_error(c, at, GARLIC_ETYPE,
-                            "TypeError: range expected 1 to 3 arguments, got %zu", n);
+        return chat_render_error(c, at, GARLIC_ETYPE,
+                                 "TypeError: range expected 1 to 3 arguments, got %zu", n);
     }
     if (step == 0)
-        return render_error(c, at, GARLIC_EINVAL, "ValueError: range() arg 3 must not be zero");
+        return chat_render_error(c, at, GARLIC_EINVAL,
+                                 "ValueError: range() arg 3 must not be zero");
     double count_f = step > 0 ? ((double)stop - (double)start) / (double)step
                               : ((double)start - (double)stop) / (double)-step;
     if (count_f > (double)c->max_steps)
-        return render_error(c, at, GARLIC_EINVAL, "range of %.0f items is too long", count_f);
+        return chat_render_error(c, at, GARLIC_EINVAL, "range of %.0f items is too long", count_f);
     chat_list *l = chat_list_new(&c->arena, 0);
     if (!l)
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     for (int64_t v = start; step > 0 ? v < stop : v > stop; v += step) {
-        if (!render_tick(c))
-            return render_error(c, at, GARLIC_EINVAL, "template runs too long");
+        if (!chat_render_tick(c))
+            return chat_render_error(c, at, GARLIC_EINVAL, "template runs too long");
         if (chat_list_push(&c->arena, l, chat_int(v)))
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
     }
     *out = (chat_value){.type = CHAT_LIST, .list = l};
     return GARLIC_OK;
@@ -940,17 +953,17 @@ static int make_dict(render_ctx *c, const chat_node *at, const chat_value *args,
 {
     chat_dict *d = chat_dict_new(&c->arena, kw->n);
     if (!d)
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     if (n == 1 && (args[0].type == CHAT_DICT || args[0].type == CHAT_NAMESPACE)) {
         for (size_t i = 0; i < args[0].dict->n; i++)
             if (chat_dict_set(&c->arena, d, args[0].dict->keys[i], args[0].dict->vals[i]))
-                return render_nomem(c, at);
+                return chat_render_nomem(c, at);
     } else if (n) {
-        return render_error(c, at, GARLIC_ETYPE, "TypeError: expected a mapping argument");
+        return chat_render_error(c, at, GARLIC_ETYPE, "TypeError: expected a mapping argument");
     }
     for (size_t i = 0; i < kw->n; i++)
         if (chat_dict_set(&c->arena, d, kw->keys[i], kw->vals[i]))
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
     *out = (chat_value){.type = type, .dict = d};
     return GARLIC_OK;
 }
@@ -976,7 +989,7 @@ static int g_raise(render_ctx *c, const chat_node *at, const chat_value *self,
     (void)self, (void)kw, (void)out;
     chat_buf b = {0};
     if (n && chat_value_str(&c->arena, &b, &args[0]))
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     c->raised = true;
     return garlic_error_set(c->err, GARLIC_EINVAL, "%s", b.data ? b.data : "");
 }
@@ -1006,12 +1019,12 @@ static int g_strftime_now(render_ctx *c, const chat_node *at, const chat_value *
     }
     char fmtz[256], text[512];
     if (fmt->s.len >= sizeof fmtz)
-        return render_error(c, at, GARLIC_EINVAL, "strftime format too long");
+        return chat_render_error(c, at, GARLIC_EINVAL, "strftime format too long");
     memcpy(fmtz, fmt->s.ptr, fmt->s.len);
     fmtz[fmt->s.len] = '\0';
     size_t len = strftime(text, sizeof text, fmtz, &tm);
     *out = chat_str_copy(&c->arena, text, len);
-    return out->type == CHAT_STRING ? GARLIC_OK : render_nomem(c, at);
+    return out->type == CHAT_STRING ? GARLIC_OK : chat_render_nomem(c, at);
 }
 
 static chat_callable globals[] = {

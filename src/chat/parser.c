@@ -92,19 +92,12 @@ typedef struct grow {
     size_t n, cap;
 } grow;
 
-// Appends item, doubling the array in the template arena.
+// Appends item, growing the array in the template arena.
 static int grow_push(parser *p, grow *g, void *item)
 {
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 4;
-        void **items = chat_arena_alloc(&p->t->arena, cap * sizeof *items);
-        if (!items)
-            return GARLIC_ENOMEM;
-        if (g->n)
-            memcpy(items, g->items, g->n * sizeof *items);
-        g->items = items;
-        g->cap = cap;
-    }
+    if (g->n == g->cap && chat_arena_grow(&p->t->arena, &g->items, &g->cap, g->n, g->n + 1,
+                                          sizeof *g->items) != GARLIC_OK)
+        return GARLIC_ENOMEM;
     g->items[g->n++] = item;
     return GARLIC_OK;
 }

@@ -14,7 +14,7 @@
 
 static int exec_body(render_ctx *c, const chat_node_list *body);
 
-int render_error(render_ctx *c, const chat_node *at, int code, const char *fmt, ...)
+int chat_render_error(render_ctx *c, const chat_node *at, int code, const char *fmt, ...)
 {
     char msg[400];
     va_list ap;
@@ -26,21 +26,21 @@ int render_error(render_ctx *c, const chat_node *at, int code, const char *fmt, 
     return garlic_error_set(c->err, code, "%s: %s", c->tpl->name, msg);
 }
 
-int render_nomem(render_ctx *c, const chat_node *at)
+int chat_render_nomem(render_ctx *c, const chat_node *at)
 {
     if (c->arena.failed)
-        return render_error(c, at, GARLIC_ENOMEM, "render exceeds its memory limit (%zu bytes)",
-                            c->arena.limit);
-    return render_error(c, at, GARLIC_ENOMEM, "output exceeds its limit (%zu bytes)",
-                        c->max_output);
+        return chat_render_error(c, at, GARLIC_ENOMEM,
+                                 "render exceeds its memory limit (%zu bytes)", c->arena.limit);
+    return chat_render_error(c, at, GARLIC_ENOMEM, "output exceeds its limit (%zu bytes)",
+                             c->max_output);
 }
 
-bool render_tick(render_ctx *c) { return ++c->steps <= c->max_steps; }
+bool chat_render_tick(render_ctx *c) { return ++c->steps <= c->max_steps; }
 
 static int too_long(render_ctx *c, const chat_node *at)
 {
-    return render_error(c, at, GARLIC_EINVAL, "template runs too long (more than %llu steps)",
-                        (unsigned long long)c->max_steps);
+    return chat_render_error(c, at, GARLIC_EINVAL, "template runs too long (more than %llu steps)",
+                             (unsigned long long)c->max_steps);
 }
 
 static const char *owner_name(chat_type t)
@@ -56,34 +56,29 @@ static const char *owner_name(chat_type t)
 }
 
 // UndefinedError or SecurityError for an operation on an undefined value.
-int render_undefined_error(render_ctx *c, const chat_node *at, const chat_value *v)
+int chat_render_undefined_error(render_ctx *c, const chat_node *at, const chat_value *v)
 {
     const char *name = v->undef.name ? v->undef.name : "value";
     if (v->undef.unsafe)
-        return render_error(c, at, GARLIC_EINVAL,
-                            "SecurityError: access to attribute '%s' of '%s' object is unsafe.",
-                            name, owner_name(v->undef.owner));
+        return chat_render_error(
+            c, at, GARLIC_EINVAL,
+            "SecurityError: access to attribute '%s' of '%s' object is unsafe.", name,
+            owner_name(v->undef.owner));
     if (v->undef.owner != CHAT_TYPE_COUNT)
-        return render_error(c, at, GARLIC_EINVAL,
-                            "UndefinedError: '%s object' has no attribute '%s'",
-                            owner_name(v->undef.owner), name);
-    return render_error(c, at, GARLIC_EINVAL, "UndefinedError: '%s' is undefined", name);
+        return chat_render_error(c, at, GARLIC_EINVAL,
+                                 "UndefinedError: '%s object' has no attribute '%s'",
+                                 owner_name(v->undef.owner), name);
+    return chat_render_error(c, at, GARLIC_EINVAL, "UndefinedError: '%s' is undefined", name);
 }
 
 // ---- variables -------------------------------------------------------------------------
 
 static int push_var(render_ctx *c, const char *name, chat_value v)
 {
-    if (c->n_vars == c->cap_vars) {
-        size_t cap = c->cap_vars ? c->cap_vars * 2 : 64;
-        render_var *grown = chat_arena_alloc(&c->arena, cap * sizeof *grown);
-        if (!grown)
-            return GARLIC_ENOMEM;
-        if (c->n_vars)
-            memcpy(grown, c->vars, c->n_vars * sizeof *grown);
-        c->vars = grown;
-        c->cap_vars = cap;
-    }
+    if (c->n_vars == c->cap_vars &&
+        chat_arena_grow(&c->arena, &c->vars, &c->cap_vars, c->n_vars, c->n_vars + 1,
+                        sizeof *c->vars) != GARLIC_OK)
+        return GARLIC_ENOMEM;
     c->vars[c->n_vars++] = (render_var){name, v};
     return GARLIC_OK;
 }
@@ -103,7 +98,7 @@ static int assign(render_ctx *c, const char *name, chat_value v)
 }
 
 // Defines a top-level variable (a render argument); name must outlive the render.
-int render_define(render_ctx *c, const char *name, chat_value v) { return assign(c, name, v); }
+int chat_render_define(render_ctx *c, const char *name, chat_value v) { return assign(c, name, v); }
 
 // Looks a name up: the current macro call's scopes, then the top level, then globals.
 static bool lookup(const render_ctx *c, const char *name, chat_value *out)
@@ -126,7 +121,7 @@ static bool lookup(const render_ctx *c, const char *name, chat_value *out)
 
 static int emit(render_ctx *c, const chat_node *at, const char *s, size_t n)
 {
-    return chat_buf_append(&c->arena, c->out, s, n) ? render_nomem(c, at) : GARLIC_OK;
+    return chat_buf_append(&c->arena, c->out, s, n) ? chat_render_nomem(c, at) : GARLIC_OK;
 }
 
 // Renders a body into a fresh string (macro bodies, block sets, filter blocks).
@@ -148,9 +143,9 @@ static int capture(render_ctx *c, const chat_node *at, const chat_node_list *bod
 static int type_error(render_ctx *c, const chat_node *at, const char *op, const chat_value *a,
                       const chat_value *b)
 {
-    return render_error(c, at, GARLIC_ETYPE,
-                        "TypeError: unsupported operand type(s) for %s: '%s' and '%s'", op,
-                        chat_type_name(a), chat_type_name(b));
+    return chat_render_error(c, at, GARLIC_ETYPE,
+                             "TypeError: unsupported operand type(s) for %s: '%s' and '%s'", op,
+                             chat_type_name(a), chat_type_name(b));
 }
 
 // str + str and list + list (tuple + tuple), into new arena storage.
@@ -160,10 +155,10 @@ static int concat_seq(render_ctx *c, const chat_node *at, const chat_value *a, c
     if (a->type == CHAT_STRING) {
         size_t n = a->s.len + b->s.len;
         if (n > c->max_output)
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
         char *s = chat_arena_alloc(&c->arena, n + 1);
         if (!s)
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
         memcpy(s, a->s.ptr, a->s.len);
         memcpy(s + a->s.len, b->s.ptr, b->s.len);
         *out = chat_str(s, n);
@@ -171,7 +166,7 @@ static int concat_seq(render_ctx *c, const chat_node *at, const chat_value *a, c
     }
     chat_list *l = chat_list_new(&c->arena, a->list->n + b->list->n);
     if (!l)
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     for (size_t i = 0; i < a->list->n; i++)
         l->items[l->n++] = a->list->items[i];
     for (size_t i = 0; i < b->list->n; i++)
@@ -189,11 +184,11 @@ static int repeat(render_ctx *c, const chat_node *at, const chat_value *seq, int
     size_t unit = seq->type == CHAT_STRING ? seq->s.len : seq->list->n * sizeof(chat_value);
     size_t total;
     if (__builtin_mul_overflow(unit, count, &total) || total > c->max_output)
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     if (seq->type == CHAT_STRING) {
         char *s = chat_arena_alloc(&c->arena, total + 1);
         if (!s)
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
         for (size_t i = 0; i < count; i++)
             memcpy(s + i * unit, seq->s.ptr, unit);
         *out = chat_str(s, total);
@@ -201,7 +196,7 @@ static int repeat(render_ctx *c, const chat_node *at, const chat_value *seq, int
     }
     chat_list *l = chat_list_new(&c->arena, seq->list->n * count);
     if (!l)
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     for (size_t i = 0; i < count; i++)
         for (size_t k = 0; k < seq->list->n; k++)
             l->items[l->n++] = seq->list->items[k];
@@ -224,8 +219,8 @@ static int arith_int(render_ctx *c, const chat_node *at, chat_op op, int64_t x, 
     case OP_FLOORDIV:
     case OP_MOD:
         if (y == 0)
-            return render_error(c, at, GARLIC_EINVAL,
-                                "ZeroDivisionError: integer division or modulo by zero");
+            return chat_render_error(c, at, GARLIC_EINVAL,
+                                     "ZeroDivisionError: integer division or modulo by zero");
         if (x == INT64_MIN && y == -1)
             overflow = true;
         else if (op == OP_FLOORDIV)
@@ -245,7 +240,7 @@ static int arith_int(render_ctx *c, const chat_node *at, chat_op op, int64_t x, 
     default: break;
     }
     if (overflow)
-        return render_error(c, at, GARLIC_EINVAL, "integer overflow");
+        return chat_render_error(c, at, GARLIC_EINVAL, "integer overflow");
     *out = chat_int(r);
     return GARLIC_OK;
 }
@@ -258,16 +253,16 @@ static int arith(render_ctx *c, const chat_node *at, chat_op op, const chat_valu
         [OP_ADD] = "+",       [OP_SUB] = "-", [OP_MUL] = "*", [OP_DIV] = "/",
         [OP_FLOORDIV] = "//", [OP_MOD] = "%", [OP_POW] = "**"};
     if (a->type == CHAT_UNDEFINED)
-        return render_undefined_error(c, at, a);
+        return chat_render_undefined_error(c, at, a);
     if (b->type == CHAT_UNDEFINED)
-        return render_undefined_error(c, at, b);
+        return chat_render_undefined_error(c, at, b);
     bool same_seq = a->type == b->type && (a->type == CHAT_STRING || a->type == CHAT_LIST);
     if (op == OP_ADD && same_seq)
         return concat_seq(c, at, a, b, out);
     if (op == OP_ADD && a->type == CHAT_STRING)
-        return render_error(c, at, GARLIC_ETYPE,
-                            "TypeError: can only concatenate str (not \"%s\") to str",
-                            chat_type_name(b));
+        return chat_render_error(c, at, GARLIC_ETYPE,
+                                 "TypeError: can only concatenate str (not \"%s\") to str",
+                                 chat_type_name(b));
     if (op == OP_MUL && (a->type == CHAT_STRING || a->type == CHAT_LIST) &&
         (b->type == CHAT_INT || b->type == CHAT_BOOL))
         return repeat(c, at, a, b->type == CHAT_INT ? b->i : b->b, out);
@@ -283,7 +278,7 @@ static int arith(render_ctx *c, const chat_node *at, chat_op op, const chat_valu
                          b->type == CHAT_INT ? b->i : b->b, out);
     double x = chat_number(a), y = chat_number(b), r = 0;
     if ((op == OP_DIV || op == OP_FLOORDIV || op == OP_MOD) && y == 0)
-        return render_error(c, at, GARLIC_EINVAL, "ZeroDivisionError: division by zero");
+        return chat_render_error(c, at, GARLIC_EINVAL, "ZeroDivisionError: division by zero");
     switch (op) {
     case OP_ADD: r = x + y; break;
     case OP_SUB: r = x - y; break;
@@ -311,11 +306,12 @@ static int contains(render_ctx *c, const chat_node *at, const chat_value *needle
     case CHAT_UNDEFINED: return GARLIC_OK;
     case CHAT_STRING:
         if (needle->type == CHAT_UNDEFINED)
-            return render_undefined_error(c, at, needle);
+            return chat_render_undefined_error(c, at, needle);
         if (needle->type != CHAT_STRING)
-            return render_error(c, at, GARLIC_ETYPE,
-                                "TypeError: 'in <string>' requires string as left operand, not %s",
-                                chat_type_name(needle));
+            return chat_render_error(
+                c, at, GARLIC_ETYPE,
+                "TypeError: 'in <string>' requires string as left operand, not %s",
+                chat_type_name(needle));
         *out = needle->s.len == 0 ||
             memmem(hay->s.ptr, hay->s.len, needle->s.ptr, needle->s.len) != NULL;
         return GARLIC_OK;
@@ -326,8 +322,9 @@ static int contains(render_ctx *c, const chat_node *at, const chat_value *needle
     case CHAT_DICT:
     case CHAT_NAMESPACE: *out = chat_dict_find(hay->dict, needle) != NULL; return GARLIC_OK;
     default:
-        return render_error(c, at, GARLIC_ETYPE, "TypeError: argument of type '%s' is not iterable",
-                            chat_type_name(hay));
+        return chat_render_error(c, at, GARLIC_ETYPE,
+                                 "TypeError: argument of type '%s' is not iterable",
+                                 chat_type_name(hay));
     }
 }
 
@@ -348,14 +345,14 @@ static int compare(render_ctx *c, const chat_node *at, chat_op op, const chat_va
         return rc;
     }
     if (a->type == CHAT_UNDEFINED)
-        return render_undefined_error(c, at, a);
+        return chat_render_undefined_error(c, at, a);
     if (b->type == CHAT_UNDEFINED)
-        return render_undefined_error(c, at, b);
+        return chat_render_undefined_error(c, at, b);
     int order;
     if (chat_compare(a, b, &order))
-        return render_error(c, at, GARLIC_ETYPE,
-                            "TypeError: '%s' not supported between instances of '%s' and '%s'",
-                            names[op], chat_type_name(a), chat_type_name(b));
+        return chat_render_error(c, at, GARLIC_ETYPE,
+                                 "TypeError: '%s' not supported between instances of '%s' and '%s'",
+                                 names[op], chat_type_name(a), chat_type_name(b));
     bool r = op == OP_LT ? order < 0
         : op == OP_LE    ? order <= 0
         : op == OP_GT    ? order > 0
@@ -368,7 +365,7 @@ static int compare(render_ctx *c, const chat_node *at, chat_op op, const chat_va
 static int eval_binary(render_ctx *c, const chat_node *n, chat_value *out)
 {
     chat_value a, b;
-    int rc = render_eval(c, n->a, &a);
+    int rc = chat_render_eval(c, n->a, &a);
     if (rc)
         return rc;
     if (n->op == OP_AND && !chat_truthy(&a)) {
@@ -379,7 +376,7 @@ static int eval_binary(render_ctx *c, const chat_node *n, chat_value *out)
         *out = a;
         return GARLIC_OK;
     }
-    if ((rc = render_eval(c, n->b, &b)))
+    if ((rc = chat_render_eval(c, n->b, &b)))
         return rc;
     if (n->op == OP_AND || n->op == OP_OR) {
         *out = b;
@@ -388,7 +385,7 @@ static int eval_binary(render_ctx *c, const chat_node *n, chat_value *out)
     if (n->op == OP_CONCAT) {
         chat_buf buf = {.max = c->max_output};
         if (chat_value_str(&c->arena, &buf, &a) || chat_value_str(&c->arena, &buf, &b))
-            return render_nomem(c, n);
+            return chat_render_nomem(c, n);
         *out = chat_str(buf.data ? buf.data : "", buf.len);
         return GARLIC_OK;
     }
@@ -401,7 +398,7 @@ static int eval_binary(render_ctx *c, const chat_node *n, chat_value *out)
 static int eval_unary(render_ctx *c, const chat_node *n, chat_value *out)
 {
     chat_value a;
-    int rc = render_eval(c, n->a, &a);
+    int rc = chat_render_eval(c, n->a, &a);
     if (rc)
         return rc;
     if (n->op == OP_NOT) {
@@ -409,14 +406,15 @@ static int eval_unary(render_ctx *c, const chat_node *n, chat_value *out)
         return GARLIC_OK;
     }
     if (a.type == CHAT_UNDEFINED)
-        return render_undefined_error(c, n, &a);
+        return chat_render_undefined_error(c, n, &a);
     if (!chat_is_number(&a))
-        return render_error(c, n, GARLIC_ETYPE, "TypeError: bad operand type for unary %s: '%s'",
-                            n->op == OP_NEG ? "-" : "+", chat_type_name(&a));
+        return chat_render_error(c, n, GARLIC_ETYPE,
+                                 "TypeError: bad operand type for unary %s: '%s'",
+                                 n->op == OP_NEG ? "-" : "+", chat_type_name(&a));
     if (a.type == CHAT_FLOAT)
         *out = chat_float(n->op == OP_NEG ? -a.f : a.f);
     else if (a.type == CHAT_INT && a.i == INT64_MIN && n->op == OP_NEG)
-        return render_error(c, n, GARLIC_EINVAL, "integer overflow");
+        return chat_render_error(c, n, GARLIC_EINVAL, "integer overflow");
     else
         *out = chat_int(n->op == OP_NEG ? -(a.type == CHAT_INT ? a.i : a.b)
                                         : (a.type == CHAT_INT ? a.i : a.b));
@@ -429,23 +427,23 @@ static int eval_collection(render_ctx *c, const chat_node *n, chat_value *out)
     if (n->kind == NODE_DICT) {
         chat_dict *d = chat_dict_new(&c->arena, n->args.n);
         if (!d)
-            return render_nomem(c, n);
+            return chat_render_nomem(c, n);
         for (size_t i = 0; i < n->args.n; i++) {
             chat_value k, v;
-            int rc = render_eval(c, n->args.items[i], &k);
-            if (rc || (rc = render_eval(c, n->kwargs.items[i], &v)))
+            int rc = chat_render_eval(c, n->args.items[i], &k);
+            if (rc || (rc = chat_render_eval(c, n->kwargs.items[i], &v)))
                 return rc;
             if (chat_dict_set(&c->arena, d, k, v))
-                return render_nomem(c, n);
+                return chat_render_nomem(c, n);
         }
         *out = (chat_value){.type = CHAT_DICT, .dict = d};
         return GARLIC_OK;
     }
     chat_list *l = chat_list_new(&c->arena, n->args.n);
     if (!l)
-        return render_nomem(c, n);
+        return chat_render_nomem(c, n);
     for (size_t i = 0; i < n->args.n; i++) {
-        int rc = render_eval(c, n->args.items[i], &l->items[i]);
+        int rc = chat_render_eval(c, n->args.items[i], &l->items[i]);
         if (rc)
             return rc;
         l->n++;
@@ -487,26 +485,26 @@ static void slice_bounds(int64_t len, const chat_value *parts, int64_t step, int
 static int eval_slice(render_ctx *c, const chat_node *n, chat_value *out)
 {
     chat_value obj, parts[3] = {chat_none(), chat_none(), chat_none()};
-    int rc = render_eval(c, n->a, &obj);
+    int rc = chat_render_eval(c, n->a, &obj);
     for (int k = 0; k < 3 && rc == GARLIC_OK; k++)
         if (n->args.items[k])
-            rc = render_eval(c, n->args.items[k], &parts[k]);
+            rc = chat_render_eval(c, n->args.items[k], &parts[k]);
     if (rc)
         return rc;
     if (obj.type == CHAT_UNDEFINED)
-        return render_undefined_error(c, n, &obj);
+        return chat_render_undefined_error(c, n, &obj);
     for (int k = 0; k < 3; k++)
         if (parts[k].type == CHAT_BOOL)
             parts[k] = chat_int(parts[k].b);
         else if (parts[k].type != CHAT_INT && parts[k].type != CHAT_NONE)
-            return render_error(c, n, GARLIC_ETYPE,
-                                "TypeError: slice indices must be integers or None");
+            return chat_render_error(c, n, GARLIC_ETYPE,
+                                     "TypeError: slice indices must be integers or None");
     int64_t step = parts[2].type == CHAT_INT ? parts[2].i : 1;
     if (step == 0)
-        return render_error(c, n, GARLIC_EINVAL, "ValueError: slice step cannot be zero");
+        return chat_render_error(c, n, GARLIC_EINVAL, "ValueError: slice step cannot be zero");
     if (obj.type != CHAT_STRING && obj.type != CHAT_LIST)
-        return render_error(c, n, GARLIC_ETYPE, "TypeError: '%s' object is not subscriptable",
-                            chat_type_name(&obj));
+        return chat_render_error(c, n, GARLIC_ETYPE, "TypeError: '%s' object is not subscriptable",
+                                 chat_type_name(&obj));
     int64_t len = obj.type == CHAT_STRING ? (int64_t)chat_utf8_count(obj.s.ptr, obj.s.len)
                                           : (int64_t)obj.list->n;
     int64_t start, count;
@@ -514,7 +512,7 @@ static int eval_slice(render_ctx *c, const chat_node *n, chat_value *out)
     if (obj.type == CHAT_LIST) {
         chat_list *l = chat_list_new(&c->arena, (size_t)count);
         if (!l)
-            return render_nomem(c, n);
+            return chat_render_nomem(c, n);
         for (int64_t i = 0; i < count; i++)
             l->items[l->n++] = obj.list->items[start + i * step];
         l->is_tuple = obj.list->is_tuple;
@@ -526,33 +524,33 @@ static int eval_slice(render_ctx *c, const chat_node *n, chat_value *out)
         size_t from = chat_utf8_offset(obj.s.ptr, obj.s.len, (size_t)(start + i * step));
         size_t to = chat_utf8_offset(obj.s.ptr, obj.s.len, (size_t)(start + i * step + 1));
         if (chat_buf_append(&c->arena, &buf, obj.s.ptr + from, to - from))
-            return render_nomem(c, n);
+            return chat_render_nomem(c, n);
     }
     *out = chat_str(buf.data ? buf.data : "", buf.len);
     return GARLIC_OK;
 }
 
 // Evaluates a call's or filter's arguments: positional into *args, keywords into *kwargs.
-int render_eval_args(render_ctx *c, const chat_node *n, chat_value **args, chat_dict **kwargs)
+int chat_render_eval_args(render_ctx *c, const chat_node *n, chat_value **args, chat_dict **kwargs)
 {
     *args = NULL;
     *kwargs = chat_dict_new(&c->arena, n->kwargs.n);
     if (n->args.n && !(*args = chat_arena_alloc(&c->arena, n->args.n * sizeof **args)))
-        return render_nomem(c, n);
+        return chat_render_nomem(c, n);
     if (!*kwargs)
-        return render_nomem(c, n);
+        return chat_render_nomem(c, n);
     for (size_t i = 0; i < n->args.n; i++) {
-        int rc = render_eval(c, n->args.items[i], &(*args)[i]);
+        int rc = chat_render_eval(c, n->args.items[i], &(*args)[i]);
         if (rc)
             return rc;
     }
     for (size_t i = 0; i < n->kwargs.n; i++) {
         chat_value v;
-        int rc = render_eval(c, n->kwargs.items[i], &v);
+        int rc = chat_render_eval(c, n->kwargs.items[i], &v);
         if (rc)
             return rc;
         if (chat_dict_set(&c->arena, *kwargs, chat_str(n->names[i], strlen(n->names[i])), v))
-            return render_nomem(c, n);
+            return chat_render_nomem(c, n);
     }
     return GARLIC_OK;
 }
@@ -565,27 +563,28 @@ static int call_macro(render_ctx *c, const chat_node *at, const chat_callable *f
 {
     const chat_node *m = fn->macro;
     if (n_args > m->n_names)
-        return render_error(c, at, GARLIC_ETYPE,
-                            "TypeError: macro '%s' takes not more than %zu argument(s)", m->str,
-                            m->n_names);
+        return chat_render_error(c, at, GARLIC_ETYPE,
+                                 "TypeError: macro '%s' takes not more than %zu argument(s)",
+                                 m->str, m->n_names);
     for (size_t k = 0; k < kwargs->n; k++) {
         bool known = false;
         for (size_t i = n_args; i < m->n_names && !known; i++)
             known = kwargs->keys[k].s.len == strlen(m->names[i]) &&
                 memcmp(kwargs->keys[k].s.ptr, m->names[i], kwargs->keys[k].s.len) == 0;
         if (!known)
-            return render_error(c, at, GARLIC_ETYPE, "TypeError: macro '%s' has no argument '%.*s'",
-                                m->str, (int)kwargs->keys[k].s.len, kwargs->keys[k].s.ptr);
+            return chat_render_error(c, at, GARLIC_ETYPE,
+                                     "TypeError: macro '%s' has no argument '%.*s'", m->str,
+                                     (int)kwargs->keys[k].s.len, kwargs->keys[k].s.ptr);
     }
     if (++c->depth > c->max_depth)
-        return render_error(c, at, GARLIC_EINVAL, "macro calls nested too deeply (more than %d)",
-                            c->max_depth);
+        return chat_render_error(c, at, GARLIC_EINVAL,
+                                 "macro calls nested too deeply (more than %d)", c->max_depth);
     size_t saved_vars = c->n_vars, saved_scope = c->scope_start, saved_frame = c->frame_start;
     c->scope_start = c->frame_start = c->n_vars;
     int rc = GARLIC_OK;
     for (size_t i = 0; i < fn->n_captured && rc == GARLIC_OK; i++)
         if (push_var(c, fn->captured[i].name, fn->captured[i].value))
-            rc = render_nomem(c, at);
+            rc = chat_render_nomem(c, at);
     for (size_t i = 0; i < m->n_names && rc == GARLIC_OK; i++) {
         const chat_value *kw = chat_dict_get(kwargs, m->names[i], strlen(m->names[i]));
         chat_value v = chat_undefined(m->names[i]);
@@ -594,11 +593,11 @@ static int call_macro(render_ctx *c, const chat_node *at, const chat_callable *f
         else if (kw)
             v = *kw;
         else if (m->args.items[i])
-            rc = render_eval(c, m->args.items[i], &v);
+            rc = chat_render_eval(c, m->args.items[i], &v);
         if (rc == GARLIC_OK && push_var(c, m->names[i], v))
-            rc = render_nomem(c, at);
+            rc = chat_render_nomem(c, at);
     }
-    int saved_ctl = c->loop_ctl;
+    chat_loop_control saved_ctl = c->loop_ctl;
     if (rc == GARLIC_OK)
         rc = capture(c, at, &m->body, out);
     c->loop_ctl = saved_ctl;
@@ -610,16 +609,17 @@ static int call_macro(render_ctx *c, const chat_node *at, const chat_callable *f
 }
 
 // Calls a macro, a global or a bound method; anything else is a TypeError.
-int render_call(render_ctx *c, const chat_node *at, const chat_value *fn, const chat_value *args,
-                size_t n_args, const chat_dict *kwargs, chat_value *out)
+int chat_render_call(render_ctx *c, const chat_node *at, const chat_value *fn,
+                     const chat_value *args, size_t n_args, const chat_dict *kwargs,
+                     chat_value *out)
 {
-    if (!render_tick(c))
+    if (!chat_render_tick(c))
         return too_long(c, at);
     if (fn->type == CHAT_UNDEFINED)
-        return render_undefined_error(c, at, fn);
+        return chat_render_undefined_error(c, at, fn);
     if (fn->type != CHAT_CALLABLE)
-        return render_error(c, at, GARLIC_ETYPE, "TypeError: '%s' object is not callable",
-                            chat_type_name(fn));
+        return chat_render_error(c, at, GARLIC_ETYPE, "TypeError: '%s' object is not callable",
+                                 chat_type_name(fn));
     if (fn->fn->macro)
         return call_macro(c, at, fn->fn, args, n_args, kwargs, out);
     return fn->fn->fn(c, at, &fn->fn->self, args, n_args, kwargs, out);
@@ -629,24 +629,24 @@ static int eval_call(render_ctx *c, const chat_node *n, chat_value *out)
 {
     chat_value fn, *args;
     chat_dict *kwargs;
-    int rc = render_eval(c, n->a, &fn);
-    if (rc || (rc = render_eval_args(c, n, &args, &kwargs)))
+    int rc = chat_render_eval(c, n->a, &fn);
+    if (rc || (rc = chat_render_eval_args(c, n, &args, &kwargs)))
         return rc;
-    return render_call(c, n, &fn, args, n->args.n, kwargs, out);
+    return chat_render_call(c, n, &fn, args, n->args.n, kwargs, out);
 }
 
 // obj.attr and obj[key]; on an undefined obj it is an UndefinedError.
 static int eval_access(render_ctx *c, const chat_node *n, chat_value *out)
 {
     chat_value obj, key;
-    int rc = render_eval(c, n->a, &obj);
+    int rc = chat_render_eval(c, n->a, &obj);
     if (rc)
         return rc;
     if (obj.type == CHAT_UNDEFINED)
-        return render_undefined_error(c, n, &obj);
+        return chat_render_undefined_error(c, n, &obj);
     if (n->kind == NODE_ATTR)
         return chat_get_attr(c, n, &obj, n->str, out);
-    if ((rc = render_eval(c, n->b, &key)))
+    if ((rc = chat_render_eval(c, n->b, &key)))
         return rc;
     return chat_get_item(c, n, &obj, &key, out);
 }
@@ -656,10 +656,10 @@ static int eval_node(render_ctx *c, const chat_node *n, chat_value *out);
 // Evaluates an expression node into *out (values live in the render arena). Nested
 // evaluations and statements share one depth budget, so that macro recursion times deep
 // expressions cannot exhaust the C stack.
-int render_eval(render_ctx *c, const chat_node *n, chat_value *out)
+int chat_render_eval(render_ctx *c, const chat_node *n, chat_value *out)
 {
     if (++c->nesting > RENDER_MAX_NESTING)
-        return render_error(c, n, GARLIC_EINVAL, "template nests too deeply");
+        return chat_render_error(c, n, GARLIC_EINVAL, "template nests too deeply");
     int rc = eval_node(c, n, out);
     c->nesting--;
     return rc;
@@ -682,13 +682,13 @@ static int eval_node(render_ctx *c, const chat_node *n, chat_value *out)
     case NODE_CALL: return eval_call(c, n, out);
     case NODE_FILTER: {
         chat_value v = c->filter_input;
-        int rc = n->a ? render_eval(c, n->a, &v) : GARLIC_OK;
+        int rc = n->a ? chat_render_eval(c, n->a, &v) : GARLIC_OK;
         return rc ? rc : chat_apply_filter(c, n, &v, out);
     }
     case NODE_TEST: {
         chat_value v;
         bool r;
-        int rc = render_eval(c, n->a, &v);
+        int rc = chat_render_eval(c, n->a, &v);
         if (rc || (rc = chat_apply_test(c, n, &v, &r)))
             return rc;
         *out = chat_bool(r != n->negated);
@@ -698,17 +698,17 @@ static int eval_node(render_ctx *c, const chat_node *n, chat_value *out)
     case NODE_BINARY: return eval_binary(c, n, out);
     case NODE_COND: {
         chat_value cond;
-        int rc = render_eval(c, n->b, &cond);
+        int rc = chat_render_eval(c, n->b, &cond);
         if (rc)
             return rc;
         if (chat_truthy(&cond))
-            return render_eval(c, n->a, out);
+            return chat_render_eval(c, n->a, out);
         if (n->c)
-            return render_eval(c, n->c, out);
+            return chat_render_eval(c, n->c, out);
         *out = chat_undefined(NULL);
         return GARLIC_OK;
     }
-    default: return render_error(c, n, GARLIC_EINVAL, "not an expression");
+    default: return chat_render_error(c, n, GARLIC_EINVAL, "not an expression");
     }
 }
 
@@ -718,22 +718,24 @@ static int eval_node(render_ctx *c, const chat_node *n, chat_value *out)
 static int bind_targets(render_ctx *c, const chat_node *n, const chat_value *v)
 {
     if (n->n_names == 1)
-        return assign(c, n->names[0], *v) ? render_nomem(c, n) : GARLIC_OK;
+        return assign(c, n->names[0], *v) ? chat_render_nomem(c, n) : GARLIC_OK;
     if (v->type != CHAT_LIST)
-        return render_error(c, n, GARLIC_ETYPE, "TypeError: cannot unpack non-iterable %s object",
-                            chat_type_name(v));
+        return chat_render_error(c, n, GARLIC_ETYPE,
+                                 "TypeError: cannot unpack non-iterable %s object",
+                                 chat_type_name(v));
     if (v->list->n != n->n_names)
-        return render_error(
-            c, n, GARLIC_EINVAL, "ValueError: %s values to unpack (expected %zu, got %zu)",
-            v->list->n > n->n_names ? "too many" : "not enough", n->n_names, v->list->n);
+        return chat_render_error(c, n, GARLIC_EINVAL,
+                                 "ValueError: %s values to unpack (expected %zu, got %zu)",
+                                 v->list->n > n->n_names ? "too many" : "not enough",
+                                 n->n_names, v->list->n);
     for (size_t i = 0; i < n->n_names; i++)
         if (assign(c, n->names[i], v->list->items[i]))
-            return render_nomem(c, n);
+            return chat_render_nomem(c, n);
     return GARLIC_OK;
 }
 
 // The items a for loop walks: lists, dict keys, characters; undefined is empty.
-int render_iterate(render_ctx *c, const chat_node *at, const chat_value *v, chat_list **out)
+int chat_render_iterate(render_ctx *c, const chat_node *at, const chat_value *v, chat_list **out)
 {
     if (v->type == CHAT_LIST) {
         *out = v->list;
@@ -741,12 +743,12 @@ int render_iterate(render_ctx *c, const chat_node *at, const chat_value *v, chat
     }
     if (v->type == CHAT_UNDEFINED) {
         *out = chat_list_new(&c->arena, 0);
-        return *out ? GARLIC_OK : render_nomem(c, at);
+        return *out ? GARLIC_OK : chat_render_nomem(c, at);
     }
     if (v->type == CHAT_DICT) {
         chat_list *l = chat_list_new(&c->arena, v->dict->n);
         if (!l)
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
         if (v->dict->n)
             memcpy(l->items, v->dict->keys, v->dict->n * sizeof *l->items);
         l->n = v->dict->n;
@@ -754,15 +756,15 @@ int render_iterate(render_ctx *c, const chat_node *at, const chat_value *v, chat
         return GARLIC_OK;
     }
     if (v->type != CHAT_STRING)
-        return render_error(c, at, GARLIC_ETYPE, "TypeError: '%s' object is not iterable",
-                            chat_type_name(v));
+        return chat_render_error(c, at, GARLIC_ETYPE, "TypeError: '%s' object is not iterable",
+                                 chat_type_name(v));
     chat_list *l = chat_list_new(&c->arena, 0);
     if (!l)
-        return render_nomem(c, at);
+        return chat_render_nomem(c, at);
     for (size_t i = 0; i < v->s.len;) {
         size_t next = i + chat_utf8_offset(v->s.ptr + i, v->s.len - i, 1);
         if (chat_list_push(&c->arena, l, chat_str(v->s.ptr + i, next - i)))
-            return render_nomem(c, at);
+            return chat_render_nomem(c, at);
         i = next;
     }
     *out = l;
@@ -774,19 +776,19 @@ static int filter_items(render_ctx *c, const chat_node *n, chat_list *all, chat_
 {
     chat_list *kept = chat_list_new(&c->arena, all->n);
     if (!kept)
-        return render_nomem(c, n);
+        return chat_render_nomem(c, n);
     size_t saved_vars = c->n_vars, saved_scope = c->scope_start;
     c->scope_start = c->n_vars;
     int rc = GARLIC_OK;
     for (size_t i = 0; i < all->n && rc == GARLIC_OK; i++) {
         chat_value cond;
         c->n_vars = c->scope_start;
-        if (!render_tick(c))
+        if (!chat_render_tick(c))
             rc = too_long(c, n);
         if (rc == GARLIC_OK)
             rc = bind_targets(c, n, &all->items[i]);
         if (rc == GARLIC_OK)
-            rc = render_eval(c, n->b, &cond);
+            rc = chat_render_eval(c, n->b, &cond);
         if (rc == GARLIC_OK && chat_truthy(&cond))
             kept->items[kept->n++] = all->items[i];
     }
@@ -802,8 +804,8 @@ static int exec_for(render_ctx *c, const chat_node *n)
 {
     chat_value seq;
     chat_list *items;
-    int rc = render_eval(c, n->a, &seq);
-    if (rc || (rc = render_iterate(c, n->a, &seq, &items)))
+    int rc = chat_render_eval(c, n->a, &seq);
+    if (rc || (rc = chat_render_iterate(c, n->a, &seq, &items)))
         return rc;
     if (n->b && (rc = filter_items(c, n, items, &items)))
         return rc;
@@ -811,7 +813,7 @@ static int exec_for(render_ctx *c, const chat_node *n)
         return exec_body(c, &n->alt);
     chat_loop *loop = chat_arena_alloc(&c->arena, sizeof *loop);
     if (!loop)
-        return render_nomem(c, n);
+        return chat_render_nomem(c, n);
     loop->items = items;
     loop->depth = 1;
     size_t saved_vars = c->n_vars, saved_scope = c->scope_start;
@@ -819,19 +821,18 @@ static int exec_for(render_ctx *c, const chat_node *n)
     for (size_t i = 0; i < items->n && rc == GARLIC_OK; i++) {
         c->n_vars = c->scope_start; // each iteration starts a fresh scope
         loop->index0 = i;
-        if (!render_tick(c))
+        if (!chat_render_tick(c))
             rc = too_long(c, n);
         if (rc == GARLIC_OK && push_var(c, "loop", (chat_value){.type = CHAT_LOOP, .loop = loop}))
-            rc = render_nomem(c, n);
+            rc = chat_render_nomem(c, n);
         if (rc == GARLIC_OK)
             rc = bind_targets(c, n, &items->items[i]);
         if (rc == GARLIC_OK)
             rc = exec_body(c, &n->body);
-        if (c->loop_ctl == 1) {
-            c->loop_ctl = 0;
+        chat_loop_control ctl = c->loop_ctl;
+        c->loop_ctl = CHAT_LOOP_RUN;
+        if (ctl == CHAT_LOOP_BREAK)
             break;
-        }
-        c->loop_ctl = 0;
     }
     c->n_vars = saved_vars;
     c->scope_start = saved_scope;
@@ -842,30 +843,31 @@ static int exec_for(render_ctx *c, const chat_node *n)
 static int exec_set(render_ctx *c, const chat_node *n)
 {
     chat_value v;
-    int rc = n->kind == NODE_SET_BLOCK ? capture(c, n, &n->body, &v) : render_eval(c, n->b, &v);
+    int rc = n->kind == NODE_SET_BLOCK ? capture(c, n, &n->body, &v)
+                                       : chat_render_eval(c, n->b, &v);
     if (rc)
         return rc;
     if (!n->str)
         return bind_targets(c, n, &v);
     chat_value ns;
     if (!lookup(c, n->str, &ns) || ns.type != CHAT_NAMESPACE)
-        return render_error(
+        return chat_render_error(
             c, n, GARLIC_ETYPE,
             "TemplateRuntimeError: cannot assign attribute on non-namespace object '%s'", n->str);
     if (chat_dict_set(&c->arena, ns.dict, chat_str(n->names[0], strlen(n->names[0])), v))
-        return render_nomem(c, n);
+        return chat_render_nomem(c, n);
     return GARLIC_OK;
 }
 
 static int exec_output(render_ctx *c, const chat_node *n)
 {
     chat_value v;
-    int rc = render_eval(c, n->a, &v);
+    int rc = chat_render_eval(c, n->a, &v);
     if (rc)
         return rc;
     if (v.type == CHAT_STRING)
         return emit(c, n, v.s.ptr, v.s.len);
-    return chat_value_str(&c->arena, c->out, &v) ? render_nomem(c, n) : GARLIC_OK;
+    return chat_value_str(&c->arena, c->out, &v) ? chat_render_nomem(c, n) : GARLIC_OK;
 }
 
 static int exec_node(render_ctx *c, const chat_node *n);
@@ -874,7 +876,7 @@ static int exec_node(render_ctx *c, const chat_node *n);
 static int exec(render_ctx *c, const chat_node *n)
 {
     if (++c->nesting > RENDER_MAX_NESTING)
-        return render_error(c, n, GARLIC_EINVAL, "template nests too deeply");
+        return chat_render_error(c, n, GARLIC_EINVAL, "template nests too deeply");
     int rc = exec_node(c, n);
     c->nesting--;
     return rc;
@@ -882,14 +884,14 @@ static int exec(render_ctx *c, const chat_node *n)
 
 static int exec_node(render_ctx *c, const chat_node *n)
 {
-    if (!render_tick(c))
+    if (!chat_render_tick(c))
         return too_long(c, n);
     switch (n->kind) {
     case NODE_TEXT: return emit(c, n, n->str, n->len);
     case NODE_OUTPUT: return exec_output(c, n);
     case NODE_IF: {
         chat_value cond;
-        int rc = render_eval(c, n->a, &cond);
+        int rc = chat_render_eval(c, n->a, &cond);
         if (rc)
             return rc;
         return exec_body(c, chat_truthy(&cond) ? &n->body : &n->alt);
@@ -900,23 +902,23 @@ static int exec_node(render_ctx *c, const chat_node *n)
     case NODE_MACRO: {
         chat_callable *fn = chat_arena_alloc(&c->arena, sizeof *fn);
         if (!fn)
-            return render_nomem(c, n);
+            return chat_render_nomem(c, n);
         fn->name = n->str;
         fn->macro = n;
         if (c->scope_start > 0 && c->n_vars > c->frame_start) { // a closure over loop variables
             size_t count = c->n_vars - c->frame_start;
             render_var *vars = chat_arena_alloc(&c->arena, count * sizeof *vars);
             if (!vars)
-                return render_nomem(c, n);
+                return chat_render_nomem(c, n);
             memcpy(vars, c->vars + c->frame_start, count * sizeof *vars);
             fn->captured = vars;
             fn->n_captured = count;
         }
-        return assign(c, n->str, (chat_value){.type = CHAT_CALLABLE, .fn = fn}) ? render_nomem(c, n)
-                                                                                : GARLIC_OK;
+        chat_value macro = {.type = CHAT_CALLABLE, .fn = fn};
+        return assign(c, n->str, macro) ? chat_render_nomem(c, n) : GARLIC_OK;
     }
-    case NODE_BREAK: c->loop_ctl = 1; return GARLIC_OK;
-    case NODE_CONTINUE: c->loop_ctl = 2; return GARLIC_OK;
+    case NODE_BREAK: c->loop_ctl = CHAT_LOOP_BREAK; return GARLIC_OK;
+    case NODE_CONTINUE: c->loop_ctl = CHAT_LOOP_CONTINUE; return GARLIC_OK;
     case NODE_BLOCK: return exec_body(c, &n->body);
     case NODE_FILTER_BLOCK: {
         chat_value body, saved = c->filter_input, v;
@@ -924,13 +926,13 @@ static int exec_node(render_ctx *c, const chat_node *n)
         if (rc)
             return rc;
         c->filter_input = body;
-        rc = render_eval(c, n->a, &v);
+        rc = chat_render_eval(c, n->a, &v);
         c->filter_input = saved;
         if (rc)
             return rc;
-        return chat_value_str(&c->arena, c->out, &v) ? render_nomem(c, n) : GARLIC_OK;
+        return chat_value_str(&c->arena, c->out, &v) ? chat_render_nomem(c, n) : GARLIC_OK;
     }
-    default: return render_error(c, n, GARLIC_EINVAL, "not a statement");
+    default: return chat_render_error(c, n, GARLIC_EINVAL, "not a statement");
     }
 }
 
@@ -940,14 +942,14 @@ static int exec_body(render_ctx *c, const chat_node_list *body)
         int rc = exec(c, body->items[i]);
         if (rc)
             return rc;
-        if (c->loop_ctl)
+        if (c->loop_ctl != CHAT_LOOP_RUN)
             return GARLIC_OK;
     }
     return GARLIC_OK;
 }
 
 // Renders the whole template into a fresh garlic_malloc'd string.
-int render_template(render_ctx *c, char **out, size_t *out_len)
+int chat_render_template(render_ctx *c, char **out, size_t *out_len)
 {
     chat_buf buf = {.max = c->max_output};
     c->out = &buf;

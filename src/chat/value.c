@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-// The chat-template value model: an arena that every template and render allocates from,
-// strings, lists and insertion-ordered dicts, and Python's semantics for them: truthiness,
-// equality, ordering, str() and repr() (including float repr), plus UTF-8 code-point helpers.
-// JSON in and out lives in json.c.
+// The chat-template value model: an arena that every template and render allocates from
+// (and grows its arrays in), strings, lists and insertion-ordered dicts, and Python's
+// semantics for them: truthiness, equality, ordering, str() and repr() (including float
+// repr), plus UTF-8 code-point helpers. JSON in and out lives in json.c.
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,23 +66,35 @@ void chat_arena_release(chat_arena *a)
     a->failed = false;
 }
 
+int chat_arena_grow(chat_arena *a, void *items, size_t *cap, size_t n, size_t need,
+                    size_t item_size)
+{
+    if (need <= *cap)
+        return GARLIC_OK;
+    size_t min_items = 64 / item_size > 4 ? 64 / item_size : 4;
+    size_t grown_cap = *cap > min_items ? *cap : min_items, bytes;
+    while (grown_cap < need)
+        if (__builtin_mul_overflow(grown_cap, 2, &grown_cap))
+            return GARLIC_ENOMEM;
+    void *grown = NULL;
+    if (__builtin_mul_overflow(grown_cap, item_size, &bytes) ||
+        !(grown = chat_arena_alloc(a, bytes)))
+        return GARLIC_ENOMEM;
+    if (n)
+        memcpy(grown, *(void **)items, n * item_size);
+    *(void **)items = grown;
+    *cap = grown_cap;
+    return GARLIC_OK;
+}
+
 // Appends n bytes, keeping data NUL-terminated; GARLIC_ENOMEM past max or the arena limit.
 int chat_buf_append(chat_arena *a, chat_buf *b, const char *s, size_t n)
 {
     if (n > SIZE_MAX / 4 || (b->max && b->len + n > b->max))
         return GARLIC_ENOMEM;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *grown = chat_arena_alloc(a, cap);
-        if (!grown)
-            return GARLIC_ENOMEM;
-        if (b->len)
-            memcpy(grown, b->data, b->len);
-        b->data = grown;
-        b->cap = cap;
-    }
+    if (b->len + n + 1 > b->cap &&
+        chat_arena_grow(a, &b->data, &b->cap, b->len, b->len + n + 1, 1) != GARLIC_OK)
+        return GARLIC_ENOMEM;
     if (n)
         memcpy(b->data + b->len, s, n);
     b->len += n;
@@ -132,18 +144,9 @@ chat_list *chat_list_new(chat_arena *a, size_t cap)
 // Appends v, doubling the storage when full.
 int chat_list_push(chat_arena *a, chat_list *l, chat_value v)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 4;
-        if (cap > SIZE_MAX / sizeof(chat_value) / 2)
-            return GARLIC_ENOMEM;
-        chat_value *grown = chat_arena_alloc(a, cap * sizeof *grown);
-        if (!grown)
-            return GARLIC_ENOMEM;
-        if (l->n)
-            memcpy(grown, l->items, l->n * sizeof *grown);
-        l->items = grown;
-        l->cap = cap;
-    }
+    if (l->n == l->cap &&
+        chat_arena_grow(a, &l->items, &l->cap, l->n, l->n + 1, sizeof *l->items) != GARLIC_OK)
+        return GARLIC_ENOMEM;
     l->items[l->n++] = v;
     return GARLIC_OK;
 }
@@ -193,22 +196,14 @@ int chat_dict_set(chat_arena *a, chat_dict *d, chat_value key, chat_value val)
         *found = val;
         return GARLIC_OK;
     }
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 4;
-        if (cap > SIZE_MAX / sizeof(chat_value) / 2)
-            return GARLIC_ENOMEM;
-        chat_value *keys = chat_arena_alloc(a, cap * sizeof *keys);
-        chat_value *vals = chat_arena_alloc(a, cap * sizeof *vals);
-        if (!keys || !vals)
-            return GARLIC_ENOMEM;
-        if (d->n) {
-            memcpy(keys, d->keys, d->n * sizeof *keys);
-            memcpy(vals, d->vals, d->n * sizeof *vals);
-        }
-        d->keys = keys;
-        d->vals = vals;
-        d->cap = cap;
-    }
+    chat_value *keys = d->keys, *vals = d->vals;
+    size_t cap_keys = d->cap, cap_vals = d->cap; // both grow to the same capacity
+    if (chat_arena_grow(a, &keys, &cap_keys, d->n, d->n + 1, sizeof *keys) != GARLIC_OK ||
+        chat_arena_grow(a, &vals, &cap_vals, d->n, d->n + 1, sizeof *vals) != GARLIC_OK)
+        return GARLIC_ENOMEM;
+    d->keys = keys;
+    d->vals = vals;
+    d->cap = cap_keys;
     d->keys[d->n] = key;
     d->vals[d->n] = val;
     d->n++;
@@ -502,8 +497,13 @@ static int str_at(chat_arena *a, chat_buf *b, const chat_value *v, int depth);
 
 static int seq_repr(chat_arena *a, chat_buf *b, const chat_list *l, int depth)
 {
-    static const char *const views[] = {"", "dict_items(", "dict_keys(", "dict_values("};
-    const char *view = views[l->view < 4 ? l->view : 0];
+    static const char *const views[CHAT_VIEW_COUNT] = {
+        [CHAT_VIEW_NONE] = "",
+        [CHAT_VIEW_ITEMS] = "dict_items(",
+        [CHAT_VIEW_KEYS] = "dict_keys(",
+        [CHAT_VIEW_VALUES] = "dict_values(",
+    };
+    const char *view = views[l->view < CHAT_VIEW_COUNT ? l->view : CHAT_VIEW_NONE];
     int rc = chat_buf_append(a, b, view, strlen(view));
     rc = rc ? rc : chat_buf_append(a, b, l->is_tuple ? "(" : "[", 1);
     for (size_t i = 0; i < l->n && rc == GARLIC_OK; i++) {

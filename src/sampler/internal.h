@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// The sampler's private state, shared by sampler.c (parameters, history, penalties) and
-// chain.c (the truncation steps and the draw), plus the PRNG: xoshiro256** seeded through
-// splitmix64, integer-only so that a seed gives the same stream on every platform.
+// The sampler's private state, shared by sampler.c (parameters, history, penalties), chain.c
+// (the truncation steps and the draw) and logprobs.c (which reads the last sample's processed
+// logits), plus the PRNG: xoshiro256** seeded through splitmix64, integer-only so that a seed
+// gives the same stream on every platform.
 #ifndef GARLIC_SAMPLER_INTERNAL_H
 #define GARLIC_SAMPLER_INTERNAL_H
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/buffer.h"
 #include "base/utf8.h"
 #include "sampler/sampler.h"
 
@@ -141,17 +142,9 @@ static int make_room(sampler_stop *m, size_t extra, garlic_error *err)
     size_t need;
     if (__builtin_add_overflow(m->len, extra, &need))
         return garlic_error_set(err, GARLIC_ENOMEM, "sampler: stop matcher text too long");
-    if (need <= m->cap)
-        return GARLIC_OK;
-    size_t cap = m->cap;
-    while (cap < need)
-        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    char *buf = garlic_realloc(m->buf, cap);
-    if (!buf)
+    if (garlic_grow(&m->buf, &m->cap, need, 1) != GARLIC_OK)
         return garlic_error_set(err, GARLIC_ENOMEM,
                                 "sampler: out of memory holding %zu bytes of streamed text", need);
-    m->buf = buf;
-    m->cap = cap;
     return GARLIC_OK;
 }
 

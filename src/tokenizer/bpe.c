@@ -6,10 +6,12 @@
 // by pair, lowest merge rank first (leftmost on ties), until no listed merge applies.
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/buffer.h"
 #include "base/utf8.h"
 #include "tokenizer/internal.h"
 
@@ -83,7 +85,7 @@ static const pre_entry pre_table[] = {
     {"starcoder|refact|command-r|smollm|codeshell|exaone", REGEXES(re_starcoder), false, false},
 };
 
-size_t bpe_byte_char(unsigned char b, char *dst)
+size_t tokenizer_bpe_byte_char(unsigned char b, char *dst)
 {
     uint32_t cp = b;
     if (b <= 32)
@@ -101,7 +103,7 @@ size_t bpe_byte_char(unsigned char b, char *dst)
     return 2;
 }
 
-int bpe_char_byte(uint32_t cp)
+int tokenizer_bpe_char_byte(uint32_t cp)
 {
     if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 172) || (cp >= 174 && cp <= 255))
         return (int)cp;
@@ -188,7 +190,7 @@ static int compile_one(tokenizer *t, const char *pattern, int index, const char 
     return GARLIC_OK;
 }
 
-int bpe_pre_setup(tokenizer *t, const char *path, garlic_error *err)
+int tokenizer_bpe_pre_setup(tokenizer *t, const char *path, garlic_error *err)
 {
     const char *pre = t->pre_name;
     const pre_entry *entry = NULL;
@@ -203,7 +205,7 @@ int bpe_pre_setup(tokenizer *t, const char *path, garlic_error *err)
                                 pre);
     t->add_bos = entry->add_bos;
     t->ignore_merges = entry->ignore_merges;
-    t->pcre_context = tok_pcre_context_new();
+    t->pcre_context = tokenizer_pcre_context_new();
     if (!t->pcre_context)
         return garlic_error_set(err, GARLIC_ENOMEM, "out of memory for the regex context");
     for (int i = 0; i < entry->n_regex; i++) {
@@ -215,32 +217,24 @@ int bpe_pre_setup(tokenizer *t, const char *path, garlic_error *err)
     return GARLIC_OK;
 }
 
-void bpe_pre_release(tokenizer *t)
-{
-    for (int i = 0; i < t->n_regex; i++)
-        pcre2_code_free(t->regex[i]);
-    t->n_regex = 0;
-    pcre2_general_context_free(t->pcre_context);
-    t->pcre_context = NULL;
-}
-
 // A piece of the text being pre-tokenized: bytes [off, off + len).
 typedef struct span {
     uint32_t off;
     uint32_t len;
 } span;
 
-// Growable scratch for one bpe_encode call.
+// Growable scratch for one tokenizer_bpe_encode call.
 typedef struct bpe_work {
-    const char *match;    // the text as valid UTF-8 (what the regexes see)
-    const char *emit;     // the text as llama.cpp re-encodes it (what gets tokenized)
-    char *owned[2];       // match and emit when they had to be rebuilt (invalid input)
-    span *spans[2];       // pre-tokens before/after the current regex
+    const char *match; // the text as valid UTF-8 (what the regexes see)
+    const char *emit;  // the text as llama.cpp re-encodes it (what gets tokenized)
+    char *owned[2];    // match and emit when they had to be rebuilt (invalid input)
+    span *spans[2];    // (cap_spans[i]) pre-tokens before/after the current regex
     size_t n_spans[2], cap_spans[2];
-    char *word;           // a pre-token spelled in the byte alphabet
-    tok_symbol *symbols;  // one per byte of the pre-token
-    size_t cap_bytes;     // bytes the pre-token may have with word and symbols as allocated
-    tok_heap heap;
+    char *word;                // (cap_word) a pre-token spelled in the byte alphabet
+    size_t cap_word;
+    tokenizer_symbol *symbols; // (cap_symbols) one per byte of the pre-token
+    size_t cap_symbols;
+    tokenizer_heap heap;
 } bpe_work;
 
 static void work_free(bpe_work *w)
@@ -254,16 +248,13 @@ static void work_free(bpe_work *w)
     garlic_free(w->heap.items);
 }
 
+// Appends a span to the list spans[which] (0 or 1: the lists alternate between regexes).
 static int span_push(bpe_work *w, int which, uint32_t off, uint32_t len)
 {
-    if (w->n_spans[which] == w->cap_spans[which]) {
-        size_t cap = w->cap_spans[which] ? w->cap_spans[which] * 2 : 64;
-        span *s = garlic_realloc(w->spans[which], cap * sizeof *s);
-        if (!s)
-            return GARLIC_ENOMEM;
-        w->spans[which] = s;
-        w->cap_spans[which] = cap;
-    }
+    if (w->n_spans[which] == w->cap_spans[which] &&
+        garlic_grow(&w->spans[which], &w->cap_spans[which], w->n_spans[which] + 1,
+                    sizeof *w->spans[which]) != GARLIC_OK)
+        return GARLIC_ENOMEM;
     w->spans[which][w->n_spans[which]++] = (span){off, len};
     return GARLIC_OK;
 }
@@ -287,7 +278,7 @@ static int normalize_text(bpe_work *w, const char *text, size_t len, size_t *out
     size_t o = 0;
     for (size_t i = 0; i < len;) {
         size_t used;
-        uint32_t cp = tok_next_code_point((const unsigned char *)text + i, len - i, &used);
+        uint32_t cp = tokenizer_next_code_point((const unsigned char *)text + i, len - i, &used);
         i += used;
         size_t k = utf8_encode(cp, emit + o);
         if (cp >= 0xd800 && cp <= 0xdfff)
@@ -327,7 +318,7 @@ static int split_by(const tokenizer *t, bpe_work *w, int src, const pcre2_code *
             const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
             size_t start = ov[0], end = ov[1];
             if (end == start) { // no pattern matches empty text; step over a character anyway
-                end = start + tok_utf8_len(subject[start]);
+                end = start + tokenizer_utf8_len(subject[start]);
                 if (end > sp.len)
                     end = sp.len;
             }
@@ -348,7 +339,7 @@ static int split_by(const tokenizer *t, bpe_work *w, int src, const pcre2_code *
 static bool rank_key(const tokenizer *t, const char *a, size_t na, const char *b, size_t nb,
                      uint32_t *key)
 {
-    int32_t rank = tok_merge_rank(t, a, na, b, nb);
+    int32_t rank = tokenizer_merge_rank(t, a, na, b, nb);
     if (rank < 0)
         return false;
     *key = (uint32_t)rank;
@@ -358,12 +349,12 @@ static bool rank_key(const tokenizer *t, const char *a, size_t na, const char *b
 // Emits the ids of one symbol: its token, or else the 1-byte tokens of its bytes.
 static int emit_symbol(const tokenizer *t, const char *s, size_t n, tokenizer_ids *out)
 {
-    int32_t id = tok_lookup2(t, s, n, "", 0);
+    int32_t id = tokenizer_lookup2(t, s, n, "", 0);
     if (id >= 0)
-        return tok_ids_push(out, id);
+        return tokenizer_ids_push(out, id);
     for (size_t i = 0; i < n; i++) {
         int32_t b = t->byte_token[(unsigned char)s[i]];
-        if (b >= 0 && tok_ids_push(out, b) != GARLIC_OK)
+        if (b >= 0 && tokenizer_ids_push(out, b) != GARLIC_OK)
             return GARLIC_ENOMEM;
     }
     return GARLIC_OK;
@@ -372,22 +363,14 @@ static int emit_symbol(const tokenizer *t, const char *s, size_t n, tokenizer_id
 // Spells bytes [0, n) in the byte alphabet into w->word, one symbol per byte.
 static int spell_word(bpe_work *w, const char *bytes, size_t n, size_t *word_len)
 {
-    if (n > w->cap_bytes) { // grow both together, doubling
-        size_t cap = w->cap_bytes ? w->cap_bytes : 64;
-        while (cap < n)
-            cap *= 2;
-        garlic_free(w->word);
-        garlic_free(w->symbols);
-        w->word = garlic_malloc(2 * cap);
-        w->symbols = garlic_calloc(cap, sizeof *w->symbols);
-        w->cap_bytes = w->word && w->symbols ? cap : 0;
-        if (!w->cap_bytes)
-            return GARLIC_ENOMEM;
-    }
+    // each byte spells as one or two bytes of the alphabet
+    if (n > SIZE_MAX / 2 || garlic_grow(&w->word, &w->cap_word, 2 * n, 1) != GARLIC_OK ||
+        garlic_grow(&w->symbols, &w->cap_symbols, n, sizeof *w->symbols) != GARLIC_OK)
+        return GARLIC_ENOMEM;
     size_t len = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t k = bpe_byte_char((unsigned char)bytes[i], w->word + len);
-        w->symbols[i] = (tok_symbol){(uint32_t)len, (uint32_t)k, (int32_t)i - 1,
+        size_t k = tokenizer_bpe_byte_char((unsigned char)bytes[i], w->word + len);
+        w->symbols[i] = (tokenizer_symbol){(uint32_t)len, (uint32_t)k, (int32_t)i - 1,
                                      i + 1 < n ? (int32_t)i + 1 : -1};
         len += k;
     }
@@ -403,11 +386,11 @@ static int merge_word(const tokenizer *t, bpe_work *w, const char *bytes, size_t
     if (spell_word(w, bytes, n, &word_len) != GARLIC_OK)
         return GARLIC_ENOMEM;
     if (t->ignore_merges) {
-        int32_t id = tok_lookup2(t, w->word, word_len, "", 0);
+        int32_t id = tokenizer_lookup2(t, w->word, word_len, "", 0);
         if (id >= 0)
-            return tok_ids_push(out, id);
+            return tokenizer_ids_push(out, id);
     }
-    if (tok_merge_symbols(t, w->word, w->symbols, n, &w->heap, rank_key) != GARLIC_OK)
+    if (tokenizer_merge_symbols(t, w->word, w->symbols, n, &w->heap, rank_key) != GARLIC_OK)
         return GARLIC_ENOMEM;
     for (int32_t i = 0; n && i >= 0; i = w->symbols[i].next)
         if (emit_symbol(t, w->word + w->symbols[i].start, w->symbols[i].n, out) != GARLIC_OK)
@@ -415,8 +398,8 @@ static int merge_word(const tokenizer *t, bpe_work *w, const char *bytes, size_t
     return GARLIC_OK;
 }
 
-int bpe_encode(const tokenizer *t, const char *text, size_t len, tokenizer_ids *out,
-               garlic_error *err)
+int tokenizer_bpe_encode(const tokenizer *t, const char *text, size_t len, tokenizer_ids *out,
+                         garlic_error *err)
 {
     bpe_work w = {0};
     pcre2_match_data *md = NULL;

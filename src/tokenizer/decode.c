@@ -5,7 +5,7 @@
 // until the token that completes it arrives.
 #include <string.h>
 
-#include "base/alloc.h"
+#include "base/buffer.h"
 #include "tokenizer/internal.h"
 
 const char *tokenizer_piece(const tokenizer *t, int32_t id, unsigned flags, size_t *len)
@@ -47,49 +47,36 @@ static const char *piece_after_rule(const tokenizer *t, int32_t id, unsigned fla
     return p;
 }
 
-static int text_reserve(tokenizer_text *out, size_t extra)
-{
-    size_t need;
-    if (__builtin_add_overflow(out->len, extra + 1, &need))
-        return GARLIC_ENOMEM;
-    if (need <= out->cap)
-        return GARLIC_OK;
-    size_t cap = out->cap ? out->cap : 256;
-    while (cap < need)
-        cap *= 2;
-    char *data = garlic_realloc(out->data, cap);
-    if (!data)
-        return GARLIC_ENOMEM;
-    out->data = data;
-    out->cap = cap;
-    return GARLIC_OK;
-}
-
 int tokenizer_decode(const tokenizer *t, const int32_t *ids, size_t n, unsigned flags,
                      tokenizer_text *out, garlic_error *err)
 {
     bool strip = strips_space(t);
-    if (text_reserve(out, 0) != GARLIC_OK)
+    if (garlic_buf_reserve(out, 0) != GARLIC_OK)
         return garlic_error_set(err, GARLIC_ENOMEM, "out of memory decoding");
+    int rc = GARLIC_OK;
     for (size_t i = 0; i < n; i++) {
-        if (ids[i] < 0 || (uint32_t)ids[i] >= t->n_vocab)
-            return garlic_error_set(err, GARLIC_EINVAL, "token id %d out of range (%u tokens)",
-                                    ids[i], t->n_vocab);
+        if (ids[i] < 0 || (uint32_t)ids[i] >= t->n_vocab) {
+            rc = garlic_error_set(err, GARLIC_EINVAL, "token id %d out of range (%u tokens)",
+                                  ids[i], t->n_vocab);
+            break;
+        }
         size_t len;
         const char *p = piece_after_rule(t, ids[i], flags, &strip, &len);
-        if (text_reserve(out, len) != GARLIC_OK)
-            return garlic_error_set(err, GARLIC_ENOMEM, "out of memory decoding");
+        // the room test is inline: most pieces fit, and decoding is a hot loop
+        if (len >= out->cap - out->len && garlic_buf_reserve(out, len) != GARLIC_OK) {
+            rc = garlic_error_set(err, GARLIC_ENOMEM, "out of memory decoding");
+            break;
+        }
         memcpy(out->data + out->len, p, len);
         out->len += len;
     }
     out->data[out->len] = '\0';
-    return GARLIC_OK;
+    return rc;
 }
 
 void tokenizer_text_deinit(tokenizer_text *text)
 {
-    garlic_free(text->data);
-    *text = (tokenizer_text){0};
+    garlic_buf_deinit(text);
 }
 
 void tokenizer_stream_init(tokenizer_stream *s, const tokenizer *t, unsigned flags)

@@ -2,10 +2,11 @@
 // The entry point of tokenization. Special tokens are cut out of the text first, longest
 // text first: USER_DEFINED tokens always, CONTROL and UNKNOWN tokens only when the caller
 // parses special tokens. The raw-text fragments between them go to the vocabulary's
-// algorithm (spm.c, bpe.c); BOS and EOS are added around the result when asked.
+// algorithm (spm.c, bpe.c, wpm.c); BOS and EOS are added around the result when asked.
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/buffer.h"
 #include "tokenizer/internal.h"
 
 // A fragment of the input: raw text bytes [off, off + len) when id < 0, else one token.
@@ -23,14 +24,8 @@ typedef struct fragment_list {
 
 static int fragment_push(fragment_list *l, size_t off, size_t len, int32_t id)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        fragment *items = garlic_realloc(l->items, cap * sizeof *items);
-        if (!items)
-            return GARLIC_ENOMEM;
-        l->items = items;
-        l->cap = cap;
-    }
+    if (l->n == l->cap && garlic_grow(&l->items, &l->cap, l->n + 1, sizeof *l->items) != GARLIC_OK)
+        return GARLIC_ENOMEM;
     l->items[l->n++] = (fragment){off, len, id};
     return GARLIC_OK;
 }
@@ -134,16 +129,16 @@ static int encode_fragments(const tokenizer *t, const char *text, const fragment
         fragment f = frags->items[k];
         int rc;
         if (f.id >= 0) {
-            rc = tok_ids_push(out, f.id);
+            rc = tokenizer_ids_push(out, f.id);
             after_special = true;
         } else if (t->kind == TOKENIZER_KIND_SPM) {
-            rc = spm_encode(t, text + f.off, f.len, t->add_space_prefix && after_special, out,
-                            err);
+            rc = tokenizer_spm_encode(t, text + f.off, f.len,
+                                      t->add_space_prefix && after_special, out, err);
             after_special = false;
         } else if (t->kind == TOKENIZER_KIND_BPE) {
-            rc = bpe_encode(t, text + f.off, f.len, out, err);
+            rc = tokenizer_bpe_encode(t, text + f.off, f.len, out, err);
         } else {
-            rc = wpm_encode(t, text + f.off, f.len, out, err);
+            rc = tokenizer_wpm_encode(t, text + f.off, f.len, out, err);
         }
         if (rc != GARLIC_OK)
             return rc == GARLIC_ENOMEM ? garlic_error_set(err, rc, "out of memory tokenizing")
@@ -160,13 +155,13 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, unsigned 
     fragment_list frags = {0};
     int rc = GARLIC_OK;
     if (add && t->add_bos)
-        rc = tok_ids_push(out, t->special[TOKENIZER_SPECIAL_BOS]);
+        rc = tokenizer_ids_push(out, t->special[TOKENIZER_SPECIAL_BOS]);
     if (rc == GARLIC_OK)
         rc = partition(t, text, len, flags & TOKENIZER_PARSE_SPECIAL, &frags);
     if (rc == GARLIC_OK)
         rc = encode_fragments(t, text, &frags, out, err);
     if (rc == GARLIC_OK && add && t->add_eos)
-        rc = tok_ids_push(out, t->special[TOKENIZER_SPECIAL_EOS]);
+        rc = tokenizer_ids_push(out, t->special[TOKENIZER_SPECIAL_EOS]);
     garlic_free(frags.items);
     if (rc != GARLIC_OK) {
         out->n = start; // nothing half-done is left behind

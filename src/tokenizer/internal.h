@@ -2,7 +2,8 @@
 // The tokenizer's private layout, shared by the files of src/tokenizer/ only: the vocabulary
 // (texts, scores, types, decoded pieces in one blob), the two open-addressing hash maps
 // (token text -> id, merge pair -> rank), the special-token list used to split text before
-// the main algorithm runs, and the compiled pre-tokenizer regexes.
+// the main algorithm runs, the compiled regexes, the merge loop SentencePiece and BPE share,
+// each algorithm's entry points and the generated Unicode tables WordPiece reads.
 #ifndef GARLIC_TOKENIZER_INTERNAL_H
 #define GARLIC_TOKENIZER_INTERNAL_H
 
@@ -22,10 +23,10 @@ enum {
 };
 
 // Open-addressing table of 1-based indices (0 = empty slot); capacity is a power of two.
-typedef struct tok_table {
+typedef struct tokenizer_table {
     uint32_t *slots; // (mask + 1)
     uint32_t mask;
-} tok_table;
+} tokenizer_table;
 
 struct tokenizer {
     tokenizer_kind kind;
@@ -42,14 +43,14 @@ struct tokenizer {
     uint8_t *attrs;           // (n_vocab) TOKEN_ATTR_*
     size_t max_piece;         // longest piece or special text
     uint32_t max_token_len;   // longest token text in bytes (WordPiece's longest match)
-    tok_table token_map;      // text -> id + 1 (a later duplicate wins)
+    tokenizer_table token_map; // text -> id + 1 (a later duplicate wins)
     // Byte-level BPE merges: "left right" strings, split after split[i] bytes.
     uint32_t n_merges;
     char *merge_blob;
     uint32_t *merge_off;      // (n_merges)
     uint32_t *merge_len;      // (n_merges)
     uint32_t *merge_split;    // (n_merges) bytes of the left half
-    tok_table merge_map;      // pair -> rank + 1 (the first occurrence wins)
+    tokenizer_table merge_map; // pair -> rank + 1 (the first occurrence wins)
     int32_t special[TOKENIZER_SPECIAL_COUNT];
     bool add_bos, add_eos, add_space_prefix;
     bool ignore_merges;       // a pre-token that is itself a token is not merged (llama3)
@@ -62,7 +63,7 @@ struct tokenizer {
 };
 
 // FNV-1a over two concatenated byte ranges.
-static inline uint64_t tok_hash2(const char *a, size_t na, const char *b, size_t nb)
+static inline uint64_t tokenizer_hash2(const char *a, size_t na, const char *b, size_t nb)
 {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < na; i++)
@@ -73,15 +74,15 @@ static inline uint64_t tok_hash2(const char *a, size_t na, const char *b, size_t
 }
 
 // The id of the token whose text is a[0..na) followed by b[0..nb), or -1.
-int32_t tok_lookup2(const tokenizer *t, const char *a, size_t na, const char *b, size_t nb);
+int32_t tokenizer_lookup2(const tokenizer *t, const char *a, size_t na, const char *b, size_t nb);
 
 // The rank of the merge (left, right), or -1.
-int32_t tok_merge_rank(const tokenizer *t, const char *left, size_t nl, const char *right,
-                       size_t nr);
+int32_t tokenizer_merge_rank(const tokenizer *t, const char *left, size_t nl, const char *right,
+                             size_t nr);
 
 // Bytes of the UTF-8 sequence whose lead byte is c, as a lenient decoder counts them
 // (continuation bytes are not checked; the caller caps at the remaining length).
-static inline size_t tok_utf8_len(unsigned char c)
+static inline size_t tokenizer_utf8_len(unsigned char c)
 {
     static const uint8_t by_high_nibble[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
     return by_high_nibble[c >> 4];
@@ -89,16 +90,16 @@ static inline size_t tok_utf8_len(unsigned char c)
 
 // A pending merge of two adjacent symbols. Lower key first, then the leftmost; size is the
 // merged length in bytes, used to notice that either side changed since it was queued.
-typedef struct tok_bigram {
-    uint32_t key; // BPE: merge rank; SPM: tok_score_key of the merged token's score
+typedef struct tokenizer_bigram {
+    uint32_t key; // BPE: merge rank; SPM: tokenizer_score_key of the merged token's score
     int32_t left;
     int32_t right;
     uint32_t size;
-} tok_bigram;
+} tokenizer_bigram;
 
 // Maps a score to a key that sorts the higher score first (16-byte bigrams keep the heap
 // cache-friendly); -0 and +0 compare equal, as floats do.
-static inline uint32_t tok_score_key(float score)
+static inline uint32_t tokenizer_score_key(float score)
 {
     uint32_t bits;
     if (score == 0)
@@ -109,85 +110,86 @@ static inline uint32_t tok_score_key(float score)
 }
 
 // A binary min-heap of bigrams in caller-owned growable storage.
-typedef struct tok_heap {
-    tok_bigram *items; // (cap)
+typedef struct tokenizer_heap {
+    tokenizer_bigram *items; // (cap)
     size_t n;
     size_t cap;
-} tok_heap;
+} tokenizer_heap;
 
-static inline bool tok_bigram_before(const tok_bigram *a, const tok_bigram *b)
+static inline bool tokenizer_bigram_before(const tokenizer_bigram *a, const tokenizer_bigram *b)
 {
     return a->key < b->key || (a->key == b->key && a->left < b->left);
 }
 
-int tok_heap_push(tok_heap *h, tok_bigram item);
-tok_bigram tok_heap_pop(tok_heap *h); // the heap must not be empty
+int tokenizer_heap_push(tokenizer_heap *h, tokenizer_bigram item);
+tokenizer_bigram tokenizer_heap_pop(tokenizer_heap *h); // the heap must not be empty
 
 // A symbol of the word being merged: bytes [start, start + n) and its neighbours in the chain.
-typedef struct tok_symbol {
+typedef struct tokenizer_symbol {
     uint32_t start;
     uint32_t n; // 0 once merged into its left neighbour
     int32_t prev;
     int32_t next;
-} tok_symbol;
+} tokenizer_symbol;
 
 // The merge priority of two adjacent symbols' texts (lower merges first): SentencePiece uses
 // the merged token's score, byte-level BPE the merge rank. False when they do not merge.
-typedef bool (*tok_pair_key_fn)(const tokenizer *t, const char *a, size_t na, const char *b,
-                                size_t nb, uint32_t *key);
+typedef bool (*tokenizer_pair_key_fn)(const tokenizer *t, const char *a, size_t na, const char *b,
+                                      size_t nb, uint32_t *key);
 
 // Merges the n symbols of text (linked through prev/next, in order) pair by pair: the queued
 // pair with the lowest key (then the leftmost) merges if neither side changed since it was
 // queued, and the new symbol's pairs with its neighbours are queued. heap is scratch owned
 // by the caller. Returns GARLIC_OK or GARLIC_ENOMEM.
-int tok_merge_symbols(const tokenizer *t, const char *text, tok_symbol *symbols, size_t n,
-                      tok_heap *heap, tok_pair_key_fn key);
+int tokenizer_merge_symbols(const tokenizer *t, const char *text, tokenizer_symbol *symbols,
+                            size_t n, tokenizer_heap *heap, tokenizer_pair_key_fn key);
 
 // Decodes one code point leniently (lead byte and continuation bits only, as llama.cpp
 // does): a byte that starts no sequence, or a truncated one, is U+FFFD and uses one byte.
-uint32_t tok_next_code_point(const unsigned char *s, size_t n, size_t *used);
+uint32_t tokenizer_next_code_point(const unsigned char *s, size_t n, size_t *used);
 // NFD(c)[0] and the first code point of c's lowercase form (unicode_tables.c).
-uint32_t tok_nfd_base(uint32_t c);
-uint32_t tok_to_lower(uint32_t c);
+uint32_t tokenizer_nfd_base(uint32_t c);
+uint32_t tokenizer_to_lower(uint32_t c);
 // A pcre2_general_context whose allocations go through garlic_malloc, or NULL.
-void *tok_pcre_context_new(void);
+void *tokenizer_pcre_context_new(void);
+// Frees t's compiled regexes (BPE pre-tokenizers or WordPiece's classifier) and its context.
+void tokenizer_regex_release(tokenizer *t);
 
 // Appends one id to out, growing it. GARLIC_OK or GARLIC_ENOMEM.
-int tok_ids_push(tokenizer_ids *out, int32_t id);
+int tokenizer_ids_push(tokenizer_ids *out, int32_t id);
 
 // Algorithms: each tokenizes one raw-text fragment (no special tokens inside) and appends.
-int spm_encode(const tokenizer *t, const char *text, size_t len, bool space_prefix,
-               tokenizer_ids *out, garlic_error *err);
-int bpe_encode(const tokenizer *t, const char *text, size_t len, tokenizer_ids *out,
-               garlic_error *err);
+int tokenizer_spm_encode(const tokenizer *t, const char *text, size_t len, bool space_prefix,
+                         tokenizer_ids *out, garlic_error *err);
+int tokenizer_bpe_encode(const tokenizer *t, const char *text, size_t len, tokenizer_ids *out,
+                         garlic_error *err);
 
 // WordPiece (wpm.c): compiles the character classifier; tokenizes one raw-text fragment.
-int wpm_setup(tokenizer *t, const char *path, garlic_error *err);
-int wpm_encode(const tokenizer *t, const char *text, size_t len, tokenizer_ids *out,
-               garlic_error *err);
+int tokenizer_wpm_setup(tokenizer *t, const char *path, garlic_error *err);
+int tokenizer_wpm_encode(const tokenizer *t, const char *text, size_t len, tokenizer_ids *out,
+                         garlic_error *err);
 
 // Unicode data (unicode_tables.c), sorted by first code point.
-typedef struct tok_nfd_range {
+typedef struct tokenizer_nfd_range {
     uint32_t first, last; // code points [first, last]
     uint32_t base;        // the first code point of their canonical decomposition
-} tok_nfd_range;
-typedef struct tok_case_range {
+} tokenizer_nfd_range;
+typedef struct tokenizer_case_range {
     uint32_t first, last; // code points [first, last], every step-th
     int32_t step;
     int32_t delta;        // lowercase = c + delta
-} tok_case_range;
-extern const tok_nfd_range tok_nfd_ranges[];
-extern const size_t tok_nfd_count;
-extern const tok_case_range tok_lower_ranges[];
-extern const size_t tok_lower_count;
+} tokenizer_case_range;
+extern const tokenizer_nfd_range tokenizer_nfd_ranges[];
+extern const size_t tokenizer_nfd_count;
+extern const tokenizer_case_range tokenizer_lower_ranges[];
+extern const size_t tokenizer_lower_count;
 
 // Pre-tokenizers (bpe.c): finds the table entry for t->pre_name and compiles its regexes.
 // GARLIC_EUNSUPPORTED for an unknown name; path names the file in messages.
-int bpe_pre_setup(tokenizer *t, const char *path, garlic_error *err);
-void bpe_pre_release(tokenizer *t); // frees the regexes of either algorithm
+int tokenizer_bpe_pre_setup(tokenizer *t, const char *path, garlic_error *err);
 // Appends the UTF-8 of the byte-level BPE alphabet for byte b to dst; returns its length.
-size_t bpe_byte_char(unsigned char b, char *dst);
+size_t tokenizer_bpe_byte_char(unsigned char b, char *dst);
 // Maps a code point of the byte-level alphabet back to its byte, or -1.
-int bpe_char_byte(uint32_t cp);
+int tokenizer_bpe_char_byte(uint32_t cp);
 
 #endif

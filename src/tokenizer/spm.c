@@ -9,21 +9,21 @@
 #include "base/alloc.h"
 #include "tokenizer/internal.h"
 
-// Growable scratch for one spm_encode call.
+// Growable scratch for one tokenizer_spm_encode call.
 typedef struct spm_work {
     char *text;          // the escaped text
-    tok_symbol *symbols; // one per character at the start
-    tok_heap heap;
+    tokenizer_symbol *symbols; // one per character at the start
+    tokenizer_heap heap;
 } spm_work;
 
 // SentencePiece merges the pair whose merged token scores highest.
 static bool score_key(const tokenizer *t, const char *a, size_t na, const char *b, size_t nb,
                       uint32_t *key)
 {
-    int32_t id = tok_lookup2(t, a, na, b, nb);
+    int32_t id = tokenizer_lookup2(t, a, na, b, nb);
     if (id < 0)
         return false;
-    *key = tok_score_key(t->scores[id]);
+    *key = tokenizer_score_key(t->scores[id]);
     return true;
 }
 
@@ -50,14 +50,14 @@ static size_t escape_text(spm_work *w, const char *text, size_t len, bool space_
 // Emits one final symbol: its token, else one <0xNN> token per byte (else unknown).
 static int emit_symbol(const tokenizer *t, const char *s, size_t n, tokenizer_ids *out)
 {
-    int32_t id = tok_lookup2(t, s, n, "", 0);
+    int32_t id = tokenizer_lookup2(t, s, n, "", 0);
     if (id >= 0)
-        return tok_ids_push(out, id);
+        return tokenizer_ids_push(out, id);
     for (size_t i = 0; i < n; i++) {
         int32_t b = t->byte_token[(unsigned char)s[i]];
         if (b < 0)
             b = t->special[TOKENIZER_SPECIAL_UNK];
-        if (b >= 0 && tok_ids_push(out, b) != GARLIC_OK)
+        if (b >= 0 && tokenizer_ids_push(out, b) != GARLIC_OK)
             return GARLIC_ENOMEM;
     }
     return GARLIC_OK;
@@ -66,7 +66,7 @@ static int emit_symbol(const tokenizer *t, const char *s, size_t n, tokenizer_id
 // The merge loop over w->symbols[0..n); then emits the surviving symbols in order.
 static int merge_symbols(const tokenizer *t, spm_work *w, size_t n, tokenizer_ids *out)
 {
-    if (tok_merge_symbols(t, w->text, w->symbols, n, &w->heap, score_key) != GARLIC_OK)
+    if (tokenizer_merge_symbols(t, w->text, w->symbols, n, &w->heap, score_key) != GARLIC_OK)
         return GARLIC_ENOMEM;
     for (int32_t i = 0; n && i >= 0; i = w->symbols[i].next)
         if (emit_symbol(t, w->text + w->symbols[i].start, w->symbols[i].n, out) != GARLIC_OK)
@@ -79,12 +79,12 @@ static size_t count_symbols(const char *s, size_t n)
 {
     size_t count = 0;
     for (size_t off = 0; off < n; count++)
-        off += tok_utf8_len((unsigned char)s[off]);
+        off += tokenizer_utf8_len((unsigned char)s[off]);
     return count;
 }
 
-int spm_encode(const tokenizer *t, const char *text, size_t len, bool space_prefix,
-               tokenizer_ids *out, garlic_error *err)
+int tokenizer_spm_encode(const tokenizer *t, const char *text, size_t len, bool space_prefix,
+                         tokenizer_ids *out, garlic_error *err)
 {
     spm_work w = {0};
     size_t cap;
@@ -96,10 +96,10 @@ int spm_encode(const tokenizer *t, const char *text, size_t len, bool space_pref
         size_t n_text = escape_text(&w, text, len, space_prefix), n = 0;
         w.symbols = garlic_calloc(count_symbols(w.text, n_text) + 1, sizeof *w.symbols);
         for (size_t off = 0; w.symbols && off < n_text; n++) { // cut leniently into characters
-            size_t k = tok_utf8_len((unsigned char)w.text[off]);
+            size_t k = tokenizer_utf8_len((unsigned char)w.text[off]);
             if (k > n_text - off)
                 k = n_text - off;
-            w.symbols[n] = (tok_symbol){(uint32_t)off, (uint32_t)k, (int32_t)n - 1, -1};
+            w.symbols[n] = (tokenizer_symbol){(uint32_t)off, (uint32_t)k, (int32_t)n - 1, -1};
             if (n)
                 w.symbols[n - 1].next = (int32_t)n;
             off += k;

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buffer.h"
 #include "base/error.h"
 #include "gguf/gguf.h"
 
@@ -67,12 +68,9 @@ typedef struct tokenizer_ids {
     size_t cap;
 } tokenizer_ids;
 
-// A growable byte buffer owned by the caller, kept NUL-terminated (len excludes the NUL).
-typedef struct tokenizer_text {
-    char *data; // (cap)
-    size_t len;
-    size_t cap;
-} tokenizer_text;
+// A growable byte buffer owned by the caller, kept NUL-terminated (len excludes the NUL):
+// base's garlic_buf, so decoded text can be handed on or taken with garlic_buf_take.
+typedef garlic_buf tokenizer_text;
 
 // Builds a tokenizer from an open GGUF file. Everything needed is copied, so the file may be
 // closed afterwards. Returns NULL and fills err, naming the file and key, when the vocabulary

@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: MIT
 // Code-point helpers shared by the tokenizer's algorithms: lenient UTF-8 decoding (as
-// llama.cpp decodes, so that invalid input is tokenized the same way), encoding, the
-// lookups into the generated Unicode tables, and a PCRE2 context that allocates through
-// garlic's allocator.
+// llama.cpp decodes, so that invalid input is tokenized the same way), the lookups into the
+// generated Unicode tables (unicode_tables.c), and the PCRE2 plumbing both regex users (the
+// BPE pre-tokenizers and WordPiece's character classes) share: a context that allocates
+// through garlic's allocator and the release of the compiled regexes.
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
 #include "base/alloc.h"
 #include "tokenizer/internal.h"
 
-uint32_t tok_next_code_point(const unsigned char *s, size_t n, size_t *used)
+uint32_t tokenizer_next_code_point(const unsigned char *s, size_t n, size_t *used)
 {
     unsigned char c = s[0];
     size_t k = c < 0x80 ? 1 : c < 0xc0 ? 0 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : c < 0xf8 ? 4 : 0;
@@ -26,27 +27,27 @@ uint32_t tok_next_code_point(const unsigned char *s, size_t n, size_t *used)
     return cp > 0x10ffff ? 0xfffd : cp;
 }
 
-uint32_t tok_nfd_base(uint32_t c)
+uint32_t tokenizer_nfd_base(uint32_t c)
 {
-    size_t lo = 0, hi = tok_nfd_count;
+    size_t lo = 0, hi = tokenizer_nfd_count;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (c < tok_nfd_ranges[mid].first)
+        if (c < tokenizer_nfd_ranges[mid].first)
             hi = mid;
-        else if (c > tok_nfd_ranges[mid].last)
+        else if (c > tokenizer_nfd_ranges[mid].last)
             lo = mid + 1;
         else
-            return tok_nfd_ranges[mid].base;
+            return tokenizer_nfd_ranges[mid].base;
     }
     return c;
 }
 
-uint32_t tok_to_lower(uint32_t c)
+uint32_t tokenizer_to_lower(uint32_t c)
 {
-    size_t lo = 0, hi = tok_lower_count;
+    size_t lo = 0, hi = tokenizer_lower_count;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        const tok_case_range *r = &tok_lower_ranges[mid];
+        const tokenizer_case_range *r = &tokenizer_lower_ranges[mid];
         if (c < r->first)
             hi = mid;
         else if (c > r->last)
@@ -71,7 +72,16 @@ static void pcre_free(void *ptr, void *user)
     garlic_free(ptr);
 }
 
-void *tok_pcre_context_new(void)
+void *tokenizer_pcre_context_new(void)
 {
     return pcre2_general_context_create(pcre_alloc, pcre_free, NULL);
+}
+
+void tokenizer_regex_release(tokenizer *t)
+{
+    for (int i = 0; i < t->n_regex; i++)
+        pcre2_code_free(t->regex[i]);
+    t->n_regex = 0;
+    pcre2_general_context_free(t->pcre_context);
+    t->pcre_context = NULL;
 }

@@ -3,13 +3,15 @@
 // tokenizer.ggml.tokens, copies texts into one blob, precomputes each token's decoded piece,
 // and builds the hash maps (text -> id, merge pair -> rank) and the special-token list.
 // Keys read: tokenizer.ggml.{model,pre,tokens,scores,token_type,merges,*_token_id,
-// add_bos_token,add_eos_token,add_space_prefix} and general.name.
+// add_bos_token,add_eos_token,add_space_prefix} and general.name. The lookups into those
+// maps and the pair-merging loop SentencePiece and BPE share (a heap of bigrams) live here.
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/buffer.h"
 #include "base/utf8.h"
 #include "tokenizer/internal.h"
 
@@ -24,22 +26,17 @@ static const char *const special_keys[TOKENIZER_SPECIAL_COUNT] = {
     [TOKENIZER_SPECIAL_EOT] = "tokenizer.ggml.eot_token_id",
 };
 
-int tok_ids_push(tokenizer_ids *out, int32_t id)
+int tokenizer_ids_push(tokenizer_ids *out, int32_t id)
 {
-    if (out->n == out->cap) {
-        size_t cap = out->cap ? out->cap * 2 : 64;
-        int32_t *ids = garlic_realloc(out->ids, cap * sizeof *ids);
-        if (!ids)
-            return GARLIC_ENOMEM;
-        out->ids = ids;
-        out->cap = cap;
-    }
+    if (out->n == out->cap &&
+        garlic_grow(&out->ids, &out->cap, out->n + 1, sizeof *out->ids) != GARLIC_OK)
+        return GARLIC_ENOMEM;
     out->ids[out->n++] = id;
     return GARLIC_OK;
 }
 
 // A table with room for n entries at a load factor of at most 1/2.
-static int table_init(tok_table *tab, size_t n)
+static int table_init(tokenizer_table *tab, size_t n)
 {
     size_t cap = 16;
     while (cap < 2 * n)
@@ -49,11 +46,11 @@ static int table_init(tok_table *tab, size_t n)
     return tab->slots ? GARLIC_OK : GARLIC_ENOMEM;
 }
 
-int32_t tok_lookup2(const tokenizer *t, const char *a, size_t na, const char *b, size_t nb)
+int32_t tokenizer_lookup2(const tokenizer *t, const char *a, size_t na, const char *b, size_t nb)
 {
-    const tok_table *tab = &t->token_map;
+    const tokenizer_table *tab = &t->token_map;
     size_t n = na + nb;
-    for (uint64_t i = tok_hash2(a, na, b, nb);; i++) {
+    for (uint64_t i = tokenizer_hash2(a, na, b, nb);; i++) {
         uint32_t v = tab->slots[i & tab->mask];
         if (v == 0)
             return -1;
@@ -64,14 +61,14 @@ int32_t tok_lookup2(const tokenizer *t, const char *a, size_t na, const char *b,
     }
 }
 
-int32_t tok_merge_rank(const tokenizer *t, const char *left, size_t nl, const char *right,
-                       size_t nr)
+int32_t tokenizer_merge_rank(const tokenizer *t, const char *left, size_t nl, const char *right,
+                             size_t nr)
 {
-    const tok_table *tab = &t->merge_map;
+    const tokenizer_table *tab = &t->merge_map;
     if (!tab->slots)
         return -1;
     // Merges are stored as "left right"; the split point is part of the key.
-    for (uint64_t i = tok_hash2(left, nl, right, nr) ^ nl;; i++) {
+    for (uint64_t i = tokenizer_hash2(left, nl, right, nr) ^ nl;; i++) {
         uint32_t v = tab->slots[i & tab->mask];
         if (v == 0)
             return -1;
@@ -127,25 +124,44 @@ static int read_special_ids(tokenizer *t, const gguf_file *f, garlic_error *err)
     return GARLIC_OK;
 }
 
-// Fetches an array key whose elements must be of class want ('s' strings, 'n' numbers,
-// 'i' integers) and count must equal expect (0: any). Returns ENOTFOUND when absent.
-static int get_array(const gguf_file *f, const char *key, char want, uint64_t expect,
+// What the elements of a vocabulary array must be.
+typedef enum array_class {
+    ARRAY_CLASS_STRINGS,  // token texts, merges
+    ARRAY_CLASS_NUMBERS,  // scores: integers or floats
+    ARRAY_CLASS_INTEGERS, // token types
+    ARRAY_CLASS_COUNT
+} array_class;
+
+// Whether elements of GGUF type et belong to class want.
+static bool array_class_accepts(array_class want, gguf_type et)
+{
+    bool number = et != GGUF_TYPE_STRING && et != GGUF_TYPE_ARRAY;
+    switch (want) {
+    case ARRAY_CLASS_STRINGS: return et == GGUF_TYPE_STRING;
+    case ARRAY_CLASS_INTEGERS: return number && et != GGUF_TYPE_FLOAT32 && et != GGUF_TYPE_FLOAT64;
+    default: return number;
+    }
+}
+
+// Fetches an array key whose elements must be of class want and whose count must equal
+// expect (0: any). Returns ENOTFOUND when absent.
+static int get_array(const gguf_file *f, const char *key, array_class want, uint64_t expect,
                      gguf_value *arr, garlic_error *err)
 {
+    static const char *const class_names[ARRAY_CLASS_COUNT] = {
+        [ARRAY_CLASS_STRINGS] = "strings",
+        [ARRAY_CLASS_NUMBERS] = "numbers",
+        [ARRAY_CLASS_INTEGERS] = "integers",
+    };
     int rc = gguf_get_arr(f, key, arr);
     if (rc == GARLIC_ENOTFOUND)
         return rc;
     if (rc != GARLIC_OK)
         return key_error(err, GARLIC_EFORMAT, f, key, "not an array");
     gguf_type et = arr->arr.type;
-    bool ok = want == 's' ? et == GGUF_TYPE_STRING
-            : want == 'i' ? et != GGUF_TYPE_STRING && et != GGUF_TYPE_ARRAY &&
-                                et != GGUF_TYPE_FLOAT32 && et != GGUF_TYPE_FLOAT64
-                          : et != GGUF_TYPE_STRING && et != GGUF_TYPE_ARRAY;
-    if (!ok) {
+    if (!array_class_accepts(want, et)) {
         garlic_error_set(err, GARLIC_EFORMAT, "%s: key '%s': array of %s, expected %s", f->path,
-                         key, gguf_type_name(et),
-                         want == 's' ? "strings" : want == 'i' ? "integers" : "numbers");
+                         key, gguf_type_name(et), class_names[want]);
         return GARLIC_EFORMAT;
     }
     if (expect && arr->arr.count != expect) {
@@ -163,7 +179,7 @@ static int read_tokens(tokenizer *t, const gguf_file *f, garlic_error *err)
 {
     const char *key = "tokenizer.ggml.tokens";
     gguf_value arr;
-    int rc = get_array(f, key, 's', 0, &arr, err);
+    int rc = get_array(f, key, ARRAY_CLASS_STRINGS, 0, &arr, err);
     if (rc == GARLIC_ENOTFOUND)
         return key_error(err, GARLIC_EFORMAT, f, key, "missing: no vocabulary in this file");
     if (rc != GARLIC_OK)
@@ -208,7 +224,8 @@ static int read_tokens(tokenizer *t, const gguf_file *f, garlic_error *err)
 static int read_scores_and_types(tokenizer *t, const gguf_file *f, garlic_error *err)
 {
     gguf_value arr;
-    int rc = get_array(f, "tokenizer.ggml.scores", 'n', t->n_vocab, &arr, err);
+    int rc = get_array(f, "tokenizer.ggml.scores", ARRAY_CLASS_NUMBERS, t->n_vocab, &arr,
+                       err);
     if (rc != GARLIC_OK && rc != GARLIC_ENOTFOUND)
         return rc;
     for (uint32_t i = 0; rc == GARLIC_OK && i < t->n_vocab; i++) {
@@ -217,7 +234,7 @@ static int read_scores_and_types(tokenizer *t, const gguf_file *f, garlic_error 
         t->scores[i] = (float)d;
     }
     const char *key = "tokenizer.ggml.token_type";
-    rc = get_array(f, key, 'i', t->n_vocab, &arr, err);
+    rc = get_array(f, key, ARRAY_CLASS_INTEGERS, t->n_vocab, &arr, err);
     if (rc == GARLIC_ENOTFOUND)
         return GARLIC_OK;
     if (rc != GARLIC_OK)
@@ -240,7 +257,7 @@ static int read_merges(tokenizer *t, const gguf_file *f, garlic_error *err)
 {
     const char *key = "tokenizer.ggml.merges";
     gguf_value arr;
-    int rc = get_array(f, key, 's', 0, &arr, err);
+    int rc = get_array(f, key, ARRAY_CLASS_STRINGS, 0, &arr, err);
     if (rc == GARLIC_ENOTFOUND)
         return key_error(err, GARLIC_EFORMAT, f, key, "missing (a gpt2 vocabulary needs merges)");
     if (rc != GARLIC_OK)
@@ -276,8 +293,8 @@ static int read_merges(tokenizer *t, const gguf_file *f, garlic_error *err)
         if (sp) {
             uint32_t nl = (uint32_t)(sp - s), nr = (uint32_t)v.str.len - nl - 1;
             t->merge_split[m] = nl;
-            if (tok_merge_rank(t, s, nl, sp + 1, nr) < 0) { // the first occurrence wins
-                uint64_t i = tok_hash2(s, nl, sp + 1, nr) ^ nl;
+            if (tokenizer_merge_rank(t, s, nl, sp + 1, nr) < 0) { // the first occurrence wins
+                uint64_t i = tokenizer_hash2(s, nl, sp + 1, nr) ^ nl;
                 while (t->merge_map.slots[i & t->merge_map.mask])
                     i++;
                 t->merge_map.slots[i & t->merge_map.mask] = m + 1;
@@ -293,13 +310,13 @@ static int build_token_map(tokenizer *t)
 {
     if (table_init(&t->token_map, t->n_vocab) != GARLIC_OK)
         return GARLIC_ENOMEM;
-    tok_table *tab = &t->token_map;
+    tokenizer_table *tab = &t->token_map;
     for (uint32_t id = 0; id < t->n_vocab; id++) {
         const char *s = t->blob + t->text_off[id];
         size_t n = t->text_len[id];
         if (n == 0)
             continue;
-        for (uint64_t i = tok_hash2(s, n, "", 0);; i++) {
+        for (uint64_t i = tokenizer_hash2(s, n, "", 0);; i++) {
             uint32_t *slot = &tab->slots[i & tab->mask];
             if (*slot == 0 || (t->text_len[*slot - 1] == n &&
                                memcmp(t->blob + t->text_off[*slot - 1], s, n) == 0)) {
@@ -365,7 +382,7 @@ static size_t bpe_piece(const tokenizer *t, uint32_t id, char *dst)
         uint32_t cp = (unsigned char)s[i] & (k == 1 ? 0x7f : k == 2 ? 0x1f : k == 3 ? 0x0f : 0x07);
         for (size_t j = 1; j < k; j++)
             cp = cp << 6 | ((unsigned char)s[i + j] & 0x3f);
-        int b = bpe_char_byte(cp);
+        int b = tokenizer_bpe_char_byte(cp);
         if (b >= 0) {
             dst[len++] = (char)b;
         } else {
@@ -403,9 +420,9 @@ static void build_byte_tokens(tokenizer *t)
         char one = (char)b, name[6] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>'};
         int32_t id = -1;
         if (t->kind == TOKENIZER_KIND_SPM)
-            id = tok_lookup2(t, name, 6, "", 0);
+            id = tokenizer_lookup2(t, name, 6, "", 0);
         if (id < 0)
-            id = tok_lookup2(t, &one, 1, "", 0);
+            id = tokenizer_lookup2(t, &one, 1, "", 0);
         t->byte_token[b] = id;
     }
 }
@@ -464,12 +481,12 @@ static void apply_name_rules(tokenizer *t, const gguf_file *f)
         return;
     for (uint32_t i = 0; i < t->n_specials; i++)
         t->attrs[t->specials[i]] |= TOKEN_ATTR_RSTRIP;
-    int32_t id = tok_lookup2(t, "</s>", 4, "", 0);
+    int32_t id = tokenizer_lookup2(t, "</s>", 4, "", 0);
     if (id >= 0)
         t->attrs[id] |= TOKEN_ATTR_RSTRIP;
     const char *keep[] = {"<unk>", "<s>", "<|endoftext|>"};
     for (size_t i = 0; i < 3; i++) {
-        id = tok_lookup2(t, keep[i], strlen(keep[i]), "", 0);
+        id = tokenizer_lookup2(t, keep[i], strlen(keep[i]), "", 0);
         if (id >= 0)
             t->attrs[id] &= (uint8_t)~TOKEN_ATTR_RSTRIP;
     }
@@ -538,9 +555,9 @@ static int load_rest(tokenizer *t, const gguf_file *f, garlic_error *err)
     if (rc == GARLIC_OK && t->kind == TOKENIZER_KIND_BPE)
         rc = read_merges(t, f, err);
     if (rc == GARLIC_OK && t->kind == TOKENIZER_KIND_BPE)
-        rc = bpe_pre_setup(t, f->path, err); // may set add_bos and ignore_merges
+        rc = tokenizer_bpe_pre_setup(t, f->path, err); // may set add_bos and ignore_merges
     if (rc == GARLIC_OK && t->kind == TOKENIZER_KIND_WPM)
-        rc = wpm_setup(t, f->path, err);
+        rc = tokenizer_wpm_setup(t, f->path, err);
     if (rc != GARLIC_OK)
         return rc;
     set_default_ids(t);
@@ -602,7 +619,7 @@ void tokenizer_free(tokenizer *t)
 {
     if (!t)
         return;
-    bpe_pre_release(t);
+    tokenizer_regex_release(t);
     garlic_free(t->blob);
     garlic_free(t->text_off);
     garlic_free(t->text_len);
@@ -661,28 +678,22 @@ bool tokenizer_is_lossless(const tokenizer *t)
             return false;
         if (t->kind == TOKENIZER_KIND_BPE) { // every byte's alphabet character is a token
             char c[2];
-            size_t n = bpe_byte_char((unsigned char)b, c);
-            if (tok_lookup2(t, c, n, "", 0) < 0)
+            size_t n = tokenizer_bpe_byte_char((unsigned char)b, c);
+            if (tokenizer_lookup2(t, c, n, "", 0) < 0)
                 return false;
         }
     }
     return true;
 }
 
-int tok_heap_push(tok_heap *h, tok_bigram item)
+int tokenizer_heap_push(tokenizer_heap *h, tokenizer_bigram item)
 {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        tok_bigram *items = garlic_realloc(h->items, cap * sizeof *items);
-        if (!items)
-            return GARLIC_ENOMEM;
-        h->items = items;
-        h->cap = cap;
-    }
+    if (h->n == h->cap && garlic_grow(&h->items, &h->cap, h->n + 1, sizeof *h->items) != GARLIC_OK)
+        return GARLIC_ENOMEM;
     size_t i = h->n++;
     while (i > 0) { // sift up
         size_t parent = (i - 1) / 2;
-        if (!tok_bigram_before(&item, &h->items[parent]))
+        if (!tokenizer_bigram_before(&item, &h->items[parent]))
             break;
         h->items[i] = h->items[parent];
         i = parent;
@@ -691,17 +702,17 @@ int tok_heap_push(tok_heap *h, tok_bigram item)
     return GARLIC_OK;
 }
 
-tok_bigram tok_heap_pop(tok_heap *h)
+tokenizer_bigram tokenizer_heap_pop(tokenizer_heap *h)
 {
-    tok_bigram top = h->items[0], last = h->items[--h->n];
+    tokenizer_bigram top = h->items[0], last = h->items[--h->n];
     size_t i = 0;
     for (;;) { // sift the last item down from the root
         size_t child = 2 * i + 1;
         if (child >= h->n)
             break;
-        if (child + 1 < h->n && tok_bigram_before(&h->items[child + 1], &h->items[child]))
+        if (child + 1 < h->n && tokenizer_bigram_before(&h->items[child + 1], &h->items[child]))
             child++;
-        if (!tok_bigram_before(&h->items[child], &last))
+        if (!tokenizer_bigram_before(&h->items[child], &last))
             break;
         h->items[i] = h->items[child];
         i = child;
@@ -712,28 +723,28 @@ tok_bigram tok_heap_pop(tok_heap *h)
 }
 
 // Queues the pair (left, right) when both exist and key says they merge.
-static int queue_pair(const tokenizer *t, const char *text, const tok_symbol *symbols,
-                      tok_heap *heap, tok_pair_key_fn key, int32_t left, int32_t right)
+static int queue_pair(const tokenizer *t, const char *text, const tokenizer_symbol *symbols,
+                      tokenizer_heap *heap, tokenizer_pair_key_fn key, int32_t left, int32_t right)
 {
     if (left < 0 || right < 0)
         return GARLIC_OK;
-    const tok_symbol *l = &symbols[left], *r = &symbols[right];
+    const tokenizer_symbol *l = &symbols[left], *r = &symbols[right];
     uint32_t k;
     if (!key(t, text + l->start, l->n, text + r->start, r->n, &k))
         return GARLIC_OK;
-    return tok_heap_push(heap, (tok_bigram){k, left, right, l->n + r->n});
+    return tokenizer_heap_push(heap, (tokenizer_bigram){k, left, right, l->n + r->n});
 }
 
-int tok_merge_symbols(const tokenizer *t, const char *text, tok_symbol *symbols, size_t n,
-                      tok_heap *heap, tok_pair_key_fn key)
+int tokenizer_merge_symbols(const tokenizer *t, const char *text, tokenizer_symbol *symbols,
+                            size_t n, tokenizer_heap *heap, tokenizer_pair_key_fn key)
 {
     heap->n = 0;
     for (size_t i = 1; i < n; i++)
         if (queue_pair(t, text, symbols, heap, key, (int32_t)i - 1, (int32_t)i) != GARLIC_OK)
             return GARLIC_ENOMEM;
     while (heap->n) {
-        tok_bigram b = tok_heap_pop(heap);
-        tok_symbol *l = &symbols[b.left], *r = &symbols[b.right];
+        tokenizer_bigram b = tokenizer_heap_pop(heap);
+        tokenizer_symbol *l = &symbols[b.left], *r = &symbols[b.right];
         if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
             continue; // one side changed since this pair was queued
         l->n += r->n;

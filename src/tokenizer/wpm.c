@@ -13,11 +13,18 @@
 #include "base/utf8.h"
 #include "tokenizer/internal.h"
 
-enum { CLASS_OTHER, CLASS_CONTROL, CLASS_PUNCT, CLASS_SYMBOL };
+// What a code point is to BERT's basic tokenizer.
+typedef enum char_class {
+    CHAR_CLASS_OTHER,   // part of a word
+    CHAR_CLASS_CONTROL, // dropped (Cc, Cf, Co, surrogates)
+    CHAR_CLASS_PUNCT,   // a word of its own (P)
+    CHAR_CLASS_SYMBOL,  // a word of its own when ASCII (S)
+    CHAR_CLASS_COUNT
+} char_class;
 
-int wpm_setup(tokenizer *t, const char *path, garlic_error *err)
+int tokenizer_wpm_setup(tokenizer *t, const char *path, garlic_error *err)
 {
-    t->pcre_context = tok_pcre_context_new();
+    t->pcre_context = tokenizer_pcre_context_new();
     pcre2_compile_context *cc = t->pcre_context ? pcre2_compile_context_create(t->pcre_context)
                                                 : NULL;
     int code;
@@ -57,15 +64,18 @@ static bool is_chinese(uint32_t c)
 }
 
 // The class of code point c (control, punctuation, symbol or other).
-static int classify(const tokenizer *t, uint32_t c, pcre2_match_data *md)
+static char_class classify(const tokenizer *t, uint32_t c, pcre2_match_data *md)
 {
     if (c >= 0xd800 && c <= 0xdfff)
-        return CLASS_CONTROL; // a surrogate (only from lenient decoding): Cs
+        return CHAR_CLASS_CONTROL; // a surrogate (only from lenient decoding): Cs
     char buf[4];
     size_t n = utf8_encode(c, buf);
     int rc = pcre2_match(t->regex[0], (PCRE2_SPTR)buf, n, 0, PCRE2_ANCHORED | PCRE2_NO_UTF_CHECK,
                          md, NULL);
-    return rc == 2 ? CLASS_CONTROL : rc == 3 ? CLASS_PUNCT : rc == 4 ? CLASS_SYMBOL : CLASS_OTHER;
+    return rc == 2 ? CHAR_CLASS_CONTROL
+        : rc == 3  ? CHAR_CLASS_PUNCT
+        : rc == 4  ? CHAR_CLASS_SYMBOL
+                   : CHAR_CLASS_OTHER;
 }
 
 // Cuts word[0..n) (which starts with "▁") into the longest tokens from the left, or emits
@@ -76,18 +86,18 @@ static int emit_word(const tokenizer *t, const char *word, size_t n, tokenizer_i
     for (size_t i = 0; i < n;) {
         size_t j = i + t->max_token_len < n ? i + t->max_token_len : n;
         int32_t id = -1;
-        for (; j > i && (id = tok_lookup2(t, word + i, j - i, "", 0)) < 0; j--)
+        for (; j > i && (id = tokenizer_lookup2(t, word + i, j - i, "", 0)) < 0; j--)
             ;
         if (id < 0) {
             out->n = start; // the whole word is unknown
             break;
         }
-        if (tok_ids_push(out, id) != GARLIC_OK)
+        if (tokenizer_ids_push(out, id) != GARLIC_OK)
             return GARLIC_ENOMEM;
         i = j;
     }
     if (out->n == start && t->special[TOKENIZER_SPECIAL_UNK] >= 0)
-        return tok_ids_push(out, t->special[TOKENIZER_SPECIAL_UNK]);
+        return tokenizer_ids_push(out, t->special[TOKENIZER_SPECIAL_UNK]);
     return GARLIC_OK;
 }
 
@@ -99,8 +109,8 @@ static int flush_word(const tokenizer *t, const char *word, size_t *n, tokenizer
     return rc;
 }
 
-int wpm_encode(const tokenizer *t, const char *text, size_t len, tokenizer_ids *out,
-               garlic_error *err)
+int tokenizer_wpm_encode(const tokenizer *t, const char *text, size_t len, tokenizer_ids *out,
+                         garlic_error *err)
 {
     char *word = garlic_malloc(len * 4 + 8); // lowercasing may lengthen a character
     pcre2_match_data *md = pcre2_match_data_create(4, t->pcre_context);
@@ -110,22 +120,22 @@ int wpm_encode(const tokenizer *t, const char *text, size_t len, tokenizer_ids *
         memcpy(word, "\xe2\x96\x81", 3);
     for (size_t i = 0, used; rc == GARLIC_OK && i < len; i += used) {
         const unsigned char *at = (const unsigned char *)text + i;
-        uint32_t c = tok_nfd_base(tok_next_code_point(at, len - i, &used));
+        uint32_t c = tokenizer_nfd_base(tokenizer_next_code_point(at, len - i, &used));
         if (is_white_space(c)) {
             rc = flush_word(t, word, &n, out);
             continue;
         }
-        int cls = classify(t, c, md);
-        if (c == 0 || c == 0xfffd || cls == CLASS_CONTROL)
+        char_class cls = classify(t, c, md);
+        if (c == 0 || c == 0xfffd || cls == CHAR_CLASS_CONTROL)
             continue;
-        if (cls == CLASS_PUNCT || (c < 0x7f && cls == CLASS_SYMBOL) || is_chinese(c)) {
+        if (cls == CHAR_CLASS_PUNCT || (c < 0x7f && cls == CHAR_CLASS_SYMBOL) || is_chinese(c)) {
             rc = flush_word(t, word, &n, out);
-            n += utf8_encode(tok_to_lower(c), word + n);
+            n += utf8_encode(tokenizer_to_lower(c), word + n);
             if (rc == GARLIC_OK)
                 rc = flush_word(t, word, &n, out);
             continue;
         }
-        n += utf8_encode(tok_to_lower(c), word + n);
+        n += utf8_encode(tokenizer_to_lower(c), word + n);
     }
     if (rc == GARLIC_OK)
         rc = flush_word(t, word, &n, out);

@@ -500,6 +500,11 @@ static const char *const render_cases[][2] = {
      "1-a-None|[1][2]"},
     {"{{ 'x'|tojson|tojson }}|{{ '\"q\"'|tojson }}|{{ '\\\\'|tojson }}\n",
      "\"\\\"x\\\"\"|\"\\\"q\\\"\"|\"\\\\\""},
+    // every test name and alias is known (one table); INT64_MIN % -1 must not trap
+    {"{{ (-9223372036854775807 - 1) is divisibleby(-1) }}|{{ '==' is test }}|"
+     "{{ 'lessthan' is test }}|{{ 'nope' is test }}|{{ 'trim' is filter }}|"
+     "{{ [1, 2, 3]|select('>', 1)|list }}|{{ [1, 2, 3]|reject('==', 2)|list }}",
+     "True|True|True|False|True|[2, 3]|[1, 3]"},
 };
 
 static const char *const error_cases[][2] = {
@@ -707,6 +712,40 @@ static void test_fallback(void **state)
     garlic_free(out);
 }
 
+// The JSON reader takes numbers by RFC 8259's grammar, as Python's json module does: ints
+// up to 64 bits stay ints (larger ones become the nearest float, garlic has no big ints);
+// tojson(ensure_ascii) writes a byte that starts no UTF-8 sequence as U+FFFD and goes on.
+static void test_json_reader(void **state)
+{
+    (void)state;
+    expect_render("{{ a }}|{{ b }}|{{ c }}|{{ d }}|{{ e }}|{{ f }}",
+                  "{\"a\": 9223372036854775807, \"b\": -9223372036854775808, \"c\": -0, "
+                  "\"d\": 1E2, \"e\": 1e400, \"f\": 0.5e-1}",
+                  "9223372036854775807|-9223372036854775808|0|100.0|inf|0.05");
+    expect_render("{{ a }}|{{ a is float }}",
+                  "{\"a\": 12345678901234567890123456789012345678901234567890123456789012345678901}",
+                  "1.2345678901234568e+70|True");
+    static const char *const bad[] = {"{\"v\": 01}", "{\"v\": 1.}",  "{\"v\": -}",
+                                      "{\"v\": .5}", "{\"v\": 1e+}", "{\"v\": 1.e5}",
+                                      "{\"v\": +1}", "{\"v\": 0x10}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        expect_error("{{ v }}", bad[i], "variables: JSON: ");
+    // A NUL after a number is not part of it (it used to be taken in).
+    static const char nul[] = "{\"v\": 1\0}";
+    chat_template *t = chat_template_parse("{{ v }}", 7, "t", NULL);
+    assert_non_null(t);
+    chat_vars vars = {.variables_json = nul, .variables_len = sizeof nul - 1};
+    char *out = NULL;
+    size_t len;
+    garlic_error err = {0};
+    assert_int_equal(chat_template_render(t, &vars, &out, &len, &err), GARLIC_EFORMAT);
+    assert_non_null(strstr(err.message, "at byte 7"));
+    chat_template_free(t);
+    expect_render("{{ s|tojson(ensure_ascii=true) }}|{{ u|tojson(ensure_ascii=true) }}",
+                  "{\"s\": \"\xc3" "A\xff\", \"u\": \"\\ud800x\\ud83d\\ude00\"}",
+                  "\"\\ufffdA\\ufffd\"|\"\\ud800x\\ud83d\\ude00\"");
+}
+
 // The separate-fields form of chat_vars: tokens, tools, extra variables, documents=None.
 static void test_vars_fields(void **state)
 {
@@ -825,6 +864,7 @@ int main(void)
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_fallback),
         cmocka_unit_test(test_vars_fields),
+        cmocka_unit_test(test_json_reader),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_reference_cases),
     };
