@@ -94,7 +94,7 @@ static int define_input(render_ctx *c, const char *name, const struct cJSON *tre
     garlic_error terr;
     if (chat_value_from_tree(&c->arena, tree, &v, &terr))
         return garlic_error_set(c->err, terr.code, "%s: %s", name, terr.message);
-    return render_define(c, name, v) ? garlic_error_set(c->err, GARLIC_ENOMEM, "out of memory")
+    return chat_render_define(c, name, v) ? garlic_error_set(c->err, GARLIC_ENOMEM, "out of memory")
                                      : GARLIC_OK;
 }
 
