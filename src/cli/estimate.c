@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/units.h"
 #include "base/utf8.h"
 #include "cli/cli.h"
 #include "planner/planner.h"
@@ -133,12 +134,28 @@ static void print_weights(const planner_input *in, const planner_plan *p)
         printf("    assumed: %s\n", in->assumption);
 }
 
-static void print_budget(const planner_plan *p, const planner_input *in)
+// Decimals that make two sizes read differently in GB (10^9 bytes): 2, or up to 9 (bytes).
+static int gb_decimals(uint64_t a, uint64_t b)
+{
+    for (int d = 2; d < 9; d++) {
+        char x[48], y[48];
+        snprintf(x, sizeof x, "%.*f", d, (double)a / 1e9);
+        snprintf(y, sizeof y, "%.*f", d, (double)b / 1e9);
+        if (a == b || strcmp(x, y) != 0)
+            return d;
+    }
+    return 9;
+}
+
+// The budget against the total: budget_text and gb are the figures formatted with the
+// total's so that the two read differently when they differ.
+static void print_budget(const planner_plan *p, const planner_input *in, const char *budget_text,
+                         int gb)
 {
     const planner_config *c = &p->cfg;
     char label[64];
-    printf("  Budget %s (%s bytes, %.2f GB): %s\n", cli_format_bytes((double)c->budget),
-           commas(c->budget), (double)c->budget / 1e9, p->fits ? "fits" : "does not fit");
+    printf("  Budget %s (%s bytes, %.*f GB): %s\n", budget_text, commas(c->budget), gb,
+           (double)c->budget / 1e9, p->fits ? "fits" : "does not fit");
     printf("    %-30s %u\n", "KV blocks after static", p->budget_blocks);
     snprintf(label, sizeof label, "max --parallel at ctx %u", c->ctx);
     printf("    %-30s %u\n", label, p->max_parallel);
@@ -193,10 +210,13 @@ static void print_text(const planner_input *in, const planner_plan *p)
            cli_format_bytes((double)p->overhead_bytes));
     printf("  %-32s %s  %s\n", "Static (weights+compute+fixed)", commas(p->static_bytes),
            cli_format_bytes((double)p->static_bytes));
-    printf("  %-32s %s  %s (%.2f GB)\n", "Total", commas(p->total_bytes),
-           cli_format_bytes((double)p->total_bytes), (double)p->total_bytes / 1e9);
+    uint64_t budget = c->budget ? c->budget : p->total_bytes;
+    garlic_bytes_texts t = garlic_bytes_apart(2, (const uint64_t[]){p->total_bytes, budget});
+    int gb = gb_decimals(p->total_bytes, budget);
+    printf("  %-32s %s  %s (%.*f GB)\n", "Total", commas(p->total_bytes), t.text[0], gb,
+           (double)p->total_bytes / 1e9);
     if (c->budget)
-        print_budget(p, in);
+        print_budget(p, in, t.text[1], gb);
 }
 
 static cJSON *weights_json(const planner_input *in, const planner_plan *p)

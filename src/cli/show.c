@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/units.h"
 #include "base/utf8.h"
 #include "cli/cli.h"
 #include "gguf/gguf.h"
@@ -13,15 +14,10 @@
 
 const char *cli_format_bytes(double bytes)
 {
-    static char bufs[4][32];
+    static char bufs[4][GARLIC_BYTES_TEXT];
     static int next;
-    char *b = bufs[next++ % 4];
-    const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (bytes >= 1024 && u < 4)
-        bytes /= 1024, u++;
-    snprintf(b, 32, u ? "%.2f %s" : "%.0f %s", bytes, units[u]);
-    return b;
+    uint64_t whole = bytes >= 0x1p64 ? UINT64_MAX : bytes >= 0 ? (uint64_t)bytes : 0;
+    return garlic_bytes_format(whole, GARLIC_BYTES_DECIMALS, bufs[next++ % 4]);
 }
 
 const char *cli_format_count(double count)
