@@ -19,80 +19,50 @@ typedef struct estimate_options {
     bool json;
 } estimate_options;
 
-static int estimate_usage(void)
-{
-    fprintf(stderr, "usage: garlic estimate MODEL.gguf|config.json|FOLDER [--ctx N] "
-            "[--parallel N] [--kv-type f16|q8_0|fp8|f32] [--budget SIZE] [--kv-tokens N]\n"
-            "         [--running N] [--step-tokens N] [--threads N] [--json]\n  SIZE: bytes with an optional suffix: K, M, G, T "
-            "(or KB, MB, GB, TB: powers of 10) or KiB, MiB, GiB, TiB (powers of 2)\n");
-    return 2;
-}
+static const cli_command estimate_command = {
+    .name = "estimate",
+    .usage = "MODEL.gguf|config.json|FOLDER [options]",
+    .about = "Prints the memory plan of serving MODEL, a GGUF file or a Hugging Face config.json "
+             "(or its\nfolder): weights by type, the KV cache per token and in all, compute "
+             "buffers, fixed overhead\nand total, and with --budget what fits. These are the "
+             "figures `garlic serve` allocates.",
+    .notes = "SIZE: bytes with an optional suffix: K, M, G, T (or KB, MB, GB, TB: powers of 10) "
+             "or KiB, MiB,\nGiB, TiB (powers of 2).",
+};
 
+// Parses the arguments into o; CLI_CONTINUE, or the status to exit with.
 static int parse_estimate(estimate_options *o, int argc, char **argv)
 {
     *o = (estimate_options){0};
     planner_config_default(&o->cfg);
+    planner_config *c = &o->cfg;
     bool parallel_given = false;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help"))
-            return estimate_usage();
-        if (!strcmp(a, "--json")) {
-            o->json = true;
-            continue;
-        }
-        if (a[0] != '-') {
-            if (o->model_path)
-                return fprintf(stderr, "garlic estimate: more than one MODEL\n"), estimate_usage();
-            o->model_path = a;
-            continue;
-        }
-        static const char *const with_value[] = {"--ctx", "-c", "--parallel", "-np", "--batch",
-                                                 "--step-tokens", "--kv-tokens", "--running",
-                                                 "-b", "--threads", "-t", "--kv-type", "--budget"};
-        bool known = false;
-        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
-            known = known || !strcmp(a, with_value[k]);
-        if (!known)
-            return fprintf(stderr, "garlic estimate: unknown option '%s'\n", a), estimate_usage();
-        if (i + 1 >= argc)
-            return fprintf(stderr, "garlic estimate: %s needs a value\n", a), estimate_usage();
-        const char *v = argv[++i];
-        uint32_t u = 0;
-        int rc = 0;
-        if (!strcmp(a, "--ctx") || !strcmp(a, "-c"))
-            rc = cli_parse_uint(a, v, 1, PLANNER_MAX_CTX, &o->cfg.ctx);
-        else if (!strcmp(a, "--parallel") || !strcmp(a, "-np"))
-            rc = cli_parse_uint(a, v, 1, 1u << 20, &o->cfg.parallel), parallel_given = true;
-        else if (!strcmp(a, "--batch") || !strcmp(a, "-b") || !strcmp(a, "--step-tokens"))
-            rc = cli_parse_uint(a, v, 1, 65536, &o->cfg.max_batch);
-        else if (!strcmp(a, "--kv-tokens"))
-            rc = cli_parse_uint(a, v, 16, UINT32_MAX / 2, &o->cfg.kv_tokens);
-        else if (!strcmp(a, "--running"))
-            rc = cli_parse_uint(a, v, 1, 4096, &o->cfg.running);
-        else if (!strcmp(a, "--threads") || !strcmp(a, "-t"))
-            rc = cli_parse_uint(a, v, 1, 1024, &u), o->cfg.n_threads = (int)u;
-        else if (!strcmp(a, "--kv-type")) {
-            if (!kv_type_parse(v, &o->cfg.kv_type)) {
-                fprintf(stderr, "garlic estimate: --kv-type: '%s' is not f16, q8_0, fp8 or f32\n",
-                        v);
-                rc = -1;
-            }
-        } else if (!strcmp(a, "--budget")) {
-            if (!planner_parse_size(v, &o->cfg.budget) || !o->cfg.budget) {
-                fprintf(stderr, "garlic estimate: --budget: '%s' is not a size such as 28.8GB, "
-                        "24GiB or 512M\n", v);
-                rc = -1;
-            }
-        }
-        if (rc)
-            return 2;
-    }
-    if (!o->model_path)
-        return fprintf(stderr, "garlic estimate: MODEL is missing\n"), estimate_usage();
-    if (parallel_given && !o->cfg.running) // as `garlic serve --parallel N` runs N at once
-        o->cfg.running = o->cfg.parallel;
-    return 0;
+    const cli_option options[] = {
+        cli_arg("MODEL", "a GGUF file, or a Hugging Face config.json or its folder",
+                &o->model_path),
+        cli_uint("--ctx|-c", "N", "positions per sequence (default: trained, at most 4096)",
+                 &c->ctx, 1, PLANNER_MAX_CTX),
+        cli_seen(cli_uint("--parallel|-np", "N", "full-context sequences the KV pool holds "
+                          "(default 4)", &c->parallel, 1, 1u << 20), &parallel_given),
+        cli_uint("--kv-tokens", "N", "KV pool positions instead of parallel x ctx",
+                 &c->kv_tokens, 16, UINT32_MAX / 2),
+        cli_uint("--running", "N", "sequences run at once (default: --parallel if given)",
+                 &c->running, 1, 4096),
+        cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &c->kv_type),
+        cli_size("--budget", "SIZE", "bytes available: what fits them", &c->budget),
+        cli_uint("--step-tokens|--batch|-b", "N", "tokens per forward call (default 512)",
+                 &c->max_batch, 1, 65536),
+        cli_int("--threads|-t", "N", "compute threads (default: physical cores)",
+                &c->n_threads, 1, 1024),
+        cli_flag("--json", "print one JSON object", &o->json),
+        {0},
+    };
+    int status = cli_parse(&estimate_command, options, argc, argv);
+    if (status != CLI_CONTINUE)
+        return status;
+    if (parallel_given && !c->running) // as `garlic serve --parallel N` runs N at once
+        c->running = c->parallel;
+    return CLI_CONTINUE;
 }
 
 // 14768307200 as "14,768,307,200" (4 rotating static buffers).
@@ -304,7 +274,7 @@ int cli_estimate(int argc, char **argv)
 {
     estimate_options o;
     int status = parse_estimate(&o, argc, argv);
-    if (status)
+    if (status != CLI_CONTINUE)
         return status;
     planner_input in;
     garlic_error err = {0};

@@ -253,30 +253,26 @@ static void print_tensors(const gguf_file *f)
     }
 }
 
-static int usage(void)
-{
-    fprintf(stderr, "usage: garlic show MODEL.gguf [--json] [--tensors]\n");
-    return 2;
-}
+static const cli_command show_command = {
+    .name = "show",
+    .usage = "MODEL.gguf [options]",
+    .about = "Describes a GGUF file without loading its weights: architecture, size, weight "
+             "types, shape,\nRoPE, tokenizer, chat template and the KV cache cost per token.",
+};
 
 int cli_show(int argc, char **argv)
 {
     const char *path = NULL;
     bool json = false, tensors = false;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = true;
-        else if (strcmp(argv[i], "--tensors") == 0)
-            tensors = true;
-        else if (argv[i][0] == '-' && argv[i][1])
-            return fprintf(stderr, "garlic show: unknown option '%s'\n", argv[i]), usage();
-        else if (path)
-            return usage();
-        else
-            path = argv[i];
-    }
-    if (!path)
-        return usage();
+    const cli_option options[] = {
+        cli_arg("MODEL.gguf", "the model file", &path),
+        cli_flag("--json", "print one JSON object", &json),
+        cli_flag("--tensors", "list every tensor (type, shape, bytes, offset)", &tensors),
+        {0},
+    };
+    int status = cli_parse(&show_command, options, argc, argv);
+    if (status != CLI_CONTINUE)
+        return status;
     garlic_error err = {0};
     gguf_file *f = gguf_open(path, &err);
     model_info info;
