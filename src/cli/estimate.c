@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-// `garlic estimate MODEL [--ctx N] [--parallel N] [--kv-type T] [--budget SIZE] [--json]`:
-// the memory plan of serving MODEL (a GGUF file, or a Hugging Face config.json or its
-// folder): weights by type, KV cache per token and in total, compute buffers, fixed overhead
-// and total, and what fits a budget. The numbers come from src/planner, which the server
-// uses to size its pools.
+// `garlic estimate MODEL [options]`: the memory plan of serving MODEL (a GGUF file, or a
+// Hugging Face config.json or its folder): weights by type, KV cache per token and in total,
+// compute buffers, fixed overhead and total, and what fits a budget (--budget; the total and
+// the budget are formatted together so that they read apart). The numbers come from
+// src/planner, which the server uses to size its pools.
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Random-weight model writer; see synth.h. Tensors are generated and quantized one at a
-// time inside the GGUF writer's fill callback, so memory stays at one tensor even for
-// billion-parameter shapes.
+// time inside the GGUF writer's fill callback (which also reports the progress), so memory
+// stays at one tensor even for billion-parameter shapes.
 #include "model/synth.h"
 
 #include <math.h>

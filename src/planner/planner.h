@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 // The memory planner: what serving a model costs, exactly. A planner_input describes a model
 // (hyper-parameters and its weights by type) read from a GGUF file or a Hugging Face folder
-// (config.json, and the safetensors headers when present); planner_plan_make adds the KV pool
-// (kv_cache_bytes_for, the very figure kv_cache_new allocates), the forward pass's scratch
-// (model_scratch_bytes) and a fixed overhead, and answers how many sequences or how long a
-// context fit a budget. `garlic estimate` prints it; the server sizes its pools with it.
+// (config.json, and the safetensors headers when present, read by src/hf); planner_plan_make
+// adds the KV pool (kv_cache_bytes_for, the very figure kv_cache_new allocates), the forward
+// pass's scratch (model_scratch_bytes) and a fixed overhead, and answers how many sequences
+// or how long a context fit a budget. `garlic estimate` prints it; the server sizes its pools
+// with it.
 #ifndef GARLIC_PLANNER_H
 #define GARLIC_PLANNER_H
 

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 // /metrics in Prometheus' text exposition format: HTTP requests by endpoint and status,
 // prompt and generated tokens, time-to-first-token and per-token latency histograms, queue
-// length, requests running, models loaded and memory in use.
+// length, requests and sequences running and waiting, KV blocks (used, cached, free), prefix
+// cache hits, evictions and preemptions, models loaded, loads and unloads, memory in use and
+// its budget, and per loaded model its planned bytes, its KV use and each running sequence's
+// blocks.
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
