@@ -13,12 +13,6 @@
 #include "cli/cli.h"
 #include "planner/planner.h"
 
-typedef struct estimate_options {
-    const char *model_path;
-    planner_config cfg;
-    bool json;
-} estimate_options;
-
 static const cli_command estimate_command = {
     .name = "estimate",
     .usage = "MODEL.gguf|config.json|FOLDER [options]",
@@ -29,6 +23,12 @@ static const cli_command estimate_command = {
     .notes = "SIZE: bytes with an optional suffix: K, M, G, T (or KB, MB, GB, TB: powers of 10) "
              "or KiB, MiB,\nGiB, TiB (powers of 2).",
 };
+
+typedef struct estimate_options {
+    const char *model_path;
+    planner_config cfg;
+    bool json;
+} estimate_options;
 
 // Parses the arguments into o; CLI_CONTINUE, or the status to exit with.
 static int parse_estimate(estimate_options *o, int argc, char **argv)
@@ -214,6 +214,19 @@ static cJSON *weights_json(const planner_input *in, const planner_plan *p)
     return o;
 }
 
+// A key and its number, for add_numbers.
+typedef struct json_number {
+    const char *key; // NULL ends a list
+    double value;
+} json_number;
+
+// Adds the numbers of rows (ended by a NULL key) to o, in order.
+static void add_numbers(cJSON *o, const json_number *rows)
+{
+    for (; rows->key; rows++)
+        cJSON_AddNumberToObject(o, rows->key, rows->value);
+}
+
 static void print_json(const planner_input *in, const planner_plan *p)
 {
     const planner_config *c = &p->cfg;
@@ -224,44 +237,34 @@ static void print_json(const planner_input *in, const planner_plan *p)
     cJSON_AddStringToObject(root, "model", path);
     cJSON_AddStringToObject(root, "source", planner_source_name(in->source));
     cJSON_AddStringToObject(root, "architecture", in->arch);
-    cJSON *h = cJSON_AddObjectToObject(root, "hparams");
-    cJSON_AddNumberToObject(h, "n_layer", hp->n_layer);
-    cJSON_AddNumberToObject(h, "dim", hp->dim);
-    cJSON_AddNumberToObject(h, "ffn", hp->ffn);
-    cJSON_AddNumberToObject(h, "n_head", hp->n_head);
-    cJSON_AddNumberToObject(h, "n_head_kv", hp->n_head_kv);
-    cJSON_AddNumberToObject(h, "head_dim_k", hp->head_dim_k);
-    cJSON_AddNumberToObject(h, "head_dim_v", hp->head_dim_v);
-    cJSON_AddNumberToObject(h, "n_vocab", hp->n_vocab);
-    cJSON_AddNumberToObject(h, "n_ctx_train", hp->n_ctx_train);
+    add_numbers(cJSON_AddObjectToObject(root, "hparams"), (const json_number[]){
+        {"n_layer", hp->n_layer}, {"dim", hp->dim}, {"ffn", hp->ffn}, {"n_head", hp->n_head},
+        {"n_head_kv", hp->n_head_kv}, {"head_dim_k", hp->head_dim_k},
+        {"head_dim_v", hp->head_dim_v}, {"n_vocab", hp->n_vocab},
+        {"n_ctx_train", hp->n_ctx_train}, {NULL, 0}});
     cJSON_AddItemToObject(root, "weights", weights_json(in, p));
     cJSON *kv = cJSON_AddObjectToObject(root, "kv_cache");
     cJSON_AddStringToObject(kv, "type", kv_type_name(c->kv_type));
-    cJSON_AddNumberToObject(kv, "block_tokens", c->block_tokens);
-    cJSON_AddNumberToObject(kv, "bytes_per_token", (double)p->kv_bytes_per_token);
-    cJSON_AddNumberToObject(kv, "ctx", c->ctx);
-    cJSON_AddNumberToObject(kv, "parallel", c->parallel);
-    cJSON_AddNumberToObject(kv, "kv_tokens", (double)p->kv_blocks * c->block_tokens);
-    cJSON_AddNumberToObject(kv, "blocks", p->kv_blocks);
-    cJSON_AddNumberToObject(kv, "data_bytes", (double)p->kv_data_bytes);
-    cJSON_AddNumberToObject(kv, "bytes", (double)p->kv_bytes);
-    cJSON_AddNumberToObject(kv, "bytes_per_sequence", (double)p->kv_bytes_per_seq);
-    cJSON *comp = cJSON_AddObjectToObject(root, "compute");
-    cJSON_AddNumberToObject(comp, "bytes", (double)p->scratch_bytes);
-    cJSON_AddNumberToObject(comp, "max_batch", c->max_batch);
-    cJSON_AddNumberToObject(comp, "logit_rows", c->logit_rows);
-    cJSON_AddNumberToObject(comp, "running", c->running);
-    cJSON_AddNumberToObject(comp, "n_threads", c->n_threads);
-    cJSON_AddNumberToObject(root, "overhead_bytes", (double)p->overhead_bytes);
-    cJSON_AddNumberToObject(root, "static_bytes", (double)p->static_bytes);
-    cJSON_AddNumberToObject(root, "total_bytes", (double)p->total_bytes);
+    add_numbers(kv, (const json_number[]){
+        {"block_tokens", c->block_tokens}, {"bytes_per_token", (double)p->kv_bytes_per_token},
+        {"ctx", c->ctx}, {"parallel", c->parallel},
+        {"kv_tokens", (double)p->kv_blocks * c->block_tokens}, {"blocks", p->kv_blocks},
+        {"data_bytes", (double)p->kv_data_bytes}, {"bytes", (double)p->kv_bytes},
+        {"bytes_per_sequence", (double)p->kv_bytes_per_seq}, {NULL, 0}});
+    add_numbers(cJSON_AddObjectToObject(root, "compute"), (const json_number[]){
+        {"bytes", (double)p->scratch_bytes}, {"max_batch", c->max_batch},
+        {"logit_rows", c->logit_rows}, {"running", c->running}, {"n_threads", c->n_threads},
+        {NULL, 0}});
+    add_numbers(root, (const json_number[]){
+        {"overhead_bytes", (double)p->overhead_bytes}, {"static_bytes", (double)p->static_bytes},
+        {"total_bytes", (double)p->total_bytes}, {NULL, 0}});
     if (c->budget) {
         cJSON *b = cJSON_AddObjectToObject(root, "budget");
         cJSON_AddNumberToObject(b, "bytes", (double)c->budget);
         cJSON_AddBoolToObject(b, "fits", p->fits);
-        cJSON_AddNumberToObject(b, "kv_blocks", p->budget_blocks);
-        cJSON_AddNumberToObject(b, "max_parallel", p->max_parallel);
-        cJSON_AddNumberToObject(b, "max_ctx", p->max_ctx);
+        add_numbers(b, (const json_number[]){
+            {"kv_blocks", p->budget_blocks}, {"max_parallel", p->max_parallel},
+            {"max_ctx", p->max_ctx}, {NULL, 0}});
     }
     char *text = cJSON_Print(root);
     if (text)
