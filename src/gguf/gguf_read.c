@@ -702,40 +702,38 @@ int gguf_get_f32(const gguf_file *f, const char *key, float *out)
     return GARLIC_OK;
 }
 
+// The value of key when it has exactly type: GARLIC_ENOTFOUND or GARLIC_ETYPE otherwise.
+static int find_typed(const gguf_file *f, const char *key, gguf_type type, const gguf_value **v)
+{
+    int rc = find_value(f, key, v);
+    return rc ? rc : (*v)->type == type ? GARLIC_OK : GARLIC_ETYPE;
+}
+
 int gguf_get_bool(const gguf_file *f, const char *key, bool *out)
 {
     const gguf_value *v;
-    int rc = find_value(f, key, &v);
-    if (rc)
-        return rc;
-    if (v->type != GGUF_TYPE_BOOL)
-        return GARLIC_ETYPE;
-    *out = v->b;
-    return GARLIC_OK;
+    int rc = find_typed(f, key, GGUF_TYPE_BOOL, &v);
+    if (rc == GARLIC_OK)
+        *out = v->b;
+    return rc;
 }
 
 int gguf_get_str(const gguf_file *f, const char *key, gguf_string *out)
 {
     const gguf_value *v;
-    int rc = find_value(f, key, &v);
-    if (rc)
-        return rc;
-    if (v->type != GGUF_TYPE_STRING)
-        return GARLIC_ETYPE;
-    *out = v->str;
-    return GARLIC_OK;
+    int rc = find_typed(f, key, GGUF_TYPE_STRING, &v);
+    if (rc == GARLIC_OK)
+        *out = v->str;
+    return rc;
 }
 
 int gguf_get_arr(const gguf_file *f, const char *key, gguf_value *out)
 {
     const gguf_value *v;
-    int rc = find_value(f, key, &v);
-    if (rc)
-        return rc;
-    if (v->type != GGUF_TYPE_ARRAY)
-        return GARLIC_ETYPE;
-    *out = *v;
-    return GARLIC_OK;
+    int rc = find_typed(f, key, GGUF_TYPE_ARRAY, &v);
+    if (rc == GARLIC_OK)
+        *out = *v;
+    return rc;
 }
 
 static bool array_scalar(const gguf_value *arr, uint64_t i, gguf_value *out)
