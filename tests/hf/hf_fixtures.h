@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: MIT
 // Inputs shared by the Hugging Face reader tests (tests/hf) and the planner tests that read
 // whole folders through them (tests/planner): the reference config.json of
-// ../shared/reference/memory/qwen3-14b-fp8, a text editor for hostile variants, and
-// safetensors images built from a header.
+// ../shared/reference/memory/qwen3-14b-fp8, a text editor for hostile variants, safetensors
+// images built from a header, and files and folders in the temporary directory.
 #ifndef GARLIC_TESTS_HF_FIXTURES_H
 #define GARLIC_TESTS_HF_FIXTURES_H
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "util.h"
 
@@ -59,6 +60,36 @@ static inline uint8_t *st_image(const char *header, size_t pad, size_t data_len,
     memcpy(buf + 8, header, strlen(header));
     memset(buf + 8 + strlen(header), ' ', pad);
     return buf;
+}
+
+// A folder in the test's temporary directory (created if needed).
+static inline const char *make_dir(const char *name)
+{
+    const char *dir = test_temp_path(name);
+    mkdir(dir, 0755);
+    return dir;
+}
+
+static inline void write_file(const char *dir, const char *name, const void *data, size_t size)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    assert_int_equal(test_write_file(path, data, size), 0);
+}
+
+static inline void write_text(const char *dir, const char *name, const char *text)
+{
+    write_file(dir, name, text, strlen(text));
+}
+
+// dir/name: a safetensors file of header and data_len bytes of data.
+static inline void write_shard(const char *dir, const char *name, const char *header,
+                               size_t data_len)
+{
+    size_t size;
+    uint8_t *buf = st_image(header, 0, data_len, &size);
+    write_file(dir, name, buf, size);
+    free(buf);
 }
 
 #endif

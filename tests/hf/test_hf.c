@@ -140,33 +140,6 @@ static void test_config_errors(void **state)
 
 // ---- files and folders ----
 
-static const char *make_dir(const char *name)
-{
-    const char *dir = test_temp_path(name);
-    mkdir(dir, 0755);
-    return dir;
-}
-
-static void write_file(const char *dir, const char *name, const void *data, size_t size)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    assert_int_equal(test_write_file(path, data, size), 0);
-}
-
-static void write_text(const char *dir, const char *name, const char *text)
-{
-    write_file(dir, name, text, strlen(text));
-}
-
-static void write_shard(const char *dir, const char *name, const char *header, size_t data_len)
-{
-    size_t size;
-    uint8_t *buf = st_image(header, 0, data_len, &size);
-    write_file(dir, name, buf, size);
-    free(buf);
-}
-
 static void test_config_read(void **state)
 {
     (void)state;

@@ -393,30 +393,6 @@ static void test_safetensors_weights(void **state)
 
 // ---- folders of shards ----
 
-static const char *make_dir(const char *name)
-{
-    const char *dir = test_temp_path(name);
-    mkdir(dir, 0755);
-    return dir;
-}
-
-static void write_text(const char *dir, const char *name, const char *text)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    assert_int_equal(test_write_file(path, text, strlen(text)), 0);
-}
-
-static void write_shard(const char *dir, const char *name, const char *header, size_t data_len)
-{
-    size_t size;
-    uint8_t *buf = st_image(header, 0, data_len, &size);
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    assert_int_equal(test_write_file(path, buf, size), 0);
-    free(buf);
-}
-
 static const char tiny_config[] =
     "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"num_hidden_layers\": 2, "
     "\"num_attention_heads\": 4, \"intermediate_size\": 128, \"vocab_size\": 100, "
