@@ -10,56 +10,33 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/file.h"
 #include "chat/chat.h"
 #include "cli/cli.h"
 #include "gguf/gguf.h"
 #include "model/info.h"
 
-static int usage(void)
-{
-    fprintf(
-        stderr,
-        "usage: garlic chat-template MODEL.gguf|FILE.jinja --messages FILE.json [options]\n"
-        "  --messages FILE.json       a list of messages, an object of variables, or a case file\n"
-        "  --no-generation-prompt     add_generation_prompt=false (default true for a list)\n"
-        "  --bos TEXT, --eos TEXT     bos_token / eos_token (a GGUF gives its own)\n"
-        "  --now YYYY-MM-DDTHH:MM:SS  the time strftime_now formats\n");
-    return 2;
-}
+static const cli_command chat_template_command = {
+    .name = "chat-template",
+    .usage = "MODEL.gguf|FILE.jinja --messages FILE.json [options]",
+    .about = "Prints exactly the prompt a chat template renders, and nothing else. FILE.json is "
+             "a list of\nmessages, an object of variables, or a reference case file (its "
+             "`variables` hold them, its\n`fixed_datetime` feeds strftime_now). A GGUF gives "
+             "its own template (or the fallback transcript)\nand its BOS/EOS texts.",
+};
+
+enum { MAX_INPUT_BYTES = 64 << 20 }; // a template or a --messages file
 
 // Reads a whole file into a NUL-terminated garlic_malloc'd buffer; NULL with a message.
 static char *read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "garlic chat-template: cannot open %s\n", path);
+    char *text = NULL;
+    garlic_error err = {0};
+    if (garlic_file_read(path, MAX_INPUT_BYTES, &text, len, &err)) {
+        fprintf(stderr, "garlic chat-template: %s\n", err.message);
         return NULL;
     }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = garlic_malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n - 1, f);
-        if (n < cap - 1)
-            break;
-        char *grown = garlic_realloc(buf, cap * 2);
-        if (!grown) {
-            garlic_free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = grown;
-        cap *= 2;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        garlic_free(buf);
-        fprintf(stderr, "garlic chat-template: cannot read %s\n", path);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    return text;
 }
 
 typedef struct template_source {
@@ -168,33 +145,28 @@ static int render_and_print(const template_source *src, const chat_vars *vars, c
 // `garlic chat-template`: parses options, loads the template and the variables, prints.
 int cli_chat_template(int argc, char **argv)
 {
-    const char *path = NULL, *messages = NULL, *bos = NULL, *eos = NULL;
-    char *now = NULL;
-    bool gen_prompt = true;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        bool has_value = i + 1 < argc;
-        if (strcmp(a, "--messages") == 0 && has_value)
-            messages = argv[++i];
-        else if (strcmp(a, "--bos") == 0 && has_value)
-            bos = argv[++i];
-        else if (strcmp(a, "--eos") == 0 && has_value)
-            eos = argv[++i];
-        else if (strcmp(a, "--now") == 0 && has_value && !now)
-            now = garlic_strndup(argv[i + 1], strlen(argv[i + 1])), i++;
-        else if (strcmp(a, "--no-generation-prompt") == 0)
-            gen_prompt = false;
-        else if (a[0] != '-' && !path)
-            path = a;
-        else
-            path = messages = NULL, i = argc; // a usage error
-    }
-    if (!path || !messages) {
-        garlic_free(now);
-        return usage();
-    }
+    const char *path = NULL, *messages = NULL, *bos = NULL, *eos = NULL, *now_flag = NULL;
+    bool no_gen_prompt = false;
+    const cli_option options[] = {
+        cli_arg("MODEL.gguf|FILE.jinja", "a model with a template, or a template file", &path),
+        cli_string("--messages", "FILE.json", "a list of messages, an object of variables, or "
+                   "a case file", &messages),
+        cli_flag("--no-generation-prompt", "add_generation_prompt=false (default true for a "
+                 "list)", &no_gen_prompt),
+        cli_string("--bos", "TEXT", "bos_token (a GGUF gives its own)", &bos),
+        cli_string("--eos", "TEXT", "eos_token (a GGUF gives its own)", &eos),
+        cli_string("--now", "YYYY-MM-DDTHH:MM:SS", "the time strftime_now formats", &now_flag),
+        {0},
+    };
+    int rc = cli_parse(&chat_template_command, options, argc, argv);
+    if (rc != CLI_CONTINUE)
+        return rc;
+    if (!messages)
+        return cli_usage_error(&chat_template_command, "--messages FILE.json is missing");
+    bool gen_prompt = !no_gen_prompt;
+    char *now = now_flag ? garlic_strndup(now_flag, strlen(now_flag)) : NULL;
     template_source src = {0};
-    int rc = 0;
+    rc = 0;
     if (is_gguf(path))
         rc = load_gguf(path, &src);
     else if (!(src.text = read_file(path, &src.len)))

@@ -1,16 +1,28 @@
 // SPDX-License-Identifier: MIT
-// `garlic estimate MODEL [--ctx N] [--parallel N] [--kv-type T] [--budget SIZE] [--json]`:
-// the memory plan of serving MODEL (a GGUF file, or a Hugging Face config.json or its
-// folder): weights by type, KV cache per token and in total, compute buffers, fixed overhead
-// and total, and what fits a budget. The numbers come from src/planner, which the server
-// uses to size its pools.
+// `garlic estimate MODEL [options]`: the memory plan of serving MODEL (a GGUF file, or a
+// Hugging Face config.json or its folder): weights by type, KV cache per token and in total,
+// compute buffers, fixed overhead and total, and what fits a budget (--budget; the total and
+// the budget are formatted together so that they read apart). The numbers come from
+// src/planner, which the server uses to size its pools.
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "base/units.h"
 #include "base/utf8.h"
 #include "cli/cli.h"
 #include "planner/planner.h"
+
+static const cli_command estimate_command = {
+    .name = "estimate",
+    .usage = "MODEL.gguf|config.json|FOLDER [options]",
+    .about = "Prints the memory plan of serving MODEL, a GGUF file or a Hugging Face config.json "
+             "(or its\nfolder): weights by type, the KV cache per token and in all, compute "
+             "buffers, fixed overhead\nand total, and with --budget what fits. These are the "
+             "figures `garlic serve` allocates.",
+    .notes = "SIZE: bytes with an optional suffix: K, M, G, T (or KB, MB, GB, TB: powers of 10) "
+             "or KiB, MiB,\nGiB, TiB (powers of 2).",
+};
 
 typedef struct estimate_options {
     const char *model_path;
@@ -18,80 +30,39 @@ typedef struct estimate_options {
     bool json;
 } estimate_options;
 
-static int estimate_usage(void)
-{
-    fprintf(stderr, "usage: garlic estimate MODEL.gguf|config.json|FOLDER [--ctx N] "
-            "[--parallel N] [--kv-type f16|q8_0|fp8|f32] [--budget SIZE] [--kv-tokens N]\n"
-            "         [--running N] [--step-tokens N] [--threads N] [--json]\n  SIZE: bytes with an optional suffix: K, M, G, T "
-            "(or KB, MB, GB, TB: powers of 10) or KiB, MiB, GiB, TiB (powers of 2)\n");
-    return 2;
-}
-
+// Parses the arguments into o; CLI_CONTINUE, or the status to exit with.
 static int parse_estimate(estimate_options *o, int argc, char **argv)
 {
     *o = (estimate_options){0};
     planner_config_default(&o->cfg);
+    planner_config *c = &o->cfg;
     bool parallel_given = false;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help"))
-            return estimate_usage();
-        if (!strcmp(a, "--json")) {
-            o->json = true;
-            continue;
-        }
-        if (a[0] != '-') {
-            if (o->model_path)
-                return fprintf(stderr, "garlic estimate: more than one MODEL\n"), estimate_usage();
-            o->model_path = a;
-            continue;
-        }
-        static const char *const with_value[] = {"--ctx", "-c", "--parallel", "-np", "--batch",
-                                                 "--step-tokens", "--kv-tokens", "--running",
-                                                 "-b", "--threads", "-t", "--kv-type", "--budget"};
-        bool known = false;
-        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
-            known = known || !strcmp(a, with_value[k]);
-        if (!known)
-            return fprintf(stderr, "garlic estimate: unknown option '%s'\n", a), estimate_usage();
-        if (i + 1 >= argc)
-            return fprintf(stderr, "garlic estimate: %s needs a value\n", a), estimate_usage();
-        const char *v = argv[++i];
-        uint32_t u = 0;
-        int rc = 0;
-        if (!strcmp(a, "--ctx") || !strcmp(a, "-c"))
-            rc = cli_parse_uint(a, v, 1, PLANNER_MAX_CTX, &o->cfg.ctx);
-        else if (!strcmp(a, "--parallel") || !strcmp(a, "-np"))
-            rc = cli_parse_uint(a, v, 1, 1u << 20, &o->cfg.parallel), parallel_given = true;
-        else if (!strcmp(a, "--batch") || !strcmp(a, "-b") || !strcmp(a, "--step-tokens"))
-            rc = cli_parse_uint(a, v, 1, 65536, &o->cfg.max_batch);
-        else if (!strcmp(a, "--kv-tokens"))
-            rc = cli_parse_uint(a, v, 16, UINT32_MAX / 2, &o->cfg.kv_tokens);
-        else if (!strcmp(a, "--running"))
-            rc = cli_parse_uint(a, v, 1, 4096, &o->cfg.running);
-        else if (!strcmp(a, "--threads") || !strcmp(a, "-t"))
-            rc = cli_parse_uint(a, v, 1, 1024, &u), o->cfg.n_threads = (int)u;
-        else if (!strcmp(a, "--kv-type")) {
-            if (!kv_type_parse(v, &o->cfg.kv_type)) {
-                fprintf(stderr, "garlic estimate: --kv-type: '%s' is not f16, q8_0, fp8 or f32\n",
-                        v);
-                rc = -1;
-            }
-        } else if (!strcmp(a, "--budget")) {
-            if (!planner_parse_size(v, &o->cfg.budget) || !o->cfg.budget) {
-                fprintf(stderr, "garlic estimate: --budget: '%s' is not a size such as 28.8GB, "
-                        "24GiB or 512M\n", v);
-                rc = -1;
-            }
-        }
-        if (rc)
-            return 2;
-    }
-    if (!o->model_path)
-        return fprintf(stderr, "garlic estimate: MODEL is missing\n"), estimate_usage();
-    if (parallel_given && !o->cfg.running) // as `garlic serve --parallel N` runs N at once
-        o->cfg.running = o->cfg.parallel;
-    return 0;
+    const cli_option options[] = {
+        cli_arg("MODEL", "a GGUF file, or a Hugging Face config.json or its folder",
+                &o->model_path),
+        cli_uint("--ctx|-c", "N", "positions per sequence (default: trained, at most 4096)",
+                 &c->ctx, 1, PLANNER_MAX_CTX),
+        cli_seen(cli_uint("--parallel|-np", "N", "full-context sequences the KV pool holds "
+                          "(default 4)", &c->parallel, 1, 1u << 20), &parallel_given),
+        cli_uint("--kv-tokens", "N", "KV pool positions instead of parallel x ctx",
+                 &c->kv_tokens, 16, UINT32_MAX / 2),
+        cli_uint("--running", "N", "sequences run at once (default: --parallel if given)",
+                 &c->running, 1, 4096),
+        cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &c->kv_type),
+        cli_size("--budget", "SIZE", "bytes available: what fits them", &c->budget),
+        cli_uint("--step-tokens|--batch|-b", "N", "tokens per forward call (default 512)",
+                 &c->max_batch, 1, 65536),
+        cli_int("--threads|-t", "N", "compute threads (default: physical cores)",
+                &c->n_threads, 1, 1024),
+        cli_flag("--json", "print one JSON object", &o->json),
+        {0},
+    };
+    int status = cli_parse(&estimate_command, options, argc, argv);
+    if (status != CLI_CONTINUE)
+        return status;
+    if (parallel_given && !c->running) // as `garlic serve --parallel N` runs N at once
+        c->running = c->parallel;
+    return CLI_CONTINUE;
 }
 
 // 14768307200 as "14,768,307,200" (4 rotating static buffers).
@@ -133,12 +104,28 @@ static void print_weights(const planner_input *in, const planner_plan *p)
         printf("    assumed: %s\n", in->assumption);
 }
 
-static void print_budget(const planner_plan *p, const planner_input *in)
+// Decimals that make two sizes read differently in GB (10^9 bytes): 2, or up to 9 (bytes).
+static int gb_decimals(uint64_t a, uint64_t b)
+{
+    for (int d = 2; d < 9; d++) {
+        char x[48], y[48];
+        snprintf(x, sizeof x, "%.*f", d, (double)a / 1e9);
+        snprintf(y, sizeof y, "%.*f", d, (double)b / 1e9);
+        if (a == b || strcmp(x, y) != 0)
+            return d;
+    }
+    return 9;
+}
+
+// The budget against the total: budget_text and gb are the figures formatted with the
+// total's so that the two read differently when they differ.
+static void print_budget(const planner_plan *p, const planner_input *in, const char *budget_text,
+                         int gb)
 {
     const planner_config *c = &p->cfg;
     char label[64];
-    printf("  Budget %s (%s bytes, %.2f GB): %s\n", cli_format_bytes((double)c->budget),
-           commas(c->budget), (double)c->budget / 1e9, p->fits ? "fits" : "does not fit");
+    printf("  Budget %s (%s bytes, %.*f GB): %s\n", budget_text, commas(c->budget), gb,
+           (double)c->budget / 1e9, p->fits ? "fits" : "does not fit");
     printf("    %-30s %u\n", "KV blocks after static", p->budget_blocks);
     snprintf(label, sizeof label, "max --parallel at ctx %u", c->ctx);
     printf("    %-30s %u\n", label, p->max_parallel);
@@ -193,10 +180,13 @@ static void print_text(const planner_input *in, const planner_plan *p)
            cli_format_bytes((double)p->overhead_bytes));
     printf("  %-32s %s  %s\n", "Static (weights+compute+fixed)", commas(p->static_bytes),
            cli_format_bytes((double)p->static_bytes));
-    printf("  %-32s %s  %s (%.2f GB)\n", "Total", commas(p->total_bytes),
-           cli_format_bytes((double)p->total_bytes), (double)p->total_bytes / 1e9);
+    uint64_t budget = c->budget ? c->budget : p->total_bytes;
+    garlic_bytes_texts t = garlic_bytes_apart(2, (const uint64_t[]){p->total_bytes, budget});
+    int gb = gb_decimals(p->total_bytes, budget);
+    printf("  %-32s %s  %s (%.*f GB)\n", "Total", commas(p->total_bytes), t.text[0], gb,
+           (double)p->total_bytes / 1e9);
     if (c->budget)
-        print_budget(p, in);
+        print_budget(p, in, t.text[1], gb);
 }
 
 static cJSON *weights_json(const planner_input *in, const planner_plan *p)
@@ -224,6 +214,19 @@ static cJSON *weights_json(const planner_input *in, const planner_plan *p)
     return o;
 }
 
+// A key and its number, for add_numbers.
+typedef struct json_number {
+    const char *key; // NULL ends a list
+    double value;
+} json_number;
+
+// Adds the numbers of rows (ended by a NULL key) to o, in order.
+static void add_numbers(cJSON *o, const json_number *rows)
+{
+    for (; rows->key; rows++)
+        cJSON_AddNumberToObject(o, rows->key, rows->value);
+}
+
 static void print_json(const planner_input *in, const planner_plan *p)
 {
     const planner_config *c = &p->cfg;
@@ -234,44 +237,34 @@ static void print_json(const planner_input *in, const planner_plan *p)
     cJSON_AddStringToObject(root, "model", path);
     cJSON_AddStringToObject(root, "source", planner_source_name(in->source));
     cJSON_AddStringToObject(root, "architecture", in->arch);
-    cJSON *h = cJSON_AddObjectToObject(root, "hparams");
-    cJSON_AddNumberToObject(h, "n_layer", hp->n_layer);
-    cJSON_AddNumberToObject(h, "dim", hp->dim);
-    cJSON_AddNumberToObject(h, "ffn", hp->ffn);
-    cJSON_AddNumberToObject(h, "n_head", hp->n_head);
-    cJSON_AddNumberToObject(h, "n_head_kv", hp->n_head_kv);
-    cJSON_AddNumberToObject(h, "head_dim_k", hp->head_dim_k);
-    cJSON_AddNumberToObject(h, "head_dim_v", hp->head_dim_v);
-    cJSON_AddNumberToObject(h, "n_vocab", hp->n_vocab);
-    cJSON_AddNumberToObject(h, "n_ctx_train", hp->n_ctx_train);
+    add_numbers(cJSON_AddObjectToObject(root, "hparams"), (const json_number[]){
+        {"n_layer", hp->n_layer}, {"dim", hp->dim}, {"ffn", hp->ffn}, {"n_head", hp->n_head},
+        {"n_head_kv", hp->n_head_kv}, {"head_dim_k", hp->head_dim_k},
+        {"head_dim_v", hp->head_dim_v}, {"n_vocab", hp->n_vocab},
+        {"n_ctx_train", hp->n_ctx_train}, {NULL, 0}});
     cJSON_AddItemToObject(root, "weights", weights_json(in, p));
     cJSON *kv = cJSON_AddObjectToObject(root, "kv_cache");
     cJSON_AddStringToObject(kv, "type", kv_type_name(c->kv_type));
-    cJSON_AddNumberToObject(kv, "block_tokens", c->block_tokens);
-    cJSON_AddNumberToObject(kv, "bytes_per_token", (double)p->kv_bytes_per_token);
-    cJSON_AddNumberToObject(kv, "ctx", c->ctx);
-    cJSON_AddNumberToObject(kv, "parallel", c->parallel);
-    cJSON_AddNumberToObject(kv, "kv_tokens", (double)p->kv_blocks * c->block_tokens);
-    cJSON_AddNumberToObject(kv, "blocks", p->kv_blocks);
-    cJSON_AddNumberToObject(kv, "data_bytes", (double)p->kv_data_bytes);
-    cJSON_AddNumberToObject(kv, "bytes", (double)p->kv_bytes);
-    cJSON_AddNumberToObject(kv, "bytes_per_sequence", (double)p->kv_bytes_per_seq);
-    cJSON *comp = cJSON_AddObjectToObject(root, "compute");
-    cJSON_AddNumberToObject(comp, "bytes", (double)p->scratch_bytes);
-    cJSON_AddNumberToObject(comp, "max_batch", c->max_batch);
-    cJSON_AddNumberToObject(comp, "logit_rows", c->logit_rows);
-    cJSON_AddNumberToObject(comp, "running", c->running);
-    cJSON_AddNumberToObject(comp, "n_threads", c->n_threads);
-    cJSON_AddNumberToObject(root, "overhead_bytes", (double)p->overhead_bytes);
-    cJSON_AddNumberToObject(root, "static_bytes", (double)p->static_bytes);
-    cJSON_AddNumberToObject(root, "total_bytes", (double)p->total_bytes);
+    add_numbers(kv, (const json_number[]){
+        {"block_tokens", c->block_tokens}, {"bytes_per_token", (double)p->kv_bytes_per_token},
+        {"ctx", c->ctx}, {"parallel", c->parallel},
+        {"kv_tokens", (double)p->kv_blocks * c->block_tokens}, {"blocks", p->kv_blocks},
+        {"data_bytes", (double)p->kv_data_bytes}, {"bytes", (double)p->kv_bytes},
+        {"bytes_per_sequence", (double)p->kv_bytes_per_seq}, {NULL, 0}});
+    add_numbers(cJSON_AddObjectToObject(root, "compute"), (const json_number[]){
+        {"bytes", (double)p->scratch_bytes}, {"max_batch", c->max_batch},
+        {"logit_rows", c->logit_rows}, {"running", c->running}, {"n_threads", c->n_threads},
+        {NULL, 0}});
+    add_numbers(root, (const json_number[]){
+        {"overhead_bytes", (double)p->overhead_bytes}, {"static_bytes", (double)p->static_bytes},
+        {"total_bytes", (double)p->total_bytes}, {NULL, 0}});
     if (c->budget) {
         cJSON *b = cJSON_AddObjectToObject(root, "budget");
         cJSON_AddNumberToObject(b, "bytes", (double)c->budget);
         cJSON_AddBoolToObject(b, "fits", p->fits);
-        cJSON_AddNumberToObject(b, "kv_blocks", p->budget_blocks);
-        cJSON_AddNumberToObject(b, "max_parallel", p->max_parallel);
-        cJSON_AddNumberToObject(b, "max_ctx", p->max_ctx);
+        add_numbers(b, (const json_number[]){
+            {"kv_blocks", p->budget_blocks}, {"max_parallel", p->max_parallel},
+            {"max_ctx", p->max_ctx}, {NULL, 0}});
     }
     char *text = cJSON_Print(root);
     if (text)
@@ -284,7 +277,7 @@ int cli_estimate(int argc, char **argv)
 {
     estimate_options o;
     int status = parse_estimate(&o, argc, argv);
-    if (status)
+    if (status != CLI_CONTINUE)
         return status;
     planner_input in;
     garlic_error err = {0};

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The garlic binary: dispatches to a subcommand. The only file that may call exit.
+// The garlic binary: dispatches to a subcommand, lists them all with one line each
+// (`garlic --help`, `garlic help`), and runs `garlic help COMMAND` as `garlic COMMAND
+// --help`. The only file that may call exit.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,34 +14,82 @@
 typedef struct command {
     const char *name;
     int (*run)(int argc, char **argv);
-    const char *help; // NULL: hidden (developer tools)
+    const char *summary; // one line for `garlic --help`
 } command;
 
+static int run_version(int argc, char **argv);
+static int run_help(int argc, char **argv);
+
 static const command commands[] = {
-    {"show", cli_show, "show MODEL.gguf [--json] [--tensors]   describe a model file"},
-    {"tokenize", cli_tokenize,
-     "tokenize MODEL.gguf TEXT|- [--ids] [--no-bos] [--special]   show a text's tokens"},
-    {"run", cli_run,
-     "run MODEL.gguf [PROMPT] [-n N] [--temp X] ...   generate text (chat without PROMPT)"},
-    {"bench", cli_bench, "bench MODEL.gguf [-p N] [-n N] [-r N] [-t N] [--json]   measure speed"},
-    {"estimate", cli_estimate,
-     "estimate MODEL.gguf|config.json [--ctx N] [--parallel N] [--kv-type T] [--budget SIZE] "
-     "[--json]   memory plan"},
-    {"serve", cli_serve, "serve -m MODEL.gguf[=NAME]... [--port N] ...   OpenAI/Ollama HTTP server"},
-    {"ps", cli_ps, "ps [--host ADDR] [--port N] [--json]   models a running server has loaded"},
-    {"chat-template", cli_chat_template,
-     "chat-template MODEL.gguf|FILE.jinja --messages FILE.json   print the rendered prompt"},
-    {"synth", cli_synth, NULL},
+    {"serve", cli_serve, "serve models over HTTP (OpenAI and Ollama APIs)"},
+    {"run", cli_run, "generate text from a prompt, or chat"},
+    {"bench", cli_bench, "measure prompt processing and generation speed"},
+    {"show", cli_show, "describe a model file"},
+    {"estimate", cli_estimate, "print the memory plan of serving a model"},
+    {"tokenize", cli_tokenize, "show how a model's tokenizer cuts a text"},
+    {"chat-template", cli_chat_template, "print the prompt a chat template renders"},
+    {"ps", cli_ps, "list the models a running server has loaded"},
+    {"synth", cli_synth, "write a random-weight model (for tests and benchmarks)"},
+    {"version", run_version, "print the version and the CPU features used"},
+    {"help", run_help, "list the commands, or print one's help: garlic help COMMAND"},
 };
+enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
 static void usage(FILE *out)
 {
-    fprintf(out, "garlic %s: a self-hosted LLM inference server\n\nusage: garlic COMMAND [ARGS]\n\n",
+    fprintf(out, "garlic %s: a self-hosted LLM inference server\n\n"
+                 "usage: garlic COMMAND [ARGUMENTS] [options]\n\ncommands:\n",
             GARLIC_VERSION);
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (commands[i].help)
-            fprintf(out, "  garlic %s\n", commands[i].help);
-    fprintf(out, "  garlic version                          print the version\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-15s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`garlic COMMAND --help` (or `garlic help COMMAND`) prints a command's "
+                 "arguments and options.\n");
+}
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static int run_version(int argc, char **argv)
+{
+    static const cli_command version_command = {
+        .name = "version", .usage = "", .about = "Prints the version and the SIMD features "
+        "detected on this CPU."};
+    const cli_option options[] = {{0}};
+    int status = cli_parse(&version_command, options, argc, argv);
+    if (status != CLI_CONTINUE)
+        return status;
+    printf("garlic %s (cpu: %s)\n", GARLIC_VERSION, cpu_features_describe());
+    return 0;
+}
+
+static int run_help(int argc, char **argv)
+{
+    static const cli_command help_command = {
+        .name = "help", .usage = "[COMMAND]", .about = "Lists the commands, or prints the help "
+        "of one (as `garlic COMMAND --help`)."};
+    const char *name = NULL;
+    const cli_option options[] = {
+        cli_optional_arg("COMMAND", "the command whose help to print", &name),
+        {0},
+    };
+    int status = cli_parse(&help_command, options, argc, argv);
+    if (status != CLI_CONTINUE)
+        return status;
+    if (!name) {
+        usage(stdout);
+        return 0;
+    }
+    const command *c = find_command(name);
+    if (!c)
+        return cli_usage_error(&help_command, "unknown command '%s'", name);
+    char help_flag[] = "--help";
+    char *help_argv[] = {help_flag, NULL};
+    return c->run(1, help_argv);
 }
 
 int main(int argc, char **argv)
@@ -49,18 +99,15 @@ int main(int argc, char **argv)
         exit(2);
     }
     const char *name = argv[1];
-    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
-        usage(stdout);
-        exit(0);
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0)
+        name = "help";
+    else if (strcmp(name, "--version") == 0)
+        name = "version";
+    const command *c = find_command(name);
+    if (!c) {
+        fprintf(stderr, "garlic: unknown command '%s'\n\n", name);
+        usage(stderr);
+        exit(2);
     }
-    if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
-        printf("garlic %s (cpu: %s)\n", GARLIC_VERSION, cpu_features_describe());
-        exit(0);
-    }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(commands[i].name, name) == 0)
-            exit(commands[i].run(argc - 2, argv + 2));
-    fprintf(stderr, "garlic: unknown command '%s'\n\n", name);
-    usage(stderr);
-    exit(2);
+    exit(c->run(argc - 2, argv + 2));
 }

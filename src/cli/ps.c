@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-// `garlic ps [--host ADDR] [--port N] [--json]`: the models a running server has loaded, from
-// its GET /api/ps: name, planned size, KV cache in use and reserved, requests using it, and
-// when it will be unloaded. GARLIC_HOST ("host", "host:port" or "http://host:port") and
-// GARLIC_API_KEY are honoured as `garlic serve` reads them.
+// `garlic ps [--host ADDR] [--port N] [--api-key KEY] [--json]`: the models a running server
+// has loaded, from its GET /api/ps: name, planned size, KV cache in use and reserved,
+// requests using it, and when it will be unloaded. GARLIC_HOST ("host", "host:port" or
+// "http://host:port") and GARLIC_API_KEY are honoured as `garlic serve` reads them; the key
+// goes in an "Authorization: Bearer" header, and a 401 says how to give one.
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <netdb.h>
@@ -15,16 +16,21 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/buffer.h"
 #include "cli/cli.h"
 #include "server/server.h"
 
 enum { MAX_RESPONSE = 16 << 20 };
 
-static int ps_usage(void)
-{
-    fprintf(stderr, "usage: garlic ps [--host ADDR] [--port N] [--json]\n");
-    return 2;
-}
+static const cli_command ps_command = {
+    .name = "ps",
+    .usage = "[options]",
+    .about = "Lists the models a running `garlic serve` has loaded (GET /api/ps): name, planned "
+             "size, KV cache\nin use and reserved, context, requests using it, and when it "
+             "will be unloaded.",
+    .notes = "GARLIC_HOST (\"host\", \"host:port\" or \"http://host:port\") and "
+             "GARLIC_API_KEY work as for\n`garlic serve`; the flags win over them.",
+};
 
 // Connects to host:port (5 s timeouts); -1 with a message on failure.
 static int connect_to(const char *host, const char *port)
@@ -70,28 +76,26 @@ static char *http_get(const char *host, const char *port, const char *path, cons
         close(fd);
         return NULL;
     }
-    size_t len = 0, cap = 65536;
-    char *buf = garlic_malloc(cap + 1);
-    for (ssize_t got = 1; buf && got > 0;) {
-        if (len == cap) {
-            char *bigger = cap < MAX_RESPONSE ? garlic_realloc(buf, cap * 2 + 1) : NULL;
-            if (!bigger) {
-                garlic_free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = bigger, cap *= 2;
+    garlic_buf answer = {0};
+    bool too_large = false;
+    for (;;) {
+        if (answer.len >= MAX_RESPONSE || garlic_buf_reserve(&answer, 65536)) {
+            too_large = true;
+            break;
         }
-        got = read(fd, buf + len, cap - len);
-        if (got > 0)
-            len += (size_t)got;
+        ssize_t got = read(fd, answer.data + answer.len, answer.cap - answer.len - 1);
+        if (got <= 0)
+            break;
+        answer.len += (size_t)got;
+        answer.data[answer.len] = '\0';
     }
     close(fd);
+    char *buf = too_large ? NULL : garlic_buf_take(&answer);
+    garlic_buf_deinit(&answer);
     if (!buf) {
         fprintf(stderr, "garlic ps: the answer is too large\n");
         return NULL;
     }
-    buf[len] = '\0';
     int status = 0;
     char *body = strstr(buf, "\r\n\r\n");
     if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1 || !body) {
@@ -99,6 +103,12 @@ static char *http_get(const char *host, const char *port, const char *path, cons
         garlic_free(buf);
         return NULL;
     }
+    if (status == 401 && !key)
+        fprintf(stderr, "garlic ps: the server needs an API key: pass --api-key or set "
+                "GARLIC_API_KEY\n");
+    else if (status == 401)
+        fprintf(stderr, "garlic ps: the server refused the API key given (--api-key or "
+                "GARLIC_API_KEY)\n");
     if (status != 200) {
         fprintf(stderr, "garlic ps: %s:%s answered %d: %s\n", host, port, status, body + 4);
         garlic_free(buf);
@@ -169,7 +179,7 @@ static int print_table(const char *json)
 
 int cli_ps(int argc, char **argv)
 {
-    const char *env = getenv("GARLIC_HOST"), *key = getenv("GARLIC_API_KEY");
+    const char *env = getenv("GARLIC_HOST"), *key = getenv("GARLIC_API_KEY"), *host_flag = NULL;
     char host[256] = "127.0.0.1", port[16];
     snprintf(port, sizeof port, "%d", SERVER_DEFAULT_PORT);
     if (env && *env) { // "http://host:port", "host:port" or "host"
@@ -185,21 +195,23 @@ int cli_ps(int argc, char **argv)
         if (n && port[n - 1] == '/')
             port[n - 1] = '\0';
     }
-    bool json = false;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) {
-            json = true;
-        } else if (!strcmp(argv[i], "--host") && i + 1 < argc) {
-            snprintf(host, sizeof host, "%s", argv[++i]);
-        } else if (!strcmp(argv[i], "--port") && i + 1 < argc) {
-            uint32_t p;
-            if (cli_parse_uint("--port", argv[++i], 1, 65535, &p))
-                return 2;
-            snprintf(port, sizeof port, "%u", p);
-        } else {
-            return ps_usage();
-        }
-    }
+    bool json = false, port_given = false;
+    uint32_t port_flag = 0;
+    const cli_option options[] = {
+        cli_string("--host", "ADDR", "the server's address (default 127.0.0.1)", &host_flag),
+        cli_seen(cli_uint("--port", "N", "the server's port (default 8686)", &port_flag, 1,
+                          65535), &port_given),
+        cli_string("--api-key", "KEY", "the server's API key, sent as a Bearer token", &key),
+        cli_flag("--json", "print the server's answer as it is", &json),
+        {0},
+    };
+    int status = cli_parse(&ps_command, options, argc, argv);
+    if (status != CLI_CONTINUE)
+        return status;
+    if (host_flag)
+        snprintf(host, sizeof host, "%s", host_flag);
+    if (port_given)
+        snprintf(port, sizeof port, "%u", port_flag);
     if (key && !*key)
         key = NULL;
     char *body = http_get(host, port, "/api/ps", key);

@@ -26,124 +26,108 @@ typedef struct serve_options {
     bool preload;
     float grace;            // seconds running requests get at shutdown
     float load_wait;        // seconds a load waits for memory held by busy models
+    uint32_t port, max_body; // for server (whose fields are narrower or wider)
     server_config server;
     registry_config registry;
 } serve_options;
 
-static int serve_usage(void)
+static const cli_command serve_command = {
+    .name = "serve",
+    .usage = "-m MODEL.gguf[=NAME]... [--models-dir DIR] [options]",
+    .about = "Serves the models over HTTP with the OpenAI and Ollama APIs (docs/api.md). A model "
+             "is loaded\non its first request and unloaded after --keep-alive without one; "
+             "loaded models share\n--memory-budget. SIGINT or SIGTERM stops the server "
+             "gracefully.",
+    .notes = "GARLIC_HOST and GARLIC_API_KEY work as --host and --api-key. SIZE: 12GB (10^9), "
+             "16GiB (2^30),\n800MB. DURATION: 5m, 1h, 30s, 0 (unload at once), -1 (never).",
+};
+
+static int add_model(void *dst, const char *opt, const char *val)
 {
-    fprintf(stderr,
-            "usage: garlic serve -m MODEL.gguf[=NAME]... [--models-dir DIR] [--host ADDR]\n"
-            "         [--port N] [--api-key KEY] [--cors-origin ORIGIN] [--ctx N] [--threads N]\n"
-            "         [--kv-type f16|q8_0|fp8|f32] [--kv-tokens N] [--parallel N]\n"
-            "         [--step-tokens N] [--memory-budget SIZE] [--keep-alive DURATION]\n"
-            "         [--load-wait SECONDS] [--max-queue N] [--max-body BYTES]\n"
-            "         [--max-connections N] [--timeout SECONDS] [--chat-template-file FILE]\n"
-            "         [--preload] [--grace SECONDS]\n"
-            "  Listens on 127.0.0.1:%d by default (GARLIC_HOST, GARLIC_API_KEY also work).\n",
-            SERVER_DEFAULT_PORT);
-    return 2;
+    serve_options *o = dst;
+    if (o->n_models == MAX_MODEL_FLAGS) {
+        fprintf(stderr, "garlic serve: %s: at most %d models\n", opt, MAX_MODEL_FLAGS);
+        return -1;
+    }
+    o->models[o->n_models++] = val;
+    return 0;
 }
 
-// Options that take a value: 0, -1 on a bad value, 1 when opt is not one of them.
-static int parse_valued(serve_options *o, const char *opt, const char *val)
+static int parse_keep_alive(void *dst, const char *opt, const char *val)
 {
-    uint32_t u;
-    if (!strcmp(opt, "-m") || !strcmp(opt, "--model")) {
-        if (o->n_models == MAX_MODEL_FLAGS)
-            return fprintf(stderr, "garlic serve: at most %d -m flags\n", MAX_MODEL_FLAGS), -1;
-        o->models[o->n_models++] = val;
-        return 0;
+    registry_config *r = dst;
+    double seconds;
+    if (!api_parse_duration(val, &seconds)) {
+        fprintf(stderr, "garlic serve: %s: '%s' is not a duration (e.g. 5m, 1h, 0, -1)\n", opt,
+                val);
+        return -1;
     }
-    if (!strcmp(opt, "--models-dir"))
-        return o->models_dir = val, 0;
-    if (!strcmp(opt, "--host"))
-        return o->server.host = val, 0;
-    if (!strcmp(opt, "--port"))
-        return cli_parse_uint(opt, val, 0, 65535, &u) ? -1 : (o->server.port = (uint16_t)u, 0);
-    if (!strcmp(opt, "--api-key"))
-        return o->server.api_key = val, 0;
-    if (!strcmp(opt, "--cors-origin"))
-        return o->server.cors_origin = val, 0;
-    if (!strcmp(opt, "--ctx") || !strcmp(opt, "-c"))
-        return cli_parse_uint(opt, val, 16, 1u << 24, &o->registry.n_ctx);
-    if (!strcmp(opt, "--threads") || !strcmp(opt, "-t"))
-        return cli_parse_uint(opt, val, 1, 1024, &u) ? -1 : (o->registry.n_threads = (int)u, 0);
-    if (!strcmp(opt, "--kv-type"))
-        return kv_type_parse(val, &o->registry.kv_type)
-                   ? 0 : (fprintf(stderr, "garlic serve: --kv-type: '%s' (f16, q8_0, fp8 or f32)\n", val), -1);
-    if (!strcmp(opt, "--parallel") || !strcmp(opt, "-np"))
-        return cli_parse_uint(opt, val, 1, 4096, &o->registry.parallel);
-    if (!strcmp(opt, "--kv-tokens"))
-        return cli_parse_uint(opt, val, 16, UINT32_MAX / 2, &o->registry.kv_tokens);
-    if (!strcmp(opt, "--step-tokens") || !strcmp(opt, "-b"))
-        return cli_parse_uint(opt, val, 1, 65536, &o->registry.step_tokens);
-    if (!strcmp(opt, "--memory-budget")) {
-        uint64_t b;
-        if (!planner_parse_size(val, &b) || b == 0)
-            return fprintf(stderr, "garlic serve: --memory-budget: '%s' is not a size (e.g. "
-                           "12GB, 16GiB, 800MB)\n", val), -1;
-        return o->registry.memory_budget = b, 0;
-    }
-    if (!strcmp(opt, "--keep-alive")) {
-        double sec;
-        if (!api_parse_duration(val, &sec))
-            return fprintf(stderr, "garlic serve: --keep-alive: '%s' is not a duration (e.g. "
-                           "5m, 1h, 0, -1)\n", val), -1;
-        o->registry.keep_alive = sec, o->registry.keep_alive_set = true;
-        return 0;
-    }
-    if (!strcmp(opt, "--load-wait"))
-        return cli_parse_float(opt, val, 0, 86400, &o->load_wait) ? -1
-               : (o->registry.load_wait = o->load_wait, 0);
-    if (!strcmp(opt, "--max-queue"))
-        return cli_parse_uint(opt, val, 1, 1u << 20, &o->registry.max_queue);
-    if (!strcmp(opt, "--max-body"))
-        return cli_parse_uint(opt, val, 1024, UINT32_MAX, &u) ? -1 : (o->server.max_body = u, 0);
-    if (!strcmp(opt, "--max-connections"))
-        return cli_parse_uint(opt, val, 1, 65536, &o->server.max_connections);
-    if (!strcmp(opt, "--timeout"))
-        return cli_parse_uint(opt, val, 1, 86400, &o->server.timeout_seconds);
-    if (!strcmp(opt, "--chat-template-file"))
-        return o->registry.chat_template_file = val, 0;
-    if (!strcmp(opt, "--grace"))
-        return cli_parse_float(opt, val, 0, 3600, &o->grace);
-    return 1;
+    r->keep_alive = seconds, r->keep_alive_set = true;
+    return 0;
 }
 
+// Parses the arguments into o; CLI_CONTINUE, or the status to exit with.
 static int parse_serve_options(serve_options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
     o->grace = 5;
     o->load_wait = 30;
-    o->registry.load_wait = 30;
-    o->registry.log = true;
-    o->registry.kv_type = KV_TYPE_F16;
-    o->server.port = SERVER_DEFAULT_PORT;
+    o->port = SERVER_DEFAULT_PORT;
+    registry_config *r = &o->registry;
+    r->log = true;
+    r->kv_type = KV_TYPE_F16;
     const char *host = getenv("GARLIC_HOST"), *key = getenv("GARLIC_API_KEY");
     o->server.host = host && *host ? host : "127.0.0.1";
     o->server.api_key = key && *key ? key : NULL;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--preload")) {
-            o->preload = true;
-            continue;
-        }
-        if (!strcmp(a, "-h") || !strcmp(a, "--help"))
-            return serve_usage();
-        if (a[0] != '-' || i + 1 >= argc)
-            return fprintf(stderr, "garlic serve: %s '%s'\n", a[0] == '-' ? "missing value for"
-                           : "unexpected argument", a), serve_usage();
-        int rc = parse_valued(o, a, argv[++i]);
-        if (rc > 0)
-            return fprintf(stderr, "garlic serve: unknown option '%s'\n", a), serve_usage();
-        if (rc < 0)
-            return 2;
-    }
+    const cli_option options[] = {
+        cli_custom("-m|--model", "PATH[=NAME]", "a model to serve, named NAME (default: the file "
+                   "name); repeatable", o, add_model),
+        cli_string("--models-dir", "DIR", "serve every .gguf file of DIR too", &o->models_dir),
+        cli_string("--host", "ADDR", "address to listen on (default 127.0.0.1)", &o->server.host),
+        cli_uint("--port", "N", "port to listen on (default 8686; 0: any free one)", &o->port, 0,
+                 65535),
+        cli_string("--api-key", "KEY", "require 'Authorization: Bearer KEY'", &o->server.api_key),
+        cli_string("--cors-origin", "ORIGIN", "allow browsers from ORIGIN (or *)",
+                   &o->server.cors_origin),
+        cli_uint("--ctx|-c", "N", "positions per request (default: trained, at most 4096)",
+                 &r->n_ctx, 16, 1u << 24),
+        cli_int("--threads|-t", "N", "compute threads (default: physical cores)", &r->n_threads,
+                1, 1024),
+        cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &r->kv_type),
+        cli_uint("--kv-tokens", "N", "KV pool positions per model", &r->kv_tokens, 16,
+                 UINT32_MAX / 2),
+        cli_uint("--parallel|-np", "N", "sequences run at once per model", &r->parallel, 1, 4096),
+        cli_uint("--step-tokens|-b", "N", "tokens per scheduler step (default 512)",
+                 &r->step_tokens, 1, 65536),
+        cli_size("--memory-budget", "SIZE", "memory all loaded models share (default: 80% of RAM)",
+                 &r->memory_budget),
+        cli_custom("--keep-alive", "DURATION", "how long an idle model stays loaded (default 5m)",
+                   r, parse_keep_alive),
+        cli_float("--load-wait", "SECONDS", "how long a load waits for busy models' memory "
+                  "(default 30)", &o->load_wait, 0, 86400),
+        cli_uint("--max-queue", "N", "requests waiting per model (default 64)", &r->max_queue, 1,
+                 1u << 20),
+        cli_uint("--max-body", "BYTES", "largest request body", &o->max_body, 1024, UINT32_MAX),
+        cli_uint("--max-connections", "N", "connections at once", &o->server.max_connections, 1,
+                 65536),
+        cli_uint("--timeout", "SECONDS", "idle connection timeout", &o->server.timeout_seconds,
+                 1, 86400),
+        cli_string("--chat-template-file", "FILE", "a Jinja template for every model",
+                   &r->chat_template_file),
+        cli_flag("--preload", "load every model at start", &o->preload),
+        cli_float("--grace", "SECONDS", "time running requests get at shutdown (default 5)",
+                  &o->grace, 0, 3600),
+        {0},
+    };
+    int status = cli_parse(&serve_command, options, argc, argv);
+    if (status != CLI_CONTINUE)
+        return status;
     if (o->n_models == 0 && !o->models_dir)
-        return fprintf(stderr, "garlic serve: give at least one -m MODEL.gguf or --models-dir\n"),
-               serve_usage();
-    return 0;
+        return cli_usage_error(&serve_command, "give at least one -m MODEL.gguf or --models-dir");
+    o->server.port = (uint16_t)o->port;
+    o->server.max_body = o->max_body;
+    r->load_wait = o->load_wait;
+    return CLI_CONTINUE;
 }
 
 // Adds the -m and --models-dir models to reg; prints the error and returns 1 on failure.
@@ -177,7 +161,7 @@ int cli_serve(int argc, char **argv)
 {
     serve_options o;
     int status = parse_serve_options(&o, argc, argv);
-    if (status)
+    if (status != CLI_CONTINUE)
         return status;
     cJSON_Hooks hooks = {.malloc_fn = json_malloc, .free_fn = garlic_free};
     cJSON_InitHooks(&hooks);

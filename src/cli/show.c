@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/units.h"
 #include "base/utf8.h"
 #include "cli/cli.h"
 #include "gguf/gguf.h"
@@ -13,15 +14,10 @@
 
 const char *cli_format_bytes(double bytes)
 {
-    static char bufs[4][32];
+    static char bufs[4][GARLIC_BYTES_TEXT];
     static int next;
-    char *b = bufs[next++ % 4];
-    const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (bytes >= 1024 && u < 4)
-        bytes /= 1024, u++;
-    snprintf(b, 32, u ? "%.2f %s" : "%.0f %s", bytes, units[u]);
-    return b;
+    uint64_t whole = bytes >= 0x1p64 ? UINT64_MAX : bytes >= 0 ? (uint64_t)bytes : 0;
+    return garlic_bytes_format(whole, GARLIC_BYTES_DECIMALS, bufs[next++ % 4]);
 }
 
 const char *cli_format_count(double count)
@@ -257,30 +253,26 @@ static void print_tensors(const gguf_file *f)
     }
 }
 
-static int usage(void)
-{
-    fprintf(stderr, "usage: garlic show MODEL.gguf [--json] [--tensors]\n");
-    return 2;
-}
+static const cli_command show_command = {
+    .name = "show",
+    .usage = "MODEL.gguf [options]",
+    .about = "Describes a GGUF file without loading its weights: architecture, size, weight "
+             "types, shape,\nRoPE, tokenizer, chat template and the KV cache cost per token.",
+};
 
 int cli_show(int argc, char **argv)
 {
     const char *path = NULL;
     bool json = false, tensors = false;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = true;
-        else if (strcmp(argv[i], "--tensors") == 0)
-            tensors = true;
-        else if (argv[i][0] == '-' && argv[i][1])
-            return fprintf(stderr, "garlic show: unknown option '%s'\n", argv[i]), usage();
-        else if (path)
-            return usage();
-        else
-            path = argv[i];
-    }
-    if (!path)
-        return usage();
+    const cli_option options[] = {
+        cli_arg("MODEL.gguf", "the model file", &path),
+        cli_flag("--json", "print one JSON object", &json),
+        cli_flag("--tensors", "list every tensor (type, shape, bytes, offset)", &tensors),
+        {0},
+    };
+    int status = cli_parse(&show_command, options, argc, argv);
+    if (status != CLI_CONTINUE)
+        return status;
     garlic_error err = {0};
     gguf_file *f = gguf_open(path, &err);
     model_info info;

@@ -1,23 +1,40 @@
 // SPDX-License-Identifier: MIT
-// `garlic synth OUT.gguf [options]` (hidden developer command): writes a random-weight
-// model with the synthesizer in model/synth.c, for tests and benchmarks.
+// `garlic synth OUT.gguf [options]` (a developer command): writes a random-weight model with
+// the synthesizer in model/synth.c, for tests and benchmarks, showing the percentage written
+// on stderr for large files on a terminal (or always with --progress).
 #include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "model/synth.h"
 #include "tensor/types.h"
 
-static int usage(void)
+static const cli_command synth_command = {
+    .name = "synth",
+    .usage = "OUT.gguf [options]",
+    .about = "Writes a random-weight model, deterministic from --seed, for tests and "
+             "benchmarks. The defaults\nare shape A of the shared test models: llama, dim 256, "
+             "2 layers, 8 heads, 2 KV heads, FFN 768,\ncontext 512, vocabulary 512, F32.",
+    .notes = "tinyllama: dim 2048, 22 layers, 32 heads, 4 KV heads, FFN 5632, context 2048, "
+             "vocabulary 32000.\nT is a weight type garlic quantizes to (F32, F16, BF16, Q8_0, Q4_0, "
+             "Q4_1, Q5_0, Q5_1, Q2_K,\nQ3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS); --type also "
+             "takes the mixtures Q4_K_M and Q5_K_M.\nOn a terminal, files over 256 MiB show the "
+             "percentage written without --progress.",
+};
+
+static int parse_preset(void *dst, const char *opt, const char *val)
 {
-    fprintf(stderr,
-            "usage: garlic synth OUT.gguf [--preset tinyllama] [--arch llama|qwen2|qwen3]\n"
-            "         [--dim N] [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]\n"
-            "         [--ctx N] [--vocab N] [--type T|Q4_K_M|Q5_K_M] [--output-type T] [--tied]\n"
-            "         [--tokenizer VOCAB.gguf] [--rope-theta X] [--rms-eps X] [--seed N] [--name S]\n");
-    return 2;
+    synth_params *p = dst;
+    if (strcmp(val, "tinyllama") != 0) {
+        fprintf(stderr, "garlic synth: %s: unknown preset '%s' (tinyllama)\n", opt, val);
+        return -1;
+    }
+    p->dim = 2048, p->n_layer = 22, p->n_head = 32, p->n_head_kv = 4, p->ffn = 5632;
+    p->context = 2048, p->vocab = 32000, p->name = "TinyLlama-1.1B-shaped (synthetic)";
+    return 0;
 }
 
 static int parse_type(const char *opt, const char *text, uint32_t *out)
@@ -31,81 +48,97 @@ static int parse_type(const char *opt, const char *text, uint32_t *out)
     return 0;
 }
 
-static void preset_tinyllama(synth_params *p)
+// --type: a weight type, or llama-quantize's mixtures: Q6_K for output.weight and for
+// attn_v and ffn_down in the layers it gives more bits (synth.h), the base type elsewhere.
+static int parse_weight_type(void *dst, const char *opt, const char *val)
 {
-    p->dim = 2048, p->n_layer = 22, p->n_head = 32, p->n_head_kv = 4, p->ffn = 5632;
-    p->context = 2048, p->vocab = 32000, p->name = "TinyLlama-1.1B-shaped (synthetic)";
-}
-
-static int parse_option(synth_params *p, const char *opt, const char *val)
-{
-    uint32_t u;
-    if (strcmp(opt, "--preset") == 0) {
-        if (strcmp(val, "tinyllama") != 0)
-            return fprintf(stderr, "garlic synth: unknown preset '%s'\n", val), -1;
-        preset_tinyllama(p);
-        return 0;
-    }
-    if (strcmp(opt, "--arch") == 0)
-        return p->arch = val, 0;
-    if (strcmp(opt, "--tokenizer") == 0)
-        return p->tokenizer_path = val, 0;
-    if (strcmp(opt, "--name") == 0)
-        return p->name = val, 0;
-    if (strcmp(opt, "--type") == 0 && (strcmp(val, "Q4_K_M") == 0 || strcmp(val, "Q5_K_M") == 0)) {
-        // llama-quantize's mixtures: Q6_K for output.weight and for attn_v and ffn_down in
-        // the layers it gives more bits (synth.h), the base type elsewhere.
+    synth_params *p = dst;
+    if (strcmp(val, "Q4_K_M") == 0 || strcmp(val, "Q5_K_M") == 0) {
         p->type = val[1] == '4' ? TENSOR_TYPE_Q4_K : TENSOR_TYPE_Q5_K;
         p->output_type = p->more_bits_type = TENSOR_TYPE_Q6_K;
         return 0;
     }
-    if (strcmp(opt, "--type") == 0)
-        return parse_type(opt, val, &p->type);
-    if (strcmp(opt, "--output-type") == 0)
-        return parse_type(opt, val, &u) ? -1 : (p->output_type = (int32_t)u, 0);
-    if (strcmp(opt, "--rope-theta") == 0)
-        return cli_parse_float(opt, val, FLT_MIN, FLT_MAX, &p->rope_theta);
-    if (strcmp(opt, "--rms-eps") == 0)
-        return cli_parse_float(opt, val, FLT_MIN, FLT_MAX, &p->rms_eps);
-    struct { const char *name; uint32_t *field; } ints[] = {
-        {"--dim", &p->dim}, {"--layers", &p->n_layer}, {"--heads", &p->n_head},
-        {"--kv-heads", &p->n_head_kv}, {"--head-dim", &p->head_dim}, {"--ffn", &p->ffn},
-        {"--ctx", &p->context}, {"--vocab", &p->vocab},
-    };
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
-        if (strcmp(opt, ints[i].name) == 0)
-            return cli_parse_uint(opt, val, 1, UINT32_MAX, ints[i].field);
-    if (strcmp(opt, "--seed") == 0) {
-        char *end;
-        p->seed = strtoull(val, &end, 10);
-        return *end || end == val ? (fprintf(stderr, "garlic synth: bad --seed '%s'\n", val), -1) : 0;
-    }
-    fprintf(stderr, "garlic synth: unknown option '%s'\n", opt);
-    return -1;
+    return parse_type(opt, val, &p->type);
+}
+
+static int parse_output_type(void *dst, const char *opt, const char *val)
+{
+    synth_params *p = dst;
+    uint32_t t;
+    if (parse_type(opt, val, &t))
+        return -1;
+    p->output_type = (int32_t)t;
+    return 0;
+}
+
+// How the progress is shown: on a terminal, one line rewritten in place for files over
+// PROGRESS_MIN_BYTES; with --progress, also every 10 % as lines (for logs).
+enum { PROGRESS_MIN_BYTES = 256 << 20 };
+
+typedef struct progress {
+    const char *path;
+    bool forced;   // --progress
+    bool terminal; // stderr is a terminal
+    int shown;     // the last percentage printed (-1: none)
+} progress;
+
+static void show_progress(void *user, uint64_t done, uint64_t total)
+{
+    progress *pr = user;
+    if (!total || (!pr->forced && !(pr->terminal && total > PROGRESS_MIN_BYTES)))
+        return;
+    int percent = (int)(done * 100 / total);
+    if (percent == pr->shown || (!pr->terminal && percent / 10 == pr->shown / 10))
+        return;
+    pr->shown = percent;
+    if (pr->terminal)
+        fprintf(stderr, "\rgarlic synth: writing %s %3d%%%s", pr->path, percent,
+                percent == 100 ? "\n" : "");
+    else
+        fprintf(stderr, "garlic synth: writing %s %3d%%\n", pr->path, percent);
 }
 
 int cli_synth(int argc, char **argv)
 {
     synth_params p;
     synth_params_default(&p);
+    bool progress_flag = false;
     const char *out = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--tied") == 0) {
-            p.tied = true;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            if (i + 1 >= argc)
-                return fprintf(stderr, "garlic synth: %s needs a value\n", argv[i]), usage();
-            if (parse_option(&p, argv[i], argv[i + 1]))
-                return 2;
-            i++;
-        } else if (!out) {
-            out = argv[i];
-        } else {
-            return usage();
-        }
-    }
-    if (!out)
-        return usage();
+    const cli_option options[] = {
+        cli_arg("OUT.gguf", "the file to write", &out),
+        cli_custom("--preset", "NAME", "tinyllama: the TinyLlama-1.1B shape (see below)", &p,
+                   parse_preset),
+        cli_string("--arch", "ARCH", "llama, qwen2 (q/k/v biases) or qwen3 (q/k norms)", &p.arch),
+        cli_uint("--dim", "N", "embedding length", &p.dim, 1, UINT32_MAX),
+        cli_uint("--layers", "N", "layers", &p.n_layer, 1, UINT32_MAX),
+        cli_uint("--heads", "N", "attention heads", &p.n_head, 1, UINT32_MAX),
+        cli_uint("--kv-heads", "N", "KV heads", &p.n_head_kv, 1, UINT32_MAX),
+        cli_uint("--head-dim", "N", "head dimension (default: dim / heads)", &p.head_dim, 1,
+                 UINT32_MAX),
+        cli_uint("--ffn", "N", "feed-forward width", &p.ffn, 1, UINT32_MAX),
+        cli_uint("--ctx", "N", "trained context length", &p.context, 1, UINT32_MAX),
+        cli_uint("--vocab", "N", "vocabulary size of the built-in vocabulary", &p.vocab, 1,
+                 UINT32_MAX),
+        cli_custom("--type", "T", "type of the matrices", &p, parse_weight_type),
+        cli_custom("--output-type", "T", "type of output.weight", &p, parse_output_type),
+        cli_flag("--tied", "no output.weight (the embedding is reused)", &p.tied),
+        cli_string("--tokenizer", "VOCAB.gguf", "copy the vocabulary (every tokenizer.* key)",
+                   &p.tokenizer_path),
+        cli_float("--rope-theta", "X", "RoPE frequency base (default 10000)", &p.rope_theta,
+                  FLT_MIN, FLT_MAX),
+        cli_float("--rms-eps", "X", "RMS norm epsilon (default 1e-5)", &p.rms_eps, FLT_MIN,
+                  FLT_MAX),
+        cli_u64("--seed", "N", "the same seed writes the same bytes (default 1)", &p.seed),
+        cli_string("--name", "TEXT", "general.name", &p.name),
+        cli_flag("--progress", "show the percentage written on stderr", &progress_flag),
+        {0},
+    };
+    int status = cli_parse(&synth_command, options, argc, argv);
+    if (status != CLI_CONTINUE)
+        return status;
+    progress pr = {.path = out, .forced = progress_flag, .terminal = isatty(STDERR_FILENO),
+                   .shown = -1};
+    p.progress = show_progress, p.progress_user = &pr;
     garlic_error err = {0};
     if (synth_write(&p, out, &err) != GARLIC_OK) {
         fprintf(stderr, "garlic synth: %s: %s\n", out, err.message);

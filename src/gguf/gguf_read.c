@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/buffer.h"
 #include "tensor/types.h"
 
 // The smallest encodings, used to bound counts by the bytes that remain.
@@ -219,20 +220,6 @@ static int parse_value(cursor *c, gguf_type type, int depth, gguf_value *v)
     return GARLIC_OK;
 }
 
-// Grows *items (of item_size bytes each) so that index n fits; capacity doubles.
-static int grow(void **items, uint64_t *cap, uint64_t n, size_t item_size)
-{
-    if (n < *cap)
-        return GARLIC_OK;
-    uint64_t new_cap = *cap ? *cap * 2 : 16;
-    void *p = garlic_realloc(*items, new_cap * item_size);
-    if (!p)
-        return GARLIC_ENOMEM;
-    *items = p;
-    *cap = new_cap;
-    return GARLIC_OK;
-}
-
 static int gguf_string_cmp(gguf_string a, gguf_string b)
 {
     uint64_t n = a.len < b.len ? a.len : b.len;
@@ -339,9 +326,9 @@ static void name_key(garlic_error *err, const char *path, gguf_string key)
 
 static int parse_kvs(gguf_file *f, cursor *c, uint64_t n_kv)
 {
-    uint64_t cap = 0;
+    size_t cap = 0; // the array grows as entries parse: memory follows the bytes present
     for (uint64_t i = 0; i < n_kv; i++) {
-        if (grow((void **)&f->kv, &cap, i, sizeof *f->kv))
+        if (garlic_grow(&f->kv, &cap, (size_t)i + 1, sizeof *f->kv))
             return garlic_error_set(c->err, GARLIC_ENOMEM, "%s: out of memory", f->path);
         gguf_kv *kv = &f->kv[i];
         memset(kv, 0, sizeof *kv);
@@ -494,9 +481,9 @@ static int check_tensor_data(gguf_file *f, garlic_error *err)
 
 static int parse_tensors(gguf_file *f, cursor *c, uint64_t n_tensors)
 {
-    uint64_t cap = 0;
+    size_t cap = 0;
     for (uint64_t i = 0; i < n_tensors; i++) {
-        if (grow((void **)&f->tensors, &cap, i, sizeof *f->tensors))
+        if (garlic_grow(&f->tensors, &cap, (size_t)i + 1, sizeof *f->tensors))
             return garlic_error_set(c->err, GARLIC_ENOMEM, "%s: out of memory", f->path);
         int rc = parse_tensor_info(f, c, &f->tensors[i]);
         if (rc)
@@ -715,40 +702,38 @@ int gguf_get_f32(const gguf_file *f, const char *key, float *out)
     return GARLIC_OK;
 }
 
+// The value of key when it has exactly type: GARLIC_ENOTFOUND or GARLIC_ETYPE otherwise.
+static int find_typed(const gguf_file *f, const char *key, gguf_type type, const gguf_value **v)
+{
+    int rc = find_value(f, key, v);
+    return rc ? rc : (*v)->type == type ? GARLIC_OK : GARLIC_ETYPE;
+}
+
 int gguf_get_bool(const gguf_file *f, const char *key, bool *out)
 {
     const gguf_value *v;
-    int rc = find_value(f, key, &v);
-    if (rc)
-        return rc;
-    if (v->type != GGUF_TYPE_BOOL)
-        return GARLIC_ETYPE;
-    *out = v->b;
-    return GARLIC_OK;
+    int rc = find_typed(f, key, GGUF_TYPE_BOOL, &v);
+    if (rc == GARLIC_OK)
+        *out = v->b;
+    return rc;
 }
 
 int gguf_get_str(const gguf_file *f, const char *key, gguf_string *out)
 {
     const gguf_value *v;
-    int rc = find_value(f, key, &v);
-    if (rc)
-        return rc;
-    if (v->type != GGUF_TYPE_STRING)
-        return GARLIC_ETYPE;
-    *out = v->str;
-    return GARLIC_OK;
+    int rc = find_typed(f, key, GGUF_TYPE_STRING, &v);
+    if (rc == GARLIC_OK)
+        *out = v->str;
+    return rc;
 }
 
 int gguf_get_arr(const gguf_file *f, const char *key, gguf_value *out)
 {
     const gguf_value *v;
-    int rc = find_value(f, key, &v);
-    if (rc)
-        return rc;
-    if (v->type != GGUF_TYPE_ARRAY)
-        return GARLIC_ETYPE;
-    *out = *v;
-    return GARLIC_OK;
+    int rc = find_typed(f, key, GGUF_TYPE_ARRAY, &v);
+    if (rc == GARLIC_OK)
+        *out = *v;
+    return rc;
 }
 
 static bool array_scalar(const gguf_value *arr, uint64_t i, gguf_value *out)

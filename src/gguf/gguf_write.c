@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/buffer.h"
 #include "tensor/types.h"
 
 typedef struct writer_kv {
@@ -34,31 +35,17 @@ struct gguf_writer {
     size_t n_tensors, cap_tensors;
 };
 
-// A growable byte buffer for encoding one value.
+// The encoding of one value (or of the head): a buffer that remembers a failed append, so
+// that a run of puts is checked once at the end.
 typedef struct bytes {
-    uint8_t *data;
-    size_t len, cap;
+    garlic_buf buf;
     bool failed;
 } bytes;
 
 static void put(bytes *b, const void *src, size_t n)
 {
-    if (b->failed)
-        return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n)
-            cap *= 2;
-        uint8_t *p = garlic_realloc(b->data, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, src, n);
-    b->len += n;
+    if (!b->failed && garlic_buf_append(&b->buf, src, n) != GARLIC_OK)
+        b->failed = true;
 }
 
 static void put_u32(bytes *b, uint32_t v)
@@ -102,34 +89,27 @@ void gguf_writer_free(gguf_writer *w)
 // Stores an encoded value under key, replacing an existing one; takes ownership of b.
 static int set_encoded(gguf_writer *w, const char *key, bytes *b)
 {
+    uint8_t *data = (uint8_t *)b->buf.data;
+    size_t size = b->buf.len;
     if (b->failed) {
-        garlic_free(b->data);
+        garlic_buf_deinit(&b->buf);
         return GARLIC_ENOMEM;
     }
     for (size_t i = 0; i < w->n_kv; i++) {
         if (strcmp(w->kv[i].key, key) == 0) {
             garlic_free(w->kv[i].bytes);
-            w->kv[i].bytes = b->data;
-            w->kv[i].size = b->len;
+            w->kv[i].bytes = data;
+            w->kv[i].size = size;
             return GARLIC_OK;
         }
     }
-    if (w->n_kv == w->cap_kv) {
-        size_t cap = w->cap_kv ? w->cap_kv * 2 : 16;
-        writer_kv *p = garlic_realloc(w->kv, cap * sizeof *p);
-        if (!p) {
-            garlic_free(b->data);
-            return GARLIC_ENOMEM;
-        }
-        w->kv = p;
-        w->cap_kv = cap;
-    }
-    char *copy = garlic_strndup(key, strlen(key));
-    if (!copy) {
-        garlic_free(b->data);
+    char *copy = NULL;
+    if (garlic_grow(&w->kv, &w->cap_kv, w->n_kv + 1, sizeof *w->kv) ||
+        !(copy = garlic_strndup(key, strlen(key)))) {
+        garlic_buf_deinit(&b->buf);
         return GARLIC_ENOMEM;
     }
-    w->kv[w->n_kv++] = (writer_kv){.key = copy, .bytes = b->data, .size = b->len};
+    w->kv[w->n_kv++] = (writer_kv){.key = copy, .bytes = data, .size = size};
     return GARLIC_OK;
 }
 
@@ -271,14 +251,8 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint
     for (size_t i = 0; i < w->n_tensors; i++)
         if (strcmp(w->tensors[i].name, name) == 0)
             return garlic_error_set(err, GARLIC_EINVAL, "duplicate tensor '%s'", name);
-    if (w->n_tensors == w->cap_tensors) {
-        size_t cap = w->cap_tensors ? w->cap_tensors * 2 : 64;
-        writer_tensor *p = garlic_realloc(w->tensors, cap * sizeof *p);
-        if (!p)
-            return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
-        w->tensors = p;
-        w->cap_tensors = cap;
-    }
+    if (garlic_grow(&w->tensors, &w->cap_tensors, w->n_tensors + 1, sizeof *w->tensors))
+        return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
     t.name = garlic_strndup(name, strlen(name));
     if (!t.name)
         return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
@@ -326,8 +300,10 @@ static void encode_head(gguf_writer *w, bytes *b, uint32_t alignment)
         offset += (t->nbytes + alignment - 1) / alignment * alignment;
     }
     static const uint8_t zeros[64];
-    while (b->len % alignment)
-        put(b, zeros, alignment - b->len % alignment < 64 ? alignment - b->len % alignment : 64);
+    while (!b->failed && b->buf.len % alignment) {
+        size_t pad = alignment - b->buf.len % alignment;
+        put(b, zeros, pad < sizeof zeros ? pad : sizeof zeros);
+    }
 }
 
 static int write_tensor_data(gguf_writer *w, FILE *out, uint32_t alignment, gguf_tensor_fill fill,
@@ -374,18 +350,18 @@ int gguf_writer_write(gguf_writer *w, const char *path, gguf_tensor_fill fill, v
     bytes head = {0};
     encode_head(w, &head, alignment);
     if (head.failed) {
-        garlic_free(head.data);
+        garlic_buf_deinit(&head.buf);
         return garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", path);
     }
     FILE *out = fopen(path, "wb");
     if (!out) {
-        garlic_free(head.data);
+        garlic_buf_deinit(&head.buf);
         return garlic_error_set(err, GARLIC_EIO, "%s: cannot create: %s", path, strerror(errno));
     }
     int rc = GARLIC_OK;
-    if (fwrite(head.data, 1, head.len, out) != head.len)
+    if (fwrite(head.buf.data, 1, head.buf.len, out) != head.buf.len)
         rc = garlic_error_set(err, GARLIC_EIO, "%s: write failed: %s", path, strerror(errno));
-    garlic_free(head.data);
+    garlic_buf_deinit(&head.buf);
     if (rc == GARLIC_OK)
         rc = write_tensor_data(w, out, alignment, fill, user, path, err);
     if (fclose(out) != 0 && rc == GARLIC_OK)

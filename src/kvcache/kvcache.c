@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/buffer.h"
 #include "kvcache/kvcache.h"
 
 // Per-block bookkeeping. gen changes whenever the block's contents may change identity (it
@@ -510,21 +511,18 @@ void kv_seq_deinit(kv_cache *c, kv_seq *s)
 int kv_seq_reserve(const kv_cache *c, kv_seq *s, uint64_t n_tokens, garlic_error *err)
 {
     uint32_t need = kv_cache_blocks_for_tokens(c, n_tokens);
-    if (need <= s->capacity)
-        return GARLIC_OK;
+    // Checked first: the table may have room past the pool (it grows by doubling).
     if (need > c->cfg.n_blocks)
         return garlic_error_set(err, GARLIC_ENOMEM, "KV cache: %llu positions need %u blocks, "
                                 "the pool has %u", (unsigned long long)n_tokens, need,
                                 c->cfg.n_blocks);
-    uint64_t grown = (uint64_t)s->capacity * 2;
-    uint32_t capacity = grown > need ? (uint32_t)(grown < c->cfg.n_blocks ? grown : c->cfg.n_blocks)
-                                     : need;
-    uint32_t *blocks = garlic_realloc(s->blocks, (size_t)capacity * sizeof *blocks);
-    if (!blocks)
+    if (need <= s->capacity)
+        return GARLIC_OK;
+    size_t capacity = s->capacity;
+    if (garlic_grow(&s->blocks, &capacity, need, sizeof *s->blocks))
         return garlic_error_set(err, GARLIC_ENOMEM, "KV cache: out of memory growing a block "
-                                "table to %u entries", capacity);
-    s->blocks = blocks;
-    s->capacity = capacity;
+                                "table to %u entries", need);
+    s->capacity = (uint32_t)capacity; // at most 2 x KV_MAX_BLOCKS
     return GARLIC_OK;
 }
 

@@ -2,8 +2,8 @@
 // KV element types: names, row sizes, and storing and loading one row of floats as F16, Q8_0,
 // FP8 E4M3 or F32. F16 uses the conversion of src/tensor, Q8_0 the activation conversion of
 // src/kernels (the 34-byte blocks of tensor/quants.h, rounded as the reference rounds K and
-// V); FP8 E4M3 is converted here, bit by bit, with round to
-// nearest even and saturation, because no weight type uses it yet.
+// V); FP8 E4M3 is converted here, bit by bit, with round to nearest even and saturation,
+// because no weight type uses it yet.
 #include <math.h>
 #include <pthread.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Random-weight model writer; see synth.h. Tensors are generated and quantized one at a
-// time inside the GGUF writer's fill callback, so memory stays at one tensor even for
-// billion-parameter shapes.
+// time inside the GGUF writer's fill callback (which also reports the progress), so memory
+// stays at one tensor even for billion-parameter shapes.
 #include "model/synth.h"
 
 #include <math.h>
@@ -29,6 +29,8 @@ typedef struct synth_state {
     thread_pool *pool;     // generates and quantizes rows in parallel
     float *rows;           // (threads, row_cap) one row of floats per thread
     size_t row_cap;
+    uint64_t bytes_done;   // tensor bytes generated so far, of bytes_total
+    uint64_t bytes_total;
 } synth_state;
 
 void synth_params_default(synth_params *p)
@@ -102,13 +104,17 @@ static void fill_rows(void *ctx, int ith, int nth)
     }
 }
 
+// The writer's fill callback: generates tensor index into dst and reports the progress.
 static int fill_tensor(void *user, size_t index, void *dst, uint64_t nbytes, garlic_error *err)
 {
     (void)err;
-    const synth_state *st = user;
+    synth_state *st = user;
     const synth_tensor *t = &st->tensors[index];
     fill_job job = {.st = st, .t = t, .index = index, .dst = dst, .row_bytes = nbytes / t->ne1};
     thread_pool_run(st->pool, fill_rows, &job);
+    st->bytes_done += nbytes;
+    if (st->p->progress)
+        st->p->progress(st->p->progress_user, st->bytes_done, st->bytes_total);
     return GARLIC_OK;
 }
 
@@ -348,8 +354,13 @@ int synth_write(const synth_params *params, const char *path, garlic_error *err)
     if (rc == GARLIC_OK && !p.tied)
         rc = add(w, &st, "output.weight", INIT_MATRIX,
                  p.output_type >= 0 ? (uint32_t)p.output_type : p.type, p.dim, p.vocab, err);
-    for (size_t i = 0; i < st.n_tensors; i++)
-        st.row_cap = st.tensors[i].ne0 > st.row_cap ? st.tensors[i].ne0 : st.row_cap;
+    for (size_t i = 0; i < st.n_tensors; i++) {
+        const synth_tensor *t = &st.tensors[i];
+        uint64_t row_bytes = 0;
+        st.row_cap = t->ne0 > st.row_cap ? t->ne0 : st.row_cap;
+        if (tensor_row_size(t->type, t->ne0, &row_bytes))
+            st.bytes_total += row_bytes * t->ne1; // the writer checked these sizes
+    }
     // Every online CPU: synthesis is throughput work with nothing else to share the CPU with.
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = online > 0 && online < 256 ? (int)online : 1;

@@ -32,6 +32,10 @@ typedef struct synth_params {
     float rms_eps;              // 0: 1e-5
     const char *tokenizer_path; // copy tokenizer.* keys from this GGUF, or NULL
     uint64_t seed;
+    // Called after each tensor is generated, with the tensor bytes done so far and in all
+    // (NULL: no progress); progress_user is handed back.
+    void (*progress)(void *progress_user, uint64_t done, uint64_t total);
+    void *progress_user;
 } synth_params;
 
 // Fills p with shape A of the shared test models (dim 256, 2 layers, 8 heads, 2 KV heads,

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-// The plan: weights as read (planner_from_gguf here, planner_from_hf in hf.c), the KV pool as
-// kv_cache_bytes_for sizes it, the forward pass's scratch as model_scratch_bytes sizes it,
-// and a fixed overhead; then what fits a budget. Every figure is the one the allocating code
-// computes, so the estimate and the server cannot drift apart. Sizes use overflow checks.
+// The plan: weights as read (planner_from_gguf here; planner_from_hf in from_hf.c, over the
+// readers of src/hf), the KV pool as kv_cache_bytes_for sizes it, the forward pass's scratch
+// as model_scratch_bytes sizes it, and a fixed overhead; then what fits a budget. Every figure
+// is the one the allocating code computes, so the estimate and the server cannot drift apart.
+// Sizes use overflow checks.
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 // The memory planner: what serving a model costs, exactly. A planner_input describes a model
 // (hyper-parameters and its weights by type) read from a GGUF file or a Hugging Face folder
-// (config.json, and the safetensors headers when present); planner_plan_make adds the KV pool
-// (kv_cache_bytes_for, the very figure kv_cache_new allocates), the forward pass's scratch
-// (model_scratch_bytes) and a fixed overhead, and answers how many sequences or how long a
-// context fit a budget. `garlic estimate` prints it; the server sizes its pools with it.
+// (config.json, and the safetensors headers when present, read by src/hf); planner_plan_make
+// adds the KV pool (kv_cache_bytes_for, the very figure kv_cache_new allocates), the forward
+// pass's scratch (model_scratch_bytes) and a fixed overhead, and answers how many sequences
+// or how long a context fit a budget. `garlic estimate` prints it; the server sizes its pools
+// with it.
 #ifndef GARLIC_PLANNER_H
 #define GARLIC_PLANNER_H
 
@@ -97,26 +98,21 @@ int planner_from_gguf(const char *path, planner_input *in, garlic_error *err);
 // assumption made is written to in->assumption). Errors name the file and the field.
 int planner_from_hf(const char *path, planner_input *in, garlic_error *err);
 
-// The config.json part of planner_from_hf on text already read (no files are opened): the
-// hyper-parameters and the weights derived from them. name is used in messages.
-int planner_hf_config_parse(const char *json, size_t len, const char *name, planner_input *in,
-                            garlic_error *err);
+struct hf_config;
+struct hf_tensor;
+
+// The config.json part of planner_from_hf, on a config already parsed (hf_config_parse):
+// the hyper-parameters and the weights derived from them. name is used in messages.
+int planner_from_hf_config(const struct hf_config *cfg, const char *name, planner_input *in,
+                           garlic_error *err);
 
 // Either of the above: a path ending in ".gguf" (or a file starting with "GGUF") is GGUF.
 int planner_from_path(const char *path, planner_input *in, garlic_error *err);
 
-// Parses one safetensors image: buf holds the first size bytes of a file of file_size bytes
-// (at least the 8-byte header length and the JSON header). Validates the length (against
-// the file and PLANNER_SAFETENSORS_MAX_HEADER), every tensor's dtype, shape and data_offsets
-// (inside the data section, of exactly shape x dtype bytes, no two overlapping) and adds the
-// tensors to w (the header and any gaps to w->mapping_bytes). name is used in messages.
-// Nothing is kept pointing into buf. On failure w may hold part of the file's tensors.
-#define PLANNER_SAFETENSORS_MAX_HEADER (100ull << 20)
-int planner_safetensors_parse(const void *buf, size_t size, uint64_t file_size,
-                              const char *name, planner_weights *w, garlic_error *err);
-
-// Bytes per value of a safetensors dtype ("BF16" -> 2), or 0 for an unknown name.
-uint32_t planner_safetensors_dtype_size(const char *dtype);
+// Adds one tensor of a safetensors header to the planner_weights at weights (an hf_tensor_fn,
+// for hf_safetensors_parse and hf_safetensors_read). Bytes besides the tensors are the
+// caller's to add to mapping_bytes.
+int planner_weights_add_hf_tensor(void *weights, const struct hf_tensor *t, garlic_error *err);
 
 // How the plan is made. planner_config_default fills the server's defaults.
 typedef struct planner_config {

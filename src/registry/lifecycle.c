@@ -20,6 +20,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/units.h"
 #include "registry/internal.h"
 
 enum { DEFAULT_KEEP_ALIVE = 300 };
@@ -74,11 +75,13 @@ static int reserve(registry_model *m, uint64_t cost, garlic_error *err)
 {
     registry *reg = m->reg;
     uint64_t budget = reg->budget;
-    if (cost > budget)
-        return garlic_error_set(err, GARLIC_ENOMEM, "%s needs %.2f GiB (weights, KV cache and "
-                                "buffers) but the memory budget is %.2f GiB; lower --ctx or "
-                                "--kv-tokens, or raise --memory-budget", m->name,
-                                cost / 1073741824.0, budget / 1073741824.0);
+    if (cost > budget) {
+        garlic_bytes_texts t = garlic_bytes_apart(2, (const uint64_t[]){cost, budget});
+        return garlic_error_set(err, GARLIC_ENOMEM, "%s needs %s (weights, KV cache and "
+                                "buffers) but the memory budget is %s; lower --ctx or "
+                                "--kv-tokens, or raise --memory-budget", m->name, t.text[0],
+                                t.text[1]);
+    }
     double deadline = garlic_now() + (reg->cfg.load_wait > 0 ? reg->cfg.load_wait : 0);
     pthread_mutex_lock(&reg->life_mu);
     for (;;) {
@@ -101,10 +104,11 @@ static int reserve(registry_model *m, uint64_t cost, garlic_error *err)
         if (now >= deadline || atomic_load(&reg->stopped)) {
             uint64_t free_bytes = budget > reg->reserved ? budget - reg->reserved : 0;
             pthread_mutex_unlock(&reg->life_mu);
-            return garlic_error_set(err, GARLIC_ENOMEM, "%s needs %.2f GiB; %.2f GiB of the "
-                                    "%.2f GiB memory budget are free and the other models "
-                                    "are busy; try again later", m->name, cost / 1073741824.0,
-                                    free_bytes / 1073741824.0, budget / 1073741824.0);
+            garlic_bytes_texts t =
+                garlic_bytes_apart(3, (const uint64_t[]){cost, free_bytes, budget});
+            return garlic_error_set(err, GARLIC_ENOMEM, "%s needs %s; %s of the %s memory "
+                                    "budget are free and the other models are busy; try "
+                                    "again later", m->name, t.text[0], t.text[1], t.text[2]);
         }
         garlic_cond_wait_for(&reg->life_cv, &reg->life_mu,
                              deadline - now < 0.5 ? deadline - now : 0.5);

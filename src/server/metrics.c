@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: MIT
 // /metrics in Prometheus' text exposition format: HTTP requests by endpoint and status,
 // prompt and generated tokens, time-to-first-token and per-token latency histograms, queue
-// length, requests running, models loaded and memory in use.
+// length, requests and sequences running and waiting, KV blocks (used, cached, free), prefix
+// cache hits, evictions and preemptions, models loaded, loads and unloads, memory in use and
+// its budget, and per loaded model its planned bytes, its KV use and each running sequence's
+// blocks.
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/buffer.h"
 #include "server/internal.h"
 
 static const int counted_status[METRICS_STATUS_COUNT - 1] = {200, 204, 400, 401, 404,
@@ -24,10 +28,9 @@ void server_metrics_count(server_metrics *m, size_t endpoint, int status)
     atomic_fetch_add(&m->requests[endpoint][s], 1);
 }
 
-// A growing text buffer; on allocation failure it stops growing and reports it at the end.
+// The exposition text; a failed append is remembered and reported once at the end.
 typedef struct text_buf {
-    char *data; // (cap)
-    size_t len, cap;
+    garlic_buf buf;
     bool failed;
 } text_buf;
 
@@ -35,27 +38,12 @@ static void put(text_buf *b, const char *fmt, ...) __attribute__((format(printf,
 
 static void put(text_buf *b, const char *fmt, ...)
 {
-    for (int attempt = 0; attempt < 2 && !b->failed; attempt++) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->data ? b->data + b->len : NULL, b->data ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = true;
-            return;
-        }
-        if (b->data && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap + (size_t)n + 1) * 2;
-        char *p = garlic_realloc(b->data, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->data = p, b->cap = cap;
-    }
+    if (b->failed)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    b->failed = garlic_buf_vprintf(&b->buf, fmt, ap) != GARLIC_OK;
+    va_end(ap);
 }
 
 static void put_histogram(text_buf *b, const char *name, const char *help,
@@ -213,9 +201,9 @@ char *server_metrics_render(server_metrics *m, registry *reg, size_t *len)
               (double)st.unloads);
     put_models(&b, reg);
     if (b.failed) {
-        garlic_free(b.data);
+        garlic_buf_deinit(&b.buf);
         return NULL;
     }
-    *len = b.len;
-    return b.data;
+    *len = b.buf.len;
+    return garlic_buf_take(&b.buf);
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // GGUF reader and writer: round trips of every value type, every shared file, and hostile
 // input: truncation at every byte, flipped bytes, forged counts, lengths, shapes and offsets,
-// and failing allocations. Hostile images are parsed from exactly-sized heap copies so that
+// and failing allocations (reading and writing). Hostile images are parsed from exactly-sized heap copies so that
 // ASan catches any read past the end.
 #include <dirent.h>
 #include <stdio.h>
@@ -459,6 +459,55 @@ static void test_allocation_failures(void **state)
     free(image);
 }
 
+// Every allocation the writer makes may fail too: each call answers GARLIC_ENOMEM (never
+// hangs or crashes), nothing leaks, and with enough memory the file is written and reads back.
+static void test_writer_allocation_failures(void **state)
+{
+    (void)state;
+    const char *path = test_temp_path("alloc-written.gguf");
+    static const float data[64] = {1, 2, 3};
+    static const char *const strs[] = {"x", "yy", "zzz"};
+    bool written = false;
+    int failed = 0;
+    for (long n = 0; n < 400 && !written; n++) {
+        garlic_error err = {0};
+        garlic_alloc_fail_after(n);
+        gguf_writer *w = gguf_writer_new();
+        int rc = w ? GARLIC_OK : GARLIC_ENOMEM;
+        for (int k = 0; k < 40 && rc == GARLIC_OK; k++) { // past the first growth of the keys
+            char key[32];
+            snprintf(key, sizeof key, "k.%d", k);
+            rc = gguf_writer_set_u32(w, key, (uint32_t)k);
+        }
+        if (rc == GARLIC_OK)
+            rc = gguf_writer_set_arr_str(w, "k.strs", strs, 3);
+        for (int t = 0; t < 20 && rc == GARLIC_OK; t++) { // past the first growth of tensors
+            char name[32];
+            uint64_t ne[1] = {64};
+            snprintf(name, sizeof name, "t.%d", t);
+            rc = gguf_writer_add_tensor(w, name, TENSOR_TYPE_F32, 1, ne, data, &err);
+        }
+        if (rc == GARLIC_OK)
+            rc = gguf_writer_write(w, path, NULL, NULL, &err);
+        garlic_alloc_fail_reset();
+        gguf_writer_free(w);
+        if (rc == GARLIC_OK)
+            written = true;
+        else if (rc == GARLIC_ENOMEM)
+            failed++;
+        else
+            fail_msg("failing allocation %ld: %d %s", n, rc, err.message);
+    }
+    assert_true(written);
+    assert_true(failed > 60);
+    garlic_error err = {0};
+    gguf_file *f = gguf_open(path, &err);
+    assert_non_null(f);
+    assert_int_equal(f->n_kv, 41);
+    assert_int_equal(f->n_tensors, 20);
+    gguf_close(f);
+}
+
 static int ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
@@ -519,6 +568,7 @@ int main(void)
         cmocka_unit_test(test_flipped_bytes),
         cmocka_unit_test(test_forged_values),
         cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_writer_allocation_failures),
         cmocka_unit_test(test_shared_files),
     };
     return cmocka_run_group_tests_name("gguf", tests, NULL, NULL);

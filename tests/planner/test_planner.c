@@ -2,35 +2,25 @@
 // Tests of src/planner: the worked example of ../shared/reference/memory (parameter count,
 // FP8 weights by type, KV bytes per token, the note's concurrency rule), that the plan's KV
 // and compute figures equal what kv_cache_new and model_state_new allocate, the budget
-// answers at their edges, sizes with suffixes, config.json validation (each field named in
-// its error), the safetensors header parser against hostile input (every truncation, forged
-// lengths, offsets, shapes, dtypes, overlaps, random flips), folders of shards with and
-// without an index, GGUF files, and allocation failures.
+// answers at their edges, sizes with suffixes, weights derived from config.json per
+// architecture and quantization, folders of shards with and without an index (their
+// weights and mapped bytes), GGUF files, and allocation failures. The Hugging Face readers
+// themselves (config.json validation, safetensors headers) are tested in tests/hf.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "hf/hf_fixtures.h"
 #include "util.h"
 
 #include "base/alloc.h"
+#include "hf/hf.h"
 #include "kvcache/kvcache.h"
 #include "model/info.h"
 #include "model/model.h"
 #include "model/synth.h"
 #include "planner/planner.h"
-
-// The reference config.json of ../shared/reference/memory/qwen3-14b-fp8, inline so that the
-// arithmetic is checked even without ../shared (test_reference_file reads the real file).
-static const char qwen3_14b_fp8[] =
-    "{\"architectures\": [\"Qwen3ForCausalLM\"], \"attention_bias\": false, \"head_dim\": 128,"
-    " \"hidden_act\": \"silu\", \"hidden_size\": 5120, \"intermediate_size\": 17408,"
-    " \"max_position_embeddings\": 40960, \"model_type\": \"qwen3\", \"num_attention_heads\": 40,"
-    " \"num_hidden_layers\": 40, \"num_key_value_heads\": 8, \"rms_norm_eps\": 1e-06,"
-    " \"rope_scaling\": null, \"rope_theta\": 1000000, \"tie_word_embeddings\": false,"
-    " \"torch_dtype\": \"bfloat16\", \"vocab_size\": 151936, \"quantization_config\":"
-    " {\"activation_scheme\": \"dynamic\", \"fmt\": \"e4m3\", \"quant_method\": \"fp8\","
-    " \"weight_block_size\": [128, 128]}}";
 
 static const planner_weight_type *find_type(const planner_input *in, const char *name,
                                             bool scales)
@@ -45,7 +35,9 @@ static const planner_weight_type *find_type(const planner_input *in, const char 
 static void parse_config(const char *json, planner_input *in)
 {
     garlic_error err = {0};
-    if (planner_hf_config_parse(json, strlen(json), "config.json", in, &err))
+    hf_config cfg;
+    if (hf_config_parse(json, strlen(json), "config.json", &cfg, &err) ||
+        planner_from_hf_config(&cfg, "config.json", in, &err))
         fail_msg("%s", err.message);
 }
 
@@ -211,73 +203,6 @@ static void test_sizes(void **state)
     }
 }
 
-// A config.json edited from a base: replaces the first occurrence of from with to.
-static const char *edited(const char *base, const char *from, const char *to)
-{
-    static char buf[4096];
-    const char *at = strstr(base, from);
-    assert_non_null(at);
-    snprintf(buf, sizeof buf, "%.*s%s%s", (int)(at - base), base, to, at + strlen(from));
-    return buf;
-}
-
-static void expect_config_error(const char *json, int code, const char *needle)
-{
-    planner_input in;
-    garlic_error err = {0};
-    int rc = planner_hf_config_parse(json, strlen(json), "cfg/config.json", &in, &err);
-    if (rc != code || !strstr(err.message, needle) || !strstr(err.message, "cfg/config.json"))
-        fail_msg("expected %d with '%s', got %d: %s", code, needle, rc, err.message);
-}
-
-static void test_config_errors(void **state)
-{
-    (void)state;
-    const char *c = qwen3_14b_fp8;
-    expect_config_error(edited(c, "\"num_hidden_layers\": 40,", ""), GARLIC_EFORMAT,
-                        "num_hidden_layers is missing");
-    expect_config_error(edited(c, "\"num_hidden_layers\": 40", "\"num_hidden_layers\": \"40\""),
-                        GARLIC_EFORMAT, "num_hidden_layers must be an integer");
-    expect_config_error(edited(c, "\"hidden_size\": 5120", "\"hidden_size\": -5120"),
-                        GARLIC_EFORMAT, "hidden_size");
-    expect_config_error(edited(c, "\"hidden_size\": 5120", "\"hidden_size\": 5120.5"),
-                        GARLIC_EFORMAT, "hidden_size");
-    expect_config_error(edited(c, "\"vocab_size\": 151936", "\"vocab_size\": 1e300"),
-                        GARLIC_EFORMAT, "vocab_size");
-    expect_config_error(edited(c, "\"intermediate_size\": 17408,", ""), GARLIC_EFORMAT,
-                        "intermediate_size is missing");
-    expect_config_error(edited(c, "\"num_key_value_heads\": 8", "\"num_key_value_heads\": 7"),
-                        GARLIC_EFORMAT, "num_key_value_heads 7 does not divide");
-    expect_config_error(edited(c, "\"head_dim\": 128", "\"head_dim\": 0"), GARLIC_EFORMAT,
-                        "head_dim");
-    expect_config_error(edited(c, "\"max_position_embeddings\": 40960",
-                               "\"max_position_embeddings\": 99999999999"),
-                        GARLIC_EFORMAT, "max_position_embeddings");
-    expect_config_error(edited(c, "Qwen3ForCausalLM", "GPT2LMHeadModel"), GARLIC_EUNSUPPORTED,
-                        "architectures 'GPT2LMHeadModel' is not supported");
-    expect_config_error(edited(c, "[\"Qwen3ForCausalLM\"]", "\"Qwen3ForCausalLM\""),
-                        GARLIC_EFORMAT, "architectures must be a list");
-    expect_config_error(edited(c, "\"tie_word_embeddings\": false", "\"tie_word_embeddings\": 0"),
-                        GARLIC_EFORMAT, "tie_word_embeddings must be true or false");
-    expect_config_error(edited(c, "\"bfloat16\"", "\"int3\""), GARLIC_EUNSUPPORTED,
-                        "torch_dtype 'int3'");
-    expect_config_error(edited(c, "\"fp8\"", "\"bitsandbytes\""), GARLIC_EUNSUPPORTED,
-                        "quant_method 'bitsandbytes'");
-    expect_config_error(edited(c, "\"quant_method\": \"fp8\"", "\"quant_method\": 8"),
-                        GARLIC_EFORMAT, "quantization_config.quant_method");
-    expect_config_error(edited(c, "[128, 128]", "[128]"), GARLIC_EFORMAT, "weight_block_size");
-    expect_config_error(edited(c, "[128, 128]", "[0, 128]"), GARLIC_EFORMAT, "weight_block_size");
-    expect_config_error(edited(c, "\"e4m3\"", "\"e3m4\""), GARLIC_EUNSUPPORTED,
-                        "quantization_config.fmt 'e3m4'");
-    expect_config_error(edited(c, "\"rope_theta\": 1000000", "\"rope_theta\": -1"),
-                        GARLIC_EFORMAT, "rope_theta");
-    expect_config_error("[1, 2]", GARLIC_EFORMAT, "not a JSON object");
-    expect_config_error("{\"hidden_size\": 5120", GARLIC_EFORMAT, "not a JSON object");
-    expect_config_error("{}", GARLIC_EFORMAT, "architectures is missing");
-    expect_config_error("{\"model_type\": \"bert\"}", GARLIC_EUNSUPPORTED,
-                        "model_type 'bert'");
-}
-
 // Architectures and defaults: KV heads default to the heads, head_dim to dim / heads, tied
 // embeddings drop the LM head, Qwen2 has q/k/v biases, Llama and Mistral have neither biases
 // nor q/k norms.
@@ -441,182 +366,32 @@ static void test_gguf_shared(void **state)
     assert_int_equal(in.weights.tensor_bytes + in.weights.mapping_bytes, (uint64_t)sb.st_size);
 }
 
-// ---- safetensors ----
+// ---- safetensors headers into the weights table ----
 
-// A safetensors image: length, header (padded with pad spaces), data_len bytes of data.
-static uint8_t *st_image(const char *header, size_t pad, size_t data_len, size_t *size)
-{
-    size_t n = strlen(header) + pad;
-    *size = 8 + n + data_len;
-    uint8_t *buf = calloc(1, *size);
-    assert_non_null(buf);
-    for (int i = 0; i < 8; i++)
-        buf[i] = (uint8_t)((uint64_t)n >> (8 * i));
-    memcpy(buf + 8, header, strlen(header));
-    memset(buf + 8 + strlen(header), ' ', pad);
-    return buf;
-}
-
-static const char st_good[] =
-    "{\"__metadata__\": {\"format\": \"pt\"}, "
-    "\"model.norm.weight\": {\"dtype\": \"BF16\", \"shape\": [4], \"data_offsets\": [0, 8]}, "
-    "\"layers.0.q_proj.weight\": {\"dtype\": \"F8_E4M3\", \"shape\": [4, 8], "
-    "\"data_offsets\": [8, 40]}, "
-    "\"layers.0.q_proj.weight_scale_inv\": {\"dtype\": \"F32\", \"shape\": [1, 1], "
-    "\"data_offsets\": [40, 44]}, "
-    "\"empty\": {\"dtype\": \"F16\", \"shape\": [0, 3], \"data_offsets\": [44, 44]}, "
-    "\"scalar\": {\"dtype\": \"I64\", \"shape\": [], \"data_offsets\": [44, 52]}}";
-
-static int st_parse(const uint8_t *buf, size_t size, planner_weights *w, garlic_error *err)
-{
-    // An exactly-sized copy, so that ASan sees any read past the end.
-    uint8_t *copy = malloc(size ? size : 1);
-    assert_non_null(copy);
-    memcpy(copy, buf, size);
-    *w = (planner_weights){0};
-    int rc = planner_safetensors_parse(copy, size, size, "t.safetensors", w, err);
-    free(copy);
-    return rc;
-}
-
-static void test_safetensors_good(void **state)
+// The tensors of a header grouped by type: scales apart, norms counted, bytes summed.
+static void test_safetensors_weights(void **state)
 {
     (void)state;
     size_t size;
     uint8_t *buf = st_image(st_good, 5, 52, &size);
-    planner_weights w;
+    planner_weights w = {0};
     garlic_error err = {0};
-    if (st_parse(buf, size, &w, &err))
+    if (hf_safetensors_parse(buf, size, size, "t.safetensors", planner_weights_add_hf_tensor, &w,
+                             &err))
         fail_msg("%s", err.message);
+    free(buf);
     assert_int_equal(w.n_tensors, 5);
     assert_int_equal(w.n_params, 4 + 32 + 0 + 1);
     assert_int_equal(w.n_params_norm, 4);
     assert_int_equal(w.tensor_bytes, 52);
-    assert_int_equal(w.mapping_bytes, 8 + strlen(st_good) + 5);
+    assert_int_equal(w.mapping_bytes, 0); // the caller's to add (test_folders)
     planner_input in = {.weights = w};
     assert_int_equal(find_type(&in, "F32", true)->bytes, 4);
     assert_int_equal(find_type(&in, "F8_E4M3", false)->n_elements, 32);
-    free(buf);
-    // A hole between tensors is allowed and counts as mapped bytes besides tensors.
-    buf = st_image(st_good, 0, 60, &size);
-    assert_int_equal(st_parse(buf, size, &w, &err), 0);
-    assert_int_equal(w.mapping_bytes, 8 + strlen(st_good) + 8);
-    free(buf);
-}
-
-static void expect_st_error(const char *header, size_t data_len, const char *needle)
-{
-    size_t size;
-    uint8_t *buf = st_image(header, 0, data_len, &size);
-    planner_weights w;
-    garlic_error err = {0};
-    int rc = st_parse(buf, size, &w, &err);
-    free(buf);
-    if (rc != GARLIC_EFORMAT || !strstr(err.message, needle) ||
-        !strstr(err.message, "t.safetensors"))
-        fail_msg("expected a format error with '%s', got %d: %s", needle, rc, err.message);
-}
-
-static void test_safetensors_hostile(void **state)
-{
-    (void)state;
-    const char *c = st_good;
-    expect_st_error(edited(c, "\"BF16\"", "\"BF17\""), 52, "unknown dtype 'BF17'");
-    expect_st_error(edited(c, "\"dtype\": \"BF16\", ", ""), 52, "dtype missing");
-    expect_st_error(edited(c, "\"shape\": [4]", "\"shape\": [-4]"), 52, "shape holds");
-    expect_st_error(edited(c, "\"shape\": [4]", "\"shape\": [4.5]"), 52, "shape holds");
-    expect_st_error(edited(c, "\"shape\": [4]", "\"shape\": 4"), 52, "shape missing");
-    expect_st_error(edited(c, "\"shape\": [4]", "\"shape\": [1,1,1,1,1,1,1,1,4]"), 52,
-                    "over 8 dimensions");
-    expect_st_error(edited(c, "\"shape\": [4]", "\"shape\": [4294967296, 4294967296, 4]"), 52,
-                    "overflows");
-    expect_st_error(edited(c, "\"shape\": [4]", "\"shape\": [4294967296, 2147483648]"), 52,
-                    "size overflows");
-    expect_st_error(edited(c, "[0, 8]", "[8, 0]"), 52, "data_offsets must be");
-    expect_st_error(edited(c, "[0, 8]", "[0]"), 52, "data_offsets must be");
-    expect_st_error(edited(c, "[0, 8]", "[0, \"8\"]"), 52, "data_offsets must be");
-    expect_st_error(edited(c, "[0, 8]", "[0, 9]"), 52, "span 9 bytes");
-    expect_st_error(edited(c, "[44, 52]", "[52, 60]"), 52, "data ends at byte 60");
-    expect_st_error(edited(c, "[44, 52]", "[44, 18446744073709551616]"), 52,
-                    "data_offsets must be");
-    expect_st_error(edited(c, "[8, 40]", "[4, 36]"), 52, "overlap");
-    expect_st_error(edited(c, "{\"format\": \"pt\"}", "[1]"), 52, "__metadata__");
-    expect_st_error(edited(c, "{\"dtype\": \"I64\"", "[{\"dtype\": \"I64\""), 52, "JSON");
-    expect_st_error("[]", 0, "not a JSON object");
-    expect_st_error("{\"a\": 1}", 0, "tensor 'a': not an object");
-    expect_st_error("{} x", 0, "bytes after the header");
-    expect_st_error("{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}} ",
-                    3, "data ends at byte 4");
-
-    // Forged lengths.
-    uint8_t small[16] = {0};
-    planner_weights w;
-    garlic_error err = {0};
-    small[0] = 9; // 9 bytes of header in a 16-byte file
-    assert_int_equal(st_parse(small, 16, &w, &err), GARLIC_EFORMAT);
-    assert_non_null(strstr(err.message, "exceeds the file"));
-    memset(small, 0xff, 8);
-    assert_int_equal(st_parse(small, 16, &w, &err), GARLIC_EFORMAT);
-    memset(small, 0, 8);
-    small[5] = 1; // 2^40 bytes of header
-    assert_int_equal(planner_safetensors_parse(small, 8, UINT64_MAX, "big.safetensors", &w, &err),
-                     GARLIC_EFORMAT);
-    assert_non_null(strstr(err.message, "exceeds the limit"));
-    small[0] = 0x20, memset(small + 1, 0, 7);
-    assert_int_equal(planner_safetensors_parse(small, 16, 1000, "t.safetensors", &w, &err),
-                     GARLIC_EFORMAT);
-    assert_non_null(strstr(err.message, "truncated"));
-    assert_int_equal(st_parse(small, 5, &w, &err), GARLIC_EFORMAT);
-    assert_non_null(strstr(err.message, "too short"));
-
-    // Every truncation of a good file fails cleanly (the data section shrinks with it).
-    size_t size;
-    uint8_t *buf = st_image(st_good, 2, 52, &size);
-    for (size_t n = 0; n < size; n++)
-        if (st_parse(buf, n, &w, &err) != GARLIC_EFORMAT)
-            fail_msg("truncation at %zu accepted", n);
-    // Random byte flips: never a crash, and a success stays self-consistent.
-    test_rng rng;
-    test_rng_seed(&rng, 7);
-    uint8_t *flipped = malloc(size);
-    assert_non_null(flipped);
-    for (int i = 0; i < 3000; i++) {
-        memcpy(flipped, buf, size);
-        int n_flips = 1 + (int)(test_rng_u64(&rng) % 4);
-        for (int f = 0; f < n_flips; f++)
-            flipped[test_rng_u64(&rng) % size] ^= (uint8_t)(1 + test_rng_u64(&rng) % 255);
-        if (st_parse(flipped, size, &w, &err) == GARLIC_OK)
-            assert_true(w.tensor_bytes + w.mapping_bytes == size);
-    }
-    free(flipped);
-    free(buf);
+    assert_int_equal(find_type(&in, "BF16", false)->n_elements, 4);
 }
 
 // ---- folders of shards ----
-
-static const char *make_dir(const char *name)
-{
-    const char *dir = test_temp_path(name);
-    mkdir(dir, 0755);
-    return dir;
-}
-
-static void write_text(const char *dir, const char *name, const char *text)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    assert_int_equal(test_write_file(path, text, strlen(text)), 0);
-}
-
-static void write_shard(const char *dir, const char *name, const char *header, size_t data_len)
-{
-    size_t size;
-    uint8_t *buf = st_image(header, 0, data_len, &size);
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    assert_int_equal(test_write_file(path, buf, size), 0);
-    free(buf);
-}
 
 static const char tiny_config[] =
     "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"num_hidden_layers\": 2, "
@@ -726,13 +501,11 @@ int main(void)
         cmocka_unit_test(test_reference_file),
         cmocka_unit_test(test_concurrency_rule),
         cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_architectures),
         cmocka_unit_test(test_plan_errors),
         cmocka_unit_test(test_gguf_exact),
         cmocka_unit_test(test_gguf_shared),
-        cmocka_unit_test(test_safetensors_good),
-        cmocka_unit_test(test_safetensors_hostile),
+        cmocka_unit_test(test_safetensors_weights),
         cmocka_unit_test(test_folders),
         cmocka_unit_test(test_alloc_failures),
     };

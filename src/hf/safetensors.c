@@ -1,23 +1,20 @@
 // SPDX-License-Identifier: MIT
-// The safetensors header, read for the planner: which tensors a file holds, their dtypes,
-// shapes and sizes. Nothing here reads tensor data.
-//
-// On-disk layout: u64 little-endian N | N bytes of JSON (UTF-8, may end in spaces) | data.
-// The JSON is an object: "__metadata__" (optional, an object of strings) and, per tensor,
-//   "name": {"dtype": "BF16", "shape": [rows, cols], "data_offsets": [begin, end]}
-// with offsets relative to the data section (byte 8 + N), end - begin = product(shape) x
-// the dtype's size, and no two tensors overlapping.
+// The safetensors header: which tensors a file holds, their dtypes, shapes and data ranges,
+// every length and offset checked before use (the layout is in hf.h). Only the 8-byte length
+// and the JSON header are read, never tensor data.
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/utf8.h"
-#include "planner/planner.h"
-
-enum { MAX_DIMS = 8 };
+#include "hf/hf.h"
 
 static const struct {
     const char *name;
@@ -28,7 +25,7 @@ static const struct {
     {"I64", 8}, {"U64", 8}, {"F64", 8},
 };
 
-uint32_t planner_safetensors_dtype_size(const char *dtype)
+uint32_t hf_safetensors_dtype_size(const char *dtype)
 {
     for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
         if (strcmp(dtypes[i].name, dtype) == 0)
@@ -77,11 +74,12 @@ static bool is_scale_name(const char *name)
     return false;
 }
 
-// Validates one tensor entry and returns its data range in *r.
-static int parse_tensor(const cJSON *t, const char *file, uint64_t data_size, planner_weights *w,
-                        range *r, garlic_error *err)
+// Validates one tensor entry into *out (its name and dtype point into t).
+static int parse_tensor(const cJSON *t, const char *file, uint64_t data_size, hf_tensor *out,
+                        garlic_error *err)
 {
     const char *name = t->string;
+    *out = (hf_tensor){.name = name};
     if (!cJSON_IsObject(t))
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s': not an object", file,
                                 shown(name));
@@ -91,7 +89,8 @@ static int parse_tensor(const cJSON *t, const char *file, uint64_t data_size, pl
     if (!cJSON_IsString(dtype))
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s': dtype missing or not a "
                                 "string", file, shown(name));
-    uint32_t size = planner_safetensors_dtype_size(dtype->valuestring);
+    uint32_t size = hf_safetensors_dtype_size(dtype->valuestring);
+    out->dtype = dtype->valuestring, out->dtype_size = size;
     if (!size) {
         char type[40];
         utf8_sanitize(dtype->valuestring, strlen(dtype->valuestring), type, sizeof type, true);
@@ -99,9 +98,9 @@ static int parse_tensor(const cJSON *t, const char *file, uint64_t data_size, pl
                                 shown(name), type);
     }
     int n_dims = cJSON_GetArraySize(shape);
-    if (!cJSON_IsArray(shape) || n_dims > MAX_DIMS)
+    if (!cJSON_IsArray(shape) || n_dims > HF_MAX_DIMS)
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s': shape missing, not an "
-                                "array or over %d dimensions", file, shown(name), MAX_DIMS);
+                                "array or over %d dimensions", file, shown(name), HF_MAX_DIMS);
     uint64_t n_elements = 1, bytes = 0, dim;
     const cJSON *d;
     cJSON_ArrayForEach(d, shape) {
@@ -109,27 +108,29 @@ static int parse_tensor(const cJSON *t, const char *file, uint64_t data_size, pl
             return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s': shape holds a value "
                                     "that is not a non-negative integer, or its product overflows",
                                     file, shown(name));
+        out->shape[out->n_dims++] = dim;
     }
     if (__builtin_mul_overflow(n_elements, size, &bytes))
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s': size overflows", file,
                                 shown(name));
     if (!cJSON_IsArray(offsets) || cJSON_GetArraySize(offsets) != 2 ||
-        !json_u64(cJSON_GetArrayItem(offsets, 0), &r->begin) ||
-        !json_u64(cJSON_GetArrayItem(offsets, 1), &r->end) || r->begin > r->end)
+        !json_u64(cJSON_GetArrayItem(offsets, 0), &out->begin) ||
+        !json_u64(cJSON_GetArrayItem(offsets, 1), &out->end) || out->begin > out->end)
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s': data_offsets must be "
                                 "[begin, end] with 0 <= begin <= end", file, shown(name));
-    if (r->end > data_size)
+    if (out->end > data_size)
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s': data ends at byte %llu "
                                 "of a data section of %llu bytes", file, shown(name),
-                                (unsigned long long)r->end, (unsigned long long)data_size);
-    if (r->end - r->begin != bytes)
+                                (unsigned long long)out->end, (unsigned long long)data_size);
+    if (out->end - out->begin != bytes)
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s': data_offsets span %llu "
                                 "bytes, shape x %s needs %llu", file, shown(name),
-                                (unsigned long long)(r->end - r->begin), dtype->valuestring,
+                                (unsigned long long)(out->end - out->begin), dtype->valuestring,
                                 (unsigned long long)bytes);
-    bool norm = strstr(name, "norm") != NULL;
-    return planner_weights_add(w, dtype->valuestring, is_scale_name(name), norm, n_elements,
-                               bytes, err);
+    out->n_elements = n_elements, out->bytes = bytes;
+    out->scales = is_scale_name(name);
+    out->norm = strstr(name, "norm") != NULL;
+    return GARLIC_OK;
 }
 
 // Checks that no two non-empty ranges overlap.
@@ -144,8 +145,9 @@ static int check_overlaps(range *ranges, size_t n, const char *file, garlic_erro
     return GARLIC_OK;
 }
 
+// Parses every tensor of the header object root, handing each to fn, then checks overlaps.
 static int parse_header(const cJSON *root, const char *file, uint64_t data_size,
-                        planner_weights *w, garlic_error *err)
+                        hf_tensor_fn fn, void *user, garlic_error *err)
 {
     int n = cJSON_GetArraySize(root);
     range *ranges = garlic_calloc(n ? (size_t)n : 1, sizeof *ranges);
@@ -167,11 +169,12 @@ static int parse_header(const cJSON *root, const char *file, uint64_t data_size,
             }
             continue;
         }
-        range r;
-        if ((rc = parse_tensor(t, file, data_size, w, &r, err)))
+        hf_tensor tensor;
+        if ((rc = parse_tensor(t, file, data_size, &tensor, err)) ||
+            (rc = fn(user, &tensor, err)))
             break;
-        if (r.end > r.begin)
-            ranges[n_ranges++] = r;
+        if (tensor.end > tensor.begin)
+            ranges[n_ranges++] = (range){tensor.begin, tensor.end};
     }
     if (rc == GARLIC_OK)
         rc = check_overlaps(ranges, n_ranges, file, err);
@@ -179,24 +182,31 @@ static int parse_header(const cJSON *root, const char *file, uint64_t data_size,
     return rc;
 }
 
-int planner_safetensors_parse(const void *buf, size_t size, uint64_t file_size,
-                              const char *name, planner_weights *w, garlic_error *err)
+// The header length at the start of a safetensors file (little-endian u64).
+static uint64_t header_length(const uint8_t *p)
+{
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--)
+        n = n << 8 | p[i];
+    return n;
+}
+
+int hf_safetensors_parse(const void *buf, size_t size, uint64_t file_size, const char *name,
+                         hf_tensor_fn fn, void *user, garlic_error *err)
 {
     const uint8_t *p = buf;
     if (size < 8 || file_size < 8)
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: %llu bytes: too short for the 8-byte "
                                 "header length", name, (unsigned long long)file_size);
-    uint64_t n = 0;
-    for (int i = 7; i >= 0; i--)
-        n = n << 8 | p[i];
+    uint64_t n = header_length(p);
     if (n > file_size - 8)
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: header length %llu exceeds the file "
                                 "(%llu bytes)", name, (unsigned long long)n,
                                 (unsigned long long)file_size);
-    if (n > PLANNER_SAFETENSORS_MAX_HEADER)
+    if (n > HF_SAFETENSORS_MAX_HEADER)
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: header length %llu exceeds the limit "
                                 "of %llu bytes", name, (unsigned long long)n,
-                                PLANNER_SAFETENSORS_MAX_HEADER);
+                                HF_SAFETENSORS_MAX_HEADER);
     if (n > size - 8)
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: header of %llu bytes is truncated "
                                 "(%zu read)", name, (unsigned long long)n, size - 8);
@@ -216,13 +226,42 @@ int planner_safetensors_parse(const void *buf, size_t size, uint64_t file_size,
             return garlic_error_set(err, GARLIC_EFORMAT, "%s: bytes after the header's JSON "
                                     "(at byte %ld)", name, (long)(q - (const char *)p));
         }
-    uint64_t before = w->tensor_bytes;
-    int rc = parse_header(root, name, file_size - 8 - n, w, err);
+    int rc = parse_header(root, name, file_size - 8 - n, fn, user, err);
     cJSON_Delete(root);
-    // Tensors lie inside the data section without overlapping, so this is at least 8 + n:
-    // the header plus any bytes between tensors.
-    uint64_t besides = file_size - (w->tensor_bytes - before);
-    if (rc == GARLIC_OK && __builtin_add_overflow(w->mapping_bytes, besides, &w->mapping_bytes))
-        rc = garlic_error_set(err, GARLIC_EINVAL, "%s: sizes overflow", name);
+    return rc;
+}
+
+int hf_safetensors_read(const char *path, hf_tensor_fn fn, void *user, uint64_t *file_size,
+                        garlic_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return garlic_error_set(err, GARLIC_EIO, "%s: %s", path, strerror(e));
+    }
+    *file_size = (uint64_t)sb.st_size;
+    uint8_t head[8] = {0};
+    ssize_t got = pread(fd, head, 8, 0);
+    uint64_t n = header_length(head);
+    if (got != 8 || n > *file_size - 8 || n > HF_SAFETENSORS_MAX_HEADER) {
+        close(fd);
+        // The parser reports which check failed.
+        return hf_safetensors_parse(head, got == 8 ? 8 : 0, *file_size, path, fn, user, err);
+    }
+    uint8_t *buf = garlic_malloc((size_t)n + 8);
+    if (!buf) {
+        close(fd);
+        return garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory for a header of %llu "
+                                "bytes", path, (unsigned long long)n);
+    }
+    got = pread(fd, buf, (size_t)n + 8, 0);
+    close(fd);
+    int rc = got == (ssize_t)(n + 8)
+                 ? hf_safetensors_parse(buf, (size_t)n + 8, *file_size, path, fn, user, err)
+                 : garlic_error_set(err, GARLIC_EIO, "%s: short read of the header", path);
+    garlic_free(buf);
     return rc;
 }

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: MIT
+// `garlic synth` through the binary: its options write the same bytes as the synthesizer
+// called with the same parameters, and --progress reports the percentage written on stderr
+// (which stays quiet otherwise when it is not a terminal).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/synth.h"
+#include "tensor/types.h"
+#include "util.h"
+
+static void test_same_bytes_and_progress(void **state)
+{
+    (void)state;
+    char cli_path[600], lib_path[600], *out, *err;
+    snprintf(cli_path, sizeof cli_path, "%s", test_temp_path("cli.gguf"));
+    snprintf(lib_path, sizeof lib_path, "%s", test_temp_path("lib.gguf"));
+    assert_int_equal(test_run(&out, &err, "%s synth '%s' --arch qwen2 --dim 64 --heads 2 "
+                              "--kv-heads 1 --ffn 96 --vocab 400 --seed 9 --type Q8_0 "
+                              "--output-type=F16 --name tiny --rope-theta 5e5",
+                              test_garlic(), cli_path), 0);
+    assert_string_equal(err, ""); // no progress when stderr is not a terminal
+    free(out), free(err);
+    synth_params p;
+    synth_params_default(&p);
+    p.arch = "qwen2", p.dim = 64, p.n_head = 2, p.n_head_kv = 1, p.ffn = 96, p.vocab = 400;
+    p.seed = 9, p.type = TENSOR_TYPE_Q8_0, p.output_type = TENSOR_TYPE_F16, p.name = "tiny";
+    p.rope_theta = 5e5f;
+    garlic_error e;
+    if (synth_write(&p, lib_path, &e))
+        fail_msg("%s", e.message);
+    size_t a_len, b_len;
+    char *a = test_read_file(cli_path, &a_len), *b = test_read_file(lib_path, &b_len);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(a_len, b_len);
+    assert_memory_equal(a, b, a_len);
+    free(a), free(b);
+
+    // --progress: lines of percentages up to 100 (every 10 % when not on a terminal).
+    assert_int_equal(test_run(&out, &err, "%s synth '%s' --progress", test_garlic(), cli_path),
+                     0);
+    char want[700];
+    snprintf(want, sizeof want, "garlic synth: writing %s 100%%\n", cli_path);
+    if (!strstr(err, want))
+        fail_msg("no '%s' in:\n%s", want, err);
+    size_t lines = 0;
+    for (const char *c = err; *c; c++)
+        lines += *c == '\n';
+    assert_true(lines >= 2 && lines <= 11);
+    free(out), free(err);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_same_bytes_and_progress),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
