@@ -2,8 +2,10 @@
 // The engine on its own, with no registry: a synthesized model and its tokenizer, engines
 // whose KV pools are sized here (whole blocks of 16 positions), requests given to
 // engine_submit. Covers a request's chunks and per-choice ends, cancellation within one
-// token, the bounded queue, and continuous batching (concurrent answers equal solo ones,
-// preemption in a small pool, the prefix cache, blocks freed on cancel).
+// token, what submit refuses (too long, queue full, stopped), continuous batching (concurrent
+// answers equal solo ones, preemption in a small pool, the prefix cache, blocks freed on
+// cancel), the hooks, wake_at_end, the timing fields, bad configurations, and allocation
+// failures in engine_new, engine_request_new and the scheduler.
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -240,7 +242,67 @@ static void test_cancel_within_one_token(void **state)
     engine_free(e);
 }
 
-// ---- the queue ----
+// The hooks: token once per output token (first once per choice), request_done once per
+// request with its prompt length and whether it was cancelled, compute_begin and
+// compute_end paired around every forward pass, compute_idle only when nothing runs.
+static void test_hooks(void **state)
+{
+    (void)state;
+    static hook_log h;
+    engine *e = start_hooked(&h, 2048, 4 * 2048, 4);
+    atomic_store(&h.e, e);
+    assert_true(wait_count(&h.idles, 1)); // nothing to run yet
+    assert_int_equal(atomic_load(&h.begins), 0);
+
+    engine_request *r = test_request_new(6, 3);
+    submit(e, r);
+    engine_chunk c;
+    test_request_finish(r, 60, &c);
+    engine_request_release(r);
+    assert_int_equal(atomic_load(&h.tokens), 3 * 6);
+    assert_int_equal(atomic_load(&h.firsts), 3);
+    assert_int_equal(atomic_load(&h.requests), 1);
+    assert_int_equal(atomic_load(&h.prompt_tokens), 4);
+    assert_false(atomic_load(&h.last_cancelled));
+    assert_true(atomic_load(&h.begins) >= 1);
+    assert_true(atomic_load(&h.begins) <= 6); // one pass computes every choice's token
+    assert_int_equal(atomic_load(&h.begins), atomic_load(&h.ends));
+
+    // A longer prompt, cancelled while it generates.
+    int32_t prompt[12] = {1};
+    for (int j = 1; j < 12; j++)
+        prompt[j] = 40 + 3 * j;
+    engine_request_params p = {.prompt = prompt, .n_prompt = 12, .n_choices = 1};
+    p.generation.sampling = sampler_params_default(512);
+    p.generation.ignore_eos = true;
+    garlic_error err = {0};
+    r = engine_request_new(&p, &err);
+    assert_non_null(r);
+    unsigned idles = atomic_load(&h.idles), tokens = atomic_load(&h.tokens);
+    submit(e, r);
+    read_text(r, 10);
+    engine_request_cancel(r);
+    test_request_finish(r, 60, &c);
+    engine_request_release(r);
+    assert_int_equal(c.finish, ENGINE_FINISH_CANCEL);
+    assert_int_equal(atomic_load(&h.tokens) - tokens, c.output_tokens);
+    assert_int_equal(atomic_load(&h.firsts), 4);
+    assert_int_equal(atomic_load(&h.requests), 2);
+    assert_int_equal(atomic_load(&h.last_prompt), 12);
+    assert_true(atomic_load(&h.last_cancelled));
+    assert_int_equal(atomic_load(&h.cancelled), 1);
+    assert_int_equal(atomic_load(&h.prompt_tokens), 4 + 12);
+    assert_true(wait_count(&h.idles, idles + 1)); // idle again once it ended
+
+    atomic_store(&h.e, NULL); // engine_free's last idle call must not read a freed engine
+    engine_free(e);
+    assert_int_equal(atomic_load(&h.begins), atomic_load(&h.ends));
+    assert_int_equal(atomic_load(&h.in_compute), 0);
+    assert_int_equal(atomic_load(&h.misplaced), 0);
+    assert_int_equal(atomic_load(&h.bad_latencies), 0);
+}
+
+// ---- what submit refuses ----
 
 // A full queue refuses with GARLIC_EFULL; requests released while queued or running are
 // cleaned up.
@@ -295,6 +357,75 @@ static engine_request *greedy_request(const int32_t *prompt, size_t n_prompt, ui
     engine_request *r = engine_request_new(&p, &err);
     assert_non_null(r);
     return r;
+}
+
+// A prompt of n_ctx tokens or more is refused with the sizes in the message; one token
+// less is served and gets exactly one token before the context is full.
+static void test_prompt_too_long(void **state)
+{
+    (void)state;
+    engine_config cfg = config(64, 64, 1);
+    engine *e = start(&cfg);
+    int32_t prompt[100] = {1};
+    for (int j = 1; j < 100; j++)
+        prompt[j] = 3 + (17 * j) % 500;
+    garlic_error err = {0};
+    const size_t refused[] = {64, 100};
+    for (size_t i = 0; i < 2; i++) {
+        engine_request *r = greedy_request(prompt, refused[i], 1);
+        assert_int_equal(engine_submit(e, r, &err), GARLIC_EINVAL);
+        char sizes[64];
+        snprintf(sizes, sizeof sizes, "m: the prompt has %zu tokens", refused[i]);
+        assert_non_null(strstr(err.message, sizes));
+        assert_non_null(strstr(err.message, "the context holds 64"));
+        engine_request_release(r);
+    }
+    engine_request *r = greedy_request(prompt, 63, 0);
+    submit(e, r);
+    engine_chunk c;
+    test_request_finish(r, 60, &c);
+    assert_int_equal(c.output_tokens, 1);
+    assert_int_equal(c.finish, ENGINE_FINISH_CONTEXT);
+    engine_request_release(r);
+    engine_free(e);
+}
+
+// engine_stop ends the running and the queued request (cancelled); then submit refuses with
+// GARLIC_ESTOPPED and the counters stay readable, every block back in the pool (free or
+// cached).
+static void test_stop(void **state)
+{
+    (void)state;
+    engine *e = start_solo(4);
+    engine_request *running = test_request_new(1500, 1), *queued = test_request_new(1500, 1);
+    submit(e, running);
+    submit(e, queued);
+    read_text(running, 10);
+    engine_stop(e);
+    engine_chunk c;
+    test_request_finish(running, 60, &c);
+    assert_int_equal(c.finish, ENGINE_FINISH_CANCEL);
+    assert_true(c.output_tokens < 1500);
+    test_request_finish(queued, 60, &c);
+    assert_int_equal(c.finish, ENGINE_FINISH_CANCEL);
+    assert_int_equal(c.output_tokens, 0);
+    engine_request *late = test_request_new(4, 1);
+    garlic_error err = {0};
+    assert_int_equal(engine_submit(e, late, &err), GARLIC_ESTOPPED);
+    assert_non_null(strstr(err.message, "m: the engine is stopping"));
+    engine_counters k;
+    engine_counters_get(e, &k);
+    assert_int_equal(k.kv_blocks, 128);
+    assert_int_equal(k.kv_used, 0);
+    assert_int_equal(k.kv_free + k.kv_cached, 128);
+    assert_int_equal(k.running, 0);
+    assert_int_equal(k.waiting, 0);
+    assert_int_equal(k.peak_running, 1);
+    assert_int_equal(k.parallel, 1);
+    engine_request_release(late);
+    engine_request_release(running);
+    engine_request_release(queued);
+    engine_free(e);
 }
 
 // ---- continuous batching ----
@@ -499,16 +630,336 @@ static void test_cancel_frees_blocks(void **state)
     engine_free(e);
 }
 
+// ---- what a reader gets ----
+
+enum { MAX_TEXT = 8192 };
+
+// What one choice delivered.
+typedef struct choice_text {
+    char text[MAX_TEXT];
+    size_t len;
+    uint32_t output_tokens;
+    engine_finish finish;
+    bool done;
+    double first_token_seconds;
+} choice_text;
+
+// Reads r to its end, each choice's text into out[choice]. Returns the chunks that carried
+// text.
+static unsigned read_choices(engine_request *r, choice_text *out, uint32_t n_choices)
+{
+    memset(out, 0, n_choices * sizeof *out);
+    unsigned chunks = 0;
+    for (;;) {
+        engine_chunk c;
+        if (!engine_request_next(r, &c, 1000))
+            continue;
+        assert_int_equal(c.error, GARLIC_OK);
+        assert_true(c.choice < n_choices);
+        choice_text *t = &out[c.choice];
+        assert_false(t->done);
+        assert_true(t->len + c.len < MAX_TEXT);
+        memcpy(t->text + t->len, c.text, c.len);
+        t->len += c.len;
+        chunks += c.len > 0;
+        if (c.choice_done) {
+            t->done = true;
+            t->output_tokens = c.output_tokens;
+            t->finish = c.finish;
+            t->first_token_seconds = c.first_token_seconds;
+        }
+        if (c.all_done)
+            return chunks;
+    }
+}
+
+// A wake_at_end request delivers the same text as a normal one, each choice ending with
+// choice_done, without a wake-up per token.
+static void test_wake_at_end(void **state)
+{
+    (void)state;
+    enum { LEN = 40 };
+    engine_config cfg = config(512, 2 * 512, 2);
+    engine *e = start(&cfg);
+    static choice_text normal[2], whole[2];
+    engine_request *r = test_request_new(LEN, 2);
+    submit(e, r);
+    unsigned normal_chunks = read_choices(r, normal, 2);
+    engine_request_release(r);
+
+    engine_request_params p;
+    test_request_params(&p, LEN, 2);
+    p.wake_at_end = true;
+    garlic_error err = {0};
+    r = engine_request_new(&p, &err);
+    assert_non_null(r);
+    submit(e, r);
+    unsigned whole_chunks = read_choices(r, whole, 2);
+    engine_request_release(r);
+    print_message("text chunks: %u streamed, %u with wake_at_end\n", normal_chunks, whole_chunks);
+    for (int i = 0; i < 2; i++) {
+        assert_true(normal[i].done && whole[i].done);
+        assert_true(whole[i].len > 0);
+        assert_int_equal(whole[i].len, normal[i].len);
+        assert_memory_equal(whole[i].text, normal[i].text, normal[i].len);
+        assert_int_equal(whole[i].output_tokens, LEN);
+        assert_int_equal(whole[i].finish, ENGINE_FINISH_LENGTH);
+    }
+    assert_true(whole_chunks < LEN); // not a wake-up per token
+    engine_free(e);
+}
+
+// first_token_seconds is positive and no longer than the request took as a whole.
+static void test_first_token_seconds(void **state)
+{
+    (void)state;
+    engine_config cfg = config(2048, 2 * 2048, 2);
+    engine *e = start(&cfg);
+    static choice_text out[3];
+    double t0 = garlic_now();
+    engine_request *r = test_request_new(8, 3);
+    submit(e, r);
+    read_choices(r, out, 3);
+    double total = garlic_now() - t0;
+    engine_request_release(r);
+    for (int i = 0; i < 3; i++) {
+        assert_true(out[i].first_token_seconds > 0);
+        assert_true(out[i].first_token_seconds <= total);
+        assert_int_equal(out[i].output_tokens, 8);
+    }
+    engine_free(e);
+}
+
+// ---- bad configurations and requests ----
+
+// engine_new refuses what cannot work, with a message naming the engine and the sizes.
+static void test_bad_configs(void **state)
+{
+    (void)state;
+    const engine_config good = config(2048, 2048, 1);
+    engine_config cases[8];
+    const char *messages[8];
+    size_t n = 0;
+    cases[n] = good, cases[n].weights = NULL;
+    messages[n++] = "m: an engine needs a model and a tokenizer";
+    cases[n] = good, cases[n].tok = NULL, cases[n].name = NULL;
+    messages[n++] = "engine: an engine needs a model and a tokenizer";
+    cases[n] = good, cases[n].parallel = 0;
+    messages[n++] = "m: the context (2048), running sequences (0) and KV blocks (128) must not "
+                    "be 0";
+    cases[n] = good, cases[n].n_ctx = 0;
+    messages[n++] = "the context (0)";
+    cases[n] = good, cases[n].kv_blocks = 0;
+    messages[n++] = "KV blocks (0)";
+    cases[n] = good, cases[n].kv_blocks = 127;
+    messages[n++] = "m: a KV pool of 2032 positions cannot hold one context of 2048";
+    cases[n] = good, cases[n].block_tokens = 32, cases[n].kv_blocks = 63;
+    messages[n++] = "m: a KV pool of 2016 positions cannot hold one context of 2048";
+    for (size_t i = 0; i < n; i++) {
+        garlic_error err = {0};
+        engine *e = engine_new(&cases[i], &err);
+        if (e)
+            fail_msg("case %zu: engine_new accepted a bad config", i);
+        assert_int_equal(err.code, GARLIC_EINVAL);
+        if (!strstr(err.message, messages[i]))
+            fail_msg("case %zu: '%s' does not say '%s'", i, err.message, messages[i]);
+    }
+}
+
+// engine_request_new refuses a request without a prompt or with 0 or too many choices.
+static void test_bad_requests(void **state)
+{
+    (void)state;
+    static const int32_t prompt[] = {1, 300};
+    const engine_request_params cases[] = {
+        {.prompt = prompt, .n_prompt = 0, .n_choices = 1},
+        {.prompt = prompt, .n_prompt = 2, .n_choices = 0},
+        {.prompt = prompt, .n_prompt = 2, .n_choices = ENGINE_MAX_CHOICES + 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        garlic_error err = {0};
+        assert_null(engine_request_new(&cases[i], &err));
+        assert_int_equal(err.code, GARLIC_EINVAL);
+        assert_non_null(strstr(err.message, "a request needs a prompt and 1 to 16 choices"));
+    }
+}
+
+// ---- allocation failures (run under make test-asan for the leaks) ----
+
+static void *make_engine(const void *cfg, garlic_error *err)
+{
+    return engine_new(cfg, err);
+}
+
+static void *make_request(const void *params, garlic_error *err)
+{
+    return engine_request_new(params, err);
+}
+
+// Calls make(arg) with its first allocation failing, then its second, and so on until it
+// succeeds; each failure must be a clean GARLIC_ENOMEM with a message. Returns what was made.
+static void *make_failing_in_turn(void *(*make)(const void *arg, garlic_error *err),
+                                  const void *arg, const char *name)
+{
+    void *made = NULL;
+    long n = 0;
+    for (; n < 100000 && !made; n++) {
+        garlic_error err = {0};
+        garlic_alloc_fail_after(n);
+        made = make(arg, &err);
+        garlic_alloc_fail_reset();
+        if (!made && (err.code != GARLIC_ENOMEM || !err.message[0]))
+            fail_msg("%s: allocation %ld failed: code %s, '%s'", name, n,
+                     garlic_error_name(err.code), err.message);
+    }
+    if (!made)
+        fail_msg("%s: fails with %ld allocations", name, n);
+    print_message("%s succeeds from %ld allocations on\n", name, n - 1);
+    return made;
+}
+
+// Every allocation of engine_new fails in turn (its own compute pool included): each is a
+// clean GARLIC_ENOMEM, and the engine made at last serves a request.
+static void test_engine_new_allocation_failures(void **state)
+{
+    (void)state;
+    engine_config cfg = config(256, 512, 2);
+    cfg.pool = NULL;
+    cfg.n_threads = 2;
+    cfg.step_tokens = 64;
+    engine *e = make_failing_in_turn(make_engine, &cfg, "engine_new");
+    engine_request *r = test_request_new(4, 1);
+    submit(e, r);
+    engine_chunk c;
+    test_request_finish(r, 60, &c);
+    assert_int_equal(c.output_tokens, 4);
+    engine_request_release(r);
+    engine_free(e);
+}
+
+// Every allocation of engine_request_new fails in turn (prompt, stop strings, logit biases):
+// each is a clean GARLIC_ENOMEM, and the request made at last is served with its copies.
+static void test_request_new_allocation_failures(void **state)
+{
+    (void)state;
+    int32_t prompt[] = {1, 300, 301, 302};
+    char stop_a[] = "zzz", stop_b[] = "qqqq";
+    const char *stops[] = {stop_a, stop_b};
+    sampler_bias bias[] = {{.token = 2, .bias = -INFINITY}, {.token = 7, .bias = 1}};
+    engine_request_params p = {.prompt = prompt, .n_prompt = 4, .n_choices = 2,
+                               .label = "alloc-failures"};
+    p.generation.sampling = sampler_params_default(512);
+    p.generation.sampling.logit_bias = bias;
+    p.generation.sampling.n_logit_bias = 2;
+    p.generation.stops = stops;
+    p.generation.n_stops = 2;
+    p.generation.max_tokens = 5;
+    engine_request *r = make_failing_in_turn(make_request, &p, "engine_request_new");
+    // The request holds copies: the caller's arrays may change once it returned.
+    memset(prompt, 0, sizeof prompt);
+    stop_a[0] = stop_b[0] = '\0';
+    bias[0].token = 0;
+    engine *e = start_solo(4);
+    submit(e, r);
+    static choice_text out[2];
+    read_choices(r, out, 2);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(out[i].output_tokens, 5);
+    engine_request_release(r);
+    engine_free(e);
+}
+
+// Every allocation the scheduler makes for a request (its sequences, their samplers, block
+// tables and stop matchers, the output channels) fails in turn: the request ends (with an
+// error, or cancelled when its output could not be kept), no block stays taken, and the
+// engine goes on serving. The counter is set before submit and reset after the stream ended;
+// this thread allocates nothing in between, so only the scheduler's allocations count.
+static void test_scheduler_allocation_failures(void **state)
+{
+    (void)state;
+    static hook_log h;
+    engine *e = start_hooked(&h, 512, 2 * 512, 2);
+    static const char *const stops[] = {"zzz"};
+    engine_request_params p;
+    test_request_params(&p, 8, 2);
+    p.generation.stops = stops;
+    p.generation.n_stops = 1;
+    p.generation.logprobs = true;
+    p.generation.top_logprobs = 2;
+    bool clean = false;
+    long n = 0;
+    unsigned errors = 0, cancels = 0;
+    for (; n < 10000 && !clean; n++) {
+        garlic_error err = {0};
+        engine_request *r = engine_request_new(&p, &err);
+        assert_non_null(r);
+        garlic_alloc_fail_after(n);
+        submit(e, r);
+        unsigned done = 0, finished = 0;
+        bool failed = false;
+        double deadline = garlic_now() + 60;
+        for (;;) {
+            engine_chunk c;
+            if (garlic_now() > deadline) {
+                garlic_alloc_fail_reset();
+                fail_msg("allocation %ld failed: the request did not end", n);
+            }
+            if (!engine_request_next(r, &c, 100))
+                continue;
+            if (c.error != GARLIC_OK) {
+                if (c.error != GARLIC_ENOMEM || !c.error_message[0]) {
+                    garlic_alloc_fail_reset();
+                    fail_msg("allocation %ld failed: code %s, '%s'", n,
+                             garlic_error_name(c.error), c.error_message);
+                }
+                failed = true;
+            }
+            if (c.choice_done) {
+                done++;
+                finished += c.finish == ENGINE_FINISH_LENGTH && c.output_tokens == 8;
+            }
+            if (c.all_done)
+                break;
+        }
+        garlic_alloc_fail_reset();
+        engine_request_release(r);
+        errors += failed;
+        cancels += !failed && finished < 2;
+        clean = !failed && finished == 2;
+        engine_counters k;
+        settled_counters(e, &k);
+        if (k.kv_used != 0 || k.running != 0 || k.waiting != 0)
+            fail_msg("allocation %ld failed: %u blocks used, %u running, %u waiting after the "
+                     "request ended", n, k.kv_used, k.running, k.waiting);
+        assert_true(wait_count(&h.requests, (unsigned)n + 1)); // each request counted once
+        assert_int_equal(atomic_load(&h.requests), n + 1);
+    }
+    assert_true(clean);
+    print_message("a request runs clean from %ld allocations on (%u failed, %u cancelled)\n",
+                  n - 1, errors, cancels);
+    engine_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_choices),
         cmocka_unit_test(test_cancel_within_one_token),
+        cmocka_unit_test(test_hooks),
         cmocka_unit_test(test_queue_limit),
+        cmocka_unit_test(test_prompt_too_long),
+        cmocka_unit_test(test_stop),
         cmocka_unit_test(test_concurrent_equals_solo),
         cmocka_unit_test(test_small_pool_preempts),
         cmocka_unit_test(test_prefix_cache),
         cmocka_unit_test(test_cancel_frees_blocks),
+        cmocka_unit_test(test_wake_at_end),
+        cmocka_unit_test(test_first_token_seconds),
+        cmocka_unit_test(test_bad_configs),
+        cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_engine_new_allocation_failures),
+        cmocka_unit_test(test_request_new_allocation_failures),
+        cmocka_unit_test(test_scheduler_allocation_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
