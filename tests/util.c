@@ -12,6 +12,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "engine/engine.h"
+
 const char *test_shared_dir(void)
 {
     static char dir[4096];
@@ -186,4 +189,45 @@ float test_rng_normal(test_rng *r)
     if (u1 < 1e-7f)
         u1 = 1e-7f;
     return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
+}
+
+void test_request_params(engine_request_params *p, uint32_t max_tokens, uint32_t n_choices)
+{
+    static const int32_t prompt[] = {1, 300, 301, 302};
+    static const sampler_bias no_eos = {.token = 2, .bias = -INFINITY};
+    *p = (engine_request_params){.prompt = prompt, .n_prompt = 4, .n_choices = n_choices,
+                                 .seeded = true};
+    p->generation.sampling = sampler_params_default(512);
+    p->generation.sampling.seed = 5;
+    p->generation.sampling.logit_bias = &no_eos;
+    p->generation.sampling.n_logit_bias = 1;
+    p->generation.max_tokens = max_tokens;
+}
+
+engine_request *test_request_new(uint32_t max_tokens, uint32_t n_choices)
+{
+    engine_request_params p;
+    test_request_params(&p, max_tokens, n_choices);
+    garlic_error err = {0};
+    engine_request *r = engine_request_new(&p, &err);
+    if (!r)
+        fail_msg("engine_request_new: %s", err.message);
+    return r;
+}
+
+size_t test_request_finish(engine_request *r, double timeout_seconds, engine_chunk *last)
+{
+    double deadline = garlic_now() + timeout_seconds;
+    size_t text = 0;
+    for (;;) {
+        if (garlic_now() > deadline)
+            fail_msg("the request did not end within %.0f s", timeout_seconds);
+        if (!engine_request_next(r, last, 100))
+            continue;
+        if (last->error != GARLIC_OK)
+            fail_msg("the request failed: %s", last->error_message);
+        text += last->len;
+        if (last->all_done)
+            return text;
+    }
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Helpers shared by the test binaries: where ../shared is, temporary files, running the
-// garlic binary and capturing its output, reading whole files, a deterministic RNG.
+// garlic binary and capturing its output, reading whole files, a deterministic RNG, and the
+// request the engine and registry tests send to their synthesized models.
 #ifndef GARLIC_TESTS_UTIL_H
 #define GARLIC_TESTS_UTIL_H
 
@@ -49,5 +50,24 @@ void test_rng_seed(test_rng *r, uint64_t seed);
 uint64_t test_rng_u64(test_rng *r);
 float test_rng_uniform(test_rng *r);  // [0, 1)
 float test_rng_normal(test_rng *r);   // N(0, 1)
+
+typedef struct engine_request engine_request;
+typedef struct engine_request_params engine_request_params;
+typedef struct engine_chunk engine_chunk;
+
+// The parameters of a request for the prompt {BOS, 300, 301, 302} of the synthesized models'
+// vocabulary: n_choices choices of max_tokens tokens, sampled with seed 5 (choice i with
+// 5 + i), with end-of-sequence (token 2) banned so that every choice runs to max_tokens. The
+// prompt and the bias are static.
+void test_request_params(engine_request_params *p, uint32_t max_tokens, uint32_t n_choices);
+
+// A request with test_request_params. Fails the test when it cannot be made. The caller owns
+// it (engine_request_release).
+engine_request *test_request_new(uint32_t max_tokens, uint32_t n_choices);
+
+// Reads r (submitted) until its stream ends, failing the test when a chunk carries an error
+// or the end takes more than timeout_seconds. *last gets the final chunk, whose pointers live
+// until r is read again or released. Returns the bytes of text read.
+size_t test_request_finish(engine_request *r, double timeout_seconds, engine_chunk *last);
 
 #endif

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-// Models under a memory budget, in-process: load on demand, least-recently-used unloading
-// when a budget fits one of two models and requests alternate between them, keep_alive
-// expiry giving the memory back (RSS within 5 % of the figure before the load),
-// keep_alive 0, and the errors of a load that cannot fit.
+// The registry's models under a memory budget (registry/lifecycle.c), in-process: load on
+// demand, least-recently-used unloading when a budget fits one of two models and requests
+// alternate between them, keep_alive expiry giving the memory back (RSS within 5 % of the
+// figure before the load), keep_alive 0, and the errors of a load that cannot fit.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

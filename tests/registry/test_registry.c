@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: MIT
+// The registry in-process: naming and lookup, loading on first use, the statistics its
+// engines' hooks feed (tokens, time to first token, requests done and cancelled, KV counts
+// kept across an unload), and draining (new work refused, running work finished within the
+// grace time, cancelled after it). The engine's own behaviour is tests/engine's; the models'
+// lifecycle under a memory budget is test_lifecycle.c's.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "model/synth.h"
+#include "registry/registry.h"
+#include "util.h"
+
+static char model_path[600];
+
+static int setup(void **state)
+{
+    (void)state;
+    synth_params p;
+    synth_params_default(&p);
+    p.context = 2048;
+    snprintf(model_path, sizeof model_path, "%s", test_temp_path("registry-model.gguf"));
+    garlic_error err;
+    return synth_write(&p, model_path, &err) ? -1 : 0;
+}
+
+static registry *new_registry(uint32_t max_queue)
+{
+    registry_config cfg = {.n_ctx = 2048, .max_queue = max_queue, .n_threads = 1,
+                           .kv_type = KV_TYPE_F16, .parallel = 1};
+    garlic_error err = {0};
+    registry *reg = registry_new(&cfg, &err);
+    assert_non_null(reg);
+    assert_int_equal(registry_add(reg, model_path, "m", &err), GARLIC_OK);
+    return reg;
+}
+
+// The model "m" of reg, loaded.
+static registry_model *acquire(registry *reg)
+{
+    registry_model *m = registry_find(reg, "m");
+    double seconds;
+    garlic_error err = {0};
+    assert_int_equal(registry_model_acquire(m, &seconds, &err), GARLIC_OK);
+    return m;
+}
+
+static void test_names_and_loading(void **state)
+{
+    (void)state;
+    registry *reg = new_registry(4);
+    garlic_error err = {0};
+    assert_int_equal(registry_add(reg, model_path, NULL, &err), GARLIC_OK);
+    assert_non_null(registry_find(reg, "registry-model"));
+    assert_int_equal(registry_add(reg, model_path, "m", &err), GARLIC_EINVAL);
+    assert_non_null(strstr(err.message, "exists already"));
+    assert_int_equal(registry_add(reg, "/nonexistent.gguf", NULL, &err), GARLIC_EIO);
+    registry_model *m = registry_find(reg, "m");
+    assert_false(registry_model_loaded(m));
+    double seconds;
+    assert_int_equal(registry_model_acquire(m, &seconds, &err), GARLIC_OK);
+    assert_true(registry_model_loaded(m));
+    assert_int_equal(registry_model_n_ctx(m), 2048);
+    assert_null(registry_model_template(m, NULL, NULL, NULL));
+    registry_stats st;
+    registry_stats_get(reg, &st);
+    assert_int_equal(st.models_loaded, 1);
+    registry_free(reg);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+// The registry's statistics once requests_done reached want (a request released before its
+// end is counted when its scheduler drops it, a step or so later).
+static void stats_after(registry *reg, uint64_t want, registry_stats *st)
+{
+    for (int i = 0; i < 1000; i++) {
+        registry_stats_get(reg, st);
+        if (st->requests_done >= want)
+            return;
+        sleep_ms(2);
+    }
+    fail_msg("%llu requests counted, %llu expected", (unsigned long long)st->requests_done,
+             (unsigned long long)want);
+}
+
+// The hooks count every token (the first of each choice as its time to first token),
+// prompts, requests done and cancelled; the KV counts are the engine's, and its counters
+// (peak running) outlive an unload while its gauges go to zero.
+static void test_stats(void **state)
+{
+    (void)state;
+    registry_config cfg = {.n_ctx = 2048, .n_threads = 1, .parallel = 2, .keep_alive = 300,
+                           .keep_alive_set = true};
+    garlic_error err = {0};
+    registry *reg = registry_new(&cfg, &err);
+    assert_non_null(reg);
+    assert_int_equal(registry_add(reg, model_path, "m", &err), GARLIC_OK);
+    registry_model *m = acquire(reg);
+    engine_request *r = test_request_new(6, 3);
+    assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
+    engine_chunk c;
+    test_request_finish(r, 60, &c);
+    engine_request_release(r);
+    registry_stats st;
+    stats_after(reg, 1, &st);
+    assert_int_equal(st.generated_tokens, 3 * 6);
+    assert_int_equal(st.ttft.count, 3);
+    assert_int_equal(st.token_latency.count, 3 * 5);
+    assert_int_equal(st.prompt_tokens, 4);
+    assert_int_equal(st.requests_cancelled, 0);
+    assert_int_equal(st.models_loaded, 1);
+    assert_int_equal(st.loads, 1);
+    assert_int_equal(st.memory_bytes, registry_model_bytes(m));
+    assert_int_equal(st.kv.kv_blocks, 2 * 2048 / 16); // --parallel 2: two whole contexts
+    assert_int_equal(st.kv.parallel, 2);
+    assert_int_equal(st.kv.peak_running, 2);
+
+    // A client that goes away: its request is counted cancelled.
+    r = test_request_new(1500, 1);
+    assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
+    size_t text = 0;
+    while (text < 10)
+        if (engine_request_next(r, &c, 1000))
+            text += c.len;
+    engine_request_release(r);
+    stats_after(reg, 2, &st);
+    assert_int_equal(st.requests_cancelled, 1);
+    assert_int_equal(st.prompt_tokens, 8);
+
+    // Unloaded: the gauges end with the engine, the counters stay.
+    registry_model_release(m, 0);
+    for (int i = 0; i < 1000 && (registry_model_loaded(m) || registry_reserved(reg)); i++)
+        sleep_ms(5);
+    assert_false(registry_model_loaded(m));
+    engine_counters k;
+    registry_model_stats_get(m, &k);
+    assert_int_equal(k.kv_blocks, 0);
+    assert_int_equal(k.running, 0);
+    assert_int_equal(k.peak_running, 2);
+    registry_stats_get(reg, &st);
+    assert_int_equal(st.models_loaded, 0);
+    assert_int_equal(st.unloads, 1);
+    assert_int_equal(st.requests_done, 2);
+    registry_free(reg);
+}
+
+// Reads r to its end and returns how its only choice finished.
+static engine_finish finish_of(engine_request *r, uint32_t *output_tokens)
+{
+    engine_chunk c;
+    test_request_finish(r, 60, &c);
+    *output_tokens = c.output_tokens;
+    return c.finish;
+}
+
+// The registry's max_queue bounds each model's queue. A drain refuses new requests at once
+// and cancels what runs or waits when the grace time is over (0: at once); work that ends
+// within the grace time ends as it would have.
+static void test_queue_limit_and_drain(void **state)
+{
+    (void)state;
+    registry *reg = new_registry(1);
+    registry_model *m = acquire(reg);
+    garlic_error err = {0};
+    engine_request *running = test_request_new(1500, 1), *queued = test_request_new(1500, 1);
+    engine_request *refused = test_request_new(4, 1);
+    assert_int_equal(registry_submit(m, running, &err), GARLIC_OK);
+    for (int i = 0; i < 100 && registry_model_queue_length(m) > 0; i++)
+        sleep_ms(10);
+    assert_int_equal(registry_submit(m, queued, &err), GARLIC_OK);
+    assert_int_equal(registry_submit(m, refused, &err), GARLIC_EFULL);
+    assert_non_null(strstr(err.message, "try again later"));
+    registry_drain(reg, 0);
+    uint32_t produced;
+    assert_int_equal(finish_of(running, &produced), ENGINE_FINISH_CANCEL);
+    assert_true(produced < 1500);
+    assert_int_equal(finish_of(queued, &produced), ENGINE_FINISH_CANCEL);
+    assert_int_equal(produced, 0);
+    assert_int_equal(registry_submit(m, refused, &err), GARLIC_ESTOPPED);
+    assert_non_null(strstr(err.message, "shutting down"));
+    engine_request_release(running);
+    engine_request_release(queued);
+    registry_free(reg);
+
+    reg = new_registry(4);
+    m = acquire(reg);
+    engine_request *r = test_request_new(8, 1);
+    assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
+    registry_drain(reg, 60);
+    assert_int_equal(registry_submit(m, refused, &err), GARLIC_ESTOPPED);
+    assert_int_equal(finish_of(r, &produced), ENGINE_FINISH_LENGTH);
+    assert_int_equal(produced, 8);
+    engine_request_release(r);
+    engine_request_release(refused);
+    registry_free(reg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names_and_loading),
+        cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_queue_limit_and_drain),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
