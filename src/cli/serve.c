@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/log.h"
 #include "base/threadpool.h"
 #include "api/api.h"
 #include "cli/cli.h"
@@ -27,6 +28,8 @@ typedef struct serve_options {
     float grace;            // seconds running requests get at shutdown
     float load_wait;        // seconds a load waits for memory held by busy models
     uint32_t port, max_body; // for server (whose fields are narrower or wider)
+    bool quiet;             // no request log
+    bool verbose;           // the request log shows each rendered prompt
     server_config server;
     registry_config registry;
 } serve_options;
@@ -50,6 +53,18 @@ static int add_model(void *dst, const char *opt, const char *val)
         return -1;
     }
     o->models[o->n_models++] = val;
+    return 0;
+}
+
+static int parse_log_format(void *dst, const char *opt, const char *val)
+{
+    (void)dst;
+    log_format f;
+    if (!garlic_log_format_parse(val, &f)) {
+        fprintf(stderr, "garlic serve: %s: '%s' is not text or json\n", opt, val);
+        return -1;
+    }
+    garlic_log_set_format(f);
     return 0;
 }
 
@@ -117,6 +132,11 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
         cli_flag("--preload", "load every model at start", &o->preload),
         cli_float("--grace", "SECONDS", "time running requests get at shutdown (default 5)",
                   &o->grace, 0, 3600),
+        cli_custom("--log-format", "FORMAT", "the log on stderr: text (default) or json, one "
+                   "object a line", o, parse_log_format),
+        cli_flag("--quiet|-q", "no line per request (loads and unloads are still logged)",
+                 &o->quiet),
+        cli_flag("--verbose|-v", "the request log also shows each rendered prompt", &o->verbose),
         {0},
     };
     int status = cli_parse(&serve_command, options, argc, argv);
@@ -126,6 +146,8 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
         return cli_usage_error(&serve_command, "give at least one -m MODEL.gguf or --models-dir");
     o->server.port = (uint16_t)o->port;
     o->server.max_body = o->max_body;
+    o->server.log_requests = !o->quiet;
+    o->server.log_prompts = o->verbose && !o->quiet;
     r->load_wait = o->load_wait;
     return CLI_CONTINUE;
 }

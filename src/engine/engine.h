@@ -103,8 +103,8 @@ engine *engine_new(const engine_config *cfg, garlic_error *err);
 // everything. engine_free(NULL) is a no-op.
 void engine_free(engine *e);
 
-// Stops the scheduler as engine_free does, keeping the engine's counters readable; then only
-// engine_counters_get and engine_free may be called.
+// Stops the scheduler as engine_free does, keeping the engine's counters readable; afterwards
+// engine_submit fails with GARLIC_ESTOPPED and the other calls answer as for an idle engine.
 void engine_stop(engine *e);
 
 // Queues r. On success the engine holds a reference and the caller must still call

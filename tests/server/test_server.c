@@ -788,6 +788,103 @@ static void test_model_template(void **state)
     assert_int_equal(server_stop(&s), 0);
 }
 
+// The request log's JSON line for the n-th request to path in a log file ({"event":"request"}
+// lines in order), or NULL.
+static cJSON *logged_request(const char *log_path, const char *path, int n)
+{
+    char *log = test_read_file(log_path, NULL);
+    cJSON *found = NULL;
+    for (char *line = log ? strtok(log, "\n") : NULL; line && !found; line = strtok(NULL, "\n")) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *event = cJSON_GetObjectItem(o, "event"), *p = cJSON_GetObjectItem(o, "path");
+        if (cJSON_IsString(event) && !strcmp(event->valuestring, "request") && cJSON_IsString(p) &&
+            !strcmp(p->valuestring, path) && n-- == 0)
+            found = o;
+        else
+            cJSON_Delete(o);
+    }
+    free(log);
+    return found;
+}
+
+// `garlic run`'s chat and /v1/chat/completions render the same prompt for the same messages
+// (the chat template, here from --chat-template-file, with the vocabulary's BOS) and give the
+// same greedy text, over two turns: the CLI and the server generate through one engine.
+static void test_run_matches_server(void **state)
+{
+    (void)state;
+    static const char tmpl[] =
+        "{{ bos_token }}{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}"
+        "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+    char tmpl_path[600];
+    snprintf(tmpl_path, sizeof tmpl_path, "%s", test_temp_path("chatml.jinja"));
+    assert_int_equal(test_write_file(tmpl_path, tmpl, sizeof tmpl - 1), 0);
+    char extra[800];
+    snprintf(extra, sizeof extra, "--chat-template-file '%s' --log-format json --verbose",
+             tmpl_path);
+    test_server s = {0};
+    server_start(&s, "same.log", extra);
+    const char *turns[2] = {"Hello there", "Tell me more"};
+    char *reply[2] = {NULL, NULL};
+    double prompt_tokens[2];
+    for (int t = 0; t < 2; t++) {
+        cJSON *req = cJSON_Parse("{\"model\":\"tiny\",\"temperature\":0,\"max_tokens\":12}");
+        cJSON *msgs = cJSON_AddArrayToObject(req, "messages");
+        for (int k = 0; k <= t; k++) {
+            cJSON *u = cJSON_CreateObject();
+            cJSON_AddStringToObject(u, "role", "user");
+            cJSON_AddStringToObject(u, "content", turns[k]);
+            cJSON_AddItemToArray(msgs, u);
+            if (k < t) {
+                cJSON *a = cJSON_CreateObject();
+                cJSON_AddStringToObject(a, "role", "assistant");
+                cJSON_AddStringToObject(a, "content", reply[k]);
+                cJSON_AddItemToArray(msgs, a);
+            }
+        }
+        char *body_text = cJSON_PrintUnformatted(req), *body;
+        assert_int_equal(http(&s, "POST", "/v1/chat/completions", body_text, NULL, &body, NULL),
+                         200);
+        cJSON *r = cJSON_Parse(body);
+        reply[t] = strdup(json_str(r, "choices.0.message.content"));
+        prompt_tokens[t] = json_num(r, "usage.prompt_tokens");
+        cJSON_Delete(r), cJSON_Delete(req), free(body), free(body_text);
+    }
+    assert_int_equal(server_stop(&s), 0);
+
+    char *out = NULL, *err = NULL;
+    int status = test_run(&out, &err, "printf '%s\\n%s\\n' | '%s' run '%s' --chat-template-file "
+                          "'%s' --temp 0 -n 12 --ctx 4096 -t 1 --verbose", turns[0], turns[1],
+                          test_garlic(), model_path, tmpl_path);
+    assert_int_equal(status, 0);
+    char want[4096];
+    snprintf(want, sizeof want, "%s\n%s\n", reply[0], reply[1]);
+    assert_string_equal(out, want);
+    const char *at = err;
+    for (int t = 0; t < 2; t++) {
+        // "--- prompt (N tokens) ---\n<prompt>\n--- end of prompt ---" on run's stderr.
+        at = strstr(at, "--- prompt (");
+        assert_non_null(at);
+        int n = atoi(at + strlen("--- prompt ("));
+        assert_int_equal(n, (int)prompt_tokens[t]);
+        const char *text = strchr(at, '\n') + 1, *end = strstr(text, "\n--- end of prompt ---");
+        assert_non_null(end);
+        cJSON *line = logged_request(s.log, "/v1/chat/completions", t);
+        assert_non_null(line);
+        const cJSON *prompt = cJSON_GetObjectItem(line, "prompt");
+        assert_true(cJSON_IsString(prompt));
+        assert_int_equal(strlen(prompt->valuestring), (size_t)(end - text));
+        assert_memory_equal(prompt->valuestring, text, (size_t)(end - text));
+        assert_non_null(strstr(prompt->valuestring, "<|im_start|>user\n"));
+        assert_int_equal(json_num(line, "prompt_tokens"), n);
+        assert_int_equal(json_num(line, "status"), 200);
+        assert_true(json_num(line, "total_ms") > 0);
+        cJSON_Delete(line);
+        at = end;
+    }
+    free(out), free(err), free(reply[0]), free(reply[1]);
+}
+
 // The npm e2e suite (tests/e2e) with the real openai and ollama clients.
 static void test_e2e_node(void **state)
 {
@@ -834,6 +931,7 @@ int main(void)
         cmocka_unit_test(test_auth_and_cors),
         cmocka_unit_test(test_graceful_shutdown),
         cmocka_unit_test(test_model_template),
+        cmocka_unit_test(test_run_matches_server),
         cmocka_unit_test(test_e2e_node),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
