@@ -21,87 +21,80 @@
 #include "model/model.h"
 #include "tensor/types.h"
 
-static int bench_usage(void)
-{
-    fprintf(stderr, "usage: garlic bench MODEL.gguf [-p N] [-n N] [-r N] [-t N] [-b N] "
-                    "[--kv-type f16|q8_0|fp8|f32] [--json]\n"
-                    "       garlic bench MODEL.gguf --streams N[,N...] [-p N] [-n N] [-t N] "
-                    "[--prefix N] [--json]   (batched decoding through the scheduler)\n");
-    return 2;
-}
+static const cli_command bench_command = {
+    .name = "bench",
+    .usage = "MODEL.gguf [options]",
+    .about = "Measures prompt processing (pp: a prompt of -p random tokens) and generation (tg: "
+             "-n tokens\ndecoded one at a time) through the engine that serves requests, "
+             "averaged over -r runs after\na warm-up; a table like llama-bench's, or its JSON "
+             "fields with --json. With --streams or\n--prefix: batched decoding through the "
+             "scheduler, like llama-batched-bench.",
+    .notes = "Defaults: -p 512 -n 128; with --streams or --prefix, -p 128 -n 64 and streams "
+             "1,2,4,8,16.",
+};
 
 // Parses "1,2,4" into o->streams.
-static int parse_streams(bench_options *o, const char *text)
+static int parse_streams(void *dst, const char *opt, const char *text)
 {
+    bench_options *o = dst;
     o->n_streams = 0;
+    o->batched = true;
     for (const char *p = text; *p;) {
         char *end;
         unsigned long v = strtoul(p, &end, 10);
         if (end == p || v == 0 || v > BENCH_MAX_STREAMS || o->n_streams == BENCH_MAX_STREAM_COUNTS ||
             (*end && *end != ','))
-            return fprintf(stderr, "garlic bench: --streams: bad list '%s' (1 to %d streams, "
-                           "at most %d counts)\n", text, BENCH_MAX_STREAMS,
-                           BENCH_MAX_STREAM_COUNTS), -1;
+            return fprintf(stderr, "garlic bench: %s: bad list '%s' (1 to %d streams, at most %d "
+                           "counts)\n", opt, text, BENCH_MAX_STREAMS, BENCH_MAX_STREAM_COUNTS),
+                   -1;
         o->streams[o->n_streams++] = (uint32_t)v;
         p = *end ? end + 1 : end;
     }
     return o->n_streams ? 0 : -1;
 }
 
-// Parses the options; the batched benchmark's defaults (-p 128 -n 64, streams 1,2,4,8,16)
-// apply when --streams or --prefix is among them.
+// Parses the options into o; CLI_CONTINUE, or the status to exit with. The batched
+// benchmark's defaults (-p 128 -n 64, streams 1,2,4,8,16) apply when --streams or --prefix is
+// given.
 static int parse_bench(bench_options *o, int argc, char **argv)
 {
     *o = (bench_options){.n_prompt = 512, .n_gen = 128, .reps = 5, .batch = 512,
                          .threads = thread_pool_default_threads(), .kv_type = KV_TYPE_F16};
-    for (int i = 0; i < argc; i++)
-        o->batched |= !strcmp(argv[i], "--streams") || !strcmp(argv[i], "--prefix");
+    bool p_seen = false, n_seen = false, prefix_seen = false;
+    const cli_option options[] = {
+        cli_arg("MODEL.gguf", "the model", &o->model_path),
+        cli_seen(cli_uint("-p|--n-prompt", "N", "prompt tokens", &o->n_prompt, 0, 1u << 20),
+                 &p_seen),
+        cli_seen(cli_uint("-n|--n-gen", "N", "generated tokens", &o->n_gen, 0, 1u << 20),
+                 &n_seen),
+        cli_uint("-r|--repetitions", "N", "runs averaged (default 5)", &o->reps, 1, 1000),
+        cli_uint("-b|--batch", "N", "prompt tokens per forward pass (default 512)", &o->batch, 1,
+                 65536),
+        cli_int("-t|--threads", "N", "compute threads (default: physical cores)", &o->threads, 1,
+                1024),
+        cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &o->kv_type),
+        cli_flag("--json", "JSON with llama-bench's field names", &o->json),
+        cli_custom("--streams", "N[,N...]", "batched decoding with these stream counts", o,
+                   parse_streams),
+        cli_seen(cli_uint("--prefix", "N", "time to first token of a prompt sharing its first N "
+                          "tokens (prefix cache)", &o->prefix, 0, 1u << 16), &prefix_seen),
+        {0},
+    };
+    int status = cli_parse(&bench_command, options, argc, argv);
+    if (status != CLI_CONTINUE)
+        return status;
+    o->batched |= prefix_seen;
     if (o->batched) {
-        o->n_prompt = 128, o->n_gen = 64;
-        parse_streams(o, "1,2,4,8,16");
+        if (!p_seen)
+            o->n_prompt = 128;
+        if (!n_seen)
+            o->n_gen = 64;
+        if (o->n_streams == 0)
+            parse_streams(o, "--streams", "1,2,4,8,16");
+        if (o->n_prompt == 0 || o->n_gen < 2)
+            return cli_usage_error(&bench_command, "--streams needs -p >= 1 and -n >= 2");
     }
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        uint32_t u;
-        int rc = 0;
-        if (!strcmp(a, "--json")) {
-            o->json = true;
-            continue;
-        }
-        if (a[0] != '-') {
-            if (o->model_path)
-                return bench_usage();
-            o->model_path = a;
-            continue;
-        }
-        if (!v)
-            return fprintf(stderr, "garlic bench: %s needs a value\n", a), bench_usage();
-        i++;
-        if (!strcmp(a, "-p"))
-            rc = cli_parse_uint(a, v, 0, 1u << 20, &o->n_prompt);
-        else if (!strcmp(a, "-n"))
-            rc = cli_parse_uint(a, v, 0, 1u << 20, &o->n_gen);
-        else if (!strcmp(a, "-r"))
-            rc = cli_parse_uint(a, v, 1, 1000, &o->reps);
-        else if (!strcmp(a, "-b"))
-            rc = cli_parse_uint(a, v, 1, 65536, &o->batch);
-        else if (!strcmp(a, "-t"))
-            rc = cli_parse_uint(a, v, 1, 1024, &u), o->threads = (int)u;
-        else if (!strcmp(a, "--kv-type"))
-            rc = kv_type_parse(v, &o->kv_type) ? 0 : (fprintf(stderr, "garlic bench: --kv-type: "
-                                                               "'%s'\n", v), -1);
-        else if (!strcmp(a, "--streams"))
-            rc = parse_streams(o, v);
-        else if (!strcmp(a, "--prefix"))
-            rc = cli_parse_uint(a, v, 0, 1u << 16, &o->prefix);
-        else
-            return fprintf(stderr, "garlic bench: unknown option '%s'\n", a), bench_usage();
-        if (rc)
-            return 2;
-    }
-    if (o->batched && (o->n_prompt == 0 || o->n_gen < 2))
-        return fprintf(stderr, "garlic bench: --streams needs -p >= 1 and -n >= 2\n"), 2;
-    return o->model_path ? 0 : bench_usage();
+    return CLI_CONTINUE;
 }
 
 // One timed run through the engine: pp computes a prompt of n random tokens (fresh ones each
@@ -206,8 +199,9 @@ int cli_bench(int argc, char **argv)
 {
     bench_options o;
     int status = parse_bench(&o, argc, argv);
-    if (status)
+    if (status != CLI_CONTINUE)
         return status;
+    status = 0;
     if (o.batched)
         return cli_bench_batch_run(&o);
     garlic_error err = {0};

@@ -13,6 +13,32 @@
 
 enum { HELP_COLUMN = 28 }; // where option descriptions start in --help
 
+int cli_parse_uint(const char *opt, const char *text, uint32_t min, uint32_t max, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || *end || end == text || text[0] == '-' || v < min || v > max) {
+        fprintf(stderr, "garlic: %s: '%s' is not an integer from %u to %u\n", opt, text, min, max);
+        return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+int cli_parse_float(const char *opt, const char *text, float min, float max, float *out)
+{
+    char *end;
+    errno = 0;
+    float v = strtof(text, &end);
+    if (errno || *end || end == text || !(v >= min && v <= max)) {
+        fprintf(stderr, "garlic: %s: '%s' is not a number from %g to %g\n", opt, text, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 // Whether the len bytes of word are one of the '|'-separated names.
 static bool name_matches(const char *names, const char *word, size_t len)
 {

@@ -42,121 +42,69 @@ typedef struct run_options {
     size_t n_stops;
 } run_options;
 
-static int run_usage(void)
-{
-    fprintf(stderr,
-            "usage: garlic run MODEL.gguf [PROMPT] [-n N] [--temp X] [--top-k N] [--top-p X]\n"
-            "         [--min-p X] [--repeat-penalty X] [--seed N] [-c N] [-t N] [-b N]\n"
-            "         [--kv-type f16|q8_0|fp8|f32] [--stop S]... [--system S]\n"
-            "         [--chat-template-file FILE] [--verbose]\n"
-            "         [--prompt-ids \"1 450 4996\"] [--dump-logits FILE]\n"
-            "  Without PROMPT, chat interactively with the model's chat template (end with\n"
-            "  Ctrl-D). --verbose prints each rendered prompt and the timings to stderr.\n");
-    return 2;
-}
+static const cli_command run_command = {
+    .name = "run",
+    .usage = "MODEL.gguf [PROMPT] [options]",
+    .about = "Streams the continuation of PROMPT to stdout. Without PROMPT, chats: each line on "
+             "stdin is a\nuser message, rendered with the model's own chat template as the "
+             "server renders it\n(end with Ctrl-D). Both go through the engine that serves "
+             "requests.",
+    .notes = "--verbose prints each rendered prompt and the timings to stderr.",
+};
 
-int cli_parse_uint(const char *opt, const char *text, uint32_t min, uint32_t max, uint32_t *out)
+static int add_stop(void *dst, const char *opt, const char *val)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno || *end || end == text || text[0] == '-' || v < min || v > max) {
-        fprintf(stderr, "garlic: %s: '%s' is not an integer from %u to %u\n", opt, text, min, max);
+    run_options *o = dst;
+    if (o->n_stops == MAX_STOPS) {
+        fprintf(stderr, "garlic run: %s: at most %d stop strings\n", opt, MAX_STOPS);
         return -1;
     }
-    *out = (uint32_t)v;
+    o->stops[o->n_stops++] = val;
     return 0;
 }
 
-int cli_parse_float(const char *opt, const char *text, float min, float max, float *out)
-{
-    char *end;
-    errno = 0;
-    float v = strtof(text, &end);
-    if (errno || *end || end == text || !(v >= min && v <= max)) {
-        fprintf(stderr, "garlic: %s: '%s' is not a number from %g to %g\n", opt, text, min, max);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-// Options that take a value; returns 0, -1 on a bad value, 1 if opt is not one of them.
-static int parse_valued(run_options *o, const char *opt, const char *val)
-{
-    sampler_params *sp = &o->sampling;
-    uint32_t u;
-    if (!strcmp(opt, "-n") || !strcmp(opt, "--num-predict"))
-        return cli_parse_uint(opt, val, 0, UINT32_MAX, &o->n_predict);
-    if (!strcmp(opt, "-c") || !strcmp(opt, "--ctx"))
-        return cli_parse_uint(opt, val, 1, 1u << 24, &o->n_ctx);
-    if (!strcmp(opt, "-b") || !strcmp(opt, "--batch"))
-        return cli_parse_uint(opt, val, 1, 65536, &o->batch);
-    if (!strcmp(opt, "-t") || !strcmp(opt, "--threads"))
-        return cli_parse_uint(opt, val, 1, 1024, &u) ? -1 : (o->threads = (int)u, 0);
-    if (!strcmp(opt, "--temp"))
-        return cli_parse_float(opt, val, 0, 100, &sp->temperature);
-    if (!strcmp(opt, "--top-k"))
-        return cli_parse_uint(opt, val, 0, INT32_MAX, &u) ? -1 : (sp->top_k = (int32_t)u, 0);
-    if (!strcmp(opt, "--top-p"))
-        return cli_parse_float(opt, val, 0.0001f, 1, &sp->top_p);
-    if (!strcmp(opt, "--min-p"))
-        return cli_parse_float(opt, val, 0, 1, &sp->min_p);
-    if (!strcmp(opt, "--repeat-penalty"))
-        return cli_parse_float(opt, val, 0.0001f, 100, &sp->repeat_penalty);
-    if (!strcmp(opt, "--seed")) {
-        char *end;
-        errno = 0;
-        sp->seed = strtoull(val, &end, 10);
-        return errno || *end || end == val ? (fprintf(stderr, "garlic: --seed: bad '%s'\n", val), -1) : 0;
-    }
-    if (!strcmp(opt, "--kv-type"))
-        return kv_type_parse(val, &o->kv_type)
-                   ? 0 : (fprintf(stderr, "garlic: --kv-type: '%s' (f16, q8_0, fp8 or f32)\n", val), -1);
-    if (!strcmp(opt, "--stop")) {
-        if (o->n_stops == MAX_STOPS)
-            return fprintf(stderr, "garlic: at most %d --stop strings\n", MAX_STOPS), -1;
-        o->stops[o->n_stops++] = val;
-        return 0;
-    }
-    if (!strcmp(opt, "--prompt-ids"))
-        return o->prompt_ids = val, 0;
-    if (!strcmp(opt, "--dump-logits"))
-        return o->dump_logits = val, 0;
-    if (!strcmp(opt, "--system"))
-        return o->system = val, 0;
-    if (!strcmp(opt, "--chat-template-file"))
-        return o->template_file = val, 0;
-    return 1;
-}
-
+// Parses the arguments into o; CLI_CONTINUE, or the status to exit with.
 static int parse_run_options(run_options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
     o->sampling = sampler_params_default(1);
     o->kv_type = KV_TYPE_F16;
     o->threads = thread_pool_default_threads();
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--verbose")) {
-            o->verbose = true;
-        } else if (a[0] == '-' && a[1]) {
-            if (i + 1 >= argc)
-                return fprintf(stderr, "garlic run: %s needs a value\n", a), run_usage();
-            int rc = parse_valued(o, a, argv[++i]);
-            if (rc > 0)
-                return fprintf(stderr, "garlic run: unknown option '%s'\n", a), run_usage();
-            if (rc < 0)
-                return 2;
-        } else if (!o->model_path) {
-            o->model_path = a;
-        } else if (!o->prompt) {
-            o->prompt = a;
-        } else {
-            return fprintf(stderr, "garlic run: unexpected argument '%s'\n", a), run_usage();
-        }
-    }
-    return o->model_path ? 0 : run_usage();
+    sampler_params *sp = &o->sampling;
+    const cli_option options[] = {
+        cli_arg("MODEL.gguf", "the model", &o->model_path),
+        cli_optional_arg("PROMPT", "the text to continue (none: chat)", &o->prompt),
+        cli_uint("-n|--num-predict", "N", "tokens to generate at most (0: until the context is "
+                 "full)", &o->n_predict, 0, UINT32_MAX),
+        cli_float("--temp", "X", "sampling temperature (0: greedy)", &sp->temperature, 0, 100),
+        cli_int("--top-k", "N", "keep the N most likely tokens (0: all)", &sp->top_k, 0,
+                INT32_MAX),
+        cli_float("--top-p", "X", "keep the most likely tokens up to probability X",
+                  &sp->top_p, 0.0001f, 1),
+        cli_float("--min-p", "X", "drop tokens below X times the most likely one's probability",
+                  &sp->min_p, 0, 1),
+        cli_float("--repeat-penalty", "X", "penalty for repeated tokens (1: none)",
+                  &sp->repeat_penalty, 0.0001f, 100),
+        cli_u64("--seed", "N", "sampling seed (default: drawn)", &sp->seed),
+        cli_uint("-c|--ctx", "N", "context positions (default: trained, at most 4096)",
+                 &o->n_ctx, 1, 1u << 24),
+        cli_int("-t|--threads", "N", "compute threads (default: physical cores)", &o->threads, 1,
+                1024),
+        cli_uint("-b|--batch", "N", "prompt tokens per forward pass (default 512)", &o->batch, 1,
+                 65536),
+        cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &o->kv_type),
+        cli_custom("--stop", "S", "stop before S (repeatable)", o, add_stop),
+        cli_string("--system", "S", "chat: a system message first", &o->system),
+        cli_string("--chat-template-file", "FILE", "a Jinja chat template instead of the model's",
+                   &o->template_file),
+        cli_flag("--verbose", "the rendered prompts and the timings on stderr", &o->verbose),
+        cli_string("--prompt-ids", "IDS", "token ids (\"1 450 4996\") instead of PROMPT",
+                   &o->prompt_ids),
+        cli_string("--dump-logits", "FILE", "write every prompt position's logits to FILE",
+                   &o->dump_logits),
+        {0},
+    };
+    return cli_parse(&run_command, options, argc, argv);
 }
 
 // Appends ids to prompt (growing it); false on allocation failure.
@@ -389,8 +337,9 @@ int cli_run(int argc, char **argv)
 {
     run_options o;
     int status = parse_run_options(&o, argc, argv);
-    if (status)
+    if (status != CLI_CONTINUE)
         return status;
+    status = 0;
     garlic_error err = {0};
     registry_config cfg = {.n_ctx = o.n_ctx, .parallel = 1, .step_tokens = o.batch,
                            .n_threads = o.threads, .kv_type = o.kv_type,

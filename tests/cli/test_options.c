@@ -20,6 +20,8 @@ static const struct {
     const char *args;   // positional arguments it needs
 } commands[] = {
     {"show", NULL, "m.gguf"},
+    {"run", "--ctx", "m.gguf"},
+    {"bench", "-p", "m.gguf"},
     {"synth", "--dim", "out.gguf"},
     {"tokenize", NULL, "m.gguf text"},
     {"estimate", "--ctx", "m.gguf"},
