@@ -137,7 +137,7 @@ void planner_config_default(planner_config *cfg);
 // The plan: every pool the server allocates for cfg, and what fits the budget. A server
 // creates its pool with planner_kv_config() and n_blocks = kv_blocks (or budget_blocks to
 // fill a budget), and its run state with model_state_config {ctx, max_batch, logit_rows,
-// n_threads, no_own_kv}: then kv_cache_bytes() and model_state_bytes() equal kv_bytes and
+// n_threads}: then kv_cache_bytes() and model_state_bytes() equal kv_bytes and
 // scratch_bytes (tests/planner checks it).
 typedef struct planner_plan {
     planner_config cfg;       // as used (ctx resolved, defaults filled)
