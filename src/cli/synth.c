@@ -27,7 +27,7 @@ static const cli_command synth_command = {
 
 static int parse_preset(void *dst, const char *opt, const char *val)
 {
-    synth_params *p = dst;
+    model_synth_params *p = dst;
     if (strcmp(val, "tinyllama") != 0) {
         fprintf(stderr, "garlic synth: %s: unknown preset '%s' (tinyllama)\n", opt, val);
         return -1;
@@ -52,7 +52,7 @@ static int parse_type(const char *opt, const char *text, uint32_t *out)
 // attn_v and ffn_down in the layers it gives more bits (synth.h), the base type elsewhere.
 static int parse_weight_type(void *dst, const char *opt, const char *val)
 {
-    synth_params *p = dst;
+    model_synth_params *p = dst;
     if (strcmp(val, "Q4_K_M") == 0 || strcmp(val, "Q5_K_M") == 0) {
         p->type = val[1] == '4' ? TENSOR_TYPE_Q4_K : TENSOR_TYPE_Q5_K;
         p->output_type = p->more_bits_type = TENSOR_TYPE_Q6_K;
@@ -63,7 +63,7 @@ static int parse_weight_type(void *dst, const char *opt, const char *val)
 
 static int parse_output_type(void *dst, const char *opt, const char *val)
 {
-    synth_params *p = dst;
+    model_synth_params *p = dst;
     uint32_t t;
     if (parse_type(opt, val, &t))
         return -1;
@@ -100,8 +100,8 @@ static void show_progress(void *user, uint64_t done, uint64_t total)
 
 int cli_synth(int argc, char **argv)
 {
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     bool progress_flag = false;
     const char *out = NULL;
     const cli_option options[] = {
@@ -140,7 +140,7 @@ int cli_synth(int argc, char **argv)
                    .shown = -1};
     p.progress = show_progress, p.progress_user = &pr;
     garlic_error err = {0};
-    if (synth_write(&p, out, &err) != GARLIC_OK) {
+    if (model_synth_write(&p, out, &err) != GARLIC_OK) {
         fprintf(stderr, "garlic synth: %s: %s\n", out, err.message);
         return 1;
     }

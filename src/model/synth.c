@@ -23,7 +23,7 @@ typedef struct synth_tensor {
 } synth_tensor;
 
 typedef struct synth_state {
-    const synth_params *p;
+    const model_synth_params *p;
     synth_tensor *tensors; // (n_tensors) in writer order
     size_t n_tensors;
     thread_pool *pool;     // generates and quantizes rows in parallel
@@ -33,9 +33,9 @@ typedef struct synth_state {
     uint64_t bytes_total;
 } synth_state;
 
-void synth_params_default(synth_params *p)
+void model_synth_params_default(model_synth_params *p)
 {
-    *p = (synth_params){
+    *p = (model_synth_params){
         .arch = "llama", .dim = 256, .n_layer = 2, .n_head = 8, .n_head_kv = 2, .ffn = 768,
         .context = 512, .vocab = 512, .type = TENSOR_TYPE_F32, .output_type = -1, .more_bits_type = -1, .seed = 1,
     };
@@ -140,7 +140,7 @@ static const char *layer_name(char *name, uint32_t layer, const char *suffix)
 
 // The type of layer's attn_v and ffn_down: more_bits_type in the layers llama-quantize's
 // "_M" mixtures give more bits (layer < n/8, layer >= 7n/8, or (layer - n/8) % 3 == 2).
-static uint32_t v_down_type(const synth_params *p, uint32_t layer)
+static uint32_t v_down_type(const model_synth_params *p, uint32_t layer)
 {
     uint32_t n = p->n_layer;
     bool more = layer < n / 8 || layer >= 7 * n / 8 || (layer - n / 8) % 3 == 2;
@@ -149,7 +149,7 @@ static uint32_t v_down_type(const synth_params *p, uint32_t layer)
 
 static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_error *err)
 {
-    const synth_params *p = st->p;
+    const model_synth_params *p = st->p;
     uint32_t vd_type = v_down_type(p, layer);
     uint64_t hd = p->head_dim, q_dim = (uint64_t)p->n_head * hd, kv_dim = (uint64_t)p->n_head_kv * hd;
     char name[96];
@@ -271,7 +271,7 @@ static bool writable(uint32_t type)
     return t && (t->quantize || type == TENSOR_TYPE_F32);
 }
 
-static int check_params(const synth_params *p, garlic_error *err)
+static int check_params(const model_synth_params *p, garlic_error *err)
 {
     const tensor_type_traits *t = tensor_type_get(p->type);
     if (strcmp(p->arch, "llama") != 0 && strcmp(p->arch, "qwen2") != 0 && strcmp(p->arch, "qwen3") != 0)
@@ -297,7 +297,7 @@ static int check_params(const synth_params *p, garlic_error *err)
     return GARLIC_OK;
 }
 
-static int write_hparams(gguf_writer *w, const synth_params *p, uint32_t head_dim)
+static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t head_dim)
 {
     char key[96];
     const char *a = p->arch;
@@ -321,12 +321,12 @@ static int write_hparams(gguf_writer *w, const synth_params *p, uint32_t head_di
     return r;
 }
 
-int synth_write(const synth_params *params, const char *path, garlic_error *err)
+int model_synth_write(const model_synth_params *params, const char *path, garlic_error *err)
 {
     int rc = check_params(params, err);
     if (rc)
         return rc;
-    synth_params p = *params;
+    model_synth_params p = *params;
     if (!p.head_dim)
         p.head_dim = p.dim / p.n_head;
     gguf_writer *w = gguf_writer_new();

@@ -11,7 +11,7 @@
 
 #include "base/error.h"
 
-typedef struct synth_params {
+typedef struct model_synth_params {
     const char *arch;           // "llama", "qwen2" (Q/K/V bias) or "qwen3" (Q/K norms)
     const char *name;           // general.name; NULL for "garlic-synth"
     uint32_t dim;               // embedding length
@@ -36,16 +36,16 @@ typedef struct synth_params {
     // (NULL: no progress); progress_user is handed back.
     void (*progress)(void *progress_user, uint64_t done, uint64_t total);
     void *progress_user;
-} synth_params;
+} model_synth_params;
 
 // Fills p with shape A of the shared test models (dim 256, 2 layers, 8 heads, 2 KV heads,
 // FFN 768, context 512, vocab 512, F32, llama).
-void synth_params_default(synth_params *p);
+void model_synth_params_default(model_synth_params *p);
 
 // Writes the model to path. Matrices are N(0, 0.02), norms 1 + N(0, 0.1), biases N(0, 0.5);
 // 1-D tensors stay F32. A matrix whose rows are not a multiple of the type's block size falls
 // back to Q8_0, F16 or F32 (as llama-quantize does). Fails with a message naming the
 // parameter or file at fault.
-int synth_write(const synth_params *p, const char *path, garlic_error *err);
+int model_synth_write(const model_synth_params *p, const char *path, garlic_error *err);
 
 #endif

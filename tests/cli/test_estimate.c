@@ -88,12 +88,12 @@ static void test_reference_json(void **state)
 static void test_gguf(void **state)
 {
     (void)state;
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     p.type = TENSOR_TYPE_Q4_K;
     const char *path = test_temp_path("q4k.gguf");
     garlic_error e;
-    if (synth_write(&p, path, &e))
+    if (model_synth_write(&p, path, &e))
         fail_msg("%s", e.message);
     struct stat sb;
     assert_int_equal(stat(path, &sb), 0);

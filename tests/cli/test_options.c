@@ -36,11 +36,11 @@ static const char *model_path(void)
 {
     static char path[600];
     if (!path[0]) {
-        synth_params p;
-        synth_params_default(&p);
+        model_synth_params p;
+        model_synth_params_default(&p);
         snprintf(path, sizeof path, "%s", test_temp_path("options.gguf"));
         garlic_error err;
-        if (synth_write(&p, path, &err))
+        if (model_synth_write(&p, path, &err))
             fail_msg("%s", err.message);
     }
     return path;

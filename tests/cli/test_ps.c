@@ -26,13 +26,13 @@ static void sleep_ms(long ms)
 static int setup(void **state)
 {
     (void)state;
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     char model[600], log[600], cmd[2048];
     snprintf(model, sizeof model, "%s", test_temp_path("ps.gguf"));
     snprintf(log, sizeof log, "%s", test_temp_path("ps-serve.log"));
     garlic_error err;
-    if (synth_write(&p, model, &err))
+    if (model_synth_write(&p, model, &err))
         return -1;
     snprintf(cmd, sizeof cmd, "exec '%s' serve -m '%s=tiny' --host 127.0.0.1 --port 0 "
              "--threads 1 --api-key sesame --preload 2>'%s'", test_garlic(), model, log);

@@ -16,12 +16,12 @@ static const char *synth_model(void)
 {
     static char path[600];
     if (!path[0]) {
-        synth_params p;
-        synth_params_default(&p);
+        model_synth_params p;
+        model_synth_params_default(&p);
         p.type = TENSOR_TYPE_Q8_0;
         snprintf(path, sizeof path, "%s", test_temp_path("run-model.gguf"));
         garlic_error err;
-        if (synth_write(&p, path, &err))
+        if (model_synth_write(&p, path, &err))
             fail_msg("%s", err.message);
     }
     return path;

@@ -14,12 +14,12 @@
 
 static const char *make_model(const char *name, uint32_t type)
 {
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     p.type = type;
     const char *path = test_temp_path(name);
     garlic_error err;
-    if (synth_write(&p, path, &err))
+    if (model_synth_write(&p, path, &err))
         fail_msg("%s", err.message);
     return path;
 }

@@ -22,13 +22,13 @@ static void test_same_bytes_and_progress(void **state)
                               test_garlic(), cli_path), 0);
     assert_string_equal(err, ""); // no progress when stderr is not a terminal
     free(out), free(err);
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     p.arch = "qwen2", p.dim = 64, p.n_head = 2, p.n_head_kv = 1, p.ffn = 96, p.vocab = 400;
     p.seed = 9, p.type = TENSOR_TYPE_Q8_0, p.output_type = TENSOR_TYPE_F16, p.name = "tiny";
     p.rope_theta = 5e5f;
     garlic_error e;
-    if (synth_write(&p, lib_path, &e))
+    if (model_synth_write(&p, lib_path, &e))
         fail_msg("%s", e.message);
     size_t a_len, b_len;
     char *a = test_read_file(cli_path, &a_len), *b = test_read_file(lib_path, &b_len);

@@ -29,13 +29,13 @@ static thread_pool *pool; // the compute pool the engines borrow (one engine at 
 static int setup(void **state)
 {
     (void)state;
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     p.context = 2048;
     char path[600];
     snprintf(path, sizeof path, "%s", test_temp_path("engine-model.gguf"));
     garlic_error err = {0};
-    if (synth_write(&p, path, &err) || !(weights = model_load(path, &err)) ||
+    if (model_synth_write(&p, path, &err) || !(weights = model_load(path, &err)) ||
         !(tok = tokenizer_load(weights->file, &err)) || !(pool = thread_pool_new(2, &err))) {
         print_error("setup: %s\n", err.message);
         return -1;

@@ -217,13 +217,13 @@ static int parse_copy(const uint8_t *image, size_t size, garlic_error *err)
 
 static uint8_t *write_small_model(size_t *size)
 {
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     p.dim = 64, p.n_head = 4, p.n_head_kv = 2, p.ffn = 96, p.n_layer = 1, p.vocab = 400;
     p.type = TENSOR_TYPE_Q8_0;
     garlic_error err = {0};
     const char *path = test_temp_path("small.gguf");
-    assert_int_equal(synth_write(&p, path, &err), 0);
+    assert_int_equal(model_synth_write(&p, path, &err), 0);
     uint8_t *image = test_read_file(path, size);
     assert_non_null(image);
     return image;

@@ -306,12 +306,12 @@ static void test_tiny_random_greedy(void **state)
 
 static model *synth_model(const char *name, uint32_t type, const char *arch)
 {
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     p.type = type, p.arch = arch;
     garlic_error err;
     const char *path = test_temp_path(name);
-    if (synth_write(&p, path, &err))
+    if (model_synth_write(&p, path, &err))
         fail_msg("%s", err.message);
     model *m = model_load(path, &err);
     if (!m)
@@ -366,13 +366,13 @@ static void test_batch_equals_sequential(void **state)
 // the logits of the plain ones, for a prompt and for decoding steps.
 static void check_packed_equals_plain(uint32_t type, uint32_t dim, uint32_t ffn)
 {
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     p.type = type, p.dim = dim, p.ffn = ffn, p.n_head = 8, p.n_head_kv = 2;
     p.tied = false;
     garlic_error err;
     const char *path = test_temp_path("packed.gguf");
-    if (synth_write(&p, path, &err))
+    if (model_synth_write(&p, path, &err))
         fail_msg("%s", err.message);
     model *plain = model_load(path, &err), *packed = model_load(path, &err);
     assert_non_null(plain);
@@ -447,11 +447,11 @@ static void test_decode_allocates_nothing(void **state)
 static void test_unusual_shapes(void **state)
 {
     (void)state;
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     p.ffn = 64, p.head_dim = 64, p.n_head = 4, p.n_head_kv = 2, p.type = TENSOR_TYPE_Q8_0;
     garlic_error err;
-    assert_int_equal(synth_write(&p, test_temp_path("narrow.gguf"), &err), 0);
+    assert_int_equal(model_synth_write(&p, test_temp_path("narrow.gguf"), &err), 0);
     model *m = model_load(test_temp_path("narrow.gguf"), &err);
     if (!m)
         fail_msg("%s", err.message);
@@ -489,10 +489,10 @@ static void test_errors(void **state)
     runner_free(s);
     model_free(m);
     // A Q8_0 KV cache needs head dimensions that are multiples of 32.
-    synth_params small;
-    synth_params_default(&small);
+    model_synth_params small;
+    model_synth_params_default(&small);
     small.dim = 64, small.n_head = 8, small.n_head_kv = 2, small.n_layer = 1;
-    assert_int_equal(synth_write(&small, test_temp_path("hd8.gguf"), &err), 0);
+    assert_int_equal(model_synth_write(&small, test_temp_path("hd8.gguf"), &err), 0);
     m = model_load(test_temp_path("hd8.gguf"), &err);
     assert_non_null(m);
     assert_null(model_kv_new_single(m, KV_TYPE_Q8_0, 16, &err));
@@ -502,10 +502,10 @@ static void test_errors(void **state)
     kv_cache_free(ok);
     model_free(m);
     assert_null(model_load(test_temp_path("missing.gguf"), &err));
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     p.tied = true;
-    assert_int_equal(synth_write(&p, test_temp_path("tied.gguf"), &err), 0);
+    assert_int_equal(model_synth_write(&p, test_temp_path("tied.gguf"), &err), 0);
     m = model_load(test_temp_path("tied.gguf"), &err);
     assert_non_null(m);
     assert_ptr_equal(m->output.data, m->token_embd.data);

@@ -12,12 +12,12 @@
 #include "tensor/types.h"
 #include "util.h"
 
-static gguf_file *synth_open(const synth_params *p, const char *name)
+static gguf_file *synth_open(const model_synth_params *p, const char *name)
 {
     garlic_error err = {0};
     const char *path = test_temp_path(name);
-    if (synth_write(p, path, &err) != GARLIC_OK)
-        fail_msg("synth_write: %s", err.message);
+    if (model_synth_write(p, path, &err) != GARLIC_OK)
+        fail_msg("model_synth_write: %s", err.message);
     gguf_file *f = gguf_open(path, &err);
     if (!f)
         fail_msg("gguf_open: %s", err.message);
@@ -36,8 +36,8 @@ static void expect_shape(const gguf_file *f, const char *name, uint64_t ne0, uin
 static void test_llama_shape_a(void **state)
 {
     (void)state;
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     gguf_file *f = synth_open(&p, "a.gguf");
     assert_int_equal(f->n_tensors, 3 + 2 * 9);
     expect_shape(f, "token_embd.weight", 256, 512);
@@ -89,8 +89,8 @@ static void test_llama_shape_a(void **state)
 static void test_architectures(void **state)
 {
     (void)state;
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     p.arch = "qwen2", p.tied = true, p.head_dim = 64, p.n_head = 4;
     gguf_file *f = synth_open(&p, "qwen2.gguf");
     assert_null(gguf_find_tensor(f, "output.weight"));
@@ -100,7 +100,7 @@ static void test_architectures(void **state)
     assert_int_equal(model_info_read(f, &info, NULL), 0);
     assert_int_equal(info.key_length, 64);
     gguf_close(f);
-    synth_params_default(&p);
+    model_synth_params_default(&p);
     p.arch = "qwen3";
     f = synth_open(&p, "qwen3.gguf");
     expect_shape(f, "blk.0.attn_q_norm.weight", 32, 1);
@@ -111,14 +111,14 @@ static void test_architectures(void **state)
 static void test_deterministic(void **state)
 {
     (void)state;
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     p.dim = 64, p.n_head = 4, p.ffn = 128, p.vocab = 400, p.type = TENSOR_TYPE_Q8_0;
     garlic_error err;
     const char *names[3] = {"s1.gguf", "s2.gguf", "s3.gguf"};
     for (int i = 0; i < 3; i++) {
         p.seed = i == 2 ? 9 : 1;
-        assert_int_equal(synth_write(&p, test_temp_path(names[i]), &err), 0);
+        assert_int_equal(model_synth_write(&p, test_temp_path(names[i]), &err), 0);
     }
     size_t n1, n2, n3;
     char *a = test_read_file(test_temp_path(names[0]), &n1);
@@ -135,8 +135,8 @@ static void test_deterministic(void **state)
 static void test_types_and_fallback(void **state)
 {
     (void)state;
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     p.n_layer = 1;
     for (uint32_t type = 0; type < TENSOR_TYPE_COUNT; type++) {
         const tensor_type_traits *t = tensor_type_get(type);
@@ -162,8 +162,8 @@ static void test_types_and_fallback(void **state)
 static void test_more_bits_layers(void **state)
 {
     (void)state;
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     p.n_layer = 22, p.dim = 256, p.ffn = 256, p.n_head = 2, p.n_head_kv = 1;
     p.type = TENSOR_TYPE_Q4_K, p.output_type = p.more_bits_type = TENSOR_TYPE_Q6_K;
     gguf_file *f = synth_open(&p, "mixture.gguf");
@@ -187,29 +187,29 @@ static void test_more_bits_layers(void **state)
 static void test_bad_params(void **state)
 {
     (void)state;
-    synth_params p;
+    model_synth_params p;
     garlic_error err;
     const char *path = test_temp_path("bad.gguf");
-    synth_params_default(&p);
+    model_synth_params_default(&p);
     p.arch = "gpt9";
-    assert_int_equal(synth_write(&p, path, &err), GARLIC_EINVAL);
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
     assert_non_null(strstr(err.message, "gpt9"));
-    synth_params_default(&p);
+    model_synth_params_default(&p);
     p.n_head_kv = 3;
-    assert_int_equal(synth_write(&p, path, &err), GARLIC_EINVAL);
-    synth_params_default(&p);
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    model_synth_params_default(&p);
     p.vocab = 10;
-    assert_int_equal(synth_write(&p, path, &err), GARLIC_EINVAL);
-    synth_params_default(&p);
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    model_synth_params_default(&p);
     p.type = TENSOR_TYPE_IQ2_XXS;
-    assert_int_equal(synth_write(&p, path, &err), GARLIC_EUNSUPPORTED);
-    synth_params_default(&p);
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EUNSUPPORTED);
+    model_synth_params_default(&p);
     p.more_bits_type = TENSOR_TYPE_IQ2_XXS;
-    assert_int_equal(synth_write(&p, path, &err), GARLIC_EUNSUPPORTED);
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EUNSUPPORTED);
     assert_non_null(strstr(err.message, "more-bits"));
-    synth_params_default(&p);
+    model_synth_params_default(&p);
     p.tokenizer_path = test_temp_path("does-not-exist.gguf");
-    assert_int_equal(synth_write(&p, path, &err), GARLIC_EIO);
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EIO);
     assert_non_null(strstr(err.message, "does-not-exist"));
 }
 
@@ -218,8 +218,8 @@ static void test_tokenizer_copy(void **state)
 {
     (void)state;
     skip_without_shared();
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     p.n_layer = 1;
     char tok[4096];
     snprintf(tok, sizeof tok, "%s", test_shared_path("tokenizer/ggml-vocab-gpt-2.gguf"));

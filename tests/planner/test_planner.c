@@ -286,13 +286,13 @@ static void test_plan_errors(void **state)
 
 static const char *synth_model(const char *name, const char *arch, uint32_t type)
 {
-    synth_params sp;
-    synth_params_default(&sp);
+    model_synth_params sp;
+    model_synth_params_default(&sp);
     sp.arch = arch;
     sp.type = type;
     const char *path = test_temp_path(name);
     garlic_error err;
-    if (synth_write(&sp, path, &err))
+    if (model_synth_write(&sp, path, &err))
         fail_msg("%s", err.message);
     return path;
 }

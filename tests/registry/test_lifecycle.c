@@ -19,18 +19,18 @@ static char path_a[600], path_b[600];
 static int setup(void **state)
 {
     (void)state;
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     // About 60 MB of F32 weights: large enough that its RSS is plain to see.
     p.dim = 512, p.n_layer = 6, p.n_head = 8, p.n_head_kv = 4, p.ffn = 1536, p.vocab = 4096;
     p.context = 256;
     garlic_error err;
     snprintf(path_a, sizeof path_a, "%s", test_temp_path("life-a.gguf"));
-    if (synth_write(&p, path_a, &err))
+    if (model_synth_write(&p, path_a, &err))
         return -1;
     p.seed = 2;
     snprintf(path_b, sizeof path_b, "%s", test_temp_path("life-b.gguf"));
-    return synth_write(&p, path_b, &err) ? -1 : 0;
+    return model_synth_write(&p, path_b, &err) ? -1 : 0;
 }
 
 static registry *new_registry(uint64_t budget, double keep_alive, double load_wait)

@@ -18,12 +18,12 @@ static char model_path[600];
 static int setup(void **state)
 {
     (void)state;
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     p.context = 2048;
     snprintf(model_path, sizeof model_path, "%s", test_temp_path("registry-model.gguf"));
     garlic_error err;
-    return synth_write(&p, model_path, &err) ? -1 : 0;
+    return model_synth_write(&p, model_path, &err) ? -1 : 0;
 }
 
 static registry *new_registry(uint32_t max_queue)

@@ -167,12 +167,12 @@ static double metric(const test_server *s, const char *name)
 static int setup(void **state)
 {
     (void)state;
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     p.context = 4096;
     snprintf(model_path, sizeof model_path, "%s", test_temp_path("tiny.gguf"));
     garlic_error err;
-    if (synth_write(&p, model_path, &err))
+    if (model_synth_write(&p, model_path, &err))
         return -1;
     server_start(&main_server, "server.log", "--max-queue 4");
     return 0;
@@ -759,15 +759,15 @@ static void test_model_template(void **state)
 {
     (void)state;
     skip_without_shared();
-    synth_params p;
-    synth_params_default(&p);
+    model_synth_params p;
+    model_synth_params_default(&p);
     p.tokenizer_path = test_shared_path("tokenizer/ggml-vocab-phi-3.gguf");
     p.type = TENSOR_TYPE_Q8_0;
     char saved[600];
     snprintf(saved, sizeof saved, "%s", model_path);
     snprintf(model_path, sizeof model_path, "%s", test_temp_path("phi3-vocab.gguf"));
     garlic_error err;
-    if (synth_write(&p, model_path, &err))
+    if (model_synth_write(&p, model_path, &err))
         fail_msg("%s", err.message);
     test_server s = {0};
     server_start(&s, "template.log", "");
