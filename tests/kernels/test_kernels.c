@@ -349,8 +349,7 @@ static double check_ref_once(test_rng *rng, uint32_t type, int64_t n, int mode)
         vs_x += (double)wf[i] * x[i];
         x_err += fabs((double)wf[i]) * act_error(act_type, x, i);
     }
-    const kernel_type_ops *ops = kernel_variant_type_ops(KERNEL_VARIANT_REF, type, true);
-    double got = ops->dot(w, act, n);
+    double got = kernel_variant_dot(KERNEL_VARIANT_REF, type, w, act, n);
     double tol = SUM_RTOL * mass + q8_1_s_error(type, w, act, n) + 1e-30;
     if (fabs(got - exact) > tol)
         fail_msg("%s n=%lld mode %d: ref %.9g, dequantized %.9g, tolerance %.3g",
@@ -404,8 +403,6 @@ static int test_lengths(uint32_t type, int64_t out[6])
 // relative to the mass sum |w_i a_i|.
 static double check_variant_type(test_rng *rng, kernel_variant v, uint32_t type)
 {
-    const kernel_type_ops *ops = kernel_variant_type_ops(v, type, true);
-    const kernel_type_ops *ref = kernel_variant_type_ops(KERNEL_VARIANT_REF, type, true);
     int64_t lengths[6];
     int count = test_lengths(type, lengths);
     double worst = 0.0;
@@ -423,7 +420,8 @@ static double check_variant_type(test_rng *rng, kernel_variant v, uint32_t type)
             double mass = 1e-30;
             for (int64_t i = 0; i < n; i++)
                 mass += fabs((double)wf[i] * af[i]);
-            double want = ref->dot(w, act, n), got = ops->dot(w, act, n);
+            double want = kernel_variant_dot(KERNEL_VARIANT_REF, type, w, act, n);
+            double got = kernel_variant_dot(v, type, w, act, n);
             double rel = fabs(got - want) / mass;
             if (rel > SUM_RTOL)
                 fail_msg("%s %s n=%lld mode %d: %.9g, ref %.9g (error %.3g of the mass)",
@@ -501,22 +499,20 @@ static void check_matmul(test_rng *rng, kernel_variant v, uint32_t type, int64_t
     free(af);
     for (int64_t i = 0; i < ldy * n_act; i++)
         y[i] = -12345.0f;
-    kernel_matmul_variant(v, type, w, n, r0, r1, act, n_act, y, ldy);
-    const kernel_type_ops *ops = kernel_variant_type_ops(v, type, false);
-    const kernel_type_ops *ref = kernel_variant_type_ops(KERNEL_VARIANT_REF, type, false);
+    kernel_matmul_variant(v, type, false, w, n, r0, r1, act, n_act, y, ldy);
     for (int64_t b = 0; b < n_act; b++) {
         for (int64_t r = 0; r < ldy; r++) {
             float got = y[b * ldy + r];
             bool in = r >= r0 && r < r1;
             const uint8_t *wr = w + (size_t)r * wb, *ar = act + (size_t)b * ab;
-            float want = in ? ops->dot(wr, ar, n) : -12345.0f;
+            float want = in ? kernel_variant_dot(v, type, wr, ar, n) : -12345.0f;
             if (got != want)
                 fail_msg("%s %s n=%lld n_act=%lld: y[%lld][%lld] = %.9g, dot %.9g",
                          kernel_variant_label(v), tensor_type_get(type)->name, (long long)n,
                          (long long)n_act, (long long)b, (long long)r, got, want);
             if (!in)
                 continue;
-            double exact = ref->dot(wr, ar, n);
+            double exact = kernel_variant_dot(KERNEL_VARIANT_REF, type, wr, ar, n);
             if (fabs(got - exact) > SUM_RTOL * mass[r * n_act + b])
                 fail_msg("%s %s n=%lld n_act=%lld: y[%lld][%lld] = %.9g, ref %.9g",
                          kernel_variant_label(v), tensor_type_get(type)->name, (long long)n,
@@ -572,7 +568,8 @@ static void test_matmul_vs_dot(void **state)
             kernel_act_convert(type, x, act + (size_t)b * ab, n);
         }
         kernel_matmul(type, w, n, 0, rows, act, n_act, y0, rows);
-        kernel_matmul_variant(kernel_variant_active(), type, w, n, 0, rows, act, n_act, y1, rows);
+        kernel_matmul_variant(kernel_variant_active(), type, false, w, n, 0, rows, act, n_act, y1,
+                              rows);
         assert_memory_equal(y0, y1, sizeof y0);
         assert_true(kernel_dot(type, w, act, n) == y0[0]);
         free(w), free(act), free(x);
