@@ -7,6 +7,7 @@
 #ifndef GARLIC_KERNELS_DOT_AVX512_H
 #define GARLIC_KERNELS_DOT_AVX512_H
 
+#include <assert.h>
 #include <immintrin.h>
 #include <stdbool.h>
 #include <string.h>
@@ -171,39 +172,50 @@ ALWAYS_INLINE __m512 packed_scales(const uint8_t *p)
 // An R x C register tile over one chunk of a strip: R weight rows (rows past nr repeat the
 // last) and C prepared activation rows (rows past nc repeat the last). Adds (or stores) each
 // of the nr x nc pairs' chunk sums to y[k * ldy + r]. step_bytes: the weight bytes of a
-// step; kquant: prepared rows of Q8_K super-blocks (no code offset, a minimum term per lane).
+// step; kquant: prepared rows of Q8_K super-blocks (no code offset, a minimum term per lane);
+// whole: every step has its eight blocks (the chunk is a multiple of 256 values), which the
+// compiler then need not check step by step.
 ALWAYS_INLINE void lane_tile(const kernel_strip *s, const kernel_chunk *ch, int nr, int nc,
                              float *y, int R, int C, lane_operands_fn operands,
-                             size_t step_bytes, bool kquant)
+                             size_t step_bytes, bool kquant, bool whole)
 {
     int steps = (int)((ch->len + LANE_STEP - 1) / LANE_STEP);
-    int nblk_last = (int)(ch->len / 32 - 8 * (steps - 1));
+    int nblk_last = whole ? 8 : (int)(ch->len / 32 - 8 * (steps - 1));
     size_t ws = s->w_stride;
     __m512 acc[LANE_ROWS][LANE_ACTS];
     const uint8_t *rows[LANE_ROWS], *acts[LANE_ACTS];
     tile_rows(rows, ch->w, ws, nr, R);
-    tile_rows(acts, ch->act, s->act_stride, nc, C);
+    // Prepared rows are LANE_PREP_STRIDE apart: a constant, so that the activation rows are
+    // offsets from one register rather than six pointers.
+    tile_rows(acts, ch->act, LANE_PREP_STRIDE, nc, C);
 #pragma GCC unroll 8
     for (int r = 0; r < LANE_ROWS; r++)
 #pragma GCC unroll 8
         for (int k = 0; k < LANE_ACTS; k++)
             acc[r][k] = _mm512_setzero_ps();
-    size_t ahead = (size_t)R * ws;
+    // What to prefetch along each row: the next tile's rows (short interleaved row streams
+    // are ones the hardware prefetcher does not follow; a single row streams in order), or
+    // for a single K-quant row LANE_K_PREFETCH bytes ahead (it made Q4_K_M decoding
+    // 29.6 -> 34.3 t/s on one thread, and Q4_0 and Q8_0 slower).
+    const uint8_t *ahead[LANE_ROWS];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+        ahead[r] = rows[r] + (R > 1 ? (size_t)R * ws : LANE_K_PREFETCH);
     for (int st = 0; st < steps; st++) {
         int nblk = st + 1 < steps ? 8 : nblk_last;
         lane_operands wv[LANE_ROWS];
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
-            const uint8_t *p = rows[r] + (size_t)st * step_bytes;
-            // The next tile's rows: short interleaved row streams are ones the hardware
-            // prefetcher does not follow (a single row streams in order and needs no help).
-            if (R > 1)
-                prefetch_lines(p + ahead, step_bytes);
-            // A single K-quant row: prefetching LANE_K_PREFETCH bytes ahead made Q4_K_M
-            // decoding 29.6 -> 34.3 t/s on one thread (it made Q4_0 and Q8_0 slower).
-            if (R == 1 && kquant)
-                prefetch_lines(p + LANE_K_PREFETCH, step_bytes);
-            wv[r] = operands(p, nblk);
+            if (R > 1 || kquant)
+                prefetch_lines(ahead[r], step_bytes);
+            wv[r] = operands(rows[r], nblk);
+            rows[r] += step_bytes, ahead[r] += step_bytes;
+            // The operands stay in registers for every activation row: without this the
+            // compiler loads packed ones again for each (packed Q8_0 with 3 activation rows:
+            // 185 -> 135 GFLOP/s).
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++)
+                __asm__("" : "+v"(wv[r].x[i]));
         }
         size_t step_off = (size_t)st * LANE_PREP_STEP;
 #pragma GCC unroll 8
@@ -235,29 +247,42 @@ ALWAYS_INLINE void lane_tile(const kernel_strip *s, const kernel_chunk *ch, int 
     tile_finish(y, s->ldy, ch->first, &acc[0][0], LANE_ACTS, R, C, nr, nc);
 }
 
+// A tile of nr <= LANE_ROWS rows and nc <= LANE_ACTS activation rows by the smallest shape
+// with code of its own that covers it. (The shape is chosen right before the switch, so that
+// each case knows its bounds on nc: the 6-wide one reads rows 0..4 at constant offsets.)
+ALWAYS_INLINE void lane_tile_any(const kernel_strip *s, const kernel_chunk *ch, int nr, int nc,
+                                 float *y, lane_operands_fn f, size_t step_bytes, bool kquant,
+                                 bool whole)
+{
+    static_assert(LANE_ROWS == 2 && LANE_ACTS == 6, "one case per shape");
+    if (nr == 1 && nc == 1) {
+        lane_tile(s, ch, 1, 1, y, 1, 1, f, step_bytes, kquant, whole);
+        return;
+    }
+    int c = FEW_SHAPES ? 6 : nc <= 2 ? 2 : nc <= 4 ? nc : 6;
+    switch (c) {
+    case 2: lane_tile(s, ch, nr, nc, y, LANE_ROWS, 2, f, step_bytes, kquant, whole); return;
+    case 3: lane_tile(s, ch, nr, nc, y, LANE_ROWS, 3, f, step_bytes, kquant, whole); return;
+    case 4: lane_tile(s, ch, nr, nc, y, LANE_ROWS, 4, f, step_bytes, kquant, whole); return;
+    default: lane_tile(s, ch, nr, nc, y, LANE_ROWS, 6, f, step_bytes, kquant, whole); return;
+    }
+}
+
 // The strip of a lane product: its rows in register tiles of s->tile_rows rows, each over
-// the strip's chunks in order by the smallest shape with code of its own that covers
-// nr x n_act.
+// the strip's chunks in order.
 ALWAYS_INLINE void lane_strip(const kernel_strip *s, lane_operands_fn operands,
                               size_t step_bytes, bool kquant)
 {
-    static_assert(LANE_ROWS == 2 && LANE_ACTS == 6, "one case per shape");
-    int nc = s->n_act, tr = s->tile_rows;
+    assert(s->prepared && s->act_stride == LANE_PREP_STRIDE);
+    int tr = s->tile_rows;
     for (int64_t r = 0; r < s->rows; r += tr) {
         int nr = (int)(s->rows - r < tr ? s->rows - r : tr);
-        int c = nr == 1 && nc == 1 ? 1 : FEW_SHAPES ? 6 : nc <= 2 ? 2 : nc <= 4 ? nc : 6;
         for (int64_t j = 0; j * LANE_CHUNK < s->len; j++) {
             kernel_chunk ch = kernel_strip_chunk(s, LANE_CHUNK, j, r);
-            float *y = s->y + r;
-            const lane_operands_fn f = operands;
-            const size_t sb = step_bytes;
-            switch (c) {
-            case 1: lane_tile(s, &ch, 1, 1, y, 1, 1, f, sb, kquant); break;
-            case 2: lane_tile(s, &ch, nr, nc, y, LANE_ROWS, 2, f, sb, kquant); break;
-            case 3: lane_tile(s, &ch, nr, nc, y, LANE_ROWS, 3, f, sb, kquant); break;
-            case 4: lane_tile(s, &ch, nr, nc, y, LANE_ROWS, 4, f, sb, kquant); break;
-            default: lane_tile(s, &ch, nr, nc, y, LANE_ROWS, 6, f, sb, kquant); break;
-            }
+            if (kquant || ch.len % LANE_STEP == 0)
+                lane_tile_any(s, &ch, nr, s->n_act, s->y + r, operands, step_bytes, kquant, true);
+            else
+                lane_tile_any(s, &ch, nr, s->n_act, s->y + r, operands, step_bytes, kquant, false);
         }
     }
 }

@@ -22,8 +22,9 @@ enum {
     F16_ROWS = 4,     // weight rows per register tile (x F16_ACTS x 2 sums)
     F16_ACTS = 3,     // activation rows per register tile
     F16_CHUNK = 2048, // values per chunk
+    F16_PREP_STRIDE = F16_CHUNK * sizeof(float), // bytes of a prepared row
 };
-static_assert(F16_ACTS * F16_CHUNK * sizeof(float) <= KERNEL_PREP_BYTES, "a prepared tile fits");
+static_assert(F16_ACTS * F16_PREP_STRIDE <= KERNEL_PREP_BYTES, "a prepared tile fits");
 
 // 16 activation values as floats from index i of the row at p (lanes outside mask zero):
 // prepared floats, or (halves) F16 values converted as they are read.
@@ -53,7 +54,9 @@ ALWAYS_INLINE void f16_tile(const kernel_strip *s, const kernel_chunk *ch, int n
     __m512 acc[2][F16_ROWS][F16_ACTS]; // the sums of even and odd steps
     const uint8_t *rows[F16_ROWS], *acts[F16_ACTS];
     tile_rows(rows, ch->w, s->w_stride, nr, R);
-    tile_rows(acts, ch->act, s->act_stride, nc, C);
+    // Prepared rows are F16_PREP_STRIDE apart, a constant (see lane_tile); an unprepared
+    // (halves) row is alone.
+    tile_rows(acts, ch->act, F16_PREP_STRIDE, nc, C);
 #pragma GCC unroll 8
     for (int r = 0; r < F16_ROWS; r++)
 #pragma GCC unroll 8
@@ -100,26 +103,39 @@ ALWAYS_INLINE void f16_tile(const kernel_strip *s, const kernel_chunk *ch, int n
     tile_finish(y, s->ldy, ch->first, &acc[0][0][0], F16_ACTS, R, C, nr, nc);
 }
 
-// The strip of the F16 product: register tiles of s->tile_rows rows, each over the strip's
-// chunks in order by the shape with code of its own that covers nr x n_act (in sanitizer
-// builds: the single pair or 4 x 3); a single unprepared row by the 1 x 1 tile over halves.
-static void strip_f16(const kernel_strip *s)
+// A tile of nr <= F16_ROWS rows and nc <= F16_ACTS activation rows by the shape with code of
+// its own that covers it (in sanitizer builds: the single pair or 4 x 3); an unprepared row
+// (halves) is a single pair.
+ALWAYS_INLINE void f16_tile_any(const kernel_strip *s, const kernel_chunk *ch, int nr, int nc,
+                                float *y)
 {
     static_assert(F16_ROWS == 4 && F16_ACTS == 3, "one case per shape");
-    int nc = s->n_act, tr = s->tile_rows;
+    if (!s->prepared) {
+        f16_tile(s, ch, 1, 1, y, 1, 1, true);
+        return;
+    }
+    if (nr == 1 && nc == 1) {
+        f16_tile(s, ch, 1, 1, y, 1, 1, false);
+        return;
+    }
+    switch (FEW_SHAPES ? 3 : nc) {
+    case 1: f16_tile(s, ch, nr, nc, y, F16_ROWS, 1, false); return;
+    case 2: f16_tile(s, ch, nr, nc, y, F16_ROWS, 2, false); return;
+    default: f16_tile(s, ch, nr, nc, y, F16_ROWS, 3, false); return;
+    }
+}
+
+// The strip of the F16 product: register tiles of s->tile_rows rows, each over the strip's
+// chunks in order.
+static void strip_f16(const kernel_strip *s)
+{
+    assert(!s->prepared || s->act_stride == F16_PREP_STRIDE);
+    int tr = s->tile_rows;
     for (int64_t r = 0; r < s->rows; r += tr) {
         int nr = (int)(s->rows - r < tr ? s->rows - r : tr);
-        int c = !s->prepared ? -1 : nr == 1 && nc == 1 ? 0 : FEW_SHAPES ? 3 : nc;
         for (int64_t j = 0; j * F16_CHUNK < s->len; j++) {
             kernel_chunk ch = kernel_strip_chunk(s, F16_CHUNK, j, r);
-            float *y = s->y + r;
-            switch (c) {
-            case -1: f16_tile(s, &ch, 1, 1, y, 1, 1, true); break;
-            case 0: f16_tile(s, &ch, 1, 1, y, 1, 1, false); break;
-            case 1: f16_tile(s, &ch, nr, nc, y, F16_ROWS, 1, false); break;
-            case 2: f16_tile(s, &ch, nr, nc, y, F16_ROWS, 2, false); break;
-            default: f16_tile(s, &ch, nr, nc, y, F16_ROWS, 3, false); break;
-            }
+            f16_tile_any(s, &ch, nr, s->n_act, s->y + r);
         }
     }
 }
@@ -137,7 +153,7 @@ static void prepare_f16(const void *act, int64_t len, void *dst)
 }
 
 #define F16_PRODUCT                                                                         \
-    {.strip = strip_f16, .prepare = prepare_f16, .prep_stride = F16_CHUNK * sizeof(float),     \
+    {.strip = strip_f16, .prepare = prepare_f16, .prep_stride = F16_PREP_STRIDE,               \
      .single_unprepared = true, .chunk = F16_CHUNK, .tile_rows = F16_ROWS,                   \
      .tile_acts = F16_ACTS}
 
