@@ -59,11 +59,21 @@ ALWAYS_INLINE void prefetch_lines(const uint8_t *p, size_t bytes)
         _mm_prefetch((const char *)(p + line), _MM_HINT_T0);
 }
 
+// The sum of the 8 lanes of v.
+ALWAYS_INLINE float sum8(__m256 v)
+{
+    __m128 b4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    b4 = _mm_add_ps(b4, _mm_movehl_ps(b4, b4));
+    b4 = _mm_add_ss(b4, _mm_movehdup_ps(b4));
+    return _mm_cvtss_f32(b4);
+}
+
 // The end of an R x C register tile over a chunk: the sum of the lanes of acc[r * row + k]
-// stored at y[k * ldy + r] (first: the rows' first chunk) or added to it, for the nr x nc
-// real pairs. Constant bounds keep acc in registers; repeated pairs are not stored.
-ALWAYS_INLINE void tile_finish(float *y, int64_t ldy, bool first, const __m512 *acc, int row,
-                               int R, int C, int nr, int nc)
+// (plus those of extra[r * row + k] where extra is set) stored at y[k * ldy + r] (first: the
+// rows' first chunk) or added to it, for the nr x nc real pairs. Constant bounds keep acc in
+// registers; repeated pairs are not stored.
+ALWAYS_INLINE void tile_finish(float *y, int64_t ldy, bool first, const __m512 *acc,
+                               const __m256 *extra, int row, int R, int C, int nr, int nc)
 {
 #pragma GCC unroll 8
     for (int k = 0; k < C; k++) {
@@ -72,6 +82,8 @@ ALWAYS_INLINE void tile_finish(float *y, int64_t ldy, bool first, const __m512 *
             if (k >= nc || r >= nr)
                 continue;
             float sum = _mm512_reduce_add_ps(acc[r * row + k]);
+            if (extra)
+                sum += sum8(extra[r * row + k]);
             y[k * ldy + r] = first ? sum : y[k * ldy + r] + sum;
         }
     }
@@ -214,7 +226,7 @@ ALWAYS_INLINE void lane_tile(const kernel_strip *s, const kernel_chunk *ch, int 
             // compiler loads packed ones again for each (packed Q8_0 with 3 activation rows:
             // 185 -> 135 GFLOP/s).
 #pragma GCC unroll 4
-            for (int i = 0; i < 4; i++)
+            for (int i = 0; C > 1 && i < 4; i++)
                 __asm__("" : "+v"(wv[r].x[i]));
         }
         size_t step_off = (size_t)st * LANE_PREP_STEP;
@@ -244,7 +256,7 @@ ALWAYS_INLINE void lane_tile(const kernel_strip *s, const kernel_chunk *ch, int 
             }
         }
     }
-    tile_finish(y, s->ldy, ch->first, &acc[0][0], LANE_ACTS, R, C, nr, nc);
+    tile_finish(y, s->ldy, ch->first, &acc[0][0], NULL, LANE_ACTS, R, C, nr, nc);
 }
 
 // A tile of nr <= LANE_ROWS rows and nc <= LANE_ACTS activation rows by the smallest shape
@@ -274,12 +286,19 @@ ALWAYS_INLINE void lane_strip(const kernel_strip *s, lane_operands_fn operands,
                               size_t step_bytes, bool kquant)
 {
     assert(s->prepared && s->act_stride == LANE_PREP_STRIDE);
+    if (s->n_act == 1 && s->len <= LANE_CHUNK && (kquant || s->len % LANE_STEP == 0)) {
+        // Decoding: one row after another, nothing but the tile per row.
+        kernel_chunk ch = kernel_strip_chunk(s, LANE_CHUNK, 0, 0);
+        for (int64_t r = 0; r < s->rows; r++, ch.w += s->w_stride)
+            lane_tile(s, &ch, 1, 1, s->y + r, 1, 1, operands, step_bytes, kquant, true);
+        return;
+    }
     int tr = s->tile_rows;
     for (int64_t r = 0; r < s->rows; r += tr) {
         int nr = (int)(s->rows - r < tr ? s->rows - r : tr);
         for (int64_t j = 0; j * LANE_CHUNK < s->len; j++) {
             kernel_chunk ch = kernel_strip_chunk(s, LANE_CHUNK, j, r);
-            if (kquant || ch.len % LANE_STEP == 0)
+            if (kquant || (s->n_act > 1 && ch.len % LANE_STEP == 0))
                 lane_tile_any(s, &ch, nr, s->n_act, s->y + r, operands, step_bytes, kquant, true);
             else
                 lane_tile_any(s, &ch, nr, s->n_act, s->y + r, operands, step_bytes, kquant, false);

@@ -100,7 +100,7 @@ ALWAYS_INLINE void f16_tile(const kernel_strip *s, const kernel_chunk *ch, int n
 #pragma GCC unroll 8
         for (int k = 0; k < C; k++)
             acc[0][r][k] = _mm512_add_ps(acc[0][r][k], acc[1][r][k]);
-    tile_finish(y, s->ldy, ch->first, &acc[0][0][0], F16_ACTS, R, C, nr, nc);
+    tile_finish(y, s->ldy, ch->first, &acc[0][0][0], NULL, F16_ACTS, R, C, nr, nc);
 }
 
 // A tile of nr <= F16_ROWS rows and nc <= F16_ACTS activation rows by the shape with code of

@@ -479,19 +479,7 @@ ALWAYS_INLINE void kq_tile(const uint8_t *w, size_t ws, int nr, const uint8_t *a
             }
         }
     }
-#pragma GCC unroll 8
-    for (int k = 0; k < C; k++) {
-#pragma GCC unroll 8
-        for (int r = 0; r < R; r++) {
-            if (k >= nc || r >= nr)
-                continue;
-            __m256 b8 = acc_b[r][k];
-            __m128 b4 = _mm_add_ps(_mm256_castps256_ps128(b8), _mm256_extractf128_ps(b8, 1));
-            b4 = _mm_add_ps(b4, _mm_movehl_ps(b4, b4));
-            b4 = _mm_add_ss(b4, _mm_movehdup_ps(b4));
-            y[k * ldy + r] = _mm512_reduce_add_ps(acc[r][k]) + _mm_cvtss_f32(b4);
-        }
-    }
+    tile_finish(y, ldy, true, &acc[0][0], &acc_b[0][0], KQ_ACTS, R, C, nr, nc);
 }
 
 // The strip of a Q2_K, Q3_K or Q5_K product (whole rows, so the tiles store their sums):
