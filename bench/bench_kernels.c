@@ -73,8 +73,8 @@ static double time_matmul(int v, const bench_case *c, const uint8_t *w, size_t w
         if (v < 0)
             kernel_matmul_packed(c->type, wc, c->n, 0, c->rows, act, n_act, y, c->rows);
         else
-            kernel_matmul_variant((kernel_variant)v, c->type, wc, c->n, 0, c->rows, act, n_act, y,
-                                  c->rows);
+            kernel_matmul_variant((kernel_variant)v, c->type, false, wc, c->n, 0, c->rows, act,
+                                  n_act, y, c->rows);
         double dt = now() - t0;
         best = dt < best ? dt : best;
     }

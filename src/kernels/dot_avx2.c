@@ -871,21 +871,21 @@ static void helper_swiglu_f32(float *gate, const float *up, int64_t n)
 }
 
 const kernel_type_ops kernel_avx2_type_ops[TENSOR_TYPE_COUNT] = {
-    [TENSOR_TYPE_F32] = {.dot = dot_f32_f32, .dot_x4 = dot_f32_f32_x4},
-    [TENSOR_TYPE_F16] = {.dot = dot_f16_f16, .dot_x4 = dot_f16_f16_x4},
-    [TENSOR_TYPE_BF16] = {.dot = dot_bf16_bf16, .dot_x4 = dot_bf16_bf16_x4},
-    [TENSOR_TYPE_Q4_0] = {.dot = dot_q4_0_q8_0, .dot_x4 = dot_q4_0_q8_0_x4},
-    [TENSOR_TYPE_Q4_1] = {.dot = dot_q4_1_q8_1, .dot_x4 = dot_q4_1_q8_1_x4},
-    [TENSOR_TYPE_Q5_0] = {.dot = dot_q5_0_q8_0, .dot_x4 = dot_q5_0_q8_0_x4},
-    [TENSOR_TYPE_Q5_1] = {.dot = dot_q5_1_q8_1, .dot_x4 = dot_q5_1_q8_1_x4},
-    [TENSOR_TYPE_Q8_0] = {.dot = dot_q8_0_q8_0, .dot_x4 = dot_q8_0_q8_0_x4},
-    [TENSOR_TYPE_Q2_K] = {.dot = dot_q2_k_q8_k, .dot_x4 = dot_q2_k_q8_k_x4},
-    [TENSOR_TYPE_Q3_K] = {.dot = dot_q3_k_q8_k, .dot_x4 = dot_q3_k_q8_k_x4},
-    [TENSOR_TYPE_Q4_K] = {.dot = dot_q4_k_q8_k, .dot_x4 = dot_q4_k_q8_k_x4},
-    [TENSOR_TYPE_Q5_K] = {.dot = dot_q5_k_q8_k, .dot_x4 = dot_q5_k_q8_k_x4},
-    [TENSOR_TYPE_Q6_K] = {.dot = dot_q6_k_q8_k, .dot_x4 = dot_q6_k_q8_k_x4},
-    [TENSOR_TYPE_IQ4_NL] = {.dot = dot_iq4_nl_q8_0, .dot_x4 = dot_iq4_nl_q8_0_x4},
-    [TENSOR_TYPE_IQ4_XS] = {.dot = dot_iq4_xs_q8_k, .dot_x4 = dot_iq4_xs_q8_k_x4},
+    [TENSOR_TYPE_F32] = {.dot = dot_f32_f32, .product = KERNEL_BY_DOTS(dot_f32_f32_x4)},
+    [TENSOR_TYPE_F16] = {.dot = dot_f16_f16, .product = KERNEL_BY_DOTS(dot_f16_f16_x4)},
+    [TENSOR_TYPE_BF16] = {.dot = dot_bf16_bf16, .product = KERNEL_BY_DOTS(dot_bf16_bf16_x4)},
+    [TENSOR_TYPE_Q4_0] = {.dot = dot_q4_0_q8_0, .product = KERNEL_BY_DOTS(dot_q4_0_q8_0_x4)},
+    [TENSOR_TYPE_Q4_1] = {.dot = dot_q4_1_q8_1, .product = KERNEL_BY_DOTS(dot_q4_1_q8_1_x4)},
+    [TENSOR_TYPE_Q5_0] = {.dot = dot_q5_0_q8_0, .product = KERNEL_BY_DOTS(dot_q5_0_q8_0_x4)},
+    [TENSOR_TYPE_Q5_1] = {.dot = dot_q5_1_q8_1, .product = KERNEL_BY_DOTS(dot_q5_1_q8_1_x4)},
+    [TENSOR_TYPE_Q8_0] = {.dot = dot_q8_0_q8_0, .product = KERNEL_BY_DOTS(dot_q8_0_q8_0_x4)},
+    [TENSOR_TYPE_Q2_K] = {.dot = dot_q2_k_q8_k, .product = KERNEL_BY_DOTS(dot_q2_k_q8_k_x4)},
+    [TENSOR_TYPE_Q3_K] = {.dot = dot_q3_k_q8_k, .product = KERNEL_BY_DOTS(dot_q3_k_q8_k_x4)},
+    [TENSOR_TYPE_Q4_K] = {.dot = dot_q4_k_q8_k, .product = KERNEL_BY_DOTS(dot_q4_k_q8_k_x4)},
+    [TENSOR_TYPE_Q5_K] = {.dot = dot_q5_k_q8_k, .product = KERNEL_BY_DOTS(dot_q5_k_q8_k_x4)},
+    [TENSOR_TYPE_Q6_K] = {.dot = dot_q6_k_q8_k, .product = KERNEL_BY_DOTS(dot_q6_k_q8_k_x4)},
+    [TENSOR_TYPE_IQ4_NL] = {.dot = dot_iq4_nl_q8_0, .product = KERNEL_BY_DOTS(dot_iq4_nl_q8_0_x4)},
+    [TENSOR_TYPE_IQ4_XS] = {.dot = dot_iq4_xs_q8_k, .product = KERNEL_BY_DOTS(dot_iq4_xs_q8_k_x4)},
 };
 
 const kernel_float_ops kernel_avx2_float_ops = {

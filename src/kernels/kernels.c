@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
 // The kernels' front door: which weight types have a dot product and which activation
 // format each pairs with, the choice of variant (scalar, AVX2, AVX-512 VNNI) made once from
-// cpuid, and the matrix product loop. A variant's kernel may take the whole product (gemm,
-// doing its own cache blocking) or register tiles of several weight rows x several activation
-// rows, which the loop here drives over panels of weight rows that stay in cache while every
-// activation row streams past; otherwise the loop tiles weight rows while groups of four
-// activation rows stream past them. Every weight byte comes from memory once per call.
-// Rows packed at load into a variant's own layout go to the variant's packed product
+// cpuid, and the one blocking loop that drives every variant's matrix product (a
+// kernel_product, variants.h): chunks of the rows' values, panels of weight rows that stay in
+// the L2 cache while every tile of activation rows streams past, each tile prepared once per
+// panel and chunk. Every weight byte comes from memory once per call. Rows packed at load
+// into a variant's own layout go through the same loop with the variant's packed product
 // (kernel_matmul_packed).
+#include <assert.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -39,22 +39,23 @@ static const weight_info weight_infos[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_IQ4_XS] = {true, TENSOR_TYPE_Q8_K},
 };
 
+// The scalar references, their products made of dots.
 static const kernel_type_ops ref_type_ops[TENSOR_TYPE_COUNT] = {
-    [TENSOR_TYPE_F32] = {.dot = kernel_dot_f32_f32_ref},
-    [TENSOR_TYPE_F16] = {.dot = kernel_dot_f16_f16_ref},
-    [TENSOR_TYPE_BF16] = {.dot = kernel_dot_bf16_bf16_ref},
-    [TENSOR_TYPE_Q4_0] = {.dot = kernel_dot_q4_0_q8_0_ref},
-    [TENSOR_TYPE_Q4_1] = {.dot = kernel_dot_q4_1_q8_1_ref},
-    [TENSOR_TYPE_Q5_0] = {.dot = kernel_dot_q5_0_q8_0_ref},
-    [TENSOR_TYPE_Q5_1] = {.dot = kernel_dot_q5_1_q8_1_ref},
-    [TENSOR_TYPE_Q8_0] = {.dot = kernel_dot_q8_0_q8_0_ref},
-    [TENSOR_TYPE_Q2_K] = {.dot = kernel_dot_q2_k_q8_k_ref},
-    [TENSOR_TYPE_Q3_K] = {.dot = kernel_dot_q3_k_q8_k_ref},
-    [TENSOR_TYPE_Q4_K] = {.dot = kernel_dot_q4_k_q8_k_ref},
-    [TENSOR_TYPE_Q5_K] = {.dot = kernel_dot_q5_k_q8_k_ref},
-    [TENSOR_TYPE_Q6_K] = {.dot = kernel_dot_q6_k_q8_k_ref},
-    [TENSOR_TYPE_IQ4_NL] = {.dot = kernel_dot_iq4_nl_q8_0_ref},
-    [TENSOR_TYPE_IQ4_XS] = {.dot = kernel_dot_iq4_xs_q8_k_ref},
+    [TENSOR_TYPE_F32] = {.dot = kernel_dot_f32_f32_ref, .product = KERNEL_BY_DOTS(NULL)},
+    [TENSOR_TYPE_F16] = {.dot = kernel_dot_f16_f16_ref, .product = KERNEL_BY_DOTS(NULL)},
+    [TENSOR_TYPE_BF16] = {.dot = kernel_dot_bf16_bf16_ref, .product = KERNEL_BY_DOTS(NULL)},
+    [TENSOR_TYPE_Q4_0] = {.dot = kernel_dot_q4_0_q8_0_ref, .product = KERNEL_BY_DOTS(NULL)},
+    [TENSOR_TYPE_Q4_1] = {.dot = kernel_dot_q4_1_q8_1_ref, .product = KERNEL_BY_DOTS(NULL)},
+    [TENSOR_TYPE_Q5_0] = {.dot = kernel_dot_q5_0_q8_0_ref, .product = KERNEL_BY_DOTS(NULL)},
+    [TENSOR_TYPE_Q5_1] = {.dot = kernel_dot_q5_1_q8_1_ref, .product = KERNEL_BY_DOTS(NULL)},
+    [TENSOR_TYPE_Q8_0] = {.dot = kernel_dot_q8_0_q8_0_ref, .product = KERNEL_BY_DOTS(NULL)},
+    [TENSOR_TYPE_Q2_K] = {.dot = kernel_dot_q2_k_q8_k_ref, .product = KERNEL_BY_DOTS(NULL)},
+    [TENSOR_TYPE_Q3_K] = {.dot = kernel_dot_q3_k_q8_k_ref, .product = KERNEL_BY_DOTS(NULL)},
+    [TENSOR_TYPE_Q4_K] = {.dot = kernel_dot_q4_k_q8_k_ref, .product = KERNEL_BY_DOTS(NULL)},
+    [TENSOR_TYPE_Q5_K] = {.dot = kernel_dot_q5_k_q8_k_ref, .product = KERNEL_BY_DOTS(NULL)},
+    [TENSOR_TYPE_Q6_K] = {.dot = kernel_dot_q6_k_q8_k_ref, .product = KERNEL_BY_DOTS(NULL)},
+    [TENSOR_TYPE_IQ4_NL] = {.dot = kernel_dot_iq4_nl_q8_0_ref, .product = KERNEL_BY_DOTS(NULL)},
+    [TENSOR_TYPE_IQ4_XS] = {.dot = kernel_dot_iq4_xs_q8_k_ref, .product = KERNEL_BY_DOTS(NULL)},
 };
 
 static const kernel_float_ops ref_float_ops = {
@@ -157,17 +158,23 @@ kernel_variant kernel_variant_active(void)
     return (kernel_variant)v;
 }
 
-// The table of variant v (NULL for a variant this build has no code for).
-static const kernel_type_ops *variant_table(kernel_variant v)
+// The tables of variant v, one per file with kernels for it (*count of them; none for a
+// variant this build has no code for).
+static const kernel_type_ops *const *variant_tables(kernel_variant v, int *count)
 {
-    switch (v) {
-    case KERNEL_VARIANT_REF: return ref_type_ops;
+    static const kernel_type_ops *const ref[] = {ref_type_ops};
 #if defined(__x86_64__)
-    case KERNEL_VARIANT_AVX2: return kernel_avx2_type_ops;
-    case KERNEL_VARIANT_AVX512: return kernel_avx512_type_ops;
+    static const kernel_type_ops *const avx2[] = {kernel_avx2_type_ops};
+    static const kernel_type_ops *const avx512[] = {
+        kernel_avx512_float_type_ops, kernel_avx512_legacy_type_ops,
+        kernel_avx512_kquant_type_ops};
+    if (v == KERNEL_VARIANT_AVX2)
+        return *count = 1, avx2;
+    if (v == KERNEL_VARIANT_AVX512)
+        return *count = 3, avx512;
 #endif
-    default: return NULL;
-    }
+    *count = v == KERNEL_VARIANT_REF ? 1 : 0;
+    return ref;
 }
 
 const kernel_type_ops *kernel_variant_type_ops(kernel_variant v, uint32_t weight_type,
@@ -176,9 +183,12 @@ const kernel_type_ops *kernel_variant_type_ops(kernel_variant v, uint32_t weight
     if (!kernel_supports(weight_type))
         return NULL;
     for (int k = (int)v; k >= 0; k--) {
-        const kernel_type_ops *table = variant_table((kernel_variant)k);
-        if (table && table[weight_type].dot)
-            return &table[weight_type];
+        int count;
+        const kernel_type_ops *const *tables = variant_tables((kernel_variant)k, &count);
+        for (int i = 0; i < count; i++) {
+            if (tables[i][weight_type].product.strip)
+                return &tables[i][weight_type];
+        }
         if (own_only)
             return NULL;
     }
@@ -202,126 +212,138 @@ const char *kernel_variant_name(void)
     return kernel_variant_label(kernel_variant_active());
 }
 
-float kernel_dot(uint32_t weight_type, const void *w_row, const void *act_row, int64_t n)
+void kernel_strip_dots(const kernel_strip *s)
 {
-    const kernel_type_ops *ops = kernel_variant_type_ops(kernel_variant_active(), weight_type,
-                                                         false);
-    return ops->dot(w_row, act_row, n);
-}
-
-// Weight rows per tile: a tile of the widest rows (F32, a few thousand values) stays within
-// the L2 cache while every activation group passes over it.
-enum { ROW_TILE = 16, ACT_GROUP = 4 };
-
-// Rows [r0, r1) of the product with activation rows [b0, b0 + 4), by the x4 kernel when the
-// variant has one.
-static void tile_group4(const kernel_type_ops *ops, const uint8_t *w, size_t w_bytes,
-                        int64_t n, int64_t r0, int64_t r1, const uint8_t *act,
-                        size_t act_bytes, int64_t b0, float *y, int64_t ldy)
-{
-    const uint8_t *a = act + (size_t)b0 * act_bytes;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *row = w + (size_t)r * w_bytes;
-        float out[ACT_GROUP];
-        if (ops->dot_x4) {
-            ops->dot_x4(row, a, act_bytes, n, out);
+    assert(s->product->chunk == 0 && !s->prepared);
+    kernel_dot_fn dot = s->ops->dot;
+    kernel_dot_x4_fn dot_x4 = s->product->dot_x4;
+    for (int64_t r = 0; r < s->rows; r++) {
+        const uint8_t *row = s->w + (size_t)r * s->w_stride;
+        float out[4];
+        if (dot_x4 && s->n_act == 4) {
+            dot_x4(row, s->act, s->act_stride, s->len, out);
         } else {
-            for (int k = 0; k < ACT_GROUP; k++)
-                out[k] = ops->dot(row, a + (size_t)k * act_bytes, n);
+            for (int k = 0; k < s->n_act; k++)
+                out[k] = dot(row, s->act + (size_t)k * s->act_stride, s->len);
         }
-        for (int k = 0; k < ACT_GROUP; k++)
-            y[(b0 + k) * ldy + r] = out[k];
+        for (int k = 0; k < s->n_act; k++)
+            s->y[k * s->ldy + r] = out[k];
     }
 }
 
-// Bytes of weights per panel: a panel stays in the L2 cache while every activation row
-// streams past it in tiles of ops->tile_acts rows.
-enum { PANEL_BYTES = 256 << 10 };
-
-// The product by the variant's register tiles: panels of weight rows, within a panel tiles
-// of tile_acts activation rows, within those tiles of tile_rows weight rows (leftover rows
-// one at a time).
-static void matmul_tiled(const kernel_type_ops *ops, kernel_tile_fn tile, const uint8_t *w,
-                         size_t w_bytes, int64_t n, int64_t r0, int64_t r1, const uint8_t *act,
-                         size_t act_bytes, int64_t n_act, float *y, int64_t ldy)
+// Prepares chunks [c0, c0 + len) of the strip's activation rows (from the converted rows at
+// act, act_bytes apart) into prep: chunk j's row k at prep + (j * n_act + k) * prep_stride.
+static void prepare_tile(const kernel_product *product, uint32_t weight_type, const uint8_t *act,
+                         size_t act_bytes, int64_t c0, int64_t chunk, kernel_strip *s,
+                         uint8_t *prep)
 {
-    int64_t tr = n_act == 1 ? 1 : ops->tile_rows, tc = ops->tile_acts;
-    int64_t panel = (int64_t)(PANEL_BYTES / (w_bytes ? w_bytes : 1)) / tr * tr;
-    panel = panel < tr ? tr : panel;
-    for (int64_t p0 = r0; p0 < r1; p0 += panel) {
-        int64_t p1 = p0 + panel < r1 ? p0 + panel : r1;
-        for (int64_t b = 0; b < n_act; b += tc) {
-            int nc = (int)(n_act - b < tc ? n_act - b : tc);
-            const uint8_t *a = act + (size_t)b * act_bytes;
-            int64_t r = p0;
-            for (; r + tr <= p1; r += tr)
-                tile(w + (size_t)r * w_bytes, w_bytes, (int)tr, a, act_bytes, nc, n,
-                          y + b * ldy + r, ldy);
-            for (; r < p1; r++)
-                tile(w + (size_t)r * w_bytes, w_bytes, 1, a, act_bytes, nc, n,
-                          y + b * ldy + r, ldy);
-        }
+    for (int64_t j = 0; j * chunk < s->len; j++) {
+        int64_t from = c0 + j * chunk, left = s->len - j * chunk;
+        int64_t len = left < chunk ? left : chunk;
+        const uint8_t *a = act + kernel_act_row_size(weight_type, from);
+        for (int k = 0; k < s->n_act; k++)
+            product->prepare(a + (size_t)k * act_bytes, len,
+                             prep + (size_t)(j * s->n_act + k) * product->prep_stride);
     }
+    s->act = prep;
+    s->act_stride = product->prep_stride;
+    s->act_chunk_stride = (size_t)s->n_act * product->prep_stride;
 }
 
-// The product by the kernel that takes it whole (gemm), else by register tiles (tile), else
-// by dots; kernel_matmul_variant passes the plain rows' kernels, kernel_matmul_packed the
-// packed rows' gemm (packed layouts have no other kernel).
-static void matmul_ops(const kernel_type_ops *ops, kernel_gemm_fn gemm, kernel_tile_fn tile,
-                       uint32_t weight_type, const void *w, int64_t n, int64_t r0, int64_t r1,
-                       const void *act, int64_t n_act, float *y, int64_t ldy)
+// The blocking loop: rows [r0, r1) of the product by `product` of ops (see kernel_product in
+// variants.h).
+static void product_run(const kernel_type_ops *ops, const kernel_product *product,
+                        uint32_t weight_type, const void *w, int64_t n, int64_t r0, int64_t r1,
+                        const void *act, int64_t n_act, float *y, int64_t ldy)
 {
-    uint64_t w_bytes = 0;
+    uint8_t prep[KERNEL_PREP_BYTES] __attribute__((aligned(64)));
+    assert(!product->prepare || (size_t)product->tile_acts * product->prep_stride <= sizeof prep);
+    uint64_t w_bytes = 0, w_chunk = 0, offset = 0;
     tensor_row_size(weight_type, (uint64_t)n, &w_bytes);
     size_t act_bytes = kernel_act_row_size(weight_type, n);
-    const uint8_t *wb = w, *ab = act;
-    if (gemm) {
-        gemm(wb + (size_t)r0 * w_bytes, (size_t)w_bytes, r1 - r0, ab, act_bytes, n_act, n,
-             y + r0, ldy);
-        return;
+    int64_t chunk = product->chunk ? product->chunk : n, rows = r1 - r0;
+    tensor_row_size(weight_type, (uint64_t)chunk, &w_chunk);
+    bool one_tile = n_act <= product->tile_acts;
+    bool prepare = product->prepare && !(n_act == 1 && product->single_unprepared);
+    // Chunks per strip: one, or with a single tile as many as fit.
+    int64_t per_strip = one_tile ? (n + chunk - 1) / chunk : 1;
+    if (one_tile && prepare) {
+        int64_t fit = (int64_t)(sizeof prep / ((size_t)n_act * product->prep_stride));
+        per_strip = per_strip < fit ? per_strip : fit;
     }
-    if (tile) {
-        matmul_tiled(ops, tile, wb, (size_t)w_bytes, n, r0, r1, ab, act_bytes, n_act, y, ldy);
-        return;
-    }
-    if (n_act == 1) {
-        for (int64_t r = r0; r < r1; r++)
-            y[r] = ops->dot(wb + (size_t)r * w_bytes, act, n);
-        return;
-    }
-    for (int64_t t0 = r0; t0 < r1; t0 += ROW_TILE) {
-        int64_t t1 = t0 + ROW_TILE < r1 ? t0 + ROW_TILE : r1;
-        int64_t b = 0;
-        for (; b + ACT_GROUP <= n_act; b += ACT_GROUP)
-            tile_group4(ops, wb, (size_t)w_bytes, n, t0, t1, ab, act_bytes, b, y, ldy);
-        for (; b < n_act; b++) {
-            for (int64_t r = t0; r < t1; r++)
-                y[b * ldy + r] = ops->dot(wb + (size_t)r * w_bytes,
-                                          ab + (size_t)b * act_bytes, n);
+    kernel_strip s = {.ops = ops, .product = product, .w_stride = (size_t)w_bytes,
+                      .w_chunk_stride = (size_t)w_chunk,
+                      .tile_rows = n_act == 1 ? 1 : product->tile_rows, .prepared = prepare,
+                      .ldy = ldy};
+    for (int64_t c0 = 0; c0 < n; c0 += per_strip * chunk) {
+        s.len = n - c0 < per_strip * chunk ? n - c0 : per_strip * chunk;
+        s.first = c0 == 0;
+        tensor_row_size(weight_type, (uint64_t)c0, &offset);
+        const uint8_t *wc = (const uint8_t *)w + (size_t)r0 * w_bytes + offset;
+        int64_t panel = rows;
+        if (!one_tile) {
+            uint64_t len_bytes = 1;
+            tensor_row_size(weight_type, (uint64_t)s.len, &len_bytes);
+            panel = (int64_t)(KERNEL_PANEL_BYTES / len_bytes) / s.tile_rows * s.tile_rows;
+            panel = panel < s.tile_rows ? s.tile_rows : panel;
+        }
+        for (int64_t p0 = 0; p0 < rows; p0 += panel) {
+            s.w = wc + (size_t)p0 * w_bytes;
+            s.rows = rows - p0 < panel ? rows - p0 : panel;
+            for (int64_t b = 0; b < n_act; b += product->tile_acts) {
+                const uint8_t *ab = (const uint8_t *)act + (size_t)b * act_bytes;
+                s.n_act = (int)(n_act - b < product->tile_acts ? n_act - b : product->tile_acts);
+                if (prepare) {
+                    prepare_tile(product, weight_type, ab, act_bytes, c0, chunk, &s, prep);
+                } else {
+                    s.act = ab + kernel_act_row_size(weight_type, c0);
+                    s.act_stride = act_bytes;
+                    s.act_chunk_stride = kernel_act_row_size(weight_type, chunk);
+                }
+                s.y = y + b * ldy + r0 + p0;
+                product->strip(&s);
+            }
         }
     }
 }
 
-void kernel_matmul_variant(kernel_variant v, uint32_t weight_type, const void *w, int64_t n,
-                           int64_t r0, int64_t r1, const void *act, int64_t n_act, float *y,
-                           int64_t ldy)
+float kernel_variant_dot(kernel_variant v, uint32_t weight_type, const void *w_row,
+                         const void *act_row, int64_t n)
 {
     const kernel_type_ops *ops = kernel_variant_type_ops(v, weight_type, false);
-    matmul_ops(ops, ops->gemm, ops->tile, weight_type, w, n, r0, r1, act, n_act, y, ldy);
+    if (ops->dot)
+        return ops->dot(w_row, act_row, n);
+    float out = 0.0f;
+    product_run(ops, &ops->product, weight_type, w_row, n, 0, 1, act_row, 1, &out, 1);
+    return out;
+}
+
+float kernel_dot(uint32_t weight_type, const void *w_row, const void *act_row, int64_t n)
+{
+    return kernel_variant_dot(kernel_variant_active(), weight_type, w_row, act_row, n);
+}
+
+void kernel_matmul_variant(kernel_variant v, uint32_t weight_type, bool packed, const void *w,
+                           int64_t n, int64_t r0, int64_t r1, const void *act, int64_t n_act,
+                           float *y, int64_t ldy)
+{
+    const kernel_type_ops *ops = kernel_variant_type_ops(v, weight_type, false);
+    product_run(ops, packed ? &ops->packed : &ops->product, weight_type, w, n, r0, r1, act,
+                n_act, y, ldy);
 }
 
 void kernel_matmul(uint32_t weight_type, const void *w, int64_t n, int64_t r0, int64_t r1,
                    const void *act, int64_t n_act, float *y, int64_t ldy)
 {
-    kernel_matmul_variant(kernel_variant_active(), weight_type, w, n, r0, r1, act, n_act, y,
-                          ldy);
+    kernel_matmul_variant(kernel_variant_active(), weight_type, false, w, n, r0, r1, act, n_act,
+                          y, ldy);
 }
 
 bool kernel_packs(uint32_t weight_type)
 {
     const kernel_type_ops *ops = kernel_variant_type_ops(kernel_variant_active(), weight_type,
                                                          false);
-    return ops && ops->pack && ops->gemm_packed;
+    return ops && ops->pack;
 }
 
 void kernel_pack_rows(uint32_t weight_type, const void *src, void *dst, int64_t rows, int64_t n)
@@ -338,9 +360,8 @@ void kernel_pack_rows(uint32_t weight_type, const void *src, void *dst, int64_t 
 void kernel_matmul_packed(uint32_t weight_type, const void *w, int64_t n, int64_t r0, int64_t r1,
                           const void *act, int64_t n_act, float *y, int64_t ldy)
 {
-    const kernel_type_ops *ops = kernel_variant_type_ops(kernel_variant_active(), weight_type,
-                                                         false);
-    matmul_ops(ops, ops->gemm_packed, NULL, weight_type, w, n, r0, r1, act, n_act, y, ldy);
+    kernel_matmul_variant(kernel_variant_active(), weight_type, true, w, n, r0, r1, act, n_act,
+                          y, ldy);
 }
 
 float kernel_dot_f32(const float *a, const float *b, int64_t n)

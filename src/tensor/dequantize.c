@@ -3,6 +3,7 @@
 // with the reference (gguf-py's dequantize, which agrees with ggml's): the scale products
 // are formed in float in the same order ("d * sc" first, then "* q", then "- m"), so
 // every rounding matches. These are the scalar truth that faster paths are tested against.
+#include <stdatomic.h>
 #include <string.h>
 
 #include "base/cpu.h"
@@ -41,30 +42,46 @@ void tensor_dequantize_bf16_ref(const void *src, float *dst, int64_t n)
         dst[i] = tensor_bf16_to_f32(h[i]);
 }
 
-// The SIMD variants exist only on x86-64; the best one this CPU runs is chosen per call
-// from the cached cpuid features (a predictable branch, no shared mutable state).
+typedef void (*dequantize_fn)(const void *src, float *dst, int64_t n);
+
+// The half and bfloat16 converters of one instruction set.
+typedef struct half_converters {
+    dequantize_fn f16, bf16;
+} half_converters;
+
+// The converters of the best instruction set this CPU runs (the SIMD ones exist only on
+// x86-64), chosen on first use and then fixed; a race between first callers is benign,
+// each stores the same choice.
+static const half_converters *half_converters_chosen(void)
+{
+    static const half_converters by_isa[] = {
+        {tensor_dequantize_f16_ref, tensor_dequantize_bf16_ref},
+#if defined(__x86_64__)
+        {tensor_dequantize_f16_avx2, tensor_dequantize_bf16_avx2},
+        {tensor_dequantize_f16_avx512, tensor_dequantize_bf16_avx512},
+#endif
+    };
+    static _Atomic int chosen = -1;
+    int c = atomic_load_explicit(&chosen, memory_order_relaxed);
+    if (c < 0) {
+        c = 0;
+#if defined(__x86_64__)
+        const cpu_features *cpu = cpu_features_get();
+        c = cpu->avx512 ? 2 : cpu->avx2 ? 1 : 0;
+#endif
+        atomic_store_explicit(&chosen, c, memory_order_relaxed);
+    }
+    return &by_isa[c];
+}
+
 void tensor_dequantize_f16(const void *src, float *dst, int64_t n)
 {
-#if defined(__x86_64__)
-    const cpu_features *cpu = cpu_features_get();
-    if (cpu->avx512)
-        return tensor_dequantize_f16_avx512(src, dst, n);
-    if (cpu->avx2)
-        return tensor_dequantize_f16_avx2(src, dst, n);
-#endif
-    tensor_dequantize_f16_ref(src, dst, n);
+    half_converters_chosen()->f16(src, dst, n);
 }
 
 void tensor_dequantize_bf16(const void *src, float *dst, int64_t n)
 {
-#if defined(__x86_64__)
-    const cpu_features *cpu = cpu_features_get();
-    if (cpu->avx512)
-        return tensor_dequantize_bf16_avx512(src, dst, n);
-    if (cpu->avx2)
-        return tensor_dequantize_bf16_avx2(src, dst, n);
-#endif
-    tensor_dequantize_bf16_ref(src, dst, n);
+    half_converters_chosen()->bf16(src, dst, n);
 }
 
 // x = d * (q - 8)
@@ -132,26 +149,26 @@ void tensor_dequantize_q5_1(const void *src, float *dst, int64_t n)
     }
 }
 
-// x = d * q
+// x = d * q for the `count` codes of one block of 8-bit codes.
+static inline void scale_codes(float d, const int8_t *qs, int count, float *dst)
+{
+    for (int j = 0; j < count; j++)
+        dst[j] = d * (float)qs[j];
+}
+
 void tensor_dequantize_q8_0(const void *src, float *dst, int64_t n)
 {
     const block_q8_0 *blocks = src;
-    for (int64_t b = 0; b < n / QK8_0; b++, dst += QK8_0) {
-        float d = half_at(&blocks[b].d);
-        for (int j = 0; j < QK8_0; j++)
-            dst[j] = d * (float)blocks[b].qs[j];
-    }
+    for (int64_t b = 0; b < n / QK8_0; b++, dst += QK8_0)
+        scale_codes(half_at(&blocks[b].d), blocks[b].qs, QK8_0, dst);
 }
 
-// x = d * q (s is only a helper for dot products)
+// (s is only a helper for dot products.)
 void tensor_dequantize_q8_1(const void *src, float *dst, int64_t n)
 {
     const block_q8_1 *blocks = src;
-    for (int64_t b = 0; b < n / QK8_1; b++, dst += QK8_1) {
-        float d = half_at(&blocks[b].d);
-        for (int j = 0; j < QK8_1; j++)
-            dst[j] = d * (float)blocks[b].qs[j];
-    }
+    for (int64_t b = 0; b < n / QK8_1; b++, dst += QK8_1)
+        scale_codes(half_at(&blocks[b].d), blocks[b].qs, QK8_1, dst);
 }
 
 // x = (d * sc) * q - (dmin * m), per sub-block of 16.
@@ -259,11 +276,8 @@ void tensor_dequantize_q6_k(const void *src, float *dst, int64_t n)
 void tensor_dequantize_q8_k(const void *src, float *dst, int64_t n)
 {
     const block_q8_k *blocks = src;
-    for (int64_t b = 0; b < n / QK_K; b++, dst += QK_K) {
-        float d = blocks[b].d;
-        for (int j = 0; j < QK_K; j++)
-            dst[j] = d * (float)blocks[b].qs[j];
-    }
+    for (int64_t b = 0; b < n / QK_K; b++, dst += QK_K)
+        scale_codes(blocks[b].d, blocks[b].qs, QK_K, dst);
 }
 
 // Writes the 32 values d * grid[q] of 16 bytes of Q4_0-ordered nibbles.

@@ -4,7 +4,10 @@
 // reference dot product against the double-precision dot of the dequantized operands (and of
 // the unquantized activations, within the activation format's rounding), every SIMD variant
 // this CPU runs against the reference on random data, the matrix product against row-by-row
-// dots, and the float helpers. Tolerances are stated where they are asserted.
+// dots, and the float helpers. Tests of one variant are registered once per variant (their
+// cmocka state says which) and skip, counted in the summary, when this CPU lacks its
+// instruction set (GARLIC_CPU=scalar or avx2 caps what is detected). Tolerances are stated
+// where they are asserted.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +33,32 @@ enum { N_WEIGHT_TYPES = sizeof weight_types / sizeof weight_types[0] };
 // observed differences stay below 1.5e-7 (printed by the tests), while a scale that is off
 // by 1e-4 in one term already fails.
 #define SUM_RTOL 2e-6
+
+static const kernel_variant variant_ids[KERNEL_VARIANT_COUNT] = {
+    KERNEL_VARIANT_REF, KERNEL_VARIANT_AVX2, KERNEL_VARIANT_AVX512};
+
+// The instruction set a variant needs, for skip messages.
+static const char *variant_isa(kernel_variant v)
+{
+    switch (v) {
+    case KERNEL_VARIANT_AVX2: return "AVX2 + FMA + F16C";
+    case KERNEL_VARIANT_AVX512: return "AVX-512 F/BW/DQ/VL + VNNI";
+    default: return "nothing beyond x86-64";
+    }
+}
+
+// The variant a test runs on (its cmocka state); skips the test (counted) when this CPU, as
+// capped by GARLIC_CPU, cannot run it.
+static kernel_variant test_variant(void **state)
+{
+    kernel_variant v = *(const kernel_variant *)*state;
+    if (!kernel_variant_available(v)) {
+        print_message("skipped: this CPU has no %s (variant %s)\n", variant_isa(v),
+                      kernel_variant_label(v));
+        skip();
+    }
+    return v;
+}
 
 static size_t row_bytes(uint32_t type, int64_t n)
 {
@@ -225,7 +254,7 @@ static void fill_act_cases(test_rng *rng, float *x, int64_t n)
 
 static void test_act_variants_exact(void **state)
 {
-    (void)state;
+    kernel_variant v = test_variant(state);
     test_rng rng;
     test_rng_seed(&rng, 55);
     const uint32_t types[] = {TENSOR_TYPE_Q4_0, TENSOR_TYPE_Q4_1, TENSOR_TYPE_Q4_K,
@@ -234,22 +263,15 @@ static void test_act_variants_exact(void **state)
     float *x = malloc((size_t)n * sizeof *x);
     uint8_t *want = malloc((size_t)n * 4), *got = malloc((size_t)n * 4);
     assert_true(x && want && got);
-    for (int v = KERNEL_VARIANT_AVX2; v < KERNEL_VARIANT_COUNT; v++) {
-        if (!kernel_variant_available((kernel_variant)v)) {
-            print_message("skipped: this CPU has no %s\n", kernel_variant_label((kernel_variant)v));
-            continue;
-        }
-        for (int rep = 0; rep < 4; rep++) {
-            fill_act_cases(&rng, x, n);
-            for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
-                size_t bytes = kernel_act_row_size(types[t], n);
-                kernel_act_convert_variant(KERNEL_VARIANT_REF, types[t], x, want, n);
-                kernel_act_convert_variant((kernel_variant)v, types[t], x, got, n);
-                if (memcmp(want, got, bytes) != 0)
-                    fail_msg("%s activation conversion for %s differs from the scalar one",
-                             kernel_variant_label((kernel_variant)v),
-                             tensor_type_get(types[t])->name);
-            }
+    for (int rep = 0; rep < 4; rep++) {
+        fill_act_cases(&rng, x, n);
+        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+            size_t bytes = kernel_act_row_size(types[t], n);
+            kernel_act_convert_variant(KERNEL_VARIANT_REF, types[t], x, want, n);
+            kernel_act_convert_variant(v, types[t], x, got, n);
+            if (memcmp(want, got, bytes) != 0)
+                fail_msg("%s activation conversion for %s differs from the scalar one",
+                         kernel_variant_label(v), tensor_type_get(types[t])->name);
         }
     }
     free(x), free(want), free(got);
@@ -349,8 +371,7 @@ static double check_ref_once(test_rng *rng, uint32_t type, int64_t n, int mode)
         vs_x += (double)wf[i] * x[i];
         x_err += fabs((double)wf[i]) * act_error(act_type, x, i);
     }
-    const kernel_type_ops *ops = kernel_variant_type_ops(KERNEL_VARIANT_REF, type, true);
-    double got = ops->dot(w, act, n);
+    double got = kernel_variant_dot(KERNEL_VARIANT_REF, type, w, act, n);
     double tol = SUM_RTOL * mass + q8_1_s_error(type, w, act, n) + 1e-30;
     if (fabs(got - exact) > tol)
         fail_msg("%s n=%lld mode %d: ref %.9g, dequantized %.9g, tolerance %.3g",
@@ -404,8 +425,6 @@ static int test_lengths(uint32_t type, int64_t out[6])
 // relative to the mass sum |w_i a_i|.
 static double check_variant_type(test_rng *rng, kernel_variant v, uint32_t type)
 {
-    const kernel_type_ops *ops = kernel_variant_type_ops(v, type, true);
-    const kernel_type_ops *ref = kernel_variant_type_ops(KERNEL_VARIANT_REF, type, true);
     int64_t lengths[6];
     int count = test_lengths(type, lengths);
     double worst = 0.0;
@@ -423,7 +442,8 @@ static double check_variant_type(test_rng *rng, kernel_variant v, uint32_t type)
             double mass = 1e-30;
             for (int64_t i = 0; i < n; i++)
                 mass += fabs((double)wf[i] * af[i]);
-            double want = ref->dot(w, act, n), got = ops->dot(w, act, n);
+            double want = kernel_variant_dot(KERNEL_VARIANT_REF, type, w, act, n);
+            double got = kernel_variant_dot(v, type, w, act, n);
             double rel = fabs(got - want) / mass;
             if (rel > SUM_RTOL)
                 fail_msg("%s %s n=%lld mode %d: %.9g, ref %.9g (error %.3g of the mass)",
@@ -439,30 +459,24 @@ static double check_variant_type(test_rng *rng, kernel_variant v, uint32_t type)
 
 static void test_variants_vs_ref(void **state)
 {
-    (void)state;
+    kernel_variant v = test_variant(state);
     test_rng rng;
     test_rng_seed(&rng, 22);
     int checked = 0;
-    for (int v = KERNEL_VARIANT_AVX2; v < KERNEL_VARIANT_COUNT; v++) {
-        if (!kernel_variant_available((kernel_variant)v)) {
-            print_message("skipped: this CPU has no %s\n", kernel_variant_label((kernel_variant)v));
+    for (int t = 0; t < N_WEIGHT_TYPES; t++) {
+        uint32_t type = weight_types[t];
+        if (!kernel_variant_type_ops(v, type, true)) {
+            print_message("%s has no %s kernel of its own (uses a lower variant)\n",
+                          kernel_variant_label(v), tensor_type_get(type)->name);
             continue;
         }
-        for (int t = 0; t < N_WEIGHT_TYPES; t++) {
-            uint32_t type = weight_types[t];
-            if (!kernel_variant_type_ops((kernel_variant)v, type, true)) {
-                print_message("%s has no %s kernel of its own (uses a lower variant)\n",
-                              kernel_variant_label((kernel_variant)v), tensor_type_get(type)->name);
-                continue;
-            }
-            double worst = check_variant_type(&rng, (kernel_variant)v, type);
-            print_message("%-11s %-7s worst |simd - ref| / mass = %.2g\n",
-                          kernel_variant_label((kernel_variant)v), tensor_type_get(type)->name,
-                          worst);
-            checked++;
-        }
+        double worst = check_variant_type(&rng, v, type);
+        print_message("%-11s %-7s worst |simd - ref| / mass = %.2g\n", kernel_variant_label(v),
+                      tensor_type_get(type)->name, worst);
+        checked++;
     }
-    print_message("%d SIMD dot products checked against the reference\n", checked);
+    print_message("%d %s dot products checked against the reference\n", checked,
+                  kernel_variant_label(v));
 }
 
 // ---- 4. matrix product against row-by-row dots ----
@@ -501,22 +515,20 @@ static void check_matmul(test_rng *rng, kernel_variant v, uint32_t type, int64_t
     free(af);
     for (int64_t i = 0; i < ldy * n_act; i++)
         y[i] = -12345.0f;
-    kernel_matmul_variant(v, type, w, n, r0, r1, act, n_act, y, ldy);
-    const kernel_type_ops *ops = kernel_variant_type_ops(v, type, false);
-    const kernel_type_ops *ref = kernel_variant_type_ops(KERNEL_VARIANT_REF, type, false);
+    kernel_matmul_variant(v, type, false, w, n, r0, r1, act, n_act, y, ldy);
     for (int64_t b = 0; b < n_act; b++) {
         for (int64_t r = 0; r < ldy; r++) {
             float got = y[b * ldy + r];
             bool in = r >= r0 && r < r1;
             const uint8_t *wr = w + (size_t)r * wb, *ar = act + (size_t)b * ab;
-            float want = in ? ops->dot(wr, ar, n) : -12345.0f;
+            float want = in ? kernel_variant_dot(v, type, wr, ar, n) : -12345.0f;
             if (got != want)
                 fail_msg("%s %s n=%lld n_act=%lld: y[%lld][%lld] = %.9g, dot %.9g",
                          kernel_variant_label(v), tensor_type_get(type)->name, (long long)n,
                          (long long)n_act, (long long)b, (long long)r, got, want);
             if (!in)
                 continue;
-            double exact = ref->dot(wr, ar, n);
+            double exact = kernel_variant_dot(KERNEL_VARIANT_REF, type, wr, ar, n);
             if (fabs(got - exact) > SUM_RTOL * mass[r * n_act + b])
                 fail_msg("%s %s n=%lld n_act=%lld: y[%lld][%lld] = %.9g, ref %.9g",
                          kernel_variant_label(v), tensor_type_get(type)->name, (long long)n,
@@ -540,24 +552,27 @@ static int64_t matmul_length(uint32_t type, bool long_row)
 
 static void test_matmul_vs_dot(void **state)
 {
-    (void)state;
+    kernel_variant v = test_variant(state);
     test_rng rng;
     test_rng_seed(&rng, 33);
     const int64_t batch[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 64};
     enum { N_BATCH = sizeof batch / sizeof batch[0] };
-    for (int v = 0; v < KERNEL_VARIANT_COUNT; v++) {
-        if (!kernel_variant_available((kernel_variant)v))
-            continue;
-        for (int t = 0; t < N_WEIGHT_TYPES; t++) {
-            for (int k = 0; k < N_BATCH; k++) {
-                // Long rows with a few batch sizes only: they cost the scalar variant time.
-                bool long_row = batch[k] == 3 || batch[k] == 9;
-                check_matmul(&rng, (kernel_variant)v, weight_types[t], batch[k],
-                             matmul_length(weight_types[t], long_row));
-            }
+    for (int t = 0; t < N_WEIGHT_TYPES; t++) {
+        for (int k = 0; k < N_BATCH; k++) {
+            // Long rows with a few batch sizes only: they cost the scalar variant time.
+            bool long_row = batch[k] == 3 || batch[k] == 9;
+            check_matmul(&rng, v, weight_types[t], batch[k],
+                         matmul_length(weight_types[t], long_row));
         }
     }
-    // The public entry points use the active variant.
+}
+
+// The public entry points use the active variant.
+static void test_public_matmul(void **state)
+{
+    (void)state;
+    test_rng rng;
+    test_rng_seed(&rng, 34);
     enum { ROWS = 6, N_ACT = 5 };
     const int64_t n = 512, rows = ROWS, n_act = N_ACT;
     for (int t = 0; t < N_WEIGHT_TYPES; t++) {
@@ -572,7 +587,8 @@ static void test_matmul_vs_dot(void **state)
             kernel_act_convert(type, x, act + (size_t)b * ab, n);
         }
         kernel_matmul(type, w, n, 0, rows, act, n_act, y0, rows);
-        kernel_matmul_variant(kernel_variant_active(), type, w, n, 0, rows, act, n_act, y1, rows);
+        kernel_matmul_variant(kernel_variant_active(), type, false, w, n, 0, rows, act, n_act, y1,
+                              rows);
         assert_memory_equal(y0, y1, sizeof y0);
         assert_true(kernel_dot(type, w, act, n) == y0[0]);
         free(w), free(act), free(x);
@@ -747,79 +763,121 @@ static void check_exp_ops(test_rng *rng, kernel_variant v, int64_t n)
     free(x), free(e), free(g), free(u);
 }
 
-// Packed rows (the active variant's own layout, where it has one) give exactly the plain
-// rows' products: row lengths with and without leftover blocks, 1 to 13 activation rows,
-// row ranges that start anywhere; packing in place gives the same bytes.
+// Packed rows (a variant's own layout, where it has one) give exactly the plain rows'
+// products: row lengths with and without leftover blocks, 1 to 13 activation rows, row
+// ranges that start anywhere; packing in place gives the same bytes. Registered for the
+// variants that have packed layouts (the test fails if one has none).
 static void test_packed_matmul(void **state)
 {
-    (void)state;
+    kernel_variant v = test_variant(state);
     test_rng rng;
     test_rng_seed(&rng, 45);
     int checked = 0;
     for (uint32_t type = 0; type < TENSOR_TYPE_COUNT; type++) {
-        if (!kernel_supports(type) || !kernel_packs(type))
+        const kernel_type_ops *ops = kernel_variant_type_ops(v, type, true);
+        if (!ops || !ops->pack)
             continue;
         const tensor_type_traits *tr = tensor_type_get(type);
         const int64_t lengths[] = {256, 288, 2048, 2080, 8192 + 288}; // the last: two chunks
         for (int l = 0; l < 5; l++) {
             int64_t n = lengths[l] / tr->block_size * tr->block_size, rows = 37;
-            uint64_t row_bytes = 0;
-            tensor_row_size(type, (uint64_t)n, &row_bytes);
-            uint8_t *w = malloc((size_t)(row_bytes * rows)), *pw = malloc((size_t)(row_bytes * rows));
+            size_t rb = row_bytes(type, n);
+            uint8_t *w = malloc(rb * rows), *pw = malloc(rb * rows);
             size_t as = kernel_act_row_size(type, n);
             uint8_t *act = malloc(as * 13);
             float *x = malloc((size_t)n * sizeof *x);
-            float *y0 = calloc((size_t)(rows * 13), sizeof *y0), *y1 = calloc((size_t)(rows * 13), sizeof *y1);
+            float *y0 = calloc((size_t)(rows * 13), sizeof *y0);
+            float *y1 = calloc((size_t)(rows * 13), sizeof *y1);
             assert_true(w && pw && act && x && y0 && y1);
             fill_weights(&rng, type, 1, w, rows * n); // every code and nibble pattern
             for (int b = 0; b < 13; b++) {
                 fill_normal(&rng, x, n);
-                kernel_act_convert(type, x, act + (size_t)b * as, n);
+                kernel_act_convert_variant(v, type, x, act + (size_t)b * as, n);
             }
-            kernel_pack_rows(type, w, pw, rows, n);
+            for (int64_t r = 0; r < rows; r++)
+                ops->pack(w + (size_t)r * rb, pw + (size_t)r * rb, n);
             for (int64_t n_act = 1; n_act <= 13; n_act += 3) {
                 for (int64_t r0 = 0; r0 < rows; r0 += 11) {
                     int64_t r1 = r0 + 11 < rows ? r0 + 11 : rows;
-                    kernel_matmul(type, w, n, r0, r1, act, n_act, y0, rows);
-                    kernel_matmul_packed(type, pw, n, r0, r1, act, n_act, y1, rows);
+                    kernel_matmul_variant(v, type, false, w, n, r0, r1, act, n_act, y0, rows);
+                    kernel_matmul_variant(v, type, true, pw, n, r0, r1, act, n_act, y1, rows);
                 }
                 assert_memory_equal(y0, y1, (size_t)(rows * n_act) * sizeof *y0);
             }
-            kernel_pack_rows(type, w, w, rows, n); // in place
-            assert_memory_equal(w, pw, (size_t)(row_bytes * rows));
+            for (int64_t r = 0; r < rows; r++) // in place
+                ops->pack(w + (size_t)r * rb, w + (size_t)r * rb, n);
+            assert_memory_equal(w, pw, rb * rows);
             free(w), free(pw), free(act), free(x), free(y0), free(y1);
             checked++;
         }
     }
     if (!checked)
-        print_message("skipped: the kernels of this CPU read no packed layout\n");
+        fail_msg("%s has no packed layout: register test_packed_matmul for it no more",
+                 kernel_variant_label(v));
+    print_message("%d packed products of %s checked\n", checked, kernel_variant_label(v));
+}
+
+// The public packing entry points use the active variant's layouts.
+static void test_public_packed(void **state)
+{
+    (void)state;
+    test_rng rng;
+    test_rng_seed(&rng, 46);
+    int packs = 0;
+    enum { ROWS = 5, N_ACT = 3 };
+    const int64_t n = 512;
+    for (uint32_t type = 0; type < TENSOR_TYPE_COUNT; type++) {
+        if (!kernel_supports(type) || !kernel_packs(type))
+            continue;
+        const kernel_type_ops *ops = kernel_variant_type_ops(kernel_variant_active(), type, false);
+        assert_non_null(ops->pack);
+        size_t rb = row_bytes(type, n), as = kernel_act_row_size(type, n);
+        uint8_t *w = malloc(rb * ROWS), *pw = malloc(rb * ROWS), *act = malloc(as * N_ACT);
+        float *x = malloc(n * sizeof *x), y0[ROWS * N_ACT], y1[ROWS * N_ACT];
+        assert_true(w && pw && act && x);
+        fill_weights(&rng, type, 1, w, n * ROWS);
+        for (int b = 0; b < N_ACT; b++) {
+            fill_normal(&rng, x, n);
+            kernel_act_convert(type, x, act + (size_t)b * as, n);
+        }
+        kernel_pack_rows(type, w, pw, ROWS, n);
+        kernel_matmul(type, w, n, 0, ROWS, act, N_ACT, y0, ROWS);
+        kernel_matmul_packed(type, pw, n, 0, ROWS, act, N_ACT, y1, ROWS);
+        assert_memory_equal(y0, y1, sizeof y0);
+        free(w), free(pw), free(act), free(x);
+        packs++;
+    }
+    print_message("%s packs %d types\n", kernel_variant_name(), packs);
 }
 
 static void test_float_helpers(void **state)
 {
-    (void)state;
+    kernel_variant v = test_variant(state);
     test_rng rng;
     test_rng_seed(&rng, 44);
     const int64_t lengths[] = {1, 7, 16, 33, 64, 100, 128, 256, 1003, 4096};
-    for (int v = 0; v < KERNEL_VARIANT_COUNT; v++) {
-        if (!kernel_variant_available((kernel_variant)v)) {
-            print_message("skipped: this CPU has no %s\n", kernel_variant_label((kernel_variant)v));
-            continue;
-        }
-        for (int l = 0; l < 10; l++) {
-            check_float_ops(&rng, (kernel_variant)v, lengths[l]);
-            for (int64_t rows = 1; rows <= 16; rows += 5)
-                for (int64_t n_q = 1; n_q <= 11; n_q += 5)
-                    check_row_ops(&rng, (kernel_variant)v, lengths[l], rows, n_q);
-            check_exp_ops(&rng, (kernel_variant)v, lengths[l]);
-        }
+    for (int l = 0; l < 10; l++) {
+        check_float_ops(&rng, v, lengths[l]);
+        for (int64_t rows = 1; rows <= 16; rows += 5)
+            for (int64_t n_q = 1; n_q <= 11; n_q += 5)
+                check_row_ops(&rng, v, lengths[l], rows, n_q);
+        check_exp_ops(&rng, v, lengths[l]);
     }
-    // The public helpers agree with the active variant.
+}
+
+// The public helpers agree with the active variant.
+static void test_public_float_helpers(void **state)
+{
+    (void)state;
     float a[3] = {1, 2, 3}, b[3] = {4, 5, 6};
     assert_true(kernel_dot_f32(a, b, 3) == 32.0f);
     kernel_axpy_f32(a, 2.0f, b, 3);
     assert_true(a[0] == 9.0f && a[1] == 12.0f && a[2] == 15.0f);
 }
+
+// A test of one variant: named after the test and the variant, the variant as its state.
+#define VARIANT_TEST(f, v, label)                                                            \
+    {#f " " label, f, NULL, NULL, (void *)&variant_ids[v]}
 
 int main(void)
 {
@@ -827,13 +885,22 @@ int main(void)
         cmocka_unit_test(test_act_q8_0_block),
         cmocka_unit_test(test_act_q8_k_block),
         cmocka_unit_test(test_act_float_formats),
-        cmocka_unit_test(test_act_variants_exact),
+        VARIANT_TEST(test_act_variants_exact, KERNEL_VARIANT_AVX2, "avx2"),
+        VARIANT_TEST(test_act_variants_exact, KERNEL_VARIANT_AVX512, "avx512_vnni"),
         cmocka_unit_test(test_type_table),
         cmocka_unit_test(test_ref_vs_dequantized),
-        cmocka_unit_test(test_variants_vs_ref),
-        cmocka_unit_test(test_matmul_vs_dot),
-        cmocka_unit_test(test_packed_matmul),
-        cmocka_unit_test(test_float_helpers),
+        VARIANT_TEST(test_variants_vs_ref, KERNEL_VARIANT_AVX2, "avx2"),
+        VARIANT_TEST(test_variants_vs_ref, KERNEL_VARIANT_AVX512, "avx512_vnni"),
+        VARIANT_TEST(test_matmul_vs_dot, KERNEL_VARIANT_REF, "scalar"),
+        VARIANT_TEST(test_matmul_vs_dot, KERNEL_VARIANT_AVX2, "avx2"),
+        VARIANT_TEST(test_matmul_vs_dot, KERNEL_VARIANT_AVX512, "avx512_vnni"),
+        cmocka_unit_test(test_public_matmul),
+        VARIANT_TEST(test_packed_matmul, KERNEL_VARIANT_AVX512, "avx512_vnni"),
+        cmocka_unit_test(test_public_packed),
+        VARIANT_TEST(test_float_helpers, KERNEL_VARIANT_REF, "scalar"),
+        VARIANT_TEST(test_float_helpers, KERNEL_VARIANT_AVX2, "avx2"),
+        VARIANT_TEST(test_float_helpers, KERNEL_VARIANT_AVX512, "avx512_vnni"),
+        cmocka_unit_test(test_public_float_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

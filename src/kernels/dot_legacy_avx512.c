@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: MIT
+// AVX-512 VNNI kernels for the weight types of 32-value blocks (ggml's "legacy" quants),
+// compiled with the AVX-512 flags and chosen at run time only when cpuid reports them. Those
+// paired with Q8_0 activations (Q4_0, Q5_0, Q8_0, IQ4_NL) go through the lane product of
+// dot_avx512.h: this file gathers eight blocks' codes and scales into its operands (word
+// permutes of 128-byte windows that reach no byte past the row's last block), prepares the
+// Q8_0 activation rows, and keeps the packed layouts of Q4_0 and Q8_0, which load without
+// permutes. Q4_1 and Q5_1 (Q8_1 activations) keep kernels over 1 or 4 activation rows, as in
+// the AVX2 file.
+#if defined(__x86_64__)
+#include "kernels/dot_avx512.h"
+
+// lo in lanes 0..7, hi in lanes 8..15.
+ALWAYS_INLINE __m512 join_scales(float lo, float hi)
+{
+    return _mm512_insertf32x8(_mm512_set1_ps(lo), _mm256_set1_ps(hi), 1);
+}
+
+// 16 in byte j where bit j of the little-endian 32-bit word at p is set, else 0.
+ALWAYS_INLINE __m256i fifth_bits(const uint8_t *p)
+{
+    uint32_t word;
+    memcpy(&word, p, 4);
+    return _mm256_maskz_set1_epi8((__mmask32)word, 16);
+}
+
+// ---- weights x Q8_0: Q4_0, Q5_0, Q8_0, IQ4_NL, by the lane product ----
+
+// Word indices for the gathers: out word i takes word idx[i] of a 128-byte window.
+// 18-byte blocks (Q4_0, IQ4_NL): codes of blocks 0..3 from byte 0 and of blocks 4..7 from
+// byte 16; the eight scales spread over their lanes.
+static const uint16_t idx_qs18a[32] __attribute__((aligned(64))) = {
+    1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12, 13, 14, 15, 16, 17,
+    19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 30, 31, 32, 33, 34, 35,
+};
+static const uint16_t idx_qs18b[32] __attribute__((aligned(64))) = {
+    29, 30, 31, 32, 33, 34, 35, 36, 38, 39, 40, 41, 42, 43, 44, 45,
+    47, 48, 49, 50, 51, 52, 53, 54, 56, 57, 58, 59, 60, 61, 62, 63,
+};
+static const uint16_t idx_d18[32] __attribute__((aligned(64))) = {
+    0, 0, 36, 36, 9, 9, 45, 45, 18, 18, 54, 54, 27, 27, 63, 63,
+    0, 0, 0,  0,  0, 0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+};
+// 22-byte blocks (Q5_0): codes of blocks 0..3 from byte 0 and 4..7 from byte 48; then, from
+// the same two windows (blended by lane), the spread scales in words 0..15 and the fifth
+// bits qh of blocks 0, 4, 1, 5, 2, 6, 3, 7 in words 16..31.
+static const uint16_t idx_qs22a[32] __attribute__((aligned(64))) = {
+    3,  4,  5,  6,  7,  8,  9,  10, 14, 15, 16, 17, 18, 19, 20, 21,
+    25, 26, 27, 28, 29, 30, 31, 32, 36, 37, 38, 39, 40, 41, 42, 43,
+};
+static const uint16_t idx_qs22b[32] __attribute__((aligned(64))) = {
+    23, 24, 25, 26, 27, 28, 29, 30, 34, 35, 36, 37, 38, 39, 40, 41,
+    45, 46, 47, 48, 49, 50, 51, 52, 56, 57, 58, 59, 60, 61, 62, 63,
+};
+static const uint16_t idx_dqh22a[32] __attribute__((aligned(64))) = {
+    0, 0, 0, 0, 11, 11, 0, 0, 22, 22, 0, 0, 33, 33, 0, 0,
+    1, 2, 0, 0, 12, 13, 0, 0, 23, 24, 0, 0, 34, 35, 0, 0,
+};
+static const uint16_t idx_dqh22b[32] __attribute__((aligned(64))) = {
+    0, 0, 20, 20, 0, 0, 31, 31, 0, 0, 42, 42, 0, 0, 53, 53,
+    0, 0, 21, 22, 0, 0, 32, 33, 0, 0, 43, 44, 0, 0, 54, 55,
+};
+// 34-byte blocks (Q8_0): values 0..15 of blocks 0..3 from byte 0 (4..7: from byte 136) and
+// values 16..31 from byte 8 (4..7: from byte 144); the scales of blocks 0..3 (4..7) from
+// byte 0 (136), one per four words.
+static const uint16_t idx_lo34[32] __attribute__((aligned(64))) = {
+    1,  2,  3,  4,  5,  6,  7,  8,  18, 19, 20, 21, 22, 23, 24, 25,
+    35, 36, 37, 38, 39, 40, 41, 42, 52, 53, 54, 55, 56, 57, 58, 59,
+};
+static const uint16_t idx_hi34[32] __attribute__((aligned(64))) = {
+    5,  6,  7,  8,  9,  10, 11, 12, 22, 23, 24, 25, 26, 27, 28, 29,
+    39, 40, 41, 42, 43, 44, 45, 46, 56, 57, 58, 59, 60, 61, 62, 63,
+};
+static const uint16_t idx_d34[32] __attribute__((aligned(64))) = {
+    0, 0, 0, 0, 17, 17, 17, 17, 34, 34, 34, 34, 51, 51, 51, 51,
+    0, 0, 0, 0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+};
+
+// Bytes [from, from + 64) of p, zero from byte `end` on (nothing past it is read).
+ALWAYS_INLINE __m512i load_upto(const uint8_t *p, int from, int end)
+{
+    int count = end - from;
+    if (count >= 64)
+        return _mm512_loadu_si512((const void *)(p + from));
+    if (count <= 0)
+        return _mm512_setzero_si512();
+    return _mm512_maskz_loadu_epi8((__mmask64)((1ull << count) - 1), p + from);
+}
+
+// The words idx of the 128-byte window at p + from (bytes from `end` on read as zero).
+ALWAYS_INLINE __m512i gather_words(const uint8_t *p, int from, int end, const uint16_t *idx)
+{
+    return _mm512_permutex2var_epi16(load_upto(p, from, end), _mm512_load_si512(idx),
+                                     load_upto(p, from + 64, end));
+}
+
+// The 16 half scales in the low 256 bits of v as floats.
+ALWAYS_INLINE __m512 halves16(__m512i v)
+{
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(v));
+}
+
+// Operands from the codes of blocks 0..3 (lo/hi: values 0..15 / 16..31, block i in 128-bit
+// lane i) and of blocks 4..7.
+ALWAYS_INLINE void interleave_blocks(__m512i lo_a, __m512i hi_a, __m512i lo_b, __m512i hi_b,
+                                     __m512i x[4])
+{
+    x[0] = _mm512_unpacklo_epi64(lo_a, lo_b);
+    x[1] = _mm512_unpackhi_epi64(lo_a, lo_b);
+    x[2] = _mm512_unpacklo_epi64(hi_a, hi_b);
+    x[3] = _mm512_unpackhi_epi64(hi_a, hi_b);
+}
+
+// Operands from 16 packed nibble bytes per block (block i of raw_a in 128-bit lane i, block
+// 4 + i of raw_b): low nibbles are values 0..15, high ones 16..31.
+ALWAYS_INLINE void nibble_operands(__m512i raw_a, __m512i raw_b, __m512i x[4])
+{
+    split_nibbles(_mm512_unpacklo_epi64(raw_a, raw_b), _mm512_unpackhi_epi64(raw_a, raw_b), x);
+}
+
+// Eight 34-byte blocks from p (nblk present, the rest zero): signed codes and scales.
+ALWAYS_INLINE lane_operands q8_0_blocks(const uint8_t *p, int nblk)
+{
+    int end = nblk * (int)sizeof(block_q8_0);
+    __m512i a0 = load_upto(p, 0, end), a1 = load_upto(p, 64, end);
+    __m512i b0 = load_upto(p, 136, end), b1 = load_upto(p, 200, end);
+    const __m512i idx_lo = _mm512_load_si512(idx_lo34), idx_d = _mm512_load_si512(idx_d34);
+    __m512i lo_a = _mm512_permutex2var_epi16(a0, idx_lo, a1);
+    __m512i lo_b = _mm512_permutex2var_epi16(b0, idx_lo, b1);
+    __m512i hi_a = gather_words(p, 8, end, idx_hi34);
+    __m512i hi_b = gather_words(p, 144, end, idx_hi34);
+    __m512i d16 = _mm512_mask_blend_epi16(0xCCCCCCCC, _mm512_permutex2var_epi16(a0, idx_d, a1),
+                                          _mm512_permutex2var_epi16(b0, idx_d, b1));
+    lane_operands s;
+    interleave_blocks(lo_a, hi_a, lo_b, hi_b, s.x);
+    s.d = halves16(d16);
+    return s;
+}
+
+// The fifth bits of eight Q5_0 blocks, qh words of blocks 0, 4, 1, 5, 2, 6, 3, 7 in the
+// high 256 bits of dqh, added (as 16) to the operands' codes.
+ALWAYS_INLINE void add_fifth_bits(__m512i dqh, __m512i x[4])
+{
+    // Byte q of every qh word into qword q: qword q is then the bit mask of operand q.
+    const __m256i by_byte = _mm256_broadcastsi128_si256(
+        _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+    __m256i t = _mm256_shuffle_epi8(_mm512_extracti64x4_epi64(dqh, 1), by_byte);
+    t = _mm256_permutevar8x32_epi32(t, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    __m128i m01 = _mm256_castsi256_si128(t), m23 = _mm256_extracti128_si256(t, 1);
+    const uint64_t masks[4] = {
+        (uint64_t)_mm_cvtsi128_si64(m01), (uint64_t)_mm_extract_epi64(m01, 1),
+        (uint64_t)_mm_cvtsi128_si64(m23), (uint64_t)_mm_extract_epi64(m23, 1)};
+#pragma GCC unroll 8
+    for (int q = 0; q < 4; q++)
+        x[q] = _mm512_or_si512(x[q], _mm512_maskz_set1_epi8((__mmask64)masks[q], 16));
+}
+
+// The packed Q4_0 layout: every whole group of eight blocks of a row (144 bytes) is stored
+// as the operands' bytes, in the order nibble_operands makes them (raw0: for i = 0..3 codes
+// 0..7 of block i then of block 4 + i; raw1: codes 8..15 likewise), then the eight half
+// scales in the order 0, 4, 1, 5, 2, 6, 3, 7. Blocks after the last whole group stay as they
+// are. Rows keep their size, so row offsets do not change; the loads need no permutes.
+static void pack_q4_0(const void *row, void *dst, int64_t n)
+{
+    static const int d_order[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+    const block_q4_0 *b = row;
+    uint8_t *out = dst;
+    int64_t nb = n / QK4_0, g = 0;
+    for (; g + 8 <= nb; g += 8, out += 8 * sizeof(block_q4_0)) {
+        const block_q4_0 *x = b + g;
+        uint8_t tmp[8 * sizeof(block_q4_0)];
+        for (int i = 0; i < 4; i++) {
+            memcpy(tmp + 16 * i, x[i].qs, 8);
+            memcpy(tmp + 16 * i + 8, x[4 + i].qs, 8);
+            memcpy(tmp + 64 + 16 * i, x[i].qs + 8, 8);
+            memcpy(tmp + 64 + 16 * i + 8, x[4 + i].qs + 8, 8);
+        }
+        for (int i = 0; i < 8; i++)
+            memcpy(tmp + 128 + 2 * i, &x[d_order[i]].d, 2);
+        memcpy(out, tmp, sizeof tmp);
+    }
+    memmove(out, b + g, (size_t)(nb - g) * sizeof(block_q4_0));
+}
+
+// The packed Q8_0 layout: every whole group of eight blocks of a row (272 bytes) is stored
+// as the four operands q8_0_operands makes (codes made unsigned, 256 bytes), then the eight
+// half scales in the order 0, 4, 1, 5, 2, 6, 3, 7; blocks after the last whole group stay.
+static void pack_q8_0(const void *row, void *dst, int64_t n)
+{
+    static const int d_order[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+    const uint8_t *src = row;
+    uint8_t *out = dst;
+    int64_t nb = n / QK8_0, g = 0;
+    for (; g + 8 <= nb; g += 8) {
+        const uint8_t *p = src + (size_t)g * sizeof(block_q8_0);
+        lane_operands v = q8_0_blocks(p, 8);
+        uint8_t tmp[8 * sizeof(block_q8_0)];
+        for (int i = 0; i < 4; i++)
+            _mm512_storeu_si512((void *)(tmp + 64 * i),
+                                _mm512_xor_si512(v.x[i], _mm512_set1_epi8((char)0x80)));
+        for (int i = 0; i < 8; i++)
+            memcpy(tmp + 256 + 2 * i, p + (size_t)d_order[i] * sizeof(block_q8_0), 2);
+        memcpy(out + (size_t)g * sizeof(block_q8_0), tmp, sizeof tmp);
+    }
+    memmove(out + (size_t)g * sizeof(block_q8_0), src + (size_t)g * sizeof(block_q8_0),
+            (size_t)(nb - g) * sizeof(block_q8_0));
+}
+
+// A whole group of eight packed Q8_0 blocks.
+ALWAYS_INLINE lane_operands q8_0_group_packed(const uint8_t *p)
+{
+    lane_operands s;
+#pragma GCC unroll 8
+    for (int i = 0; i < 4; i++)
+        s.x[i] = _mm512_loadu_si512((const void *)(p + 64 * i));
+    s.d = packed_scales(p + 256);
+    return s;
+}
+
+// A whole group of eight packed Q4_0 blocks: the same operands and scales q4_0_operands makes from the plain
+// layout.
+ALWAYS_INLINE lane_operands q4_0_group_packed(const uint8_t *p)
+{
+    lane_operands s;
+    split_nibbles(_mm512_loadu_si512((const void *)p), _mm512_loadu_si512((const void *)(p + 64)),
+                  s.x);
+    s.d = packed_scales(p + 128);
+    return s;
+}
+
+// The operands of each layout's step (lane_operands_fn): eight blocks at p, nblk present.
+
+// Q4_0 and IQ4_NL (18-byte blocks): the codes as they are stored.
+ALWAYS_INLINE lane_operands blocks18_operands(const uint8_t *p, int nblk)
+{
+    int end = nblk * (int)sizeof(block_q4_0);
+    __m512i a0 = load_upto(p, 0, end), a1 = load_upto(p, 64, end);
+    lane_operands s;
+    nibble_operands(_mm512_permutex2var_epi16(a0, _mm512_load_si512(idx_qs18a), a1),
+                    gather_words(p, 16, end, idx_qs18b), s.x);
+    s.d = halves16(_mm512_permutex2var_epi16(a0, _mm512_load_si512(idx_d18), a1));
+    return s;
+}
+
+// Q4_0: codes q + 8, unsigned as stored.
+ALWAYS_INLINE lane_operands q4_0_operands(const uint8_t *p, int nblk)
+{
+    return blocks18_operands(p, nblk);
+}
+
+// Packed Q4_0 rows: the blocks after the last whole group of eight are plain.
+ALWAYS_INLINE lane_operands q4_0_packed_operands(const uint8_t *p, int nblk)
+{
+    return nblk == 8 ? q4_0_group_packed(p) : blocks18_operands(p, nblk);
+}
+
+// IQ4_NL: the grid values plus 128, as unsigned bytes.
+ALWAYS_INLINE lane_operands iq4_nl_operands(const uint8_t *p, int nblk)
+{
+    lane_operands s = blocks18_operands(p, nblk);
+    const __m512i grid = _mm512_xor_si512(
+        _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)tensor_iq4_nl_values)),
+        _mm512_set1_epi8((char)0x80));
+#pragma GCC unroll 8
+    for (int i = 0; i < 4; i++)
+        s.x[i] = _mm512_shuffle_epi8(grid, s.x[i]);
+    return s;
+}
+
+// Q5_0 (22-byte blocks): codes q + 16 with the fifth bits.
+ALWAYS_INLINE lane_operands q5_0_operands(const uint8_t *p, int nblk)
+{
+    int end = nblk * (int)sizeof(block_q5_0);
+    __m512i a0 = load_upto(p, 0, end), a1 = load_upto(p, 64, end);
+    __m512i b0 = load_upto(p, 48, end), b1 = load_upto(p, 112, end);
+    lane_operands s;
+    nibble_operands(_mm512_permutex2var_epi16(a0, _mm512_load_si512(idx_qs22a), a1),
+                    _mm512_permutex2var_epi16(b0, _mm512_load_si512(idx_qs22b), b1), s.x);
+    __m512i dqh = _mm512_mask_blend_epi16(
+        0xCCCCCCCC, _mm512_permutex2var_epi16(a0, _mm512_load_si512(idx_dqh22a), a1),
+        _mm512_permutex2var_epi16(b0, _mm512_load_si512(idx_dqh22b), b1));
+    add_fifth_bits(dqh, s.x);
+    s.d = halves16(dqh);
+    return s;
+}
+
+// Q8_0: codes q + 128, made unsigned.
+ALWAYS_INLINE lane_operands q8_0_operands(const uint8_t *p, int nblk)
+{
+    lane_operands s = q8_0_blocks(p, nblk);
+#pragma GCC unroll 8
+    for (int i = 0; i < 4; i++)
+        s.x[i] = _mm512_xor_si512(s.x[i], _mm512_set1_epi8((char)0x80));
+    return s;
+}
+
+// Packed Q8_0 rows: the blocks after the last whole group of eight are plain.
+ALWAYS_INLINE lane_operands q8_0_packed_operands(const uint8_t *p, int nblk)
+{
+    return nblk == 8 ? q8_0_group_packed(p) : q8_0_operands(p, nblk);
+}
+
+// Prepares one Q8_0 activation row's len values from a into dst (LANE_PREP_STEP bytes a
+// step): x0..x3, the starting sums -offset * (four-byte sums of the codes) and the spread
+// scales, for weight codes that carry `offset`.
+ALWAYS_INLINE void prepare_q8_0(const uint8_t *a, int64_t len, int offset, uint8_t *dst)
+{
+    const __m512i off = _mm512_set1_epi8((char)offset);
+    int64_t nb = len / 32;
+    for (int64_t b = 0; b < nb; b += 8, a += 8 * sizeof(block_q8_0), dst += LANE_PREP_STEP) {
+        lane_operands v = q8_0_blocks(a, nb - b < 8 ? (int)(nb - b) : 8);
+        __m512i sum = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int i = 0; i < 4; i++) {
+            _mm512_store_si512((void *)(dst + 64 * i), v.x[i]);
+            sum = _mm512_dpbusd_epi32(sum, off, v.x[i]);
+        }
+        _mm512_store_si512((void *)(dst + 256), _mm512_sub_epi32(_mm512_setzero_si512(), sum));
+        _mm512_store_ps((void *)(dst + 320), v.d);
+    }
+}
+
+// The prepares for codes with offset 8 (Q4_0), 16 (Q5_0) and 128 (Q8_0, IQ4_NL).
+static void prepare_offset8(const void *act, int64_t len, void *dst)
+{
+    prepare_q8_0(act, len, 8, dst);
+}
+
+static void prepare_offset16(const void *act, int64_t len, void *dst)
+{
+    prepare_q8_0(act, len, 16, dst);
+}
+
+static void prepare_offset128(const void *act, int64_t len, void *dst)
+{
+    prepare_q8_0(act, len, 128, dst);
+}
+
+// The strips, one per layout.
+static void strip_q4_0(const kernel_strip *s)
+{
+    lane_strip(s, q4_0_operands, 8 * sizeof(block_q4_0), false);
+}
+
+static void strip_q4_0_packed(const kernel_strip *s)
+{
+    lane_strip(s, q4_0_packed_operands, 8 * sizeof(block_q4_0), false);
+}
+
+static void strip_q5_0(const kernel_strip *s)
+{
+    lane_strip(s, q5_0_operands, 8 * sizeof(block_q5_0), false);
+}
+
+static void strip_q8_0(const kernel_strip *s)
+{
+    lane_strip(s, q8_0_operands, 8 * sizeof(block_q8_0), false);
+}
+
+static void strip_q8_0_packed(const kernel_strip *s)
+{
+    lane_strip(s, q8_0_packed_operands, 8 * sizeof(block_q8_0), false);
+}
+
+static void strip_iq4_nl(const kernel_strip *s)
+{
+    lane_strip(s, iq4_nl_operands, 8 * sizeof(block_iq4_nl), false);
+}
+
+// ---- offset weights x Q8_1: Q4_1, Q5_1 (x = d q + m, so the dot gains m * s) ----
+
+// The 32 unsigned codes of Q4_1/Q5_1 block b (five: Q5_1), its d and m through d and m.
+ALWAYS_INLINE __m256i offset_codes(const void *w, int64_t b, bool five, float *d, float *m)
+{
+    if (five) {
+        const block_q5_1 *blk = &((const block_q5_1 *)w)[b];
+        *d = half(blk->d), *m = half(blk->m);
+        return _mm256_or_si256(nibbles32(blk->qs), fifth_bits(blk->qh));
+    }
+    const block_q4_1 *blk = &((const block_q4_1 *)w)[b];
+    *d = half(blk->d), *m = half(blk->m);
+    return nibbles32(blk->qs);
+}
+
+// The dots of one Q4_1/Q5_1 row with `rows` Q8_1 rows, two blocks per register by dpbusd,
+// plus m * s per block in scalar float.
+ALWAYS_INLINE void offset_rows(const void *w, const void *act, size_t stride, int64_t n,
+                               int rows, bool five, float *out)
+{
+    __m512 acc[4];
+    float mins[4] = {0};
+#pragma GCC unroll 8
+    for (int k = 0; k < 4; k++)
+        acc[k] = _mm512_setzero_ps();
+    int64_t nb = n / 32;
+    for (int64_t b = 0; b < nb; b += 2) {
+        bool pair = b + 1 < nb;
+        float d0, m0, d1 = 0.0f, m1 = 0.0f;
+        __m256i q0 = offset_codes(w, b, five, &d0, &m0);
+        __m256i q1 = pair ? offset_codes(w, b + 1, five, &d1, &m1) : _mm256_setzero_si256();
+        __m512i q = join256(q0, q1);
+#pragma GCC unroll 16
+        for (int k = 0; k < rows; k++) {
+            const block_q8_1 *y = (const block_q8_1 *)act_row(act, stride, k) + b;
+            __m256i a1 = pair ? _mm256_loadu_si256((const __m256i *)y[1].qs)
+                              : _mm256_setzero_si256();
+            __m512i a = join256(_mm256_loadu_si256((const __m256i *)y[0].qs), a1);
+            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, a);
+            float s1 = pair ? d1 * half(y[1].d) : 0.0f;
+            acc[k] = _mm512_fmadd_ps(join_scales(d0 * half(y[0].d), s1), _mm512_cvtepi32_ps(p),
+                                     acc[k]);
+            mins[k] += m0 * half(y[0].s);
+            if (pair)
+                mins[k] += m1 * half(y[1].s);
+        }
+    }
+#pragma GCC unroll 16
+    for (int k = 0; k < rows; k++)
+        out[k] = _mm512_reduce_add_ps(acc[k]) + mins[k];
+}
+
+static float dot_q4_1_q8_1(const void *w, const void *a, int64_t n)
+{
+    float out;
+    offset_rows(w, a, 0, n, 1, false, &out);
+    return out;
+}
+
+static void dot_q4_1_q8_1_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+{
+    offset_rows(w, a, stride, n, 4, false, out);
+}
+
+static float dot_q5_1_q8_1(const void *w, const void *a, int64_t n)
+{
+    float out;
+    offset_rows(w, a, 0, n, 1, true, &out);
+    return out;
+}
+
+static void dot_q5_1_q8_1_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+{
+    offset_rows(w, a, stride, n, 4, true, out);
+}
+
+
+// Their single dots are their products' 1 x 1 case (NULL dot).
+const kernel_type_ops kernel_avx512_legacy_type_ops[TENSOR_TYPE_COUNT] = {
+    [TENSOR_TYPE_Q4_0] = {.product = LANE_PRODUCT(strip_q4_0, prepare_offset8),
+                          .pack = pack_q4_0,
+                          .packed = LANE_PRODUCT(strip_q4_0_packed, prepare_offset8)},
+    [TENSOR_TYPE_Q4_1] = {.dot = dot_q4_1_q8_1, .product = KERNEL_BY_DOTS(dot_q4_1_q8_1_x4)},
+    [TENSOR_TYPE_Q5_0] = {.product = LANE_PRODUCT(strip_q5_0, prepare_offset16)},
+    [TENSOR_TYPE_Q5_1] = {.dot = dot_q5_1_q8_1, .product = KERNEL_BY_DOTS(dot_q5_1_q8_1_x4)},
+    [TENSOR_TYPE_Q8_0] = {.product = LANE_PRODUCT(strip_q8_0, prepare_offset128),
+                          .pack = pack_q8_0,
+                          .packed = LANE_PRODUCT(strip_q8_0_packed, prepare_offset128)},
+    [TENSOR_TYPE_IQ4_NL] = {.product = LANE_PRODUCT(strip_iq4_nl, prepare_offset128)},
+};
+#endif
