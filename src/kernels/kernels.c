@@ -217,17 +217,25 @@ void kernel_strip_dots(const kernel_strip *s)
     assert(s->product->chunk == 0 && !s->prepared);
     kernel_dot_fn dot = s->ops->dot;
     kernel_dot_x4_fn dot_x4 = s->product->dot_x4;
+    if (s->n_act == 1) { // decoding: one dot a row, nothing to gather
+        for (int64_t r = 0; r < s->rows; r++)
+            s->y[r] = dot(s->w + (size_t)r * s->w_stride, s->act, s->len);
+        return;
+    }
+    if (dot_x4 && s->n_act == 4) { // a whole tile: the four sums of a row in one pass
+        float *y = s->y;
+        int64_t ldy = s->ldy;
+        for (int64_t r = 0; r < s->rows; r++) {
+            float out[4];
+            dot_x4(s->w + (size_t)r * s->w_stride, s->act, s->act_stride, s->len, out);
+            y[r] = out[0], y[ldy + r] = out[1], y[2 * ldy + r] = out[2], y[3 * ldy + r] = out[3];
+        }
+        return;
+    }
     for (int64_t r = 0; r < s->rows; r++) {
         const uint8_t *row = s->w + (size_t)r * s->w_stride;
-        float out[4];
-        if (dot_x4 && s->n_act == 4) {
-            dot_x4(row, s->act, s->act_stride, s->len, out);
-        } else {
-            for (int k = 0; k < s->n_act; k++)
-                out[k] = dot(row, s->act + (size_t)k * s->act_stride, s->len);
-        }
         for (int k = 0; k < s->n_act; k++)
-            s->y[k * s->ldy + r] = out[k];
+            s->y[k * s->ldy + r] = dot(row, s->act + (size_t)k * s->act_stride, s->len);
     }
 }
 
