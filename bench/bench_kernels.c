@@ -63,8 +63,8 @@ enum { N_COUNTS = sizeof act_counts / sizeof act_counts[0] };
 // Best time of matrix products with n_act activation rows, rotating over `copies` weight
 // copies (n_act = 1 only: larger products reuse each weight many times anyway).
 // v < 0: the packed layout (kernel_matmul_packed, the best variant).
-static double time_matmul(int v, const bench_case *c, const uint8_t *w, size_t w_size,
-                          int copies, const void *act, int64_t n_act, float *y)
+static double time_matmul(int v, const bench_case *c, const uint8_t *w, size_t w_size, int copies,
+                          const void *act, int64_t n_act, float *y)
 {
     double best = 1e30, start = now();
     for (int rep = 0; rep < 200 && (rep < 2 || now() - start < 0.3); rep++) {
@@ -161,8 +161,8 @@ int main(int argc, char **argv)
     }
     printf("kernels, 1 thread, thread CPU time, best of several runs; matvec rotates over >= 96 "
            "MiB of weight copies; GFLOP/s of kernel_matmul by activation rows\n");
-    printf("%-5s %-13s %-12s %8s %9s %9s %9s %9s\n", "type", "rows x n", "variant", "mv GB/s",
-           "b1", "b8", "b16", "b512");
+    printf("%-5s %-13s %-12s %8s %9s %9s %9s %9s\n", "type", "rows x n", "variant", "mv GB/s", "b1",
+           "b8", "b16", "b512");
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         bool wanted = !any_type;
         for (int a = 1; a < argc; a++)

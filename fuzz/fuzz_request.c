@@ -21,16 +21,16 @@ static void carry_on(const api_request *r)
     garlic_error err;
     sampler_params_validate(&sp, &err);
     if (r->messages) {
-        chat_vars vars = {.messages = r->messages, .tools = r->tools,
-                          .add_generation_prompt = true};
+        chat_vars vars = {
+            .messages = r->messages, .tools = r->tools, .add_generation_prompt = true};
         char *text = NULL;
         size_t len = 0;
         if (chat_fallback_render(&vars, &text, &len, &err) == GARLIC_OK)
             garlic_free(text);
     }
     int32_t prompt[2] = {1, 2};
-    engine_request_params p = {.prompt = prompt, .n_prompt = 2, .n_choices = r->n,
-                               .seeded = r->seeded};
+    engine_request_params p = {
+        .prompt = prompt, .n_prompt = 2, .n_choices = r->n, .seeded = r->seeded};
     p.generation.sampling = sp;
     p.generation.max_tokens = r->max_tokens;
     p.generation.stops = (const char *const *)r->stops;

@@ -29,8 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(buf, data, size);
     planner_weights w = {0};
     garlic_error err;
-    if (hf_safetensors_parse(buf, size, size, "fuzz.safetensors", planner_weights_add_hf_tensor,
-                             &w, &err) == GARLIC_OK)
+    if (hf_safetensors_parse(buf, size, size, "fuzz.safetensors", planner_weights_add_hf_tensor, &w,
+                             &err) == GARLIC_OK)
         check_weights(&w, size);
     hf_config cfg;
     planner_input in;
@@ -38,9 +38,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         hf_config_parse((const char *)buf, size, "config.json", &cfg, &err) == GARLIC_OK &&
         planner_from_hf_config(&cfg, "config.json", &in, &err) == GARLIC_OK) {
         // Not planner_config_default: it reads /proc/cpuinfo for the thread count.
-        planner_config pc = {.ctx = 64, .parallel = 2, .kv_type = KV_TYPE_FP8_E4M3,
-                             .block_tokens = 16, .max_batch = 8, .logit_rows = 8,
-                             .n_threads = 2, .budget = 1ull << 30};
+        planner_config pc = {.ctx = 64,
+                             .parallel = 2,
+                             .kv_type = KV_TYPE_FP8_E4M3,
+                             .block_tokens = 16,
+                             .max_batch = 8,
+                             .logit_rows = 8,
+                             .n_threads = 2,
+                             .budget = 1ull << 30};
         planner_plan plan;
         planner_plan_make(&in, &pc, &plan, &err);
     }

@@ -12,19 +12,37 @@
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 
-static const char *const pres[] = {"default", "gpt-2",  "llama-bpe", "qwen2",    "deepseek-llm",
+static const char *const pres[] = {"default",        "gpt-2",  "llama-bpe", "qwen2", "deepseek-llm",
                                    "deepseek-coder", "falcon", "starcoder", "mpt"};
 enum { N_PRE = sizeof pres / sizeof pres[0], N_VOCAB = N_PRE + 2 }; // + SPM, WPM
 
-static const char *const merges[] = {"h e", "l l", "he ll", "hell o", "\xc4\xa0 w", "o r",
-                                     "\xc4\xa0w or", "\xc4\xa0wor l", "\xc4\xa0worl d", "1 2"};
-static const char *const pieces[] = {"\xe2\x96\x81", "h", "e", "l", "o", "w", "r", "d", "he",
-                                     "ll", "hell", "hello", "\xe2\x96\x81hello", "or", "wor",
-                                     "worl", "world", "\xe2\x96\x81world", "\xe4\xb8\xad"};
+static const char *const merges[] = {
+    "h e", "l l",          "he ll",         "hell o",         "\xc4\xa0 w",
+    "o r", "\xc4\xa0w or", "\xc4\xa0wor l", "\xc4\xa0worl d", "1 2"};
+static const char *const pieces[] = {"\xe2\x96\x81",
+                                     "h",
+                                     "e",
+                                     "l",
+                                     "o",
+                                     "w",
+                                     "r",
+                                     "d",
+                                     "he",
+                                     "ll",
+                                     "hell",
+                                     "hello",
+                                     "\xe2\x96\x81hello",
+                                     "or",
+                                     "wor",
+                                     "worl",
+                                     "world",
+                                     "\xe2\x96\x81world",
+                                     "\xe4\xb8\xad"};
 
 static const char *const words[] = {
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "\xe2\x96\x81hello", "\xe2\x96\x81world",
-    "\xe2\x96\x81h", "e", "l", "o", "\xe2\x96\x81,", "\xe2\x96\x81\xe4\xb8\xad", "\xe2\x96\x81\x61"};
+    "[PAD]",           "[UNK]", "[CLS]", "[SEP]", "\xe2\x96\x81hello", "\xe2\x96\x81world",
+    "\xe2\x96\x81h",   "e",     "l",     "o",     "\xe2\x96\x81,",     "\xe2\x96\x81\xe4\xb8\xad",
+    "\xe2\x96\x81\x61"};
 enum { N_WORDS = sizeof words / sizeof words[0] };
 
 static tokenizer *vocabs[N_VOCAB];
@@ -38,12 +56,12 @@ static int write_wordpiece(const char *path)
     gguf_writer *w = gguf_writer_new();
     garlic_error err;
     int rc = !w || gguf_writer_set_str(w, "tokenizer.ggml.model", "bert") ||
-             gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", words, N_WORDS) ||
-             gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, N_WORDS) ||
-             gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 1) ||
-             gguf_writer_set_u32(w, "tokenizer.ggml.cls_token_id", 2) ||
-             gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", 3) ||
-             gguf_writer_write(w, path, NULL, NULL, &err);
+        gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", words, N_WORDS) ||
+        gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, N_WORDS) ||
+        gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 1) ||
+        gguf_writer_set_u32(w, "tokenizer.ggml.cls_token_id", 2) ||
+        gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", 3) ||
+        gguf_writer_write(w, path, NULL, NULL, &err);
     gguf_writer_free(w);
     return rc;
 }
@@ -171,8 +189,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (tokenizer_encode(t, text, size - 1, flags, &ids, &err) == GARLIC_OK &&
         tokenizer_decode(t, ids.ids, ids.n, 0, &out, &err) == GARLIC_OK) {
         bool lossless_case = tokenizer_is_lossless(t) && !(flags & TOKENIZER_PARSE_SPECIAL) &&
-                             utf8_valid(text, size - 1) &&
-                             !memmem(text, size - 1, "\xe2\x96\x81", 3); // SPM's space mark
+            utf8_valid(text, size - 1) &&
+            !memmem(text, size - 1, "\xe2\x96\x81", 3); // SPM's space mark
         if (lossless_case && (out.len != size - 1 || memcmp(out.data, text, size - 1) != 0))
             abort();
         check_stream(t, &ids, &out);

@@ -195,8 +195,8 @@ void test_request_params(engine_request_params *p, uint32_t max_tokens, uint32_t
 {
     static const int32_t prompt[] = {1, 300, 301, 302};
     static const sampler_bias no_eos = {.token = 2, .bias = -INFINITY};
-    *p = (engine_request_params){.prompt = prompt, .n_prompt = 4, .n_choices = n_choices,
-                                 .seeded = true};
+    *p = (engine_request_params){
+        .prompt = prompt, .n_prompt = 4, .n_choices = n_choices, .seeded = true};
     p->generation.sampling = sampler_params_default(512);
     p->generation.sampling.seed = 5;
     p->generation.sampling.logit_bias = &no_eos;

@@ -15,12 +15,12 @@
 // The shared folder ($SHARED, default ../shared), or NULL when it is absent. Tests that
 // need it call skip_without_shared() first, which prints why and skips.
 const char *test_shared_dir(void);
-#define skip_without_shared()                                                               \
-    do {                                                                                    \
-        if (!test_shared_dir()) {                                                           \
-            print_message("skipped: ../shared is absent (set SHARED=path to run this)\n"); \
-            skip();                                                                         \
-        }                                                                                   \
+#define skip_without_shared()                                                                      \
+    do {                                                                                           \
+        if (!test_shared_dir()) {                                                                  \
+            print_message("skipped: ../shared is absent (set SHARED=path to run this)\n");         \
+            skip();                                                                                \
+        }                                                                                          \
     } while (0)
 
 // "<shared>/<relative>" in a static buffer (valid until the next call).
@@ -48,8 +48,8 @@ typedef struct test_rng {
 } test_rng;
 void test_rng_seed(test_rng *r, uint64_t seed);
 uint64_t test_rng_u64(test_rng *r);
-float test_rng_uniform(test_rng *r);  // [0, 1)
-float test_rng_normal(test_rng *r);   // N(0, 1)
+float test_rng_uniform(test_rng *r); // [0, 1)
+float test_rng_normal(test_rng *r);  // N(0, 1)
 
 typedef struct engine_request engine_request;
 typedef struct engine_request_params engine_request_params;

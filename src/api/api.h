@@ -44,27 +44,27 @@ struct cJSON;
 typedef struct api_request {
     api_kind kind;
     char *model;
-    char *prompt;            // completions and generate: the prompt text (NULL for chat)
-    int32_t *prompt_ids;     // (n_prompt_ids) completions given as token ids
+    char *prompt;        // completions and generate: the prompt text (NULL for chat)
+    int32_t *prompt_ids; // (n_prompt_ids) completions given as token ids
     size_t n_prompt_ids;
-    struct cJSON *messages;  // chat: the messages (a list, contents flattened to text), or
-                             // NULL (Ollama chat with no messages: load the model only)
-    struct cJSON *tools;     // the tools list, or NULL
-    char *system;            // generate: the system message, or NULL
-    bool raw;                // generate: use the prompt as is, without the chat template
+    struct cJSON *messages; // chat: the messages (a list, contents flattened to text), or
+                            // NULL (Ollama chat with no messages: load the model only)
+    struct cJSON *tools;    // the tools list, or NULL
+    char *system;           // generate: the system message, or NULL
+    bool raw;               // generate: use the prompt as is, without the chat template
     bool stream;
     bool include_usage;      // OpenAI stream_options.include_usage
     uint32_t max_tokens;     // 0: until the context is full
     sampler_params sampling; // n_vocab 0 until the model is known; logit_bias -> bias
     bool seeded;
-    sampler_bias *bias;      // (sampling.n_logit_bias)
+    sampler_bias *bias;                    // (sampling.n_logit_bias)
     char *stops[SAMPLER_STOP_MAX_STRINGS]; // (n_stops)
     size_t n_stops;
-    uint32_t n;              // choices, 1..ENGINE_MAX_CHOICES
+    uint32_t n; // choices, 1..ENGINE_MAX_CHOICES
     bool logprobs;
     uint32_t top_logprobs;
-    double keep_alive;       // seconds the model stays loaded after this request (< 0:
-                             // forever, 0: unload now); NAN when absent (the server's default)
+    double keep_alive; // seconds the model stays loaded after this request (< 0:
+                       // forever, 0: unload now); NAN when absent (the server's default)
 } api_request;
 
 // Parses a keep_alive duration: a number of seconds, or a Go-style duration string ("5m",
@@ -92,8 +92,8 @@ typedef struct api_response {
     const char *content_type; // static
     char *body;               // (len) garlic_malloc'd, owned by the response; NULL for a stream
     size_t len;
-    uint32_t retry_after;     // seconds for a Retry-After header (503), 0: none
-    api_stream *stream;       // owned by the response until the server takes it
+    uint32_t retry_after; // seconds for a Retry-After header (503), 0: none
+    api_stream *stream;   // owned by the response until the server takes it
 } api_response;
 
 // Frees the body and stream of r (the struct is the caller's).
@@ -109,12 +109,12 @@ typedef bool (*api_alive_fn)(void *ctx);
 
 // What a generating request used, for the server's request log.
 typedef struct api_usage {
-    char model[128];          // the model the request named ("" when none)
+    char model[128]; // the model the request named ("" when none)
     uint32_t prompt_tokens;
     uint64_t generated_tokens; // output tokens of every choice
-    double ttft_seconds;      // from the request's arrival to its first token (0: none)
-    char *prompt;             // the rendered prompt when api_call.keep_prompt was set, else
-                              // NULL; garlic_malloc'd, the receiver frees it
+    double ttft_seconds;       // from the request's arrival to its first token (0: none)
+    char *prompt;              // the rendered prompt when api_call.keep_prompt was set, else
+                               // NULL; garlic_malloc'd, the receiver frees it
 } api_usage;
 
 typedef struct api_call {
@@ -123,8 +123,8 @@ typedef struct api_call {
     size_t len;
     api_alive_fn alive;
     void *alive_ctx;
-    api_usage *usage;         // filled for a whole (not streamed) answer; may be NULL
-    bool keep_prompt;         // usage->prompt gets the rendered prompt
+    api_usage *usage; // filled for a whole (not streamed) answer; may be NULL
+    bool keep_prompt; // usage->prompt gets the rendered prompt
 } api_call;
 
 // The endpoints. Each fills *out (a status, a body or a stream); none fails otherwise.

@@ -14,29 +14,29 @@
 
 // One generating request. Owned by the handler's thread (then by its stream).
 typedef struct api_job {
-    api_request in;           // the parsed body
-    registry_model *model;    // borrowed from the registry
-    bool acquired;            // model is pinned (released by api_job_deinit)
-    const tokenizer *tok;     // the model's, borrowed
-    engine_request *req;    // after submit: released by api_job_deinit
-    uint32_t n_prompt;        // prompt tokens
-    double t_start;           // monotonic seconds when the request arrived
-    double t_submit;          // when it was queued on the engine
-    double t_first;           // when its first token came (0: none yet)
-    uint64_t generated;       // output tokens of every choice so far
-    bool keep_prompt;         // keep the rendered prompt for the log
-    char *prompt_text;        // the rendered prompt (keep_prompt), garlic_malloc'd
-    api_usage *usage;         // the call's, filled by api_job_deinit (NULL once streamed)
-    double load_seconds;      // time this request spent loading the model
-    int64_t created;          // Unix seconds
-    char id[48];              // "chatcmpl-..." / "cmpl-..."
+    api_request in;        // the parsed body
+    registry_model *model; // borrowed from the registry
+    bool acquired;         // model is pinned (released by api_job_deinit)
+    const tokenizer *tok;  // the model's, borrowed
+    engine_request *req;   // after submit: released by api_job_deinit
+    uint32_t n_prompt;     // prompt tokens
+    double t_start;        // monotonic seconds when the request arrived
+    double t_submit;       // when it was queued on the engine
+    double t_first;        // when its first token came (0: none yet)
+    uint64_t generated;    // output tokens of every choice so far
+    bool keep_prompt;      // keep the rendered prompt for the log
+    char *prompt_text;     // the rendered prompt (keep_prompt), garlic_malloc'd
+    api_usage *usage;      // the call's, filled by api_job_deinit (NULL once streamed)
+    double load_seconds;   // time this request spent loading the model
+    int64_t created;       // Unix seconds
+    char id[48];           // "chatcmpl-..." / "cmpl-..."
 } api_job;
 
 // The output of one choice, gathered for a non-streamed answer.
 typedef struct api_choice {
-    char *text;               // (len) garlic_malloc'd
+    char *text; // (len) garlic_malloc'd
     size_t len, cap;
-    engine_token *tokens;   // (n_tokens) garlic_malloc'd
+    engine_token *tokens; // (n_tokens) garlic_malloc'd
     size_t n_tokens, tokens_cap;
     engine_finish finish;
     engine_stats stats;
@@ -63,16 +63,15 @@ int api_job_collect(api_job *job, const api_call *call, api_result *res, api_err
 
 // How a flavour (OpenAI, Ollama) answers a generating request.
 typedef struct api_flavour {
-    const struct api_stream_ops *stream_ops; // the stream's formatter
-    const char *stream_type;                 // the stream's content type
-    bool ollama;                             // errors in Ollama's shape
+    const struct api_stream_ops *stream_ops;                    // the stream's formatter
+    const char *stream_type;                                    // the stream's content type
+    bool ollama;                                                // errors in Ollama's shape
     cJSON *(*whole)(const api_job *job, const api_result *res); // the whole answer's body
 } api_flavour;
 
 // Submits an opened job and answers: a stream (the job moves into it) or, once every choice
 // ended, the whole answer. Deinitializes the job in every case.
-void api_job_answer(api_job *job, const api_call *call, const api_flavour *f,
-                    api_response *out);
+void api_job_answer(api_job *job, const api_call *call, const api_flavour *f, api_response *out);
 
 // Fills out with what job used (its prompt text moves there).
 void api_job_usage(api_job *job, api_usage *out);
@@ -105,14 +104,14 @@ typedef struct api_stream_ops {
 // A streamed answer. Owned by the HTTP connection thread that reads it (through the server's
 // response object), from api_stream_new to api_stream_free.
 struct api_stream {
-    api_job job;              // moved in from the handler
+    api_job job; // moved in from the handler
     const api_stream_ops *ops;
-    char *out;                // (out_cap) formatted bytes not yet read
+    char *out; // (out_cap) formatted bytes not yet read
     size_t out_len, out_pos, out_cap;
-    bool ended;               // ops->end ran: nothing more after out
+    bool ended;                       // ops->end ran: nothing more after out
     bool started[ENGINE_MAX_CHOICES]; // the first chunk of a choice went out
     uint64_t completion_tokens;
-    engine_stats last_stats;  // of the choice that ended last
+    engine_stats last_stats; // of the choice that ended last
     engine_finish last_finish;
 };
 

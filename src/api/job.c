@@ -31,7 +31,8 @@ void api_respond_json(api_response *out, int status, cJSON *root)
     if (!text) {
         out->status = 503;
         out->body = garlic_strndup("{\"error\":{\"message\":\"out of memory\",\"type\":"
-                                   "\"server_error\",\"param\":null,\"code\":null}}", SIZE_MAX);
+                                   "\"server_error\",\"param\":null,\"code\":null}}",
+                                   SIZE_MAX);
         out->len = out->body ? strlen(out->body) : 0;
         return;
     }
@@ -165,8 +166,10 @@ static int build_prompt(api_job *job, tokenizer_ids *ids, api_error *err)
     if (job->in.prompt_ids) {
         for (size_t i = 0; i < job->in.n_prompt_ids; i++)
             if ((uint32_t)job->in.prompt_ids[i] >= n_vocab)
-                return api_error_set(err, 400, "prompt", "token id %d is not below the "
-                                     "vocabulary size %u", job->in.prompt_ids[i], n_vocab);
+                return api_error_set(err, 400, "prompt",
+                                     "token id %d is not below the "
+                                     "vocabulary size %u",
+                                     job->in.prompt_ids[i], n_vocab);
         ids->ids = garlic_malloc(job->in.n_prompt_ids * sizeof *ids->ids);
         if (!ids->ids)
             return api_error_set(err, 503, NULL, "out of memory");
@@ -175,7 +178,7 @@ static int build_prompt(api_job *job, tokenizer_ids *ids, api_error *err)
         return GARLIC_OK;
     }
     bool templated = job->in.kind == API_KIND_OPENAI_CHAT || job->in.kind == API_KIND_OLLAMA_CHAT ||
-                     (job->in.kind == API_KIND_OLLAMA_GENERATE && !job->in.raw);
+        (job->in.kind == API_KIND_OLLAMA_GENERATE && !job->in.raw);
     if (!templated)
         return tokenize(job, job->in.prompt ? job->in.prompt : "", false, ids, err);
     char *text = NULL;
@@ -195,14 +198,18 @@ static int check_fit(const api_job *job, size_t n_prompt, api_error *err)
     uint32_t n_vocab = tokenizer_vocab_size(job->tok);
     for (size_t i = 0; i < job->in.sampling.n_logit_bias; i++)
         if ((uint32_t)job->in.bias[i].token >= n_vocab)
-            return api_error_set(err, 400, "logit_bias", "'logit_bias': token %d is not below "
-                                 "the vocabulary size %u", job->in.bias[i].token, n_vocab);
+            return api_error_set(err, 400, "logit_bias",
+                                 "'logit_bias': token %d is not below "
+                                 "the vocabulary size %u",
+                                 job->in.bias[i].token, n_vocab);
     uint32_t n_ctx = registry_model_n_ctx(job->model);
     if (n_prompt >= n_ctx) {
         bool chat = job->in.messages || job->in.kind == API_KIND_OPENAI_CHAT;
-        api_error_set(err, 400, chat ? "messages" : "prompt", "This model's maximum context "
+        api_error_set(err, 400, chat ? "messages" : "prompt",
+                      "This model's maximum context "
                       "length is %u tokens. However, your prompt has %zu tokens; no room is left "
-                      "to generate.", n_ctx, n_prompt);
+                      "to generate.",
+                      n_ctx, n_prompt);
         err->code = "context_length_exceeded";
         return GARLIC_EINVAL;
     }
@@ -219,8 +226,11 @@ int api_job_submit(api_job *job, api_error *err)
         tokenizer_ids_deinit(&ids);
         return rc;
     }
-    engine_request_params p = {.prompt = ids.ids, .n_prompt = ids.n, .n_choices = job->in.n,
-                               .seeded = job->in.seeded, .label = job->id,
+    engine_request_params p = {.prompt = ids.ids,
+                               .n_prompt = ids.n,
+                               .n_choices = job->in.n,
+                               .seeded = job->in.seeded,
+                               .label = job->id,
                                .wake_at_end = !job->in.stream};
     p.generation.sampling = job->in.sampling;
     p.generation.sampling.n_vocab = (int32_t)tokenizer_vocab_size(job->tok);
@@ -295,8 +305,7 @@ int api_job_collect(api_job *job, const api_call *call, api_result *res, api_err
     }
 }
 
-void api_job_answer(api_job *job, const api_call *call, const api_flavour *f,
-                    api_response *out)
+void api_job_answer(api_job *job, const api_call *call, const api_flavour *f, api_response *out)
 {
     api_error err = {0};
     if (api_job_submit(job, &err) != GARLIC_OK) {

@@ -15,8 +15,8 @@
 #include "engine/engine.h"
 #include "gguf/gguf.h"
 #include "model/info.h"
-#include "tokenizer/tokenizer.h"
 #include "tensor/types.h"
+#include "tokenizer/tokenizer.h"
 
 void api_ollama_version(const api_call *call, api_response *out)
 {
@@ -127,8 +127,9 @@ static cJSON *model_entry(registry_model *m, bool running)
         // Wall-clock time of the unload: now plus what is left of the keep-alive. In use or
         // kept forever: 2100-01-01, as far as clients are concerned never.
         double left = ps.expires - garlic_now();
-        int64_t when = isinf(ps.expires) || left > 2e9 ? 4102444800 : (int64_t)time(NULL) +
-                       (int64_t)ceil(left > 0 ? left : 0);
+        int64_t when = isinf(ps.expires) || left > 2e9
+            ? 4102444800
+            : (int64_t)time(NULL) + (int64_t)ceil(left > 0 ? left : 0);
         add_time(e, "expires_at", when);
         cJSON_AddNumberToObject(e, "size_vram", 0);
         cJSON_AddNumberToObject(e, "context_length", ps.n_ctx);
@@ -324,7 +325,8 @@ static cJSON *whole_answer(const api_job *job, const api_result *res)
 
 static const api_flavour ollama_flavour = {.stream_ops = &ollama_stream_ops,
                                            .stream_type = "application/x-ndjson",
-                                           .ollama = true, .whole = whole_answer};
+                                           .ollama = true,
+                                           .whole = whole_answer};
 
 // Generate and chat: an empty prompt (or no messages) only loads the model, as in Ollama.
 static void generate(const api_call *call, api_kind kind, api_response *out)

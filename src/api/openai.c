@@ -213,9 +213,8 @@ static int stream_end(api_stream *s)
 
 static const api_stream_ops openai_stream_ops = {.chunk = stream_chunk, .end = stream_end};
 
-static const api_flavour openai_flavour = {.stream_ops = &openai_stream_ops,
-                                           .stream_type = "text/event-stream",
-                                           .whole = whole_answer};
+static const api_flavour openai_flavour = {
+    .stream_ops = &openai_stream_ops, .stream_type = "text/event-stream", .whole = whole_answer};
 
 // Chat and completions: parse, queue, then stream or answer at once.
 static void generate(const api_call *call, api_kind kind, api_response *out)

@@ -18,10 +18,10 @@
 int api_error_set(api_error *err, int status, const char *param, const char *fmt, ...)
 {
     err->status = status;
-    err->type = status == 401   ? "authentication_error"
-                : status == 404 ? "not_found_error"
-                : status >= 500 ? "server_error"
-                                : "invalid_request_error";
+    err->type = status == 401 ? "authentication_error"
+        : status == 404       ? "not_found_error"
+        : status >= 500       ? "server_error"
+                              : "invalid_request_error";
     err->code = NULL;
     snprintf(err->param, sizeof err->param, "%s", param ? param : "");
     va_list ap;
@@ -112,8 +112,10 @@ static int get_stops(const cJSON *obj, const char *prefix, api_request *r, api_e
         if (len == 0)
             continue;
         if (len > SAMPLER_STOP_MAX_LENGTH || r->n_stops == SAMPLER_STOP_MAX_STRINGS)
-            return api_error_set(err, 400, name, "'%s' allows at most %d strings of at most %d "
-                                 "bytes", name, SAMPLER_STOP_MAX_STRINGS, SAMPLER_STOP_MAX_LENGTH);
+            return api_error_set(err, 400, name,
+                                 "'%s' allows at most %d strings of at most %d "
+                                 "bytes",
+                                 name, SAMPLER_STOP_MAX_STRINGS, SAMPLER_STOP_MAX_LENGTH);
         r->stops[r->n_stops] = garlic_strndup(one->valuestring, len);
         if (!r->stops[r->n_stops++])
             return GARLIC_ENOMEM;
@@ -128,7 +130,8 @@ static int get_logit_bias(const cJSON *obj, api_request *r, api_error *err)
     if (!item)
         return GARLIC_OK;
     if (!cJSON_IsObject(item))
-        return api_error_set(err, 400, "logit_bias", "'logit_bias' must be an object mapping "
+        return api_error_set(err, 400, "logit_bias",
+                             "'logit_bias' must be an object mapping "
                              "token ids to numbers");
     size_t n = (size_t)cJSON_GetArraySize(item);
     r->bias = garlic_calloc(n ? n : 1, sizeof *r->bias);
@@ -138,11 +141,15 @@ static int get_logit_bias(const cJSON *obj, api_request *r, api_error *err)
         char *end;
         long id = strtol(e->string, &end, 10);
         if (!*e->string || *end || id < 0 || id > INT32_MAX)
-            return api_error_set(err, 400, "logit_bias", "'logit_bias': '%.40s' is not a token "
-                                 "id", e->string);
+            return api_error_set(err, 400, "logit_bias",
+                                 "'logit_bias': '%.40s' is not a token "
+                                 "id",
+                                 e->string);
         if (!cJSON_IsNumber(e) || !(e->valuedouble >= -100 && e->valuedouble <= 100))
-            return api_error_set(err, 400, "logit_bias", "'logit_bias': the bias of token %ld "
-                                 "must be a number from -100 to 100", id);
+            return api_error_set(err, 400, "logit_bias",
+                                 "'logit_bias': the bias of token %ld "
+                                 "must be a number from -100 to 100",
+                                 id);
         float bias = e->valuedouble <= -100 ? -INFINITY : (float)e->valuedouble;
         r->bias[r->sampling.n_logit_bias++] = (sampler_bias){.token = (int32_t)id, .bias = bias};
     }
@@ -211,8 +218,10 @@ static int content_text(const cJSON *content, size_t index, cJSON *msg, api_erro
         return cJSON_AddStringToObject(msg, "content", content->valuestring) ? GARLIC_OK
                                                                              : GARLIC_ENOMEM;
     if (!cJSON_IsArray(content))
-        return api_error_set(err, 400, "messages", "'messages[%zu].content' must be a string or "
-                             "a list of parts", index);
+        return api_error_set(err, 400, "messages",
+                             "'messages[%zu].content' must be a string or "
+                             "a list of parts",
+                             index);
     size_t len = 0;
     for (const cJSON *p = content->child; p; p = p->next) {
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(p, "text");
@@ -242,8 +251,10 @@ static int normalize_message(const cJSON *in, size_t index, cJSON *list, api_err
 {
     const cJSON *role = cJSON_GetObjectItemCaseSensitive(in, "role");
     if (!cJSON_IsObject(in) || !cJSON_IsString(role))
-        return api_error_set(err, 400, "messages", "'messages[%zu]' must be an object with a "
-                             "string 'role'", index);
+        return api_error_set(err, 400, "messages",
+                             "'messages[%zu]' must be an object with a "
+                             "string 'role'",
+                             index);
     cJSON *msg = cJSON_CreateObject();
     if (!msg || !cJSON_AddItemToArray(list, msg))
         return cJSON_Delete(msg), GARLIC_ENOMEM;
@@ -308,8 +319,10 @@ static int get_completion_prompt(const cJSON *obj, api_request *r, api_error *er
     if (cJSON_IsString(item))
         return get_string(obj, "prompt", &r->prompt, err);
     if (!cJSON_IsArray(item))
-        return api_error_set(err, 400, "prompt", item ? "'prompt' must be a string, or a list "
-                             "of token ids" : "'prompt' is required");
+        return api_error_set(err, 400, "prompt",
+                             item ? "'prompt' must be a string, or a list "
+                                    "of token ids"
+                                  : "'prompt' is required");
     if (cJSON_GetArraySize(item) == 1 && cJSON_IsString(item->child)) {
         r->prompt = garlic_strndup(item->child->valuestring, SIZE_MAX);
         return r->prompt ? GARLIC_OK : GARLIC_ENOMEM;
@@ -321,7 +334,8 @@ static int get_completion_prompt(const cJSON *obj, api_request *r, api_error *er
     for (const cJSON *e = item->child; e; e = e->next) {
         if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > INT32_MAX ||
             e->valuedouble != floor(e->valuedouble))
-            return api_error_set(err, 400, "prompt", "'prompt' must be a string, a list of one "
+            return api_error_set(err, 400, "prompt",
+                                 "'prompt' must be a string, a list of one "
                                  "string or a list of token ids");
         r->prompt_ids[r->n_prompt_ids++] = (int32_t)e->valuedouble;
     }
@@ -339,11 +353,12 @@ static int get_openai_logprobs(const cJSON *obj, api_request *r, api_error *err)
     if (r->kind == API_KIND_OPENAI_CHAT) {
         if ((rc = get_bool(obj, "", "logprobs", &r->logprobs, err)))
             return rc;
-        if ((rc = get_number(obj, "", "top_logprobs", 0, SAMPLER_MAX_TOP_LOGPROBS, true, &v,
-                             &has, err)))
+        if ((rc = get_number(obj, "", "top_logprobs", 0, SAMPLER_MAX_TOP_LOGPROBS, true, &v, &has,
+                             err)))
             return rc;
         if (has && !r->logprobs)
-            return api_error_set(err, 400, "top_logprobs", "'top_logprobs' needs 'logprobs': "
+            return api_error_set(err, 400, "top_logprobs",
+                                 "'top_logprobs' needs 'logprobs': "
                                  "true");
         r->top_logprobs = has ? (uint32_t)v : 0;
         return GARLIC_OK;
@@ -357,9 +372,12 @@ static int get_openai_logprobs(const cJSON *obj, api_request *r, api_error *err)
 
 bool api_parse_duration(const char *text, double *seconds)
 {
-    static const struct { const char *unit; double scale; } units[] = {
-        {"ns", 1e-9}, {"us", 1e-6}, {"\xc2\xb5s", 1e-6}, {"ms", 1e-3}, {"s", 1}, {"m", 60},
-        {"h", 3600},
+    static const struct {
+        const char *unit;
+        double scale;
+    } units[] = {
+        {"ns", 1e-9}, {"us", 1e-6}, {"\xc2\xb5s", 1e-6}, {"ms", 1e-3},
+        {"s", 1},     {"m", 60},    {"h", 3600},
     };
     const char *p = text;
     double sign = 1, total = 0;
@@ -406,7 +424,8 @@ static int get_keep_alive(const cJSON *root, api_request *r, api_error *err)
         return r->keep_alive = ka->valuedouble, GARLIC_OK;
     if (cJSON_IsString(ka) && api_parse_duration(ka->valuestring, &r->keep_alive))
         return GARLIC_OK;
-    return api_error_set(err, 400, "keep_alive", "'keep_alive' must be a number of seconds or a "
+    return api_error_set(err, 400, "keep_alive",
+                         "'keep_alive' must be a number of seconds or a "
                          "duration such as \"5m\", \"1h\", \"0\" or \"-1\"");
 }
 
@@ -416,7 +435,8 @@ static int parse_openai(const cJSON *root, api_request *r, api_error *err)
     bool has;
     int rc = r->kind == API_KIND_OPENAI_CHAT ? get_messages(root, false, r, err)
                                              : get_completion_prompt(root, r, err);
-    if (rc || (rc = get_tools(root, r, err)) || (rc = get_bool(root, "", "stream", &r->stream, err)))
+    if (rc || (rc = get_tools(root, r, err)) ||
+        (rc = get_bool(root, "", "stream", &r->stream, err)))
         return rc;
     const cJSON *opts = field(root, "stream_options");
     if (opts && !cJSON_IsObject(opts))
@@ -452,7 +472,8 @@ static int parse_ollama(const cJSON *root, api_request *r, api_error *err)
     else if (!(rc = get_string(root, "prompt", &r->prompt, err)) &&
              !(rc = get_string(root, "system", &r->system, err)))
         rc = get_bool(root, "", "raw", &r->raw, err);
-    if (rc || (rc = get_tools(root, r, err)) || (rc = get_bool(root, "", "stream", &r->stream, err)))
+    if (rc || (rc = get_tools(root, r, err)) ||
+        (rc = get_bool(root, "", "stream", &r->stream, err)))
         return rc;
     if ((rc = get_keep_alive(root, r, err)))
         return rc;
@@ -471,8 +492,7 @@ static int parse_ollama(const cJSON *root, api_request *r, api_error *err)
     return get_sampling(opts, "options.", r, err);
 }
 
-int api_request_parse(api_kind kind, const char *body, size_t len, api_request *out,
-                      api_error *err)
+int api_request_parse(api_kind kind, const char *body, size_t len, api_request *out, api_error *err)
 {
     memset(out, 0, sizeof *out);
     out->kind = kind;
@@ -486,8 +506,9 @@ int api_request_parse(api_kind kind, const char *body, size_t len, api_request *
     if (!cJSON_IsObject(root))
         rc = api_error_set(err, 400, NULL, "the body must be a JSON object");
     else if (!cJSON_IsString(field(root, "model")))
-        rc = api_error_set(err, 400, "model", field(root, "model") ? "'model' must be a string"
-                                                                   : "'model' is required");
+        rc = api_error_set(err, 400, "model",
+                           field(root, "model") ? "'model' must be a string"
+                                                : "'model' is required");
     if (rc == GARLIC_OK)
         rc = get_string(root, "model", &out->model, err);
     if (rc == GARLIC_OK && (kind == API_KIND_OPENAI_CHAT || kind == API_KIND_OPENAI_COMPLETION))

@@ -100,8 +100,7 @@ void garlic_log_begin(garlic_log_line *l, const char *event)
     gmtime_r(&tv.tv_sec, &tm);
     char stamp[64];
     snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (int)(tv.tv_usec / 1000));
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
     if (l->format == LOG_FORMAT_JSON) {
         add(l, "{\"time\":\"", 9);
         add(l, stamp, strlen(stamp));

@@ -11,11 +11,7 @@
 
 #include "base/buffer.h"
 
-typedef enum log_format {
-    LOG_FORMAT_TEXT,
-    LOG_FORMAT_JSON,
-    LOG_FORMAT_COUNT
-} log_format;
+typedef enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON, LOG_FORMAT_COUNT } log_format;
 
 // The format of every line from now on (set once at start-up, before threads log).
 void garlic_log_set_format(log_format f);
@@ -27,7 +23,7 @@ bool garlic_log_format_parse(const char *name, log_format *out);
 typedef struct garlic_log_line {
     garlic_buf buf;
     log_format format;
-    bool failed;        // an allocation failed: the line is dropped
+    bool failed; // an allocation failed: the line is dropped
 } garlic_log_line;
 
 // Starts a line for event ("request", "load", "unload", ...) stamped with the UTC time.

@@ -22,14 +22,14 @@ static const double spin_seconds = 200e-6;
 
 struct thread_pool {
     int n_threads;
-    pthread_t *workers;          // (n_threads - 1)
+    pthread_t *workers; // (n_threads - 1)
     pthread_mutex_t mutex;
-    pthread_cond_t wake;         // workers wait here for a new generation
-    pthread_cond_t done;         // the caller waits here for pending == 0
+    pthread_cond_t wake;                 // workers wait here for a new generation
+    pthread_cond_t done;                 // the caller waits here for pending == 0
     _Alignas(64) atomic_uint generation; // bumped once per job
     _Alignas(64) atomic_int pending;     // workers still running the current job
     atomic_bool stop;
-    thread_pool_fn fn;           // the current job (written before generation is bumped)
+    thread_pool_fn fn; // the current job (written before generation is bumped)
     void *ctx;
 };
 

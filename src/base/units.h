@@ -10,9 +10,9 @@
 #include <stdint.h>
 
 enum {
-    GARLIC_BYTES_TEXT = 32,       // room for any formatted figure and its NUL
-    GARLIC_BYTES_DECIMALS = 2,    // the decimals a figure usually gets
-    GARLIC_BYTES_APART_MAX = 4,   // figures garlic_bytes_apart formats at once
+    GARLIC_BYTES_TEXT = 32,         // room for any formatted figure and its NUL
+    GARLIC_BYTES_DECIMALS = 2,      // the decimals a figure usually gets
+    GARLIC_BYTES_APART_MAX = 4,     // figures garlic_bytes_apart formats at once
     GARLIC_BYTES_MORE_DECIMALS = 4, // at most this many more before falling back to bytes
 };
 

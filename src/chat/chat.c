@@ -71,7 +71,7 @@ static int define_json(render_ctx *c, const char *name, const char *json, size_t
             return garlic_error_set(c->err, jerr.code, "%s: %s", name, jerr.message);
     }
     return chat_render_define(c, name, v) ? garlic_error_set(c->err, GARLIC_ENOMEM, "out of memory")
-                                     : GARLIC_OK;
+                                          : GARLIC_OK;
 }
 
 static int define_string(render_ctx *c, const char *name, const char *text)
@@ -85,8 +85,8 @@ static int define_string(render_ctx *c, const char *name, const char *text)
 }
 
 // Defines name from a parsed tree (cJSON) when it is set, else from JSON text.
-static int define_input(render_ctx *c, const char *name, const struct cJSON *tree,
-                        const char *json, size_t len)
+static int define_input(render_ctx *c, const char *name, const struct cJSON *tree, const char *json,
+                        size_t len)
 {
     if (!tree)
         return define_json(c, name, json, len);
@@ -95,15 +95,15 @@ static int define_input(render_ctx *c, const char *name, const struct cJSON *tre
     if (chat_value_from_tree(&c->arena, tree, &v, &terr))
         return garlic_error_set(c->err, terr.code, "%s: %s", name, terr.message);
     return chat_render_define(c, name, v) ? garlic_error_set(c->err, GARLIC_ENOMEM, "out of memory")
-                                     : GARLIC_OK;
+                                          : GARLIC_OK;
 }
 
 // The variables of a render from the separate fields, in transformers' order.
 static int define_fields(render_ctx *c, const chat_vars *v)
 {
     int rc = v->messages || v->messages_json
-                 ? define_input(c, "messages", v->messages, v->messages_json, v->messages_len)
-                 : define_json(c, "messages", "[]", 2);
+        ? define_input(c, "messages", v->messages, v->messages_json, v->messages_len)
+        : define_json(c, "messages", "[]", 2);
     if (rc || (rc = define_input(c, "tools", v->tools, v->tools_json, v->tools_len)) ||
         (rc = define_json(c, "documents", NULL, 0)))
         return rc;
@@ -193,12 +193,15 @@ static const char fallback_source[] =
     "{%- endfor -%}\n"
     "{%- if add_generation_prompt %}{% if messages %}{{ '\\n\\n' }}{% endif %}assistant:{% endif -%}\n";
 
-const char *chat_fallback_source(void) { return fallback_source; }
+const char *chat_fallback_source(void)
+{
+    return fallback_source;
+}
 
 int chat_fallback_render(const chat_vars *vars, char **out, size_t *out_len, garlic_error *err)
 {
-    chat_template *t =
-        chat_template_parse(fallback_source, sizeof fallback_source - 1, "fallback", err);
+    chat_template *t = chat_template_parse(fallback_source, sizeof fallback_source - 1, "fallback",
+                                           err);
     if (!t)
         return err ? err->code : GARLIC_EINVAL;
     int rc = chat_template_render(t, vars, out, out_len, err);

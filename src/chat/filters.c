@@ -23,9 +23,15 @@ static const chat_value *param(const chat_value *args, size_t n, const chat_dict
     return name && kw ? chat_dict_get(kw, name, strlen(name)) : NULL;
 }
 
-static bool flag(const chat_value *v, bool fallback) { return v ? chat_truthy(v) : fallback; }
+static bool flag(const chat_value *v, bool fallback)
+{
+    return v ? chat_truthy(v) : fallback;
+}
 
-static chat_value list_value(chat_list *l) { return (chat_value){.type = CHAT_LIST, .list = l}; }
+static chat_value list_value(chat_list *l)
+{
+    return (chat_value){.type = CHAT_LIST, .list = l};
+}
 
 // Jinja's soft_str: strings as they are, undefined as "", anything else through str().
 static int soft_str(render_ctx *c, const chat_node *at, const chat_value *v, chat_value *out)
@@ -69,8 +75,8 @@ static int f_trim(render_ctx *c, const chat_node *at, const chat_value *v, const
     return GARLIC_OK;
 }
 
-static int case_filter(render_ctx *c, const chat_node *at, const chat_value *v,
-                       chat_case_mode mode, chat_value *out)
+static int case_filter(render_ctx *c, const chat_node *at, const chat_value *v, chat_case_mode mode,
+                       chat_value *out)
 {
     chat_value s;
     int rc = soft_str(c, at, v, &s);
@@ -968,10 +974,10 @@ static int f_tojson(render_ctx *c, const chat_node *at, const chat_value *v, con
     }
     if (seps && seps->type == CHAT_LIST && seps->list->n == 2 &&
         seps->list->items[0].type == CHAT_STRING && seps->list->items[1].type == CHAT_STRING) {
-        chat_value a =
-            chat_str_copy(&c->arena, seps->list->items[0].s.ptr, seps->list->items[0].s.len);
-        chat_value b =
-            chat_str_copy(&c->arena, seps->list->items[1].s.ptr, seps->list->items[1].s.len);
+        chat_value a = chat_str_copy(&c->arena, seps->list->items[0].s.ptr,
+                                     seps->list->items[0].s.len);
+        chat_value b = chat_str_copy(&c->arena, seps->list->items[1].s.ptr,
+                                     seps->list->items[1].s.len);
         if (a.type != CHAT_STRING || b.type != CHAT_STRING)
             return chat_render_nomem(c, at);
         o.item_sep = a.s.ptr;
@@ -1046,7 +1052,10 @@ static filter_fn find_filter(const char *name)
     return NULL;
 }
 
-bool chat_filter_known(const char *name) { return find_filter(name) != NULL; }
+bool chat_filter_known(const char *name)
+{
+    return find_filter(name) != NULL;
+}
 
 // Applies the named filter, counting a step and a nesting level (map can recurse).
 static int run_filter(render_ctx *c, const chat_node *at, const char *name, const chat_value *v,
@@ -1077,8 +1086,8 @@ int chat_apply_filter(render_ctx *c, const chat_node *n, const chat_value *opera
 typedef struct test_entry test_entry;
 
 // A test: sets *out for operand v and the evaluated arguments args[0..n); e is its row.
-typedef int (*test_fn)(render_ctx *c, const chat_node *at, const test_entry *e,
-                       const chat_value *v, const chat_value *args, size_t n, bool *out);
+typedef int (*test_fn)(render_ctx *c, const chat_node *at, const test_entry *e, const chat_value *v,
+                       const chat_value *args, size_t n, bool *out);
 
 // One row per test name, aliases included: the one list the parser checks names against,
 // `is test` answers from and every test is dispatched through.
@@ -1093,8 +1102,8 @@ struct test_entry {
 };
 
 // ==, !=, <, <=, >, >= and their named aliases.
-static int t_compare(render_ctx *c, const chat_node *at, const test_entry *e,
-                     const chat_value *v, const chat_value *args, size_t n, bool *out)
+static int t_compare(render_ctx *c, const chat_node *at, const test_entry *e, const chat_value *v,
+                     const chat_value *args, size_t n, bool *out)
 {
     if (n < 1)
         return chat_render_error(c, at, GARLIC_ETYPE, "TypeError: the test needs an argument");
@@ -1169,8 +1178,8 @@ static int t_case(render_ctx *c, const chat_node *at, const test_entry *e, const
 }
 
 // The integer that odd, even and divisibleby test; a TypeError for anything else.
-static int int_operand(render_ctx *c, const chat_node *at, const test_entry *e,
-                       const chat_value *v, int64_t *x)
+static int int_operand(render_ctx *c, const chat_node *at, const test_entry *e, const chat_value *v,
+                       int64_t *x)
 {
     if (v->type != CHAT_INT && v->type != CHAT_BOOL)
         return chat_render_error(c, at, GARLIC_ETYPE,
@@ -1283,7 +1292,10 @@ static const test_entry *find_test(const char *name)
     return NULL;
 }
 
-bool chat_test_known(const char *name) { return find_test(name) != NULL; }
+bool chat_test_known(const char *name)
+{
+    return find_test(name) != NULL;
+}
 
 // Applies the named test (parse time checked the name; select and reject pass any string).
 static int run_test(render_ctx *c, const chat_node *at, const char *name, const chat_value *v,

@@ -63,8 +63,9 @@ static int lex_error(lexer *lx, const char *at, const char *what)
 static int emit(lexer *lx, chat_token_kind kind, const char *at, const char *str, size_t len)
 {
     chat_token_list *l = lx->out;
-    if (l->n == l->cap && chat_arena_grow(lx->arena, &l->items, &l->cap, l->n, l->n + 1,
-                                          sizeof *l->items) != GARLIC_OK)
+    if (l->n == l->cap &&
+        chat_arena_grow(lx->arena, &l->items, &l->cap, l->n, l->n + 1, sizeof *l->items) !=
+            GARLIC_OK)
         return garlic_error_set(lx->err, GARLIC_ENOMEM, "%s: out of memory", lx->name);
     chat_token *t = &l->items[l->n++];
     memset(t, 0, sizeof *t);

@@ -178,7 +178,10 @@ static int64_t int_param(const chat_value *v, int64_t fallback)
     return v->type == CHAT_INT ? v->i : v->type == CHAT_BOOL ? v->b : fallback;
 }
 
-static bool space_at(const char *p) { return chat_is_space((unsigned char)*p); }
+static bool space_at(const char *p)
+{
+    return chat_is_space((unsigned char)*p);
+}
 
 // str.split(sep, maxsplit) with a separator: pieces appended to l in order.
 static int split_on_sep(render_ctx *c, const chat_value *s, const chat_value *sep, int64_t maxsplit,
@@ -489,8 +492,8 @@ static int m_find(render_ctx *c, const chat_node *at, const chat_value *self,
     const chat_value *sub = param(args, n, kw, 0, "sub");
     if (need_str(c, at, sub, "find arg"))
         return c->err->code;
-    const char *hit =
-        sub->s.len ? memmem(self->s.ptr, self->s.len, sub->s.ptr, sub->s.len) : self->s.ptr;
+    const char *hit = sub->s.len ? memmem(self->s.ptr, self->s.len, sub->s.ptr, sub->s.len)
+                                 : self->s.ptr;
     *out = chat_int(hit ? (int64_t)chat_utf8_count(self->s.ptr, (size_t)(hit - self->s.ptr)) : -1);
     return GARLIC_OK;
 }
@@ -889,8 +892,8 @@ int chat_get_item(render_ctx *c, const chat_node *at, const chat_value *obj, con
             return GARLIC_OK;
         }
         size_t from = chat_utf8_offset(obj->s.ptr, obj->s.len, (size_t)i);
-        *out =
-            chat_str(obj->s.ptr + from, chat_utf8_offset(obj->s.ptr + from, obj->s.len - from, 1));
+        *out = chat_str(obj->s.ptr + from,
+                        chat_utf8_offset(obj->s.ptr + from, obj->s.len - from, 1));
         return GARLIC_OK;
     }
     if (key->type == CHAT_STRING) {

@@ -54,7 +54,8 @@ int chat_prompt_tokenize(const tokenizer *tok, const char *text, size_t len, boo
         ids->ids[ids->n++] = bos;
     }
     if (ids->n == start)
-        return garlic_error_set(err, GARLIC_EINVAL, "the prompt is empty and the vocabulary has "
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "the prompt is empty and the vocabulary has "
                                 "no BOS token to start from");
     return GARLIC_OK;
 }

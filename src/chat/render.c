@@ -35,7 +35,10 @@ int chat_render_nomem(render_ctx *c, const chat_node *at)
                              c->max_output);
 }
 
-bool chat_render_tick(render_ctx *c) { return ++c->steps <= c->max_steps; }
+bool chat_render_tick(render_ctx *c)
+{
+    return ++c->steps <= c->max_steps;
+}
 
 static int too_long(render_ctx *c, const chat_node *at)
 {
@@ -98,7 +101,10 @@ static int assign(render_ctx *c, const char *name, chat_value v)
 }
 
 // Defines a top-level variable (a render argument); name must outlive the render.
-int chat_render_define(render_ctx *c, const char *name, chat_value v) { return assign(c, name, v); }
+int chat_render_define(render_ctx *c, const char *name, chat_value v)
+{
+    return assign(c, name, v);
+}
 
 // Looks a name up: the current macro call's scopes, then the top level, then globals.
 static bool lookup(const render_ctx *c, const char *name, chat_value *out)
@@ -724,10 +730,9 @@ static int bind_targets(render_ctx *c, const chat_node *n, const chat_value *v)
                                  "TypeError: cannot unpack non-iterable %s object",
                                  chat_type_name(v));
     if (v->list->n != n->n_names)
-        return chat_render_error(c, n, GARLIC_EINVAL,
-                                 "ValueError: %s values to unpack (expected %zu, got %zu)",
-                                 v->list->n > n->n_names ? "too many" : "not enough",
-                                 n->n_names, v->list->n);
+        return chat_render_error(
+            c, n, GARLIC_EINVAL, "ValueError: %s values to unpack (expected %zu, got %zu)",
+            v->list->n > n->n_names ? "too many" : "not enough", n->n_names, v->list->n);
     for (size_t i = 0; i < n->n_names; i++)
         if (assign(c, n->names[i], v->list->items[i]))
             return chat_render_nomem(c, n);

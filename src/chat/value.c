@@ -261,7 +261,10 @@ static bool dict_equal(const chat_dict *a, const chat_dict *b, int depth)
 
 // Python ==: numbers across bool/int/float, strings by bytes, lists and tuples item by item,
 // dicts regardless of order; undefined equals only undefined.
-bool chat_equal(const chat_value *a, const chat_value *b) { return equal_at(a, b, 0); }
+bool chat_equal(const chat_value *a, const chat_value *b)
+{
+    return equal_at(a, b, 0);
+}
 
 // Containers nested deeper than this compare by identity, print as [...] and do not order,
 // so that a template-built 100000-deep list cannot overflow the C stack.
@@ -283,13 +286,16 @@ static bool equal_at(const chat_value *a, const chat_value *b, int depth)
     case CHAT_LIST:
         if (a->list == b->list)
             return true;
-        if (a->list->n != b->list->n || a->list->is_tuple != b->list->is_tuple || depth >= VALUE_MAX_DEPTH)
+        if (a->list->n != b->list->n || a->list->is_tuple != b->list->is_tuple ||
+            depth >= VALUE_MAX_DEPTH)
             return false;
         for (size_t i = 0; i < a->list->n; i++)
             if (!equal_at(&a->list->items[i], &b->list->items[i], depth + 1))
                 return false;
         return true;
-    case CHAT_DICT: return a->dict == b->dict || (depth < VALUE_MAX_DEPTH && dict_equal(a->dict, b->dict, depth));
+    case CHAT_DICT:
+        return a->dict == b->dict ||
+            (depth < VALUE_MAX_DEPTH && dict_equal(a->dict, b->dict, depth));
     case CHAT_NAMESPACE: return a->dict == b->dict;
     case CHAT_LOOP: return a->loop == b->loop;
     case CHAT_CALLABLE: return a->fn == b->fn;
@@ -535,9 +541,15 @@ static int dict_repr(chat_arena *a, chat_buf *b, const chat_dict *d, int depth)
     return rc ? rc : chat_buf_append(a, b, "}", 1);
 }
 
-int chat_value_repr(chat_arena *a, chat_buf *b, const chat_value *v) { return repr_at(a, b, v, 0); }
+int chat_value_repr(chat_arena *a, chat_buf *b, const chat_value *v)
+{
+    return repr_at(a, b, v, 0);
+}
 
-int chat_value_str(chat_arena *a, chat_buf *b, const chat_value *v) { return str_at(a, b, v, 0); }
+int chat_value_str(chat_arena *a, chat_buf *b, const chat_value *v)
+{
+    return str_at(a, b, v, 0);
+}
 
 static int repr_at(chat_arena *a, chat_buf *b, const chat_value *v, int depth)
 {

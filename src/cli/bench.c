@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/clock.h"
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "cli/bench.h"
 #include "cli/cli.h"
 #include "cli/local.h"
@@ -42,10 +42,12 @@ static int parse_streams(void *dst, const char *opt, const char *text)
     for (const char *p = text; *p;) {
         char *end;
         unsigned long v = strtoul(p, &end, 10);
-        if (end == p || v == 0 || v > BENCH_MAX_STREAMS || o->n_streams == BENCH_MAX_STREAM_COUNTS ||
-            (*end && *end != ','))
-            return fprintf(stderr, "garlic bench: %s: bad list '%s' (1 to %d streams, at most %d "
-                           "counts)\n", opt, text, BENCH_MAX_STREAMS, BENCH_MAX_STREAM_COUNTS),
+        if (end == p || v == 0 || v > BENCH_MAX_STREAMS ||
+            o->n_streams == BENCH_MAX_STREAM_COUNTS || (*end && *end != ','))
+            return fprintf(stderr,
+                           "garlic bench: %s: bad list '%s' (1 to %d streams, at most %d "
+                           "counts)\n",
+                           opt, text, BENCH_MAX_STREAMS, BENCH_MAX_STREAM_COUNTS),
                    -1;
         o->streams[o->n_streams++] = (uint32_t)v;
         p = *end ? end + 1 : end;
@@ -58,15 +60,18 @@ static int parse_streams(void *dst, const char *opt, const char *text)
 // given.
 static int parse_bench(bench_options *o, int argc, char **argv)
 {
-    *o = (bench_options){.n_prompt = 512, .n_gen = 128, .reps = 5, .batch = 512,
-                         .threads = thread_pool_default_threads(), .kv_type = KV_TYPE_F16};
+    *o = (bench_options){.n_prompt = 512,
+                         .n_gen = 128,
+                         .reps = 5,
+                         .batch = 512,
+                         .threads = thread_pool_default_threads(),
+                         .kv_type = KV_TYPE_F16};
     bool p_seen = false, n_seen = false, prefix_seen = false;
     const cli_option options[] = {
         cli_arg("MODEL.gguf", "the model", &o->model_path),
         cli_seen(cli_uint("-p|--n-prompt", "N", "prompt tokens", &o->n_prompt, 0, 1u << 20),
                  &p_seen),
-        cli_seen(cli_uint("-n|--n-gen", "N", "generated tokens", &o->n_gen, 0, 1u << 20),
-                 &n_seen),
+        cli_seen(cli_uint("-n|--n-gen", "N", "generated tokens", &o->n_gen, 0, 1u << 20), &n_seen),
         cli_uint("-r|--repetitions", "N", "runs averaged (default 5)", &o->reps, 1, 1000),
         cli_uint("-b|--batch", "N", "prompt tokens per forward pass (default 512)", &o->batch, 1,
                  65536),
@@ -76,8 +81,11 @@ static int parse_bench(bench_options *o, int argc, char **argv)
         cli_flag("--json", "JSON with llama-bench's field names", &o->json),
         cli_custom("--streams", "N[,N...]", "batched decoding with these stream counts", o,
                    parse_streams),
-        cli_seen(cli_uint("--prefix", "N", "time to first token of a prompt sharing its first N "
-                          "tokens (prefix cache)", &o->prefix, 0, 1u << 16), &prefix_seen),
+        cli_seen(cli_uint("--prefix", "N",
+                          "time to first token of a prompt sharing its first N "
+                          "tokens (prefix cache)",
+                          &o->prefix, 0, 1u << 16),
+                 &prefix_seen),
         {0},
     };
     int status = cli_parse(&bench_command, options, argc, argv);
@@ -109,8 +117,8 @@ static double run_once(cli_local *l, bool prompt, uint32_t n, int32_t *ids, uint
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         ids[i] = (int32_t)((seed >> 33) % n_vocab);
     }
-    engine_request_params p = {.prompt = ids, .n_prompt = n_ids, .n_choices = 1,
-                               .wake_at_end = true};
+    engine_request_params p = {
+        .prompt = ids, .n_prompt = n_ids, .n_choices = 1, .wake_at_end = true};
     p.generation.sampling = sampler_params_default((int32_t)n_vocab);
     p.generation.sampling.temperature = 0;
     p.generation.max_tokens = prompt ? 1 : n + 1;
@@ -177,9 +185,8 @@ static void print_results(const bench_options *o, const model_info *info, const 
                    "\"stddev_ts\": %.6f}%s\n",
                    o->model_path, model_type, main_type(info),
                    (unsigned long long)info->weight_bytes, (unsigned long long)info->n_params,
-                   kernel_variant_name(), o->threads, o->batch,
-                   kv_type_name(o->kv_type),
-                   r[i].test, r[i].n_prompt, r[i].n_gen, r[i].avg, r[i].stddev, i + 1 < n ? "," : "");
+                   kernel_variant_name(), o->threads, o->batch, kv_type_name(o->kv_type), r[i].test,
+                   r[i].n_prompt, r[i].n_gen, r[i].avg, r[i].stddev, i + 1 < n ? "," : "");
         printf("]\n");
         return;
     }
@@ -189,8 +196,8 @@ static void print_results(const bench_options *o, const model_info *info, const 
            "------------------------------", "----------", "--------", "----------------",
            "-------", "--------", "--------------------");
     for (int i = 0; i < n; i++)
-        printf("| %-28s | %10s | %8s | CPU %-12s | %7d | %8s | %12.2f \u00b1 %5.2f |\n",
-               model_type, cli_format_bytes((double)info->weight_bytes),
+        printf("| %-28s | %10s | %8s | CPU %-12s | %7d | %8s | %12.2f \u00b1 %5.2f |\n", model_type,
+               cli_format_bytes((double)info->weight_bytes),
                cli_format_count((double)info->n_params), kernel_variant_name(), o->threads,
                r[i].test, r[i].avg, r[i].stddev);
 }
@@ -212,8 +219,11 @@ int cli_bench(int argc, char **argv)
     // A context for the longer test (a prompt plus its token, or a token plus n_gen), one
     // sequence, steps of -b tokens: the engine's figures for one stream.
     uint32_t n_ctx = (o.n_prompt + 1 > o.n_gen + 2 ? o.n_prompt + 1 : o.n_gen + 2);
-    registry_config cfg = {.n_ctx = n_ctx, .parallel = 1, .step_tokens = o.batch,
-                           .n_threads = o.threads, .kv_type = o.kv_type};
+    registry_config cfg = {.n_ctx = n_ctx,
+                           .parallel = 1,
+                           .step_tokens = o.batch,
+                           .n_threads = o.threads,
+                           .kv_type = o.kv_type};
     cli_local l = {0};
     if (rc == GARLIC_OK)
         rc = cli_local_open(&l, o.model_path, &cfg, &err);

@@ -17,10 +17,10 @@ typedef struct bench_options {
     int threads;
     kv_type kv_type;
     bool json;
-    bool batched;            // --streams or --prefix given: cli_bench_batch_run
+    bool batched;                              // --streams or --prefix given: cli_bench_batch_run
     uint32_t streams[BENCH_MAX_STREAM_COUNTS]; // (n_streams) stream counts
     uint32_t n_streams;
-    uint32_t prefix;         // --prefix: shared prefix length for the TTFT measure (0: none)
+    uint32_t prefix; // --prefix: shared prefix length for the TTFT measure (0: none)
 } bench_options;
 
 // Runs the batched benchmark with o's model, -p, -n, -t, --kv-type, --streams, --prefix and

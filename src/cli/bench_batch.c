@@ -110,8 +110,8 @@ typedef struct batch_row {
 } batch_row;
 
 // One stream count on the registry (sized for the largest): a warm-up, then the measured run.
-static int measure(const bench_options *o, uint32_t npl, registry_model *m,
-                   batch_row *row, garlic_error *err)
+static int measure(const bench_options *o, uint32_t npl, registry_model *m, batch_row *row,
+                   garlic_error *err)
 {
     uint32_t n_vocab = registry_model_weights(m)->hp.n_vocab;
     stream *st = garlic_calloc(npl, sizeof *st);
@@ -154,11 +154,14 @@ static int measure(const bench_options *o, uint32_t npl, registry_model *m,
 
 // Loads the model for stream counts up to parallel, each of n_ctx positions (kv_tokens: the
 // pool's positions, 0: one context).
-static int open_local(const bench_options *o, uint32_t parallel, uint32_t n_ctx,
-                      uint32_t kv_tokens, cli_local *l, garlic_error *err)
+static int open_local(const bench_options *o, uint32_t parallel, uint32_t n_ctx, uint32_t kv_tokens,
+                      cli_local *l, garlic_error *err)
 {
-    registry_config cfg = {.n_ctx = n_ctx, .max_queue = BENCH_MAX_STREAMS, .parallel = parallel,
-                           .kv_tokens = kv_tokens, .n_threads = o->threads,
+    registry_config cfg = {.n_ctx = n_ctx,
+                           .max_queue = BENCH_MAX_STREAMS,
+                           .parallel = parallel,
+                           .kv_tokens = kv_tokens,
+                           .n_threads = o->threads,
                            .kv_type = o->kv_type};
     return cli_local_open(l, o->model_path, &cfg, err);
 }
@@ -194,13 +197,13 @@ static int measure_prefix(const bench_options *o, garlic_error *err)
     }
     if (rc == GARLIC_OK && o->json)
         printf("{\"prefix\": %u, \"prompt\": %u, \"ttft_first_s\": %.6f, \"ttft_shared_s\": %.6f, "
-               "\"ttft_unrelated_s\": %.6f, \"ratio\": %.4f}\n", o->prefix, n, ttft[0], ttft[1],
-               ttft[2], ttft[1] / ttft[0]);
+               "\"ttft_unrelated_s\": %.6f, \"ratio\": %.4f}\n",
+               o->prefix, n, ttft[0], ttft[1], ttft[2], ttft[1] / ttft[0]);
     else if (rc == GARLIC_OK)
         printf("\nprefix cache: %u-token prompts sharing their first %u tokens\n"
                "  time to first token: first %.1f ms, second (shared prefix) %.1f ms = %.1f %% "
-               "of the first; unrelated prompt %.1f ms\n", n, o->prefix, ttft[0] * 1e3,
-               ttft[1] * 1e3, 100 * ttft[1] / ttft[0], ttft[2] * 1e3);
+               "of the first; unrelated prompt %.1f ms\n",
+               n, o->prefix, ttft[0] * 1e3, ttft[1] * 1e3, 100 * ttft[1] / ttft[0], ttft[2] * 1e3);
     garlic_free(a), garlic_free(b), garlic_free(c);
     cli_local_close(&l);
     return rc;
@@ -223,17 +226,18 @@ int cli_bench_batch_run(const bench_options *opts)
     batch_row rows[BENCH_MAX_STREAM_COUNTS];
     int rc = GARLIC_OK;
     if (!o.json)
-        printf("garlic batched decoding: %s, %d threads, prompt %u, generate %u per stream\n\n"
-               "| %5s | %8s | %9s | %8s | %9s | %8s | %9s | %8s |\n"
-               "|-------|----------|-----------|----------|-----------|----------|-----------|----------|\n",
-               o.model_path, o.threads, o.n_prompt, o.n_gen, "B", "T_PP s", "S_PP t/s", "T_TG s",
-               "S_TG t/s", "T s", "S t/s", "TG x 1st");
+        printf(
+            "garlic batched decoding: %s, %d threads, prompt %u, generate %u per stream\n\n"
+            "| %5s | %8s | %9s | %8s | %9s | %8s | %9s | %8s |\n"
+            "|-------|----------|-----------|----------|-----------|----------|-----------|----------|\n",
+            o.model_path, o.threads, o.n_prompt, o.n_gen, "B", "T_PP s", "S_PP t/s", "T_TG s",
+            "S_TG t/s", "T s", "S t/s", "TG x 1st");
     for (uint32_t i = 0; i < o.n_streams && rc == GARLIC_OK; i++) {
         rc = measure(&o, o.streams[i], m, &rows[i], &err);
         if (rc == GARLIC_OK && !o.json)
-            printf("| %5u | %8.3f | %9.2f | %8.3f | %9.2f | %8.3f | %9.2f | %8.2f |\n",
-                   rows[i].npl, rows[i].t_pp, rows[i].s_pp, rows[i].t_tg, rows[i].s_tg, rows[i].t,
-                   rows[i].s, rows[i].s_tg / rows[0].s_tg);
+            printf("| %5u | %8.3f | %9.2f | %8.3f | %9.2f | %8.3f | %9.2f | %8.2f |\n", rows[i].npl,
+                   rows[i].t_pp, rows[i].s_pp, rows[i].t_tg, rows[i].s_tg, rows[i].t, rows[i].s,
+                   rows[i].s_tg / rows[0].s_tg);
         fflush(stdout);
     }
     if (rc == GARLIC_OK && o.json) {

@@ -149,10 +149,14 @@ int cli_chat_template(int argc, char **argv)
     bool no_gen_prompt = false;
     const cli_option options[] = {
         cli_arg("MODEL.gguf|FILE.jinja", "a model with a template, or a template file", &path),
-        cli_string("--messages", "FILE.json", "a list of messages, an object of variables, or "
-                   "a case file", &messages),
-        cli_flag("--no-generation-prompt", "add_generation_prompt=false (default true for a "
-                 "list)", &no_gen_prompt),
+        cli_string("--messages", "FILE.json",
+                   "a list of messages, an object of variables, or "
+                   "a case file",
+                   &messages),
+        cli_flag("--no-generation-prompt",
+                 "add_generation_prompt=false (default true for a "
+                 "list)",
+                 &no_gen_prompt),
         cli_string("--bos", "TEXT", "bos_token (a GGUF gives its own)", &bos),
         cli_string("--eos", "TEXT", "eos_token (a GGUF gives its own)", &eos),
         cli_string("--now", "YYYY-MM-DDTHH:MM:SS", "the time strftime_now formats", &now_flag),

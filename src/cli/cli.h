@@ -89,17 +89,17 @@ typedef struct cli_option {
     const char *value; // the value's placeholder in --help ("N", "FILE"); NULL for flags
     const char *help;  // one line for --help
     cli_kind kind;
-    void *dst;         // where the value goes, of the type the constructor takes
-    double min, max;   // CLI_UINT, CLI_INT, CLI_FLOAT: the accepted range
+    void *dst;       // where the value goes, of the type the constructor takes
+    double min, max; // CLI_UINT, CLI_INT, CLI_FLOAT: the accepted range
     int (*parse)(void *dst, const char *option, const char *value); // CLI_CUSTOM
-    bool *seen;        // set to true when the option is given (NULL: not wanted)
-    bool required;     // CLI_ARG: a usage error when absent
+    bool *seen;    // set to true when the option is given (NULL: not wanted)
+    bool required; // CLI_ARG: a usage error when absent
 } cli_option;
 
 static inline cli_option cli_arg(const char *name, const char *help, const char **dst)
 {
-    return (cli_option){.names = name, .help = help, .kind = CLI_ARG, .dst = (void *)dst,
-                        .required = true};
+    return (cli_option){
+        .names = name, .help = help, .kind = CLI_ARG, .dst = (void *)dst, .required = true};
 }
 
 static inline cli_option cli_optional_arg(const char *name, const char *help, const char **dst)
@@ -115,56 +115,73 @@ static inline cli_option cli_flag(const char *names, const char *help, bool *dst
 static inline cli_option cli_string(const char *names, const char *value, const char *help,
                                     const char **dst)
 {
-    return (cli_option){.names = names, .value = value, .help = help, .kind = CLI_STRING,
-                        .dst = (void *)dst};
+    return (cli_option){
+        .names = names, .value = value, .help = help, .kind = CLI_STRING, .dst = (void *)dst};
 }
 
 static inline cli_option cli_uint(const char *names, const char *value, const char *help,
                                   uint32_t *dst, uint32_t min, uint32_t max)
 {
-    return (cli_option){.names = names, .value = value, .help = help, .kind = CLI_UINT,
-                        .dst = dst, .min = min, .max = max};
+    return (cli_option){.names = names,
+                        .value = value,
+                        .help = help,
+                        .kind = CLI_UINT,
+                        .dst = dst,
+                        .min = min,
+                        .max = max};
 }
 
-static inline cli_option cli_int(const char *names, const char *value, const char *help,
-                                 int *dst, int min, int max)
+static inline cli_option cli_int(const char *names, const char *value, const char *help, int *dst,
+                                 int min, int max)
 {
-    return (cli_option){.names = names, .value = value, .help = help, .kind = CLI_INT,
-                        .dst = dst, .min = min, .max = max};
+    return (cli_option){.names = names,
+                        .value = value,
+                        .help = help,
+                        .kind = CLI_INT,
+                        .dst = dst,
+                        .min = min,
+                        .max = max};
 }
 
 static inline cli_option cli_u64(const char *names, const char *value, const char *help,
                                  uint64_t *dst)
 {
-    return (cli_option){.names = names, .value = value, .help = help, .kind = CLI_U64,
-                        .dst = dst};
+    return (cli_option){.names = names, .value = value, .help = help, .kind = CLI_U64, .dst = dst};
 }
 
 static inline cli_option cli_float(const char *names, const char *value, const char *help,
                                    float *dst, float min, float max)
 {
-    return (cli_option){.names = names, .value = value, .help = help, .kind = CLI_FLOAT,
-                        .dst = dst, .min = min, .max = max};
+    return (cli_option){.names = names,
+                        .value = value,
+                        .help = help,
+                        .kind = CLI_FLOAT,
+                        .dst = dst,
+                        .min = min,
+                        .max = max};
 }
 
 static inline cli_option cli_kv_type(const char *names, const char *help, kv_type *dst)
 {
-    return (cli_option){.names = names, .value = "T", .help = help, .kind = CLI_KV_TYPE,
-                        .dst = dst};
+    return (cli_option){
+        .names = names, .value = "T", .help = help, .kind = CLI_KV_TYPE, .dst = dst};
 }
 
 static inline cli_option cli_size(const char *names, const char *value, const char *help,
                                   uint64_t *dst)
 {
-    return (cli_option){.names = names, .value = value, .help = help, .kind = CLI_SIZE,
-                        .dst = dst};
+    return (cli_option){.names = names, .value = value, .help = help, .kind = CLI_SIZE, .dst = dst};
 }
 
 static inline cli_option cli_custom(const char *names, const char *value, const char *help,
                                     void *dst, int (*parse)(void *, const char *, const char *))
 {
-    return (cli_option){.names = names, .value = value, .help = help, .kind = CLI_CUSTOM,
-                        .dst = dst, .parse = parse};
+    return (cli_option){.names = names,
+                        .value = value,
+                        .help = help,
+                        .kind = CLI_CUSTOM,
+                        .dst = dst,
+                        .parse = parse};
 }
 
 // o, also recording in *seen whether it was given.

@@ -42,18 +42,21 @@ static int parse_estimate(estimate_options *o, int argc, char **argv)
                 &o->model_path),
         cli_uint("--ctx|-c", "N", "positions per sequence (default: trained, at most 4096)",
                  &c->ctx, 1, PLANNER_MAX_CTX),
-        cli_seen(cli_uint("--parallel|-np", "N", "full-context sequences the KV pool holds "
-                          "(default 4)", &c->parallel, 1, 1u << 20), &parallel_given),
-        cli_uint("--kv-tokens", "N", "KV pool positions instead of parallel x ctx",
-                 &c->kv_tokens, 16, UINT32_MAX / 2),
+        cli_seen(cli_uint("--parallel|-np", "N",
+                          "full-context sequences the KV pool holds "
+                          "(default 4)",
+                          &c->parallel, 1, 1u << 20),
+                 &parallel_given),
+        cli_uint("--kv-tokens", "N", "KV pool positions instead of parallel x ctx", &c->kv_tokens,
+                 16, UINT32_MAX / 2),
         cli_uint("--running", "N", "sequences run at once (default: --parallel if given)",
                  &c->running, 1, 4096),
         cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &c->kv_type),
         cli_size("--budget", "SIZE", "bytes available: what fits them", &c->budget),
         cli_uint("--step-tokens|--batch|-b", "N", "tokens per forward call (default 512)",
                  &c->max_batch, 1, 65536),
-        cli_int("--threads|-t", "N", "compute threads (default: physical cores)",
-                &c->n_threads, 1, 1024),
+        cli_int("--threads|-t", "N", "compute threads (default: physical cores)", &c->n_threads, 1,
+                1024),
         cli_flag("--json", "print one JSON object", &o->json),
         {0},
     };
@@ -94,8 +97,9 @@ static void print_weights(const planner_input *in, const planner_plan *p)
                commas(t->bytes), cli_format_bytes((double)t->bytes));
     }
     if (w->mapping_bytes)
-        printf("    %-30s %18s %18s  %s\n", in->source == PLANNER_SOURCE_GGUF
-                   ? "header and metadata (mapped)" : "headers (safetensors)",
+        printf("    %-30s %18s %18s  %s\n",
+               in->source == PLANNER_SOURCE_GGUF ? "header and metadata (mapped)"
+                                                 : "headers (safetensors)",
                "", commas(w->mapping_bytes), cli_format_bytes((double)w->mapping_bytes));
     printf("    %-30s %18s %18s  %s\n", "total", commas(w->n_params), commas(p->weight_bytes),
            cli_format_bytes((double)p->weight_bytes));
@@ -237,34 +241,52 @@ static void print_json(const planner_input *in, const planner_plan *p)
     cJSON_AddStringToObject(root, "model", path);
     cJSON_AddStringToObject(root, "source", planner_source_name(in->source));
     cJSON_AddStringToObject(root, "architecture", in->arch);
-    add_numbers(cJSON_AddObjectToObject(root, "hparams"), (const json_number[]){
-        {"n_layer", hp->n_layer}, {"dim", hp->dim}, {"ffn", hp->ffn}, {"n_head", hp->n_head},
-        {"n_head_kv", hp->n_head_kv}, {"head_dim_k", hp->head_dim_k},
-        {"head_dim_v", hp->head_dim_v}, {"n_vocab", hp->n_vocab},
-        {"n_ctx_train", hp->n_ctx_train}, {NULL, 0}});
+    add_numbers(cJSON_AddObjectToObject(root, "hparams"),
+                (const json_number[]){{"n_layer", hp->n_layer},
+                                      {"dim", hp->dim},
+                                      {"ffn", hp->ffn},
+                                      {"n_head", hp->n_head},
+                                      {"n_head_kv", hp->n_head_kv},
+                                      {"head_dim_k", hp->head_dim_k},
+                                      {"head_dim_v", hp->head_dim_v},
+                                      {"n_vocab", hp->n_vocab},
+                                      {"n_ctx_train", hp->n_ctx_train},
+                                      {NULL, 0}});
     cJSON_AddItemToObject(root, "weights", weights_json(in, p));
     cJSON *kv = cJSON_AddObjectToObject(root, "kv_cache");
     cJSON_AddStringToObject(kv, "type", kv_type_name(c->kv_type));
-    add_numbers(kv, (const json_number[]){
-        {"block_tokens", c->block_tokens}, {"bytes_per_token", (double)p->kv_bytes_per_token},
-        {"ctx", c->ctx}, {"parallel", c->parallel},
-        {"kv_tokens", (double)p->kv_blocks * c->block_tokens}, {"blocks", p->kv_blocks},
-        {"data_bytes", (double)p->kv_data_bytes}, {"bytes", (double)p->kv_bytes},
-        {"bytes_per_sequence", (double)p->kv_bytes_per_seq}, {NULL, 0}});
-    add_numbers(cJSON_AddObjectToObject(root, "compute"), (const json_number[]){
-        {"bytes", (double)p->scratch_bytes}, {"max_batch", c->max_batch},
-        {"logit_rows", c->logit_rows}, {"running", c->running}, {"n_threads", c->n_threads},
-        {NULL, 0}});
-    add_numbers(root, (const json_number[]){
-        {"overhead_bytes", (double)p->overhead_bytes}, {"static_bytes", (double)p->static_bytes},
-        {"total_bytes", (double)p->total_bytes}, {NULL, 0}});
+    add_numbers(kv,
+                (const json_number[]){{"block_tokens", c->block_tokens},
+                                      {"bytes_per_token", (double)p->kv_bytes_per_token},
+                                      {"ctx", c->ctx},
+                                      {"parallel", c->parallel},
+                                      {"kv_tokens", (double)p->kv_blocks * c->block_tokens},
+                                      {"blocks", p->kv_blocks},
+                                      {"data_bytes", (double)p->kv_data_bytes},
+                                      {"bytes", (double)p->kv_bytes},
+                                      {"bytes_per_sequence", (double)p->kv_bytes_per_seq},
+                                      {NULL, 0}});
+    add_numbers(cJSON_AddObjectToObject(root, "compute"),
+                (const json_number[]){{"bytes", (double)p->scratch_bytes},
+                                      {"max_batch", c->max_batch},
+                                      {"logit_rows", c->logit_rows},
+                                      {"running", c->running},
+                                      {"n_threads", c->n_threads},
+                                      {NULL, 0}});
+    add_numbers(root,
+                (const json_number[]){{"overhead_bytes", (double)p->overhead_bytes},
+                                      {"static_bytes", (double)p->static_bytes},
+                                      {"total_bytes", (double)p->total_bytes},
+                                      {NULL, 0}});
     if (c->budget) {
         cJSON *b = cJSON_AddObjectToObject(root, "budget");
         cJSON_AddNumberToObject(b, "bytes", (double)c->budget);
         cJSON_AddBoolToObject(b, "fits", p->fits);
-        add_numbers(b, (const json_number[]){
-            {"kv_blocks", p->budget_blocks}, {"max_parallel", p->max_parallel},
-            {"max_ctx", p->max_ctx}, {NULL, 0}});
+        add_numbers(b,
+                    (const json_number[]){{"kv_blocks", p->budget_blocks},
+                                          {"max_parallel", p->max_parallel},
+                                          {"max_ctx", p->max_ctx},
+                                          {NULL, 0}});
     }
     char *text = cJSON_Print(root);
     if (text)

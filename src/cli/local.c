@@ -18,8 +18,7 @@ static void show_progress(void *ctx, int percent)
     fprintf(stderr, "\rloading %s %3d%%%s", p->path, percent, percent == 100 ? "\n" : "");
 }
 
-int cli_local_open(cli_local *l, const char *path, const registry_config *config,
-                   garlic_error *err)
+int cli_local_open(cli_local *l, const char *path, const registry_config *config, garlic_error *err)
 {
     memset(l, 0, sizeof *l);
     static progress_ctx progress; // one model per process

@@ -11,7 +11,7 @@
 
 typedef struct cli_local {
     registry *reg;
-    registry_model *m;     // acquired until cli_local_close
+    registry_model *m; // acquired until cli_local_close
     double load_seconds;
 } cli_local;
 

@@ -37,13 +37,15 @@ enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
 static void usage(FILE *out)
 {
-    fprintf(out, "garlic %s: a self-hosted LLM inference server\n\n"
-                 "usage: garlic COMMAND [ARGUMENTS] [options]\n\ncommands:\n",
+    fprintf(out,
+            "garlic %s: a self-hosted LLM inference server\n\n"
+            "usage: garlic COMMAND [ARGUMENTS] [options]\n\ncommands:\n",
             GARLIC_VERSION);
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-15s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\n`garlic COMMAND --help` (or `garlic help COMMAND`) prints a command's "
-                 "arguments and options.\n");
+    fprintf(out,
+            "\n`garlic COMMAND --help` (or `garlic help COMMAND`) prints a command's "
+            "arguments and options.\n");
 }
 
 static const command *find_command(const char *name)
@@ -56,9 +58,10 @@ static const command *find_command(const char *name)
 
 static int run_version(int argc, char **argv)
 {
-    static const cli_command version_command = {
-        .name = "version", .usage = "", .about = "Prints the version and the SIMD features "
-        "detected on this CPU."};
+    static const cli_command version_command = {.name = "version",
+                                                .usage = "",
+                                                .about = "Prints the version and the SIMD features "
+                                                         "detected on this CPU."};
     const cli_option options[] = {{0}};
     int status = cli_parse(&version_command, options, argc, argv);
     if (status != CLI_CONTINUE)
@@ -69,9 +72,10 @@ static int run_version(int argc, char **argv)
 
 static int run_help(int argc, char **argv)
 {
-    static const cli_command help_command = {
-        .name = "help", .usage = "[COMMAND]", .about = "Lists the commands, or prints the help "
-        "of one (as `garlic COMMAND --help`)."};
+    static const cli_command help_command = {.name = "help",
+                                             .usage = "[COMMAND]",
+                                             .about = "Lists the commands, or prints the help "
+                                                      "of one (as `garlic COMMAND --help`)."};
     const char *name = NULL;
     const cli_option options[] = {
         cli_optional_arg("COMMAND", "the command whose help to print", &name),

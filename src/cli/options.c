@@ -151,23 +151,16 @@ static int set_value(const cli_command *cmd, const cli_option *o, const char *na
     uint32_t u;
     uint64_t bytes;
     switch (o->kind) {
-    case CLI_FLAG:
-        *(bool *)o->dst = true;
-        return 0;
-    case CLI_STRING:
-        *(const char **)o->dst = value;
-        return 0;
-    case CLI_UINT:
-        return cli_parse_uint(name, value, (uint32_t)o->min, (uint32_t)o->max, o->dst);
+    case CLI_FLAG: *(bool *)o->dst = true; return 0;
+    case CLI_STRING: *(const char **)o->dst = value; return 0;
+    case CLI_UINT: return cli_parse_uint(name, value, (uint32_t)o->min, (uint32_t)o->max, o->dst);
     case CLI_INT:
         if (cli_parse_uint(name, value, (uint32_t)o->min, (uint32_t)o->max, &u))
             return -1;
         *(int *)o->dst = (int)u;
         return 0;
-    case CLI_U64:
-        return parse_u64(cmd, name, value, o->dst);
-    case CLI_FLOAT:
-        return cli_parse_float(name, value, (float)o->min, (float)o->max, o->dst);
+    case CLI_U64: return parse_u64(cmd, name, value, o->dst);
+    case CLI_FLOAT: return cli_parse_float(name, value, (float)o->min, (float)o->max, o->dst);
     case CLI_KV_TYPE:
         if (kv_type_parse(value, o->dst))
             return 0;
@@ -182,11 +175,9 @@ static int set_value(const cli_command *cmd, const cli_option *o, const char *na
         fprintf(stderr, "garlic %s: %s: '%s' is not a size such as 28.8GB, 24GiB or 512M\n",
                 cmd->name, name, value);
         return -1;
-    case CLI_CUSTOM:
-        return o->parse(o->dst, name, value);
+    case CLI_CUSTOM: return o->parse(o->dst, name, value);
     case CLI_ARG: // positional: cli_parse stores them
-    case CLI_KIND_COUNT:
-        break;
+    case CLI_KIND_COUNT: break;
     }
     return -1;
 }

@@ -68,9 +68,11 @@ static char *http_get(const char *host, const char *port, const char *path, cons
     if (fd < 0)
         return NULL;
     char req[1024];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\n"
-                     "%s%s%s\r\n", path, host, port, key ? "Authorization: Bearer " : "",
-                     key ? key : "", key ? "\r\n" : "");
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\n"
+                     "%s%s%s\r\n",
+                     path, host, port, key ? "Authorization: Bearer " : "", key ? key : "",
+                     key ? "\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof req || write(fd, req, (size_t)n) != n) {
         fprintf(stderr, "garlic ps: cannot send the request\n");
         close(fd);
@@ -104,10 +106,12 @@ static char *http_get(const char *host, const char *port, const char *path, cons
         return NULL;
     }
     if (status == 401 && !key)
-        fprintf(stderr, "garlic ps: the server needs an API key: pass --api-key or set "
+        fprintf(stderr,
+                "garlic ps: the server needs an API key: pass --api-key or set "
                 "GARLIC_API_KEY\n");
     else if (status == 401)
-        fprintf(stderr, "garlic ps: the server refused the API key given (--api-key or "
+        fprintf(stderr,
+                "garlic ps: the server refused the API key given (--api-key or "
                 "GARLIC_API_KEY)\n");
     if (status != 200) {
         fprintf(stderr, "garlic ps: %s:%s answered %d: %s\n", host, port, status, body + 4);
@@ -157,7 +161,8 @@ static int print_table(const char *json)
     printf("%-28s %10s %22s %8s %9s  %s\n", "NAME", "SIZE", "KV CACHE USED/RESERVED", "CONTEXT",
            "REQUESTS", "UNTIL");
     const cJSON *m;
-    cJSON_ArrayForEach(m, models) {
+    cJSON_ArrayForEach(m, models)
+    {
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(m, "name");
         const cJSON *exp = cJSON_GetObjectItemCaseSensitive(m, "expires_at");
         const cJSON *g = cJSON_GetObjectItemCaseSensitive(m, "garlic");
@@ -199,8 +204,8 @@ int cli_ps(int argc, char **argv)
     uint32_t port_flag = 0;
     const cli_option options[] = {
         cli_string("--host", "ADDR", "the server's address (default 127.0.0.1)", &host_flag),
-        cli_seen(cli_uint("--port", "N", "the server's port (default 8686)", &port_flag, 1,
-                          65535), &port_given),
+        cli_seen(cli_uint("--port", "N", "the server's port (default 8686)", &port_flag, 1, 65535),
+                 &port_given),
         cli_string("--api-key", "KEY", "the server's API key, sent as a Bearer token", &key),
         cli_flag("--json", "print the server's answer as it is", &json),
         {0},

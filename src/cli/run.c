@@ -26,15 +26,15 @@ enum { MAX_STOPS = 16 };
 
 typedef struct run_options {
     const char *model_path;
-    const char *prompt;      // NULL: interactive
-    const char *prompt_ids;  // token ids instead of text
-    const char *dump_logits; // file for the prompt's logits
-    const char *system;      // chat: a system message
+    const char *prompt;        // NULL: interactive
+    const char *prompt_ids;    // token ids instead of text
+    const char *dump_logits;   // file for the prompt's logits
+    const char *system;        // chat: a system message
     const char *template_file; // a chat template instead of the model's
-    uint32_t n_predict;      // -n (0: until the context is full)
-    uint32_t n_ctx;          // -c (0: min(trained, 4096))
-    uint32_t batch;          // -b
-    int threads;             // -t
+    uint32_t n_predict;        // -n (0: until the context is full)
+    uint32_t n_ctx;            // -c (0: min(trained, 4096))
+    uint32_t batch;            // -b
+    int threads;               // -t
     kv_type kv_type;
     bool verbose;
     sampler_params sampling; // n_vocab filled after loading
@@ -74,20 +74,21 @@ static int parse_run_options(run_options *o, int argc, char **argv)
     const cli_option options[] = {
         cli_arg("MODEL.gguf", "the model", &o->model_path),
         cli_optional_arg("PROMPT", "the text to continue (none: chat)", &o->prompt),
-        cli_uint("-n|--num-predict", "N", "tokens to generate at most (0: until the context is "
-                 "full)", &o->n_predict, 0, UINT32_MAX),
+        cli_uint("-n|--num-predict", "N",
+                 "tokens to generate at most (0: until the context is "
+                 "full)",
+                 &o->n_predict, 0, UINT32_MAX),
         cli_float("--temp", "X", "sampling temperature (0: greedy)", &sp->temperature, 0, 100),
-        cli_int("--top-k", "N", "keep the N most likely tokens (0: all)", &sp->top_k, 0,
-                INT32_MAX),
-        cli_float("--top-p", "X", "keep the most likely tokens up to probability X",
-                  &sp->top_p, 0.0001f, 1),
+        cli_int("--top-k", "N", "keep the N most likely tokens (0: all)", &sp->top_k, 0, INT32_MAX),
+        cli_float("--top-p", "X", "keep the most likely tokens up to probability X", &sp->top_p,
+                  0.0001f, 1),
         cli_float("--min-p", "X", "drop tokens below X times the most likely one's probability",
                   &sp->min_p, 0, 1),
         cli_float("--repeat-penalty", "X", "penalty for repeated tokens (1: none)",
                   &sp->repeat_penalty, 0.0001f, 100),
         cli_u64("--seed", "N", "sampling seed (default: drawn)", &sp->seed),
-        cli_uint("-c|--ctx", "N", "context positions (default: trained, at most 4096)",
-                 &o->n_ctx, 1, 1u << 24),
+        cli_uint("-c|--ctx", "N", "context positions (default: trained, at most 4096)", &o->n_ctx,
+                 1, 1u << 24),
         cli_int("-t|--threads", "N", "compute threads (default: physical cores)", &o->threads, 1,
                 1024),
         cli_uint("-b|--batch", "N", "prompt tokens per forward pass (default 512)", &o->batch, 1,
@@ -147,8 +148,7 @@ static int dump_logits(const model *m, const run_options *o, const tokenizer_ids
 {
     garlic_error err = {0};
     uint32_t n = (uint32_t)ids->n;
-    model_state_config cfg = {.n_ctx = n, .max_batch = n, .logit_rows = n,
-                              .n_threads = o->threads};
+    model_state_config cfg = {.n_ctx = n, .max_batch = n, .logit_rows = n, .n_threads = o->threads};
     model_state *s = model_state_new(m, &cfg, &err);
     kv_cache *kv = s ? model_kv_new_single(m, o->kv_type, n, &err) : NULL;
     kv_seq seq;
@@ -250,8 +250,10 @@ static int chat_prompt(const run_options *o, cli_local *l, cJSON *messages, toke
         if (rc || ids->n + 16 <= n_ctx)
             return rc;
         if ((size_t)cJSON_GetArraySize(messages) <= first + 1)
-            return garlic_error_set(err, GARLIC_EINVAL, "the message needs %zu tokens; the "
-                                    "context holds %u", ids->n, n_ctx);
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "the message needs %zu tokens; the "
+                                    "context holds %u",
+                                    ids->n, n_ctx);
         cJSON_DeleteItemFromArray(messages, (int)first); // the oldest user message...
         if ((size_t)cJSON_GetArraySize(messages) > first + 1)
             cJSON_DeleteItemFromArray(messages, (int)first); // ...and its answer
@@ -291,8 +293,9 @@ static int chat(const run_options *o, cli_local *l)
         garlic_error err = {0};
         engine_chunk end;
         garlic_buf_clear(&reply);
-        int rc = add_message(messages, "user", line) ? GARLIC_OK
-                 : garlic_error_set(&err, GARLIC_ENOMEM, "out of memory");
+        int rc = add_message(messages, "user", line)
+            ? GARLIC_OK
+            : garlic_error_set(&err, GARLIC_ENOMEM, "out of memory");
         if (rc == GARLIC_OK)
             rc = chat_prompt(o, l, messages, &ids, &err);
         if (rc == GARLIC_OK) {
@@ -341,8 +344,11 @@ int cli_run(int argc, char **argv)
         return status;
     status = 0;
     garlic_error err = {0};
-    registry_config cfg = {.n_ctx = o.n_ctx, .parallel = 1, .step_tokens = o.batch,
-                           .n_threads = o.threads, .kv_type = o.kv_type,
+    registry_config cfg = {.n_ctx = o.n_ctx,
+                           .parallel = 1,
+                           .step_tokens = o.batch,
+                           .n_threads = o.threads,
+                           .kv_type = o.kv_type,
                            .chat_template_file = o.template_file};
     cli_local l;
     if (cli_local_open(&l, o.model_path, &cfg, &err) != GARLIC_OK) {

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/threadpool.h"
-#include "api/api.h"
 #include "cli/cli.h"
 #include "planner/planner.h"
 #include "registry/registry.h"
@@ -25,11 +25,11 @@ typedef struct serve_options {
     size_t n_models;
     const char *models_dir;
     bool preload;
-    float grace;            // seconds running requests get at shutdown
-    float load_wait;        // seconds a load waits for memory held by busy models
+    float grace;             // seconds running requests get at shutdown
+    float load_wait;         // seconds a load waits for memory held by busy models
     uint32_t port, max_body; // for server (whose fields are narrower or wider)
-    bool quiet;             // no request log
-    bool verbose;           // the request log shows each rendered prompt
+    bool quiet;              // no request log
+    bool verbose;            // the request log shows each rendered prompt
     server_config server;
     registry_config registry;
 } serve_options;
@@ -95,8 +95,10 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
     o->server.host = host && *host ? host : "127.0.0.1";
     o->server.api_key = key && *key ? key : NULL;
     const cli_option options[] = {
-        cli_custom("-m|--model", "PATH[=NAME]", "a model to serve, named NAME (default: the file "
-                   "name); repeatable", o, add_model),
+        cli_custom("-m|--model", "PATH[=NAME]",
+                   "a model to serve, named NAME (default: the file "
+                   "name); repeatable",
+                   o, add_model),
         cli_string("--models-dir", "DIR", "serve every .gguf file of DIR too", &o->models_dir),
         cli_string("--host", "ADDR", "address to listen on (default 127.0.0.1)", &o->server.host),
         cli_uint("--port", "N", "port to listen on (default 8686; 0: any free one)", &o->port, 0,
@@ -106,8 +108,8 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
                    &o->server.cors_origin),
         cli_uint("--ctx|-c", "N", "positions per request (default: trained, at most 4096)",
                  &r->n_ctx, 16, 1u << 24),
-        cli_int("--threads|-t", "N", "compute threads (default: physical cores)", &r->n_threads,
-                1, 1024),
+        cli_int("--threads|-t", "N", "compute threads (default: physical cores)", &r->n_threads, 1,
+                1024),
         cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &r->kv_type),
         cli_uint("--kv-tokens", "N", "KV pool positions per model", &r->kv_tokens, 16,
                  UINT32_MAX / 2),
@@ -118,22 +120,26 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
                  &r->memory_budget),
         cli_custom("--keep-alive", "DURATION", "how long an idle model stays loaded (default 5m)",
                    r, parse_keep_alive),
-        cli_float("--load-wait", "SECONDS", "how long a load waits for busy models' memory "
-                  "(default 30)", &o->load_wait, 0, 86400),
+        cli_float("--load-wait", "SECONDS",
+                  "how long a load waits for busy models' memory "
+                  "(default 30)",
+                  &o->load_wait, 0, 86400),
         cli_uint("--max-queue", "N", "requests waiting per model (default 64)", &r->max_queue, 1,
                  1u << 20),
         cli_uint("--max-body", "BYTES", "largest request body", &o->max_body, 1024, UINT32_MAX),
         cli_uint("--max-connections", "N", "connections at once", &o->server.max_connections, 1,
                  65536),
-        cli_uint("--timeout", "SECONDS", "idle connection timeout", &o->server.timeout_seconds,
-                 1, 86400),
+        cli_uint("--timeout", "SECONDS", "idle connection timeout", &o->server.timeout_seconds, 1,
+                 86400),
         cli_string("--chat-template-file", "FILE", "a Jinja template for every model",
                    &r->chat_template_file),
         cli_flag("--preload", "load every model at start", &o->preload),
         cli_float("--grace", "SECONDS", "time running requests get at shutdown (default 5)",
                   &o->grace, 0, 3600),
-        cli_custom("--log-format", "FORMAT", "the log on stderr: text (default) or json, one "
-                   "object a line", o, parse_log_format),
+        cli_custom("--log-format", "FORMAT",
+                   "the log on stderr: text (default) or json, one "
+                   "object a line",
+                   o, parse_log_format),
         cli_flag("--quiet|-q", "no line per request (loads and unloads are still logged)",
                  &o->quiet),
         cli_flag("--verbose|-v", "the request log also shows each rendered prompt", &o->verbose),

@@ -136,7 +136,8 @@ static void print_text(const gguf_file *f, const model_info *info)
     if (info->rms_epsilon)
         printf("    %-22s %g\n", "RMS norm epsilon", info->rms_epsilon);
     printf("  Tokenizer\n");
-    printf("    %-22s %s%s%s\n", "type", info->tokenizer_model[0] ? info->tokenizer_model : "(none)",
+    printf("    %-22s %s%s%s\n", "type",
+           info->tokenizer_model[0] ? info->tokenizer_model : "(none)",
            info->tokenizer_pre[0] ? ", pre " : "", info->tokenizer_pre);
     printf("    %-22s %llu tokens", "vocabulary", (unsigned long long)info->vocab_size);
     if (info->n_merges)
@@ -150,10 +151,12 @@ static void print_text(const gguf_file *f, const model_info *info)
         printf("    %-22s no\n", "chat template");
     if (info->kv_bytes_per_token_f16) {
         printf("  KV cache (F16)\n");
-        printf("    %-22s %s\n", "per token", cli_format_bytes((double)info->kv_bytes_per_token_f16));
+        printf("    %-22s %s\n", "per token",
+               cli_format_bytes((double)info->kv_bytes_per_token_f16));
         if (info->context_length)
             printf("    at %-19llu %s\n", (unsigned long long)info->context_length,
-                   cli_format_bytes((double)info->kv_bytes_per_token_f16 * (double)info->context_length));
+                   cli_format_bytes((double)info->kv_bytes_per_token_f16 *
+                                    (double)info->context_length));
     }
 }
 
@@ -195,7 +198,8 @@ static cJSON *build_json(const gguf_file *f, const model_info *info, bool tensor
     cJSON *types = cJSON_AddObjectToObject(root, "weight_types");
     for (int t = 0; t < TENSOR_TYPE_COUNT; t++)
         if (info->type_tensors[t])
-            cJSON_AddNumberToObject(types, tensor_type_get((uint32_t)t)->name, info->type_tensors[t]);
+            cJSON_AddNumberToObject(types, tensor_type_get((uint32_t)t)->name,
+                                    info->type_tensors[t]);
     cJSON_AddNumberToObject(root, "tensor_count", (double)f->n_tensors);
     cJSON_AddNumberToObject(root, "context_length", (double)info->context_length);
     cJSON_AddNumberToObject(root, "embedding_length", (double)info->embedding_length);

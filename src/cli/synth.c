@@ -18,11 +18,12 @@ static const cli_command synth_command = {
     .about = "Writes a random-weight model, deterministic from --seed, for tests and "
              "benchmarks. The defaults\nare shape A of the shared test models: llama, dim 256, "
              "2 layers, 8 heads, 2 KV heads, FFN 768,\ncontext 512, vocabulary 512, F32.",
-    .notes = "tinyllama: dim 2048, 22 layers, 32 heads, 4 KV heads, FFN 5632, context 2048, "
-             "vocabulary 32000.\nT is a weight type garlic quantizes to (F32, F16, BF16, Q8_0, Q4_0, "
-             "Q4_1, Q5_0, Q5_1, Q2_K,\nQ3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS); --type also "
-             "takes the mixtures Q4_K_M and Q5_K_M.\nOn a terminal, files over 256 MiB show the "
-             "percentage written without --progress.",
+    .notes =
+        "tinyllama: dim 2048, 22 layers, 32 heads, 4 KV heads, FFN 5632, context 2048, "
+        "vocabulary 32000.\nT is a weight type garlic quantizes to (F32, F16, BF16, Q8_0, Q4_0, "
+        "Q4_1, Q5_0, Q5_1, Q2_K,\nQ3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS); --type also "
+        "takes the mixtures Q4_K_M and Q5_K_M.\nOn a terminal, files over 256 MiB show the "
+        "percentage written without --progress.",
 };
 
 static int parse_preset(void *dst, const char *opt, const char *val)
@@ -136,8 +137,8 @@ int cli_synth(int argc, char **argv)
     int status = cli_parse(&synth_command, options, argc, argv);
     if (status != CLI_CONTINUE)
         return status;
-    progress pr = {.path = out, .forced = progress_flag, .terminal = isatty(STDERR_FILENO),
-                   .shown = -1};
+    progress pr = {
+        .path = out, .forced = progress_flag, .terminal = isatty(STDERR_FILENO), .shown = -1};
     p.progress = show_progress, p.progress_user = &pr;
     garlic_error err = {0};
     if (model_synth_write(&p, out, &err) != GARLIC_OK) {

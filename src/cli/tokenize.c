@@ -53,8 +53,7 @@ int cli_tokenize(int argc, char **argv)
         cli_arg("TEXT", "the text, or - to read it from stdin", &text),
         cli_flag("--ids", "print only the ids, space-separated, on one line", &ids_only),
         cli_flag("--no-bos", "add neither BOS nor EOS", &no_bos),
-        cli_flag("--special", "parse special-token text such as <|eot_id|> into tokens",
-                 &special),
+        cli_flag("--special", "parse special-token text such as <|eot_id|> into tokens", &special),
         {0},
     };
     int status = cli_parse(&tokenize_command, options, argc, argv);

@@ -11,9 +11,10 @@
 
 const char *engine_finish_name(engine_finish f)
 {
-    static const char *const names[ENGINE_FINISH_COUNT] = {
-        [ENGINE_FINISH_LENGTH] = "length", [ENGINE_FINISH_STOP] = "stop",
-        [ENGINE_FINISH_CONTEXT] = "length", [ENGINE_FINISH_CANCEL] = "cancel"};
+    static const char *const names[ENGINE_FINISH_COUNT] = {[ENGINE_FINISH_LENGTH] = "length",
+                                                           [ENGINE_FINISH_STOP] = "stop",
+                                                           [ENGINE_FINISH_CONTEXT] = "length",
+                                                           [ENGINE_FINISH_CANCEL] = "cancel"};
     return (unsigned)f < ENGINE_FINISH_COUNT ? names[f] : "unknown";
 }
 
@@ -25,13 +26,15 @@ static int check_config(const engine_config *cfg, uint32_t block_tokens, garlic_
         return garlic_error_set(err, GARLIC_EINVAL, "%s: an engine needs a model and a tokenizer",
                                 name);
     if (cfg->n_ctx == 0 || cfg->parallel == 0 || cfg->kv_blocks == 0)
-        return garlic_error_set(err, GARLIC_EINVAL, "%s: the context (%u), running sequences "
-                                "(%u) and KV blocks (%u) must not be 0", name, cfg->n_ctx,
-                                cfg->parallel, cfg->kv_blocks);
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "%s: the context (%u), running sequences "
+                                "(%u) and KV blocks (%u) must not be 0",
+                                name, cfg->n_ctx, cfg->parallel, cfg->kv_blocks);
     if ((uint64_t)cfg->kv_blocks * block_tokens < (uint64_t)cfg->n_ctx)
-        return garlic_error_set(err, GARLIC_EINVAL, "%s: a KV pool of %u positions cannot hold "
-                                "one context of %u", name, cfg->kv_blocks * block_tokens,
-                                cfg->n_ctx);
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "%s: a KV pool of %u positions cannot hold "
+                                "one context of %u",
+                                name, cfg->kv_blocks * block_tokens, cfg->n_ctx);
     return GARLIC_OK;
 }
 
@@ -56,8 +59,10 @@ engine *engine_new(const engine_config *cfg, garlic_error *err)
     e->cfg.name = e->name;
     engine_end_tokens(cfg->tok, &e->end_tokens);
     kv_cache_config kc = model_kv_config(cfg->weights, cfg->kv_type, block_tokens, cfg->kv_blocks);
-    model_state_config sc = {.n_ctx = cfg->n_ctx, .max_batch = e->cfg.step_tokens,
-                             .logit_rows = cfg->parallel, .pool = cfg->pool,
+    model_state_config sc = {.n_ctx = cfg->n_ctx,
+                             .max_batch = e->cfg.step_tokens,
+                             .logit_rows = cfg->parallel,
+                             .pool = cfg->pool,
                              .n_threads = cfg->n_threads ? cfg->n_threads
                                                          : thread_pool_default_threads()};
     e->queue_cap = e->cfg.max_queue;
@@ -68,13 +73,16 @@ engine *engine_new(const engine_config *cfg, garlic_error *err)
         engine_free(e);
         return NULL;
     }
-    if (!(e->kv = kv_cache_new(&kc, err)) || !(e->state = model_state_new(cfg->weights, &sc, err))) {
+    if (!(e->kv = kv_cache_new(&kc, err)) ||
+        !(e->state = model_state_new(cfg->weights, &sc, err))) {
         engine_free(e);
         return NULL;
     }
     kv_cache_stats st = kv_cache_get_stats(e->kv);
-    e->snap = (engine_counters){.parallel = cfg->parallel, .block_tokens = block_tokens,
-                                .kv_blocks = st.n_blocks, .kv_free = st.n_free,
+    e->snap = (engine_counters){.parallel = cfg->parallel,
+                                .block_tokens = block_tokens,
+                                .kv_blocks = st.n_blocks,
+                                .kv_free = st.n_free,
                                 .kv_bytes = kv_cache_bytes(e->kv)};
     if (engine_sched_start(e, err) != GARLIC_OK) {
         engine_free(e);
@@ -106,7 +114,8 @@ void engine_free(engine *e)
 int engine_submit(engine *e, engine_request *r, garlic_error *err)
 {
     if (r->n_prompt >= e->cfg.n_ctx)
-        return garlic_error_set(err, GARLIC_EINVAL, "%s: the prompt has %zu tokens; the context "
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "%s: the prompt has %zu tokens; the context "
                                 "holds %u, with room for at least one generated token",
                                 e->name, r->n_prompt, e->cfg.n_ctx);
     r->t_submit = garlic_now();
@@ -117,8 +126,10 @@ int engine_submit(engine *e, engine_request *r, garlic_error *err)
     }
     if (e->count == e->queue_cap) {
         pthread_mutex_unlock(&e->mu);
-        return garlic_error_set(err, GARLIC_EFULL, "%s: %u requests are waiting already; "
-                                "try again later", e->name, e->queue_cap);
+        return garlic_error_set(err, GARLIC_EFULL,
+                                "%s: %u requests are waiting already; "
+                                "try again later",
+                                e->name, e->queue_cap);
     }
     atomic_fetch_add(&r->refs, 1);
     e->queue[(e->head + e->count) % e->queue_cap] = r;

@@ -24,7 +24,7 @@ typedef struct engine engine;
 typedef struct engine_request engine_request;
 
 enum {
-    ENGINE_MAX_CHOICES = 16,        // choices (OpenAI's n) per request
+    ENGINE_MAX_CHOICES = 16, // choices (OpenAI's n) per request
     ENGINE_DEFAULT_STEP_TOKENS = 512,
     ENGINE_DEFAULT_MAX_QUEUE = 64,
 };
@@ -40,20 +40,20 @@ typedef enum engine_finish {
 // How one choice is generated.
 typedef struct engine_params {
     sampler_params sampling;
-    uint32_t max_tokens;        // tokens to generate at most (0: until the context is full)
-    const char *const *stops;   // (n_stops) stop strings; engine_request_new copies them
+    uint32_t max_tokens;      // tokens to generate at most (0: until the context is full)
+    const char *const *stops; // (n_stops) stop strings; engine_request_new copies them
     size_t n_stops;
-    bool ignore_eos;            // keep going past end-of-generation tokens (benchmarks)
-    bool logprobs;              // report each token with its log-probabilities
-    uint32_t top_logprobs;      // alternatives per token (<= SAMPLER_MAX_TOP_LOGPROBS)
+    bool ignore_eos;       // keep going past end-of-generation tokens (benchmarks)
+    bool logprobs;         // report each token with its log-probabilities
+    uint32_t top_logprobs; // alternatives per token (<= SAMPLER_MAX_TOP_LOGPROBS)
 } engine_params;
 
 // What one choice cost and how it ended.
 typedef struct engine_stats {
-    uint32_t n_prompt;          // prompt tokens
-    uint32_t n_generated;       // tokens sampled (an end-of-generation token included)
-    double prompt_seconds;      // from admission until the prompt's last position was computed
-    double generate_seconds;    // from then until the end
+    uint32_t n_prompt;       // prompt tokens
+    uint32_t n_generated;    // tokens sampled (an end-of-generation token included)
+    double prompt_seconds;   // from admission until the prompt's last position was computed
+    double generate_seconds; // from then until the end
     engine_finish finish;
 } engine_stats;
 
@@ -78,18 +78,18 @@ typedef struct engine_hooks {
 } engine_hooks;
 
 typedef struct engine_config {
-    const char *name;           // for messages (the model's name); copied
-    const model *weights;       // borrowed for the engine's life
-    const tokenizer *tok;       // borrowed for the engine's life
+    const char *name;     // for messages (the model's name); copied
+    const model *weights; // borrowed for the engine's life
+    const tokenizer *tok; // borrowed for the engine's life
     kv_type kv_type;
-    uint32_t block_tokens;      // positions per KV block; 0: KV_DEFAULT_BLOCK_TOKENS
-    uint32_t kv_blocks;         // blocks in the pool (the planner's figure)
-    uint32_t n_ctx;             // positions one sequence may use
-    uint32_t parallel;          // running sequences at most (>= 1)
-    uint32_t step_tokens;       // tokens per step; 0: ENGINE_DEFAULT_STEP_TOKENS
-    uint32_t max_queue;         // requests waiting beyond which submit fails; 0: the default
-    thread_pool *pool;          // compute pool to borrow; NULL: the engine starts its own
-    int n_threads;              // size of the engine's own pool (0: physical cores)
+    uint32_t block_tokens; // positions per KV block; 0: KV_DEFAULT_BLOCK_TOKENS
+    uint32_t kv_blocks;    // blocks in the pool (the planner's figure)
+    uint32_t n_ctx;        // positions one sequence may use
+    uint32_t parallel;     // running sequences at most (>= 1)
+    uint32_t step_tokens;  // tokens per step; 0: ENGINE_DEFAULT_STEP_TOKENS
+    uint32_t max_queue;    // requests waiting beyond which submit fails; 0: the default
+    thread_pool *pool;     // compute pool to borrow; NULL: the engine starts its own
+    int n_threads;         // size of the engine's own pool (0: physical cores)
     engine_hooks hooks;
 } engine_config;
 
@@ -123,28 +123,28 @@ uint32_t engine_queue_length(engine *e);
 
 // What the scheduler holds, as of its last step.
 typedef struct engine_counters {
-    uint32_t running;         // sequences in the running batch
-    uint32_t peak_running;    // the most sequences one step has run
-    uint32_t waiting;         // sequences waiting for KV blocks (preempted, or choices not
-                              // yet started) plus requests in the queue
-    uint32_t parallel;        // the cap on running sequences
-    uint32_t block_tokens;    // positions per KV block
-    uint32_t kv_blocks;       // blocks in the pool
-    uint32_t kv_used;         // referenced by a sequence
-    uint32_t kv_cached;       // unreferenced prefix-cache blocks (reclaimable)
+    uint32_t running;      // sequences in the running batch
+    uint32_t peak_running; // the most sequences one step has run
+    uint32_t waiting;      // sequences waiting for KV blocks (preempted, or choices not
+                           // yet started) plus requests in the queue
+    uint32_t parallel;     // the cap on running sequences
+    uint32_t block_tokens; // positions per KV block
+    uint32_t kv_blocks;    // blocks in the pool
+    uint32_t kv_used;      // referenced by a sequence
+    uint32_t kv_cached;    // unreferenced prefix-cache blocks (reclaimable)
     uint32_t kv_free;
-    uint64_t kv_bytes;        // bytes of the pool
-    uint64_t prefix_hits;     // full prompt blocks found in the prefix cache
-    uint64_t prefix_misses;   // full prompt blocks looked up and computed
-    uint64_t evictions;       // cached blocks reclaimed
-    uint64_t preemptions;     // sequences whose blocks were taken back mid-generation
+    uint64_t kv_bytes;      // bytes of the pool
+    uint64_t prefix_hits;   // full prompt blocks found in the prefix cache
+    uint64_t prefix_misses; // full prompt blocks looked up and computed
+    uint64_t evictions;     // cached blocks reclaimed
+    uint64_t preemptions;   // sequences whose blocks were taken back mid-generation
 } engine_counters;
 
 void engine_counters_get(engine *e, engine_counters *out);
 
 // A running sequence as of the scheduler's last step: whose it is and the KV it holds.
 typedef struct engine_seq_info {
-    char label[48];     // the request's label (engine_request_params.label), "" if none
+    char label[48]; // the request's label (engine_request_params.label), "" if none
     uint32_t choice;
     uint32_t tokens;    // positions so far (prompt plus generated)
     uint32_t kv_blocks; // blocks in its table (shared prefix blocks included)
@@ -156,15 +156,15 @@ size_t engine_sequences(engine *e, engine_seq_info *out, size_t cap);
 // ---- Requests ----
 
 typedef struct engine_request_params {
-    const int32_t *prompt;      // (n_prompt) copied
+    const int32_t *prompt; // (n_prompt) copied
     size_t n_prompt;
-    engine_params generation;   // stops and logit_bias are copied
-    uint32_t n_choices;         // 1..ENGINE_MAX_CHOICES, generated side by side
-    bool seeded;                // generation.sampling.seed was given: choice i uses seed + i
-    const char *label;          // a name for /metrics (the API's response id), or NULL;
-                                // copied (up to 47 bytes)
-    bool wake_at_end;           // the reader wants each choice's end, not every token: no
-                                // wake-up per token (benchmarks, whole answers)
+    engine_params generation; // stops and logit_bias are copied
+    uint32_t n_choices;       // 1..ENGINE_MAX_CHOICES, generated side by side
+    bool seeded;              // generation.sampling.seed was given: choice i uses seed + i
+    const char *label;        // a name for /metrics (the API's response id), or NULL;
+                              // copied (up to 47 bytes)
+    bool wake_at_end;         // the reader wants each choice's end, not every token: no
+                              // wake-up per token (benchmarks, whole answers)
 } engine_request_params;
 
 // One generated token with its log-probabilities (when the request asked for them).
@@ -181,13 +181,13 @@ typedef struct engine_chunk {
     size_t len;
     const engine_token *tokens; // (n_tokens) only when logprobs were asked for
     size_t n_tokens;
-    bool choice_done;      // the choice ended after this text: finish and stats are set
+    bool choice_done; // the choice ended after this text: finish and stats are set
     engine_finish finish;
     engine_stats stats;
-    uint32_t output_tokens; // tokens the choice produced (end-of-generation tokens excluded)
+    uint32_t output_tokens;     // tokens the choice produced (end-of-generation tokens excluded)
     double first_token_seconds; // from submit to the choice's first output token (0: none)
-    bool all_done;         // nothing more will come (error or every choice ended)
-    int error;             // GARLIC_OK, or why the request failed (message in error_message)
+    bool all_done;              // nothing more will come (error or every choice ended)
+    int error;                  // GARLIC_OK, or why the request failed (message in error_message)
     const char *error_message;
 } engine_chunk;
 

@@ -48,11 +48,11 @@ int engine_seq_step(engine_seq *g, const float *logits, bool context_full, engin
 
 // The output of one choice, produced by the scheduler and taken by the submitter.
 typedef struct choice_channel {
-    char *text;               // (cap) produced, not yet taken
+    char *text; // (cap) produced, not yet taken
     size_t len, cap;
-    engine_token *tokens;     // (tokens_cap) produced, not yet taken
+    engine_token *tokens; // (tokens_cap) produced, not yet taken
     size_t n_tokens, tokens_cap;
-    bool done;                // the scheduler finished this choice: finish and stats are set
+    bool done; // the scheduler finished this choice: finish and stats are set
     engine_finish finish;
     engine_stats stats;
     uint32_t output_tokens;
@@ -71,28 +71,28 @@ struct engine_request {
     bool wake_at_end;
     char label[48];
 
-    atomic_bool cancel;       // set by anyone; the scheduler stops within one token
-    atomic_int refs;          // submitter + scheduler
+    atomic_bool cancel; // set by anyone; the scheduler stops within one token
+    atomic_int refs;    // submitter + scheduler
 
-    pthread_mutex_t mu;       // guards the fields below, shared by scheduler and submitter
-    pthread_cond_t cv;        // signalled when the scheduler adds output (made by
-                              // garlic_cond_init: timed waits use the monotonic clock)
+    pthread_mutex_t mu; // guards the fields below, shared by scheduler and submitter
+    pthread_cond_t cv;  // signalled when the scheduler adds output (made by
+                        // garlic_cond_init: timed waits use the monotonic clock)
     choice_channel ch[ENGINE_MAX_CHOICES];
-    int error;                // GARLIC_OK or why the request failed
+    int error; // GARLIC_OK or why the request failed
     char error_message[512];
 
     // Owned by the submitter: buffers swapped with a channel's on each take.
-    uint32_t next_choice;     // the choice being read
-    char *taken_text;         // (taken_cap)
+    uint32_t next_choice; // the choice being read
+    char *taken_text;     // (taken_cap)
     size_t taken_cap;
     engine_token *taken_tokens; // (taken_tokens_cap)
     size_t taken_tokens_cap;
 
     // Owned by the scheduler while it runs the request.
-    double t_submit;          // monotonic seconds at submit
-    uint32_t n_live;          // choices not yet ended (the scheduler's reference goes with the last)
-    bool cancelled_any;       // a choice ended cancelled (for the statistics)
-    bool failed;              // engine_request_fail was called
+    double t_submit;    // monotonic seconds at submit
+    uint32_t n_live;    // choices not yet ended (the scheduler's reference goes with the last)
+    bool cancelled_any; // a choice ended cancelled (for the statistics)
+    bool failed;        // engine_request_fail was called
 };
 
 // The scheduler's side of a request's channel.
@@ -111,24 +111,24 @@ typedef struct sched sched;
 
 struct engine {
     // Set by engine_new, then read-only.
-    engine_config cfg;        // name points at the copy below
+    engine_config cfg; // name points at the copy below
     char *name;
     sampler_end_tokens end_tokens; // of cfg.tok, found once
-    kv_cache *kv;             // the KV block pool: the scheduler thread's alone
-    model_state *state;       // scratch and compute pool of the steps: the scheduler's alone
-    sched *sched;             // the scheduler thread's own state (scheduler.c)
+    kv_cache *kv;                  // the KV block pool: the scheduler thread's alone
+    model_state *state;            // scratch and compute pool of the steps: the scheduler's alone
+    sched *sched;                  // the scheduler thread's own state (scheduler.c)
 
-    pthread_mutex_t mu;       // guards what follows, shared by submitters, readers of the
-                              // counters and the scheduler
-    pthread_cond_t cv;        // signalled on push and on stop
-    engine_request **queue;   // (queue_cap) ring of requests not yet started
+    pthread_mutex_t mu;     // guards what follows, shared by submitters, readers of the
+                            // counters and the scheduler
+    pthread_cond_t cv;      // signalled on push and on stop
+    engine_request **queue; // (queue_cap) ring of requests not yet started
     uint32_t queue_cap, head, count;
-    engine_counters snap;     // the scheduler's counts after its last step
+    engine_counters snap;      // the scheduler's counts after its last step
     engine_seq_info *seq_info; // (cfg.parallel) running sequences after the last step
     size_t n_seq_info;
-    bool busy;                // the scheduler holds running or waiting sequences
-    bool stop;                // the scheduler exits once everything is cancelled
-    atomic_bool cancel_all;   // the scheduler cancels everything it holds
+    bool busy;              // the scheduler holds running or waiting sequences
+    bool stop;              // the scheduler exits once everything is cancelled
+    atomic_bool cancel_all; // the scheduler cancels everything it holds
     bool thread_started;
     pthread_t thread;
 };

@@ -111,8 +111,7 @@ void engine_request_release(engine_request *r)
 }
 
 // Scheduler side: appends text to a choice. GARLIC_ENOMEM when it cannot grow.
-int engine_request_append_text(engine_request *r, uint32_t choice, const char *text,
-                                 size_t len)
+int engine_request_append_text(engine_request *r, uint32_t choice, const char *text, size_t len)
 {
     pthread_mutex_lock(&r->mu);
     choice_channel *ch = &r->ch[choice];
@@ -130,12 +129,12 @@ int engine_request_append_text(engine_request *r, uint32_t choice, const char *t
 
 // Scheduler side: records a generated token of a choice with its log-probabilities.
 int engine_request_append_token(engine_request *r, uint32_t choice, int32_t id,
-                                  const sampler_logprobs *lp)
+                                const sampler_logprobs *lp)
 {
     pthread_mutex_lock(&r->mu);
     choice_channel *ch = &r->ch[choice];
     bool ok = garlic_grow(&ch->tokens, &ch->tokens_cap, ch->n_tokens + 1, sizeof *ch->tokens) ==
-              GARLIC_OK;
+        GARLIC_OK;
     if (ok) {
         engine_token *t = &ch->tokens[ch->n_tokens++];
         t->id = id;

@@ -28,26 +28,26 @@ typedef struct sched_seq {
     engine *e;
     engine_request *r;
     uint32_t choice;
-    engine_params params;   // the request's, with this choice's seed
+    engine_params params; // the request's, with this choice's seed
     engine_seq *gen;
     engine_stats stats;
     kv_seq kv;
-    int32_t *tokens;        // (cap) prompt then generated tokens
+    int32_t *tokens; // (cap) prompt then generated tokens
     uint32_t n_tokens, cap;
-    uint32_t n_computed;    // positions whose K and V are in the pool
-    uint32_t chunk;         // tokens of this step's batch
-    uint64_t order;         // admission order: preemption takes the newest first
-    double t_start;         // when its prompt started computing
-    double t_last;          // when its previous token came out (0 before the first)
+    uint32_t n_computed; // positions whose K and V are in the pool
+    uint32_t chunk;      // tokens of this step's batch
+    uint64_t order;      // admission order: preemption takes the newest first
+    double t_start;      // when its prompt started computing
+    double t_last;       // when its previous token came out (0 before the first)
     uint32_t output_tokens;
-    bool started;           // admitted at least once (engine state and order exist)
+    bool started; // admitted at least once (engine state and order exist)
 } sched_seq;
 
 typedef struct sched {
     engine *e;
-    sched_seq **running;    // (parallel) in admission order
+    sched_seq **running; // (parallel) in admission order
     uint32_t n_running;
-    sched_seq **waiting;    // (waiting_cap) FIFO; preempted sequences go to the front
+    sched_seq **waiting; // (waiting_cap) FIFO; preempted sequences go to the front
     uint32_t n_waiting;
     size_t waiting_cap;
     uint64_t next_order;
@@ -57,8 +57,8 @@ typedef struct sched {
     int32_t *b_tokens;
     uint32_t *b_pos, *b_seq, *b_out;
     const kv_seq **b_seqs;
-    sched_seq **b_owner;    // (parallel) the sequence of each b_seqs entry (NULL once ended)
-    uint32_t *b_row;        // (parallel) its logits row, or UINT32_MAX
+    sched_seq **b_owner; // (parallel) the sequence of each b_seqs entry (NULL once ended)
+    uint32_t *b_row;     // (parallel) its logits row, or UINT32_MAX
     uint32_t n_b_seqs;
 } sched;
 
@@ -238,8 +238,7 @@ static int admit(sched *S, sched_seq *q, garlic_error *err)
 static bool can_admit(sched *S, const sched_seq *q)
 {
     return S->n_running < S->e->cfg.parallel &&
-           kv_cache_can_admit_prompt(S->e->kv, q->tokens, q->n_tokens - 1, q->n_tokens,
-                                     S->n_running);
+        kv_cache_can_admit_prompt(S->e->kv, q->tokens, q->n_tokens - 1, q->n_tokens, S->n_running);
 }
 
 // Moves the request at the head of the queue into the waiting list, one sequence per
@@ -507,8 +506,14 @@ static bool step(sched *S)
     n_tok = n_tok ? build_batch(S, &n_seqs, &n_out) : 0;
     if (n_tok == 0)
         return true;
-    model_batch b = {.n_tokens = n_tok, .tokens = S->b_tokens, .pos = S->b_pos, .seq = S->b_seq,
-                     .seqs = S->b_seqs, .n_seqs = n_seqs, .out = S->b_out, .n_out = n_out};
+    model_batch b = {.n_tokens = n_tok,
+                     .tokens = S->b_tokens,
+                     .pos = S->b_pos,
+                     .seq = S->b_seq,
+                     .seqs = S->b_seqs,
+                     .n_seqs = n_seqs,
+                     .out = S->b_out,
+                     .n_out = n_out};
     const float *logits = NULL;
     garlic_error err = {0};
     hook(S->e->cfg.hooks.compute_begin, S->e); // a shared pool is taken in turns

@@ -8,15 +8,17 @@
 #include "engine/internal.h"
 
 // DeepSeek's "<｜end▁of▁sentence｜>" (fullwidth bars, U+2581 between words).
-#define DEEPSEEK_END "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"
+#define DEEPSEEK_END                                                                               \
+    "<\xef\xbd\x9c"                                                                                \
+    "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"
 
 void engine_end_tokens(const tokenizer *t, sampler_end_tokens *out)
 {
     // Turn enders that chat templates use, recognised by their text when the token is a
     // control or user-defined token.
-    static const char *const enders[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|endoftext|>",
-                                         "<|eom_id|>", "<end_of_turn>", "<EOT>", "</s>",
-                                         "<|end_of_text|>", DEEPSEEK_END};
+    static const char *const enders[] = {
+        "<|eot_id|>",    "<|im_end|>", "<|end|>", "<|endoftext|>",   "<|eom_id|>",
+        "<end_of_turn>", "<EOT>",      "</s>",    "<|end_of_text|>", DEEPSEEK_END};
     sampler_end_tokens_init(out);
     int32_t eos = tokenizer_special_id(t, TOKENIZER_SPECIAL_EOS);
     int32_t eot = tokenizer_special_id(t, TOKENIZER_SPECIAL_EOT);
@@ -39,12 +41,12 @@ void engine_end_tokens(const tokenizer *t, sampler_end_tokens *out)
 }
 
 struct engine_seq {
-    const engine_params *p;     // borrowed for the sequence's life
+    const engine_params *p; // borrowed for the sequence's life
     sampler *smp;
     sampler_stop *stop;
     sampler_end_tokens ends;
     tokenizer_stream stream;
-    char *text;       // (text_cap) decoded bytes of one token
+    char *text; // (text_cap) decoded bytes of one token
     size_t text_cap;
 };
 

@@ -52,10 +52,10 @@ typedef struct gguf_string {
 typedef struct gguf_value {
     gguf_type type;
     union {
-        uint64_t u64;  // UINT8/16/32/64
-        int64_t i64;   // INT8/16/32/64
-        double f64;    // FLOAT32/64
-        bool b;        // BOOL
+        uint64_t u64; // UINT8/16/32/64
+        int64_t i64;  // INT8/16/32/64
+        double f64;   // FLOAT32/64
+        bool b;       // BOOL
         gguf_string str;
         struct {
             gguf_type type;      // element type
@@ -80,22 +80,22 @@ typedef struct gguf_tensor {
     uint64_t offset;            // relative to the data section
     uint64_t n_elements;
     uint64_t nbytes;
-    const void *data;           // inside the mapping; valid while the file is open
-    uint64_t info_offset;       // file offset of this tensor's info record
+    const void *data;     // inside the mapping; valid while the file is open
+    uint64_t info_offset; // file offset of this tensor's info record
 } gguf_tensor;
 
 typedef struct gguf_file {
-    char *path;                 // the name used in error messages
-    const uint8_t *base;        // the mapping (or the caller's buffer)
-    uint64_t size;              // bytes
+    char *path;          // the name used in error messages
+    const uint8_t *base; // the mapping (or the caller's buffer)
+    uint64_t size;       // bytes
     uint32_t version;
     uint64_t n_kv;
-    gguf_kv *kv;                // (n_kv)
+    gguf_kv *kv; // (n_kv)
     uint64_t n_tensors;
-    gguf_tensor *tensors;       // (n_tensors), in file order
+    gguf_tensor *tensors; // (n_tensors), in file order
     uint32_t alignment;
-    uint64_t data_offset;       // file offset of the data section
-    bool mapped;                // base is our mmap (unmapped by gguf_close)
+    uint64_t data_offset; // file offset of the data section
+    bool mapped;          // base is our mmap (unmapped by gguf_close)
 } gguf_file;
 
 // Opens and validates path. Returns NULL and fills err (naming the file, the field or
@@ -161,8 +161,8 @@ int gguf_writer_set_f32(gguf_writer *w, const char *key, float v);
 int gguf_writer_set_bool(gguf_writer *w, const char *key, bool v);
 int gguf_writer_set_str(gguf_writer *w, const char *key, const char *v);
 // An array of fixed-size elements (elem_type not STRING/ARRAY), copied from data.
-int gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_type elem_type,
-                        const void *data, uint64_t count);
+int gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_type elem_type, const void *data,
+                        uint64_t count);
 int gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *strings,
                             uint64_t count);
 // Copies a value read from another file (any type, nested arrays included).

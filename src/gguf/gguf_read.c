@@ -20,9 +20,9 @@
 
 // The smallest encodings, used to bound counts by the bytes that remain.
 enum {
-    MIN_KV_BYTES = 8 + 4 + 1,          // empty key, type, one-byte value
+    MIN_KV_BYTES = 8 + 4 + 1,                  // empty key, type, one-byte value
     MIN_TENSOR_INFO_BYTES = 8 + 4 + 8 + 4 + 8, // empty name, n_dims, one dim, type, offset
-    MIN_NESTED_ARRAY_BYTES = 4 + 8,    // element type + count
+    MIN_NESTED_ARRAY_BYTES = 4 + 8,            // element type + count
     MIN_STRING_BYTES = 8,
 };
 
@@ -46,10 +46,11 @@ static uint64_t cursor_left(const cursor *c)
 
 static int truncated(cursor *c, const char *what, uint64_t need)
 {
-    return garlic_error_set(c->err, GARLIC_EFORMAT,
-                            "%s: %s at offset %llu needs %llu bytes, only %llu left (file truncated?)",
-                            c->path, what, (unsigned long long)cursor_offset(c),
-                            (unsigned long long)need, (unsigned long long)cursor_left(c));
+    return garlic_error_set(
+        c->err, GARLIC_EFORMAT,
+        "%s: %s at offset %llu needs %llu bytes, only %llu left (file truncated?)", c->path, what,
+        (unsigned long long)cursor_offset(c), (unsigned long long)need,
+        (unsigned long long)cursor_left(c));
 }
 
 static int read_bytes(cursor *c, void *dst, uint64_t n, const char *what)
@@ -89,10 +90,10 @@ static int read_string(cursor *c, gguf_string *s, const char *what)
     if (rc)
         return rc;
     if (s->len > cursor_left(c))
-        return garlic_error_set(c->err, GARLIC_EFORMAT,
-                                "%s: %s at offset %llu has length %llu but only %llu bytes are left",
-                                c->path, what, (unsigned long long)at, (unsigned long long)s->len,
-                                (unsigned long long)cursor_left(c));
+        return garlic_error_set(
+            c->err, GARLIC_EFORMAT,
+            "%s: %s at offset %llu has length %llu but only %llu bytes are left", c->path, what,
+            (unsigned long long)at, (unsigned long long)s->len, (unsigned long long)cursor_left(c));
     s->data = (const char *)c->pos;
     c->pos += s->len;
     return GARLIC_OK;
@@ -101,10 +102,10 @@ static int read_string(cursor *c, gguf_string *s, const char *what)
 uint32_t gguf_type_size(gguf_type type)
 {
     static const uint8_t sizes[GGUF_TYPE_COUNT] = {
-        [GGUF_TYPE_UINT8] = 1, [GGUF_TYPE_INT8] = 1,   [GGUF_TYPE_UINT16] = 2,
-        [GGUF_TYPE_INT16] = 2, [GGUF_TYPE_UINT32] = 4, [GGUF_TYPE_INT32] = 4,
-        [GGUF_TYPE_FLOAT32] = 4, [GGUF_TYPE_BOOL] = 1, [GGUF_TYPE_UINT64] = 8,
-        [GGUF_TYPE_INT64] = 8, [GGUF_TYPE_FLOAT64] = 8,
+        [GGUF_TYPE_UINT8] = 1,   [GGUF_TYPE_INT8] = 1,    [GGUF_TYPE_UINT16] = 2,
+        [GGUF_TYPE_INT16] = 2,   [GGUF_TYPE_UINT32] = 4,  [GGUF_TYPE_INT32] = 4,
+        [GGUF_TYPE_FLOAT32] = 4, [GGUF_TYPE_BOOL] = 1,    [GGUF_TYPE_UINT64] = 8,
+        [GGUF_TYPE_INT64] = 8,   [GGUF_TYPE_FLOAT64] = 8,
     };
     return (unsigned)type < GGUF_TYPE_COUNT ? sizes[type] : 0;
 }
@@ -112,10 +113,10 @@ uint32_t gguf_type_size(gguf_type type)
 const char *gguf_type_name(gguf_type type)
 {
     static const char *const names[GGUF_TYPE_COUNT] = {
-        [GGUF_TYPE_UINT8] = "u8",    [GGUF_TYPE_INT8] = "i8",     [GGUF_TYPE_UINT16] = "u16",
-        [GGUF_TYPE_INT16] = "i16",   [GGUF_TYPE_UINT32] = "u32",  [GGUF_TYPE_INT32] = "i32",
-        [GGUF_TYPE_FLOAT32] = "f32", [GGUF_TYPE_BOOL] = "bool",   [GGUF_TYPE_STRING] = "str",
-        [GGUF_TYPE_ARRAY] = "arr",   [GGUF_TYPE_UINT64] = "u64",  [GGUF_TYPE_INT64] = "i64",
+        [GGUF_TYPE_UINT8] = "u8",    [GGUF_TYPE_INT8] = "i8",    [GGUF_TYPE_UINT16] = "u16",
+        [GGUF_TYPE_INT16] = "i16",   [GGUF_TYPE_UINT32] = "u32", [GGUF_TYPE_INT32] = "i32",
+        [GGUF_TYPE_FLOAT32] = "f32", [GGUF_TYPE_BOOL] = "bool",  [GGUF_TYPE_STRING] = "str",
+        [GGUF_TYPE_ARRAY] = "arr",   [GGUF_TYPE_UINT64] = "u64", [GGUF_TYPE_INT64] = "i64",
         [GGUF_TYPE_FLOAT64] = "f64",
     };
     return (unsigned)type < GGUF_TYPE_COUNT ? names[type] : "unknown";
@@ -180,11 +181,12 @@ static int parse_array(cursor *c, int depth, gguf_value *v)
         min_elem = MIN_NESTED_ARRAY_BYTES;
     uint64_t min_bytes;
     if (__builtin_mul_overflow(count, min_elem, &min_bytes) || min_bytes > cursor_left(c))
-        return garlic_error_set(c->err, GARLIC_EFORMAT,
-                                "%s: array at offset %llu claims %llu elements of type %s, more than "
-                                "the %llu bytes left can hold",
-                                c->path, (unsigned long long)at, (unsigned long long)count,
-                                gguf_type_name(elem_type), (unsigned long long)cursor_left(c));
+        return garlic_error_set(
+            c->err, GARLIC_EFORMAT,
+            "%s: array at offset %llu claims %llu elements of type %s, more than "
+            "the %llu bytes left can hold",
+            c->path, (unsigned long long)at, (unsigned long long)count, gguf_type_name(elem_type),
+            (unsigned long long)cursor_left(c));
     v->type = GGUF_TYPE_ARRAY;
     v->arr.type = elem_type;
     v->arr.count = count;
@@ -250,8 +252,7 @@ static int tensor_offset_cmp(const void *a, const void *b)
 // Fails if two entries of items (sorted by cmp through an index) compare equal: duplicate
 // keys or tensor names make lookups ambiguous. O(n log n), so a forged count cannot hang.
 static int check_unique(gguf_file *f, void *items, uint64_t n, size_t item_size,
-                        int (*cmp)(const void *, const void *), const char *what,
-                        garlic_error *err)
+                        int (*cmp)(const void *, const void *), const char *what, garlic_error *err)
 {
     if (n < 2)
         return GARLIC_OK;
@@ -305,8 +306,8 @@ static int parse_header(gguf_file *f, cursor *c, uint64_t *n_tensors, uint64_t *
         return garlic_error_set(c->err, GARLIC_EFORMAT,
                                 "%s: header claims %llu metadata pairs and %llu tensors, more than "
                                 "the file's %llu bytes can hold",
-                                f->path, (unsigned long long)*n_kv,
-                                (unsigned long long)*n_tensors, (unsigned long long)f->size);
+                                f->path, (unsigned long long)*n_kv, (unsigned long long)*n_tensors,
+                                (unsigned long long)f->size);
     return GARLIC_OK;
 }
 
@@ -338,10 +339,11 @@ static int parse_kvs(gguf_file *f, cursor *c, uint64_t n_kv)
         if (rc == GARLIC_OK)
             rc = read_u32(c, &type, "metadata value type");
         if (rc == GARLIC_OK && type >= GGUF_TYPE_COUNT)
-            rc = garlic_error_set(c->err, GARLIC_EFORMAT,
-                                  "%s: metadata key '%.*s' at offset %llu has unknown value type %u",
-                                  f->path, (int)(kv->key.len > 200 ? 200 : kv->key.len),
-                                  kv->key.data, (unsigned long long)kv->offset, type);
+            rc = garlic_error_set(
+                c->err, GARLIC_EFORMAT,
+                "%s: metadata key '%.*s' at offset %llu has unknown value type %u", f->path,
+                (int)(kv->key.len > 200 ? 200 : kv->key.len), kv->key.data,
+                (unsigned long long)kv->offset, type);
         if (rc == GARLIC_OK)
             rc = parse_value(c, (gguf_type)type, 0, &kv->value);
         if (rc) {
@@ -385,10 +387,10 @@ static int parse_tensor_info(gguf_file *f, cursor *c, gguf_tensor *t)
         return rc;
     int name_len = (int)(t->name.len > 200 ? 200 : t->name.len);
     if (t->n_dims == 0 || t->n_dims > GGUF_MAX_DIMS)
-        return garlic_error_set(c->err, GARLIC_EFORMAT,
-                                "%s: tensor '%.*s' at offset %llu has %u dimensions (1 to %d allowed)",
-                                f->path, name_len, t->name.data,
-                                (unsigned long long)t->info_offset, t->n_dims, GGUF_MAX_DIMS);
+        return garlic_error_set(
+            c->err, GARLIC_EFORMAT,
+            "%s: tensor '%.*s' at offset %llu has %u dimensions (1 to %d allowed)", f->path,
+            name_len, t->name.data, (unsigned long long)t->info_offset, t->n_dims, GGUF_MAX_DIMS);
     for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++)
         t->ne[d] = 1;
     for (uint32_t d = 0; d < t->n_dims && rc == GARLIC_OK; d++)
@@ -401,9 +403,9 @@ static int parse_tensor_info(gguf_file *f, cursor *c, gguf_tensor *t)
         return rc;
     const tensor_type_traits *traits = tensor_type_get(t->type);
     if (!traits)
-        return garlic_error_set(c->err, GARLIC_EUNSUPPORTED,
-                                "%s: tensor '%.*s' at offset %llu has unknown type %u", f->path,
-                                name_len, t->name.data, (unsigned long long)t->info_offset, t->type);
+        return garlic_error_set(
+            c->err, GARLIC_EUNSUPPORTED, "%s: tensor '%.*s' at offset %llu has unknown type %u",
+            f->path, name_len, t->name.data, (unsigned long long)t->info_offset, t->type);
     uint64_t n = 1, rows = 1, row_bytes;
     bool overflow = false;
     for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++) {
@@ -420,9 +422,8 @@ static int parse_tensor_info(gguf_file *f, cursor *c, gguf_tensor *t)
         return garlic_error_set(c->err, GARLIC_EFORMAT,
                                 "%s: tensor '%.*s' at offset %llu: row length %llu is not a "
                                 "multiple of %s's block size %u",
-                                f->path, name_len, t->name.data,
-                                (unsigned long long)t->info_offset, (unsigned long long)t->ne[0],
-                                traits->name, traits->block_size);
+                                f->path, name_len, t->name.data, (unsigned long long)t->info_offset,
+                                (unsigned long long)t->ne[0], traits->name, traits->block_size);
     if (__builtin_mul_overflow(row_bytes, rows, &t->nbytes))
         return garlic_error_set(c->err, GARLIC_EFORMAT,
                                 "%s: tensor '%.*s' at offset %llu: size overflows", f->path,
@@ -502,7 +503,8 @@ static int parse_tensors(gguf_file *f, cursor *c, uint64_t n_tensors)
 
 static int parse_all(gguf_file *f, garlic_error *err)
 {
-    cursor c = {.base = f->base, .pos = f->base, .end = f->base + f->size, .path = f->path, .err = err};
+    cursor c = {
+        .base = f->base, .pos = f->base, .end = f->base + f->size, .path = f->path, .err = err};
     uint64_t n_tensors = 0, n_kv = 0;
     int rc = parse_header(f, &c, &n_tensors, &n_kv);
     if (rc == GARLIC_OK)
@@ -662,8 +664,8 @@ int gguf_get_u64(const gguf_file *f, const char *key, uint64_t *out)
     int rc = find_value(f, key, &v);
     if (rc)
         return rc;
-    if (v->type == GGUF_TYPE_UINT64 || v->type == GGUF_TYPE_UINT32 ||
-        v->type == GGUF_TYPE_UINT16 || v->type == GGUF_TYPE_UINT8) {
+    if (v->type == GGUF_TYPE_UINT64 || v->type == GGUF_TYPE_UINT32 || v->type == GGUF_TYPE_UINT16 ||
+        v->type == GGUF_TYPE_UINT8) {
         *out = v->u64;
         return GARLIC_OK;
     }
@@ -779,8 +781,11 @@ bool gguf_array_next(gguf_array_iter *it, gguf_value *out)
     const gguf_value *arr = it->arr;
     if (arr->type != GGUF_TYPE_ARRAY || it->index >= arr->arr.count)
         return false;
-    cursor c = {.base = arr->arr.data, .pos = it->pos, .end = arr->arr.data + arr->arr.size,
-                .path = "array", .err = NULL};
+    cursor c = {.base = arr->arr.data,
+                .pos = it->pos,
+                .end = arr->arr.data + arr->arr.size,
+                .path = "array",
+                .err = NULL};
     // Depth 1: the array was validated with its nesting limit when the file was parsed.
     if (parse_value(&c, arr->arr.type, 1, out) != GARLIC_OK)
         return false;

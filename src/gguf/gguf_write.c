@@ -245,9 +245,9 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint
     uint64_t row_bytes;
     if (!tensor_row_size(type, t.ne[0], &row_bytes) ||
         __builtin_mul_overflow(row_bytes, rows, &t.nbytes))
-        return garlic_error_set(err, GARLIC_EINVAL,
-                                "tensor '%s': row of %llu is not a multiple of %s's block of %u",
-                                name, (unsigned long long)t.ne[0], traits->name, traits->block_size);
+        return garlic_error_set(
+            err, GARLIC_EINVAL, "tensor '%s': row of %llu is not a multiple of %s's block of %u",
+            name, (unsigned long long)t.ne[0], traits->name, traits->block_size);
     for (size_t i = 0; i < w->n_tensors; i++)
         if (strcmp(w->tensors[i].name, name) == 0)
             return garlic_error_set(err, GARLIC_EINVAL, "duplicate tensor '%s'", name);

@@ -34,9 +34,10 @@ static int field_uint(const cJSON *root, const char *file, const char *key, bool
     }
     double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
     if (!(d >= (double)min && d <= (double)max) || d != floor(d))
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: %s must be an integer from %llu to "
-                                "%llu", file, key, (unsigned long long)min,
-                                (unsigned long long)max);
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: %s must be an integer from %llu to "
+                                "%llu",
+                                file, key, (unsigned long long)min, (unsigned long long)max);
     *out = (uint64_t)d;
     return GARLIC_OK;
 }
@@ -50,8 +51,7 @@ static int field_float(const cJSON *root, const char *file, const char *key, dou
         return GARLIC_OK;
     }
     if (!cJSON_IsNumber(v) || !(v->valuedouble > 0) || !isfinite((float)v->valuedouble))
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: %s must be a positive number", file,
-                                key);
+        return garlic_error_set(err, GARLIC_EFORMAT, "%s: %s must be a positive number", file, key);
     *out = (float)v->valuedouble;
     return GARLIC_OK;
 }
@@ -91,8 +91,10 @@ static int read_arch(const cJSON *root, const char *file, const hf_arch **out, g
     if (list && !cJSON_IsNull(list)) {
         const cJSON *first = cJSON_GetArrayItem(list, 0);
         if (!cJSON_IsArray(list) || !cJSON_IsString(first))
-            return garlic_error_set(err, GARLIC_EFORMAT, "%s: architectures must be a list of "
-                                    "strings", file);
+            return garlic_error_set(err, GARLIC_EFORMAT,
+                                    "%s: architectures must be a list of "
+                                    "strings",
+                                    file);
         name = first->valuestring;
     }
     int rc = field_str(root, file, "model_type", &model_type, err);
@@ -107,14 +109,14 @@ static int read_arch(const cJSON *root, const char *file, const hf_arch **out, g
     const char *given = name ? name : model_type;
     char shown[72];
     utf8_sanitize(given, strlen(given), shown, sizeof shown, true);
-    return garlic_error_set(err, GARLIC_EUNSUPPORTED, "%s: %s '%s' is not supported (known: "
+    return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                            "%s: %s '%s' is not supported (known: "
                             "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
-                            "Qwen3ForCausalLM)", file, name ? "architectures" : "model_type",
-                            shown);
+                            "Qwen3ForCausalLM)",
+                            file, name ? "architectures" : "model_type", shown);
 }
 
-static int read_hparams(const cJSON *root, const char *file, model_hparams *hp,
-                        garlic_error *err)
+static int read_hparams(const cJSON *root, const char *file, model_hparams *hp, garlic_error *err)
 {
     uint64_t dim, n_layer, n_head, n_kv, ffn, vocab, ctx, head_dim;
     int rc;
@@ -124,26 +126,33 @@ static int read_hparams(const cJSON *root, const char *file, model_hparams *hp,
         (rc = field_uint(root, file, "num_key_value_heads", false, 1, 4096, n_head, &n_kv, err)) ||
         (rc = field_uint(root, file, "intermediate_size", true, 1, 1 << 22, 0, &ffn, err)) ||
         (rc = field_uint(root, file, "vocab_size", true, 1, 1 << 24, 0, &vocab, err)) ||
-        (rc = field_uint(root, file, "max_position_embeddings", false, 1, HF_MAX_CTX, 2048,
-                         &ctx, err)))
-        return rc;
-    if (n_head % n_kv)
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: num_key_value_heads %llu does not "
-                                "divide num_attention_heads %llu", file,
-                                (unsigned long long)n_kv, (unsigned long long)n_head);
-    if (!cJSON_GetObjectItemCaseSensitive(root, "head_dim") && dim % n_head)
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: hidden_size %llu is not a multiple of "
-                                "num_attention_heads %llu (and head_dim is absent)", file,
-                                (unsigned long long)dim, (unsigned long long)n_head);
-    if ((rc = field_uint(root, file, "head_dim", false, 2, 1 << 16, dim / n_head, &head_dim,
+        (rc = field_uint(root, file, "max_position_embeddings", false, 1, HF_MAX_CTX, 2048, &ctx,
                          err)))
         return rc;
-    *hp = (model_hparams){.n_vocab = (uint32_t)vocab, .n_ctx_train = (uint32_t)ctx,
-                          .dim = (uint32_t)dim, .n_layer = (uint32_t)n_layer,
-                          .n_head = (uint32_t)n_head, .n_head_kv = (uint32_t)n_kv,
-                          .head_dim_k = (uint32_t)head_dim, .head_dim_v = (uint32_t)head_dim,
-                          .ffn = (uint32_t)ffn, .n_rot = (uint32_t)head_dim & ~1u,
-                          .rope_factor = 1, .rope_attn_factor = 1};
+    if (n_head % n_kv)
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: num_key_value_heads %llu does not "
+                                "divide num_attention_heads %llu",
+                                file, (unsigned long long)n_kv, (unsigned long long)n_head);
+    if (!cJSON_GetObjectItemCaseSensitive(root, "head_dim") && dim % n_head)
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: hidden_size %llu is not a multiple of "
+                                "num_attention_heads %llu (and head_dim is absent)",
+                                file, (unsigned long long)dim, (unsigned long long)n_head);
+    if ((rc = field_uint(root, file, "head_dim", false, 2, 1 << 16, dim / n_head, &head_dim, err)))
+        return rc;
+    *hp = (model_hparams){.n_vocab = (uint32_t)vocab,
+                          .n_ctx_train = (uint32_t)ctx,
+                          .dim = (uint32_t)dim,
+                          .n_layer = (uint32_t)n_layer,
+                          .n_head = (uint32_t)n_head,
+                          .n_head_kv = (uint32_t)n_kv,
+                          .head_dim_k = (uint32_t)head_dim,
+                          .head_dim_v = (uint32_t)head_dim,
+                          .ffn = (uint32_t)ffn,
+                          .n_rot = (uint32_t)head_dim & ~1u,
+                          .rope_factor = 1,
+                          .rope_attn_factor = 1};
     if ((rc = field_float(root, file, "rope_theta", 10000, &hp->rope_base, err)) ||
         (rc = field_float(root, file, "rms_norm_eps", 1e-6, &hp->rms_eps, err)))
         return rc;
@@ -157,8 +166,11 @@ static bool dense_dtype(const char *torch_dtype, const char **name, uint32_t *si
     static const struct {
         const char *torch, *name;
         uint32_t size;
-    } map[] = {{"bfloat16", "BF16", 2}, {"float16", "F16", 2}, {"half", "F16", 2},
-               {"float32", "F32", 4}, {"float", "F32", 4}};
+    } map[] = {{"bfloat16", "BF16", 2},
+               {"float16", "F16", 2},
+               {"half", "F16", 2},
+               {"float32", "F32", 4},
+               {"float", "F32", 4}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (strcmp(torch_dtype, map[i].torch) == 0)
             return *name = map[i].name, *size = map[i].size, true;
@@ -179,12 +191,16 @@ static int read_fp8(const cJSON *q, const char *file, hf_storage *st, garlic_err
 {
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(q, "fmt");
     if (f && !cJSON_IsNull(f) && !cJSON_IsString(f))
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: quantization_config.fmt must be a "
-                                "string", file);
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: quantization_config.fmt must be a "
+                                "string",
+                                file);
     const char *fmt = cJSON_IsString(f) ? f->valuestring : "e4m3";
     if (strcmp(fmt, "e4m3") && strcmp(fmt, "e5m2"))
-        return garlic_error_set(err, GARLIC_EUNSUPPORTED, "%s: quantization_config.fmt '%.16s' "
-                                "is not e4m3 or e5m2", file, fmt);
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                "%s: quantization_config.fmt '%.16s' "
+                                "is not e4m3 or e5m2",
+                                file, fmt);
     st->quant = HF_QUANT_FP8;
     st->fp8 = strcmp(fmt, "e4m3") == 0 ? "F8_E4M3" : "F8_E5M2";
     const cJSON *block = cJSON_GetObjectItemCaseSensitive(q, "weight_block_size");
@@ -193,8 +209,10 @@ static int read_fp8(const cJSON *q, const char *file, hf_storage *st, garlic_err
     if (!cJSON_IsArray(block) || cJSON_GetArraySize(block) != 2 ||
         !block_dim(cJSON_GetArrayItem(block, 0), &st->block_n) ||
         !block_dim(cJSON_GetArrayItem(block, 1), &st->block_k))
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: quantization_config.weight_block_size "
-                                "must be [rows, columns], integers from 1 to 65536", file);
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: quantization_config.weight_block_size "
+                                "must be [rows, columns], integers from 1 to 65536",
+                                file);
     return GARLIC_OK;
 }
 
@@ -203,13 +221,17 @@ static int read_int_quant(const cJSON *q, const char *file, hf_storage *st, garl
     uint64_t bits;
     int rc = field_uint(q, file, "bits", true, 2, 8, 0, &bits, err);
     if (rc)
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: quantization_config.bits must be an "
-                                "integer from 2 to 8", file);
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: quantization_config.bits must be an "
+                                "integer from 2 to 8",
+                                file);
     const cJSON *g = cJSON_GetObjectItemCaseSensitive(q, "group_size");
     double gs = cJSON_IsNumber(g) ? g->valuedouble : g ? NAN : 128;
     if (!(gs == -1 || (gs >= 1 && gs <= 65536)) || gs != floor(gs))
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: quantization_config.group_size must "
-                                "be -1 or an integer from 1 to 65536", file);
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: quantization_config.group_size must "
+                                "be -1 or an integer from 1 to 65536",
+                                file);
     st->quant = HF_QUANT_INT;
     st->bits = (uint32_t)bits;
     st->group = gs < 0 ? 0 : (uint32_t)gs;
@@ -227,21 +249,26 @@ static int read_storage(const cJSON *root, const char *file, hf_storage *st, gar
         return rc;
     *st = (hf_storage){.dense = "F32", .dense_size = 4};
     if (torch_dtype && !dense_dtype(torch_dtype, &st->dense, &st->dense_size))
-        return garlic_error_set(err, GARLIC_EUNSUPPORTED, "%s: torch_dtype '%.32s' is not "
-                                "bfloat16, float16 or float32", file, torch_dtype);
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                "%s: torch_dtype '%.32s' is not "
+                                "bfloat16, float16 or float32",
+                                file, torch_dtype);
     const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "quantization_config");
     if (!q || cJSON_IsNull(q))
         return GARLIC_OK;
     const cJSON *method = cJSON_GetObjectItemCaseSensitive(q, "quant_method");
     if (!cJSON_IsObject(q) || !cJSON_IsString(method))
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: quantization_config.quant_method is "
-                                "missing or not a string", file);
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: quantization_config.quant_method is "
+                                "missing or not a string",
+                                file);
     const char *m = method->valuestring;
     if (strcmp(m, "fp8") == 0)
         return read_fp8(q, file, st, err);
     if (strcmp(m, "gptq") == 0 || strcmp(m, "awq") == 0)
         return read_int_quant(q, file, st, err);
-    return garlic_error_set(err, GARLIC_EUNSUPPORTED, "%s: quantization_config.quant_method "
+    return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                            "%s: quantization_config.quant_method "
                             "'%.32s' is not supported (fp8, gptq, awq; with the *.safetensors "
                             "files beside config.json their real dtypes are read instead)",
                             file, m);

@@ -63,8 +63,8 @@ static int add_shard(hf_shards *s, size_t *cap, const char *dir, const char *nam
     if (rc)
         return rc;
     if (s->n == HF_MAX_SHARDS)
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: more than %d safetensors files",
-                                where, HF_MAX_SHARDS);
+        return garlic_error_set(err, GARLIC_EFORMAT, "%s: more than %d safetensors files", where,
+                                HF_MAX_SHARDS);
     if (garlic_grow(&s->paths, cap, s->n + 1, sizeof *s->paths) ||
         !(s->paths[s->n] = garlic_strndup(path, strlen(path))))
         return garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", where);
@@ -85,16 +85,21 @@ static int index_shards(const char *dir, const char *index, hf_shards *out, garl
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     if (!cJSON_IsObject(map)) {
         cJSON_Delete(root);
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: weight_map is missing or not an "
-                                "object", index);
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: weight_map is missing or not an "
+                                "object",
+                                index);
     }
     size_t dir_len = strlen(dir) + 1; // the paths' "dir/" prefix
     const cJSON *v;
-    cJSON_ArrayForEach(v, map) {
+    cJSON_ArrayForEach(v, map)
+    {
         const char *s = cJSON_IsString(v) ? v->valuestring : NULL;
         if (!s || !s[0] || strchr(s, '/') || strcmp(s, "..") == 0 || strlen(s) > 255) {
-            rc = garlic_error_set(err, GARLIC_EFORMAT, "%s: weight_map: '%.64s' is not a file "
-                                  "name in the folder", index, s ? s : "(not a string)");
+            rc = garlic_error_set(err, GARLIC_EFORMAT,
+                                  "%s: weight_map: '%.64s' is not a file "
+                                  "name in the folder",
+                                  index, s ? s : "(not a string)");
             break;
         }
         bool seen = false;

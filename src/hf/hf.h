@@ -23,12 +23,12 @@
 #include "model/model.h"
 
 enum {
-    HF_PATH_MAX = 4096,           // longest path of a folder or file handled
+    HF_PATH_MAX = 4096, // longest path of a folder or file handled
     HF_MAX_CONFIG_BYTES = 16 << 20,
     HF_MAX_INDEX_BYTES = 64 << 20, // model.safetensors.index.json
-    HF_MAX_SHARDS = 4096,         // weight files of one folder
-    HF_MAX_DIMS = 8,              // dimensions of a safetensors shape
-    HF_MAX_CTX = 1 << 24,         // largest max_position_embeddings (the longest run state)
+    HF_MAX_SHARDS = 4096,          // weight files of one folder
+    HF_MAX_DIMS = 8,               // dimensions of a safetensors shape
+    HF_MAX_CTX = 1 << 24,          // largest max_position_embeddings (the longest run state)
 };
 // Longest safetensors JSON header accepted (checked before it is read).
 #define HF_SAFETENSORS_MAX_HEADER (100ull << 20)
@@ -53,8 +53,8 @@ typedef enum hf_quant {
 
 // The storage the config declares (torch_dtype, or dtype, and quantization_config).
 typedef struct hf_storage {
-    const char *dense;         // safetensors dtype of unquantized tensors ("BF16"; static)
-    uint32_t dense_size;       // its bytes per value
+    const char *dense;   // safetensors dtype of unquantized tensors ("BF16"; static)
+    uint32_t dense_size; // its bytes per value
     hf_quant quant;
     const char *fp8;           // HF_QUANT_FP8: "F8_E4M3" or "F8_E5M2" (static)
     uint32_t block_n, block_k; // HF_QUANT_FP8: scale blocks (rows, columns); 0: per matrix
@@ -67,8 +67,8 @@ typedef struct hf_config {
     const hf_arch *arch; // a row of the known architectures (static)
     model_hparams hp;    // n_layer, dims, heads, head dims, vocabulary, context, RoPE base...
     hf_storage storage;
-    bool tied;           // tie_word_embeddings: the LM head is the embedding
-    bool attn_bias;      // attention_bias: q, k, v and o projections have biases
+    bool tied;      // tie_word_embeddings: the LM head is the embedding
+    bool attn_bias; // attention_bias: q, k, v and o projections have biases
 } hf_config;
 
 // Parses config.json text (len bytes, no NUL needed); name is used in messages. Supported

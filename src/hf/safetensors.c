@@ -20,9 +20,9 @@ static const struct {
     const char *name;
     uint32_t size;
 } dtypes[] = {
-    {"BOOL", 1}, {"U8", 1}, {"I8", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"F8_E8M0", 1},
-    {"I16", 2}, {"U16", 2}, {"F16", 2}, {"BF16", 2}, {"I32", 4}, {"U32", 4}, {"F32", 4},
-    {"I64", 8}, {"U64", 8}, {"F64", 8},
+    {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"F8_E8M0", 1},
+    {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},     {"U32", 4},
+    {"F32", 4},  {"I64", 8}, {"U64", 8}, {"F64", 8},
 };
 
 uint32_t hf_safetensors_dtype_size(const char *dtype)
@@ -87,8 +87,10 @@ static int parse_tensor(const cJSON *t, const char *file, uint64_t data_size, hf
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
     const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
     if (!cJSON_IsString(dtype))
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s': dtype missing or not a "
-                                "string", file, shown(name));
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: tensor '%s': dtype missing or not a "
+                                "string",
+                                file, shown(name));
     uint32_t size = hf_safetensors_dtype_size(dtype->valuestring);
     out->dtype = dtype->valuestring, out->dtype_size = size;
     if (!size) {
@@ -99,13 +101,17 @@ static int parse_tensor(const cJSON *t, const char *file, uint64_t data_size, hf
     }
     int n_dims = cJSON_GetArraySize(shape);
     if (!cJSON_IsArray(shape) || n_dims > HF_MAX_DIMS)
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s': shape missing, not an "
-                                "array or over %d dimensions", file, shown(name), HF_MAX_DIMS);
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: tensor '%s': shape missing, not an "
+                                "array or over %d dimensions",
+                                file, shown(name), HF_MAX_DIMS);
     uint64_t n_elements = 1, bytes = 0, dim;
     const cJSON *d;
-    cJSON_ArrayForEach(d, shape) {
+    cJSON_ArrayForEach(d, shape)
+    {
         if (!json_u64(d, &dim) || __builtin_mul_overflow(n_elements, dim, &n_elements))
-            return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s': shape holds a value "
+            return garlic_error_set(err, GARLIC_EFORMAT,
+                                    "%s: tensor '%s': shape holds a value "
                                     "that is not a non-negative integer, or its product overflows",
                                     file, shown(name));
         out->shape[out->n_dims++] = dim;
@@ -116,17 +122,22 @@ static int parse_tensor(const cJSON *t, const char *file, uint64_t data_size, hf
     if (!cJSON_IsArray(offsets) || cJSON_GetArraySize(offsets) != 2 ||
         !json_u64(cJSON_GetArrayItem(offsets, 0), &out->begin) ||
         !json_u64(cJSON_GetArrayItem(offsets, 1), &out->end) || out->begin > out->end)
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s': data_offsets must be "
-                                "[begin, end] with 0 <= begin <= end", file, shown(name));
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: tensor '%s': data_offsets must be "
+                                "[begin, end] with 0 <= begin <= end",
+                                file, shown(name));
     if (out->end > data_size)
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s': data ends at byte %llu "
-                                "of a data section of %llu bytes", file, shown(name),
-                                (unsigned long long)out->end, (unsigned long long)data_size);
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: tensor '%s': data ends at byte %llu "
+                                "of a data section of %llu bytes",
+                                file, shown(name), (unsigned long long)out->end,
+                                (unsigned long long)data_size);
     if (out->end - out->begin != bytes)
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s': data_offsets span %llu "
-                                "bytes, shape x %s needs %llu", file, shown(name),
-                                (unsigned long long)(out->end - out->begin), dtype->valuestring,
-                                (unsigned long long)bytes);
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: tensor '%s': data_offsets span %llu "
+                                "bytes, shape x %s needs %llu",
+                                file, shown(name), (unsigned long long)(out->end - out->begin),
+                                dtype->valuestring, (unsigned long long)bytes);
     out->n_elements = n_elements, out->bytes = bytes;
     out->scales = is_scale_name(name);
     out->norm = strstr(name, "norm") != NULL;
@@ -139,15 +150,17 @@ static int check_overlaps(range *ranges, size_t n, const char *file, garlic_erro
     qsort(ranges, n, sizeof *ranges, range_cmp);
     for (size_t i = 1; i < n; i++)
         if (ranges[i].begin < ranges[i - 1].end)
-            return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensors at data offsets %llu and "
-                                    "%llu overlap", file, (unsigned long long)ranges[i - 1].begin,
+            return garlic_error_set(err, GARLIC_EFORMAT,
+                                    "%s: tensors at data offsets %llu and "
+                                    "%llu overlap",
+                                    file, (unsigned long long)ranges[i - 1].begin,
                                     (unsigned long long)ranges[i].begin);
     return GARLIC_OK;
 }
 
 // Parses every tensor of the header object root, handing each to fn, then checks overlaps.
-static int parse_header(const cJSON *root, const char *file, uint64_t data_size,
-                        hf_tensor_fn fn, void *user, garlic_error *err)
+static int parse_header(const cJSON *root, const char *file, uint64_t data_size, hf_tensor_fn fn,
+                        void *user, garlic_error *err)
 {
     int n = cJSON_GetArraySize(root);
     range *ranges = garlic_calloc(n ? (size_t)n : 1, sizeof *ranges);
@@ -156,7 +169,8 @@ static int parse_header(const cJSON *root, const char *file, uint64_t data_size,
     size_t n_ranges = 0;
     int rc = GARLIC_OK;
     const cJSON *t;
-    cJSON_ArrayForEach(t, root) {
+    cJSON_ArrayForEach(t, root)
+    {
         if (!t->string) {
             rc = garlic_error_set(err, GARLIC_EFORMAT, "%s: header entry without a name", file);
             break;
@@ -170,8 +184,7 @@ static int parse_header(const cJSON *root, const char *file, uint64_t data_size,
             continue;
         }
         hf_tensor tensor;
-        if ((rc = parse_tensor(t, file, data_size, &tensor, err)) ||
-            (rc = fn(user, &tensor, err)))
+        if ((rc = parse_tensor(t, file, data_size, &tensor, err)) || (rc = fn(user, &tensor, err)))
             break;
         if (tensor.end > tensor.begin)
             ranges[n_ranges++] = (range){tensor.begin, tensor.end};
@@ -196,20 +209,26 @@ int hf_safetensors_parse(const void *buf, size_t size, uint64_t file_size, const
 {
     const uint8_t *p = buf;
     if (size < 8 || file_size < 8)
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: %llu bytes: too short for the 8-byte "
-                                "header length", name, (unsigned long long)file_size);
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: %llu bytes: too short for the 8-byte "
+                                "header length",
+                                name, (unsigned long long)file_size);
     uint64_t n = header_length(p);
     if (n > file_size - 8)
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: header length %llu exceeds the file "
-                                "(%llu bytes)", name, (unsigned long long)n,
-                                (unsigned long long)file_size);
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: header length %llu exceeds the file "
+                                "(%llu bytes)",
+                                name, (unsigned long long)n, (unsigned long long)file_size);
     if (n > HF_SAFETENSORS_MAX_HEADER)
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: header length %llu exceeds the limit "
-                                "of %llu bytes", name, (unsigned long long)n,
-                                HF_SAFETENSORS_MAX_HEADER);
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: header length %llu exceeds the limit "
+                                "of %llu bytes",
+                                name, (unsigned long long)n, HF_SAFETENSORS_MAX_HEADER);
     if (n > size - 8)
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: header of %llu bytes is truncated "
-                                "(%zu read)", name, (unsigned long long)n, size - 8);
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: header of %llu bytes is truncated "
+                                "(%zu read)",
+                                name, (unsigned long long)n, size - 8);
     if (n < 2 || p[8] != '{')
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: header is not a JSON object", name);
     const char *end = NULL;
@@ -217,14 +236,18 @@ int hf_safetensors_parse(const void *buf, size_t size, uint64_t file_size, const
     if (!root || !cJSON_IsObject(root)) {
         long at = root ? 0 : (end ? (long)(end - (const char *)p) : 8);
         cJSON_Delete(root);
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: header is not valid JSON (near byte "
-                                "%ld)", name, at);
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: header is not valid JSON (near byte "
+                                "%ld)",
+                                name, at);
     }
     for (const char *q = end; q && q < (const char *)p + 8 + n; q++)
         if (*q != ' ' && *q != '\n' && *q != '\r' && *q != '\t') {
             cJSON_Delete(root);
-            return garlic_error_set(err, GARLIC_EFORMAT, "%s: bytes after the header's JSON "
-                                    "(at byte %ld)", name, (long)(q - (const char *)p));
+            return garlic_error_set(err, GARLIC_EFORMAT,
+                                    "%s: bytes after the header's JSON "
+                                    "(at byte %ld)",
+                                    name, (long)(q - (const char *)p));
         }
     int rc = parse_header(root, name, file_size - 8 - n, fn, user, err);
     cJSON_Delete(root);
@@ -254,14 +277,16 @@ int hf_safetensors_read(const char *path, hf_tensor_fn fn, void *user, uint64_t 
     uint8_t *buf = garlic_malloc((size_t)n + 8);
     if (!buf) {
         close(fd);
-        return garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory for a header of %llu "
-                                "bytes", path, (unsigned long long)n);
+        return garlic_error_set(err, GARLIC_ENOMEM,
+                                "%s: out of memory for a header of %llu "
+                                "bytes",
+                                path, (unsigned long long)n);
     }
     got = pread(fd, buf, (size_t)n + 8, 0);
     close(fd);
     int rc = got == (ssize_t)(n + 8)
-                 ? hf_safetensors_parse(buf, (size_t)n + 8, *file_size, path, fn, user, err)
-                 : garlic_error_set(err, GARLIC_EIO, "%s: short read of the header", path);
+        ? hf_safetensors_parse(buf, (size_t)n + 8, *file_size, path, fn, user, err)
+        : garlic_error_set(err, GARLIC_EIO, "%s: short read of the header", path);
     garlic_free(buf);
     return rc;
 }

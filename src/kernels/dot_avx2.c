@@ -78,8 +78,7 @@ ALWAYS_INLINE __m256i legacy_codes(const void *w, int64_t b, enum legacy_kind ki
         __m256i fifth = _mm256_and_si256(bits_to_bytes(blk->qh), _mm256_set1_epi8(16));
         return _mm256_sub_epi8(_mm256_or_si256(nibbles32(blk->qs), fifth), _mm256_set1_epi8(16));
     }
-    case KIND_Q8_0:
-        return _mm256_loadu_si256((const __m256i *)((const block_q8_0 *)w)[b].qs);
+    case KIND_Q8_0: return _mm256_loadu_si256((const __m256i *)((const block_q8_0 *)w)[b].qs);
     default: {
         const __m256i grid = _mm256_broadcastsi128_si256(
             _mm_loadu_si128((const __m128i *)tensor_iq4_nl_values));
@@ -99,8 +98,8 @@ ALWAYS_INLINE float legacy_scale(const void *w, int64_t b, enum legacy_kind kind
 }
 
 // One block against `rows` activation rows: signed codes x via |x| and sign(a, x).
-ALWAYS_INLINE void legacy_block(const void *w, const void *act, size_t stride, int64_t b,
-                                int rows, enum legacy_kind kind, __m256 *acc)
+ALWAYS_INLINE void legacy_block(const void *w, const void *act, size_t stride, int64_t b, int rows,
+                                enum legacy_kind kind, __m256 *acc)
 {
     __m256i x = legacy_codes(w, b, kind);
     __m256i ax = _mm256_sign_epi8(x, x);
@@ -116,8 +115,8 @@ ALWAYS_INLINE void legacy_block(const void *w, const void *act, size_t stride, i
 
 // The dots of one weight row with `rows` activation rows; blocks alternate between two
 // accumulators to hide the FMA latency.
-ALWAYS_INLINE void legacy_rows(const void *w, const void *act, size_t stride, int64_t n,
-                               int rows, enum legacy_kind kind, float *out)
+ALWAYS_INLINE void legacy_rows(const void *w, const void *act, size_t stride, int64_t n, int rows,
+                               enum legacy_kind kind, float *out)
 {
     __m256 acc0[4], acc1[4];
     for (int k = 0; k < 4; k++)
@@ -177,8 +176,7 @@ static float dot_iq4_nl_q8_0(const void *w, const void *a, int64_t n)
     return out;
 }
 
-static void dot_iq4_nl_q8_0_x4(const void *w, const void *a, size_t stride, int64_t n,
-                               float out[4])
+static void dot_iq4_nl_q8_0_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
 {
     legacy_rows(w, a, stride, n, 4, KIND_IQ4_NL, out);
 }
@@ -187,8 +185,8 @@ static void dot_iq4_nl_q8_0_x4(const void *w, const void *a, size_t stride, int6
 
 // The dots of one Q4_1/Q5_1 row with `rows` Q8_1 rows: unsigned codes by maddubs, plus
 // m * s per block in scalar float.
-ALWAYS_INLINE void offset_rows(const void *w, const void *act, size_t stride, int64_t n,
-                               int rows, bool five, float *out)
+ALWAYS_INLINE void offset_rows(const void *w, const void *act, size_t stride, int64_t n, int rows,
+                               bool five, float *out)
 {
     __m256 acc[4];
     float mins[4] = {0};
@@ -259,8 +257,8 @@ ALWAYS_INLINE void k4_unpack(const uint8_t *packed, uint64_t *sc, __m256i *mins1
 }
 
 // Adds to acc[k] one super-block's d * d_a * isum - dmin * d_a * sum(m * bsums).
-ALWAYS_INLINE void k_finish(const block_q8_k *y, float d, float dmin, __m256i isum,
-                            __m256i mins16, __m256 *acc)
+ALWAYS_INLINE void k_finish(const block_q8_k *y, float d, float dmin, __m256i isum, __m256i mins16,
+                            __m256 *acc)
 {
     __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
     __m256 msum = _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mins16));
@@ -281,10 +279,12 @@ ALWAYS_INLINE void q4_k_chunk(const uint8_t *qs, __m256i hbits, bool five, uint6
         const __m256i sixteen = _mm256_set1_epi8(16);
         __m256i bit_lo = _mm256_set1_epi8((char)(1 << (2 * c)));
         __m256i bit_hi = _mm256_set1_epi8((char)(1 << (2 * c + 1)));
-        lo = _mm256_or_si256(lo, _mm256_and_si256(
-            _mm256_cmpeq_epi8(_mm256_and_si256(hbits, bit_lo), bit_lo), sixteen));
-        hi = _mm256_or_si256(hi, _mm256_and_si256(
-            _mm256_cmpeq_epi8(_mm256_and_si256(hbits, bit_hi), bit_hi), sixteen));
+        lo = _mm256_or_si256(
+            lo,
+            _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, bit_lo), bit_lo), sixteen));
+        hi = _mm256_or_si256(
+            hi,
+            _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, bit_hi), bit_hi), sixteen));
     }
     __m256i sc_lo = _mm256_set1_epi16((short)((sc >> (16 * c)) & 0xFF));
     __m256i sc_hi = _mm256_set1_epi16((short)((sc >> (16 * c + 8)) & 0xFF));
@@ -293,8 +293,9 @@ ALWAYS_INLINE void q4_k_chunk(const uint8_t *qs, __m256i hbits, bool five, uint6
         const int8_t *a = ((const block_q8_k *)act_row(act, stride, k))[b].qs + 64 * c;
         __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)a));
         __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a + 32)));
-        isum[k] = _mm256_add_epi32(isum[k], _mm256_add_epi32(_mm256_madd_epi16(p_lo, sc_lo),
-                                                             _mm256_madd_epi16(p_hi, sc_hi)));
+        isum[k] = _mm256_add_epi32(
+            isum[k],
+            _mm256_add_epi32(_mm256_madd_epi16(p_lo, sc_lo), _mm256_madd_epi16(p_hi, sc_hi)));
     }
 }
 
@@ -401,7 +402,6 @@ ALWAYS_INLINE void k16_isum(const __m256i codes[2][4], const int8_t *sc, const v
             k16_step(codes, sc, t, act, stride, b, rows, isum);
     }
 }
-
 
 // The four 32-value groups j of half h: codes 0..63 (the -32 is applied through bsums).
 ALWAYS_INLINE void q6_unpack(const block_q6_k *blk, int h, __m256i v[4])
@@ -584,8 +584,8 @@ static void dot_q3_k_q8_k_x4(const void *w, const void *a, size_t stride, int64_
 
 // The dots of one IQ4_XS row with `rows` Q8_K rows: grid values by byte shuffle, |x| and
 // sign(x) * a into maddubs, the sub-block scales by madd.
-ALWAYS_INLINE void iq4_xs_rows(const void *w, const void *act, size_t stride, int64_t n,
-                               int rows, float *out)
+ALWAYS_INLINE void iq4_xs_rows(const void *w, const void *act, size_t stride, int64_t n, int rows,
+                               float *out)
 {
     const __m256i grid = _mm256_broadcastsi128_si256(
         _mm_loadu_si128((const __m128i *)tensor_iq4_nl_values));
@@ -631,8 +631,7 @@ static float dot_iq4_xs_q8_k(const void *w, const void *a, int64_t n)
     return out;
 }
 
-static void dot_iq4_xs_q8_k_x4(const void *w, const void *a, size_t stride, int64_t n,
-                               float out[4])
+static void dot_iq4_xs_q8_k_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
 {
     iq4_xs_rows(w, a, stride, n, 4, out);
 }
@@ -705,8 +704,8 @@ ALWAYS_INLINE void float_rows(const void *x, enum float_kind kx, const void *y, 
 }
 
 // One row of float_rows.
-ALWAYS_INLINE float float_dot(const void *x, enum float_kind kx, const void *y,
-                              enum float_kind ky, int64_t n)
+ALWAYS_INLINE float float_dot(const void *x, enum float_kind kx, const void *y, enum float_kind ky,
+                              int64_t n)
 {
     float out;
     float_rows(x, kx, y, 0, ky, n, 1, &out);
@@ -714,8 +713,8 @@ ALWAYS_INLINE float float_dot(const void *x, enum float_kind kx, const void *y,
 }
 
 // Four rows as two pairs: x is loaded twice instead of four times.
-ALWAYS_INLINE void float_dot_x4(const void *x, enum float_kind kind, const void *y,
-                                size_t y_stride, int64_t n, float out[4])
+ALWAYS_INLINE void float_dot_x4(const void *x, enum float_kind kind, const void *y, size_t y_stride,
+                                int64_t n, float out[4])
 {
     float_rows(x, kind, y, y_stride, kind, n, 2, out);
     float_rows(x, kind, act_row(y, y_stride, 2), y_stride, kind, n, 2, out + 2);
@@ -784,19 +783,19 @@ static void helper_axpy_f16(float *y, float a, const uint16_t *x, int64_t n)
 
 // out_j[r] = scale * (q_j . rows[r]), a dot per pair.
 static void helper_dot_rows_f32(const float *q, int64_t q_stride, int64_t n_q, const float *rows,
-                                int64_t pitch, int64_t n_rows, int64_t n, float scale,
-                                float *out, int64_t out_stride)
+                                int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                                int64_t out_stride)
 {
     for (int64_t j = 0; j < n_q; j++)
         for (int64_t r = 0; r < n_rows; r++)
-            out[j * out_stride + r] =
-                scale * float_dot(q + j * q_stride, FMT_F32, rows + r * pitch, FMT_F32, n);
+            out[j * out_stride + r] = scale *
+                float_dot(q + j * q_stride, FMT_F32, rows + r * pitch, FMT_F32, n);
 }
 
 // y_j += sum_r w_j[r] * rows[r]: each 8-lane slice of y_j stays in a register across the rows.
 static void helper_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *w,
-                                 int64_t w_stride, const float *rows, int64_t pitch,
-                                 int64_t n_rows, int64_t n)
+                                 int64_t w_stride, const float *rows, int64_t pitch, int64_t n_rows,
+                                 int64_t n)
 {
     for (int64_t j = 0; j < n_q; j++, y += y_stride, w += w_stride) {
         int64_t i = 0;
@@ -843,7 +842,8 @@ ALWAYS_INLINE __m256 exp8(__m256 x)
 // The lanes below count (of 8) set.
 ALWAYS_INLINE __m256i lanes8(int64_t count)
 {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
 static float helper_exp_sum_f32(float *x, int64_t n, float max)

@@ -134,13 +134,13 @@ ALWAYS_INLINE void tile_finish(float *y, int64_t ldy, bool first, const __m512 *
 // applied like Q4_K's minimums).
 
 enum {
-    LANE_STEP = 256,                 // values per step
-    LANE_CHUNK = 8192,               // values per chunk
-    LANE_PREP_STEP = 6 * 64,         // prepared bytes per step and activation row
+    LANE_STEP = 256,         // values per step
+    LANE_CHUNK = 8192,       // values per chunk
+    LANE_PREP_STEP = 6 * 64, // prepared bytes per step and activation row
     LANE_PREP_STRIDE = LANE_CHUNK / LANE_STEP * LANE_PREP_STEP, // ... per chunk
-    LANE_ROWS = 2,                   // weight rows per register tile
-    LANE_ACTS = 6,                   // activation rows per register tile
-    LANE_K_PREFETCH = 8192,          // bytes ahead a single K-quant row prefetches
+    LANE_ROWS = 2,                                              // weight rows per register tile
+    LANE_ACTS = 6,                                              // activation rows per register tile
+    LANE_K_PREFETCH = 8192, // bytes ahead a single K-quant row prefetches
 };
 static_assert(LANE_ACTS * LANE_PREP_STRIDE <= KERNEL_PREP_BYTES, "a prepared tile fits");
 
@@ -188,8 +188,8 @@ ALWAYS_INLINE __m512 packed_scales(const uint8_t *p)
 // whole: every step has its eight blocks (the chunk is a multiple of 256 values), which the
 // compiler then need not check step by step.
 ALWAYS_INLINE void lane_tile(const kernel_strip *s, const kernel_chunk *ch, int nr, int nc,
-                             float *y, int R, int C, lane_operands_fn operands,
-                             size_t step_bytes, bool kquant, bool whole)
+                             float *y, int R, int C, lane_operands_fn operands, size_t step_bytes,
+                             bool kquant, bool whole)
 {
     int steps = (int)((ch->len + LANE_STEP - 1) / LANE_STEP);
     int nblk_last = whole ? 8 : (int)(ch->len / 32 - 8 * (steps - 1));
@@ -282,8 +282,8 @@ ALWAYS_INLINE void lane_tile_any(const kernel_strip *s, const kernel_chunk *ch, 
 
 // The strip of a lane product: its rows in register tiles of s->tile_rows rows, each over
 // the strip's chunks in order.
-ALWAYS_INLINE void lane_strip(const kernel_strip *s, lane_operands_fn operands,
-                              size_t step_bytes, bool kquant)
+ALWAYS_INLINE void lane_strip(const kernel_strip *s, lane_operands_fn operands, size_t step_bytes,
+                              bool kquant)
 {
     assert(s->prepared && s->act_stride == LANE_PREP_STRIDE);
     if (s->n_act == 1 && s->len <= LANE_CHUNK && (kquant || s->len % LANE_STEP == 0)) {
@@ -307,8 +307,10 @@ ALWAYS_INLINE void lane_strip(const kernel_strip *s, lane_operands_fn operands,
 }
 
 // The initializer of a lane product with that strip and prepare.
-#define LANE_PRODUCT(strip_fn, prepare_fn)                                                  \
-    {.strip = (strip_fn), .prepare = (prepare_fn), .prep_stride = LANE_PREP_STRIDE,       \
-     .chunk = LANE_CHUNK, .tile_rows = LANE_ROWS, .tile_acts = LANE_ACTS}
+#define LANE_PRODUCT(strip_fn, prepare_fn)                                                         \
+    {                                                                                              \
+        .strip = (strip_fn), .prepare = (prepare_fn), .prep_stride = LANE_PREP_STRIDE,             \
+        .chunk = LANE_CHUNK, .tile_rows = LANE_ROWS, .tile_acts = LANE_ACTS                        \
+    }
 
 #endif

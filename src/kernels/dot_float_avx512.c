@@ -47,8 +47,8 @@ ALWAYS_INLINE __m512 f16_weights16(const uint8_t *p, int64_t i, __mmask16 mask)
 // An R x C tile over one chunk of a strip: R weight rows (rows past nr repeat the last) and C
 // activation rows (rows past nc repeat the last; prepared, or F16 with halves). Adds (or
 // stores) each of the nr x nc pairs' chunk sums to y[k * ldy + r].
-ALWAYS_INLINE void f16_tile(const kernel_strip *s, const kernel_chunk *ch, int nr, int nc,
-                            float *y, int R, int C, bool halves)
+ALWAYS_INLINE void f16_tile(const kernel_strip *s, const kernel_chunk *ch, int nr, int nc, float *y,
+                            int R, int C, bool halves)
 {
     int64_t len = ch->len;
     __m512 acc[2][F16_ROWS][F16_ACTS]; // the sums of even and odd steps
@@ -152,10 +152,12 @@ static void prepare_f16(const void *act, int64_t len, void *dst)
     }
 }
 
-#define F16_PRODUCT                                                                         \
-    {.strip = strip_f16, .prepare = prepare_f16, .prep_stride = F16_PREP_STRIDE,               \
-     .single_unprepared = true, .chunk = F16_CHUNK, .tile_rows = F16_ROWS,                   \
-     .tile_acts = F16_ACTS}
+#define F16_PRODUCT                                                                                \
+    {                                                                                              \
+        .strip = strip_f16, .prepare = prepare_f16, .prep_stride = F16_PREP_STRIDE,                \
+        .single_unprepared = true, .chunk = F16_CHUNK, .tile_rows = F16_ROWS,                      \
+        .tile_acts = F16_ACTS                                                                      \
+    }
 
 // F16 rows are copied as they are: packing only moves them into the huge-page mapping.
 static void pack_f16(const void *row, void *dst, int64_t n)
@@ -269,8 +271,8 @@ ALWAYS_INLINE void float_axpy(float *y, float a, const void *x, enum float_kind 
     __m512 va = _mm512_set1_ps(a);
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, load16(x, i, kind, 0xFFFF),
-                                                _mm512_loadu_ps(y + i)));
+        _mm512_storeu_ps(y + i,
+                         _mm512_fmadd_ps(va, load16(x, i, kind, 0xFFFF), _mm512_loadu_ps(y + i)));
     if (i < n) {
         __mmask16 mask = (__mmask16)((1u << (n - i)) - 1);
         __m512 yv = _mm512_maskz_loadu_ps(mask, y + i);
@@ -329,8 +331,8 @@ enum { ROWS_MAX_N = 256 }; // the widest head the transposed path takes
 // of 16) are transposed once into columns, so that each query's 16 scores build up in one
 // register, value by value, in four interleaved sums; other shapes take a dot per pair.
 static void helper_dot_rows_f32(const float *q, int64_t q_stride, int64_t n_q, const float *rows,
-                                int64_t pitch, int64_t n_rows, int64_t n, float scale,
-                                float *out, int64_t out_stride)
+                                int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                                int64_t out_stride)
 {
     if (n % 16 || n > ROWS_MAX_N || n_rows > 16 || n_rows < 1) {
         for (int64_t j = 0; j < n_q; j++)
@@ -392,8 +394,8 @@ ALWAYS_INLINE void axpy_rows_group(float *y, int64_t y_stride, const float *w, i
 }
 
 static void helper_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *w,
-                                 int64_t w_stride, const float *rows, int64_t pitch,
-                                 int64_t n_rows, int64_t n)
+                                 int64_t w_stride, const float *rows, int64_t pitch, int64_t n_rows,
+                                 int64_t n)
 {
     for (int64_t j = 0; j < n_q; j += 8) {
         float *yj = y + j * y_stride;

@@ -95,7 +95,8 @@ ALWAYS_INLINE lane_operands q4_k_packed_operands(const uint8_t *p, int nblk)
 // The lane factors of a Q6_K super-block: d * sc and -32 * d * sc of lane m's sub-block m.
 ALWAYS_INLINE void k6_lane_factors(const block_q6_k *blk, lane_operands *s)
 {
-    __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)blk->scales)));
+    __m512 sc = _mm512_cvtepi32_ps(
+        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)blk->scales)));
     s->d = _mm512_mul_ps(sc, _mm512_set1_ps(half(blk->d)));
     s->m = _mm512_mul_ps(s->d, _mm512_set1_ps(-32.0f));
 }
@@ -244,8 +245,7 @@ ALWAYS_INLINE __m512i scales_4x8(__m512i sc16, int first)
 {
     const __m512i step = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1,
                                           1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    return _mm512_permutexvar_epi16(_mm512_add_epi16(step, _mm512_set1_epi16((short)first)),
-                                    sc16);
+    return _mm512_permutexvar_epi16(_mm512_add_epi16(step, _mm512_set1_epi16((short)first)), sc16);
 }
 
 // 64 activation codes of row k, super-block b, from value offset.
@@ -276,8 +276,8 @@ ALWAYS_INLINE void k4_unpack(const uint8_t *packed, __m512i *sc, __m256i *mins16
 // packs its sub-block's scale, from int16 lanes 0..7 of sc.
 ALWAYS_INLINE void paired_scales(__m512i sc, __m512i scv[2])
 {
-    const __m512i idx = _mm512_set_epi16(3, 3, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1, 2, 2, 2,
-                                         2, 0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0);
+    const __m512i idx = _mm512_set_epi16(3, 3, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2,
+                                         0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0);
     scv[0] = _mm512_permutexvar_epi16(idx, sc);
     scv[1] = _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16(4)), sc);
 }
@@ -296,7 +296,6 @@ ALWAYS_INLINE __m512i k4_chunk(const uint8_t *qs, const uint8_t *qh, int c)
     hi = _mm256_or_si256(hi, _mm256_slli_epi16(bit_hi, 4));
     return join256(lo, hi);
 }
-
 
 // ---- Q2_K and Q3_K x Q8_K (sub-blocks of 16) ----
 
@@ -463,8 +462,8 @@ ALWAYS_INLINE void kq_tile(const uint8_t *w, size_t ws, int nr, const uint8_t *a
                     __m512i a = _mm512_loadu_si512((const void *)(yb->qs + 64 * c));
 #pragma GCC unroll 8
                     for (int r = 0; r < R; r++)
-                        isum[r] = _mm512_dpwssd_epi32(
-                            isum[r], _mm512_maddubs_epi16(blk[r].q[c], a), blk[r].scv[c]);
+                        isum[r] = _mm512_dpwssd_epi32(isum[r], _mm512_maddubs_epi16(blk[r].q[c], a),
+                                                      blk[r].scv[c]);
                 }
             }
             __m256i bsums = _mm256_loadu_si256((const __m256i *)yb->bsums);
@@ -521,8 +520,8 @@ static void strip_q5_k(const kernel_strip *s)
 
 // The dots of one IQ4_XS row with `rows` Q8_K rows: grid values by byte shuffle, |x| and
 // sign(x) * a into maddubs, the sub-block scales by dpwssd.
-ALWAYS_INLINE void iq4_xs_rows(const void *w, const void *act, size_t stride, int64_t n,
-                               int rows, float *out)
+ALWAYS_INLINE void iq4_xs_rows(const void *w, const void *act, size_t stride, int64_t n, int rows,
+                               float *out)
 {
     const __m256i grid = _mm256_broadcastsi128_si256(
         _mm_loadu_si128((const __m128i *)tensor_iq4_nl_values));
@@ -574,27 +573,28 @@ static float dot_iq4_xs_q8_k(const void *w, const void *a, int64_t n)
     return out;
 }
 
-static void dot_iq4_xs_q8_k_x4(const void *w, const void *a, size_t stride, int64_t n,
-                               float out[4])
+static void dot_iq4_xs_q8_k_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
 {
     iq4_xs_rows(w, a, stride, n, 4, out);
 }
 
 // The K-quants' single dots are their products' 1 x 1 case (NULL dot).
 const kernel_type_ops kernel_avx512_kquant_type_ops[TENSOR_TYPE_COUNT] = {
-    [TENSOR_TYPE_Q2_K] = {.product = {.strip = strip_q2_k, .tile_rows = KQ_ROWS,
+    [TENSOR_TYPE_Q2_K] = {.product = {.strip = strip_q2_k,
+                                      .tile_rows = KQ_ROWS,
                                       .tile_acts = KQ_ACTS}},
-    [TENSOR_TYPE_Q3_K] = {.product = {.strip = strip_q3_k, .tile_rows = KQ_ROWS,
+    [TENSOR_TYPE_Q3_K] = {.product = {.strip = strip_q3_k,
+                                      .tile_rows = KQ_ROWS,
                                       .tile_acts = KQ_ACTS}},
     [TENSOR_TYPE_Q4_K] = {.product = LANE_PRODUCT(strip_q4_k, prepare_q4_k),
                           .pack = pack_q4_k,
                           .packed = LANE_PRODUCT(strip_q4_k_packed, prepare_q4_k)},
-    [TENSOR_TYPE_Q5_K] = {.product = {.strip = strip_q5_k, .tile_rows = KQ_ROWS,
+    [TENSOR_TYPE_Q5_K] = {.product = {.strip = strip_q5_k,
+                                      .tile_rows = KQ_ROWS,
                                       .tile_acts = KQ_ACTS}},
     [TENSOR_TYPE_Q6_K] = {.product = LANE_PRODUCT(strip_q6_k, prepare_q6_k),
                           .pack = pack_q6_k,
                           .packed = LANE_PRODUCT(strip_q6_k_packed, prepare_q6_k)},
-    [TENSOR_TYPE_IQ4_XS] = {.dot = dot_iq4_xs_q8_k,
-                            .product = KERNEL_BY_DOTS(dot_iq4_xs_q8_k_x4)},
+    [TENSOR_TYPE_IQ4_XS] = {.dot = dot_iq4_xs_q8_k, .product = KERNEL_BY_DOTS(dot_iq4_xs_q8_k_x4)},
 };
 #endif

@@ -384,8 +384,8 @@ ALWAYS_INLINE __m256i offset_codes(const void *w, int64_t b, bool five, float *d
 
 // The dots of one Q4_1/Q5_1 row with `rows` Q8_1 rows, two blocks per register by dpbusd,
 // plus m * s per block in scalar float.
-ALWAYS_INLINE void offset_rows(const void *w, const void *act, size_t stride, int64_t n,
-                               int rows, bool five, float *out)
+ALWAYS_INLINE void offset_rows(const void *w, const void *act, size_t stride, int64_t n, int rows,
+                               bool five, float *out)
 {
     __m512 acc[4];
     float mins[4] = {0};
@@ -442,7 +442,6 @@ static void dot_q5_1_q8_1_x4(const void *w, const void *a, size_t stride, int64_
 {
     offset_rows(w, a, stride, n, 4, true, out);
 }
-
 
 // Their single dots are their products' 1 x 1 case (NULL dot).
 const kernel_type_ops kernel_avx512_legacy_type_ops[TENSOR_TYPE_COUNT] = {

@@ -49,8 +49,7 @@ static inline int nibble32(const uint8_t *qs, int j)
 
 static inline uint32_t u32_le(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 // Value j of a Q5_0/Q5_1 block (0..31).
@@ -325,13 +324,13 @@ void kernel_dot_rows_f32_ref(const float *q, int64_t q_stride, int64_t n_q, cons
 {
     for (int64_t j = 0; j < n_q; j++)
         for (int64_t r = 0; r < n_rows; r++)
-            out[j * out_stride + r] = scale * kernel_dot_f32_ref(q + j * q_stride,
-                                                                 rows + r * pitch, n);
+            out[j * out_stride + r] = scale *
+                kernel_dot_f32_ref(q + j * q_stride, rows + r * pitch, n);
 }
 
 void kernel_axpy_rows_f32_ref(float *y, int64_t y_stride, int64_t n_q, const float *w,
-                              int64_t w_stride, const float *rows, int64_t pitch,
-                              int64_t n_rows, int64_t n)
+                              int64_t w_stride, const float *rows, int64_t pitch, int64_t n_rows,
+                              int64_t n)
 {
     for (int64_t j = 0; j < n_q; j++)
         for (int64_t r = 0; r < n_rows; r++)

@@ -87,8 +87,8 @@ size_t kernel_act_row_size(uint32_t weight_type, int64_t n)
     return (size_t)bytes;
 }
 
-void kernel_act_convert_variant(kernel_variant v, uint32_t weight_type, const float *x,
-                                void *dst, int64_t n)
+void kernel_act_convert_variant(kernel_variant v, uint32_t weight_type, const float *x, void *dst,
+                                int64_t n)
 {
     bool simd = false;
 #if defined(__x86_64__)
@@ -166,8 +166,7 @@ static const kernel_type_ops *const *variant_tables(kernel_variant v, int *count
 #if defined(__x86_64__)
     static const kernel_type_ops *const avx2[] = {kernel_avx2_type_ops};
     static const kernel_type_ops *const avx512[] = {
-        kernel_avx512_float_type_ops, kernel_avx512_legacy_type_ops,
-        kernel_avx512_kquant_type_ops};
+        kernel_avx512_float_type_ops, kernel_avx512_legacy_type_ops, kernel_avx512_kquant_type_ops};
     if (v == KERNEL_VARIANT_AVX2)
         return *count = 1, avx2;
     if (v == KERNEL_VARIANT_AVX512)
@@ -279,9 +278,12 @@ static void product_run(const kernel_type_ops *ops, const kernel_product *produc
         int64_t fit = (int64_t)(sizeof prep / ((size_t)n_act * product->prep_stride));
         per_strip = per_strip < fit ? per_strip : fit;
     }
-    kernel_strip s = {.ops = ops, .product = product, .w_stride = (size_t)w_bytes,
+    kernel_strip s = {.ops = ops,
+                      .product = product,
+                      .w_stride = (size_t)w_bytes,
                       .w_chunk_stride = (size_t)w_chunk,
-                      .tile_rows = n_act == 1 ? 1 : product->tile_rows, .prepared = prepare,
+                      .tile_rows = n_act == 1 ? 1 : product->tile_rows,
+                      .prepared = prepare,
                       .ldy = ldy};
     for (int64_t c0 = 0; c0 < n; c0 += per_strip * chunk) {
         s.len = n - c0 < per_strip * chunk ? n - c0 : per_strip * chunk;
@@ -336,15 +338,15 @@ void kernel_matmul_variant(kernel_variant v, uint32_t weight_type, bool packed, 
                            float *y, int64_t ldy)
 {
     const kernel_type_ops *ops = kernel_variant_type_ops(v, weight_type, false);
-    product_run(ops, packed ? &ops->packed : &ops->product, weight_type, w, n, r0, r1, act,
-                n_act, y, ldy);
+    product_run(ops, packed ? &ops->packed : &ops->product, weight_type, w, n, r0, r1, act, n_act,
+                y, ldy);
 }
 
 void kernel_matmul(uint32_t weight_type, const void *w, int64_t n, int64_t r0, int64_t r1,
                    const void *act, int64_t n_act, float *y, int64_t ldy)
 {
-    kernel_matmul_variant(kernel_variant_active(), weight_type, false, w, n, r0, r1, act, n_act,
-                          y, ldy);
+    kernel_matmul_variant(kernel_variant_active(), weight_type, false, w, n, r0, r1, act, n_act, y,
+                          ldy);
 }
 
 bool kernel_packs(uint32_t weight_type)
@@ -368,8 +370,8 @@ void kernel_pack_rows(uint32_t weight_type, const void *src, void *dst, int64_t 
 void kernel_matmul_packed(uint32_t weight_type, const void *w, int64_t n, int64_t r0, int64_t r1,
                           const void *act, int64_t n_act, float *y, int64_t ldy)
 {
-    kernel_matmul_variant(kernel_variant_active(), weight_type, true, w, n, r0, r1, act, n_act,
-                          y, ldy);
+    kernel_matmul_variant(kernel_variant_active(), weight_type, true, w, n, r0, r1, act, n_act, y,
+                          ldy);
 }
 
 float kernel_dot_f32(const float *a, const float *b, int64_t n)
@@ -400,9 +402,8 @@ void kernel_dot_rows_f32(const float *q, int64_t q_stride, int64_t n_q, const fl
         ->dot_rows_f32(q, q_stride, n_q, rows, pitch, n_rows, n, scale, out, out_stride);
 }
 
-void kernel_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *w,
-                          int64_t w_stride, const float *rows, int64_t pitch, int64_t n_rows,
-                          int64_t n)
+void kernel_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *w, int64_t w_stride,
+                          const float *rows, int64_t pitch, int64_t n_rows, int64_t n)
 {
     kernel_variant_float_ops(kernel_variant_active())
         ->axpy_rows_f32(y, y_stride, n_q, w, w_stride, rows, pitch, n_rows, n);

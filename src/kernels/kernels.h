@@ -54,7 +54,7 @@ void kernel_matmul_packed(uint32_t weight_type, const void *w, int64_t n, int64_
 // Float helpers for attention and norms (SIMD where the CPU has it).
 float kernel_dot_f32(const float *a, const float *b, int64_t n);
 float kernel_dot_f32_f16(const float *a, const uint16_t *b_half, int64_t n);
-void kernel_axpy_f32(float *y, float a, const float *x, int64_t n);       // y += a * x
+void kernel_axpy_f32(float *y, float a, const float *x, int64_t n);         // y += a * x
 void kernel_axpy_f16(float *y, float a, const uint16_t *x_half, int64_t n); // y += a * x
 // Attention over a block of rows (pitch floats apart) for n_q queries at once (a KV head's
 // group of query heads): out[j * out_stride + r] = scale * (q_j . rows[r]) with q_j at
@@ -64,9 +64,8 @@ void kernel_axpy_f16(float *y, float a, const uint16_t *x_half, int64_t n); // y
 void kernel_dot_rows_f32(const float *q, int64_t q_stride, int64_t n_q, const float *rows,
                          int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
                          int64_t out_stride);
-void kernel_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *w,
-                          int64_t w_stride, const float *rows, int64_t pitch, int64_t n_rows,
-                          int64_t n);
+void kernel_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *w, int64_t w_stride,
+                          const float *rows, int64_t pitch, int64_t n_rows, int64_t n);
 // x[i] = exp(x[i] - max) for i < n; returns the sum of the results (softmax).
 float kernel_exp_sum_f32(float *x, int64_t n, float max);
 // gate[i] = silu(gate[i]) * up[i] = gate[i] / (1 + exp(-gate[i])) * up[i] (SwiGLU).

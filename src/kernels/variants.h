@@ -18,8 +18,8 @@ typedef float (*kernel_dot_fn)(const void *w_row, const void *act_row, int64_t n
 // Four dot products of one weight row with the activation rows at act, act + act_stride,
 // act + 2 * act_stride and act + 3 * act_stride (bytes); the weights are unpacked once.
 // Each out[k] equals what the same variant's single dot returns for that row.
-typedef void (*kernel_dot_x4_fn)(const void *w_row, const void *act, size_t act_stride,
-                                 int64_t n, float out[4]);
+typedef void (*kernel_dot_x4_fn)(const void *w_row, const void *act, size_t act_stride, int64_t n,
+                                 float out[4]);
 
 typedef struct kernel_type_ops kernel_type_ops;
 typedef struct kernel_product kernel_product;
@@ -36,18 +36,18 @@ typedef struct kernel_strip {
     const kernel_product *product; // the product the strip belongs to
     const uint8_t *w;              // weight row 0, at the strip's first value
     size_t w_stride, w_chunk_stride;
-    int64_t rows;                  // weight rows
-    int tile_rows;                 // rows per register tile: 1 when the whole product has one
-                                   // activation row (the weights then stream in order), else
-                                   // product->tile_rows
-    const uint8_t *act;            // activation row 0: prepared, else the converted row at
-                                   // the strip's first value
+    int64_t rows;       // weight rows
+    int tile_rows;      // rows per register tile: 1 when the whole product has one
+                        // activation row (the weights then stream in order), else
+                        // product->tile_rows
+    const uint8_t *act; // activation row 0: prepared, else the converted row at
+                        // the strip's first value
     size_t act_stride, act_chunk_stride;
-    bool prepared;                 // the activation rows are prepared (product->prepare)
-    int n_act;                     // activation rows, 1 .. product->tile_acts
-    int64_t len;                   // values
-    bool first;                    // the strip starts at the rows' first value
-    float *y;                      // the outputs (see above)
+    bool prepared; // the activation rows are prepared (product->prepare)
+    int n_act;     // activation rows, 1 .. product->tile_acts
+    int64_t len;   // values
+    bool first;    // the strip starts at the rows' first value
+    float *y;      // the outputs (see above)
     int64_t ldy;
 } kernel_strip;
 
@@ -105,8 +105,10 @@ enum { KERNEL_PANEL_BYTES = 384 << 10, KERNEL_PREP_BYTES = 72 << 10 };
 void kernel_strip_dots(const kernel_strip *s);
 
 // The initializer of a product made of dots (kernel_strip_dots); x4 may be NULL.
-#define KERNEL_BY_DOTS(x4)                                                                 \
-    {.strip = kernel_strip_dots, .tile_rows = 1, .tile_acts = 4, .dot_x4 = (x4)}
+#define KERNEL_BY_DOTS(x4)                                                                         \
+    {                                                                                              \
+        .strip = kernel_strip_dots, .tile_rows = 1, .tile_acts = 4, .dot_x4 = (x4)                 \
+    }
 
 // A variant's kernels for one weight type: one matrix product over rows as stored, and where
 // the variant has a layout of its own for the type, the same product over rows in that
@@ -132,9 +134,8 @@ typedef struct kernel_float_ops {
     void (*dot_rows_f32)(const float *q, int64_t q_stride, int64_t n_q, const float *rows,
                          int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
                          int64_t out_stride);
-    void (*axpy_rows_f32)(float *y, int64_t y_stride, int64_t n_q, const float *w,
-                          int64_t w_stride, const float *rows, int64_t pitch, int64_t n_rows,
-                          int64_t n);
+    void (*axpy_rows_f32)(float *y, int64_t y_stride, int64_t n_q, const float *w, int64_t w_stride,
+                          const float *rows, int64_t pitch, int64_t n_rows, int64_t n);
     float (*exp_sum_f32)(float *x, int64_t n, float max);
     void (*swiglu_f32)(float *gate, const float *up, int64_t n);
 } kernel_float_ops;
@@ -191,8 +192,8 @@ void kernel_act_q8_k_avx2(const float *x, void *dst, int64_t n);
 
 // kernel_act_convert with the converters of variant v (v must be available; the AVX-512
 // variant uses the AVX2 converters).
-void kernel_act_convert_variant(kernel_variant v, uint32_t weight_type, const float *x,
-                                void *dst, int64_t n);
+void kernel_act_convert_variant(kernel_variant v, uint32_t weight_type, const float *x, void *dst,
+                                int64_t n);
 
 // The scalar references (dot_ref.c): integer sums inside blocks, float across blocks
 // (double for the plain float types).
@@ -219,8 +220,8 @@ void kernel_dot_rows_f32_ref(const float *q, int64_t q_stride, int64_t n_q, cons
                              int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
                              int64_t out_stride);
 void kernel_axpy_rows_f32_ref(float *y, int64_t y_stride, int64_t n_q, const float *w,
-                              int64_t w_stride, const float *rows, int64_t pitch,
-                              int64_t n_rows, int64_t n);
+                              int64_t w_stride, const float *rows, int64_t pitch, int64_t n_rows,
+                              int64_t n);
 float kernel_exp_sum_f32_ref(float *x, int64_t n, float max);
 void kernel_swiglu_f32_ref(float *gate, const float *up, int64_t n);
 void kernel_axpy_f16_ref(float *y, float a, const uint16_t *x_half, int64_t n);

@@ -15,14 +15,14 @@
 // is handed out again or unpublished), so a child that recorded (parent, parent_gen) can tell
 // that its parent is no longer the block it was computed after.
 typedef struct block_meta {
-    uint64_t hash;       // chained hash (published blocks)
-    uint32_t refs;       // sequences holding the block
+    uint64_t hash; // chained hash (published blocks)
+    uint32_t refs; // sequences holding the block
     uint32_t gen;
     uint32_t parent;     // published: the block before it in its sequence, or KV_NO_BLOCK
     uint32_t parent_gen; // published: parent's gen when this block was published
     uint32_t lru_prev;   // cached blocks: neighbours on the LRU list (head = least recent)
     uint32_t lru_next;
-    uint32_t published;  // 1 when in the prefix map
+    uint32_t published; // 1 when in the prefix map
 } block_meta;
 
 struct kv_cache {
@@ -36,7 +36,7 @@ struct kv_cache {
     uint32_t *free_stack; // (n_blocks) the first n_free entries are free blocks
     uint32_t n_free;
     uint32_t lru_head, lru_tail, n_cached;
-    uint32_t *map;        // (map_mask + 1) block ids or KV_NO_BLOCK, linear probing
+    uint32_t *map; // (map_mask + 1) block ids or KV_NO_BLOCK, linear probing
     uint32_t map_mask;
     uint32_t n_published;
     kv_hash_fn hash_fn;
@@ -48,9 +48,10 @@ struct kv_cache {
 static int check_config(const kv_cache_config *cfg, garlic_error *err)
 {
     if (!cfg->n_layer || !cfg->n_head_kv || !cfg->head_dim_k || !cfg->head_dim_v)
-        return garlic_error_set(err, GARLIC_EINVAL, "KV cache: n_layer %u, n_head_kv %u and head "
-                                "dimensions %u/%u must be positive", cfg->n_layer,
-                                cfg->n_head_kv, cfg->head_dim_k, cfg->head_dim_v);
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "KV cache: n_layer %u, n_head_kv %u and head "
+                                "dimensions %u/%u must be positive",
+                                cfg->n_layer, cfg->n_head_kv, cfg->head_dim_k, cfg->head_dim_v);
     if (cfg->block_tokens == 0 || cfg->block_tokens > KV_MAX_BLOCK_TOKENS)
         return garlic_error_set(err, GARLIC_EINVAL, "KV cache: block_tokens %u must be 1..%d",
                                 cfg->block_tokens, KV_MAX_BLOCK_TOKENS);
@@ -58,7 +59,8 @@ static int check_config(const kv_cache_config *cfg, garlic_error *err)
         return garlic_error_set(err, GARLIC_EINVAL, "KV cache: unknown element type %d",
                                 (int)cfg->type);
     if (cfg->type == KV_TYPE_Q8_0 && (cfg->head_dim_k % 32 || cfg->head_dim_v % 32))
-        return garlic_error_set(err, GARLIC_EUNSUPPORTED, "KV cache type q8_0 needs head "
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                "KV cache type q8_0 needs head "
                                 "dimensions that are multiples of 32 (got %u/%u)",
                                 cfg->head_dim_k, cfg->head_dim_v);
     return GARLIC_OK;
@@ -73,8 +75,10 @@ int kv_cache_row_bytes(const kv_cache_config *cfg, uint64_t *k_row, uint64_t *v_
     uint64_t k_dim = (uint64_t)cfg->n_head_kv * cfg->head_dim_k;
     uint64_t v_dim = (uint64_t)cfg->n_head_kv * cfg->head_dim_v;
     if (!kv_row_size(cfg->type, k_dim, k_row) || !kv_row_size(cfg->type, v_dim, v_row))
-        return garlic_error_set(err, GARLIC_EINVAL, "KV cache: rows of %llu/%llu values "
-                                "overflow", (unsigned long long)k_dim, (unsigned long long)v_dim);
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "KV cache: rows of %llu/%llu values "
+                                "overflow",
+                                (unsigned long long)k_dim, (unsigned long long)v_dim);
     return GARLIC_OK;
 }
 
@@ -92,7 +96,7 @@ static bool add_product(uint64_t *total, uint64_t count, uint64_t size)
 {
     uint64_t product;
     return !__builtin_mul_overflow(count, size, &product) &&
-           !__builtin_add_overflow(*total, product, total);
+        !__builtin_add_overflow(*total, product, total);
 }
 
 int kv_cache_bytes_for(const kv_cache_config *cfg, uint32_t n_blocks, uint64_t *bytes,
@@ -111,9 +115,11 @@ int kv_cache_bytes_for(const kv_cache_config *cfg, uint32_t n_blocks, uint64_t *
     ok = ok && add_product(&total, map_slots(n_blocks), sizeof(uint32_t));
     ok = ok && total <= SIZE_MAX;
     if (!ok)
-        return garlic_error_set(err, GARLIC_EINVAL, "KV cache: %u blocks of %u tokens x %u "
-                                "layers x %llu bytes overflow", n_blocks, cfg->block_tokens,
-                                cfg->n_layer, (unsigned long long)row_pair);
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "KV cache: %u blocks of %u tokens x %u "
+                                "layers x %llu bytes overflow",
+                                n_blocks, cfg->block_tokens, cfg->n_layer,
+                                (unsigned long long)row_pair);
     *bytes = total;
     return GARLIC_OK;
 }
@@ -126,7 +132,8 @@ int kv_cache_blocks_for_budget(const kv_cache_config *cfg, uint64_t budget_bytes
     if (rc)
         return rc;
     if (one > budget_bytes)
-        return garlic_error_set(err, GARLIC_EINVAL, "KV cache: a budget of %llu bytes holds "
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "KV cache: a budget of %llu bytes holds "
                                 "no block (one block needs %llu bytes)",
                                 (unsigned long long)budget_bytes, (unsigned long long)one);
     // bytes_for is increasing in n: find the largest n that fits by bisection.
@@ -149,12 +156,15 @@ int kv_cache_blocks_for_budget(const kv_cache_config *cfg, uint64_t budget_bytes
 static int resolve_blocks(const kv_cache_config *cfg, uint32_t *n_blocks, garlic_error *err)
 {
     if (cfg->n_blocks && cfg->budget_bytes)
-        return garlic_error_set(err, GARLIC_EINVAL, "KV cache: give n_blocks or budget_bytes, "
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "KV cache: give n_blocks or budget_bytes, "
                                 "not both");
     if (cfg->n_blocks) {
         if (cfg->n_blocks > KV_MAX_BLOCKS)
-            return garlic_error_set(err, GARLIC_EINVAL, "KV cache: %u blocks exceed the limit "
-                                    "of %d", cfg->n_blocks, KV_MAX_BLOCKS);
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "KV cache: %u blocks exceed the limit "
+                                    "of %d",
+                                    cfg->n_blocks, KV_MAX_BLOCKS);
         *n_blocks = cfg->n_blocks;
         return GARLIC_OK;
     }
@@ -170,8 +180,8 @@ static void reset_pool(kv_cache *c)
     uint32_t n = c->cfg.n_blocks;
     for (uint32_t i = 0; i < n; i++) {
         c->free_stack[i] = n - 1 - i;
-        c->meta[i] = (block_meta){.parent = KV_NO_BLOCK, .lru_prev = KV_NO_BLOCK,
-                                  .lru_next = KV_NO_BLOCK};
+        c->meta[i] = (block_meta){
+            .parent = KV_NO_BLOCK, .lru_prev = KV_NO_BLOCK, .lru_next = KV_NO_BLOCK};
     }
     c->n_free = n;
     c->lru_head = c->lru_tail = KV_NO_BLOCK;
@@ -208,8 +218,10 @@ kv_cache *kv_cache_new(const kv_cache_config *cfg, garlic_error *err)
     c->free_stack = garlic_calloc(n, sizeof(uint32_t));
     c->map = garlic_calloc((size_t)slots, sizeof(uint32_t));
     if (!c->k_data || !c->v_data || !c->tokens || !c->meta || !c->free_stack || !c->map) {
-        garlic_error_set(err, GARLIC_ENOMEM, "KV cache: out of memory allocating %u blocks "
-                         "(%llu bytes)", n, (unsigned long long)bytes);
+        garlic_error_set(err, GARLIC_ENOMEM,
+                         "KV cache: out of memory allocating %u blocks "
+                         "(%llu bytes)",
+                         n, (unsigned long long)bytes);
         kv_cache_free(c);
         return NULL;
     }
@@ -230,10 +242,22 @@ void kv_cache_free(kv_cache *c)
     garlic_free(c);
 }
 
-const kv_cache_config *kv_cache_get_config(const kv_cache *c) { return &c->cfg; }
-uint64_t kv_cache_bytes(const kv_cache *c) { return c->bytes; }
-size_t kv_cache_k_row_bytes(const kv_cache *c) { return c->k_row; }
-size_t kv_cache_v_row_bytes(const kv_cache *c) { return c->v_row; }
+const kv_cache_config *kv_cache_get_config(const kv_cache *c)
+{
+    return &c->cfg;
+}
+uint64_t kv_cache_bytes(const kv_cache *c)
+{
+    return c->bytes;
+}
+size_t kv_cache_k_row_bytes(const kv_cache *c)
+{
+    return c->k_row;
+}
+size_t kv_cache_v_row_bytes(const kv_cache *c)
+{
+    return c->v_row;
+}
 
 // ---- rows ----
 
@@ -253,8 +277,8 @@ uint8_t *kv_cache_v_row(const kv_cache *c, uint32_t layer, uint32_t block, uint3
     return c->v_data + row_index(c, layer, block, offset) * c->v_row;
 }
 
-void kv_cache_store(kv_cache *c, uint32_t layer, uint32_t block, uint32_t offset,
-                    const float *k, const float *v)
+void kv_cache_store(kv_cache *c, uint32_t layer, uint32_t block, uint32_t offset, const float *k,
+                    const float *v)
 {
     const kv_cache_config *cfg = &c->cfg;
     kv_row_store(cfg->type, kv_cache_k_row(c, layer, block, offset), k,
@@ -345,8 +369,8 @@ static bool block_matches(const kv_cache *c, uint32_t b, uint64_t hash, const in
 
 // The published block with this identity, or KV_NO_BLOCK. Equal hashes of different
 // blocks may sit in the same probe run; each is checked in full.
-static uint32_t map_find(const kv_cache *c, uint64_t hash, const int32_t *tokens,
-                         uint32_t parent, uint32_t parent_gen)
+static uint32_t map_find(const kv_cache *c, uint64_t hash, const int32_t *tokens, uint32_t parent,
+                         uint32_t parent_gen)
 {
     for (uint32_t slot = (uint32_t)hash & c->map_mask;; slot = (slot + 1) & c->map_mask) {
         uint32_t b = c->map[slot];
@@ -454,8 +478,8 @@ kv_cache_stats kv_cache_get_stats(const kv_cache *c)
 
 // Walks the leading full blocks of tokens[0..n) through the map; writes the blocks found to
 // found (when not NULL) and counts the unreferenced ones in *n_idle. Returns how many.
-static uint32_t match_prefix(const kv_cache *c, const int32_t *tokens, uint32_t n,
-                             uint32_t *found, uint32_t *n_idle)
+static uint32_t match_prefix(const kv_cache *c, const int32_t *tokens, uint32_t n, uint32_t *found,
+                             uint32_t *n_idle)
 {
     uint32_t bt = c->cfg.block_tokens, parent = KV_NO_BLOCK, parent_gen = 0, i = 0;
     uint64_t hash = KV_HASH_ROOT;
@@ -513,15 +537,18 @@ int kv_seq_reserve(const kv_cache *c, kv_seq *s, uint64_t n_tokens, garlic_error
     uint32_t need = kv_cache_blocks_for_tokens(c, n_tokens);
     // Checked first: the table may have room past the pool (it grows by doubling).
     if (need > c->cfg.n_blocks)
-        return garlic_error_set(err, GARLIC_ENOMEM, "KV cache: %llu positions need %u blocks, "
-                                "the pool has %u", (unsigned long long)n_tokens, need,
-                                c->cfg.n_blocks);
+        return garlic_error_set(err, GARLIC_ENOMEM,
+                                "KV cache: %llu positions need %u blocks, "
+                                "the pool has %u",
+                                (unsigned long long)n_tokens, need, c->cfg.n_blocks);
     if (need <= s->capacity)
         return GARLIC_OK;
     size_t capacity = s->capacity;
     if (garlic_grow(&s->blocks, &capacity, need, sizeof *s->blocks))
-        return garlic_error_set(err, GARLIC_ENOMEM, "KV cache: out of memory growing a block "
-                                "table to %u entries", need);
+        return garlic_error_set(err, GARLIC_ENOMEM,
+                                "KV cache: out of memory growing a block "
+                                "table to %u entries",
+                                need);
     s->capacity = (uint32_t)capacity; // at most 2 x KV_MAX_BLOCKS
     return GARLIC_OK;
 }
@@ -537,8 +564,10 @@ int kv_seq_share_prefix(kv_cache *c, kv_seq *s, const int32_t *tokens, uint32_t 
 {
     *n_shared = 0;
     if (s->n_tokens || s->n_blocks)
-        return garlic_error_set(err, GARLIC_EINVAL, "KV cache: prefix sharing needs an empty "
-                                "sequence (this one holds %u positions)", s->n_tokens);
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "KV cache: prefix sharing needs an empty "
+                                "sequence (this one holds %u positions)",
+                                s->n_tokens);
     uint32_t bt = c->cfg.block_tokens, n_full = n / bt, n_idle;
     if (n_full > c->cfg.n_blocks)
         n_full = c->cfg.n_blocks; // a longer prompt cannot be cached beyond the pool
@@ -564,9 +593,10 @@ int kv_seq_append(kv_cache *c, kv_seq *s, const int32_t *tokens, uint32_t n, gar
                                 s->n_tokens, n);
     uint32_t need = kv_seq_blocks_needed(c, s, n);
     if (need > (uint64_t)c->n_free + c->n_cached)
-        return garlic_error_set(err, GARLIC_ENOMEM, "KV cache full: %u more positions need %u "
-                                "blocks, %u free and %u reclaimable", n, need, c->n_free,
-                                c->n_cached);
+        return garlic_error_set(err, GARLIC_ENOMEM,
+                                "KV cache full: %u more positions need %u "
+                                "blocks, %u free and %u reclaimable",
+                                n, need, c->n_free, c->n_cached);
     int rc = kv_seq_reserve(c, s, total, err);
     if (rc)
         return rc;
@@ -610,8 +640,10 @@ static void publish_block(kv_cache *c, kv_seq *s, uint32_t i)
 int kv_seq_commit(kv_cache *c, kv_seq *s, uint32_t n_written, garlic_error *err)
 {
     if (n_written < s->n_committed || n_written > s->n_tokens)
-        return garlic_error_set(err, GARLIC_EINVAL, "KV cache: commit of %u positions outside "
-                                "[%u, %u]", n_written, s->n_committed, s->n_tokens);
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "KV cache: commit of %u positions outside "
+                                "[%u, %u]",
+                                n_written, s->n_committed, s->n_tokens);
     uint32_t bt = c->cfg.block_tokens;
     for (uint32_t i = s->n_committed / bt; (uint64_t)(i + 1) * bt <= n_written; i++)
         publish_block(c, s, i);
@@ -630,7 +662,8 @@ static int make_private(kv_cache *c, kv_seq *s, uint32_t i, uint32_t n_keep, gar
     uint32_t copy = take_block(c);
     if (copy == KV_NO_BLOCK) {
         if (c->meta[b].refs > 1)
-            return garlic_error_set(err, GARLIC_ENOMEM, "KV cache full: no block for a private "
+            return garlic_error_set(err, GARLIC_ENOMEM,
+                                    "KV cache full: no block for a private "
                                     "copy of a shared block");
         map_remove(c, b);
         return GARLIC_OK;
@@ -649,8 +682,10 @@ static int make_private(kv_cache *c, kv_seq *s, uint32_t i, uint32_t n_keep, gar
 int kv_seq_truncate(kv_cache *c, kv_seq *s, uint32_t n, garlic_error *err)
 {
     if (n > s->n_tokens)
-        return garlic_error_set(err, GARLIC_EINVAL, "KV cache: cannot truncate %u positions "
-                                "to %u", s->n_tokens, n);
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "KV cache: cannot truncate %u positions "
+                                "to %u",
+                                s->n_tokens, n);
     if (n == s->n_tokens)
         return GARLIC_OK;
     uint32_t bt = c->cfg.block_tokens, keep = kv_cache_blocks_for_tokens(c, n);
@@ -708,20 +743,25 @@ static int check_lists(const kv_cache *c, uint8_t *seen, garlic_error *err)
     for (uint32_t i = 0; i < c->n_free; i++) {
         uint32_t b = c->free_stack[i];
         if (b >= n || !mark_once(seen, b, 1) || c->meta[b].refs || c->meta[b].published)
-            return garlic_error_set(err, GARLIC_EFORMAT, "KV check: free entry %u (block %u) "
-                                    "is out of range, repeated, referenced or published", i, b);
+            return garlic_error_set(err, GARLIC_EFORMAT,
+                                    "KV check: free entry %u (block %u) "
+                                    "is out of range, repeated, referenced or published",
+                                    i, b);
     }
     uint32_t count = 0, prev = KV_NO_BLOCK;
     for (uint32_t b = c->lru_head; b != KV_NO_BLOCK; prev = b, b = c->meta[b].lru_next) {
         if (b >= n || count++ >= c->n_cached || c->meta[b].lru_prev != prev ||
             !mark_once(seen, b, 2) || c->meta[b].refs || !c->meta[b].published)
-            return garlic_error_set(err, GARLIC_EFORMAT, "KV check: LRU entry %u (block %u) is "
+            return garlic_error_set(err, GARLIC_EFORMAT,
+                                    "KV check: LRU entry %u (block %u) is "
                                     "out of range, misplaced, repeated or in a wrong state",
                                     count, b);
     }
     if (count != c->n_cached || prev != c->lru_tail)
-        return garlic_error_set(err, GARLIC_EFORMAT, "KV check: LRU list holds %u blocks, "
-                                "count says %u", count, c->n_cached);
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "KV check: LRU list holds %u blocks, "
+                                "count says %u",
+                                count, c->n_cached);
     return GARLIC_OK;
 }
 
@@ -733,14 +773,18 @@ static int check_blocks(const kv_cache *c, const uint8_t *seen, garlic_error *er
     for (uint32_t b = 0; b < c->cfg.n_blocks; b++) {
         const block_meta *m = &c->meta[b];
         if ((m->refs == 0) != (seen[b] != 0))
-            return garlic_error_set(err, GARLIC_EFORMAT, "KV check: block %u has %u references "
-                                    "but is %son a list", b, m->refs, seen[b] ? "" : "not ");
+            return garlic_error_set(err, GARLIC_EFORMAT,
+                                    "KV check: block %u has %u references "
+                                    "but is %son a list",
+                                    b, m->refs, seen[b] ? "" : "not ");
         if (!m->published)
             continue;
         n_published++;
         if (map_find(c, m->hash, block_tokens_of(c, b), m->parent, m->parent_gen) != b)
-            return garlic_error_set(err, GARLIC_EFORMAT, "KV check: published block %u is not "
-                                    "the map's entry for its identity", b);
+            return garlic_error_set(err, GARLIC_EFORMAT,
+                                    "KV check: published block %u is not "
+                                    "the map's entry for its identity",
+                                    b);
     }
     uint32_t in_map = 0;
     for (uint64_t i = 0; i <= c->map_mask; i++) {
@@ -749,12 +793,16 @@ static int check_blocks(const kv_cache *c, const uint8_t *seen, garlic_error *er
             continue;
         in_map++;
         if (b >= c->cfg.n_blocks || !c->meta[b].published)
-            return garlic_error_set(err, GARLIC_EFORMAT, "KV check: map slot %llu holds block "
-                                    "%u, which is not published", (unsigned long long)i, b);
+            return garlic_error_set(err, GARLIC_EFORMAT,
+                                    "KV check: map slot %llu holds block "
+                                    "%u, which is not published",
+                                    (unsigned long long)i, b);
     }
     if (in_map != n_published || n_published != c->n_published)
-        return garlic_error_set(err, GARLIC_EFORMAT, "KV check: %u map entries, %u published "
-                                "blocks, count %u", in_map, n_published, c->n_published);
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "KV check: %u map entries, %u published "
+                                "blocks, count %u",
+                                in_map, n_published, c->n_published);
     return GARLIC_OK;
 }
 

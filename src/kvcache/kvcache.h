@@ -54,18 +54,18 @@ typedef struct kv_cache kv_cache;
 typedef struct kv_cache_config {
     uint32_t n_layer;
     uint32_t n_head_kv;
-    uint32_t head_dim_k;    // K row = n_head_kv * head_dim_k values
-    uint32_t head_dim_v;    // V row = n_head_kv * head_dim_v values
-    uint32_t block_tokens;  // positions per block (16 is typical), 1..KV_MAX_BLOCK_TOKENS
+    uint32_t head_dim_k;   // K row = n_head_kv * head_dim_k values
+    uint32_t head_dim_v;   // V row = n_head_kv * head_dim_v values
+    uint32_t block_tokens; // positions per block (16 is typical), 1..KV_MAX_BLOCK_TOKENS
     kv_type type;
-    uint32_t n_blocks;      // blocks to allocate, or 0 to derive them from budget_bytes
-    uint64_t budget_bytes;  // total bytes the cache may take (used when n_blocks is 0)
+    uint32_t n_blocks;     // blocks to allocate, or 0 to derive them from budget_bytes
+    uint64_t budget_bytes; // total bytes the cache may take (used when n_blocks is 0)
 } kv_cache_config;
 
 enum {
     KV_DEFAULT_BLOCK_TOKENS = 16, // what the server's pools use
     KV_MAX_BLOCK_TOKENS = 1024,
-    KV_MAX_BLOCKS = 1 << 30,    // block ids are uint32; KV_NO_BLOCK is never an id
+    KV_MAX_BLOCKS = 1 << 30, // block ids are uint32; KV_NO_BLOCK is never an id
 };
 #define KV_NO_BLOCK UINT32_MAX
 
@@ -100,8 +100,8 @@ kv_cache *kv_cache_new(const kv_cache_config *cfg, garlic_error *err);
 void kv_cache_free(kv_cache *c);
 
 const kv_cache_config *kv_cache_get_config(const kv_cache *c); // n_blocks filled in
-uint64_t kv_cache_bytes(const kv_cache *c);       // bytes allocated by kv_cache_new
-size_t kv_cache_k_row_bytes(const kv_cache *c);   // bytes of one K row (one position, one layer)
+uint64_t kv_cache_bytes(const kv_cache *c);                    // bytes allocated by kv_cache_new
+size_t kv_cache_k_row_bytes(const kv_cache *c); // bytes of one K row (one position, one layer)
 size_t kv_cache_v_row_bytes(const kv_cache *c);
 
 // The K (V) row of position `offset` of `block` in `layer`. Rows of one (layer, block) are
@@ -112,8 +112,8 @@ uint8_t *kv_cache_k_row(const kv_cache *c, uint32_t layer, uint32_t block, uint3
 uint8_t *kv_cache_v_row(const kv_cache *c, uint32_t layer, uint32_t block, uint32_t offset);
 
 // Converts and stores one position's K and V (n_head_kv * head_dim floats each) in a row.
-void kv_cache_store(kv_cache *c, uint32_t layer, uint32_t block, uint32_t offset,
-                    const float *k, const float *v);
+void kv_cache_store(kv_cache *c, uint32_t layer, uint32_t block, uint32_t offset, const float *k,
+                    const float *v);
 
 // Blocks that n_tokens positions need (ceil(n_tokens / block_tokens)).
 uint32_t kv_cache_blocks_for_tokens(const kv_cache *c, uint64_t n_tokens);
@@ -171,7 +171,7 @@ void kv_cache_set_hash_fn(kv_cache *c, kv_hash_fn fn);
 // scheduler thread. Blocks below n_committed / block_tokens are full, published and
 // read-only; the blocks after them belong to this sequence alone.
 typedef struct kv_seq {
-    uint32_t *blocks;     // (n_blocks) block ids
+    uint32_t *blocks; // (n_blocks) block ids
     uint32_t n_blocks;
     uint32_t capacity;    // entries allocated in blocks
     uint32_t n_tokens;    // positions reserved (their tokens are known)
@@ -202,8 +202,7 @@ int kv_seq_share_prefix(kv_cache *c, kv_seq *s, const int32_t *tokens, uint32_t 
 // free list or, when it is empty, evicting the least recently used cached block. All or
 // nothing: GARLIC_ENOMEM (pool or table) leaves s and c unchanged. The new positions' rows
 // are then written by the caller (kv_cache_store or the forward pass) and committed.
-int kv_seq_append(kv_cache *c, kv_seq *s, const int32_t *tokens, uint32_t n,
-                  garlic_error *err);
+int kv_seq_append(kv_cache *c, kv_seq *s, const int32_t *tokens, uint32_t n, garlic_error *err);
 
 // Declares positions [0, n_written) written (n_committed <= n_written <= n_tokens, else
 // GARLIC_EINVAL). Every block that becomes full is published in the prefix cache; when an

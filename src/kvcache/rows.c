@@ -42,8 +42,9 @@ const char *kv_type_name(kv_type type)
 // The tensor type that stores rows of a KV type other than FP8 (tensor/ converts those).
 static uint32_t storage_type(kv_type type)
 {
-    return type == KV_TYPE_F16 ? TENSOR_TYPE_F16 : type == KV_TYPE_Q8_0 ? TENSOR_TYPE_Q8_0
-                                                                          : TENSOR_TYPE_F32;
+    return type == KV_TYPE_F16 ? TENSOR_TYPE_F16
+        : type == KV_TYPE_Q8_0 ? TENSOR_TYPE_Q8_0
+                               : TENSOR_TYPE_F32;
 }
 
 bool kv_row_size(kv_type type, uint64_t n, uint64_t *bytes)

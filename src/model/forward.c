@@ -14,7 +14,7 @@
 #include "model/model.h"
 #include "tensor/types.h"
 
-enum { MAX_GROUP = 3 };  // matrices that share one input (q, k, v)
+enum { MAX_GROUP = 3 }; // matrices that share one input (q, k, v)
 // Multiply-adds below which a job runs on the calling thread alone: waking the pool and
 // waiting at its barrier costs a few microseconds, as much as this much work.
 enum { INLINE_WORK = 1 << 17 };
@@ -25,30 +25,30 @@ struct model_state {
     const model *m;
     uint32_t n_ctx, max_batch, logit_rows;
     thread_pool *pool;
-    bool own_pool;           // started here (else borrowed)
-    uint64_t bytes;          // the scratch allocated below
+    bool own_pool;  // started here (else borrowed)
+    uint64_t bytes; // the scratch allocated below
     // Scratch, one block of memory carved as listed in scratch_layout.
     void *scratch;
-    float *x;                // (max_batch, dim) the residual stream
-    float *xb;               // (max_batch, max(dim, n_head * head_dim_v)) normed input / attention out
-    float *q;                // (max_batch, n_head * head_dim_k)
-    float *k;                // (max_batch, n_head_kv * head_dim_k)
-    float *v;                // (max_batch, n_head_kv * head_dim_v)
-    float *hb;               // (max_batch, max(ffn, dim)) gate / attention projection
-    float *hb2;              // (max_batch, ffn) up
-    float *logits;           // (logit_rows, n_vocab)
-    float *att;              // (n_threads, heads per KV head, n_ctx + 1) attention scores
-                             // and 1 / softmax sums
-    float *kv_row;           // (n_threads, ATT_ROWS, max K/V row) cache rows as floats
-    uint8_t *act[MAX_GROUP]; // (max_batch, act row bytes) converted activations
-    size_t act_stride;       // bytes of the widest activation row (act[] holds max_batch)
+    float *x;      // (max_batch, dim) the residual stream
+    float *xb;     // (max_batch, max(dim, n_head * head_dim_v)) normed input / attention out
+    float *q;      // (max_batch, n_head * head_dim_k)
+    float *k;      // (max_batch, n_head_kv * head_dim_k)
+    float *v;      // (max_batch, n_head_kv * head_dim_v)
+    float *hb;     // (max_batch, max(ffn, dim)) gate / attention projection
+    float *hb2;    // (max_batch, ffn) up
+    float *logits; // (logit_rows, n_vocab)
+    float *att;    // (n_threads, heads per KV head, n_ctx + 1) attention scores
+                   // and 1 / softmax sums
+    float *kv_row; // (n_threads, ATT_ROWS, max K/V row) cache rows as floats
+    uint8_t *act[MAX_GROUP];    // (max_batch, act row bytes) converted activations
+    size_t act_stride;          // bytes of the widest activation row (act[] holds max_batch)
     float *rope_cos, *rope_sin; // (max_batch, n_rot / 2 + 1)
-    uint32_t *pos;           // (max_batch) positions (model_forward's batch)
-    uint32_t *seq;           // (max_batch) sequence indices, all 0 (model_forward's batch)
-    uint32_t *out;           // (max_batch) logit rows (model_forward's batch)
-    uint32_t *slot_block;    // (max_batch) where each token's K and V go
-    uint32_t *slot_offset;   // (max_batch)
-    float rope_mscale;       // YaRN magnitude correction (1 otherwise)
+    uint32_t *pos;              // (max_batch) positions (model_forward's batch)
+    uint32_t *seq;              // (max_batch) sequence indices, all 0 (model_forward's batch)
+    uint32_t *out;              // (max_batch) logit rows (model_forward's batch)
+    uint32_t *slot_block;       // (max_batch) where each token's K and V go
+    uint32_t *slot_offset;      // (max_batch)
+    float rope_mscale;          // YaRN magnitude correction (1 otherwise)
     // The batch being computed (set for the duration of model_forward_batch).
     const model_batch *batch;
     kv_cache *kv;
@@ -76,8 +76,8 @@ uint64_t model_act_row_bytes(const model *m)
     uint64_t widest = 0;
     for (uint32_t l = 0; l < m->hp.n_layer; l++) {
         const model_layer *L = &m->layers[l];
-        const model_tensor *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up,
-                                    &L->w_down};
+        const model_tensor *ws[] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
+                                    &L->w_gate, &L->w_up, &L->w_down};
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
             uint64_t b = kernel_act_row_size(ws[i]->type, (int64_t)ws[i]->n_in);
             widest = b > widest ? b : widest;
@@ -104,10 +104,15 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
 {
     int threads = cfg->pool ? thread_pool_size(cfg->pool) : cfg->n_threads;
     uint64_t B = cfg->max_batch, nt = (uint64_t)(threads > 0 ? threads : 1);
-    uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim_k, o_dim = (uint64_t)hp->n_head * hp->head_dim_v;
-    uint64_t k_dim = (uint64_t)hp->n_head_kv * hp->head_dim_k, v_dim = (uint64_t)hp->n_head_kv * hp->head_dim_v;
+    uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim_k,
+             o_dim = (uint64_t)hp->n_head * hp->head_dim_v;
+    uint64_t k_dim = (uint64_t)hp->n_head_kv * hp->head_dim_k,
+             v_dim = (uint64_t)hp->n_head_kv * hp->head_dim_v;
     uint64_t f = sizeof(float), act = act_stride(hp, cfg), half = hp->n_rot / 2 + 1;
-    struct { void **slot; uint64_t n; } t[N_SCRATCH] = {
+    struct {
+        void **slot;
+        uint64_t n;
+    } t[N_SCRATCH] = {
         {(void **)&s->x, B * hp->dim * f},
         {(void **)&s->xb, B * (o_dim > hp->dim ? o_dim : hp->dim) * f},
         {(void **)&s->q, B * q_dim * f},
@@ -117,7 +122,8 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
         {(void **)&s->hb, B * (hp->ffn > hp->dim ? hp->ffn : hp->dim) * f},
         {(void **)&s->hb2, B * hp->ffn * f},
         {(void **)&s->logits, (uint64_t)cfg->logit_rows * hp->n_vocab * f},
-        {(void **)&s->att, nt * (hp->n_head / (hp->n_head_kv ? hp->n_head_kv : 1)) * (cfg->n_ctx + 1) * f},
+        {(void **)&s->att,
+         nt * (hp->n_head / (hp->n_head_kv ? hp->n_head_kv : 1)) * (cfg->n_ctx + 1) * f},
         {(void **)&s->kv_row, nt * ATT_ROWS * (k_dim > v_dim ? k_dim : v_dim) * f},
         {(void **)&s->act[0], B * act},
         {(void **)&s->act[1], B * act},
@@ -147,10 +153,11 @@ static int check_state_args(const model_hparams *hp, const model_state_config *c
     if (cfg->n_ctx == 0 || cfg->n_ctx > (1u << 24) || cfg->max_batch == 0 ||
         cfg->max_batch > 65536 || cfg->logit_rows == 0 || cfg->logit_rows > cfg->max_batch ||
         cfg->n_threads > 1024)
-        return garlic_error_set(err, GARLIC_EINVAL, "context %u, batch %u and logit rows %u must "
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "context %u, batch %u and logit rows %u must "
                                 "be positive (context at most 16M, batch at most 65536, logit "
-                                "rows at most the batch, at most 1024 threads)", cfg->n_ctx,
-                                cfg->max_batch, cfg->logit_rows);
+                                "rows at most the batch, at most 1024 threads)",
+                                cfg->n_ctx, cfg->max_batch, cfg->logit_rows);
     (void)hp;
     return GARLIC_OK;
 }
@@ -165,8 +172,10 @@ int model_scratch_bytes(const model_hparams *hp, const model_state_config *cfg, 
     void **slots[N_SCRATCH];
     uint64_t sizes[N_SCRATCH], total = 0;
     if (scratch_layout(hp, cfg, &dummy, slots, sizes))
-        return garlic_error_set(err, GARLIC_EINVAL, "run state of batch %u and context %u is too "
-                                "large", cfg->max_batch, cfg->n_ctx);
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "run state of batch %u and context %u is too "
+                                "large",
+                                cfg->max_batch, cfg->n_ctx);
     for (int i = 0; i < N_SCRATCH; i++)
         total += sizes[i];
     *bytes = total;
@@ -176,9 +185,13 @@ int model_scratch_bytes(const model_hparams *hp, const model_state_config *cfg, 
 kv_cache_config model_kv_config(const model *m, kv_type type, uint32_t block_tokens,
                                 uint32_t n_blocks)
 {
-    return (kv_cache_config){.n_layer = m->hp.n_layer, .n_head_kv = m->hp.n_head_kv,
-                             .head_dim_k = m->hp.head_dim_k, .head_dim_v = m->hp.head_dim_v,
-                             .block_tokens = block_tokens, .type = type, .n_blocks = n_blocks};
+    return (kv_cache_config){.n_layer = m->hp.n_layer,
+                             .n_head_kv = m->hp.n_head_kv,
+                             .head_dim_k = m->hp.head_dim_k,
+                             .head_dim_v = m->hp.head_dim_v,
+                             .block_tokens = block_tokens,
+                             .type = type,
+                             .n_blocks = n_blocks};
 }
 
 model_state *model_state_new(const model *m, const model_state_config *config, garlic_error *err)
@@ -195,8 +208,11 @@ model_state *model_state_new(const model *m, const model_state_config *config, g
         garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
         return NULL;
     }
-    *s = (model_state){.m = m, .n_ctx = cfg->n_ctx, .max_batch = cfg->max_batch,
-                       .logit_rows = cfg->logit_rows, .act_stride = act_stride(&m->hp, &c)};
+    *s = (model_state){.m = m,
+                       .n_ctx = cfg->n_ctx,
+                       .max_batch = cfg->max_batch,
+                       .logit_rows = cfg->logit_rows,
+                       .act_stride = act_stride(&m->hp, &c)};
     s->own_pool = !cfg->pool;
     s->pool = cfg->pool ? cfg->pool : thread_pool_new(cfg->n_threads, err);
     if (!s->pool) {
@@ -208,8 +224,10 @@ model_state *model_state_new(const model *m, const model_state_config *config, g
     scratch_layout(&m->hp, cfg, s, slots, sizes);
     s->scratch = total <= SIZE_MAX ? garlic_calloc(1, (size_t)total) : NULL;
     if (!s->scratch) {
-        garlic_error_set(err, GARLIC_ENOMEM, "run state: out of memory (%s for %u positions, "
-                         "batch %u)", "scratch", cfg->n_ctx, cfg->max_batch);
+        garlic_error_set(err, GARLIC_ENOMEM,
+                         "run state: out of memory (%s for %u positions, "
+                         "batch %u)",
+                         "scratch", cfg->n_ctx, cfg->max_batch);
         model_state_free(s);
         return NULL;
     }
@@ -266,14 +284,14 @@ typedef struct matmul_item {
 
 typedef struct matmul_job {
     model_state *s;
-    const float *in;   // (n_tok, in_stride) the shared input
+    const float *in; // (n_tok, in_stride) the shared input
     uint64_t in_stride;
     uint32_t n_tok;
     matmul_item items[MAX_GROUP];
     int n_items;
-    bool convert_only; // first phase: convert the input rows; second: multiply
-    int64_t chunk_rows;  // the multiply's unit of work (rows; see matmul_group)
-    atomic_int next;     // the next chunk to take, over the items' chunks in order
+    bool convert_only;  // first phase: convert the input rows; second: multiply
+    int64_t chunk_rows; // the multiply's unit of work (rows; see matmul_group)
+    atomic_int next;    // the next chunk to take, over the items' chunks in order
 } matmul_job;
 
 // Weight rows a chunk is a multiple of (every kernel's register tile divides it), and the
@@ -539,7 +557,8 @@ static void attention_worker(void *ctx, int ith, int nth)
 }
 
 // Per-head RMSNorm of n_heads heads of one token (Qwen3's q_norm / k_norm).
-static void head_norm(float *x, uint32_t n_heads, uint32_t head_dim, const model_tensor *w, float eps)
+static void head_norm(float *x, uint32_t n_heads, uint32_t head_dim, const model_tensor *w,
+                      float eps)
 {
     for (uint32_t h = 0; h < n_heads; h++)
         rmsnorm(x + (size_t)h * head_dim, x + (size_t)h * head_dim, w->data, head_dim, eps);
@@ -552,7 +571,8 @@ static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
     const model_hparams *hp = &m->hp;
     const model_layer *L = &m->layers[l];
     size_t q_dim = (size_t)hp->n_head * hp->head_dim_k, o_dim = (size_t)hp->n_head * hp->head_dim_v;
-    size_t k_dim = (size_t)hp->n_head_kv * hp->head_dim_k, v_dim = (size_t)hp->n_head_kv * hp->head_dim_v;
+    size_t k_dim = (size_t)hp->n_head_kv * hp->head_dim_k,
+           v_dim = (size_t)hp->n_head_kv * hp->head_dim_v;
     for (uint32_t b = 0; b < n_tok; b++)
         rmsnorm(s->xb + b * hp->dim, s->x + b * hp->dim, L->attn_norm.data, hp->dim, hp->rms_eps);
     matmul_item qkv[3] = {
@@ -588,8 +608,8 @@ static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
 }
 
 typedef struct swiglu_job {
-    float *gate;       // (n) in: gate projection; out: silu(gate) * up
-    const float *up;   // (n)
+    float *gate;     // (n) in: gate projection; out: silu(gate) * up
+    const float *up; // (n)
     size_t n;
 } swiglu_job;
 
@@ -630,9 +650,10 @@ static int check_batch(model_state *s, kv_cache *kv, const model_batch *b, garli
     const kv_cache_config *kc = kv_cache_get_config(kv);
     if (kc->n_layer != hp->n_layer || kc->n_head_kv != hp->n_head_kv ||
         kc->head_dim_k != hp->head_dim_k || kc->head_dim_v != hp->head_dim_v)
-        return garlic_error_set(err, GARLIC_EINVAL, "the KV pool's shape (%u layers, %u KV "
-                                "heads, head dims %u/%u) is not the model's", kc->n_layer,
-                                kc->n_head_kv, kc->head_dim_k, kc->head_dim_v);
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "the KV pool's shape (%u layers, %u KV "
+                                "heads, head dims %u/%u) is not the model's",
+                                kc->n_layer, kc->n_head_kv, kc->head_dim_k, kc->head_dim_v);
     if (b->n_tokens == 0 || b->n_tokens > s->max_batch)
         return garlic_error_set(err, GARLIC_EINVAL, "batch of %u tokens (1 to %u allowed)",
                                 b->n_tokens, s->max_batch);
@@ -641,21 +662,26 @@ static int check_batch(model_state *s, kv_cache *kv, const model_batch *b, garli
                                 b->n_out, s->logit_rows);
     for (uint32_t i = 0; i < b->n_out; i++)
         if (b->out[i] >= b->n_tokens)
-            return garlic_error_set(err, GARLIC_EINVAL, "logit row %u names token %u of a batch "
-                                    "of %u", i, b->out[i], b->n_tokens);
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "logit row %u names token %u of a batch "
+                                    "of %u",
+                                    i, b->out[i], b->n_tokens);
     for (uint32_t i = 0; i < b->n_tokens; i++) {
         if (b->tokens[i] < 0 || (uint32_t)b->tokens[i] >= hp->n_vocab)
-            return garlic_error_set(err, GARLIC_EINVAL, "token id %d is outside the vocabulary "
-                                    "(0..%u)", b->tokens[i], hp->n_vocab - 1);
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "token id %d is outside the vocabulary "
+                                    "(0..%u)",
+                                    b->tokens[i], hp->n_vocab - 1);
         if (b->seq[i] >= b->n_seqs)
             return garlic_error_set(err, GARLIC_EINVAL, "token %u names sequence %u of %u", i,
                                     b->seq[i], b->n_seqs);
         const kv_seq *q = b->seqs[b->seq[i]];
         if (b->pos[i] >= s->n_ctx ||
             !kv_seq_locate(kv, q, b->pos[i], &s->slot_block[i], &s->slot_offset[i]))
-            return garlic_error_set(err, GARLIC_EINVAL, "position %u of token %u is beyond its "
-                                    "sequence (%u positions reserved, context %u)", b->pos[i], i,
-                                    q->n_tokens, s->n_ctx);
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "position %u of token %u is beyond its "
+                                    "sequence (%u positions reserved, context %u)",
+                                    b->pos[i], i, q->n_tokens, s->n_ctx);
     }
     return GARLIC_OK;
 }
@@ -710,12 +736,16 @@ int model_forward(model_state *s, kv_cache *kv, kv_seq *seq, const int32_t *toke
         return garlic_error_set(err, GARLIC_EINVAL, "positions %u..%u exceed the context of %u",
                                 pos0, pos0 + n - 1, s->n_ctx);
     if (pos0 > seq->n_tokens)
-        return garlic_error_set(err, GARLIC_EINVAL, "position %u leaves a gap after the %u "
-                                "positions in the cache", pos0, seq->n_tokens);
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "position %u leaves a gap after the %u "
+                                "positions in the cache",
+                                pos0, seq->n_tokens);
     for (uint32_t i = 0; i < n; i++)
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= s->m->hp.n_vocab)
-            return garlic_error_set(err, GARLIC_EINVAL, "token id %d is outside the vocabulary "
-                                    "(0..%u)", tokens[i], s->m->hp.n_vocab - 1);
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "token id %d is outside the vocabulary "
+                                    "(0..%u)",
+                                    tokens[i], s->m->hp.n_vocab - 1);
     int rc = kv_seq_truncate(kv, seq, pos0, err);
     if (rc == GARLIC_OK)
         rc = kv_seq_append(kv, seq, tokens, n, err);
@@ -727,8 +757,14 @@ int model_forward(model_state *s, kv_cache *kv, kv_seq *seq, const int32_t *toke
     for (uint32_t i = 0; i < n_out; i++)
         s->out[i] = n - n_out + i;
     const kv_seq *seqs[1] = {seq};
-    model_batch b = {.n_tokens = n, .tokens = tokens, .pos = s->pos, .seq = s->seq,
-                     .seqs = seqs, .n_seqs = 1, .out = s->out, .n_out = n_out};
+    model_batch b = {.n_tokens = n,
+                     .tokens = tokens,
+                     .pos = s->pos,
+                     .seq = s->seq,
+                     .seqs = seqs,
+                     .n_seqs = 1,
+                     .out = s->out,
+                     .n_out = n_out};
     rc = model_forward_batch(s, kv, &b, logits, err);
     if (rc == GARLIC_OK)
         rc = kv_seq_commit(kv, seq, seq->n_tokens, err);

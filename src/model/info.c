@@ -40,8 +40,10 @@ static int arch_u64(const gguf_file *f, const char *arch, const char *suffix, ui
     if (gguf_get_u64(f, key, out) == GARLIC_OK)
         return GARLIC_OK;
 bad:
-    return garlic_error_set(err, GARLIC_EFORMAT, "%s: key '%s' at offset %llu must be a "
-                            "non-negative integer", f->path, key, (unsigned long long)kv->offset);
+    return garlic_error_set(err, GARLIC_EFORMAT,
+                            "%s: key '%s' at offset %llu must be a "
+                            "non-negative integer",
+                            f->path, key, (unsigned long long)kv->offset);
 }
 
 static int arch_f32(const gguf_file *f, const char *arch, const char *suffix, float *out,
@@ -83,8 +85,9 @@ static int read_hparams(const gguf_file *f, model_info *info, garlic_error *err)
     rc = rc ? rc : arch_u64(f, a, "attention.key_length", &info->key_length, err);
     rc = rc ? rc : arch_u64(f, a, "attention.value_length", &info->value_length, err);
     rc = rc ? rc : arch_u64(f, a, "rope.dimension_count", &info->rope_dimension_count, err);
-    rc = rc ? rc : arch_u64(f, a, "rope.scaling.original_context_length",
-                            &info->rope_original_context, err);
+    rc = rc
+        ? rc
+        : arch_u64(f, a, "rope.scaling.original_context_length", &info->rope_original_context, err);
     rc = rc ? rc : arch_f32(f, a, "rope.freq_base", &info->rope_freq_base, err);
     rc = rc ? rc : arch_f32(f, a, "rope.scaling.factor", &info->rope_scale_factor, err);
     rc = rc ? rc : arch_f32(f, a, "attention.layer_norm_rms_epsilon", &info->rms_epsilon, err);
@@ -100,15 +103,15 @@ static int read_hparams(const gguf_file *f, model_info *info, garlic_error *err)
     if (info->value_length == 0)
         info->value_length = info->key_length;
     // 2 bytes per F16 element; K and V may have different head sizes.
-    info->kv_bytes_per_token_f16 =
-        info->block_count * info->head_count_kv * (info->key_length + info->value_length) * 2;
+    info->kv_bytes_per_token_f16 = info->block_count * info->head_count_kv *
+        (info->key_length + info->value_length) * 2;
     return GARLIC_OK;
 }
 
 static void read_tokenizer(const gguf_file *f, model_info *info)
 {
-    static const char *const roles[MODEL_SPECIAL_COUNT] = {"bos", "eos", "eot", "eom",
-                                                           "unknown", "padding", "seperator", "mask"};
+    static const char *const roles[MODEL_SPECIAL_COUNT] = {
+        "bos", "eos", "eot", "eom", "unknown", "padding", "seperator", "mask"};
     copy_str(f, "tokenizer.ggml.model", info->tokenizer_model, sizeof info->tokenizer_model);
     copy_str(f, "tokenizer.ggml.pre", info->tokenizer_pre, sizeof info->tokenizer_pre);
     gguf_value arr;

@@ -20,34 +20,34 @@ typedef struct model_special_token {
 enum { MODEL_SPECIAL_COUNT = 8 };
 
 typedef struct model_info {
-    char arch[64];            // general.architecture ("llama", "qwen2", ...), "" if absent
-    char name[256];           // general.name, "" if absent
-    uint64_t file_size;       // bytes
-    uint64_t n_params;        // sum of all tensors' element counts
-    uint64_t weight_bytes;    // sum of all tensors' data bytes
+    char arch[64];         // general.architecture ("llama", "qwen2", ...), "" if absent
+    char name[256];        // general.name, "" if absent
+    uint64_t file_size;    // bytes
+    uint64_t n_params;     // sum of all tensors' element counts
+    uint64_t weight_bytes; // sum of all tensors' data bytes
     uint32_t type_tensors[TENSOR_TYPE_COUNT]; // tensors per weight type
     uint64_t type_params[TENSOR_TYPE_COUNT];  // elements per weight type
     // Hyper-parameters ("<arch>.*" keys); 0 where the file does not say.
     uint64_t context_length;
     uint64_t embedding_length;
-    uint64_t block_count;         // layers
+    uint64_t block_count; // layers
     uint64_t feed_forward_length;
     uint64_t head_count;
-    uint64_t head_count_kv;       // = head_count when absent
-    uint64_t key_length;          // per head; = embedding_length / head_count when absent
+    uint64_t head_count_kv; // = head_count when absent
+    uint64_t key_length;    // per head; = embedding_length / head_count when absent
     uint64_t value_length;
     uint64_t rope_dimension_count;
-    float rope_freq_base;         // 10000 when absent
-    float rope_scale_factor;      // 0 when absent
-    char rope_scaling_type[32];   // "none", "linear", "yarn", ... ("" when absent)
+    float rope_freq_base;           // 10000 when absent
+    float rope_scale_factor;        // 0 when absent
+    char rope_scaling_type[32];     // "none", "linear", "yarn", ... ("" when absent)
     uint64_t rope_original_context; // rope.scaling.original_context_length, 0 when absent
-    bool has_rope_freqs;          // a rope_freqs.weight tensor is present
-    float rms_epsilon;            // 0 when absent
+    bool has_rope_freqs;            // a rope_freqs.weight tensor is present
+    float rms_epsilon;              // 0 when absent
     // Tokenizer.
-    char tokenizer_model[32];     // tokenizer.ggml.model ("llama", "gpt2", ...)
-    char tokenizer_pre[64];       // tokenizer.ggml.pre, "" when absent
-    uint64_t vocab_size;          // entries in tokenizer.ggml.tokens
-    uint64_t n_merges;            // entries in tokenizer.ggml.merges
+    char tokenizer_model[32]; // tokenizer.ggml.model ("llama", "gpt2", ...)
+    char tokenizer_pre[64];   // tokenizer.ggml.pre, "" when absent
+    uint64_t vocab_size;      // entries in tokenizer.ggml.tokens
+    uint64_t n_merges;        // entries in tokenizer.ggml.merges
     model_special_token special[MODEL_SPECIAL_COUNT];
     bool has_chat_template;
     uint64_t chat_template_len;

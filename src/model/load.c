@@ -31,16 +31,16 @@ static int bind(const model *m, const char *name, uint64_t ne0, uint64_t ne1, bo
                                 name);
     }
     if (g->ne[0] != ne0 || g->ne[1] != ne1 || g->ne[2] != 1 || g->ne[3] != 1)
-        return garlic_error_set(err, GARLIC_EFORMAT,
-                                "%s: tensor '%s' has shape %llu x %llu, expected %llu x %llu",
-                                m->file->path, name, (unsigned long long)g->ne[0],
-                                (unsigned long long)g->ne[1], (unsigned long long)ne0,
-                                (unsigned long long)ne1);
+        return garlic_error_set(
+            err, GARLIC_EFORMAT, "%s: tensor '%s' has shape %llu x %llu, expected %llu x %llu",
+            m->file->path, name, (unsigned long long)g->ne[0], (unsigned long long)g->ne[1],
+            (unsigned long long)ne0, (unsigned long long)ne1);
     bool vector = ne1 == 1 && strstr(name, "token_embd") == NULL;
     if (vector ? g->type != TENSOR_TYPE_F32 : !kernel_supports(g->type))
-        return garlic_error_set(err, GARLIC_EUNSUPPORTED, "%s: tensor '%s' has type %s, which "
-                                "garlic cannot compute with here", m->file->path, name,
-                                tensor_type_get(g->type)->name);
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                "%s: tensor '%s' has type %s, which "
+                                "garlic cannot compute with here",
+                                m->file->path, name, tensor_type_get(g->type)->name);
     *t = (model_tensor){.data = g->data, .type = g->type, .n_in = ne0, .n_out = ne1};
     return GARLIC_OK;
 }
@@ -60,8 +60,10 @@ static int read_rope_scaling(const model *m, const model_info *info, model_hpara
     else if (strcmp(type, "yarn") == 0)
         hp->rope_scaling = MODEL_ROPE_SCALING_YARN;
     else
-        return garlic_error_set(err, GARLIC_EUNSUPPORTED, "%s: rope.scaling.type '%s' is not "
-                                "supported (none, linear, yarn are)", m->file->path, type);
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                "%s: rope.scaling.type '%s' is not "
+                                "supported (none, linear, yarn are)",
+                                m->file->path, type);
     if (info->rope_scale_factor > 0)
         hp->rope_factor = info->rope_scale_factor;
     hp->rope_ctx_orig = (uint32_t)(info->rope_original_context ? info->rope_original_context
@@ -82,9 +84,10 @@ static int read_hparams(model *m, garlic_error *err)
         return rc;
     m->arch = model_arch_find(info.arch);
     if (!m->arch)
-        return garlic_error_set(err, GARLIC_EUNSUPPORTED, "%s: architecture '%s' is not "
-                                "supported (llama, qwen2, qwen3 are)", m->file->path,
-                                info.arch[0] ? info.arch : "(none)");
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                "%s: architecture '%s' is not "
+                                "supported (llama, qwen2, qwen3 are)",
+                                m->file->path, info.arch[0] ? info.arch : "(none)");
     model_hparams *hp = &m->hp;
     const gguf_tensor *embd = gguf_find_tensor(m->file, "token_embd.weight");
     if (!embd)
@@ -97,15 +100,15 @@ static int read_hparams(model *m, garlic_error *err)
         info.value_length > 65536 || info.head_count_kv > info.head_count ||
         info.head_count % (info.head_count_kv ? info.head_count_kv : 1) != 0 ||
         embd->ne[1] > INT32_MAX || info.key_length % 2 != 0)
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: %s hyper-parameters are missing or "
-                                "inconsistent (embedding %llu, layers %llu, heads %llu/%llu, "
-                                "head dim %llu, ffn %llu)", m->file->path, info.arch,
-                                (unsigned long long)info.embedding_length,
-                                (unsigned long long)info.block_count,
-                                (unsigned long long)info.head_count,
-                                (unsigned long long)info.head_count_kv,
-                                (unsigned long long)info.key_length,
-                                (unsigned long long)info.feed_forward_length);
+        return garlic_error_set(
+            err, GARLIC_EFORMAT,
+            "%s: %s hyper-parameters are missing or "
+            "inconsistent (embedding %llu, layers %llu, heads %llu/%llu, "
+            "head dim %llu, ffn %llu)",
+            m->file->path, info.arch, (unsigned long long)info.embedding_length,
+            (unsigned long long)info.block_count, (unsigned long long)info.head_count,
+            (unsigned long long)info.head_count_kv, (unsigned long long)info.key_length,
+            (unsigned long long)info.feed_forward_length);
     hp->n_vocab = (uint32_t)embd->ne[1];
     hp->n_ctx_train = (uint32_t)(info.context_length ? info.context_length : 2048);
     hp->dim = (uint32_t)info.embedding_length;
@@ -119,9 +122,10 @@ static int read_hparams(model *m, garlic_error *err)
     hp->rope_base = info.rope_freq_base;
     hp->rms_eps = info.rms_epsilon > 0 ? info.rms_epsilon : 1e-5f;
     if (hp->n_rot > hp->head_dim_k || hp->n_rot % 2 || !(hp->rope_base > 0))
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: rope.dimension_count %u or freq_base "
-                                "%g is invalid for head dim %u", m->file->path, hp->n_rot,
-                                hp->rope_base, hp->head_dim_k);
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: rope.dimension_count %u or freq_base "
+                                "%g is invalid for head dim %u",
+                                m->file->path, hp->n_rot, hp->rope_base, hp->head_dim_k);
     return read_rope_scaling(m, &info, hp, err);
 }
 
@@ -169,15 +173,18 @@ static int bind_globals(model *m, garlic_error *err)
     const model_hparams *hp = &m->hp;
     int rc = bind(m, "token_embd.weight", hp->dim, hp->n_vocab, false, &m->token_embd, err);
     if (rc == GARLIC_OK && !tensor_type_get(m->token_embd.type)->dequantize)
-        rc = garlic_error_set(err, GARLIC_EUNSUPPORTED, "%s: token_embd.weight type %s cannot "
-                              "be decoded", m->file->path, tensor_type_get(m->token_embd.type)->name);
+        rc = garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                              "%s: token_embd.weight type %s cannot "
+                              "be decoded",
+                              m->file->path, tensor_type_get(m->token_embd.type)->name);
     if (rc == GARLIC_OK)
         rc = bind(m, "output_norm.weight", hp->dim, 1, false, &m->output_norm, err);
     if (rc == GARLIC_OK)
         rc = bind(m, "output.weight", hp->dim, hp->n_vocab, true, &m->output, err);
     if (rc == GARLIC_OK && !m->output.data) {
         if (!kernel_supports(m->token_embd.type))
-            return garlic_error_set(err, GARLIC_EUNSUPPORTED, "%s: tied output uses "
+            return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                    "%s: tied output uses "
                                     "token_embd.weight, whose type garlic cannot compute with",
                                     m->file->path);
         m->output = m->token_embd; // tied embeddings
@@ -237,7 +244,8 @@ static int packable(model *m, uint32_t l, model_tensor *out[MAX_PACKED])
         return m->output.data != m->token_embd.data ? 1 : 0;
     }
     model_layer *L = &m->layers[l];
-    model_tensor *t[MAX_PACKED] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    model_tensor *t[MAX_PACKED] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
+                                   &L->w_gate, &L->w_up, &L->w_down};
     memcpy(out, t, sizeof t);
     return MAX_PACKED;
 }

@@ -18,10 +18,10 @@
 
 // What differs between Llama-family architectures. One row per architecture in arch.c.
 typedef struct model_arch {
-    const char *name;   // general.architecture
-    bool rope_neox;     // rotate (x[i], x[i + n_rot/2]) instead of adjacent pairs
-    bool qkv_bias;      // attn_{q,k,v}.bias are expected (loaded when present in any case)
-    bool qk_norm;       // per-head RMSNorm of Q and K (attn_{q,k}_norm) before RoPE
+    const char *name; // general.architecture
+    bool rope_neox;   // rotate (x[i], x[i + n_rot/2]) instead of adjacent pairs
+    bool qkv_bias;    // attn_{q,k,v}.bias are expected (loaded when present in any case)
+    bool qk_norm;     // per-head RMSNorm of Q and K (attn_{q,k}_norm) before RoPE
 } model_arch;
 
 // The architecture row for name, or NULL.
@@ -36,16 +36,16 @@ typedef enum model_rope_scaling {
 
 typedef struct model_hparams {
     uint32_t n_vocab;
-    uint32_t n_ctx_train;   // trained context length
-    uint32_t dim;           // embedding length
+    uint32_t n_ctx_train; // trained context length
+    uint32_t dim;         // embedding length
     uint32_t n_layer;
     uint32_t n_head;
     uint32_t n_head_kv;
-    uint32_t head_dim_k;    // attention.key_length (default dim / n_head)
-    uint32_t head_dim_v;    // attention.value_length
-    uint32_t ffn;           // feed-forward width
-    uint32_t n_rot;         // rope.dimension_count (default head_dim_k)
-    float rope_base;        // rope.freq_base
+    uint32_t head_dim_k; // attention.key_length (default dim / n_head)
+    uint32_t head_dim_v; // attention.value_length
+    uint32_t ffn;        // feed-forward width
+    uint32_t n_rot;      // rope.dimension_count (default head_dim_k)
+    float rope_base;     // rope.freq_base
     model_rope_scaling rope_scaling;
     float rope_factor;      // rope.scaling.factor (1 when none)
     uint32_t rope_ctx_orig; // rope.scaling.original_context_length (YaRN)
@@ -54,24 +54,25 @@ typedef struct model_hparams {
 } model_hparams;
 
 typedef struct model_tensor {
-    const void *data;  // rows of n_in values, contiguous, inside the mapping (or packed)
-    uint32_t type;     // tensor_type
-    uint64_t n_in;     // ne[0]: values per row
-    uint64_t n_out;    // ne[1]: rows
-    bool packed;       // data is in the kernels' packed layout (kernel_pack_rows)
+    const void *data; // rows of n_in values, contiguous, inside the mapping (or packed)
+    uint32_t type;    // tensor_type
+    uint64_t n_in;    // ne[0]: values per row
+    uint64_t n_out;   // ne[1]: rows
+    bool packed;      // data is in the kernels' packed layout (kernel_pack_rows)
 } model_tensor;
 
 typedef struct model_layer {
-    model_tensor attn_norm;            // (dim) F32
-    model_tensor wq, wk, wv, wo;       // (dim -> n_head*hd_k), (dim -> n_kv*hd_k), ..., (n_head*hd_v -> dim)
-    model_tensor bq, bk, bv;           // optional biases; data NULL when absent
+    model_tensor attn_norm; // (dim) F32
+    model_tensor wq, wk, wv,
+        wo;                  // (dim -> n_head*hd_k), (dim -> n_kv*hd_k), ..., (n_head*hd_v -> dim)
+    model_tensor bq, bk, bv; // optional biases; data NULL when absent
     model_tensor q_norm, k_norm;       // optional (head_dim_k) per-head norms
     model_tensor ffn_norm;             // (dim)
     model_tensor w_gate, w_up, w_down; // (dim -> ffn), (dim -> ffn), (ffn -> dim)
 } model_layer;
 
 typedef struct model {
-    gguf_file *file;          // owns the mapping every tensor points into
+    gguf_file *file; // owns the mapping every tensor points into
     const model_arch *arch;
     model_hparams hp;
     model_tensor token_embd;  // (dim x n_vocab)
@@ -101,13 +102,13 @@ double model_prefault(model *m, void (*progress)(void *ctx, int percent), void *
 typedef struct model_state model_state;
 
 typedef struct model_state_config {
-    uint32_t n_ctx;        // longest sequence (positions) attention may read
-    uint32_t max_batch;    // tokens one forward call may take
-    uint32_t logit_rows;   // logits rows one call may return: 1, or up to max_batch (each
-                           // row is n_vocab floats)
-    int n_threads;         // compute pool size (the caller included)
-    thread_pool *pool;     // a compute pool to borrow (n_threads is then its size), or NULL
-                           // to start one; a borrowed pool must not run two calls at once
+    uint32_t n_ctx;         // longest sequence (positions) attention may read
+    uint32_t max_batch;     // tokens one forward call may take
+    uint32_t logit_rows;    // logits rows one call may return: 1, or up to max_batch (each
+                            // row is n_vocab floats)
+    int n_threads;          // compute pool size (the caller included)
+    thread_pool *pool;      // a compute pool to borrow (n_threads is then its size), or NULL
+                            // to start one; a borrowed pool must not run two calls at once
     uint64_t act_row_bytes; // the widest converted activation row of the model's matrices
                             // (model_act_row_bytes); 0: the F32 worst case. model_state_new
                             // fills it from the model.
@@ -145,13 +146,13 @@ const model *model_state_model(const model_state *s);
 // 0..pos[i] of the sequence (earlier ones written by previous calls or earlier in the batch).
 typedef struct model_batch {
     uint32_t n_tokens;
-    const int32_t *tokens;      // (n_tokens)
-    const uint32_t *pos;        // (n_tokens)
-    const uint32_t *seq;        // (n_tokens) index into seqs
-    const kv_seq *const *seqs;  // (n_seqs)
+    const int32_t *tokens;     // (n_tokens)
+    const uint32_t *pos;       // (n_tokens)
+    const uint32_t *seq;       // (n_tokens) index into seqs
+    const kv_seq *const *seqs; // (n_seqs)
     uint32_t n_seqs;
-    const uint32_t *out;        // (n_out) batch indices whose logits are returned, in order
-    uint32_t n_out;             // 0..logit_rows
+    const uint32_t *out; // (n_out) batch indices whose logits are returned, in order
+    uint32_t n_out;      // 0..logit_rows
 } model_batch;
 
 // Runs a batch through the model over the pool kv (whose configuration must be

@@ -26,18 +26,28 @@ typedef struct synth_state {
     const model_synth_params *p;
     synth_tensor *tensors; // (n_tensors) in writer order
     size_t n_tensors;
-    thread_pool *pool;     // generates and quantizes rows in parallel
-    float *rows;           // (threads, row_cap) one row of floats per thread
+    thread_pool *pool; // generates and quantizes rows in parallel
+    float *rows;       // (threads, row_cap) one row of floats per thread
     size_t row_cap;
-    uint64_t bytes_done;   // tensor bytes generated so far, of bytes_total
+    uint64_t bytes_done; // tensor bytes generated so far, of bytes_total
     uint64_t bytes_total;
 } synth_state;
 
 void model_synth_params_default(model_synth_params *p)
 {
     *p = (model_synth_params){
-        .arch = "llama", .dim = 256, .n_layer = 2, .n_head = 8, .n_head_kv = 2, .ffn = 768,
-        .context = 512, .vocab = 512, .type = TENSOR_TYPE_F32, .output_type = -1, .more_bits_type = -1, .seed = 1,
+        .arch = "llama",
+        .dim = 256,
+        .n_layer = 2,
+        .n_head = 8,
+        .n_head_kv = 2,
+        .ffn = 768,
+        .context = 512,
+        .vocab = 512,
+        .type = TENSOR_TYPE_F32,
+        .output_type = -1,
+        .more_bits_type = -1,
+        .seed = 1,
     };
 }
 
@@ -55,7 +65,7 @@ static float approx_normal(uint64_t *s)
 {
     uint64_t r = splitmix(s);
     float sum = (float)(r & 0xffff) + (float)((r >> 16) & 0xffff) + (float)((r >> 32) & 0xffff) +
-                (float)(r >> 48);
+        (float)(r >> 48);
     // Each uniform on [0, 65536) has mean 32767.5 and variance 65536^2 / 12.
     return (sum - 4 * 32767.5f) / (65536.0f * 0.57735027f);
 }
@@ -90,11 +100,13 @@ static void fill_rows(void *ctx, int ith, int nth)
     const tensor_type_traits *traits = tensor_type_get(t->type);
     float *row = job->st->rows + (size_t)ith * job->st->row_cap;
     for (uint64_t r = (uint64_t)ith; r < t->ne1; r += (uint64_t)nth) {
-        uint64_t seed = (job->st->p->seed * 0x100000001B3ull + job->index) * 0x9E3779B97F4A7C15ull + r;
+        uint64_t seed = (job->st->p->seed * 0x100000001B3ull + job->index) * 0x9E3779B97F4A7C15ull +
+            r;
         for (uint64_t i = 0; i < t->ne0; i++) {
             float x = approx_normal(&seed);
-            row[i] = t->init == INIT_MATRIX ? 0.02f * x : t->init == INIT_NORM ? 1.0f + 0.1f * x
-                                                                                : 0.5f * x;
+            row[i] = t->init == INIT_MATRIX ? 0.02f * x
+                : t->init == INIT_NORM      ? 1.0f + 0.1f * x
+                                            : 0.5f * x;
         }
         uint8_t *out = job->dst + r * job->row_bytes;
         if (t->type == TENSOR_TYPE_F32)
@@ -121,8 +133,10 @@ static int fill_tensor(void *user, size_t index, void *dst, uint64_t nbytes, gar
 static int add(gguf_writer *w, synth_state *st, const char *name, init_kind init, uint32_t type,
                uint64_t ne0, uint64_t ne1, garlic_error *err)
 {
-    synth_tensor t = {.init = init, .type = ne1 > 1 ? pick_type(type, ne0) : TENSOR_TYPE_F32,
-                      .ne0 = ne0, .ne1 = ne1};
+    synth_tensor t = {.init = init,
+                      .type = ne1 > 1 ? pick_type(type, ne0) : TENSOR_TYPE_F32,
+                      .ne0 = ne0,
+                      .ne1 = ne1};
     uint64_t ne[2] = {ne0, ne1};
     int rc = gguf_writer_add_tensor(w, name, t.type, ne1 > 1 ? 2 : 1, ne, NULL, err);
     if (rc)
@@ -151,27 +165,51 @@ static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_err
 {
     const model_synth_params *p = st->p;
     uint32_t vd_type = v_down_type(p, layer);
-    uint64_t hd = p->head_dim, q_dim = (uint64_t)p->n_head * hd, kv_dim = (uint64_t)p->n_head_kv * hd;
+    uint64_t hd = p->head_dim, q_dim = (uint64_t)p->n_head * hd,
+             kv_dim = (uint64_t)p->n_head_kv * hd;
     char name[96];
     int rc = GARLIC_OK;
-    rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_norm.weight"), INIT_NORM, 0, p->dim, 1, err);
-    rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_q.weight"), INIT_MATRIX, p->type, p->dim, q_dim, err);
-    rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_k.weight"), INIT_MATRIX, p->type, p->dim, kv_dim, err);
-    rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_v.weight"), INIT_MATRIX, vd_type, p->dim, kv_dim, err);
+    rc = rc ? rc
+            : add(w, st, layer_name(name, layer, "attn_norm.weight"), INIT_NORM, 0, p->dim, 1, err);
+    rc = rc ? rc
+            : add(w, st, layer_name(name, layer, "attn_q.weight"), INIT_MATRIX, p->type, p->dim,
+                  q_dim, err);
+    rc = rc ? rc
+            : add(w, st, layer_name(name, layer, "attn_k.weight"), INIT_MATRIX, p->type, p->dim,
+                  kv_dim, err);
+    rc = rc ? rc
+            : add(w, st, layer_name(name, layer, "attn_v.weight"), INIT_MATRIX, vd_type, p->dim,
+                  kv_dim, err);
     if (strcmp(p->arch, "qwen2") == 0) {
-        rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_q.bias"), INIT_BIAS, 0, q_dim, 1, err);
-        rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_k.bias"), INIT_BIAS, 0, kv_dim, 1, err);
-        rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_v.bias"), INIT_BIAS, 0, kv_dim, 1, err);
+        rc = rc ? rc
+                : add(w, st, layer_name(name, layer, "attn_q.bias"), INIT_BIAS, 0, q_dim, 1, err);
+        rc = rc ? rc
+                : add(w, st, layer_name(name, layer, "attn_k.bias"), INIT_BIAS, 0, kv_dim, 1, err);
+        rc = rc ? rc
+                : add(w, st, layer_name(name, layer, "attn_v.bias"), INIT_BIAS, 0, kv_dim, 1, err);
     }
     if (strcmp(p->arch, "qwen3") == 0) {
-        rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_q_norm.weight"), INIT_NORM, 0, hd, 1, err);
-        rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_k_norm.weight"), INIT_NORM, 0, hd, 1, err);
+        rc = rc
+            ? rc
+            : add(w, st, layer_name(name, layer, "attn_q_norm.weight"), INIT_NORM, 0, hd, 1, err);
+        rc = rc
+            ? rc
+            : add(w, st, layer_name(name, layer, "attn_k_norm.weight"), INIT_NORM, 0, hd, 1, err);
     }
-    rc = rc ? rc : add(w, st, layer_name(name, layer, "attn_output.weight"), INIT_MATRIX, p->type, q_dim, p->dim, err);
-    rc = rc ? rc : add(w, st, layer_name(name, layer, "ffn_norm.weight"), INIT_NORM, 0, p->dim, 1, err);
-    rc = rc ? rc : add(w, st, layer_name(name, layer, "ffn_gate.weight"), INIT_MATRIX, p->type, p->dim, p->ffn, err);
-    rc = rc ? rc : add(w, st, layer_name(name, layer, "ffn_up.weight"), INIT_MATRIX, p->type, p->dim, p->ffn, err);
-    rc = rc ? rc : add(w, st, layer_name(name, layer, "ffn_down.weight"), INIT_MATRIX, vd_type, p->ffn, p->dim, err);
+    rc = rc ? rc
+            : add(w, st, layer_name(name, layer, "attn_output.weight"), INIT_MATRIX, p->type, q_dim,
+                  p->dim, err);
+    rc = rc ? rc
+            : add(w, st, layer_name(name, layer, "ffn_norm.weight"), INIT_NORM, 0, p->dim, 1, err);
+    rc = rc ? rc
+            : add(w, st, layer_name(name, layer, "ffn_gate.weight"), INIT_MATRIX, p->type, p->dim,
+                  p->ffn, err);
+    rc = rc ? rc
+            : add(w, st, layer_name(name, layer, "ffn_up.weight"), INIT_MATRIX, p->type, p->dim,
+                  p->ffn, err);
+    rc = rc ? rc
+            : add(w, st, layer_name(name, layer, "ffn_down.weight"), INIT_MATRIX, vd_type, p->ffn,
+                  p->dim, err);
     return rc;
 }
 
@@ -179,11 +217,14 @@ static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_err
 // single characters, "▁"-prefixed characters and character pairs until n is reached.
 static int write_builtin_vocab(gguf_writer *w, uint32_t n, garlic_error *err)
 {
-    static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'\"-:;()";
+    static const char chars[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'\"-:;()";
     const size_t n_chars = sizeof chars - 1;
     if (n < 3 + 256 + n_chars)
-        return garlic_error_set(err, GARLIC_EINVAL, "vocab %u is too small for the built-in "
-                                "vocabulary (at least %zu)", n, 3 + 256 + n_chars);
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "vocab %u is too small for the built-in "
+                                "vocabulary (at least %zu)",
+                                n, 3 + 256 + n_chars);
     char **pieces = garlic_calloc(n, sizeof *pieces);
     float *scores = garlic_calloc(n, sizeof *scores);
     int32_t *types = garlic_calloc(n, sizeof *types);
@@ -215,7 +256,8 @@ static int write_builtin_vocab(gguf_writer *w, uint32_t n, garlic_error *err)
         } else {
             k -= (uint32_t)(n_chars * n_chars);
             a = k / (uint32_t)(n_chars * n_chars), b = k % (uint32_t)(n_chars * n_chars);
-            snprintf(t, 16, "\xe2\x96\x81%c%c%c", chars[a % n_chars], chars[b / n_chars], chars[b % n_chars]);
+            snprintf(t, 16, "\xe2\x96\x81%c%c%c", chars[a % n_chars], chars[b / n_chars],
+                     chars[b % n_chars]);
         }
     }
     int r = gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
@@ -246,7 +288,8 @@ static int copy_tokenizer(gguf_writer *w, const char *path, uint32_t *vocab, gar
     int rc = gguf_get_arr(f, "tokenizer.ggml.tokens", &tokens);
     if (rc != GARLIC_OK || tokens.arr.type != GGUF_TYPE_STRING || tokens.arr.count == 0 ||
         tokens.arr.count > UINT32_MAX) {
-        rc = garlic_error_set(err, GARLIC_EFORMAT, "%s: no tokenizer.ggml.tokens string array", path);
+        rc = garlic_error_set(err, GARLIC_EFORMAT, "%s: no tokenizer.ggml.tokens string array",
+                              path);
         gguf_close(f);
         return rc;
     }
@@ -256,7 +299,8 @@ static int copy_tokenizer(gguf_writer *w, const char *path, uint32_t *vocab, gar
         if (kv->key.len < 10 || memcmp(kv->key.data, "tokenizer.", 10) != 0)
             continue;
         char key[256];
-        snprintf(key, sizeof key, "%.*s", (int)(kv->key.len < 255 ? kv->key.len : 255), kv->key.data);
+        snprintf(key, sizeof key, "%.*s", (int)(kv->key.len < 255 ? kv->key.len : 255),
+                 kv->key.data);
         if (gguf_writer_set_value(w, key, &kv->value) != GARLIC_OK)
             rc = garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
     }
@@ -274,13 +318,17 @@ static bool writable(uint32_t type)
 static int check_params(const model_synth_params *p, garlic_error *err)
 {
     const tensor_type_traits *t = tensor_type_get(p->type);
-    if (strcmp(p->arch, "llama") != 0 && strcmp(p->arch, "qwen2") != 0 && strcmp(p->arch, "qwen3") != 0)
-        return garlic_error_set(err, GARLIC_EINVAL, "arch '%s': expected llama, qwen2 or qwen3", p->arch);
+    if (strcmp(p->arch, "llama") != 0 && strcmp(p->arch, "qwen2") != 0 &&
+        strcmp(p->arch, "qwen3") != 0)
+        return garlic_error_set(err, GARLIC_EINVAL, "arch '%s': expected llama, qwen2 or qwen3",
+                                p->arch);
     if (!p->dim || !p->n_layer || !p->n_head || !p->n_head_kv || !p->ffn || !p->context)
-        return garlic_error_set(err, GARLIC_EINVAL, "dim, layers, heads, kv heads, ffn and context must be > 0");
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "dim, layers, heads, kv heads, ffn and context must be > 0");
     if (p->n_head % p->n_head_kv)
-        return garlic_error_set(err, GARLIC_EINVAL, "heads (%u) must be a multiple of kv heads (%u)",
-                                p->n_head, p->n_head_kv);
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "heads (%u) must be a multiple of kv heads (%u)", p->n_head,
+                                p->n_head_kv);
     if (!p->head_dim && p->dim % p->n_head)
         return garlic_error_set(err, GARLIC_EINVAL, "dim (%u) must be a multiple of heads (%u)",
                                 p->dim, p->n_head);
@@ -292,7 +340,8 @@ static int check_params(const model_synth_params *p, garlic_error *err)
     const int32_t others[2] = {p->output_type, p->more_bits_type};
     for (int i = 0; i < 2; i++)
         if (others[i] >= 0 && !writable((uint32_t)others[i]))
-            return garlic_error_set(err, GARLIC_EUNSUPPORTED, "%s type: garlic cannot quantize to it",
+            return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                    "%s type: garlic cannot quantize to it",
                                     i ? "more-bits" : "output");
     return GARLIC_OK;
 }
@@ -303,20 +352,41 @@ static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t h
     const char *a = p->arch;
     int r = gguf_writer_set_str(w, "general.architecture", a);
     r = r ? r : gguf_writer_set_str(w, "general.name", p->name ? p->name : "garlic-synth");
-    r = r ? r : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.context_length", a), key), p->context);
-    r = r ? r : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.embedding_length", a), key), p->dim);
-    r = r ? r : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.block_count", a), key), p->n_layer);
-    r = r ? r : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.feed_forward_length", a), key), p->ffn);
-    r = r ? r : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.attention.head_count", a), key), p->n_head);
-    r = r ? r : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.attention.head_count_kv", a), key), p->n_head_kv);
-    r = r ? r : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.rope.dimension_count", a), key), head_dim);
-    r = r ? r : gguf_writer_set_f32(w, (snprintf(key, sizeof key, "%s.rope.freq_base", a), key),
-                                    p->rope_theta > 0 ? p->rope_theta : 10000.0f);
-    r = r ? r : gguf_writer_set_f32(w, (snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", a), key),
-                                    p->rms_eps > 0 ? p->rms_eps : 1e-5f);
+    r = r ? r
+          : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.context_length", a), key),
+                                p->context);
+    r = r ? r
+          : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.embedding_length", a), key),
+                                p->dim);
+    r = r
+        ? r
+        : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.block_count", a), key), p->n_layer);
+    r = r ? r
+          : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.feed_forward_length", a), key),
+                                p->ffn);
+    r = r ? r
+          : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.attention.head_count", a), key),
+                                p->n_head);
+    r = r ? r
+          : gguf_writer_set_u32(
+                w, (snprintf(key, sizeof key, "%s.attention.head_count_kv", a), key), p->n_head_kv);
+    r = r ? r
+          : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.rope.dimension_count", a), key),
+                                head_dim);
+    r = r ? r
+          : gguf_writer_set_f32(w, (snprintf(key, sizeof key, "%s.rope.freq_base", a), key),
+                                p->rope_theta > 0 ? p->rope_theta : 10000.0f);
+    r = r ? r
+          : gguf_writer_set_f32(
+                w, (snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", a), key),
+                p->rms_eps > 0 ? p->rms_eps : 1e-5f);
     if (head_dim * p->n_head != p->dim) {
-        r = r ? r : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.attention.key_length", a), key), head_dim);
-        r = r ? r : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.attention.value_length", a), key), head_dim);
+        r = r ? r
+              : gguf_writer_set_u32(
+                    w, (snprintf(key, sizeof key, "%s.attention.key_length", a), key), head_dim);
+        r = r ? r
+              : gguf_writer_set_u32(
+                    w, (snprintf(key, sizeof key, "%s.attention.value_length", a), key), head_dim);
     }
     return r;
 }

@@ -12,9 +12,9 @@
 #include "base/error.h"
 
 typedef struct model_synth_params {
-    const char *arch;           // "llama", "qwen2" (Q/K/V bias) or "qwen3" (Q/K norms)
-    const char *name;           // general.name; NULL for "garlic-synth"
-    uint32_t dim;               // embedding length
+    const char *arch; // "llama", "qwen2" (Q/K/V bias) or "qwen3" (Q/K norms)
+    const char *name; // general.name; NULL for "garlic-synth"
+    uint32_t dim;     // embedding length
     uint32_t n_layer;
     uint32_t n_head;
     uint32_t n_head_kv;         // grouped-query attention when < n_head

@@ -9,7 +9,10 @@
 #include "hf/hf.h"
 #include "planner/planner.h"
 
-static uint64_t div_ceil(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }
+static uint64_t div_ceil(uint64_t a, uint64_t b)
+{
+    return a / b + (a % b != 0);
+}
 
 // A linear layer of out x in weights, stored as st says.
 static int add_linear(planner_weights *w, const hf_storage *st, uint64_t out, uint64_t in,
@@ -37,8 +40,7 @@ static int add_linear(planner_weights *w, const hf_storage *st, uint64_t out, ui
         uint64_t zeros = div_ceil(groups * out * st->bits, 32);
         return planner_weights_add(w, "I32", true, false, zeros, zeros * 4, err);
     }
-    case HF_QUANT_COUNT:
-        break;
+    case HF_QUANT_COUNT: break;
     }
     return GARLIC_EINVAL;
 }
@@ -60,16 +62,16 @@ static int derive_weights(const hf_arch *arch, const model_hparams *hp, const hf
     int rc = add_dense(w, st, (uint64_t)hp->n_vocab * dim, false, err);
     for (uint32_t l = 0; l < hp->n_layer && !rc; l++) {
         rc = add_linear(w, st, q_dim, dim, err) || add_linear(w, st, kv_dim, dim, err) ||
-             add_linear(w, st, kv_dim, dim, err) || add_linear(w, st, dim, q_dim, err) ||
-             add_linear(w, st, ffn, dim, err) || add_linear(w, st, ffn, dim, err) ||
-             add_linear(w, st, dim, ffn, err) || add_dense(w, st, dim, true, err) ||
-             add_dense(w, st, dim, true, err);
+            add_linear(w, st, kv_dim, dim, err) || add_linear(w, st, dim, q_dim, err) ||
+            add_linear(w, st, ffn, dim, err) || add_linear(w, st, ffn, dim, err) ||
+            add_linear(w, st, dim, ffn, err) || add_dense(w, st, dim, true, err) ||
+            add_dense(w, st, dim, true, err);
         if (!rc && arch->qk_norm)
             rc = add_dense(w, st, hp->head_dim_k, true, err) ||
-                 add_dense(w, st, hp->head_dim_k, true, err);
+                add_dense(w, st, hp->head_dim_k, true, err);
         if (!rc && (arch->qkv_bias || attn_bias))
             rc = add_dense(w, st, q_dim, false, err) || add_dense(w, st, kv_dim, false, err) ||
-                 add_dense(w, st, kv_dim, false, err);
+                add_dense(w, st, kv_dim, false, err);
         if (!rc && attn_bias && !arch->qkv_bias)
             rc = add_dense(w, st, dim, false, err);
     }
@@ -88,22 +90,25 @@ static void describe_assumption(const hf_storage *st, bool tied, char *dst, size
     if (st->quant == HF_QUANT_NONE)
         snprintf(dst, cap, "from config.json: every tensor in %s (torch_dtype)", st->dense);
     else if (st->quant == HF_QUANT_FP8 && st->block_n)
-        snprintf(dst, cap, "from config.json: decoder linear layers (q, k, v, o, gate, up, down) "
-                 "in %s with one F32 scale per %ux%u block; %s in %s (torch_dtype)", st->fp8,
-                 st->block_n, st->block_k, rest, st->dense);
+        snprintf(dst, cap,
+                 "from config.json: decoder linear layers (q, k, v, o, gate, up, down) "
+                 "in %s with one F32 scale per %ux%u block; %s in %s (torch_dtype)",
+                 st->fp8, st->block_n, st->block_k, rest, st->dense);
     else if (st->quant == HF_QUANT_FP8)
-        snprintf(dst, cap, "from config.json: decoder linear layers in %s with one F32 scale "
-                 "per matrix; %s in %s (torch_dtype)", st->fp8, rest, st->dense);
+        snprintf(dst, cap,
+                 "from config.json: decoder linear layers in %s with one F32 scale "
+                 "per matrix; %s in %s (torch_dtype)",
+                 st->fp8, rest, st->dense);
     else
-        snprintf(dst, cap, "from config.json: decoder linear layers in %u-bit groups of %u "
+        snprintf(dst, cap,
+                 "from config.json: decoder linear layers in %u-bit groups of %u "
                  "columns (one F16 scale and one packed zero point per group and row); %s in %s",
                  st->bits, st->group, rest, st->dense);
 }
 
 int planner_weights_add_hf_tensor(void *weights, const hf_tensor *t, garlic_error *err)
 {
-    return planner_weights_add(weights, t->dtype, t->scales, t->norm, t->n_elements, t->bytes,
-                               err);
+    return planner_weights_add(weights, t->dtype, t->scales, t->norm, t->n_elements, t->bytes, err);
 }
 
 int planner_from_hf_config(const hf_config *cfg, const char *name, planner_input *in,

@@ -33,11 +33,11 @@ int planner_weights_add(planner_weights *w, const char *name, bool scales, bool 
         snprintf(row->name, sizeof row->name, "%s", name);
     }
     bool ok = !__builtin_add_overflow(row->n_elements, n_elements, &row->n_elements) &&
-              !__builtin_add_overflow(row->bytes, bytes, &row->bytes) &&
-              !__builtin_add_overflow(w->tensor_bytes, bytes, &w->tensor_bytes) &&
-              (scales || !__builtin_add_overflow(w->n_params, n_elements, &w->n_params)) &&
-              (scales || !norm ||
-               !__builtin_add_overflow(w->n_params_norm, n_elements, &w->n_params_norm));
+        !__builtin_add_overflow(row->bytes, bytes, &row->bytes) &&
+        !__builtin_add_overflow(w->tensor_bytes, bytes, &w->tensor_bytes) &&
+        (scales || !__builtin_add_overflow(w->n_params, n_elements, &w->n_params)) &&
+        (scales || !norm ||
+         !__builtin_add_overflow(w->n_params_norm, n_elements, &w->n_params_norm));
     if (!ok)
         return garlic_error_set(err, GARLIC_EINVAL, "weights of type %s: sizes overflow", name);
     row->n_tensors++;
@@ -88,7 +88,7 @@ uint64_t planner_overhead(const planner_input *in)
     if (in->source != PLANNER_SOURCE_GGUF) // no tokenizer read: assume a BPE one
         merges = in->hp.n_vocab;
     return PLANNER_PROCESS_OVERHEAD + (uint64_t)in->hp.n_vocab * PLANNER_TOKEN_BYTES +
-           merges * PLANNER_MERGE_BYTES;
+        merges * PLANNER_MERGE_BYTES;
 }
 
 uint32_t planner_default_ctx(uint32_t trained)
@@ -131,7 +131,8 @@ const char *planner_source_name(planner_source source)
 
 void planner_config_default(planner_config *cfg)
 {
-    *cfg = (planner_config){.parallel = PLANNER_DEFAULT_PARALLEL, .kv_type = KV_TYPE_F16,
+    *cfg = (planner_config){.parallel = PLANNER_DEFAULT_PARALLEL,
+                            .kv_type = KV_TYPE_F16,
                             .block_tokens = PLANNER_BLOCK_TOKENS,
                             .max_batch = PLANNER_DEFAULT_MAX_BATCH,
                             .n_threads = thread_pool_default_threads(),
@@ -140,9 +141,12 @@ void planner_config_default(planner_config *cfg)
 
 kv_cache_config planner_kv_config(const model_hparams *hp, kv_type type, uint32_t block_tokens)
 {
-    return (kv_cache_config){.n_layer = hp->n_layer, .n_head_kv = hp->n_head_kv,
-                             .head_dim_k = hp->head_dim_k, .head_dim_v = hp->head_dim_v,
-                             .block_tokens = block_tokens, .type = type};
+    return (kv_cache_config){.n_layer = hp->n_layer,
+                             .n_head_kv = hp->n_head_kv,
+                             .head_dim_k = hp->head_dim_k,
+                             .head_dim_v = hp->head_dim_v,
+                             .block_tokens = block_tokens,
+                             .type = type};
 }
 
 uint64_t planner_sequences_for_budget(uint64_t budget, uint64_t static_bytes, uint64_t per_seq)
@@ -150,7 +154,10 @@ uint64_t planner_sequences_for_budget(uint64_t budget, uint64_t static_bytes, ui
     return budget > static_bytes && per_seq ? (budget - static_bytes) / per_seq : 0;
 }
 
-static uint64_t div_ceil(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }
+static uint64_t div_ceil(uint64_t a, uint64_t b)
+{
+    return a / b + (a % b != 0);
+}
 
 // Blocks of the pool: kv_tokens positions when given (at least one full context), else
 // parallel full contexts.
@@ -167,8 +174,10 @@ static uint64_t pool_blocks(const planner_config *cfg, uint32_t ctx, uint32_t pa
 static int scratch_for(const planner_input *in, const planner_config *cfg, uint32_t ctx,
                        uint64_t *bytes, garlic_error *err)
 {
-    model_state_config sc = {.n_ctx = ctx, .max_batch = cfg->max_batch,
-                             .logit_rows = cfg->logit_rows, .n_threads = cfg->n_threads,
+    model_state_config sc = {.n_ctx = ctx,
+                             .max_batch = cfg->max_batch,
+                             .logit_rows = cfg->logit_rows,
+                             .n_threads = cfg->n_threads,
                              .act_row_bytes = in->act_row_bytes};
     return model_scratch_bytes(&in->hp, &sc, bytes, err);
 }
@@ -184,7 +193,7 @@ static bool total_for(const planner_input *in, const planner_config *cfg, uint64
         scratch_for(in, cfg, ctx, &scratch, NULL))
         return false;
     return !__builtin_add_overflow(fixed, kv, total) &&
-           !__builtin_add_overflow(*total, scratch, total);
+        !__builtin_add_overflow(*total, scratch, total);
 }
 
 // The budget questions: blocks left after the static part, the largest parallel at ctx and
@@ -241,9 +250,10 @@ static int resolve_config(const planner_input *in, const planner_config *cfg, pl
     if (out->n_threads <= 0)
         out->n_threads = thread_pool_default_threads();
     if (out->block_tokens > KV_MAX_BLOCK_TOKENS || out->logit_rows > out->max_batch)
-        return garlic_error_set(err, GARLIC_EINVAL, "block of %u tokens, logit rows %u of batch "
-                                "%u: out of range", out->block_tokens, out->logit_rows,
-                                out->max_batch);
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "block of %u tokens, logit rows %u of batch "
+                                "%u: out of range",
+                                out->block_tokens, out->logit_rows, out->max_batch);
     return GARLIC_OK;
 }
 
@@ -261,17 +271,18 @@ int planner_plan_make(const planner_input *in, const planner_config *cfg, planne
         return rc;
     uint64_t per_seq_blocks = div_ceil(c->ctx, c->block_tokens);
     uint64_t blocks = per_seq_blocks > KV_MAX_BLOCKS || c->parallel > KV_MAX_BLOCKS
-                          ? UINT64_MAX : pool_blocks(c, c->ctx, c->parallel);
+        ? UINT64_MAX
+        : pool_blocks(c, c->ctx, c->parallel);
     bool ok = !__builtin_mul_overflow(in->hp.n_layer, k_row + v_row, &p.kv_bytes_per_token) &&
-              blocks <= KV_MAX_BLOCKS &&
-              !__builtin_mul_overflow(blocks * c->block_tokens, p.kv_bytes_per_token,
-                                      &p.kv_data_bytes) &&
-              !__builtin_add_overflow(in->weights.tensor_bytes, in->weights.mapping_bytes,
-                                      &p.weight_bytes);
+        blocks <= KV_MAX_BLOCKS &&
+        !__builtin_mul_overflow(blocks * c->block_tokens, p.kv_bytes_per_token, &p.kv_data_bytes) &&
+        !__builtin_add_overflow(in->weights.tensor_bytes, in->weights.mapping_bytes,
+                                &p.weight_bytes);
     if (!ok)
-        return garlic_error_set(err, GARLIC_EINVAL, "%u sequences of %u positions: the KV pool "
-                                "is too large (at most %d blocks of %u)", c->parallel, c->ctx,
-                                KV_MAX_BLOCKS, c->block_tokens);
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "%u sequences of %u positions: the KV pool "
+                                "is too large (at most %d blocks of %u)",
+                                c->parallel, c->ctx, KV_MAX_BLOCKS, c->block_tokens);
     p.kv_blocks = (uint32_t)blocks;
     if ((rc = kv_cache_bytes_for(&kc, p.kv_blocks, &p.kv_bytes, err)) ||
         (rc = kv_cache_bytes_for(&kc, (uint32_t)per_seq_blocks, &p.kv_bytes_per_seq, err)) ||
@@ -279,8 +290,8 @@ int planner_plan_make(const planner_input *in, const planner_config *cfg, planne
         return rc;
     p.overhead_bytes = c->overhead ? c->overhead : planner_overhead(in);
     ok = !__builtin_add_overflow(p.weight_bytes, p.scratch_bytes, &p.static_bytes) &&
-         !__builtin_add_overflow(p.static_bytes, p.overhead_bytes, &p.static_bytes) &&
-         !__builtin_add_overflow(p.static_bytes, p.kv_bytes, &p.total_bytes);
+        !__builtin_add_overflow(p.static_bytes, p.overhead_bytes, &p.static_bytes) &&
+        !__builtin_add_overflow(p.static_bytes, p.kv_bytes, &p.total_bytes);
     if (!ok)
         return garlic_error_set(err, GARLIC_EINVAL, "total size overflows");
     if (c->budget)
@@ -297,9 +308,9 @@ bool planner_parse_size(const char *text, uint64_t *bytes)
         const char *suffix;
         double scale;
     } units[] = {
-        {"", 1}, {"b", 1}, {"k", 1e3}, {"kb", 1e3}, {"m", 1e6}, {"mb", 1e6}, {"g", 1e9},
-        {"gb", 1e9}, {"t", 1e12}, {"tb", 1e12}, {"kib", 0x1p10}, {"mib", 0x1p20},
-        {"gib", 0x1p30}, {"tib", 0x1p40},
+        {"", 1},         {"b", 1},        {"k", 1e3},      {"kb", 1e3},     {"m", 1e6},
+        {"mb", 1e6},     {"g", 1e9},      {"gb", 1e9},     {"t", 1e12},     {"tb", 1e12},
+        {"kib", 0x1p10}, {"mib", 0x1p20}, {"gib", 0x1p30}, {"tib", 0x1p40},
     };
     if (!text || !isdigit((unsigned char)text[0]))
         return false;

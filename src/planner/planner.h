@@ -29,12 +29,12 @@
 #define PLANNER_MERGE_BYTES 32
 
 enum {
-    PLANNER_BLOCK_TOKENS = 16,        // positions per KV block, as the server's pool uses
-    PLANNER_DEFAULT_MAX_BATCH = 512,  // tokens per forward call, as the server uses
-    PLANNER_DEFAULT_PARALLEL = 4,     // full contexts the server's KV pool holds by default
-    PLANNER_DEFAULT_CTX = 4096,       // the server's context when the model's is longer
-    PLANNER_MAX_CTX = 1 << 24,        // longest context model_state_new accepts
-    PLANNER_MAX_TYPES = 48,           // rows of the weights-by-type table
+    PLANNER_BLOCK_TOKENS = 16,       // positions per KV block, as the server's pool uses
+    PLANNER_DEFAULT_MAX_BATCH = 512, // tokens per forward call, as the server uses
+    PLANNER_DEFAULT_PARALLEL = 4,    // full contexts the server's KV pool holds by default
+    PLANNER_DEFAULT_CTX = 4096,      // the server's context when the model's is longer
+    PLANNER_MAX_CTX = 1 << 24,       // longest context model_state_new accepts
+    PLANNER_MAX_TYPES = 48,          // rows of the weights-by-type table
     PLANNER_TYPE_NAME = 24,
 };
 
@@ -45,7 +45,7 @@ typedef struct planner_weight_type {
     char name[PLANNER_TYPE_NAME]; // the type as its format names it
     bool scales;                  // quantization scales (bytes, not parameters)
     uint64_t n_tensors;
-    uint64_t n_elements;          // values stored
+    uint64_t n_elements; // values stored
     uint64_t bytes;
 } planner_weight_type;
 
@@ -54,10 +54,10 @@ typedef struct planner_weights {
     planner_weight_type types[PLANNER_MAX_TYPES]; // (n_types) in order of first appearance
     uint32_t n_types;
     uint64_t n_tensors;
-    uint64_t n_params;        // elements of every tensor except quantization scales
-    uint64_t n_params_norm;   // of which in norm tensors (names containing "norm")
-    uint64_t tensor_bytes;    // data bytes of every tensor, scales included
-    uint64_t mapping_bytes;   // file bytes besides tensor data (headers, metadata, padding)
+    uint64_t n_params;      // elements of every tensor except quantization scales
+    uint64_t n_params_norm; // of which in norm tensors (names containing "norm")
+    uint64_t tensor_bytes;  // data bytes of every tensor, scales included
+    uint64_t mapping_bytes; // file bytes besides tensor data (headers, metadata, padding)
 } planner_weights;
 
 // Adds n_elements values taking bytes of type name (scales or not) to w, with overflow
@@ -75,15 +75,15 @@ typedef enum planner_source {
 // What the planner knows about one model.
 typedef struct planner_input {
     planner_source source;
-    char path[512];           // the file read (GGUF or config.json)
-    char arch[64];            // "llama", "qwen3", ... (GGUF) or "Qwen3ForCausalLM" (HF)
-    model_hparams hp;         // n_layer, n_head_kv, head dims, dim, ffn, n_vocab, n_ctx_train...
+    char path[512];   // the file read (GGUF or config.json)
+    char arch[64];    // "llama", "qwen3", ... (GGUF) or "Qwen3ForCausalLM" (HF)
+    model_hparams hp; // n_layer, n_head_kv, head dims, dim, ffn, n_vocab, n_ctx_train...
     planner_weights weights;
-    uint64_t n_files;         // weight files (1 for GGUF; safetensors shards)
-    uint64_t n_merges;        // BPE merges of the tokenizer (GGUF; 0 when unknown)
-    uint64_t act_row_bytes;   // widest converted activation row (model_act_row_bytes; 0:
-                              // unknown, the F32 worst case)
-    char assumption[512];     // how the weights were derived when not read from files ("")
+    uint64_t n_files;       // weight files (1 for GGUF; safetensors shards)
+    uint64_t n_merges;      // BPE merges of the tokenizer (GGUF; 0 when unknown)
+    uint64_t act_row_bytes; // widest converted activation row (model_act_row_bytes; 0:
+                            // unknown, the F32 worst case)
+    char assumption[512];   // how the weights were derived when not read from files ("")
 } planner_input;
 
 // Reads a GGUF model as the server would load it (model_load: the architecture must be
@@ -116,13 +116,13 @@ int planner_weights_add_hf_tensor(void *weights, const struct hf_tensor *t, garl
 
 // How the plan is made. planner_config_default fills the server's defaults.
 typedef struct planner_config {
-    uint32_t ctx;          // positions per sequence; 0: planner_default_ctx (as the server)
-    uint32_t parallel;     // sequences at full context the KV pool holds, >= 1
-                           // (PLANNER_DEFAULT_PARALLEL, as `garlic serve` by default)
-    uint32_t kv_tokens;    // positions of the pool instead (`--kv-tokens`); 0: parallel x ctx.
-                           // Never less than one full context.
-    uint32_t running;      // sequences run at once (`serve --parallel`): the logit rows of a
-                           // step; 0: planner_default_running(pool positions)
+    uint32_t ctx;       // positions per sequence; 0: planner_default_ctx (as the server)
+    uint32_t parallel;  // sequences at full context the KV pool holds, >= 1
+                        // (PLANNER_DEFAULT_PARALLEL, as `garlic serve` by default)
+    uint32_t kv_tokens; // positions of the pool instead (`--kv-tokens`); 0: parallel x ctx.
+                        // Never less than one full context.
+    uint32_t running;   // sequences run at once (`serve --parallel`): the logit rows of a
+                        // step; 0: planner_default_running(pool positions)
     kv_type kv_type;
     uint32_t block_tokens; // PLANNER_BLOCK_TOKENS
     uint32_t max_batch;    // tokens per forward call (scratch), PLANNER_DEFAULT_MAX_BATCH
@@ -140,23 +140,23 @@ void planner_config_default(planner_config *cfg);
 // n_threads}: then kv_cache_bytes() and model_state_bytes() equal kv_bytes and
 // scratch_bytes (tests/planner checks it).
 typedef struct planner_plan {
-    planner_config cfg;       // as used (ctx resolved, defaults filled)
-    uint64_t weight_bytes;    // tensor_bytes + mapping_bytes
-    uint64_t kv_bytes_per_token;   // n_layer x (K row + V row) at cfg.kv_type
-    uint32_t kv_blocks;       // parallel x ceil(ctx / block_tokens)
-    uint64_t kv_data_bytes;   // kv_blocks x block_tokens x kv_bytes_per_token
-    uint64_t kv_bytes;        // kv_cache_bytes_for(kv_blocks): data + token ids, block
-                              // metadata, prefix map and the struct
-    uint64_t kv_bytes_per_seq;     // kv_bytes_for one sequence at ctx (blocks of ctx)
-    uint64_t scratch_bytes;   // model_scratch_bytes for max_batch, logit_rows, ctx, n_threads
-    uint64_t overhead_bytes;  // cfg.overhead
-    uint64_t static_bytes;    // weights + scratch + overhead: what is spent before the KV pool
-    uint64_t total_bytes;     // static_bytes + kv_bytes
+    planner_config cfg;          // as used (ctx resolved, defaults filled)
+    uint64_t weight_bytes;       // tensor_bytes + mapping_bytes
+    uint64_t kv_bytes_per_token; // n_layer x (K row + V row) at cfg.kv_type
+    uint32_t kv_blocks;          // parallel x ceil(ctx / block_tokens)
+    uint64_t kv_data_bytes;      // kv_blocks x block_tokens x kv_bytes_per_token
+    uint64_t kv_bytes;           // kv_cache_bytes_for(kv_blocks): data + token ids, block
+                                 // metadata, prefix map and the struct
+    uint64_t kv_bytes_per_seq;   // kv_bytes_for one sequence at ctx (blocks of ctx)
+    uint64_t scratch_bytes;      // model_scratch_bytes for max_batch, logit_rows, ctx, n_threads
+    uint64_t overhead_bytes;     // cfg.overhead
+    uint64_t static_bytes;       // weights + scratch + overhead: what is spent before the KV pool
+    uint64_t total_bytes;        // static_bytes + kv_bytes
     // With a budget (cfg.budget > 0):
-    bool fits;                // total_bytes <= budget
-    uint32_t max_parallel;    // largest parallel at ctx whose total fits (0: none)
-    uint32_t max_ctx;         // largest ctx at parallel whose total fits (0: none)
-    uint32_t budget_blocks;   // KV blocks the budget leaves room for after static_bytes
+    bool fits;              // total_bytes <= budget
+    uint32_t max_parallel;  // largest parallel at ctx whose total fits (0: none)
+    uint32_t max_ctx;       // largest ctx at parallel whose total fits (0: none)
+    uint32_t budget_blocks; // KV blocks the budget leaves room for after static_bytes
 } planner_plan;
 
 // Plans in for cfg. GARLIC_EINVAL (naming the value) for impossible settings: parallel 0, a

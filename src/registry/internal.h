@@ -22,55 +22,55 @@ struct registry_model {
     uint64_t file_size;
     int64_t mtime;
 
-    pthread_mutex_t load_mu;  // held while the model loads or unloads
-    atomic_bool loaded;       // set (release) once everything below the line is ready;
-                              // changed under reg->life_mu
+    pthread_mutex_t load_mu; // held while the model loads or unloads
+    atomic_bool loaded;      // set (release) once everything below the line is ready;
+                             // changed under reg->life_mu
     // Guarded by reg->life_mu (lifecycle.c).
-    uint32_t users;           // acquired and not released (pins the model)
-    bool unloading;           // picked for unloading; its load_mu will be taken
-    double last_used;         // garlic_now() of the last acquire or release
-    double expires;           // when the reaper unloads it if unused
-    uint64_t cost;            // bytes reserved against the budget while loaded
+    uint32_t users;   // acquired and not released (pins the model)
+    bool unloading;   // picked for unloading; its load_mu will be taken
+    double last_used; // garlic_now() of the last acquire or release
+    double expires;   // when the reaper unloads it if unused
+    uint64_t cost;    // bytes reserved against the budget while loaded
     // Written once under load_mu before loaded is set, then read-only until the unload.
     model *weights;
     tokenizer *tok;
-    uint32_t n_ctx;           // positions one sequence may use
-    uint32_t parallel;        // running sequences at most
-    uint32_t kv_blocks;       // blocks of the KV pool
-    chat_template *tmpl;      // NULL: the fallback
-    char *template_source;    // owned copy of the template text in use, or NULL
+    uint32_t n_ctx;        // positions one sequence may use
+    uint32_t parallel;     // running sequences at most
+    uint32_t kv_blocks;    // blocks of the KV pool
+    chat_template *tmpl;   // NULL: the fallback
+    char *template_source; // owned copy of the template text in use, or NULL
     char template_error[512];
 
-    pthread_mutex_t mu;       // guards engine (set and cleared under it as well as load_mu)
-                              // and retired, for readers of the counters
-    engine *engine;           // generates for the model while it is loaded
-    engine_counters retired;  // counters of the engines of earlier loads
+    pthread_mutex_t mu;      // guards engine (set and cleared under it as well as load_mu)
+                             // and retired, for readers of the counters
+    engine *engine;          // generates for the model while it is loaded
+    engine_counters retired; // counters of the engines of earlier loads
     // Guarded by reg->compute_mu (lifecycle.c): turns on the shared compute pool.
-    double compute_vtime;     // compute seconds used (virtual time, see lifecycle.c)
-    double compute_start;     // when its current turn began
-    bool compute_active;      // has work: others wait for it when it is behind
+    double compute_vtime; // compute seconds used (virtual time, see lifecycle.c)
+    double compute_start; // when its current turn began
+    bool compute_active;  // has work: others wait for it when it is behind
 };
 
 struct registry {
     registry_config cfg;
-    char *template_text;      // --chat-template-file contents, or NULL
+    char *template_text; // --chat-template-file contents, or NULL
     char *template_name;
     registry_model *models[REGISTRY_MAX_MODELS]; // (n_models) set up before serving
     size_t n_models;
-    atomic_bool stopped;      // submit refuses new work
+    atomic_bool stopped; // submit refuses new work
 
     pthread_mutex_t stats_mu; // guards stats (workers write, /metrics reads)
     registry_stats stats;
 
-    thread_pool *pool;        // the compute pool every model's steps share, in turns
+    thread_pool *pool; // the compute pool every model's steps share, in turns
     pthread_mutex_t compute_mu;
     pthread_cond_t compute_cv;
     registry_model *compute_owner; // the model whose step runs on the pool, or NULL
 
-    pthread_mutex_t life_mu;  // guards the lifecycle fields of every model and these:
-    pthread_cond_t life_cv;   // a release, an unload or shutdown happened
-    uint64_t budget;          // bytes loaded models may reserve
-    uint64_t reserved;        // bytes reserved by loaded and loading models
+    pthread_mutex_t life_mu; // guards the lifecycle fields of every model and these:
+    pthread_cond_t life_cv;  // a release, an unload or shutdown happened
+    uint64_t budget;         // bytes loaded models may reserve
+    uint64_t reserved;       // bytes reserved by loaded and loading models
     uint64_t loads, unloads;
     bool reaper_stop, reaper_started;
     pthread_t reaper;

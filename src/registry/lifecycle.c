@@ -77,10 +77,11 @@ static int reserve(registry_model *m, uint64_t cost, garlic_error *err)
     uint64_t budget = reg->budget;
     if (cost > budget) {
         garlic_bytes_texts t = garlic_bytes_apart(2, (const uint64_t[]){cost, budget});
-        return garlic_error_set(err, GARLIC_ENOMEM, "%s needs %s (weights, KV cache and "
+        return garlic_error_set(err, GARLIC_ENOMEM,
+                                "%s needs %s (weights, KV cache and "
                                 "buffers) but the memory budget is %s; lower --ctx or "
-                                "--kv-tokens, or raise --memory-budget", m->name, t.text[0],
-                                t.text[1]);
+                                "--kv-tokens, or raise --memory-budget",
+                                m->name, t.text[0], t.text[1]);
     }
     double deadline = garlic_now() + (reg->cfg.load_wait > 0 ? reg->cfg.load_wait : 0);
     pthread_mutex_lock(&reg->life_mu);
@@ -104,11 +105,13 @@ static int reserve(registry_model *m, uint64_t cost, garlic_error *err)
         if (now >= deadline || atomic_load(&reg->stopped)) {
             uint64_t free_bytes = budget > reg->reserved ? budget - reg->reserved : 0;
             pthread_mutex_unlock(&reg->life_mu);
-            garlic_bytes_texts t =
-                garlic_bytes_apart(3, (const uint64_t[]){cost, free_bytes, budget});
-            return garlic_error_set(err, GARLIC_ENOMEM, "%s needs %s; %s of the %s memory "
+            garlic_bytes_texts t = garlic_bytes_apart(3,
+                                                      (const uint64_t[]){cost, free_bytes, budget});
+            return garlic_error_set(err, GARLIC_ENOMEM,
+                                    "%s needs %s; %s of the %s memory "
                                     "budget are free and the other models are busy; try "
-                                    "again later", m->name, t.text[0], t.text[1], t.text[2]);
+                                    "again later",
+                                    m->name, t.text[0], t.text[1], t.text[2]);
         }
         garlic_cond_wait_for(&reg->life_cv, &reg->life_mu,
                              deadline - now < 0.5 ? deadline - now : 0.5);

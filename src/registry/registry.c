@@ -22,10 +22,10 @@
 #include "planner/planner.h"
 #include "registry/internal.h"
 
-static const double ttft_bounds[REGISTRY_TTFT_BUCKETS] = {
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
-static const double token_bounds[REGISTRY_TOKEN_BUCKETS] = {
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+static const double ttft_bounds[REGISTRY_TTFT_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                          0.5,   1,    2.5,   5,    10,  30};
+static const double token_bounds[REGISTRY_TOKEN_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                            0.1,   0.25,   0.5,   1,    2.5,   5};
 
 enum { MAX_TEMPLATE_FILE = 16 << 20 }; // bytes of a --chat-template-file
 
@@ -50,13 +50,15 @@ registry *registry_new(const registry_config *cfg, garlic_error *err)
         registry_free(reg);
         return NULL;
     }
-    reg->stats.ttft = (registry_histogram){.bounds = ttft_bounds, .n_buckets = REGISTRY_TTFT_BUCKETS};
-    reg->stats.token_latency =
-        (registry_histogram){.bounds = token_bounds, .n_buckets = REGISTRY_TOKEN_BUCKETS};
+    reg->stats.ttft = (registry_histogram){.bounds = ttft_bounds,
+                                           .n_buckets = REGISTRY_TTFT_BUCKETS};
+    reg->stats.token_latency = (registry_histogram){.bounds = token_bounds,
+                                                    .n_buckets = REGISTRY_TOKEN_BUCKETS};
     if (cfg->chat_template_file) {
         reg->template_name = garlic_strndup(cfg->chat_template_file, SIZE_MAX);
-        if (garlic_file_read(cfg->chat_template_file, MAX_TEMPLATE_FILE, &reg->template_text,
-                             NULL, err) != GARLIC_OK || !reg->template_name) {
+        if (garlic_file_read(cfg->chat_template_file, MAX_TEMPLATE_FILE, &reg->template_text, NULL,
+                             err) != GARLIC_OK ||
+            !reg->template_name) {
             if (!reg->template_name)
                 garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
             registry_free(reg);
@@ -132,8 +134,10 @@ int registry_add(registry *reg, const char *path, const char *name, garlic_error
         return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
     }
     if (registry_find(reg, m->name)) {
-        int rc = garlic_error_set(err, GARLIC_EINVAL, "%s: a model named '%s' exists already "
-                                  "(give one an alias: -m PATH=NAME)", path, m->name);
+        int rc = garlic_error_set(err, GARLIC_EINVAL,
+                                  "%s: a model named '%s' exists already "
+                                  "(give one an alias: -m PATH=NAME)",
+                                  path, m->name);
         model_entry_free(m);
         return rc;
     }
@@ -296,12 +300,19 @@ int registry_model_start(registry_model *m, garlic_error *err)
     // do not wait on page faults and the memory held is what was planned.
     const registry_config *cfg = &m->reg->cfg;
     model_prefault(m->weights, cfg->load_progress, cfg->load_progress_ctx);
-    engine_config ec = {.name = m->name, .weights = m->weights, .tok = m->tok,
-                        .kv_type = cfg->kv_type, .block_tokens = KV_DEFAULT_BLOCK_TOKENS,
-                        .kv_blocks = m->kv_blocks, .n_ctx = m->n_ctx, .parallel = m->parallel,
-                        .step_tokens = cfg->step_tokens, .max_queue = cfg->max_queue,
+    engine_config ec = {.name = m->name,
+                        .weights = m->weights,
+                        .tok = m->tok,
+                        .kv_type = cfg->kv_type,
+                        .block_tokens = KV_DEFAULT_BLOCK_TOKENS,
+                        .kv_blocks = m->kv_blocks,
+                        .n_ctx = m->n_ctx,
+                        .parallel = m->parallel,
+                        .step_tokens = cfg->step_tokens,
+                        .max_queue = cfg->max_queue,
                         .pool = m->reg->pool,
-                        .hooks = {.user = m, .compute_begin = registry_compute_begin,
+                        .hooks = {.user = m,
+                                  .compute_begin = registry_compute_begin,
                                   .compute_end = registry_compute_end,
                                   .compute_idle = registry_compute_idle,
                                   .token = registry_stats_token,

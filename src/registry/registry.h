@@ -24,18 +24,17 @@ enum {
     REGISTRY_DEFAULT_BUDGET_PERCENT = 80,
 };
 
-
 typedef struct registry_config {
-    uint32_t n_ctx;         // positions one request may use; 0: min(trained, 4096)
-    uint32_t max_queue;     // waiting requests per model beyond which submit fails; 0: 64
-    uint32_t parallel;      // running sequences per model at most, and (without kv_tokens)
-                            // full contexts the KV pool holds; 0: a pool of
-                            // PLANNER_DEFAULT_PARALLEL (4) contexts and one running sequence
-                            // per 256 pool positions (1 to 64)
-    uint32_t kv_tokens;     // KV pool capacity in positions, at least n_ctx (so one request
-                            // can use its whole context); 0: see parallel
-    uint32_t step_tokens;   // tokens per step (decode tokens plus prefill chunks); 0: 512
-    int n_threads;          // threads of the compute pool all models share; 0: physical cores
+    uint32_t n_ctx;       // positions one request may use; 0: min(trained, 4096)
+    uint32_t max_queue;   // waiting requests per model beyond which submit fails; 0: 64
+    uint32_t parallel;    // running sequences per model at most, and (without kv_tokens)
+                          // full contexts the KV pool holds; 0: a pool of
+                          // PLANNER_DEFAULT_PARALLEL (4) contexts and one running sequence
+                          // per 256 pool positions (1 to 64)
+    uint32_t kv_tokens;   // KV pool capacity in positions, at least n_ctx (so one request
+                          // can use its whole context); 0: see parallel
+    uint32_t step_tokens; // tokens per step (decode tokens plus prefill chunks); 0: 512
+    int n_threads;        // threads of the compute pool all models share; 0: physical cores
     kv_type kv_type;
     uint64_t memory_budget; // bytes all loaded models may take together (planned: mapping,
                             // KV pool, buffers, overhead); 0: REGISTRY_DEFAULT_BUDGET_PERCENT of
@@ -107,14 +106,14 @@ int registry_model_unload(registry_model *m);
 // A loaded model as /api/ps shows it (all zero when it is not loaded).
 typedef struct registry_model_ps {
     bool loaded;
-    bool unloading;           // an unload is under way (loaded is already false)
-    uint64_t bytes;           // planned bytes it holds: mapping, KV pool, buffers, overhead
-    uint64_t kv_bytes;        // of which the KV pool
-    uint64_t kv_used_bytes;   // KV blocks held by sequences (pro rata of the pool)
+    bool unloading;         // an unload is under way (loaded is already false)
+    uint64_t bytes;         // planned bytes it holds: mapping, KV pool, buffers, overhead
+    uint64_t kv_bytes;      // of which the KV pool
+    uint64_t kv_used_bytes; // KV blocks held by sequences (pro rata of the pool)
     uint32_t n_ctx;
-    uint32_t users;           // requests using it
-    double expires;           // garlic_now() seconds when it will be unloaded (INFINITY: never,
-                              // or in use)
+    uint32_t users; // requests using it
+    double expires; // garlic_now() seconds when it will be unloaded (INFINITY: never,
+                    // or in use)
     double last_used;
 } registry_model_ps;
 
@@ -155,9 +154,9 @@ int registry_submit(registry_model *m, engine_request *r, garlic_error *err);
 enum { REGISTRY_TTFT_BUCKETS = 12, REGISTRY_TOKEN_BUCKETS = 12 };
 
 typedef struct registry_histogram {
-    const double *bounds;      // (n_buckets) upper bounds in seconds, ascending (static)
+    const double *bounds; // (n_buckets) upper bounds in seconds, ascending (static)
     size_t n_buckets;
-    uint64_t counts[16];       // (n_buckets) cumulative counts per bucket
+    uint64_t counts[16]; // (n_buckets) cumulative counts per bucket
     uint64_t count;
     double sum;
 } registry_histogram;
@@ -167,14 +166,14 @@ typedef struct registry_stats {
     uint64_t generated_tokens;
     uint64_t requests_done;
     uint64_t requests_cancelled;
-    uint32_t queue_length;     // waiting (queued requests and waiting sequences), all models
-    uint32_t running;          // sequences being generated, all models
+    uint32_t queue_length; // waiting (queued requests and waiting sequences), all models
+    uint32_t running;      // sequences being generated, all models
     uint32_t models_loaded;
-    uint64_t memory_bytes;     // planned bytes of loaded models (mappings, pools, buffers)
+    uint64_t memory_bytes; // planned bytes of loaded models (mappings, pools, buffers)
     uint64_t memory_budget;
-    uint64_t loads, unloads;   // model loads and unloads since start
-    engine_counters kv;        // KV pool and prefix-cache counts summed over loaded models
-    registry_histogram ttft;   // submit -> first token
+    uint64_t loads, unloads;          // model loads and unloads since start
+    engine_counters kv;               // KV pool and prefix-cache counts summed over loaded models
+    registry_histogram ttft;          // submit -> first token
     registry_histogram token_latency; // between consecutive tokens
 } registry_stats;
 

@@ -188,8 +188,7 @@ static size_t select_mass(sampler_candidate *c, size_t n, double target)
 // reaches top_p, including the candidate that crosses it; returns its size. When c is sorted
 // that is a prefix scan. Otherwise the best 64 are selected first (enough for most real
 // distributions, and they stay best-first), then a quickselect on mass finds larger sets.
-static size_t truncate_top_p(sampler_candidate *c, size_t n, float max, float top_p,
-                             bool sorted)
+static size_t truncate_top_p(sampler_candidate *c, size_t n, float max, float top_p, bool sorted)
 {
     double total = 0.0;
     for (size_t i = 0; i < n; i++) {

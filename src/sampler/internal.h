@@ -17,29 +17,29 @@ typedef struct sampler_candidate {
 
 // Owned by one thread at a time (the caller's); every array is allocated by sampler_new.
 struct sampler {
-    sampler_params params;   // a copy; params.logit_bias points at bias below
-    sampler_bias *bias;      // (n_bias) the caller's entries, copied
+    sampler_params params; // a copy; params.logit_bias points at bias below
+    sampler_bias *bias;    // (n_bias) the caller's entries, copied
     size_t n_bias;
 
     // Penalty history: the last ring_cap accepted tokens and, for each distinct one, its count.
     // ring_cap is 0 when no penalty is active, and then none of these arrays exist.
     size_t ring_cap;
-    int32_t *ring;           // (ring_cap) oldest at ring_head once full
+    int32_t *ring; // (ring_cap) oldest at ring_head once full
     size_t ring_len;
     size_t ring_head;
-    int32_t *seen_tokens;    // (ring_cap) distinct tokens in the ring, in no order
-    int32_t *seen_counts;    // (ring_cap) occurrences of seen_tokens[i] in the ring
+    int32_t *seen_tokens; // (ring_cap) distinct tokens in the ring, in no order
+    int32_t *seen_counts; // (ring_cap) occurrences of seen_tokens[i] in the ring
     size_t n_seen;
-    int32_t *seen_slot;      // (n_vocab) index into seen_tokens, or -1
+    int32_t *seen_slot; // (n_vocab) index into seen_tokens, or -1
 
-    float *processed;        // (n_vocab) the last sample's logits after bias and penalties
+    float *processed; // (n_vocab) the last sample's logits after bias and penalties
     bool have_processed;
     sampler_candidate *cand; // (n_vocab) scratch for the chain
     size_t n_cand;           // candidates the last non-greedy sample drew from
 
-    uint64_t seed;           // the seed in use
-    uint64_t rng[4];         // xoshiro256** state
-    uint64_t rng_start[4];   // the state right after seeding, for sampler_reset
+    uint64_t seed;         // the seed in use
+    uint64_t rng[4];       // xoshiro256** state
+    uint64_t rng_start[4]; // the state right after seeding, for sampler_reset
 };
 
 // Whether (logit_a, id_a) ranks before (logit_b, id_b): the higher logit first, the lower id

@@ -94,8 +94,7 @@ int sampler_params_validate(const sampler_params *p, garlic_error *err)
 static bool penalties_active(const sampler_params *p)
 {
     return p->repeat_last_n > 0 &&
-           (p->repeat_penalty != 1.0f || p->presence_penalty != 0.0f ||
-            p->frequency_penalty != 0.0f);
+        (p->repeat_penalty != 1.0f || p->presence_penalty != 0.0f || p->frequency_penalty != 0.0f);
 }
 
 // A seed from the kernel, or from the clock if getrandom is unavailable.

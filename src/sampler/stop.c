@@ -13,19 +13,19 @@
 enum { STOP_BUFFER_INITIAL = 4096 }; // bytes; larger than any held tail plus a token's piece
 
 struct sampler_stop {
-    size_t n;                                                         // stop strings
+    size_t n;                                                        // stop strings
     char strings[SAMPLER_STOP_MAX_STRINGS][SAMPLER_STOP_MAX_LENGTH]; // (n, lengths[i]) bytes
-    size_t lengths[SAMPLER_STOP_MAX_STRINGS];                         // (n)
+    size_t lengths[SAMPLER_STOP_MAX_STRINGS];                        // (n)
     // fail[i][j]: the length of the longest proper prefix of strings[i][0..j] that is also
     // a suffix of it (the KMP failure function).
     uint16_t fail[SAMPLER_STOP_MAX_STRINGS][SAMPLER_STOP_MAX_LENGTH];
     size_t state[SAMPLER_STOP_MAX_STRINGS]; // (n) bytes of strings[i] matched at the end
-    char *buf;      // (cap) text not yet given out, after the emitted bytes at its front
-    size_t len;     // bytes in buf
+    char *buf;  // (cap) text not yet given out, after the emitted bytes at its front
+    size_t len; // bytes in buf
     size_t cap;
     size_t emitted; // buf[0..emitted) was given out by the last call and is dropped next
     bool stopped;
-    int index;      // the stop string that matched, or -1
+    int index; // the stop string that matched, or -1
 };
 
 void sampler_end_tokens_init(sampler_end_tokens *e)
@@ -173,8 +173,8 @@ static int step(sampler_stop *m, char c)
 int sampler_stop_feed(sampler_stop *m, const char *piece, size_t len, sampler_stop_result *out,
                       garlic_error *err)
 {
-    *out = (sampler_stop_result){.text = m->buf, .len = 0, .stopped = m->stopped,
-                                 .index = m->index};
+    *out = (sampler_stop_result){
+        .text = m->buf, .len = 0, .stopped = m->stopped, .index = m->index};
     if (m->stopped)
         return GARLIC_OK;
     int rc = make_room(m, len, err);
@@ -187,8 +187,8 @@ int sampler_stop_feed(sampler_stop *m, const char *piece, size_t len, sampler_st
         if (hit >= 0) { // send what precedes the stop string; the rest is never sent
             m->stopped = true;
             m->index = hit;
-            *out = (sampler_stop_result){.text = m->buf, .len = m->len - m->lengths[hit],
-                                         .stopped = true, .index = hit};
+            *out = (sampler_stop_result){
+                .text = m->buf, .len = m->len - m->lengths[hit], .stopped = true, .index = hit};
             m->len = m->emitted = 0;
             return GARLIC_OK;
         }
@@ -203,8 +203,8 @@ int sampler_stop_feed(sampler_stop *m, const char *piece, size_t len, sampler_st
 
 void sampler_stop_flush(sampler_stop *m, sampler_stop_result *out)
 {
-    *out = (sampler_stop_result){.text = m->buf, .len = 0, .stopped = m->stopped,
-                                 .index = m->index};
+    *out = (sampler_stop_result){
+        .text = m->buf, .len = 0, .stopped = m->stopped, .index = m->index};
     if (m->stopped)
         return;
     out->len = m->len - m->emitted;

@@ -17,7 +17,7 @@ typedef struct server_metrics {
     const char *endpoints[METRICS_MAX_ENDPOINTS]; // (n_endpoints) static names, last "other"
     size_t n_endpoints;
     atomic_ulong requests[METRICS_MAX_ENDPOINTS][METRICS_STATUS_COUNT];
-    atomic_uint streams;      // streams being sent now
+    atomic_uint streams; // streams being sent now
 } server_metrics;
 
 // Counts one answered request.

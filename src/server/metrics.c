@@ -101,8 +101,9 @@ static void put_models(text_buf *b, registry *reg)
                     label(registry_model_name(m), name, sizeof name), (unsigned long long)v);
         }
     }
-    put(b, "# HELP garlic_sequence_kv_blocks KV blocks a running request's choice holds.\n"
-           "# TYPE garlic_sequence_kv_blocks gauge\n");
+    put(b,
+        "# HELP garlic_sequence_kv_blocks KV blocks a running request's choice holds.\n"
+        "# TYPE garlic_sequence_kv_blocks gauge\n");
     enum { MAX_SEQS = 256 };
     engine_seq_info *seqs = garlic_calloc(MAX_SEQS, sizeof *seqs);
     for (size_t i = 0; seqs && i < n; i++) {
@@ -125,15 +126,17 @@ static void put_value(text_buf *b, const char *name, const char *type, const cha
 char *server_metrics_render(server_metrics *m, registry *reg, size_t *len)
 {
     text_buf b = {0};
-    put(&b, "# HELP garlic_http_requests_total HTTP requests answered, by endpoint and status.\n"
-            "# TYPE garlic_http_requests_total counter\n");
+    put(&b,
+        "# HELP garlic_http_requests_total HTTP requests answered, by endpoint and status.\n"
+        "# TYPE garlic_http_requests_total counter\n");
     for (size_t e = 0; e < m->n_endpoints; e++) {
         for (size_t s = 0; s < METRICS_STATUS_COUNT; s++) {
             unsigned long n = atomic_load(&m->requests[e][s]);
             if (!n)
                 continue;
             char status[16];
-            snprintf(status, sizeof status, "%d", s < METRICS_STATUS_COUNT - 1 ? counted_status[s] : 0);
+            snprintf(status, sizeof status, "%d",
+                     s < METRICS_STATUS_COUNT - 1 ? counted_status[s] : 0);
             put(&b, "garlic_http_requests_total{endpoint=\"%s\",status=\"%s\"} %lu\n",
                 m->endpoints[e], s < METRICS_STATUS_COUNT - 1 ? status : "other", n);
         }
@@ -156,20 +159,18 @@ char *server_metrics_render(server_metrics *m, registry *reg, size_t *len)
     put_value(&b, "garlic_queue_length", "gauge", "Requests waiting for their model.",
               st.queue_length);
     put_value(&b, "garlic_requests_running", "gauge", "Requests being generated.", st.running);
-    put_value(&b, "garlic_sequences_running", "gauge",
-              "Sequences (choices) in the running batch.", st.kv.running);
+    put_value(&b, "garlic_sequences_running", "gauge", "Sequences (choices) in the running batch.",
+              st.kv.running);
     put_value(&b, "garlic_sequences_waiting", "gauge",
               "Sequences and queued requests waiting for KV blocks or a running slot.",
               st.kv.waiting);
     put_value(&b, "garlic_kv_blocks_total", "gauge", "Blocks in the KV pools.", st.kv.kv_blocks);
-    put_value(&b, "garlic_kv_blocks_used", "gauge", "KV blocks held by sequences.",
-              st.kv.kv_used);
+    put_value(&b, "garlic_kv_blocks_used", "gauge", "KV blocks held by sequences.", st.kv.kv_used);
     put_value(&b, "garlic_kv_blocks_cached", "gauge",
               "KV blocks kept only by the prefix cache (reclaimable).", st.kv.kv_cached);
     put_value(&b, "garlic_kv_blocks_free", "gauge", "KV blocks never used or freed.",
               st.kv.kv_free);
-    put_value(&b, "garlic_kv_block_tokens", "gauge", "Positions per KV block.",
-              st.kv.block_tokens);
+    put_value(&b, "garlic_kv_block_tokens", "gauge", "Positions per KV block.", st.kv.block_tokens);
     put_value(&b, "garlic_kv_bytes", "gauge", "Bytes of the KV pools.", (double)st.kv.kv_bytes);
     put_value(&b, "garlic_prefix_cache_hits_total", "counter",
               "Full prompt blocks found in the prefix cache (not recomputed).",
@@ -181,8 +182,8 @@ char *server_metrics_render(server_metrics *m, registry *reg, size_t *len)
     put_value(&b, "garlic_prefix_cache_hit_rate", "gauge",
               "Prefix cache hits / lookups since start (0 before any lookup).",
               looked ? (double)st.kv.prefix_hits / (double)looked : 0.0);
-    put_value(&b, "garlic_kv_evictions_total", "counter",
-              "Cached KV blocks reclaimed for new use.", (double)st.kv.evictions);
+    put_value(&b, "garlic_kv_evictions_total", "counter", "Cached KV blocks reclaimed for new use.",
+              (double)st.kv.evictions);
     put_value(&b, "garlic_preemptions_total", "counter",
               "Sequences preempted (blocks taken back, recomputed later) when the pool ran out.",
               (double)st.kv.preemptions);
@@ -193,8 +194,7 @@ char *server_metrics_render(server_metrics *m, registry *reg, size_t *len)
               "Planned bytes of loaded models: weight mappings, KV pools, buffers, overhead.",
               (double)st.memory_bytes);
     put_value(&b, "garlic_memory_budget_bytes", "gauge",
-              "The memory budget loaded models share (--memory-budget).",
-              (double)st.memory_budget);
+              "The memory budget loaded models share (--memory-budget).", (double)st.memory_budget);
     put_value(&b, "garlic_model_loads_total", "counter", "Model loads.", (double)st.loads);
     put_value(&b, "garlic_model_unloads_total", "counter",
               "Model unloads (keep_alive expiry, room for another model, or asked).",

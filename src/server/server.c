@@ -26,8 +26,8 @@ typedef void (*route_fn)(const api_call *call, api_response *out);
 typedef struct route_entry {
     const char *method;
     const char *path;
-    route_fn handler;   // NULL: built in (/health, /metrics, /)
-    bool ollama;        // errors in Ollama's shape
+    route_fn handler; // NULL: built in (/health, /metrics, /)
+    bool ollama;      // errors in Ollama's shape
 } route_entry;
 
 static const route_entry routes[] = {
@@ -50,9 +50,9 @@ enum { N_ROUTES = sizeof routes / sizeof routes[0], ROUTE_OTHER = N_ROUTES };
 // updates with atomics.
 struct server {
     struct MHD_Daemon *daemon;
-    registry *reg;       // borrowed
-    char *api_key;       // NULL: open
-    char *cors_origin;   // NULL: no CORS
+    registry *reg;     // borrowed
+    char *api_key;     // NULL: open
+    char *cors_origin; // NULL: no CORS
     size_t max_body;
     uint16_t port;
     bool log_requests, log_prompts;
@@ -70,26 +70,26 @@ typedef enum exchange_state {
 typedef struct request_record {
     char method[16];
     char path[128];
-    double t_start;      // monotonic seconds at the first callback
-    int status;          // of the answer queued, 0 before
-    api_usage usage;     // of a generating request
+    double t_start;  // monotonic seconds at the first callback
+    int status;      // of the answer queued, 0 before
+    api_usage usage; // of a generating request
 } request_record;
 
 // One HTTP request, owned by its connection's thread from the first callback to completion.
 typedef struct exchange {
-    size_t route;        // index in routes, ROUTE_OTHER when none
+    size_t route; // index in routes, ROUTE_OTHER when none
     exchange_state state;
-    char *body;          // (cap) the request body so far
+    char *body; // (cap) the request body so far
     size_t len, cap;
     request_record rec;
-    bool streamed;       // the answer is a stream: its end logs the request
+    bool streamed; // the answer is a stream: its end logs the request
 } exchange;
 
 // What a streamed answer's reader callback needs; owned by the MHD response.
 typedef struct stream_ctx {
     api_stream *stream;
     server *srv;
-    int fd;              // the client's socket, watched for hang-ups
+    int fd; // the client's socket, watched for hang-ups
     request_record rec;
 } stream_ctx;
 
@@ -138,8 +138,8 @@ static enum MHD_Result send_body(server *srv, struct MHD_Connection *c, exchange
 {
     size_t route = ex->route;
     ex->rec.status = status;
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body,
+                                                             MHD_RESPMEM_MUST_COPY);
     if (!r)
         return MHD_NO;
     add_common_headers(srv, r, content_type);
@@ -166,8 +166,8 @@ static enum MHD_Result send_error(server *srv, struct MHD_Connection *c, exchang
     err.code = code;
     api_response resp = {0};
     api_response_error(&resp, &err, route < N_ROUTES && routes[route].ollama);
-    enum MHD_Result ok = send_body(srv, c, ex, resp.status, resp.content_type, resp.body,
-                                   resp.len, 0);
+    enum MHD_Result ok = send_body(srv, c, ex, resp.status, resp.content_type, resp.body, resp.len,
+                                   0);
     api_response_deinit(&resp);
     return ok;
 }
@@ -214,8 +214,8 @@ static enum MHD_Result send_stream(server *srv, struct MHD_Connection *c, exchan
     ex->streamed = true;
     sc->rec = ex->rec;
     sc->rec.status = resp->status;
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(
+        c, MHD_CONNECTION_INFO_CONNECTION_FD);
     sc->fd = info ? info->connect_fd : -1;
     sc->srv = srv;
     sc->stream = resp->stream;
@@ -251,8 +251,7 @@ static enum MHD_Result serve_builtin(server *srv, struct MHD_Connection *c, exch
     char *text = server_metrics_render(&srv->metrics, srv->reg, &len);
     if (!text)
         return send_error(srv, c, ex, 503, NULL, "%s", "out of memory");
-    enum MHD_Result ok =
-        send_body(srv, c, ex, 200, "text/plain; version=0.0.4", text, len, 0);
+    enum MHD_Result ok = send_body(srv, c, ex, 200, "text/plain; version=0.0.4", text, len, 0);
     garlic_free(text);
     return ok;
 }
@@ -264,11 +263,15 @@ static enum MHD_Result dispatch(server *srv, struct MHD_Connection *c, exchange 
     if (!rt->handler)
         return serve_builtin(srv, c, ex);
     stream_ctx probe = {.fd = -1};
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(
+        c, MHD_CONNECTION_INFO_CONNECTION_FD);
     probe.fd = info ? info->connect_fd : -1;
-    api_call call = {.reg = srv->reg, .body = ex->body ? ex->body : "", .len = ex->len,
-                     .alive = client_alive, .alive_ctx = &probe, .usage = &ex->rec.usage,
+    api_call call = {.reg = srv->reg,
+                     .body = ex->body ? ex->body : "",
+                     .len = ex->len,
+                     .alive = client_alive,
+                     .alive_ctx = &probe,
+                     .usage = &ex->rec.usage,
                      .keep_prompt = srv->log_prompts};
     api_response resp = {0};
     rt->handler(&call, &resp);
@@ -340,15 +343,15 @@ static enum MHD_Result begin(server *srv, struct MHD_Connection *c, const char *
     if (strcmp(method, "OPTIONS") == 0 && srv->cors_origin)
         return send_body(srv, c, ex, 204, NULL, "", 0, 0);
     if (ex->route == ROUTE_OTHER && wrong_method)
-        return send_error(srv, c, ex, 405, "method_not_allowed",
-                          "%s is not allowed on this path", method);
+        return send_error(srv, c, ex, 405, "method_not_allowed", "%s is not allowed on this path",
+                          method);
     if (ex->route == ROUTE_OTHER)
         return send_error(srv, c, ex, 404, "not_found", "no endpoint %s", url);
     if (strcmp(routes[ex->route].path, "/health") != 0 && !authorized(srv, c))
         return send_error(srv, c, ex, 401, "invalid_api_key", "%s",
                           "a valid API key is required: send 'Authorization: Bearer KEY'");
-    const char *cl =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > srv->max_body)
         return send_too_large(srv, c, ex);
     *answered = false;
@@ -374,8 +377,8 @@ static enum MHD_Result collect(server *srv, exchange *ex, const char *data, size
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload, size_t *upload_size, void **state)
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **state)
 {
     (void)version;
     server *srv = cls;
@@ -429,8 +432,8 @@ static void on_log(void *cls, const char *fmt, va_list ap)
 static int resolve(const char *host, uint16_t port, struct sockaddr_storage *addr,
                    garlic_error *err)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res = NULL;
     char service[16];
     snprintf(service, sizeof service, "%u", port);
@@ -488,22 +491,22 @@ server *server_start(const server_config *cfg, registry *reg, garlic_error *err)
         return NULL;
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+        MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(
         flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_log, s,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_CONNECTION_LIMIT,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)(cfg->max_connections ? cfg->max_connections : SERVER_DEFAULT_MAX_CONNECTIONS),
         MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(cfg->timeout_seconds ? cfg->timeout_seconds : SERVER_DEFAULT_TIMEOUT),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_END);
     if (!s->daemon) {
-        garlic_error_set(err, GARLIC_EIO, "cannot listen on %s port %u (in use, or not an "
-                         "address of this machine?)", cfg->host ? cfg->host : "127.0.0.1",
-                         cfg->port);
+        garlic_error_set(err, GARLIC_EIO,
+                         "cannot listen on %s port %u (in use, or not an "
+                         "address of this machine?)",
+                         cfg->host ? cfg->host : "127.0.0.1", cfg->port);
         server_free(s);
         return NULL;
     }

@@ -15,10 +15,10 @@
 typedef struct registry registry;
 
 enum {
-    SERVER_DEFAULT_PORT = 8686,              // clashes with neither Ollama, vLLM nor llama-server
-    SERVER_DEFAULT_MAX_BODY = 8 << 20,       // bytes; larger bodies get 413
+    SERVER_DEFAULT_PORT = 8686,        // clashes with neither Ollama, vLLM nor llama-server
+    SERVER_DEFAULT_MAX_BODY = 8 << 20, // bytes; larger bodies get 413
     SERVER_DEFAULT_MAX_CONNECTIONS = 256,
-    SERVER_DEFAULT_TIMEOUT = 300,            // seconds a connection may stay idle
+    SERVER_DEFAULT_TIMEOUT = 300, // seconds a connection may stay idle
 };
 
 typedef struct server_config {

@@ -16,7 +16,7 @@
 #endif
 
 const int8_t tensor_iq4_nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
-                                          1,    13,   25,  38,  53,  69,  89,  113};
+                                         1,    13,   25,  38,  53,  69,  89,  113};
 
 static inline float half_at(const uint16_t *p)
 {
@@ -113,8 +113,7 @@ void tensor_dequantize_q4_1(const void *src, float *dst, int64_t n)
 
 static inline uint32_t u32_le(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 // The 5-bit value j of a Q5_0/Q5_1 block (0..31).

@@ -360,10 +360,10 @@ typedef struct affine_spec {
 } affine_spec;
 
 typedef struct affine_codes {
-    float d, dmin;      // stored (half) super-block scales
-    uint8_t sc[16];     // (QK_K / sub_size) scale codes
-    uint8_t m[16];      // (QK_K / sub_size) min codes
-    uint8_t q[QK_K];    // (256) value codes
+    float d, dmin;   // stored (half) super-block scales
+    uint8_t sc[16];  // (QK_K / sub_size) scale codes
+    uint8_t m[16];   // (QK_K / sub_size) min codes
+    uint8_t q[QK_K]; // (256) value codes
 } affine_codes;
 
 // Picks sub-block s's (sc, m) codes among the ones next to its fitted scale and min,
@@ -420,9 +420,9 @@ typedef struct symmetric_spec {
 } symmetric_spec;
 
 typedef struct symmetric_codes {
-    float d;           // stored (half) super-block scale
-    int sc[16];        // (QK_K / sub_size) scale codes
-    uint8_t q[QK_K];   // (256) grid indices
+    float d;         // stored (half) super-block scale
+    int sc[16];      // (QK_K / sub_size) scale codes
+    uint8_t q[QK_K]; // (256) grid indices
 } symmetric_codes;
 
 static void symmetric_sub_codes(const float *x, const symmetric_spec *sp, symmetric_codes *out,
@@ -441,8 +441,7 @@ static void symmetric_sub_codes(const float *x, const symmetric_spec *sp, symmet
         }
     }
     out->sc[s] = best_sc;
-    code_sse(x, sp->sub_size, &sp->grid, out->d * (float)best_sc, 0.0f,
-             out->q + s * sp->sub_size);
+    code_sse(x, sp->sub_size, &sp->grid, out->d * (float)best_sc, 0.0f, out->q + s * sp->sub_size);
 }
 
 // Fits each sub-block's signed scale, maps the largest in magnitude onto code_lo (the

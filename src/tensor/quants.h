@@ -21,50 +21,50 @@ enum { QK_K = 256, QK4_NL = 32 };
 // Q4_0: blocks of 32, x = d * (q - 8), q in 0..15; 4.5 bits per weight.
 // qs[j] holds value j in its low nibble and value j + 16 in its high nibble.
 typedef struct block_q4_0 {
-    uint16_t d;              // scale (half)
-    uint8_t qs[QK4_0 / 2];   // (32) nibbles
+    uint16_t d;            // scale (half)
+    uint8_t qs[QK4_0 / 2]; // (32) nibbles
 } block_q4_0;
 static_assert(sizeof(block_q4_0) == 18, "block_q4_0 size");
 
 // Q4_1: blocks of 32, x = d * q + m, q in 0..15; 5 bits per weight. Nibbles as Q4_0.
 typedef struct block_q4_1 {
-    uint16_t d;              // scale (half)
-    uint16_t m;              // offset, the block's minimum (half)
-    uint8_t qs[QK4_1 / 2];   // (32) nibbles
+    uint16_t d;            // scale (half)
+    uint16_t m;            // offset, the block's minimum (half)
+    uint8_t qs[QK4_1 / 2]; // (32) nibbles
 } block_q4_1;
 static_assert(sizeof(block_q4_1) == 20, "block_q4_1 size");
 
 // Q5_0: blocks of 32, x = d * (q - 16), q in 0..31; 5.5 bits per weight. The low four
 // bits are nibbles as in Q4_0; bit j of the little-endian u32 qh is bit 4 of value j.
 typedef struct block_q5_0 {
-    uint16_t d;              // scale (half)
-    uint8_t qh[4];           // fifth bits of the 32 values
-    uint8_t qs[QK5_0 / 2];   // (32) low nibbles
+    uint16_t d;            // scale (half)
+    uint8_t qh[4];         // fifth bits of the 32 values
+    uint8_t qs[QK5_0 / 2]; // (32) low nibbles
 } block_q5_0;
 static_assert(sizeof(block_q5_0) == 22, "block_q5_0 size");
 
 // Q5_1: blocks of 32, x = d * q + m, q in 0..31; 6 bits per weight. Bits as Q5_0.
 typedef struct block_q5_1 {
-    uint16_t d;              // scale (half)
-    uint16_t m;              // offset (half)
-    uint8_t qh[4];           // fifth bits of the 32 values
-    uint8_t qs[QK5_1 / 2];   // (32) low nibbles
+    uint16_t d;            // scale (half)
+    uint16_t m;            // offset (half)
+    uint8_t qh[4];         // fifth bits of the 32 values
+    uint8_t qs[QK5_1 / 2]; // (32) low nibbles
 } block_q5_1;
 static_assert(sizeof(block_q5_1) == 24, "block_q5_1 size");
 
 // Q8_0: blocks of 32, x = d * q, q in -127..127; 8.5 bits per weight.
 typedef struct block_q8_0 {
-    uint16_t d;              // scale (half)
-    int8_t qs[QK8_0];        // (32)
+    uint16_t d;       // scale (half)
+    int8_t qs[QK8_0]; // (32)
 } block_q8_0;
 static_assert(sizeof(block_q8_0) == 34, "block_q8_0 size");
 
 // Q8_1: blocks of 32, x = d * q, plus s = d * sum(q) for kernels that pair it with
 // offset types (Q4_1, Q5_1); 9 bits per weight. Used for activations.
 typedef struct block_q8_1 {
-    uint16_t d;              // scale (half)
-    uint16_t s;              // d * sum of qs (half)
-    int8_t qs[QK8_1];        // (32)
+    uint16_t d;       // scale (half)
+    uint16_t s;       // d * sum of qs (half)
+    int8_t qs[QK8_1]; // (32)
 } block_q8_1;
 static_assert(sizeof(block_q8_1) == 36, "block_q8_1 size");
 
@@ -85,10 +85,10 @@ static_assert(sizeof(block_q2_k) == 84, "block_q2_k size");
 // Scale i: low four bits in scales[i % 8] (low nibble for i < 8, high nibble otherwise),
 // top two bits in bits 2*(i/4)..+1 of scales[8 + i % 4].
 typedef struct block_q3_k {
-    uint8_t hmask[QK_K / 8];   // (32) third bits
-    uint8_t qs[QK_K / 4];      // (64) low two bits
-    uint8_t scales[12];        // 16 x 6-bit scales, packed as above
-    uint16_t d;                // super-block scale (half)
+    uint8_t hmask[QK_K / 8]; // (32) third bits
+    uint8_t qs[QK_K / 4];    // (64) low two bits
+    uint8_t scales[12];      // 16 x 6-bit scales, packed as above
+    uint16_t d;              // super-block scale (half)
 } block_q3_k;
 static_assert(sizeof(block_q3_k) == 110, "block_q3_k size");
 
@@ -99,21 +99,21 @@ static_assert(sizeof(block_q3_k) == 110, "block_q3_k size");
 // nibbles of scales[i + 4], with their top two bits in the top bits of scales[i - 4] and
 // scales[i].
 typedef struct block_q4_k {
-    uint16_t d;                // super-block scale of the sc (half)
-    uint16_t dmin;             // super-block scale of the m (half)
-    uint8_t scales[12];        // 8 x (6-bit sc, 6-bit m), packed as above
-    uint8_t qs[QK_K / 2];      // (128) nibbles
+    uint16_t d;           // super-block scale of the sc (half)
+    uint16_t dmin;        // super-block scale of the m (half)
+    uint8_t scales[12];   // 8 x (6-bit sc, 6-bit m), packed as above
+    uint8_t qs[QK_K / 2]; // (128) nibbles
 } block_q4_k;
 static_assert(sizeof(block_q4_k) == 144, "block_q4_k size");
 
 // Q5_K: as Q4_K with q in 0..31; 5.5 bits per weight. Value 64*c + l takes bit 4 from
 // bit 2c of qh[l], value 64*c + 32 + l from bit 2c+1.
 typedef struct block_q5_k {
-    uint16_t d;                // super-block scale of the sc (half)
-    uint16_t dmin;             // super-block scale of the m (half)
-    uint8_t scales[12];        // packed as Q4_K
-    uint8_t qh[QK_K / 8];      // (32) fifth bits
-    uint8_t qs[QK_K / 2];      // (128) low nibbles
+    uint16_t d;           // super-block scale of the sc (half)
+    uint16_t dmin;        // super-block scale of the m (half)
+    uint8_t scales[12];   // packed as Q4_K
+    uint8_t qh[QK_K / 8]; // (32) fifth bits
+    uint8_t qs[QK_K / 2]; // (128) low nibbles
 } block_q5_k;
 static_assert(sizeof(block_q5_k) == 176, "block_q5_k size");
 
@@ -123,27 +123,27 @@ static_assert(sizeof(block_q5_k) == 176, "block_q5_k size");
 // and l+96 those of ql[64h + 32 + l]; values l, l+32, l+64 and l+96 take their top two
 // bits from bits 0-1, 2-3, 4-5 and 6-7 of qh[32h + l].
 typedef struct block_q6_k {
-    uint8_t ql[QK_K / 2];      // (128) low four bits
-    uint8_t qh[QK_K / 4];      // (64) top two bits
-    int8_t scales[QK_K / 16];  // (16)
-    uint16_t d;                // super-block scale (half)
+    uint8_t ql[QK_K / 2];     // (128) low four bits
+    uint8_t qh[QK_K / 4];     // (64) top two bits
+    int8_t scales[QK_K / 16]; // (16)
+    uint16_t d;               // super-block scale (half)
 } block_q6_k;
 static_assert(sizeof(block_q6_k) == 210, "block_q6_k size");
 
 // Q8_K: super-blocks of 256, x = d * q with a float d; bsums are the sums of each 16
 // values' q, for the K-quant dot products. Used for activations; 9.125 bits per weight.
 typedef struct block_q8_k {
-    float d;                   // scale (float, not half)
-    int8_t qs[QK_K];           // (256)
-    int16_t bsums[QK_K / 16];  // (16)
+    float d;                  // scale (float, not half)
+    int8_t qs[QK_K];          // (256)
+    int16_t bsums[QK_K / 16]; // (16)
 } block_q8_k;
 static_assert(sizeof(block_q8_k) == 292, "block_q8_k size");
 
 // IQ4_NL: blocks of 32, x = d * tensor_iq4_nl_values[q], q in 0..15, a fixed non-linear
 // grid; 4.5 bits per weight. Nibbles as Q4_0.
 typedef struct block_iq4_nl {
-    uint16_t d;                // scale (half)
-    uint8_t qs[QK4_NL / 2];    // (32) grid indices
+    uint16_t d;             // scale (half)
+    uint8_t qs[QK4_NL / 2]; // (32) grid indices
 } block_iq4_nl;
 static_assert(sizeof(block_iq4_nl) == 18, "block_iq4_nl size");
 
@@ -152,10 +152,10 @@ static_assert(sizeof(block_iq4_nl) == 18, "block_iq4_nl size");
 // 2i..2i+1 of scales_h); 4.25 bits per weight. Sub-block i's nibbles are qs[16i..16i+15],
 // laid out as in Q4_0.
 typedef struct block_iq4_xs {
-    uint16_t d;                // super-block scale (half)
-    uint16_t scales_h;         // top two bits of the 8 scales
+    uint16_t d;                  // super-block scale (half)
+    uint16_t scales_h;           // top two bits of the 8 scales
     uint8_t scales_l[QK_K / 64]; // (4) low four bits of the 8 scales
-    uint8_t qs[QK_K / 2];      // (128) grid indices
+    uint8_t qs[QK_K / 2];        // (128) grid indices
 } block_iq4_xs;
 static_assert(sizeof(block_iq4_xs) == 136, "block_iq4_xs size");
 

@@ -57,10 +57,10 @@ typedef void (*tensor_dequantize_fn)(const void *src, float *dst, int64_t n);
 typedef void (*tensor_quantize_fn)(const float *src, void *dst, int64_t n);
 
 typedef struct tensor_type_traits {
-    const char *name;          // "Q4_K", as GGUF tools print it
-    uint32_t block_size;       // values per block (1 for plain types)
-    uint32_t type_size;        // bytes per block
-    bool is_quantized;         // block-quantized (not F32/F16/BF16/integers)
+    const char *name;                // "Q4_K", as GGUF tools print it
+    uint32_t block_size;             // values per block (1 for plain types)
+    uint32_t type_size;              // bytes per block
+    bool is_quantized;               // block-quantized (not F32/F16/BF16/integers)
     tensor_dequantize_fn dequantize; // NULL where garlic cannot decode the type
     tensor_quantize_fn quantize;     // NULL where garlic cannot produce the type
 } tensor_type_traits;

@@ -19,29 +19,29 @@
 // rewritten at compile time to the Unicode White_Space set (PCRE2's own \s also matches
 // U+180E, which stopped being a space in Unicode 6.3).
 #define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"
-#define RE_LLAMA3_HEAD                                                                          \
+#define RE_LLAMA3_HEAD                                                                             \
     "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
 #define RE_LLAMA3_TAIL "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 #define RE_CJK "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+"
 
 // Letters with case (Lu, Ll, Lt), as listed by DeepSeek LLM's pre-tokenizer.
-#define RE_DEEPSEEK_CASED                                                                       \
-    "A-Za-z\\x{B5}\\x{C0}-\\x{D6}\\x{D8}-\\x{F6}\\x{F8}-\\x{1BA}\\x{1BC}-\\x{1BF}\\x{1C4}-"      \
-    "\\x{293}\\x{295}-\\x{2AF}\\x{370}-\\x{373}\\x{376}\\x{377}\\x{37B}-\\x{37D}\\x{37F}"        \
-    "\\x{386}\\x{388}-\\x{38A}\\x{38C}\\x{38E}-\\x{3A1}\\x{3A3}-\\x{3F5}\\x{3F7}-\\x{481}"      \
-    "\\x{48A}-\\x{52F}\\x{531}-\\x{556}\\x{10A0}-\\x{10C5}\\x{13A0}-\\x{13F5}\\x{13F8}-"        \
-    "\\x{13FD}\\x{1C90}-\\x{1CBA}\\x{1CBD}-\\x{1CBF}\\x{1D00}-\\x{1D2B}\\x{1D6B}-\\x{1D77}"     \
-    "\\x{1D79}-\\x{1D9A}\\x{1E00}-\\x{1F15}\\x{1F18}-\\x{1F1D}\\x{1F20}-\\x{1F45}\\x{1F48}-"    \
-    "\\x{1F4D}\\x{1F50}-\\x{1F57}\\x{1F59}\\x{1F5B}\\x{1F5D}\\x{1F5F}-\\x{1F7D}\\x{1F80}-"      \
-    "\\x{1FB4}\\x{1FB6}-\\x{1FBC}\\x{1FBE}\\x{1FC2}-\\x{1FC4}\\x{1FC6}-\\x{1FCC}\\x{1FD0}-"     \
-    "\\x{1FD3}\\x{1FD6}-\\x{1FDB}\\x{1FE0}-\\x{1FEC}\\x{1FF2}-\\x{1FF4}\\x{1FF6}-\\x{1FFC}"     \
-    "\\x{2102}\\x{2107}\\x{210A}-\\x{2113}\\x{2115}\\x{2119}-\\x{211D}\\x{2124}\\x{2126}"       \
-    "\\x{2128}\\x{212A}-\\x{212D}\\x{212F}-\\x{2134}\\x{2139}\\x{213C}-\\x{213F}\\x{2145}-"     \
-    "\\x{2149}\\x{214E}\\x{2183}\\x{2184}\\x{2C00}-\\x{2C7B}\\x{2C7E}-\\x{2CE4}\\x{2CEB}-"      \
-    "\\x{2CEE}\\x{2CF2}\\x{2CF3}\\x{A640}-\\x{A66D}\\x{A680}-\\x{A69B}\\x{A722}-\\x{A76F}"      \
-    "\\x{A771}-\\x{A787}\\x{A78B}-\\x{A78E}\\x{AB70}-\\x{ABBF}\\x{FB00}-\\x{FB06}\\x{FB13}-"    \
-    "\\x{FB17}\\x{FF21}-\\x{FF3A}\\x{FF41}-\\x{FF5A}\\x{10400}-\\x{1044F}\\x{104B0}-"          \
-    "\\x{104D3}\\x{104D8}-\\x{104FB}\\x{10C80}-\\x{10CB2}\\x{10CC0}-\\x{10CF2}\\x{118A0}-"      \
+#define RE_DEEPSEEK_CASED                                                                          \
+    "A-Za-z\\x{B5}\\x{C0}-\\x{D6}\\x{D8}-\\x{F6}\\x{F8}-\\x{1BA}\\x{1BC}-\\x{1BF}\\x{1C4}-"        \
+    "\\x{293}\\x{295}-\\x{2AF}\\x{370}-\\x{373}\\x{376}\\x{377}\\x{37B}-\\x{37D}\\x{37F}"          \
+    "\\x{386}\\x{388}-\\x{38A}\\x{38C}\\x{38E}-\\x{3A1}\\x{3A3}-\\x{3F5}\\x{3F7}-\\x{481}"         \
+    "\\x{48A}-\\x{52F}\\x{531}-\\x{556}\\x{10A0}-\\x{10C5}\\x{13A0}-\\x{13F5}\\x{13F8}-"           \
+    "\\x{13FD}\\x{1C90}-\\x{1CBA}\\x{1CBD}-\\x{1CBF}\\x{1D00}-\\x{1D2B}\\x{1D6B}-\\x{1D77}"        \
+    "\\x{1D79}-\\x{1D9A}\\x{1E00}-\\x{1F15}\\x{1F18}-\\x{1F1D}\\x{1F20}-\\x{1F45}\\x{1F48}-"       \
+    "\\x{1F4D}\\x{1F50}-\\x{1F57}\\x{1F59}\\x{1F5B}\\x{1F5D}\\x{1F5F}-\\x{1F7D}\\x{1F80}-"         \
+    "\\x{1FB4}\\x{1FB6}-\\x{1FBC}\\x{1FBE}\\x{1FC2}-\\x{1FC4}\\x{1FC6}-\\x{1FCC}\\x{1FD0}-"        \
+    "\\x{1FD3}\\x{1FD6}-\\x{1FDB}\\x{1FE0}-\\x{1FEC}\\x{1FF2}-\\x{1FF4}\\x{1FF6}-\\x{1FFC}"        \
+    "\\x{2102}\\x{2107}\\x{210A}-\\x{2113}\\x{2115}\\x{2119}-\\x{211D}\\x{2124}\\x{2126}"          \
+    "\\x{2128}\\x{212A}-\\x{212D}\\x{212F}-\\x{2134}\\x{2139}\\x{213C}-\\x{213F}\\x{2145}-"        \
+    "\\x{2149}\\x{214E}\\x{2183}\\x{2184}\\x{2C00}-\\x{2C7B}\\x{2C7E}-\\x{2CE4}\\x{2CEB}-"         \
+    "\\x{2CEE}\\x{2CF2}\\x{2CF3}\\x{A640}-\\x{A66D}\\x{A680}-\\x{A69B}\\x{A722}-\\x{A76F}"         \
+    "\\x{A771}-\\x{A787}\\x{A78B}-\\x{A78E}\\x{AB70}-\\x{ABBF}\\x{FB00}-\\x{FB06}\\x{FB13}-"       \
+    "\\x{FB17}\\x{FF21}-\\x{FF3A}\\x{FF41}-\\x{FF5A}\\x{10400}-\\x{1044F}\\x{104B0}-"              \
+    "\\x{104D3}\\x{104D8}-\\x{104FB}\\x{10C80}-\\x{10CB2}\\x{10CC0}-\\x{10CF2}\\x{118A0}-"         \
     "\\x{118DF}\\x{1E900}-\\x{1E943}"
 
 static const char *const re_default[] = {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+",
@@ -143,8 +143,11 @@ static void expand_pattern(const char *src, char *dst)
         if (c == '\\' && src[i + 1]) {
             char e = src[++i];
             if (e == 's' || e == 'S') {
-                o += (size_t)sprintf(dst + o, "%s%s%s", in_class ? "" : e == 's' ? "[" : "[^", ws,
-                                     in_class ? "" : "]");
+                o += (size_t)sprintf(dst + o, "%s%s%s",
+                                     in_class       ? ""
+                                         : e == 's' ? "["
+                                                    : "[^",
+                                     ws, in_class ? "" : "]");
             } else {
                 dst[o++] = '\\';
                 dst[o++] = e;
@@ -182,8 +185,8 @@ static int compile_one(tokenizer *t, const char *pattern, int index, const char 
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(code, msg, sizeof msg);
         return garlic_error_set(err, code == PCRE2_ERROR_NOMEMORY ? GARLIC_ENOMEM : GARLIC_EINVAL,
-                                "%s: pre-tokenizer '%s': regex %d: %s at %zu", path,
-                                t->pre_name, index, (const char *)msg, (size_t)at);
+                                "%s: pre-tokenizer '%s': regex %d: %s at %zu", path, t->pre_name,
+                                index, (const char *)msg, (size_t)at);
     }
     pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); // without JIT, matching is slower but the same
     t->regex[index] = re;
@@ -230,7 +233,7 @@ typedef struct bpe_work {
     char *owned[2];    // match and emit when they had to be rebuilt (invalid input)
     span *spans[2];    // (cap_spans[i]) pre-tokens before/after the current regex
     size_t n_spans[2], cap_spans[2];
-    char *word;                // (cap_word) a pre-token spelled in the byte alphabet
+    char *word; // (cap_word) a pre-token spelled in the byte alphabet
     size_t cap_word;
     tokenizer_symbol *symbols; // (cap_symbols) one per byte of the pre-token
     size_t cap_symbols;
@@ -322,8 +325,8 @@ static int split_by(const tokenizer *t, bpe_work *w, int src, const pcre2_code *
                 if (end > sp.len)
                     end = sp.len;
             }
-            if ((start > pos && span_push(w, dst, sp.off + (uint32_t)pos,
-                                          (uint32_t)(start - pos)) != GARLIC_OK) ||
+            if ((start > pos &&
+                 span_push(w, dst, sp.off + (uint32_t)pos, (uint32_t)(start - pos)) != GARLIC_OK) ||
                 span_push(w, dst, sp.off + (uint32_t)start, (uint32_t)(end - start)) != GARLIC_OK)
                 return garlic_error_set(err, GARLIC_ENOMEM, "out of memory pre-tokenizing");
             pos = end;
@@ -371,7 +374,7 @@ static int spell_word(bpe_work *w, const char *bytes, size_t n, size_t *word_len
     for (size_t i = 0; i < n; i++) {
         size_t k = tokenizer_bpe_byte_char((unsigned char)bytes[i], w->word + len);
         w->symbols[i] = (tokenizer_symbol){(uint32_t)len, (uint32_t)k, (int32_t)i - 1,
-                                     i + 1 < n ? (int32_t)i + 1 : -1};
+                                           i + 1 < n ? (int32_t)i + 1 : -1};
         len += k;
     }
     *word_len = len;
@@ -413,8 +416,9 @@ int tokenizer_bpe_encode(const tokenizer *t, const char *text, size_t len, token
         rc = GARLIC_ENOMEM;
     if (rc != GARLIC_OK) {
         work_free(&w);
-        return garlic_error_set(err, rc, rc == GARLIC_EINVAL ? "text too long (2 GiB at most)"
-                                                             : "out of memory tokenizing");
+        return garlic_error_set(err, rc,
+                                rc == GARLIC_EINVAL ? "text too long (2 GiB at most)"
+                                                    : "out of memory tokenizing");
     }
     int cur = 0;
     for (int i = 0; i < t->n_regex && rc == GARLIC_OK; i++) {

@@ -31,8 +31,8 @@ static bool strips_space(const tokenizer *t)
 }
 
 // The piece of id after the leading-space rule; updates *strip for the next token.
-static const char *piece_after_rule(const tokenizer *t, int32_t id, unsigned flags,
-                                    bool *strip, size_t *len)
+static const char *piece_after_rule(const tokenizer *t, int32_t id, unsigned flags, bool *strip,
+                                    size_t *len)
 {
     const char *p = tokenizer_piece(t, id, flags, len);
     if (id == t->special[TOKENIZER_SPECIAL_BOS] && id >= 0) {
@@ -146,8 +146,8 @@ static size_t feed_byte(tokenizer_stream *s, unsigned char c, char *out)
     return o;
 }
 
-int tokenizer_stream_push(tokenizer_stream *s, int32_t id, char *out, size_t cap,
-                          size_t *written, garlic_error *err)
+int tokenizer_stream_push(tokenizer_stream *s, int32_t id, char *out, size_t cap, size_t *written,
+                          garlic_error *err)
 {
     const tokenizer *t = s->tok;
     *written = 0;

@@ -132,8 +132,8 @@ static int encode_fragments(const tokenizer *t, const char *text, const fragment
             rc = tokenizer_ids_push(out, f.id);
             after_special = true;
         } else if (t->kind == TOKENIZER_KIND_SPM) {
-            rc = tokenizer_spm_encode(t, text + f.off, f.len,
-                                      t->add_space_prefix && after_special, out, err);
+            rc = tokenizer_spm_encode(t, text + f.off, f.len, t->add_space_prefix && after_special,
+                                      out, err);
             after_special = false;
         } else if (t->kind == TOKENIZER_KIND_BPE) {
             rc = tokenizer_bpe_encode(t, text + f.off, f.len, out, err);
@@ -141,8 +141,7 @@ static int encode_fragments(const tokenizer *t, const char *text, const fragment
             rc = tokenizer_wpm_encode(t, text + f.off, f.len, out, err);
         }
         if (rc != GARLIC_OK)
-            return rc == GARLIC_ENOMEM ? garlic_error_set(err, rc, "out of memory tokenizing")
-                                       : rc;
+            return rc == GARLIC_ENOMEM ? garlic_error_set(err, rc, "out of memory tokenizing") : rc;
     }
     return GARLIC_OK;
 }

@@ -31,31 +31,31 @@ typedef struct tokenizer_table {
 struct tokenizer {
     tokenizer_kind kind;
     char pre_name[64];
-    int pre;                  // index into the pre-tokenizer table (BPE)
+    int pre; // index into the pre-tokenizer table (BPE)
     uint32_t n_vocab;
-    char *blob;               // every token text, then every decoded piece
-    uint32_t *text_off;       // (n_vocab) token text in blob
-    uint32_t *text_len;       // (n_vocab)
-    uint32_t *piece_off;      // (n_vocab) decoded bytes in blob
-    uint32_t *piece_len;      // (n_vocab)
-    float *scores;            // (n_vocab) SPM merge priority; 0 when absent
-    uint8_t *types;           // (n_vocab) tokenizer_token_type
-    uint8_t *attrs;           // (n_vocab) TOKEN_ATTR_*
-    size_t max_piece;         // longest piece or special text
-    uint32_t max_token_len;   // longest token text in bytes (WordPiece's longest match)
+    char *blob;                // every token text, then every decoded piece
+    uint32_t *text_off;        // (n_vocab) token text in blob
+    uint32_t *text_len;        // (n_vocab)
+    uint32_t *piece_off;       // (n_vocab) decoded bytes in blob
+    uint32_t *piece_len;       // (n_vocab)
+    float *scores;             // (n_vocab) SPM merge priority; 0 when absent
+    uint8_t *types;            // (n_vocab) tokenizer_token_type
+    uint8_t *attrs;            // (n_vocab) TOKEN_ATTR_*
+    size_t max_piece;          // longest piece or special text
+    uint32_t max_token_len;    // longest token text in bytes (WordPiece's longest match)
     tokenizer_table token_map; // text -> id + 1 (a later duplicate wins)
     // Byte-level BPE merges: "left right" strings, split after split[i] bytes.
     uint32_t n_merges;
     char *merge_blob;
-    uint32_t *merge_off;      // (n_merges)
-    uint32_t *merge_len;      // (n_merges)
-    uint32_t *merge_split;    // (n_merges) bytes of the left half
+    uint32_t *merge_off;       // (n_merges)
+    uint32_t *merge_len;       // (n_merges)
+    uint32_t *merge_split;     // (n_merges) bytes of the left half
     tokenizer_table merge_map; // pair -> rank + 1 (the first occurrence wins)
     int32_t special[TOKENIZER_SPECIAL_COUNT];
     bool add_bos, add_eos, add_space_prefix;
-    bool ignore_merges;       // a pre-token that is itself a token is not merged (llama3)
-    int32_t byte_token[256];  // SPM: <0xNN> (or the 1-byte token); BPE: the 1-byte token; -1
-    int32_t *specials;        // (n_specials) CONTROL/USER_DEFINED/UNKNOWN ids, longest first
+    bool ignore_merges;      // a pre-token that is itself a token is not merged (llama3)
+    int32_t byte_token[256]; // SPM: <0xNN> (or the 1-byte token); BPE: the 1-byte token; -1
+    int32_t *specials;       // (n_specials) CONTROL/USER_DEFINED/UNKNOWN ids, longest first
     uint32_t n_specials;
     int n_regex;
     void *regex[TOKENIZER_MAX_REGEX]; // pcre2_code_8 *
@@ -177,7 +177,7 @@ typedef struct tokenizer_nfd_range {
 typedef struct tokenizer_case_range {
     uint32_t first, last; // code points [first, last], every step-th
     int32_t step;
-    int32_t delta;        // lowercase = c + delta
+    int32_t delta; // lowercase = c + delta
 } tokenizer_case_range;
 extern const tokenizer_nfd_range tokenizer_nfd_ranges[];
 extern const size_t tokenizer_nfd_count;

@@ -11,7 +11,7 @@
 
 // Growable scratch for one tokenizer_spm_encode call.
 typedef struct spm_work {
-    char *text;          // the escaped text
+    char *text;                // the escaped text
     tokenizer_symbol *symbols; // one per character at the start
     tokenizer_heap heap;
 } spm_work;

@@ -128,9 +128,9 @@ int tokenizer_decode(const tokenizer *t, const int32_t *ids, size_t n, unsigned 
 // Streaming decoder: feed ids one at a time, get text out as soon as it is whole UTF-8.
 // Bytes that can never become valid UTF-8 come out as U+FFFD. Owned by one thread.
 typedef struct tokenizer_stream {
-    const tokenizer *tok; // borrowed; must outlive the stream
-    unsigned flags;       // TOKENIZER_RENDER_SPECIAL
-    bool strip_space;     // the next piece loses a leading space (SPM/WPM: start, after BOS)
+    const tokenizer *tok;     // borrowed; must outlive the stream
+    unsigned flags;           // TOKENIZER_RENDER_SPECIAL
+    bool strip_space;         // the next piece loses a leading space (SPM/WPM: start, after BOS)
     unsigned char pending[4]; // an incomplete UTF-8 sequence held back
     size_t n_pending;
 } tokenizer_stream;
@@ -143,8 +143,8 @@ size_t tokenizer_stream_max_output(const tokenizer *t);
 
 // Decodes id and writes what is complete to out[0..cap), setting *written. Never allocates.
 // GARLIC_EINVAL when id is out of range or cap < tokenizer_stream_max_output(t).
-int tokenizer_stream_push(tokenizer_stream *s, int32_t id, char *out, size_t cap,
-                          size_t *written, garlic_error *err);
+int tokenizer_stream_push(tokenizer_stream *s, int32_t id, char *out, size_t cap, size_t *written,
+                          garlic_error *err);
 
 // Ends the stream: a held-back incomplete sequence comes out as one U+FFFD (3 bytes).
 size_t tokenizer_stream_flush(tokenizer_stream *s, char *out, size_t cap);

@@ -74,8 +74,8 @@ int32_t tokenizer_merge_rank(const tokenizer *t, const char *left, size_t nl, co
             return -1;
         uint32_t m = v - 1;
         const char *s = t->merge_blob + t->merge_off[m];
-        if (t->merge_split[m] == nl && t->merge_len[m] == nl + 1 + nr &&
-            memcmp(s, left, nl) == 0 && memcmp(s + nl + 1, right, nr) == 0)
+        if (t->merge_split[m] == nl && t->merge_len[m] == nl + 1 + nr && memcmp(s, left, nl) == 0 &&
+            memcmp(s + nl + 1, right, nr) == 0)
             return (int32_t)m;
     }
 }
@@ -166,9 +166,8 @@ static int get_array(const gguf_file *f, const char *key, array_class want, uint
     }
     if (expect && arr->arr.count != expect) {
         garlic_error_set(err, GARLIC_EFORMAT,
-                         "%s: key '%s': %llu entries, but tokenizer.ggml.tokens has %llu",
-                         f->path, key, (unsigned long long)arr->arr.count,
-                         (unsigned long long)expect);
+                         "%s: key '%s': %llu entries, but tokenizer.ggml.tokens has %llu", f->path,
+                         key, (unsigned long long)arr->arr.count, (unsigned long long)expect);
         return GARLIC_EFORMAT;
     }
     return GARLIC_OK;
@@ -203,8 +202,8 @@ static int read_tokens(tokenizer *t, const gguf_file *f, garlic_error *err)
     t->scores = garlic_calloc(t->n_vocab, sizeof *t->scores);
     t->types = garlic_calloc(t->n_vocab, 1);
     t->attrs = garlic_calloc(t->n_vocab, 1);
-    if (!t->blob || !t->text_off || !t->text_len || !t->piece_off || !t->piece_len ||
-        !t->scores || !t->types || !t->attrs)
+    if (!t->blob || !t->text_off || !t->text_len || !t->piece_off || !t->piece_len || !t->scores ||
+        !t->types || !t->attrs)
         return garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory for the vocabulary",
                                 f->path);
     uint32_t off = 0, id = 0;
@@ -224,8 +223,7 @@ static int read_tokens(tokenizer *t, const gguf_file *f, garlic_error *err)
 static int read_scores_and_types(tokenizer *t, const gguf_file *f, garlic_error *err)
 {
     gguf_value arr;
-    int rc = get_array(f, "tokenizer.ggml.scores", ARRAY_CLASS_NUMBERS, t->n_vocab, &arr,
-                       err);
+    int rc = get_array(f, "tokenizer.ggml.scores", ARRAY_CLASS_NUMBERS, t->n_vocab, &arr, err);
     if (rc != GARLIC_OK && rc != GARLIC_ENOTFOUND)
         return rc;
     for (uint32_t i = 0; rc == GARLIC_OK && i < t->n_vocab; i++) {
@@ -318,8 +316,9 @@ static int build_token_map(tokenizer *t)
             continue;
         for (uint64_t i = tokenizer_hash2(s, n, "", 0);; i++) {
             uint32_t *slot = &tab->slots[i & tab->mask];
-            if (*slot == 0 || (t->text_len[*slot - 1] == n &&
-                               memcmp(t->blob + t->text_off[*slot - 1], s, n) == 0)) {
+            if (*slot == 0 ||
+                (t->text_len[*slot - 1] == n &&
+                 memcmp(t->blob + t->text_off[*slot - 1], s, n) == 0)) {
                 *slot = id + 1;
                 break;
             }
@@ -334,9 +333,7 @@ static size_t spm_piece(const tokenizer *t, uint32_t id, char *dst)
     const char *s = t->blob + t->text_off[id];
     size_t n = t->text_len[id], len = 0;
     switch (t->types[id]) {
-    case TOKENIZER_TOKEN_USER_DEFINED:
-        memcpy(dst, s, n);
-        return n;
+    case TOKENIZER_TOKEN_USER_DEFINED: memcpy(dst, s, n); return n;
     case TOKENIZER_TOKEN_BYTE:
         if (n == 6 && memcmp(s, "<0x", 3) == 0 && isxdigit((unsigned char)s[3]) &&
             isxdigit((unsigned char)s[4]) && s[5] == '>') {
@@ -345,8 +342,7 @@ static size_t spm_piece(const tokenizer *t, uint32_t id, char *dst)
             return 1;
         }
         break; // a malformed byte token decodes as ordinary text
-    case TOKENIZER_TOKEN_NORMAL:
-        break;
+    case TOKENIZER_TOKEN_NORMAL: break;
     default: // CONTROL, UNKNOWN, UNUSED, UNDEFINED render as nothing
         return 0;
     }
@@ -441,7 +437,8 @@ static int build_specials(tokenizer *t)
     for (uint32_t id = 0; id < t->n_vocab; id++) {
         uint8_t ty = t->types[id];
         if ((ty == TOKENIZER_TOKEN_CONTROL || ty == TOKENIZER_TOKEN_USER_DEFINED ||
-             ty == TOKENIZER_TOKEN_UNKNOWN) && t->text_len[id] > 0)
+             ty == TOKENIZER_TOKEN_UNKNOWN) &&
+            t->text_len[id] > 0)
             n++;
     }
     uint64_t *keys = garlic_calloc(n ? n : 1, sizeof *keys);
@@ -454,7 +451,8 @@ static int build_specials(tokenizer *t)
     for (uint32_t id = 0; id < t->n_vocab; id++) {
         uint8_t ty = t->types[id];
         if ((ty == TOKENIZER_TOKEN_CONTROL || ty == TOKENIZER_TOKEN_USER_DEFINED ||
-             ty == TOKENIZER_TOKEN_UNKNOWN) && t->text_len[id] > 0)
+             ty == TOKENIZER_TOKEN_UNKNOWN) &&
+            t->text_len[id] > 0)
             keys[n++] = (uint64_t)(UINT32_MAX - t->text_len[id]) << 32 | id;
     }
     qsort(keys, n, sizeof *keys, compare_u64);
@@ -567,8 +565,7 @@ static int load_rest(tokenizer *t, const gguf_file *f, garlic_error *err)
         t->special[TOKENIZER_SPECIAL_BOS] = t->special[TOKENIZER_SPECIAL_CLS];
     if (t->kind == TOKENIZER_KIND_WPM && t->special[TOKENIZER_SPECIAL_EOS] < 0)
         t->special[TOKENIZER_SPECIAL_EOS] = t->special[TOKENIZER_SPECIAL_SEP];
-    if (
-        (rc = read_flag(f, "tokenizer.ggml.add_bos_token", &t->add_bos, err)) != GARLIC_OK ||
+    if ((rc = read_flag(f, "tokenizer.ggml.add_bos_token", &t->add_bos, err)) != GARLIC_OK ||
         (rc = read_flag(f, "tokenizer.ggml.add_eos_token", &t->add_eos, err)) != GARLIC_OK ||
         (rc = read_flag(f, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, err)) !=
             GARLIC_OK)
@@ -580,8 +577,7 @@ static int load_rest(tokenizer *t, const gguf_file *f, garlic_error *err)
         return key_error(err, GARLIC_EFORMAT, f, "tokenizer.ggml.eos_token_id",
                          "missing, but tokenizer.ggml.add_eos_token is set");
     if (build_token_map(t) != GARLIC_OK || build_specials(t) != GARLIC_OK)
-        return garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory for the token map",
-                                f->path);
+        return garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory for the token map", f->path);
     build_pieces(t);
     build_byte_tokens(t);
     apply_name_rules(t, f);
@@ -638,12 +634,30 @@ void tokenizer_free(tokenizer *t)
     garlic_free(t);
 }
 
-tokenizer_kind tokenizer_get_kind(const tokenizer *t) { return t->kind; }
-const char *tokenizer_pre_name(const tokenizer *t) { return t->pre_name; }
-uint32_t tokenizer_vocab_size(const tokenizer *t) { return t->n_vocab; }
-bool tokenizer_adds_bos(const tokenizer *t) { return t->add_bos; }
-bool tokenizer_adds_eos(const tokenizer *t) { return t->add_eos; }
-size_t tokenizer_max_piece(const tokenizer *t) { return t->max_piece; }
+tokenizer_kind tokenizer_get_kind(const tokenizer *t)
+{
+    return t->kind;
+}
+const char *tokenizer_pre_name(const tokenizer *t)
+{
+    return t->pre_name;
+}
+uint32_t tokenizer_vocab_size(const tokenizer *t)
+{
+    return t->n_vocab;
+}
+bool tokenizer_adds_bos(const tokenizer *t)
+{
+    return t->add_bos;
+}
+bool tokenizer_adds_eos(const tokenizer *t)
+{
+    return t->add_eos;
+}
+size_t tokenizer_max_piece(const tokenizer *t)
+{
+    return t->max_piece;
+}
 
 int32_t tokenizer_special_id(const tokenizer *t, tokenizer_special role)
 {

@@ -30,14 +30,13 @@ int tokenizer_wpm_setup(tokenizer *t, const char *path, garlic_error *err)
     int code;
     PCRE2_SIZE at;
     // Groups 1..3: control (Cc, Cf, Co), punctuation, symbol. Matched anchored, one char.
-    pcre2_code *re = cc ? pcre2_compile((PCRE2_SPTR) "(\\p{Cc}|\\p{Cf}|\\p{Co})|(\\p{P})|(\\p{S})",
-                                        PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &code,
-                                        &at, cc)
-                        : NULL;
+    pcre2_code *re = cc
+        ? pcre2_compile((PCRE2_SPTR) "(\\p{Cc}|\\p{Cf}|\\p{Co})|(\\p{P})|(\\p{S})",
+                        PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &code, &at, cc)
+        : NULL;
     pcre2_compile_context_free(cc);
     if (!re)
-        return garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory compiling a regex",
-                                path);
+        return garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory compiling a regex", path);
     pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
     t->regex[0] = re;
     t->n_regex = 1;
@@ -50,17 +49,17 @@ int tokenizer_wpm_setup(tokenizer *t, const char *path, garlic_error *err)
 static bool is_white_space(uint32_t c)
 {
     return (c >= 9 && c <= 13) || c == ' ' || c == 0x85 || c == 0xa0 || c == 0x1680 ||
-           (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
-           c == 0x205f || c == 0x3000;
+        (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f ||
+        c == 0x3000;
 }
 
 // CJK ideographs as BERT's tokenizer lists them.
 static bool is_chinese(uint32_t c)
 {
     return (c >= 0x4e00 && c <= 0x9fff) || (c >= 0x3400 && c <= 0x4dbf) ||
-           (c >= 0x20000 && c <= 0x2a6df) || (c >= 0x2a700 && c <= 0x2b73f) ||
-           (c >= 0x2b740 && c <= 0x2b81f) || (c >= 0x2b920 && c <= 0x2ceaf) ||
-           (c >= 0xf900 && c <= 0xfaff) || (c >= 0x2f800 && c <= 0x2fa1f);
+        (c >= 0x20000 && c <= 0x2a6df) || (c >= 0x2a700 && c <= 0x2b73f) ||
+        (c >= 0x2b740 && c <= 0x2b81f) || (c >= 0x2b920 && c <= 0x2ceaf) ||
+        (c >= 0xf900 && c <= 0xfaff) || (c >= 0x2f800 && c <= 0x2fa1f);
 }
 
 // The class of code point c (control, punctuation, symbol or other).

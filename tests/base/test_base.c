@@ -112,8 +112,7 @@ static void test_file_read(void **state)
     assert_int_equal(garlic_file_read(path, sizeof text - 1, &data, &len, &err), GARLIC_EINVAL);
     assert_non_null(strstr(err.message, "whole.txt"));
     // Missing, and a directory: an I/O error naming the path and the reason.
-    assert_int_equal(garlic_file_read(test_temp_path("absent"), 10, &data, NULL, &err),
-                     GARLIC_EIO);
+    assert_int_equal(garlic_file_read(test_temp_path("absent"), 10, &data, NULL, &err), GARLIC_EIO);
     assert_non_null(strstr(err.message, "absent: No such file"));
     assert_int_equal(garlic_file_read("/", 10, &data, NULL, &err), GARLIC_EIO);
     assert_non_null(strstr(err.message, "/: Is a directory"));

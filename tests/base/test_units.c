@@ -24,7 +24,7 @@ static void test_format(void **state)
         {24611440, 1, "23.5 MiB"},
         {1320702444, 2, "1.23 GiB"},
         {1320702444, 3, "1.230 GiB"},
-        {1048575, 2, "1.00 MiB"},  // 1023.999 KiB rounds into the next unit
+        {1048575, 2, "1.00 MiB"}, // 1023.999 KiB rounds into the next unit
         {1048575, 4, "1023.9990 KiB"},
         {3ull << 40, 2, "3.00 TiB"},
         {UINT64_MAX, 0, "16777216 TiB"}, // TiB is the largest unit

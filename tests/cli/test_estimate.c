@@ -45,13 +45,19 @@ static void test_reference_text(void **state)
     skip_without_shared();
     char *out, *err;
     const char *cfg = test_shared_path("reference/memory/qwen3-14b-fp8/config.json");
-    assert_int_equal(test_run(&out, &err, "%s estimate '%s' --ctx 32768 --kv-type fp8 "
-                              "--budget 28.8GB", test_garlic(), cfg), 0);
-    const char *expect[] = {"Qwen3ForCausalLM", "14,768,307,200", "14,767,882,240",
-                            "16,327,782,400", "13,212,057,600", "F32 scales", "3,225,600",
-                            "per token                      81,920", "2,684,354,560",
-                            "assumed: from config.json", "128x128 block", "Fixed overhead",
-                            "Budget", "max --parallel at ctx 32768", "sizing rule"};
+    assert_int_equal(test_run(&out, &err,
+                              "%s estimate '%s' --ctx 32768 --kv-type fp8 "
+                              "--budget 28.8GB",
+                              test_garlic(), cfg),
+                     0);
+    const char *expect[] = {"Qwen3ForCausalLM", "14,768,307,200",
+                            "14,767,882,240",   "16,327,782,400",
+                            "13,212,057,600",   "F32 scales",
+                            "3,225,600",        "per token                      81,920",
+                            "2,684,354,560",    "assumed: from config.json",
+                            "128x128 block",    "Fixed overhead",
+                            "Budget",           "max --parallel at ctx 32768",
+                            "sizing rule"};
     for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
         if (!strstr(out, expect[i]))
             fail_msg("missing '%s' in:\n%s", expect[i], out);
@@ -63,7 +69,8 @@ static void test_reference_json(void **state)
     (void)state;
     skip_without_shared();
     char args[1024];
-    snprintf(args, sizeof args, "'%s' --ctx 32768 --parallel 1 --kv-type f16 --budget 28.8GB --threads 4",
+    snprintf(args, sizeof args,
+             "'%s' --ctx 32768 --parallel 1 --kv-type f16 --budget 28.8GB --threads 4",
              test_shared_path("reference/memory/qwen3-14b-fp8"));
     cJSON *root = estimate_json(args);
     assert_string_equal(cJSON_GetObjectItem(root, "source")->valuestring, "config.json");
@@ -77,7 +84,7 @@ static void test_reference_json(void **state)
     assert_true(num(root, "compute.max_batch") == 512);
     assert_true(num(root, "budget.bytes") == 28800000000.0);
     double total = num(root, "weights.bytes") + num(root, "kv_cache.bytes") +
-                   num(root, "compute.bytes") + num(root, "overhead_bytes");
+        num(root, "compute.bytes") + num(root, "overhead_bytes");
     assert_true(num(root, "total_bytes") == total);
     assert_true(num(root, "budget.max_parallel") == 2);
     const cJSON *types = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "weights"), "types");

@@ -63,8 +63,9 @@ static void expect_contains(const char *text, const char *needle, const char *wh
 static void test_top_level_help(void **state)
 {
     (void)state;
-    static const char *const all[] = {"serve", "run", "bench", "show", "estimate", "tokenize",
-                                      "chat-template", "ps", "synth", "version", "help"};
+    static const char *const all[] = {"serve",    "run",      "bench",         "show",
+                                      "estimate", "tokenize", "chat-template", "ps",
+                                      "synth",    "version",  "help"};
     static const char *const spellings[] = {"--help", "-h", "help"};
     for (size_t s = 0; s < sizeof spellings / sizeof spellings[0]; s++) {
         char *out, *err;
@@ -210,8 +211,10 @@ static void test_equals_and_double_dash(void **state)
     expect_contains(a, "\"blocks\":\t21", "--ctx=100 --parallel=3");
     free(a), free(b);
     // A value holding '=' keeps it: the first '=' splits.
-    snprintf(cmd, sizeof cmd, "synth '%s' --name=a=b --dim=64 --heads=2 --kv-heads=1 --ffn=96 "
-             "--vocab=400 --seed=9", test_temp_path("eq.gguf"));
+    snprintf(cmd, sizeof cmd,
+             "synth '%s' --name=a=b --dim=64 --heads=2 --kv-heads=1 --ffn=96 "
+             "--vocab=400 --seed=9",
+             test_temp_path("eq.gguf"));
     run_expect(0, &a, &err, cmd);
     free(a), free(err);
     snprintf(cmd, sizeof cmd, "show '%s' --json", test_temp_path("eq.gguf"));

@@ -34,8 +34,10 @@ static int setup(void **state)
     garlic_error err;
     if (model_synth_write(&p, model, &err))
         return -1;
-    snprintf(cmd, sizeof cmd, "exec '%s' serve -m '%s=tiny' --host 127.0.0.1 --port 0 "
-             "--threads 1 --api-key sesame --preload 2>'%s'", test_garlic(), model, log);
+    snprintf(cmd, sizeof cmd,
+             "exec '%s' serve -m '%s=tiny' --host 127.0.0.1 --port 0 "
+             "--threads 1 --api-key sesame --preload 2>'%s'",
+             test_garlic(), model, log);
     server_pid = fork();
     if (server_pid == 0) {
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
@@ -91,8 +93,9 @@ static void test_api_key(void **state)
     free(out), free(err);
     // No key: 401 and how to give one.
     assert_int_equal(ps(&out, &err, NULL, ""), 1);
-    assert_non_null(strstr(err, "the server needs an API key: pass --api-key or set "
-                                "GARLIC_API_KEY"));
+    assert_non_null(strstr(err,
+                           "the server needs an API key: pass --api-key or set "
+                           "GARLIC_API_KEY"));
     assert_non_null(strstr(err, "answered 401"));
     free(out), free(err);
     // A wrong key is refused, and said so.
@@ -106,8 +109,9 @@ static void test_no_server(void **state)
     (void)state;
     char *out, *err;
     // A port nothing listens on: the server just started took one; port 1 needs root.
-    assert_int_equal(test_run(&out, &err, "env -u GARLIC_HOST '%s' ps --host 127.0.0.1 --port 1",
-                              test_garlic()), 1);
+    assert_int_equal(
+        test_run(&out, &err, "env -u GARLIC_HOST '%s' ps --host 127.0.0.1 --port 1", test_garlic()),
+        1);
     assert_non_null(strstr(err, "cannot connect to 127.0.0.1:1"));
     free(out), free(err);
 }

@@ -42,7 +42,8 @@ static void test_stories_golden_text(void **state)
     (void)state;
     skip_without_shared();
     char args[4200];
-    snprintf(args, sizeof args, "'%s' '' -n 200 --temp 0", test_shared_path("models/stories260K.gguf"));
+    snprintf(args, sizeof args, "'%s' '' -n 200 --temp 0",
+             test_shared_path("models/stories260K.gguf"));
     char *out = run_ok(args);
     char *want = test_read_file(test_shared_path("reference/stories260K/greedy200.txt"), NULL);
     assert_non_null(want);
@@ -60,10 +61,12 @@ static void test_seeds(void **state)
 {
     (void)state;
     char args[1024];
-    snprintf(args, sizeof args, "'%s' 'abc' -n 24 --temp 1.5 --top-k 0 --top-p 1 --min-p 0 --seed 7", synth_model());
+    snprintf(args, sizeof args,
+             "'%s' 'abc' -n 24 --temp 1.5 --top-k 0 --top-p 1 --min-p 0 --seed 7", synth_model());
     char *a = run_ok(args), *b = run_ok(args);
     assert_string_equal(a, b);
-    snprintf(args, sizeof args, "'%s' 'abc' -n 24 --temp 1.5 --top-k 0 --top-p 1 --min-p 0 --seed 8", synth_model());
+    snprintf(args, sizeof args,
+             "'%s' 'abc' -n 24 --temp 1.5 --top-k 0 --top-p 1 --min-p 0 --seed 8", synth_model());
     char *c = run_ok(args);
     assert_string_not_equal(a, c);
     assert_true(strlen(a) > 0);
@@ -98,10 +101,12 @@ static void test_dump_logits(void **state)
     snprintf(ids, sizeof ids, "%s", text);
     free(text);
     ids[strcspn(ids, "\n")] = '\0';
-    snprintf(args, sizeof args, "'%s' --prompt-ids '%s' --dump-logits '%s' --kv-type f32 -n 0 -c 16",
+    snprintf(args, sizeof args,
+             "'%s' --prompt-ids '%s' --dump-logits '%s' --kv-type f32 -n 0 -c 16",
              test_shared_path("models/stories260K.gguf"), ids, dump);
     free(run_ok(args));
-    FILE *got = fopen(dump, "r"), *want = fopen(test_shared_path("reference/stories260K/P2.logits"), "r");
+    FILE *got = fopen(dump, "r"),
+         *want = fopen(test_shared_path("reference/stories260K/P2.logits"), "r");
     assert_non_null(got);
     assert_non_null(want);
     double worst = 0, max_ref = 0;
@@ -147,12 +152,14 @@ static void test_bench_json(void **state)
     cJSON *root = cJSON_Parse(out);
     assert_non_null(root);
     assert_int_equal(cJSON_GetArraySize(root), 2);
-    const char *fields[] = {"model", "type", "n_threads", "n_prompt", "n_gen", "avg_ts", "stddev_ts"};
+    const char *fields[] = {"model", "type",   "n_threads", "n_prompt",
+                            "n_gen", "avg_ts", "stddev_ts"};
     for (int i = 0; i < 2; i++)
         for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++)
             assert_non_null(cJSON_GetObjectItem(cJSON_GetArrayItem(root, i), fields[f]));
     assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(root, 0), "n_prompt")->valueint, 16);
-    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(root, 0), "type")->valuestring, "Q8_0");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(root, 0), "type")->valuestring,
+                        "Q8_0");
     assert_true(cJSON_GetObjectItem(cJSON_GetArrayItem(root, 1), "avg_ts")->valuedouble > 0);
     cJSON_Delete(root);
     free(out), free(err);
@@ -169,18 +176,23 @@ static void test_errors(void **state)
     char *out, *err;
     assert_int_equal(test_run(&out, &err, "%s run", test_garlic()), 2);
     free(out), free(err);
-    assert_int_equal(test_run(&out, &err, "%s run '%s' x --temp hot", test_garlic(), synth_model()), 2);
+    assert_int_equal(test_run(&out, &err, "%s run '%s' x --temp hot", test_garlic(), synth_model()),
+                     2);
     assert_non_null(strstr(err, "--temp"));
     free(out), free(err);
-    assert_int_equal(test_run(&out, &err, "%s run '%s' x --kv-type f8", test_garlic(), synth_model()), 2);
+    assert_int_equal(
+        test_run(&out, &err, "%s run '%s' x --kv-type f8", test_garlic(), synth_model()), 2);
     free(out), free(err);
-    assert_int_equal(test_run(&out, &err, "%s run '%s' --prompt-ids '1 99999'", test_garlic(), synth_model()), 1);
+    assert_int_equal(
+        test_run(&out, &err, "%s run '%s' --prompt-ids '1 99999'", test_garlic(), synth_model()),
+        1);
     assert_non_null(strstr(err, "99999"));
     free(out), free(err);
     assert_int_equal(test_run(&out, &err, "%s run /nonexistent.gguf hi", test_garlic()), 1);
     assert_non_null(strstr(err, "/nonexistent.gguf"));
     free(out), free(err);
-    assert_int_equal(test_run(&out, &err, "%s run '%s' 'hi' -c 1", test_garlic(), synth_model()), 1);
+    assert_int_equal(test_run(&out, &err, "%s run '%s' 'hi' -c 1", test_garlic(), synth_model()),
+                     1);
     assert_non_null(strstr(err, "context"));
     free(out), free(err);
 }
@@ -188,9 +200,12 @@ static void test_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stories_golden_text), cmocka_unit_test(test_seeds),
-        cmocka_unit_test(test_context_limit_and_stats), cmocka_unit_test(test_dump_logits),
-        cmocka_unit_test(test_chat_over_pipe), cmocka_unit_test(test_bench_json),
+        cmocka_unit_test(test_stories_golden_text),
+        cmocka_unit_test(test_seeds),
+        cmocka_unit_test(test_context_limit_and_stats),
+        cmocka_unit_test(test_dump_logits),
+        cmocka_unit_test(test_chat_over_pipe),
+        cmocka_unit_test(test_bench_json),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests_name("run", tests, NULL, NULL);

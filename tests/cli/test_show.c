@@ -51,11 +51,11 @@ static void test_text_output(void **state)
     const char *path = make_model("q8.gguf", TENSOR_TYPE_Q8_0);
     char *out, *err;
     assert_int_equal(test_run(&out, &err, "%s show '%s'", test_garlic(), path), 0);
-    const char *expect[] = {"architecture           llama", "context length         512",
-                            "layers                 2", "KV heads               2",
-                            "head dim (K)           32", "Q8_0 \u00d716, F32 \u00d75",
+    const char *expect[] = {"architecture           llama",      "context length         512",
+                            "layers                 2",          "KV heads               2",
+                            "head dim (K)           32",         "Q8_0 \u00d716, F32 \u00d75",
                             "vocabulary             512 tokens", "bos 1 '<s>'",
-                            "chat template          no", "per token              512 B",
+                            "chat template          no",         "per token              512 B",
                             "at 512                 256.00 KiB"};
     for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
         if (!strstr(out, expect[i]))
@@ -110,7 +110,8 @@ static void test_shared_models(void **state)
     cJSON_Delete(root);
     snprintf(path, sizeof path, "%s", test_shared_path("models/synth-llama-ropefreqs-a-F32.gguf"));
     root = show_json(path, "");
-    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "rope"), "freqs_tensor")));
+    assert_true(
+        cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "rope"), "freqs_tensor")));
     cJSON_Delete(root);
 }
 
@@ -188,8 +189,8 @@ static void test_damaged_files(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_text_output),     cmocka_unit_test(test_json_output),
-        cmocka_unit_test(test_shared_models),   cmocka_unit_test(test_every_shared_file),
+        cmocka_unit_test(test_text_output),   cmocka_unit_test(test_json_output),
+        cmocka_unit_test(test_shared_models), cmocka_unit_test(test_every_shared_file),
         cmocka_unit_test(test_damaged_files),
     };
     return cmocka_run_group_tests_name("show", tests, NULL, NULL);

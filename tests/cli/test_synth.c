@@ -16,10 +16,12 @@ static void test_same_bytes_and_progress(void **state)
     char cli_path[600], lib_path[600], *out, *err;
     snprintf(cli_path, sizeof cli_path, "%s", test_temp_path("cli.gguf"));
     snprintf(lib_path, sizeof lib_path, "%s", test_temp_path("lib.gguf"));
-    assert_int_equal(test_run(&out, &err, "%s synth '%s' --arch qwen2 --dim 64 --heads 2 "
+    assert_int_equal(test_run(&out, &err,
+                              "%s synth '%s' --arch qwen2 --dim 64 --heads 2 "
                               "--kv-heads 1 --ffn 96 --vocab 400 --seed 9 --type Q8_0 "
                               "--output-type=F16 --name tiny --rope-theta 5e5",
-                              test_garlic(), cli_path), 0);
+                              test_garlic(), cli_path),
+                     0);
     assert_string_equal(err, ""); // no progress when stderr is not a terminal
     free(out), free(err);
     model_synth_params p;
@@ -39,8 +41,7 @@ static void test_same_bytes_and_progress(void **state)
     free(a), free(b);
 
     // --progress: lines of percentages up to 100 (every 10 % when not on a terminal).
-    assert_int_equal(test_run(&out, &err, "%s synth '%s' --progress", test_garlic(), cli_path),
-                     0);
+    assert_int_equal(test_run(&out, &err, "%s synth '%s' --progress", test_garlic(), cli_path), 0);
     char want[700];
     snprintf(want, sizeof want, "garlic synth: writing %s 100%%\n", cli_path);
     if (!strstr(err, want))

@@ -64,9 +64,14 @@ static void sleep_ms(int ms)
 static engine_config config(uint32_t n_ctx, uint32_t kv_tokens, uint32_t parallel)
 {
     uint32_t blocks = (kv_tokens + KV_DEFAULT_BLOCK_TOKENS - 1) / KV_DEFAULT_BLOCK_TOKENS;
-    return (engine_config){.name = "m", .weights = weights, .tok = tok,
-                           .kv_type = KV_TYPE_F16, .kv_blocks = blocks, .n_ctx = n_ctx,
-                           .parallel = parallel, .pool = pool};
+    return (engine_config){.name = "m",
+                           .weights = weights,
+                           .tok = tok,
+                           .kv_type = KV_TYPE_F16,
+                           .kv_blocks = blocks,
+                           .n_ctx = n_ctx,
+                           .parallel = parallel,
+                           .pool = pool};
 }
 
 static engine *start(const engine_config *cfg)
@@ -137,11 +142,11 @@ static void test_choices(void **state)
 
 // What the hooks saw. The counts are atomic: the hooks run on the scheduler's thread.
 typedef struct hook_log {
-    _Atomic(engine *) e;    // set once engine_new returned (compute_idle reads its counters)
-    atomic_int in_compute;  // 1 between compute_begin and compute_end
+    _Atomic(engine *) e;   // set once engine_new returned (compute_idle reads its counters)
+    atomic_int in_compute; // 1 between compute_begin and compute_end
     atomic_uint begins, ends, idles;
-    atomic_uint misplaced;  // a begin inside a pass, an end outside one, an idle while
-                            // a pass or a sequence runs
+    atomic_uint misplaced; // a begin inside a pass, an end outside one, an idle while
+                           // a pass or a sequence runs
     atomic_uint tokens, firsts, bad_latencies;
     atomic_uint requests, cancelled;
     atomic_ullong prompt_tokens;
@@ -198,9 +203,12 @@ static void on_request_done(void *user, uint64_t prompt_tokens, bool cancelled)
 
 static engine_hooks hooks_for(hook_log *h)
 {
-    return (engine_hooks){.user = h, .compute_begin = on_compute_begin,
-                          .compute_end = on_compute_end, .compute_idle = on_compute_idle,
-                          .token = on_token, .request_done = on_request_done};
+    return (engine_hooks){.user = h,
+                          .compute_begin = on_compute_begin,
+                          .compute_end = on_compute_end,
+                          .compute_idle = on_compute_idle,
+                          .token = on_token,
+                          .request_done = on_request_done};
 }
 
 // An engine as config() makes it, reporting to h.
@@ -505,8 +513,8 @@ static void assert_same_outputs(const run_result *a, const run_result *b, int n,
         assert_int_equal(b[i].n, len);
         for (uint32_t j = 0; j < len; j++)
             if (a[i].ids[j] != b[i].ids[j])
-                fail_msg("request %d: token %u is %d alone and %d when batched", i, j,
-                         a[i].ids[j], b[i].ids[j]);
+                fail_msg("request %d: token %u is %d alone and %d when batched", i, j, a[i].ids[j],
+                         b[i].ids[j]);
     }
 }
 
@@ -846,8 +854,8 @@ static void test_request_new_allocation_failures(void **state)
     char stop_a[] = "zzz", stop_b[] = "qqqq";
     const char *stops[] = {stop_a, stop_b};
     sampler_bias bias[] = {{.token = 2, .bias = -INFINITY}, {.token = 7, .bias = 1}};
-    engine_request_params p = {.prompt = prompt, .n_prompt = 4, .n_choices = 2,
-                               .label = "alloc-failures"};
+    engine_request_params p = {
+        .prompt = prompt, .n_prompt = 4, .n_choices = 2, .label = "alloc-failures"};
     p.generation.sampling = sampler_params_default(512);
     p.generation.sampling.logit_bias = bias;
     p.generation.sampling.n_logit_bias = 2;
@@ -909,8 +917,8 @@ static void test_scheduler_allocation_failures(void **state)
             if (c.error != GARLIC_OK) {
                 if (c.error != GARLIC_ENOMEM || !c.error_message[0]) {
                     garlic_alloc_fail_reset();
-                    fail_msg("allocation %ld failed: code %s, '%s'", n,
-                             garlic_error_name(c.error), c.error_message);
+                    fail_msg("allocation %ld failed: code %s, '%s'", n, garlic_error_name(c.error),
+                             c.error_message);
                 }
                 failed = true;
             }
@@ -930,13 +938,14 @@ static void test_scheduler_allocation_failures(void **state)
         settled_counters(e, &k);
         if (k.kv_used != 0 || k.running != 0 || k.waiting != 0)
             fail_msg("allocation %ld failed: %u blocks used, %u running, %u waiting after the "
-                     "request ended", n, k.kv_used, k.running, k.waiting);
+                     "request ended",
+                     n, k.kv_used, k.running, k.waiting);
         assert_true(wait_count(&h.requests, (unsigned)n + 1)); // each request counted once
         assert_int_equal(atomic_load(&h.requests), n + 1);
     }
     assert_true(clean);
-    print_message("a request runs clean from %ld allocations on (%u failed, %u cancelled)\n",
-                  n - 1, errors, cancels);
+    print_message("a request runs clean from %ld allocations on (%u failed, %u cancelled)\n", n - 1,
+                  errors, cancels);
     engine_free(e);
 }
 

@@ -62,7 +62,8 @@ static void test_config_defaults(void **state)
     hf_config cfg;
     parse_config("{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_hidden_layers\": 2, "
                  "\"num_attention_heads\": 4, \"intermediate_size\": 128, \"vocab_size\": 100, "
-                 "\"tie_word_embeddings\": true}", &cfg);
+                 "\"tie_word_embeddings\": true}",
+                 &cfg);
     assert_string_equal(cfg.arch->name, "LlamaForCausalLM");
     assert_int_equal(cfg.hp.n_head_kv, 4);
     assert_int_equal(cfg.hp.head_dim_k, 16);
@@ -74,7 +75,8 @@ static void test_config_defaults(void **state)
     parse_config("{\"architectures\": [\"Qwen2ForCausalLM\"], \"hidden_size\": 64, "
                  "\"num_hidden_layers\": 1, \"num_attention_heads\": 4, \"intermediate_size\": 8,"
                  " \"vocab_size\": 10, \"dtype\": \"float16\", \"quantization_config\": "
-                 "{\"quant_method\": \"awq\", \"bits\": 4, \"group_size\": -1}}", &cfg);
+                 "{\"quant_method\": \"awq\", \"bits\": 4, \"group_size\": -1}}",
+                 &cfg);
     assert_true(cfg.arch->qkv_bias);
     assert_string_equal(cfg.storage.dense, "F16");
     assert_int_equal(cfg.storage.quant, HF_QUANT_INT);
@@ -134,8 +136,7 @@ static void test_config_errors(void **state)
     expect_config_error("[1, 2]", GARLIC_EFORMAT, "not a JSON object");
     expect_config_error("{\"hidden_size\": 5120", GARLIC_EFORMAT, "not a JSON object");
     expect_config_error("{}", GARLIC_EFORMAT, "architectures is missing");
-    expect_config_error("{\"model_type\": \"bert\"}", GARLIC_EUNSUPPORTED,
-                        "model_type 'bert'");
+    expect_config_error("{\"model_type\": \"bert\"}", GARLIC_EUNSUPPORTED, "model_type 'bert'");
 }
 
 // ---- files and folders ----
@@ -205,10 +206,9 @@ static void test_shards(void **state)
     snprintf(want, sizeof want, "%s/c.safetensors", dir);
     assert_string_equal(s.paths[1], want);
     hf_shards_deinit(&s);
-    static const char *const bad[] = {"{\"weight_map\": {\"w\": \"../x\"}}",
-                                      "{\"weight_map\": {\"w\": \"..\"}}",
-                                      "{\"weight_map\": {\"w\": 3}}",
-                                      "{\"weight_map\": {\"w\": \"\"}}"};
+    static const char *const bad[] = {
+        "{\"weight_map\": {\"w\": \"../x\"}}", "{\"weight_map\": {\"w\": \"..\"}}",
+        "{\"weight_map\": {\"w\": 3}}", "{\"weight_map\": {\"w\": \"\"}}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         write_text(dir, "model.safetensors.index.json", bad[i]);
         assert_int_equal(hf_shards_list(dir, &s, &err), GARLIC_EFORMAT);
@@ -358,8 +358,8 @@ static void test_safetensors_hostile(void **state)
     expect_st_error("[]", 0, "not a JSON object");
     expect_st_error("{\"a\": 1}", 0, "tensor 'a': not an object");
     expect_st_error("{} x", 0, "bytes after the header");
-    expect_st_error("{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}} ",
-                    3, "data ends at byte 4");
+    expect_st_error("{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}} ", 3,
+                    "data ends at byte 4");
 
     // Forged lengths.
     uint8_t small[16] = {0};
@@ -372,9 +372,9 @@ static void test_safetensors_hostile(void **state)
     assert_int_equal(st_parse(small, 16, &s, &err), GARLIC_EFORMAT);
     memset(small, 0, 8);
     small[5] = 1; // 2^40 bytes of header
-    assert_int_equal(hf_safetensors_parse(small, 8, UINT64_MAX, "big.safetensors", collect, &s,
-                                          &err),
-                     GARLIC_EFORMAT);
+    assert_int_equal(
+        hf_safetensors_parse(small, 8, UINT64_MAX, "big.safetensors", collect, &s, &err),
+        GARLIC_EFORMAT);
     assert_non_null(strstr(err.message, "exceeds the limit"));
     small[0] = 0x20, memset(small + 1, 0, 7);
     assert_int_equal(hf_safetensors_parse(small, 16, 1000, "t.safetensors", collect, &s, &err),
@@ -492,10 +492,14 @@ static void test_alloc_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_reference), cmocka_unit_test(test_config_defaults),
-        cmocka_unit_test(test_config_errors),    cmocka_unit_test(test_config_read),
-        cmocka_unit_test(test_shards),           cmocka_unit_test(test_safetensors_good),
-        cmocka_unit_test(test_safetensors_hostile), cmocka_unit_test(test_safetensors_files),
+        cmocka_unit_test(test_config_reference),
+        cmocka_unit_test(test_config_defaults),
+        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_config_read),
+        cmocka_unit_test(test_shards),
+        cmocka_unit_test(test_safetensors_good),
+        cmocka_unit_test(test_safetensors_hostile),
+        cmocka_unit_test(test_safetensors_files),
         cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -71,16 +71,16 @@ static size_t row_bytes(uint32_t type, int64_t n)
 static int half_fields(uint32_t type, int offsets[2])
 {
     switch (type) {
-    case TENSOR_TYPE_Q4_0: case TENSOR_TYPE_Q5_0: case TENSOR_TYPE_Q8_0:
-    case TENSOR_TYPE_IQ4_NL: case TENSOR_TYPE_IQ4_XS:
-        offsets[0] = 0;
-        return 1;
-    case TENSOR_TYPE_Q4_1: case TENSOR_TYPE_Q5_1: case TENSOR_TYPE_Q4_K: case TENSOR_TYPE_Q5_K:
-        offsets[0] = 0, offsets[1] = 2;
-        return 2;
-    case TENSOR_TYPE_Q2_K:
-        offsets[0] = 80, offsets[1] = 82;
-        return 2;
+    case TENSOR_TYPE_Q4_0:
+    case TENSOR_TYPE_Q5_0:
+    case TENSOR_TYPE_Q8_0:
+    case TENSOR_TYPE_IQ4_NL:
+    case TENSOR_TYPE_IQ4_XS: offsets[0] = 0; return 1;
+    case TENSOR_TYPE_Q4_1:
+    case TENSOR_TYPE_Q5_1:
+    case TENSOR_TYPE_Q4_K:
+    case TENSOR_TYPE_Q5_K: offsets[0] = 0, offsets[1] = 2; return 2;
+    case TENSOR_TYPE_Q2_K: offsets[0] = 80, offsets[1] = 82; return 2;
     case TENSOR_TYPE_Q3_K: offsets[0] = 108; return 1;
     case TENSOR_TYPE_Q6_K: offsets[0] = 208; return 1;
     default: return 0;
@@ -183,7 +183,7 @@ static void test_act_q8_k_block(void **state)
     float x[QK_K];
     int8_t want[QK_K];
     for (int j = 0; j < QK_K; j++)
-        x[j] = (float)(j % 7 - 3), want[j] = (int8_t)-(j % 7 - 3);
+        x[j] = (float)(j % 7 - 3), want[j] = (int8_t) - (j % 7 - 3);
     // max = +127 (signed), so iscale = -1, d = -1 and q = nearest-even(-x).
     x[10] = 127.0f, want[10] = -127;
     x[11] = 2.5f, want[11] = -2;
@@ -258,7 +258,7 @@ static void test_act_variants_exact(void **state)
     test_rng rng;
     test_rng_seed(&rng, 55);
     const uint32_t types[] = {TENSOR_TYPE_Q4_0, TENSOR_TYPE_Q4_1, TENSOR_TYPE_Q4_K,
-                              TENSOR_TYPE_F16, TENSOR_TYPE_BF16, TENSOR_TYPE_F32};
+                              TENSOR_TYPE_F16,  TENSOR_TYPE_BF16, TENSOR_TYPE_F32};
     const int64_t n = 256 * 10;
     float *x = malloc((size_t)n * sizeof *x);
     uint8_t *want = malloc((size_t)n * 4), *got = malloc((size_t)n * 4);
@@ -285,8 +285,7 @@ static void test_type_table(void **state)
         assert_true(kernel_supports(type));
         const tensor_type_traits *tr = tensor_type_get(type);
         int64_t n = 512;
-        assert_int_equal(kernel_act_row_size(type, n),
-                         row_bytes(kernel_act_type(type), n));
+        assert_int_equal(kernel_act_row_size(type, n), row_bytes(kernel_act_type(type), n));
         assert_non_null(tr->dequantize);
     }
     assert_int_equal(kernel_act_type(TENSOR_TYPE_Q4_1), TENSOR_TYPE_Q8_1);
@@ -486,8 +485,7 @@ static void test_variants_vs_ref(void **state)
 // so a row's result does not depend on the batch it is in) and the reference within SUM_RTOL
 // of the mass; outputs outside those rows stay untouched. 37 rows from 1 to 35 and n_act from
 // 1 to 64 leave partial tiles of every shape; ldy is wider than the matrix.
-static void check_matmul(test_rng *rng, kernel_variant v, uint32_t type, int64_t n_act,
-                         int64_t n)
+static void check_matmul(test_rng *rng, kernel_variant v, uint32_t type, int64_t n_act, int64_t n)
 {
     const int64_t rows = 37, r0 = 1, r1 = rows - 2, ldy = 41;
     size_t wb = row_bytes(type, n), ab = kernel_act_row_size(type, n);
@@ -634,8 +632,8 @@ static void check_float_ops(test_rng *rng, kernel_variant v, int64_t n)
         for (int64_t i = 0; i < n; i++) {
             double bound = 0x1p-23 * (fabs((double)y0[i]) + fabs((double)alpha * b[i]) * 1.01);
             if (fabs((double)y1[i] - y2[i]) > bound)
-                fail_msg("%s axpy pass %d n=%lld i=%lld: %.9g vs %.9g",
-                         kernel_variant_label(v), pass, (long long)n, (long long)i, y1[i], y2[i]);
+                fail_msg("%s axpy pass %d n=%lld i=%lld: %.9g vs %.9g", kernel_variant_label(v),
+                         pass, (long long)n, (long long)i, y1[i], y2[i]);
         }
         free(y2);
     }
@@ -682,8 +680,8 @@ static void check_row_ops(test_rng *rng, kernel_variant v, int64_t n, int64_t n_
                          want);
             if (got != one[r])
                 fail_msg("%s dot_rows n=%lld query %lld row %lld: %.9g alone, %.9g among %lld",
-                         kernel_variant_label(v), (long long)n, (long long)j, (long long)r,
-                         one[r], got, (long long)n_q);
+                         kernel_variant_label(v), (long long)n, (long long)j, (long long)r, one[r],
+                         got, (long long)n_q);
         }
     }
     memcpy(y1, y0, (size_t)(y_stride * n_q) * sizeof *y1);
@@ -876,8 +874,10 @@ static void test_public_float_helpers(void **state)
 }
 
 // A test of one variant: named after the test and the variant, the variant as its state.
-#define VARIANT_TEST(f, v, label)                                                            \
-    {#f " " label, f, NULL, NULL, (void *)&variant_ids[v]}
+#define VARIANT_TEST(f, v, label)                                                                  \
+    {                                                                                              \
+#f " " label, f, NULL, NULL, (void *)&variant_ids[v]                                       \
+    }
 
 int main(void)
 {

@@ -24,8 +24,12 @@ static float bits_float(uint32_t u)
 static kv_cache *make_cache(kv_type type, uint32_t n_layer, uint32_t n_head_kv, uint32_t head_dim,
                             uint32_t block_tokens, uint32_t n_blocks)
 {
-    kv_cache_config cfg = {.n_layer = n_layer, .n_head_kv = n_head_kv, .head_dim_k = head_dim,
-                           .head_dim_v = head_dim, .block_tokens = block_tokens, .type = type,
+    kv_cache_config cfg = {.n_layer = n_layer,
+                           .n_head_kv = n_head_kv,
+                           .head_dim_k = head_dim,
+                           .head_dim_v = head_dim,
+                           .block_tokens = block_tokens,
+                           .type = type,
                            .n_blocks = n_blocks};
     garlic_error err = {0};
     kv_cache *c = kv_cache_new(&cfg, &err);
@@ -52,7 +56,9 @@ static void assert_consistent(const kv_cache *c)
 static double fp8_reference_value(unsigned code)
 {
     unsigned e = (code >> 3) & 15, m = code & 7;
-    double v = e == 15 && m == 7 ? NAN : e == 0 ? ldexp(m / 8.0, -6) : ldexp(1 + m / 8.0, (int)e - 7);
+    double v = e == 15 && m == 7 ? NAN
+        : e == 0                 ? ldexp(m / 8.0, -6)
+                                 : ldexp(1 + m / 8.0, (int)e - 7);
     return code & 0x80 ? -v : v;
 }
 
@@ -86,13 +92,13 @@ static void test_fp8_special_values(void **state)
         float in;
         uint8_t out;
     } cases[] = {
-        {0.0f, 0x00}, {-0.0f, 0x80}, {1.0f, 0x38}, {-2.0f, 0xC0}, {448.0f, 0x7E},
-        {464.0f, 0x7E},  // the tie between 448 and (unrepresentable) 480: even, and saturated
-        {479.0f, 0x7E}, {480.0f, 0x7E}, {1e9f, 0x7E}, {-1e30f, 0xFE}, {INFINITY, 0x7E},
-        {-INFINITY, 0xFE}, {0x1p-9f, 0x01}, {0x1p-10f, 0x00}, {0x1.0002p-10f, 0x01},
-        {0x3p-10f, 0x02}, {0x5p-10f, 0x02}, {0x7p-10f, 0x04}, {0x1p-149f, 0x00},
-        {-0x1p-126f, 0x80}, {1.0625f, 0x38}, {1.1875f, 0x3A}, {1.0626f, 0x39},
-        {0x1.ep-7f, 0x08}, // 15/16 of 2^-6 rounds up across the subnormal/normal border
+        {0.0f, 0x00},          {-0.0f, 0x80},      {1.0f, 0x38},     {-2.0f, 0xC0},
+        {448.0f, 0x7E},        {464.0f, 0x7E}, // the tie between 448 and (unrepresentable) 480: even, and saturated
+        {479.0f, 0x7E},        {480.0f, 0x7E},     {1e9f, 0x7E},     {-1e30f, 0xFE},
+        {INFINITY, 0x7E},      {-INFINITY, 0xFE},  {0x1p-9f, 0x01},  {0x1p-10f, 0x00},
+        {0x1.0002p-10f, 0x01}, {0x3p-10f, 0x02},   {0x5p-10f, 0x02}, {0x7p-10f, 0x04},
+        {0x1p-149f, 0x00},     {-0x1p-126f, 0x80}, {1.0625f, 0x38},  {1.1875f, 0x3A},
+        {1.0626f, 0x39},       {0x1.ep-7f, 0x08}, // 15/16 of 2^-6 rounds up across the subnormal/normal border
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint8_t got = kv_fp8_from_f32(cases[i].in);
@@ -199,8 +205,8 @@ static void check_row_error(kv_type type, const float *x, const float *y, uint32
             bound = amax / 254 * (1 + 0x1p-10) + fmax(amax * 0x1p-11, 127 * 0x1p-25) + 0x1p-25;
         }
         if (err > bound)
-            print_message("%s: value %u: %g stored as %g (error %g > %g)\n", kv_type_name(type),
-                          i, (double)x[i], (double)y[i], err, bound);
+            print_message("%s: value %u: %g stored as %g (error %g > %g)\n", kv_type_name(type), i,
+                          (double)x[i], (double)y[i], err, bound);
         assert_true(err <= bound);
     }
 }
@@ -243,7 +249,8 @@ static void test_cache_rows(void **state)
                         k[l][b][o][i] = test_rng_normal(&rng);
                         v[l][b][o][i] = test_rng_normal(&rng) * 3;
                     }
-                    kv_cache_store(c, (uint32_t)l, (uint32_t)b, (uint32_t)o, k[l][b][o], v[l][b][o]);
+                    kv_cache_store(c, (uint32_t)l, (uint32_t)b, (uint32_t)o, k[l][b][o],
+                                   v[l][b][o]);
                 }
         uint64_t head_bytes;
         assert_true(kv_row_size((kv_type)t, HD, &head_bytes));
@@ -254,13 +261,16 @@ static void test_cache_rows(void **state)
                 for (int o = 0; o < BT; o++) {
                     const uint8_t *kr = kv_cache_k_row(c, (uint32_t)l, (uint32_t)b, (uint32_t)o);
                     if (o > 0) // consecutive rows within one (layer, block)
-                        assert_ptr_equal(kr, kv_cache_k_row(c, (uint32_t)l, (uint32_t)b, (uint32_t)o - 1) +
-                                                 kv_cache_k_row_bytes(c));
+                        assert_ptr_equal(
+                            kr,
+                            kv_cache_k_row(c, (uint32_t)l, (uint32_t)b, (uint32_t)o - 1) +
+                                kv_cache_k_row_bytes(c));
                     for (int h = 0; h < HEADS; h++) {
                         kv_row_load((kv_type)t, kr + h * head_bytes, y, HD);
                         check_row_error((kv_type)t, k[l][b][o] + h * HD, y, HD);
                     }
-                    kv_row_load((kv_type)t, kv_cache_v_row(c, (uint32_t)l, (uint32_t)b, (uint32_t)o), y, DIM);
+                    kv_row_load((kv_type)t,
+                                kv_cache_v_row(c, (uint32_t)l, (uint32_t)b, (uint32_t)o), y, DIM);
                     check_row_error((kv_type)t, v[l][b][o], y, DIM);
                 }
         kv_cache_free(c);
@@ -273,8 +283,13 @@ static void test_config_errors(void **state)
 {
     (void)state;
     garlic_error err = {0};
-    kv_cache_config cfg = {.n_layer = 2, .n_head_kv = 2, .head_dim_k = 48, .head_dim_v = 48,
-                           .block_tokens = 16, .type = KV_TYPE_Q8_0, .n_blocks = 4};
+    kv_cache_config cfg = {.n_layer = 2,
+                           .n_head_kv = 2,
+                           .head_dim_k = 48,
+                           .head_dim_v = 48,
+                           .block_tokens = 16,
+                           .type = KV_TYPE_Q8_0,
+                           .n_blocks = 4};
     assert_null(kv_cache_new(&cfg, &err));
     assert_int_equal(err.code, GARLIC_EUNSUPPORTED);
     assert_non_null(strstr(err.message, "multiples of 32"));
@@ -318,8 +333,12 @@ static void test_budget_arithmetic(void **state)
     (void)state;
     garlic_error err = {0};
     // A TinyLlama-shaped cache: 22 layers, 4 KV heads of 64.
-    kv_cache_config cfg = {.n_layer = 22, .n_head_kv = 4, .head_dim_k = 64, .head_dim_v = 64,
-                           .block_tokens = 16, .type = KV_TYPE_F16};
+    kv_cache_config cfg = {.n_layer = 22,
+                           .n_head_kv = 4,
+                           .head_dim_k = 64,
+                           .head_dim_v = 64,
+                           .block_tokens = 16,
+                           .type = KV_TYPE_F16};
     uint64_t k_row, v_row, one, two;
     assert_int_equal(kv_cache_row_bytes(&cfg, &k_row, &v_row, &err), GARLIC_OK);
     assert_int_equal(k_row, 512);
@@ -349,8 +368,11 @@ static void test_budget_arithmetic(void **state)
     kv_cache_free(c);
 
     // Overflow: rows, blocks x rows, and a budget that caps at the block limit.
-    kv_cache_config huge = {.n_layer = UINT32_MAX, .n_head_kv = UINT32_MAX,
-                            .head_dim_k = UINT32_MAX, .head_dim_v = 1, .block_tokens = 16,
+    kv_cache_config huge = {.n_layer = UINT32_MAX,
+                            .n_head_kv = UINT32_MAX,
+                            .head_dim_k = UINT32_MAX,
+                            .head_dim_v = 1,
+                            .block_tokens = 16,
                             .type = KV_TYPE_F32};
     assert_int_equal(kv_cache_row_bytes(&huge, &k_row, &v_row, &err), GARLIC_EINVAL);
     assert_non_null(strstr(err.message, "overflow"));
@@ -360,8 +382,12 @@ static void test_budget_arithmetic(void **state)
     assert_int_equal(kv_cache_bytes_for(&huge, KV_MAX_BLOCKS, &one, &err), GARLIC_EINVAL);
     assert_non_null(strstr(err.message, "overflow"));
     uint32_t n;
-    kv_cache_config tiny = {.n_layer = 1, .n_head_kv = 1, .head_dim_k = 1, .head_dim_v = 1,
-                            .block_tokens = 1, .type = KV_TYPE_FP8_E4M3};
+    kv_cache_config tiny = {.n_layer = 1,
+                            .n_head_kv = 1,
+                            .head_dim_k = 1,
+                            .head_dim_v = 1,
+                            .block_tokens = 1,
+                            .type = KV_TYPE_FP8_E4M3};
     assert_int_equal(kv_cache_blocks_for_budget(&tiny, UINT64_MAX, &n, &err), GARLIC_OK);
     assert_int_equal(n, KV_MAX_BLOCKS);
     assert_int_equal(kv_cache_blocks_for_budget(&tiny, 10, &n, &err), GARLIC_EINVAL);
@@ -547,7 +573,8 @@ static int random_append(kv_cache *c, model_seq *m, const int32_t *tokens, uint3
     set_tokens(m, before, tokens, n);
     write_rows(c, m, before);
     uint32_t span = m->seq.n_tokens - m->seq.n_committed;
-    uint32_t to = m->seq.n_committed + (test_rng_u64(rng) % 3 ? span : (uint32_t)(test_rng_u64(rng) % (span + 1)));
+    uint32_t to = m->seq.n_committed +
+        (test_rng_u64(rng) % 3 ? span : (uint32_t)(test_rng_u64(rng) % (span + 1)));
     assert_int_equal(kv_seq_commit(c, &m->seq, to, &err), GARLIC_OK);
     return GARLIC_OK;
 }
@@ -559,7 +586,8 @@ static void random_start(kv_cache *c, model_seq *m, test_rng *rng)
     garlic_error err = {0};
     int32_t prompt[R_MAX];
     uint32_t n = 1 + (uint32_t)(test_rng_u64(rng) % 60);
-    uint32_t stem = (uint32_t)(test_rng_u64(rng) % 3), keep = (uint32_t)(test_rng_u64(rng) % (n + 1));
+    uint32_t stem = (uint32_t)(test_rng_u64(rng) % 3),
+             keep = (uint32_t)(test_rng_u64(rng) % (n + 1));
     for (uint32_t i = 0; i < n; i++)
         prompt[i] = i < keep ? (int32_t)((stem * 7 + i) % 5) : (int32_t)(test_rng_u64(rng) % 5);
     uint32_t shared;
@@ -1025,8 +1053,13 @@ static void test_commit_errors(void **state)
 static void test_alloc_failures(void **state)
 {
     (void)state;
-    kv_cache_config cfg = {.n_layer = 2, .n_head_kv = 2, .head_dim_k = 32, .head_dim_v = 32,
-                           .block_tokens = 16, .type = KV_TYPE_Q8_0, .n_blocks = 8};
+    kv_cache_config cfg = {.n_layer = 2,
+                           .n_head_kv = 2,
+                           .head_dim_k = 32,
+                           .head_dim_v = 32,
+                           .block_tokens = 16,
+                           .type = KV_TYPE_Q8_0,
+                           .n_blocks = 8};
     int failures = 0;
     for (long n = 0;; n++) {
         garlic_error err = {0};

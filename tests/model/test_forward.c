@@ -29,8 +29,8 @@ typedef struct runner {
 static runner *state_new(const model *m, uint32_t n_ctx, uint32_t batch, uint32_t logit_rows,
                          kv_type kv, int threads)
 {
-    model_state_config cfg = {.n_ctx = n_ctx, .max_batch = batch, .logit_rows = logit_rows,
-                              .n_threads = threads};
+    model_state_config cfg = {
+        .n_ctx = n_ctx, .max_batch = batch, .logit_rows = logit_rows, .n_threads = threads};
     garlic_error err;
     runner *r = calloc(1, sizeof *r);
     assert_non_null(r);
@@ -59,7 +59,6 @@ static int forward(runner *r, const int32_t *tokens, uint32_t n, uint32_t pos0, 
 {
     return model_forward(r->s, r->kv, &r->seq, tokens, n, pos0, all_logits, logits, err);
 }
-
 
 // Reads whitespace-separated integers; returns the count (0 if the file is absent).
 static int read_ids(const char *path, int32_t *ids, int cap)
@@ -210,8 +209,8 @@ static double check_model(const char *stem, const char *dir, const char *model_p
         int k = fr.first_fragile >= 32 ? 31 : fr.first_fragile;
         for (int i = 0; i <= k; i++)
             if (got[i] != want[i])
-                fail_msg("%s %s: greedy step %d is %d, reference %d (first fragile step %d)",
-                         stem, prompts[p], i, got[i], want[i], fr.first_fragile);
+                fail_msg("%s %s: greedy step %d is %d, reference %d (first fragile step %d)", stem,
+                         prompts[p], i, got[i], want[i], fr.first_fragile);
     }
     runner_free(s);
     model_free(m);
@@ -233,7 +232,8 @@ static void test_reference_models(void **state)
             continue;
         char sub[4400], model_path[4400];
         snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
-        snprintf(model_path, sizeof model_path, "%s/%s.gguf", test_shared_path("models"), e->d_name);
+        snprintf(model_path, sizeof model_path, "%s/%s.gguf", test_shared_path("models"),
+                 e->d_name);
         char probe[4500];
         snprintf(probe, sizeof probe, "%s/P1.logits", sub);
         char *present = test_read_file(probe, NULL);
@@ -290,7 +290,8 @@ static void test_tiny_random_greedy(void **state)
         int32_t ids[MAX_IDS], want[64], got[64];
         snprintf(path, sizeof path, "reference/logits/llama-2-tiny-random/%s.ids", prompts[p]);
         int n = read_ids(test_shared_path(path), ids, MAX_IDS);
-        snprintf(path, sizeof path, "reference/logits/llama-2-tiny-random/%s.greedy32.ids", prompts[p]);
+        snprintf(path, sizeof path, "reference/logits/llama-2-tiny-random/%s.greedy32.ids",
+                 prompts[p]);
         assert_int_equal(read_ids(test_shared_path(path), want, 64), 32);
         const float *logits;
         assert_int_equal(forward(s, ids, (uint32_t)n, 0, false, &logits, &err), 0);

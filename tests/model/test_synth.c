@@ -64,7 +64,8 @@ static void test_llama_shape_a(void **state)
     assert_int_equal(info.special[0].id, 1); // bos
     // 2 x layers x kv_heads x head_dim x 2 bytes
     assert_int_equal(info.kv_bytes_per_token_f16, 2 * 2 * 2 * 32 * 2);
-    uint64_t params = 2 * 256 * 512 + 256 + 2 * (2 * 256 + 2 * 256 * 256 + 2 * 256 * 64 + 3 * 256 * 768);
+    uint64_t params = 2 * 256 * 512 + 256 +
+        2 * (2 * 256 + 2 * 256 * 256 + 2 * 256 * 64 + 3 * 256 * 768);
     assert_int_equal(info.n_params, params);
     assert_int_equal(info.weight_bytes, params * 4);
     assert_int_equal(info.type_tensors[TENSOR_TYPE_F32], 21);
@@ -167,8 +168,8 @@ static void test_more_bits_layers(void **state)
     p.n_layer = 22, p.dim = 256, p.ffn = 256, p.n_head = 2, p.n_head_kv = 1;
     p.type = TENSOR_TYPE_Q4_K, p.output_type = p.more_bits_type = TENSOR_TYPE_Q6_K;
     gguf_file *f = synth_open(&p, "mixture.gguf");
-    const bool more[22] = {[0] = 1, [1] = 1, [4] = 1, [7] = 1, [10] = 1, [13] = 1, [16] = 1,
-                           [19] = 1, [20] = 1, [21] = 1};
+    const bool more[22] = {[0] = 1,  [1] = 1,  [4] = 1,  [7] = 1,  [10] = 1,
+                           [13] = 1, [16] = 1, [19] = 1, [20] = 1, [21] = 1};
     for (int l = 0; l < 22; l++) {
         char name[64];
         uint32_t want = more[l] ? TENSOR_TYPE_Q6_K : TENSOR_TYPE_Q4_K;
@@ -237,9 +238,9 @@ static void test_tokenizer_copy(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_llama_shape_a),   cmocka_unit_test(test_architectures),
-        cmocka_unit_test(test_deterministic),   cmocka_unit_test(test_types_and_fallback),
-        cmocka_unit_test(test_bad_params),      cmocka_unit_test(test_tokenizer_copy),
+        cmocka_unit_test(test_llama_shape_a),    cmocka_unit_test(test_architectures),
+        cmocka_unit_test(test_deterministic),    cmocka_unit_test(test_types_and_fallback),
+        cmocka_unit_test(test_bad_params),       cmocka_unit_test(test_tokenizer_copy),
         cmocka_unit_test(test_more_bits_layers),
     };
     return cmocka_run_group_tests_name("synth", tests, NULL, NULL);

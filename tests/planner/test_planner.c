@@ -22,8 +22,7 @@
 #include "model/synth.h"
 #include "planner/planner.h"
 
-static const planner_weight_type *find_type(const planner_input *in, const char *name,
-                                            bool scales)
+static const planner_weight_type *find_type(const planner_input *in, const char *name, bool scales)
 {
     for (uint32_t i = 0; i < in->weights.n_types; i++)
         if (strcmp(in->weights.types[i].name, name) == 0 && in->weights.types[i].scales == scales)
@@ -87,10 +86,11 @@ static void check_reference(const planner_input *in)
     assert_int_equal(p.kv_bytes, pool);
     assert_int_equal(p.kv_bytes_per_seq, pool);
     assert_int_equal(p.weight_bytes, 16327782400ull);
-    assert_int_equal(p.total_bytes, p.weight_bytes + p.kv_bytes + p.scratch_bytes +
-                                        planner_overhead(in));
-    assert_int_equal(p.overhead_bytes, PLANNER_PROCESS_OVERHEAD + 151936ull * PLANNER_TOKEN_BYTES +
-                                           151936ull * PLANNER_MERGE_BYTES);
+    assert_int_equal(p.total_bytes,
+                     p.weight_bytes + p.kv_bytes + p.scratch_bytes + planner_overhead(in));
+    assert_int_equal(p.overhead_bytes,
+                     PLANNER_PROCESS_OVERHEAD + 151936ull * PLANNER_TOKEN_BYTES +
+                         151936ull * PLANNER_MERGE_BYTES);
     cfg.kv_type = KV_TYPE_F16;
     assert_int_equal(planner_plan_make(in, &cfg, &p, &err), 0);
     assert_int_equal(p.kv_bytes_per_token, 163840);
@@ -184,18 +184,27 @@ static void test_sizes(void **state)
         const char *text;
         uint64_t bytes;
     } good[] = {
-        {"0", 0}, {"1234", 1234}, {"28.8GB", 28800000000ull}, {"28.8gb", 28800000000ull},
-        {"28.8G", 28800000000ull}, {"24GiB", 24ull << 30}, {"512M", 512000000},
-        {"512MiB", 512ull << 20}, {"1.5KiB", 1536}, {"2TB", 2000000000000ull}, {"3K", 3000},
-        {"7B", 7}, {"1TiB", 1ull << 40},
+        {"0", 0},
+        {"1234", 1234},
+        {"28.8GB", 28800000000ull},
+        {"28.8gb", 28800000000ull},
+        {"28.8G", 28800000000ull},
+        {"24GiB", 24ull << 30},
+        {"512M", 512000000},
+        {"512MiB", 512ull << 20},
+        {"1.5KiB", 1536},
+        {"2TB", 2000000000000ull},
+        {"3K", 3000},
+        {"7B", 7},
+        {"1TiB", 1ull << 40},
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         uint64_t b = 1;
         if (!planner_parse_size(good[i].text, &b) || b != good[i].bytes)
             fail_msg("'%s': %llu", good[i].text, (unsigned long long)b);
     }
-    static const char *const bad[] = {"", "GB", "-1", "12XB", "1e30GB", "1 GB", "GiB1", "nan",
-                                      ".5G", "20000000000TB"};
+    static const char *const bad[] = {"",     "GB",   "-1",  "12XB", "1e30GB",
+                                      "1 GB", "GiB1", "nan", ".5G",  "20000000000TB"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint64_t b;
         if (planner_parse_size(bad[i], &b))
@@ -213,7 +222,8 @@ static void test_architectures(void **state)
     parse_config("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, "
                  "\"num_hidden_layers\": 2, \"num_attention_heads\": 4, "
                  "\"intermediate_size\": 128, \"vocab_size\": 100, \"torch_dtype\": \"float16\", "
-                 "\"tie_word_embeddings\": true}", &in);
+                 "\"tie_word_embeddings\": true}",
+                 &in);
     assert_int_equal(in.hp.n_head_kv, 4);
     assert_int_equal(in.hp.head_dim_k, 16);
     assert_int_equal(in.hp.n_ctx_train, 2048);
@@ -237,7 +247,8 @@ static void test_architectures(void **state)
     parse_config("{\"architectures\": [\"Qwen2ForCausalLM\"], \"hidden_size\": 64, "
                  "\"num_hidden_layers\": 1, \"num_attention_heads\": 4, "
                  "\"num_key_value_heads\": 2, \"intermediate_size\": 128, \"vocab_size\": 100, "
-                 "\"torch_dtype\": \"bfloat16\", \"tie_word_embeddings\": true}", &in);
+                 "\"torch_dtype\": \"bfloat16\", \"tie_word_embeddings\": true}",
+                 &in);
     // q 64x64, k and v 32x64, o 64x64, biases 64 + 32 + 32.
     params = 6400 + (4096 + 2 * 2048 + 4096 + 3 * 8192 + 128 + 128) + 64;
     assert_int_equal(in.weights.n_params, params);
@@ -246,7 +257,8 @@ static void test_architectures(void **state)
     parse_config("{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_hidden_layers\": 1, "
                  "\"num_attention_heads\": 4, \"intermediate_size\": 128, \"vocab_size\": 100, "
                  "\"torch_dtype\": \"float16\", \"quantization_config\": {\"quant_method\": "
-                 "\"gptq\", \"bits\": 4, \"group_size\": 32}}", &in);
+                 "\"gptq\", \"bits\": 4, \"group_size\": 32}}",
+                 &in);
     const planner_weight_type *q4 = find_type(&in, "INT4", false);
     assert_int_equal(q4->n_elements, 4 * 4096 + 3 * 8192);
     assert_int_equal(q4->bytes, (4 * 4096 + 3 * 8192) / 2);
@@ -273,12 +285,14 @@ static void test_plan_errors(void **state)
     // Q8_0 needs head dimensions that are multiples of 32.
     parse_config("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 128, "
                  "\"num_hidden_layers\": 2, \"num_attention_heads\": 2, "
-                 "\"intermediate_size\": 128, \"vocab_size\": 100}", &in);
+                 "\"intermediate_size\": 128, \"vocab_size\": 100}",
+                 &in);
     cfg = config_for(64, 1, KV_TYPE_Q8_0, 0);
     assert_int_equal(planner_plan_make(&in, &cfg, &p, &err), 0); // head dim 64
     parse_config("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 96, "
                  "\"num_hidden_layers\": 2, \"num_attention_heads\": 2, "
-                 "\"intermediate_size\": 128, \"vocab_size\": 100}", &in);
+                 "\"intermediate_size\": 128, \"vocab_size\": 100}",
+                 &in);
     assert_int_equal(planner_plan_make(&in, &cfg, &p, &err), GARLIC_EUNSUPPORTED);
 }
 
@@ -331,8 +345,8 @@ static void test_gguf_exact(void **state)
             assert_non_null(kv);
             assert_int_equal(p.kv_bytes, kv_cache_bytes(kv));
             kv_cache_free(kv);
-            model_state_config sc = {.n_ctx = ctxs[c], .max_batch = 64, .logit_rows = 64,
-                                     .n_threads = 2};
+            model_state_config sc = {
+                .n_ctx = ctxs[c], .max_batch = 64, .logit_rows = 64, .n_threads = 2};
             model_state *s = model_state_new(m, &sc, &err);
             assert_non_null(s);
             assert_int_equal(p.scratch_bytes, model_state_bytes(s));
@@ -497,16 +511,11 @@ static void test_alloc_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reference_inline),
-        cmocka_unit_test(test_reference_file),
-        cmocka_unit_test(test_concurrency_rule),
-        cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_architectures),
-        cmocka_unit_test(test_plan_errors),
-        cmocka_unit_test(test_gguf_exact),
-        cmocka_unit_test(test_gguf_shared),
-        cmocka_unit_test(test_safetensors_weights),
-        cmocka_unit_test(test_folders),
+        cmocka_unit_test(test_reference_inline),    cmocka_unit_test(test_reference_file),
+        cmocka_unit_test(test_concurrency_rule),    cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_architectures),       cmocka_unit_test(test_plan_errors),
+        cmocka_unit_test(test_gguf_exact),          cmocka_unit_test(test_gguf_shared),
+        cmocka_unit_test(test_safetensors_weights), cmocka_unit_test(test_folders),
         cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,8 +35,11 @@ static int setup(void **state)
 
 static registry *new_registry(uint64_t budget, double keep_alive, double load_wait)
 {
-    registry_config cfg = {.n_threads = 2, .memory_budget = budget, .keep_alive = keep_alive,
-                           .keep_alive_set = true, .load_wait = load_wait};
+    registry_config cfg = {.n_threads = 2,
+                           .memory_budget = budget,
+                           .keep_alive = keep_alive,
+                           .keep_alive_set = true,
+                           .load_wait = load_wait};
     garlic_error err = {0};
     registry *reg = registry_new(&cfg, &err);
     assert_non_null(reg);

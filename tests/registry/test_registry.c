@@ -28,8 +28,11 @@ static int setup(void **state)
 
 static registry *new_registry(uint32_t max_queue)
 {
-    registry_config cfg = {.n_ctx = 2048, .max_queue = max_queue, .n_threads = 1,
-                           .kv_type = KV_TYPE_F16, .parallel = 1};
+    registry_config cfg = {.n_ctx = 2048,
+                           .max_queue = max_queue,
+                           .n_threads = 1,
+                           .kv_type = KV_TYPE_F16,
+                           .parallel = 1};
     garlic_error err = {0};
     registry *reg = registry_new(&cfg, &err);
     assert_non_null(reg);
@@ -96,8 +99,8 @@ static void stats_after(registry *reg, uint64_t want, registry_stats *st)
 static void test_stats(void **state)
 {
     (void)state;
-    registry_config cfg = {.n_ctx = 2048, .n_threads = 1, .parallel = 2, .keep_alive = 300,
-                           .keep_alive_set = true};
+    registry_config cfg = {
+        .n_ctx = 2048, .n_threads = 1, .parallel = 2, .keep_alive = 300, .keep_alive_set = true};
     garlic_error err = {0};
     registry *reg = registry_new(&cfg, &err);
     assert_non_null(reg);

@@ -793,8 +793,7 @@ static stream_result run_stream(const char *const *stops, size_t n_stops, const 
     size_t len = 0;
     sampler_stop_result out;
     for (int i = 0; pieces[i]; i++) {
-        assert_int_equal(sampler_stop_feed(m, pieces[i], strlen(pieces[i]), &out, &err),
-                         GARLIC_OK);
+        assert_int_equal(sampler_stop_feed(m, pieces[i], strlen(pieces[i]), &out, &err), GARLIC_OK);
         assert_true(len + out.len < sizeof res.text);
         memcpy(res.text + len, out.text, out.len);
         len += out.len;

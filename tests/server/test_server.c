@@ -39,8 +39,10 @@ static void server_start(test_server *s, const char *name, const char *extra)
 {
     snprintf(s->log, sizeof s->log, "%s", test_temp_path(name));
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "exec '%s' serve -m '%s=tiny' --host 127.0.0.1 --port 0 --ctx 4096 "
-             "--threads 1 %s 2>'%s'", test_garlic(), model_path, extra, s->log);
+    snprintf(cmd, sizeof cmd,
+             "exec '%s' serve -m '%s=tiny' --host 127.0.0.1 --port 0 --ctx 4096 "
+             "--threads 1 %s 2>'%s'",
+             test_garlic(), model_path, extra, s->log);
     s->pid = fork();
     if (s->pid == 0) {
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
@@ -90,13 +92,16 @@ static int http(const test_server *s, const char *method, const char *path, cons
     snprintf(data_file, sizeof data_file, "%s", test_temp_path("body.in"));
     if (json) {
         assert_int_equal(test_write_file(data_file, json, strlen(json)), 0);
-        snprintf(data_arg, sizeof data_arg, "-H 'Content-Type: application/json' "
-                 "--data-binary @'%s'", data_file);
+        snprintf(data_arg, sizeof data_arg,
+                 "-H 'Content-Type: application/json' "
+                 "--data-binary @'%s'",
+                 data_file);
     }
     char *out = NULL;
-    test_run(&out, NULL, "curl -s -N -X %s %s %s -D '%s' -o '%s' -w '%%{http_code}' "
-             "'http://127.0.0.1:%d%s'", method, data_arg, extra ? extra : "", head_file, body_file,
-             s->port, path);
+    test_run(&out, NULL,
+             "curl -s -N -X %s %s %s -D '%s' -o '%s' -w '%%{http_code}' "
+             "'http://127.0.0.1:%d%s'",
+             method, data_arg, extra ? extra : "", head_file, body_file, s->port, path);
     int status = atoi(out);
     free(out);
     if (body)
@@ -196,8 +201,10 @@ static void test_health_and_listing(void **state)
     free(body);
     // Keep-alive: curl sends both requests over one connection.
     char *err = NULL;
-    test_run(NULL, &err, "curl -sv -o /dev/null -o /dev/null 'http://127.0.0.1:%d/health' "
-             "'http://127.0.0.1:%d/v1/models'", main_server.port, main_server.port);
+    test_run(NULL, &err,
+             "curl -sv -o /dev/null -o /dev/null 'http://127.0.0.1:%d/health' "
+             "'http://127.0.0.1:%d/v1/models'",
+             main_server.port, main_server.port);
     assert_non_null(strstr(err, "Re-using existing connection"));
     free(err);
     assert_int_equal(http(&main_server, "GET", "/v1/models", NULL, NULL, &body, NULL), 200);
@@ -226,10 +233,12 @@ static void test_health_and_listing(void **state)
 static void test_chat_completion(void **state)
 {
     (void)state;
-    cJSON *r = post_json("/v1/chat/completions", "{\"model\":\"tiny\",\"messages\":[{\"role\":"
+    cJSON *r = post_json("/v1/chat/completions",
+                         "{\"model\":\"tiny\",\"messages\":[{\"role\":"
                          "\"system\",\"content\":\"be brief\"},{\"role\":\"user\",\"content\":"
                          "[{\"type\":\"text\",\"text\":\"hello\"}]}],\"max_tokens\":8,"
-                         "\"temperature\":0,\"user\":\"u1\",\"unknown_field\":[1,2]}", 200);
+                         "\"temperature\":0,\"user\":\"u1\",\"unknown_field\":[1,2]}",
+                         200);
     assert_string_equal(json_str(r, "object"), "chat.completion");
     assert_string_equal(json_str(r, "choices.0.message.role"), "assistant");
     assert_non_null(json_str(r, "choices.0.message.content"));
@@ -260,8 +269,9 @@ static char *sse_text(const char *body, bool chat, cJSON **usage, const char **f
         cJSON *chunk = cJSON_ParseWithLength(p, (size_t)(end - p));
         assert_non_null(chunk);
         const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItem(chunk, "choices"), 0);
-        const cJSON *piece = chat ? cJSON_GetObjectItem(cJSON_GetObjectItem(choice, "delta"), "content")
-                                  : cJSON_GetObjectItem(choice, "text");
+        const cJSON *piece = chat
+            ? cJSON_GetObjectItem(cJSON_GetObjectItem(choice, "delta"), "content")
+            : cJSON_GetObjectItem(choice, "text");
         if (cJSON_IsString(piece)) {
             memcpy(text + len, piece->valuestring, strlen(piece->valuestring));
             len += strlen(piece->valuestring);
@@ -284,13 +294,16 @@ static char *sse_text(const char *body, bool chat, cJSON **usage, const char **f
 static void test_streaming_matches_whole(void **state)
 {
     (void)state;
-    cJSON *whole = post_json("/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"once upon\","
-                             "\"max_tokens\":12,\"temperature\":0}", 200);
+    cJSON *whole = post_json("/v1/completions",
+                             "{\"model\":\"tiny\",\"prompt\":\"once upon\","
+                             "\"max_tokens\":12,\"temperature\":0}",
+                             200);
     char *body, *headers;
-    int status = http(&main_server, "POST", "/v1/completions",
-                      "{\"model\":\"tiny\",\"prompt\":\"once upon\",\"max_tokens\":12,"
-                      "\"temperature\":0,\"stream\":true,\"stream_options\":{\"include_usage\":true}}",
-                      NULL, &body, &headers);
+    int status = http(
+        &main_server, "POST", "/v1/completions",
+        "{\"model\":\"tiny\",\"prompt\":\"once upon\",\"max_tokens\":12,"
+        "\"temperature\":0,\"stream\":true,\"stream_options\":{\"include_usage\":true}}",
+        NULL, &body, &headers);
     assert_int_equal(status, 200);
     assert_non_null(strstr(headers, "text/event-stream"));
     cJSON *usage = NULL;
@@ -299,14 +312,16 @@ static void test_streaming_matches_whole(void **state)
     assert_string_equal(text, json_str(whole, "choices.0.text"));
     assert_non_null(usage);
     assert_int_equal((int)json_num(usage, "completion_tokens"), 12);
-    assert_int_equal((int)json_num(usage, "prompt_tokens"), (int)json_num(whole, "usage.prompt_tokens"));
+    assert_int_equal((int)json_num(usage, "prompt_tokens"),
+                     (int)json_num(whole, "usage.prompt_tokens"));
     assert_string_equal(finish, "length");
     free(text), free(body), free(headers);
     cJSON_Delete(usage), cJSON_Delete(whole);
     // Chat streams start with the role and end with a finish_reason chunk.
     status = http(&main_server, "POST", "/v1/chat/completions",
                   "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
-                  "\"max_tokens\":5,\"stream\":true}", NULL, &body, NULL);
+                  "\"max_tokens\":5,\"stream\":true}",
+                  NULL, &body, NULL);
     assert_int_equal(status, 200);
     assert_non_null(strstr(body, "\"role\":\"assistant\""));
     text = sse_text(body, true, NULL, &finish);
@@ -317,8 +332,9 @@ static void test_streaming_matches_whole(void **state)
 static void test_seed_and_n(void **state)
 {
     (void)state;
-    const char *req = "{\"model\":\"tiny\",\"prompt\":\"abc\",\"max_tokens\":16,\"temperature\":1.5,"
-                      "\"top_p\":1,\"seed\":42,\"n\":2,\"logit_bias\":{\"2\":-100}}";
+    const char *req =
+        "{\"model\":\"tiny\",\"prompt\":\"abc\",\"max_tokens\":16,\"temperature\":1.5,"
+        "\"top_p\":1,\"seed\":42,\"n\":2,\"logit_bias\":{\"2\":-100}}";
     cJSON *a = post_json("/v1/completions", req, 200), *b = post_json("/v1/completions", req, 200);
     assert_string_equal(json_str(a, "choices.0.text"), json_str(b, "choices.0.text"));
     assert_string_equal(json_str(a, "choices.1.text"), json_str(b, "choices.1.text"));
@@ -331,8 +347,10 @@ static void test_seed_and_n(void **state)
 static void test_stop_strings(void **state)
 {
     (void)state;
-    cJSON *r = post_json("/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"abc\",\"max_tokens\":24,"
-                         "\"temperature\":0}", 200);
+    cJSON *r = post_json("/v1/completions",
+                         "{\"model\":\"tiny\",\"prompt\":\"abc\",\"max_tokens\":24,"
+                         "\"temperature\":0}",
+                         200);
     const char *text = json_str(r, "choices.0.text");
     // The first ASCII letter after the start becomes the stop string.
     size_t i = 1;
@@ -344,15 +362,19 @@ static void test_stop_strings(void **state)
     }
     char stop[2] = {text[i], 0}, req[512];
     size_t want = strcspn(text, stop);
-    snprintf(req, sizeof req, "{\"model\":\"tiny\",\"prompt\":\"abc\",\"max_tokens\":24,"
-             "\"temperature\":0,\"stop\":[\"zzzz\",\"%s\"]}", stop);
+    snprintf(req, sizeof req,
+             "{\"model\":\"tiny\",\"prompt\":\"abc\",\"max_tokens\":24,"
+             "\"temperature\":0,\"stop\":[\"zzzz\",\"%s\"]}",
+             stop);
     cJSON *s = post_json("/v1/completions", req, 200);
     assert_int_equal(strlen(json_str(s, "choices.0.text")), want);
     assert_memory_equal(json_str(s, "choices.0.text"), text, want);
     assert_string_equal(json_str(s, "choices.0.finish_reason"), "stop");
     // Streamed, not a byte of the stop string goes out either.
-    snprintf(req, sizeof req, "{\"model\":\"tiny\",\"prompt\":\"abc\",\"max_tokens\":24,"
-             "\"temperature\":0,\"stop\":\"%s\",\"stream\":true}", stop);
+    snprintf(req, sizeof req,
+             "{\"model\":\"tiny\",\"prompt\":\"abc\",\"max_tokens\":24,"
+             "\"temperature\":0,\"stop\":\"%s\",\"stream\":true}",
+             stop);
     char *body;
     assert_int_equal(http(&main_server, "POST", "/v1/completions", req, NULL, &body, NULL), 200);
     const char *finish = NULL;
@@ -366,31 +388,39 @@ static void test_stop_strings(void **state)
 static void test_logprobs(void **state)
 {
     (void)state;
-    cJSON *r = post_json("/v1/chat/completions", "{\"model\":\"tiny\",\"messages\":[{\"role\":"
+    cJSON *r = post_json("/v1/chat/completions",
+                         "{\"model\":\"tiny\",\"messages\":[{\"role\":"
                          "\"user\",\"content\":\"x\"}],\"max_tokens\":4,\"logprobs\":true,"
-                         "\"top_logprobs\":3,\"logit_bias\":{\"2\":-100}}", 200);
+                         "\"top_logprobs\":3,\"logit_bias\":{\"2\":-100}}",
+                         200);
     const cJSON *content = cJSON_GetObjectItem(
         cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "choices"), 0), "logprobs"),
         "content");
     assert_int_equal(cJSON_GetArraySize(content), 4);
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(content, 0),
-                                                            "top_logprobs")), 3);
+    assert_int_equal(
+        cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(content, 0), "top_logprobs")), 3);
     assert_true(json_num(r, "choices.0.logprobs.content.0.logprob") <= 0);
     cJSON_Delete(r);
-    r = post_json("/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":3,"
-                  "\"logprobs\":2,\"logit_bias\":{\"2\":-100}}", 200);
+    r = post_json("/v1/completions",
+                  "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":3,"
+                  "\"logprobs\":2,\"logit_bias\":{\"2\":-100}}",
+                  200);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(
-                         cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "choices"), 0),
-                                             "logprobs"), "token_logprobs")), 3);
+                         cJSON_GetObjectItem(
+                             cJSON_GetArrayItem(cJSON_GetObjectItem(r, "choices"), 0), "logprobs"),
+                         "token_logprobs")),
+                     3);
     cJSON_Delete(r);
 }
 
 static void test_ollama_generate_and_chat(void **state)
 {
     (void)state;
-    cJSON *r = post_json("/api/generate", "{\"model\":\"tiny\",\"prompt\":\"hi\",\"stream\":false,"
+    cJSON *r = post_json("/api/generate",
+                         "{\"model\":\"tiny\",\"prompt\":\"hi\",\"stream\":false,"
                          "\"keep_alive\":\"5m\",\"options\":{\"num_predict\":6,\"temperature\":0,"
-                         "\"top_k\":10,\"repeat_penalty\":1.1,\"num_ctx\":2048}}", 200);
+                         "\"top_k\":10,\"repeat_penalty\":1.1,\"num_ctx\":2048}}",
+                         200);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(r, "done")));
     assert_string_equal(json_str(r, "done_reason"), "length");
     assert_int_equal((int)json_num(r, "eval_count"), 6);
@@ -399,9 +429,11 @@ static void test_ollama_generate_and_chat(void **state)
     assert_non_null(json_str(r, "response"));
     cJSON_Delete(r);
     char *body, *headers;
-    int status = http(&main_server, "POST", "/api/chat", "{\"model\":\"tiny\",\"messages\":[{\"role\":"
+    int status = http(&main_server, "POST", "/api/chat",
+                      "{\"model\":\"tiny\",\"messages\":[{\"role\":"
                       "\"user\",\"content\":\"hi\"}],\"options\":{\"num_predict\":5,"
-                      "\"temperature\":0}}", NULL, &body, &headers);
+                      "\"temperature\":0}}",
+                      NULL, &body, &headers);
     assert_int_equal(status, 200);
     assert_non_null(strstr(headers, "application/x-ndjson"));
     // Every line is one JSON object; the last one is done with Ollama's counters.
@@ -455,24 +487,38 @@ static void test_errors(void **state)
     expect_error(chat, "[1,2]", 400, NULL);
     expect_error(chat, "{\"messages\":[]}", 400, "model");
     expect_error(chat, "{\"model\":\"tiny\"}", 400, "messages");
-    expect_error(chat, "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
-                 "\"temperature\":\"hot\"}", 400, "temperature");
-    expect_error(chat, "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
-                 "\"max_tokens\":1.5}", 400, "max_tokens");
-    expect_error(chat, "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
-                 "\"stream\":\"yes\"}", 400, "stream");
-    expect_error(chat, "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
-                 "\"stop\":[1]}", 400, "stop");
-    expect_error(chat, "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
-                 "\"n\":0}", 400, "n");
-    expect_error(chat, "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
-                 "\"logit_bias\":{\"99999\":5}}", 400, "logit_bias");
+    expect_error(chat,
+                 "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                 "\"temperature\":\"hot\"}",
+                 400, "temperature");
+    expect_error(chat,
+                 "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                 "\"max_tokens\":1.5}",
+                 400, "max_tokens");
+    expect_error(chat,
+                 "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                 "\"stream\":\"yes\"}",
+                 400, "stream");
+    expect_error(chat,
+                 "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                 "\"stop\":[1]}",
+                 400, "stop");
+    expect_error(chat,
+                 "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                 "\"n\":0}",
+                 400, "n");
+    expect_error(chat,
+                 "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                 "\"logit_bias\":{\"99999\":5}}",
+                 400, "logit_bias");
     expect_error(chat, "{\"model\":\"nope\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
                  404, "model");
     expect_error("/v1/completions", "{\"model\":\"tiny\",\"prompt\":{}}", 400, "prompt");
     expect_error("/api/generate", "{\"model\":\"nope\",\"prompt\":\"x\"}", 404, NULL);
-    expect_error("/api/chat", "{\"model\":\"tiny\",\"messages\":[],\"options\":{\"temperature\":"
-                 "\"x\"}}", 400, NULL);
+    expect_error("/api/chat",
+                 "{\"model\":\"tiny\",\"messages\":[],\"options\":{\"temperature\":"
+                 "\"x\"}}",
+                 400, NULL);
     expect_error("/api/show", "{\"model\":\"nope\"}", 404, NULL);
     // An over-long prompt: more tokens than the 4096 positions of the context.
     size_t n = 30000;
@@ -489,7 +535,8 @@ static void test_errors(void **state)
     assert_int_equal(http(&main_server, "GET", "/v1/nothing", NULL, NULL, &body, NULL), 404);
     assert_non_null(strstr(body, "\"error\""));
     free(body);
-    assert_int_equal(http(&main_server, "GET", "/v1/chat/completions", NULL, NULL, &body, NULL), 405);
+    assert_int_equal(http(&main_server, "GET", "/v1/chat/completions", NULL, NULL, &body, NULL),
+                     405);
     free(body);
 }
 
@@ -507,15 +554,19 @@ static void test_huge_body(void **state)
     fclose(f);
     char *out = NULL, arg[700];
     snprintf(arg, sizeof arg, "--data-binary @'%s' -H 'Content-Type: application/json'", path);
-    test_run(&out, NULL, "curl -s -o /dev/null -w '%%{http_code}' %s "
-             "'http://127.0.0.1:%d/v1/completions'", arg, main_server.port);
+    test_run(&out, NULL,
+             "curl -s -o /dev/null -w '%%{http_code}' %s "
+             "'http://127.0.0.1:%d/v1/completions'",
+             arg, main_server.port);
     assert_int_equal(atoi(out), 413);
     free(out);
     unlink(path);
     // Chunked uploads (no Content-Length) are cut off at the limit as well.
-    test_run(&out, NULL, "head -c 9000000 /dev/zero | tr '\\0' a | curl -s -o /dev/null -w "
+    test_run(&out, NULL,
+             "head -c 9000000 /dev/zero | tr '\\0' a | curl -s -o /dev/null -w "
              "'%%{http_code}' -H 'Transfer-Encoding: chunked' --data-binary @- "
-             "'http://127.0.0.1:%d/v1/completions'", main_server.port);
+             "'http://127.0.0.1:%d/v1/completions'",
+             main_server.port);
     assert_int_equal(atoi(out), 413);
     free(out);
     char *body;
@@ -529,9 +580,12 @@ static void test_disconnect_cancels(void **state)
     (void)state;
     double cancelled = metric(&main_server, "garlic_generations_cancelled_total");
     char *out = NULL;
-    int rc = test_run(&out, NULL, "curl -s -N --max-time 1 -d '{\"model\":\"tiny\",\"prompt\":"
-                      "\"go\",\"max_tokens\":4000,\"n\":16,\"logit_bias\":{\"2\":-100},\"stream\":true}' "
-                      "'http://127.0.0.1:%d/v1/completions'", main_server.port);
+    int rc = test_run(
+        &out, NULL,
+        "curl -s -N --max-time 1 -d '{\"model\":\"tiny\",\"prompt\":"
+        "\"go\",\"max_tokens\":4000,\"n\":16,\"logit_bias\":{\"2\":-100},\"stream\":true}' "
+        "'http://127.0.0.1:%d/v1/completions'",
+        main_server.port);
     assert_int_equal(rc, 28); // curl: timed out, i.e. the stream was still going
     assert_non_null(strstr(out, "data: "));
     free(out);
@@ -542,7 +596,8 @@ static void test_disconnect_cancels(void **state)
     assert_true(a == b);
     assert_true(metric(&main_server, "garlic_generations_cancelled_total") == cancelled + 1);
     assert_true(metric(&main_server, "garlic_requests_running") == 0);
-    cJSON *r = post_json("/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":2}", 200);
+    cJSON *r = post_json("/v1/completions",
+                         "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":2}", 200);
     cJSON_Delete(r);
 }
 
@@ -556,9 +611,11 @@ static void test_queue_full(void **state)
     test_server s = {0};
     server_start(&s, "queue.log", "--parallel 2 --max-queue 2");
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "curl -s -o /dev/null --max-time 3 -d '{\"model\":\"tiny\",\"prompt\":"
+    snprintf(cmd, sizeof cmd,
+             "curl -s -o /dev/null --max-time 3 -d '{\"model\":\"tiny\",\"prompt\":"
              "\"go\",\"max_tokens\":4000,\"n\":16,\"logit_bias\":{\"2\":-100}}' "
-             "'http://127.0.0.1:%d/v1/completions' &", s.port);
+             "'http://127.0.0.1:%d/v1/completions' &",
+             s.port);
     for (int i = 0; i < 5; i++) {
         assert_int_equal(system(cmd), 0);
         sleep_ms(100);
@@ -566,7 +623,8 @@ static void test_queue_full(void **state)
     sleep_ms(300);
     char *body, *headers;
     int status = http(&s, "POST", "/v1/completions",
-                      "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":2}", NULL, &body, &headers);
+                      "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":2}", NULL, &body,
+                      &headers);
     assert_int_equal(status, 503);
     assert_non_null(strcasestr(headers, "Retry-After: 1"));
     assert_non_null(strstr(body, "queue_full"));
@@ -579,7 +637,8 @@ static void test_queue_full(void **state)
         sleep_ms(100);
     assert_int_equal(http(&s, "POST", "/v1/completions",
                           "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":2}", NULL, &body,
-                          NULL), 200);
+                          NULL),
+                     200);
     free(body);
     assert_int_equal(server_stop(&s), 0);
 }
@@ -589,10 +648,12 @@ static void test_metrics(void **state)
     (void)state;
     char *body;
     assert_int_equal(http(&main_server, "GET", "/metrics", NULL, NULL, &body, NULL), 200);
-    assert_non_null(strstr(body, "garlic_http_requests_total{endpoint=\"/v1/chat/completions\","
-                                 "status=\"200\"}"));
-    assert_non_null(strstr(body, "garlic_http_requests_total{endpoint=\"/v1/chat/completions\","
-                                 "status=\"400\"}"));
+    assert_non_null(strstr(body,
+                           "garlic_http_requests_total{endpoint=\"/v1/chat/completions\","
+                           "status=\"200\"}"));
+    assert_non_null(strstr(body,
+                           "garlic_http_requests_total{endpoint=\"/v1/chat/completions\","
+                           "status=\"400\"}"));
     assert_non_null(strstr(body, "# TYPE garlic_time_to_first_token_seconds histogram"));
     assert_non_null(strstr(body, "garlic_token_latency_seconds_bucket{le=\"+Inf\"}"));
     free(body);
@@ -610,8 +671,10 @@ static void test_metrics(void **state)
     double misses = metric(&main_server, "garlic_prefix_cache_misses_total");
     // Two identical 40-token prompts: the second finds the first's two full blocks.
     char body_json[512];
-    snprintf(body_json, sizeof body_json, "{\"model\":\"tiny\",\"max_tokens\":1,\"prompt\":"
-             "\"%s\"}", "the cat sat on the mat and the dog sat on the log while it rained");
+    snprintf(body_json, sizeof body_json,
+             "{\"model\":\"tiny\",\"max_tokens\":1,\"prompt\":"
+             "\"%s\"}",
+             "the cat sat on the mat and the dog sat on the log while it rained");
     cJSON_Delete(post_json("/v1/completions", body_json, 200));
     double hits = metric(&main_server, "garlic_prefix_cache_hits_total");
     cJSON_Delete(post_json("/v1/completions", body_json, 200));
@@ -650,7 +713,8 @@ static void test_ps_and_keep_alive(void **state)
     free(body);
     assert_int_equal(http(&s, "POST", "/v1/completions",
                           "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":2}", NULL, &body,
-                          NULL), 200);
+                          NULL),
+                     200);
     free(body);
     assert_int_equal(http(&s, "GET", "/api/ps", NULL, NULL, &body, NULL), 200);
     cJSON *ps = cJSON_Parse(body);
@@ -667,7 +731,8 @@ static void test_ps_and_keep_alive(void **state)
     cJSON_Delete(ps);
     char *est = NULL;
     assert_int_equal(test_run(&est, NULL, "'%s' estimate '%s' --ctx 4096 --threads 1 --json",
-                              test_garlic(), model_path), 0);
+                              test_garlic(), model_path),
+                     0);
     cJSON *plan = cJSON_Parse(est);
     free(est);
     assert_non_null(plan);
@@ -681,23 +746,29 @@ static void test_ps_and_keep_alive(void **state)
 
     // A long streamed request: its KV blocks show under its id while it runs.
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "curl -s -o /dev/null --max-time 3 -d '{\"model\":\"tiny\","
+    snprintf(cmd, sizeof cmd,
+             "curl -s -o /dev/null --max-time 3 -d '{\"model\":\"tiny\","
              "\"prompt\":\"go\",\"max_tokens\":3000,\"stream\":true,\"logit_bias\":{\"2\":-100}}' "
-             "'http://127.0.0.1:%d/v1/completions' &", s.port);
+             "'http://127.0.0.1:%d/v1/completions' &",
+             s.port);
     assert_int_equal(system(cmd), 0);
-    assert_true(wait_for_body(&s, "/metrics",
-                              "garlic_sequence_kv_blocks{model=\"tiny\",request=\"cmpl-"));
+    assert_true(
+        wait_for_body(&s, "/metrics", "garlic_sequence_kv_blocks{model=\"tiny\",request=\"cmpl-"));
     for (int i = 0; i < 200 && metric(&s, "garlic_sequences_running") > 0; i++)
         sleep_ms(30);
 
-    assert_int_equal(http(&s, "POST", "/v1/completions",
-                          "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":2,\"keep_alive\":\"soon\"}",
-                          NULL, &body, NULL), 400);
+    assert_int_equal(
+        http(&s, "POST", "/v1/completions",
+             "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":2,\"keep_alive\":\"soon\"}", NULL,
+             &body, NULL),
+        400);
     assert_non_null(strstr(body, "keep_alive"));
     free(body);
     assert_int_equal(http(&s, "POST", "/api/generate",
                           "{\"model\":\"tiny\",\"prompt\":\"x\",\"stream\":false,\"keep_alive\":0,"
-                          "\"options\":{\"num_predict\":2}}", NULL, &body, NULL), 200);
+                          "\"options\":{\"num_predict\":2}}",
+                          NULL, &body, NULL),
+                     200);
     free(body);
     assert_true(wait_for_body(&s, "/api/ps", "\"models\":[]"));
     assert_true(metric(&s, "garlic_model_unloads_total") >= 1);
@@ -716,16 +787,19 @@ static void test_auth_and_cors(void **state)
     assert_int_equal(http(&s, "GET", "/v1/models", NULL, NULL, &body, NULL), 401);
     assert_non_null(strstr(body, "invalid_api_key"));
     free(body);
-    assert_int_equal(http(&s, "GET", "/api/tags", NULL, "-H 'Authorization: Bearer wrong'", &body,
-                          NULL), 401);
+    assert_int_equal(
+        http(&s, "GET", "/api/tags", NULL, "-H 'Authorization: Bearer wrong'", &body, NULL), 401);
     free(body);
-    assert_int_equal(http(&s, "GET", "/v1/models", NULL, "-H 'Authorization: Bearer s3cret'", &body,
-                          &headers), 200);
+    assert_int_equal(
+        http(&s, "GET", "/v1/models", NULL, "-H 'Authorization: Bearer s3cret'", &body, &headers),
+        200);
     assert_non_null(strcasestr(headers, "Access-Control-Allow-Origin: http://example.com"));
     free(body), free(headers);
-    assert_int_equal(http(&s, "OPTIONS", "/v1/chat/completions", NULL,
-                          "-H 'Origin: http://example.com' -H 'Access-Control-Request-Method: POST'",
-                          &body, &headers), 204);
+    assert_int_equal(
+        http(&s, "OPTIONS", "/v1/chat/completions", NULL,
+             "-H 'Origin: http://example.com' -H 'Access-Control-Request-Method: POST'", &body,
+             &headers),
+        204);
     assert_non_null(strcasestr(headers, "Access-Control-Allow-Headers"));
     free(body), free(headers);
     assert_int_equal(server_stop(&s), 0);
@@ -739,7 +813,8 @@ static void test_graceful_shutdown(void **state)
     server_start(&s, "shutdown.log", "--grace 0.2");
     char out_path[600], cmd[1024];
     snprintf(out_path, sizeof out_path, "%s", test_temp_path("shutdown.sse"));
-    snprintf(cmd, sizeof cmd, "curl -s -N --max-time 20 -d '{\"model\":\"tiny\",\"prompt\":\"go\","
+    snprintf(cmd, sizeof cmd,
+             "curl -s -N --max-time 20 -d '{\"model\":\"tiny\",\"prompt\":\"go\","
              "\"max_tokens\":4000,\"n\":16,\"logit_bias\":{\"2\":-100},\"stream\":true}' "
              "'http://127.0.0.1:%d/v1/completions' >'%s' &",
              s.port, out_path);
@@ -778,12 +853,15 @@ static void test_model_template(void **state)
     assert_string_equal(json_str(show, "garlic.chat_template"), "model");
     assert_non_null(strstr(json_str(show, "template"), "<|user|>"));
     cJSON_Delete(show), free(body);
-    assert_int_equal(http(&s, "POST", "/v1/chat/completions", "{\"model\":\"tiny\",\"messages\":"
-                          "[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":3}", NULL,
-                          &body, NULL), 200);
+    assert_int_equal(http(&s, "POST", "/v1/chat/completions",
+                          "{\"model\":\"tiny\",\"messages\":"
+                          "[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":3}",
+                          NULL, &body, NULL),
+                     200);
     cJSON *r = cJSON_Parse(body);
     // <s> <|user|> \n hi <|end|> \n <|assistant|> \n: about 8 tokens; spelled out, over 25.
-    assert_true(json_num(r, "usage.prompt_tokens") >= 5 && json_num(r, "usage.prompt_tokens") <= 14);
+    assert_true(json_num(r, "usage.prompt_tokens") >= 5 &&
+                json_num(r, "usage.prompt_tokens") <= 14);
     cJSON_Delete(r), free(body);
     assert_int_equal(server_stop(&s), 0);
 }
@@ -853,9 +931,10 @@ static void test_run_matches_server(void **state)
     assert_int_equal(server_stop(&s), 0);
 
     char *out = NULL, *err = NULL;
-    int status = test_run(&out, &err, "printf '%s\\n%s\\n' | '%s' run '%s' --chat-template-file "
-                          "'%s' --temp 0 -n 12 --ctx 4096 -t 1 --verbose", turns[0], turns[1],
-                          test_garlic(), model_path, tmpl_path);
+    int status = test_run(&out, &err,
+                          "printf '%s\\n%s\\n' | '%s' run '%s' --chat-template-file "
+                          "'%s' --temp 0 -n 12 --ctx 4096 -t 1 --verbose",
+                          turns[0], turns[1], test_garlic(), model_path, tmpl_path);
     assert_int_equal(status, 0);
     char want[4096];
     snprintf(want, sizeof want, "%s\n%s\n", reply[0], reply[1]);
@@ -896,7 +975,8 @@ static void test_e2e_node(void **state)
     }
     if (access("tests/e2e/node_modules/openai", F_OK) != 0 ||
         access("tests/e2e/node_modules/ollama", F_OK) != 0) {
-        print_message("skipped: tests/e2e/node_modules is absent (run: npm ci --prefix tests/e2e)\n");
+        print_message(
+            "skipped: tests/e2e/node_modules is absent (run: npm ci --prefix tests/e2e)\n");
         skip();
     }
     char bin[4096];
@@ -904,7 +984,8 @@ static void test_e2e_node(void **state)
         fail_msg("%s: not found", test_garlic());
     // Run from the folder: `node --test` then finds *.test.mjs there (node_modules excluded)
     // the same way in every Node version.
-    int rc = test_run(&out, &err, "cd tests/e2e && GARLIC_URL=http://127.0.0.1:%d GARLIC_MODEL=tiny "
+    int rc = test_run(&out, &err,
+                      "cd tests/e2e && GARLIC_URL=http://127.0.0.1:%d GARLIC_MODEL=tiny "
                       "GARLIC_MODEL_PATH='%s' GARLIC_BIN='%s' node --test",
                       main_server.port, model_path, bin);
     if (rc != 0)

@@ -10,8 +10,8 @@
 
 #include "util.h"
 
-#include "gguf/gguf.h"
 #include "base/cpu.h"
+#include "gguf/gguf.h"
 #include "tensor/quants.h"
 #include "tensor/types.h"
 
@@ -200,19 +200,19 @@ static void test_f16_rounding(void **state)
         {0.1f, 0x2E66},
         {-2.0f, 0xC000},
         {-0.0f, 0x8000},
-        {65504.0f, 0x7BFF},                 // largest half
+        {65504.0f, 0x7BFF}, // largest half
         {65519.99f, 0x7BFF},
-        {65520.0f, 0x7C00},                 // halfway to 65536 rounds to even: inf
+        {65520.0f, 0x7C00}, // halfway to 65536 rounds to even: inf
         {1e10f, 0x7C00},
         {-INFINITY, 0xFC00},
-        {0x1p-14f, 0x0400},                 // smallest normal
-        {0x1p-14f - 0x1p-25f, 0x0400},      // halfway between 0x03FF and 0x0400
-        {0x1p-14f - 0x1p-24f, 0x03FF},      // largest subnormal
-        {0x1p-24f, 0x0001},                 // smallest subnormal
-        {0x1p-25f, 0x0000},                 // halfway between 0 and 2^-24: even
+        {0x1p-14f, 0x0400},            // smallest normal
+        {0x1p-14f - 0x1p-25f, 0x0400}, // halfway between 0x03FF and 0x0400
+        {0x1p-14f - 0x1p-24f, 0x03FF}, // largest subnormal
+        {0x1p-24f, 0x0001},            // smallest subnormal
+        {0x1p-25f, 0x0000},            // halfway between 0 and 2^-24: even
         {0x1p-25f * 1.0000001f, 0x0001},
-        {3 * 0x1p-25f, 0x0002},             // 1.5 units: even
-        {5 * 0x1p-25f, 0x0002},             // 2.5 units: even
+        {3 * 0x1p-25f, 0x0002}, // 1.5 units: even
+        {5 * 0x1p-25f, 0x0002}, // 2.5 units: even
         {-0x1p-26f, 0x8000},
         {1e-30f, 0x0000},
     };
@@ -264,8 +264,8 @@ static void test_bf16(void **state)
 
 // Dequantizes one tensor named by a row of index.tsv and compares it, bit for bit, with
 // the reference .f32 file. Returns 0 on success; on failure prints why and returns -1.
-static int check_reference_row(const char *type_name, const char *tensor_name,
-                               const char *f32_file, const char *model_file, uint64_t count)
+static int check_reference_row(const char *type_name, const char *tensor_name, const char *f32_file,
+                               const char *model_file, uint64_t count)
 {
     tensor_type type;
     if (!tensor_type_from_name(type_name, &type)) {
@@ -360,8 +360,8 @@ typedef enum block_kind {
 } block_kind;
 
 static const block_kind super_kinds[N_SUPER] = {
-    KIND_GAUSSIAN, KIND_ZERO, KIND_GAUSSIAN, KIND_CONST_POS, KIND_CONST_NEG, KIND_OUTLIERS,
-    KIND_SMALL,    KIND_LARGE, KIND_GAUSSIAN, KIND_GAUSSIAN, KIND_GAUSSIAN, KIND_GAUSSIAN,
+    KIND_GAUSSIAN, KIND_ZERO,     KIND_GAUSSIAN, KIND_CONST_POS, KIND_CONST_NEG, KIND_OUTLIERS,
+    KIND_SMALL,    KIND_LARGE,    KIND_GAUSSIAN, KIND_GAUSSIAN,  KIND_GAUSSIAN,  KIND_GAUSSIAN,
     KIND_GAUSSIAN, KIND_GAUSSIAN, KIND_GAUSSIAN, KIND_GAUSSIAN,
 };
 
@@ -406,49 +406,56 @@ static bool block_ranges(tensor_type t, const void *block, value_range *r)
     switch (t) {
     case TENSOR_TYPE_Q4_0: {
         const block_q4_0 *b = block;
-        for (i = 0; i < 32; i++) r[i] = range_of(tensor_f16_to_f32(b->d), 0, -8, 7, 0.5f);
+        for (i = 0; i < 32; i++)
+            r[i] = range_of(tensor_f16_to_f32(b->d), 0, -8, 7, 0.5f);
         return true;
     }
     case TENSOR_TYPE_Q5_0: {
         const block_q5_0 *b = block;
-        for (i = 0; i < 32; i++) r[i] = range_of(tensor_f16_to_f32(b->d), 0, -16, 15, 0.5f);
+        for (i = 0; i < 32; i++)
+            r[i] = range_of(tensor_f16_to_f32(b->d), 0, -16, 15, 0.5f);
         return true;
     }
     case TENSOR_TYPE_Q4_1: {
         const block_q4_1 *b = block;
         float m = -tensor_f16_to_f32(b->m);
-        for (i = 0; i < 32; i++) r[i] = range_of(tensor_f16_to_f32(b->d), m, 0, 15, 0.5f);
+        for (i = 0; i < 32; i++)
+            r[i] = range_of(tensor_f16_to_f32(b->d), m, 0, 15, 0.5f);
         return true;
     }
     case TENSOR_TYPE_Q5_1: {
         const block_q5_1 *b = block;
         float m = -tensor_f16_to_f32(b->m);
-        for (i = 0; i < 32; i++) r[i] = range_of(tensor_f16_to_f32(b->d), m, 0, 31, 0.5f);
+        for (i = 0; i < 32; i++)
+            r[i] = range_of(tensor_f16_to_f32(b->d), m, 0, 31, 0.5f);
         return true;
     }
     case TENSOR_TYPE_Q8_0: {
         const block_q8_0 *b = block;
-        for (i = 0; i < 32; i++) r[i] = range_of(tensor_f16_to_f32(b->d), 0, -127, 127, 0.5f);
+        for (i = 0; i < 32; i++)
+            r[i] = range_of(tensor_f16_to_f32(b->d), 0, -127, 127, 0.5f);
         return true;
     }
     case TENSOR_TYPE_Q8_1: {
         const block_q8_1 *b = block;
-        for (i = 0; i < 32; i++) r[i] = range_of(tensor_f16_to_f32(b->d), 0, -127, 127, 0.5f);
+        for (i = 0; i < 32; i++)
+            r[i] = range_of(tensor_f16_to_f32(b->d), 0, -127, 127, 0.5f);
         return true;
     }
     case TENSOR_TYPE_Q8_K: {
         const block_q8_k *b = block;
-        for (i = 0; i < QK_K; i++) r[i] = range_of(b->d, 0, -127, 127, 0.5f);
+        for (i = 0; i < QK_K; i++)
+            r[i] = range_of(b->d, 0, -127, 127, 0.5f);
         return true;
     }
     case TENSOR_TYPE_IQ4_NL: {
         // The widest gap of the grid is 24 (89 -> 113), so half a gap is 12 steps of d.
         const block_iq4_nl *b = block;
-        for (i = 0; i < 32; i++) r[i] = range_of(tensor_f16_to_f32(b->d), 0, -127, 113, 12.0f);
+        for (i = 0; i < 32; i++)
+            r[i] = range_of(tensor_f16_to_f32(b->d), 0, -127, 113, 12.0f);
         return true;
     }
-    default:
-        return false;
+    default: return false;
     }
 }
 
@@ -506,8 +513,7 @@ static bool superblock_ranges(tensor_type t, const void *block, value_range *r)
         }
         return true;
     }
-    default:
-        return block_ranges(t, block, r);
+    default: return block_ranges(t, block, r);
     }
 }
 
@@ -529,7 +535,7 @@ typedef enum span_kind {
 
 typedef struct type_bound {
     tensor_type type;
-    int group;        // values per scale group (sub-block)
+    int group; // values per scale group (sub-block)
     span_kind span;
     double intervals; // steps across the span under the min/max scale
     bool idempotent;  // quantize(dequantize(quantize(x))) == quantize(x), byte for byte
@@ -538,21 +544,21 @@ typedef struct type_bound {
 static const type_bound bounds[] = {
     {TENSOR_TYPE_F16, 1, SPAN_NONE, 0, true},
     {TENSOR_TYPE_BF16, 1, SPAN_NONE, 0, true},
-    {TENSOR_TYPE_Q8_0, 32, SPAN_SYMMETRIC, 254, true},  // d = max/127: 254 steps
+    {TENSOR_TYPE_Q8_0, 32, SPAN_SYMMETRIC, 254, true}, // d = max/127: 254 steps
     {TENSOR_TYPE_Q8_1, 32, SPAN_SYMMETRIC, 254, true},
     {TENSOR_TYPE_Q8_K, 256, SPAN_SYMMETRIC, 254, false},
-    {TENSOR_TYPE_Q4_0, 32, SPAN_SYMMETRIC, 16, true},   // d = max/-8: codes -8..7
-    {TENSOR_TYPE_Q5_0, 32, SPAN_SYMMETRIC, 32, true},   // d = max/-16: codes -16..15
-    {TENSOR_TYPE_Q4_1, 32, SPAN_MIN_MAX, 15, false},    // codes 0..15 over min..max
+    {TENSOR_TYPE_Q4_0, 32, SPAN_SYMMETRIC, 16, true}, // d = max/-8: codes -8..7
+    {TENSOR_TYPE_Q5_0, 32, SPAN_SYMMETRIC, 32, true}, // d = max/-16: codes -16..15
+    {TENSOR_TYPE_Q4_1, 32, SPAN_MIN_MAX, 15, false},  // codes 0..15 over min..max
     {TENSOR_TYPE_Q5_1, 32, SPAN_MIN_MAX, 31, false},
     // IQ4: 16 grid points over -127..113 (mean gap 16 of d = max/127): like 15 steps.
     {TENSOR_TYPE_IQ4_NL, 32, SPAN_SYMMETRIC, 15, false},
     {TENSOR_TYPE_IQ4_XS, 32, SPAN_SYMMETRIC, 15, false},
-    {TENSOR_TYPE_Q2_K, 16, SPAN_WITH_ZERO, 3, false},   // codes 0..3
-    {TENSOR_TYPE_Q3_K, 16, SPAN_SYMMETRIC, 8, false},   // codes -4..3
+    {TENSOR_TYPE_Q2_K, 16, SPAN_WITH_ZERO, 3, false}, // codes 0..3
+    {TENSOR_TYPE_Q3_K, 16, SPAN_SYMMETRIC, 8, false}, // codes -4..3
     {TENSOR_TYPE_Q4_K, 32, SPAN_WITH_ZERO, 15, false},
     {TENSOR_TYPE_Q5_K, 32, SPAN_WITH_ZERO, 31, false},
-    {TENSOR_TYPE_Q6_K, 16, SPAN_SYMMETRIC, 64, false},  // codes -32..31
+    {TENSOR_TYPE_Q6_K, 16, SPAN_SYMMETRIC, 64, false}, // codes -32..31
 };
 
 // The min/max model's squared error summed over one super-block (see above).
@@ -567,7 +573,7 @@ static double model_error2(const type_bound *tb, const float *x)
             amax = fmaxf(amax, fabsf(x[i]));
         }
         double span = tb->span == SPAN_SYMMETRIC ? 2.0 * amax
-                      : tb->span == SPAN_MIN_MAX ? hi - lo
+            : tb->span == SPAN_MIN_MAX           ? hi - lo
                                                  : fmaxf(hi, 0) - fminf(lo, 0);
         double step = span / tb->intervals;
         sum += tb->group * step * step / 12.0;
@@ -798,12 +804,10 @@ typedef struct convert_variant {
     convert_fn f16, bf16;
 } convert_variant;
 
-static const convert_variant convert_avx2 = {"AVX2 + FMA + F16C", false,
-                                             tensor_dequantize_f16_avx2,
+static const convert_variant convert_avx2 = {"AVX2 + FMA + F16C", false, tensor_dequantize_f16_avx2,
                                              tensor_dequantize_bf16_avx2};
-static const convert_variant convert_avx512 = {"AVX-512 F/BW/DQ/VL", true,
-                                               tensor_dequantize_f16_avx512,
-                                               tensor_dequantize_bf16_avx512};
+static const convert_variant convert_avx512 = {
+    "AVX-512 F/BW/DQ/VL", true, tensor_dequantize_f16_avx512, tensor_dequantize_bf16_avx512};
 
 // One SIMD conversion gives the scalar reference's bits, on all 65536 inputs and on lengths
 // that leave a tail.

@@ -146,9 +146,9 @@ static void test_reference_models(void **state)
 {
     (void)state;
     skip_without_shared();
-    const char *models[][2] = {{"models/stories260K.gguf", "reference/stories260K"},
-                               {"models/llama-2-tiny-random.gguf",
-                                "reference/logits/llama-2-tiny-random"}};
+    const char *models[][2] = {
+        {"models/stories260K.gguf", "reference/stories260K"},
+        {"models/llama-2-tiny-random.gguf", "reference/logits/llama-2-tiny-random"}};
     tokenizer_ids got = {0}, want = {0};
     for (int m = 0; m < 2; m++) {
         garlic_error err = {0};
@@ -163,8 +163,8 @@ static void test_reference_models(void **state)
                                               TOKENIZER_ADD_SPECIAL, &got, &err),
                              GARLIC_OK);
             if (got.n != want.n || memcmp(got.ids, want.ids, got.n * sizeof *got.ids) != 0)
-                fail_msg("%s P%d: want%s got%s", models[m][0], i + 1,
-                         format_ids(want.ids, want.n), format_ids(got.ids, got.n));
+                fail_msg("%s P%d: want%s got%s", models[m][0], i + 1, format_ids(want.ids, want.n),
+                         format_ids(got.ids, got.n));
         }
         if (m == 0) {
             read_ids(test_shared_path("reference/stories260K/greedy200.ids"), &want);
@@ -182,8 +182,9 @@ static void test_reference_models(void **state)
             char chunk[256];
             size_t total = 0, w;
             for (size_t k = 0; k < want.n; k++) {
-                assert_int_equal(tokenizer_stream_push(&st, want.ids[k], chunk, sizeof chunk, &w,
-                                                       &err), GARLIC_OK);
+                assert_int_equal(
+                    tokenizer_stream_push(&st, want.ids[k], chunk, sizeof chunk, &w, &err),
+                    GARLIC_OK);
                 assert_true(total + w <= size);
                 assert_memory_equal(chunk, golden + total, w);
                 total += w;
@@ -329,20 +330,36 @@ static void test_round_trip(void **state)
 
 // Options for a small vocabulary written in-process (defaults: a valid gpt2 vocabulary).
 typedef struct vocab_opts {
-    const char *model;   // tokenizer.ggml.model
-    const char *pre;     // tokenizer.ggml.pre, NULL to omit
-    int score_delta;     // scores array length = n_tokens + delta (SPM only)
-    int bad_type;        // when set, token 5 gets this type value
-    int64_t bos_id;      // tokenizer.ggml.bos_token_id, -2 to omit
+    const char *model; // tokenizer.ggml.model
+    const char *pre;   // tokenizer.ggml.pre, NULL to omit
+    int score_delta;   // scores array length = n_tokens + delta (SPM only)
+    int bad_type;      // when set, token 5 gets this type value
+    int64_t bos_id;    // tokenizer.ggml.bos_token_id, -2 to omit
     bool omit_merges;
     bool omit_tokens;
 } vocab_opts;
 
-static const char *const bpe_merges[] = {"h e", "l l", "he ll", "hell o", "\xc4\xa0 w", "o r",
+static const char *const bpe_merges[] = {"h e",          "l l",           "he ll",
+                                         "hell o",       "\xc4\xa0 w",    "o r",
                                          "\xc4\xa0w or", "\xc4\xa0wor l", "\xc4\xa0worl d"};
-static const char *const spm_pieces[] = {"\xe2\x96\x81", "h", "e", "l", "o", "w", "r", "d",
-                                         "he", "ll", "hell", "hello", "\xe2\x96\x81hello",
-                                         "or", "wor", "world", "\xe2\x96\x81world", "worl"};
+static const char *const spm_pieces[] = {"\xe2\x96\x81",
+                                         "h",
+                                         "e",
+                                         "l",
+                                         "o",
+                                         "w",
+                                         "r",
+                                         "d",
+                                         "he",
+                                         "ll",
+                                         "hell",
+                                         "hello",
+                                         "\xe2\x96\x81hello",
+                                         "or",
+                                         "wor",
+                                         "world",
+                                         "\xe2\x96\x81world",
+                                         "worl"};
 
 // The byte-level BPE alphabet: printable bytes stand for themselves, the others for
 // U+0100 onwards in byte order.
@@ -368,7 +385,7 @@ static void alphabet_char(int b, char *dst)
 static const char *write_vocab(const char *name, vocab_opts o)
 {
     static char names[300 + 32][32];
-    char (*tokens)[32] = names;
+    char(*tokens)[32] = names;
     const char *ptr[300 + 32];
     int32_t types[300 + 32];
     float scores[300 + 32];
@@ -412,17 +429,20 @@ static const char *write_vocab(const char *name, vocab_opts o)
         assert_int_equal(gguf_writer_set_str(w, "tokenizer.ggml.pre", o.pre), 0);
     if (!o.omit_tokens)
         assert_int_equal(gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", ptr, (uint64_t)n), 0);
-    assert_int_equal(gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types,
-                                         (uint64_t)n), 0);
+    assert_int_equal(
+        gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, (uint64_t)n),
+        0);
     if (spm)
-        assert_int_equal(gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32,
-                                             scores, (uint64_t)(n + o.score_delta)), 0);
+        assert_int_equal(gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores,
+                                             (uint64_t)(n + o.score_delta)),
+                         0);
     if (!spm && !o.omit_merges)
         assert_int_equal(gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", bpe_merges,
-                                                 sizeof bpe_merges / sizeof *bpe_merges), 0);
+                                                 sizeof bpe_merges / sizeof *bpe_merges),
+                         0);
     if (o.bos_id != -2)
-        assert_int_equal(
-            gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)o.bos_id), 0);
+        assert_int_equal(gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)o.bos_id),
+                         0);
     const char *path = test_temp_path(name);
     garlic_error err = {0};
     assert_int_equal(gguf_writer_write(w, path, NULL, NULL, &err), 0);
@@ -466,9 +486,9 @@ static void test_small_vocabs(void **state)
     tokenizer_free(bpe);
     tokenizer_free(spm);
     // Every pre-tokenizer garlic knows compiles and splits the same text losslessly.
-    const char *pres[] = {"default",   "gpt-2",  "mpt",       "gpt-neox",       "llama-bpe",
-                          "qwen2",     "falcon", "starcoder", "refact",         "command-r",
-                          "smollm",    "olmo",   "dbrx",      "deepseek-llm",   "deepseek-coder"};
+    const char *pres[] = {"default", "gpt-2",  "mpt",       "gpt-neox",     "llama-bpe",
+                          "qwen2",   "falcon", "starcoder", "refact",       "command-r",
+                          "smollm",  "olmo",   "dbrx",      "deepseek-llm", "deepseek-coder"};
     const char *text = "Hello world's 12345 \xe4\xb8\xad\xe6\x96\x87  \t\n!! x";
     for (size_t i = 0; i < sizeof pres / sizeof pres[0]; i++) {
         vocab_opts o = bpe_opts;
@@ -497,21 +517,27 @@ static void test_bad_vocabs(void **state)
         int code;
         const char *needle;
     } cases[] = {
-        {{.model = "sentencepiece2", .pre = "gpt-2", .bos_id = -2}, GARLIC_EUNSUPPORTED,
+        {{.model = "sentencepiece2", .pre = "gpt-2", .bos_id = -2},
+         GARLIC_EUNSUPPORTED,
          "tokenizer.ggml.model"},
-        {{.model = "gpt2", .pre = "no-such-pre", .bos_id = -2}, GARLIC_EUNSUPPORTED,
-         "no-such-pre"},
-        {{.model = "llama", .score_delta = -1, .bos_id = 1}, GARLIC_EFORMAT,
+        {{.model = "gpt2", .pre = "no-such-pre", .bos_id = -2}, GARLIC_EUNSUPPORTED, "no-such-pre"},
+        {{.model = "llama", .score_delta = -1, .bos_id = 1},
+         GARLIC_EFORMAT,
          "tokenizer.ggml.scores"},
-        {{.model = "llama", .score_delta = 2, .bos_id = 1}, GARLIC_EFORMAT,
+        {{.model = "llama", .score_delta = 2, .bos_id = 1},
+         GARLIC_EFORMAT,
          "tokenizer.ggml.scores"},
-        {{.model = "gpt2", .pre = "gpt-2", .bos_id = 100000}, GARLIC_EFORMAT,
+        {{.model = "gpt2", .pre = "gpt-2", .bos_id = 100000},
+         GARLIC_EFORMAT,
          "tokenizer.ggml.bos_token_id"},
-        {{.model = "gpt2", .pre = "gpt-2", .bos_id = -2, .bad_type = 9}, GARLIC_EFORMAT,
+        {{.model = "gpt2", .pre = "gpt-2", .bos_id = -2, .bad_type = 9},
+         GARLIC_EFORMAT,
          "tokenizer.ggml.token_type"},
-        {{.model = "gpt2", .pre = "gpt-2", .bos_id = -2, .omit_merges = true}, GARLIC_EFORMAT,
+        {{.model = "gpt2", .pre = "gpt-2", .bos_id = -2, .omit_merges = true},
+         GARLIC_EFORMAT,
          "tokenizer.ggml.merges"},
-        {{.model = "gpt2", .pre = "gpt-2", .bos_id = -2, .omit_tokens = true}, GARLIC_EFORMAT,
+        {{.model = "gpt2", .pre = "gpt-2", .bos_id = -2, .omit_tokens = true},
+         GARLIC_EFORMAT,
          "tokenizer.ggml.tokens"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -636,7 +662,7 @@ static void *encode_all(void *arg)
             again.n = 0;
             tokenizer_encode(job->t, p, (size_t)(end - p), TOKENIZER_ADD_SPECIAL, &again, &err);
             job->mismatches += again.n != first.n ||
-                               memcmp(again.ids, first.ids, again.n * sizeof *again.ids) != 0;
+                memcmp(again.ids, first.ids, again.n * sizeof *again.ids) != 0;
         }
     }
     tokenizer_ids_deinit(&first);
@@ -723,9 +749,8 @@ static void test_cli(void **state)
     char path[4096];
     snprintf(path, sizeof path, "%s", model);
     char *out = NULL, *err = NULL;
-    assert_int_equal(test_run(&out, NULL, "%s tokenize %s --ids '%s'", test_garlic(), path,
-                              prompts[0]),
-                     0);
+    assert_int_equal(
+        test_run(&out, NULL, "%s tokenize %s --ids '%s'", test_garlic(), path, prompts[0]), 0);
     assert_string_equal(out, "1 403 407 261 378 432 383 286 261 376 298 315 421 395 317 426\n");
     free(out);
     garlic_error e = {0};
@@ -734,12 +759,14 @@ static void test_cli(void **state)
     char want[512];
     snprintf(want, sizeof want, "%s\n", encode_str(t, "a\nb  c\n", 0) + 1);
     assert_int_equal(test_run(&out, NULL, "printf 'a\\nb  c\\n' | %s tokenize %s - --ids --no-bos",
-                              test_garlic(), path), 0);
+                              test_garlic(), path),
+                     0);
     assert_string_equal(out, want);
     free(out);
     snprintf(want, sizeof want, "%s\n", encode_str(t, "</s>x", TOKENIZER_PARSE_SPECIAL) + 1);
     assert_int_equal(test_run(&out, NULL, "%s tokenize --no-bos --special %s '</s>x' --ids",
-                              test_garlic(), path), 0);
+                              test_garlic(), path),
+                     0);
     assert_string_equal(out, want);
     free(out);
     tokenizer_free(t);
@@ -757,11 +784,11 @@ static void test_cli(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vectors),        cmocka_unit_test(test_reference_models),
-        cmocka_unit_test(test_round_trip),     cmocka_unit_test(test_small_vocabs),
-        cmocka_unit_test(test_bad_vocabs),     cmocka_unit_test(test_special_tokens),
-        cmocka_unit_test(test_stream),         cmocka_unit_test(test_alloc_failures),
-        cmocka_unit_test(test_threads),        cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_vectors),    cmocka_unit_test(test_reference_models),
+        cmocka_unit_test(test_round_trip), cmocka_unit_test(test_small_vocabs),
+        cmocka_unit_test(test_bad_vocabs), cmocka_unit_test(test_special_tokens),
+        cmocka_unit_test(test_stream),     cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_threads),    cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
