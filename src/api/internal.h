@@ -67,7 +67,14 @@ typedef struct api_flavour {
     const char *stream_type;                                    // the stream's content type
     bool ollama;                                                // errors in Ollama's shape
     cJSON *(*whole)(const api_job *job, const api_result *res); // the whole answer's body
+    // The answer when the request only loads the model (Ollama's empty prompt), else NULL;
+    // NULL: every request generates.
+    cJSON *(*load_only)(const api_job *job);
 } api_flavour;
+
+// A generating endpoint: parses the body for kind, finds and loads the model, then answers
+// as api_job_answer does (or with f->load_only's body).
+void api_generate(const api_call *call, api_kind kind, const api_flavour *f, api_response *out);
 
 // Submits an opened job and answers: a stream (the job moves into it) or, once every choice
 // ended, the whole answer. Deinitializes the job in every case.

@@ -77,10 +77,7 @@ const char *api_token_text(const tokenizer *t, int32_t id, char *buf, size_t cap
     return buf;
 }
 
-const char *api_finish_name(engine_finish f)
-{
-    return f == ENGINE_FINISH_STOP ? "stop" : "length";
-}
+const char *api_finish_name(engine_finish f) { return f == ENGINE_FINISH_STOP ? "stop" : "length"; }
 
 int api_job_open(const api_call *call, api_kind kind, api_job *job, api_error *err)
 {
@@ -303,6 +300,22 @@ int api_job_collect(api_job *job, const api_call *call, api_result *res, api_err
         if (c.all_done)
             return GARLIC_OK;
     }
+}
+
+void api_generate(const api_call *call, api_kind kind, const api_flavour *f, api_response *out)
+{
+    api_job job;
+    api_error err = {0};
+    cJSON *loaded = NULL;
+    if (api_job_open(call, kind, &job, &err) != GARLIC_OK) {
+        api_fail(out, &err, f->ollama);
+    } else if (f->load_only && (loaded = f->load_only(&job))) {
+        api_respond_json(out, 200, loaded);
+    } else {
+        api_job_answer(&job, call, f, out); // it deinitializes the job
+        return;
+    }
+    api_job_deinit(&job);
 }
 
 void api_job_answer(api_job *job, const api_call *call, const api_flavour *f, api_response *out)

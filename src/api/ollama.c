@@ -155,15 +155,9 @@ static void list_models(const api_call *call, api_response *out, bool running)
     api_respond_json(out, 200, root);
 }
 
-void api_ollama_tags(const api_call *call, api_response *out)
-{
-    list_models(call, out, false);
-}
+void api_ollama_tags(const api_call *call, api_response *out) { list_models(call, out, false); }
 
-void api_ollama_ps(const api_call *call, api_response *out)
-{
-    list_models(call, out, true);
-}
+void api_ollama_ps(const api_call *call, api_response *out) { list_models(call, out, true); }
 
 // "model_info": the hyper-parameters under GGUF key names, as Ollama shows them.
 static cJSON *model_info_object(const model_info *info)
@@ -273,10 +267,7 @@ static cJSON *line_head(const api_job *job, const char *text, bool done)
 }
 
 // Seconds as a whole number of nanoseconds (Ollama's durations are integers).
-static double nanoseconds(double seconds)
-{
-    return floor(seconds * 1e9);
-}
+static double nanoseconds(double seconds) { return floor(seconds * 1e9); }
 
 // The final fields: done_reason and Ollama's timings in nanoseconds.
 static void add_final(cJSON *o, const api_job *job, const engine_stats *st, engine_finish finish,
@@ -323,39 +314,30 @@ static cJSON *whole_answer(const api_job *job, const api_result *res)
     return o;
 }
 
+// An empty prompt (or no messages) only loads the model, as in Ollama.
+static cJSON *load_only(const api_job *job)
+{
+    bool only = job->in.kind == API_KIND_OLLAMA_CHAT ? !job->in.messages
+                                                     : !job->in.prompt || !job->in.prompt[0];
+    if (!only)
+        return NULL;
+    cJSON *o = line_head(job, "", true);
+    cJSON_AddStringToObject(o, "done_reason", "load");
+    return o;
+}
+
 static const api_flavour ollama_flavour = {.stream_ops = &ollama_stream_ops,
                                            .stream_type = "application/x-ndjson",
                                            .ollama = true,
-                                           .whole = whole_answer};
-
-// Generate and chat: an empty prompt (or no messages) only loads the model, as in Ollama.
-static void generate(const api_call *call, api_kind kind, api_response *out)
-{
-    api_job job;
-    api_error err = {0};
-    if (api_job_open(call, kind, &job, &err) != GARLIC_OK) {
-        api_fail(out, &err, true);
-        api_job_deinit(&job);
-        return;
-    }
-    bool load_only = kind == API_KIND_OLLAMA_CHAT ? !job.in.messages
-                                                  : !job.in.prompt || !job.in.prompt[0];
-    if (load_only) {
-        cJSON *o = line_head(&job, "", true);
-        cJSON_AddStringToObject(o, "done_reason", "load");
-        api_respond_json(out, 200, o);
-        api_job_deinit(&job);
-        return;
-    }
-    api_job_answer(&job, call, &ollama_flavour, out);
-}
+                                           .whole = whole_answer,
+                                           .load_only = load_only};
 
 void api_ollama_generate(const api_call *call, api_response *out)
 {
-    generate(call, API_KIND_OLLAMA_GENERATE, out);
+    api_generate(call, API_KIND_OLLAMA_GENERATE, &ollama_flavour, out);
 }
 
 void api_ollama_chat(const api_call *call, api_response *out)
 {
-    generate(call, API_KIND_OLLAMA_CHAT, out);
+    api_generate(call, API_KIND_OLLAMA_CHAT, &ollama_flavour, out);
 }

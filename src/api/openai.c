@@ -29,10 +29,7 @@ void api_openai_models(const api_call *call, api_response *out)
 }
 
 // A log-probability as JSON: a number, or a very negative one for -inf (JSON has no inf).
-static double json_logprob(float lp)
-{
-    return isfinite(lp) ? lp : -9999.0;
-}
+static double json_logprob(float lp) { return isfinite(lp) ? lp : -9999.0; }
 
 // {"token", "logprob", "bytes"} for chat logprobs.
 static cJSON *chat_token(const tokenizer *t, const sampler_token_logprob *tl)
@@ -216,25 +213,12 @@ static const api_stream_ops openai_stream_ops = {.chunk = stream_chunk, .end = s
 static const api_flavour openai_flavour = {
     .stream_ops = &openai_stream_ops, .stream_type = "text/event-stream", .whole = whole_answer};
 
-// Chat and completions: parse, queue, then stream or answer at once.
-static void generate(const api_call *call, api_kind kind, api_response *out)
-{
-    api_job job;
-    api_error err = {0};
-    if (api_job_open(call, kind, &job, &err)) {
-        api_fail(out, &err, false);
-        api_job_deinit(&job);
-        return;
-    }
-    api_job_answer(&job, call, &openai_flavour, out);
-}
-
 void api_openai_chat(const api_call *call, api_response *out)
 {
-    generate(call, API_KIND_OPENAI_CHAT, out);
+    api_generate(call, API_KIND_OPENAI_CHAT, &openai_flavour, out);
 }
 
 void api_openai_completions(const api_call *call, api_response *out)
 {
-    generate(call, API_KIND_OPENAI_COMPLETION, out);
+    api_generate(call, API_KIND_OPENAI_COMPLETION, &openai_flavour, out);
 }

@@ -23,10 +23,7 @@ api_stream *api_stream_new(api_job *job, const api_stream_ops *ops)
     return s;
 }
 
-void api_stream_usage(api_stream *s, api_usage *usage)
-{
-    api_job_usage(&s->job, usage);
-}
+void api_stream_usage(api_stream *s, api_usage *usage) { api_job_usage(&s->job, usage); }
 
 void api_stream_free(api_stream *s)
 {

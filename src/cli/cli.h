@@ -77,10 +77,17 @@ typedef enum cli_kind {
     CLI_FLOAT,   // a number from min to max
     CLI_KV_TYPE, // f16, q8_0, fp8 or f32
     CLI_SIZE,    // a byte count above 0 as planner_parse_size reads it (28.8GB, 24GiB, 512M)
-    CLI_CUSTOM,  // parse(dst, option, value): 0, or -1 after printing why (repeatable
-                 // options, names that stand for settings)
+    CLI_LIST,    // a repeatable value, appended to a cli_list (borrowed from argv)
+    CLI_CUSTOM,  // parse(dst, option, value): 0, or -1 after printing why (names that stand
+                 // for settings)
     CLI_KIND_COUNT
 } cli_kind;
+
+// The values of a repeatable option (CLI_LIST): items[0..n), at most max of them.
+typedef struct cli_list {
+    const char **items; // (max) the caller's array
+    size_t n, max;
+} cli_list;
 
 // One row of a command's option table; build rows with the constructors below.
 typedef struct cli_option {
@@ -119,28 +126,25 @@ static inline cli_option cli_string(const char *names, const char *value, const 
         .names = names, .value = value, .help = help, .kind = CLI_STRING, .dst = (void *)dst};
 }
 
+// A row whose value is a number within [min, max] (the three kinds that take a range).
+static inline cli_option cli_ranged(const char *names, const char *value, const char *help,
+                                    cli_kind kind, void *dst, double min, double max)
+{
+    cli_option o = {.names = names, .value = value, .help = help, .kind = kind, .dst = dst};
+    o.min = min, o.max = max;
+    return o;
+}
+
 static inline cli_option cli_uint(const char *names, const char *value, const char *help,
                                   uint32_t *dst, uint32_t min, uint32_t max)
 {
-    return (cli_option){.names = names,
-                        .value = value,
-                        .help = help,
-                        .kind = CLI_UINT,
-                        .dst = dst,
-                        .min = min,
-                        .max = max};
+    return cli_ranged(names, value, help, CLI_UINT, dst, min, max);
 }
 
 static inline cli_option cli_int(const char *names, const char *value, const char *help, int *dst,
                                  int min, int max)
 {
-    return (cli_option){.names = names,
-                        .value = value,
-                        .help = help,
-                        .kind = CLI_INT,
-                        .dst = dst,
-                        .min = min,
-                        .max = max};
+    return cli_ranged(names, value, help, CLI_INT, dst, min, max);
 }
 
 static inline cli_option cli_u64(const char *names, const char *value, const char *help,
@@ -152,13 +156,13 @@ static inline cli_option cli_u64(const char *names, const char *value, const cha
 static inline cli_option cli_float(const char *names, const char *value, const char *help,
                                    float *dst, float min, float max)
 {
-    return (cli_option){.names = names,
-                        .value = value,
-                        .help = help,
-                        .kind = CLI_FLOAT,
-                        .dst = dst,
-                        .min = min,
-                        .max = max};
+    return cli_ranged(names, value, help, CLI_FLOAT, dst, min, max);
+}
+
+static inline cli_option cli_strings(const char *names, const char *value, const char *help,
+                                     cli_list *dst)
+{
+    return (cli_option){.names = names, .value = value, .help = help, .kind = CLI_LIST, .dst = dst};
 }
 
 static inline cli_option cli_kv_type(const char *names, const char *help, kv_type *dst)

@@ -175,6 +175,15 @@ static int set_value(const cli_command *cmd, const cli_option *o, const char *na
         fprintf(stderr, "garlic %s: %s: '%s' is not a size such as 28.8GB, 24GiB or 512M\n",
                 cmd->name, name, value);
         return -1;
+    case CLI_LIST: {
+        cli_list *l = o->dst;
+        if (l->n == l->max) {
+            fprintf(stderr, "garlic %s: %s: at most %zu of them\n", cmd->name, name, l->max);
+            return -1;
+        }
+        l->items[l->n++] = value;
+        return 0;
+    }
     case CLI_CUSTOM: return o->parse(o->dst, name, value);
     case CLI_ARG: // positional: cli_parse stores them
     case CLI_KIND_COUNT: break;

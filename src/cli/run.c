@@ -52,17 +52,6 @@ static const cli_command run_command = {
     .notes = "--verbose prints each rendered prompt and the timings to stderr.",
 };
 
-static int add_stop(void *dst, const char *opt, const char *val)
-{
-    run_options *o = dst;
-    if (o->n_stops == MAX_STOPS) {
-        fprintf(stderr, "garlic run: %s: at most %d stop strings\n", opt, MAX_STOPS);
-        return -1;
-    }
-    o->stops[o->n_stops++] = val;
-    return 0;
-}
-
 // Parses the arguments into o; CLI_CONTINUE, or the status to exit with.
 static int parse_run_options(run_options *o, int argc, char **argv)
 {
@@ -71,6 +60,7 @@ static int parse_run_options(run_options *o, int argc, char **argv)
     o->kv_type = KV_TYPE_F16;
     o->threads = thread_pool_default_threads();
     sampler_params *sp = &o->sampling;
+    cli_list stops = {.items = o->stops, .max = MAX_STOPS};
     const cli_option options[] = {
         cli_arg("MODEL.gguf", "the model", &o->model_path),
         cli_optional_arg("PROMPT", "the text to continue (none: chat)", &o->prompt),
@@ -94,7 +84,7 @@ static int parse_run_options(run_options *o, int argc, char **argv)
         cli_uint("-b|--batch", "N", "prompt tokens per forward pass (default 512)", &o->batch, 1,
                  65536),
         cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &o->kv_type),
-        cli_custom("--stop", "S", "stop before S (repeatable)", o, add_stop),
+        cli_strings("--stop", "S", "stop before S (repeatable)", &stops),
         cli_string("--system", "S", "chat: a system message first", &o->system),
         cli_string("--chat-template-file", "FILE", "a Jinja chat template instead of the model's",
                    &o->template_file),
@@ -105,7 +95,9 @@ static int parse_run_options(run_options *o, int argc, char **argv)
                    &o->dump_logits),
         {0},
     };
-    return cli_parse(&run_command, options, argc, argv);
+    int status = cli_parse(&run_command, options, argc, argv);
+    o->n_stops = stops.n;
+    return status;
 }
 
 // Appends ids to prompt (growing it); false on allocation failure.

@@ -45,17 +45,6 @@ static const cli_command serve_command = {
              "16GiB (2^30),\n800MB. DURATION: 5m, 1h, 30s, 0 (unload at once), -1 (never).",
 };
 
-static int add_model(void *dst, const char *opt, const char *val)
-{
-    serve_options *o = dst;
-    if (o->n_models == MAX_MODEL_FLAGS) {
-        fprintf(stderr, "garlic serve: %s: at most %d models\n", opt, MAX_MODEL_FLAGS);
-        return -1;
-    }
-    o->models[o->n_models++] = val;
-    return 0;
-}
-
 static int parse_log_format(void *dst, const char *opt, const char *val)
 {
     (void)dst;
@@ -94,11 +83,10 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
     const char *host = getenv("GARLIC_HOST"), *key = getenv("GARLIC_API_KEY");
     o->server.host = host && *host ? host : "127.0.0.1";
     o->server.api_key = key && *key ? key : NULL;
+    cli_list models = {.items = o->models, .max = MAX_MODEL_FLAGS};
     const cli_option options[] = {
-        cli_custom("-m|--model", "PATH[=NAME]",
-                   "a model to serve, named NAME (default: the file "
-                   "name); repeatable",
-                   o, add_model),
+        cli_strings("-m|--model", "PATH[=NAME]",
+                    "a model to serve, named NAME (default: the file name); repeatable", &models),
         cli_string("--models-dir", "DIR", "serve every .gguf file of DIR too", &o->models_dir),
         cli_string("--host", "ADDR", "address to listen on (default 127.0.0.1)", &o->server.host),
         cli_uint("--port", "N", "port to listen on (default 8686; 0: any free one)", &o->port, 0,
@@ -146,6 +134,7 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
         {0},
     };
     int status = cli_parse(&serve_command, options, argc, argv);
+    o->n_models = models.n;
     if (status != CLI_CONTINUE)
         return status;
     if (o->n_models == 0 && !o->models_dir)
@@ -180,10 +169,7 @@ static int add_models(registry *reg, const serve_options *o)
     return 0;
 }
 
-static void *json_malloc(size_t size)
-{
-    return garlic_malloc(size);
-}
+static void *json_malloc(size_t size) { return garlic_malloc(size); }
 
 int cli_serve(int argc, char **argv)
 {

@@ -35,20 +35,18 @@ typedef struct synth_state {
 
 void model_synth_params_default(model_synth_params *p)
 {
-    *p = (model_synth_params){
-        .arch = "llama",
-        .dim = 256,
-        .n_layer = 2,
-        .n_head = 8,
-        .n_head_kv = 2,
-        .ffn = 768,
-        .context = 512,
-        .vocab = 512,
-        .type = TENSOR_TYPE_F32,
-        .output_type = -1,
-        .more_bits_type = -1,
-        .seed = 1,
-    };
+    *p = (model_synth_params){.arch = "llama",
+                              .dim = 256,
+                              .n_layer = 2,
+                              .n_head = 8,
+                              .n_head_kv = 2,
+                              .ffn = 768,
+                              .context = 512,
+                              .vocab = 512,
+                              .type = TENSOR_TYPE_F32,
+                              .output_type = -1,
+                              .more_bits_type = -1,
+                              .seed = 1};
 }
 
 static uint64_t splitmix(uint64_t *s)
@@ -346,47 +344,37 @@ static int check_params(const model_synth_params *p, garlic_error *err)
     return GARLIC_OK;
 }
 
+// The architecture's hyper-parameters under "<arch>.<key>", as llama.cpp names them; the
+// key and value lengths only when the head size is not dim / n_head.
 static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t head_dim)
 {
-    char key[96];
-    const char *a = p->arch;
-    int r = gguf_writer_set_str(w, "general.architecture", a);
+    bool own_head = head_dim * p->n_head != p->dim;
+    const struct {
+        const char *key;
+        uint32_t u32; // written when f32 is 0
+        float f32;
+        bool skip;
+    } keys[] = {
+        {"context_length", p->context, 0, false},
+        {"embedding_length", p->dim, 0, false},
+        {"block_count", p->n_layer, 0, false},
+        {"feed_forward_length", p->ffn, 0, false},
+        {"attention.head_count", p->n_head, 0, false},
+        {"attention.head_count_kv", p->n_head_kv, 0, false},
+        {"rope.dimension_count", head_dim, 0, false},
+        {"rope.freq_base", 0, p->rope_theta > 0 ? p->rope_theta : 10000.0f, false},
+        {"attention.layer_norm_rms_epsilon", 0, p->rms_eps > 0 ? p->rms_eps : 1e-5f, false},
+        {"attention.key_length", head_dim, 0, !own_head},
+        {"attention.value_length", head_dim, 0, !own_head},
+    };
+    int r = gguf_writer_set_str(w, "general.architecture", p->arch);
     r = r ? r : gguf_writer_set_str(w, "general.name", p->name ? p->name : "garlic-synth");
-    r = r ? r
-          : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.context_length", a), key),
-                                p->context);
-    r = r ? r
-          : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.embedding_length", a), key),
-                                p->dim);
-    r = r
-        ? r
-        : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.block_count", a), key), p->n_layer);
-    r = r ? r
-          : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.feed_forward_length", a), key),
-                                p->ffn);
-    r = r ? r
-          : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.attention.head_count", a), key),
-                                p->n_head);
-    r = r ? r
-          : gguf_writer_set_u32(
-                w, (snprintf(key, sizeof key, "%s.attention.head_count_kv", a), key), p->n_head_kv);
-    r = r ? r
-          : gguf_writer_set_u32(w, (snprintf(key, sizeof key, "%s.rope.dimension_count", a), key),
-                                head_dim);
-    r = r ? r
-          : gguf_writer_set_f32(w, (snprintf(key, sizeof key, "%s.rope.freq_base", a), key),
-                                p->rope_theta > 0 ? p->rope_theta : 10000.0f);
-    r = r ? r
-          : gguf_writer_set_f32(
-                w, (snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", a), key),
-                p->rms_eps > 0 ? p->rms_eps : 1e-5f);
-    if (head_dim * p->n_head != p->dim) {
-        r = r ? r
-              : gguf_writer_set_u32(
-                    w, (snprintf(key, sizeof key, "%s.attention.key_length", a), key), head_dim);
-        r = r ? r
-              : gguf_writer_set_u32(
-                    w, (snprintf(key, sizeof key, "%s.attention.value_length", a), key), head_dim);
+    for (size_t i = 0; r == 0 && i < sizeof keys / sizeof keys[0]; i++) {
+        char key[96];
+        snprintf(key, sizeof key, "%s.%s", p->arch, keys[i].key);
+        if (!keys[i].skip)
+            r = keys[i].f32 != 0 ? gguf_writer_set_f32(w, key, keys[i].f32)
+                                 : gguf_writer_set_u32(w, key, keys[i].u32);
     }
     return r;
 }

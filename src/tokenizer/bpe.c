@@ -349,20 +349,6 @@ static bool rank_key(const tokenizer *t, const char *a, size_t na, const char *b
     return true;
 }
 
-// Emits the ids of one symbol: its token, or else the 1-byte tokens of its bytes.
-static int emit_symbol(const tokenizer *t, const char *s, size_t n, tokenizer_ids *out)
-{
-    int32_t id = tokenizer_lookup2(t, s, n, "", 0);
-    if (id >= 0)
-        return tokenizer_ids_push(out, id);
-    for (size_t i = 0; i < n; i++) {
-        int32_t b = t->byte_token[(unsigned char)s[i]];
-        if (b >= 0 && tokenizer_ids_push(out, b) != GARLIC_OK)
-            return GARLIC_ENOMEM;
-    }
-    return GARLIC_OK;
-}
-
 // Spells bytes [0, n) in the byte alphabet into w->word, one symbol per byte.
 static int spell_word(bpe_work *w, const char *bytes, size_t n, size_t *word_len)
 {
@@ -396,7 +382,8 @@ static int merge_word(const tokenizer *t, bpe_work *w, const char *bytes, size_t
     if (tokenizer_merge_symbols(t, w->word, w->symbols, n, &w->heap, rank_key) != GARLIC_OK)
         return GARLIC_ENOMEM;
     for (int32_t i = 0; n && i >= 0; i = w->symbols[i].next)
-        if (emit_symbol(t, w->word + w->symbols[i].start, w->symbols[i].n, out) != GARLIC_OK)
+        if (tokenizer_emit_symbol(t, w->word + w->symbols[i].start, w->symbols[i].n, -1, out) !=
+            GARLIC_OK)
             return GARLIC_ENOMEM;
     return GARLIC_OK;
 }

@@ -175,3 +175,19 @@ void tokenizer_ids_deinit(tokenizer_ids *ids)
     garlic_free(ids->ids);
     *ids = (tokenizer_ids){0};
 }
+
+int tokenizer_emit_symbol(const tokenizer *t, const char *s, size_t n, int32_t fallback,
+                          tokenizer_ids *out)
+{
+    int32_t id = tokenizer_lookup2(t, s, n, "", 0);
+    if (id >= 0)
+        return tokenizer_ids_push(out, id);
+    for (size_t i = 0; i < n; i++) {
+        int32_t b = t->byte_token[(unsigned char)s[i]];
+        if (b < 0)
+            b = fallback;
+        if (b >= 0 && tokenizer_ids_push(out, b) != GARLIC_OK)
+            return GARLIC_ENOMEM;
+    }
+    return GARLIC_OK;
+}

@@ -158,6 +158,12 @@ void tokenizer_regex_release(tokenizer *t);
 // Appends one id to out, growing it. GARLIC_OK or GARLIC_ENOMEM.
 int tokenizer_ids_push(tokenizer_ids *out, int32_t id);
 
+// Emits one final symbol of a merge (encode.c): its token, else one byte token per byte
+// (<0xNN> or the byte alphabet's), else fallback for a byte without one (-1: the byte is
+// dropped; SentencePiece passes its unknown token). GARLIC_OK or GARLIC_ENOMEM.
+int tokenizer_emit_symbol(const tokenizer *t, const char *s, size_t n, int32_t fallback,
+                          tokenizer_ids *out);
+
 // Algorithms: each tokenizes one raw-text fragment (no special tokens inside) and appends.
 int tokenizer_spm_encode(const tokenizer *t, const char *text, size_t len, bool space_prefix,
                          tokenizer_ids *out, garlic_error *err);

@@ -47,29 +47,14 @@ static size_t escape_text(spm_work *w, const char *text, size_t len, bool space_
     return o;
 }
 
-// Emits one final symbol: its token, else one <0xNN> token per byte (else unknown).
-static int emit_symbol(const tokenizer *t, const char *s, size_t n, tokenizer_ids *out)
-{
-    int32_t id = tokenizer_lookup2(t, s, n, "", 0);
-    if (id >= 0)
-        return tokenizer_ids_push(out, id);
-    for (size_t i = 0; i < n; i++) {
-        int32_t b = t->byte_token[(unsigned char)s[i]];
-        if (b < 0)
-            b = t->special[TOKENIZER_SPECIAL_UNK];
-        if (b >= 0 && tokenizer_ids_push(out, b) != GARLIC_OK)
-            return GARLIC_ENOMEM;
-    }
-    return GARLIC_OK;
-}
-
 // The merge loop over w->symbols[0..n); then emits the surviving symbols in order.
 static int merge_symbols(const tokenizer *t, spm_work *w, size_t n, tokenizer_ids *out)
 {
     if (tokenizer_merge_symbols(t, w->text, w->symbols, n, &w->heap, score_key) != GARLIC_OK)
         return GARLIC_ENOMEM;
     for (int32_t i = 0; n && i >= 0; i = w->symbols[i].next)
-        if (emit_symbol(t, w->text + w->symbols[i].start, w->symbols[i].n, out) != GARLIC_OK)
+        if (tokenizer_emit_symbol(t, w->text + w->symbols[i].start, w->symbols[i].n,
+                                  t->special[TOKENIZER_SPECIAL_UNK], out) != GARLIC_OK)
             return GARLIC_ENOMEM;
     return GARLIC_OK;
 }

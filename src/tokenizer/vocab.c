@@ -173,25 +173,41 @@ static int get_array(const gguf_file *f, const char *key, array_class want, uint
     return GARLIC_OK;
 }
 
+// The string array key, which must be there (missing: what the error says when it is not):
+// at most INT32_MAX strings, *total bytes of text in all.
+static int string_array(const gguf_file *f, const char *key, const char *missing, gguf_value *arr,
+                        uint64_t *total, garlic_error *err)
+{
+    int rc = get_array(f, key, ARRAY_CLASS_STRINGS, 0, arr, err);
+    if (rc == GARLIC_ENOTFOUND)
+        return key_error(err, GARLIC_EFORMAT, f, key, missing);
+    if (rc != GARLIC_OK)
+        return rc;
+    if (arr->arr.count > INT32_MAX)
+        return key_error(err, GARLIC_EFORMAT, f, key, "more than 2^31 strings");
+    *total = 0;
+    gguf_array_iter it;
+    gguf_value v;
+    gguf_array_iter_init(&it, arr);
+    while (gguf_array_next(&it, &v))
+        *total += v.str.len;
+    return GARLIC_OK;
+}
+
 // Copies the token texts into t->blob (twice the text bytes: pieces go in the second half).
 static int read_tokens(tokenizer *t, const gguf_file *f, garlic_error *err)
 {
     const char *key = "tokenizer.ggml.tokens";
     gguf_value arr;
-    int rc = get_array(f, key, ARRAY_CLASS_STRINGS, 0, &arr, err);
-    if (rc == GARLIC_ENOTFOUND)
-        return key_error(err, GARLIC_EFORMAT, f, key, "missing: no vocabulary in this file");
+    uint64_t total;
+    int rc = string_array(f, key, "missing: no vocabulary in this file", &arr, &total, err);
     if (rc != GARLIC_OK)
         return rc;
-    if (arr.arr.count == 0 || arr.arr.count > INT32_MAX)
+    if (arr.arr.count == 0)
         return key_error(err, GARLIC_EFORMAT, f, key, "vocabulary size out of range");
     t->n_vocab = (uint32_t)arr.arr.count;
-    uint64_t total = 0;
     gguf_array_iter it;
     gguf_value v;
-    gguf_array_iter_init(&it, &arr);
-    while (gguf_array_next(&it, &v))
-        total += v.str.len;
     if (total >= UINT32_MAX / 2)
         return key_error(err, GARLIC_EFORMAT, f, key, "token texts larger than 2 GiB");
     t->blob = garlic_malloc(2 * total + 1);
@@ -255,20 +271,13 @@ static int read_merges(tokenizer *t, const gguf_file *f, garlic_error *err)
 {
     const char *key = "tokenizer.ggml.merges";
     gguf_value arr;
-    int rc = get_array(f, key, ARRAY_CLASS_STRINGS, 0, &arr, err);
-    if (rc == GARLIC_ENOTFOUND)
-        return key_error(err, GARLIC_EFORMAT, f, key, "missing (a gpt2 vocabulary needs merges)");
+    uint64_t total;
+    int rc = string_array(f, key, "missing (a gpt2 vocabulary needs merges)", &arr, &total, err);
     if (rc != GARLIC_OK)
         return rc;
-    if (arr.arr.count > INT32_MAX)
-        return key_error(err, GARLIC_EFORMAT, f, key, "too many merges");
     t->n_merges = (uint32_t)arr.arr.count;
-    uint64_t total = 0;
     gguf_array_iter it;
     gguf_value v;
-    gguf_array_iter_init(&it, &arr);
-    while (gguf_array_next(&it, &v))
-        total += v.str.len;
     if (total >= UINT32_MAX)
         return key_error(err, GARLIC_EFORMAT, f, key, "merges larger than 4 GiB");
     t->merge_blob = garlic_malloc(total + 1);
@@ -634,30 +643,12 @@ void tokenizer_free(tokenizer *t)
     garlic_free(t);
 }
 
-tokenizer_kind tokenizer_get_kind(const tokenizer *t)
-{
-    return t->kind;
-}
-const char *tokenizer_pre_name(const tokenizer *t)
-{
-    return t->pre_name;
-}
-uint32_t tokenizer_vocab_size(const tokenizer *t)
-{
-    return t->n_vocab;
-}
-bool tokenizer_adds_bos(const tokenizer *t)
-{
-    return t->add_bos;
-}
-bool tokenizer_adds_eos(const tokenizer *t)
-{
-    return t->add_eos;
-}
-size_t tokenizer_max_piece(const tokenizer *t)
-{
-    return t->max_piece;
-}
+tokenizer_kind tokenizer_get_kind(const tokenizer *t) { return t->kind; }
+const char *tokenizer_pre_name(const tokenizer *t) { return t->pre_name; }
+uint32_t tokenizer_vocab_size(const tokenizer *t) { return t->n_vocab; }
+bool tokenizer_adds_bos(const tokenizer *t) { return t->add_bos; }
+bool tokenizer_adds_eos(const tokenizer *t) { return t->add_eos; }
+size_t tokenizer_max_piece(const tokenizer *t) { return t->max_piece; }
 
 int32_t tokenizer_special_id(const tokenizer *t, tokenizer_special role)
 {
