@@ -163,10 +163,7 @@ int test_write_file(const char *path, const void *data, size_t size)
     return fclose(f) == 0 && n == size ? 0 : -1;
 }
 
-void test_rng_seed(test_rng *r, uint64_t seed)
-{
-    r->state = seed * 0x9E3779B97F4A7C15ull + 1;
-}
+void test_rng_seed(test_rng *r, uint64_t seed) { r->state = seed * 0x9E3779B97F4A7C15ull + 1; }
 
 uint64_t test_rng_u64(test_rng *r)
 {
@@ -178,10 +175,7 @@ uint64_t test_rng_u64(test_rng *r)
     return x * 0x2545F4914F6CDD1Dull;
 }
 
-float test_rng_uniform(test_rng *r)
-{
-    return (float)(test_rng_u64(r) >> 40) / (float)(1 << 24);
-}
+float test_rng_uniform(test_rng *r) { return (float)(test_rng_u64(r) >> 40) / (float)(1 << 24); }
 
 float test_rng_normal(test_rng *r)
 {

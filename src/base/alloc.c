@@ -52,17 +52,8 @@ char *garlic_strndup(const char *s, size_t n)
     return copy;
 }
 
-void garlic_free(void *ptr)
-{
-    free(ptr);
-}
+void garlic_free(void *ptr) { free(ptr); }
 
-void garlic_alloc_fail_after(long n)
-{
-    fail_countdown = n;
-}
+void garlic_alloc_fail_after(long n) { fail_countdown = n; }
 
-void garlic_alloc_fail_reset(void)
-{
-    fail_countdown = -1;
-}
+void garlic_alloc_fail_reset(void) { fail_countdown = -1; }

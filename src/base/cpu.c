@@ -40,10 +40,7 @@ static void detect(cpu_features *f)
     f->avx512_bf16 = f->avx512 && (a & (1u << 5));
 }
 #else
-static void detect(cpu_features *f)
-{
-    (void)f;
-}
+static void detect(cpu_features *f) { (void)f; }
 #endif
 
 static cpu_features features;

@@ -14,15 +14,9 @@
 static _Atomic int format = LOG_FORMAT_TEXT;
 static _Atomic int log_fd = 2;
 
-void garlic_log_set_format(log_format f)
-{
-    atomic_store(&format, (int)f);
-}
+void garlic_log_set_format(log_format f) { atomic_store(&format, (int)f); }
 
-log_format garlic_log_get_format(void)
-{
-    return (log_format)atomic_load(&format);
-}
+log_format garlic_log_get_format(void) { return (log_format)atomic_load(&format); }
 
 bool garlic_log_format_parse(const char *name, log_format *out)
 {
@@ -35,10 +29,7 @@ bool garlic_log_format_parse(const char *name, log_format *out)
     return true;
 }
 
-void garlic_log_set_fd(int fd)
-{
-    atomic_store(&log_fd, fd);
-}
+void garlic_log_set_fd(int fd) { atomic_store(&log_fd, fd); }
 
 static void add(garlic_log_line *l, const char *text, size_t n)
 {

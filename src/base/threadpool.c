@@ -163,10 +163,7 @@ void thread_pool_run(thread_pool *pool, thread_pool_fn fn, void *ctx)
     pthread_mutex_unlock(&pool->mutex);
 }
 
-int thread_pool_size(const thread_pool *pool)
-{
-    return pool->n_threads;
-}
+int thread_pool_size(const thread_pool *pool) { return pool->n_threads; }
 
 // Counts distinct (physical id, core id) pairs in /proc/cpuinfo; falls back to the number
 // of online CPUs.

@@ -193,10 +193,7 @@ static const char fallback_source[] =
     "{%- endfor -%}\n"
     "{%- if add_generation_prompt %}{% if messages %}{{ '\\n\\n' }}{% endif %}assistant:{% endif -%}\n";
 
-const char *chat_fallback_source(void)
-{
-    return fallback_source;
-}
+const char *chat_fallback_source(void) { return fallback_source; }
 
 int chat_fallback_render(const chat_vars *vars, char **out, size_t *out_len, garlic_error *err)
 {

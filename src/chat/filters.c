@@ -23,15 +23,9 @@ static const chat_value *param(const chat_value *args, size_t n, const chat_dict
     return name && kw ? chat_dict_get(kw, name, strlen(name)) : NULL;
 }
 
-static bool flag(const chat_value *v, bool fallback)
-{
-    return v ? chat_truthy(v) : fallback;
-}
+static bool flag(const chat_value *v, bool fallback) { return v ? chat_truthy(v) : fallback; }
 
-static chat_value list_value(chat_list *l)
-{
-    return (chat_value){.type = CHAT_LIST, .list = l};
-}
+static chat_value list_value(chat_list *l) { return (chat_value){.type = CHAT_LIST, .list = l}; }
 
 // Jinja's soft_str: strings as they are, undefined as "", anything else through str().
 static int soft_str(render_ctx *c, const chat_node *at, const chat_value *v, chat_value *out)
@@ -1052,10 +1046,7 @@ static filter_fn find_filter(const char *name)
     return NULL;
 }
 
-bool chat_filter_known(const char *name)
-{
-    return find_filter(name) != NULL;
-}
+bool chat_filter_known(const char *name) { return find_filter(name) != NULL; }
 
 // Applies the named filter, counting a step and a nesting level (map can recurse).
 static int run_filter(render_ctx *c, const chat_node *at, const char *name, const chat_value *v,
@@ -1292,10 +1283,7 @@ static const test_entry *find_test(const char *name)
     return NULL;
 }
 
-bool chat_test_known(const char *name)
-{
-    return find_test(name) != NULL;
-}
+bool chat_test_known(const char *name) { return find_test(name) != NULL; }
 
 // Applies the named test (parse time checked the name; select and reject pass any string).
 static int run_test(render_ctx *c, const chat_node *at, const char *name, const chat_value *v,

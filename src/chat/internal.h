@@ -143,22 +143,10 @@ static inline chat_value chat_undefined(const char *name)
     v.undef.owner = CHAT_TYPE_COUNT;
     return v;
 }
-static inline chat_value chat_none(void)
-{
-    return (chat_value){.type = CHAT_NONE};
-}
-static inline chat_value chat_bool(bool b)
-{
-    return (chat_value){.type = CHAT_BOOL, .b = b};
-}
-static inline chat_value chat_int(int64_t i)
-{
-    return (chat_value){.type = CHAT_INT, .i = i};
-}
-static inline chat_value chat_float(double f)
-{
-    return (chat_value){.type = CHAT_FLOAT, .f = f};
-}
+static inline chat_value chat_none(void) { return (chat_value){.type = CHAT_NONE}; }
+static inline chat_value chat_bool(bool b) { return (chat_value){.type = CHAT_BOOL, .b = b}; }
+static inline chat_value chat_int(int64_t i) { return (chat_value){.type = CHAT_INT, .i = i}; }
+static inline chat_value chat_float(double f) { return (chat_value){.type = CHAT_FLOAT, .f = f}; }
 static inline chat_value chat_str(const char *p, size_t n)
 {
     chat_value v = {.type = CHAT_STRING};

@@ -111,10 +111,7 @@ static int read_string(json_reader *r, chat_value *out)
     return GARLIC_OK;
 }
 
-static bool is_digit(char ch)
-{
-    return ch >= '0' && ch <= '9';
-}
+static bool is_digit(char ch) { return ch >= '0' && ch <= '9'; }
 
 // Length of the JSON number at p[0..n) by RFC 8259's grammar,
 // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, as Python's json module reads it; 0 when

@@ -178,10 +178,7 @@ static int64_t int_param(const chat_value *v, int64_t fallback)
     return v->type == CHAT_INT ? v->i : v->type == CHAT_BOOL ? v->b : fallback;
 }
 
-static bool space_at(const char *p)
-{
-    return chat_is_space((unsigned char)*p);
-}
+static bool space_at(const char *p) { return chat_is_space((unsigned char)*p); }
 
 // str.split(sep, maxsplit) with a separator: pieces appended to l in order.
 static int split_on_sep(render_ctx *c, const chat_value *s, const chat_value *sep, int64_t maxsplit,

@@ -21,10 +21,7 @@ typedef struct parser {
     int loop_depth; // for loops around the current statement (reset inside macros)
 } parser;
 
-static const chat_token *cur(const parser *p)
-{
-    return &p->toks[p->pos];
-}
+static const chat_token *cur(const parser *p) { return &p->toks[p->pos]; }
 static const chat_token *peek(const parser *p, size_t k)
 {
     return &p->toks[p->pos + k < p->n ? p->pos + k : p->n - 1];
@@ -39,14 +36,8 @@ static bool tok_is(const chat_token *t, chat_token_kind kind, const char *text)
 {
     return t->kind == kind && strlen(text) == t->len && memcmp(t->str, text, t->len) == 0;
 }
-static bool is_op(const parser *p, const char *op)
-{
-    return tok_is(cur(p), TOK_OP, op);
-}
-static bool is_name(const parser *p, const char *name)
-{
-    return tok_is(cur(p), TOK_NAME, name);
-}
+static bool is_op(const parser *p, const char *op) { return tok_is(cur(p), TOK_OP, op); }
+static bool is_name(const parser *p, const char *name) { return tok_is(cur(p), TOK_NAME, name); }
 
 static const char *describe(const chat_token *t, char *buf, size_t cap)
 {
@@ -112,10 +103,7 @@ static int grow_push(parser *p, grow *g, void *item)
     return GARLIC_OK;
 }
 
-static chat_node_list as_list(grow g)
-{
-    return (chat_node_list){(chat_node **)g.items, g.n};
-}
+static chat_node_list as_list(grow g) { return (chat_node_list){(chat_node **)g.items, g.n}; }
 
 static int expect_op(parser *p, const char *op)
 {
@@ -466,10 +454,7 @@ static int parse_level(parser *p, chat_node **out, parse_fn next, const char *co
     }
 }
 
-static int parse_unary_filtered(parser *p, chat_node **out)
-{
-    return parse_unary(p, true, out);
-}
+static int parse_unary_filtered(parser *p, chat_node **out) { return parse_unary(p, true, out); }
 
 static int parse_pow(parser *p, chat_node **out)
 {
@@ -647,10 +632,7 @@ static int parse_tuple(parser *p, bool with_cond, chat_node **out)
 static int parse_body(parser *p, const char *const *ends, chat_node_list *out, const char **which,
                       const chat_token *opener);
 
-static int expect_block_end(parser *p)
-{
-    return expect_kind(p, TOK_BLOCK_END, "expected '%}'");
-}
+static int expect_block_end(parser *p) { return expect_kind(p, TOK_BLOCK_END, "expected '%}'"); }
 
 // {% if %} ... {% elif %} ... {% else %} ... {% endif %}
 static int parse_if(parser *p, const chat_token *at, chat_node **out)

@@ -35,10 +35,7 @@ int chat_render_nomem(render_ctx *c, const chat_node *at)
                              c->max_output);
 }
 
-bool chat_render_tick(render_ctx *c)
-{
-    return ++c->steps <= c->max_steps;
-}
+bool chat_render_tick(render_ctx *c) { return ++c->steps <= c->max_steps; }
 
 static int too_long(render_ctx *c, const chat_node *at)
 {
@@ -101,10 +98,7 @@ static int assign(render_ctx *c, const char *name, chat_value v)
 }
 
 // Defines a top-level variable (a render argument); name must outlive the render.
-int chat_render_define(render_ctx *c, const char *name, chat_value v)
-{
-    return assign(c, name, v);
-}
+int chat_render_define(render_ctx *c, const char *name, chat_value v) { return assign(c, name, v); }
 
 // Looks a name up: the current macro call's scopes, then the top level, then globals.
 static bool lookup(const render_ctx *c, const char *name, chat_value *out)

@@ -261,10 +261,7 @@ static bool dict_equal(const chat_dict *a, const chat_dict *b, int depth)
 
 // Python ==: numbers across bool/int/float, strings by bytes, lists and tuples item by item,
 // dicts regardless of order; undefined equals only undefined.
-bool chat_equal(const chat_value *a, const chat_value *b)
-{
-    return equal_at(a, b, 0);
-}
+bool chat_equal(const chat_value *a, const chat_value *b) { return equal_at(a, b, 0); }
 
 // Containers nested deeper than this compare by identity, print as [...] and do not order,
 // so that a template-built 100000-deep list cannot overflow the C stack.
@@ -541,15 +538,9 @@ static int dict_repr(chat_arena *a, chat_buf *b, const chat_dict *d, int depth)
     return rc ? rc : chat_buf_append(a, b, "}", 1);
 }
 
-int chat_value_repr(chat_arena *a, chat_buf *b, const chat_value *v)
-{
-    return repr_at(a, b, v, 0);
-}
+int chat_value_repr(chat_arena *a, chat_buf *b, const chat_value *v) { return repr_at(a, b, v, 0); }
 
-int chat_value_str(chat_arena *a, chat_buf *b, const chat_value *v)
-{
-    return str_at(a, b, v, 0);
-}
+int chat_value_str(chat_arena *a, chat_buf *b, const chat_value *v) { return str_at(a, b, v, 0); }
 
 static int repr_at(chat_arena *a, chat_buf *b, const chat_value *v, int depth)
 {

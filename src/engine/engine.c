@@ -91,10 +91,7 @@ engine *engine_new(const engine_config *cfg, garlic_error *err)
     return e;
 }
 
-void engine_stop(engine *e)
-{
-    engine_sched_stop(e);
-}
+void engine_stop(engine *e) { engine_sched_stop(e); }
 
 void engine_free(engine *e)
 {
@@ -160,10 +157,7 @@ bool engine_idle(engine *e)
     return idle;
 }
 
-uint32_t engine_n_ctx(const engine *e)
-{
-    return e->cfg.n_ctx;
-}
+uint32_t engine_n_ctx(const engine *e) { return e->cfg.n_ctx; }
 
 uint32_t engine_queue_length(engine *e)
 {

@@ -97,10 +97,7 @@ void engine_request_unref(engine_request *r)
         request_free(r);
 }
 
-void engine_request_cancel(engine_request *r)
-{
-    atomic_store(&r->cancel, true);
-}
+void engine_request_cancel(engine_request *r) { atomic_store(&r->cancel, true); }
 
 void engine_request_release(engine_request *r)
 {

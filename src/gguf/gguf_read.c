@@ -34,15 +34,9 @@ typedef struct cursor {
     garlic_error *err;
 } cursor;
 
-static uint64_t cursor_offset(const cursor *c)
-{
-    return (uint64_t)(c->pos - c->base);
-}
+static uint64_t cursor_offset(const cursor *c) { return (uint64_t)(c->pos - c->base); }
 
-static uint64_t cursor_left(const cursor *c)
-{
-    return (uint64_t)(c->end - c->pos);
-}
+static uint64_t cursor_left(const cursor *c) { return (uint64_t)(c->end - c->pos); }
 
 static int truncated(cursor *c, const char *what, uint64_t need)
 {

@@ -66,10 +66,7 @@ static void put_str(bytes *b, const char *s, size_t n)
     put(b, s, n);
 }
 
-gguf_writer *gguf_writer_new(void)
-{
-    return garlic_calloc(1, sizeof(gguf_writer));
-}
+gguf_writer *gguf_writer_new(void) { return garlic_calloc(1, sizeof(gguf_writer)); }
 
 void gguf_writer_free(gguf_writer *w)
 {

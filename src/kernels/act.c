@@ -12,20 +12,11 @@
 #include "tensor/quants.h"
 
 // The plain formats convert exactly as the weights' own quantizers do (tensor/).
-void kernel_act_f32(const float *x, void *dst, int64_t n)
-{
-    tensor_quantize_f32(x, dst, n);
-}
+void kernel_act_f32(const float *x, void *dst, int64_t n) { tensor_quantize_f32(x, dst, n); }
 
-void kernel_act_f16_ref(const float *x, void *dst, int64_t n)
-{
-    tensor_quantize_f16(x, dst, n);
-}
+void kernel_act_f16_ref(const float *x, void *dst, int64_t n) { tensor_quantize_f16(x, dst, n); }
 
-void kernel_act_bf16(const float *x, void *dst, int64_t n)
-{
-    tensor_quantize_bf16(x, dst, n);
-}
+void kernel_act_bf16(const float *x, void *dst, int64_t n) { tensor_quantize_bf16(x, dst, n); }
 
 // Codes one block of 32: stores the half scale and the codes, returns the float scale (before
 // rounding to half) and the sum of the codes through *sum.

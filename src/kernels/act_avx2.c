@@ -25,10 +25,7 @@ static inline int hsum_epi32(__m256i v)
     return _mm_cvtsi128_si32(s);
 }
 
-static inline __m256 abs_ps(__m256 v)
-{
-    return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
-}
+static inline __m256 abs_ps(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
 
 // Packs 32 int32 codes (in -128..127) to 32 bytes in order.
 static inline void store_i8x32(int8_t *dst, const __m256i q[4])

@@ -15,10 +15,7 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-ALWAYS_INLINE float half(uint16_t h)
-{
-    return _cvtsh_ss(h);
-}
+ALWAYS_INLINE float half(uint16_t h) { return _cvtsh_ss(h); }
 
 // The sum of the 8 lanes.
 ALWAYS_INLINE float hsum_ps(__m256 v)

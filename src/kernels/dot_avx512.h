@@ -17,10 +17,7 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-ALWAYS_INLINE float half(uint16_t h)
-{
-    return _cvtsh_ss(h);
-}
+ALWAYS_INLINE float half(uint16_t h) { return _cvtsh_ss(h); }
 
 // Activation row k of a group (act rows are stride bytes apart).
 ALWAYS_INLINE const void *act_row(const void *act, size_t stride, int k)

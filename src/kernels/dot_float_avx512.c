@@ -160,10 +160,7 @@ static void prepare_f16(const void *act, int64_t len, void *dst)
     }
 
 // F16 rows are copied as they are: packing only moves them into the huge-page mapping.
-static void pack_f16(const void *row, void *dst, int64_t n)
-{
-    memcpy(dst, row, (size_t)n * 2);
-}
+static void pack_f16(const void *row, void *dst, int64_t n) { memcpy(dst, row, (size_t)n * 2); }
 
 // ---- plain float formats ----
 

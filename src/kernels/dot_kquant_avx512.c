@@ -331,10 +331,7 @@ enum { KQ_ROWS = 1, KQ_ACTS = 8 };
 // Q5_K: chunk sums by vpdpbusd, packed in pairs and scaled (paired_scales): 6 multiplies for
 // 4 chunks instead of 8 (maddubs and dpwssd each); it made Q4_K prompts 5-10 % faster before
 // Q4_K moved to the lane product.
-ALWAYS_INLINE bool kq_paired(enum kq_kind kind)
-{
-    return kind == KQ_Q5_K;
-}
+ALWAYS_INLINE bool kq_paired(enum kq_kind kind) { return kind == KQ_Q5_K; }
 
 typedef struct kq_block {
     __m512i q[4];   // codes of values 64c .. 64c + 63
@@ -501,20 +498,11 @@ ALWAYS_INLINE void kq_strip(const kernel_strip *s, enum kq_kind kind)
     }
 }
 
-static void strip_q2_k(const kernel_strip *s)
-{
-    kq_strip(s, KQ_Q2_K);
-}
+static void strip_q2_k(const kernel_strip *s) { kq_strip(s, KQ_Q2_K); }
 
-static void strip_q3_k(const kernel_strip *s)
-{
-    kq_strip(s, KQ_Q3_K);
-}
+static void strip_q3_k(const kernel_strip *s) { kq_strip(s, KQ_Q3_K); }
 
-static void strip_q5_k(const kernel_strip *s)
-{
-    kq_strip(s, KQ_Q5_K);
-}
+static void strip_q5_k(const kernel_strip *s) { kq_strip(s, KQ_Q5_K); }
 
 // ---- IQ4_XS x Q8_K: x = d * (ls - 32) * grid[q] per sub-block of 32 ----
 

@@ -95,10 +95,7 @@ ALWAYS_INLINE __m512i gather_words(const uint8_t *p, int from, int end, const ui
 }
 
 // The 16 half scales in the low 256 bits of v as floats.
-ALWAYS_INLINE __m512 halves16(__m512i v)
-{
-    return _mm512_cvtph_ps(_mm512_castsi512_si256(v));
-}
+ALWAYS_INLINE __m512 halves16(__m512i v) { return _mm512_cvtph_ps(_mm512_castsi512_si256(v)); }
 
 // Operands from the codes of blocks 0..3 (lo/hi: values 0..15 / 16..31, block i in 128-bit
 // lane i) and of blocks 4..7.

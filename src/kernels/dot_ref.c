@@ -9,10 +9,7 @@
 #include "kernels/variants.h"
 #include "tensor/quants.h"
 
-static inline float half(uint16_t h)
-{
-    return tensor_f16_to_f32(h);
-}
+static inline float half(uint16_t h) { return tensor_f16_to_f32(h); }
 
 float kernel_dot_f32_f32_ref(const void *w, const void *a, int64_t n)
 {

@@ -206,10 +206,7 @@ const kernel_float_ops *kernel_variant_float_ops(kernel_variant v)
     return &ref_float_ops;
 }
 
-const char *kernel_variant_name(void)
-{
-    return kernel_variant_label(kernel_variant_active());
-}
+const char *kernel_variant_name(void) { return kernel_variant_label(kernel_variant_active()); }
 
 void kernel_strip_dots(const kernel_strip *s)
 {

@@ -242,22 +242,10 @@ void kv_cache_free(kv_cache *c)
     garlic_free(c);
 }
 
-const kv_cache_config *kv_cache_get_config(const kv_cache *c)
-{
-    return &c->cfg;
-}
-uint64_t kv_cache_bytes(const kv_cache *c)
-{
-    return c->bytes;
-}
-size_t kv_cache_k_row_bytes(const kv_cache *c)
-{
-    return c->k_row;
-}
-size_t kv_cache_v_row_bytes(const kv_cache *c)
-{
-    return c->v_row;
-}
+const kv_cache_config *kv_cache_get_config(const kv_cache *c) { return &c->cfg; }
+uint64_t kv_cache_bytes(const kv_cache *c) { return c->bytes; }
+size_t kv_cache_k_row_bytes(const kv_cache *c) { return c->k_row; }
+size_t kv_cache_v_row_bytes(const kv_cache *c) { return c->v_row; }
 
 // ---- rows ----
 
@@ -318,10 +306,7 @@ uint64_t kv_block_hash(uint64_t parent, const int32_t *tokens, uint32_t n)
     return h;
 }
 
-void kv_cache_set_hash_fn(kv_cache *c, kv_hash_fn fn)
-{
-    c->hash_fn = fn ? fn : kv_block_hash;
-}
+void kv_cache_set_hash_fn(kv_cache *c, kv_hash_fn fn) { c->hash_fn = fn ? fn : kv_block_hash; }
 
 // ---- the LRU list of cached blocks ----
 
@@ -520,10 +505,7 @@ bool kv_cache_can_admit_prompt(const kv_cache *c, const int32_t *tokens, uint32_
 
 // ---- sequences ----
 
-void kv_seq_init(kv_seq *s)
-{
-    *s = (kv_seq){0};
-}
+void kv_seq_init(kv_seq *s) { *s = (kv_seq){0}; }
 
 void kv_seq_deinit(kv_cache *c, kv_seq *s)
 {

@@ -248,30 +248,15 @@ void model_state_free(model_state *s)
     garlic_free(s);
 }
 
-uint64_t model_state_bytes(const model_state *s)
-{
-    return s->bytes;
-}
+uint64_t model_state_bytes(const model_state *s) { return s->bytes; }
 
-uint32_t model_state_n_ctx(const model_state *s)
-{
-    return s->n_ctx;
-}
+uint32_t model_state_n_ctx(const model_state *s) { return s->n_ctx; }
 
-uint32_t model_state_max_batch(const model_state *s)
-{
-    return s->max_batch;
-}
+uint32_t model_state_max_batch(const model_state *s) { return s->max_batch; }
 
-uint32_t model_state_logit_rows(const model_state *s)
-{
-    return s->logit_rows;
-}
+uint32_t model_state_logit_rows(const model_state *s) { return s->logit_rows; }
 
-const model *model_state_model(const model_state *s)
-{
-    return s->m;
-}
+const model *model_state_model(const model_state *s) { return s->m; }
 
 // One matrix product of a group: y (rows of ldy floats) = w * input, + bias when present.
 typedef struct matmul_item {

@@ -9,10 +9,7 @@
 #include "hf/hf.h"
 #include "planner/planner.h"
 
-static uint64_t div_ceil(uint64_t a, uint64_t b)
-{
-    return a / b + (a % b != 0);
-}
+static uint64_t div_ceil(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }
 
 // A linear layer of out x in weights, stored as st says.
 static int add_linear(planner_weights *w, const hf_storage *st, uint64_t out, uint64_t in,

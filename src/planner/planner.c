@@ -154,10 +154,7 @@ uint64_t planner_sequences_for_budget(uint64_t budget, uint64_t static_bytes, ui
     return budget > static_bytes && per_seq ? (budget - static_bytes) / per_seq : 0;
 }
 
-static uint64_t div_ceil(uint64_t a, uint64_t b)
-{
-    return a / b + (a % b != 0);
-}
+static uint64_t div_ceil(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }
 
 // Blocks of the pool: kv_tokens positions when given (at least one full context), else
 // parallel full contexts.

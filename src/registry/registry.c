@@ -179,10 +179,7 @@ int registry_add_dir(registry *reg, const char *dir, garlic_error *err)
     return rc;
 }
 
-size_t registry_count(const registry *reg)
-{
-    return reg->n_models;
-}
+size_t registry_count(const registry *reg) { return reg->n_models; }
 
 registry_model *registry_model_at(registry *reg, size_t i)
 {
@@ -197,25 +194,13 @@ registry_model *registry_find(registry *reg, const char *name)
     return NULL;
 }
 
-const char *registry_model_name(const registry_model *m)
-{
-    return m->name;
-}
+const char *registry_model_name(const registry_model *m) { return m->name; }
 
-const char *registry_model_path(const registry_model *m)
-{
-    return m->path;
-}
+const char *registry_model_path(const registry_model *m) { return m->path; }
 
-uint64_t registry_model_file_size(const registry_model *m)
-{
-    return m->file_size;
-}
+uint64_t registry_model_file_size(const registry_model *m) { return m->file_size; }
 
-int64_t registry_model_mtime(const registry_model *m)
-{
-    return m->mtime;
-}
+int64_t registry_model_mtime(const registry_model *m) { return m->mtime; }
 
 bool registry_model_loaded(registry_model *m)
 {
@@ -371,25 +356,13 @@ int registry_load_all(registry *reg, garlic_error *err)
     return GARLIC_OK;
 }
 
-const model *registry_model_weights(const registry_model *m)
-{
-    return m->weights;
-}
+const model *registry_model_weights(const registry_model *m) { return m->weights; }
 
-const tokenizer *registry_model_tokenizer(const registry_model *m)
-{
-    return m->tok;
-}
+const tokenizer *registry_model_tokenizer(const registry_model *m) { return m->tok; }
 
-engine *registry_model_engine(const registry_model *m)
-{
-    return m->engine;
-}
+engine *registry_model_engine(const registry_model *m) { return m->engine; }
 
-uint32_t registry_model_n_ctx(const registry_model *m)
-{
-    return m->engine ? m->n_ctx : 0;
-}
+uint32_t registry_model_n_ctx(const registry_model *m) { return m->engine ? m->n_ctx : 0; }
 
 uint32_t registry_model_queue_length(registry_model *m)
 {
@@ -460,10 +433,7 @@ void registry_model_ps_get(registry_model *m, registry_model_ps *out)
     pthread_mutex_unlock(&m->reg->life_mu);
 }
 
-uint64_t registry_budget(registry *reg)
-{
-    return reg->budget;
-}
+uint64_t registry_budget(registry *reg) { return reg->budget; }
 
 uint64_t registry_reserved(registry *reg)
 {

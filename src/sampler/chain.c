@@ -84,10 +84,7 @@ static int32_t argmax(const float *v, size_t n)
 
 // A processed logit as a candidate's: +inf becomes the largest float, so that softmax
 // arithmetic stays finite.
-static inline float candidate_logit(float v)
-{
-    return v > FLT_MAX ? FLT_MAX : v;
-}
+static inline float candidate_logit(float v) { return v > FLT_MAX ? FLT_MAX : v; }
 
 // Fills s->cand with every token that is not banned, in id order. Returns how many there are
 // and their top logit.

@@ -59,10 +59,7 @@ static inline uint64_t sampler_splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-static inline uint64_t sampler_rotl(uint64_t v, int k)
-{
-    return (v << k) | (v >> (64 - k));
-}
+static inline uint64_t sampler_rotl(uint64_t v, int k) { return (v << k) | (v >> (64 - k)); }
 
 // xoshiro256**: the next 64 random bits of state s.
 static inline uint64_t sampler_rng_next(uint64_t s[4])

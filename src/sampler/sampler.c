@@ -13,20 +13,18 @@
 
 sampler_params sampler_params_default(int32_t n_vocab)
 {
-    return (sampler_params){
-        .n_vocab = n_vocab,
-        .temperature = 0.8f,
-        .top_k = 40,
-        .top_p = 0.95f,
-        .min_p = 0.05f,
-        .repeat_penalty = 1.0f,
-        .repeat_last_n = 64,
-        .presence_penalty = 0.0f,
-        .frequency_penalty = 0.0f,
-        .logit_bias = NULL,
-        .n_logit_bias = 0,
-        .seed = SAMPLER_SEED_RANDOM,
-    };
+    return (sampler_params){.n_vocab = n_vocab,
+                            .temperature = 0.8f,
+                            .top_k = 40,
+                            .top_p = 0.95f,
+                            .min_p = 0.05f,
+                            .repeat_penalty = 1.0f,
+                            .repeat_last_n = 64,
+                            .presence_penalty = 0.0f,
+                            .frequency_penalty = 0.0f,
+                            .logit_bias = NULL,
+                            .n_logit_bias = 0,
+                            .seed = SAMPLER_SEED_RANDOM};
 }
 
 // Checks the logit_bias list against the vocabulary.
@@ -191,10 +189,7 @@ void sampler_reset(sampler *s)
     memcpy(s->rng, s->rng_start, sizeof s->rng);
 }
 
-uint64_t sampler_seed(const sampler *s)
-{
-    return s->seed;
-}
+uint64_t sampler_seed(const sampler *s) { return s->seed; }
 
 // Takes one occurrence of token out of the distinct-token counts.
 static void seen_remove(sampler *s, int32_t token)

@@ -28,10 +28,7 @@ struct sampler_stop {
     int index; // the stop string that matched, or -1
 };
 
-void sampler_end_tokens_init(sampler_end_tokens *e)
-{
-    e->n = 0;
-}
+void sampler_end_tokens_init(sampler_end_tokens *e) { e->n = 0; }
 
 int sampler_end_tokens_add(sampler_end_tokens *e, int32_t token, garlic_error *err)
 {

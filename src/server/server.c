@@ -515,10 +515,7 @@ server *server_start(const server_config *cfg, registry *reg, garlic_error *err)
     return s;
 }
 
-uint16_t server_port(const server *s)
-{
-    return s->port;
-}
+uint16_t server_port(const server *s) { return s->port; }
 
 void server_stop(server *s, double grace_seconds)
 {

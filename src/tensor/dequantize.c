@@ -18,10 +18,7 @@
 const int8_t tensor_iq4_nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                          1,    13,   25,  38,  53,  69,  89,  113};
 
-static inline float half_at(const uint16_t *p)
-{
-    return tensor_f16_to_f32(*p);
-}
+static inline float half_at(const uint16_t *p) { return tensor_f16_to_f32(*p); }
 
 void tensor_dequantize_f32(const void *src, float *dst, int64_t n)
 {

@@ -254,10 +254,7 @@ static float code_sse(const float *x, int n, const code_grid *g, float scale, fl
 
 // The factors tried on the min/max scale: 0.6 .. 1.2 in steps of 0.025, 1.0 exactly.
 enum { SEARCH_STEPS = 25 };
-static inline float search_factor(int k)
-{
-    return (float)(24 + k) / 40.0f;
-}
+static inline float search_factor(int k) { return (float)(24 + k) / 40.0f; }
 
 // Best scale >= 0 and min >= 0 for x ~ scale * q - min, q in 0..nmax (a uniform grid with
 // lowest 0). Tries shrunken min/max ranges, each refitted by least squares.

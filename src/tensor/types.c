@@ -163,10 +163,7 @@ uint16_t tensor_f32_to_f16(float f)
     return (uint16_t)(sign | shift_round_even(mant, 126 - exp));
 }
 
-float tensor_bf16_to_f32(uint16_t h)
-{
-    return bits_float((uint32_t)h << 16);
-}
+float tensor_bf16_to_f32(uint16_t h) { return bits_float((uint32_t)h << 16); }
 
 // Round to nearest even; a NaN keeps its sign and top payload bits and is made quiet
 // (bit 6 of the bf16 set), as gguf-py and ggml do.

@@ -74,20 +74,14 @@ int tokenizer_decode(const tokenizer *t, const int32_t *ids, size_t n, unsigned 
     return rc;
 }
 
-void tokenizer_text_deinit(tokenizer_text *text)
-{
-    garlic_buf_deinit(text);
-}
+void tokenizer_text_deinit(tokenizer_text *text) { garlic_buf_deinit(text); }
 
 void tokenizer_stream_init(tokenizer_stream *s, const tokenizer *t, unsigned flags)
 {
     *s = (tokenizer_stream){.tok = t, .flags = flags, .strip_space = strips_space(t)};
 }
 
-size_t tokenizer_stream_max_output(const tokenizer *t)
-{
-    return 3 * t->max_piece + 8;
-}
+size_t tokenizer_stream_max_output(const tokenizer *t) { return 3 * t->max_piece + 8; }
 
 // Total length of the UTF-8 sequence led by c, 0 when c cannot lead one.
 static size_t lead_length(unsigned char c)

@@ -55,10 +55,7 @@ static void test_parse(void **state)
     api_request_deinit(&r);
 }
 
-static void *json_malloc(size_t size)
-{
-    return garlic_malloc(size);
-}
+static void *json_malloc(size_t size) { return garlic_malloc(size); }
 
 // Every allocation of parsing a request and building its engine request fails in turn:
 // each failure is a clean error (no crash; no leak under ASan), and eventually it succeeds.

@@ -794,10 +794,7 @@ static void test_bad_requests(void **state)
 
 // ---- allocation failures (run under make test-asan for the leaks) ----
 
-static void *make_engine(const void *cfg, garlic_error *err)
-{
-    return engine_new(cfg, err);
-}
+static void *make_engine(const void *cfg, garlic_error *err) { return engine_new(cfg, err); }
 
 static void *make_request(const void *params, garlic_error *err)
 {
