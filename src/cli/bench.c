@@ -202,15 +202,11 @@ static void print_results(const bench_options *o, const model_info *info, const 
                r[i].test, r[i].avg, r[i].stddev);
 }
 
-int cli_bench(int argc, char **argv)
+// pp and tg of one stream (llama-bench's tests); returns the exit status.
+static int bench_one_stream(const bench_options *opts)
 {
-    bench_options o;
-    int status = parse_bench(&o, argc, argv);
-    if (status != CLI_CONTINUE)
-        return status;
-    status = 0;
-    if (o.batched)
-        return cli_bench_batch_run(&o);
+    const bench_options o = *opts;
+    int status = 0;
     garlic_error err = {0};
     model_info info;
     gguf_file *f = gguf_open(o.model_path, &err);
@@ -248,4 +244,13 @@ int cli_bench(int argc, char **argv)
         print_results(&o, &info, r, n);
     cli_local_close(&l);
     return status;
+}
+
+int cli_bench(int argc, char **argv)
+{
+    bench_options o;
+    int status = parse_bench(&o, argc, argv);
+    if (status != CLI_CONTINUE)
+        return status;
+    return o.batched ? cli_bench_batch_run(&o) : bench_one_stream(&o);
 }
