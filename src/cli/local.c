@@ -10,34 +10,31 @@ enum { BIG_FILE = 256 << 20 }; // files over this show a loading percentage on a
 
 typedef struct progress_ctx {
     const char *path;
+    bool big; // the file is over BIG_FILE: worth a percentage
 } progress_ctx;
 
 static void show_progress(void *ctx, int percent)
 {
     const progress_ctx *p = ctx;
-    fprintf(stderr, "\rloading %s %3d%%%s", p->path, percent, percent == 100 ? "\n" : "");
+    if (p->big)
+        fprintf(stderr, "\rloading %s %3d%%%s", p->path, percent, percent == 100 ? "\n" : "");
 }
 
 int cli_local_open(cli_local *l, const char *path, const registry_config *config, garlic_error *err)
 {
     memset(l, 0, sizeof *l);
     static progress_ctx progress; // one model per process
-    progress.path = path;
+    progress = (progress_ctx){.path = path};
     registry_config cfg = *config;
     if (!cfg.memory_budget)
         cfg.memory_budget = UINT64_MAX; // the machine decides, as for any one program
-    if (!cfg.load_progress && isatty(STDERR_FILENO)) {
-        FILE *f = fopen(path, "rb");
-        long size = f && fseek(f, 0, SEEK_END) == 0 ? ftell(f) : 0;
-        if (f)
-            fclose(f);
-        if (size > BIG_FILE)
-            cfg.load_progress = show_progress, cfg.load_progress_ctx = &progress;
-    }
+    if (!cfg.load_progress && isatty(STDERR_FILENO))
+        cfg.load_progress = show_progress, cfg.load_progress_ctx = &progress;
     l->reg = registry_new(&cfg, err);
     int rc = l->reg ? registry_add(l->reg, path, "model", err) : err->code;
     if (rc == GARLIC_OK) {
         l->m = registry_find(l->reg, "model");
+        progress.big = registry_model_file_size(l->m) > BIG_FILE; // registry_add stat'ed it
         rc = registry_model_acquire(l->m, &l->load_seconds, err);
     }
     if (rc != GARLIC_OK) {

@@ -147,8 +147,7 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
     return GARLIC_OK;
 }
 
-static int check_state_args(const model_hparams *hp, const model_state_config *cfg,
-                            garlic_error *err)
+static int check_state_args(const model_state_config *cfg, garlic_error *err)
 {
     if (cfg->n_ctx == 0 || cfg->n_ctx > (1u << 24) || cfg->max_batch == 0 ||
         cfg->max_batch > 65536 || cfg->logit_rows == 0 || cfg->logit_rows > cfg->max_batch ||
@@ -158,14 +157,13 @@ static int check_state_args(const model_hparams *hp, const model_state_config *c
                                 "be positive (context at most 16M, batch at most 65536, logit "
                                 "rows at most the batch, at most 1024 threads)",
                                 cfg->n_ctx, cfg->max_batch, cfg->logit_rows);
-    (void)hp;
     return GARLIC_OK;
 }
 
 int model_scratch_bytes(const model_hparams *hp, const model_state_config *cfg, uint64_t *bytes,
                         garlic_error *err)
 {
-    int rc = check_state_args(hp, cfg, err);
+    int rc = check_state_args(cfg, err);
     if (rc)
         return rc;
     model_state dummy;
@@ -201,7 +199,7 @@ model_state *model_state_new(const model *m, const model_state_config *config, g
         c.act_row_bytes = model_act_row_bytes(m);
     const model_state_config *cfg = &c;
     uint64_t total;
-    if (model_scratch_bytes(&m->hp, cfg, &total, err) || check_state_args(&m->hp, cfg, err))
+    if (model_scratch_bytes(&m->hp, cfg, &total, err)) // checks cfg too
         return NULL;
     model_state *s = garlic_calloc(1, sizeof *s);
     if (!s) {

@@ -312,15 +312,15 @@ int registry_model_start(registry_model *m, garlic_error *err)
     return GARLIC_OK;
 }
 
-// Adds the counters of an engine's life to those of earlier loads (the gauges end with it).
-static void retire_counters(engine_counters *retired, const engine_counters *c)
+// Adds the totals of c (counters since start, and the peak) to into; gauges are left alone.
+static void add_totals(engine_counters *into, const engine_counters *c)
 {
-    retired->prefix_hits += c->prefix_hits;
-    retired->prefix_misses += c->prefix_misses;
-    retired->evictions += c->evictions;
-    retired->preemptions += c->preemptions;
-    if (c->peak_running > retired->peak_running)
-        retired->peak_running = c->peak_running;
+    into->prefix_hits += c->prefix_hits;
+    into->prefix_misses += c->prefix_misses;
+    into->evictions += c->evictions;
+    into->preemptions += c->preemptions;
+    if (c->peak_running > into->peak_running)
+        into->peak_running = c->peak_running;
 }
 
 void registry_model_unload_parts(registry_model *m)
@@ -331,7 +331,7 @@ void registry_model_unload_parts(registry_model *m)
         engine_counters_get(m->engine, &c);
         pthread_mutex_lock(&m->mu); // readers of the counters see it or nothing
         engine *e = m->engine;
-        retire_counters(&m->retired, &c);
+        add_totals(&m->retired, &c); // the gauges end with the engine
         m->engine = NULL;
         pthread_mutex_unlock(&m->mu);
         engine_free(e);
@@ -379,12 +379,7 @@ void registry_model_stats_get(registry_model *m, engine_counters *out)
         engine_counters_get(m->engine, out);
     else
         *out = (engine_counters){0};
-    out->prefix_hits += m->retired.prefix_hits;
-    out->prefix_misses += m->retired.prefix_misses;
-    out->evictions += m->retired.evictions;
-    out->preemptions += m->retired.preemptions;
-    if (m->retired.peak_running > out->peak_running)
-        out->peak_running = m->retired.peak_running;
+    add_totals(out, &m->retired);
     pthread_mutex_unlock(&m->mu);
 }
 
