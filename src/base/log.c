@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "base/utf8.h"
 
 static _Atomic int format = LOG_FORMAT_TEXT;
 static _Atomic int log_fd = 2;
@@ -37,29 +38,39 @@ static void add(garlic_log_line *l, const char *text, size_t n)
         l->failed = true;
 }
 
-// value as a JSON string (quotes, escapes, control characters as \u00XX).
+// value as a JSON string (quotes, escapes, control characters as \u00XX, and a byte that
+// starts no valid UTF-8 sequence as U+FFFD, so a line is valid JSON whatever a client sent).
 static void add_json_string(garlic_log_line *l, const char *value)
 {
     add(l, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+    size_t n = strlen(value);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)value[i];
         char esc[8];
-        if (*p == '"' || *p == '\\') {
-            esc[0] = '\\', esc[1] = (char)*p;
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\', esc[1] = (char)c;
             add(l, esc, 2);
-        } else if (*p < 0x20 || *p == 0x7f) {
-            snprintf(esc, sizeof esc, "\\u%04x", *p);
+        } else if (c < 0x20 || c == 0x7f) {
+            snprintf(esc, sizeof esc, "\\u%04x", c);
             add(l, esc, 6);
+        } else if (c >= 0x80) {
+            size_t len = utf8_sequence_length(value + i, n - i);
+            add(l, len ? value + i : "\xef\xbf\xbd", len ? len : 3);
+            i += len ? len : 1;
+            continue;
         } else {
-            add(l, (const char *)p, 1);
+            add(l, value + i, 1);
         }
+        i++;
     }
     add(l, "\"", 1);
 }
 
-// value for a text line: bare when it is one word, else quoted like a JSON string.
+// value for a text line: bare when it is one word of valid UTF-8, else quoted like a JSON
+// string.
 static void add_text_value(garlic_log_line *l, const char *value)
 {
-    bool bare = *value != '\0';
+    bool bare = *value != '\0' && utf8_valid(value, strlen(value));
     for (const unsigned char *p = (const unsigned char *)value; *p && bare; p++)
         bare = *p > 0x20 && *p != 0x7f && *p != '"' && *p != '\\' && *p != '=';
     if (bare)

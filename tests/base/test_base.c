@@ -4,6 +4,7 @@
 // errors, monotonic deadlines, and a name for every error code.
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -11,6 +12,8 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/file.h"
+#include "base/log.h"
+#include "base/utf8.h"
 #include "util.h"
 
 static void test_buffer_appends(void **state)
@@ -175,12 +178,57 @@ static void test_error_names(void **state)
     assert_string_equal(garlic_error_name(1), "unknown error");
 }
 
+// Log lines: text with bare words and quoted values, JSON objects with every field; a value
+// with bytes that are not UTF-8 comes out with U+FFFD, so the line stays valid text/JSON.
+static void test_log_lines(void **state)
+{
+    (void)state;
+    const char *path = test_temp_path("log.txt");
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    garlic_log_set_fd(fileno(f));
+    for (int fmt = 0; fmt < LOG_FORMAT_COUNT; fmt++) {
+        garlic_log_set_format((log_format)fmt);
+        garlic_log_line l;
+        garlic_log_begin(&l, "request");
+        garlic_log_str(&l, "model", "qwen3");
+        garlic_log_str(&l, "reason", "keep \"alive\"\n");
+        garlic_log_str(&l, "bad",
+                       "a\xff\xc3"
+                       "b\xc3\xa9");
+        garlic_log_int(&l, "status", 200);
+        garlic_log_num(&l, "total_ms", 12.345);
+        garlic_log_end(&l);
+    }
+    fflush(f);
+    garlic_log_set_fd(2);
+    garlic_log_set_format(LOG_FORMAT_TEXT);
+    fclose(f);
+    size_t size;
+    char *text = test_read_file(path, &size);
+    assert_non_null(text);
+    assert_true(utf8_valid(text, size));
+    char *json = strchr(text, '\n') + 1;
+    json[-1] = '\0';
+    assert_non_null(strstr(text, " request model=qwen3 reason=\"keep \\\"alive\\\"\\u000a\" "));
+    assert_non_null(strstr(text,
+                           "bad=\"a\xef\xbf\xbd\xef\xbf\xbd"
+                           "b\xc3\xa9\" status=200 total_ms=12.3"));
+    assert_non_null(strstr(json,
+                           "\"event\":\"request\",\"model\":\"qwen3\",\"reason\":"
+                           "\"keep \\\"alive\\\"\\u000a\",\"bad\":\"a\xef\xbf\xbd"
+                           "\xef\xbf\xbd"
+                           "b\xc3\xa9\",\"status\":200,\"total_ms\":12.3}\n"));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buffer_appends), cmocka_unit_test(test_buffer_out_of_memory),
         cmocka_unit_test(test_grow),           cmocka_unit_test(test_file_read),
         cmocka_unit_test(test_deadline),       cmocka_unit_test(test_error_names),
+        cmocka_unit_test(test_log_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
