@@ -49,18 +49,6 @@ typedef struct api_result {
     uint64_t completion_tokens; // output tokens of every choice
 } api_result;
 
-// Parses the body for kind, finds the model (404 otherwise) and loads it. On failure err
-// is set and the job is deinitialized by the caller all the same.
-int api_job_open(const api_call *call, api_kind kind, api_job *job, api_error *err);
-
-// Builds the prompt (template or raw text), tokenizes it, checks it fits the context and
-// queues the request (503 when the queue is full).
-int api_job_submit(api_job *job, api_error *err);
-
-// Waits for every choice and gathers them in res (zeroed first). Fails with err set when
-// the request failed or the client went away.
-int api_job_collect(api_job *job, const api_call *call, api_result *res, api_error *err);
-
 // How a flavour (OpenAI, Ollama) answers a generating request.
 typedef struct api_flavour {
     const struct api_stream_ops *stream_ops;                    // the stream's formatter
@@ -72,13 +60,10 @@ typedef struct api_flavour {
     cJSON *(*load_only)(const api_job *job);
 } api_flavour;
 
-// A generating endpoint: parses the body for kind, finds and loads the model, then answers
-// as api_job_answer does (or with f->load_only's body).
+// A generating endpoint: parses the body for kind, finds and loads the model, submits the
+// request and answers with a stream or, once every choice ended, the whole answer (or with
+// f->load_only's body).
 void api_generate(const api_call *call, api_kind kind, const api_flavour *f, api_response *out);
-
-// Submits an opened job and answers: a stream (the job moves into it) or, once every choice
-// ended, the whole answer. Deinitializes the job in every case.
-void api_job_answer(api_job *job, const api_call *call, const api_flavour *f, api_response *out);
 
 // Fills out with what job used (its prompt text moves there).
 void api_job_usage(api_job *job, api_usage *out);

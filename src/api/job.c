@@ -79,7 +79,7 @@ const char *api_token_text(const tokenizer *t, int32_t id, char *buf, size_t cap
 
 const char *api_finish_name(engine_finish f) { return f == ENGINE_FINISH_STOP ? "stop" : "length"; }
 
-int api_job_open(const api_call *call, api_kind kind, api_job *job, api_error *err)
+static int api_job_open(const api_call *call, api_kind kind, api_job *job, api_error *err)
 {
     memset(job, 0, sizeof *job);
     struct timespec ts;
@@ -213,7 +213,7 @@ static int check_fit(const api_job *job, size_t n_prompt, api_error *err)
     return GARLIC_OK;
 }
 
-int api_job_submit(api_job *job, api_error *err)
+static int api_job_submit(api_job *job, api_error *err)
 {
     tokenizer_ids ids = {0};
     int rc = build_prompt(job, &ids, err);
@@ -269,7 +269,7 @@ static int gather(api_choice *ch, const engine_chunk *c)
     return GARLIC_OK;
 }
 
-int api_job_collect(api_job *job, const api_call *call, api_result *res, api_error *err)
+static int api_job_collect(api_job *job, const api_call *call, api_result *res, api_error *err)
 {
     memset(res, 0, sizeof *res);
     res->n = job->in.n;
@@ -302,23 +302,10 @@ int api_job_collect(api_job *job, const api_call *call, api_result *res, api_err
     }
 }
 
-void api_generate(const api_call *call, api_kind kind, const api_flavour *f, api_response *out)
-{
-    api_job job;
-    api_error err = {0};
-    cJSON *loaded = NULL;
-    if (api_job_open(call, kind, &job, &err) != GARLIC_OK) {
-        api_fail(out, &err, f->ollama);
-    } else if (f->load_only && (loaded = f->load_only(&job))) {
-        api_respond_json(out, 200, loaded);
-    } else {
-        api_job_answer(&job, call, f, out); // it deinitializes the job
-        return;
-    }
-    api_job_deinit(&job);
-}
-
-void api_job_answer(api_job *job, const api_call *call, const api_flavour *f, api_response *out)
+// Submits an opened job and answers: a stream (the job moves into it) or, once every choice
+// ended, the whole answer. Deinitializes the job in every case.
+static void api_job_answer(api_job *job, const api_call *call, const api_flavour *f,
+                           api_response *out)
 {
     api_error err = {0};
     if (api_job_submit(job, &err) != GARLIC_OK) {
@@ -345,6 +332,22 @@ void api_job_answer(api_job *job, const api_call *call, const api_flavour *f, ap
         api_fail(out, &err, f->ollama);
     api_result_deinit(&res);
     api_job_deinit(job);
+}
+
+void api_generate(const api_call *call, api_kind kind, const api_flavour *f, api_response *out)
+{
+    api_job job;
+    api_error err = {0};
+    cJSON *loaded = NULL;
+    if (api_job_open(call, kind, &job, &err) != GARLIC_OK) {
+        api_fail(out, &err, f->ollama);
+    } else if (f->load_only && (loaded = f->load_only(&job))) {
+        api_respond_json(out, 200, loaded);
+    } else {
+        api_job_answer(&job, call, f, out); // it deinitializes the job
+        return;
+    }
+    api_job_deinit(&job);
 }
 
 void api_result_deinit(api_result *res)
