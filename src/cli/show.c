@@ -135,6 +135,22 @@ static void print_text(const gguf_file *f, const model_info *info)
     }
     if (info->rms_epsilon)
         printf("    %-22s %g\n", "RMS norm epsilon", info->rms_epsilon);
+    if (info->expert_count) {
+        printf("    %-22s %llu, %llu used per token", "experts",
+               (unsigned long long)info->expert_count, (unsigned long long)info->expert_used_count);
+        if (info->expert_group_count > 1)
+            printf(" (%llu groups, %llu used)", (unsigned long long)info->expert_group_count,
+                   (unsigned long long)info->expert_group_used_count);
+        printf("\n");
+        if (info->expert_feed_forward_length)
+            print_row_u64("expert FFN length", info->expert_feed_forward_length);
+        if (info->expert_shared_feed_forward_length || info->expert_shared_count)
+            printf("    %-22s %llu wide, %llu shared experts\n", "shared expert",
+                   (unsigned long long)info->expert_shared_feed_forward_length,
+                   (unsigned long long)(info->expert_shared_count ? info->expert_shared_count : 1));
+        if (info->leading_dense_block_count)
+            print_row_u64("leading dense layers", info->leading_dense_block_count);
+    }
     printf("  Tokenizer\n");
     printf("    %-22s %s%s%s\n", "type",
            info->tokenizer_model[0] ? info->tokenizer_model : "(none)",

@@ -72,6 +72,16 @@ static int parse_output_type(void *dst, const char *opt, const char *val)
     return 0;
 }
 
+static int parse_expert_type(void *dst, const char *opt, const char *val)
+{
+    model_synth_params *p = dst;
+    uint32_t t;
+    if (parse_type(opt, val, &t))
+        return -1;
+    p->expert_type = (int32_t)t;
+    return 0;
+}
+
 // How the progress is shown: on a terminal, one line rewritten in place for files over
 // PROGRESS_MIN_BYTES; with --progress, also every 10 % as lines (for logs).
 enum { PROGRESS_MIN_BYTES = 256 << 20 };
@@ -109,7 +119,10 @@ int cli_synth(int argc, char **argv)
         cli_arg("OUT.gguf", "the file to write", &out),
         cli_custom("--preset", "NAME", "tinyllama: the TinyLlama-1.1B shape (see below)", &p,
                    parse_preset),
-        cli_string("--arch", "ARCH", "llama, qwen2 (q/k/v biases) or qwen3 (q/k norms)", &p.arch),
+        cli_string("--arch", "ARCH",
+                   "llama, qwen2 (q/k/v biases), qwen3 (q/k norms), qwen3moe, qwen2moe "
+                   "(experts; llama with --experts is Mixtral)",
+                   &p.arch),
         cli_uint("--dim", "N", "embedding length", &p.dim, 1, UINT32_MAX),
         cli_uint("--layers", "N", "layers", &p.n_layer, 1, UINT32_MAX),
         cli_uint("--heads", "N", "attention heads", &p.n_head, 1, UINT32_MAX),
@@ -123,6 +136,14 @@ int cli_synth(int argc, char **argv)
         cli_custom("--type", "T", "type of the matrices", &p, parse_weight_type),
         cli_custom("--output-type", "T", "type of output.weight", &p, parse_output_type),
         cli_flag("--tied", "no output.weight (the embedding is reused)", &p.tied),
+        cli_uint("--experts", "N", "experts per layer (default: a dense FFN)", &p.n_expert, 1,
+                 UINT32_MAX),
+        cli_uint("--experts-used", "N", "experts each token runs", &p.n_expert_used, 1, UINT32_MAX),
+        cli_uint("--expert-ffn", "N", "an expert's width (default: --ffn)", &p.ffn_exp, 1,
+                 UINT32_MAX),
+        cli_uint("--shared-ffn", "N", "a shared expert of this width beside the experts",
+                 &p.ffn_shexp, 1, UINT32_MAX),
+        cli_custom("--expert-type", "T", "type of the experts' matrices", &p, parse_expert_type),
         cli_string("--tokenizer", "VOCAB.gguf", "copy the vocabulary (every tokenizer.* key)",
                    &p.tokenizer_path),
         cli_float("--rope-theta", "X", "RoPE frequency base (default 10000)", &p.rope_theta,

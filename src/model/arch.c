@@ -1,18 +1,28 @@
 // SPDX-License-Identifier: MIT
 // The architectures garlic runs and what sets them apart. Adding one that fits the
-// Llama-family forward pass (pre-norm, RoPE, grouped-query attention, SwiGLU) is a new row
-// here; one that needs new steps adds a flag here and the step in forward.c.
+// Llama-family forward pass (pre-norm, RoPE, grouped-query attention, gated FFN or experts)
+// is a new row here; one that needs new steps adds a field here and the step in forward.c
+// (attention, dense FFN) or moe.c (experts). A layer has experts when the file gives it a
+// router (ffn_gate_inp), so Mixtral is the llama row.
+#include <stdio.h>
 #include <string.h>
 
 #include "model/model.h"
 
 static const model_arch archs[] = {
-    // Llama 1/2/3, Mistral, and the fine-tunes that reuse the llama name.
-    {.name = "llama", .rope_neox = false, .qkv_bias = false, .qk_norm = false},
+    // Llama 1/2/3, Mistral, the fine-tunes that reuse the llama name, and Mixtral (experts
+    // chosen by softmax then top k, their weights renormalized).
+    {.name = "llama", .expert_norm = true},
     // Qwen2 / Qwen2.5: biases on Q, K and V; NeoX-style RoPE.
-    {.name = "qwen2", .rope_neox = true, .qkv_bias = true, .qk_norm = false},
+    {.name = "qwen2", .rope_neox = true, .qkv_bias = true},
     // Qwen3 (dense): per-head RMSNorm of Q and K before RoPE; NeoX-style RoPE.
-    {.name = "qwen3", .rope_neox = true, .qkv_bias = false, .qk_norm = true},
+    {.name = "qwen3", .rope_neox = true, .qk_norm = true},
+    // Qwen3-MoE (Qwen3-30B-A3B, Qwen3-Coder): Qwen3's attention, experts in every layer,
+    // the top k weights renormalized.
+    {.name = "qwen3moe", .rope_neox = true, .qk_norm = true, .expert_norm = true},
+    // Qwen1.5-MoE / Qwen2-MoE: Qwen2's attention; experts not renormalized, plus a shared
+    // expert scaled by its own sigmoid gate.
+    {.name = "qwen2moe", .rope_neox = true, .qkv_bias = true, .shared_gate = true},
 };
 
 const model_arch *model_arch_find(const char *name)
@@ -21,4 +31,14 @@ const model_arch *model_arch_find(const char *name)
         if (strcmp(archs[i].name, name) == 0)
             return &archs[i];
     return NULL;
+}
+
+const char *model_arch_names(void)
+{
+    static char names[256];
+    if (!names[0])
+        for (size_t i = 0, n = 0; i < sizeof archs / sizeof archs[0]; i++)
+            n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "",
+                                  archs[i].name);
+    return names;
 }

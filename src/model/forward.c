@@ -11,48 +11,9 @@
 
 #include "base/alloc.h"
 #include "kernels/kernels.h"
+#include "model/internal.h"
 #include "model/model.h"
 #include "tensor/types.h"
-
-enum { MAX_GROUP = 3 }; // matrices that share one input (q, k, v)
-// Multiply-adds below which a job runs on the calling thread alone: waking the pool and
-// waiting at its barrier costs a few microseconds, as much as this much work.
-enum { INLINE_WORK = 1 << 17 };
-// Rows attention converts at a time: up to ATT_ROWS positions of one KV head, as floats.
-enum { ATT_ROWS = 16 };
-
-struct model_state {
-    const model *m;
-    uint32_t n_ctx, max_batch, logit_rows;
-    thread_pool *pool;
-    bool own_pool;  // started here (else borrowed)
-    uint64_t bytes; // the scratch allocated below
-    // Scratch, one block of memory carved as listed in scratch_layout.
-    void *scratch;
-    float *x;      // (max_batch, dim) the residual stream
-    float *xb;     // (max_batch, max(dim, n_head * head_dim_v)) normed input / attention out
-    float *q;      // (max_batch, n_head * head_dim_k)
-    float *k;      // (max_batch, n_head_kv * head_dim_k)
-    float *v;      // (max_batch, n_head_kv * head_dim_v)
-    float *hb;     // (max_batch, max(ffn, dim)) gate / attention projection
-    float *hb2;    // (max_batch, ffn) up
-    float *logits; // (logit_rows, n_vocab)
-    float *att;    // (n_threads, heads per KV head, n_ctx + 1) attention scores
-                   // and 1 / softmax sums
-    float *kv_row; // (n_threads, ATT_ROWS, max K/V row) cache rows as floats
-    uint8_t *act[MAX_GROUP];    // (max_batch, act row bytes) converted activations
-    size_t act_stride;          // bytes of the widest activation row (act[] holds max_batch)
-    float *rope_cos, *rope_sin; // (max_batch, n_rot / 2 + 1)
-    uint32_t *pos;              // (max_batch) positions (model_forward's batch)
-    uint32_t *seq;              // (max_batch) sequence indices, all 0 (model_forward's batch)
-    uint32_t *out;              // (max_batch) logit rows (model_forward's batch)
-    uint32_t *slot_block;       // (max_batch) where each token's K and V go
-    uint32_t *slot_offset;      // (max_batch)
-    float rope_mscale;          // YaRN magnitude correction (1 otherwise)
-    // The batch being computed (set for the duration of model_forward_batch).
-    const model_batch *batch;
-    kv_cache *kv;
-};
 
 static size_t row_bytes(uint32_t type, uint64_t n)
 {
@@ -76,9 +37,12 @@ uint64_t model_act_row_bytes(const model *m)
     uint64_t widest = 0;
     for (uint32_t l = 0; l < m->hp.n_layer; l++) {
         const model_layer *L = &m->layers[l];
-        const model_tensor *ws[] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
-                                    &L->w_gate, &L->w_up, &L->w_down};
+        const model_tensor *ws[] = {&L->wq,       &L->wk,      &L->wv,     &L->wo,       &L->w_gate,
+                                    &L->w_up,     &L->w_down,  &L->router, &L->exp_gate, &L->exp_up,
+                                    &L->exp_down, &L->sh_gate, &L->sh_up,  &L->sh_down};
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+            if (!ws[i]->data)
+                continue;
             uint64_t b = kernel_act_row_size(ws[i]->type, (int64_t)ws[i]->n_in);
             widest = b > widest ? b : widest;
         }
@@ -94,7 +58,7 @@ static size_t act_stride(const model_hparams *hp, const model_state_config *cfg)
     return (size_t)((row + 63) / 64 * 64);
 }
 
-enum { N_SCRATCH = 20 };
+enum { N_SCRATCH = 21 };
 
 // The scratch buffers of a state: where each pointer goes and how many bytes it takes
 // (every buffer rounded up to 64 bytes). model_state_new carves them from one allocation and
@@ -109,6 +73,7 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
     uint64_t k_dim = (uint64_t)hp->n_head_kv * hp->head_dim_k,
              v_dim = (uint64_t)hp->n_head_kv * hp->head_dim_v;
     uint64_t f = sizeof(float), act = act_stride(hp, cfg), half = hp->n_rot / 2 + 1;
+    uint64_t ffn = hp->ffn > hp->ffn_shexp ? hp->ffn : hp->ffn_shexp;
     struct {
         void **slot;
         uint64_t n;
@@ -119,8 +84,8 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
         {(void **)&s->k, B * k_dim * f},
         {(void **)&s->v, B * v_dim * f},
         // hb also receives the attention output projection (dim wide).
-        {(void **)&s->hb, B * (hp->ffn > hp->dim ? hp->ffn : hp->dim) * f},
-        {(void **)&s->hb2, B * hp->ffn * f},
+        {(void **)&s->hb, B * (ffn > hp->dim ? ffn : hp->dim) * f},
+        {(void **)&s->hb2, B * ffn * f},
         {(void **)&s->logits, (uint64_t)cfg->logit_rows * hp->n_vocab * f},
         {(void **)&s->att,
          nt * (hp->n_head / (hp->n_head_kv ? hp->n_head_kv : 1)) * (cfg->n_ctx + 1) * f},
@@ -135,6 +100,7 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
         {(void **)&s->out, B * sizeof(uint32_t)},
         {(void **)&s->slot_block, B * sizeof(uint32_t)},
         {(void **)&s->slot_offset, B * sizeof(uint32_t)},
+        {(void **)&s->moe_base, model_moe_scratch_layout(hp, cfg->max_batch, act, NULL, NULL)},
     };
     // Every factor is below 2^32 and at most three are multiplied with small constants, so
     // the products fit; the sum is checked against a ceiling.
@@ -233,6 +199,7 @@ model_state *model_state_new(const model *m, const model_state_config *config, g
     uint8_t *p = s->scratch;
     for (int i = 0; i < N_SCRATCH; i++, p += sizes[i - 1])
         *slots[i] = p;
+    model_moe_scratch_layout(&m->hp, cfg->max_batch, s->act_stride, &s->moe, s->moe_base);
     return s;
 }
 
@@ -276,14 +243,6 @@ typedef struct matmul_job {
     int64_t chunk_rows; // the multiply's unit of work (rows; see matmul_group)
     atomic_int next;    // the next chunk to take, over the items' chunks in order
 } matmul_job;
-
-// Weight rows a chunk is a multiple of (every kernel's register tile divides it), and the
-// chunks a thread takes on average. Threads take chunks in turn, so one that finishes early
-// (its core was not preempted, its rows were in cache) does the work another has not reached
-// instead of waiting for it at the barrier. A decoding step takes DECODE_CHUNKS a thread; a
-// batch of many rows, whose kernels prepare the activations again for every call, only
-// BATCH_CHUNKS.
-enum { CHUNK_ALIGN = 16, DECODE_CHUNKS = 8, BATCH_CHUNKS = 2, DECODE_ROWS = 8 };
 
 static void convert_worker(matmul_job *job, int ith, int nth)
 {
@@ -372,15 +331,14 @@ static void matmul_group(model_state *s, const float *in, uint64_t in_stride, ui
     }
 }
 
-static void matmul_one(model_state *s, const model_tensor *w, const float *in, uint64_t in_stride,
-                       uint32_t n_tok, float *y, uint64_t ldy)
+void model_matmul(model_state *s, const model_tensor *w, const float *in, uint64_t in_stride,
+                  uint32_t n_tok, float *y, uint64_t ldy)
 {
     matmul_item item = {.w = w, .y = y, .ldy = ldy};
     matmul_group(s, in, in_stride, n_tok, &item, 1);
 }
 
-// out = x / sqrt(mean(x^2) + eps) * weight, over n values (sum in double).
-static void rmsnorm(float *out, const float *x, const float *weight, uint64_t n, float eps)
+void model_rmsnorm(float *out, const float *x, const float *weight, uint64_t n, float eps)
 {
     double ss = 0;
     for (uint64_t i = 0; i < n; i++)
@@ -544,7 +502,7 @@ static void head_norm(float *x, uint32_t n_heads, uint32_t head_dim, const model
                       float eps)
 {
     for (uint32_t h = 0; h < n_heads; h++)
-        rmsnorm(x + (size_t)h * head_dim, x + (size_t)h * head_dim, w->data, head_dim, eps);
+        model_rmsnorm(x + (size_t)h * head_dim, x + (size_t)h * head_dim, w->data, head_dim, eps);
 }
 
 // The attention half of layer l: x += wo * attention(rope(q), rope(k), v).
@@ -557,7 +515,8 @@ static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
     size_t k_dim = (size_t)hp->n_head_kv * hp->head_dim_k,
            v_dim = (size_t)hp->n_head_kv * hp->head_dim_v;
     for (uint32_t b = 0; b < n_tok; b++)
-        rmsnorm(s->xb + b * hp->dim, s->x + b * hp->dim, L->attn_norm.data, hp->dim, hp->rms_eps);
+        model_rmsnorm(s->xb + b * hp->dim, s->x + b * hp->dim, L->attn_norm.data, hp->dim,
+                      hp->rms_eps);
     matmul_item qkv[3] = {
         {.w = &L->wq, .y = s->q, .ldy = q_dim, .bias = L->bq.data},
         {.w = &L->wk, .y = s->k, .ldy = k_dim, .bias = L->bk.data},
@@ -585,43 +544,80 @@ static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
     else
         thread_pool_run(s->pool, attention_worker, &job);
     // The attention output is in xb; the projection lands in hb (wide enough), then the residual.
-    matmul_one(s, &L->wo, s->xb, o_dim, n_tok, s->hb, hp->dim);
+    model_matmul(s, &L->wo, s->xb, o_dim, n_tok, s->hb, hp->dim);
     for (size_t i = 0; i < (size_t)n_tok * hp->dim; i++)
         s->x[i] += s->hb[i];
 }
 
-typedef struct swiglu_job {
-    float *gate;     // (n) in: gate projection; out: silu(gate) * up
+typedef struct gated_job {
+    model_act act;
+    float *gate;     // (n) in: gate projection; out: act(gate) * up
     const float *up; // (n)
     size_t n;
-} swiglu_job;
+} gated_job;
 
-// gate = silu(gate) * up over this thread's share of the values.
-static void swiglu_worker(void *ctx, int ith, int nth)
+// GELU with the tanh approximation: 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))).
+static void geglu(float *gate, const float *up, size_t n)
 {
-    swiglu_job *job = ctx;
-    size_t i0 = job->n * (size_t)ith / (size_t)nth, i1 = job->n * (size_t)(ith + 1) / (size_t)nth;
-    kernel_swiglu_f32(job->gate + i0, job->up + i0, (int64_t)(i1 - i0));
+    for (size_t i = 0; i < n; i++) {
+        float x = gate[i];
+        gate[i] = 0.5f * x * (1.0f + tanhf(0.7978845608f * x * (1.0f + 0.044715f * x * x))) * up[i];
+    }
 }
 
-// The feed-forward half of layer l: x += w_down * (silu(w_gate * xn) * (w_up * xn)).
+// gpt-oss's clamped SwiGLU: min(gate, 7) * sigmoid(1.702 min(gate, 7)) * (clamp(up, +-7) + 1).
+static void swiglu_oai(float *gate, const float *up, size_t n)
+{
+    const float alpha = 1.702f, limit = 7.0f;
+    for (size_t i = 0; i < n; i++) {
+        float x = gate[i] < limit ? gate[i] : limit;
+        float y = up[i] < -limit ? -limit : up[i] > limit ? limit : up[i];
+        gate[i] = x / (1.0f + expf(-alpha * x)) * (y + 1.0f);
+    }
+}
+
+// gate = act(gate) * up over this thread's share of the values.
+static void gated_worker(void *ctx, int ith, int nth)
+{
+    gated_job *job = ctx;
+    size_t i0 = job->n * (size_t)ith / (size_t)nth, i1 = job->n * (size_t)(ith + 1) / (size_t)nth;
+    if (job->act == MODEL_ACT_SILU)
+        kernel_swiglu_f32(job->gate + i0, job->up + i0, (int64_t)(i1 - i0));
+    else if (job->act == MODEL_ACT_GELU)
+        geglu(job->gate + i0, job->up + i0, i1 - i0);
+    else
+        swiglu_oai(job->gate + i0, job->up + i0, i1 - i0);
+}
+
+void model_gated_act(model_state *s, model_act act, float *gate, const float *up, size_t n)
+{
+    gated_job job = {.act = act, .gate = gate, .up = up, .n = n};
+    if (n * 16 < INLINE_WORK) // an expf and a few flops a value
+        gated_worker(&job, 0, 1);
+    else
+        thread_pool_run(s->pool, gated_worker, &job);
+}
+
+// The feed-forward half of layer l: x += w_down * (act(w_gate * xn) * (w_up * xn)), or the
+// experts' sum.
 static void ffn_block(model_state *s, uint32_t l, uint32_t n_tok)
 {
     const model_hparams *hp = &s->m->hp;
     const model_layer *L = &s->m->layers[l];
     for (uint32_t b = 0; b < n_tok; b++)
-        rmsnorm(s->xb + b * hp->dim, s->x + b * hp->dim, L->ffn_norm.data, hp->dim, hp->rms_eps);
+        model_rmsnorm(s->xb + b * hp->dim, s->x + b * hp->dim, L->ffn_norm.data, hp->dim,
+                      hp->rms_eps);
+    if (model_layer_has_experts(s->m, l)) {
+        model_moe_block(s, l, n_tok);
+        return;
+    }
     matmul_item gate_up[2] = {
         {.w = &L->w_gate, .y = s->hb, .ldy = hp->ffn},
         {.w = &L->w_up, .y = s->hb2, .ldy = hp->ffn},
     };
     matmul_group(s, s->xb, hp->dim, n_tok, gate_up, 2);
-    swiglu_job job = {.gate = s->hb, .up = s->hb2, .n = (size_t)n_tok * hp->ffn};
-    if (job.n * 16 < INLINE_WORK) // an expf and a few flops a value
-        swiglu_worker(&job, 0, 1);
-    else
-        thread_pool_run(s->pool, swiglu_worker, &job);
-    matmul_one(s, &L->w_down, s->hb, hp->ffn, n_tok, s->xb, hp->dim);
+    model_gated_act(s, s->m->arch->act, s->hb, s->hb2, (size_t)n_tok * hp->ffn);
+    model_matmul(s, &L->w_down, s->hb, hp->ffn, n_tok, s->xb, hp->dim);
     for (size_t i = 0; i < (size_t)n_tok * hp->dim; i++)
         s->x[i] += s->xb[i];
 }
@@ -690,10 +686,10 @@ int model_forward_batch(model_state *s, kv_cache *kv, const model_batch *b, cons
         ffn_block(s, l, n);
     }
     for (uint32_t i = 0; i < b->n_out; i++)
-        rmsnorm(s->xb + i * hp->dim, s->x + b->out[i] * hp->dim, m->output_norm.data, hp->dim,
-                hp->rms_eps);
+        model_rmsnorm(s->xb + i * hp->dim, s->x + b->out[i] * hp->dim, m->output_norm.data, hp->dim,
+                      hp->rms_eps);
     if (b->n_out)
-        matmul_one(s, &m->output, s->xb, hp->dim, b->n_out, s->logits, hp->n_vocab);
+        model_matmul(s, &m->output, s->xb, hp->dim, b->n_out, s->logits, hp->n_vocab);
     s->batch = NULL, s->kv = NULL;
     *logits = s->logits;
     return GARLIC_OK;

@@ -91,9 +91,29 @@ static int read_hparams(const gguf_file *f, model_info *info, garlic_error *err)
     rc = rc ? rc : arch_f32(f, a, "rope.freq_base", &info->rope_freq_base, err);
     rc = rc ? rc : arch_f32(f, a, "rope.scaling.factor", &info->rope_scale_factor, err);
     rc = rc ? rc : arch_f32(f, a, "attention.layer_norm_rms_epsilon", &info->rms_epsilon, err);
+    const struct {
+        const char *suffix;
+        uint64_t *out;
+    } experts[] = {
+        {"expert_count", &info->expert_count},
+        {"expert_used_count", &info->expert_used_count},
+        {"expert_feed_forward_length", &info->expert_feed_forward_length},
+        {"expert_shared_feed_forward_length", &info->expert_shared_feed_forward_length},
+        {"expert_shared_count", &info->expert_shared_count},
+        {"leading_dense_block_count", &info->leading_dense_block_count},
+        {"expert_group_count", &info->expert_group_count},
+        {"expert_group_used_count", &info->expert_group_used_count},
+        {"expert_gating_func", &info->expert_gating_func},
+    };
+    for (size_t i = 0; rc == GARLIC_OK && i < sizeof experts / sizeof experts[0]; i++)
+        rc = arch_u64(f, a, experts[i].suffix, experts[i].out, err);
+    rc = rc ? rc : arch_f32(f, a, "expert_weights_scale", &info->expert_weights_scale, err);
     if (rc)
         return rc;
     char key[160];
+    snprintf(key, sizeof key, "%s.expert_weights_norm", a);
+    bool norm;
+    info->expert_weights_norm = gguf_get_bool(f, key, &norm) == GARLIC_OK ? norm : -1;
     snprintf(key, sizeof key, "%s.rope.scaling.type", a);
     copy_str(f, key, info->rope_scaling_type, sizeof info->rope_scaling_type);
     if (info->head_count_kv == 0)

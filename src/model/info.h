@@ -43,6 +43,18 @@ typedef struct model_info {
     uint64_t rope_original_context; // rope.scaling.original_context_length, 0 when absent
     bool has_rope_freqs;            // a rope_freqs.weight tensor is present
     float rms_epsilon;              // 0 when absent
+    // Mixture of experts; 0 when absent.
+    uint64_t expert_count;
+    uint64_t expert_used_count;
+    uint64_t expert_feed_forward_length;
+    uint64_t expert_shared_feed_forward_length;
+    uint64_t expert_shared_count;
+    uint64_t leading_dense_block_count;
+    uint64_t expert_group_count;
+    uint64_t expert_group_used_count;
+    uint64_t expert_gating_func; // 1 softmax, 2 sigmoid (DeepSeek files)
+    float expert_weights_scale;
+    int expert_weights_norm; // 1 or 0 as the file says, -1 when absent
     // Tokenizer.
     char tokenizer_model[32]; // tokenizer.ggml.model ("llama", "gpt2", ...)
     char tokenizer_pre[64];   // tokenizer.ggml.pre, "" when absent

@@ -16,11 +16,11 @@
 #include "model/model.h"
 #include "tensor/types.h"
 
-// Binds name to t, checking its shape (ne0 x ne1; ne1 == 1 for vectors) and that its type
-// is usable (vectors must be F32). Absent: GARLIC_ENOTFOUND unless optional (then t->data
-// stays NULL and GARLIC_OK is returned).
-static int bind(const model *m, const char *name, uint64_t ne0, uint64_t ne1, bool optional,
-                model_tensor *t, garlic_error *err)
+// Binds name to t, checking its shape (ne0 x ne1 x ne2; ne1 == 1 for vectors) and that its
+// type is usable (vectors and biases must be F32). Absent: GARLIC_EFORMAT unless optional
+// (then t->data stays NULL and GARLIC_OK is returned). Marks the tensor used.
+static int bind3(model *m, const char *name, uint64_t ne0, uint64_t ne1, uint64_t ne2,
+                 bool optional, model_tensor *t, garlic_error *err)
 {
     memset(t, 0, sizeof *t);
     const gguf_tensor *g = gguf_find_tensor(m->file, name);
@@ -30,19 +30,38 @@ static int bind(const model *m, const char *name, uint64_t ne0, uint64_t ne1, bo
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s' is missing", m->file->path,
                                 name);
     }
-    if (g->ne[0] != ne0 || g->ne[1] != ne1 || g->ne[2] != 1 || g->ne[3] != 1)
-        return garlic_error_set(
-            err, GARLIC_EFORMAT, "%s: tensor '%s' has shape %llu x %llu, expected %llu x %llu",
-            m->file->path, name, (unsigned long long)g->ne[0], (unsigned long long)g->ne[1],
-            (unsigned long long)ne0, (unsigned long long)ne1);
-    bool vector = ne1 == 1 && strstr(name, "token_embd") == NULL;
+    if (g->ne[0] != ne0 || g->ne[1] != ne1 || g->ne[2] != ne2 || g->ne[3] != 1)
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: tensor '%s' has shape %llu x %llu x %llu, expected %llu x "
+                                "%llu x %llu",
+                                m->file->path, name, (unsigned long long)g->ne[0],
+                                (unsigned long long)g->ne[1], (unsigned long long)g->ne[2],
+                                (unsigned long long)ne0, (unsigned long long)ne1,
+                                (unsigned long long)ne2);
+    size_t len = strlen(name);
+    bool bias = len > 5 && strcmp(name + len - 5, ".bias") == 0;
+    bool vector = (ne1 == 1 && ne2 == 1 && strstr(name, "token_embd") == NULL) || bias;
     if (vector ? g->type != TENSOR_TYPE_F32 : !kernel_supports(g->type))
         return garlic_error_set(err, GARLIC_EUNSUPPORTED,
                                 "%s: tensor '%s' has type %s, which "
                                 "garlic cannot compute with here",
                                 m->file->path, name, tensor_type_get(g->type)->name);
-    *t = (model_tensor){.data = g->data, .type = g->type, .n_in = ne0, .n_out = ne1};
+    uint64_t row = 0;
+    tensor_row_size(g->type, ne0, &row); // the reader checked the sizes
+    *t = (model_tensor){.data = g->data,
+                        .type = g->type,
+                        .n_in = ne0,
+                        .n_out = ne1,
+                        .n_mat = ne2,
+                        .mat_bytes = row * ne1};
+    m->used[g - m->file->tensors] = true;
     return GARLIC_OK;
+}
+
+static int bind(model *m, const char *name, uint64_t ne0, uint64_t ne1, bool optional,
+                model_tensor *t, garlic_error *err)
+{
+    return bind3(m, name, ne0, ne1, 1, optional, t, err);
 }
 
 static int read_rope_scaling(const model *m, const model_info *info, model_hparams *hp,
@@ -75,6 +94,84 @@ static int read_rope_scaling(const model *m, const model_info *info, model_hpara
     return GARLIC_OK;
 }
 
+// The experts' hyper-parameters. The shared expert's width is the key's, or else the shape
+// of the first expert layer's ffn_up_shexp (files differ in which key they write).
+static int read_experts(model *m, const model_info *info, garlic_error *err)
+{
+    model_hparams *hp = &m->hp;
+    hp->expert_scale = 1.0f;
+    hp->router = m->arch->router;
+    if (!info->expert_count)
+        return GARLIC_OK;
+    if (info->expert_count > MODEL_MAX_EXPERTS || !info->expert_used_count ||
+        info->expert_used_count > info->expert_count ||
+        info->expert_used_count > MODEL_MAX_EXPERTS_USED ||
+        info->leading_dense_block_count > info->block_count ||
+        info->expert_feed_forward_length > (1u << 20) ||
+        info->expert_shared_feed_forward_length > (1u << 20) || info->expert_shared_count > 64 ||
+        info->expert_group_count > 64 ||
+        (info->expert_group_count > 1 &&
+         (info->expert_count % info->expert_group_count || !info->expert_group_used_count ||
+          info->expert_group_used_count > info->expert_group_count)))
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: expert hyper-parameters are inconsistent (experts %llu, "
+                                "used %llu, groups %llu/%llu, leading dense layers %llu; at "
+                                "most %d experts, %d used)",
+                                m->file->path, (unsigned long long)info->expert_count,
+                                (unsigned long long)info->expert_used_count,
+                                (unsigned long long)info->expert_group_used_count,
+                                (unsigned long long)info->expert_group_count,
+                                (unsigned long long)info->leading_dense_block_count,
+                                MODEL_MAX_EXPERTS, MODEL_MAX_EXPERTS_USED);
+    hp->n_expert = (uint32_t)info->expert_count;
+    hp->n_expert_used = (uint32_t)info->expert_used_count;
+    hp->n_dense_lead = (uint32_t)info->leading_dense_block_count;
+    // Without the key, the experts' width is their tensors' (Mixtral's is feed_forward_length).
+    char name[96];
+    snprintf(name, sizeof name, "blk.%u.ffn_up_exps.weight", hp->n_dense_lead);
+    const gguf_tensor *up = gguf_find_tensor(m->file, name);
+    uint64_t fe = info->expert_feed_forward_length ? info->expert_feed_forward_length
+        : up                                       ? up->ne[1]
+                                                   : hp->ffn / hp->n_expert_used;
+    if (fe > (1u << 20))
+        return garlic_error_set(err, GARLIC_EFORMAT, "%s: expert width %llu is too large",
+                                m->file->path, (unsigned long long)fe);
+    hp->ffn_exp = (uint32_t)fe;
+    if (info->expert_group_count > 1) {
+        hp->n_expert_groups = (uint32_t)info->expert_group_count;
+        hp->n_group_used = (uint32_t)info->expert_group_used_count;
+    }
+    hp->expert_norm = info->expert_weights_norm >= 0 ? info->expert_weights_norm != 0
+                                                     : m->arch->expert_norm;
+    if (info->expert_weights_scale > 0)
+        hp->expert_scale = info->expert_weights_scale;
+    if (info->expert_gating_func) {
+        static const model_router by_code[] = {MODEL_ROUTER_COUNT, MODEL_ROUTER_SOFTMAX,
+                                               MODEL_ROUTER_SIGMOID, MODEL_ROUTER_TOPK_SOFTMAX};
+        if (info->expert_gating_func > 3)
+            return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                    "%s: %s.expert_gating_func %llu is not supported (1 "
+                                    "softmax, 2 sigmoid, 3 softmax of the top k are)",
+                                    m->file->path, info->arch,
+                                    (unsigned long long)info->expert_gating_func);
+        hp->router = by_code[info->expert_gating_func];
+    }
+    snprintf(name, sizeof name, "blk.%u.ffn_up_shexp.weight", hp->n_dense_lead);
+    const gguf_tensor *sh = gguf_find_tensor(m->file, name);
+    uint64_t width = info->expert_shared_feed_forward_length;
+    if (!width && info->expert_shared_count)
+        width = (uint64_t)hp->ffn_exp * info->expert_shared_count;
+    if (!width && sh)
+        width = sh->ne[1];
+    if (width > (1u << 20))
+        return garlic_error_set(err, GARLIC_EFORMAT, "%s: shared expert width %llu is too large",
+                                m->file->path, (unsigned long long)width);
+    hp->ffn_shexp = (uint32_t)width;
+    if (!hp->ffn_exp)
+        return garlic_error_set(err, GARLIC_EFORMAT, "%s: the experts' width is 0", m->file->path);
+    return GARLIC_OK;
+}
+
 // Fills m->hp from the metadata and the embedding's shape, checking consistency.
 static int read_hparams(model *m, garlic_error *err)
 {
@@ -85,9 +182,8 @@ static int read_hparams(model *m, garlic_error *err)
     m->arch = model_arch_find(info.arch);
     if (!m->arch)
         return garlic_error_set(err, GARLIC_EUNSUPPORTED,
-                                "%s: architecture '%s' is not "
-                                "supported (llama, qwen2, qwen3 are)",
-                                m->file->path, info.arch[0] ? info.arch : "(none)");
+                                "%s: architecture '%s' is not supported (%s are)", m->file->path,
+                                info.arch[0] ? info.arch : "(none)", model_arch_names());
     model_hparams *hp = &m->hp;
     const gguf_tensor *embd = gguf_find_tensor(m->file, "token_embd.weight");
     if (!embd)
@@ -121,12 +217,70 @@ static int read_hparams(model *m, garlic_error *err)
     hp->n_rot = (uint32_t)(info.rope_dimension_count ? info.rope_dimension_count : info.key_length);
     hp->rope_base = info.rope_freq_base;
     hp->rms_eps = info.rms_epsilon > 0 ? info.rms_epsilon : 1e-5f;
+    rc = read_experts(m, &info, err);
+    if (rc)
+        return rc;
     if (hp->n_rot > hp->head_dim_k || hp->n_rot % 2 || !(hp->rope_base > 0))
         return garlic_error_set(err, GARLIC_EFORMAT,
                                 "%s: rope.dimension_count %u or freq_base "
                                 "%g is invalid for head dim %u",
                                 m->file->path, hp->n_rot, hp->rope_base, hp->head_dim_k);
     return read_rope_scaling(m, &info, hp, err);
+}
+
+// One tensor of a layer: blk.<l>.<suffix> of ne0 x ne1 x ne2 values.
+typedef struct layer_spec {
+    const char *suffix;
+    uint64_t ne0, ne1, ne2;
+    bool optional;
+    model_tensor *t;
+} layer_spec;
+
+static int bind_specs(model *m, uint32_t l, const layer_spec *specs, size_t n, garlic_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "blk.%u.%s", l, specs[i].suffix);
+        int rc = bind3(m, name, specs[i].ne0, specs[i].ne1, specs[i].ne2, specs[i].optional,
+                       specs[i].t, err);
+        if (rc)
+            return rc;
+    }
+    return GARLIC_OK;
+}
+
+// The feed-forward tensors of layer l: dense, or the router, the experts and the shared
+// expert.
+static int bind_ffn(model *m, uint32_t l, garlic_error *err)
+{
+    const model_hparams *hp = &m->hp;
+    model_layer *L = &m->layers[l];
+    if (!model_layer_has_experts(m, l)) {
+        layer_spec dense[] = {
+            {"ffn_gate.weight", hp->dim, hp->ffn, 1, false, &L->w_gate},
+            {"ffn_up.weight", hp->dim, hp->ffn, 1, false, &L->w_up},
+            {"ffn_down.weight", hp->ffn, hp->dim, 1, false, &L->w_down},
+        };
+        return bind_specs(m, l, dense, sizeof dense / sizeof dense[0], err);
+    }
+    uint64_t ne = hp->n_expert, fe = hp->ffn_exp, fs = hp->ffn_shexp;
+    bool eb = !m->arch->expert_biases;
+    layer_spec moe[] = {
+        {"ffn_gate_inp.weight", hp->dim, ne, 1, false, &L->router},
+        {"exp_probs_b.bias", ne, 1, 1, true, &L->router_bias},
+        {"ffn_gate_exps.weight", hp->dim, fe, ne, false, &L->exp_gate},
+        {"ffn_up_exps.weight", hp->dim, fe, ne, false, &L->exp_up},
+        {"ffn_down_exps.weight", fe, hp->dim, ne, false, &L->exp_down},
+        {"ffn_gate_exps.bias", fe, ne, 1, eb, &L->exp_gate_b},
+        {"ffn_up_exps.bias", fe, ne, 1, eb, &L->exp_up_b},
+        {"ffn_down_exps.bias", hp->dim, ne, 1, eb, &L->exp_down_b},
+        {"ffn_gate_shexp.weight", hp->dim, fs, 1, !fs, &L->sh_gate},
+        {"ffn_up_shexp.weight", hp->dim, fs, 1, !fs, &L->sh_up},
+        {"ffn_down_shexp.weight", fs, hp->dim, 1, !fs, &L->sh_down},
+        {"ffn_gate_inp_shexp.weight", hp->dim, 1, 1, !(fs && m->arch->shared_gate), &L->sh_router},
+    };
+    // The shared expert's width may be given by no key at all: then it is absent.
+    return bind_specs(m, l, moe, fs ? 12 : 8, err);
 }
 
 static int bind_layer(model *m, uint32_t l, garlic_error *err)
@@ -137,34 +291,35 @@ static int bind_layer(model *m, uint32_t l, garlic_error *err)
     uint64_t k_dim = (uint64_t)hp->n_head_kv * hp->head_dim_k;
     uint64_t v_dim = (uint64_t)hp->n_head_kv * hp->head_dim_v;
     uint64_t o_dim = (uint64_t)hp->n_head * hp->head_dim_v;
-    struct {
-        const char *suffix;
-        uint64_t ne0, ne1;
-        bool optional;
-        model_tensor *t;
-    } specs[] = {
-        {"attn_norm.weight", hp->dim, 1, false, &L->attn_norm},
-        {"attn_q.weight", hp->dim, q_dim, false, &L->wq},
-        {"attn_k.weight", hp->dim, k_dim, false, &L->wk},
-        {"attn_v.weight", hp->dim, v_dim, false, &L->wv},
-        {"attn_output.weight", o_dim, hp->dim, false, &L->wo},
-        {"attn_q.bias", q_dim, 1, !m->arch->qkv_bias, &L->bq},
-        {"attn_k.bias", k_dim, 1, !m->arch->qkv_bias, &L->bk},
-        {"attn_v.bias", v_dim, 1, !m->arch->qkv_bias, &L->bv},
-        {"attn_q_norm.weight", hp->head_dim_k, 1, !m->arch->qk_norm, &L->q_norm},
-        {"attn_k_norm.weight", hp->head_dim_k, 1, !m->arch->qk_norm, &L->k_norm},
-        {"ffn_norm.weight", hp->dim, 1, false, &L->ffn_norm},
-        {"ffn_gate.weight", hp->dim, hp->ffn, false, &L->w_gate},
-        {"ffn_up.weight", hp->dim, hp->ffn, false, &L->w_up},
-        {"ffn_down.weight", hp->ffn, hp->dim, false, &L->w_down},
+    bool nb = !m->arch->qkv_bias, nn = !m->arch->qk_norm;
+    layer_spec specs[] = {
+        {"attn_norm.weight", hp->dim, 1, 1, false, &L->attn_norm},
+        {"attn_q.weight", hp->dim, q_dim, 1, false, &L->wq},
+        {"attn_k.weight", hp->dim, k_dim, 1, false, &L->wk},
+        {"attn_v.weight", hp->dim, v_dim, 1, false, &L->wv},
+        {"attn_output.weight", o_dim, hp->dim, 1, false, &L->wo},
+        {"attn_q.bias", q_dim, 1, 1, nb, &L->bq},
+        {"attn_k.bias", k_dim, 1, 1, nb, &L->bk},
+        {"attn_v.bias", v_dim, 1, 1, nb, &L->bv},
+        {"attn_q_norm.weight", hp->head_dim_k, 1, 1, nn, &L->q_norm},
+        {"attn_k_norm.weight", hp->head_dim_k, 1, 1, nn, &L->k_norm},
+        {"ffn_norm.weight", hp->dim, 1, 1, false, &L->ffn_norm},
     };
-    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
-        char name[96];
-        snprintf(name, sizeof name, "blk.%u.%s", l, specs[i].suffix);
-        int rc = bind(m, name, specs[i].ne0, specs[i].ne1, specs[i].optional, specs[i].t, err);
-        if (rc)
-            return rc;
-    }
+    int rc = bind_specs(m, l, specs, sizeof specs / sizeof specs[0], err);
+    return rc ? rc : bind_ffn(m, l, err);
+}
+
+// Refuses a file with tensors no step reads: they belong to a variant of the architecture
+// garlic does not implement, and ignoring them would compute something else.
+static int check_all_used(const model *m, garlic_error *err)
+{
+    for (uint64_t i = 0; i < m->file->n_tensors; i++)
+        if (!m->used[i])
+            return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                    "%s: tensor '%.*s' is not used by garlic's %s model (a "
+                                    "variant garlic does not support)",
+                                    m->file->path, (int)m->file->tensors[i].name.len,
+                                    m->file->tensors[i].name.data, m->arch->name);
     return GARLIC_OK;
 }
 
@@ -211,10 +366,16 @@ model *model_load(const char *path, garlic_error *err)
         if (!m->layers)
             rc = garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", path);
     }
+    if (rc == GARLIC_OK && !(m->used = garlic_calloc(m->file->n_tensors + 1, sizeof *m->used)))
+        rc = garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", path);
     if (rc == GARLIC_OK)
         rc = bind_globals(m, err);
     for (uint32_t l = 0; rc == GARLIC_OK && l < m->hp.n_layer; l++)
         rc = bind_layer(m, l, err);
+    if (rc == GARLIC_OK)
+        rc = check_all_used(m, err);
+    garlic_free(m->used);
+    m->used = NULL;
     if (rc != GARLIC_OK) {
         model_free(m);
         return NULL;
@@ -233,10 +394,11 @@ void model_free(model *m)
     garlic_free(m);
 }
 
-enum { MAX_PACKED = 7 }; // matrices per layer
+enum { MAX_PACKED = 13 }; // matrices per layer
 
-// The matrices pack_weights may pack: every layer's projections and the output matrix
-// unless it is the token embedding (whose rows the embedding lookup reads as they are).
+// The matrices pack_weights may pack: every layer's projections and experts, and the output
+// matrix unless it is the token embedding (whose rows the embedding lookup reads as they
+// are).
 static int packable(model *m, uint32_t l, model_tensor *out[MAX_PACKED])
 {
     if (l == m->hp.n_layer) {
@@ -244,18 +406,17 @@ static int packable(model *m, uint32_t l, model_tensor *out[MAX_PACKED])
         return m->output.data != m->token_embd.data ? 1 : 0;
     }
     model_layer *L = &m->layers[l];
-    model_tensor *t[MAX_PACKED] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
-                                   &L->w_gate, &L->w_up, &L->w_down};
-    memcpy(out, t, sizeof t);
-    return MAX_PACKED;
+    model_tensor *t[MAX_PACKED] = {&L->wq,      &L->wk,     &L->wv,       &L->wo,     &L->w_gate,
+                                   &L->w_up,    &L->w_down, &L->exp_gate, &L->exp_up, &L->exp_down,
+                                   &L->sh_gate, &L->sh_up,  &L->sh_down};
+    int n = 0;
+    for (int i = 0; i < MAX_PACKED; i++)
+        if (t[i]->data)
+            out[n++] = t[i];
+    return n;
 }
 
-static uint64_t tensor_bytes(const model_tensor *t)
-{
-    uint64_t row = 0;
-    tensor_row_size(t->type, t->n_in, &row);
-    return row * t->n_out;
-}
+static uint64_t tensor_bytes(const model_tensor *t) { return t->mat_bytes * t->n_mat; }
 
 // Packs the matrices the kernels read packed into one anonymous mapping, each at a multiple
 // of 64 bytes, dropping each one's whole pages of the file mapping after its copy. The
@@ -286,7 +447,10 @@ static void pack_weights(model *m)
             if (!kernel_packs(t[i]->type))
                 continue;
             uint64_t bytes = tensor_bytes(t[i]);
-            kernel_pack_rows(t[i]->type, t[i]->data, at, (int64_t)t[i]->n_out, (int64_t)t[i]->n_in);
+            for (uint64_t e = 0; e < t[i]->n_mat; e++) // each expert's rows on their own
+                kernel_pack_rows(t[i]->type, (const uint8_t *)t[i]->data + e * t[i]->mat_bytes,
+                                 at + e * t[i]->mat_bytes, (int64_t)t[i]->n_out,
+                                 (int64_t)t[i]->n_in);
             uintptr_t from = ((uintptr_t)t[i]->data + page - 1) / page * page;
             uintptr_t to = ((uintptr_t)t[i]->data + bytes) / page * page;
             if (to > from)

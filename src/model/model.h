@@ -16,16 +16,50 @@
 #include "gguf/gguf.h"
 #include "kvcache/kvcache.h"
 
-// What differs between Llama-family architectures. One row per architecture in arch.c.
+// How a mixture-of-experts layer turns its router's logits into experts and weights.
+typedef enum model_router {
+    MODEL_ROUTER_SOFTMAX,      // softmax over every expert, then the top k (Mixtral, Qwen)
+    MODEL_ROUTER_TOPK_SOFTMAX, // the top k logits, then softmax over those (gpt-oss)
+    MODEL_ROUTER_SIGMOID,      // sigmoid scores; the expert bias steers the choice only, and
+                               // groups of experts are chosen first (DeepSeek-V3)
+    MODEL_ROUTER_COUNT
+} model_router;
+
+// The gated activation of the feed-forward networks: act(gate) * up.
+typedef enum model_act {
+    MODEL_ACT_SILU,       // SwiGLU: silu(gate) * up
+    MODEL_ACT_GELU,       // GeGLU, GELU with the tanh approximation (Gemma)
+    MODEL_ACT_SWIGLU_OAI, // gpt-oss: gate clamped above at 7, up to [-7, 7],
+                          // gate * sigmoid(1.702 gate) * (up + 1)
+    MODEL_ACT_COUNT
+} model_act;
+
+// What differs between architectures. One row per architecture in arch.c; the loader and
+// the forward pass read these as data.
 typedef struct model_arch {
     const char *name; // general.architecture
     bool rope_neox;   // rotate (x[i], x[i + n_rot/2]) instead of adjacent pairs
     bool qkv_bias;    // attn_{q,k,v}.bias are expected (loaded when present in any case)
     bool qk_norm;     // per-head RMSNorm of Q and K (attn_{q,k}_norm) before RoPE
+    model_act act;    // the FFN's (and the experts') activation
+    // Mixture of experts, in layers that have a router (ffn_gate_inp).
+    model_router router;
+    bool expert_norm;   // renormalize the chosen experts' weights to sum 1, unless the file's
+                        // expert_weights_norm says otherwise
+    bool shared_gate;   // the shared expert's output is scaled by sigmoid(ffn_gate_inp_shexp . x)
+    bool expert_biases; // ffn_{gate,up,down}_exps.bias are expected
 } model_arch;
 
 // The architecture row for name, or NULL.
 const model_arch *model_arch_find(const char *name);
+
+// The names of every architecture garlic runs, ", "-separated, for messages.
+const char *model_arch_names(void);
+
+enum {
+    MODEL_MAX_EXPERTS = 1024,   // experts of one layer
+    MODEL_MAX_EXPERTS_USED = 64 // experts one token runs
+};
 
 typedef enum model_rope_scaling {
     MODEL_ROPE_SCALING_NONE,
@@ -51,14 +85,27 @@ typedef struct model_hparams {
     uint32_t rope_ctx_orig; // rope.scaling.original_context_length (YaRN)
     float rope_attn_factor; // rope.scaling.attn_factor (YaRN, default 1)
     float rms_eps;
+    // Mixture of experts (n_expert 0: every layer is dense).
+    uint32_t n_expert;        // expert_count
+    uint32_t n_expert_used;   // expert_used_count: experts each token runs
+    uint32_t ffn_exp;         // expert_feed_forward_length (default ffn / n_expert_used)
+    uint32_t ffn_shexp;       // the shared expert's width (0: none)
+    uint32_t n_dense_lead;    // leading_dense_block_count: first layers without experts
+    uint32_t n_expert_groups; // expert_group_count (DeepSeek-V3; 0 or 1: no groups)
+    uint32_t n_group_used;    // expert_group_used_count
+    bool expert_norm;         // renormalize the chosen weights
+    float expert_scale;       // expert_weights_scale (1 when absent)
+    model_router router;
 } model_hparams;
 
 typedef struct model_tensor {
-    const void *data; // rows of n_in values, contiguous, inside the mapping (or packed)
-    uint32_t type;    // tensor_type
-    uint64_t n_in;    // ne[0]: values per row
-    uint64_t n_out;   // ne[1]: rows
-    bool packed;      // data is in the kernels' packed layout (kernel_pack_rows)
+    const void *data;   // rows of n_in values, contiguous, inside the mapping (or packed)
+    uint32_t type;      // tensor_type
+    uint64_t n_in;      // ne[0]: values per row
+    uint64_t n_out;     // ne[1]: rows
+    uint64_t n_mat;     // ne[2]: matrices (experts) one after another; 1 for a plain matrix
+    uint64_t mat_bytes; // bytes of one matrix (n_out rows)
+    bool packed;        // data is in the kernels' packed layout (kernel_pack_rows)
 } model_tensor;
 
 typedef struct model_layer {
@@ -68,7 +115,14 @@ typedef struct model_layer {
     model_tensor bq, bk, bv; // optional biases; data NULL when absent
     model_tensor q_norm, k_norm;       // optional (head_dim_k) per-head norms
     model_tensor ffn_norm;             // (dim)
-    model_tensor w_gate, w_up, w_down; // (dim -> ffn), (dim -> ffn), (ffn -> dim)
+    model_tensor w_gate, w_up, w_down; // (dim -> ffn), (dim -> ffn), (ffn -> dim); dense layers
+    // Mixture of experts (router.data NULL in dense layers).
+    model_tensor router;                           // ffn_gate_inp (dim -> n_expert)
+    model_tensor router_bias;                      // exp_probs_b (n_expert), steers the choice
+    model_tensor exp_gate, exp_up, exp_down;       // n_expert matrices each, as w_gate...
+    model_tensor exp_gate_b, exp_up_b, exp_down_b; // (ffn_exp or dim, n_expert) or absent
+    model_tensor sh_gate, sh_up, sh_down;          // the shared expert, or absent
+    model_tensor sh_router;                        // ffn_gate_inp_shexp (dim), or absent
 } model_layer;
 
 typedef struct model {
@@ -82,7 +136,14 @@ typedef struct model {
     model_layer *layers;      // (n_layer)
     void *packed;             // the packed copies of weights (model_prefault), or NULL
     size_t packed_bytes;
+    bool *used; // (file's tensors) which ones are bound; during model_load only
 } model;
+
+// Whether layer l of m runs experts (it has a router) rather than a dense FFN.
+static inline bool model_layer_has_experts(const model *m, uint32_t l)
+{
+    return m->hp.n_expert > 0 && l >= m->hp.n_dense_lead;
+}
 
 // Opens and validates a model: the architecture is known, every required tensor exists with
 // the shape the hyper-parameters imply and a type garlic can compute with. Errors name the

@@ -12,6 +12,7 @@
 #include "base/alloc.h"
 #include "base/threadpool.h"
 #include "gguf/gguf.h"
+#include "model/model.h"
 #include "tensor/types.h"
 
 typedef enum init_kind { INIT_MATRIX, INIT_NORM, INIT_BIAS } init_kind;
@@ -19,7 +20,7 @@ typedef enum init_kind { INIT_MATRIX, INIT_NORM, INIT_BIAS } init_kind;
 typedef struct synth_tensor {
     init_kind init;
     uint32_t type;
-    uint64_t ne0, ne1;
+    uint64_t ne0, ne1, ne2; // rows are ne1 * ne2
 } synth_tensor;
 
 typedef struct synth_state {
@@ -46,6 +47,7 @@ void model_synth_params_default(model_synth_params *p)
                               .type = TENSOR_TYPE_F32,
                               .output_type = -1,
                               .more_bits_type = -1,
+                              .expert_type = -1,
                               .seed = 1};
 }
 
@@ -97,7 +99,7 @@ static void fill_rows(void *ctx, int ith, int nth)
     const synth_tensor *t = job->t;
     const tensor_type_traits *traits = tensor_type_get(t->type);
     float *row = job->st->rows + (size_t)ith * job->st->row_cap;
-    for (uint64_t r = (uint64_t)ith; r < t->ne1; r += (uint64_t)nth) {
+    for (uint64_t r = (uint64_t)ith; r < t->ne1 * t->ne2; r += (uint64_t)nth) {
         uint64_t seed = (job->st->p->seed * 0x100000001B3ull + job->index) * 0x9E3779B97F4A7C15ull +
             r;
         for (uint64_t i = 0; i < t->ne0; i++) {
@@ -120,7 +122,8 @@ static int fill_tensor(void *user, size_t index, void *dst, uint64_t nbytes, gar
     (void)err;
     synth_state *st = user;
     const synth_tensor *t = &st->tensors[index];
-    fill_job job = {.st = st, .t = t, .index = index, .dst = dst, .row_bytes = nbytes / t->ne1};
+    fill_job job = {
+        .st = st, .t = t, .index = index, .dst = dst, .row_bytes = nbytes / (t->ne1 * t->ne2)};
     thread_pool_run(st->pool, fill_rows, &job);
     st->bytes_done += nbytes;
     if (st->p->progress)
@@ -128,19 +131,27 @@ static int fill_tensor(void *user, size_t index, void *dst, uint64_t nbytes, gar
     return GARLIC_OK;
 }
 
-static int add(gguf_writer *w, synth_state *st, const char *name, init_kind init, uint32_t type,
-               uint64_t ne0, uint64_t ne1, garlic_error *err)
+static int add3(gguf_writer *w, synth_state *st, const char *name, init_kind init, uint32_t type,
+                uint64_t ne0, uint64_t ne1, uint64_t ne2, garlic_error *err)
 {
+    bool matrix = ne1 > 1 && init == INIT_MATRIX;
     synth_tensor t = {.init = init,
-                      .type = ne1 > 1 ? pick_type(type, ne0) : TENSOR_TYPE_F32,
+                      .type = matrix ? pick_type(type, ne0) : TENSOR_TYPE_F32,
                       .ne0 = ne0,
-                      .ne1 = ne1};
-    uint64_t ne[2] = {ne0, ne1};
-    int rc = gguf_writer_add_tensor(w, name, t.type, ne1 > 1 ? 2 : 1, ne, NULL, err);
+                      .ne1 = ne1,
+                      .ne2 = ne2};
+    uint64_t ne[3] = {ne0, ne1, ne2};
+    int rc = gguf_writer_add_tensor(w, name, t.type, ne2 > 1 ? 3 : ne1 > 1 ? 2 : 1, ne, NULL, err);
     if (rc)
         return rc;
     st->tensors[st->n_tensors++] = t;
     return GARLIC_OK;
+}
+
+static int add(gguf_writer *w, synth_state *st, const char *name, init_kind init, uint32_t type,
+               uint64_t ne0, uint64_t ne1, garlic_error *err)
+{
+    return add3(w, st, name, init, type, ne0, ne1, 1, err);
 }
 
 // Formats "blk.<layer>.<suffix>" into name (96 bytes) and returns it.
@@ -159,55 +170,57 @@ static uint32_t v_down_type(const model_synth_params *p, uint32_t layer)
     return more && p->more_bits_type >= 0 ? (uint32_t)p->more_bits_type : p->type;
 }
 
+// One tensor of a layer: blk.<l>.<suffix>, written when `when` holds.
+typedef struct layer_tensor {
+    const char *suffix;
+    init_kind init;
+    uint32_t type;
+    uint64_t ne0, ne1, ne2;
+    bool when;
+} layer_tensor;
+
 static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_error *err)
 {
     const model_synth_params *p = st->p;
-    uint32_t vd_type = v_down_type(p, layer);
+    const model_arch *arch = model_arch_find(p->arch);
+    uint32_t vd_type = v_down_type(p, layer), t = p->type;
+    uint32_t et = p->expert_type >= 0 ? (uint32_t)p->expert_type : t;
     uint64_t hd = p->head_dim, q_dim = (uint64_t)p->n_head * hd,
-             kv_dim = (uint64_t)p->n_head_kv * hd;
+             kv_dim = (uint64_t)p->n_head_kv * hd, dim = p->dim;
+    uint64_t ne = p->n_expert, fe = p->ffn_exp ? p->ffn_exp : p->ffn, fs = p->ffn_shexp;
+    bool moe = ne > 0, dense = !moe;
+    const layer_tensor specs[] = {
+        {"attn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
+        {"attn_q.weight", INIT_MATRIX, t, dim, q_dim, 1, true},
+        {"attn_k.weight", INIT_MATRIX, t, dim, kv_dim, 1, true},
+        {"attn_v.weight", INIT_MATRIX, vd_type, dim, kv_dim, 1, true},
+        {"attn_q.bias", INIT_BIAS, 0, q_dim, 1, 1, arch->qkv_bias},
+        {"attn_k.bias", INIT_BIAS, 0, kv_dim, 1, 1, arch->qkv_bias},
+        {"attn_v.bias", INIT_BIAS, 0, kv_dim, 1, 1, arch->qkv_bias},
+        {"attn_q_norm.weight", INIT_NORM, 0, hd, 1, 1, arch->qk_norm},
+        {"attn_k_norm.weight", INIT_NORM, 0, hd, 1, 1, arch->qk_norm},
+        {"attn_output.weight", INIT_MATRIX, t, q_dim, dim, 1, true},
+        {"ffn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
+        {"ffn_gate.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense},
+        {"ffn_up.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense},
+        {"ffn_down.weight", INIT_MATRIX, vd_type, p->ffn, dim, 1, dense},
+        // The router stays F32, as llama-quantize leaves it.
+        {"ffn_gate_inp.weight", INIT_MATRIX, TENSOR_TYPE_F32, dim, ne, 1, moe},
+        {"ffn_gate_exps.weight", INIT_MATRIX, et, dim, fe, ne, moe},
+        {"ffn_up_exps.weight", INIT_MATRIX, et, dim, fe, ne, moe},
+        {"ffn_down_exps.weight", INIT_MATRIX, et == t ? vd_type : et, fe, dim, ne, moe},
+        {"ffn_gate_inp_shexp.weight", INIT_MATRIX, TENSOR_TYPE_F32, dim, 1, 1,
+         moe && fs && arch->shared_gate},
+        {"ffn_gate_shexp.weight", INIT_MATRIX, t, dim, fs, 1, moe && fs},
+        {"ffn_up_shexp.weight", INIT_MATRIX, t, dim, fs, 1, moe && fs},
+        {"ffn_down_shexp.weight", INIT_MATRIX, vd_type, fs, dim, 1, moe && fs},
+    };
     char name[96];
     int rc = GARLIC_OK;
-    rc = rc ? rc
-            : add(w, st, layer_name(name, layer, "attn_norm.weight"), INIT_NORM, 0, p->dim, 1, err);
-    rc = rc ? rc
-            : add(w, st, layer_name(name, layer, "attn_q.weight"), INIT_MATRIX, p->type, p->dim,
-                  q_dim, err);
-    rc = rc ? rc
-            : add(w, st, layer_name(name, layer, "attn_k.weight"), INIT_MATRIX, p->type, p->dim,
-                  kv_dim, err);
-    rc = rc ? rc
-            : add(w, st, layer_name(name, layer, "attn_v.weight"), INIT_MATRIX, vd_type, p->dim,
-                  kv_dim, err);
-    if (strcmp(p->arch, "qwen2") == 0) {
-        rc = rc ? rc
-                : add(w, st, layer_name(name, layer, "attn_q.bias"), INIT_BIAS, 0, q_dim, 1, err);
-        rc = rc ? rc
-                : add(w, st, layer_name(name, layer, "attn_k.bias"), INIT_BIAS, 0, kv_dim, 1, err);
-        rc = rc ? rc
-                : add(w, st, layer_name(name, layer, "attn_v.bias"), INIT_BIAS, 0, kv_dim, 1, err);
-    }
-    if (strcmp(p->arch, "qwen3") == 0) {
-        rc = rc
-            ? rc
-            : add(w, st, layer_name(name, layer, "attn_q_norm.weight"), INIT_NORM, 0, hd, 1, err);
-        rc = rc
-            ? rc
-            : add(w, st, layer_name(name, layer, "attn_k_norm.weight"), INIT_NORM, 0, hd, 1, err);
-    }
-    rc = rc ? rc
-            : add(w, st, layer_name(name, layer, "attn_output.weight"), INIT_MATRIX, p->type, q_dim,
-                  p->dim, err);
-    rc = rc ? rc
-            : add(w, st, layer_name(name, layer, "ffn_norm.weight"), INIT_NORM, 0, p->dim, 1, err);
-    rc = rc ? rc
-            : add(w, st, layer_name(name, layer, "ffn_gate.weight"), INIT_MATRIX, p->type, p->dim,
-                  p->ffn, err);
-    rc = rc ? rc
-            : add(w, st, layer_name(name, layer, "ffn_up.weight"), INIT_MATRIX, p->type, p->dim,
-                  p->ffn, err);
-    rc = rc ? rc
-            : add(w, st, layer_name(name, layer, "ffn_down.weight"), INIT_MATRIX, vd_type, p->ffn,
-                  p->dim, err);
+    for (size_t i = 0; rc == GARLIC_OK && i < sizeof specs / sizeof specs[0]; i++)
+        if (specs[i].when)
+            rc = add3(w, st, layer_name(name, layer, specs[i].suffix), specs[i].init, specs[i].type,
+                      specs[i].ne0, specs[i].ne1, specs[i].ne2, err);
     return rc;
 }
 
@@ -316,10 +329,29 @@ static bool writable(uint32_t type)
 static int check_params(const model_synth_params *p, garlic_error *err)
 {
     const tensor_type_traits *t = tensor_type_get(p->type);
-    if (strcmp(p->arch, "llama") != 0 && strcmp(p->arch, "qwen2") != 0 &&
-        strcmp(p->arch, "qwen3") != 0)
-        return garlic_error_set(err, GARLIC_EINVAL, "arch '%s': expected llama, qwen2 or qwen3",
+    static const char *const writable_archs[] = {"llama", "qwen2", "qwen3", "qwen3moe", "qwen2moe"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof writable_archs / sizeof writable_archs[0]; i++)
+        known |= strcmp(p->arch, writable_archs[i]) == 0;
+    if (!known)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "arch '%s': expected llama, qwen2, qwen3, qwen3moe or qwen2moe",
                                 p->arch);
+    bool moe_arch = strstr(p->arch, "moe") != NULL;
+    if (moe_arch && !p->n_expert)
+        return garlic_error_set(err, GARLIC_EINVAL, "arch %s needs experts (--experts N)", p->arch);
+    if (p->n_expert &&
+        (p->n_expert > MODEL_MAX_EXPERTS || !p->n_expert_used || p->n_expert_used > p->n_expert ||
+         p->n_expert_used > MODEL_MAX_EXPERTS_USED))
+        return garlic_error_set(
+            err, GARLIC_EINVAL, "experts %u, used %u: need 1 <= used <= experts <= %d, used <= %d",
+            p->n_expert, p->n_expert_used, MODEL_MAX_EXPERTS, MODEL_MAX_EXPERTS_USED);
+    if (!p->n_expert && (p->n_expert_used || p->ffn_exp || p->ffn_shexp))
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "experts used, expert and shared widths need --experts");
+    if (strcmp(p->arch, "qwen2moe") == 0 && !p->ffn_shexp)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "qwen2moe needs a shared expert (--shared-ffn)");
     if (!p->dim || !p->n_layer || !p->n_head || !p->n_head_kv || !p->ffn || !p->context)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "dim, layers, heads, kv heads, ffn and context must be > 0");
@@ -335,12 +367,12 @@ static int check_params(const model_synth_params *p, garlic_error *err)
     if (!writable(p->type))
         return garlic_error_set(err, GARLIC_EUNSUPPORTED, "type %s: garlic cannot quantize to it",
                                 t ? t->name : "?");
-    const int32_t others[2] = {p->output_type, p->more_bits_type};
-    for (int i = 0; i < 2; i++)
+    const int32_t others[3] = {p->output_type, p->more_bits_type, p->expert_type};
+    static const char *const which[3] = {"output", "more-bits", "expert"};
+    for (int i = 0; i < 3; i++)
         if (others[i] >= 0 && !writable((uint32_t)others[i]))
             return garlic_error_set(err, GARLIC_EUNSUPPORTED,
-                                    "%s type: garlic cannot quantize to it",
-                                    i ? "more-bits" : "output");
+                                    "%s type: garlic cannot quantize to it", which[i]);
     return GARLIC_OK;
 }
 
@@ -366,6 +398,10 @@ static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t h
         {"attention.layer_norm_rms_epsilon", 0, p->rms_eps > 0 ? p->rms_eps : 1e-5f, false},
         {"attention.key_length", head_dim, 0, !own_head},
         {"attention.value_length", head_dim, 0, !own_head},
+        {"expert_count", p->n_expert, 0, !p->n_expert},
+        {"expert_used_count", p->n_expert_used, 0, !p->n_expert},
+        {"expert_feed_forward_length", p->ffn_exp, 0, !p->n_expert || !p->ffn_exp},
+        {"expert_shared_feed_forward_length", p->ffn_shexp, 0, !p->ffn_shexp},
     };
     int r = gguf_writer_set_str(w, "general.architecture", p->arch);
     r = r ? r : gguf_writer_set_str(w, "general.name", p->name ? p->name : "garlic-synth");
@@ -389,7 +425,7 @@ int model_synth_write(const model_synth_params *params, const char *path, garlic
         p.head_dim = p.dim / p.n_head;
     gguf_writer *w = gguf_writer_new();
     synth_state st = {.p = &p};
-    size_t max_tensors = 3 + (size_t)p.n_layer * 14;
+    size_t max_tensors = 3 + (size_t)p.n_layer * 24;
     st.tensors = garlic_calloc(max_tensors, sizeof *st.tensors);
     if (!w || !st.tensors) {
         rc = garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
@@ -417,7 +453,7 @@ int model_synth_write(const model_synth_params *params, const char *path, garlic
         uint64_t row_bytes = 0;
         st.row_cap = t->ne0 > st.row_cap ? t->ne0 : st.row_cap;
         if (tensor_row_size(t->type, t->ne0, &row_bytes))
-            st.bytes_total += row_bytes * t->ne1; // the writer checked these sizes
+            st.bytes_total += row_bytes * t->ne1 * t->ne2; // the writer checked these sizes
     }
     // Every online CPU: synthesis is throughput work with nothing else to share the CPU with.
     long online = sysconf(_SC_NPROCESSORS_ONLN);

@@ -12,7 +12,8 @@
 #include "base/error.h"
 
 typedef struct model_synth_params {
-    const char *arch; // "llama", "qwen2" (Q/K/V bias) or "qwen3" (Q/K norms)
+    const char *arch; // "llama", "qwen2" (Q/K/V bias), "qwen3" (Q/K norms), "qwen3moe",
+                      // "qwen2moe" (experts; llama with experts is Mixtral)
     const char *name; // general.name; NULL for "garlic-synth"
     uint32_t dim;     // embedding length
     uint32_t n_layer;
@@ -28,6 +29,11 @@ typedef struct model_synth_params {
                                 // "_M" K-quant mixture gives more bits (the first and last
                                 // eighth, every third between), -1: same as type
     bool tied;                  // no output.weight (the embedding is reused)
+    uint32_t n_expert;          // experts per layer (0: dense FFN)
+    uint32_t n_expert_used;     // experts a token runs
+    uint32_t ffn_exp;           // an expert's width (0: ffn)
+    uint32_t ffn_shexp;         // the shared expert's width (0: none; qwen2moe needs one)
+    int32_t expert_type;        // tensor_type of the experts' matrices, -1: same as type
     float rope_theta;           // 0: 10000
     float rms_eps;              // 0: 1e-5
     const char *tokenizer_path; // copy tokenizer.* keys from this GGUF, or NULL

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: MIT
+// What the files of the forward pass share: the run state and the helpers that the
+// attention (forward.c) and the experts (moe.c) both use. Not for callers outside model/.
+#ifndef GARLIC_MODEL_INTERNAL_H
+#define GARLIC_MODEL_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/model.h"
+
+// The experts' scratch (see moe.c): S = max_batch * n_expert_used routing slots.
+typedef struct model_moe_scratch {
+    float *logits;     // (max_batch, n_expert) router logits, then scores
+    float *sel;        // (n_expert) one token's selection scores
+    uint32_t *chosen;  // (S) expert of each (token, k)
+    float *weight;     // (S) its weight
+    uint32_t *slot_of; // (S) the expert-ordered slot of each (token, k)
+    uint32_t *token;   // (S) the token of each expert-ordered slot
+    uint32_t *first;   // (n_expert + 1) each expert's first slot
+    uint8_t *act_gate; // (S, act stride) the slots' inputs converted for the gate
+    uint8_t *act_up;   // (S, act stride) ... for the up matrix, when its format differs
+    float *gate, *up;  // (S, ffn_exp)
+    uint8_t *act_down; // (S, act stride) the activations converted for the down matrix
+    float *down;       // (S, dim)
+    void *items;       // (2 * n_expert) matrix products of one phase
+} model_moe_scratch;
+
+enum { MAX_GROUP = 3 }; // matrices that share one input (q, k, v)
+// Multiply-adds below which a job runs on the calling thread alone: waking the pool and
+// waiting at its barrier costs a few microseconds, as much as this much work.
+enum { INLINE_WORK = 1 << 17 };
+// Rows attention converts at a time: up to ATT_ROWS positions of one KV head, as floats.
+enum { ATT_ROWS = 16 };
+
+// Weight rows a chunk is a multiple of (every kernel's register tile divides it), and the
+// chunks a thread takes on average. Threads take chunks in turn, so one that finishes early
+// (its core was not preempted, its rows were in cache) does the work another has not reached
+// instead of waiting for it at the barrier. A decoding step takes DECODE_CHUNKS a thread; a
+// batch of many rows, whose kernels prepare the activations again for every call, only
+// BATCH_CHUNKS.
+enum { CHUNK_ALIGN = 16, DECODE_CHUNKS = 8, BATCH_CHUNKS = 2, DECODE_ROWS = 8 };
+
+struct model_state {
+    const model *m;
+    uint32_t n_ctx, max_batch, logit_rows;
+    thread_pool *pool;
+    bool own_pool;  // started here (else borrowed)
+    uint64_t bytes; // the scratch allocated below
+    // Scratch, one block of memory carved as listed in scratch_layout.
+    void *scratch;
+    float *x;      // (max_batch, dim) the residual stream
+    float *xb;     // (max_batch, max(dim, n_head * head_dim_v)) normed input / attention out
+    float *q;      // (max_batch, n_head * head_dim_k)
+    float *k;      // (max_batch, n_head_kv * head_dim_k)
+    float *v;      // (max_batch, n_head_kv * head_dim_v)
+    float *hb;     // (max_batch, max(ffn, dim)) gate / attention projection
+    float *hb2;    // (max_batch, ffn) up
+    float *logits; // (logit_rows, n_vocab)
+    float *att;    // (n_threads, heads per KV head, n_ctx + 1) attention scores
+                   // and 1 / softmax sums
+    float *kv_row; // (n_threads, ATT_ROWS, max K/V row) cache rows as floats
+    uint8_t *act[MAX_GROUP];    // (max_batch, act row bytes) converted activations
+    size_t act_stride;          // bytes of the widest activation row (act[] holds max_batch)
+    float *rope_cos, *rope_sin; // (max_batch, n_rot / 2 + 1)
+    uint32_t *pos;              // (max_batch) positions (model_forward's batch)
+    uint32_t *seq;              // (max_batch) sequence indices, all 0 (model_forward's batch)
+    uint32_t *out;              // (max_batch) logit rows (model_forward's batch)
+    uint32_t *slot_block;       // (max_batch) where each token's K and V go
+    uint32_t *slot_offset;      // (max_batch)
+    float rope_mscale;          // YaRN magnitude correction (1 otherwise)
+    uint8_t *moe_base;          // the experts' scratch, carved into moe
+    model_moe_scratch moe;      // the experts' buffers (moe.c); empty for dense models
+    // The batch being computed (set for the duration of model_forward_batch).
+    const model_batch *batch;
+    kv_cache *kv;
+};
+
+// y = w * in (+ bias): n_tok rows of in (in_stride floats apart) into rows of y (ldy apart),
+// on the state's pool.
+void model_matmul(model_state *s, const model_tensor *w, const float *in, uint64_t in_stride,
+                  uint32_t n_tok, float *y, uint64_t ldy);
+
+// out = x / sqrt(mean(x^2) + eps) * weight, over n values (sum in double).
+void model_rmsnorm(float *out, const float *x, const float *weight, uint64_t n, float eps);
+
+// gate[i] = act(gate[i]) * up[i] for i < n, on the state's pool when n is large.
+void model_gated_act(model_state *s, model_act act, float *gate, const float *up, size_t n);
+
+// Scratch bytes the experts need for cfg (0 for a dense model), and the carving of them
+// from p (NULL: sizes only). Returns the bytes.
+uint64_t model_moe_scratch_layout(const model_hparams *hp, uint32_t max_batch, size_t act_stride,
+                                  model_moe_scratch *moe, uint8_t *p);
+
+// The experts of layer l over the batch: s->xb holds the normed input rows; the weighted sum
+// of the chosen experts (and the shared expert) is added to s->x.
+void model_moe_block(model_state *s, uint32_t l, uint32_t n_tok);
+
+#endif
