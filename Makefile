@@ -144,9 +144,9 @@ unicode-check:
 	  fi; \
 	fi
 
-# The C sources clang-format owns (.clang-format); the generated Unicode table is the
+# The C (and tools/ C++) sources clang-format owns (.clang-format); the generated Unicode table is the
 # generator's (make unicode-check keeps it).
-FORMAT_SRC := $(filter-out src/tokenizer/unicode_tables.c,$(wildcard src/*/*.[ch] tests/*.[ch] tests/*/*.[ch] fuzz/*.c bench/*.c))
+FORMAT_SRC := $(filter-out src/tokenizer/unicode_tables.c,$(wildcard src/*/*.[ch] tests/*.[ch] tests/*/*.[ch] fuzz/*.c bench/*.c tools/*/*.cpp))
 
 format:
 	@clang-format-14 -i $(FORMAT_SRC)
