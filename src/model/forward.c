@@ -460,11 +460,14 @@ static void attention_worker(void *ctx, int ith, int nth)
     size_t k_stride = kv_cache_k_row_bytes(s->kv), v_stride = kv_cache_v_row_bytes(s->kv);
     float scale = 1.0f / sqrtf((float)hd_k);
     float *inv_sum = scores + (size_t)group * s->n_ctx; // (group) 1 / softmax sums
+    uint32_t window = s->m->layers[job->layer].window;
     for (uint32_t idx = (uint32_t)ith; idx < job->n_tok * hp->n_head_kv; idx += (uint32_t)nth) {
         uint32_t b = idx / hp->n_head_kv, kh = idx % hp->n_head_kv, n_pos = batch->pos[b] + 1;
+        // A sliding-window layer reads the last `window` positions (the token's own included).
+        uint32_t lo = window && n_pos > window ? n_pos - window : 0;
         const kv_seq *seq = batch->seqs[batch->seq[b]];
         const float *q = s->q + b * q_dim + (size_t)kh * group * hd_k;
-        for (uint32_t t0 = 0, n; t0 < n_pos; t0 += n) {
+        for (uint32_t t0 = lo, n; t0 < n_pos; t0 += n) {
             n = n_pos - t0 < ATT_ROWS ? n_pos - t0 : ATT_ROWS;
             n = bt - t0 % bt < n ? bt - t0 % bt : n; // stay inside one block
             const uint8_t *base = kv_cache_k_row(s->kv, job->layer, seq->blocks[t0 / bt], t0 % bt);
@@ -476,13 +479,13 @@ static void attention_worker(void *ctx, int ith, int nth)
         float *out = s->xb + b * o_dim + (size_t)kh * group * hd_v;
         for (uint32_t g = 0; g < group; g++) {
             float *sc = scores + (size_t)g * s->n_ctx;
-            float max = sc[0];
-            for (uint32_t t = 1; t < n_pos; t++)
+            float max = sc[lo];
+            for (uint32_t t = lo + 1; t < n_pos; t++)
                 max = sc[t] > max ? sc[t] : max;
-            inv_sum[g] = 1.0f / kernel_exp_sum_f32(sc, n_pos, max);
+            inv_sum[g] = 1.0f / kernel_exp_sum_f32(sc + lo, n_pos - lo, max);
         }
         memset(out, 0, (size_t)group * hd_v * sizeof(float));
-        for (uint32_t t0 = 0, n; t0 < n_pos; t0 += n) {
+        for (uint32_t t0 = lo, n; t0 < n_pos; t0 += n) {
             n = n_pos - t0 < ATT_ROWS ? n_pos - t0 : ATT_ROWS;
             n = bt - t0 % bt < n ? bt - t0 % bt : n;
             const uint8_t *base = kv_cache_v_row(s->kv, job->layer, seq->blocks[t0 / bt], t0 % bt);
@@ -537,8 +540,10 @@ static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
     }
     attention_job job = {.s = s, .layer = l, .n_tok = n_tok};
     uint64_t work = 0; // multiply-adds: every token's heads over its positions, K and V
-    for (uint32_t b = 0; b < n_tok; b++)
-        work += (uint64_t)(s->batch->pos[b] + 1) * hp->n_head * (hp->head_dim_k + hp->head_dim_v);
+    for (uint32_t b = 0, w = L->window; b < n_tok; b++) {
+        uint64_t n_pos = s->batch->pos[b] + 1;
+        work += (w && n_pos > w ? w : n_pos) * hp->n_head * (hp->head_dim_k + hp->head_dim_v);
+    }
     if (work < INLINE_WORK)
         attention_worker(&job, 0, 1);
     else

@@ -83,6 +83,8 @@ typedef struct model_hparams {
     model_rope_scaling rope_scaling;
     float rope_factor;      // rope.scaling.factor (1 when none)
     uint32_t rope_ctx_orig; // rope.scaling.original_context_length (YaRN)
+    uint32_t n_swa;         // attention.sliding_window: the window of the layers that have
+                            // one (which ones is the architecture's pattern), 0: none
     float rope_attn_factor; // rope.scaling.attn_factor (YaRN, default 1)
     float rms_eps;
     // Mixture of experts (n_expert 0: every layer is dense).
@@ -109,6 +111,7 @@ typedef struct model_tensor {
 } model_tensor;
 
 typedef struct model_layer {
+    uint32_t window;        // sliding-window attention over this many positions, 0: all
     model_tensor attn_norm; // (dim) F32
     model_tensor wq, wk, wv,
         wo;                  // (dim -> n_head*hd_k), (dim -> n_kv*hd_k), ..., (n_head*hd_v -> dim)
