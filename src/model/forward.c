@@ -149,13 +149,21 @@ int model_scratch_bytes(const model_hparams *hp, const model_state_config *cfg, 
 kv_cache_config model_kv_config(const model *m, kv_type type, uint32_t block_tokens,
                                 uint32_t n_blocks)
 {
-    return (kv_cache_config){.n_layer = m->hp.n_layer,
-                             .n_head_kv = m->hp.n_head_kv,
-                             .head_dim_k = m->hp.head_dim_k,
-                             .head_dim_v = m->hp.head_dim_v,
-                             .block_tokens = block_tokens,
-                             .type = type,
-                             .n_blocks = n_blocks};
+    kv_cache_config c = {.n_layer = m->hp.n_layer,
+                         .n_head_kv = m->hp.n_head_kv,
+                         .head_dim_k = m->hp.head_dim_k,
+                         .head_dim_v = m->hp.head_dim_v,
+                         .block_tokens = block_tokens,
+                         .type = type,
+                         .n_blocks = n_blocks};
+    // Sliding-window layers keep their rows in window blocks, sized for the widest window. (A
+    // layer past the mask's reach stays full: it holds every position, which is never wrong.)
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        uint32_t w = m->layers[l].window;
+        if (w && kv_windows_set(&c.windows, l) && w > c.windows.window)
+            c.windows.window = w;
+    }
+    return c;
 }
 
 model_state *model_state_new(const model *m, const model_state_config *config, garlic_error *err)
@@ -463,14 +471,15 @@ static void attention_worker(void *ctx, int ith, int nth)
     uint32_t window = s->m->layers[job->layer].window;
     for (uint32_t idx = (uint32_t)ith; idx < job->n_tok * hp->n_head_kv; idx += (uint32_t)nth) {
         uint32_t b = idx / hp->n_head_kv, kh = idx % hp->n_head_kv, n_pos = batch->pos[b] + 1;
-        // A sliding-window layer reads the last `window` positions (the token's own included).
+        // A sliding-window layer reads the last `window` positions (the token's own included),
+        // through the sequence's table of window blocks when the pool keeps them apart.
         uint32_t lo = window && n_pos > window ? n_pos - window : 0;
-        const kv_seq *seq = batch->seqs[batch->seq[b]];
+        const uint32_t *table = kv_seq_table(s->kv, batch->seqs[batch->seq[b]], job->layer);
         const float *q = s->q + b * q_dim + (size_t)kh * group * hd_k;
         for (uint32_t t0 = lo, n; t0 < n_pos; t0 += n) {
             n = n_pos - t0 < ATT_ROWS ? n_pos - t0 : ATT_ROWS;
             n = bt - t0 % bt < n ? bt - t0 % bt : n; // stay inside one block
-            const uint8_t *base = kv_cache_k_row(s->kv, job->layer, seq->blocks[t0 / bt], t0 % bt);
+            const uint8_t *base = kv_cache_k_row(s->kv, job->layer, table[t0 / bt], t0 % bt);
             uint32_t pitch;
             const float *k = load_rows(kc->type, base, k_stride, k_values, kh, hd_k, n, rows,
                                        &pitch);
@@ -488,7 +497,7 @@ static void attention_worker(void *ctx, int ith, int nth)
         for (uint32_t t0 = lo, n; t0 < n_pos; t0 += n) {
             n = n_pos - t0 < ATT_ROWS ? n_pos - t0 : ATT_ROWS;
             n = bt - t0 % bt < n ? bt - t0 % bt : n;
-            const uint8_t *base = kv_cache_v_row(s->kv, job->layer, seq->blocks[t0 / bt], t0 % bt);
+            const uint8_t *base = kv_cache_v_row(s->kv, job->layer, table[t0 / bt], t0 % bt);
             uint32_t pitch;
             const float *v = load_rows(kc->type, base, v_stride, v_values, kh, hd_v, n, rows,
                                        &pitch);
@@ -536,7 +545,9 @@ static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
         const float *c = s->rope_cos + b * half, *sn = s->rope_sin + b * half;
         rope_apply(q, hp->n_head, hp->head_dim_k, hp->n_rot, m->arch->rope_neox, c, sn);
         rope_apply(k, hp->n_head_kv, hp->head_dim_k, hp->n_rot, m->arch->rope_neox, c, sn);
-        kv_cache_store(s->kv, l, s->slot_block[b], s->slot_offset[b], k, s->v + b * v_dim);
+        const uint32_t *table = kv_seq_table(s->kv, s->batch->seqs[s->batch->seq[b]], l);
+        uint32_t block = table[s->batch->pos[b] / kv_cache_get_config(s->kv)->block_tokens];
+        kv_cache_store(s->kv, l, block, s->slot_offset[b], k, s->v + b * v_dim);
     }
     attention_job job = {.s = s, .layer = l, .n_tok = n_tok};
     uint64_t work = 0; // multiply-adds: every token's heads over its positions, K and V
@@ -638,6 +649,15 @@ static int check_batch(model_state *s, kv_cache *kv, const model_batch *b, garli
                                 "the KV pool's shape (%u layers, %u KV "
                                 "heads, head dims %u/%u) is not the model's",
                                 kc->n_layer, kc->n_head_kv, kc->head_dim_k, kc->head_dim_v);
+    // A layer the pool keeps in window blocks must read no further back than their window.
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        uint32_t w = s->m->layers[l].window;
+        if (kv_cache_layer_is_window(kv, l) && (!w || w > kc->windows.window))
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "layer %u attends over %u positions (0: "
+                                    "all), but the KV pool keeps only the last %u",
+                                    l, w, kc->windows.window);
+    }
     if (b->n_tokens == 0 || b->n_tokens > s->max_batch)
         return garlic_error_set(err, GARLIC_EINVAL, "batch of %u tokens (1 to %u allowed)",
                                 b->n_tokens, s->max_batch);
@@ -666,6 +686,11 @@ static int check_batch(model_state *s, kv_cache *kv, const model_batch *b, garli
                                     "position %u of token %u is beyond its "
                                     "sequence (%u positions reserved, context %u)",
                                     b->pos[i], i, q->n_tokens, s->n_ctx);
+        if (!kv_seq_holds_rows(kv, q, b->pos[i]))
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "position %u of token %u: its sequence "
+                                    "released the window rows it reads",
+                                    b->pos[i], i);
     }
     return GARLIC_OK;
 }

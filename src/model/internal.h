@@ -66,7 +66,7 @@ struct model_state {
     uint32_t *pos;              // (max_batch) positions (model_forward's batch)
     uint32_t *seq;              // (max_batch) sequence indices, all 0 (model_forward's batch)
     uint32_t *out;              // (max_batch) logit rows (model_forward's batch)
-    uint32_t *slot_block;       // (max_batch) where each token's K and V go
+    uint32_t *slot_block;       // (max_batch) each token's block in the full layers
     uint32_t *slot_offset;      // (max_batch)
     float rope_mscale;          // YaRN magnitude correction (1 otherwise)
     uint8_t *moe_base;          // the experts' scratch, carved into moe
