@@ -77,6 +77,9 @@ static void test_json_output(void **state)
     assert_true(num(root, "head_count") == 8);
     assert_true(num(root, "kv_bytes_per_token_f16") == 512);
     assert_true(num(root, "kv_bytes_at_context_f16") == 512 * 512);
+    assert_true(num(root, "kv_full_bytes_per_token_f16") == 512); // no sliding window
+    assert_true(num(root, "kv_window_bytes_per_token_f16") == 0);
+    assert_true(num(root, "kv_window_layers") == 0 && num(root, "kv_window") == 0);
     const cJSON *types = cJSON_GetObjectItem(root, "weight_types");
     assert_true(num(types, "F16") == 16 && num(types, "F32") == 5);
     double bpw = num(root, "bits_per_weight");
