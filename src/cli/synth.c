@@ -21,7 +21,7 @@ static const cli_command synth_command = {
     .notes =
         "tinyllama: dim 2048, 22 layers, 32 heads, 4 KV heads, FFN 5632, context 2048, "
         "vocabulary 32000.\nT is a weight type garlic quantizes to (F32, F16, BF16, Q8_0, Q4_0, "
-        "Q4_1, Q5_0, Q5_1, Q2_K,\nQ3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS); --type also "
+        "Q4_1, Q5_0, Q5_1, Q2_K,\nQ3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, MXFP4); --type also "
         "takes the mixtures Q4_K_M and Q5_K_M.\nOn a terminal, files over 256 MiB show the "
         "percentage written without --progress.",
 };

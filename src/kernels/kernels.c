@@ -37,6 +37,7 @@ static const weight_info weight_infos[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_Q6_K] = {true, TENSOR_TYPE_Q8_K},
     [TENSOR_TYPE_IQ4_NL] = {true, TENSOR_TYPE_Q8_0},
     [TENSOR_TYPE_IQ4_XS] = {true, TENSOR_TYPE_Q8_K},
+    [TENSOR_TYPE_MXFP4] = {true, TENSOR_TYPE_Q8_0},
 };
 
 // The scalar references, their products made of dots.
@@ -56,6 +57,7 @@ static const kernel_type_ops ref_type_ops[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_Q6_K] = {.dot = kernel_dot_q6_k_q8_k_ref, .product = KERNEL_BY_DOTS(NULL)},
     [TENSOR_TYPE_IQ4_NL] = {.dot = kernel_dot_iq4_nl_q8_0_ref, .product = KERNEL_BY_DOTS(NULL)},
     [TENSOR_TYPE_IQ4_XS] = {.dot = kernel_dot_iq4_xs_q8_k_ref, .product = KERNEL_BY_DOTS(NULL)},
+    [TENSOR_TYPE_MXFP4] = {.dot = kernel_dot_mxfp4_q8_0_ref, .product = KERNEL_BY_DOTS(NULL)},
 };
 
 static const kernel_float_ops ref_float_ops = {

@@ -21,9 +21,10 @@
 #include "tensor/types.h"
 
 static const uint32_t weight_types[] = {
-    TENSOR_TYPE_F32,  TENSOR_TYPE_F16,  TENSOR_TYPE_BF16, TENSOR_TYPE_Q4_0,   TENSOR_TYPE_Q4_1,
-    TENSOR_TYPE_Q5_0, TENSOR_TYPE_Q5_1, TENSOR_TYPE_Q8_0, TENSOR_TYPE_Q2_K,   TENSOR_TYPE_Q3_K,
-    TENSOR_TYPE_Q4_K, TENSOR_TYPE_Q5_K, TENSOR_TYPE_Q6_K, TENSOR_TYPE_IQ4_NL, TENSOR_TYPE_IQ4_XS,
+    TENSOR_TYPE_F32,  TENSOR_TYPE_F16,    TENSOR_TYPE_BF16,   TENSOR_TYPE_Q4_0,
+    TENSOR_TYPE_Q4_1, TENSOR_TYPE_Q5_0,   TENSOR_TYPE_Q5_1,   TENSOR_TYPE_Q8_0,
+    TENSOR_TYPE_Q2_K, TENSOR_TYPE_Q3_K,   TENSOR_TYPE_Q4_K,   TENSOR_TYPE_Q5_K,
+    TENSOR_TYPE_Q6_K, TENSOR_TYPE_IQ4_NL, TENSOR_TYPE_IQ4_XS, TENSOR_TYPE_MXFP4,
 };
 enum { N_WEIGHT_TYPES = sizeof weight_types / sizeof weight_types[0] };
 
@@ -89,7 +90,8 @@ static int half_fields(uint32_t type, int offsets[2])
 
 // Fills rows of weights. Mode 0 quantizes normal random values (what real files look
 // like); mode 1 (quantized types only) fills random bytes, so every bit pattern of codes
-// and sub-block scales occurs, with the half scales set to moderate positive values.
+// and sub-block scales occurs, with the half scales set to moderate positive values (and
+// MXFP4's exponent bytes to scales 2^-12 .. 2^-3, where real weights' lie).
 static void fill_weights(test_rng *rng, uint32_t type, int mode, void *dst, int64_t n_values)
 {
     const tensor_type_traits *tr = tensor_type_get(type);
@@ -105,6 +107,8 @@ static void fill_weights(test_rng *rng, uint32_t type, int mode, void *dst, int6
                 uint16_t h = tensor_f32_to_f16(0.001f + 0.01f * test_rng_uniform(rng));
                 memcpy(bytes + b * tr->type_size + offsets[k], &h, 2);
             }
+            if (type == TENSOR_TYPE_MXFP4)
+                bytes[b * tr->type_size] = (uint8_t)(116 + test_rng_u64(rng) % 10);
         }
         return;
     }
@@ -290,6 +294,7 @@ static void test_type_table(void **state)
     }
     assert_int_equal(kernel_act_type(TENSOR_TYPE_Q4_1), TENSOR_TYPE_Q8_1);
     assert_int_equal(kernel_act_type(TENSOR_TYPE_IQ4_XS), TENSOR_TYPE_Q8_K);
+    assert_int_equal(kernel_act_type(TENSOR_TYPE_MXFP4), TENSOR_TYPE_Q8_0);
     assert_false(kernel_supports(TENSOR_TYPE_Q8_K));
     assert_false(kernel_supports(TENSOR_TYPE_IQ2_XXS));
     assert_false(kernel_supports(TENSOR_TYPE_COUNT));

@@ -410,11 +410,12 @@ static void check_packed_equals_plain(uint32_t type, uint32_t dim, uint32_t ffn)
 static void test_packed_equals_plain(void **state)
 {
     (void)state;
-    // Q4_0 and Q8_0 rows of 9 and 25 blocks (whole groups of eight and leftovers); Q4_K and
-    // Q6_K rows of 1 and 3 super-blocks; F16 (copied as it is, onto huge pages).
+    // Q4_0, Q8_0 and MXFP4 rows of 9 and 25 blocks (whole groups of eight and leftovers);
+    // Q4_K and Q6_K rows of 1 and 3 super-blocks; F16 (copied as it is, onto huge pages).
     const uint32_t types[] = {TENSOR_TYPE_Q4_0, TENSOR_TYPE_Q8_0, TENSOR_TYPE_Q4_K,
-                              TENSOR_TYPE_Q6_K, TENSOR_TYPE_F16};
-    const uint32_t dims[] = {288, 288, 256, 256, 288}, ffns[] = {800, 800, 768, 768, 800};
+                              TENSOR_TYPE_Q6_K, TENSOR_TYPE_F16,  TENSOR_TYPE_MXFP4};
+    const uint32_t dims[] = {288, 288, 256, 256, 288, 288};
+    const uint32_t ffns[] = {800, 800, 768, 768, 800, 800};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         if (kernel_packs(types[i]))
             check_packed_equals_plain(types[i], dims[i], ffns[i]);
