@@ -225,6 +225,19 @@ static cJSON *build_json(const gguf_file *f, const model_info *info, bool tensor
     cJSON_AddNumberToObject(root, "head_count_kv", (double)info->head_count_kv);
     cJSON_AddNumberToObject(root, "key_length", (double)info->key_length);
     cJSON_AddNumberToObject(root, "value_length", (double)info->value_length);
+    if (info->expert_count) {
+        cJSON *ex = cJSON_AddObjectToObject(root, "experts");
+        cJSON_AddNumberToObject(ex, "count", (double)info->expert_count);
+        cJSON_AddNumberToObject(ex, "used", (double)info->expert_used_count);
+        cJSON_AddNumberToObject(ex, "feed_forward_length", (double)info->expert_feed_forward_length);
+        cJSON_AddNumberToObject(ex, "shared_feed_forward_length",
+                                (double)info->expert_shared_feed_forward_length);
+        cJSON_AddNumberToObject(ex, "shared_count", (double)info->expert_shared_count);
+        cJSON_AddNumberToObject(ex, "leading_dense_layers",
+                                (double)info->leading_dense_block_count);
+        cJSON_AddNumberToObject(ex, "group_count", (double)info->expert_group_count);
+        cJSON_AddNumberToObject(ex, "group_used", (double)info->expert_group_used_count);
+    }
     cJSON *rope = cJSON_AddObjectToObject(root, "rope");
     cJSON_AddNumberToObject(rope, "freq_base", info->rope_freq_base);
     cJSON_AddNumberToObject(rope, "dimension_count", (double)info->rope_dimension_count);
