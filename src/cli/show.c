@@ -229,7 +229,8 @@ static cJSON *build_json(const gguf_file *f, const model_info *info, bool tensor
         cJSON *ex = cJSON_AddObjectToObject(root, "experts");
         cJSON_AddNumberToObject(ex, "count", (double)info->expert_count);
         cJSON_AddNumberToObject(ex, "used", (double)info->expert_used_count);
-        cJSON_AddNumberToObject(ex, "feed_forward_length", (double)info->expert_feed_forward_length);
+        cJSON_AddNumberToObject(ex, "feed_forward_length",
+                                (double)info->expert_feed_forward_length);
         cJSON_AddNumberToObject(ex, "shared_feed_forward_length",
                                 (double)info->expert_shared_feed_forward_length);
         cJSON_AddNumberToObject(ex, "shared_count", (double)info->expert_shared_count);

@@ -352,15 +352,17 @@ static int bind_globals(model *m, garlic_error *err)
     return rc;
 }
 
-model *model_load(const char *path, garlic_error *err)
+model *model_load_file(gguf_file *f, garlic_error *err)
 {
     model *m = garlic_calloc(1, sizeof *m);
     if (!m) {
-        garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", path);
+        garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", f->path);
+        gguf_close(f);
         return NULL;
     }
-    m->file = gguf_open(path, err);
-    int rc = m->file ? read_hparams(m, err) : GARLIC_EIO;
+    m->file = f;
+    const char *path = f->path;
+    int rc = read_hparams(m, err);
     if (rc == GARLIC_OK) {
         m->layers = garlic_calloc(m->hp.n_layer, sizeof *m->layers);
         if (!m->layers)
@@ -381,6 +383,12 @@ model *model_load(const char *path, garlic_error *err)
         return NULL;
     }
     return m;
+}
+
+model *model_load(const char *path, garlic_error *err)
+{
+    gguf_file *f = gguf_open(path, err);
+    return f ? model_load_file(f, err) : NULL;
 }
 
 void model_free(model *m)

@@ -152,6 +152,10 @@ static inline bool model_layer_has_experts(const model *m, uint32_t l)
 // the shape the hyper-parameters imply and a type garlic can compute with. Errors name the
 // file and the key or tensor at fault.
 model *model_load(const char *path, garlic_error *err);
+
+// model_load over a file already open (or parsed from memory): takes f in every case (closed
+// with the model, or at once on failure).
+model *model_load_file(gguf_file *f, garlic_error *err);
 void model_free(model *m);
 
 // Reads one byte of every page of the model's mapping (after MADV_WILLNEED), so the weights
