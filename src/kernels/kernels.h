@@ -70,6 +70,11 @@ void kernel_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *
 float kernel_exp_sum_f32(float *x, int64_t n, float max);
 // gate[i] = silu(gate[i]) * up[i] = gate[i] / (1 + exp(-gate[i])) * up[i] (SwiGLU).
 void kernel_swiglu_f32(float *gate, const float *up, int64_t n);
+// gate[i] = gelu(gate[i]) * up[i] (GeGLU), GELU with the tanh approximation
+// 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) in ggml's F16 steps: x rounded to F16,
+// its GELU rounded to F16 (ggml reads it from a table of every F16 value); x <= -10 gives 0
+// and x >= 10 gives x. llama.cpp's Gemma logits carry these roundings. Scalar (no variants).
+void kernel_geglu_f32(float *gate, const float *up, int64_t n);
 
 // The name of the variant in use ("avx512_vnni", "avx2", "scalar"), for logs and benches.
 const char *kernel_variant_name(void);
