@@ -51,6 +51,29 @@ uint64_t model_act_row_bytes(const model *m)
     return out > widest ? out : widest;
 }
 
+uint64_t model_moe_act_row_bytes(const model *m)
+{
+    uint64_t widest = 0;
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const model_layer *L = &m->layers[l];
+        const model_tensor *ws[] = {&L->exp_gate, &L->exp_up, &L->exp_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+            uint64_t b = ws[i]->data ? kernel_act_row_size(ws[i]->type, (int64_t)ws[i]->n_in) : 0;
+            widest = b > widest ? b : widest;
+        }
+    }
+    return widest;
+}
+
+// The stride of the experts' activation slots: their widest row (F32 when not known),
+// rounded up to 64.
+static size_t moe_act_stride(const model_hparams *hp, const model_state_config *cfg)
+{
+    uint64_t wide = hp->dim > hp->ffn_exp ? hp->dim : hp->ffn_exp;
+    uint64_t row = cfg->moe_act_row_bytes ? cfg->moe_act_row_bytes : wide * sizeof(float);
+    return (size_t)((row + 63) / 64 * 64);
+}
+
 // The stride of the activation buffers: the row bytes rounded up to 64.
 static size_t act_stride(const model_hparams *hp, const model_state_config *cfg)
 {
@@ -101,7 +124,8 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
         {(void **)&s->out, B * sizeof(uint32_t)},
         {(void **)&s->slot_block, B * sizeof(uint32_t)},
         {(void **)&s->slot_offset, B * sizeof(uint32_t)},
-        {(void **)&s->moe_base, model_moe_scratch_layout(hp, cfg->max_batch, act, NULL, NULL)},
+        {(void **)&s->moe_base,
+         model_moe_scratch_layout(hp, cfg->max_batch, moe_act_stride(hp, cfg), NULL, NULL)},
     };
     // Every factor is below 2^32 and at most three are multiplied with small constants, so
     // the products fit; the sum is checked against a ceiling.
@@ -172,6 +196,8 @@ model_state *model_state_new(const model *m, const model_state_config *config, g
     model_state_config c = *config;
     if (!c.act_row_bytes)
         c.act_row_bytes = model_act_row_bytes(m);
+    if (!c.moe_act_row_bytes)
+        c.moe_act_row_bytes = model_moe_act_row_bytes(m);
     const model_state_config *cfg = &c;
     uint64_t total;
     if (model_scratch_bytes(&m->hp, cfg, &total, err)) // checks cfg too
@@ -213,7 +239,8 @@ model_state *model_state_new(const model *m, const model_state_config *config, g
     uint8_t *p = s->scratch;
     for (int i = 0; i < N_SCRATCH; i++, p += sizes[i - 1])
         *slots[i] = p;
-    model_moe_scratch_layout(&m->hp, cfg->max_batch, s->act_stride, &s->moe, s->moe_base);
+    model_moe_scratch_layout(&m->hp, cfg->max_batch, moe_act_stride(&m->hp, cfg), &s->moe,
+                             s->moe_base);
     return s;
 }
 

@@ -217,21 +217,26 @@ double model_prefault(model *m, void (*progress)(void *ctx, int percent), void *
 typedef struct model_state model_state;
 
 typedef struct model_state_config {
-    uint32_t n_ctx;         // longest sequence (positions) attention may read
-    uint32_t max_batch;     // tokens one forward call may take
-    uint32_t logit_rows;    // logits rows one call may return: 1, or up to max_batch (each
-                            // row is n_vocab floats)
-    int n_threads;          // compute pool size (the caller included)
-    thread_pool *pool;      // a compute pool to borrow (n_threads is then its size), or NULL
-                            // to start one; a borrowed pool must not run two calls at once
-    uint64_t act_row_bytes; // the widest converted activation row of the model's matrices
-                            // (model_act_row_bytes); 0: the F32 worst case. model_state_new
-                            // fills it from the model.
+    uint32_t n_ctx;             // longest sequence (positions) attention may read
+    uint32_t max_batch;         // tokens one forward call may take
+    uint32_t logit_rows;        // logits rows one call may return: 1, or up to max_batch (each
+                                // row is n_vocab floats)
+    int n_threads;              // compute pool size (the caller included)
+    thread_pool *pool;          // a compute pool to borrow (n_threads is then its size), or NULL
+                                // to start one; a borrowed pool must not run two calls at once
+    uint64_t act_row_bytes;     // the widest converted activation row of the model's matrices
+                                // (model_act_row_bytes); 0: the F32 worst case. model_state_new
+                                // fills it from the model.
+    uint64_t moe_act_row_bytes; // the same over the experts' matrices alone
+                                // (model_moe_act_row_bytes), which size the experts' slots
 } model_state_config;
 
 // Bytes of the widest converted activation row any matrix of m reads (the activation
 // format follows the weight type: Q8_0, Q8_K, F16... are narrower than F32).
 uint64_t model_act_row_bytes(const model *m);
+
+// The widest converted activation row the experts' matrices read (0 for a dense model).
+uint64_t model_moe_act_row_bytes(const model *m);
 
 // Bytes model_state_new allocates for cfg: scratch for cfg->max_batch
 // tokens, cfg->logit_rows rows of logits, attention rows of cfg->n_ctx positions per thread.

@@ -69,6 +69,7 @@ int planner_from_model(const model *m, const char *path, planner_input *in, garl
     if (rc == GARLIC_OK && model_info_read(f, &info, NULL) == GARLIC_OK)
         in->n_merges = info.n_merges;
     in->act_row_bytes = model_act_row_bytes(m);
+    in->moe_act_row_bytes = model_moe_act_row_bytes(m);
     in->windows = model_kv_config(m, KV_TYPE_F16, PLANNER_BLOCK_TOKENS, 0).windows;
     return rc;
 }
@@ -187,7 +188,8 @@ static int scratch_for(const planner_input *in, const planner_config *cfg, uint3
                              .max_batch = cfg->max_batch,
                              .logit_rows = cfg->logit_rows,
                              .n_threads = cfg->n_threads,
-                             .act_row_bytes = in->act_row_bytes};
+                             .act_row_bytes = in->act_row_bytes,
+                             .moe_act_row_bytes = in->moe_act_row_bytes};
     return model_scratch_bytes(&in->hp, &sc, bytes, err);
 }
 

@@ -79,13 +79,14 @@ typedef struct planner_input {
     char arch[64];    // "llama", "qwen3", ... (GGUF) or "Qwen3ForCausalLM" (HF)
     model_hparams hp; // n_layer, n_head_kv, head dims, dim, ffn, n_vocab, n_ctx_train...
     planner_weights weights;
-    uint64_t n_files;       // weight files (1 for GGUF; safetensors shards)
-    uint64_t n_merges;      // BPE merges of the tokenizer (GGUF; 0 when unknown)
-    uint64_t act_row_bytes; // widest converted activation row (model_act_row_bytes; 0:
-                            // unknown, the F32 worst case)
-    kv_windows windows;     // the sliding-window layers, as model_kv_config marks them (GGUF;
-                            // none for Hugging Face configs, which garlic runs without)
-    char assumption[512];   // how the weights were derived when not read from files ("")
+    uint64_t n_files;           // weight files (1 for GGUF; safetensors shards)
+    uint64_t n_merges;          // BPE merges of the tokenizer (GGUF; 0 when unknown)
+    uint64_t act_row_bytes;     // widest converted activation row (model_act_row_bytes; 0:
+                                // unknown, the F32 worst case)
+    uint64_t moe_act_row_bytes; // the same over the experts (model_moe_act_row_bytes)
+    kv_windows windows;         // the sliding-window layers, as model_kv_config marks them (GGUF;
+                                // none for Hugging Face configs, which garlic runs without)
+    char assumption[512];       // how the weights were derived when not read from files ("")
 } planner_input;
 
 // Reads a GGUF model as the server would load it (model_load: the architecture must be
