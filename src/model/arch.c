@@ -23,6 +23,21 @@ static const model_arch archs[] = {
     // Qwen1.5-MoE / Qwen2-MoE: Qwen2's attention; experts not renormalized, plus a shared
     // expert scaled by its own sigmoid gate.
     {.name = "qwen2moe", .rope_neox = true, .qkv_bias = true, .shared_gate = true},
+    // gpt-oss: biases on Q, K, V and the output projection; a learned sink logit per head;
+    // sliding-window and full attention alternate (layer 0 has the window); the FFN's norm is
+    // called post_attention_norm; experts in every layer, chosen by the biased router's top k
+    // and weighted by the softmax of those logits, with biases and the clamped SwiGLU.
+    {.name = "gpt-oss",
+     .rope_neox = true,
+     .qkv_bias = true,
+     .act = MODEL_ACT_SWIGLU_OAI,
+     .router = MODEL_ROUTER_TOPK_SOFTMAX,
+     .expert_biases = true,
+     .o_bias = true,
+     .attn_sinks = true,
+     .router_logit_bias = true,
+     .ffn_norm = "post_attention_norm.weight",
+     .swa_period = 2},
 };
 
 const model_arch *model_arch_find(const char *name)
@@ -41,4 +56,12 @@ const char *model_arch_names(void)
             n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "",
                                   archs[i].name);
     return names;
+}
+
+bool model_arch_layer_windowed(const model_arch *arch, int64_t pattern, uint32_t l)
+{
+    if (!arch->swa_period)
+        return false;
+    uint64_t period = pattern >= 0 ? (uint64_t)pattern : arch->swa_period;
+    return period == 0 || l % period < period - 1;
 }

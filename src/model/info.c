@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "model/model.h"
+
 static void copy_str(const gguf_file *f, const char *key, char *dst, size_t cap)
 {
     gguf_string s;
@@ -69,6 +71,10 @@ static void read_tensors(const gguf_file *f, model_info *info)
         }
         if (gguf_string_eq(t->name, "rope_freqs.weight"))
             info->has_rope_freqs = true;
+        static const char sinks[] = ".attn_sinks.weight";
+        size_t n = sizeof sinks - 1;
+        if (t->name.len > n && memcmp(t->name.data + t->name.len - n, sinks, n) == 0)
+            info->has_attn_sinks = true;
     }
 }
 
@@ -91,6 +97,12 @@ static int read_hparams(const gguf_file *f, model_info *info, garlic_error *err)
     rc = rc ? rc : arch_f32(f, a, "rope.freq_base", &info->rope_freq_base, err);
     rc = rc ? rc : arch_f32(f, a, "rope.scaling.factor", &info->rope_scale_factor, err);
     rc = rc ? rc : arch_f32(f, a, "attention.layer_norm_rms_epsilon", &info->rms_epsilon, err);
+    rc = rc ? rc : arch_u64(f, a, "attention.sliding_window", &info->sliding_window, err);
+    uint64_t pattern = UINT64_MAX;
+    rc = rc ? rc : arch_u64(f, a, "attention.sliding_window_pattern", &pattern, err);
+    info->sliding_window_pattern = pattern == UINT64_MAX ? -1
+        : pattern > INT64_MAX                            ? INT64_MAX
+                                                         : (int64_t)pattern;
     const struct {
         const char *suffix;
         uint64_t *out;
@@ -164,9 +176,17 @@ int model_info_read(const gguf_file *f, model_info *info, garlic_error *err)
     copy_str(f, "general.architecture", info->arch, sizeof info->arch);
     copy_str(f, "general.name", info->name, sizeof info->name);
     info->rope_freq_base = 10000.0f;
+    info->sliding_window_pattern = -1;
     read_tensors(f, info);
     read_tokenizer(f, info);
     return info->arch[0] ? read_hparams(f, info, err) : GARLIC_OK;
+}
+
+bool model_info_layer_windowed(const model_info *info, uint64_t l)
+{
+    const model_arch *arch = model_arch_find(info->arch);
+    return arch && info->sliding_window && l < info->block_count &&
+        model_arch_layer_windowed(arch, info->sliding_window_pattern, (uint32_t)l);
 }
 
 bool model_info_token_text(const gguf_file *f, int64_t id, gguf_string *out)

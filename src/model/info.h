@@ -43,6 +43,9 @@ typedef struct model_info {
     uint64_t rope_original_context; // rope.scaling.original_context_length, 0 when absent
     bool has_rope_freqs;            // a rope_freqs.weight tensor is present
     float rms_epsilon;              // 0 when absent
+    uint64_t sliding_window;        // attention.sliding_window (positions), 0 when absent
+    int64_t sliding_window_pattern; // attention.sliding_window_pattern, -1 when absent
+    bool has_attn_sinks;            // attn_sinks tensors are present (gpt-oss)
     // Mixture of experts; 0 when absent.
     uint64_t expert_count;
     uint64_t expert_used_count;
@@ -69,6 +72,10 @@ typedef struct model_info {
 // Fills info from an open file. Never fails on missing keys (they stay 0 or ""); fails with
 // GARLIC_EFORMAT when a key has an impossible type or value, naming the key.
 int model_info_read(const gguf_file *f, model_info *info, garlic_error *err);
+
+// Whether layer l attends through the sliding window (the architecture's pattern of layers,
+// or the file's); false for architectures without sliding windows or a file without a window.
+bool model_info_layer_windowed(const model_info *info, uint64_t l);
 
 // The text of token id from tokenizer.ggml.tokens, or false if out of range.
 bool model_info_token_text(const gguf_file *f, int64_t id, gguf_string *out);

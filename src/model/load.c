@@ -172,6 +172,22 @@ static int read_experts(model *m, const model_info *info, garlic_error *err)
     return GARLIC_OK;
 }
 
+// The sliding window of an architecture that has one (every other architecture ignores the
+// key, as llama.cpp does). Its layers need the window's width.
+static int read_window(model *m, const model_info *info, garlic_error *err)
+{
+    model_hparams *hp = &m->hp;
+    hp->swa_pattern = info->sliding_window_pattern;
+    if (!m->arch->swa_period)
+        return GARLIC_OK;
+    if (!info->sliding_window || info->sliding_window > (1u << 30))
+        return garlic_error_set(
+            err, GARLIC_EFORMAT, "%s: %s.attention.sliding_window is %s (1 to 2^30 expected)",
+            m->file->path, info->arch, info->sliding_window ? "too large" : "missing");
+    hp->n_swa = (uint32_t)info->sliding_window;
+    return GARLIC_OK;
+}
+
 // Fills m->hp from the metadata and the embedding's shape, checking consistency.
 static int read_hparams(model *m, garlic_error *err)
 {
@@ -218,6 +234,9 @@ static int read_hparams(model *m, garlic_error *err)
     hp->rope_base = info.rope_freq_base;
     hp->rms_eps = info.rms_epsilon > 0 ? info.rms_epsilon : 1e-5f;
     rc = read_experts(m, &info, err);
+    if (rc)
+        return rc;
+    rc = read_window(m, &info, err);
     if (rc)
         return rc;
     if (hp->n_rot > hp->head_dim_k || hp->n_rot % 2 || !(hp->rope_base > 0))
@@ -268,6 +287,7 @@ static int bind_ffn(model *m, uint32_t l, garlic_error *err)
     layer_spec moe[] = {
         {"ffn_gate_inp.weight", hp->dim, ne, 1, false, &L->router},
         {"exp_probs_b.bias", ne, 1, 1, true, &L->router_bias},
+        {"ffn_gate_inp.bias", ne, 1, 1, !m->arch->router_logit_bias, &L->router_logit_bias},
         {"ffn_gate_exps.weight", hp->dim, fe, ne, false, &L->exp_gate},
         {"ffn_up_exps.weight", hp->dim, fe, ne, false, &L->exp_up},
         {"ffn_down_exps.weight", fe, hp->dim, ne, false, &L->exp_down},
@@ -280,7 +300,7 @@ static int bind_ffn(model *m, uint32_t l, garlic_error *err)
         {"ffn_gate_inp_shexp.weight", hp->dim, 1, 1, !(fs && m->arch->shared_gate), &L->sh_router},
     };
     // The shared expert's width may be given by no key at all: then it is absent.
-    return bind_specs(m, l, moe, fs ? 12 : 8, err);
+    return bind_specs(m, l, moe, fs ? 13 : 9, err);
 }
 
 static int bind_layer(model *m, uint32_t l, garlic_error *err)
@@ -292,6 +312,8 @@ static int bind_layer(model *m, uint32_t l, garlic_error *err)
     uint64_t v_dim = (uint64_t)hp->n_head_kv * hp->head_dim_v;
     uint64_t o_dim = (uint64_t)hp->n_head * hp->head_dim_v;
     bool nb = !m->arch->qkv_bias, nn = !m->arch->qk_norm;
+    const char *ffn_norm = m->arch->ffn_norm ? m->arch->ffn_norm : "ffn_norm.weight";
+    L->window = model_arch_layer_windowed(m->arch, hp->swa_pattern, l) ? hp->n_swa : 0;
     layer_spec specs[] = {
         {"attn_norm.weight", hp->dim, 1, 1, false, &L->attn_norm},
         {"attn_q.weight", hp->dim, q_dim, 1, false, &L->wq},
@@ -301,9 +323,11 @@ static int bind_layer(model *m, uint32_t l, garlic_error *err)
         {"attn_q.bias", q_dim, 1, 1, nb, &L->bq},
         {"attn_k.bias", k_dim, 1, 1, nb, &L->bk},
         {"attn_v.bias", v_dim, 1, 1, nb, &L->bv},
+        {"attn_output.bias", hp->dim, 1, 1, !m->arch->o_bias, &L->bo},
+        {"attn_sinks.weight", hp->n_head, 1, 1, !m->arch->attn_sinks, &L->sinks},
         {"attn_q_norm.weight", hp->head_dim_k, 1, 1, nn, &L->q_norm},
         {"attn_k_norm.weight", hp->head_dim_k, 1, 1, nn, &L->k_norm},
-        {"ffn_norm.weight", hp->dim, 1, 1, false, &L->ffn_norm},
+        {ffn_norm, hp->dim, 1, 1, false, &L->ffn_norm},
     };
     int rc = bind_specs(m, l, specs, sizeof specs / sizeof specs[0], err);
     return rc ? rc : bind_ffn(m, l, err);

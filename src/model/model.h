@@ -48,6 +48,16 @@ typedef struct model_arch {
                         // expert_weights_norm says otherwise
     bool shared_gate;   // the shared expert's output is scaled by sigmoid(ffn_gate_inp_shexp . x)
     bool expert_biases; // ffn_{gate,up,down}_exps.bias are expected
+    // gpt-oss's additions (each loaded when present in any architecture).
+    bool o_bias;            // attn_output.bias is expected
+    bool attn_sinks;        // attn_sinks (n_head) is expected: one learned logit per head that
+                            // joins every softmax's denominator (and attends to nothing)
+    bool router_logit_bias; // ffn_gate_inp.bias is expected: added to the router's logits
+                            // before the choice and the weights (unlike exp_probs_b)
+    const char *ffn_norm;   // the FFN's input norm, when not "ffn_norm.weight"
+    uint32_t swa_period;    // sliding-window layers: in each group of swa_period layers all but
+                            // the last have the window (attention.sliding_window; the file's
+                            // attention.sliding_window_pattern overrides); 0: none
 } model_arch;
 
 // The architecture row for name, or NULL.
@@ -55,6 +65,12 @@ const model_arch *model_arch_find(const char *name);
 
 // The names of every architecture garlic runs, ", "-separated, for messages.
 const char *model_arch_names(void);
+
+// Whether layer l of arch attends through the sliding window. pattern is the file's
+// attention.sliding_window_pattern, or -1 when it has none (then the row's swa_period): as in
+// llama.cpp, layer l has the window when l % pattern < pattern - 1, every layer for pattern 0.
+// An architecture without a period (swa_period 0) has no sliding-window layers at all.
+bool model_arch_layer_windowed(const model_arch *arch, int64_t pattern, uint32_t l);
 
 enum {
     MODEL_MAX_EXPERTS = 1024,   // experts of one layer
@@ -85,6 +101,7 @@ typedef struct model_hparams {
     uint32_t rope_ctx_orig; // rope.scaling.original_context_length (YaRN)
     uint32_t n_swa;         // attention.sliding_window: the window of the layers that have
                             // one (which ones is the architecture's pattern), 0: none
+    int64_t swa_pattern;    // attention.sliding_window_pattern, -1: the architecture's
     float rope_attn_factor; // rope.scaling.attn_factor (YaRN, default 1)
     float rms_eps;
     // Mixture of experts (n_expert 0: every layer is dense).
@@ -116,12 +133,15 @@ typedef struct model_layer {
     model_tensor wq, wk, wv,
         wo;                  // (dim -> n_head*hd_k), (dim -> n_kv*hd_k), ..., (n_head*hd_v -> dim)
     model_tensor bq, bk, bv; // optional biases; data NULL when absent
+    model_tensor bo;         // (dim) attn_output.bias, or absent
+    model_tensor sinks;      // (n_head) attn_sinks: each head's extra softmax logit, or absent
     model_tensor q_norm, k_norm;       // optional (head_dim_k) per-head norms
-    model_tensor ffn_norm;             // (dim)
+    model_tensor ffn_norm;             // (dim) ffn_norm (gpt-oss: post_attention_norm)
     model_tensor w_gate, w_up, w_down; // (dim -> ffn), (dim -> ffn), (ffn -> dim); dense layers
     // Mixture of experts (router.data NULL in dense layers).
     model_tensor router;                           // ffn_gate_inp (dim -> n_expert)
     model_tensor router_bias;                      // exp_probs_b (n_expert), steers the choice
+    model_tensor router_logit_bias;                // ffn_gate_inp.bias (n_expert), or absent
     model_tensor exp_gate, exp_up, exp_down;       // n_expert matrices each, as w_gate...
     model_tensor exp_gate_b, exp_up_b, exp_down_b; // (ffn_exp or dim, n_expert) or absent
     model_tensor sh_gate, sh_up, sh_down;          // the shared expert, or absent
