@@ -188,7 +188,7 @@ static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_err
     uint64_t hd = p->head_dim, q_dim = (uint64_t)p->n_head * hd,
              kv_dim = (uint64_t)p->n_head_kv * hd, dim = p->dim;
     uint64_t ne = p->n_expert, fe = p->ffn_exp ? p->ffn_exp : p->ffn, fs = p->ffn_shexp;
-    bool moe = ne > 0, dense = !moe;
+    bool moe = ne > 0, dense = !moe, eb = moe && arch->expert_biases;
     const layer_tensor specs[] = {
         {"attn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
         {"attn_q.weight", INIT_MATRIX, t, dim, q_dim, 1, true},
@@ -200,15 +200,21 @@ static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_err
         {"attn_q_norm.weight", INIT_NORM, 0, hd, 1, 1, arch->qk_norm},
         {"attn_k_norm.weight", INIT_NORM, 0, hd, 1, 1, arch->qk_norm},
         {"attn_output.weight", INIT_MATRIX, t, q_dim, dim, 1, true},
-        {"ffn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
+        {"attn_output.bias", INIT_BIAS, 0, dim, 1, 1, arch->o_bias},
+        {"attn_sinks.weight", INIT_BIAS, 0, p->n_head, 1, 1, arch->attn_sinks},
+        {arch->ffn_norm ? arch->ffn_norm : "ffn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
         {"ffn_gate.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense},
         {"ffn_up.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense},
         {"ffn_down.weight", INIT_MATRIX, vd_type, p->ffn, dim, 1, dense},
         // The router stays F32, as llama-quantize leaves it.
         {"ffn_gate_inp.weight", INIT_MATRIX, TENSOR_TYPE_F32, dim, ne, 1, moe},
+        {"ffn_gate_inp.bias", INIT_BIAS, 0, ne, 1, 1, moe && arch->router_logit_bias},
         {"ffn_gate_exps.weight", INIT_MATRIX, et, dim, fe, ne, moe},
         {"ffn_up_exps.weight", INIT_MATRIX, et, dim, fe, ne, moe},
         {"ffn_down_exps.weight", INIT_MATRIX, et == t ? vd_type : et, fe, dim, ne, moe},
+        {"ffn_gate_exps.bias", INIT_BIAS, 0, fe, ne, 1, eb},
+        {"ffn_up_exps.bias", INIT_BIAS, 0, fe, ne, 1, eb},
+        {"ffn_down_exps.bias", INIT_BIAS, 0, dim, ne, 1, eb},
         {"ffn_gate_inp_shexp.weight", INIT_MATRIX, TENSOR_TYPE_F32, dim, 1, 1,
          moe && fs && arch->shared_gate},
         {"ffn_gate_shexp.weight", INIT_MATRIX, t, dim, fs, 1, moe && fs},
@@ -329,15 +335,18 @@ static bool writable(uint32_t type)
 static int check_params(const model_synth_params *p, garlic_error *err)
 {
     const tensor_type_traits *t = tensor_type_get(p->type);
-    static const char *const writable_archs[] = {"llama", "qwen2", "qwen3", "qwen3moe", "qwen2moe"};
+    static const char *const writable_archs[] = {"llama",    "qwen2",    "qwen3",
+                                                 "qwen3moe", "qwen2moe", "gpt-oss"};
     bool known = false;
     for (size_t i = 0; i < sizeof writable_archs / sizeof writable_archs[0]; i++)
         known |= strcmp(p->arch, writable_archs[i]) == 0;
     if (!known)
         return garlic_error_set(err, GARLIC_EINVAL,
-                                "arch '%s': expected llama, qwen2, qwen3, qwen3moe or qwen2moe",
+                                "arch '%s': expected llama, qwen2, qwen3, qwen3moe, qwen2moe or "
+                                "gpt-oss",
                                 p->arch);
-    bool moe_arch = strstr(p->arch, "moe") != NULL;
+    bool gpt_oss = strcmp(p->arch, "gpt-oss") == 0;
+    bool moe_arch = strstr(p->arch, "moe") != NULL || gpt_oss;
     if (moe_arch && !p->n_expert)
         return garlic_error_set(err, GARLIC_EINVAL, "arch %s needs experts (--experts N)", p->arch);
     if (p->n_expert &&
@@ -352,6 +361,17 @@ static int check_params(const model_synth_params *p, garlic_error *err)
     if (strcmp(p->arch, "qwen2moe") == 0 && !p->ffn_shexp)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "qwen2moe needs a shared expert (--shared-ffn)");
+    // llama.cpp's gpt-oss has an output matrix of its own and no shared expert.
+    if (gpt_oss && (p->tied || p->ffn_shexp))
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "gpt-oss has neither tied embeddings nor a shared expert");
+    if (p->rope_scaling && strcmp(p->rope_scaling, "yarn") != 0 &&
+        strcmp(p->rope_scaling, "linear") != 0)
+        return garlic_error_set(err, GARLIC_EINVAL, "rope scaling '%s': expected yarn or linear",
+                                p->rope_scaling);
+    if (p->rope_scaling && !(p->rope_factor > 0))
+        return garlic_error_set(err, GARLIC_EINVAL, "rope scaling %s needs a factor > 0",
+                                p->rope_scaling);
     if (!p->dim || !p->n_layer || !p->n_head || !p->n_head_kv || !p->ffn || !p->context)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "dim, layers, heads, kv heads, ffn and context must be > 0");
@@ -377,10 +397,15 @@ static int check_params(const model_synth_params *p, garlic_error *err)
 }
 
 // The architecture's hyper-parameters under "<arch>.<key>", as llama.cpp names them; the
-// key and value lengths only when the head size is not dim / n_head.
+// key and value lengths only when the head size is not dim / n_head. gpt-oss's converter
+// always writes the experts' width and the sliding window; with YaRN it writes beta_fast and
+// beta_slow (32 and 1 from gpt-oss's config), which llama.cpp and garlic take as given.
 static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t head_dim)
 {
     bool own_head = head_dim * p->n_head != p->dim;
+    bool swa = model_arch_find(p->arch)->swa_period != 0;
+    const char *scaling = p->rope_scaling;
+    bool yarn = scaling && strcmp(scaling, "yarn") == 0;
     const struct {
         const char *key;
         uint32_t u32; // written when f32 is 0
@@ -402,9 +427,20 @@ static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t h
         {"expert_used_count", p->n_expert_used, 0, !p->n_expert},
         {"expert_feed_forward_length", p->ffn_exp, 0, !p->n_expert || !p->ffn_exp},
         {"expert_shared_feed_forward_length", p->ffn_shexp, 0, !p->ffn_shexp},
+        {"attention.sliding_window", p->sliding_window ? p->sliding_window : 128, 0, !swa},
+        {"rope.scaling.factor", 0, p->rope_factor, !scaling},
+        {"rope.scaling.original_context_length", p->rope_orig_ctx ? p->rope_orig_ctx : p->context,
+         0, !yarn},
+        {"rope.scaling.yarn_beta_fast", 0, 32.0f, !yarn},
+        {"rope.scaling.yarn_beta_slow", 0, 1.0f, !yarn},
     };
     int r = gguf_writer_set_str(w, "general.architecture", p->arch);
     r = r ? r : gguf_writer_set_str(w, "general.name", p->name ? p->name : "garlic-synth");
+    if (scaling && r == 0) {
+        char key[96];
+        snprintf(key, sizeof key, "%s.rope.scaling.type", p->arch);
+        r = gguf_writer_set_str(w, key, scaling);
+    }
     for (size_t i = 0; r == 0 && i < sizeof keys / sizeof keys[0]; i++) {
         char key[96];
         snprintf(key, sizeof key, "%s.%s", p->arch, keys[i].key);
@@ -423,9 +459,11 @@ int model_synth_write(const model_synth_params *params, const char *path, garlic
     model_synth_params p = *params;
     if (!p.head_dim)
         p.head_dim = p.dim / p.n_head;
+    if (strcmp(p.arch, "gpt-oss") == 0 && !p.ffn_exp)
+        p.ffn_exp = p.ffn; // its converter writes expert_feed_forward_length (llama.cpp needs it)
     gguf_writer *w = gguf_writer_new();
     synth_state st = {.p = &p};
-    size_t max_tensors = 3 + (size_t)p.n_layer * 24;
+    size_t max_tensors = 3 + (size_t)p.n_layer * 32;
     st.tensors = garlic_calloc(max_tensors, sizeof *st.tensors);
     if (!w || !st.tensors) {
         rc = garlic_error_set(err, GARLIC_ENOMEM, "out of memory");

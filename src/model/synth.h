@@ -13,7 +13,7 @@
 
 typedef struct model_synth_params {
     const char *arch; // "llama", "qwen2" (Q/K/V bias), "qwen3" (Q/K norms), "qwen3moe",
-                      // "qwen2moe" (experts; llama with experts is Mixtral)
+                      // "qwen2moe" (experts; llama with experts is Mixtral), "gpt-oss"
     const char *name; // general.name; NULL for "garlic-synth"
     uint32_t dim;     // embedding length
     uint32_t n_layer;
@@ -34,6 +34,10 @@ typedef struct model_synth_params {
     uint32_t ffn_exp;           // an expert's width (0: ffn)
     uint32_t ffn_shexp;         // the shared expert's width (0: none; qwen2moe needs one)
     int32_t expert_type;        // tensor_type of the experts' matrices, -1: same as type
+    uint32_t sliding_window;    // the window of gpt-oss's sliding-window layers (0: 128)
+    const char *rope_scaling;   // "yarn", "linear" or NULL (none)
+    float rope_factor;          // rope.scaling.factor (with rope_scaling)
+    uint32_t rope_orig_ctx;     // YaRN's original context (0: the context length)
     float rope_theta;           // 0: 10000
     float rms_eps;              // 0: 1e-5
     const char *tokenizer_path; // copy tokenizer.* keys from this GGUF, or NULL

@@ -513,6 +513,66 @@ static void test_errors(void **state)
     model_free(m);
 }
 
+// Replaces the first occurrence of `from` in the file at path with `to` (same length): a key
+// or tensor renamed, so the loader no longer finds it.
+static void rename_in_file(const char *path, const char *from, const char *to)
+{
+    size_t size, n = strlen(from);
+    char *data = test_read_file(path, &size);
+    assert_non_null(data);
+    assert_int_equal(strlen(to), n);
+    char *at = memmem(data, size, from, n);
+    assert_non_null(at);
+    memcpy(at, to, n);
+    assert_int_equal(test_write_file(path, data, size), 0);
+    free(data);
+}
+
+// gpt-oss's layers alternate sliding-window and full attention (layer 0 has the window), each
+// with its sinks and biases bound; without the window's key the file is refused, naming it.
+static void test_gpt_oss_layers(void **state)
+{
+    (void)state;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = "gpt-oss", p.dim = 64, p.n_layer = 4, p.n_head = 4, p.n_head_kv = 2, p.ffn = 64;
+    p.n_expert = 4, p.n_expert_used = 2, p.sliding_window = 8;
+    garlic_error err;
+    const char *path = test_temp_path("gpt-oss.gguf");
+    assert_int_equal(model_synth_write(&p, path, &err), 0);
+    model *m = model_load(path, &err);
+    if (!m)
+        fail_msg("%s", err.message);
+    for (uint32_t l = 0; l < 4; l++) {
+        const model_layer *L = &m->layers[l];
+        assert_int_equal(L->window, l % 2 == 0 ? 8 : 0);
+        assert_non_null(L->sinks.data), assert_non_null(L->bo.data);
+        assert_non_null(L->router_logit_bias.data), assert_non_null(L->exp_down_b.data);
+        assert_non_null(L->ffn_norm.data);
+    }
+    assert_int_equal(m->hp.router, MODEL_ROUTER_TOPK_SOFTMAX);
+    assert_false(m->hp.expert_norm);
+    // A 20-token prompt crosses the window; batch and one token at a time agree.
+    runner *a = state_new(m, 32, 20, 20, KV_TYPE_F32, 2),
+           *b = state_new(m, 32, 1, 1, KV_TYPE_F32, 1);
+    int32_t ids[20];
+    for (int i = 0; i < 20; i++)
+        ids[i] = 260 + i * 7;
+    const float *batch, *one;
+    assert_int_equal(forward(a, ids, 20, 0, true, &batch, &err), 0);
+    for (uint32_t i = 0; i < 20; i++) {
+        assert_int_equal(forward(b, &ids[i], 1, i, false, &one, &err), 0);
+        for (uint32_t v = 0; v < m->hp.n_vocab; v++)
+            assert_true(fabsf(one[v] - batch[(size_t)i * m->hp.n_vocab + v]) < 1e-5f);
+    }
+    runner_free(a);
+    runner_free(b);
+    model_free(m);
+    rename_in_file(path, "gpt-oss.attention.sliding_window", "gpt-oss.attention.sliding_windoX");
+    assert_null(model_load(path, &err));
+    assert_non_null(strstr(err.message, "gpt-oss.attention.sliding_window is missing"));
+}
+
 // The reference comparison again with each lower kernel variant this CPU can run (the
 // binary re-runs itself with GARLIC_CPU set, which caps the detected features).
 static const char *self_path;
@@ -547,6 +607,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_decode_allocates_nothing),
         cmocka_unit_test(test_unusual_shapes),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_gpt_oss_layers),
         cmocka_unit_test(test_reference_models),
         cmocka_unit_test(test_stories_golden),
         cmocka_unit_test(test_tiny_random_greedy),

@@ -109,6 +109,61 @@ static void test_architectures(void **state)
     gguf_close(f);
 }
 
+// gpt-oss as llama.cpp's converter writes it: the sinks, the output and router biases, the
+// experts' biases, post_attention_norm for the FFN's norm, the sliding window and YaRN keys.
+static void test_gpt_oss(void **state)
+{
+    (void)state;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = "gpt-oss", p.dim = 64, p.n_layer = 3, p.n_head = 4, p.n_head_kv = 2;
+    p.head_dim = 32, p.ffn = 96, p.n_expert = 4, p.n_expert_used = 2, p.sliding_window = 16;
+    p.rope_scaling = "yarn", p.rope_factor = 32, p.rope_orig_ctx = 4096;
+    gguf_file *f = synth_open(&p, "gpt-oss.gguf");
+    assert_int_equal(f->n_tensors, 3 + 3 * 19);
+    expect_shape(f, "blk.0.attn_q.weight", 64, 128);
+    expect_shape(f, "blk.0.attn_q.bias", 128, 1);
+    expect_shape(f, "blk.1.attn_v.bias", 64, 1);
+    expect_shape(f, "blk.2.attn_output.bias", 64, 1);
+    expect_shape(f, "blk.0.attn_sinks.weight", 4, 1);
+    expect_shape(f, "blk.0.post_attention_norm.weight", 64, 1);
+    assert_null(gguf_find_tensor(f, "blk.0.ffn_norm.weight"));
+    expect_shape(f, "blk.1.ffn_gate_inp.bias", 4, 1);
+    expect_shape(f, "blk.1.ffn_gate_exps.bias", 96, 4);
+    expect_shape(f, "blk.1.ffn_up_exps.bias", 96, 4);
+    expect_shape(f, "blk.1.ffn_down_exps.bias", 64, 4);
+    const gguf_tensor *down = gguf_find_tensor(f, "blk.2.ffn_down_exps.weight");
+    assert_non_null(down);
+    assert_int_equal(down->ne[0], 96), assert_int_equal(down->ne[1], 64);
+    assert_int_equal(down->ne[2], 4);
+    model_info info;
+    assert_int_equal(model_info_read(f, &info, NULL), 0);
+    assert_int_equal(info.expert_feed_forward_length, 96); // always written for gpt-oss
+    assert_int_equal(info.sliding_window, 16);
+    assert_int_equal(info.sliding_window_pattern, -1);
+    assert_true(info.has_attn_sinks);
+    assert_string_equal(info.rope_scaling_type, "yarn");
+    assert_true(info.rope_scale_factor == 32.0f);
+    assert_int_equal(info.rope_original_context, 4096);
+    // Layers 0 and 2 have the window; 1 attends to everything.
+    assert_true(model_info_layer_windowed(&info, 0));
+    assert_false(model_info_layer_windowed(&info, 1));
+    assert_true(model_info_layer_windowed(&info, 2));
+    assert_false(model_info_layer_windowed(&info, 3)); // no such layer
+    float beta;
+    assert_int_equal(gguf_get_f32(f, "gpt-oss.rope.scaling.yarn_beta_fast", &beta), GARLIC_OK);
+    assert_true(beta == 32.0f);
+    gguf_close(f);
+    // No other architecture has sliding-window layers or sinks.
+    model_synth_params_default(&p);
+    f = synth_open(&p, "llama-noswa.gguf");
+    assert_int_equal(model_info_read(f, &info, NULL), 0);
+    assert_false(model_info_layer_windowed(&info, 0));
+    assert_false(info.has_attn_sinks);
+    assert_null(gguf_find_tensor(f, "gpt-oss.rope.scaling.yarn_beta_fast"));
+    gguf_close(f);
+}
+
 static void test_deterministic(void **state)
 {
     (void)state;
@@ -208,6 +263,23 @@ static void test_bad_params(void **state)
     p.more_bits_type = TENSOR_TYPE_IQ2_XXS;
     assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EUNSUPPORTED);
     assert_non_null(strstr(err.message, "more-bits"));
+    // gpt-oss needs experts, an output matrix of its own and no shared expert.
+    model_synth_params_default(&p);
+    p.arch = "gpt-oss";
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    assert_non_null(strstr(err.message, "--experts"));
+    p.n_expert = 4, p.n_expert_used = 2, p.tied = true;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    assert_non_null(strstr(err.message, "tied"));
+    p.tied = false, p.ffn_shexp = 64;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    model_synth_params_default(&p);
+    p.rope_scaling = "ntk", p.rope_factor = 2;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    assert_non_null(strstr(err.message, "ntk"));
+    p.rope_scaling = "yarn", p.rope_factor = 0;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    assert_non_null(strstr(err.message, "factor"));
     model_synth_params_default(&p);
     p.tokenizer_path = test_temp_path("does-not-exist.gguf");
     assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EIO);
@@ -241,7 +313,7 @@ int main(void)
         cmocka_unit_test(test_llama_shape_a),    cmocka_unit_test(test_architectures),
         cmocka_unit_test(test_deterministic),    cmocka_unit_test(test_types_and_fallback),
         cmocka_unit_test(test_bad_params),       cmocka_unit_test(test_tokenizer_copy),
-        cmocka_unit_test(test_more_bits_layers),
+        cmocka_unit_test(test_more_bits_layers), cmocka_unit_test(test_gpt_oss),
     };
     return cmocka_run_group_tests_name("synth", tests, NULL, NULL);
 }
