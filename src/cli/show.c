@@ -89,6 +89,21 @@ static void print_special_tokens(const gguf_file *f, const model_info *info)
         printf("\n");
 }
 
+// One letter per layer into dst: S where the layer attends through the sliding window, F
+// where it attends to everything. False (dst empty) when no layer has a window.
+static bool layer_kinds(const model_info *info, char *dst, size_t cap)
+{
+    bool any = false;
+    size_t n = 0;
+    for (uint64_t l = 0; l < info->block_count && n + 1 < cap; l++) {
+        bool windowed = model_info_layer_windowed(info, l);
+        dst[n++] = windowed ? 'S' : 'F';
+        any |= windowed;
+    }
+    dst[any ? n : 0] = '\0';
+    return any;
+}
+
 static void print_text(const gguf_file *f, const model_info *info)
 {
     char mix[512];
@@ -135,6 +150,14 @@ static void print_text(const gguf_file *f, const model_info *info)
     }
     if (info->rms_epsilon)
         printf("    %-22s %g\n", "RMS norm epsilon", info->rms_epsilon);
+    char kinds[4097];
+    if (layer_kinds(info, kinds, sizeof kinds)) {
+        printf("    %-22s %llu positions\n", "sliding window",
+               (unsigned long long)info->sliding_window);
+        printf("    %-22s %s (S: sliding window, F: full)\n", "layer kinds", kinds);
+    }
+    if (info->has_attn_sinks)
+        printf("    %-22s yes (a learned logit per head)\n", "attention sinks");
     if (info->expert_count) {
         printf("    %-22s %llu, %llu used per token", "experts",
                (unsigned long long)info->expert_count, (unsigned long long)info->expert_used_count);
@@ -233,6 +256,12 @@ static cJSON *build_json(const gguf_file *f, const model_info *info, bool tensor
     cJSON_AddNumberToObject(rope, "original_context_length", (double)info->rope_original_context);
     cJSON_AddBoolToObject(rope, "freqs_tensor", info->has_rope_freqs);
     cJSON_AddNumberToObject(root, "rms_epsilon", info->rms_epsilon);
+    char kinds[4097];
+    if (layer_kinds(info, kinds, sizeof kinds)) {
+        cJSON_AddNumberToObject(root, "sliding_window", (double)info->sliding_window);
+        cJSON_AddStringToObject(root, "layer_kinds", kinds);
+    }
+    cJSON_AddBoolToObject(root, "attention_sinks", info->has_attn_sinks);
     cJSON *tok = cJSON_AddObjectToObject(root, "tokenizer");
     json_add_text(tok, "model", info->tokenizer_model, strlen(info->tokenizer_model));
     json_add_text(tok, "pre", info->tokenizer_pre, strlen(info->tokenizer_pre));

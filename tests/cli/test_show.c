@@ -88,6 +88,40 @@ static void test_json_output(void **state)
     cJSON_Delete(root);
 }
 
+// gpt-oss: the window, which layers have it and the sinks, in text and JSON; a llama file
+// says nothing of them.
+static void test_layer_kinds(void **state)
+{
+    (void)state;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = "gpt-oss", p.n_layer = 5, p.n_expert = 4, p.n_expert_used = 2, p.sliding_window = 16;
+    char path[1024];
+    snprintf(path, sizeof path, "%s", test_temp_path("gpt-oss.gguf"));
+    garlic_error err;
+    if (model_synth_write(&p, path, &err))
+        fail_msg("%s", err.message);
+    char *out, *errs;
+    assert_int_equal(test_run(&out, &errs, "%s show '%s'", test_garlic(), path), 0);
+    const char *expect[] = {"architecture           gpt-oss", "sliding window         16 positions",
+                            "layer kinds            SFSFS", "attention sinks        yes"};
+    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
+        if (!strstr(out, expect[i]))
+            fail_msg("missing '%s' in:\n%s", expect[i], out);
+    free(out), free(errs);
+    cJSON *root = show_json(path, "");
+    assert_true(num(root, "sliding_window") == 16);
+    assert_string_equal(cJSON_GetObjectItem(root, "layer_kinds")->valuestring, "SFSFS");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(root, "attention_sinks")));
+    cJSON_Delete(root);
+    const char *llama = make_model("plain.gguf", TENSOR_TYPE_F32);
+    snprintf(path, sizeof path, "%s", llama);
+    assert_int_equal(test_run(&out, &errs, "%s show '%s'", test_garlic(), path), 0);
+    assert_null(strstr(out, "sliding window"));
+    assert_null(strstr(out, "sinks"));
+    free(out), free(errs);
+}
+
 // Facts about the shared files stated in their READMEs.
 static void test_shared_models(void **state)
 {
@@ -191,7 +225,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_output),   cmocka_unit_test(test_json_output),
         cmocka_unit_test(test_shared_models), cmocka_unit_test(test_every_shared_file),
-        cmocka_unit_test(test_damaged_files),
+        cmocka_unit_test(test_damaged_files), cmocka_unit_test(test_layer_kinds),
     };
     return cmocka_run_group_tests_name("show", tests, NULL, NULL);
 }
