@@ -21,7 +21,7 @@ static const cli_command synth_command = {
     .notes =
         "tinyllama: dim 2048, 22 layers, 32 heads, 4 KV heads, FFN 5632, context 2048, "
         "vocabulary 32000.\nT is a weight type garlic quantizes to (F32, F16, BF16, Q8_0, Q4_0, "
-        "Q4_1, Q5_0, Q5_1, Q2_K,\nQ3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS); --type also "
+        "Q4_1, Q5_0, Q5_1, Q2_K,\nQ3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, MXFP4); --type also "
         "takes the mixtures Q4_K_M and Q5_K_M.\nOn a terminal, files over 256 MiB show the "
         "percentage written without --progress.",
 };
@@ -121,7 +121,7 @@ int cli_synth(int argc, char **argv)
                    parse_preset),
         cli_string("--arch", "ARCH",
                    "llama, qwen2 (q/k/v biases), qwen3 (q/k norms), qwen3moe, qwen2moe "
-                   "(experts; llama with --experts is Mixtral), gpt-oss (experts)",
+                   "(experts; llama with --experts is Mixtral), gemma3, phi3, gpt-oss (experts)",
                    &p.arch),
         cli_uint("--dim", "N", "embedding length", &p.dim, 1, UINT32_MAX),
         cli_uint("--layers", "N", "layers", &p.n_layer, 1, UINT32_MAX),
@@ -146,18 +146,30 @@ int cli_synth(int argc, char **argv)
         cli_custom("--expert-type", "T", "type of the experts' matrices", &p, parse_expert_type),
         cli_string("--tokenizer", "VOCAB.gguf", "copy the vocabulary (every tokenizer.* key)",
                    &p.tokenizer_path),
-        cli_uint("--sliding-window", "N",
-                 "the window of the sliding-window layers (gpt-oss; default 128)",
-                 &p.sliding_window, 1, UINT32_MAX),
         cli_float("--rope-theta", "X", "RoPE frequency base (default 10000)", &p.rope_theta,
                   FLT_MIN, FLT_MAX),
-        cli_string("--rope-scaling", "KIND", "yarn or linear (default none)", &p.rope_scaling),
-        cli_float("--rope-factor", "X", "the RoPE scaling factor (with --rope-scaling)",
-                  &p.rope_factor, FLT_MIN, FLT_MAX),
-        cli_uint("--rope-orig-ctx", "N", "YaRN's original context (default --ctx)",
-                 &p.rope_orig_ctx, 1, UINT32_MAX),
         cli_float("--rms-eps", "X", "RMS norm epsilon (default 1e-5)", &p.rms_eps, FLT_MIN,
                   FLT_MAX),
+        cli_uint("--rope-dims", "N", "rotated dimensions of a head (default: all)", &p.rope_dims, 2,
+                 UINT32_MAX),
+        cli_float("--rope-linear", "X", "linear RoPE scaling by this factor", &p.rope_linear,
+                  FLT_MIN, FLT_MAX),
+        cli_float("--rope-yarn", "X", "YaRN RoPE scaling by this factor (see --rope-orig-ctx)",
+                  &p.rope_yarn, FLT_MIN, FLT_MAX),
+        cli_uint("--sliding-window", "N",
+                 "attention window of the sliding layers (gemma3: 5 of every 6; phi3: all; "
+                 "gpt-oss: every other, default 128)",
+                 &p.sliding_window, 1, UINT32_MAX),
+        cli_float("--rope-theta-swa", "X",
+                  "gemma3: RoPE base of the sliding layers (default 10000)", &p.rope_theta_swa,
+                  FLT_MIN, FLT_MAX),
+        cli_float("--final-softcap", "X", "gemma3: final logit soft-capping", &p.final_softcap,
+                  FLT_MIN, FLT_MAX),
+        cli_uint("--rope-orig-ctx", "N", "phi3, YaRN: RoPE's original context (default --ctx)",
+                 &p.rope_orig_ctx, 1, UINT32_MAX),
+        cli_flag("--longrope",
+                 "phi3: LongRoPE factors (long ones for a context beyond --rope-orig-ctx)",
+                 &p.longrope),
         cli_u64("--seed", "N", "the same seed writes the same bytes (default 1)", &p.seed),
         cli_string("--name", "TEXT", "general.name", &p.name),
         cli_flag("--progress", "show the percentage written on stderr", &progress_flag),

@@ -3,7 +3,8 @@
 // Llama-family forward pass (pre-norm, RoPE, grouped-query attention, gated FFN or experts)
 // is a new row here; one that needs new steps adds a field here and the step in forward.c
 // (attention, dense FFN) or moe.c (experts). A layer has experts when the file gives it a
-// router (ffn_gate_inp), so Mixtral is the llama row.
+// router (ffn_gate_inp), so Mixtral is the llama row. A field left out is false or 0: the
+// Llama behaviour.
 #include <stdio.h>
 #include <string.h>
 
@@ -23,21 +24,47 @@ static const model_arch archs[] = {
     // Qwen1.5-MoE / Qwen2-MoE: Qwen2's attention; experts not renormalized, plus a shared
     // expert scaled by its own sigmoid gate.
     {.name = "qwen2moe", .rope_neox = true, .qkv_bias = true, .shared_gate = true},
+    // Gemma 3 (text): the embedding scaled by sqrt(dim); per-head Q/K norms; each block's
+    // output normed before the residual; GeGLU; NeoX RoPE. Five sliding-window layers with
+    // their own RoPE (base 10000, unscaled) then one global layer; the 27B (62 layers) scales
+    // queries by 1 / sqrt(dim / n_head).
+    {.name = "gemma3",
+     .rope_neox = true,
+     .qk_norm = true,
+     .act = MODEL_ACT_GELU,
+     .embd_scale = true,
+     .post_norms = true,
+     .wide_query_layers = 62,
+     .sliding_window = true,
+     .swa_period = 6,
+     .swa_rope = true},
+    // Phi-3 / Phi-3.5 / Phi-4 (dense): Q, K and V in one matrix, gate and up in one; NeoX
+    // RoPE, LongRoPE factors (rope_factors_long/short) where the file has them. A window
+    // (attention.sliding_window, 0 on Phi-4) applies to every layer, as in the reference
+    // implementation; llama.cpp d32676d77 ignores it.
+    {.name = "phi3",
+     .rope_neox = true,
+     .sliding_window = true,
+     .swa_period = 0,
+     .fused_qkv = true,
+     .fused_up = true},
     // gpt-oss: biases on Q, K, V and the output projection; a learned sink logit per head;
-    // sliding-window and full attention alternate (layer 0 has the window); the FFN's norm is
-    // called post_attention_norm; experts in every layer, chosen by the biased router's top k
-    // and weighted by the softmax of those logits, with biases and the clamped SwiGLU.
+    // sliding-window and full attention alternate (layer 0 slides), one RoPE (YaRN) for both;
+    // the FFN's norm is called post_attention_norm; experts in every layer, chosen by the
+    // biased router's top k and weighted by the softmax of those logits, with biases and the
+    // clamped SwiGLU.
     {.name = "gpt-oss",
      .rope_neox = true,
      .qkv_bias = true,
      .act = MODEL_ACT_SWIGLU_OAI,
      .router = MODEL_ROUTER_TOPK_SOFTMAX,
      .expert_biases = true,
+     .sliding_window = true,
+     .swa_period = 2,
      .o_bias = true,
      .attn_sinks = true,
      .router_logit_bias = true,
-     .ffn_norm = "post_attention_norm.weight",
-     .swa_period = 2},
+     .ffn_norm = "post_attention_norm.weight"},
 };
 
 const model_arch *model_arch_find(const char *name)
@@ -56,12 +83,4 @@ const char *model_arch_names(void)
             n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "",
                                   archs[i].name);
     return names;
-}
-
-bool model_arch_layer_windowed(const model_arch *arch, int64_t pattern, uint32_t l)
-{
-    if (!arch->swa_period)
-        return false;
-    uint64_t period = pattern >= 0 ? (uint64_t)pattern : arch->swa_period;
-    return period == 0 || l % period < period - 1;
 }

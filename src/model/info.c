@@ -59,6 +59,39 @@ static int arch_f32(const gguf_file *f, const char *arch, const char *suffix, fl
     return GARLIC_OK;
 }
 
+// attention.sliding_window_pattern: a period (Gemma 3), or a per-layer array of flags that
+// other architectures write (noted, not read: garlic's architectures take a period).
+static int read_swa_pattern(const gguf_file *f, model_info *info, garlic_error *err)
+{
+    char key[160];
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", info->arch);
+    const gguf_kv *kv = gguf_find_kv(f, key);
+    if (!kv)
+        return GARLIC_OK;
+    if (kv->value.type == GGUF_TYPE_ARRAY) {
+        info->sliding_window_pattern_array = true;
+        return GARLIC_OK;
+    }
+    info->has_sliding_window_pattern = true;
+    return arch_u64(f, info->arch, "attention.sliding_window_pattern",
+                    &info->sliding_window_pattern, err);
+}
+
+// How many layers slide: the architecture's pattern (or the file's period) over the layers,
+// when the architecture has sliding windows and the file gives one.
+static void count_swa_layers(model_info *info)
+{
+    const model_arch *arch = model_arch_find(info->arch);
+    if (!arch || !arch->sliding_window || !info->sliding_window ||
+        info->sliding_window_pattern_array)
+        return;
+    uint64_t period = info->has_sliding_window_pattern ? info->sliding_window_pattern
+                                                       : arch->swa_period;
+    // model_layer_slides counted in closed form: of n layers, n / period are global.
+    uint64_t n = info->block_count;
+    info->n_swa_layers = period ? n - n / period : n;
+}
+
 static void read_tensors(const gguf_file *f, model_info *info)
 {
     for (uint64_t i = 0; i < f->n_tensors; i++) {
@@ -75,6 +108,9 @@ static void read_tensors(const gguf_file *f, model_info *info)
         size_t n = sizeof sinks - 1;
         if (t->name.len > n && memcmp(t->name.data + t->name.len - n, sinks, n) == 0)
             info->has_attn_sinks = true;
+        if (gguf_string_eq(t->name, "rope_factors_long.weight") ||
+            gguf_string_eq(t->name, "rope_factors_short.weight"))
+            info->has_rope_factors = true;
     }
 }
 
@@ -97,12 +133,12 @@ static int read_hparams(const gguf_file *f, model_info *info, garlic_error *err)
     rc = rc ? rc : arch_f32(f, a, "rope.freq_base", &info->rope_freq_base, err);
     rc = rc ? rc : arch_f32(f, a, "rope.scaling.factor", &info->rope_scale_factor, err);
     rc = rc ? rc : arch_f32(f, a, "attention.layer_norm_rms_epsilon", &info->rms_epsilon, err);
+    rc = rc ? rc : arch_f32(f, a, "rope.scaling.attn_factor", &info->rope_attn_factor, err);
+    rc = rc ? rc : arch_f32(f, a, "rope.freq_base_swa", &info->rope_freq_base_swa, err);
+    rc = rc ? rc : arch_f32(f, a, "attention.scale", &info->attention_scale, err);
+    rc = rc ? rc : arch_f32(f, a, "final_logit_softcapping", &info->final_logit_softcapping, err);
     rc = rc ? rc : arch_u64(f, a, "attention.sliding_window", &info->sliding_window, err);
-    uint64_t pattern = UINT64_MAX;
-    rc = rc ? rc : arch_u64(f, a, "attention.sliding_window_pattern", &pattern, err);
-    info->sliding_window_pattern = pattern == UINT64_MAX ? -1
-        : pattern > INT64_MAX                            ? INT64_MAX
-                                                         : (int64_t)pattern;
+    rc = rc ? rc : read_swa_pattern(f, info, err);
     const struct {
         const char *suffix;
         uint64_t *out;
@@ -134,6 +170,7 @@ static int read_hparams(const gguf_file *f, model_info *info, garlic_error *err)
         info->key_length = info->embedding_length / info->head_count;
     if (info->value_length == 0)
         info->value_length = info->key_length;
+    count_swa_layers(info);
     // 2 bytes per F16 element; K and V may have different head sizes.
     info->kv_bytes_per_token_f16 = info->block_count * info->head_count_kv *
         (info->key_length + info->value_length) * 2;
@@ -176,17 +213,9 @@ int model_info_read(const gguf_file *f, model_info *info, garlic_error *err)
     copy_str(f, "general.architecture", info->arch, sizeof info->arch);
     copy_str(f, "general.name", info->name, sizeof info->name);
     info->rope_freq_base = 10000.0f;
-    info->sliding_window_pattern = -1;
     read_tensors(f, info);
     read_tokenizer(f, info);
     return info->arch[0] ? read_hparams(f, info, err) : GARLIC_OK;
-}
-
-bool model_info_layer_windowed(const model_info *info, uint64_t l)
-{
-    const model_arch *arch = model_arch_find(info->arch);
-    return arch && info->sliding_window && l < info->block_count &&
-        model_arch_layer_windowed(arch, info->sliding_window_pattern, (uint32_t)l);
 }
 
 bool model_info_token_text(const gguf_file *f, int64_t id, gguf_string *out)

@@ -42,10 +42,20 @@ typedef struct model_info {
     char rope_scaling_type[32];     // "none", "linear", "yarn", ... ("" when absent)
     uint64_t rope_original_context; // rope.scaling.original_context_length, 0 when absent
     bool has_rope_freqs;            // a rope_freqs.weight tensor is present
-    float rms_epsilon;              // 0 when absent
-    uint64_t sliding_window;        // attention.sliding_window (positions), 0 when absent
-    int64_t sliding_window_pattern; // attention.sliding_window_pattern, -1 when absent
     bool has_attn_sinks;            // attn_sinks tensors are present (gpt-oss)
+    bool has_rope_factors;          // rope_factors_long/short tensors (LongRoPE) are present
+    float rope_attn_factor;         // rope.scaling.attn_factor, 0 when absent
+    float rope_freq_base_swa;       // rope.freq_base_swa, 0 when absent
+    float rms_epsilon;              // 0 when absent
+    float attention_scale;          // attention.scale, 0 when absent
+    float final_logit_softcapping;  // 0 when absent
+    // Sliding-window attention.
+    uint64_t sliding_window;           // attention.sliding_window, 0 when absent
+    uint64_t sliding_window_pattern;   // attention.sliding_window_pattern (a period)
+    bool has_sliding_window_pattern;   // ... is present as a number
+    bool sliding_window_pattern_array; // ... is present as a per-layer array
+    uint64_t n_swa_layers; // layers that slide, by the architecture's pattern (0: none, or an
+                           // architecture garlic does not know)
     // Mixture of experts; 0 when absent.
     uint64_t expert_count;
     uint64_t expert_used_count;
@@ -72,10 +82,6 @@ typedef struct model_info {
 // Fills info from an open file. Never fails on missing keys (they stay 0 or ""); fails with
 // GARLIC_EFORMAT when a key has an impossible type or value, naming the key.
 int model_info_read(const gguf_file *f, model_info *info, garlic_error *err);
-
-// Whether layer l attends through the sliding window (the architecture's pattern of layers,
-// or the file's); false for architectures without sliding windows or a file without a window.
-bool model_info_layer_windowed(const model_info *info, uint64_t l);
 
 // The text of token id from tokenizer.ggml.tokens, or false if out of range.
 bool model_info_token_text(const gguf_file *f, int64_t id, gguf_string *out);

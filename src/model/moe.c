@@ -38,8 +38,9 @@ uint64_t model_moe_scratch_layout(const model_hparams *hp, uint32_t max_batch, s
 {
     if (!hp->n_expert)
         return 0;
-    model_moe_scratch sizes_only; // the slots' addresses need a struct even when only sizing
-    moe = moe ? moe : &sizes_only;
+    model_moe_scratch sizes_only; // the slots' addresses are taken even when only sizing
+    if (!moe)
+        moe = &sizes_only;
     uint64_t B = max_batch, S = B * hp->n_expert_used, E = hp->n_expert, f = sizeof(float),
              u = sizeof(uint32_t);
     struct {

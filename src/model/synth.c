@@ -15,7 +15,13 @@
 #include "model/model.h"
 #include "tensor/types.h"
 
-typedef enum init_kind { INIT_MATRIX, INIT_NORM, INIT_BIAS } init_kind;
+typedef enum init_kind {
+    INIT_MATRIX,
+    INIT_NORM,
+    INIT_BIAS,
+    INIT_ROPE_SHORT,
+    INIT_ROPE_LONG
+} init_kind;
 
 typedef struct synth_tensor {
     init_kind init;
@@ -104,9 +110,11 @@ static void fill_rows(void *ctx, int ith, int nth)
             r;
         for (uint64_t i = 0; i < t->ne0; i++) {
             float x = approx_normal(&seed);
-            row[i] = t->init == INIT_MATRIX ? 0.02f * x
-                : t->init == INIT_NORM      ? 1.0f + 0.1f * x
-                                            : 0.5f * x;
+            row[i] = t->init == INIT_MATRIX  ? 0.02f * x
+                : t->init == INIT_NORM       ? 1.0f + 0.1f * x
+                : t->init == INIT_ROPE_SHORT ? 1.0f + 0.25f * fabsf(x)
+                : t->init == INIT_ROPE_LONG  ? 1.0f + 4.0f * fabsf(x)
+                                             : 0.5f * x;
         }
         uint8_t *out = job->dst + r * job->row_bytes;
         if (t->type == TENSOR_TYPE_F32)
@@ -188,24 +196,31 @@ static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_err
     uint64_t hd = p->head_dim, q_dim = (uint64_t)p->n_head * hd,
              kv_dim = (uint64_t)p->n_head_kv * hd, dim = p->dim;
     uint64_t ne = p->n_expert, fe = p->ffn_exp ? p->ffn_exp : p->ffn, fs = p->ffn_shexp;
-    bool moe = ne > 0, dense = !moe, eb = moe && arch->expert_biases;
+    bool moe = ne > 0, dense = !moe, fused = arch->fused_qkv, split = !fused;
+    bool eb = moe && arch->expert_biases;
+    bool up2 = dense && arch->fused_up; // one ffn_up of gate rows then up rows
     const layer_tensor specs[] = {
         {"attn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
-        {"attn_q.weight", INIT_MATRIX, t, dim, q_dim, 1, true},
-        {"attn_k.weight", INIT_MATRIX, t, dim, kv_dim, 1, true},
-        {"attn_v.weight", INIT_MATRIX, vd_type, dim, kv_dim, 1, true},
-        {"attn_q.bias", INIT_BIAS, 0, q_dim, 1, 1, arch->qkv_bias},
-        {"attn_k.bias", INIT_BIAS, 0, kv_dim, 1, 1, arch->qkv_bias},
-        {"attn_v.bias", INIT_BIAS, 0, kv_dim, 1, 1, arch->qkv_bias},
+        {"attn_q.weight", INIT_MATRIX, t, dim, q_dim, 1, split},
+        {"attn_k.weight", INIT_MATRIX, t, dim, kv_dim, 1, split},
+        {"attn_v.weight", INIT_MATRIX, vd_type, dim, kv_dim, 1, split},
+        {"attn_qkv.weight", INIT_MATRIX, t, dim, q_dim + 2 * kv_dim, 1, fused},
+        {"attn_q.bias", INIT_BIAS, 0, q_dim, 1, 1, arch->qkv_bias && split},
+        {"attn_k.bias", INIT_BIAS, 0, kv_dim, 1, 1, arch->qkv_bias && split},
+        {"attn_v.bias", INIT_BIAS, 0, kv_dim, 1, 1, arch->qkv_bias && split},
+        {"attn_qkv.bias", INIT_BIAS, 0, q_dim + 2 * kv_dim, 1, 1, arch->qkv_bias && fused},
         {"attn_q_norm.weight", INIT_NORM, 0, hd, 1, 1, arch->qk_norm},
         {"attn_k_norm.weight", INIT_NORM, 0, hd, 1, 1, arch->qk_norm},
         {"attn_output.weight", INIT_MATRIX, t, q_dim, dim, 1, true},
         {"attn_output.bias", INIT_BIAS, 0, dim, 1, 1, arch->o_bias},
         {"attn_sinks.weight", INIT_BIAS, 0, p->n_head, 1, 1, arch->attn_sinks},
+        {"post_attention_norm.weight", INIT_NORM, 0, dim, 1, 1, arch->post_norms},
         {arch->ffn_norm ? arch->ffn_norm : "ffn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
-        {"ffn_gate.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense},
-        {"ffn_up.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense},
+        {"ffn_gate.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense && !up2},
+        {"ffn_up.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense && !up2},
+        {"ffn_up.weight", INIT_MATRIX, t, dim, 2 * (uint64_t)p->ffn, 1, up2},
         {"ffn_down.weight", INIT_MATRIX, vd_type, p->ffn, dim, 1, dense},
+        {"post_ffw_norm.weight", INIT_NORM, 0, dim, 1, 1, arch->post_norms},
         // The router stays F32, as llama-quantize leaves it.
         {"ffn_gate_inp.weight", INIT_MATRIX, TENSOR_TYPE_F32, dim, ne, 1, moe},
         {"ffn_gate_inp.bias", INIT_BIAS, 0, ne, 1, 1, moe && arch->router_logit_bias},
@@ -332,21 +347,58 @@ static bool writable(uint32_t type)
     return t && (t->quantize || type == TENSOR_TYPE_F32);
 }
 
+// The options only some architectures' files carry, as llama.cpp reads them: a window where
+// the architecture has one, gemma3's sliding RoPE base and soft cap, phi3's LongRoPE, an
+// original context for phi3 or YaRN; gpt-oss has its own output matrix and no shared expert.
+static int check_arch_options(const model_synth_params *p, garlic_error *err)
+{
+    const model_arch *arch = model_arch_find(p->arch);
+    bool gemma3 = strcmp(p->arch, "gemma3") == 0, phi3 = strcmp(p->arch, "phi3") == 0;
+    bool yarn = p->rope_yarn > 0;
+    if (strcmp(p->arch, "gpt-oss") == 0 && (p->tied || p->ffn_shexp))
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "gpt-oss has neither tied embeddings nor a shared expert");
+    if (yarn && p->rope_linear > 0)
+        return garlic_error_set(err, GARLIC_EINVAL, "RoPE scaling is linear or YaRN, not both");
+    if (p->sliding_window && !arch->sliding_window)
+        return garlic_error_set(err, GARLIC_EINVAL, "arch %s has no sliding window", p->arch);
+    if (p->rope_theta_swa > 0 && !arch->swa_rope)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "arch %s has no RoPE of its own for sliding layers", p->arch);
+    if (p->final_softcap > 0 && !gemma3)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "final logit soft-capping is written for gemma3");
+    if ((p->longrope && !phi3) || (p->rope_orig_ctx && !phi3 && !yarn))
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "LongRoPE and the original context are written for phi3 (the "
+                                "original context also with YaRN)");
+    if (p->longrope && (!p->rope_orig_ctx || p->rope_orig_ctx > p->context))
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "LongRoPE needs an original context (%u) within the context (%u)",
+                                p->rope_orig_ctx, p->context);
+    // llama.cpp's Phi-3 takes the head size as dim / heads (its output matrix is dim x dim).
+    if (phi3 && p->head_dim && (uint64_t)p->head_dim * p->n_head != p->dim)
+        return garlic_error_set(err, GARLIC_EINVAL, "phi3's head dim must be dim / heads");
+    return GARLIC_OK;
+}
+
 static int check_params(const model_synth_params *p, garlic_error *err)
 {
     const tensor_type_traits *t = tensor_type_get(p->type);
-    static const char *const writable_archs[] = {"llama",    "qwen2",    "qwen3",
-                                                 "qwen3moe", "qwen2moe", "gpt-oss"};
+    static const char *const writable_archs[] = {"llama",    "qwen2",  "qwen3", "qwen3moe",
+                                                 "qwen2moe", "gemma3", "phi3",  "gpt-oss"};
     bool known = false;
     for (size_t i = 0; i < sizeof writable_archs / sizeof writable_archs[0]; i++)
         known |= strcmp(p->arch, writable_archs[i]) == 0;
     if (!known)
         return garlic_error_set(err, GARLIC_EINVAL,
-                                "arch '%s': expected llama, qwen2, qwen3, qwen3moe, qwen2moe or "
-                                "gpt-oss",
+                                "arch '%s': expected llama, qwen2, qwen3, qwen3moe, qwen2moe, "
+                                "gemma3, phi3 or gpt-oss",
                                 p->arch);
-    bool gpt_oss = strcmp(p->arch, "gpt-oss") == 0;
-    bool moe_arch = strstr(p->arch, "moe") != NULL || gpt_oss;
+    int rc = check_arch_options(p, err);
+    if (rc)
+        return rc;
+    bool moe_arch = strstr(p->arch, "moe") != NULL || strcmp(p->arch, "gpt-oss") == 0;
     if (moe_arch && !p->n_expert)
         return garlic_error_set(err, GARLIC_EINVAL, "arch %s needs experts (--experts N)", p->arch);
     if (p->n_expert &&
@@ -361,17 +413,6 @@ static int check_params(const model_synth_params *p, garlic_error *err)
     if (strcmp(p->arch, "qwen2moe") == 0 && !p->ffn_shexp)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "qwen2moe needs a shared expert (--shared-ffn)");
-    // llama.cpp's gpt-oss has an output matrix of its own and no shared expert.
-    if (gpt_oss && (p->tied || p->ffn_shexp))
-        return garlic_error_set(err, GARLIC_EINVAL,
-                                "gpt-oss has neither tied embeddings nor a shared expert");
-    if (p->rope_scaling && strcmp(p->rope_scaling, "yarn") != 0 &&
-        strcmp(p->rope_scaling, "linear") != 0)
-        return garlic_error_set(err, GARLIC_EINVAL, "rope scaling '%s': expected yarn or linear",
-                                p->rope_scaling);
-    if (p->rope_scaling && !(p->rope_factor > 0))
-        return garlic_error_set(err, GARLIC_EINVAL, "rope scaling %s needs a factor > 0",
-                                p->rope_scaling);
     if (!p->dim || !p->n_layer || !p->n_head || !p->n_head_kv || !p->ffn || !p->context)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "dim, layers, heads, kv heads, ffn and context must be > 0");
@@ -382,8 +423,13 @@ static int check_params(const model_synth_params *p, garlic_error *err)
     if (!p->head_dim && p->dim % p->n_head)
         return garlic_error_set(err, GARLIC_EINVAL, "dim (%u) must be a multiple of heads (%u)",
                                 p->dim, p->n_head);
-    if ((p->head_dim ? p->head_dim : p->dim / p->n_head) % 2)
+    uint32_t head_dim = p->head_dim ? p->head_dim : p->dim / p->n_head;
+    if (head_dim % 2)
         return garlic_error_set(err, GARLIC_EINVAL, "head dim must be even (RoPE rotates pairs)");
+    if (p->rope_dims % 2 || p->rope_dims > head_dim)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "rope dims %u must be even and at most the head dim %u",
+                                p->rope_dims, head_dim);
     if (!writable(p->type))
         return garlic_error_set(err, GARLIC_EUNSUPPORTED, "type %s: garlic cannot quantize to it",
                                 t ? t->name : "?");
@@ -396,16 +442,23 @@ static int check_params(const model_synth_params *p, garlic_error *err)
     return GARLIC_OK;
 }
 
-// The architecture's hyper-parameters under "<arch>.<key>", as llama.cpp names them; the
-// key and value lengths only when the head size is not dim / n_head. gpt-oss's converter
-// always writes the experts' width and the sliding window; with YaRN it writes beta_fast and
-// beta_slow (32 and 1 from gpt-oss's config), which llama.cpp and garlic take as given.
+// The architecture's hyper-parameters under "<arch>.<key>", as llama.cpp's converter names
+// and writes them: the key and value lengths only when the head size is not dim / n_head;
+// gemma3's sliding RoPE base always and its window when there is one; phi3's window (0 for
+// none) and original context always, its LongRoPE attention factor with the factors;
+// gpt-oss's window and experts' width always. YaRN writes its factor, original context and,
+// as gpt-oss's converter does from its config, beta_fast 32 and beta_slow 1 (which llama.cpp
+// and garlic take as given).
 static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t head_dim)
 {
-    bool own_head = head_dim * p->n_head != p->dim;
-    bool swa = model_arch_find(p->arch)->swa_period != 0;
-    const char *scaling = p->rope_scaling;
-    bool yarn = scaling && strcmp(scaling, "yarn") == 0;
+    const model_arch *arch = model_arch_find(p->arch);
+    bool own_head = head_dim * p->n_head != p->dim, phi3 = strcmp(p->arch, "phi3") == 0;
+    bool gpt_oss = strcmp(p->arch, "gpt-oss") == 0, yarn = p->rope_yarn > 0;
+    float rope_factor = yarn ? p->rope_yarn : p->rope_linear;
+    uint32_t orig = p->rope_orig_ctx ? p->rope_orig_ctx : p->context;
+    // Phi-3's converter: sqrt(1 + ln(scale) / ln(original context)), scale = context / original.
+    double scale = (double)p->context / orig;
+    float attn_factor = scale > 1 ? (float)sqrt(1 + log(scale) / log((double)orig)) : 1.0f;
     const struct {
         const char *key;
         uint32_t u32; // written when f32 is 0
@@ -418,35 +471,38 @@ static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t h
         {"feed_forward_length", p->ffn, 0, false},
         {"attention.head_count", p->n_head, 0, false},
         {"attention.head_count_kv", p->n_head_kv, 0, false},
-        {"rope.dimension_count", head_dim, 0, false},
+        {"rope.dimension_count", p->rope_dims ? p->rope_dims : head_dim, 0, false},
         {"rope.freq_base", 0, p->rope_theta > 0 ? p->rope_theta : 10000.0f, false},
+        {"rope.freq_base_swa", 0, p->rope_theta_swa > 0 ? p->rope_theta_swa : 10000.0f,
+         !arch->swa_rope},
+        {"rope.scaling.factor", 0, rope_factor, !(rope_factor > 0)},
+        {"rope.scaling.original_context_length", orig, 0, !phi3 && !yarn},
+        {"rope.scaling.yarn_beta_fast", 0, 32.0f, !yarn},
+        {"rope.scaling.yarn_beta_slow", 0, 1.0f, !yarn},
+        {"rope.scaling.attn_factor", 0, attn_factor, !p->longrope},
         {"attention.layer_norm_rms_epsilon", 0, p->rms_eps > 0 ? p->rms_eps : 1e-5f, false},
         {"attention.key_length", head_dim, 0, !own_head},
         {"attention.value_length", head_dim, 0, !own_head},
+        {"attention.sliding_window", p->sliding_window, 0, !p->sliding_window && !phi3 && !gpt_oss},
+        {"final_logit_softcapping", 0, p->final_softcap, !(p->final_softcap > 0)},
         {"expert_count", p->n_expert, 0, !p->n_expert},
         {"expert_used_count", p->n_expert_used, 0, !p->n_expert},
         {"expert_feed_forward_length", p->ffn_exp, 0, !p->n_expert || !p->ffn_exp},
         {"expert_shared_feed_forward_length", p->ffn_shexp, 0, !p->ffn_shexp},
-        {"attention.sliding_window", p->sliding_window ? p->sliding_window : 128, 0, !swa},
-        {"rope.scaling.factor", 0, p->rope_factor, !scaling},
-        {"rope.scaling.original_context_length", p->rope_orig_ctx ? p->rope_orig_ctx : p->context,
-         0, !yarn},
-        {"rope.scaling.yarn_beta_fast", 0, 32.0f, !yarn},
-        {"rope.scaling.yarn_beta_slow", 0, 1.0f, !yarn},
     };
     int r = gguf_writer_set_str(w, "general.architecture", p->arch);
     r = r ? r : gguf_writer_set_str(w, "general.name", p->name ? p->name : "garlic-synth");
-    if (scaling && r == 0) {
-        char key[96];
-        snprintf(key, sizeof key, "%s.rope.scaling.type", p->arch);
-        r = gguf_writer_set_str(w, key, scaling);
-    }
     for (size_t i = 0; r == 0 && i < sizeof keys / sizeof keys[0]; i++) {
         char key[96];
         snprintf(key, sizeof key, "%s.%s", p->arch, keys[i].key);
         if (!keys[i].skip)
             r = keys[i].f32 != 0 ? gguf_writer_set_f32(w, key, keys[i].f32)
                                  : gguf_writer_set_u32(w, key, keys[i].u32);
+    }
+    if (r == 0 && rope_factor > 0) {
+        char key[96];
+        snprintf(key, sizeof key, "%s.rope.scaling.type", p->arch);
+        r = gguf_writer_set_str(w, key, yarn ? "yarn" : "linear");
     }
     return r;
 }
@@ -459,11 +515,15 @@ int model_synth_write(const model_synth_params *params, const char *path, garlic
     model_synth_params p = *params;
     if (!p.head_dim)
         p.head_dim = p.dim / p.n_head;
-    if (strcmp(p.arch, "gpt-oss") == 0 && !p.ffn_exp)
-        p.ffn_exp = p.ffn; // its converter writes expert_feed_forward_length (llama.cpp needs it)
+    // gpt-oss's converter always writes the experts' width and the window (llama.cpp needs
+    // both): the width is --ffn's unless given, the window gpt-oss's 128.
+    if (strcmp(p.arch, "gpt-oss") == 0) {
+        p.ffn_exp = p.ffn_exp ? p.ffn_exp : p.ffn;
+        p.sliding_window = p.sliding_window ? p.sliding_window : 128;
+    }
     gguf_writer *w = gguf_writer_new();
     synth_state st = {.p = &p};
-    size_t max_tensors = 3 + (size_t)p.n_layer * 32;
+    size_t max_tensors = 5 + (size_t)p.n_layer * 32;
     st.tensors = garlic_calloc(max_tensors, sizeof *st.tensors);
     if (!w || !st.tensors) {
         rc = garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
@@ -479,6 +539,11 @@ int model_synth_write(const model_synth_params *params, const char *path, garlic
     if (rc)
         goto done;
     rc = add(w, &st, "token_embd.weight", INIT_MATRIX, p.type, p.dim, p.vocab, err);
+    uint32_t half = (p.rope_dims ? p.rope_dims : p.head_dim) / 2;
+    if (rc == GARLIC_OK && p.longrope)
+        rc = add(w, &st, "rope_factors_long.weight", INIT_ROPE_LONG, 0, half, 1, err);
+    if (rc == GARLIC_OK && p.longrope)
+        rc = add(w, &st, "rope_factors_short.weight", INIT_ROPE_SHORT, 0, half, 1, err);
     for (uint32_t l = 0; l < p.n_layer && rc == GARLIC_OK; l++)
         rc = add_layer(w, &st, l, err);
     if (rc == GARLIC_OK)

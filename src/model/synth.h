@@ -13,7 +13,8 @@
 
 typedef struct model_synth_params {
     const char *arch; // "llama", "qwen2" (Q/K/V bias), "qwen3" (Q/K norms), "qwen3moe",
-                      // "qwen2moe" (experts; llama with experts is Mixtral), "gpt-oss"
+                      // "qwen2moe" (experts; llama with experts is Mixtral), "gemma3",
+                      // "phi3" (fused Q/K/V and gate/up), "gpt-oss" (experts, sinks)
     const char *name; // general.name; NULL for "garlic-synth"
     uint32_t dim;     // embedding length
     uint32_t n_layer;
@@ -34,11 +35,16 @@ typedef struct model_synth_params {
     uint32_t ffn_exp;           // an expert's width (0: ffn)
     uint32_t ffn_shexp;         // the shared expert's width (0: none; qwen2moe needs one)
     int32_t expert_type;        // tensor_type of the experts' matrices, -1: same as type
-    uint32_t sliding_window;    // the window of gpt-oss's sliding-window layers (0: 128)
-    const char *rope_scaling;   // "yarn", "linear" or NULL (none)
-    float rope_factor;          // rope.scaling.factor (with rope_scaling)
-    uint32_t rope_orig_ctx;     // YaRN's original context (0: the context length)
     float rope_theta;           // 0: 10000
+    float rope_linear;          // linear RoPE scaling factor (rope.scaling.*), 0: none
+    float rope_yarn;            // YaRN RoPE scaling factor (rope.scaling.*), 0: none
+    uint32_t rope_dims;         // rope.dimension_count, 0: the head size
+    uint32_t sliding_window;    // attention.sliding_window (gemma3, phi3), 0: none (gpt-oss,
+                                // which always has one: 128)
+    float rope_theta_swa;       // rope.freq_base_swa of gemma3's sliding layers, 0: 10000
+    float final_softcap;        // final_logit_softcapping (gemma3), 0: none
+    uint32_t rope_orig_ctx;     // rope.scaling.original_context_length (phi3, YaRN), 0: context
+    bool longrope;              // rope_factors_long/short and rope.scaling.attn_factor (phi3)
     float rms_eps;              // 0: 1e-5
     const char *tokenizer_path; // copy tokenizer.* keys from this GGUF, or NULL
     uint64_t seed;
@@ -52,8 +58,8 @@ typedef struct model_synth_params {
 // FFN 768, context 512, vocab 512, F32, llama).
 void model_synth_params_default(model_synth_params *p);
 
-// Writes the model to path. Matrices are N(0, 0.02), norms 1 + N(0, 0.1), biases N(0, 0.5);
-// 1-D tensors stay F32. A matrix whose rows are not a multiple of the type's block size falls
+// Writes the model to path. Matrices are N(0, 0.02), norms 1 + N(0, 0.1), biases N(0, 0.5),
+// LongRoPE factors 1 + |N(0, 0.25)| (short) and 1 + |N(0, 4)| (long); 1-D tensors stay F32. A matrix whose rows are not a multiple of the type's block size falls
 // back to Q8_0, F16 or F32 (as llama-quantize does). Fails with a message naming the
 // parameter or file at fault.
 int model_synth_write(const model_synth_params *p, const char *path, garlic_error *err);

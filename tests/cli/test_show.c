@@ -88,9 +88,46 @@ static void test_json_output(void **state)
     cJSON_Delete(root);
 }
 
-// gpt-oss: the window, which layers have it and the sinks, in text and JSON; a llama file
-// says nothing of them.
-static void test_layer_kinds(void **state)
+// Sliding windows: which layers have one (gemma3: every sixth layer is global; phi3: all),
+// the sliding layers' RoPE base, LongRoPE, the soft cap; in text and JSON.
+static void test_sliding_windows(void **state)
+{
+    (void)state;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = "gemma3", p.n_layer = 13, p.sliding_window = 16, p.final_softcap = 30, p.tied = true;
+    const char *path = test_temp_path("gemma3.gguf");
+    garlic_error e;
+    if (model_synth_write(&p, path, &e))
+        fail_msg("%s", e.message);
+    char *out, *err;
+    assert_int_equal(test_run(&out, &err, "%s show '%s'", test_garlic(), path), 0);
+    const char *expect[] = {
+        "sliding window         16 tokens, 11 of 13 layers (global: 5, 11), RoPE base 10000",
+        "final logit soft cap   30"};
+    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
+        if (!strstr(out, expect[i]))
+            fail_msg("missing '%s' in:\n%s", expect[i], out);
+    free(out), free(err);
+    cJSON *root = show_json(path, "");
+    assert_true(num(root, "sliding_window") == 16 && num(root, "sliding_window_layers") == 11);
+    assert_true(num(cJSON_GetObjectItem(root, "rope"), "freq_base_swa") == 10000);
+    cJSON_Delete(root);
+    model_synth_params_default(&p);
+    p.arch = "phi3", p.sliding_window = 64, p.context = 4096, p.rope_orig_ctx = 1024;
+    p.longrope = true;
+    path = test_temp_path("phi3.gguf");
+    if (model_synth_write(&p, path, &e))
+        fail_msg("%s", e.message);
+    assert_int_equal(test_run(&out, &err, "%s show '%s'", test_garlic(), path), 0);
+    if (!strstr(out, "sliding window         64 tokens, all 2 layers") ||
+        !strstr(out, "(original context 1024), LongRoPE factors, attention factor 1.09"))
+        fail_msg("phi3:\n%s", out);
+    free(out), free(err);
+}
+
+// gpt-oss: every other layer slides (layer 0 first), and the sinks are shown.
+static void test_gpt_oss(void **state)
 {
     (void)state;
     model_synth_params p;
@@ -98,28 +135,27 @@ static void test_layer_kinds(void **state)
     p.arch = "gpt-oss", p.n_layer = 5, p.n_expert = 4, p.n_expert_used = 2, p.sliding_window = 16;
     char path[1024];
     snprintf(path, sizeof path, "%s", test_temp_path("gpt-oss.gguf"));
-    garlic_error err;
-    if (model_synth_write(&p, path, &err))
-        fail_msg("%s", err.message);
-    char *out, *errs;
-    assert_int_equal(test_run(&out, &errs, "%s show '%s'", test_garlic(), path), 0);
-    const char *expect[] = {"architecture           gpt-oss", "sliding window         16 positions",
-                            "layer kinds            SFSFS", "attention sinks        yes"};
+    garlic_error e;
+    if (model_synth_write(&p, path, &e))
+        fail_msg("%s", e.message);
+    char *out, *err;
+    assert_int_equal(test_run(&out, &err, "%s show '%s'", test_garlic(), path), 0);
+    const char *expect[] = {"architecture           gpt-oss",
+                            "sliding window         16 tokens, 3 of 5 layers (global: 1, 3)",
+                            "attention sinks        yes"};
     for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
         if (!strstr(out, expect[i]))
             fail_msg("missing '%s' in:\n%s", expect[i], out);
-    free(out), free(errs);
+    free(out), free(err);
     cJSON *root = show_json(path, "");
-    assert_true(num(root, "sliding_window") == 16);
-    assert_string_equal(cJSON_GetObjectItem(root, "layer_kinds")->valuestring, "SFSFS");
+    assert_true(num(root, "sliding_window") == 16 && num(root, "sliding_window_layers") == 3);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(root, "attention_sinks")));
     cJSON_Delete(root);
-    const char *llama = make_model("plain.gguf", TENSOR_TYPE_F32);
-    snprintf(path, sizeof path, "%s", llama);
-    assert_int_equal(test_run(&out, &errs, "%s show '%s'", test_garlic(), path), 0);
-    assert_null(strstr(out, "sliding window"));
+    const char *plain = make_model("plain.gguf", TENSOR_TYPE_F32);
+    snprintf(path, sizeof path, "%s", plain);
+    assert_int_equal(test_run(&out, &err, "%s show '%s'", test_garlic(), path), 0);
     assert_null(strstr(out, "sinks"));
-    free(out), free(errs);
+    free(out), free(err);
 }
 
 // Facts about the shared files stated in their READMEs.
@@ -225,7 +261,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_output),   cmocka_unit_test(test_json_output),
         cmocka_unit_test(test_shared_models), cmocka_unit_test(test_every_shared_file),
-        cmocka_unit_test(test_damaged_files), cmocka_unit_test(test_layer_kinds),
+        cmocka_unit_test(test_damaged_files), cmocka_unit_test(test_sliding_windows),
+        cmocka_unit_test(test_gpt_oss),
     };
     return cmocka_run_group_tests_name("show", tests, NULL, NULL);
 }

@@ -109,16 +109,65 @@ static void test_architectures(void **state)
     gguf_close(f);
 }
 
+// gemma3 and phi3 carry the tensors and keys llama.cpp's converter writes for them.
+static void test_gemma3_phi3(void **state)
+{
+    (void)state;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = "gemma3", p.n_layer = 7, p.n_head = 4, p.head_dim = 64, p.tied = true;
+    p.sliding_window = 8, p.rope_linear = 8, p.final_softcap = 30, p.rope_theta_swa = 20000;
+    gguf_file *f = synth_open(&p, "gemma3.gguf");
+    assert_int_equal(f->n_tensors, 2 + 7 * 13);
+    assert_null(gguf_find_tensor(f, "output.weight"));
+    expect_shape(f, "blk.6.post_attention_norm.weight", 256, 1);
+    expect_shape(f, "blk.6.post_ffw_norm.weight", 256, 1);
+    expect_shape(f, "blk.0.attn_q_norm.weight", 64, 1);
+    expect_shape(f, "blk.0.attn_q.weight", 256, 256);
+    expect_shape(f, "blk.0.attn_output.weight", 256, 256);
+    model_info info;
+    assert_int_equal(model_info_read(f, &info, NULL), 0);
+    assert_int_equal(info.sliding_window, 8);
+    assert_int_equal(info.n_swa_layers, 6); // layer 5 is global
+    assert_true(info.rope_freq_base_swa == 20000 && info.final_logit_softcapping == 30);
+    assert_string_equal(info.rope_scaling_type, "linear");
+    assert_true(info.rope_scale_factor == 8 && info.key_length == 64);
+    gguf_close(f);
+
+    model_synth_params_default(&p);
+    p.arch = "phi3", p.context = 4096, p.rope_orig_ctx = 256, p.longrope = true;
+    p.rope_dims = 16;
+    f = synth_open(&p, "phi3.gguf");
+    assert_int_equal(f->n_tensors, 5 + 2 * 6);
+    expect_shape(f, "blk.1.attn_qkv.weight", 256, 256 + 2 * 64);
+    expect_shape(f, "blk.1.ffn_up.weight", 256, 2 * 768);
+    assert_null(gguf_find_tensor(f, "blk.0.ffn_gate.weight"));
+    assert_null(gguf_find_tensor(f, "blk.0.attn_q.weight"));
+    expect_shape(f, "rope_factors_long.weight", 8, 1);
+    expect_shape(f, "rope_factors_short.weight", 8, 1);
+    const float *lf = gguf_find_tensor(f, "rope_factors_long.weight")->data;
+    for (int i = 0; i < 8; i++)
+        assert_true(lf[i] >= 1.0f);
+    assert_int_equal(model_info_read(f, &info, NULL), 0);
+    assert_true(info.has_rope_factors && info.rope_original_context == 256);
+    assert_true(fabs(info.rope_attn_factor - sqrt(1 + log(16.0) / log(256.0))) < 1e-6);
+    assert_int_equal(info.rope_dimension_count, 16);
+    // The key is written even without a window (0), as the converter does for Phi-4.
+    assert_non_null(gguf_find_kv(f, "phi3.attention.sliding_window"));
+    assert_int_equal(info.sliding_window, 0);
+    gguf_close(f);
+}
+
 // gpt-oss as llama.cpp's converter writes it: the sinks, the output and router biases, the
-// experts' biases, post_attention_norm for the FFN's norm, the sliding window and YaRN keys.
+// experts' biases, post_attention_norm for the FFN's norm, the window and the YaRN keys.
 static void test_gpt_oss(void **state)
 {
     (void)state;
     model_synth_params p;
     model_synth_params_default(&p);
     p.arch = "gpt-oss", p.dim = 64, p.n_layer = 3, p.n_head = 4, p.n_head_kv = 2;
-    p.head_dim = 32, p.ffn = 96, p.n_expert = 4, p.n_expert_used = 2, p.sliding_window = 16;
-    p.rope_scaling = "yarn", p.rope_factor = 32, p.rope_orig_ctx = 4096;
+    p.head_dim = 32, p.ffn = 96, p.n_expert = 4, p.n_expert_used = 2;
+    p.rope_yarn = 32, p.rope_orig_ctx = 4096;
     gguf_file *f = synth_open(&p, "gpt-oss.gguf");
     assert_int_equal(f->n_tensors, 3 + 3 * 19);
     expect_shape(f, "blk.0.attn_q.weight", 64, 128);
@@ -134,33 +183,26 @@ static void test_gpt_oss(void **state)
     expect_shape(f, "blk.1.ffn_down_exps.bias", 64, 4);
     const gguf_tensor *down = gguf_find_tensor(f, "blk.2.ffn_down_exps.weight");
     assert_non_null(down);
-    assert_int_equal(down->ne[0], 96), assert_int_equal(down->ne[1], 64);
+    assert_int_equal(down->ne[0], 96);
+    assert_int_equal(down->ne[1], 64);
     assert_int_equal(down->ne[2], 4);
     model_info info;
     assert_int_equal(model_info_read(f, &info, NULL), 0);
     assert_int_equal(info.expert_feed_forward_length, 96); // always written for gpt-oss
-    assert_int_equal(info.sliding_window, 16);
-    assert_int_equal(info.sliding_window_pattern, -1);
+    assert_int_equal(info.sliding_window, 128);            // gpt-oss's, when not given
+    assert_int_equal(info.n_swa_layers, 2);                // layers 0 and 2
     assert_true(info.has_attn_sinks);
     assert_string_equal(info.rope_scaling_type, "yarn");
     assert_true(info.rope_scale_factor == 32.0f);
     assert_int_equal(info.rope_original_context, 4096);
-    // Layers 0 and 2 have the window; 1 attends to everything.
-    assert_true(model_info_layer_windowed(&info, 0));
-    assert_false(model_info_layer_windowed(&info, 1));
-    assert_true(model_info_layer_windowed(&info, 2));
-    assert_false(model_info_layer_windowed(&info, 3)); // no such layer
     float beta;
     assert_int_equal(gguf_get_f32(f, "gpt-oss.rope.scaling.yarn_beta_fast", &beta), GARLIC_OK);
     assert_true(beta == 32.0f);
     gguf_close(f);
-    // No other architecture has sliding-window layers or sinks.
     model_synth_params_default(&p);
-    f = synth_open(&p, "llama-noswa.gguf");
+    f = synth_open(&p, "llama-nosinks.gguf");
     assert_int_equal(model_info_read(f, &info, NULL), 0);
-    assert_false(model_info_layer_windowed(&info, 0));
     assert_false(info.has_attn_sinks);
-    assert_null(gguf_find_tensor(f, "gpt-oss.rope.scaling.yarn_beta_fast"));
     gguf_close(f);
 }
 
@@ -263,7 +305,28 @@ static void test_bad_params(void **state)
     p.more_bits_type = TENSOR_TYPE_IQ2_XXS;
     assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EUNSUPPORTED);
     assert_non_null(strstr(err.message, "more-bits"));
-    // gpt-oss needs experts, an output matrix of its own and no shared expert.
+    // Keys only some architectures carry, and shapes llama.cpp would not load.
+    model_synth_params_default(&p);
+    p.sliding_window = 16;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    assert_non_null(strstr(err.message, "no sliding window"));
+    model_synth_params_default(&p);
+    p.arch = "gemma3", p.longrope = true, p.rope_orig_ctx = 256;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    model_synth_params_default(&p);
+    p.arch = "phi3", p.longrope = true; // no original context
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    model_synth_params_default(&p);
+    p.arch = "phi3", p.head_dim = 64;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    model_synth_params_default(&p);
+    p.rope_dims = 7;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    model_synth_params_default(&p);
+    p.final_softcap = 30;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    // gpt-oss needs experts, an output matrix of its own and no shared expert; RoPE scaling
+    // is one kind.
     model_synth_params_default(&p);
     p.arch = "gpt-oss";
     assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
@@ -274,12 +337,14 @@ static void test_bad_params(void **state)
     p.tied = false, p.ffn_shexp = 64;
     assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
     model_synth_params_default(&p);
-    p.rope_scaling = "ntk", p.rope_factor = 2;
+    p.rope_yarn = 4, p.rope_linear = 2;
     assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
-    assert_non_null(strstr(err.message, "ntk"));
-    p.rope_scaling = "yarn", p.rope_factor = 0;
+    assert_non_null(strstr(err.message, "YaRN"));
+    model_synth_params_default(&p);
+    p.rope_orig_ctx = 256; // llama: only with YaRN
     assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
-    assert_non_null(strstr(err.message, "factor"));
+    p.rope_yarn = 4;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_OK);
     model_synth_params_default(&p);
     p.tokenizer_path = test_temp_path("does-not-exist.gguf");
     assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EIO);
@@ -310,10 +375,15 @@ static void test_tokenizer_copy(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_llama_shape_a),    cmocka_unit_test(test_architectures),
-        cmocka_unit_test(test_deterministic),    cmocka_unit_test(test_types_and_fallback),
-        cmocka_unit_test(test_bad_params),       cmocka_unit_test(test_tokenizer_copy),
-        cmocka_unit_test(test_more_bits_layers), cmocka_unit_test(test_gpt_oss),
+        cmocka_unit_test(test_llama_shape_a),
+        cmocka_unit_test(test_architectures),
+        cmocka_unit_test(test_gemma3_phi3),
+        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_types_and_fallback),
+        cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_tokenizer_copy),
+        cmocka_unit_test(test_more_bits_layers),
+        cmocka_unit_test(test_gpt_oss),
     };
     return cmocka_run_group_tests_name("synth", tests, NULL, NULL);
 }
