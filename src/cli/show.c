@@ -212,6 +212,8 @@ static void print_text(const gguf_file *f, const model_info *info, const kv_kind
         printf("\n");
     }
     print_sliding_window(info);
+    if (info->has_attn_sinks)
+        printf("    %-22s yes (a learned logit per head)\n", "attention sinks");
     if (info->attention_scale)
         printf("    %-22s %g\n", "attention scale", info->attention_scale);
     if (info->final_logit_softcapping)
@@ -343,6 +345,7 @@ static cJSON *build_json(const gguf_file *f, const model_info *info, const kv_ki
     cJSON_AddNumberToObject(root, "final_logit_softcapping", info->final_logit_softcapping);
     cJSON_AddNumberToObject(root, "sliding_window", (double)info->sliding_window);
     cJSON_AddNumberToObject(root, "sliding_window_layers", (double)info->n_swa_layers);
+    cJSON_AddBoolToObject(root, "attention_sinks", info->has_attn_sinks);
     cJSON *tok = cJSON_AddObjectToObject(root, "tokenizer");
     json_add_text(tok, "model", info->tokenizer_model, strlen(info->tokenizer_model));
     json_add_text(tok, "pre", info->tokenizer_pre, strlen(info->tokenizer_pre));

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The forward pass of the Llama family over a batch of tokens, and the run state it needs.
 // Per layer: rmsnorm -> q, k, v projections (+ biases) -> per-head q/k norms -> RoPE -> write
-// k, v to the cache -> causal grouped-query attention -> output projection -> residual ->
-// rmsnorm -> gate, up -> SiLU(gate) * up -> down -> residual. Matrix products and attention
+// k, v to the cache -> causal grouped-query attention (over a sliding window and with a sink
+// logit per head where the layer has them) -> output projection (+ bias) -> residual ->
+// rmsnorm -> gate, up -> SiLU(gate) * up -> down -> residual (or the experts, moe.c). Matrix products and attention
 // run on the compute pool; the small element-wise steps run on the calling thread. Every
 // buffer is allocated in model_state_new, so a forward call allocates nothing.
 #include <math.h>
@@ -412,7 +413,8 @@ static void rope_table(model_state *s, uint32_t table, double base, double freq_
         low = low < 0 ? 0 : low;
         high = high > hp->n_rot - 1 ? hp->n_rot - 1 : high;
         ext = 1.0;
-        mscale *= 1.0 + 0.1 * log(1.0 / freq_scale);
+        // Magnitude 1 + 0.1 ln(factor), only for a factor above 1 (llama.cpp's get_mscale).
+        mscale *= freq_scale < 1 ? 1.0 + 0.1 * log(1.0 / freq_scale) : 1.0;
     }
     for (uint32_t b = 0; b < n_tok; b++) {
         double pos = (double)pos_of[b];
@@ -507,6 +509,7 @@ static void attention_worker(void *ctx, int ith, int nth)
     float scale = hp->attn_scale;
     float *inv_sum = scores + (size_t)group * s->n_ctx; // (group) 1 / softmax sums
     uint32_t window = s->m->layers[job->layer].window;
+    const float *sinks = s->m->layers[job->layer].sinks.data; // (n_head) or NULL
     for (uint32_t idx = (uint32_t)ith; idx < job->n_tok * hp->n_head_kv; idx += (uint32_t)nth) {
         uint32_t b = idx / hp->n_head_kv, kh = idx % hp->n_head_kv, n_pos = batch->pos[b] + 1;
         // A sliding-window layer reads the last `window` positions (the token's own included),
@@ -529,7 +532,11 @@ static void attention_worker(void *ctx, int ith, int nth)
             float max = sc[lo];
             for (uint32_t t = lo + 1; t < n_pos; t++)
                 max = sc[t] > max ? sc[t] : max;
-            inv_sum[g] = 1.0f / kernel_exp_sum_f32(sc + lo, n_pos - lo, max);
+            // A head's sink is one more logit in the softmax (unscaled), with no value.
+            float sink = sinks ? sinks[kh * group + g] : -INFINITY;
+            max = sink > max ? sink : max;
+            float sum = kernel_exp_sum_f32(sc + lo, n_pos - lo, max);
+            inv_sum[g] = 1.0f / (sinks ? sum + expf(sink - max) : sum);
         }
         memset(out, 0, (size_t)group * hd_v * sizeof(float));
         for (uint32_t t0 = lo, n; t0 < n_pos; t0 += n) {
@@ -598,9 +605,10 @@ static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
         attention_worker(&job, 0, 1);
     else
         thread_pool_run(s->pool, attention_worker, &job);
-    // The attention output is in xb; the projection lands in hb (wide enough), is normed
-    // where the architecture norms block outputs, then added to the residual.
-    model_matmul(s, &L->wo, s->xb, o_dim, n_tok, s->hb, hp->dim);
+    // The attention output is in xb; the projection (+ bias) lands in hb (wide enough), is
+    // normed where the architecture norms block outputs, then added to the residual.
+    matmul_item wo = {.w = &L->wo, .y = s->hb, .ldy = hp->dim, .bias = L->bo.data};
+    matmul_group(s, s->xb, o_dim, n_tok, &wo, 1);
     for (uint32_t b = 0; L->attn_post_norm.data && b < n_tok; b++)
         model_rmsnorm(s->hb + b * hp->dim, s->hb + b * hp->dim, L->attn_post_norm.data, hp->dim,
                       hp->rms_eps);
@@ -615,14 +623,15 @@ typedef struct gated_job {
     size_t n;
 } gated_job;
 
-// gpt-oss's clamped SwiGLU: min(gate, 7) * sigmoid(1.702 min(gate, 7)) * (clamp(up, +-7) + 1).
+// gpt-oss's clamped SwiGLU: min(gate, 7) * sigmoid(1.702 min(gate, 7)) * (clamp(up, +-7) + 1),
+// written as ggml's swiglu_oai computes it (the same min, clamp and operation order).
 static void swiglu_oai(float *gate, const float *up, size_t n)
 {
     const float alpha = 1.702f, limit = 7.0f;
     for (size_t i = 0; i < n; i++) {
-        float x = gate[i] < limit ? gate[i] : limit;
-        float y = up[i] < -limit ? -limit : up[i] > limit ? limit : up[i];
-        gate[i] = x / (1.0f + expf(-alpha * x)) * (y + 1.0f);
+        float x = limit < gate[i] ? limit : gate[i];
+        float y = up[i] < -limit ? -limit : limit < up[i] ? limit : up[i];
+        gate[i] = x / (1.0f + expf(alpha * -x)) * (y + 1.0f);
     }
 }
 

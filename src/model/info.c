@@ -104,6 +104,10 @@ static void read_tensors(const gguf_file *f, model_info *info)
         }
         if (gguf_string_eq(t->name, "rope_freqs.weight"))
             info->has_rope_freqs = true;
+        static const char sinks[] = ".attn_sinks.weight";
+        size_t n = sizeof sinks - 1;
+        if (t->name.len > n && memcmp(t->name.data + t->name.len - n, sinks, n) == 0)
+            info->has_attn_sinks = true;
         if (gguf_string_eq(t->name, "rope_factors_long.weight") ||
             gguf_string_eq(t->name, "rope_factors_short.weight"))
             info->has_rope_factors = true;

@@ -42,6 +42,7 @@ typedef struct model_info {
     char rope_scaling_type[32];     // "none", "linear", "yarn", ... ("" when absent)
     uint64_t rope_original_context; // rope.scaling.original_context_length, 0 when absent
     bool has_rope_freqs;            // a rope_freqs.weight tensor is present
+    bool has_attn_sinks;            // attn_sinks tensors are present (gpt-oss)
     bool has_rope_factors;          // rope_factors_long/short tensors (LongRoPE) are present
     float rope_attn_factor;         // rope.scaling.attn_factor, 0 when absent
     float rope_freq_base_swa;       // rope.freq_base_swa, 0 when absent

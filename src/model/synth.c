@@ -197,6 +197,7 @@ static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_err
              kv_dim = (uint64_t)p->n_head_kv * hd, dim = p->dim;
     uint64_t ne = p->n_expert, fe = p->ffn_exp ? p->ffn_exp : p->ffn, fs = p->ffn_shexp;
     bool moe = ne > 0, dense = !moe, fused = arch->fused_qkv, split = !fused;
+    bool eb = moe && arch->expert_biases;
     bool up2 = dense && arch->fused_up; // one ffn_up of gate rows then up rows
     const layer_tensor specs[] = {
         {"attn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
@@ -211,8 +212,10 @@ static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_err
         {"attn_q_norm.weight", INIT_NORM, 0, hd, 1, 1, arch->qk_norm},
         {"attn_k_norm.weight", INIT_NORM, 0, hd, 1, 1, arch->qk_norm},
         {"attn_output.weight", INIT_MATRIX, t, q_dim, dim, 1, true},
+        {"attn_output.bias", INIT_BIAS, 0, dim, 1, 1, arch->o_bias},
+        {"attn_sinks.weight", INIT_BIAS, 0, p->n_head, 1, 1, arch->attn_sinks},
         {"post_attention_norm.weight", INIT_NORM, 0, dim, 1, 1, arch->post_norms},
-        {"ffn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
+        {arch->ffn_norm ? arch->ffn_norm : "ffn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
         {"ffn_gate.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense && !up2},
         {"ffn_up.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense && !up2},
         {"ffn_up.weight", INIT_MATRIX, t, dim, 2 * (uint64_t)p->ffn, 1, up2},
@@ -220,9 +223,13 @@ static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_err
         {"post_ffw_norm.weight", INIT_NORM, 0, dim, 1, 1, arch->post_norms},
         // The router stays F32, as llama-quantize leaves it.
         {"ffn_gate_inp.weight", INIT_MATRIX, TENSOR_TYPE_F32, dim, ne, 1, moe},
+        {"ffn_gate_inp.bias", INIT_BIAS, 0, ne, 1, 1, moe && arch->router_logit_bias},
         {"ffn_gate_exps.weight", INIT_MATRIX, et, dim, fe, ne, moe},
         {"ffn_up_exps.weight", INIT_MATRIX, et, dim, fe, ne, moe},
         {"ffn_down_exps.weight", INIT_MATRIX, et == t ? vd_type : et, fe, dim, ne, moe},
+        {"ffn_gate_exps.bias", INIT_BIAS, 0, fe, ne, 1, eb},
+        {"ffn_up_exps.bias", INIT_BIAS, 0, fe, ne, 1, eb},
+        {"ffn_down_exps.bias", INIT_BIAS, 0, dim, ne, 1, eb},
         {"ffn_gate_inp_shexp.weight", INIT_MATRIX, TENSOR_TYPE_F32, dim, 1, 1,
          moe && fs && arch->shared_gate},
         {"ffn_gate_shexp.weight", INIT_MATRIX, t, dim, fs, 1, moe && fs},
@@ -341,11 +348,18 @@ static bool writable(uint32_t type)
 }
 
 // The options only some architectures' files carry, as llama.cpp reads them: a window where
-// the architecture has one, gemma3's sliding RoPE base and soft cap, phi3's LongRoPE.
+// the architecture has one, gemma3's sliding RoPE base and soft cap, phi3's LongRoPE, an
+// original context for phi3 or YaRN; gpt-oss has its own output matrix and no shared expert.
 static int check_arch_options(const model_synth_params *p, garlic_error *err)
 {
     const model_arch *arch = model_arch_find(p->arch);
     bool gemma3 = strcmp(p->arch, "gemma3") == 0, phi3 = strcmp(p->arch, "phi3") == 0;
+    bool yarn = p->rope_yarn > 0;
+    if (strcmp(p->arch, "gpt-oss") == 0 && (p->tied || p->ffn_shexp))
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "gpt-oss has neither tied embeddings nor a shared expert");
+    if (yarn && p->rope_linear > 0)
+        return garlic_error_set(err, GARLIC_EINVAL, "RoPE scaling is linear or YaRN, not both");
     if (p->sliding_window && !arch->sliding_window)
         return garlic_error_set(err, GARLIC_EINVAL, "arch %s has no sliding window", p->arch);
     if (p->rope_theta_swa > 0 && !arch->swa_rope)
@@ -354,9 +368,10 @@ static int check_arch_options(const model_synth_params *p, garlic_error *err)
     if (p->final_softcap > 0 && !gemma3)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "final logit soft-capping is written for gemma3");
-    if ((p->longrope || p->rope_orig_ctx) && !phi3)
+    if ((p->longrope && !phi3) || (p->rope_orig_ctx && !phi3 && !yarn))
         return garlic_error_set(err, GARLIC_EINVAL,
-                                "LongRoPE and the original context are written for phi3");
+                                "LongRoPE and the original context are written for phi3 (the "
+                                "original context also with YaRN)");
     if (p->longrope && (!p->rope_orig_ctx || p->rope_orig_ctx > p->context))
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "LongRoPE needs an original context (%u) within the context (%u)",
@@ -371,19 +386,19 @@ static int check_params(const model_synth_params *p, garlic_error *err)
 {
     const tensor_type_traits *t = tensor_type_get(p->type);
     static const char *const writable_archs[] = {"llama",    "qwen2",  "qwen3", "qwen3moe",
-                                                 "qwen2moe", "gemma3", "phi3"};
+                                                 "qwen2moe", "gemma3", "phi3",  "gpt-oss"};
     bool known = false;
     for (size_t i = 0; i < sizeof writable_archs / sizeof writable_archs[0]; i++)
         known |= strcmp(p->arch, writable_archs[i]) == 0;
     if (!known)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "arch '%s': expected llama, qwen2, qwen3, qwen3moe, qwen2moe, "
-                                "gemma3 or phi3",
+                                "gemma3, phi3 or gpt-oss",
                                 p->arch);
     int rc = check_arch_options(p, err);
     if (rc)
         return rc;
-    bool moe_arch = strstr(p->arch, "moe") != NULL;
+    bool moe_arch = strstr(p->arch, "moe") != NULL || strcmp(p->arch, "gpt-oss") == 0;
     if (moe_arch && !p->n_expert)
         return garlic_error_set(err, GARLIC_EINVAL, "arch %s needs experts (--experts N)", p->arch);
     if (p->n_expert &&
@@ -430,11 +445,16 @@ static int check_params(const model_synth_params *p, garlic_error *err)
 // The architecture's hyper-parameters under "<arch>.<key>", as llama.cpp's converter names
 // and writes them: the key and value lengths only when the head size is not dim / n_head;
 // gemma3's sliding RoPE base always and its window when there is one; phi3's window (0 for
-// none) and original context always, its LongRoPE attention factor with the factors.
+// none) and original context always, its LongRoPE attention factor with the factors;
+// gpt-oss's window and experts' width always. YaRN writes its factor, original context and,
+// as gpt-oss's converter does from its config, beta_fast 32 and beta_slow 1 (which llama.cpp
+// and garlic take as given).
 static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t head_dim)
 {
     const model_arch *arch = model_arch_find(p->arch);
     bool own_head = head_dim * p->n_head != p->dim, phi3 = strcmp(p->arch, "phi3") == 0;
+    bool gpt_oss = strcmp(p->arch, "gpt-oss") == 0, yarn = p->rope_yarn > 0;
+    float rope_factor = yarn ? p->rope_yarn : p->rope_linear;
     uint32_t orig = p->rope_orig_ctx ? p->rope_orig_ctx : p->context;
     // Phi-3's converter: sqrt(1 + ln(scale) / ln(original context)), scale = context / original.
     double scale = (double)p->context / orig;
@@ -455,13 +475,15 @@ static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t h
         {"rope.freq_base", 0, p->rope_theta > 0 ? p->rope_theta : 10000.0f, false},
         {"rope.freq_base_swa", 0, p->rope_theta_swa > 0 ? p->rope_theta_swa : 10000.0f,
          !arch->swa_rope},
-        {"rope.scaling.factor", 0, p->rope_linear, !(p->rope_linear > 0)},
-        {"rope.scaling.original_context_length", orig, 0, !phi3},
+        {"rope.scaling.factor", 0, rope_factor, !(rope_factor > 0)},
+        {"rope.scaling.original_context_length", orig, 0, !phi3 && !yarn},
+        {"rope.scaling.yarn_beta_fast", 0, 32.0f, !yarn},
+        {"rope.scaling.yarn_beta_slow", 0, 1.0f, !yarn},
         {"rope.scaling.attn_factor", 0, attn_factor, !p->longrope},
         {"attention.layer_norm_rms_epsilon", 0, p->rms_eps > 0 ? p->rms_eps : 1e-5f, false},
         {"attention.key_length", head_dim, 0, !own_head},
         {"attention.value_length", head_dim, 0, !own_head},
-        {"attention.sliding_window", p->sliding_window, 0, !p->sliding_window && !phi3},
+        {"attention.sliding_window", p->sliding_window, 0, !p->sliding_window && !phi3 && !gpt_oss},
         {"final_logit_softcapping", 0, p->final_softcap, !(p->final_softcap > 0)},
         {"expert_count", p->n_expert, 0, !p->n_expert},
         {"expert_used_count", p->n_expert_used, 0, !p->n_expert},
@@ -477,10 +499,10 @@ static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t h
             r = keys[i].f32 != 0 ? gguf_writer_set_f32(w, key, keys[i].f32)
                                  : gguf_writer_set_u32(w, key, keys[i].u32);
     }
-    if (r == 0 && p->rope_linear > 0) {
+    if (r == 0 && rope_factor > 0) {
         char key[96];
         snprintf(key, sizeof key, "%s.rope.scaling.type", p->arch);
-        r = gguf_writer_set_str(w, key, "linear");
+        r = gguf_writer_set_str(w, key, yarn ? "yarn" : "linear");
     }
     return r;
 }
@@ -493,6 +515,12 @@ int model_synth_write(const model_synth_params *params, const char *path, garlic
     model_synth_params p = *params;
     if (!p.head_dim)
         p.head_dim = p.dim / p.n_head;
+    // gpt-oss's converter always writes the experts' width and the window (llama.cpp needs
+    // both): the width is --ffn's unless given, the window gpt-oss's 128.
+    if (strcmp(p.arch, "gpt-oss") == 0) {
+        p.ffn_exp = p.ffn_exp ? p.ffn_exp : p.ffn;
+        p.sliding_window = p.sliding_window ? p.sliding_window : 128;
+    }
     gguf_writer *w = gguf_writer_new();
     synth_state st = {.p = &p};
     size_t max_tensors = 5 + (size_t)p.n_layer * 32;

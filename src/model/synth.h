@@ -14,7 +14,7 @@
 typedef struct model_synth_params {
     const char *arch; // "llama", "qwen2" (Q/K/V bias), "qwen3" (Q/K norms), "qwen3moe",
                       // "qwen2moe" (experts; llama with experts is Mixtral), "gemma3",
-                      // "phi3" (fused Q/K/V and gate/up)
+                      // "phi3" (fused Q/K/V and gate/up), "gpt-oss" (experts, sinks)
     const char *name; // general.name; NULL for "garlic-synth"
     uint32_t dim;     // embedding length
     uint32_t n_layer;
@@ -37,11 +37,13 @@ typedef struct model_synth_params {
     int32_t expert_type;        // tensor_type of the experts' matrices, -1: same as type
     float rope_theta;           // 0: 10000
     float rope_linear;          // linear RoPE scaling factor (rope.scaling.*), 0: none
+    float rope_yarn;            // YaRN RoPE scaling factor (rope.scaling.*), 0: none
     uint32_t rope_dims;         // rope.dimension_count, 0: the head size
-    uint32_t sliding_window;    // attention.sliding_window (gemma3, phi3), 0: none
+    uint32_t sliding_window;    // attention.sliding_window (gemma3, phi3), 0: none (gpt-oss,
+                                // which always has one: 128)
     float rope_theta_swa;       // rope.freq_base_swa of gemma3's sliding layers, 0: 10000
     float final_softcap;        // final_logit_softcapping (gemma3), 0: none
-    uint32_t rope_orig_ctx;     // rope.scaling.original_context_length (phi3), 0: context
+    uint32_t rope_orig_ctx;     // rope.scaling.original_context_length (phi3, YaRN), 0: context
     bool longrope;              // rope_factors_long/short and rope.scaling.attn_factor (phi3)
     float rms_eps;              // 0: 1e-5
     const char *tokenizer_path; // copy tokenizer.* keys from this GGUF, or NULL

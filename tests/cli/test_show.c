@@ -129,6 +129,38 @@ static void test_sliding_windows(void **state)
     free(out), free(err);
 }
 
+// gpt-oss: every other layer slides (layer 0 first), and the sinks are shown.
+static void test_gpt_oss(void **state)
+{
+    (void)state;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = "gpt-oss", p.n_layer = 5, p.n_expert = 4, p.n_expert_used = 2, p.sliding_window = 16;
+    char path[1024];
+    snprintf(path, sizeof path, "%s", test_temp_path("gpt-oss.gguf"));
+    garlic_error e;
+    if (model_synth_write(&p, path, &e))
+        fail_msg("%s", e.message);
+    char *out, *err;
+    assert_int_equal(test_run(&out, &err, "%s show '%s'", test_garlic(), path), 0);
+    const char *expect[] = {"architecture           gpt-oss",
+                            "sliding window         16 tokens, 3 of 5 layers (global: 1, 3)",
+                            "attention sinks        yes"};
+    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
+        if (!strstr(out, expect[i]))
+            fail_msg("missing '%s' in:\n%s", expect[i], out);
+    free(out), free(err);
+    cJSON *root = show_json(path, "");
+    assert_true(num(root, "sliding_window") == 16 && num(root, "sliding_window_layers") == 3);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(root, "attention_sinks")));
+    cJSON_Delete(root);
+    const char *plain = make_model("plain.gguf", TENSOR_TYPE_F32);
+    snprintf(path, sizeof path, "%s", plain);
+    assert_int_equal(test_run(&out, &err, "%s show '%s'", test_garlic(), path), 0);
+    assert_null(strstr(out, "sinks"));
+    free(out), free(err);
+}
+
 // Facts about the shared files stated in their READMEs.
 static void test_shared_models(void **state)
 {
@@ -233,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_text_output),   cmocka_unit_test(test_json_output),
         cmocka_unit_test(test_shared_models), cmocka_unit_test(test_every_shared_file),
         cmocka_unit_test(test_damaged_files), cmocka_unit_test(test_sliding_windows),
+        cmocka_unit_test(test_gpt_oss),
     };
     return cmocka_run_group_tests_name("show", tests, NULL, NULL);
 }

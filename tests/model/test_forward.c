@@ -609,6 +609,45 @@ static void test_gemma3_layers(void **state)
     model_free(m);
 }
 
+// gpt-oss's layers alternate sliding-window and full attention (layer 0 slides), one RoPE for
+// both, each with its sinks and biases bound, and post_attention_norm is its FFN's norm (not
+// a norm of the attention's output); across the window, batch equals one token at a time.
+static void test_gpt_oss_layers(void **state)
+{
+    (void)state;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = "gpt-oss", p.dim = 64, p.n_layer = 4, p.n_head = 4, p.n_head_kv = 2, p.ffn = 64;
+    p.n_expert = 4, p.n_expert_used = 2, p.sliding_window = 8;
+    model *m = load_synth(&p, "gpt-oss.gguf");
+    for (uint32_t l = 0; l < 4; l++) {
+        const model_layer *L = &m->layers[l];
+        assert_int_equal(L->window, l % 2 == 0 ? 8 : 0);
+        assert_int_equal(L->rope, 0);
+        assert_non_null(L->sinks.data), assert_non_null(L->bo.data);
+        assert_non_null(L->router_logit_bias.data), assert_non_null(L->exp_down_b.data);
+        assert_non_null(L->ffn_norm.data), assert_null(L->attn_post_norm.data);
+    }
+    assert_int_equal(m->hp.router, MODEL_ROUTER_TOPK_SOFTMAX);
+    assert_false(m->hp.expert_norm);
+    runner *a = state_new(m, 32, 20, 20, KV_TYPE_F32, 2),
+           *b = state_new(m, 32, 1, 1, KV_TYPE_F32, 1);
+    int32_t ids[20];
+    for (int i = 0; i < 20; i++)
+        ids[i] = 260 + i * 7;
+    garlic_error err;
+    const float *batch, *one;
+    assert_int_equal(forward(a, ids, 20, 0, true, &batch, &err), 0);
+    for (uint32_t i = 0; i < 20; i++) {
+        assert_int_equal(forward(b, &ids[i], 1, i, false, &one, &err), 0);
+        for (uint32_t v = 0; v < m->hp.n_vocab; v++)
+            assert_true(fabsf(one[v] - batch[(size_t)i * m->hp.n_vocab + v]) < 1e-5f);
+    }
+    runner_free(a);
+    runner_free(b);
+    model_free(m);
+}
+
 // phi3's window applies to every layer (llama.cpp d32676d77 ignores it, so the architecture
 // references cannot check it): a prompt's logits equal those of the same weights without a
 // window while it covers the whole prompt, and differ once it no longer does; one token at a
@@ -746,6 +785,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_gemma3_layers),
         cmocka_unit_test(test_phi3_window),
+        cmocka_unit_test(test_gpt_oss_layers),
         cmocka_unit_test(test_reference_models),
         cmocka_unit_test(test_stories_golden),
         cmocka_unit_test(test_tiny_random_greedy),
