@@ -23,6 +23,10 @@ static const model_arch archs[] = {
     // Qwen1.5-MoE / Qwen2-MoE: Qwen2's attention; experts not renormalized, plus a shared
     // expert scaled by its own sigmoid gate.
     {.name = "qwen2moe", .rope_neox = true, .qkv_bias = true, .shared_gate = true},
+    // DeepSeek-V2/V3/R1, Kimi-K2: multi-head latent attention with a RoPE part of its own,
+    // YaRN's magnitude in the attention scale; leading dense layers, then experts beside
+    // shared ones (the router, groups, bias, norm and scale are the file's).
+    {.name = "deepseek2", .mla = true, .yarn_attn_scale = true},
 };
 
 const model_arch *model_arch_find(const char *name)

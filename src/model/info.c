@@ -91,6 +91,12 @@ static int read_hparams(const gguf_file *f, model_info *info, garlic_error *err)
     rc = rc ? rc : arch_f32(f, a, "rope.freq_base", &info->rope_freq_base, err);
     rc = rc ? rc : arch_f32(f, a, "rope.scaling.factor", &info->rope_scale_factor, err);
     rc = rc ? rc : arch_f32(f, a, "attention.layer_norm_rms_epsilon", &info->rms_epsilon, err);
+    rc = rc ? rc
+            : arch_f32(f, a, "rope.scaling.yarn_log_multiplier", &info->rope_yarn_log_mul, err);
+    rc = rc ? rc : arch_u64(f, a, "attention.q_lora_rank", &info->q_lora_rank, err);
+    rc = rc ? rc : arch_u64(f, a, "attention.kv_lora_rank", &info->kv_lora_rank, err);
+    rc = rc ? rc : arch_u64(f, a, "attention.key_length_mla", &info->key_length_mla, err);
+    rc = rc ? rc : arch_u64(f, a, "attention.value_length_mla", &info->value_length_mla, err);
     const struct {
         const char *suffix;
         uint64_t *out;
@@ -122,9 +128,11 @@ static int read_hparams(const gguf_file *f, model_info *info, garlic_error *err)
         info->key_length = info->embedding_length / info->head_count;
     if (info->value_length == 0)
         info->value_length = info->key_length;
-    // 2 bytes per F16 element; K and V may have different head sizes.
+    // 2 bytes per F16 element; K and V may have different head sizes. Multi-head latent
+    // attention caches K rows only (its values are the latent at the start of each).
+    bool mla = info->kv_lora_rank && info->key_length_mla;
     info->kv_bytes_per_token_f16 = info->block_count * info->head_count_kv *
-        (info->key_length + info->value_length) * 2;
+        (info->key_length + (mla ? 0 : info->value_length)) * 2;
     return GARLIC_OK;
 }
 

@@ -141,12 +141,7 @@ void planner_config_default(planner_config *cfg)
 
 kv_cache_config planner_kv_config(const model_hparams *hp, kv_type type, uint32_t block_tokens)
 {
-    return (kv_cache_config){.n_layer = hp->n_layer,
-                             .n_head_kv = hp->n_head_kv,
-                             .head_dim_k = hp->head_dim_k,
-                             .head_dim_v = hp->head_dim_v,
-                             .block_tokens = block_tokens,
-                             .type = type};
+    return model_hparams_kv_config(hp, type, block_tokens, 0);
 }
 
 uint64_t planner_sequences_for_budget(uint64_t budget, uint64_t static_bytes, uint64_t per_seq)
