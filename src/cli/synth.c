@@ -72,6 +72,18 @@ static int parse_output_type(void *dst, const char *opt, const char *val)
     return 0;
 }
 
+// --router: the experts' gating function, as DeepSeek's expert_gating_func numbers it.
+static int parse_router(void *dst, const char *opt, const char *val)
+{
+    model_synth_params *p = dst;
+    if (strcmp(val, "softmax") == 0 || strcmp(val, "sigmoid") == 0) {
+        p->gating_func = val[1] == 'o' ? 1 : 2;
+        return 0;
+    }
+    fprintf(stderr, "garlic synth: %s: unknown router '%s' (softmax, sigmoid)\n", opt, val);
+    return -1;
+}
+
 static int parse_expert_type(void *dst, const char *opt, const char *val)
 {
     model_synth_params *p = dst;
@@ -121,7 +133,8 @@ int cli_synth(int argc, char **argv)
                    parse_preset),
         cli_string("--arch", "ARCH",
                    "llama, qwen2 (q/k/v biases), qwen3 (q/k norms), qwen3moe, qwen2moe "
-                   "(experts; llama with --experts is Mixtral)",
+                   "(experts; llama with --experts is Mixtral), deepseek2 (latent attention, "
+                   "experts)",
                    &p.arch),
         cli_uint("--dim", "N", "embedding length", &p.dim, 1, UINT32_MAX),
         cli_uint("--layers", "N", "layers", &p.n_layer, 1, UINT32_MAX),
@@ -144,12 +157,40 @@ int cli_synth(int argc, char **argv)
         cli_uint("--shared-ffn", "N", "a shared expert of this width beside the experts",
                  &p.ffn_shexp, 1, UINT32_MAX),
         cli_custom("--expert-type", "T", "type of the experts' matrices", &p, parse_expert_type),
+        cli_uint("--shared-experts", "N", "a shared expert N experts wide (expert_shared_count)",
+                 &p.n_shared_experts, 1, 64),
+        cli_uint("--dense-layers", "N", "the first N layers have a dense FFN", &p.n_dense_lead, 1,
+                 UINT32_MAX),
+        cli_uint("--expert-groups", "N", "experts chosen within the best groups of N",
+                 &p.n_expert_groups, 1, 64),
+        cli_uint("--groups-used", "N", "groups a token's experts come from", &p.n_group_used, 1,
+                 64),
+        cli_custom("--router", "R", "softmax or sigmoid (expert_gating_func)", &p, parse_router),
+        cli_flag("--expert-bias", "exp_probs_b: a bias steering the choice of experts",
+                 &p.expert_bias),
+        cli_flag("--expert-norm", "the chosen experts' weights sum to 1", &p.expert_norm),
+        cli_float("--expert-scale", "X", "the experts' weights times X", &p.expert_scale, FLT_MIN,
+                  FLT_MAX),
+        cli_uint("--q-lora-rank", "N", "deepseek2: the queries' low rank (default: attn_q)",
+                 &p.q_lora_rank, 1, UINT32_MAX),
+        cli_uint("--kv-lora-rank", "N", "deepseek2: the cached latent's width", &p.kv_lora_rank, 1,
+                 UINT32_MAX),
+        cli_uint("--rope-dim", "N", "deepseek2: a head's RoPE part", &p.rope_dim, 1, UINT32_MAX),
+        cli_uint("--v-head-dim", "N", "deepseek2: a head's value (default: head dim - RoPE dim)",
+                 &p.v_head_dim, 1, UINT32_MAX),
         cli_string("--tokenizer", "VOCAB.gguf", "copy the vocabulary (every tokenizer.* key)",
                    &p.tokenizer_path),
         cli_float("--rope-theta", "X", "RoPE frequency base (default 10000)", &p.rope_theta,
                   FLT_MIN, FLT_MAX),
         cli_float("--rms-eps", "X", "RMS norm epsilon (default 1e-5)", &p.rms_eps, FLT_MIN,
                   FLT_MAX),
+        cli_string("--rope-scaling", "S", "linear or yarn", &p.rope_scaling),
+        cli_float("--rope-factor", "X", "the context stretch of --rope-scaling", &p.rope_factor,
+                  FLT_MIN, FLT_MAX),
+        cli_uint("--rope-orig-ctx", "N", "YaRN: the trained context (default --ctx)",
+                 &p.rope_orig_ctx, 1, UINT32_MAX),
+        cli_float("--yarn-log-mul", "X", "YaRN: DeepSeek's 0.1 x mscale_all_dim", &p.yarn_log_mul,
+                  FLT_MIN, FLT_MAX),
         cli_u64("--seed", "N", "the same seed writes the same bytes (default 1)", &p.seed),
         cli_string("--name", "TEXT", "general.name", &p.name),
         cli_flag("--progress", "show the percentage written on stderr", &progress_flag),

@@ -179,16 +179,45 @@ typedef struct layer_tensor {
     bool when;
 } layer_tensor;
 
-static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_error *err)
+static int add_specs(gguf_writer *w, synth_state *st, uint32_t layer, const layer_tensor *specs,
+                     size_t n, garlic_error *err)
+{
+    char name[96];
+    int rc = GARLIC_OK;
+    for (size_t i = 0; rc == GARLIC_OK && i < n; i++)
+        if (specs[i].when)
+            rc = add3(w, st, layer_name(name, layer, specs[i].suffix), specs[i].init, specs[i].type,
+                      specs[i].ne0, specs[i].ne1, specs[i].ne2, err);
+    return rc;
+}
+
+// The attention tensors of a layer: grouped-query attention's q, k, v and output (with the
+// architecture's biases and norms), or multi-head latent attention's, as llama.cpp's
+// converter writes DeepSeek's (attn_kv_b already split into attn_k_b and attn_v_b).
+static int add_attention(gguf_writer *w, synth_state *st, uint32_t layer, garlic_error *err)
 {
     const model_synth_params *p = st->p;
     const model_arch *arch = model_arch_find(p->arch);
     uint32_t vd_type = v_down_type(p, layer), t = p->type;
-    uint32_t et = p->expert_type >= 0 ? (uint32_t)p->expert_type : t;
     uint64_t hd = p->head_dim, q_dim = (uint64_t)p->n_head * hd,
              kv_dim = (uint64_t)p->n_head_kv * hd, dim = p->dim;
-    uint64_t ne = p->n_expert, fe = p->ffn_exp ? p->ffn_exp : p->ffn, fs = p->ffn_shexp;
-    bool moe = ne > 0, dense = !moe;
+    if (arch->mla) {
+        uint64_t rank = p->q_lora_rank, kv = p->kv_lora_rank, heads = p->n_head;
+        uint64_t hv = p->v_head_dim ? p->v_head_dim : hd - p->rope_dim;
+        const layer_tensor specs[] = {
+            {"attn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
+            {"attn_q_a_norm.weight", INIT_NORM, 0, rank, 1, 1, rank > 0},
+            {"attn_kv_a_norm.weight", INIT_NORM, 0, kv, 1, 1, true},
+            {"attn_q_a.weight", INIT_MATRIX, t, dim, rank, 1, rank > 0},
+            {"attn_q_b.weight", INIT_MATRIX, t, rank, q_dim, 1, rank > 0},
+            {"attn_q.weight", INIT_MATRIX, t, dim, q_dim, 1, rank == 0},
+            {"attn_kv_a_mqa.weight", INIT_MATRIX, t, dim, kv + p->rope_dim, 1, true},
+            {"attn_k_b.weight", INIT_MATRIX, t, hd - p->rope_dim, kv, heads, true},
+            {"attn_v_b.weight", INIT_MATRIX, vd_type, kv, hv, heads, true},
+            {"attn_output.weight", INIT_MATRIX, t, heads * hv, dim, 1, true},
+        };
+        return add_specs(w, st, layer, specs, sizeof specs / sizeof specs[0], err);
+    }
     const layer_tensor specs[] = {
         {"attn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
         {"attn_q.weight", INIT_MATRIX, t, dim, q_dim, 1, true},
@@ -200,12 +229,35 @@ static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_err
         {"attn_q_norm.weight", INIT_NORM, 0, hd, 1, 1, arch->qk_norm},
         {"attn_k_norm.weight", INIT_NORM, 0, hd, 1, 1, arch->qk_norm},
         {"attn_output.weight", INIT_MATRIX, t, q_dim, dim, 1, true},
+    };
+    return add_specs(w, st, layer, specs, sizeof specs / sizeof specs[0], err);
+}
+
+// The shared expert's width: the given one, or n_shared_experts experts' (DeepSeek's).
+static uint64_t shared_width(const model_synth_params *p)
+{
+    if (p->ffn_shexp)
+        return p->ffn_shexp;
+    return (uint64_t)(p->ffn_exp ? p->ffn_exp : p->ffn) * p->n_shared_experts;
+}
+
+static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_error *err)
+{
+    const model_synth_params *p = st->p;
+    const model_arch *arch = model_arch_find(p->arch);
+    uint32_t vd_type = v_down_type(p, layer), t = p->type;
+    uint32_t et = p->expert_type >= 0 ? (uint32_t)p->expert_type : t;
+    uint64_t dim = p->dim, ne = p->n_expert, fe = p->ffn_exp ? p->ffn_exp : p->ffn;
+    uint64_t fs = shared_width(p);
+    bool moe = ne > 0 && layer >= p->n_dense_lead, dense = !moe;
+    const layer_tensor specs[] = {
         {"ffn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
         {"ffn_gate.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense},
         {"ffn_up.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense},
         {"ffn_down.weight", INIT_MATRIX, vd_type, p->ffn, dim, 1, dense},
         // The router stays F32, as llama-quantize leaves it.
         {"ffn_gate_inp.weight", INIT_MATRIX, TENSOR_TYPE_F32, dim, ne, 1, moe},
+        {"exp_probs_b.bias", INIT_BIAS, 0, ne, 1, 1, moe && p->expert_bias},
         {"ffn_gate_exps.weight", INIT_MATRIX, et, dim, fe, ne, moe},
         {"ffn_up_exps.weight", INIT_MATRIX, et, dim, fe, ne, moe},
         {"ffn_down_exps.weight", INIT_MATRIX, et == t ? vd_type : et, fe, dim, ne, moe},
@@ -215,13 +267,8 @@ static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_err
         {"ffn_up_shexp.weight", INIT_MATRIX, t, dim, fs, 1, moe && fs},
         {"ffn_down_shexp.weight", INIT_MATRIX, vd_type, fs, dim, 1, moe && fs},
     };
-    char name[96];
-    int rc = GARLIC_OK;
-    for (size_t i = 0; rc == GARLIC_OK && i < sizeof specs / sizeof specs[0]; i++)
-        if (specs[i].when)
-            rc = add3(w, st, layer_name(name, layer, specs[i].suffix), specs[i].init, specs[i].type,
-                      specs[i].ne0, specs[i].ne1, specs[i].ne2, err);
-    return rc;
+    int rc = add_attention(w, st, layer, err);
+    return rc ? rc : add_specs(w, st, layer, specs, sizeof specs / sizeof specs[0], err);
 }
 
 // A SentencePiece-style vocabulary of n pieces: <unk>, <s>, </s>, the 256 byte tokens, then
@@ -326,32 +373,105 @@ static bool writable(uint32_t type)
     return t && (t->quantize || type == TENSOR_TYPE_F32);
 }
 
-static int check_params(const model_synth_params *p, garlic_error *err)
+// RoPE scaling: none, or linear or YaRN by a factor above 0.
+static int check_rope_params(const model_synth_params *p, garlic_error *err)
 {
-    const tensor_type_traits *t = tensor_type_get(p->type);
-    static const char *const writable_archs[] = {"llama", "qwen2", "qwen3", "qwen3moe", "qwen2moe"};
-    bool known = false;
-    for (size_t i = 0; i < sizeof writable_archs / sizeof writable_archs[0]; i++)
-        known |= strcmp(p->arch, writable_archs[i]) == 0;
-    if (!known)
+    if (!p->rope_scaling) {
+        if (p->rope_factor != 0 || p->rope_orig_ctx || p->yarn_log_mul != 0)
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "the RoPE factor, original context and YaRN log multiplier "
+                                    "need --rope-scaling");
+        return GARLIC_OK;
+    }
+    bool yarn = strcmp(p->rope_scaling, "yarn") == 0;
+    if (!yarn && strcmp(p->rope_scaling, "linear") != 0)
+        return garlic_error_set(err, GARLIC_EINVAL, "RoPE scaling '%s': linear or yarn",
+                                p->rope_scaling);
+    if (!(p->rope_factor > 0))
+        return garlic_error_set(err, GARLIC_EINVAL, "RoPE scaling %s needs a factor above 0",
+                                p->rope_scaling);
+    if (!yarn && (p->rope_orig_ctx || p->yarn_log_mul != 0))
         return garlic_error_set(err, GARLIC_EINVAL,
-                                "arch '%s': expected llama, qwen2, qwen3, qwen3moe or qwen2moe",
-                                p->arch);
-    bool moe_arch = strstr(p->arch, "moe") != NULL;
-    if (moe_arch && !p->n_expert)
-        return garlic_error_set(err, GARLIC_EINVAL, "arch %s needs experts (--experts N)", p->arch);
+                                "the original context and YaRN log multiplier are YaRN's");
+    return GARLIC_OK;
+}
+
+// Multi-head latent attention's shape (deepseek2), and nothing of it for the others.
+static int check_mla_params(const model_synth_params *p, garlic_error *err)
+{
+    const model_arch *arch = model_arch_find(p->arch);
+    uint32_t hd = p->head_dim ? p->head_dim : p->dim / p->n_head;
+    if (!arch->mla) {
+        if (p->q_lora_rank || p->kv_lora_rank || p->rope_dim || p->v_head_dim)
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "q/kv LoRA ranks, RoPE and value dims are deepseek2's");
+        return GARLIC_OK;
+    }
+    if (!p->kv_lora_rank || !p->rope_dim || p->rope_dim % 2 || p->rope_dim >= hd)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "deepseek2 needs --kv-lora-rank and an even --rope-dim below "
+                                "the head dim (%u)",
+                                hd);
+    return GARLIC_OK;
+}
+
+// The experts' counts, groups and routing options, which need experts.
+static int check_expert_params(const model_synth_params *p, garlic_error *err)
+{
     if (p->n_expert &&
         (p->n_expert > MODEL_MAX_EXPERTS || !p->n_expert_used || p->n_expert_used > p->n_expert ||
          p->n_expert_used > MODEL_MAX_EXPERTS_USED))
         return garlic_error_set(
             err, GARLIC_EINVAL, "experts %u, used %u: need 1 <= used <= experts <= %d, used <= %d",
             p->n_expert, p->n_expert_used, MODEL_MAX_EXPERTS, MODEL_MAX_EXPERTS_USED);
-    if (!p->n_expert && (p->n_expert_used || p->ffn_exp || p->ffn_shexp))
+    if (!p->n_expert &&
+        (p->n_expert_used || p->ffn_exp || p->ffn_shexp || p->n_shared_experts || p->n_dense_lead ||
+         p->n_expert_groups || p->gating_func || p->expert_bias || p->expert_norm ||
+         p->expert_scale != 0))
         return garlic_error_set(err, GARLIC_EINVAL,
-                                "experts used, expert and shared widths need --experts");
+                                "experts used, expert and shared widths, dense layers, groups, "
+                                "router, expert bias, norm and scale need --experts");
+    if (p->n_dense_lead >= p->n_layer && p->n_expert)
+        return garlic_error_set(err, GARLIC_EINVAL, "dense layers (%u) must leave a layer of %u",
+                                p->n_dense_lead, p->n_layer);
+    if (p->n_expert_groups &&
+        (p->n_expert % p->n_expert_groups || !p->n_group_used ||
+         p->n_group_used > p->n_expert_groups || p->n_expert_groups > 64))
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "expert groups %u, used %u: the groups (at most 64) must divide "
+                                "the %u experts, 1 <= used <= groups",
+                                p->n_expert_groups, p->n_group_used, p->n_expert);
+    if (!p->n_expert_groups && p->n_group_used)
+        return garlic_error_set(err, GARLIC_EINVAL, "groups used needs --expert-groups");
+    if (p->gating_func > 2)
+        return garlic_error_set(err, GARLIC_EINVAL, "expert gating function %u: 1 or 2",
+                                p->gating_func);
     if (strcmp(p->arch, "qwen2moe") == 0 && !p->ffn_shexp)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "qwen2moe needs a shared expert (--shared-ffn)");
+    return GARLIC_OK;
+}
+
+static int check_params(const model_synth_params *p, garlic_error *err)
+{
+    const tensor_type_traits *t = tensor_type_get(p->type);
+    static const char *const writable_archs[] = {"llama",    "qwen2",    "qwen3",
+                                                 "qwen3moe", "qwen2moe", "deepseek2"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof writable_archs / sizeof writable_archs[0]; i++)
+        known |= strcmp(p->arch, writable_archs[i]) == 0;
+    if (!known)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "arch '%s': expected llama, qwen2, qwen3, qwen3moe, qwen2moe or "
+                                "deepseek2",
+                                p->arch);
+    bool moe_arch = strstr(p->arch, "moe") != NULL || strcmp(p->arch, "deepseek2") == 0;
+    if (moe_arch && !p->n_expert)
+        return garlic_error_set(err, GARLIC_EINVAL, "arch %s needs experts (--experts N)", p->arch);
+    int rc = check_expert_params(p, err);
+    rc = rc ? rc : check_rope_params(p, err);
+    if (rc)
+        return rc;
     if (!p->dim || !p->n_layer || !p->n_head || !p->n_head_kv || !p->ffn || !p->context)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "dim, layers, heads, kv heads, ffn and context must be > 0");
@@ -362,6 +482,9 @@ static int check_params(const model_synth_params *p, garlic_error *err)
     if (!p->head_dim && p->dim % p->n_head)
         return garlic_error_set(err, GARLIC_EINVAL, "dim (%u) must be a multiple of heads (%u)",
                                 p->dim, p->n_head);
+    rc = check_mla_params(p, err);
+    if (rc)
+        return rc;
     if ((p->head_dim ? p->head_dim : p->dim / p->n_head) % 2)
         return garlic_error_set(err, GARLIC_EINVAL, "head dim must be even (RoPE rotates pairs)");
     if (!writable(p->type))
@@ -376,11 +499,18 @@ static int check_params(const model_synth_params *p, garlic_error *err)
     return GARLIC_OK;
 }
 
-// The architecture's hyper-parameters under "<arch>.<key>", as llama.cpp names them; the
-// key and value lengths only when the head size is not dim / n_head.
+// The architecture's hyper-parameters under "<arch>.<key>", as llama.cpp names them (and its
+// converter writes them); the key and value lengths only when the head size is not dim /
+// n_head. DeepSeek's converter writes one KV head (MLA's latent), a K row of kv_lora_rank +
+// RoPE dims and a V row of kv_lora_rank as the key and value lengths, the heads' own sizes
+// as the _mla lengths, and always the expert width, shared count and leading dense layers.
+// (It leaves out q_lora_rank for V2-Lite, whose 27 layers tell llama.cpp; synth writes 0.)
 static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t head_dim)
 {
+    bool mla = model_arch_find(p->arch)->mla, moe = p->n_expert > 0;
     bool own_head = head_dim * p->n_head != p->dim;
+    uint32_t kv = p->kv_lora_rank, rope = mla ? p->rope_dim : head_dim;
+    bool yarn = p->rope_scaling && strcmp(p->rope_scaling, "yarn") == 0;
     const struct {
         const char *key;
         uint32_t u32; // written when f32 is 0
@@ -392,16 +522,31 @@ static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t h
         {"block_count", p->n_layer, 0, false},
         {"feed_forward_length", p->ffn, 0, false},
         {"attention.head_count", p->n_head, 0, false},
-        {"attention.head_count_kv", p->n_head_kv, 0, false},
-        {"rope.dimension_count", head_dim, 0, false},
+        {"attention.head_count_kv", mla ? 1 : p->n_head_kv, 0, false},
+        {"rope.dimension_count", rope, 0, false},
         {"rope.freq_base", 0, p->rope_theta > 0 ? p->rope_theta : 10000.0f, false},
         {"attention.layer_norm_rms_epsilon", 0, p->rms_eps > 0 ? p->rms_eps : 1e-5f, false},
-        {"attention.key_length", head_dim, 0, !own_head},
-        {"attention.value_length", head_dim, 0, !own_head},
-        {"expert_count", p->n_expert, 0, !p->n_expert},
-        {"expert_used_count", p->n_expert_used, 0, !p->n_expert},
-        {"expert_feed_forward_length", p->ffn_exp, 0, !p->n_expert || !p->ffn_exp},
+        {"attention.key_length", mla ? kv + rope : head_dim, 0, !own_head && !mla},
+        {"attention.value_length", mla ? kv : head_dim, 0, !own_head && !mla},
+        {"attention.q_lora_rank", p->q_lora_rank, 0, !mla},
+        {"attention.kv_lora_rank", kv, 0, !mla},
+        {"attention.key_length_mla", head_dim, 0, !mla},
+        {"attention.value_length_mla", p->v_head_dim ? p->v_head_dim : head_dim - rope, 0, !mla},
+        {"expert_count", p->n_expert, 0, !moe},
+        {"expert_used_count", p->n_expert_used, 0, !moe},
+        {"expert_feed_forward_length", p->ffn_exp ? p->ffn_exp : p->ffn, 0,
+         !moe || (!p->ffn_exp && !mla)},
         {"expert_shared_feed_forward_length", p->ffn_shexp, 0, !p->ffn_shexp},
+        {"expert_shared_count", p->n_shared_experts, 0, !p->n_shared_experts && !mla},
+        {"leading_dense_block_count", p->n_dense_lead, 0, !p->n_dense_lead && !mla},
+        {"expert_group_count", p->n_expert_groups, 0, !p->n_expert_groups},
+        {"expert_group_used_count", p->n_group_used, 0, !p->n_expert_groups},
+        {"expert_gating_func", p->gating_func, 0, !p->gating_func},
+        {"expert_weights_scale", 0, p->expert_scale, p->expert_scale == 0},
+        {"rope.scaling.factor", 0, p->rope_factor, !p->rope_scaling},
+        {"rope.scaling.original_context_length", p->rope_orig_ctx ? p->rope_orig_ctx : p->context,
+         0, !yarn},
+        {"rope.scaling.yarn_log_multiplier", 0, p->yarn_log_mul, p->yarn_log_mul == 0},
     };
     int r = gguf_writer_set_str(w, "general.architecture", p->arch);
     r = r ? r : gguf_writer_set_str(w, "general.name", p->name ? p->name : "garlic-synth");
@@ -412,6 +557,13 @@ static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t h
             r = keys[i].f32 != 0 ? gguf_writer_set_f32(w, key, keys[i].f32)
                                  : gguf_writer_set_u32(w, key, keys[i].u32);
     }
+    char key[96];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", p->arch);
+    if (r == 0 && p->rope_scaling)
+        r = gguf_writer_set_str(w, key, p->rope_scaling);
+    snprintf(key, sizeof key, "%s.expert_weights_norm", p->arch);
+    if (r == 0 && p->expert_norm)
+        r = gguf_writer_set_bool(w, key, true);
     return r;
 }
 
@@ -440,6 +592,14 @@ int model_synth_write(const model_synth_params *params, const char *path, garlic
                           : write_builtin_vocab(w, p.vocab, err);
     if (rc)
         goto done;
+    if (model_arch_find(p.arch)->mla) { // DeepSeek's converter writes the vocabulary's size
+        char key[96];
+        snprintf(key, sizeof key, "%s.vocab_size", p.arch);
+        if ((rc = gguf_writer_set_u32(w, key, p.vocab))) {
+            garlic_error_set(err, rc, "out of memory");
+            goto done;
+        }
+    }
     rc = add(w, &st, "token_embd.weight", INIT_MATRIX, p.type, p.dim, p.vocab, err);
     for (uint32_t l = 0; l < p.n_layer && rc == GARLIC_OK; l++)
         rc = add_layer(w, &st, l, err);

@@ -13,27 +13,49 @@
 
 typedef struct model_synth_params {
     const char *arch; // "llama", "qwen2" (Q/K/V bias), "qwen3" (Q/K norms), "qwen3moe",
-                      // "qwen2moe" (experts; llama with experts is Mixtral)
+                      // "qwen2moe" (experts; llama with experts is Mixtral), "deepseek2"
+                      // (multi-head latent attention and experts)
     const char *name; // general.name; NULL for "garlic-synth"
     uint32_t dim;     // embedding length
     uint32_t n_layer;
     uint32_t n_head;
-    uint32_t n_head_kv;         // grouped-query attention when < n_head
-    uint32_t head_dim;          // 0: dim / n_head
-    uint32_t ffn;               // feed-forward (SwiGLU) width
-    uint32_t context;           // trained context length
-    uint32_t vocab;             // vocabulary size when no tokenizer file is given
-    uint32_t type;              // tensor_type of the 2-D weights
-    int32_t output_type;        // tensor_type of output.weight, -1: same as type
-    int32_t more_bits_type;     // tensor_type of attn_v and ffn_down in the layers that a
-                                // "_M" K-quant mixture gives more bits (the first and last
-                                // eighth, every third between), -1: same as type
-    bool tied;                  // no output.weight (the embedding is reused)
-    uint32_t n_expert;          // experts per layer (0: dense FFN)
-    uint32_t n_expert_used;     // experts a token runs
-    uint32_t ffn_exp;           // an expert's width (0: ffn)
-    uint32_t ffn_shexp;         // the shared expert's width (0: none; qwen2moe needs one)
-    int32_t expert_type;        // tensor_type of the experts' matrices, -1: same as type
+    uint32_t n_head_kv;        // grouped-query attention when < n_head
+    uint32_t head_dim;         // 0: dim / n_head (deepseek2: a head's query, no-RoPE part
+                               // and RoPE part: attention.key_length_mla)
+    uint32_t ffn;              // feed-forward (SwiGLU) width
+    uint32_t context;          // trained context length
+    uint32_t vocab;            // vocabulary size when no tokenizer file is given
+    uint32_t type;             // tensor_type of the 2-D weights
+    int32_t output_type;       // tensor_type of output.weight, -1: same as type
+    int32_t more_bits_type;    // tensor_type of attn_v and ffn_down in the layers that a
+                               // "_M" K-quant mixture gives more bits (the first and last
+                               // eighth, every third between), -1: same as type
+    bool tied;                 // no output.weight (the embedding is reused)
+    uint32_t n_expert;         // experts per layer (0: dense FFN)
+    uint32_t n_expert_used;    // experts a token runs
+    uint32_t ffn_exp;          // an expert's width (0: ffn)
+    uint32_t ffn_shexp;        // the shared expert's width (0: none; qwen2moe needs one)
+    int32_t expert_type;       // tensor_type of the experts' matrices, -1: same as type
+    uint32_t n_shared_experts; // expert_shared_count: a shared expert n experts wide
+    uint32_t n_dense_lead;     // leading_dense_block_count: first layers with a dense FFN
+    uint32_t n_expert_groups;  // expert_group_count (0: no groups)
+    uint32_t n_group_used;     // expert_group_used_count
+    uint32_t gating_func;      // expert_gating_func: 0 not written, 1 softmax, 2 sigmoid
+    bool expert_bias;          // exp_probs_b.bias: a bias steering the choice of experts
+    bool expert_norm;          // expert_weights_norm true (false is not written)
+    float expert_scale;        // expert_weights_scale, 0: not written
+    // Multi-head latent attention (deepseek2); the KV head count written is 1.
+    uint32_t q_lora_rank;  // attention.q_lora_rank (0: one attn_q, as DeepSeek-V2-Lite)
+    uint32_t kv_lora_rank; // attention.kv_lora_rank, the cached latent
+    uint32_t rope_dim;     // rope.dimension_count: a head's RoPE part
+    uint32_t v_head_dim;   // attention.value_length_mla (0: head_dim - rope_dim)
+    // RoPE scaling: rope_scaling "linear" or "yarn" (NULL: none) by rope_factor, YaRN over
+    // rope_orig_ctx trained positions (0: context), with DeepSeek's yarn_log_mul (0.1 x
+    // mscale_all_dim; 0: not written).
+    const char *rope_scaling;
+    float rope_factor;
+    uint32_t rope_orig_ctx;
+    float yarn_log_mul;
     float rope_theta;           // 0: 10000
     float rms_eps;              // 0: 1e-5
     const char *tokenizer_path; // copy tokenizer.* keys from this GGUF, or NULL
