@@ -69,6 +69,10 @@ static void read_tensors(const gguf_file *f, model_info *info)
         }
         if (gguf_string_eq(t->name, "rope_freqs.weight"))
             info->has_rope_freqs = true;
+        const char bias[] = "exp_probs_b.bias";
+        size_t n = sizeof bias - 1;
+        if (t->name.len >= n && memcmp(t->name.data + t->name.len - n, bias, n) == 0)
+            info->has_expert_bias = true;
     }
 }
 

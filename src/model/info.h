@@ -42,6 +42,7 @@ typedef struct model_info {
     char rope_scaling_type[32];     // "none", "linear", "yarn", ... ("" when absent)
     uint64_t rope_original_context; // rope.scaling.original_context_length, 0 when absent
     bool has_rope_freqs;            // a rope_freqs.weight tensor is present
+    bool has_expert_bias;           // a blk.*.exp_probs_b.bias tensor is present
     float rope_yarn_log_mul;        // rope.scaling.yarn_log_multiplier, 0 when absent
     float rms_epsilon;              // 0 when absent
     // Multi-head latent attention (DeepSeek-V2/V3); 0 when absent.
