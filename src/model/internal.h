@@ -132,7 +132,7 @@ void model_rmsnorm(float *out, const float *x, const float *weight, uint64_t n, 
 void model_gated_act(model_state *s, model_act act, float *gate, const float *up, size_t n);
 
 // Scratch bytes the experts need for cfg (0 for a dense model), and the carving of them
-// from p (NULL: sizes only). Returns the bytes.
+// from p into moe (both NULL: sizes only). Returns the bytes.
 uint64_t model_moe_scratch_layout(const model_hparams *hp, uint32_t max_batch, size_t act_stride,
                                   model_moe_scratch *moe, uint8_t *p);
 

@@ -20,6 +20,8 @@ uint64_t model_moe_scratch_layout(const model_hparams *hp, uint32_t max_batch, s
 {
     if (!hp->n_expert)
         return 0;
+    model_moe_scratch sizes_only; // the slots' addresses, when only the sizes are asked
+    moe = moe ? moe : &sizes_only;
     uint64_t B = max_batch, S = B * hp->n_expert_used, E = hp->n_expert, f = sizeof(float),
              u = sizeof(uint32_t);
     struct {
