@@ -464,6 +464,8 @@ void model_rope_apply(float *x, uint32_t n_heads, uint32_t head_stride, uint32_t
 typedef struct attention_job {
     model_state *s;
     uint32_t layer, n_tok;
+    uint32_t part_heads; // query heads of a group one work item takes (the group, or a share
+                         // of it when (token, KV head) pairs alone would leave threads idle)
 } attention_job;
 
 // Offset in bytes of value `first` inside a cache row of type.
@@ -498,9 +500,9 @@ static const float *load_rows(kv_type type, const uint8_t *row, size_t row_bytes
     return out;
 }
 
-// Causal attention, one (token, KV head) pair at a time, split across threads. The K (then V)
-// rows of the pair's positions are converted to floats once, ATT_ROWS at a time, and used by
-// every query head of the group at once: scores (scaled dot products), softmax over positions
+// Causal attention, one (token, KV head, part of the group) at a time, split across threads.
+// The K (then V) rows of the pair's positions are converted to floats once, ATT_ROWS at a
+// time, and used by every query head of the part at once: scores (scaled dot products), softmax over positions
 // 0..pos of the token's sequence (max subtracted; exp and sum vectorized), the weighted sum of
 // the values with the unnormalized weights, then scaled by 1 / sum, written to xb. Multi-head
 // latent attention keeps no V rows: a head's values are the first hd_v values of its K row
@@ -524,12 +526,18 @@ static void attention_worker(void *ctx, int ith, int nth)
     uint32_t v_row_values = v_in_k ? k_values : v_values, v_head = v_in_k ? hd_k : hd_v;
     float *inv_sum = scores + (size_t)group * s->n_ctx; // (group) 1 / softmax sums
     uint32_t window = s->m->layers[job->layer].window;
-    for (uint32_t idx = (uint32_t)ith; idx < job->n_tok * hp->n_head_kv; idx += (uint32_t)nth) {
-        uint32_t b = idx / hp->n_head_kv, kh = idx % hp->n_head_kv, n_pos = batch->pos[b] + 1;
+    uint32_t parts = (group + job->part_heads - 1) / job->part_heads;
+    for (uint32_t idx = (uint32_t)ith; idx < job->n_tok * hp->n_head_kv * parts;
+         idx += (uint32_t)nth) {
+        uint32_t pair = idx / parts, part = idx % parts;
+        uint32_t b = pair / hp->n_head_kv, kh = pair % hp->n_head_kv, n_pos = batch->pos[b] + 1;
+        // This item's query heads: [g0, g0 + heads) of the KV head's group.
+        uint32_t g0 = part * job->part_heads;
+        uint32_t heads = group - g0 < job->part_heads ? group - g0 : job->part_heads;
         // A sliding-window layer reads the last `window` positions (the token's own included).
         uint32_t lo = window && n_pos > window ? n_pos - window : 0;
         const kv_seq *seq = batch->seqs[batch->seq[b]];
-        const float *q = s->q + b * q_dim + (size_t)kh * group * hd_k;
+        const float *q = s->q + b * q_dim + ((size_t)kh * group + g0) * hd_k;
         for (uint32_t t0 = lo, n; t0 < n_pos; t0 += n) {
             n = n_pos - t0 < ATT_ROWS ? n_pos - t0 : ATT_ROWS;
             n = bt - t0 % bt < n ? bt - t0 % bt : n; // stay inside one block
@@ -537,18 +545,18 @@ static void attention_worker(void *ctx, int ith, int nth)
             uint32_t pitch;
             const float *k = load_rows(kc->type, base, k_stride, k_values, kh * hd_k, hd_k, n, rows,
                                        &pitch);
-            kernel_dot_rows_f32(q, hd_k, group, k, pitch, n, hd_k, hp->attn_scale, scores + t0,
+            kernel_dot_rows_f32(q, hd_k, heads, k, pitch, n, hd_k, hp->attn_scale, scores + t0,
                                 s->n_ctx);
         }
-        float *out = s->xb + b * o_dim + (size_t)kh * group * hd_v;
-        for (uint32_t g = 0; g < group; g++) {
+        float *out = s->xb + b * o_dim + ((size_t)kh * group + g0) * hd_v;
+        for (uint32_t g = 0; g < heads; g++) {
             float *sc = scores + (size_t)g * s->n_ctx;
             float max = sc[lo];
             for (uint32_t t = lo + 1; t < n_pos; t++)
                 max = sc[t] > max ? sc[t] : max;
             inv_sum[g] = 1.0f / kernel_exp_sum_f32(sc + lo, n_pos - lo, max);
         }
-        memset(out, 0, (size_t)group * hd_v * sizeof(float));
+        memset(out, 0, (size_t)heads * hd_v * sizeof(float));
         for (uint32_t t0 = lo, n; t0 < n_pos; t0 += n) {
             n = n_pos - t0 < ATT_ROWS ? n_pos - t0 : ATT_ROWS;
             n = bt - t0 % bt < n ? bt - t0 % bt : n;
@@ -558,9 +566,9 @@ static void attention_worker(void *ctx, int ith, int nth)
             uint32_t pitch;
             const float *v = load_rows(kc->type, base, v_stride, v_row_values, kh * v_head, hd_v, n,
                                        rows, &pitch);
-            kernel_axpy_rows_f32(out, hd_v, group, scores + t0, s->n_ctx, v, pitch, n, hd_v);
+            kernel_axpy_rows_f32(out, hd_v, heads, scores + t0, s->n_ctx, v, pitch, n, hd_v);
         }
-        for (uint32_t g = 0; g < group; g++)
+        for (uint32_t g = 0; g < heads; g++)
             for (uint32_t i = 0; i < hd_v; i++)
                 out[(size_t)g * hd_v + i] *= inv_sum[g];
     }
@@ -624,7 +632,14 @@ static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
     for (uint32_t b = 0; b < n_tok; b++)
         kv_cache_store(s->kv, l, s->slot_block[b], s->slot_offset[b], s->k + b * k_dim,
                        mla ? NULL : s->v + b * v_dim);
-    attention_job job = {.s = s, .layer = l, .n_tok = n_tok};
+    // Few (token, KV head) pairs (decoding a model of one KV head, as latent attention is)
+    // split their groups of query heads so that every thread has work; each head's result
+    // does not depend on the split.
+    uint32_t group = hp->n_head / hp->n_head_kv, pairs = n_tok * hp->n_head_kv;
+    uint32_t nth = (uint32_t)thread_pool_size(s->pool), parts = (nth + pairs - 1) / pairs;
+    parts = parts < 1 ? 1 : parts > group ? group : parts;
+    attention_job job = {
+        .s = s, .layer = l, .n_tok = n_tok, .part_heads = (group + parts - 1) / parts};
     uint64_t work = 0; // multiply-adds: every token's heads over its positions, K and V
     for (uint32_t b = 0, w = L->window; b < n_tok; b++) {
         uint64_t n_pos = s->batch->pos[b] + 1;

@@ -535,8 +535,8 @@ static const char *synth_deepseek(const char *name, uint32_t type)
 }
 
 // The cache holds one K row of latent and RoPE key per position and layer, no V rows; a
-// prompt as one batch (two threads) equals it one token at a time (one thread) exactly for
-// every KV type; packed weights (the per-head matrices included) give the plain ones' logits;
+// prompt as one batch (one thread) equals it one token at a time (two threads, which split
+// the one KV head's group of query heads between them) exactly for every KV type; packed weights (the per-head matrices included) give the plain ones' logits;
 // decoding allocates nothing.
 static void test_mla(void **state)
 {
@@ -558,8 +558,8 @@ static void test_mla(void **state)
         ids[i] = (int32_t)((i * 37 + 11) % V);
     const float *batch, *one;
     for (int kv = 0; kv < KV_TYPE_COUNT; kv++) {
-        runner *a = state_new(m, 64, 64, 64, (kv_type)kv, 2);
-        runner *b = state_new(m, 64, 64, 1, (kv_type)kv, 1);
+        runner *a = state_new(m, 64, 64, 64, (kv_type)kv, 1);
+        runner *b = state_new(m, 64, 64, 1, (kv_type)kv, 2);
         assert_int_equal(kv_cache_v_row_bytes(a->kv), 0);
         assert_int_equal(forward(a, ids, 40, 0, true, &batch, &err), 0);
         for (uint32_t i = 0; i < 40; i++) {
