@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Kernel throughput on TinyLlama-1.1B-shaped matrices (2048 x 2048, the attention
 // projections, 5632 x 2048, the FFN gate/up, and 2048 x 5632, the FFN down) for the benchmark
-// model types Q4_0, Q8_0, Q4_K, Q6_K and F16, per variant, single-threaded: matrix-vector
+// model types Q4_0, Q8_0, Q4_K, Q6_K, F16 and MXFP4, per variant, single-threaded: matrix-vector
 // (decode) as GB/s of weights read, and kernel_matmul with 1, 8, 16 and 512 activation rows
 // (batched decode, prompt processing) as GFLOP/s; types the best variant packs at load get a
 // row "packed" for that layout. Matrix-vector runs rotate over copies of the
@@ -144,7 +144,7 @@ static int run_case(const bench_case *c, bool scalar, int only)
 int main(int argc, char **argv)
 {
     const uint32_t types[] = {TENSOR_TYPE_Q4_0, TENSOR_TYPE_Q8_0, TENSOR_TYPE_Q4_K,
-                              TENSOR_TYPE_Q6_K, TENSOR_TYPE_F16};
+                              TENSOR_TYPE_Q6_K, TENSOR_TYPE_F16,  TENSOR_TYPE_MXFP4};
     bool scalar = false, any_type = false;
     int only = -1;
     for (int a = 1; a < argc; a++) {

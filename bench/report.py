@@ -9,7 +9,8 @@
 #   rounds' ratios, and the rounds' lowest and highest ratios follow it.
 #   bytes per token = every tensor's bytes except the token embedding's (decoding reads one
 #   row of it; a tied embedding is read whole as the output matrix), from `garlic show
-#   --json --tensors`; bound = bandwidth / bytes per token. BANDWIDTHS has one figure a
+#   --json --tensors`, counting of the experts' tensors (names with "_exps") only the
+#   experts a token runs (used / count of their bytes); bound = bandwidth / bytes per token. BANDWIDTHS has one figure a
 #   round (measured right before it; empty: no bound), and the fraction printed is the
 #   median of the rounds' fractions.
 #   compute bound = the cores' float multiply-add peak (bench_peak) / (2 x the parameters of
@@ -33,9 +34,12 @@ bandwidths = [float(b) for b in sys.argv[4].split(",") if b]
 ours = rounds(sys.argv[2])
 peer = rounds(sys.argv[5]) if len(sys.argv) > 5 else []
 float_peak = float(sys.argv[6]) if len(sys.argv) > 6 else 0
-tensors = json.load(open(sys.argv[3]))["tensors"]
+show = json.load(open(sys.argv[3]))
+tensors = show["tensors"]
 names = {t["name"] for t in tensors}
-per_token = sum(t["bytes"] for t in tensors
+experts = show.get("experts")
+active = experts["used"] / experts["count"] if experts else 1.0
+per_token = sum(t["bytes"] * (active if "_exps" in t["name"] else 1.0) for t in tensors
                 if t["name"] != "token_embd.weight" or "output.weight" not in names)
 matrices = [t for t in tensors if len(t["shape"]) == 2 and t["shape"][1] > 1
             and (t["name"] != "token_embd.weight" or "output.weight" not in names)]

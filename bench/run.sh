@@ -61,6 +61,25 @@ for t in $types; do
   fi
   bench_model "$t" "$model" "$rounds" yes
 done
+# Mixture-of-experts models scaled to this machine: a Qwen3-30B-A3B shape (its dim, heads,
+# 128-wide heads and 768-wide experts, top 8; 64 experts and 8 layers instead of 128 and 48)
+# in Q4_K_M, and a gpt-oss-20b shape (dim 2880, 32 experts top 4 in MXFP4, sliding windows of
+# 128; 4 layers instead of 24) with Q8_0 elsewhere. The bound counts the active experts only.
+moe_models="qwen3moe-Q4_K_M:--arch qwen3moe --dim 2048 --layers 8 --heads 32 --kv-heads 4 --head-dim 128 --ffn 6144 --experts 64 --experts-used 8 --expert-ffn 768 --vocab 32000 --ctx 4096 --type Q4_K_M --rope-theta 1000000 --rms-eps 1e-6"
+if ./garlic synth --help 2>&1 | grep -q gpt-oss; then
+  moe_models="$moe_models|gptoss-MXFP4:--arch gpt-oss --dim 2880 --layers 4 --heads 64 --kv-heads 8 --head-dim 64 --ffn 2880 --experts 32 --experts-used 4 --expert-ffn 2880 --vocab 32000 --ctx 4096 --type Q8_0 --expert-type MXFP4 --window 128"
+fi
+IFS='|' read -ra moe_list <<< "$moe_models"
+for entry in "${moe_list[@]}"; do
+  name=${entry%%:*} args=${entry#*:}
+  model=$build/bench/models/$name.gguf
+  if [ ! -f "$model" ]; then
+    echo "== synthesizing $model"
+    # shellcheck disable=SC2086
+    ./garlic synth "$model.tmp" $args && mv "$model.tmp" "$model"
+  fi
+  bench_model "$name" "$model" "$rounds" yes
+done
 # An overhead-bound model: stories260K (292K parameters) decodes in microseconds a token.
 tiny=${SHARED:-../shared}/models/stories260K.gguf
 [ -f "$tiny" ] && bench_model stories "$tiny" "$rounds" no

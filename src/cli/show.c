@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "gguf/gguf.h"
 #include "model/info.h"
+#include "model/model.h"
 
 const char *cli_format_bytes(double bytes)
 {
@@ -126,6 +127,39 @@ static void print_routing(const model_info *info)
         printf("\n");
 }
 
+// The sliding window and which layers have it: "16 tokens, 10 of 12 layers (global: 5, 11),
+// RoPE base 10000" (the global layers listed while they fit on the line).
+static void print_sliding_window(const model_info *info)
+{
+    if (!info->sliding_window)
+        return;
+    printf("    %-22s %llu tokens", "sliding window", (unsigned long long)info->sliding_window);
+    uint64_t n = info->block_count, swa = info->n_swa_layers;
+    if (swa == n && n)
+        printf(", all %llu layers", (unsigned long long)n);
+    else if (swa) {
+        printf(", %llu of %llu layers (global:", (unsigned long long)swa, (unsigned long long)n);
+        const model_arch *arch = model_arch_find(info->arch);
+        uint64_t period = info->has_sliding_window_pattern ? info->sliding_window_pattern
+                                                           : arch->swa_period;
+        int shown = 0;
+        for (uint64_t l = 0; l < n && shown < 12; l++)
+            if (!model_layer_slides(period, l))
+                printf("%s %llu", shown++ ? "," : "", (unsigned long long)l);
+        printf("%s)", n - swa > 12 ? ", ..." : "");
+    } else {
+        const model_arch *arch = model_arch_find(info->arch);
+        printf(" (garlic applies it to no layer: %s)",
+               !arch                                    ? "an architecture it does not run"
+                   : !arch->sliding_window              ? "not a sliding-window architecture"
+                   : info->sliding_window_pattern_array ? "a per-layer pattern"
+                                                        : "the pattern picks none");
+    }
+    if (swa && info->rope_freq_base_swa)
+        printf(", RoPE base %g", info->rope_freq_base_swa);
+    printf("\n");
+}
+
 static void print_text(const gguf_file *f, const model_info *info)
 {
     char mix[512];
@@ -170,10 +204,19 @@ static void print_text(const gguf_file *f, const model_info *info)
             printf(", YaRN log multiplier %g", info->rope_yarn_log_mul);
         if (info->has_rope_freqs)
             printf(", rope_freqs tensor");
+        if (info->has_rope_factors)
+            printf(", LongRoPE factors");
+        if (info->rope_attn_factor)
+            printf(", attention factor %g", info->rope_attn_factor);
         printf("\n");
     }
     if (info->kv_lora_rank)
         print_latent_attention(info);
+    print_sliding_window(info);
+    if (info->attention_scale)
+        printf("    %-22s %g\n", "attention scale", info->attention_scale);
+    if (info->final_logit_softcapping)
+        printf("    %-22s %g\n", "final logit soft cap", info->final_logit_softcapping);
     if (info->rms_epsilon)
         printf("    %-22s %g\n", "RMS norm epsilon", info->rms_epsilon);
     if (info->expert_count) {
@@ -271,6 +314,20 @@ static cJSON *build_json(const gguf_file *f, const model_info *info, bool tensor
     cJSON_AddNumberToObject(root, "head_count_kv", (double)info->head_count_kv);
     cJSON_AddNumberToObject(root, "key_length", (double)info->key_length);
     cJSON_AddNumberToObject(root, "value_length", (double)info->value_length);
+    if (info->expert_count) {
+        cJSON *ex = cJSON_AddObjectToObject(root, "experts");
+        cJSON_AddNumberToObject(ex, "count", (double)info->expert_count);
+        cJSON_AddNumberToObject(ex, "used", (double)info->expert_used_count);
+        cJSON_AddNumberToObject(ex, "feed_forward_length",
+                                (double)info->expert_feed_forward_length);
+        cJSON_AddNumberToObject(ex, "shared_feed_forward_length",
+                                (double)info->expert_shared_feed_forward_length);
+        cJSON_AddNumberToObject(ex, "shared_count", (double)info->expert_shared_count);
+        cJSON_AddNumberToObject(ex, "leading_dense_layers",
+                                (double)info->leading_dense_block_count);
+        cJSON_AddNumberToObject(ex, "group_count", (double)info->expert_group_count);
+        cJSON_AddNumberToObject(ex, "group_used", (double)info->expert_group_used_count);
+    }
     cJSON *rope = cJSON_AddObjectToObject(root, "rope");
     cJSON_AddNumberToObject(rope, "freq_base", info->rope_freq_base);
     cJSON_AddNumberToObject(rope, "dimension_count", (double)info->rope_dimension_count);
@@ -278,6 +335,9 @@ static cJSON *build_json(const gguf_file *f, const model_info *info, bool tensor
     cJSON_AddNumberToObject(rope, "scaling_factor", info->rope_scale_factor);
     cJSON_AddNumberToObject(rope, "original_context_length", (double)info->rope_original_context);
     cJSON_AddBoolToObject(rope, "freqs_tensor", info->has_rope_freqs);
+    cJSON_AddBoolToObject(rope, "longrope_factors", info->has_rope_factors);
+    cJSON_AddNumberToObject(rope, "attn_factor", info->rope_attn_factor);
+    cJSON_AddNumberToObject(rope, "freq_base_swa", info->rope_freq_base_swa);
     cJSON_AddNumberToObject(rope, "yarn_log_multiplier", info->rope_yarn_log_mul);
     if (info->kv_lora_rank) {
         cJSON *mla = cJSON_AddObjectToObject(root, "latent_attention");
@@ -287,6 +347,10 @@ static cJSON *build_json(const gguf_file *f, const model_info *info, bool tensor
         cJSON_AddNumberToObject(mla, "value_length_mla", (double)info->value_length_mla);
     }
     cJSON_AddNumberToObject(root, "rms_epsilon", info->rms_epsilon);
+    cJSON_AddNumberToObject(root, "attention_scale", info->attention_scale);
+    cJSON_AddNumberToObject(root, "final_logit_softcapping", info->final_logit_softcapping);
+    cJSON_AddNumberToObject(root, "sliding_window", (double)info->sliding_window);
+    cJSON_AddNumberToObject(root, "sliding_window_layers", (double)info->n_swa_layers);
     cJSON *tok = cJSON_AddObjectToObject(root, "tokenizer");
     json_add_text(tok, "model", info->tokenizer_model, strlen(info->tokenizer_model));
     json_add_text(tok, "pre", info->tokenizer_pre, strlen(info->tokenizer_pre));

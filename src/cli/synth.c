@@ -21,7 +21,7 @@ static const cli_command synth_command = {
     .notes =
         "tinyllama: dim 2048, 22 layers, 32 heads, 4 KV heads, FFN 5632, context 2048, "
         "vocabulary 32000.\nT is a weight type garlic quantizes to (F32, F16, BF16, Q8_0, Q4_0, "
-        "Q4_1, Q5_0, Q5_1, Q2_K,\nQ3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS); --type also "
+        "Q4_1, Q5_0, Q5_1, Q2_K,\nQ3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, MXFP4); --type also "
         "takes the mixtures Q4_K_M and Q5_K_M.\nOn a terminal, files over 256 MiB show the "
         "percentage written without --progress.",
 };
@@ -126,6 +126,7 @@ int cli_synth(int argc, char **argv)
     model_synth_params p;
     model_synth_params_default(&p);
     bool progress_flag = false;
+    float rope_linear = 0;
     const char *out = NULL;
     const cli_option options[] = {
         cli_arg("OUT.gguf", "the file to write", &out),
@@ -133,8 +134,8 @@ int cli_synth(int argc, char **argv)
                    parse_preset),
         cli_string("--arch", "ARCH",
                    "llama, qwen2 (q/k/v biases), qwen3 (q/k norms), qwen3moe, qwen2moe "
-                   "(experts; llama with --experts is Mixtral), deepseek2 (latent attention, "
-                   "experts)",
+                   "(experts; llama with --experts is Mixtral), gemma3, phi3, deepseek2 "
+                   "(latent attention, experts)",
                    &p.arch),
         cli_uint("--dim", "N", "embedding length", &p.dim, 1, UINT32_MAX),
         cli_uint("--layers", "N", "layers", &p.n_layer, 1, UINT32_MAX),
@@ -175,8 +176,7 @@ int cli_synth(int argc, char **argv)
                  &p.q_lora_rank, 1, UINT32_MAX),
         cli_uint("--kv-lora-rank", "N", "deepseek2: the cached latent's width", &p.kv_lora_rank, 1,
                  UINT32_MAX),
-        cli_uint("--rope-dim", "N", "deepseek2: a head's RoPE part", &p.rope_dim, 1, UINT32_MAX),
-        cli_uint("--v-head-dim", "N", "deepseek2: a head's value (default: head dim - RoPE dim)",
+        cli_uint("--v-head-dim", "N", "deepseek2: a head's value (default: head dim - RoPE dims)",
                  &p.v_head_dim, 1, UINT32_MAX),
         cli_string("--tokenizer", "VOCAB.gguf", "copy the vocabulary (every tokenizer.* key)",
                    &p.tokenizer_path),
@@ -184,13 +184,31 @@ int cli_synth(int argc, char **argv)
                   FLT_MIN, FLT_MAX),
         cli_float("--rms-eps", "X", "RMS norm epsilon (default 1e-5)", &p.rms_eps, FLT_MIN,
                   FLT_MAX),
+        cli_uint("--rope-dims|--rope-dim", "N",
+                 "rotated dimensions of a head (default: all; deepseek2: its RoPE part, needed)",
+                 &p.rope_dims, 2, UINT32_MAX),
         cli_string("--rope-scaling", "S", "linear or yarn", &p.rope_scaling),
         cli_float("--rope-factor", "X", "the context stretch of --rope-scaling", &p.rope_factor,
                   FLT_MIN, FLT_MAX),
-        cli_uint("--rope-orig-ctx", "N", "YaRN: the trained context (default --ctx)",
+        cli_float("--rope-linear", "X", "the same as --rope-scaling linear --rope-factor X",
+                  &rope_linear, FLT_MIN, FLT_MAX),
+        cli_uint("--rope-orig-ctx", "N",
+                 "RoPE's original context (default --ctx): phi3's LongRoPE threshold, YaRN's "
+                 "trained context",
                  &p.rope_orig_ctx, 1, UINT32_MAX),
         cli_float("--yarn-log-mul", "X", "YaRN: DeepSeek's 0.1 x mscale_all_dim", &p.yarn_log_mul,
                   FLT_MIN, FLT_MAX),
+        cli_uint("--sliding-window", "N",
+                 "attention window of the sliding layers (gemma3: 5 of every 6; phi3: all)",
+                 &p.sliding_window, 1, UINT32_MAX),
+        cli_float("--rope-theta-swa", "X",
+                  "gemma3: RoPE base of the sliding layers (default 10000)", &p.rope_theta_swa,
+                  FLT_MIN, FLT_MAX),
+        cli_float("--final-softcap", "X", "gemma3: final logit soft-capping", &p.final_softcap,
+                  FLT_MIN, FLT_MAX),
+        cli_flag("--longrope",
+                 "phi3: LongRoPE factors (long ones for a context beyond --rope-orig-ctx)",
+                 &p.longrope),
         cli_u64("--seed", "N", "the same seed writes the same bytes (default 1)", &p.seed),
         cli_string("--name", "TEXT", "general.name", &p.name),
         cli_flag("--progress", "show the percentage written on stderr", &progress_flag),
@@ -199,6 +217,11 @@ int cli_synth(int argc, char **argv)
     int status = cli_parse(&synth_command, options, argc, argv);
     if (status != CLI_CONTINUE)
         return status;
+    if (rope_linear > 0 && (p.rope_scaling || p.rope_factor > 0))
+        return cli_usage_error(&synth_command,
+                               "--rope-linear is --rope-scaling linear --rope-factor: give one");
+    if (rope_linear > 0)
+        p.rope_scaling = "linear", p.rope_factor = rope_linear;
     progress pr = {
         .path = out, .forced = progress_flag, .terminal = isatty(STDERR_FILENO), .shown = -1};
     p.progress = show_progress, p.progress_user = &pr;

@@ -60,9 +60,9 @@ ALWAYS_INLINE __m256i dot_u8_i8(__m256i u, __m256i s)
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
 
-// ---- weights x Q8_0: Q4_0, Q5_0, Q8_0, IQ4_NL ----
+// ---- weights x Q8_0: Q4_0, Q5_0, Q8_0, IQ4_NL, MXFP4 ----
 
-enum legacy_kind { KIND_Q4_0, KIND_Q5_0, KIND_Q8_0, KIND_IQ4_NL };
+enum legacy_kind { KIND_Q4_0, KIND_Q5_0, KIND_Q8_0, KIND_IQ4_NL, KIND_MXFP4 };
 
 // The 32 signed weight codes of block b (the scale is applied separately).
 ALWAYS_INLINE __m256i legacy_codes(const void *w, int64_t b, enum legacy_kind kind)
@@ -76,6 +76,11 @@ ALWAYS_INLINE __m256i legacy_codes(const void *w, int64_t b, enum legacy_kind ki
         return _mm256_sub_epi8(_mm256_or_si256(nibbles32(blk->qs), fifth), _mm256_set1_epi8(16));
     }
     case KIND_Q8_0: return _mm256_loadu_si256((const __m256i *)((const block_q8_0 *)w)[b].qs);
+    case KIND_MXFP4: {
+        const __m256i grid = _mm256_broadcastsi128_si256(
+            _mm_loadu_si128((const __m128i *)tensor_mxfp4_values));
+        return _mm256_shuffle_epi8(grid, nibbles32(((const block_mxfp4 *)w)[b].qs));
+    }
     default: {
         const __m256i grid = _mm256_broadcastsi128_si256(
             _mm_loadu_si128((const __m128i *)tensor_iq4_nl_values));
@@ -84,11 +89,14 @@ ALWAYS_INLINE __m256i legacy_codes(const void *w, int64_t b, enum legacy_kind ki
     }
 }
 
-// The scale d of block b: the first field of every one of these block types.
+// The scale d of block b: the first field of every one of these block types, a half float
+// but for MXFP4's exponent byte.
 ALWAYS_INLINE float legacy_scale(const void *w, int64_t b, enum legacy_kind kind)
 {
     static const size_t sizes[] = {sizeof(block_q4_0), sizeof(block_q5_0), sizeof(block_q8_0),
                                    sizeof(block_iq4_nl)};
+    if (kind == KIND_MXFP4)
+        return tensor_mxfp4_scale(((const block_mxfp4 *)w)[b].e);
     uint16_t d;
     memcpy(&d, (const uint8_t *)w + (size_t)b * sizes[kind], 2);
     return half(d);
@@ -176,6 +184,18 @@ static float dot_iq4_nl_q8_0(const void *w, const void *a, int64_t n)
 static void dot_iq4_nl_q8_0_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
 {
     legacy_rows(w, a, stride, n, 4, KIND_IQ4_NL, out);
+}
+
+static float dot_mxfp4_q8_0(const void *w, const void *a, int64_t n)
+{
+    float out;
+    legacy_rows(w, a, 0, n, 1, KIND_MXFP4, &out);
+    return out;
+}
+
+static void dot_mxfp4_q8_0_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+{
+    legacy_rows(w, a, stride, n, 4, KIND_MXFP4, out);
 }
 
 // ---- offset weights x Q8_1: Q4_1, Q5_1 (x = d q + m, so the dot gains m * s) ----
@@ -883,6 +903,7 @@ const kernel_type_ops kernel_avx2_type_ops[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_Q6_K] = {.dot = dot_q6_k_q8_k, .product = KERNEL_BY_DOTS(dot_q6_k_q8_k_x4)},
     [TENSOR_TYPE_IQ4_NL] = {.dot = dot_iq4_nl_q8_0, .product = KERNEL_BY_DOTS(dot_iq4_nl_q8_0_x4)},
     [TENSOR_TYPE_IQ4_XS] = {.dot = dot_iq4_xs_q8_k, .product = KERNEL_BY_DOTS(dot_iq4_xs_q8_k_x4)},
+    [TENSOR_TYPE_MXFP4] = {.dot = dot_mxfp4_q8_0, .product = KERNEL_BY_DOTS(dot_mxfp4_q8_0_x4)},
 };
 
 const kernel_float_ops kernel_avx2_float_ops = {

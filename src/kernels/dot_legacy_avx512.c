@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
-// AVX-512 VNNI kernels for the weight types of 32-value blocks (ggml's "legacy" quants),
-// compiled with the AVX-512 flags and chosen at run time only when cpuid reports them. Those
-// paired with Q8_0 activations (Q4_0, Q5_0, Q8_0, IQ4_NL) go through the lane product of
-// dot_avx512.h: this file gathers eight blocks' codes and scales into its operands (word
-// permutes of 128-byte windows that reach no byte past the row's last block), prepares the
-// Q8_0 activation rows, and keeps the packed layouts of Q4_0 and Q8_0, which load without
-// permutes. Q4_1 and Q5_1 (Q8_1 activations) keep kernels over 1 or 4 activation rows, as in
+// AVX-512 VNNI kernels for the weight types of 32-value blocks (ggml's "legacy" quants, and
+// MXFP4), compiled with the AVX-512 flags and chosen at run time only when cpuid reports
+// them. Those paired with Q8_0 activations (Q4_0, Q5_0, Q8_0, IQ4_NL, MXFP4) go through the
+// lane product of dot_avx512.h: this file gathers eight blocks' codes and scales into its
+// operands (word permutes of 128-byte windows, or for MXFP4's odd-sized blocks one 16-byte
+// load a block, that reach no byte past the row's last block), prepares the Q8_0 activation
+// rows, and keeps the packed layouts of Q4_0, Q8_0 and MXFP4, which load without permutes. Q4_1 and Q5_1 (Q8_1 activations) keep kernels over 1 or 4 activation rows, as in
 // the AVX2 file.
 #if defined(__x86_64__)
 #include "kernels/dot_avx512.h"
@@ -24,7 +24,7 @@ ALWAYS_INLINE __m256i fifth_bits(const uint8_t *p)
     return _mm256_maskz_set1_epi8((__mmask32)word, 16);
 }
 
-// ---- weights x Q8_0: Q4_0, Q5_0, Q8_0, IQ4_NL, by the lane product ----
+// ---- weights x Q8_0: Q4_0, Q5_0, Q8_0, IQ4_NL, MXFP4, by the lane product ----
 
 // Word indices for the gathers: out word i takes word idx[i] of a 128-byte window.
 // 18-byte blocks (Q4_0, IQ4_NL): codes of blocks 0..3 from byte 0 and of blocks 4..7 from
@@ -264,6 +264,109 @@ ALWAYS_INLINE lane_operands iq4_nl_operands(const uint8_t *p, int nblk)
     return s;
 }
 
+// MXFP4 (17-byte blocks): the exponent byte of block i is byte 17i, in word 17i / 2 of the
+// 128-byte window of a step, the low byte for even i and the high one for odd i. Out dword
+// lane L takes that word of the block the lane product puts there (0, 0, 4, 4, 1, 1, 5, 5,
+// ...), and mxfp4_shift moves the byte down.
+static const uint16_t idx_e17[32] __attribute__((aligned(64))) = {
+    0,  0, 0,  0, 34, 0, 34, 0, 8,  0, 8,  0, 42, 0, 42, 0,
+    17, 0, 17, 0, 51, 0, 51, 0, 25, 0, 25, 0, 59, 0, 59, 0,
+};
+static const uint32_t mxfp4_shift[16]
+    __attribute__((aligned(64))) = {0, 0, 0, 0, 8, 8, 8, 8, 0, 0, 0, 0, 8, 8, 8, 8};
+
+// The MXFP4 scales 2^(e - 128) of the exponent bytes in the dword lanes of e, bit for bit
+// tensor_mxfp4_scale: (e - 1) << 23 for e >= 2, the subnormals 2^-128 and 2^-127 below.
+ALWAYS_INLINE __m512 mxfp4_scales(__m512i e)
+{
+    __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(e, _mm512_set1_epi32(1)), 23);
+    __m512i subnormal = _mm512_sllv_epi32(_mm512_set1_epi32(0x00200000), e);
+    __mmask16 big = _mm512_cmpge_epu32_mask(e, _mm512_set1_epi32(2));
+    return _mm512_castsi512_ps(_mm512_mask_blend_epi32(big, subnormal, normal));
+}
+
+// The doubled E2M1 values plus 128, as unsigned bytes, of the MXFP4 codes in x.
+ALWAYS_INLINE void mxfp4_values(__m512i x[4])
+{
+    const __m512i grid = _mm512_xor_si512(
+        _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)tensor_mxfp4_values)),
+        _mm512_set1_epi8((char)0x80));
+#pragma GCC unroll 8
+    for (int i = 0; i < 4; i++)
+        x[i] = _mm512_shuffle_epi8(grid, x[i]);
+}
+
+// The 16 code bytes of MXFP4 block i at p, or zeros for a block past the nblk present.
+ALWAYS_INLINE __m128i mxfp4_codes(const uint8_t *p, int i, int nblk)
+{
+    if (i >= nblk)
+        return _mm_setzero_si128();
+    return _mm_loadu_si128((const __m128i *)(p + i * (int)sizeof(block_mxfp4) + 1));
+}
+
+// MXFP4: the grid values plus 128 (offset 128, as IQ4_NL), blocks i and 4 + i in 128-bit
+// lane i of the raw codes.
+ALWAYS_INLINE lane_operands mxfp4_operands(const uint8_t *p, int nblk)
+{
+    int end = nblk * (int)sizeof(block_mxfp4);
+    __m512i raw_a = join256(_mm256_set_m128i(mxfp4_codes(p, 1, nblk), mxfp4_codes(p, 0, nblk)),
+                            _mm256_set_m128i(mxfp4_codes(p, 3, nblk), mxfp4_codes(p, 2, nblk)));
+    __m512i raw_b = join256(_mm256_set_m128i(mxfp4_codes(p, 5, nblk), mxfp4_codes(p, 4, nblk)),
+                            _mm256_set_m128i(mxfp4_codes(p, 7, nblk), mxfp4_codes(p, 6, nblk)));
+    lane_operands s;
+    nibble_operands(raw_a, raw_b, s.x);
+    mxfp4_values(s.x);
+    __m512i words = gather_words(p, 0, end, idx_e17);
+    __m512i e = _mm512_and_si512(_mm512_srlv_epi32(words, _mm512_load_si512(mxfp4_shift)),
+                                 _mm512_set1_epi32(0xFF));
+    s.d = mxfp4_scales(e);
+    return s;
+}
+
+// The packed MXFP4 layout: every whole group of eight blocks of a row (136 bytes) is stored
+// as the operands' nibbles in the order nibble_operands makes them (as packed Q4_0: raw0, for
+// i = 0..3 codes 0..7 of block i then of block 4 + i; raw1: codes 8..15 likewise), then the
+// eight exponent bytes in the order 0, 4, 1, 5, 2, 6, 3, 7. Blocks after the last whole group
+// stay as they are.
+static void pack_mxfp4(const void *row, void *dst, int64_t n)
+{
+    static const int e_order[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+    const block_mxfp4 *b = row;
+    uint8_t *out = dst;
+    int64_t nb = n / QK_MXFP4, g = 0;
+    for (; g + 8 <= nb; g += 8, out += 8 * sizeof(block_mxfp4)) {
+        const block_mxfp4 *x = b + g;
+        uint8_t tmp[8 * sizeof(block_mxfp4)];
+        for (int i = 0; i < 4; i++) {
+            memcpy(tmp + 16 * i, x[i].qs, 8);
+            memcpy(tmp + 16 * i + 8, x[4 + i].qs, 8);
+            memcpy(tmp + 64 + 16 * i, x[i].qs + 8, 8);
+            memcpy(tmp + 64 + 16 * i + 8, x[4 + i].qs + 8, 8);
+        }
+        for (int i = 0; i < 8; i++)
+            tmp[128 + i] = x[e_order[i]].e;
+        memcpy(out, tmp, sizeof tmp);
+    }
+    memmove(out, b + g, (size_t)(nb - g) * sizeof(block_mxfp4));
+}
+
+// Packed MXFP4 rows: a whole group loads as two vectors and eight exponent bytes (each
+// doubled into its two lanes); the blocks after the last whole group are plain.
+ALWAYS_INLINE lane_operands mxfp4_packed_operands(const uint8_t *p, int nblk)
+{
+    if (nblk < 8)
+        return mxfp4_operands(p, nblk);
+    lane_operands s;
+    split_nibbles(_mm512_loadu_si512((const void *)p), _mm512_loadu_si512((const void *)(p + 64)),
+                  s.x);
+    mxfp4_values(s.x);
+    uint64_t e8;
+    memcpy(&e8, p + 128, 8);
+    __m128i e = _mm_cvtsi64_si128((long long)e8);
+    s.d = mxfp4_scales(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(e, e)));
+    return s;
+}
+
 // Q5_0 (22-byte blocks): codes q + 16 with the fifth bits.
 ALWAYS_INLINE lane_operands q5_0_operands(const uint8_t *p, int nblk)
 {
@@ -364,6 +467,16 @@ static void strip_iq4_nl(const kernel_strip *s)
     lane_strip(s, iq4_nl_operands, 8 * sizeof(block_iq4_nl), false);
 }
 
+static void strip_mxfp4(const kernel_strip *s)
+{
+    lane_strip(s, mxfp4_operands, 8 * sizeof(block_mxfp4), false);
+}
+
+static void strip_mxfp4_packed(const kernel_strip *s)
+{
+    lane_strip(s, mxfp4_packed_operands, 8 * sizeof(block_mxfp4), false);
+}
+
 // ---- offset weights x Q8_1: Q4_1, Q5_1 (x = d q + m, so the dot gains m * s) ----
 
 // The 32 unsigned codes of Q4_1/Q5_1 block b (five: Q5_1), its d and m through d and m.
@@ -452,5 +565,8 @@ const kernel_type_ops kernel_avx512_legacy_type_ops[TENSOR_TYPE_COUNT] = {
                           .pack = pack_q8_0,
                           .packed = LANE_PRODUCT(strip_q8_0_packed, prepare_offset128)},
     [TENSOR_TYPE_IQ4_NL] = {.product = LANE_PRODUCT(strip_iq4_nl, prepare_offset128)},
+    [TENSOR_TYPE_MXFP4] = {.product = LANE_PRODUCT(strip_mxfp4, prepare_offset128),
+                           .pack = pack_mxfp4,
+                           .packed = LANE_PRODUCT(strip_mxfp4_packed, prepare_offset128)},
 };
 #endif

@@ -141,6 +141,21 @@ float kernel_dot_iq4_nl_q8_0_ref(const void *w, const void *a, int64_t n)
     return sum;
 }
 
+// x = scale(e) * values[q] (doubled E2M1 values, halved power-of-two scale).
+float kernel_dot_mxfp4_q8_0_ref(const void *w, const void *a, int64_t n)
+{
+    const block_mxfp4 *x = w;
+    const block_q8_0 *y = a;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / QK_MXFP4; b++) {
+        int isum = 0;
+        for (int j = 0; j < QK_MXFP4; j++)
+            isum += tensor_mxfp4_values[nibble32(x[b].qs, j)] * y[b].qs[j];
+        sum += tensor_mxfp4_scale(x[b].e) * half(y[b].d) * (float)isum;
+    }
+    return sum;
+}
+
 // Value i (0..255) of the 2-bit planes shared by Q2_K and Q3_K: bits 2j..2j+1 of
 // qs[32h + l] for i = 128h + 32j + l.
 static inline int crumb256(const uint8_t *qs, int i)

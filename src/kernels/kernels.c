@@ -8,6 +8,7 @@
 // into a variant's own layout go through the same loop with the variant's packed product
 // (kernel_matmul_packed).
 #include <assert.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -37,6 +38,7 @@ static const weight_info weight_infos[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_Q6_K] = {true, TENSOR_TYPE_Q8_K},
     [TENSOR_TYPE_IQ4_NL] = {true, TENSOR_TYPE_Q8_0},
     [TENSOR_TYPE_IQ4_XS] = {true, TENSOR_TYPE_Q8_K},
+    [TENSOR_TYPE_MXFP4] = {true, TENSOR_TYPE_Q8_0},
 };
 
 // The scalar references, their products made of dots.
@@ -56,6 +58,7 @@ static const kernel_type_ops ref_type_ops[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_Q6_K] = {.dot = kernel_dot_q6_k_q8_k_ref, .product = KERNEL_BY_DOTS(NULL)},
     [TENSOR_TYPE_IQ4_NL] = {.dot = kernel_dot_iq4_nl_q8_0_ref, .product = KERNEL_BY_DOTS(NULL)},
     [TENSOR_TYPE_IQ4_XS] = {.dot = kernel_dot_iq4_xs_q8_k_ref, .product = KERNEL_BY_DOTS(NULL)},
+    [TENSOR_TYPE_MXFP4] = {.dot = kernel_dot_mxfp4_q8_0_ref, .product = KERNEL_BY_DOTS(NULL)},
 };
 
 static const kernel_float_ops ref_float_ops = {
@@ -414,4 +417,22 @@ float kernel_exp_sum_f32(float *x, int64_t n, float max)
 void kernel_swiglu_f32(float *gate, const float *up, int64_t n)
 {
     kernel_variant_float_ops(kernel_variant_active())->swiglu_f32(gate, up, n);
+}
+
+static float gelu_f16_steps(float x)
+{
+    if (x <= -10.0f)
+        return 0.0f;
+    if (x >= 10.0f)
+        return x;
+    float h = tensor_f16_to_f32(tensor_f32_to_f16(x));
+    float g = 0.5f * h *
+        (1.0f + tanhf(0.79788456080286535587989211986876f * h * (1.0f + 0.044715f * h * h)));
+    return tensor_f16_to_f32(tensor_f32_to_f16(g));
+}
+
+void kernel_geglu_f32(float *gate, const float *up, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        gate[i] = gelu_f16_steps(gate[i]) * up[i];
 }

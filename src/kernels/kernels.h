@@ -3,7 +3,7 @@
 // type with activations, plus the small float vector operations attention needs. Each
 // weight type pairs with an activation format (as ggml does, so results track the
 // reference): F32 weights with F32 activations, F16 with F16, BF16 with BF16, Q8_0 / Q4_0 /
-// Q5_0 / IQ4_NL with Q8_0, Q4_1 / Q5_1 with Q8_1, the K-quants and IQ4_XS with Q8_K.
+// Q5_0 / IQ4_NL / MXFP4 with Q8_0, Q4_1 / Q5_1 with Q8_1, the K-quants and IQ4_XS with Q8_K.
 // Activations are converted once per matrix product (kernel_act_convert) and then reused
 // for every weight row. Every kernel has a scalar reference (suffix _ref) that is the truth;
 // AVX2 and AVX-512 (VNNI where it helps) variants live in *_avx2.c / *_avx512.c files and
@@ -70,6 +70,11 @@ void kernel_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *
 float kernel_exp_sum_f32(float *x, int64_t n, float max);
 // gate[i] = silu(gate[i]) * up[i] = gate[i] / (1 + exp(-gate[i])) * up[i] (SwiGLU).
 void kernel_swiglu_f32(float *gate, const float *up, int64_t n);
+// gate[i] = gelu(gate[i]) * up[i] (GeGLU), GELU with the tanh approximation
+// 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) in ggml's F16 steps: x rounded to F16,
+// its GELU rounded to F16 (ggml reads it from a table of every F16 value); x <= -10 gives 0
+// and x >= 10 gives x. llama.cpp's Gemma logits carry these roundings. Scalar (no variants).
+void kernel_geglu_f32(float *gate, const float *up, int64_t n);
 
 // The name of the variant in use ("avx512_vnni", "avx2", "scalar"), for logs and benches.
 const char *kernel_variant_name(void);

@@ -3,7 +3,8 @@
 // Llama-family forward pass (pre-norm, RoPE, grouped-query attention, gated FFN or experts)
 // is a new row here; one that needs new steps adds a field here and the step in forward.c
 // (attention, dense FFN) or moe.c (experts). A layer has experts when the file gives it a
-// router (ffn_gate_inp), so Mixtral is the llama row.
+// router (ffn_gate_inp), so Mixtral is the llama row. A field left out is false or 0: the
+// Llama behaviour.
 #include <stdio.h>
 #include <string.h>
 
@@ -23,6 +24,30 @@ static const model_arch archs[] = {
     // Qwen1.5-MoE / Qwen2-MoE: Qwen2's attention; experts not renormalized, plus a shared
     // expert scaled by its own sigmoid gate.
     {.name = "qwen2moe", .rope_neox = true, .qkv_bias = true, .shared_gate = true},
+    // Gemma 3 (text): the embedding scaled by sqrt(dim); per-head Q/K norms; each block's
+    // output normed before the residual; GeGLU; NeoX RoPE. Five sliding-window layers with
+    // their own RoPE (base 10000, unscaled) then one global layer; the 27B (62 layers) scales
+    // queries by 1 / sqrt(dim / n_head).
+    {.name = "gemma3",
+     .rope_neox = true,
+     .qk_norm = true,
+     .act = MODEL_ACT_GELU,
+     .embd_scale = true,
+     .post_norms = true,
+     .wide_query_layers = 62,
+     .sliding_window = true,
+     .swa_period = 6,
+     .swa_rope = true},
+    // Phi-3 / Phi-3.5 / Phi-4 (dense): Q, K and V in one matrix, gate and up in one; NeoX
+    // RoPE, LongRoPE factors (rope_factors_long/short) where the file has them. A window
+    // (attention.sliding_window, 0 on Phi-4) applies to every layer, as in the reference
+    // implementation; llama.cpp d32676d77 ignores it.
+    {.name = "phi3",
+     .rope_neox = true,
+     .sliding_window = true,
+     .swa_period = 0,
+     .fused_qkv = true,
+     .fused_up = true},
     // DeepSeek-V2/V3/R1, Kimi-K2: multi-head latent attention with a RoPE part of its own,
     // YaRN's magnitude in the attention scale; leading dense layers, then experts beside
     // shared ones (the router, groups, bias, norm and scale are the file's).

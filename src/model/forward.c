@@ -79,6 +79,7 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
     uint64_t k_dim = (uint64_t)hp->n_head_kv * hp->head_dim_k,
              v_dim = (uint64_t)hp->n_head_kv * hp->head_dim_v;
     uint64_t f = sizeof(float), act = act_stride(hp, cfg), half = hp->n_rot / 2 + 1;
+    uint64_t tables = hp->swa_rope ? 2 : 1;
     uint64_t ffn = hp->ffn > hp->ffn_shexp ? hp->ffn : hp->ffn_shexp;
     // Multi-head latent attention: no V rows of its own, xb also takes the heads' no-RoPE
     // queries converted (see model_state), q_head the heads' queries and values.
@@ -110,8 +111,8 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
         {(void **)&s->act[0], B * act},
         {(void **)&s->act[1], B * act},
         {(void **)&s->act[2], B * act},
-        {(void **)&s->rope_cos, B * half * f},
-        {(void **)&s->rope_sin, B * half * f},
+        {(void **)&s->rope_cos, tables * B * half * f},
+        {(void **)&s->rope_sin, tables * B * half * f},
         {(void **)&s->pos, B * sizeof(uint32_t)},
         {(void **)&s->seq, B * sizeof(uint32_t)},
         {(void **)&s->out, B * sizeof(uint32_t)},
@@ -219,6 +220,11 @@ model_state *model_state_new(const model *m, const model_state_config *config, g
         return NULL;
     }
     s->bytes = total;
+    // LongRoPE: the long factors serve a context beyond the original one, the short ones any
+    // other (llama.cpp chooses by the context size the same way).
+    s->rope_freqs = m->rope_freqs          ? m->rope_freqs
+        : cfg->n_ctx > m->hp.rope_ctx_orig ? m->rope_long
+                                           : m->rope_short;
     uint8_t *p = s->scratch;
     for (int i = 0; i < N_SCRATCH; i++, p += sizes[i - 1])
         *slots[i] = p;
@@ -409,18 +415,22 @@ void model_rmsnorm(float *out, const float *x, const float *weight, uint64_t n, 
         out[i] = x[i] * scale * weight[i];
 }
 
-// Fills the cos/sin table of each batch position: angle_i = pos * base^(-2i / n_rot),
-// divided by rope_freqs[i] when the model has them, then scaled (linear) or blended (YaRN);
-// cos and sin carry the magnitude hp->rope_mscale.
-static void rope_table(model_state *s, const uint32_t *pos_of, uint32_t n_tok)
+// Fills RoPE table `table` (cos and sin of each batch position and pair, times the magnitude
+// mscale): angle_i = pos * base^(-2i / n_rot), divided by the state's rope_freqs[i] when it
+// has them, then scaled by freq_scale (linear) or blended (YaRN; its ramp depends on the
+// base). The sliding layers' table (Gemma 3) has its own base and no scaling.
+static void rope_table(model_state *s, uint32_t table, double base, double freq_scale, float mscale,
+                       const uint32_t *pos_of, uint32_t n_tok)
 {
     const model_hparams *hp = &s->m->hp;
     uint32_t half = hp->n_rot / 2;
-    double freq_scale = 1.0 / hp->rope_factor, ext = 0, low = 0, high = 0;
+    float *cos_t = s->rope_cos + (size_t)table * s->max_batch * half,
+          *sin_t = s->rope_sin + (size_t)table * s->max_batch * half;
+    double ext = 0, low = 0, high = 0;
     if (hp->rope_scaling == MODEL_ROPE_SCALING_YARN) {
         // The dimensions whose wavelength fits beta_fast (32) / beta_slow (1) rotations in the
         // original context bound the ramp between interpolation and extrapolation.
-        double denom = 2.0 * log(hp->rope_base);
+        double denom = 2.0 * log(base);
         double ctx = hp->rope_ctx_orig ? hp->rope_ctx_orig : hp->n_ctx_train;
         low = floor(hp->n_rot * log(ctx / (32.0 * 2.0 * M_PI)) / denom);
         high = ceil(hp->n_rot * log(ctx / (1.0 * 2.0 * M_PI)) / denom);
@@ -431,17 +441,17 @@ static void rope_table(model_state *s, const uint32_t *pos_of, uint32_t n_tok)
     for (uint32_t b = 0; b < n_tok; b++) {
         double pos = (double)pos_of[b];
         for (uint32_t i = 0; i < half; i++) {
-            double extrap = pos * pow(hp->rope_base, -2.0 * i / hp->n_rot);
-            if (s->m->rope_freqs)
-                extrap /= s->m->rope_freqs[i];
+            double extrap = pos * pow(base, -2.0 * i / hp->n_rot);
+            if (s->rope_freqs)
+                extrap /= s->rope_freqs[i];
             double interp = freq_scale * extrap, theta = interp;
             if (ext > 0) {
                 double y = ((double)i - low) / (high - low > 0.001 ? high - low : 0.001);
                 double ramp = (1.0 - (y < 0 ? 0 : y > 1 ? 1 : y)) * ext;
                 theta = interp * (1 - ramp) + extrap * ramp;
             }
-            s->rope_cos[b * half + i] = (float)cos(theta) * hp->rope_mscale;
-            s->rope_sin[b * half + i] = (float)sin(theta) * hp->rope_mscale;
+            cos_t[b * half + i] = (float)cos(theta) * mscale;
+            sin_t[b * half + i] = (float)sin(theta) * mscale;
         }
     }
 }
@@ -605,7 +615,8 @@ static void qkv_block(model_state *s, uint32_t l, uint32_t n_tok)
             head_norm(q, hp->n_head, hp->head_dim_k, &L->q_norm, hp->rms_eps);
         if (L->k_norm.data)
             head_norm(k, hp->n_head_kv, hp->head_dim_k, &L->k_norm, hp->rms_eps);
-        const float *c = s->rope_cos + b * half, *sn = s->rope_sin + b * half;
+        size_t row = ((size_t)L->rope * s->max_batch + b) * half;
+        const float *c = s->rope_cos + row, *sn = s->rope_sin + row;
         model_rope_apply(q, hp->n_head, hp->head_dim_k, hp->n_rot, m->arch->rope_neox, c, sn);
         model_rope_apply(k, hp->n_head_kv, hp->head_dim_k, hp->n_rot, m->arch->rope_neox, c, sn);
     }
@@ -650,13 +661,17 @@ static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
     else
         thread_pool_run(s->pool, attention_worker, &job);
     // The attention output is in xb (MLA: in the latent, each head's value then in q_head);
-    // the projection lands in hb (wide enough), then the residual.
+    // the projection lands in hb (wide enough), is normed where the architecture norms block
+    // outputs, then added to the residual.
     const float *out = s->xb;
     if (mla) {
         model_mla_values(s, l, n_tok);
         out = s->q_head, o_dim = (size_t)hp->n_head * hp->head_dim_v_mla;
     }
     model_matmul(s, &L->wo, out, o_dim, n_tok, s->hb, hp->dim);
+    for (uint32_t b = 0; L->attn_post_norm.data && b < n_tok; b++)
+        model_rmsnorm(s->hb + b * hp->dim, s->hb + b * hp->dim, L->attn_post_norm.data, hp->dim,
+                      hp->rms_eps);
     for (size_t i = 0; i < (size_t)n_tok * hp->dim; i++)
         s->x[i] += s->hb[i];
 }
@@ -667,15 +682,6 @@ typedef struct gated_job {
     const float *up; // (n)
     size_t n;
 } gated_job;
-
-// GELU with the tanh approximation: 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))).
-static void geglu(float *gate, const float *up, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        float x = gate[i];
-        gate[i] = 0.5f * x * (1.0f + tanhf(0.7978845608f * x * (1.0f + 0.044715f * x * x))) * up[i];
-    }
-}
 
 // gpt-oss's clamped SwiGLU: min(gate, 7) * sigmoid(1.702 min(gate, 7)) * (clamp(up, +-7) + 1).
 static void swiglu_oai(float *gate, const float *up, size_t n)
@@ -696,7 +702,7 @@ static void gated_worker(void *ctx, int ith, int nth)
     if (job->act == MODEL_ACT_SILU)
         kernel_swiglu_f32(job->gate + i0, job->up + i0, (int64_t)(i1 - i0));
     else if (job->act == MODEL_ACT_GELU)
-        geglu(job->gate + i0, job->up + i0, i1 - i0);
+        kernel_geglu_f32(job->gate + i0, job->up + i0, (int64_t)(i1 - i0));
     else
         swiglu_oai(job->gate + i0, job->up + i0, i1 - i0);
 }
@@ -730,6 +736,9 @@ static void ffn_block(model_state *s, uint32_t l, uint32_t n_tok)
     model_matmul_group(s, s->xb, hp->dim, n_tok, gate_up, 2);
     model_gated_act(s, s->m->arch->act, s->hb, s->hb2, (size_t)n_tok * hp->ffn);
     model_matmul(s, &L->w_down, s->hb, hp->ffn, n_tok, s->xb, hp->dim);
+    for (uint32_t b = 0; L->ffn_post_norm.data && b < n_tok; b++)
+        model_rmsnorm(s->xb + b * hp->dim, s->xb + b * hp->dim, L->ffn_post_norm.data, hp->dim,
+                      hp->rms_eps);
     for (size_t i = 0; i < (size_t)n_tok * hp->dim; i++)
         s->x[i] += s->xb[i];
 }
@@ -793,7 +802,14 @@ int model_forward_batch(model_state *s, kv_cache *kv, const model_batch *b, cons
     for (uint32_t i = 0; i < n; i++)
         embd->dequantize((const uint8_t *)m->token_embd.data + (size_t)b->tokens[i] * embd_row,
                          s->x + i * hp->dim, hp->dim);
-    rope_table(s, b->pos, n);
+    if (m->arch->embd_scale) { // Gemma: x * sqrt(dim)
+        float scale = sqrtf((float)hp->dim);
+        for (size_t i = 0; i < (size_t)n * hp->dim; i++)
+            s->x[i] *= scale;
+    }
+    rope_table(s, 0, hp->rope_base, 1.0 / hp->rope_factor, hp->rope_mscale, b->pos, n);
+    if (hp->swa_rope)
+        rope_table(s, 1, hp->rope_base_swa, 1.0, hp->rope_attn_factor, b->pos, n);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         attention_block(s, l, n);
         ffn_block(s, l, n);
@@ -803,6 +819,11 @@ int model_forward_batch(model_state *s, kv_cache *kv, const model_batch *b, cons
                       hp->rms_eps);
     if (b->n_out)
         model_matmul(s, &m->output, s->xb, hp->dim, b->n_out, s->logits, hp->n_vocab);
+    if (hp->final_softcap > 0) { // logits = c * tanh(logits * (1 / c))
+        float inv = 1.0f / hp->final_softcap;
+        for (size_t i = 0; i < (size_t)b->n_out * hp->n_vocab; i++)
+            s->logits[i] = tanhf(s->logits[i] * inv) * hp->final_softcap;
+    }
     s->batch = NULL, s->kv = NULL;
     *logits = s->logits;
     return GARLIC_OK;

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "model/model.h"
+
 static void copy_str(const gguf_file *f, const char *key, char *dst, size_t cap)
 {
     gguf_string s;
@@ -57,6 +59,39 @@ static int arch_f32(const gguf_file *f, const char *arch, const char *suffix, fl
     return GARLIC_OK;
 }
 
+// attention.sliding_window_pattern: a period (Gemma 3), or a per-layer array of flags that
+// other architectures write (noted, not read: garlic's architectures take a period).
+static int read_swa_pattern(const gguf_file *f, model_info *info, garlic_error *err)
+{
+    char key[160];
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", info->arch);
+    const gguf_kv *kv = gguf_find_kv(f, key);
+    if (!kv)
+        return GARLIC_OK;
+    if (kv->value.type == GGUF_TYPE_ARRAY) {
+        info->sliding_window_pattern_array = true;
+        return GARLIC_OK;
+    }
+    info->has_sliding_window_pattern = true;
+    return arch_u64(f, info->arch, "attention.sliding_window_pattern",
+                    &info->sliding_window_pattern, err);
+}
+
+// How many layers slide: the architecture's pattern (or the file's period) over the layers,
+// when the architecture has sliding windows and the file gives one.
+static void count_swa_layers(model_info *info)
+{
+    const model_arch *arch = model_arch_find(info->arch);
+    if (!arch || !arch->sliding_window || !info->sliding_window ||
+        info->sliding_window_pattern_array)
+        return;
+    uint64_t period = info->has_sliding_window_pattern ? info->sliding_window_pattern
+                                                       : arch->swa_period;
+    // model_layer_slides counted in closed form: of n layers, n / period are global.
+    uint64_t n = info->block_count;
+    info->n_swa_layers = period ? n - n / period : n;
+}
+
 static void read_tensors(const gguf_file *f, model_info *info)
 {
     for (uint64_t i = 0; i < f->n_tensors; i++) {
@@ -73,6 +108,9 @@ static void read_tensors(const gguf_file *f, model_info *info)
         size_t n = sizeof bias - 1;
         if (t->name.len >= n && memcmp(t->name.data + t->name.len - n, bias, n) == 0)
             info->has_expert_bias = true;
+        if (gguf_string_eq(t->name, "rope_factors_long.weight") ||
+            gguf_string_eq(t->name, "rope_factors_short.weight"))
+            info->has_rope_factors = true;
     }
 }
 
@@ -101,6 +139,12 @@ static int read_hparams(const gguf_file *f, model_info *info, garlic_error *err)
     rc = rc ? rc : arch_u64(f, a, "attention.kv_lora_rank", &info->kv_lora_rank, err);
     rc = rc ? rc : arch_u64(f, a, "attention.key_length_mla", &info->key_length_mla, err);
     rc = rc ? rc : arch_u64(f, a, "attention.value_length_mla", &info->value_length_mla, err);
+    rc = rc ? rc : arch_f32(f, a, "rope.scaling.attn_factor", &info->rope_attn_factor, err);
+    rc = rc ? rc : arch_f32(f, a, "rope.freq_base_swa", &info->rope_freq_base_swa, err);
+    rc = rc ? rc : arch_f32(f, a, "attention.scale", &info->attention_scale, err);
+    rc = rc ? rc : arch_f32(f, a, "final_logit_softcapping", &info->final_logit_softcapping, err);
+    rc = rc ? rc : arch_u64(f, a, "attention.sliding_window", &info->sliding_window, err);
+    rc = rc ? rc : read_swa_pattern(f, info, err);
     const struct {
         const char *suffix;
         uint64_t *out;
@@ -132,6 +176,7 @@ static int read_hparams(const gguf_file *f, model_info *info, garlic_error *err)
         info->key_length = info->embedding_length / info->head_count;
     if (info->value_length == 0)
         info->value_length = info->key_length;
+    count_swa_layers(info);
     // 2 bytes per F16 element; K and V may have different head sizes. Multi-head latent
     // attention caches K rows only (its values are the latent at the start of each).
     bool mla = info->kv_lora_rank && info->key_length_mla;

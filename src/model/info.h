@@ -44,7 +44,19 @@ typedef struct model_info {
     bool has_rope_freqs;            // a rope_freqs.weight tensor is present
     bool has_expert_bias;           // a blk.*.exp_probs_b.bias tensor is present
     float rope_yarn_log_mul;        // rope.scaling.yarn_log_multiplier, 0 when absent
+    bool has_rope_factors;          // rope_factors_long/short tensors (LongRoPE) are present
+    float rope_attn_factor;         // rope.scaling.attn_factor, 0 when absent
+    float rope_freq_base_swa;       // rope.freq_base_swa, 0 when absent
     float rms_epsilon;              // 0 when absent
+    float attention_scale;          // attention.scale, 0 when absent
+    float final_logit_softcapping;  // 0 when absent
+    // Sliding-window attention.
+    uint64_t sliding_window;           // attention.sliding_window, 0 when absent
+    uint64_t sliding_window_pattern;   // attention.sliding_window_pattern (a period)
+    bool has_sliding_window_pattern;   // ... is present as a number
+    bool sliding_window_pattern_array; // ... is present as a per-layer array
+    uint64_t n_swa_layers; // layers that slide, by the architecture's pattern (0: none, or an
+                           // architecture garlic does not know)
     // Multi-head latent attention (DeepSeek-V2/V3); 0 when absent.
     uint64_t q_lora_rank;
     uint64_t kv_lora_rank;

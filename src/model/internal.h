@@ -83,12 +83,15 @@ struct model_state {
     float *kv_row;              // (n_threads, ATT_ROWS, max K/V row) cache rows as floats
     uint8_t *act[MAX_GROUP];    // (max_batch, act row bytes) converted activations
     size_t act_stride;          // bytes of the widest activation row (act[] holds max_batch)
-    float *rope_cos, *rope_sin; // (max_batch, n_rot / 2 + 1)
+    float *rope_cos, *rope_sin; // (rope tables, max_batch, n_rot / 2): the model's RoPE, and
+                                // the sliding layers' own when hp.swa_rope
     uint32_t *pos;              // (max_batch) positions (model_forward's batch)
     uint32_t *seq;              // (max_batch) sequence indices, all 0 (model_forward's batch)
     uint32_t *out;              // (max_batch) logit rows (model_forward's batch)
     uint32_t *slot_block;       // (max_batch) where each token's K and V go
     uint32_t *slot_offset;      // (max_batch)
+    const float *rope_freqs;    // (n_rot / 2) the divisors of this state's context: the
+                                // model's rope_freqs, or LongRoPE's long or short ones; or NULL
     uint8_t *moe_base;          // the experts' scratch, carved into moe
     model_moe_scratch moe;      // the experts' buffers (moe.c); empty for dense models
     // The batch being computed (set for the duration of model_forward_batch).

@@ -64,13 +64,47 @@ static int bind(model *m, const char *name, uint64_t ne0, uint64_t ne1, bool opt
     return bind3(m, name, ne0, ne1, 1, optional, t, err);
 }
 
+// Rows [first, first + n) of the matrix t, in place: how fused tensors (attn_qkv, a gate and
+// up ffn_up) are bound as the matrices the forward pass reads. Empty when t is.
+static model_tensor tensor_rows(const model_tensor *t, uint64_t first, uint64_t n)
+{
+    if (!t->data)
+        return *t;
+    uint64_t row = t->mat_bytes / t->n_out;
+    model_tensor v = *t;
+    v.data = (const uint8_t *)t->data + first * row;
+    v.n_out = n;
+    v.mat_bytes = row * n;
+    return v;
+}
+
+// Values [first, first + n) of the F32 vector t (a fused bias).
+static model_tensor vector_part(const model_tensor *t, uint64_t first, uint64_t n)
+{
+    model_tensor v = *t;
+    v.data = (const float *)t->data + first;
+    v.n_in = n;
+    v.mat_bytes = n * sizeof(float);
+    return v;
+}
+
+// The RoPE scaling (none, linear, YaRN) and what applies whatever the scaling: the
+// attention factor and the original context (YaRN's, and the LongRoPE factors' threshold).
 static int read_rope_scaling(const model *m, const model_info *info, model_hparams *hp,
                              garlic_error *err)
 {
-    char key[128];
     hp->rope_factor = 1.0f;
-    hp->rope_attn_factor = 1.0f;
+    hp->rope_attn_factor = info->rope_attn_factor > 0 ? info->rope_attn_factor : 1.0f;
     hp->rope_scaling = MODEL_ROPE_SCALING_NONE;
+    uint64_t orig = info->rope_original_context ? info->rope_original_context : hp->n_ctx_train;
+    if (orig > UINT32_MAX)
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: %s.rope.scaling.original_context_length %llu is too large",
+                                m->file->path, info->arch, (unsigned long long)orig);
+    hp->rope_ctx_orig = (uint32_t)orig;
+    // The file stores 0.1 * mscale_all_dim (a converter's legacy); llama.cpp divides it back.
+    if (m->arch->yarn_attn_scale)
+        hp->rope_yarn_log_mul = info->rope_yarn_log_mul / 0.1f;
     const char *type = info->rope_scaling_type;
     if (type[0] == '\0' || strcmp(type, "none") == 0)
         return GARLIC_OK;
@@ -85,15 +119,6 @@ static int read_rope_scaling(const model *m, const model_info *info, model_hpara
                                 m->file->path, type);
     if (info->rope_scale_factor > 0)
         hp->rope_factor = info->rope_scale_factor;
-    hp->rope_ctx_orig = (uint32_t)(info->rope_original_context ? info->rope_original_context
-                                                               : info->context_length);
-    snprintf(key, sizeof key, "%s.rope.scaling.attn_factor", info->arch);
-    float f;
-    if (gguf_get_f32(m->file, key, &f) == GARLIC_OK && f > 0)
-        hp->rope_attn_factor = f;
-    // The file stores 0.1 * mscale_all_dim (a converter's legacy); llama.cpp divides it back.
-    if (m->arch->yarn_attn_scale)
-        hp->rope_yarn_log_mul = info->rope_yarn_log_mul / 0.1f;
     return GARLIC_OK;
 }
 
@@ -105,21 +130,27 @@ static float yarn_mscale(float factor, float m)
     return factor <= 1.0f ? 1.0f : 1.0f + 0.1f * m * logf(factor);
 }
 
-// The magnitude RoPE's cos and sin carry and the attention scale, as llama.cpp computes them.
-// With YaRN the rotated values are scaled by attn_factor * mscale(factor, 1) (DeepSeek: by
-// attn_factor * mscale(factor, M) / mscale(factor, M) = attn_factor once M = mscale_all_dim
-// is given). The scale is 1 / sqrt(the key head), times, for DeepSeek, the square of that
-// magnitude (with linear scaling or none: attn_factor (1 + 0.1 ln factor)) multiplied by
-// mscale(factor, M): the scores must carry the correction the keys' RoPE part alone cannot.
-static void attention_scales(const model_arch *arch, model_hparams *hp)
+// The magnitude the model's RoPE table carries in cos and sin and the attention scale, as
+// llama.cpp computes them. cos and sin carry attn_factor, with YaRN times mscale(factor, 1)
+// (DeepSeek: times mscale(factor, M) / mscale(factor, M) = 1 once M = mscale_all_dim is
+// given). The scale is the file's attention.scale, else 1 / sqrt(the key head) or the
+// architecture's (Gemma 3 27B: 1 / sqrt(dim / n_head)); for DeepSeek it is multiplied by the
+// square of that magnitude (with linear scaling or none: attn_factor (1 + 0.1 ln factor))
+// times mscale(factor, M): the scores must carry the correction the keys' RoPE part alone
+// cannot.
+static void attention_scales(const model_arch *arch, const model_info *info, model_hparams *hp)
 {
     float factor = hp->rope_factor, m = hp->rope_yarn_log_mul;
     bool yarn = hp->rope_scaling == MODEL_ROPE_SCALING_YARN;
     hp->rope_mscale = yarn
         ? hp->rope_attn_factor * yarn_mscale(factor, m != 0 ? m : 1.0f) / yarn_mscale(factor, m)
-        : 1.0f;
+        : hp->rope_attn_factor;
     float head = (float)(model_hparams_mla(hp) ? hp->head_dim_k_mla : hp->head_dim_k);
     hp->attn_scale = 1.0f / sqrtf(head);
+    if (arch->wide_query_layers && arch->wide_query_layers == hp->n_layer)
+        hp->attn_scale = 1.0f / sqrtf((float)(hp->dim / hp->n_head));
+    if (info->attention_scale > 0)
+        hp->attn_scale = info->attention_scale;
     if (arch->yarn_attn_scale) {
         float before = yarn ? hp->rope_mscale : hp->rope_attn_factor * (1.0f + 0.1f * logf(factor));
         float mscale = before * (1.0f + 0.1f * m * logf(factor));
@@ -161,6 +192,38 @@ static int read_mla(model *m, const model_info *info, garlic_error *err)
     hp->kv_lora_rank = (uint32_t)kv;
     hp->head_dim_k_mla = (uint32_t)info->key_length_mla;
     hp->head_dim_v_mla = (uint32_t)info->value_length_mla;
+    return GARLIC_OK;
+}
+
+// The sliding window and the layers it applies to (the architecture's period unless the
+// file gives one), the sliding layers' RoPE base, RoPE's magnitude and the attention scale
+// (after read_mla: the scale depends on the latent attention's heads), and the final logit
+// soft cap.
+static int read_attention(model *m, const model_info *info, garlic_error *err)
+{
+    model_hparams *hp = &m->hp;
+    const model_arch *arch = m->arch;
+    hp->rope_base_swa = info->rope_freq_base_swa > 0 ? info->rope_freq_base_swa : 10000.0f;
+    attention_scales(arch, info, hp);
+    hp->final_softcap = info->final_logit_softcapping > 0 ? info->final_logit_softcapping : 0;
+    if (!arch->sliding_window || !info->sliding_window)
+        return GARLIC_OK;
+    if (info->sliding_window_pattern_array)
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                "%s: %s.attention.sliding_window_pattern is a per-layer array; "
+                                "garlic's %s takes a period",
+                                m->file->path, info->arch, arch->name);
+    uint64_t period = info->has_sliding_window_pattern ? info->sliding_window_pattern
+                                                       : arch->swa_period;
+    if (info->sliding_window > UINT32_MAX || period > UINT32_MAX)
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: %s.attention.sliding_window %llu or its pattern %llu is too "
+                                "large",
+                                m->file->path, info->arch, (unsigned long long)info->sliding_window,
+                                (unsigned long long)period);
+    hp->n_swa = (uint32_t)info->sliding_window;
+    hp->swa_period = (uint32_t)period;
+    hp->swa_rope = arch->swa_rope;
     return GARLIC_OK;
 }
 
@@ -297,9 +360,7 @@ static int read_hparams(model *m, garlic_error *err)
                                 m->file->path, hp->n_rot, hp->rope_base, hp->head_dim_k);
     rc = read_rope_scaling(m, &info, hp, err);
     rc = rc ? rc : read_mla(m, &info, err);
-    if (rc == GARLIC_OK)
-        attention_scales(m->arch, hp);
-    return rc;
+    return rc ? rc : read_attention(m, &info, err);
 }
 
 // One tensor of a layer: blk.<l>.<suffix> of ne0 x ne1 x ne2 values.
@@ -329,6 +390,17 @@ static int bind_ffn(model *m, uint32_t l, garlic_error *err)
 {
     const model_hparams *hp = &m->hp;
     model_layer *L = &m->layers[l];
+    if (!model_layer_has_experts(m, l) && m->arch->fused_up) {
+        model_tensor gate_up;
+        layer_spec fused[] = {
+            {"ffn_up.weight", hp->dim, 2 * (uint64_t)hp->ffn, 1, false, &gate_up},
+            {"ffn_down.weight", hp->ffn, hp->dim, 1, false, &L->w_down},
+        };
+        int rc = bind_specs(m, l, fused, 2, err);
+        L->w_gate = tensor_rows(&gate_up, 0, hp->ffn);
+        L->w_up = tensor_rows(&gate_up, hp->ffn, hp->ffn);
+        return rc;
+    }
     if (!model_layer_has_experts(m, l)) {
         layer_spec dense[] = {
             {"ffn_gate.weight", hp->dim, hp->ffn, 1, false, &L->w_gate},
@@ -384,33 +456,73 @@ static int bind_mla(model *m, uint32_t l, garlic_error *err)
     return rc ? rc : bind_specs(m, l, specs, sizeof specs / sizeof specs[0], err);
 }
 
-static int bind_layer(model *m, uint32_t l, garlic_error *err)
+// Q, K and V of layer l: attn_q/k/v (and their biases), or one attn_qkv (and its bias) whose
+// rows are Q's, then K's, then V's, bound as three views.
+static int bind_qkv(model *m, uint32_t l, garlic_error *err)
 {
-    if (m->arch->mla) {
-        int rc = bind_mla(m, l, err);
-        return rc ? rc : bind_ffn(m, l, err);
-    }
     const model_hparams *hp = &m->hp;
     model_layer *L = &m->layers[l];
     uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim_k;
     uint64_t k_dim = (uint64_t)hp->n_head_kv * hp->head_dim_k;
     uint64_t v_dim = (uint64_t)hp->n_head_kv * hp->head_dim_v;
-    uint64_t o_dim = (uint64_t)hp->n_head * hp->head_dim_v;
-    bool nb = !m->arch->qkv_bias, nn = !m->arch->qk_norm;
-    layer_spec specs[] = {
-        {"attn_norm.weight", hp->dim, 1, 1, false, &L->attn_norm},
+    char name[96];
+    snprintf(name, sizeof name, "blk.%u.attn_qkv.weight", l);
+    if (gguf_find_tensor(m->file, name)) {
+        model_tensor qkv, bias;
+        layer_spec fused[] = {
+            {"attn_qkv.weight", hp->dim, q_dim + k_dim + v_dim, 1, false, &qkv},
+            {"attn_qkv.bias", q_dim + k_dim + v_dim, 1, 1, true, &bias},
+        };
+        int rc = bind_specs(m, l, fused, 2, err);
+        if (rc)
+            return rc;
+        L->wq = tensor_rows(&qkv, 0, q_dim);
+        L->wk = tensor_rows(&qkv, q_dim, k_dim);
+        L->wv = tensor_rows(&qkv, q_dim + k_dim, v_dim);
+        if (bias.data) {
+            L->bq = vector_part(&bias, 0, q_dim);
+            L->bk = vector_part(&bias, q_dim, k_dim);
+            L->bv = vector_part(&bias, q_dim + k_dim, v_dim);
+        }
+        return GARLIC_OK;
+    }
+    bool nb = !m->arch->qkv_bias;
+    layer_spec separate[] = {
         {"attn_q.weight", hp->dim, q_dim, 1, false, &L->wq},
         {"attn_k.weight", hp->dim, k_dim, 1, false, &L->wk},
         {"attn_v.weight", hp->dim, v_dim, 1, false, &L->wv},
-        {"attn_output.weight", o_dim, hp->dim, 1, false, &L->wo},
         {"attn_q.bias", q_dim, 1, 1, nb, &L->bq},
         {"attn_k.bias", k_dim, 1, 1, nb, &L->bk},
         {"attn_v.bias", v_dim, 1, 1, nb, &L->bv},
+    };
+    return bind_specs(m, l, separate, sizeof separate / sizeof separate[0], err);
+}
+
+static int bind_layer(model *m, uint32_t l, garlic_error *err)
+{
+    const model_hparams *hp = &m->hp;
+    model_layer *L = &m->layers[l];
+    // The layers the window pattern picks slide; they rotate with their own RoPE where the
+    // architecture gives them one.
+    L->window = hp->n_swa && model_layer_slides(hp->swa_period, l) ? hp->n_swa : 0;
+    L->rope = L->window && m->arch->swa_rope ? 1 : 0;
+    if (m->arch->mla) {
+        int rc = bind_mla(m, l, err);
+        return rc ? rc : bind_ffn(m, l, err);
+    }
+    uint64_t o_dim = (uint64_t)hp->n_head * hp->head_dim_v;
+    bool nn = !m->arch->qk_norm, np = !m->arch->post_norms;
+    layer_spec specs[] = {
+        {"attn_norm.weight", hp->dim, 1, 1, false, &L->attn_norm},
+        {"attn_output.weight", o_dim, hp->dim, 1, false, &L->wo},
         {"attn_q_norm.weight", hp->head_dim_k, 1, 1, nn, &L->q_norm},
         {"attn_k_norm.weight", hp->head_dim_k, 1, 1, nn, &L->k_norm},
+        {"post_attention_norm.weight", hp->dim, 1, 1, np, &L->attn_post_norm},
         {"ffn_norm.weight", hp->dim, 1, 1, false, &L->ffn_norm},
+        {"post_ffw_norm.weight", hp->dim, 1, 1, np, &L->ffn_post_norm},
     };
     int rc = bind_specs(m, l, specs, sizeof specs / sizeof specs[0], err);
+    rc = rc ? rc : bind_qkv(m, l, err);
     return rc ? rc : bind_ffn(m, l, err);
 }
 
@@ -449,23 +561,30 @@ static int bind_globals(model *m, garlic_error *err)
                                     m->file->path);
         m->output = m->token_embd; // tied embeddings
     }
-    model_tensor freqs;
+    // RoPE divisors: one set (rope_freqs), or LongRoPE's two, of which a state takes one.
+    model_tensor freqs, longf, shortf;
     if (rc == GARLIC_OK)
         rc = bind(m, "rope_freqs.weight", hp->n_rot / 2, 1, true, &freqs, err);
     if (rc == GARLIC_OK)
-        m->rope_freqs = freqs.data;
+        rc = bind(m, "rope_factors_long.weight", hp->n_rot / 2, 1, true, &longf, err);
+    if (rc == GARLIC_OK)
+        rc = bind(m, "rope_factors_short.weight", hp->n_rot / 2, 1, true, &shortf, err);
+    if (rc == GARLIC_OK)
+        m->rope_freqs = freqs.data, m->rope_long = longf.data, m->rope_short = shortf.data;
     return rc;
 }
 
-model *model_load(const char *path, garlic_error *err)
+model *model_load_file(gguf_file *f, garlic_error *err)
 {
     model *m = garlic_calloc(1, sizeof *m);
     if (!m) {
-        garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", path);
+        garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", f->path);
+        gguf_close(f);
         return NULL;
     }
-    m->file = gguf_open(path, err);
-    int rc = m->file ? read_hparams(m, err) : GARLIC_EIO;
+    m->file = f;
+    const char *path = f->path;
+    int rc = read_hparams(m, err);
     if (rc == GARLIC_OK) {
         m->layers = garlic_calloc(m->hp.n_layer, sizeof *m->layers);
         if (!m->layers)
@@ -486,6 +605,12 @@ model *model_load(const char *path, garlic_error *err)
         return NULL;
     }
     return m;
+}
+
+model *model_load(const char *path, garlic_error *err)
+{
+    gguf_file *f = gguf_open(path, err);
+    return f ? model_load_file(f, err) : NULL;
 }
 
 void model_free(model *m)

@@ -92,7 +92,8 @@ void model_mla_qk(model_state *s, uint32_t l, uint32_t n_tok)
     for (uint32_t b = 0; b < n_tok; b++) {
         float *q = s->q_head + b * q_stride, *k = s->k + (size_t)b * hd_k;
         model_rmsnorm(k, k, L->kv_a_norm.data, kv, hp->rms_eps);
-        const float *c = s->rope_cos + b * half, *sn = s->rope_sin + b * half;
+        size_t row = ((size_t)L->rope * s->max_batch + b) * half; // the layer's RoPE table
+        const float *c = s->rope_cos + row, *sn = s->rope_sin + row;
         model_rope_apply(q + nope, heads, qk, rot, m->arch->rope_neox, c, sn);
         model_rope_apply(k + kv, 1, hd_k, rot, m->arch->rope_neox, c, sn);
         // Each head's RoPE part follows its absorbed part, as the cached row's RoPE key does.

@@ -28,7 +28,8 @@ typedef enum model_router {
 // The gated activation of the feed-forward networks: act(gate) * up.
 typedef enum model_act {
     MODEL_ACT_SILU,       // SwiGLU: silu(gate) * up
-    MODEL_ACT_GELU,       // GeGLU, GELU with the tanh approximation (Gemma)
+    MODEL_ACT_GELU,       // GeGLU, GELU with the tanh approximation, in F16 steps as ggml
+                          // computes it (Gemma)
     MODEL_ACT_SWIGLU_OAI, // gpt-oss: gate clamped above at 7, up to [-7, 7],
                           // gate * sigmoid(1.702 gate) * (up + 1)
     MODEL_ACT_COUNT
@@ -55,7 +56,33 @@ typedef struct model_arch {
     bool mla;
     bool yarn_attn_scale; // the attention scale is mscale^2 / sqrt(key head), mscale being
                           // YaRN's magnitude with rope.scaling.yarn_log_multiplier (DeepSeek)
+    // Gemma.
+    bool embd_scale; // the token embedding is multiplied by sqrt(dim)
+    bool post_norms; // each block's output is RMS-normed (post_attention_norm, post_ffw_norm)
+                     // before it is added to the residual stream
+    uint32_t wide_query_layers; // a model of exactly this many layers scales its queries by
+                                // 1 / sqrt(dim / n_head) instead of 1 / sqrt(head_dim)
+                                // (Gemma 3 27B's query_pre_attn_scalar; 0: none)
+    // Sliding-window attention (hparams.n_swa, from attention.sliding_window).
+    bool sliding_window; // the file's window applies, to the layers swa_period picks
+    uint32_t swa_period; // layer l slides unless l % period == period - 1 (Gemma 3: 6, five
+                         // sliding layers then a global one); 0: every layer slides. The
+                         // file's attention.sliding_window_pattern overrides it
+    bool swa_rope;       // sliding layers rotate with rope.freq_base_swa (default 10000) and
+                         // no scaling; global layers with the model's RoPE
+    // How the converter lays out tensors (the loader takes attn_qkv or attn_q/k/v for any
+    // architecture; fused_qkv says which one garlic synth writes).
+    bool fused_qkv; // attn_qkv: the Q, K and V rows in one matrix (Phi-3)
+    bool fused_up;  // ffn_up holds the gate rows then the up rows (2 x ffn), no ffn_gate (Phi-3)
 } model_arch;
+
+// Whether layer l slides (has a window) under a sliding-window period (model_arch.swa_period):
+// period 0 slides every layer, else every period-th layer (l % period == period - 1) is
+// global, the others slide.
+static inline bool model_layer_slides(uint64_t period, uint64_t l)
+{
+    return period == 0 || l % period < period - 1;
+}
 
 // The architecture row for name, or NULL.
 const model_arch *model_arch_find(const char *name);
@@ -89,14 +116,25 @@ typedef struct model_hparams {
     float rope_base;     // rope.freq_base
     model_rope_scaling rope_scaling;
     float rope_factor;       // rope.scaling.factor (1 when none)
-    uint32_t rope_ctx_orig;  // rope.scaling.original_context_length (YaRN)
+    uint32_t rope_ctx_orig;  // rope.scaling.original_context_length (default n_ctx_train): YaRN's
+                             // original context; LongRoPE's long factors apply beyond it
     uint32_t n_swa;          // attention.sliding_window: the window of the layers that have
                              // one (which ones is the architecture's pattern), 0: none
-    float rope_attn_factor;  // rope.scaling.attn_factor (YaRN, default 1)
+    uint32_t swa_period;     // the sliding layers' pattern (model_arch.swa_period)
+    bool swa_rope;           // the sliding layers rotate with a RoPE of their own (a second
+                             // table: base rope_base_swa, unscaled)
+    float rope_base_swa;     // rope.freq_base_swa: the sliding layers' base when the
+                             // architecture gives them their own RoPE (default 10000)
+    float rope_attn_factor;  // rope.scaling.attn_factor (default 1): scales cos and sin, so
+                             // attention logits by its square (YaRN, LongRoPE)
     float rope_yarn_log_mul; // rope.scaling.yarn_log_multiplier / 0.1 (DeepSeek's
                              // mscale_all_dim), 0 when absent
-    float rope_mscale;       // the magnitude RoPE's cos and sin carry (YaRN), 1 otherwise
-    float attn_scale;        // what the attention scores q . k are multiplied by
+    float rope_mscale;       // the magnitude the model's RoPE table carries in cos and sin:
+                             // rope_attn_factor, times YaRN's correction (see load.c)
+    float attn_scale;        // the factor of q . k before the softmax: attention.scale, else
+                             // 1 / sqrt(the key head: head_dim_k, head_dim_k_mla under MLA)
+                             // or the architecture's (Gemma 3 27B, DeepSeek's YaRN mscale^2)
+    float final_softcap;     // final_logit_softcapping: logits = c * tanh(logits / c), 0: none
     float rms_eps;
     // Multi-head latent attention (arch->mla; kv_lora_rank 0 otherwise). The cache holds
     // one KV head of head_dim_k = kv_lora_rank + n_rot values a position (the normed latent,
@@ -130,6 +168,8 @@ typedef struct model_tensor {
 
 typedef struct model_layer {
     uint32_t window;        // sliding-window attention over this many positions, 0: all
+    uint32_t rope;          // the RoPE table of its queries and keys: 0 the model's, 1 the
+                            // sliding layers' own (model_arch.swa_rope)
     model_tensor attn_norm; // (dim) F32
     // Multi-head latent attention (arch->mla): the queries come from wq (dim -> n_head *
     // head_dim_k_mla; V2-Lite) or from these three; wk, wv and the biases are absent, and wo
@@ -143,12 +183,17 @@ typedef struct model_layer {
                             // no-RoPE query into the latent (attn_k_b)
     model_tensor wv_b;      // n_head matrices (kv_lora_rank -> head_dim_v_mla): a head's value
                             // out of the latent (attn_v_b)
+    // A fused attn_qkv is bound as three views of its rows (Q, then K, then V), so every
+    // step reads wq, wk and wv alike.
     model_tensor wq, wk, wv,
         wo;                  // (dim -> n_head*hd_k), (dim -> n_kv*hd_k), ..., (n_head*hd_v -> dim)
     model_tensor bq, bk, bv; // optional biases; data NULL when absent
     model_tensor q_norm, k_norm;       // optional (head_dim_k) per-head norms
+    model_tensor attn_post_norm;       // (dim) the attention output's norm (post_norms), or absent
     model_tensor ffn_norm;             // (dim)
     model_tensor w_gate, w_up, w_down; // (dim -> ffn), (dim -> ffn), (ffn -> dim); dense layers
+                                       // (a fused ffn_up is bound as two views: gate, up)
+    model_tensor ffn_post_norm;        // (dim) the feed-forward output's norm, or absent
     // Mixture of experts (router.data NULL in dense layers).
     model_tensor router;                           // ffn_gate_inp (dim -> n_expert)
     model_tensor router_bias;                      // exp_probs_b (n_expert), steers the choice
@@ -166,6 +211,9 @@ typedef struct model {
     model_tensor output_norm; // (dim)
     model_tensor output;      // (dim x n_vocab); token_embd when tied
     const float *rope_freqs;  // (n_rot / 2) per-pair divisors, or NULL
+    const float *rope_long;   // (n_rot / 2) LongRoPE divisors for a context beyond
+                              // rope_ctx_orig (rope_factors_long), or NULL
+    const float *rope_short;  // (n_rot / 2) ... within it (rope_factors_short), or NULL
     model_layer *layers;      // (n_layer)
     void *packed;             // the packed copies of weights (model_prefault), or NULL
     size_t packed_bytes;
@@ -185,6 +233,10 @@ static inline bool model_layer_has_experts(const model *m, uint32_t l)
 // the shape the hyper-parameters imply and a type garlic can compute with. Errors name the
 // file and the key or tensor at fault.
 model *model_load(const char *path, garlic_error *err);
+
+// model_load over a file already open (or parsed from memory): takes f in every case (closed
+// with the model, or at once on failure).
+model *model_load_file(gguf_file *f, garlic_error *err);
 void model_free(model *m);
 
 // Reads one byte of every page of the model's mapping (after MADV_WILLNEED), so the weights
@@ -231,8 +283,9 @@ kv_cache_config model_kv_config(const model *m, kv_type type, uint32_t block_tok
 kv_cache_config model_hparams_kv_config(const model_hparams *hp, kv_type type,
                                         uint32_t block_tokens, uint32_t n_blocks);
 
-// The run state: scratch for cfg->max_batch tokens and a compute pool. Fails with a message
-// for impossible sizes or out of memory.
+// The run state: scratch for cfg->max_batch tokens and a compute pool. A model with LongRoPE
+// factors rotates with the long ones in a state whose cfg->n_ctx exceeds hp.rope_ctx_orig,
+// with the short ones otherwise. Fails with a message for impossible sizes or out of memory.
 model_state *model_state_new(const model *m, const model_state_config *cfg, garlic_error *err);
 void model_state_free(model_state *s);
 

@@ -15,7 +15,13 @@
 #include "model/model.h"
 #include "tensor/types.h"
 
-typedef enum init_kind { INIT_MATRIX, INIT_NORM, INIT_BIAS } init_kind;
+typedef enum init_kind {
+    INIT_MATRIX,
+    INIT_NORM,
+    INIT_BIAS,
+    INIT_ROPE_SHORT,
+    INIT_ROPE_LONG
+} init_kind;
 
 typedef struct synth_tensor {
     init_kind init;
@@ -104,9 +110,11 @@ static void fill_rows(void *ctx, int ith, int nth)
             r;
         for (uint64_t i = 0; i < t->ne0; i++) {
             float x = approx_normal(&seed);
-            row[i] = t->init == INIT_MATRIX ? 0.02f * x
-                : t->init == INIT_NORM      ? 1.0f + 0.1f * x
-                                            : 0.5f * x;
+            row[i] = t->init == INIT_MATRIX  ? 0.02f * x
+                : t->init == INIT_NORM       ? 1.0f + 0.1f * x
+                : t->init == INIT_ROPE_SHORT ? 1.0f + 0.25f * fabsf(x)
+                : t->init == INIT_ROPE_LONG  ? 1.0f + 4.0f * fabsf(x)
+                                             : 0.5f * x;
         }
         uint8_t *out = job->dst + r * job->row_bytes;
         if (t->type == TENSOR_TYPE_F32)
@@ -203,7 +211,7 @@ static int add_attention(gguf_writer *w, synth_state *st, uint32_t layer, garlic
              kv_dim = (uint64_t)p->n_head_kv * hd, dim = p->dim;
     if (arch->mla) {
         uint64_t rank = p->q_lora_rank, kv = p->kv_lora_rank, heads = p->n_head;
-        uint64_t hv = p->v_head_dim ? p->v_head_dim : hd - p->rope_dim;
+        uint64_t hv = p->v_head_dim ? p->v_head_dim : hd - p->rope_dims;
         const layer_tensor specs[] = {
             {"attn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
             {"attn_q_a_norm.weight", INIT_NORM, 0, rank, 1, 1, rank > 0},
@@ -211,24 +219,28 @@ static int add_attention(gguf_writer *w, synth_state *st, uint32_t layer, garlic
             {"attn_q_a.weight", INIT_MATRIX, t, dim, rank, 1, rank > 0},
             {"attn_q_b.weight", INIT_MATRIX, t, rank, q_dim, 1, rank > 0},
             {"attn_q.weight", INIT_MATRIX, t, dim, q_dim, 1, rank == 0},
-            {"attn_kv_a_mqa.weight", INIT_MATRIX, t, dim, kv + p->rope_dim, 1, true},
-            {"attn_k_b.weight", INIT_MATRIX, t, hd - p->rope_dim, kv, heads, true},
+            {"attn_kv_a_mqa.weight", INIT_MATRIX, t, dim, kv + p->rope_dims, 1, true},
+            {"attn_k_b.weight", INIT_MATRIX, t, hd - p->rope_dims, kv, heads, true},
             {"attn_v_b.weight", INIT_MATRIX, vd_type, kv, hv, heads, true},
             {"attn_output.weight", INIT_MATRIX, t, heads * hv, dim, 1, true},
         };
         return add_specs(w, st, layer, specs, sizeof specs / sizeof specs[0], err);
     }
+    bool fused = arch->fused_qkv, split = !fused;
     const layer_tensor specs[] = {
         {"attn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
-        {"attn_q.weight", INIT_MATRIX, t, dim, q_dim, 1, true},
-        {"attn_k.weight", INIT_MATRIX, t, dim, kv_dim, 1, true},
-        {"attn_v.weight", INIT_MATRIX, vd_type, dim, kv_dim, 1, true},
-        {"attn_q.bias", INIT_BIAS, 0, q_dim, 1, 1, arch->qkv_bias},
-        {"attn_k.bias", INIT_BIAS, 0, kv_dim, 1, 1, arch->qkv_bias},
-        {"attn_v.bias", INIT_BIAS, 0, kv_dim, 1, 1, arch->qkv_bias},
+        {"attn_q.weight", INIT_MATRIX, t, dim, q_dim, 1, split},
+        {"attn_k.weight", INIT_MATRIX, t, dim, kv_dim, 1, split},
+        {"attn_v.weight", INIT_MATRIX, vd_type, dim, kv_dim, 1, split},
+        {"attn_qkv.weight", INIT_MATRIX, t, dim, q_dim + 2 * kv_dim, 1, fused},
+        {"attn_q.bias", INIT_BIAS, 0, q_dim, 1, 1, arch->qkv_bias && split},
+        {"attn_k.bias", INIT_BIAS, 0, kv_dim, 1, 1, arch->qkv_bias && split},
+        {"attn_v.bias", INIT_BIAS, 0, kv_dim, 1, 1, arch->qkv_bias && split},
+        {"attn_qkv.bias", INIT_BIAS, 0, q_dim + 2 * kv_dim, 1, 1, arch->qkv_bias && fused},
         {"attn_q_norm.weight", INIT_NORM, 0, hd, 1, 1, arch->qk_norm},
         {"attn_k_norm.weight", INIT_NORM, 0, hd, 1, 1, arch->qk_norm},
         {"attn_output.weight", INIT_MATRIX, t, q_dim, dim, 1, true},
+        {"post_attention_norm.weight", INIT_NORM, 0, dim, 1, 1, arch->post_norms},
     };
     return add_specs(w, st, layer, specs, sizeof specs / sizeof specs[0], err);
 }
@@ -250,11 +262,14 @@ static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_err
     uint64_t dim = p->dim, ne = p->n_expert, fe = p->ffn_exp ? p->ffn_exp : p->ffn;
     uint64_t fs = shared_width(p);
     bool moe = ne > 0 && layer >= p->n_dense_lead, dense = !moe;
+    bool up2 = dense && arch->fused_up; // one ffn_up of gate rows then up rows
     const layer_tensor specs[] = {
         {"ffn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
-        {"ffn_gate.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense},
-        {"ffn_up.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense},
+        {"ffn_gate.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense && !up2},
+        {"ffn_up.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense && !up2},
+        {"ffn_up.weight", INIT_MATRIX, t, dim, 2 * (uint64_t)p->ffn, 1, up2},
         {"ffn_down.weight", INIT_MATRIX, vd_type, p->ffn, dim, 1, dense},
+        {"post_ffw_norm.weight", INIT_NORM, 0, dim, 1, 1, arch->post_norms},
         // The router stays F32, as llama-quantize leaves it.
         {"ffn_gate_inp.weight", INIT_MATRIX, TENSOR_TYPE_F32, dim, ne, 1, moe},
         {"exp_probs_b.bias", INIT_BIAS, 0, ne, 1, 1, moe && p->expert_bias},
@@ -373,26 +388,56 @@ static bool writable(uint32_t type)
     return t && (t->quantize || type == TENSOR_TYPE_F32);
 }
 
-// RoPE scaling: none, or linear or YaRN by a factor above 0.
+// RoPE scaling: none, or linear or YaRN by a factor above 0. The original context is written
+// for YaRN and for phi3 (whose LongRoPE factors switch at it), the log multiplier for YaRN.
 static int check_rope_params(const model_synth_params *p, garlic_error *err)
 {
+    bool phi3 = strcmp(p->arch, "phi3") == 0;
+    bool yarn = p->rope_scaling && strcmp(p->rope_scaling, "yarn") == 0;
+    if (p->rope_orig_ctx && !yarn && !phi3)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "the original context is written for phi3 and YaRN "
+                                "(--rope-scaling yarn)");
     if (!p->rope_scaling) {
-        if (p->rope_factor != 0 || p->rope_orig_ctx || p->yarn_log_mul != 0)
+        if (p->rope_factor != 0 || p->yarn_log_mul != 0)
             return garlic_error_set(err, GARLIC_EINVAL,
-                                    "the RoPE factor, original context and YaRN log multiplier "
-                                    "need --rope-scaling");
+                                    "the RoPE factor and YaRN log multiplier need --rope-scaling");
         return GARLIC_OK;
     }
-    bool yarn = strcmp(p->rope_scaling, "yarn") == 0;
     if (!yarn && strcmp(p->rope_scaling, "linear") != 0)
         return garlic_error_set(err, GARLIC_EINVAL, "RoPE scaling '%s': linear or yarn",
                                 p->rope_scaling);
     if (!(p->rope_factor > 0))
         return garlic_error_set(err, GARLIC_EINVAL, "RoPE scaling %s needs a factor above 0",
                                 p->rope_scaling);
-    if (!yarn && (p->rope_orig_ctx || p->yarn_log_mul != 0))
+    if (!yarn && p->yarn_log_mul != 0)
+        return garlic_error_set(err, GARLIC_EINVAL, "the YaRN log multiplier is YaRN's");
+    return GARLIC_OK;
+}
+
+// The options only some architectures' files carry, as llama.cpp reads them: a window where
+// the architecture has one, gemma3's sliding RoPE base and soft cap, phi3's LongRoPE.
+static int check_arch_options(const model_synth_params *p, garlic_error *err)
+{
+    const model_arch *arch = model_arch_find(p->arch);
+    bool gemma3 = strcmp(p->arch, "gemma3") == 0, phi3 = strcmp(p->arch, "phi3") == 0;
+    if (p->sliding_window && !arch->sliding_window)
+        return garlic_error_set(err, GARLIC_EINVAL, "arch %s has no sliding window", p->arch);
+    if (p->rope_theta_swa > 0 && !arch->swa_rope)
         return garlic_error_set(err, GARLIC_EINVAL,
-                                "the original context and YaRN log multiplier are YaRN's");
+                                "arch %s has no RoPE of its own for sliding layers", p->arch);
+    if (p->final_softcap > 0 && !gemma3)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "final logit soft-capping is written for gemma3");
+    if (p->longrope && !phi3)
+        return garlic_error_set(err, GARLIC_EINVAL, "LongRoPE is written for phi3");
+    if (p->longrope && (!p->rope_orig_ctx || p->rope_orig_ctx > p->context))
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "LongRoPE needs an original context (%u) within the context (%u)",
+                                p->rope_orig_ctx, p->context);
+    // llama.cpp's Phi-3 takes the head size as dim / heads (its output matrix is dim x dim).
+    if (phi3 && p->head_dim && (uint64_t)p->head_dim * p->n_head != p->dim)
+        return garlic_error_set(err, GARLIC_EINVAL, "phi3's head dim must be dim / heads");
     return GARLIC_OK;
 }
 
@@ -402,14 +447,14 @@ static int check_mla_params(const model_synth_params *p, garlic_error *err)
     const model_arch *arch = model_arch_find(p->arch);
     uint32_t hd = p->head_dim ? p->head_dim : p->dim / p->n_head;
     if (!arch->mla) {
-        if (p->q_lora_rank || p->kv_lora_rank || p->rope_dim || p->v_head_dim)
+        if (p->q_lora_rank || p->kv_lora_rank || p->v_head_dim)
             return garlic_error_set(err, GARLIC_EINVAL,
-                                    "q/kv LoRA ranks, RoPE and value dims are deepseek2's");
+                                    "q/kv LoRA ranks and value dims are deepseek2's");
         return GARLIC_OK;
     }
-    if (!p->kv_lora_rank || !p->rope_dim || p->rope_dim % 2 || p->rope_dim >= hd)
+    if (!p->kv_lora_rank || !p->rope_dims || p->rope_dims % 2 || p->rope_dims >= hd)
         return garlic_error_set(err, GARLIC_EINVAL,
-                                "deepseek2 needs --kv-lora-rank and an even --rope-dim below "
+                                "deepseek2 needs --kv-lora-rank and an even --rope-dims below "
                                 "the head dim (%u)",
                                 hd);
     return GARLIC_OK;
@@ -455,20 +500,23 @@ static int check_expert_params(const model_synth_params *p, garlic_error *err)
 static int check_params(const model_synth_params *p, garlic_error *err)
 {
     const tensor_type_traits *t = tensor_type_get(p->type);
-    static const char *const writable_archs[] = {"llama",    "qwen2",    "qwen3",
-                                                 "qwen3moe", "qwen2moe", "deepseek2"};
+    static const char *const writable_archs[] = {"llama",    "qwen2",  "qwen3", "qwen3moe",
+                                                 "qwen2moe", "gemma3", "phi3",  "deepseek2"};
     bool known = false;
     for (size_t i = 0; i < sizeof writable_archs / sizeof writable_archs[0]; i++)
         known |= strcmp(p->arch, writable_archs[i]) == 0;
     if (!known)
         return garlic_error_set(err, GARLIC_EINVAL,
-                                "arch '%s': expected llama, qwen2, qwen3, qwen3moe, qwen2moe or "
-                                "deepseek2",
+                                "arch '%s': expected llama, qwen2, qwen3, qwen3moe, qwen2moe, "
+                                "gemma3, phi3 or deepseek2",
                                 p->arch);
+    int rc = check_arch_options(p, err);
+    if (rc)
+        return rc;
     bool moe_arch = strstr(p->arch, "moe") != NULL || strcmp(p->arch, "deepseek2") == 0;
     if (moe_arch && !p->n_expert)
         return garlic_error_set(err, GARLIC_EINVAL, "arch %s needs experts (--experts N)", p->arch);
-    int rc = check_expert_params(p, err);
+    rc = check_expert_params(p, err);
     rc = rc ? rc : check_rope_params(p, err);
     if (rc)
         return rc;
@@ -485,8 +533,13 @@ static int check_params(const model_synth_params *p, garlic_error *err)
     rc = check_mla_params(p, err);
     if (rc)
         return rc;
-    if ((p->head_dim ? p->head_dim : p->dim / p->n_head) % 2)
+    uint32_t head_dim = p->head_dim ? p->head_dim : p->dim / p->n_head;
+    if (head_dim % 2)
         return garlic_error_set(err, GARLIC_EINVAL, "head dim must be even (RoPE rotates pairs)");
+    if (p->rope_dims % 2 || p->rope_dims > head_dim)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "rope dims %u must be even and at most the head dim %u",
+                                p->rope_dims, head_dim);
     if (!writable(p->type))
         return garlic_error_set(err, GARLIC_EUNSUPPORTED, "type %s: garlic cannot quantize to it",
                                 t ? t->name : "?");
@@ -499,18 +552,26 @@ static int check_params(const model_synth_params *p, garlic_error *err)
     return GARLIC_OK;
 }
 
-// The architecture's hyper-parameters under "<arch>.<key>", as llama.cpp names them (and its
-// converter writes them); the key and value lengths only when the head size is not dim /
-// n_head. DeepSeek's converter writes one KV head (MLA's latent), a K row of kv_lora_rank +
-// RoPE dims and a V row of kv_lora_rank as the key and value lengths, the heads' own sizes
-// as the _mla lengths, and always the expert width, shared count and leading dense layers.
-// (It leaves out q_lora_rank for V2-Lite, whose 27 layers tell llama.cpp; synth writes 0.)
+// The architecture's hyper-parameters under "<arch>.<key>", as llama.cpp's converter names
+// and writes them: the key and value lengths only when the head size is not dim / n_head;
+// gemma3's sliding RoPE base always and its window when there is one; phi3's window (0 for
+// none) and original context always, its LongRoPE attention factor with the factors; YaRN's
+// original context. DeepSeek's converter writes one KV head (MLA's latent), a K row of
+// kv_lora_rank + RoPE dims and a V row of kv_lora_rank as the key and value lengths, the
+// heads' own sizes as the _mla lengths, and always the expert width, shared count and
+// leading dense layers. (It leaves out q_lora_rank for V2-Lite, whose 27 layers tell
+// llama.cpp; synth writes 0.)
 static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t head_dim)
 {
-    bool mla = model_arch_find(p->arch)->mla, moe = p->n_expert > 0;
-    bool own_head = head_dim * p->n_head != p->dim;
-    uint32_t kv = p->kv_lora_rank, rope = mla ? p->rope_dim : head_dim;
+    const model_arch *arch = model_arch_find(p->arch);
+    bool mla = arch->mla, moe = p->n_expert > 0;
+    bool own_head = head_dim * p->n_head != p->dim, phi3 = strcmp(p->arch, "phi3") == 0;
     bool yarn = p->rope_scaling && strcmp(p->rope_scaling, "yarn") == 0;
+    uint32_t kv = p->kv_lora_rank, rope = p->rope_dims ? p->rope_dims : head_dim;
+    uint32_t orig = p->rope_orig_ctx ? p->rope_orig_ctx : p->context;
+    // Phi-3's converter: sqrt(1 + ln(scale) / ln(original context)), scale = context / original.
+    double scale = (double)p->context / orig;
+    float attn_factor = scale > 1 ? (float)sqrt(1 + log(scale) / log((double)orig)) : 1.0f;
     const struct {
         const char *key;
         uint32_t u32; // written when f32 is 0
@@ -525,9 +586,17 @@ static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t h
         {"attention.head_count_kv", mla ? 1 : p->n_head_kv, 0, false},
         {"rope.dimension_count", rope, 0, false},
         {"rope.freq_base", 0, p->rope_theta > 0 ? p->rope_theta : 10000.0f, false},
+        {"rope.freq_base_swa", 0, p->rope_theta_swa > 0 ? p->rope_theta_swa : 10000.0f,
+         !arch->swa_rope},
+        {"rope.scaling.factor", 0, p->rope_factor, !p->rope_scaling},
+        {"rope.scaling.original_context_length", orig, 0, !phi3 && !yarn},
+        {"rope.scaling.attn_factor", 0, attn_factor, !p->longrope},
+        {"rope.scaling.yarn_log_multiplier", 0, p->yarn_log_mul, p->yarn_log_mul == 0},
         {"attention.layer_norm_rms_epsilon", 0, p->rms_eps > 0 ? p->rms_eps : 1e-5f, false},
         {"attention.key_length", mla ? kv + rope : head_dim, 0, !own_head && !mla},
         {"attention.value_length", mla ? kv : head_dim, 0, !own_head && !mla},
+        {"attention.sliding_window", p->sliding_window, 0, !p->sliding_window && !phi3},
+        {"final_logit_softcapping", 0, p->final_softcap, !(p->final_softcap > 0)},
         {"attention.q_lora_rank", p->q_lora_rank, 0, !mla},
         {"attention.kv_lora_rank", kv, 0, !mla},
         {"attention.key_length_mla", head_dim, 0, !mla},
@@ -543,10 +612,6 @@ static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t h
         {"expert_group_used_count", p->n_group_used, 0, !p->n_expert_groups},
         {"expert_gating_func", p->gating_func, 0, !p->gating_func},
         {"expert_weights_scale", 0, p->expert_scale, p->expert_scale == 0},
-        {"rope.scaling.factor", 0, p->rope_factor, !p->rope_scaling},
-        {"rope.scaling.original_context_length", p->rope_orig_ctx ? p->rope_orig_ctx : p->context,
-         0, !yarn},
-        {"rope.scaling.yarn_log_multiplier", 0, p->yarn_log_mul, p->yarn_log_mul == 0},
     };
     int r = gguf_writer_set_str(w, "general.architecture", p->arch);
     r = r ? r : gguf_writer_set_str(w, "general.name", p->name ? p->name : "garlic-synth");
@@ -577,7 +642,7 @@ int model_synth_write(const model_synth_params *params, const char *path, garlic
         p.head_dim = p.dim / p.n_head;
     gguf_writer *w = gguf_writer_new();
     synth_state st = {.p = &p};
-    size_t max_tensors = 3 + (size_t)p.n_layer * 24;
+    size_t max_tensors = 5 + (size_t)p.n_layer * 32;
     st.tensors = garlic_calloc(max_tensors, sizeof *st.tensors);
     if (!w || !st.tensors) {
         rc = garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
@@ -601,6 +666,11 @@ int model_synth_write(const model_synth_params *params, const char *path, garlic
         }
     }
     rc = add(w, &st, "token_embd.weight", INIT_MATRIX, p.type, p.dim, p.vocab, err);
+    uint32_t half = (p.rope_dims ? p.rope_dims : p.head_dim) / 2;
+    if (rc == GARLIC_OK && p.longrope)
+        rc = add(w, &st, "rope_factors_long.weight", INIT_ROPE_LONG, 0, half, 1, err);
+    if (rc == GARLIC_OK && p.longrope)
+        rc = add(w, &st, "rope_factors_short.weight", INIT_ROPE_SHORT, 0, half, 1, err);
     for (uint32_t l = 0; l < p.n_layer && rc == GARLIC_OK; l++)
         rc = add_layer(w, &st, l, err);
     if (rc == GARLIC_OK)

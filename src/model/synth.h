@@ -13,8 +13,9 @@
 
 typedef struct model_synth_params {
     const char *arch; // "llama", "qwen2" (Q/K/V bias), "qwen3" (Q/K norms), "qwen3moe",
-                      // "qwen2moe" (experts; llama with experts is Mixtral), "deepseek2"
-                      // (multi-head latent attention and experts)
+                      // "qwen2moe" (experts; llama with experts is Mixtral), "gemma3",
+                      // "phi3" (fused Q/K/V and gate/up), "deepseek2" (multi-head latent
+                      // attention and experts)
     const char *name; // general.name; NULL for "garlic-synth"
     uint32_t dim;     // embedding length
     uint32_t n_layer;
@@ -44,19 +45,24 @@ typedef struct model_synth_params {
     bool expert_bias;          // exp_probs_b.bias: a bias steering the choice of experts
     bool expert_norm;          // expert_weights_norm true (false is not written)
     float expert_scale;        // expert_weights_scale, 0: not written
-    // Multi-head latent attention (deepseek2); the KV head count written is 1.
+    // Multi-head latent attention (deepseek2, which needs rope_dims: a head's RoPE part);
+    // the KV head count written is 1.
     uint32_t q_lora_rank;  // attention.q_lora_rank (0: one attn_q, as DeepSeek-V2-Lite)
     uint32_t kv_lora_rank; // attention.kv_lora_rank, the cached latent
-    uint32_t rope_dim;     // rope.dimension_count: a head's RoPE part
-    uint32_t v_head_dim;   // attention.value_length_mla (0: head_dim - rope_dim)
-    // RoPE scaling: rope_scaling "linear" or "yarn" (NULL: none) by rope_factor, YaRN over
-    // rope_orig_ctx trained positions (0: context), with DeepSeek's yarn_log_mul (0.1 x
-    // mscale_all_dim; 0: not written).
+    uint32_t v_head_dim;   // attention.value_length_mla (0: head_dim - rope_dims)
+    // RoPE scaling: rope_scaling "linear" or "yarn" (NULL: none) by rope_factor, YaRN with
+    // DeepSeek's yarn_log_mul (0.1 x mscale_all_dim; 0: not written).
     const char *rope_scaling;
     float rope_factor;
-    uint32_t rope_orig_ctx;
     float yarn_log_mul;
+    uint32_t rope_orig_ctx;     // rope.scaling.original_context_length (phi3: where LongRoPE's
+                                // long factors start; YaRN: the trained context), 0: context
     float rope_theta;           // 0: 10000
+    uint32_t rope_dims;         // rope.dimension_count, 0: the head size
+    uint32_t sliding_window;    // attention.sliding_window (gemma3, phi3), 0: none
+    float rope_theta_swa;       // rope.freq_base_swa of gemma3's sliding layers, 0: 10000
+    float final_softcap;        // final_logit_softcapping (gemma3), 0: none
+    bool longrope;              // rope_factors_long/short and rope.scaling.attn_factor (phi3)
     float rms_eps;              // 0: 1e-5
     const char *tokenizer_path; // copy tokenizer.* keys from this GGUF, or NULL
     uint64_t seed;
@@ -70,10 +76,10 @@ typedef struct model_synth_params {
 // FFN 768, context 512, vocab 512, F32, llama).
 void model_synth_params_default(model_synth_params *p);
 
-// Writes the model to path. Matrices are N(0, 0.02), norms 1 + N(0, 0.1), biases N(0, 0.5);
-// 1-D tensors stay F32. A matrix whose rows are not a multiple of the type's block size falls
-// back to Q8_0, F16 or F32 (as llama-quantize does). Fails with a message naming the
-// parameter or file at fault.
+// Writes the model to path. Matrices are N(0, 0.02), norms 1 + N(0, 0.1), biases N(0, 0.5),
+// LongRoPE factors 1 + |N(0, 0.25)| (short) and 1 + |N(0, 4)| (long); 1-D tensors stay F32.
+// A matrix whose rows are not a multiple of the type's block size falls back to Q8_0, F16 or
+// F32 (as llama-quantize does). Fails with a message naming the parameter or file at fault.
 int model_synth_write(const model_synth_params *p, const char *path, garlic_error *err);
 
 #endif

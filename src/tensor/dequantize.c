@@ -18,6 +18,8 @@
 const int8_t tensor_iq4_nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                          1,    13,   25,  38,  53,  69,  89,  113};
 
+const int8_t tensor_mxfp4_values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
 static inline float half_at(const uint16_t *p) { return tensor_f16_to_f32(*p); }
 
 void tensor_dequantize_f32(const void *src, float *dst, int64_t n)
@@ -306,6 +308,20 @@ void tensor_dequantize_iq4_xs(const void *src, float *dst, int64_t n)
             int high = (scales_h >> (2 * s)) & 3;
             float scale = d * (float)((low | (high << 4)) - 32);
             iq4_nibbles(blk->qs + 16 * s, scale, dst + 32 * s);
+        }
+    }
+}
+
+// x = scale(e) * values[q]: a power of two times a small integer, so every value is exact
+// (the largest exponents overflow to inf, as in the reference).
+void tensor_dequantize_mxfp4(const void *src, float *dst, int64_t n)
+{
+    const block_mxfp4 *blocks = src;
+    for (int64_t b = 0; b < n / QK_MXFP4; b++, dst += QK_MXFP4) {
+        float d = tensor_mxfp4_scale(blocks[b].e);
+        for (int j = 0; j < QK_MXFP4 / 2; j++) {
+            dst[j] = d * (float)tensor_mxfp4_values[blocks[b].qs[j] & 0x0F];
+            dst[j + QK_MXFP4 / 2] = d * (float)tensor_mxfp4_values[blocks[b].qs[j] >> 4];
         }
     }
 }

@@ -5,6 +5,7 @@
 // to the representable value nearest to it under the stored scales. Sub-block scales of
 // the K-quants and IQ4 come from a small search that minimises squared error. Inputs must
 // be finite; nothing here divides by zero, and an all-zero block codes as all zeros.
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -609,5 +610,60 @@ void tensor_quantize_iq4_xs(const float *src, void *dst, int64_t n)
             pack_nibbles32(c.q + 32 * s, blk->qs + 16 * s);
         }
         blk->scales_h = scales_h;
+    }
+}
+
+// ---- MXFP4 ----
+
+// The exponent byte of an MXFP4 block whose largest magnitude is amax, as ggml's
+// quantize_row_mxfp4_ref picks it: e = floor(log2(amax)) - 2 + 127, so that the scale
+// 2^(e - 128) puts amax / scale in [8, 16) and the largest code (12) covers amax up to 1.5
+// times its power of two (the OCP rule; larger magnitudes clip). log2f rounds a value a few
+// ulps below a power of two up to it, and the reference does the same (gguf-py's numpy log2
+// agrees with glibc's on every such float). A zero block gets 0. Where the reference would
+// convert a negative or infinite float to a byte (amax below 2^-125, or inf) the byte is
+// clamped to 0..254 instead.
+static uint8_t mxfp4_exponent(float amax)
+{
+    if (!(amax > 0.0f))
+        return 0;
+    if (amax > FLT_MAX)
+        return 254;
+    int e = (int)floorf(log2f(amax)) - 2 + 127;
+    return (uint8_t)(e < 0 ? 0 : e > 254 ? 254 : e);
+}
+
+// The code whose value d * values[code] is nearest to x, the first in table order on a tie
+// (so ties go to the smaller magnitude, and 0 and -0 code as 0).
+static uint8_t mxfp4_nearest(float x, float d)
+{
+    uint8_t best = 0;
+    float best_err = fabsf((float)tensor_mxfp4_values[0] * d - x);
+    for (uint8_t i = 1; i < 16; i++) {
+        float err = fabsf((float)tensor_mxfp4_values[i] * d - x);
+        if (err < best_err) {
+            best = i;
+            best_err = err;
+        }
+    }
+    return best;
+}
+
+// Byte for byte what gguf-py's MXFP4 quantizer and ggml's quantize_row_mxfp4_ref write
+// (NaN values are skipped by the maximum and code as 0).
+void tensor_quantize_mxfp4(const float *src, void *dst, int64_t n)
+{
+    block_mxfp4 *blocks = dst;
+    for (int64_t b = 0; b < n / QK_MXFP4; b++, src += QK_MXFP4) {
+        float amax = 0.0f;
+        for (int j = 0; j < QK_MXFP4; j++)
+            amax = fabsf(src[j]) > amax ? fabsf(src[j]) : amax;
+        uint8_t e = mxfp4_exponent(amax);
+        float d = tensor_mxfp4_scale(e);
+        uint8_t q[QK_MXFP4];
+        for (int j = 0; j < QK_MXFP4; j++)
+            q[j] = mxfp4_nearest(src[j], d);
+        blocks[b].e = e;
+        pack_nibbles32(q, blocks[b].qs);
     }
 }

@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "tensor/types.h"
 
@@ -16,7 +17,7 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "GGUF blocks need a lit
 
 // Values per block of the legacy types and per super-block of the K-quants.
 enum { QK4_0 = 32, QK4_1 = 32, QK5_0 = 32, QK5_1 = 32, QK8_0 = 32, QK8_1 = 32 };
-enum { QK_K = 256, QK4_NL = 32 };
+enum { QK_K = 256, QK4_NL = 32, QK_MXFP4 = 32 };
 
 // Q4_0: blocks of 32, x = d * (q - 8), q in 0..15; 4.5 bits per weight.
 // qs[j] holds value j in its low nibble and value j + 16 in its high nibble.
@@ -159,8 +160,33 @@ typedef struct block_iq4_xs {
 } block_iq4_xs;
 static_assert(sizeof(block_iq4_xs) == 136, "block_iq4_xs size");
 
+// MXFP4 (OCP microscaling FP4): blocks of 32, x = 2^(e - 127) * fp4[q], q a 4-bit E2M1 code
+// (sign bit, two exponent bits, one mantissa bit: 0, 0.5, 1, 1.5, 2, 3, 4, 6 and their
+// negatives) and e an E8M0 exponent byte; 4.25 bits per weight. Stored as ggml does it: the
+// table holds the doubled values (tensor_mxfp4_values, integers) and the scale is halved to
+// match, x = tensor_mxfp4_scale(e) * tensor_mxfp4_values[q]. Nibbles as Q4_0.
+typedef struct block_mxfp4 {
+    uint8_t e;                // shared exponent (E8M0)
+    uint8_t qs[QK_MXFP4 / 2]; // (32) E2M1 codes
+} block_mxfp4;
+static_assert(sizeof(block_mxfp4) == 17, "block_mxfp4 size");
+
 // The 16 grid points of IQ4_NL and IQ4_XS, in increasing order.
 extern const int8_t tensor_iq4_nl_values[16];
+
+// The E2M1 values of the 16 MXFP4 codes, doubled (code 8 is -0, stored here as 0).
+extern const int8_t tensor_mxfp4_values[16];
+
+// The scale of an MXFP4 block with exponent byte e: 2^(e - 128), half of E8M0's 2^(e - 127)
+// because the table is doubled. Exact; e = 0 and 1 give the subnormals 2^-128 and 2^-127,
+// and e = 255 (E8M0's NaN, which ggml rejects in files) gives 2^127 as in ggml.
+static inline float tensor_mxfp4_scale(uint8_t e)
+{
+    uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
 
 // Value i's 6-bit scale and min in a Q4_K/Q5_K scales array (i < 8).
 static inline void tensor_k4_scale_min(const uint8_t *scales, int i, uint8_t *sc, uint8_t *m)
@@ -211,6 +237,7 @@ void tensor_dequantize_q6_k(const void *src, float *dst, int64_t n);
 void tensor_dequantize_q8_k(const void *src, float *dst, int64_t n);
 void tensor_dequantize_iq4_nl(const void *src, float *dst, int64_t n);
 void tensor_dequantize_iq4_xs(const void *src, float *dst, int64_t n);
+void tensor_dequantize_mxfp4(const void *src, float *dst, int64_t n);
 
 void tensor_quantize_f32(const float *src, void *dst, int64_t n);
 void tensor_quantize_f16(const float *src, void *dst, int64_t n);
@@ -229,5 +256,6 @@ void tensor_quantize_q6_k(const float *src, void *dst, int64_t n);
 void tensor_quantize_q8_k(const float *src, void *dst, int64_t n);
 void tensor_quantize_iq4_nl(const float *src, void *dst, int64_t n);
 void tensor_quantize_iq4_xs(const float *src, void *dst, int64_t n);
+void tensor_quantize_mxfp4(const float *src, void *dst, int64_t n);
 
 #endif

@@ -58,7 +58,8 @@ static const tensor_type_traits type_table[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_BF16] = {"BF16", 1, 2, false, tensor_dequantize_bf16, tensor_quantize_bf16},
     [TENSOR_TYPE_TQ1_0] = {"TQ1_0", QK_K, 54, true, NULL, NULL},
     [TENSOR_TYPE_TQ2_0] = {"TQ2_0", QK_K, 66, true, NULL, NULL},
-    [TENSOR_TYPE_MXFP4] = {"MXFP4", 32, 17, true, NULL, NULL},
+    [TENSOR_TYPE_MXFP4] = {"MXFP4", QK_MXFP4, sizeof(block_mxfp4), true, tensor_dequantize_mxfp4,
+                           tensor_quantize_mxfp4},
 };
 
 const tensor_type_traits *tensor_type_get(uint32_t type)

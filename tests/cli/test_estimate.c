@@ -127,7 +127,7 @@ static void test_gguf_mla(void **state)
     (void)state;
     model_synth_params p;
     model_synth_params_default(&p);
-    p.arch = "deepseek2", p.n_head = 4, p.head_dim = 64, p.rope_dim = 32, p.kv_lora_rank = 64;
+    p.arch = "deepseek2", p.n_head = 4, p.head_dim = 64, p.rope_dims = 32, p.kv_lora_rank = 64;
     p.n_dense_lead = 1, p.n_expert = 4, p.n_expert_used = 2, p.ffn_exp = 64;
     const char *path = test_temp_path("mla.gguf");
     garlic_error e;

@@ -76,7 +76,7 @@ static void test_deepseek(void **state)
     model_synth_params p;
     model_synth_params_default(&p);
     p.arch = "deepseek2", p.dim = 128, p.n_layer = 3, p.n_head = 4, p.head_dim = 64;
-    p.rope_dim = 32, p.v_head_dim = 32, p.q_lora_rank = 64, p.kv_lora_rank = 64, p.ffn = 256;
+    p.rope_dims = 32, p.v_head_dim = 32, p.q_lora_rank = 64, p.kv_lora_rank = 64, p.ffn = 256;
     p.n_dense_lead = 1, p.n_expert = 16, p.n_expert_used = 4, p.ffn_exp = 32;
     p.n_shared_experts = 1, p.n_expert_groups = 4, p.n_group_used = 2, p.gating_func = 2;
     p.expert_bias = true, p.expert_norm = true, p.expert_scale = 2.5f;
@@ -131,6 +131,44 @@ static void test_json_output(void **state)
     const cJSON *tok = cJSON_GetObjectItem(root, "tokenizer");
     assert_true(num(tok, "vocab_size") == 512);
     cJSON_Delete(root);
+}
+
+// Sliding windows: which layers have one (gemma3: every sixth layer is global; phi3: all),
+// the sliding layers' RoPE base, LongRoPE, the soft cap; in text and JSON.
+static void test_sliding_windows(void **state)
+{
+    (void)state;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = "gemma3", p.n_layer = 13, p.sliding_window = 16, p.final_softcap = 30, p.tied = true;
+    const char *path = test_temp_path("gemma3.gguf");
+    garlic_error e;
+    if (model_synth_write(&p, path, &e))
+        fail_msg("%s", e.message);
+    char *out, *err;
+    assert_int_equal(test_run(&out, &err, "%s show '%s'", test_garlic(), path), 0);
+    const char *expect[] = {
+        "sliding window         16 tokens, 11 of 13 layers (global: 5, 11), RoPE base 10000",
+        "final logit soft cap   30"};
+    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
+        if (!strstr(out, expect[i]))
+            fail_msg("missing '%s' in:\n%s", expect[i], out);
+    free(out), free(err);
+    cJSON *root = show_json(path, "");
+    assert_true(num(root, "sliding_window") == 16 && num(root, "sliding_window_layers") == 11);
+    assert_true(num(cJSON_GetObjectItem(root, "rope"), "freq_base_swa") == 10000);
+    cJSON_Delete(root);
+    model_synth_params_default(&p);
+    p.arch = "phi3", p.sliding_window = 64, p.context = 4096, p.rope_orig_ctx = 1024;
+    p.longrope = true;
+    path = test_temp_path("phi3.gguf");
+    if (model_synth_write(&p, path, &e))
+        fail_msg("%s", e.message);
+    assert_int_equal(test_run(&out, &err, "%s show '%s'", test_garlic(), path), 0);
+    if (!strstr(out, "sliding window         64 tokens, all 2 layers") ||
+        !strstr(out, "(original context 1024), LongRoPE factors, attention factor 1.09"))
+        fail_msg("phi3:\n%s", out);
+    free(out), free(err);
 }
 
 // Facts about the shared files stated in their READMEs.
@@ -237,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_text_output),       cmocka_unit_test(test_json_output),
         cmocka_unit_test(test_deepseek),          cmocka_unit_test(test_shared_models),
         cmocka_unit_test(test_every_shared_file), cmocka_unit_test(test_damaged_files),
+        cmocka_unit_test(test_sliding_windows),
     };
     return cmocka_run_group_tests_name("show", tests, NULL, NULL);
 }

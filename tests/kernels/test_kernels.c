@@ -21,9 +21,10 @@
 #include "tensor/types.h"
 
 static const uint32_t weight_types[] = {
-    TENSOR_TYPE_F32,  TENSOR_TYPE_F16,  TENSOR_TYPE_BF16, TENSOR_TYPE_Q4_0,   TENSOR_TYPE_Q4_1,
-    TENSOR_TYPE_Q5_0, TENSOR_TYPE_Q5_1, TENSOR_TYPE_Q8_0, TENSOR_TYPE_Q2_K,   TENSOR_TYPE_Q3_K,
-    TENSOR_TYPE_Q4_K, TENSOR_TYPE_Q5_K, TENSOR_TYPE_Q6_K, TENSOR_TYPE_IQ4_NL, TENSOR_TYPE_IQ4_XS,
+    TENSOR_TYPE_F32,  TENSOR_TYPE_F16,    TENSOR_TYPE_BF16,   TENSOR_TYPE_Q4_0,
+    TENSOR_TYPE_Q4_1, TENSOR_TYPE_Q5_0,   TENSOR_TYPE_Q5_1,   TENSOR_TYPE_Q8_0,
+    TENSOR_TYPE_Q2_K, TENSOR_TYPE_Q3_K,   TENSOR_TYPE_Q4_K,   TENSOR_TYPE_Q5_K,
+    TENSOR_TYPE_Q6_K, TENSOR_TYPE_IQ4_NL, TENSOR_TYPE_IQ4_XS, TENSOR_TYPE_MXFP4,
 };
 enum { N_WEIGHT_TYPES = sizeof weight_types / sizeof weight_types[0] };
 
@@ -89,7 +90,8 @@ static int half_fields(uint32_t type, int offsets[2])
 
 // Fills rows of weights. Mode 0 quantizes normal random values (what real files look
 // like); mode 1 (quantized types only) fills random bytes, so every bit pattern of codes
-// and sub-block scales occurs, with the half scales set to moderate positive values.
+// and sub-block scales occurs, with the half scales set to moderate positive values (and
+// MXFP4's exponent bytes to scales 2^-12 .. 2^-3, where real weights' lie).
 static void fill_weights(test_rng *rng, uint32_t type, int mode, void *dst, int64_t n_values)
 {
     const tensor_type_traits *tr = tensor_type_get(type);
@@ -105,6 +107,8 @@ static void fill_weights(test_rng *rng, uint32_t type, int mode, void *dst, int6
                 uint16_t h = tensor_f32_to_f16(0.001f + 0.01f * test_rng_uniform(rng));
                 memcpy(bytes + b * tr->type_size + offsets[k], &h, 2);
             }
+            if (type == TENSOR_TYPE_MXFP4)
+                bytes[b * tr->type_size] = (uint8_t)(116 + test_rng_u64(rng) % 10);
         }
         return;
     }
@@ -290,6 +294,7 @@ static void test_type_table(void **state)
     }
     assert_int_equal(kernel_act_type(TENSOR_TYPE_Q4_1), TENSOR_TYPE_Q8_1);
     assert_int_equal(kernel_act_type(TENSOR_TYPE_IQ4_XS), TENSOR_TYPE_Q8_K);
+    assert_int_equal(kernel_act_type(TENSOR_TYPE_MXFP4), TENSOR_TYPE_Q8_0);
     assert_false(kernel_supports(TENSOR_TYPE_Q8_K));
     assert_false(kernel_supports(TENSOR_TYPE_IQ2_XXS));
     assert_false(kernel_supports(TENSOR_TYPE_COUNT));
@@ -873,6 +878,58 @@ static void test_public_float_helpers(void **state)
     assert_true(a[0] == 9.0f && a[1] == 12.0f && a[2] == 15.0f);
 }
 
+// GELU (tanh form) in double, the exact value kernel_geglu_f32 rounds.
+static double gelu_exact(double x)
+{
+    return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+
+// GeGLU in ggml's F16 steps: its GELU depends on x only through x's F16 value, is itself an
+// F16 value within the roundings of the exact GELU, scales exactly with up, and is 0 below
+// -10 and x above 10. A GELU computed in float throughout fails the first two.
+static void test_geglu_f16_steps(void **state)
+{
+    (void)state;
+    test_rng rng;
+    test_rng_seed(&rng, 77);
+    enum { N = 4096 };
+    static float x[N], y[N], y_next[N], y_up[N], up[N], one[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = test_rng_normal(&rng) * (i % 4 ? 2.0f : 0.05f), up[i] = test_rng_normal(&rng);
+        one[i] = 1.0f;
+        // The next float towards zero rounds to the same F16 value unless x is on an F16 step.
+        y_next[i] = nextafterf(x[i], 0.0f);
+    }
+    memcpy(y, x, sizeof y);
+    memcpy(y_up, x, sizeof y_up);
+    kernel_geglu_f32(y, one, N);
+    kernel_geglu_f32(y_next, one, N);
+    kernel_geglu_f32(y_up, up, N);
+    int same_step = 0;
+    for (int i = 0; i < N; i++) {
+        float h = tensor_f16_to_f32(tensor_f32_to_f16(x[i]));
+        if (tensor_f16_to_f32(tensor_f32_to_f16(nextafterf(x[i], 0.0f))) == h) {
+            same_step++;
+            if (y_next[i] != y[i])
+                fail_msg("geglu(%.9g) = %.9g but geglu(%.9g) = %.9g (same F16 input %.9g)", x[i],
+                         y[i], nextafterf(x[i], 0.0f), y_next[i], h);
+        }
+        if (tensor_f16_to_f32(tensor_f32_to_f16(y[i])) != y[i])
+            fail_msg("geglu(%.9g) = %.9g is not an F16 value", x[i], y[i]);
+        // Two F16 roundings: of x (half an F16 step of x, times the slope, at most 1.13) and
+        // of the result (half a step of it), with a float's slack.
+        double want = gelu_exact(h), in_step = ldexp(fabs(h), -11) * 1.13;
+        if (fabs(y[i] - gelu_exact(x[i])) > in_step + ldexp(fabs(want), -11) + 1e-7)
+            fail_msg("geglu(%.9g) = %.9g, exact GELU %.9g", x[i], y[i], gelu_exact(x[i]));
+        if (y_up[i] != y[i] * up[i])
+            fail_msg("geglu(%.9g) * %.9g = %.9g, not %.9g", x[i], up[i], y_up[i], y[i] * up[i]);
+    }
+    assert_true(same_step > N / 2);
+    float ends[4] = {-10.0f, -30.0f, 10.0f, 25.0f};
+    kernel_geglu_f32(ends, one, 4);
+    assert_true(ends[0] == 0.0f && ends[1] == 0.0f && ends[2] == 10.0f && ends[3] == 25.0f);
+}
+
 // A test of one variant: named after the test and the variant, the variant as its state.
 #define VARIANT_TEST(f, v, label)                                                                  \
     {                                                                                              \
@@ -901,6 +958,7 @@ int main(void)
         VARIANT_TEST(test_float_helpers, KERNEL_VARIANT_AVX2, "avx2"),
         VARIANT_TEST(test_float_helpers, KERNEL_VARIANT_AVX512, "avx512_vnni"),
         cmocka_unit_test(test_public_float_helpers),
+        cmocka_unit_test(test_geglu_f16_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

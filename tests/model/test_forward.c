@@ -411,11 +411,12 @@ static void check_packed_equals_plain(uint32_t type, uint32_t dim, uint32_t ffn)
 static void test_packed_equals_plain(void **state)
 {
     (void)state;
-    // Q4_0 and Q8_0 rows of 9 and 25 blocks (whole groups of eight and leftovers); Q4_K and
-    // Q6_K rows of 1 and 3 super-blocks; F16 (copied as it is, onto huge pages).
+    // Q4_0, Q8_0 and MXFP4 rows of 9 and 25 blocks (whole groups of eight and leftovers);
+    // Q4_K and Q6_K rows of 1 and 3 super-blocks; F16 (copied as it is, onto huge pages).
     const uint32_t types[] = {TENSOR_TYPE_Q4_0, TENSOR_TYPE_Q8_0, TENSOR_TYPE_Q4_K,
-                              TENSOR_TYPE_Q6_K, TENSOR_TYPE_F16};
-    const uint32_t dims[] = {288, 288, 256, 256, 288}, ffns[] = {800, 800, 768, 768, 800};
+                              TENSOR_TYPE_Q6_K, TENSOR_TYPE_F16,  TENSOR_TYPE_MXFP4};
+    const uint32_t dims[] = {288, 288, 256, 256, 288, 288};
+    const uint32_t ffns[] = {800, 800, 768, 768, 800, 800};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         if (kernel_packs(types[i]))
             check_packed_equals_plain(types[i], dims[i], ffns[i]);
@@ -471,6 +472,97 @@ static void test_unusual_shapes(void **state)
     model_free(m);
 }
 
+static model *load_synth(const model_synth_params *p, const char *name)
+{
+    garlic_error err;
+    const char *path = test_temp_path(name);
+    if (model_synth_write(p, path, &err))
+        fail_msg("%s", err.message);
+    model *m = model_load(path, &err);
+    if (!m)
+        fail_msg("%s", err.message);
+    return m;
+}
+
+// gemma3's layers: every sixth is global, the others slide and rotate with their own RoPE;
+// queries scale by 1 / sqrt(head_dim), or 1 / sqrt(dim / heads) with 62 layers (27B).
+static void test_gemma3_layers(void **state)
+{
+    (void)state;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = "gemma3", p.n_layer = 13, p.sliding_window = 8, p.n_head = 4, p.head_dim = 64;
+    model *m = load_synth(&p, "gemma3.gguf");
+    for (uint32_t l = 0; l < 13; l++) {
+        bool global = l % 6 == 5;
+        assert_int_equal(m->layers[l].window, global ? 0 : 8);
+        assert_int_equal(m->layers[l].rope, global ? 0 : 1);
+    }
+    assert_true(m->hp.attn_scale == 0.125f && m->hp.rope_base_swa == 10000.0f);
+    model_free(m);
+    p.n_layer = 62, p.dim = 64, p.n_head = 2, p.n_head_kv = 1, p.ffn = 64;
+    m = load_synth(&p, "gemma3-27b.gguf");
+    assert_true(m->hp.attn_scale == 1.0f / sqrtf(32.0f));
+    model_free(m);
+}
+
+// phi3's window applies to every layer (llama.cpp d32676d77 ignores it, so the architecture
+// references cannot check it): a prompt's logits equal those of the same weights without a
+// window while it covers the whole prompt, and differ once it no longer does; one token at a
+// time equals the batch. The fused Q/K/V and gate/up views compute the same packed or not.
+static void test_phi3_window(void **state)
+{
+    (void)state;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = "phi3", p.dim = 128, p.n_head = 4, p.ffn = 256;
+    model *plain = load_synth(&p, "phi3.gguf");
+    p.sliding_window = 8;
+    model *windowed = load_synth(&p, "phi3-w8.gguf");
+    assert_int_equal(plain->layers[1].window, 0);
+    assert_true(windowed->layers[0].window == 8 && windowed->layers[1].window == 8);
+    uint32_t V = plain->hp.n_vocab;
+    runner *a = state_new(plain, 64, 24, 24, KV_TYPE_F32, 2);
+    runner *b = state_new(windowed, 64, 24, 24, KV_TYPE_F32, 2);
+    runner *one = state_new(windowed, 64, 1, 1, KV_TYPE_F32, 1);
+    int32_t ids[24];
+    for (int i = 0; i < 24; i++)
+        ids[i] = (int32_t)((i * 41 + 3) % V);
+    const float *la, *lb, *lo;
+    garlic_error err;
+    assert_int_equal(forward(a, ids, 24, 0, true, &la, &err), 0);
+    assert_int_equal(forward(b, ids, 24, 0, true, &lb, &err), 0);
+    assert_memory_equal(la, lb, (size_t)8 * V * sizeof *la);
+    for (uint32_t i = 8; i < 24; i++) {
+        double diff = 0;
+        for (uint32_t v = 0; v < V; v++)
+            diff = fmax(diff, fabs(la[(size_t)i * V + v] - lb[(size_t)i * V + v]));
+        if (!(diff > 1e-4))
+            fail_msg("position %u: the window changes nothing (%.3g)", i, diff);
+    }
+    for (uint32_t i = 0; i < 24; i++) {
+        assert_int_equal(forward(one, &ids[i], 1, i, false, &lo, &err), 0);
+        assert_memory_equal(lo, lb + (size_t)i * V, V * sizeof *lo);
+    }
+    runner_free(a), runner_free(b), runner_free(one);
+    model_free(plain), model_free(windowed);
+    // Packed fused views equal plain ones.
+    p.type = TENSOR_TYPE_Q4_0, p.dim = 256, p.ffn = 512, p.sliding_window = 0;
+    if (!kernel_packs(TENSOR_TYPE_Q4_0))
+        return;
+    plain = load_synth(&p, "phi3-q4.gguf");
+    model *packed = load_synth(&p, "phi3-q4.gguf");
+    model_prefault(packed, NULL, NULL);
+    assert_true(packed->layers[0].wk.packed && packed->layers[1].w_up.packed);
+    a = state_new(plain, 64, 24, 24, KV_TYPE_F16, 2),
+    b = state_new(packed, 64, 24, 24, KV_TYPE_F16, 2);
+    assert_int_equal(forward(a, ids, 24, 0, true, &la, &err), 0);
+    assert_int_equal(forward(b, ids, 24, 0, true, &lb, &err), 0);
+    assert_memory_equal(la, lb, (size_t)24 * V * sizeof *la);
+    runner_free(a), runner_free(b);
+    model_free(plain), model_free(packed);
+}
+
 // Bad arguments and bad files give errors, not crashes.
 static void test_errors(void **state)
 {
@@ -523,7 +615,7 @@ static const char *synth_deepseek(const char *name, uint32_t type)
     model_synth_params p;
     model_synth_params_default(&p);
     p.arch = "deepseek2", p.type = type, p.dim = 128, p.n_layer = 3, p.n_head = 4;
-    p.head_dim = 64, p.rope_dim = 32, p.v_head_dim = 32, p.q_lora_rank = 64, p.kv_lora_rank = 64;
+    p.head_dim = 64, p.rope_dims = 32, p.v_head_dim = 32, p.q_lora_rank = 64, p.kv_lora_rank = 64;
     p.ffn = 256, p.n_dense_lead = 1, p.n_expert = 8, p.n_expert_used = 2, p.ffn_exp = 64;
     p.n_shared_experts = 1, p.n_expert_groups = 4, p.n_group_used = 2, p.gating_func = 2;
     p.expert_bias = true, p.expert_norm = true, p.expert_scale = 2.5f;
@@ -681,6 +773,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_mla),
         cmocka_unit_test(test_mla_errors),
+        cmocka_unit_test(test_gemma3_layers),
+        cmocka_unit_test(test_phi3_window),
         cmocka_unit_test(test_reference_models),
         cmocka_unit_test(test_stories_golden),
         cmocka_unit_test(test_tiny_random_greedy),

@@ -109,6 +109,56 @@ static void test_architectures(void **state)
     gguf_close(f);
 }
 
+// gemma3 and phi3 carry the tensors and keys llama.cpp's converter writes for them.
+static void test_gemma3_phi3(void **state)
+{
+    (void)state;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = "gemma3", p.n_layer = 7, p.n_head = 4, p.head_dim = 64, p.tied = true;
+    p.sliding_window = 8, p.final_softcap = 30, p.rope_theta_swa = 20000;
+    p.rope_scaling = "linear", p.rope_factor = 8;
+    gguf_file *f = synth_open(&p, "gemma3.gguf");
+    assert_int_equal(f->n_tensors, 2 + 7 * 13);
+    assert_null(gguf_find_tensor(f, "output.weight"));
+    expect_shape(f, "blk.6.post_attention_norm.weight", 256, 1);
+    expect_shape(f, "blk.6.post_ffw_norm.weight", 256, 1);
+    expect_shape(f, "blk.0.attn_q_norm.weight", 64, 1);
+    expect_shape(f, "blk.0.attn_q.weight", 256, 256);
+    expect_shape(f, "blk.0.attn_output.weight", 256, 256);
+    model_info info;
+    assert_int_equal(model_info_read(f, &info, NULL), 0);
+    assert_int_equal(info.sliding_window, 8);
+    assert_int_equal(info.n_swa_layers, 6); // layer 5 is global
+    assert_true(info.rope_freq_base_swa == 20000 && info.final_logit_softcapping == 30);
+    assert_string_equal(info.rope_scaling_type, "linear");
+    assert_true(info.rope_scale_factor == 8 && info.key_length == 64);
+    gguf_close(f);
+
+    model_synth_params_default(&p);
+    p.arch = "phi3", p.context = 4096, p.rope_orig_ctx = 256, p.longrope = true;
+    p.rope_dims = 16;
+    f = synth_open(&p, "phi3.gguf");
+    assert_int_equal(f->n_tensors, 5 + 2 * 6);
+    expect_shape(f, "blk.1.attn_qkv.weight", 256, 256 + 2 * 64);
+    expect_shape(f, "blk.1.ffn_up.weight", 256, 2 * 768);
+    assert_null(gguf_find_tensor(f, "blk.0.ffn_gate.weight"));
+    assert_null(gguf_find_tensor(f, "blk.0.attn_q.weight"));
+    expect_shape(f, "rope_factors_long.weight", 8, 1);
+    expect_shape(f, "rope_factors_short.weight", 8, 1);
+    const float *lf = gguf_find_tensor(f, "rope_factors_long.weight")->data;
+    for (int i = 0; i < 8; i++)
+        assert_true(lf[i] >= 1.0f);
+    assert_int_equal(model_info_read(f, &info, NULL), 0);
+    assert_true(info.has_rope_factors && info.rope_original_context == 256);
+    assert_true(fabs(info.rope_attn_factor - sqrt(1 + log(16.0) / log(256.0))) < 1e-6);
+    assert_int_equal(info.rope_dimension_count, 16);
+    // The key is written even without a window (0), as the converter does for Phi-4.
+    assert_non_null(gguf_find_kv(f, "phi3.attention.sliding_window"));
+    assert_int_equal(info.sliding_window, 0);
+    gguf_close(f);
+}
+
 static void test_deterministic(void **state)
 {
     (void)state;
@@ -208,6 +258,26 @@ static void test_bad_params(void **state)
     p.more_bits_type = TENSOR_TYPE_IQ2_XXS;
     assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EUNSUPPORTED);
     assert_non_null(strstr(err.message, "more-bits"));
+    // Keys only some architectures carry, and shapes llama.cpp would not load.
+    model_synth_params_default(&p);
+    p.sliding_window = 16;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    assert_non_null(strstr(err.message, "no sliding window"));
+    model_synth_params_default(&p);
+    p.arch = "gemma3", p.longrope = true, p.rope_orig_ctx = 256;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    model_synth_params_default(&p);
+    p.arch = "phi3", p.longrope = true; // no original context
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    model_synth_params_default(&p);
+    p.arch = "phi3", p.head_dim = 64;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    model_synth_params_default(&p);
+    p.rope_dims = 7;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    model_synth_params_default(&p);
+    p.final_softcap = 30;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
     model_synth_params_default(&p);
     p.tokenizer_path = test_temp_path("does-not-exist.gguf");
     assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EIO);
@@ -238,10 +308,10 @@ static void test_tokenizer_copy(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_llama_shape_a),    cmocka_unit_test(test_architectures),
-        cmocka_unit_test(test_deterministic),    cmocka_unit_test(test_types_and_fallback),
-        cmocka_unit_test(test_bad_params),       cmocka_unit_test(test_tokenizer_copy),
-        cmocka_unit_test(test_more_bits_layers),
+        cmocka_unit_test(test_llama_shape_a),      cmocka_unit_test(test_architectures),
+        cmocka_unit_test(test_gemma3_phi3),        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_types_and_fallback), cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_tokenizer_copy),     cmocka_unit_test(test_more_bits_layers),
     };
     return cmocka_run_group_tests_name("synth", tests, NULL, NULL);
 }

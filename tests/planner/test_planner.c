@@ -373,7 +373,7 @@ static void test_gguf_mla(void **state)
     (void)state;
     model_synth_params sp;
     model_synth_params_default(&sp);
-    sp.arch = "deepseek2", sp.n_layer = 3, sp.n_head = 4, sp.head_dim = 64, sp.rope_dim = 32;
+    sp.arch = "deepseek2", sp.n_layer = 3, sp.n_head = 4, sp.head_dim = 64, sp.rope_dims = 32;
     sp.q_lora_rank = 64, sp.kv_lora_rank = 96, sp.n_dense_lead = 1, sp.n_expert = 4;
     sp.n_expert_used = 2, sp.ffn_exp = 64, sp.n_shared_experts = 1;
     const char *path = test_temp_path("mla.gguf");

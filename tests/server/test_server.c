@@ -25,6 +25,7 @@ typedef struct test_server {
 } test_server;
 
 static test_server main_server;
+static test_server arch_server; // test_architectures'; teardown stops it after a failure
 static char model_path[600];
 
 static void sleep_ms(long ms)
@@ -186,6 +187,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    if (arch_server.pid > 0)
+        server_stop(&arch_server);
     int status = server_stop(&main_server);
     if (status != 0)
         print_message("garlic serve exited with %d (see its log above)\n", status);
@@ -965,6 +968,117 @@ static void test_run_matches_server(void **state)
 }
 
 // The npm e2e suite (tests/e2e) with the real openai and ollama clients.
+// Every architecture of tests/data/arch/models.tsv (its F32 rows) through `garlic serve` and
+// `garlic run`: 8 concurrent greedy completions give the texts the same requests give one
+// after another, a streamed chat and Ollama's /api/generate answer, and `garlic run`'s greedy
+// continuation is the server's.
+static void check_architecture(const char *stem, const char *args)
+{
+    char saved[600];
+    snprintf(saved, sizeof saved, "%s", model_path);
+    snprintf(model_path, sizeof model_path, "%s", test_temp_path("arch.gguf"));
+    char *err = NULL;
+    if (test_run(NULL, &err, "'%s' synth '%s' %s", test_garlic(), model_path, args) != 0)
+        fail_msg("%s: garlic synth %s: %s", stem, args, err);
+    free(err);
+    test_server *srv = &arch_server, s = {0};
+    *srv = (test_server){0};
+    char log[96];
+    snprintf(log, sizeof log, "arch-%s.log", stem); // a fresh log: server_start reads it
+    server_start(srv, log, "--parallel 8");
+    s = *srv;
+    enum { N = 8 };
+    static const char *const prompts[N] = {"Once upon a time", "The cat sat",   "Tom and Sue",
+                                           "A big red ball",   "She was happy", "one day a dog",
+                                           "the sun was",      "Lily liked to"};
+    char *alone[N];
+    for (int i = 0; i < N; i++) {
+        char json[256], *body;
+        snprintf(json, sizeof json,
+                 "{\"model\":\"tiny\",\"prompt\":\"%s\",\"max_tokens\":16,"
+                 "\"temperature\":0}",
+                 prompts[i]);
+        int status = http(&s, "POST", "/v1/completions", json, NULL, &body, NULL);
+        if (status != 200)
+            fail_msg("%s: /v1/completions: status %d: %s (log: %s)", stem, status, body,
+                     test_read_file(s.log, NULL));
+        cJSON *r = cJSON_Parse(body);
+        alone[i] = strdup(json_str(r, "choices.0.text"));
+        cJSON_Delete(r), free(body);
+    }
+    // The same requests at once: 8 curl processes started together.
+    char script[4096] = "";
+    size_t at = 0;
+    for (int i = 0; i < N; i++)
+        at += (size_t)snprintf(script + at, sizeof script - at,
+                               "curl -s -o '%s.%d' -H 'Content-Type: application/json' -d "
+                               "'{\"model\":\"tiny\",\"prompt\":\"%s\",\"max_tokens\":16,"
+                               "\"temperature\":0}' http://127.0.0.1:%d/v1/completions & ",
+                               test_temp_path("together"), i, prompts[i], s.port);
+    snprintf(script + at, sizeof script - at, "wait");
+    assert_int_equal(test_run(NULL, NULL, "%s", script), 0);
+    for (int i = 0; i < N; i++) {
+        char path[700];
+        snprintf(path, sizeof path, "%s.%d", test_temp_path("together"), i);
+        char *body = test_read_file(path, NULL);
+        cJSON *r = body ? cJSON_Parse(body) : NULL;
+        const char *text = r ? json_str(r, "choices.0.text") : NULL;
+        if (!text || strcmp(text, alone[i]) != 0)
+            fail_msg("%s: prompt %d: '%s' alone, '%s' with 7 others", stem, i, alone[i],
+                     text ? text : body);
+        cJSON_Delete(r), free(body);
+    }
+    char *body;
+    assert_int_equal(http(&s, "POST", "/v1/chat/completions",
+                          "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\","
+                          "\"content\":\"hi\"}],\"max_tokens\":5,\"stream\":true}",
+                          NULL, &body, NULL),
+                     200);
+    const char *finish = NULL;
+    char *text = sse_text(body, true, NULL, &finish);
+    assert_string_equal(finish, "length");
+    free(text), free(body);
+    assert_int_equal(http(&s, "POST", "/api/generate",
+                          "{\"model\":\"tiny\",\"prompt\":\"Once upon a time\",\"stream\":false,"
+                          "\"raw\":true,\"options\":{\"temperature\":0,\"num_predict\":16}}",
+                          NULL, &body, NULL),
+                     200);
+    cJSON *r = cJSON_Parse(body);
+    assert_string_equal(json_str(r, "response"), alone[0]);
+    cJSON_Delete(r), free(body);
+    assert_int_equal(server_stop(srv), 0);
+    char *out = NULL;
+    if (test_run(&out, &err, "'%s' run '%s' 'Once upon a time' -n 16 --temp 0", test_garlic(),
+                 model_path) != 0)
+        fail_msg("%s: garlic run: %s", stem, err);
+    if (strncmp(out, alone[0], strlen(alone[0])) != 0)
+        fail_msg("%s: garlic run gave '%s', the server '%s'", stem, out, alone[0]);
+    free(out), free(err);
+    for (int i = 0; i < N; i++)
+        free(alone[i]);
+    snprintf(model_path, sizeof model_path, "%s", saved);
+}
+
+static void test_architectures(void **state)
+{
+    (void)state;
+    char *table = test_read_file("tests/data/arch/models.tsv", NULL);
+    assert_non_null(table);
+    int n = 0;
+    for (char *line = strtok(table, "\n"); line; line = strtok(NULL, "\n")) {
+        char stem[64];
+        int used = 0;
+        if (line[0] == '#' || sscanf(line, "%63s %*s %n", stem, &used) != 1 || !used ||
+            !strstr(stem, "-F32"))
+            continue;
+        check_architecture(stem, line + used);
+        n++;
+    }
+    print_message("%d architectures served\n", n);
+    assert_true(n >= 6);
+    free(table);
+}
+
 static void test_e2e_node(void **state)
 {
     (void)state;
@@ -999,6 +1113,7 @@ int main(void)
         cmocka_unit_test(test_health_and_listing),
         cmocka_unit_test(test_chat_completion),
         cmocka_unit_test(test_streaming_matches_whole),
+        cmocka_unit_test(test_architectures),
         cmocka_unit_test(test_seed_and_n),
         cmocka_unit_test(test_stop_strings),
         cmocka_unit_test(test_logprobs),

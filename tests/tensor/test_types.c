@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Tests of src/tensor: the traits table and row sizes, the half/bfloat16 conversions
 // (exhaustively), bit-exact dequantization against the references in ../shared (made by
-// gguf-py and cross-checked with ggml), and quantize -> dequantize round trips of every
-// type garlic can produce, with error bounds derived from what each type can represent.
+// gguf-py and cross-checked with ggml), MXFP4 against gguf-py's quantizer and dequantizer
+// (tests/data/mxfp4_reference.bin, made by tools/gen_mxfp4_reference.py), and quantize ->
+// dequantize round trips of every type garlic can produce, with error bounds derived from
+// what each type can represent.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -344,7 +346,113 @@ static void test_reference_dequant(void **state)
     assert_int_equal(checked, 14);
 }
 
-// ---- 4. round trips ----
+// ---- 4. MXFP4 against gguf-py ----
+
+// The reference written by tools/gen_mxfp4_reference.py (layout at the top of that script),
+// read relative to the repository root, where the tests run.
+#define MXFP4_REFERENCE "tests/data/mxfp4_reference.bin"
+
+typedef struct mxfp4_reference {
+    char *file;            // the whole file (owned)
+    uint32_t n;            // values
+    const float *x;        // (n) inputs
+    const uint8_t *blocks; // (n / 32 * 17) gguf-py's quantization of x
+    const float *y;        // (n) gguf-py's dequantization of blocks
+} mxfp4_reference;
+
+// Loads and checks the reference file's layout; fails the test with the file's name and
+// what is wrong.
+static void mxfp4_reference_load(mxfp4_reference *ref)
+{
+    size_t size = 0;
+    ref->file = test_read_file(MXFP4_REFERENCE, &size);
+    if (!ref->file)
+        fail_msg("%s: cannot read it (the tests run from the repository root; "
+                 "tools/gen_mxfp4_reference.py writes it)",
+                 MXFP4_REFERENCE);
+    if (size < 12 || memcmp(ref->file, "MXFP4REF", 8) != 0)
+        fail_msg("%s: no MXFP4REF header (%zu bytes)", MXFP4_REFERENCE, size);
+    memcpy(&ref->n, ref->file + 8, 4);
+    size_t want = 12 + (size_t)ref->n * 8 + (size_t)ref->n / QK_MXFP4 * sizeof(block_mxfp4);
+    if (ref->n == 0 || ref->n % QK_MXFP4 != 0 || size != want)
+        fail_msg("%s: %u values need %zu bytes, the file has %zu", MXFP4_REFERENCE, ref->n, want,
+                 size);
+    // The header is 12 bytes, so the float arrays are 4-byte aligned in malloc's buffer.
+    ref->x = (const float *)(ref->file + 12);
+    ref->blocks = (const uint8_t *)(ref->x + ref->n);
+    ref->y = (const float *)(ref->blocks + (size_t)ref->n / QK_MXFP4 * sizeof(block_mxfp4));
+}
+
+// garlic's quantizer writes gguf-py's bytes for every block (zero blocks, ties between two
+// codes, maxima a few ulps below a power of two, values that clip, scales from 1e-30 to 1e4
+// included), and its dequantizer gives gguf-py's floats bit for bit.
+static void test_mxfp4_reference(void **state)
+{
+    (void)state;
+    mxfp4_reference ref;
+    mxfp4_reference_load(&ref);
+    const tensor_type_traits *tr = tensor_type_get(TENSOR_TYPE_MXFP4);
+    assert_non_null(tr->quantize);
+    assert_non_null(tr->dequantize);
+    size_t bytes = (size_t)ref.n / QK_MXFP4 * sizeof(block_mxfp4);
+    uint8_t *q = malloc(bytes);
+    float *y = malloc((size_t)ref.n * sizeof *y);
+    assert_true(q && y);
+    tr->quantize(ref.x, q, ref.n);
+    for (size_t i = 0; i < bytes; i++) {
+        if (q[i] != ref.blocks[i])
+            fail_msg("%s: block %zu byte %zu: garlic wrote 0x%02x, gguf-py 0x%02x", MXFP4_REFERENCE,
+                     i / sizeof(block_mxfp4), i % sizeof(block_mxfp4), q[i], ref.blocks[i]);
+    }
+    tr->dequantize(ref.blocks, y, ref.n);
+    for (uint32_t i = 0; i < ref.n; i++) {
+        if (float_bits(y[i]) != float_bits(ref.y[i]))
+            fail_msg("%s: value %u: garlic %a, gguf-py %a", MXFP4_REFERENCE, i, (double)y[i],
+                     (double)ref.y[i]);
+    }
+    print_message("MXFP4 %u values (%zu blocks): quantization byte-exact, dequantization "
+                  "bit-exact with gguf-py\n",
+                  ref.n, bytes / sizeof(block_mxfp4));
+    free(q), free(y), free(ref.file);
+}
+
+// The scale of every exponent byte is 2^(e - 128) (subnormal for e < 2); the grid is the
+// doubled E2M1 values; the exponent byte is clamped where ggml's formula leaves 0..254
+// (maxima below 2^-125, inf) and a NaN is skipped by the maximum.
+static void test_mxfp4_edges(void **state)
+{
+    (void)state;
+    for (int e = 0; e < 256; e++) {
+        float want = ldexpf(1.0f, e - 128);
+        if (float_bits(tensor_mxfp4_scale((uint8_t)e)) != float_bits(want))
+            fail_msg("MXFP4 scale of e=%d: %a, want %a", e, (double)tensor_mxfp4_scale((uint8_t)e),
+                     (double)want);
+    }
+    const float fp4[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f}; // E2M1 magnitudes
+    for (int i = 0; i < 16; i++) {
+        float v = (i & 8 ? -1.0f : 1.0f) * fp4[i & 7];
+        assert_true((float)tensor_mxfp4_values[i] == 2.0f * v);
+    }
+    const tensor_type_traits *tr = tensor_type_get(TENSOR_TYPE_MXFP4);
+    float x[32] = {0};
+    block_mxfp4 b;
+    x[3] = 1e-40f; // subnormal: floor(log2) - 2 + 127 < 0
+    tr->quantize(x, &b, 32);
+    assert_int_equal(b.e, 0);
+    x[3] = -INFINITY;
+    tr->quantize(x, &b, 32);
+    assert_int_equal(b.e, 254);
+    x[3] = NAN, x[4] = 3.0f; // amax 3: e = 1 - 2 + 127, scale 0.25, 3 = 12 x 0.25 (code 7)
+    tr->quantize(x, &b, 32);
+    assert_int_equal(b.e, 126);
+    assert_int_equal(b.qs[3], 0x00);
+    assert_int_equal(b.qs[4], 0x07);
+    x[20] = -0.625f; // a tie between -2 and -3 x 0.25: the first in table order (code 10)
+    tr->quantize(x, &b, 32);
+    assert_int_equal(b.qs[4], 0xA7);
+}
+
+// ---- 5. round trips ----
 
 // The test vector: 16 super-blocks (4096 values) of distinct kinds, so that every block
 // size sees every kind of data.
@@ -455,6 +563,13 @@ static bool block_ranges(tensor_type t, const void *block, value_range *r)
             r[i] = range_of(tensor_f16_to_f32(b->d), 0, -127, 113, 12.0f);
         return true;
     }
+    case TENSOR_TYPE_MXFP4: {
+        // The doubled grid ends ..., 6, 8, 12: the widest gap is 4, half a gap 2 steps of d.
+        const block_mxfp4 *b = block;
+        for (i = 0; i < 32; i++)
+            r[i] = range_of(tensor_mxfp4_scale(b->e), 0, -12, 12, 2.0f);
+        return true;
+    }
     default: return false;
     }
 }
@@ -554,6 +669,11 @@ static const type_bound bounds[] = {
     // IQ4: 16 grid points over -127..113 (mean gap 16 of d = max/127): like 15 steps.
     {TENSOR_TYPE_IQ4_NL, 32, SPAN_SYMMETRIC, 15, false},
     {TENSOR_TYPE_IQ4_XS, 32, SPAN_SYMMETRIC, 15, false},
+    // MXFP4: 15 values over -6..6 with a power-of-two scale (amax / scale anywhere in [4, 8)
+    // E2M1 units, clipped above 6; steps of 0.5 near 0, 2 at the top) has no simple step
+    // count: 9 puts the measured ratio near 0.9. (An exponent one too high only reaches
+    // about 1.05; test_mxfp4_reference and the idempotence check catch that.)
+    {TENSOR_TYPE_MXFP4, 32, SPAN_SYMMETRIC, 9, true},
     {TENSOR_TYPE_Q2_K, 16, SPAN_WITH_ZERO, 3, false}, // codes 0..3
     {TENSOR_TYPE_Q3_K, 16, SPAN_SYMMETRIC, 8, false}, // codes -4..3
     {TENSOR_TYPE_Q4_K, 32, SPAN_WITH_ZERO, 15, false},
@@ -635,11 +755,14 @@ static uint8_t *quantize_checked(const tensor_type_traits *tr, const float *x, s
 
 // Zero blocks come back exactly zero. A constant block is one scale times one code: only
 // the half-float (11-bit) rounding of the scale is lost, so 2^-10 relative is ample
-// (BF16: 2^-8).
+// (BF16: 2^-8). MXFP4 fits no scale: a constant lands on the nearest point of a grid whose
+// steps are a quarter of the values near the top (x just below 2^(k+1) clips to 1.5 * 2^k).
 static void check_special_block(const type_bound *tb, const char *name, block_kind kind,
                                 const float *x, const float *y)
 {
-    float tol = tb->type == TENSOR_TYPE_BF16 ? 0x1p-8f : 0x1p-10f;
+    float tol = tb->type == TENSOR_TYPE_BF16 ? 0x1p-8f
+        : tb->type == TENSOR_TYPE_MXFP4      ? 0.25f
+                                             : 0x1p-10f;
     for (int i = 0; i < QK_K; i++) {
         if (kind == KIND_ZERO && y[i] != 0.0f)
             fail_msg("%s: zero block value %d -> %g", name, i, (double)y[i]);
@@ -894,6 +1017,8 @@ int main(void)
 #endif
         cmocka_unit_test(test_chosen_conversions),
         cmocka_unit_test(test_reference_dequant),
+        cmocka_unit_test(test_mxfp4_reference),
+        cmocka_unit_test(test_mxfp4_edges),
         cmocka_unit_test(test_round_trip_coverage),
         cmocka_unit_test(test_round_trips),
         cmocka_unit_test(test_activation_sums),
