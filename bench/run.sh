@@ -64,10 +64,10 @@ done
 # Mixture-of-experts models scaled to this machine: a Qwen3-30B-A3B shape (its dim, heads,
 # 128-wide heads and 768-wide experts, top 8; 64 experts and 8 layers instead of 128 and 48)
 # in Q4_K_M, and a gpt-oss-20b shape (dim 2880, 32 experts top 4 in MXFP4, sliding windows of
-# 128; 4 layers instead of 24) with Q8_0 elsewhere. The bound counts the active experts only.
+# 128, its YaRN; 4 layers instead of 24) with Q8_0 elsewhere. The bound counts the active experts only.
 moe_models="qwen3moe-Q4_K_M:--arch qwen3moe --dim 2048 --layers 8 --heads 32 --kv-heads 4 --head-dim 128 --ffn 6144 --experts 64 --experts-used 8 --expert-ffn 768 --vocab 32000 --ctx 4096 --type Q4_K_M --rope-theta 1000000 --rms-eps 1e-6"
 if ./garlic synth --help 2>&1 | grep -q gpt-oss; then
-  moe_models="$moe_models|gptoss-MXFP4:--arch gpt-oss --dim 2880 --layers 4 --heads 64 --kv-heads 8 --head-dim 64 --ffn 2880 --experts 32 --experts-used 4 --expert-ffn 2880 --vocab 32000 --ctx 4096 --type Q8_0 --expert-type MXFP4 --window 128"
+  moe_models="$moe_models|gptoss-MXFP4:--arch gpt-oss --dim 2880 --layers 4 --heads 64 --kv-heads 8 --head-dim 64 --ffn 2880 --experts 32 --experts-used 4 --expert-ffn 2880 --vocab 32000 --ctx 4096 --type Q8_0 --expert-type MXFP4 --sliding-window 128 --rope-theta 150000 --rope-yarn 32 --rope-orig-ctx 4096"
 fi
 IFS='|' read -ra moe_list <<< "$moe_models"
 for entry in "${moe_list[@]}"; do

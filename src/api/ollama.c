@@ -135,6 +135,7 @@ static cJSON *model_entry(registry_model *m, bool running)
         cJSON_AddNumberToObject(e, "context_length", ps.n_ctx);
         cJSON *g = cJSON_AddObjectToObject(e, "garlic");
         cJSON_AddNumberToObject(g, "kv_cache_bytes", (double)ps.kv_bytes);
+        cJSON_AddNumberToObject(g, "kv_cache_window_bytes", (double)ps.kv_window_bytes);
         cJSON_AddNumberToObject(g, "kv_cache_used_bytes", (double)ps.kv_used_bytes);
         cJSON_AddNumberToObject(g, "requests", ps.users);
         cJSON_AddBoolToObject(g, "in_use", ps.users > 0);

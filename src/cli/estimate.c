@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 // `garlic estimate MODEL [options]`: the memory plan of serving MODEL (a GGUF file, or a
-// Hugging Face config.json or its folder): weights by type, KV cache per token and in total,
-// compute buffers, fixed overhead and total, and what fits a budget (--budget; the total and
-// the budget are formatted together so that they read apart). The numbers come from
-// src/planner, which the server uses to size its pools.
+// Hugging Face config.json or its folder): weights by type, KV cache per token (of each kind
+// of layer, when some have a sliding window) and in total, compute buffers, fixed overhead
+// and total, and what fits a budget (--budget; the total and the budget are formatted
+// together so that they read apart). The numbers come from src/planner, which the server
+// uses to size its pools.
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
@@ -145,6 +146,20 @@ static void print_budget(const planner_plan *p, const planner_input *in, const c
            commas(p->static_bytes), commas(p->kv_bytes_per_seq), commas(seq));
 }
 
+// The KV bytes per token of each kind of layer: the full-attention layers keep every
+// position, the sliding-window layers only their window (in blocks of their own).
+static void print_window_kinds(const planner_input *in, const planner_plan *p)
+{
+    char label[64];
+    snprintf(label, sizeof label, "  full layers (%u)", in->hp.n_layer - p->n_window_layers);
+    printf("    %-30s %s  %s\n", label, commas(p->kv_full_bytes_per_token),
+           cli_format_bytes((double)p->kv_full_bytes_per_token));
+    snprintf(label, sizeof label, "  window layers (%u)", p->n_window_layers);
+    printf("    %-30s %s  %s, for the last %u positions only\n", label,
+           commas(p->kv_window_bytes_per_token),
+           cli_format_bytes((double)p->kv_window_bytes_per_token), p->window);
+}
+
 static void print_text(const planner_input *in, const planner_plan *p)
 {
     const model_hparams *hp = &in->hp;
@@ -167,6 +182,8 @@ static void print_text(const planner_input *in, const planner_plan *p)
     printf("  KV cache (%s, blocks of %u positions)\n", kv_type_name(c->kv_type), c->block_tokens);
     printf("    %-30s %s  %s\n", "per token", commas(p->kv_bytes_per_token),
            cli_format_bytes((double)p->kv_bytes_per_token));
+    if (p->n_window_layers)
+        print_window_kinds(in, p);
     printf("    %-30s %s  %s\n", "per sequence (data)", commas(p->kv_data_bytes / c->parallel),
            cli_format_bytes((double)(p->kv_data_bytes / c->parallel)));
     if (c->kv_tokens)
@@ -175,6 +192,9 @@ static void print_text(const planner_input *in, const planner_plan *p)
     else
         printf("    %-30s %u x %u positions = %u blocks\n", "pool", c->parallel, c->ctx,
                p->kv_blocks);
+    if (p->n_window_layers)
+        printf("    %-30s %u (%u running x a window of %u, steps of %u)\n", "window blocks",
+               p->kv_window_blocks, c->running, p->window, c->max_batch);
     printf("    %-30s %s  %s\n", "pool data", commas(p->kv_data_bytes),
            cli_format_bytes((double)p->kv_data_bytes));
     printf("    %-30s %s\n", "pool bookkeeping", commas(p->kv_bytes - p->kv_data_bytes));
@@ -260,17 +280,23 @@ static void print_json(const planner_input *in, const planner_plan *p)
     cJSON_AddItemToObject(root, "weights", weights_json(in, p));
     cJSON *kv = cJSON_AddObjectToObject(root, "kv_cache");
     cJSON_AddStringToObject(kv, "type", kv_type_name(c->kv_type));
-    add_numbers(kv,
-                (const json_number[]){{"block_tokens", c->block_tokens},
-                                      {"bytes_per_token", (double)p->kv_bytes_per_token},
-                                      {"ctx", c->ctx},
-                                      {"parallel", c->parallel},
-                                      {"kv_tokens", (double)p->kv_blocks * c->block_tokens},
-                                      {"blocks", p->kv_blocks},
-                                      {"data_bytes", (double)p->kv_data_bytes},
-                                      {"bytes", (double)p->kv_bytes},
-                                      {"bytes_per_sequence", (double)p->kv_bytes_per_seq},
-                                      {NULL, 0}});
+    add_numbers(
+        kv,
+        (const json_number[]){{"block_tokens", c->block_tokens},
+                              {"bytes_per_token", (double)p->kv_bytes_per_token},
+                              {"full_bytes_per_token", (double)p->kv_full_bytes_per_token},
+                              {"window_bytes_per_token", (double)p->kv_window_bytes_per_token},
+                              {"window_layers", p->n_window_layers},
+                              {"window", p->window},
+                              {"window_blocks", p->kv_window_blocks},
+                              {"ctx", c->ctx},
+                              {"parallel", c->parallel},
+                              {"kv_tokens", (double)p->kv_blocks * c->block_tokens},
+                              {"blocks", p->kv_blocks},
+                              {"data_bytes", (double)p->kv_data_bytes},
+                              {"bytes", (double)p->kv_bytes},
+                              {"bytes_per_sequence", (double)p->kv_bytes_per_seq},
+                              {NULL, 0}});
     add_numbers(cJSON_AddObjectToObject(root, "compute"),
                 (const json_number[]){{"bytes", (double)p->scratch_bytes},
                                       {"max_batch", c->max_batch},

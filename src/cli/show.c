@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // `garlic show MODEL.gguf [--json] [--tensors]`: what a person wants to know before serving
 // a model: architecture, size, weight-type mix, shape, RoPE, tokenizer, chat template and
-// the KV cache cost per token. Reads only metadata and tensor infos (no weights).
+// the KV cache cost per token (of each kind of layer, when some have a sliding window: the
+// loader says which, when garlic can load the file). Reads only metadata and tensor infos
+// (no weights).
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
@@ -127,6 +129,44 @@ static void print_routing(const model_info *info)
         printf("\n");
 }
 
+// The KV cache cost per token of each kind of layer at F16. The layers with a sliding window
+// keep their last `window` positions only; which layers have one is the architecture's
+// pattern, known once the file loads (otherwise every layer counts as full).
+typedef struct kv_kinds {
+    uint32_t n_window;     // layers with a window (0: none, or the file does not load)
+    uint32_t window;       // positions they keep
+    uint64_t full_bytes;   // bytes per token of the full-attention layers
+    uint64_t window_bytes; // of the window layers
+} kv_kinds;
+
+static kv_kinds kv_kinds_of(const char *path, const model_info *info)
+{
+    kv_kinds k = {.full_bytes = info->kv_bytes_per_token_f16};
+    model *m = info->block_count ? model_load(path, NULL) : NULL;
+    if (!m)
+        return k;
+    kv_cache_config kc = model_kv_config(m, KV_TYPE_F16, KV_DEFAULT_BLOCK_TOKENS, 0);
+    uint64_t k_row, v_row;
+    k.n_window = kv_windows_count(&kc.windows, kc.n_layer);
+    if (k.n_window && kv_cache_row_bytes(&kc, &k_row, &v_row, NULL) == GARLIC_OK) {
+        k.window = kc.windows.window;
+        k.window_bytes = k.n_window * (k_row + v_row);
+        k.full_bytes = (kc.n_layer - k.n_window) * (k_row + v_row);
+    } else {
+        k.n_window = 0;
+    }
+    model_free(m);
+    return k;
+}
+
+// Bytes one sequence of ctx positions keeps: every position of the full layers, the last
+// window positions of the window layers.
+static double kv_bytes_at(const kv_kinds *k, uint64_t ctx)
+{
+    uint64_t held = k->n_window && k->window < ctx ? k->window : ctx;
+    return (double)k->full_bytes * (double)ctx + (double)k->window_bytes * (double)held;
+}
+
 // The sliding window and which layers have it: "16 tokens, 10 of 12 layers (global: 5, 11),
 // RoPE base 10000" (the global layers listed while they fit on the line).
 static void print_sliding_window(const model_info *info)
@@ -160,7 +200,7 @@ static void print_sliding_window(const model_info *info)
     printf("\n");
 }
 
-static void print_text(const gguf_file *f, const model_info *info)
+static void print_text(const gguf_file *f, const model_info *info, const kv_kinds *kinds)
 {
     char mix[512];
     format_type_mix(info, mix, sizeof mix);
@@ -213,6 +253,8 @@ static void print_text(const gguf_file *f, const model_info *info)
     if (info->kv_lora_rank)
         print_latent_attention(info);
     print_sliding_window(info);
+    if (info->has_attn_sinks)
+        printf("    %-22s yes (a learned logit per head)\n", "attention sinks");
     if (info->attention_scale)
         printf("    %-22s %g\n", "attention scale", info->attention_scale);
     if (info->final_logit_softcapping)
@@ -258,10 +300,15 @@ static void print_text(const gguf_file *f, const model_info *info)
         printf("  KV cache (F16)\n");
         printf("    %-22s %s\n", "per token",
                cli_format_bytes((double)info->kv_bytes_per_token_f16));
+        if (kinds->n_window) {
+            printf("      %-20s %s\n", "full layers", cli_format_bytes((double)kinds->full_bytes));
+            printf("      %-20s %s, %u of %llu layers, for the last %u positions\n",
+                   "window layers", cli_format_bytes((double)kinds->window_bytes), kinds->n_window,
+                   (unsigned long long)info->block_count, kinds->window);
+        }
         if (info->context_length)
             printf("    at %-19llu %s\n", (unsigned long long)info->context_length,
-                   cli_format_bytes((double)info->kv_bytes_per_token_f16 *
-                                    (double)info->context_length));
+                   cli_format_bytes(kv_bytes_at(kinds, info->context_length)));
     }
 }
 
@@ -290,7 +337,8 @@ static void json_add_tensors(cJSON *root, const gguf_file *f)
     }
 }
 
-static cJSON *build_json(const gguf_file *f, const model_info *info, bool tensors)
+static cJSON *build_json(const gguf_file *f, const model_info *info, const kv_kinds *kinds,
+                         bool tensors)
 {
     cJSON *root = cJSON_CreateObject();
     json_add_text(root, "architecture", info->arch, strlen(info->arch));
@@ -351,6 +399,7 @@ static cJSON *build_json(const gguf_file *f, const model_info *info, bool tensor
     cJSON_AddNumberToObject(root, "final_logit_softcapping", info->final_logit_softcapping);
     cJSON_AddNumberToObject(root, "sliding_window", (double)info->sliding_window);
     cJSON_AddNumberToObject(root, "sliding_window_layers", (double)info->n_swa_layers);
+    cJSON_AddBoolToObject(root, "attention_sinks", info->has_attn_sinks);
     cJSON *tok = cJSON_AddObjectToObject(root, "tokenizer");
     json_add_text(tok, "model", info->tokenizer_model, strlen(info->tokenizer_model));
     json_add_text(tok, "pre", info->tokenizer_pre, strlen(info->tokenizer_pre));
@@ -368,8 +417,12 @@ static cJSON *build_json(const gguf_file *f, const model_info *info, bool tensor
     }
     cJSON_AddBoolToObject(root, "chat_template", info->has_chat_template);
     cJSON_AddNumberToObject(root, "kv_bytes_per_token_f16", (double)info->kv_bytes_per_token_f16);
+    cJSON_AddNumberToObject(root, "kv_full_bytes_per_token_f16", (double)kinds->full_bytes);
+    cJSON_AddNumberToObject(root, "kv_window_bytes_per_token_f16", (double)kinds->window_bytes);
+    cJSON_AddNumberToObject(root, "kv_window_layers", kinds->n_window);
+    cJSON_AddNumberToObject(root, "kv_window", kinds->window);
     cJSON_AddNumberToObject(root, "kv_bytes_at_context_f16",
-                            (double)info->kv_bytes_per_token_f16 * (double)info->context_length);
+                            kv_bytes_at(kinds, info->context_length));
     if (tensors)
         json_add_tensors(root, f);
     return root;
@@ -422,15 +475,16 @@ int cli_show(int argc, char **argv)
         fprintf(stderr, "garlic show: %s\n", err.message);
         return 1;
     }
+    kv_kinds kinds = kv_kinds_of(path, &info);
     if (json) {
-        cJSON *root = build_json(f, &info, tensors);
+        cJSON *root = build_json(f, &info, &kinds, tensors);
         char *text = root ? cJSON_Print(root) : NULL;
         if (text)
             printf("%s\n", text);
         cJSON_free(text);
         cJSON_Delete(root);
     } else {
-        print_text(f, &info);
+        print_text(f, &info, &kinds);
         if (tensors)
             print_tensors(f);
     }

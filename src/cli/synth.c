@@ -121,12 +121,31 @@ static void show_progress(void *user, uint64_t done, uint64_t total)
         fprintf(stderr, "garlic synth: writing %s %3d%%\n", pr->path, percent);
 }
 
+// --rope-scaling S --rope-factor X (the spelling of the deepseek2 reference rows) as
+// --rope-linear X or --rope-yarn X; a usage error when incomplete or given with either.
+static int rope_scaling_option(model_synth_params *p, const char *scaling, float factor)
+{
+    if (!scaling && !(factor > 0))
+        return CLI_CONTINUE;
+    if (!scaling || !(factor > 0))
+        return cli_usage_error(&synth_command, "--rope-scaling and --rope-factor go together");
+    bool yarn = strcmp(scaling, "yarn") == 0;
+    if (!yarn && strcmp(scaling, "linear") != 0)
+        return cli_usage_error(&synth_command, "--rope-scaling %s: linear or yarn", scaling);
+    if (p->rope_linear > 0 || p->rope_yarn > 0)
+        return cli_usage_error(&synth_command,
+                               "--rope-scaling is --rope-linear or --rope-yarn: give one");
+    *(yarn ? &p->rope_yarn : &p->rope_linear) = factor;
+    return CLI_CONTINUE;
+}
+
 int cli_synth(int argc, char **argv)
 {
     model_synth_params p;
     model_synth_params_default(&p);
     bool progress_flag = false;
-    float rope_linear = 0;
+    const char *rope_scaling = NULL;
+    float rope_factor = 0;
     const char *out = NULL;
     const cli_option options[] = {
         cli_arg("OUT.gguf", "the file to write", &out),
@@ -134,8 +153,8 @@ int cli_synth(int argc, char **argv)
                    parse_preset),
         cli_string("--arch", "ARCH",
                    "llama, qwen2 (q/k/v biases), qwen3 (q/k norms), qwen3moe, qwen2moe "
-                   "(experts; llama with --experts is Mixtral), gemma3, phi3, deepseek2 "
-                   "(latent attention, experts)",
+                   "(experts; llama with --experts is Mixtral), gemma3, phi3, gpt-oss (experts), "
+                   "deepseek2 (latent attention, experts)",
                    &p.arch),
         cli_uint("--dim", "N", "embedding length", &p.dim, 1, UINT32_MAX),
         cli_uint("--layers", "N", "layers", &p.n_layer, 1, UINT32_MAX),
@@ -187,11 +206,16 @@ int cli_synth(int argc, char **argv)
         cli_uint("--rope-dims|--rope-dim", "N",
                  "rotated dimensions of a head (default: all; deepseek2: its RoPE part, needed)",
                  &p.rope_dims, 2, UINT32_MAX),
-        cli_string("--rope-scaling", "S", "linear or yarn", &p.rope_scaling),
-        cli_float("--rope-factor", "X", "the context stretch of --rope-scaling", &p.rope_factor,
+        cli_float("--rope-linear", "X", "linear RoPE scaling by this factor", &p.rope_linear,
                   FLT_MIN, FLT_MAX),
-        cli_float("--rope-linear", "X", "the same as --rope-scaling linear --rope-factor X",
-                  &rope_linear, FLT_MIN, FLT_MAX),
+        cli_float("--rope-yarn", "X", "YaRN RoPE scaling by this factor (see --rope-orig-ctx)",
+                  &p.rope_yarn, FLT_MIN, FLT_MAX),
+        cli_string("--rope-scaling", "S",
+                   "linear or yarn, by --rope-factor X: the same as --rope-linear X or "
+                   "--rope-yarn X",
+                   &rope_scaling),
+        cli_float("--rope-factor", "X", "the factor of --rope-scaling", &rope_factor, FLT_MIN,
+                  FLT_MAX),
         cli_uint("--rope-orig-ctx", "N",
                  "RoPE's original context (default --ctx): phi3's LongRoPE threshold, YaRN's "
                  "trained context",
@@ -199,7 +223,8 @@ int cli_synth(int argc, char **argv)
         cli_float("--yarn-log-mul", "X", "YaRN: DeepSeek's 0.1 x mscale_all_dim", &p.yarn_log_mul,
                   FLT_MIN, FLT_MAX),
         cli_uint("--sliding-window", "N",
-                 "attention window of the sliding layers (gemma3: 5 of every 6; phi3: all)",
+                 "attention window of the sliding layers (gemma3: 5 of every 6; phi3: all; "
+                 "gpt-oss: every other, default 128)",
                  &p.sliding_window, 1, UINT32_MAX),
         cli_float("--rope-theta-swa", "X",
                   "gemma3: RoPE base of the sliding layers (default 10000)", &p.rope_theta_swa,
@@ -217,11 +242,9 @@ int cli_synth(int argc, char **argv)
     int status = cli_parse(&synth_command, options, argc, argv);
     if (status != CLI_CONTINUE)
         return status;
-    if (rope_linear > 0 && (p.rope_scaling || p.rope_factor > 0))
-        return cli_usage_error(&synth_command,
-                               "--rope-linear is --rope-scaling linear --rope-factor: give one");
-    if (rope_linear > 0)
-        p.rope_scaling = "linear", p.rope_factor = rope_linear;
+    int rc = rope_scaling_option(&p, rope_scaling, rope_factor);
+    if (rc != CLI_CONTINUE)
+        return rc;
     progress pr = {
         .path = out, .forced = progress_flag, .terminal = isatty(STDERR_FILENO), .shown = -1};
     p.progress = show_progress, p.progress_user = &pr;

@@ -38,10 +38,34 @@ static int check_config(const engine_config *cfg, uint32_t block_tokens, garlic_
     return GARLIC_OK;
 }
 
+// The pool's configuration: window blocks as given, or enough for parallel sequences and
+// steps of step_tokens. Fails when they cannot hold one sequence's window and step (a
+// request could then never run).
+static int pool_config(const engine_config *cfg, uint32_t block_tokens, uint32_t step_tokens,
+                       kv_cache_config *kc, garlic_error *err)
+{
+    *kc = model_kv_config(cfg->weights, cfg->kv_type, block_tokens, cfg->kv_blocks);
+    kc->n_window_blocks = cfg->kv_window_blocks
+        ? cfg->kv_window_blocks
+        : kv_window_blocks_for(kc, cfg->parallel, step_tokens);
+    uint32_t one = kv_window_blocks_for(kc, 1, step_tokens);
+    one = one < cfg->kv_blocks ? one : cfg->kv_blocks;
+    if (kv_cache_window_blocks(kc, cfg->kv_blocks) < one)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "%s: %u window blocks cannot hold one "
+                                "sequence's window of %u positions and a step of %u (%u blocks)",
+                                cfg->name ? cfg->name : "engine", cfg->kv_window_blocks,
+                                kc->windows.window, step_tokens, one);
+    return GARLIC_OK;
+}
+
 engine *engine_new(const engine_config *cfg, garlic_error *err)
 {
     uint32_t block_tokens = cfg->block_tokens ? cfg->block_tokens : KV_DEFAULT_BLOCK_TOKENS;
-    if (check_config(cfg, block_tokens, err) != GARLIC_OK)
+    uint32_t step_tokens = cfg->step_tokens ? cfg->step_tokens : ENGINE_DEFAULT_STEP_TOKENS;
+    kv_cache_config kc;
+    if (check_config(cfg, block_tokens, err) != GARLIC_OK ||
+        pool_config(cfg, block_tokens, step_tokens, &kc, err) != GARLIC_OK)
         return NULL;
     engine *e = garlic_calloc(1, sizeof *e);
     if (!e) {
@@ -53,12 +77,11 @@ engine *engine_new(const engine_config *cfg, garlic_error *err)
     atomic_init(&e->cancel_all, false);
     e->cfg = *cfg;
     e->cfg.block_tokens = block_tokens;
-    e->cfg.step_tokens = cfg->step_tokens ? cfg->step_tokens : ENGINE_DEFAULT_STEP_TOKENS;
+    e->cfg.step_tokens = step_tokens;
     e->cfg.max_queue = cfg->max_queue ? cfg->max_queue : ENGINE_DEFAULT_MAX_QUEUE;
     e->name = garlic_strndup(cfg->name ? cfg->name : "model", SIZE_MAX);
     e->cfg.name = e->name;
     engine_end_tokens(cfg->tok, &e->end_tokens);
-    kv_cache_config kc = model_kv_config(cfg->weights, cfg->kv_type, block_tokens, cfg->kv_blocks);
     model_state_config sc = {.n_ctx = cfg->n_ctx,
                              .max_batch = e->cfg.step_tokens,
                              .logit_rows = cfg->parallel,
@@ -83,7 +106,10 @@ engine *engine_new(const engine_config *cfg, garlic_error *err)
                                 .block_tokens = block_tokens,
                                 .kv_blocks = st.n_blocks,
                                 .kv_free = st.n_free,
-                                .kv_bytes = kv_cache_bytes(e->kv)};
+                                .kv_window_blocks = st.n_window_blocks,
+                                .kv_window_free = st.n_window_free,
+                                .kv_bytes = st.bytes,
+                                .kv_window_bytes = st.window_bytes};
     if (engine_sched_start(e, err) != GARLIC_OK) {
         engine_free(e);
         return NULL;

@@ -82,21 +82,24 @@ typedef struct engine_config {
     const model *weights; // borrowed for the engine's life
     const tokenizer *tok; // borrowed for the engine's life
     kv_type kv_type;
-    uint32_t block_tokens; // positions per KV block; 0: KV_DEFAULT_BLOCK_TOKENS
-    uint32_t kv_blocks;    // blocks in the pool (the planner's figure)
-    uint32_t n_ctx;        // positions one sequence may use
-    uint32_t parallel;     // running sequences at most (>= 1)
-    uint32_t step_tokens;  // tokens per step; 0: ENGINE_DEFAULT_STEP_TOKENS
-    uint32_t max_queue;    // requests waiting beyond which submit fails; 0: the default
-    thread_pool *pool;     // compute pool to borrow; NULL: the engine starts its own
-    int n_threads;         // size of the engine's own pool (0: physical cores)
+    uint32_t block_tokens;     // positions per KV block; 0: KV_DEFAULT_BLOCK_TOKENS
+    uint32_t kv_blocks;        // full blocks in the pool (the planner's figure)
+    uint32_t kv_window_blocks; // window blocks, for a model with sliding-window layers (the
+                               // planner's figure); 0: kv_window_blocks_for parallel
+                               // sequences and steps of step_tokens (at most kv_blocks)
+    uint32_t n_ctx;            // positions one sequence may use
+    uint32_t parallel;         // running sequences at most (>= 1)
+    uint32_t step_tokens;      // tokens per step; 0: ENGINE_DEFAULT_STEP_TOKENS
+    uint32_t max_queue;        // requests waiting beyond which submit fails; 0: the default
+    thread_pool *pool;         // compute pool to borrow; NULL: the engine starts its own
+    int n_threads;             // size of the engine's own pool (0: physical cores)
     engine_hooks hooks;
 } engine_config;
 
 // Allocates the KV pool and the run state and starts the scheduler thread. The pool can hold
-// kv_blocks blocks; a request whose prompt plus one token needs more positions than n_ctx or
-// more blocks than the pool has is refused at submit. NULL and err filled on bad sizes or no
-// memory.
+// kv_blocks blocks (and kv_window_blocks window blocks, at least one sequence's window and
+// step); a request whose prompt plus one token needs more positions than n_ctx or more blocks
+// than the pool has is refused at submit. NULL and err filled on bad sizes or no memory.
 engine *engine_new(const engine_config *cfg, garlic_error *err);
 
 // Cancels everything queued or running (their streams end), joins the scheduler and frees
@@ -129,15 +132,21 @@ typedef struct engine_counters {
                            // yet started) plus requests in the queue
     uint32_t parallel;     // the cap on running sequences
     uint32_t block_tokens; // positions per KV block
-    uint32_t kv_blocks;    // blocks in the pool
+    uint32_t kv_blocks;    // full blocks in the pool
     uint32_t kv_used;      // referenced by a sequence
     uint32_t kv_cached;    // unreferenced prefix-cache blocks (reclaimable)
     uint32_t kv_free;
-    uint64_t kv_bytes;      // bytes of the pool
-    uint64_t prefix_hits;   // full prompt blocks found in the prefix cache
-    uint64_t prefix_misses; // full prompt blocks looked up and computed
-    uint64_t evictions;     // cached blocks reclaimed
-    uint64_t preemptions;   // sequences whose blocks were taken back mid-generation
+    uint32_t kv_window_blocks; // window blocks (sliding-window layers; 0: none), and the same
+    uint32_t kv_window_used;   // counts of them
+    uint32_t kv_window_cached;
+    uint32_t kv_window_free;
+    uint64_t kv_bytes;        // bytes of the pool
+    uint64_t kv_window_bytes; // of which the window blocks'
+    uint64_t kv_used_bytes;   // the pool's bytes pro rata of the blocks in use (each kind's)
+    uint64_t prefix_hits;     // full prompt blocks found in the prefix cache
+    uint64_t prefix_misses;   // full prompt blocks looked up and computed
+    uint64_t evictions;       // cached blocks reclaimed
+    uint64_t preemptions;     // sequences whose blocks were taken back mid-generation
 } engine_counters;
 
 void engine_counters_get(engine *e, engine_counters *out);

@@ -233,12 +233,14 @@ static int admit(sched *S, sched_seq *q, garlic_error *err)
     return GARLIC_OK;
 }
 
-// Whether q may start now: a running slot, and its blocks plus one block of headroom per
-// running sequence are free or reclaimable.
+// Whether q may start now: a running slot, and its blocks (its window blocks at their peak
+// for steps of max_batch tokens) plus one block of headroom per running sequence are free or
+// reclaimable.
 static bool can_admit(sched *S, const sched_seq *q)
 {
     return S->n_running < S->e->cfg.parallel &&
-        kv_cache_can_admit_prompt(S->e->kv, q->tokens, q->n_tokens - 1, q->n_tokens, S->n_running);
+        kv_cache_can_admit_prompt(S->e->kv, q->tokens, q->n_tokens - 1, q->n_tokens, S->max_batch,
+                                  S->n_running);
 }
 
 // Moves the request at the head of the queue into the waiting list, one sequence per
@@ -352,7 +354,8 @@ static void drop_cancelled(sched *S)
 
 // Chooses each running sequence's chunk: one token for those decoding, then prompt chunks
 // in admission order while the step's budget lasts. Then makes sure the pool can hold the
-// chunks, preempting the newest sequences while it cannot. Returns the batch's token count.
+// chunks (blocks of each kind), preempting the newest sequences while it cannot. Returns the
+// batch's token count.
 static uint32_t plan_step(sched *S)
 {
     kv_cache *kv = S->e->kv;
@@ -372,8 +375,7 @@ static uint32_t plan_step(sched *S)
             }
             need += kv_seq_blocks_needed(kv, &q->kv, q->chunk);
         }
-        kv_cache_stats st = kv_cache_get_stats(kv);
-        if (need <= st.n_free + st.n_cached || S->n_running <= 1)
+        if (kv_cache_has_blocks(kv, need) || S->n_running <= 1)
             return S->max_batch - budget;
         preempt(S, S->n_running - 1);
     }
@@ -470,6 +472,10 @@ static void publish(sched *S)
     e->snap.kv_used = st.n_used;
     e->snap.kv_cached = st.n_cached;
     e->snap.kv_free = st.n_free;
+    e->snap.kv_window_used = st.n_window_used;
+    e->snap.kv_window_cached = st.n_window_cached;
+    e->snap.kv_window_free = st.n_window_free;
+    e->snap.kv_used_bytes = st.used_bytes;
     e->snap.prefix_hits = st.prefix_hits;
     e->snap.prefix_misses = st.prefix_misses;
     e->snap.evictions = st.evictions;

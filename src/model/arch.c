@@ -48,6 +48,23 @@ static const model_arch archs[] = {
      .swa_period = 0,
      .fused_qkv = true,
      .fused_up = true},
+    // gpt-oss: biases on Q, K, V and the output projection; a learned sink logit per head;
+    // sliding-window and full attention alternate (layer 0 slides), one RoPE (YaRN) for both;
+    // the FFN's norm is called post_attention_norm; experts in every layer, chosen by the
+    // biased router's top k and weighted by the softmax of those logits, with biases and the
+    // clamped SwiGLU.
+    {.name = "gpt-oss",
+     .rope_neox = true,
+     .qkv_bias = true,
+     .act = MODEL_ACT_SWIGLU_OAI,
+     .router = MODEL_ROUTER_TOPK_SOFTMAX,
+     .expert_biases = true,
+     .sliding_window = true,
+     .swa_period = 2,
+     .o_bias = true,
+     .attn_sinks = true,
+     .router_logit_bias = true,
+     .ffn_norm = "post_attention_norm.weight"},
     // DeepSeek-V2/V3/R1, Kimi-K2: multi-head latent attention with a RoPE part of its own,
     // YaRN's magnitude in the attention scale; leading dense layers, then experts beside
     // shared ones (the router, groups, bias, norm and scale are the file's).

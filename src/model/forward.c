@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The forward pass of the Llama family over a batch of tokens, and the run state it needs.
 // Per layer: rmsnorm -> q, k, v projections (+ biases) -> per-head q/k norms -> RoPE -> write
-// k, v to the cache -> causal grouped-query attention -> output projection -> residual ->
+// k, v to the cache -> causal grouped-query attention (over a sliding window and with a sink
+// logit per head where the layer has them) -> output projection (+ bias) -> residual ->
 // rmsnorm -> gate, up -> SiLU(gate) * up -> down -> residual (or the experts, moe.c).
 // Multi-head latent attention (mla.c) replaces the projections before the attention and adds
 // the heads' value matrices after it. Matrix products and attention run on the compute pool;
@@ -55,6 +56,29 @@ uint64_t model_act_row_bytes(const model *m)
     }
     uint64_t out = kernel_act_row_size(m->output.type, (int64_t)m->output.n_in);
     return out > widest ? out : widest;
+}
+
+uint64_t model_moe_act_row_bytes(const model *m)
+{
+    uint64_t widest = 0;
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const model_layer *L = &m->layers[l];
+        const model_tensor *ws[] = {&L->exp_gate, &L->exp_up, &L->exp_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+            uint64_t b = ws[i]->data ? kernel_act_row_size(ws[i]->type, (int64_t)ws[i]->n_in) : 0;
+            widest = b > widest ? b : widest;
+        }
+    }
+    return widest;
+}
+
+// The stride of the experts' activation slots: their widest row (F32 when not known),
+// rounded up to 64.
+static size_t moe_act_stride(const model_hparams *hp, const model_state_config *cfg)
+{
+    uint64_t wide = hp->dim > hp->ffn_exp ? hp->dim : hp->ffn_exp;
+    uint64_t row = cfg->moe_act_row_bytes ? cfg->moe_act_row_bytes : wide * sizeof(float);
+    return (size_t)((row + 63) / 64 * 64);
 }
 
 // The stride of the activation buffers: the row bytes rounded up to 64.
@@ -118,7 +142,8 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
         {(void **)&s->out, B * sizeof(uint32_t)},
         {(void **)&s->slot_block, B * sizeof(uint32_t)},
         {(void **)&s->slot_offset, B * sizeof(uint32_t)},
-        {(void **)&s->moe_base, model_moe_scratch_layout(hp, cfg->max_batch, act, NULL, NULL)},
+        {(void **)&s->moe_base,
+         model_moe_scratch_layout(hp, cfg->max_batch, moe_act_stride(hp, cfg), NULL, NULL)},
     };
     // Every factor is below 2^32 and at most three are multiplied with small constants, so
     // the products fit; the sum is checked against a ceiling.
@@ -179,7 +204,15 @@ kv_cache_config model_hparams_kv_config(const model_hparams *hp, kv_type type,
 kv_cache_config model_kv_config(const model *m, kv_type type, uint32_t block_tokens,
                                 uint32_t n_blocks)
 {
-    return model_hparams_kv_config(&m->hp, type, block_tokens, n_blocks);
+    kv_cache_config c = model_hparams_kv_config(&m->hp, type, block_tokens, n_blocks);
+    // Sliding-window layers keep their rows in window blocks, sized for the widest window. (A
+    // layer past the mask's reach stays full: it holds every position, which is never wrong.)
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        uint32_t w = m->layers[l].window;
+        if (w && kv_windows_set(&c.windows, l) && w > c.windows.window)
+            c.windows.window = w;
+    }
+    return c;
 }
 
 model_state *model_state_new(const model *m, const model_state_config *config, garlic_error *err)
@@ -187,6 +220,8 @@ model_state *model_state_new(const model *m, const model_state_config *config, g
     model_state_config c = *config;
     if (!c.act_row_bytes)
         c.act_row_bytes = model_act_row_bytes(m);
+    if (!c.moe_act_row_bytes)
+        c.moe_act_row_bytes = model_moe_act_row_bytes(m);
     const model_state_config *cfg = &c;
     uint64_t total;
     if (model_scratch_bytes(&m->hp, cfg, &total, err)) // checks cfg too
@@ -228,7 +263,8 @@ model_state *model_state_new(const model *m, const model_state_config *config, g
     uint8_t *p = s->scratch;
     for (int i = 0; i < N_SCRATCH; i++, p += sizes[i - 1])
         *slots[i] = p;
-    model_moe_scratch_layout(&m->hp, cfg->max_batch, s->act_stride, &s->moe, s->moe_base);
+    model_moe_scratch_layout(&m->hp, cfg->max_batch, moe_act_stride(&m->hp, cfg), &s->moe,
+                             s->moe_base);
     return s;
 }
 
@@ -536,6 +572,7 @@ static void attention_worker(void *ctx, int ith, int nth)
     uint32_t v_row_values = v_in_k ? k_values : v_values, v_head = v_in_k ? hd_k : hd_v;
     float *inv_sum = scores + (size_t)group * s->n_ctx; // (group) 1 / softmax sums
     uint32_t window = s->m->layers[job->layer].window;
+    const float *sinks = s->m->layers[job->layer].sinks.data; // (n_head) or NULL
     uint32_t parts = (group + job->part_heads - 1) / job->part_heads;
     for (uint32_t idx = (uint32_t)ith; idx < job->n_tok * hp->n_head_kv * parts;
          idx += (uint32_t)nth) {
@@ -544,14 +581,15 @@ static void attention_worker(void *ctx, int ith, int nth)
         // This item's query heads: [g0, g0 + heads) of the KV head's group.
         uint32_t g0 = part * job->part_heads;
         uint32_t heads = group - g0 < job->part_heads ? group - g0 : job->part_heads;
-        // A sliding-window layer reads the last `window` positions (the token's own included).
+        // A sliding-window layer reads the last `window` positions (the token's own included),
+        // through the sequence's table of window blocks when the pool keeps them apart.
         uint32_t lo = window && n_pos > window ? n_pos - window : 0;
-        const kv_seq *seq = batch->seqs[batch->seq[b]];
+        const uint32_t *table = kv_seq_table(s->kv, batch->seqs[batch->seq[b]], job->layer);
         const float *q = s->q + b * q_dim + ((size_t)kh * group + g0) * hd_k;
         for (uint32_t t0 = lo, n; t0 < n_pos; t0 += n) {
             n = n_pos - t0 < ATT_ROWS ? n_pos - t0 : ATT_ROWS;
             n = bt - t0 % bt < n ? bt - t0 % bt : n; // stay inside one block
-            const uint8_t *base = kv_cache_k_row(s->kv, job->layer, seq->blocks[t0 / bt], t0 % bt);
+            const uint8_t *base = kv_cache_k_row(s->kv, job->layer, table[t0 / bt], t0 % bt);
             uint32_t pitch;
             const float *k = load_rows(kc->type, base, k_stride, k_values, kh * hd_k, hd_k, n, rows,
                                        &pitch);
@@ -564,13 +602,17 @@ static void attention_worker(void *ctx, int ith, int nth)
             float max = sc[lo];
             for (uint32_t t = lo + 1; t < n_pos; t++)
                 max = sc[t] > max ? sc[t] : max;
-            inv_sum[g] = 1.0f / kernel_exp_sum_f32(sc + lo, n_pos - lo, max);
+            // A head's sink is one more logit in the softmax (unscaled), with no value.
+            float sink = sinks ? sinks[kh * group + g0 + g] : -INFINITY;
+            max = sink > max ? sink : max;
+            float sum = kernel_exp_sum_f32(sc + lo, n_pos - lo, max);
+            inv_sum[g] = 1.0f / (sinks ? sum + expf(sink - max) : sum);
         }
         memset(out, 0, (size_t)heads * hd_v * sizeof(float));
         for (uint32_t t0 = lo, n; t0 < n_pos; t0 += n) {
             n = n_pos - t0 < ATT_ROWS ? n_pos - t0 : ATT_ROWS;
             n = bt - t0 % bt < n ? bt - t0 % bt : n;
-            uint32_t block = seq->blocks[t0 / bt];
+            uint32_t block = table[t0 / bt];
             const uint8_t *base = v_in_k ? kv_cache_k_row(s->kv, job->layer, block, t0 % bt)
                                          : kv_cache_v_row(s->kv, job->layer, block, t0 % bt);
             uint32_t pitch;
@@ -640,9 +682,14 @@ static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
         model_mla_qk(s, l, n_tok);
     else
         qkv_block(s, l, n_tok);
-    for (uint32_t b = 0; b < n_tok; b++)
-        kv_cache_store(s->kv, l, s->slot_block[b], s->slot_offset[b], s->k + b * k_dim,
+    // Each token's K (and V) row goes into its position's block of the layer's kind: the
+    // sequence's full table, or its window table for a window layer.
+    uint32_t bt = kv_cache_get_config(s->kv)->block_tokens;
+    for (uint32_t b = 0; b < n_tok; b++) {
+        const uint32_t *table = kv_seq_table(s->kv, s->batch->seqs[s->batch->seq[b]], l);
+        kv_cache_store(s->kv, l, table[s->batch->pos[b] / bt], s->slot_offset[b], s->k + b * k_dim,
                        mla ? NULL : s->v + b * v_dim);
+    }
     // Few (token, KV head) pairs (decoding a model of one KV head, as latent attention is)
     // split their groups of query heads so that every thread has work; each head's result
     // does not depend on the split.
@@ -661,14 +708,15 @@ static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
     else
         thread_pool_run(s->pool, attention_worker, &job);
     // The attention output is in xb (MLA: in the latent, each head's value then in q_head);
-    // the projection lands in hb (wide enough), is normed where the architecture norms block
-    // outputs, then added to the residual.
+    // the projection (+ bias) lands in hb (wide enough), is normed where the architecture
+    // norms block outputs, then added to the residual.
     const float *out = s->xb;
     if (mla) {
         model_mla_values(s, l, n_tok);
         out = s->q_head, o_dim = (size_t)hp->n_head * hp->head_dim_v_mla;
     }
-    model_matmul(s, &L->wo, out, o_dim, n_tok, s->hb, hp->dim);
+    model_matmul_item wo = {.w = &L->wo, .y = s->hb, .ldy = hp->dim, .bias = L->bo.data};
+    model_matmul_group(s, out, o_dim, n_tok, &wo, 1);
     for (uint32_t b = 0; L->attn_post_norm.data && b < n_tok; b++)
         model_rmsnorm(s->hb + b * hp->dim, s->hb + b * hp->dim, L->attn_post_norm.data, hp->dim,
                       hp->rms_eps);
@@ -683,14 +731,15 @@ typedef struct gated_job {
     size_t n;
 } gated_job;
 
-// gpt-oss's clamped SwiGLU: min(gate, 7) * sigmoid(1.702 min(gate, 7)) * (clamp(up, +-7) + 1).
+// gpt-oss's clamped SwiGLU: min(gate, 7) * sigmoid(1.702 min(gate, 7)) * (clamp(up, +-7) + 1),
+// written as ggml's swiglu_oai computes it (the same min, clamp and operation order).
 static void swiglu_oai(float *gate, const float *up, size_t n)
 {
     const float alpha = 1.702f, limit = 7.0f;
     for (size_t i = 0; i < n; i++) {
-        float x = gate[i] < limit ? gate[i] : limit;
-        float y = up[i] < -limit ? -limit : up[i] > limit ? limit : up[i];
-        gate[i] = x / (1.0f + expf(-alpha * x)) * (y + 1.0f);
+        float x = limit < gate[i] ? limit : gate[i];
+        float y = up[i] < -limit ? -limit : limit < up[i] ? limit : up[i];
+        gate[i] = x / (1.0f + expf(alpha * -x)) * (y + 1.0f);
     }
 }
 
@@ -755,6 +804,15 @@ static int check_batch(model_state *s, kv_cache *kv, const model_batch *b, garli
                                 "the KV pool's shape (%u layers, %u KV "
                                 "heads, head dims %u/%u) is not the model's",
                                 kc->n_layer, kc->n_head_kv, kc->head_dim_k, kc->head_dim_v);
+    // A layer the pool keeps in window blocks must read no further back than their window.
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        uint32_t w = s->m->layers[l].window;
+        if (kv_cache_layer_is_window(kv, l) && (!w || w > kc->windows.window))
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "layer %u attends over %u positions (0: "
+                                    "all), but the KV pool keeps only the last %u",
+                                    l, w, kc->windows.window);
+    }
     if (b->n_tokens == 0 || b->n_tokens > s->max_batch)
         return garlic_error_set(err, GARLIC_EINVAL, "batch of %u tokens (1 to %u allowed)",
                                 b->n_tokens, s->max_batch);
@@ -783,6 +841,11 @@ static int check_batch(model_state *s, kv_cache *kv, const model_batch *b, garli
                                     "position %u of token %u is beyond its "
                                     "sequence (%u positions reserved, context %u)",
                                     b->pos[i], i, q->n_tokens, s->n_ctx);
+        if (!kv_seq_holds_rows(kv, q, b->pos[i]))
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "position %u of token %u: its sequence "
+                                    "released the window rows it reads",
+                                    b->pos[i], i);
     }
     return GARLIC_OK;
 }

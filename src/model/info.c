@@ -104,10 +104,12 @@ static void read_tensors(const gguf_file *f, model_info *info)
         }
         if (gguf_string_eq(t->name, "rope_freqs.weight"))
             info->has_rope_freqs = true;
-        const char bias[] = "exp_probs_b.bias";
-        size_t n = sizeof bias - 1;
-        if (t->name.len >= n && memcmp(t->name.data + t->name.len - n, bias, n) == 0)
+        static const char bias[] = "exp_probs_b.bias", sinks[] = ".attn_sinks.weight";
+        size_t nb = sizeof bias - 1, ns = sizeof sinks - 1;
+        if (t->name.len >= nb && memcmp(t->name.data + t->name.len - nb, bias, nb) == 0)
             info->has_expert_bias = true;
+        if (t->name.len > ns && memcmp(t->name.data + t->name.len - ns, sinks, ns) == 0)
+            info->has_attn_sinks = true;
         if (gguf_string_eq(t->name, "rope_factors_long.weight") ||
             gguf_string_eq(t->name, "rope_factors_short.weight"))
             info->has_rope_factors = true;

@@ -44,6 +44,7 @@ typedef struct model_info {
     bool has_rope_freqs;            // a rope_freqs.weight tensor is present
     bool has_expert_bias;           // a blk.*.exp_probs_b.bias tensor is present
     float rope_yarn_log_mul;        // rope.scaling.yarn_log_multiplier, 0 when absent
+    bool has_attn_sinks;            // attn_sinks tensors are present (gpt-oss)
     bool has_rope_factors;          // rope_factors_long/short tensors (LongRoPE) are present
     float rope_attn_factor;         // rope.scaling.attn_factor, 0 when absent
     float rope_freq_base_swa;       // rope.freq_base_swa, 0 when absent

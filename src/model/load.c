@@ -414,6 +414,7 @@ static int bind_ffn(model *m, uint32_t l, garlic_error *err)
     layer_spec moe[] = {
         {"ffn_gate_inp.weight", hp->dim, ne, 1, false, &L->router},
         {"exp_probs_b.bias", ne, 1, 1, true, &L->router_bias},
+        {"ffn_gate_inp.bias", ne, 1, 1, !m->arch->router_logit_bias, &L->router_logit_bias},
         {"ffn_gate_exps.weight", hp->dim, fe, ne, false, &L->exp_gate},
         {"ffn_up_exps.weight", hp->dim, fe, ne, false, &L->exp_up},
         {"ffn_down_exps.weight", fe, hp->dim, ne, false, &L->exp_down},
@@ -426,7 +427,7 @@ static int bind_ffn(model *m, uint32_t l, garlic_error *err)
         {"ffn_gate_inp_shexp.weight", hp->dim, 1, 1, !(fs && m->arch->shared_gate), &L->sh_router},
     };
     // The shared expert's width may be given by no key at all: then it is absent.
-    return bind_specs(m, l, moe, fs ? 12 : 8, err);
+    return bind_specs(m, l, moe, fs ? 13 : 9, err);
 }
 
 // The multi-head latent attention tensors of layer l: the queries through attn_q or the
@@ -512,16 +513,23 @@ static int bind_layer(model *m, uint32_t l, garlic_error *err)
     }
     uint64_t o_dim = (uint64_t)hp->n_head * hp->head_dim_v;
     bool nn = !m->arch->qk_norm, np = !m->arch->post_norms;
+    const char *ffn_norm = m->arch->ffn_norm ? m->arch->ffn_norm : "ffn_norm.weight";
     layer_spec specs[] = {
         {"attn_norm.weight", hp->dim, 1, 1, false, &L->attn_norm},
         {"attn_output.weight", o_dim, hp->dim, 1, false, &L->wo},
+        {"attn_output.bias", hp->dim, 1, 1, !m->arch->o_bias, &L->bo},
+        {"attn_sinks.weight", hp->n_head, 1, 1, !m->arch->attn_sinks, &L->sinks},
         {"attn_q_norm.weight", hp->head_dim_k, 1, 1, nn, &L->q_norm},
         {"attn_k_norm.weight", hp->head_dim_k, 1, 1, nn, &L->k_norm},
         {"post_attention_norm.weight", hp->dim, 1, 1, np, &L->attn_post_norm},
-        {"ffn_norm.weight", hp->dim, 1, 1, false, &L->ffn_norm},
+        {ffn_norm, hp->dim, 1, 1, false, &L->ffn_norm},
         {"post_ffw_norm.weight", hp->dim, 1, 1, np, &L->ffn_post_norm},
     };
     int rc = bind_specs(m, l, specs, sizeof specs / sizeof specs[0], err);
+    // gpt-oss names its FFN's norm post_attention_norm: that tensor is then not also a norm
+    // of the attention's output.
+    if (L->attn_post_norm.data == L->ffn_norm.data)
+        L->attn_post_norm = (model_tensor){0};
     rc = rc ? rc : bind_qkv(m, l, err);
     return rc ? rc : bind_ffn(m, l, err);
 }

@@ -74,6 +74,13 @@ typedef struct model_arch {
     // architecture; fused_qkv says which one garlic synth writes).
     bool fused_qkv; // attn_qkv: the Q, K and V rows in one matrix (Phi-3)
     bool fused_up;  // ffn_up holds the gate rows then the up rows (2 x ffn), no ffn_gate (Phi-3)
+    // gpt-oss (each tensor is loaded when present in any architecture).
+    bool o_bias;            // attn_output.bias is expected
+    bool attn_sinks;        // attn_sinks (n_head) is expected: one learned logit per head that
+                            // joins every softmax's denominator (and attends to nothing)
+    bool router_logit_bias; // ffn_gate_inp.bias is expected: added to the router's logits
+                            // before the choice and the weights (unlike exp_probs_b)
+    const char *ffn_norm;   // the FFN's input norm, when not "ffn_norm.weight"
 } model_arch;
 
 // Whether layer l slides (has a window) under a sliding-window period (model_arch.swa_period):
@@ -188,15 +195,18 @@ typedef struct model_layer {
     model_tensor wq, wk, wv,
         wo;                  // (dim -> n_head*hd_k), (dim -> n_kv*hd_k), ..., (n_head*hd_v -> dim)
     model_tensor bq, bk, bv; // optional biases; data NULL when absent
+    model_tensor bo;         // (dim) attn_output.bias, or absent
+    model_tensor sinks;      // (n_head) attn_sinks: each head's extra softmax logit, or absent
     model_tensor q_norm, k_norm;       // optional (head_dim_k) per-head norms
     model_tensor attn_post_norm;       // (dim) the attention output's norm (post_norms), or absent
-    model_tensor ffn_norm;             // (dim)
+    model_tensor ffn_norm;             // (dim) ffn_norm (gpt-oss: post_attention_norm)
     model_tensor w_gate, w_up, w_down; // (dim -> ffn), (dim -> ffn), (ffn -> dim); dense layers
                                        // (a fused ffn_up is bound as two views: gate, up)
     model_tensor ffn_post_norm;        // (dim) the feed-forward output's norm, or absent
     // Mixture of experts (router.data NULL in dense layers).
     model_tensor router;                           // ffn_gate_inp (dim -> n_expert)
     model_tensor router_bias;                      // exp_probs_b (n_expert), steers the choice
+    model_tensor router_logit_bias;                // ffn_gate_inp.bias (n_expert), or absent
     model_tensor exp_gate, exp_up, exp_down;       // n_expert matrices each, as w_gate...
     model_tensor exp_gate_b, exp_up_b, exp_down_b; // (ffn_exp or dim, n_expert) or absent
     model_tensor sh_gate, sh_up, sh_down;          // the shared expert, or absent
@@ -251,21 +261,26 @@ double model_prefault(model *m, void (*progress)(void *ctx, int percent), void *
 typedef struct model_state model_state;
 
 typedef struct model_state_config {
-    uint32_t n_ctx;         // longest sequence (positions) attention may read
-    uint32_t max_batch;     // tokens one forward call may take
-    uint32_t logit_rows;    // logits rows one call may return: 1, or up to max_batch (each
-                            // row is n_vocab floats)
-    int n_threads;          // compute pool size (the caller included)
-    thread_pool *pool;      // a compute pool to borrow (n_threads is then its size), or NULL
-                            // to start one; a borrowed pool must not run two calls at once
-    uint64_t act_row_bytes; // the widest converted activation row of the model's matrices
-                            // (model_act_row_bytes); 0: the F32 worst case. model_state_new
-                            // fills it from the model.
+    uint32_t n_ctx;             // longest sequence (positions) attention may read
+    uint32_t max_batch;         // tokens one forward call may take
+    uint32_t logit_rows;        // logits rows one call may return: 1, or up to max_batch (each
+                                // row is n_vocab floats)
+    int n_threads;              // compute pool size (the caller included)
+    thread_pool *pool;          // a compute pool to borrow (n_threads is then its size), or NULL
+                                // to start one; a borrowed pool must not run two calls at once
+    uint64_t act_row_bytes;     // the widest converted activation row of the model's matrices
+                                // (model_act_row_bytes); 0: the F32 worst case. model_state_new
+                                // fills it from the model.
+    uint64_t moe_act_row_bytes; // the same over the experts' matrices alone
+                                // (model_moe_act_row_bytes), which size the experts' slots
 } model_state_config;
 
 // Bytes of the widest converted activation row any matrix of m reads (the activation
 // format follows the weight type: Q8_0, Q8_K, F16... are narrower than F32).
 uint64_t model_act_row_bytes(const model *m);
+
+// The widest converted activation row the experts' matrices read (0 for a dense model).
+uint64_t model_moe_act_row_bytes(const model *m);
 
 // Bytes model_state_new allocates for cfg: scratch for cfg->max_batch
 // tokens, cfg->logit_rows rows of logits, attention rows of cfg->n_ctx positions per thread.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Mixture-of-experts feed-forward layers. Each token's router logits choose n_expert_used
-// experts and their weights (model_router: softmax then top k, top k then softmax, or
+// Mixture-of-experts feed-forward layers. Each token's router logits (plus the router's bias
+// in gpt-oss) choose n_expert_used experts and their weights (model_router: softmax then top k, top k then softmax, or
 // DeepSeek-V3's sigmoid scores with an expert bias and groups). The batch's (token, expert)
 // pairs are then sorted by expert into slots, so that each chosen expert's gate, up and down
 // matrices are read once per forward call for all the tokens that chose it, and experts
@@ -199,6 +199,8 @@ void model_moe_block(model_state *s, uint32_t l, uint32_t n_tok)
     model_moe_scratch *moe = &s->moe;
     uint32_t E = hp->n_expert, K = hp->n_expert_used, S = n_tok * K, fe = hp->ffn_exp;
     model_matmul(s, &L->router, s->xb, hp->dim, n_tok, moe->logits, E);
+    for (uint32_t b = 0; L->router_logit_bias.data && b < n_tok; b++) // gpt-oss
+        kernel_axpy_f32(moe->logits + (size_t)b * E, 1.0f, L->router_logit_bias.data, E);
     for (uint32_t b = 0; b < n_tok; b++)
         route(hp, L->router_bias.data, moe->logits + (size_t)b * E, moe->sel, moe->chosen + b * K,
               moe->weight + b * K);

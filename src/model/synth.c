@@ -240,6 +240,8 @@ static int add_attention(gguf_writer *w, synth_state *st, uint32_t layer, garlic
         {"attn_q_norm.weight", INIT_NORM, 0, hd, 1, 1, arch->qk_norm},
         {"attn_k_norm.weight", INIT_NORM, 0, hd, 1, 1, arch->qk_norm},
         {"attn_output.weight", INIT_MATRIX, t, q_dim, dim, 1, true},
+        {"attn_output.bias", INIT_BIAS, 0, dim, 1, 1, arch->o_bias},
+        {"attn_sinks.weight", INIT_BIAS, 0, p->n_head, 1, 1, arch->attn_sinks},
         {"post_attention_norm.weight", INIT_NORM, 0, dim, 1, 1, arch->post_norms},
     };
     return add_specs(w, st, layer, specs, sizeof specs / sizeof specs[0], err);
@@ -262,9 +264,10 @@ static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_err
     uint64_t dim = p->dim, ne = p->n_expert, fe = p->ffn_exp ? p->ffn_exp : p->ffn;
     uint64_t fs = shared_width(p);
     bool moe = ne > 0 && layer >= p->n_dense_lead, dense = !moe;
+    bool eb = moe && arch->expert_biases;
     bool up2 = dense && arch->fused_up; // one ffn_up of gate rows then up rows
     const layer_tensor specs[] = {
-        {"ffn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
+        {arch->ffn_norm ? arch->ffn_norm : "ffn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
         {"ffn_gate.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense && !up2},
         {"ffn_up.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense && !up2},
         {"ffn_up.weight", INIT_MATRIX, t, dim, 2 * (uint64_t)p->ffn, 1, up2},
@@ -272,10 +275,14 @@ static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_err
         {"post_ffw_norm.weight", INIT_NORM, 0, dim, 1, 1, arch->post_norms},
         // The router stays F32, as llama-quantize leaves it.
         {"ffn_gate_inp.weight", INIT_MATRIX, TENSOR_TYPE_F32, dim, ne, 1, moe},
+        {"ffn_gate_inp.bias", INIT_BIAS, 0, ne, 1, 1, moe && arch->router_logit_bias},
         {"exp_probs_b.bias", INIT_BIAS, 0, ne, 1, 1, moe && p->expert_bias},
         {"ffn_gate_exps.weight", INIT_MATRIX, et, dim, fe, ne, moe},
         {"ffn_up_exps.weight", INIT_MATRIX, et, dim, fe, ne, moe},
         {"ffn_down_exps.weight", INIT_MATRIX, et == t ? vd_type : et, fe, dim, ne, moe},
+        {"ffn_gate_exps.bias", INIT_BIAS, 0, fe, ne, 1, eb},
+        {"ffn_up_exps.bias", INIT_BIAS, 0, fe, ne, 1, eb},
+        {"ffn_down_exps.bias", INIT_BIAS, 0, dim, ne, 1, eb},
         {"ffn_gate_inp_shexp.weight", INIT_MATRIX, TENSOR_TYPE_F32, dim, 1, 1,
          moe && fs && arch->shared_gate},
         {"ffn_gate_shexp.weight", INIT_MATRIX, t, dim, fs, 1, moe && fs},
@@ -388,39 +395,22 @@ static bool writable(uint32_t type)
     return t && (t->quantize || type == TENSOR_TYPE_F32);
 }
 
-// RoPE scaling: none, or linear or YaRN by a factor above 0. The original context is written
-// for YaRN and for phi3 (whose LongRoPE factors switch at it), the log multiplier for YaRN.
-static int check_rope_params(const model_synth_params *p, garlic_error *err)
-{
-    bool phi3 = strcmp(p->arch, "phi3") == 0;
-    bool yarn = p->rope_scaling && strcmp(p->rope_scaling, "yarn") == 0;
-    if (p->rope_orig_ctx && !yarn && !phi3)
-        return garlic_error_set(err, GARLIC_EINVAL,
-                                "the original context is written for phi3 and YaRN "
-                                "(--rope-scaling yarn)");
-    if (!p->rope_scaling) {
-        if (p->rope_factor != 0 || p->yarn_log_mul != 0)
-            return garlic_error_set(err, GARLIC_EINVAL,
-                                    "the RoPE factor and YaRN log multiplier need --rope-scaling");
-        return GARLIC_OK;
-    }
-    if (!yarn && strcmp(p->rope_scaling, "linear") != 0)
-        return garlic_error_set(err, GARLIC_EINVAL, "RoPE scaling '%s': linear or yarn",
-                                p->rope_scaling);
-    if (!(p->rope_factor > 0))
-        return garlic_error_set(err, GARLIC_EINVAL, "RoPE scaling %s needs a factor above 0",
-                                p->rope_scaling);
-    if (!yarn && p->yarn_log_mul != 0)
-        return garlic_error_set(err, GARLIC_EINVAL, "the YaRN log multiplier is YaRN's");
-    return GARLIC_OK;
-}
-
 // The options only some architectures' files carry, as llama.cpp reads them: a window where
-// the architecture has one, gemma3's sliding RoPE base and soft cap, phi3's LongRoPE.
+// the architecture has one, gemma3's sliding RoPE base and soft cap, phi3's LongRoPE, an
+// original context for phi3 or YaRN, DeepSeek's YaRN log multiplier with YaRN; gpt-oss has
+// its own output matrix and no shared expert.
 static int check_arch_options(const model_synth_params *p, garlic_error *err)
 {
     const model_arch *arch = model_arch_find(p->arch);
     bool gemma3 = strcmp(p->arch, "gemma3") == 0, phi3 = strcmp(p->arch, "phi3") == 0;
+    bool yarn = p->rope_yarn > 0;
+    if (strcmp(p->arch, "gpt-oss") == 0 && (p->tied || p->ffn_shexp))
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "gpt-oss has neither tied embeddings nor a shared expert");
+    if (yarn && p->rope_linear > 0)
+        return garlic_error_set(err, GARLIC_EINVAL, "RoPE scaling is linear or YaRN, not both");
+    if (p->yarn_log_mul != 0 && !yarn)
+        return garlic_error_set(err, GARLIC_EINVAL, "the YaRN log multiplier needs YaRN");
     if (p->sliding_window && !arch->sliding_window)
         return garlic_error_set(err, GARLIC_EINVAL, "arch %s has no sliding window", p->arch);
     if (p->rope_theta_swa > 0 && !arch->swa_rope)
@@ -429,8 +419,10 @@ static int check_arch_options(const model_synth_params *p, garlic_error *err)
     if (p->final_softcap > 0 && !gemma3)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "final logit soft-capping is written for gemma3");
-    if (p->longrope && !phi3)
-        return garlic_error_set(err, GARLIC_EINVAL, "LongRoPE is written for phi3");
+    if ((p->longrope && !phi3) || (p->rope_orig_ctx && !phi3 && !yarn))
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "LongRoPE and the original context are written for phi3 (the "
+                                "original context also with YaRN)");
     if (p->longrope && (!p->rope_orig_ctx || p->rope_orig_ctx > p->context))
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "LongRoPE needs an original context (%u) within the context (%u)",
@@ -500,24 +492,25 @@ static int check_expert_params(const model_synth_params *p, garlic_error *err)
 static int check_params(const model_synth_params *p, garlic_error *err)
 {
     const tensor_type_traits *t = tensor_type_get(p->type);
-    static const char *const writable_archs[] = {"llama",    "qwen2",  "qwen3", "qwen3moe",
-                                                 "qwen2moe", "gemma3", "phi3",  "deepseek2"};
+    static const char *const writable_archs[] = {"llama",    "qwen2",    "qwen3",
+                                                 "qwen3moe", "qwen2moe", "gemma3",
+                                                 "phi3",     "gpt-oss",  "deepseek2"};
     bool known = false;
     for (size_t i = 0; i < sizeof writable_archs / sizeof writable_archs[0]; i++)
         known |= strcmp(p->arch, writable_archs[i]) == 0;
     if (!known)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "arch '%s': expected llama, qwen2, qwen3, qwen3moe, qwen2moe, "
-                                "gemma3, phi3 or deepseek2",
+                                "gemma3, phi3, gpt-oss or deepseek2",
                                 p->arch);
     int rc = check_arch_options(p, err);
     if (rc)
         return rc;
-    bool moe_arch = strstr(p->arch, "moe") != NULL || strcmp(p->arch, "deepseek2") == 0;
+    bool moe_arch = strstr(p->arch, "moe") != NULL || strcmp(p->arch, "gpt-oss") == 0 ||
+        strcmp(p->arch, "deepseek2") == 0;
     if (moe_arch && !p->n_expert)
         return garlic_error_set(err, GARLIC_EINVAL, "arch %s needs experts (--experts N)", p->arch);
     rc = check_expert_params(p, err);
-    rc = rc ? rc : check_rope_params(p, err);
     if (rc)
         return rc;
     if (!p->dim || !p->n_layer || !p->n_head || !p->n_head_kv || !p->ffn || !p->context)
@@ -555,8 +548,11 @@ static int check_params(const model_synth_params *p, garlic_error *err)
 // The architecture's hyper-parameters under "<arch>.<key>", as llama.cpp's converter names
 // and writes them: the key and value lengths only when the head size is not dim / n_head;
 // gemma3's sliding RoPE base always and its window when there is one; phi3's window (0 for
-// none) and original context always, its LongRoPE attention factor with the factors; YaRN's
-// original context. DeepSeek's converter writes one KV head (MLA's latent), a K row of
+// none) and original context always, its LongRoPE attention factor with the factors;
+// gpt-oss's window and experts' width always. YaRN writes its factor, original context and,
+// as the converter does from a config that has them (gpt-oss, DeepSeek-V3), beta_fast 32 and
+// beta_slow 1 (which llama.cpp and garlic take as given), and DeepSeek's log multiplier
+// when given. DeepSeek's converter writes one KV head (MLA's latent), a K row of
 // kv_lora_rank + RoPE dims and a V row of kv_lora_rank as the key and value lengths, the
 // heads' own sizes as the _mla lengths, and always the expert width, shared count and
 // leading dense layers. (It leaves out q_lora_rank for V2-Lite, whose 27 layers tell
@@ -566,7 +562,8 @@ static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t h
     const model_arch *arch = model_arch_find(p->arch);
     bool mla = arch->mla, moe = p->n_expert > 0;
     bool own_head = head_dim * p->n_head != p->dim, phi3 = strcmp(p->arch, "phi3") == 0;
-    bool yarn = p->rope_scaling && strcmp(p->rope_scaling, "yarn") == 0;
+    bool gpt_oss = strcmp(p->arch, "gpt-oss") == 0, yarn = p->rope_yarn > 0;
+    float rope_factor = yarn ? p->rope_yarn : p->rope_linear;
     uint32_t kv = p->kv_lora_rank, rope = p->rope_dims ? p->rope_dims : head_dim;
     uint32_t orig = p->rope_orig_ctx ? p->rope_orig_ctx : p->context;
     // Phi-3's converter: sqrt(1 + ln(scale) / ln(original context)), scale = context / original.
@@ -588,14 +585,16 @@ static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t h
         {"rope.freq_base", 0, p->rope_theta > 0 ? p->rope_theta : 10000.0f, false},
         {"rope.freq_base_swa", 0, p->rope_theta_swa > 0 ? p->rope_theta_swa : 10000.0f,
          !arch->swa_rope},
-        {"rope.scaling.factor", 0, p->rope_factor, !p->rope_scaling},
+        {"rope.scaling.factor", 0, rope_factor, !(rope_factor > 0)},
         {"rope.scaling.original_context_length", orig, 0, !phi3 && !yarn},
+        {"rope.scaling.yarn_beta_fast", 0, 32.0f, !yarn},
+        {"rope.scaling.yarn_beta_slow", 0, 1.0f, !yarn},
         {"rope.scaling.attn_factor", 0, attn_factor, !p->longrope},
         {"rope.scaling.yarn_log_multiplier", 0, p->yarn_log_mul, p->yarn_log_mul == 0},
         {"attention.layer_norm_rms_epsilon", 0, p->rms_eps > 0 ? p->rms_eps : 1e-5f, false},
         {"attention.key_length", mla ? kv + rope : head_dim, 0, !own_head && !mla},
         {"attention.value_length", mla ? kv : head_dim, 0, !own_head && !mla},
-        {"attention.sliding_window", p->sliding_window, 0, !p->sliding_window && !phi3},
+        {"attention.sliding_window", p->sliding_window, 0, !p->sliding_window && !phi3 && !gpt_oss},
         {"final_logit_softcapping", 0, p->final_softcap, !(p->final_softcap > 0)},
         {"attention.q_lora_rank", p->q_lora_rank, 0, !mla},
         {"attention.kv_lora_rank", kv, 0, !mla},
@@ -624,8 +623,8 @@ static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t h
     }
     char key[96];
     snprintf(key, sizeof key, "%s.rope.scaling.type", p->arch);
-    if (r == 0 && p->rope_scaling)
-        r = gguf_writer_set_str(w, key, p->rope_scaling);
+    if (r == 0 && rope_factor > 0)
+        r = gguf_writer_set_str(w, key, yarn ? "yarn" : "linear");
     snprintf(key, sizeof key, "%s.expert_weights_norm", p->arch);
     if (r == 0 && p->expert_norm)
         r = gguf_writer_set_bool(w, key, true);
@@ -640,6 +639,12 @@ int model_synth_write(const model_synth_params *params, const char *path, garlic
     model_synth_params p = *params;
     if (!p.head_dim)
         p.head_dim = p.dim / p.n_head;
+    // gpt-oss's converter always writes the experts' width and the window (llama.cpp needs
+    // both): the width is --ffn's unless given, the window gpt-oss's 128.
+    if (strcmp(p.arch, "gpt-oss") == 0) {
+        p.ffn_exp = p.ffn_exp ? p.ffn_exp : p.ffn;
+        p.sliding_window = p.sliding_window ? p.sliding_window : 128;
+    }
     gguf_writer *w = gguf_writer_new();
     synth_state st = {.p = &p};
     size_t max_tensors = 5 + (size_t)p.n_layer * 32;

@@ -14,8 +14,8 @@
 typedef struct model_synth_params {
     const char *arch; // "llama", "qwen2" (Q/K/V bias), "qwen3" (Q/K norms), "qwen3moe",
                       // "qwen2moe" (experts; llama with experts is Mixtral), "gemma3",
-                      // "phi3" (fused Q/K/V and gate/up), "deepseek2" (multi-head latent
-                      // attention and experts)
+                      // "phi3" (fused Q/K/V and gate/up), "gpt-oss" (experts, sinks),
+                      // "deepseek2" (multi-head latent attention and experts)
     const char *name; // general.name; NULL for "garlic-synth"
     uint32_t dim;     // embedding length
     uint32_t n_layer;
@@ -47,19 +47,19 @@ typedef struct model_synth_params {
     float expert_scale;        // expert_weights_scale, 0: not written
     // Multi-head latent attention (deepseek2, which needs rope_dims: a head's RoPE part);
     // the KV head count written is 1.
-    uint32_t q_lora_rank;  // attention.q_lora_rank (0: one attn_q, as DeepSeek-V2-Lite)
-    uint32_t kv_lora_rank; // attention.kv_lora_rank, the cached latent
-    uint32_t v_head_dim;   // attention.value_length_mla (0: head_dim - rope_dims)
-    // RoPE scaling: rope_scaling "linear" or "yarn" (NULL: none) by rope_factor, YaRN with
-    // DeepSeek's yarn_log_mul (0.1 x mscale_all_dim; 0: not written).
-    const char *rope_scaling;
-    float rope_factor;
-    float yarn_log_mul;
+    uint32_t q_lora_rank;       // attention.q_lora_rank (0: one attn_q, as DeepSeek-V2-Lite)
+    uint32_t kv_lora_rank;      // attention.kv_lora_rank, the cached latent
+    uint32_t v_head_dim;        // attention.value_length_mla (0: head_dim - rope_dims)
+    float rope_theta;           // 0: 10000
+    float rope_linear;          // linear RoPE scaling factor (rope.scaling.*), 0: none
+    float rope_yarn;            // YaRN RoPE scaling factor (rope.scaling.*), 0: none
+    float yarn_log_mul;         // rope.scaling.yarn_log_multiplier (YaRN; DeepSeek's 0.1 x
+                                // mscale_all_dim), 0: not written
     uint32_t rope_orig_ctx;     // rope.scaling.original_context_length (phi3: where LongRoPE's
                                 // long factors start; YaRN: the trained context), 0: context
-    float rope_theta;           // 0: 10000
     uint32_t rope_dims;         // rope.dimension_count, 0: the head size
-    uint32_t sliding_window;    // attention.sliding_window (gemma3, phi3), 0: none
+    uint32_t sliding_window;    // attention.sliding_window (gemma3, phi3), 0: none (gpt-oss,
+                                // which always has one: 128)
     float rope_theta_swa;       // rope.freq_base_swa of gemma3's sliding layers, 0: 10000
     float final_softcap;        // final_logit_softcapping (gemma3), 0: none
     bool longrope;              // rope_factors_long/short and rope.scaling.attn_factor (phi3)

@@ -69,6 +69,8 @@ int planner_from_model(const model *m, const char *path, planner_input *in, garl
     if (rc == GARLIC_OK && model_info_read(f, &info, NULL) == GARLIC_OK)
         in->n_merges = info.n_merges;
     in->act_row_bytes = model_act_row_bytes(m);
+    in->moe_act_row_bytes = model_moe_act_row_bytes(m);
+    in->windows = model_kv_config(m, KV_TYPE_F16, PLANNER_BLOCK_TOKENS, 0).windows;
     return rc;
 }
 
@@ -139,9 +141,21 @@ void planner_config_default(planner_config *cfg)
                             .overhead = 0};
 }
 
-kv_cache_config planner_kv_config(const model_hparams *hp, kv_type type, uint32_t block_tokens)
+kv_cache_config planner_kv_config(const planner_input *in, kv_type type, uint32_t block_tokens)
 {
-    return model_hparams_kv_config(hp, type, block_tokens, 0);
+    kv_cache_config kc = model_hparams_kv_config(&in->hp, type, block_tokens, 0);
+    kc.windows = in->windows;
+    return kc;
+}
+
+// The pool configuration of a plan: window blocks for n_seqs running sequences in steps of
+// cfg->max_batch (what the engine the server starts computes too).
+static kv_cache_config pool_config(const planner_input *in, const planner_config *cfg,
+                                   uint32_t n_seqs)
+{
+    kv_cache_config kc = planner_kv_config(in, cfg->kv_type, cfg->block_tokens);
+    kc.n_window_blocks = kv_window_blocks_for(&kc, n_seqs, cfg->max_batch);
+    return kc;
 }
 
 uint64_t planner_sequences_for_budget(uint64_t budget, uint64_t static_bytes, uint64_t per_seq)
@@ -170,7 +184,8 @@ static int scratch_for(const planner_input *in, const planner_config *cfg, uint3
                              .max_batch = cfg->max_batch,
                              .logit_rows = cfg->logit_rows,
                              .n_threads = cfg->n_threads,
-                             .act_row_bytes = in->act_row_bytes};
+                             .act_row_bytes = in->act_row_bytes,
+                             .moe_act_row_bytes = in->moe_act_row_bytes};
     return model_scratch_bytes(&in->hp, &sc, bytes, err);
 }
 
@@ -179,7 +194,7 @@ static int scratch_for(const planner_input *in, const planner_config *cfg, uint3
 static bool total_for(const planner_input *in, const planner_config *cfg, uint64_t fixed,
                       uint32_t ctx, uint32_t parallel, uint64_t *total)
 {
-    kv_cache_config kc = planner_kv_config(&in->hp, cfg->kv_type, cfg->block_tokens);
+    kv_cache_config kc = pool_config(in, cfg, cfg->running);
     uint64_t blocks = pool_blocks(cfg, ctx, parallel), kv = 0, scratch = 0;
     if (blocks > KV_MAX_BLOCKS || kv_cache_bytes_for(&kc, (uint32_t)blocks, &kv, NULL) ||
         scratch_for(in, cfg, ctx, &scratch, NULL))
@@ -195,7 +210,7 @@ static void fit_budget(const planner_input *in, planner_plan *p)
     const planner_config *cfg = &p->cfg;
     uint64_t budget = cfg->budget, fixed = p->weight_bytes + p->overhead_bytes;
     p->fits = p->total_bytes <= budget;
-    kv_cache_config kc = planner_kv_config(&in->hp, cfg->kv_type, cfg->block_tokens);
+    kv_cache_config kc = pool_config(in, cfg, cfg->running);
     if (budget > p->static_bytes &&
         kv_cache_blocks_for_budget(&kc, budget - p->static_bytes, &p->budget_blocks, NULL))
         p->budget_blocks = 0;
@@ -257,27 +272,38 @@ int planner_plan_make(const planner_input *in, const planner_config *cfg, planne
     if (rc)
         return rc;
     const planner_config *c = &p.cfg;
-    kv_cache_config kc = planner_kv_config(&in->hp, c->kv_type, c->block_tokens);
-    uint64_t k_row = 0, v_row = 0;
+    kv_cache_config kc = pool_config(in, c, c->running), one = pool_config(in, c, 1);
+    uint64_t k_row = 0, v_row = 0, full_block = 0, window_block = 0;
     if ((rc = kv_cache_row_bytes(&kc, &k_row, &v_row, err)))
         return rc;
+    p.n_window_layers = kv_windows_count(&kc.windows, kc.n_layer);
+    p.window = p.n_window_layers ? kc.windows.window : 0;
     uint64_t per_seq_blocks = div_ceil(c->ctx, c->block_tokens);
     uint64_t blocks = per_seq_blocks > KV_MAX_BLOCKS || c->parallel > KV_MAX_BLOCKS
         ? UINT64_MAX
         : pool_blocks(c, c->ctx, c->parallel);
     bool ok = !__builtin_mul_overflow(in->hp.n_layer, k_row + v_row, &p.kv_bytes_per_token) &&
         blocks <= KV_MAX_BLOCKS &&
-        !__builtin_mul_overflow(blocks * c->block_tokens, p.kv_bytes_per_token, &p.kv_data_bytes) &&
         !__builtin_add_overflow(in->weights.tensor_bytes, in->weights.mapping_bytes,
                                 &p.weight_bytes);
+    if (ok) {
+        p.kv_blocks = (uint32_t)blocks;
+        p.kv_window_blocks = kv_cache_window_blocks(&kc, p.kv_blocks);
+        kv_cache_block_data_bytes(&kc, &full_block, &window_block);
+        p.kv_window_bytes_per_token = (uint64_t)p.n_window_layers * (k_row + v_row);
+        p.kv_full_bytes_per_token = p.kv_bytes_per_token - p.kv_window_bytes_per_token;
+        uint64_t window_data;
+        ok = !__builtin_mul_overflow(blocks, full_block, &p.kv_data_bytes) &&
+            !__builtin_mul_overflow((uint64_t)p.kv_window_blocks, window_block, &window_data) &&
+            !__builtin_add_overflow(p.kv_data_bytes, window_data, &p.kv_data_bytes);
+    }
     if (!ok)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "%u sequences of %u positions: the KV pool "
                                 "is too large (at most %d blocks of %u)",
                                 c->parallel, c->ctx, KV_MAX_BLOCKS, c->block_tokens);
-    p.kv_blocks = (uint32_t)blocks;
     if ((rc = kv_cache_bytes_for(&kc, p.kv_blocks, &p.kv_bytes, err)) ||
-        (rc = kv_cache_bytes_for(&kc, (uint32_t)per_seq_blocks, &p.kv_bytes_per_seq, err)) ||
+        (rc = kv_cache_bytes_for(&one, (uint32_t)per_seq_blocks, &p.kv_bytes_per_seq, err)) ||
         (rc = scratch_for(in, c, c->ctx, &p.scratch_bytes, err)))
         return rc;
     p.overhead_bytes = c->overhead ? c->overhead : planner_overhead(in);

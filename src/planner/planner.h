@@ -79,11 +79,14 @@ typedef struct planner_input {
     char arch[64];    // "llama", "qwen3", ... (GGUF) or "Qwen3ForCausalLM" (HF)
     model_hparams hp; // n_layer, n_head_kv, head dims, dim, ffn, n_vocab, n_ctx_train...
     planner_weights weights;
-    uint64_t n_files;       // weight files (1 for GGUF; safetensors shards)
-    uint64_t n_merges;      // BPE merges of the tokenizer (GGUF; 0 when unknown)
-    uint64_t act_row_bytes; // widest converted activation row (model_act_row_bytes; 0:
-                            // unknown, the F32 worst case)
-    char assumption[512];   // how the weights were derived when not read from files ("")
+    uint64_t n_files;           // weight files (1 for GGUF; safetensors shards)
+    uint64_t n_merges;          // BPE merges of the tokenizer (GGUF; 0 when unknown)
+    uint64_t act_row_bytes;     // widest converted activation row (model_act_row_bytes; 0:
+                                // unknown, the F32 worst case)
+    uint64_t moe_act_row_bytes; // the same over the experts (model_moe_act_row_bytes)
+    kv_windows windows;         // the sliding-window layers, as model_kv_config marks them (GGUF;
+                                // none for Hugging Face configs, which garlic runs without)
+    char assumption[512];       // how the weights were derived when not read from files ("")
 } planner_input;
 
 // Reads a GGUF model as the server would load it (model_load: the architecture must be
@@ -135,23 +138,32 @@ typedef struct planner_config {
 void planner_config_default(planner_config *cfg);
 
 // The plan: every pool the server allocates for cfg, and what fits the budget. A server
-// creates its pool with planner_kv_config() and n_blocks = kv_blocks (or budget_blocks to
-// fill a budget), and its run state with model_state_config {ctx, max_batch, logit_rows,
-// n_threads}: then kv_cache_bytes() and model_state_bytes() equal kv_bytes and
-// scratch_bytes (tests/planner checks it).
+// creates its pool with planner_kv_config(), n_blocks = kv_blocks (or budget_blocks to fill
+// a budget) and n_window_blocks = kv_window_blocks, and its run state with
+// model_state_config {ctx, max_batch, logit_rows, n_threads}: then kv_cache_bytes() and
+// model_state_bytes() equal kv_bytes and scratch_bytes (tests/planner checks it).
 typedef struct planner_plan {
-    planner_config cfg;          // as used (ctx resolved, defaults filled)
-    uint64_t weight_bytes;       // tensor_bytes + mapping_bytes
-    uint64_t kv_bytes_per_token; // n_layer x (K row + V row) at cfg.kv_type
-    uint32_t kv_blocks;          // parallel x ceil(ctx / block_tokens)
-    uint64_t kv_data_bytes;      // kv_blocks x block_tokens x kv_bytes_per_token
-    uint64_t kv_bytes;           // kv_cache_bytes_for(kv_blocks): data + token ids, block
-                                 // metadata, prefix map and the struct
-    uint64_t kv_bytes_per_seq;   // kv_bytes_for one sequence at ctx (blocks of ctx)
-    uint64_t scratch_bytes;      // model_scratch_bytes for max_batch, logit_rows, ctx, n_threads
-    uint64_t overhead_bytes;     // cfg.overhead
-    uint64_t static_bytes;       // weights + scratch + overhead: what is spent before the KV pool
-    uint64_t total_bytes;        // static_bytes + kv_bytes
+    planner_config cfg;                 // as used (ctx resolved, defaults filled)
+    uint64_t weight_bytes;              // tensor_bytes + mapping_bytes
+    uint64_t kv_bytes_per_token;        // n_layer x (K row + V row) at cfg.kv_type: a position of
+                                        // every layer, the sum of the two below
+    uint64_t kv_full_bytes_per_token;   // the full-attention layers' rows of a position
+    uint64_t kv_window_bytes_per_token; // the sliding-window layers' (0 without)
+    uint32_t n_window_layers;           // layers with a window, and the window
+    uint32_t window;
+    uint32_t kv_blocks;        // full blocks: parallel x ceil(ctx / block_tokens)
+    uint32_t kv_window_blocks; // window blocks: kv_window_blocks_for running sequences and
+                               // steps of max_batch, at most kv_blocks (0 without windows)
+    uint64_t kv_data_bytes;    // kv_blocks x block_tokens x kv_full_bytes_per_token +
+                               // kv_window_blocks x block_tokens x kv_window_bytes_per_token
+    uint64_t kv_bytes;         // kv_cache_bytes_for(kv_blocks): data + token ids, block
+                               // metadata, prefix map, window links and the struct
+    uint64_t kv_bytes_per_seq; // kv_bytes_for one sequence at ctx (blocks of ctx, window
+                               // blocks for one sequence)
+    uint64_t scratch_bytes;    // model_scratch_bytes for max_batch, logit_rows, ctx, n_threads
+    uint64_t overhead_bytes;   // cfg.overhead
+    uint64_t static_bytes;     // weights + scratch + overhead: what is spent before the KV pool
+    uint64_t total_bytes;      // static_bytes + kv_bytes
     // With a budget (cfg.budget > 0):
     bool fits;              // total_bytes <= budget
     uint32_t max_parallel;  // largest parallel at ctx whose total fits (0: none)
@@ -165,9 +177,9 @@ typedef struct planner_plan {
 int planner_plan_make(const planner_input *in, const planner_config *cfg, planner_plan *plan,
                       garlic_error *err);
 
-// The KV pool configuration for a model's hyper-parameters (what the server passes to
-// kv_cache_new, n_blocks 0 and no budget).
-kv_cache_config planner_kv_config(const model_hparams *hp, kv_type type, uint32_t block_tokens);
+// The KV pool configuration for a model (its hyper-parameters and window layers: what the
+// server passes to kv_cache_new), n_blocks 0, no budget, window blocks 0 (as many as full).
+kv_cache_config planner_kv_config(const planner_input *in, kv_type type, uint32_t block_tokens);
 
 // The server's default context: the trained one, at most PLANNER_DEFAULT_CTX (4096 when the
 // model does not say).

@@ -34,11 +34,12 @@ struct registry_model {
     // Written once under load_mu before loaded is set, then read-only until the unload.
     model *weights;
     tokenizer *tok;
-    uint32_t n_ctx;        // positions one sequence may use
-    uint32_t parallel;     // running sequences at most
-    uint32_t kv_blocks;    // blocks of the KV pool
-    chat_template *tmpl;   // NULL: the fallback
-    char *template_source; // owned copy of the template text in use, or NULL
+    uint32_t n_ctx;            // positions one sequence may use
+    uint32_t parallel;         // running sequences at most
+    uint32_t kv_blocks;        // blocks of the KV pool
+    uint32_t kv_window_blocks; // its window blocks (sliding-window layers), as planned
+    chat_template *tmpl;       // NULL: the fallback
+    char *template_source;     // owned copy of the template text in use, or NULL
     char template_error[512];
 
     pthread_mutex_t mu;      // guards engine (set and cleared under it as well as load_mu)

@@ -274,6 +274,7 @@ int registry_model_load_parts(registry_model *m, uint64_t *cost, garlic_error *e
     if (rc)
         return rc;
     m->kv_blocks = p.kv_blocks;
+    m->kv_window_blocks = p.kv_window_blocks;
     m->parallel = p.cfg.running;
     *cost = p.total_bytes;
     return GARLIC_OK;
@@ -291,6 +292,7 @@ int registry_model_start(registry_model *m, garlic_error *err)
                         .kv_type = cfg->kv_type,
                         .block_tokens = KV_DEFAULT_BLOCK_TOKENS,
                         .kv_blocks = m->kv_blocks,
+                        .kv_window_blocks = m->kv_window_blocks,
                         .n_ctx = m->n_ctx,
                         .parallel = m->parallel,
                         .step_tokens = cfg->step_tokens,
@@ -419,7 +421,8 @@ void registry_model_ps_get(registry_model *m, registry_model_ps *out)
         out->loaded = true;
         out->bytes = m->cost;
         out->kv_bytes = ms.kv_bytes;
-        out->kv_used_bytes = ms.kv_blocks ? ms.kv_bytes / ms.kv_blocks * ms.kv_used : 0;
+        out->kv_window_bytes = ms.kv_window_bytes;
+        out->kv_used_bytes = ms.kv_used_bytes;
         out->n_ctx = m->n_ctx;
         out->users = m->users;
         out->expires = m->users ? INFINITY : m->expires;
@@ -545,6 +548,9 @@ void registry_stats_get(registry *reg, registry_stats *out)
         k->block_tokens = ms.block_tokens;
         k->kv_blocks += ms.kv_blocks, k->kv_used += ms.kv_used, k->kv_cached += ms.kv_cached;
         k->kv_free += ms.kv_free, k->kv_bytes += ms.kv_bytes;
+        k->kv_window_blocks += ms.kv_window_blocks, k->kv_window_used += ms.kv_window_used;
+        k->kv_window_cached += ms.kv_window_cached, k->kv_window_free += ms.kv_window_free;
+        k->kv_window_bytes += ms.kv_window_bytes, k->kv_used_bytes += ms.kv_used_bytes;
         k->prefix_hits += ms.prefix_hits, k->prefix_misses += ms.prefix_misses;
         k->evictions += ms.evictions, k->preemptions += ms.preemptions;
     }

@@ -106,10 +106,11 @@ int registry_model_unload(registry_model *m);
 // A loaded model as /api/ps shows it (all zero when it is not loaded).
 typedef struct registry_model_ps {
     bool loaded;
-    bool unloading;         // an unload is under way (loaded is already false)
-    uint64_t bytes;         // planned bytes it holds: mapping, KV pool, buffers, overhead
-    uint64_t kv_bytes;      // of which the KV pool
-    uint64_t kv_used_bytes; // KV blocks held by sequences (pro rata of the pool)
+    bool unloading;           // an unload is under way (loaded is already false)
+    uint64_t bytes;           // planned bytes it holds: mapping, KV pool, buffers, overhead
+    uint64_t kv_bytes;        // of which the KV pool
+    uint64_t kv_window_bytes; // of which its window blocks (sliding-window layers)
+    uint64_t kv_used_bytes;   // KV blocks held by sequences (pro rata of each kind's bytes)
     uint32_t n_ctx;
     uint32_t users; // requests using it
     double expires; // garlic_now() seconds when it will be unloaded (INFINITY: never,

@@ -170,6 +170,11 @@ char *server_metrics_render(server_metrics *m, registry *reg, size_t *len)
               "KV blocks kept only by the prefix cache (reclaimable).", st.kv.kv_cached);
     put_value(&b, "garlic_kv_blocks_free", "gauge", "KV blocks never used or freed.",
               st.kv.kv_free);
+    put_value(&b, "garlic_kv_window_blocks_total", "gauge",
+              "Window blocks in the KV pools (sliding-window layers' rows).",
+              st.kv.kv_window_blocks);
+    put_value(&b, "garlic_kv_window_blocks_used", "gauge", "Window blocks held by sequences.",
+              st.kv.kv_window_used);
     put_value(&b, "garlic_kv_block_tokens", "gauge", "Positions per KV block.", st.kv.block_tokens);
     put_value(&b, "garlic_kv_bytes", "gauge", "Bytes of the KV pools.", (double)st.kv.kv_bytes);
     put_value(&b, "garlic_prefix_cache_hits_total", "counter",

@@ -111,12 +111,19 @@ static void test_gguf(void **state)
     assert_true(num(root, "weights.bytes") == (double)sb.st_size);
     assert_true(num(root, "kv_cache.blocks") == 3 * 7);
     assert_true(num(root, "hparams.n_layer") == 2);
+    // No layer has a sliding window: every byte per token is a full layer's, no window blocks.
+    assert_true(num(root, "kv_cache.full_bytes_per_token") ==
+                num(root, "kv_cache.bytes_per_token"));
+    assert_true(num(root, "kv_cache.window_bytes_per_token") == 0);
+    assert_true(num(root, "kv_cache.window_layers") == 0);
+    assert_true(num(root, "kv_cache.window_blocks") == 0);
     assert_null(cJSON_GetObjectItem(root, "budget"));
     cJSON_Delete(root);
     char *out;
     assert_int_equal(test_run(&out, NULL, "%s estimate '%s'", test_garlic(), path), 0);
     assert_non_null(strstr(out, "header and metadata (mapped)"));
     assert_non_null(strstr(out, "Q4_K"));
+    assert_null(strstr(out, "window")); // as before windows existed
     free(out);
 }
 

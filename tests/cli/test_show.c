@@ -80,7 +80,7 @@ static void test_deepseek(void **state)
     p.n_dense_lead = 1, p.n_expert = 16, p.n_expert_used = 4, p.ffn_exp = 32;
     p.n_shared_experts = 1, p.n_expert_groups = 4, p.n_group_used = 2, p.gating_func = 2;
     p.expert_bias = true, p.expert_norm = true, p.expert_scale = 2.5f;
-    p.rope_scaling = "yarn", p.rope_factor = 4, p.rope_orig_ctx = 128, p.yarn_log_mul = 0.1f;
+    p.rope_yarn = 4, p.rope_orig_ctx = 128, p.yarn_log_mul = 0.1f;
     const char *path = test_temp_path("ds.gguf");
     garlic_error e;
     if (model_synth_write(&p, path, &e))
@@ -122,6 +122,9 @@ static void test_json_output(void **state)
     assert_true(num(root, "head_count") == 8);
     assert_true(num(root, "kv_bytes_per_token_f16") == 512);
     assert_true(num(root, "kv_bytes_at_context_f16") == 512 * 512);
+    assert_true(num(root, "kv_full_bytes_per_token_f16") == 512); // no sliding window
+    assert_true(num(root, "kv_window_bytes_per_token_f16") == 0);
+    assert_true(num(root, "kv_window_layers") == 0 && num(root, "kv_window") == 0);
     const cJSON *types = cJSON_GetObjectItem(root, "weight_types");
     assert_true(num(types, "F16") == 16 && num(types, "F32") == 5);
     double bpw = num(root, "bits_per_weight");
@@ -168,6 +171,38 @@ static void test_sliding_windows(void **state)
     if (!strstr(out, "sliding window         64 tokens, all 2 layers") ||
         !strstr(out, "(original context 1024), LongRoPE factors, attention factor 1.09"))
         fail_msg("phi3:\n%s", out);
+    free(out), free(err);
+}
+
+// gpt-oss: every other layer slides (layer 0 first), and the sinks are shown.
+static void test_gpt_oss(void **state)
+{
+    (void)state;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = "gpt-oss", p.n_layer = 5, p.n_expert = 4, p.n_expert_used = 2, p.sliding_window = 16;
+    char path[1024];
+    snprintf(path, sizeof path, "%s", test_temp_path("gpt-oss.gguf"));
+    garlic_error e;
+    if (model_synth_write(&p, path, &e))
+        fail_msg("%s", e.message);
+    char *out, *err;
+    assert_int_equal(test_run(&out, &err, "%s show '%s'", test_garlic(), path), 0);
+    const char *expect[] = {"architecture           gpt-oss",
+                            "sliding window         16 tokens, 3 of 5 layers (global: 1, 3)",
+                            "attention sinks        yes"};
+    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
+        if (!strstr(out, expect[i]))
+            fail_msg("missing '%s' in:\n%s", expect[i], out);
+    free(out), free(err);
+    cJSON *root = show_json(path, "");
+    assert_true(num(root, "sliding_window") == 16 && num(root, "sliding_window_layers") == 3);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(root, "attention_sinks")));
+    cJSON_Delete(root);
+    const char *plain = make_model("plain.gguf", TENSOR_TYPE_F32);
+    snprintf(path, sizeof path, "%s", plain);
+    assert_int_equal(test_run(&out, &err, "%s show '%s'", test_garlic(), path), 0);
+    assert_null(strstr(out, "sinks"));
     free(out), free(err);
 }
 
@@ -275,7 +310,7 @@ int main(void)
         cmocka_unit_test(test_text_output),       cmocka_unit_test(test_json_output),
         cmocka_unit_test(test_deepseek),          cmocka_unit_test(test_shared_models),
         cmocka_unit_test(test_every_shared_file), cmocka_unit_test(test_damaged_files),
-        cmocka_unit_test(test_sliding_windows),
+        cmocka_unit_test(test_sliding_windows),   cmocka_unit_test(test_gpt_oss),
     };
     return cmocka_run_group_tests_name("show", tests, NULL, NULL);
 }

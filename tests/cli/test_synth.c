@@ -113,9 +113,9 @@ static char *synth_bytes(const char *name, const char *args, size_t *len)
     return bytes;
 }
 
-// The RoPE options both spellings of which the reference rows use: --rope-linear X writes
-// what --rope-scaling linear --rope-factor X does, --rope-dim what --rope-dims does, and
-// --rope-linear with --rope-scaling is a usage error.
+// The RoPE options both spellings of which the reference rows use: --rope-linear X and
+// --rope-yarn X write what --rope-scaling linear|yarn --rope-factor X does, --rope-dim what
+// --rope-dims does, and --rope-linear with --rope-scaling is a usage error.
 static void test_rope_spellings(void **state)
 {
     (void)state;
@@ -123,6 +123,8 @@ static void test_rope_spellings(void **state)
         {"--arch gemma3 --layers 7 --heads 4 --head-dim 64 --sliding-window 8 --rope-linear 8",
          "--arch gemma3 --layers 7 --heads 4 --head-dim 64 --sliding-window 8 --rope-scaling "
          "linear --rope-factor 8"},
+        {"--rope-yarn 4 --rope-orig-ctx 128",
+         "--rope-scaling yarn --rope-factor 4 --rope-orig-ctx 128"},
         {"--arch phi3 --ctx 4096 --rope-orig-ctx 256 --longrope --rope-dims 24",
          "--arch phi3 --ctx 4096 --rope-orig-ctx 256 --longrope --rope-dim 24"},
     };
@@ -136,7 +138,8 @@ static void test_rope_spellings(void **state)
     }
     char path[600], *out, *err;
     snprintf(path, sizeof path, "%s", test_temp_path("both.gguf"));
-    int rc = test_run(&out, &err, "%s synth '%s' --rope-linear 8 --rope-scaling yarn",
+    int rc = test_run(&out, &err,
+                      "%s synth '%s' --rope-linear 8 --rope-scaling yarn --rope-factor 4",
                       test_garlic(), path);
     assert_int_equal(rc, 2);
     assert_non_null(strstr(err, "--rope-linear"));

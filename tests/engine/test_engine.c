@@ -738,6 +738,130 @@ static void test_first_token_seconds(void **state)
     engine_free(e);
 }
 
+// ---- sliding-window layers ----
+
+// prompt, then greedy tokens (EOS banned, the first highest logit) through model_forward on
+// a pool that keeps every layer's rows in full blocks: what the engine's window pool must
+// reproduce.
+static void greedy_full_pool(const int32_t *prompt, size_t n, uint32_t max_tokens, run_result *out)
+{
+    garlic_error err = {0};
+    model_state_config sc = {.n_ctx = 512, .max_batch = 64, .logit_rows = 1, .n_threads = 1};
+    model_state *s = model_state_new(weights, &sc, &err);
+    kv_cache_config kc = model_kv_config(weights, KV_TYPE_F16, 16, 512 / 16 + 1);
+    memset(&kc.windows, 0, sizeof kc.windows);
+    kv_cache *kv = kv_cache_new(&kc, &err);
+    assert_non_null(s);
+    assert_non_null(kv);
+    kv_seq seq;
+    kv_seq_init(&seq);
+    memset(out, 0, sizeof *out);
+    int32_t tokens[512];
+    memcpy(tokens, prompt, n * sizeof *tokens);
+    const float *logits = NULL;
+    for (uint32_t at = 0, len = (uint32_t)n; at < len;) {
+        uint32_t chunk = len - at < 64 ? len - at : 64;
+        assert_int_equal(model_forward(s, kv, &seq, tokens + at, chunk, at, false, &logits, &err),
+                         GARLIC_OK);
+        at += chunk;
+        if (at < len || out->n == max_tokens)
+            continue;
+        int32_t best = 0;
+        for (uint32_t v = 1; v < weights->hp.n_vocab; v++)
+            if (v != 2 && (best == 2 || logits[v] > logits[best]))
+                best = (int32_t)v;
+        out->ids[out->n++] = best;
+        tokens[len++] = best;
+    }
+    kv_seq_deinit(kv, &seq);
+    kv_cache_free(kv);
+    model_state_free(s);
+}
+
+// The model's second layer gets a sliding window (a test-only change of an architecture that
+// has none). Greedy answers of an engine, alone and ten at a time in a window pool too small
+// for them (its window blocks run out, not its full ones: sequences wait and are preempted),
+// equal model_forward's on a pool that keeps every row; a prefix shares its window blocks;
+// engine_new refuses a window pool that cannot hold one sequence's window and step.
+static void test_window_layers(void **state)
+{
+    (void)state;
+    enum { N = 10, LEN = 150, WINDOW = 24 };
+    weights->layers[1].window = WINDOW;
+    int32_t prompts[N][64];
+    size_t lens[N];
+    for (int i = 0; i < N; i++)
+        lens[i] = make_prompt(i + 3, prompts[i], 64);
+    static run_result ref[N], solo[N], together[N];
+    for (int i = 0; i < N; i++)
+        greedy_full_pool(prompts[i], lens[i], LEN, &ref[i]);
+    run_solo(prompts, lens, N, LEN, solo);
+    assert_same_outputs(ref, solo, N, LEN);
+
+    // Full blocks for every sequence at once; 10 window blocks, where one sequence takes up
+    // to 3 between steps and 4 more for a step of 64.
+    engine_config cfg = config(256, 10 * 256, 10);
+    cfg.step_tokens = 64;
+    cfg.kv_window_blocks = 10;
+    engine *e = start(&cfg);
+    run_together(e, prompts, lens, N, LEN, together);
+    assert_same_outputs(solo, together, N, LEN);
+    engine_counters k;
+    settled_counters(e, &k);
+    print_message("10 window blocks for 10 sequences: %llu preemptions, %llu full evictions\n",
+                  (unsigned long long)k.preemptions, (unsigned long long)k.evictions);
+    assert_int_equal(k.kv_blocks, 160);
+    assert_int_equal(k.kv_window_blocks, 10);
+    assert_true(k.preemptions > 0);
+    assert_int_equal(k.kv_used + k.kv_window_used, 0);
+    assert_int_equal(k.kv_window_free + k.kv_window_cached, 10);
+    assert_true(k.kv_window_bytes > 0 && k.kv_window_bytes < k.kv_bytes);
+    engine_free(e);
+    // By default, enough for every running sequence: 10 x (3 + 1) + 64 / 16 - 1 = 43.
+    cfg.kv_window_blocks = 0;
+    e = start(&cfg);
+    engine_counters_get(e, &k);
+    assert_int_equal(k.kv_window_blocks, 43);
+    engine_free(e);
+    cfg.kv_window_blocks = 6;
+    garlic_error err = {0};
+    assert_null(engine_new(&cfg, &err));
+    assert_non_null(strstr(err.message, "m: 6 window blocks cannot hold one sequence's window"));
+
+    // A 1,000-token prefix: the second prompt shares its 62 full blocks and the window blocks
+    // before their end, and answers as an engine that never saw the first.
+    enum { PREFIX = 1000, SHORT = 20 };
+    static int32_t a[PREFIX + 8], b[PREFIX + 8];
+    for (int j = 0; j < PREFIX; j++)
+        a[j] = b[j] = j == 0 ? 1 : (int32_t)(3 + (j * 37 + j / 7) % 509);
+    for (int j = 0; j < 8; j++)
+        a[PREFIX + j] = 100 + j, b[PREFIX + j] = 200 + 3 * j;
+    engine_config big = config(2048, 4 * 2048, 4);
+    run_result fresh, second;
+    engine *cold = start(&big);
+    engine_request *r = greedy_request(b, PREFIX + 8, SHORT);
+    submit(cold, r);
+    collect(r, &fresh);
+    engine_request_release(r);
+    engine_free(cold);
+    e = start(&big);
+    r = greedy_request(a, PREFIX + 8, SHORT);
+    submit(e, r);
+    collect(r, &second);
+    engine_request_release(r);
+    engine_counters_get(e, &k);
+    uint64_t hits = k.prefix_hits;
+    r = greedy_request(b, PREFIX + 8, SHORT);
+    submit(e, r);
+    collect(r, &second);
+    engine_request_release(r);
+    engine_counters_get(e, &k);
+    assert_int_equal(k.prefix_hits - hits, PREFIX / 16);
+    assert_same_outputs(&fresh, &second, 1, SHORT);
+    engine_free(e);
+    weights->layers[1].window = 0;
+}
+
 // ---- bad configurations and requests ----
 
 // engine_new refuses what cannot work, with a message naming the engine and the sizes.
@@ -959,6 +1083,7 @@ int main(void)
         cmocka_unit_test(test_small_pool_preempts),
         cmocka_unit_test(test_prefix_cache),
         cmocka_unit_test(test_cancel_frees_blocks),
+        cmocka_unit_test(test_window_layers),
         cmocka_unit_test(test_wake_at_end),
         cmocka_unit_test(test_first_token_seconds),
         cmocka_unit_test(test_bad_configs),

@@ -2,8 +2,11 @@
 // Tests of src/kvcache: FP8 E4M3 conversion (all 256 codes, ties, saturation, a brute-force
 // nearest-code reference), row round trips of every KV type with stated error bounds, budget
 // arithmetic, allocation to exhaustion and back, random block-table operations over many
-// sequences with invariant and content checks (also under forced hash collisions), prefix
-// sharing, LRU eviction order, copy-on-truncate, and allocation failures at every step.
+// sequences with invariant and content checks (also under forced hash collisions and with a
+// sliding-window layer), prefix sharing, LRU eviction order, copy-on-truncate, window blocks
+// (released as a sequence grows, shared with a prefix only while cached, evicted with their
+// full block, refused rewinds, admission, the pool-size bound by brute force, a window
+// model's pool against an all-full one), and allocation failures at every step.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -461,7 +464,11 @@ static void test_exhaustion(void **state)
 
 // ---- 5. random block tables over many sequences ----
 
-enum { R_SEQS = 12, R_MAX = 160, R_BT = 4, R_BLOCKS = 96, R_LAYERS = 2, R_DIM = 4 };
+enum { R_SEQS = 12, R_MAX = 160, R_BT = 4, R_BLOCKS = 96, R_LAYERS = 3, R_DIM = 4 };
+
+// The window of layer 1 in the random runs that have one (0: none), and its pool's window
+// blocks (fewer than the full ones, so that they run short and are evicted too).
+static uint32_t r_window, r_window_blocks;
 
 // The test's own record of a sequence: its tokens and the hash of each prefix, which is
 // what a real K/V row depends on (a row is only right for the exact prefix before it).
@@ -491,7 +498,8 @@ static void expected_rows(uint64_t prefix, uint32_t layer, uint32_t pos, float *
         v[i] = -k[i] - 1;
 }
 
-// Writes rows for positions [from, n_tokens) of m (blocks the sequence owns alone).
+// Writes rows for positions [from, n_tokens) of m (blocks the sequence owns alone), each
+// layer through its own table.
 static void write_rows(kv_cache *c, model_seq *m, uint32_t from)
 {
     for (uint32_t p = from; p < m->seq.n_tokens; p++) {
@@ -501,31 +509,50 @@ static void write_rows(kv_cache *c, model_seq *m, uint32_t from)
         for (uint32_t l = 0; l < R_LAYERS; l++) {
             float k[R_DIM], v[R_DIM];
             expected_rows(m->prefix[p], l, p, k, v);
-            kv_cache_store(c, l, block, offset, k, v);
+            uint32_t b = kv_seq_table(c, &m->seq, l)[p / R_BT];
+            if (kv_cache_layer_is_window(c, l))
+                assert_int_equal(kv_cache_window_block_refs(c, b), 1);
+            kv_cache_store(c, l, b, offset, k, v);
         }
     }
 }
 
+// The first position a token at pos reads in the window layer.
+static uint32_t r_window_start(uint32_t pos)
+{
+    return r_window && pos + 1 > r_window ? pos + 1 - r_window : 0;
+}
+
+// Every row m holds is the row written for its prefix; the window layer holds at least the
+// rows the next token reads (positions r_window_start(n_committed)..).
 static void verify_rows(const kv_cache *c, const model_seq *m)
 {
-    for (uint32_t p = 0; p < m->seq.n_tokens; p++) {
-        uint32_t block, offset;
-        assert_true(kv_seq_locate(c, &m->seq, p, &block, &offset));
+    const kv_seq *q = &m->seq;
+    if (r_window && q->n_tokens) {
+        assert_true(q->window_first <= r_window_start(q->n_committed) / R_BT);
+        for (uint32_t p = q->n_committed; p < q->n_tokens; p++)
+            assert_true(kv_seq_holds_rows(c, q, p)); // the positions still to compute
+    }
+    for (uint32_t p = 0; p < q->n_tokens; p++) {
         for (uint32_t l = 0; l < R_LAYERS; l++) {
+            uint32_t b = kv_seq_table(c, q, l)[p / R_BT];
+            if (kv_cache_layer_is_window(c, l) && p / R_BT < q->window_first)
+                continue; // released
             float k[R_DIM], v[R_DIM];
             expected_rows(m->prefix[p], l, p, k, v);
-            assert_memory_equal(kv_cache_k_row(c, l, block, offset), k, sizeof k);
-            assert_memory_equal(kv_cache_v_row(c, l, block, offset), v, sizeof v);
+            assert_memory_equal(kv_cache_k_row(c, l, b, p % R_BT), k, sizeof k);
+            assert_memory_equal(kv_cache_v_row(c, l, b, p % R_BT), v, sizeof v);
         }
     }
 }
 
-// Reference counts equal the number of table entries naming each block; no table names a
-// block twice; published prefixes of every sequence are found by lookup.
+// Reference counts (of both kinds) equal the number of table entries naming each block; no
+// table names a block twice; published prefixes of every sequence are found by lookup.
 static void verify_refs(const kv_cache *c, const model_seq *ms)
 {
-    static uint32_t count[R_BLOCKS];
+    static uint32_t count[R_BLOCKS], window_count[R_BLOCKS];
     memset(count, 0, sizeof count);
+    memset(window_count, 0, sizeof window_count);
     for (int s = 0; s < R_SEQS; s++) {
         const kv_seq *q = &ms[s].seq;
         assert_int_equal(q->n_blocks, kv_cache_blocks_for_tokens(c, q->n_tokens));
@@ -533,16 +560,33 @@ static void verify_refs(const kv_cache *c, const model_seq *ms)
             for (uint32_t j = 0; j < i; j++)
                 assert_int_not_equal(q->blocks[i], q->blocks[j]);
             count[q->blocks[i]]++;
+            if (!r_window)
+                continue;
+            if (i < q->window_first) {
+                assert_int_equal(q->window_blocks[i], KV_NO_BLOCK);
+                continue;
+            }
+            assert_true(q->window_blocks[i] < r_window_blocks);
+            for (uint32_t j = q->window_first; j < i; j++)
+                assert_int_not_equal(q->window_blocks[i], q->window_blocks[j]);
+            window_count[q->window_blocks[i]]++;
         }
+        // The committed blocks are shareable as long as this sequence still holds the window
+        // blocks before their end (else those may have been evicted).
         uint32_t committed_blocks = q->n_committed / R_BT;
+        if (r_window && r_window_start(committed_blocks * R_BT) / R_BT < q->window_first)
+            committed_blocks = 0;
         assert_true(kv_cache_prefix_lookup(c, ms[s].tokens, q->n_committed) >= committed_blocks);
     }
-    uint32_t used = 0;
+    uint32_t used = 0, window_used = 0;
     for (uint32_t b = 0; b < R_BLOCKS; b++) {
         assert_int_equal(kv_cache_block_refs(c, b), count[b]);
+        assert_int_equal(kv_cache_window_block_refs(c, b), window_count[b]);
         used += count[b] > 0;
+        window_used += window_count[b] > 0;
     }
     assert_int_equal(kv_cache_get_stats(c).n_used, used);
+    assert_int_equal(kv_cache_get_stats(c).n_window_used, window_used);
 }
 
 static void set_tokens(model_seq *m, uint32_t from, const int32_t *tokens, uint32_t n)
@@ -616,8 +660,15 @@ static void random_step(kv_cache *c, model_seq *ms, test_rng *rng)
             kv_seq_release(c, &ms[test_rng_u64(rng) % R_SEQS].seq);
     } else if (op < 7) {
         uint32_t n = (uint32_t)(test_rng_u64(rng) % (m->seq.n_tokens + 1));
+        kv_seq before = m->seq;
         int rc = kv_seq_truncate(c, &m->seq, n, &err);
-        assert_true(rc == GARLIC_OK || rc == GARLIC_ENOMEM);
+        // Refused when the window rows position n reads were released: nothing changes.
+        uint32_t need_from = r_window_start(n) / R_BT;
+        bool rewinds_past = need_from < (n + R_BT - 1) / R_BT && need_from < before.window_first;
+        assert_int_equal(rc == GARLIC_EUNSUPPORTED, r_window && rewinds_past);
+        assert_true(rc == GARLIC_OK || rc == GARLIC_ENOMEM || rc == GARLIC_EUNSUPPORTED);
+        if (rc)
+            assert_memory_equal(&m->seq, &before, sizeof before);
     } else if (op < 8) {
         assert_int_equal(kv_seq_commit(c, &m->seq, m->seq.n_tokens, &err), GARLIC_OK);
     } else {
@@ -625,9 +676,28 @@ static void random_step(kv_cache *c, model_seq *ms, test_rng *rng)
     }
 }
 
-static void run_random(kv_hash_fn hash, uint64_t seed, int steps)
+// Random operations on R_SEQS sequences, checking invariants, references and every row
+// after each; window > 0 gives layer 1 that window and window_blocks window blocks.
+static void run_random(kv_hash_fn hash, uint64_t seed, int steps, uint32_t window,
+                       uint32_t window_blocks)
 {
-    kv_cache *c = make_cache(KV_TYPE_F32, R_LAYERS, 1, R_DIM, R_BT, R_BLOCKS);
+    kv_cache_config cfg = {.n_layer = R_LAYERS,
+                           .n_head_kv = 1,
+                           .head_dim_k = R_DIM,
+                           .head_dim_v = R_DIM,
+                           .block_tokens = R_BT,
+                           .type = KV_TYPE_F32,
+                           .n_blocks = R_BLOCKS,
+                           .n_window_blocks = window_blocks};
+    r_window = window, r_window_blocks = window ? window_blocks : 0;
+    if (window) {
+        cfg.windows.window = window;
+        kv_windows_set(&cfg.windows, 1);
+    }
+    garlic_error err = {0};
+    kv_cache *c = kv_cache_new(&cfg, &err);
+    assert_non_null(c);
+    assert_int_equal(kv_cache_get_stats(c).n_window_blocks, r_window_blocks);
     kv_cache_set_hash_fn(c, hash);
     static model_seq ms[R_SEQS];
     for (int s = 0; s < R_SEQS; s++)
@@ -642,21 +712,26 @@ static void run_random(kv_hash_fn hash, uint64_t seed, int steps)
             verify_rows(c, &ms[s]);
     }
     kv_cache_stats st = kv_cache_get_stats(c);
-    print_message("random: %llu hits, %llu misses, %llu evictions, %llu dedups\n",
+    print_message("random: %llu hits, %llu misses, %llu evictions, %llu window evictions, "
+                  "%llu dedups\n",
                   (unsigned long long)st.prefix_hits, (unsigned long long)st.prefix_misses,
-                  (unsigned long long)st.evictions, (unsigned long long)st.dedups);
+                  (unsigned long long)st.evictions, (unsigned long long)st.window_evictions,
+                  (unsigned long long)st.dedups);
     assert_true(st.prefix_hits > 0 && st.evictions > 0 && st.dedups > 0);
+    assert_true(!window || st.window_evictions > 0);
     for (int s = 0; s < R_SEQS; s++)
         kv_seq_deinit(c, &ms[s].seq);
     assert_int_equal(kv_cache_get_stats(c).n_used, 0);
+    assert_int_equal(kv_cache_get_stats(c).n_window_used, 0);
     assert_consistent(c);
     kv_cache_free(c);
+    r_window = r_window_blocks = 0;
 }
 
 static void test_random_tables(void **state)
 {
     (void)state;
-    run_random(NULL, 1, 6000);
+    run_random(NULL, 1, 6000, 0, 0);
 }
 
 // Two bits of hash: most blocks collide with many others, so any match that trusted the
@@ -669,7 +744,18 @@ static uint64_t two_bit_hash(uint64_t parent, const int32_t *tokens, uint32_t n)
 static void test_random_tables_colliding(void **state)
 {
     (void)state;
-    run_random(two_bit_hash, 2, 6000);
+    run_random(two_bit_hash, 2, 6000, 0, 0);
+}
+
+// The same with a window layer: rows of positions out of the window are released as the
+// sequences grow, the window pool (smaller than the full one) runs short and evicts,
+// truncations past the released rows are refused.
+static void test_random_tables_window(void **state)
+{
+    (void)state;
+    run_random(NULL, 3, 6000, 6, R_BLOCKS / 2);
+    run_random(NULL, 4, 3000, 1, R_BLOCKS / 3);
+    run_random(two_bit_hash, 5, 3000, 11, R_BLOCKS / 2);
 }
 
 // ---- 6. prefix sharing ----
@@ -711,7 +797,7 @@ static void test_prefix_sharing(void **state)
     assert_int_equal(st.n_used, (PREFIX + 24 + BT - 1) / BT);
 
     assert_int_equal(kv_cache_prefix_lookup(c, b, PREFIX + 10), PREFIX / BT);
-    assert_true(kv_cache_can_admit_prompt(c, b, PREFIX + 10, PREFIX + 10, 0));
+    assert_true(kv_cache_can_admit_prompt(c, b, PREFIX + 10, PREFIX + 10, 0, 0));
     uint32_t shared;
     assert_int_equal(kv_seq_share_prefix(c, &sb, b, PREFIX + 9, &shared, &err), GARLIC_OK);
     assert_int_equal(shared, PREFIX / BT * BT); // floor(1000/16) = 62 blocks, 992 positions
@@ -758,18 +844,18 @@ static void test_admission(void **state)
     kv_seq_init(&b);
     append_commit(c, &a, warm, 16); // 4 blocks published and held
     assert_false(kv_cache_can_admit(c, 20));
-    assert_false(kv_cache_can_admit_prompt(c, cold, 20, 20, 0));
-    assert_true(kv_cache_can_admit_prompt(c, warm, 20, 20, 0)); // 4 hits + 1 new block
+    assert_false(kv_cache_can_admit_prompt(c, cold, 20, 20, 0, 0));
+    assert_true(kv_cache_can_admit_prompt(c, warm, 20, 20, 0, 0)); // 4 hits + 1 new block
     // 2 blocks are free: headroom counts against them ...
-    assert_true(kv_cache_can_admit_prompt(c, warm, 20, 20, 1));
-    assert_false(kv_cache_can_admit_prompt(c, warm, 20, 20, 2));
+    assert_true(kv_cache_can_admit_prompt(c, warm, 20, 20, 0, 1));
+    assert_false(kv_cache_can_admit_prompt(c, warm, 20, 20, 0, 2));
     // ... and only the shared part of the prompt is credited (15 tokens: 3 full blocks).
-    assert_true(kv_cache_can_admit_prompt(c, warm, 15, 20, 0));
-    assert_false(kv_cache_can_admit_prompt(c, warm, 15, 20, 1));
+    assert_true(kv_cache_can_admit_prompt(c, warm, 15, 20, 0, 0));
+    assert_false(kv_cache_can_admit_prompt(c, warm, 15, 20, 0, 1));
     kv_seq_release(c, &a); // 4 cached, reclaimable but also the prompt's hits
     assert_true(kv_cache_can_admit(c, 24));
-    assert_true(kv_cache_can_admit_prompt(c, warm, 20, 20, 0));
-    assert_false(kv_cache_can_admit_prompt(c, cold, 28, 28, 0));
+    assert_true(kv_cache_can_admit_prompt(c, warm, 20, 20, 0, 0));
+    assert_false(kv_cache_can_admit_prompt(c, cold, 28, 28, 0, 0));
     assert_int_equal(kv_seq_blocks_needed(c, &b, 5), 2);
     kv_seq_deinit(c, &a);
     kv_seq_deinit(c, &b);
@@ -1109,7 +1195,441 @@ static void test_commit_errors(void **state)
     kv_cache_free(c);
 }
 
-// ---- 10. fault injection ----
+// ---- 10. sliding-window layers ----
+
+// A cache of 4 layers of which 1 and 3 have a window of W positions, blocks of 4 positions,
+// n_blocks full blocks and n_window window blocks (0: as many).
+enum { W_BT = 4, W_WINDOW = 10, W_LAYERS = 4 };
+
+static kv_cache *make_window_cache(uint32_t n_blocks, uint32_t n_window)
+{
+    kv_cache_config cfg = {.n_layer = W_LAYERS,
+                           .n_head_kv = 1,
+                           .head_dim_k = 4,
+                           .head_dim_v = 4,
+                           .block_tokens = W_BT,
+                           .type = KV_TYPE_F32,
+                           .n_blocks = n_blocks,
+                           .n_window_blocks = n_window,
+                           .windows = {.window = W_WINDOW}};
+    assert_true(kv_windows_set(&cfg.windows, 1) && kv_windows_set(&cfg.windows, 3));
+    garlic_error err = {0};
+    kv_cache *c = kv_cache_new(&cfg, &err);
+    if (!c)
+        print_message("kv_cache_new: %s\n", err.message);
+    assert_non_null(c);
+    assert_consistent(c);
+    return c;
+}
+
+// Writes a distinct row for every layer of positions [from, s->n_tokens), token t at p
+// giving k = {t, p, layer, 1}.
+static void write_window_rows(kv_cache *c, const kv_seq *s, const int32_t *tokens, uint32_t from)
+{
+    for (uint32_t p = from; p < s->n_tokens; p++)
+        for (uint32_t l = 0; l < W_LAYERS; l++) {
+            float k[4] = {(float)tokens[p], (float)p, (float)l, 1}, v[4] = {-k[0], -k[1], -k[2], 2};
+            kv_cache_store(c, l, kv_seq_table(c, s, l)[p / W_BT], p % W_BT, k, v);
+        }
+}
+
+// The rows write_window_rows wrote are there for every position s holds in each layer.
+static void check_window_rows(const kv_cache *c, const kv_seq *s, const int32_t *tokens)
+{
+    for (uint32_t p = 0; p < s->n_tokens; p++)
+        for (uint32_t l = 0; l < W_LAYERS; l++) {
+            if ((l == 1 || l == 3) && p / W_BT < s->window_first)
+                continue;
+            float k[4] = {(float)tokens[p], (float)p, (float)l, 1};
+            assert_memory_equal(kv_cache_k_row(c, l, kv_seq_table(c, s, l)[p / W_BT], p % W_BT), k,
+                                sizeof k);
+        }
+}
+
+// A sequence growing one token at a time keeps the window blocks of its last W - 1 positions
+// (and the partial block it writes next) and gives the older ones back, published, to the
+// prefix cache; the full blocks all stay.
+static void test_window_release(void **state)
+{
+    (void)state;
+    kv_cache *c = make_window_cache(64, 0);
+    assert_true(kv_cache_layer_is_window(c, 1) && kv_cache_layer_is_window(c, 3));
+    assert_false(kv_cache_layer_is_window(c, 0) || kv_cache_layer_is_window(c, 2));
+    assert_int_equal(kv_cache_get_stats(c).n_window_blocks, 64);
+    garlic_error err = {0};
+    int32_t tokens[140];
+    fill_tokens(tokens, 140, 50);
+    kv_seq s;
+    kv_seq_init(&s);
+    for (uint32_t n = 1; n <= 100; n++) {
+        assert_int_equal(kv_seq_blocks_needed(c, &s, 1), n % W_BT == 1 ? 1 : 0);
+        assert_int_equal(kv_seq_append(c, &s, tokens + n - 1, 1, &err), GARLIC_OK);
+        assert_true(kv_seq_holds_rows(c, &s, n - 1));
+        write_window_rows(c, &s, tokens, n - 1);
+        assert_int_equal(kv_seq_commit(c, &s, n, &err), GARLIC_OK);
+        // The next token, at position n, reads n - W + 1 .. n: blocks from there on are held.
+        uint32_t first = (n + 1 > W_WINDOW ? n + 1 - W_WINDOW : 0) / W_BT;
+        assert_int_equal(s.window_first, first);
+        kv_cache_stats st = kv_cache_get_stats(c);
+        assert_int_equal(st.n_used, s.n_blocks);
+        assert_int_equal(st.n_window_used, s.n_blocks - first);
+        assert_int_equal(st.n_window_cached, first); // every released block was published
+        for (uint32_t i = 0; i < first; i++)
+            assert_int_equal(s.window_blocks[i], KV_NO_BLOCK);
+        check_window_rows(c, &s, tokens);
+        assert_consistent(c);
+    }
+    // 100 positions: 25 full blocks, the window blocks of 91.. (blocks 22..24).
+    assert_int_equal(s.n_blocks, 25);
+    assert_int_equal(s.window_first, 22);
+    assert_false(kv_seq_holds_rows(c, &s, 100)); // not reserved yet
+    // A chunk of 30 at once holds every new window block until its commit releases them.
+    assert_int_equal(kv_seq_append(c, &s, tokens + 100, 30, &err), GARLIC_OK);
+    write_window_rows(c, &s, tokens, 100);
+    assert_int_equal(kv_cache_get_stats(c).n_window_used, 33 - 22);
+    for (uint32_t p = 100; p < 130; p++)
+        assert_true(kv_seq_holds_rows(c, &s, p));
+    assert_int_equal(kv_seq_commit(c, &s, 130, &err), GARLIC_OK);
+    assert_int_equal(s.window_first, (131 - W_WINDOW) / W_BT);
+    assert_int_equal(kv_cache_get_stats(c).n_window_used, 33 - 30);
+    check_window_rows(c, &s, tokens);
+    assert_consistent(c);
+    // Released, everything committed stays cached; the window blocks too.
+    kv_seq_release(c, &s);
+    kv_cache_stats st = kv_cache_get_stats(c);
+    assert_int_equal(st.n_used + st.n_window_used, 0);
+    assert_int_equal(st.n_cached, 32); // block 32 was partial, never published
+    assert_int_equal(st.n_window_cached, 32);
+    assert_consistent(c);
+    kv_seq_deinit(c, &s);
+    kv_cache_free(c);
+}
+
+// Sharing a prefix takes its window blocks too; a prefix whose last window blocks were
+// evicted is shared only as far back as the window blocks before it are still cached.
+static void test_window_prefix_sharing(void **state)
+{
+    (void)state;
+    kv_cache *c = make_window_cache(64, 16);
+    garlic_error err = {0};
+    int32_t a[44], other[48];
+    fill_tokens(a, 44, 7);
+    fill_tokens(other, 48, 900);
+    kv_seq sa, sb, sd;
+    kv_seq_init(&sa);
+    kv_seq_init(&sb);
+    kv_seq_init(&sd);
+    assert_int_equal(kv_seq_append(c, &sa, a, 40, &err), GARLIC_OK);
+    write_window_rows(c, &sa, a, 0);
+    assert_int_equal(kv_seq_commit(c, &sa, 40, &err), GARLIC_OK);
+    assert_int_equal(sa.window_first, (41 - W_WINDOW) / W_BT); // 7: blocks 7, 8, 9 held
+    uint32_t wa[10];
+    for (uint32_t i = 7; i < 10; i++)
+        wa[i] = sa.window_blocks[i];
+    kv_seq_release(c, &sa); // window LRU: 0..6 (released at the commit), then 9, 8, 7
+
+    // The same 40 tokens and more: all 10 blocks shared, with window blocks 7..9.
+    assert_int_equal(kv_cache_prefix_lookup(c, a, 44), 10);
+    uint32_t shared;
+    assert_int_equal(kv_seq_share_prefix(c, &sb, a, 43, &shared, &err), GARLIC_OK);
+    assert_int_equal(shared, 40);
+    assert_int_equal(sb.window_first, 7);
+    for (uint32_t i = 7; i < 10; i++) {
+        assert_int_equal(sb.window_blocks[i], wa[i]);
+        assert_int_equal(kv_cache_window_block_refs(c, wa[i]), 1);
+    }
+    assert_int_equal(kv_cache_get_stats(c).n_window_used, 3);
+    check_window_rows(c, &sb, a);
+    assert_consistent(c);
+    kv_seq_release(c, &sb); // window LRU: 0..6, 9, 8, 7
+
+    // A 28-token prefix (blocks 0..6, window blocks 4..6) makes those recent.
+    assert_int_equal(kv_seq_share_prefix(c, &sb, a, 28, &shared, &err), GARLIC_OK);
+    assert_int_equal(shared, 28);
+    assert_int_equal(sb.window_first, (29 - W_WINDOW) / W_BT);
+    kv_seq_release(c, &sb); // window LRU: 0, 1, 2, 3, 9, 8, 7, 6, 5, 4
+    // Another prompt takes the 6 free window blocks, then evicts 0, 1, 2, 3, 9 and 8.
+    assert_int_equal(kv_seq_append(c, &sd, other, 48, &err), GARLIC_OK);
+    kv_cache_stats st = kv_cache_get_stats(c);
+    assert_int_equal(st.window_evictions, 6);
+    assert_int_equal(st.evictions, 0); // the full pool had room
+    // 40 positions would need window blocks 7..9 and 36 blocks 6..8: the longest prefix
+    // whose window blocks are all cached is 32 positions (window blocks 5..7).
+    assert_int_equal(kv_cache_prefix_lookup(c, a, 44), 8);
+    uint64_t hits = st.prefix_hits, misses = st.prefix_misses;
+    assert_int_equal(kv_seq_share_prefix(c, &sb, a, 43, &shared, &err), GARLIC_OK);
+    assert_int_equal(shared, 32);
+    assert_int_equal(sb.window_first, 5);
+    for (uint32_t i = 0; i < 5; i++)
+        assert_int_equal(sb.window_blocks[i], KV_NO_BLOCK);
+    assert_int_equal(sb.window_blocks[7], wa[7]);
+    assert_int_equal(kv_cache_get_stats(c).prefix_hits, hits + 8);
+    assert_int_equal(kv_cache_get_stats(c).prefix_misses, misses + 2);
+    check_window_rows(c, &sb, a);
+    assert_consistent(c);
+    kv_seq_deinit(c, &sa);
+    kv_seq_deinit(c, &sb);
+    kv_seq_deinit(c, &sd);
+    assert_consistent(c);
+    kv_cache_free(c);
+}
+
+// The window blocks leave the cache in their own LRU order (released at commits as the
+// window moves, so a prefix's earliest first), and a full block evicted from the cache takes
+// its window companion with it.
+static void test_window_eviction(void **state)
+{
+    (void)state;
+    kv_cache *c = make_window_cache(6, 0);
+    garlic_error err = {0};
+    int32_t x[20], y[8];
+    fill_tokens(x, 20, 1);
+    fill_tokens(y, 8, 100);
+    kv_seq a, b;
+    kv_seq_init(&a);
+    kv_seq_init(&b);
+    assert_int_equal(kv_seq_append(c, &a, x, 20, &err), GARLIC_OK);
+    assert_int_equal(kv_seq_commit(c, &a, 20, &err), GARLIC_OK); // position 20 reads 11..
+    assert_int_equal(a.window_first, 2);
+    uint32_t w2 = a.window_blocks[2];
+    kv_seq_release(c, &a); // full LRU: 4 3 2 1 0; window LRU: 0 1 (at the commit), 4 3 2
+    kv_cache_stats st = kv_cache_get_stats(c);
+    assert_int_equal(st.n_cached, 5);
+    assert_int_equal(st.n_window_cached, 5);
+    // One free block of each kind, then each kind's least recently used: window block 0,
+    // and full block 4, whose companion (window block 4) goes with it.
+    assert_int_equal(kv_seq_append(c, &b, y, 8, &err), GARLIC_OK);
+    st = kv_cache_get_stats(c);
+    assert_int_equal(st.evictions, 1);
+    assert_int_equal(st.window_evictions, 2);
+    assert_int_equal(st.n_cached, 4);
+    assert_int_equal(st.n_window_cached, 3);
+    assert_int_equal(st.n_window_free, 1);
+    assert_int_equal(st.n_window_used, 2);
+    assert_int_equal(kv_cache_window_block_refs(c, w2), 0);
+    // Blocks 0..3 are cached, and the window blocks 1..3 that the next token after them
+    // reads (16 reads 7..): the 16-position prefix is still whole.
+    assert_int_equal(kv_cache_prefix_lookup(c, x, 20), 4);
+    kv_seq d;
+    kv_seq_init(&d);
+    uint32_t shared;
+    assert_int_equal(kv_seq_share_prefix(c, &d, x, 19, &shared, &err), GARLIC_OK);
+    assert_int_equal(shared, 16);
+    assert_int_equal(d.window_first, 1);
+    assert_int_equal(d.window_blocks[2], w2);
+    assert_consistent(c);
+    kv_seq_deinit(c, &a);
+    kv_seq_deinit(c, &b);
+    kv_seq_deinit(c, &d);
+    assert_consistent(c);
+    kv_cache_free(c);
+}
+
+// Truncation within the window copies both kinds of a shared partial block; rewinding to
+// where released window rows would be read is refused with the sequence unchanged.
+static void test_window_truncate(void **state)
+{
+    (void)state;
+    kv_cache *c = make_window_cache(32, 0);
+    garlic_error err = {0};
+    int32_t t[40];
+    fill_tokens(t, 40, 3);
+    kv_seq a, b;
+    kv_seq_init(&a);
+    kv_seq_init(&b);
+    assert_int_equal(kv_seq_append(c, &a, t, 40, &err), GARLIC_OK);
+    write_window_rows(c, &a, t, 0);
+    assert_int_equal(kv_seq_commit(c, &a, 40, &err), GARLIC_OK);
+    uint32_t shared;
+    assert_int_equal(kv_seq_share_prefix(c, &b, t, 40, &shared, &err), GARLIC_OK);
+    assert_int_equal(shared, 40);
+    // 38: position 38 reads 29.., in block 7 = window_first. Block 9 is copied (both kinds).
+    uint32_t f9 = b.blocks[9], w9 = b.window_blocks[9];
+    assert_int_equal(kv_seq_truncate(c, &b, 38, &err), GARLIC_OK);
+    assert_int_not_equal(b.blocks[9], f9);
+    assert_int_not_equal(b.window_blocks[9], w9);
+    assert_int_equal(kv_cache_window_block_refs(c, w9), 1);
+    assert_int_equal(kv_cache_window_block_refs(c, b.window_blocks[9]), 1);
+    check_window_rows(c, &b, t);
+    assert_consistent(c);
+    // 30 would read 21.. (block 5), released at the commit: refused, b unchanged.
+    kv_seq before = b;
+    assert_int_equal(kv_seq_truncate(c, &b, 30, &err), GARLIC_EUNSUPPORTED);
+    assert_non_null(strstr(err.message, "released"));
+    assert_memory_equal(&b, &before, sizeof b);
+    // A model_forward-style rewind is refused the same way: the rows cannot be read.
+    assert_false(kv_seq_holds_rows(c, &b, 30));
+    // 36 reads 27.. (block 6, released): refused too. 37 reads 28.. (block 7): fine, as is
+    // going back to nothing.
+    assert_int_equal(kv_seq_truncate(c, &b, 36, &err), GARLIC_EUNSUPPORTED);
+    assert_int_equal(kv_seq_truncate(c, &b, 37, &err), GARLIC_OK);
+    assert_int_equal(b.n_blocks, 10);
+    assert_int_equal(kv_seq_append(c, &b, t + 37, 1, &err), GARLIC_OK);
+    assert_true(kv_seq_holds_rows(c, &b, 37));
+    assert_int_equal(kv_seq_truncate(c, &b, 0, &err), GARLIC_OK);
+    assert_int_equal(b.window_first, 0);
+    assert_consistent(c);
+    kv_seq_deinit(c, &a);
+    kv_seq_deinit(c, &b);
+    kv_cache_free(c);
+}
+
+// Admission counts window blocks at their peak: all at once, a long prompt needs one window
+// block per block; in steps, one window and one step.
+static void test_window_admission(void **state)
+{
+    (void)state;
+    kv_cache *c = make_window_cache(64, 6);
+    int32_t t[40];
+    fill_tokens(t, 40, 11);
+    assert_true(kv_cache_has_blocks(c, 6));
+    assert_false(kv_cache_has_blocks(c, 7)); // the window blocks run out first
+    assert_false(kv_cache_can_admit(c, 40));
+    assert_false(kv_cache_can_admit_prompt(c, t, 39, 40, 0, 0));
+    // Steps of 8: blocks of 9 positions at worst alignment (3) plus 2 = 5 window blocks.
+    const kv_cache_config *cfg = kv_cache_get_config(c);
+    assert_int_equal(kv_window_blocks_for(cfg, 1, 8), 5);
+    assert_true(kv_cache_can_admit_prompt(c, t, 39, 40, 8, 0));
+    assert_true(kv_cache_can_admit_prompt(c, t, 39, 40, 8, 1));
+    assert_false(kv_cache_can_admit_prompt(c, t, 39, 40, 8, 2));
+    // A short prompt needs no more window blocks than blocks.
+    assert_true(kv_cache_can_admit_prompt(c, t, 7, 8, 8, 4));
+    kv_cache_free(c);
+}
+
+// Brute force over alignments and chunks: n_seqs sequences, each holding the window blocks
+// of its last w - 1 committed positions and a chunk of new ones (chunks adding up to at most
+// step), never hold more than kv_window_blocks_for; with one sequence and a step that is a
+// whole number of blocks, the bound is reached.
+static void test_window_bound(void **state)
+{
+    (void)state;
+    const uint32_t bts[] = {1, 4, 16}, windows[] = {1, 2, 5, 16, 17, 100};
+    const uint32_t steps[] = {1, 7, 32, 512};
+    test_rng rng;
+    test_rng_seed(&rng, 17);
+    for (size_t i = 0; i < 3; i++)
+        for (size_t j = 0; j < 6; j++)
+            for (size_t k = 0; k < 4; k++) {
+                kv_cache_config cfg = {
+                    .n_layer = 2, .block_tokens = bts[i], .windows = {.window = windows[j]}};
+                kv_windows_set(&cfg.windows, 0);
+                uint32_t bt = bts[i], w = windows[j], step = steps[k];
+                for (uint32_t n_seqs = 1; n_seqs <= 4; n_seqs++) {
+                    uint32_t bound = kv_window_blocks_for(&cfg, n_seqs, step), most = 0;
+                    for (int trial = 0; trial < 300; trial++) {
+                        uint32_t held = 0, left = step;
+                        for (uint32_t s = 0; s < n_seqs; s++) {
+                            uint32_t c = (uint32_t)(test_rng_u64(&rng) % (3 * bt + 2 * w));
+                            uint32_t chunk = s + 1 == n_seqs || trial % 3 == 0
+                                ? left
+                                : (uint32_t)(test_rng_u64(&rng) % (left + 1));
+                            left -= chunk;
+                            uint32_t lo = c + 1 > w ? c + 1 - w : 0, hi = c + chunk;
+                            held += hi > lo ? (hi - 1) / bt - lo / bt + 1 : 0;
+                        }
+                        most = held > most ? held : most;
+                    }
+                    if (most > bound)
+                        fail_msg("bt %u window %u step %u, %u sequences: %u blocks held, bound "
+                                 "%u",
+                                 bt, w, step, n_seqs, most, bound);
+                    if (n_seqs == 1 && step % bt == 0 && w > 1)
+                        assert_int_equal(most, bound);
+                }
+            }
+    kv_cache_config none = {.n_layer = 2, .block_tokens = 16};
+    assert_int_equal(kv_window_blocks_for(&none, 4, 512), 0);
+}
+
+// A model shaped like the large sliding-window ones (48 layers, 40 with a window of 1024,
+// 8 KV heads of 128, F16): for 4 sequences of 32768 positions in steps of 512 the pool is
+// under a quarter of an all-full one, and kv_cache_new takes exactly kv_cache_bytes_for.
+static void test_window_pool_size(void **state)
+{
+    (void)state;
+    kv_cache_config full = {.n_layer = 48,
+                            .n_head_kv = 8,
+                            .head_dim_k = 128,
+                            .head_dim_v = 128,
+                            .block_tokens = 16,
+                            .type = KV_TYPE_F16};
+    kv_cache_config win = full;
+    win.windows.window = 1024;
+    for (uint32_t l = 0; l < 48; l++)
+        if (l % 6 != 5)
+            kv_windows_set(&win.windows, l);
+    assert_int_equal(kv_windows_count(&win.windows, 48), 40);
+    uint32_t blocks = 4 * 32768 / 16;
+    // 4 x (floor((1024 + 13) / 16) + 1) + 512 / 16 + 3 = 4 x 65 + 35
+    win.n_window_blocks = kv_window_blocks_for(&win, 4, 512);
+    assert_int_equal(win.n_window_blocks, 295);
+    assert_int_equal(kv_cache_window_blocks(&win, blocks), 295);
+    assert_int_equal(kv_cache_window_blocks(&win, 100), 100); // never more than full blocks
+    assert_int_equal(kv_cache_window_blocks(&full, blocks), 0);
+    uint64_t f_full, f_window, w_full, w_window, bytes_full, bytes_win;
+    kv_cache_block_data_bytes(&full, &f_full, &f_window);
+    kv_cache_block_data_bytes(&win, &w_full, &w_window);
+    assert_int_equal(f_full, 48ull * 16 * 4096);
+    assert_int_equal(f_window, 0);
+    assert_int_equal(w_full, 8ull * 16 * 4096);
+    assert_int_equal(w_window, 40ull * 16 * 4096);
+    garlic_error err = {0};
+    assert_int_equal(kv_cache_bytes_for(&full, blocks, &bytes_full, &err), GARLIC_OK);
+    assert_int_equal(kv_cache_bytes_for(&win, blocks, &bytes_win, &err), GARLIC_OK);
+    print_message("pool for 4 x 32768: %.2f GB all full, %.2f GB with windows\n",
+                  (double)bytes_full / 1e9, (double)bytes_win / 1e9);
+    assert_true(bytes_win >= blocks * w_full + 295 * w_window);
+    assert_true(bytes_win * 4 < bytes_full);
+    // The data, and what the window kind adds besides: its metadata, links and slots.
+    assert_true(bytes_full - blocks * f_full < blocks * 64 + (1u << 20));
+    assert_true(bytes_win - blocks * w_full - 295 * w_window < blocks * 64 + (1u << 20));
+    // A small one for real: what it takes is what bytes_for says, for both kinds.
+    win.n_layer = full.n_layer = 12;
+    memset(win.windows.layers, 0, sizeof win.windows.layers);
+    for (uint32_t l = 0; l < 12; l += 2)
+        kv_windows_set(&win.windows, l);
+    win.head_dim_k = win.head_dim_v = full.head_dim_k = full.head_dim_v = 32;
+    win.n_blocks = full.n_blocks = 256;
+    win.n_window_blocks = 40;
+    kv_cache *a = kv_cache_new(&win, &err), *b = kv_cache_new(&full, &err);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(kv_cache_bytes_for(&win, 256, &bytes_win, &err), GARLIC_OK);
+    assert_int_equal(kv_cache_bytes_for(&full, 256, &bytes_full, &err), GARLIC_OK);
+    assert_int_equal(kv_cache_bytes(a), bytes_win);
+    assert_int_equal(kv_cache_bytes(b), bytes_full);
+    kv_cache_stats st = kv_cache_get_stats(a);
+    assert_int_equal(st.n_window_blocks, 40);
+    assert_int_equal(st.bytes, bytes_win);
+    assert_true(st.window_bytes > 40 * 6 * 16 * 1024ull && st.window_bytes < bytes_win);
+    assert_int_equal(kv_cache_get_stats(b).n_window_blocks, 0);
+    assert_int_equal(kv_cache_get_stats(b).window_bytes, 0);
+    assert_true(bytes_win < bytes_full * 2 / 3);
+    // From a budget, window blocks follow n_window_blocks.
+    win.n_blocks = 0;
+    win.budget_bytes = bytes_win;
+    kv_cache *d = kv_cache_new(&win, &err);
+    assert_non_null(d);
+    assert_int_equal(kv_cache_get_config(d)->n_blocks, 256);
+    assert_int_equal(kv_cache_get_config(d)->n_window_blocks, 40);
+    kv_cache_free(a);
+    kv_cache_free(b);
+    kv_cache_free(d);
+    // Bad window settings name the field.
+    kv_cache_config bad = full;
+    bad.n_layer = 4;
+    kv_windows_set(&bad.windows, 7);
+    bad.windows.window = 8;
+    assert_null(kv_cache_new(&bad, &err));
+    assert_non_null(strstr(err.message, "windows.layers"));
+    bad.n_layer = 12;
+    bad.windows.window = 0;
+    assert_null(kv_cache_new(&bad, &err));
+    assert_non_null(strstr(err.message, "windows.window"));
+}
+
+// ---- 11. fault injection ----
 
 static void test_alloc_failures(void **state)
 {
@@ -1137,6 +1657,26 @@ static void test_alloc_failures(void **state)
         assert_true(n < 100);
     }
     assert_true(failures >= 6);
+    // With window layers: the window pool, its links and the layer slots too.
+    cfg.windows.window = 64;
+    kv_windows_set(&cfg.windows, 1);
+    cfg.n_window_blocks = 3;
+    failures = 0;
+    for (long n = 0;; n++) {
+        garlic_error err = {0};
+        garlic_alloc_fail_after(n);
+        kv_cache *c = kv_cache_new(&cfg, &err);
+        garlic_alloc_fail_reset();
+        if (c) {
+            assert_int_equal(kv_cache_get_stats(c).n_window_blocks, 3);
+            kv_cache_free(c);
+            break;
+        }
+        assert_int_equal(err.code, GARLIC_ENOMEM);
+        failures++;
+        assert_true(n < 100);
+    }
+    assert_true(failures >= 12);
 
     // A block table that cannot grow leaves the sequence and the pool as they were.
     kv_cache *c = make_cache(KV_TYPE_F16, 1, 1, 8, 4, 8);
@@ -1165,6 +1705,21 @@ static void test_alloc_failures(void **state)
     assert_consistent(c);
     kv_seq_deinit(c, &s);
     kv_cache_free(c);
+
+    // With window layers both tables grow: the window one failing after the full one grew
+    // leaves the sequence as it was, and a later append works.
+    c = make_window_cache(16, 0);
+    garlic_alloc_fail_after(1);
+    assert_int_equal(kv_seq_append(c, &s, t, 16, &err), GARLIC_ENOMEM);
+    garlic_alloc_fail_reset();
+    assert_int_equal(s.n_tokens, 0);
+    assert_int_equal(s.capacity, 0);
+    assert_consistent(c);
+    assert_int_equal(kv_seq_append(c, &s, t, 16, &err), GARLIC_OK);
+    assert_true(s.capacity >= 4 && s.window_blocks != NULL);
+    kv_seq_deinit(c, &s);
+    assert_consistent(c);
+    kv_cache_free(c);
 }
 
 int main(void)
@@ -1181,6 +1736,7 @@ int main(void)
         cmocka_unit_test(test_exhaustion),
         cmocka_unit_test(test_random_tables),
         cmocka_unit_test(test_random_tables_colliding),
+        cmocka_unit_test(test_random_tables_window),
         cmocka_unit_test(test_prefix_sharing),
         cmocka_unit_test(test_admission),
         cmocka_unit_test(test_lru_eviction),
@@ -1190,6 +1746,13 @@ int main(void)
         cmocka_unit_test(test_k_rows_only),
         cmocka_unit_test(test_truncate_copies_shared),
         cmocka_unit_test(test_commit_errors),
+        cmocka_unit_test(test_window_release),
+        cmocka_unit_test(test_window_prefix_sharing),
+        cmocka_unit_test(test_window_eviction),
+        cmocka_unit_test(test_window_truncate),
+        cmocka_unit_test(test_window_admission),
+        cmocka_unit_test(test_window_bound),
+        cmocka_unit_test(test_window_pool_size),
         cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

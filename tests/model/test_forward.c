@@ -27,8 +27,10 @@ typedef struct runner {
     kv_seq seq;
 } runner;
 
-static runner *state_new(const model *m, uint32_t n_ctx, uint32_t batch, uint32_t logit_rows,
-                         kv_type kv, int threads)
+// all_full: a pool that keeps every layer's rows in full blocks even where the model's layers
+// have windows (attention then reads the same rows from there).
+static runner *state_new_pool(const model *m, uint32_t n_ctx, uint32_t batch, uint32_t logit_rows,
+                              kv_type kv, int threads, bool all_full)
 {
     model_state_config cfg = {
         .n_ctx = n_ctx, .max_batch = batch, .logit_rows = logit_rows, .n_threads = threads};
@@ -38,13 +40,22 @@ static runner *state_new(const model *m, uint32_t n_ctx, uint32_t batch, uint32_
     r->s = model_state_new(m, &cfg, &err);
     if (!r->s)
         fail_msg("%s", err.message);
-    r->kv = model_kv_new_single(m, kv, n_ctx, &err);
+    kv_cache_config kc = model_kv_config(m, kv, 16, n_ctx / 16 + 1);
+    if (all_full)
+        memset(&kc.windows, 0, sizeof kc.windows);
+    r->kv = all_full ? kv_cache_new(&kc, &err) : model_kv_new_single(m, kv, n_ctx, &err);
     if (!r->kv)
         fail_msg("%s", err.message);
     kv_seq_init(&r->seq);
     if (kv_seq_reserve(r->kv, &r->seq, n_ctx, &err)) // the block table never grows
         fail_msg("%s", err.message);
     return r;
+}
+
+static runner *state_new(const model *m, uint32_t n_ctx, uint32_t batch, uint32_t logit_rows,
+                         kv_type kv, int threads)
+{
+    return state_new_pool(m, n_ctx, batch, logit_rows, kv, threads, false);
 }
 
 static void runner_free(runner *r)
@@ -484,6 +495,99 @@ static model *load_synth(const model_synth_params *p, const char *name)
     return m;
 }
 
+// Sliding-window layers on an architecture that has none in its files (a llama model whose
+// odd layers get a window here, as gemma3 and gpt-oss set theirs): the window pool releases
+// the rows that left the window, yet a batch gives exactly the logits of one token at a time
+// and of a pool that keeps every row in full blocks; without the windows the logits differ
+// from the window's end on. A rewind past released rows is refused; decoding allocates
+// nothing.
+static void test_window_layers(void **state)
+{
+    (void)state;
+    enum { N = 120, WINDOW = 20 };
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.n_layer = 4, p.type = TENSOR_TYPE_Q8_0;
+    garlic_error err;
+    const char *path = test_temp_path("window.gguf");
+    if (model_synth_write(&p, path, &err))
+        fail_msg("%s", err.message);
+    model *m = model_load(path, &err);
+    if (!m)
+        fail_msg("%s", err.message);
+    uint32_t V = m->hp.n_vocab;
+    int32_t ids[N];
+    for (int i = 0; i < N; i++)
+        ids[i] = (int32_t)((i * 41 + 3) % V);
+    const kv_type kvs[2] = {KV_TYPE_F32, KV_TYPE_F16};
+    for (int t = 0; t < 2; t++) {
+        for (uint32_t l = 0; l < 4; l++)
+            m->layers[l].window = l % 2 ? WINDOW : 0;
+        runner *a = state_new(m, 128, N, N, kvs[t], 2);
+        runner *b = state_new(m, 128, 1, 1, kvs[t], 1);
+        runner *f = state_new_pool(m, 128, N, N, kvs[t], 2, true);
+        assert_true(kv_cache_layer_is_window(a->kv, 1) && !kv_cache_layer_is_window(a->kv, 2));
+        assert_false(kv_cache_layer_is_window(f->kv, 1));
+        const float *la, *lb, *lf;
+        assert_int_equal(forward(a, ids, N, 0, true, &la, &err), 0);
+        // Position 120 reads 101..: window blocks 6 and 7 held, 0..5 given back.
+        kv_cache_stats st = kv_cache_get_stats(a->kv);
+        assert_int_equal(a->seq.window_first, (N + 1 - WINDOW) / 16);
+        assert_int_equal(st.n_window_used, 2);
+        assert_int_equal(st.n_used, 8);
+        assert_int_equal(forward(f, ids, N, 0, true, &lf, &err), 0);
+        assert_memory_equal(la, lf, (size_t)N * V * sizeof *la);
+        garlic_alloc_fail_after(0);
+        for (uint32_t i = 0; i < N; i++) {
+            int rc = forward(b, &ids[i], 1, i, false, &lb, &err);
+            if (rc)
+                fail_msg("token %u: %s", i, err.message);
+            if (memcmp(lb, la + (size_t)i * V, V * sizeof *lb) != 0)
+                fail_msg("kv %d: token %u one by one differs from the batch", t, i);
+        }
+        garlic_alloc_fail_reset();
+        // Rewinding one position stays inside the window; to 50 would read released rows.
+        assert_int_equal(forward(b, &ids[N - 1], 1, N - 1, false, &lb, &err), 0);
+        assert_memory_equal(lb, la + (size_t)(N - 1) * V, V * sizeof *lb);
+        assert_int_equal(forward(b, &ids[50], 1, 50, false, &lb, &err), GARLIC_EUNSUPPORTED);
+        assert_int_equal(b->seq.n_tokens, N);
+        // A batch naming such a position directly is refused before anything is computed.
+        const kv_seq *seqs[1] = {&b->seq};
+        uint32_t pos = 50, seq = 0, out = 0;
+        model_batch bad = {.n_tokens = 1,
+                           .tokens = &ids[50],
+                           .pos = &pos,
+                           .seq = &seq,
+                           .seqs = seqs,
+                           .n_seqs = 1,
+                           .out = &out,
+                           .n_out = 1};
+        assert_int_equal(model_forward_batch(b->s, b->kv, &bad, &lb, &err), GARLIC_EINVAL);
+        assert_non_null(strstr(err.message, "released the window rows"));
+        // Without windows the first WINDOW positions agree and later ones do not. (A pool
+        // made for the windows cannot serve the layers that now read everything.)
+        for (uint32_t l = 0; l < 4; l++)
+            m->layers[l].window = 0;
+        assert_int_equal(forward(a, ids, 1, 0, false, &lb, &err), GARLIC_EINVAL);
+        assert_non_null(strstr(err.message, "layer 1 attends over 0 positions"));
+        runner *n = state_new(m, 128, N, N, kvs[t], 2);
+        const float *ln;
+        assert_int_equal(forward(n, ids, N, 0, true, &ln, &err), 0);
+        assert_memory_equal(ln, la, (size_t)WINDOW * V * sizeof *la);
+        double diff = 0;
+        for (size_t i = (size_t)WINDOW * V; i < (size_t)N * V; i++)
+            diff = fmax(diff, fabs(ln[i] - la[i]));
+        print_message("kv %s: windowed vs full attention, largest logit difference %.3g\n",
+                      kv_type_name(kvs[t]), diff);
+        assert_true(diff > 1e-3);
+        runner_free(a);
+        runner_free(b);
+        runner_free(f);
+        runner_free(n);
+    }
+    model_free(m);
+}
+
 // gemma3's layers: every sixth is global, the others slide and rotate with their own RoPE;
 // queries scale by 1 / sqrt(head_dim), or 1 / sqrt(dim / heads) with 62 layers (27B).
 static void test_gemma3_layers(void **state)
@@ -503,6 +607,45 @@ static void test_gemma3_layers(void **state)
     p.n_layer = 62, p.dim = 64, p.n_head = 2, p.n_head_kv = 1, p.ffn = 64;
     m = load_synth(&p, "gemma3-27b.gguf");
     assert_true(m->hp.attn_scale == 1.0f / sqrtf(32.0f));
+    model_free(m);
+}
+
+// gpt-oss's layers alternate sliding-window and full attention (layer 0 slides), one RoPE for
+// both, each with its sinks and biases bound, and post_attention_norm is its FFN's norm (not
+// a norm of the attention's output); across the window, batch equals one token at a time.
+static void test_gpt_oss_layers(void **state)
+{
+    (void)state;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = "gpt-oss", p.dim = 64, p.n_layer = 4, p.n_head = 4, p.n_head_kv = 2, p.ffn = 64;
+    p.n_expert = 4, p.n_expert_used = 2, p.sliding_window = 8;
+    model *m = load_synth(&p, "gpt-oss.gguf");
+    for (uint32_t l = 0; l < 4; l++) {
+        const model_layer *L = &m->layers[l];
+        assert_int_equal(L->window, l % 2 == 0 ? 8 : 0);
+        assert_int_equal(L->rope, 0);
+        assert_non_null(L->sinks.data), assert_non_null(L->bo.data);
+        assert_non_null(L->router_logit_bias.data), assert_non_null(L->exp_down_b.data);
+        assert_non_null(L->ffn_norm.data), assert_null(L->attn_post_norm.data);
+    }
+    assert_int_equal(m->hp.router, MODEL_ROUTER_TOPK_SOFTMAX);
+    assert_false(m->hp.expert_norm);
+    runner *a = state_new(m, 32, 20, 20, KV_TYPE_F32, 2),
+           *b = state_new(m, 32, 1, 1, KV_TYPE_F32, 1);
+    int32_t ids[20];
+    for (int i = 0; i < 20; i++)
+        ids[i] = 260 + i * 7;
+    garlic_error err;
+    const float *batch, *one;
+    assert_int_equal(forward(a, ids, 20, 0, true, &batch, &err), 0);
+    for (uint32_t i = 0; i < 20; i++) {
+        assert_int_equal(forward(b, &ids[i], 1, i, false, &one, &err), 0);
+        for (uint32_t v = 0; v < m->hp.n_vocab; v++)
+            assert_true(fabsf(one[v] - batch[(size_t)i * m->hp.n_vocab + v]) < 1e-5f);
+    }
+    runner_free(a);
+    runner_free(b);
     model_free(m);
 }
 
@@ -770,11 +913,13 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_packed_equals_plain),
         cmocka_unit_test(test_decode_allocates_nothing),
         cmocka_unit_test(test_unusual_shapes),
+        cmocka_unit_test(test_window_layers),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_mla),
         cmocka_unit_test(test_mla_errors),
         cmocka_unit_test(test_gemma3_layers),
         cmocka_unit_test(test_phi3_window),
+        cmocka_unit_test(test_gpt_oss_layers),
         cmocka_unit_test(test_reference_models),
         cmocka_unit_test(test_stories_golden),
         cmocka_unit_test(test_tiny_random_greedy),

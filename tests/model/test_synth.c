@@ -116,8 +116,7 @@ static void test_gemma3_phi3(void **state)
     model_synth_params p;
     model_synth_params_default(&p);
     p.arch = "gemma3", p.n_layer = 7, p.n_head = 4, p.head_dim = 64, p.tied = true;
-    p.sliding_window = 8, p.final_softcap = 30, p.rope_theta_swa = 20000;
-    p.rope_scaling = "linear", p.rope_factor = 8;
+    p.sliding_window = 8, p.rope_linear = 8, p.final_softcap = 30, p.rope_theta_swa = 20000;
     gguf_file *f = synth_open(&p, "gemma3.gguf");
     assert_int_equal(f->n_tensors, 2 + 7 * 13);
     assert_null(gguf_find_tensor(f, "output.weight"));
@@ -156,6 +155,54 @@ static void test_gemma3_phi3(void **state)
     // The key is written even without a window (0), as the converter does for Phi-4.
     assert_non_null(gguf_find_kv(f, "phi3.attention.sliding_window"));
     assert_int_equal(info.sliding_window, 0);
+    gguf_close(f);
+}
+
+// gpt-oss as llama.cpp's converter writes it: the sinks, the output and router biases, the
+// experts' biases, post_attention_norm for the FFN's norm, the window and the YaRN keys.
+static void test_gpt_oss(void **state)
+{
+    (void)state;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = "gpt-oss", p.dim = 64, p.n_layer = 3, p.n_head = 4, p.n_head_kv = 2;
+    p.head_dim = 32, p.ffn = 96, p.n_expert = 4, p.n_expert_used = 2;
+    p.rope_yarn = 32, p.rope_orig_ctx = 4096;
+    gguf_file *f = synth_open(&p, "gpt-oss.gguf");
+    assert_int_equal(f->n_tensors, 3 + 3 * 19);
+    expect_shape(f, "blk.0.attn_q.weight", 64, 128);
+    expect_shape(f, "blk.0.attn_q.bias", 128, 1);
+    expect_shape(f, "blk.1.attn_v.bias", 64, 1);
+    expect_shape(f, "blk.2.attn_output.bias", 64, 1);
+    expect_shape(f, "blk.0.attn_sinks.weight", 4, 1);
+    expect_shape(f, "blk.0.post_attention_norm.weight", 64, 1);
+    assert_null(gguf_find_tensor(f, "blk.0.ffn_norm.weight"));
+    expect_shape(f, "blk.1.ffn_gate_inp.bias", 4, 1);
+    expect_shape(f, "blk.1.ffn_gate_exps.bias", 96, 4);
+    expect_shape(f, "blk.1.ffn_up_exps.bias", 96, 4);
+    expect_shape(f, "blk.1.ffn_down_exps.bias", 64, 4);
+    const gguf_tensor *down = gguf_find_tensor(f, "blk.2.ffn_down_exps.weight");
+    assert_non_null(down);
+    assert_int_equal(down->ne[0], 96);
+    assert_int_equal(down->ne[1], 64);
+    assert_int_equal(down->ne[2], 4);
+    model_info info;
+    assert_int_equal(model_info_read(f, &info, NULL), 0);
+    assert_int_equal(info.expert_feed_forward_length, 96); // always written for gpt-oss
+    assert_int_equal(info.sliding_window, 128);            // gpt-oss's, when not given
+    assert_int_equal(info.n_swa_layers, 2);                // layers 0 and 2
+    assert_true(info.has_attn_sinks);
+    assert_string_equal(info.rope_scaling_type, "yarn");
+    assert_true(info.rope_scale_factor == 32.0f);
+    assert_int_equal(info.rope_original_context, 4096);
+    float beta;
+    assert_int_equal(gguf_get_f32(f, "gpt-oss.rope.scaling.yarn_beta_fast", &beta), GARLIC_OK);
+    assert_true(beta == 32.0f);
+    gguf_close(f);
+    model_synth_params_default(&p);
+    f = synth_open(&p, "llama-nosinks.gguf");
+    assert_int_equal(model_info_read(f, &info, NULL), 0);
+    assert_false(info.has_attn_sinks);
     gguf_close(f);
 }
 
@@ -269,19 +316,22 @@ static void test_bad_params(void **state)
     model_synth_params_default(&p);
     p.arch = "phi3", p.longrope = true; // no original context
     assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
-    // The original context is phi3's and YaRN's: refused without either, written with YaRN.
+    // The original context is phi3's and YaRN's (not linear scaling's), the log multiplier
+    // YaRN's; with YaRN both are written.
     model_synth_params_default(&p);
-    p.rope_orig_ctx = 128;
+    p.rope_orig_ctx = 128, p.rope_linear = 4;
     assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
     assert_non_null(strstr(err.message, "original context"));
-    p.rope_scaling = "linear", p.rope_factor = 4;
+    p.rope_orig_ctx = 0, p.yarn_log_mul = 0.1f;
     assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
-    p.rope_scaling = "yarn";
+    assert_non_null(strstr(err.message, "log multiplier"));
+    p.rope_linear = 0, p.rope_yarn = 4, p.rope_orig_ctx = 128;
     gguf_file *f = synth_open(&p, "yarn.gguf");
     model_info info;
     assert_int_equal(model_info_read(f, &info, NULL), 0);
     assert_string_equal(info.rope_scaling_type, "yarn");
     assert_true(info.rope_original_context == 128 && info.rope_scale_factor == 4);
+    assert_true(info.rope_yarn_log_mul == 0.1f);
     gguf_close(f);
     model_synth_params_default(&p);
     p.arch = "phi3", p.head_dim = 64;
@@ -292,6 +342,26 @@ static void test_bad_params(void **state)
     model_synth_params_default(&p);
     p.final_softcap = 30;
     assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    // gpt-oss needs experts, an output matrix of its own and no shared expert; RoPE scaling
+    // is one kind.
+    model_synth_params_default(&p);
+    p.arch = "gpt-oss";
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    assert_non_null(strstr(err.message, "--experts"));
+    p.n_expert = 4, p.n_expert_used = 2, p.tied = true;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    assert_non_null(strstr(err.message, "tied"));
+    p.tied = false, p.ffn_shexp = 64;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    model_synth_params_default(&p);
+    p.rope_yarn = 4, p.rope_linear = 2;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    assert_non_null(strstr(err.message, "YaRN"));
+    model_synth_params_default(&p);
+    p.rope_orig_ctx = 256; // llama: only with YaRN
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    p.rope_yarn = 4;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_OK);
     model_synth_params_default(&p);
     p.tokenizer_path = test_temp_path("does-not-exist.gguf");
     assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EIO);
@@ -322,10 +392,15 @@ static void test_tokenizer_copy(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_llama_shape_a),      cmocka_unit_test(test_architectures),
-        cmocka_unit_test(test_gemma3_phi3),        cmocka_unit_test(test_deterministic),
-        cmocka_unit_test(test_types_and_fallback), cmocka_unit_test(test_bad_params),
-        cmocka_unit_test(test_tokenizer_copy),     cmocka_unit_test(test_more_bits_layers),
+        cmocka_unit_test(test_llama_shape_a),
+        cmocka_unit_test(test_architectures),
+        cmocka_unit_test(test_gemma3_phi3),
+        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_types_and_fallback),
+        cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_tokenizer_copy),
+        cmocka_unit_test(test_more_bits_layers),
+        cmocka_unit_test(test_gpt_oss),
     };
     return cmocka_run_group_tests_name("synth", tests, NULL, NULL);
 }

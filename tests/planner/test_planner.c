@@ -4,8 +4,10 @@
 // and compute figures equal what kv_cache_new and model_state_new allocate, the budget
 // answers at their edges, sizes with suffixes, weights derived from config.json per
 // architecture and quantization, folders of shards with and without an index (their
-// weights and mapped bytes), GGUF files, and allocation failures. The Hugging Face readers
-// themselves (config.json validation, safetensors headers) are tested in tests/hf.
+// weights and mapped bytes), GGUF files, a model with sliding-window layers (the KV figures
+// of each kind, the pool and an engine started from the plan), and allocation failures. The
+// Hugging Face readers themselves (config.json validation, safetensors headers) are tested
+// in tests/hf.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +17,15 @@
 #include "util.h"
 
 #include "base/alloc.h"
+#include "base/threadpool.h"
+#include "engine/engine.h"
 #include "hf/hf.h"
 #include "kvcache/kvcache.h"
 #include "model/info.h"
 #include "model/model.h"
 #include "model/synth.h"
 #include "planner/planner.h"
+#include "tokenizer/tokenizer.h"
 
 static const planner_weight_type *find_type(const planner_input *in, const char *name, bool scales)
 {
@@ -80,7 +85,7 @@ static void check_reference(const planner_input *in)
     assert_int_equal(p.kv_bytes_per_token, 81920);
     assert_int_equal(p.kv_blocks, 2048);
     assert_int_equal(p.kv_data_bytes, 2684354560ull);
-    kv_cache_config kc = planner_kv_config(&in->hp, KV_TYPE_FP8_E4M3, 16);
+    kv_cache_config kc = planner_kv_config(in, KV_TYPE_FP8_E4M3, 16);
     uint64_t pool = 0;
     assert_int_equal(kv_cache_bytes_for(&kc, 2048, &pool, &err), 0);
     assert_int_equal(p.kv_bytes, pool);
@@ -407,6 +412,107 @@ static void test_gguf_mla(void **state)
     model_free(m);
 }
 
+// A model with sliding-window layers (here a llama model whose odd layers get a window of
+// 256, as gemma3 and gpt-oss set theirs): the plan gives the KV bytes per token of each kind,
+// full blocks for the contexts and window blocks for the running sequences and the step, and
+// its pool figure is what kv_cache_new, and an engine started as the server starts it,
+// allocate. Without the windows the plan is the all-full one, whose data is larger by
+// exactly the window layers' rows of the blocks saved.
+static void test_window_plan(void **state)
+{
+    (void)state;
+    model_synth_params sp;
+    model_synth_params_default(&sp);
+    sp.n_layer = 6, sp.context = 4096;
+    const char *path = test_temp_path("window-plan.gguf");
+    garlic_error err = {0};
+    if (model_synth_write(&sp, path, &err))
+        fail_msg("%s", err.message);
+    model *m = model_load(path, &err);
+    assert_non_null(m);
+    planner_input flat, in;
+    assert_int_equal(planner_from_model(m, path, &flat, &err), 0);
+    for (uint32_t l = 1; l < 6; l += 2)
+        m->layers[l].window = 256;
+    assert_int_equal(planner_from_model(m, path, &in, &err), 0);
+    assert_int_equal(kv_windows_count(&in.windows, 6), 3);
+    assert_int_equal(kv_windows_count(&flat.windows, 6), 0);
+    static const kv_type types[] = {KV_TYPE_F16, KV_TYPE_Q8_0, KV_TYPE_F32};
+    for (size_t t = 0; t < 3; t++) {
+        planner_config cfg = config_for(4096, 4, types[t], 0);
+        cfg.running = 4, cfg.max_batch = 512, cfg.logit_rows = 4, cfg.n_threads = 2;
+        planner_plan p, q;
+        assert_int_equal(planner_plan_make(&in, &cfg, &p, &err), 0);
+        assert_int_equal(planner_plan_make(&flat, &cfg, &q, &err), 0);
+        uint64_t row = 0, k_row, v_row; // K + V of one layer and position
+        kv_cache_config kc = planner_kv_config(&in, types[t], 16);
+        assert_int_equal(kv_cache_row_bytes(&kc, &k_row, &v_row, &err), 0);
+        row = k_row + v_row;
+        assert_int_equal(p.n_window_layers, 3);
+        assert_int_equal(p.window, 256);
+        assert_int_equal(p.kv_bytes_per_token, 6 * row);
+        assert_int_equal(p.kv_full_bytes_per_token, 3 * row);
+        assert_int_equal(p.kv_window_bytes_per_token, 3 * row);
+        assert_int_equal(p.kv_blocks, 1024);
+        // 4 x (floor((256 + 13) / 16) + 1 + 1) + 512 / 16 - 1
+        assert_int_equal(p.kv_window_blocks, 4 * 18 + 31);
+        assert_int_equal(p.kv_data_bytes, 1024ull * 16 * 3 * row + 103ull * 16 * 3 * row);
+        assert_int_equal(q.n_window_layers, 0);
+        assert_int_equal(q.kv_window_blocks, 0);
+        assert_int_equal(q.kv_full_bytes_per_token, q.kv_bytes_per_token);
+        assert_int_equal(q.kv_data_bytes - p.kv_data_bytes, (1024ull - 103) * 16 * 3 * row);
+        assert_true(p.total_bytes < q.total_bytes);
+        assert_int_equal(q.total_bytes - p.total_bytes, q.kv_bytes - p.kv_bytes);
+        // The pool as the server makes it.
+        kc = model_kv_config(m, types[t], 16, p.kv_blocks);
+        kc.n_window_blocks = p.kv_window_blocks;
+        kv_cache *kv = kv_cache_new(&kc, &err);
+        assert_non_null(kv);
+        assert_int_equal(kv_cache_bytes(kv), p.kv_bytes);
+        assert_int_equal(kv_cache_get_stats(kv).n_window_blocks, p.kv_window_blocks);
+        kv_cache_free(kv);
+        // One sequence: its blocks of the context, and the window blocks of one sequence.
+        kc.n_window_blocks = kv_window_blocks_for(&kc, 1, 512);
+        uint64_t one;
+        assert_int_equal(kv_cache_bytes_for(&kc, 256, &one, &err), 0);
+        assert_int_equal(p.kv_bytes_per_seq, one);
+    }
+    // The engine the registry starts from the plan (running sequences, step, blocks; the
+    // window blocks left to it) allocates the planned pool too.
+    planner_config cfg = config_for(4096, 4, KV_TYPE_F16, 0);
+    cfg.running = 4, cfg.max_batch = 512, cfg.logit_rows = 4, cfg.n_threads = 2;
+    planner_plan p;
+    assert_int_equal(planner_plan_make(&in, &cfg, &p, &err), 0);
+    tokenizer *tok = tokenizer_load(m->file, &err);
+    thread_pool *pool = thread_pool_new(2, &err);
+    assert_non_null(tok);
+    assert_non_null(pool);
+    engine_config ec = {.name = "w",
+                        .weights = m,
+                        .tok = tok,
+                        .kv_type = KV_TYPE_F16,
+                        .kv_blocks = p.kv_blocks,
+                        .n_ctx = 4096,
+                        .parallel = p.cfg.running,
+                        .step_tokens = p.cfg.max_batch,
+                        .pool = pool};
+    for (int given = 0; given < 2; given++) {
+        ec.kv_window_blocks = given ? p.kv_window_blocks : 0;
+        engine *e = engine_new(&ec, &err);
+        if (!e)
+            fail_msg("%s", err.message);
+        engine_counters k;
+        engine_counters_get(e, &k);
+        assert_int_equal(k.kv_bytes, p.kv_bytes);
+        assert_int_equal(k.kv_window_blocks, p.kv_window_blocks);
+        assert_true(k.kv_window_bytes > 103ull * 16 * p.kv_window_bytes_per_token);
+        engine_free(e);
+    }
+    thread_pool_free(pool);
+    tokenizer_free(tok);
+    model_free(m);
+}
+
 static void test_gguf_shared(void **state)
 {
     (void)state;
@@ -558,6 +664,7 @@ int main(void)
         cmocka_unit_test(test_gguf_exact),       cmocka_unit_test(test_gguf_mla),
         cmocka_unit_test(test_gguf_shared),      cmocka_unit_test(test_safetensors_weights),
         cmocka_unit_test(test_folders),          cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_window_plan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
