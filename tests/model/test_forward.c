@@ -612,7 +612,8 @@ static void test_gemma3_layers(void **state)
 
 // gpt-oss's layers alternate sliding-window and full attention (layer 0 slides), one RoPE for
 // both, each with its sinks and biases bound, and post_attention_norm is its FFN's norm (not
-// a norm of the attention's output); across the window, batch equals one token at a time.
+// a norm of the attention's output); across the window, batch equals one token at a time, on
+// one thread and on four (which split each KV head's two query heads, each with its own sink).
 static void test_gpt_oss_layers(void **state)
 {
     (void)state;
@@ -632,20 +633,22 @@ static void test_gpt_oss_layers(void **state)
     assert_int_equal(m->hp.router, MODEL_ROUTER_TOPK_SOFTMAX);
     assert_false(m->hp.expert_norm);
     runner *a = state_new(m, 32, 20, 20, KV_TYPE_F32, 2),
-           *b = state_new(m, 32, 1, 1, KV_TYPE_F32, 1);
+           *b[2] = {state_new(m, 32, 1, 1, KV_TYPE_F32, 1), state_new(m, 32, 1, 1, KV_TYPE_F32, 4)};
     int32_t ids[20];
     for (int i = 0; i < 20; i++)
         ids[i] = 260 + i * 7;
     garlic_error err;
     const float *batch, *one;
     assert_int_equal(forward(a, ids, 20, 0, true, &batch, &err), 0);
-    for (uint32_t i = 0; i < 20; i++) {
-        assert_int_equal(forward(b, &ids[i], 1, i, false, &one, &err), 0);
-        for (uint32_t v = 0; v < m->hp.n_vocab; v++)
-            assert_true(fabsf(one[v] - batch[(size_t)i * m->hp.n_vocab + v]) < 1e-5f);
-    }
+    for (int r = 0; r < 2; r++)
+        for (uint32_t i = 0; i < 20; i++) {
+            assert_int_equal(forward(b[r], &ids[i], 1, i, false, &one, &err), 0);
+            for (uint32_t v = 0; v < m->hp.n_vocab; v++)
+                assert_true(fabsf(one[v] - batch[(size_t)i * m->hp.n_vocab + v]) < 1e-5f);
+        }
     runner_free(a);
-    runner_free(b);
+    runner_free(b[0]);
+    runner_free(b[1]);
     model_free(m);
 }
 
