@@ -172,7 +172,10 @@ static void print_text(const planner_input *in, const planner_plan *p)
     printf("    %-30s %u layers, dim %u, FFN %u, vocabulary %u\n", "shape", hp->n_layer, hp->dim,
            hp->ffn, hp->n_vocab);
     printf("    %-30s %u (KV %u), head dim %u", "heads", hp->n_head, hp->n_head_kv, hp->head_dim_k);
-    if (hp->head_dim_v != hp->head_dim_k)
+    if (model_hparams_mla(hp))
+        printf(" (latent attention: K rows of latent %u + RoPE %u, no V rows)", hp->kv_lora_rank,
+               hp->n_rot);
+    else if (hp->head_dim_v != hp->head_dim_k)
         printf(" (V %u)", hp->head_dim_v);
     printf("\n    %-30s %u\n", "trained context", hp->n_ctx_train);
     print_weights(in, p);
@@ -269,6 +272,8 @@ static void print_json(const planner_input *in, const planner_plan *p)
                                       {"n_head_kv", hp->n_head_kv},
                                       {"head_dim_k", hp->head_dim_k},
                                       {"head_dim_v", hp->head_dim_v},
+                                      {"q_lora_rank", hp->q_lora_rank},
+                                      {"kv_lora_rank", hp->kv_lora_rank},
                                       {"n_vocab", hp->n_vocab},
                                       {"n_ctx_train", hp->n_ctx_train},
                                       {NULL, 0}});

@@ -92,6 +92,43 @@ static void print_special_tokens(const gguf_file *f, const model_info *info)
         printf("\n");
 }
 
+// Multi-head latent attention (DeepSeek): what the cache holds per position and layer, and
+// the heads' own sizes.
+static void print_latent_attention(const model_info *info)
+{
+    printf("    %-22s latent %llu + RoPE key %llu cached per position (no V rows)\n",
+           "latent attention", (unsigned long long)info->kv_lora_rank,
+           (unsigned long long)info->rope_dimension_count);
+    printf("    %-22s ", "heads' query, value");
+    if (info->key_length_mla)
+        printf("%llu, %llu", (unsigned long long)info->key_length_mla,
+               (unsigned long long)info->value_length_mla);
+    else
+        printf("? (no key_length_mla: attn_kv_b layout)");
+    if (info->q_lora_rank)
+        printf("; queries of rank %llu\n", (unsigned long long)info->q_lora_rank);
+    else
+        printf("; full-rank queries\n");
+}
+
+// How the experts are chosen and weighted, where the file says more than the default.
+static void print_routing(const model_info *info)
+{
+    static const char *const funcs[] = {"", "softmax", "sigmoid", "softmax of the top k"};
+    bool any = false;
+    const char *sep = "    expert routing         ";
+    if (info->expert_gating_func && info->expert_gating_func < 4)
+        printf("%s%s", sep, funcs[info->expert_gating_func]), any = true;
+    if (info->has_expert_bias)
+        printf("%sexp_probs_b bias", any ? ", " : sep), any = true;
+    if (info->expert_weights_norm == 1)
+        printf("%sweights normed", any ? ", " : sep), any = true;
+    if (info->expert_weights_scale && info->expert_weights_scale != 1)
+        printf("%sweights x%g", any ? ", " : sep, info->expert_weights_scale), any = true;
+    if (any)
+        printf("\n");
+}
+
 // The KV cache cost per token of each kind of layer at F16. The layers with a sliding window
 // keep their last `window` positions only; which layers have one is the architecture's
 // pattern, known once the file loads (otherwise every layer counts as full).
@@ -203,6 +240,8 @@ static void print_text(const gguf_file *f, const model_info *info, const kv_kind
             printf(" x%g", info->rope_scale_factor);
         if (info->rope_original_context)
             printf(" (original context %llu)", (unsigned long long)info->rope_original_context);
+        if (info->rope_yarn_log_mul)
+            printf(", YaRN log multiplier %g", info->rope_yarn_log_mul);
         if (info->has_rope_freqs)
             printf(", rope_freqs tensor");
         if (info->has_rope_factors)
@@ -211,6 +250,8 @@ static void print_text(const gguf_file *f, const model_info *info, const kv_kind
             printf(", attention factor %g", info->rope_attn_factor);
         printf("\n");
     }
+    if (info->kv_lora_rank)
+        print_latent_attention(info);
     print_sliding_window(info);
     if (info->has_attn_sinks)
         printf("    %-22s yes (a learned logit per head)\n", "attention sinks");
@@ -229,10 +270,15 @@ static void print_text(const gguf_file *f, const model_info *info, const kv_kind
         printf("\n");
         if (info->expert_feed_forward_length)
             print_row_u64("expert FFN length", info->expert_feed_forward_length);
+        // DeepSeek's files give the count of expert-wide shared experts instead of a width.
+        uint64_t shared = info->expert_shared_count ? info->expert_shared_count : 1;
+        uint64_t width = info->expert_shared_feed_forward_length
+            ? info->expert_shared_feed_forward_length
+            : shared * info->expert_feed_forward_length;
         if (info->expert_shared_feed_forward_length || info->expert_shared_count)
             printf("    %-22s %llu wide, %llu shared experts\n", "shared expert",
-                   (unsigned long long)info->expert_shared_feed_forward_length,
-                   (unsigned long long)(info->expert_shared_count ? info->expert_shared_count : 1));
+                   (unsigned long long)width, (unsigned long long)shared);
+        print_routing(info);
         if (info->leading_dense_block_count)
             print_row_u64("leading dense layers", info->leading_dense_block_count);
     }
@@ -340,6 +386,14 @@ static cJSON *build_json(const gguf_file *f, const model_info *info, const kv_ki
     cJSON_AddBoolToObject(rope, "longrope_factors", info->has_rope_factors);
     cJSON_AddNumberToObject(rope, "attn_factor", info->rope_attn_factor);
     cJSON_AddNumberToObject(rope, "freq_base_swa", info->rope_freq_base_swa);
+    cJSON_AddNumberToObject(rope, "yarn_log_multiplier", info->rope_yarn_log_mul);
+    if (info->kv_lora_rank) {
+        cJSON *mla = cJSON_AddObjectToObject(root, "latent_attention");
+        cJSON_AddNumberToObject(mla, "q_lora_rank", (double)info->q_lora_rank);
+        cJSON_AddNumberToObject(mla, "kv_lora_rank", (double)info->kv_lora_rank);
+        cJSON_AddNumberToObject(mla, "key_length_mla", (double)info->key_length_mla);
+        cJSON_AddNumberToObject(mla, "value_length_mla", (double)info->value_length_mla);
+    }
     cJSON_AddNumberToObject(root, "rms_epsilon", info->rms_epsilon);
     cJSON_AddNumberToObject(root, "attention_scale", info->attention_scale);
     cJSON_AddNumberToObject(root, "final_logit_softcapping", info->final_logit_softcapping);

@@ -72,6 +72,18 @@ static int parse_output_type(void *dst, const char *opt, const char *val)
     return 0;
 }
 
+// --router: the experts' gating function, as DeepSeek's expert_gating_func numbers it.
+static int parse_router(void *dst, const char *opt, const char *val)
+{
+    model_synth_params *p = dst;
+    if (strcmp(val, "softmax") == 0 || strcmp(val, "sigmoid") == 0) {
+        p->gating_func = val[1] == 'o' ? 1 : 2;
+        return 0;
+    }
+    fprintf(stderr, "garlic synth: %s: unknown router '%s' (softmax, sigmoid)\n", opt, val);
+    return -1;
+}
+
 static int parse_expert_type(void *dst, const char *opt, const char *val)
 {
     model_synth_params *p = dst;
@@ -109,11 +121,31 @@ static void show_progress(void *user, uint64_t done, uint64_t total)
         fprintf(stderr, "garlic synth: writing %s %3d%%\n", pr->path, percent);
 }
 
+// --rope-scaling S --rope-factor X (the spelling of the deepseek2 reference rows) as
+// --rope-linear X or --rope-yarn X; a usage error when incomplete or given with either.
+static int rope_scaling_option(model_synth_params *p, const char *scaling, float factor)
+{
+    if (!scaling && !(factor > 0))
+        return CLI_CONTINUE;
+    if (!scaling || !(factor > 0))
+        return cli_usage_error(&synth_command, "--rope-scaling and --rope-factor go together");
+    bool yarn = strcmp(scaling, "yarn") == 0;
+    if (!yarn && strcmp(scaling, "linear") != 0)
+        return cli_usage_error(&synth_command, "--rope-scaling %s: linear or yarn", scaling);
+    if (p->rope_linear > 0 || p->rope_yarn > 0)
+        return cli_usage_error(&synth_command,
+                               "--rope-scaling is --rope-linear or --rope-yarn: give one");
+    *(yarn ? &p->rope_yarn : &p->rope_linear) = factor;
+    return CLI_CONTINUE;
+}
+
 int cli_synth(int argc, char **argv)
 {
     model_synth_params p;
     model_synth_params_default(&p);
     bool progress_flag = false;
+    const char *rope_scaling = NULL;
+    float rope_factor = 0;
     const char *out = NULL;
     const cli_option options[] = {
         cli_arg("OUT.gguf", "the file to write", &out),
@@ -121,7 +153,8 @@ int cli_synth(int argc, char **argv)
                    parse_preset),
         cli_string("--arch", "ARCH",
                    "llama, qwen2 (q/k/v biases), qwen3 (q/k norms), qwen3moe, qwen2moe "
-                   "(experts; llama with --experts is Mixtral), gemma3, phi3, gpt-oss (experts)",
+                   "(experts; llama with --experts is Mixtral), gemma3, phi3, gpt-oss (experts), "
+                   "deepseek2 (latent attention, experts)",
                    &p.arch),
         cli_uint("--dim", "N", "embedding length", &p.dim, 1, UINT32_MAX),
         cli_uint("--layers", "N", "layers", &p.n_layer, 1, UINT32_MAX),
@@ -144,18 +177,51 @@ int cli_synth(int argc, char **argv)
         cli_uint("--shared-ffn", "N", "a shared expert of this width beside the experts",
                  &p.ffn_shexp, 1, UINT32_MAX),
         cli_custom("--expert-type", "T", "type of the experts' matrices", &p, parse_expert_type),
+        cli_uint("--shared-experts", "N", "a shared expert N experts wide (expert_shared_count)",
+                 &p.n_shared_experts, 1, 64),
+        cli_uint("--dense-layers", "N", "the first N layers have a dense FFN", &p.n_dense_lead, 1,
+                 UINT32_MAX),
+        cli_uint("--expert-groups", "N", "experts chosen within the best groups of N",
+                 &p.n_expert_groups, 1, 64),
+        cli_uint("--groups-used", "N", "groups a token's experts come from", &p.n_group_used, 1,
+                 64),
+        cli_custom("--router", "R", "softmax or sigmoid (expert_gating_func)", &p, parse_router),
+        cli_flag("--expert-bias", "exp_probs_b: a bias steering the choice of experts",
+                 &p.expert_bias),
+        cli_flag("--expert-norm", "the chosen experts' weights sum to 1", &p.expert_norm),
+        cli_float("--expert-scale", "X", "the experts' weights times X", &p.expert_scale, FLT_MIN,
+                  FLT_MAX),
+        cli_uint("--q-lora-rank", "N", "deepseek2: the queries' low rank (default: attn_q)",
+                 &p.q_lora_rank, 1, UINT32_MAX),
+        cli_uint("--kv-lora-rank", "N", "deepseek2: the cached latent's width", &p.kv_lora_rank, 1,
+                 UINT32_MAX),
+        cli_uint("--v-head-dim", "N", "deepseek2: a head's value (default: head dim - RoPE dims)",
+                 &p.v_head_dim, 1, UINT32_MAX),
         cli_string("--tokenizer", "VOCAB.gguf", "copy the vocabulary (every tokenizer.* key)",
                    &p.tokenizer_path),
         cli_float("--rope-theta", "X", "RoPE frequency base (default 10000)", &p.rope_theta,
                   FLT_MIN, FLT_MAX),
         cli_float("--rms-eps", "X", "RMS norm epsilon (default 1e-5)", &p.rms_eps, FLT_MIN,
                   FLT_MAX),
-        cli_uint("--rope-dims", "N", "rotated dimensions of a head (default: all)", &p.rope_dims, 2,
-                 UINT32_MAX),
+        cli_uint("--rope-dims|--rope-dim", "N",
+                 "rotated dimensions of a head (default: all; deepseek2: its RoPE part, needed)",
+                 &p.rope_dims, 2, UINT32_MAX),
         cli_float("--rope-linear", "X", "linear RoPE scaling by this factor", &p.rope_linear,
                   FLT_MIN, FLT_MAX),
         cli_float("--rope-yarn", "X", "YaRN RoPE scaling by this factor (see --rope-orig-ctx)",
                   &p.rope_yarn, FLT_MIN, FLT_MAX),
+        cli_string("--rope-scaling", "S",
+                   "linear or yarn, by --rope-factor X: the same as --rope-linear X or "
+                   "--rope-yarn X",
+                   &rope_scaling),
+        cli_float("--rope-factor", "X", "the factor of --rope-scaling", &rope_factor, FLT_MIN,
+                  FLT_MAX),
+        cli_uint("--rope-orig-ctx", "N",
+                 "RoPE's original context (default --ctx): phi3's LongRoPE threshold, YaRN's "
+                 "trained context",
+                 &p.rope_orig_ctx, 1, UINT32_MAX),
+        cli_float("--yarn-log-mul", "X", "YaRN: DeepSeek's 0.1 x mscale_all_dim", &p.yarn_log_mul,
+                  FLT_MIN, FLT_MAX),
         cli_uint("--sliding-window", "N",
                  "attention window of the sliding layers (gemma3: 5 of every 6; phi3: all; "
                  "gpt-oss: every other, default 128)",
@@ -165,8 +231,6 @@ int cli_synth(int argc, char **argv)
                   FLT_MIN, FLT_MAX),
         cli_float("--final-softcap", "X", "gemma3: final logit soft-capping", &p.final_softcap,
                   FLT_MIN, FLT_MAX),
-        cli_uint("--rope-orig-ctx", "N", "phi3, YaRN: RoPE's original context (default --ctx)",
-                 &p.rope_orig_ctx, 1, UINT32_MAX),
         cli_flag("--longrope",
                  "phi3: LongRoPE factors (long ones for a context beyond --rope-orig-ctx)",
                  &p.longrope),
@@ -178,6 +242,9 @@ int cli_synth(int argc, char **argv)
     int status = cli_parse(&synth_command, options, argc, argv);
     if (status != CLI_CONTINUE)
         return status;
+    int rc = rope_scaling_option(&p, rope_scaling, rope_factor);
+    if (rc != CLI_CONTINUE)
+        return rc;
     progress pr = {
         .path = out, .forced = progress_flag, .terminal = isatty(STDERR_FILENO), .shown = -1};
     p.progress = show_progress, p.progress_user = &pr;

@@ -101,11 +101,12 @@ static uint32_t window_start(const kv_cache *c, uint32_t pos)
 
 static int check_config(const kv_cache_config *cfg, garlic_error *err)
 {
-    if (!cfg->n_layer || !cfg->n_head_kv || !cfg->head_dim_k || !cfg->head_dim_v)
+    // head_dim_v 0: no V rows (multi-head latent attention reads its values from K rows).
+    if (!cfg->n_layer || !cfg->n_head_kv || !cfg->head_dim_k)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "KV cache: n_layer %u, n_head_kv %u and head "
-                                "dimensions %u/%u must be positive",
-                                cfg->n_layer, cfg->n_head_kv, cfg->head_dim_k, cfg->head_dim_v);
+                                "dimension %u (K) must be positive",
+                                cfg->n_layer, cfg->n_head_kv, cfg->head_dim_k);
     if (cfg->block_tokens == 0 || cfg->block_tokens > KV_MAX_BLOCK_TOKENS)
         return garlic_error_set(err, GARLIC_EINVAL, "KV cache: block_tokens %u must be 1..%d",
                                 cfg->block_tokens, KV_MAX_BLOCK_TOKENS);
@@ -454,8 +455,9 @@ void kv_cache_store(kv_cache *c, uint32_t layer, uint32_t block, uint32_t offset
     const kv_cache_config *cfg = &c->cfg;
     kv_row_store(cfg->type, kv_cache_k_row(c, layer, block, offset), k,
                  (uint64_t)cfg->n_head_kv * cfg->head_dim_k);
-    kv_row_store(cfg->type, kv_cache_v_row(c, layer, block, offset), v,
-                 (uint64_t)cfg->n_head_kv * cfg->head_dim_v);
+    if (cfg->head_dim_v)
+        kv_row_store(cfg->type, kv_cache_v_row(c, layer, block, offset), v,
+                     (uint64_t)cfg->n_head_kv * cfg->head_dim_v);
 }
 
 uint32_t kv_cache_blocks_for_tokens(const kv_cache *c, uint64_t n_tokens)

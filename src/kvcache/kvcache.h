@@ -88,7 +88,8 @@ typedef struct kv_cache_config {
     uint32_t n_layer;
     uint32_t n_head_kv;
     uint32_t head_dim_k;   // K row = n_head_kv * head_dim_k values
-    uint32_t head_dim_v;   // V row = n_head_kv * head_dim_v values
+    uint32_t head_dim_v;   // V row = n_head_kv * head_dim_v values; 0: no V rows (the
+                           // model reads its values from the K rows)
     uint32_t block_tokens; // positions per block (16 is typical), 1..KV_MAX_BLOCK_TOKENS
     kv_type type;
     uint32_t n_blocks;        // full blocks to allocate, or 0 to derive them from budget_bytes
@@ -166,7 +167,7 @@ uint8_t *kv_cache_k_row(const kv_cache *c, uint32_t layer, uint32_t block, uint3
 uint8_t *kv_cache_v_row(const kv_cache *c, uint32_t layer, uint32_t block, uint32_t offset);
 
 // Converts and stores one position's K and V (n_head_kv * head_dim floats each) in a row of
-// layer's kind of block.
+// layer's kind of block; v is not read when the pool has no V rows.
 void kv_cache_store(kv_cache *c, uint32_t layer, uint32_t block, uint32_t offset, const float *k,
                     const float *v);
 

@@ -65,6 +65,10 @@ static const model_arch archs[] = {
      .attn_sinks = true,
      .router_logit_bias = true,
      .ffn_norm = "post_attention_norm.weight"},
+    // DeepSeek-V2/V3/R1, Kimi-K2: multi-head latent attention with a RoPE part of its own,
+    // YaRN's magnitude in the attention scale; leading dense layers, then experts beside
+    // shared ones (the router, groups, bias, norm and scale are the file's).
+    {.name = "deepseek2", .mla = true, .yarn_attn_scale = true},
 };
 
 const model_arch *model_arch_find(const char *name)

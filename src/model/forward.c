@@ -3,9 +3,11 @@
 // Per layer: rmsnorm -> q, k, v projections (+ biases) -> per-head q/k norms -> RoPE -> write
 // k, v to the cache -> causal grouped-query attention (over a sliding window and with a sink
 // logit per head where the layer has them) -> output projection (+ bias) -> residual ->
-// rmsnorm -> gate, up -> SiLU(gate) * up -> down -> residual (or the experts, moe.c). Matrix products and attention
-// run on the compute pool; the small element-wise steps run on the calling thread. Every
-// buffer is allocated in model_state_new, so a forward call allocates nothing.
+// rmsnorm -> gate, up -> SiLU(gate) * up -> down -> residual (or the experts, moe.c).
+// Multi-head latent attention (mla.c) replaces the projections before the attention and adds
+// the heads' value matrices after it. Matrix products and attention run on the compute pool;
+// the small element-wise steps run on the calling thread. Every buffer is allocated in
+// model_state_new, so a forward call allocates nothing.
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -29,7 +31,10 @@ static uint64_t worst_act_row(const model_hparams *hp)
 {
     uint64_t widest = hp->dim > hp->ffn ? hp->dim : hp->ffn;
     uint64_t o_dim = (uint64_t)hp->n_head * hp->head_dim_v;
+    uint64_t mla_o_dim = (uint64_t)hp->n_head * hp->head_dim_v_mla; // wo's input under MLA
     widest = o_dim > widest ? o_dim : widest;
+    widest = mla_o_dim > widest ? mla_o_dim : widest;
+    widest = hp->q_lora_rank > widest ? hp->q_lora_rank : widest;
     return widest * sizeof(float);
 }
 
@@ -40,7 +45,8 @@ uint64_t model_act_row_bytes(const model *m)
         const model_layer *L = &m->layers[l];
         const model_tensor *ws[] = {&L->wq,       &L->wk,      &L->wv,     &L->wo,       &L->w_gate,
                                     &L->w_up,     &L->w_down,  &L->router, &L->exp_gate, &L->exp_up,
-                                    &L->exp_down, &L->sh_gate, &L->sh_up,  &L->sh_down};
+                                    &L->exp_down, &L->sh_gate, &L->sh_up,  &L->sh_down,  &L->wq_a,
+                                    &L->wq_b,     &L->wkv_a};
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
             if (!ws[i]->data)
                 continue;
@@ -82,7 +88,7 @@ static size_t act_stride(const model_hparams *hp, const model_state_config *cfg)
     return (size_t)((row + 63) / 64 * 64);
 }
 
-enum { N_SCRATCH = 21 };
+enum { N_SCRATCH = 24 };
 
 // The scratch buffers of a state: where each pointer goes and how many bytes it takes
 // (every buffer rounded up to 64 bytes). model_state_new carves them from one allocation and
@@ -99,18 +105,29 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
     uint64_t f = sizeof(float), act = act_stride(hp, cfg), half = hp->n_rot / 2 + 1;
     uint64_t tables = hp->swa_rope ? 2 : 1;
     uint64_t ffn = hp->ffn > hp->ffn_shexp ? hp->ffn : hp->ffn_shexp;
+    // Multi-head latent attention: no V rows of its own, xb also takes the heads' no-RoPE
+    // queries converted (see model_state), q_head the heads' queries and values.
+    bool mla = model_hparams_mla(hp);
+    uint64_t heads = mla ? hp->n_head : 0, nope = mla ? hp->head_dim_k_mla - hp->n_rot : 0;
+    uint64_t xb_dim = o_dim > hp->dim ? o_dim : hp->dim;
+    xb_dim = heads * nope > xb_dim ? heads * nope : xb_dim;
+    uint64_t head_dim = hp->head_dim_k_mla > hp->head_dim_v_mla ? hp->head_dim_k_mla
+                                                                : hp->head_dim_v_mla;
     struct {
         void **slot;
         uint64_t n;
     } t[N_SCRATCH] = {
         {(void **)&s->x, B * hp->dim * f},
-        {(void **)&s->xb, B * (o_dim > hp->dim ? o_dim : hp->dim) * f},
+        {(void **)&s->xb, B * xb_dim * f},
         {(void **)&s->q, B * q_dim * f},
         {(void **)&s->k, B * k_dim * f},
-        {(void **)&s->v, B * v_dim * f},
+        {(void **)&s->v, mla ? 0 : B * v_dim * f},
         // hb also receives the attention output projection (dim wide).
         {(void **)&s->hb, B * (ffn > hp->dim ? ffn : hp->dim) * f},
         {(void **)&s->hb2, B * ffn * f},
+        {(void **)&s->q_lora, mla ? B * hp->q_lora_rank * f : 0},
+        {(void **)&s->q_head, B * heads * head_dim * f},
+        {(void **)&s->head_items, heads * sizeof(model_mat_item)},
         {(void **)&s->logits, (uint64_t)cfg->logit_rows * hp->n_vocab * f},
         {(void **)&s->att,
          nt * (hp->n_head / (hp->n_head_kv ? hp->n_head_kv : 1)) * (cfg->n_ctx + 1) * f},
@@ -172,16 +189,22 @@ int model_scratch_bytes(const model_hparams *hp, const model_state_config *cfg, 
     return GARLIC_OK;
 }
 
+kv_cache_config model_hparams_kv_config(const model_hparams *hp, kv_type type,
+                                        uint32_t block_tokens, uint32_t n_blocks)
+{
+    return (kv_cache_config){.n_layer = hp->n_layer,
+                             .n_head_kv = hp->n_head_kv,
+                             .head_dim_k = hp->head_dim_k,
+                             .head_dim_v = model_hparams_mla(hp) ? 0 : hp->head_dim_v,
+                             .block_tokens = block_tokens,
+                             .type = type,
+                             .n_blocks = n_blocks};
+}
+
 kv_cache_config model_kv_config(const model *m, kv_type type, uint32_t block_tokens,
                                 uint32_t n_blocks)
 {
-    kv_cache_config c = {.n_layer = m->hp.n_layer,
-                         .n_head_kv = m->hp.n_head_kv,
-                         .head_dim_k = m->hp.head_dim_k,
-                         .head_dim_v = m->hp.head_dim_v,
-                         .block_tokens = block_tokens,
-                         .type = type,
-                         .n_blocks = n_blocks};
+    kv_cache_config c = model_hparams_kv_config(&m->hp, type, block_tokens, n_blocks);
     // Sliding-window layers keep their rows in window blocks, sized for the widest window. (A
     // layer past the mask's reach stays full: it holds every position, which is never wrong.)
     for (uint32_t l = 0; l < m->hp.n_layer; l++) {
@@ -265,31 +288,22 @@ uint32_t model_state_logit_rows(const model_state *s) { return s->logit_rows; }
 
 const model *model_state_model(const model_state *s) { return s->m; }
 
-// One matrix product of a group: y (rows of ldy floats) = w * input, + bias when present.
-typedef struct matmul_item {
-    const model_tensor *w;
-    float *y;
-    uint64_t ldy;
-    const float *bias; // (w->n_out) or NULL
-    int act;           // which act[] buffer holds its converted input
-} matmul_item;
-
 typedef struct matmul_job {
     model_state *s;
     const float *in; // (n_tok, in_stride) the shared input
     uint64_t in_stride;
     uint32_t n_tok;
-    matmul_item items[MAX_GROUP];
+    model_matmul_item items[MAX_GROUP];
     int n_items;
     bool convert_only;  // first phase: convert the input rows; second: multiply
-    int64_t chunk_rows; // the multiply's unit of work (rows; see matmul_group)
+    int64_t chunk_rows; // the multiply's unit of work (rows; see model_matmul_group)
     atomic_int next;    // the next chunk to take, over the items' chunks in order
 } matmul_job;
 
 static void convert_worker(matmul_job *job, int ith, int nth)
 {
     for (int i = 0; i < job->n_items; i++) {
-        const matmul_item *it = &job->items[i];
+        const model_matmul_item *it = &job->items[i];
         bool owner = true; // convert once per distinct buffer
         for (int j = 0; j < i; j++)
             owner &= job->items[j].act != it->act;
@@ -317,7 +331,7 @@ static void matmul_worker(void *ctx, int ith, int nth)
             r0 -= ((int64_t)job->items[i].w->n_out + chunk - 1) / chunk * chunk;
         if (i == job->n_items)
             return;
-        const matmul_item *it = &job->items[i];
+        const model_matmul_item *it = &job->items[i];
         int64_t r1 = r0 + chunk < (int64_t)it->w->n_out ? r0 + chunk : (int64_t)it->w->n_out;
         (it->w->packed ? kernel_matmul_packed : kernel_matmul)(
             it->w->type, it->w->data, (int64_t)it->w->n_in, r0, r1, job->s->act[it->act],
@@ -325,10 +339,8 @@ static void matmul_worker(void *ctx, int ith, int nth)
     }
 }
 
-// Computes y_i = w_i * in (+ bias_i) for up to MAX_GROUP matrices sharing the input rows.
-// Matrices whose weight types convert activations the same way share one conversion.
-static void matmul_group(model_state *s, const float *in, uint64_t in_stride, uint32_t n_tok,
-                         const matmul_item *items, int n_items)
+void model_matmul_group(model_state *s, const float *in, uint64_t in_stride, uint32_t n_tok,
+                        const model_matmul_item *items, int n_items)
 {
     matmul_job job = {.s = s, .in = in, .in_stride = in_stride, .n_tok = n_tok, .n_items = n_items};
     for (int i = 0; i < n_items; i++) {
@@ -366,7 +378,7 @@ static void matmul_group(model_state *s, const float *in, uint64_t in_stride, ui
     else
         thread_pool_run(s->pool, matmul_worker, &job);
     for (int i = 0; i < n_items; i++) {
-        const matmul_item *it = &items[i];
+        const model_matmul_item *it = &items[i];
         for (uint32_t b = 0; it->bias && b < n_tok; b++)
             for (uint64_t r = 0; r < it->w->n_out; r++)
                 it->y[b * it->ldy + r] += it->bias[r];
@@ -376,8 +388,57 @@ static void matmul_group(model_state *s, const float *in, uint64_t in_stride, ui
 void model_matmul(model_state *s, const model_tensor *w, const float *in, uint64_t in_stride,
                   uint32_t n_tok, float *y, uint64_t ldy)
 {
-    matmul_item item = {.w = w, .y = y, .ldy = ldy};
-    matmul_group(s, in, in_stride, n_tok, &item, 1);
+    model_matmul_item item = {.w = w, .y = y, .ldy = ldy};
+    model_matmul_group(s, in, in_stride, n_tok, &item, 1);
+}
+
+typedef struct mats_job {
+    const model_mat_item *items;
+    int n_items;
+    int64_t chunk; // rows a thread takes at a time
+    atomic_int next;
+} mats_job;
+
+static void mats_worker(void *ctx, int ith, int nth)
+{
+    (void)ith, (void)nth;
+    mats_job *job = ctx;
+    int64_t chunk = job->chunk;
+    for (;;) {
+        // Chunk c counts through each item's rows in turn (an item's last chunk may be short).
+        int64_t r0 = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed) * chunk;
+        int i = 0;
+        for (; i < job->n_items && r0 >= (int64_t)job->items[i].w->n_out; i++)
+            r0 -= ((int64_t)job->items[i].w->n_out + chunk - 1) / chunk * chunk;
+        if (i == job->n_items)
+            return;
+        const model_mat_item *it = &job->items[i];
+        const model_tensor *w = it->w;
+        int64_t r1 = r0 + chunk < (int64_t)w->n_out ? r0 + chunk : (int64_t)w->n_out;
+        (w->packed ? kernel_matmul_packed : kernel_matmul)(
+            w->type, (const uint8_t *)w->data + it->mat * w->mat_bytes, (int64_t)w->n_in, r0, r1,
+            it->act, (int64_t)it->n_act, it->y, (int64_t)it->ldy);
+    }
+}
+
+void model_matmul_mats(model_state *s, const model_mat_item *items, int n_items, bool decode)
+{
+    uint64_t rows = 0, work = 0;
+    for (int i = 0; i < n_items; i++) {
+        rows += items[i].w->n_out;
+        work += items[i].w->n_out * items[i].w->n_in * items[i].n_act;
+    }
+    uint64_t nth = work < INLINE_WORK ? 1 : (uint64_t)thread_pool_size(s->pool);
+    uint64_t per = decode ? DECODE_CHUNKS : BATCH_CHUNKS;
+    uint64_t chunk = rows / (nth * per) / CHUNK_ALIGN * CHUNK_ALIGN;
+    mats_job job = {.items = items,
+                    .n_items = n_items,
+                    .chunk = (int64_t)(chunk < CHUNK_ALIGN ? CHUNK_ALIGN : chunk)};
+    atomic_init(&job.next, 0);
+    if (nth == 1)
+        mats_worker(&job, 0, 1);
+    else
+        thread_pool_run(s->pool, mats_worker, &job);
 }
 
 void model_rmsnorm(float *out, const float *x, const float *weight, uint64_t n, float eps)
@@ -390,19 +451,18 @@ void model_rmsnorm(float *out, const float *x, const float *weight, uint64_t n, 
         out[i] = x[i] * scale * weight[i];
 }
 
-// Fills RoPE table `table` (cos and sin of each batch position and pair, scaled by the
-// magnitude correction): angle_i = pos * base^(-2i / n_rot), divided by the state's
-// rope_freqs[i] when it has them, then scaled by freq_scale (linear) or blended (YaRN; its
-// ramp depends on the base). The sliding layers' table (Gemma 3) has its own base and no
-// scaling.
-static void rope_table(model_state *s, uint32_t table, double base, double freq_scale,
+// Fills RoPE table `table` (cos and sin of each batch position and pair, times the magnitude
+// mscale): angle_i = pos * base^(-2i / n_rot), divided by the state's rope_freqs[i] when it
+// has them, then scaled by freq_scale (linear) or blended (YaRN; its ramp depends on the
+// base). The sliding layers' table (Gemma 3) has its own base and no scaling.
+static void rope_table(model_state *s, uint32_t table, double base, double freq_scale, float mscale,
                        const uint32_t *pos_of, uint32_t n_tok)
 {
     const model_hparams *hp = &s->m->hp;
     uint32_t half = hp->n_rot / 2;
     float *cos_t = s->rope_cos + (size_t)table * s->max_batch * half,
           *sin_t = s->rope_sin + (size_t)table * s->max_batch * half;
-    double ext = 0, low = 0, high = 0, mscale = hp->rope_attn_factor;
+    double ext = 0, low = 0, high = 0;
     if (hp->rope_scaling == MODEL_ROPE_SCALING_YARN) {
         // The dimensions whose wavelength fits beta_fast (32) / beta_slow (1) rotations in the
         // original context bound the ramp between interpolation and extrapolation.
@@ -413,8 +473,6 @@ static void rope_table(model_state *s, uint32_t table, double base, double freq_
         low = low < 0 ? 0 : low;
         high = high > hp->n_rot - 1 ? hp->n_rot - 1 : high;
         ext = 1.0;
-        // Magnitude 1 + 0.1 ln(factor), only for a factor above 1 (llama.cpp's get_mscale).
-        mscale *= freq_scale < 1 ? 1.0 + 0.1 * log(1.0 / freq_scale) : 1.0;
     }
     for (uint32_t b = 0; b < n_tok; b++) {
         double pos = (double)pos_of[b];
@@ -428,19 +486,18 @@ static void rope_table(model_state *s, uint32_t table, double base, double freq_
                 double ramp = (1.0 - (y < 0 ? 0 : y > 1 ? 1 : y)) * ext;
                 theta = interp * (1 - ramp) + extrap * ramp;
             }
-            cos_t[b * half + i] = (float)cos(theta) * (float)mscale;
-            sin_t[b * half + i] = (float)sin(theta) * (float)mscale;
+            cos_t[b * half + i] = (float)cos(theta) * mscale;
+            sin_t[b * half + i] = (float)sin(theta) * mscale;
         }
     }
 }
 
-// Rotates the first n_rot values of each of n_heads heads (head_dim apart) of one token.
-static void rope_apply(float *x, uint32_t n_heads, uint32_t head_dim, uint32_t n_rot, bool neox,
-                       const float *cos_t, const float *sin_t)
+void model_rope_apply(float *x, uint32_t n_heads, uint32_t head_stride, uint32_t n_rot, bool neox,
+                      const float *cos_t, const float *sin_t)
 {
     uint32_t half = n_rot / 2;
     for (uint32_t h = 0; h < n_heads; h++) {
-        float *v = x + (size_t)h * head_dim;
+        float *v = x + (size_t)h * head_stride;
         for (uint32_t i = 0; i < half; i++) {
             uint32_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
             float x0 = v[a], x1 = v[b];
@@ -453,45 +510,49 @@ static void rope_apply(float *x, uint32_t n_heads, uint32_t head_dim, uint32_t n
 typedef struct attention_job {
     model_state *s;
     uint32_t layer, n_tok;
+    uint32_t part_heads; // query heads of a group one work item takes (the group, or a share
+                         // of it when (token, KV head) pairs alone would leave threads idle)
 } attention_job;
 
-// Offset in bytes of head h inside a cache row of type.
-static size_t head_offset(kv_type type, uint32_t h, uint32_t head_dim)
+// Offset in bytes of value `first` inside a cache row of type.
+static size_t value_offset(kv_type type, uint32_t first)
 {
     uint64_t bytes = 0;
-    kv_row_size(type, (uint64_t)h * head_dim, &bytes);
+    kv_row_size(type, first, &bytes);
     return (size_t)bytes;
 }
 
 // Loads n cache rows starting at row (rows are contiguous, row_values values of type each)
 // as floats: the whole rows when heads are narrow (one long conversion beats many short
-// ones), else only the hd values at head offset `head` of each row. Returns the first row's
-// head and sets *pitch to the floats between rows. F32 rows are read in place.
+// ones), else only the hd values from value `first` (a head's start) of each row. Returns
+// the first row's head and sets *pitch to the floats between rows. F32 rows are read in place.
 static const float *load_rows(kv_type type, const uint8_t *row, size_t row_bytes,
-                              uint32_t row_values, uint32_t head, uint32_t hd, uint32_t n,
+                              uint32_t row_values, uint32_t first, uint32_t hd, uint32_t n,
                               float *out, uint32_t *pitch)
 {
     if (type == KV_TYPE_F32) {
         *pitch = row_values;
-        return (const float *)row + (size_t)head * hd;
+        return (const float *)row + first;
     }
-    if (hd < 32) {
+    if (hd < 32 || hd % 32) { // (a Q8_0 row splits only at its blocks of 32)
         kv_row_load(type, row, out, (uint64_t)n * row_values);
         *pitch = row_values;
-        return out + (size_t)head * hd;
+        return out + first;
     }
-    size_t off = head_offset(type, head, hd);
+    size_t off = value_offset(type, first);
     for (uint32_t i = 0; i < n; i++)
         kv_row_load(type, row + (size_t)i * row_bytes + off, out + (size_t)i * hd, hd);
     *pitch = hd;
     return out;
 }
 
-// Causal attention, one (token, KV head) pair at a time, split across threads. The K (then V)
-// rows of the pair's positions are converted to floats once, ATT_ROWS at a time, and used by
-// every query head of the group at once: scores (scaled dot products), softmax over positions
+// Causal attention, one (token, KV head, part of the group) at a time, split across threads.
+// The K (then V) rows of the pair's positions are converted to floats once, ATT_ROWS at a
+// time, and used by every query head of the part at once: scores (scaled dot products), softmax over positions
 // 0..pos of the token's sequence (max subtracted; exp and sum vectorized), the weighted sum of
-// the values with the unnormalized weights, then scaled by 1 / sum, written to xb.
+// the values with the unnormalized weights, then scaled by 1 / sum, written to xb. Multi-head
+// latent attention keeps no V rows: a head's values are the first hd_v values of its K row
+// (the latent).
 static void attention_worker(void *ctx, int ith, int nth)
 {
     attention_job *job = ctx;
@@ -505,50 +566,61 @@ static void attention_worker(void *ctx, int ith, int nth)
     float *scores = s->att + (size_t)ith * group * (s->n_ctx + 1);
     float *rows = s->kv_row + (size_t)ith * ATT_ROWS * (k_values > v_values ? k_values : v_values);
     size_t q_dim = (size_t)hp->n_head * hd_k, o_dim = (size_t)hp->n_head * hd_v;
-    size_t k_stride = kv_cache_k_row_bytes(s->kv), v_stride = kv_cache_v_row_bytes(s->kv);
-    float scale = hp->attn_scale;
+    bool v_in_k = model_hparams_mla(hp);
+    size_t k_stride = kv_cache_k_row_bytes(s->kv);
+    size_t v_stride = v_in_k ? k_stride : kv_cache_v_row_bytes(s->kv);
+    uint32_t v_row_values = v_in_k ? k_values : v_values, v_head = v_in_k ? hd_k : hd_v;
     float *inv_sum = scores + (size_t)group * s->n_ctx; // (group) 1 / softmax sums
     uint32_t window = s->m->layers[job->layer].window;
     const float *sinks = s->m->layers[job->layer].sinks.data; // (n_head) or NULL
-    for (uint32_t idx = (uint32_t)ith; idx < job->n_tok * hp->n_head_kv; idx += (uint32_t)nth) {
-        uint32_t b = idx / hp->n_head_kv, kh = idx % hp->n_head_kv, n_pos = batch->pos[b] + 1;
+    uint32_t parts = (group + job->part_heads - 1) / job->part_heads;
+    for (uint32_t idx = (uint32_t)ith; idx < job->n_tok * hp->n_head_kv * parts;
+         idx += (uint32_t)nth) {
+        uint32_t pair = idx / parts, part = idx % parts;
+        uint32_t b = pair / hp->n_head_kv, kh = pair % hp->n_head_kv, n_pos = batch->pos[b] + 1;
+        // This item's query heads: [g0, g0 + heads) of the KV head's group.
+        uint32_t g0 = part * job->part_heads;
+        uint32_t heads = group - g0 < job->part_heads ? group - g0 : job->part_heads;
         // A sliding-window layer reads the last `window` positions (the token's own included),
         // through the sequence's table of window blocks when the pool keeps them apart.
         uint32_t lo = window && n_pos > window ? n_pos - window : 0;
         const uint32_t *table = kv_seq_table(s->kv, batch->seqs[batch->seq[b]], job->layer);
-        const float *q = s->q + b * q_dim + (size_t)kh * group * hd_k;
+        const float *q = s->q + b * q_dim + ((size_t)kh * group + g0) * hd_k;
         for (uint32_t t0 = lo, n; t0 < n_pos; t0 += n) {
             n = n_pos - t0 < ATT_ROWS ? n_pos - t0 : ATT_ROWS;
             n = bt - t0 % bt < n ? bt - t0 % bt : n; // stay inside one block
             const uint8_t *base = kv_cache_k_row(s->kv, job->layer, table[t0 / bt], t0 % bt);
             uint32_t pitch;
-            const float *k = load_rows(kc->type, base, k_stride, k_values, kh, hd_k, n, rows,
+            const float *k = load_rows(kc->type, base, k_stride, k_values, kh * hd_k, hd_k, n, rows,
                                        &pitch);
-            kernel_dot_rows_f32(q, hd_k, group, k, pitch, n, hd_k, scale, scores + t0, s->n_ctx);
+            kernel_dot_rows_f32(q, hd_k, heads, k, pitch, n, hd_k, hp->attn_scale, scores + t0,
+                                s->n_ctx);
         }
-        float *out = s->xb + b * o_dim + (size_t)kh * group * hd_v;
-        for (uint32_t g = 0; g < group; g++) {
+        float *out = s->xb + b * o_dim + ((size_t)kh * group + g0) * hd_v;
+        for (uint32_t g = 0; g < heads; g++) {
             float *sc = scores + (size_t)g * s->n_ctx;
             float max = sc[lo];
             for (uint32_t t = lo + 1; t < n_pos; t++)
                 max = sc[t] > max ? sc[t] : max;
             // A head's sink is one more logit in the softmax (unscaled), with no value.
-            float sink = sinks ? sinks[kh * group + g] : -INFINITY;
+            float sink = sinks ? sinks[kh * group + g0 + g] : -INFINITY;
             max = sink > max ? sink : max;
             float sum = kernel_exp_sum_f32(sc + lo, n_pos - lo, max);
             inv_sum[g] = 1.0f / (sinks ? sum + expf(sink - max) : sum);
         }
-        memset(out, 0, (size_t)group * hd_v * sizeof(float));
+        memset(out, 0, (size_t)heads * hd_v * sizeof(float));
         for (uint32_t t0 = lo, n; t0 < n_pos; t0 += n) {
             n = n_pos - t0 < ATT_ROWS ? n_pos - t0 : ATT_ROWS;
             n = bt - t0 % bt < n ? bt - t0 % bt : n;
-            const uint8_t *base = kv_cache_v_row(s->kv, job->layer, table[t0 / bt], t0 % bt);
+            uint32_t block = table[t0 / bt];
+            const uint8_t *base = v_in_k ? kv_cache_k_row(s->kv, job->layer, block, t0 % bt)
+                                         : kv_cache_v_row(s->kv, job->layer, block, t0 % bt);
             uint32_t pitch;
-            const float *v = load_rows(kc->type, base, v_stride, v_values, kh, hd_v, n, rows,
-                                       &pitch);
-            kernel_axpy_rows_f32(out, hd_v, group, scores + t0, s->n_ctx, v, pitch, n, hd_v);
+            const float *v = load_rows(kc->type, base, v_stride, v_row_values, kh * v_head, hd_v, n,
+                                       rows, &pitch);
+            kernel_axpy_rows_f32(out, hd_v, heads, scores + t0, s->n_ctx, v, pitch, n, hd_v);
         }
-        for (uint32_t g = 0; g < group; g++)
+        for (uint32_t g = 0; g < heads; g++)
             for (uint32_t i = 0; i < hd_v; i++)
                 out[(size_t)g * hd_v + i] *= inv_sum[g];
     }
@@ -562,24 +634,22 @@ static void head_norm(float *x, uint32_t n_heads, uint32_t head_dim, const model
         model_rmsnorm(x + (size_t)h * head_dim, x + (size_t)h * head_dim, w->data, head_dim, eps);
 }
 
-// The attention half of layer l: x += wo * attention(rope(q), rope(k), v).
-static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
+// The queries, keys and values of layer l from the normed rows in xb: q, k, v projections
+// (+ biases), per-head norms, RoPE.
+static void qkv_block(model_state *s, uint32_t l, uint32_t n_tok)
 {
     const model *m = s->m;
     const model_hparams *hp = &m->hp;
     const model_layer *L = &m->layers[l];
-    size_t q_dim = (size_t)hp->n_head * hp->head_dim_k, o_dim = (size_t)hp->n_head * hp->head_dim_v;
+    size_t q_dim = (size_t)hp->n_head * hp->head_dim_k;
     size_t k_dim = (size_t)hp->n_head_kv * hp->head_dim_k,
            v_dim = (size_t)hp->n_head_kv * hp->head_dim_v;
-    for (uint32_t b = 0; b < n_tok; b++)
-        model_rmsnorm(s->xb + b * hp->dim, s->x + b * hp->dim, L->attn_norm.data, hp->dim,
-                      hp->rms_eps);
-    matmul_item qkv[3] = {
+    model_matmul_item qkv[3] = {
         {.w = &L->wq, .y = s->q, .ldy = q_dim, .bias = L->bq.data},
         {.w = &L->wk, .y = s->k, .ldy = k_dim, .bias = L->bk.data},
         {.w = &L->wv, .y = s->v, .ldy = v_dim, .bias = L->bv.data},
     };
-    matmul_group(s, s->xb, hp->dim, n_tok, qkv, 3);
+    model_matmul_group(s, s->xb, hp->dim, n_tok, qkv, 3);
     uint32_t half = hp->n_rot / 2;
     for (uint32_t b = 0; b < n_tok; b++) {
         float *q = s->q + b * q_dim, *k = s->k + b * k_dim;
@@ -589,13 +659,45 @@ static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
             head_norm(k, hp->n_head_kv, hp->head_dim_k, &L->k_norm, hp->rms_eps);
         size_t row = ((size_t)L->rope * s->max_batch + b) * half;
         const float *c = s->rope_cos + row, *sn = s->rope_sin + row;
-        rope_apply(q, hp->n_head, hp->head_dim_k, hp->n_rot, m->arch->rope_neox, c, sn);
-        rope_apply(k, hp->n_head_kv, hp->head_dim_k, hp->n_rot, m->arch->rope_neox, c, sn);
-        const uint32_t *table = kv_seq_table(s->kv, s->batch->seqs[s->batch->seq[b]], l);
-        uint32_t block = table[s->batch->pos[b] / kv_cache_get_config(s->kv)->block_tokens];
-        kv_cache_store(s->kv, l, block, s->slot_offset[b], k, s->v + b * v_dim);
+        model_rope_apply(q, hp->n_head, hp->head_dim_k, hp->n_rot, m->arch->rope_neox, c, sn);
+        model_rope_apply(k, hp->n_head_kv, hp->head_dim_k, hp->n_rot, m->arch->rope_neox, c, sn);
     }
-    attention_job job = {.s = s, .layer = l, .n_tok = n_tok};
+}
+
+// The attention half of layer l: x += wo * attention(rope(q), rope(k), v); under multi-head
+// latent attention, x += wo * (each head's attn_v_b * attention over the latent).
+static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
+{
+    const model *m = s->m;
+    const model_hparams *hp = &m->hp;
+    const model_layer *L = &m->layers[l];
+    bool mla = m->arch->mla;
+    size_t o_dim = (size_t)hp->n_head * hp->head_dim_v;
+    size_t k_dim = (size_t)hp->n_head_kv * hp->head_dim_k,
+           v_dim = (size_t)hp->n_head_kv * hp->head_dim_v;
+    for (uint32_t b = 0; b < n_tok; b++)
+        model_rmsnorm(s->xb + b * hp->dim, s->x + b * hp->dim, L->attn_norm.data, hp->dim,
+                      hp->rms_eps);
+    if (mla)
+        model_mla_qk(s, l, n_tok);
+    else
+        qkv_block(s, l, n_tok);
+    // Each token's K (and V) row goes into its position's block of the layer's kind: the
+    // sequence's full table, or its window table for a window layer.
+    uint32_t bt = kv_cache_get_config(s->kv)->block_tokens;
+    for (uint32_t b = 0; b < n_tok; b++) {
+        const uint32_t *table = kv_seq_table(s->kv, s->batch->seqs[s->batch->seq[b]], l);
+        kv_cache_store(s->kv, l, table[s->batch->pos[b] / bt], s->slot_offset[b], s->k + b * k_dim,
+                       mla ? NULL : s->v + b * v_dim);
+    }
+    // Few (token, KV head) pairs (decoding a model of one KV head, as latent attention is)
+    // split their groups of query heads so that every thread has work; each head's result
+    // does not depend on the split.
+    uint32_t group = hp->n_head / hp->n_head_kv, pairs = n_tok * hp->n_head_kv;
+    uint32_t nth = (uint32_t)thread_pool_size(s->pool), parts = (nth + pairs - 1) / pairs;
+    parts = parts < 1 ? 1 : parts > group ? group : parts;
+    attention_job job = {
+        .s = s, .layer = l, .n_tok = n_tok, .part_heads = (group + parts - 1) / parts};
     uint64_t work = 0; // multiply-adds: every token's heads over its positions, K and V
     for (uint32_t b = 0, w = L->window; b < n_tok; b++) {
         uint64_t n_pos = s->batch->pos[b] + 1;
@@ -605,10 +707,16 @@ static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
         attention_worker(&job, 0, 1);
     else
         thread_pool_run(s->pool, attention_worker, &job);
-    // The attention output is in xb; the projection (+ bias) lands in hb (wide enough), is
-    // normed where the architecture norms block outputs, then added to the residual.
-    matmul_item wo = {.w = &L->wo, .y = s->hb, .ldy = hp->dim, .bias = L->bo.data};
-    matmul_group(s, s->xb, o_dim, n_tok, &wo, 1);
+    // The attention output is in xb (MLA: in the latent, each head's value then in q_head);
+    // the projection (+ bias) lands in hb (wide enough), is normed where the architecture
+    // norms block outputs, then added to the residual.
+    const float *out = s->xb;
+    if (mla) {
+        model_mla_values(s, l, n_tok);
+        out = s->q_head, o_dim = (size_t)hp->n_head * hp->head_dim_v_mla;
+    }
+    model_matmul_item wo = {.w = &L->wo, .y = s->hb, .ldy = hp->dim, .bias = L->bo.data};
+    model_matmul_group(s, out, o_dim, n_tok, &wo, 1);
     for (uint32_t b = 0; L->attn_post_norm.data && b < n_tok; b++)
         model_rmsnorm(s->hb + b * hp->dim, s->hb + b * hp->dim, L->attn_post_norm.data, hp->dim,
                       hp->rms_eps);
@@ -670,11 +778,11 @@ static void ffn_block(model_state *s, uint32_t l, uint32_t n_tok)
         model_moe_block(s, l, n_tok);
         return;
     }
-    matmul_item gate_up[2] = {
+    model_matmul_item gate_up[2] = {
         {.w = &L->w_gate, .y = s->hb, .ldy = hp->ffn},
         {.w = &L->w_up, .y = s->hb2, .ldy = hp->ffn},
     };
-    matmul_group(s, s->xb, hp->dim, n_tok, gate_up, 2);
+    model_matmul_group(s, s->xb, hp->dim, n_tok, gate_up, 2);
     model_gated_act(s, s->m->arch->act, s->hb, s->hb2, (size_t)n_tok * hp->ffn);
     model_matmul(s, &L->w_down, s->hb, hp->ffn, n_tok, s->xb, hp->dim);
     for (uint32_t b = 0; L->ffn_post_norm.data && b < n_tok; b++)
@@ -689,8 +797,9 @@ static int check_batch(model_state *s, kv_cache *kv, const model_batch *b, garli
 {
     const model_hparams *hp = &s->m->hp;
     const kv_cache_config *kc = kv_cache_get_config(kv);
-    if (kc->n_layer != hp->n_layer || kc->n_head_kv != hp->n_head_kv ||
-        kc->head_dim_k != hp->head_dim_k || kc->head_dim_v != hp->head_dim_v)
+    kv_cache_config want = model_kv_config(s->m, kc->type, kc->block_tokens, kc->n_blocks);
+    if (kc->n_layer != want.n_layer || kc->n_head_kv != want.n_head_kv ||
+        kc->head_dim_k != want.head_dim_k || kc->head_dim_v != want.head_dim_v)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "the KV pool's shape (%u layers, %u KV "
                                 "heads, head dims %u/%u) is not the model's",
@@ -761,9 +870,9 @@ int model_forward_batch(model_state *s, kv_cache *kv, const model_batch *b, cons
         for (size_t i = 0; i < (size_t)n * hp->dim; i++)
             s->x[i] *= scale;
     }
-    rope_table(s, 0, hp->rope_base, 1.0 / hp->rope_factor, b->pos, n);
+    rope_table(s, 0, hp->rope_base, 1.0 / hp->rope_factor, hp->rope_mscale, b->pos, n);
     if (hp->swa_rope)
-        rope_table(s, 1, hp->rope_base_swa, 1.0, b->pos, n);
+        rope_table(s, 1, hp->rope_base_swa, 1.0, hp->rope_attn_factor, b->pos, n);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         attention_block(s, l, n);
         ffn_block(s, l, n);

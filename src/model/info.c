@@ -104,9 +104,11 @@ static void read_tensors(const gguf_file *f, model_info *info)
         }
         if (gguf_string_eq(t->name, "rope_freqs.weight"))
             info->has_rope_freqs = true;
-        static const char sinks[] = ".attn_sinks.weight";
-        size_t n = sizeof sinks - 1;
-        if (t->name.len > n && memcmp(t->name.data + t->name.len - n, sinks, n) == 0)
+        static const char bias[] = "exp_probs_b.bias", sinks[] = ".attn_sinks.weight";
+        size_t nb = sizeof bias - 1, ns = sizeof sinks - 1;
+        if (t->name.len >= nb && memcmp(t->name.data + t->name.len - nb, bias, nb) == 0)
+            info->has_expert_bias = true;
+        if (t->name.len > ns && memcmp(t->name.data + t->name.len - ns, sinks, ns) == 0)
             info->has_attn_sinks = true;
         if (gguf_string_eq(t->name, "rope_factors_long.weight") ||
             gguf_string_eq(t->name, "rope_factors_short.weight"))
@@ -133,6 +135,12 @@ static int read_hparams(const gguf_file *f, model_info *info, garlic_error *err)
     rc = rc ? rc : arch_f32(f, a, "rope.freq_base", &info->rope_freq_base, err);
     rc = rc ? rc : arch_f32(f, a, "rope.scaling.factor", &info->rope_scale_factor, err);
     rc = rc ? rc : arch_f32(f, a, "attention.layer_norm_rms_epsilon", &info->rms_epsilon, err);
+    rc = rc ? rc
+            : arch_f32(f, a, "rope.scaling.yarn_log_multiplier", &info->rope_yarn_log_mul, err);
+    rc = rc ? rc : arch_u64(f, a, "attention.q_lora_rank", &info->q_lora_rank, err);
+    rc = rc ? rc : arch_u64(f, a, "attention.kv_lora_rank", &info->kv_lora_rank, err);
+    rc = rc ? rc : arch_u64(f, a, "attention.key_length_mla", &info->key_length_mla, err);
+    rc = rc ? rc : arch_u64(f, a, "attention.value_length_mla", &info->value_length_mla, err);
     rc = rc ? rc : arch_f32(f, a, "rope.scaling.attn_factor", &info->rope_attn_factor, err);
     rc = rc ? rc : arch_f32(f, a, "rope.freq_base_swa", &info->rope_freq_base_swa, err);
     rc = rc ? rc : arch_f32(f, a, "attention.scale", &info->attention_scale, err);
@@ -171,9 +179,11 @@ static int read_hparams(const gguf_file *f, model_info *info, garlic_error *err)
     if (info->value_length == 0)
         info->value_length = info->key_length;
     count_swa_layers(info);
-    // 2 bytes per F16 element; K and V may have different head sizes.
+    // 2 bytes per F16 element; K and V may have different head sizes. Multi-head latent
+    // attention caches K rows only (its values are the latent at the start of each).
+    bool mla = info->kv_lora_rank && info->key_length_mla;
     info->kv_bytes_per_token_f16 = info->block_count * info->head_count_kv *
-        (info->key_length + info->value_length) * 2;
+        (info->key_length + (mla ? 0 : info->value_length)) * 2;
     return GARLIC_OK;
 }
 

@@ -42,6 +42,8 @@ typedef struct model_info {
     char rope_scaling_type[32];     // "none", "linear", "yarn", ... ("" when absent)
     uint64_t rope_original_context; // rope.scaling.original_context_length, 0 when absent
     bool has_rope_freqs;            // a rope_freqs.weight tensor is present
+    bool has_expert_bias;           // a blk.*.exp_probs_b.bias tensor is present
+    float rope_yarn_log_mul;        // rope.scaling.yarn_log_multiplier, 0 when absent
     bool has_attn_sinks;            // attn_sinks tensors are present (gpt-oss)
     bool has_rope_factors;          // rope_factors_long/short tensors (LongRoPE) are present
     float rope_attn_factor;         // rope.scaling.attn_factor, 0 when absent
@@ -56,6 +58,11 @@ typedef struct model_info {
     bool sliding_window_pattern_array; // ... is present as a per-layer array
     uint64_t n_swa_layers; // layers that slide, by the architecture's pattern (0: none, or an
                            // architecture garlic does not know)
+    // Multi-head latent attention (DeepSeek-V2/V3); 0 when absent.
+    uint64_t q_lora_rank;
+    uint64_t kv_lora_rank;
+    uint64_t key_length_mla;   // a head's query and key before absorption (no-RoPE + RoPE)
+    uint64_t value_length_mla; // a head's value after attn_v_b
     // Mixture of experts; 0 when absent.
     uint64_t expert_count;
     uint64_t expert_used_count;
@@ -76,7 +83,9 @@ typedef struct model_info {
     model_special_token special[MODEL_SPECIAL_COUNT];
     bool has_chat_template;
     uint64_t chat_template_len;
-    uint64_t kv_bytes_per_token_f16; // 2 (K and V) x layers x kv_heads x head_dim x 2 bytes
+    uint64_t kv_bytes_per_token_f16; // 2 (K and V) x layers x kv_heads x head_dim x 2 bytes;
+                                     // multi-head latent attention: layers x key_length x 2
+                                     // (one K row holds the latent and the RoPE key)
 } model_info;
 
 // Fills info from an open file. Never fails on missing keys (they stay 0 or ""); fails with

@@ -9,21 +9,33 @@
 
 #include "model/model.h"
 
+// One product of a batch of products over the matrices of 3-D weights (experts, heads):
+// y (n_act rows, ldy floats apart) = matrix `mat` of w times n_act converted activation rows
+// (contiguous, kernel_act_row_size(w) bytes each).
+typedef struct model_mat_item {
+    const model_tensor *w;
+    uint32_t mat;
+    const uint8_t *act;
+    uint32_t n_act;
+    float *y;
+    uint64_t ldy;
+} model_mat_item;
+
 // The experts' scratch (see moe.c): S = max_batch * n_expert_used routing slots.
 typedef struct model_moe_scratch {
-    float *logits;     // (max_batch, n_expert) router logits, then scores
-    float *sel;        // (n_expert) one token's selection scores
-    uint32_t *chosen;  // (S) expert of each (token, k)
-    float *weight;     // (S) its weight
-    uint32_t *slot_of; // (S) the expert-ordered slot of each (token, k)
-    uint32_t *token;   // (S) the token of each expert-ordered slot
-    uint32_t *first;   // (n_expert + 1) each expert's first slot
-    uint8_t *act_gate; // (S, act stride) the slots' inputs converted for the gate
-    uint8_t *act_up;   // (S, act stride) ... for the up matrix, when its format differs
-    float *gate, *up;  // (S, ffn_exp)
-    uint8_t *act_down; // (S, act stride) the activations converted for the down matrix
-    float *down;       // (S, dim)
-    void *items;       // (2 * n_expert) matrix products of one phase
+    float *logits;         // (max_batch, n_expert) router logits, then scores
+    float *sel;            // (n_expert) one token's selection scores
+    uint32_t *chosen;      // (S) expert of each (token, k)
+    float *weight;         // (S) its weight
+    uint32_t *slot_of;     // (S) the expert-ordered slot of each (token, k)
+    uint32_t *token;       // (S) the token of each expert-ordered slot
+    uint32_t *first;       // (n_expert + 1) each expert's first slot
+    uint8_t *act_gate;     // (S, act stride) the slots' inputs converted for the gate
+    uint8_t *act_up;       // (S, act stride) ... for the up matrix, when its format differs
+    float *gate, *up;      // (S, ffn_exp)
+    uint8_t *act_down;     // (S, act stride) the activations converted for the down matrix
+    float *down;           // (S, dim)
+    model_mat_item *items; // (2 * n_expert) matrix products of one phase
 } model_moe_scratch;
 
 enum { MAX_GROUP = 3 }; // matrices that share one input (q, k, v)
@@ -49,17 +61,26 @@ struct model_state {
     uint64_t bytes; // the scratch allocated below
     // Scratch, one block of memory carved as listed in scratch_layout.
     void *scratch;
-    float *x;      // (max_batch, dim) the residual stream
-    float *xb;     // (max_batch, max(dim, n_head * head_dim_v)) normed input / attention out
-    float *q;      // (max_batch, n_head * head_dim_k)
-    float *k;      // (max_batch, n_head_kv * head_dim_k)
-    float *v;      // (max_batch, n_head_kv * head_dim_v)
-    float *hb;     // (max_batch, max(ffn, dim)) gate / attention projection
-    float *hb2;    // (max_batch, ffn) up
-    float *logits; // (logit_rows, n_vocab)
-    float *att;    // (n_threads, heads per KV head, n_ctx + 1) attention scores
-                   // and 1 / softmax sums
-    float *kv_row; // (n_threads, ATT_ROWS, max K/V row) cache rows as floats
+    float *x;   // (max_batch, dim) the residual stream
+    float *xb;  // (max_batch, max(dim, n_head * head_dim_v, MLA's below)) normed input /
+                // attention out
+    float *q;   // (max_batch, n_head * head_dim_k)
+    float *k;   // (max_batch, n_head_kv * head_dim_k)
+    float *v;   // (max_batch, n_head_kv * head_dim_v); none under MLA (values in the K row)
+    float *hb;  // (max_batch, max(ffn, dim)) gate / attention projection
+    float *hb2; // (max_batch, ffn) up
+    // Multi-head latent attention (mla.c; empty otherwise). Its per-head products convert
+    // their inputs into buffers free at that point: xb (the queries' no-RoPE parts, which is
+    // why xb is at least n_head * (head_dim_k_mla - n_rot) wide) and q (the latent outputs,
+    // which fit: a converted row never exceeds its floats).
+    float *q_lora;              // (max_batch, q_lora_rank) the queries' low-rank step
+    float *q_head;              // (max_batch, n_head * max(head_dim_k_mla, head_dim_v_mla))
+                                // the heads' queries, then their values
+    model_mat_item *head_items; // (n_head) one product per head
+    float *logits;              // (logit_rows, n_vocab)
+    float *att;                 // (n_threads, heads per KV head, n_ctx + 1) attention scores
+                                // and 1 / softmax sums
+    float *kv_row;              // (n_threads, ATT_ROWS, max K/V row) cache rows as floats
     uint8_t *act[MAX_GROUP];    // (max_batch, act row bytes) converted activations
     size_t act_stride;          // bytes of the widest activation row (act[] holds max_batch)
     float *rope_cos, *rope_sin; // (rope tables, max_batch, n_rot / 2): the model's RoPE, and
@@ -83,6 +104,30 @@ struct model_state {
 void model_matmul(model_state *s, const model_tensor *w, const float *in, uint64_t in_stride,
                   uint32_t n_tok, float *y, uint64_t ldy);
 
+// One matrix product of a group: y (rows of ldy floats) = w * input, + bias when present.
+typedef struct model_matmul_item {
+    const model_tensor *w;
+    float *y;
+    uint64_t ldy;
+    const float *bias; // (w->n_out) or NULL
+    int act;           // which act[] buffer holds its converted input (set by the group)
+} model_matmul_item;
+
+// Computes y_i = w_i * in (+ bias_i) for up to MAX_GROUP matrices sharing the input rows.
+// Matrices whose weight types convert activations the same way share one conversion.
+void model_matmul_group(model_state *s, const float *in, uint64_t in_stride, uint32_t n_tok,
+                        const model_matmul_item *items, int n_items);
+
+// Runs the products of items (inputs already converted) on the pool, inline when small, in
+// chunks of rows across the matrices; decode: few activation rows a matrix (smaller chunks).
+void model_matmul_mats(model_state *s, const model_mat_item *items, int n_items, bool decode);
+
+// Rotates the first n_rot values of each of n_heads heads (head_stride apart) of one token by
+// the angles of cos_t, sin_t (n_rot / 2 each): pairs (x[i], x[i + n_rot/2]) when neox, else
+// adjacent pairs.
+void model_rope_apply(float *x, uint32_t n_heads, uint32_t head_stride, uint32_t n_rot, bool neox,
+                      const float *cos_t, const float *sin_t);
+
 // out = x / sqrt(mean(x^2) + eps) * weight, over n values (sum in double).
 void model_rmsnorm(float *out, const float *x, const float *weight, uint64_t n, float eps);
 
@@ -90,9 +135,18 @@ void model_rmsnorm(float *out, const float *x, const float *weight, uint64_t n, 
 void model_gated_act(model_state *s, model_act act, float *gate, const float *up, size_t n);
 
 // Scratch bytes the experts need for cfg (0 for a dense model), and the carving of them
-// from p (NULL: sizes only). Returns the bytes.
+// from p into moe (both NULL: sizes only). Returns the bytes.
 uint64_t model_moe_scratch_layout(const model_hparams *hp, uint32_t max_batch, size_t act_stride,
                                   model_moe_scratch *moe, uint8_t *p);
+
+// Multi-head latent attention, layer l, before the attention proper: s->xb holds the normed
+// input rows. Leaves in s->q each head's absorbed query (its no-RoPE part through attn_k_b
+// into the latent, then its RoPE part) and in s->k the K row (normed latent, RoPE key).
+void model_mla_qk(model_state *s, uint32_t l, uint32_t n_tok);
+
+// After the attention proper: s->xb holds each head's output in the latent; each goes
+// through its attn_v_b into s->q_head (n_tok rows of n_head * head_dim_v_mla), wo's input.
+void model_mla_values(model_state *s, uint32_t l, uint32_t n_tok);
 
 // The experts of layer l over the batch: s->xb holds the normed input rows; the weighted sum
 // of the chosen experts (and the shared expert) is added to s->x.

@@ -102,6 +102,9 @@ static int read_rope_scaling(const model *m, const model_info *info, model_hpara
                                 "%s: %s.rope.scaling.original_context_length %llu is too large",
                                 m->file->path, info->arch, (unsigned long long)orig);
     hp->rope_ctx_orig = (uint32_t)orig;
+    // The file stores 0.1 * mscale_all_dim (a converter's legacy); llama.cpp divides it back.
+    if (m->arch->yarn_attn_scale)
+        hp->rope_yarn_log_mul = info->rope_yarn_log_mul / 0.1f;
     const char *type = info->rope_scaling_type;
     if (type[0] == '\0' || strcmp(type, "none") == 0)
         return GARLIC_OK;
@@ -119,19 +122,89 @@ static int read_rope_scaling(const model *m, const model_info *info, model_hpara
     return GARLIC_OK;
 }
 
+// YaRN's magnitude correction for a context `factor` times the trained one, with DeepSeek's
+// extra multiplier m (1 for the plain correction): 1 + 0.1 m ln(factor), and 1 when not
+// stretched.
+static float yarn_mscale(float factor, float m)
+{
+    return factor <= 1.0f ? 1.0f : 1.0f + 0.1f * m * logf(factor);
+}
+
+// The magnitude the model's RoPE table carries in cos and sin and the attention scale, as
+// llama.cpp computes them. cos and sin carry attn_factor, with YaRN times mscale(factor, 1)
+// (DeepSeek: times mscale(factor, M) / mscale(factor, M) = 1 once M = mscale_all_dim is
+// given). The scale is the file's attention.scale, else 1 / sqrt(the key head) or the
+// architecture's (Gemma 3 27B: 1 / sqrt(dim / n_head)); for DeepSeek it is multiplied by the
+// square of that magnitude (with linear scaling or none: attn_factor (1 + 0.1 ln factor))
+// times mscale(factor, M): the scores must carry the correction the keys' RoPE part alone
+// cannot.
+static void attention_scales(const model_arch *arch, const model_info *info, model_hparams *hp)
+{
+    float factor = hp->rope_factor, m = hp->rope_yarn_log_mul;
+    bool yarn = hp->rope_scaling == MODEL_ROPE_SCALING_YARN;
+    hp->rope_mscale = yarn
+        ? hp->rope_attn_factor * yarn_mscale(factor, m != 0 ? m : 1.0f) / yarn_mscale(factor, m)
+        : hp->rope_attn_factor;
+    float head = (float)(model_hparams_mla(hp) ? hp->head_dim_k_mla : hp->head_dim_k);
+    hp->attn_scale = 1.0f / sqrtf(head);
+    if (arch->wide_query_layers && arch->wide_query_layers == hp->n_layer)
+        hp->attn_scale = 1.0f / sqrtf((float)(hp->dim / hp->n_head));
+    if (info->attention_scale > 0)
+        hp->attn_scale = info->attention_scale;
+    if (arch->yarn_attn_scale) {
+        float before = yarn ? hp->rope_mscale : hp->rope_attn_factor * (1.0f + 0.1f * logf(factor));
+        float mscale = before * (1.0f + 0.1f * m * logf(factor));
+        hp->attn_scale *= mscale * mscale;
+    }
+}
+
+// The multi-head latent attention's hyper-parameters (arch->mla): the ranks and the heads'
+// sizes, which must agree with the cache's K row (key_length = kv_lora_rank + n_rot) and
+// values (value_length = kv_lora_rank), as llama.cpp's converter writes them.
+static int read_mla(model *m, const model_info *info, garlic_error *err)
+{
+    model_hparams *hp = &m->hp;
+    if (!m->arch->mla)
+        return GARLIC_OK;
+    if (!info->key_length_mla && gguf_find_tensor(m->file, "blk.0.attn_kv_b.weight"))
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                "%s: tensor 'blk.0.attn_kv_b.weight' is the layout before "
+                                "llama.cpp split it into attn_k_b and attn_v_b (no "
+                                "%s.attention.key_length_mla); convert the model again",
+                                m->file->path, info->arch);
+    uint64_t limit = 1u << 16, kv = info->kv_lora_rank;
+    if (!kv || kv > limit || info->q_lora_rank > (1u << 20) || info->head_count_kv != 1 ||
+        info->key_length != kv + hp->n_rot || info->value_length != kv ||
+        info->key_length_mla <= hp->n_rot || info->key_length_mla > limit ||
+        !info->value_length_mla || info->value_length_mla > limit)
+        return garlic_error_set(
+            err, GARLIC_EFORMAT,
+            "%s: %s attention hyper-parameters are missing or inconsistent "
+            "(kv_lora_rank %llu, q_lora_rank %llu, KV heads %llu, "
+            "key_length %llu = kv_lora_rank + RoPE dims %u, value_length "
+            "%llu = kv_lora_rank, key_length_mla %llu > RoPE dims, "
+            "value_length_mla %llu)",
+            m->file->path, info->arch, (unsigned long long)kv,
+            (unsigned long long)info->q_lora_rank, (unsigned long long)info->head_count_kv,
+            (unsigned long long)info->key_length, hp->n_rot, (unsigned long long)info->value_length,
+            (unsigned long long)info->key_length_mla, (unsigned long long)info->value_length_mla);
+    hp->q_lora_rank = (uint32_t)info->q_lora_rank;
+    hp->kv_lora_rank = (uint32_t)kv;
+    hp->head_dim_k_mla = (uint32_t)info->key_length_mla;
+    hp->head_dim_v_mla = (uint32_t)info->value_length_mla;
+    return GARLIC_OK;
+}
+
 // The sliding window and the layers it applies to (the architecture's period unless the
-// file gives one), the sliding layers' RoPE base, the attention scale and the final logit
+// file gives one), the sliding layers' RoPE base, RoPE's magnitude and the attention scale
+// (after read_mla: the scale depends on the latent attention's heads), and the final logit
 // soft cap.
 static int read_attention(model *m, const model_info *info, garlic_error *err)
 {
     model_hparams *hp = &m->hp;
     const model_arch *arch = m->arch;
     hp->rope_base_swa = info->rope_freq_base_swa > 0 ? info->rope_freq_base_swa : 10000.0f;
-    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim_k);
-    if (arch->wide_query_layers && arch->wide_query_layers == hp->n_layer)
-        hp->attn_scale = 1.0f / sqrtf((float)(hp->dim / hp->n_head));
-    if (info->attention_scale > 0)
-        hp->attn_scale = info->attention_scale;
+    attention_scales(arch, info, hp);
     hp->final_softcap = info->final_logit_softcapping > 0 ? info->final_logit_softcapping : 0;
     if (!arch->sliding_window || !info->sliding_window)
         return GARLIC_OK;
@@ -286,6 +359,7 @@ static int read_hparams(model *m, garlic_error *err)
                                 "%g is invalid for head dim %u",
                                 m->file->path, hp->n_rot, hp->rope_base, hp->head_dim_k);
     rc = read_rope_scaling(m, &info, hp, err);
+    rc = rc ? rc : read_mla(m, &info, err);
     return rc ? rc : read_attention(m, &info, err);
 }
 
@@ -356,6 +430,33 @@ static int bind_ffn(model *m, uint32_t l, garlic_error *err)
     return bind_specs(m, l, moe, fs ? 13 : 9, err);
 }
 
+// The multi-head latent attention tensors of layer l: the queries through attn_q or the
+// low-rank pair, the latent and RoPE key, the heads' absorption matrices, the output.
+static int bind_mla(model *m, uint32_t l, garlic_error *err)
+{
+    const model_hparams *hp = &m->hp;
+    model_layer *L = &m->layers[l];
+    uint64_t dim = hp->dim, heads = hp->n_head, q_rank = hp->q_lora_rank, kv = hp->kv_lora_rank;
+    uint64_t q_dim = heads * hp->head_dim_k_mla, nope = hp->head_dim_k_mla - hp->n_rot;
+    layer_spec low_rank_q[] = {
+        {"attn_q_a.weight", dim, q_rank, 1, false, &L->wq_a},
+        {"attn_q_a_norm.weight", q_rank, 1, 1, false, &L->q_a_norm},
+        {"attn_q_b.weight", q_rank, q_dim, 1, false, &L->wq_b},
+    };
+    layer_spec one_q[] = {{"attn_q.weight", dim, q_dim, 1, false, &L->wq}};
+    layer_spec specs[] = {
+        {"attn_norm.weight", dim, 1, 1, false, &L->attn_norm},
+        {"attn_kv_a_mqa.weight", dim, kv + hp->n_rot, 1, false, &L->wkv_a},
+        {"attn_kv_a_norm.weight", kv, 1, 1, false, &L->kv_a_norm},
+        {"attn_k_b.weight", nope, kv, heads, false, &L->wk_b},
+        {"attn_v_b.weight", kv, hp->head_dim_v_mla, heads, false, &L->wv_b},
+        {"attn_output.weight", heads * hp->head_dim_v_mla, dim, 1, false, &L->wo},
+        {"ffn_norm.weight", dim, 1, 1, false, &L->ffn_norm},
+    };
+    int rc = q_rank ? bind_specs(m, l, low_rank_q, 3, err) : bind_specs(m, l, one_q, 1, err);
+    return rc ? rc : bind_specs(m, l, specs, sizeof specs / sizeof specs[0], err);
+}
+
 // Q, K and V of layer l: attn_q/k/v (and their biases), or one attn_qkv (and its bias) whose
 // rows are Q's, then K's, then V's, bound as three views.
 static int bind_qkv(model *m, uint32_t l, garlic_error *err)
@@ -402,6 +503,14 @@ static int bind_layer(model *m, uint32_t l, garlic_error *err)
 {
     const model_hparams *hp = &m->hp;
     model_layer *L = &m->layers[l];
+    // The layers the window pattern picks slide; they rotate with their own RoPE where the
+    // architecture gives them one.
+    L->window = hp->n_swa && model_layer_slides(hp->swa_period, l) ? hp->n_swa : 0;
+    L->rope = L->window && m->arch->swa_rope ? 1 : 0;
+    if (m->arch->mla) {
+        int rc = bind_mla(m, l, err);
+        return rc ? rc : bind_ffn(m, l, err);
+    }
     uint64_t o_dim = (uint64_t)hp->n_head * hp->head_dim_v;
     bool nn = !m->arch->qk_norm, np = !m->arch->post_norms;
     const char *ffn_norm = m->arch->ffn_norm ? m->arch->ffn_norm : "ffn_norm.weight";
@@ -416,10 +525,6 @@ static int bind_layer(model *m, uint32_t l, garlic_error *err)
         {ffn_norm, hp->dim, 1, 1, false, &L->ffn_norm},
         {"post_ffw_norm.weight", hp->dim, 1, 1, np, &L->ffn_post_norm},
     };
-    // The layers the window pattern picks slide; they rotate with their own RoPE where the
-    // architecture gives them one.
-    L->window = hp->n_swa && model_layer_slides(hp->swa_period, l) ? hp->n_swa : 0;
-    L->rope = L->window && m->arch->swa_rope ? 1 : 0;
     int rc = bind_specs(m, l, specs, sizeof specs / sizeof specs[0], err);
     // gpt-oss names its FFN's norm post_attention_norm: that tensor is then not also a norm
     // of the attention's output.
@@ -527,7 +632,7 @@ void model_free(model *m)
     garlic_free(m);
 }
 
-enum { MAX_PACKED = 13 }; // matrices per layer
+enum { MAX_PACKED = 18 }; // matrices per layer
 
 // The matrices pack_weights may pack: every layer's projections and experts, and the output
 // matrix unless it is the token embedding (whose rows the embedding lookup reads as they
@@ -541,7 +646,8 @@ static int packable(model *m, uint32_t l, model_tensor *out[MAX_PACKED])
     model_layer *L = &m->layers[l];
     model_tensor *t[MAX_PACKED] = {&L->wq,      &L->wk,     &L->wv,       &L->wo,     &L->w_gate,
                                    &L->w_up,    &L->w_down, &L->exp_gate, &L->exp_up, &L->exp_down,
-                                   &L->sh_gate, &L->sh_up,  &L->sh_down};
+                                   &L->sh_gate, &L->sh_up,  &L->sh_down,  &L->wq_a,   &L->wq_b,
+                                   &L->wkv_a,   &L->wk_b,   &L->wv_b};
     int n = 0;
     for (int i = 0; i < MAX_PACKED; i++)
         if (t[i]->data)

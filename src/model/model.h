@@ -49,6 +49,13 @@ typedef struct model_arch {
                         // expert_weights_norm says otherwise
     bool shared_gate;   // the shared expert's output is scaled by sigmoid(ffn_gate_inp_shexp . x)
     bool expert_biases; // ffn_{gate,up,down}_exps.bias are expected
+    // Multi-head latent attention (DeepSeek-V2/V3, Kimi-K2): the queries come from attn_q or
+    // the low-rank attn_q_a -> attn_q_a_norm -> attn_q_b; attn_kv_a_mqa gives one latent row
+    // and one RoPE key per position, which is all the cache holds; each head reads the
+    // latent through its attn_k_b (absorbed into its query) and attn_v_b (after attention).
+    bool mla;
+    bool yarn_attn_scale; // the attention scale is mscale^2 / sqrt(key head), mscale being
+                          // YaRN's magnitude with rope.scaling.yarn_log_multiplier (DeepSeek)
     // Gemma.
     bool embd_scale; // the token embedding is multiplied by sqrt(dim)
     bool post_norms; // each block's output is RMS-normed (post_attention_norm, post_ffw_norm)
@@ -115,22 +122,34 @@ typedef struct model_hparams {
     uint32_t n_rot;      // rope.dimension_count (default head_dim_k)
     float rope_base;     // rope.freq_base
     model_rope_scaling rope_scaling;
-    float rope_factor;      // rope.scaling.factor (1 when none)
-    uint32_t rope_ctx_orig; // rope.scaling.original_context_length (default n_ctx_train): YaRN's
-                            // original context; LongRoPE's long factors apply beyond it
-    uint32_t n_swa;         // attention.sliding_window: the window of the layers that have
-                            // one (which ones is the architecture's pattern), 0: none
-    uint32_t swa_period;    // the sliding layers' pattern (model_arch.swa_period)
-    bool swa_rope;          // the sliding layers rotate with a RoPE of their own (a second
-                            // table: base rope_base_swa, unscaled)
-    float rope_base_swa;    // rope.freq_base_swa: the sliding layers' base when the
-                            // architecture gives them their own RoPE (default 10000)
-    float rope_attn_factor; // rope.scaling.attn_factor (default 1): scales cos and sin, so
-                            // attention logits by its square (YaRN, LongRoPE)
-    float attn_scale;       // attention.scale: the factor of q . k before the softmax
-                            // (default 1 / sqrt(head_dim_k), or the architecture's)
-    float final_softcap;    // final_logit_softcapping: logits = c * tanh(logits / c), 0: none
+    float rope_factor;       // rope.scaling.factor (1 when none)
+    uint32_t rope_ctx_orig;  // rope.scaling.original_context_length (default n_ctx_train): YaRN's
+                             // original context; LongRoPE's long factors apply beyond it
+    uint32_t n_swa;          // attention.sliding_window: the window of the layers that have
+                             // one (which ones is the architecture's pattern), 0: none
+    uint32_t swa_period;     // the sliding layers' pattern (model_arch.swa_period)
+    bool swa_rope;           // the sliding layers rotate with a RoPE of their own (a second
+                             // table: base rope_base_swa, unscaled)
+    float rope_base_swa;     // rope.freq_base_swa: the sliding layers' base when the
+                             // architecture gives them their own RoPE (default 10000)
+    float rope_attn_factor;  // rope.scaling.attn_factor (default 1): scales cos and sin, so
+                             // attention logits by its square (YaRN, LongRoPE)
+    float rope_yarn_log_mul; // rope.scaling.yarn_log_multiplier / 0.1 (DeepSeek's
+                             // mscale_all_dim), 0 when absent
+    float rope_mscale;       // the magnitude the model's RoPE table carries in cos and sin:
+                             // rope_attn_factor, times YaRN's correction (see load.c)
+    float attn_scale;        // the factor of q . k before the softmax: attention.scale, else
+                             // 1 / sqrt(the key head: head_dim_k, head_dim_k_mla under MLA)
+                             // or the architecture's (Gemma 3 27B, DeepSeek's YaRN mscale^2)
+    float final_softcap;     // final_logit_softcapping: logits = c * tanh(logits / c), 0: none
     float rms_eps;
+    // Multi-head latent attention (arch->mla; kv_lora_rank 0 otherwise). The cache holds
+    // one KV head of head_dim_k = kv_lora_rank + n_rot values a position (the normed latent,
+    // then the RoPE key) and no V rows: the values are the latent, head_dim_v = kv_lora_rank.
+    uint32_t q_lora_rank;    // attention.q_lora_rank: the queries' low rank (0: attn_q)
+    uint32_t kv_lora_rank;   // attention.kv_lora_rank: the latent's width
+    uint32_t head_dim_k_mla; // attention.key_length_mla: a head's query, no-RoPE part first
+    uint32_t head_dim_v_mla; // attention.value_length_mla: a head's value after attn_v_b
     // Mixture of experts (n_expert 0: every layer is dense).
     uint32_t n_expert;        // expert_count
     uint32_t n_expert_used;   // expert_used_count: experts each token runs
@@ -159,6 +178,18 @@ typedef struct model_layer {
     uint32_t rope;          // the RoPE table of its queries and keys: 0 the model's, 1 the
                             // sliding layers' own (model_arch.swa_rope)
     model_tensor attn_norm; // (dim) F32
+    // Multi-head latent attention (arch->mla): the queries come from wq (dim -> n_head *
+    // head_dim_k_mla; V2-Lite) or from these three; wk, wv and the biases are absent, and wo
+    // reads n_head * head_dim_v_mla values.
+    model_tensor wq_a;      // (dim -> q_lora_rank) attn_q_a
+    model_tensor q_a_norm;  // (q_lora_rank) attn_q_a_norm
+    model_tensor wq_b;      // (q_lora_rank -> n_head * head_dim_k_mla) attn_q_b
+    model_tensor wkv_a;     // (dim -> kv_lora_rank + n_rot) attn_kv_a_mqa: latent, RoPE key
+    model_tensor kv_a_norm; // (kv_lora_rank) attn_kv_a_norm of the latent
+    model_tensor wk_b;      // n_head matrices (head_dim_k_mla - n_rot -> kv_lora_rank): a head's
+                            // no-RoPE query into the latent (attn_k_b)
+    model_tensor wv_b;      // n_head matrices (kv_lora_rank -> head_dim_v_mla): a head's value
+                            // out of the latent (attn_v_b)
     // A fused attn_qkv is bound as three views of its rows (Q, then K, then V), so every
     // step reads wq, wk and wv alike.
     model_tensor wq, wk, wv,
@@ -198,6 +229,9 @@ typedef struct model {
     size_t packed_bytes;
     bool *used; // (file's tensors) which ones are bound; during model_load only
 } model;
+
+// Whether the model's attention is multi-head latent attention (its cache has no V rows).
+static inline bool model_hparams_mla(const model_hparams *hp) { return hp->kv_lora_rank > 0; }
 
 // Whether layer l of m runs experts (it has a router) rather than a dense FFN.
 static inline bool model_layer_has_experts(const model *m, uint32_t l)
@@ -257,6 +291,12 @@ int model_scratch_bytes(const model_hparams *hp, const model_state_config *cfg, 
 // The KV pool configuration a model needs for n_blocks blocks of block_tokens positions.
 kv_cache_config model_kv_config(const model *m, kv_type type, uint32_t block_tokens,
                                 uint32_t n_blocks);
+
+// The same from the hyper-parameters alone (the planner's): n_head_kv heads of head_dim_k
+// and head_dim_v values, or for multi-head latent attention K rows of the latent and the
+// RoPE key and no V rows (head_dim_v 0).
+kv_cache_config model_hparams_kv_config(const model_hparams *hp, kv_type type,
+                                        uint32_t block_tokens, uint32_t n_blocks);
 
 // The run state: scratch for cfg->max_batch tokens and a compute pool. A model with LongRoPE
 // factors rotates with the long ones in a state whose cfg->n_ctx exceeds hp.rope_ctx_orig,

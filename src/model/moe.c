@@ -8,28 +8,10 @@
 // pool, split into chunks of rows across the experts. A shared expert (Qwen2-MoE, DeepSeek)
 // runs densely beside them, scaled by its sigmoid gate where the architecture has one.
 #include <math.h>
-#include <stdatomic.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
 #include "model/internal.h"
-
-// One matrix product of a phase: rows of expert `expert` of w times n_act converted rows.
-typedef struct moe_item {
-    const model_tensor *w;
-    uint32_t expert;
-    const uint8_t *act; // (n_act) rows of kernel_act_row_size(w) bytes
-    uint32_t n_act;
-    float *y; // (n_act, ldy)
-    uint64_t ldy;
-} moe_item;
-
-typedef struct moe_job {
-    const moe_item *items;
-    int n_items;
-    int64_t chunk; // rows a thread takes at a time
-    atomic_int next;
-} moe_job;
 
 static uint64_t round64(uint64_t n) { return (n + 63) / 64 * 64; }
 
@@ -38,22 +20,28 @@ uint64_t model_moe_scratch_layout(const model_hparams *hp, uint32_t max_batch, s
 {
     if (!hp->n_expert)
         return 0;
-    model_moe_scratch sizes_only; // the slots' addresses are taken even when only sizing
-    if (!moe)
-        moe = &sizes_only;
+    model_moe_scratch sizes_only; // the slots' addresses, when only the sizes are asked
+    moe = moe ? moe : &sizes_only;
     uint64_t B = max_batch, S = B * hp->n_expert_used, E = hp->n_expert, f = sizeof(float),
              u = sizeof(uint32_t);
     struct {
         void **slot;
         uint64_t bytes;
     } t[] = {
-        {(void **)&moe->logits, B * E * f},       {(void **)&moe->sel, E * f},
-        {(void **)&moe->chosen, S * u},           {(void **)&moe->weight, S * f},
-        {(void **)&moe->slot_of, S * u},          {(void **)&moe->token, S * u},
-        {(void **)&moe->first, 2 * (E + 1) * u},  {(void **)&moe->act_gate, S * act_stride},
-        {(void **)&moe->act_up, S * act_stride},  {(void **)&moe->gate, S * hp->ffn_exp * f},
-        {(void **)&moe->up, S * hp->ffn_exp * f}, {(void **)&moe->act_down, S * act_stride},
-        {(void **)&moe->down, S * hp->dim * f},   {(void **)&moe->items, 2 * E * sizeof(moe_item)},
+        {(void **)&moe->logits, B * E * f},
+        {(void **)&moe->sel, E * f},
+        {(void **)&moe->chosen, S * u},
+        {(void **)&moe->weight, S * f},
+        {(void **)&moe->slot_of, S * u},
+        {(void **)&moe->token, S * u},
+        {(void **)&moe->first, 2 * (E + 1) * u},
+        {(void **)&moe->act_gate, S * act_stride},
+        {(void **)&moe->act_up, S * act_stride},
+        {(void **)&moe->gate, S * hp->ffn_exp * f},
+        {(void **)&moe->up, S * hp->ffn_exp * f},
+        {(void **)&moe->act_down, S * act_stride},
+        {(void **)&moe->down, S * hp->dim * f},
+        {(void **)&moe->items, 2 * E * sizeof(model_mat_item)},
     };
     uint64_t total = 0;
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
@@ -138,49 +126,6 @@ static void route(const model_hparams *hp, const float *bias, float *logits, flo
     }
     for (uint32_t k = 0; hp->expert_scale != 1.0f && k < K; k++)
         weight[k] *= hp->expert_scale;
-}
-
-static void moe_worker(void *ctx, int ith, int nth)
-{
-    (void)ith, (void)nth;
-    moe_job *job = ctx;
-    int64_t chunk = job->chunk;
-    for (;;) {
-        // Chunk c counts through each item's rows in turn (an item's last chunk may be short).
-        int64_t r0 = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed) * chunk;
-        int i = 0;
-        for (; i < job->n_items && r0 >= (int64_t)job->items[i].w->n_out; i++)
-            r0 -= ((int64_t)job->items[i].w->n_out + chunk - 1) / chunk * chunk;
-        if (i == job->n_items)
-            return;
-        const moe_item *it = &job->items[i];
-        const model_tensor *w = it->w;
-        int64_t r1 = r0 + chunk < (int64_t)w->n_out ? r0 + chunk : (int64_t)w->n_out;
-        (w->packed ? kernel_matmul_packed : kernel_matmul)(
-            w->type, (const uint8_t *)w->data + it->expert * w->mat_bytes, (int64_t)w->n_in, r0, r1,
-            it->act, (int64_t)it->n_act, it->y, (int64_t)it->ldy);
-    }
-}
-
-// Runs a phase's products on the pool (inline when small), in chunks of rows.
-static void run_items(model_state *s, const moe_item *items, int n_items, uint32_t n_slots)
-{
-    uint64_t rows = 0, work = 0;
-    for (int i = 0; i < n_items; i++) {
-        rows += items[i].w->n_out;
-        work += items[i].w->n_out * items[i].w->n_in * items[i].n_act;
-    }
-    uint64_t nth = work < INLINE_WORK ? 1 : (uint64_t)thread_pool_size(s->pool);
-    uint64_t per = n_slots <= DECODE_ROWS * 8 ? DECODE_CHUNKS : BATCH_CHUNKS;
-    uint64_t chunk = rows / (nth * per) / CHUNK_ALIGN * CHUNK_ALIGN;
-    moe_job job = {.items = items,
-                   .n_items = n_items,
-                   .chunk = (int64_t)(chunk < CHUNK_ALIGN ? CHUNK_ALIGN : chunk)};
-    atomic_init(&job.next, 0);
-    if (nth == 1)
-        moe_worker(&job, 0, 1);
-    else
-        thread_pool_run(s->pool, moe_worker, &job);
 }
 
 // Converts the input rows of the slots [ith-th share) for the products of a phase: from
@@ -290,17 +235,18 @@ void model_moe_block(model_state *s, uint32_t l, uint32_t n_tok)
     if (L->sh_up.data)
         shared_expert(s, L, n_tok); // xb now holds the shared expert's output
     // Gate and up of every chosen expert over its slots.
-    moe_item *items = moe->items;
+    model_mat_item *items = moe->items;
     int n = 0;
     for (uint32_t e = 0; e < E; e++) {
         uint32_t j = first[e], c = first[e + 1] - first[e];
         if (!c)
             continue;
-        items[n++] = (moe_item){
+        items[n++] = (model_mat_item){
             &L->exp_gate, e, moe->act_gate + j * sg, c, moe->gate + (size_t)j * fe, fe};
-        items[n++] = (moe_item){&L->exp_up, e, act_up + j * su, c, moe->up + (size_t)j * fe, fe};
+        items[n++] = (model_mat_item){&L->exp_up, e, act_up + j * su, c, moe->up + (size_t)j * fe,
+                                      fe};
     }
-    run_items(s, items, n, S);
+    model_matmul_mats(s, items, n, S <= DECODE_ROWS * 8);
     add_bias(&L->exp_gate_b, first, E, moe->gate, fe);
     add_bias(&L->exp_up_b, first, E, moe->up, fe);
     model_gated_act(s, s->m->arch->act, moe->gate, moe->up, (size_t)S * fe);
@@ -317,11 +263,11 @@ void model_moe_block(model_state *s, uint32_t l, uint32_t n_tok)
     for (uint32_t e = 0; e < E; e++) {
         uint32_t j = first[e], c = first[e + 1] - first[e];
         if (c)
-            items[n++] = (moe_item){
+            items[n++] = (model_mat_item){
                 &L->exp_down, e, moe->act_down + j * sd, c, moe->down + (size_t)j * hp->dim,
                 hp->dim};
     }
-    run_items(s, items, n, S);
+    model_matmul_mats(s, items, n, S <= DECODE_ROWS * 8);
     add_bias(&L->exp_down_b, first, E, moe->down, hp->dim);
     // x += sum over k of weight * expert output (+ the shared expert's output).
     float *acc = s->hb; // free again: one row of dim at a time

@@ -187,18 +187,46 @@ typedef struct layer_tensor {
     bool when;
 } layer_tensor;
 
-static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_error *err)
+static int add_specs(gguf_writer *w, synth_state *st, uint32_t layer, const layer_tensor *specs,
+                     size_t n, garlic_error *err)
+{
+    char name[96];
+    int rc = GARLIC_OK;
+    for (size_t i = 0; rc == GARLIC_OK && i < n; i++)
+        if (specs[i].when)
+            rc = add3(w, st, layer_name(name, layer, specs[i].suffix), specs[i].init, specs[i].type,
+                      specs[i].ne0, specs[i].ne1, specs[i].ne2, err);
+    return rc;
+}
+
+// The attention tensors of a layer: grouped-query attention's q, k, v and output (with the
+// architecture's biases and norms), or multi-head latent attention's, as llama.cpp's
+// converter writes DeepSeek's (attn_kv_b already split into attn_k_b and attn_v_b).
+static int add_attention(gguf_writer *w, synth_state *st, uint32_t layer, garlic_error *err)
 {
     const model_synth_params *p = st->p;
     const model_arch *arch = model_arch_find(p->arch);
     uint32_t vd_type = v_down_type(p, layer), t = p->type;
-    uint32_t et = p->expert_type >= 0 ? (uint32_t)p->expert_type : t;
     uint64_t hd = p->head_dim, q_dim = (uint64_t)p->n_head * hd,
              kv_dim = (uint64_t)p->n_head_kv * hd, dim = p->dim;
-    uint64_t ne = p->n_expert, fe = p->ffn_exp ? p->ffn_exp : p->ffn, fs = p->ffn_shexp;
-    bool moe = ne > 0, dense = !moe, fused = arch->fused_qkv, split = !fused;
-    bool eb = moe && arch->expert_biases;
-    bool up2 = dense && arch->fused_up; // one ffn_up of gate rows then up rows
+    if (arch->mla) {
+        uint64_t rank = p->q_lora_rank, kv = p->kv_lora_rank, heads = p->n_head;
+        uint64_t hv = p->v_head_dim ? p->v_head_dim : hd - p->rope_dims;
+        const layer_tensor specs[] = {
+            {"attn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
+            {"attn_q_a_norm.weight", INIT_NORM, 0, rank, 1, 1, rank > 0},
+            {"attn_kv_a_norm.weight", INIT_NORM, 0, kv, 1, 1, true},
+            {"attn_q_a.weight", INIT_MATRIX, t, dim, rank, 1, rank > 0},
+            {"attn_q_b.weight", INIT_MATRIX, t, rank, q_dim, 1, rank > 0},
+            {"attn_q.weight", INIT_MATRIX, t, dim, q_dim, 1, rank == 0},
+            {"attn_kv_a_mqa.weight", INIT_MATRIX, t, dim, kv + p->rope_dims, 1, true},
+            {"attn_k_b.weight", INIT_MATRIX, t, hd - p->rope_dims, kv, heads, true},
+            {"attn_v_b.weight", INIT_MATRIX, vd_type, kv, hv, heads, true},
+            {"attn_output.weight", INIT_MATRIX, t, heads * hv, dim, 1, true},
+        };
+        return add_specs(w, st, layer, specs, sizeof specs / sizeof specs[0], err);
+    }
+    bool fused = arch->fused_qkv, split = !fused;
     const layer_tensor specs[] = {
         {"attn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
         {"attn_q.weight", INIT_MATRIX, t, dim, q_dim, 1, split},
@@ -215,6 +243,30 @@ static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_err
         {"attn_output.bias", INIT_BIAS, 0, dim, 1, 1, arch->o_bias},
         {"attn_sinks.weight", INIT_BIAS, 0, p->n_head, 1, 1, arch->attn_sinks},
         {"post_attention_norm.weight", INIT_NORM, 0, dim, 1, 1, arch->post_norms},
+    };
+    return add_specs(w, st, layer, specs, sizeof specs / sizeof specs[0], err);
+}
+
+// The shared expert's width: the given one, or n_shared_experts experts' (DeepSeek's).
+static uint64_t shared_width(const model_synth_params *p)
+{
+    if (p->ffn_shexp)
+        return p->ffn_shexp;
+    return (uint64_t)(p->ffn_exp ? p->ffn_exp : p->ffn) * p->n_shared_experts;
+}
+
+static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_error *err)
+{
+    const model_synth_params *p = st->p;
+    const model_arch *arch = model_arch_find(p->arch);
+    uint32_t vd_type = v_down_type(p, layer), t = p->type;
+    uint32_t et = p->expert_type >= 0 ? (uint32_t)p->expert_type : t;
+    uint64_t dim = p->dim, ne = p->n_expert, fe = p->ffn_exp ? p->ffn_exp : p->ffn;
+    uint64_t fs = shared_width(p);
+    bool moe = ne > 0 && layer >= p->n_dense_lead, dense = !moe;
+    bool eb = moe && arch->expert_biases;
+    bool up2 = dense && arch->fused_up; // one ffn_up of gate rows then up rows
+    const layer_tensor specs[] = {
         {arch->ffn_norm ? arch->ffn_norm : "ffn_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
         {"ffn_gate.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense && !up2},
         {"ffn_up.weight", INIT_MATRIX, t, dim, p->ffn, 1, dense && !up2},
@@ -224,6 +276,7 @@ static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_err
         // The router stays F32, as llama-quantize leaves it.
         {"ffn_gate_inp.weight", INIT_MATRIX, TENSOR_TYPE_F32, dim, ne, 1, moe},
         {"ffn_gate_inp.bias", INIT_BIAS, 0, ne, 1, 1, moe && arch->router_logit_bias},
+        {"exp_probs_b.bias", INIT_BIAS, 0, ne, 1, 1, moe && p->expert_bias},
         {"ffn_gate_exps.weight", INIT_MATRIX, et, dim, fe, ne, moe},
         {"ffn_up_exps.weight", INIT_MATRIX, et, dim, fe, ne, moe},
         {"ffn_down_exps.weight", INIT_MATRIX, et == t ? vd_type : et, fe, dim, ne, moe},
@@ -236,13 +289,8 @@ static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_err
         {"ffn_up_shexp.weight", INIT_MATRIX, t, dim, fs, 1, moe && fs},
         {"ffn_down_shexp.weight", INIT_MATRIX, vd_type, fs, dim, 1, moe && fs},
     };
-    char name[96];
-    int rc = GARLIC_OK;
-    for (size_t i = 0; rc == GARLIC_OK && i < sizeof specs / sizeof specs[0]; i++)
-        if (specs[i].when)
-            rc = add3(w, st, layer_name(name, layer, specs[i].suffix), specs[i].init, specs[i].type,
-                      specs[i].ne0, specs[i].ne1, specs[i].ne2, err);
-    return rc;
+    int rc = add_attention(w, st, layer, err);
+    return rc ? rc : add_specs(w, st, layer, specs, sizeof specs / sizeof specs[0], err);
 }
 
 // A SentencePiece-style vocabulary of n pieces: <unk>, <s>, </s>, the 256 byte tokens, then
@@ -349,7 +397,8 @@ static bool writable(uint32_t type)
 
 // The options only some architectures' files carry, as llama.cpp reads them: a window where
 // the architecture has one, gemma3's sliding RoPE base and soft cap, phi3's LongRoPE, an
-// original context for phi3 or YaRN; gpt-oss has its own output matrix and no shared expert.
+// original context for phi3 or YaRN, DeepSeek's YaRN log multiplier with YaRN; gpt-oss has
+// its own output matrix and no shared expert.
 static int check_arch_options(const model_synth_params *p, garlic_error *err)
 {
     const model_arch *arch = model_arch_find(p->arch);
@@ -360,6 +409,8 @@ static int check_arch_options(const model_synth_params *p, garlic_error *err)
                                 "gpt-oss has neither tied embeddings nor a shared expert");
     if (yarn && p->rope_linear > 0)
         return garlic_error_set(err, GARLIC_EINVAL, "RoPE scaling is linear or YaRN, not both");
+    if (p->yarn_log_mul != 0 && !yarn)
+        return garlic_error_set(err, GARLIC_EINVAL, "the YaRN log multiplier needs YaRN");
     if (p->sliding_window && !arch->sliding_window)
         return garlic_error_set(err, GARLIC_EINVAL, "arch %s has no sliding window", p->arch);
     if (p->rope_theta_swa > 0 && !arch->swa_rope)
@@ -382,37 +433,86 @@ static int check_arch_options(const model_synth_params *p, garlic_error *err)
     return GARLIC_OK;
 }
 
-static int check_params(const model_synth_params *p, garlic_error *err)
+// Multi-head latent attention's shape (deepseek2), and nothing of it for the others.
+static int check_mla_params(const model_synth_params *p, garlic_error *err)
 {
-    const tensor_type_traits *t = tensor_type_get(p->type);
-    static const char *const writable_archs[] = {"llama",    "qwen2",  "qwen3", "qwen3moe",
-                                                 "qwen2moe", "gemma3", "phi3",  "gpt-oss"};
-    bool known = false;
-    for (size_t i = 0; i < sizeof writable_archs / sizeof writable_archs[0]; i++)
-        known |= strcmp(p->arch, writable_archs[i]) == 0;
-    if (!known)
+    const model_arch *arch = model_arch_find(p->arch);
+    uint32_t hd = p->head_dim ? p->head_dim : p->dim / p->n_head;
+    if (!arch->mla) {
+        if (p->q_lora_rank || p->kv_lora_rank || p->v_head_dim)
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "q/kv LoRA ranks and value dims are deepseek2's");
+        return GARLIC_OK;
+    }
+    if (!p->kv_lora_rank || !p->rope_dims || p->rope_dims % 2 || p->rope_dims >= hd)
         return garlic_error_set(err, GARLIC_EINVAL,
-                                "arch '%s': expected llama, qwen2, qwen3, qwen3moe, qwen2moe, "
-                                "gemma3, phi3 or gpt-oss",
-                                p->arch);
-    int rc = check_arch_options(p, err);
-    if (rc)
-        return rc;
-    bool moe_arch = strstr(p->arch, "moe") != NULL || strcmp(p->arch, "gpt-oss") == 0;
-    if (moe_arch && !p->n_expert)
-        return garlic_error_set(err, GARLIC_EINVAL, "arch %s needs experts (--experts N)", p->arch);
+                                "deepseek2 needs --kv-lora-rank and an even --rope-dims below "
+                                "the head dim (%u)",
+                                hd);
+    return GARLIC_OK;
+}
+
+// The experts' counts, groups and routing options, which need experts.
+static int check_expert_params(const model_synth_params *p, garlic_error *err)
+{
     if (p->n_expert &&
         (p->n_expert > MODEL_MAX_EXPERTS || !p->n_expert_used || p->n_expert_used > p->n_expert ||
          p->n_expert_used > MODEL_MAX_EXPERTS_USED))
         return garlic_error_set(
             err, GARLIC_EINVAL, "experts %u, used %u: need 1 <= used <= experts <= %d, used <= %d",
             p->n_expert, p->n_expert_used, MODEL_MAX_EXPERTS, MODEL_MAX_EXPERTS_USED);
-    if (!p->n_expert && (p->n_expert_used || p->ffn_exp || p->ffn_shexp))
+    if (!p->n_expert &&
+        (p->n_expert_used || p->ffn_exp || p->ffn_shexp || p->n_shared_experts || p->n_dense_lead ||
+         p->n_expert_groups || p->gating_func || p->expert_bias || p->expert_norm ||
+         p->expert_scale != 0))
         return garlic_error_set(err, GARLIC_EINVAL,
-                                "experts used, expert and shared widths need --experts");
+                                "experts used, expert and shared widths, dense layers, groups, "
+                                "router, expert bias, norm and scale need --experts");
+    if (p->n_dense_lead >= p->n_layer && p->n_expert)
+        return garlic_error_set(err, GARLIC_EINVAL, "dense layers (%u) must leave a layer of %u",
+                                p->n_dense_lead, p->n_layer);
+    if (p->n_expert_groups &&
+        (p->n_expert % p->n_expert_groups || !p->n_group_used ||
+         p->n_group_used > p->n_expert_groups || p->n_expert_groups > 64))
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "expert groups %u, used %u: the groups (at most 64) must divide "
+                                "the %u experts, 1 <= used <= groups",
+                                p->n_expert_groups, p->n_group_used, p->n_expert);
+    if (!p->n_expert_groups && p->n_group_used)
+        return garlic_error_set(err, GARLIC_EINVAL, "groups used needs --expert-groups");
+    if (p->gating_func > 2)
+        return garlic_error_set(err, GARLIC_EINVAL, "expert gating function %u: 1 or 2",
+                                p->gating_func);
     if (strcmp(p->arch, "qwen2moe") == 0 && !p->ffn_shexp)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "qwen2moe needs a shared expert (--shared-ffn)");
+    return GARLIC_OK;
+}
+
+static int check_params(const model_synth_params *p, garlic_error *err)
+{
+    const tensor_type_traits *t = tensor_type_get(p->type);
+    static const char *const writable_archs[] = {"llama",    "qwen2",    "qwen3",
+                                                 "qwen3moe", "qwen2moe", "gemma3",
+                                                 "phi3",     "gpt-oss",  "deepseek2"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof writable_archs / sizeof writable_archs[0]; i++)
+        known |= strcmp(p->arch, writable_archs[i]) == 0;
+    if (!known)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "arch '%s': expected llama, qwen2, qwen3, qwen3moe, qwen2moe, "
+                                "gemma3, phi3, gpt-oss or deepseek2",
+                                p->arch);
+    int rc = check_arch_options(p, err);
+    if (rc)
+        return rc;
+    bool moe_arch = strstr(p->arch, "moe") != NULL || strcmp(p->arch, "gpt-oss") == 0 ||
+        strcmp(p->arch, "deepseek2") == 0;
+    if (moe_arch && !p->n_expert)
+        return garlic_error_set(err, GARLIC_EINVAL, "arch %s needs experts (--experts N)", p->arch);
+    rc = check_expert_params(p, err);
+    if (rc)
+        return rc;
     if (!p->dim || !p->n_layer || !p->n_head || !p->n_head_kv || !p->ffn || !p->context)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "dim, layers, heads, kv heads, ffn and context must be > 0");
@@ -423,6 +523,9 @@ static int check_params(const model_synth_params *p, garlic_error *err)
     if (!p->head_dim && p->dim % p->n_head)
         return garlic_error_set(err, GARLIC_EINVAL, "dim (%u) must be a multiple of heads (%u)",
                                 p->dim, p->n_head);
+    rc = check_mla_params(p, err);
+    if (rc)
+        return rc;
     uint32_t head_dim = p->head_dim ? p->head_dim : p->dim / p->n_head;
     if (head_dim % 2)
         return garlic_error_set(err, GARLIC_EINVAL, "head dim must be even (RoPE rotates pairs)");
@@ -447,14 +550,21 @@ static int check_params(const model_synth_params *p, garlic_error *err)
 // gemma3's sliding RoPE base always and its window when there is one; phi3's window (0 for
 // none) and original context always, its LongRoPE attention factor with the factors;
 // gpt-oss's window and experts' width always. YaRN writes its factor, original context and,
-// as gpt-oss's converter does from its config, beta_fast 32 and beta_slow 1 (which llama.cpp
-// and garlic take as given).
+// as the converter does from a config that has them (gpt-oss, DeepSeek-V3), beta_fast 32 and
+// beta_slow 1 (which llama.cpp and garlic take as given), and DeepSeek's log multiplier
+// when given. DeepSeek's converter writes one KV head (MLA's latent), a K row of
+// kv_lora_rank + RoPE dims and a V row of kv_lora_rank as the key and value lengths, the
+// heads' own sizes as the _mla lengths, and always the expert width, shared count and
+// leading dense layers. (It leaves out q_lora_rank for V2-Lite, whose 27 layers tell
+// llama.cpp; synth writes 0.)
 static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t head_dim)
 {
     const model_arch *arch = model_arch_find(p->arch);
+    bool mla = arch->mla, moe = p->n_expert > 0;
     bool own_head = head_dim * p->n_head != p->dim, phi3 = strcmp(p->arch, "phi3") == 0;
     bool gpt_oss = strcmp(p->arch, "gpt-oss") == 0, yarn = p->rope_yarn > 0;
     float rope_factor = yarn ? p->rope_yarn : p->rope_linear;
+    uint32_t kv = p->kv_lora_rank, rope = p->rope_dims ? p->rope_dims : head_dim;
     uint32_t orig = p->rope_orig_ctx ? p->rope_orig_ctx : p->context;
     // Phi-3's converter: sqrt(1 + ln(scale) / ln(original context)), scale = context / original.
     double scale = (double)p->context / orig;
@@ -470,8 +580,8 @@ static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t h
         {"block_count", p->n_layer, 0, false},
         {"feed_forward_length", p->ffn, 0, false},
         {"attention.head_count", p->n_head, 0, false},
-        {"attention.head_count_kv", p->n_head_kv, 0, false},
-        {"rope.dimension_count", p->rope_dims ? p->rope_dims : head_dim, 0, false},
+        {"attention.head_count_kv", mla ? 1 : p->n_head_kv, 0, false},
+        {"rope.dimension_count", rope, 0, false},
         {"rope.freq_base", 0, p->rope_theta > 0 ? p->rope_theta : 10000.0f, false},
         {"rope.freq_base_swa", 0, p->rope_theta_swa > 0 ? p->rope_theta_swa : 10000.0f,
          !arch->swa_rope},
@@ -480,15 +590,27 @@ static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t h
         {"rope.scaling.yarn_beta_fast", 0, 32.0f, !yarn},
         {"rope.scaling.yarn_beta_slow", 0, 1.0f, !yarn},
         {"rope.scaling.attn_factor", 0, attn_factor, !p->longrope},
+        {"rope.scaling.yarn_log_multiplier", 0, p->yarn_log_mul, p->yarn_log_mul == 0},
         {"attention.layer_norm_rms_epsilon", 0, p->rms_eps > 0 ? p->rms_eps : 1e-5f, false},
-        {"attention.key_length", head_dim, 0, !own_head},
-        {"attention.value_length", head_dim, 0, !own_head},
+        {"attention.key_length", mla ? kv + rope : head_dim, 0, !own_head && !mla},
+        {"attention.value_length", mla ? kv : head_dim, 0, !own_head && !mla},
         {"attention.sliding_window", p->sliding_window, 0, !p->sliding_window && !phi3 && !gpt_oss},
         {"final_logit_softcapping", 0, p->final_softcap, !(p->final_softcap > 0)},
-        {"expert_count", p->n_expert, 0, !p->n_expert},
-        {"expert_used_count", p->n_expert_used, 0, !p->n_expert},
-        {"expert_feed_forward_length", p->ffn_exp, 0, !p->n_expert || !p->ffn_exp},
+        {"attention.q_lora_rank", p->q_lora_rank, 0, !mla},
+        {"attention.kv_lora_rank", kv, 0, !mla},
+        {"attention.key_length_mla", head_dim, 0, !mla},
+        {"attention.value_length_mla", p->v_head_dim ? p->v_head_dim : head_dim - rope, 0, !mla},
+        {"expert_count", p->n_expert, 0, !moe},
+        {"expert_used_count", p->n_expert_used, 0, !moe},
+        {"expert_feed_forward_length", p->ffn_exp ? p->ffn_exp : p->ffn, 0,
+         !moe || (!p->ffn_exp && !mla)},
         {"expert_shared_feed_forward_length", p->ffn_shexp, 0, !p->ffn_shexp},
+        {"expert_shared_count", p->n_shared_experts, 0, !p->n_shared_experts && !mla},
+        {"leading_dense_block_count", p->n_dense_lead, 0, !p->n_dense_lead && !mla},
+        {"expert_group_count", p->n_expert_groups, 0, !p->n_expert_groups},
+        {"expert_group_used_count", p->n_group_used, 0, !p->n_expert_groups},
+        {"expert_gating_func", p->gating_func, 0, !p->gating_func},
+        {"expert_weights_scale", 0, p->expert_scale, p->expert_scale == 0},
     };
     int r = gguf_writer_set_str(w, "general.architecture", p->arch);
     r = r ? r : gguf_writer_set_str(w, "general.name", p->name ? p->name : "garlic-synth");
@@ -499,11 +621,13 @@ static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t h
             r = keys[i].f32 != 0 ? gguf_writer_set_f32(w, key, keys[i].f32)
                                  : gguf_writer_set_u32(w, key, keys[i].u32);
     }
-    if (r == 0 && rope_factor > 0) {
-        char key[96];
-        snprintf(key, sizeof key, "%s.rope.scaling.type", p->arch);
+    char key[96];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", p->arch);
+    if (r == 0 && rope_factor > 0)
         r = gguf_writer_set_str(w, key, yarn ? "yarn" : "linear");
-    }
+    snprintf(key, sizeof key, "%s.expert_weights_norm", p->arch);
+    if (r == 0 && p->expert_norm)
+        r = gguf_writer_set_bool(w, key, true);
     return r;
 }
 
@@ -538,6 +662,14 @@ int model_synth_write(const model_synth_params *params, const char *path, garlic
                           : write_builtin_vocab(w, p.vocab, err);
     if (rc)
         goto done;
+    if (model_arch_find(p.arch)->mla) { // DeepSeek's converter writes the vocabulary's size
+        char key[96];
+        snprintf(key, sizeof key, "%s.vocab_size", p.arch);
+        if ((rc = gguf_writer_set_u32(w, key, p.vocab))) {
+            garlic_error_set(err, rc, "out of memory");
+            goto done;
+        }
+    }
     rc = add(w, &st, "token_embd.weight", INIT_MATRIX, p.type, p.dim, p.vocab, err);
     uint32_t half = (p.rope_dims ? p.rope_dims : p.head_dim) / 2;
     if (rc == GARLIC_OK && p.longrope)

@@ -143,13 +143,9 @@ void planner_config_default(planner_config *cfg)
 
 kv_cache_config planner_kv_config(const planner_input *in, kv_type type, uint32_t block_tokens)
 {
-    return (kv_cache_config){.n_layer = in->hp.n_layer,
-                             .n_head_kv = in->hp.n_head_kv,
-                             .head_dim_k = in->hp.head_dim_k,
-                             .head_dim_v = in->hp.head_dim_v,
-                             .block_tokens = block_tokens,
-                             .type = type,
-                             .windows = in->windows};
+    kv_cache_config kc = model_hparams_kv_config(&in->hp, type, block_tokens, 0);
+    kc.windows = in->windows;
+    return kc;
 }
 
 // The pool configuration of a plan: window blocks for n_seqs running sequences in steps of

@@ -127,6 +127,31 @@ static void test_gguf(void **state)
     free(out);
 }
 
+// Latent attention (deepseek2): the KV cache is K rows of latent + RoPE key per layer and
+// position, 2 layers x (64 + 32) x 2 bytes at F16, and the text says there are no V rows.
+static void test_gguf_mla(void **state)
+{
+    (void)state;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = "deepseek2", p.n_head = 4, p.head_dim = 64, p.rope_dims = 32, p.kv_lora_rank = 64;
+    p.n_dense_lead = 1, p.n_expert = 4, p.n_expert_used = 2, p.ffn_exp = 64;
+    const char *path = test_temp_path("mla.gguf");
+    garlic_error e;
+    if (model_synth_write(&p, path, &e))
+        fail_msg("%s", e.message);
+    char args[1024];
+    snprintf(args, sizeof args, "'%s' --ctx 100", path);
+    cJSON *root = estimate_json(args);
+    assert_true(num(root, "kv_cache.bytes_per_token") == 2 * 96 * 2);
+    assert_true(num(root, "hparams.kv_lora_rank") == 64);
+    cJSON_Delete(root);
+    char *out;
+    assert_int_equal(test_run(&out, NULL, "%s estimate '%s'", test_garlic(), path), 0);
+    assert_non_null(strstr(out, "K rows of latent 64 + RoPE 32, no V rows"));
+    free(out);
+}
+
 static void expect_status(int status, const char *needle, const char *fmt, const char *arg)
 {
     char cmd[2048], *out, *err;
@@ -169,9 +194,8 @@ static void test_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reference_text),
-        cmocka_unit_test(test_reference_json),
-        cmocka_unit_test(test_gguf),
+        cmocka_unit_test(test_reference_text), cmocka_unit_test(test_reference_json),
+        cmocka_unit_test(test_gguf),           cmocka_unit_test(test_gguf_mla),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -67,6 +67,51 @@ static void test_text_output(void **state)
     free(out);
 }
 
+// A DeepSeek-V3-shaped file: the latent attention, what its cache holds (K rows only: 3
+// layers x (64 + 32) x 2 bytes a position), the shared expert's width from its count, and
+// the routing, in text and JSON.
+static void test_deepseek(void **state)
+{
+    (void)state;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = "deepseek2", p.dim = 128, p.n_layer = 3, p.n_head = 4, p.head_dim = 64;
+    p.rope_dims = 32, p.v_head_dim = 32, p.q_lora_rank = 64, p.kv_lora_rank = 64, p.ffn = 256;
+    p.n_dense_lead = 1, p.n_expert = 16, p.n_expert_used = 4, p.ffn_exp = 32;
+    p.n_shared_experts = 1, p.n_expert_groups = 4, p.n_group_used = 2, p.gating_func = 2;
+    p.expert_bias = true, p.expert_norm = true, p.expert_scale = 2.5f;
+    p.rope_yarn = 4, p.rope_orig_ctx = 128, p.yarn_log_mul = 0.1f;
+    const char *path = test_temp_path("ds.gguf");
+    garlic_error e;
+    if (model_synth_write(&p, path, &e))
+        fail_msg("%s", e.message);
+    char *out, *err;
+    assert_int_equal(test_run(&out, &err, "%s show '%s'", test_garlic(), path), 0);
+    const char *expect[] = {
+        "KV heads               1",
+        "head dim (K)           96",
+        "head dim (V)           64",
+        "scaling yarn x4 (original context 128), YaRN log multiplier 0.1",
+        "latent attention       latent 64 + RoPE key 32 cached per position (no V rows)",
+        "heads' query, value    64, 32; queries of rank 64",
+        "16, 4 used per token (4 groups, 2 used)",
+        "shared expert          32 wide, 1 shared experts",
+        "expert routing         sigmoid, exp_probs_b bias, weights normed, weights x2.5",
+        "leading dense layers   1",
+        "per token              576 B",
+    };
+    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
+        if (!strstr(out, expect[i]))
+            fail_msg("missing '%s' in:\n%s", expect[i], out);
+    free(out), free(err);
+    cJSON *root = show_json(path, "");
+    const cJSON *mla = cJSON_GetObjectItem(root, "latent_attention");
+    assert_true(num(mla, "q_lora_rank") == 64 && num(mla, "kv_lora_rank") == 64);
+    assert_true(num(mla, "key_length_mla") == 64 && num(mla, "value_length_mla") == 32);
+    assert_true(num(root, "kv_bytes_per_token_f16") == 576);
+    cJSON_Delete(root);
+}
+
 static void test_json_output(void **state)
 {
     (void)state;
@@ -262,10 +307,10 @@ static void test_damaged_files(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_text_output),   cmocka_unit_test(test_json_output),
-        cmocka_unit_test(test_shared_models), cmocka_unit_test(test_every_shared_file),
-        cmocka_unit_test(test_damaged_files), cmocka_unit_test(test_sliding_windows),
-        cmocka_unit_test(test_gpt_oss),
+        cmocka_unit_test(test_text_output),       cmocka_unit_test(test_json_output),
+        cmocka_unit_test(test_deepseek),          cmocka_unit_test(test_shared_models),
+        cmocka_unit_test(test_every_shared_file), cmocka_unit_test(test_damaged_files),
+        cmocka_unit_test(test_sliding_windows),   cmocka_unit_test(test_gpt_oss),
     };
     return cmocka_run_group_tests_name("show", tests, NULL, NULL);
 }

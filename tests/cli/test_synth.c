@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // `garlic synth` through the binary: its options write the same bytes as the synthesizer
 // called with the same parameters, --progress reports the percentage written on stderr
-// (which stays quiet otherwise when it is not a terminal), and every weight type it names
-// (MXFP4 included) writes a model that `garlic run` loads and runs.
+// (which stays quiet otherwise when it is not a terminal), every weight type it names
+// (MXFP4 included) writes a model that `garlic run` loads and runs, and the RoPE options'
+// two spellings write the same file.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,11 +99,59 @@ static void test_types_run(void **state)
     }
 }
 
+// Writes `garlic synth PATH ARGS` to test_temp_path(name) and returns its bytes (size in *len).
+static char *synth_bytes(const char *name, const char *args, size_t *len)
+{
+    char path[600], *out, *err;
+    snprintf(path, sizeof path, "%s", test_temp_path(name));
+    int rc = test_run(&out, &err, "%s synth '%s' %s", test_garlic(), path, args);
+    if (rc != 0)
+        fail_msg("garlic synth %s: exit %d: %s", args, rc, err);
+    free(out), free(err);
+    char *bytes = test_read_file(path, len);
+    assert_non_null(bytes);
+    return bytes;
+}
+
+// The RoPE options both spellings of which the reference rows use: --rope-linear X and
+// --rope-yarn X write what --rope-scaling linear|yarn --rope-factor X does, --rope-dim what
+// --rope-dims does, and --rope-linear with --rope-scaling is a usage error.
+static void test_rope_spellings(void **state)
+{
+    (void)state;
+    static const char *const pairs[][2] = {
+        {"--arch gemma3 --layers 7 --heads 4 --head-dim 64 --sliding-window 8 --rope-linear 8",
+         "--arch gemma3 --layers 7 --heads 4 --head-dim 64 --sliding-window 8 --rope-scaling "
+         "linear --rope-factor 8"},
+        {"--rope-yarn 4 --rope-orig-ctx 128",
+         "--rope-scaling yarn --rope-factor 4 --rope-orig-ctx 128"},
+        {"--arch phi3 --ctx 4096 --rope-orig-ctx 256 --longrope --rope-dims 24",
+         "--arch phi3 --ctx 4096 --rope-orig-ctx 256 --longrope --rope-dim 24"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        size_t a_len, b_len;
+        char *a = synth_bytes("spelling-a.gguf", pairs[i][0], &a_len);
+        char *b = synth_bytes("spelling-b.gguf", pairs[i][1], &b_len);
+        if (a_len != b_len || memcmp(a, b, a_len) != 0)
+            fail_msg("'%s' and '%s' wrote different files", pairs[i][0], pairs[i][1]);
+        free(a), free(b);
+    }
+    char path[600], *out, *err;
+    snprintf(path, sizeof path, "%s", test_temp_path("both.gguf"));
+    int rc = test_run(&out, &err,
+                      "%s synth '%s' --rope-linear 8 --rope-scaling yarn --rope-factor 4",
+                      test_garlic(), path);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(err, "--rope-linear"));
+    free(out), free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_bytes_and_progress),
         cmocka_unit_test(test_types_run),
+        cmocka_unit_test(test_rope_spellings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1048,6 +1048,67 @@ static void test_orphaned_child(void **state)
 
 // ---- 9. truncation of shared blocks ----
 
+// A pool without V rows (head_dim_v 0, multi-head latent attention): sizes count K rows
+// only, stores read no V, and a shared block's private copy keeps its K rows.
+static void test_k_rows_only(void **state)
+{
+    (void)state;
+    enum { BT = 4 };
+    garlic_error err = {0};
+    kv_cache_config cfg = {.n_layer = 3,
+                           .n_head_kv = 1,
+                           .head_dim_k = 96,
+                           .head_dim_v = 0,
+                           .block_tokens = BT,
+                           .type = KV_TYPE_Q8_0};
+    uint64_t k_row, v_row, k_only, both;
+    assert_int_equal(kv_cache_row_bytes(&cfg, &k_row, &v_row, &err), GARLIC_OK);
+    assert_int_equal(k_row, 3 * 34);
+    assert_int_equal(v_row, 0);
+    assert_int_equal(kv_cache_bytes_for(&cfg, 10, &k_only, &err), GARLIC_OK);
+    kv_cache_config with_v = cfg;
+    with_v.head_dim_v = 96;
+    assert_int_equal(kv_cache_bytes_for(&with_v, 10, &both, &err), GARLIC_OK);
+    assert_int_equal(both - k_only, 10ull * BT * 3 * k_row);
+    cfg.n_blocks = 4;
+    kv_cache *q = kv_cache_new(&cfg, &err);
+    assert_non_null(q);
+    assert_int_equal(kv_cache_bytes_for(&cfg, 4, &k_only, &err), GARLIC_OK);
+    assert_int_equal(kv_cache_bytes(q), k_only);
+    kv_cache_free(q);
+
+    cfg.type = KV_TYPE_F32;
+    cfg.head_dim_k = 6;
+    kv_cache *c = kv_cache_new(&cfg, &err);
+    assert_non_null(c);
+    assert_int_equal(kv_cache_v_row_bytes(c), 0);
+    const int32_t x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    kv_seq a, b;
+    kv_seq_init(&a);
+    kv_seq_init(&b);
+    assert_int_equal(kv_seq_append(c, &a, x, 8, &err), GARLIC_OK);
+    for (uint32_t p = 0; p < 8; p++)
+        for (uint32_t l = 0; l < 3; l++) {
+            float k[6] = {(float)p, (float)l, 1, 2, 3, 4};
+            kv_cache_store(c, l, a.blocks[p / BT], p % BT, k, NULL);
+        }
+    assert_int_equal(kv_seq_commit(c, &a, 8, &err), GARLIC_OK);
+    uint32_t shared;
+    assert_int_equal(kv_seq_share_prefix(c, &b, x, 8, &shared, &err), GARLIC_OK);
+    assert_int_equal(shared, 8);
+    assert_int_equal(kv_seq_truncate(c, &b, 6, &err), GARLIC_OK);
+    assert_int_not_equal(b.blocks[1], a.blocks[1]);
+    for (uint32_t p = 4; p < 6; p++)
+        for (uint32_t l = 0; l < 3; l++) {
+            const float *row = (const float *)kv_cache_k_row(c, l, b.blocks[1], p % BT);
+            assert_true(row[0] == (float)p && row[1] == (float)l && row[5] == 4);
+        }
+    assert_consistent(c);
+    kv_seq_deinit(c, &a);
+    kv_seq_deinit(c, &b);
+    kv_cache_free(c);
+}
+
 static void test_truncate_copies_shared(void **state)
 {
     (void)state;
@@ -1682,6 +1743,7 @@ int main(void)
         cmocka_unit_test(test_truncate_eviction_order),
         cmocka_unit_test(test_hash_collisions),
         cmocka_unit_test(test_orphaned_child),
+        cmocka_unit_test(test_k_rows_only),
         cmocka_unit_test(test_truncate_copies_shared),
         cmocka_unit_test(test_commit_errors),
         cmocka_unit_test(test_window_release),

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "gguf/gguf.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "model/synth.h"
@@ -611,7 +612,8 @@ static void test_gemma3_layers(void **state)
 
 // gpt-oss's layers alternate sliding-window and full attention (layer 0 slides), one RoPE for
 // both, each with its sinks and biases bound, and post_attention_norm is its FFN's norm (not
-// a norm of the attention's output); across the window, batch equals one token at a time.
+// a norm of the attention's output); across the window, batch equals one token at a time, on
+// one thread and on four (which split each KV head's two query heads, each with its own sink).
 static void test_gpt_oss_layers(void **state)
 {
     (void)state;
@@ -631,20 +633,22 @@ static void test_gpt_oss_layers(void **state)
     assert_int_equal(m->hp.router, MODEL_ROUTER_TOPK_SOFTMAX);
     assert_false(m->hp.expert_norm);
     runner *a = state_new(m, 32, 20, 20, KV_TYPE_F32, 2),
-           *b = state_new(m, 32, 1, 1, KV_TYPE_F32, 1);
+           *b[2] = {state_new(m, 32, 1, 1, KV_TYPE_F32, 1), state_new(m, 32, 1, 1, KV_TYPE_F32, 4)};
     int32_t ids[20];
     for (int i = 0; i < 20; i++)
         ids[i] = 260 + i * 7;
     garlic_error err;
     const float *batch, *one;
     assert_int_equal(forward(a, ids, 20, 0, true, &batch, &err), 0);
-    for (uint32_t i = 0; i < 20; i++) {
-        assert_int_equal(forward(b, &ids[i], 1, i, false, &one, &err), 0);
-        for (uint32_t v = 0; v < m->hp.n_vocab; v++)
-            assert_true(fabsf(one[v] - batch[(size_t)i * m->hp.n_vocab + v]) < 1e-5f);
-    }
+    for (int r = 0; r < 2; r++)
+        for (uint32_t i = 0; i < 20; i++) {
+            assert_int_equal(forward(b[r], &ids[i], 1, i, false, &one, &err), 0);
+            for (uint32_t v = 0; v < m->hp.n_vocab; v++)
+                assert_true(fabsf(one[v] - batch[(size_t)i * m->hp.n_vocab + v]) < 1e-5f);
+        }
     runner_free(a);
-    runner_free(b);
+    runner_free(b[0]);
+    runner_free(b[1]);
     model_free(m);
 }
 
@@ -748,6 +752,137 @@ static void test_errors(void **state)
     model_free(m);
 }
 
+// ---- multi-head latent attention (deepseek2) ----
+
+// A small DeepSeek-V3-shaped model: latent attention with low-rank queries, a dense first
+// layer, then 8 experts in 4 groups (2 used) beside a shared one, sigmoid router and bias.
+static const char *synth_deepseek(const char *name, uint32_t type)
+{
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = "deepseek2", p.type = type, p.dim = 128, p.n_layer = 3, p.n_head = 4;
+    p.head_dim = 64, p.rope_dims = 32, p.v_head_dim = 32, p.q_lora_rank = 64, p.kv_lora_rank = 64;
+    p.ffn = 256, p.n_dense_lead = 1, p.n_expert = 8, p.n_expert_used = 2, p.ffn_exp = 64;
+    p.n_shared_experts = 1, p.n_expert_groups = 4, p.n_group_used = 2, p.gating_func = 2;
+    p.expert_bias = true, p.expert_norm = true, p.expert_scale = 2.5f;
+    garlic_error err;
+    const char *path = test_temp_path(name);
+    if (model_synth_write(&p, path, &err))
+        fail_msg("%s", err.message);
+    return path;
+}
+
+// The cache holds one K row of latent and RoPE key per position and layer, no V rows; a
+// prompt as one batch (one thread) equals it one token at a time (two threads, which split
+// the one KV head's group of query heads between them) exactly for every KV type; packed weights (the per-head matrices included) give the plain ones' logits;
+// decoding allocates nothing.
+static void test_mla(void **state)
+{
+    (void)state;
+    garlic_error err;
+    const char *path = synth_deepseek("mla.gguf", TENSOR_TYPE_Q8_0);
+    model *m = model_load(path, &err), *packed = model_load(path, &err);
+    if (!m || !packed)
+        fail_msg("%s", err.message);
+    assert_int_equal(m->hp.n_head_kv, 1);
+    assert_int_equal(m->hp.head_dim_k, 64 + 32);
+    kv_cache_config kc = model_kv_config(m, KV_TYPE_F16, 16, 4);
+    assert_int_equal(kc.n_head_kv, 1);
+    assert_int_equal(kc.head_dim_k, 96);
+    assert_int_equal(kc.head_dim_v, 0);
+    uint32_t V = m->hp.n_vocab;
+    int32_t ids[40];
+    for (int i = 0; i < 40; i++)
+        ids[i] = (int32_t)((i * 37 + 11) % V);
+    const float *batch, *one;
+    for (int kv = 0; kv < KV_TYPE_COUNT; kv++) {
+        runner *a = state_new(m, 64, 64, 64, (kv_type)kv, 1);
+        runner *b = state_new(m, 64, 64, 1, (kv_type)kv, 2);
+        assert_int_equal(kv_cache_v_row_bytes(a->kv), 0);
+        assert_int_equal(forward(a, ids, 40, 0, true, &batch, &err), 0);
+        for (uint32_t i = 0; i < 40; i++) {
+            assert_int_equal(forward(b, &ids[i], 1, i, false, &one, &err), 0);
+            assert_memory_equal(one, batch + (size_t)i * V, V * sizeof *one);
+        }
+        runner_free(a);
+        runner_free(b);
+    }
+    model_prefault(packed, NULL, NULL);
+    if (kernel_packs(TENSOR_TYPE_Q8_0)) {
+        assert_true(packed->layers[1].wk_b.packed && packed->layers[1].wv_b.packed);
+        assert_true(packed->layers[1].wq_a.packed && packed->layers[1].wkv_a.packed);
+    }
+    runner *a = state_new(m, 64, 64, 64, KV_TYPE_F16, 2);
+    runner *b = state_new(packed, 64, 64, 64, KV_TYPE_F16, 2);
+    assert_int_equal(forward(a, ids, 30, 0, true, &batch, &err), 0);
+    assert_int_equal(forward(b, ids, 30, 0, true, &one, &err), 0);
+    assert_memory_equal(batch, one, (size_t)30 * V * sizeof *one);
+    garlic_alloc_fail_after(0);
+    int rc = 0;
+    for (uint32_t i = 30; i < 40 && rc == 0; i++)
+        rc = forward(b, &ids[i], 1, i, false, &one, &err);
+    garlic_alloc_fail_reset();
+    assert_int_equal(rc, 0);
+    runner_free(a);
+    runner_free(b);
+    model_free(m);
+    model_free(packed);
+}
+
+// Copies the GGUF at src to dst without the key `drop` and with tensor `from` renamed `to`
+// (either NULL: no change).
+static void copy_gguf(const char *src, const char *dst, const char *drop, const char *from,
+                      const char *to)
+{
+    garlic_error err;
+    gguf_file *f = gguf_open(src, &err);
+    gguf_writer *w = gguf_writer_new();
+    assert_non_null(f);
+    assert_non_null(w);
+    for (uint64_t i = 0; i < f->n_kv; i++) {
+        char key[256];
+        snprintf(key, sizeof key, "%.*s", (int)f->kv[i].key.len, f->kv[i].key.data);
+        if (!drop || strcmp(key, drop) != 0)
+            assert_int_equal(gguf_writer_set_value(w, key, &f->kv[i].value), 0);
+    }
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        const gguf_tensor *t = &f->tensors[i];
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.data);
+        assert_int_equal(gguf_writer_add_tensor(w, from && strcmp(name, from) == 0 ? to : name,
+                                                t->type, t->n_dims, t->ne, t->data, &err),
+                         0);
+    }
+    assert_int_equal(gguf_writer_write(w, dst, NULL, NULL, &err), 0);
+    gguf_writer_free(w);
+    gguf_close(f);
+}
+
+// Files that are not the layout garlic computes are refused, naming what is wrong: the
+// attn_kv_b layout from before llama.cpp split it, and MLA keys that disagree.
+static void test_mla_errors(void **state)
+{
+    (void)state;
+    garlic_error err;
+    const char *path = synth_deepseek("mla-err.gguf", TENSOR_TYPE_F32);
+    const char *old = test_temp_path("mla-old.gguf");
+    copy_gguf(path, old, "deepseek2.attention.key_length_mla", "blk.0.attn_k_b.weight",
+              "blk.0.attn_kv_b.weight");
+    assert_null(model_load(old, &err));
+    assert_int_equal(err.code, GARLIC_EUNSUPPORTED);
+    assert_non_null(strstr(err.message, "attn_kv_b"));
+    copy_gguf(path, old, "deepseek2.attention.value_length_mla", NULL, NULL);
+    assert_null(model_load(old, &err));
+    assert_int_equal(err.code, GARLIC_EFORMAT);
+    assert_non_null(strstr(err.message, "value_length_mla 0"));
+    copy_gguf(path, old, "deepseek2.attention.key_length", NULL, NULL); // then 128 / 4 = 32
+    assert_null(model_load(old, &err));
+    assert_non_null(strstr(err.message, "key_length 32"));
+    copy_gguf(path, old, NULL, "blk.2.attn_v_b.weight", "blk.2.attn_v_c.weight");
+    assert_null(model_load(old, &err));
+    assert_non_null(strstr(err.message, "blk.2.attn_v_b.weight"));
+}
+
 // The reference comparison again with each lower kernel variant this CPU can run (the
 // binary re-runs itself with GARLIC_CPU set, which caps the detected features).
 static const char *self_path;
@@ -783,6 +918,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_unusual_shapes),
         cmocka_unit_test(test_window_layers),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_mla),
+        cmocka_unit_test(test_mla_errors),
         cmocka_unit_test(test_gemma3_layers),
         cmocka_unit_test(test_phi3_window),
         cmocka_unit_test(test_gpt_oss_layers),

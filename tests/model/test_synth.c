@@ -316,6 +316,23 @@ static void test_bad_params(void **state)
     model_synth_params_default(&p);
     p.arch = "phi3", p.longrope = true; // no original context
     assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    // The original context is phi3's and YaRN's (not linear scaling's), the log multiplier
+    // YaRN's; with YaRN both are written.
+    model_synth_params_default(&p);
+    p.rope_orig_ctx = 128, p.rope_linear = 4;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    assert_non_null(strstr(err.message, "original context"));
+    p.rope_orig_ctx = 0, p.yarn_log_mul = 0.1f;
+    assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);
+    assert_non_null(strstr(err.message, "log multiplier"));
+    p.rope_linear = 0, p.rope_yarn = 4, p.rope_orig_ctx = 128;
+    gguf_file *f = synth_open(&p, "yarn.gguf");
+    model_info info;
+    assert_int_equal(model_info_read(f, &info, NULL), 0);
+    assert_string_equal(info.rope_scaling_type, "yarn");
+    assert_true(info.rope_original_context == 128 && info.rope_scale_factor == 4);
+    assert_true(info.rope_yarn_log_mul == 0.1f);
+    gguf_close(f);
     model_synth_params_default(&p);
     p.arch = "phi3", p.head_dim = 64;
     assert_int_equal(model_synth_write(&p, path, &err), GARLIC_EINVAL);

@@ -371,6 +371,47 @@ static void test_gguf_exact(void **state)
     assert_non_null(strstr(err.message, "cut.gguf"));
 }
 
+// Multi-head latent attention (deepseek2): the pool holds one K row of latent and RoPE key
+// per position and layer and no V rows; the plan says so, and says what is allocated.
+static void test_gguf_mla(void **state)
+{
+    (void)state;
+    model_synth_params sp;
+    model_synth_params_default(&sp);
+    sp.arch = "deepseek2", sp.n_layer = 3, sp.n_head = 4, sp.head_dim = 64, sp.rope_dims = 32;
+    sp.q_lora_rank = 64, sp.kv_lora_rank = 96, sp.n_dense_lead = 1, sp.n_expert = 4;
+    sp.n_expert_used = 2, sp.ffn_exp = 64, sp.n_shared_experts = 1;
+    const char *path = test_temp_path("mla.gguf");
+    garlic_error err = {0};
+    if (model_synth_write(&sp, path, &err))
+        fail_msg("%s", err.message);
+    planner_input in;
+    assert_int_equal(planner_from_path(path, &in, &err), 0);
+    model *m = model_load(path, &err);
+    assert_non_null(m);
+    static const kv_type types[] = {KV_TYPE_F16, KV_TYPE_Q8_0, KV_TYPE_FP8_E4M3, KV_TYPE_F32};
+    static const uint64_t bytes_per_row[] = {128 * 2, 4 * 34, 128, 128 * 4}; // 96 + 32 values
+    for (size_t t = 0; t < 4; t++) {
+        planner_config cfg = config_for(100, 2, types[t], 0);
+        cfg.max_batch = 32, cfg.logit_rows = 4, cfg.n_threads = 2;
+        planner_plan p;
+        assert_int_equal(planner_plan_make(&in, &cfg, &p, &err), 0);
+        assert_int_equal(p.kv_bytes_per_token, 3 * bytes_per_row[t]);
+        kv_cache_config kc = model_kv_config(m, types[t], 16, p.kv_blocks);
+        assert_int_equal(kc.head_dim_v, 0);
+        kv_cache *kv = kv_cache_new(&kc, &err);
+        assert_non_null(kv);
+        assert_int_equal(p.kv_bytes, kv_cache_bytes(kv));
+        kv_cache_free(kv);
+        model_state_config sc = {.n_ctx = 100, .max_batch = 32, .logit_rows = 4, .n_threads = 2};
+        model_state *s = model_state_new(m, &sc, &err);
+        assert_non_null(s);
+        assert_int_equal(p.scratch_bytes, model_state_bytes(s));
+        model_state_free(s);
+    }
+    model_free(m);
+}
+
 // A model with sliding-window layers (here a llama model whose odd layers get a window of
 // 256, as gemma3 and gpt-oss set theirs): the plan gives the KV bytes per token of each kind,
 // full blocks for the contexts and window blocks for the running sequences and the step, and
@@ -617,12 +658,13 @@ static void test_alloc_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reference_inline),    cmocka_unit_test(test_reference_file),
-        cmocka_unit_test(test_concurrency_rule),    cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_architectures),       cmocka_unit_test(test_plan_errors),
-        cmocka_unit_test(test_gguf_exact),          cmocka_unit_test(test_gguf_shared),
-        cmocka_unit_test(test_safetensors_weights), cmocka_unit_test(test_folders),
-        cmocka_unit_test(test_alloc_failures),      cmocka_unit_test(test_window_plan),
+        cmocka_unit_test(test_reference_inline), cmocka_unit_test(test_reference_file),
+        cmocka_unit_test(test_concurrency_rule), cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_architectures),    cmocka_unit_test(test_plan_errors),
+        cmocka_unit_test(test_gguf_exact),       cmocka_unit_test(test_gguf_mla),
+        cmocka_unit_test(test_gguf_shared),      cmocka_unit_test(test_safetensors_weights),
+        cmocka_unit_test(test_folders),          cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_window_plan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
