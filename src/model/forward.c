@@ -288,95 +288,68 @@ uint32_t model_state_logit_rows(const model_state *s) { return s->logit_rows; }
 
 const model *model_state_model(const model_state *s) { return s->m; }
 
-typedef struct matmul_job {
+// Converts the shared input rows of a group once per distinct activation format.
+typedef struct convert_job {
     model_state *s;
     const float *in; // (n_tok, in_stride) the shared input
     uint64_t in_stride;
     uint32_t n_tok;
-    model_matmul_item items[MAX_GROUP];
+    const model_matmul_item *items;
+    const int *act; // (n_items) which act[] buffer each item's input is converted into
     int n_items;
-    bool convert_only;  // first phase: convert the input rows; second: multiply
-    int64_t chunk_rows; // the multiply's unit of work (rows; see model_matmul_group)
-    atomic_int next;    // the next chunk to take, over the items' chunks in order
-} matmul_job;
+} convert_job;
 
-static void convert_worker(matmul_job *job, int ith, int nth)
+static void convert_worker(void *ctx, int ith, int nth)
 {
+    convert_job *job = ctx;
     for (int i = 0; i < job->n_items; i++) {
         const model_matmul_item *it = &job->items[i];
         bool owner = true; // convert once per distinct buffer
         for (int j = 0; j < i; j++)
-            owner &= job->items[j].act != it->act;
+            owner &= job->act[j] != job->act[i];
         // Rows are packed at the kernel's row size, as kernel_matmul reads them.
         size_t stride = kernel_act_row_size(it->w->type, (int64_t)it->w->n_in);
         for (uint32_t b = (uint32_t)ith; owner && b < job->n_tok; b += (uint32_t)nth)
             kernel_act_convert(it->w->type, job->in + b * job->in_stride,
-                               job->s->act[it->act] + b * stride, (int64_t)it->w->n_in);
-    }
-}
-
-static void matmul_worker(void *ctx, int ith, int nth)
-{
-    matmul_job *job = ctx;
-    if (job->convert_only) {
-        convert_worker(job, ith, nth);
-        return;
-    }
-    int64_t chunk = job->chunk_rows;
-    for (;;) {
-        // Chunk c counts through each item's rows in turn (an item's last chunk may be short).
-        int64_t r0 = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed) * chunk;
-        int i = 0;
-        for (; i < job->n_items && r0 >= (int64_t)job->items[i].w->n_out; i++)
-            r0 -= ((int64_t)job->items[i].w->n_out + chunk - 1) / chunk * chunk;
-        if (i == job->n_items)
-            return;
-        const model_matmul_item *it = &job->items[i];
-        int64_t r1 = r0 + chunk < (int64_t)it->w->n_out ? r0 + chunk : (int64_t)it->w->n_out;
-        (it->w->packed ? kernel_matmul_packed : kernel_matmul)(
-            it->w->type, it->w->data, (int64_t)it->w->n_in, r0, r1, job->s->act[it->act],
-            (int64_t)job->n_tok, it->y, (int64_t)it->ldy);
+                               job->s->act[job->act[i]] + b * stride, (int64_t)it->w->n_in);
     }
 }
 
 void model_matmul_group(model_state *s, const float *in, uint64_t in_stride, uint32_t n_tok,
                         const model_matmul_item *items, int n_items)
 {
-    matmul_job job = {.s = s, .in = in, .in_stride = in_stride, .n_tok = n_tok, .n_items = n_items};
+    int act[MAX_GROUP];
+    model_mat_item mats[MAX_GROUP];
     for (int i = 0; i < n_items; i++) {
-        job.items[i] = items[i];
-        job.items[i].act = i;
+        act[i] = i;
         for (int j = 0; j < i; j++)
             if (kernel_act_type(items[j].w->type) == kernel_act_type(items[i].w->type))
-                job.items[i].act = job.items[j].act;
+                act[i] = act[j];
     }
     // Converting a few rows costs less than waking the pool: decode steps do it inline. So
     // does a whole product too small to pay for the pool's wake-up and barrier (the layers of
     // a tiny model), which keeps overhead-bound decoding on one core.
-    uint64_t work = 0, rows = 0, most = 0;
+    uint64_t work = 0;
     for (int i = 0; i < n_items; i++) {
-        work += items[i].w->n_out * items[i].w->n_in;
-        rows += items[i].w->n_out;
-        most = items[i].w->n_out > most ? items[i].w->n_out : most;
+        work += items[i].w->n_out * items[i].w->n_in * n_tok;
+        mats[i] = (model_mat_item){.w = items[i].w,
+                                   .act = s->act[act[i]],
+                                   .n_act = n_tok,
+                                   .y = items[i].y,
+                                   .ldy = items[i].ldy};
     }
-    work *= n_tok;
-    job.convert_only = true;
+    convert_job cj = {.s = s,
+                      .in = in,
+                      .in_stride = in_stride,
+                      .n_tok = n_tok,
+                      .items = items,
+                      .act = act,
+                      .n_items = n_items};
     if ((uint64_t)n_tok * items[0].w->n_in <= 16384 || work < INLINE_WORK)
-        matmul_worker(&job, 0, 1);
+        convert_worker(&cj, 0, 1);
     else
-        thread_pool_run(s->pool, matmul_worker, &job);
-    job.convert_only = false;
-    // Chunks of a multiple of CHUNK_ALIGN rows; one thread takes each matrix whole.
-    uint64_t nth = work < INLINE_WORK ? 1 : (uint64_t)thread_pool_size(s->pool);
-    uint64_t per = n_tok <= DECODE_ROWS ? DECODE_CHUNKS : BATCH_CHUNKS;
-    uint64_t chunk = rows / (nth * per) / CHUNK_ALIGN * CHUNK_ALIGN;
-    chunk = nth == 1 ? most : chunk < CHUNK_ALIGN ? CHUNK_ALIGN : chunk;
-    job.chunk_rows = (int64_t)chunk;
-    atomic_init(&job.next, 0);
-    if (work < INLINE_WORK)
-        matmul_worker(&job, 0, 1);
-    else
-        thread_pool_run(s->pool, matmul_worker, &job);
+        thread_pool_run(s->pool, convert_worker, &cj);
+    model_matmul_mats(s, mats, n_items, n_tok <= DECODE_ROWS);
     for (int i = 0; i < n_items; i++) {
         const model_matmul_item *it = &items[i];
         for (uint32_t b = 0; it->bias && b < n_tok; b++)
@@ -423,17 +396,18 @@ static void mats_worker(void *ctx, int ith, int nth)
 
 void model_matmul_mats(model_state *s, const model_mat_item *items, int n_items, bool decode)
 {
-    uint64_t rows = 0, work = 0;
+    uint64_t rows = 0, work = 0, most = 0;
     for (int i = 0; i < n_items; i++) {
         rows += items[i].w->n_out;
         work += items[i].w->n_out * items[i].w->n_in * items[i].n_act;
+        most = items[i].w->n_out > most ? items[i].w->n_out : most;
     }
+    // Chunks of a multiple of CHUNK_ALIGN rows; one thread alone takes each matrix whole.
     uint64_t nth = work < INLINE_WORK ? 1 : (uint64_t)thread_pool_size(s->pool);
     uint64_t per = decode ? DECODE_CHUNKS : BATCH_CHUNKS;
     uint64_t chunk = rows / (nth * per) / CHUNK_ALIGN * CHUNK_ALIGN;
-    mats_job job = {.items = items,
-                    .n_items = n_items,
-                    .chunk = (int64_t)(chunk < CHUNK_ALIGN ? CHUNK_ALIGN : chunk)};
+    chunk = nth == 1 ? most : chunk < CHUNK_ALIGN ? CHUNK_ALIGN : chunk;
+    mats_job job = {.items = items, .n_items = n_items, .chunk = (int64_t)chunk};
     atomic_init(&job.next, 0);
     if (nth == 1)
         mats_worker(&job, 0, 1);

@@ -110,7 +110,6 @@ typedef struct model_matmul_item {
     float *y;
     uint64_t ldy;
     const float *bias; // (w->n_out) or NULL
-    int act;           // which act[] buffer holds its converted input (set by the group)
 } model_matmul_item;
 
 // Computes y_i = w_i * in (+ bias_i) for up to MAX_GROUP matrices sharing the input rows.
