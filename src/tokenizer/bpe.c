@@ -44,6 +44,20 @@
     "\\x{104D3}\\x{104D8}-\\x{104FB}\\x{10C80}-\\x{10CB2}\\x{10CC0}-\\x{10CF2}\\x{118A0}-"         \
     "\\x{118DF}\\x{1E900}-\\x{1E943}"
 
+// gpt-oss (o200k): cased words with their contraction, digits in threes, punctuation runs
+// taking trailing newlines and slashes. Written as in its tokenizer.json; PCRE2 takes the
+// (?i:...) groups as they are.
+#define RE_O200K_UPPER "[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]"
+#define RE_O200K_LOWER "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]"
+#define RE_O200K_CONTRACTION "(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+#define RE_O200K_SPACES "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
+// Kimi-K2's tiktoken pattern is o200k's with Han runs first and Han taken out of the letter
+// classes. Its `[X&&[^\p{Han}]]` (class intersection, which PCRE2 lacks) is written as
+// `(?:(?!\p{Han})X)`; \p{Han} is Script_Extensions=Han in PCRE2 10.40+ as in Rust's regex.
+#define RE_KIMI_UPPER "(?:(?!\\p{Han})" RE_O200K_UPPER ")"
+#define RE_KIMI_LOWER "(?:(?!\\p{Han})" RE_O200K_LOWER ")"
+
 static const char *const re_default[] = {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+",
                                          "[0-9][0-9][0-9]"};
 static const char *const re_gpt2[] = {RE_GPT2};
@@ -60,6 +74,24 @@ static const char *const re_deepseek_llm[] = {
     "\\s+$",
     RE_CJK,
     "\\p{N}+",
+};
+
+static const char *const re_gpt4o[] = {
+    "[^\\r\\n\\p{L}\\p{N}]?" RE_O200K_UPPER "*" RE_O200K_LOWER "+" RE_O200K_CONTRACTION
+    "|[^\\r\\n\\p{L}\\p{N}]?" RE_O200K_UPPER "+" RE_O200K_LOWER "*" RE_O200K_CONTRACTION
+    "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*" RE_O200K_SPACES};
+static const char *const re_kimi_k2[] = {
+    "\\p{Han}+"
+    "|[^\\r\\n\\p{L}\\p{N}]?" RE_KIMI_UPPER "*" RE_KIMI_LOWER "+" RE_O200K_CONTRACTION
+    "|[^\\r\\n\\p{L}\\p{N}]?" RE_KIMI_UPPER "+" RE_KIMI_LOWER "*" RE_O200K_CONTRACTION
+    "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*" RE_O200K_SPACES};
+// DeepSeek-V3: digits in threes, then CJK and kana runs, then words (a punctuation mark may
+// lead ASCII letters), punctuation and symbol runs, newlines and spaces.
+static const char *const re_deepseek_v3[] = {
+    "\\p{N}{1,3}",
+    "[\\x{4E00}-\\x{9FA5}\\x{3040}-\\x{309F}\\x{30A0}-\\x{30FF}]+",
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"
+    " ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
 };
 
 #define REGEXES(list) list, sizeof list / sizeof list[0]
@@ -83,6 +115,10 @@ static const pre_entry pre_table[] = {
     {"deepseek-coder", REGEXES(re_deepseek_coder), false, false},
     {"falcon", REGEXES(re_falcon), false, false},
     {"starcoder|refact|command-r|smollm|codeshell|exaone", REGEXES(re_starcoder), false, false},
+    // tokenizer.json and tiktoken emit a pre-token that is a token whole (llama.cpp merges it)
+    {"gpt-4o", REGEXES(re_gpt4o), false, true},
+    {"kimi-k2", REGEXES(re_kimi_k2), false, true},
+    {"deepseek-v3", REGEXES(re_deepseek_v3), false, false},
 };
 
 size_t tokenizer_bpe_byte_char(unsigned char b, char *dst)
@@ -388,37 +424,61 @@ static int merge_word(const tokenizer *t, bpe_work *w, const char *bytes, size_t
     return GARLIC_OK;
 }
 
+// Cuts text into pre-tokens: on success w->spans[*cur] lists them, in order. The caller
+// frees w with work_free whatever the result.
+static int pre_tokenize(const tokenizer *t, bpe_work *w, const char *text, size_t len, int *cur,
+                        garlic_error *err)
+{
+    pcre2_match_data *md = NULL;
+    size_t n;
+    int rc = normalize_text(w, text, len, &n);
+    if (rc == GARLIC_OK && n > UINT32_MAX / 2)
+        rc = GARLIC_EINVAL;
+    if (rc == GARLIC_OK && n && span_push(w, 0, 0, (uint32_t)n) != GARLIC_OK)
+        rc = GARLIC_ENOMEM;
+    if (rc == GARLIC_OK && !(md = pcre2_match_data_create(4, t->pcre_context)))
+        rc = GARLIC_ENOMEM;
+    if (rc != GARLIC_OK)
+        return garlic_error_set(err, rc,
+                                rc == GARLIC_EINVAL ? "text too long (2 GiB at most)"
+                                                    : "out of memory tokenizing");
+    *cur = 0;
+    for (int i = 0; i < t->n_regex && rc == GARLIC_OK; i++) {
+        rc = split_by(t, w, *cur, t->regex[i], md, err);
+        *cur = 1 - *cur;
+    }
+    pcre2_match_data_free(md);
+    return rc;
+}
+
 int tokenizer_bpe_encode(const tokenizer *t, const char *text, size_t len, tokenizer_ids *out,
                          garlic_error *err)
 {
     bpe_work w = {0};
-    pcre2_match_data *md = NULL;
-    size_t n;
-    int rc = normalize_text(&w, text, len, &n);
-    if (rc == GARLIC_OK && n > UINT32_MAX / 2)
-        rc = GARLIC_EINVAL;
-    if (rc == GARLIC_OK && n && span_push(&w, 0, 0, (uint32_t)n) != GARLIC_OK)
-        rc = GARLIC_ENOMEM;
-    if (rc == GARLIC_OK && !(md = pcre2_match_data_create(4, t->pcre_context)))
-        rc = GARLIC_ENOMEM;
-    if (rc != GARLIC_OK) {
-        work_free(&w);
-        return garlic_error_set(err, rc,
-                                rc == GARLIC_EINVAL ? "text too long (2 GiB at most)"
-                                                    : "out of memory tokenizing");
-    }
-    int cur = 0;
-    for (int i = 0; i < t->n_regex && rc == GARLIC_OK; i++) {
-        rc = split_by(t, &w, cur, t->regex[i], md, err);
-        cur = 1 - cur;
-    }
+    int cur;
+    int rc = pre_tokenize(t, &w, text, len, &cur, err);
     for (size_t s = 0; rc == GARLIC_OK && s < w.n_spans[cur]; s++) {
         span sp = w.spans[cur][s];
         rc = merge_word(t, &w, w.emit + sp.off, sp.len, out);
         if (rc != GARLIC_OK)
             garlic_error_set(err, rc, "out of memory tokenizing");
     }
-    pcre2_match_data_free(md);
+    work_free(&w);
+    return rc;
+}
+
+int tokenizer_bpe_split(const tokenizer *t, const char *text, size_t len, tokenizer_ids *ends,
+                        garlic_error *err)
+{
+    bpe_work w = {0};
+    int cur;
+    int rc = pre_tokenize(t, &w, text, len, &cur, err);
+    for (size_t s = 0; rc == GARLIC_OK && s < w.n_spans[cur]; s++) {
+        span sp = w.spans[cur][s];
+        rc = tokenizer_ids_push(ends, (int32_t)(sp.off + sp.len));
+        if (rc != GARLIC_OK)
+            garlic_error_set(err, rc, "out of memory pre-tokenizing");
+    }
     work_free(&w);
     return rc;
 }

@@ -169,6 +169,10 @@ int tokenizer_spm_encode(const tokenizer *t, const char *text, size_t len, bool 
                          tokenizer_ids *out, garlic_error *err);
 int tokenizer_bpe_encode(const tokenizer *t, const char *text, size_t len, tokenizer_ids *out,
                          garlic_error *err);
+// Appends where each pre-token of a byte-level BPE fragment ends (byte offsets into the text
+// as the regexes see it: the same as text when it is valid UTF-8); for tests.
+int tokenizer_bpe_split(const tokenizer *t, const char *text, size_t len, tokenizer_ids *ends,
+                        garlic_error *err);
 
 // WordPiece (wpm.c): compiles the character classifier; tokenizes one raw-text fragment.
 int tokenizer_wpm_setup(tokenizer *t, const char *path, garlic_error *err);

@@ -3,6 +3,7 @@
 // ../shared/tokenizer (no BOS/EOS, special parsing off), the stories260K greedy text, a
 // decode(encode(s)) == s property on random UTF-8, streaming decoding, special-token
 // parsing, malformed vocabularies built in-process, allocation failures and the CLI.
+#include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "base/alloc.h"
 #include "base/utf8.h"
 #include "gguf/gguf.h"
+#include "tokenizer/internal.h"
 #include "tokenizer/tokenizer.h"
 #include "util.h"
 
@@ -67,24 +69,25 @@ static const char *format_ids(const int32_t *ids, size_t n)
     return b;
 }
 
-// Runs every vector of one vocabulary; returns the number that pass and prints failures.
-static int run_vectors(const char *name, int *total)
+// Runs every vector of one vocabulary (gguf, with its strings in inp and reference ids in out);
+// returns the number that pass and prints failures.
+static int run_vectors(const char *name, const char *gguf, const char *inp_path,
+                       const char *out_path, int *total)
 {
-    char rel[256];
-    snprintf(rel, sizeof rel, "tokenizer/ggml-vocab-%s.gguf.inp", name);
-    char *inp = test_read_file(test_shared_path(rel), NULL);
-    snprintf(rel, sizeof rel, "tokenizer/ggml-vocab-%s.gguf.out", name);
-    char *out = test_read_file(test_shared_path(rel), NULL);
-    assert_non_null(inp);
-    assert_non_null(out);
-    tokenizer *t = open_shared_vocab(name);
+    char *inp = test_read_file(inp_path, NULL);
+    char *out = test_read_file(out_path, NULL);
+    if (!inp || !out)
+        fail_msg("%s: cannot read %s or %s", name, inp_path, out_path);
+    garlic_error err = {0};
+    tokenizer *t = tokenizer_open(gguf, &err);
+    if (!t)
+        fail_msg("%s: %s", gguf, err.message);
     static const char sep[] = "\n__ggml_vocab_test__\n";
     const char *p = inp, *q = out;
     int passed = 0;
     *total = 0;
     tokenizer_ids got = {0}, want = {0};
     for (const char *end; (end = strstr(p, sep)); p = end + strlen(sep)) {
-        garlic_error err = {0};
         got.n = 0;
         assert_int_equal(tokenizer_encode(t, p, (size_t)(end - p), 0, &got, &err), GARLIC_OK);
         parse_ids_line(&q, &want);
@@ -105,18 +108,49 @@ static int run_vectors(const char *name, int *total)
     return passed;
 }
 
+// Runs the vectors of ../shared/tokenizer/ggml-vocab-<name>.gguf.
+static int run_shared_vectors(const char *name, int *total)
+{
+    char rel[128], gguf[512], inp[520], out[520];
+    snprintf(rel, sizeof rel, "tokenizer/ggml-vocab-%s.gguf", name);
+    snprintf(gguf, sizeof gguf, "%s", test_shared_path(rel));
+    snprintf(inp, sizeof inp, "%s.inp", gguf);
+    snprintf(out, sizeof out, "%s.out", gguf);
+    return run_vectors(name, gguf, inp, out, total);
+}
+
 static void test_vectors(void **state)
 {
     (void)state;
     skip_without_shared();
     int all_passed = 0, all_total = 0;
     for (int i = 0; i < N_VECTOR_VOCABS; i++) {
-        int total, passed = run_vectors(vector_vocabs[i], &total);
+        int total, passed = run_shared_vectors(vector_vocabs[i], &total);
         print_message("  %-15s %d/%d\n", vector_vocabs[i], passed, total);
         all_passed += passed;
         all_total += total;
     }
     assert_int_equal(all_passed, all_total);
+}
+
+// The reduced vocabularies of tests/data/tokenizer (written by
+// tools/gen_tokenizer_reference.mjs from the real tokenizer.json files: every token and merge
+// the reference uses for the strings, in their original order) against the ids that
+// @huggingface/tokenizers gives with the full vocabularies.
+static void test_reduced_vectors(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"gpt-4o", "deepseek-v3"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char gguf[128], inp[128], out[128];
+        snprintf(gguf, sizeof gguf, "tests/data/tokenizer/%s.gguf", names[i]);
+        snprintf(inp, sizeof inp, "tests/data/tokenizer/%s.inp", names[i]);
+        snprintf(out, sizeof out, "tests/data/tokenizer/%s.out", names[i]);
+        int total, passed = run_vectors(names[i], gguf, inp, out, &total);
+        print_message("  %-15s %d/%d\n", names[i], passed, total);
+        assert_true(total > 50);
+        assert_int_equal(passed, total);
+    }
 }
 
 static const char *const prompts[] = {
@@ -486,9 +520,10 @@ static void test_small_vocabs(void **state)
     tokenizer_free(bpe);
     tokenizer_free(spm);
     // Every pre-tokenizer garlic knows compiles and splits the same text losslessly.
-    const char *pres[] = {"default", "gpt-2",  "mpt",       "gpt-neox",     "llama-bpe",
-                          "qwen2",   "falcon", "starcoder", "refact",       "command-r",
-                          "smollm",  "olmo",   "dbrx",      "deepseek-llm", "deepseek-coder"};
+    const char *pres[] = {"default", "gpt-2",       "mpt",       "gpt-neox",     "llama-bpe",
+                          "qwen2",   "falcon",      "starcoder", "refact",       "command-r",
+                          "smollm",  "olmo",        "dbrx",      "deepseek-llm", "deepseek-coder",
+                          "gpt-4o",  "deepseek-v3", "kimi-k2"};
     const char *text = "Hello world's 12345 \xe4\xb8\xad\xe6\x96\x87  \t\n!! x";
     for (size_t i = 0; i < sizeof pres / sizeof pres[0]; i++) {
         vocab_opts o = bpe_opts;
@@ -506,6 +541,62 @@ static void test_small_vocabs(void **state)
         tokenizer_text_deinit(&back);
         tokenizer_free(t);
     }
+}
+
+// Kimi-K2 ships no tokenizer.json: its split of the same strings, by its tiktoken regex in
+// JavaScript (tests/data/tokenizer/kimi-k2.split, one JSON array of pre-tokens per line),
+// against garlic's pre-tokens.
+static void test_kimi_split(void **state)
+{
+    (void)state;
+    vocab_opts o = bpe_opts;
+    o.pre = "kimi-k2";
+    garlic_error err = {0};
+    tokenizer *t = tokenizer_open(write_vocab("kimi.gguf", o), &err);
+    if (!t)
+        fail_msg("kimi-k2: %s", err.message);
+    char *inp = test_read_file("tests/data/tokenizer/gpt-4o.inp", NULL);
+    char *split = test_read_file("tests/data/tokenizer/kimi-k2.split", NULL);
+    assert_non_null(inp);
+    assert_non_null(split);
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    const char *p = inp, *line = split;
+    int n = 0, bad = 0;
+    tokenizer_ids got = {0}, want = {0};
+    for (const char *end; (end = strstr(p, sep)); p = end + strlen(sep), n++) {
+        const char *eol = strchr(line, '\n');
+        assert_non_null(eol);
+        cJSON *arr = cJSON_ParseWithLength(line, (size_t)(eol - line));
+        line = eol + 1;
+        assert_true(cJSON_IsArray(arr));
+        want.n = 0;
+        int32_t at = 0;
+        const cJSON *piece;
+        cJSON_ArrayForEach(piece, arr)
+        {
+            assert_true(cJSON_IsString(piece));
+            at += (int32_t)strlen(piece->valuestring);
+            assert_int_equal(tokenizer_ids_push(&want, at), GARLIC_OK);
+        }
+        cJSON_Delete(arr);
+        assert_int_equal(at, end - p); // the pieces spell the string
+        got.n = 0;
+        assert_int_equal(tokenizer_bpe_split(t, p, (size_t)(end - p), &got, &err), GARLIC_OK);
+        if (got.n != want.n || memcmp(got.ids, want.ids, got.n * sizeof *got.ids) != 0) {
+            bad++;
+            print_message("kimi-k2 #%d %.*s\n  want ends%s\n  got ends %s\n", n + 1,
+                          (int)(end - p > 40 ? 40 : end - p), p, format_ids(want.ids, want.n),
+                          format_ids(got.ids, got.n));
+        }
+    }
+    print_message("  %-15s %d/%d\n", "kimi-k2 split", n - bad, n);
+    assert_true(n > 50);
+    assert_int_equal(bad, 0);
+    tokenizer_ids_deinit(&got);
+    tokenizer_ids_deinit(&want);
+    free(inp);
+    free(split);
+    tokenizer_free(t);
 }
 
 // Each malformed vocabulary fails to load with an error naming the file and the key.
@@ -784,7 +875,8 @@ static void test_cli(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vectors),    cmocka_unit_test(test_reference_models),
+        cmocka_unit_test(test_vectors),    cmocka_unit_test(test_reduced_vectors),
+        cmocka_unit_test(test_kimi_split), cmocka_unit_test(test_reference_models),
         cmocka_unit_test(test_round_trip), cmocka_unit_test(test_small_vocabs),
         cmocka_unit_test(test_bad_vocabs), cmocka_unit_test(test_special_tokens),
         cmocka_unit_test(test_stream),     cmocka_unit_test(test_alloc_failures),
