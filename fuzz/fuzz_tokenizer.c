@@ -12,8 +12,9 @@
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 
-static const char *const pres[] = {"default",        "gpt-2",  "llama-bpe", "qwen2", "deepseek-llm",
-                                   "deepseek-coder", "falcon", "starcoder", "mpt"};
+static const char *const pres[] = {"default",      "gpt-2",          "llama-bpe",   "qwen2",
+                                   "deepseek-llm", "deepseek-coder", "falcon",      "starcoder",
+                                   "mpt",          "gpt-4o",         "deepseek-v3", "kimi-k2"};
 enum { N_PRE = sizeof pres / sizeof pres[0], N_VOCAB = N_PRE + 2 }; // + SPM, WPM
 
 static const char *const merges[] = {
