@@ -152,6 +152,19 @@ ALWAYS_INLINE void add_fifth_bits(__m512i dqh, __m512i x[4])
         x[q] = _mm512_or_si512(x[q], _mm512_maskz_set1_epi8((__mmask64)masks[q], 16));
 }
 
+// The nibble operands of eight blocks of 16 code bytes each, as nibble_operands makes them:
+// raw0 (bytes 0..63), for i = 0..3, codes 0..7 of block i then of block 4 + i; raw1 (64..127)
+// codes 8..15 likewise. Packed Q4_0 and MXFP4 store these first.
+static void pack_nibble_operands(uint8_t tmp[128], const uint8_t *const qs[8])
+{
+    for (int i = 0; i < 4; i++) {
+        memcpy(tmp + 16 * i, qs[i], 8);
+        memcpy(tmp + 16 * i + 8, qs[4 + i], 8);
+        memcpy(tmp + 64 + 16 * i, qs[i] + 8, 8);
+        memcpy(tmp + 64 + 16 * i + 8, qs[4 + i] + 8, 8);
+    }
+}
+
 // The packed Q4_0 layout: every whole group of eight blocks of a row (144 bytes) is stored
 // as the operands' bytes, in the order nibble_operands makes them (raw0: for i = 0..3 codes
 // 0..7 of block i then of block 4 + i; raw1: codes 8..15 likewise), then the eight half
@@ -166,12 +179,10 @@ static void pack_q4_0(const void *row, void *dst, int64_t n)
     for (; g + 8 <= nb; g += 8, out += 8 * sizeof(block_q4_0)) {
         const block_q4_0 *x = b + g;
         uint8_t tmp[8 * sizeof(block_q4_0)];
-        for (int i = 0; i < 4; i++) {
-            memcpy(tmp + 16 * i, x[i].qs, 8);
-            memcpy(tmp + 16 * i + 8, x[4 + i].qs, 8);
-            memcpy(tmp + 64 + 16 * i, x[i].qs + 8, 8);
-            memcpy(tmp + 64 + 16 * i + 8, x[4 + i].qs + 8, 8);
-        }
+        const uint8_t *qs[8];
+        for (int i = 0; i < 8; i++)
+            qs[i] = x[i].qs;
+        pack_nibble_operands(tmp, qs);
         for (int i = 0; i < 8; i++)
             memcpy(tmp + 128 + 2 * i, &x[d_order[i]].d, 2);
         memcpy(out, tmp, sizeof tmp);
@@ -337,12 +348,10 @@ static void pack_mxfp4(const void *row, void *dst, int64_t n)
     for (; g + 8 <= nb; g += 8, out += 8 * sizeof(block_mxfp4)) {
         const block_mxfp4 *x = b + g;
         uint8_t tmp[8 * sizeof(block_mxfp4)];
-        for (int i = 0; i < 4; i++) {
-            memcpy(tmp + 16 * i, x[i].qs, 8);
-            memcpy(tmp + 16 * i + 8, x[4 + i].qs, 8);
-            memcpy(tmp + 64 + 16 * i, x[i].qs + 8, 8);
-            memcpy(tmp + 64 + 16 * i + 8, x[4 + i].qs + 8, 8);
-        }
+        const uint8_t *qs[8];
+        for (int i = 0; i < 8; i++)
+            qs[i] = x[i].qs;
+        pack_nibble_operands(tmp, qs);
         for (int i = 0; i < 8; i++)
             tmp[128 + i] = x[e_order[i]].e;
         memcpy(out, tmp, sizeof tmp);
