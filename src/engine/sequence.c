@@ -91,6 +91,7 @@ fail:
 void engine_seq_prompt(engine_seq *g, const int32_t *prompt, size_t n)
 {
     sampler_accept_many(g->smp, prompt, n);
+    tokenizer_stream_follow(&g->stream, prompt, n); // the text continues the prompt
 }
 
 // What became of text passed on by deliver.

@@ -81,6 +81,12 @@ void tokenizer_stream_init(tokenizer_stream *s, const tokenizer *t, unsigned fla
     *s = (tokenizer_stream){.tok = t, .flags = flags, .strip_space = strips_space(t)};
 }
 
+void tokenizer_stream_follow(tokenizer_stream *s, const int32_t *before, size_t n)
+{
+    int32_t bos = s->tok->special[TOKENIZER_SPECIAL_BOS];
+    s->strip_space = strips_space(s->tok) && (n == 0 || (bos >= 0 && before[n - 1] == bos));
+}
+
 size_t tokenizer_stream_max_output(const tokenizer *t) { return 3 * t->max_piece + 8; }
 
 // Total length of the UTF-8 sequence led by c, 0 when c cannot lead one.

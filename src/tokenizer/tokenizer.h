@@ -137,6 +137,11 @@ typedef struct tokenizer_stream {
 
 void tokenizer_stream_init(tokenizer_stream *s, const tokenizer *t, unsigned flags);
 
+// Declares that the stream's text continues the n tokens before it (a prompt): the leading
+// space of the first piece is then text (" a" after "Once upon"), not the SPM space prefix,
+// unless the prompt is empty or ends with BOS, where the text starts afresh.
+void tokenizer_stream_follow(tokenizer_stream *s, const int32_t *before, size_t n);
+
 // Bytes of output buffer that one tokenizer_stream_push can need (every held-back byte may
 // turn into a 3-byte U+FFFD).
 size_t tokenizer_stream_max_output(const tokenizer *t);
