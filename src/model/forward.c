@@ -739,6 +739,19 @@ void model_gated_act(model_state *s, model_act act, float *gate, const float *up
         thread_pool_run(s->pool, gated_worker, &job);
 }
 
+void model_gated_ffn(model_state *s, const model_tensor *gate, const model_tensor *up,
+                     const model_tensor *down, uint32_t n_tok)
+{
+    uint64_t dim = s->m->hp.dim, width = gate->n_out;
+    model_matmul_item gate_up[2] = {
+        {.w = gate, .y = s->hb, .ldy = width},
+        {.w = up, .y = s->hb2, .ldy = width},
+    };
+    model_matmul_group(s, s->xb, dim, n_tok, gate_up, 2);
+    model_gated_act(s, s->m->arch->act, s->hb, s->hb2, (size_t)n_tok * width);
+    model_matmul(s, down, s->hb, width, n_tok, s->xb, dim);
+}
+
 // The feed-forward half of layer l: x += w_down * (act(w_gate * xn) * (w_up * xn)), or the
 // experts' sum.
 static void ffn_block(model_state *s, uint32_t l, uint32_t n_tok)
@@ -752,13 +765,7 @@ static void ffn_block(model_state *s, uint32_t l, uint32_t n_tok)
         model_moe_block(s, l, n_tok);
         return;
     }
-    model_matmul_item gate_up[2] = {
-        {.w = &L->w_gate, .y = s->hb, .ldy = hp->ffn},
-        {.w = &L->w_up, .y = s->hb2, .ldy = hp->ffn},
-    };
-    model_matmul_group(s, s->xb, hp->dim, n_tok, gate_up, 2);
-    model_gated_act(s, s->m->arch->act, s->hb, s->hb2, (size_t)n_tok * hp->ffn);
-    model_matmul(s, &L->w_down, s->hb, hp->ffn, n_tok, s->xb, hp->dim);
+    model_gated_ffn(s, &L->w_gate, &L->w_up, &L->w_down, n_tok);
     for (uint32_t b = 0; L->ffn_post_norm.data && b < n_tok; b++)
         model_rmsnorm(s->xb + b * hp->dim, s->xb + b * hp->dim, L->ffn_post_norm.data, hp->dim,
                       hp->rms_eps);

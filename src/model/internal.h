@@ -130,6 +130,11 @@ void model_rope_apply(float *x, uint32_t n_heads, uint32_t head_stride, uint32_t
 // out = x / sqrt(mean(x^2) + eps) * weight, over n values (sum in double).
 void model_rmsnorm(float *out, const float *x, const float *weight, uint64_t n, float eps);
 
+// The gated feed-forward network over the batch's normed rows in xb, into xb:
+// down * (act(gate * xb) * (up * xb)), through hb and hb2 (gate->n_out wide).
+void model_gated_ffn(model_state *s, const model_tensor *gate, const model_tensor *up,
+                     const model_tensor *down, uint32_t n_tok);
+
 // gate[i] = act(gate[i]) * up[i] for i < n, on the state's pool when n is large.
 void model_gated_act(model_state *s, model_act act, float *gate, const float *up, size_t n);
 

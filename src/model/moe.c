@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Mixture-of-experts feed-forward layers. Each token's router logits (plus the router's bias
-// in gpt-oss) choose n_expert_used experts and their weights (model_router: softmax then top k, top k then softmax, or
-// DeepSeek-V3's sigmoid scores with an expert bias and groups). The batch's (token, expert)
+// in gpt-oss) choose n_expert_used experts and their weights (model_router: softmax then top
+// k, top k then softmax, or DeepSeek-V3's sigmoid scores with an expert bias and groups). The batch's (token, expert)
 // pairs are then sorted by expert into slots, so that each chosen expert's gate, up and down
 // matrices are read once per forward call for all the tokens that chose it, and experts
 // nobody chose are not read at all. The products of all chosen experts are one job on the
@@ -128,8 +128,9 @@ static void route(const model_hparams *hp, const float *bias, float *logits, flo
         weight[k] *= hp->expert_scale;
 }
 
-// Converts the input rows of the slots [ith-th share) for the products of a phase: from
-// rows of `in` (the slot's token's row when by_token) to act rows for weights of type.
+// Converts the input rows of the slots (this thread's share) for the products of a phase:
+// from rows of `in` (the slot's token's row when token is given) to activation rows for
+// weights of type[0] (and type[1]).
 typedef struct convert_job {
     const float *in;
     uint64_t in_stride;
@@ -177,14 +178,10 @@ static void add_bias(const model_tensor *bias, const uint32_t *first, uint32_t n
 static void shared_expert(model_state *s, const model_layer *L, uint32_t n_tok)
 {
     const model_hparams *hp = &s->m->hp;
-    uint64_t fs = hp->ffn_shexp;
     float *gate_logit = s->moe.logits; // free once every token is routed
     for (uint32_t b = 0; L->sh_router.data && b < n_tok; b++)
         gate_logit[b] = kernel_dot_f32(s->xb + b * hp->dim, L->sh_router.data, hp->dim);
-    model_matmul(s, &L->sh_gate, s->xb, hp->dim, n_tok, s->hb, fs);
-    model_matmul(s, &L->sh_up, s->xb, hp->dim, n_tok, s->hb2, fs);
-    model_gated_act(s, s->m->arch->act, s->hb, s->hb2, (size_t)n_tok * fs);
-    model_matmul(s, &L->sh_down, s->hb, fs, n_tok, s->xb, hp->dim);
+    model_gated_ffn(s, &L->sh_gate, &L->sh_up, &L->sh_down, n_tok);
     for (uint32_t b = 0; L->sh_router.data && b < n_tok; b++) {
         float g = 1.0f / (1.0f + expf(-gate_logit[b]));
         for (uint32_t i = 0; i < hp->dim; i++)
