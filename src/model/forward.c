@@ -43,10 +43,7 @@ uint64_t model_act_row_bytes(const model *m)
     uint64_t widest = 0;
     for (uint32_t l = 0; l < m->hp.n_layer; l++) {
         const model_layer *L = &m->layers[l];
-        const model_tensor *ws[] = {&L->wq,       &L->wk,      &L->wv,     &L->wo,       &L->w_gate,
-                                    &L->w_up,     &L->w_down,  &L->router, &L->exp_gate, &L->exp_up,
-                                    &L->exp_down, &L->sh_gate, &L->sh_up,  &L->sh_down,  &L->wq_a,
-                                    &L->wq_b,     &L->wkv_a};
+        const model_tensor *ws[] = MODEL_LAYER_MATRICES(L);
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
             if (!ws[i]->data)
                 continue;

@@ -632,11 +632,10 @@ void model_free(model *m)
     garlic_free(m);
 }
 
-enum { MAX_PACKED = 18 }; // matrices per layer
+enum { MAX_PACKED = 19 }; // matrices per layer (MODEL_LAYER_MATRICES)
 
-// The matrices pack_weights may pack: every layer's projections and experts, and the output
-// matrix unless it is the token embedding (whose rows the embedding lookup reads as they
-// are).
+// The matrices pack_weights may pack: every layer's matrices, and the output matrix unless
+// it is the token embedding (whose rows the embedding lookup reads as they are).
 static int packable(model *m, uint32_t l, model_tensor *out[MAX_PACKED])
 {
     if (l == m->hp.n_layer) {
@@ -644,10 +643,8 @@ static int packable(model *m, uint32_t l, model_tensor *out[MAX_PACKED])
         return m->output.data != m->token_embd.data ? 1 : 0;
     }
     model_layer *L = &m->layers[l];
-    model_tensor *t[MAX_PACKED] = {&L->wq,      &L->wk,     &L->wv,       &L->wo,     &L->w_gate,
-                                   &L->w_up,    &L->w_down, &L->exp_gate, &L->exp_up, &L->exp_down,
-                                   &L->sh_gate, &L->sh_up,  &L->sh_down,  &L->wq_a,   &L->wq_b,
-                                   &L->wkv_a,   &L->wk_b,   &L->wv_b};
+    model_tensor *t[] = MODEL_LAYER_MATRICES(L);
+    _Static_assert(sizeof t / sizeof t[0] == MAX_PACKED, "MAX_PACKED is the layer's matrices");
     int n = 0;
     for (int i = 0; i < MAX_PACKED; i++)
         if (t[i]->data)

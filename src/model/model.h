@@ -213,6 +213,16 @@ typedef struct model_layer {
     model_tensor sh_router;                        // ffn_gate_inp_shexp (dim), or absent
 } model_layer;
 
+// The addresses of every weight matrix a layer may have (absent ones have data NULL), as an
+// initializer: `model_tensor *ws[] = MODEL_LAYER_MATRICES(L);` for the walks over them (packing,
+// activation sizes), so that a new matrix is added in one place.
+#define MODEL_LAYER_MATRICES(L)                                                                    \
+    {                                                                                              \
+        &(L)->wq, &(L)->wk, &(L)->wv, &(L)->wo, &(L)->wq_a, &(L)->wq_b, &(L)->wkv_a, &(L)->wk_b,   \
+            &(L)->wv_b, &(L)->w_gate, &(L)->w_up, &(L)->w_down, &(L)->router, &(L)->exp_gate,      \
+            &(L)->exp_up, &(L)->exp_down, &(L)->sh_gate, &(L)->sh_up, &(L)->sh_down                \
+    }
+
 typedef struct model {
     gguf_file *file; // owns the mapping every tensor points into
     const model_arch *arch;
