@@ -171,6 +171,31 @@ typedef struct block_mxfp4 {
 } block_mxfp4;
 static_assert(sizeof(block_mxfp4) == 17, "block_mxfp4 size");
 
+// F8_E4M3 (garlic's own, never in a GGUF file): blocks of 32, x = d * e4m3(q), q an OCP FP8
+// E4M3 byte (sign, four exponent bits of bias 7, three mantissa bits; subnormals; 0x7F and
+// 0xFF are NaN, no infinities), d an F32 scale; 9 bits per weight. Holds the FP8 weights of
+// Hugging Face folders with their scales (per block of 128 x 128, per row or per tensor)
+// repeated into each block, so the values are exactly the file's.
+enum { QK_F8 = 32 };
+typedef struct block_f8_e4m3 {
+    float d;           // scale
+    uint8_t qs[QK_F8]; // (32) E4M3 codes
+} block_f8_e4m3;
+static_assert(sizeof(block_f8_e4m3) == 36, "block_f8_e4m3 size");
+
+// Q4_Z (garlic's own, never in a GGUF file): blocks of 32, x = d * (q - z), q in 0..15, z an
+// integer zero point in 0..255, d a half scale; nibbles as Q4_0 (the low nibble of qs[j] is
+// value j, the high one value j + 16); 5 bits per weight. Holds AWQ and GPTQ 4-bit weights
+// exactly: their groups (32, 64, 128... columns) share d and z, repeated into each block.
+enum { QK4_Z = 32 };
+typedef struct block_q4_z {
+    uint16_t d;            // scale (half)
+    uint8_t z;             // zero point
+    uint8_t pad;           // 0
+    uint8_t qs[QK4_Z / 2]; // (32) nibbles
+} block_q4_z;
+static_assert(sizeof(block_q4_z) == 20, "block_q4_z size");
+
 // The 16 grid points of IQ4_NL and IQ4_XS, in increasing order.
 extern const int8_t tensor_iq4_nl_values[16];
 
