@@ -96,6 +96,11 @@ typedef struct gguf_file {
     uint32_t alignment;
     uint64_t data_offset; // file offset of the data section
     bool mapped;          // base is our mmap (unmapped by gguf_close)
+    // A file made by gguf_writer_open: base holds the head only (owned), tensor data lies
+    // wherever the writer's tensors pointed, and release(release_ctx) runs at gguf_close.
+    bool detached;
+    void (*release)(void *ctx);
+    void *release_ctx;
 } gguf_file;
 
 // Opens and validates path. Returns NULL and fills err (naming the file, the field or
@@ -171,6 +176,17 @@ int gguf_writer_set_value(gguf_writer *w, const char *key, const gguf_value *v);
 // a row not a multiple of the block size, or a duplicate name.
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                            const uint64_t *ne, const void *data, garlic_error *err);
+// Sets the borrowed data of tensor index (in order of addition) to data.
+void gguf_writer_set_data(gguf_writer *w, size_t index, const void *data);
+
+// A gguf_file made of w's metadata and tensors without writing them anywhere: the head is
+// encoded and parsed as a file's (so every reader of a gguf_file works on it alike) and each
+// tensor's data is its borrowed pointer (NULL for tensors added without data). size is the
+// head's bytes plus every tensor's (padded), as if written. release (may be NULL) is called
+// with ctx when the file is closed, also when this call fails: it frees what the tensors
+// point into. name is used in messages. w can be freed afterwards.
+gguf_file *gguf_writer_open(gguf_writer *w, const char *name, void (*release)(void *ctx), void *ctx,
+                            garlic_error *err);
 // Writes the file (GGUF v3, alignment from general.alignment or 32). Tensors without
 // borrowed data are filled by calling fill(user, index, dst, nbytes, err).
 int gguf_writer_write(gguf_writer *w, const char *path, gguf_tensor_fill fill, void *user,

@@ -257,6 +257,12 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint
     return GARLIC_OK;
 }
 
+void gguf_writer_set_data(gguf_writer *w, size_t index, const void *data)
+{
+    if (index < w->n_tensors)
+        w->tensors[index].data = data;
+}
+
 static uint32_t writer_alignment(const gguf_writer *w)
 {
     for (size_t i = 0; i < w->n_kv; i++) {
@@ -338,6 +344,37 @@ static int write_tensor_data(gguf_writer *w, FILE *out, uint32_t alignment, gguf
         }
     }
     return GARLIC_OK;
+}
+
+// gguf_read.c: parses a head (header, metadata, tensor infos) without tensor data; the result
+// owns nothing of head until the caller hands it over.
+gguf_file *gguf_parse_detached(const void *head, size_t size, const char *name, garlic_error *err);
+
+gguf_file *gguf_writer_open(gguf_writer *w, const char *name, void (*release)(void *ctx), void *ctx,
+                            garlic_error *err)
+{
+    uint32_t alignment = writer_alignment(w);
+    bytes head = {0};
+    encode_head(w, &head, alignment);
+    gguf_file *f = NULL;
+    if (head.failed)
+        garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", name);
+    else
+        f = gguf_parse_detached(head.buf.data, head.buf.len, name, err);
+    if (!f) {
+        garlic_buf_deinit(&head.buf);
+        if (release)
+            release(ctx);
+        return NULL;
+    }
+    uint64_t size = head.buf.len; // the head, then the data as gguf_writer_write lays it out
+    for (size_t i = 0; i < w->n_tensors; i++) {
+        f->tensors[i].data = w->tensors[i].data;
+        size += (w->tensors[i].nbytes + alignment - 1) / alignment * alignment;
+    }
+    f->size = size;
+    f->release = release, f->release_ctx = ctx;
+    return f;
 }
 
 int gguf_writer_write(gguf_writer *w, const char *path, gguf_tensor_fill fill, void *user,

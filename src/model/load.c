@@ -11,6 +11,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "hf/hf.h"
 #include "kernels/kernels.h"
 #include "model/info.h"
 #include "model/model.h"
@@ -617,7 +618,7 @@ model *model_load_file(gguf_file *f, garlic_error *err)
 
 model *model_load(const char *path, garlic_error *err)
 {
-    gguf_file *f = gguf_open(path, err);
+    gguf_file *f = hf_open_model(path, NULL, err);
     return f ? model_load_file(f, err) : NULL;
 }
 
@@ -698,22 +699,44 @@ static void pack_weights(model *m)
     m->packed = buf, m->packed_bytes = total;
 }
 
+// Reads one byte of every page of [p, p + size), after MADV_WILLNEED; *done counts the bytes
+// for progress over total.
+static void touch_range(const uint8_t *p, uint64_t size, uint64_t *done, uint64_t total,
+                        void (*progress)(void *ctx, int percent), void *ctx, int *last)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uintptr_t first = (uintptr_t)p / page * page;
+    madvise((void *)first, (uintptr_t)p + size - first, MADV_WILLNEED);
+    const volatile uint8_t *base = p;
+    uint8_t sink = 0;
+    for (uint64_t off = 0; off < size; off += page) {
+        sink ^= base[off];
+        int pct = (int)((*done + off) * 100 / (total ? total : 1));
+        if (progress && pct != *last && pct % 5 == 0)
+            progress(ctx, pct);
+        *last = pct;
+    }
+    (void)sink;
+    *done += size;
+}
+
 double model_prefault(model *m, void (*progress)(void *ctx, int percent), void *ctx)
 {
     double t0 = garlic_now();
-    const volatile uint8_t *base = m->file->base;
-    uint64_t size = m->file->size, page = (uint64_t)sysconf(_SC_PAGESIZE);
-    madvise((void *)m->file->base, size, MADV_WILLNEED);
-    uint8_t sink = 0;
+    const gguf_file *f = m->file;
+    uint64_t done = 0;
     int last = -1;
-    for (uint64_t off = 0; off < size; off += page) {
-        sink ^= base[off];
-        int pct = (int)(off * 100 / size);
-        if (progress && pct != last && pct % 5 == 0)
-            progress(ctx, pct);
-        last = pct;
+    if (!f->detached) {
+        touch_range(f->base, f->size, &done, f->size, progress, ctx, &last);
+    } else { // a folder's tensors lie in several mappings: each tensor's own pages
+        uint64_t total = 0;
+        for (uint64_t i = 0; i < f->n_tensors; i++)
+            total += f->tensors[i].data ? f->tensors[i].nbytes : 0;
+        for (uint64_t i = 0; i < f->n_tensors; i++)
+            if (f->tensors[i].data && f->tensors[i].nbytes)
+                touch_range(f->tensors[i].data, f->tensors[i].nbytes, &done, total, progress, ctx,
+                            &last);
     }
-    (void)sink;
     pack_weights(m);
     if (progress)
         progress(ctx, 100);
