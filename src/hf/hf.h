@@ -157,8 +157,9 @@ typedef struct hf_open_options {
     uint32_t (*retype)(void *ctx, const char *name, uint32_t n_dims, const uint64_t *ne,
                        uint32_t type);
     void *retype_ctx;
-    bool meta_only; // hf_open: metadata and tensor infos only; tensors that would be made have
-                    // data NULL (for describing a model, not running it)
+    bool meta_only; // hf_open: metadata and tensor infos only; tensors that would be made point
+                    // at a placeholder that must not be read (for describing or planning a
+                    // model, not running it)
 } hf_open_options;
 
 // A folder read and planned: config.json as GGUF metadata, the tokenizer files as tokenizer

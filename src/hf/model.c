@@ -1205,11 +1205,20 @@ static int add_f32_out(hf_model *h, const char *name, const float *values, uint6
     return GARLIC_OK;
 }
 
+// Whether an output is a weight matrix (not a vector, norm or bias, which GGUF files hold in
+// F32).
+static bool is_matrix(const out_t *o)
+{
+    size_t len = strlen(o->name);
+    return !o->f32 && o->srcs[0].w && o->ne[1] * o->ne[2] > 1 && !strstr(o->name, "norm") &&
+        !(len > 5 && strcmp(o->name + len - 5, ".bias") == 0);
+}
+
 // The type an output is made in: the encoding's own, or what the options ask.
 static uint32_t natural_type(const out_t *o)
 {
     const src *s = &o->srcs[0];
-    if (o->f32 || o->ne[1] * o->ne[2] == 1 || strstr(o->name, "norm") || !s->w)
+    if (!is_matrix(o))
         return TENSOR_TYPE_F32; // vectors, norms, biases: F32 as GGUF files hold them
     switch (s->enc) {
     case ENC_DENSE: return dense_type(s->w);
@@ -1806,7 +1815,7 @@ static int plan_outputs(hf_model *h, garlic_error *err)
         out_t *o = &h->outs[i];
         uint32_t natural = natural_type(o);
         o->type = natural;
-        if (h->opt.retype && o->n_dims >= 2 && natural != TENSOR_TYPE_F32)
+        if (h->opt.retype && is_matrix(o))
             o->type = h->opt.retype(h->opt.retype_ctx, o->name, o->n_dims, o->ne, natural);
         const tensor_type_traits *tr = tensor_type_get(o->type);
         if (!tr || (o->type != natural && !tr->quantize) || o->ne[0] % tr->block_size)
@@ -1939,8 +1948,13 @@ gguf_file *hf_open(const char *path, const hf_open_options *opt, garlic_error *e
         return NULL;
     }
     l->h = h;
-    if (h->opt.meta_only)
+    if (h->opt.meta_only) { // made tensors point at a placeholder: shapes and types only
+        static const uint8_t placeholder[64] __attribute__((aligned(64)));
+        for (size_t i = 0; i < h->n_outs; i++)
+            if (!h->outs[i].data)
+                gguf_writer_set_data(h->w, i, placeholder);
         return gguf_writer_open(h->w, h->dir, release_loaded, l, err);
+    }
     size_t total = 0;
     for (size_t i = 0; i < h->n_outs; i++) {
         uint64_t row;

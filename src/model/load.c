@@ -616,11 +616,42 @@ model *model_load_file(gguf_file *f, garlic_error *err)
     return m;
 }
 
-model *model_load(const char *path, garlic_error *err)
+// --quantize: the 16- and 32-bit matrices become ctx's type.
+static uint32_t retype(void *ctx, const char *name, uint32_t n_dims, const uint64_t *ne,
+                       uint32_t type)
 {
-    gguf_file *f = hf_open_model(path, NULL, err);
+    (void)name, (void)n_dims, (void)ne;
+    bool dense = type == TENSOR_TYPE_F32 || type == TENSOR_TYPE_F16 || type == TENSOR_TYPE_BF16;
+    return dense ? *(const uint32_t *)ctx : type;
+}
+
+model *model_load_with(const char *path, const model_load_options *o, garlic_error *err)
+{
+    hf_open_options ho = {.meta_only = o && o->meta_only};
+    tensor_type type;
+    if (o && o->quantize) {
+        if (!tensor_type_from_name(o->quantize, &type) || type >= TENSOR_TYPE_GGUF_COUNT ||
+            !tensor_type_get(type)->quantize) {
+            garlic_error_set(err, GARLIC_EINVAL,
+                             "--quantize: '%s' is not a weight type garlic quantizes to (Q8_0, "
+                             "Q4_K, Q6_K, Q4_0, F16, BF16...)",
+                             o->quantize);
+            return NULL;
+        }
+        if (!hf_is_folder(path)) {
+            garlic_error_set(err, GARLIC_EINVAL,
+                             "%s: --quantize applies to Hugging Face folders; a GGUF file is "
+                             "requantized with garlic quantize",
+                             path);
+            return NULL;
+        }
+        ho.retype = retype, ho.retype_ctx = &type;
+    }
+    gguf_file *f = hf_open_model(path, &ho, err);
     return f ? model_load_file(f, err) : NULL;
 }
+
+model *model_load(const char *path, garlic_error *err) { return model_load_with(path, NULL, err); }
 
 void model_free(model *m)
 {

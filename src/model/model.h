@@ -254,6 +254,20 @@ static inline bool model_layer_has_experts(const model *m, uint32_t l)
 // file and the key or tensor at fault.
 model *model_load(const char *path, garlic_error *err);
 
+// How model_load_with opens a model.
+typedef struct model_load_options {
+    // A weight type ("Q8_0", "Q4_K") the 16- and 32-bit matrices of a Hugging Face folder are
+    // quantized to at load (FP8, AWQ, GPTQ and MXFP4 weights keep their own); NULL: as stored.
+    // A GGUF file is refused with it (garlic quantize requantizes files).
+    const char *quantize;
+    // Shapes and types only: tensors a folder would make point at a placeholder, never to be
+    // read (for planning a load without doing it).
+    bool meta_only;
+} model_load_options;
+
+// model_load with options (o may be NULL).
+model *model_load_with(const char *path, const model_load_options *o, garlic_error *err);
+
 // model_load over a file already open (or parsed from memory): takes f in every case (closed
 // with the model, or at once on failure).
 model *model_load_file(gguf_file *f, garlic_error *err);
