@@ -176,6 +176,9 @@ int gguf_writer_set_value(gguf_writer *w, const char *key, const gguf_value *v);
 // a row not a multiple of the block size, or a duplicate name.
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                            const uint64_t *ne, const void *data, garlic_error *err);
+// The number of tensors added.
+size_t gguf_writer_n_tensors(const gguf_writer *w);
+
 // Sets the borrowed data of tensor index (in order of addition) to data.
 void gguf_writer_set_data(gguf_writer *w, size_t index, const void *data);
 

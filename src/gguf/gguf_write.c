@@ -257,6 +257,8 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint
     return GARLIC_OK;
 }
 
+size_t gguf_writer_n_tensors(const gguf_writer *w) { return w->n_tensors; }
+
 void gguf_writer_set_data(gguf_writer *w, size_t index, const void *data)
 {
     if (index < w->n_tensors)
