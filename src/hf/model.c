@@ -1768,6 +1768,26 @@ static bool row_native(const hf_model *h, const out_t *o, uint64_t r, uint8_t *d
     return true;
 }
 
+// Drops the pages of the shards an output read (the kernel reads them again from the file
+// if another output needs them), so that making a model never holds it twice.
+static void drop_sources(const out_t *o)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (uint32_t k = 0; k < o->n_srcs; k++) {
+        const st_tensor *list[4] = {o->srcs[k].w, o->srcs[k].scale, o->srcs[k].zeros,
+                                    o->srcs[k].gidx};
+        for (int i = 0; i < 4; i++) {
+            const st_tensor *t = list[i];
+            if (!t)
+                continue;
+            uintptr_t from = ((uintptr_t)t->data + page - 1) / page * page;
+            uintptr_t to = ((uintptr_t)t->data + t->n * t->dsize) / page * page;
+            if (to > from)
+                madvise((void *)from, to - from, MADV_DONTNEED);
+        }
+    }
+}
+
 int hf_model_fill(void *user, size_t index, void *dst, uint64_t nbytes, garlic_error *err)
 {
     hf_model *h = user;
@@ -1780,8 +1800,9 @@ int hf_model_fill(void *user, size_t index, void *dst, uint64_t nbytes, garlic_e
         return garlic_error_set(err, GARLIC_EINVAL, "tensor '%s': %llu bytes, %llu expected",
                                 o->name, (unsigned long long)nbytes,
                                 (unsigned long long)(row_bytes * out_rows(o)));
-    if (o->data) {
-        memcpy(dst, o->data, nbytes);
+    if (borrowable(o)) {
+        memcpy(dst, borrowable(o), nbytes);
+        drop_sources(o);
         return GARLIC_OK;
     }
     uint32_t natural = natural_type(o);
@@ -1793,7 +1814,8 @@ int hf_model_fill(void *user, size_t index, void *dst, uint64_t nbytes, garlic_e
         uint8_t *d = (uint8_t *)dst + r * row_bytes;
         if (o->type == natural && natural != TENSOR_TYPE_F32) {
             if (!row_native(h, o, r, d))
-                return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                return garlic_free(f),
+                       garlic_error_set(err, GARLIC_EUNSUPPORTED,
                                         "%s: tensor '%s': the scales of a block of 32 values "
                                         "differ (garlic's blocks share one)",
                                         h->dir, o->name);
@@ -1805,6 +1827,7 @@ int hf_model_fill(void *user, size_t index, void *dst, uint64_t nbytes, garlic_e
             tr->quantize(row, d, (int64_t)o->ne[0]);
     }
     garlic_free(f);
+    drop_sources(o);
     return GARLIC_OK;
 }
 
@@ -1976,7 +1999,6 @@ gguf_file *hf_open(const char *path, const hf_open_options *opt, garlic_error *e
     // Make each tensor, then drop the pages of the shards it read (they are read again,
     // from the file, if another tensor needs them).
     uint8_t *at = l->made;
-    long page = sysconf(_SC_PAGESIZE);
     for (size_t i = 0; i < h->n_outs; i++) {
         out_t *o = &h->outs[i];
         if (o->data)
@@ -1990,17 +2012,6 @@ gguf_file *hf_open(const char *path, const hf_open_options *opt, garlic_error *e
             return NULL;
         }
         o->data = at;
-        for (uint32_t k = 0; k < o->n_srcs; k++) {
-            const st_tensor *t = o->srcs[k].w;
-            if (!t || o->f32)
-                continue;
-            uintptr_t from = ((uintptr_t)t->data + (uintptr_t)page - 1) / (uintptr_t)page *
-                (uintptr_t)page;
-            uintptr_t to = ((uintptr_t)t->data + t->n * t->dsize) / (uintptr_t)page *
-                (uintptr_t)page;
-            if (to > from)
-                madvise((void *)from, to - from, MADV_DONTNEED);
-        }
         at += (bytes + 63) / 64 * 64;
     }
     // The writer's tensors point at their data now.
