@@ -167,7 +167,11 @@ int registry_add_dir(registry *reg, const char *dir, garlic_error *err)
     struct dirent *e;
     while ((e = readdir(d)) && n < REGISTRY_MAX_MODELS) {
         size_t len = strlen(e->d_name);
-        if (len > 5 && strcmp(e->d_name + len - 5, ".gguf") == 0 && e->d_name[0] != '.')
+        char config[4096];
+        snprintf(config, sizeof config, "%s/%s/config.json", dir, e->d_name);
+        bool gguf = len > 5 && strcmp(e->d_name + len - 5, ".gguf") == 0;
+        // a Hugging Face folder: a subdirectory with a config.json
+        if (e->d_name[0] != '.' && (gguf || access(config, F_OK) == 0))
             names[n++] = garlic_strndup(e->d_name, len);
     }
     closedir(d);
