@@ -520,7 +520,8 @@ static int read_config_meta(hf_model *h, garlic_error *err)
         put_u32(h, "embedding_length", h->dim) || put_u32(h, "block_count", h->n_layer) ||
         put_u32(h, "feed_forward_length", h->ffn) ||
         put_u32(h, "attention.head_count", h->n_head) ||
-        put_u32(h, "attention.head_count_kv", kv) ||
+        // latent attention caches one KV head (the latent and the RoPE key), as GGUF says
+        put_u32(h, "attention.head_count_kv", h->arch->fam == FAM_DEEPSEEK ? 1 : kv) ||
         put_f32(h, "attention.layer_norm_rms_epsilon", eps) || put_u32(h, "vocab_size", h->n_vocab))
         return meta_fail(h, err);
     uint64_t n_rot = hd;
