@@ -98,6 +98,8 @@ typedef struct src {
     bool transposed; // stored cols x rows (gpt-oss's unquantized experts)
     uint32_t bn, bk; // FP8 scale blocks (rows, cols); 0: per tensor; bk 0 bn 1: per row
     uint32_t group;  // AWQ/GPTQ columns per group
+    int32_t *perm;   // act-order GPTQ: column j of the made rows is column perm[j] (owned by
+                     // the model's list), or NULL
 } src;
 
 // How an output element (mat m, row r, col c) finds its source element.
@@ -120,9 +122,10 @@ typedef struct out_t {
     uint32_t n_srcs;
     map_kind map;
     uint64_t a, b;
-    float add;        // added to every value (Gemma's norms: 1 + w)
-    const float *f32; // values made from config.json (RoPE factors), (ne[0])
-    const void *data; // the bytes as they are in the mapping (borrowed), or NULL: made
+    float add;          // added to every value (Gemma's norms: 1 + w)
+    const float *f32;   // values made from config.json (RoPE factors), (ne[0])
+    const int32_t *i32; // a column order (act-order GPTQ), (ne[0])
+    const void *data;   // the bytes as they are in the mapping (borrowed), or NULL: made
 } out_t;
 
 struct hf_model {
@@ -140,6 +143,8 @@ struct hf_model {
     size_t n_outs, cap_outs;
     float *extra; // config-made values (RoPE factors)
     size_t n_extra;
+    int32_t **perms; // (n_perms) column orders of act-order matrices
+    size_t n_perms, cap_perms;
     gguf_writer *w;
     hf_open_options opt;
     // quantization_config
@@ -873,6 +878,36 @@ static const st_tensor *companion(hf_model *h, const char *base, const char *suf
     return t;
 }
 
+static int32_t read_i32(const st_tensor *t, uint64_t i);
+static _Thread_local const int32_t *sort_keys;
+
+static int by_group(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    int32_t gx = sort_keys[x], gy = sort_keys[y];
+    return gx != gy ? (gx > gy) - (gx < gy) : (x > y) - (x < y);
+}
+
+// An act-order GPTQ matrix: its columns in order of group (then of column), so that every
+// block of 32 shares one group; model_tensor.perm makes the input follow.
+static int sort_columns(hf_model *h, src *s, garlic_error *err)
+{
+    int32_t *perm = garlic_malloc(s->cols * sizeof *perm);
+    int32_t *keys = garlic_malloc(s->cols * sizeof *keys);
+    if (!perm || !keys || garlic_grow(&h->perms, &h->cap_perms, h->n_perms + 1, sizeof *h->perms)) {
+        garlic_free(perm), garlic_free(keys);
+        return garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", h->dir);
+    }
+    for (uint64_t c = 0; c < s->cols; c++)
+        perm[c] = (int32_t)c, keys[c] = read_i32(s->gidx, c);
+    sort_keys = keys; // qsort has no context argument
+    qsort(perm, s->cols, sizeof *perm, by_group);
+    garlic_free(keys);
+    h->perms[h->n_perms++] = perm;
+    s->perm = perm;
+    return GARLIC_OK;
+}
+
 // The weight `base` (".weight" or its quantized forms) as a matrix of rows x cols
 // (per matrix: mats of them for a stacked tensor). required: absent is an error.
 static int find_src(hf_model *h, const char *base, uint64_t mats, uint64_t rows, uint64_t cols,
@@ -986,6 +1021,7 @@ static int find_src(hf_model *h, const char *base, uint64_t mats, uint64_t rows,
             if (s->gidx->n_dims != 1 || strcmp(s->gidx->dtype, "I32") || s->gidx->shape[0] != cols)
                 return bad_shape(h, s->gidx, want, err);
             const int32_t *g = (const int32_t *)s->gidx->data;
+            bool mixed = false;
             for (uint64_t c = 0; c < cols; c++) {
                 int32_t v;
                 memcpy(&v, g + c, 4);
@@ -994,19 +1030,11 @@ static int find_src(hf_model *h, const char *base, uint64_t mats, uint64_t rows,
                                             "%s: '%s' g_idx[%llu] = %d is not a group (0..%llu)",
                                             s->gidx->file, shown(base), (unsigned long long)c, v,
                                             (unsigned long long)groups - 1);
-                // Blocks of 32 columns must share a group: act-order checkpoints whose g_idx
-                // mixes groups within a block are refused (see docs/hf.md).
-                if ((uint64_t)v != c / group) {
-                    int32_t first;
-                    memcpy(&first, g + c / QK4_Z * QK4_Z, 4);
-                    if (v != first)
-                        return garlic_error_set(
-                            err, GARLIC_EUNSUPPORTED,
-                            "%s: '%s' g_idx mixes groups within a block of %d columns "
-                            "(act-order, desc_act): not supported yet",
-                            s->gidx->file, shown(base), QK4_Z);
-                }
+                if ((uint64_t)v != c / QK4_Z * QK4_Z / group) // groups not in column order
+                    mixed = true;
             }
+            if (mixed) // act-order: the columns sorted by group, the input read in that order
+                return sort_columns(h, s, err);
         }
         return GARLIC_OK;
     }
@@ -1211,14 +1239,16 @@ static int add_f32_out(hf_model *h, const char *name, const float *values, uint6
 static bool is_matrix(const out_t *o)
 {
     size_t len = strlen(o->name);
-    return !o->f32 && o->srcs[0].w && o->ne[1] * o->ne[2] > 1 && !strstr(o->name, "norm") &&
-        !(len > 5 && strcmp(o->name + len - 5, ".bias") == 0);
+    return !o->f32 && !o->i32 && o->srcs[0].w && o->ne[1] * o->ne[2] > 1 &&
+        !strstr(o->name, "norm") && !(len > 5 && strcmp(o->name + len - 5, ".bias") == 0);
 }
 
 // The type an output is made in: the encoding's own, or what the options ask.
 static uint32_t natural_type(const out_t *o)
 {
     const src *s = &o->srcs[0];
+    if (o->i32)
+        return TENSOR_TYPE_I32;
     if (!is_matrix(o))
         return TENSOR_TYPE_F32; // vectors, norms, biases: F32 as GGUF files hold them
     switch (s->enc) {
@@ -1670,7 +1700,7 @@ static uint64_t out_rows(const out_t *o) { return o->ne[1] * o->ne[2]; }
 static const void *borrowable(const out_t *o)
 {
     const src *s = &o->srcs[0];
-    if (o->f32 || o->n_srcs != 1 || o->map != MAP_ID || o->add != 0 || s->transposed ||
+    if (o->f32 || o->i32 || o->n_srcs != 1 || o->map != MAP_ID || o->add != 0 || s->transposed ||
         s->enc != ENC_DENSE || !s->w || o->type != dense_type(s->w))
         return NULL;
     return s->w->data;
@@ -1721,6 +1751,7 @@ static bool row_native(const hf_model *h, const out_t *o, uint64_t r, uint8_t *d
             b[j].pad = 0;
             for (int k = 0; k < QK4_Z; k++) {
                 locate(o, m, rr, j * QK4_Z + (uint64_t)k, &s, &sm, &sr, &sc);
+                sc = s->perm ? (uint64_t)s->perm[sc] : sc;
                 uint16_t d;
                 uint32_t z;
                 int4_params(s, sr, sc, &d, &z);
@@ -1801,6 +1832,10 @@ int hf_model_fill(void *user, size_t index, void *dst, uint64_t nbytes, garlic_e
         return garlic_error_set(err, GARLIC_EINVAL, "tensor '%s': %llu bytes, %llu expected",
                                 o->name, (unsigned long long)nbytes,
                                 (unsigned long long)(row_bytes * out_rows(o)));
+    if (o->i32) {
+        memcpy(dst, o->i32, nbytes);
+        return GARLIC_OK;
+    }
     if (borrowable(o)) {
         memcpy(dst, borrowable(o), nbytes);
         drop_sources(o);
@@ -1854,6 +1889,36 @@ static int plan_outputs(hf_model *h, garlic_error *err)
         if (rc)
             return rc;
     }
+    // Matrices made with their columns in group order read their input through "<name>.perm"
+    // (made only where the rows keep that order: in Q4_Z, not when requantized).
+    size_t n = h->n_outs;
+    for (size_t i = 0; i < n; i++) {
+        for (uint32_t k = 1; k < h->outs[i].n_srcs; k++)
+            if (h->outs[i].srcs[k].perm)
+                return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                        "%s: tensor '%s': act-order (desc_act) GPTQ experts are "
+                                        "not supported",
+                                        h->dir, h->outs[i].name);
+        if (!h->outs[i].srcs[0].perm || h->outs[i].type != TENSOR_TYPE_Q4_Z)
+            continue;
+        if (h->outs[i].n_srcs != 1 || h->outs[i].ne[2] != 1)
+            return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                    "%s: tensor '%s': act-order (desc_act) GPTQ experts are not "
+                                    "supported",
+                                    h->dir, h->outs[i].name);
+        char name[112];
+        snprintf(name, sizeof name, "%s.perm", h->outs[i].name);
+        uint64_t cols = h->outs[i].ne[0];
+        const int32_t *perm = h->outs[i].srcs[0].perm;
+        out_t *p = new_out(h, name, 1, cols, 1, 1, 1, err);
+        if (!p)
+            return err->code;
+        p->i32 = perm;
+        p->type = TENSOR_TYPE_I32;
+        int rc = gguf_writer_add_tensor(h->w, p->name, p->type, 1, p->ne, NULL, err);
+        if (rc)
+            return rc;
+    }
     return GARLIC_OK;
 }
 
@@ -1876,6 +1941,9 @@ void hf_model_free(hf_model *h)
     garlic_free(h->map_sizes);
     hf_shards_deinit(&h->shards);
     garlic_free(h->extra);
+    for (size_t i = 0; i < h->n_perms; i++)
+        garlic_free(h->perms[i]);
+    garlic_free(h->perms);
     gguf_writer_free(h->w);
     cJSON_Delete(h->root);
     garlic_free(h);

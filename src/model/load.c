@@ -17,6 +17,29 @@
 #include "model/model.h"
 #include "tensor/types.h"
 
+// A matrix's column order, "<name>.perm" (I32, a column each, every value an input index):
+// a folder's act-order GPTQ matrices store their columns sorted by group.
+static int bind_perm(model *m, const char *name, model_tensor *t, garlic_error *err)
+{
+    char pname[160];
+    snprintf(pname, sizeof pname, "%s.perm", name);
+    const gguf_tensor *g = gguf_find_tensor(m->file, pname);
+    if (!g)
+        return GARLIC_OK;
+    if (g->type != TENSOR_TYPE_I32 || g->ne[0] != t->n_in || g->n_elements != t->n_in)
+        return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s' must be %llu I32 values",
+                                m->file->path, pname, (unsigned long long)t->n_in);
+    const int32_t *perm = g->data;
+    for (uint64_t i = 0; i < t->n_in; i++)
+        if (perm[i] < 0 || (uint64_t)perm[i] >= t->n_in)
+            return garlic_error_set(
+                err, GARLIC_EFORMAT, "%s: tensor '%s': value %llu is not a column (0..%llu)",
+                m->file->path, pname, (unsigned long long)i, (unsigned long long)t->n_in - 1);
+    t->perm = perm;
+    m->used[g - m->file->tensors] = true;
+    return GARLIC_OK;
+}
+
 // Binds name to t, checking its shape (ne0 x ne1 x ne2; ne1 == 1 for vectors) and that its
 // type is usable (vectors and biases must be F32). Absent: GARLIC_EFORMAT unless optional
 // (then t->data stays NULL and GARLIC_OK is returned). Marks the tensor used.
@@ -56,7 +79,7 @@ static int bind3(model *m, const char *name, uint64_t ne0, uint64_t ne1, uint64_
                         .n_mat = ne2,
                         .mat_bytes = row * ne1};
     m->used[g - m->file->tensors] = true;
-    return GARLIC_OK;
+    return vector || ne2 != 1 ? GARLIC_OK : bind_perm(m, name, t, err);
 }
 
 static int bind(model *m, const char *name, uint64_t ne0, uint64_t ne1, bool optional,

@@ -164,13 +164,15 @@ typedef struct model_hparams {
 } model_hparams;
 
 typedef struct model_tensor {
-    const void *data;   // rows of n_in values, contiguous, inside the mapping (or packed)
-    uint32_t type;      // tensor_type
-    uint64_t n_in;      // ne[0]: values per row
-    uint64_t n_out;     // ne[1]: rows
-    uint64_t n_mat;     // ne[2]: matrices (experts) one after another; 1 for a plain matrix
-    uint64_t mat_bytes; // bytes of one matrix (n_out rows)
-    bool packed;        // data is in the kernels' packed layout (kernel_pack_rows)
+    const void *data;    // rows of n_in values, contiguous, inside the mapping (or packed)
+    uint32_t type;       // tensor_type
+    uint64_t n_in;       // ne[0]: values per row
+    uint64_t n_out;      // ne[1]: rows
+    uint64_t n_mat;      // ne[2]: matrices (experts) one after another; 1 for a plain matrix
+    uint64_t mat_bytes;  // bytes of one matrix (n_out rows)
+    bool packed;         // data is in the kernels' packed layout (kernel_pack_rows)
+    const int32_t *perm; // (n_in) column j of the rows holds input perm[j] (a folder's
+                         // act-order GPTQ matrices, "<name>.perm"), or NULL: in order
 } model_tensor;
 
 typedef struct model_layer {
