@@ -21,10 +21,11 @@
 #include "tensor/types.h"
 
 static const uint32_t weight_types[] = {
-    TENSOR_TYPE_F32,  TENSOR_TYPE_F16,    TENSOR_TYPE_BF16,   TENSOR_TYPE_Q4_0,
-    TENSOR_TYPE_Q4_1, TENSOR_TYPE_Q5_0,   TENSOR_TYPE_Q5_1,   TENSOR_TYPE_Q8_0,
-    TENSOR_TYPE_Q2_K, TENSOR_TYPE_Q3_K,   TENSOR_TYPE_Q4_K,   TENSOR_TYPE_Q5_K,
-    TENSOR_TYPE_Q6_K, TENSOR_TYPE_IQ4_NL, TENSOR_TYPE_IQ4_XS, TENSOR_TYPE_MXFP4,
+    TENSOR_TYPE_F32,     TENSOR_TYPE_F16,    TENSOR_TYPE_BF16,   TENSOR_TYPE_Q4_0,
+    TENSOR_TYPE_Q4_1,    TENSOR_TYPE_Q5_0,   TENSOR_TYPE_Q5_1,   TENSOR_TYPE_Q8_0,
+    TENSOR_TYPE_Q2_K,    TENSOR_TYPE_Q3_K,   TENSOR_TYPE_Q4_K,   TENSOR_TYPE_Q5_K,
+    TENSOR_TYPE_Q6_K,    TENSOR_TYPE_IQ4_NL, TENSOR_TYPE_IQ4_XS, TENSOR_TYPE_MXFP4,
+    TENSOR_TYPE_F8_E4M3, TENSOR_TYPE_Q4_Z,
 };
 enum { N_WEIGHT_TYPES = sizeof weight_types / sizeof weight_types[0] };
 
@@ -76,7 +77,8 @@ static int half_fields(uint32_t type, int offsets[2])
     case TENSOR_TYPE_Q5_0:
     case TENSOR_TYPE_Q8_0:
     case TENSOR_TYPE_IQ4_NL:
-    case TENSOR_TYPE_IQ4_XS: offsets[0] = 0; return 1;
+    case TENSOR_TYPE_IQ4_XS:
+    case TENSOR_TYPE_Q4_Z: offsets[0] = 0; return 1;
     case TENSOR_TYPE_Q4_1:
     case TENSOR_TYPE_Q5_1:
     case TENSOR_TYPE_Q4_K:
@@ -91,7 +93,10 @@ static int half_fields(uint32_t type, int offsets[2])
 // Fills rows of weights. Mode 0 quantizes normal random values (what real files look
 // like); mode 1 (quantized types only) fills random bytes, so every bit pattern of codes
 // and sub-block scales occurs, with the half scales set to moderate positive values (and
-// MXFP4's exponent bytes to scales 2^-12 .. 2^-3, where real weights' lie).
+// MXFP4's exponent bytes to scales 2^-12 .. 2^-3, where real weights' lie; F8_E4M3's float
+// scales to +-(0.001 .. 0.011), its NaN codes 0x7F and 0xFF to 0x7E and 0xFE: a NaN would
+// make both sides of a comparison NaN, which no tolerance check can fail on; they have a
+// test of their own). Q4_Z's zero points take every byte, its pad byte too.
 static void fill_weights(test_rng *rng, uint32_t type, int mode, void *dst, int64_t n_values)
 {
     const tensor_type_traits *tr = tensor_type_get(type);
@@ -109,6 +114,13 @@ static void fill_weights(test_rng *rng, uint32_t type, int mode, void *dst, int6
             }
             if (type == TENSOR_TYPE_MXFP4)
                 bytes[b * tr->type_size] = (uint8_t)(116 + test_rng_u64(rng) % 10);
+            if (type == TENSOR_TYPE_F8_E4M3) {
+                block_f8_e4m3 *blk = (block_f8_e4m3 *)(bytes + b * tr->type_size);
+                float d = 0.001f + 0.01f * test_rng_uniform(rng);
+                memcpy(&blk->d, &(float){test_rng_u64(rng) & 1 ? d : -d}, sizeof d);
+                for (int j = 0; j < QK_F8; j++)
+                    blk->qs[j] -= (blk->qs[j] & 0x7F) == 0x7F; // NaN -> +-448
+            }
         }
         return;
     }
@@ -295,6 +307,8 @@ static void test_type_table(void **state)
     assert_int_equal(kernel_act_type(TENSOR_TYPE_Q4_1), TENSOR_TYPE_Q8_1);
     assert_int_equal(kernel_act_type(TENSOR_TYPE_IQ4_XS), TENSOR_TYPE_Q8_K);
     assert_int_equal(kernel_act_type(TENSOR_TYPE_MXFP4), TENSOR_TYPE_Q8_0);
+    assert_int_equal(kernel_act_type(TENSOR_TYPE_F8_E4M3), TENSOR_TYPE_F32);
+    assert_int_equal(kernel_act_type(TENSOR_TYPE_Q4_Z), TENSOR_TYPE_Q8_0);
     assert_false(kernel_supports(TENSOR_TYPE_Q8_K));
     assert_false(kernel_supports(TENSOR_TYPE_IQ2_XXS));
     assert_false(kernel_supports(TENSOR_TYPE_COUNT));
