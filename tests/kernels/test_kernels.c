@@ -497,6 +497,50 @@ static void test_variants_vs_ref(void **state)
                   kernel_variant_label(v));
 }
 
+// A NaN weight makes a sum NaN: every variant's dot and product of an F8_E4M3 row holding one
+// of the NaN codes 0x7F, 0xFF (anywhere: first block, last block, past a chunk) is NaN, and the
+// other rows of the product stay finite. (SIMD conversions through F16 would read the codes
+// as +-480.)
+static void test_f8_nan_codes(void **state)
+{
+    kernel_variant v = test_variant(state);
+    test_rng rng;
+    test_rng_seed(&rng, 55);
+    enum { ROWS = 5, N_ACT = 7 };
+    const int64_t n = 8288;
+    const int64_t where[] = {0, 31, 4000, 8192, 8287};
+    size_t wb = row_bytes(TENSOR_TYPE_F8_E4M3, n), ab = kernel_act_row_size(TENSOR_TYPE_F8_E4M3, n);
+    uint8_t *w = malloc(wb * ROWS), *act = malloc(ab * N_ACT);
+    float *x = malloc((size_t)n * sizeof *x), *y = malloc(ROWS * N_ACT * sizeof *y);
+    assert_true(w && act && x && y);
+    for (int b = 0; b < N_ACT; b++) {
+        fill_normal(&rng, x, n);
+        kernel_act_convert_variant(v, TENSOR_TYPE_F8_E4M3, x, act + (size_t)b * ab, n);
+    }
+    for (size_t i = 0; i < sizeof where / sizeof where[0]; i++) {
+        fill_weights(&rng, TENSOR_TYPE_F8_E4M3, 1, w, n * ROWS);
+        int64_t r = (int64_t)i % ROWS;
+        block_f8_e4m3 *blk = (block_f8_e4m3 *)(w + (size_t)r * wb) + where[i] / QK_F8;
+        blk->qs[where[i] % QK_F8] = i % 2 ? 0xFF : 0x7F;
+        if (!isnan(kernel_variant_dot(v, TENSOR_TYPE_F8_E4M3, w + (size_t)r * wb, act, n)))
+            fail_msg("%s: a NaN code at %lld: the dot is not NaN", kernel_variant_label(v),
+                     (long long)where[i]);
+        for (int64_t n_act = 1; n_act <= N_ACT; n_act += 3) {
+            kernel_matmul_variant(v, TENSOR_TYPE_F8_E4M3, false, w, n, 0, ROWS, act, n_act, y,
+                                  ROWS);
+            for (int64_t b = 0; b < n_act; b++)
+                for (int64_t k = 0; k < ROWS; k++)
+                    if (isnan(y[b * ROWS + k]) != (k == r))
+                        fail_msg("%s: NaN code in row %lld at %lld, n_act %lld: y[%lld][%lld] = "
+                                 "%g",
+                                 kernel_variant_label(v), (long long)r, (long long)where[i],
+                                 (long long)n_act, (long long)b, (long long)k,
+                                 (double)y[b * ROWS + k]);
+        }
+    }
+    free(w), free(act), free(x), free(y);
+}
+
 // ---- 4. matrix product against row-by-row dots ----
 
 // For a variant: rows [r0, r1) of a product with n_act activation rows equal that variant's
@@ -962,6 +1006,9 @@ int main(void)
         cmocka_unit_test(test_ref_vs_dequantized),
         VARIANT_TEST(test_variants_vs_ref, KERNEL_VARIANT_AVX2, "avx2"),
         VARIANT_TEST(test_variants_vs_ref, KERNEL_VARIANT_AVX512, "avx512_vnni"),
+        VARIANT_TEST(test_f8_nan_codes, KERNEL_VARIANT_REF, "scalar"),
+        VARIANT_TEST(test_f8_nan_codes, KERNEL_VARIANT_AVX2, "avx2"),
+        VARIANT_TEST(test_f8_nan_codes, KERNEL_VARIANT_AVX512, "avx512_vnni"),
         VARIANT_TEST(test_matmul_vs_dot, KERNEL_VARIANT_REF, "scalar"),
         VARIANT_TEST(test_matmul_vs_dot, KERNEL_VARIANT_AVX2, "avx2"),
         VARIANT_TEST(test_matmul_vs_dot, KERNEL_VARIANT_AVX512, "avx512_vnni"),
