@@ -400,6 +400,12 @@ static int parse_tensor_info(gguf_file *f, cursor *c, gguf_tensor *t)
         return garlic_error_set(
             c->err, GARLIC_EUNSUPPORTED, "%s: tensor '%.*s' at offset %llu has unknown type %u",
             f->path, name_len, t->name.data, (unsigned long long)t->info_offset, t->type);
+    if (traits->internal)
+        return garlic_error_set(c->err, GARLIC_EUNSUPPORTED,
+                                "%s: tensor '%.*s' at offset %llu: type %u is not a GGUF type "
+                                "(garlic uses the id for its own in-memory %s layout)",
+                                f->path, name_len, t->name.data, (unsigned long long)t->info_offset,
+                                t->type, traits->name);
     uint64_t n = 1, rows = 1, row_bytes;
     bool overflow = false;
     for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++) {

@@ -230,6 +230,11 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint
     const tensor_type_traits *traits = tensor_type_get(type);
     if (!traits)
         return garlic_error_set(err, GARLIC_EINVAL, "tensor '%s': unknown type %u", name, type);
+    if (traits->internal)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "tensor '%s': type %s (%u) is garlic's own in-memory layout, "
+                                "not a GGUF type",
+                                name, traits->name, type);
     if (n_dims == 0 || n_dims > GGUF_MAX_DIMS)
         return garlic_error_set(err, GARLIC_EINVAL, "tensor '%s': %u dimensions", name, n_dims);
     writer_tensor t = {.type = type, .n_dims = n_dims, .data = data};

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-// The weight-type traits table (one row per GGUF type id, designated initializers) and the
-// lookups over it, plus the IEEE half and bfloat16 conversions every other file uses. The
-// conversions are plain bit manipulation, so they give the same bits on every CPU and
-// compiler; the converters themselves live in dequantize.c and quantize.c.
+// The weight-type traits table (one row per GGUF type id and per type of garlic's own,
+// designated initializers) and the lookups over it, plus the IEEE half and bfloat16
+// conversions every other file uses. The conversions are plain bit manipulation, so they give
+// the same bits on every CPU and compiler; the converters themselves live in dequantize.c and
+// quantize.c.
 #include "tensor/types.h"
 
 #include <string.h>
@@ -11,7 +12,8 @@
 #include "tensor/quants.h"
 
 // Types garlic can only describe have NULL converters; ids absent from the format (4, 5,
-// 31..33, 36..38) have no name and are unknown to tensor_type_get.
+// 31..33, 36..38) have no name and are unknown to tensor_type_get. Rows flagged internal
+// (the last field) are garlic's own layouts, which no GGUF file may carry.
 static const tensor_type_traits type_table[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_F32] = {"F32", 1, 4, false, tensor_dequantize_f32, tensor_quantize_f32},
     [TENSOR_TYPE_F16] = {"F16", 1, 2, false, tensor_dequantize_f16, tensor_quantize_f16},
@@ -60,6 +62,11 @@ static const tensor_type_traits type_table[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_TQ2_0] = {"TQ2_0", QK_K, 66, true, NULL, NULL},
     [TENSOR_TYPE_MXFP4] = {"MXFP4", QK_MXFP4, sizeof(block_mxfp4), true, tensor_dequantize_mxfp4,
                            tensor_quantize_mxfp4},
+    // garlic's own (internal): Hugging Face FP8 and AWQ/GPTQ weights, repacked at load
+    [TENSOR_TYPE_F8_E4M3] = {"F8_E4M3", QK_F8, sizeof(block_f8_e4m3), true,
+                             tensor_dequantize_f8_e4m3, tensor_quantize_f8_e4m3, true},
+    [TENSOR_TYPE_Q4_Z] = {"Q4_Z", QK4_Z, sizeof(block_q4_z), true, tensor_dequantize_q4_z,
+                          tensor_quantize_q4_z, true},
 };
 
 const tensor_type_traits *tensor_type_get(uint32_t type)

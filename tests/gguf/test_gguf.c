@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // GGUF reader and writer: round trips of every value type, every shared file, and hostile
 // input: truncation at every byte, flipped bytes, forged counts, lengths, shapes and offsets,
-// and failing allocations (reading and writing). Hostile images are parsed from exactly-sized heap copies so that
-// ASan catches any read past the end.
+// and failing allocations (reading and writing); garlic's own in-memory types are refused
+// both ways. Hostile images are parsed from exactly-sized heap copies so that ASan catches any
+// read past the end.
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -437,6 +438,42 @@ static void test_forged_values(void **state)
     expect_error(image, n, GARLIC_EFORMAT, "overlaps");
 }
 
+// garlic's own in-memory types (F8_E4M3, Q4_Z; flagged internal) never enter or leave a GGUF
+// file: the reader refuses a tensor info carrying one of their ids, naming the id (the same
+// image with a GGUF type parses), and the writer refuses to add such a tensor, naming the type.
+static void test_internal_types(void **state)
+{
+    (void)state;
+    uint8_t image[4096], body[2048];
+    memset(body, 0, sizeof body);
+    uint64_t ne[2] = {32, 2};
+    size_t k = tensor_info(body, "t", 2, ne, TENSOR_TYPE_Q8_0, 0);
+    size_t n = build(image, 3, 1, 0, body, k + 512);
+    assert_int_equal(parse_copy(image, n, &(garlic_error){0}), 0);
+    int internal = 0;
+    for (uint32_t type = 0; type < TENSOR_TYPE_COUNT; type++) {
+        const tensor_type_traits *tr = tensor_type_get(type);
+        if (!tr || !tr->internal)
+            continue;
+        internal++;
+        char want[64];
+        snprintf(want, sizeof want, "type %u is not a GGUF type", type);
+        k = tensor_info(body, "t", 2, ne, type, 0);
+        n = build(image, 3, 1, 0, body, k + 512);
+        expect_error(image, n, GARLIC_EUNSUPPORTED, want);
+
+        gguf_writer *w = gguf_writer_new();
+        assert_non_null(w);
+        uint8_t data[2 * 36] = {0};
+        garlic_error err = {0};
+        assert_int_equal(gguf_writer_add_tensor(w, "t", type, 2, ne, data, &err), GARLIC_EINVAL);
+        if (!strstr(err.message, tr->name) || !strstr(err.message, "not a GGUF type"))
+            fail_msg("writer's message for %s: '%s'", tr->name, err.message);
+        gguf_writer_free(w);
+    }
+    assert_int_equal(internal, 2);
+}
+
 // Every allocation the reader makes may fail: it must return GARLIC_ENOMEM and leak nothing.
 static void test_allocation_failures(void **state)
 {
@@ -567,6 +604,7 @@ int main(void)
         cmocka_unit_test(test_version_2),
         cmocka_unit_test(test_flipped_bytes),
         cmocka_unit_test(test_forged_values),
+        cmocka_unit_test(test_internal_types),
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_writer_allocation_failures),
         cmocka_unit_test(test_shared_files),
