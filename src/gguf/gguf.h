@@ -173,8 +173,9 @@ int gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *
 // Copies a value read from another file (any type, nested arrays included).
 int gguf_writer_set_value(gguf_writer *w, const char *key, const gguf_value *v);
 // Adds a tensor; ne has n_dims entries (1..4). Returns GARLIC_EINVAL for an unknown type,
-// one of garlic's own in-memory types (tensor_type_traits.internal, not GGUF types), a row
-// not a multiple of the block size, or a duplicate name.
+// a row not a multiple of the block size, or a duplicate name. garlic's own in-memory types
+// (tensor_type_traits.internal) may be added for gguf_writer_open, and gguf_writer_write
+// refuses them.
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                            const uint64_t *ne, const void *data, garlic_error *err);
 // The number of tensors added.

@@ -400,7 +400,7 @@ static int parse_tensor_info(gguf_file *f, cursor *c, gguf_tensor *t)
         return garlic_error_set(
             c->err, GARLIC_EUNSUPPORTED, "%s: tensor '%.*s' at offset %llu has unknown type %u",
             f->path, name_len, t->name.data, (unsigned long long)t->info_offset, t->type);
-    if (traits->internal)
+    if (traits->internal && !f->detached) // a folder's made tensors may have them
         return garlic_error_set(c->err, GARLIC_EUNSUPPORTED,
                                 "%s: tensor '%.*s' at offset %llu: type %u is not a GGUF type "
                                 "(garlic uses the id for its own in-memory %s layout)",

@@ -230,11 +230,6 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint
     const tensor_type_traits *traits = tensor_type_get(type);
     if (!traits)
         return garlic_error_set(err, GARLIC_EINVAL, "tensor '%s': unknown type %u", name, type);
-    if (traits->internal)
-        return garlic_error_set(err, GARLIC_EINVAL,
-                                "tensor '%s': type %s (%u) is garlic's own in-memory layout, "
-                                "not a GGUF type",
-                                name, traits->name, type);
     if (n_dims == 0 || n_dims > GGUF_MAX_DIMS)
         return garlic_error_set(err, GARLIC_EINVAL, "tensor '%s': %u dimensions", name, n_dims);
     writer_tensor t = {.type = type, .n_dims = n_dims, .data = data};
@@ -387,6 +382,15 @@ gguf_file *gguf_writer_open(gguf_writer *w, const char *name, void (*release)(vo
 int gguf_writer_write(gguf_writer *w, const char *path, gguf_tensor_fill fill, void *user,
                       garlic_error *err)
 {
+    // garlic's own in-memory types (a folder's made tensors) never go into a file
+    for (size_t i = 0; i < w->n_tensors; i++) {
+        const tensor_type_traits *traits = tensor_type_get(w->tensors[i].type);
+        if (traits->internal)
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "%s: tensor '%s': type %s (%u) is garlic's own in-memory "
+                                    "layout, not a GGUF type",
+                                    path, w->tensors[i].name, traits->name, w->tensors[i].type);
+    }
     uint32_t alignment = writer_alignment(w);
     bytes head = {0};
     encode_head(w, &head, alignment);

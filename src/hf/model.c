@@ -1244,6 +1244,18 @@ static bool is_matrix(const out_t *o)
 }
 
 // The type an output is made in: the encoding's own, or what the options ask.
+// Whether the blocks of 32 of an output's rows each lie within one scale block of the source
+// (a transposed FP8 output, MLA's attn_k_b, reads 32 source rows a block) and fill its rows.
+static bool blocks_fit(const out_t *o)
+{
+    const src *s = &o->srcs[0];
+    if (o->ne[0] % 32)
+        return false;
+    if (s->enc != ENC_FP8 || o->map != MAP_HEADS_T)
+        return true;
+    return s->bn == 0 || (s->bk && s->bn % QK_F8 == 0 && o->a % QK_F8 == 0 && o->b % QK_F8 == 0);
+}
+
 static uint32_t natural_type(const out_t *o)
 {
     const src *s = &o->srcs[0];
@@ -1251,6 +1263,8 @@ static uint32_t natural_type(const out_t *o)
         return TENSOR_TYPE_I32;
     if (!is_matrix(o))
         return TENSOR_TYPE_F32; // vectors, norms, biases: F32 as GGUF files hold them
+    if (s->enc != ENC_DENSE && !blocks_fit(o))
+        return TENSOR_TYPE_F32; // rows too short for blocks: the exact values as floats
     switch (s->enc) {
     case ENC_DENSE: return dense_type(s->w);
     case ENC_FP8: return TENSOR_TYPE_F8_E4M3;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "gguf/gguf.h"
@@ -440,7 +441,8 @@ static void test_forged_values(void **state)
 
 // garlic's own in-memory types (F8_E4M3, Q4_Z; flagged internal) never enter or leave a GGUF
 // file: the reader refuses a tensor info carrying one of their ids, naming the id (the same
-// image with a GGUF type parses), and the writer refuses to add such a tensor, naming the type.
+// image with a GGUF type parses), and the writer refuses to write such a tensor to a file,
+// naming the type (an in-memory file made by gguf_writer_open may hold them).
 static void test_internal_types(void **state)
 {
     (void)state;
@@ -466,9 +468,17 @@ static void test_internal_types(void **state)
         assert_non_null(w);
         uint8_t data[2 * 36] = {0};
         garlic_error err = {0};
-        assert_int_equal(gguf_writer_add_tensor(w, "t", type, 2, ne, data, &err), GARLIC_EINVAL);
+        // added for an in-memory file (gguf_writer_open), refused when written
+        assert_int_equal(gguf_writer_add_tensor(w, "t", type, 2, ne, data, &err), GARLIC_OK);
+        const char *path = test_temp_path("internal.gguf");
+        assert_int_equal(gguf_writer_write(w, path, NULL, NULL, &err), GARLIC_EINVAL);
         if (!strstr(err.message, tr->name) || !strstr(err.message, "not a GGUF type"))
             fail_msg("writer's message for %s: '%s'", tr->name, err.message);
+        assert_int_not_equal(access(path, F_OK), 0);
+        gguf_file *f = gguf_writer_open(w, "mem", NULL, NULL, &err);
+        assert_non_null(f);
+        assert_int_equal(f->tensors[0].type, type);
+        gguf_close(f);
         gguf_writer_free(w);
     }
     assert_int_equal(internal, 2);
