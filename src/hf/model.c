@@ -824,7 +824,9 @@ static int read_shards(hf_model *h, garlic_error *err)
         uint64_t n = 0;
         for (int b = 7; b >= 0; b--)
             n = n << 8 | ((const uint8_t *)map)[b];
-        collect c = {.h = h, .file = path, .data = (const uint8_t *)map + 8 + n, .cap = cap};
+        // (the parser refuses a length past the file before any tensor is collected)
+        uint64_t head = n <= (uint64_t)sb.st_size - 8 ? 8 + n : 0;
+        collect c = {.h = h, .file = path, .data = (const uint8_t *)map + head, .cap = cap};
         rc = hf_safetensors_parse(map, (size_t)sb.st_size, (uint64_t)sb.st_size, path,
                                   collect_tensor, &c, err);
         cap = c.cap;
