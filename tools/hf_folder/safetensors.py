@@ -95,6 +95,10 @@ def split(tensors, n):
 def write_folder(out_dir, tensors, n_shards):
     """Writes model.safetensors, or n shards and model.safetensors.index.json."""
     names = shard_names(n_shards)
+    for old in os.listdir(out_dir):  # weights of an earlier run
+        if old.startswith("model") and (old.endswith(".safetensors") or
+                                        old == "model.safetensors.index.json"):
+            os.remove(os.path.join(out_dir, old))
     total = 0
     weight_map = {}
     for name, shard in zip(names, split(tensors, n_shards)):
