@@ -9,6 +9,7 @@
 #           [--group-size G] [--asym]
 #   python3 tools/gen_hf_folder.py MODEL.gguf OUT_DIR --hostile KIND
 #   python3 tools/gen_hf_folder.py MODEL.gguf --describe [--encoding ENC]
+#   python3 tools/gen_hf_folder.py MODEL.gguf --check DECODED_DIR [--encoding ENC]
 #
 # MODEL.gguf holds F32, F16, BF16, Q8_0 or MXFP4 tensors (`garlic synth --type F32` or BF16)
 # of an architecture garlic runs: llama (Mixtral with experts), qwen2, qwen3, qwen3moe,
@@ -31,7 +32,10 @@
 # "conditional" (Gemma3ForConditionalGeneration, text_config nesting). --asym: GPTQ with
 # zero points (sym false). The output depends only on the input and the options: no random
 # numbers are used. docs/hf-layouts.md lists the names, shapes and transformations;
-# --describe prints them for one file. --hostile writes a broken folder (see KINDS below).
+# --describe prints them for one file. --check compares a --decoded folder with the GGUF's
+# values (exactly for f32, else within the encoding's error). --hostile KIND writes a broken
+# folder and prints, as JSON, the file and field a loader's error should name (the kinds are
+# listed in hf_folder/hostile.py).
 import argparse
 import os
 import sys
@@ -77,6 +81,8 @@ def main(argv):
     ap.add_argument("--asym", action="store_true", help="GPTQ: sym false (zero points)")
     ap.add_argument("--hostile", choices=sorted(hostile.KINDS))
     ap.add_argument("--describe", action="store_true")
+    ap.add_argument("--check", metavar="DECODED_DIR",
+                    help="compare a --decoded folder with MODEL.gguf's values")
     a = ap.parse_args(argv)
     opts = generate.Options(a.encoding, a.shards, a.decoded, a.variant, a.dense_dtype,
                             a.scale_dtype, a.group_size, not a.asym)
@@ -84,6 +90,12 @@ def main(argv):
         if a.describe:
             describe(a.model, opts)
             return 0
+        if a.check:
+            passed, failures = generate.check_decoded(a.model, a.check, opts)
+            for f in failures:
+                print(f"FAIL {f}")
+            print(f"{passed} passed, {len(failures)} failed")
+            return 1 if failures else 0
         if not a.out:
             ap.error("OUT_DIR is needed")
         if a.hostile:

@@ -202,3 +202,48 @@ def generate(gguf_path, out_dir, opts):
     if opts.decoded:
         write_model_folder(opts.decoded, g, cfg, decoded, opts.shards, "float32", None)
     return notes
+
+
+# The largest error each encoding may leave, relative to the largest magnitude of the
+# tensor (f32: none). 4-bit groups and FP8 scales are per block, so the bound per tensor is
+# that of the worst block: half a step plus clipping at the top of the range.
+TOLERANCE = {"f32": 0.0, "f16": 1e-3, "bf16": 4e-3, "fp8-block": 0.07, "fp8-channel": 0.07,
+             "fp8-tensor": 0.07, "awq": 0.1, "gptq": 0.1, "gptq-actorder": 0.1, "mxfp4": 0.26}
+
+
+def check_decoded(gguf_path, decoded_dir, opts):
+    """Compares a --decoded folder with the GGUF's values in the HF layout: every tensor
+    present with its shape, within the encoding's TOLERANCE (dense tensors within their
+    dense dtype's). Returns (passed, failures)."""
+    g = GGUF(gguf_path)
+    _, tensors = layouts.build(g, opts)
+    got = st.read_folder(decoded_dir)
+    dense = opts.dense_dtype or DENSE_DEFAULT[opts.encoding]
+    quantized = {id(t) for t in quantized_linears(tensors, opts.encoding)}
+    if opts.encoding == "mxfp4":
+        quantized |= {id(t) for t in tensors if t.role == layouts.EXPERTS}
+    passed, failures = 0, []
+    for t in tensors:
+        if t.name not in got:
+            failures.append(f"{t.name}: missing from {decoded_dir}")
+            continue
+        dtype, arr = got[t.name]
+        if dtype != "F32" or list(arr.shape) != list(t.values.shape):
+            failures.append(f"{t.name}: {dtype} {list(arr.shape)}, expected F32 "
+                            f"{list(t.values.shape)}")
+            continue
+        if id(t) in quantized:
+            tol = TOLERANCE[opts.encoding]
+        else:
+            tol = TOLERANCE[{"F32": "f32", "F16": "f16", "BF16": "bf16"}[
+                "F32" if t.role == layouts.F32 else dense]]
+        scale = float(np.abs(t.values).max()) or 1.0
+        err = float(np.abs(arr.astype(np.float64) - t.values).max()) / scale
+        if err > tol or (tol == 0 and not np.array_equal(arr, t.values)):
+            failures.append(f"{t.name}: error {err:.3g} of its largest value, over {tol}")
+        else:
+            passed += 1
+    for name in got:
+        if name not in {t.name for t in tensors}:
+            failures.append(f"{name}: in {decoded_dir}, not in the layout")
+    return passed, failures
