@@ -55,12 +55,17 @@ def describe(path, opts):
     shapes = {name: (dtype, list(arr.shape)) for name, dtype, arr in out}
     print(f"| HF tensor ({opts.encoding}) | dtype | shape | from GGUF |")
     print("|---|---|---|---|")
+    parts = ("weight", "weight_scale_inv", "weight_scale", "qweight", "qzeros", "scales",
+             "g_idx")
     for t in tensors:
-        names = [n for n in shapes if n == t.name or n.startswith(t.module + ".") or
-                 n.startswith(t.name + "_")]
-        for n in sorted(names):
+        names = [t.name] if t.name in shapes else []
+        if t.role == layouts.LINEAR:
+            names += [f"{t.module}.{p}" for p in parts if f"{t.module}.{p}" in shapes and
+                      f"{t.module}.{p}" != t.name]
+        names += [t.name + s for s in ("_blocks", "_scales") if t.name + s in shapes]
+        for n in names:
             dtype, shape = shapes[n]
-            src = t.source if n in (t.name, t.module + ".weight") else f"(encodes {t.name})"
+            src = t.source if n == t.name else f"(encodes {t.name} of {t.source})"
             print(f"| `{n}` | {dtype} | {shape} | {src} |")
     print()
     print("config.json keys: " + ", ".join(sorted(generate.finish_config(

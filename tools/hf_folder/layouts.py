@@ -201,7 +201,14 @@ def shared_expert(b, l, prefix):
     b.copy(p + "down_proj.weight", g + "ffn_down_shexp.weight", LINEAR)
 
 
-def common_config(src, arch_name, model_type):
+def common_config(src, arch_name, model_type, head_dim_key=True):
+    """The keys every architecture shares. head_dim is left out where the publisher leaves
+    it out (Qwen2, Qwen2-MoE, Mixtral, Phi-3: hidden_size / num_attention_heads), unless the
+    model's head size differs from that."""
+    if not head_dim_key and src.head_dim * src.n_head == src.dim:
+        cfg = common_config(src, arch_name, model_type)
+        del cfg["head_dim"]
+        return cfg
     return {
         "architectures": [arch_name],
         "model_type": model_type,
@@ -243,7 +250,7 @@ def build_llama(src, opts):
             dense_mlp(b, l)
     b.head()
     if moe:
-        cfg = common_config(src, "MixtralForCausalLM", "mixtral")
+        cfg = common_config(src, "MixtralForCausalLM", "mixtral", head_dim_key=False)
         cfg.update({"intermediate_size": int(src.g.get("expert_feed_forward_length", src.ffn)),
                     "num_local_experts": src.n_expert,
                     "num_experts_per_tok": src.n_expert_used,
@@ -292,7 +299,7 @@ def build_qwen(src, opts):
     names = {"qwen2": ("Qwen2ForCausalLM", "qwen2"), "qwen3": ("Qwen3ForCausalLM", "qwen3"),
              "qwen2moe": ("Qwen2MoeForCausalLM", "qwen2_moe"),
              "qwen3moe": ("Qwen3MoeForCausalLM", "qwen3_moe")}[arch]
-    cfg = common_config(src, *names)
+    cfg = common_config(src, *names, head_dim_key=not qwen2)
     if not qwen2:
         cfg["attention_bias"] = False
     qwen_common(src, cfg, None if arch != "qwen2" else src.ctx)
@@ -376,7 +383,7 @@ def build_phi3(src, opts):
                note="rows: gate, then up")
         b.copy(f"layers.{l}.mlp.down_proj.weight", g + "ffn_down.weight", LINEAR)
     b.head()
-    cfg = common_config(src, "Phi3ForCausalLM", "phi3")
+    cfg = common_config(src, "Phi3ForCausalLM", "phi3", head_dim_key=False)
     orig = int(src.g.get("rope.scaling.original_context_length", src.ctx))
     window = int(src.g.get("attention.sliding_window", 0))
     cfg.update({"original_max_position_embeddings": orig,
