@@ -9,6 +9,7 @@
 # tensor data, each at its offset from the data start. A string is u64 length + bytes; an
 # array is u32 element type + u64 count + elements. ne[0] is the fastest-varying dimension,
 # so a tensor of ne (n0, n1, n2) is the numpy array of shape (n2, n1, n0).
+import mmap
 import struct
 
 import numpy as np
@@ -85,8 +86,8 @@ class GGUF:
 
     def __init__(self, path):
         self.path = path
-        with open(path, "rb") as f:
-            self._buf = f.read()
+        with open(path, "rb") as f:  # mapped: each tensor is copied out when it is read
+            self._buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         self._pos = 0
         self.kv = {}
         self.tensors = {}
