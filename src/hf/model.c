@@ -157,14 +157,19 @@ struct hf_model {
     uint64_t q_lora, kv_lora, qk_nope, qk_rope, v_head;
     uint64_t n_dense_lead, ffn_shexp; // leading dense layers, the shared experts' width
     bool tied;                        // tie_word_embeddings
+    bool indexed;                     // model.safetensors.index.json lists the shards
     char prefix[64];                  // of the decoder's names: "model.", "model.language_model."
 };
 
+// A name fit for a message (sanitized, shortened); four buffers in turn, so that a message
+// can show several.
 static const char *shown(const char *s)
 {
-    static _Thread_local char buf[120];
-    utf8_sanitize(s, strlen(s), buf, sizeof buf, true);
-    return buf;
+    static _Thread_local char buf[4][160];
+    static _Thread_local int turn;
+    turn = (turn + 1) % 4;
+    utf8_sanitize(s, strlen(s), buf[turn], sizeof buf[turn], true);
+    return buf[turn];
 }
 
 // ---- config.json fields ----
@@ -793,6 +798,9 @@ static int read_shards(hf_model *h, garlic_error *err)
     int rc = hf_shards_list(h->dir, &h->shards, err);
     if (rc)
         return rc;
+    char index[HF_PATH_MAX + 32];
+    snprintf(index, sizeof index, "%s/model.safetensors.index.json", h->dir);
+    h->indexed = access(index, F_OK) == 0;
     if (!h->shards.n)
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: no *.safetensors weights", h->dir);
     h->maps = garlic_calloc(h->shards.n, sizeof *h->maps);
@@ -808,8 +816,9 @@ static int read_shards(hf_model *h, garlic_error *err)
             int e = errno;
             if (fd >= 0)
                 close(fd);
-            return garlic_error_set(err, GARLIC_EIO, "%s: %s", path,
-                                    fd < 0 ? strerror(e) : "not a regular file");
+            return garlic_error_set(err, GARLIC_EIO, "%s: %s%s", path,
+                                    fd < 0 ? strerror(e) : "not a regular file",
+                                    h->indexed ? " (named by model.safetensors.index.json)" : "");
         }
         if (sb.st_size < 8) {
             close(fd);
@@ -1029,8 +1038,10 @@ static int find_src(hf_model *h, const char *base, uint64_t mats, uint64_t rows,
                 memcpy(&v, g + c, 4);
                 if (v < 0 || (uint64_t)v >= groups)
                     return garlic_error_set(err, GARLIC_EFORMAT,
-                                            "%s: '%s' g_idx[%llu] = %d is not a group (0..%llu)",
-                                            s->gidx->file, shown(base), (unsigned long long)c, v,
+                                            "%s: tensor '%s': value %llu is %d, not a group "
+                                            "(0..%llu)",
+                                            s->gidx->file, shown(s->gidx->name),
+                                            (unsigned long long)c, v,
                                             (unsigned long long)groups - 1);
                 if ((uint64_t)v != c / QK4_Z * QK4_Z / group) // groups not in column order
                     mixed = true;
@@ -1070,8 +1081,9 @@ static int find_src(hf_model *h, const char *base, uint64_t mats, uint64_t rows,
         return GARLIC_OK;
     }
     if (required)
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s.weight' is missing", h->dir,
-                                shown(base));
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: tensor '%s.weight' is missing (config.json implies it)",
+                                h->dir, shown(base));
     return GARLIC_OK;
 }
 
@@ -1306,7 +1318,8 @@ static int add_vector(hf_model *h, const char *gguf, const char *name, uint64_t 
     if (!t) {
         if (optional)
             return GARLIC_OK;
-        return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s' is missing", h->dir,
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: tensor '%s' is missing (config.json implies it)", h->dir,
                                 shown(name));
     }
     t->used = true;

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "util.h"
 
 #include "base/alloc.h"
@@ -347,33 +349,48 @@ static void test_convert(void **state)
     }
 }
 
-// Broken folders fail with a message naming the file and what is wrong.
+// Broken folders (every kind tools/hf_folder/hostile.py writes) fail to load with a message
+// naming the file and the field (tensor, key or entry) the generator says is broken.
 static void test_hostile(void **state)
 {
     (void)state;
     NEED_PYTHON();
     const char *g = synth("hostile.gguf", "--arch qwen3");
-    char *out = NULL, *err = NULL;
-    if (test_run(&out, &err, "%s tools/gen_hf_folder.py --list-hostile", python()) != 0)
-        fail_msg("--list-hostile: %s", err);
+    char *kinds = NULL, *err = NULL;
+    if (test_run(&kinds, &err,
+                 "%s -c \"import sys; sys.path.insert(0, 'tools'); from hf_folder import hostile; "
+                 "print(' '.join(sorted(hostile.KINDS)))\"",
+                 python()) != 0)
+        fail_msg("hostile kinds: %s", err);
+    free(err);
     int n = 0;
-    for (char *kind = strtok(out, " \n"); kind; kind = strtok(NULL, " \n"), n++) {
-        char name[96], opts[128];
+    for (char *kind = strtok(kinds, " \n"); kind; kind = strtok(NULL, " \n"), n++) {
+        char name[96], cmd[2048];
         snprintf(name, sizeof name, "hostile-%s", kind);
-        snprintf(opts, sizeof opts, "--hostile %s", kind);
-        const char *f = folder(g, name, opts);
+        const char *f = test_temp_path(name);
+        snprintf(cmd, sizeof cmd, "rm -rf %s && %s tools/gen_hf_folder.py %s %s --hostile %s", f,
+                 python(), g, f, kind);
+        char *out = NULL;
+        if (test_run(&out, &err, "%s", cmd) != 0)
+            fail_msg("%s: %s", cmd, err);
+        free(err);
+        cJSON *want = cJSON_Parse(out);
+        const char *file = cJSON_GetStringValue(cJSON_GetObjectItem(want, "file"));
+        const char *field = cJSON_GetStringValue(cJSON_GetObjectItem(want, "field"));
+        if (!file || !field)
+            fail_msg("--hostile %s printed %s", kind, out);
         garlic_error e = {0};
         model *m = model_load(f, &e);
         if (m)
             fail_msg("hostile folder '%s' loaded", kind);
-        // the message names a file of the folder (its path) and is not empty
-        if (!strstr(e.message, f) || strlen(e.message) < strlen(f) + 10)
-            fail_msg("hostile folder '%s': message does not name the file: %s", kind, e.message);
-        printf("    %s: %s\n", kind, e.message + strlen(f) - strlen(name));
+        if (!strstr(e.message, file) || !strstr(e.message, field))
+            fail_msg("hostile folder '%s': the message should name %s and %s: %s", kind, file,
+                     field, e.message);
+        cJSON_Delete(want);
+        free(out);
     }
-    assert_true(n >= 8);
-    free(out);
-    free(err);
+    assert_true(n >= 10);
+    free(kinds);
 }
 
 int main(void)
