@@ -36,6 +36,7 @@ typedef struct progress {
     bool forced;   // --progress
     bool terminal; // stderr is a terminal
     int shown;     // the last percentage printed (-1: none)
+    bool finished; // the last call came (the terminal's line is ended)
 } progress;
 
 enum { BAR_WIDTH = 30 };
@@ -43,6 +44,7 @@ enum { BAR_WIDTH = 30 };
 static void show_progress(void *user, const char *tensor, uint64_t done, uint64_t total)
 {
     progress *pr = user;
+    pr->finished = tensor == NULL;
     if (!total || (!pr->forced && !pr->terminal))
         return;
     int percent = (int)(done * 100 / total);
@@ -54,7 +56,7 @@ static void show_progress(void *user, const char *tensor, uint64_t done, uint64_
             bar[i] = i < full ? '#' : '.';
         bar[BAR_WIDTH] = '\0';
         fprintf(stderr, "\r\033[Kgarlic quantize: [%s] %3d%% %.40s%s", bar, percent,
-                percent == 100 ? "" : tensor, percent == 100 ? "\n" : "");
+                tensor ? tensor : "", tensor ? "" : "\n");
         return;
     }
     if (percent / 10 == pr->shown / 10 && pr->shown >= 0)
@@ -144,7 +146,7 @@ int cli_quantize(int argc, char **argv)
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     if (rc != GARLIC_OK) {
-        if (pr.terminal && pr.shown >= 0 && pr.shown != 100)
+        if (pr.terminal && pr.shown >= 0 && !pr.finished)
             fputc('\n', stderr);
         fprintf(stderr, "garlic quantize: %s\n", err.message);
         return 1;

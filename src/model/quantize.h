@@ -93,8 +93,9 @@ typedef struct model_quantize_params {
     int n_threads;         // compute threads (at least 1)
     bool allow_requantize; // convert block-quantized tensors to a type other than F32 (which
                            // loses precision a second time); refused without it
-    // Called after each tensor with the elements done and in all, and the tensor's name
-    // (NULL: no progress); progress_user is handed back.
+    // Called before each tensor with its name and the elements done so far and in all, and
+    // once at the end with tensor NULL and done == total (NULL: no progress); progress_user
+    // is handed back.
     void (*progress)(void *progress_user, const char *tensor, uint64_t done, uint64_t total);
     void *progress_user;
 } model_quantize_params;

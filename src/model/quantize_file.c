@@ -151,6 +151,8 @@ static int fill_tensor(void *user, size_t index, void *dst, uint64_t nbytes, gar
     const planned_tensor *t = &r->tensors[index];
     uint64_t n_per_row = t->in->ne[0], rows = n_per_row ? t->in->n_elements / n_per_row : 0;
     (void)nbytes; // the writer sized dst from the same type and shape
+    if (r->p->progress)
+        r->p->progress(r->p->progress_user, t->name, r->done, r->total);
     int rc = model_quant_convert(r->pool, t->name, t->in->type, t->in->data, t->type, dst,
                                  n_per_row, rows, err);
     if (rc)
@@ -159,8 +161,8 @@ static int fill_tensor(void *user, size_t index, void *dst, uint64_t nbytes, gar
     r->result.n_converted += t->type != t->in->type;
     r->result.type_tensors[t->type]++;
     r->done += t->in->n_elements;
-    if (r->p->progress)
-        r->p->progress(r->p->progress_user, t->name, r->done, r->total);
+    if (r->p->progress && index + 1 == r->in->n_tensors)
+        r->p->progress(r->p->progress_user, NULL, r->done, r->total);
     return GARLIC_OK;
 }
 
