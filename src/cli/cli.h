@@ -22,6 +22,8 @@ int cli_chat_template(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_ps(int argc, char **argv);
 int cli_estimate(int argc, char **argv);
+int cli_quantize(int argc, char **argv);
+int cli_convert(int argc, char **argv);
 
 // ---- options: one parser for every command ----
 //

@@ -29,6 +29,8 @@ static const command commands[] = {
     {"tokenize", cli_tokenize, "show how a model's tokenizer cuts a text"},
     {"chat-template", cli_chat_template, "print the prompt a chat template renders"},
     {"ps", cli_ps, "list the models a running server has loaded"},
+    {"convert", cli_convert, "write a Hugging Face model folder as a GGUF file"},
+    {"quantize", cli_quantize, "rewrite a model in a quantization mixture (Q4_K_M, Q8_0...)"},
     {"synth", cli_synth, "write a random-weight model (for tests and benchmarks)"},
     {"version", run_version, "print the version and the CPU features used"},
     {"help", run_help, "list the commands, or print one's help: garlic help COMMAND"},
