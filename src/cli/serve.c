@@ -123,7 +123,7 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
         cli_string("--chat-template-file", "FILE", "a Jinja template for every model",
                    &r->chat_template_file),
         cli_string("--quantize", "TYPE",
-                   "quantize Hugging Face folders' 16/32-bit weights at load (Q8_0, Q4_K...)",
+                   "quantize Hugging Face folders' 16/32-bit weights at load (Q8_0, Q4_K_M...)",
                    &r->quantize),
         cli_flag("--preload", "load every model at start", &o->preload),
         cli_float("--grace", "SECONDS", "time running requests get at shutdown (default 5)",

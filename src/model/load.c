@@ -15,6 +15,7 @@
 #include "kernels/kernels.h"
 #include "model/info.h"
 #include "model/model.h"
+#include "model/quantize.h"
 #include "tensor/types.h"
 
 // A matrix's column order, "<name>.perm" (I32, a column each, every value an input index):
@@ -639,28 +640,26 @@ model *model_load_file(gguf_file *f, garlic_error *err)
     return m;
 }
 
-// --quantize: the 16- and 32-bit matrices become ctx's type.
+// --quantize: the 16- and 32-bit matrices get the mixture's types (a plain type is the
+// mixture of that name: every matrix in it, llama-quantize's choices for the rest).
+typedef struct load_mix {
+    model_quant_mix mix;
+    model_quant_model model;
+} load_mix;
+
 static uint32_t retype(void *ctx, const char *name, uint32_t n_dims, const uint64_t *ne,
                        uint32_t type)
 {
-    (void)name, (void)n_dims, (void)ne;
+    const load_mix *l = ctx;
     bool dense = type == TENSOR_TYPE_F32 || type == TENSOR_TYPE_F16 || type == TENSOR_TYPE_BF16;
-    return dense ? *(const uint32_t *)ctx : type;
+    return dense ? model_quant_mix_type(&l->mix, &l->model, name, ne, n_dims, type).type : type;
 }
 
 model *model_load_with(const char *path, const model_load_options *o, garlic_error *err)
 {
     hf_open_options ho = {.meta_only = o && o->meta_only};
-    tensor_type type;
+    load_mix mix;
     if (o && o->quantize) {
-        if (!tensor_type_from_name(o->quantize, &type) || type >= TENSOR_TYPE_GGUF_COUNT ||
-            !tensor_type_get(type)->quantize) {
-            garlic_error_set(err, GARLIC_EINVAL,
-                             "--quantize: '%s' is not a weight type garlic quantizes to (Q8_0, "
-                             "Q4_K, Q6_K, Q4_0, F16, BF16...)",
-                             o->quantize);
-            return NULL;
-        }
         if (!hf_is_folder(path)) {
             garlic_error_set(err, GARLIC_EINVAL,
                              "%s: --quantize applies to Hugging Face folders; a GGUF file is "
@@ -668,7 +667,19 @@ model *model_load_with(const char *path, const model_load_options *o, garlic_err
                              path);
             return NULL;
         }
-        ho.retype = retype, ho.retype_ctx = &type;
+        garlic_error e = {0};
+        if (model_quant_mix_parse(o->quantize, &mix.mix, &e)) {
+            garlic_error_set(err, GARLIC_EINVAL, "--quantize: %s", e.message);
+            return NULL;
+        }
+        gguf_file *meta = hf_open(path, &(hf_open_options){.meta_only = true}, err);
+        if (!meta)
+            return NULL;
+        int rc = model_quant_model_read(meta, &mix.model, err);
+        gguf_close(meta);
+        if (rc)
+            return NULL;
+        ho.retype = retype, ho.retype_ctx = &mix;
     }
     gguf_file *f = hf_open_model(path, &ho, err);
     return f ? model_load_file(f, err) : NULL;

@@ -258,8 +258,9 @@ model *model_load(const char *path, garlic_error *err);
 
 // How model_load_with opens a model.
 typedef struct model_load_options {
-    // A weight type ("Q8_0", "Q4_K") the 16- and 32-bit matrices of a Hugging Face folder are
-    // quantized to at load (FP8, AWQ, GPTQ and MXFP4 weights keep their own); NULL: as stored.
+    // A mixture ("Q8_0", "Q4_K_M", as garlic quantize names them) the 16- and 32-bit matrices
+    // of a Hugging Face folder are quantized to at load, with llama-quantize's per-tensor
+    // choices (FP8, AWQ, GPTQ and MXFP4 weights keep their own); NULL: as stored.
     // A GGUF file is refused with it (garlic quantize requantizes files).
     const char *quantize;
     // Shapes and types only: tensors a folder would make point at a placeholder, never to be
