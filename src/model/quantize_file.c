@@ -104,14 +104,20 @@ static gguf_writer *build_writer(const quantize_run *r, garlic_error *err)
         return NULL;
     }
     int rc = GARLIC_OK;
+    const gguf_kv *kv = NULL;
     for (uint64_t i = 0; i < r->in->n_kv && rc == GARLIC_OK; i++) {
-        const gguf_kv *kv = &r->in->kv[i];
+        kv = &r->in->kv[i];
         char *key = garlic_strndup(kv->key.data, kv->key.len);
         rc = key ? gguf_writer_set_value(w, key, &kv->value) : GARLIC_ENOMEM;
         garlic_free(key);
     }
-    if (rc == GARLIC_OK) // replaced in place when the input has them
-        rc = gguf_writer_set_u32(w, "general.file_type", p->mix.file_type);
+    if (rc != GARLIC_OK) {
+        gguf_writer_free(w);
+        garlic_error_set(err, rc, "%s: key '%.*s': cannot copy it (%s)", p->in_path,
+                         (int)kv->key.len, kv->key.data, garlic_error_name(rc));
+        return NULL;
+    }
+    rc = gguf_writer_set_u32(w, "general.file_type", p->mix.file_type); // in place if present
     if (rc == GARLIC_OK)
         rc = gguf_writer_set_u32(w, "general.quantization_version", 2);
     if (rc != GARLIC_OK) {
