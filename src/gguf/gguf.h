@@ -96,6 +96,7 @@ typedef struct gguf_file {
     uint32_t alignment;
     uint64_t data_offset; // file offset of the data section
     bool mapped;          // base is our mmap (unmapped by gguf_close)
+    bool owned;           // base is a garlic_malloc'd image (freed by gguf_close)
 } gguf_file;
 
 // Opens and validates path. Returns NULL and fills err (naming the file, the field or
@@ -175,5 +176,9 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint
 // borrowed data are filled by calling fill(user, index, dst, nbytes, err).
 int gguf_writer_write(gguf_writer *w, const char *path, gguf_tensor_fill fill, void *user,
                       garlic_error *err);
+// Encodes the metadata of w in memory (its tensors are left out) and opens the image as a
+// file that owns it, so that metadata made from another format (a Hugging Face folder) is
+// read with the getters above. name is used in messages. NULL and err on failure.
+gguf_file *gguf_writer_open(const gguf_writer *w, const char *name, garlic_error *err);
 
 #endif

@@ -583,6 +583,8 @@ void gguf_close(gguf_file *f)
         return;
     if (f->mapped)
         munmap((void *)f->base, f->size);
+    if (f->owned)
+        garlic_free((void *)f->base);
     garlic_free(f->kv);
     garlic_free(f->tensors);
     garlic_free(f->path);

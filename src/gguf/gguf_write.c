@@ -272,29 +272,37 @@ static uint32_t writer_alignment(const gguf_writer *w)
     return GGUF_DEFAULT_ALIGNMENT;
 }
 
-// Encodes the header, metadata and tensor infos (padded to the alignment) into b and
-// assigns each tensor's offset in the data section.
-static void encode_head(gguf_writer *w, bytes *b, uint32_t alignment)
+// Gives each tensor its offset in the data section (each padded to the alignment).
+static void assign_offsets(gguf_writer *w, uint32_t alignment)
 {
+    uint64_t offset = 0;
+    for (size_t i = 0; i < w->n_tensors; i++) {
+        w->tensors[i].offset = offset;
+        offset += (w->tensors[i].nbytes + alignment - 1) / alignment * alignment;
+    }
+}
+
+// Encodes the header, metadata and (with_tensors) the tensor infos, padded to the
+// alignment, into b.
+static void encode_head(const gguf_writer *w, bytes *b, uint32_t alignment, bool with_tensors)
+{
+    size_t n_tensors = with_tensors ? w->n_tensors : 0;
     put(b, "GGUF", 4);
     put_u32(b, 3);
-    put_u64(b, w->n_tensors);
+    put_u64(b, n_tensors);
     put_u64(b, w->n_kv);
     for (size_t i = 0; i < w->n_kv; i++) {
         put_str(b, w->kv[i].key, strlen(w->kv[i].key));
         put(b, w->kv[i].bytes, w->kv[i].size);
     }
-    uint64_t offset = 0;
-    for (size_t i = 0; i < w->n_tensors; i++) {
-        writer_tensor *t = &w->tensors[i];
+    for (size_t i = 0; i < n_tensors; i++) {
+        const writer_tensor *t = &w->tensors[i];
         put_str(b, t->name, strlen(t->name));
         put_u32(b, t->n_dims);
         for (uint32_t d = 0; d < t->n_dims; d++)
             put_u64(b, t->ne[d]);
         put_u32(b, t->type);
-        t->offset = offset;
-        put_u64(b, offset);
-        offset += (t->nbytes + alignment - 1) / alignment * alignment;
+        put_u64(b, t->offset);
     }
     static const uint8_t zeros[64];
     while (!b->failed && b->buf.len % alignment) {
@@ -345,7 +353,8 @@ int gguf_writer_write(gguf_writer *w, const char *path, gguf_tensor_fill fill, v
 {
     uint32_t alignment = writer_alignment(w);
     bytes head = {0};
-    encode_head(w, &head, alignment);
+    assign_offsets(w, alignment);
+    encode_head(w, &head, alignment, true);
     if (head.failed) {
         garlic_buf_deinit(&head.buf);
         return garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", path);
@@ -366,4 +375,22 @@ int gguf_writer_write(gguf_writer *w, const char *path, gguf_tensor_fill fill, v
     if (rc != GARLIC_OK)
         remove(path);
     return rc;
+}
+
+gguf_file *gguf_writer_open(const gguf_writer *w, const char *name, garlic_error *err)
+{
+    bytes head = {0};
+    encode_head(w, &head, writer_alignment(w), false);
+    if (head.failed) {
+        garlic_buf_deinit(&head.buf);
+        garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", name);
+        return NULL;
+    }
+    gguf_file *f = gguf_parse(head.buf.data, head.buf.len, name, err);
+    if (!f) {
+        garlic_buf_deinit(&head.buf);
+        return NULL;
+    }
+    f->owned = true; // gguf_close frees the image
+    return f;
 }

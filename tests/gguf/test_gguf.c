@@ -508,6 +508,45 @@ static void test_writer_allocation_failures(void **state)
     gguf_close(f);
 }
 
+// gguf_writer_open reads the writer's metadata back in memory, without its tensors, and
+// every allocation it makes may fail cleanly.
+static void test_writer_open(void **state)
+{
+    (void)state;
+    static const float data[64] = {1};
+    static const char *const strs[] = {"a", "", "ccc"};
+    bool opened = false;
+    for (long n = 0; n < 64 && !opened; n++) {
+        gguf_writer *w = gguf_writer_new();
+        assert_non_null(w);
+        garlic_error err = {0};
+        uint64_t ne[1] = {64};
+        assert_int_equal(gguf_writer_set_str(w, "k.str", "value"), 0);
+        assert_int_equal(gguf_writer_set_arr_str(w, "k.strs", strs, 3), 0);
+        assert_int_equal(gguf_writer_add_tensor(w, "t", TENSOR_TYPE_F32, 1, ne, data, &err), 0);
+        garlic_alloc_fail_after(n);
+        gguf_file *f = gguf_writer_open(w, "folder/tokenizer.json", &err);
+        garlic_alloc_fail_reset();
+        gguf_writer_free(w); // the file owns its own image
+        if (!f) {
+            assert_int_equal(err.code, GARLIC_ENOMEM);
+            continue;
+        }
+        opened = true;
+        assert_string_equal(f->path, "folder/tokenizer.json");
+        assert_int_equal(f->n_kv, 2);
+        assert_int_equal(f->n_tensors, 0);
+        gguf_string s;
+        assert_int_equal(gguf_get_str(f, "k.str", &s), 0);
+        assert_true(gguf_string_eq(s, "value"));
+        gguf_value arr;
+        assert_int_equal(gguf_get_arr(f, "k.strs", &arr), 0);
+        assert_int_equal(arr.arr.count, 3);
+        gguf_close(f);
+    }
+    assert_true(opened);
+}
+
 static int ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
@@ -569,6 +608,7 @@ int main(void)
         cmocka_unit_test(test_forged_values),
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_writer_allocation_failures),
+        cmocka_unit_test(test_writer_open),
         cmocka_unit_test(test_shared_files),
     };
     return cmocka_run_group_tests_name("gguf", tests, NULL, NULL);
