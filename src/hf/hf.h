@@ -20,15 +20,18 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "gguf/gguf.h"
 #include "model/model.h"
 
 enum {
     HF_PATH_MAX = 4096, // longest path of a folder or file handled
     HF_MAX_CONFIG_BYTES = 16 << 20,
-    HF_MAX_INDEX_BYTES = 64 << 20, // model.safetensors.index.json
-    HF_MAX_SHARDS = 4096,          // weight files of one folder
-    HF_MAX_DIMS = 8,               // dimensions of a safetensors shape
-    HF_MAX_CTX = 1 << 24,          // largest max_position_embeddings (the longest run state)
+    HF_MAX_INDEX_BYTES = 64 << 20,      // model.safetensors.index.json
+    HF_MAX_SHARDS = 4096,               // weight files of one folder
+    HF_MAX_DIMS = 8,                    // dimensions of a safetensors shape
+    HF_MAX_CTX = 1 << 24,               // largest max_position_embeddings (the longest run state)
+    HF_MAX_TOKENIZER_BYTES = 512 << 20, // tokenizer.json
+    HF_MAX_VOCAB = 1 << 24,             // tokens of one vocabulary
 };
 // Longest safetensors JSON header accepted (checked before it is read).
 #define HF_SAFETENSORS_MAX_HEADER (100ull << 20)
@@ -143,5 +146,24 @@ int hf_safetensors_read(const char *path, hf_tensor_fn fn, void *user, uint64_t 
 
 // Bytes per value of a safetensors dtype ("BF16" -> 2), or 0 for an unknown name.
 uint32_t hf_safetensors_dtype_size(const char *dtype);
+
+// ---- the tokenizer ----
+
+// Adds the tokenizer metadata of the folder dir to w: the tokenizer.ggml.* keys (model, pre,
+// tokens, token types, scores or merges, special token ids, add_bos_token/add_eos_token,
+// add_space_prefix) and tokenizer.chat_template, as llama.cpp's converter writes them, from
+// tokenizer.json (required), tokenizer_config.json, special_tokens_map.json,
+// generation_config.json, chat_template.jinja or chat_template.json, and config.json's
+// vocab_size and token ids. Byte-level BPE becomes "gpt2" (the pre-tokenizer named by its
+// regexes), BPE with byte fallback "llama" (scores that follow the merge list), WordPiece
+// "bert". Errors name the file and the field: GARLIC_EIO (tokenizer.json missing or
+// unreadable), GARLIC_EFORMAT (malformed), GARLIC_EUNSUPPORTED (something garlic would
+// tokenize differently), GARLIC_ENOMEM.
+int hf_tokenizer_metadata(const char *dir, gguf_writer *w, garlic_error *err);
+
+// The tokenizer metadata of the folder dir as an in-memory GGUF file without tensors (named
+// "dir/tokenizer.json" in messages), for tokenizer_load and the model summary. NULL and err
+// on failure; the caller closes it with gguf_close.
+gguf_file *hf_tokenizer_open(const char *dir, garlic_error *err);
 
 #endif
