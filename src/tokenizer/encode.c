@@ -119,6 +119,28 @@ static int partition(const tokenizer *t, const char *text, size_t len, bool pars
     return GARLIC_OK;
 }
 
+// Runs the vocabulary's algorithm over one raw fragment (put in NFC first when the
+// vocabulary asks for it).
+static int encode_raw(const tokenizer *t, const char *s, size_t n, bool space_prefix,
+                      tokenizer_ids *out, garlic_error *err)
+{
+    char *composed = NULL;
+    if (t->nfc && tokenizer_nfc_may_change(s, n)) {
+        if (tokenizer_nfc(s, n, &composed, &n) != GARLIC_OK)
+            return GARLIC_ENOMEM;
+        s = composed;
+    }
+    int rc;
+    if (t->kind == TOKENIZER_KIND_SPM)
+        rc = tokenizer_spm_encode(t, s, n, space_prefix, out, err);
+    else if (t->kind == TOKENIZER_KIND_BPE)
+        rc = tokenizer_bpe_encode(t, s, n, out, err);
+    else
+        rc = tokenizer_wpm_encode(t, s, n, out, err);
+    garlic_free(composed);
+    return rc;
+}
+
 // Runs the vocabulary's algorithm over each fragment. SentencePiece puts a space in front
 // of raw text at the start and after every special token.
 static int encode_fragments(const tokenizer *t, const char *text, const fragment_list *frags,
@@ -131,14 +153,9 @@ static int encode_fragments(const tokenizer *t, const char *text, const fragment
         if (f.id >= 0) {
             rc = tokenizer_ids_push(out, f.id);
             after_special = true;
-        } else if (t->kind == TOKENIZER_KIND_SPM) {
-            rc = tokenizer_spm_encode(t, text + f.off, f.len, t->add_space_prefix && after_special,
-                                      out, err);
-            after_special = false;
-        } else if (t->kind == TOKENIZER_KIND_BPE) {
-            rc = tokenizer_bpe_encode(t, text + f.off, f.len, out, err);
         } else {
-            rc = tokenizer_wpm_encode(t, text + f.off, f.len, out, err);
+            rc = encode_raw(t, text + f.off, f.len, t->add_space_prefix && after_special, out, err);
+            after_special = false;
         }
         if (rc != GARLIC_OK)
             return rc == GARLIC_ENOMEM ? garlic_error_set(err, rc, "out of memory tokenizing") : rc;

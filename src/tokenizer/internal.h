@@ -53,6 +53,7 @@ struct tokenizer {
     tokenizer_table merge_map; // pair -> rank + 1 (the first occurrence wins)
     int32_t special[TOKENIZER_SPECIAL_COUNT];
     bool add_bos, add_eos, add_space_prefix;
+    bool nfc;                // raw text is put in NFC first (tokenizer.ggml.normalizer.nfc)
     bool ignore_merges;      // a pre-token that is itself a token is not merged (llama3)
     int32_t byte_token[256]; // SPM: <0xNN> (or the 1-byte token); BPE: the 1-byte token; -1
     int32_t *specials;       // (n_specials) CONTROL/USER_DEFINED/UNKNOWN ids, longest first
@@ -189,10 +190,36 @@ typedef struct tokenizer_case_range {
     int32_t step;
     int32_t delta; // lowercase = c + delta
 } tokenizer_case_range;
+typedef struct tokenizer_ccc_range {
+    uint32_t first, last; // code points [first, last]
+    uint32_t ccc;         // their canonical combining class (non-zero)
+} tokenizer_ccc_range;
+typedef struct tokenizer_decomposition {
+    uint32_t cp;          // a code point with a canonical decomposition
+    uint32_t off, length; // its full decomposition in tokenizer_decomposition_pool
+} tokenizer_decomposition;
+typedef struct tokenizer_composition {
+    uint32_t first, second; // a canonical pair
+    uint32_t composite;     // the primary composite it makes
+} tokenizer_composition;
 extern const tokenizer_nfd_range tokenizer_nfd_ranges[];
 extern const size_t tokenizer_nfd_count;
 extern const tokenizer_case_range tokenizer_lower_ranges[];
 extern const size_t tokenizer_lower_count;
+extern const tokenizer_ccc_range tokenizer_ccc_ranges[];
+extern const size_t tokenizer_ccc_count;
+extern const tokenizer_decomposition tokenizer_decompositions[];
+extern const size_t tokenizer_decomposition_count;
+extern const uint32_t tokenizer_decomposition_pool[];
+extern const tokenizer_composition tokenizer_compositions[];
+extern const size_t tokenizer_composition_count;
+
+// Writes NFC(text[0..len)) to *out (garlic_malloc'd, *out_len bytes, NUL-terminated): Unicode
+// canonical composition, as HF's NFC normalizer applies it. Bytes that are not valid UTF-8
+// pass through unchanged and compose with nothing. GARLIC_OK or GARLIC_ENOMEM.
+int tokenizer_nfc(const char *text, size_t len, char **out, size_t *out_len);
+// True when text[0..len) may change under NFC (it holds a code point from U+0300 on).
+bool tokenizer_nfc_may_change(const char *text, size_t len);
 
 // Pre-tokenizers (bpe.c): finds the table entry for t->pre_name and compiles its regexes.
 // GARLIC_EUNSUPPORTED for an unknown name; path names the file in messages.

@@ -3,7 +3,7 @@
 // tokenizer.ggml.tokens, copies texts into one blob, precomputes each token's decoded piece,
 // and builds the hash maps (text -> id, merge pair -> rank) and the special-token list.
 // Keys read: tokenizer.ggml.{model,pre,tokens,scores,token_type,merges,*_token_id,
-// add_bos_token,add_eos_token,add_space_prefix} and general.name. The lookups into those
+// add_bos_token,add_eos_token,add_space_prefix,normalizer.nfc} and general.name. The lookups into those
 // maps and the pair-merging loop SentencePiece and BPE share (a heap of bigrams) live here.
 #include <ctype.h>
 #include <stdio.h>
@@ -577,7 +577,8 @@ static int load_rest(tokenizer *t, const gguf_file *f, garlic_error *err)
     if ((rc = read_flag(f, "tokenizer.ggml.add_bos_token", &t->add_bos, err)) != GARLIC_OK ||
         (rc = read_flag(f, "tokenizer.ggml.add_eos_token", &t->add_eos, err)) != GARLIC_OK ||
         (rc = read_flag(f, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, err)) !=
-            GARLIC_OK)
+            GARLIC_OK ||
+        (rc = read_flag(f, "tokenizer.ggml.normalizer.nfc", &t->nfc, err)) != GARLIC_OK)
         return rc;
     if (t->add_bos && t->special[TOKENIZER_SPECIAL_BOS] < 0)
         return key_error(err, GARLIC_EFORMAT, f, "tokenizer.ggml.bos_token_id",
@@ -674,8 +675,8 @@ tokenizer_token_type tokenizer_token_get_type(const tokenizer *t, int32_t id)
 
 bool tokenizer_is_lossless(const tokenizer *t)
 {
-    if (t->kind == TOKENIZER_KIND_WPM)
-        return false; // lowercases, strips accents and drops whitespace
+    if (t->kind == TOKENIZER_KIND_WPM || t->nfc)
+        return false; // lowercases, strips accents and drops whitespace; or composes to NFC
     for (int b = 0; b < 256; b++) {
         if (b == 0xc0 || b == 0xc1 || b >= 0xf5)
             continue; // never part of valid UTF-8
