@@ -24,6 +24,7 @@ static const char *const special_keys[TOKENIZER_SPECIAL_COUNT] = {
     [TOKENIZER_SPECIAL_CLS] = "tokenizer.ggml.cls_token_id",
     [TOKENIZER_SPECIAL_MASK] = "tokenizer.ggml.mask_token_id",
     [TOKENIZER_SPECIAL_EOT] = "tokenizer.ggml.eot_token_id",
+    [TOKENIZER_SPECIAL_EOM] = "tokenizer.ggml.eom_token_id",
 };
 
 int tokenizer_ids_push(tokenizer_ids *out, int32_t id)
@@ -342,7 +343,7 @@ static size_t spm_piece(const tokenizer *t, uint32_t id, char *dst)
     const char *s = t->blob + t->text_off[id];
     size_t n = t->text_len[id], len = 0;
     switch (t->types[id]) {
-    case TOKENIZER_TOKEN_USER_DEFINED: memcpy(dst, s, n); return n;
+    case TOKENIZER_TOKEN_USER_DEFINED: break; // "▁" is a space here too (Gemma's "▁▁" runs)
     case TOKENIZER_TOKEN_BYTE:
         if (n == 6 && memcmp(s, "<0x", 3) == 0 && isxdigit((unsigned char)s[3]) &&
             isxdigit((unsigned char)s[4]) && s[5] == '>') {
