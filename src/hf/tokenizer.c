@@ -149,7 +149,8 @@ static int read_sources(hf_tokenizer_build *b, const char *dir, garlic_error *er
                                         b->path[s]);
             continue;
         }
-        b->json[s] = cJSON_ParseWithLength(text, len);
+        // len + 1: the NUL after the text, so that anything after the JSON is refused
+        b->json[s] = cJSON_ParseWithLengthOpts(text, len + 1, NULL, true);
         garlic_free(text);
         if (!cJSON_IsObject(b->json[s]))
             return garlic_error_set(err, GARLIC_EFORMAT, "%s: not a JSON object", b->path[s]);
