@@ -149,6 +149,18 @@ uint32_t hf_safetensors_dtype_size(const char *dtype);
 
 // ---- the tokenizer ----
 
+// The files of a folder the tokenizer is read from.
+typedef enum hf_tokenizer_file {
+    HF_FILE_TOKENIZER,   // tokenizer.json (required)
+    HF_FILE_CONFIG,      // tokenizer_config.json
+    HF_FILE_SPECIAL_MAP, // special_tokens_map.json
+    HF_FILE_GENERATION,  // generation_config.json
+    HF_FILE_MODEL,       // config.json
+    HF_FILE_CHAT_JSON,   // chat_template.json
+    HF_FILE_CHAT_JINJA,  // chat_template.jinja
+    HF_FILE_COUNT
+} hf_tokenizer_file;
+
 // Adds the tokenizer metadata of the folder dir to w: the tokenizer.ggml.* keys (model, pre,
 // tokens, token types, scores or merges, special token ids, add_bos_token/add_eos_token,
 // add_space_prefix) and tokenizer.chat_template, as llama.cpp's converter writes them, from
@@ -160,6 +172,12 @@ uint32_t hf_safetensors_dtype_size(const char *dtype);
 // unreadable), GARLIC_EFORMAT (malformed), GARLIC_EUNSUPPORTED (something garlic would
 // tokenize differently), GARLIC_ENOMEM.
 int hf_tokenizer_metadata(const char *dir, gguf_writer *w, garlic_error *err);
+
+// The same over the files' texts in memory (for fuzzing): texts[f] is the NUL-terminated
+// content of file f (NULL when absent; tokenizer.json must be there), named "dir/<file>" in
+// messages.
+int hf_tokenizer_metadata_texts(const char *dir, const char *const texts[HF_FILE_COUNT],
+                                gguf_writer *w, garlic_error *err);
 
 // The tokenizer metadata of the folder dir as an in-memory GGUF file without tensors (named
 // "dir/tokenizer.json" in messages), for tokenizer_load and the model summary. NULL and err

@@ -21,17 +21,6 @@ enum {
     HF_SHOWN = 72,     // bytes of a name or text quoted in a message
 };
 
-// The files a folder's tokenizer is read from.
-typedef enum hf_source {
-    HF_SOURCE_TOKENIZER,   // tokenizer.json (required)
-    HF_SOURCE_CONFIG,      // tokenizer_config.json
-    HF_SOURCE_SPECIAL_MAP, // special_tokens_map.json
-    HF_SOURCE_GENERATION,  // generation_config.json
-    HF_SOURCE_MODEL,       // config.json
-    HF_SOURCE_CHAT,        // chat_template.json
-    HF_SOURCE_COUNT
-} hf_source;
-
 // Special token roles, in the order of their GGUF keys.
 typedef enum hf_role {
     HF_ROLE_BOS,
@@ -48,11 +37,10 @@ typedef enum hf_role {
 
 // One conversion: the parsed files, the token table and what the settings say.
 typedef struct hf_tokenizer_build {
-    char path[HF_SOURCE_COUNT][HF_PATH_MAX]; // "dir/tokenizer.json", ... (for messages)
-    cJSON *json[HF_SOURCE_COUNT];            // parsed files, NULL when absent
-    char jinja_path[HF_PATH_MAX];
-    char *jinja;        // chat_template.jinja's text, or NULL
-    const cJSON *model; // tokenizer.json's "model" (inside json[HF_SOURCE_TOKENIZER])
+    char path[HF_FILE_COUNT][HF_PATH_MAX]; // "dir/tokenizer.json", ... (for messages)
+    cJSON *json[HF_FILE_COUNT];            // parsed JSON files, NULL when absent
+    const char *jinja;                     // chat_template.jinja's text (borrowed), or NULL
+    const cJSON *model; // tokenizer.json's "model" (inside json[HF_FILE_TOKENIZER])
     tokenizer_kind kind;
     uint32_t n;        // tokens (ids 0..n-1)
     const char **text; // (n) token texts: in the JSON trees or in owned

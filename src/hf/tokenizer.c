@@ -106,58 +106,66 @@ bool hf_json_id(const cJSON *v, uint32_t *id)
 
 // ---- the folder's files ----
 
-static const char *const source_names[HF_SOURCE_COUNT] = {
-    [HF_SOURCE_TOKENIZER] = "tokenizer.json",
-    [HF_SOURCE_CONFIG] = "tokenizer_config.json",
-    [HF_SOURCE_SPECIAL_MAP] = "special_tokens_map.json",
-    [HF_SOURCE_GENERATION] = "generation_config.json",
-    [HF_SOURCE_MODEL] = "config.json",
-    [HF_SOURCE_CHAT] = "chat_template.json",
+static const char *const file_names[HF_FILE_COUNT] = {
+    [HF_FILE_TOKENIZER] = "tokenizer.json",
+    [HF_FILE_CONFIG] = "tokenizer_config.json",
+    [HF_FILE_SPECIAL_MAP] = "special_tokens_map.json",
+    [HF_FILE_GENERATION] = "generation_config.json",
+    [HF_FILE_MODEL] = "config.json",
+    [HF_FILE_CHAT_JSON] = "chat_template.json",
+    [HF_FILE_CHAT_JINJA] = "chat_template.jinja",
 };
 
-// Reads dir/name (at most max bytes) into *text, or leaves it NULL when the file does not
-// exist. path receives "dir/name".
-static int read_optional(const char *dir, const char *name, size_t max, char *path, char **text,
-                         size_t *len, garlic_error *err)
+// Names every file "dir/<file>" for messages.
+static int name_files(hf_tokenizer_build *b, const char *dir, garlic_error *err)
 {
-    int n = snprintf(path, HF_PATH_MAX, "%s/%s", dir, name);
-    if (n < 0 || n >= HF_PATH_MAX)
-        return garlic_error_set(err, GARLIC_EINVAL, "%.200s/%s: path too long", dir, name);
-    struct stat st;
-    *text = NULL;
-    if (stat(path, &st) != 0 && errno == ENOENT)
-        return GARLIC_OK;
-    return garlic_file_read(path, max, text, len, err);
+    for (int f = 0; f < HF_FILE_COUNT; f++) {
+        int n = snprintf(b->path[f], HF_PATH_MAX, "%s/%s", dir, file_names[f]);
+        if (n < 0 || n >= HF_PATH_MAX)
+            return garlic_error_set(err, GARLIC_EINVAL, "%.200s/%s: path too long", dir,
+                                    file_names[f]);
+    }
+    return GARLIC_OK;
 }
 
-// Reads and parses every JSON file of the folder that exists (tokenizer.json must) and the
-// text of chat_template.jinja.
-static int read_sources(hf_tokenizer_build *b, const char *dir, garlic_error *err)
+// Parses the texts of the JSON files that are there (tokenizer.json must be); keeps the
+// text of chat_template.jinja (borrowed).
+static int parse_files(hf_tokenizer_build *b, const char *const texts[HF_FILE_COUNT],
+                       garlic_error *err)
 {
-    for (int s = 0; s < HF_SOURCE_COUNT; s++) {
-        char *text;
+    if (!texts[HF_FILE_TOKENIZER])
+        return garlic_error_set(err, GARLIC_EIO,
+                                "%s: missing (garlic reads a folder's tokenizer from its "
+                                "tokenizer.json)",
+                                b->path[HF_FILE_TOKENIZER]);
+    for (int f = 0; f < HF_FILE_COUNT; f++) {
+        if (!texts[f] || f == HF_FILE_CHAT_JINJA)
+            continue;
+        // length + 1: the NUL after the text, so that anything after the JSON is refused
+        b->json[f] = cJSON_ParseWithLengthOpts(texts[f], strlen(texts[f]) + 1, NULL, true);
+        if (!cJSON_IsObject(b->json[f]))
+            return garlic_error_set(err, GARLIC_EFORMAT, "%s: not a JSON object", b->path[f]);
+    }
+    b->jinja = texts[HF_FILE_CHAT_JINJA];
+    return GARLIC_OK;
+}
+
+// Reads every file of the folder that exists into texts (garlic_malloc'd, NULL when absent).
+static int read_files(const hf_tokenizer_build *b, char *texts[HF_FILE_COUNT], garlic_error *err)
+{
+    for (int f = 0; f < HF_FILE_COUNT; f++) {
+        struct stat st;
         size_t len;
-        size_t max = s == HF_SOURCE_TOKENIZER ? HF_MAX_TOKENIZER_BYTES : HF_MAX_CONFIG_BYTES;
-        int rc = read_optional(dir, source_names[s], max, b->path[s], &text, &len, err);
+        if (stat(b->path[f], &st) != 0 && errno == ENOENT)
+            continue;
+        size_t max = f == HF_FILE_TOKENIZER ? HF_MAX_TOKENIZER_BYTES : HF_MAX_CONFIG_BYTES;
+        int rc = garlic_file_read(b->path[f], max, &texts[f], &len, err);
         if (rc != GARLIC_OK)
             return rc;
-        if (!text) {
-            if (s == HF_SOURCE_TOKENIZER)
-                return garlic_error_set(err, GARLIC_EIO,
-                                        "%s: missing (garlic reads a folder's tokenizer from its "
-                                        "tokenizer.json)",
-                                        b->path[s]);
-            continue;
-        }
-        // len + 1: the NUL after the text, so that anything after the JSON is refused
-        b->json[s] = cJSON_ParseWithLengthOpts(text, len + 1, NULL, true);
-        garlic_free(text);
-        if (!cJSON_IsObject(b->json[s]))
-            return garlic_error_set(err, GARLIC_EFORMAT, "%s: not a JSON object", b->path[s]);
+        if (strlen(texts[f]) != len)
+            return garlic_error_set(err, GARLIC_EFORMAT, "%s: holds a NUL byte", b->path[f]);
     }
-    size_t len;
-    return read_optional(dir, "chat_template.jinja", HF_MAX_CONFIG_BYTES, b->jinja_path, &b->jinja,
-                         &len, err);
+    return GARLIC_OK;
 }
 
 // ---- the vocabulary ----
@@ -225,7 +233,7 @@ static int set_owned_text(hf_tokenizer_build *b, uint32_t id, const char *s)
 static int count_tokens(hf_tokenizer_build *b, const cJSON *vocab, const cJSON *added,
                         garlic_error *err)
 {
-    const char *file = b->path[HF_SOURCE_TOKENIZER];
+    const char *file = b->path[HF_FILE_TOKENIZER];
     uint64_t n = 0, entries = 0;
     uint32_t id;
     for (const cJSON *e = vocab->child; e; e = e->next, entries++) {
@@ -248,7 +256,7 @@ static int count_tokens(hf_tokenizer_build *b, const cJSON *vocab, const cJSON *
     }
     if (n == 0)
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: model.vocab is empty", file);
-    const cJSON *cfg = b->json[HF_SOURCE_MODEL];
+    const cJSON *cfg = b->json[HF_FILE_MODEL];
     const cJSON *size = hf_json_member(cfg, "vocab_size");
     if (!size)
         size = hf_json_member(hf_json_member(cfg, "text_config"), "vocab_size");
@@ -256,11 +264,11 @@ static int count_tokens(hf_tokenizer_build *b, const cJSON *vocab, const cJSON *
         if (!hf_json_id(size, &id))
             return garlic_error_set(err, GARLIC_EFORMAT,
                                     "%s: vocab_size must be an integer from 1 to %u",
-                                    b->path[HF_SOURCE_MODEL], HF_MAX_VOCAB - 1);
+                                    b->path[HF_FILE_MODEL], HF_MAX_VOCAB - 1);
         if (id < n)
             return garlic_error_set(err, GARLIC_EFORMAT,
                                     "%s: vocab_size %u is smaller than the %llu tokens of %s",
-                                    b->path[HF_SOURCE_MODEL], id, (unsigned long long)n, file);
+                                    b->path[HF_FILE_MODEL], id, (unsigned long long)n, file);
         n = id;
     }
     b->n = (uint32_t)n;
@@ -283,9 +291,9 @@ static int alloc_vocab(hf_tokenizer_build *b)
 // converter writes them.
 static int read_vocab(hf_tokenizer_build *b, garlic_error *err)
 {
-    const char *file = b->path[HF_SOURCE_TOKENIZER];
+    const char *file = b->path[HF_FILE_TOKENIZER];
     const cJSON *vocab = hf_json_member(b->model, "vocab");
-    const cJSON *added = hf_json_member(b->json[HF_SOURCE_TOKENIZER], "added_tokens");
+    const cJSON *added = hf_json_member(b->json[HF_FILE_TOKENIZER], "added_tokens");
     if (!cJSON_IsObject(vocab))
         return garlic_error_set(err, GARLIC_EFORMAT,
                                 "%s: model.vocab must be an object of token: id", file);
@@ -371,7 +379,7 @@ typedef int (*merge_fn)(hf_tokenizer_build *b, uint32_t rank, int32_t left, int3
 static int for_each_merge(hf_tokenizer_build *b, const cJSON *merges, bool spaceless, merge_fn fn,
                           garlic_error *err)
 {
-    const char *file = b->path[HF_SOURCE_TOKENIZER];
+    const char *file = b->path[HF_FILE_TOKENIZER];
     garlic_buf both = {0};
     uint32_t rank = 0;
     int rc = GARLIC_OK;
@@ -427,7 +435,7 @@ static int keep_merge(hf_tokenizer_build *b, uint32_t rank, int32_t left, int32_
 // Reads model.merges for byte-level BPE.
 static int read_bpe_merges(hf_tokenizer_build *b, garlic_error *err)
 {
-    const char *file = b->path[HF_SOURCE_TOKENIZER];
+    const char *file = b->path[HF_FILE_TOKENIZER];
     const cJSON *merges = hf_json_member(b->model, "merges");
     if (!cJSON_IsArray(merges))
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: model.merges must be a list", file);
@@ -528,9 +536,9 @@ static int collect_pre_steps(const cJSON *p, int depth, const char *file, pre_st
 // Names the pre-tokenizer of a byte-level BPE by its regexes (pre_patterns).
 static int name_pre_tokenizer(hf_tokenizer_build *b, garlic_error *err)
 {
-    const char *file = b->path[HF_SOURCE_TOKENIZER];
+    const char *file = b->path[HF_FILE_TOKENIZER];
     pre_steps s = {0};
-    const cJSON *pre = hf_json_member(b->json[HF_SOURCE_TOKENIZER], "pre_tokenizer");
+    const cJSON *pre = hf_json_member(b->json[HF_FILE_TOKENIZER], "pre_tokenizer");
     int rc = pre ? collect_pre_steps(pre, 0, file, &s, err) : GARLIC_OK;
     if (rc != GARLIC_OK)
         return rc;
@@ -569,7 +577,7 @@ static int name_pre_tokenizer(hf_tokenizer_build *b, garlic_error *err)
 // The normalizer of a byte-level BPE: none, or NFC.
 static int bpe_normalizer(hf_tokenizer_build *b, const cJSON *n, int depth, garlic_error *err)
 {
-    const char *file = b->path[HF_SOURCE_TOKENIZER];
+    const char *file = b->path[HF_FILE_TOKENIZER];
     const char *type = member_str(n, "type");
     if (!n)
         return GARLIC_OK;
@@ -601,7 +609,7 @@ static int bpe_normalizer(hf_tokenizer_build *b, const cJSON *n, int depth, garl
 // Replace(" " -> "▁") (the escape) and NFC.
 static int spm_normalizer(hf_tokenizer_build *b, const cJSON *n, int depth, garlic_error *err)
 {
-    const char *file = b->path[HF_SOURCE_TOKENIZER];
+    const char *file = b->path[HF_FILE_TOKENIZER];
     const char *type = member_str(n, "type");
     if (!n)
         return GARLIC_OK;
@@ -654,7 +662,7 @@ static bool inner_space_marks(const hf_tokenizer_build *b)
 // space prefix), or a Split on " " after the escape has removed every space.
 static int spm_pre_tokenizer(hf_tokenizer_build *b, const cJSON *p, int depth, garlic_error *err)
 {
-    const char *file = b->path[HF_SOURCE_TOKENIZER];
+    const char *file = b->path[HF_FILE_TOKENIZER];
     const char *type = member_str(p, "type");
     if (!p)
         return GARLIC_OK;
@@ -777,7 +785,7 @@ static int check_unlisted_pairs(hf_tokenizer_build *b, garlic_error *err)
                                     "%s: model.merges: token %u '%s' can be made from two pieces "
                                     "that are no listed merge (after %zu bytes): score-ordered "
                                     "merging would differ from BPE",
-                                    b->path[HF_SOURCE_TOKENIZER], id, hf_shown(s, shown), k);
+                                    b->path[HF_FILE_TOKENIZER], id, hf_shown(s, shown), k);
         }
     }
     return GARLIC_OK;
@@ -787,7 +795,7 @@ static int check_unlisted_pairs(hf_tokenizer_build *b, garlic_error *err)
 // merging can follow them.
 static int read_spm_merges(hf_tokenizer_build *b, garlic_error *err)
 {
-    const char *file = b->path[HF_SOURCE_TOKENIZER];
+    const char *file = b->path[HF_FILE_TOKENIZER];
     const cJSON *merges = hf_json_member(b->model, "merges");
     if (!cJSON_IsArray(merges))
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: model.merges must be a list", file);
@@ -818,8 +826,8 @@ static void mark_byte_tokens(hf_tokenizer_build *b)
 // SentencePiece-style BPE: byte fallback, "▁" for spaces, merges as scores.
 static int read_spm(hf_tokenizer_build *b, garlic_error *err)
 {
-    const char *file = b->path[HF_SOURCE_TOKENIZER];
-    const cJSON *root = b->json[HF_SOURCE_TOKENIZER];
+    const char *file = b->path[HF_FILE_TOKENIZER];
+    const cJSON *root = b->json[HF_FILE_TOKENIZER];
     bool ignore;
     int rc = hf_json_bool(b->model, "ignore_merges", false, &ignore, file, "model.", err);
     if (rc == GARLIC_OK && ignore)
@@ -848,8 +856,8 @@ static int read_spm(hf_tokenizer_build *b, garlic_error *err)
 // them: "##x" -> "x", a word-initial "x" -> "▁x"; added tokens stay as they are.
 static int read_wordpiece(hf_tokenizer_build *b, garlic_error *err)
 {
-    const char *file = b->path[HF_SOURCE_TOKENIZER];
-    const cJSON *root = b->json[HF_SOURCE_TOKENIZER];
+    const char *file = b->path[HF_FILE_TOKENIZER];
+    const cJSON *root = b->json[HF_FILE_TOKENIZER];
     const cJSON *norm = hf_json_member(root, "normalizer");
     const char *prefix = member_str(b->model, "continuing_subword_prefix");
     const char *pre = member_str(hf_json_member(root, "pre_tokenizer"), "type");
@@ -901,8 +909,8 @@ static int read_wordpiece(hf_tokenizer_build *b, garlic_error *err)
 // fields present).
 static int read_kind(hf_tokenizer_build *b, garlic_error *err)
 {
-    const char *file = b->path[HF_SOURCE_TOKENIZER];
-    b->model = hf_json_member(b->json[HF_SOURCE_TOKENIZER], "model");
+    const char *file = b->path[HF_FILE_TOKENIZER];
+    b->model = hf_json_member(b->json[HF_FILE_TOKENIZER], "model");
     if (!cJSON_IsObject(b->model))
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: model is missing", file);
     const char *type = member_str(b->model, "type");
@@ -950,7 +958,7 @@ static int read_unknown(hf_tokenizer_build *b, garlic_error *err)
                                      : -1;
     if (id < 0)
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: model.unk_token '%s' is not a token",
-                                b->path[HF_SOURCE_TOKENIZER],
+                                b->path[HF_FILE_TOKENIZER],
                                 cJSON_IsString(unk) ? hf_shown(unk->valuestring, shown) : "?");
     b->type[id] = TOKENIZER_TOKEN_UNKNOWN;
     b->special[HF_ROLE_UNK] = id;
@@ -960,7 +968,7 @@ static int read_unknown(hf_tokenizer_build *b, garlic_error *err)
 // Reads the vocabulary and the algorithm's settings of tokenizer.json.
 static int read_tokenizer_json(hf_tokenizer_build *b, garlic_error *err)
 {
-    const cJSON *root = b->json[HF_SOURCE_TOKENIZER];
+    const cJSON *root = b->json[HF_FILE_TOKENIZER];
     int rc = read_kind(b, err);
     if (rc == GARLIC_OK)
         rc = read_vocab(b, err);
@@ -968,7 +976,7 @@ static int read_tokenizer_json(hf_tokenizer_build *b, garlic_error *err)
         rc = read_wordpiece(b, err);
     if (rc == GARLIC_OK && build_map(b) != GARLIC_OK)
         rc = garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory for the token map",
-                              b->path[HF_SOURCE_TOKENIZER]);
+                              b->path[HF_FILE_TOKENIZER]);
     if (rc == GARLIC_OK)
         rc = read_unknown(b, err);
     if (rc != GARLIC_OK)
@@ -1020,9 +1028,8 @@ static int write_vocab(const hf_tokenizer_build *b, gguf_writer *w)
 
 static void build_deinit(hf_tokenizer_build *b)
 {
-    for (int s = 0; s < HF_SOURCE_COUNT; s++)
-        cJSON_Delete(b->json[s]);
-    garlic_free(b->jinja);
+    for (int f = 0; f < HF_FILE_COUNT; f++)
+        cJSON_Delete(b->json[f]);
     for (uint32_t i = 0; b->owned && i < b->n; i++)
         garlic_free(b->owned[i]);
     garlic_free(b->owned);
@@ -1038,21 +1045,47 @@ static void build_deinit(hf_tokenizer_build *b)
     garlic_buf_deinit(&b->merge_text);
 }
 
+// Everything after the files are named and their texts are at hand.
+static int convert(hf_tokenizer_build *b, const char *const texts[HF_FILE_COUNT], gguf_writer *w,
+                   garlic_error *err)
+{
+    for (int r = 0; r < HF_ROLE_COUNT; r++)
+        b->special[r] = -1;
+    int rc = parse_files(b, texts, err);
+    if (rc == GARLIC_OK)
+        rc = read_tokenizer_json(b, err);
+    if (rc == GARLIC_OK)
+        rc = hf_tokenizer_specials(b, err);
+    if (rc == GARLIC_OK && write_vocab(b, w) != GARLIC_OK)
+        rc = garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", b->path[HF_FILE_TOKENIZER]);
+    if (rc == GARLIC_OK)
+        rc = hf_tokenizer_write_config(b, w, err);
+    return rc;
+}
+
+int hf_tokenizer_metadata_texts(const char *dir, const char *const texts[HF_FILE_COUNT],
+                                gguf_writer *w, garlic_error *err)
+{
+    hf_tokenizer_build b = {0};
+    int rc = name_files(&b, dir, err);
+    if (rc == GARLIC_OK)
+        rc = convert(&b, texts, w, err);
+    build_deinit(&b);
+    return rc;
+}
+
 int hf_tokenizer_metadata(const char *dir, gguf_writer *w, garlic_error *err)
 {
     hf_tokenizer_build b = {0};
-    for (int r = 0; r < HF_ROLE_COUNT; r++)
-        b.special[r] = -1;
-    int rc = read_sources(&b, dir, err);
+    char *texts[HF_FILE_COUNT] = {0};
+    int rc = name_files(&b, dir, err);
     if (rc == GARLIC_OK)
-        rc = read_tokenizer_json(&b, err);
+        rc = read_files(&b, texts, err);
     if (rc == GARLIC_OK)
-        rc = hf_tokenizer_specials(&b, err);
-    if (rc == GARLIC_OK && write_vocab(&b, w) != GARLIC_OK)
-        rc = garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", dir);
-    if (rc == GARLIC_OK)
-        rc = hf_tokenizer_write_config(&b, w, err);
+        rc = convert(&b, (const char *const *)texts, w, err);
     build_deinit(&b);
+    for (int f = 0; f < HF_FILE_COUNT; f++)
+        garlic_free(texts[f]);
     return rc;
 }
 

@@ -49,8 +49,8 @@ static int end_add(end_list *e, int32_t id, const char *file, const char *field,
 // The token a config field names: its text, or an AddedToken object {"content": text}. *id
 // is -1 when the field is absent, or when it names no token and the role is not BOS or EOS
 // (a padding token missing from the vocabulary changes nothing garlic does).
-static int token_field(const hf_tokenizer_build *b, hf_source src, hf_role role, int32_t *id,
-                       garlic_error *err)
+static int token_field(const hf_tokenizer_build *b, hf_tokenizer_file src, hf_role role,
+                       int32_t *id, garlic_error *err)
 {
     char key[32];
     snprintf(key, sizeof key, "%s_token", role_names[role]);
@@ -74,8 +74,8 @@ static int token_field(const hf_tokenizer_build *b, hf_source src, hf_role role,
 
 // An id field of config.json or generation_config.json: one id or a list of them. The first
 // goes to *first (when it is -1), every one to ends (when given).
-static int id_field(const hf_tokenizer_build *b, hf_source src, const char *key, int32_t *first,
-                    end_list *ends, garlic_error *err)
+static int id_field(const hf_tokenizer_build *b, hf_tokenizer_file src, const char *key,
+                    int32_t *first, end_list *ends, garlic_error *err)
 {
     const cJSON *v = hf_json_member(b->json[src], key);
     if (!v)
@@ -103,15 +103,15 @@ static int read_roles(hf_tokenizer_build *b, end_list *ends, garlic_error *err)
 {
     for (int r = 0; r < HF_ROLE_EOT; r++) {
         int32_t id = -1;
-        int rc = token_field(b, HF_SOURCE_CONFIG, (hf_role)r, &id, err);
+        int rc = token_field(b, HF_FILE_CONFIG, (hf_role)r, &id, err);
         if (rc == GARLIC_OK && id < 0)
-            rc = token_field(b, HF_SOURCE_SPECIAL_MAP, (hf_role)r, &id, err);
+            rc = token_field(b, HF_FILE_SPECIAL_MAP, (hf_role)r, &id, err);
         char key[32];
         snprintf(key, sizeof key, "%s_token_id", role_names[r]);
         if (rc == GARLIC_OK)
-            rc = id_field(b, HF_SOURCE_MODEL, key, &id, r == HF_ROLE_EOS ? ends : NULL, err);
+            rc = id_field(b, HF_FILE_MODEL, key, &id, r == HF_ROLE_EOS ? ends : NULL, err);
         if (rc == GARLIC_OK && r == HF_ROLE_EOS)
-            rc = id_field(b, HF_SOURCE_GENERATION, key, &id, ends, err);
+            rc = id_field(b, HF_FILE_GENERATION, key, &id, ends, err);
         if (rc != GARLIC_OK)
             return rc;
         if (id >= 0)
@@ -129,7 +129,7 @@ typedef struct surround {
 static int template_token(const hf_tokenizer_build *b, const cJSON *p, const char *name,
                           int32_t *id, garlic_error *err)
 {
-    const char *file = b->path[HF_SOURCE_TOKENIZER];
+    const char *file = b->path[HF_FILE_TOKENIZER];
     const cJSON *entry = hf_json_member(hf_json_member(p, "special_tokens"), name);
     const cJSON *ids = hf_json_member(entry, "ids");
     uint32_t v;
@@ -149,7 +149,7 @@ static int template_token(const hf_tokenizer_build *b, const cJSON *p, const cha
 static int read_template(const hf_tokenizer_build *b, const cJSON *p, surround *s,
                          garlic_error *err)
 {
-    const char *file = b->path[HF_SOURCE_TOKENIZER];
+    const char *file = b->path[HF_FILE_TOKENIZER];
     const cJSON *single = hf_json_member(p, "single");
     int n_before = 0, n_after = 0, n_seq = 0;
     if (!cJSON_IsArray(single))
@@ -197,7 +197,7 @@ static int read_cls_sep(const hf_tokenizer_build *b, const cJSON *p, surround *s
         if (!cJSON_IsArray(pair) || !hf_json_id(cJSON_GetArrayItem(pair, 1), &id) || id >= b->n)
             return garlic_error_set(err, GARLIC_EFORMAT,
                                     "%s: post_processor.%s must be [text, token id]",
-                                    b->path[HF_SOURCE_TOKENIZER], keys[i]);
+                                    b->path[HF_FILE_TOKENIZER], keys[i]);
         *slots[i] = (int32_t)id;
     }
     return GARLIC_OK;
@@ -207,7 +207,7 @@ static int read_cls_sep(const hf_tokenizer_build *b, const cJSON *p, surround *s
 static int read_post_processor(const hf_tokenizer_build *b, const cJSON *p, int depth, surround *s,
                                garlic_error *err)
 {
-    const char *file = b->path[HF_SOURCE_TOKENIZER];
+    const char *file = b->path[HF_FILE_TOKENIZER];
     const cJSON *type_field = hf_json_member(p, "type");
     const char *type = cJSON_IsString(type_field) ? type_field->valuestring : NULL;
     if (!p)
@@ -242,11 +242,11 @@ static int read_post_processor(const hf_tokenizer_build *b, const cJSON *p, int 
 // stays an end of generation).
 static int read_surround(hf_tokenizer_build *b, end_list *ends, garlic_error *err)
 {
-    const cJSON *cfg = b->json[HF_SOURCE_CONFIG];
-    const char *file = b->path[HF_SOURCE_CONFIG];
+    const cJSON *cfg = b->json[HF_FILE_CONFIG];
+    const char *file = b->path[HF_FILE_CONFIG];
     surround s = {-1, -1};
-    int rc = read_post_processor(b, hf_json_member(b->json[HF_SOURCE_TOKENIZER], "post_processor"),
-                                 0, &s, err);
+    int rc = read_post_processor(b, hf_json_member(b->json[HF_FILE_TOKENIZER], "post_processor"), 0,
+                                 &s, err);
     if (rc == GARLIC_OK)
         rc = hf_json_bool(cfg, "add_bos_token", s.before >= 0, &b->add_bos, file, "", err);
     if (rc == GARLIC_OK)
@@ -290,7 +290,7 @@ int hf_tokenizer_specials(hf_tokenizer_build *b, garlic_error *err)
             return garlic_error_set(err, GARLIC_EUNSUPPORTED,
                                     "%s: eos_token_id: more than three end tokens (GGUF has EOS, "
                                     "EOT and EOM)",
-                                    b->path[HF_SOURCE_GENERATION]);
+                                    b->path[HF_FILE_GENERATION]);
         b->special[slot++] = ends.ids[i];
     }
     return GARLIC_OK;
@@ -345,15 +345,16 @@ static int write_template_list(const cJSON *list, const char *file, gguf_writer 
 // tokenizer_config.json's chat_template, else chat_template.jinja, else chat_template.json's.
 static int write_chat_templates(const hf_tokenizer_build *b, gguf_writer *w, garlic_error *err)
 {
-    const cJSON *v = hf_json_member(b->json[HF_SOURCE_CONFIG], "chat_template");
-    const char *file = b->path[HF_SOURCE_CONFIG];
+    const cJSON *v = hf_json_member(b->json[HF_FILE_CONFIG], "chat_template");
+    const char *file = b->path[HF_FILE_CONFIG];
     if (!v && b->jinja)
         return gguf_writer_set_str(w, "tokenizer.chat_template", b->jinja) == GARLIC_OK
             ? GARLIC_OK
-            : garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", b->jinja_path);
+            : garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory",
+                               b->path[HF_FILE_CHAT_JINJA]);
     if (!v) {
-        v = hf_json_member(b->json[HF_SOURCE_CHAT], "chat_template");
-        file = b->path[HF_SOURCE_CHAT];
+        v = hf_json_member(b->json[HF_FILE_CHAT_JSON], "chat_template");
+        file = b->path[HF_FILE_CHAT_JSON];
     }
     if (!v)
         return GARLIC_OK;
@@ -380,6 +381,6 @@ int hf_tokenizer_write_config(const hf_tokenizer_build *b, gguf_writer *w, garli
         rc = gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", b->add_eos);
     if (rc != GARLIC_OK)
         return garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory",
-                                b->path[HF_SOURCE_TOKENIZER]);
+                                b->path[HF_FILE_TOKENIZER]);
     return write_chat_templates(b, w, err);
 }
