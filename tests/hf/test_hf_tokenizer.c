@@ -519,12 +519,52 @@ static void test_allocation_failures(void **state)
     }
 }
 
+// Every seed of fuzz/corpus/tokenizer_json (files separated by NUL bytes, as the fuzz target
+// reads them) is accepted and loads: the corpus starts from folders that get all the way
+// through.
+static void test_fuzz_corpus(void **state)
+{
+    (void)state;
+    static const char *const seeds[] = {"gpt2",        "llama3",    "qwen2_nfc",   "gpt4o",
+                                        "deepseek_v3", "starcoder", "spm_prepend", "spm_metaspace",
+                                        "spm_replace", "wordpiece"};
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "fuzz/corpus/tokenizer_json/%s", seeds[i]);
+        size_t size;
+        char *data = test_read_file(path, &size);
+        assert_non_null(data);
+        char *buf = malloc(size + 1);
+        assert_non_null(buf);
+        memcpy(buf, data, size);
+        buf[size] = '\0';
+        const char *texts[HF_FILE_COUNT] = {0};
+        const char *p = buf;
+        for (int f = 0; f < HF_FILE_COUNT && p <= buf + size; f++) {
+            texts[f] = *p ? p : NULL;
+            p += strlen(p) + 1;
+        }
+        gguf_writer *w = gguf_writer_new();
+        garlic_error err = {0};
+        if (hf_tokenizer_metadata_texts("seed", texts, w, &err) != GARLIC_OK)
+            fail_msg("%s: %s", seeds[i], err.message);
+        gguf_file *f = gguf_writer_open(w, "seed/tokenizer.json", &err);
+        assert_non_null(f);
+        tokenizer_free(load(f));
+        gguf_close(f);
+        gguf_writer_free(w);
+        free(buf);
+        free(data);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_byte_level),    cmocka_unit_test(test_byte_level_variants),
         cmocka_unit_test(test_sentencepiece), cmocka_unit_test(test_wordpiece),
         cmocka_unit_test(test_refusals),      cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_fuzz_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
