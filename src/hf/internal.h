@@ -59,6 +59,7 @@ typedef struct hf_tokenizer_build {
     garlic_buf merge_text;
     const char *pre;                 // tokenizer.ggml.pre (static), NULL for "default"
     bool space_escape, space_prefix; // SentencePiece: " " -> "▁", a "▁" in front
+    const char *metaspace;           // Metaspace's prepend_scheme ("always", "first"), or NULL
     bool nfc;                        // the normalizer composes to NFC
     int32_t special[HF_ROLE_COUNT];  // ids, -1 when none
     bool add_bos, add_eos;

@@ -696,8 +696,17 @@ static int spm_pre_tokenizer(hf_tokenizer_build *b, const cJSON *p, int depth, g
                                     "%s: pre_tokenizer: Metaspace.split is true and tokens hold "
                                     "\"" SPACE_MARK "\" inside: garlic merges across spaces",
                                     file);
+        if (scheme && strcmp(scheme, "always") != 0 && strcmp(scheme, "first") != 0 &&
+            strcmp(scheme, "never") != 0)
+            return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                    "%s: pre_tokenizer: Metaspace.prepend_scheme must be always, "
+                                    "first or never",
+                                    file);
         b->space_escape = true;
         b->space_prefix = scheme ? strcmp(scheme, "never") != 0 : prefix;
+        b->metaspace = !b->space_prefix              ? NULL
+            : scheme && strcmp(scheme, "first") == 0 ? "first"
+                                                     : "always";
         return GARLIC_OK;
     }
     const char *from = member_str(hf_json_member(p, "pattern"), "String");
@@ -1019,6 +1028,8 @@ static int write_vocab(const hf_tokenizer_build *b, gguf_writer *w)
         rc = gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", b->space_prefix);
     if (rc == GARLIC_OK && b->kind == TOKENIZER_KIND_BPE)
         rc = gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, b->n_merges);
+    if (rc == GARLIC_OK && b->kind == TOKENIZER_KIND_SPM && b->metaspace)
+        rc = gguf_writer_set_str(w, "tokenizer.ggml.metaspace_prepend", b->metaspace);
     if (rc == GARLIC_OK && b->nfc)
         rc = gguf_writer_set_bool(w, "tokenizer.ggml.normalizer.nfc", true);
     garlic_free(types);

@@ -16,6 +16,16 @@
 
 enum { TOKENIZER_MAX_REGEX = 8 };
 
+// When SentencePiece puts a space in front of a raw fragment (with add_space_prefix).
+typedef enum tokenizer_prefix_rule {
+    TOKENIZER_PREFIX_EVERY,     // every fragment: the start and after each special token
+    TOKENIZER_PREFIX_METASPACE, // every fragment that does not start with a space (HF's
+                                // Metaspace, prepend_scheme "always")
+    TOKENIZER_PREFIX_FIRST,     // only a fragment at the very start that does not start with
+                                // a space (Metaspace, prepend_scheme "first")
+    TOKENIZER_PREFIX_COUNT
+} tokenizer_prefix_rule;
+
 // Per-token attributes that llama.cpp derives from the model name (not stored in GGUF).
 enum {
     TOKEN_ATTR_LSTRIP = 1u << 0, // whitespace before a matched special token is dropped
@@ -53,6 +63,7 @@ struct tokenizer {
     tokenizer_table merge_map; // pair -> rank + 1 (the first occurrence wins)
     int32_t special[TOKENIZER_SPECIAL_COUNT];
     bool add_bos, add_eos, add_space_prefix;
+    tokenizer_prefix_rule prefix_rule; // tokenizer.ggml.metaspace_prepend, else EVERY
     bool nfc;                // raw text is put in NFC first (tokenizer.ggml.normalizer.nfc)
     bool ignore_merges;      // a pre-token that is itself a token is not merged (llama3)
     int32_t byte_token[256]; // SPM: <0xNN> (or the 1-byte token); BPE: the 1-byte token; -1

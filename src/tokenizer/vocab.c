@@ -3,7 +3,8 @@
 // tokenizer.ggml.tokens, copies texts into one blob, precomputes each token's decoded piece,
 // and builds the hash maps (text -> id, merge pair -> rank) and the special-token list.
 // Keys read: tokenizer.ggml.{model,pre,tokens,scores,token_type,merges,*_token_id,
-// add_bos_token,add_eos_token,add_space_prefix,normalizer.nfc} and general.name. The lookups into those
+// add_bos_token,add_eos_token,add_space_prefix,metaspace_prepend,normalizer.nfc} and
+// general.name. The lookups into those
 // maps and the pair-merging loop SentencePiece and BPE share (a heap of bigrams) live here.
 #include <ctype.h>
 #include <stdio.h>
@@ -500,6 +501,24 @@ static void apply_name_rules(tokenizer *t, const gguf_file *f)
     }
 }
 
+// Reads tokenizer.ggml.metaspace_prepend (garlic's key for HF's Metaspace pre-tokenizer):
+// "always" or "first" says when the SentencePiece space prefix applies.
+static int read_prefix_rule(tokenizer *t, const gguf_file *f, garlic_error *err)
+{
+    const char *key = "tokenizer.ggml.metaspace_prepend";
+    gguf_string v;
+    int rc = gguf_get_str(f, key, &v);
+    if (rc == GARLIC_ENOTFOUND)
+        return GARLIC_OK;
+    if (rc == GARLIC_OK && gguf_string_eq(v, "always"))
+        t->prefix_rule = TOKENIZER_PREFIX_METASPACE;
+    else if (rc == GARLIC_OK && gguf_string_eq(v, "first"))
+        t->prefix_rule = TOKENIZER_PREFIX_FIRST;
+    else
+        return key_error(err, GARLIC_EUNSUPPORTED, f, key, "must be \"always\" or \"first\"");
+    return GARLIC_OK;
+}
+
 // Reads tokenizer.ggml.model and .pre and sets the algorithm and its defaults.
 static int read_model(tokenizer *t, const gguf_file *f, garlic_error *err)
 {
@@ -579,7 +598,8 @@ static int load_rest(tokenizer *t, const gguf_file *f, garlic_error *err)
         (rc = read_flag(f, "tokenizer.ggml.add_eos_token", &t->add_eos, err)) != GARLIC_OK ||
         (rc = read_flag(f, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, err)) !=
             GARLIC_OK ||
-        (rc = read_flag(f, "tokenizer.ggml.normalizer.nfc", &t->nfc, err)) != GARLIC_OK)
+        (rc = read_flag(f, "tokenizer.ggml.normalizer.nfc", &t->nfc, err)) != GARLIC_OK ||
+        (rc = read_prefix_rule(t, f, err)) != GARLIC_OK)
         return rc;
     if (t->add_bos && t->special[TOKENIZER_SPECIAL_BOS] < 0)
         return key_error(err, GARLIC_EFORMAT, f, "tokenizer.ggml.bos_token_id",
