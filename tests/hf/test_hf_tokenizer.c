@@ -261,7 +261,33 @@ static void test_sentencepiece(void **state)
               "'split': false}");
     f = open_folder(dir);
     assert_true(key_bool(f, "tokenizer.ggml.add_space_prefix"));
+    assert_key_str(f, "tokenizer.ggml.metaspace_prepend", "always");
+    t = load(f);
     gguf_close(f);
+    // Metaspace puts no space mark in front of text that starts with a space; the Prepend
+    // normalizer does ("▁▁ab" above would be 9 14).
+    assert_string_equal(encode_ids(t, " ab", 0), " 14");
+    assert_string_equal(encode_ids(t, "</s>ab", TOKENIZER_PARSE_SPECIAL), " 2 14");
+    tokenizer_free(t);
+    write_spm(dir, "null",
+              "{'type': 'Metaspace', 'replacement': '▁', 'prepend_scheme': 'first', "
+              "'split': false}");
+    gguf_writer *w = gguf_writer_new();
+    garlic_error err = {0};
+    assert_int_equal(hf_tokenizer_metadata(dir, w, &err), GARLIC_OK);
+    f = gguf_writer_open(w, "first", &err);
+    assert_key_str(f, "tokenizer.ggml.metaspace_prepend", "first");
+    t = load(f);
+    gguf_close(f);
+    assert_string_equal(encode_ids(t, "ab", 0), " 14");
+    assert_string_equal(encode_ids(t, "</s>ab", TOKENIZER_PARSE_SPECIAL), " 2 13"); // not first
+    tokenizer_free(t);
+    assert_int_equal(gguf_writer_set_str(w, "tokenizer.ggml.metaspace_prepend", "sometimes"), 0);
+    f = gguf_writer_open(w, "bad", &err);
+    assert_null(tokenizer_load(f, &err));
+    assert_non_null(strstr(err.message, "tokenizer.ggml.metaspace_prepend"));
+    gguf_close(f);
+    gguf_writer_free(w);
     write_spm(dir, "{'type': 'Replace', 'pattern': {'String': ' '}, 'content': '▁'}",
               "{'type': 'Split', 'pattern': {'String': ' '}, 'behavior': 'MergedWithPrevious'}");
     f = open_folder(dir);

