@@ -159,8 +159,7 @@ int tokenizer_merge_symbols(const tokenizer *t, const char *text, tokenizer_symb
 // Decodes one code point leniently (lead byte and continuation bits only, as llama.cpp
 // does): a byte that starts no sequence, or a truncated one, is U+FFFD and uses one byte.
 uint32_t tokenizer_next_code_point(const unsigned char *s, size_t n, size_t *used);
-// NFD(c)[0] and the first code point of c's lowercase form (unicode_tables.c).
-uint32_t tokenizer_nfd_base(uint32_t c);
+// The first code point of c's lowercase form (unicode_tables.c).
 uint32_t tokenizer_to_lower(uint32_t c);
 // A pcre2_general_context whose allocations go through garlic_malloc, or NULL.
 void *tokenizer_pcre_context_new(void);
@@ -192,10 +191,6 @@ int tokenizer_wpm_encode(const tokenizer *t, const char *text, size_t len, token
                          garlic_error *err);
 
 // Unicode data (unicode_tables.c), sorted by first code point.
-typedef struct tokenizer_nfd_range {
-    uint32_t first, last; // code points [first, last]
-    uint32_t base;        // the first code point of their canonical decomposition
-} tokenizer_nfd_range;
 typedef struct tokenizer_case_range {
     uint32_t first, last; // code points [first, last], every step-th
     int32_t step;
@@ -213,8 +208,6 @@ typedef struct tokenizer_composition {
     uint32_t first, second; // a canonical pair
     uint32_t composite;     // the primary composite it makes
 } tokenizer_composition;
-extern const tokenizer_nfd_range tokenizer_nfd_ranges[];
-extern const size_t tokenizer_nfd_count;
 extern const tokenizer_case_range tokenizer_lower_ranges[];
 extern const size_t tokenizer_lower_count;
 extern const tokenizer_ccc_range tokenizer_ccc_ranges[];
@@ -224,6 +217,12 @@ extern const size_t tokenizer_decomposition_count;
 extern const uint32_t tokenizer_decomposition_pool[];
 extern const tokenizer_composition tokenizer_compositions[];
 extern const size_t tokenizer_composition_count;
+
+enum { TOKENIZER_NFD_MAX = 4 }; // code points of the longest full canonical decomposition
+
+// Writes the full canonical decomposition of c (c itself when it has none) to out; returns
+// how many code points (normalize.c). Not in canonical order across characters.
+size_t tokenizer_nfd(uint32_t c, uint32_t out[TOKENIZER_NFD_MAX]);
 
 // Writes NFC(text[0..len)) to *out (garlic_malloc'd, *out_len bytes, NUL-terminated): Unicode
 // canonical composition, as HF's NFC normalizer applies it. Bytes that are not valid UTF-8

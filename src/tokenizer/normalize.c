@@ -106,23 +106,32 @@ static int cp_push(cp_list *l, uint32_t c)
     return GARLIC_OK;
 }
 
-// Appends the full canonical decomposition of c.
-static int push_decomposed(cp_list *l, uint32_t c)
+size_t tokenizer_nfd(uint32_t c, uint32_t out[TOKENIZER_NFD_MAX])
 {
     if (c >= HANGUL_S && c < HANGUL_S + HANGUL_S_COUNT) {
         uint32_t s = c - HANGUL_S, t = s % HANGUL_T_COUNT;
-        int rc = cp_push(l, HANGUL_L + s / HANGUL_N);
-        if (rc == GARLIC_OK)
-            rc = cp_push(l, HANGUL_V + s % HANGUL_N / HANGUL_T_COUNT);
-        if (rc == GARLIC_OK && t)
-            rc = cp_push(l, HANGUL_T + t);
-        return rc;
+        out[0] = HANGUL_L + s / HANGUL_N;
+        out[1] = HANGUL_V + s % HANGUL_N / HANGUL_T_COUNT;
+        out[2] = HANGUL_T + t;
+        return t ? 3 : 2;
     }
     const tokenizer_decomposition *d = c >= 0xc0 ? decomposition_of(c) : NULL;
-    if (!d)
-        return cp_push(l, c);
-    for (uint32_t i = 0; i < d->length; i++)
-        if (cp_push(l, tokenizer_decomposition_pool[d->off + i]) != GARLIC_OK)
+    if (!d) {
+        out[0] = c;
+        return 1;
+    }
+    size_t n = d->length < TOKENIZER_NFD_MAX ? d->length : TOKENIZER_NFD_MAX; // 4 at most
+    memcpy(out, tokenizer_decomposition_pool + d->off, n * sizeof *out);
+    return n;
+}
+
+// Appends the full canonical decomposition of c.
+static int push_decomposed(cp_list *l, uint32_t c)
+{
+    uint32_t parts[TOKENIZER_NFD_MAX];
+    size_t n = tokenizer_nfd(c, parts);
+    for (size_t i = 0; i < n; i++)
+        if (cp_push(l, parts[i]) != GARLIC_OK)
             return GARLIC_ENOMEM;
     return GARLIC_OK;
 }
