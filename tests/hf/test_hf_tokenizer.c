@@ -545,6 +545,34 @@ static void test_allocation_failures(void **state)
     }
 }
 
+// `garlic tokenize FOLDER`: a folder with only the tokenizer files, and one that also holds a
+// model's config.json; a folder without tokenizer.json is named in the error.
+static void test_cli(void **state)
+{
+    (void)state;
+    const char *dir = folder("cli");
+    put_file(dir, "tokenizer.json", bpe_json);
+    put_file(dir, "tokenizer_config.json", "{'bos_token': '<|start|>', 'add_bos_token': true}");
+    char *out = NULL, *err = NULL;
+    assert_int_equal(test_run(&out, NULL, "%s tokenize '%s' 'hello world' --ids", test_garlic(),
+                              dir),
+                     0);
+    assert_string_equal(out, "17 11 16\n");
+    free(out);
+    put_file(dir, "config.json",
+             "{'architectures': ['LlamaForCausalLM'], 'vocab_size': 32, 'hidden_size': 64}");
+    assert_int_equal(test_run(&out, NULL, "%s tokenize '%s' '<|end|>hello' --special --no-bos",
+                              test_garlic(), dir),
+                     0);
+    assert_non_null(strstr(out, "18  '<|end|>'"));
+    assert_non_null(strstr(out, "11  'hello'"));
+    free(out);
+    const char *empty = folder("cli-empty");
+    assert_int_equal(test_run(NULL, &err, "%s tokenize '%s' hi", test_garlic(), empty), 1);
+    assert_non_null(strstr(err, "tokenizer.json: missing"));
+    free(err);
+}
+
 // Every seed of fuzz/corpus/tokenizer_json (files separated by NUL bytes, as the fuzz target
 // reads them) is accepted and loads: the corpus starts from folders that get all the way
 // through.
@@ -591,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_sentencepiece), cmocka_unit_test(test_wordpiece),
         cmocka_unit_test(test_refusals),      cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_fuzz_corpus),
+        cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
