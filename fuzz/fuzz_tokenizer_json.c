@@ -59,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gguf_writer *w = gguf_writer_new();
     garlic_error err;
     if (w && hf_tokenizer_metadata_texts("fuzz", texts, w, &err) == GARLIC_OK) {
-        gguf_file *f = gguf_writer_open(w, "fuzz/tokenizer.json", &err);
+        gguf_file *f = gguf_writer_open(w, "fuzz/tokenizer.json", NULL, NULL, &err);
         tokenizer *t = f ? tokenizer_load(f, &err) : NULL;
         if (!t && err.code != GARLIC_ENOMEM)
             abort(); // accepted metadata garlic's own tokenizer refuses

@@ -14,6 +14,7 @@
 #include "chat/chat.h"
 #include "engine/engine.h"
 #include "gguf/gguf.h"
+#include "hf/hf.h"
 #include "model/info.h"
 #include "tensor/types.h"
 #include "tokenizer/tokenizer.h"
@@ -79,7 +80,8 @@ static void format_params(uint64_t n, char *buf, size_t cap)
 static bool read_info(registry_model *m, model_info *info)
 {
     garlic_error err = {0};
-    gguf_file *f = gguf_open(registry_model_path(m), &err);
+    gguf_file *f = hf_open_model(registry_model_path(m), &(hf_open_options){.meta_only = true},
+                                 &err);
     bool ok = f && model_info_read(f, info, &err) == GARLIC_OK;
     gguf_close(f);
     return ok;

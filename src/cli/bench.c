@@ -16,6 +16,7 @@
 #include "cli/cli.h"
 #include "cli/local.h"
 #include "gguf/gguf.h"
+#include "hf/hf.h"
 #include "kernels/kernels.h"
 #include "model/info.h"
 #include "model/model.h"
@@ -209,7 +210,7 @@ static int bench_one_stream(const bench_options *opts)
     int status = 0;
     garlic_error err = {0};
     model_info info;
-    gguf_file *f = gguf_open(o.model_path, &err);
+    gguf_file *f = hf_open_model(o.model_path, &(hf_open_options){.meta_only = true}, &err);
     int rc = f ? model_info_read(f, &info, &err) : err.code;
     gguf_close(f);
     // A context for the longer test (a prompt plus its token, or a token plus n_gen), one

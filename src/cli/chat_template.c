@@ -14,6 +14,7 @@
 #include "chat/chat.h"
 #include "cli/cli.h"
 #include "gguf/gguf.h"
+#include "hf/hf.h"
 #include "model/info.h"
 
 static const cli_command chat_template_command = {
@@ -57,7 +58,7 @@ static char *token_text(const gguf_file *f, const model_info *info, int role)
 static int load_gguf(const char *path, template_source *src)
 {
     garlic_error err;
-    gguf_file *f = gguf_open(path, &err);
+    gguf_file *f = hf_open_model(path, &(hf_open_options){.meta_only = true}, &err);
     if (!f) {
         fprintf(stderr, "garlic chat-template: %s\n", err.message);
         return 1;

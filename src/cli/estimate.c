@@ -12,6 +12,7 @@
 #include "base/units.h"
 #include "base/utf8.h"
 #include "cli/cli.h"
+#include "hf/hf.h"
 #include "planner/planner.h"
 
 static const cli_command estimate_command = {
@@ -27,6 +28,7 @@ static const cli_command estimate_command = {
 
 typedef struct estimate_options {
     const char *model_path;
+    const char *quantize;
     planner_config cfg;
     bool json;
 } estimate_options;
@@ -58,6 +60,9 @@ static int parse_estimate(estimate_options *o, int argc, char **argv)
                  &c->max_batch, 1, 65536),
         cli_int("--threads|-t", "N", "compute threads (default: physical cores)", &c->n_threads, 1,
                 1024),
+        cli_string("--quantize", "TYPE",
+                   "a Hugging Face folder quantized at load to TYPE (as serve --quantize)",
+                   &o->quantize),
         cli_flag("--json", "print one JSON object", &o->json),
         {0},
     };
@@ -335,7 +340,17 @@ int cli_estimate(int argc, char **argv)
     planner_input in;
     garlic_error err = {0};
     planner_plan plan;
-    if (planner_from_path(o.model_path, &in, &err)) {
+    // A folder garlic loads is planned from the model it makes (exact, --quantize included);
+    // one it cannot load (or a config.json alone) from config.json and the safetensors headers.
+    int rc = hf_is_folder(o.model_path) || o.quantize
+        ? planner_from_model_path(o.model_path, o.quantize, &in, &err)
+        : planner_from_path(o.model_path, &in, &err);
+    if (rc && hf_is_folder(o.model_path) && !o.quantize && err.code != GARLIC_ENOMEM) {
+        fprintf(stderr, "garlic estimate: note: %s; estimating from config.json\n", err.message);
+        err = (garlic_error){0};
+        rc = planner_from_path(o.model_path, &in, &err);
+    }
+    if (rc) {
         fprintf(stderr, "garlic estimate: %s\n", err.message);
         return 1;
     }

@@ -36,7 +36,7 @@ typedef struct serve_options {
 
 static const cli_command serve_command = {
     .name = "serve",
-    .usage = "-m MODEL.gguf[=NAME]... [--models-dir DIR] [options]",
+    .usage = "-m MODEL.gguf|FOLDER[=NAME]... [--models-dir DIR] [options]",
     .about = "Serves the models over HTTP with the OpenAI and Ollama APIs (docs/api.md). A model "
              "is loaded\non its first request and unloaded after --keep-alive without one; "
              "loaded models share\n--memory-budget. SIGINT or SIGTERM stops the server "
@@ -87,7 +87,8 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
     const cli_option options[] = {
         cli_strings("-m|--model", "PATH[=NAME]",
                     "a model to serve, named NAME (default: the file name); repeatable", &models),
-        cli_string("--models-dir", "DIR", "serve every .gguf file of DIR too", &o->models_dir),
+        cli_string("--models-dir", "DIR", "serve every .gguf file and model folder of DIR too",
+                   &o->models_dir),
         cli_string("--host", "ADDR", "address to listen on (default 127.0.0.1)", &o->server.host),
         cli_uint("--port", "N", "port to listen on (default 8686; 0: any free one)", &o->port, 0,
                  65535),
@@ -121,6 +122,9 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
                  86400),
         cli_string("--chat-template-file", "FILE", "a Jinja template for every model",
                    &r->chat_template_file),
+        cli_string("--quantize", "TYPE",
+                   "quantize Hugging Face folders' 16/32-bit weights at load (Q8_0, Q4_K...)",
+                   &r->quantize),
         cli_flag("--preload", "load every model at start", &o->preload),
         cli_float("--grace", "SECONDS", "time running requests get at shutdown (default 5)",
                   &o->grace, 0, 3600),

@@ -12,6 +12,7 @@
 #include "base/utf8.h"
 #include "cli/cli.h"
 #include "gguf/gguf.h"
+#include "hf/hf.h"
 #include "model/info.h"
 #include "model/model.h"
 
@@ -465,7 +466,7 @@ int cli_show(int argc, char **argv)
     if (status != CLI_CONTINUE)
         return status;
     garlic_error err = {0};
-    gguf_file *f = gguf_open(path, &err);
+    gguf_file *f = hf_open_model(path, &(hf_open_options){.meta_only = true}, &err);
     model_info info;
     if (f && model_info_read(f, &info, &err) != GARLIC_OK) {
         gguf_close(f);

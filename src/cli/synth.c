@@ -38,11 +38,20 @@ static int parse_preset(void *dst, const char *opt, const char *val)
     return 0;
 }
 
+// A weight type by name; garlic's own in-memory types (F8_E4M3, Q4_Z) are refused by name:
+// synth writes GGUF files, which cannot carry them.
 static int parse_type(const char *opt, const char *text, uint32_t *out)
 {
     tensor_type t;
     if (!tensor_type_from_name(text, &t)) {
         fprintf(stderr, "garlic synth: %s: unknown weight type '%s'\n", opt, text);
+        return -1;
+    }
+    if (tensor_type_get(t)->internal) {
+        fprintf(stderr,
+                "garlic synth: %s: %s is garlic's own in-memory type (for Hugging Face "
+                "weights), not a GGUF type\n",
+                opt, tensor_type_get(t)->name);
         return -1;
     }
     *out = (uint32_t)t;

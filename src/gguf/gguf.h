@@ -96,7 +96,11 @@ typedef struct gguf_file {
     uint32_t alignment;
     uint64_t data_offset; // file offset of the data section
     bool mapped;          // base is our mmap (unmapped by gguf_close)
-    bool owned;           // base is a garlic_malloc'd image (freed by gguf_close)
+    // A file made by gguf_writer_open: base holds the head only (owned), tensor data lies
+    // wherever the writer's tensors pointed, and release(release_ctx) runs at gguf_close.
+    bool detached;
+    void (*release)(void *ctx);
+    void *release_ctx;
 } gguf_file;
 
 // Opens and validates path. Returns NULL and fills err (naming the file, the field or
@@ -169,16 +173,28 @@ int gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *
 // Copies a value read from another file (any type, nested arrays included).
 int gguf_writer_set_value(gguf_writer *w, const char *key, const gguf_value *v);
 // Adds a tensor; ne has n_dims entries (1..4). Returns GARLIC_EINVAL for an unknown type,
-// a row not a multiple of the block size, or a duplicate name.
+// a row not a multiple of the block size, or a duplicate name. garlic's own in-memory types
+// (tensor_type_traits.internal) may be added for gguf_writer_open, and gguf_writer_write
+// refuses them.
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                            const uint64_t *ne, const void *data, garlic_error *err);
+// The number of tensors added.
+size_t gguf_writer_n_tensors(const gguf_writer *w);
+
+// Sets the borrowed data of tensor index (in order of addition) to data.
+void gguf_writer_set_data(gguf_writer *w, size_t index, const void *data);
+
+// A gguf_file made of w's metadata and tensors without writing them anywhere: the head is
+// encoded and parsed as a file's (so every reader of a gguf_file works on it alike) and each
+// tensor's data is its borrowed pointer (NULL for tensors added without data). size is the
+// head's bytes plus every tensor's (padded), as if written. release (may be NULL) is called
+// with ctx when the file is closed, also when this call fails: it frees what the tensors
+// point into. name is used in messages. w can be freed afterwards.
+gguf_file *gguf_writer_open(gguf_writer *w, const char *name, void (*release)(void *ctx), void *ctx,
+                            garlic_error *err);
 // Writes the file (GGUF v3, alignment from general.alignment or 32). Tensors without
 // borrowed data are filled by calling fill(user, index, dst, nbytes, err).
 int gguf_writer_write(gguf_writer *w, const char *path, gguf_tensor_fill fill, void *user,
                       garlic_error *err);
-// Encodes the metadata of w in memory (its tensors are left out) and opens the image as a
-// file that owns it, so that metadata made from another format (a Hugging Face folder) is
-// read with the getters above. name is used in messages. NULL and err on failure.
-gguf_file *gguf_writer_open(const gguf_writer *w, const char *name, garlic_error *err);
 
 #endif

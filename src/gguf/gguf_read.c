@@ -400,6 +400,12 @@ static int parse_tensor_info(gguf_file *f, cursor *c, gguf_tensor *t)
         return garlic_error_set(
             c->err, GARLIC_EUNSUPPORTED, "%s: tensor '%.*s' at offset %llu has unknown type %u",
             f->path, name_len, t->name.data, (unsigned long long)t->info_offset, t->type);
+    if (traits->internal && !f->detached) // a folder's made tensors may have them
+        return garlic_error_set(c->err, GARLIC_EUNSUPPORTED,
+                                "%s: tensor '%.*s' at offset %llu: type %u is not a GGUF type "
+                                "(garlic uses the id for its own in-memory %s layout)",
+                                f->path, name_len, t->name.data, (unsigned long long)t->info_offset,
+                                t->type, traits->name);
     uint64_t n = 1, rows = 1, row_bytes;
     bool overflow = false;
     for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++) {
@@ -492,7 +498,7 @@ static int parse_tensors(gguf_file *f, cursor *c, uint64_t n_tensors)
     uint64_t end = cursor_offset(c);
     uint64_t pad = (f->alignment - end % f->alignment) % f->alignment;
     f->data_offset = end + pad;
-    return check_tensor_data(f, c->err);
+    return f->detached ? GARLIC_OK : check_tensor_data(f, c->err);
 }
 
 static int parse_all(gguf_file *f, garlic_error *err)
@@ -518,6 +524,22 @@ static gguf_file *file_new(const char *name, garlic_error *err)
     if (!f || !f->path) {
         garlic_free(f);
         garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", name);
+        return NULL;
+    }
+    return f;
+}
+
+gguf_file *gguf_parse_detached(const void *head, size_t size, const char *name, garlic_error *err)
+{
+    gguf_file *f = file_new(name, err);
+    if (!f)
+        return NULL;
+    f->base = head;
+    f->size = size;
+    f->detached = true;
+    if (parse_all(f, err) != GARLIC_OK) {
+        f->base = NULL; // the caller's still
+        gguf_close(f);
         return NULL;
     }
     return f;
@@ -583,8 +605,10 @@ void gguf_close(gguf_file *f)
         return;
     if (f->mapped)
         munmap((void *)f->base, f->size);
-    if (f->owned)
+    if (f->detached)
         garlic_free((void *)f->base);
+    if (f->release)
+        f->release(f->release_ctx);
     garlic_free(f->kv);
     garlic_free(f->tensors);
     garlic_free(f->path);

@@ -257,6 +257,14 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint
     return GARLIC_OK;
 }
 
+size_t gguf_writer_n_tensors(const gguf_writer *w) { return w->n_tensors; }
+
+void gguf_writer_set_data(gguf_writer *w, size_t index, const void *data)
+{
+    if (index < w->n_tensors)
+        w->tensors[index].data = data;
+}
+
 static uint32_t writer_alignment(const gguf_writer *w)
 {
     for (size_t i = 0; i < w->n_kv; i++) {
@@ -272,37 +280,29 @@ static uint32_t writer_alignment(const gguf_writer *w)
     return GGUF_DEFAULT_ALIGNMENT;
 }
 
-// Gives each tensor its offset in the data section (each padded to the alignment).
-static void assign_offsets(gguf_writer *w, uint32_t alignment)
+// Encodes the header, metadata and tensor infos (padded to the alignment) into b and
+// assigns each tensor's offset in the data section.
+static void encode_head(gguf_writer *w, bytes *b, uint32_t alignment)
 {
-    uint64_t offset = 0;
-    for (size_t i = 0; i < w->n_tensors; i++) {
-        w->tensors[i].offset = offset;
-        offset += (w->tensors[i].nbytes + alignment - 1) / alignment * alignment;
-    }
-}
-
-// Encodes the header, metadata and (with_tensors) the tensor infos, padded to the
-// alignment, into b.
-static void encode_head(const gguf_writer *w, bytes *b, uint32_t alignment, bool with_tensors)
-{
-    size_t n_tensors = with_tensors ? w->n_tensors : 0;
     put(b, "GGUF", 4);
     put_u32(b, 3);
-    put_u64(b, n_tensors);
+    put_u64(b, w->n_tensors);
     put_u64(b, w->n_kv);
     for (size_t i = 0; i < w->n_kv; i++) {
         put_str(b, w->kv[i].key, strlen(w->kv[i].key));
         put(b, w->kv[i].bytes, w->kv[i].size);
     }
-    for (size_t i = 0; i < n_tensors; i++) {
-        const writer_tensor *t = &w->tensors[i];
+    uint64_t offset = 0;
+    for (size_t i = 0; i < w->n_tensors; i++) {
+        writer_tensor *t = &w->tensors[i];
         put_str(b, t->name, strlen(t->name));
         put_u32(b, t->n_dims);
         for (uint32_t d = 0; d < t->n_dims; d++)
             put_u64(b, t->ne[d]);
         put_u32(b, t->type);
-        put_u64(b, t->offset);
+        t->offset = offset;
+        put_u64(b, offset);
+        offset += (t->nbytes + alignment - 1) / alignment * alignment;
     }
     static const uint8_t zeros[64];
     while (!b->failed && b->buf.len % alignment) {
@@ -348,13 +348,52 @@ static int write_tensor_data(gguf_writer *w, FILE *out, uint32_t alignment, gguf
     return GARLIC_OK;
 }
 
-int gguf_writer_write(gguf_writer *w, const char *path, gguf_tensor_fill fill, void *user,
-                      garlic_error *err)
+// gguf_read.c: parses a head (header, metadata, tensor infos) without tensor data; the result
+// owns nothing of head until the caller hands it over.
+gguf_file *gguf_parse_detached(const void *head, size_t size, const char *name, garlic_error *err);
+
+gguf_file *gguf_writer_open(gguf_writer *w, const char *name, void (*release)(void *ctx), void *ctx,
+                            garlic_error *err)
 {
     uint32_t alignment = writer_alignment(w);
     bytes head = {0};
-    assign_offsets(w, alignment);
-    encode_head(w, &head, alignment, true);
+    encode_head(w, &head, alignment);
+    gguf_file *f = NULL;
+    if (head.failed)
+        garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", name);
+    else
+        f = gguf_parse_detached(head.buf.data, head.buf.len, name, err);
+    if (!f) {
+        garlic_buf_deinit(&head.buf);
+        if (release)
+            release(ctx);
+        return NULL;
+    }
+    uint64_t size = head.buf.len; // the head, then the data as gguf_writer_write lays it out
+    for (size_t i = 0; i < w->n_tensors; i++) {
+        f->tensors[i].data = w->tensors[i].data;
+        size += (w->tensors[i].nbytes + alignment - 1) / alignment * alignment;
+    }
+    f->size = size;
+    f->release = release, f->release_ctx = ctx;
+    return f;
+}
+
+int gguf_writer_write(gguf_writer *w, const char *path, gguf_tensor_fill fill, void *user,
+                      garlic_error *err)
+{
+    // garlic's own in-memory types (a folder's made tensors) never go into a file
+    for (size_t i = 0; i < w->n_tensors; i++) {
+        const tensor_type_traits *traits = tensor_type_get(w->tensors[i].type);
+        if (traits->internal)
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "%s: tensor '%s': type %s (%u) is garlic's own in-memory "
+                                    "layout, not a GGUF type",
+                                    path, w->tensors[i].name, traits->name, w->tensors[i].type);
+    }
+    uint32_t alignment = writer_alignment(w);
+    bytes head = {0};
+    encode_head(w, &head, alignment);
     if (head.failed) {
         garlic_buf_deinit(&head.buf);
         return garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", path);
@@ -375,22 +414,4 @@ int gguf_writer_write(gguf_writer *w, const char *path, gguf_tensor_fill fill, v
     if (rc != GARLIC_OK)
         remove(path);
     return rc;
-}
-
-gguf_file *gguf_writer_open(const gguf_writer *w, const char *name, garlic_error *err)
-{
-    bytes head = {0};
-    encode_head(w, &head, writer_alignment(w), false);
-    if (head.failed) {
-        garlic_buf_deinit(&head.buf);
-        garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", name);
-        return NULL;
-    }
-    gguf_file *f = gguf_parse(head.buf.data, head.buf.len, name, err);
-    if (!f) {
-        garlic_buf_deinit(&head.buf);
-        return NULL;
-    }
-    f->owned = true; // gguf_close frees the image
-    return f;
 }

@@ -30,6 +30,7 @@ enum {
     HF_MAX_SHARDS = 4096,               // weight files of one folder
     HF_MAX_DIMS = 8,                    // dimensions of a safetensors shape
     HF_MAX_CTX = 1 << 24,               // largest max_position_embeddings (the longest run state)
+    HF_MAX_ROT = 1024,                  // most rotated dimensions of a head
     HF_MAX_TOKENIZER_BYTES = 512 << 20, // tokenizer.json
     HF_MAX_VOCAB = 1 << 24,             // tokens of one vocabulary
 };
@@ -146,6 +147,54 @@ int hf_safetensors_read(const char *path, hf_tensor_fn fn, void *user, uint64_t 
 
 // Bytes per value of a safetensors dtype ("BF16" -> 2), or 0 for an unknown name.
 uint32_t hf_safetensors_dtype_size(const char *dtype);
+
+// ---- a folder as a model ----
+
+// How a folder's weights are made into tensors.
+typedef struct hf_open_options {
+    // The type a matrix (2 or 3 dimensions) is made in, given its GGUF name, shape and the type
+    // its encoding gives (BF16, F8_E4M3, Q4_Z, MXFP4...): `--quantize` at load, `garlic
+    // convert --type`. NULL keeps every encoding's own. A type garlic cannot quantize to, or
+    // whose blocks the rows do not fill, keeps the tensor's own.
+    uint32_t (*retype)(void *ctx, const char *name, uint32_t n_dims, const uint64_t *ne,
+                       uint32_t type);
+    void *retype_ctx;
+    bool meta_only; // hf_open: metadata and tensor infos only; tensors that would be made point
+                    // at a placeholder that must not be read (for describing or planning a
+                    // model, not running it)
+} hf_open_options;
+
+// A folder read and planned: config.json as GGUF metadata, the tokenizer files as tokenizer
+// metadata, every weight as a GGUF tensor (name, type, shape), made from the mapped shards
+// on demand. Errors name the file and the field or tensor.
+typedef struct hf_model hf_model;
+
+// Whether path names a Hugging Face folder (a directory, or a config.json).
+bool hf_is_folder(const char *path);
+
+// Reads the folder at path (or its config.json). NULL and err filled on failure.
+hf_model *hf_model_open(const char *path, const hf_open_options *opt, garlic_error *err);
+void hf_model_free(hf_model *h);
+
+// The metadata and tensors (in the order hf_model_fill numbers them; tensors whose bytes are
+// in the shards as they are have borrowed data, the others none) as a GGUF writer: written
+// with gguf_writer_write(w, path, hf_model_fill, h, err).
+gguf_writer *hf_model_writer(hf_model *h);
+
+// Makes tensor index of the writer into dst (nbytes): a gguf_tensor_fill over an hf_model.
+int hf_model_fill(void *h, size_t index, void *dst, uint64_t nbytes, garlic_error *err);
+
+// The folder as a model file: every tensor that is not in the shards as it is is made into
+// memory of the model's own (the shards' pages it read are dropped), and the result reads
+// like a GGUF file (gguf_file.detached). Closing it unmaps everything.
+gguf_file *hf_open(const char *path, const hf_open_options *opt, garlic_error *err);
+
+// A model file as garlic opens it: a GGUF file (gguf_open), or a folder or its config.json
+// (hf_open). opt may be NULL.
+gguf_file *hf_open_model(const char *path, const hf_open_options *opt, garlic_error *err);
+
+// The Hugging Face architectures garlic loads, for messages.
+const char *hf_arch_names(void);
 
 // ---- the tokenizer ----
 

@@ -35,6 +35,7 @@ uint32_t hf_safetensors_dtype_size(const char *dtype)
 
 typedef struct range {
     uint64_t begin, end;
+    const char *name; // the tensor's, valid during the parse
 } range;
 
 static int range_cmp(const void *a, const void *b)
@@ -149,12 +150,16 @@ static int check_overlaps(range *ranges, size_t n, const char *file, garlic_erro
 {
     qsort(ranges, n, sizeof *ranges, range_cmp);
     for (size_t i = 1; i < n; i++)
-        if (ranges[i].begin < ranges[i - 1].end)
+        if (ranges[i].begin < ranges[i - 1].end) {
+            char a[96];
+            snprintf(a, sizeof a, "%s", shown(ranges[i - 1].name));
             return garlic_error_set(err, GARLIC_EFORMAT,
-                                    "%s: tensors at data offsets %llu and "
-                                    "%llu overlap",
-                                    file, (unsigned long long)ranges[i - 1].begin,
+                                    "%s: tensors '%s' and '%s' (at data offsets %llu and %llu) "
+                                    "overlap",
+                                    file, a, shown(ranges[i].name),
+                                    (unsigned long long)ranges[i - 1].begin,
                                     (unsigned long long)ranges[i].begin);
+        }
     return GARLIC_OK;
 }
 
@@ -187,7 +192,7 @@ static int parse_header(const cJSON *root, const char *file, uint64_t data_size,
         if ((rc = parse_tensor(t, file, data_size, &tensor, err)) || (rc = fn(user, &tensor, err)))
             break;
         if (tensor.end > tensor.begin)
-            ranges[n_ranges++] = (range){tensor.begin, tensor.end};
+            ranges[n_ranges++] = (range){tensor.begin, tensor.end, t->string};
     }
     if (rc == GARLIC_OK)
         rc = check_overlaps(ranges, n_ranges, file, err);

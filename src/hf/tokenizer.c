@@ -1119,7 +1119,7 @@ gguf_file *hf_tokenizer_open(const char *dir, garlic_error *err)
     }
     gguf_file *f = NULL;
     if (hf_tokenizer_metadata(dir, w, err) == GARLIC_OK)
-        f = gguf_writer_open(w, name, err);
+        f = gguf_writer_open(w, name, NULL, NULL, err);
     gguf_writer_free(w);
     return f;
 }

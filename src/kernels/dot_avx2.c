@@ -7,6 +7,7 @@
 // inlining), so the x4 matmul kernels do exactly the arithmetic of the single dots.
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "kernels/blocks.h"
@@ -196,6 +197,59 @@ static float dot_mxfp4_q8_0(const void *w, const void *a, int64_t n)
 static void dot_mxfp4_q8_0_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
 {
     legacy_rows(w, a, stride, n, 4, KIND_MXFP4, out);
+}
+
+// ---- Q4_Z x Q8_0: x = d * (q - z), z the block's zero point ----
+
+// The dots of one Q4_Z row with `rows` Q8_0 rows: sum (q - z) * a as sum q * a (unsigned
+// codes by maddubs) minus z times the activations' sums (maddubs by ones, then madd by z:
+// no int16 product of z can overflow), exact in int32 per block; blocks alternate between
+// two accumulators as in legacy_rows.
+ALWAYS_INLINE void q4_z_block(const void *w, const void *act, size_t stride, int64_t b, int rows,
+                              __m256 *acc)
+{
+    const block_q4_z *blk = &((const block_q4_z *)w)[b];
+    __m256i q = nibbles32(blk->qs);
+    __m256i z = _mm256_set1_epi16(blk->z);
+    float dx = half(blk->d);
+#pragma GCC unroll 16
+    for (int k = 0; k < rows; k++) {
+        const block_q8_0 *y = (const block_q8_0 *)act_row(act, stride, k) + b;
+        __m256i a = _mm256_loadu_si256((const __m256i *)y->qs);
+        __m256i zsum = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), a), z);
+        __m256i p = _mm256_sub_epi32(dot_u8_i8(q, a), zsum);
+        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dx * half(y->d)), _mm256_cvtepi32_ps(p), acc[k]);
+    }
+}
+
+ALWAYS_INLINE void q4_z_rows(const void *w, const void *act, size_t stride, int64_t n, int rows,
+                             float *out)
+{
+    __m256 acc0[4], acc1[4];
+    for (int k = 0; k < 4; k++)
+        acc0[k] = acc1[k] = _mm256_setzero_ps();
+    int64_t nb = n / QK4_Z, b = 0;
+    for (; b + 1 < nb; b += 2) {
+        q4_z_block(w, act, stride, b, rows, acc0);
+        q4_z_block(w, act, stride, b + 1, rows, acc1);
+    }
+    if (b < nb)
+        q4_z_block(w, act, stride, b, rows, acc0);
+#pragma GCC unroll 16
+    for (int k = 0; k < rows; k++)
+        out[k] = hsum_ps(_mm256_add_ps(acc0[k], acc1[k]));
+}
+
+static float dot_q4_z_q8_0(const void *w, const void *a, int64_t n)
+{
+    float out;
+    q4_z_rows(w, a, 0, n, 1, &out);
+    return out;
+}
+
+static void dot_q4_z_q8_0_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+{
+    q4_z_rows(w, a, stride, n, 4, out);
 }
 
 // ---- offset weights x Q8_1: Q4_1, Q5_1 (x = d q + m, so the dot gains m * s) ----
@@ -653,6 +707,92 @@ static void dot_iq4_xs_q8_k_x4(const void *w, const void *a, size_t stride, int6
     iq4_xs_rows(w, a, stride, n, 4, out);
 }
 
+// ---- F8_E4M3 x F32: x = d * e4m3(q) ----
+//
+// An E4M3 code's sign and seven other bits moved into an F16 (sign to bit 15, the rest to
+// bits 7..13) are its value times 2^-8, exactly, subnormals included (F16's exponent bias is
+// E4M3's plus 8), so F16C turns codes into floats and the block's d * 2^8 scales them into
+// the weights, which then multiply the activations by FMA. (d * 2^8 is exact for every scale
+// below 2^120; FP8 checkpoints' scales are near 1e-3.) Such a conversion reads the NaN codes
+// 0x7F and 0xFF as +-480: instead a row that has one gets NaN, as the reference does (a NaN
+// weight makes the sum NaN), from a running maximum of the codes' magnitudes.
+
+// The weights of the 16 codes at p, times 2^-8: lanes 0..7 in *lo, 8..15 in *hi.
+ALWAYS_INLINE void e4m3_16(const uint8_t *p, __m256 *lo, __m256 *hi)
+{
+    // Sign-extended, shifted by 7: bit 15 is the sign (from bit 8), bit 14 the sign again.
+    __m256i h = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)p));
+    h = _mm256_and_si256(_mm256_slli_epi16(h, 7), _mm256_set1_epi16((short)0xBF80));
+    *lo = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+    *hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+}
+
+// Byte-wise max of *seen and the 32 codes at p doubled (the sign dropped): a NaN code's
+// magnitude 0x7F doubles to 0xFE, every other one to 0xFC at most.
+ALWAYS_INLINE void e4m3_nan_scan(const uint8_t *p, __m256i *seen)
+{
+    __m256i c = _mm256_loadu_si256((const __m256i *)p);
+    *seen = _mm256_max_epu8(*seen, _mm256_add_epi8(c, c));
+}
+
+// Whether a scan saw a NaN code.
+ALWAYS_INLINE bool e4m3_nan_seen(__m256i seen)
+{
+    return _mm256_movemask_epi8(_mm256_cmpeq_epi8(seen, _mm256_set1_epi8((char)0xFE))) != 0;
+}
+
+// The dots of one F8_E4M3 row with `rows` (1 or 2) F32 rows: per row four accumulators, one
+// for each eighth of the block's values, so that a single row's FMAs do not wait on each
+// other; at most two rows keep their eight accumulators and the four weights in registers.
+ALWAYS_INLINE void f8_rows(const void *w, const void *act, size_t stride, int64_t n, int rows,
+                           float *out)
+{
+    __m256 acc[2][4];
+    __m256i seen = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 4; i++)
+            acc[k][i] = _mm256_setzero_ps();
+    const block_f8_e4m3 *blk = w;
+    for (int64_t b = 0; b < n / QK_F8; b++) {
+        __m256 x[4], scale = _mm256_set1_ps(blk[b].d * 256.0f);
+        e4m3_16(blk[b].qs, &x[0], &x[1]);
+        e4m3_16(blk[b].qs + 16, &x[2], &x[3]);
+        e4m3_nan_scan(blk[b].qs, &seen);
+#pragma GCC unroll 8
+        for (int i = 0; i < 4; i++)
+            x[i] = _mm256_mul_ps(x[i], scale);
+#pragma GCC unroll 8
+        for (int k = 0; k < rows; k++) {
+            const float *a = (const float *)act_row(act, stride, k) + b * QK_F8;
+#pragma GCC unroll 8
+            for (int i = 0; i < 4; i++)
+                acc[k][i] = _mm256_fmadd_ps(x[i], _mm256_loadu_ps(a + 8 * i), acc[k][i]);
+        }
+    }
+    bool nan = e4m3_nan_seen(seen);
+#pragma GCC unroll 8
+    for (int k = 0; k < rows; k++) {
+        __m256 s = _mm256_add_ps(_mm256_add_ps(acc[k][0], acc[k][1]),
+                                 _mm256_add_ps(acc[k][2], acc[k][3]));
+        out[k] = nan ? NAN : hsum_ps(s);
+    }
+}
+
+static float dot_f8_e4m3_f32(const void *w, const void *a, int64_t n)
+{
+    float out;
+    f8_rows(w, a, 0, n, 1, &out);
+    return out;
+}
+
+// Four rows as two pairs: each block's weights are made twice instead of four times.
+static void dot_f8_e4m3_f32_x4(const void *w, const void *a, size_t stride, int64_t n, float out[4])
+{
+    f8_rows(w, a, stride, n, 2, out);
+    f8_rows(w, act_row(a, stride, 2), stride, n, 2, out + 2);
+}
+
 // ---- plain float formats ----
 
 enum float_kind { FMT_F32, FMT_F16, FMT_BF16 };
@@ -904,6 +1044,8 @@ const kernel_type_ops kernel_avx2_type_ops[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_IQ4_NL] = {.dot = dot_iq4_nl_q8_0, .product = KERNEL_BY_DOTS(dot_iq4_nl_q8_0_x4)},
     [TENSOR_TYPE_IQ4_XS] = {.dot = dot_iq4_xs_q8_k, .product = KERNEL_BY_DOTS(dot_iq4_xs_q8_k_x4)},
     [TENSOR_TYPE_MXFP4] = {.dot = dot_mxfp4_q8_0, .product = KERNEL_BY_DOTS(dot_mxfp4_q8_0_x4)},
+    [TENSOR_TYPE_F8_E4M3] = {.dot = dot_f8_e4m3_f32, .product = KERNEL_BY_DOTS(dot_f8_e4m3_f32_x4)},
+    [TENSOR_TYPE_Q4_Z] = {.dot = dot_q4_z_q8_0, .product = KERNEL_BY_DOTS(dot_q4_z_q8_0_x4)},
 };
 
 const kernel_float_ops kernel_avx2_float_ops = {

@@ -109,14 +109,18 @@ ALWAYS_INLINE void tile_finish(float *y, int64_t ldy, bool first, const __m512 *
 // so four dpbusd leave all eight blocks' sums in one register and one multiply-add applies
 // their scales. dpbusd multiplies unsigned by signed bytes: weight codes carry an offset o
 // that makes them unsigned (Q4_0 stores q + 8 already) and the sums start from
-// -o * sum(a). The activation side (operands, starting sums, scales spread over the lanes) is
+// -o * sum(a). Q4_Z's codes are unsigned as stored (q in 0..15) and each block has its own
+// offset, its zero point z: its sums start from z * -sum(a), one multiply-add of the lanes'
+// zero points with -sum(a) (prepared as for an offset of 1), so its block sums stay exact
+// integers like the others'. The activation side (operands, starting sums, scales spread over
+// the lanes) is
 // rearranged once per tile of activation rows and chunk, "prepared", and then read by every
 // weight row. Rows are split into chunks of LANE_CHUNK values whose float sums are added in
 // order; every shape of tile, the single dot included, does each pair's arithmetic the same
 // way. Each layout of weight rows (dot_legacy_avx512.c, dot_kquant_avx512.c) has a function
 // that makes a step's operands and scales from its bytes, which the tile inlines.
 //
-// Q4_K goes through the same product (lane_kquant): a super-block is one step, its eight
+// Q4_K goes through the same product (LANE_KQUANT): a super-block is one step, its eight
 // sub-blocks of 32 take the place of the eight blocks, and the activation is a Q8_K
 // super-block. Lanes 4L, 4L + 1 hold sub-block 2L and lanes 4L + 2, 4L + 3 sub-block 2L + 1
 // (L = 0..3): operand i, 128-bit lane L, is values 8i..8i+7 of sub-block 2L, then of
@@ -141,11 +145,17 @@ enum {
 };
 static_assert(LANE_ACTS * LANE_PREP_STRIDE <= KERNEL_PREP_BYTES, "a prepared tile fits");
 
+// How a layout's codes meet the prepared activation: with an offset fixed by the type
+// (prepared as the starting sums), with each block's own zero point (Q4_Z), or as K-quants
+// (no offset; a minimum term per lane from the prepared lane sums).
+typedef enum lane_kind { LANE_OFFSET, LANE_ZERO_POINT, LANE_KQUANT } lane_kind;
+
 // One step of weights: operands and lane factors.
 typedef struct lane_operands {
     __m512i x[4]; // values 0..7, 8..15, 16..23 and 24..31 of the eight blocks, in lane order
     __m512 d;     // the blocks' scales in their lanes
     __m512 m;     // K-quants: the factor of each lane's activation code sum
+    __m512i z;    // LANE_ZERO_POINT: each lane's block's zero point (int32, below 256)
 } lane_operands;
 
 // The operands of the step at p with nblk blocks present (K-quants: always 8).
@@ -181,13 +191,14 @@ ALWAYS_INLINE __m512 packed_scales(const uint8_t *p)
 // An R x C register tile over one chunk of a strip: R weight rows (rows past nr repeat the
 // last) and C prepared activation rows (rows past nc repeat the last). Adds (or stores) each
 // of the nr x nc pairs' chunk sums to y[k * ldy + r]. step_bytes: the weight bytes of a
-// step; kquant: prepared rows of Q8_K super-blocks (no code offset, a minimum term per lane);
+// step; kind: how the codes meet the prepared rows (LANE_KQUANT: rows of Q8_K super-blocks);
 // whole: every step has its eight blocks (the chunk is a multiple of 256 values), which the
 // compiler then need not check step by step.
 ALWAYS_INLINE void lane_tile(const kernel_strip *s, const kernel_chunk *ch, int nr, int nc,
                              float *y, int R, int C, lane_operands_fn operands, size_t step_bytes,
-                             bool kquant, bool whole)
+                             lane_kind kind, bool whole)
 {
+    bool kquant = kind == LANE_KQUANT;
     int steps = (int)((ch->len + LANE_STEP - 1) / LANE_STEP);
     int nblk_last = whole ? 8 : (int)(ch->len / 32 - 8 * (steps - 1));
     size_t ws = s->w_stride;
@@ -234,7 +245,9 @@ ALWAYS_INLINE void lane_tile(const kernel_strip *s, const kernel_chunk *ch, int 
 #pragma GCC unroll 8
             for (int i = 0; i < 4; i++)
                 a[i] = _mm512_load_si512((const void *)(pk + 64 * i));
-            // K-quants: no offset; bytes 256.. are d_a times the lanes' code sums.
+            // K-quants: no offset; bytes 256.. are d_a times the lanes' code sums. Zero
+            // points: bytes 256.. are -sum(a) per lane, below 2^15 in magnitude, so one
+            // multiply-add of int16 pairs (z, 0) and (-sum, sign) makes -z * sum.
             __m512i base = kquant ? _mm512_setzero_si512()
                                   : _mm512_load_si512((const void *)(pk + 256));
             __m512 lane_sums = kquant ? _mm512_load_ps((const void *)(pk + 256))
@@ -242,7 +255,8 @@ ALWAYS_INLINE void lane_tile(const kernel_strip *s, const kernel_chunk *ch, int 
             __m512 da = _mm512_load_ps((const void *)(pk + 320));
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
-                __m512i p = _mm512_dpbusd_epi32(base, wv[r].x[0], a[0]);
+                __m512i start = kind == LANE_ZERO_POINT ? _mm512_madd_epi16(wv[r].z, base) : base;
+                __m512i p = _mm512_dpbusd_epi32(start, wv[r].x[0], a[0]);
                 p = _mm512_dpbusd_epi32(p, wv[r].x[1], a[1]);
                 p = _mm512_dpbusd_epi32(p, wv[r].x[2], a[2]);
                 p = _mm512_dpbusd_epi32(p, wv[r].x[3], a[3]);
@@ -260,34 +274,35 @@ ALWAYS_INLINE void lane_tile(const kernel_strip *s, const kernel_chunk *ch, int 
 // with code of its own that covers it. (The shape is chosen right before the switch, so that
 // each case knows its bounds on nc: the 6-wide one reads rows 0..4 at constant offsets.)
 ALWAYS_INLINE void lane_tile_any(const kernel_strip *s, const kernel_chunk *ch, int nr, int nc,
-                                 float *y, lane_operands_fn f, size_t step_bytes, bool kquant,
+                                 float *y, lane_operands_fn f, size_t step_bytes, lane_kind kind,
                                  bool whole)
 {
     static_assert(LANE_ROWS == 2 && LANE_ACTS == 6, "one case per shape");
     if (nr == 1 && nc == 1) {
-        lane_tile(s, ch, 1, 1, y, 1, 1, f, step_bytes, kquant, whole);
+        lane_tile(s, ch, 1, 1, y, 1, 1, f, step_bytes, kind, whole);
         return;
     }
     int c = FEW_SHAPES ? 6 : nc <= 2 ? 2 : nc <= 4 ? nc : 6;
     switch (c) {
-    case 2: lane_tile(s, ch, nr, nc, y, LANE_ROWS, 2, f, step_bytes, kquant, whole); return;
-    case 3: lane_tile(s, ch, nr, nc, y, LANE_ROWS, 3, f, step_bytes, kquant, whole); return;
-    case 4: lane_tile(s, ch, nr, nc, y, LANE_ROWS, 4, f, step_bytes, kquant, whole); return;
-    default: lane_tile(s, ch, nr, nc, y, LANE_ROWS, 6, f, step_bytes, kquant, whole); return;
+    case 2: lane_tile(s, ch, nr, nc, y, LANE_ROWS, 2, f, step_bytes, kind, whole); return;
+    case 3: lane_tile(s, ch, nr, nc, y, LANE_ROWS, 3, f, step_bytes, kind, whole); return;
+    case 4: lane_tile(s, ch, nr, nc, y, LANE_ROWS, 4, f, step_bytes, kind, whole); return;
+    default: lane_tile(s, ch, nr, nc, y, LANE_ROWS, 6, f, step_bytes, kind, whole); return;
     }
 }
 
 // The strip of a lane product: its rows in register tiles of s->tile_rows rows, each over
 // the strip's chunks in order.
 ALWAYS_INLINE void lane_strip(const kernel_strip *s, lane_operands_fn operands, size_t step_bytes,
-                              bool kquant)
+                              lane_kind kind)
 {
+    bool kquant = kind == LANE_KQUANT;
     assert(s->prepared && s->act_stride == LANE_PREP_STRIDE);
     if (s->n_act == 1 && s->len <= LANE_CHUNK && (kquant || s->len % LANE_STEP == 0)) {
         // Decoding: one row after another, nothing but the tile per row.
         kernel_chunk ch = kernel_strip_chunk(s, LANE_CHUNK, 0, 0);
         for (int64_t r = 0; r < s->rows; r++, ch.w += s->w_stride)
-            lane_tile(s, &ch, 1, 1, s->y + r, 1, 1, operands, step_bytes, kquant, true);
+            lane_tile(s, &ch, 1, 1, s->y + r, 1, 1, operands, step_bytes, kind, true);
         return;
     }
     int tr = s->tile_rows;
@@ -296,9 +311,9 @@ ALWAYS_INLINE void lane_strip(const kernel_strip *s, lane_operands_fn operands, 
         for (int64_t j = 0; j * LANE_CHUNK < s->len; j++) {
             kernel_chunk ch = kernel_strip_chunk(s, LANE_CHUNK, j, r);
             if (kquant || (s->n_act > 1 && ch.len % LANE_STEP == 0))
-                lane_tile_any(s, &ch, nr, s->n_act, s->y + r, operands, step_bytes, kquant, true);
+                lane_tile_any(s, &ch, nr, s->n_act, s->y + r, operands, step_bytes, kind, true);
             else
-                lane_tile_any(s, &ch, nr, s->n_act, s->y + r, operands, step_bytes, kquant, false);
+                lane_tile_any(s, &ch, nr, s->n_act, s->y + r, operands, step_bytes, kind, false);
         }
     }
 }

@@ -213,22 +213,22 @@ static void prepare_q6_k(const void *act, int64_t len, void *dst)
 
 static void strip_q4_k(const kernel_strip *s)
 {
-    lane_strip(s, q4_k_operands, sizeof(block_q4_k), true);
+    lane_strip(s, q4_k_operands, sizeof(block_q4_k), LANE_KQUANT);
 }
 
 static void strip_q4_k_packed(const kernel_strip *s)
 {
-    lane_strip(s, q4_k_packed_operands, sizeof(block_q4_k), true);
+    lane_strip(s, q4_k_packed_operands, sizeof(block_q4_k), LANE_KQUANT);
 }
 
 static void strip_q6_k(const kernel_strip *s)
 {
-    lane_strip(s, q6_k_operands, sizeof(block_q6_k), true);
+    lane_strip(s, q6_k_operands, sizeof(block_q6_k), LANE_KQUANT);
 }
 
 static void strip_q6_k_packed(const kernel_strip *s)
 {
-    lane_strip(s, q6_k_packed_operands, sizeof(block_q6_k), true);
+    lane_strip(s, q6_k_packed_operands, sizeof(block_q6_k), LANE_KQUANT);
 }
 
 // ---- K-quants x Q8_K: shared pieces ----

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
-// AVX-512 VNNI kernels for the weight types of 32-value blocks (ggml's "legacy" quants, and
-// MXFP4), compiled with the AVX-512 flags and chosen at run time only when cpuid reports
-// them. Those paired with Q8_0 activations (Q4_0, Q5_0, Q8_0, IQ4_NL, MXFP4) go through the
-// lane product of dot_avx512.h: this file gathers eight blocks' codes and scales into its
-// operands (word permutes of 128-byte windows, or for MXFP4's odd-sized blocks one 16-byte
-// load a block, that reach no byte past the row's last block), prepares the Q8_0 activation
-// rows, and keeps the packed layouts of Q4_0, Q8_0 and MXFP4, which load without permutes. Q4_1 and Q5_1 (Q8_1 activations) keep kernels over 1 or 4 activation rows, as in
-// the AVX2 file.
+// AVX-512 VNNI kernels for the weight types of 32-value blocks (ggml's "legacy" quants, MXFP4
+// and garlic's own Q4_Z), compiled with the AVX-512 flags and chosen at run time only when
+// cpuid reports them. Those paired with Q8_0 activations (Q4_0, Q5_0, Q8_0, IQ4_NL, MXFP4,
+// Q4_Z) go through the lane product of dot_avx512.h: this file gathers eight blocks' codes and
+// scales (and Q4_Z's zero points) into its operands (word permutes of 128-byte windows, or
+// for MXFP4's odd-sized blocks one 16-byte load a block, that reach no byte past the row's
+// last block), prepares the Q8_0 activation rows, and keeps the packed layouts of Q4_0, Q8_0
+// and MXFP4, which load without permutes. Q4_1 and Q5_1 (Q8_1 activations) keep kernels over
+// 1 or 4 activation rows, as in the AVX2 file.
 #if defined(__x86_64__)
 #include "kernels/dot_avx512.h"
 
@@ -59,6 +60,18 @@ static const uint16_t idx_dqh22a[32] __attribute__((aligned(64))) = {
 static const uint16_t idx_dqh22b[32] __attribute__((aligned(64))) = {
     0, 0, 20, 20, 0, 0, 31, 31, 0, 0, 42, 42, 0, 0, 53, 53,
     0, 0, 21, 22, 0, 0, 32, 33, 0, 0, 43, 44, 0, 0, 54, 55,
+};
+// 20-byte blocks (Q4_Z): the 16 code bytes of block i from byte 20i + 4 (word 10i + 2), for
+// blocks 0..3 from the window at byte 0 and for blocks 4..7 with the same indices from the
+// window at byte 80 (block 4's start); then from bytes 0..63 (words 0..31: blocks 0..3) and
+// 80..143 (words 32..63: blocks 4..7), each lane's block's scale and zero point word.
+static const uint16_t idx_qs20[32] __attribute__((aligned(64))) = {
+    2,  3,  4,  5,  6,  7,  8,  9,  12, 13, 14, 15, 16, 17, 18, 19,
+    22, 23, 24, 25, 26, 27, 28, 29, 32, 33, 34, 35, 36, 37, 38, 39,
+};
+static const uint16_t idx_dz20[32] __attribute__((aligned(64))) = {
+    0,  1,  0,  1,  32, 33, 32, 33, 10, 11, 10, 11, 42, 43, 42, 43,
+    20, 21, 20, 21, 52, 53, 52, 53, 30, 31, 30, 31, 62, 63, 62, 63,
 };
 // 34-byte blocks (Q8_0): values 0..15 of blocks 0..3 from byte 0 (4..7: from byte 136) and
 // values 16..31 from byte 8 (4..7: from byte 144); the scales of blocks 0..3 (4..7) from
@@ -376,6 +389,23 @@ ALWAYS_INLINE lane_operands mxfp4_packed_operands(const uint8_t *p, int nblk)
     return s;
 }
 
+// Q4_Z (20-byte blocks): the codes q as stored (unsigned), the scales, and the zero points
+// (each lane's dword z, its high word 0, as the tile's multiply-add of int16 pairs wants).
+ALWAYS_INLINE lane_operands q4_z_operands(const uint8_t *p, int nblk)
+{
+    int end = nblk * (int)sizeof(block_q4_z);
+    __m512i a0 = load_upto(p, 0, end), a1 = load_upto(p, 64, end);
+    __m512i b0 = load_upto(p, 80, end), b1 = load_upto(p, 144, end);
+    const __m512i idx_qs = _mm512_load_si512(idx_qs20);
+    lane_operands s;
+    nibble_operands(_mm512_permutex2var_epi16(a0, idx_qs, a1),
+                    _mm512_permutex2var_epi16(b0, idx_qs, b1), s.x);
+    __m512i dz = _mm512_permutex2var_epi16(a0, _mm512_load_si512(idx_dz20), b0);
+    s.d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dz));
+    s.z = _mm512_and_si512(_mm512_srli_epi32(dz, 16), _mm512_set1_epi32(0xFF));
+    return s;
+}
+
 // Q5_0 (22-byte blocks): codes q + 16 with the fifth bits.
 ALWAYS_INLINE lane_operands q5_0_operands(const uint8_t *p, int nblk)
 {
@@ -429,7 +459,13 @@ ALWAYS_INLINE void prepare_q8_0(const uint8_t *a, int64_t len, int offset, uint8
     }
 }
 
-// The prepares for codes with offset 8 (Q4_0), 16 (Q5_0) and 128 (Q8_0, IQ4_NL).
+// The prepares for codes with offset 8 (Q4_0), 16 (Q5_0) and 128 (Q8_0, IQ4_NL, MXFP4), and
+// with 1 for zero points (Q4_Z: the starting sums are then -sum(a) per lane).
+static void prepare_offset1(const void *act, int64_t len, void *dst)
+{
+    prepare_q8_0(act, len, 1, dst);
+}
+
 static void prepare_offset8(const void *act, int64_t len, void *dst)
 {
     prepare_q8_0(act, len, 8, dst);
@@ -448,42 +484,47 @@ static void prepare_offset128(const void *act, int64_t len, void *dst)
 // The strips, one per layout.
 static void strip_q4_0(const kernel_strip *s)
 {
-    lane_strip(s, q4_0_operands, 8 * sizeof(block_q4_0), false);
+    lane_strip(s, q4_0_operands, 8 * sizeof(block_q4_0), LANE_OFFSET);
 }
 
 static void strip_q4_0_packed(const kernel_strip *s)
 {
-    lane_strip(s, q4_0_packed_operands, 8 * sizeof(block_q4_0), false);
+    lane_strip(s, q4_0_packed_operands, 8 * sizeof(block_q4_0), LANE_OFFSET);
 }
 
 static void strip_q5_0(const kernel_strip *s)
 {
-    lane_strip(s, q5_0_operands, 8 * sizeof(block_q5_0), false);
+    lane_strip(s, q5_0_operands, 8 * sizeof(block_q5_0), LANE_OFFSET);
 }
 
 static void strip_q8_0(const kernel_strip *s)
 {
-    lane_strip(s, q8_0_operands, 8 * sizeof(block_q8_0), false);
+    lane_strip(s, q8_0_operands, 8 * sizeof(block_q8_0), LANE_OFFSET);
 }
 
 static void strip_q8_0_packed(const kernel_strip *s)
 {
-    lane_strip(s, q8_0_packed_operands, 8 * sizeof(block_q8_0), false);
+    lane_strip(s, q8_0_packed_operands, 8 * sizeof(block_q8_0), LANE_OFFSET);
 }
 
 static void strip_iq4_nl(const kernel_strip *s)
 {
-    lane_strip(s, iq4_nl_operands, 8 * sizeof(block_iq4_nl), false);
+    lane_strip(s, iq4_nl_operands, 8 * sizeof(block_iq4_nl), LANE_OFFSET);
 }
 
 static void strip_mxfp4(const kernel_strip *s)
 {
-    lane_strip(s, mxfp4_operands, 8 * sizeof(block_mxfp4), false);
+    lane_strip(s, mxfp4_operands, 8 * sizeof(block_mxfp4), LANE_OFFSET);
 }
 
 static void strip_mxfp4_packed(const kernel_strip *s)
 {
-    lane_strip(s, mxfp4_packed_operands, 8 * sizeof(block_mxfp4), false);
+    lane_strip(s, mxfp4_packed_operands, 8 * sizeof(block_mxfp4), LANE_OFFSET);
+}
+
+static void strip_q4_z(const kernel_strip *s)
+{
+    lane_strip(s, q4_z_operands, 8 * sizeof(block_q4_z), LANE_ZERO_POINT);
 }
 
 // ---- offset weights x Q8_1: Q4_1, Q5_1 (x = d q + m, so the dot gains m * s) ----
@@ -577,5 +618,6 @@ const kernel_type_ops kernel_avx512_legacy_type_ops[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_MXFP4] = {.product = LANE_PRODUCT(strip_mxfp4, prepare_offset128),
                            .pack = pack_mxfp4,
                            .packed = LANE_PRODUCT(strip_mxfp4_packed, prepare_offset128)},
+    [TENSOR_TYPE_Q4_Z] = {.product = LANE_PRODUCT(strip_q4_z, prepare_offset1)},
 };
 #endif

@@ -156,6 +156,39 @@ float kernel_dot_mxfp4_q8_0_ref(const void *w, const void *a, int64_t n)
     return sum;
 }
 
+// x = d * (q - z): Q4_0's sum with the block's own zero point z for Q4_0's fixed 8, so the
+// integer sum of (q - z) * a stays exact (|q - z| <= 255).
+float kernel_dot_q4_z_q8_0_ref(const void *w, const void *a, int64_t n)
+{
+    const block_q4_z *x = w;
+    const block_q8_0 *y = a;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / QK4_Z; b++) {
+        int isum = 0;
+        for (int j = 0; j < QK4_Z; j++)
+            isum += (nibble32(x[b].qs, j) - x[b].z) * y[b].qs[j];
+        sum += half(x[b].d) * half(y[b].d) * (float)isum;
+    }
+    return sum;
+}
+
+// x = d * e4m3(q) against float activations: each block's products (exact in double) summed
+// in double and scaled by d once, blocks summed in double, as the plain float types. NaN
+// codes make the result NaN.
+float kernel_dot_f8_e4m3_f32_ref(const void *w, const void *a, int64_t n)
+{
+    const block_f8_e4m3 *x = w;
+    const float *y = a;
+    double sum = 0.0;
+    for (int64_t b = 0; b < n / QK_F8; b++) {
+        double block = 0.0;
+        for (int j = 0; j < QK_F8; j++)
+            block += (double)tensor_f8_e4m3_value(x[b].qs[j]) * (double)y[b * QK_F8 + j];
+        sum += (double)x[b].d * block;
+    }
+    return (float)sum;
+}
+
 // Value i (0..255) of the 2-bit planes shared by Q2_K and Q3_K: bits 2j..2j+1 of
 // qs[32h + l] for i = 128h + 32j + l.
 static inline int crumb256(const uint8_t *qs, int i)

@@ -39,6 +39,11 @@ static const weight_info weight_infos[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_IQ4_NL] = {true, TENSOR_TYPE_Q8_0},
     [TENSOR_TYPE_IQ4_XS] = {true, TENSOR_TYPE_Q8_K},
     [TENSOR_TYPE_MXFP4] = {true, TENSOR_TYPE_Q8_0},
+    // garlic's own: E4M3 codes are exact in float, so their activations stay F32 (as fast
+    // as F16 ones on every variant, and exact); Q4_Z takes Q8_0's codes, its zero point
+    // applied to their integer sums (exact, where Q8_1's half s would round).
+    [TENSOR_TYPE_F8_E4M3] = {true, TENSOR_TYPE_F32},
+    [TENSOR_TYPE_Q4_Z] = {true, TENSOR_TYPE_Q8_0},
 };
 
 // The scalar references, their products made of dots.
@@ -59,6 +64,8 @@ static const kernel_type_ops ref_type_ops[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_IQ4_NL] = {.dot = kernel_dot_iq4_nl_q8_0_ref, .product = KERNEL_BY_DOTS(NULL)},
     [TENSOR_TYPE_IQ4_XS] = {.dot = kernel_dot_iq4_xs_q8_k_ref, .product = KERNEL_BY_DOTS(NULL)},
     [TENSOR_TYPE_MXFP4] = {.dot = kernel_dot_mxfp4_q8_0_ref, .product = KERNEL_BY_DOTS(NULL)},
+    [TENSOR_TYPE_F8_E4M3] = {.dot = kernel_dot_f8_e4m3_f32_ref, .product = KERNEL_BY_DOTS(NULL)},
+    [TENSOR_TYPE_Q4_Z] = {.dot = kernel_dot_q4_z_q8_0_ref, .product = KERNEL_BY_DOTS(NULL)},
 };
 
 static const kernel_float_ops ref_float_ops = {

@@ -3,7 +3,8 @@
 // type with activations, plus the small float vector operations attention needs. Each
 // weight type pairs with an activation format (as ggml does, so results track the
 // reference): F32 weights with F32 activations, F16 with F16, BF16 with BF16, Q8_0 / Q4_0 /
-// Q5_0 / IQ4_NL / MXFP4 with Q8_0, Q4_1 / Q5_1 with Q8_1, the K-quants and IQ4_XS with Q8_K.
+// Q5_0 / IQ4_NL / MXFP4 with Q8_0, Q4_1 / Q5_1 with Q8_1, the K-quants and IQ4_XS with Q8_K;
+// garlic's own types for Hugging Face weights: F8_E4M3 with F32, Q4_Z with Q8_0.
 // Activations are converted once per matrix product (kernel_act_convert) and then reused
 // for every weight row. Every kernel has a scalar reference (suffix _ref) that is the truth;
 // AVX2 and AVX-512 (VNNI where it helps) variants live in *_avx2.c / *_avx512.c files and

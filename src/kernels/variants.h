@@ -213,6 +213,8 @@ float kernel_dot_q6_k_q8_k_ref(const void *w, const void *a, int64_t n);
 float kernel_dot_iq4_nl_q8_0_ref(const void *w, const void *a, int64_t n);
 float kernel_dot_iq4_xs_q8_k_ref(const void *w, const void *a, int64_t n);
 float kernel_dot_mxfp4_q8_0_ref(const void *w, const void *a, int64_t n);
+float kernel_dot_q4_z_q8_0_ref(const void *w, const void *a, int64_t n);
+float kernel_dot_f8_e4m3_f32_ref(const void *w, const void *a, int64_t n);
 
 float kernel_dot_f32_ref(const float *a, const float *b, int64_t n);
 float kernel_dot_f32_f16_ref(const float *a, const uint16_t *b_half, int64_t n);

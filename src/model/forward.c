@@ -85,7 +85,7 @@ static size_t act_stride(const model_hparams *hp, const model_state_config *cfg)
     return (size_t)((row + 63) / 64 * 64);
 }
 
-enum { N_SCRATCH = 24 };
+enum { N_SCRATCH = 25 };
 
 // The scratch buffers of a state: where each pointer goes and how many bytes it takes
 // (every buffer rounded up to 64 bytes). model_state_new carves them from one allocation and
@@ -110,6 +110,10 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
     xb_dim = heads * nope > xb_dim ? heads * nope : xb_dim;
     uint64_t head_dim = hp->head_dim_k_mla > hp->head_dim_v_mla ? hp->head_dim_k_mla
                                                                 : hp->head_dim_v_mla;
+    // the widest input of a matrix product (xb, hb or q_lora), for permuted inputs
+    uint64_t in_dim = xb_dim > ffn ? xb_dim : ffn;
+    in_dim = hp->q_lora_rank > in_dim ? hp->q_lora_rank : in_dim;
+    s->gather_stride = in_dim;
     struct {
         void **slot;
         uint64_t n;
@@ -129,6 +133,7 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
         {(void **)&s->att,
          nt * (hp->n_head / (hp->n_head_kv ? hp->n_head_kv : 1)) * (cfg->n_ctx + 1) * f},
         {(void **)&s->kv_row, nt * ATT_ROWS * (k_dim > v_dim ? k_dim : v_dim) * f},
+        {(void **)&s->gather, nt * in_dim * f},
         {(void **)&s->act[0], B * act},
         {(void **)&s->act[1], B * act},
         {(void **)&s->act[2], B * act},
@@ -304,11 +309,18 @@ static void convert_worker(void *ctx, int ith, int nth)
         bool owner = true; // convert once per distinct buffer
         for (int j = 0; j < i; j++)
             owner &= job->act[j] != job->act[i];
-        // Rows are packed at the kernel's row size, as kernel_matmul reads them.
+        // Rows are packed at the kernel's row size, as kernel_matmul reads them. A matrix
+        // whose columns are permuted (act-order GPTQ) reads its input in that order.
         size_t stride = kernel_act_row_size(it->w->type, (int64_t)it->w->n_in);
-        for (uint32_t b = (uint32_t)ith; owner && b < job->n_tok; b += (uint32_t)nth)
-            kernel_act_convert(it->w->type, job->in + b * job->in_stride,
-                               job->s->act[job->act[i]] + b * stride, (int64_t)it->w->n_in);
+        const int32_t *perm = it->w->perm;
+        float *row = job->s->gather + (size_t)ith * job->s->gather_stride;
+        for (uint32_t b = (uint32_t)ith; owner && b < job->n_tok; b += (uint32_t)nth) {
+            const float *in = job->in + b * job->in_stride;
+            for (uint64_t c = 0; perm && c < it->w->n_in; c++)
+                row[c] = in[perm[c]];
+            kernel_act_convert(it->w->type, perm ? row : in, job->s->act[job->act[i]] + b * stride,
+                               (int64_t)it->w->n_in);
+        }
     }
 }
 
@@ -320,7 +332,8 @@ void model_matmul_group(model_state *s, const float *in, uint64_t in_stride, uin
     for (int i = 0; i < n_items; i++) {
         act[i] = i;
         for (int j = 0; j < i; j++)
-            if (kernel_act_type(items[j].w->type) == kernel_act_type(items[i].w->type))
+            if (kernel_act_type(items[j].w->type) == kernel_act_type(items[i].w->type) &&
+                items[j].w->perm == items[i].w->perm && act[i] == i)
                 act[i] = act[j];
     }
     // Converting a few rows costs less than waking the pool: decode steps do it inline. So

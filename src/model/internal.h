@@ -81,6 +81,9 @@ struct model_state {
     float *att;                 // (n_threads, heads per KV head, n_ctx + 1) attention scores
                                 // and 1 / softmax sums
     float *kv_row;              // (n_threads, ATT_ROWS, max K/V row) cache rows as floats
+    float *gather;              // (n_threads, gather_stride) an input row in a matrix's column
+                                // order (model_tensor.perm)
+    uint64_t gather_stride;
     uint8_t *act[MAX_GROUP];    // (max_batch, act row bytes) converted activations
     size_t act_stride;          // bytes of the widest activation row (act[] holds max_batch)
     float *rope_cos, *rope_sin; // (rope tables, max_batch, n_rot / 2): the model's RoPE, and

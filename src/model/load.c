@@ -11,10 +11,34 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "hf/hf.h"
 #include "kernels/kernels.h"
 #include "model/info.h"
 #include "model/model.h"
 #include "tensor/types.h"
+
+// A matrix's column order, "<name>.perm" (I32, a column each, every value an input index):
+// a folder's act-order GPTQ matrices store their columns sorted by group.
+static int bind_perm(model *m, const char *name, model_tensor *t, garlic_error *err)
+{
+    char pname[160];
+    snprintf(pname, sizeof pname, "%s.perm", name);
+    const gguf_tensor *g = gguf_find_tensor(m->file, pname);
+    if (!g)
+        return GARLIC_OK;
+    if (g->type != TENSOR_TYPE_I32 || g->ne[0] != t->n_in || g->n_elements != t->n_in)
+        return garlic_error_set(err, GARLIC_EFORMAT, "%s: tensor '%s' must be %llu I32 values",
+                                m->file->path, pname, (unsigned long long)t->n_in);
+    const int32_t *perm = g->data;
+    for (uint64_t i = 0; i < t->n_in; i++)
+        if (perm[i] < 0 || (uint64_t)perm[i] >= t->n_in)
+            return garlic_error_set(
+                err, GARLIC_EFORMAT, "%s: tensor '%s': value %llu is not a column (0..%llu)",
+                m->file->path, pname, (unsigned long long)i, (unsigned long long)t->n_in - 1);
+    t->perm = perm;
+    m->used[g - m->file->tensors] = true;
+    return GARLIC_OK;
+}
 
 // Binds name to t, checking its shape (ne0 x ne1 x ne2; ne1 == 1 for vectors) and that its
 // type is usable (vectors and biases must be F32). Absent: GARLIC_EFORMAT unless optional
@@ -55,7 +79,7 @@ static int bind3(model *m, const char *name, uint64_t ne0, uint64_t ne1, uint64_
                         .n_mat = ne2,
                         .mat_bytes = row * ne1};
     m->used[g - m->file->tensors] = true;
-    return GARLIC_OK;
+    return vector || ne2 != 1 ? GARLIC_OK : bind_perm(m, name, t, err);
 }
 
 static int bind(model *m, const char *name, uint64_t ne0, uint64_t ne1, bool optional,
@@ -615,11 +639,42 @@ model *model_load_file(gguf_file *f, garlic_error *err)
     return m;
 }
 
-model *model_load(const char *path, garlic_error *err)
+// --quantize: the 16- and 32-bit matrices become ctx's type.
+static uint32_t retype(void *ctx, const char *name, uint32_t n_dims, const uint64_t *ne,
+                       uint32_t type)
 {
-    gguf_file *f = gguf_open(path, err);
+    (void)name, (void)n_dims, (void)ne;
+    bool dense = type == TENSOR_TYPE_F32 || type == TENSOR_TYPE_F16 || type == TENSOR_TYPE_BF16;
+    return dense ? *(const uint32_t *)ctx : type;
+}
+
+model *model_load_with(const char *path, const model_load_options *o, garlic_error *err)
+{
+    hf_open_options ho = {.meta_only = o && o->meta_only};
+    tensor_type type;
+    if (o && o->quantize) {
+        if (!tensor_type_from_name(o->quantize, &type) || type >= TENSOR_TYPE_GGUF_COUNT ||
+            !tensor_type_get(type)->quantize) {
+            garlic_error_set(err, GARLIC_EINVAL,
+                             "--quantize: '%s' is not a weight type garlic quantizes to (Q8_0, "
+                             "Q4_K, Q6_K, Q4_0, F16, BF16...)",
+                             o->quantize);
+            return NULL;
+        }
+        if (!hf_is_folder(path)) {
+            garlic_error_set(err, GARLIC_EINVAL,
+                             "%s: --quantize applies to Hugging Face folders; a GGUF file is "
+                             "requantized with garlic quantize",
+                             path);
+            return NULL;
+        }
+        ho.retype = retype, ho.retype_ctx = &type;
+    }
+    gguf_file *f = hf_open_model(path, &ho, err);
     return f ? model_load_file(f, err) : NULL;
 }
+
+model *model_load(const char *path, garlic_error *err) { return model_load_with(path, NULL, err); }
 
 void model_free(model *m)
 {
@@ -698,22 +753,44 @@ static void pack_weights(model *m)
     m->packed = buf, m->packed_bytes = total;
 }
 
+// Reads one byte of every page of [p, p + size), after MADV_WILLNEED; *done counts the bytes
+// for progress over total.
+static void touch_range(const uint8_t *p, uint64_t size, uint64_t *done, uint64_t total,
+                        void (*progress)(void *ctx, int percent), void *ctx, int *last)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uintptr_t first = (uintptr_t)p / page * page;
+    madvise((void *)first, (uintptr_t)p + size - first, MADV_WILLNEED);
+    const volatile uint8_t *base = p;
+    uint8_t sink = 0;
+    for (uint64_t off = 0; off < size; off += page) {
+        sink ^= base[off];
+        int pct = (int)((*done + off) * 100 / (total ? total : 1));
+        if (progress && pct != *last && pct % 5 == 0)
+            progress(ctx, pct);
+        *last = pct;
+    }
+    (void)sink;
+    *done += size;
+}
+
 double model_prefault(model *m, void (*progress)(void *ctx, int percent), void *ctx)
 {
     double t0 = garlic_now();
-    const volatile uint8_t *base = m->file->base;
-    uint64_t size = m->file->size, page = (uint64_t)sysconf(_SC_PAGESIZE);
-    madvise((void *)m->file->base, size, MADV_WILLNEED);
-    uint8_t sink = 0;
+    const gguf_file *f = m->file;
+    uint64_t done = 0;
     int last = -1;
-    for (uint64_t off = 0; off < size; off += page) {
-        sink ^= base[off];
-        int pct = (int)(off * 100 / size);
-        if (progress && pct != last && pct % 5 == 0)
-            progress(ctx, pct);
-        last = pct;
+    if (!f->detached) {
+        touch_range(f->base, f->size, &done, f->size, progress, ctx, &last);
+    } else { // a folder's tensors lie in several mappings: each tensor's own pages
+        uint64_t total = 0;
+        for (uint64_t i = 0; i < f->n_tensors; i++)
+            total += f->tensors[i].data ? f->tensors[i].nbytes : 0;
+        for (uint64_t i = 0; i < f->n_tensors; i++)
+            if (f->tensors[i].data && f->tensors[i].nbytes)
+                touch_range(f->tensors[i].data, f->tensors[i].nbytes, &done, total, progress, ctx,
+                            &last);
     }
-    (void)sink;
     pack_weights(m);
     if (progress)
         progress(ctx, 100);

@@ -164,13 +164,15 @@ typedef struct model_hparams {
 } model_hparams;
 
 typedef struct model_tensor {
-    const void *data;   // rows of n_in values, contiguous, inside the mapping (or packed)
-    uint32_t type;      // tensor_type
-    uint64_t n_in;      // ne[0]: values per row
-    uint64_t n_out;     // ne[1]: rows
-    uint64_t n_mat;     // ne[2]: matrices (experts) one after another; 1 for a plain matrix
-    uint64_t mat_bytes; // bytes of one matrix (n_out rows)
-    bool packed;        // data is in the kernels' packed layout (kernel_pack_rows)
+    const void *data;    // rows of n_in values, contiguous, inside the mapping (or packed)
+    uint32_t type;       // tensor_type
+    uint64_t n_in;       // ne[0]: values per row
+    uint64_t n_out;      // ne[1]: rows
+    uint64_t n_mat;      // ne[2]: matrices (experts) one after another; 1 for a plain matrix
+    uint64_t mat_bytes;  // bytes of one matrix (n_out rows)
+    bool packed;         // data is in the kernels' packed layout (kernel_pack_rows)
+    const int32_t *perm; // (n_in) column j of the rows holds input perm[j] (a folder's
+                         // act-order GPTQ matrices, "<name>.perm"), or NULL: in order
 } model_tensor;
 
 typedef struct model_layer {
@@ -253,6 +255,20 @@ static inline bool model_layer_has_experts(const model *m, uint32_t l)
 // the shape the hyper-parameters imply and a type garlic can compute with. Errors name the
 // file and the key or tensor at fault.
 model *model_load(const char *path, garlic_error *err);
+
+// How model_load_with opens a model.
+typedef struct model_load_options {
+    // A weight type ("Q8_0", "Q4_K") the 16- and 32-bit matrices of a Hugging Face folder are
+    // quantized to at load (FP8, AWQ, GPTQ and MXFP4 weights keep their own); NULL: as stored.
+    // A GGUF file is refused with it (garlic quantize requantizes files).
+    const char *quantize;
+    // Shapes and types only: tensors a folder would make point at a placeholder, never to be
+    // read (for planning a load without doing it).
+    bool meta_only;
+} model_load_options;
+
+// model_load with options (o may be NULL).
+model *model_load_with(const char *path, const model_load_options *o, garlic_error *err);
 
 // model_load over a file already open (or parsed from memory): takes f in every case (closed
 // with the model, or at once on failure).

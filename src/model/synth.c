@@ -388,11 +388,12 @@ static int copy_tokenizer(gguf_writer *w, const char *path, uint32_t *vocab, gar
     return rc;
 }
 
-// Whether synth can write 2-D weights of type: F32, or a type garlic quantizes to.
+// Whether synth can write 2-D weights of type: F32, or a GGUF type garlic quantizes to (not
+// one of garlic's own in-memory types, which no GGUF file carries).
 static bool writable(uint32_t type)
 {
     const tensor_type_traits *t = tensor_type_get(type);
-    return t && (t->quantize || type == TENSOR_TYPE_F32);
+    return t && !t->internal && (t->quantize || type == TENSOR_TYPE_F32);
 }
 
 // The options only some architectures' files carry, as llama.cpp reads them: a window where
@@ -534,14 +535,15 @@ static int check_params(const model_synth_params *p, garlic_error *err)
                                 "rope dims %u must be even and at most the head dim %u",
                                 p->rope_dims, head_dim);
     if (!writable(p->type))
-        return garlic_error_set(err, GARLIC_EUNSUPPORTED, "type %s: garlic cannot quantize to it",
-                                t ? t->name : "?");
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED, "type %s: %s", t ? t->name : "?",
+                                t && t->internal ? "garlic's own in-memory type, not a GGUF type"
+                                                 : "garlic cannot quantize to it");
     const int32_t others[3] = {p->output_type, p->more_bits_type, p->expert_type};
     static const char *const which[3] = {"output", "more-bits", "expert"};
     for (int i = 0; i < 3; i++)
         if (others[i] >= 0 && !writable((uint32_t)others[i]))
             return garlic_error_set(err, GARLIC_EUNSUPPORTED,
-                                    "%s type: garlic cannot quantize to it", which[i]);
+                                    "%s type: not a GGUF type garlic quantizes to", which[i]);
     return GARLIC_OK;
 }
 

@@ -84,6 +84,20 @@ int planner_from_gguf(const char *path, planner_input *in, garlic_error *err)
     return rc;
 }
 
+int planner_from_model_path(const char *path, const char *quantize, planner_input *in,
+                            garlic_error *err)
+{
+    model_load_options o = {.quantize = quantize, .meta_only = true};
+    model *m = model_load_with(path, &o, err);
+    if (!m)
+        return err ? err->code : GARLIC_EFORMAT;
+    int rc = planner_from_model(m, path, in, err);
+    if (rc == GARLIC_OK && m->file->detached)
+        in->source = PLANNER_SOURCE_SAFETENSORS;
+    model_free(m);
+    return rc;
+}
+
 uint64_t planner_overhead(const planner_input *in)
 {
     uint64_t merges = in->n_merges;

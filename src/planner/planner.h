@@ -109,6 +109,11 @@ struct hf_tensor;
 int planner_from_hf_config(const struct hf_config *cfg, const char *name, planner_input *in,
                            garlic_error *err);
 
+// A model file or folder as model_load_with (quantize, meta_only) reads it: the weights are
+// exactly what a load maps and makes (a folder's repacked or quantized tensors included).
+int planner_from_model_path(const char *path, const char *quantize, planner_input *in,
+                            garlic_error *err);
+
 // Either of the above: a path ending in ".gguf" (or a file starting with "GGUF") is GGUF.
 int planner_from_path(const char *path, planner_input *in, garlic_error *err);
 

@@ -99,15 +99,22 @@ void registry_free(registry *reg)
     garlic_free(reg);
 }
 
-// The default name of a model file: its base name without ".gguf".
+// The default name of a model: a file's base name without ".gguf", a folder's name (of
+// "dir/", or of "dir/config.json").
 static char *default_name(const char *path)
 {
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    size_t len = strlen(base);
-    if (len > 5 && strcmp(base + len - 5, ".gguf") == 0)
+    size_t end = strlen(path);
+    while (end > 1 && path[end - 1] == '/')
+        end--;
+    if (end > 12 && memcmp(path + end - 12, "/config.json", 12) == 0)
+        end -= 12;
+    size_t start = end;
+    while (start > 0 && path[start - 1] != '/')
+        start--;
+    size_t len = end - start;
+    if (len > 5 && memcmp(path + start + len - 5, ".gguf", 5) == 0)
         len -= 5;
-    return garlic_strndup(base, len);
+    return garlic_strndup(path + start, len);
 }
 
 int registry_add(registry *reg, const char *path, const char *name, garlic_error *err)
@@ -160,7 +167,11 @@ int registry_add_dir(registry *reg, const char *dir, garlic_error *err)
     struct dirent *e;
     while ((e = readdir(d)) && n < REGISTRY_MAX_MODELS) {
         size_t len = strlen(e->d_name);
-        if (len > 5 && strcmp(e->d_name + len - 5, ".gguf") == 0 && e->d_name[0] != '.')
+        char config[4096];
+        snprintf(config, sizeof config, "%s/%s/config.json", dir, e->d_name);
+        bool gguf = len > 5 && strcmp(e->d_name + len - 5, ".gguf") == 0;
+        // a Hugging Face folder: a subdirectory with a config.json
+        if (e->d_name[0] != '.' && (gguf || access(config, F_OK) == 0))
             names[n++] = garlic_strndup(e->d_name, len);
     }
     closedir(d);
@@ -262,7 +273,7 @@ static int plan(registry_model *m, planner_plan *out, garlic_error *err)
 int registry_model_load_parts(registry_model *m, uint64_t *cost, garlic_error *err)
 {
     const registry_config *cfg = &m->reg->cfg;
-    m->weights = model_load(m->path, err);
+    m->weights = model_load_with(m->path, &(model_load_options){.quantize = cfg->quantize}, err);
     if (!m->weights)
         return err->code;
     m->tok = tokenizer_load(m->weights->file, err);

@@ -47,6 +47,8 @@ typedef struct registry_config {
     // Called while a load makes the weights resident (percent done, every 5 %); NULL: quiet.
     void (*load_progress)(void *ctx, int percent);
     void *load_progress_ctx;
+    const char *quantize; // the type a Hugging Face folder's 16/32-bit matrices are quantized
+                          // to at load (model_load_options.quantize); NULL: as stored
     const char *chat_template_file; // overrides every model's template when set (borrowed
                                     // for registry_new only: the text is read there)
 } registry_config;

@@ -325,3 +325,28 @@ void tensor_dequantize_mxfp4(const void *src, float *dst, int64_t n)
         }
     }
 }
+
+// x = d * e4m3(q): one float rounding of the product (NaN codes give NaN).
+void tensor_dequantize_f8_e4m3(const void *src, float *dst, int64_t n)
+{
+    const block_f8_e4m3 *blocks = src;
+    for (int64_t b = 0; b < n / QK_F8; b++, dst += QK_F8) {
+        float d = blocks[b].d;
+        for (int j = 0; j < QK_F8; j++)
+            dst[j] = d * tensor_f8_e4m3_value(blocks[b].qs[j]);
+    }
+}
+
+// x = d * (q - z): exact, a half times an integer of at most nine bits fits a float.
+void tensor_dequantize_q4_z(const void *src, float *dst, int64_t n)
+{
+    const block_q4_z *blocks = src;
+    for (int64_t b = 0; b < n / QK4_Z; b++, dst += QK4_Z) {
+        float d = half_at(&blocks[b].d);
+        int z = blocks[b].z;
+        for (int j = 0; j < QK4_Z / 2; j++) {
+            dst[j] = d * (float)((blocks[b].qs[j] & 0x0F) - z);
+            dst[j + QK4_Z / 2] = d * (float)((blocks[b].qs[j] >> 4) - z);
+        }
+    }
+}

@@ -667,3 +667,71 @@ void tensor_quantize_mxfp4(const float *src, void *dst, int64_t n)
         pack_nibbles32(q, blocks[b].qs);
     }
 }
+
+// The E4M3 code nearest to v, ties to the even mantissa, saturating at +-448 (0x7E, 0xFE):
+// E4M3 has no infinities, and its NaN codes are never a rounding. NaN gives NaN (0x7F).
+static uint8_t f8_e4m3_code(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    uint8_t sign = (uint8_t)((u >> 24) & 0x80);
+    uint32_t a = u & 0x7FFFFFFFu;
+    if (a > 0x7F800000u)
+        return sign | 0x7F;
+    if (a >= 0x43E80000u) // 464, halfway between 448 and the 480 E4M3 lacks, and above
+        return sign | 0x7E;
+    if (a >= 0x3C800000u) { // 2^-6, the smallest normal E4M3
+        // Rebias the exponent (127 -> 7) and keep three mantissa bits; a carry out of the
+        // mantissa bumps the exponent, as it should.
+        uint32_t rebased = a - (120u << 23);
+        uint32_t kept = rebased >> 20, rest = rebased & 0xFFFFFu;
+        if (rest > 0x80000u || (rest == 0x80000u && (kept & 1)))
+            kept++;
+        return (uint8_t)(sign | kept);
+    }
+    // Subnormal: steps of 2^-9 (8 steps is 2^-6, code 0x08: the smallest normal).
+    float mag;
+    memcpy(&mag, &a, sizeof mag);
+    return (uint8_t)(sign | (uint8_t)lrintf(mag * 0x1p9f));
+}
+
+// F8_E4M3: d = amax / 448 (an F32, not rounded further), so that the block's largest
+// magnitude lands on E4M3's largest finite value; each value codes as the E4M3 value
+// nearest to x / d. NaN values are skipped by the maximum (and code as NaN).
+void tensor_quantize_f8_e4m3(const float *src, void *dst, int64_t n)
+{
+    block_f8_e4m3 *blocks = dst;
+    for (int64_t b = 0; b < n / QK_F8; b++, src += QK_F8) {
+        float amax = 0.0f;
+        for (int j = 0; j < QK_F8; j++)
+            amax = fabsf(src[j]) > amax ? fabsf(src[j]) : amax;
+        float d = amax / 448.0f;
+        blocks[b].d = d;
+        for (int j = 0; j < QK_F8; j++)
+            blocks[b].qs[j] = d != 0.0f ? f8_e4m3_code(src[j] / d) : 0;
+    }
+}
+
+// Q4_Z, as GPTQ's min/max quantizer: the block's range widened to include 0,
+// [min(lo, 0), max(hi, 0)], in 15 steps of d (rounded to half); z = round(-min / d) puts 0
+// on a code, so zero weights stay exactly zero, and lands in 0..15.
+void tensor_quantize_q4_z(const float *src, void *dst, int64_t n)
+{
+    block_q4_z *blocks = dst;
+    for (int64_t b = 0; b < n / QK4_Z; b++, src += QK4_Z) {
+        float lo = 0.0f, hi = 0.0f;
+        for (int j = 0; j < QK4_Z; j++) {
+            lo = fminf(lo, src[j]);
+            hi = fmaxf(hi, src[j]);
+        }
+        float d = half_round((hi - lo) / 15.0f);
+        int z = scale_code(-lo, d, 0, 15);
+        uint8_t q[QK4_Z];
+        for (int j = 0; j < QK4_Z; j++)
+            q[j] = (uint8_t)(scale_code(src[j], d, -z, 15 - z) + z);
+        blocks[b].d = tensor_f32_to_f16(d);
+        blocks[b].z = (uint8_t)z;
+        blocks[b].pad = 0;
+        pack_nibbles32(q, blocks[b].qs);
+    }
+}

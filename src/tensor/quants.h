@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The packed blocks of the quantized GGUF weight types, byte for byte as they lie in a
-// GGUF file (little-endian; scales are IEEE half floats kept as raw uint16_t bits). Each
-// struct says how a value is rebuilt from its block; dequantize.c and quantize.c in this
-// folder implement exactly that, and kernels/ reads the same structs.
+// GGUF file (little-endian; scales are IEEE half floats kept as raw uint16_t bits), and of
+// garlic's own in-memory types (F8_E4M3, Q4_Z). Each struct says how a value is rebuilt from
+// its block; dequantize.c and quantize.c in this folder implement exactly that, and kernels/
+// reads the same structs.
 #ifndef GARLIC_TENSOR_QUANTS_H
 #define GARLIC_TENSOR_QUANTS_H
 
@@ -213,6 +214,27 @@ static inline float tensor_mxfp4_scale(uint8_t e)
     return f;
 }
 
+// The value of an OCP FP8 E4M3 code, exactly: (1 + m/8) * 2^(e - 7) for an exponent field e
+// of 1..15 and mantissa field m, m/8 * 2^-6 for e = 0 (subnormals; 0x80 is -0), NaN for 0x7F
+// and 0xFF (E4M3 has no infinities; the largest finite value is 448).
+static inline float tensor_f8_e4m3_value(uint8_t code)
+{
+    uint32_t sign = (uint32_t)(code & 0x80) << 24, e = (code >> 3) & 0x0F, m = code & 7;
+    uint32_t bits;
+    if ((code & 0x7F) == 0x7F) {
+        bits = sign | 0x7FC00000u;
+    } else if (e) {
+        bits = sign | ((e + 120) << 23) | (m << 20); // rebias 7 -> 127
+    } else {
+        float sub = (float)m * 0x1p-9f; // exact
+        memcpy(&bits, &sub, sizeof bits);
+        bits |= sign;
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
 // Value i's 6-bit scale and min in a Q4_K/Q5_K scales array (i < 8).
 static inline void tensor_k4_scale_min(const uint8_t *scales, int i, uint8_t *sc, uint8_t *m)
 {
@@ -235,7 +257,8 @@ static inline int tensor_k3_scale(const uint8_t *scales, int i)
 
 // The per-type converters behind the traits table (tensor_type_get(t)->dequantize and
 // ->quantize); callable directly where the type is known. n is a multiple of the block
-// size. Dequantizers are bit-exact with the reference (gguf-py / ggml). Quantizers take
+// size. Dequantizers are bit-exact with the reference (gguf-py / ggml; for garlic's own
+// types, the formula of their block's comment with one float rounding). Quantizers take
 // finite inputs and never divide by zero: an all-zero block comes out all zero.
 void tensor_dequantize_f32(const void *src, float *dst, int64_t n);
 void tensor_dequantize_f16(const void *src, float *dst, int64_t n);
@@ -263,6 +286,8 @@ void tensor_dequantize_q8_k(const void *src, float *dst, int64_t n);
 void tensor_dequantize_iq4_nl(const void *src, float *dst, int64_t n);
 void tensor_dequantize_iq4_xs(const void *src, float *dst, int64_t n);
 void tensor_dequantize_mxfp4(const void *src, float *dst, int64_t n);
+void tensor_dequantize_f8_e4m3(const void *src, float *dst, int64_t n);
+void tensor_dequantize_q4_z(const void *src, float *dst, int64_t n);
 
 void tensor_quantize_f32(const float *src, void *dst, int64_t n);
 void tensor_quantize_f16(const float *src, void *dst, int64_t n);
@@ -282,5 +307,7 @@ void tensor_quantize_q8_k(const float *src, void *dst, int64_t n);
 void tensor_quantize_iq4_nl(const float *src, void *dst, int64_t n);
 void tensor_quantize_iq4_xs(const float *src, void *dst, int64_t n);
 void tensor_quantize_mxfp4(const float *src, void *dst, int64_t n);
+void tensor_quantize_f8_e4m3(const float *src, void *dst, int64_t n);
+void tensor_quantize_q4_z(const float *src, void *dst, int64_t n);
 
 #endif

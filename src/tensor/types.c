@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-// The weight-type traits table (one row per GGUF type id, designated initializers) and the
-// lookups over it, plus the IEEE half and bfloat16 conversions every other file uses. The
-// conversions are plain bit manipulation, so they give the same bits on every CPU and
-// compiler; the converters themselves live in dequantize.c and quantize.c.
+// The weight-type traits table (one row per GGUF type id and per type of garlic's own,
+// designated initializers) and the lookups over it, plus the IEEE half and bfloat16
+// conversions every other file uses. The conversions are plain bit manipulation, so they give
+// the same bits on every CPU and compiler; the converters themselves live in dequantize.c and
+// quantize.c.
 #include "tensor/types.h"
 
 #include <string.h>
@@ -11,55 +12,61 @@
 #include "tensor/quants.h"
 
 // Types garlic can only describe have NULL converters; ids absent from the format (4, 5,
-// 31..33, 36..38) have no name and are unknown to tensor_type_get.
+// 31..33, 36..38) have no name and are unknown to tensor_type_get. Rows flagged internal
+// (the last field) are garlic's own layouts, which no GGUF file may carry.
 static const tensor_type_traits type_table[TENSOR_TYPE_COUNT] = {
-    [TENSOR_TYPE_F32] = {"F32", 1, 4, false, tensor_dequantize_f32, tensor_quantize_f32},
-    [TENSOR_TYPE_F16] = {"F16", 1, 2, false, tensor_dequantize_f16, tensor_quantize_f16},
+    [TENSOR_TYPE_F32] = {"F32", 1, 4, false, tensor_dequantize_f32, tensor_quantize_f32, false},
+    [TENSOR_TYPE_F16] = {"F16", 1, 2, false, tensor_dequantize_f16, tensor_quantize_f16, false},
     [TENSOR_TYPE_Q4_0] = {"Q4_0", QK4_0, sizeof(block_q4_0), true, tensor_dequantize_q4_0,
-                          tensor_quantize_q4_0},
+                          tensor_quantize_q4_0, false},
     [TENSOR_TYPE_Q4_1] = {"Q4_1", QK4_1, sizeof(block_q4_1), true, tensor_dequantize_q4_1,
-                          tensor_quantize_q4_1},
+                          tensor_quantize_q4_1, false},
     [TENSOR_TYPE_Q5_0] = {"Q5_0", QK5_0, sizeof(block_q5_0), true, tensor_dequantize_q5_0,
-                          tensor_quantize_q5_0},
+                          tensor_quantize_q5_0, false},
     [TENSOR_TYPE_Q5_1] = {"Q5_1", QK5_1, sizeof(block_q5_1), true, tensor_dequantize_q5_1,
-                          tensor_quantize_q5_1},
+                          tensor_quantize_q5_1, false},
     [TENSOR_TYPE_Q8_0] = {"Q8_0", QK8_0, sizeof(block_q8_0), true, tensor_dequantize_q8_0,
-                          tensor_quantize_q8_0},
+                          tensor_quantize_q8_0, false},
     [TENSOR_TYPE_Q8_1] = {"Q8_1", QK8_1, sizeof(block_q8_1), true, tensor_dequantize_q8_1,
-                          tensor_quantize_q8_1},
+                          tensor_quantize_q8_1, false},
     [TENSOR_TYPE_Q2_K] = {"Q2_K", QK_K, sizeof(block_q2_k), true, tensor_dequantize_q2_k,
-                          tensor_quantize_q2_k},
+                          tensor_quantize_q2_k, false},
     [TENSOR_TYPE_Q3_K] = {"Q3_K", QK_K, sizeof(block_q3_k), true, tensor_dequantize_q3_k,
-                          tensor_quantize_q3_k},
+                          tensor_quantize_q3_k, false},
     [TENSOR_TYPE_Q4_K] = {"Q4_K", QK_K, sizeof(block_q4_k), true, tensor_dequantize_q4_k,
-                          tensor_quantize_q4_k},
+                          tensor_quantize_q4_k, false},
     [TENSOR_TYPE_Q5_K] = {"Q5_K", QK_K, sizeof(block_q5_k), true, tensor_dequantize_q5_k,
-                          tensor_quantize_q5_k},
+                          tensor_quantize_q5_k, false},
     [TENSOR_TYPE_Q6_K] = {"Q6_K", QK_K, sizeof(block_q6_k), true, tensor_dequantize_q6_k,
-                          tensor_quantize_q6_k},
+                          tensor_quantize_q6_k, false},
     [TENSOR_TYPE_Q8_K] = {"Q8_K", QK_K, sizeof(block_q8_k), true, tensor_dequantize_q8_k,
-                          tensor_quantize_q8_k},
-    [TENSOR_TYPE_IQ2_XXS] = {"IQ2_XXS", QK_K, 66, true, NULL, NULL},
-    [TENSOR_TYPE_IQ2_XS] = {"IQ2_XS", QK_K, 74, true, NULL, NULL},
-    [TENSOR_TYPE_IQ3_XXS] = {"IQ3_XXS", QK_K, 98, true, NULL, NULL},
-    [TENSOR_TYPE_IQ1_S] = {"IQ1_S", QK_K, 50, true, NULL, NULL},
+                          tensor_quantize_q8_k, false},
+    [TENSOR_TYPE_IQ2_XXS] = {"IQ2_XXS", QK_K, 66, true, NULL, NULL, false},
+    [TENSOR_TYPE_IQ2_XS] = {"IQ2_XS", QK_K, 74, true, NULL, NULL, false},
+    [TENSOR_TYPE_IQ3_XXS] = {"IQ3_XXS", QK_K, 98, true, NULL, NULL, false},
+    [TENSOR_TYPE_IQ1_S] = {"IQ1_S", QK_K, 50, true, NULL, NULL, false},
     [TENSOR_TYPE_IQ4_NL] = {"IQ4_NL", QK4_NL, sizeof(block_iq4_nl), true, tensor_dequantize_iq4_nl,
-                            tensor_quantize_iq4_nl},
-    [TENSOR_TYPE_IQ3_S] = {"IQ3_S", QK_K, 110, true, NULL, NULL},
-    [TENSOR_TYPE_IQ2_S] = {"IQ2_S", QK_K, 82, true, NULL, NULL},
+                            tensor_quantize_iq4_nl, false},
+    [TENSOR_TYPE_IQ3_S] = {"IQ3_S", QK_K, 110, true, NULL, NULL, false},
+    [TENSOR_TYPE_IQ2_S] = {"IQ2_S", QK_K, 82, true, NULL, NULL, false},
     [TENSOR_TYPE_IQ4_XS] = {"IQ4_XS", QK_K, sizeof(block_iq4_xs), true, tensor_dequantize_iq4_xs,
-                            tensor_quantize_iq4_xs},
-    [TENSOR_TYPE_I8] = {"I8", 1, 1, false, NULL, NULL},
-    [TENSOR_TYPE_I16] = {"I16", 1, 2, false, NULL, NULL},
-    [TENSOR_TYPE_I32] = {"I32", 1, 4, false, NULL, NULL},
-    [TENSOR_TYPE_I64] = {"I64", 1, 8, false, NULL, NULL},
-    [TENSOR_TYPE_F64] = {"F64", 1, 8, false, NULL, NULL},
-    [TENSOR_TYPE_IQ1_M] = {"IQ1_M", QK_K, 56, true, NULL, NULL},
-    [TENSOR_TYPE_BF16] = {"BF16", 1, 2, false, tensor_dequantize_bf16, tensor_quantize_bf16},
-    [TENSOR_TYPE_TQ1_0] = {"TQ1_0", QK_K, 54, true, NULL, NULL},
-    [TENSOR_TYPE_TQ2_0] = {"TQ2_0", QK_K, 66, true, NULL, NULL},
+                            tensor_quantize_iq4_xs, false},
+    [TENSOR_TYPE_I8] = {"I8", 1, 1, false, NULL, NULL, false},
+    [TENSOR_TYPE_I16] = {"I16", 1, 2, false, NULL, NULL, false},
+    [TENSOR_TYPE_I32] = {"I32", 1, 4, false, NULL, NULL, false},
+    [TENSOR_TYPE_I64] = {"I64", 1, 8, false, NULL, NULL, false},
+    [TENSOR_TYPE_F64] = {"F64", 1, 8, false, NULL, NULL, false},
+    [TENSOR_TYPE_IQ1_M] = {"IQ1_M", QK_K, 56, true, NULL, NULL, false},
+    [TENSOR_TYPE_BF16] = {"BF16", 1, 2, false, tensor_dequantize_bf16, tensor_quantize_bf16, false},
+    [TENSOR_TYPE_TQ1_0] = {"TQ1_0", QK_K, 54, true, NULL, NULL, false},
+    [TENSOR_TYPE_TQ2_0] = {"TQ2_0", QK_K, 66, true, NULL, NULL, false},
     [TENSOR_TYPE_MXFP4] = {"MXFP4", QK_MXFP4, sizeof(block_mxfp4), true, tensor_dequantize_mxfp4,
-                           tensor_quantize_mxfp4},
+                           tensor_quantize_mxfp4, false},
+    // garlic's own (internal): Hugging Face FP8 and AWQ/GPTQ weights, repacked at load
+    [TENSOR_TYPE_F8_E4M3] = {"F8_E4M3", QK_F8, sizeof(block_f8_e4m3), true,
+                             tensor_dequantize_f8_e4m3, tensor_quantize_f8_e4m3, true},
+    [TENSOR_TYPE_Q4_Z] = {"Q4_Z", QK4_Z, sizeof(block_q4_z), true, tensor_dequantize_q4_z,
+                          tensor_quantize_q4_z, true},
 };
 
 const tensor_type_traits *tensor_type_get(uint32_t type)

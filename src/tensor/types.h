@@ -2,7 +2,9 @@
 // Weight types and the one type-traits table. The numeric ids are the ones GGUF files
 // store (the ggml type ids), so a tensor's type field indexes this table directly. Every
 // id a GGUF file may carry has a name, a block size and bytes per block, so that garlic can
-// describe any file; dequantize and quantize are set where garlic implements them.
+// describe any file; dequantize and quantize are set where garlic implements them. A few
+// ids past the GGUF ones are garlic's own layouts for weights of Hugging Face folders
+// (flagged internal): they live only in memory, and the GGUF reader and writer refuse them.
 #ifndef GARLIC_TENSOR_TYPES_H
 #define GARLIC_TENSOR_TYPES_H
 
@@ -68,9 +70,11 @@ typedef struct tensor_type_traits {
     bool is_quantized;               // block-quantized (not F32/F16/BF16/integers)
     tensor_dequantize_fn dequantize; // NULL where garlic cannot decode the type
     tensor_quantize_fn quantize;     // NULL where garlic cannot produce the type
+    bool internal;                   // garlic's own layout, never in a GGUF file
 } tensor_type_traits;
 
-// The traits of a type id, or NULL if the id is not a known GGUF type.
+// The traits of a type id, or NULL if the id is unknown (neither a GGUF type garlic knows nor
+// one of its own).
 const tensor_type_traits *tensor_type_get(uint32_t type);
 
 // The type whose name is `name` (case-insensitive, "q4_k" or "Q4_K"); returns false if none.

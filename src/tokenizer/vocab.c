@@ -14,6 +14,7 @@
 #include "base/alloc.h"
 #include "base/buffer.h"
 #include "base/utf8.h"
+#include "hf/hf.h"
 #include "tokenizer/internal.h"
 
 static const char *const special_keys[TOKENIZER_SPECIAL_COUNT] = {
@@ -523,8 +524,8 @@ static int read_prefix_rule(tokenizer *t, const gguf_file *f, garlic_error *err)
 static int read_model(tokenizer *t, const gguf_file *f, garlic_error *err)
 {
     const char *key = "tokenizer.ggml.model";
-    gguf_string model, pre = {0, ""};
-    int rc = gguf_get_str(f, key, &model);
+    gguf_string kind, pre = {0, ""};
+    int rc = gguf_get_str(f, key, &kind);
     if (rc == GARLIC_ENOTFOUND)
         return key_error(err, GARLIC_EFORMAT, f, key, "missing");
     if (rc != GARLIC_OK)
@@ -538,23 +539,23 @@ static int read_model(tokenizer *t, const gguf_file *f, garlic_error *err)
         return key_error(err, GARLIC_EUNSUPPORTED, f, "tokenizer.ggml.pre", "unknown value");
     memcpy(t->pre_name, pre.data, pre.len);
     t->pre_name[pre.len] = '\0';
-    if (gguf_string_eq(model, "llama")) {
+    if (gguf_string_eq(kind, "llama")) {
         t->kind = TOKENIZER_KIND_SPM;
         t->add_bos = true;
         t->add_space_prefix = true;
         return GARLIC_OK;
     }
-    if (gguf_string_eq(model, "gpt2")) {
+    if (gguf_string_eq(kind, "gpt2")) {
         t->kind = TOKENIZER_KIND_BPE;
         return GARLIC_OK;
     }
-    if (gguf_string_eq(model, "bert")) {
+    if (gguf_string_eq(kind, "bert")) {
         t->kind = TOKENIZER_KIND_WPM;
         t->add_bos = t->add_eos = true; // [CLS] ... [SEP]
         return GARLIC_OK;
     }
     char shown[64];
-    snprintf(shown, sizeof shown, "%.*s", (int)(model.len < 48 ? model.len : 48), model.data);
+    snprintf(shown, sizeof shown, "%.*s", (int)(kind.len < 48 ? kind.len : 48), kind.data);
     garlic_error_set(err, GARLIC_EUNSUPPORTED,
                      "%s: key '%s': tokenizer '%s' is not supported (known: llama, gpt2, bert)",
                      f->path, key, shown);
@@ -634,7 +635,7 @@ tokenizer *tokenizer_load(const gguf_file *f, garlic_error *err)
 
 tokenizer *tokenizer_open(const char *path, garlic_error *err)
 {
-    gguf_file *f = gguf_open(path, err);
+    gguf_file *f = hf_open_model(path, &(hf_open_options){.meta_only = true}, err);
     if (!f)
         return NULL;
     tokenizer *t = tokenizer_load(f, err);

@@ -2,8 +2,8 @@
 // `garlic synth` through the binary: its options write the same bytes as the synthesizer
 // called with the same parameters, --progress reports the percentage written on stderr
 // (which stays quiet otherwise when it is not a terminal), every weight type it names
-// (MXFP4 included) writes a model that `garlic run` loads and runs, and the RoPE options'
-// two spellings write the same file.
+// (MXFP4 included) writes a model that `garlic run` loads and runs, the RoPE options'
+// two spellings write the same file, and garlic's own in-memory types are refused.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,12 +146,42 @@ static void test_rope_spellings(void **state)
     free(out), free(err);
 }
 
+// garlic's own in-memory types (F8_E4M3, Q4_Z) cannot be written to a GGUF file: --type
+// and --output-type refuse them by name (a usage error, nothing written), and so does the
+// synthesizer when called with one.
+static void test_own_types_refused(void **state)
+{
+    (void)state;
+    static const char *const args[] = {"--type F8_E4M3", "--type q4_z", "--output-type Q4_Z"};
+    char path[600], *out, *err;
+    snprintf(path, sizeof path, "%s", test_temp_path("own.gguf"));
+    for (size_t i = 0; i < sizeof args / sizeof args[0]; i++) {
+        remove(path);
+        int rc = test_run(&out, &err, "%s synth '%s' %s", test_garlic(), path, args[i]);
+        if (rc != 2 || !strstr(err, "not a GGUF type"))
+            fail_msg("garlic synth %s: exit %d: %s", args[i], rc, err);
+        assert_null(test_read_file(path, NULL));
+        free(out), free(err);
+    }
+    const uint32_t own[2] = {TENSOR_TYPE_F8_E4M3, TENSOR_TYPE_Q4_Z};
+    for (int i = 0; i < 2; i++) {
+        model_synth_params p;
+        model_synth_params_default(&p);
+        p.type = own[i];
+        garlic_error e = {0};
+        assert_int_equal(model_synth_write(&p, path, &e), GARLIC_EUNSUPPORTED);
+        if (!strstr(e.message, tensor_type_get(own[i])->name))
+            fail_msg("synth with %s: '%s'", tensor_type_get(own[i])->name, e.message);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_bytes_and_progress),
         cmocka_unit_test(test_types_run),
         cmocka_unit_test(test_rope_spellings),
+        cmocka_unit_test(test_own_types_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -275,7 +275,7 @@ static void test_sentencepiece(void **state)
     gguf_writer *w = gguf_writer_new();
     garlic_error err = {0};
     assert_int_equal(hf_tokenizer_metadata(dir, w, &err), GARLIC_OK);
-    f = gguf_writer_open(w, "first", &err);
+    f = gguf_writer_open(w, "first", NULL, NULL, &err);
     assert_key_str(f, "tokenizer.ggml.metaspace_prepend", "first");
     t = load(f);
     gguf_close(f);
@@ -283,7 +283,7 @@ static void test_sentencepiece(void **state)
     assert_string_equal(encode_ids(t, "</s>ab", TOKENIZER_PARSE_SPECIAL), " 2 13"); // not first
     tokenizer_free(t);
     assert_int_equal(gguf_writer_set_str(w, "tokenizer.ggml.metaspace_prepend", "sometimes"), 0);
-    f = gguf_writer_open(w, "bad", &err);
+    f = gguf_writer_open(w, "bad", NULL, NULL, &err);
     assert_null(tokenizer_load(f, &err));
     assert_non_null(strstr(err.message, "tokenizer.ggml.metaspace_prepend"));
     gguf_close(f);
@@ -602,7 +602,7 @@ static void test_fuzz_corpus(void **state)
         garlic_error err = {0};
         if (hf_tokenizer_metadata_texts("seed", texts, w, &err) != GARLIC_OK)
             fail_msg("%s: %s", seeds[i], err.message);
-        gguf_file *f = gguf_writer_open(w, "seed/tokenizer.json", &err);
+        gguf_file *f = gguf_writer_open(w, "seed/tokenizer.json", NULL, NULL, &err);
         assert_non_null(f);
         tokenizer_free(load(f));
         gguf_close(f);

@@ -21,10 +21,11 @@
 #include "tensor/types.h"
 
 static const uint32_t weight_types[] = {
-    TENSOR_TYPE_F32,  TENSOR_TYPE_F16,    TENSOR_TYPE_BF16,   TENSOR_TYPE_Q4_0,
-    TENSOR_TYPE_Q4_1, TENSOR_TYPE_Q5_0,   TENSOR_TYPE_Q5_1,   TENSOR_TYPE_Q8_0,
-    TENSOR_TYPE_Q2_K, TENSOR_TYPE_Q3_K,   TENSOR_TYPE_Q4_K,   TENSOR_TYPE_Q5_K,
-    TENSOR_TYPE_Q6_K, TENSOR_TYPE_IQ4_NL, TENSOR_TYPE_IQ4_XS, TENSOR_TYPE_MXFP4,
+    TENSOR_TYPE_F32,     TENSOR_TYPE_F16,    TENSOR_TYPE_BF16,   TENSOR_TYPE_Q4_0,
+    TENSOR_TYPE_Q4_1,    TENSOR_TYPE_Q5_0,   TENSOR_TYPE_Q5_1,   TENSOR_TYPE_Q8_0,
+    TENSOR_TYPE_Q2_K,    TENSOR_TYPE_Q3_K,   TENSOR_TYPE_Q4_K,   TENSOR_TYPE_Q5_K,
+    TENSOR_TYPE_Q6_K,    TENSOR_TYPE_IQ4_NL, TENSOR_TYPE_IQ4_XS, TENSOR_TYPE_MXFP4,
+    TENSOR_TYPE_F8_E4M3, TENSOR_TYPE_Q4_Z,
 };
 enum { N_WEIGHT_TYPES = sizeof weight_types / sizeof weight_types[0] };
 
@@ -76,7 +77,8 @@ static int half_fields(uint32_t type, int offsets[2])
     case TENSOR_TYPE_Q5_0:
     case TENSOR_TYPE_Q8_0:
     case TENSOR_TYPE_IQ4_NL:
-    case TENSOR_TYPE_IQ4_XS: offsets[0] = 0; return 1;
+    case TENSOR_TYPE_IQ4_XS:
+    case TENSOR_TYPE_Q4_Z: offsets[0] = 0; return 1;
     case TENSOR_TYPE_Q4_1:
     case TENSOR_TYPE_Q5_1:
     case TENSOR_TYPE_Q4_K:
@@ -91,7 +93,10 @@ static int half_fields(uint32_t type, int offsets[2])
 // Fills rows of weights. Mode 0 quantizes normal random values (what real files look
 // like); mode 1 (quantized types only) fills random bytes, so every bit pattern of codes
 // and sub-block scales occurs, with the half scales set to moderate positive values (and
-// MXFP4's exponent bytes to scales 2^-12 .. 2^-3, where real weights' lie).
+// MXFP4's exponent bytes to scales 2^-12 .. 2^-3, where real weights' lie; F8_E4M3's float
+// scales to +-(0.001 .. 0.011), its NaN codes 0x7F and 0xFF to 0x7E and 0xFE: a NaN would
+// make both sides of a comparison NaN, which no tolerance check can fail on; they have a
+// test of their own). Q4_Z's zero points take every byte, its pad byte too.
 static void fill_weights(test_rng *rng, uint32_t type, int mode, void *dst, int64_t n_values)
 {
     const tensor_type_traits *tr = tensor_type_get(type);
@@ -109,6 +114,13 @@ static void fill_weights(test_rng *rng, uint32_t type, int mode, void *dst, int6
             }
             if (type == TENSOR_TYPE_MXFP4)
                 bytes[b * tr->type_size] = (uint8_t)(116 + test_rng_u64(rng) % 10);
+            if (type == TENSOR_TYPE_F8_E4M3) {
+                block_f8_e4m3 *blk = (block_f8_e4m3 *)(bytes + b * tr->type_size);
+                float d = 0.001f + 0.01f * test_rng_uniform(rng);
+                memcpy(&blk->d, &(float){test_rng_u64(rng) & 1 ? d : -d}, sizeof d);
+                for (int j = 0; j < QK_F8; j++)
+                    blk->qs[j] -= (blk->qs[j] & 0x7F) == 0x7F; // NaN -> +-448
+            }
         }
         return;
     }
@@ -295,6 +307,8 @@ static void test_type_table(void **state)
     assert_int_equal(kernel_act_type(TENSOR_TYPE_Q4_1), TENSOR_TYPE_Q8_1);
     assert_int_equal(kernel_act_type(TENSOR_TYPE_IQ4_XS), TENSOR_TYPE_Q8_K);
     assert_int_equal(kernel_act_type(TENSOR_TYPE_MXFP4), TENSOR_TYPE_Q8_0);
+    assert_int_equal(kernel_act_type(TENSOR_TYPE_F8_E4M3), TENSOR_TYPE_F32);
+    assert_int_equal(kernel_act_type(TENSOR_TYPE_Q4_Z), TENSOR_TYPE_Q8_0);
     assert_false(kernel_supports(TENSOR_TYPE_Q8_K));
     assert_false(kernel_supports(TENSOR_TYPE_IQ2_XXS));
     assert_false(kernel_supports(TENSOR_TYPE_COUNT));
@@ -481,6 +495,50 @@ static void test_variants_vs_ref(void **state)
     }
     print_message("%d %s dot products checked against the reference\n", checked,
                   kernel_variant_label(v));
+}
+
+// A NaN weight makes a sum NaN: every variant's dot and product of an F8_E4M3 row holding one
+// of the NaN codes 0x7F, 0xFF (anywhere: first block, last block, past a chunk) is NaN, and the
+// other rows of the product stay finite. (SIMD conversions through F16 would read the codes
+// as +-480.)
+static void test_f8_nan_codes(void **state)
+{
+    kernel_variant v = test_variant(state);
+    test_rng rng;
+    test_rng_seed(&rng, 55);
+    enum { ROWS = 5, N_ACT = 7 };
+    const int64_t n = 8288;
+    const int64_t where[] = {0, 31, 4000, 8192, 8287};
+    size_t wb = row_bytes(TENSOR_TYPE_F8_E4M3, n), ab = kernel_act_row_size(TENSOR_TYPE_F8_E4M3, n);
+    uint8_t *w = malloc(wb * ROWS), *act = malloc(ab * N_ACT);
+    float *x = malloc((size_t)n * sizeof *x), *y = malloc(ROWS * N_ACT * sizeof *y);
+    assert_true(w && act && x && y);
+    for (int b = 0; b < N_ACT; b++) {
+        fill_normal(&rng, x, n);
+        kernel_act_convert_variant(v, TENSOR_TYPE_F8_E4M3, x, act + (size_t)b * ab, n);
+    }
+    for (size_t i = 0; i < sizeof where / sizeof where[0]; i++) {
+        fill_weights(&rng, TENSOR_TYPE_F8_E4M3, 1, w, n * ROWS);
+        int64_t r = (int64_t)i % ROWS;
+        block_f8_e4m3 *blk = (block_f8_e4m3 *)(w + (size_t)r * wb) + where[i] / QK_F8;
+        blk->qs[where[i] % QK_F8] = i % 2 ? 0xFF : 0x7F;
+        if (!isnan(kernel_variant_dot(v, TENSOR_TYPE_F8_E4M3, w + (size_t)r * wb, act, n)))
+            fail_msg("%s: a NaN code at %lld: the dot is not NaN", kernel_variant_label(v),
+                     (long long)where[i]);
+        for (int64_t n_act = 1; n_act <= N_ACT; n_act += 3) {
+            kernel_matmul_variant(v, TENSOR_TYPE_F8_E4M3, false, w, n, 0, ROWS, act, n_act, y,
+                                  ROWS);
+            for (int64_t b = 0; b < n_act; b++)
+                for (int64_t k = 0; k < ROWS; k++)
+                    if (isnan(y[b * ROWS + k]) != (k == r))
+                        fail_msg("%s: NaN code in row %lld at %lld, n_act %lld: y[%lld][%lld] = "
+                                 "%g",
+                                 kernel_variant_label(v), (long long)r, (long long)where[i],
+                                 (long long)n_act, (long long)b, (long long)k,
+                                 (double)y[b * ROWS + k]);
+        }
+    }
+    free(w), free(act), free(x), free(y);
 }
 
 // ---- 4. matrix product against row-by-row dots ----
@@ -948,6 +1006,9 @@ int main(void)
         cmocka_unit_test(test_ref_vs_dequantized),
         VARIANT_TEST(test_variants_vs_ref, KERNEL_VARIANT_AVX2, "avx2"),
         VARIANT_TEST(test_variants_vs_ref, KERNEL_VARIANT_AVX512, "avx512_vnni"),
+        VARIANT_TEST(test_f8_nan_codes, KERNEL_VARIANT_REF, "scalar"),
+        VARIANT_TEST(test_f8_nan_codes, KERNEL_VARIANT_AVX2, "avx2"),
+        VARIANT_TEST(test_f8_nan_codes, KERNEL_VARIANT_AVX512, "avx512_vnni"),
         VARIANT_TEST(test_matmul_vs_dot, KERNEL_VARIANT_REF, "scalar"),
         VARIANT_TEST(test_matmul_vs_dot, KERNEL_VARIANT_AVX2, "avx2"),
         VARIANT_TEST(test_matmul_vs_dot, KERNEL_VARIANT_AVX512, "avx512_vnni"),

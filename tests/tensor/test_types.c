@@ -2,9 +2,10 @@
 // Tests of src/tensor: the traits table and row sizes, the half/bfloat16 conversions
 // (exhaustively), bit-exact dequantization against the references in ../shared (made by
 // gguf-py and cross-checked with ggml), MXFP4 against gguf-py's quantizer and dequantizer
-// (tests/data/mxfp4_reference.bin, made by tools/gen_mxfp4_reference.py), and quantize ->
-// dequantize round trips of every type garlic can produce, with error bounds derived from
-// what each type can represent.
+// (tests/data/mxfp4_reference.bin, made by tools/gen_mxfp4_reference.py), garlic's own
+// F8_E4M3 and Q4_Z against values computed here (every E4M3 code from its bit fields with
+// ldexp, hand-made Q4_Z blocks, rounding ties), and quantize -> dequantize round trips of
+// every type garlic can produce, with error bounds derived from what each type can represent.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +61,22 @@ static void test_traits_table(void **state)
         // Quantized types have blocks; plain ones are one value per "block".
         assert_int_equal(tr->block_size > 1, tr->is_quantized);
     }
-    assert_int_equal(known, 32); // 40 ids minus the 8 removed ones
+    // The GGUF ids below TENSOR_TYPE_GGUF_COUNT (40) minus the 8 removed ones, and garlic's
+    // own two, which alone are flagged internal.
+    assert_int_equal(known, 32 + 2);
+    for (uint32_t t = 0; t < TENSOR_TYPE_COUNT; t++) {
+        const tensor_type_traits *tr = tensor_type_get(t);
+        bool own = t == TENSOR_TYPE_F8_E4M3 || t == TENSOR_TYPE_Q4_Z;
+        if (tr)
+            assert_int_equal(tr->internal, own);
+        assert_true(own || !tr || t < TENSOR_TYPE_GGUF_COUNT);
+        assert_true(!own || t >= TENSOR_TYPE_GGUF_COUNT);
+    }
+    tensor_type own;
+    assert_true(tensor_type_from_name("f8_e4m3", &own));
+    assert_int_equal(own, TENSOR_TYPE_F8_E4M3);
+    assert_true(tensor_type_from_name("Q4_Z", &own));
+    assert_int_equal(own, TENSOR_TYPE_Q4_Z);
     const uint32_t removed[] = {4, 5, 31, 32, 33, 36, 37, 38, TENSOR_TYPE_COUNT, 0xFFFFFFFFu};
     for (size_t i = 0; i < sizeof removed / sizeof removed[0]; i++)
         assert_null(tensor_type_get(removed[i]));
@@ -106,6 +122,8 @@ static void test_type_sizes(void **state)
         {TENSOR_TYPE_TQ1_0, 256, 54},
         {TENSOR_TYPE_TQ2_0, 256, 66},
         {TENSOR_TYPE_MXFP4, 32, 17},
+        {TENSOR_TYPE_F8_E4M3, 32, 36}, // an F32 scale and 32 bytes: 9 bits per weight
+        {TENSOR_TYPE_Q4_Z, 32, 20},    // a half scale, a zero point, a pad byte, 16 bytes
         {TENSOR_TYPE_I8, 1, 1},
         {TENSOR_TYPE_I16, 1, 2},
         {TENSOR_TYPE_I32, 1, 4},
@@ -452,6 +470,174 @@ static void test_mxfp4_edges(void **state)
     assert_int_equal(b.qs[4], 0xA7);
 }
 
+// ---- 4b. garlic's own types: F8_E4M3 and Q4_Z ----
+
+// The value of E4M3 code c from its bit fields, in double: sign, exponent field e (bias 7)
+// and mantissa field m give (8 + m) * 2^(e - 10); e = 0 is subnormal, m * 2^-9; e = 15 with
+// m = 7 is NaN.
+static double e4m3_formula(unsigned c)
+{
+    unsigned e = (c >> 3) & 15, m = c & 7;
+    double v = e == 0 ? ldexp(m, -9) : ldexp(8 + m, (int)e - 10);
+    if (e == 15 && m == 7)
+        v = NAN;
+    return c & 0x80 ? -v : v;
+}
+
+// Dequantizes the 256 codes 0..255 in eight blocks of scale d and checks each value against
+// d * formula, an exact double product rounded once to float (NaN codes give NaN, 0x80 -0).
+static void check_e4m3_codes(float d)
+{
+    block_f8_e4m3 blocks[8];
+    for (unsigned c = 0; c < 256; c++)
+        blocks[c / 32].d = d, blocks[c / 32].qs[c % 32] = (uint8_t)c;
+    float out[256];
+    tensor_type_get(TENSOR_TYPE_F8_E4M3)->dequantize(blocks, out, 256);
+    for (unsigned c = 0; c < 256; c++) {
+        double v = e4m3_formula(c);
+        if (isnan(v)) {
+            if (!isnan(out[c]))
+                fail_msg("E4M3 code 0x%02X: %a, not NaN", c, (double)out[c]);
+            continue;
+        }
+        float want = (float)((double)d * v);
+        if (float_bits(out[c]) != float_bits(want))
+            fail_msg("E4M3 code 0x%02X, d %a: %a, want %a", c, (double)d, (double)out[c],
+                     (double)want);
+    }
+}
+
+// Every E4M3 code against its formula, with scale 1 and with a scale whose products round;
+// the quantizer gives every code back from its own value in a block whose largest magnitude
+// is 448 (scale 1): slot 0 of each block carries 448 in one pass, slot 31 in the other, so
+// every code is checked once (the NaN codes from NaN inputs).
+static void test_f8_e4m3_codes(void **state)
+{
+    (void)state;
+    check_e4m3_codes(1.0f);
+    check_e4m3_codes(0.3f);
+    check_e4m3_codes(-1.7e-3f);
+    assert_true(e4m3_formula(0x7E) == 448.0 && e4m3_formula(0x01) == 0x1p-9);
+    const tensor_type_traits *tr = tensor_type_get(TENSOR_TYPE_F8_E4M3);
+    for (int slot = 0; slot < 32; slot += 31) {
+        float x[256];
+        block_f8_e4m3 q[8];
+        for (unsigned c = 0; c < 256; c++)
+            x[c] = c % 32 == (unsigned)slot ? 448.0f : (float)e4m3_formula(c);
+        tr->quantize(x, q, 256);
+        for (unsigned c = 0; c < 256; c++) {
+            uint8_t want = c % 32 == (unsigned)slot ? 0x7E : (uint8_t)c;
+            if (q[c / 32].qs[c % 32] != want)
+                fail_msg("E4M3 value %a coded as 0x%02X, not 0x%02X", (double)x[c],
+                         q[c / 32].qs[c % 32], want);
+        }
+        for (int b = 0; b < 8; b++)
+            assert_true(q[b].d == 1.0f);
+    }
+}
+
+// The quantizer rounds to the nearest code and a tie to the even mantissa, among normals,
+// subnormals and across the boundary between them (scale 1: the block's largest value is
+// 448); an all-zero block has scale 0 and codes 0.
+static void test_f8_e4m3_rounding(void **state)
+{
+    (void)state;
+    static const struct {
+        float x;
+        uint8_t code;
+    } cases[] = {
+        {448.0f, 0x7E},             // the largest: d = 448 / 448
+        {17.0f, 0x58},              // halfway between 16 (0x58) and 18 (0x59): m = 0
+        {19.0f, 0x5A},              // halfway between 18 and 20 (0x5A): m = 2
+        {17.01f, 0x59},             // past halfway
+        {-19.0f, 0xDA},             // the sign bit
+        {0x1p-10f, 0x00},           // halfway between 0 and 2^-9: 0
+        {3 * 0x1p-10f, 0x02},       // halfway between 2^-9 and 2^-8: 2^-8 (m = 2)
+        {15 * 0x1p-10f, 0x08},      // halfway between 7 * 2^-9 and 2^-6: the smallest normal
+        {0x1p-6f + 0x1p-10f, 0x08}, // halfway between 2^-6 (m 0) and 2^-6 + 2^-9 (m 1)
+        {0x1p-6f + 0x1p-9f, 0x09},  // exactly m 1
+        {-0.0f, 0x80},              // -0 keeps its sign
+        {240.0f, 0x77},             // 1.875 * 2^7
+        {447.0f, 0x7E},             // the nearest is 448 (416 is the one below)
+    };
+    enum { N = sizeof cases / sizeof cases[0] };
+    float x[32] = {0};
+    for (int i = 0; i < N; i++)
+        x[i] = cases[i].x;
+    block_f8_e4m3 q;
+    const tensor_type_traits *tr = tensor_type_get(TENSOR_TYPE_F8_E4M3);
+    tr->quantize(x, &q, 32);
+    assert_true(q.d == 1.0f);
+    for (int i = 0; i < N; i++)
+        if (q.qs[i] != cases[i].code)
+            fail_msg("E4M3 of %a: 0x%02X, want 0x%02X", (double)cases[i].x, q.qs[i], cases[i].code);
+    for (int i = N; i < 32; i++)
+        assert_int_equal(q.qs[i], 0);
+    memset(x, 0, sizeof x);
+    memset(&q, 0xA5, sizeof q);
+    tr->quantize(x, &q, 32);
+    assert_true(q.d == 0.0f);
+    for (int i = 0; i < 32; i++)
+        assert_int_equal(q.qs[i], 0);
+}
+
+// Q4_Z by hand: x = d * (q - z), value j in the low nibble of qs[j] and value j + 16 in its
+// high nibble, with a zero point inside 0..15 and one far outside (AWQ and GPTQ groups only
+// use 0..16, but the format holds any byte).
+static void test_q4_z_blocks(void **state)
+{
+    (void)state;
+    block_q4_z b[2];
+    memset(b, 0, sizeof b);
+    b[0].d = 0x3800, b[0].z = 8;   // 0.5
+    b[1].d = 0xB400, b[1].z = 200; // -0.25
+    for (int j = 0; j < 16; j++) {
+        b[0].qs[j] = (uint8_t)(j | ((15 - j) << 4));
+        b[1].qs[j] = (uint8_t)((j % 4) | (15 << 4));
+    }
+    float out[64];
+    tensor_type_get(TENSOR_TYPE_Q4_Z)->dequantize(b, out, 64);
+    for (int j = 0; j < 16; j++) {
+        assert_true(out[j] == 0.5f * (float)(j - 8));
+        assert_true(out[16 + j] == 0.5f * (float)(7 - j));
+        assert_true(out[32 + j] == -0.25f * (float)(j % 4 - 200));
+        assert_true(out[48 + j] == 46.25f); // -0.25 * (15 - 200)
+    }
+}
+
+// The Q4_Z quantizer: the block's range widened to include 0 in 15 steps, z = -min / d, so
+// blocks whose values lie on such a grid come back exactly, zeros included: codes, scale and
+// zero point checked by hand for a mixed, an all-negative and an all-positive block.
+static void test_q4_z_quantize(void **state)
+{
+    (void)state;
+    float x[96], y[96];
+    for (int j = 0; j < 32; j++) {
+        x[j] = 0.5f * (float)(j % 16) - 2.0f; // -2 .. 5.5: d 0.5, z 4
+        x[32 + j] = -0.5f * (float)(j % 16);  // -7.5 .. 0: d 0.5, z 15
+        x[64 + j] = 0.25f * (float)(j % 16);  // 0 .. 3.75: d 0.25, z 0
+    }
+    block_q4_z q[3];
+    memset(q, 0xA5, sizeof q);
+    const tensor_type_traits *tr = tensor_type_get(TENSOR_TYPE_Q4_Z);
+    tr->quantize(x, q, 96);
+    const uint16_t want_d[3] = {0x3800, 0x3800, 0x3400};
+    const int want_z[3] = {4, 15, 0};
+    for (int b = 0; b < 3; b++) {
+        assert_int_equal(q[b].d, want_d[b]);
+        assert_int_equal(q[b].z, want_z[b]);
+        assert_int_equal(q[b].pad, 0);
+        for (int j = 0; j < 16; j++) {
+            int lo = b == 1 ? 15 - j : j; // value j; value j + 16 is the same (j % 16)
+            assert_int_equal(q[b].qs[j], lo | (lo << 4));
+        }
+    }
+    tr->dequantize(q, y, 96);
+    for (int i = 0; i < 96; i++) // == rather than bits: x[32] is -0, which comes back as 0
+        if (y[i] != x[i])
+            fail_msg("Q4_Z value %d: %g -> %g", i, (double)x[i], (double)y[i]);
+}
+
 // ---- 5. round trips ----
 
 // The test vector: 16 super-blocks (4096 values) of distinct kinds, so that every block
@@ -570,6 +756,24 @@ static bool block_ranges(tensor_type t, const void *block, value_range *r)
             r[i] = range_of(tensor_mxfp4_scale(b->e), 0, -12, 12, 2.0f);
         return true;
     }
+    case TENSOR_TYPE_Q4_Z: {
+        const block_q4_z *b = block;
+        float d = tensor_f16_to_f32(b->d);
+        for (i = 0; i < 32; i++)
+            r[i] = range_of(d, d * (float)b->z, 0, 15, 0.5f);
+        return true;
+    }
+    case TENSOR_TYPE_F8_E4M3: {
+        // -448 d .. 448 d; next to a code of exponent field e the gaps are at most 2^(e-10)
+        // (the code's own step: the one below a power of two is half as wide), and 2^-9
+        // among the subnormals (e = 0).
+        const block_f8_e4m3 *b = block;
+        for (i = 0; i < 32; i++) {
+            int e = (b->qs[i] >> 3) & 0x0F;
+            r[i] = range_of(b->d, 0, -448, 448, 0.5f * (float)ldexp(1.0, e ? e - 10 : -9));
+        }
+        return true;
+    }
     default: return false;
     }
 }
@@ -674,6 +878,11 @@ static const type_bound bounds[] = {
     // count: 9 puts the measured ratio near 0.9. (An exponent one too high only reaches
     // about 1.05; test_mxfp4_reference and the idempotence check catch that.)
     {TENSOR_TYPE_MXFP4, 32, SPAN_SYMMETRIC, 9, true},
+    // Q4_Z: GPTQ's min/max over the range widened to include 0, codes 0..15.
+    {TENSOR_TYPE_Q4_Z, 32, SPAN_WITH_ZERO, 15, false},
+    // F8_E4M3: a float format (relative steps, checked per value by its range model); its
+    // F32 scale need not survive a second quantization bit for bit.
+    {TENSOR_TYPE_F8_E4M3, 32, SPAN_NONE, 0, false},
     {TENSOR_TYPE_Q2_K, 16, SPAN_WITH_ZERO, 3, false}, // codes 0..3
     {TENSOR_TYPE_Q3_K, 16, SPAN_SYMMETRIC, 8, false}, // codes -4..3
     {TENSOR_TYPE_Q4_K, 32, SPAN_WITH_ZERO, 15, false},
@@ -1019,6 +1228,10 @@ int main(void)
         cmocka_unit_test(test_reference_dequant),
         cmocka_unit_test(test_mxfp4_reference),
         cmocka_unit_test(test_mxfp4_edges),
+        cmocka_unit_test(test_f8_e4m3_codes),
+        cmocka_unit_test(test_f8_e4m3_rounding),
+        cmocka_unit_test(test_q4_z_blocks),
+        cmocka_unit_test(test_q4_z_quantize),
         cmocka_unit_test(test_round_trip_coverage),
         cmocka_unit_test(test_round_trips),
         cmocka_unit_test(test_activation_sums),
