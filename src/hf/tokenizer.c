@@ -50,6 +50,10 @@ static const pre_pattern pre_patterns[] = {
       "|[^\\r\\n\\p{L}\\p{N}]?" RE_O200K_UPPER "+" RE_O200K_LOWER "*" RE_O200K_CONTRACTION
       "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
      true},
+    {"deepseek-coder",
+     {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+",
+      "[\xe4\xb8\x80-\xe9\xbe\xa5\xe0\xa0\x80-\xe4\xb8\x80\xea\xb0\x80-\xed\x9f\xbf]+", "\\p{N}"},
+     false},
     {"deepseek-v3",
      {"\\p{N}{1,3}",
       "[\xe4\xb8\x80-\xe9\xbe\xa5\xe3\x81\x80-\xe3\x82\x9f\xe3\x82\xa0-\xe3\x83\xbf]+", // CJK, kana

@@ -88,17 +88,20 @@ static bool key_bool(const gguf_file *f, const char *key)
     return v;
 }
 
-// Encodes text and formats the ids as " 1 2 3".
+// Encodes text and formats the ids as " 1 2 3" (in a static buffer, valid until the next
+// call).
 static const char *encode_ids(const tokenizer *t, const char *text, unsigned flags)
 {
-    static char out[512];
+    static char out[1 << 16];
     tokenizer_ids ids = {0};
     garlic_error err = {0};
     assert_int_equal(tokenizer_encode(t, text, strlen(text), flags, &ids, &err), GARLIC_OK);
     size_t o = 0;
     out[0] = '\0';
-    for (size_t i = 0; i < ids.n; i++)
+    for (size_t i = 0; i < ids.n; i++) {
+        assert_true(o + 16 < sizeof out);
         o += (size_t)snprintf(out + o, sizeof out - o, " %d", ids.ids[i]);
+    }
     tokenizer_ids_deinit(&ids);
     return out;
 }
@@ -554,9 +557,8 @@ static void test_cli(void **state)
     put_file(dir, "tokenizer.json", bpe_json);
     put_file(dir, "tokenizer_config.json", "{'bos_token': '<|start|>', 'add_bos_token': true}");
     char *out = NULL, *err = NULL;
-    assert_int_equal(test_run(&out, NULL, "%s tokenize '%s' 'hello world' --ids", test_garlic(),
-                              dir),
-                     0);
+    assert_int_equal(
+        test_run(&out, NULL, "%s tokenize '%s' 'hello world' --ids", test_garlic(), dir), 0);
     assert_string_equal(out, "17 11 16\n");
     free(out);
     put_file(dir, "config.json",
@@ -571,6 +573,106 @@ static void test_cli(void **state)
     assert_int_equal(test_run(NULL, &err, "%s tokenize '%s' hi", test_garlic(), empty), 1);
     assert_non_null(strstr(err, "tokenizer.json: missing"));
     free(err);
+}
+
+// The first python3 that has numpy (tools/hf_folder needs it), or NULL.
+static const char *python_with_numpy(void)
+{
+    static const char *const candidates[] = {"python3", "/usr/bin/python3"};
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++)
+        if (test_run(NULL, NULL, "%s -c 'import numpy' 2>/dev/null", candidates[i]) == 0)
+            return candidates[i];
+    return NULL;
+}
+
+// Splits a ../shared-style .inp file (strings separated by "\n__ggml_vocab_test__\n") in
+// place; returns the number of strings, their starts in items.
+static size_t split_inp(char *text, char **items, size_t cap)
+{
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    size_t n = 0;
+    for (char *p = text, *e; n < cap && (e = strstr(p, sep)); p = e + strlen(sep)) {
+        *e = '\0';
+        items[n++] = p;
+    }
+    return n;
+}
+
+// Writes the tokenizer files of the GGUF vocabulary at gguf into dir with the independent
+// generator (tools/hf_folder: llama.cpp's converter in reverse).
+static void generate_folder(const char *py, const char *gguf, const char *dir)
+{
+    char *err_text = NULL;
+    if (test_run(NULL, &err_text,
+                 "%s -c \"import sys; sys.path.insert(0, 'tools'); from hf_folder import gguf, "
+                 "tokenizer; tokenizer.write(gguf.GGUF(sys.argv[1]), sys.argv[2], 4096)\" "
+                 "'%s' '%s'",
+                 py, gguf, dir) != 0)
+        fail_msg("%s: the generator failed: %s", gguf, err_text);
+    free(err_text);
+}
+
+// Every string of inp, with and without BOS and special-token parsing: the same ids from a
+// and b. Returns the number of encodings compared.
+static size_t compare_on(const tokenizer *a, const tokenizer *b, const char *inp, const char *name)
+{
+    char *text = test_read_file(inp, NULL);
+    assert_non_null(text);
+    static char *items[1024];
+    size_t n = split_inp(text, items, 1024), compared = 0;
+    for (size_t i = 0; i < n; i++)
+        for (unsigned flags = 0; flags < 4; flags++, compared++) {
+            static char want[1 << 16];
+            snprintf(want, sizeof want, "%s", encode_ids(a, items[i], flags));
+            const char *got = encode_ids(b, items[i], flags);
+            if (strcmp(want, got) != 0)
+                fail_msg("%s: string %zu, flags %u: GGUF%s, folder%s", name, i, flags, want, got);
+        }
+    free(text);
+    return compared;
+}
+
+// Folders written from GGUF vocabularies by the independent generator (SentencePiece merges
+// derived from the scores as transformers does, the pre-tokenizer regexes as the published
+// files write them, added tokens) tokenize every string of the vocabulary's test file as the
+// GGUF itself does, with and without BOS and special-token parsing.
+static void test_generated_folders(void **state)
+{
+    (void)state;
+    const char *py = python_with_numpy();
+    if (!py) {
+        print_message("skipped: no python3 with numpy (tools/setup.sh installs it)\n");
+        skip();
+    }
+    static const char *const vocabs[] = {
+        "tests/data/tokenizer/gpt-4o",        "tests/data/tokenizer/deepseek-v3",
+        "tokenizer/ggml-vocab-llama-spm",     "tokenizer/ggml-vocab-phi-3",
+        "tokenizer/ggml-vocab-gpt-2",         "tokenizer/ggml-vocab-llama-bpe",
+        "tokenizer/ggml-vocab-refact",        "tokenizer/ggml-vocab-starcoder",
+        "tokenizer/ggml-vocab-deepseek-coder"};
+    if (!test_shared_dir())
+        print_message("../shared is absent: only tests/data/tokenizer's vocabularies\n");
+    for (size_t v = 0; v < sizeof vocabs / sizeof vocabs[0]; v++) {
+        bool in_shared = strncmp(vocabs[v], "tests/", 6) != 0;
+        if (in_shared && !test_shared_dir())
+            continue;
+        char gguf[600], inp[620];
+        snprintf(gguf, sizeof gguf, "%s.gguf", in_shared ? test_shared_path(vocabs[v]) : vocabs[v]);
+        // ../shared's strings are in <vocab>.gguf.inp, tests/data's in <vocab>.inp
+        snprintf(inp, sizeof inp, "%s.inp", in_shared ? gguf : vocabs[v]);
+        const char *dir = folder("generated");
+        generate_folder(py, gguf, dir);
+        garlic_error err = {0};
+        tokenizer *want = tokenizer_open(gguf, &err);
+        assert_non_null(want);
+        gguf_file *f = open_folder(dir);
+        tokenizer *got = load(f);
+        gguf_close(f);
+        size_t n = compare_on(want, got, inp, vocabs[v]);
+        print_message("%s: %zu encodings, folder equal to GGUF\n", vocabs[v], n);
+        tokenizer_free(want);
+        tokenizer_free(got);
+    }
 }
 
 // Every seed of fuzz/corpus/tokenizer_json (files separated by NUL bytes, as the fuzz target
@@ -615,11 +717,11 @@ static void test_fuzz_corpus(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_byte_level),    cmocka_unit_test(test_byte_level_variants),
-        cmocka_unit_test(test_sentencepiece), cmocka_unit_test(test_wordpiece),
-        cmocka_unit_test(test_refusals),      cmocka_unit_test(test_allocation_failures),
-        cmocka_unit_test(test_fuzz_corpus),
-        cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_byte_level),        cmocka_unit_test(test_byte_level_variants),
+        cmocka_unit_test(test_sentencepiece),     cmocka_unit_test(test_wordpiece),
+        cmocka_unit_test(test_refusals),          cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_fuzz_corpus),       cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_generated_folders),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
