@@ -217,9 +217,9 @@ typedef enum hf_tokenizer_file {
 // generation_config.json, chat_template.jinja or chat_template.json, and config.json's
 // vocab_size and token ids. Byte-level BPE becomes "gpt2" (the pre-tokenizer named by its
 // regexes), BPE with byte fallback "llama" (scores that follow the merge list), WordPiece
-// "bert". Errors name the file and the field: GARLIC_EIO (tokenizer.json missing or
-// unreadable), GARLIC_EFORMAT (malformed), GARLIC_EUNSUPPORTED (something garlic would
-// tokenize differently), GARLIC_ENOMEM.
+// "bert". Errors name the file and the field: GARLIC_ENOTFOUND (no tokenizer.json), GARLIC_EIO
+// (a file cannot be read), GARLIC_EFORMAT (malformed), GARLIC_EUNSUPPORTED (something garlic
+// would tokenize differently), GARLIC_ENOMEM.
 int hf_tokenizer_metadata(const char *dir, gguf_writer *w, garlic_error *err);
 
 // The same over the files' texts in memory (for fuzzing): texts[f] is the NUL-terminated
