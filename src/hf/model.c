@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "base/alloc.h"
 #include "base/buffer.h"
 #include "base/file.h"
+#include "base/threadpool.h"
 #include "base/utf8.h"
 #include "hf/hf.h"
 #include "tensor/quants.h"
@@ -158,6 +160,7 @@ struct hf_model {
     uint64_t n_dense_lead, ffn_shexp; // leading dense layers, the shared experts' width
     bool tied;                        // tie_word_embeddings
     bool indexed;                     // model.safetensors.index.json lists the shards
+    thread_pool *pool;                // makes a tensor's rows in parallel (made on first use)
     char prefix[64];                  // of the decoder's names: "model.", "model.language_model."
 };
 
@@ -1736,9 +1739,18 @@ static void row_f32(const hf_model *h, const out_t *o, uint64_t r, float *dst)
         memcpy(dst, o->f32, o->ne[0] * sizeof *dst);
         return;
     }
+    const src *s;
+    uint64_t sm, sr, sc;
+    locate(o, m, rr, 0, &s, &sm, &sr, &sc);
+    if (s->enc == ENC_DENSE && !s->transposed && o->map != MAP_HEADS_T && o->map != MAP_COLS &&
+        o->map != MAP_SCALAR) { // a whole source row, converted in one pass
+        const st_tensor *t = s->w;
+        uint64_t at = (sm * s->rows + sr) * s->cols;
+        for (uint64_t c = 0; c < o->ne[0]; c++)
+            dst[c] = read_dense(t, at + c) + o->add;
+        return;
+    }
     for (uint64_t c = 0; c < o->ne[0]; c++) {
-        const src *s;
-        uint64_t sm, sr, sc;
         locate(o, m, rr, c, &s, &sm, &sr, &sc);
         dst[c] = src_value(h, s, sm, sr, sc) + o->add;
     }
@@ -1842,6 +1854,53 @@ static void drop_sources(const out_t *o)
     }
 }
 
+// Rows [r0, r1) of an output into dst (rows of row_bytes), f a scratch row of floats when the
+// output is quantized from floats; false when a repacked block's scales differ.
+static bool make_rows(const hf_model *h, const out_t *o, uint64_t r0, uint64_t r1, uint8_t *dst,
+                      uint64_t row_bytes, float *f)
+{
+    uint32_t natural = natural_type(o);
+    const tensor_type_traits *tr = tensor_type_get(o->type);
+    for (uint64_t r = r0; r < r1; r++) {
+        uint8_t *d = dst + r * row_bytes;
+        if (o->type == natural && natural != TENSOR_TYPE_F32) {
+            if (!row_native(h, o, r, d))
+                return false;
+            continue;
+        }
+        float *row = o->type == TENSOR_TYPE_F32 ? (float *)(void *)d : f;
+        row_f32(h, o, r, row);
+        if (o->type != TENSOR_TYPE_F32)
+            tr->quantize(row, d, (int64_t)o->ne[0]);
+    }
+    return true;
+}
+
+typedef struct make_job {
+    const hf_model *h;
+    const out_t *o;
+    uint8_t *dst;
+    uint64_t row_bytes;
+    atomic_bool failed;    // a block's scales differed
+    atomic_bool no_memory; // a thread's scratch row could not be had
+} make_job;
+
+static void make_worker(void *ctx, int ith, int nth)
+{
+    make_job *job = ctx;
+    uint64_t rows = out_rows(job->o);
+    uint64_t r0 = rows * (uint64_t)ith / (uint64_t)nth,
+             r1 = rows * (uint64_t)(ith + 1) / (uint64_t)nth;
+    float *f = garlic_malloc(job->o->ne[0] * sizeof *f);
+    if (!f) {
+        atomic_store(&job->no_memory, true);
+        return;
+    }
+    if (!make_rows(job->h, job->o, r0, r1, job->dst, job->row_bytes, f))
+        atomic_store(&job->failed, true);
+    garlic_free(f);
+}
+
 int hf_model_fill(void *user, size_t index, void *dst, uint64_t nbytes, garlic_error *err)
 {
     hf_model *h = user;
@@ -1863,28 +1922,23 @@ int hf_model_fill(void *user, size_t index, void *dst, uint64_t nbytes, garlic_e
         drop_sources(o);
         return GARLIC_OK;
     }
-    uint32_t natural = natural_type(o);
-    const tensor_type_traits *tr = tensor_type_get(o->type);
-    float *f = NULL;
-    if (o->type != natural && !(f = garlic_malloc(o->ne[0] * sizeof *f)))
+    // Large tensors are made by every core, row ranges each (the rows are independent).
+    make_job job = {.h = h, .o = o, .dst = dst, .row_bytes = row_bytes};
+    atomic_init(&job.failed, false);
+    atomic_init(&job.no_memory, false);
+    if (!h->pool && out_rows(o) * o->ne[0] >= (1u << 20) && thread_pool_default_threads() > 1)
+        h->pool = thread_pool_new(thread_pool_default_threads(), NULL);
+    if (h->pool && out_rows(o) * o->ne[0] >= (1u << 20))
+        thread_pool_run(h->pool, make_worker, &job);
+    else
+        make_worker(&job, 0, 1);
+    if (atomic_load(&job.no_memory))
         return garlic_error_set(err, GARLIC_ENOMEM, "tensor '%s': out of memory", o->name);
-    for (uint64_t r = 0; r < out_rows(o); r++) {
-        uint8_t *d = (uint8_t *)dst + r * row_bytes;
-        if (o->type == natural && natural != TENSOR_TYPE_F32) {
-            if (!row_native(h, o, r, d))
-                return garlic_free(f),
-                       garlic_error_set(err, GARLIC_EUNSUPPORTED,
-                                        "%s: tensor '%s': the scales of a block of 32 values "
-                                        "differ (garlic's blocks share one)",
-                                        h->dir, o->name);
-            continue;
-        }
-        float *row = o->type == TENSOR_TYPE_F32 ? (float *)(void *)d : f;
-        row_f32(h, o, r, row);
-        if (o->type != TENSOR_TYPE_F32)
-            tr->quantize(row, d, (int64_t)o->ne[0]);
-    }
-    garlic_free(f);
+    if (atomic_load(&job.failed))
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                "%s: tensor '%s': the scales of a block of 32 values differ "
+                                "(garlic's blocks share one)",
+                                h->dir, o->name);
     drop_sources(o);
     return GARLIC_OK;
 }
@@ -1963,6 +2017,7 @@ void hf_model_free(hf_model *h)
     garlic_free(h->map_sizes);
     hf_shards_deinit(&h->shards);
     garlic_free(h->extra);
+    thread_pool_free(h->pool);
     for (size_t i = 0; i < h->n_perms; i++)
         garlic_free(h->perms[i]);
     garlic_free(h->perms);
