@@ -126,11 +126,9 @@ static int flush_word(const tokenizer *t, wpm_word *w, tokenizer_ids *out)
     return rc;
 }
 
-// Adds one character of the normalized text (decomposed, not a mark) to the words.
-static int add_char(const tokenizer *t, uint32_t c, wpm_word *w, pcre2_match_data *md,
-                    tokenizer_ids *out)
+// Adds one character of the decomposed text, of class cls, to the words (a mark is dropped).
+static int add_char(const tokenizer *t, uint32_t c, char_class cls, wpm_word *w, tokenizer_ids *out)
 {
-    char_class cls = classify(t, c, md);
     if (cls == CHAR_CLASS_MARK)
         return GARLIC_OK;
     c = tokenizer_to_lower(c);
@@ -160,8 +158,8 @@ int tokenizer_wpm_encode(const tokenizer *t, const char *text, size_t len, token
     for (size_t i = 0, used; rc == GARLIC_OK && i < len; i += used) {
         const unsigned char *at = (const unsigned char *)text + i;
         uint32_t c = tokenizer_next_code_point(at, len - i, &used);
-        if (c == 0 || c == 0xfffd ||
-            (c != '\t' && c != '\n' && c != '\r' && classify(t, c, md) == CHAR_CLASS_CONTROL))
+        char_class cls = c == 0 || c == 0xfffd ? CHAR_CLASS_CONTROL : classify(t, c, md);
+        if (cls == CHAR_CLASS_CONTROL && c != '\t' && c != '\n' && c != '\r')
             continue; // BERT cleans control characters out before it looks for whitespace
         if (is_white_space(c)) {
             rc = flush_word(t, &w, out);
@@ -170,7 +168,7 @@ int tokenizer_wpm_encode(const tokenizer *t, const char *text, size_t len, token
         uint32_t parts[TOKENIZER_NFD_MAX];
         size_t n_parts = tokenizer_nfd(c, parts);
         for (size_t k = 0; rc == GARLIC_OK && k < n_parts; k++)
-            rc = add_char(t, parts[k], &w, md, out);
+            rc = add_char(t, parts[k], n_parts == 1 ? cls : classify(t, parts[k], md), &w, out);
     }
     if (rc == GARLIC_OK)
         rc = flush_word(t, &w, out);
