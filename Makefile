@@ -119,7 +119,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libgarlic.a
 bench: garlic $(BENCH_BIN)
 	BUILD=$(BUILD) SHARED=$(SHARED) bench/run.sh
 
-# The Unicode tables WordPiece normalizes with are generated from the Unicode Character
+# The Unicode tables WordPiece and NFC normalize with are generated from the Unicode Character
 # Database of Debian's unicode-data package (UCD). unicode-tables rewrites them; unicode-check
 # (part of make test) writes them afresh and fails when the committed file differs, and says
 # it skipped when the data or python3 is not installed.

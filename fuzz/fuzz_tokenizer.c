@@ -2,14 +2,17 @@
 // libFuzzer target for the tokenizer: arbitrary bytes are tokenized with small vocabularies
 // built in-process (byte-level BPE under each pre-tokenizer, SentencePiece, WordPiece), then
 // decoded in one call and streamed. With a lossless vocabulary, valid UTF-8 must come back
-// exactly when special tokens are not parsed; every streamed chunk must be whole UTF-8.
+// exactly when special tokens are not parsed; every streamed chunk must be whole UTF-8. The
+// same bytes also go through NFC, which must be idempotent and keep valid UTF-8 valid.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "base/alloc.h"
 #include "base/utf8.h"
 #include "gguf/gguf.h"
+#include "tokenizer/internal.h"
 #include "tokenizer/tokenizer.h"
 
 static const char *const pres[] = {"default",      "gpt-2",          "llama-bpe",   "qwen2",
@@ -174,6 +177,25 @@ static void check_stream(const tokenizer *t, const tokenizer_ids *ids, const tok
     free(chunk);
 }
 
+static void free_nfc(char *p) { garlic_free(p); }
+
+// NFC(NFC(x)) == NFC(x), and NFC of valid UTF-8 is valid UTF-8.
+static void check_nfc(const char *text, size_t len)
+{
+    char *once, *twice;
+    size_t n1, n2;
+    if (tokenizer_nfc(text, len, &once, &n1) != GARLIC_OK)
+        return;
+    if (tokenizer_nfc(once, n1, &twice, &n2) == GARLIC_OK) {
+        if (n1 != n2 || memcmp(once, twice, n1) != 0)
+            abort();
+        free_nfc(twice);
+    }
+    if (utf8_valid(text, len) && !utf8_valid(once, n1))
+        abort();
+    free_nfc(once);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -196,6 +218,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         check_stream(t, &ids, &out);
     }
+    check_nfc(text, size - 1);
     tokenizer_ids_deinit(&ids);
     tokenizer_text_deinit(&out);
     free(text);

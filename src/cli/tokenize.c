@@ -2,21 +2,24 @@
 // `garlic tokenize MODEL TEXT|- [--ids] [--no-bos] [--special]`: shows how a model's own
 // tokenizer cuts text, as the model would see it in a prompt (BOS added when the vocabulary
 // says so, special-token text left as plain text unless --special). `-` reads all of stdin.
+// MODEL is a GGUF file or a Hugging Face folder (its tokenizer.json and companions).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/alloc.h"
 #include "base/file.h"
 #include "base/utf8.h"
 #include "cli/cli.h"
+#include "hf/hf.h"
 #include "tokenizer/tokenizer.h"
 
 enum { MAX_STDIN_BYTES = 1 << 30 }; // the tokenizers take at most 1 GiB
 
 static const cli_command tokenize_command = {
     .name = "tokenize",
-    .usage = "MODEL.gguf TEXT|- [options]",
+    .usage = "MODEL.gguf|FOLDER TEXT|- [options]",
     .about = "Prints the tokens of TEXT as the model sees a prompt (BOS added when the vocabulary "
              "says so,\nspecial-token text left as text): one line per token, its id and its "
              "text. - reads the text\nfrom stdin (all of it).",
@@ -37,6 +40,18 @@ static void print_tokens(const tokenizer *t, const tokenizer_ids *ids)
     }
 }
 
+// The tokenizer of a GGUF file, or of a folder's tokenizer.json and its companions.
+static tokenizer *open_tokenizer(const char *path, garlic_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return tokenizer_open(path, err);
+    gguf_file *f = hf_tokenizer_open(path, err);
+    tokenizer *t = f ? tokenizer_load(f, err) : NULL;
+    gguf_close(f);
+    return t;
+}
+
 static void print_ids(const tokenizer_ids *ids)
 {
     for (size_t i = 0; i < ids->n; i++)
@@ -46,10 +61,13 @@ static void print_ids(const tokenizer_ids *ids)
 
 int cli_tokenize(int argc, char **argv)
 {
-    const char *model = NULL, *text = NULL;
+    const char *model_path = NULL, *text = NULL;
     bool ids_only = false, no_bos = false, special = false;
     const cli_option options[] = {
-        cli_arg("MODEL.gguf", "the model (or a vocabulary-only GGUF)", &model),
+        cli_arg("MODEL.gguf|FOLDER",
+                "the model (or a vocabulary-only GGUF), or a Hugging Face folder with a "
+                "tokenizer.json",
+                &model_path),
         cli_arg("TEXT", "the text, or - to read it from stdin", &text),
         cli_flag("--ids", "print only the ids, space-separated, on one line", &ids_only),
         cli_flag("--no-bos", "add neither BOS nor EOS", &no_bos),
@@ -69,7 +87,7 @@ int cli_tokenize(int argc, char **argv)
         }
         text = input;
     }
-    tokenizer *t = tokenizer_open(model, &err);
+    tokenizer *t = open_tokenizer(model_path, &err);
     tokenizer_ids ids = {0};
     unsigned flags = (no_bos ? 0 : TOKENIZER_ADD_SPECIAL) | (special ? TOKENIZER_PARSE_SPECIAL : 0);
     status = 0;

@@ -60,7 +60,7 @@ typedef struct engine_stats {
 // The finish reason as the OpenAI API names it ("length", "stop").
 const char *engine_finish_name(engine_finish f);
 
-// The end-of-generation tokens of a vocabulary: EOS, EOT and the control tokens that chat
+// The end-of-generation tokens of a vocabulary: EOS, EOT, EOM and the control tokens that chat
 // templates end a turn with (<|eot_id|>, <|im_end|>, <|end|>, <|endoftext|>, ...).
 void engine_end_tokens(const tokenizer *t, sampler_end_tokens *out);
 

@@ -19,13 +19,14 @@ void engine_end_tokens(const tokenizer *t, sampler_end_tokens *out)
     static const char *const enders[] = {
         "<|eot_id|>",    "<|im_end|>", "<|end|>", "<|endoftext|>",   "<|eom_id|>",
         "<end_of_turn>", "<EOT>",      "</s>",    "<|end_of_text|>", DEEPSEEK_END};
+    static const tokenizer_special roles[] = {TOKENIZER_SPECIAL_EOS, TOKENIZER_SPECIAL_EOT,
+                                              TOKENIZER_SPECIAL_EOM};
     sampler_end_tokens_init(out);
-    int32_t eos = tokenizer_special_id(t, TOKENIZER_SPECIAL_EOS);
-    int32_t eot = tokenizer_special_id(t, TOKENIZER_SPECIAL_EOT);
-    if (eos >= 0)
-        sampler_end_tokens_add(out, eos, NULL);
-    if (eot >= 0 && eot != eos)
-        sampler_end_tokens_add(out, eot, NULL);
+    for (size_t r = 0; r < sizeof roles / sizeof roles[0]; r++) {
+        int32_t id = tokenizer_special_id(t, roles[r]);
+        if (id >= 0 && !sampler_is_end(out, id))
+            sampler_end_tokens_add(out, id, NULL);
+    }
     uint32_t n = tokenizer_vocab_size(t);
     for (uint32_t id = 0; id < n; id++) {
         tokenizer_token_type type = tokenizer_token_get_type(t, (int32_t)id);

@@ -26,11 +26,13 @@
 enum {
     HF_PATH_MAX = 4096, // longest path of a folder or file handled
     HF_MAX_CONFIG_BYTES = 16 << 20,
-    HF_MAX_INDEX_BYTES = 64 << 20, // model.safetensors.index.json
-    HF_MAX_SHARDS = 4096,          // weight files of one folder
-    HF_MAX_DIMS = 8,               // dimensions of a safetensors shape
-    HF_MAX_CTX = 1 << 24,          // largest max_position_embeddings (the longest run state)
-    HF_MAX_ROT = 1024,             // most rotated dimensions of a head
+    HF_MAX_INDEX_BYTES = 64 << 20,      // model.safetensors.index.json
+    HF_MAX_SHARDS = 4096,               // weight files of one folder
+    HF_MAX_DIMS = 8,                    // dimensions of a safetensors shape
+    HF_MAX_CTX = 1 << 24,               // largest max_position_embeddings (the longest run state)
+    HF_MAX_ROT = 1024,                  // most rotated dimensions of a head
+    HF_MAX_TOKENIZER_BYTES = 512 << 20, // tokenizer.json
+    HF_MAX_VOCAB = 1 << 24,             // tokens of one vocabulary
 };
 // Longest safetensors JSON header accepted (checked before it is read).
 #define HF_SAFETENSORS_MAX_HEADER (100ull << 20)
@@ -194,8 +196,41 @@ gguf_file *hf_open_model(const char *path, const hf_open_options *opt, garlic_er
 // The Hugging Face architectures garlic loads, for messages.
 const char *hf_arch_names(void);
 
-// Adds the tokenizer metadata of the folder dir (tokenizer.json, tokenizer_config.json,
-// special_tokens_map.json, generation_config.json) to w. Errors name the file and field.
+// ---- the tokenizer ----
+
+// The files of a folder the tokenizer is read from.
+typedef enum hf_tokenizer_file {
+    HF_FILE_TOKENIZER,   // tokenizer.json (required)
+    HF_FILE_CONFIG,      // tokenizer_config.json
+    HF_FILE_SPECIAL_MAP, // special_tokens_map.json
+    HF_FILE_GENERATION,  // generation_config.json
+    HF_FILE_MODEL,       // config.json
+    HF_FILE_CHAT_JSON,   // chat_template.json
+    HF_FILE_CHAT_JINJA,  // chat_template.jinja
+    HF_FILE_COUNT
+} hf_tokenizer_file;
+
+// Adds the tokenizer metadata of the folder dir to w: the tokenizer.ggml.* keys (model, pre,
+// tokens, token types, scores or merges, special token ids, add_bos_token/add_eos_token,
+// add_space_prefix) and tokenizer.chat_template, as llama.cpp's converter writes them, from
+// tokenizer.json (required), tokenizer_config.json, special_tokens_map.json,
+// generation_config.json, chat_template.jinja or chat_template.json, and config.json's
+// vocab_size and token ids. Byte-level BPE becomes "gpt2" (the pre-tokenizer named by its
+// regexes), BPE with byte fallback "llama" (scores that follow the merge list), WordPiece
+// "bert". Errors name the file and the field: GARLIC_ENOTFOUND (no tokenizer.json), GARLIC_EIO
+// (a file cannot be read), GARLIC_EFORMAT (malformed), GARLIC_EUNSUPPORTED (something garlic
+// would tokenize differently), GARLIC_ENOMEM.
 int hf_tokenizer_metadata(const char *dir, gguf_writer *w, garlic_error *err);
+
+// The same over the files' texts in memory (for fuzzing): texts[f] is the NUL-terminated
+// content of file f (NULL when absent; tokenizer.json must be there), named "dir/<file>" in
+// messages.
+int hf_tokenizer_metadata_texts(const char *dir, const char *const texts[HF_FILE_COUNT],
+                                gguf_writer *w, garlic_error *err);
+
+// The tokenizer metadata of the folder dir as an in-memory GGUF file without tensors (named
+// "dir/tokenizer.json" in messages), for tokenizer_load and the model summary. NULL and err
+// on failure; the caller closes it with gguf_close.
+gguf_file *hf_tokenizer_open(const char *dir, garlic_error *err);
 
 #endif

@@ -1717,13 +1717,6 @@ static int tensors(hf_model *h, garlic_error *err)
     return GARLIC_OK;
 }
 
-// Until the tokenizer files are read (tokenizer.c), a folder has no tokenizer metadata.
-__attribute__((weak)) int hf_tokenizer_metadata(const char *dir, gguf_writer *w, garlic_error *err)
-{
-    (void)dir, (void)w, (void)err;
-    return GARLIC_OK;
-}
-
 // ---- making tensors ----
 
 static uint64_t out_rows(const out_t *o) { return o->ne[1] * o->ne[2]; }
@@ -2079,8 +2072,8 @@ hf_model *hf_model_open(const char *path, const hf_open_options *opt, garlic_err
         rc = read_quant(h, err);
     if (rc == GARLIC_OK)
         rc = read_config_meta(h, err);
-    if (rc == GARLIC_OK)
-        rc = hf_tokenizer_metadata(h->dir, h->w, err);
+    if (rc == GARLIC_OK && (rc = hf_tokenizer_metadata(h->dir, h->w, err)) == GARLIC_ENOTFOUND)
+        rc = GARLIC_OK; // no tokenizer.json: a model without tokenizer metadata
     if (rc == GARLIC_OK)
         rc = read_shards(h, err);
     if (rc == GARLIC_OK)

@@ -119,27 +119,53 @@ static int partition(const tokenizer *t, const char *text, size_t len, bool pars
     return GARLIC_OK;
 }
 
-// Runs the vocabulary's algorithm over each fragment. SentencePiece puts a space in front
-// of raw text at the start and after every special token.
+// Runs the vocabulary's algorithm over one raw fragment (put in NFC first when the
+// vocabulary asks for it).
+static int encode_raw(const tokenizer *t, const char *s, size_t n, bool space_prefix,
+                      tokenizer_ids *out, garlic_error *err)
+{
+    char *composed = NULL;
+    if (t->nfc && tokenizer_nfc_may_change(s, n)) {
+        if (tokenizer_nfc(s, n, &composed, &n) != GARLIC_OK)
+            return GARLIC_ENOMEM;
+        s = composed;
+    }
+    int rc;
+    if (t->kind == TOKENIZER_KIND_SPM)
+        rc = tokenizer_spm_encode(t, s, n, space_prefix, out, err);
+    else if (t->kind == TOKENIZER_KIND_BPE)
+        rc = tokenizer_bpe_encode(t, s, n, out, err);
+    else
+        rc = tokenizer_wpm_encode(t, s, n, out, err);
+    garlic_free(composed);
+    return rc;
+}
+
+// Whether SentencePiece puts a space in front of raw fragment f: at the start and after
+// every special token, except that Metaspace rules skip a fragment that starts with a space
+// (or the space mark) and "first" also every fragment but one at the very start.
+static bool space_prefix(const tokenizer *t, const char *text, fragment f)
+{
+    if (!t->add_space_prefix || t->prefix_rule == TOKENIZER_PREFIX_EVERY)
+        return t->add_space_prefix;
+    const char *s = text + f.off;
+    if (s[0] == ' ' || (f.len >= 3 && memcmp(s, "\xe2\x96\x81", 3) == 0))
+        return false;
+    return t->prefix_rule == TOKENIZER_PREFIX_METASPACE || f.off == 0;
+}
+
+// Runs the vocabulary's algorithm over each fragment (a raw one starts the text or follows
+// a special token: special tokens are what cut them).
 static int encode_fragments(const tokenizer *t, const char *text, const fragment_list *frags,
                             tokenizer_ids *out, garlic_error *err)
 {
-    bool after_special = true;
     for (size_t k = 0; k < frags->n; k++) {
         fragment f = frags->items[k];
         int rc;
-        if (f.id >= 0) {
+        if (f.id >= 0)
             rc = tokenizer_ids_push(out, f.id);
-            after_special = true;
-        } else if (t->kind == TOKENIZER_KIND_SPM) {
-            rc = tokenizer_spm_encode(t, text + f.off, f.len, t->add_space_prefix && after_special,
-                                      out, err);
-            after_special = false;
-        } else if (t->kind == TOKENIZER_KIND_BPE) {
-            rc = tokenizer_bpe_encode(t, text + f.off, f.len, out, err);
-        } else {
-            rc = tokenizer_wpm_encode(t, text + f.off, f.len, out, err);
-        }
+        else
+            rc = encode_raw(t, text + f.off, f.len, space_prefix(t, text, f), out, err);
         if (rc != GARLIC_OK)
             return rc == GARLIC_ENOMEM ? garlic_error_set(err, rc, "out of memory tokenizing") : rc;
     }

@@ -16,6 +16,16 @@
 
 enum { TOKENIZER_MAX_REGEX = 8 };
 
+// When SentencePiece puts a space in front of a raw fragment (with add_space_prefix).
+typedef enum tokenizer_prefix_rule {
+    TOKENIZER_PREFIX_EVERY,     // every fragment: the start and after each special token
+    TOKENIZER_PREFIX_METASPACE, // every fragment that does not start with a space (HF's
+                                // Metaspace, prepend_scheme "always")
+    TOKENIZER_PREFIX_FIRST,     // only a fragment at the very start that does not start with
+                                // a space (Metaspace, prepend_scheme "first")
+    TOKENIZER_PREFIX_COUNT
+} tokenizer_prefix_rule;
+
 // Per-token attributes that llama.cpp derives from the model name (not stored in GGUF).
 enum {
     TOKEN_ATTR_LSTRIP = 1u << 0, // whitespace before a matched special token is dropped
@@ -53,6 +63,8 @@ struct tokenizer {
     tokenizer_table merge_map; // pair -> rank + 1 (the first occurrence wins)
     int32_t special[TOKENIZER_SPECIAL_COUNT];
     bool add_bos, add_eos, add_space_prefix;
+    tokenizer_prefix_rule prefix_rule; // tokenizer.ggml.metaspace_prepend, else EVERY
+    bool nfc;                // raw text is put in NFC first (tokenizer.ggml.normalizer.nfc)
     bool ignore_merges;      // a pre-token that is itself a token is not merged (llama3)
     int32_t byte_token[256]; // SPM: <0xNN> (or the 1-byte token); BPE: the 1-byte token; -1
     int32_t *specials;       // (n_specials) CONTROL/USER_DEFINED/UNKNOWN ids, longest first
@@ -147,8 +159,7 @@ int tokenizer_merge_symbols(const tokenizer *t, const char *text, tokenizer_symb
 // Decodes one code point leniently (lead byte and continuation bits only, as llama.cpp
 // does): a byte that starts no sequence, or a truncated one, is U+FFFD and uses one byte.
 uint32_t tokenizer_next_code_point(const unsigned char *s, size_t n, size_t *used);
-// NFD(c)[0] and the first code point of c's lowercase form (unicode_tables.c).
-uint32_t tokenizer_nfd_base(uint32_t c);
+// The first code point of c's lowercase form (unicode_tables.c).
 uint32_t tokenizer_to_lower(uint32_t c);
 // A pcre2_general_context whose allocations go through garlic_malloc, or NULL.
 void *tokenizer_pcre_context_new(void);
@@ -180,19 +191,45 @@ int tokenizer_wpm_encode(const tokenizer *t, const char *text, size_t len, token
                          garlic_error *err);
 
 // Unicode data (unicode_tables.c), sorted by first code point.
-typedef struct tokenizer_nfd_range {
-    uint32_t first, last; // code points [first, last]
-    uint32_t base;        // the first code point of their canonical decomposition
-} tokenizer_nfd_range;
 typedef struct tokenizer_case_range {
     uint32_t first, last; // code points [first, last], every step-th
     int32_t step;
     int32_t delta; // lowercase = c + delta
 } tokenizer_case_range;
-extern const tokenizer_nfd_range tokenizer_nfd_ranges[];
-extern const size_t tokenizer_nfd_count;
+typedef struct tokenizer_ccc_range {
+    uint32_t first, last; // code points [first, last]
+    uint32_t ccc;         // their canonical combining class (non-zero)
+} tokenizer_ccc_range;
+typedef struct tokenizer_decomposition {
+    uint32_t cp;          // a code point with a canonical decomposition
+    uint32_t off, length; // its full decomposition in tokenizer_decomposition_pool
+} tokenizer_decomposition;
+typedef struct tokenizer_composition {
+    uint32_t first, second; // a canonical pair
+    uint32_t composite;     // the primary composite it makes
+} tokenizer_composition;
 extern const tokenizer_case_range tokenizer_lower_ranges[];
 extern const size_t tokenizer_lower_count;
+extern const tokenizer_ccc_range tokenizer_ccc_ranges[];
+extern const size_t tokenizer_ccc_count;
+extern const tokenizer_decomposition tokenizer_decompositions[];
+extern const size_t tokenizer_decomposition_count;
+extern const uint32_t tokenizer_decomposition_pool[];
+extern const tokenizer_composition tokenizer_compositions[];
+extern const size_t tokenizer_composition_count;
+
+enum { TOKENIZER_NFD_MAX = 4 }; // code points of the longest full canonical decomposition
+
+// Writes the full canonical decomposition of c (c itself when it has none) to out; returns
+// how many code points (normalize.c). Not in canonical order across characters.
+size_t tokenizer_nfd(uint32_t c, uint32_t out[TOKENIZER_NFD_MAX]);
+
+// Writes NFC(text[0..len)) to *out (garlic_malloc'd, *out_len bytes, NUL-terminated): Unicode
+// canonical composition, as HF's NFC normalizer applies it. Bytes that are not valid UTF-8
+// pass through unchanged and compose with nothing. GARLIC_OK or GARLIC_ENOMEM.
+int tokenizer_nfc(const char *text, size_t len, char **out, size_t *out_len);
+// True when text[0..len) may change under NFC (it holds a code point from U+0300 on).
+bool tokenizer_nfc_may_change(const char *text, size_t len);
 
 // Pre-tokenizers (bpe.c): finds the table entry for t->pre_name and compiles its regexes.
 // GARLIC_EUNSUPPORTED for an unknown name; path names the file in messages.

@@ -44,7 +44,8 @@ typedef enum tokenizer_special {
     TOKENIZER_SPECIAL_PAD,
     TOKENIZER_SPECIAL_CLS,
     TOKENIZER_SPECIAL_MASK,
-    TOKENIZER_SPECIAL_EOT,
+    TOKENIZER_SPECIAL_EOT, // end of turn: generation ends on it as on EOS
+    TOKENIZER_SPECIAL_EOM, // end of message (a tool call): generation ends on it too
     TOKENIZER_SPECIAL_COUNT
 } tokenizer_special;
 

@@ -27,21 +27,6 @@ uint32_t tokenizer_next_code_point(const unsigned char *s, size_t n, size_t *use
     return cp > 0x10ffff ? 0xfffd : cp;
 }
 
-uint32_t tokenizer_nfd_base(uint32_t c)
-{
-    size_t lo = 0, hi = tokenizer_nfd_count;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (c < tokenizer_nfd_ranges[mid].first)
-            hi = mid;
-        else if (c > tokenizer_nfd_ranges[mid].last)
-            lo = mid + 1;
-        else
-            return tokenizer_nfd_ranges[mid].base;
-    }
-    return c;
-}
-
 uint32_t tokenizer_to_lower(uint32_t c)
 {
     size_t lo = 0, hi = tokenizer_lower_count;

@@ -3,7 +3,8 @@
 // tokenizer.ggml.tokens, copies texts into one blob, precomputes each token's decoded piece,
 // and builds the hash maps (text -> id, merge pair -> rank) and the special-token list.
 // Keys read: tokenizer.ggml.{model,pre,tokens,scores,token_type,merges,*_token_id,
-// add_bos_token,add_eos_token,add_space_prefix} and general.name. The lookups into those
+// add_bos_token,add_eos_token,add_space_prefix,metaspace_prepend,normalizer.nfc} and
+// general.name. The lookups into those
 // maps and the pair-merging loop SentencePiece and BPE share (a heap of bigrams) live here.
 #include <ctype.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@ static const char *const special_keys[TOKENIZER_SPECIAL_COUNT] = {
     [TOKENIZER_SPECIAL_CLS] = "tokenizer.ggml.cls_token_id",
     [TOKENIZER_SPECIAL_MASK] = "tokenizer.ggml.mask_token_id",
     [TOKENIZER_SPECIAL_EOT] = "tokenizer.ggml.eot_token_id",
+    [TOKENIZER_SPECIAL_EOM] = "tokenizer.ggml.eom_token_id",
 };
 
 int tokenizer_ids_push(tokenizer_ids *out, int32_t id)
@@ -343,7 +345,7 @@ static size_t spm_piece(const tokenizer *t, uint32_t id, char *dst)
     const char *s = t->blob + t->text_off[id];
     size_t n = t->text_len[id], len = 0;
     switch (t->types[id]) {
-    case TOKENIZER_TOKEN_USER_DEFINED: memcpy(dst, s, n); return n;
+    case TOKENIZER_TOKEN_USER_DEFINED: break; // "▁" is a space here too (Gemma's "▁▁" runs)
     case TOKENIZER_TOKEN_BYTE:
         if (n == 6 && memcmp(s, "<0x", 3) == 0 && isxdigit((unsigned char)s[3]) &&
             isxdigit((unsigned char)s[4]) && s[5] == '>') {
@@ -500,6 +502,24 @@ static void apply_name_rules(tokenizer *t, const gguf_file *f)
     }
 }
 
+// Reads tokenizer.ggml.metaspace_prepend (garlic's key for HF's Metaspace pre-tokenizer):
+// "always" or "first" says when the SentencePiece space prefix applies.
+static int read_prefix_rule(tokenizer *t, const gguf_file *f, garlic_error *err)
+{
+    const char *key = "tokenizer.ggml.metaspace_prepend";
+    gguf_string v;
+    int rc = gguf_get_str(f, key, &v);
+    if (rc == GARLIC_ENOTFOUND)
+        return GARLIC_OK;
+    if (rc == GARLIC_OK && gguf_string_eq(v, "always"))
+        t->prefix_rule = TOKENIZER_PREFIX_METASPACE;
+    else if (rc == GARLIC_OK && gguf_string_eq(v, "first"))
+        t->prefix_rule = TOKENIZER_PREFIX_FIRST;
+    else
+        return key_error(err, GARLIC_EUNSUPPORTED, f, key, "must be \"always\" or \"first\"");
+    return GARLIC_OK;
+}
+
 // Reads tokenizer.ggml.model and .pre and sets the algorithm and its defaults.
 static int read_model(tokenizer *t, const gguf_file *f, garlic_error *err)
 {
@@ -578,7 +598,9 @@ static int load_rest(tokenizer *t, const gguf_file *f, garlic_error *err)
     if ((rc = read_flag(f, "tokenizer.ggml.add_bos_token", &t->add_bos, err)) != GARLIC_OK ||
         (rc = read_flag(f, "tokenizer.ggml.add_eos_token", &t->add_eos, err)) != GARLIC_OK ||
         (rc = read_flag(f, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, err)) !=
-            GARLIC_OK)
+            GARLIC_OK ||
+        (rc = read_flag(f, "tokenizer.ggml.normalizer.nfc", &t->nfc, err)) != GARLIC_OK ||
+        (rc = read_prefix_rule(t, f, err)) != GARLIC_OK)
         return rc;
     if (t->add_bos && t->special[TOKENIZER_SPECIAL_BOS] < 0)
         return key_error(err, GARLIC_EFORMAT, f, "tokenizer.ggml.bos_token_id",
@@ -675,8 +697,8 @@ tokenizer_token_type tokenizer_token_get_type(const tokenizer *t, int32_t id)
 
 bool tokenizer_is_lossless(const tokenizer *t)
 {
-    if (t->kind == TOKENIZER_KIND_WPM)
-        return false; // lowercases, strips accents and drops whitespace
+    if (t->kind == TOKENIZER_KIND_WPM || t->nfc)
+        return false; // lowercases, strips accents and drops whitespace; or composes to NFC
     for (int b = 0; b < 256; b++) {
         if (b == 0xc0 || b == 0xc1 || b >= 0xf5)
             continue; // never part of valid UTF-8

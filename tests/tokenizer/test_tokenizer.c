@@ -832,6 +832,84 @@ static void test_alloc_failures(void **state)
     }
 }
 
+// Parses a NormalizationTest.txt column ("0041 0301") into UTF-8 in dst; returns its length.
+static size_t column_utf8(const char *col, char *dst)
+{
+    size_t n = 0;
+    for (char *end; *col && *col != ';';) {
+        unsigned long cp = strtoul(col, &end, 16);
+        if (end == col)
+            break;
+        n += utf8_encode((uint32_t)cp, dst + n);
+        col = end;
+        while (*col == ' ')
+            col++;
+    }
+    return n;
+}
+
+// NFC against the Unicode conformance file (NormalizationTest.txt of Debian's unicode-data):
+// for every line c1;c2;c3;c4;c5, c2 == NFC(c1) == NFC(c2) == NFC(c3) and c4 == NFC(c4) ==
+// NFC(c5). Then a hostile run of marks (linear time) and every allocation failing.
+static void test_nfc(void **state)
+{
+    (void)state;
+    FILE *f = popen("bzcat /usr/share/unicode/NormalizationTest.txt.bz2 2>/dev/null", "r");
+    char line[1024], cols[5][256];
+    size_t lens[5], checked = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        if (line[0] == '#' || line[0] == '@' || line[0] == '\n')
+            continue;
+        const char *p = line;
+        for (int c = 0; c < 5; c++) {
+            lens[c] = column_utf8(p, cols[c]);
+            p = strchr(p, ';') + 1;
+        }
+        const int want_of[5] = {1, 1, 1, 3, 3};
+        for (int c = 0; c < 5; c++) {
+            char *got;
+            size_t n;
+            assert_int_equal(tokenizer_nfc(cols[c], lens[c], &got, &n), GARLIC_OK);
+            int w = want_of[c];
+            if (n != lens[w] || memcmp(got, cols[w], n) != 0)
+                fail_msg("NFC of column %d of %s", c + 1, line);
+            garlic_free(got);
+            checked++;
+        }
+    }
+    if (f)
+        pclose(f);
+    if (checked == 0)
+        print_message("NormalizationTest.txt.bz2 or bzcat missing: conformance not checked\n");
+    else
+        print_message("NFC: %zu conformance cases\n", checked);
+
+    // 2 MB of marks in descending class order: sorted in linear time, composed with 'e'.
+    size_t n_marks = 1 << 19, len = 1 + 4 * n_marks, n;
+    char *text = malloc(len), *got;
+    assert_non_null(text);
+    text[0] = 'e';
+    for (size_t i = 0; i < n_marks; i++)
+        memcpy(text + 1 + 4 * i, "\xcc\x81\xcc\xa3", 4); // U+0301 (230), U+0323 (220)
+    double t0 = (double)clock() / CLOCKS_PER_SEC;
+    assert_int_equal(tokenizer_nfc(text, len, &got, &n), GARLIC_OK);
+    assert_true((double)clock() / CLOCKS_PER_SEC - t0 < 2.0);
+    assert_memory_equal(got, "\xe1\xba\xb9\xcc\xa3", 5); // U+1EB9 (e + dot below), next dot
+    garlic_free(got);
+    free(text);
+    const char *mixed = "A\xcc\x8a\xff e\xcc\x81 \xe1\x84\x92\xe1\x85\xa1\xe1\x86\xab";
+    for (long k = 0;; k++) {
+        garlic_alloc_fail_after(k);
+        int rc = tokenizer_nfc(mixed, strlen(mixed), &got, &n);
+        garlic_alloc_fail_reset();
+        if (rc == GARLIC_OK)
+            break;
+        assert_int_equal(rc, GARLIC_ENOMEM);
+    }
+    assert_string_equal(got, "\xc3\x85\xff \xc3\xa9 \xed\x95\x9c"); // Å, invalid byte, é, 한
+    garlic_free(got);
+}
+
 // `garlic tokenize`: ids match the library (BOS by default), stdin with newlines, --no-bos,
 // --special, usage errors and a clear message for a bad file.
 static void test_cli(void **state)
@@ -883,6 +961,7 @@ int main(void)
         cmocka_unit_test(test_bad_vocabs), cmocka_unit_test(test_special_tokens),
         cmocka_unit_test(test_stream),     cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_threads),    cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_nfc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
