@@ -558,7 +558,8 @@ static double compare_runs(model *a, model *b)
 
 // Q4_Z through the forward pass: a Q4_0 model whose matrices are retyped to Q4_Z with zero
 // point 8 (the same values; both pair with Q8_0, and every variant sums a block's codes as the
-// same exact integers) gives the Q4_0 model's logits bit for bit, batch and decoding.
+// same exact integers) gives the Q4_0 model's logits bit for bit, batch and decoding, its
+// matrices packed at load where the kernels have a layout of their own for Q4_Z.
 static void test_q4_z_forward(void **state)
 {
     (void)state;
@@ -568,6 +569,8 @@ static void test_q4_z_forward(void **state)
     int n = retype_model(own, TENSOR_TYPE_Q4_0, TENSOR_TYPE_Q4_Z, q4_0_as_q4_z, bufs);
     assert_true(n >= 7 * 2 + 1); // seven matrices a layer, and the output
     assert_int_equal(own->layers[1].w_down.type, TENSOR_TYPE_Q4_Z);
+    model_prefault(own, NULL, NULL);
+    assert_int_equal(own->layers[1].w_down.packed, kernel_packs(TENSOR_TYPE_Q4_Z));
     double worst = compare_runs(own, plain);
     print_message("Q4_Z (zero point 8) vs Q4_0: %d matrices, worst difference %.3g\n", n, worst);
     assert_true(worst == 0);
