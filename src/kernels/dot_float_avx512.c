@@ -3,7 +3,7 @@
 // the float helpers of attention and the feed-forward step, compiled with the AVX-512 flags
 // and chosen at run time only when cpuid reports them. F16 weights multiply in float in
 // register tiles of 4 weight x 3 activation rows over activation rows converted once per
-// chunk, F8_E4M3 weights in tiles of 2 x 6 over F32 activation rows; F32 and BF16 keep
+// chunk, F8_E4M3 weights in tiles of 2 x 6 over the F32 activation rows; F32 and BF16 keep
 // kernels over 1 or 4 activation rows, as in the AVX2 file.
 #if defined(__x86_64__)
 #include <math.h>
@@ -169,29 +169,34 @@ static void pack_f16(const void *row, void *dst, int64_t n) { memcpy(dst, row, (
 //
 // E4M3 codes become floats as in the AVX2 file: sign and magnitude bits moved into an F16
 // (sign to bit 15, the rest to bits 7..13) are the code's value times 2^-8, exactly, and F16C
-// makes them floats; times the block's scale d they are the weights over 2^8, and a pair's
-// sums are multiplied by 2^8 (exact) at the end of each chunk. The activations are F32 rows,
-// read where they lie (nothing to prepare): a tile's F8_ACTS rows of a chunk of F8_CHUNK
-// values (24 KiB) stay in L1 while the register tiles of F8_ROWS weight rows go past,
-// converting each weight once per tile. A pair keeps two 16-lane sums, for the first and the
-// second half of each block; the single pair (decoding) does the same arithmetic, so results
-// do not depend on the batch. NaN codes (0x7F, 0xFF), which the conversion would read as
-// +-480, make their row's sums NaN, as the reference's are: a running maximum of the codes'
-// doubled magnitudes sees them.
+// makes them floats. A pair's block sum (the products of its two halves in 16 lanes) is
+// scaled by the block's d into the pair's one accumulator, and the chunk's sum is multiplied
+// by 2^8 (exact) at the end. The activations are F32 rows, read where they lie (nothing to
+// prepare); the register tiles of F8_ROWS weight rows go past a tile's F8_ACTS activation
+// rows, converting each weight once per tile. The single pair (decoding) does the same
+// arithmetic, so results do not depend on the batch. NaN codes (0x7F, 0xFF), which the
+// conversion would read as +-480, make their row's sums NaN, as the reference's are: a
+// running maximum of the codes' doubled magnitudes sees them.
+//
+// Measured on Zen 4 (bench_kernels, 4096 x 4096, one thread, three interleaved rounds): scaling
+// each block sum decodes at 14.7-15.7 GB/s where scaling the weights first (two sums a pair,
+// one multiply per weight vector) reached 14.1-14.6, at the price of 512-row products: 70-72
+// against 78-80 GFLOP/s; chunks of 4096 values beat 1024 on both (15.3 and 71 against 14.5 and
+// 68). Decoding is compute-bound on one core: the code conversion costs what the products do.
 
 enum {
-    F8_ROWS = 2,     // weight rows per register tile (x F8_ACTS x 2 sums)
+    F8_ROWS = 2,     // weight rows per register tile (x F8_ACTS sums)
     F8_ACTS = 6,     // activation rows per register tile
-    F8_CHUNK = 1024, // values per chunk
+    F8_CHUNK = 4096, // values per chunk
 };
 
-// The 16 weights of half h of block blk, over 2^8.
+// The 16 codes of half h of block blk as floats: their values over 2^8.
 ALWAYS_INLINE __m512 e4m3_half(const block_f8_e4m3 *blk, int h)
 {
     // Sign-extended, shifted by 7: bit 15 is the sign (from bit 8), bit 14 the sign again.
     __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk->qs + 16 * h)));
     w = _mm256_and_si256(_mm256_slli_epi16(w, 7), _mm256_set1_epi16((short)0xBF80));
-    return _mm512_mul_ps(_mm512_cvtph_ps(w), _mm512_set1_ps(blk->d));
+    return _mm512_cvtph_ps(w);
 }
 
 // Byte-wise max of *seen and the block's 32 codes doubled (the sign dropped): a NaN code's
@@ -204,12 +209,13 @@ ALWAYS_INLINE void e4m3_nan_scan(const block_f8_e4m3 *blk, __m256i *seen)
 
 // An R x C tile over one chunk of a strip: R weight rows (rows past nr repeat the last) and
 // C activation rows (rows past nc repeat the last). Adds (or stores) each of the nr x nc
-// pairs' chunk sums to y[k * ldy + r].
+// pairs' chunk sums to y[k * ldy + r]. A pair's block sum (16 lanes: the products of both
+// halves) is scaled by the block's d into the pair's one accumulator.
 ALWAYS_INLINE void f8_tile(const kernel_strip *s, const kernel_chunk *ch, int nr, int nc, float *y,
                            int R, int C)
 {
     int64_t nb = ch->len / QK_F8;
-    __m512 acc[2][F8_ROWS][F8_ACTS]; // the sums of first and second halves of blocks
+    __m512 acc[F8_ROWS][F8_ACTS];
     __m256i seen[F8_ROWS];
     const uint8_t *rows[F8_ROWS], *acts[F8_ACTS];
     tile_rows(rows, ch->w, s->w_stride, nr, R);
@@ -219,24 +225,25 @@ ALWAYS_INLINE void f8_tile(const kernel_strip *s, const kernel_chunk *ch, int nr
         seen[r] = _mm256_setzero_si256();
 #pragma GCC unroll 8
         for (int k = 0; k < F8_ACTS; k++)
-            acc[0][r][k] = acc[1][r][k] = _mm512_setzero_ps();
+            acc[r][k] = _mm512_setzero_ps();
     }
     for (int64_t b = 0; b < nb; b++) {
+        __m512 w0[F8_ROWS], w1[F8_ROWS], d[F8_ROWS];
 #pragma GCC unroll 8
-        for (int r = 0; r < R; r++)
-            e4m3_nan_scan((const block_f8_e4m3 *)rows[r] + b, &seen[r]);
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            __m512 wv[F8_ROWS];
+        for (int r = 0; r < R; r++) {
+            const block_f8_e4m3 *blk = (const block_f8_e4m3 *)rows[r] + b;
+            e4m3_nan_scan(blk, &seen[r]);
+            w0[r] = e4m3_half(blk, 0), w1[r] = e4m3_half(blk, 1);
+            d[r] = _mm512_set1_ps(blk->d);
+        }
 #pragma GCC unroll 8
-            for (int r = 0; r < R; r++)
-                wv[r] = e4m3_half((const block_f8_e4m3 *)rows[r] + b, h);
+        for (int k = 0; k < C; k++) {
+            const float *a = (const float *)acts[k] + b * QK_F8;
+            __m512 a0 = _mm512_loadu_ps(a), a1 = _mm512_loadu_ps(a + 16);
 #pragma GCC unroll 8
-            for (int k = 0; k < C; k++) {
-                __m512 a = _mm512_loadu_ps((const float *)acts[k] + b * QK_F8 + 16 * h);
-#pragma GCC unroll 8
-                for (int r = 0; r < R; r++)
-                    acc[h][r][k] = _mm512_fmadd_ps(wv[r], a, acc[h][r][k]);
+            for (int r = 0; r < R; r++) {
+                __m512 t = _mm512_fmadd_ps(w1[r], a1, _mm512_mul_ps(w0[r], a0));
+                acc[r][k] = _mm512_fmadd_ps(t, d[r], acc[r][k]);
             }
         }
     }
@@ -247,10 +254,9 @@ ALWAYS_INLINE void f8_tile(const kernel_strip *s, const kernel_chunk *ch, int nr
                            _mm256_cmpeq_epi8(seen[r], _mm256_set1_epi8((char)0xFE))) != 0;
 #pragma GCC unroll 8
         for (int k = 0; k < C; k++)
-            acc[0][r][k] = has_nan ? nan
-                                   : _mm512_mul_ps(_mm512_add_ps(acc[0][r][k], acc[1][r][k]), two8);
+            acc[r][k] = has_nan ? nan : _mm512_mul_ps(acc[r][k], two8);
     }
-    tile_finish(y, s->ldy, ch->first, &acc[0][0][0], NULL, F8_ACTS, R, C, nr, nc);
+    tile_finish(y, s->ldy, ch->first, &acc[0][0], NULL, F8_ACTS, R, C, nr, nc);
 }
 
 // A tile of nr <= F8_ROWS rows and nc <= F8_ACTS activation rows by the shape with code of its
