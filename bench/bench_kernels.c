@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: MIT
 // Kernel throughput on TinyLlama-1.1B-shaped matrices (2048 x 2048, the attention
-// projections, 5632 x 2048, the FFN gate/up, and 2048 x 5632, the FFN down) for the benchmark
-// model types Q4_0, Q8_0, Q4_K, Q6_K, F16 and MXFP4, per variant, single-threaded: matrix-vector
+// projections, 5632 x 2048, the FFN gate/up, and 2048 x 5632, the FFN down; or the one shape
+// --shape ROWSxN names) for the benchmark model types Q4_0, Q8_0, Q4_K, Q6_K, F16, MXFP4 and
+// garlic's own F8_E4M3 and Q4_Z (or the types named), per variant, single-threaded: matrix-vector
 // (decode) as GB/s of weights read, and kernel_matmul with 1, 8, 16 and 512 activation rows
 // (batched decode, prompt processing) as GFLOP/s; types the best variant packs at load get a
 // row "packed" for that layout. Matrix-vector runs rotate over copies of the
 // weights that together exceed the last-level cache, as decode streams a whole model from
 // memory. Activation conversion is not timed. Reported, never asserted.
-//   bench_kernels [--scalar] [--variant NAME] [TYPE...]
+//   bench_kernels [--scalar] [--variant NAME] [--shape ROWSxN] [TYPE...]
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,15 +82,19 @@ static double time_matmul(int v, const bench_case *c, const uint8_t *w, size_t w
     return best;
 }
 
+// size bytes aligned to 64, as the model's buffers are: a large malloc is only 16-aligned,
+// and loads that cross cache lines would time something the forward pass does not do.
+static void *alloc64(size_t size) { return aligned_alloc(64, (size + 63) / 64 * 64); }
+
 // Runs one case on the chosen variants and prints a row for each.
 static int run_case(const bench_case *c, bool scalar, int only)
 {
     uint64_t w_size = 0;
     tensor_row_size(c->type, (uint64_t)(c->rows * c->n), &w_size);
     int copies = (int)(MIN_COPIES_BYTES / w_size) + 1;
-    uint8_t *w = malloc((size_t)w_size * (size_t)copies);
+    uint8_t *w = alloc64((size_t)w_size * (size_t)copies);
     size_t act_bytes = kernel_act_row_size(c->type, c->n);
-    uint8_t *act = malloc(act_bytes * MAX_ACT);
+    uint8_t *act = alloc64(act_bytes * MAX_ACT);
     float *x = malloc((size_t)c->n * sizeof *x);
     float *y = malloc((size_t)(c->rows * MAX_ACT) * sizeof *y);
     if (!w || !act || !x || !y)
@@ -143,11 +148,15 @@ static int run_case(const bench_case *c, bool scalar, int only)
 
 int main(int argc, char **argv)
 {
-    const uint32_t types[] = {TENSOR_TYPE_Q4_0, TENSOR_TYPE_Q8_0, TENSOR_TYPE_Q4_K,
-                              TENSOR_TYPE_Q6_K, TENSOR_TYPE_F16,  TENSOR_TYPE_MXFP4};
-    bool scalar = false, any_type = false;
+    uint32_t types[16] = {TENSOR_TYPE_Q4_0,    TENSOR_TYPE_Q8_0, TENSOR_TYPE_Q4_K,
+                          TENSOR_TYPE_Q6_K,    TENSOR_TYPE_F16,  TENSOR_TYPE_MXFP4,
+                          TENSOR_TYPE_F8_E4M3, TENSOR_TYPE_Q4_Z};
+    size_t n_types = 8, named = 0;
+    long long shape_rows = 0, shape_n = 0;
+    bool scalar = false;
     int only = -1;
     for (int a = 1; a < argc; a++) {
+        tensor_type t;
         if (strcmp(argv[a], "--scalar") == 0) {
             scalar = true;
         } else if (strcmp(argv[a], "--variant") == 0 && a + 1 < argc) {
@@ -155,24 +164,36 @@ int main(int argc, char **argv)
             for (int v = 0; v < KERNEL_VARIANT_COUNT; v++)
                 if (strcmp(argv[a], kernel_variant_label((kernel_variant)v)) == 0)
                     only = v, scalar = true;
+        } else if (strcmp(argv[a], "--shape") == 0 && a + 1 < argc) {
+            if (sscanf(argv[++a], "%lldx%lld", &shape_rows, &shape_n) != 2 || shape_rows < 1 ||
+                shape_n < 1) {
+                fprintf(stderr, "bench_kernels: --shape wants ROWSxN, not '%s'\n", argv[a]);
+                return 2;
+            }
+        } else if (tensor_type_from_name(argv[a], &t) && kernel_supports(t) && named < 16) {
+            types[named++] = t; // the types named replace the default list
         } else {
-            any_type = true;
+            fprintf(stderr, "bench_kernels: '%s' is not a weight type with kernels\n", argv[a]);
+            return 2;
         }
     }
+    n_types = named ? named : n_types;
     printf("kernels, 1 thread, thread CPU time, best of several runs; matvec rotates over >= 96 "
            "MiB of weight copies; GFLOP/s of kernel_matmul by activation rows\n");
     printf("%-5s %-13s %-12s %8s %9s %9s %9s %9s\n", "type", "rows x n", "variant", "mv GB/s", "b1",
            "b8", "b16", "b512");
-    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
-        bool wanted = !any_type;
-        for (int a = 1; a < argc; a++)
-            wanted = wanted || strcmp(argv[a], tensor_type_get(types[t])->name) == 0;
-        if (!wanted)
-            continue;
+    for (size_t t = 0; t < n_types; t++) {
         const bench_case cases[3] = {
             {types[t], 2048, 2048}, {types[t], 5632, 2048}, {types[t], 2048, 5632}};
-        for (int i = 0; i < 3; i++) {
-            if (run_case(&cases[i], scalar, only) != 0)
+        const bench_case shaped = {types[t], shape_rows, shape_n};
+        uint32_t block = tensor_type_get(types[t])->block_size;
+        if (shape_rows && shape_n % block != 0) {
+            fprintf(stderr, "bench_kernels: %s rows of %lld values: not whole blocks of %u\n",
+                    tensor_type_get(types[t])->name, shape_n, block);
+            return 2;
+        }
+        for (int i = 0; i < (shape_rows ? 1 : 3); i++) {
+            if (run_case(shape_rows ? &shaped : &cases[i], scalar, only) != 0)
                 return 1;
         }
     }

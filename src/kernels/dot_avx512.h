@@ -113,9 +113,8 @@ ALWAYS_INLINE void tile_finish(float *y, int64_t ldy, bool first, const __m512 *
 // offset, its zero point z: its sums start from z * -sum(a), one multiply-add of the lanes'
 // zero points with -sum(a) (prepared as for an offset of 1), so its block sums stay exact
 // integers like the others'. The activation side (operands, starting sums, scales spread over
-// the lanes) is
-// rearranged once per tile of activation rows and chunk, "prepared", and then read by every
-// weight row. Rows are split into chunks of LANE_CHUNK values whose float sums are added in
+// the lanes) is rearranged once per tile of activation rows and chunk, "prepared", and then
+// read by every weight row. Rows are split into chunks of LANE_CHUNK values whose float sums are added in
 // order; every shape of tile, the single dot included, does each pair's arithmetic the same
 // way. Each layout of weight rows (dot_legacy_avx512.c, dot_kquant_avx512.c) has a function
 // that makes a step's operands and scales from its bytes, which the tile inlines.

@@ -5,8 +5,8 @@
 // Q4_Z) go through the lane product of dot_avx512.h: this file gathers eight blocks' codes and
 // scales (and Q4_Z's zero points) into its operands (word permutes of 128-byte windows, or
 // for MXFP4's odd-sized blocks one 16-byte load a block, that reach no byte past the row's
-// last block), prepares the Q8_0 activation rows, and keeps the packed layouts of Q4_0, Q8_0
-// and MXFP4, which load without permutes. Q4_1 and Q5_1 (Q8_1 activations) keep kernels over
+// last block), prepares the Q8_0 activation rows, and keeps the packed layouts of Q4_0, Q8_0,
+// MXFP4 and Q4_Z, which load without permutes. Q4_1 and Q5_1 (Q8_1 activations) keep kernels over
 // 1 or 4 activation rows, as in the AVX2 file.
 #if defined(__x86_64__)
 #include "kernels/dot_avx512.h"
@@ -406,6 +406,49 @@ ALWAYS_INLINE lane_operands q4_z_operands(const uint8_t *p, int nblk)
     return s;
 }
 
+// The packed Q4_Z layout: every whole group of eight blocks of a row (160 bytes) is stored as
+// the operands' nibbles in the order nibble_operands makes them (as packed Q4_0), then the
+// eight half scales and the eight zero points, each in the order 0, 4, 1, 5, 2, 6, 3, 7, then
+// eight zero bytes. Blocks after the last whole group stay as they are.
+static void pack_q4_z(const void *row, void *dst, int64_t n)
+{
+    static const int order[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+    const block_q4_z *b = row;
+    uint8_t *out = dst;
+    int64_t nb = n / QK4_Z, g = 0;
+    for (; g + 8 <= nb; g += 8, out += 8 * sizeof(block_q4_z)) {
+        const block_q4_z *x = b + g;
+        uint8_t tmp[8 * sizeof(block_q4_z)] = {0};
+        const uint8_t *qs[8];
+        for (int i = 0; i < 8; i++)
+            qs[i] = x[i].qs;
+        pack_nibble_operands(tmp, qs);
+        for (int i = 0; i < 8; i++) {
+            memcpy(tmp + 128 + 2 * i, &x[order[i]].d, 2);
+            tmp[144 + i] = x[order[i]].z;
+        }
+        memcpy(out, tmp, sizeof tmp);
+    }
+    memmove(out, b + g, (size_t)(nb - g) * sizeof(block_q4_z));
+}
+
+// Packed Q4_Z rows: a whole group loads as two vectors of nibbles, eight scales and eight zero
+// points (each doubled into its two lanes); the blocks after the last whole group are plain.
+ALWAYS_INLINE lane_operands q4_z_packed_operands(const uint8_t *p, int nblk)
+{
+    if (nblk < 8)
+        return q4_z_operands(p, nblk);
+    lane_operands s;
+    split_nibbles(_mm512_loadu_si512((const void *)p), _mm512_loadu_si512((const void *)(p + 64)),
+                  s.x);
+    s.d = packed_scales(p + 128);
+    uint64_t z8;
+    memcpy(&z8, p + 144, 8);
+    __m128i z = _mm_cvtsi64_si128((long long)z8);
+    s.z = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(z, z));
+    return s;
+}
+
 // Q5_0 (22-byte blocks): codes q + 16 with the fifth bits.
 ALWAYS_INLINE lane_operands q5_0_operands(const uint8_t *p, int nblk)
 {
@@ -527,6 +570,11 @@ static void strip_q4_z(const kernel_strip *s)
     lane_strip(s, q4_z_operands, 8 * sizeof(block_q4_z), LANE_ZERO_POINT);
 }
 
+static void strip_q4_z_packed(const kernel_strip *s)
+{
+    lane_strip(s, q4_z_packed_operands, 8 * sizeof(block_q4_z), LANE_ZERO_POINT);
+}
+
 // ---- offset weights x Q8_1: Q4_1, Q5_1 (x = d q + m, so the dot gains m * s) ----
 
 // The 32 unsigned codes of Q4_1/Q5_1 block b (five: Q5_1), its d and m through d and m.
@@ -618,6 +666,8 @@ const kernel_type_ops kernel_avx512_legacy_type_ops[TENSOR_TYPE_COUNT] = {
     [TENSOR_TYPE_MXFP4] = {.product = LANE_PRODUCT(strip_mxfp4, prepare_offset128),
                            .pack = pack_mxfp4,
                            .packed = LANE_PRODUCT(strip_mxfp4_packed, prepare_offset128)},
-    [TENSOR_TYPE_Q4_Z] = {.product = LANE_PRODUCT(strip_q4_z, prepare_offset1)},
+    [TENSOR_TYPE_Q4_Z] = {.product = LANE_PRODUCT(strip_q4_z, prepare_offset1),
+                          .pack = pack_q4_z,
+                          .packed = LANE_PRODUCT(strip_q4_z_packed, prepare_offset1)},
 };
 #endif

@@ -87,6 +87,12 @@ static size_t act_stride(const model_hparams *hp, const model_state_config *cfg)
 
 enum { N_SCRATCH = 25 };
 
+// The scratch buffers start on a 64-byte boundary (a large calloc is only 16-aligned), so that
+// activation rows, whose sizes are multiples of 64, are too: kernels that read converted rows
+// where they lie (F8_E4M3's F32 rows, F16's single row) would otherwise split every vector
+// load across two cache lines (F8_E4M3 decoding ran 30 % slower).
+enum { SCRATCH_ALIGN = 64 };
+
 // The scratch buffers of a state: where each pointer goes and how many bytes it takes
 // (every buffer rounded up to 64 bytes). model_state_new carves them from one allocation and
 // model_scratch_bytes adds them up, so the planner counts exactly what is allocated.
@@ -187,7 +193,7 @@ int model_scratch_bytes(const model_hparams *hp, const model_state_config *cfg, 
                                 cfg->max_batch, cfg->n_ctx);
     for (int i = 0; i < N_SCRATCH; i++)
         total += sizes[i];
-    *bytes = total;
+    *bytes = total + SCRATCH_ALIGN; // room to start the buffers on a 64-byte boundary
     return GARLIC_OK;
 }
 
@@ -262,7 +268,8 @@ model_state *model_state_new(const model *m, const model_state_config *config, g
     s->rope_freqs = m->rope_freqs          ? m->rope_freqs
         : cfg->n_ctx > m->hp.rope_ctx_orig ? m->rope_long
                                            : m->rope_short;
-    uint8_t *p = s->scratch;
+    uint8_t *p = s->scratch +
+        (SCRATCH_ALIGN - (uintptr_t)s->scratch % SCRATCH_ALIGN) % SCRATCH_ALIGN;
     for (int i = 0; i < N_SCRATCH; i++, p += sizes[i - 1])
         *slots[i] = p;
     model_moe_scratch_layout(&m->hp, cfg->max_batch, moe_act_stride(&m->hp, cfg), &s->moe,

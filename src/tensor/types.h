@@ -48,12 +48,15 @@ typedef enum tensor_type {
     TENSOR_TYPE_TQ2_0 = 35,
     // 36..38: removed repacked IQ4_NL variants
     TENSOR_TYPE_MXFP4 = 39,
-    TENSOR_TYPE_GGUF_COUNT = 40, // the ids a GGUF file may carry are below this
+    TENSOR_TYPE_GGUF_COUNT = 40, // the GGUF ids garlic knows are below this
+    // 40..63: left to GGUF's own new types (ggml has since added NVFP4 = 40, Q1_0 = 41 and
+    // Q2_0 = 42, which garlic reads as unknown types, not as its own below).
     // garlic's own layouts, made at load for weights of Hugging Face folders and never
-    // written to or read from GGUF files (the GGUF reader and writer refuse them):
-    TENSOR_TYPE_F8_E4M3 = 40, // FP8 E4M3 in blocks of 32 with an F32 scale (block_f8_e4m3)
-    TENSOR_TYPE_Q4_Z = 41,    // 4-bit with an integer zero point (AWQ, GPTQ): block_q4_z
-    TENSOR_TYPE_COUNT = 42
+    // written to or read from GGUF files (the GGUF reader and writer refuse them); their ids
+    // are stored nowhere, so moving them is a renumbering:
+    TENSOR_TYPE_F8_E4M3 = 64, // FP8 E4M3 in blocks of 32 with an F32 scale (block_f8_e4m3)
+    TENSOR_TYPE_Q4_Z = 65,    // 4-bit with an integer zero point (AWQ, GPTQ): block_q4_z
+    TENSOR_TYPE_COUNT = 66
 } tensor_type;
 
 // Converts n values (n a multiple of the type's block size) from the packed blocks at src

@@ -442,7 +442,8 @@ static void test_forged_values(void **state)
 // garlic's own in-memory types (F8_E4M3, Q4_Z; flagged internal) never enter or leave a GGUF
 // file: the reader refuses a tensor info carrying one of their ids, naming the id (the same
 // image with a GGUF type parses), and the writer refuses to write such a tensor to a file,
-// naming the type (an in-memory file made by gguf_writer_open may hold them).
+// naming the type (an in-memory file made by gguf_writer_open may hold them). Their ids are
+// not GGUF's newer ones: a file with NVFP4 (40) has an unknown type.
 static void test_internal_types(void **state)
 {
     (void)state;
@@ -482,6 +483,10 @@ static void test_internal_types(void **state)
         gguf_writer_free(w);
     }
     assert_int_equal(internal, 2);
+    // ggml's NVFP4 (40) is a GGUF type garlic does not read yet: unknown, not one of garlic's.
+    k = tensor_info(body, "t", 2, ne, 40, 0);
+    n = build(image, 3, 1, 0, body, k + 512);
+    expect_error(image, n, GARLIC_EUNSUPPORTED, "unknown type 40");
 }
 
 // Every allocation the reader makes may fail: it must return GARLIC_ENOMEM and leak nothing.

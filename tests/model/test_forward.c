@@ -3,7 +3,8 @@
 // cache): every model's prompt logits within its weight type's tolerance, argmax where the
 // top-2 gap is robust, greedy continuations under the first-robust-divergence rule, and
 // stories260K's 200-token golden output. Without ../shared: batch equals token-by-token on
-// a synthesized model, and the decode step allocates nothing.
+// a synthesized model, the decode step allocates nothing, and garlic's own weight types
+// (F8_E4M3, Q4_Z, made in memory from a synthesized model's matrices) run the forward pass.
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "model/synth.h"
+#include "tensor/quants.h"
 #include "tensor/types.h"
 #include "util.h"
 
@@ -435,6 +437,175 @@ static void test_packed_equals_plain(void **state)
             print_message("skipped for %s: the kernels of this CPU do not pack it\n",
                           tensor_type_get(types[i])->name);
     }
+}
+
+// ---- garlic's own weight types through the forward pass ----
+//
+// No GGUF file carries F8_E4M3 or Q4_Z (the Hugging Face loader makes them in memory), so
+// these tests retype a synthesized model's matrices in memory and run the forward pass,
+// unchanged, over them.
+
+typedef void (*row_convert_fn)(const void *src, void *dst, int64_t n);
+
+enum { MAX_RETYPED = 64 };
+
+// Moves matrix t, when it has type `from`, to a copy in type `to` made row by row by convert;
+// the copy goes to bufs (*n_bufs of them so far), for the caller to free after the model.
+static void retype(model_tensor *t, uint32_t from, uint32_t to, row_convert_fn convert, void **bufs,
+                   int *n_bufs)
+{
+    if (!t->data || t->type != from)
+        return;
+    uint64_t rows = t->n_out * t->n_mat, src_row = 0, dst_row = 0;
+    assert_true(tensor_row_size(from, t->n_in, &src_row) && tensor_row_size(to, t->n_in, &dst_row));
+    uint8_t *dst = malloc(dst_row * rows);
+    assert_non_null(dst);
+    assert_true(*n_bufs < MAX_RETYPED);
+    for (uint64_t r = 0; r < rows; r++)
+        convert((const uint8_t *)t->data + r * src_row, dst + r * dst_row, (int64_t)t->n_in);
+    *t = (model_tensor){.data = dst,
+                        .type = to,
+                        .n_in = t->n_in,
+                        .n_out = t->n_out,
+                        .n_mat = t->n_mat,
+                        .mat_bytes = dst_row * t->n_out};
+    bufs[(*n_bufs)++] = dst;
+}
+
+// Retypes every matrix of m of type `from` (the layers', the output and the token
+// embedding); returns how many.
+static int retype_model(model *m, uint32_t from, uint32_t to, row_convert_fn convert, void **bufs)
+{
+    int n = 0;
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        model_layer *L = &m->layers[l];
+        model_tensor *ws[] = MODEL_LAYER_MATRICES(L);
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            retype(ws[i], from, to, convert, bufs, &n);
+    }
+    retype(&m->output, from, to, convert, bufs, &n);
+    retype(&m->token_embd, from, to, convert, bufs, &n);
+    return n;
+}
+
+// A Q4_0 row as Q4_Z with every zero point 8: the same values.
+static void q4_0_as_q4_z(const void *src, void *dst, int64_t n)
+{
+    const block_q4_0 *in = src;
+    block_q4_z *out = dst;
+    for (int64_t b = 0; b < n / QK4_0; b++) {
+        out[b] = (block_q4_z){.d = in[b].d, .z = 8};
+        memcpy(out[b].qs, in[b].qs, sizeof out[b].qs);
+    }
+}
+
+// An F32 row as F8_E4M3, and as the F32 values of that F8_E4M3 row.
+static void f32_as_f8(const void *src, void *dst, int64_t n)
+{
+    tensor_quantize_f8_e4m3(src, dst, n);
+}
+
+static void f32_via_f8(const void *src, void *dst, int64_t n)
+{
+    block_f8_e4m3 *tmp = malloc((size_t)n / QK_F8 * sizeof *tmp);
+    assert_non_null(tmp);
+    tensor_quantize_f8_e4m3(src, tmp, n);
+    tensor_dequantize_f8_e4m3(tmp, dst, n);
+    free(tmp);
+}
+
+// Writes one synthesized model and loads it twice (into *a and *b).
+static void synth_twice(const char *name, uint32_t type, const char *arch, model **a, model **b)
+{
+    *a = synth_model(name, type, arch);
+    garlic_error err;
+    *b = model_load(test_temp_path(name), &err);
+    if (!*b)
+        fail_msg("%s", err.message);
+}
+
+// Runs a prompt of 30 tokens as one batch, then 10 decoding steps, on a and b; returns the
+// worst |a - b| of a step's logits relative to the step's largest |b| (0 when bit-equal).
+static double compare_runs(model *a, model *b)
+{
+    uint32_t V = a->hp.n_vocab;
+    runner *ra = state_new(a, 64, 64, 64, KV_TYPE_F16, 2);
+    runner *rb = state_new(b, 64, 64, 64, KV_TYPE_F16, 2);
+    int32_t ids[40];
+    for (int i = 0; i < 40; i++)
+        ids[i] = (int32_t)((i * 53 + 7) % V);
+    garlic_error err;
+    const float *la, *lb;
+    double worst = 0;
+    for (uint32_t i = 0; i < 40; i = i ? i + 1 : 30) {
+        uint32_t n = i ? 1 : 30;
+        if (forward(ra, ids + i, n, i, true, &la, &err) ||
+            forward(rb, ids + i, n, i, true, &lb, &err))
+            fail_msg("%s", err.message);
+        for (uint32_t t = 0; t < n; t++) {
+            double max_ref = 0, max_diff = 0;
+            for (uint32_t v = 0; v < V; v++) {
+                max_ref = fmax(max_ref, fabs(lb[(size_t)t * V + v]));
+                max_diff = fmax(max_diff, fabs(la[(size_t)t * V + v] - lb[(size_t)t * V + v]));
+            }
+            worst = fmax(worst, max_diff / max_ref);
+        }
+    }
+    runner_free(ra);
+    runner_free(rb);
+    return worst;
+}
+
+// Q4_Z through the forward pass: a Q4_0 model whose matrices are retyped to Q4_Z with zero
+// point 8 (the same values; both pair with Q8_0, and every variant sums a block's codes as the
+// same exact integers) gives the Q4_0 model's logits bit for bit, batch and decoding, its
+// matrices packed at load where the kernels have a layout of their own for Q4_Z.
+static void test_q4_z_forward(void **state)
+{
+    (void)state;
+    model *plain, *own;
+    synth_twice("own-q4.gguf", TENSOR_TYPE_Q4_0, "llama", &plain, &own);
+    void *bufs[MAX_RETYPED];
+    int n = retype_model(own, TENSOR_TYPE_Q4_0, TENSOR_TYPE_Q4_Z, q4_0_as_q4_z, bufs);
+    assert_true(n >= 7 * 2 + 1); // seven matrices a layer, and the output
+    assert_int_equal(own->layers[1].w_down.type, TENSOR_TYPE_Q4_Z);
+    model_prefault(own, NULL, NULL);
+    assert_int_equal(own->layers[1].w_down.packed, kernel_packs(TENSOR_TYPE_Q4_Z));
+    double worst = compare_runs(own, plain);
+    print_message("Q4_Z (zero point 8) vs Q4_0: %d matrices, worst difference %.3g\n", n, worst);
+    assert_true(worst == 0);
+    model_free(own);
+    model_free(plain);
+    for (int i = 0; i < n; i++)
+        free(bufs[i]);
+}
+
+// F8_E4M3 through the forward pass: an F32 model's matrices quantized to F8_E4M3 give the
+// logits of the same model holding those F8 values as F32 matrices, within float rounding
+// (F8 x F32 and F32 x F32 products round and sum differently: observed 0 with AVX2, 2e-6 of
+// the largest logit with AVX-512, 2e-5 with the scalar references, which scale the exact
+// products rather than rounded weights; a wrong weight anywhere is far above the 1e-3
+// allowed).
+static void test_f8_forward(void **state)
+{
+    (void)state;
+    model *as_f32, *own;
+    synth_twice("own-f8.gguf", TENSOR_TYPE_F32, "qwen2", &as_f32, &own);
+    void *bufs[2][MAX_RETYPED];
+    int n = retype_model(own, TENSOR_TYPE_F32, TENSOR_TYPE_F8_E4M3, f32_as_f8, bufs[0]);
+    assert_int_equal(retype_model(as_f32, TENSOR_TYPE_F32, TENSOR_TYPE_F32, f32_via_f8, bufs[1]),
+                     n);
+    assert_true(n >= 7 * 2 + 1);
+    assert_int_equal(own->layers[0].wq.type, TENSOR_TYPE_F8_E4M3);
+    double worst = compare_runs(own, as_f32);
+    print_message("F8_E4M3 vs its values as F32: %d matrices, worst difference %.3g of the "
+                  "largest logit\n",
+                  n, worst);
+    assert_true(worst < 1e-3);
+    model_free(own);
+    model_free(as_f32);
+    for (int i = 0; i < n; i++)
+        free(bufs[0][i]), free(bufs[1][i]);
 }
 
 // The decode step allocates nothing: every allocation made while it runs would fail.
@@ -914,6 +1085,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_equals_sequential),
         cmocka_unit_test(test_packed_equals_plain),
+        cmocka_unit_test(test_q4_z_forward),
+        cmocka_unit_test(test_f8_forward),
         cmocka_unit_test(test_decode_allocates_nothing),
         cmocka_unit_test(test_unusual_shapes),
         cmocka_unit_test(test_window_layers),
