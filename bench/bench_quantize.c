@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
 // Quantization speed per weight type on one thread: 1 Mi values shaped like weights (a
-// bell curve per row of 4096, each row its own spread, a few outliers) quantized by the
-// traits table's quantizer, best of 3 runs, reported as wall and CPU time per run and
-// Mvalues/s. Reported, never asserted; quote `uptime`'s load with the figures.
+// bell curve per row of 4096, each row its own spread, a few outliers) quantized by each
+// K-quant's _ref quantizer and by every variant this CPU runs (Q8_0 by the traits table's
+// quantizer, for scale), best of 3 runs, reported as wall and CPU time per run, Mvalues/s and
+// the speed over _ref. Reported, never asserted; quote `uptime`'s load with the figures.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
+#include "tensor/quants.h"
 #include "tensor/types.h"
 
 static double seconds(clockid_t clock)
@@ -41,6 +43,39 @@ static void fill_weights(float *x, int64_t n)
     }
 }
 
+typedef void (*quantize_fn)(const float *src, void *dst, int64_t n);
+
+static const float *bench_src;
+static void *bench_dst;
+static int64_t bench_n;
+static tensor_type bench_type;
+static tensor_quant_variant bench_variant;
+
+static void run_variant(const float *src, void *dst, int64_t n)
+{
+    tensor_quantize_variant(bench_type, bench_variant, src, dst, n);
+}
+
+// Times fn on the bench's rows (best of 3) and prints one line; returns the best wall time.
+static double time_quantizer(const char *type, const char *who, quantize_fn fn, double ref_wall)
+{
+    double best_wall = 1e9, best_cpu = 1e9;
+    for (int r = 0; r < 3; r++) {
+        double w0 = seconds(CLOCK_MONOTONIC), c0 = seconds(CLOCK_PROCESS_CPUTIME_ID);
+        fn(bench_src, bench_dst, bench_n);
+        double wall = seconds(CLOCK_MONOTONIC) - w0;
+        double cpu = seconds(CLOCK_PROCESS_CPUTIME_ID) - c0;
+        best_wall = wall < best_wall ? wall : best_wall;
+        best_cpu = cpu < best_cpu ? cpu : best_cpu;
+    }
+    printf("%-6s %-8s %10.1f %10.1f %12.2f", type, who, best_wall * 1e3, best_cpu * 1e3,
+           (double)bench_n / best_wall / 1e6);
+    if (ref_wall > 0)
+        printf(" %8.1fx", ref_wall / best_wall);
+    printf("\n");
+    return best_wall;
+}
+
 int main(void)
 {
     const int64_t n = 1 << 20;
@@ -49,22 +84,35 @@ int main(void)
     if (!src || !dst)
         return 1;
     fill_weights(src, n);
-    static const tensor_type types[] = {TENSOR_TYPE_Q8_0, TENSOR_TYPE_Q4_K, TENSOR_TYPE_Q6_K,
-                                        TENSOR_TYPE_Q5_K, TENSOR_TYPE_Q3_K, TENSOR_TYPE_Q2_K};
-    printf("%-8s %10s %10s %12s\n", "type", "wall ms", "CPU ms", "Mvalues/s");
+    bench_src = src, bench_dst = dst, bench_n = n;
+    static const struct {
+        tensor_type type;
+        quantize_fn ref; // NULL: no variants
+    } types[] = {
+        {TENSOR_TYPE_Q8_0, NULL},
+        {TENSOR_TYPE_Q4_K, tensor_quantize_q4_k_ref},
+        {TENSOR_TYPE_Q6_K, tensor_quantize_q6_k_ref},
+        {TENSOR_TYPE_Q5_K, tensor_quantize_q5_k_ref},
+        {TENSOR_TYPE_Q3_K, tensor_quantize_q3_k_ref},
+        {TENSOR_TYPE_Q2_K, tensor_quantize_q2_k_ref},
+    };
+    printf("1 Mi values, one thread, best of 3; x: speed over _ref\n");
+    printf("%-6s %-8s %10s %10s %12s %9s\n", "type", "variant", "wall ms", "CPU ms", "Mvalues/s",
+           "vs _ref");
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
-        const tensor_type_traits *tr = tensor_type_get(types[t]);
-        double best_wall = 1e9, best_cpu = 1e9;
-        for (int r = 0; r < 3; r++) {
-            double w0 = seconds(CLOCK_MONOTONIC), c0 = seconds(CLOCK_PROCESS_CPUTIME_ID);
-            tr->quantize(src, dst, n);
-            double wall = seconds(CLOCK_MONOTONIC) - w0;
-            double cpu = seconds(CLOCK_PROCESS_CPUTIME_ID) - c0;
-            best_wall = wall < best_wall ? wall : best_wall;
-            best_cpu = cpu < best_cpu ? cpu : best_cpu;
+        const tensor_type_traits *tr = tensor_type_get(types[t].type);
+        if (!types[t].ref) {
+            time_quantizer(tr->name, "traits", tr->quantize, 0);
+            continue;
         }
-        printf("%-8s %10.1f %10.1f %12.2f\n", tr->name, best_wall * 1e3, best_cpu * 1e3,
-               (double)n / best_wall / 1e6);
+        double ref_wall = time_quantizer(tr->name, "_ref", types[t].ref, 0);
+        bench_type = types[t].type;
+        for (int v = 0; v < TENSOR_QUANT_VARIANT_COUNT; v++) {
+            bench_variant = (tensor_quant_variant)v;
+            if (tensor_quant_variant_available(bench_variant))
+                time_quantizer(tr->name, tensor_quant_variant_name(bench_variant), run_variant,
+                               ref_wall);
+        }
     }
     free(src), free(dst);
     return 0;
