@@ -48,10 +48,8 @@ static inline int scale_code(float v, float d, int lo, int hi)
 static float signed_absmax(const float *x, int n)
 {
     float best = 0.0f;
-    for (int i = 0; i < n; i++) {
-        if (fabsf(x[i]) > fabsf(best))
-            best = x[i];
-    }
+    for (int i = 0; i < n; i++)
+        best = fabsf(x[i]) > fabsf(best) ? x[i] : best; // a select, not a hard-to-predict branch
     return best;
 }
 
@@ -284,6 +282,16 @@ static float code_sse_below(const float *x, int n, const code_grid *g, float sca
 enum { SEARCH_STEPS = 25 };
 static inline float search_factor(int k) { return (float)(24 + k) / 40.0f; }
 
+// search_factor(k) for every k, folded by the compiler (its float division rounds as the
+// run-time one does), for the batched search, which would otherwise divide 25 times a
+// sub-block.
+static const float search_factors[SEARCH_STEPS] = {
+    24 / 40.0f, 25 / 40.0f, 26 / 40.0f, 27 / 40.0f, 28 / 40.0f, 29 / 40.0f, 30 / 40.0f,
+    31 / 40.0f, 32 / 40.0f, 33 / 40.0f, 34 / 40.0f, 35 / 40.0f, 36 / 40.0f, 37 / 40.0f,
+    38 / 40.0f, 39 / 40.0f, 40 / 40.0f, 41 / 40.0f, 42 / 40.0f, 43 / 40.0f, 44 / 40.0f,
+    45 / 40.0f, 46 / 40.0f, 47 / 40.0f, 48 / 40.0f,
+};
+
 // Best scale >= 0 and min >= 0 for x ~ scale * q - min, q in 0..nmax (a uniform grid with
 // lowest 0). Tries shrunken min/max ranges, each refitted by least squares.
 static void fit_affine(const float *x, int n, const code_grid *g, float *scale, float *min)
@@ -431,7 +439,7 @@ static void fit_affine_batched(kquant_score_fn score, const float *x, int n, int
     grid.scale[0] = 0.0f;
     grid.min[0] = -lo;
     for (int k = 0; k < SEARCH_STEPS; k++) {
-        grid.scale[1 + k] = (hi - lo) / (float)nmax * search_factor(k);
+        grid.scale[1 + k] = (hi - lo) / (float)nmax * search_factors[k];
         grid.min[1 + k] = -lo;
     }
     score(x, n, 0, nmax, &grid, true);
@@ -507,7 +515,7 @@ static float fit_symmetric_batched(kquant_score_fn score, const float *x, int n,
     grid.scale[0] = edge;
     grid.min[0] = 0.0f;
     for (int k = 0; k < SEARCH_STEPS; k++) {
-        grid.scale[1 + k] = edge * search_factor(k);
+        grid.scale[1 + k] = edge * search_factors[k];
         grid.min[1 + k] = 0.0f;
     }
     score(x, n, lowest, highest, &grid, true);
