@@ -5,8 +5,9 @@
 // constant rows, one value alone, negative-only and positive-only rows, huge magnitudes (up
 // to FLT_MAX, where the squared errors overflow), tiny ones and subnormals, huge and tiny
 // values in one sub-block, values on the code grid and halfway between codes (ties of the
-// rounding and of the search), and arbitrary finite float bit patterns (1600 super-blocks per
-// type). A variant this CPU (as capped by GARLIC_CPU) lacks is skipped, and says so.
+// rounding and of the search), arbitrary finite float bit patterns, and even infinities and
+// NaN, which the quantizers' contract leaves unspecified (1608 super-blocks per type). A
+// variant this CPU (as capped by GARLIC_CPU) lacks is skipped, and says so.
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,7 +19,7 @@
 #include "tensor/quants.h"
 #include "tensor/types.h"
 
-enum { SUPER = 256, N_RANDOM = 1536, N_KINDS = 16 };
+enum { SUPER = 256, N_RANDOM = 1536, N_KINDS = 18 };
 
 // A random finite float: random sign, mantissa and exponent (subnormals and zero included).
 static float any_finite(test_rng *r)
@@ -91,8 +92,15 @@ static void fill_case(float *x, int kind, test_rng *r)
         case 14: // tiny normals
             x[i] = (u - 0.3f) * 0x1p-120f;
             break;
-        default: // a constant with one different value per sub-block
+        case 15: // a constant with one different value per sub-block
             x[i] = i % 16 == 5 ? -sign * d : sign * d * 0.5f;
+            break;
+        case 16: // outside the quantizers' contract (finite input), still the same bytes:
+            // infinities and NaN among ordinary values
+            x[i] = u < 0.05f ? (u < 0.02f ? NAN : sign * INFINITY) : u - 0.5f;
+            break;
+        default: // ... and sub-blocks of nothing else
+            x[i] = (i / 16) % 3 == 0 ? NAN : (i / 16) % 3 == 1 ? INFINITY : -INFINITY;
             break;
         }
     }
