@@ -7,6 +7,7 @@
 // K-quants it runs batched on the kernels of kquant.h, and the _ref quantizers, which run it
 // one candidate at a time, are the truth those match byte for byte. Inputs must be finite;
 // nothing here divides by zero, and an all-zero block codes as all zeros.
+#include <assert.h>
 #include <float.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -596,9 +597,10 @@ const kquant_kernels tensor_kquant_scalar = {score_scalar, codes_scalar};
 
 // ---- K-quant super-blocks ----
 //
-// A super-block's search runs one of two ways: the reference's (score NULL: the fits above,
-// one candidate at a time) or batched (score a kernel of kquant.h). Both make the same
-// choices, so the _ref quantizers and the others write the same bytes.
+// A super-block's search runs one of two ways: the reference's (kk NULL: fit_affine,
+// fit_symmetric and code_sse, one candidate at a time) or batched (kk the kernels of one
+// instruction set, kquant.h). Both make the same choices, so the _ref quantizers and the
+// others write the same bytes.
 
 // An offset K-quant (Q2_K, Q4_K, Q5_K): x = (d * sc) * q - (dmin * m) per sub-block, sc
 // and m codes in 0..code_max.
@@ -665,6 +667,7 @@ static void affine_superblock(const kquant_kernels *kk, const float *x, const af
                               affine_codes *out)
 {
     int n_sub = QK_K / sp->sub_size;
+    assert(sp->grid.lowest == 0 && !sp->grid.values); // codes are 0..count-1 themselves
     float scale[16] = {0}, min[16] = {0}, max_scale = 0.0f, max_min = 0.0f;
     for (int s = 0; s < n_sub; s++) {
         const float *xs = x + s * sp->sub_size;
@@ -733,13 +736,14 @@ static void symmetric_sub_codes(const kquant_kernels *kk, const float *x, const 
 }
 
 // Fits each sub-block's signed scale, maps the largest in magnitude onto code_lo (the
-// code of largest magnitude) and codes everything under the stored d. score must be NULL
+// code of largest magnitude) and codes everything under the stored d. kk must be NULL
 // for a non-uniform grid.
 static void symmetric_superblock(const kquant_kernels *kk, const float *x, const symmetric_spec *sp,
                                  symmetric_codes *out)
 {
     int n_sub = QK_K / sp->sub_size;
     const code_grid *g = &sp->grid;
+    assert(!kk || !g->values);
     float scale[16] = {0};
     for (int s = 0; s < n_sub; s++) {
         const float *xs = x + s * sp->sub_size;

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
-// AVX2 scoring kernel of the K-quant search (kquant.h): 8 candidates a vector, one lane each,
-// two vectors side by side in one pass over the sub-block's values. Each lane performs the
-// scalar reference's operations in its order (an IEEE division, the clamp as max/min with the
-// same NaN rule, the 1.5 * 2^23 rounding, separate multiplies and adds: GCC in ISO C mode
-// never fuses them), so every score is the reference's bit for bit. Compiled with
-// -mavx2 -mfma -mf16c and called only when cpuid reports AVX2.
+// AVX2 kernels of the K-quant search (kquant.h). Scoring: 8 candidates a vector, one lane
+// each, two vectors side by side in one pass over the sub-block's values; each lane performs
+// the scalar reference's operations in its order (an IEEE division, the clamp as max/min with
+// the same NaN rule, the 1.5 * 2^23 rounding, separate multiplies and adds: GCC in ISO C mode
+// never fuses them), so every score is the reference's bit for bit. Coding: the same
+// operations on 8 values a vector. Compiled with -mavx2 -mfma -mf16c and called only when
+// cpuid reports AVX2.
 #if defined(__x86_64__)
 #include <immintrin.h>
 

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
-// AVX-512 scoring kernel of the K-quant search (kquant.h): 16 candidates a vector, one lane
-// each, up to two vectors side by side in one pass over the sub-block's values. Each lane
+// AVX-512 kernels of the K-quant search (kquant.h). Scoring: 16 candidates a vector, one
+// lane each, up to two vectors side by side in one pass over the sub-block's values; each lane
 // performs the scalar reference's operations in its order (an IEEE division, the clamp as
-// max/min with the same NaN rule, the 1.5 * 2^23 rounding, separate multiplies and adds:
-// GCC in ISO C mode never fuses them), so every score is the reference's bit for bit.
-// Compiled with the AVX-512 flags and called only when cpuid reports AVX-512.
+// max/min with the same NaN rule, the 1.5 * 2^23 rounding, separate multiplies and adds: GCC
+// in ISO C mode never fuses them), so every score is the reference's bit for bit. Coding: the
+// same operations on 16 values a vector. Compiled with the AVX-512 flags and called only when
+// cpuid reports AVX-512.
 #if defined(__x86_64__)
 #include <immintrin.h>
 
