@@ -3,13 +3,20 @@
 // results rather than llama-quantize's exact bytes: every scale is chosen, rounded to its
 // stored precision (half float, 4/6/8-bit code) and only then are the values coded, each
 // to the representable value nearest to it under the stored scales. Sub-block scales of
-// the K-quants and IQ4 come from a small search that minimises squared error. Inputs must
-// be finite; nothing here divides by zero, and an all-zero block codes as all zeros.
+// the K-quants and IQ4 come from a small search that minimises squared error; for the
+// K-quants it runs batched on the kernels of kquant.h, and the _ref quantizers, which run it
+// one candidate at a time, are the truth those match byte for byte. Inputs must be finite;
+// nothing here divides by zero, and an all-zero block codes as all zeros.
+#include <assert.h>
 #include <float.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
+#include "base/cpu.h"
+#include "tensor/kquant.h"
 #include "tensor/quants.h"
+#include "tensor/types.h"
 
 #define HALF_MAX 65504.0f
 
@@ -42,10 +49,8 @@ static inline int scale_code(float v, float d, int lo, int hi)
 static float signed_absmax(const float *x, int n)
 {
     float best = 0.0f;
-    for (int i = 0; i < n; i++) {
-        if (fabsf(x[i]) > fabsf(best))
-            best = x[i];
-    }
+    for (int i = 0; i < n; i++)
+        best = fabsf(x[i]) > fabsf(best) ? x[i] : best; // a select, not a hard-to-predict branch
     return best;
 }
 
@@ -278,6 +283,16 @@ static float code_sse_below(const float *x, int n, const code_grid *g, float sca
 enum { SEARCH_STEPS = 25 };
 static inline float search_factor(int k) { return (float)(24 + k) / 40.0f; }
 
+// search_factor(k) for every k, folded by the compiler (its float division rounds as the
+// run-time one does), for the batched search, which would otherwise divide 25 times a
+// sub-block.
+static const float search_factors[SEARCH_STEPS] = {
+    24 / 40.0f, 25 / 40.0f, 26 / 40.0f, 27 / 40.0f, 28 / 40.0f, 29 / 40.0f, 30 / 40.0f,
+    31 / 40.0f, 32 / 40.0f, 33 / 40.0f, 34 / 40.0f, 35 / 40.0f, 36 / 40.0f, 37 / 40.0f,
+    38 / 40.0f, 39 / 40.0f, 40 / 40.0f, 41 / 40.0f, 42 / 40.0f, 43 / 40.0f, 44 / 40.0f,
+    45 / 40.0f, 46 / 40.0f, 47 / 40.0f, 48 / 40.0f,
+};
+
 // Best scale >= 0 and min >= 0 for x ~ scale * q - min, q in 0..nmax (a uniform grid with
 // lowest 0). Tries shrunken min/max ranges, each refitted by least squares.
 static void fit_affine(const float *x, int n, const code_grid *g, float *scale, float *min)
@@ -368,7 +383,224 @@ static float fit_symmetric(const float *x, int n, const code_grid *g)
     return best_scale;
 }
 
+// ---- The same fits, scored a batch of candidates at a time ----
+//
+// fit_affine and fit_symmetric try the candidates one after another and stop a candidate's
+// sum as soon as it cannot win. The batched fits reach the same choices in three steps: a
+// kernel (kquant.h) scores the start and the shrunken ranges together, with the sums of their
+// codes; the least-squares refits are formed from those sums by the reference's expressions
+// and scored together; then the reference's comparisons run in its order over the scores.
+// Every score is the full sum where the reference may have stopped early, and that never
+// changes a choice: a float sum of squares only grows, so a sum stopped at the bound (or at a
+// NaN) is not below the bound, and neither is the full one. Equal scores and comparisons give
+// equal choices, so the bytes are the reference's.
+
+// fit_affine's range: lo = fminf over 0 and x[0..n), hi = fmaxf over x, as its loop leaves
+// them. Plain comparisons (no calls into libm) give the same values whenever lo ends below 0
+// and x[0] is a number: fminf and fmaxf differ from them only on NaN and on zeros of both
+// signs, and the sign of a zero hi is never seen when lo < 0 (hi <= lo and hi - lo do not
+// depend on it). Otherwise the libm loop runs.
+static void affine_range(const float *x, int n, float *lo_out, float *hi_out)
+{
+    float lo = 0.0f, hi = x[0];
+    for (int i = 0; i < n; i++) {
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
+    }
+    if (!(lo < 0.0f) || hi != hi) {
+        lo = 0.0f;
+        hi = x[0];
+        for (int i = 0; i < n; i++) {
+            lo = fminf(lo, x[i]);
+            hi = fmaxf(hi, x[i]);
+        }
+    }
+    *lo_out = lo;
+    *hi_out = hi;
+}
+
+static bool same_bits(const void *a, const void *b, size_t size) { return memcmp(a, b, size) == 0; }
+
+// fit_affine's choice for a uniform grid 0..nmax, with the candidates scored by `score`.
+// Ranges whose codes have the sums of the previous one's get its refit without computing it
+// again (the refit is a function of the sums), and a refit equal to the last one to be scored,
+// bit for bit, shares its score.
+static void fit_affine_batched(kquant_score_fn score, const float *x, int n, int nmax, float *scale,
+                               float *min)
+{
+    float lo, hi;
+    affine_range(x, n, &lo, &hi);
+    *scale = 0.0f;
+    *min = -lo;
+    if (hi <= lo)
+        return;
+    // Candidate 0 is the start (scale 0), 1 + k the range shrunken by search_factor(k).
+    kquant_candidates grid;
+    grid.count = 1 + SEARCH_STEPS;
+    grid.scale[0] = 0.0f;
+    grid.min[0] = -lo;
+    for (int k = 0; k < SEARCH_STEPS; k++) {
+        grid.scale[1 + k] = (hi - lo) / (float)nmax * search_factors[k];
+        grid.min[1 + k] = -lo;
+    }
+    score(x, n, 0, nmax, &grid, true);
+    double sx = 0;
+    for (int i = 0; i < n; i++)
+        sx += x[i];
+    // Each range's least-squares refit, as fit_affine forms it; refit_of[k] < 0 where none.
+    kquant_candidates refit;
+    refit.count = 0;
+    int refit_of[SEARCH_STEPS];
+    for (int k = 0; k < SEARCH_STEPS; k++) {
+        double sq = grid.sum_q[1 + k], sqq = grid.sum_qq[1 + k], sqx = grid.sum_qx[1 + k];
+        if (k > 0 && same_bits(&grid.sum_q[k], &sq, sizeof sq) &&
+            same_bits(&grid.sum_qq[k], &sqq, sizeof sqq) &&
+            same_bits(&grid.sum_qx[k], &sqx, sizeof sqx)) {
+            refit_of[k] = refit_of[k - 1];
+            continue;
+        }
+        double det = n * sqq - sq * sq;
+        double a = 0, b = 0;
+        if (det > 0) {
+            a = (n * sqx - sq * sx) / det;
+            b = (sx - a * sq) / n;
+        }
+        if ((det <= 0 || b > 0) && sqq > 0) {
+            b = 0;
+            a = sqx / sqq;
+        }
+        refit_of[k] = -1;
+        if (a <= 0)
+            continue;
+        float rs = (float)a, rm = (float)-b;
+        int last = refit.count - 1;
+        if (last >= 0 && same_bits(&refit.scale[last], &rs, sizeof rs) &&
+            same_bits(&refit.min[last], &rm, sizeof rm)) {
+            refit_of[k] = last;
+            continue;
+        }
+        refit_of[k] = refit.count;
+        refit.scale[refit.count] = rs;
+        refit.min[refit.count] = rm;
+        refit.count++;
+    }
+    score(x, n, 0, nmax, &refit, false);
+    float best = grid.err[0];
+    for (int k = 0; k < SEARCH_STEPS; k++) {
+        if (grid.err[1 + k] < best) {
+            best = grid.err[1 + k];
+            *scale = grid.scale[1 + k];
+            *min = -lo;
+        }
+        int r = refit_of[k];
+        if (r >= 0 && refit.err[r] < best) {
+            best = refit.err[r];
+            *scale = refit.scale[r];
+            *min = refit.min[r];
+        }
+    }
+}
+
+// fit_symmetric's choice for the uniform grid lowest..highest (lowest < 0, the code of
+// largest magnitude), with the candidates scored by `score`; refits are shared as in
+// fit_affine_batched.
+static float fit_symmetric_batched(kquant_score_fn score, const float *x, int n, int lowest,
+                                   int highest)
+{
+    float edge = signed_absmax(x, n) / (float)lowest;
+    if (edge == 0.0f)
+        return 0.0f;
+    // Candidate 0 is the edge, 1 + k the edge shrunken by search_factor(k).
+    kquant_candidates grid;
+    grid.count = 1 + SEARCH_STEPS;
+    grid.scale[0] = edge;
+    grid.min[0] = 0.0f;
+    for (int k = 0; k < SEARCH_STEPS; k++) {
+        grid.scale[1 + k] = edge * search_factors[k];
+        grid.min[1 + k] = 0.0f;
+    }
+    score(x, n, lowest, highest, &grid, true);
+    kquant_candidates refit;
+    refit.count = 0;
+    int refit_of[SEARCH_STEPS];
+    for (int k = 0; k < SEARCH_STEPS; k++) {
+        double sgx = grid.sum_qx[1 + k], sgg = grid.sum_qq[1 + k];
+        if (k > 0 && same_bits(&grid.sum_qq[k], &sgg, sizeof sgg) &&
+            same_bits(&grid.sum_qx[k], &sgx, sizeof sgx)) {
+            refit_of[k] = refit_of[k - 1];
+            continue;
+        }
+        refit_of[k] = -1;
+        if (sgg <= 0)
+            continue;
+        float rs = (float)(sgx / sgg);
+        int last = refit.count - 1;
+        if (last >= 0 && same_bits(&refit.scale[last], &rs, sizeof rs)) {
+            refit_of[k] = last;
+            continue;
+        }
+        refit_of[k] = refit.count;
+        refit.scale[refit.count] = rs;
+        refit.min[refit.count] = 0.0f;
+        refit.count++;
+    }
+    score(x, n, lowest, highest, &refit, false);
+    float best_scale = edge, best = grid.err[0];
+    for (int k = 0; k < SEARCH_STEPS; k++) {
+        if (grid.err[1 + k] < best) {
+            best = grid.err[1 + k];
+            best_scale = grid.scale[1 + k];
+        }
+        int r = refit_of[k];
+        if (r >= 0 && refit.err[r] < best) {
+            best = refit.err[r];
+            best_scale = refit.scale[r];
+        }
+    }
+    return best_scale;
+}
+
+// The scalar kernels: code_sse's loop, one candidate after another.
+static void score_scalar(const float *x, int n, int lowest, int highest, kquant_candidates *c,
+                         bool sums)
+{
+    for (int j = 0; j < c->count; j++) {
+        float scale = c->scale[j], min = c->min[j], err = 0.0f;
+        double sq = 0, sqq = 0, sqx = 0;
+        for (int i = 0; i < n; i++) {
+            int q = round_clamp(scale != 0.0f ? (x[i] + min) / scale : 0.0f, lowest, highest);
+            float e = x[i] - (scale * (float)q - min);
+            err += e * e;
+            sq += q;
+            sqq += (double)q * q;
+            sqx += (double)q * x[i];
+        }
+        c->err[j] = err;
+        if (sums) {
+            c->sum_q[j] = sq;
+            c->sum_qq[j] = sqq;
+            c->sum_qx[j] = sqx;
+        }
+    }
+}
+
+static void codes_scalar(const float *x, int n, int lowest, int highest, float scale, float min,
+                         uint8_t *idx)
+{
+    for (int i = 0; i < n; i++) {
+        float t = scale != 0.0f ? (x[i] + min) / scale : 0.0f;
+        idx[i] = (uint8_t)(round_clamp(t, lowest, highest) - lowest);
+    }
+}
+
+const kquant_kernels tensor_kquant_scalar = {score_scalar, codes_scalar};
+
 // ---- K-quant super-blocks ----
+//
+// A super-block's search runs one of two ways: the reference's (kk NULL: fit_affine,
+// fit_symmetric and code_sse, one candidate at a time) or batched (kk the kernels of one
+// instruction set, kquant.h). Both make the same choices, so the _ref quantizers and the
+// others write the same bytes.
 
 // An offset K-quant (Q2_K, Q4_K, Q5_K): x = (d * sc) * q - (dmin * m) per sub-block, sc
 // and m codes in 0..code_max.
@@ -387,51 +619,73 @@ typedef struct affine_codes {
 
 // Picks sub-block s's (sc, m) codes among the ones next to its fitted scale and min,
 // using the stored d and dmin, and codes its values.
-static void affine_sub_codes(const float *x, const affine_spec *sp, affine_codes *out, int s,
-                             float scale, float min)
+static void affine_sub_codes(const kquant_kernels *kk, const float *x, const affine_spec *sp,
+                             affine_codes *out, int s, float scale, float min)
 {
     int sc0 = scale_code(scale, out->d, 0, sp->code_max);
     int m0 = scale_code(min, out->dmin, 0, sp->code_max);
-    int best_sc = sc0, best_m = m0;
-    float best = INFINITY;
+    kquant_candidates c; // the (sc, m) pairs in range, in the order they are compared
+    int sc_of[9], m_of[9];
+    c.count = 0;
     for (int sc = sc0 - 1; sc <= sc0 + 1; sc++) {
         for (int m = m0 - 1; m <= m0 + 1; m++) {
             if (sc < 0 || sc > sp->code_max || m < 0 || m > sp->code_max)
                 continue;
-            float err = code_sse_below(x, sp->sub_size, &sp->grid, out->d * (float)sc,
-                                       out->dmin * (float)m, best);
-            if (err < best) {
-                best = err;
-                best_sc = sc;
-                best_m = m;
-            }
+            sc_of[c.count] = sc;
+            m_of[c.count] = m;
+            c.scale[c.count] = out->d * (float)sc;
+            c.min[c.count] = out->dmin * (float)m;
+            c.count++;
+        }
+    }
+    if (kk)
+        kk->score(x, sp->sub_size, 0, sp->grid.count - 1, &c, false);
+    int best_sc = sc0, best_m = m0;
+    float best = INFINITY;
+    for (int j = 0; j < c.count; j++) {
+        float err = kk ? c.err[j]
+                       : code_sse_below(x, sp->sub_size, &sp->grid, c.scale[j], c.min[j], best);
+        if (err < best) {
+            best = err;
+            best_sc = sc_of[j];
+            best_m = m_of[j];
         }
     }
     out->sc[s] = (uint8_t)best_sc;
     out->m[s] = (uint8_t)best_m;
-    code_sse(x, sp->sub_size, &sp->grid, out->d * (float)best_sc, out->dmin * (float)best_m,
-             out->q + s * sp->sub_size);
+    float d = out->d * (float)best_sc, dmin = out->dmin * (float)best_m;
+    uint8_t *q = out->q + s * sp->sub_size;
+    if (kk)
+        kk->codes(x, sp->sub_size, 0, sp->grid.count - 1, d, dmin, q);
+    else
+        code_sse(x, sp->sub_size, &sp->grid, d, dmin, q);
 }
 
 // Fits each sub-block, then sets d and dmin so the largest scale and min take the top
 // code, and codes everything under those stored values.
-static void affine_superblock(const float *x, const affine_spec *sp, affine_codes *out)
+static void affine_superblock(const kquant_kernels *kk, const float *x, const affine_spec *sp,
+                              affine_codes *out)
 {
     int n_sub = QK_K / sp->sub_size;
+    assert(sp->grid.lowest == 0 && !sp->grid.values); // codes are 0..count-1 themselves
     float scale[16] = {0}, min[16] = {0}, max_scale = 0.0f, max_min = 0.0f;
     for (int s = 0; s < n_sub; s++) {
-        fit_affine(x + s * sp->sub_size, sp->sub_size, &sp->grid, &scale[s], &min[s]);
+        const float *xs = x + s * sp->sub_size;
+        if (kk)
+            fit_affine_batched(kk->score, xs, sp->sub_size, sp->grid.count - 1, &scale[s], &min[s]);
+        else
+            fit_affine(xs, sp->sub_size, &sp->grid, &scale[s], &min[s]);
         max_scale = fmaxf(max_scale, scale[s]);
         max_min = fmaxf(max_min, min[s]);
     }
     out->d = half_round(max_scale / (float)sp->code_max);
     out->dmin = half_round(max_min / (float)sp->code_max);
     for (int s = 0; s < n_sub; s++)
-        affine_sub_codes(x + s * sp->sub_size, sp, out, s, scale[s], min[s]);
+        affine_sub_codes(kk, x + s * sp->sub_size, sp, out, s, scale[s], min[s]);
 }
 
 // A signed-scale K-quant (Q3_K, Q6_K, IQ4_XS): x = (d * sc) * grid[q] per sub-block, sc
-// codes in code_lo..code_hi.
+// codes in code_lo..code_hi. Only uniform grids are searched batched.
 typedef struct symmetric_spec {
     int sub_size;
     int code_lo, code_hi;
@@ -444,55 +698,90 @@ typedef struct symmetric_codes {
     uint8_t q[QK_K]; // (256) grid indices
 } symmetric_codes;
 
-static void symmetric_sub_codes(const float *x, const symmetric_spec *sp, symmetric_codes *out,
-                                int s, float scale)
+static void symmetric_sub_codes(const kquant_kernels *kk, const float *x, const symmetric_spec *sp,
+                                symmetric_codes *out, int s, float scale)
 {
     int sc0 = scale_code(scale, out->d, sp->code_lo, sp->code_hi);
-    int best_sc = sc0;
-    float best = INFINITY;
+    kquant_candidates c; // the codes in range, in the order they are compared
+    int sc_of[3];
+    c.count = 0;
     for (int sc = sc0 - 1; sc <= sc0 + 1; sc++) {
         if (sc < sp->code_lo || sc > sp->code_hi)
             continue;
-        float err = code_sse_below(x, sp->sub_size, &sp->grid, out->d * (float)sc, 0.0f, best);
+        sc_of[c.count] = sc;
+        c.scale[c.count] = out->d * (float)sc;
+        c.min[c.count] = 0.0f;
+        c.count++;
+    }
+    const code_grid *g = &sp->grid;
+    int highest = g->lowest + g->count - 1;
+    if (kk)
+        kk->score(x, sp->sub_size, g->lowest, highest, &c, false);
+    int best_sc = sc0;
+    float best = INFINITY;
+    for (int j = 0; j < c.count; j++) {
+        float err = kk ? c.err[j] : code_sse_below(x, sp->sub_size, g, c.scale[j], 0.0f, best);
         if (err < best) {
             best = err;
-            best_sc = sc;
+            best_sc = sc_of[j];
         }
     }
     out->sc[s] = best_sc;
-    code_sse(x, sp->sub_size, &sp->grid, out->d * (float)best_sc, 0.0f, out->q + s * sp->sub_size);
+    float d = out->d * (float)best_sc;
+    uint8_t *q = out->q + s * sp->sub_size;
+    if (kk)
+        kk->codes(x, sp->sub_size, g->lowest, highest, d, 0.0f, q);
+    else
+        code_sse(x, sp->sub_size, g, d, 0.0f, q);
 }
 
 // Fits each sub-block's signed scale, maps the largest in magnitude onto code_lo (the
-// code of largest magnitude) and codes everything under the stored d.
-static void symmetric_superblock(const float *x, const symmetric_spec *sp, symmetric_codes *out)
+// code of largest magnitude) and codes everything under the stored d. kk must be NULL
+// for a non-uniform grid.
+static void symmetric_superblock(const kquant_kernels *kk, const float *x, const symmetric_spec *sp,
+                                 symmetric_codes *out)
 {
     int n_sub = QK_K / sp->sub_size;
+    const code_grid *g = &sp->grid;
+    assert(!kk || !g->values);
     float scale[16] = {0};
-    for (int s = 0; s < n_sub; s++)
-        scale[s] = fit_symmetric(x + s * sp->sub_size, sp->sub_size, &sp->grid);
+    for (int s = 0; s < n_sub; s++) {
+        const float *xs = x + s * sp->sub_size;
+        scale[s] = kk ? fit_symmetric_batched(kk->score, xs, sp->sub_size, g->lowest,
+                                              g->lowest + g->count - 1)
+                      : fit_symmetric(xs, sp->sub_size, g);
+    }
     out->d = half_round(signed_absmax(scale, n_sub) / (float)sp->code_lo);
     for (int s = 0; s < n_sub; s++)
-        symmetric_sub_codes(x + s * sp->sub_size, sp, out, s, scale[s]);
+        symmetric_sub_codes(kk, x + s * sp->sub_size, sp, out, s, scale[s]);
 }
 
-void tensor_quantize_q2_k(const float *src, void *dst, int64_t n)
+static const affine_spec q2_k_spec = {16, 15, {0, 4, NULL}};
+static const affine_spec q4_k_spec = {32, 63, {0, 16, NULL}};
+static const affine_spec q5_k_spec = {32, 63, {0, 32, NULL}};
+static const symmetric_spec q3_k_spec = {16, -32, 31, {-4, 8, NULL}};
+static const symmetric_spec q6_k_spec = {16, -128, 127, {-32, 64, NULL}};
+
+static void pack_q2_k(const affine_codes *c, block_q2_k *blk)
 {
-    static const affine_spec spec = {16, 15, {0, 4, NULL}};
+    memset(blk, 0, sizeof *blk);
+    blk->d = tensor_f32_to_f16(c->d);
+    blk->dmin = tensor_f32_to_f16(c->dmin);
+    for (int s = 0; s < QK_K / 16; s++)
+        blk->scales[s] = (uint8_t)(c->sc[s] | (c->m[s] << 4));
+    for (int i = 0; i < QK_K; i++) {
+        int h = i / 128, j = (i % 128) / 32, l = i % 32;
+        blk->qs[32 * h + l] |= (uint8_t)(c->q[i] << (2 * j));
+    }
+}
+
+static void quantize_q2_k(const kquant_kernels *kk, const float *src, void *dst, int64_t n)
+{
     block_q2_k *blocks = dst;
     for (int64_t b = 0; b < n / QK_K; b++, src += QK_K) {
         affine_codes c;
-        affine_superblock(src, &spec, &c);
-        block_q2_k *blk = &blocks[b];
-        memset(blk, 0, sizeof *blk);
-        blk->d = tensor_f32_to_f16(c.d);
-        blk->dmin = tensor_f32_to_f16(c.dmin);
-        for (int s = 0; s < QK_K / 16; s++)
-            blk->scales[s] = (uint8_t)(c.sc[s] | (c.m[s] << 4));
-        for (int i = 0; i < QK_K; i++) {
-            int h = i / 128, j = (i % 128) / 32, l = i % 32;
-            blk->qs[32 * h + l] |= (uint8_t)(c.q[i] << (2 * j));
-        }
+        affine_superblock(kk, src, &q2_k_spec, &c);
+        pack_q2_k(&c, &blocks[b]);
     }
 }
 
@@ -506,22 +795,25 @@ static void pack_q3_k_scales(const int *sc, uint8_t *scales)
     }
 }
 
-void tensor_quantize_q3_k(const float *src, void *dst, int64_t n)
+static void pack_q3_k(const symmetric_codes *c, block_q3_k *blk)
 {
-    static const symmetric_spec spec = {16, -32, 31, {-4, 8, NULL}};
+    memset(blk, 0, sizeof *blk);
+    blk->d = tensor_f32_to_f16(c->d);
+    pack_q3_k_scales(c->sc, blk->scales);
+    for (int i = 0; i < QK_K; i++) {
+        int h = i / 128, j = (i % 128) / 32, l = i % 32;
+        blk->qs[32 * h + l] |= (uint8_t)((c->q[i] & 3) << (2 * j));
+        blk->hmask[l] |= (uint8_t)((c->q[i] >> 2) << (4 * h + j));
+    }
+}
+
+static void quantize_q3_k(const kquant_kernels *kk, const float *src, void *dst, int64_t n)
+{
     block_q3_k *blocks = dst;
     for (int64_t b = 0; b < n / QK_K; b++, src += QK_K) {
         symmetric_codes c;
-        symmetric_superblock(src, &spec, &c);
-        block_q3_k *blk = &blocks[b];
-        memset(blk, 0, sizeof *blk);
-        blk->d = tensor_f32_to_f16(c.d);
-        pack_q3_k_scales(c.sc, blk->scales);
-        for (int i = 0; i < QK_K; i++) {
-            int h = i / 128, j = (i % 128) / 32, l = i % 32;
-            blk->qs[32 * h + l] |= (uint8_t)((c.q[i] & 3) << (2 * j));
-            blk->hmask[l] |= (uint8_t)((c.q[i] >> 2) << (4 * h + j));
-        }
+        symmetric_superblock(kk, src, &q3_k_spec, &c);
+        pack_q3_k(&c, &blocks[b]);
     }
 }
 
@@ -545,13 +837,12 @@ static void pack_k4_nibbles(const uint8_t *q, uint8_t *qs)
     }
 }
 
-void tensor_quantize_q4_k(const float *src, void *dst, int64_t n)
+static void quantize_q4_k(const kquant_kernels *kk, const float *src, void *dst, int64_t n)
 {
-    static const affine_spec spec = {32, 63, {0, 16, NULL}};
     block_q4_k *blocks = dst;
     for (int64_t b = 0; b < n / QK_K; b++, src += QK_K) {
         affine_codes c;
-        affine_superblock(src, &spec, &c);
+        affine_superblock(kk, src, &q4_k_spec, &c);
         blocks[b].d = tensor_f32_to_f16(c.d);
         blocks[b].dmin = tensor_f32_to_f16(c.dmin);
         pack_k4_scales(c.sc, c.m, blocks[b].scales);
@@ -559,13 +850,12 @@ void tensor_quantize_q4_k(const float *src, void *dst, int64_t n)
     }
 }
 
-void tensor_quantize_q5_k(const float *src, void *dst, int64_t n)
+static void quantize_q5_k(const kquant_kernels *kk, const float *src, void *dst, int64_t n)
 {
-    static const affine_spec spec = {32, 63, {0, 32, NULL}};
     block_q5_k *blocks = dst;
     for (int64_t b = 0; b < n / QK_K; b++, src += QK_K) {
         affine_codes c;
-        affine_superblock(src, &spec, &c);
+        affine_superblock(kk, src, &q5_k_spec, &c);
         block_q5_k *blk = &blocks[b];
         blk->d = tensor_f32_to_f16(c.d);
         blk->dmin = tensor_f32_to_f16(c.dmin);
@@ -579,25 +869,144 @@ void tensor_quantize_q5_k(const float *src, void *dst, int64_t n)
     }
 }
 
-void tensor_quantize_q6_k(const float *src, void *dst, int64_t n)
+static void pack_q6_k(const symmetric_codes *c, block_q6_k *blk)
 {
-    static const symmetric_spec spec = {16, -128, 127, {-32, 64, NULL}};
+    memset(blk, 0, sizeof *blk);
+    blk->d = tensor_f32_to_f16(c->d);
+    for (int s = 0; s < QK_K / 16; s++)
+        blk->scales[s] = (int8_t)c->sc[s];
+    for (int i = 0; i < QK_K; i++) {
+        int h = i / 128, k = (i % 128) / 32, l = i % 32;
+        int shift = k < 2 ? 0 : 4; // values l, l+32 low nibbles; l+64, l+96 high
+        blk->ql[64 * h + 32 * (k & 1) + l] |= (uint8_t)((c->q[i] & 0x0F) << shift);
+        blk->qh[32 * h + l] |= (uint8_t)((c->q[i] >> 4) << (2 * k));
+    }
+}
+
+static void quantize_q6_k(const kquant_kernels *kk, const float *src, void *dst, int64_t n)
+{
     block_q6_k *blocks = dst;
     for (int64_t b = 0; b < n / QK_K; b++, src += QK_K) {
         symmetric_codes c;
-        symmetric_superblock(src, &spec, &c);
-        block_q6_k *blk = &blocks[b];
-        memset(blk, 0, sizeof *blk);
-        blk->d = tensor_f32_to_f16(c.d);
-        for (int s = 0; s < QK_K / 16; s++)
-            blk->scales[s] = (int8_t)c.sc[s];
-        for (int i = 0; i < QK_K; i++) {
-            int h = i / 128, k = (i % 128) / 32, l = i % 32;
-            int shift = k < 2 ? 0 : 4; // values l, l+32 low nibbles; l+64, l+96 high
-            blk->ql[64 * h + 32 * (k & 1) + l] |= (uint8_t)((c.q[i] & 0x0F) << shift);
-            blk->qh[32 * h + l] |= (uint8_t)((c.q[i] >> 4) << (2 * k));
-        }
+        symmetric_superblock(kk, src, &q6_k_spec, &c);
+        pack_q6_k(&c, &blocks[b]);
     }
+}
+
+// The reference quantizers: the search one candidate at a time.
+void tensor_quantize_q2_k_ref(const float *src, void *dst, int64_t n)
+{
+    quantize_q2_k(NULL, src, dst, n);
+}
+
+void tensor_quantize_q3_k_ref(const float *src, void *dst, int64_t n)
+{
+    quantize_q3_k(NULL, src, dst, n);
+}
+
+void tensor_quantize_q4_k_ref(const float *src, void *dst, int64_t n)
+{
+    quantize_q4_k(NULL, src, dst, n);
+}
+
+void tensor_quantize_q5_k_ref(const float *src, void *dst, int64_t n)
+{
+    quantize_q5_k(NULL, src, dst, n);
+}
+
+void tensor_quantize_q6_k_ref(const float *src, void *dst, int64_t n)
+{
+    quantize_q6_k(NULL, src, dst, n);
+}
+
+// The kernels of each variant (the SIMD ones exist only on x86-64).
+static const kquant_kernels *variant_kernels(tensor_quant_variant v)
+{
+    switch (v) {
+#if defined(__x86_64__)
+    case TENSOR_QUANT_AVX2: return &tensor_kquant_avx2;
+    case TENSOR_QUANT_AVX512: return &tensor_kquant_avx512;
+#endif
+    default: return &tensor_kquant_scalar;
+    }
+}
+
+bool tensor_quant_variant_available(tensor_quant_variant v)
+{
+#if defined(__x86_64__)
+    const cpu_features *cpu = cpu_features_get();
+    if (v == TENSOR_QUANT_AVX2)
+        return cpu->avx2;
+    if (v == TENSOR_QUANT_AVX512)
+        return cpu->avx512;
+#endif
+    return v == TENSOR_QUANT_SCALAR;
+}
+
+const char *tensor_quant_variant_name(tensor_quant_variant v)
+{
+    static const char *const names[TENSOR_QUANT_VARIANT_COUNT] = {
+        [TENSOR_QUANT_SCALAR] = "scalar",
+        [TENSOR_QUANT_AVX2] = "avx2",
+        [TENSOR_QUANT_AVX512] = "avx512",
+    };
+    return (unsigned)v < TENSOR_QUANT_VARIANT_COUNT ? names[v] : "unknown";
+}
+
+// The kernel of the best variant this CPU runs, chosen on first use and then fixed; a race
+// between first callers is benign, each stores the same choice.
+static const kquant_kernels *chosen_kernels(void)
+{
+    static _Atomic int chosen = -1;
+    int c = atomic_load_explicit(&chosen, memory_order_relaxed);
+    if (c < 0) {
+        c = TENSOR_QUANT_SCALAR;
+        for (int v = TENSOR_QUANT_AVX2; v < TENSOR_QUANT_VARIANT_COUNT; v++) {
+            if (tensor_quant_variant_available((tensor_quant_variant)v))
+                c = v;
+        }
+        atomic_store_explicit(&chosen, c, memory_order_relaxed);
+    }
+    return variant_kernels((tensor_quant_variant)c);
+}
+
+bool tensor_quantize_variant(uint32_t type, tensor_quant_variant v, const float *src, void *dst,
+                             int64_t n)
+{
+    const kquant_kernels *kk = variant_kernels(v);
+    switch (type) {
+    case TENSOR_TYPE_Q2_K: quantize_q2_k(kk, src, dst, n); return true;
+    case TENSOR_TYPE_Q3_K: quantize_q3_k(kk, src, dst, n); return true;
+    case TENSOR_TYPE_Q4_K: quantize_q4_k(kk, src, dst, n); return true;
+    case TENSOR_TYPE_Q5_K: quantize_q5_k(kk, src, dst, n); return true;
+    case TENSOR_TYPE_Q6_K: quantize_q6_k(kk, src, dst, n); return true;
+    default: return false;
+    }
+}
+
+void tensor_quantize_q2_k(const float *src, void *dst, int64_t n)
+{
+    quantize_q2_k(chosen_kernels(), src, dst, n);
+}
+
+void tensor_quantize_q3_k(const float *src, void *dst, int64_t n)
+{
+    quantize_q3_k(chosen_kernels(), src, dst, n);
+}
+
+void tensor_quantize_q4_k(const float *src, void *dst, int64_t n)
+{
+    quantize_q4_k(chosen_kernels(), src, dst, n);
+}
+
+void tensor_quantize_q5_k(const float *src, void *dst, int64_t n)
+{
+    quantize_q5_k(chosen_kernels(), src, dst, n);
+}
+
+void tensor_quantize_q6_k(const float *src, void *dst, int64_t n)
+{
+    quantize_q6_k(chosen_kernels(), src, dst, n);
 }
 
 void tensor_quantize_iq4_nl(const float *src, void *dst, int64_t n)
@@ -619,7 +1028,7 @@ void tensor_quantize_iq4_xs(const float *src, void *dst, int64_t n)
     block_iq4_xs *blocks = dst;
     for (int64_t b = 0; b < n / QK_K; b++, src += QK_K) {
         symmetric_codes c;
-        symmetric_superblock(src, &spec, &c);
+        symmetric_superblock(NULL, src, &spec, &c);
         block_iq4_xs *blk = &blocks[b];
         memset(blk, 0, sizeof *blk);
         blk->d = tensor_f32_to_f16(c.d);

@@ -303,6 +303,32 @@ void tensor_quantize_q3_k(const float *src, void *dst, int64_t n);
 void tensor_quantize_q4_k(const float *src, void *dst, int64_t n);
 void tensor_quantize_q5_k(const float *src, void *dst, int64_t n);
 void tensor_quantize_q6_k(const float *src, void *dst, int64_t n);
+// The K-quant quantizers above search each sub-block's scales with a scoring kernel of one
+// instruction set, chosen on first use from cpu_features_get(). The _ref twins are the
+// scalar truth (one candidate scale at a time); every variant writes their bytes exactly.
+void tensor_quantize_q2_k_ref(const float *src, void *dst, int64_t n);
+void tensor_quantize_q3_k_ref(const float *src, void *dst, int64_t n);
+void tensor_quantize_q4_k_ref(const float *src, void *dst, int64_t n);
+void tensor_quantize_q5_k_ref(const float *src, void *dst, int64_t n);
+void tensor_quantize_q6_k_ref(const float *src, void *dst, int64_t n);
+
+typedef enum tensor_quant_variant {
+    TENSOR_QUANT_SCALAR, // the batched search with a scalar kernel (any CPU)
+    TENSOR_QUANT_AVX2,   // x86-64 with AVX2 + FMA + F16C
+    TENSOR_QUANT_AVX512, // x86-64 with AVX-512 F/BW/DQ/VL
+    TENSOR_QUANT_VARIANT_COUNT
+} tensor_quant_variant;
+
+// True when this CPU (as capped by GARLIC_CPU) runs variant v.
+bool tensor_quant_variant_available(tensor_quant_variant v);
+
+// "scalar", "avx2", "avx512".
+const char *tensor_quant_variant_name(tensor_quant_variant v);
+
+// Quantizes n values (a multiple of 256) to type (a K-quant, Q2_K..Q6_K) with variant v,
+// which must be available, for tests and benches; false (nothing written) for other types.
+bool tensor_quantize_variant(uint32_t type, tensor_quant_variant v, const float *src, void *dst,
+                             int64_t n);
 void tensor_quantize_q8_k(const float *src, void *dst, int64_t n);
 void tensor_quantize_iq4_nl(const float *src, void *dst, int64_t n);
 void tensor_quantize_iq4_xs(const float *src, void *dst, int64_t n);
