@@ -79,6 +79,9 @@ static int parse_bench(bench_options *o, int argc, char **argv)
         cli_int("-t|--threads", "N", "compute threads (default: physical cores)", &o->threads, 1,
                 1024),
         cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &o->kv_type),
+        cli_string("--quantize", "TYPE",
+                   "quantize a Hugging Face folder's 16/32-bit weights at load (Q8_0, Q4_K_M...)",
+                   &o->quantize),
         cli_flag("--json", "JSON with llama-bench's field names", &o->json),
         cli_custom("--streams", "N[,N...]", "batched decoding with these stream counts", o,
                    parse_streams),
@@ -220,10 +223,14 @@ static int bench_one_stream(const bench_options *opts)
                            .parallel = 1,
                            .step_tokens = o.batch,
                            .n_threads = o.threads,
-                           .kv_type = o.kv_type};
+                           .kv_type = o.kv_type,
+                           .quantize = o.quantize};
     cli_local l = {0};
     if (rc == GARLIC_OK)
         rc = cli_local_open(&l, o.model_path, &cfg, &err);
+    // the weights as loaded (a folder quantized at load has its new types and size)
+    if (rc == GARLIC_OK && o.quantize)
+        rc = model_info_read(registry_model_weights(l.m)->file, &info, &err);
     bench_result r[2];
     char names[2][32];
     int n = 0;

@@ -16,6 +16,7 @@ typedef struct bench_options {
     uint32_t n_prompt, n_gen, reps, batch;
     int threads;
     kv_type kv_type;
+    const char *quantize; // --quantize: a folder's 16/32-bit matrices at load
     bool json;
     bool batched;                              // --streams or --prefix given: cli_bench_batch_run
     uint32_t streams[BENCH_MAX_STREAM_COUNTS]; // (n_streams) stream counts

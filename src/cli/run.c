@@ -36,6 +36,7 @@ typedef struct run_options {
     uint32_t batch;            // -b
     int threads;               // -t
     kv_type kv_type;
+    const char *quantize; // --quantize: a folder's 16/32-bit matrices at load
     bool verbose;
     sampler_params sampling; // n_vocab filled after loading
     const char *stops[MAX_STOPS];
@@ -84,6 +85,9 @@ static int parse_run_options(run_options *o, int argc, char **argv)
         cli_uint("-b|--batch", "N", "prompt tokens per forward pass (default 512)", &o->batch, 1,
                  65536),
         cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &o->kv_type),
+        cli_string("--quantize", "TYPE",
+                   "quantize a Hugging Face folder's 16/32-bit weights at load (Q8_0, Q4_K_M...)",
+                   &o->quantize),
         cli_strings("--stop", "S", "stop before S (repeatable)", &stops),
         cli_string("--system", "S", "chat: a system message first", &o->system),
         cli_string("--chat-template-file", "FILE", "a Jinja chat template instead of the model's",
@@ -341,6 +345,7 @@ int cli_run(int argc, char **argv)
                            .step_tokens = o.batch,
                            .n_threads = o.threads,
                            .kv_type = o.kv_type,
+                           .quantize = o.quantize,
                            .chat_template_file = o.template_file};
     cli_local l;
     if (cli_local_open(&l, o.model_path, &cfg, &err) != GARLIC_OK) {
