@@ -57,6 +57,30 @@ static void test_stories_golden_text(void **state)
     free(out);
 }
 
+// The repository's demo model (the README's run command): a fresh clone runs it without
+// ../shared. Where ../shared is present it must be the same file, whose greedy text the test
+// above checks against llama2.c's golden; without it, the README's command must still write a
+// story (non-empty text, exit 0).
+static void test_demo_model(void **state)
+{
+    (void)state;
+    size_t size = 0;
+    void *mine = test_read_file("models/stories260K.gguf", &size);
+    assert_non_null(mine);
+    assert_int_equal(size, 1185376);
+    if (test_shared_dir()) {
+        size_t n = 0;
+        void *shared = test_read_file(test_shared_path("models/stories260K.gguf"), &n);
+        assert_int_equal(n, size);
+        assert_memory_equal(mine, shared, size);
+        free(shared);
+    }
+    free(mine);
+    char *out = run_ok("models/stories260K.gguf 'Once upon a time' -n 20 --temp 0");
+    assert_true(strlen(out) > 20);
+    free(out);
+}
+
 static void test_seeds(void **state)
 {
     (void)state;
@@ -201,6 +225,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stories_golden_text),
+        cmocka_unit_test(test_demo_model),
         cmocka_unit_test(test_seeds),
         cmocka_unit_test(test_context_limit_and_stats),
         cmocka_unit_test(test_dump_logits),
