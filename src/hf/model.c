@@ -2119,9 +2119,14 @@ gguf_file *hf_open(const char *path, const hf_open_options *opt, garlic_error *e
     l->h = h;
     if (h->opt.meta_only) { // made tensors point at a placeholder: shapes and types only
         static const uint8_t placeholder[64] __attribute__((aligned(64)));
-        for (size_t i = 0; i < h->n_outs; i++)
-            if (!h->outs[i].data)
-                gguf_writer_set_data(h->w, i, placeholder);
+        for (size_t i = 0; i < h->n_outs; i++) { // values already in memory are real
+            const out_t *o = &h->outs[i];
+            const void *data = o->data ? o->data
+                : o->i32               ? (const void *)o->i32
+                : o->f32               ? (const void *)o->f32
+                                       : placeholder;
+            gguf_writer_set_data(h->w, i, data);
+        }
         return gguf_writer_open(h->w, h->dir, release_loaded, l, err);
     }
     size_t total = 0;

@@ -18,6 +18,7 @@
 #include "base/alloc.h"
 #include "hf/hf.h"
 #include "model/model.h"
+#include "planner/planner.h"
 #include "tensor/types.h"
 
 static const char *python(void)
@@ -299,6 +300,17 @@ static void test_encodings(void **state)
                  strstr(cases[i].enc, "actorder") ? "-actorder" : "");
         const char *f = folder(g, name, opts);
         assert_same_values(f, decoded);
+        // planned from shapes alone (meta_only): the same weights table a load gives
+        planner_input planned, loaded;
+        garlic_error e = {0};
+        if (planner_from_model_path(f, NULL, &planned, &e))
+            fail_msg("%s: %s", f, e.message);
+        model *m = model_load(f, &e);
+        assert_non_null(m);
+        assert_int_equal(planner_from_model(m, f, &loaded, &e), 0);
+        assert_int_equal(planned.weights.tensor_bytes, loaded.weights.tensor_bytes);
+        assert_int_equal(planned.weights.n_params, loaded.weights.n_params);
+        model_free(m);
         double d = logit_diff(decoded, NULL, f, NULL);
         if (d > cases[i].tol)
             fail_msg("%s %s: logits differ from the decoded folder's by %g (tolerance %g)",
