@@ -536,7 +536,8 @@ static int pull_registry(const char *root, store_manifest *m, const store_pull_o
 }
 
 // Picks from the hub's file listing the GGUF for the tag: its name holds the tag (any case);
-// "latest" takes Q4_K_M, else the only GGUF. Fills b (file, size, digest) or fails.
+// "latest" takes Q4_K_M, else the only GGUF. Fills b (file, size, and the digest when the
+// listing has the LFS sha256) or fails.
 static int pick_gguf(const cJSON *files, const char *tag, const char *what, blob *b,
                      garlic_error *err)
 {
@@ -575,13 +576,78 @@ static int pick_gguf(const cJSON *files, const char *tag, const char *what, blob
                                              : NULL;
     if (digest && strncmp(digest, "sha256:", 7) == 0)
         digest += 7;
-    if (!hex_digest(digest) || !cJSON_IsNumber(size) || size->valuedouble < 0)
-        return garlic_error_set(err, GARLIC_EFORMAT,
-                                "%s: the listing gives '%s' no LFS sha256 and size", what,
+    if (!cJSON_IsNumber(size) || size->valuedouble < 0)
+        return garlic_error_set(err, GARLIC_EFORMAT, "%s: the listing gives '%s' no size", what,
                                 path->valuestring);
     snprintf(b->file, sizeof b->file, "%s", path->valuestring);
-    memcpy(b->digest, digest, STORE_DIGEST_HEX + 1);
+    if (hex_digest(digest)) // else the ETag of the download will have to say (etag_digest)
+        memcpy(b->digest, digest, STORE_DIGEST_HEX + 1);
     b->size = (uint64_t)size->valuedouble;
+    return GARLIC_OK;
+}
+
+// Keeps the sha256 an X-Linked-Etag or ETag header carries (quoted, maybe weak), if any;
+// X-Linked-Etag (the LFS object's, on the hub's redirect) wins over ETag.
+static size_t on_header(char *data, size_t size, size_t n, void *user)
+{
+    char(*tags)[STORE_DIGEST_HEX + 1] = user;
+    size_t len = size * n;
+    int slot = len > 14 && strncasecmp(data, "x-linked-etag:", 14) == 0 ? 0
+        : len > 5 && strncasecmp(data, "etag:", 5) == 0                 ? 1
+                                                                        : -1;
+    if (slot < 0)
+        return len;
+    const char *p = memchr(data, ':', len) + 1, *end = data + len;
+    while (p < end && (*p == ' ' || *p == 'W' || *p == '/' || *p == '"'))
+        p++;
+    if (end - p >= STORE_DIGEST_HEX) {
+        char hex[STORE_DIGEST_HEX + 1];
+        memcpy(hex, p, STORE_DIGEST_HEX);
+        hex[STORE_DIGEST_HEX] = '\0';
+        if (hex_digest(hex) &&
+            (p + STORE_DIGEST_HEX == end || p[STORE_DIGEST_HEX] == '"' ||
+             p[STORE_DIGEST_HEX] == '\r'))
+            memcpy(tags[slot], hex, sizeof hex);
+    }
+    return len;
+}
+
+// The sha256 of b from the headers of a HEAD of its URL (redirects not followed: the hub puts
+// X-Linked-Etag on its redirect), for files the listing gives no LFS oid.
+static int etag_digest(const request *r, blob *b, garlic_error *err)
+{
+    char tags[2][STORE_DIGEST_HEX + 1] = {{0}};
+    CURL *c = curl_easy_init();
+    struct curl_slist *headers = NULL;
+    char line[URL_MAX];
+    if (r->token) {
+        snprintf(line, sizeof line, "Authorization: Bearer %s", r->token);
+        headers = curl_slist_append(headers, line);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, b->url);
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "garlic");
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, (void *)tags);
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(c);
+    if (rc != CURLE_OK || status >= 400) {
+        request head = *r;
+        head.url = b->url;
+        return request_error(&head, rc, status, err);
+    }
+    const char *hex = tags[0][0] ? tags[0] : tags[1];
+    if (!hex[0])
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: the hub gives no sha256 for it (no LFS oid in the listing, "
+                                "no sha256 ETag at %s)",
+                                b->file, b->url);
+    memcpy(b->digest, hex, sizeof b->digest);
     return GARLIC_OK;
 }
 
@@ -616,6 +682,8 @@ static int pull_hub(const char *root, store_manifest *m, const store_pull_option
     snprintf(b.url, sizeof b.url, "%.*s/%s/%s/resolve/main/%s", (int)elen, endpoint, n->ns,
              n->model, escaped ? escaped : b.file);
     curl_free(escaped);
+    if (!b.digest[0] && (rc = etag_digest(&r, &b, err)) != GARLIC_OK)
+        return rc;
     snprintf(m->source, sizeof m->source, "%.*s", (int)sizeof m->source - 1, b.url);
     snprintf(m->format, sizeof m->format, "gguf");
     quantization_of(b.file, m->quantization, sizeof m->quantization);

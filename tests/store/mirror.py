@@ -6,7 +6,8 @@
 # and redirects every download to a second server on another port (a "CDN", as the hub does).
 # Faults are chosen by the repository's name: "cut" (the body stops halfway unless the request
 # has a Range), "badsum" (the advertised sha256 is wrong), "private" (401 without the token
-# "Bearer secret-token"), "slow" (64 KiB every 50 ms), "flaky" (the first download answers 503).
+# "Bearer secret-token"), "slow" (64 KiB every 50 ms), "flaky" (the first download answers 503),
+# "nolfs" (the listing gives no LFS oid: the sha256 is in the X-Linked-Etag of the redirect).
 # GET /_stats answers {"downloads": {path: count}} of the CDN's file requests.
 import argparse
 import hashlib
@@ -66,11 +67,16 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(401, {"error": "Invalid credentials in Authorization header"})
         return False
 
-    def redirect(self, org, repo, name):
+    def redirect(self, org, repo, name, linked_etag=None):
         self.send_response(302)
+        if linked_etag:
+            self.send_header("X-Linked-Etag", '"%s"' % linked_etag)
         self.send_header("Location", "http://127.0.0.1:%d/cdn/%s/%s/%s" % (CDN_PORT, org, repo, name))
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+    def do_HEAD(self):
+        self.do_GET()
 
     def do_GET(self):
         parts = self.path.split("?")[0].strip("/").split("/")
@@ -86,7 +92,8 @@ class Handler(BaseHTTPRequestHandler):
             if not d or not os.path.isfile(os.path.join(d, parts[4])):
                 return self.send_json(404, {"error": "Entry not found"})
             if self.authorized(parts[1]):
-                self.redirect(parts[0], parts[1], parts[4])
+                self.redirect(parts[0], parts[1], parts[4],
+                              advertised(parts[1], os.path.join(d, parts[4])))
             return
         if parts[0] == "v2" and len(parts) == 5:
             return self.registry(parts[1], parts[2], parts[3], parts[4])
@@ -102,9 +109,10 @@ class Handler(BaseHTTPRequestHandler):
         for name in sorted(os.listdir(d)):
             path = os.path.join(d, name)
             size = os.path.getsize(path)
-            files.append({"type": "file", "path": name, "size": size, "oid": "0" * 40,
-                          "lfs": {"oid": advertised(repo, path), "size": size,
-                                  "pointerSize": 134}})
+            entry = {"type": "file", "path": name, "size": size, "oid": "0" * 40}
+            if "nolfs" not in repo:
+                entry["lfs"] = {"oid": advertised(repo, path), "size": size, "pointerSize": 134}
+            files.append(entry)
         if info:
             return self.send_json(200, {"id": org + "/" + repo,
                                         "siblings": [{"rfilename": f["path"]} for f in files]})

@@ -27,8 +27,9 @@ static char mirror_root[512];
 static char endpoint[64];
 
 // The repositories the mirror serves (ORG/REPO, one GGUF each, distinct bytes).
-static const char *const repos[] = {"test/tiny",    "library/x", "test/cut",   "test/badsum",
-                                    "test/private", "test/slow", "test/flaky", "library/cutx"};
+static const char *const repos[] = {"test/tiny",   "library/x",    "test/cut",
+                                    "test/badsum", "test/private", "test/slow",
+                                    "test/flaky",  "library/cutx", "test/nolfs"};
 enum { N_REPOS = sizeof repos / sizeof repos[0] };
 
 static void source_path(const char *repo, char *buf, size_t cap)
@@ -338,6 +339,39 @@ static void test_faults_leave_store(void **state)
     check_stored(store, "hf.co/test/private:Q8_0", "test/private");
 }
 
+static void test_etag_digest(void **state)
+{
+    (void)state;
+    const char *store = new_store("etag");
+    char *out, *err;
+    int rc = garlic(store, &out, &err, "pull hf.co/test/nolfs:Q8_0");
+    if (rc != 0)
+        fail_msg("pull: exit %d: %s", rc, err);
+    free(out), free(err);
+    check_stored(store, "hf.co/test/nolfs:Q8_0", "test/nolfs");
+}
+
+static void test_sha256_vectors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *hex;
+    } vectors[] = {
+        {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+    };
+    for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
+        const char *path = test_temp_path("vector");
+        assert_int_equal(test_write_file(path, vectors[i].text, strlen(vectors[i].text)), 0);
+        char hex[STORE_DIGEST_HEX + 1];
+        garlic_error err;
+        assert_int_equal(store_sha256_file(path, hex, &err), 0);
+        assert_string_equal(hex, vectors[i].hex);
+    }
+}
+
 static void test_flaky_retried(void **state)
 {
     (void)state;
@@ -413,6 +447,8 @@ int main(void)
         cmocka_unit_test(test_cut_then_resumed),
         cmocka_unit_test(test_faults_leave_store),
         cmocka_unit_test(test_flaky_retried),
+        cmocka_unit_test(test_etag_digest),
+        cmocka_unit_test(test_sha256_vectors),
         cmocka_unit_test(test_two_pulls_download_once),
         cmocka_unit_test(test_list_rm_cp),
     };
