@@ -197,6 +197,15 @@ def main():
     with open(tmp, "w") as f:
         f.write("%d %d\n" % (hub.server_address[1], CDN_PORT))
     os.rename(tmp, args.port_file)
+    # Ends with the test that started it, even when that test crashed.
+    parent = os.getppid()
+
+    def watch_parent():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
     try:
         hub.serve_forever()
     except KeyboardInterrupt:
