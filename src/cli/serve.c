@@ -87,7 +87,9 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
     cli_list models = {.items = o->models, .max = MAX_MODEL_FLAGS};
     const cli_option options[] = {
         cli_strings("-m|--model", "PATH[=NAME]",
-                    "a model to serve, named NAME (default: the file name); repeatable", &models),
+                    "a model file, folder or stored name (garlic pull) to serve, named NAME "
+                    "(default: the file name, or the stored name); repeatable",
+                    &models),
         cli_string("--models-dir", "DIR", "serve every .gguf file and model folder of DIR too",
                    &o->models_dir),
         cli_string("--host", "ADDR", "address to listen on (default 127.0.0.1)", &o->server.host),

@@ -220,6 +220,11 @@ static void test_pull_hub(void **state)
     assert_non_null(strstr(out, "hf.co/test/tiny:Q8_0"));
     assert_non_null(strstr(out, "Q8_0"));
     free(out), free(err);
+    // run takes the stored name.
+    rc = garlic(store, &out, &err, "run hf.co/test/tiny:Q8_0 'Once' -n 4");
+    if (rc != 0)
+        fail_msg("run: exit %d: %s", rc, err);
+    free(out), free(err);
     // A second pull finds the blob and downloads nothing.
     assert_int_equal(garlic(store, &out, &err, "pull hf.co/test/tiny:Q8_0"), 0);
     assert_non_null(strstr(err, "already in the store"));
