@@ -37,6 +37,9 @@ int cli_pull(int argc, char **argv)
                  100),
         cli_uint("--backoff-ms", "MS", "the first retry's wait, doubled each time (default 1000)",
                  &o.backoff_ms, 0, 600000),
+        cli_uint("--stall-timeout", "S",
+                 "cut (and retry) a download that moves no byte for S seconds (default 60)",
+                 &o.stall_seconds, 1, 86400),
         cli_flag("-q|--quiet", "no progress", &quiet),
         {0},
     };

@@ -32,7 +32,8 @@ enum { JSON_MAX = 16 << 20, URL_MAX = 4096 };
 
 void store_pull_options_default(store_pull_options *o)
 {
-    *o = (store_pull_options){.retries = 5, .backoff_ms = 1000, .progress = stderr};
+    *o = (store_pull_options){
+        .retries = 5, .backoff_ms = 1000, .stall_seconds = 60, .progress = stderr};
 }
 
 // ---- progress ----
@@ -171,6 +172,7 @@ typedef struct request {
     const char *accept; // an Accept header, or NULL
     const char *token;  // a Bearer token, or NULL
     bool hub;           // 401 and 403 say to set HF_TOKEN
+    uint32_t stall_seconds;
 } request;
 
 // Turns a final failure into an error naming the model or file.
@@ -216,7 +218,7 @@ static void perform(const request *r, sink *s, uint64_t range_from, progress *pr
     curl_easy_setopt(c, CURLOPT_USERAGENT, "garlic");
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(r->stall_seconds ? r->stall_seconds : 60));
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
     if (range_from > 0) {
@@ -668,7 +670,8 @@ static int pull_hub(const char *root, store_manifest *m, const store_pull_option
     store_name_format(n, full, sizeof full);
     snprintf(url, sizeof url, "%.*s/api/models/%s/%s/tree/main", (int)elen, endpoint, n->ns,
              n->model);
-    request r = {.url = url, .what = full, .token = token, .hub = true};
+    request r = {
+        .url = url, .what = full, .token = token, .hub = true, .stall_seconds = o->stall_seconds};
     cJSON *files;
     int rc = get_json(&r, o, &files, err);
     if (rc)

@@ -133,11 +133,12 @@ typedef struct store_pull_options {
     const char *hf_token;    // NULL: $HF_TOKEN (sent as "Authorization: Bearer")
     uint32_t retries;        // attempts after the first on transient failures
     uint32_t backoff_ms;     // the first retry's wait, doubled each time
+    uint32_t stall_seconds;  // a transfer that moves no byte this long is cut (and retried)
     FILE *progress;          // NULL: silent; a terminal gets a bar, anything else lines
 } store_pull_options;
 
-// Defaults: secure, endpoints and token from the environment, 5 retries from 1 s, progress
-// on stderr.
+// Defaults: secure, endpoints and token from the environment, 5 retries from 1 s, stalls cut
+// after 60 s, progress on stderr.
 void store_pull_options_default(store_pull_options *o);
 
 // Downloads name into the store at root: its blobs first (resumed, verified, each under a

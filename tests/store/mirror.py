@@ -7,7 +7,8 @@
 # Faults are chosen by the repository's name: "cut" (the body stops halfway unless the request
 # has a Range), "badsum" (the advertised sha256 is wrong), "private" (401 without the token
 # "Bearer secret-token"), "slow" (64 KiB every 50 ms), "flaky" (the first download answers 503),
-# "nolfs" (the listing gives no LFS oid: the sha256 is in the X-Linked-Etag of the redirect).
+# "nolfs" (the listing gives no LFS oid: the sha256 is in the X-Linked-Etag of the redirect),
+# "stall" (the body stops halfway for 30 s unless the request has a Range).
 # GET /_stats answers {"downloads": {path: count}} of the CDN's file requests.
 import argparse
 import hashlib
@@ -170,6 +171,11 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("ETag", '"%s"' % sha256_of(path))
         self.end_headers()
         body = data[start:]
+        if "stall" in repo and not rng:
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            time.sleep(30)
+            return
         if "cut" in repo and not rng:
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()

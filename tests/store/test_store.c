@@ -27,9 +27,9 @@ static char mirror_root[512];
 static char endpoint[64];
 
 // The repositories the mirror serves (ORG/REPO, one GGUF each, distinct bytes).
-static const char *const repos[] = {"test/tiny",   "library/x",    "test/cut",
-                                    "test/badsum", "test/private", "test/slow",
-                                    "test/flaky",  "library/cutx", "test/nolfs"};
+static const char *const repos[] = {"test/tiny",    "library/x", "test/cut",   "test/badsum",
+                                    "test/private", "test/slow", "test/flaky", "library/cutx",
+                                    "test/nolfs",   "test/stall"};
 enum { N_REPOS = sizeof repos / sizeof repos[0] };
 
 static void source_path(const char *repo, char *buf, size_t cap)
@@ -344,6 +344,23 @@ static void test_faults_leave_store(void **state)
     check_stored(store, "hf.co/test/private:Q8_0", "test/private");
 }
 
+// A server that stops sending is cut after --stall-timeout and the retry resumes.
+static void test_stall_retried(void **state)
+{
+    (void)state;
+    const char *store = new_store("stall");
+    char *out, *err;
+    time_t start = time(NULL);
+    int rc = garlic(store, &out, &err,
+                    "pull --stall-timeout 1 --backoff-ms 10 hf.co/test/stall:Q8_0");
+    if (rc != 0)
+        fail_msg("pull: exit %d: %s", rc, err);
+    assert_non_null(strstr(err, "retrying"));
+    free(out), free(err);
+    assert_true(time(NULL) - start < 20); // not the mirror's 30 s stall
+    check_stored(store, "hf.co/test/stall:Q8_0", "test/stall");
+}
+
 static void test_etag_digest(void **state)
 {
     (void)state;
@@ -453,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_faults_leave_store),
         cmocka_unit_test(test_flaky_retried),
         cmocka_unit_test(test_etag_digest),
+        cmocka_unit_test(test_stall_retried),
         cmocka_unit_test(test_sha256_vectors),
         cmocka_unit_test(test_two_pulls_download_once),
         cmocka_unit_test(test_list_rm_cp),
