@@ -9,7 +9,8 @@
 # "Bearer secret-token"), "slow" (64 KiB every 50 ms), "flaky" (the first download answers 503),
 # "nolfs" (the listing gives no LFS oid: the sha256 is in the X-Linked-Etag of the redirect),
 # "stall" (the body stops halfway for 30 s unless the request has a Range).
-# GET /_stats answers {"downloads": {path: count}} of the CDN's file requests.
+# GET /_stats answers {"downloads": {path: count}} of the CDN's file requests, and
+# "auth_on_cdn": the files the CDN was sent an Authorization header for.
 import argparse
 import hashlib
 import json
@@ -22,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 ROOT = ""
 CDN_PORT = 0
 STATS = {}
+AUTH_ON_CDN = []  # files the CDN was sent a token for (it must not be)
 LOCK = threading.Lock()
 SHA = {}
 
@@ -83,7 +85,8 @@ class Handler(BaseHTTPRequestHandler):
         parts = self.path.split("?")[0].strip("/").split("/")
         if parts == ["_stats"]:
             with LOCK:
-                return self.send_json(200, {"downloads": dict(STATS)})
+                return self.send_json(200, {"downloads": dict(STATS),
+                                            "auth_on_cdn": list(AUTH_ON_CDN)})
         if parts[0] == "cdn" and len(parts) == 4:
             return self.serve_file(parts[1], parts[2], parts[3])
         if parts[:2] == ["api", "models"] and len(parts) in (4, 6):
@@ -151,6 +154,8 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             STATS[key] = STATS.get(key, 0) + 1
             first = STATS[key] == 1
+            if self.headers.get("Authorization"):
+                AUTH_ON_CDN.append(key)
         if "flaky" in repo and first:
             return self.send_json(503, {"error": "try again"})
         with open(path, "rb") as f:

@@ -111,7 +111,7 @@ static int garlic(const char *store, char **out, char **err, const char *args)
                     test_garlic(), args);
 }
 
-// How many times the mirror served a repository's file.
+// How many times the mirror served a repository's file (-1: the CDN was sent a token).
 static int downloads(const char *repo)
 {
     char *out;
@@ -123,6 +123,8 @@ static int downloads(const char *repo)
     snprintf(key, sizeof key, "%s/%s-Q8_0.gguf", repo, strchr(repo, '/') + 1);
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(d, key);
     int count = cJSON_IsNumber(n) ? n->valueint : 0;
+    if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "auth_on_cdn")) > 0)
+        count = -1; // HF_TOKEN must stay with the hub, not follow a redirect to another host
     cJSON_Delete(root);
     free(out);
     return count;
@@ -342,6 +344,7 @@ static void test_faults_leave_store(void **state)
                      0);
     free(out), free(err);
     check_stored(store, "hf.co/test/private:Q8_0", "test/private");
+    assert_int_equal(downloads("test/private"), 1);
 }
 
 // A server that stops sending is cut after --stall-timeout and the retry resumes.
