@@ -410,6 +410,58 @@ static void test_flaky_retried(void **state)
     check_stored(store, "hf.co/test/flaky:Q8_0", "test/flaky");
 }
 
+// A pull killed mid-download (kill -9) leaves no model that looks complete, and the next pull
+// resumes it.
+static void test_killed_then_resumed(void **state)
+{
+    (void)state;
+    const char *store = new_store("killed");
+    char *out, *err;
+    int rc = test_run(&out, &err,
+                      "export GARLIC_MODELS='%s' HF_ENDPOINT=%s; %s pull -q hf.co/test/slow:Q8_0 & "
+                      "p=$!; sleep 0.6; kill -9 $p; wait $p; exit 0",
+                      store, endpoint, test_garlic());
+    assert_int_equal(rc, 0);
+    free(out), free(err);
+    char *seen = visible(store);
+    assert_string_equal(seen, "");
+    free(seen);
+    char *partial;
+    test_run(&partial, NULL, "find '%s/blobs' -name '*-partial' -size +1k", store);
+    if (!partial[0])
+        fail_msg("no partial file after the killed pull");
+    free(partial);
+    rc = garlic(store, &out, &err, "pull hf.co/test/slow:Q8_0");
+    if (rc != 0)
+        fail_msg("pull after the kill: exit %d: %s", rc, err);
+    assert_non_null(strstr(err, "resuming at"));
+    free(out), free(err);
+    check_stored(store, "hf.co/test/slow:Q8_0", "test/slow");
+}
+
+// On a terminal the progress is a bar redrawn in place (script(1) gives the pull one).
+static void test_progress_bar(void **state)
+{
+    (void)state;
+    if (system("command -v script >/dev/null") != 0) {
+        print_message("skipped: script(1) is missing\n");
+        skip();
+    }
+    const char *store = new_store("bar");
+    char *out, *err;
+    int rc = test_run(
+        &out, &err,
+        "GARLIC_MODELS='%s' HF_ENDPOINT=%s script -qec '%s pull hf.co/test/slow:Q8_0' "
+        "/dev/null",
+        store, endpoint, test_garlic());
+    if (rc != 0)
+        fail_msg("pull under script: exit %d: %s", rc, out);
+    assert_non_null(strstr(out, "\rslow-Q8_0.gguf ["));
+    assert_non_null(strstr(out, "MiB/s"));
+    assert_non_null(strstr(out, "##############################]")); // full at the end
+    free(out), free(err);
+}
+
 static void test_two_pulls_download_once(void **state)
 {
     (void)state;
@@ -476,6 +528,8 @@ int main(void)
         cmocka_unit_test(test_stall_retried),
         cmocka_unit_test(test_sha256_vectors),
         cmocka_unit_test(test_two_pulls_download_once),
+        cmocka_unit_test(test_killed_then_resumed),
+        cmocka_unit_test(test_progress_bar),
         cmocka_unit_test(test_list_rm_cp),
     };
     return cmocka_run_group_tests(tests, start_mirror, stop_mirror);
