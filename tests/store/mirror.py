@@ -193,6 +193,13 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(0.05)
 
 
+class Server(ThreadingHTTPServer):
+    # A client that goes away mid-body (a killed pull) is expected, not an error to print.
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 def main():
     global ROOT, CDN_PORT
     ap = argparse.ArgumentParser()
@@ -200,8 +207,8 @@ def main():
     ap.add_argument("--port-file", required=True)
     args = ap.parse_args()
     ROOT = args.root
-    cdn = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    hub = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    cdn = Server(("127.0.0.1", 0), Handler)
+    hub = Server(("127.0.0.1", 0), Handler)
     CDN_PORT = cdn.server_address[1]
     threading.Thread(target=cdn.serve_forever, daemon=True).start()
     tmp = args.port_file + ".tmp"
