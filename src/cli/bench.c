@@ -69,7 +69,7 @@ static int parse_bench(bench_options *o, int argc, char **argv)
                          .kv_type = KV_TYPE_F16};
     bool p_seen = false, n_seen = false, prefix_seen = false;
     const cli_option options[] = {
-        cli_arg("MODEL.gguf", "the model", &o->model_path),
+        cli_arg("MODEL.gguf", "the model: a GGUF file, a folder or a stored name", &o->model_path),
         cli_seen(cli_uint("-p|--n-prompt", "N", "prompt tokens", &o->n_prompt, 0, 1u << 20),
                  &p_seen),
         cli_seen(cli_uint("-n|--n-gen", "N", "generated tokens", &o->n_gen, 0, 1u << 20), &n_seen),

@@ -24,6 +24,10 @@ int cli_ps(int argc, char **argv);
 int cli_estimate(int argc, char **argv);
 int cli_quantize(int argc, char **argv);
 int cli_convert(int argc, char **argv);
+int cli_pull(int argc, char **argv);
+int cli_list_models(int argc, char **argv);
+int cli_remove(int argc, char **argv);
+int cli_copy(int argc, char **argv);
 
 // ---- options: one parser for every command ----
 //

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/store.h"
+
 enum { BIG_FILE = 256 << 20 }; // files over this show a loading percentage on a terminal
 
 typedef struct progress_ctx {
@@ -23,6 +25,11 @@ static void show_progress(void *ctx, int percent)
 int cli_local_open(cli_local *l, const char *path, const registry_config *config, garlic_error *err)
 {
     memset(l, 0, sizeof *l);
+    static char stored[STORE_PATH_MAX]; // one model per process
+    int rc = store_resolve(path, stored, sizeof stored, err);
+    if (rc != GARLIC_OK)
+        return rc;
+    path = stored;
     static progress_ctx progress; // one model per process
     progress = (progress_ctx){.path = path};
     registry_config cfg = *config;
@@ -31,7 +38,7 @@ int cli_local_open(cli_local *l, const char *path, const registry_config *config
     if (!cfg.load_progress && isatty(STDERR_FILENO))
         cfg.load_progress = show_progress, cfg.load_progress_ctx = &progress;
     l->reg = registry_new(&cfg, err);
-    int rc = l->reg ? registry_add(l->reg, path, "model", err) : err->code;
+    rc = l->reg ? registry_add(l->reg, path, "model", err) : err->code;
     if (rc == GARLIC_OK) {
         l->m = registry_find(l->reg, "model");
         progress.big = registry_model_file_size(l->m) > BIG_FILE; // registry_add stat'ed it

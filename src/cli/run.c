@@ -63,7 +63,7 @@ static int parse_run_options(run_options *o, int argc, char **argv)
     sampler_params *sp = &o->sampling;
     cli_list stops = {.items = o->stops, .max = MAX_STOPS};
     const cli_option options[] = {
-        cli_arg("MODEL.gguf", "the model", &o->model_path),
+        cli_arg("MODEL.gguf", "the model: a GGUF file, a folder or a stored name", &o->model_path),
         cli_optional_arg("PROMPT", "the text to continue (none: chat)", &o->prompt),
         cli_uint("-n|--num-predict", "N",
                  "tokens to generate at most (0: until the context is "

@@ -17,6 +17,7 @@
 #include "planner/planner.h"
 #include "registry/registry.h"
 #include "server/server.h"
+#include "store/store.h"
 
 enum { MAX_MODEL_FLAGS = 64 };
 
@@ -86,7 +87,9 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
     cli_list models = {.items = o->models, .max = MAX_MODEL_FLAGS};
     const cli_option options[] = {
         cli_strings("-m|--model", "PATH[=NAME]",
-                    "a model to serve, named NAME (default: the file name); repeatable", &models),
+                    "a model file, folder or stored name (garlic pull) to serve, named NAME "
+                    "(default: the file name, or the stored name); repeatable",
+                    &models),
         cli_string("--models-dir", "DIR", "serve every .gguf file and model folder of DIR too",
                    &o->models_dir),
         cli_string("--host", "ADDR", "address to listen on (default 127.0.0.1)", &o->server.host),
@@ -158,8 +161,12 @@ static int add_models(registry *reg, const serve_options *o)
     for (size_t i = 0; i < o->n_models; i++) {
         const char *spec = o->models[i], *eq = strrchr(spec, '=');
         char *path = garlic_strndup(spec, eq ? (size_t)(eq - spec) : strlen(spec));
-        int rc = path ? registry_add(reg, path, eq ? eq + 1 : NULL, &err)
+        char stored[STORE_PATH_MAX];
+        // A stored model is served under its name unless =NAME says otherwise.
+        int rc = path ? store_resolve(path, stored, sizeof stored, &err)
                       : garlic_error_set(&err, GARLIC_ENOMEM, "out of memory");
+        if (rc == GARLIC_OK)
+            rc = registry_add(reg, stored, eq ? eq + 1 : store_is_path(path) ? NULL : path, &err);
         garlic_free(path);
         if (rc)
             return fprintf(stderr, "garlic serve: %s\n", err.message), 1;

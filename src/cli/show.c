@@ -15,6 +15,7 @@
 #include "hf/hf.h"
 #include "model/info.h"
 #include "model/model.h"
+#include "store/store.h"
 
 const char *cli_format_bytes(double bytes)
 {
@@ -457,7 +458,7 @@ int cli_show(int argc, char **argv)
     const char *path = NULL;
     bool json = false, tensors = false;
     const cli_option options[] = {
-        cli_arg("MODEL.gguf", "the model file", &path),
+        cli_arg("MODEL.gguf", "the model file, folder or stored model name", &path),
         cli_flag("--json", "print one JSON object", &json),
         cli_flag("--tensors", "list every tensor (type, shape, bytes, offset)", &tensors),
         {0},
@@ -466,6 +467,12 @@ int cli_show(int argc, char **argv)
     if (status != CLI_CONTINUE)
         return status;
     garlic_error err = {0};
+    char stored[STORE_PATH_MAX];
+    if (store_resolve(path, stored, sizeof stored, &err) != GARLIC_OK) {
+        fprintf(stderr, "garlic show: %s\n", err.message);
+        return 1;
+    }
+    path = stored;
     gguf_file *f = hf_open_model(path, &(hf_open_options){.meta_only = true}, &err);
     model_info info;
     if (f && model_info_read(f, &info, &err) != GARLIC_OK) {

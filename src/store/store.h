@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+// The model store: one directory ($GARLIC_MODELS, default $XDG_CACHE_HOME/garlic/models or
+// ~/.cache/garlic/models) that holds models by name and tag, and pulling into it from an
+// Ollama-compatible registry or a Hugging Face-compatible hub (pull.c, over libcurl).
+//
+// On disk:
+//   blobs/sha256-<hex>                    a file, named by the SHA-256 of its bytes (two names
+//                                         for the same file share it)
+//   blobs/sha256-<hex>-partial            a download under way (resumed with HTTP Range)
+//   locks/sha256-<hex>.lock               flock'd by the pull writing that blob, until its
+//                                         manifest is written
+//   manifests/<host>/<ns>/<name>/<tag>    a small JSON: {"schema": 1, "format": "gguf",
+//                                         "files": [{"path", "digest", "size"}], "size",
+//                                         "quantization", "modified", "source"}
+// A manifest is written (temp file, fsync, rename) only after every blob it names is in place,
+// so a crash leaves at worst a -partial file, never a half model that looks complete.
+#ifndef GARLIC_STORE_H
+#define GARLIC_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "base/error.h"
+
+enum {
+    STORE_PATH_MAX = 4096,
+    STORE_PART_MAX = 256,  // a host, namespace, name or tag
+    STORE_DIGEST_HEX = 64, // hex digits of a SHA-256
+};
+
+#define STORE_DEFAULT_HOST "registry.ollama.ai"
+#define STORE_DEFAULT_NAMESPACE "library"
+#define STORE_DEFAULT_TAG "latest"
+
+// A model name, resolved as Ollama resolves it: "name" is
+// registry.ollama.ai/library/name:latest, "ns/name:tag" and "host/ns/name:tag" fill in what is
+// missing; "hf.co/org/repo:Q4_K_M" is a Hugging Face repository (store_name_is_hub).
+typedef struct store_name {
+    char host[STORE_PART_MAX]; // "registry.ollama.ai", "127.0.0.1:8080", "hf.co"
+    char ns[STORE_PART_MAX];   // "library", the hub's organisation
+    char model[STORE_PART_MAX];
+    char tag[STORE_PART_MAX]; // "latest", "8b", a quantization ("Q4_K_M")
+} store_name;
+
+// Parses text into *out. Fails (GARLIC_EINVAL, naming text) on an empty part, more than three
+// '/'-separated parts, "..", or characters outside [A-Za-z0-9._-] (and ':' in the host).
+int store_name_parse(const char *text, store_name *out, garlic_error *err);
+
+// "host/ns/model:tag" written in full (buf of cap bytes; truncates).
+void store_name_format(const store_name *n, char *buf, size_t cap);
+
+// The short form `garlic list` prints: the default host and namespace left out, as ollama does.
+void store_name_display(const store_name *n, char *buf, size_t cap);
+
+// Whether the name is a Hugging Face repository (host hf.co or huggingface.co).
+bool store_name_is_hub(const store_name *n);
+
+// Whether text names a file or folder rather than a store name: it exists on disk, starts with
+// '/', './', '../' or '~', or ends in ".gguf".
+bool store_is_path(const char *text);
+
+// The store's root directory into buf: $GARLIC_MODELS, else $XDG_CACHE_HOME/garlic/models,
+// else $HOME/.cache/garlic/models. Fails when none can be formed.
+int store_root(char *buf, size_t cap, garlic_error *err);
+
+// One file of a stored model.
+typedef struct store_file {
+    char path[STORE_PART_MAX];         // its name in the model ("model.gguf")
+    char digest[STORE_DIGEST_HEX + 1]; // hex SHA-256
+    uint64_t size;
+} store_file;
+
+enum { STORE_FILES_MAX = 64 };
+
+// A manifest: what `garlic list` needs without opening the model.
+typedef struct store_manifest {
+    store_name name;
+    char format[16];       // "gguf" (one file) or "folder" (several)
+    char quantization[32]; // "Q4_K_M", "" when unknown
+    char source[1024];     // where it was pulled from ("" for a copy made here)
+    int64_t modified;      // Unix seconds
+    uint64_t size;         // sum of the files' sizes
+    size_t n_files;
+    store_file files[STORE_FILES_MAX];
+} store_manifest;
+
+// Path of the blob with the given hex digest ("<root>/blobs/sha256-<hex>").
+void store_blob_path(const char *root, const char *digest, char *buf, size_t cap);
+
+// Path of a name's manifest.
+void store_manifest_path(const char *root, const store_name *n, char *buf, size_t cap);
+
+// Creates every missing directory of path (mode 0755), like mkdir -p.
+int store_mkdirs(const char *path, garlic_error *err);
+
+// Writes data to path atomically: a temporary file beside it, fsync, rename, fsync of the
+// folder. Errors name path.
+int store_write_atomic(const char *path, const void *data, size_t size, garlic_error *err);
+
+// Reads the manifest of name; GARLIC_ENOTFOUND ("'x' is neither a file nor a model in the
+// store (root)...") when
+// absent, GARLIC_EFORMAT naming the file when damaged.
+int store_manifest_read(const char *root, const store_name *name, store_manifest *m,
+                        garlic_error *err);
+
+// Writes m under m->name atomically, after checking that each of its blobs exists with its size.
+int store_manifest_write(const char *root, const store_manifest *m, garlic_error *err);
+
+// Every manifest in the store, newest first: *out (garlic_malloc'd, freed by the caller with
+// garlic_free) gets *n of them. Damaged manifests are skipped with a warning on stderr.
+int store_list(const char *root, store_manifest **out, size_t *n, garlic_error *err);
+
+// Removes name's manifest, then every blob no manifest names any longer.
+int store_remove(const char *root, const char *name, garlic_error *err);
+
+// Makes dst name the same blobs as src (no bytes are copied).
+int store_copy(const char *root, const char *src, const char *dst, garlic_error *err);
+
+// The file to open for text: text itself when store_is_path(text); else the GGUF blob of the
+// stored model text names (GARLIC_ENOTFOUND when it is not stored). buf gets the path.
+int store_resolve(const char *text, char *buf, size_t cap, garlic_error *err);
+
+// SHA-256 (OpenSSL's libcrypto) of a whole file into hex (65 bytes with the NUL).
+int store_sha256_file(const char *path, char hex[STORE_DIGEST_HEX + 1], garlic_error *err);
+
+// ---- pull.c ----
+
+typedef struct store_pull_options {
+    bool insecure;           // plain HTTP to an Ollama-compatible registry
+    const char *hf_endpoint; // NULL: $HF_ENDPOINT, else https://huggingface.co
+    const char *hf_token;    // NULL: $HF_TOKEN (sent as "Authorization: Bearer")
+    uint32_t retries;        // attempts after the first on transient failures
+    uint32_t backoff_ms;     // the first retry's wait, doubled each time
+    uint32_t stall_seconds;  // a transfer that moves no byte this long is cut (and retried)
+    FILE *progress;          // NULL: silent; a terminal gets a bar, anything else lines
+} store_pull_options;
+
+// Defaults: secure, endpoints and token from the environment, 5 retries from 1 s, stalls cut
+// after 60 s, progress on stderr.
+void store_pull_options_default(store_pull_options *o);
+
+// Downloads name into the store at root: its blobs first (resumed, verified, each under a
+// flock so that two pulls fetch it once), then its manifest. Errors: GARLIC_ENOTFOUND (404,
+// naming the model), GARLIC_EINVAL (401/403: says to set HF_TOKEN; bad name), GARLIC_EFORMAT
+// (a checksum mismatch, naming the file; the partial file is removed), GARLIC_EIO (too
+// little disk space, or the network after the retries).
+int store_pull(const char *root, const char *name, const store_pull_options *o, garlic_error *err);
+
+#endif
