@@ -17,8 +17,6 @@
 
 typedef struct registry registry;
 
-#define API_VERSION "0.1.0"
-
 typedef enum api_kind {
     API_KIND_OPENAI_CHAT,       // POST /v1/chat/completions
     API_KIND_OPENAI_COMPLETION, // POST /v1/completions
@@ -52,6 +50,8 @@ typedef struct api_request {
     struct cJSON *tools;    // the tools list, or NULL
     char *system;           // generate: the system message, or NULL
     bool raw;               // generate: use the prompt as is, without the chat template
+    bool truncate;          // Ollama: cut a prompt longer than the context to fit (default);
+                            // false: refuse it with a 400, as OpenAI requests always are
     bool stream;
     bool include_usage;      // OpenAI stream_options.include_usage
     uint32_t max_tokens;     // 0: until the context is full

@@ -11,6 +11,7 @@
 #include "api/api.h"
 #include "engine/engine.h"
 #include "registry/registry.h"
+#include "tokenizer/tokenizer.h"
 
 // One generating request. Owned by the handler's thread (then by its stream).
 typedef struct api_job {
@@ -55,15 +56,26 @@ typedef struct api_flavour {
     const char *stream_type;                                    // the stream's content type
     bool ollama;                                                // errors in Ollama's shape
     cJSON *(*whole)(const api_job *job, const api_result *res); // the whole answer's body
-    // The answer when the request only loads the model (Ollama's empty prompt), else NULL;
-    // NULL: every request generates.
-    cJSON *(*load_only)(const api_job *job);
+    // The answer to a request that only loads or unloads the model (Ollama's empty prompt):
+    // done_reason is "load" or "unload". NULL: every request generates.
+    cJSON *(*load_only)(const api_job *job, const char *done_reason);
 } api_flavour;
 
 // A generating endpoint: parses the body for kind, finds and loads the model, submits the
 // request and answers with a stream or, once every choice ended, the whole answer (or with
 // f->load_only's body).
 void api_generate(const api_call *call, api_kind kind, const api_flavour *f, api_response *out);
+
+// The prompt's token ids in ids (emptied first): messages rendered with the model's
+// template (NULL: the request's own prompt, or Ollama generate's system + prompt), or the
+// completion's prompt as is. With keep_prompt, job->prompt_text becomes this rendering.
+int api_job_prompt(api_job *job, const cJSON *messages, tokenizer_ids *ids, api_error *err);
+
+// Called when ids (the job's prompt) leaves no position of the context to generate:
+// OpenAI requests, and Ollama's with "truncate": false, get a 400 (code
+// context_length_exceeded) stating both lengths; other Ollama requests are cut to fit as
+// Ollama does (truncate.c), and the log says so. GARLIC_OK when ids now fits.
+int api_job_fit(api_job *job, tokenizer_ids *ids, api_error *err);
 
 // Fills out with what job used (its prompt text moves there).
 void api_job_usage(api_job *job, api_usage *out);
@@ -74,6 +86,11 @@ void api_result_deinit(api_result *res);
 
 // The finish reason as OpenAI names it.
 const char *api_finish_name(engine_finish f);
+
+// Sets err for a model name that registry_model_acquire could not load (gerr): 503 with
+// code model_busy when busy models hold the memory (try again), else 500 with code
+// model_load_failed and the reason. Returns GARLIC_EINVAL.
+int api_load_failed(api_error *err, const char *name, const garlic_error *gerr);
 
 // Fills out with the error (and a Retry-After for a full queue).
 void api_fail(api_response *out, const api_error *err, bool ollama);

@@ -100,21 +100,38 @@ static int api_job_open(const api_call *call, api_kind kind, api_job *job, api_e
         err->code = "model_not_found";
         return GARLIC_ENOTFOUND;
     }
+    return GARLIC_OK;
+}
+
+int api_load_failed(api_error *err, const char *name, const garlic_error *gerr)
+{
+    if (gerr->code == GARLIC_EFULL) {
+        api_error_set(err, 503, "model", "The model '%s' cannot be loaded now: %s", name,
+                      gerr->message);
+        err->code = "model_busy";
+    } else {
+        api_error_set(err, 500, "model", "The model '%s' cannot be loaded: %s", name,
+                      gerr->message);
+        err->code = "model_load_failed";
+    }
+    return GARLIC_EINVAL;
+}
+
+// Loads (or pins) the opened job's model.
+static int api_job_load(api_job *job, api_error *err)
+{
     garlic_error gerr = {0};
-    rc = registry_model_acquire(job->model, &job->load_seconds, &gerr);
-    if (rc)
-        return api_error_set(err, 503, "model", "The model '%s' cannot be loaded: %s",
-                             job->in.model, gerr.message);
+    if (registry_model_acquire(job->model, &job->load_seconds, &gerr) != GARLIC_OK)
+        return api_load_failed(err, job->in.model, &gerr);
     job->acquired = true;
     job->tok = registry_model_tokenizer(job->model);
     return GARLIC_OK;
 }
 
-// Renders the messages of job (for Ollama's generate: system + prompt) into *text.
-static int render(api_job *job, char **text, api_error *err)
+// Renders messages (NULL: for Ollama's generate, system + prompt) into *text.
+static int render(api_job *job, const cJSON *messages, char **text, api_error *err)
 {
     cJSON *owned = NULL;
-    const cJSON *messages = job->in.messages;
     if (!messages) { // Ollama generate: build the conversation from system and prompt
         cJSON *list = owned = cJSON_CreateArray();
         cJSON *m;
@@ -156,9 +173,9 @@ static int tokenize(api_job *job, const char *text, bool templated, tokenizer_id
     return GARLIC_OK;
 }
 
-// The prompt's token ids in ids.
-static int build_prompt(api_job *job, tokenizer_ids *ids, api_error *err)
+int api_job_prompt(api_job *job, const cJSON *messages, tokenizer_ids *ids, api_error *err)
 {
+    ids->n = 0;
     uint32_t n_vocab = tokenizer_vocab_size(job->tok);
     if (job->in.prompt_ids) {
         for (size_t i = 0; i < job->in.n_prompt_ids; i++)
@@ -179,18 +196,21 @@ static int build_prompt(api_job *job, tokenizer_ids *ids, api_error *err)
     if (!templated)
         return tokenize(job, job->in.prompt ? job->in.prompt : "", false, ids, err);
     char *text = NULL;
-    int rc = render(job, &text, err);
+    int rc = render(job, messages, &text, err);
     if (rc == GARLIC_OK)
         rc = tokenize(job, text, true, ids, err);
-    if (job->keep_prompt && !job->prompt_text)
+    if (job->keep_prompt) { // the last rendering is the prompt
+        garlic_free(job->prompt_text);
         job->prompt_text = text;
-    else
+    } else {
         garlic_free(text);
+    }
     return rc;
 }
 
-// Checks the fields that need the model: logit bias ids, the prompt's length.
-static int check_fit(const api_job *job, size_t n_prompt, api_error *err)
+// Checks the fields that need the model (logit bias ids) and makes the prompt fit the
+// context, or refuses it, as the request's API does (api_job_fit).
+static int check_fit(api_job *job, tokenizer_ids *ids, api_error *err)
 {
     uint32_t n_vocab = tokenizer_vocab_size(job->tok);
     for (size_t i = 0; i < job->in.sampling.n_logit_bias; i++)
@@ -199,26 +219,15 @@ static int check_fit(const api_job *job, size_t n_prompt, api_error *err)
                                  "'logit_bias': token %d is not below "
                                  "the vocabulary size %u",
                                  job->in.bias[i].token, n_vocab);
-    uint32_t n_ctx = registry_model_n_ctx(job->model);
-    if (n_prompt >= n_ctx) {
-        bool chat = job->in.messages || job->in.kind == API_KIND_OPENAI_CHAT;
-        api_error_set(err, 400, chat ? "messages" : "prompt",
-                      "This model's maximum context "
-                      "length is %u tokens. However, your prompt has %zu tokens; no room is left "
-                      "to generate.",
-                      n_ctx, n_prompt);
-        err->code = "context_length_exceeded";
-        return GARLIC_EINVAL;
-    }
-    return GARLIC_OK;
+    return ids->n < registry_model_n_ctx(job->model) ? GARLIC_OK : api_job_fit(job, ids, err);
 }
 
 static int api_job_submit(api_job *job, api_error *err)
 {
     tokenizer_ids ids = {0};
-    int rc = build_prompt(job, &ids, err);
+    int rc = api_job_prompt(job, job->in.messages, &ids, err);
     if (rc == GARLIC_OK)
-        rc = check_fit(job, ids.n, err);
+        rc = check_fit(job, &ids, err);
     if (rc) {
         tokenizer_ids_deinit(&ids);
         return rc;
@@ -334,19 +343,32 @@ static void api_job_answer(api_job *job, const api_call *call, const api_flavour
     api_job_deinit(job);
 }
 
+// Whether r only loads or unloads its model (Ollama's empty prompt, or chat without messages).
+static bool loads_only(const api_request *r)
+{
+    if (r->kind == API_KIND_OLLAMA_CHAT)
+        return !r->messages;
+    return r->kind == API_KIND_OLLAMA_GENERATE && (!r->prompt || !r->prompt[0]);
+}
+
 void api_generate(const api_call *call, api_kind kind, const api_flavour *f, api_response *out)
 {
     api_job job;
     api_error err = {0};
-    cJSON *loaded = NULL;
-    if (api_job_open(call, kind, &job, &err) != GARLIC_OK) {
-        api_fail(out, &err, f->ollama);
-    } else if (f->load_only && (loaded = f->load_only(&job))) {
-        api_respond_json(out, 200, loaded);
-    } else {
+    int rc = api_job_open(call, kind, &job, &err);
+    bool only = rc == GARLIC_OK && f->load_only && loads_only(&job.in);
+    if (only && job.in.keep_alive == 0) {
+        // Ollama's unload: the model is not loaded for it, and goes once nobody uses it.
+        registry_model_unload_when_idle(job.model);
+        api_respond_json(out, 200, f->load_only(&job, "unload"));
+    } else if (rc == GARLIC_OK && (rc = api_job_load(&job, &err)) == GARLIC_OK && only) {
+        api_respond_json(out, 200, f->load_only(&job, "load"));
+    } else if (rc == GARLIC_OK) {
         api_job_answer(&job, call, f, out); // it deinitializes the job
         return;
     }
+    if (rc != GARLIC_OK)
+        api_fail(out, &err, f->ollama);
     api_job_deinit(&job);
 }
 

@@ -11,6 +11,7 @@
 #include "api/internal.h"
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/version.h"
 #include "chat/chat.h"
 #include "engine/engine.h"
 #include "gguf/gguf.h"
@@ -23,7 +24,7 @@ void api_ollama_version(const api_call *call, api_response *out)
 {
     (void)call;
     cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "version", API_VERSION);
+    cJSON_AddStringToObject(root, "version", GARLIC_VERSION);
     api_respond_json(out, 200, root);
 }
 
@@ -214,7 +215,7 @@ void api_ollama_show(const api_call *call, api_response *out)
     garlic_error gerr = {0};
     bool acquired = false;
     if (m && registry_model_acquire(m, &seconds, &gerr) != GARLIC_OK)
-        api_error_set(&err, 503, "model", "the model cannot be loaded: %s", gerr.message);
+        api_load_failed(&err, registry_model_name(m), &gerr);
     else if (m)
         acquired = true;
     model_info *info = err.status ? NULL : garlic_malloc(sizeof *info);
@@ -317,15 +318,12 @@ static cJSON *whole_answer(const api_job *job, const api_result *res)
     return o;
 }
 
-// An empty prompt (or no messages) only loads the model, as in Ollama.
-static cJSON *load_only(const api_job *job)
+// The answer to an empty prompt (or no messages): the model was loaded, or (keep_alive 0)
+// unloaded, as in Ollama.
+static cJSON *load_only(const api_job *job, const char *done_reason)
 {
-    bool only = job->in.kind == API_KIND_OLLAMA_CHAT ? !job->in.messages
-                                                     : !job->in.prompt || !job->in.prompt[0];
-    if (!only)
-        return NULL;
     cJSON *o = line_head(job, "", true);
-    cJSON_AddStringToObject(o, "done_reason", "load");
+    cJSON_AddStringToObject(o, "done_reason", done_reason);
     return o;
 }
 

@@ -8,6 +8,7 @@
 
 #include "api/internal.h"
 #include "base/alloc.h"
+#include "base/version.h"
 #include "engine/engine.h"
 #include "tokenizer/tokenizer.h"
 
@@ -106,7 +107,7 @@ static cJSON *answer_head(const api_job *job, const char *object)
     cJSON_AddStringToObject(root, "object", object);
     cJSON_AddNumberToObject(root, "created", (double)job->created);
     cJSON_AddStringToObject(root, "model", job->in.model);
-    cJSON_AddStringToObject(root, "system_fingerprint", "garlic-" API_VERSION);
+    cJSON_AddStringToObject(root, "system_fingerprint", "garlic-" GARLIC_VERSION);
     return root;
 }
 

@@ -467,13 +467,15 @@ static int parse_ollama(const cJSON *root, api_request *r, api_error *err)
 {
     int rc;
     r->stream = true;
+    r->truncate = true;
     if (r->kind == API_KIND_OLLAMA_CHAT)
         rc = get_messages(root, true, r, err);
     else if (!(rc = get_string(root, "prompt", &r->prompt, err)) &&
              !(rc = get_string(root, "system", &r->system, err)))
         rc = get_bool(root, "", "raw", &r->raw, err);
     if (rc || (rc = get_tools(root, r, err)) ||
-        (rc = get_bool(root, "", "stream", &r->stream, err)))
+        (rc = get_bool(root, "", "stream", &r->stream, err)) ||
+        (rc = get_bool(root, "", "truncate", &r->truncate, err)))
         return rc;
     if ((rc = get_keep_alive(root, r, err)))
         return rc;

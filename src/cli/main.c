@@ -7,9 +7,8 @@
 #include <string.h>
 
 #include "base/cpu.h"
+#include "base/version.h"
 #include "cli/cli.h"
-
-#define GARLIC_VERSION "0.1.0"
 
 typedef struct command {
     const char *name;

@@ -175,6 +175,19 @@ static int add_models(registry *reg, const serve_options *o)
         return fprintf(stderr, "garlic serve: %s\n", err.message), 1;
     if (registry_count(reg) == 0)
         return fprintf(stderr, "garlic serve: %s holds no .gguf file\n", o->models_dir), 1;
+    // Every model is checked now, so that a broken file stops the start rather than failing
+    // its first request; all the broken ones are named.
+    int status = 0;
+    for (size_t i = 0; i < registry_count(reg); i++) {
+        registry_model *m = registry_model_at(reg, i);
+        if (registry_model_check(m, &err) != GARLIC_OK) {
+            fprintf(stderr, "garlic serve: model '%s' (%s) cannot be served: %s\n",
+                    registry_model_name(m), registry_model_path(m), err.message);
+            status = 1;
+        }
+    }
+    if (status)
+        return status;
     if (o->preload && registry_load_all(reg, &err))
         return fprintf(stderr, "garlic serve: %s\n", err.message), 1;
     return 0;

@@ -26,11 +26,12 @@ struct registry_model {
     atomic_bool loaded;      // set (release) once everything below the line is ready;
                              // changed under reg->life_mu
     // Guarded by reg->life_mu (lifecycle.c).
-    uint32_t users;   // acquired and not released (pins the model)
-    bool unloading;   // picked for unloading; its load_mu will be taken
-    double last_used; // garlic_now() of the last acquire or release
-    double expires;   // when the reaper unloads it if unused
-    uint64_t cost;    // bytes reserved against the budget while loaded
+    uint32_t users;    // acquired and not released (pins the model)
+    bool unloading;    // picked for unloading; its load_mu will be taken
+    double last_used;  // garlic_now() of the last acquire or release
+    double expires;    // when the reaper unloads it if unused
+    bool unload_asked; // registry_model_unload_when_idle came while it was used
+    uint64_t cost;     // bytes reserved against the budget while loaded
     // Written once under load_mu before loaded is set, then read-only until the unload.
     model *weights;
     tokenizer *tok;

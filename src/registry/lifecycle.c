@@ -107,7 +107,7 @@ static int reserve(registry_model *m, uint64_t cost, garlic_error *err)
             pthread_mutex_unlock(&reg->life_mu);
             garlic_bytes_texts t = garlic_bytes_apart(3,
                                                       (const uint64_t[]){cost, free_bytes, budget});
-            return garlic_error_set(err, GARLIC_ENOMEM,
+            return garlic_error_set(err, GARLIC_EFULL,
                                     "%s needs %s; %s of the %s memory "
                                     "budget are free and the other models are busy; try "
                                     "again later",
@@ -190,6 +190,8 @@ void registry_model_release(registry_model *m, double keep_alive)
     double now = garlic_now();
     m->last_used = now;
     double keep = isnan(keep_alive) ? default_keep_alive(reg) : keep_alive;
+    if (m->unload_asked && m->users == 0) // a keep_alive 0 request came while it was used
+        keep = 0, m->unload_asked = false;
     m->expires = keep < 0 ? INFINITY : now + keep;
     pthread_cond_broadcast(&reg->life_cv); // the reaper and loads waiting for memory
     pthread_mutex_unlock(&reg->life_mu);
@@ -279,6 +281,22 @@ int registry_model_unload(registry_model *m)
     if (can)
         unload_now(m, "asked");
     return can ? GARLIC_OK : GARLIC_EINVAL;
+}
+
+void registry_model_unload_when_idle(registry_model *m)
+{
+    registry *reg = m->reg;
+    pthread_mutex_lock(&reg->life_mu);
+    bool now = atomic_load(&m->loaded) && m->users == 0 && !m->unloading;
+    if (now) {
+        atomic_store(&m->loaded, false);
+        m->unloading = true;
+    } else if (m->users > 0) {
+        m->unload_asked = true; // the last release unloads it
+    }
+    pthread_mutex_unlock(&reg->life_mu);
+    if (now)
+        unload_now(m, "asked (keep_alive 0)");
 }
 
 // ---- fair turns on the shared compute pool ----

@@ -357,6 +357,19 @@ void registry_model_unload_parts(registry_model *m)
     m->weights = NULL, m->template_error[0] = '\0';
 }
 
+int registry_model_check(registry_model *m, garlic_error *err)
+{
+    model_load_options o = {.quantize = m->reg->cfg.quantize, .meta_only = true};
+    model *weights = model_load_with(m->path, &o, err);
+    if (!weights)
+        return err->code ? err->code : GARLIC_EFORMAT;
+    tokenizer *tok = tokenizer_load(weights->file, err);
+    int rc = tok ? GARLIC_OK : err->code ? err->code : GARLIC_EFORMAT;
+    tokenizer_free(tok);
+    model_free(weights);
+    return rc;
+}
+
 int registry_load_all(registry *reg, garlic_error *err)
 {
     for (size_t i = 0; i < reg->n_models; i++) {

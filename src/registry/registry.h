@@ -70,6 +70,11 @@ int registry_add(registry *reg, const char *path, const char *name, garlic_error
 // Adds every *.gguf file in dir (sorted by name). GARLIC_EIO when dir cannot be read.
 int registry_add_dir(registry *reg, const char *dir, garlic_error *err);
 
+// Checks that m can be loaded without loading it: its file's header, metadata and tensor
+// list (or a folder's config.json and safetensors headers), a known architecture with every
+// tensor it needs, and its tokenizer. The weights are not read. The error names the file.
+int registry_model_check(registry_model *m, garlic_error *err);
+
 // Loads every model now (for --preload); stops at the first failure.
 int registry_load_all(registry *reg, garlic_error *err);
 
@@ -93,7 +98,9 @@ bool registry_model_loaded(registry_model *m);
 // Loads m if it is not loaded (the first caller loads, others wait) and starts its scheduler,
 // and pins it: m stays loaded until the matching registry_model_release. A load first
 // reserves m's planned bytes against the memory budget, unloading idle models least recently
-// used first; GARLIC_ENOMEM (with what is needed and free) when they cannot be had.
+// used first. Fails with GARLIC_EFULL (try again later: what is needed and free) when busy
+// models hold the memory past the load wait, GARLIC_ENOMEM when m needs more than the whole
+// budget, or the load's error (a file that cannot be read, an unknown architecture...).
 // *load_seconds gets the time this call spent loading (0 when it was loaded). After success
 // the accessors below stay valid until the release.
 int registry_model_acquire(registry_model *m, double *load_seconds, garlic_error *err);
@@ -104,6 +111,11 @@ void registry_model_release(registry_model *m, double keep_alive);
 
 // Unloads m now if it is loaded and unused (GARLIC_EINVAL otherwise).
 int registry_model_unload(registry_model *m);
+
+// Unloads m now if it is loaded and unused (returning once it is unloaded), else as soon as
+// its last user releases it, whatever keep_alive that user gives; nothing when it is neither
+// loaded nor in use. Ollama's keep_alive 0 with an empty prompt.
+void registry_model_unload_when_idle(registry_model *m);
 
 // A loaded model as /api/ps shows it (all zero when it is not loaded).
 typedef struct registry_model_ps {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // garlic serve through the real `ollama` npm client: version, list, show, ps, generate and
-// chat with and without streaming, options, and the timing fields.
+// chat with and without streaming, options, the timing fields, loading and unloading with an
+// empty prompt, and a prompt longer than the context (cut to fit).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Ollama } from 'ollama';
@@ -69,4 +70,29 @@ test('seeds are deterministic', async () => {
 test('an unknown model is an error', async () => {
   await assert.rejects(ollama.generate({ model: 'no-such-model', prompt: 'x', stream: false }),
     (e) => e.status_code === 404 || /not/.test(e.message));
+});
+
+test('an empty prompt loads the model, and with keep_alive 0 unloads it', async () => {
+  const loaded = await ollama.generate({ model, prompt: '', stream: false });
+  assert.equal(loaded.done, true);
+  assert.equal(loaded.done_reason, 'load');
+  assert.equal(loaded.response, '');
+  const unloaded = await ollama.chat({ model, messages: [], keep_alive: 0, stream: false });
+  assert.equal(unloaded.done_reason, 'unload');
+  assert.equal(unloaded.message.content, '');
+  const again = await ollama.chat({ model, messages: [], stream: false });
+  assert.equal(again.done_reason, 'load');
+});
+
+test('a prompt longer than the context is cut to fit', async () => {
+  const r = await ollama.generate({
+    model, prompt: 'ab cd '.repeat(3000), raw: true, stream: false, options: { num_predict: 3 },
+  });
+  assert.equal(r.done, true);
+  assert.ok(r.prompt_eval_count > 0);
+  assert.ok(r.prompt_eval_count + 3 <= 4096, `prompt_eval_count ${r.prompt_eval_count}`);
+  await assert.rejects(
+    ollama.generate({ model, prompt: 'ab cd '.repeat(3000), raw: true, stream: false, truncate: false }),
+    (e) => e.status_code === 400 && /maximum context length/.test(e.message),
+  );
 });

@@ -132,3 +132,12 @@ test('errors come back as API errors', async () => {
     (e) => e.status === 400 && e.param === 'temperature',
   );
 });
+
+test('a prompt longer than the context is a 400 stating both lengths', async () => {
+  const content = 'ab cd '.repeat(3000);
+  await assert.rejects(
+    client.chat.completions.create({ model, messages: [{ role: 'user', content }], max_tokens: 4 }),
+    (e) => e.status === 400 && e.code === 'context_length_exceeded' && e.param === 'messages' &&
+      /maximum context length is \d+ tokens\. However, your request has \d+ prompt tokens/.test(e.message),
+  );
+});

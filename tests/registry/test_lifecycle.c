@@ -181,7 +181,7 @@ static void test_lru_under_budget(void **state)
     reg = new_registry(budget, -1, 0.2);
     registry_model *a = registry_find(reg, "a"), *b = registry_find(reg, "b");
     assert_int_equal(registry_model_acquire(a, &seconds, &err), GARLIC_OK);
-    assert_int_equal(registry_model_acquire(b, &seconds, &err), GARLIC_ENOMEM);
+    assert_int_equal(registry_model_acquire(b, &seconds, &err), GARLIC_EFULL);
     assert_non_null(strstr(err.message, "needs"));
     assert_non_null(strstr(err.message, "free"));
     assert_non_null(strstr(err.message, "busy"));
