@@ -89,11 +89,13 @@ static bool read_info(registry_model *m, model_info *info)
 }
 
 // Ollama's "details" object: format, family, parameter size, the dominant weight type.
-static cJSON *details(const model_info *info)
+static cJSON *details(const model_info *info, const registry_model *m)
 {
     cJSON *d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "parent_model", "");
-    cJSON_AddStringToObject(d, "format", "gguf");
+    // a Hugging Face folder is safetensors, as Ollama names models it imports from one
+    cJSON_AddStringToObject(d, "format",
+                            hf_is_folder(registry_model_path(m)) ? "safetensors" : "gguf");
     cJSON_AddStringToObject(d, "family", info ? info->arch : "");
     cJSON *fam = cJSON_AddArrayToObject(d, "families");
     if (info)
@@ -125,7 +127,7 @@ static cJSON *model_entry(registry_model *m, bool running)
     registry_model_ps_get(m, &ps);
     cJSON_AddNumberToObject(e, "size", (double)(running ? ps.bytes : registry_model_file_size(m)));
     add_digest(e, m);
-    cJSON_AddItemToObject(e, "details", details(have ? info : NULL));
+    cJSON_AddItemToObject(e, "details", details(have ? info : NULL, m));
     if (running) {
         // Wall-clock time of the unload: now plus what is left of the keep-alive. In use or
         // kept forever: 2100-01-01, as far as clients are concerned never.
@@ -238,7 +240,7 @@ void api_ollama_show(const api_call *call, api_response *out)
     cJSON_AddStringToObject(root, "modelfile", modelfile);
     cJSON_AddStringToObject(root, "parameters", "");
     cJSON_AddStringToObject(root, "template", source ? source : "");
-    cJSON_AddItemToObject(root, "details", details(info));
+    cJSON_AddItemToObject(root, "details", details(info, m));
     cJSON_AddItemToObject(root, "model_info", model_info_object(info));
     cJSON *caps = cJSON_AddArrayToObject(root, "capabilities");
     cJSON_AddItemToArray(caps, cJSON_CreateString("completion"));
