@@ -97,11 +97,12 @@ typedef struct src {
     const st_tensor *w; // weight, qweight or _blocks
     const st_tensor *scale, *zeros, *gidx;
     uint64_t mats, rows, cols;
-    bool transposed; // stored cols x rows (gpt-oss's unquantized experts)
-    uint32_t bn, bk; // FP8 scale blocks (rows, cols); 0: per tensor; bk 0 bn 1: per row
-    uint32_t group;  // AWQ/GPTQ columns per group
-    int32_t *perm;   // act-order GPTQ: column j of the made rows is column perm[j] (owned by
-                     // the model's list), or NULL
+    bool transposed;      // stored cols x rows (gpt-oss's unquantized experts)
+    uint32_t bn, bk;      // FP8 scale blocks (rows, cols); 0: per tensor; bk 0 bn 1: per row
+    uint32_t group;       // AWQ/GPTQ columns per group
+    uint32_t zero_offset; // added to each stored zero point (1 in GPTQ's original v1 format)
+    int32_t *perm;        // act-order GPTQ: column j of the made rows is column perm[j] (owned by
+                          // the model's list), or NULL
 } src;
 
 // How an output element (mat m, row r, col c) finds its source element.
@@ -1000,6 +1001,7 @@ static int find_src(hf_model *h, const char *base, uint64_t mats, uint64_t rows,
         if (mats > 1)
             return garlic_error_set(err, GARLIC_EUNSUPPORTED, "%s: stacked 4-bit experts", t->file);
         s->enc = h->qenc;
+        s->zero_offset = h->qenc == ENC_GPTQ && h->gptq_v1 ? 1 : 0;
         uint32_t group = h->group ? h->group : (uint32_t)cols;
         s->group = group;
         if (group % QK4_Z || cols % group || rows % 8 || cols % 8)
@@ -1150,7 +1152,7 @@ static void int4_params(const src *s, uint64_t r, uint64_t c, uint16_t *d, uint3
     uint64_t g = int4_group(s, c);
     memcpy(d, s->scale->data + (g * s->rows + r) * 2, 2);
     int shift = s->enc == ENC_AWQ ? 4 * awq_pos[r % 8] : 4 * (int)(r % 8);
-    *z = (uint32_t)(read_i32(s->zeros, g * (s->rows / 8) + r / 8) >> shift & 15);
+    *z = (uint32_t)(read_i32(s->zeros, g * (s->rows / 8) + r / 8) >> shift & 15) + s->zero_offset;
 }
 
 static uint8_t mx_code(const src *s, uint64_t m, uint64_t r, uint64_t c)
@@ -1165,7 +1167,7 @@ static uint8_t mx_exp(const src *s, uint64_t m, uint64_t r, uint64_t c)
 }
 
 // The value of element (m, r, c) of a source, as a float (exact for every encoding).
-static float src_value(const hf_model *h, const src *s, uint64_t m, uint64_t r, uint64_t c)
+static float src_value(const src *s, uint64_t m, uint64_t r, uint64_t c)
 {
     switch (s->enc) {
     case ENC_DENSE:
@@ -1178,8 +1180,6 @@ static float src_value(const hf_model *h, const src *s, uint64_t m, uint64_t r, 
         uint16_t d;
         uint32_t z;
         int4_params(s, r, c, &d, &z);
-        if (s->enc == ENC_GPTQ && h->gptq_v1)
-            z += 1;
         return tensor_f16_to_f32(d) * (float)((int)int4_q(s, r, c) - (int)z);
     }
     case ENC_MXFP4:
@@ -1732,7 +1732,7 @@ static const void *borrowable(const out_t *o)
 }
 
 // Row r (of all mats) of an output as floats.
-static void row_f32(const hf_model *h, const out_t *o, uint64_t r, float *dst)
+static void row_f32(const out_t *o, uint64_t r, float *dst)
 {
     uint64_t m = r / o->ne[1], rr = r % o->ne[1];
     if (o->f32) {
@@ -1752,13 +1752,13 @@ static void row_f32(const hf_model *h, const out_t *o, uint64_t r, float *dst)
     }
     for (uint64_t c = 0; c < o->ne[0]; c++) {
         locate(o, m, rr, c, &s, &sm, &sr, &sc);
-        dst[c] = src_value(h, s, sm, sr, sc) + o->add;
+        dst[c] = src_value(s, sm, sr, sc) + o->add;
     }
 }
 
 // Row r of an output in its source's own encoding, repacked (F8_E4M3, Q4_Z, MXFP4 blocks, or
 // dense bytes); false when a block's scale is not shared by its 32 values.
-static bool row_native(const hf_model *h, const out_t *o, uint64_t r, uint8_t *dst)
+static bool row_native(const out_t *o, uint64_t r, uint8_t *dst)
 {
     uint64_t m = r / o->ne[1], rr = r % o->ne[1], n = o->ne[0];
     const src *s;
@@ -1789,8 +1789,6 @@ static bool row_native(const hf_model *h, const out_t *o, uint64_t r, uint8_t *d
                 uint16_t d;
                 uint32_t z;
                 int4_params(s, sr, sc, &d, &z);
-                if (s->enc == ENC_GPTQ && h->gptq_v1)
-                    z += 1;
                 if (k == 0)
                     b[j].d = d, b[j].z = (uint8_t)z;
                 else if (d != b[j].d || z != b[j].z)
@@ -1856,20 +1854,20 @@ static void drop_sources(const out_t *o)
 
 // Rows [r0, r1) of an output into dst (rows of row_bytes), f a scratch row of floats when the
 // output is quantized from floats; false when a repacked block's scales differ.
-static bool make_rows(const hf_model *h, const out_t *o, uint64_t r0, uint64_t r1, uint8_t *dst,
-                      uint64_t row_bytes, float *f)
+static bool make_rows(const out_t *o, uint64_t r0, uint64_t r1, uint8_t *dst, uint64_t row_bytes,
+                      float *f)
 {
     uint32_t natural = natural_type(o);
     const tensor_type_traits *tr = tensor_type_get(o->type);
     for (uint64_t r = r0; r < r1; r++) {
         uint8_t *d = dst + r * row_bytes;
         if (o->type == natural && natural != TENSOR_TYPE_F32) {
-            if (!row_native(h, o, r, d))
+            if (!row_native(o, r, d))
                 return false;
             continue;
         }
         float *row = o->type == TENSOR_TYPE_F32 ? (float *)(void *)d : f;
-        row_f32(h, o, r, row);
+        row_f32(o, r, row);
         if (o->type != TENSOR_TYPE_F32)
             tr->quantize(row, d, (int64_t)o->ne[0]);
     }
@@ -1877,7 +1875,6 @@ static bool make_rows(const hf_model *h, const out_t *o, uint64_t r0, uint64_t r
 }
 
 typedef struct make_job {
-    const hf_model *h;
     const out_t *o;
     uint8_t *dst;
     uint64_t row_bytes;
@@ -1896,7 +1893,7 @@ static void make_worker(void *ctx, int ith, int nth)
         atomic_store(&job->no_memory, true);
         return;
     }
-    if (!make_rows(job->h, job->o, r0, r1, job->dst, job->row_bytes, f))
+    if (!make_rows(job->o, r0, r1, job->dst, job->row_bytes, f))
         atomic_store(&job->failed, true);
     garlic_free(f);
 }
@@ -1923,7 +1920,7 @@ int hf_model_fill(void *user, size_t index, void *dst, uint64_t nbytes, garlic_e
         return GARLIC_OK;
     }
     // Large tensors are made by every core, row ranges each (the rows are independent).
-    make_job job = {.h = h, .o = o, .dst = dst, .row_bytes = row_bytes};
+    make_job job = {.o = o, .dst = dst, .row_bytes = row_bytes};
     atomic_init(&job.failed, false);
     atomic_init(&job.no_memory, false);
     if (!h->pool && out_rows(o) * o->ne[0] >= (1u << 20) && thread_pool_default_threads() > 1)
