@@ -127,6 +127,15 @@ int store_sha256_file(const char *path, char hex[STORE_DIGEST_HEX + 1], garlic_e
 
 // ---- pull.c ----
 
+// What a pull reports as it goes, in the words of Ollama's /api/pull status lines.
+typedef struct store_pull_event {
+    const char *status; // "pulling manifest", "pulling <first 12 hex digits of the digest>",
+                        // "verifying sha256 digest", "writing manifest", "success"
+    const char *digest; // "sha256:<hex>" of the blob being fetched, else NULL
+    uint64_t total;     // that blob's bytes (0 outside a blob)
+    uint64_t completed; // bytes of it in place so far
+} store_pull_event;
+
 typedef struct store_pull_options {
     bool insecure;           // plain HTTP to an Ollama-compatible registry
     const char *hf_endpoint; // NULL: $HF_ENDPOINT, else https://huggingface.co
@@ -135,6 +144,11 @@ typedef struct store_pull_options {
     uint32_t backoff_ms;     // the first retry's wait, doubled each time
     uint32_t stall_seconds;  // a transfer that moves no byte this long is cut (and retried)
     FILE *progress;          // NULL: silent; a terminal gets a bar, anything else lines
+    // Called on each step and, while a blob downloads, at most every 100 ms (NULL: none).
+    // Returning false cancels the pull: store_pull then fails with GARLIC_ESTOPPED and keeps
+    // the partial download for the next pull to resume.
+    bool (*on_event)(void *ctx, const store_pull_event *e);
+    void *event_ctx;
 } store_pull_options;
 
 // Defaults: secure, endpoints and token from the environment, 5 retries from 1 s, stalls cut
@@ -147,5 +161,62 @@ void store_pull_options_default(store_pull_options *o);
 // (a checksum mismatch, naming the file; the partial file is removed), GARLIC_EIO (too
 // little disk space, or the network after the retries).
 int store_pull(const char *root, const char *name, const store_pull_options *o, garlic_error *err);
+
+// ---- create.c: models made here (Ollama's Modelfile and /api/create) ----
+
+// What a stored model adds to its weights, as Ollama's Modelfile TEMPLATE, SYSTEM, PARAMETER
+// and LICENSE give it: blobs the manifest lists under the paths "template", "system",
+// "params" and "license" (the weights are the other files). Strings are garlic_malloc'd,
+// NULL when absent.
+typedef struct store_extras {
+    char *template_text; // a chat template replacing the model's own
+    char *system;        // the system message used when a request has none
+    char *params_json;   // a JSON object of Ollama option names to default values:
+                         // {"temperature": 0.2, "stop": ["<|end|>"], "num_ctx": 4096}
+    char *license;
+} store_extras;
+
+// Reads the extras of m (all NULL when it has none). Errors name the blob.
+int store_extras_read(const char *root, const store_manifest *m, store_extras *out,
+                      garlic_error *err);
+void store_extras_deinit(store_extras *e);
+
+// A model to create: from a stored model (inheriting its extras) or from a GGUF file or a
+// Hugging Face folder on disk (copied into the store), with extras set or replaced.
+typedef struct store_create_request {
+    const char *name;          // the new model's name
+    const char *from;          // a stored model's name, or a path
+    const char *template_text; // NULL: inherited (or none)
+    const char *system;        // NULL: inherited; "" removes it
+    const char *params_json;   // NULL: inherited; else a JSON object replacing the inherited
+                               // one key by key (checked: every key a known option)
+    const char *license;
+} store_create_request;
+
+// Creates r->name in the store (blobs first, the manifest last, as a pull does). Errors name
+// the field or file at fault: an unknown or mistyped parameter, a missing FROM, a file that
+// is not a GGUF or model folder. progress (NULL: silent) gets a line per step.
+int store_create(const char *root, const store_create_request *r, FILE *progress,
+                 garlic_error *err);
+
+// A Modelfile (FROM, PARAMETER, SYSTEM, TEMPLATE, LICENSE; """...""" for text over several
+// lines; '#' comments), parsed. FROM paths are made absolute against base_dir (the
+// Modelfile's folder). Strings are garlic_malloc'd.
+typedef struct store_modelfile {
+    char *from;
+    char *template_text, *system, *license;
+    char *params_json; // NULL when it has no PARAMETER
+} store_modelfile;
+
+// Parses text[0..len). Errors (GARLIC_EFORMAT) name the line and the instruction: an unknown
+// instruction, no FROM, an unknown parameter or one of the wrong type, an unclosed """.
+int store_modelfile_parse(const char *text, size_t len, const char *base_dir,
+                          store_modelfile *out, garlic_error *err);
+void store_modelfile_deinit(store_modelfile *m);
+
+// Checks a params object (text of a JSON object) as Modelfile PARAMETER lines and /api/create's
+// "parameters" give it: every key an option garlic honours, of its type ("stop" a string or a
+// list of strings). Errors name the key.
+int store_params_check(const char *json, garlic_error *err);
 
 #endif
