@@ -3,6 +3,11 @@
 # line "N passed, N failed, N skipped". Exits non-zero if any test failed or a binary
 # crashed (a crash counts as one failure, named).
 set -u
+# The tests see an empty model store of their own (garlic serve serves the store's models),
+# never the user's; tests that need a store make one.
+store=$(mktemp -d)
+trap 'rm -rf "$store"' EXIT
+export GARLIC_MODELS="$store"
 passed=0 failed=0 skipped=0 crashed=""
 for bin in "$@"; do
   echo "== $bin"

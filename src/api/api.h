@@ -76,6 +76,11 @@ bool api_parse_duration(const char *text, double *seconds);
 // GARLIC_OK, GARLIC_EINVAL or GARLIC_ENOMEM. Call api_request_deinit in every case.
 int api_request_parse(api_kind kind, const char *body, size_t len, api_request *out,
                       api_error *err);
+// api_request_parse with a model's default options applied first (defaults: a JSON object
+// of Ollama option names, as a Modelfile's PARAMETER lines give them; NULL: none). The
+// request's own fields win; its "stop" replaces the model's.
+int api_request_parse_with(api_kind kind, const char *body, size_t len, const char *defaults,
+                           api_request *out, api_error *err);
 void api_request_deinit(api_request *r);
 
 // Sets err to an error with a printf-style message; returns GARLIC_EINVAL.
@@ -123,8 +128,10 @@ typedef struct api_call {
     size_t len;
     api_alive_fn alive;
     void *alive_ctx;
-    api_usage *usage; // filled for a whole (not streamed) answer; may be NULL
-    bool keep_prompt; // usage->prompt gets the rendered prompt
+    api_usage *usage;       // filled for a whole (not streamed) answer; may be NULL
+    bool keep_prompt;       // usage->prompt gets the rendered prompt
+    const char *store_root; // the model store the server serves and manages, NULL: none
+    const char *path_arg;   // what follows a route's prefix ("/v1/models/{id}": the id)
 } api_call;
 
 // The endpoints. Each fills *out (a status, a body or a stream); none fails otherwise.
@@ -137,6 +144,18 @@ void api_ollama_show(const api_call *call, api_response *out);
 void api_ollama_ps(const api_call *call, api_response *out);
 void api_ollama_generate(const api_call *call, api_response *out);
 void api_ollama_chat(const api_call *call, api_response *out);
+void api_ollama_pull(const api_call *call, api_response *out);
+void api_ollama_create(const api_call *call, api_response *out);
+void api_ollama_delete(const api_call *call, api_response *out);
+void api_ollama_copy(const api_call *call, api_response *out);
+void api_openai_model(const api_call *call, api_response *out); // GET /v1/models/{id}
+
+// Brings the registry in line with the model store at root (NULL: nothing to do): every
+// stored model is listed under its short name ("qwen3:8b", "hf.co/org/repo:Q4_K_M") with its
+// Modelfile extras, a model whose manifest changed is replaced, one that left the store is
+// removed. A model given with -m keeps its name against a stored one. Fails only when the
+// store cannot be read.
+int api_store_sync(registry *reg, const char *root, garlic_error *err);
 
 // Writes up to max bytes of the stream into buf, waiting for the model as needed. Returns
 // the byte count, 0 at the end, -1 when the client is gone (alive said so; the request is

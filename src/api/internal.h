@@ -92,6 +92,11 @@ const char *api_finish_name(engine_finish f);
 // model_load_failed and the reason. Returns GARLIC_EINVAL.
 int api_load_failed(api_error *err, const char *name, const garlic_error *gerr);
 
+// The model a request names: by its registry name, or by its store name written any way
+// ("qwen3" for "qwen3:latest"); a name not found makes the registry look at the store again
+// (a model pulled or created meanwhile, even by another process). NULL when unknown.
+registry_model *api_find_model(const api_call *call, const char *name);
+
 // Fills out with the error (and a Retry-After for a full queue).
 void api_fail(api_response *out, const api_error *err, bool ollama);
 
@@ -100,6 +105,40 @@ void api_respond_json(api_response *out, int status, cJSON *root);
 
 // A token's text as valid UTF-8 (bad bytes become U+FFFD) in buf; returns buf.
 const char *api_token_text(const tokenizer *t, int32_t id, char *buf, size_t cap);
+
+// ---- Tasks (task.c): long model-management work streamed as NDJSON status lines ----
+
+typedef struct api_task api_task;
+
+// The work of a task: emits status lines as it goes (api_task_emit) and returns the HTTP
+// status it ended with (200, or its error's, after emitting {"error": "..."}).
+typedef int (*api_task_fn)(api_task *t, void *arg);
+
+// Runs fn(t, arg) on a thread of its own; arg_free (may be NULL) frees arg when the task is
+// done and nobody reads it any more. NULL when no thread can start (arg is freed).
+api_task *api_task_start(api_task_fn fn, void *arg, void (*arg_free)(void *arg));
+
+// Appends one JSON line (root is deleted); the last line is also kept for api_task_wait.
+void api_task_emit(api_task *t, cJSON *root);
+void api_task_emit_status(api_task *t, const char *status); // {"status": status}
+
+// Whether the reader went away (the work should stop soon).
+bool api_task_cancelled(api_task *t);
+
+// The reader lets go: the task is cancelled if it still runs, and freed once it ends.
+void api_task_release(api_task *t);
+
+// Waits for the task's end (giving up when alive says the client is gone: 0) and returns its
+// status; *last gets its last line (garlic_malloc'd, NULL if none).
+int api_task_wait(api_task *t, api_alive_fn alive, void *ctx, char **last);
+
+// For the stream: moves the lines there are (waiting up to 100 ms for some) into s; *ended
+// is set once the task is done and every line is in s.
+int api_task_read(api_task *t, api_stream *s, bool *ended);
+
+// A stream of the task's lines (the stream takes the reader's reference). NULL without
+// memory (the task is released).
+api_stream *api_stream_of_task(api_task *t);
 
 // ---- Streams ----
 
@@ -113,7 +152,8 @@ typedef struct api_stream_ops {
 // A streamed answer. Owned by the HTTP connection thread that reads it (through the server's
 // response object), from api_stream_new to api_stream_free.
 struct api_stream {
-    api_job job; // moved in from the handler
+    api_job job;    // moved in from the handler (empty for a task's stream)
+    api_task *task; // NULL, or the task whose lines this stream carries
     const api_stream_ops *ops;
     char *out; // (out_cap) formatted bytes not yet read
     size_t out_len, out_pos, out_cap;

@@ -79,6 +79,31 @@ const char *api_token_text(const tokenizer *t, int32_t id, char *buf, size_t cap
 
 const char *api_finish_name(engine_finish f) { return f == ENGINE_FINISH_STOP ? "stop" : "length"; }
 
+// A model's SYSTEM (its Modelfile's) for a request that gives none: generate's system, or a
+// first system message of a chat.
+static int default_system(api_request *r, const char *system, api_error *err)
+{
+    if (r->kind == API_KIND_OLLAMA_GENERATE && !r->system) {
+        r->system = garlic_strndup(system, SIZE_MAX);
+        return r->system ? GARLIC_OK : api_error_set(err, 503, NULL, "out of memory");
+    }
+    if (!r->messages)
+        return GARLIC_OK;
+    for (const cJSON *m = r->messages->child; m; m = m->next) {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        if (cJSON_IsString(role) && strcmp(role->valuestring, "system") == 0)
+            return GARLIC_OK;
+    }
+    cJSON *msg = cJSON_CreateObject();
+    if (!msg || !cJSON_AddStringToObject(msg, "role", "system") ||
+        !cJSON_AddStringToObject(msg, "content", system) ||
+        !cJSON_InsertItemInArray(r->messages, 0, msg)) {
+        cJSON_Delete(msg);
+        return api_error_set(err, 503, NULL, "out of memory");
+    }
+    return GARLIC_OK;
+}
+
 static int api_job_open(const api_call *call, api_kind kind, api_job *job, api_error *err)
 {
     memset(job, 0, sizeof *job);
@@ -94,13 +119,22 @@ static int api_job_open(const api_call *call, api_kind kind, api_job *job, api_e
     int rc = api_request_parse(kind, call->body, call->len, &job->in, err);
     if (rc)
         return rc;
-    job->model = registry_find(call->reg, job->in.model);
+    job->model = api_find_model(call, job->in.model);
     if (!job->model) {
         api_error_set(err, 404, "model", "The model '%s' does not exist", job->in.model);
         err->code = "model_not_found";
         return GARLIC_ENOTFOUND;
     }
-    return GARLIC_OK;
+    const registry_extras *x = registry_model_extras(job->model);
+    if (x->params_json) { // parsed again over the model's defaults
+        registry_model *m = job->model;
+        api_request_deinit(&job->in);
+        if ((rc = api_request_parse_with(kind, call->body, call->len, x->params_json, &job->in,
+                                         err)))
+            return rc;
+        job->model = m;
+    }
+    return x->system ? default_system(&job->in, x->system, err) : GARLIC_OK;
 }
 
 int api_load_failed(api_error *err, const char *name, const garlic_error *gerr)

@@ -10,6 +10,7 @@
 
 #include "api/internal.h"
 #include "base/alloc.h"
+#include "base/buffer.h"
 #include "base/clock.h"
 #include "base/version.h"
 #include "chat/chat.h"
@@ -54,9 +55,14 @@ static void add_now(cJSON *o)
     cJSON_AddStringToObject(o, "created_at", text);
 }
 
-// A stable stand-in for Ollama's digest: a hash of the path, size and mtime, as hex.
+// The sha256 of a stored model's weights; for a file given with -m, a stable stand-in: a
+// hash of the path, size and mtime, as hex.
 static void add_digest(cJSON *o, const registry_model *m)
 {
+    if (registry_model_extras(m)->digest) {
+        cJSON_AddStringToObject(o, "digest", registry_model_extras(m)->digest);
+        return;
+    }
     uint64_t h = 1469598103934665603ull;
     for (const char *p = registry_model_path(m); *p; p++)
         h = (h ^ (unsigned char)*p) * 1099511628211ull;
@@ -151,11 +157,14 @@ static cJSON *model_entry(registry_model *m, bool running)
 
 static void list_models(const api_call *call, api_response *out, bool running)
 {
+    garlic_error gerr = {0};
+    if (!running)
+        api_store_sync(call->reg, call->store_root, &gerr); // models pulled by another process
     cJSON *root = cJSON_CreateObject();
     cJSON *list = cJSON_AddArrayToObject(root, "models");
     for (size_t i = 0; i < registry_count(call->reg); i++) {
         registry_model *m = registry_model_at(call->reg, i);
-        if (!running || registry_model_loaded(m))
+        if (m && (!running || registry_model_loaded(m)))
             cJSON_AddItemToArray(list, model_entry(m, running));
     }
     api_respond_json(out, 200, root);
@@ -203,10 +212,29 @@ static registry_model *show_target(const api_call *call, api_error *err)
         api_error_set(err, 400, NULL, "the body is not valid JSON");
     else if (!cJSON_IsString(name))
         api_error_set(err, 400, "model", "'model' is required and must be a string");
-    else if (!(m = registry_find(call->reg, name->valuestring)))
+    else if (!(m = api_find_model(call, name->valuestring)))
         api_error_set(err, 404, "model", "model '%s' not found", name->valuestring);
     cJSON_Delete(root);
     return m;
+}
+
+// Ollama's "parameters" text: a line "name value" per default option of the model (a
+// line per stop string, quoted), from its params JSON (NULL: none).
+static void params_text(const char *json, garlic_buf *out)
+{
+    cJSON *d = json ? cJSON_Parse(json) : NULL;
+    for (const cJSON *e = d ? d->child : NULL; e; e = e->next) {
+        const cJSON *one = cJSON_IsArray(e) ? e->child : e;
+        for (; one; one = cJSON_IsArray(e) ? one->next : NULL) {
+            char *value = cJSON_PrintUnformatted(one);
+            if (value)
+                garlic_buf_printf(out, "%-30s %s\n", e->string, value);
+            cJSON_free(value);
+        }
+    }
+    if (out->len) // no newline after the last, as Ollama writes it
+        out->data[--out->len] = '\0';
+    cJSON_Delete(d);
 }
 
 void api_ollama_show(const api_call *call, api_response *out)
@@ -234,11 +262,28 @@ void api_ollama_show(const api_call *call, api_response *out)
     bool from_file = false;
     const chat_template *tmpl = registry_model_template(m, &source, &template_error, &from_file);
     cJSON *root = cJSON_CreateObject();
-    char modelfile[4200];
-    snprintf(modelfile, sizeof modelfile, "# served by garlic\nFROM %s\n", registry_model_path(m));
-    cJSON_AddStringToObject(root, "license", "");
-    cJSON_AddStringToObject(root, "modelfile", modelfile);
-    cJSON_AddStringToObject(root, "parameters", "");
+    const registry_extras *x = registry_model_extras(m);
+    garlic_buf params = {0}, modelfile = {0};
+    params_text(x->params_json, &params);
+    garlic_buf_printf(&modelfile, "# served by garlic\nFROM %s\n", registry_model_path(m));
+    if (x->template_text)
+        garlic_buf_printf(&modelfile, "TEMPLATE \"\"\"%s\"\"\"\n", x->template_text);
+    if (x->system)
+        garlic_buf_printf(&modelfile, "SYSTEM \"\"\"%s\"\"\"\n", x->system);
+    for (const char *line = params.data; line && *line;) {
+        const char *end = strchr(line, '\n');
+        garlic_buf_printf(&modelfile, "PARAMETER %.*s\n", (int)(end - line), line);
+        line = end + 1;
+    }
+    if (x->license)
+        garlic_buf_printf(&modelfile, "LICENSE \"\"\"%s\"\"\"\n", x->license);
+    cJSON_AddStringToObject(root, "license", x->license ? x->license : "");
+    cJSON_AddStringToObject(root, "modelfile", modelfile.data ? modelfile.data : "");
+    cJSON_AddStringToObject(root, "parameters", params.data ? params.data : "");
+    if (x->system)
+        cJSON_AddStringToObject(root, "system", x->system);
+    garlic_buf_deinit(&params);
+    garlic_buf_deinit(&modelfile);
     cJSON_AddStringToObject(root, "template", source ? source : "");
     cJSON_AddItemToObject(root, "details", details(info, m));
     cJSON_AddItemToObject(root, "model_info", model_info_object(info));

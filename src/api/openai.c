@@ -14,11 +14,15 @@
 
 void api_openai_models(const api_call *call, api_response *out)
 {
+    garlic_error gerr = {0};
+    api_store_sync(call->reg, call->store_root, &gerr); // models pulled by another process
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "object", "list");
     cJSON *data = cJSON_AddArrayToObject(root, "data");
     for (size_t i = 0; i < registry_count(call->reg); i++) {
         registry_model *m = registry_model_at(call->reg, i);
+        if (!m)
+            continue;
         cJSON *e = cJSON_CreateObject();
         cJSON_AddItemToArray(data, e);
         cJSON_AddStringToObject(e, "id", registry_model_name(m));

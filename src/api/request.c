@@ -101,6 +101,9 @@ static int get_stops(const cJSON *obj, const char *prefix, api_request *r, api_e
     if (!item)
         return GARLIC_OK;
     param_name(prefix, "stop", name, sizeof name);
+    for (size_t i = 0; i < r->n_stops; i++) // the request's stops replace the model's
+        garlic_free(r->stops[i]);
+    r->n_stops = 0;
     if (!cJSON_IsString(item) && !cJSON_IsArray(item))
         return api_error_set(err, 400, name, "'%s' must be a string or a list of strings", name);
     const cJSON *one = cJSON_IsString(item) ? item : item->child;
@@ -488,19 +491,53 @@ static int parse_ollama(const cJSON *root, api_request *r, api_error *err)
     bool has;
     if ((rc = get_number(opts, "options.", "num_predict", -2, 1 << 24, true, &v, &has, err)))
         return rc;
-    r->max_tokens = has && v > 0 ? (uint32_t)v : 0;
+    if (has)
+        r->max_tokens = v > 0 ? (uint32_t)v : 0;
     if ((rc = get_number(opts, "options.", "num_ctx", 0, 1 << 24, true, &v, &has, err)))
         return rc;
     return get_sampling(opts, "options.", r, err);
 }
 
+// A model's default options (its Modelfile's PARAMETER lines, in Ollama's words), applied
+// before the request's own fields.
+static int apply_defaults(const char *json, api_request *r, api_error *err)
+{
+    cJSON *d = cJSON_Parse(json);
+    if (!cJSON_IsObject(d)) {
+        cJSON_Delete(d);
+        return api_error_set(err, 500, NULL, "the model's default parameters are not an object");
+    }
+    double v;
+    bool has;
+    int rc = get_number(d, "parameters.", "num_predict", -2, 1 << 24, true, &v, &has, err);
+    if (rc == GARLIC_OK && has && v > 0)
+        r->max_tokens = (uint32_t)v;
+    if (rc == GARLIC_OK)
+        rc = get_sampling(d, "parameters.", r, err);
+    cJSON_Delete(d);
+    if (rc == GARLIC_EINVAL)
+        err->status = 500; // the store checked them: this is garlic's fault, not the client's
+    return rc;
+}
+
 int api_request_parse(api_kind kind, const char *body, size_t len, api_request *out, api_error *err)
+{
+    return api_request_parse_with(kind, body, len, NULL, out, err);
+}
+
+int api_request_parse_with(api_kind kind, const char *body, size_t len, const char *defaults,
+                           api_request *out, api_error *err)
 {
     memset(out, 0, sizeof *out);
     out->kind = kind;
     out->keep_alive = NAN;
     out->sampling = sampler_params_default(0);
     out->n = 1;
+    if (defaults) {
+        int rc = apply_defaults(defaults, out, err);
+        if (rc)
+            return rc == GARLIC_ENOMEM ? api_error_set(err, 503, NULL, "out of memory") : rc;
+    }
     cJSON *root = cJSON_ParseWithLength(body, len);
     if (!root)
         return api_error_set(err, 400, NULL, "the body is not valid JSON");

@@ -23,12 +23,24 @@ api_stream *api_stream_new(api_job *job, const api_stream_ops *ops)
     return s;
 }
 
+api_stream *api_stream_of_task(api_task *t)
+{
+    api_stream *s = garlic_calloc(1, sizeof *s);
+    if (!s) {
+        api_task_release(t);
+        return NULL;
+    }
+    s->task = t;
+    return s;
+}
+
 void api_stream_usage(api_stream *s, api_usage *usage) { api_job_usage(&s->job, usage); }
 
 void api_stream_free(api_stream *s)
 {
     if (!s)
         return;
+    api_task_release(s->task);
     api_job_deinit(&s->job);
     garlic_free(s->out);
     garlic_free(s);
@@ -69,6 +81,13 @@ static int advance(api_stream *s, api_alive_fn alive, void *ctx)
     for (;;) {
         if (alive && !alive(ctx))
             return -1;
+        if (s->task) {
+            if (api_task_read(s->task, s, &s->ended) != GARLIC_OK)
+                return -1;
+            if (s->ended || s->out_len > s->out_pos)
+                return 0;
+            continue;
+        }
         engine_chunk c;
         if (!engine_request_next(s->job.req, &c, 100))
             continue;
@@ -101,7 +120,8 @@ ssize_t api_stream_read(api_stream *s, char *buf, size_t max, api_alive_fn alive
         if (s->ended)
             return 0;
         if (advance(s, alive, ctx) != 0) {
-            engine_request_cancel(s->job.req);
+            if (s->job.req)
+                engine_request_cancel(s->job.req);
             return -1;
         }
     }

@@ -31,17 +31,20 @@ typedef struct serve_options {
     uint32_t port, max_body; // for server (whose fields are narrower or wider)
     bool quiet;              // no request log
     bool verbose;            // the request log shows each rendered prompt
+    bool no_store;           // serve only -m and --models-dir, manage no store
+    char store_root[STORE_PATH_MAX];
     server_config server;
     registry_config registry;
 } serve_options;
 
 static const cli_command serve_command = {
     .name = "serve",
-    .usage = "-m MODEL.gguf|FOLDER[=NAME]... [--models-dir DIR] [options]",
-    .about = "Serves the models over HTTP with the OpenAI and Ollama APIs (docs/api.md). A model "
-             "is loaded\non its first request and unloaded after --keep-alive without one; "
-             "loaded models share\n--memory-budget. SIGINT or SIGTERM stops the server "
-             "gracefully.",
+    .usage = "[-m MODEL.gguf|FOLDER|NAME[=NAME]]... [--models-dir DIR] [options]",
+    .about = "Serves the models over HTTP with the OpenAI and Ollama APIs (docs/api.md): every "
+             "model of the\nstore ($GARLIC_MODELS; garlic pull, garlic create, /api/pull) and "
+             "those -m and --models-dir\nname. A model is loaded on its first request and "
+             "unloaded after --keep-alive without one;\nloaded models share --memory-budget. "
+             "SIGINT or SIGTERM stops the server gracefully.",
     .notes = "GARLIC_HOST and GARLIC_API_KEY work as --host and --api-key. SIZE: 12GB (10^9), "
              "16GiB (2^30),\n800MB. DURATION: 5m, 1h, 30s, 0 (unload at once), -1 (never).",
 };
@@ -92,6 +95,8 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
                     &models),
         cli_string("--models-dir", "DIR", "serve every .gguf file and model folder of DIR too",
                    &o->models_dir),
+        cli_flag("--no-store", "serve only -m and --models-dir; no /api/pull, create, delete, copy",
+                 &o->no_store),
         cli_string("--host", "ADDR", "address to listen on (default 127.0.0.1)", &o->server.host),
         cli_uint("--port", "N", "port to listen on (default 8686; 0: any free one)", &o->port, 0,
                  65535),
@@ -144,8 +149,9 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
     o->n_models = models.n;
     if (status != CLI_CONTINUE)
         return status;
-    if (o->n_models == 0 && !o->models_dir)
-        return cli_usage_error(&serve_command, "give at least one -m MODEL.gguf or --models-dir");
+    if (o->no_store && o->n_models == 0 && !o->models_dir)
+        return cli_usage_error(&serve_command,
+                               "with --no-store, give at least one -m MODEL.gguf or --models-dir");
     o->server.port = (uint16_t)o->port;
     o->server.max_body = o->max_body;
     o->server.log_requests = !o->quiet;
@@ -173,12 +179,13 @@ static int add_models(registry *reg, const serve_options *o)
     }
     if (o->models_dir && registry_add_dir(reg, o->models_dir, &err))
         return fprintf(stderr, "garlic serve: %s\n", err.message), 1;
-    if (registry_count(reg) == 0)
+    if (o->models_dir && registry_count(reg) == o->n_models)
         return fprintf(stderr, "garlic serve: %s holds no .gguf file\n", o->models_dir), 1;
-    // Every model is checked now, so that a broken file stops the start rather than failing
-    // its first request; all the broken ones are named.
+    // Every model named on the command line is checked now, so that a broken file stops the
+    // start rather than failing its first request; all the broken ones are named.
+    size_t named = registry_count(reg);
     int status = 0;
-    for (size_t i = 0; i < registry_count(reg); i++) {
+    for (size_t i = 0; i < named; i++) {
         registry_model *m = registry_model_at(reg, i);
         if (registry_model_check(m, &err) != GARLIC_OK) {
             fprintf(stderr, "garlic serve: model '%s' (%s) cannot be served: %s\n",
@@ -188,6 +195,12 @@ static int add_models(registry *reg, const serve_options *o)
     }
     if (status)
         return status;
+    // The store's models (a broken one is reported when asked for, not fatal: it may be
+    // replaced by a pull while the server runs).
+    if (o->server.store_root && api_store_sync(reg, o->server.store_root, &err))
+        return fprintf(stderr, "garlic serve: the model store %s: %s\n", o->server.store_root,
+                       err.message),
+               1;
     if (o->preload && registry_load_all(reg, &err))
         return fprintf(stderr, "garlic serve: %s\n", err.message), 1;
     return 0;
@@ -211,6 +224,10 @@ int cli_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
     garlic_error err = {0};
+    if (!o.no_store && store_root(o.store_root, sizeof o.store_root, &err) == GARLIC_OK)
+        o.server.store_root = o.store_root;
+    else if (!o.no_store)
+        fprintf(stderr, "garlic serve: no model store: %s\n", err.message);
     registry *reg = registry_new(&o.registry, &err);
     if (!reg)
         return fprintf(stderr, "garlic serve: %s\n", err.message), 1;
@@ -223,9 +240,13 @@ int cli_serve(int argc, char **argv)
     if (status == 0) {
         const char *host = o.server.host;
         bool v6 = strchr(host, ':') != NULL;
-        fprintf(stderr, "garlic serve: listening on http://%s%s%s:%u (%zu model%s)\n",
-                v6 ? "[" : "", host, v6 ? "]" : "", server_port(srv), registry_count(reg),
-                registry_count(reg) == 1 ? "" : "s");
+        size_t n = 0;
+        for (size_t i = 0; i < registry_count(reg); i++)
+            n += registry_model_at(reg, i) != NULL;
+        fprintf(stderr, "garlic serve: listening on http://%s%s%s:%u (%zu model%s%s%s)\n",
+                v6 ? "[" : "", host, v6 ? "]" : "", server_port(srv), n, n == 1 ? "" : "s",
+                o.server.store_root ? "; store " : "",
+                o.server.store_root ? o.server.store_root : "");
         fprintf(stderr, "garlic serve: memory budget %s for loaded models%s\n",
                 cli_format_bytes((double)registry_budget(reg)),
                 o.registry.memory_budget ? "" : " (80% of physical memory; --memory-budget)");

@@ -21,6 +21,9 @@ struct registry_model {
     char *path;
     uint64_t file_size;
     int64_t mtime;
+    registry_extras extras; // owned copies of what registry_add_with gave (NULL: none)
+    atomic_bool removed;    // registry_remove took it out of the list (it stays allocated,
+                            // unloaded once idle, until registry_free)
 
     pthread_mutex_t load_mu; // held while the model loads or unloads
     atomic_bool loaded;      // set (release) once everything below the line is ready;
@@ -57,9 +60,13 @@ struct registry {
     registry_config cfg;
     char *template_text; // --chat-template-file contents, or NULL
     char *template_name;
-    registry_model *models[REGISTRY_MAX_MODELS]; // (n_models) set up before serving
-    size_t n_models;
-    atomic_bool stopped; // submit refuses new work
+    // (n_models) every entry ever added, removed ones too: entries are appended under list_mu
+    // (the pointer is written before the count) and freed only by registry_free, so readers
+    // may walk them without a lock.
+    registry_model *models[REGISTRY_MAX_MODELS];
+    _Atomic size_t n_models;
+    pthread_mutex_t list_mu; // serializes registry_add_with and registry_remove
+    atomic_bool stopped;     // submit refuses new work
 
     pthread_mutex_t stats_mu; // guards stats (workers write, /metrics reads)
     registry_stats stats;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The list of models and their loading. Entries are added before the server starts and never
-// removed while it runs; a model is loaded on first use by the HTTP thread that needs it
+// The list of models and their loading. Entries are added before the server starts or while
+// it runs (a pull, a create) and removed (a delete) by marking them: an entry is freed only by
+// registry_free, so a request that found one may use it to the end. A model is loaded on first use by the HTTP thread that needs it
 // (others wait on the entry's load lock) and unloaded when lifecycle.c decides (keep_alive,
 // the memory budget, registry_free). Also the statistics the engines update and /metrics
 // reads.
@@ -39,6 +40,8 @@ registry *registry_new(const registry_config *cfg, garlic_error *err)
     reg->cfg = *cfg;
     reg->cfg.chat_template_file = NULL;
     atomic_init(&reg->stopped, false);
+    atomic_init(&reg->n_models, 0);
+    pthread_mutex_init(&reg->list_mu, NULL);
     pthread_mutex_init(&reg->stats_mu, NULL);
     pthread_mutex_init(&reg->compute_mu, NULL);
     pthread_cond_init(&reg->compute_cv, NULL);
@@ -75,6 +78,12 @@ static void model_entry_free(registry_model *m)
     registry_model_unload_parts(m);
     garlic_free(m->name);
     garlic_free(m->path);
+    garlic_free((char *)m->extras.template_text);
+    garlic_free((char *)m->extras.system);
+    garlic_free((char *)m->extras.params_json);
+    garlic_free((char *)m->extras.license);
+    garlic_free((char *)m->extras.digest);
+    garlic_free((char *)m->extras.store_name);
     pthread_mutex_destroy(&m->load_mu);
     pthread_mutex_destroy(&m->mu);
     garlic_free(m);
@@ -91,6 +100,7 @@ void registry_free(registry *reg)
     thread_pool_free(reg->pool);
     garlic_free(reg->template_text);
     garlic_free(reg->template_name);
+    pthread_mutex_destroy(&reg->list_mu);
     pthread_mutex_destroy(&reg->stats_mu);
     pthread_mutex_destroy(&reg->compute_mu);
     pthread_cond_destroy(&reg->compute_cv);
@@ -117,40 +127,165 @@ static char *default_name(const char *path)
     return garlic_strndup(path + start, len);
 }
 
-int registry_add(registry *reg, const char *path, const char *name, garlic_error *err)
+// The listed (not removed) entry named name, or NULL.
+static registry_model *find_listed(registry *reg, const char *name)
 {
-    if (reg->n_models == REGISTRY_MAX_MODELS)
-        return garlic_error_set(err, GARLIC_EINVAL, "%s: more than %d models", path,
-                                REGISTRY_MAX_MODELS);
+    size_t n = atomic_load(&reg->n_models);
+    for (size_t i = 0; i < n; i++) {
+        registry_model *m = reg->models[i];
+        if (!atomic_load(&m->removed) && strcmp(m->name, name) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+static bool same_text(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_extras(const registry_extras *a, const registry_extras *b)
+{
+    return same_text(a->template_text, b->template_text) && same_text(a->system, b->system) &&
+        same_text(a->params_json, b->params_json) && same_text(a->license, b->license) &&
+        same_text(a->digest, b->digest) && same_text(a->store_name, b->store_name);
+}
+
+// An owned copy of text (NULL stays NULL); *ok is cleared when memory runs out.
+static const char *copy_text(const char *text, bool *ok)
+{
+    if (!text)
+        return NULL;
+    char *copy = garlic_strndup(text, SIZE_MAX);
+    *ok = *ok && copy;
+    return copy;
+}
+
+// A new entry for path (stat'ed), not yet listed.
+static registry_model *entry_new(registry *reg, const char *path, const char *name,
+                                 const registry_extras *x, garlic_error *err)
+{
     struct stat st;
-    if (stat(path, &st) != 0)
-        return garlic_error_set(err, GARLIC_EIO, "%s: %s", path, strerror(errno));
+    if (stat(path, &st) != 0) {
+        garlic_error_set(err, GARLIC_EIO, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
     registry_model *m = garlic_calloc(1, sizeof *m);
-    if (!m)
-        return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    if (!m) {
+        garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+        return NULL;
+    }
     pthread_mutex_init(&m->load_mu, NULL);
     pthread_mutex_init(&m->mu, NULL);
     atomic_init(&m->loaded, false);
+    atomic_init(&m->removed, false);
     m->reg = reg;
     m->path = garlic_strndup(path, SIZE_MAX);
     m->name = name && *name ? garlic_strndup(name, SIZE_MAX) : default_name(path);
     m->file_size = (uint64_t)st.st_size;
     m->mtime = (int64_t)st.st_mtime;
-    if (!m->path || !m->name) {
+    bool ok = m->path && m->name;
+    m->extras.template_text = copy_text(x->template_text, &ok);
+    m->extras.system = copy_text(x->system, &ok);
+    m->extras.params_json = copy_text(x->params_json, &ok);
+    m->extras.license = copy_text(x->license, &ok);
+    m->extras.digest = copy_text(x->digest, &ok);
+    m->extras.store_name = copy_text(x->store_name, &ok);
+    if (!ok) {
         model_entry_free(m);
-        return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+        garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+        return NULL;
     }
-    if (registry_find(reg, m->name)) {
-        int rc = garlic_error_set(err, GARLIC_EINVAL,
-                                  "%s: a model named '%s' exists already "
-                                  "(give one an alias: -m PATH=NAME)",
-                                  path, m->name);
+    return m;
+}
+
+static bool same_entry(const registry_model *a, const registry_model *b)
+{
+    return strcmp(a->name, b->name) == 0 && strcmp(a->path, b->path) == 0 &&
+        same_extras(&a->extras, &b->extras);
+}
+
+// registry_add_with and registry_put: replace lets a listed store model of the same name give
+// way (it is unloaded once idle).
+static int add_entry(registry *reg, const char *path, const char *name,
+                     const registry_extras *extras, bool replace, garlic_error *err)
+{
+    static const registry_extras none = {0};
+    const registry_extras *x = extras ? extras : &none;
+    registry_model *m = entry_new(reg, path, name, x, err);
+    if (!m)
+        return err->code;
+    int rc = GARLIC_OK;
+    pthread_mutex_lock(&reg->list_mu);
+    size_t n = atomic_load(&reg->n_models);
+    registry_model *old = NULL, *listed = find_listed(reg, m->name), *replaced = NULL;
+    for (size_t i = 0; i < n && !old; i++) {
+        registry_model *o = reg->models[i];
+        if (atomic_load(&o->removed) && same_entry(o, m))
+            old = o;
+    }
+    if (listed && replace && same_entry(listed, m)) {
+        pthread_mutex_unlock(&reg->list_mu);
         model_entry_free(m);
-        return rc;
+        return GARLIC_OK; // nothing changed
     }
-    reg->models[reg->n_models++] = m;
+    if (listed && replace && listed->extras.store_name) {
+        atomic_store(&listed->removed, true);
+        replaced = listed, listed = NULL;
+    }
+    if (listed)
+        rc = garlic_error_set(err, GARLIC_EINVAL,
+                              "%s: a model named '%s' exists already "
+                              "(give one an alias: -m PATH=NAME)",
+                              path, m->name);
+    else if (old)
+        atomic_store(&old->removed, false); // the same model again: its entry comes back
+    else if (n == REGISTRY_MAX_MODELS)
+        rc = garlic_error_set(err, GARLIC_EINVAL, "%s: more than %d models", path,
+                              REGISTRY_MAX_MODELS);
+    else {
+        reg->models[n] = m;
+        atomic_store(&reg->n_models, n + 1);
+        m = NULL;
+    }
+    pthread_mutex_unlock(&reg->list_mu);
+    model_entry_free(m);
+    if (replaced)
+        registry_model_unload_when_idle(replaced);
+    return rc;
+}
+
+int registry_add_with(registry *reg, const char *path, const char *name,
+                      const registry_extras *extras, garlic_error *err)
+{
+    return add_entry(reg, path, name, extras, false, err);
+}
+
+int registry_put(registry *reg, const char *path, const char *name, const registry_extras *extras,
+                 garlic_error *err)
+{
+    return add_entry(reg, path, name, extras, true, err);
+}
+
+int registry_add(registry *reg, const char *path, const char *name, garlic_error *err)
+{
+    return add_entry(reg, path, name, NULL, false, err);
+}
+
+int registry_remove(registry *reg, const char *name, garlic_error *err)
+{
+    pthread_mutex_lock(&reg->list_mu);
+    registry_model *m = find_listed(reg, name);
+    if (m)
+        atomic_store(&m->removed, true);
+    pthread_mutex_unlock(&reg->list_mu);
+    if (!m)
+        return garlic_error_set(err, GARLIC_ENOTFOUND, "model '%s' not found", name);
+    registry_model_unload_when_idle(m);
     return GARLIC_OK;
 }
+
+const registry_extras *registry_model_extras(const registry_model *m) { return &m->extras; }
 
 static int compare_names(const void *a, const void *b)
 {
@@ -190,20 +325,17 @@ int registry_add_dir(registry *reg, const char *dir, garlic_error *err)
     return rc;
 }
 
-size_t registry_count(const registry *reg) { return reg->n_models; }
+size_t registry_count(const registry *reg) { return atomic_load(&reg->n_models); }
 
 registry_model *registry_model_at(registry *reg, size_t i)
 {
-    return i < reg->n_models ? reg->models[i] : NULL;
+    if (i >= atomic_load(&reg->n_models))
+        return NULL;
+    registry_model *m = reg->models[i];
+    return atomic_load(&m->removed) ? NULL : m;
 }
 
-registry_model *registry_find(registry *reg, const char *name)
-{
-    for (size_t i = 0; i < reg->n_models; i++)
-        if (strcmp(reg->models[i]->name, name) == 0)
-            return reg->models[i];
-    return NULL;
-}
+registry_model *registry_find(registry *reg, const char *name) { return find_listed(reg, name); }
 
 const char *registry_model_name(const registry_model *m) { return m->name; }
 
@@ -218,16 +350,22 @@ bool registry_model_loaded(registry_model *m)
     return atomic_load_explicit(&m->loaded, memory_order_acquire);
 }
 
-// Picks the model's chat template: --chat-template-file, else tokenizer.chat_template, else
+// Picks the model's chat template: --chat-template-file, else its Modelfile's TEMPLATE, else
+// tokenizer.chat_template, else
 // none (the fallback). A template that does not parse is reported and replaced by the
 // fallback, so the model still serves completions and chats.
 static void load_template(registry_model *m)
 {
     const registry *reg = m->reg;
     const char *src = reg->template_text, *name = reg->template_name;
+    char label[600];
+    if (!src && m->extras.template_text) { // a Modelfile's TEMPLATE
+        src = m->extras.template_text;
+        snprintf(label, sizeof label, "%s:TEMPLATE", m->name);
+        name = label;
+    }
     size_t len = src ? strlen(src) : 0;
     gguf_string s;
-    char label[600];
     if (!src && gguf_get_str(m->weights->file, "tokenizer.chat_template", &s) == GARLIC_OK) {
         src = s.data, len = (size_t)s.len;
         snprintf(label, sizeof label, "%s:chat_template", m->path);
@@ -372,12 +510,14 @@ int registry_model_check(registry_model *m, garlic_error *err)
 
 int registry_load_all(registry *reg, garlic_error *err)
 {
-    for (size_t i = 0; i < reg->n_models; i++) {
+    for (size_t i = 0; i < registry_count(reg); i++) {
+        registry_model *m = registry_model_at(reg, i);
         double seconds;
-        int rc = registry_model_acquire(reg->models[i], &seconds, err);
+        int rc = m ? registry_model_acquire(m, &seconds, err) : GARLIC_OK;
         if (rc != GARLIC_OK)
             return rc;
-        registry_model_release(reg->models[i], NAN);
+        if (m)
+            registry_model_release(m, NAN);
     }
     return GARLIC_OK;
 }

@@ -20,7 +20,7 @@ typedef struct chat_template chat_template;
 typedef struct model model;
 typedef struct tokenizer tokenizer;
 enum {
-    REGISTRY_MAX_MODELS = 256,
+    REGISTRY_MAX_MODELS = 1024, // entries added over a server's life (removed ones count)
     REGISTRY_DEFAULT_BUDGET_PERCENT = 80,
 };
 
@@ -63,9 +63,38 @@ registry *registry_new(const registry_config *cfg, garlic_error *err);
 // frees every model. No request may be submitted concurrently. registry_free(NULL) is a no-op.
 void registry_free(registry *reg);
 
+// What a model made by a Modelfile adds to its weights (each NULL when absent).
+typedef struct registry_extras {
+    const char *template_text; // a chat template used instead of the model's own
+    const char *system;        // the system message of requests that give none
+    const char *params_json;   // default request options, a JSON object in Ollama's words
+    const char *license;       // its licence text
+    const char *digest;        // the weights' sha256 (hex), as /api/tags shows it
+    const char *store_name;    // the full store name ("registry.ollama.ai/library/x:latest")
+                               // of a model that comes from the store, else NULL
+} registry_extras;
+
 // Adds path under name (NULL: the file name without ".gguf"). The file is not opened yet.
 // GARLIC_EINVAL for a duplicate name or too many models.
 int registry_add(registry *reg, const char *path, const char *name, garlic_error *err);
+
+// registry_add with extras (copied; NULL: none). Safe while the server runs: a name that was
+// removed may be added again (the old entry comes back when path and extras are the same).
+int registry_add_with(registry *reg, const char *path, const char *name,
+                      const registry_extras *extras, garlic_error *err);
+
+// registry_add_with for a model of the store: when a store model of that name is listed
+// already, nothing happens if it is the same (path and extras), else the new one replaces it
+// (the old is unloaded once idle). A model added without extras.store_name is never replaced.
+int registry_put(registry *reg, const char *path, const char *name, const registry_extras *extras,
+                 garlic_error *err);
+
+// Takes name out of the list: it is no longer found or listed, new requests cannot reach
+// it, and it is unloaded once its running requests end. GARLIC_ENOTFOUND when absent.
+int registry_remove(registry *reg, const char *name, garlic_error *err);
+
+// m's extras (fields NULL when absent); valid as long as the registry.
+const registry_extras *registry_model_extras(const registry_model *m);
 
 // Adds every *.gguf file in dir (sorted by name). GARLIC_EIO when dir cannot be read.
 int registry_add_dir(registry *reg, const char *dir, garlic_error *err);
@@ -83,6 +112,7 @@ int registry_load_all(registry *reg, garlic_error *err);
 // scheduler is idle.
 void registry_drain(registry *reg, double grace_seconds);
 
+// Entries 0..registry_count-1: registry_model_at gives NULL for a removed one (skip it).
 size_t registry_count(const registry *reg);
 registry_model *registry_model_at(registry *reg, size_t i);
 // The model named name, or NULL.

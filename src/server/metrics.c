@@ -92,6 +92,8 @@ static void put_models(text_buf *b, registry *reg)
             per_model[k].metric);
         for (size_t i = 0; i < n; i++) {
             registry_model *m = registry_model_at(reg, i);
+            if (!m)
+                continue;
             registry_model_ps ps;
             registry_model_ps_get(m, &ps);
             uint64_t v;
@@ -108,7 +110,7 @@ static void put_models(text_buf *b, registry *reg)
     engine_seq_info *seqs = garlic_calloc(MAX_SEQS, sizeof *seqs);
     for (size_t i = 0; seqs && i < n; i++) {
         registry_model *m = registry_model_at(reg, i);
-        size_t k = registry_model_sequences(m, seqs, MAX_SEQS);
+        size_t k = m ? registry_model_sequences(m, seqs, MAX_SEQS) : 0;
         for (size_t j = 0; j < k; j++)
             put(b, "garlic_sequence_kv_blocks{model=\"%s\",request=\"%s\",choice=\"%u\"} %u\n",
                 label(registry_model_name(m), name, sizeof name), seqs[j].label, seqs[j].choice,

@@ -25,24 +25,30 @@ typedef void (*route_fn)(const api_call *call, api_response *out);
 
 typedef struct route_entry {
     const char *method;
-    const char *path;
+    const char *path; // the whole path, or (prefix) its beginning: the rest is the argument
     route_fn handler; // NULL: built in (/health, /metrics, /)
     bool ollama;      // errors in Ollama's shape
+    bool prefix;
 } route_entry;
 
 static const route_entry routes[] = {
-    {"GET", "/health", NULL, false},
-    {"GET", "/metrics", NULL, false},
-    {"GET", "/", NULL, true},
-    {"GET", "/v1/models", api_openai_models, false},
-    {"POST", "/v1/chat/completions", api_openai_chat, false},
-    {"POST", "/v1/completions", api_openai_completions, false},
-    {"GET", "/api/version", api_ollama_version, true},
-    {"GET", "/api/tags", api_ollama_tags, true},
-    {"POST", "/api/show", api_ollama_show, true},
-    {"GET", "/api/ps", api_ollama_ps, true},
-    {"POST", "/api/generate", api_ollama_generate, true},
-    {"POST", "/api/chat", api_ollama_chat, true},
+    {"GET", "/health", NULL, false, false},
+    {"GET", "/metrics", NULL, false, false},
+    {"GET", "/", NULL, true, false},
+    {"GET", "/v1/models", api_openai_models, false, false},
+    {"GET", "/v1/models/", api_openai_model, false, true},
+    {"POST", "/v1/chat/completions", api_openai_chat, false, false},
+    {"POST", "/v1/completions", api_openai_completions, false, false},
+    {"GET", "/api/version", api_ollama_version, true, false},
+    {"GET", "/api/tags", api_ollama_tags, true, false},
+    {"POST", "/api/show", api_ollama_show, true, false},
+    {"GET", "/api/ps", api_ollama_ps, true, false},
+    {"POST", "/api/generate", api_ollama_generate, true, false},
+    {"POST", "/api/chat", api_ollama_chat, true, false},
+    {"POST", "/api/pull", api_ollama_pull, true, false},
+    {"POST", "/api/create", api_ollama_create, true, false},
+    {"DELETE", "/api/delete", api_ollama_delete, true, false},
+    {"POST", "/api/copy", api_ollama_copy, true, false},
 };
 enum { N_ROUTES = sizeof routes / sizeof routes[0], ROUTE_OTHER = N_ROUTES };
 
@@ -53,6 +59,7 @@ struct server {
     registry *reg;     // borrowed
     char *api_key;     // NULL: open
     char *cors_origin; // NULL: no CORS
+    char *store_root;  // NULL: no model store
     size_t max_body;
     uint16_t port;
     bool log_requests, log_prompts;
@@ -77,7 +84,8 @@ typedef struct request_record {
 
 // One HTTP request, owned by its connection's thread from the first callback to completion.
 typedef struct exchange {
-    size_t route; // index in routes, ROUTE_OTHER when none
+    size_t route;   // index in routes, ROUTE_OTHER when none
+    char *path_arg; // what follows a prefix route's path (garlic_malloc'd), or NULL
     exchange_state state;
     char *body; // (cap) the request body so far
     size_t len, cap;
@@ -126,7 +134,7 @@ static void add_common_headers(server *srv, struct MHD_Response *r, const char *
     if (srv->cors_origin) {
         MHD_add_response_header(r, "Access-Control-Allow-Origin", srv->cors_origin);
         MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
-        MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
         MHD_add_response_header(r, "Vary", "Origin");
     }
 }
@@ -272,7 +280,9 @@ static enum MHD_Result dispatch(server *srv, struct MHD_Connection *c, exchange 
                      .alive = client_alive,
                      .alive_ctx = &probe,
                      .usage = &ex->rec.usage,
-                     .keep_prompt = srv->log_prompts};
+                     .keep_prompt = srv->log_prompts,
+                     .store_root = srv->store_root,
+                     .path_arg = ex->path_arg};
     api_response resp = {0};
     rt->handler(&call, &resp);
     enum MHD_Result ok;
@@ -311,7 +321,9 @@ static size_t find_route(const char *method, const char *url, bool *wrong_method
 {
     *wrong_method = false;
     for (size_t i = 0; i < N_ROUTES; i++) {
-        if (strcmp(routes[i].path, url) != 0)
+        size_t len = strlen(routes[i].path);
+        if (routes[i].prefix ? strncmp(routes[i].path, url, len) != 0 || !url[len]
+                             : strcmp(routes[i].path, url) != 0)
             continue;
         if (strcmp(routes[i].method, method) == 0 ||
             (strcmp(method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0))
@@ -340,6 +352,9 @@ static enum MHD_Result begin(server *srv, struct MHD_Connection *c, const char *
     ex->rec.t_start = garlic_now();
     bool wrong_method;
     ex->route = find_route(method, url, &wrong_method);
+    if (ex->route < N_ROUTES && routes[ex->route].prefix &&
+        !(ex->path_arg = garlic_strndup(url + strlen(routes[ex->route].path), SIZE_MAX)))
+        return send_error(srv, c, ex, 503, "out_of_memory", "%s", "out of memory");
     if (strcmp(method, "OPTIONS") == 0 && srv->cors_origin)
         return send_body(srv, c, ex, 204, NULL, "", 0, 0);
     if (ex->route == ROUTE_OTHER && wrong_method)
@@ -417,6 +432,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **state,
     if (!ex->streamed) // a stream logs its request when it ends
         log_request(srv, &ex->rec);
     garlic_free(ex->body);
+    garlic_free(ex->path_arg);
     garlic_free(ex);
     *state = NULL;
 }
@@ -451,6 +467,7 @@ static void server_free(server *s)
         return;
     garlic_free(s->api_key);
     garlic_free(s->cors_origin);
+    garlic_free(s->store_root);
     garlic_free(s);
 }
 
@@ -469,6 +486,8 @@ static server *server_new(const server_config *cfg, registry *reg)
         ok &= (s->api_key = garlic_strndup(cfg->api_key, SIZE_MAX)) != NULL;
     if (cfg->cors_origin && *cfg->cors_origin)
         ok &= (s->cors_origin = garlic_strndup(cfg->cors_origin, SIZE_MAX)) != NULL;
+    if (cfg->store_root)
+        ok &= (s->store_root = garlic_strndup(cfg->store_root, SIZE_MAX)) != NULL;
     for (size_t i = 0; i < N_ROUTES; i++)
         s->metrics.endpoints[i] = routes[i].path;
     s->metrics.endpoints[ROUTE_OTHER] = "other";

@@ -31,6 +31,8 @@ typedef struct server_config {
     unsigned timeout_seconds; // 0: SERVER_DEFAULT_TIMEOUT
     bool log_requests;        // one line per request on the log (base/log.h)
     bool log_prompts;         // and each generating request's rendered prompt
+    const char *store_root;   // the model store /api/pull, /api/create, /api/delete and
+                              // /api/copy manage (and whose models are served); NULL: none
 } server_config;
 
 typedef struct server server;
