@@ -5,11 +5,13 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -223,5 +225,122 @@ size_t test_request_finish(engine_request *r, double timeout_seconds, engine_chu
         text += last->len;
         if (last->all_done)
             return text;
+    }
+}
+
+// ---- child processes ----
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+void test_server_start(test_server *s, const char *name, const char *env, const char *args)
+{
+    snprintf(s->log, sizeof s->log, "%s", test_temp_path(name));
+    s->port = 0;
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "exec env %s '%s' serve --host 127.0.0.1 --port 0 %s 2>'%s'",
+             env ? env : "", test_garlic(), args, s->log);
+    s->pid = fork();
+    if (s->pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    const char *mark = "listening on http://127.0.0.1:";
+    for (int i = 0; i < 200 && !s->port; i++) {
+        char *log = test_read_file(s->log, NULL);
+        const char *at = log ? strstr(log, mark) : NULL;
+        if (at)
+            s->port = atoi(at + strlen(mark));
+        free(log);
+        if (!s->port)
+            sleep_ms(50);
+    }
+    if (!s->port)
+        fail_msg("garlic serve did not start (log %s)", s->log);
+}
+
+int test_server_stop(test_server *s)
+{
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 300; i++) {
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        }
+        sleep_ms(20);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &status, 0);
+    s->pid = 0;
+    return -1;
+}
+
+int test_http(const test_server *s, const char *method, const char *path, const char *json,
+              const char *extra, char **body, char **headers)
+{
+    char body_file[600], head_file[600], data_file[600], data_arg[700] = "";
+    snprintf(body_file, sizeof body_file, "%s", test_temp_path("http_body.out"));
+    snprintf(head_file, sizeof head_file, "%s", test_temp_path("http_head.out"));
+    snprintf(data_file, sizeof data_file, "%s", test_temp_path("http_body.in"));
+    if (json) {
+        assert_int_equal(test_write_file(data_file, json, strlen(json)), 0);
+        snprintf(data_arg, sizeof data_arg,
+                 "-H 'Content-Type: application/json' --data-binary @'%s'", data_file);
+    }
+    char *out = NULL;
+    test_run(&out, NULL,
+             "curl -s -N -X %s %s %s -D '%s' -o '%s' -w '%%{http_code}' "
+             "'http://127.0.0.1:%d%s'",
+             method, data_arg, extra ? extra : "", head_file, body_file, s->port, path);
+    int status = out ? atoi(out) : 0;
+    free(out);
+    if (body)
+        *body = test_read_file(body_file, NULL);
+    if (headers)
+        *headers = test_read_file(head_file, NULL);
+    return status;
+}
+
+int test_mirror_start(const char *root, int *port, pid_t *pid)
+{
+    if (system("python3 -c 'import http.server' 2>/dev/null") != 0) {
+        print_message("python3 is missing: the store tests cannot start their mirror\n");
+        return -1;
+    }
+    char ports[600];
+    snprintf(ports, sizeof ports, "%s.ports", root);
+    unlink(ports);
+    *pid = fork();
+    if (*pid == 0) {
+        execlp("python3", "python3", "tests/store/mirror.py", "--root", root, "--port-file", ports,
+               (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        FILE *f = fopen(ports, "r");
+        int cdn;
+        if (f && fscanf(f, "%d %d", port, &cdn) == 2) {
+            fclose(f);
+            return 0;
+        }
+        if (f)
+            fclose(f);
+        sleep_ms(50);
+    }
+    print_message("tests/store/mirror.py did not start\n");
+    return -1;
+}
+
+void test_mirror_stop(pid_t pid)
+{
+    if (pid > 0) {
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
     }
 }

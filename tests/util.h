@@ -70,4 +70,34 @@ engine_request *test_request_new(uint32_t max_tokens, uint32_t n_choices);
 // until r is read again or released. Returns the bytes of text read.
 size_t test_request_finish(engine_request *r, double timeout_seconds, engine_chunk *last);
 
+// ---- garlic serve, and the store tests' mirror, as child processes ----
+
+#include <sys/types.h>
+
+typedef struct test_server {
+    pid_t pid;
+    int port;
+    char log[600];
+} test_server;
+
+// Starts `ENV garlic serve --host 127.0.0.1 --port 0 ARGS` (env: "" or shell assignments such
+// as "GARLIC_MODELS=/x"), its standard error in test_temp_path(name), and waits until it
+// says where it listens. Fails the test when it does not within 10 s.
+void test_server_start(test_server *s, const char *name, const char *env, const char *args);
+
+// SIGTERM, then the exit status (-1: it had to be killed). Nothing when it is not running.
+int test_server_stop(test_server *s);
+
+// A request to s with curl (-N: streams as they come): method, path, an optional JSON body
+// and extra curl arguments. Returns the HTTP status; *body and *headers (each may be NULL)
+// get the answer (free()).
+int test_http(const test_server *s, const char *method, const char *path, const char *json,
+              const char *extra, char **body, char **headers);
+
+// Starts tests/store/mirror.py over root (ORG/REPO/ folders of files): a Hugging Face hub and
+// an Ollama registry on *port, with injected faults (see the script). 0, or -1 (printed)
+// when python3 or the script is missing or it does not start. *pid is for test_mirror_stop.
+int test_mirror_start(const char *root, int *port, pid_t *pid);
+void test_mirror_stop(pid_t pid);
+
 #endif

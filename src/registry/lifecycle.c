@@ -192,6 +192,8 @@ void registry_model_release(registry_model *m, double keep_alive)
     double keep = isnan(keep_alive) ? default_keep_alive(reg) : keep_alive;
     if (m->unload_asked && m->users == 0) // a keep_alive 0 request came while it was used
         keep = 0, m->unload_asked = false;
+    if (atomic_load(&m->removed)) // deleted from the list: nobody new can reach it
+        keep = 0;
     m->expires = keep < 0 ? INFINITY : now + keep;
     pthread_cond_broadcast(&reg->life_cv); // the reaper and loads waiting for memory
     pthread_mutex_unlock(&reg->life_mu);

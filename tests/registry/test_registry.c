@@ -79,6 +79,56 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+// Models come and go while the registry serves: a removed model is neither found nor
+// listed, a loaded one is unloaded once idle, the name can be added again (the same entry
+// comes back for the same model), and registry_put replaces a store model of that name but
+// never one added without a store name.
+static void test_add_remove_put(void **state)
+{
+    (void)state;
+    registry *reg = new_registry(4);
+    garlic_error err = {0};
+    registry_extras x = {.system = "be brief", .store_name = "registry.ollama.ai/library/s:latest"};
+    assert_int_equal(registry_add_with(reg, model_path, "s:latest", &x, &err), GARLIC_OK);
+    registry_model *s = registry_find(reg, "s:latest");
+    assert_non_null(s);
+    assert_string_equal(registry_model_extras(s)->system, "be brief");
+    assert_null(registry_model_extras(s)->params_json);
+    size_t n = registry_count(reg);
+
+    double seconds;
+    assert_int_equal(registry_model_acquire(s, &seconds, &err), GARLIC_OK);
+    assert_int_equal(registry_remove(reg, "s:latest", &err), GARLIC_OK);
+    assert_null(registry_find(reg, "s:latest"));
+    assert_null(registry_model_at(reg, n - 1));
+    assert_true(registry_model_loaded(s)); // in use: it stays until released
+    registry_model_release(s, 300);
+    for (int i = 0; i < 500 && registry_model_loaded(s); i++) // the reaper unloads it soon,
+        sleep_ms(10);                                         // whatever keep_alive says
+    assert_false(registry_model_loaded(s));
+    assert_int_equal(registry_remove(reg, "s:latest", &err), GARLIC_ENOTFOUND);
+
+    // The same model again: the old entry comes back, no new one is made.
+    assert_int_equal(registry_add_with(reg, model_path, "s:latest", &x, &err), GARLIC_OK);
+    assert_ptr_equal(registry_find(reg, "s:latest"), s);
+    assert_int_equal(registry_count(reg), n);
+
+    // put: nothing for the same, a replacement for a changed store model.
+    assert_int_equal(registry_put(reg, model_path, "s:latest", &x, &err), GARLIC_OK);
+    assert_ptr_equal(registry_find(reg, "s:latest"), s);
+    registry_extras y = x;
+    y.params_json = "{\"temperature\":0}";
+    assert_int_equal(registry_put(reg, model_path, "s:latest", &y, &err), GARLIC_OK);
+    registry_model *s2 = registry_find(reg, "s:latest");
+    assert_ptr_not_equal(s2, s);
+    assert_string_equal(registry_model_extras(s2)->params_json, "{\"temperature\":0}");
+    assert_int_equal(registry_count(reg), n + 1);
+    // "m" came from -m (no store name): put may not replace it.
+    assert_int_equal(registry_put(reg, model_path, "m", &y, &err), GARLIC_EINVAL);
+    assert_null(registry_model_extras(registry_find(reg, "m"))->params_json);
+    registry_free(reg);
+}
+
 // The registry's statistics once requests_done reached want (a request released before its
 // end is counted when its scheduler drops it, a step or so later).
 static void stats_after(registry *reg, uint64_t want, registry_stats *st)
@@ -209,6 +259,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names_and_loading),
+        cmocka_unit_test(test_add_remove_put),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_queue_limit_and_drain),
     };

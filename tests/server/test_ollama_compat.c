@@ -21,94 +21,31 @@
 
 enum { CTX = 256 }; // the servers' --ctx: small, so a prompt overflows it quickly
 
-typedef struct test_server {
-    pid_t pid;
-    int port;
-    char log[600];
-} test_server;
-
 static char model_path[600];
 static test_server *running; // the test's server, stopped by stop_running after a failure
 static const char junk_bytes[] = "this is not a model at all, only text that looks nothing like "
                                  "a GGUF header";
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 // Starts `garlic serve ARGS` on a free port (its log in a file named name); waits until it
 // listens.
 static void server_start(test_server *s, const char *name, const char *args)
 {
-    snprintf(s->log, sizeof s->log, "%s", test_temp_path(name));
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd,
-             "exec '%s' serve --host 127.0.0.1 --port 0 --ctx %d --threads 1 %s 2>'%s'",
-             test_garlic(), CTX, args, s->log);
+    char all[4096];
+    snprintf(all, sizeof all, "--ctx %d --threads 1 %s", CTX, args);
     running = s;
-    s->pid = fork();
-    if (s->pid == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    const char *mark = "listening on http://127.0.0.1:";
-    for (int i = 0; i < 200 && !s->port; i++) {
-        char *log = test_read_file(s->log, NULL);
-        const char *at = log ? strstr(log, mark) : NULL;
-        if (at)
-            s->port = atoi(at + strlen(mark));
-        free(log);
-        if (!s->port)
-            sleep_ms(50);
-    }
-    if (!s->port)
-        fail_msg("garlic serve did not start (log %s)", s->log);
+    test_server_start(s, name, "", all);
 }
 
-// SIGTERM, then the exit status (-1: it had to be killed).
 static int server_stop(test_server *s)
 {
     running = NULL;
-    if (s->pid <= 0)
-        return -1;
-    kill(s->pid, SIGTERM);
-    int status = 0;
-    for (int i = 0; i < 300; i++) {
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid)
-            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-        sleep_ms(20);
-    }
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, &status, 0);
-    return -1;
+    return test_server_stop(s);
 }
 
-// A request to s with curl; returns the HTTP status, *body the body, *headers the headers
-// (each may be NULL).
 static int http(const test_server *s, const char *method, const char *path, const char *json,
                 char **body, char **headers)
 {
-    char body_file[600], head_file[600], data_file[600], data_arg[700] = "";
-    snprintf(body_file, sizeof body_file, "%s", test_temp_path("compat_body.out"));
-    snprintf(head_file, sizeof head_file, "%s", test_temp_path("compat_head.out"));
-    snprintf(data_file, sizeof data_file, "%s", test_temp_path("compat_body.in"));
-    if (json) {
-        assert_int_equal(test_write_file(data_file, json, strlen(json)), 0);
-        snprintf(data_arg, sizeof data_arg, "--data-binary @'%s'", data_file);
-    }
-    char *out = NULL;
-    test_run(&out, NULL,
-             "curl -s -X %s %s -D '%s' -o '%s' -w '%%{http_code}' 'http://127.0.0.1:%d%s'", method,
-             data_arg, head_file, body_file, s->port, path);
-    int status = atoi(out);
-    free(out);
-    if (body)
-        *body = test_read_file(body_file, NULL);
-    if (headers)
-        *headers = test_read_file(head_file, NULL);
-    return status;
+    return test_http(s, method, path, json, NULL, body, headers);
 }
 
 // POSTs json, checks the status and returns the body parsed.

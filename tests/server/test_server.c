@@ -18,12 +18,6 @@
 #include "tensor/types.h"
 #include "util.h"
 
-typedef struct test_server {
-    pid_t pid;
-    int port;
-    char log[600];
-} test_server;
-
 static test_server main_server;
 static test_server arch_server; // test_architectures'; teardown stops it after a failure
 static char model_path[600];
@@ -38,78 +32,17 @@ static void sleep_ms(long ms)
 // it says where it listens.
 static void server_start(test_server *s, const char *name, const char *extra)
 {
-    snprintf(s->log, sizeof s->log, "%s", test_temp_path(name));
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd,
-             "exec '%s' serve -m '%s=tiny' --host 127.0.0.1 --port 0 --ctx 4096 "
-             "--threads 1 %s 2>'%s'",
-             test_garlic(), model_path, extra, s->log);
-    s->pid = fork();
-    if (s->pid == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 200; i++) {
-        char *log = test_read_file(s->log, NULL);
-        const char *at = log ? strstr(log, "listening on http://127.0.0.1:") : NULL;
-        if (at)
-            s->port = atoi(at + strlen("listening on http://127.0.0.1:"));
-        free(log);
-        if (s->port)
-            return;
-        sleep_ms(50);
-    }
-    fail_msg("garlic serve did not start (log %s)", s->log);
+    char args[4096];
+    snprintf(args, sizeof args, "-m '%s=tiny' --ctx 4096 --threads 1 %s", model_path, extra);
+    test_server_start(s, name, "", args);
 }
 
-// Sends SIGTERM and waits for a clean exit; returns the exit status (-1: killed).
-static int server_stop(test_server *s)
-{
-    if (s->pid <= 0)
-        return -1;
-    kill(s->pid, SIGTERM);
-    int status = 0;
-    for (int i = 0; i < 300; i++) {
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-            s->pid = 0;
-            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-        }
-        sleep_ms(20);
-    }
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, &status, 0);
-    s->pid = 0;
-    return -1;
-}
+static int server_stop(test_server *s) { return test_server_stop(s); }
 
-// Runs curl against s: method, path, an optional JSON body and extra curl arguments.
-// Returns the HTTP status; *body (if not NULL) gets the body, *headers the headers.
 static int http(const test_server *s, const char *method, const char *path, const char *json,
                 const char *extra, char **body, char **headers)
 {
-    char body_file[600], head_file[600], data_file[600], data_arg[700] = "";
-    snprintf(body_file, sizeof body_file, "%s", test_temp_path("body.out"));
-    snprintf(head_file, sizeof head_file, "%s", test_temp_path("head.out"));
-    snprintf(data_file, sizeof data_file, "%s", test_temp_path("body.in"));
-    if (json) {
-        assert_int_equal(test_write_file(data_file, json, strlen(json)), 0);
-        snprintf(data_arg, sizeof data_arg,
-                 "-H 'Content-Type: application/json' "
-                 "--data-binary @'%s'",
-                 data_file);
-    }
-    char *out = NULL;
-    test_run(&out, NULL,
-             "curl -s -N -X %s %s %s -D '%s' -o '%s' -w '%%{http_code}' "
-             "'http://127.0.0.1:%d%s'",
-             method, data_arg, extra ? extra : "", head_file, body_file, s->port, path);
-    int status = atoi(out);
-    free(out);
-    if (body)
-        *body = test_read_file(body_file, NULL);
-    if (headers)
-        *headers = test_read_file(head_file, NULL);
-    return status;
+    return test_http(s, method, path, json, extra, body, headers);
 }
 
 static cJSON *post_json(const char *path, const char *json, int want_status)
