@@ -4,10 +4,12 @@
 // registry does not know), POST /api/pull and /api/create stream Ollama's status lines from a
 // task (task.c), DELETE /api/delete and POST /api/copy answer at once, and
 // GET /v1/models/{id} describes one model. Errors on /api/* are Ollama's {"error": "..."}.
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/internal.h"
@@ -455,6 +457,21 @@ static int read_create(const cJSON *root, create_work *w, bool *stream, api_erro
                              "'from' is required: a stored model, or a GGUF file or model folder "
                              "on the server");
     garlic_error gerr = {0};
+    struct stat st;
+    store_name from;
+    if (store_is_path(w->from) && stat(w->from, &st) != 0)
+        return api_error_set(err, 400, "from", "'from': %s: %s", w->from, strerror(errno));
+    if (!store_is_path(w->from) && store_name_parse(w->from, &from, &gerr) != GARLIC_OK)
+        return api_error_set(err, 400, "from", "'from': %s", gerr.message);
+    if (!store_is_path(w->from)) {
+        store_manifest *m = garlic_malloc(sizeof *m);
+        int rc = m ? store_manifest_read(w->root, &from, m, &gerr) : GARLIC_ENOMEM;
+        garlic_free(m);
+        if (rc == GARLIC_ENOTFOUND)
+            return api_error_set(err, 404, "from", "model '%s' not found", w->from);
+        if (rc)
+            return api_error_set(err, 500, "from", "%s", gerr.message);
+    }
     if (w->params_json && store_params_check(w->params_json, &gerr) != GARLIC_OK)
         return api_error_set(err, 400, "parameters", "%s", gerr.message);
     if (w->template_text) { // garlic reads Jinja chat templates, not Ollama's Go templates
@@ -480,6 +497,8 @@ void api_ollama_create(const api_call *call, api_response *out)
     if (root && !w)
         api_error_set(&err, 503, NULL, "out of memory");
     bool stream = true;
+    if (w)
+        snprintf(w->root, sizeof w->root, "%s", call->store_root);
     if (!w || read_create(root, w, &stream, &err) != GARLIC_OK) {
         cJSON_Delete(root);
         create_work_free(w);
@@ -487,7 +506,6 @@ void api_ollama_create(const api_call *call, api_response *out)
         return;
     }
     cJSON_Delete(root);
-    snprintf(w->root, sizeof w->root, "%s", call->store_root);
     answer_task(call, api_task_start(create_main, w, create_work_free), stream, out);
 }
 
