@@ -465,7 +465,7 @@ static int read_create(const cJSON *root, create_work *w, bool *stream, api_erro
         return api_error_set(err, 400, "from", "'from': %s", gerr.message);
     if (!store_is_path(w->from)) {
         store_manifest *m = garlic_malloc(sizeof *m);
-        int rc = m ? store_manifest_read(w->root, &from, m, &gerr) : GARLIC_ENOMEM;
+        rc = m ? store_manifest_read(w->root, &from, m, &gerr) : GARLIC_ENOMEM;
         garlic_free(m);
         if (rc == GARLIC_ENOTFOUND)
             return api_error_set(err, 404, "from", "model '%s' not found", w->from);
