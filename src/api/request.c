@@ -498,6 +498,184 @@ static int parse_ollama(const cJSON *root, api_request *r, api_error *err)
     return get_sampling(opts, "options.", r, err);
 }
 
+// ---- every field honoured, or refused by name ----
+//
+// Each request field is one of: honoured (read above), accepted and ignored for a reason
+// docs/api.md gives, accepted only at the value that asks for nothing garlic lacks (its
+// default), or refused with a 400 that names it. Nothing is silently dropped.
+
+enum {
+    K_OAI_CHAT = 1 << API_KIND_OPENAI_CHAT,
+    K_OAI_COMP = 1 << API_KIND_OPENAI_COMPLETION,
+    K_OLL_GEN = 1 << API_KIND_OLLAMA_GENERATE,
+    K_OLL_CHAT = 1 << API_KIND_OLLAMA_CHAT,
+    K_OAI = K_OAI_CHAT | K_OAI_COMP,
+    K_OLL = K_OLL_GEN | K_OLL_CHAT,
+};
+
+// What a field may hold to be accepted.
+typedef enum field_check {
+    CHECK_NONE,         // honoured (parsed above), or ignored whatever it holds
+    CHECK_FALSE,        // accepted when false (garlic does not do what true asks)
+    CHECK_TRUE,         // accepted when true
+    CHECK_EMPTY,        // accepted when an empty string or list
+    CHECK_ONE,          // accepted when 1
+    CHECK_ZERO,         // accepted when 0
+    CHECK_AUTO,         // "auto" (tool_choice)
+    CHECK_TEXT,         // {"type": "text"} (response_format)
+    CHECK_TEXT_ONLY,    // ["text"] (modalities)
+    CHECK_DEFAULT_TIER, // "auto" or "default" (service_tier)
+    CHECK_REFUSED,      // refused whatever it holds
+} field_check;
+
+typedef struct field_rule {
+    const char *key;
+    unsigned kinds;
+    field_check check;
+    const char *why; // for a refused value: what garlic does instead (NULL: generic)
+} field_rule;
+
+static const field_rule top_rules[] = {
+    {"model", K_OAI | K_OLL, CHECK_NONE, NULL},
+    {"messages", K_OAI_CHAT | K_OLL_CHAT, CHECK_NONE, NULL},
+    {"prompt", K_OAI_COMP | K_OLL_GEN, CHECK_NONE, NULL},
+    {"stream", K_OAI | K_OLL, CHECK_NONE, NULL},
+    {"keep_alive", K_OAI | K_OLL, CHECK_NONE, NULL},
+    {"tools", K_OAI_CHAT | K_OLL_CHAT, CHECK_NONE, NULL},
+    // OpenAI
+    {"stream_options", K_OAI, CHECK_NONE, NULL},
+    {"max_tokens", K_OAI, CHECK_NONE, NULL},
+    {"max_completion_tokens", K_OAI_CHAT, CHECK_NONE, NULL},
+    {"n", K_OAI, CHECK_NONE, NULL},
+    {"temperature", K_OAI, CHECK_NONE, NULL},
+    {"top_p", K_OAI, CHECK_NONE, NULL},
+    {"top_k", K_OAI, CHECK_NONE, NULL},
+    {"min_p", K_OAI, CHECK_NONE, NULL},
+    {"repeat_penalty", K_OAI, CHECK_NONE, NULL},
+    {"repeat_last_n", K_OAI, CHECK_NONE, NULL},
+    {"presence_penalty", K_OAI, CHECK_NONE, NULL},
+    {"frequency_penalty", K_OAI, CHECK_NONE, NULL},
+    {"seed", K_OAI, CHECK_NONE, NULL},
+    {"stop", K_OAI, CHECK_NONE, NULL},
+    {"logit_bias", K_OAI, CHECK_NONE, NULL},
+    {"logprobs", K_OAI, CHECK_NONE, NULL},
+    {"top_logprobs", K_OAI_CHAT, CHECK_NONE, NULL},
+    {"user", K_OAI, CHECK_NONE, NULL},     // ignored: an end user's id for abuse monitoring
+    {"metadata", K_OAI, CHECK_NONE, NULL}, // ignored: tags for stored completions
+    {"store", K_OAI_CHAT, CHECK_FALSE, "garlic stores no completions"},
+    {"service_tier", K_OAI_CHAT, CHECK_DEFAULT_TIER, "garlic has one service tier"},
+    {"modalities", K_OAI_CHAT, CHECK_TEXT_ONLY, "garlic's models produce text only"},
+    {"tool_choice", K_OAI_CHAT, CHECK_AUTO,
+     "garlic does not constrain tool calls yet: the model decides ('auto')"},
+    {"parallel_tool_calls", K_OAI_CHAT, CHECK_TRUE,
+     "garlic does not limit a turn to one tool call yet"},
+    {"response_format", K_OAI_CHAT, CHECK_TEXT,
+     "garlic does not constrain output to JSON yet: only {\"type\": \"text\"}"},
+    {"echo", K_OAI_COMP, CHECK_FALSE, "garlic does not echo the prompt"},
+    {"suffix", K_OAI_COMP | K_OLL_GEN, CHECK_EMPTY, "garlic does not fill in the middle"},
+    {"best_of", K_OAI_COMP, CHECK_ONE, "garlic generates each choice once"},
+    // Ollama
+    {"system", K_OLL_GEN, CHECK_NONE, NULL},
+    {"raw", K_OLL_GEN, CHECK_NONE, NULL},
+    {"truncate", K_OLL, CHECK_NONE, NULL},
+    {"options", K_OLL, CHECK_NONE, NULL},
+    {"shift", K_OLL, CHECK_NONE, NULL}, // ignored: a full context ends generation (no shift)
+    {"images", K_OLL_GEN, CHECK_EMPTY, "garlic serves no vision models"},
+    {"context", K_OLL_GEN, CHECK_EMPTY,
+     "it is deprecated: send the conversation as /api/chat messages"},
+    {"template", K_OLL_GEN, CHECK_EMPTY,
+     "garlic renders the model's own Jinja chat template (garlic create sets another)"},
+    {"format", K_OLL, CHECK_EMPTY, "garlic does not constrain output to JSON yet"},
+    {"think", K_OLL, CHECK_REFUSED, NULL},
+};
+
+static const field_rule option_rules[] = {
+    {"num_predict", K_OLL, CHECK_NONE, NULL},
+    {"temperature", K_OLL, CHECK_NONE, NULL},
+    {"top_k", K_OLL, CHECK_NONE, NULL},
+    {"top_p", K_OLL, CHECK_NONE, NULL},
+    {"min_p", K_OLL, CHECK_NONE, NULL},
+    {"seed", K_OLL, CHECK_NONE, NULL},
+    {"stop", K_OLL, CHECK_NONE, NULL},
+    {"repeat_penalty", K_OLL, CHECK_NONE, NULL},
+    {"repeat_last_n", K_OLL, CHECK_NONE, NULL},
+    {"presence_penalty", K_OLL, CHECK_NONE, NULL},
+    {"frequency_penalty", K_OLL, CHECK_NONE, NULL},
+    // ignored: how the server runs the model is its own flags' business (docs/api.md)
+    {"num_ctx", K_OLL, CHECK_NONE, NULL},
+    {"num_batch", K_OLL, CHECK_NONE, NULL},
+    {"num_gpu", K_OLL, CHECK_NONE, NULL},
+    {"main_gpu", K_OLL, CHECK_NONE, NULL},
+    {"num_thread", K_OLL, CHECK_NONE, NULL},
+    {"use_mmap", K_OLL, CHECK_NONE, NULL},
+    {"use_mlock", K_OLL, CHECK_NONE, NULL},
+    {"numa", K_OLL, CHECK_NONE, NULL},
+    {"low_vram", K_OLL, CHECK_NONE, NULL},
+    {"vocab_only", K_OLL, CHECK_NONE, NULL},
+    {"num_keep", K_OLL, CHECK_NONE, NULL},         // ignored: no context shift
+    {"penalize_newline", K_OLL, CHECK_NONE, NULL}, // ignored: deprecated by Ollama
+    {"typical_p", K_OLL, CHECK_ONE, "garlic has no typical sampling"},
+    {"tfs_z", K_OLL, CHECK_ONE, "garlic has no tail-free sampling"},
+    {"mirostat", K_OLL, CHECK_ZERO, "garlic has no mirostat sampling"},
+    {"mirostat_tau", K_OLL, CHECK_NONE, NULL}, // ignored: read only by mirostat (refused)
+    {"mirostat_eta", K_OLL, CHECK_NONE, NULL},
+};
+
+static bool value_passes(const cJSON *v, field_check check)
+{
+    switch (check) {
+    case CHECK_NONE: return true;
+    case CHECK_FALSE: return cJSON_IsFalse(v);
+    case CHECK_TRUE: return cJSON_IsTrue(v);
+    case CHECK_EMPTY:
+        return (cJSON_IsString(v) && !v->valuestring[0]) ||
+            ((cJSON_IsArray(v) || cJSON_IsObject(v)) && !v->child);
+    case CHECK_ONE: return cJSON_IsNumber(v) && v->valuedouble == 1;
+    case CHECK_ZERO: return cJSON_IsNumber(v) && v->valuedouble == 0;
+    case CHECK_AUTO: return cJSON_IsString(v) && strcmp(v->valuestring, "auto") == 0;
+    case CHECK_TEXT: {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(v, "type");
+        return cJSON_IsObject(v) && cJSON_GetArraySize(v) == 1 && cJSON_IsString(type) &&
+            strcmp(type->valuestring, "text") == 0;
+    }
+    case CHECK_TEXT_ONLY:
+        return cJSON_IsArray(v) && cJSON_GetArraySize(v) == 1 && cJSON_IsString(v->child) &&
+            strcmp(v->child->valuestring, "text") == 0;
+    case CHECK_DEFAULT_TIER:
+        return cJSON_IsString(v) &&
+            (strcmp(v->valuestring, "auto") == 0 || strcmp(v->valuestring, "default") == 0);
+    case CHECK_REFUSED: return false;
+    }
+    return false;
+}
+
+// Refuses a member of obj that rules do not accept for kind (prefix: "options." or "").
+static int check_fields(const cJSON *obj, const field_rule *rules, size_t n_rules, api_kind kind,
+                        const char *prefix, api_error *err)
+{
+    for (const cJSON *e = obj->child; e; e = e->next) {
+        if (cJSON_IsNull(e))
+            continue;
+        const field_rule *rule = NULL;
+        for (size_t i = 0; i < n_rules && !rule; i++)
+            if (strcmp(rules[i].key, e->string) == 0 && (rules[i].kinds & (1u << kind)))
+                rule = &rules[i];
+        char name[96];
+        snprintf(name, sizeof name, "%s%.60s", prefix, e->string);
+        if (!rule)
+            return api_error_set(err, 400, name,
+                                 "'%s' is not a field garlic knows for this "
+                                 "endpoint (docs/api.md lists them)",
+                                 name);
+        if (rule->check == CHECK_REFUSED)
+            return api_error_set(err, 400, name, "'%s' is not supported by garlic yet", name);
+        if (!value_passes(e, rule->check))
+            return api_error_set(err, 400, name, "'%s' is not supported with this value: %s", name,
+                                 rule->why ? rule->why : "garlic cannot do what it asks");
+    }
+    return GARLIC_OK;
+}
+
 // A model's default options (its Modelfile's PARAMETER lines, in Ollama's words), applied
 // before the request's own fields.
 static int apply_defaults(const char *json, api_request *r, api_error *err)
@@ -548,6 +726,15 @@ int api_request_parse_with(api_kind kind, const char *body, size_t len, const ch
         rc = api_error_set(err, 400, "model",
                            field(root, "model") ? "'model' must be a string"
                                                 : "'model' is required");
+    if (rc == GARLIC_OK)
+        rc = check_fields(root, top_rules, sizeof top_rules / sizeof top_rules[0], kind, "", err);
+    const cJSON *opts = rc == GARLIC_OK &&
+            (kind == API_KIND_OLLAMA_GENERATE || kind == API_KIND_OLLAMA_CHAT)
+        ? field(root, "options")
+        : NULL;
+    if (cJSON_IsObject(opts))
+        rc = check_fields(opts, option_rules, sizeof option_rules / sizeof option_rules[0], kind,
+                          "options.", err);
     if (rc == GARLIC_OK)
         rc = get_string(root, "model", &out->model, err);
     if (rc == GARLIC_OK && (kind == API_KIND_OPENAI_CHAT || kind == API_KIND_OPENAI_COMPLETION))

@@ -173,7 +173,7 @@ static void test_chat_completion(void **state)
                          "{\"model\":\"tiny\",\"messages\":[{\"role\":"
                          "\"system\",\"content\":\"be brief\"},{\"role\":\"user\",\"content\":"
                          "[{\"type\":\"text\",\"text\":\"hello\"}]}],\"max_tokens\":8,"
-                         "\"temperature\":0,\"user\":\"u1\",\"unknown_field\":[1,2]}",
+                         "\"temperature\":0,\"user\":\"u1\",\"store\":false}",
                          200);
     assert_string_equal(json_str(r, "object"), "chat.completion");
     assert_string_equal(json_str(r, "choices.0.message.role"), "assistant");
@@ -183,6 +183,52 @@ static void test_chat_completion(void **state)
     assert_true(json_num(r, "usage.prompt_tokens") > 4);
     assert_int_equal((int)json_num(r, "usage.total_tokens"),
                      (int)(json_num(r, "usage.prompt_tokens") + 8));
+    cJSON_Delete(r);
+}
+
+// No field is silently dropped: one garlic does not know, or a value asking for what it does
+// not do, is a 400 naming the field; the documented ignored ones pass.
+static void test_fields_refused_by_name(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *path, *body, *param;
+    } refused[] = {
+        {"/v1/chat/completions",
+         "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+         "\"unknown_field\":[1,2]}",
+         "unknown_field"},
+        {"/v1/chat/completions",
+         "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+         "\"store\":true}",
+         "store"},
+        {"/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"a\",\"echo\":true}", "echo"},
+        {"/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"a\",\"best_of\":3}", "best_of"},
+        {"/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"a\",\"tools\":[]}", "tools"},
+        {"/api/generate", "{\"model\":\"tiny\",\"prompt\":\"a\",\"images\":[\"aGk=\"]}", "images"},
+        {"/api/generate", "{\"model\":\"tiny\",\"prompt\":\"a\",\"options\":{\"mirostat\":2}}",
+         "options.mirostat"},
+        {"/api/generate", "{\"model\":\"tiny\",\"prompt\":\"a\",\"options\":{\"bogus\":1}}",
+         "options.bogus"},
+        {"/api/chat", "{\"model\":\"tiny\",\"messages\":[],\"template\":\"x\"}", "template"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        char *body = NULL;
+        int status = http(&main_server, "POST", refused[i].path, refused[i].body, NULL, &body,
+                          NULL);
+        char want[128];
+        snprintf(want, sizeof want, "'%s'", refused[i].param);
+        if (status != 400 || !strstr(body, want))
+            fail_msg("%s %s: %d %s, want 400 naming %s", refused[i].path, refused[i].body, status,
+                     body, want);
+        free(body);
+    }
+    // Accepted: documented as ignored, or at the value that asks for nothing.
+    cJSON *r = post_json("/api/generate",
+                         "{\"model\":\"tiny\",\"prompt\":\"a\",\"stream\":false,\"images\":[],"
+                         "\"options\":{\"num_predict\":2,\"num_ctx\":8192,\"num_gpu\":0,"
+                         "\"typical_p\":1,\"mirostat\":0}}",
+                         200);
     cJSON_Delete(r);
 }
 
@@ -1157,6 +1203,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_health_and_listing),
         cmocka_unit_test(test_chat_completion),
+        cmocka_unit_test(test_fields_refused_by_name),
         cmocka_unit_test(test_streaming_matches_whole),
         cmocka_unit_test(test_architectures),
         cmocka_unit_test(test_folder),
