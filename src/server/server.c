@@ -49,6 +49,8 @@ static const route_entry routes[] = {
     {"POST", "/api/create", api_ollama_create, true, false},
     {"DELETE", "/api/delete", api_ollama_delete, true, false},
     {"POST", "/api/copy", api_ollama_copy, true, false},
+    {"POST", "/tokenize", api_tokenize, false, false},
+    {"POST", "/detokenize", api_detokenize, false, false},
 };
 enum { N_ROUTES = sizeof routes / sizeof routes[0], ROUTE_OTHER = N_ROUTES };
 

@@ -232,6 +232,43 @@ static void test_fields_refused_by_name(void **state)
     cJSON_Delete(r);
 }
 
+// /tokenize and /detokenize (llama-server's shapes) agree with `garlic tokenize` and round-trip.
+static void test_tokenize_endpoints(void **state)
+{
+    (void)state;
+    char *ids = NULL;
+    assert_int_equal(test_run(&ids, NULL, "'%s' tokenize '%s' 'hello world, again' --ids",
+                              test_garlic(), model_path),
+                     0);
+    cJSON *r = post_json("/tokenize",
+                         "{\"model\":\"tiny\",\"content\":\"hello world, again\","
+                         "\"add_special\":true}",
+                         200);
+    char joined[1024] = "", *at = joined;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(r, "tokens")) at += snprintf(
+        at, sizeof joined - (size_t)(at - joined), "%s%d", at == joined ? "" : " ", t->valueint);
+    char *end = ids + strlen(ids);
+    while (end > ids && (end[-1] == '\n' || end[-1] == ' '))
+        *--end = '\0';
+    assert_string_equal(joined, ids);
+    free(ids);
+    char body[1200], *list = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(r, "tokens"));
+    snprintf(body, sizeof body, "{\"tokens\":%s}", list);
+    cJSON_free(list);
+    cJSON_Delete(r);
+    r = post_json("/detokenize", body, 200); // the only model: no "model" needed
+    assert_string_equal(json_str(r, "content"), "hello world, again");
+    cJSON_Delete(r);
+    r = post_json("/tokenize", "{\"content\":\"hi\",\"with_pieces\":true}", 200);
+    assert_non_null(json_str(r, "tokens.0.piece"));
+    cJSON_Delete(r);
+    r = post_json("/detokenize", "{\"tokens\":[-1]}", 400);
+    cJSON_Delete(r);
+    r = post_json("/tokenize", "{\"content\":\"hi\",\"model\":\"nope\"}", 404);
+    cJSON_Delete(r);
+}
+
 // Concatenates the text of an SSE stream's chunks; checks [DONE] ends it.
 static char *sse_text(const char *body, bool chat, cJSON **usage, const char **finish)
 {
@@ -1204,6 +1241,7 @@ int main(void)
         cmocka_unit_test(test_health_and_listing),
         cmocka_unit_test(test_chat_completion),
         cmocka_unit_test(test_fields_refused_by_name),
+        cmocka_unit_test(test_tokenize_endpoints),
         cmocka_unit_test(test_streaming_matches_whole),
         cmocka_unit_test(test_architectures),
         cmocka_unit_test(test_folder),
