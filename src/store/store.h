@@ -210,8 +210,8 @@ typedef struct store_modelfile {
 
 // Parses text[0..len). Errors (GARLIC_EFORMAT) name the line and the instruction: an unknown
 // instruction, no FROM, an unknown parameter or one of the wrong type, an unclosed """.
-int store_modelfile_parse(const char *text, size_t len, const char *base_dir,
-                          store_modelfile *out, garlic_error *err);
+int store_modelfile_parse(const char *text, size_t len, const char *base_dir, store_modelfile *out,
+                          garlic_error *err);
 void store_modelfile_deinit(store_modelfile *m);
 
 // Checks a params object (text of a JSON object) as Modelfile PARAMETER lines and /api/create's
