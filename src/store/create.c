@@ -352,7 +352,10 @@ static int absolute_from(const char *from, const char *base_dir, char **out, gar
             }
             base_dir = cwd;
         }
-        if (snprintf(joined, sizeof joined, "%s/%s", base_dir, path) >= (int)sizeof joined)
+        const char *rel = path;
+        while (rel[0] == '.' && rel[1] == '/')
+            rel += 2;
+        if (snprintf(joined, sizeof joined, "%s/%s", base_dir, rel) >= (int)sizeof joined)
             return garlic_error_set(err, GARLIC_EINVAL, "%.200s: path too long", from);
         memcpy(path, joined, sizeof path);
     }
