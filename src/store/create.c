@@ -211,6 +211,17 @@ static int line_rest_empty(cursor *c, const char *what, garlic_error *err)
     return GARLIC_OK;
 }
 
+// Ends a quoted value: the rest of its line must be empty; *out is freed when it is not.
+static int value_end(cursor *c, const char *what, char **out, garlic_error *err)
+{
+    int rc = line_rest_empty(c, what, err);
+    if (rc) {
+        garlic_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 // Reads an instruction's value: """text over lines""", "a quoted string" (\" and \\ escaped)
 // or the rest of the line without its trailing blanks. *out is garlic_malloc'd.
 static int read_value(cursor *c, const char *instruction, char **out, garlic_error *err)
@@ -231,7 +242,7 @@ static int read_value(cursor *c, const char *instruction, char **out, garlic_err
         c->p = q + 3;
         if (!*out)
             return garlic_error_set(err, GARLIC_ENOMEM, "out of memory reading a Modelfile");
-        return line_rest_empty(c, "closing \"\"\"", err);
+        return value_end(c, "closing \"\"\"", out, err);
     }
     if (c->p < c->end && *c->p == '"') {
         c->p++;
@@ -253,7 +264,7 @@ static int read_value(cursor *c, const char *instruction, char **out, garlic_err
         buf[n] = '\0';
         c->p++;
         *out = buf;
-        return line_rest_empty(c, "closing quote", err);
+        return value_end(c, "closing quote", out, err);
     }
     const char *start = c->p;
     while (!at_line_end(c))
