@@ -246,7 +246,8 @@ static int read_value(cursor *c, const char *instruction, char **out, garlic_err
     }
     if (c->p < c->end && *c->p == '"') {
         c->p++;
-        char *buf = garlic_malloc((size_t)(c->end - c->p) + 1);
+        const char *eol = memchr(c->p, '\n', (size_t)(c->end - c->p));
+        char *buf = garlic_malloc((size_t)((eol ? eol : c->end) - c->p) + 1);
         if (!buf)
             return garlic_error_set(err, GARLIC_ENOMEM, "out of memory reading a Modelfile");
         size_t n = 0;
@@ -735,9 +736,10 @@ static void gguf_quantization(const gguf_file *f, char *out, size_t cap)
 static int import_gguf(const char *root, const char *src, store_manifest *m, lock_set *locks,
                        FILE *progress, garlic_error *err)
 {
-    gguf_file *f = gguf_open(src, err);
+    garlic_error e = {0};
+    gguf_file *f = gguf_open(src, &e);
     if (!f)
-        return err->code ? err->code : GARLIC_EFORMAT;
+        return garlic_error_set(err, e.code ? e.code : GARLIC_EFORMAT, "%s", e.message);
     gguf_quantization(f, m->quantization, sizeof m->quantization);
     gguf_close(f);
     snprintf(m->format, sizeof m->format, "gguf");
