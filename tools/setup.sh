@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian (bookworm) packages garlic needs to build and test, the npm packages of
-# the end-to-end tests (tests/e2e, from its lockfile), then builds. Runs apt-get directly as
-# root, through sudo otherwise. Node and npm come from Debian unless a node is installed.
+# the end-to-end tests (tests/e2e, from its lockfile), then builds and puts the demo model
+# (models/Modelfile: models/stories260K.gguf) into the model store as stories260K, which the
+# README's run command uses (no network; running it again changes nothing). Runs apt-get
+# directly as root, through sudo otherwise. Node and npm come from Debian unless a node is
+# installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(build-essential clang-14 libfuzzer-14-dev libcmocka-dev libcjson-dev libpcre2-dev
@@ -22,3 +25,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 npm ci --prefix tests/e2e --no-audit --no-fund
 make -j"$(nproc)"
+./garlic create stories260K -q -f models/Modelfile

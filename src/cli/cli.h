@@ -28,6 +28,7 @@ int cli_pull(int argc, char **argv);
 int cli_list_models(int argc, char **argv);
 int cli_remove(int argc, char **argv);
 int cli_copy(int argc, char **argv);
+int cli_create(int argc, char **argv);
 
 // ---- options: one parser for every command ----
 //

@@ -31,6 +31,7 @@ static const command commands[] = {
     {"list", cli_list_models, "list the models in the store"},
     {"rm", cli_remove, "remove a model from the store"},
     {"cp", cli_copy, "give a stored model another name"},
+    {"create", cli_create, "make a stored model from a Modelfile (FROM, PARAMETER, SYSTEM...)"},
     {"ps", cli_ps, "list the models a running server has loaded"},
     {"convert", cli_convert, "write a Hugging Face model folder as a GGUF file"},
     {"quantize", cli_quantize, "rewrite a model in a quantization mixture (Q4_K_M, Q8_0...)"},

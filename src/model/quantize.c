@@ -112,6 +112,14 @@ const char *model_quant_mix_names(void)
     return names;
 }
 
+const char *model_quant_mix_name(uint32_t file_type)
+{
+    for (size_t i = 0; i < N_MIXES; i++)
+        if (mixes[i].file_type == file_type && !mixes[i].alias_of)
+            return mixes[i].name;
+    return NULL;
+}
+
 int model_quant_mix_parse(const char *name, model_quant_mix *out, garlic_error *err)
 {
     for (size_t i = 0; name && i < N_MIXES; i++) {

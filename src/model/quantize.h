@@ -32,6 +32,10 @@ typedef struct model_quant_mix {
 // matrix (Q2_K_S).
 int model_quant_mix_parse(const char *name, model_quant_mix *out, garlic_error *err);
 
+// The name of the mixture whose general.file_type is file_type ("Q4_K_M" for 15), NULL when
+// garlic does not know it.
+const char *model_quant_mix_name(uint32_t file_type);
+
 // The names model_quant_mix_parse takes, ", "-separated (static), for help and messages.
 const char *model_quant_mix_names(void);
 

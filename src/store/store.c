@@ -16,6 +16,7 @@
 
 #include "base/alloc.h"
 #include "base/file.h"
+#include "store/internal.h"
 #include "store/store.h"
 
 enum { MANIFEST_MAX = 1 << 20 };
@@ -440,6 +441,11 @@ static int collect_garbage(const char *root, garlic_error *err)
         closedir(d);
     garlic_free(all);
     return GARLIC_OK;
+}
+
+int store_collect_garbage(const char *root, garlic_error *err)
+{
+    return collect_garbage(root, err);
 }
 
 int store_remove(const char *root, const char *text, garlic_error *err)

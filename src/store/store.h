@@ -186,26 +186,29 @@ void store_extras_deinit(store_extras *e);
 typedef struct store_create_request {
     const char *name;          // the new model's name
     const char *from;          // a stored model's name, or a path
-    const char *template_text; // NULL: inherited (or none)
+    const char *template_text; // NULL: inherited (or none); "" removes it
     const char *system;        // NULL: inherited; "" removes it
     const char *params_json;   // NULL: inherited; else a JSON object replacing the inherited
                                // one key by key (checked: every key a known option)
-    const char *license;
+    const char *license;       // NULL: inherited; "" removes it
 } store_create_request;
 
-// Creates r->name in the store (blobs first, the manifest last, as a pull does). Errors name
-// the field or file at fault: an unknown or mistyped parameter, a missing FROM, a file that
-// is not a GGUF or model folder. progress (NULL: silent) gets a line per step.
+// Creates r->name in the store (blobs first, the manifest last, as a pull does; a file is
+// copied only when its blob is not there already). A name that exists is replaced, and the
+// blobs no manifest names any longer are removed. Errors name the field or file at fault: an
+// unknown or mistyped parameter, a missing FROM, a file that is not a GGUF or model folder
+// (a folder with a config.json). progress (NULL: silent) gets a line per step.
 int store_create(const char *root, const store_create_request *r, FILE *progress,
                  garlic_error *err);
 
 // A Modelfile (FROM, PARAMETER, SYSTEM, TEMPLATE, LICENSE; """...""" for text over several
 // lines; '#' comments), parsed. FROM paths are made absolute against base_dir (the
-// Modelfile's folder). Strings are garlic_malloc'd.
+// Modelfile's folder; NULL: the working directory), "~/" expanded; a FROM that is not a path
+// stays a store name. Strings are garlic_malloc'd, NULL when absent.
 typedef struct store_modelfile {
     char *from;
     char *template_text, *system, *license;
-    char *params_json; // NULL when it has no PARAMETER
+    char *params_json; // compact JSON of the PARAMETER lines ("stop" a list); NULL: none
 } store_modelfile;
 
 // Parses text[0..len). Errors (GARLIC_EFORMAT) name the line and the instruction: an unknown
