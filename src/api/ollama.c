@@ -271,9 +271,9 @@ void api_ollama_show(const api_call *call, api_response *out)
     if (x->system)
         garlic_buf_printf(&modelfile, "SYSTEM \"\"\"%s\"\"\"\n", x->system);
     for (const char *line = params.data; line && *line;) {
-        const char *end = strchr(line, '\n');
-        garlic_buf_printf(&modelfile, "PARAMETER %.*s\n", (int)(end - line), line);
-        line = end + 1;
+        size_t len = strcspn(line, "\n");
+        garlic_buf_printf(&modelfile, "PARAMETER %.*s\n", (int)len, line);
+        line += len + (line[len] == '\n');
     }
     if (x->license)
         garlic_buf_printf(&modelfile, "LICENSE \"\"\"%s\"\"\"\n", x->license);

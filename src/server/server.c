@@ -175,7 +175,10 @@ static enum MHD_Result send_error(server *srv, struct MHD_Connection *c, exchang
     api_error_set(&err, status, NULL, fmt, arg);
     err.code = code;
     api_response resp = {0};
-    api_response_error(&resp, &err, route < N_ROUTES && routes[route].ollama);
+    // Ollama's shape on its routes, and on any other /api/ path (a wrong method, an endpoint
+    // garlic lacks), so that the ollama clients show the message.
+    bool ollama = route < N_ROUTES ? routes[route].ollama : strncmp(ex->rec.path, "/api/", 5) == 0;
+    api_response_error(&resp, &err, ollama);
     enum MHD_Result ok = send_body(srv, c, ex, resp.status, resp.content_type, resp.body, resp.len,
                                    0);
     api_response_deinit(&resp);
