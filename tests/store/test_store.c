@@ -176,7 +176,10 @@ static void test_names(void **state)
     } good[] = {
         {"qwen3", "registry.ollama.ai", "library", "qwen3", "latest"},
         {"qwen3:8b", "registry.ollama.ai", "library", "qwen3", "8b"},
-        {"me/mine:v1", "registry.ollama.ai", "me", "mine", "v1"},
+        {"library/qwen3:8b", "registry.ollama.ai", "library", "qwen3", "8b"},
+        {"me/mine:v1", "hf.co", "me", "mine", "v1"}, // org/repo is a Hugging Face repository
+        {"Qwen/Qwen3-0.6B", "hf.co", "Qwen", "Qwen3-0.6B", "latest"},
+        {"host.example/me/mine:v1", "host.example", "me", "mine", "v1"},
         {"127.0.0.1:8080/library/x:q8_0", "127.0.0.1:8080", "library", "x", "q8_0"},
         {"hf.co/org/repo-GGUF:Q4_K_M", "hf.co", "org", "repo-GGUF", "Q4_K_M"},
     };
