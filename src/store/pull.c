@@ -108,6 +108,7 @@ typedef struct progress {
     uint64_t offset;  // bytes already there before this request
     uint64_t total;   // 0 when unknown
     double start, last_print, last_event;
+    curl_off_t last_now; // the request's bytes at the last event
     uint64_t start_bytes;
     puller *pull; // gets an event at most every 100 ms
     const blob *b;
@@ -163,8 +164,9 @@ static int on_progress(void *user, curl_off_t dl_total, curl_off_t dl_now, curl_
     uint64_t have = p->offset + (uint64_t)dl_now;
     progress_print(p, have, false);
     double t = now_seconds();
-    if (p->pull->o->on_event && t - p->last_event >= 0.1 && dl_now > 0) {
-        p->last_event = t;
+    // As bytes arrive, and every second without (so that a stalled transfer can be cancelled).
+    if (p->pull->o->on_event && t - p->last_event >= (dl_now > p->last_now ? 0.1 : 1.0)) {
+        p->last_event = t, p->last_now = dl_now;
         if (have > p->b->size)
             have = p->b->size;
         emit(p->pull, p->b->status, p->b->event_digest, p->b->size, have);
@@ -333,19 +335,35 @@ static void perform(const request *r, sink *s, uint64_t range_from, progress *pr
     curl_easy_cleanup(c);
 }
 
-static void backoff(const store_pull_options *o, uint32_t attempt, const char *what)
+// Sleeps ms milliseconds in slices of 100, repeating the event e every second so that the
+// caller may cancel a pull that waits; false when it did.
+static bool wait_or_cancel(puller *p, uint64_t ms, const store_pull_event *e)
 {
-    uint64_t ms = (uint64_t)o->backoff_ms << (attempt < 10 ? attempt : 10);
-    if (o->progress)
-        fprintf(o->progress, "%s: transient failure, retrying in %.1f s\n", what,
+    for (uint64_t slept = 0; slept < ms && !p->cancelled; slept += 100) {
+        uint64_t slice = ms - slept < 100 ? ms - slept : 100;
+        struct timespec ts = {0, (long)slice * 1000000L};
+        nanosleep(&ts, NULL);
+        if ((slept + slice) % 1000 < 100)
+            emit(p, e->status, e->digest, e->total, e->completed);
+    }
+    return !p->cancelled;
+}
+
+// Waits before retry number attempt + 1 of what (doubling from backoff_ms); false when the
+// caller cancelled the pull meanwhile.
+static bool backoff(puller *p, uint32_t attempt, const char *what, const store_pull_event *e)
+{
+    uint64_t ms = (uint64_t)p->o->backoff_ms << (attempt < 10 ? attempt : 10);
+    if (p->o->progress)
+        fprintf(p->o->progress, "%s: transient failure, retrying in %.1f s\n", what,
                 (double)ms / 1000);
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    return wait_or_cancel(p, ms, e);
 }
 
 // GETs r->url into a parsed JSON document (*out, freed by the caller with cJSON_Delete).
-static int get_json(const request *r, const store_pull_options *o, cJSON **out, garlic_error *err)
+static int get_json(const request *r, puller *p, cJSON **out, garlic_error *err)
 {
+    const store_pull_options *o = p->o;
     for (uint32_t attempt = 0;; attempt++) {
         garlic_buf body = {0};
         sink s = {.mem = &body, .fd = -1};
@@ -364,7 +382,8 @@ static int get_json(const request *r, const store_pull_options *o, cJSON **out, 
         garlic_buf_deinit(&body);
         if (what == OUTCOME_FAILED || attempt >= o->retries)
             return request_error(r, rc, status, err);
-        backoff(o, attempt, r->what);
+        if (!backoff(p, attempt, r->what, &(store_pull_event){.status = "pulling manifest"}))
+            return cancelled_error(p, err);
     }
 }
 
@@ -452,7 +471,14 @@ static int download(puller *p, const request *r, const char *partial, const blob
             result = request_error(r, rc, status, err);
             break;
         }
-        backoff(o, attempt, b->file);
+        store_pull_event e = {.status = b->status,
+                              .digest = b->event_digest,
+                              .total = b->size,
+                              .completed = (uint64_t)got < b->size ? (uint64_t)got : b->size};
+        if (!backoff(p, attempt, b->file, &e)) {
+            result = cancelled_error(p, err);
+            break;
+        }
     }
     if (result == GARLIC_OK && fsync(fd) != 0)
         result = garlic_error_set(err, GARLIC_EIO, "%s: fsync: %s", partial, strerror(errno));
@@ -462,19 +488,31 @@ static int download(puller *p, const request *r, const char *partial, const blob
     return result;
 }
 
-// Opens and flocks root/locks/<key>.lock into *fd, waiting while another pull holds it.
-static int lock_key(const puller *p, const char *key, const char *file, int *fd, garlic_error *err)
+// Opens and flocks root/locks/<key>.lock into *fd, waiting while another pull holds it; while
+// it waits, b's event is repeated every second with the bytes the other pull has so far, so
+// that the caller sees them and may cancel.
+static int lock_key(puller *p, const char *key, const blob *b, int *fd, garlic_error *err)
 {
-    char lock[STORE_PATH_MAX + 96];
+    char lock[STORE_PATH_MAX + 96], partial[STORE_PATH_MAX + 96];
     snprintf(lock, sizeof lock, "%s/locks/%s.lock", p->root, key);
+    snprintf(partial, sizeof partial, "%s/blobs/%s-partial", p->root, key);
     *fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (*fd < 0)
         return garlic_error_set(err, GARLIC_EIO, "%s: cannot create: %s", lock, strerror(errno));
-    if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
-        if (p->o->progress)
-            fprintf(p->o->progress, "%s: another pull is downloading it; waiting\n", file);
-        if (flock(*fd, LOCK_EX) != 0)
+    for (bool told = false; flock(*fd, LOCK_EX | LOCK_NB) != 0;) {
+        if (errno != EWOULDBLOCK && errno != EINTR)
             return garlic_error_set(err, GARLIC_EIO, "%s: flock: %s", lock, strerror(errno));
+        if (!told && p->o->progress)
+            fprintf(p->o->progress, "%s: another pull is downloading it; waiting\n", b->file);
+        told = true;
+        struct stat st;
+        uint64_t have = stat(partial, &st) == 0 ? (uint64_t)st.st_size : 0;
+        store_pull_event e = {.status = b->status,
+                              .digest = b->event_digest,
+                              .total = b->size,
+                              .completed = have < b->size ? have : b->size};
+        if (!wait_or_cancel(p, 1000, &e))
+            return cancelled_error(p, err);
     }
     return GARLIC_OK;
 }
@@ -490,7 +528,7 @@ static void hex_of(const unsigned char *md, size_t n, char *out)
 static int fetch_blob(puller *p, request r, blob *b, garlic_error *err)
 {
     char path[STORE_PATH_MAX], partial[STORE_PATH_MAX + 96];
-    int rc = lock_key(p, b->key, b->file, &b->lock_fd, err);
+    int rc = lock_key(p, b->key, b, &b->lock_fd, err);
     if (rc)
         return rc;
     struct stat st;
@@ -546,7 +584,7 @@ static int verify_blob(puller *p, blob *b, garlic_error *err)
     memcpy(b->digest, b->got, sizeof b->digest);
     char key[80];
     snprintf(key, sizeof key, "sha256-%s", b->digest);
-    return lock_key(p, key, b->file, &b->lock2_fd, err);
+    return lock_key(p, key, b, &b->lock2_fd, err);
 }
 
 // Renames a verified download into place.
@@ -721,7 +759,7 @@ static int pull_registry(puller *p, store_manifest *m, garlic_error *err)
     if (!emit(p, "pulling manifest", NULL, 0, 0))
         return cancelled_error(p, err);
     cJSON *doc;
-    int rc = get_json(&r, o, &doc, err);
+    int rc = get_json(&r, p, &doc, err);
     if (rc)
         return rc;
     blob *b = garlic_calloc(1, sizeof *b);
@@ -1035,7 +1073,7 @@ static int pull_hub(puller *p, store_manifest *m, garlic_error *err)
     if (!emit(p, "pulling manifest", NULL, 0, 0))
         return cancelled_error(p, err);
     cJSON *files;
-    int rc = get_json(&r, o, &files, err);
+    int rc = get_json(&r, p, &files, err);
     if (rc)
         return rc;
     bool folder = strcmp(n->tag, "safetensors") == 0 ||

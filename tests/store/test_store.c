@@ -532,8 +532,9 @@ typedef struct recorded {
     uint64_t total, completed;
 } recorded;
 
-// Keeps every event of a pull; cancels at the event cancel_status names (a status, or
-// "progress": the first with some but not all of a blob's bytes).
+// Keeps every event of a pull; cancels at the event cancel_status names (a status;
+// "progress": the first with some but not all of a blob's bytes; "repeat": the first that
+// repeats the one before, some but not all bytes, as a stalled transfer's events do).
 typedef struct recorder {
     recorded e[4096];
     size_t n;
@@ -545,12 +546,16 @@ static bool record(void *ctx, const store_pull_event *e)
     recorder *r = ctx;
     if (r->n == sizeof r->e / sizeof r->e[0])
         return true;
+    bool repeat = r->n > 0 && e->digest && e->completed > 0 && e->completed < e->total &&
+        r->e[r->n - 1].completed == e->completed;
     recorded *x = &r->e[r->n++];
     snprintf(x->status, sizeof x->status, "%s", e->status);
     snprintf(x->digest, sizeof x->digest, "%s", e->digest ? e->digest : "");
     x->total = e->total, x->completed = e->completed;
     if (!r->cancel_status)
         return true;
+    if (strcmp(r->cancel_status, "repeat") == 0)
+        return !repeat;
     if (strcmp(r->cancel_status, "progress") == 0)
         return !(e->digest && e->completed > 0 && e->completed < e->total);
     return strcmp(r->cancel_status, e->status) != 0;
@@ -698,6 +703,23 @@ static void test_cancel_then_resumed(void **state)
     assert_int_equal(store_pull(other, "hf.co/test/tiny:Q8_0", &o, &err), GARLIC_OK);
     assert_int_equal(downloads("test/tiny"), before);
     check_stored(other, "hf.co/test/tiny:Q8_0", "test/tiny");
+    free(r);
+}
+
+// A transfer that has stalled still gives its caller an event every second, and so a way to
+// cancel it: well before the mirror's 30 s stall or the 60 s stall timeout.
+static void test_cancel_stalled(void **state)
+{
+    (void)state;
+    const char *store = new_store("cancel-stall");
+    recorder *r = calloc(1, sizeof *r);
+    r->cancel_status = "repeat";
+    store_pull_options o;
+    pull_options(&o, r);
+    garlic_error err;
+    time_t start = time(NULL);
+    assert_int_equal(store_pull(store, "hf.co/test/stall:Q8_0", &o, &err), GARLIC_ESTOPPED);
+    assert_true(time(NULL) - start < 10);
     free(r);
 }
 
@@ -955,6 +977,7 @@ int main(void)
         cmocka_unit_test(test_list_rm_cp),
         cmocka_unit_test(test_events),
         cmocka_unit_test(test_cancel_then_resumed),
+        cmocka_unit_test(test_cancel_stalled),
         cmocka_unit_test(test_threads_download_once),
         cmocka_unit_test(test_folder_pull),
         cmocka_unit_test(test_folder_git_ids),
