@@ -132,6 +132,8 @@ static void progress_print(progress *p, uint64_t have, bool done)
     double t = now_seconds(), elapsed = t - p->start;
     if (!p->out || (!done && t - p->last_print < (p->terminal ? 0.1 : 2.0)))
         return;
+    if (!done && !p->terminal && p->total < (8u << 20))
+        return; // a small file (a folder's config, its tokenizer) gets its closing line only
     p->last_print = t;
     double rate = elapsed > 0 ? (double)(have - p->start_bytes) / elapsed : 0;
     char a[32], b[32], r[32], left[32] = "";
@@ -864,41 +866,50 @@ static int entry_ids(const cJSON *f, const char *what, bool need_sha, blob *b, g
     return GARLIC_OK; // a GGUF without an LFS sha256 asks the ETag (etag_digest)
 }
 
+// Adds name to a ", "-separated list in buf (truncated when full).
+static void list_append(char *buf, size_t cap, const char *name)
+{
+    size_t used = strlen(buf);
+    snprintf(buf + used, cap - used, "%s%s", used ? ", " : "", name);
+}
+
 // Picks from the hub's file listing the GGUF for the tag: its name holds the tag (any case);
-// "latest" takes Q4_K_M, else the only GGUF. A GGUF split in parts is refused, naming them.
-// Fills b (file, size, and the digest when the listing has the LFS sha256) or fails.
+// "latest" takes Q4_K_M, else the only GGUF. A GGUF split in parts (the tag's, or for "latest"
+// the repository's only one) is refused, naming the parts. Fills b (file, size, and the digest
+// when the listing has the LFS sha256) or fails.
 static int pick_gguf(const cJSON *files, const char *tag, const char *what, blob *b,
                      garlic_error *err)
 {
     bool latest = strcmp(tag, STORE_DEFAULT_TAG) == 0;
     const char *want = latest ? "Q4_K_M" : tag;
-    size_t n_gguf = 0, n_split = 0;
+    size_t n_gguf = 0, n_split = 0, n_split_all = 0;
     const cJSON *f, *match = NULL, *only = NULL;
-    char parts[1024] = "";
+    char parts[1024] = "", parts_all[1024] = "";
     cJSON_ArrayForEach(f, files)
     {
         const char *path = entry_path(f);
         if (!path || !ends_with(path, ".gguf") || strstr(path, "mmproj"))
             continue;
         n_gguf++, only = f;
-        if (!strcasestr(path, want))
-            continue;
-        if (split_part(path)) {
-            size_t used = strlen(parts);
-            snprintf(parts + used, sizeof parts - used, "%s%s", n_split++ ? ", " : "", path);
-            continue;
-        }
-        if (!match || strlen(path) < strlen(entry_path(match)))
+        bool split = split_part(path), wanted = strcasestr(path, want) != NULL;
+        if (split) {
+            n_split_all++, list_append(parts_all, sizeof parts_all, path);
+            if (wanted)
+                n_split++, list_append(parts, sizeof parts, path);
+        } else if (wanted && (!match || strlen(path) < strlen(entry_path(match)))) {
             match = f;
+        }
     }
-    if (!match && latest && n_gguf == 1 && !split_part(entry_path(only)))
+    if (!match && latest && n_gguf == 1 && n_split_all == 0)
         match = only;
+    if (!match && !n_split && latest && n_gguf > 0 && n_split_all == n_gguf)
+        n_split = n_split_all, memcpy(parts, parts_all, sizeof parts);
     if (!match && n_split)
         return garlic_error_set(err, GARLIC_EUNSUPPORTED,
                                 "%s: the GGUF for '%s' is split in %zu files (%s); garlic loads "
                                 "single-file GGUFs: merge them with llama-gguf-split --merge, or "
                                 "pull another quantization",
-                                what, want, n_split, parts);
+                                what, tag, n_split, parts);
     if (!match)
         return garlic_error_set(err, GARLIC_ENOTFOUND,
                                 "%s: no GGUF file for '%s' in the repository (%zu GGUF files); "

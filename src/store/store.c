@@ -593,7 +593,7 @@ static int folder_materialize(const char *root, const store_manifest *m, char *b
     char tmp[STORE_PATH_MAX + 32];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s/.tmp-XXXXXX", parent) >= sizeof tmp)
         return garlic_error_set(err, GARLIC_EINVAL, "%s: path too long", parent);
-    if (!mkdtemp(tmp))
+    if (!mkdtemp(tmp) || chmod(tmp, 0755) != 0) // readable by all, as the blobs are
         return garlic_error_set(err, GARLIC_EIO, "%s: cannot create: %s", tmp, strerror(errno));
     for (size_t i = 0; i < m->n_files && !rc; i++) {
         const store_file *f = &m->files[i];

@@ -904,6 +904,32 @@ static void test_folder_git_ids(void **state)
     assert_int_equal(garlic(store, &out, &err, "pull test/plain:Q4_K_M"), 1);
     assert_non_null(strstr(err, "no GGUF file for 'Q4_K_M'"));
     free(out), free(err);
+    // A repository with both: :latest is its GGUF, :safetensors its folder (FP8 in its
+    // quantization_config).
+    mirror_repo("test/both");
+    mirror_file("test/both", "config.json",
+                "{\"torch_dtype\": \"bfloat16\", \"quantization_config\": {\"quant_method\": "
+                "\"fp8\"}}");
+    mirror_file("test/both", "model.safetensors", "weights of the folder");
+    mirror_file("test/both", "both-Q4_K_M.gguf", "weights of the GGUF");
+    assert_int_equal(garlic(store, &out, &err, "pull test/both"), 0);
+    free(out), free(err);
+    assert_int_equal(garlic(store, &out, &err, "pull test/both:safetensors"), 0);
+    free(out), free(err);
+    static const struct {
+        const char *name, *format, *quantization;
+        size_t n_files;
+    } both[] = {{"test/both", "gguf", "Q4_K_M", 1}, {"test/both:safetensors", "folder", "FP8", 2}};
+    store_manifest *m = calloc(1, sizeof *m);
+    for (int i = 0; i < 2; i++) {
+        store_name name;
+        assert_int_equal(store_name_parse(both[i].name, &name, &e), 0);
+        assert_int_equal(store_manifest_read(store, &name, m, &e), 0);
+        assert_string_equal(m->format, both[i].format);
+        assert_string_equal(m->quantization, both[i].quantization);
+        assert_int_equal(m->n_files, both[i].n_files);
+    }
+    free(m);
 }
 
 static void test_split_refused(void **state)
@@ -918,6 +944,15 @@ static void test_split_refused(void **state)
     assert_non_null(strstr(err, "split in 2 files"));
     assert_non_null(strstr(err, "split-Q8_0-00001-of-00002.gguf"));
     assert_non_null(strstr(err, "split-Q8_0-00002-of-00002.gguf"));
+    free(out), free(err);
+    // :latest of a repository whose only GGUF is split names the parts too.
+    mirror_repo("test/splitonly");
+    mirror_file("test/splitonly", "model-00001-of-00002.gguf", "GGUF part one");
+    mirror_file("test/splitonly", "model-00002-of-00002.gguf", "GGUF part two");
+    assert_int_equal(garlic(store, &out, &err, "pull test/splitonly"), 1);
+    assert_non_null(strstr(err,
+                           "split in 2 files (model-00001-of-00002.gguf, "
+                           "model-00002-of-00002.gguf)"));
     free(out), free(err);
     char *seen = visible(store);
     assert_string_equal(seen, "");
