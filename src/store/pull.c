@@ -490,6 +490,20 @@ static int download(puller *p, const request *r, const char *partial, const blob
     return result;
 }
 
+// Opens and flocks root/locks/<key>.lock into *fd without waiting: false (and *fd -1) when
+// another pull holds it.
+static bool lock_key_try(const puller *p, const char *key, int *fd)
+{
+    char lock[STORE_PATH_MAX + 96];
+    snprintf(lock, sizeof lock, "%s/locks/%s.lock", p->root, key);
+    *fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd >= 0 && flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    return *fd >= 0;
+}
+
 // Opens and flocks root/locks/<key>.lock into *fd, waiting while another pull holds it; while
 // it waits, b's event is repeated every second with the bytes the other pull has so far, so
 // that the caller sees them and may cancel.
@@ -582,11 +596,14 @@ static int verify_blob(puller *p, blob *b, garlic_error *err)
     }
     if (!git)
         return GARLIC_OK;
-    // Stored by its sha256 all the same, kept from garbage collection by that lock.
+    // Stored by its sha256 all the same, kept from garbage collection by that lock. When
+    // another pull holds it, that pull is placing the same bytes and its lock (then its
+    // manifest) keeps them; not waiting for it rules out two pulls waiting on each other.
     memcpy(b->digest, b->got, sizeof b->digest);
     char key[80];
     snprintf(key, sizeof key, "sha256-%s", b->digest);
-    return lock_key(p, key, b, &b->lock2_fd, err);
+    lock_key_try(p, key, &b->lock2_fd);
+    return GARLIC_OK;
 }
 
 // Renames a verified download into place.

@@ -400,6 +400,10 @@ int store_list(const char *root, store_manifest **out, size_t *n, garlic_error *
     }
     if (l.n)
         qsort(l.items, l.n, sizeof *l.items, newest_first);
+    if (l.n && l.n < l.cap) { // a manifest is about 170 KiB: give back what doubling left over
+        store_manifest *items = garlic_realloc(l.items, l.n * sizeof *items);
+        l.items = items ? items : l.items;
+    }
     *out = l.items, *n = l.n;
     return GARLIC_OK;
 }
@@ -535,6 +539,14 @@ static bool extra_file(const char *path)
     return false;
 }
 
+const store_file *store_manifest_weights(const store_manifest *m)
+{
+    for (size_t i = 0; i < m->n_files; i++)
+        if (!extra_file(m->files[i].path))
+            return &m->files[i];
+    return NULL;
+}
+
 // The name of a folder model's directory of links: the sha256 of its files' "path digest"
 // lines, so that two names for the same files share one.
 static void folder_key(const store_manifest *m, char key[STORE_DIGEST_HEX + 1])
@@ -635,10 +647,7 @@ int store_resolve(const char *text, char *buf, size_t cap, garlic_error *err)
         rc = garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
     if (!rc)
         rc = store_manifest_read(root, &name, m, err);
-    const store_file *weights = NULL;
-    for (size_t i = 0; !rc && i < m->n_files && !weights; i++)
-        if (!extra_file(m->files[i].path))
-            weights = &m->files[i];
+    const store_file *weights = rc ? NULL : store_manifest_weights(m);
     if (!rc && strcmp(m->format, "folder") == 0)
         rc = folder_materialize(root, m, buf, cap, err);
     else if (!rc && strcmp(m->format, "gguf") != 0)

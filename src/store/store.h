@@ -96,6 +96,10 @@ typedef struct store_manifest {
     store_file files[STORE_FILES_MAX];
 } store_manifest;
 
+// The first file of m that is part of the model, not one of the extras a Modelfile adds
+// ("template", "system", "params", "license"); NULL when there is none. It lives as long as m.
+const store_file *store_manifest_weights(const store_manifest *m);
+
 // Path of the blob with the given hex digest ("<root>/blobs/sha256-<hex>").
 void store_blob_path(const char *root, const char *digest, char *buf, size_t cap);
 

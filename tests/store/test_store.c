@@ -991,6 +991,14 @@ static void test_resolve_past_extras(void **state)
     resolve_in(store, "made:here", got, sizeof got);
     store_blob_path(store, m->files[1].digest, blob, sizeof blob);
     assert_string_equal(got, blob);
+    // `garlic list` gives the weights' ID, not the template's.
+    char *out, *err, id[13];
+    assert_int_equal(garlic(store, &out, &err, "list"), 0);
+    snprintf(id, sizeof id, "%.12s", m->files[1].digest);
+    assert_non_null(strstr(out, id));
+    snprintf(id, sizeof id, "%.12s", m->files[0].digest);
+    assert_null(strstr(out, id));
+    free(out), free(err);
     free(m);
 }
 
