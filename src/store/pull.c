@@ -428,8 +428,11 @@ static int download(puller *p, const request *r, const char *partial, const blob
     for (uint32_t attempt = 0;; attempt++) {
         off_t have = lseek(fd, 0, SEEK_END);
         if (have < 0 || (b->size && (uint64_t)have > b->size)) {
-            if (ftruncate(fd, 0) != 0)
+            if (ftruncate(fd, 0) != 0) {
+                result = garlic_error_set(err, GARLIC_EIO, "%s: cannot truncate: %s", partial,
+                                          strerror(errno));
                 break;
+            }
             have = 0;
         }
         if (hash_prefix(fd, (uint64_t)have, hs) != 0) {

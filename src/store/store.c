@@ -421,7 +421,7 @@ static bool blob_locked(const char *root, const char *digest)
     return held;
 }
 
-static void folder_key(const store_manifest *m, char key[STORE_DIGEST_HEX + 1]);
+static bool folder_key(const store_manifest *m, char key[STORE_DIGEST_HEX + 1]);
 static void remove_flat_dir(const char *dir);
 
 // Removes each directory of links in folders/ that none of the n manifests all needs, and
@@ -449,8 +449,8 @@ static void collect_folders(const char *root, const store_manifest *all, size_t 
             char key[STORE_DIGEST_HEX + 1];
             if (strcmp(all[i].format, "folder") != 0)
                 continue;
-            folder_key(&all[i], key);
-            used = strcmp(key, e->d_name) == 0;
+            // A key that cannot be computed keeps every folder.
+            used = !folder_key(&all[i], key) || strcmp(key, e->d_name) == 0;
         }
         if (!used)
             remove_flat_dir(path);
@@ -548,25 +548,25 @@ const store_file *store_manifest_weights(const store_manifest *m)
 }
 
 // The name of a folder model's directory of links: the sha256 of its files' "path digest"
-// lines, so that two names for the same files share one.
-static void folder_key(const store_manifest *m, char key[STORE_DIGEST_HEX + 1])
+// lines, so that two names for the same files share one. False when libcrypto fails.
+static bool folder_key(const store_manifest *m, char key[STORE_DIGEST_HEX + 1])
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned char md[32] = {0};
-    if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-        for (size_t i = 0; i < m->n_files; i++) {
-            if (extra_file(m->files[i].path))
-                continue;
-            EVP_DigestUpdate(ctx, m->files[i].path, strlen(m->files[i].path));
-            EVP_DigestUpdate(ctx, " ", 1);
-            EVP_DigestUpdate(ctx, m->files[i].digest, STORE_DIGEST_HEX);
-            EVP_DigestUpdate(ctx, "\n", 1);
-        }
-        EVP_DigestFinal_ex(ctx, md, NULL);
+    unsigned char md[32];
+    bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    for (size_t i = 0; ok && i < m->n_files; i++) {
+        if (extra_file(m->files[i].path))
+            continue;
+        EVP_DigestUpdate(ctx, m->files[i].path, strlen(m->files[i].path));
+        EVP_DigestUpdate(ctx, " ", 1);
+        EVP_DigestUpdate(ctx, m->files[i].digest, STORE_DIGEST_HEX);
+        EVP_DigestUpdate(ctx, "\n", 1);
     }
+    ok = ok && EVP_DigestFinal_ex(ctx, md, NULL);
     EVP_MD_CTX_free(ctx);
-    for (int i = 0; i < 32; i++)
+    for (int i = 0; ok && i < 32; i++)
         snprintf(key + 2 * i, 3, "%02x", md[i]);
+    return ok;
 }
 
 // Removes a directory of links (or of anything flat) and the directory.
@@ -591,7 +591,8 @@ static int folder_materialize(const char *root, const store_manifest *m, char *b
                               garlic_error *err)
 {
     char key[STORE_DIGEST_HEX + 1], parent[STORE_PATH_MAX + 16], dir[STORE_PATH_MAX + 96];
-    folder_key(m, key);
+    if (!folder_key(m, key))
+        return garlic_error_set(err, GARLIC_ENOMEM, "cannot start a SHA-256");
     snprintf(parent, sizeof parent, "%s/folders", root);
     snprintf(dir, sizeof dir, "%s/%s", parent, key);
     if ((size_t)snprintf(buf, cap, "%s", dir) >= cap)

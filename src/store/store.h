@@ -149,8 +149,10 @@ int store_sha256_file(const char *path, char hex[STORE_DIGEST_HEX + 1], garlic_e
 // What a pull reports as it goes, in the words of Ollama's /api/pull status lines, in this
 // order: "pulling manifest"; for each blob "pulling <first 12 hex digits of the digest>" with
 // completed = what is already there, then as bytes arrive (at most every 100 ms), then
-// completed == total; "verifying sha256 digest"; "writing manifest"; "success". The strings
-// live until on_event returns.
+// completed == total; "verifying sha256 digest"; "writing manifest"; "success". While a pull
+// waits (on another pull's lock, before a retry, on a stalled transfer) its last event is
+// repeated every second, with what the other pull has so far when it waits on one. The
+// strings live until on_event returns.
 typedef struct store_pull_event {
     const char *status; // "pulling manifest", "pulling <first 12 hex digits of the digest>",
                         // "verifying sha256 digest", "writing manifest", "success"
