@@ -869,6 +869,8 @@ static int entry_ids(const cJSON *f, const char *what, bool need_sha, blob *b, g
                                              : NULL;
     if (digest && strncmp(digest, "sha256:", 7) == 0)
         digest += 7;
+    if (!path)
+        return garlic_error_set(err, GARLIC_EFORMAT, "%s: a listing entry has no path", what);
     if (!cJSON_IsNumber(size) || size->valuedouble < 0)
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: the listing gives '%s' no size", what,
                                 path);
