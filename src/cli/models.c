@@ -61,7 +61,8 @@ int cli_list_models(int argc, char **argv)
         char name[4 * STORE_PART_MAX], age[64];
         store_name_display(&all[i].name, name, sizeof name);
         format_age(all[i].modified, age, sizeof age);
-        printf("%-40s %-14.12s %-10s %-8s %s\n", name, all[i].files[0].digest,
+        const store_file *weights = store_manifest_weights(&all[i]);
+        printf("%-40s %-14.12s %-10s %-8s %s\n", name, weights ? weights->digest : "-",
                cli_format_bytes((double)all[i].size),
                all[i].quantization[0] ? all[i].quantization : "-", age);
     }

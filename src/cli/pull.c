@@ -15,9 +15,11 @@ static const cli_command pull_command = {
     .about = "Downloads a model into the store ($GARLIC_MODELS, default "
              "$XDG_CACHE_HOME/garlic/models or\n~/.cache/garlic/models). NAME is "
              "[host/][namespace/]name[:tag] as ollama reads it (`qwen3:8b` is\n"
-             "registry.ollama.ai/library/qwen3:8b), or hf.co/ORG/REPO[:QUANT] for the GGUF of "
-             "that quantization in\na Hugging Face repository (:latest takes Q4_K_M, or the "
-             "only GGUF).",
+             "registry.ollama.ai/library/qwen3:8b, `library/qwen3:8b` too), or ORG/REPO[:TAG] "
+             "(also written\nhf.co/ORG/REPO[:TAG]) for a Hugging Face repository: the GGUF whose "
+             "name holds TAG (:latest\ntakes Q4_K_M, or the only GGUF; a GGUF split in parts is "
+             "refused), or with :safetensors, or\n:latest in a repository without GGUF files, its "
+             "safetensors folder (config, tokenizer and\n*.safetensors files).",
     .notes = "Downloads resume where an interrupted pull stopped, are checked against their "
              "sha256 before the\nmodel appears in `garlic list`, and transient failures are "
              "retried. HF_ENDPOINT (default\nhttps://huggingface.co) and HF_TOKEN (sent as a "

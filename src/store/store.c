@@ -68,6 +68,11 @@ int store_name_parse(const char *text, store_name *out, garlic_error *err)
         host = parts[0], host_len = lens[0];
     if (n >= 2)
         ns = parts[n - 2], ns_len = lens[n - 2];
+    // "org/repo" is a Hugging Face repository; "library/name" stays an Ollama model.
+    if (n == 2 &&
+        !(ns_len == strlen(STORE_DEFAULT_NAMESPACE) &&
+          memcmp(ns, STORE_DEFAULT_NAMESPACE, ns_len) == 0))
+        host = STORE_HUB_HOST, host_len = strlen(host);
     if (!part_ok(host, host_len, true) || !part_ok(ns, ns_len, false) ||
         !part_ok(parts[n - 1], lens[n - 1], false) || !part_ok(tag, tag_len, false))
         return garlic_error_set(err, GARLIC_EINVAL,
@@ -396,6 +401,10 @@ int store_list(const char *root, store_manifest **out, size_t *n, garlic_error *
     }
     if (l.n)
         qsort(l.items, l.n, sizeof *l.items, newest_first);
+    if (l.n && l.n < l.cap) { // a manifest is about 170 KiB: give back what doubling left over
+        store_manifest *items = garlic_realloc(l.items, l.n * sizeof *items);
+        l.items = items ? items : l.items;
+    }
     *out = l.items, *n = l.n;
     return GARLIC_OK;
 }
@@ -411,6 +420,44 @@ static bool blob_locked(const char *root, const char *digest)
     bool held = flock(fd, LOCK_EX | LOCK_NB) != 0;
     close(fd);
     return held;
+}
+
+static bool folder_key(const store_manifest *m, char key[STORE_DIGEST_HEX + 1]);
+static void remove_flat_dir(const char *dir);
+
+// Removes each directory of links in folders/ that none of the n manifests all needs, and
+// temporary ones over an hour old (left by a crash).
+static void collect_folders(const char *root, const store_manifest *all, size_t n)
+{
+    char dir[STORE_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/folders", root);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char path[STORE_PATH_MAX + 300];
+        struct stat st;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
+            continue;
+        if (e->d_name[0] == '.') {
+            if (strncmp(e->d_name, ".tmp-", 5) == 0 && lstat(path, &st) == 0 &&
+                st.st_mtime < time(NULL) - 3600)
+                remove_flat_dir(path);
+            continue;
+        }
+        bool used = false;
+        for (size_t i = 0; i < n && !used; i++) {
+            char key[STORE_DIGEST_HEX + 1];
+            if (strcmp(all[i].format, "folder") != 0)
+                continue;
+            // A key that cannot be computed keeps every folder.
+            used = !folder_key(&all[i], key) || strcmp(key, e->d_name) == 0;
+        }
+        if (!used)
+            remove_flat_dir(path);
+    }
+    if (d)
+        closedir(d);
 }
 
 // Removes each blob in blobs/ that no manifest names (and stale lock files beside them).
@@ -439,6 +486,7 @@ static int collect_garbage(const char *root, garlic_error *err)
     }
     if (d)
         closedir(d);
+    collect_folders(root, all, n);
     garlic_free(all);
     return GARLIC_OK;
 }
@@ -451,10 +499,12 @@ int store_collect_garbage(const char *root, garlic_error *err)
 int store_remove(const char *root, const char *text, garlic_error *err)
 {
     store_name name;
-    store_manifest m;
-    int rc = store_name_parse(text, &name, err);
+    store_manifest *m = garlic_malloc(sizeof *m); // too big for a server thread's stack
+    int rc = m ? store_name_parse(text, &name, err)
+               : garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
     if (!rc)
-        rc = store_manifest_read(root, &name, &m, err);
+        rc = store_manifest_read(root, &name, m, err);
+    garlic_free(m);
     if (rc)
         return rc;
     char path[STORE_PATH_MAX];
@@ -485,6 +535,108 @@ int store_copy(const char *root, const char *src, const char *dst, garlic_error 
     return rc;
 }
 
+// Whether a manifest file is one of the extras a Modelfile adds, not part of the weights.
+static bool extra_file(const char *path)
+{
+    static const char *const extras[] = {"template", "system", "params", "license"};
+    for (size_t i = 0; i < sizeof extras / sizeof extras[0]; i++)
+        if (strcmp(path, extras[i]) == 0)
+            return true;
+    return false;
+}
+
+const store_file *store_manifest_weights(const store_manifest *m)
+{
+    for (size_t i = 0; i < m->n_files; i++)
+        if (!extra_file(m->files[i].path))
+            return &m->files[i];
+    return NULL;
+}
+
+// The name of a folder model's directory of links: the sha256 of its files' "path digest"
+// lines, so that two names for the same files share one. False when libcrypto fails.
+static bool folder_key(const store_manifest *m, char key[STORE_DIGEST_HEX + 1])
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char md[32];
+    bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    for (size_t i = 0; ok && i < m->n_files; i++) {
+        if (extra_file(m->files[i].path))
+            continue;
+        EVP_DigestUpdate(ctx, m->files[i].path, strlen(m->files[i].path));
+        EVP_DigestUpdate(ctx, " ", 1);
+        EVP_DigestUpdate(ctx, m->files[i].digest, STORE_DIGEST_HEX);
+        EVP_DigestUpdate(ctx, "\n", 1);
+    }
+    ok = ok && EVP_DigestFinal_ex(ctx, md, NULL);
+    EVP_MD_CTX_free(ctx);
+    for (int i = 0; ok && i < 32; i++)
+        snprintf(key + 2 * i, 3, "%02x", md[i]);
+    return ok;
+}
+
+// Removes a directory of links (or of anything flat) and the directory.
+static void remove_flat_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char path[STORE_PATH_MAX + 300];
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path)
+            unlink(path);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+// Makes root/folders/<key> hold a symlink per file of m to its blob, unless it exists; the
+// links are made in a temporary directory renamed into place, so a folder seen is complete.
+static int folder_materialize(const char *root, const store_manifest *m, char *buf, size_t cap,
+                              garlic_error *err)
+{
+    char key[STORE_DIGEST_HEX + 1], parent[STORE_PATH_MAX + 16], dir[STORE_PATH_MAX + 96];
+    if (!folder_key(m, key))
+        return garlic_error_set(err, GARLIC_ENOMEM, "cannot start a SHA-256");
+    snprintf(parent, sizeof parent, "%s/folders", root);
+    snprintf(dir, sizeof dir, "%s/%s", parent, key);
+    if ((size_t)snprintf(buf, cap, "%s", dir) >= cap)
+        return garlic_error_set(err, GARLIC_EINVAL, "%s: path too long", dir);
+    struct stat st;
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+        return GARLIC_OK;
+    int rc = store_mkdirs(parent, err);
+    if (rc)
+        return rc;
+    char tmp[STORE_PATH_MAX + 32];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s/.tmp-XXXXXX", parent) >= sizeof tmp)
+        return garlic_error_set(err, GARLIC_EINVAL, "%s: path too long", parent);
+    if (!mkdtemp(tmp) || chmod(tmp, 0755) != 0) // readable by all, as the blobs are
+        return garlic_error_set(err, GARLIC_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+    for (size_t i = 0; i < m->n_files && !rc; i++) {
+        const store_file *f = &m->files[i];
+        char link[STORE_PATH_MAX + 300], target[STORE_DIGEST_HEX + 32];
+        if (extra_file(f->path))
+            continue;
+        if (strchr(f->path, '/') || f->path[0] == '.')
+            rc = garlic_error_set(err, GARLIC_EFORMAT, "model '%s': file name '%s' is not plain",
+                                  m->name.model, f->path);
+        snprintf(link, sizeof link, "%s/%s", tmp, f->path);
+        snprintf(target, sizeof target, "../../blobs/sha256-%s", f->digest);
+        if (!rc && symlink(target, link) != 0)
+            rc = garlic_error_set(err, GARLIC_EIO, "%s: cannot link: %s", link, strerror(errno));
+    }
+    if (!rc && rename(tmp, dir) != 0 && errno != ENOTEMPTY && errno != EEXIST)
+        rc = garlic_error_set(err, GARLIC_EIO, "%s: cannot rename to %s: %s", tmp, dir,
+                              strerror(errno));
+    else if (!rc && access(tmp, F_OK) != 0)
+        sync_parent(dir);       // ours is in place
+    if (access(tmp, F_OK) == 0) // a failure, or another resolve made it first
+        remove_flat_dir(tmp);
+    return rc;
+}
+
 int store_resolve(const char *text, char *buf, size_t cap, garlic_error *err)
 {
     if (store_is_path(text)) {
@@ -502,11 +654,17 @@ int store_resolve(const char *text, char *buf, size_t cap, garlic_error *err)
         rc = garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
     if (!rc)
         rc = store_manifest_read(root, &name, m, err);
-    if (!rc && strcmp(m->format, "gguf") != 0)
+    const store_file *weights = rc ? NULL : store_manifest_weights(m);
+    if (!rc && strcmp(m->format, "folder") == 0)
+        rc = folder_materialize(root, m, buf, cap, err);
+    else if (!rc && strcmp(m->format, "gguf") != 0)
         rc = garlic_error_set(err, GARLIC_EUNSUPPORTED, "model '%s' is a %s, not a GGUF file", text,
                               m->format);
-    if (!rc)
-        store_blob_path(root, m->files[0].digest, buf, cap);
+    else if (!rc && !weights)
+        rc = garlic_error_set(err, GARLIC_EFORMAT, "model '%s': its manifest names no weights",
+                              text);
+    else if (!rc)
+        store_blob_path(root, weights->digest, buf, cap);
     garlic_free(m);
     return rc;
 }

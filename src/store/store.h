@@ -7,11 +7,15 @@
 //   blobs/sha256-<hex>                    a file, named by the SHA-256 of its bytes (two names
 //                                         for the same file share it)
 //   blobs/sha256-<hex>-partial            a download under way (resumed with HTTP Range)
+//   blobs/git-<sha1>-partial              a hub file known only by its git blob id, under way
 //   locks/sha256-<hex>.lock               flock'd by the pull writing that blob, until its
-//                                         manifest is written
-//   manifests/<host>/<ns>/<name>/<tag>    a small JSON: {"schema": 1, "format": "gguf",
-//                                         "files": [{"path", "digest", "size"}], "size",
-//                                         "quantization", "modified", "source"}
+//                                         manifest is written (locks/git-<sha1>.lock alike)
+//   manifests/<host>/<ns>/<name>/<tag>    a small JSON: {"schema": 1, "format": "gguf" or
+//                                         "folder", "files": [{"path", "digest", "size"}],
+//                                         "size", "quantization", "modified", "source"}
+//   folders/<key>/<file>                  a stored "folder" model as a directory of symlinks
+//                                         to ../../blobs/sha256-<hex>, made by store_resolve
+//                                         (key: the sha256 of the manifest's files)
 // A manifest is written (temp file, fsync, rename) only after every blob it names is in place,
 // so a crash leaves at worst a -partial file, never a half model that looks complete.
 #ifndef GARLIC_STORE_H
@@ -33,10 +37,14 @@ enum {
 #define STORE_DEFAULT_HOST "registry.ollama.ai"
 #define STORE_DEFAULT_NAMESPACE "library"
 #define STORE_DEFAULT_TAG "latest"
+#define STORE_HUB_HOST "hf.co"
 
 // A model name, resolved as Ollama resolves it: "name" is
-// registry.ollama.ai/library/name:latest, "ns/name:tag" and "host/ns/name:tag" fill in what is
-// missing; "hf.co/org/repo:Q4_K_M" is a Hugging Face repository (store_name_is_hub).
+// registry.ollama.ai/library/name:latest, "library/name:tag" and "host/ns/name:tag" fill in
+// what is missing. "org/repo[:tag]" (two parts, the first not "library") is the Hugging Face
+// repository hf.co/org/repo[:tag], as vLLM and llama.cpp's -hf read it; so is
+// "hf.co/org/repo:Q4_K_M" (store_name_is_hub). A hub tag names the GGUF's quantization;
+// ":safetensors", or ":latest" in a repository without GGUF files, is its safetensors folder.
 typedef struct store_name {
     char host[STORE_PART_MAX]; // "registry.ollama.ai", "127.0.0.1:8080", "hf.co"
     char ns[STORE_PART_MAX];   // "library", the hub's organisation
@@ -72,7 +80,9 @@ typedef struct store_file {
     uint64_t size;
 } store_file;
 
-enum { STORE_FILES_MAX = 64 };
+// The most files a manifest lists (DeepSeek-V3's folder has 163 weight files). A manifest is
+// about 170 KiB: keep it off the stack.
+enum { STORE_FILES_MAX = 512 };
 
 // A manifest: what `garlic list` needs without opening the model.
 typedef struct store_manifest {
@@ -85,6 +95,10 @@ typedef struct store_manifest {
     size_t n_files;
     store_file files[STORE_FILES_MAX];
 } store_manifest;
+
+// The first file of m that is part of the model, not one of the extras a Modelfile adds
+// ("template", "system", "params", "license"); NULL when there is none. It lives as long as m.
+const store_file *store_manifest_weights(const store_manifest *m);
 
 // Path of the blob with the given hex digest ("<root>/blobs/sha256-<hex>").
 void store_blob_path(const char *root, const char *digest, char *buf, size_t cap);
@@ -112,14 +126,19 @@ int store_manifest_write(const char *root, const store_manifest *m, garlic_error
 // garlic_free) gets *n of them. Damaged manifests are skipped with a warning on stderr.
 int store_list(const char *root, store_manifest **out, size_t *n, garlic_error *err);
 
-// Removes name's manifest, then every blob no manifest names any longer.
+// Removes name's manifest, then every blob no manifest names any longer, and every folder of
+// links (folders/) that no manifest needs.
 int store_remove(const char *root, const char *name, garlic_error *err);
 
 // Makes dst name the same blobs as src (no bytes are copied).
 int store_copy(const char *root, const char *src, const char *dst, garlic_error *err);
 
-// The file to open for text: text itself when store_is_path(text); else the GGUF blob of the
-// stored model text names (GARLIC_ENOTFOUND when it is not stored). buf gets the path.
+// The file or folder to open for text: text itself when store_is_path(text); else, for a
+// stored "gguf" model, its weights' blob (the file that is not one of the extras "template",
+// "system", "params", "license"), and for a stored "folder" model the directory
+// <root>/folders/<key> of symlinks to its blobs (made on first use, atomically: a temporary
+// directory renamed into place; store_remove removes those no manifest needs).
+// GARLIC_ENOTFOUND when text is not stored. buf gets the path.
 int store_resolve(const char *text, char *buf, size_t cap, garlic_error *err);
 
 // SHA-256 (OpenSSL's libcrypto) of a whole file into hex (65 bytes with the NUL).
@@ -127,11 +146,18 @@ int store_sha256_file(const char *path, char hex[STORE_DIGEST_HEX + 1], garlic_e
 
 // ---- pull.c ----
 
-// What a pull reports as it goes, in the words of Ollama's /api/pull status lines.
+// What a pull reports as it goes, in the words of Ollama's /api/pull status lines, in this
+// order: "pulling manifest"; for each blob "pulling <first 12 hex digits of the digest>" with
+// completed = what is already there, then as bytes arrive (at most every 100 ms), then
+// completed == total; "verifying sha256 digest"; "writing manifest"; "success". While a pull
+// waits (on another pull's lock, before a retry, on a stalled transfer) its last event is
+// repeated every second, with what the other pull has so far when it waits on one. The
+// strings live until on_event returns.
 typedef struct store_pull_event {
     const char *status; // "pulling manifest", "pulling <first 12 hex digits of the digest>",
                         // "verifying sha256 digest", "writing manifest", "success"
-    const char *digest; // "sha256:<hex>" of the blob being fetched, else NULL
+    const char *digest; // "sha256:<hex>" of the blob being fetched ("sha1:<git blob id>" for a
+                        // small hub file whose sha256 is known only once it is down), else NULL
     uint64_t total;     // that blob's bytes (0 outside a blob)
     uint64_t completed; // bytes of it in place so far
 } store_pull_event;
@@ -144,9 +170,10 @@ typedef struct store_pull_options {
     uint32_t backoff_ms;     // the first retry's wait, doubled each time
     uint32_t stall_seconds;  // a transfer that moves no byte this long is cut (and retried)
     FILE *progress;          // NULL: silent; a terminal gets a bar, anything else lines
-    // Called on each step and, while a blob downloads, at most every 100 ms (NULL: none).
-    // Returning false cancels the pull: store_pull then fails with GARLIC_ESTOPPED and keeps
-    // the partial download for the next pull to resume.
+    // Called on each step and, while a blob downloads, at most every 100 ms (NULL: none), on
+    // the thread calling store_pull. Returning false cancels the pull (a download under way
+    // is aborted): store_pull then fails with GARLIC_ESTOPPED ("pull of NAME cancelled"),
+    // keeps the partial download for the next pull to resume, and releases its locks.
     bool (*on_event)(void *ctx, const store_pull_event *e);
     void *event_ctx;
 } store_pull_options;
@@ -155,11 +182,17 @@ typedef struct store_pull_options {
 // after 60 s, progress on stderr.
 void store_pull_options_default(store_pull_options *o);
 
-// Downloads name into the store at root: its blobs first (resumed, verified, each under a
-// flock so that two pulls fetch it once), then its manifest. Errors: GARLIC_ENOTFOUND (404,
-// naming the model), GARLIC_EINVAL (401/403: says to set HF_TOKEN; bad name), GARLIC_EFORMAT
-// (a checksum mismatch, naming the file; the partial file is removed), GARLIC_EIO (too
-// little disk space, or the network after the retries).
+// Downloads name into the store at root: its blobs first (resumed, each under a flock so that
+// two pulls fetch it once), then, once all are down, verifies them (sha256; a small hub file
+// that has only a git blob id by that, and it is still stored by its sha256) and renames them
+// into place, then writes its manifest. From a hub: the GGUF of the tag, or the safetensors
+// folder (config.json, generation_config.json, the tokenizer and chat template files,
+// model.safetensors.index.json, every *.safetensors; format "folder"). Errors:
+// GARLIC_ENOTFOUND (404, naming the model; no file for the tag), GARLIC_EINVAL (401/403: says
+// to set HF_TOKEN; bad name), GARLIC_EFORMAT (a checksum mismatch, naming the file; the
+// partial file is removed), GARLIC_EUNSUPPORTED (a GGUF split in parts, naming them),
+// GARLIC_EIO (too little disk space, or the network after the retries), GARLIC_ESTOPPED
+// (cancelled by on_event).
 int store_pull(const char *root, const char *name, const store_pull_options *o, garlic_error *err);
 
 // ---- create.c: models made here (Ollama's Modelfile and /api/create) ----

@@ -8,9 +8,14 @@
 # has a Range), "badsum" (the advertised sha256 is wrong), "private" (401 without the token
 # "Bearer secret-token"), "slow" (64 KiB every 50 ms), "flaky" (the first download answers 503),
 # "nolfs" (the listing gives no LFS oid: the sha256 is in the X-Linked-Etag of the redirect),
-# "stall" (the body stops halfway for 30 s unless the request has a Range).
-# GET /_stats answers {"downloads": {path: count}} of the CDN's file requests, and
-# "auth_on_cdn": the files the CDN was sent an Authorization header for.
+# "stall" (the body stops halfway for 30 s unless the request has a Range), "badoid" (the git
+# blob id of the files without LFS is wrong).
+# The hub listing gives each file its git blob id ("oid", the SHA-1 of "blob <size>\0" and the
+# bytes) and, for *.gguf and *.safetensors, its LFS sha256; sub-folders are listed as
+# "directory" entries (not descended into, as the hub's tree without ?recursive).
+# GET /_stats answers {"downloads": {path: count}} of the CDN's file requests, "ranges": {path:
+# count} of those with a Range header, and "auth_on_cdn": the files the CDN was sent an
+# Authorization header for.
 import argparse
 import hashlib
 import json
@@ -23,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 ROOT = ""
 CDN_PORT = 0
 STATS = {}
+RANGES = {}
 AUTH_ON_CDN = []  # files the CDN was sent a token for (it must not be)
 LOCK = threading.Lock()
 SHA = {}
@@ -36,6 +42,12 @@ def sha256_of(path):
                 h.update(chunk)
         SHA[path] = h.hexdigest()
     return SHA[path]
+
+
+def git_oid_of(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def advertised(repo, path):
@@ -85,7 +97,7 @@ class Handler(BaseHTTPRequestHandler):
         parts = self.path.split("?")[0].strip("/").split("/")
         if parts == ["_stats"]:
             with LOCK:
-                return self.send_json(200, {"downloads": dict(STATS),
+                return self.send_json(200, {"downloads": dict(STATS), "ranges": dict(RANGES),
                                             "auth_on_cdn": list(AUTH_ON_CDN)})
         if parts[0] == "cdn" and len(parts) == 4:
             return self.serve_file(parts[1], parts[2], parts[3])
@@ -112,9 +124,16 @@ class Handler(BaseHTTPRequestHandler):
         files = []
         for name in sorted(os.listdir(d)):
             path = os.path.join(d, name)
+            if os.path.isdir(path):
+                files.append({"type": "directory", "path": name, "size": 0, "oid": "d" * 40})
+                continue
             size = os.path.getsize(path)
-            entry = {"type": "file", "path": name, "size": size, "oid": "0" * 40}
-            if "nolfs" not in repo:
+            oid = git_oid_of(path)
+            lfs = name.endswith((".gguf", ".safetensors")) and "nolfs" not in repo
+            if "badoid" in repo and not lfs:
+                oid = ("0" if oid[0] != "0" else "1") + oid[1:]
+            entry = {"type": "file", "path": name, "size": size, "oid": oid}
+            if lfs:
                 entry["lfs"] = {"oid": advertised(repo, path), "size": size, "pointerSize": 134}
             files.append(entry)
         if info:
@@ -154,6 +173,8 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             STATS[key] = STATS.get(key, 0) + 1
             first = STATS[key] == 1
+            if self.headers.get("Range"):
+                RANGES[key] = RANGES.get(key, 0) + 1
             if self.headers.get("Authorization"):
                 AUTH_ON_CDN.append(key)
         if "flaky" in repo and first:
