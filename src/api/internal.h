@@ -152,8 +152,11 @@ typedef struct api_stream_ops {
 // A streamed answer. Owned by the HTTP connection thread that reads it (through the server's
 // response object), from api_stream_new to api_stream_free.
 struct api_stream {
-    api_job job;    // moved in from the handler (empty for a task's stream)
-    api_task *task; // NULL, or the task whose lines this stream carries
+    api_job job;           // moved in from the handler (empty for a task's stream)
+    api_task *task;        // NULL, or the task whose lines this stream carries
+    registry *sync_reg;    // with a task: the registry brought in line with the store
+    const char *sync_root; // (api_store_sync) when the task ends, before its last lines go
+                           // out (both live as long as the server)
     const api_stream_ops *ops;
     char *out; // (out_cap) formatted bytes not yet read
     size_t out_len, out_pos, out_cap;

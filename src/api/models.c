@@ -212,6 +212,10 @@ static void answer_task(const api_call *call, api_task *t, bool stream, api_resp
         out->status = 200;
         out->content_type = "application/x-ndjson";
         out->stream = api_stream_of_task(t);
+        if (out->stream) {
+            out->stream->sync_reg = call->reg;
+            out->stream->sync_root = call->store_root;
+        }
         if (!out->stream) {
             api_error err = {0};
             api_error_set(&err, 503, NULL, "out of memory");
@@ -222,6 +226,9 @@ static void answer_task(const api_call *call, api_task *t, bool stream, api_resp
     char *last = NULL;
     int status = api_task_wait(t, call->alive, call->alive_ctx, &last);
     api_task_release(t);
+    garlic_error gerr = {0};
+    if (status == 200) // the model made or replaced is served from now on
+        api_store_sync(call->reg, call->store_root, &gerr);
     out->status = status ? status : 499;
     out->content_type = "application/json";
     if (!last)
