@@ -531,6 +531,30 @@ static bool served_from_file(const api_call *call, const char *name, api_error *
     return true;
 }
 
+// err for a store operation on name that failed (gerr): Ollama's "model 'x' not found" when it
+// is not stored. Returns true.
+static bool store_failed(api_error *err, const garlic_error *gerr, const char *param,
+                         const char *name)
+{
+    if (gerr->code == GARLIC_ENOTFOUND)
+        api_error_set(err, 404, param, "model '%s' not found", name);
+    else
+        api_error_set(err, store_status(gerr->code), param, "%s", gerr->message);
+    return true;
+}
+
+// Answers a change of the store: the error, or success once the registry follows the store.
+static void changed(const api_call *call, const api_error *err, api_response *out)
+{
+    garlic_error gerr = {0};
+    if (err) {
+        api_fail(out, err, true);
+        return;
+    }
+    api_store_sync(call->reg, call->store_root, &gerr);
+    respond_status(out, "success");
+}
+
 void api_ollama_delete(const api_call *call, api_response *out)
 {
     static const char *const known[] = {"model", "name", NULL};
@@ -547,20 +571,10 @@ void api_ollama_delete(const api_call *call, api_response *out)
     garlic_error gerr = {0};
     if (!bad && served_from_file(call, name, &err))
         bad = true;
-    if (!bad && store_remove(call->store_root, name, &gerr) != GARLIC_OK) {
-        bad = true;
-        api_error_set(&err, store_status(gerr.code), "model", "%s",
-                      gerr.code == GARLIC_ENOTFOUND ? "" : gerr.message);
-        if (gerr.code == GARLIC_ENOTFOUND)
-            snprintf(err.message, sizeof err.message, "model '%s' not found", name);
-    }
+    if (!bad && store_remove(call->store_root, name, &gerr) != GARLIC_OK)
+        bad = store_failed(&err, &gerr, "model", name);
     cJSON_Delete(root);
-    if (bad) {
-        api_fail(out, &err, true);
-        return;
-    }
-    api_store_sync(call->reg, call->store_root, &gerr);
-    respond_status(out, "success");
+    changed(call, bad ? &err : NULL, out);
 }
 
 void api_ollama_copy(const api_call *call, api_response *out)
@@ -582,19 +596,10 @@ void api_ollama_copy(const api_call *call, api_response *out)
     garlic_error gerr = {0};
     if (!bad && served_from_file(call, src, &err))
         bad = true;
-    if (!bad && store_copy(call->store_root, src, dst, &gerr) != GARLIC_OK) {
-        bad = true;
-        api_error_set(&err, store_status(gerr.code), "source", "%s", gerr.message);
-        if (gerr.code == GARLIC_ENOTFOUND)
-            snprintf(err.message, sizeof err.message, "model '%s' not found", src);
-    }
+    if (!bad && store_copy(call->store_root, src, dst, &gerr) != GARLIC_OK)
+        bad = store_failed(&err, &gerr, "source", src);
     cJSON_Delete(root);
-    if (bad) {
-        api_fail(out, &err, true);
-        return;
-    }
-    api_store_sync(call->reg, call->store_root, &gerr);
-    respond_status(out, "success");
+    changed(call, bad ? &err : NULL, out);
 }
 
 // ---- OpenAI ----

@@ -174,7 +174,8 @@ static void test_usage_errors(void **state)
         {"synth o.gguf --preset huge", "unknown preset 'huge'"},
         {"serve --port 70000 -m m.gguf", "--port: '70000' is not an integer from 0 to 65535"},
         {"serve --keep-alive soon -m m.gguf", "--keep-alive: 'soon' is not a duration"},
-        {"serve", "garlic serve: give at least one -m MODEL.gguf or --models-dir"},
+        {"serve --no-store",
+         "garlic serve: with --no-store, give at least one -m MODEL.gguf or --models-dir"},
         {"chat-template t.jinja", "garlic chat-template: --messages FILE.json is missing"},
         {"help frobnicate", "garlic help: unknown command 'frobnicate'"},
         {"version now", "garlic version: unexpected argument 'now'"},
@@ -189,8 +190,8 @@ static void test_usage_errors(void **state)
     // A value may start with '-': --keep-alive -1 is a value, so parsing goes on to the
     // missing -m.
     char *out, *err;
-    run_expect(2, &out, &err, "serve --keep-alive -1");
-    expect_contains(err, "give at least one -m", "serve --keep-alive -1");
+    run_expect(2, &out, &err, "serve --keep-alive -1 --no-store");
+    expect_contains(err, "give at least one -m", "serve --keep-alive -1 --no-store");
     free(out), free(err);
 }
 
