@@ -24,9 +24,35 @@ static size_t skip_blank(const char *s, size_t n, size_t i)
 
 static chat_json_status scan_value(const char *s, size_t n, size_t *i, int depth);
 
-static bool is_hex(char c)
+static int hex_value(char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+// The UTF-16 unit of the escape \uXXXX at s[j].
+static chat_json_status scan_escape_unit(const char *s, size_t n, size_t j, uint32_t *unit)
+{
+    *unit = 0;
+    for (size_t k = 0; k < 6; k++) {
+        if (j + k >= n)
+            return CHAT_JSON_INCOMPLETE;
+        if (k < 2) {
+            if (s[j + k] != "\\u"[k])
+                return CHAT_JSON_INVALID;
+            continue;
+        }
+        int v = hex_value(s[j + k]);
+        if (v < 0)
+            return CHAT_JSON_INVALID;
+        *unit = *unit << 4 | (uint32_t)v;
+    }
+    return CHAT_JSON_COMPLETE;
 }
 
 // A string starting at s[*i] == '"'; control characters and bad escapes are invalid.
@@ -49,13 +75,21 @@ static chat_json_status scan_string(const char *s, size_t n, size_t *i)
             return CHAT_JSON_INCOMPLETE;
         char e = s[j + 1];
         if (e == 'u') {
-            for (size_t k = 0; k < 4; k++) {
-                if (j + 2 + k >= n)
-                    return CHAT_JSON_INCOMPLETE;
-                if (!is_hex(s[j + 2 + k]))
-                    return CHAT_JSON_INVALID;
-            }
+            uint32_t unit;
+            chat_json_status st = scan_escape_unit(s, n, j, &unit);
+            if (st != CHAT_JSON_COMPLETE)
+                return st;
             j += 6;
+            if (unit >= 0xdc00 && unit <= 0xdfff)
+                return CHAT_JSON_INVALID; // a low surrogate alone
+            if (unit >= 0xd800 && unit <= 0xdbff) {
+                // A high surrogate needs its low half next, as strict decoders insist.
+                if ((st = scan_escape_unit(s, n, j, &unit)) != CHAT_JSON_COMPLETE)
+                    return st;
+                if (unit < 0xdc00 || unit > 0xdfff)
+                    return CHAT_JSON_INVALID;
+                j += 6;
+            }
         } else if (strchr("\"\\/bfnrt", e) && e) {
             j += 2;
         } else {

@@ -908,6 +908,11 @@ static void test_json_scan(void **state)
         {"truth", CHAT_JSON_INVALID},
         {"1.", CHAT_JSON_INCOMPLETE},
         {"1.e", CHAT_JSON_INVALID},
+        {"\"\\ud83d\\ude00\"", CHAT_JSON_COMPLETE}, // a surrogate pair
+        {"\"\\ud83d\\u", CHAT_JSON_INCOMPLETE},
+        {"\"\\ud83d\"", CHAT_JSON_INVALID}, // a high surrogate alone
+        {"\"\\ude00\"", CHAT_JSON_INVALID}, // a low surrogate alone
+        {"\"\\ud83d\\u0041\"", CHAT_JSON_INVALID},
     };
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         size_t end = 0;
