@@ -718,6 +718,8 @@ static int step_h_call(chat_output *p, bool at_end, bool *progress)
 // Runs the state machine until it needs more text (or, at the end, has used all of it).
 static int run(chat_output *p, bool at_end)
 {
+    if (!p->in.data) // nothing was ever fed
+        return GARLIC_OK;
     for (;;) {
         bool progress = false;
         int rc = GARLIC_OK;
@@ -741,7 +743,8 @@ static int run(chat_output *p, bool at_end)
 static void begin_round(chat_output *p)
 {
     size_t shift = p->pos;
-    memmove(p->in.data, p->in.data + shift, p->in.len - shift);
+    if (shift > 0)
+        memmove(p->in.data, p->in.data + shift, p->in.len - shift);
     p->in.len -= shift;
     p->pos = 0;
     if (p->st == ST_CALL || p->st == ST_H_CALL || p->st == ST_H_HEADER) {
