@@ -413,7 +413,20 @@ static int step_marked_block(chat_output *p, size_t limit, bool at_end, bool *pr
     }
     if (limit - p->body_start >= close_len)
         p->scan = limit - close_len + 1;
-    if (at_end || limit - p->pos >= CHAT_OUTPUT_MAX_CALL) {
+    if (at_end) {
+        // The output ended where the closing marker (or part of it) was due: a block whose
+        // body is whole is still a call, else it is content.
+        *progress = true;
+        size_t body_end = limit;
+        for (size_t k = close_len - 1; k > 0; k--) {
+            if (limit - p->body_start >= k && !memcmp(p->in.data + limit - k, close, k)) {
+                body_end = limit - k;
+                break;
+            }
+        }
+        return finish_block(p, body_end, limit, ST_CONTENT);
+    }
+    if (limit - p->pos >= CHAT_OUTPUT_MAX_CALL) {
         *progress = true;
         return block_as_content(p, limit, ST_CONTENT);
     }
@@ -451,8 +464,10 @@ static int step_json_block(chat_output *p, size_t limit, bool at_end, bool *prog
         return finish_block(p, p->json_fed, p->json_fed, ST_CONTENT);
     size_t t = skip_blank(p->in.data, limit, p->json_fed);
     const char *close = "</tool_call>";
-    if (partial_of(p->in.data + t, limit - t, close) && !at_end &&
-        limit - p->pos < CHAT_OUTPUT_MAX_CALL) {
+    bool partial = partial_of(p->in.data + t, limit - t, close);
+    if (partial && at_end) // the output ended where </tool_call> was due
+        return finish_block(p, p->json_fed, limit, ST_CONTENT);
+    if (partial && limit - p->pos < CHAT_OUTPUT_MAX_CALL) {
         *progress = false;
         return GARLIC_OK;
     }

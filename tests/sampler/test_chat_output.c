@@ -171,6 +171,16 @@ static const output_case cases[] = {
      "<tool_call>{\"name\": \"f\", \"arguments\": {}} trailing",
      "",
      {{0}}},
+    {"hermes: output ends where </tool_call> was due",
+     HERMES,
+     true,
+     false,
+     false,
+     false,
+     "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n</tool_",
+     "",
+     "",
+     {{"f", "{\"a\": 1}"}}},
     {"hermes: a marker prefix at the end is content",
      HERMES,
      true,
@@ -261,6 +271,26 @@ static const output_case cases[] = {
      "",
      "",
      {{"write", "{\"text\": \"line 1\\n\\tline \\\"2\\\"\"}"}, {"noop", "{}"}}},
+    {"qwen3-coder: output ends before </tool_call>",
+     CODER,
+     true,
+     false,
+     false,
+     false,
+     "<tool_call>\n<function=f>\n<parameter=a>\nx\n</parameter>\n</function>\n",
+     "",
+     "",
+     {{"f", "{\"a\": \"x\"}"}}},
+    {"qwen3-coder: output ends inside a parameter",
+     CODER,
+     true,
+     false,
+     false,
+     false,
+     "<tool_call>\n<function=f>\n<parameter=a>\nx\n</param",
+     "<tool_call>\n<function=f>\n<parameter=a>\nx\n</param",
+     "",
+     {{0}}},
     {"qwen3-coder: missing </function> is content",
      CODER,
      true,
@@ -459,6 +489,38 @@ static const output_case cases[] = {
      "<|channel|>commentary to=functions.f <|constrain|>json<|message|>{bad",
      "",
      {{0}}},
+    {"harmony: without tools a call is content",
+     HARMONY,
+     false,
+     false,
+     false,
+     false,
+     "<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}<|call|>",
+     "<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}",
+     "",
+     {{0}}},
+    {"harmony: analysis is reasoning even with reasoning off",
+     HARMONY,
+     false,
+     true,
+     false,
+     false,
+     "<|channel|>analysis<|message|>Hmm.<|end|><|start|>assistant<|channel|>final<|message|>Hi"
+     "<|return|>",
+     "Hi",
+     "Hmm.",
+     {{0}}},
+    {"harmony: parallel calls off keeps the first",
+     HARMONY,
+     true,
+     false,
+     false,
+     true,
+     "<|channel|>commentary to=functions.a json<|message|>{}<|call|><|start|>assistant"
+     "<|channel|>commentary to=functions.b json<|message|>{}<|call|>",
+     "",
+     "",
+     {{"a", "{}"}}},
     {"harmony: plain text is content",
      HARMONY,
      true,
@@ -523,6 +585,16 @@ static const output_case cases[] = {
      "",
      "I need the time.",
      {{"get_time", "{}"}}},
+    {"deepseek: output ends before the call's end token",
+     DEEPSEEK,
+     true,
+     false,
+     false,
+     false,
+     DS_CALLS DS_CALL "f" DS_SEP "{\"a\": 1}",
+     "",
+     "",
+     {{"f", "{\"a\": 1}"}}},
     {"deepseek: unterminated call is content",
      DEEPSEEK,
      true,
@@ -818,6 +890,11 @@ static void test_streaming_order(void **state)
     assert_string_equal(ev[0].name, "g");
     assert_int_equal(ev[0].index, 0);
     chat_output_free(p);
+    // Finishing a parser that was never fed gives nothing.
+    p = chat_output_new(&o, &err);
+    assert_int_equal(chat_output_finish(p, &ev, &n, &err), GARLIC_OK);
+    assert_int_equal(n, 0);
+    chat_output_free(p);
     // UTF-8 split inside a character is held until the character is whole.
     o.format = CHAT_OUTPUT_FORMAT_NONE;
     p = chat_output_new(&o, &err);
@@ -1037,29 +1114,36 @@ static void test_detect_tokens(void **state)
     assert_int_equal(chat_output_detect(NULL, 0, NULL, NULL, 0).format, NONE);
 }
 
-// Every allocation failure gives GARLIC_ENOMEM cleanly (ASan checks for leaks).
+// Every allocation failure, in every case, gives GARLIC_ENOMEM cleanly and an empty result
+// (ASan and valgrind check for leaks); with enough memory the answer is the expected one.
 static void test_out_of_memory(void **state)
 {
     (void)state;
-    const output_case *c = &cases[2]; // reasoning, content and a call
-    chat_output_options o = case_options(c);
-    bool succeeded = false;
-    for (long n = 0; n < 200 && !succeeded; n++) {
-        chat_output_result r;
-        garlic_error err = {0};
-        garlic_alloc_fail_after(n);
-        int rc = chat_output_parse(&o, c->text, strlen(c->text), &r, &err);
-        garlic_alloc_fail_reset();
-        if (rc == GARLIC_OK) {
-            succeeded = true;
-            assert_int_equal(r.n_calls, 1);
-            chat_output_result_deinit(&r);
-        } else {
-            assert_true(rc == GARLIC_ENOMEM || rc == GARLIC_EINVAL);
-            assert_null(r.content);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const output_case *c = &cases[i];
+        chat_output_options o = case_options(c);
+        bool succeeded = false;
+        for (long n = 0; n < 400 && !succeeded; n++) {
+            chat_output_result r;
+            garlic_error err = {0};
+            garlic_alloc_fail_after(n);
+            int rc = chat_output_parse(&o, c->text, strlen(c->text), &r, &err);
+            garlic_alloc_fail_reset();
+            if (rc == GARLIC_OK) {
+                succeeded = true;
+                assert_string_equal(r.content, c->content);
+                assert_int_equal(r.n_calls, expected_calls(c));
+                chat_output_result_deinit(&r);
+            } else {
+                assert_int_equal(rc, GARLIC_ENOMEM);
+                assert_int_equal(err.code, GARLIC_ENOMEM);
+                assert_null(r.content);
+                assert_null(r.calls);
+            }
         }
+        if (!succeeded)
+            fail_msg("%s: never succeeded", c->title);
     }
-    assert_true(succeeded);
 }
 
 // A call longer than CHAT_OUTPUT_MAX_CALL is given up as content.
