@@ -107,11 +107,11 @@ struct chat_output {
     size_t json_start; // SIZE_MAX until the block's JSON value is found
     size_t json_fed;   // how far the tracker has read
     bool python_code;  // <|python_tag|> followed by something other than JSON
-    chat_json_tracker tracker;
+    chat_output_json_tracker tracker;
     chat_output_event_kind h_kind; // ST_H_TEXT: content or reasoning
     char h_name[300];              // ST_H_CALL: the function's name
 
-    chat_call_list calls;
+    chat_output_calls calls;
     garlic_buf out; // event texts, ids and names
     stored_event *stored;
     size_t n_stored, cap_stored;
@@ -236,7 +236,7 @@ static int emit_calls(chat_output *p)
     for (size_t i = 0; i < p->calls.n; i++) {
         if (!p->opts.parallel_tool_calls && p->n_calls > 0)
             break;
-        const struct chat_call_span *c = &p->calls.items[i];
+        const struct chat_output_call_span *c = &p->calls.items[i];
         char id[40];
         make_id(p, id);
         stored_event begin = {.kind = CHAT_OUTPUT_EVENT_CALL_BEGIN, .index = p->n_calls};
@@ -254,7 +254,7 @@ static int emit_calls(chat_output *p)
             return GARLIC_ENOMEM;
         p->n_calls++;
     }
-    chat_call_list_clear(&p->calls);
+    chat_output_calls_clear(&p->calls);
     return GARLIC_OK;
 }
 
@@ -315,14 +315,14 @@ static void begin_block(chat_output *p, block_kind kind, size_t start, size_t bo
     p->body_start = p->scan = body;
     p->json_start = SIZE_MAX;
     p->python_code = false;
-    p->tracker = (chat_json_tracker){0};
+    p->tracker = (chat_output_json_tracker){0};
 }
 
 // A block that turned out not to be a call: its raw text [pos, end) becomes content and
 // scanning goes on after it.
 static int block_as_content(chat_output *p, size_t end, state next)
 {
-    chat_call_list_clear(&p->calls);
+    chat_output_calls_clear(&p->calls);
     int rc = emit_text(p, CHAT_OUTPUT_EVENT_CONTENT, p->in.data + p->pos, end - p->pos);
     p->pos = end;
     p->st = next;
@@ -337,14 +337,14 @@ static int finish_block(chat_output *p, size_t body_end, size_t end, state next)
     int rc;
     switch (p->block) {
     case BLOCK_HERMES:
-    case BLOCK_LLAMA_JSON: rc = chat_read_json_call(s, n, &p->calls); break;
+    case BLOCK_LLAMA_JSON: rc = chat_output_read_json_call(s, n, &p->calls); break;
     case BLOCK_PYTHON_TAG:
-        rc = p->python_code ? chat_read_python_call(s, n, &p->calls)
-                            : chat_read_json_call(s, n, &p->calls);
+        rc = p->python_code ? chat_output_read_python_call(s, n, &p->calls)
+                            : chat_output_read_json_call(s, n, &p->calls);
         break;
-    case BLOCK_QWEN3_CODER: rc = chat_read_qwen3_coder(s, n, p->tools, &p->calls); break;
-    case BLOCK_DEEPSEEK: rc = chat_read_deepseek(s, n, &p->calls); break;
-    default: rc = chat_read_mistral(s, n, &p->calls); break;
+    case BLOCK_QWEN3_CODER: rc = chat_output_read_qwen3_coder(s, n, p->tools, &p->calls); break;
+    case BLOCK_DEEPSEEK: rc = chat_output_read_deepseek(s, n, &p->calls); break;
+    default: rc = chat_output_read_mistral(s, n, &p->calls); break;
     }
     if (rc == GARLIC_ENOMEM)
         return rc;
@@ -450,8 +450,8 @@ static int step_json_block(chat_output *p, size_t limit, bool at_end, bool *prog
         p->json_start = p->json_fed = start;
     }
     if (!p->tracker.closed) {
-        p->json_fed += chat_json_tracker_feed(&p->tracker, p->in.data + p->json_fed,
-                                              limit - p->json_fed);
+        p->json_fed += chat_output_json_tracker_feed(&p->tracker, p->in.data + p->json_fed,
+                                                     limit - p->json_fed);
         if (!p->tracker.closed) {
             if (!at_end && limit - p->pos < CHAT_OUTPUT_MAX_CALL)
                 return GARLIC_OK;
@@ -715,7 +715,7 @@ static int step_h_call(chat_output *p, bool at_end, bool *progress)
     size_t end = m && m->action == MARK_STOP ? at + strlen(m->text) : at;
     const char *args = p->in.data + p->body_start;
     int rc = p->opts.tools
-        ? chat_call_list_add(&p->calls, p->h_name, strlen(p->h_name), args, at - p->body_start)
+        ? chat_output_calls_add(&p->calls, p->h_name, strlen(p->h_name), args, at - p->body_start)
         : GARLIC_EFORMAT;
     if (rc == GARLIC_ENOMEM)
         return rc;
@@ -846,7 +846,7 @@ void chat_output_reset(chat_output *p)
     drop_pending(&p->content);
     drop_pending(&p->reasoning);
     p->content.skip_lead = p->reasoning.skip_lead = false;
-    chat_call_list_clear(&p->calls);
+    chat_output_calls_clear(&p->calls);
     garlic_buf_clear(&p->out);
     p->n_stored = 0;
     bool harmony = p->opts.format == CHAT_OUTPUT_FORMAT_HARMONY;
@@ -937,7 +937,7 @@ void chat_output_free(chat_output *p)
     garlic_buf_deinit(&p->in);
     garlic_buf_deinit(&p->content.pending);
     garlic_buf_deinit(&p->reasoning.pending);
-    chat_call_list_deinit(&p->calls);
+    chat_output_calls_deinit(&p->calls);
     garlic_buf_deinit(&p->out);
     garlic_free(p->stored);
     garlic_free(p->events);

@@ -22,7 +22,7 @@ static size_t skip_blank(const char *s, size_t n, size_t i)
 
 // ---- JSON ----
 
-static chat_json_status scan_value(const char *s, size_t n, size_t *i, int depth);
+static chat_output_json_status scan_value(const char *s, size_t n, size_t *i, int depth);
 
 static int hex_value(char c)
 {
@@ -36,94 +36,94 @@ static int hex_value(char c)
 }
 
 // The UTF-16 unit of the escape \uXXXX at s[j].
-static chat_json_status scan_escape_unit(const char *s, size_t n, size_t j, uint32_t *unit)
+static chat_output_json_status scan_escape_unit(const char *s, size_t n, size_t j, uint32_t *unit)
 {
     *unit = 0;
     for (size_t k = 0; k < 6; k++) {
         if (j + k >= n)
-            return CHAT_JSON_INCOMPLETE;
+            return CHAT_OUTPUT_JSON_INCOMPLETE;
         if (k < 2) {
             if (s[j + k] != "\\u"[k])
-                return CHAT_JSON_INVALID;
+                return CHAT_OUTPUT_JSON_INVALID;
             continue;
         }
         int v = hex_value(s[j + k]);
         if (v < 0)
-            return CHAT_JSON_INVALID;
+            return CHAT_OUTPUT_JSON_INVALID;
         *unit = *unit << 4 | (uint32_t)v;
     }
-    return CHAT_JSON_COMPLETE;
+    return CHAT_OUTPUT_JSON_COMPLETE;
 }
 
 // A string starting at s[*i] == '"'; control characters and bad escapes are invalid.
-static chat_json_status scan_string(const char *s, size_t n, size_t *i)
+static chat_output_json_status scan_string(const char *s, size_t n, size_t *i)
 {
     size_t j = *i + 1;
     while (j < n) {
         unsigned char c = (unsigned char)s[j];
         if (c == '"') {
             *i = j + 1;
-            return CHAT_JSON_COMPLETE;
+            return CHAT_OUTPUT_JSON_COMPLETE;
         }
         if (c < 0x20)
-            return CHAT_JSON_INVALID;
+            return CHAT_OUTPUT_JSON_INVALID;
         if (c != '\\') {
             j++;
             continue;
         }
         if (j + 1 >= n)
-            return CHAT_JSON_INCOMPLETE;
+            return CHAT_OUTPUT_JSON_INCOMPLETE;
         char e = s[j + 1];
         if (e == 'u') {
             uint32_t unit;
-            chat_json_status st = scan_escape_unit(s, n, j, &unit);
-            if (st != CHAT_JSON_COMPLETE)
+            chat_output_json_status st = scan_escape_unit(s, n, j, &unit);
+            if (st != CHAT_OUTPUT_JSON_COMPLETE)
                 return st;
             j += 6;
             if (unit >= 0xdc00 && unit <= 0xdfff)
-                return CHAT_JSON_INVALID; // a low surrogate alone
+                return CHAT_OUTPUT_JSON_INVALID; // a low surrogate alone
             if (unit >= 0xd800 && unit <= 0xdbff) {
                 // A high surrogate needs its low half next, as strict decoders insist.
-                if ((st = scan_escape_unit(s, n, j, &unit)) != CHAT_JSON_COMPLETE)
+                if ((st = scan_escape_unit(s, n, j, &unit)) != CHAT_OUTPUT_JSON_COMPLETE)
                     return st;
                 if (unit < 0xdc00 || unit > 0xdfff)
-                    return CHAT_JSON_INVALID;
+                    return CHAT_OUTPUT_JSON_INVALID;
                 j += 6;
             }
         } else if (strchr("\"\\/bfnrt", e) && e) {
             j += 2;
         } else {
-            return CHAT_JSON_INVALID;
+            return CHAT_OUTPUT_JSON_INVALID;
         }
     }
-    return CHAT_JSON_INCOMPLETE;
+    return CHAT_OUTPUT_JSON_INCOMPLETE;
 }
 
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 // A number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?. Unless whole (the text is this
 // number alone) it is incomplete when it runs to the end of the text: more digits could follow.
-static chat_json_status scan_number(const char *s, size_t n, size_t *i, bool whole)
+static chat_output_json_status scan_number(const char *s, size_t n, size_t *i, bool whole)
 {
     size_t j = *i;
     if (s[j] == '-')
         j++;
     if (j >= n)
-        return CHAT_JSON_INCOMPLETE;
+        return CHAT_OUTPUT_JSON_INCOMPLETE;
     if (s[j] == '0') {
         j++;
     } else if (is_digit(s[j])) {
         while (j < n && is_digit(s[j]))
             j++;
     } else {
-        return CHAT_JSON_INVALID;
+        return CHAT_OUTPUT_JSON_INVALID;
     }
     if (j < n && s[j] == '.') {
         j++;
         if (j >= n)
-            return CHAT_JSON_INCOMPLETE;
+            return CHAT_OUTPUT_JSON_INCOMPLETE;
         if (!is_digit(s[j]))
-            return CHAT_JSON_INVALID;
+            return CHAT_OUTPUT_JSON_INVALID;
         while (j < n && is_digit(s[j]))
             j++;
     }
@@ -132,79 +132,79 @@ static chat_json_status scan_number(const char *s, size_t n, size_t *i, bool who
         if (j < n && (s[j] == '+' || s[j] == '-'))
             j++;
         if (j >= n)
-            return CHAT_JSON_INCOMPLETE;
+            return CHAT_OUTPUT_JSON_INCOMPLETE;
         if (!is_digit(s[j]))
-            return CHAT_JSON_INVALID;
+            return CHAT_OUTPUT_JSON_INVALID;
         while (j < n && is_digit(s[j]))
             j++;
     }
     if (j >= n && !whole)
-        return CHAT_JSON_INCOMPLETE;
+        return CHAT_OUTPUT_JSON_INCOMPLETE;
     *i = j;
-    return CHAT_JSON_COMPLETE;
+    return CHAT_OUTPUT_JSON_COMPLETE;
 }
 
-static chat_json_status scan_literal(const char *s, size_t n, size_t *i, const char *word)
+static chat_output_json_status scan_literal(const char *s, size_t n, size_t *i, const char *word)
 {
     size_t len = strlen(word);
     size_t have = n - *i < len ? n - *i : len;
     if (memcmp(s + *i, word, have) != 0)
-        return CHAT_JSON_INVALID;
+        return CHAT_OUTPUT_JSON_INVALID;
     if (have < len)
-        return CHAT_JSON_INCOMPLETE;
+        return CHAT_OUTPUT_JSON_INCOMPLETE;
     *i += len;
-    return CHAT_JSON_COMPLETE;
+    return CHAT_OUTPUT_JSON_COMPLETE;
 }
 
 // The members or items of an object or array starting at s[*i] ('{' or '[').
-static chat_json_status scan_container(const char *s, size_t n, size_t *i, int depth)
+static chat_output_json_status scan_container(const char *s, size_t n, size_t *i, int depth)
 {
     bool object = s[*i] == '{';
     char close = object ? '}' : ']';
     size_t j = skip_blank(s, n, *i + 1);
     if (j >= n)
-        return CHAT_JSON_INCOMPLETE;
+        return CHAT_OUTPUT_JSON_INCOMPLETE;
     if (s[j] == close) {
         *i = j + 1;
-        return CHAT_JSON_COMPLETE;
+        return CHAT_OUTPUT_JSON_COMPLETE;
     }
     for (;;) {
-        chat_json_status st;
+        chat_output_json_status st;
         if (object) {
             if (s[j] != '"')
-                return CHAT_JSON_INVALID;
-            if ((st = scan_string(s, n, &j)) != CHAT_JSON_COMPLETE)
+                return CHAT_OUTPUT_JSON_INVALID;
+            if ((st = scan_string(s, n, &j)) != CHAT_OUTPUT_JSON_COMPLETE)
                 return st;
             j = skip_blank(s, n, j);
             if (j >= n)
-                return CHAT_JSON_INCOMPLETE;
+                return CHAT_OUTPUT_JSON_INCOMPLETE;
             if (s[j++] != ':')
-                return CHAT_JSON_INVALID;
+                return CHAT_OUTPUT_JSON_INVALID;
         }
-        if ((st = scan_value(s, n, &j, depth + 1)) != CHAT_JSON_COMPLETE)
+        if ((st = scan_value(s, n, &j, depth + 1)) != CHAT_OUTPUT_JSON_COMPLETE)
             return st;
         j = skip_blank(s, n, j);
         if (j >= n)
-            return CHAT_JSON_INCOMPLETE;
+            return CHAT_OUTPUT_JSON_INCOMPLETE;
         if (s[j] == close) {
             *i = j + 1;
-            return CHAT_JSON_COMPLETE;
+            return CHAT_OUTPUT_JSON_COMPLETE;
         }
         if (s[j] != ',')
-            return CHAT_JSON_INVALID;
+            return CHAT_OUTPUT_JSON_INVALID;
         j = skip_blank(s, n, j + 1);
         if (j >= n)
-            return CHAT_JSON_INCOMPLETE;
+            return CHAT_OUTPUT_JSON_INCOMPLETE;
     }
 }
 
-static chat_json_status scan_value(const char *s, size_t n, size_t *i, int depth)
+static chat_output_json_status scan_value(const char *s, size_t n, size_t *i, int depth)
 {
     if (depth > JSON_MAX_DEPTH)
-        return CHAT_JSON_INVALID;
+        return CHAT_OUTPUT_JSON_INVALID;
     *i = skip_blank(s, n, *i);
     if (*i >= n)
-        return CHAT_JSON_INCOMPLETE;
+        return CHAT_OUTPUT_JSON_INCOMPLETE;
     switch (s[*i]) {
     case '{':
     case '[': return scan_container(s, n, i, depth);
@@ -215,30 +215,30 @@ static chat_json_status scan_value(const char *s, size_t n, size_t *i, int depth
     default:
         if (s[*i] == '-' || is_digit(s[*i]))
             return scan_number(s, n, i, false);
-        return CHAT_JSON_INVALID;
+        return CHAT_OUTPUT_JSON_INVALID;
     }
 }
 
-chat_json_status chat_json_scan(const char *s, size_t n, size_t *end)
+chat_output_json_status chat_output_json_scan(const char *s, size_t n, size_t *end)
 {
     size_t i = 0;
-    chat_json_status st = scan_value(s, n, &i, 0);
-    if (st == CHAT_JSON_COMPLETE)
+    chat_output_json_status st = scan_value(s, n, &i, 0);
+    if (st == CHAT_OUTPUT_JSON_COMPLETE)
         *end = i;
     return st;
 }
 
-bool chat_json_is_value(const char *s, size_t n)
+bool chat_output_json_is_value(const char *s, size_t n)
 {
     while (n > 0 && is_blank(s[n - 1]))
         n--;
     size_t i = skip_blank(s, n, 0), end = 0;
     if (i < n && (s[i] == '-' || is_digit(s[i]))) // a number alone may run to the end
-        return scan_number(s, n, &i, true) == CHAT_JSON_COMPLETE && i == n;
-    return chat_json_scan(s, n, &end) == CHAT_JSON_COMPLETE && end == n;
+        return scan_number(s, n, &i, true) == CHAT_OUTPUT_JSON_COMPLETE && i == n;
+    return chat_output_json_scan(s, n, &end) == CHAT_OUTPUT_JSON_COMPLETE && end == n;
 }
 
-bool chat_json_member(const char *s, size_t n, const char *key, size_t *start, size_t *len)
+bool chat_output_json_member(const char *s, size_t n, const char *key, size_t *start, size_t *len)
 {
     size_t i = skip_blank(s, n, 0);
     if (i >= n || s[i] != '{')
@@ -247,7 +247,7 @@ bool chat_json_member(const char *s, size_t n, const char *key, size_t *start, s
     i = skip_blank(s, n, i + 1);
     while (i < n && s[i] == '"') {
         size_t k = i;
-        if (scan_string(s, n, &i) != CHAT_JSON_COMPLETE)
+        if (scan_string(s, n, &i) != CHAT_OUTPUT_JSON_COMPLETE)
             return false;
         bool match = i - k - 2 == key_len && memcmp(s + k + 1, key, key_len) == 0;
         i = skip_blank(s, n, i);
@@ -255,7 +255,7 @@ bool chat_json_member(const char *s, size_t n, const char *key, size_t *start, s
             return false;
         size_t v = skip_blank(s, n, i + 1);
         i = v;
-        if (scan_value(s, n, &i, 1) != CHAT_JSON_COMPLETE)
+        if (scan_value(s, n, &i, 1) != CHAT_OUTPUT_JSON_COMPLETE)
             return false;
         if (match) {
             *start = v;
@@ -269,7 +269,7 @@ bool chat_json_member(const char *s, size_t n, const char *key, size_t *start, s
     return false;
 }
 
-int chat_json_append_string(garlic_buf *b, const char *s, size_t n)
+int chat_output_json_append_string(garlic_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     if (garlic_buf_append(b, "\"", 1) != GARLIC_OK)
@@ -301,7 +301,7 @@ int chat_json_append_string(garlic_buf *b, const char *s, size_t n)
     return garlic_buf_append(b, "\"", 1);
 }
 
-size_t chat_json_tracker_feed(chat_json_tracker *t, const char *s, size_t n)
+size_t chat_output_json_tracker_feed(chat_output_json_tracker *t, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -354,11 +354,11 @@ static bool valid_name(const char *name, size_t len)
 static bool is_object(const char *s, size_t n)
 {
     size_t i = skip_blank(s, n, 0);
-    return i < n && s[i] == '{' && chat_json_is_value(s, n);
+    return i < n && s[i] == '{' && chat_output_json_is_value(s, n);
 }
 
-int chat_call_list_add(chat_call_list *l, const char *name, size_t name_len, const char *args,
-                       size_t args_len)
+int chat_output_calls_add(chat_output_calls *l, const char *name, size_t name_len, const char *args,
+                          size_t args_len)
 {
     while (args_len > 0 && is_blank(args[args_len - 1]))
         args_len--;
@@ -369,7 +369,7 @@ int chat_call_list_add(chat_call_list *l, const char *name, size_t name_len, con
         return GARLIC_EFORMAT;
     if (garlic_grow(&l->items, &l->cap, l->n + 1, sizeof *l->items) != GARLIC_OK)
         return GARLIC_ENOMEM;
-    struct chat_call_span *c = &l->items[l->n];
+    struct chat_output_call_span *c = &l->items[l->n];
     c->name = l->text.len;
     c->name_len = name_len;
     if (garlic_buf_append(&l->text, name, name_len) != GARLIC_OK)
@@ -382,29 +382,29 @@ int chat_call_list_add(chat_call_list *l, const char *name, size_t name_len, con
     return GARLIC_OK;
 }
 
-void chat_call_list_clear(chat_call_list *l)
+void chat_output_calls_clear(chat_output_calls *l)
 {
     garlic_buf_clear(&l->text);
     l->n = 0;
 }
 
-void chat_call_list_deinit(chat_call_list *l)
+void chat_output_calls_deinit(chat_output_calls *l)
 {
     garlic_buf_deinit(&l->text);
     garlic_free(l->items);
-    *l = (chat_call_list){0};
+    *l = (chat_output_calls){0};
 }
 
 // ---- Readers ----
 
 // Adds the call of one JSON object {"name": "...", "arguments"|"parameters": {...} or "{...}"}.
-static int add_json_object_call(const char *s, size_t n, chat_call_list *out)
+static int add_json_object_call(const char *s, size_t n, chat_output_calls *out)
 {
     size_t ns, nl, as, al;
-    if (!chat_json_member(s, n, "name", &ns, &nl) || s[ns] != '"')
+    if (!chat_output_json_member(s, n, "name", &ns, &nl) || s[ns] != '"')
         return GARLIC_EFORMAT;
-    if (!chat_json_member(s, n, "arguments", &as, &al) &&
-        !chat_json_member(s, n, "parameters", &as, &al))
+    if (!chat_output_json_member(s, n, "arguments", &as, &al) &&
+        !chat_output_json_member(s, n, "parameters", &as, &al))
         return GARLIC_EFORMAT;
     cJSON *name = cJSON_ParseWithLength(s + ns, nl);
     cJSON *args = s[as] == '"' ? cJSON_ParseWithLength(s + as, al) : NULL;
@@ -412,19 +412,19 @@ static int add_json_object_call(const char *s, size_t n, chat_call_list *out)
     if (cJSON_IsString(name)) {
         const char *nm = name->valuestring;
         if (s[as] != '"')
-            rc = chat_call_list_add(out, nm, strlen(nm), s + as, al);
+            rc = chat_output_calls_add(out, nm, strlen(nm), s + as, al);
         else if (cJSON_IsString(args)) // arguments written as a string holding the object
-            rc = chat_call_list_add(out, nm, strlen(nm), args->valuestring,
-                                    strlen(args->valuestring));
+            rc = chat_output_calls_add(out, nm, strlen(nm), args->valuestring,
+                                       strlen(args->valuestring));
     }
     cJSON_Delete(name);
     cJSON_Delete(args);
     return rc;
 }
 
-int chat_read_json_call(const char *s, size_t n, chat_call_list *out)
+int chat_output_read_json_call(const char *s, size_t n, chat_output_calls *out)
 {
-    if (!chat_json_is_value(s, n))
+    if (!chat_output_json_is_value(s, n))
         return GARLIC_EFORMAT;
     return add_json_object_call(s, n, out);
 }
@@ -484,7 +484,7 @@ static const char *schema_type(const cJSON *tools, const char *name, size_t name
 // JSON value; "string" none; others their own kind.
 static bool value_is_literal(const char *v, size_t n, const char *type)
 {
-    if (n == 0 || v[0] == '"' || !chat_json_is_value(v, n))
+    if (n == 0 || v[0] == '"' || !chat_output_json_is_value(v, n))
         return false;
     if (!type)
         return true;
@@ -502,7 +502,7 @@ static bool value_is_literal(const char *v, size_t n, const char *type)
 }
 
 // Appends one parameter's value: the text between <parameter=P> and </parameter> without the
-// newline the format puts on each side, typed as described in chat_read_qwen3_coder.
+// newline the format puts on each side, typed as described in chat_output_read_qwen3_coder.
 static int append_param_value(garlic_buf *b, const char *v, size_t n, const char *type)
 {
     if (n > 0 && v[0] == '\n')
@@ -519,10 +519,11 @@ static int append_param_value(garlic_buf *b, const char *v, size_t n, const char
         return garlic_buf_append_str(b, "true");
     if (type && !strcmp(type, "boolean") && end - lead == 5 && !strncasecmp(v + lead, "false", 5))
         return garlic_buf_append_str(b, "false");
-    return chat_json_append_string(b, v, n);
+    return chat_output_json_append_string(b, v, n);
 }
 
-int chat_read_qwen3_coder(const char *s, size_t n, const cJSON *tools, chat_call_list *out)
+int chat_output_read_qwen3_coder(const char *s, size_t n, const cJSON *tools,
+                                 chat_output_calls *out)
 {
     size_t i = skip_blank(s, n, 0);
     const char *name, *part;
@@ -559,23 +560,23 @@ int chat_read_qwen3_coder(const char *s, size_t n, const cJSON *tools, chat_call
         }
         const char *type = schema_type(tools, name, name_len, part, part_len);
         if ((!first && garlic_buf_append_str(&args, ", ") != GARLIC_OK) ||
-            chat_json_append_string(&args, part, part_len) != GARLIC_OK ||
+            chat_output_json_append_string(&args, part, part_len) != GARLIC_OK ||
             garlic_buf_append_str(&args, ": ") != GARLIC_OK ||
             append_param_value(&args, value, value_len, type) != GARLIC_OK)
             rc = GARLIC_ENOMEM;
     }
     if (rc == GARLIC_OK)
-        rc = chat_call_list_add(out, name, name_len, args.data, args.len);
+        rc = chat_output_calls_add(out, name, name_len, args.data, args.len);
     garlic_buf_deinit(&args);
     return rc;
 }
 
-int chat_read_mistral(const char *s, size_t n, chat_call_list *out)
+int chat_output_read_mistral(const char *s, size_t n, chat_output_calls *out)
 {
     size_t i = skip_blank(s, n, 0);
     if (i < n && s[i] == '[' && !has_prefix(s, n, i, "[ARGS]") &&
         !has_prefix(s, n, i, "[CALL_ID]")) {
-        if (!chat_json_is_value(s + i, n - i))
+        if (!chat_output_json_is_value(s + i, n - i))
             return GARLIC_EFORMAT;
         // The older form: a list of call objects, read in place so the arguments keep their
         // text.
@@ -583,7 +584,7 @@ int chat_read_mistral(const char *s, size_t n, chat_call_list *out)
         if (j < n && s[j] == ']')
             return GARLIC_EFORMAT;
         for (;;) {
-            if (chat_json_scan(s + j, n - j, &end) != CHAT_JSON_COMPLETE)
+            if (chat_output_json_scan(s + j, n - j, &end) != CHAT_OUTPUT_JSON_COMPLETE)
                 return GARLIC_EFORMAT;
             int rc = add_json_object_call(s + j, end, out);
             if (rc != GARLIC_OK)
@@ -605,12 +606,12 @@ int chat_read_mistral(const char *s, size_t n, chat_call_list *out)
         name_len--;
     args = s + j;
     args_len = n - j;
-    return chat_call_list_add(out, name, name_len, args, args_len);
+    return chat_output_calls_add(out, name, name_len, args, args_len);
 }
 
 static const char DEEPSEEK_SEP[] = "<｜tool▁sep｜>";
 
-int chat_read_deepseek(const char *s, size_t n, chat_call_list *out)
+int chat_output_read_deepseek(const char *s, size_t n, chat_output_calls *out)
 {
     const char *left;
     size_t left_len, i = 0;
@@ -623,7 +624,7 @@ int chat_read_deepseek(const char *s, size_t n, chat_call_list *out)
         left_len--;
     if (left_len != strlen("function") || memcmp(left, "function", left_len) != 0) {
         // V3.1: the name before the separator, the object after it.
-        return chat_call_list_add(out, left, left_len, s + i, n - i);
+        return chat_output_calls_add(out, left, left_len, s + i, n - i);
     }
     // V3 and R1: the name on the separator's line, then a ```json fenced object.
     const char *name, *fence;
@@ -640,7 +641,7 @@ int chat_read_deepseek(const char *s, size_t n, chat_call_list *out)
         i += 4;
     if (!take_until(s, n, &i, "```", &fence, &fence_len) || skip_blank(s, n, i) != n)
         return GARLIC_EFORMAT;
-    return chat_call_list_add(out, name, name_len, fence, fence_len);
+    return chat_output_calls_add(out, name, name_len, fence, fence_len);
 }
 
 static bool is_ident(char c)
@@ -648,7 +649,7 @@ static bool is_ident(char c)
     return c == '_' || is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-int chat_read_python_call(const char *s, size_t n, chat_call_list *out)
+int chat_output_read_python_call(const char *s, size_t n, chat_output_calls *out)
 {
     size_t i = skip_blank(s, n, 0), start = i;
     while (i < n && is_ident(s[i]))
@@ -681,19 +682,19 @@ int chat_read_python_call(const char *s, size_t n, chat_call_list *out)
         v = i = skip_blank(s, n, i);
         // A value is a JSON literal (strings in double quotes), as the template writes them.
         size_t end = 0;
-        if (chat_json_scan(s + v, n - v, &end) != CHAT_JSON_COMPLETE) {
+        if (chat_output_json_scan(s + v, n - v, &end) != CHAT_OUTPUT_JSON_COMPLETE) {
             rc = GARLIC_EFORMAT;
             break;
         }
         i = v + end;
         if ((!first && garlic_buf_append_str(&args, ", ") != GARLIC_OK) ||
-            chat_json_append_string(&args, s + k, key_len) != GARLIC_OK ||
+            chat_output_json_append_string(&args, s + k, key_len) != GARLIC_OK ||
             garlic_buf_append_str(&args, ": ") != GARLIC_OK ||
             garlic_buf_append(&args, s + v, end) != GARLIC_OK)
             rc = GARLIC_ENOMEM;
     }
     if (rc == GARLIC_OK)
-        rc = chat_call_list_add(out, s + start, name_len, args.data, args.len);
+        rc = chat_output_calls_add(out, s + start, name_len, args.data, args.len);
     garlic_buf_deinit(&args);
     return rc;
 }

@@ -787,7 +787,7 @@ static void check_case(const output_case *c)
             assert_true(id_len == 29 && !strncmp(r.calls[i].id, "call_", 5));
         for (size_t j = 0; j < i; j++)
             assert_string_not_equal(r.calls[i].id, r.calls[j].id);
-        assert_true(chat_json_is_value(r.calls[i].arguments, strlen(r.calls[i].arguments)));
+        assert_true(chat_output_json_is_value(r.calls[i].arguments, strlen(r.calls[i].arguments)));
     }
     chat_output_result_deinit(&r);
 }
@@ -966,48 +966,50 @@ static void test_json_scan(void **state)
     (void)state;
     static const struct {
         const char *text;
-        chat_json_status status;
+        chat_output_json_status status;
     } rows[] = {
-        {"{}", CHAT_JSON_COMPLETE},
-        {" {\"a\": [1, -2.5e+3, true, false, null, \"\\u00e9\\n\"]} ", CHAT_JSON_COMPLETE},
-        {"[", CHAT_JSON_INCOMPLETE},
-        {"{\"a\"", CHAT_JSON_INCOMPLETE},
-        {"{\"a\": tr", CHAT_JSON_INCOMPLETE},
-        {"\"\\u12", CHAT_JSON_INCOMPLETE},
-        {"12", CHAT_JSON_INCOMPLETE}, // more digits may follow
-        {"12 ", CHAT_JSON_COMPLETE},
-        {"{a: 1}", CHAT_JSON_INVALID},
-        {"[1,]", CHAT_JSON_INVALID},
-        {"01", CHAT_JSON_COMPLETE}, // "0" then "1": the value is 0 (callers check what follows)
-        {"\"\\x\"", CHAT_JSON_INVALID},
-        {"\"a\nb\"", CHAT_JSON_INVALID},
-        {"{\"a\" 1}", CHAT_JSON_INVALID},
-        {"truth", CHAT_JSON_INVALID},
-        {"1.", CHAT_JSON_INCOMPLETE},
-        {"1.e", CHAT_JSON_INVALID},
-        {"\"\\ud83d\\ude00\"", CHAT_JSON_COMPLETE}, // a surrogate pair
-        {"\"\\ud83d\\u", CHAT_JSON_INCOMPLETE},
-        {"\"\\ud83d\"", CHAT_JSON_INVALID}, // a high surrogate alone
-        {"\"\\ude00\"", CHAT_JSON_INVALID}, // a low surrogate alone
-        {"\"\\ud83d\\u0041\"", CHAT_JSON_INVALID},
+        {"{}", CHAT_OUTPUT_JSON_COMPLETE},
+        {" {\"a\": [1, -2.5e+3, true, false, null, \"\\u00e9\\n\"]} ", CHAT_OUTPUT_JSON_COMPLETE},
+        {"[", CHAT_OUTPUT_JSON_INCOMPLETE},
+        {"{\"a\"", CHAT_OUTPUT_JSON_INCOMPLETE},
+        {"{\"a\": tr", CHAT_OUTPUT_JSON_INCOMPLETE},
+        {"\"\\u12", CHAT_OUTPUT_JSON_INCOMPLETE},
+        {"12", CHAT_OUTPUT_JSON_INCOMPLETE}, // more digits may follow
+        {"12 ", CHAT_OUTPUT_JSON_COMPLETE},
+        {"{a: 1}", CHAT_OUTPUT_JSON_INVALID},
+        {"[1,]", CHAT_OUTPUT_JSON_INVALID},
+        {"01",
+         CHAT_OUTPUT_JSON_COMPLETE}, // "0" then "1": the value is 0 (callers check what follows)
+        {"\"\\x\"", CHAT_OUTPUT_JSON_INVALID},
+        {"\"a\nb\"", CHAT_OUTPUT_JSON_INVALID},
+        {"{\"a\" 1}", CHAT_OUTPUT_JSON_INVALID},
+        {"truth", CHAT_OUTPUT_JSON_INVALID},
+        {"1.", CHAT_OUTPUT_JSON_INCOMPLETE},
+        {"1.e", CHAT_OUTPUT_JSON_INVALID},
+        {"\"\\ud83d\\ude00\"", CHAT_OUTPUT_JSON_COMPLETE}, // a surrogate pair
+        {"\"\\ud83d\\u", CHAT_OUTPUT_JSON_INCOMPLETE},
+        {"\"\\ud83d\"", CHAT_OUTPUT_JSON_INVALID}, // a high surrogate alone
+        {"\"\\ude00\"", CHAT_OUTPUT_JSON_INVALID}, // a low surrogate alone
+        {"\"\\ud83d\\u0041\"", CHAT_OUTPUT_JSON_INVALID},
     };
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         size_t end = 0;
-        chat_json_status st = chat_json_scan(rows[i].text, strlen(rows[i].text), &end);
+        chat_output_json_status st = chat_output_json_scan(rows[i].text, strlen(rows[i].text),
+                                                           &end);
         if (st != rows[i].status)
             fail_msg("'%s': status %d, expected %d", rows[i].text, st, rows[i].status);
     }
-    assert_false(chat_json_is_value("01", 2));
-    assert_true(chat_json_is_value(" 12 ", 4));
-    assert_false(chat_json_is_value("{} {}", 5));
+    assert_false(chat_output_json_is_value("01", 2));
+    assert_true(chat_output_json_is_value(" 12 ", 4));
+    assert_false(chat_output_json_is_value("{} {}", 5));
     char deep[300];
     memset(deep, '[', 200);
     memset(deep + 200, ']', 99);
     deep[299] = '\0';
     size_t end;
-    assert_int_equal(chat_json_scan(deep, 299, &end), CHAT_JSON_INVALID); // too deep
+    assert_int_equal(chat_output_json_scan(deep, 299, &end), CHAT_OUTPUT_JSON_INVALID); // too deep
     garlic_buf b = {0};
-    assert_int_equal(chat_json_append_string(&b, "a\"\\\n\x01é", 7), GARLIC_OK);
+    assert_int_equal(chat_output_json_append_string(&b, "a\"\\\n\x01é", 7), GARLIC_OK);
     assert_string_equal(b.data, "\"a\\\"\\\\\\n\\u0001é\"");
     garlic_buf_deinit(&b);
 }
