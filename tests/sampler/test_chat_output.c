@@ -3,11 +3,14 @@
 // call, several calls, reasoning and a call, malformed and unterminated calls, markers inside
 // JSON strings), each checked against hand-written expectations and then fed again split at
 // every byte boundary, one byte at a time and in random pieces, where the events must add up
-// to the same answer; format detection on the real templates in ../shared; the JSON scanner;
-// and allocation failures.
+// to the same answer; format detection on the real templates in ../shared, and the templates'
+// own renderings of tool calls read back into the calls they came from; the JSON scanner; and
+// allocation failures.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "base/alloc.h"
 #include "base/buffer.h"
@@ -1116,6 +1119,97 @@ static void test_detect_tokens(void **state)
     assert_int_equal(chat_output_detect(NULL, 0, NULL, NULL, 0).format, NONE);
 }
 
+// The templates' own renderings of an assistant turn with a tool call, read back as if the
+// model had written them: the format detected from the template must give back the call the
+// case's messages hold (name, and arguments equal as JSON).
+static void test_template_round_trip(void **state)
+{
+    (void)state;
+    skip_without_shared();
+    static const struct {
+        const char *name, *begin, *end;
+    } rows[] = {
+        {"Qwen-Qwen3-0.6B", "<|im_start|>assistant\n", "<|im_end|>"},
+        {"Qwen-Qwen2.5-7B-Instruct", "<|im_start|>assistant\n", "<|im_end|>"},
+        {"Qwen-QwQ-32B", "<|im_start|>assistant\n", "<|im_end|>"},
+        {"NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use", "<|im_start|>assistant\n", "<|im_end|>"},
+        {"Qwen3-Coder", "<|im_start|>assistant\n", "<|im_end|>"},
+        {"meta-llama-Llama-3.1-8B-Instruct", "<|start_header_id|>assistant<|end_header_id|>\n\n",
+         "<|eot_id|>"},
+        {"mistralai-Mistral-Nemo-Instruct-2407", "[/INST]", "</s>"},
+        {"Mistral-Small-3.2-24B-Instruct-2506", "[/INST]", "</s>"},
+        {"unsloth-mistral-Devstral-Small-2507", "[/INST]", "</s>"},
+        {"deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", "<｜Assistant｜>", "<｜end▁of▁sentence｜>"},
+        {"deepseek-ai-DeepSeek-V3.1", "<｜Assistant｜><think></think>", "<｜end▁of▁sentence｜>"},
+        {"openai-gpt-oss-120b", "<|start|>assistant", "<|start|>functions."},
+    };
+    size_t checked = 0;
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        for (int k = 1; k <= 12; k++) {
+            char rel[256];
+            snprintf(rel, sizeof rel, "reference/templates/%s/c%d.json", rows[i].name, k);
+            char *json = test_read_file(test_shared_path(rel), NULL);
+            snprintf(rel, sizeof rel, "reference/templates/%s/c%d.txt", rows[i].name, k);
+            size_t size = 0;
+            char *txt = test_read_file(test_shared_path(rel), &size);
+            cJSON *c = json ? cJSON_Parse(json) : NULL;
+            cJSON *vars = cJSON_GetObjectItem(c, "variables");
+            cJSON *messages = cJSON_GetObjectItem(vars, "messages");
+            cJSON *asked = cJSON_GetArrayItem(messages, 0),
+                  *answer = cJSON_GetArrayItem(messages, 1);
+            cJSON *calls = cJSON_GetObjectItem(answer, "tool_calls");
+            const char *question = cJSON_GetStringValue(cJSON_GetObjectItem(asked, "content"));
+            if (txt && cJSON_GetArraySize(calls) > 0 && question) {
+                snprintf(rel, sizeof rel, "templates/%s.jinja", rows[i].name);
+                size_t tsize = 0;
+                char *src = test_read_file(test_shared_path(rel), &tsize);
+                assert_non_null(src);
+                chat_output_detection d = chat_output_detect(src, tsize, NULL, NULL, 0);
+                free(src);
+                const char *from = strstr(txt, question);
+                const char *begin = from ? strstr(from, rows[i].begin) : NULL;
+                if (!begin)
+                    fail_msg("%s c%d: no '%s' after the question", rows[i].name, k, rows[i].begin);
+                begin += strlen(rows[i].begin);
+                const char *end = strstr(begin, rows[i].end);
+                assert_non_null(end);
+                char *tools = cJSON_PrintUnformatted(cJSON_GetObjectItem(vars, "tools"));
+                chat_output_options o = chat_output_options_default();
+                o.format = d.format;
+                o.tools = true;
+                o.tools_json = tools;
+                o.tools_json_len = tools ? strlen(tools) : 0;
+                o.id_seed = 3;
+                chat_output_result r;
+                assert_int_equal(chat_output_parse(&o, begin, (size_t)(end - begin), &r, NULL),
+                                 GARLIC_OK);
+                if (r.n_calls != (size_t)cJSON_GetArraySize(calls))
+                    fail_msg("%s c%d (%s): %zu calls from '%.*s'", rows[i].name, k,
+                             chat_output_format_name(d.format), r.n_calls, (int)(end - begin),
+                             begin);
+                for (size_t j = 0; j < r.n_calls; j++) {
+                    cJSON *fn = cJSON_GetObjectItem(cJSON_GetArrayItem(calls, (int)j), "function");
+                    cJSON *want = cJSON_GetObjectItem(fn, "arguments");
+                    cJSON *got = cJSON_Parse(r.calls[j].arguments);
+                    assert_string_equal(r.calls[j].name,
+                                        cJSON_GetStringValue(cJSON_GetObjectItem(fn, "name")));
+                    if (!cJSON_Compare(got, want, true))
+                        fail_msg("%s c%d: arguments %s", rows[i].name, k, r.calls[j].arguments);
+                    cJSON_Delete(got);
+                }
+                checked++;
+                chat_output_result_deinit(&r);
+                cJSON_free(tools);
+            }
+            cJSON_Delete(c);
+            free(json);
+            free(txt);
+        }
+    }
+    print_message("%zu renderings of tool calls read back\n", checked);
+    assert_true(checked >= sizeof rows / sizeof *rows);
+}
+
 // Every allocation failure, in every case, gives GARLIC_ENOMEM cleanly and an empty result
 // (ASan and valgrind check for leaks); with enough memory the answer is the expected one.
 static void test_out_of_memory(void **state)
@@ -1182,6 +1276,7 @@ int main(void)
         cmocka_unit_test(test_detect_templates),
         cmocka_unit_test(test_detect_prompt),
         cmocka_unit_test(test_detect_tokens),
+        cmocka_unit_test(test_template_round_trip),
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_call_too_long),
     };
