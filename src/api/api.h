@@ -48,6 +48,11 @@ typedef struct api_request {
     struct cJSON *messages; // chat: the messages (a list, contents flattened to text), or
                             // NULL (Ollama chat with no messages: load the model only)
     struct cJSON *tools;    // the tools list, or NULL
+    bool tool_choice_none;  // OpenAI tool_choice "none": tools are shown, calls not parsed
+    bool no_parallel_calls; // OpenAI parallel_tool_calls false: one call per answer at most
+    int think;              // Ollama think: -1 absent, 0 false, 1 true (enable_thinking)
+    char *reasoning_effort; // OpenAI reasoning_effort / Ollama think "low"|"medium"|"high"
+                            // (a template variable), or NULL
     char *system;           // generate: the system message, or NULL
     bool raw;               // generate: use the prompt as is, without the chat template
     bool truncate;          // Ollama: cut a prompt longer than the context to fit (default);

@@ -9,8 +9,10 @@
 #include <cjson/cJSON.h>
 
 #include "api/api.h"
+#include "base/buffer.h"
 #include "engine/engine.h"
 #include "registry/registry.h"
+#include "sampler/chat_output.h"
 #include "tokenizer/tokenizer.h"
 
 // One generating request. Owned by the handler's thread (then by its stream).
@@ -31,6 +33,11 @@ typedef struct api_job {
     double load_seconds;   // time this request spent loading the model
     int64_t created;       // Unix seconds
     char id[48];           // "chatcmpl-..." / "cmpl-..."
+    // The answer read as content, reasoning and tool calls (output.c), when parse_output.
+    bool parse_output;
+    chat_output_options output;
+    char *tools_text;                         // output.tools_json's text (owned)
+    chat_output *parsers[ENGINE_MAX_CHOICES]; // per choice, made on first use
 } api_job;
 
 // The output of one choice, gathered for a non-streamed answer.
@@ -61,6 +68,9 @@ typedef struct api_flavour {
     cJSON *(*load_only)(const api_job *job, const char *done_reason);
 } api_flavour;
 
+// The two flavours (openai.c, ollama.c).
+extern const api_flavour api_openai_flavour, api_ollama_flavour;
+
 // A generating endpoint: parses the body for kind, finds and loads the model, submits the
 // request and answers with a stream or, once every choice ended, the whole answer (or with
 // f->load_only's body).
@@ -76,6 +86,26 @@ int api_job_prompt(api_job *job, const cJSON *messages, tokenizer_ids *ids, api_
 // context_length_exceeded) stating both lengths; other Ollama requests are cut to fit as
 // Ollama does (truncate.c), and the log says so. GARLIC_OK when ids now fits.
 int api_job_fit(api_job *job, tokenizer_ids *ids, api_error *err);
+
+// ---- The answer as content, reasoning and tool calls (output.c) ----
+
+// Decides from the model's template and the request whether the answer is parsed
+// (job->parse_output: a reasoning model, or a tool-calling family offered tools) and how;
+// prompt is the rendered prompt (a template that opens <think> in it starts the output there).
+void api_output_plan(api_job *job, const char *prompt);
+
+// Feeds choice's parser text (made on first use); *events (n of them) are valid until the
+// next call for that choice. GARLIC_ENOMEM when the parser cannot grow.
+int api_output_feed(api_job *job, uint32_t choice, const char *text, size_t len,
+                    const chat_output_event **events, size_t *n);
+
+// The choice ended: what its parser held back (a call left open becomes content).
+int api_output_finish(api_job *job, uint32_t choice, const chat_output_event **events, size_t *n);
+
+// Whether choice's answer made a tool call (finish_reason "tool_calls").
+bool api_output_called(const api_job *job, uint32_t choice);
+
+void api_output_deinit(api_job *job);
 
 // Fills out with what job used (its prompt text moves there).
 void api_job_usage(api_job *job, api_usage *out);
@@ -165,6 +195,8 @@ struct api_stream {
     uint64_t completion_tokens;
     engine_stats last_stats; // of the choice that ended last
     engine_finish last_finish;
+    garlic_buf call_args; // Ollama: the arguments of the tool call being read
+    char call_name[256];  // and its function's name
 };
 
 // A stream over job (whose contents move into it; job is left empty). NULL without memory.

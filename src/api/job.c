@@ -181,12 +181,23 @@ static int render(api_job *job, const cJSON *messages, char **text, api_error *e
             return api_error_set(err, 503, NULL, "out of memory");
         messages = list;
     }
-    chat_vars vars = {.messages = messages, .tools = job->in.tools, .add_generation_prompt = true};
+    // think and reasoning_effort reach templates that read them (Qwen3's enable_thinking,
+    // gpt-oss's reasoning_effort)
+    cJSON *extra = job->in.think >= 0 || job->in.reasoning_effort ? cJSON_CreateObject() : NULL;
+    if (extra && job->in.think >= 0)
+        cJSON_AddBoolToObject(extra, "enable_thinking", job->in.think == 1);
+    if (extra && job->in.reasoning_effort)
+        cJSON_AddStringToObject(extra, "reasoning_effort", job->in.reasoning_effort);
+    chat_vars vars = {.messages = messages,
+                      .tools = job->in.tools,
+                      .extra = extra,
+                      .add_generation_prompt = true};
     const chat_template *tmpl = registry_model_template(job->model, NULL, NULL, NULL);
     garlic_error gerr = {0};
     size_t len = 0;
     int rc = chat_prompt_render(tmpl, job->tok, &vars, text, &len, &gerr);
     cJSON_Delete(owned);
+    cJSON_Delete(extra);
     if (rc)
         return api_error_set(err, rc == GARLIC_ENOMEM ? 503 : 400, "messages",
                              "the chat template failed: %s", gerr.message);
@@ -233,6 +244,8 @@ int api_job_prompt(api_job *job, const cJSON *messages, tokenizer_ids *ids, api_
     int rc = render(job, messages, &text, err);
     if (rc == GARLIC_OK)
         rc = tokenize(job, text, true, ids, err);
+    if (rc == GARLIC_OK)
+        api_output_plan(job, text);
     if (job->keep_prompt) { // the last rendering is the prompt
         garlic_free(job->prompt_text);
         job->prompt_text = text;
@@ -279,6 +292,7 @@ static int api_job_submit(api_job *job, api_error *err)
     p.generation.n_stops = job->in.n_stops;
     p.generation.logprobs = job->in.logprobs;
     p.generation.top_logprobs = job->in.top_logprobs;
+    p.generation.render_special = job->parse_output; // the parser reads the markers
     job->n_prompt = (uint32_t)ids.n;
     garlic_error gerr = {0};
     if (sampler_params_validate(&p.generation.sampling, &gerr) != GARLIC_OK)
@@ -431,6 +445,7 @@ void api_job_deinit(api_job *job)
     if (job->usage)
         api_job_usage(job, job->usage);
     garlic_free(job->prompt_text);
+    api_output_deinit(job);
     engine_request_release(job->req);
     if (job->acquired) // after the request: the model stays pinned until it is done
         registry_model_release(job->model, job->in.keep_alive);

@@ -335,8 +335,81 @@ static void add_final(cJSON *o, const api_job *job, const engine_stats *st, engi
     cJSON_AddNumberToObject(o, "eval_duration", nanoseconds(st->generate_seconds));
 }
 
+// A tool call as Ollama writes it: {"function": {"index", "name", "arguments": {...}}}, the
+// arguments an object (the parser checked they are one).
+static cJSON *tool_call(uint32_t index, const char *name, const char *arguments, size_t len)
+{
+    cJSON *call = cJSON_CreateObject();
+    cJSON *fn = cJSON_AddObjectToObject(call, "function");
+    cJSON_AddNumberToObject(fn, "index", index);
+    cJSON_AddStringToObject(fn, "name", name);
+    cJSON *args = cJSON_ParseWithLength(arguments, len);
+    cJSON_AddItemToObject(fn, "arguments", args ? args : cJSON_CreateObject());
+    return call;
+}
+
+// Puts text[0..len) into a line as its answer (chat: message.content; generate: response),
+// or (thinking) as message.thinking / thinking.
+static void put_text(const api_job *job, cJSON *line, const char *key_chat, const char *key_gen,
+                     const char *text, size_t len)
+{
+    char *copy = garlic_strndup(text ? text : "", text ? len : 0);
+    bool chat = job->in.kind == API_KIND_OLLAMA_CHAT;
+    cJSON *obj = chat ? cJSON_GetObjectItemCaseSensitive(line, "message") : line;
+    const char *key = chat ? key_chat : key_gen;
+    cJSON *value = cJSON_CreateString(copy ? copy : "");
+    if (cJSON_GetObjectItemCaseSensitive(obj, key))
+        cJSON_ReplaceItemInObjectCaseSensitive(obj, key, value);
+    else
+        cJSON_AddItemToObject(obj, key, value);
+    garlic_free(copy);
+}
+
+// A line per parser event: content, thinking, and each tool call once it is whole.
+static int write_events(api_stream *s, const chat_output_event *ev, size_t n)
+{
+    int rc = GARLIC_OK;
+    for (size_t i = 0; i < n && rc == GARLIC_OK; i++) {
+        if (ev[i].kind == CHAT_OUTPUT_EVENT_CALL_BEGIN) {
+            snprintf(s->call_name, sizeof s->call_name, "%s", ev[i].name);
+            garlic_buf_clear(&s->call_args);
+            continue;
+        }
+        if (ev[i].kind == CHAT_OUTPUT_EVENT_CALL_ARGUMENTS) {
+            if (garlic_buf_append(&s->call_args, ev[i].text, ev[i].len))
+                return GARLIC_ENOMEM;
+            continue;
+        }
+        cJSON *line = line_head(&s->job, "", false);
+        if (ev[i].kind == CHAT_OUTPUT_EVENT_CONTENT)
+            put_text(&s->job, line, "content", "response", ev[i].text, ev[i].len);
+        else if (ev[i].kind == CHAT_OUTPUT_EVENT_REASONING)
+            put_text(&s->job, line, "thinking", "thinking", ev[i].text, ev[i].len);
+        else {
+            cJSON *msg = cJSON_GetObjectItemCaseSensitive(line, "message");
+            cJSON_AddItemToArray(
+                cJSON_AddArrayToObject(msg, "tool_calls"),
+                tool_call(ev[i].index, s->call_name, s->call_args.data, s->call_args.len));
+        }
+        rc = api_stream_write_json(s, "", line, "\n");
+    }
+    return rc;
+}
+
 static int stream_chunk(api_stream *s, const engine_chunk *c)
 {
+    if (s->job.parse_output) {
+        const chat_output_event *ev;
+        size_t n;
+        int rc = GARLIC_OK;
+        if (c->len &&
+            (rc = api_output_feed(&s->job, c->choice, c->text, c->len, &ev, &n)) == GARLIC_OK)
+            rc = write_events(s, ev, n);
+        if (rc == GARLIC_OK && c->choice_done &&
+            (rc = api_output_finish(&s->job, c->choice, &ev, &n)) == GARLIC_OK)
+            rc = write_events(s, ev, n);
+        return rc;
+    }
     if (c->len == 0)
         return GARLIC_OK;
     char *text = garlic_strndup(c->text, c->len);
@@ -360,6 +433,23 @@ static const api_stream_ops ollama_stream_ops = {.chunk = stream_chunk, .end = s
 static cJSON *whole_answer(const api_job *job, const api_result *res)
 {
     const api_choice *c = &res->choices[0];
+    chat_output_result r = {0};
+    garlic_error err = {0};
+    if (job->parse_output &&
+        chat_output_parse(&job->output, c->text ? c->text : "", c->len, &r, &err) == GARLIC_OK) {
+        cJSON *o = line_head(job, r.content, true);
+        if (r.reasoning_len)
+            put_text(job, o, "thinking", "thinking", r.reasoning, r.reasoning_len);
+        cJSON *msg = cJSON_GetObjectItemCaseSensitive(o, "message");
+        cJSON *calls = msg && r.n_calls ? cJSON_AddArrayToObject(msg, "tool_calls") : NULL;
+        for (size_t i = 0; calls && i < r.n_calls; i++)
+            cJSON_AddItemToArray(calls,
+                                 tool_call((uint32_t)i, r.calls[i].name, r.calls[i].arguments,
+                                           strlen(r.calls[i].arguments)));
+        chat_output_result_deinit(&r);
+        add_final(o, job, &c->stats, c->finish, res->completion_tokens);
+        return o;
+    }
     cJSON *o = line_head(job, c->text ? c->text : "", true);
     add_final(o, job, &c->stats, c->finish, res->completion_tokens);
     return o;
@@ -374,18 +464,18 @@ static cJSON *load_only(const api_job *job, const char *done_reason)
     return o;
 }
 
-static const api_flavour ollama_flavour = {.stream_ops = &ollama_stream_ops,
-                                           .stream_type = "application/x-ndjson",
-                                           .ollama = true,
-                                           .whole = whole_answer,
-                                           .load_only = load_only};
+const api_flavour api_ollama_flavour = {.stream_ops = &ollama_stream_ops,
+                                        .stream_type = "application/x-ndjson",
+                                        .ollama = true,
+                                        .whole = whole_answer,
+                                        .load_only = load_only};
 
 void api_ollama_generate(const api_call *call, api_response *out)
 {
-    api_generate(call, API_KIND_OLLAMA_GENERATE, &ollama_flavour, out);
+    api_generate(call, API_KIND_OLLAMA_GENERATE, &api_ollama_flavour, out);
 }
 
 void api_ollama_chat(const api_call *call, api_response *out)
 {
-    api_generate(call, API_KIND_OLLAMA_CHAT, &ollama_flavour, out);
+    api_generate(call, API_KIND_OLLAMA_CHAT, &api_ollama_flavour, out);
 }

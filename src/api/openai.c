@@ -115,6 +115,38 @@ static cJSON *answer_head(const api_job *job, const char *object)
     return root;
 }
 
+// A whole chat message read through the parser: content (null when the answer is only tool
+// calls), reasoning_content, tool_calls. Returns whether it made a call.
+static bool whole_message(const api_job *job, const api_choice *ch, cJSON *msg)
+{
+    chat_output_result r = {0};
+    garlic_error err = {0};
+    if (chat_output_parse(&job->output, ch->text ? ch->text : "", ch->len, &r, &err) !=
+        GARLIC_OK) { // out of memory: the text as it is
+        cJSON_AddStringToObject(msg, "content", ch->text ? ch->text : "");
+        return false;
+    }
+    if (r.content_len || !r.n_calls)
+        cJSON_AddStringToObject(msg, "content", r.content);
+    else
+        cJSON_AddNullToObject(msg, "content");
+    if (r.reasoning_len)
+        cJSON_AddStringToObject(msg, "reasoning_content", r.reasoning);
+    cJSON *calls = r.n_calls ? cJSON_AddArrayToObject(msg, "tool_calls") : NULL;
+    for (size_t i = 0; i < r.n_calls; i++) {
+        cJSON *call = cJSON_CreateObject();
+        cJSON_AddItemToArray(calls, call);
+        cJSON_AddStringToObject(call, "id", r.calls[i].id);
+        cJSON_AddStringToObject(call, "type", "function");
+        cJSON *fn = cJSON_AddObjectToObject(call, "function");
+        cJSON_AddStringToObject(fn, "name", r.calls[i].name);
+        cJSON_AddStringToObject(fn, "arguments", r.calls[i].arguments);
+    }
+    bool called = r.n_calls > 0;
+    chat_output_result_deinit(&r);
+    return called;
+}
+
 // The whole answer of a non-streamed request.
 static cJSON *whole_answer(const api_job *job, const api_result *res)
 {
@@ -126,7 +158,13 @@ static cJSON *whole_answer(const api_job *job, const api_result *res)
         cJSON *c = cJSON_CreateObject();
         cJSON_AddItemToArray(choices, c);
         cJSON_AddNumberToObject(c, "index", i);
-        if (chat) {
+        const char *finish = api_finish_name(ch->finish);
+        if (chat && job->parse_output) {
+            cJSON *msg = cJSON_AddObjectToObject(c, "message");
+            cJSON_AddStringToObject(msg, "role", "assistant");
+            if (whole_message(job, ch, msg))
+                finish = "tool_calls";
+        } else if (chat) {
             cJSON *msg = cJSON_AddObjectToObject(c, "message");
             cJSON_AddStringToObject(msg, "role", "assistant");
             cJSON_AddStringToObject(msg, "content", ch->text ? ch->text : "");
@@ -140,34 +178,31 @@ static cJSON *whole_answer(const api_job *job, const api_result *res)
         else
             cJSON_AddItemToObject(c, "logprobs",
                                   completion_logprobs(job->tok, ch->tokens, ch->n_tokens, 0));
-        cJSON_AddStringToObject(c, "finish_reason", api_finish_name(ch->finish));
+        cJSON_AddStringToObject(c, "finish_reason", finish);
     }
     cJSON_AddItemToObject(root, "usage", usage_object(job->n_prompt, res->completion_tokens));
     return root;
 }
 
-// One streamed chunk of choice index: text (may be NULL), logprobs, finish (NULL: none).
-static int write_chunk(api_stream *s, uint32_t index, const char *text, size_t len,
-                       const engine_chunk *c, const char *finish, bool role)
+// A streamed chunk of choice index, without its logprobs and finish_reason (chunk_send adds
+// them): *ch gets the choice object.
+static cJSON *chunk_begin(const api_job *job, uint32_t index, cJSON **ch)
 {
-    const api_job *job = &s->job;
     bool chat = job->in.kind == API_KIND_OPENAI_CHAT;
     cJSON *root = answer_head(job, chat ? "chat.completion.chunk" : "text_completion");
     cJSON *choices = cJSON_AddArrayToObject(root, "choices");
-    cJSON *ch = cJSON_CreateObject();
-    cJSON_AddItemToArray(choices, ch);
-    cJSON_AddNumberToObject(ch, "index", index);
-    char *copy = text ? garlic_strndup(text, len) : NULL;
-    if (chat) {
-        cJSON *delta = cJSON_AddObjectToObject(ch, "delta");
-        if (role)
-            cJSON_AddStringToObject(delta, "role", "assistant");
-        if (copy)
-            cJSON_AddStringToObject(delta, "content", copy);
-    } else {
-        cJSON_AddStringToObject(ch, "text", copy ? copy : "");
-    }
-    garlic_free(copy);
+    *ch = cJSON_CreateObject();
+    cJSON_AddItemToArray(choices, *ch);
+    cJSON_AddNumberToObject(*ch, "index", index);
+    return root;
+}
+
+// Adds logprobs (of c's tokens, when asked for) and the finish reason (NULL: none), and writes.
+static int chunk_send(api_stream *s, cJSON *root, cJSON *ch, const engine_chunk *c,
+                      const char *finish)
+{
+    const api_job *job = &s->job;
+    bool chat = job->in.kind == API_KIND_OPENAI_CHAT;
     if (c && c->n_tokens && job->in.logprobs)
         cJSON_AddItemToObject(ch, "logprobs",
                               chat ? chat_logprobs(job->tok, c->tokens, c->n_tokens)
@@ -183,6 +218,74 @@ static int write_chunk(api_stream *s, uint32_t index, const char *text, size_t l
     return api_stream_write_json(s, "data: ", root, "\n\n");
 }
 
+// Adds text[0..len) to obj under key (a copy, NUL-terminated).
+static void add_text(cJSON *obj, const char *key, const char *text, size_t len)
+{
+    char *copy = garlic_strndup(text ? text : "", text ? len : 0);
+    cJSON_AddStringToObject(obj, key, copy ? copy : "");
+    garlic_free(copy);
+}
+
+// One streamed chunk of choice index: text (may be NULL), logprobs, finish (NULL: none).
+static int write_chunk(api_stream *s, uint32_t index, const char *text, size_t len,
+                       const engine_chunk *c, const char *finish, bool role)
+{
+    cJSON *ch;
+    cJSON *root = chunk_begin(&s->job, index, &ch);
+    if (s->job.in.kind == API_KIND_OPENAI_CHAT) {
+        cJSON *delta = cJSON_AddObjectToObject(ch, "delta");
+        if (role)
+            cJSON_AddStringToObject(delta, "role", "assistant");
+        if (text)
+            add_text(delta, "content", text, len);
+    } else {
+        add_text(ch, "text", text, len);
+    }
+    return chunk_send(s, root, ch, c, finish);
+}
+
+// One chunk per parser event: content and reasoning_content deltas, and a tool call as
+// OpenAI streams it (index, id, type and name first, then fragments of its arguments). c's
+// logprobs go with the first chunk (or an empty delta when there is no event).
+static int write_events(api_stream *s, uint32_t index, const chat_output_event *ev, size_t n,
+                        const engine_chunk *c)
+{
+    int rc = GARLIC_OK;
+    bool logprobs_sent = !(c && c->n_tokens && s->job.in.logprobs);
+    for (size_t i = 0; i < n && rc == GARLIC_OK; i++) {
+        if (ev[i].kind == CHAT_OUTPUT_EVENT_CALL_END)
+            continue;
+        cJSON *ch;
+        cJSON *root = chunk_begin(&s->job, index, &ch);
+        cJSON *delta = cJSON_AddObjectToObject(ch, "delta");
+        if (ev[i].kind == CHAT_OUTPUT_EVENT_CONTENT)
+            add_text(delta, "content", ev[i].text, ev[i].len);
+        else if (ev[i].kind == CHAT_OUTPUT_EVENT_REASONING)
+            add_text(delta, "reasoning_content", ev[i].text, ev[i].len);
+        else {
+            cJSON *call = cJSON_CreateObject();
+            cJSON_AddItemToArray(cJSON_AddArrayToObject(delta, "tool_calls"), call);
+            cJSON_AddNumberToObject(call, "index", ev[i].index);
+            if (ev[i].kind == CHAT_OUTPUT_EVENT_CALL_BEGIN) {
+                cJSON_AddStringToObject(call, "id", ev[i].id);
+                cJSON_AddStringToObject(call, "type", "function");
+            }
+            cJSON *fn = cJSON_AddObjectToObject(call, "function");
+            if (ev[i].kind == CHAT_OUTPUT_EVENT_CALL_BEGIN) {
+                cJSON_AddStringToObject(fn, "name", ev[i].name);
+                cJSON_AddStringToObject(fn, "arguments", "");
+            } else {
+                add_text(fn, "arguments", ev[i].text, ev[i].len);
+            }
+        }
+        rc = chunk_send(s, root, ch, logprobs_sent ? NULL : c, NULL);
+        logprobs_sent = true;
+    }
+    if (rc == GARLIC_OK && !logprobs_sent)
+        rc = write_chunk(s, index, NULL, 0, c, NULL, false);
+    return rc;
+}
+
 static int stream_chunk(api_stream *s, const engine_chunk *c)
 {
     bool chat = s->job.in.kind == API_KIND_OPENAI_CHAT;
@@ -190,6 +293,22 @@ static int stream_chunk(api_stream *s, const engine_chunk *c)
     if (chat && !s->started[c->choice])
         rc = write_chunk(s, c->choice, "", 0, NULL, NULL, true);
     s->started[c->choice] = true;
+    if (chat && s->job.parse_output) {
+        const chat_output_event *ev;
+        size_t n;
+        if (rc == GARLIC_OK && (c->len || c->n_tokens) &&
+            (rc = api_output_feed(&s->job, c->choice, c->text, c->len, &ev, &n)) == GARLIC_OK)
+            rc = write_events(s, c->choice, ev, n, c);
+        if (rc == GARLIC_OK && c->choice_done &&
+            (rc = api_output_finish(&s->job, c->choice, &ev, &n)) == GARLIC_OK)
+            rc = write_events(s, c->choice, ev, n, NULL);
+        if (rc == GARLIC_OK && c->choice_done)
+            rc = write_chunk(s, c->choice, NULL, 0, NULL,
+                             api_output_called(&s->job, c->choice) ? "tool_calls"
+                                                                   : api_finish_name(c->finish),
+                             false);
+        return rc;
+    }
     if (rc == GARLIC_OK && (c->len || c->n_tokens))
         rc = write_chunk(s, c->choice, c->text, c->len, c, NULL, false);
     if (rc == GARLIC_OK && c->choice_done)
@@ -215,15 +334,15 @@ static int stream_end(api_stream *s)
 
 static const api_stream_ops openai_stream_ops = {.chunk = stream_chunk, .end = stream_end};
 
-static const api_flavour openai_flavour = {
+const api_flavour api_openai_flavour = {
     .stream_ops = &openai_stream_ops, .stream_type = "text/event-stream", .whole = whole_answer};
 
 void api_openai_chat(const api_call *call, api_response *out)
 {
-    api_generate(call, API_KIND_OPENAI_CHAT, &openai_flavour, out);
+    api_generate(call, API_KIND_OPENAI_CHAT, &api_openai_flavour, out);
 }
 
 void api_openai_completions(const api_call *call, api_response *out)
 {
-    api_generate(call, API_KIND_OPENAI_COMPLETION, &openai_flavour, out);
+    api_generate(call, API_KIND_OPENAI_COMPLETION, &api_openai_flavour, out);
 }

@@ -304,6 +304,57 @@ static int get_messages(const cJSON *obj, bool allow_empty, api_request *r, api_
     return rc;
 }
 
+// OpenAI's tool_choice ("auto", "none"; "required" and a named function need constrained
+// sampling, refused until garlic has it), parallel_tool_calls and reasoning_effort.
+static int get_tool_choice(const cJSON *obj, api_request *r, api_error *err)
+{
+    const cJSON *tc = field(obj, "tool_choice");
+    if (tc &&
+        !(cJSON_IsString(tc) &&
+          (!strcmp(tc->valuestring, "auto") || !strcmp(tc->valuestring, "none"))))
+        return api_error_set(err, 400, "tool_choice",
+                             cJSON_IsString(tc) && !strcmp(tc->valuestring, "required")
+                                 ? "'tool_choice' \"required\" is not supported yet (it needs "
+                                   "constrained sampling); \"auto\" and \"none\" are"
+                                 : "'tool_choice' must be \"auto\" or \"none\" (a named function "
+                                   "is not supported yet)");
+    r->tool_choice_none = tc && !strcmp(tc->valuestring, "none");
+    bool parallel = true;
+    int rc = get_bool(obj, "", "parallel_tool_calls", &parallel, err);
+    r->no_parallel_calls = !parallel;
+    const cJSON *effort = field(obj, "reasoning_effort");
+    if (rc == GARLIC_OK && effort &&
+        !(cJSON_IsString(effort) &&
+          (!strcmp(effort->valuestring, "low") || !strcmp(effort->valuestring, "medium") ||
+           !strcmp(effort->valuestring, "high"))))
+        return api_error_set(err, 400, "reasoning_effort",
+                             "'reasoning_effort' must be \"low\", \"medium\" or \"high\"");
+    if (rc == GARLIC_OK && effort)
+        rc = get_string(obj, "reasoning_effort", &r->reasoning_effort, err);
+    return rc;
+}
+
+// Ollama's think: a boolean, or "low", "medium", "high" (gpt-oss's effort; thinking on).
+static int get_think(const cJSON *obj, api_request *r, api_error *err)
+{
+    const cJSON *t = field(obj, "think");
+    r->think = -1;
+    if (!t)
+        return GARLIC_OK;
+    if (cJSON_IsBool(t)) {
+        r->think = cJSON_IsTrue(t);
+        return GARLIC_OK;
+    }
+    if (cJSON_IsString(t) &&
+        (!strcmp(t->valuestring, "low") || !strcmp(t->valuestring, "medium") ||
+         !strcmp(t->valuestring, "high"))) {
+        r->think = 1;
+        return get_string(obj, "think", &r->reasoning_effort, err);
+    }
+    return api_error_set(err, 400, "think",
+                         "'think' must be a boolean or \"low\", \"medium\" or \"high\"");
+}
+
 static int get_tools(const cJSON *obj, api_request *r, api_error *err)
 {
     const cJSON *item = field(obj, "tools");
@@ -439,6 +490,7 @@ static int parse_openai(const cJSON *root, api_request *r, api_error *err)
     int rc = r->kind == API_KIND_OPENAI_CHAT ? get_messages(root, false, r, err)
                                              : get_completion_prompt(root, r, err);
     if (rc || (rc = get_tools(root, r, err)) ||
+        (r->kind == API_KIND_OPENAI_CHAT && (rc = get_tool_choice(root, r, err))) ||
         (rc = get_bool(root, "", "stream", &r->stream, err)))
         return rc;
     const cJSON *opts = field(root, "stream_options");
@@ -476,7 +528,7 @@ static int parse_ollama(const cJSON *root, api_request *r, api_error *err)
     else if (!(rc = get_string(root, "prompt", &r->prompt, err)) &&
              !(rc = get_string(root, "system", &r->system, err)))
         rc = get_bool(root, "", "raw", &r->raw, err);
-    if (rc || (rc = get_tools(root, r, err)) ||
+    if (rc || (rc = get_tools(root, r, err)) || (rc = get_think(root, r, err)) ||
         (rc = get_bool(root, "", "stream", &r->stream, err)) ||
         (rc = get_bool(root, "", "truncate", &r->truncate, err)))
         return rc;
@@ -565,10 +617,9 @@ static const field_rule top_rules[] = {
     {"store", K_OAI_CHAT, CHECK_FALSE, "garlic stores no completions"},
     {"service_tier", K_OAI_CHAT, CHECK_DEFAULT_TIER, "garlic has one service tier"},
     {"modalities", K_OAI_CHAT, CHECK_TEXT_ONLY, "garlic's models produce text only"},
-    {"tool_choice", K_OAI_CHAT, CHECK_AUTO,
-     "garlic does not constrain tool calls yet: the model decides ('auto')"},
-    {"parallel_tool_calls", K_OAI_CHAT, CHECK_TRUE,
-     "garlic does not limit a turn to one tool call yet"},
+    {"tool_choice", K_OAI_CHAT, CHECK_NONE, NULL},         // read in get_tool_choice
+    {"parallel_tool_calls", K_OAI_CHAT, CHECK_NONE, NULL}, // read in get_tool_choice
+    {"reasoning_effort", K_OAI_CHAT, CHECK_NONE, NULL},
     {"response_format", K_OAI_CHAT, CHECK_TEXT,
      "garlic does not constrain output to JSON yet: only {\"type\": \"text\"}"},
     {"echo", K_OAI_COMP, CHECK_FALSE, "garlic does not echo the prompt"},
@@ -586,7 +637,7 @@ static const field_rule top_rules[] = {
     {"template", K_OLL_GEN, CHECK_EMPTY,
      "garlic renders the model's own Jinja chat template (garlic create sets another)"},
     {"format", K_OLL, CHECK_EMPTY, "garlic does not constrain output to JSON yet"},
-    {"think", K_OLL, CHECK_REFUSED, NULL},
+    {"think", K_OLL_CHAT | K_OLL_GEN, CHECK_NONE, NULL},
 };
 
 static const field_rule option_rules[] = {
@@ -708,6 +759,7 @@ int api_request_parse_with(api_kind kind, const char *body, size_t len, const ch
 {
     memset(out, 0, sizeof *out);
     out->kind = kind;
+    out->think = -1;
     out->keep_alive = NAN;
     out->sampling = sampler_params_default(0);
     out->n = 1;
@@ -755,6 +807,7 @@ void api_request_deinit(api_request *r)
     cJSON_Delete(r->messages);
     cJSON_Delete(r->tools);
     garlic_free(r->system);
+    garlic_free(r->reasoning_effort);
     garlic_free(r->bias);
     for (size_t i = 0; i < r->n_stops; i++)
         garlic_free(r->stops[i]);

@@ -42,6 +42,7 @@ void api_stream_free(api_stream *s)
         return;
     api_task_release(s->task);
     api_job_deinit(&s->job);
+    garlic_buf_deinit(&s->call_args);
     garlic_free(s->out);
     garlic_free(s);
 }

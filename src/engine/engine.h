@@ -46,6 +46,8 @@ typedef struct engine_params {
     bool ignore_eos;       // keep going past end-of-generation tokens (benchmarks)
     bool logprobs;         // report each token with its log-probabilities
     uint32_t top_logprobs; // alternatives per token (<= SAMPLER_MAX_TOP_LOGPROBS)
+    bool render_special;   // control tokens come out as their text ("<|channel|>"), for
+                           // callers that parse tool calls and reasoning from it
 } engine_params;
 
 // What one choice cost and how it ended.

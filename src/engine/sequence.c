@@ -76,7 +76,7 @@ engine_seq *engine_seq_new(const tokenizer *t, const engine_params *p,
     if (p->n_stops && !(g->stop = sampler_stop_new(p->stops, p->n_stops, err)))
         goto fail;
     g->ends = *ends;
-    tokenizer_stream_init(&g->stream, t, 0);
+    tokenizer_stream_init(&g->stream, t, p->render_special ? TOKENIZER_RENDER_SPECIAL : 0);
     g->text_cap = tokenizer_stream_max_output(t);
     g->text = garlic_malloc(g->text_cap);
     if (!g->text) {
