@@ -446,10 +446,15 @@ static void test_create_from_folder(void **state)
         assert_int_equal(n, m.files[i].size);
         free(bytes);
     }
-    // A stored folder is not a GGUF file to open.
+    // A stored folder resolves to a folder of links to its blobs, under the files' names.
     setenv("GARLIC_MODELS", root, 1);
-    char resolved[STORE_PATH_MAX];
-    assert_int_not_equal(store_resolve("hf-model", resolved, sizeof resolved, &err), 0);
+    char resolved[STORE_PATH_MAX], config[STORE_PATH_MAX + 32];
+    assert_int_equal(store_resolve("hf-model", resolved, sizeof resolved, &err), 0);
+    snprintf(config, sizeof config, "%s/config.json", resolved);
+    size_t n_config;
+    char *bytes = test_read_file(config, &n_config);
+    assert_non_null(bytes);
+    free(bytes);
     unsetenv("GARLIC_MODELS");
 }
 
