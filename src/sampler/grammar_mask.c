@@ -24,10 +24,11 @@ enum {
 // subtree in preorder and the tokens whose bytes end here.
 typedef struct trie_node {
     uint32_t skip;      // index of the first node after this subtree
-    uint32_t tok_first; // into tok_ids
-    uint32_t tok_n;
+    uint32_t tok_first; // into tok_ids: this node's tokens, then its subtree's
+    uint32_t tok_n;     // tokens ending at this node
     uint16_t depth;
     uint8_t byte;
+    uint8_t plain; // every token below reads, from this byte on, as plain UTF-8 text
 } trie_node;
 
 struct grammar_vocab {
@@ -47,6 +48,7 @@ struct grammar_vocab {
 typedef struct mset {
     uint32_t off, len;
     uint32_t hash;
+    int32_t loops; // -1 unknown; 1 when every plain character leads back to this set
 } mset;
 
 // The walk's state at one trie depth.
@@ -85,17 +87,41 @@ static int piece_cmp(const void *a, const void *b, void *user)
     return x < y ? -1 : x > y;
 }
 
+// Whether byte b may appear in the body of a JSON string as itself (not '"', not '\\',
+// not a control character).
+static bool plain_byte(uint8_t b) { return b >= 0x20 && b != '"' && b != '\\'; }
+
+// Fills ok[i] for i in [0, len]: whether p[i..len) is plain text starting at a character
+// boundary (plain bytes, well-formed UTF-8, the last character possibly cut short).
+static void plain_suffixes(const uint8_t *p, size_t len, uint8_t *ok)
+{
+    ok[len] = 1;
+    for (size_t i = len; i-- > 0;) {
+        gutf8 u;
+        uint32_t lo, hi;
+        ok[i] = 0;
+        if (!plain_byte(p[i]) || !grammar_utf8_lead(p[i], &u, &lo, &hi))
+            continue;
+        size_t j = i + 1;
+        while (u.need > 0 && j < len && grammar_utf8_continue(p[j], &u, &lo, &hi))
+            j++;
+        ok[i] = (u.need == 0 || j == len) && ok[j];
+    }
+}
+
 // Builds the preorder trie from the usable tokens sorted by bytes.
 static int build_trie(grammar_vocab *v, const int32_t *sorted, size_t n)
 {
     size_t cap = 1024;
     v->nodes = garlic_malloc(cap * sizeof *v->nodes);
     uint32_t *open = garlic_calloc((size_t)v->max_len + 1, sizeof *open);
-    if (!v->nodes || !open) {
+    uint8_t *ok = garlic_malloc((size_t)v->max_len + 1);
+    if (!v->nodes || !open || !ok) {
         garlic_free(open);
+        garlic_free(ok);
         return GARLIC_ENOMEM;
     }
-    v->nodes[0] = (trie_node){0, 0, 0, 0, 0};
+    v->nodes[0] = (trie_node){0, 0, 0, 0, 0, 0};
     v->n_nodes = 1;
     size_t prev_len = 0;
     const char *prev = NULL;
@@ -108,24 +134,29 @@ static int build_trie(grammar_vocab *v, const int32_t *sorted, size_t n)
         for (size_t d = prev_len; d > lcp; d--)
             v->nodes[open[d]].skip = (uint32_t)v->n_nodes;
         for (size_t d = lcp + 1; d <= len; d++) {
-            if (garlic_grow(&v->nodes, &cap, v->n_nodes + 1, sizeof *v->nodes) != 0) {
+            if (garlic_grow(&v->nodes, &cap, v->n_nodes + 2, sizeof *v->nodes) != 0) {
                 garlic_free(open);
+                garlic_free(ok);
                 return GARLIC_ENOMEM;
             }
-            v->nodes[v->n_nodes] = (trie_node){0, 0, 0, (uint16_t)d, (uint8_t)p[d - 1]};
+            v->nodes[v->n_nodes] = (trie_node){0,           (uint32_t)k,       0,
+                                               (uint16_t)d, (uint8_t)p[d - 1], 1};
             open[d] = (uint32_t)v->n_nodes++;
         }
-        trie_node *at = &v->nodes[open[len]];
-        if (at->tok_n == 0)
-            at->tok_first = (uint32_t)k;
-        at->tok_n++;
+        plain_suffixes((const uint8_t *)p, len, ok);
+        for (size_t d = 1; d <= len; d++)
+            v->nodes[open[d]].plain &= ok[d - 1];
+        v->nodes[open[len]].tok_n++;
         v->tok_ids[k] = t;
         prev = p, prev_len = len;
     }
     for (size_t d = prev_len; d > 0; d--)
         v->nodes[open[d]].skip = (uint32_t)v->n_nodes;
     v->nodes[0].skip = (uint32_t)v->n_nodes;
+    // A sentinel after the last node closes the last subtree's token range.
+    v->nodes[v->n_nodes] = (trie_node){0, (uint32_t)n, 0, 0, 0, 0};
     garlic_free(open);
+    garlic_free(ok);
     return GARLIC_OK;
 }
 
@@ -293,7 +324,7 @@ static int32_t intern(grammar_scratch *m, const uint32_t *ids, uint32_t n, garli
         m->ascii = a;
     }
     int32_t id = (int32_t)m->n_sets++;
-    m->sets[id] = (mset){(uint32_t)m->n_items, n, hash};
+    m->sets[id] = (mset){(uint32_t)m->n_items, n, hash, -1};
     memcpy(m->items + m->n_items, ids, n * sizeof *ids);
     m->n_items += n;
     for (int b = 0; b < 128; b++)
@@ -404,6 +435,61 @@ static bool step_byte(grammar_state *s, grammar_scratch *m, const mlevel *from, 
     return to->set >= 0;
 }
 
+// How a symbol treats code points from 0x80 up: 0 matches none, 1 all, 2 some.
+static int sym_wide(const grammar *g, gsym sym)
+{
+    if (sym.kind == GSYM_ANY)
+        return 1;
+    if (sym.kind == GSYM_CHAR)
+        return sym.arg >= 0x80 ? 2 : 0;
+    const gclass *c = &g->classes[sym.arg];
+    const grange *r = g->ranges + c->first_range;
+    int covered = 0; // 0 none of the wide range in the ranges, 1 all of it, 2 part
+    for (uint32_t i = 0; i < c->n_ranges; i++) {
+        if (r[i].hi < 0x80)
+            continue;
+        covered = r[i].lo <= 0x80 && r[i].hi >= 0x10FFFF ? 1 : 2;
+        break;
+    }
+    if (covered == 2)
+        return 2;
+    return c->negated ? !covered : covered;
+}
+
+// Whether set id comes back to itself after every plain character (every byte plain_byte
+// accepts, any wide character): then a subtree of plain tokens is allowed whole. Computed
+// once per set and mask; false on failure (*rc set).
+static bool set_loops(grammar_state *s, grammar_scratch *m, int32_t id, int *rc, garlic_error *err)
+{
+    if (m->sets[id].loops >= 0)
+        return m->sets[id].loops;
+    bool loops = true, wide = false;
+    for (uint32_t i = 0; i < m->sets[id].len && loops; i++) {
+        uint32_t node = m->items[m->sets[id].off + i];
+        if (node == GNODE_NIL)
+            continue;
+        int w = sym_wide(s->g, s->g->syms[s->nodes[node].pos]);
+        loops = w != 2;
+        wide |= w == 1;
+    }
+    loops = loops && wide && advance_wide(s, m, id, 0x80, rc, err) == id;
+    for (uint8_t b = 0x20; b < 0x80 && loops && *rc == 0; b++) {
+        if (!plain_byte(b))
+            continue;
+        int32_t *slot = &m->ascii[(size_t)id * 128 + b];
+        if (*slot == TRANS_UNKNOWN) {
+            int32_t next = advance(s, m, id, b, rc, err);
+            slot = &m->ascii[(size_t)id * 128 + b];
+            *slot = next;
+        }
+        loops = *slot == id;
+    }
+    if (*rc != 0)
+        return false;
+    m->sets[id].loops = loops;
+    return loops;
+}
+
 // Empties the scratch for a new mask and sizes its levels for v.
 static int scratch_begin(grammar_scratch *m, const grammar_vocab *v)
 {
@@ -436,6 +522,20 @@ int grammar_mask(grammar_state *s, const grammar_vocab *v, grammar_scratch *m, u
     const trie_node *nodes = v->nodes;
     for (size_t i = 1; i < v->n_nodes;) {
         const trie_node *tn = &nodes[i];
+        const mlevel *up = &m->levels[tn->depth - 1];
+        if (tn->plain && up->u.need == 0 && set_loops(s, m, up->set, &rc, err)) {
+            // Every token below stays in this set: allow the subtree whole.
+            uint32_t end = nodes[tn->skip].tok_first;
+            for (uint32_t k = tn->tok_first; k < end; k++) {
+                int32_t t = v->tok_ids[k];
+                mask[t / 32] |= 1u << (t % 32);
+            }
+            allowed += end - tn->tok_first;
+            i = tn->skip;
+            continue;
+        }
+        if (rc != 0)
+            break;
         if (!step_byte(s, m, &m->levels[tn->depth - 1], tn->byte, &m->levels[tn->depth], &rc,
                        err)) {
             if (rc != 0)
