@@ -467,9 +467,11 @@ static int parse_sequence(parser *ps, sym_buf *b)
             const char *name = ps->p;
             while (ps->p < ps->end && is_name_char(*ps->p))
                 ps->p++;
-            uint32_t id;
+            uint32_t id, before = ps->g->n_rules;
             if ((rc = rule_named(ps, name, (size_t)(ps->p - name), &id)) == 0)
                 rc = buf_push(ps, b, GSYM_RULE, id);
+            if (id >= before)
+                ps->info[id].ref_at = (uint32_t)(name - ps->text);
         } else {
             return fail_at(ps, at, GARLIC_EINVAL, "unexpected '%c'", c);
         }

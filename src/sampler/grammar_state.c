@@ -260,6 +260,8 @@ bool grammar_utf8_continue(uint8_t b, gutf8 *u, uint32_t *lo, uint32_t *hi)
     return true;
 }
 
+static int start(grammar_state *s, garlic_error *err);
+
 grammar_state *grammar_state_new(const grammar *g, garlic_error *err)
 {
     grammar_state *s = garlic_calloc(1, sizeof *s);
@@ -268,12 +270,9 @@ grammar_state *grammar_state_new(const grammar *g, garlic_error *err)
         garlic_error_set(err, GARLIC_ENOMEM, "grammar: out of memory");
         return NULL;
     }
-    grammar_state_reset(s);
-    if (s->n_tops == 0) {
-        // Only out of memory can leave the start empty: the root rule always has an
-        // alternative to expand (checked when compiling).
+    // The first start sizes every buffer a later reset needs, so reset never allocates.
+    if (start(s, err) != 0) {
         grammar_state_free(s);
-        garlic_error_set(err, GARLIC_ENOMEM, "grammar: out of memory");
         return NULL;
     }
     return s;
@@ -306,7 +305,8 @@ static void take_next(grammar_state *s, uint32_t n)
     s->n_tops = n;
 }
 
-void grammar_state_reset(grammar_state *s)
+// Empties the pool and expands the root rule's alternatives into the first set.
+static int start(grammar_state *s, garlic_error *err)
 {
     s->n_nodes = 1;
     s->nodes[0] = (gnode){0, 0, 0, 0, 0};
@@ -317,12 +317,19 @@ void grammar_state_reset(grammar_state *s)
     const grammar *g = s->g;
     const grule *root = &g->rules[g->root];
     uint32_t n = 0;
-    for (uint32_t a = 0; a < root->n_alts; a++)
-        if (expand(s, g->alt_start[root->first_alt + a], GNODE_NIL, &n, NULL) != 0)
-            break;
+    for (uint32_t a = 0; a < root->n_alts; a++) {
+        int rc = expand(s, g->alt_start[root->first_alt + a], GNODE_NIL, &n, err);
+        if (rc != 0) {
+            s->n_tops = 0;
+            return rc;
+        }
+    }
     sort_u32(s->next, n);
     take_next(s, n);
+    return GARLIC_OK;
 }
+
+void grammar_state_reset(grammar_state *s) { (void)start(s, NULL); }
 
 // Copying collection: renumbers the nodes reachable from the tops into a fresh pool.
 static int collect(grammar_state *s)

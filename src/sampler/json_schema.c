@@ -59,7 +59,7 @@ static const struct {
     {"uuid", "hex{8} \"-\" hex{4} \"-\" hex{4} \"-\" hex{4} \"-\" hex{12}"},
     {"email",
      "[a-zA-Z0-9._%+-]{1,64} \"@\" [a-zA-Z0-9-]{1,63} ( \".\" [a-zA-Z0-9-]{1,63} "
-     "){0,8}"},
+     "){1,8}"},
 };
 enum { N_FORMATS = sizeof FORMATS / sizeof FORMATS[0] };
 
