@@ -241,11 +241,38 @@ static int range_cmp(const void *a, const void *b)
     return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
+// Whether [lo, hi] holds a code point that UTF-8 can carry (not a surrogate).
+static bool has_scalar(uint32_t lo, uint32_t hi)
+{
+    return lo <= hi && (lo < 0xD800 || hi > 0xDFFF);
+}
+
+// Whether the finished class c matches some code point UTF-8 can carry: a class that does
+// not would leave a parse with no way forward.
+static bool class_matches_some(const grammar *g, const gclass *c)
+{
+    const grange *r = c->n_ranges ? g->ranges + c->first_range : NULL;
+    if (!c->negated) {
+        for (uint32_t i = 0; i < c->n_ranges; i++)
+            if (has_scalar(r[i].lo, r[i].hi))
+                return true;
+        return false;
+    }
+    uint32_t next = 0; // the first code point not yet covered
+    for (uint32_t i = 0; i < c->n_ranges; i++) {
+        if (r[i].lo > next && has_scalar(next, r[i].lo - 1))
+            return true;
+        next = r[i].hi + 1;
+    }
+    return has_scalar(next, 0x10FFFF);
+}
+
 // Sorts and merges the ranges of class c, then fills its ASCII bits.
 static void class_finish(grammar *g, gclass *c)
 {
-    grange *r = g->ranges + c->first_range;
-    qsort(r, c->n_ranges, sizeof *r, range_cmp);
+    grange *r = c->n_ranges ? g->ranges + c->first_range : NULL;
+    if (r)
+        qsort(r, c->n_ranges, sizeof *r, range_cmp);
     uint32_t n = 0;
     for (uint32_t i = 0; i < c->n_ranges; i++) {
         if (n > 0 && r[i].lo <= r[n - 1].hi + 1) {
@@ -307,6 +334,8 @@ static int parse_class(parser *ps, sym_buf *b)
     }
     ps->p++;
     class_finish(g, &c);
+    if (!class_matches_some(g, &c))
+        return fail_at(ps, at, GARLIC_EINVAL, "the class matches no character");
     g->classes[g->n_classes] = c;
     return buf_push(ps, b, GSYM_CLASS, g->n_classes++);
 }
@@ -435,7 +464,9 @@ static int parse_sequence(parser *ps, sym_buf *b)
             ps->p++;
             while (rc == 0 && (ps->p >= ps->end || *ps->p != '"')) {
                 uint32_t cp;
-                if ((rc = read_char(ps, &cp)) == 0)
+                if ((rc = read_char(ps, &cp)) == 0 && cp >= 0xD800 && cp <= 0xDFFF)
+                    rc = fail_at(ps, ps->p, GARLIC_EINVAL, "surrogate U+%X in a literal", cp);
+                if (rc == 0)
                     rc = buf_push(ps, b, GSYM_CHAR, cp);
             }
             if (rc == 0)
@@ -744,7 +775,7 @@ static bool class_has(const grammar *g, const gclass *c, uint32_t cp)
 {
     if (cp < 128)
         return (c->ascii[cp / 32] >> (cp % 32)) & 1;
-    const grange *r = g->ranges + c->first_range;
+    const grange *r = c->n_ranges ? g->ranges + c->first_range : NULL;
     uint32_t lo = 0, hi = c->n_ranges;
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
@@ -776,7 +807,7 @@ bool grammar_sym_meets(const grammar *g, gsym sym, uint32_t lo, uint32_t hi)
     if (sym.kind != GSYM_CLASS)
         return false;
     const gclass *c = &g->classes[sym.arg];
-    const grange *r = g->ranges + c->first_range;
+    const grange *r = c->n_ranges ? g->ranges + c->first_range : NULL;
     for (uint32_t i = 0; i < c->n_ranges; i++) {
         if (!c->negated && r[i].lo <= hi && r[i].hi >= lo)
             return true;

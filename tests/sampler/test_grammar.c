@@ -74,6 +74,10 @@ static void test_gbnf_errors(void **state)
         {"root ::= \"a\" @", "line 1 column 14: unexpected '@'", GARLIC_EINVAL},
         {"  \n  x y", "line 2 column 3: expected a rule definition", GARLIC_EINVAL},
         {"root ::= \"\xff\"", "invalid UTF-8", GARLIC_EINVAL},
+        {"root ::= []", "line 1 column 10: the class matches no character", GARLIC_EINVAL},
+        {"root ::= [^\\x00-\\U0010FFFF]", "matches no character", GARLIC_EINVAL},
+        {"root ::= [\\uD800-\\uDFFF]", "matches no character", GARLIC_EINVAL},
+        {"root ::= \"\\uD800\"", "surrogate U+D800", GARLIC_EINVAL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         garlic_error err = {0};
@@ -124,6 +128,10 @@ static void test_gbnf_matching(void **state)
         {"root ::= a\na ::= \"(\" a \")\" | \"\"", "(()", 0},
         {"root ::= a\na ::= \"(\" a \")\" | \"\"", "())", -1},
         {"root ::= [\\]\\[\\-\\^] [\\x00-\\x1f]", "^\x01", 1},
+        {"root ::= [^] [^a]",
+         "\xf0\x9f\x98\x80"
+         "b",
+         1},
         {"root ::= \"\xe4\xb8\xad\" [\\u4e00-\\u9fff]", "\xe4\xb8\xad\xe6\x96\x87", 1},
         {"root ::= [a-z] [\\U0001F600-\\U0001F64F]", "a\xf0\x9f\x98\x80", 1},
         {"root ::=\n  \"a\"\n  \"b\"\nother ::= \"c\"", "ab", 1},
