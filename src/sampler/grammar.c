@@ -404,13 +404,16 @@ static int repeat(parser *ps, sym_buf *b, size_t from, uint32_t min, uint32_t ma
     return GARLIC_OK;
 }
 
-// Parses any postfix operators after the element at b->v[from..n).
+// Parses a postfix operator after the element at b->v[from..n), if there is one. A second
+// operator (`x++`, `x*?`) is refused: it means nothing more and makes matching ambiguous.
 static int parse_postfix(parser *ps, sym_buf *b, size_t from)
 {
-    for (;;) {
+    for (int n_ops = 0;; n_ops++) {
         skip_space(ps);
         if (ps->p >= ps->end || b->n == from)
             return GARLIC_OK;
+        if (n_ops > 0 && *ps->p && strchr("*+?{", *ps->p))
+            return fail_at(ps, ps->p, GARLIC_EINVAL, "a second repetition operator '%c'", *ps->p);
         char c = *ps->p;
         uint32_t min, max;
         int rc;

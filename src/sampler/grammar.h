@@ -35,6 +35,7 @@ enum {
     GRAMMAR_MAX_DEPTH = 512,         // rule nesting while matching; deeper paths are dropped
     GRAMMAR_MAX_STACKS = 4096,       // parse stacks alive at once (an ambiguity bound)
     GRAMMAR_MAX_EXPANSION = 1 << 16, // expansion steps for one character
+    GRAMMAR_MAX_MASK_WORK = 1 << 22, // expansion steps for one whole mask
     GRAMMAR_MAX_TOKEN_BYTES = 4096,  // longer vocabulary pieces are never allowed
 };
 

@@ -99,6 +99,10 @@ struct grammar_state {
     uint32_t *work; // (cap_work) expansion stack of (pos, parent) pairs
     uint32_t cap_work;
     uint32_t collect_at; // collect garbage when the pool passes this many nodes
+    uint64_t work_left;  // expansion steps the current feed or mask may still take
+    uint64_t *seen_keys; // (seen_cap) (rule, return node) pairs expanded in this step
+    uint32_t *seen_gen;  // (seen_cap) the step an entry belongs to; others are empty
+    uint32_t seen_cap, seen_n, gen;
     gutf8 utf8;
 
     gnode *spare; // (cap_spare) the copy target of garbage collection

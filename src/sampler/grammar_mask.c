@@ -443,7 +443,7 @@ static int sym_wide(const grammar *g, gsym sym)
     if (sym.kind == GSYM_CHAR)
         return sym.arg >= 0x80 ? 2 : 0;
     const gclass *c = &g->classes[sym.arg];
-    const grange *r = g->ranges + c->first_range;
+    const grange *r = c->n_ranges ? g->ranges + c->first_range : NULL;
     int covered = 0; // 0 none of the wide range in the ranges, 1 all of it, 2 part
     for (uint32_t i = 0; i < c->n_ranges; i++) {
         if (r[i].hi < 0x80)
@@ -514,6 +514,7 @@ int grammar_mask(grammar_state *s, const grammar_vocab *v, grammar_scratch *m, u
         return garlic_error_set(err, GARLIC_ENOMEM, "grammar: out of memory");
     uint32_t mark = s->n_nodes;
     int rc = GARLIC_OK;
+    s->work_left = GRAMMAR_MAX_MASK_WORK;
     int32_t root = intern(m, s->tops, s->n_tops, err);
     if (root < 0)
         return root;

@@ -118,6 +118,64 @@ static int set_add(grammar_state *s, uint32_t id, uint32_t *n, garlic_error *err
     return GARLIC_OK;
 }
 
+// Starts a new step: forgets which rules were expanded.
+static void seen_clear(grammar_state *s)
+{
+    s->seen_n = 0;
+    if (++s->gen == 0) {
+        if (s->seen_gen)
+            memset(s->seen_gen, 0, s->seen_cap * sizeof *s->seen_gen);
+        s->gen = 1;
+    }
+}
+
+static uint32_t seen_slot(uint64_t key, uint32_t cap)
+{
+    return (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
+}
+
+// Whether rule was already expanded over the return node ret in this step (then its results
+// are in the set already); records it if not. GARLIC_ENOMEM when the table cannot grow.
+static int seen_check(grammar_state *s, uint32_t rule, uint32_t ret, bool *seen)
+{
+    uint64_t key = ((uint64_t)rule << 32) | ret;
+    if ((s->seen_n + 1) * 2 > s->seen_cap) {
+        uint32_t cap = s->seen_cap ? s->seen_cap * 2 : 256;
+        uint64_t *keys = garlic_malloc((size_t)cap * sizeof *keys);
+        uint32_t *gen = garlic_calloc(cap, sizeof *gen);
+        if (!keys || !gen) {
+            garlic_free(keys);
+            garlic_free(gen);
+            return GARLIC_ENOMEM;
+        }
+        for (uint32_t i = 0; i < s->seen_cap; i++) {
+            if (s->seen_gen[i] != s->gen)
+                continue;
+            uint32_t h = seen_slot(s->seen_keys[i], cap);
+            while (gen[h] == s->gen)
+                h = (h + 1) & (cap - 1);
+            keys[h] = s->seen_keys[i];
+            gen[h] = s->gen;
+        }
+        garlic_free(s->seen_keys);
+        garlic_free(s->seen_gen);
+        s->seen_keys = keys;
+        s->seen_gen = gen;
+        s->seen_cap = cap;
+    }
+    uint32_t h = seen_slot(key, s->seen_cap);
+    for (; s->seen_gen[h] == s->gen; h = (h + 1) & (s->seen_cap - 1))
+        if (s->seen_keys[h] == key) {
+            *seen = true;
+            return GARLIC_OK;
+        }
+    s->seen_keys[h] = key;
+    s->seen_gen[h] = s->gen;
+    s->seen_n++;
+    *seen = false;
+    return GARLIC_OK;
+}
+
 // Expands position pos over the stack parent into s->next: every way to reach a character
 // symbol (or the end of the whole parse) from there without consuming input.
 static int expand(grammar_state *s, uint32_t pos, uint32_t parent, uint32_t *n, garlic_error *err)
@@ -132,11 +190,12 @@ static int expand(grammar_state *s, uint32_t pos, uint32_t parent, uint32_t *n, 
     while (n_work > 0) {
         parent = s->work[--n_work];
         pos = s->work[--n_work];
-        if (++steps > GRAMMAR_MAX_EXPANSION)
+        if (++steps > GRAMMAR_MAX_EXPANSION || s->work_left == 0)
             return garlic_error_set(err, GARLIC_EINVAL,
                                     "grammar: more than %d expansion steps for one character "
-                                    "(the grammar is too ambiguous)",
-                                    GRAMMAR_MAX_EXPANSION);
+                                    "or %d for one mask (the grammar is too ambiguous)",
+                                    GRAMMAR_MAX_EXPANSION, GRAMMAR_MAX_MASK_WORK);
+        s->work_left--;
         gsym sym = g->syms[pos];
         // Pop finished rules.
         while (sym.kind == GSYM_END && parent != GNODE_NIL) {
@@ -163,6 +222,11 @@ static int expand(grammar_state *s, uint32_t pos, uint32_t parent, uint32_t *n, 
                     continue; // too deep: this path is dropped
                 }
             }
+            bool seen;
+            if (seen_check(s, sym.arg, ret, &seen) != 0)
+                return garlic_error_set(err, GARLIC_ENOMEM, "grammar: out of memory");
+            if (seen)
+                continue; // the same expansion already happened in this step
             const grule *r = &g->rules[sym.arg];
             if (grow_u32(&s->work, &s->cap_work, (size_t)n_work + 2 * r->n_alts) != 0)
                 return garlic_error_set(err, GARLIC_ENOMEM, "grammar: out of memory");
@@ -195,6 +259,7 @@ int grammar_state_step(grammar_state *s, const uint32_t *in, uint32_t n_in, uint
 {
     const grammar *g = s->g;
     uint32_t n = 0;
+    seen_clear(s);
     if (++s->stamp == 0) {
         for (uint32_t i = 0; i < s->n_nodes; i++)
             s->nodes[i].stamp = 0;
@@ -290,6 +355,8 @@ void grammar_state_free(grammar_state *s)
     garlic_free(s->work);
     garlic_free(s->spare);
     garlic_free(s->remap);
+    garlic_free(s->seen_keys);
+    garlic_free(s->seen_gen);
     garlic_free(s);
 }
 
@@ -313,10 +380,12 @@ static int start(grammar_state *s, garlic_error *err)
     memset(s->buckets, 0, s->n_buckets * sizeof *s->buckets);
     s->stamp = 1;
     s->collect_at = MIN_NODES;
+    s->work_left = GRAMMAR_MAX_MASK_WORK;
     s->utf8 = (gutf8){0, 0, 0, 0};
     const grammar *g = s->g;
     const grule *root = &g->rules[g->root];
     uint32_t n = 0;
+    seen_clear(s);
     for (uint32_t a = 0; a < root->n_alts; a++) {
         int rc = expand(s, g->alt_start[root->first_alt + a], GNODE_NIL, &n, err);
         if (rc != 0) {
@@ -385,6 +454,7 @@ static int feed(grammar_state *s, const char *bytes, size_t len, bool commit, bo
 {
     uint32_t mark = s->n_nodes;
     gutf8 u = s->utf8;
+    s->work_left = (uint64_t)GRAMMAR_MAX_EXPANSION * (len + 1);
     // The set in progress: the current tops until the first step, then s->held, which
     // trades places with s->next after each step (no allocation once they are large enough).
     const uint32_t *cur = s->tops;

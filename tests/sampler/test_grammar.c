@@ -74,6 +74,7 @@ static void test_gbnf_errors(void **state)
         {"root ::= \"a\" @", "line 1 column 14: unexpected '@'", GARLIC_EINVAL},
         {"  \n  x y", "line 2 column 3: expected a rule definition", GARLIC_EINVAL},
         {"root ::= \"\xff\"", "invalid UTF-8", GARLIC_EINVAL},
+        {"root ::= \"a\"+*", "line 1 column 14: a second repetition operator '*'", GARLIC_EINVAL},
         {"root ::= []", "line 1 column 10: the class matches no character", GARLIC_EINVAL},
         {"root ::= [^\\x00-\\U0010FFFF]", "matches no character", GARLIC_EINVAL},
         {"root ::= [\\uD800-\\uDFFF]", "matches no character", GARLIC_EINVAL},
@@ -235,6 +236,30 @@ static void test_ambiguity_limit(void **state)
         assert_non_null(strstr(err.message, "ambiguous"));
     grammar_state_free(s);
     grammar_free(g);
+    // Nested repetitions split a run of a's in exponentially many ways; equal stacks are one
+    // node, so the sets stay small, and the work limits bound what is left.
+    g = compile_ok("root ::= (((((((\"a\")+)+)+)+)+)+)+ \"b\"");
+    s = grammar_state_new(g, &err);
+    static const char *const pieces[] = {"a", "aa", "aaaa", "b", "ab"};
+    size_t lens[] = {1, 2, 4, 1, 2};
+    int32_t end = -1;
+    grammar_vocab *v = grammar_vocab_new(pieces, lens, NULL, 5, &end, 0, &err);
+    grammar_scratch *m = grammar_scratch_new(&err);
+    uint32_t mask[1];
+    size_t allowed;
+    rc = GARLIC_OK;
+    for (int i = 0; i < 64 && rc == 0; i++) {
+        rc = grammar_mask(s, v, m, mask, &allowed, &err);
+        if (rc == 0)
+            rc = grammar_state_accept(s, "a", 1, &err);
+    }
+    // Hash-consed stacks keep this one finite; if a limit is hit, it says so.
+    if (rc != 0)
+        assert_non_null(strstr(err.message, "too ambiguous"));
+    grammar_scratch_free(m);
+    grammar_vocab_free(v);
+    grammar_state_free(s);
+    grammar_free(g);
     // Deep nesting beyond GRAMMAR_MAX_DEPTH is refused, not a crash.
     g = compile_ok("root ::= \"(\" root \")\" | \"x\"");
     s = grammar_state_new(g, &err);
@@ -295,6 +320,49 @@ static grammar *schema_ok(const char *text)
     if (!g)
         fail_msg("schema %s: %s", text, err.message);
     return g;
+}
+
+// Once a state and a scratch have worked through a document, doing it again allocates
+// nothing: every allocation is made to fail, and feeding, masking and resetting still work.
+static void test_no_allocation_per_token(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {"{\"",  "name", "\": \"", "Ad", "a\\u00e9", "\\",
+                                         "\\",   "\\",   "\\",     "\"", ", \"",     "n",
+                                         "\": ", "12",   "3",      "}",  ""};
+    enum { N = sizeof pieces / sizeof pieces[0] };
+    size_t lens[N];
+    for (size_t i = 0; i < N; i++)
+        lens[i] = strlen(pieces[i]);
+    int32_t end = N - 1;
+    garlic_error err = {0};
+    grammar_vocab *v = grammar_vocab_new(pieces, lens, NULL, N, &end, 1, &err);
+    grammar *g = schema_ok("{\"type\":\"object\",\"properties\":{\"name\":{\"type\":"
+                           "\"string\"},\"n\":{\"type\":\"integer\",\"maximum\":5000}}}");
+    grammar_state *s = grammar_state_new(g, &err);
+    grammar_scratch *m = grammar_scratch_new(&err);
+    uint32_t mask[1];
+    static const int32_t doc[] = {0, 1, 2, 3, 4, 9, 10, 11, 12, 13, 14, 15, 16};
+    for (int round = 0; round < 2; round++) {
+        if (round == 1)
+            garlic_alloc_fail_after(0);
+        for (size_t i = 0; i < sizeof doc / sizeof doc[0]; i++) {
+            size_t allowed;
+            if (grammar_mask(s, v, m, mask, &allowed, &err) != GARLIC_OK ||
+                grammar_token_allowed(s, v, doc[i], &err) != 1 ||
+                grammar_state_accept_token(s, v, doc[i], &err) != GARLIC_OK) {
+                garlic_alloc_fail_reset();
+                fail_msg("round %d, token %zu: %s", round, i, err.message);
+            }
+        }
+        assert_true(grammar_state_complete(s));
+        grammar_state_reset(s);
+    }
+    garlic_alloc_fail_reset();
+    grammar_scratch_free(m);
+    grammar_state_free(s);
+    grammar_free(g);
+    grammar_vocab_free(v);
 }
 
 static void test_schema_keywords(void **state)
@@ -1225,6 +1293,7 @@ int main(void)
         cmocka_unit_test(test_state_copy_reset),
         cmocka_unit_test(test_ambiguity_limit),
         cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_no_allocation_per_token),
         cmocka_unit_test(test_schema_keywords),
         cmocka_unit_test(test_schema_refusals),
         cmocka_unit_test(test_schema_limits),
