@@ -458,6 +458,117 @@ static bool plain_name(const char *s)
     return true;
 }
 
+// Fills list (room for every property and required name) with the properties of an object
+// schema in schema order, each with its value rule, then the required names that have no
+// schema (they take any value); *m gets the count.
+static int object_props(conv *c, const cJSON *props, const cJSON *req, const path *at, prop *list,
+                        size_t *m)
+{
+    int rc = GARLIC_OK;
+    path sub_props = {at, "properties", 0};
+    *m = 0;
+    for (const cJSON *p = props ? props->child : NULL; p && rc == 0; p = p->next) {
+        bool dup = false;
+        for (size_t i = 0; i < *m; i++)
+            dup |= strcmp(list[i].name, p->string) == 0;
+        if (dup)
+            continue;
+        path sub = {&sub_props, p->string, 0};
+        list[*m].name = p->string;
+        for (const cJSON *r = req ? req->child : NULL; r; r = r->next)
+            list[*m].required |= strcmp(r->valuestring, p->string) == 0;
+        rc = gen(c, p, &sub, &list[*m].value);
+        ++*m;
+    }
+    for (const cJSON *r = req ? req->child : NULL; r && rc == 0; r = r->next) {
+        bool known = false;
+        for (size_t i = 0; i < *m; i++)
+            known |= strcmp(list[i].name, r->valuestring) == 0;
+        if (known)
+            continue;
+        list[*m].name = r->valuestring;
+        list[*m].required = true;
+        list[*m].value = new_rule(c);
+        rc = putf(c, "s%u ::= value\n", list[*m].value);
+        ++*m;
+    }
+    return rc;
+}
+
+// Writes the rules of an object's body for list[0..m) and returns the first one in *first.
+// Properties come in list order and optional ones may be skipped, so where the commas go
+// depends on what came before. For each i there are two rules over the properties i..m:
+// A_i when something came before (each property written brings its comma) and F_i when
+// nothing did (the first one written has none):
+//   A_i ::= "," kv_i A_(i+1)          F_i ::= kv_i A_(i+1)                (required)
+//   A_i ::= ( "," kv_i )? A_(i+1)     F_i ::= kv_i A_(i+1) | F_(i+1)      (optional)
+// with A_m and F_m empty, or taking extra keys (extra_kv) when additional properties are
+// allowed. The grammar stays deterministic: each alternative starts with a different key.
+static int put_object_chain(conv *c, const prop *list, size_t m, unsigned extra_kv, unsigned *first)
+{
+    unsigned kv = c->n_rules + 1, a = kv + (unsigned)m, f = a + (unsigned)m + 1;
+    c->n_rules += 3 * (unsigned)m + 2;
+    int rc = GARLIC_OK;
+    for (size_t i = 0; i < m && rc == 0; i++) {
+        if ((rc = putf(c, "s%u ::= ", kv + (unsigned)i)) != 0)
+            break;
+        cJSON *name = cJSON_CreateString(list[i].name);
+        char *key = name ? cJSON_PrintUnformatted(name) : NULL;
+        cJSON_Delete(name);
+        if (!key)
+            return garlic_error_set(c->err, GARLIC_ENOMEM, "json schema: out of memory");
+        rc = put_literal(c, key, strlen(key));
+        cJSON_free(key);
+        if (rc == 0)
+            rc = putf(c, " ws \":\" ws s%u ws\n", list[i].value);
+    }
+    unsigned am = a + (unsigned)m, fm = f + (unsigned)m;
+    if (rc == 0)
+        rc = extra_kv ? putf(c, "s%u ::= ( \",\" ws s%u )*\ns%u ::= ( s%u s%u )?\n", am, extra_kv,
+                             fm, extra_kv, am)
+                      : putf(c, "s%u ::= \"\"\ns%u ::= \"\"\n", am, fm);
+    for (size_t i = m; i-- > 0 && rc == 0;) {
+        unsigned ki = kv + (unsigned)i, ai = a + (unsigned)i, fi = f + (unsigned)i;
+        if (list[i].required)
+            rc = putf(c, "s%u ::= \",\" ws s%u s%u\ns%u ::= s%u s%u\n", ai, ki, ai + 1, fi, ki,
+                      ai + 1);
+        else
+            rc = putf(c, "s%u ::= ( \",\" ws s%u )? s%u\ns%u ::= s%u s%u | s%u\n", ai, ki, ai + 1,
+                      fi, ki, ai + 1, fi + 1);
+    }
+    *first = f;
+    return rc;
+}
+
+// Writes the rule for one extra key and value (additionalProperties true or a schema) and
+// returns its id in *rule: a plain key that spells none of list's names.
+static int put_extra_kv(conv *c, const cJSON *add, const path *at, const prop *list, size_t m,
+                        unsigned *rule)
+{
+    unsigned value = 0, key = 0;
+    int rc = GARLIC_OK;
+    if (cJSON_IsObject(add)) {
+        path sub = {at, "additionalProperties", 0};
+        rc = gen(c, add, &sub, &value);
+    }
+    prop *plain = rc == 0 ? garlic_calloc(m + 1, sizeof *plain) : NULL;
+    if (rc == 0 && !plain)
+        rc = garlic_error_set(c->err, GARLIC_ENOMEM, "json schema: out of memory");
+    size_t n_plain = 0;
+    for (size_t i = 0; i < m && plain; i++)
+        if (plain_name(list[i].name))
+            plain[n_plain++] = list[i];
+    if (rc == 0)
+        rc = gen_other_key(c, plain, n_plain, &key);
+    garlic_free(plain);
+    if (rc != 0)
+        return rc;
+    char value_name[32];
+    snprintf(value_name, sizeof value_name, value ? "s%u" : "value", value);
+    *rule = new_rule(c);
+    return putf(c, "s%u ::= \"\\\"\" s%u \"\\\"\" ws \":\" ws %s ws\n", *rule, key, value_name);
+}
+
 static int gen_object(conv *c, const cJSON *schema, const path *at, unsigned *rule)
 {
     const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
@@ -469,114 +580,33 @@ static int gen_object(conv *c, const cJSON *schema, const path *at, unsigned *ru
         return invalid(c, at, "%s", "'required' is not an array");
     if (add && !cJSON_IsBool(add) && !cJSON_IsObject(add))
         return invalid(c, at, "%s", "'additionalProperties' is not a boolean or a schema");
-    size_t n = 0, n_req = 0;
+    size_t n = 0;
     for (const cJSON *p = props ? props->child : NULL; p; p = p->next)
         n++;
-    for (const cJSON *r = req ? req->child : NULL; r; r = r->next) {
+    for (const cJSON *r = req ? req->child : NULL; r; r = r->next, n++)
         if (!cJSON_IsString(r))
             return invalid(c, at, "%s", "'required' holds a non-string");
-        n_req++;
-    }
     if (!props && !req && (!add || cJSON_IsTrue(add))) {
         *rule = new_rule(c);
         return putf(c, "s%u ::= object\n", *rule);
     }
-    if (n + n_req > SCHEMA_MAX_PROPERTIES)
+    if (n > SCHEMA_MAX_PROPERTIES)
         return invalid(c, at, "%s", "more than 1024 properties");
-    prop *list = garlic_calloc(n + n_req + 1, sizeof *list);
+    prop *list = garlic_calloc(n + 1, sizeof *list);
     if (!list)
         return garlic_error_set(c->err, GARLIC_ENOMEM, "json schema: out of memory");
-    size_t m = 0;
-    int rc = GARLIC_OK;
-    path sub_props = {at, "properties", 0};
-    for (const cJSON *p = props ? props->child : NULL; p && rc == 0; p = p->next) {
-        bool dup = false;
-        for (size_t i = 0; i < m; i++)
-            dup |= strcmp(list[i].name, p->string) == 0;
-        if (dup)
-            continue;
-        path sub = {&sub_props, p->string, 0};
-        list[m].name = p->string;
-        for (const cJSON *r = req ? req->child : NULL; r; r = r->next)
-            list[m].required |= strcmp(r->valuestring, p->string) == 0;
-        rc = gen(c, p, &sub, &list[m].value);
-        m++;
-    }
-    // Required names without a schema take any value.
-    for (const cJSON *r = req ? req->child : NULL; r && rc == 0; r = r->next) {
-        bool known = false;
-        for (size_t i = 0; i < m; i++)
-            known |= strcmp(list[i].name, r->valuestring) == 0;
-        if (known)
-            continue;
-        list[m].name = r->valuestring;
-        list[m].required = true;
-        list[m].value = new_rule(c);
-        rc = putf(c, "s%u ::= value\n", list[m].value);
-        m++;
-    }
-    bool extra = cJSON_IsTrue(add) || cJSON_IsObject(add);
-    unsigned extra_value = 0, other_key = 0;
-    if (rc == 0 && cJSON_IsObject(add)) {
-        path sub = {at, "additionalProperties", 0};
-        rc = gen(c, add, &sub, &extra_value);
-    }
-    if (rc == 0 && extra) {
-        prop *plain = garlic_calloc(m + 1, sizeof *plain);
-        size_t n_plain = 0;
-        if (!plain)
-            rc = garlic_error_set(c->err, GARLIC_ENOMEM, "json schema: out of memory");
-        for (size_t i = 0; i < m && plain; i++)
-            if (plain_name(list[i].name))
-                plain[n_plain++] = list[i];
-        if (rc == 0)
-            rc = gen_other_key(c, plain, n_plain, &other_key);
-        garlic_free(plain);
-    }
-    // kv_i, then A_i (something came before: each property needs a comma) and F_i (nothing
-    // yet) for i = m down to 0; see the file's comment.
-    unsigned kv = c->n_rules + 1, a = kv + (unsigned)m, f = a + (unsigned)m + 1;
-    c->n_rules += 3 * (unsigned)m + 3;
-    unsigned extra_kv = c->n_rules;
-    for (size_t i = 0; i < m && rc == 0; i++) {
-        if ((rc = putf(c, "s%u ::= ", kv + (unsigned)i)) != 0)
-            break;
-        cJSON *name = cJSON_CreateString(list[i].name);
-        char *key = name ? cJSON_PrintUnformatted(name) : NULL;
-        cJSON_Delete(name);
-        if (!key) {
-            rc = garlic_error_set(c->err, GARLIC_ENOMEM, "json schema: out of memory");
-            break;
-        }
-        rc = put_literal(c, key, strlen(key));
-        cJSON_free(key);
-        if (rc == 0)
-            rc = putf(c, " ws \":\" ws s%u ws\n", list[i].value);
-    }
-    if (rc == 0 && extra) {
-        char value[32];
-        snprintf(value, sizeof value, extra_value ? "s%u" : "value", extra_value);
-        rc = putf(c, "s%u ::= \"\\\"\" s%u \"\\\"\" ws \":\" ws %s ws\n", extra_kv, other_key,
-                  value);
-    }
+    size_t m;
+    unsigned extra_kv = 0, body = 0;
+    int rc = object_props(c, props, req, at, list, &m);
+    if (rc == 0 && (cJSON_IsTrue(add) || cJSON_IsObject(add)))
+        rc = put_extra_kv(c, add, at, list, m, &extra_kv);
     if (rc == 0)
-        rc = extra ? putf(c, "s%u ::= ( \",\" ws s%u )*\ns%u ::= ( s%u s%u )?\n", a + (unsigned)m,
-                          extra_kv, f + (unsigned)m, extra_kv, a + (unsigned)m)
-                   : putf(c, "s%u ::= \"\"\ns%u ::= \"\"\n", a + (unsigned)m, f + (unsigned)m);
-    for (size_t i = m; i-- > 0 && rc == 0;) {
-        unsigned ki = kv + (unsigned)i, ai = a + (unsigned)i, fi = f + (unsigned)i;
-        if (list[i].required)
-            rc = putf(c, "s%u ::= \",\" ws s%u s%u\ns%u ::= s%u s%u\n", ai, ki, ai + 1, fi, ki,
-                      ai + 1);
-        else
-            rc = putf(c, "s%u ::= ( \",\" ws s%u )? s%u\ns%u ::= s%u s%u | s%u\n", ai, ki, ai + 1,
-                      fi, ki, ai + 1, fi + 1);
-    }
+        rc = put_object_chain(c, list, m, extra_kv, &body);
     garlic_free(list);
     if (rc != 0)
         return rc;
     *rule = new_rule(c);
-    return putf(c, "s%u ::= \"{\" ws s%u \"}\"\n", *rule, f);
+    return putf(c, "s%u ::= \"{\" ws s%u \"}\"\n", *rule, body);
 }
 
 // ---- arrays ----

@@ -1088,6 +1088,83 @@ static bool type_is(const cJSON *v, const char *type)
     return false;
 }
 
+// The string and number keywords of s for v.
+static bool validate_scalar(const cJSON *v, const cJSON *s)
+{
+    const cJSON *k;
+    if (cJSON_IsString(v)) {
+        const char *str = v->valuestring;
+        size_t len = utf8_length(str);
+        if ((k = cJSON_GetObjectItemCaseSensitive(s, "minLength")) && len < (size_t)k->valuedouble)
+            return false;
+        if ((k = cJSON_GetObjectItemCaseSensitive(s, "maxLength")) && len > (size_t)k->valuedouble)
+            return false;
+        if ((k = cJSON_GetObjectItemCaseSensitive(s, "pattern")) &&
+            !regex_search(k->valuestring, str))
+            return false;
+        if ((k = cJSON_GetObjectItemCaseSensitive(s, "format"))) {
+            for (size_t i = 0; i < 5; i++)
+                if (strcmp(FORMAT_NAMES[i], k->valuestring) == 0 &&
+                    !regex_search(FORMAT_REGEX[i], str))
+                    return false;
+        }
+    }
+    if (cJSON_IsNumber(v)) {
+        double x = v->valuedouble;
+        if ((k = cJSON_GetObjectItemCaseSensitive(s, "minimum")) && x < k->valuedouble)
+            return false;
+        if ((k = cJSON_GetObjectItemCaseSensitive(s, "maximum")) && x > k->valuedouble)
+            return false;
+        if ((k = cJSON_GetObjectItemCaseSensitive(s, "exclusiveMinimum")) && x <= k->valuedouble)
+            return false;
+        if ((k = cJSON_GetObjectItemCaseSensitive(s, "exclusiveMaximum")) && x >= k->valuedouble)
+            return false;
+    }
+    return true;
+}
+
+static bool validate(const cJSON *v, const cJSON *s, const cJSON *root);
+
+// The array and object keywords of s for v.
+static bool validate_container(const cJSON *v, const cJSON *s, const cJSON *root)
+{
+    const cJSON *k;
+    if (cJSON_IsArray(v)) {
+        int n = cJSON_GetArraySize(v);
+        if ((k = cJSON_GetObjectItemCaseSensitive(s, "minItems")) && n < (int)k->valuedouble)
+            return false;
+        if ((k = cJSON_GetObjectItemCaseSensitive(s, "maxItems")) && n > (int)k->valuedouble)
+            return false;
+        const cJSON *items = cJSON_GetObjectItemCaseSensitive(s, "items");
+        for (const cJSON *e = v->child; e && items; e = e->next)
+            if (!validate(e, items, root))
+                return false;
+    }
+    if (cJSON_IsObject(v)) {
+        const cJSON *props = cJSON_GetObjectItemCaseSensitive(s, "properties");
+        const cJSON *add = cJSON_GetObjectItemCaseSensitive(s, "additionalProperties");
+        for (const cJSON *r = cJSON_GetObjectItemCaseSensitive(s, "required"),
+                         *q = r ? r->child : NULL;
+             q; q = q->next)
+            if (!cJSON_GetObjectItemCaseSensitive(v, q->valuestring))
+                return false;
+        for (const cJSON *e = v->child; e; e = e->next) {
+            const cJSON *ps = props ? cJSON_GetObjectItemCaseSensitive(props, e->string) : NULL;
+            if (ps) {
+                // A defined key appears once.
+                for (const cJSON *f = e->next; f; f = f->next)
+                    if (strcmp(f->string, e->string) == 0)
+                        return false;
+                if (!validate(e, ps, root))
+                    return false;
+            } else if (add ? !validate(e, add, root) : props != NULL) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 // A validator for the keywords the random schemas use, by the JSON Schema rules (with
 // additionalProperties absent meaning "none" when properties are given, as the grammar
 // documents).
@@ -1133,68 +1210,7 @@ static bool validate(const cJSON *v, const cJSON *s, const cJSON *root)
         if (!ok)
             return false;
     }
-    if (cJSON_IsString(v)) {
-        const char *str = v->valuestring;
-        size_t len = utf8_length(str);
-        if ((k = cJSON_GetObjectItemCaseSensitive(s, "minLength")) && len < (size_t)k->valuedouble)
-            return false;
-        if ((k = cJSON_GetObjectItemCaseSensitive(s, "maxLength")) && len > (size_t)k->valuedouble)
-            return false;
-        if ((k = cJSON_GetObjectItemCaseSensitive(s, "pattern")) &&
-            !regex_search(k->valuestring, str))
-            return false;
-        if ((k = cJSON_GetObjectItemCaseSensitive(s, "format"))) {
-            for (size_t i = 0; i < 5; i++)
-                if (strcmp(FORMAT_NAMES[i], k->valuestring) == 0 &&
-                    !regex_search(FORMAT_REGEX[i], str))
-                    return false;
-        }
-    }
-    if (cJSON_IsNumber(v)) {
-        double x = v->valuedouble;
-        if ((k = cJSON_GetObjectItemCaseSensitive(s, "minimum")) && x < k->valuedouble)
-            return false;
-        if ((k = cJSON_GetObjectItemCaseSensitive(s, "maximum")) && x > k->valuedouble)
-            return false;
-        if ((k = cJSON_GetObjectItemCaseSensitive(s, "exclusiveMinimum")) && x <= k->valuedouble)
-            return false;
-        if ((k = cJSON_GetObjectItemCaseSensitive(s, "exclusiveMaximum")) && x >= k->valuedouble)
-            return false;
-    }
-    if (cJSON_IsArray(v)) {
-        int n = cJSON_GetArraySize(v);
-        if ((k = cJSON_GetObjectItemCaseSensitive(s, "minItems")) && n < (int)k->valuedouble)
-            return false;
-        if ((k = cJSON_GetObjectItemCaseSensitive(s, "maxItems")) && n > (int)k->valuedouble)
-            return false;
-        const cJSON *items = cJSON_GetObjectItemCaseSensitive(s, "items");
-        for (const cJSON *e = v->child; e && items; e = e->next)
-            if (!validate(e, items, root))
-                return false;
-    }
-    if (cJSON_IsObject(v)) {
-        const cJSON *props = cJSON_GetObjectItemCaseSensitive(s, "properties");
-        const cJSON *add = cJSON_GetObjectItemCaseSensitive(s, "additionalProperties");
-        for (const cJSON *r = cJSON_GetObjectItemCaseSensitive(s, "required"),
-                         *q = r ? r->child : NULL;
-             q; q = q->next)
-            if (!cJSON_GetObjectItemCaseSensitive(v, q->valuestring))
-                return false;
-        for (const cJSON *e = v->child; e; e = e->next) {
-            const cJSON *ps = props ? cJSON_GetObjectItemCaseSensitive(props, e->string) : NULL;
-            if (ps) {
-                // A defined key appears once.
-                for (const cJSON *f = e->next; f; f = f->next)
-                    if (strcmp(f->string, e->string) == 0)
-                        return false;
-                if (!validate(e, ps, root))
-                    return false;
-            } else if (add ? !validate(e, add, root) : props != NULL) {
-                return false;
-            }
-        }
-    }
-    return true;
+    return validate_scalar(v, s) && validate_container(v, s, root);
 }
 
 // Generates one document under g with random logits and the real sampler; returns the
@@ -1245,9 +1261,39 @@ static char *generate(const grammar *g, const test_vocab *tv, grammar_scratch *m
     return text.data ? garlic_buf_take(&text) : strdup("");
 }
 
+// The validator itself must be able to say no.
+static void validator_self_check(void)
+{
+    static const struct {
+        const char *schema, *doc;
+        bool valid;
+    } cases[] = {
+        {"{\"type\":\"integer\",\"maximum\":5}", "7", false},
+        {"{\"type\":\"integer\",\"exclusiveMinimum\":5}", "5", false},
+        {"{\"type\":\"string\",\"pattern\":\"^[a-z]{2,5}$\"}", "\"abcdef\"", false},
+        {"{\"type\":\"string\",\"format\":\"date\"}", "\"2020-13-01\"", false},
+        {"{\"type\":\"string\",\"maxLength\":2}", "\"\u00e9\u00e9\"", true},
+        {"{\"type\":\"array\",\"items\":{\"type\":\"null\"},\"maxItems\":1}", "[null,null]", false},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"null\"}}}", "{\"b\":null}", false},
+        {"{\"type\":\"object\",\"properties\":{},\"required\":[\"a\"]}", "{}", false},
+        {"{\"oneOf\":[{\"type\":\"integer\"},{\"type\":\"number\"}]}", "1", false},
+        {"{\"enum\":[1,\"a\"]}", "\"a\"", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *schema = cJSON_Parse(cases[i].schema), *doc = cJSON_Parse(cases[i].doc);
+        assert_non_null(schema);
+        assert_non_null(doc);
+        if (validate(doc, schema, schema) != cases[i].valid)
+            fail_msg("validator case %zu: %s on %s", i, cases[i].schema, cases[i].doc);
+        cJSON_Delete(schema);
+        cJSON_Delete(doc);
+    }
+}
+
 static void test_random_schemas_generate_valid_json(void **state)
 {
     (void)state;
+    validator_self_check();
     test_rng r;
     test_rng_seed(&r, 2026);
     test_vocab tv;
