@@ -49,8 +49,13 @@ typedef struct api_request {
                             // NULL (Ollama chat with no messages: load the model only)
     struct cJSON *tools;    // the tools list, or NULL
     bool tool_choice_none;  // OpenAI tool_choice "none": tools are shown, calls not parsed
+    bool tool_choice_required; // "required" or a named function: the answer is a call,
+                               // enforced by a grammar (api_output_plan)
+    char *tool_choice_name;    // the named function, or NULL
     bool no_parallel_calls; // OpenAI parallel_tool_calls false: one call per answer at most
     int think;              // Ollama think: -1 absent, 0 false, 1 true (enable_thinking)
+    struct grammar *grammar; // the output's constraint (response_format, format, grammar),
+                             // or NULL; compiled here, handed to the engine request
     char *reasoning_effort; // OpenAI reasoning_effort / Ollama think "low"|"medium"|"high"
                             // (a template variable), or NULL
     char *system;           // generate: the system message, or NULL

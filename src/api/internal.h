@@ -92,7 +92,9 @@ int api_job_fit(api_job *job, tokenizer_ids *ids, api_error *err);
 // Decides from the model's template and the request whether the answer is parsed
 // (job->parse_output: a reasoning model, or a tool-calling family offered tools) and how;
 // prompt is the rendered prompt (a template that opens <think> in it starts the output there).
-void api_output_plan(api_job *job, const char *prompt);
+// With tool_choice "required" or a named function it also makes the grammar that forces one
+// call in the model's format (job->in.grammar); a 400 when that cannot be done.
+int api_output_plan(api_job *job, const char *prompt, api_error *err);
 
 // Feeds choice's parser text (made on first use); *events (n of them) are valid until the
 // next call for that choice. GARLIC_ENOMEM when the parser cannot grow.

@@ -245,7 +245,7 @@ int api_job_prompt(api_job *job, const cJSON *messages, tokenizer_ids *ids, api_
     if (rc == GARLIC_OK)
         rc = tokenize(job, text, true, ids, err);
     if (rc == GARLIC_OK)
-        api_output_plan(job, text);
+        rc = api_output_plan(job, text, err);
     if (job->keep_prompt) { // the last rendering is the prompt
         garlic_free(job->prompt_text);
         job->prompt_text = text;
@@ -293,12 +293,15 @@ static int api_job_submit(api_job *job, api_error *err)
     p.generation.logprobs = job->in.logprobs;
     p.generation.top_logprobs = job->in.top_logprobs;
     p.generation.render_special = job->parse_output; // the parser reads the markers
+    p.grammar = job->in.grammar;
     job->n_prompt = (uint32_t)ids.n;
     garlic_error gerr = {0};
     if (sampler_params_validate(&p.generation.sampling, &gerr) != GARLIC_OK)
         rc = api_error_set(err, 400, NULL, "%s", gerr.message);
     if (rc == GARLIC_OK && !(job->req = engine_request_new(&p, &gerr)))
         rc = api_error_set(err, gerr.code == GARLIC_ENOMEM ? 503 : 400, NULL, "%s", gerr.message);
+    if (job->req)
+        job->in.grammar = NULL; // the request has it now
     tokenizer_ids_deinit(&ids);
     if (rc)
         return rc;

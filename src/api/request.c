@@ -14,6 +14,7 @@
 #include "api/api.h"
 #include "base/alloc.h"
 #include "engine/engine.h"
+#include "sampler/grammar.h"
 
 int api_error_set(api_error *err, int status, const char *param, const char *fmt, ...)
 {
@@ -304,21 +305,41 @@ static int get_messages(const cJSON *obj, bool allow_empty, api_request *r, api_
     return rc;
 }
 
-// OpenAI's tool_choice ("auto", "none"; "required" and a named function need constrained
-// sampling, refused until garlic has it), parallel_tool_calls and reasoning_effort.
+// OpenAI's tool_choice ("auto", "none", "required", {"type": "function", "function":
+// {"name"}}), parallel_tool_calls and reasoning_effort.
 static int get_tool_choice(const cJSON *obj, api_request *r, api_error *err)
 {
     const cJSON *tc = field(obj, "tool_choice");
-    if (tc &&
-        !(cJSON_IsString(tc) &&
-          (!strcmp(tc->valuestring, "auto") || !strcmp(tc->valuestring, "none"))))
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(tc, "type");
+    if (cJSON_IsObject(tc)) {
+        if (!cJSON_IsString(type) || strcmp(type->valuestring, "function") ||
+            !cJSON_IsString(name))
+            return api_error_set(err, 400, "tool_choice",
+                                 "'tool_choice' must be \"auto\", \"none\", \"required\" or "
+                                 "{\"type\": \"function\", \"function\": {\"name\": ...}}");
+        r->tool_choice_required = true;
+        r->tool_choice_name = garlic_strndup(name->valuestring, SIZE_MAX);
+        if (!r->tool_choice_name)
+            return GARLIC_ENOMEM;
+    } else if (tc) {
+        if (!cJSON_IsString(tc) ||
+            (strcmp(tc->valuestring, "auto") && strcmp(tc->valuestring, "none") &&
+             strcmp(tc->valuestring, "required")))
+            return api_error_set(err, 400, "tool_choice",
+                                 "'tool_choice' must be \"auto\", \"none\", \"required\" or "
+                                 "{\"type\": \"function\", \"function\": {\"name\": ...}}");
+        r->tool_choice_none = !strcmp(tc->valuestring, "none");
+        r->tool_choice_required = !strcmp(tc->valuestring, "required");
+    }
+    if (r->tool_choice_required && !r->tools)
         return api_error_set(err, 400, "tool_choice",
-                             cJSON_IsString(tc) && !strcmp(tc->valuestring, "required")
-                                 ? "'tool_choice' \"required\" is not supported yet (it needs "
-                                   "constrained sampling); \"auto\" and \"none\" are"
-                                 : "'tool_choice' must be \"auto\" or \"none\" (a named function "
-                                   "is not supported yet)");
-    r->tool_choice_none = tc && !strcmp(tc->valuestring, "none");
+                             "'tool_choice' asks for a call but 'tools' offers none");
+    if (r->tool_choice_required && r->grammar)
+        return api_error_set(err, 400, "tool_choice",
+                             "'tool_choice' that asks for a call cannot be combined with "
+                             "'response_format' or 'grammar'");
     bool parallel = true;
     int rc = get_bool(obj, "", "parallel_tool_calls", &parallel, err);
     r->no_parallel_calls = !parallel;
@@ -353,6 +374,81 @@ static int get_think(const cJSON *obj, api_request *r, api_error *err)
     }
     return api_error_set(err, 400, "think",
                          "'think' must be a boolean or \"low\", \"medium\" or \"high\"");
+}
+
+// A grammar compiled from what the request gave; a failure is the client's 400, naming the
+// field (and for a schema the keyword and its path).
+static int compiled(grammar *g, const char *param, const garlic_error *gerr, api_request *r,
+                    api_error *err)
+{
+    if (!g)
+        return gerr->code == GARLIC_ENOMEM
+            ? GARLIC_ENOMEM
+            : api_error_set(err, 400, param, "'%s': %s", param, gerr->message);
+    r->grammar = g;
+    return GARLIC_OK;
+}
+
+// The output's constraint: OpenAI's response_format ({"type": "text" | "json_object" |
+// "json_schema", "json_schema": {"name", "schema", "strict", "description"}}), Ollama's
+// format ("json" or a schema), or a GBNF grammar (a garlic extension, as llama-server's).
+static int get_constraint(const cJSON *root, api_request *r, api_error *err)
+{
+    const cJSON *rf = field(root, "response_format"), *fmt = field(root, "format");
+    const cJSON *gbnf = field(root, "grammar");
+    garlic_error gerr = {0};
+    if ((rf != NULL) + (fmt && !(cJSON_IsString(fmt) && !fmt->valuestring[0])) +
+            (gbnf != NULL) > 1)
+        return api_error_set(err, 400, gbnf ? "grammar" : "response_format",
+                             "give one of 'response_format', 'format' and 'grammar'");
+    if (gbnf) {
+        if (!cJSON_IsString(gbnf))
+            return api_error_set(err, 400, "grammar", "'grammar' must be a string (GBNF)");
+        return compiled(grammar_new(gbnf->valuestring, strlen(gbnf->valuestring), &gerr),
+                        "grammar", &gerr, r, err);
+    }
+    if (fmt) { // Ollama
+        if (cJSON_IsString(fmt) && !fmt->valuestring[0])
+            return GARLIC_OK;
+        if (cJSON_IsString(fmt) && !strcmp(fmt->valuestring, "json"))
+            return compiled(grammar_json_any(true, &gerr), "format", &gerr, r, err);
+        if (!cJSON_IsObject(fmt))
+            return api_error_set(err, 400, "format",
+                                 "'format' must be \"json\" or a JSON schema object");
+        return compiled(grammar_from_json_schema(fmt, &gerr), "format", &gerr, r, err);
+    }
+    if (!rf)
+        return GARLIC_OK;
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(rf, "type");
+    if (!cJSON_IsObject(rf) || !cJSON_IsString(type))
+        return api_error_set(err, 400, "response_format",
+                             "'response_format' must be an object with a string 'type'");
+    for (const cJSON *e = rf->child; e; e = e->next)
+        if (strcmp(e->string, "type") && strcmp(e->string, "json_schema"))
+            return api_error_set(err, 400, "response_format",
+                                 "'response_format.%.40s' is not a field garlic knows",
+                                 e->string);
+    if (!strcmp(type->valuestring, "text"))
+        return GARLIC_OK;
+    if (!strcmp(type->valuestring, "json_object"))
+        return compiled(grammar_json_any(true, &gerr), "response_format", &gerr, r, err);
+    if (strcmp(type->valuestring, "json_schema") != 0)
+        return api_error_set(err, 400, "response_format",
+                             "'response_format.type' must be \"text\", \"json_object\" or "
+                             "\"json_schema\"");
+    const cJSON *js = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
+    const cJSON *schema = cJSON_GetObjectItemCaseSensitive(js, "schema");
+    if (!cJSON_IsObject(js) || !cJSON_IsObject(schema))
+        return api_error_set(err, 400, "response_format",
+                             "'response_format.json_schema.schema' must be a JSON schema object");
+    for (const cJSON *e = js->child; e; e = e->next)
+        if (strcmp(e->string, "name") && strcmp(e->string, "schema") &&
+            strcmp(e->string, "strict") && strcmp(e->string, "description"))
+            return api_error_set(err, 400, "response_format",
+                                 "'response_format.json_schema.%.40s' is not a field garlic "
+                                 "knows",
+                                 e->string);
+    return compiled(grammar_from_json_schema(schema, &gerr), "response_format", &gerr, r, err);
 }
 
 static int get_tools(const cJSON *obj, api_request *r, api_error *err)
@@ -489,7 +585,7 @@ static int parse_openai(const cJSON *root, api_request *r, api_error *err)
     bool has;
     int rc = r->kind == API_KIND_OPENAI_CHAT ? get_messages(root, false, r, err)
                                              : get_completion_prompt(root, r, err);
-    if (rc || (rc = get_tools(root, r, err)) ||
+    if (rc || (rc = get_tools(root, r, err)) || (rc = get_constraint(root, r, err)) ||
         (r->kind == API_KIND_OPENAI_CHAT && (rc = get_tool_choice(root, r, err))) ||
         (rc = get_bool(root, "", "stream", &r->stream, err)))
         return rc;
@@ -529,6 +625,7 @@ static int parse_ollama(const cJSON *root, api_request *r, api_error *err)
              !(rc = get_string(root, "system", &r->system, err)))
         rc = get_bool(root, "", "raw", &r->raw, err);
     if (rc || (rc = get_tools(root, r, err)) || (rc = get_think(root, r, err)) ||
+        (rc = get_constraint(root, r, err)) ||
         (rc = get_bool(root, "", "stream", &r->stream, err)) ||
         (rc = get_bool(root, "", "truncate", &r->truncate, err)))
         return rc;
@@ -620,8 +717,8 @@ static const field_rule top_rules[] = {
     {"tool_choice", K_OAI_CHAT, CHECK_NONE, NULL},         // read in get_tool_choice
     {"parallel_tool_calls", K_OAI_CHAT, CHECK_NONE, NULL}, // read in get_tool_choice
     {"reasoning_effort", K_OAI_CHAT, CHECK_NONE, NULL},
-    {"response_format", K_OAI_CHAT, CHECK_TEXT,
-     "garlic does not constrain output to JSON yet: only {\"type\": \"text\"}"},
+    {"response_format", K_OAI, CHECK_NONE, NULL}, // read in get_constraint
+    {"grammar", K_OAI | K_OLL, CHECK_NONE, NULL},
     {"echo", K_OAI_COMP, CHECK_FALSE, "garlic does not echo the prompt"},
     {"suffix", K_OAI_COMP | K_OLL_GEN, CHECK_EMPTY, "garlic does not fill in the middle"},
     {"best_of", K_OAI_COMP, CHECK_ONE, "garlic generates each choice once"},
@@ -636,7 +733,7 @@ static const field_rule top_rules[] = {
      "it is deprecated: send the conversation as /api/chat messages"},
     {"template", K_OLL_GEN, CHECK_EMPTY,
      "garlic renders the model's own Jinja chat template (garlic create sets another)"},
-    {"format", K_OLL, CHECK_EMPTY, "garlic does not constrain output to JSON yet"},
+    {"format", K_OLL, CHECK_NONE, NULL}, // read in get_constraint
     {"think", K_OLL_CHAT | K_OLL_GEN, CHECK_NONE, NULL},
 };
 
@@ -808,6 +905,8 @@ void api_request_deinit(api_request *r)
     cJSON_Delete(r->tools);
     garlic_free(r->system);
     garlic_free(r->reasoning_effort);
+    garlic_free(r->tool_choice_name);
+    grammar_free(r->grammar);
     garlic_free(r->bias);
     for (size_t i = 0; i < r->n_stops; i++)
         garlic_free(r->stops[i]);

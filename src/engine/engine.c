@@ -124,6 +124,7 @@ void engine_free(engine *e)
     if (!e)
         return;
     engine_sched_stop(e);
+    engine_grammar_deinit(&e->grammar);
     model_state_free(e->state);
     kv_cache_free(e->kv);
     garlic_free(e->queue);

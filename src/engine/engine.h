@@ -48,6 +48,8 @@ typedef struct engine_params {
     uint32_t top_logprobs; // alternatives per token (<= SAMPLER_MAX_TOP_LOGPROBS)
     bool render_special;   // control tokens come out as their text ("<|channel|>"), for
                            // callers that parse tool calls and reasoning from it
+    const struct grammar *grammar; // constrain the output to it (sampler/grammar.h), NULL:
+                                   // free; owned by the request (engine_request_params)
 } engine_params;
 
 // What one choice cost and how it ended.
@@ -176,6 +178,8 @@ typedef struct engine_request_params {
                               // copied (up to 47 bytes)
     bool wake_at_end;         // the reader wants each choice's end, not every token: no
                               // wake-up per token (benchmarks, whole answers)
+    struct grammar *grammar;  // every choice's output must match it, or NULL; the request
+                              // takes it (frees it) once engine_request_new succeeds
 } engine_request_params;
 
 // One generated token with its log-probabilities (when the request asked for them).

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 
 #include "engine/engine.h"
+#include "sampler/grammar.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -26,10 +27,26 @@ typedef int (*engine_token_fn)(void *user, int32_t token, const sampler_logprobs
 
 typedef struct engine_seq engine_seq;
 
-// A choice's state for parameters p and end tokens ends (both borrowed for its life). NULL
-// and err filled on bad parameters or no memory.
+// What constrained sampling shares across an engine's sequences, the scheduler thread's alone:
+// the model's tokens as a trie (made for the first request with a grammar), working memory
+// and one mask.
+typedef struct engine_grammar {
+    grammar_vocab *vocab;
+    grammar_scratch *scratch;
+    uint32_t *mask; // (vocab size bits)
+} engine_grammar;
+
+// Makes eg ready for t (once); GARLIC_ENOMEM.
+int engine_grammar_prepare(engine_grammar *eg, const tokenizer *t, const sampler_end_tokens *ends,
+                           garlic_error *err);
+void engine_grammar_deinit(engine_grammar *eg);
+
+// A choice's state for parameters p and end tokens ends (both borrowed for its life), with
+// eg (prepared, borrowed) when p has a grammar. NULL and err filled on bad parameters or no
+// memory.
 engine_seq *engine_seq_new(const tokenizer *t, const engine_params *p,
-                           const sampler_end_tokens *ends, garlic_error *err);
+                           const sampler_end_tokens *ends, engine_grammar *eg,
+                           garlic_error *err);
 void engine_seq_free(engine_seq *g);
 
 // The prompt's tokens, for the penalties (call once, before the first step).
@@ -66,6 +83,7 @@ struct engine_request {
     engine_params generation; // stops and logit_bias point at the copies below
     char **stops;             // (generation.n_stops) owned copies
     sampler_bias *bias;       // (generation.sampling.n_logit_bias) owned copy
+    grammar *grammar;         // generation.grammar, owned (engine_request_params.grammar)
     uint32_t n_choices;
     bool seeded;
     bool wake_at_end;
@@ -117,6 +135,7 @@ struct engine {
     kv_cache *kv;                  // the KV block pool: the scheduler thread's alone
     model_state *state;            // scratch and compute pool of the steps: the scheduler's alone
     sched *sched;                  // the scheduler thread's own state (scheduler.c)
+    engine_grammar grammar;        // constrained sampling: the scheduler thread's alone
 
     pthread_mutex_t mu;     // guards what follows, shared by submitters, readers of the
                             // counters and the scheduler

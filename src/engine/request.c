@@ -19,6 +19,7 @@ static void request_free(engine_request *r)
         garlic_free(r->stops[i]);
     garlic_free(r->stops);
     garlic_free(r->bias);
+    grammar_free(r->grammar);
     garlic_free(r->prompt);
     for (size_t c = 0; c < ENGINE_MAX_CHOICES; c++) {
         garlic_free(r->ch[c].text);
@@ -88,6 +89,8 @@ engine_request *engine_request_new(const engine_request_params *p, garlic_error 
         request_free(r); // frees the stop strings copied so far (the rest are NULL)
         return NULL;
     }
+    r->grammar = p->grammar; // taken: freed with the request
+    r->generation.grammar = r->grammar;
     return r;
 }
 

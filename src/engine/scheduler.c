@@ -136,7 +136,14 @@ static sched_seq *seq_new(sched *S, engine_request *r, uint32_t c, garlic_error 
     q->cap = e->cfg.n_ctx + 1;
     q->tokens = garlic_malloc(q->cap * sizeof *q->tokens);
     kv_seq_init(&q->kv);
-    q->gen = q->tokens ? engine_seq_new(e->cfg.tok, &q->params, &e->end_tokens, err) : NULL;
+    bool constrained = q->params.grammar != NULL;
+    if (q->tokens && constrained &&
+        engine_grammar_prepare(&e->grammar, e->cfg.tok, &e->end_tokens, err) != GARLIC_OK) {
+        seq_free(S, q);
+        return NULL;
+    }
+    q->gen = q->tokens ? engine_seq_new(e->cfg.tok, &q->params, &e->end_tokens, &e->grammar, err)
+                       : NULL;
     if (!q->tokens || !q->gen || kv_seq_reserve(e->kv, &q->kv, e->cfg.n_ctx, err) != GARLIC_OK) {
         if (!q->tokens)
             garlic_error_set(err, GARLIC_ENOMEM, "out of memory");

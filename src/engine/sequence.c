@@ -43,6 +43,9 @@ void engine_end_tokens(const tokenizer *t, sampler_end_tokens *out)
 
 struct engine_seq {
     const engine_params *p; // borrowed for the sequence's life
+    engine_grammar *eg;     // with a grammar: the engine's vocabulary, scratch and mask
+    grammar_state *gstate;  // with a grammar: where the output stands in it
+    float *masked;          // (n_vocab) with a grammar: logits with the disallowed at -inf
     sampler *smp;
     sampler_stop *stop;
     sampler_end_tokens ends;
@@ -55,14 +58,60 @@ void engine_seq_free(engine_seq *g)
 {
     if (!g)
         return;
+    grammar_state_free(g->gstate);
+    garlic_free(g->masked);
     sampler_free(g->smp);
     sampler_stop_free(g->stop);
     garlic_free(g->text);
     garlic_free(g);
 }
 
+int engine_grammar_prepare(engine_grammar *eg, const tokenizer *t, const sampler_end_tokens *ends,
+                           garlic_error *err)
+{
+    if (eg->vocab)
+        return GARLIC_OK;
+    size_t n = tokenizer_vocab_size(t);
+    const char **pieces = garlic_calloc(n ? n : 1, sizeof *pieces);
+    size_t *lens = garlic_calloc(n ? n : 1, sizeof *lens);
+    bool *control = garlic_calloc(n ? n : 1, sizeof *control);
+    int rc = pieces && lens && control ? GARLIC_OK : GARLIC_ENOMEM;
+    for (size_t i = 0; rc == GARLIC_OK && i < n; i++) {
+        tokenizer_token_type type = tokenizer_token_get_type(t, (int32_t)i);
+        control[i] = type == TOKENIZER_TOKEN_CONTROL || type == TOKENIZER_TOKEN_UNKNOWN ||
+            type == TOKENIZER_TOKEN_UNUSED;
+        pieces[i] = tokenizer_piece(t, (int32_t)i, 0, &lens[i]);
+        if (!pieces[i])
+            pieces[i] = "", lens[i] = 0;
+    }
+    if (rc == GARLIC_OK &&
+        !(eg->vocab = grammar_vocab_new(pieces, lens, control, n, ends->ids, ends->n, err)))
+        rc = err->code ? err->code : GARLIC_ENOMEM;
+    if (rc == GARLIC_OK && !(eg->scratch = grammar_scratch_new(err)))
+        rc = GARLIC_ENOMEM;
+    if (rc == GARLIC_OK && !(eg->mask = garlic_calloc((n + 31) / 32, sizeof *eg->mask)))
+        rc = GARLIC_ENOMEM;
+    garlic_free(pieces);
+    garlic_free(lens);
+    garlic_free(control);
+    if (rc) {
+        engine_grammar_deinit(eg);
+        if (rc == GARLIC_ENOMEM && !err->code)
+            garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    }
+    return rc;
+}
+
+void engine_grammar_deinit(engine_grammar *eg)
+{
+    grammar_vocab_free(eg->vocab);
+    grammar_scratch_free(eg->scratch);
+    garlic_free(eg->mask);
+    *eg = (engine_grammar){0};
+}
+
 engine_seq *engine_seq_new(const tokenizer *t, const engine_params *p,
-                           const sampler_end_tokens *ends, garlic_error *err)
+                           const sampler_end_tokens *ends, engine_grammar *eg, garlic_error *err)
 {
     engine_seq *g = garlic_calloc(1, sizeof *g);
     if (!g) {
@@ -76,6 +125,16 @@ engine_seq *engine_seq_new(const tokenizer *t, const engine_params *p,
     if (p->n_stops && !(g->stop = sampler_stop_new(p->stops, p->n_stops, err)))
         goto fail;
     g->ends = *ends;
+    if (p->grammar) {
+        g->eg = eg;
+        if (!(g->gstate = grammar_state_new(p->grammar, err)))
+            goto fail;
+        g->masked = garlic_malloc((size_t)p->sampling.n_vocab * sizeof *g->masked);
+        if (!g->masked) {
+            garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+            goto fail;
+        }
+    }
     tokenizer_stream_init(&g->stream, t, p->render_special ? TOKENIZER_RENDER_SPECIAL : 0);
     g->text_cap = tokenizer_stream_max_output(t);
     g->text = garlic_malloc(g->text_cap);
@@ -155,6 +214,31 @@ static int finish(engine_seq *g, engine_finish why, engine_emit_fn emit, void *u
     return GARLIC_OK;
 }
 
+// The grammar's say on *tok (sampled from logits): kept when allowed, else sampled again
+// from the allowed tokens alone (which draws from the allowed tokens in proportion to their
+// probability, the check costing far less than a mask); -1 when none is allowed.
+static int constrain(engine_seq *g, const float *logits, int32_t *tok, garlic_error *err)
+{
+    const engine_grammar *eg = g->eg;
+    int ok = grammar_token_allowed(g->gstate, eg->vocab, *tok, err);
+    if (ok < 0)
+        return ok;
+    if (ok)
+        return GARLIC_OK;
+    size_t n_allowed = 0, n = (size_t)g->p->sampling.n_vocab;
+    int rc = grammar_mask(g->gstate, eg->vocab, eg->scratch, eg->mask, &n_allowed, err);
+    if (rc)
+        return rc;
+    if (n_allowed == 0) {
+        *tok = -1;
+        return GARLIC_OK;
+    }
+    memcpy(g->masked, logits, n * sizeof *g->masked);
+    grammar_mask_apply(eg->mask, g->masked, n);
+    *tok = sampler_sample(g->smp, g->masked);
+    return GARLIC_OK;
+}
+
 int engine_seq_step(engine_seq *g, const float *logits, bool context_full, engine_emit_fn emit,
                     engine_token_fn on_token, void *user, int32_t *next, engine_stats *stats,
                     garlic_error *err)
@@ -164,9 +248,17 @@ int engine_seq_step(engine_seq *g, const float *logits, bool context_full, engin
     if (context_full)
         return finish(g, ENGINE_FINISH_CONTEXT, emit, user, stats, err);
     int32_t tok = sampler_sample(g->smp, logits);
-    if (tok < 0) // every token is banned (logit bias): nothing can follow
+    if (g->gstate && tok >= 0) { // a grammar: resample from the allowed tokens if need be
+        int rc = constrain(g, logits, &tok, err);
+        if (rc)
+            return rc;
+    }
+    if (tok < 0) // every token is banned (logit bias, grammar): nothing can follow
         return finish(g, ENGINE_FINISH_STOP, emit, user, stats, err);
     sampler_accept(g->smp, tok);
+    if (g->gstate && !sampler_is_end(&g->ends, tok) &&
+        grammar_state_accept_token(g->gstate, g->eg->vocab, tok, err) != GARLIC_OK)
+        return err->code ? err->code : GARLIC_EINVAL;
     stats->n_generated++;
     if (!p->ignore_eos && sampler_is_end(&g->ends, tok))
         return finish(g, ENGINE_FINISH_STOP, emit, user, stats, err);
@@ -188,6 +280,8 @@ int engine_seq_step(engine_seq *g, const float *logits, bool context_full, engin
     }
     if (p->max_tokens && stats->n_generated >= p->max_tokens)
         return finish(g, ENGINE_FINISH_LENGTH, emit, user, stats, err);
+    if (g->gstate && !grammar_state_can_continue(g->gstate)) // the grammar is whole: done
+        return finish(g, ENGINE_FINISH_STOP, emit, user, stats, err);
     *next = tok;
     return GARLIC_OK;
 }
