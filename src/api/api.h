@@ -45,23 +45,23 @@ typedef struct api_request {
     char *prompt;        // completions and generate: the prompt text (NULL for chat)
     int32_t *prompt_ids; // (n_prompt_ids) completions given as token ids
     size_t n_prompt_ids;
-    struct cJSON *messages; // chat: the messages (a list, contents flattened to text), or
-                            // NULL (Ollama chat with no messages: load the model only)
-    struct cJSON *tools;    // the tools list, or NULL
-    bool tool_choice_none;  // OpenAI tool_choice "none": tools are shown, calls not parsed
+    struct cJSON *messages;    // chat: the messages (a list, contents flattened to text), or
+                               // NULL (Ollama chat with no messages: load the model only)
+    struct cJSON *tools;       // the tools list, or NULL
+    bool tool_choice_none;     // OpenAI tool_choice "none": tools are shown, calls not parsed
     bool tool_choice_required; // "required" or a named function: the answer is a call,
                                // enforced by a grammar (api_output_plan)
     char *tool_choice_name;    // the named function, or NULL
-    bool no_parallel_calls; // OpenAI parallel_tool_calls false: one call per answer at most
-    int think;              // Ollama think: -1 absent, 0 false, 1 true (enable_thinking)
-    struct grammar *grammar; // the output's constraint (response_format, format, grammar),
-                             // or NULL; compiled here, handed to the engine request
-    char *reasoning_effort; // OpenAI reasoning_effort / Ollama think "low"|"medium"|"high"
-                            // (a template variable), or NULL
-    char *system;           // generate: the system message, or NULL
-    bool raw;               // generate: use the prompt as is, without the chat template
-    bool truncate;          // Ollama: cut a prompt longer than the context to fit (default);
-                            // false: refuse it with a 400, as OpenAI requests always are
+    bool no_parallel_calls;    // OpenAI parallel_tool_calls false: one call per answer at most
+    int think;                 // Ollama think: -1 absent, 0 false, 1 true (enable_thinking)
+    struct grammar *grammar;   // the output's constraint (response_format, format, grammar),
+                               // or NULL; compiled here, handed to the engine request
+    char *reasoning_effort;    // OpenAI reasoning_effort / Ollama think "low"|"medium"|"high"
+                               // (a template variable), or NULL
+    char *system;              // generate: the system message, or NULL
+    bool raw;                  // generate: use the prompt as is, without the chat template
+    bool truncate;             // Ollama: cut a prompt longer than the context to fit (default);
+                               // false: refuse it with a 400, as OpenAI requests always are
     bool stream;
     bool include_usage;      // OpenAI stream_options.include_usage
     uint32_t max_tokens;     // 0: until the context is full

@@ -44,8 +44,9 @@ static cJSON *call_schema(const api_request *in, const char *args_key, api_error
     if (cJSON_GetArraySize(any) == 0) {
         cJSON_Delete(schema);
         api_error_set(err, 400, "tool_choice",
-                      in->tool_choice_name ? "'tool_choice' names '%s', which 'tools' does not offer"
-                                           : "'tools' offers no function with a name%s",
+                      in->tool_choice_name
+                          ? "'tool_choice' names '%s', which 'tools' does not offer"
+                          : "'tools' offers no function with a name%s",
                       in->tool_choice_name ? in->tool_choice_name : "");
         return NULL;
     }
@@ -58,7 +59,9 @@ static int tool_grammar(api_job *job, chat_output_format format, api_error *err)
 {
     const char *open, *close, *args_key = "arguments";
     switch (format) {
-    case CHAT_OUTPUT_FORMAT_HERMES: open = "\"<tool_call>\\n\" ", close = " \"\\n</tool_call>\""; break;
+    case CHAT_OUTPUT_FORMAT_HERMES:
+        open = "\"<tool_call>\\n\" ", close = " \"\\n</tool_call>\"";
+        break;
     case CHAT_OUTPUT_FORMAT_LLAMA3: open = "", close = "", args_key = "parameters"; break;
     case CHAT_OUTPUT_FORMAT_MISTRAL: open = "\"[TOOL_CALLS][\" ", close = " \"]\""; break;
     default:
@@ -75,8 +78,9 @@ static int tool_grammar(api_job *job, chat_output_format format, api_error *err)
     int rc = grammar_json_schema_gbnf(schema, &call, &gerr);
     cJSON_Delete(schema);
     // The schema's root rule becomes "call", wrapped in the format's markers.
-    char *at = rc ? NULL : strncmp(call.data, "root ::=", 8) == 0 ? call.data
-                                                                   : strstr(call.data, "\nroot ::=");
+    char *at = rc                                ? NULL
+        : strncmp(call.data, "root ::=", 8) == 0 ? call.data
+                                                 : strstr(call.data, "\nroot ::=");
     if (at && *at == '\n')
         at++;
     if (at) {

@@ -314,8 +314,7 @@ static int get_tool_choice(const cJSON *obj, api_request *r, api_error *err)
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(tc, "type");
     if (cJSON_IsObject(tc)) {
-        if (!cJSON_IsString(type) || strcmp(type->valuestring, "function") ||
-            !cJSON_IsString(name))
+        if (!cJSON_IsString(type) || strcmp(type->valuestring, "function") || !cJSON_IsString(name))
             return api_error_set(err, 400, "tool_choice",
                                  "'tool_choice' must be \"auto\", \"none\", \"required\" or "
                                  "{\"type\": \"function\", \"function\": {\"name\": ...}}");
@@ -397,15 +396,14 @@ static int get_constraint(const cJSON *root, api_request *r, api_error *err)
     const cJSON *rf = field(root, "response_format"), *fmt = field(root, "format");
     const cJSON *gbnf = field(root, "grammar");
     garlic_error gerr = {0};
-    if ((rf != NULL) + (fmt && !(cJSON_IsString(fmt) && !fmt->valuestring[0])) +
-            (gbnf != NULL) > 1)
+    if ((rf != NULL) + (fmt && !(cJSON_IsString(fmt) && !fmt->valuestring[0])) + (gbnf != NULL) > 1)
         return api_error_set(err, 400, gbnf ? "grammar" : "response_format",
                              "give one of 'response_format', 'format' and 'grammar'");
     if (gbnf) {
         if (!cJSON_IsString(gbnf))
             return api_error_set(err, 400, "grammar", "'grammar' must be a string (GBNF)");
-        return compiled(grammar_new(gbnf->valuestring, strlen(gbnf->valuestring), &gerr),
-                        "grammar", &gerr, r, err);
+        return compiled(grammar_new(gbnf->valuestring, strlen(gbnf->valuestring), &gerr), "grammar",
+                        &gerr, r, err);
     }
     if (fmt) { // Ollama
         if (cJSON_IsString(fmt) && !fmt->valuestring[0])
@@ -426,8 +424,7 @@ static int get_constraint(const cJSON *root, api_request *r, api_error *err)
     for (const cJSON *e = rf->child; e; e = e->next)
         if (strcmp(e->string, "type") && strcmp(e->string, "json_schema"))
             return api_error_set(err, 400, "response_format",
-                                 "'response_format.%.40s' is not a field garlic knows",
-                                 e->string);
+                                 "'response_format.%.40s' is not a field garlic knows", e->string);
     if (!strcmp(type->valuestring, "text"))
         return GARLIC_OK;
     if (!strcmp(type->valuestring, "json_object"))

@@ -43,11 +43,11 @@ typedef struct engine_params {
     uint32_t max_tokens;      // tokens to generate at most (0: until the context is full)
     const char *const *stops; // (n_stops) stop strings; engine_request_new copies them
     size_t n_stops;
-    bool ignore_eos;       // keep going past end-of-generation tokens (benchmarks)
-    bool logprobs;         // report each token with its log-probabilities
-    uint32_t top_logprobs; // alternatives per token (<= SAMPLER_MAX_TOP_LOGPROBS)
-    bool render_special;   // control tokens come out as their text ("<|channel|>"), for
-                           // callers that parse tool calls and reasoning from it
+    bool ignore_eos;               // keep going past end-of-generation tokens (benchmarks)
+    bool logprobs;                 // report each token with its log-probabilities
+    uint32_t top_logprobs;         // alternatives per token (<= SAMPLER_MAX_TOP_LOGPROBS)
+    bool render_special;           // control tokens come out as their text ("<|channel|>"), for
+                                   // callers that parse tool calls and reasoning from it
     const struct grammar *grammar; // constrain the output to it (sampler/grammar.h), NULL:
                                    // free; owned by the request (engine_request_params)
 } engine_params;

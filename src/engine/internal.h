@@ -10,8 +10,8 @@
 #include <stdatomic.h>
 
 #include "engine/engine.h"
-#include "sampler/grammar.h"
 #include "model/model.h"
+#include "sampler/grammar.h"
 #include "tokenizer/tokenizer.h"
 
 // ---- One choice's generation state (sequence.c) ----
@@ -45,8 +45,7 @@ void engine_grammar_deinit(engine_grammar *eg);
 // eg (prepared, borrowed) when p has a grammar. NULL and err filled on bad parameters or no
 // memory.
 engine_seq *engine_seq_new(const tokenizer *t, const engine_params *p,
-                           const sampler_end_tokens *ends, engine_grammar *eg,
-                           garlic_error *err);
+                           const sampler_end_tokens *ends, engine_grammar *eg, garlic_error *err);
 void engine_seq_free(engine_seq *g);
 
 // The prompt's tokens, for the penalties (call once, before the first step).

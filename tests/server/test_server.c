@@ -1224,14 +1224,23 @@ static void test_e2e_node(void **state)
     char bin[4096];
     if (!realpath(test_garlic(), bin))
         fail_msg("%s: not found", test_garlic());
+    // agents.test.mjs: the repository's real model with a Hermes-style template.
+    test_server agent = {0};
+    test_server_start(&agent, "agent.log", "",
+                      "-m models/stories260K.gguf=stories --threads 1 --ctx 1024 "
+                      "--chat-template-file tests/data/templates/hermes-think.jinja");
     // Run from the folder: `node --test` then finds *.test.mjs there (node_modules excluded)
     // the same way in every Node version.
     int rc = test_run(&out, &err,
                       "cd tests/e2e && GARLIC_URL=http://127.0.0.1:%d GARLIC_MODEL=tiny "
-                      "GARLIC_MODEL_PATH='%s' GARLIC_BIN='%s' node --test",
-                      main_server.port, model_path, bin);
-    if (rc != 0)
-        fail_msg("node --test (in tests/e2e) failed (%d):\n%s\n%s", rc, out, err);
+                      "GARLIC_MODEL_PATH='%s' GARLIC_BIN='%s' "
+                      "GARLIC_AGENT_URL=http://127.0.0.1:%d node --test",
+                      main_server.port, model_path, bin, agent.port);
+    test_server_stop(&agent);
+    if (rc != 0) { // the whole report: cmocka's messages are cut short
+        fprintf(stderr, "%s\n%s\n", out ? out : "", err ? err : "");
+        fail_msg("node --test (in tests/e2e) failed (%d), report above", rc);
+    }
     free(out), free(err);
 }
 
