@@ -73,7 +73,7 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/tests/util.o $(BUILD)/libgarlic.a
 
 $(BUILD)/tests/util.o: tests/util.c tests/util.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) -Itests $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 # The suite: every test binary (cmocka counts failures and skips), then a short fuzz run.
 # tests/run.sh prints one closing line "N passed, N failed, N skipped" and exits non-zero on

@@ -54,6 +54,8 @@ typedef struct api_request {
     char *tool_choice_name;    // the named function, or NULL
     bool no_parallel_calls;    // OpenAI parallel_tool_calls false: one call per answer at most
     int think;                 // Ollama think: -1 absent, 0 false, 1 true (enable_thinking)
+    int64_t reasoning_budget;  // tokens a reasoning block may take (garlic's extension), -1:
+                               // no limit
     struct grammar *grammar;   // the output's constraint (response_format, format, grammar),
                                // or NULL; compiled here, handed to the engine request
     char *reasoning_effort;    // OpenAI reasoning_effort / Ollama think "low"|"medium"|"high"

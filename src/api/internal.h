@@ -35,6 +35,7 @@ typedef struct api_job {
     char id[48];           // "chatcmpl-..." / "cmpl-..."
     // The answer read as content, reasoning and tool calls (output.c), when parse_output.
     bool parse_output;
+    bool starts_in_reasoning; // the rendered prompt opened a <think> block
     chat_output_options output;
     char *tools_text;                         // output.tools_json's text (owned)
     chat_output *parsers[ENGINE_MAX_CHOICES]; // per choice, made on first use

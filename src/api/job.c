@@ -269,6 +269,33 @@ static int check_fit(api_job *job, tokenizer_ids *ids, api_error *err)
     return ids->n < registry_model_n_ctx(job->model) ? GARLIC_OK : api_job_fit(job, ids, err);
 }
 
+// The id of text when the vocabulary has it as one token, else -1.
+static int32_t single_token(const tokenizer *t, const char *text)
+{
+    tokenizer_ids ids = {0};
+    int32_t id = -1;
+    if (tokenizer_encode(t, text, strlen(text), TOKENIZER_PARSE_SPECIAL, &ids, NULL) == GARLIC_OK &&
+        ids.n == 1)
+        id = ids.ids[0];
+    tokenizer_ids_deinit(&ids);
+    return id;
+}
+
+// reasoning_budget: the model's <think> and </think> tokens, and where the answer starts.
+static int reasoning_budget(api_job *job, engine_params *p, api_error *err)
+{
+    p->think_open = single_token(job->tok, "<think>");
+    p->think_close = single_token(job->tok, "</think>");
+    if (p->think_close < 0)
+        return api_error_set(err, 400, "reasoning_budget",
+                             "'reasoning_budget': this model's vocabulary has no </think> token "
+                             "to end its reasoning with");
+    p->limit_reasoning = true;
+    p->reasoning_budget = (uint32_t)job->in.reasoning_budget;
+    p->starts_in_reasoning = job->starts_in_reasoning;
+    return GARLIC_OK;
+}
+
 static int api_job_submit(api_job *job, api_error *err)
 {
     tokenizer_ids ids = {0};
@@ -294,6 +321,8 @@ static int api_job_submit(api_job *job, api_error *err)
     p.generation.top_logprobs = job->in.top_logprobs;
     p.generation.render_special = job->parse_output; // the parser reads the markers
     p.grammar = job->in.grammar;
+    if (rc == GARLIC_OK && job->in.reasoning_budget >= 0)
+        rc = reasoning_budget(job, &p.generation, err);
     job->n_prompt = (uint32_t)ids.n;
     garlic_error gerr = {0};
     if (sampler_params_validate(&p.generation.sampling, &gerr) != GARLIC_OK)

@@ -111,6 +111,7 @@ int api_output_plan(api_job *job, const char *prompt, api_error *err)
     bool tools = chat && job->in.tools && cJSON_GetArraySize(job->in.tools) > 0 &&
         !job->in.tool_choice_none;
     bool harmony = d.format == CHAT_OUTPUT_FORMAT_HARMONY;
+    job->starts_in_reasoning = prompt && chat_output_prompt_opens_reasoning(prompt, strlen(prompt));
     if (tools && job->in.tool_choice_required && !job->in.grammar) {
         int rc = tool_grammar(job, d.format, err);
         if (rc)
@@ -123,7 +124,7 @@ int api_output_plan(api_job *job, const char *prompt, api_error *err)
     *o = chat_output_options_default();
     o->format = d.format;
     o->reasoning = d.reasoning;
-    o->starts_in_reasoning = prompt && chat_output_prompt_opens_reasoning(prompt, strlen(prompt));
+    o->starts_in_reasoning = job->starts_in_reasoning;
     o->tools = tools;
     o->parallel_tool_calls = !job->in.no_parallel_calls;
     garlic_free(job->tools_text);

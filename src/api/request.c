@@ -354,6 +354,16 @@ static int get_tool_choice(const cJSON *obj, api_request *r, api_error *err)
     return rc;
 }
 
+// "reasoning_budget" (a garlic extension): tokens a reasoning block may take.
+static int get_budget(const cJSON *obj, api_request *r, api_error *err)
+{
+    double v;
+    bool has;
+    int rc = get_number(obj, "", "reasoning_budget", 0, 1 << 24, true, &v, &has, err);
+    r->reasoning_budget = has ? (int64_t)v : -1;
+    return rc;
+}
+
 // Ollama's think: a boolean, or "low", "medium", "high" (gpt-oss's effort; thinking on).
 static int get_think(const cJSON *obj, api_request *r, api_error *err)
 {
@@ -584,6 +594,7 @@ static int parse_openai(const cJSON *root, api_request *r, api_error *err)
                                              : get_completion_prompt(root, r, err);
     if (rc || (rc = get_tools(root, r, err)) || (rc = get_constraint(root, r, err)) ||
         (r->kind == API_KIND_OPENAI_CHAT && (rc = get_tool_choice(root, r, err))) ||
+        (r->kind == API_KIND_OPENAI_CHAT && (rc = get_budget(root, r, err))) ||
         (rc = get_bool(root, "", "stream", &r->stream, err)))
         return rc;
     const cJSON *opts = field(root, "stream_options");
@@ -622,7 +633,7 @@ static int parse_ollama(const cJSON *root, api_request *r, api_error *err)
              !(rc = get_string(root, "system", &r->system, err)))
         rc = get_bool(root, "", "raw", &r->raw, err);
     if (rc || (rc = get_tools(root, r, err)) || (rc = get_think(root, r, err)) ||
-        (rc = get_constraint(root, r, err)) ||
+        (rc = get_constraint(root, r, err)) || (rc = get_budget(root, r, err)) ||
         (rc = get_bool(root, "", "stream", &r->stream, err)) ||
         (rc = get_bool(root, "", "truncate", &r->truncate, err)))
         return rc;
@@ -716,6 +727,7 @@ static const field_rule top_rules[] = {
     {"reasoning_effort", K_OAI_CHAT, CHECK_NONE, NULL},
     {"response_format", K_OAI, CHECK_NONE, NULL}, // read in get_constraint
     {"grammar", K_OAI | K_OLL, CHECK_NONE, NULL},
+    {"reasoning_budget", K_OAI_CHAT | K_OLL, CHECK_NONE, NULL},
     {"echo", K_OAI_COMP, CHECK_FALSE, "garlic does not echo the prompt"},
     {"suffix", K_OAI_COMP | K_OLL_GEN, CHECK_EMPTY, "garlic does not fill in the middle"},
     {"best_of", K_OAI_COMP, CHECK_ONE, "garlic generates each choice once"},
@@ -854,6 +866,7 @@ int api_request_parse_with(api_kind kind, const char *body, size_t len, const ch
     memset(out, 0, sizeof *out);
     out->kind = kind;
     out->think = -1;
+    out->reasoning_budget = -1;
     out->keep_alive = NAN;
     out->sampling = sampler_params_default(0);
     out->n = 1;

@@ -50,6 +50,12 @@ typedef struct engine_params {
                                    // callers that parse tool calls and reasoning from it
     const struct grammar *grammar; // constrain the output to it (sampler/grammar.h), NULL:
                                    // free; owned by the request (engine_request_params)
+    // A reasoning budget: after reasoning_budget tokens inside a reasoning block (opened by
+    // think_open, or from the start with starts_in_reasoning) the next token is think_close.
+    bool limit_reasoning;
+    uint32_t reasoning_budget;
+    int32_t think_open, think_close; // token ids (-1: none)
+    bool starts_in_reasoning;
 } engine_params;
 
 // What one choice cost and how it ended.

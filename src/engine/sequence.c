@@ -42,10 +42,12 @@ void engine_end_tokens(const tokenizer *t, sampler_end_tokens *out)
 }
 
 struct engine_seq {
-    const engine_params *p; // borrowed for the sequence's life
-    engine_grammar *eg;     // with a grammar: the engine's vocabulary, scratch and mask
-    grammar_state *gstate;  // with a grammar: where the output stands in it
-    float *masked;          // (n_vocab) with a grammar: logits with the disallowed at -inf
+    const engine_params *p;    // borrowed for the sequence's life
+    engine_grammar *eg;        // with a grammar: the engine's vocabulary, scratch and mask
+    grammar_state *gstate;     // with a grammar: where the output stands in it
+    float *masked;             // (n_vocab) with a grammar: logits with the disallowed at -inf
+    bool in_reasoning;         // inside a reasoning block (limit_reasoning)
+    uint32_t reasoning_tokens; // tokens spent reasoning so far
     sampler *smp;
     sampler_stop *stop;
     sampler_end_tokens ends;
@@ -125,6 +127,7 @@ engine_seq *engine_seq_new(const tokenizer *t, const engine_params *p,
     if (p->n_stops && !(g->stop = sampler_stop_new(p->stops, p->n_stops, err)))
         goto fail;
     g->ends = *ends;
+    g->in_reasoning = p->limit_reasoning && p->starts_in_reasoning;
     if (p->grammar) {
         g->eg = eg;
         if (!(g->gstate = grammar_state_new(p->grammar, err)))
@@ -239,6 +242,21 @@ static int constrain(engine_seq *g, const float *logits, int32_t *tok, garlic_er
     return GARLIC_OK;
 }
 
+// The reasoning budget's say on tok: the block's closing token once the budget is spent.
+static int32_t budget(engine_seq *g, int32_t tok)
+{
+    const engine_params *p = g->p;
+    if (g->in_reasoning && tok != p->think_close && g->reasoning_tokens >= p->reasoning_budget)
+        tok = p->think_close;
+    if (tok == p->think_open)
+        g->in_reasoning = true;
+    else if (tok == p->think_close)
+        g->in_reasoning = false;
+    else if (g->in_reasoning)
+        g->reasoning_tokens++;
+    return tok;
+}
+
 int engine_seq_step(engine_seq *g, const float *logits, bool context_full, engine_emit_fn emit,
                     engine_token_fn on_token, void *user, int32_t *next, engine_stats *stats,
                     garlic_error *err)
@@ -255,6 +273,8 @@ int engine_seq_step(engine_seq *g, const float *logits, bool context_full, engin
     }
     if (tok < 0) // every token is banned (logit bias, grammar): nothing can follow
         return finish(g, ENGINE_FINISH_STOP, emit, user, stats, err);
+    if (p->limit_reasoning)
+        tok = budget(g, tok);
     sampler_accept(g->smp, tok);
     if (g->gstate && !sampler_is_end(&g->ends, tok) &&
         grammar_state_accept_token(g->gstate, g->eg->vocab, tok, err) != GARLIC_OK)

@@ -19,6 +19,7 @@
 #include "engine/engine.h"
 #include "model/model.h"
 #include "model/synth.h"
+#include "sampler/grammar.h"
 #include "tokenizer/tokenizer.h"
 #include "util.h"
 
@@ -865,6 +866,86 @@ static void test_window_layers(void **state)
 // ---- bad configurations and requests ----
 
 // engine_new refuses what cannot work, with a message naming the engine and the sizes.
+// A reasoning budget: inside the block (here from the start) the budget's tokens come, then
+// the closing token is forced, and generation goes on after it; <think> opens a block again.
+static void test_reasoning_budget(void **state)
+{
+    (void)state;
+    engine *e = start_solo(4);
+    static const int32_t prompt[] = {1, 300, 301, 302};
+    for (int budget = 0; budget <= 6; budget += 3) {
+        engine_request_params p = {.prompt = prompt, .n_prompt = 4, .n_choices = 1};
+        static const sampler_bias no_eos = {.token = 2, .bias = -INFINITY};
+        p.generation.sampling = sampler_params_default(512);
+        p.generation.sampling.temperature = 0;
+        p.generation.sampling.logit_bias = &no_eos;
+        p.generation.sampling.n_logit_bias = 1;
+        p.generation.max_tokens = 20;
+        p.generation.logprobs = true;
+        p.generation.limit_reasoning = true;
+        p.generation.reasoning_budget = (uint32_t)budget;
+        p.generation.think_open = -1;
+        p.generation.think_close = 509; // a token the greedy run does not pick by itself
+        p.generation.starts_in_reasoning = true;
+        garlic_error err = {0};
+        engine_request *r = engine_request_new(&p, &err);
+        assert_non_null(r);
+        submit(e, r);
+        run_result out;
+        collect(r, &out);
+        engine_request_release(r);
+        assert_int_equal(out.n, 20);
+        assert_int_equal(out.ids[budget], 509); // the block ends after budget tokens
+        for (int i = 0; i < budget; i++)
+            assert_int_not_equal(out.ids[i], 509);
+    }
+    engine_free(e);
+}
+
+// A grammar through the engine: every choice's text matches it, and generation stops when
+// the grammar is whole.
+static void test_grammar_in_engine(void **state)
+{
+    (void)state;
+    engine *e = start_solo(4);
+    const char *gbnf = "root ::= \"yes\" | \"no\" | [a-c]{2,4}";
+    for (int i = 0; i < 8; i++) {
+        engine_request_params p;
+        test_request_params(&p, 40, 2);
+        p.generation.sampling.temperature = 1.5f;
+        p.generation.sampling.seed = (uint64_t)i;
+        garlic_error err = {0};
+        p.grammar = grammar_new(gbnf, strlen(gbnf), &err);
+        assert_non_null(p.grammar);
+        engine_request *r = engine_request_new(&p, &err);
+        assert_non_null(r);
+        submit(e, r);
+        char text[2][128] = {{0}};
+        size_t len[2] = {0};
+        for (bool all = false; !all;) {
+            engine_chunk c;
+            if (!engine_request_next(r, &c, 1000))
+                continue;
+            assert_int_equal(c.error, GARLIC_OK);
+            assert_true(len[c.choice] + c.len < sizeof text[0]);
+            memcpy(text[c.choice] + len[c.choice], c.text, c.len);
+            len[c.choice] += c.len;
+            all = c.all_done;
+        }
+        engine_request_release(r);
+        for (int k = 0; k < 2; k++) {
+            const char *t = text[k];
+            while (*t == ' ') // the space a SentencePiece piece starts with
+                t++;
+            bool ok = !strcmp(t, "yes") || !strcmp(t, "no") ||
+                (strlen(t) >= 2 && strlen(t) <= 4 && strspn(t, "abc") == strlen(t));
+            if (!ok)
+                fail_msg("choice %d of run %d: '%s' does not match %s", k, i, text[k], gbnf);
+        }
+    }
+    engine_free(e);
+}
+
 static void test_bad_configs(void **state)
 {
     (void)state;
@@ -1086,6 +1167,8 @@ int main(void)
         cmocka_unit_test(test_window_layers),
         cmocka_unit_test(test_wake_at_end),
         cmocka_unit_test(test_first_token_seconds),
+        cmocka_unit_test(test_reasoning_budget),
+        cmocka_unit_test(test_grammar_in_engine),
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_engine_new_allocation_failures),
