@@ -12,6 +12,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/file.h"
 #include "cli/bench.h"
 #include "cli/cli.h"
 #include "cli/local.h"
@@ -20,6 +21,7 @@
 #include "kernels/kernels.h"
 #include "model/info.h"
 #include "model/model.h"
+#include "sampler/grammar.h"
 #include "tensor/types.h"
 
 static const cli_command bench_command = {
@@ -68,6 +70,7 @@ static int parse_bench(bench_options *o, int argc, char **argv)
                          .threads = thread_pool_default_threads(),
                          .kv_type = KV_TYPE_F16};
     bool p_seen = false, n_seen = false, prefix_seen = false;
+    const char *schema_file = NULL;
     const cli_option options[] = {
         cli_arg("MODEL.gguf", "the model: a GGUF file, a folder or a stored name", &o->model_path),
         cli_seen(cli_uint("-p|--n-prompt", "N", "prompt tokens", &o->n_prompt, 0, 1u << 20),
@@ -83,6 +86,10 @@ static int parse_bench(bench_options *o, int argc, char **argv)
                    "quantize a Hugging Face folder's 16/32-bit weights at load (Q8_0, Q4_K_M...)",
                    &o->quantize),
         cli_flag("--json", "JSON with llama-bench's field names", &o->json),
+        cli_string("--grammar", "FILE", "tg: constrain the output to this GBNF grammar",
+                   &o->grammar_file),
+        cli_string("--json-schema", "FILE", "tg: constrain the output to this JSON schema",
+                   &schema_file),
         cli_custom("--streams", "N[,N...]", "batched decoding with these stream counts", o,
                    parse_streams),
         cli_seen(cli_uint("--prefix", "N",
@@ -95,6 +102,14 @@ static int parse_bench(bench_options *o, int argc, char **argv)
     int status = cli_parse(&bench_command, options, argc, argv);
     if (status != CLI_CONTINUE)
         return status;
+    if (o->grammar_file && schema_file)
+        return cli_usage_error(&bench_command, "give --grammar or --json-schema, not both");
+    if (schema_file)
+        o->grammar_file = schema_file, o->grammar_is_schema = true;
+    garlic_error err = {0};
+    if (o->grammar_file &&
+        garlic_file_read(o->grammar_file, 1 << 20, &o->grammar_text, NULL, &err) != GARLIC_OK)
+        return fprintf(stderr, "garlic bench: %s\n", err.message), 1;
     o->batched |= prefix_seen;
     if (o->batched) {
         if (!p_seen)
@@ -112,8 +127,23 @@ static int parse_bench(bench_options *o, int argc, char **argv)
 // One timed run through the engine: pp computes a prompt of n random tokens (fresh ones each
 // run, so the prefix cache holds none of them) and samples one token; tg decodes n tokens
 // after a one-token prompt (n forward passes). Returns seconds, or -1 on error.
-static double run_once(cli_local *l, bool prompt, uint32_t n, int32_t *ids, uint64_t seed,
-                       garlic_error *err)
+// The grammar of o's --grammar or --json-schema, compiled (NULL with err set on failure).
+static grammar *bench_grammar(const bench_options *o, garlic_error *err)
+{
+    if (!o->grammar_is_schema)
+        return grammar_new(o->grammar_text, strlen(o->grammar_text), err);
+    cJSON *schema = cJSON_Parse(o->grammar_text);
+    if (!schema) {
+        garlic_error_set(err, GARLIC_EFORMAT, "%s: not JSON", o->grammar_file);
+        return NULL;
+    }
+    grammar *g = grammar_from_json_schema(schema, err);
+    cJSON_Delete(schema);
+    return g;
+}
+
+static double run_once(cli_local *l, const bench_options *o, bool prompt, uint32_t n, int32_t *ids,
+                       uint64_t seed, uint32_t *tokens, garlic_error *err)
 {
     uint32_t n_vocab = registry_model_weights(l->m)->hp.n_vocab;
     uint32_t n_ids = prompt ? n : 1;
@@ -127,9 +157,14 @@ static double run_once(cli_local *l, bool prompt, uint32_t n, int32_t *ids, uint
     p.generation.sampling.temperature = 0;
     p.generation.max_tokens = prompt ? 1 : n + 1;
     p.generation.ignore_eos = true;
+    if (!prompt && o->grammar_text && !(p.grammar = bench_grammar(o, err)))
+        return -1;
     engine_chunk end;
     if (cli_local_generate(l, &p, NULL, NULL, &end, err) != GARLIC_OK)
         return -1;
+    // A grammar may end before n tokens: the speed is over the tokens decoded (the first
+    // token's is not, as without a grammar).
+    *tokens = prompt ? n : end.stats.n_generated > 0 ? end.stats.n_generated - 1 : 0;
     return prompt ? end.stats.prompt_seconds : end.stats.generate_seconds;
 }
 
@@ -157,12 +192,13 @@ static int measure(cli_local *l, const bench_options *o, bool prompt, bench_resu
     if (!ids)
         return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
     double sum = 0, sq = 0;
-    int rc = run_once(l, prompt, n, ids, 12345, err) < 0 ? -1 : 0; // warm-up
+    uint32_t tokens = 0;
+    int rc = run_once(l, o, prompt, n, ids, 12345, &tokens, err) < 0 ? -1 : 0; // warm-up
     for (uint32_t i = 0; i < o->reps && rc == 0; i++) {
-        double secs = run_once(l, prompt, n, ids, 12346 + i, err);
+        double secs = run_once(l, o, prompt, n, ids, 12346 + i, &tokens, err);
         if (secs < 0)
             rc = -1;
-        double ts = n / (secs > 0 ? secs : 1e-9);
+        double ts = tokens / (secs > 0 ? secs : 1e-9);
         sum += ts, sq += ts * ts;
     }
     garlic_free(ids);
@@ -260,5 +296,13 @@ int cli_bench(int argc, char **argv)
     int status = parse_bench(&o, argc, argv);
     if (status != CLI_CONTINUE)
         return status;
-    return o.batched ? cli_bench_batch_run(&o) : bench_one_stream(&o);
+    if (o.batched && o.grammar_text) {
+        garlic_free(o.grammar_text);
+        return cli_usage_error(&bench_command,
+                               "--grammar and --json-schema are for -p/-n runs, "
+                               "not --streams or --prefix");
+    }
+    status = o.batched ? cli_bench_batch_run(&o) : bench_one_stream(&o);
+    garlic_free(o.grammar_text);
+    return status;
 }

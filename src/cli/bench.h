@@ -21,7 +21,10 @@ typedef struct bench_options {
     bool batched;                              // --streams or --prefix given: cli_bench_batch_run
     uint32_t streams[BENCH_MAX_STREAM_COUNTS]; // (n_streams) stream counts
     uint32_t n_streams;
-    uint32_t prefix; // --prefix: shared prefix length for the TTFT measure (0: none)
+    uint32_t prefix;          // --prefix: shared prefix length for the TTFT measure (0: none)
+    const char *grammar_file; // --grammar / --json-schema: tg constrained by it (NULL: free)
+    bool grammar_is_schema;   // the file is a JSON schema, not GBNF
+    char *grammar_text;       // its contents, read once (garlic_malloc'd)
 } bench_options;
 
 // Runs the batched benchmark with o's model, -p, -n, -t, --kv-type, --streams, --prefix and
