@@ -206,7 +206,9 @@ int cli_synth(int argc, char **argv)
                  UINT32_MAX),
         cli_uint("--v-head-dim", "N", "deepseek2: a head's value (default: head dim - RoPE dims)",
                  &p.v_head_dim, 1, UINT32_MAX),
-        cli_string("--tokenizer", "VOCAB.gguf", "copy the vocabulary (every tokenizer.* key)",
+        cli_string("--tokenizer", "VOCAB.gguf|FOLDER",
+                   "copy the vocabulary (every tokenizer.* key) of a GGUF, or of a folder's "
+                   "tokenizer.json",
                    &p.tokenizer_path),
         cli_float("--rope-theta", "X", "RoPE frequency base (default 10000)", &p.rope_theta,
                   FLT_MIN, FLT_MAX),

@@ -7,11 +7,13 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/threadpool.h"
 #include "gguf/gguf.h"
+#include "hf/hf.h"
 #include "model/model.h"
 #include "tensor/types.h"
 
@@ -361,7 +363,9 @@ done:
 // Copies every tokenizer.* key of the GGUF at path and sets *vocab to its token count.
 static int copy_tokenizer(gguf_writer *w, const char *path, uint32_t *vocab, garlic_error *err)
 {
-    gguf_file *f = gguf_open(path, err);
+    struct stat st;
+    bool folder = stat(path, &st) == 0 && S_ISDIR(st.st_mode); // a tokenizer.json's folder
+    gguf_file *f = folder ? hf_tokenizer_open(path, err) : gguf_open(path, err);
     if (!f)
         return err ? err->code : GARLIC_EIO;
     gguf_value tokens;
