@@ -137,8 +137,10 @@ void engine_free(engine *e)
 uint32_t engine_max_embed_tokens(const engine *e)
 {
     const model *m = e->cfg.weights;
-    uint32_t step = model_state_max_batch(e->state);
-    return m->hp.causal || step > e->cfg.n_ctx ? e->cfg.n_ctx : step;
+    uint32_t most = m->hp.causal ? e->cfg.n_ctx : model_state_max_batch(e->state);
+    most = most < e->cfg.n_ctx ? most : e->cfg.n_ctx;
+    // Learned positions (BERT) end with the table's rows.
+    return m->arch->pos_embd && m->hp.n_ctx_train < most ? m->hp.n_ctx_train : most;
 }
 
 // What only an embed request or only a generation may ask of the model.

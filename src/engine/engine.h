@@ -127,7 +127,8 @@ bool engine_idle(engine *e);
 uint32_t engine_n_ctx(const engine *e);
 
 // The longest input an embed request may have: the context, and for a model whose attention
-// is not causal (an encoder) also the tokens of one step, which must hold the whole input.
+// is not causal (an encoder) also the tokens of one step, which must hold the whole input,
+// and for learned positions (BERT) the trained context, their table's rows.
 uint32_t engine_max_embed_tokens(const engine *e);
 uint32_t engine_queue_length(engine *e);
 

@@ -937,6 +937,11 @@ static int check_batch(model_state *s, kv_cache *kv, const model_batch *b, garli
             return garlic_error_set(err, GARLIC_EINVAL, "token %u names sequence %u of %u", i,
                                     b->seq[i], b->n_seqs);
         const kv_seq *q = b->seqs[b->seq[i]];
+        if (s->m->pos_embd.data && b->pos[i] >= hp->n_ctx_train)
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "position %u of token %u is beyond the %u learned "
+                                    "positions",
+                                    b->pos[i], i, hp->n_ctx_train);
         if (b->pos[i] >= s->n_ctx ||
             !kv_seq_locate(kv, q, b->pos[i], &s->slot_block[i], &s->slot_offset[i]))
             return garlic_error_set(err, GARLIC_EINVAL,
