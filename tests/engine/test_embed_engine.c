@@ -211,6 +211,103 @@ static void test_decoder_chunks(void **state)
     check_batched("qwen3", MODEL_POOLING_MEAN, 16, N_CTX + 16);
 }
 
+// A greedy generation of max_tokens on e (the end token banned); its ids into out.
+static uint32_t generate(engine *e, const int32_t *prompt, size_t n, uint32_t max_tokens,
+                         int32_t *out, engine_request **started)
+{
+    static const sampler_bias no_eos = {.token = 2, .bias = -INFINITY};
+    engine_request_params p = {.prompt = prompt, .n_prompt = n, .n_choices = 1};
+    p.generation.sampling = sampler_params_default(400);
+    p.generation.sampling.temperature = 0;
+    p.generation.sampling.logit_bias = &no_eos;
+    p.generation.sampling.n_logit_bias = 1;
+    p.generation.max_tokens = max_tokens;
+    p.generation.logprobs = true;
+    garlic_error err = {0};
+    engine_request *r = engine_request_new(&p, &err);
+    if (!r || engine_submit(e, r, &err))
+        fail_msg("generate: %s", err.message);
+    if (started) { // the caller reads it later
+        *started = r;
+        return 0;
+    }
+    uint32_t k = 0;
+    for (;;) {
+        engine_chunk c;
+        if (!engine_request_next(r, &c, 1000))
+            continue;
+        assert_int_equal(c.error, GARLIC_OK);
+        for (size_t i = 0; i < c.n_tokens; i++)
+            out[k++] = c.tokens[i].id;
+        if (c.all_done)
+            break;
+    }
+    engine_request_release(r);
+    return k;
+}
+
+// On a decoder, embed requests and a generation share steps (the batch keeps hidden states
+// and logits at once): the generated tokens and the vectors equal those computed alone.
+static void test_mixed_with_generation(void **state)
+{
+    (void)state;
+    model *m = synth_model("qwen3", MODEL_POOLING_LAST, 2);
+    garlic_error err = {0};
+    tokenizer *tok = tokenizer_load(m->file, &err);
+    atomic_store(&released, false);
+    engine *e = start(m, tok, 64, 4 * N_CTX);
+    int32_t prompt[12], ids[3][128], mixed[16], alone[16];
+    for (int i = 0; i < 12; i++)
+        prompt[i] = 10 + 7 * i;
+    engine_request *g;
+    generate(e, prompt, 12, 16, NULL, &g);
+    engine_request *r[3];
+    uint32_t lens[3];
+    for (int i = 0; i < 3; i++) {
+        lens[i] = make_input(i + 2, ids[i]);
+        r[i] = embed_request(ids[i], lens[i]);
+        if (engine_submit(e, r[i], &err))
+            fail_msg("submit: %s", err.message);
+    }
+    atomic_store(&released, true);
+    uint32_t dim = m->hp.dim, n_mixed = 0;
+    float got[3][64], want[64];
+    assert_true(dim <= 64);
+    for (int i = 0; i < 3; i++) {
+        engine_chunk c;
+        while (engine_request_next(r[i], &c, 1000) == 0 || !c.choice_done)
+            if (c.error)
+                fail_msg("input %d: %s", i, c.error_message);
+        memcpy(got[i], c.embedding, dim * sizeof(float));
+        engine_request_release(r[i]);
+    }
+    for (;;) {
+        engine_chunk c;
+        if (!engine_request_next(g, &c, 1000))
+            continue;
+        assert_int_equal(c.error, GARLIC_OK);
+        for (size_t i = 0; i < c.n_tokens; i++)
+            mixed[n_mixed++] = c.tokens[i].id;
+        if (c.all_done)
+            break;
+    }
+    engine_request_release(g);
+    uint32_t n_alone = generate(e, prompt, 12, 16, alone, NULL);
+    engine_free(e);
+    assert_int_equal(n_mixed, 16);
+    assert_int_equal(n_alone, 16);
+    assert_memory_equal(mixed, alone, sizeof mixed);
+    for (int i = 0; i < 3; i++) {
+        solo_vector(m, ids[i], lens[i], want);
+        for (uint32_t d = 0; d < dim; d++)
+            if (fabs((double)got[i][d] - want[d]) > 1e-5)
+                fail_msg("input %d value %u: %g beside a generation, %g alone", i, d, got[i][d],
+                         want[d]);
+    }
+    tokenizer_free(tok);
+    model_free(m);
+}
+
 // An encoder refuses to generate, and refuses an input longer than one step; a decoder with
 // embeddings takes both kinds of request.
 static void test_refusals(void **state)
@@ -245,9 +342,8 @@ static void test_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bert_mean),
-        cmocka_unit_test(test_nomic_cls),
-        cmocka_unit_test(test_decoder_chunks),
+        cmocka_unit_test(test_bert_mean),      cmocka_unit_test(test_nomic_cls),
+        cmocka_unit_test(test_decoder_chunks), cmocka_unit_test(test_mixed_with_generation),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
