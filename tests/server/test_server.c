@@ -447,7 +447,28 @@ static void test_embeddings(void **state)
     cJSON_Delete(r);
     r = embed_post("/api/embed", long_body, 200);                     // truncate: true by default
     assert_int_equal((int)json_num(r, "prompt_eval_count"), 3 + 512); // [CLS] hi [SEP], 512
+    float cut[DIM], explicit_ids[DIM];
+    json_floats(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "embeddings"), 1), cut, DIM);
     cJSON_Delete(r);
+    // The cut input is its first 511 tokens and [SEP]: the same as those ids given.
+    cJSON *t = embed_post("/tokenize",
+                          "{\"model\":\"embed\",\"content\":\"a\",\"add_special\":true}", 200);
+    const cJSON *tt = cJSON_GetObjectItem(t, "tokens");
+    int cls = cJSON_GetArrayItem(tt, 0)->valueint, a_id = cJSON_GetArrayItem(tt, 1)->valueint,
+        sep = cJSON_GetArrayItem(tt, 2)->valueint;
+    cJSON_Delete(t);
+    at = snprintf(long_body, 8000, "{\"model\":\"embed\",\"input\":[%d", cls);
+    for (int i = 0; i < 510; i++)
+        at += snprintf(long_body + at, 8000 - (size_t)at, ",%d", a_id);
+    snprintf(long_body + at, 8000 - (size_t)at, ",%d]}", sep);
+    r = embed_post("/v1/embeddings", long_body, 200);
+    json_floats(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "data"), 0), "embedding"),
+        explicit_ids, DIM);
+    cJSON_Delete(r);
+    if (max_diff(cut, explicit_ids, DIM) > 1e-6)
+        fail_msg("the truncated input differs from its ids given (%.3g)",
+                 max_diff(cut, explicit_ids, DIM));
     free(long_body);
     r = embed_post("/api/generate", "{\"model\":\"embed\",\"prompt\":\"hi\",\"stream\":false}",
                    400);
