@@ -160,9 +160,12 @@ void api_ollama_pull(const api_call *call, api_response *out);
 void api_ollama_create(const api_call *call, api_response *out);
 void api_ollama_delete(const api_call *call, api_response *out);
 void api_ollama_copy(const api_call *call, api_response *out);
-void api_openai_model(const api_call *call, api_response *out); // GET /v1/models/{id}
-void api_tokenize(const api_call *call, api_response *out);     // POST /tokenize
-void api_detokenize(const api_call *call, api_response *out);   // POST /detokenize
+void api_openai_model(const api_call *call, api_response *out);      // GET /v1/models/{id}
+void api_tokenize(const api_call *call, api_response *out);          // POST /tokenize
+void api_detokenize(const api_call *call, api_response *out);        // POST /detokenize
+void api_openai_embeddings(const api_call *call, api_response *out); // POST /v1/embeddings
+void api_ollama_embed(const api_call *call, api_response *out);      // POST /api/embed
+void api_ollama_embeddings(const api_call *call, api_response *out); // POST /api/embeddings
 
 // Brings the registry in line with the model store at root (NULL: nothing to do): every
 // stored model is listed under its short name ("qwen3:8b", "hf.co/org/repo:Q4_K_M") with its

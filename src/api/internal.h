@@ -130,6 +130,15 @@ int api_load_failed(api_error *err, const char *name, const garlic_error *gerr);
 // (a model pulled or created meanwhile, even by another process). NULL when unknown.
 registry_model *api_find_model(const api_call *call, const char *name);
 
+// Checks an Ollama "options" object (NULL or null: none) with the rules generation's options
+// follow: each is honoured there, accepted and ignored for a documented reason, or refused by
+// name (400). Endpoints that do not sample (embeddings) accept the same set and use none.
+int api_options_check(const cJSON *options, api_error *err);
+
+// data[0..len) in base64 (RFC 4648, padded), NUL-terminated and garlic_malloc'd; NULL
+// without memory. (Embeddings' encoding_format "base64".)
+char *api_base64_encode(const void *data, size_t len);
+
 // Fills out with the error (and a Retry-After for a full queue).
 void api_fail(api_response *out, const api_error *err, bool ollama);
 

@@ -14,6 +14,7 @@
 #include "base/utf8.h"
 #include "chat/chat.h"
 #include "engine/engine.h"
+#include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
 void api_response_deinit(api_response *r)
@@ -159,6 +160,11 @@ static int api_job_load(api_job *job, api_error *err)
         return api_load_failed(err, job->in.model, &gerr);
     job->acquired = true;
     job->tok = registry_model_tokenizer(job->model);
+    if (model_embeddings_only(registry_model_weights(job->model)))
+        return api_error_set(err, 400, "model",
+                             "The model '%s' computes embeddings only and cannot generate text: "
+                             "use /v1/embeddings or /api/embed",
+                             job->in.model);
     return GARLIC_OK;
 }
 

@@ -18,6 +18,7 @@
 #include "gguf/gguf.h"
 #include "hf/hf.h"
 #include "model/info.h"
+#include "model/model.h"
 #include "tensor/types.h"
 #include "tokenizer/tokenizer.h"
 
@@ -287,8 +288,16 @@ void api_ollama_show(const api_call *call, api_response *out)
     cJSON_AddStringToObject(root, "template", source ? source : "");
     cJSON_AddItemToObject(root, "details", details(info, m));
     cJSON_AddItemToObject(root, "model_info", model_info_object(info));
+    // An encoder (or attention that is not causal) embeds only; a file that names a pooling
+    // is an embedding model that can also generate; any other model generates (and embeds
+    // by its last token, docs/api.md).
+    const model_arch *arch = model_arch_find(info->arch);
+    bool embed_only = (arch && arch->encoder) || info->causal == 0;
     cJSON *caps = cJSON_AddArrayToObject(root, "capabilities");
-    cJSON_AddItemToArray(caps, cJSON_CreateString("completion"));
+    if (!embed_only)
+        cJSON_AddItemToArray(caps, cJSON_CreateString("completion"));
+    if (embed_only || info->pooling_type > 0)
+        cJSON_AddItemToArray(caps, cJSON_CreateString("embedding"));
     add_time(root, "modified_at", registry_model_mtime(m));
     cJSON *g = cJSON_AddObjectToObject(root, "garlic");
     cJSON_AddStringToObject(g, "path", registry_model_path(m));

@@ -833,6 +833,16 @@ static int check_fields(const cJSON *obj, const field_rule *rules, size_t n_rule
     return GARLIC_OK;
 }
 
+int api_options_check(const cJSON *options, api_error *err)
+{
+    if (!options || cJSON_IsNull(options))
+        return GARLIC_OK;
+    if (!cJSON_IsObject(options))
+        return api_error_set(err, 400, "options", "'options' must be an object");
+    return check_fields(options, option_rules, sizeof option_rules / sizeof option_rules[0],
+                        API_KIND_OLLAMA_GENERATE, "options.", err);
+}
+
 // A model's default options (its Modelfile's PARAMETER lines, in Ollama's words), applied
 // before the request's own fields.
 static int apply_defaults(const char *json, api_request *r, api_error *err)

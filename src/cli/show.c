@@ -255,6 +255,12 @@ static void print_text(const gguf_file *f, const model_info *info, const kv_kind
     }
     if (info->kv_lora_rank)
         print_latent_attention(info);
+    if (info->pooling_type >= 0 || info->causal == 0) // an embedding model
+        printf("    %-22s pooling %s%s\n", "embeddings",
+               info->pooling_type >= 0 && info->pooling_type < MODEL_POOLING_COUNT
+                   ? model_pooling_name((model_pooling)info->pooling_type)
+                   : "?",
+               info->causal == 0 ? ", attention over the whole input (not causal)" : "");
     print_sliding_window(info);
     if (info->has_attn_sinks)
         printf("    %-22s yes (a learned logit per head)\n", "attention sinks");

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "model/model.h"
 #include "model/synth.h"
 #include "tensor/types.h"
 
@@ -93,6 +94,18 @@ static int parse_router(void *dst, const char *opt, const char *val)
     return -1;
 }
 
+static int parse_pooling(void *dst, const char *opt, const char *val)
+{
+    model_synth_params *p = dst;
+    for (int i = MODEL_POOLING_NONE; i <= MODEL_POOLING_LAST; i++)
+        if (strcmp(val, model_pooling_name((model_pooling)i)) == 0) {
+            p->pooling = i;
+            return 0;
+        }
+    fprintf(stderr, "garlic synth: %s: unknown pooling '%s' (none, mean, cls, last)\n", opt, val);
+    return -1;
+}
+
 static int parse_expert_type(void *dst, const char *opt, const char *val)
 {
     model_synth_params *p = dst;
@@ -163,7 +176,8 @@ int cli_synth(int argc, char **argv)
         cli_string("--arch", "ARCH",
                    "llama, qwen2 (q/k/v biases), qwen3 (q/k norms), qwen3moe, qwen2moe "
                    "(experts; llama with --experts is Mixtral), gemma3, phi3, gpt-oss (experts), "
-                   "deepseek2 (latent attention, experts)",
+                   "deepseek2 (latent attention, experts), bert, nomic-bert (encoders: "
+                   "embeddings only, a built-in WordPiece vocabulary)",
                    &p.arch),
         cli_uint("--dim", "N", "embedding length", &p.dim, 1, UINT32_MAX),
         cli_uint("--layers", "N", "layers", &p.n_layer, 1, UINT32_MAX),
@@ -206,6 +220,10 @@ int cli_synth(int argc, char **argv)
                  UINT32_MAX),
         cli_uint("--v-head-dim", "N", "deepseek2: a head's value (default: head dim - RoPE dims)",
                  &p.v_head_dim, 1, UINT32_MAX),
+        cli_custom("--pooling", "P",
+                   "pooling_type written: none, mean, cls or last (encoders: default mean; a "
+                   "decoder with last is an embedding model like Qwen3-Embedding)",
+                   &p, parse_pooling),
         cli_string("--tokenizer", "VOCAB.gguf|FOLDER",
                    "copy the vocabulary (every tokenizer.* key) of a GGUF, or of a folder's "
                    "tokenizer.json",

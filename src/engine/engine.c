@@ -135,9 +135,48 @@ void engine_free(engine *e)
     garlic_free(e);
 }
 
+uint32_t engine_max_embed_tokens(const engine *e)
+{
+    const model *m = e->cfg.weights;
+    uint32_t most = m->hp.causal ? e->cfg.n_ctx : model_state_max_batch(e->state);
+    most = most < e->cfg.n_ctx ? most : e->cfg.n_ctx;
+    // Learned positions (BERT) end with the table's rows.
+    return m->arch->pos_embd && m->hp.n_ctx_train < most ? m->hp.n_ctx_train : most;
+}
+
+// What only an embed request or only a generation may ask of the model.
+static int check_kind(const engine *e, const engine_request *r, garlic_error *err)
+{
+    const model *m = e->cfg.weights;
+    if (!r->embed && model_embeddings_only(m))
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "%s: the model computes embeddings only (an encoder, or "
+                                "attention that is not causal); it cannot generate text",
+                                e->name);
+    if (!r->embed)
+        return GARLIC_OK;
+    if (m->hp.pooling == MODEL_POOLING_RANK)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "%s: the model's pooling is 'rank' (a reranker), which "
+                                "garlic does not compute",
+                                e->name);
+    uint32_t most = engine_max_embed_tokens(e);
+    if (r->n_prompt > most)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "%s: the input has %zu tokens; the model embeds at most %u (%s)",
+                                e->name, r->n_prompt, most,
+                                most < e->cfg.n_ctx ? "one step's tokens: its attention sees "
+                                                      "the whole input at once"
+                                                    : "its context");
+    return GARLIC_OK;
+}
+
 int engine_submit(engine *e, engine_request *r, garlic_error *err)
 {
-    if (r->n_prompt >= e->cfg.n_ctx)
+    int rc = check_kind(e, r, err);
+    if (rc)
+        return rc;
+    if (!r->embed && r->n_prompt >= e->cfg.n_ctx)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "%s: the prompt has %zu tokens; the context "
                                 "holds %u, with room for at least one generated token",

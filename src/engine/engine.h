@@ -122,7 +122,10 @@ void engine_stop(engine *e);
 
 // Queues r. On success the engine holds a reference and the caller must still call
 // engine_request_release. GARLIC_EFULL when max_queue requests wait already, GARLIC_EINVAL
-// when the prompt can never fit (message with the sizes); on failure the caller still owns r.
+// when the prompt can never fit (message with the sizes), when r generates on a model that
+// computes embeddings only, or when r embeds with a pooling garlic lacks (rank) or, on a
+// model whose attention is not causal, has more tokens than one step computes; on failure
+// the caller still owns r.
 int engine_submit(engine *e, engine_request *r, garlic_error *err);
 
 // Cancels everything queued or running; the scheduler ends it at its next step.
@@ -132,6 +135,11 @@ void engine_cancel_all(engine *e);
 bool engine_idle(engine *e);
 
 uint32_t engine_n_ctx(const engine *e);
+
+// The longest input an embed request may have: the context, and for a model whose attention
+// is not causal (an encoder) also the tokens of one step, which must hold the whole input,
+// and for learned positions (BERT) the trained context, their table's rows.
+uint32_t engine_max_embed_tokens(const engine *e);
 uint32_t engine_queue_length(engine *e);
 
 // What the scheduler holds, as of its last step.
@@ -186,6 +194,11 @@ typedef struct engine_request_params {
                               // wake-up per token (benchmarks, whole answers)
     struct grammar *grammar;  // every choice's output must match it, or NULL; the request
                               // takes it (frees it) once engine_request_new succeeds
+    bool embed;               // compute the prompt's embedding instead of generating: the
+                              // prompt is run (batched with other sequences), its hidden
+                              // states pooled as the model says and normalized to length 1,
+                              // and the one choice ends with the vector (n_choices must be 1;
+                              // generation parameters are not used)
 } engine_request_params;
 
 // One generated token with its log-probabilities (when the request asked for them).
@@ -210,6 +223,8 @@ typedef struct engine_chunk {
     bool all_done;              // nothing more will come (error or every choice ended)
     int error;                  // GARLIC_OK, or why the request failed (message in error_message)
     const char *error_message;
+    const float *embedding; // (n_embd) an embed request's vector, with its choice_done chunk
+    uint32_t n_embd;
 } engine_chunk;
 
 // A request with copies of everything in p. NULL and err filled on bad params or no memory.

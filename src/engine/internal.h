@@ -73,6 +73,8 @@ typedef struct choice_channel {
     engine_stats stats;
     uint32_t output_tokens;
     double first_token_seconds;
+    float *embedding; // (n_embd) an embed request's vector, once done
+    uint32_t n_embd;
 } choice_channel;
 
 struct engine_request {
@@ -86,6 +88,7 @@ struct engine_request {
     uint32_t n_choices;
     bool seeded;
     bool wake_at_end;
+    bool embed; // compute the prompt's embedding (engine_request_params.embed)
     char label[48];
 
     atomic_bool cancel; // set by anyone; the scheduler stops within one token
@@ -119,6 +122,9 @@ int engine_request_append_token(engine_request *r, uint32_t choice, int32_t id,
 void engine_request_first_token(engine_request *r, uint32_t choice, double seconds);
 void engine_request_end_choice(engine_request *r, uint32_t choice, const engine_stats *stats,
                                uint32_t output_tokens);
+// Scheduler side: hands an embed request's vector (n floats, copied) to its choice's channel
+// before the choice ends. GARLIC_ENOMEM when the copy cannot be made.
+int engine_request_set_embedding(engine_request *r, uint32_t choice, const float *v, uint32_t n);
 void engine_request_fail(engine_request *r, int code, const char *message);
 void engine_request_unref(engine_request *r);
 

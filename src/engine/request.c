@@ -22,6 +22,7 @@ static void request_free(engine_request *r)
     grammar_free(r->grammar);
     garlic_free(r->prompt);
     for (size_t c = 0; c < ENGINE_MAX_CHOICES; c++) {
+        garlic_free(r->ch[c].embedding);
         garlic_free(r->ch[c].text);
         garlic_free(r->ch[c].tokens);
     }
@@ -64,8 +65,10 @@ static int request_copy(engine_request *r, const engine_request_params *p, garli
 
 engine_request *engine_request_new(const engine_request_params *p, garlic_error *err)
 {
-    if (p->n_prompt == 0 || p->n_choices == 0 || p->n_choices > ENGINE_MAX_CHOICES) {
-        garlic_error_set(err, GARLIC_EINVAL, "a request needs a prompt and 1 to %d choices",
+    if (p->n_prompt == 0 || p->n_choices == 0 || p->n_choices > ENGINE_MAX_CHOICES ||
+        (p->embed && p->n_choices != 1)) {
+        garlic_error_set(err, GARLIC_EINVAL,
+                         "a request needs a prompt and 1 to %d choices (an embedding, 1)",
                          ENGINE_MAX_CHOICES);
         return NULL;
     }
@@ -84,6 +87,7 @@ engine_request *engine_request_new(const engine_request_params *p, garlic_error 
     r->n_choices = p->n_choices;
     r->seeded = p->seeded;
     r->wake_at_end = p->wake_at_end;
+    r->embed = p->embed;
     snprintf(r->label, sizeof r->label, "%s", p->label ? p->label : "");
     if (request_copy(r, p, err) != GARLIC_OK) {
         request_free(r); // frees the stop strings copied so far (the rest are NULL)
@@ -164,6 +168,20 @@ void engine_request_end_choice(engine_request *r, uint32_t choice, const engine_
     pthread_mutex_unlock(&r->mu);
 }
 
+int engine_request_set_embedding(engine_request *r, uint32_t choice, const float *v, uint32_t n)
+{
+    float *copy = garlic_malloc((size_t)n * sizeof *copy);
+    if (!copy)
+        return GARLIC_ENOMEM;
+    memcpy(copy, v, (size_t)n * sizeof *copy);
+    pthread_mutex_lock(&r->mu);
+    garlic_free(r->ch[choice].embedding);
+    r->ch[choice].embedding = copy;
+    r->ch[choice].n_embd = n;
+    pthread_mutex_unlock(&r->mu);
+    return GARLIC_OK;
+}
+
 // Ends the request with an error; the message is copied.
 void engine_request_fail(engine_request *r, int code, const char *message)
 {
@@ -219,6 +237,8 @@ static bool try_take(engine_request *r, engine_chunk *out)
         out->stats = ch->stats;
         out->output_tokens = ch->output_tokens;
         out->first_token_seconds = ch->first_token_seconds;
+        out->embedding = ch->embedding;
+        out->n_embd = ch->n_embd;
         r->next_choice++;
         out->all_done = r->next_choice >= r->n_choices;
     }

@@ -15,6 +15,10 @@
 //   6. samples each sequence that reached the end of its known tokens with its own sampler
 //      and streams the text to its request's channel.
 // Each choice of a request (OpenAI's n) is a sequence of its own. See docs/kvcache.md.
+// An embed request is one sequence that only prefills: its chunks' hidden states are pooled
+// as they are computed and, after its last token, its normalized vector ends it. It shares
+// no cached prefix (every token must be pooled), and where attention is not causal (an
+// encoder) its whole input is one chunk and its blocks are never published.
 #include <stdio.h>
 #include <string.h>
 
@@ -40,7 +44,8 @@ typedef struct sched_seq {
     double t_start;      // when its prompt started computing
     double t_last;       // when its previous token came out (0 before the first)
     uint32_t output_tokens;
-    bool started; // admitted at least once (engine state and order exist)
+    bool started;  // admitted at least once (engine state and order exist)
+    float *pooled; // (dim) an embed request's pooled hidden states so far, else NULL
 } sched_seq;
 
 typedef struct sched {
@@ -59,7 +64,9 @@ typedef struct sched {
     const kv_seq **b_seqs;
     sched_seq **b_owner; // (parallel) the sequence of each b_seqs entry (NULL once ended)
     uint32_t *b_row;     // (parallel) its logits row, or UINT32_MAX
+    uint32_t *b_first;   // (parallel) its first token in the batch
     uint32_t n_b_seqs;
+    bool b_hidden; // an embed sequence is in the batch: keep the hidden states
 } sched;
 
 // Calls an optional hook of e's.
@@ -114,6 +121,7 @@ static void seq_free(sched *S, sched_seq *q)
             S->b_owner[s] = NULL;
     kv_seq_deinit(S->e->kv, &q->kv);
     engine_seq_free(q->gen);
+    garlic_free(q->pooled);
     garlic_free(q->tokens);
     garlic_free(q);
 }
@@ -136,23 +144,28 @@ static sched_seq *seq_new(sched *S, engine_request *r, uint32_t c, garlic_error 
     q->cap = e->cfg.n_ctx + 1;
     q->tokens = garlic_malloc(q->cap * sizeof *q->tokens);
     kv_seq_init(&q->kv);
-    bool constrained = q->params.grammar != NULL;
+    bool constrained = q->params.grammar != NULL && !r->embed;
     if (q->tokens && constrained &&
         engine_grammar_prepare(&e->grammar, e->cfg.tok, &e->end_tokens, err) != GARLIC_OK) {
         seq_free(S, q);
         return NULL;
     }
-    q->gen = q->tokens ? engine_seq_new(e->cfg.tok, &q->params, &e->end_tokens, &e->grammar, err)
-                       : NULL;
-    if (!q->tokens || !q->gen || kv_seq_reserve(e->kv, &q->kv, e->cfg.n_ctx, err) != GARLIC_OK) {
-        if (!q->tokens)
+    // An embedding needs no sampler, only its pooled vector.
+    if (r->embed && q->tokens)
+        q->pooled = garlic_calloc(e->cfg.weights->hp.dim, sizeof *q->pooled);
+    else if (q->tokens)
+        q->gen = engine_seq_new(e->cfg.tok, &q->params, &e->end_tokens, &e->grammar, err);
+    if (!q->tokens || !(q->gen || q->pooled) ||
+        kv_seq_reserve(e->kv, &q->kv, e->cfg.n_ctx, err) != GARLIC_OK) {
+        if (!q->tokens || (r->embed && !q->pooled))
             garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
         seq_free(S, q);
         return NULL;
     }
     memcpy(q->tokens, r->prompt, r->n_prompt * sizeof *q->tokens);
     q->n_tokens = (uint32_t)r->n_prompt;
-    engine_seq_prompt(q->gen, q->tokens, q->n_tokens);
+    if (q->gen)
+        engine_seq_prompt(q->gen, q->tokens, q->n_tokens);
     return q;
 }
 
@@ -221,7 +234,9 @@ static void fail_request(sched *S, engine_request *r, int code, const char *mess
 static int admit(sched *S, sched_seq *q, garlic_error *err)
 {
     uint32_t shared = 0;
-    int rc = kv_seq_share_prefix(S->e->kv, &q->kv, q->tokens, q->n_tokens - 1, &shared, err);
+    int rc = q->pooled
+        ? GARLIC_OK // an embedding pools every token: nothing is shared
+        : kv_seq_share_prefix(S->e->kv, &q->kv, q->tokens, q->n_tokens - 1, &shared, err);
     if (rc)
         return rc;
     q->n_computed = shared;
@@ -330,6 +345,8 @@ static void preempt(sched *S, uint32_t i)
     kv_seq_release(S->e->kv, &q->kv);
     q->n_computed = 0;
     q->chunk = 0;
+    if (q->pooled) // pooled again from its first token when it returns
+        memset(q->pooled, 0, S->e->cfg.weights->hp.dim * sizeof *q->pooled);
     S->preemptions++;
     garlic_error err = {0};
     if (waiting_push(S, q, true, &err) != GARLIC_OK) {
@@ -366,6 +383,7 @@ static void drop_cancelled(sched *S)
 static uint32_t plan_step(sched *S)
 {
     kv_cache *kv = S->e->kv;
+    bool causal = S->e->cfg.weights->hp.causal; // else an input is one chunk or waits
     for (;;) {
         uint32_t budget = S->max_batch, need = 0;
         for (uint32_t i = 0; i < S->n_running; i++) {
@@ -376,7 +394,7 @@ static uint32_t plan_step(sched *S)
         for (uint32_t i = 0; i < S->n_running; i++) {
             sched_seq *q = S->running[i];
             uint32_t left = q->n_tokens - q->n_computed;
-            if (q->chunk == 0 && budget > 0) {
+            if (q->chunk == 0 && budget > 0 && (causal || left <= budget)) {
                 q->chunk = left < budget ? left : budget;
                 budget -= q->chunk;
             }
@@ -395,6 +413,7 @@ static uint32_t build_batch(sched *S, uint32_t *n_seqs, uint32_t *n_out)
     kv_cache *kv = S->e->kv;
     uint32_t n = 0;
     *n_seqs = 0, *n_out = 0;
+    S->b_hidden = false;
     for (uint32_t i = 0; i < S->n_running; i++) {
         sched_seq *q = S->running[i];
         if (q->chunk == 0)
@@ -408,12 +427,14 @@ static uint32_t build_batch(sched *S, uint32_t *n_seqs, uint32_t *n_out)
         S->b_seqs[s] = &q->kv;
         S->b_owner[s] = q;
         S->b_row[s] = UINT32_MAX;
+        S->b_first[s] = n;
+        S->b_hidden |= q->pooled != NULL;
         for (uint32_t j = 0; j < q->chunk; j++, n++) {
             S->b_tokens[n] = q->tokens[q->n_computed + j];
             S->b_pos[n] = q->n_computed + j;
             S->b_seq[n] = s;
         }
-        if (q->n_computed + q->chunk == q->n_tokens) {
+        if (q->n_computed + q->chunk == q->n_tokens && !q->pooled) {
             S->b_row[s] = *n_out;
             S->b_out[(*n_out)++] = n - 1;
         }
@@ -422,20 +443,59 @@ static uint32_t build_batch(sched *S, uint32_t *n_seqs, uint32_t *n_out)
     return n;
 }
 
-// Samples the sequences whose chunk reached their last known token. Those that end leave
-// the running list.
-static void sample_step(sched *S, const float *logits, uint32_t n_seqs)
+// Takes q out of the running list and ends it.
+static void finish_running(sched *S, sched_seq *q)
+{
+    for (uint32_t i = 0; i < S->n_running; i++)
+        if (S->running[i] == q) {
+            remove_at(S->running, &S->n_running, i);
+            break;
+        }
+    seq_end(S, q);
+}
+
+// An embed sequence's step: pools the hidden states of its chunk (rows from first in the
+// batch); after its last token, the normalized vector goes to its channel and it ends.
+static void embed_step(sched *S, sched_seq *q, const float *hidden, uint32_t first)
+{
+    const model_hparams *hp = &S->e->cfg.weights->hp;
+    model_pool_rows(hp->pooling, hidden + (size_t)first * hp->dim, hp->dim, q->chunk,
+                    q->n_computed - q->chunk, q->n_tokens, hp->dim, q->pooled);
+    if (q->n_computed < q->n_tokens)
+        return;
+    model_pool_finish(hp->pooling, q->pooled, q->n_tokens, hp->dim);
+    model_embed_normalize(q->pooled, hp->dim);
+    q->stats.n_prompt = q->n_tokens;
+    q->stats.prompt_seconds = garlic_now() - q->t_start;
+    q->stats.finish = ENGINE_FINISH_STOP;
+    if (engine_request_set_embedding(q->r, q->choice, q->pooled, hp->dim) != GARLIC_OK) {
+        fail_request(S, q->r, GARLIC_ENOMEM, "out of memory");
+        return;
+    }
+    finish_running(S, q);
+}
+
+// Samples the sequences whose chunk reached their last known token (embed sequences pool
+// their chunk instead). Those that end leave the running list.
+static void sample_step(sched *S, const float *logits, const float *hidden, uint32_t n_seqs)
 {
     engine *e = S->e;
     uint32_t V = e->cfg.weights->hp.n_vocab;
+    // Blocks written with attention that is not causal depend on the whole input: they are
+    // never published for another sequence to share.
+    bool publish_blocks = e->cfg.weights->hp.causal;
     for (uint32_t s = 0; s < n_seqs; s++) {
         sched_seq *q = S->b_owner[s];
         if (!q)
             continue; // ended with its request earlier in this loop
         q->n_computed += q->chunk;
         garlic_error err = {0};
-        if (kv_seq_commit(e->kv, &q->kv, q->n_computed, &err) != GARLIC_OK) {
+        if (publish_blocks && kv_seq_commit(e->kv, &q->kv, q->n_computed, &err) != GARLIC_OK) {
             fail_request(S, q->r, err.code, err.message);
+            continue;
+        }
+        if (q->pooled) {
+            embed_step(S, q, hidden, S->b_first[s]);
             continue;
         }
         if (q->n_computed < q->n_tokens)
@@ -457,12 +517,7 @@ static void sample_step(sched *S, const float *logits, uint32_t n_seqs)
             continue;
         }
         q->stats.generate_seconds = garlic_now() - q->t_start - q->stats.prompt_seconds;
-        for (uint32_t i = 0; i < S->n_running; i++)
-            if (S->running[i] == q) {
-                remove_at(S->running, &S->n_running, i);
-                break;
-            }
-        seq_end(S, q);
+        finish_running(S, q);
     }
 }
 
@@ -526,7 +581,8 @@ static bool step(sched *S)
                      .seqs = S->b_seqs,
                      .n_seqs = n_seqs,
                      .out = S->b_out,
-                     .n_out = n_out};
+                     .n_out = n_out,
+                     .hidden = S->b_hidden};
     const float *logits = NULL;
     garlic_error err = {0};
     hook(S->e->cfg.hooks.compute_begin, S->e); // a shared pool is taken in turns
@@ -541,7 +597,7 @@ static bool step(sched *S)
         S->n_b_seqs = 0;
         return true;
     }
-    sample_step(S, logits, n_seqs);
+    sample_step(S, logits, model_state_hidden(S->e->state), n_seqs);
     S->n_b_seqs = 0;
     return true;
 }
@@ -597,6 +653,7 @@ static void sched_free(sched *S)
     garlic_free(S->b_seqs);
     garlic_free(S->b_owner);
     garlic_free(S->b_row);
+    garlic_free(S->b_first);
     garlic_free(S);
 }
 
@@ -619,8 +676,9 @@ int engine_sched_start(engine *e, garlic_error *err)
     S->b_seqs = garlic_calloc(parallel, sizeof *S->b_seqs);
     S->b_owner = garlic_calloc(parallel, sizeof *S->b_owner);
     S->b_row = garlic_calloc(parallel, sizeof *S->b_row);
+    S->b_first = garlic_calloc(parallel, sizeof *S->b_first);
     if (!S->running || !S->b_tokens || !S->b_pos || !S->b_seq || !S->b_out || !S->b_seqs ||
-        !S->b_owner || !S->b_row)
+        !S->b_owner || !S->b_row || !S->b_first)
         return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
     if (pthread_create(&e->thread, NULL, scheduler_main, S) != 0)
         return garlic_error_set(err, GARLIC_ENOMEM, "%s: cannot start its scheduler thread",

@@ -449,3 +449,9 @@ void kernel_geglu_f32(float *gate, const float *up, int64_t n)
     for (int64_t i = 0; i < n; i++)
         gate[i] = gelu_f16_steps(gate[i]) * up[i];
 }
+
+void kernel_gelu_f32(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = gelu_f16_steps(x[i]);
+}

@@ -77,6 +77,9 @@ void kernel_swiglu_f32(float *gate, const float *up, int64_t n);
 // and x >= 10 gives x. llama.cpp's Gemma logits carry these roundings. Scalar (no variants).
 void kernel_geglu_f32(float *gate, const float *up, int64_t n);
 
+// x[i] = gelu(x[i]) with the same F16 steps (BERT's ungated FFN).
+void kernel_gelu_f32(float *x, int64_t n);
+
 // The name of the variant in use ("avx512_vnni", "avx2", "scalar"), for logs and benches.
 const char *kernel_variant_name(void);
 

@@ -69,6 +69,18 @@ static const model_arch archs[] = {
     // YaRN's magnitude in the attention scale; leading dense layers, then experts beside
     // shared ones (the router, groups, bias, norm and scale are the file's).
     {.name = "deepseek2", .mla = true, .yarn_attn_scale = true},
+    // BERT encoders (all-MiniLM, bge, e5...): learned positions, biases on every projection,
+    // a GELU FFN without a gate, post-norm blocks, attention over the whole input.
+    {.name = "bert",
+     .qkv_bias = true,
+     .o_bias = true,
+     .act = MODEL_ACT_GELU,
+     .encoder = true,
+     .pos_embd = true,
+     .ffn_ungated = true},
+    // nomic-embed-text: BERT's post-norm encoder with NeoX RoPE instead of learned positions,
+    // one fused Q/K/V matrix and a SwiGLU FFN, no biases.
+    {.name = "nomic-bert", .rope_neox = true, .fused_qkv = true, .encoder = true},
 };
 
 const model_arch *model_arch_find(const char *name)
@@ -77,6 +89,15 @@ const model_arch *model_arch_find(const char *name)
         if (strcmp(archs[i].name, name) == 0)
             return &archs[i];
     return NULL;
+}
+
+const char *model_pooling_name(model_pooling p)
+{
+    static const char *const names[MODEL_POOLING_COUNT] = {
+        [MODEL_POOLING_NONE] = "none", [MODEL_POOLING_MEAN] = "mean", [MODEL_POOLING_CLS] = "cls",
+        [MODEL_POOLING_LAST] = "last", [MODEL_POOLING_RANK] = "rank",
+    };
+    return (unsigned)p < MODEL_POOLING_COUNT ? names[p] : "?";
 }
 
 const char *model_arch_names(void)

@@ -51,7 +51,8 @@ uint64_t model_act_row_bytes(const model *m)
             widest = b > widest ? b : widest;
         }
     }
-    uint64_t out = kernel_act_row_size(m->output.type, (int64_t)m->output.n_in);
+    uint64_t out = m->output.data ? kernel_act_row_size(m->output.type, (int64_t)m->output.n_in)
+                                  : 0; // an encoder has no output matrix
     return out > widest ? out : widest;
 }
 
@@ -288,6 +289,8 @@ void model_state_free(model_state *s)
 }
 
 uint64_t model_state_bytes(const model_state *s) { return s->bytes; }
+
+const float *model_state_hidden(const model_state *s) { return s->x; }
 
 uint32_t model_state_n_ctx(const model_state *s) { return s->n_ctx; }
 
@@ -568,7 +571,10 @@ static void attention_worker(void *ctx, int ith, int nth)
     for (uint32_t idx = (uint32_t)ith; idx < job->n_tok * hp->n_head_kv * parts;
          idx += (uint32_t)nth) {
         uint32_t pair = idx / parts, part = idx % parts;
-        uint32_t b = pair / hp->n_head_kv, kh = pair % hp->n_head_kv, n_pos = batch->pos[b] + 1;
+        uint32_t b = pair / hp->n_head_kv, kh = pair % hp->n_head_kv;
+        // Causal: positions 0..pos; otherwise every position of the sequence (its whole
+        // input is in this batch).
+        uint32_t n_pos = hp->causal ? batch->pos[b] + 1 : batch->seqs[batch->seq[b]]->n_tokens;
         // This item's query heads: [g0, g0 + heads) of the KV head's group.
         uint32_t g0 = part * job->part_heads;
         uint32_t heads = group - g0 < job->part_heads ? group - g0 : job->part_heads;
@@ -655,24 +661,17 @@ static void qkv_block(model_state *s, uint32_t l, uint32_t n_tok)
     }
 }
 
-// The attention half of layer l: x += wo * attention(rope(q), rope(k), v); under multi-head
-// latent attention, x += wo * (each head's attn_v_b * attention over the latent).
-static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
+// The attention proper of layer l over the queries, keys and values in q, k, v (MLA: the
+// absorbed queries and the K rows): stores each token's K (and V) row in the cache, then
+// attends, into xb.
+static void attend(model_state *s, uint32_t l, uint32_t n_tok)
 {
     const model *m = s->m;
     const model_hparams *hp = &m->hp;
     const model_layer *L = &m->layers[l];
     bool mla = m->arch->mla;
-    size_t o_dim = (size_t)hp->n_head * hp->head_dim_v;
     size_t k_dim = (size_t)hp->n_head_kv * hp->head_dim_k,
            v_dim = (size_t)hp->n_head_kv * hp->head_dim_v;
-    for (uint32_t b = 0; b < n_tok; b++)
-        model_rmsnorm(s->xb + b * hp->dim, s->x + b * hp->dim, L->attn_norm.data, hp->dim,
-                      hp->rms_eps);
-    if (mla)
-        model_mla_qk(s, l, n_tok);
-    else
-        qkv_block(s, l, n_tok);
     // Each token's K (and V) row goes into its position's block of the layer's kind: the
     // sequence's full table, or its window table for a window layer.
     uint32_t bt = kv_cache_get_config(s->kv)->block_tokens;
@@ -691,13 +690,33 @@ static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
         .s = s, .layer = l, .n_tok = n_tok, .part_heads = (group + parts - 1) / parts};
     uint64_t work = 0; // multiply-adds: every token's heads over its positions, K and V
     for (uint32_t b = 0, w = L->window; b < n_tok; b++) {
-        uint64_t n_pos = s->batch->pos[b] + 1;
+        uint64_t n_pos = hp->causal ? s->batch->pos[b] + 1
+                                    : s->batch->seqs[s->batch->seq[b]]->n_tokens;
         work += (w && n_pos > w ? w : n_pos) * hp->n_head * (hp->head_dim_k + hp->head_dim_v);
     }
     if (work < INLINE_WORK)
         attention_worker(&job, 0, 1);
     else
         thread_pool_run(s->pool, attention_worker, &job);
+}
+
+// The attention half of layer l: x += wo * attention(rope(q), rope(k), v); under multi-head
+// latent attention, x += wo * (each head's attn_v_b * attention over the latent).
+static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
+{
+    const model *m = s->m;
+    const model_hparams *hp = &m->hp;
+    const model_layer *L = &m->layers[l];
+    bool mla = m->arch->mla;
+    size_t o_dim = (size_t)hp->n_head * hp->head_dim_v;
+    for (uint32_t b = 0; b < n_tok; b++)
+        model_rmsnorm(s->xb + b * hp->dim, s->x + b * hp->dim, L->attn_norm.data, hp->dim,
+                      hp->rms_eps);
+    if (mla)
+        model_mla_qk(s, l, n_tok);
+    else
+        qkv_block(s, l, n_tok);
+    attend(s, l, n_tok);
     // The attention output is in xb (MLA: in the latent, each head's value then in q_head);
     // the projection (+ bias) lands in hb (wide enough), is normed where the architecture
     // norms block outputs, then added to the residual.
@@ -718,7 +737,7 @@ static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
 typedef struct gated_job {
     model_act act;
     float *gate;     // (n) in: gate projection; out: act(gate) * up
-    const float *up; // (n)
+    const float *up; // (n), or NULL: GELU(gate) alone (BERT's ungated FFN)
     size_t n;
 } gated_job;
 
@@ -739,7 +758,9 @@ static void gated_worker(void *ctx, int ith, int nth)
 {
     gated_job *job = ctx;
     size_t i0 = job->n * (size_t)ith / (size_t)nth, i1 = job->n * (size_t)(ith + 1) / (size_t)nth;
-    if (job->act == MODEL_ACT_SILU)
+    if (!job->up) // an ungated FFN (BERT): act(gate) alone
+        kernel_gelu_f32(job->gate + i0, (int64_t)(i1 - i0));
+    else if (job->act == MODEL_ACT_SILU)
         kernel_swiglu_f32(job->gate + i0, job->up + i0, (int64_t)(i1 - i0));
     else if (job->act == MODEL_ACT_GELU)
         kernel_geglu_f32(job->gate + i0, job->up + i0, (int64_t)(i1 - i0));
@@ -790,6 +811,85 @@ static void ffn_block(model_state *s, uint32_t l, uint32_t n_tok)
         s->x[i] += s->xb[i];
 }
 
+void model_layernorm(float *out, const float *x, const float *weight, const float *bias, uint64_t n,
+                     float eps)
+{
+    double sum = 0;
+    for (uint64_t i = 0; i < n; i++)
+        sum += x[i];
+    float mean = (float)(sum / (double)n);
+    double ss = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        float d = x[i] - mean;
+        ss += (double)d * d;
+    }
+    float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
+    for (uint64_t i = 0; i < n; i++)
+        out[i] = (x[i] - mean) * scale * weight[i] + bias[i];
+}
+
+// Adds row `row` of the embedding table t (dim values a row, any decodable type) to x,
+// through tmp (dim floats).
+static void add_table_row(const model_tensor *t, uint64_t row, uint32_t dim, float *x, float *tmp)
+{
+    size_t bytes = row_bytes(t->type, dim);
+    tensor_type_get(t->type)->dequantize((const uint8_t *)t->data + row * bytes, tmp, dim);
+    for (uint32_t i = 0; i < dim; i++)
+        x[i] += tmp[i];
+}
+
+// An encoder's input rows: token embedding + token type 0 (+ learned position), LayerNormed
+// by token_embd_norm (x holds the token embeddings already).
+static void encoder_embed(model_state *s, const model_batch *b)
+{
+    const model *m = s->m;
+    uint32_t dim = m->hp.dim;
+    for (uint32_t i = 0; i < b->n_tokens; i++) {
+        float *x = s->x + (size_t)i * dim;
+        if (m->token_types.data) // every token is of type 0 ("sentence A")
+            add_table_row(&m->token_types, 0, dim, x, s->hb);
+        if (m->pos_embd.data)
+            add_table_row(&m->pos_embd, b->pos[i], dim, x, s->hb);
+        model_layernorm(x, x, m->embd_norm.data, m->embd_norm_b.data, dim, m->hp.norm_eps);
+    }
+}
+
+// One post-norm encoder layer: x = LayerNorm(x + wo * attention(x) + bo) by attn_output_norm,
+// then x = LayerNorm(x + ffn(x)) by layer_output_norm, the FFN being down * GELU(up * x +
+// b_up) + b_down (BERT) or down * (SiLU(gate * x) * (up * x)) (nomic-bert).
+static void encoder_layer(model_state *s, uint32_t l, uint32_t n_tok)
+{
+    const model *m = s->m;
+    const model_hparams *hp = &m->hp;
+    const model_layer *L = &m->layers[l];
+    size_t dim = hp->dim, o_dim = (size_t)hp->n_head * hp->head_dim_v, n = (size_t)n_tok * dim;
+    memcpy(s->xb, s->x, n * sizeof(float)); // no pre-norm: the projections read x itself
+    qkv_block(s, l, n_tok);
+    attend(s, l, n_tok);
+    model_matmul_item wo = {.w = &L->wo, .y = s->hb, .ldy = dim, .bias = L->bo.data};
+    model_matmul_group(s, s->xb, o_dim, n_tok, &wo, 1);
+    for (size_t i = 0; i < n; i++)
+        s->x[i] += s->hb[i];
+    for (uint32_t b = 0; b < n_tok; b++)
+        model_layernorm(s->x + b * dim, s->x + b * dim, L->attn_out_norm.data,
+                        L->attn_out_norm_b.data, dim, hp->norm_eps);
+    memcpy(s->xb, s->x, n * sizeof(float));
+    if (m->arch->ffn_ungated) {
+        model_matmul_item up = {.w = &L->w_up, .y = s->hb, .ldy = hp->ffn, .bias = L->b_up.data};
+        model_matmul_group(s, s->xb, dim, n_tok, &up, 1);
+        model_gated_act(s, MODEL_ACT_GELU, s->hb, NULL, (size_t)n_tok * hp->ffn);
+        model_matmul_item down = {.w = &L->w_down, .y = s->xb, .ldy = dim, .bias = L->b_down.data};
+        model_matmul_group(s, s->hb, hp->ffn, n_tok, &down, 1);
+    } else {
+        model_gated_ffn(s, &L->w_gate, &L->w_up, &L->w_down, n_tok);
+    }
+    for (size_t i = 0; i < n; i++)
+        s->x[i] += s->xb[i];
+    for (uint32_t b = 0; b < n_tok; b++)
+        model_layernorm(s->x + b * dim, s->x + b * dim, L->layer_out_norm.data,
+                        L->layer_out_norm_b.data, dim, hp->norm_eps);
+}
+
 // Validates a batch against the state and the pool, and finds each token's KV slot.
 static int check_batch(model_state *s, kv_cache *kv, const model_batch *b, garlic_error *err)
 {
@@ -814,6 +914,10 @@ static int check_batch(model_state *s, kv_cache *kv, const model_batch *b, garli
     if (b->n_tokens == 0 || b->n_tokens > s->max_batch)
         return garlic_error_set(err, GARLIC_EINVAL, "batch of %u tokens (1 to %u allowed)",
                                 b->n_tokens, s->max_batch);
+    if (b->n_out && !s->m->output.data)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "the model is an encoder: it computes "
+                                "embeddings, not logits");
     if (b->n_out > s->logit_rows)
         return garlic_error_set(err, GARLIC_EINVAL, "%u rows of logits asked, the state holds %u",
                                 b->n_out, s->logit_rows);
@@ -833,6 +937,11 @@ static int check_batch(model_state *s, kv_cache *kv, const model_batch *b, garli
             return garlic_error_set(err, GARLIC_EINVAL, "token %u names sequence %u of %u", i,
                                     b->seq[i], b->n_seqs);
         const kv_seq *q = b->seqs[b->seq[i]];
+        if (s->m->pos_embd.data && b->pos[i] >= hp->n_ctx_train)
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "position %u of token %u is beyond the %u learned "
+                                    "positions",
+                                    b->pos[i], i, hp->n_ctx_train);
         if (b->pos[i] >= s->n_ctx ||
             !kv_seq_locate(kv, q, b->pos[i], &s->slot_block[i], &s->slot_offset[i]))
             return garlic_error_set(err, GARLIC_EINVAL,
@@ -871,13 +980,28 @@ int model_forward_batch(model_state *s, kv_cache *kv, const model_batch *b, cons
     rope_table(s, 0, hp->rope_base, 1.0 / hp->rope_factor, hp->rope_mscale, b->pos, n);
     if (hp->swa_rope)
         rope_table(s, 1, hp->rope_base_swa, 1.0, hp->rope_attn_factor, b->pos, n);
+    if (m->arch->encoder)
+        encoder_embed(s, b);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
+        if (m->arch->encoder) {
+            encoder_layer(s, l, n);
+            continue;
+        }
         attention_block(s, l, n);
         ffn_block(s, l, n);
     }
-    for (uint32_t i = 0; i < b->n_out; i++)
-        model_rmsnorm(s->xb + i * hp->dim, s->x + b->out[i] * hp->dim, m->output_norm.data, hp->dim,
+    // The hidden states: every row through the output norm, in place (an encoder's last
+    // layer is its output); the logit rows are then copies of theirs.
+    for (uint32_t i = 0; b->hidden && m->output_norm.data && i < n; i++)
+        model_rmsnorm(s->x + i * hp->dim, s->x + i * hp->dim, m->output_norm.data, hp->dim,
                       hp->rms_eps);
+    for (uint32_t i = 0; i < b->n_out; i++) {
+        if (b->hidden)
+            memcpy(s->xb + i * hp->dim, s->x + b->out[i] * hp->dim, hp->dim * sizeof(float));
+        else
+            model_rmsnorm(s->xb + i * hp->dim, s->x + b->out[i] * hp->dim, m->output_norm.data,
+                          hp->dim, hp->rms_eps);
+    }
     if (b->n_out)
         model_matmul(s, &m->output, s->xb, hp->dim, b->n_out, s->logits, hp->n_vocab);
     if (hp->final_softcap > 0) { // logits = c * tanh(logits * (1 / c))
@@ -897,9 +1021,13 @@ kv_cache *model_kv_new_single(const model *m, kv_type type, uint32_t n_ctx, garl
     return kv_cache_new(&kc, err);
 }
 
-int model_forward(model_state *s, kv_cache *kv, kv_seq *seq, const int32_t *tokens, uint32_t n,
-                  uint32_t pos0, bool all_logits, const float **logits, garlic_error *err)
+// model_forward and model_forward_hidden: one sequence's tokens as one batch, with logits
+// (the last row, or all) or the hidden states of every token.
+static int forward_single(model_state *s, kv_cache *kv, kv_seq *seq, const int32_t *tokens,
+                          uint32_t n, uint32_t pos0, uint32_t n_out, bool hidden,
+                          const float **logits, garlic_error *err)
 {
+    bool all_logits = n_out > 1;
     if (n == 0 || n > s->max_batch)
         return garlic_error_set(err, GARLIC_EINVAL, "batch of %u tokens (1 to %u allowed)", n,
                                 s->max_batch);
@@ -925,7 +1053,6 @@ int model_forward(model_state *s, kv_cache *kv, kv_seq *seq, const int32_t *toke
         rc = kv_seq_append(kv, seq, tokens, n, err);
     if (rc)
         return rc;
-    uint32_t n_out = all_logits ? n : 1;
     for (uint32_t i = 0; i < n; i++)
         s->pos[i] = pos0 + i, s->seq[i] = 0;
     for (uint32_t i = 0; i < n_out; i++)
@@ -938,11 +1065,27 @@ int model_forward(model_state *s, kv_cache *kv, kv_seq *seq, const int32_t *toke
                      .seqs = seqs,
                      .n_seqs = 1,
                      .out = s->out,
-                     .n_out = n_out};
+                     .n_out = n_out,
+                     .hidden = hidden};
     rc = model_forward_batch(s, kv, &b, logits, err);
     if (rc == GARLIC_OK)
         rc = kv_seq_commit(kv, seq, seq->n_tokens, err);
     else
         kv_seq_truncate(kv, seq, pos0, NULL);
+    return rc;
+}
+
+int model_forward(model_state *s, kv_cache *kv, kv_seq *seq, const int32_t *tokens, uint32_t n,
+                  uint32_t pos0, bool all_logits, const float **logits, garlic_error *err)
+{
+    return forward_single(s, kv, seq, tokens, n, pos0, all_logits ? n : 1, false, logits, err);
+}
+
+int model_forward_hidden(model_state *s, kv_cache *kv, kv_seq *seq, const int32_t *tokens,
+                         uint32_t n, const float **hidden, garlic_error *err)
+{
+    const float *unused;
+    int rc = forward_single(s, kv, seq, tokens, n, 0, 0, true, &unused, err);
+    *hidden = rc == GARLIC_OK ? s->x : NULL;
     return rc;
 }

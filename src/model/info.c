@@ -135,6 +135,7 @@ static int read_hparams(const gguf_file *f, model_info *info, garlic_error *err)
     rc = rc ? rc : arch_f32(f, a, "rope.freq_base", &info->rope_freq_base, err);
     rc = rc ? rc : arch_f32(f, a, "rope.scaling.factor", &info->rope_scale_factor, err);
     rc = rc ? rc : arch_f32(f, a, "attention.layer_norm_rms_epsilon", &info->rms_epsilon, err);
+    rc = rc ? rc : arch_f32(f, a, "attention.layer_norm_epsilon", &info->norm_epsilon, err);
     rc = rc ? rc
             : arch_f32(f, a, "rope.scaling.yarn_log_multiplier", &info->rope_yarn_log_mul, err);
     rc = rc ? rc : arch_u64(f, a, "attention.q_lora_rank", &info->q_lora_rank, err);
@@ -170,6 +171,23 @@ static int read_hparams(const gguf_file *f, model_info *info, garlic_error *err)
     snprintf(key, sizeof key, "%s.expert_weights_norm", a);
     bool norm;
     info->expert_weights_norm = gguf_get_bool(f, key, &norm) == GARLIC_OK ? norm : -1;
+    snprintf(key, sizeof key, "%s.attention.causal", a);
+    bool causal;
+    info->causal = gguf_get_bool(f, key, &causal) == GARLIC_OK ? causal : -1;
+    snprintf(key, sizeof key, "%s.pooling_type", a);
+    info->pooling_type = -1;
+    if (gguf_find_kv(f, key)) {
+        uint64_t pooling = 0;
+        if ((rc = arch_u64(f, a, "pooling_type", &pooling, err)))
+            return rc;
+        info->pooling_type = pooling > 1000 ? 1000 : (int64_t)pooling;
+    }
+    if (gguf_find_kv(f, "tokenizer.ggml.token_type_count") &&
+        gguf_get_u64(f, "tokenizer.ggml.token_type_count", &info->token_type_count) != GARLIC_OK)
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: key 'tokenizer.ggml.token_type_count' "
+                                "is not an unsigned integer",
+                                f->path);
     snprintf(key, sizeof key, "%s.rope.scaling.type", a);
     copy_str(f, key, info->rope_scaling_type, sizeof info->rope_scaling_type);
     if (info->head_count_kv == 0)

@@ -49,6 +49,11 @@ typedef struct model_info {
     float rope_attn_factor;         // rope.scaling.attn_factor, 0 when absent
     float rope_freq_base_swa;       // rope.freq_base_swa, 0 when absent
     float rms_epsilon;              // 0 when absent
+    float norm_epsilon;             // attention.layer_norm_epsilon, 0 when absent
+    int64_t pooling_type;           // pooling_type (0 none, 1 mean, 2 cls, 3 last, 4 rank),
+                                    // -1 when absent
+    int causal;                     // attention.causal: 1 or 0 as the file says, -1 absent
+    uint64_t token_type_count;      // tokenizer.ggml.token_type_count, 0 when absent
     float attention_scale;          // attention.scale, 0 when absent
     float final_logit_softcapping;  // 0 when absent
     // Sliding-window attention.

@@ -133,12 +133,18 @@ void model_rope_apply(float *x, uint32_t n_heads, uint32_t head_stride, uint32_t
 // out = x / sqrt(mean(x^2) + eps) * weight, over n values (sum in double).
 void model_rmsnorm(float *out, const float *x, const float *weight, uint64_t n, float eps);
 
+// out = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias over n values (sums in double, as
+// ggml's norm): the encoders' LayerNorm. out may be x.
+void model_layernorm(float *out, const float *x, const float *weight, const float *bias, uint64_t n,
+                     float eps);
+
 // The gated feed-forward network over the batch's normed rows in xb, into xb:
 // down * (act(gate * xb) * (up * xb)), through hb and hb2 (gate->n_out wide).
 void model_gated_ffn(model_state *s, const model_tensor *gate, const model_tensor *up,
                      const model_tensor *down, uint32_t n_tok);
 
-// gate[i] = act(gate[i]) * up[i] for i < n, on the state's pool when n is large.
+// gate[i] = act(gate[i]) * up[i] for i < n, on the state's pool when n is large; up NULL:
+// gate[i] = GELU(gate[i]) (an ungated FFN).
 void model_gated_act(model_state *s, model_act act, float *gate, const float *up, size_t n);
 
 // Scratch bytes the experts need for cfg (0 for a dense model), and the carving of them

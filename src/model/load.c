@@ -330,6 +330,29 @@ static int read_experts(model *m, const model_info *info, garlic_error *err)
     return GARLIC_OK;
 }
 
+// What embeddings need: the LayerNorms' epsilon, whether attention is causal (the file's
+// attention.causal, else not for encoders), and the pooling (the file's pooling_type; when
+// absent or "none", mean for encoders and the last token for decoders). BERT's learned
+// positions replace RoPE (n_rot 0 rotates nothing).
+static int read_embedding(model *m, const model_info *info, garlic_error *err)
+{
+    model_hparams *hp = &m->hp;
+    hp->norm_eps = info->norm_epsilon > 0 ? info->norm_epsilon : 1e-12f;
+    hp->causal = info->causal >= 0 ? info->causal != 0 : !m->arch->encoder;
+    if (m->arch->pos_embd)
+        hp->n_rot = 0;
+    if (info->pooling_type >= MODEL_POOLING_COUNT)
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: %s.pooling_type %lld is not a pooling (0 none, 1 mean, 2 "
+                                "cls, 3 last, 4 rank)",
+                                m->file->path, info->arch, (long long)info->pooling_type);
+    hp->pooling_in_file = info->pooling_type > MODEL_POOLING_NONE;
+    hp->pooling = hp->pooling_in_file ? (model_pooling)info->pooling_type
+        : m->arch->encoder            ? MODEL_POOLING_MEAN
+                                      : MODEL_POOLING_LAST;
+    return GARLIC_OK;
+}
+
 // Fills m->hp from the metadata and the embedding's shape, checking consistency.
 static int read_hparams(model *m, garlic_error *err)
 {
@@ -375,7 +398,8 @@ static int read_hparams(model *m, garlic_error *err)
     hp->n_rot = (uint32_t)(info.rope_dimension_count ? info.rope_dimension_count : info.key_length);
     hp->rope_base = info.rope_freq_base;
     hp->rms_eps = info.rms_epsilon > 0 ? info.rms_epsilon : 1e-5f;
-    rc = read_experts(m, &info, err);
+    rc = read_embedding(m, &info, err);
+    rc = rc ? rc : read_experts(m, &info, err);
     if (rc)
         return rc;
     if (hp->n_rot > hp->head_dim_k || hp->n_rot % 2 || !(hp->rope_base > 0))
@@ -524,6 +548,32 @@ static int bind_qkv(model *m, uint32_t l, garlic_error *err)
     return bind_specs(m, l, separate, sizeof separate / sizeof separate[0], err);
 }
 
+// An encoder's layer: Q, K, V (fused or not, biases where present), the output projection
+// (and its bias), the two post-norms with their biases, and the FFN: up and down with their
+// biases (BERT) or gate, up and down (nomic-bert).
+static int bind_encoder_layer(model *m, uint32_t l, garlic_error *err)
+{
+    const model_hparams *hp = &m->hp;
+    model_layer *L = &m->layers[l];
+    uint64_t o_dim = (uint64_t)hp->n_head * hp->head_dim_v, dim = hp->dim, ffn = hp->ffn;
+    bool gated = !m->arch->ffn_ungated;
+    layer_spec specs[] = {
+        {"attn_output.weight", o_dim, dim, 1, false, &L->wo},
+        {"attn_output.bias", dim, 1, 1, true, &L->bo},
+        {"attn_output_norm.weight", dim, 1, 1, false, &L->attn_out_norm},
+        {"attn_output_norm.bias", dim, 1, 1, false, &L->attn_out_norm_b},
+        {"ffn_up.weight", dim, ffn, 1, false, &L->w_up},
+        {"ffn_up.bias", ffn, 1, 1, true, &L->b_up},
+        {"ffn_down.weight", ffn, dim, 1, false, &L->w_down},
+        {"ffn_down.bias", dim, 1, 1, true, &L->b_down},
+        {"layer_output_norm.weight", dim, 1, 1, false, &L->layer_out_norm},
+        {"layer_output_norm.bias", dim, 1, 1, false, &L->layer_out_norm_b},
+        {"ffn_gate.weight", dim, ffn, 1, false, &L->w_gate},
+    };
+    int rc = bind_specs(m, l, specs, sizeof specs / sizeof specs[0] - (gated ? 0 : 1), err);
+    return rc ? rc : bind_qkv(m, l, err);
+}
+
 static int bind_layer(model *m, uint32_t l, garlic_error *err)
 {
     const model_hparams *hp = &m->hp;
@@ -536,6 +586,8 @@ static int bind_layer(model *m, uint32_t l, garlic_error *err)
         int rc = bind_mla(m, l, err);
         return rc ? rc : bind_ffn(m, l, err);
     }
+    if (m->arch->encoder)
+        return bind_encoder_layer(m, l, err);
     uint64_t o_dim = (uint64_t)hp->n_head * hp->head_dim_v;
     bool nn = !m->arch->qk_norm, np = !m->arch->post_norms;
     const char *ffn_norm = m->arch->ffn_norm ? m->arch->ffn_norm : "ffn_norm.weight";
@@ -573,6 +625,36 @@ static int check_all_used(const model *m, garlic_error *err)
     return GARLIC_OK;
 }
 
+// An encoder's embedding tensors: token_types (its row count is the file's), the learned
+// positions (BERT) and the embedding's LayerNorm; no output norm or matrix. Rows of the
+// embedding tables are decoded as the token embedding's are.
+static int bind_encoder_globals(model *m, garlic_error *err)
+{
+    model_hparams *hp = &m->hp;
+    const gguf_tensor *types = gguf_find_tensor(m->file, "token_types.weight");
+    uint64_t n_types = types ? types->ne[1] : 0;
+    if (n_types > 64)
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: tensor 'token_types.weight' has %llu "
+                                "rows (at most 64)",
+                                m->file->path, (unsigned long long)n_types);
+    hp->n_token_types = (uint32_t)n_types;
+    int rc = bind(m, "token_types.weight", hp->dim, n_types, true, &m->token_types, err);
+    if (rc == GARLIC_OK && m->arch->pos_embd)
+        rc = bind(m, "position_embd.weight", hp->dim, hp->n_ctx_train, false, &m->pos_embd, err);
+    if (rc == GARLIC_OK)
+        rc = bind(m, "token_embd_norm.weight", hp->dim, 1, false, &m->embd_norm, err);
+    if (rc == GARLIC_OK)
+        rc = bind(m, "token_embd_norm.bias", hp->dim, 1, false, &m->embd_norm_b, err);
+    const model_tensor *tables[] = {&m->token_types, &m->pos_embd};
+    for (int i = 0; rc == GARLIC_OK && i < 2; i++)
+        if (tables[i]->data && !tensor_type_get(tables[i]->type)->dequantize)
+            rc = garlic_error_set(err, GARLIC_EUNSUPPORTED, "%s: %s type %s cannot be decoded",
+                                  m->file->path, i ? "position_embd.weight" : "token_types.weight",
+                                  tensor_type_get(tables[i]->type)->name);
+    return rc;
+}
+
 static int bind_globals(model *m, garlic_error *err)
 {
     const model_hparams *hp = &m->hp;
@@ -582,6 +664,8 @@ static int bind_globals(model *m, garlic_error *err)
                               "%s: token_embd.weight type %s cannot "
                               "be decoded",
                               m->file->path, tensor_type_get(m->token_embd.type)->name);
+    if (rc == GARLIC_OK && m->arch->encoder)
+        return bind_encoder_globals(m, err);
     if (rc == GARLIC_OK)
         rc = bind(m, "output_norm.weight", hp->dim, 1, false, &m->output_norm, err);
     if (rc == GARLIC_OK)
@@ -706,7 +790,7 @@ static int packable(model *m, uint32_t l, model_tensor *out[MAX_PACKED])
 {
     if (l == m->hp.n_layer) {
         out[0] = &m->output;
-        return m->output.data != m->token_embd.data ? 1 : 0;
+        return m->output.data && m->output.data != m->token_embd.data ? 1 : 0;
     }
     model_layer *L = &m->layers[l];
     model_tensor *t[] = MODEL_LAYER_MATRICES(L);

@@ -81,7 +81,29 @@ typedef struct model_arch {
     bool router_logit_bias; // ffn_gate_inp.bias is expected: added to the router's logits
                             // before the choice and the weights (unlike exp_probs_b)
     const char *ffn_norm;   // the FFN's input norm, when not "ffn_norm.weight"
+    // Encoders (BERT family): the embedding sums token_embd, token_types' row 0 (and
+    // position_embd when pos_embd) and is LayerNormed by token_embd_norm; each block is
+    // post-norm (x = LayerNorm(x + attention(x)) by attn_output_norm, then x = LayerNorm(x +
+    // ffn(x)) by layer_output_norm), attention sees every position of the input (not
+    // causal), and there is no output norm or output matrix: the model makes embeddings only.
+    bool encoder;
+    bool pos_embd;    // learned absolute positions (position_embd) and no RoPE (BERT)
+    bool ffn_ungated; // the FFN is down * act(up * x + b_up) + b_down (BERT's GELU), no gate
 } model_arch;
+
+// How an embedding is pooled from the hidden states of an input's tokens: the GGUF key
+// <arch>.pooling_type's codes.
+typedef enum model_pooling {
+    MODEL_POOLING_NONE = 0, // one vector per token (garlic pools none: refused for requests)
+    MODEL_POOLING_MEAN = 1, // the mean of every token's final hidden state
+    MODEL_POOLING_CLS = 2,  // the first token's ([CLS])
+    MODEL_POOLING_LAST = 3, // the last token's (decoder embedding models, Qwen3-Embedding)
+    MODEL_POOLING_RANK = 4, // a reranker's classifier head (not supported)
+    MODEL_POOLING_COUNT
+} model_pooling;
+
+// The pooling's name ("mean", "cls", ...), for messages and `garlic show`.
+const char *model_pooling_name(model_pooling p);
 
 // Whether layer l slides (has a window) under a sliding-window period (model_arch.swa_period):
 // period 0 slides every layer, else every period-th layer (l % period == period - 1) is
@@ -143,6 +165,15 @@ typedef struct model_hparams {
                              // or the architecture's (Gemma 3 27B, DeepSeek's YaRN mscale^2)
     float final_softcap;     // final_logit_softcapping: logits = c * tanh(logits / c), 0: none
     float rms_eps;
+    float norm_eps; // attention.layer_norm_epsilon: the LayerNorms' epsilon (encoders)
+    // Embeddings.
+    bool causal;            // attention.causal (default: true unless the architecture is an
+                            // encoder): a token attends to positions up to its own only
+    model_pooling pooling;  // pooling_type, or the default when the file has none (encoders:
+                            // mean; decoders: last, the only pooling a causal model's last
+                            // state summarizes)
+    bool pooling_in_file;   // the file gave pooling_type
+    uint32_t n_token_types; // rows of token_types (encoders; 0: none)
     // Multi-head latent attention (arch->mla; kv_lora_rank 0 otherwise). The cache holds
     // one KV head of head_dim_k = kv_lora_rank + n_rot values a position (the normed latent,
     // then the RoPE key) and no V rows: the values are the latent, head_dim_v = kv_lora_rank.
@@ -205,6 +236,10 @@ typedef struct model_layer {
     model_tensor w_gate, w_up, w_down; // (dim -> ffn), (dim -> ffn), (ffn -> dim); dense layers
                                        // (a fused ffn_up is bound as two views: gate, up)
     model_tensor ffn_post_norm;        // (dim) the feed-forward output's norm, or absent
+    // Encoders' post-norms (LayerNorm: weight and bias) and FFN biases (absent otherwise).
+    model_tensor attn_out_norm, attn_out_norm_b;   // (dim) attn_output_norm
+    model_tensor layer_out_norm, layer_out_norm_b; // (dim) layer_output_norm
+    model_tensor b_up, b_down;                     // (ffn), (dim) ffn_up.bias, ffn_down.bias
     // Mixture of experts (router.data NULL in dense layers).
     model_tensor router;                           // ffn_gate_inp (dim -> n_expert)
     model_tensor router_bias;                      // exp_probs_b (n_expert), steers the choice
@@ -231,7 +266,13 @@ typedef struct model {
     model_hparams hp;
     model_tensor token_embd;  // (dim x n_vocab)
     model_tensor output_norm; // (dim)
-    model_tensor output;      // (dim x n_vocab); token_embd when tied
+    model_tensor output;      // (dim x n_vocab); token_embd when tied; absent (data NULL)
+                              // in an encoder
+    // Encoders (absent otherwise).
+    model_tensor token_types; // (dim x n_token_types) token_types: row 0 is added
+    model_tensor pos_embd;    // (dim x n_ctx_train) position_embd (arch->pos_embd)
+    model_tensor embd_norm;   // (dim) token_embd_norm.weight
+    model_tensor embd_norm_b; // (dim) token_embd_norm.bias
     const float *rope_freqs;  // (n_rot / 2) per-pair divisors, or NULL
     const float *rope_long;   // (n_rot / 2) LongRoPE divisors for a context beyond
                               // rope_ctx_orig (rope_factors_long), or NULL
@@ -249,6 +290,13 @@ static inline bool model_hparams_mla(const model_hparams *hp) { return hp->kv_lo
 static inline bool model_layer_has_experts(const model *m, uint32_t l)
 {
     return m->hp.n_expert > 0 && l >= m->hp.n_dense_lead;
+}
+
+// Whether m computes embeddings only (an encoder, or a model whose attention is not causal):
+// it has no logits to sample from, and an input must be computed in one step.
+static inline bool model_embeddings_only(const model *m)
+{
+    return m->arch->encoder || !m->hp.causal;
 }
 
 // Opens and validates a model: the architecture is known, every required tensor exists with
@@ -350,11 +398,18 @@ typedef struct model_batch {
     const kv_seq *const *seqs; // (n_seqs)
     uint32_t n_seqs;
     const uint32_t *out; // (n_out) batch indices whose logits are returned, in order
-    uint32_t n_out;      // 0..logit_rows
+    uint32_t n_out;      // 0..logit_rows (0 for an encoder, which has no logits)
+    bool hidden;         // keep every token's final hidden state (model_state_hidden)
 } model_batch;
 
+// The final hidden states of the last batch that asked for them (model_batch.hidden):
+// n_tokens rows of dim floats, after the output norm (an encoder's: its last layer's), in
+// batch order. Valid until the next forward call.
+const float *model_state_hidden(const model_state *s);
+
 // Runs a batch through the model over the pool kv (whose configuration must be
-// model_kv_config's for this model). *logits gets n_out rows of n_vocab floats (valid until
+// model_kv_config's for this model). In a model whose attention is not causal, a token
+// attends to every position its sequence holds: the batch must hold the whole input. *logits gets n_out rows of n_vocab floats (valid until
 // the next call). GARLIC_EINVAL for a bad batch (sizes, ids, positions, pool shape), with
 // nothing written. Allocates nothing.
 int model_forward_batch(model_state *s, kv_cache *kv, const model_batch *b, const float **logits,
@@ -375,5 +430,28 @@ kv_cache *model_kv_new_single(const model *m, kv_type type, uint32_t n_ctx, garl
 // id is out of range. Allocates nothing.
 int model_forward(model_state *s, kv_cache *kv, kv_seq *seq, const int32_t *tokens, uint32_t n,
                   uint32_t pos0, bool all_logits, const float **logits, garlic_error *err);
+
+// One whole input through the model for its hidden states (embeddings; tests and the
+// fidelity tools, the engine batches its inputs itself): runs tokens[0..n) at positions 0..
+// of seq (emptied first) and sets *hidden to n rows of dim floats (model_state_hidden),
+// valid until the next call. Errors as model_forward's.
+int model_forward_hidden(model_state *s, kv_cache *kv, kv_seq *seq, const int32_t *tokens,
+                         uint32_t n, const float **hidden, garlic_error *err);
+
+// ---- Pooling (embed.c) ----
+
+// Adds to acc (dim floats, zeroed before an input's first chunk) what pooling p takes from
+// the hidden states of one chunk of an input: n rows (stride floats apart) at positions
+// pos0.. of an input of n_total tokens. Mean sums every row, CLS copies position 0's, last
+// copies position n_total - 1's; none and rank take nothing.
+void model_pool_rows(model_pooling p, const float *rows, uint64_t stride, uint32_t n, uint32_t pos0,
+                     uint32_t n_total, uint32_t dim, float *acc);
+
+// Finishes a pooled vector after the input's last chunk: mean divides by n_total.
+void model_pool_finish(model_pooling p, float *acc, uint32_t n_total, uint32_t dim);
+
+// Scales v (n floats) to Euclidean norm 1 (the sum of squares in double, as llama.cpp's
+// embedding example); a zero vector stays zero.
+void model_embed_normalize(float *v, uint32_t n);
 
 #endif

@@ -56,6 +56,7 @@ void model_synth_params_default(model_synth_params *p)
                               .output_type = -1,
                               .more_bits_type = -1,
                               .expert_type = -1,
+                              .pooling = -1,
                               .seed = 1};
 }
 
@@ -257,6 +258,40 @@ static uint64_t shared_width(const model_synth_params *p)
     return (uint64_t)(p->ffn_exp ? p->ffn_exp : p->ffn) * p->n_shared_experts;
 }
 
+// An encoder's layer as llama.cpp's converter writes BERT's and nomic-bert's: Q, K, V (one
+// fused matrix for nomic-bert) and the output projection, the post-norms with biases, and the
+// FFN (BERT: up and down with biases; nomic-bert: gate, up and down, no biases).
+static int add_encoder_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_error *err)
+{
+    const model_synth_params *p = st->p;
+    const model_arch *arch = model_arch_find(p->arch);
+    uint32_t t = p->type;
+    uint64_t dim = p->dim, ffn = p->ffn, q_dim = (uint64_t)p->n_head * p->head_dim;
+    uint64_t kv_dim = (uint64_t)p->n_head_kv * p->head_dim;
+    bool bert = arch->ffn_ungated, fused = arch->fused_qkv;
+    const layer_tensor specs[] = {
+        {"attn_qkv.weight", INIT_MATRIX, t, dim, q_dim + 2 * kv_dim, 1, fused},
+        {"attn_q.weight", INIT_MATRIX, t, dim, q_dim, 1, !fused},
+        {"attn_q.bias", INIT_BIAS, 0, q_dim, 1, 1, !fused},
+        {"attn_k.weight", INIT_MATRIX, t, dim, kv_dim, 1, !fused},
+        {"attn_k.bias", INIT_BIAS, 0, kv_dim, 1, 1, !fused},
+        {"attn_v.weight", INIT_MATRIX, t, dim, kv_dim, 1, !fused},
+        {"attn_v.bias", INIT_BIAS, 0, kv_dim, 1, 1, !fused},
+        {"attn_output.weight", INIT_MATRIX, t, q_dim, dim, 1, true},
+        {"attn_output.bias", INIT_BIAS, 0, dim, 1, 1, bert},
+        {"attn_output_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
+        {"attn_output_norm.bias", INIT_BIAS, 0, dim, 1, 1, true},
+        {"ffn_up.weight", INIT_MATRIX, t, dim, ffn, 1, true},
+        {"ffn_up.bias", INIT_BIAS, 0, ffn, 1, 1, bert},
+        {"ffn_gate.weight", INIT_MATRIX, t, dim, ffn, 1, !bert},
+        {"ffn_down.weight", INIT_MATRIX, t, ffn, dim, 1, true},
+        {"ffn_down.bias", INIT_BIAS, 0, dim, 1, 1, bert},
+        {"layer_output_norm.weight", INIT_NORM, 0, dim, 1, 1, true},
+        {"layer_output_norm.bias", INIT_BIAS, 0, dim, 1, 1, true},
+    };
+    return add_specs(w, st, layer, specs, sizeof specs / sizeof specs[0], err);
+}
+
 static int add_layer(gguf_writer *w, synth_state *st, uint32_t layer, garlic_error *err)
 {
     const model_synth_params *p = st->p;
@@ -360,6 +395,69 @@ done:
     return rc;
 }
 
+// A WordPiece vocabulary of n tokens as llama.cpp's converter writes BERT's (a word's first
+// piece carries "▁", a continuation none): [PAD], [UNK], [CLS], [SEP], [MASK], then every
+// character as a word and as a continuation, then pairs of lowercase letters likewise until
+// n is reached.
+static int write_wordpiece_vocab(gguf_writer *w, uint32_t n, garlic_error *err)
+{
+    static const char chars[] = "abcdefghijklmnopqrstuvwxyz0123456789.,!?'\"-:;()";
+    static const char *const specials[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+    const uint32_t n_chars = sizeof chars - 1, n_special = 5;
+    if (n < n_special + 2 * n_chars || n > n_special + 2 * n_chars + 2 * 26 * 26)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "vocab %u: the built-in WordPiece vocabulary has %u to %u tokens",
+                                n, n_special + 2 * n_chars, n_special + 2 * n_chars + 2 * 26 * 26);
+    char **pieces = garlic_calloc(n, sizeof *pieces);
+    int32_t *types = garlic_calloc(n, sizeof *types);
+    float *scores = garlic_calloc(n, sizeof *scores);
+    char *text = garlic_calloc(n, 16);
+    int rc = GARLIC_OK;
+    if (!pieces || !types || !scores || !text) {
+        rc = garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        char *t = text + (size_t)i * 16;
+        pieces[i] = t;
+        types[i] = 1;
+        uint32_t k = i - n_special;
+        bool word = k % 2 == 0; // words and continuations alternate
+        const char *start = word ? "\xe2\x96\x81" : "";
+        if (i < n_special) {
+            strcpy(t, specials[i]);
+            types[i] = i == 1 ? 2 : 3; // unknown, control
+        } else if (k / 2 < n_chars) {
+            snprintf(t, 16, "%s%c", start, chars[k / 2]);
+        } else {
+            uint32_t pair = k / 2 - n_chars;
+            snprintf(t, 16, "%s%c%c", start, 'a' + pair / 26, 'a' + pair % 26);
+        }
+    }
+    int r = gguf_writer_set_str(w, "tokenizer.ggml.model", "bert");
+    r = r ? r : gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)pieces, n);
+    r = r ? r : gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, n);
+    r = r ? r : gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, n);
+    r = r ? r : gguf_writer_set_u32(w, "tokenizer.ggml.token_type_count", 2);
+    r = r ? r : gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0);
+    r = r ? r : gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 1);
+    r = r ? r : gguf_writer_set_u32(w, "tokenizer.ggml.cls_token_id", 2);
+    r = r ? r : gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", 3);
+    r = r ? r : gguf_writer_set_u32(w, "tokenizer.ggml.mask_token_id", 4);
+    // [CLS] and [SEP] also as BOS and EOS: llama.cpp adds those around a WordPiece input
+    // (its defaults, 101 and 102, are BERT's own vocabulary's).
+    r = r ? r : gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 2);
+    r = r ? r : gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 3);
+    if (r)
+        rc = garlic_error_set(err, r, "out of memory");
+done:
+    garlic_free(pieces);
+    garlic_free(types);
+    garlic_free(scores);
+    garlic_free(text);
+    return rc;
+}
+
 // Copies every tokenizer.* key of the GGUF at path and sets *vocab to its token count.
 static int copy_tokenizer(gguf_writer *w, const char *path, uint32_t *vocab, garlic_error *err)
 {
@@ -380,7 +478,9 @@ static int copy_tokenizer(gguf_writer *w, const char *path, uint32_t *vocab, gar
     *vocab = (uint32_t)tokens.arr.count;
     for (uint64_t i = 0; i < f->n_kv && rc == GARLIC_OK; i++) {
         const gguf_kv *kv = &f->kv[i];
-        if (kv->key.len < 10 || memcmp(kv->key.data, "tokenizer.", 10) != 0)
+        static const char types[] = "tokenizer.ggml.token_type_count"; // encoders write their own
+        if (kv->key.len < 10 || memcmp(kv->key.data, "tokenizer.", 10) != 0 ||
+            gguf_string_eq(kv->key, types))
             continue;
         char key[256];
         snprintf(key, sizeof key, "%.*s", (int)(kv->key.len < 255 ? kv->key.len : 255),
@@ -497,20 +597,31 @@ static int check_expert_params(const model_synth_params *p, garlic_error *err)
 static int check_params(const model_synth_params *p, garlic_error *err)
 {
     const tensor_type_traits *t = tensor_type_get(p->type);
-    static const char *const writable_archs[] = {"llama",    "qwen2",    "qwen3",
-                                                 "qwen3moe", "qwen2moe", "gemma3",
-                                                 "phi3",     "gpt-oss",  "deepseek2"};
+    static const char *const writable_archs[] = {"llama",     "qwen2",  "qwen3",     "qwen3moe",
+                                                 "qwen2moe",  "gemma3", "phi3",      "gpt-oss",
+                                                 "deepseek2", "bert",   "nomic-bert"};
     bool known = false;
     for (size_t i = 0; i < sizeof writable_archs / sizeof writable_archs[0]; i++)
         known |= strcmp(p->arch, writable_archs[i]) == 0;
     if (!known)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "arch '%s': expected llama, qwen2, qwen3, qwen3moe, qwen2moe, "
-                                "gemma3, phi3, gpt-oss or deepseek2",
+                                "gemma3, phi3, gpt-oss, deepseek2, bert or nomic-bert",
                                 p->arch);
     int rc = check_arch_options(p, err);
     if (rc)
         return rc;
+    bool encoder = model_arch_find(p->arch)->encoder;
+    if (p->pooling > MODEL_POOLING_LAST)
+        return garlic_error_set(err, GARLIC_EINVAL, "pooling %d: none, mean, cls or last",
+                                p->pooling);
+    if (encoder &&
+        (p->n_expert || p->tied || p->n_head_kv != p->n_head ||
+         (p->head_dim && p->head_dim * p->n_head != p->dim)))
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "%s has no experts, no output matrix to tie, as many KV heads "
+                                "as heads and a head dim of dim / heads",
+                                p->arch);
     bool moe_arch = strstr(p->arch, "moe") != NULL || strcmp(p->arch, "gpt-oss") == 0 ||
         strcmp(p->arch, "deepseek2") == 0;
     if (moe_arch && !p->n_expert)
@@ -597,7 +708,7 @@ static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t h
         {"rope.scaling.yarn_beta_slow", 0, 1.0f, !yarn},
         {"rope.scaling.attn_factor", 0, attn_factor, !p->longrope},
         {"rope.scaling.yarn_log_multiplier", 0, p->yarn_log_mul, p->yarn_log_mul == 0},
-        {"attention.layer_norm_rms_epsilon", 0, p->rms_eps > 0 ? p->rms_eps : 1e-5f, false},
+        {"attention.layer_norm_rms_epsilon", 0, p->rms_eps > 0 ? p->rms_eps : 1e-5f, arch->encoder},
         {"attention.key_length", mla ? kv + rope : head_dim, 0, !own_head && !mla},
         {"attention.value_length", mla ? kv : head_dim, 0, !own_head && !mla},
         {"attention.sliding_window", p->sliding_window, 0, !p->sliding_window && !phi3 && !gpt_oss},
@@ -634,6 +745,17 @@ static int write_hparams(gguf_writer *w, const model_synth_params *p, uint32_t h
     snprintf(key, sizeof key, "%s.expert_weights_norm", p->arch);
     if (r == 0 && p->expert_norm)
         r = gguf_writer_set_bool(w, key, true);
+    // Encoders: LayerNorm's epsilon, attention over the whole input, and always a pooling.
+    int32_t pooling = p->pooling >= 0 ? p->pooling : arch->encoder ? MODEL_POOLING_MEAN : -1;
+    snprintf(key, sizeof key, "%s.pooling_type", p->arch);
+    if (r == 0 && pooling >= 0)
+        r = gguf_writer_set_u32(w, key, (uint32_t)pooling);
+    snprintf(key, sizeof key, "%s.attention.layer_norm_epsilon", p->arch);
+    if (r == 0 && arch->encoder)
+        r = gguf_writer_set_f32(w, key, p->rms_eps > 0 ? p->rms_eps : 1e-12f);
+    snprintf(key, sizeof key, "%s.attention.causal", p->arch);
+    if (r == 0 && arch->encoder)
+        r = gguf_writer_set_bool(w, key, false);
     return r;
 }
 
@@ -664,8 +786,13 @@ int model_synth_write(const model_synth_params *params, const char *path, garlic
         garlic_error_set(err, rc, "out of memory");
         goto done;
     }
+    bool encoder = model_arch_find(p.arch)->encoder;
     rc = p.tokenizer_path ? copy_tokenizer(w, p.tokenizer_path, &p.vocab, err)
+        : encoder         ? write_wordpiece_vocab(w, p.vocab, err)
                           : write_builtin_vocab(w, p.vocab, err);
+    if (rc == GARLIC_OK && encoder && p.tokenizer_path &&
+        (rc = gguf_writer_set_u32(w, "tokenizer.ggml.token_type_count", 2)))
+        garlic_error_set(err, rc, "out of memory");
     if (rc)
         goto done;
     if (model_arch_find(p.arch)->mla) { // DeepSeek's converter writes the vocabulary's size
@@ -682,11 +809,18 @@ int model_synth_write(const model_synth_params *params, const char *path, garlic
         rc = add(w, &st, "rope_factors_long.weight", INIT_ROPE_LONG, 0, half, 1, err);
     if (rc == GARLIC_OK && p.longrope)
         rc = add(w, &st, "rope_factors_short.weight", INIT_ROPE_SHORT, 0, half, 1, err);
+    if (encoder) { // token types and learned positions stay F32, as the converter writes them
+        rc = rc ? rc : add(w, &st, "token_types.weight", INIT_MATRIX, 0, p.dim, 2, err);
+        if (rc == GARLIC_OK && model_arch_find(p.arch)->pos_embd)
+            rc = add(w, &st, "position_embd.weight", INIT_MATRIX, 0, p.dim, p.context, err);
+        rc = rc ? rc : add(w, &st, "token_embd_norm.weight", INIT_NORM, 0, p.dim, 1, err);
+        rc = rc ? rc : add(w, &st, "token_embd_norm.bias", INIT_BIAS, 0, p.dim, 1, err);
+    }
     for (uint32_t l = 0; l < p.n_layer && rc == GARLIC_OK; l++)
-        rc = add_layer(w, &st, l, err);
-    if (rc == GARLIC_OK)
+        rc = encoder ? add_encoder_layer(w, &st, l, err) : add_layer(w, &st, l, err);
+    if (rc == GARLIC_OK && !encoder)
         rc = add(w, &st, "output_norm.weight", INIT_NORM, 0, p.dim, 1, err);
-    if (rc == GARLIC_OK && !p.tied)
+    if (rc == GARLIC_OK && !p.tied && !encoder)
         rc = add(w, &st, "output.weight", INIT_MATRIX,
                  p.output_type >= 0 ? (uint32_t)p.output_type : p.type, p.dim, p.vocab, err);
     for (size_t i = 0; i < st.n_tensors; i++) {

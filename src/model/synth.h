@@ -2,7 +2,8 @@
 // The model synthesizer: writes a random-weight Llama-family GGUF of any shape and weight
 // type, deterministic from a seed, so that tests need no downloaded model and benchmarks
 // can use realistic sizes (e.g. the TinyLlama-1.1B shape). The vocabulary is copied from a
-// tokenizer GGUF, or else a small SentencePiece-style vocabulary is generated.
+// tokenizer GGUF, or else a small SentencePiece-style vocabulary is generated (a WordPiece
+// one for the encoders, bert and nomic-bert).
 #ifndef GARLIC_MODEL_SYNTH_H
 #define GARLIC_MODEL_SYNTH_H
 
@@ -15,7 +16,8 @@ typedef struct model_synth_params {
     const char *arch; // "llama", "qwen2" (Q/K/V bias), "qwen3" (Q/K norms), "qwen3moe",
                       // "qwen2moe" (experts; llama with experts is Mixtral), "gemma3",
                       // "phi3" (fused Q/K/V and gate/up), "gpt-oss" (experts, sinks),
-                      // "deepseek2" (multi-head latent attention and experts)
+                      // "deepseek2" (multi-head latent attention and experts), "bert" and
+                      // "nomic-bert" (encoders: embeddings only, a built-in WordPiece vocab)
     const char *name; // general.name; NULL for "garlic-synth"
     uint32_t dim;     // embedding length
     uint32_t n_layer;
@@ -63,7 +65,9 @@ typedef struct model_synth_params {
     float rope_theta_swa;       // rope.freq_base_swa of gemma3's sliding layers, 0: 10000
     float final_softcap;        // final_logit_softcapping (gemma3), 0: none
     bool longrope;              // rope_factors_long/short and rope.scaling.attn_factor (phi3)
-    float rms_eps;              // 0: 1e-5
+    float rms_eps;              // 0: 1e-5 (encoders: attention.layer_norm_epsilon, 0: 1e-12)
+    int32_t pooling;            // pooling_type written (model_pooling), -1: none (encoders
+                                // always write one: mean when -1)
     const char *tokenizer_path; // copy tokenizer.* keys from this GGUF, or NULL
     uint64_t seed;
     // Called after each tensor is generated, with the tensor bytes done so far and in all

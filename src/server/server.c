@@ -51,6 +51,9 @@ static const route_entry routes[] = {
     {"POST", "/api/copy", api_ollama_copy, true, false},
     {"POST", "/tokenize", api_tokenize, false, false},
     {"POST", "/detokenize", api_detokenize, false, false},
+    {"POST", "/v1/embeddings", api_openai_embeddings, false, false},
+    {"POST", "/api/embed", api_ollama_embed, true, false},
+    {"POST", "/api/embeddings", api_ollama_embeddings, true, false},
 };
 enum { N_ROUTES = sizeof routes / sizeof routes[0], ROUTE_OTHER = N_ROUTES };
 

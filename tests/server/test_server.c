@@ -6,6 +6,7 @@
 // method, full queue), API keys, CORS, metrics, a client that disconnects mid-stream, and a
 // graceful shutdown. The last test runs the npm e2e suite (tests/e2e) when Node is there.
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +20,10 @@
 #include "util.h"
 
 static test_server main_server;
-static test_server arch_server; // test_architectures'; teardown stops it after a failure
+static test_server arch_server;  // test_architectures'; teardown stops it after a failure
+static test_server embed_server; // an encoder served as "embed" (embed_server_up)
 static char model_path[600];
+static char embed_path[600]; // a BERT encoder served as "embed"
 
 static void sleep_ms(long ms)
 {
@@ -113,6 +116,12 @@ static int setup(void **state)
     garlic_error err;
     if (model_synth_write(&p, model_path, &err))
         return -1;
+    model_synth_params_default(&p);
+    p.arch = "bert", p.dim = 64, p.n_head = 4, p.n_head_kv = 4, p.ffn = 128, p.vocab = 600;
+    p.pooling = 1; // mean
+    snprintf(embed_path, sizeof embed_path, "%s", test_temp_path("embed.gguf"));
+    if (model_synth_write(&p, embed_path, &err))
+        return -1;
     server_start(&main_server, "server.log", "--max-queue 4");
     return 0;
 }
@@ -122,6 +131,8 @@ static int teardown(void **state)
     (void)state;
     if (arch_server.pid > 0)
         server_stop(&arch_server);
+    if (embed_server.pid > 0 && server_stop(&embed_server) != 0)
+        print_message("the embeddings server exited badly (see embed-server.log)\n");
     int status = server_stop(&main_server);
     if (status != 0)
         print_message("garlic serve exited with %d (see its log above)\n", status);
@@ -266,6 +277,208 @@ static void test_tokenize_endpoints(void **state)
     r = post_json("/detokenize", "{\"tokens\":[-1]}", 400);
     cJSON_Delete(r);
     r = post_json("/tokenize", "{\"content\":\"hi\",\"model\":\"nope\"}", 404);
+    cJSON_Delete(r);
+}
+
+// The n floats of a JSON list.
+static void json_floats(const cJSON *list, float *out, int n)
+{
+    assert_int_equal(cJSON_GetArraySize(list), n);
+    int i = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, list) out[i++] = (float)v->valuedouble;
+}
+
+// Decodes base64 text into out (cap bytes); returns the byte count.
+static size_t base64_decode(const char *text, unsigned char *out, size_t cap)
+{
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (const char *p = text; *p && *p != '='; p++) {
+        const char *d = strchr(digits, *p);
+        assert_non_null(d);
+        acc = acc << 6 | (uint32_t)(d - digits), bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            assert_true(n < cap);
+            out[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return n;
+}
+
+static double max_diff(const float *a, const float *b, int n)
+{
+    double d = 0;
+    for (int i = 0; i < n; i++)
+        d = fmax(d, fabs((double)a[i] - b[i]));
+    return d;
+}
+
+// The server of the embedding tests (started once): the encoder as "embed" beside the test
+// model, a queue of 4.
+static void embed_server_up(void)
+{
+    if (embed_server.pid > 0)
+        return;
+    char args[2048];
+    snprintf(args, sizeof args, "-m '%s=embed' -m '%s=tiny' --threads 1 --max-queue 4", embed_path,
+             model_path);
+    test_server_start(&embed_server, "embed-server.log", "", args);
+}
+
+static cJSON *embed_post(const char *path, const char *json, int want_status)
+{
+    char *body;
+    int status = http(&embed_server, "POST", path, json, NULL, &body, NULL);
+    if (status != want_status)
+        fail_msg("POST %s %s: status %d, want %d: %s", path, json, status, want_status, body);
+    cJSON *root = cJSON_Parse(body);
+    if (!root)
+        fail_msg("POST %s: not JSON: %s", path, body);
+    free(body);
+    return root;
+}
+
+// The three embedding endpoints on a BERT encoder: unit vectors of the model's width, the
+// same vector for an input alone or among others, in floats or base64, truncated by
+// "dimensions"; usage against the tokenizer; inputs beyond the queue's limit (4) all served;
+// fields refused by name, too-long inputs refused by index or cut, generation refused; a
+// decoder embeds too (last-token pooling).
+static void test_embeddings(void **state)
+{
+    (void)state;
+    embed_server_up();
+    enum { DIM = 64 };
+    float a[DIM], a_alone[DIM], b64[DIM], small[16];
+    cJSON *r = embed_post("/v1/embeddings",
+                          "{\"model\":\"embed\",\"input\":[\"hello world\",\"the cat sat\"]}", 200);
+    assert_string_equal(json_str(r, "object"), "list");
+    assert_string_equal(json_str(r, "data.1.object"), "embedding");
+    assert_int_equal((int)json_num(r, "data.1.index"), 1);
+    json_floats(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "data"), 0), "embedding"), a,
+        DIM);
+    double norm = 0;
+    for (int i = 0; i < DIM; i++)
+        norm += (double)a[i] * a[i];
+    assert_float_equal(norm, 1.0, 1e-5);
+    // [CLS] hello world [SEP] and [CLS] the cat sat [SEP], as /tokenize counts them
+    int tokens = 0;
+    const char *texts[] = {"hello world", "the cat sat"};
+    for (int i = 0; i < 2; i++) {
+        char body[200];
+        snprintf(body, sizeof body,
+                 "{\"model\":\"embed\",\"content\":\"%s\","
+                 "\"add_special\":true}",
+                 texts[i]);
+        cJSON *t = embed_post("/tokenize", body, 200);
+        tokens += cJSON_GetArraySize(cJSON_GetObjectItem(t, "tokens"));
+        cJSON_Delete(t);
+    }
+    assert_int_equal((int)json_num(r, "usage.prompt_tokens"), tokens);
+    cJSON_Delete(r);
+    r = embed_post("/v1/embeddings",
+                   "{\"model\":\"embed\",\"input\":\"hello world\",\"encoding_format\":\"base64\","
+                   "\"user\":\"u1\"}",
+                   200);
+    assert_int_equal(
+        base64_decode(json_str(r, "data.0.embedding"), (unsigned char *)b64, sizeof b64),
+        sizeof b64);
+    cJSON_Delete(r);
+    r = embed_post("/api/embed", "{\"model\":\"embed\",\"input\":\"hello world\"}", 200);
+    json_floats(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "embeddings"), 0), a_alone, DIM);
+    assert_string_equal(json_str(r, "model"), "embed");
+    assert_true(json_num(r, "prompt_eval_count") > 0 && json_num(r, "total_duration") > 0);
+    cJSON_Delete(r);
+    if (max_diff(a, a_alone, DIM) > 1e-6 || max_diff(a, b64, DIM) > 1e-6)
+        fail_msg("the same input differs alone (%.3g) or in base64 (%.3g)",
+                 max_diff(a, a_alone, DIM), max_diff(a, b64, DIM));
+    r = embed_post("/api/embeddings", "{\"model\":\"embed\",\"prompt\":\"hello world\"}", 200);
+    json_floats(cJSON_GetObjectItem(r, "embedding"), a_alone, DIM);
+    assert_true(max_diff(a, a_alone, DIM) <= 1e-6);
+    cJSON_Delete(r);
+    r = embed_post("/v1/embeddings",
+                   "{\"model\":\"embed\",\"input\":\"hello world\",\"dimensions\":16}", 200);
+    json_floats(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "data"), 0), "embedding"),
+        small, 16);
+    cJSON_Delete(r);
+    double head = 0;
+    for (int i = 0; i < 16; i++)
+        head += (double)a[i] * a[i];
+    for (int i = 0; i < 16; i++)
+        assert_float_equal(small[i], a[i] / sqrt(head), 1e-5);
+    // Ten inputs through a queue of 4: the window drains as it goes.
+    r = embed_post("/v1/embeddings",
+                   "{\"model\":\"embed\",\"input\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\","
+                   "\"h\",\"i\",\"hello world\"]}",
+                   200);
+    json_floats(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "data"), 9), "embedding"),
+        a_alone, DIM);
+    assert_true(max_diff(a, a_alone, DIM) <= 1e-6);
+    cJSON_Delete(r);
+    // Refusals, by name.
+    r = embed_post("/v1/embeddings", "{\"model\":\"embed\",\"input\":\"x\",\"foo\":1}", 400);
+    assert_string_equal(json_str(r, "error.param"), "foo");
+    cJSON_Delete(r);
+    r = embed_post("/v1/embeddings",
+                   "{\"model\":\"embed\",\"input\":\"x\",\"encoding_format\":\"int8\"}", 400);
+    assert_string_equal(json_str(r, "error.param"), "encoding_format");
+    cJSON_Delete(r);
+    r = embed_post("/v1/embeddings", "{\"model\":\"embed\",\"input\":\"x\",\"dimensions\":65}",
+                   400);
+    cJSON_Delete(r);
+    r = embed_post("/api/embed",
+                   "{\"model\":\"embed\",\"input\":\"x\",\"options\":{\"mirostat\":2}}", 400);
+    assert_non_null(strstr(json_str(r, "error"), "options.mirostat"));
+    cJSON_Delete(r);
+    char *long_body = malloc(8000);
+    int at = snprintf(long_body, 8000, "{\"model\":\"embed\",\"input\":[\"hi\",\"");
+    for (int i = 0; i < 600; i++)
+        at += snprintf(long_body + at, 8000 - (size_t)at, "a ");
+    snprintf(long_body + at, 8000 - (size_t)at, "\"]%s}", "");
+    r = embed_post("/v1/embeddings", long_body, 400);
+    assert_non_null(strstr(json_str(r, "error.message"), "'input[1]' has 602 tokens"));
+    assert_string_equal(json_str(r, "error.code"), "context_length_exceeded");
+    cJSON_Delete(r);
+    r = embed_post("/api/embed", long_body, 200);                     // truncate: true by default
+    assert_int_equal((int)json_num(r, "prompt_eval_count"), 3 + 512); // [CLS] hi [SEP], 512
+    float cut[DIM], explicit_ids[DIM];
+    json_floats(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "embeddings"), 1), cut, DIM);
+    cJSON_Delete(r);
+    // The cut input is its first 511 tokens and [SEP]: the same as those ids given.
+    cJSON *t = embed_post("/tokenize",
+                          "{\"model\":\"embed\",\"content\":\"a\",\"add_special\":true}", 200);
+    const cJSON *tt = cJSON_GetObjectItem(t, "tokens");
+    int cls = cJSON_GetArrayItem(tt, 0)->valueint, a_id = cJSON_GetArrayItem(tt, 1)->valueint,
+        sep = cJSON_GetArrayItem(tt, 2)->valueint;
+    cJSON_Delete(t);
+    at = snprintf(long_body, 8000, "{\"model\":\"embed\",\"input\":[%d", cls);
+    for (int i = 0; i < 510; i++)
+        at += snprintf(long_body + at, 8000 - (size_t)at, ",%d", a_id);
+    snprintf(long_body + at, 8000 - (size_t)at, ",%d]}", sep);
+    r = embed_post("/v1/embeddings", long_body, 200);
+    json_floats(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "data"), 0), "embedding"),
+        explicit_ids, DIM);
+    cJSON_Delete(r);
+    if (max_diff(cut, explicit_ids, DIM) > 1e-6)
+        fail_msg("the truncated input differs from its ids given (%.3g)",
+                 max_diff(cut, explicit_ids, DIM));
+    free(long_body);
+    r = embed_post("/api/generate", "{\"model\":\"embed\",\"prompt\":\"hi\",\"stream\":false}",
+                   400);
+    assert_non_null(strstr(json_str(r, "error"), "embeddings only"));
+    cJSON_Delete(r);
+    // A decoder embeds with its last token's final hidden state.
+    r = embed_post("/v1/embeddings", "{\"model\":\"tiny\",\"input\":[[1,300,301],[1,300]]}", 200);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(
+                         cJSON_GetArrayItem(cJSON_GetObjectItem(r, "data"), 0), "embedding")),
+                     256);
     cJSON_Delete(r);
 }
 
@@ -1229,13 +1442,15 @@ static void test_e2e_node(void **state)
     test_server_start(&agent, "agent.log", "",
                       "-m models/stories260K.gguf=stories --threads 1 --ctx 1024 "
                       "--chat-template-file tests/data/templates/hermes-think.jinja");
+    embed_server_up();
     // Run from the folder: `node --test` then finds *.test.mjs there (node_modules excluded)
     // the same way in every Node version.
     int rc = test_run(&out, &err,
                       "cd tests/e2e && GARLIC_URL=http://127.0.0.1:%d GARLIC_MODEL=tiny "
                       "GARLIC_MODEL_PATH='%s' GARLIC_BIN='%s' "
-                      "GARLIC_AGENT_URL=http://127.0.0.1:%d node --test",
-                      main_server.port, model_path, bin, agent.port);
+                      "GARLIC_AGENT_URL=http://127.0.0.1:%d "
+                      "GARLIC_EMBED_URL=http://127.0.0.1:%d GARLIC_EMBED_MODEL=embed node --test",
+                      main_server.port, model_path, bin, agent.port, embed_server.port);
     test_server_stop(&agent);
     if (rc != 0) { // the whole report: cmocka's messages are cut short
         fprintf(stderr, "%s\n%s\n", out ? out : "", err ? err : "");
@@ -1251,6 +1466,7 @@ int main(void)
         cmocka_unit_test(test_chat_completion),
         cmocka_unit_test(test_fields_refused_by_name),
         cmocka_unit_test(test_tokenize_endpoints),
+        cmocka_unit_test(test_embeddings),
         cmocka_unit_test(test_streaming_matches_whole),
         cmocka_unit_test(test_architectures),
         cmocka_unit_test(test_folder),
