@@ -28,7 +28,8 @@ typedef struct trie_node {
     uint32_t tok_n;     // tokens ending at this node
     uint16_t depth;
     uint8_t byte;
-    uint8_t plain; // every token below reads, from this byte on, as plain UTF-8 text
+    uint8_t plain;      // every token below reads, from this byte on, as plain UTF-8 text
+    uint16_t max_chars; // the most characters a token below has from this byte on
 } trie_node;
 
 struct grammar_vocab {
@@ -41,14 +42,15 @@ struct grammar_vocab {
     uint8_t *usable;  // (n_tokens) 1 when the trie holds the token
     int32_t *end_ids; // (n_end)
     size_t n_end;
-    uint32_t max_len; // longest usable token in bytes
+    uint32_t max_len;   // longest usable token in bytes
+    uint32_t max_chars; // most characters in a usable token (a cut-off one counts)
 };
 
 // An interned stack set: items[off..off+len).
 typedef struct mset {
     uint32_t off, len;
     uint32_t hash;
-    int32_t loops; // -1 unknown; 1 when every plain character leads back to this set
+    int32_t chain; // plain characters in a row this set takes for sure; -1 unknown, -2 busy
 } mset;
 
 // The walk's state at one trie depth.
@@ -70,6 +72,8 @@ struct grammar_scratch {
     size_t cp_cap, n_cp;
     mlevel *levels; // (cap_levels)
     size_t cap_levels;
+    int32_t *path; // (cap_path) scratch for set_chain
+    size_t cap_path;
 };
 
 // ---- vocabulary ----
@@ -121,7 +125,7 @@ static int build_trie(grammar_vocab *v, const int32_t *sorted, size_t n)
         garlic_free(ok);
         return GARLIC_ENOMEM;
     }
-    v->nodes[0] = (trie_node){0, 0, 0, 0, 0, 0};
+    v->nodes[0] = (trie_node){0, 0, 0, 0, 0, 0, 0};
     v->n_nodes = 1;
     size_t prev_len = 0;
     const char *prev = NULL;
@@ -139,13 +143,21 @@ static int build_trie(grammar_vocab *v, const int32_t *sorted, size_t n)
                 garlic_free(ok);
                 return GARLIC_ENOMEM;
             }
-            v->nodes[v->n_nodes] = (trie_node){0,           (uint32_t)k,       0,
-                                               (uint16_t)d, (uint8_t)p[d - 1], 1};
+            v->nodes[v->n_nodes] = (trie_node){0, (uint32_t)k, 0, (uint16_t)d, (uint8_t)p[d - 1], 1,
+                                               0};
             open[d] = (uint32_t)v->n_nodes++;
         }
         plain_suffixes((const uint8_t *)p, len, ok);
-        for (size_t d = 1; d <= len; d++)
-            v->nodes[open[d]].plain &= ok[d - 1];
+        uint32_t chars = 0; // characters in p[d - 1..len), counted from the end
+        for (size_t d = len; d >= 1; d--) {
+            chars += ((uint8_t)p[d - 1] & 0xC0) != 0x80;
+            trie_node *nd = &v->nodes[open[d]];
+            nd->plain &= ok[d - 1];
+            if (chars > nd->max_chars)
+                nd->max_chars = (uint16_t)(chars < UINT16_MAX ? chars : UINT16_MAX);
+            if (chars > v->max_chars)
+                v->max_chars = chars;
+        }
         v->nodes[open[len]].tok_n++;
         v->tok_ids[k] = t;
         prev = p, prev_len = len;
@@ -154,7 +166,7 @@ static int build_trie(grammar_vocab *v, const int32_t *sorted, size_t n)
         v->nodes[open[d]].skip = (uint32_t)v->n_nodes;
     v->nodes[0].skip = (uint32_t)v->n_nodes;
     // A sentinel after the last node closes the last subtree's token range.
-    v->nodes[v->n_nodes] = (trie_node){0, (uint32_t)n, 0, 0, 0, 0};
+    v->nodes[v->n_nodes] = (trie_node){0, (uint32_t)n, 0, 0, 0, 0, 0};
     garlic_free(open);
     garlic_free(ok);
     return GARLIC_OK;
@@ -265,6 +277,7 @@ void grammar_scratch_free(grammar_scratch *m)
     garlic_free(m->cp_keys);
     garlic_free(m->cp_vals);
     garlic_free(m->levels);
+    garlic_free(m->path);
     garlic_free(m);
 }
 
@@ -435,59 +448,98 @@ static bool step_byte(grammar_state *s, grammar_scratch *m, const mlevel *from, 
     return to->set >= 0;
 }
 
-// How a symbol treats code points from 0x80 up: 0 matches none, 1 all, 2 some.
-static int sym_wide(const grammar *g, gsym sym)
+// The plain characters (what plain_byte lets through, as code points, surrogates aside) in
+// four runs.
+static const grange PLAIN[] = {{0x20, 0x21}, {0x23, 0x5B}, {0x5D, 0xD7FF}, {0xE000, 0x10FFFF}};
+
+// How a symbol treats the plain characters: 0 matches none, 1 all, 2 some.
+static int sym_plain(const grammar *g, gsym sym)
 {
     if (sym.kind == GSYM_ANY)
         return 1;
     if (sym.kind == GSYM_CHAR)
-        return sym.arg >= 0x80 ? 2 : 0;
+        return grammar_sym_meets(g, sym, 0x20, 0x10FFFF) && sym.arg != '"' && sym.arg != '\\' &&
+                (sym.arg < 0xD800 || sym.arg > 0xDFFF)
+            ? 2
+            : 0;
     const gclass *c = &g->classes[sym.arg];
     const grange *r = c->n_ranges ? g->ranges + c->first_range : NULL;
-    int covered = 0; // 0 none of the wide range in the ranges, 1 all of it, 2 part
-    for (uint32_t i = 0; i < c->n_ranges; i++) {
-        if (r[i].hi < 0x80)
-            continue;
-        covered = r[i].lo <= 0x80 && r[i].hi >= 0x10FFFF ? 1 : 2;
-        break;
+    bool all = true, none = true;
+    for (size_t k = 0; k < sizeof PLAIN / sizeof PLAIN[0]; k++) {
+        bool full = false, some = false;
+        for (uint32_t i = 0; i < c->n_ranges; i++) {
+            full |= r[i].lo <= PLAIN[k].lo && r[i].hi >= PLAIN[k].hi;
+            some |= r[i].lo <= PLAIN[k].hi && r[i].hi >= PLAIN[k].lo;
+        }
+        if (c->negated) {
+            bool was_full = full;
+            full = !some;
+            some = !was_full;
+        }
+        all &= full;
+        none &= !some;
     }
-    if (covered == 2)
-        return 2;
-    return c->negated ? !covered : covered;
+    return all ? 1 : none ? 0 : 2;
 }
 
-// Whether set id comes back to itself after every plain character (every byte plain_byte
-// accepts, any wide character): then a subtree of plain tokens is allowed whole. Computed
-// once per set and mask; false on failure (*rc set).
-static bool set_loops(grammar_state *s, grammar_scratch *m, int32_t id, int *rc, garlic_error *err)
+// Whether every plain character takes set id to one same set (each stack's top matches all of
+// them or none, so what follows does not depend on which), and some stack takes them.
+static bool set_uniform(const grammar_state *s, const grammar_scratch *m, int32_t id)
 {
-    if (m->sets[id].loops >= 0)
-        return m->sets[id].loops;
-    bool loops = true, wide = false;
-    for (uint32_t i = 0; i < m->sets[id].len && loops; i++) {
+    bool takes = false;
+    for (uint32_t i = 0; i < m->sets[id].len; i++) {
         uint32_t node = m->items[m->sets[id].off + i];
         if (node == GNODE_NIL)
             continue;
-        int w = sym_wide(s->g, s->g->syms[s->nodes[node].pos]);
-        loops = w != 2;
-        wide |= w == 1;
+        int p = sym_plain(s->g, s->g->syms[s->nodes[node].pos]);
+        if (p == 2)
+            return false;
+        takes |= p == 1;
     }
-    loops = loops && wide && advance_wide(s, m, id, 0x80, rc, err) == id;
-    for (uint8_t b = 0x20; b < 0x80 && loops && *rc == 0; b++) {
-        if (!plain_byte(b))
-            continue;
-        int32_t *slot = &m->ascii[(size_t)id * 128 + b];
+    return takes;
+}
+
+// How many plain characters in a row set id surely takes (each of them, in any order), up to
+// cap: then a subtree of plain tokens with at most that many characters is allowed whole. A
+// string body's set comes back to itself (cap); a maxLength string's counts down. Computed
+// once per set and mask by following the chain of uniform sets; 0 on failure (*rc set).
+static uint32_t set_chain(grammar_state *s, grammar_scratch *m, int32_t id, uint32_t cap,
+                          int32_t *path, int *rc, garlic_error *err)
+{
+    uint32_t n = 0, base = 0;
+    int32_t cur = id;
+    while (n < cap) {
+        if (m->sets[cur].chain >= 0) {
+            base = (uint32_t)m->sets[cur].chain;
+            break;
+        }
+        if (m->sets[cur].chain == -2) { // back to a set on this path: it loops
+            base = cap;
+            break;
+        }
+        if (!set_uniform(s, m, cur)) {
+            m->sets[cur].chain = 0;
+            break;
+        }
+        m->sets[cur].chain = -2;
+        path[n++] = cur;
+        int32_t *slot = &m->ascii[(size_t)cur * 128 + ' '];
         if (*slot == TRANS_UNKNOWN) {
-            int32_t next = advance(s, m, id, b, rc, err);
-            slot = &m->ascii[(size_t)id * 128 + b];
+            int32_t next = advance(s, m, cur, ' ', rc, err);
+            if (*rc != 0)
+                break;
+            slot = &m->ascii[(size_t)cur * 128 + ' '];
             *slot = next;
         }
-        loops = *slot == id;
+        if (*slot < 0)
+            break; // cannot happen: a uniform set takes every plain character
+        cur = *slot;
     }
-    if (*rc != 0)
-        return false;
-    m->sets[id].loops = loops;
-    return loops;
+    for (uint32_t i = n; i-- > 0;) {
+        base = base + 1 < cap ? base + 1 : cap;
+        m->sets[path[i]].chain = *rc != 0 ? 0 : (int32_t)base;
+    }
+    return *rc != 0 ? 0 : (uint32_t)(m->sets[id].chain >= 0 ? m->sets[id].chain : 0);
 }
 
 // Empties the scratch for a new mask and sizes its levels for v.
@@ -500,7 +552,8 @@ static int scratch_begin(grammar_scratch *m, const grammar_vocab *v)
         memset(m->table, 0, m->table_cap * sizeof *m->table);
     if (m->cp_keys)
         memset(m->cp_keys, 0, m->cp_cap * sizeof *m->cp_keys);
-    if (garlic_grow(&m->levels, &m->cap_levels, (size_t)v->max_len + 1, sizeof *m->levels) != 0)
+    if (garlic_grow(&m->levels, &m->cap_levels, (size_t)v->max_len + 1, sizeof *m->levels) != 0 ||
+        garlic_grow(&m->path, &m->cap_path, (size_t)v->max_chars + 1, sizeof *m->path) != 0)
         return GARLIC_ENOMEM;
     return GARLIC_OK;
 }
@@ -524,8 +577,9 @@ int grammar_mask(grammar_state *s, const grammar_vocab *v, grammar_scratch *m, u
     for (size_t i = 1; i < v->n_nodes;) {
         const trie_node *tn = &nodes[i];
         const mlevel *up = &m->levels[tn->depth - 1];
-        if (tn->plain && up->u.need == 0 && set_loops(s, m, up->set, &rc, err)) {
-            // Every token below stays in this set: allow the subtree whole.
+        if (tn->plain && up->u.need == 0 &&
+            set_chain(s, m, up->set, v->max_chars, m->path, &rc, err) >= tn->max_chars) {
+            // Every token below is plain text this set takes: allow the subtree whole.
             uint32_t end = nodes[tn->skip].tok_first;
             for (uint32_t k = tn->tok_first; k < end; k++) {
                 int32_t t = v->tok_ids[k];
