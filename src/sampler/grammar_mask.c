@@ -51,7 +51,9 @@ struct grammar_vocab {
 typedef struct mset {
     uint32_t off, len;
     uint32_t hash;
-    int32_t chain; // plain characters in a row this set takes for sure; -1 unknown, -2 busy
+    int32_t chain;       // plain characters in a row this set takes for sure; -1 unknown, -2 busy
+    uint32_t dist;       // fewest characters that finish the parse (grammar_state_distance)
+    uint32_t chain_dist; // the most bytes from complete a plain token along the chain leaves
 } mset;
 
 // The walk's state at one trie depth.
@@ -310,15 +312,16 @@ static int table_grow(grammar_scratch *m)
 }
 
 // The id of the set ids[0..n) (sorted), interned if new; negative GARLIC_E* on failure.
-static int32_t intern(grammar_scratch *m, const uint32_t *ids, uint32_t n, garlic_error *err)
+static int32_t intern(const grammar_state *s, grammar_scratch *m, const uint32_t *ids, uint32_t n,
+                      garlic_error *err)
 {
     uint32_t hash = hash_ids(ids, n);
     if ((m->n_sets + 1) * 2 > m->table_cap && table_grow(m) != 0)
         return garlic_error_set(err, GARLIC_ENOMEM, "grammar: out of memory");
     size_t h = hash & (m->table_cap - 1);
     for (; m->table[h] != 0; h = (h + 1) & (m->table_cap - 1)) {
-        const mset *s = &m->sets[m->table[h] - 1];
-        if (s->hash == hash && s->len == n && memcmp(m->items + s->off, ids, n * sizeof *ids) == 0)
+        const mset *e = &m->sets[m->table[h] - 1];
+        if (e->hash == hash && e->len == n && memcmp(m->items + e->off, ids, n * sizeof *ids) == 0)
             return (int32_t)(m->table[h] - 1);
     }
     if (m->n_sets >= MASK_MAX_SETS)
@@ -338,7 +341,11 @@ static int32_t intern(grammar_scratch *m, const uint32_t *ids, uint32_t n, garli
         m->ascii = a;
     }
     int32_t id = (int32_t)m->n_sets++;
-    m->sets[id] = (mset){(uint32_t)m->n_items, n, hash, -1};
+    uint32_t dist = UINT32_MAX / 2;
+    for (uint32_t i = 0; i < n; i++)
+        if (s->nodes[ids[i]].dist < dist)
+            dist = s->nodes[ids[i]].dist;
+    m->sets[id] = (mset){(uint32_t)m->n_items, n, hash, -1, dist, dist};
     memcpy(m->items + m->n_items, ids, n * sizeof *ids);
     m->n_items += n;
     for (int b = 0; b < 128; b++)
@@ -359,7 +366,7 @@ static int32_t advance(grammar_state *s, grammar_scratch *m, int32_t id, uint32_
         return TRANS_DEAD;
     if (n == 0)
         return TRANS_DEAD;
-    int32_t next = intern(m, s->next, n, err);
+    int32_t next = intern(s, m, s->next, n, err);
     if (next < 0) {
         *rc = next;
         return TRANS_DEAD;
@@ -484,10 +491,15 @@ static int sym_plain(const grammar *g, gsym sym)
 }
 
 // Whether every plain character takes set id to one same set (each stack's top matches all of
-// them or none, so what follows does not depend on which), and some stack takes them.
-static bool set_uniform(const grammar_state *s, const grammar_scratch *m, int32_t id)
+// them or none, so what follows does not depend on which), and some stack takes them. When it
+// does, *bound gets the most bytes from complete a token may leave it at: ending on a
+// character boundary (dist), or inside one, through a stack that takes plain characters (its
+// distance, less the shortest character, plus up to three bytes still to come).
+static bool set_uniform(const grammar_state *s, const grammar_scratch *m, int32_t id,
+                        uint32_t *bound)
 {
     bool takes = false;
+    uint32_t plain_min = UINT32_MAX / 2;
     for (uint32_t i = 0; i < m->sets[id].len; i++) {
         uint32_t node = m->items[m->sets[id].off + i];
         if (node == GNODE_NIL)
@@ -495,8 +507,12 @@ static bool set_uniform(const grammar_state *s, const grammar_scratch *m, int32_
         int p = sym_plain(s->g, s->g->syms[s->nodes[node].pos]);
         if (p == 2)
             return false;
+        if (p == 1 && s->nodes[node].dist < plain_min)
+            plain_min = s->nodes[node].dist;
         takes |= p == 1;
     }
+    uint32_t partial = grammar_dist_add(plain_min, 2);
+    *bound = m->sets[id].dist > partial ? m->sets[id].dist : partial;
     return takes;
 }
 
@@ -507,22 +523,25 @@ static bool set_uniform(const grammar_state *s, const grammar_scratch *m, int32_
 static uint32_t set_chain(grammar_state *s, grammar_scratch *m, int32_t id, uint32_t cap,
                           int32_t *path, int *rc, garlic_error *err)
 {
-    uint32_t n = 0, base = 0;
+    uint32_t n = 0, base = 0, base_dist = 0;
     int32_t cur = id;
     while (n < cap) {
         if (m->sets[cur].chain >= 0) {
             base = (uint32_t)m->sets[cur].chain;
+            base_dist = m->sets[cur].chain_dist;
             break;
         }
         if (m->sets[cur].chain == -2) { // back to a set on this path: it loops
             base = cap;
             break;
         }
-        if (!set_uniform(s, m, cur)) {
+        uint32_t bound;
+        if (!set_uniform(s, m, cur, &bound)) {
             m->sets[cur].chain = 0;
             break;
         }
         m->sets[cur].chain = -2;
+        m->sets[cur].chain_dist = bound; // this set's own bound until the chain is known
         path[n++] = cur;
         int32_t *slot = &m->ascii[(size_t)cur * 128 + ' '];
         if (*slot == TRANS_UNKNOWN) {
@@ -536,9 +555,14 @@ static uint32_t set_chain(grammar_state *s, grammar_scratch *m, int32_t id, uint
             break; // cannot happen: a uniform set takes every plain character
         cur = *slot;
     }
+    if (n == cap)
+        base_dist = UINT32_MAX; // not followed to its end: assume the worst
     for (uint32_t i = n; i-- > 0;) {
+        mset *e = &m->sets[path[i]];
         base = base + 1 < cap ? base + 1 : cap;
-        m->sets[path[i]].chain = *rc != 0 ? 0 : (int32_t)base;
+        base_dist = e->chain_dist > base_dist ? e->chain_dist : base_dist;
+        e->chain = *rc != 0 ? 0 : (int32_t)base;
+        e->chain_dist = base_dist;
     }
     return *rc != 0 ? 0 : (uint32_t)(m->sets[id].chain >= 0 ? m->sets[id].chain : 0);
 }
@@ -559,9 +583,18 @@ static int scratch_begin(grammar_scratch *m, const grammar_vocab *v)
     return GARLIC_OK;
 }
 
-int grammar_mask(grammar_state *s, const grammar_vocab *v, grammar_scratch *m, uint32_t *mask,
-                 size_t *n_allowed, garlic_error *err)
+// How far from complete the text may be after a token when tokens_left tokens remain (this
+// one included): the rest must be able to finish it, one character each, then end. -1 when
+// only an end token fits.
+static int64_t budget_distance(uint32_t tokens_left)
 {
+    return tokens_left == GRAMMAR_UNBOUNDED ? INT64_MAX : (int64_t)tokens_left - 2;
+}
+
+int grammar_mask_budget(grammar_state *s, const grammar_vocab *v, grammar_scratch *m,
+                        uint32_t tokens_left, uint32_t *mask, size_t *n_allowed, garlic_error *err)
+{
+    int64_t max_distance = budget_distance(tokens_left);
     memset(mask, 0, (v->n_tokens + 31) / 32 * sizeof *mask);
     *n_allowed = 0;
     if (scratch_begin(m, v) != 0)
@@ -569,7 +602,7 @@ int grammar_mask(grammar_state *s, const grammar_vocab *v, grammar_scratch *m, u
     uint32_t mark = s->n_nodes;
     int rc = GARLIC_OK;
     s->work_left = GRAMMAR_MAX_MASK_WORK;
-    int32_t root = intern(m, s->tops, s->n_tops, err);
+    int32_t root = intern(s, m, s->tops, s->n_tops, err);
     if (root < 0)
         return root;
     m->levels[0] = (mlevel){root, s->utf8};
@@ -579,7 +612,8 @@ int grammar_mask(grammar_state *s, const grammar_vocab *v, grammar_scratch *m, u
         const trie_node *tn = &nodes[i];
         const mlevel *up = &m->levels[tn->depth - 1];
         if (tn->plain && up->u.need == 0 &&
-            set_chain(s, m, up->set, v->max_chars, m->path, &rc, err) >= tn->max_chars) {
+            set_chain(s, m, up->set, v->max_chars, m->path, &rc, err) >= tn->max_chars &&
+            (int64_t)m->sets[up->set].chain_dist <= max_distance) {
             // Every token below is plain text this set takes: allow the subtree whole.
             uint32_t end = nodes[tn->skip].tok_first;
             for (uint32_t k = tn->tok_first; k < end; k++) {
@@ -599,11 +633,18 @@ int grammar_mask(grammar_state *s, const grammar_vocab *v, grammar_scratch *m, u
             i = tn->skip;
             continue;
         }
-        for (uint32_t k = 0; k < tn->tok_n; k++) {
-            int32_t t = v->tok_ids[tn->tok_first + k];
-            mask[t / 32] |= 1u << (t % 32);
+        const mlevel *here = &m->levels[tn->depth];
+        const mset *set = &m->sets[here->set];
+        uint32_t dist = here->u.need == 0
+            ? set->dist
+            : grammar_state_set_distance(s, m->items + set->off, set->len, &here->u);
+        if (tn->tok_n > 0 && (int64_t)dist <= max_distance) {
+            for (uint32_t k = 0; k < tn->tok_n; k++) {
+                int32_t t = v->tok_ids[tn->tok_first + k];
+                mask[t / 32] |= 1u << (t % 32);
+            }
+            allowed += tn->tok_n;
         }
-        allowed += tn->tok_n;
         i++;
     }
     grammar_state_rollback(s, mark);
@@ -623,6 +664,12 @@ int grammar_mask(grammar_state *s, const grammar_vocab *v, grammar_scratch *m, u
     return GARLIC_OK;
 }
 
+int grammar_mask(grammar_state *s, const grammar_vocab *v, grammar_scratch *m, uint32_t *mask,
+                 size_t *n_allowed, garlic_error *err)
+{
+    return grammar_mask_budget(s, v, m, GRAMMAR_UNBOUNDED, mask, n_allowed, err);
+}
+
 void grammar_mask_apply(const uint32_t *mask, float *logits, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -638,18 +685,26 @@ static bool is_end(const grammar_vocab *v, int32_t token)
     return false;
 }
 
-int grammar_token_allowed(grammar_state *s, const grammar_vocab *v, int32_t token,
-                          garlic_error *err)
+int grammar_token_allowed_budget(grammar_state *s, const grammar_vocab *v, int32_t token,
+                                 uint32_t tokens_left, garlic_error *err)
 {
     if (token < 0 || (size_t)token >= v->n_tokens)
         return garlic_error_set(err, GARLIC_EINVAL, "grammar: token %d is not in the vocabulary",
                                 token);
     if (is_end(v, token))
         return grammar_state_complete(s);
-    if (!v->usable[token])
+    int64_t max_distance = budget_distance(tokens_left);
+    if (!v->usable[token] || max_distance < 0)
         return 0;
-    return grammar_state_allows(s, v->bytes + v->off[token], v->off[token + 1] - v->off[token],
-                                err);
+    return grammar_state_allows_within(
+        s, v->bytes + v->off[token], v->off[token + 1] - v->off[token],
+        max_distance > UINT32_MAX ? UINT32_MAX : (uint32_t)max_distance, err);
+}
+
+int grammar_token_allowed(grammar_state *s, const grammar_vocab *v, int32_t token,
+                          garlic_error *err)
+{
+    return grammar_token_allowed_budget(s, v, token, GRAMMAR_UNBOUNDED, err);
 }
 
 int grammar_state_accept_token(grammar_state *s, const grammar_vocab *v, int32_t token,
