@@ -8,12 +8,15 @@
 // docs/sampling.md describes the syntax, the supported schema keywords, the limits and the
 // cost of a mask.
 //
-// Use in a decode loop (one grammar_state per sequence, one grammar_scratch per thread):
-//   sample a token; if grammar_token_allowed() says no, compute grammar_mask() once, apply it
-//   with grammar_mask_apply() and sample again; then grammar_state_accept_token().
+// Use in a decode loop (one grammar_state per sequence, one grammar_scratch per thread), with
+// L tokens left of max_tokens:
+//   sample a token; if grammar_token_allowed_budget(L) says no, compute grammar_mask_budget(L)
+//   once, apply it with grammar_mask_apply() and sample again; then
+//   grammar_state_accept_token().
 // The end-of-generation tokens are allowed exactly when grammar_state_complete() holds; a
 // grammar never reaches a state with nothing allowed and the text incomplete (rules that
-// could never finish are refused when compiling), so generation can always end.
+// could never finish are refused when compiling), and the budget keeps the text close enough
+// to complete that it ends by the last token.
 #ifndef GARLIC_SAMPLER_GRAMMAR_H
 #define GARLIC_SAMPLER_GRAMMAR_H
 
