@@ -64,7 +64,8 @@ void grammar_free(grammar *g);
 // ---- JSON Schema (json_schema.c) ----
 
 // Writes the GBNF text for JSON documents valid under schema (a cJSON tree, borrowed for the
-// call) to out. Supported: type (one or a list), properties (in schema order), required,
+// call) to out. Supported: type (one or a list), properties (in schema order, optional ones
+// skippable; llama.cpp puts required ones first), required,
 // additionalProperties (false by default when properties are given), items, minItems,
 // maxItems, enum, const, anyOf, oneOf (as anyOf), allOf of objects, $ref to "#..." pointers
 // ($defs, definitions; recursion allowed), minLength, maxLength, pattern (a regex subset
