@@ -537,7 +537,10 @@ static uint32_t set_chain(grammar_state *s, grammar_scratch *m, int32_t id, uint
         }
         uint32_t bound;
         if (!set_uniform(s, m, cur, &bound)) {
+            // The chain ends here, and a token whose last plain character led here ends
+            // here: its distance is this set's.
             m->sets[cur].chain = 0;
+            base_dist = m->sets[cur].dist;
             break;
         }
         m->sets[cur].chain = -2;

@@ -740,7 +740,13 @@ static void vocab_free(test_vocab *tv)
     grammar_vocab_free(tv->v);
 }
 
-// Checks grammar_mask at s against feeding every token to a copy of s.
+static void check_budget_mask(grammar_state *s, const grammar_vocab *v, const char *const *pieces,
+                              const size_t *lens, const bool *control, size_t n, int32_t end,
+                              grammar_scratch *m, size_t stride, grammar_state *c,
+                              uint32_t tokens_left);
+
+// Checks grammar_mask at s against feeding every token to a copy of s, then the budget masks
+// (check_budget_mask).
 static void check_mask(grammar_state *s, const grammar_vocab *v, const char *const *pieces,
                        const size_t *lens, const bool *control, size_t n, int32_t end,
                        grammar_scratch *m, size_t stride)
@@ -770,10 +776,25 @@ static void check_mask(grammar_state *s, const grammar_vocab *v, const char *con
     for (size_t t = 0; t < n; t++)
         count += (mask[t / 32] >> (t % 32)) & 1;
     assert_int_equal(count, allowed);
-    // The budget mask: the same tokens, kept only when the text after them is at most
-    // max_distance characters from complete (here one less than now: the end must come closer).
-    uint32_t d0 = grammar_state_distance(s), tokens_left = d0 + 1;
-    int64_t max_distance = (int64_t)d0 - 1;
+    // The budget masks: the same tokens, kept only when the text after them is at most
+    // tokens_left - 2 bytes from complete: one byte closer than now, then a few bytes of slack
+    // (where the plain-text shortcut may apply).
+    for (uint32_t slack = 0; slack < 8; slack += 3)
+        check_budget_mask(s, v, pieces, lens, control, n, end, m, stride, c,
+                          grammar_state_distance(s) + 1 + slack);
+    grammar_state_free(c);
+    free(mask);
+}
+
+static void check_budget_mask(grammar_state *s, const grammar_vocab *v, const char *const *pieces,
+                              const size_t *lens, const bool *control, size_t n, int32_t end,
+                              grammar_scratch *m, size_t stride, grammar_state *c,
+                              uint32_t tokens_left)
+{
+    garlic_error err = {0};
+    uint32_t *mask = calloc((n + 31) / 32, sizeof *mask);
+    size_t allowed, count = 0;
+    int64_t max_distance = (int64_t)tokens_left - 2;
     assert_int_equal(grammar_mask_budget(s, v, m, tokens_left, mask, &allowed, &err), GARLIC_OK);
     count = 0;
     for (size_t t = 0; t < n; t += stride) {
@@ -798,7 +819,6 @@ static void check_mask(grammar_state *s, const grammar_vocab *v, const char *con
     // Some token always brings the end closer (these vocabularies spell every character).
     if (!grammar_state_complete(s))
         assert_true(allowed > 0);
-    grammar_state_free(c);
     free(mask);
 }
 
