@@ -68,8 +68,8 @@ void grammar_free(grammar *g);
 // skippable; llama.cpp puts required ones first), required,
 // additionalProperties (false by default when properties are given), items, minItems,
 // maxItems, enum, const, anyOf, oneOf (as anyOf), allOf of objects, $ref to "#..." pointers
-// ($defs, definitions; recursion allowed), minLength, maxLength, pattern (a regex subset
-// anchored with ^ and $), format (date, time, date-time, uuid, email), minimum and maximum
+// ($defs, definitions; recursion allowed), minLength, maxLength, pattern (a regex subset;
+// without ^ and $ it may match anywhere in the string), format (date, time, date-time, uuid, email), minimum and maximum
 // (and their exclusive forms) for integers, plus annotations (title, description, ...).
 // Anything else is GARLIC_EUNSUPPORTED naming the keyword and its path ("'patternProperties'
 // at $.properties.x is not supported"); hostile schemas hit limits with GARLIC_EINVAL.
