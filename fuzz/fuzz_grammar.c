@@ -3,8 +3,9 @@
 // first byte picks the form: even, the rest is GBNF text; odd, the rest is a JSON Schema
 // (parsed by cJSON) turned into a grammar. A grammar that compiles is then driven: a few
 // random walks over a small vocabulary, each step taking a token the mask allows, checking
-// that the mask agrees with grammar_token_allowed and that a state which may not end always
-// allows some token (anything else is a bug: abort). Bounds bugs show up under ASan/UBSan.
+// that the mask agrees with grammar_token_allowed, that the budget mask agrees with its check
+// and only removes tokens (anything else is a bug: abort). Bounds bugs show up under
+// ASan/UBSan.
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,21 @@ static void drive(const grammar *g, const grammar_vocab *v, grammar_scratch *m,
             int ok = grammar_token_allowed(s, v, t, &err);
             if (ok >= 0 && ok != (int)((mask[t / 32] >> (t % 32)) & 1))
                 abort(); // the mask disagrees with feeding the token
+        }
+        // A budget a little over the distance: the budget mask agrees with the budget check
+        // and (the vocabulary spells every ASCII byte) leaves a way forward while the next
+        // character of a shortest completion is ASCII.
+        uint32_t left = grammar_state_distance(s) + 1 + (uint32_t)(step % 3);
+        uint32_t budget_mask[(N_PIECES + 31) / 32];
+        size_t budget_allowed;
+        if (grammar_mask_budget(s, v, m, left, budget_mask, &budget_allowed, &err) == GARLIC_OK) {
+            for (int32_t t = 0; t < N_PIECES; t++) {
+                int ok = grammar_token_allowed_budget(s, v, t, left, &err);
+                if (ok >= 0 && ok != (int)((budget_mask[t / 32] >> (t % 32)) & 1))
+                    abort(); // the budget mask disagrees with the budget check
+                if (((budget_mask[t / 32] >> (t % 32)) & 1) && !((mask[t / 32] >> (t % 32)) & 1))
+                    abort(); // a budget only removes tokens
+            }
         }
         if (allowed == 0) {
             // Only a vocabulary that cannot spell the next character leaves nothing; this

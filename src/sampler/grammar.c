@@ -737,6 +737,70 @@ static int check(parser *ps)
     return rc;
 }
 
+// The UTF-8 length of code point cp.
+static uint32_t utf8_bytes(uint32_t cp)
+{
+    return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+}
+
+// The fewest bytes a character symbol matches (its smallest member, written in UTF-8).
+static uint32_t sym_min_bytes(const grammar *g, gsym sym)
+{
+    if (sym.kind == GSYM_CHAR)
+        return utf8_bytes(sym.arg);
+    if (sym.kind != GSYM_CLASS)
+        return 1;
+    const gclass *c = &g->classes[sym.arg];
+    const grange *r = c->n_ranges ? g->ranges + c->first_range : NULL;
+    if (!c->negated)
+        return utf8_bytes(r[0].lo);
+    return utf8_bytes(r && r[0].lo == 0 ? r[0].hi + 1 : 0);
+}
+
+// Fills g->min_len: the fewest bytes from each symbol position to the end of its
+// alternative, from each rule's shortest expansion. Relaxation passes until nothing shrinks;
+// helper rules come before their users, so a pass or two usually settles it.
+static int compute_min_len(grammar *g)
+{
+    uint32_t *rule_len = garlic_malloc(((size_t)g->n_rules + 1) * sizeof *rule_len);
+    g->min_len = garlic_malloc(((size_t)g->n_syms + 1) * sizeof *g->min_len);
+    if (!rule_len || !g->min_len) {
+        garlic_free(rule_len);
+        return GARLIC_ENOMEM;
+    }
+    for (uint32_t r = 0; r < g->n_rules; r++)
+        rule_len[r] = UINT32_MAX / 2;
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (uint32_t a = 0; a < g->n_alts; a++) {
+            // Walk the alternative backwards, then offer its total to its rule.
+            uint32_t start = g->alt_start[a], end = start, len = 0;
+            while (g->syms[end].kind != GSYM_END)
+                end++;
+            g->min_len[end] = 0;
+            for (uint32_t i = end; i-- > start;) {
+                gsym sym = g->syms[i];
+                len = grammar_dist_add(
+                    len, sym.kind == GSYM_RULE ? rule_len[sym.arg] : sym_min_bytes(g, sym));
+                g->min_len[i] = len;
+            }
+            (void)len;
+        }
+        for (uint32_t r = 0; r < g->n_rules; r++) {
+            const grule *rule = &g->rules[r];
+            for (uint32_t a = rule->first_alt; a < rule->first_alt + rule->n_alts; a++) {
+                uint32_t len = g->min_len[g->alt_start[a]];
+                if (len < rule_len[r]) {
+                    rule_len[r] = len;
+                    changed = true;
+                }
+            }
+        }
+    }
+    garlic_free(rule_len);
+    return GARLIC_OK;
+}
+
 grammar *grammar_new(const char *text, size_t len, garlic_error *err)
 {
     if (!text || len > GRAMMAR_MAX_TEXT) {
@@ -753,6 +817,8 @@ grammar *grammar_new(const char *text, size_t len, garlic_error *err)
     int rc = parse_rules(&ps);
     if (rc == 0)
         rc = check(&ps);
+    if (rc == 0 && compute_min_len(g) != 0)
+        rc = garlic_error_set(err, GARLIC_ENOMEM, "grammar: out of memory");
     garlic_free(ps.info);
     if (rc != 0) {
         grammar_free(g);
@@ -770,6 +836,7 @@ void grammar_free(grammar *g)
     garlic_free(g->rules);
     garlic_free(g->classes);
     garlic_free(g->ranges);
+    garlic_free(g->min_len);
     garlic_free(g);
 }
 

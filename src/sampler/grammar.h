@@ -8,12 +8,15 @@
 // docs/sampling.md describes the syntax, the supported schema keywords, the limits and the
 // cost of a mask.
 //
-// Use in a decode loop (one grammar_state per sequence, one grammar_scratch per thread):
-//   sample a token; if grammar_token_allowed() says no, compute grammar_mask() once, apply it
-//   with grammar_mask_apply() and sample again; then grammar_state_accept_token().
+// Use in a decode loop (one grammar_state per sequence, one grammar_scratch per thread), with
+// L tokens left of max_tokens:
+//   sample a token; if grammar_token_allowed_budget(L) says no, compute grammar_mask_budget(L)
+//   once, apply it with grammar_mask_apply() and sample again; then
+//   grammar_state_accept_token().
 // The end-of-generation tokens are allowed exactly when grammar_state_complete() holds; a
 // grammar never reaches a state with nothing allowed and the text incomplete (rules that
-// could never finish are refused when compiling), so generation can always end.
+// could never finish are refused when compiling), and the budget keeps the text close enough
+// to complete that it ends by the last token.
 #ifndef GARLIC_SAMPLER_GRAMMAR_H
 #define GARLIC_SAMPLER_GRAMMAR_H
 
@@ -39,6 +42,10 @@ enum {
     GRAMMAR_MAX_TOKEN_BYTES = 4096,  // longer vocabulary pieces are never allowed
 };
 
+// A token budget or distance bound that bounds nothing (grammar_mask_budget,
+// grammar_token_allowed_budget, grammar_state_allows_within).
+#define GRAMMAR_UNBOUNDED UINT32_MAX
+
 // A compiled grammar: read-only once built, shared by every state and thread.
 typedef struct grammar grammar;
 
@@ -57,11 +64,12 @@ void grammar_free(grammar *g);
 // ---- JSON Schema (json_schema.c) ----
 
 // Writes the GBNF text for JSON documents valid under schema (a cJSON tree, borrowed for the
-// call) to out. Supported: type (one or a list), properties (in schema order), required,
+// call) to out. Supported: type (one or a list), properties (in schema order, optional ones
+// skippable; llama.cpp puts required ones first), required,
 // additionalProperties (false by default when properties are given), items, minItems,
 // maxItems, enum, const, anyOf, oneOf (as anyOf), allOf of objects, $ref to "#..." pointers
-// ($defs, definitions; recursion allowed), minLength, maxLength, pattern (a regex subset
-// anchored with ^ and $), format (date, time, date-time, uuid, email), minimum and maximum
+// ($defs, definitions; recursion allowed), minLength, maxLength, pattern (a regex subset;
+// without ^ and $ it may match anywhere in the string), format (date, time, date-time, uuid, email), minimum and maximum
 // (and their exclusive forms) for integers, plus annotations (title, description, ...).
 // Anything else is GARLIC_EUNSUPPORTED naming the keyword and its path ("'patternProperties'
 // at $.properties.x is not supported"); hostile schemas hit limits with GARLIC_EINVAL.
@@ -109,8 +117,21 @@ int grammar_state_accept(grammar_state *s, const char *bytes, size_t len, garlic
 // or a negative GARLIC_E* code for a limit or out of memory (err filled). s is unchanged.
 int grammar_state_allows(grammar_state *s, const char *bytes, size_t len, garlic_error *err);
 
+// grammar_state_allows, and the text after the bytes is at most max_distance bytes from
+// complete (grammar_state_distance).
+int grammar_state_allows_within(grammar_state *s, const char *bytes, size_t len,
+                                uint32_t max_distance, garlic_error *err);
+
 // Whether the text so far is a whole sentence of the grammar (the end may come now).
 bool grammar_state_complete(const grammar_state *s);
+
+// The fewest bytes that would make the text complete (0 when it is); a pending UTF-8
+// character counts the bytes it still needs. Bytes, not characters: with a byte-level
+// vocabulary every token can take one off, even in the middle of a character.
+uint32_t grammar_state_distance(const grammar_state *s);
+
+// Whether the text ends inside a UTF-8 character (a token cut it).
+bool grammar_state_mid_character(const grammar_state *s);
 
 // Whether more text could follow (false once the grammar is complete and nothing may be
 // added: only the end is left).
@@ -149,6 +170,17 @@ void grammar_scratch_free(grammar_scratch *m);
 int grammar_mask(grammar_state *s, const grammar_vocab *v, grammar_scratch *m, uint32_t *mask,
                  size_t *n_allowed, garlic_error *err);
 
+// grammar_mask for the end of a token budget: with tokens_left tokens left (this one
+// included), a token is allowed only when the text after it is at most tokens_left - 2
+// bytes from complete (grammar_state_distance), so that the tokens after it can finish it, a
+// byte each, and then end; end tokens as in grammar_mask. Starting from a distance below
+// tokens_left, some token always qualifies (the next byte of a shortest completion, with a
+// byte-level vocabulary) or the text is complete and the end token does: the output always
+// ends in time, however the model samples. GRAMMAR_UNBOUNDED gives grammar_mask. A tight
+// budget walks more of the trie (a few ms on 150k tokens instead of well under one).
+int grammar_mask_budget(grammar_state *s, const grammar_vocab *v, grammar_scratch *m,
+                        uint32_t tokens_left, uint32_t *mask, size_t *n_allowed, garlic_error *err);
+
 // Sets logits[i] to -INFINITY for every token i not in mask (n tokens).
 void grammar_mask_apply(const uint32_t *mask, float *logits, size_t n);
 
@@ -156,6 +188,10 @@ void grammar_mask_apply(const uint32_t *mask, float *logits, size_t n);
 // GARLIC_E* code (err filled). The cheap check before a full mask.
 int grammar_token_allowed(grammar_state *s, const grammar_vocab *v, int32_t token,
                           garlic_error *err);
+
+// grammar_token_allowed with the budget of grammar_mask_budget.
+int grammar_token_allowed_budget(grammar_state *s, const grammar_vocab *v, int32_t token,
+                                 uint32_t tokens_left, garlic_error *err);
 
 // Advances s by token's bytes. An end-of-generation token is accepted (and changes nothing)
 // when s is complete. GARLIC_EINVAL when the token is not allowed (s unchanged).

@@ -57,7 +57,8 @@ struct grammar {
     uint32_t n_classes;
     grange *ranges; // (n_ranges)
     uint32_t n_ranges;
-    uint32_t root; // the start rule
+    uint32_t root;     // the start rule
+    uint32_t *min_len; // (n_syms) fewest bytes from each position to its alternative's end
 };
 
 // The empty stack: the node id that ends every chain, and the "top" of a finished parse.
@@ -71,6 +72,7 @@ typedef struct gnode {
     uint32_t chain;
     uint32_t depth; // frames in this stack
     uint32_t stamp; // dedup mark for set building
+    uint32_t dist;  // fewest bytes that finish the whole parse from this stack
 } gnode;
 
 // A pending UTF-8 character: need more continuation bytes, each in [lo, hi]; cp holds the
@@ -111,6 +113,13 @@ struct grammar_state {
     uint32_t cap_remap;
 };
 
+// Adds without passing UINT32_MAX / 2 (distances saturate there).
+static inline uint32_t grammar_dist_add(uint32_t a, uint32_t b)
+{
+    uint32_t cap = UINT32_MAX / 2;
+    return a >= cap || b >= cap || a + b >= cap ? cap : a + b;
+}
+
 // Whether symbol sym (a GSYM_CHAR, GSYM_CLASS or GSYM_ANY) matches code point cp.
 bool grammar_sym_matches(const grammar *g, gsym sym, uint32_t cp);
 
@@ -129,6 +138,14 @@ bool grammar_state_viable(const grammar_state *s, const uint32_t *in, uint32_t n
 
 // Drops every node made after the first mark nodes (the pool is a stack of nodes).
 void grammar_state_rollback(grammar_state *s, uint32_t mark);
+
+// The code points the pending character u (need > 0) may still become.
+void grammar_utf8_range(const gutf8 *u, uint32_t *lo, uint32_t *hi);
+
+// The fewest bytes that finish the parse from the stacks ids[0..n) with the pending
+// character u (which only stacks able to take it can finish, with u->need more bytes).
+uint32_t grammar_state_set_distance(const grammar_state *s, const uint32_t *ids, uint32_t n,
+                                    const gutf8 *u);
 
 // Starts decoding a UTF-8 lead byte b: fills u and the code points it may become. Returns
 // false for a byte that starts no character. For b < 0x80 u->need is 0 and the range is b.

@@ -4,9 +4,10 @@
 // per model. A mask walks the trie depth first with the state after each prefix, skipping a
 // whole subtree as soon as its prefix is rejected, so shared prefixes are matched once. The
 // states met on the walk are interned (a set of hash-consed stacks is a sorted id list) and
-// their transitions cached (per ASCII byte in a table, per wider code point in a hash), so in
-// the common case a trie node costs one table lookup: a string's body, where nearly every
-// token fits, walks the whole trie at a few nanoseconds per node.
+// their transitions cached (per ASCII byte in a table, per wider code point in a hash), so a
+// trie node mostly costs one table lookup. Inside a string, where nearly every token fits, a
+// subtree of plain-text tokens is allowed whole when the state surely takes that many plain
+// characters (set_chain), which keeps a 150k-token mask well under a millisecond.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,8 @@ typedef struct trie_node {
     uint32_t tok_n;     // tokens ending at this node
     uint16_t depth;
     uint8_t byte;
-    uint8_t plain; // every token below reads, from this byte on, as plain UTF-8 text
+    uint8_t plain;      // every token below reads, from this byte on, as plain UTF-8 text
+    uint16_t max_chars; // the most characters a token below has from this byte on
 } trie_node;
 
 struct grammar_vocab {
@@ -41,14 +43,17 @@ struct grammar_vocab {
     uint8_t *usable;  // (n_tokens) 1 when the trie holds the token
     int32_t *end_ids; // (n_end)
     size_t n_end;
-    uint32_t max_len; // longest usable token in bytes
+    uint32_t max_len;   // longest usable token in bytes
+    uint32_t max_chars; // most characters in a usable token (a cut-off one counts)
 };
 
 // An interned stack set: items[off..off+len).
 typedef struct mset {
     uint32_t off, len;
     uint32_t hash;
-    int32_t loops; // -1 unknown; 1 when every plain character leads back to this set
+    int32_t chain;       // plain characters in a row this set takes for sure; -1 unknown, -2 busy
+    uint32_t dist;       // fewest characters that finish the parse (grammar_state_distance)
+    uint32_t chain_dist; // the most bytes from complete a plain token along the chain leaves
 } mset;
 
 // The walk's state at one trie depth.
@@ -70,6 +75,8 @@ struct grammar_scratch {
     size_t cp_cap, n_cp;
     mlevel *levels; // (cap_levels)
     size_t cap_levels;
+    int32_t *path; // (cap_path) scratch for set_chain
+    size_t cap_path;
 };
 
 // ---- vocabulary ----
@@ -121,7 +128,7 @@ static int build_trie(grammar_vocab *v, const int32_t *sorted, size_t n)
         garlic_free(ok);
         return GARLIC_ENOMEM;
     }
-    v->nodes[0] = (trie_node){0, 0, 0, 0, 0, 0};
+    v->nodes[0] = (trie_node){0, 0, 0, 0, 0, 0, 0};
     v->n_nodes = 1;
     size_t prev_len = 0;
     const char *prev = NULL;
@@ -139,13 +146,21 @@ static int build_trie(grammar_vocab *v, const int32_t *sorted, size_t n)
                 garlic_free(ok);
                 return GARLIC_ENOMEM;
             }
-            v->nodes[v->n_nodes] = (trie_node){0,           (uint32_t)k,       0,
-                                               (uint16_t)d, (uint8_t)p[d - 1], 1};
+            v->nodes[v->n_nodes] = (trie_node){0, (uint32_t)k, 0, (uint16_t)d, (uint8_t)p[d - 1], 1,
+                                               0};
             open[d] = (uint32_t)v->n_nodes++;
         }
         plain_suffixes((const uint8_t *)p, len, ok);
-        for (size_t d = 1; d <= len; d++)
-            v->nodes[open[d]].plain &= ok[d - 1];
+        uint32_t chars = 0; // characters in p[d - 1..len), counted from the end
+        for (size_t d = len; d >= 1; d--) {
+            chars += ((uint8_t)p[d - 1] & 0xC0) != 0x80;
+            trie_node *nd = &v->nodes[open[d]];
+            nd->plain &= ok[d - 1];
+            if (chars > nd->max_chars)
+                nd->max_chars = (uint16_t)(chars < UINT16_MAX ? chars : UINT16_MAX);
+            if (chars > v->max_chars)
+                v->max_chars = chars;
+        }
         v->nodes[open[len]].tok_n++;
         v->tok_ids[k] = t;
         prev = p, prev_len = len;
@@ -154,7 +169,7 @@ static int build_trie(grammar_vocab *v, const int32_t *sorted, size_t n)
         v->nodes[open[d]].skip = (uint32_t)v->n_nodes;
     v->nodes[0].skip = (uint32_t)v->n_nodes;
     // A sentinel after the last node closes the last subtree's token range.
-    v->nodes[v->n_nodes] = (trie_node){0, (uint32_t)n, 0, 0, 0, 0};
+    v->nodes[v->n_nodes] = (trie_node){0, (uint32_t)n, 0, 0, 0, 0, 0};
     garlic_free(open);
     garlic_free(ok);
     return GARLIC_OK;
@@ -265,6 +280,7 @@ void grammar_scratch_free(grammar_scratch *m)
     garlic_free(m->cp_keys);
     garlic_free(m->cp_vals);
     garlic_free(m->levels);
+    garlic_free(m->path);
     garlic_free(m);
 }
 
@@ -296,15 +312,16 @@ static int table_grow(grammar_scratch *m)
 }
 
 // The id of the set ids[0..n) (sorted), interned if new; negative GARLIC_E* on failure.
-static int32_t intern(grammar_scratch *m, const uint32_t *ids, uint32_t n, garlic_error *err)
+static int32_t intern(const grammar_state *s, grammar_scratch *m, const uint32_t *ids, uint32_t n,
+                      garlic_error *err)
 {
     uint32_t hash = hash_ids(ids, n);
     if ((m->n_sets + 1) * 2 > m->table_cap && table_grow(m) != 0)
         return garlic_error_set(err, GARLIC_ENOMEM, "grammar: out of memory");
     size_t h = hash & (m->table_cap - 1);
     for (; m->table[h] != 0; h = (h + 1) & (m->table_cap - 1)) {
-        const mset *s = &m->sets[m->table[h] - 1];
-        if (s->hash == hash && s->len == n && memcmp(m->items + s->off, ids, n * sizeof *ids) == 0)
+        const mset *e = &m->sets[m->table[h] - 1];
+        if (e->hash == hash && e->len == n && memcmp(m->items + e->off, ids, n * sizeof *ids) == 0)
             return (int32_t)(m->table[h] - 1);
     }
     if (m->n_sets >= MASK_MAX_SETS)
@@ -324,7 +341,11 @@ static int32_t intern(grammar_scratch *m, const uint32_t *ids, uint32_t n, garli
         m->ascii = a;
     }
     int32_t id = (int32_t)m->n_sets++;
-    m->sets[id] = (mset){(uint32_t)m->n_items, n, hash, -1};
+    uint32_t dist = UINT32_MAX / 2;
+    for (uint32_t i = 0; i < n; i++)
+        if (s->nodes[ids[i]].dist < dist)
+            dist = s->nodes[ids[i]].dist;
+    m->sets[id] = (mset){(uint32_t)m->n_items, n, hash, -1, dist, dist};
     memcpy(m->items + m->n_items, ids, n * sizeof *ids);
     m->n_items += n;
     for (int b = 0; b < 128; b++)
@@ -345,7 +366,7 @@ static int32_t advance(grammar_state *s, grammar_scratch *m, int32_t id, uint32_
         return TRANS_DEAD;
     if (n == 0)
         return TRANS_DEAD;
-    int32_t next = intern(m, s->next, n, err);
+    int32_t next = intern(s, m, s->next, n, err);
     if (next < 0) {
         *rc = next;
         return TRANS_DEAD;
@@ -435,59 +456,118 @@ static bool step_byte(grammar_state *s, grammar_scratch *m, const mlevel *from, 
     return to->set >= 0;
 }
 
-// How a symbol treats code points from 0x80 up: 0 matches none, 1 all, 2 some.
-static int sym_wide(const grammar *g, gsym sym)
+// The plain characters (what plain_byte lets through, as code points, surrogates aside) in
+// four runs.
+static const grange PLAIN[] = {{0x20, 0x21}, {0x23, 0x5B}, {0x5D, 0xD7FF}, {0xE000, 0x10FFFF}};
+
+// How a symbol treats the plain characters: 0 matches none, 1 all, 2 some.
+static int sym_plain(const grammar *g, gsym sym)
 {
     if (sym.kind == GSYM_ANY)
         return 1;
     if (sym.kind == GSYM_CHAR)
-        return sym.arg >= 0x80 ? 2 : 0;
+        return grammar_sym_meets(g, sym, 0x20, 0x10FFFF) && sym.arg != '"' && sym.arg != '\\' &&
+                (sym.arg < 0xD800 || sym.arg > 0xDFFF)
+            ? 2
+            : 0;
     const gclass *c = &g->classes[sym.arg];
     const grange *r = c->n_ranges ? g->ranges + c->first_range : NULL;
-    int covered = 0; // 0 none of the wide range in the ranges, 1 all of it, 2 part
-    for (uint32_t i = 0; i < c->n_ranges; i++) {
-        if (r[i].hi < 0x80)
-            continue;
-        covered = r[i].lo <= 0x80 && r[i].hi >= 0x10FFFF ? 1 : 2;
-        break;
+    bool all = true, none = true;
+    for (size_t k = 0; k < sizeof PLAIN / sizeof PLAIN[0]; k++) {
+        bool full = false, some = false;
+        for (uint32_t i = 0; i < c->n_ranges; i++) {
+            full |= r[i].lo <= PLAIN[k].lo && r[i].hi >= PLAIN[k].hi;
+            some |= r[i].lo <= PLAIN[k].hi && r[i].hi >= PLAIN[k].lo;
+        }
+        if (c->negated) {
+            bool was_full = full;
+            full = !some;
+            some = !was_full;
+        }
+        all &= full;
+        none &= !some;
     }
-    if (covered == 2)
-        return 2;
-    return c->negated ? !covered : covered;
+    return all ? 1 : none ? 0 : 2;
 }
 
-// Whether set id comes back to itself after every plain character (every byte plain_byte
-// accepts, any wide character): then a subtree of plain tokens is allowed whole. Computed
-// once per set and mask; false on failure (*rc set).
-static bool set_loops(grammar_state *s, grammar_scratch *m, int32_t id, int *rc, garlic_error *err)
+// Whether every plain character takes set id to one same set (each stack's top matches all of
+// them or none, so what follows does not depend on which), and some stack takes them. When it
+// does, *bound gets the most bytes from complete a token may leave it at: ending on a
+// character boundary (dist), or inside one, through a stack that takes plain characters (its
+// distance, less the shortest character, plus up to three bytes still to come).
+static bool set_uniform(const grammar_state *s, const grammar_scratch *m, int32_t id,
+                        uint32_t *bound)
 {
-    if (m->sets[id].loops >= 0)
-        return m->sets[id].loops;
-    bool loops = true, wide = false;
-    for (uint32_t i = 0; i < m->sets[id].len && loops; i++) {
+    bool takes = false;
+    uint32_t plain_min = UINT32_MAX / 2;
+    for (uint32_t i = 0; i < m->sets[id].len; i++) {
         uint32_t node = m->items[m->sets[id].off + i];
         if (node == GNODE_NIL)
             continue;
-        int w = sym_wide(s->g, s->g->syms[s->nodes[node].pos]);
-        loops = w != 2;
-        wide |= w == 1;
+        int p = sym_plain(s->g, s->g->syms[s->nodes[node].pos]);
+        if (p == 2)
+            return false;
+        if (p == 1 && s->nodes[node].dist < plain_min)
+            plain_min = s->nodes[node].dist;
+        takes |= p == 1;
     }
-    loops = loops && wide && advance_wide(s, m, id, 0x80, rc, err) == id;
-    for (uint8_t b = 0x20; b < 0x80 && loops && *rc == 0; b++) {
-        if (!plain_byte(b))
-            continue;
-        int32_t *slot = &m->ascii[(size_t)id * 128 + b];
+    uint32_t partial = grammar_dist_add(plain_min, 2);
+    *bound = m->sets[id].dist > partial ? m->sets[id].dist : partial;
+    return takes;
+}
+
+// How many plain characters in a row set id surely takes (each of them, in any order), up to
+// cap: then a subtree of plain tokens with at most that many characters is allowed whole. A
+// string body's set comes back to itself (cap); a maxLength string's counts down. Computed
+// once per set and mask by following the chain of uniform sets; 0 on failure (*rc set).
+static uint32_t set_chain(grammar_state *s, grammar_scratch *m, int32_t id, uint32_t cap,
+                          int32_t *path, int *rc, garlic_error *err)
+{
+    uint32_t n = 0, base = 0, base_dist = 0;
+    int32_t cur = id;
+    while (n < cap) {
+        if (m->sets[cur].chain >= 0) {
+            base = (uint32_t)m->sets[cur].chain;
+            base_dist = m->sets[cur].chain_dist;
+            break;
+        }
+        if (m->sets[cur].chain == -2) { // back to a set on this path: it loops
+            base = cap;
+            break;
+        }
+        uint32_t bound;
+        if (!set_uniform(s, m, cur, &bound)) {
+            // The chain ends here, and a token whose last plain character led here ends
+            // here: its distance is this set's.
+            m->sets[cur].chain = 0;
+            base_dist = m->sets[cur].dist;
+            break;
+        }
+        m->sets[cur].chain = -2;
+        m->sets[cur].chain_dist = bound; // this set's own bound until the chain is known
+        path[n++] = cur;
+        int32_t *slot = &m->ascii[(size_t)cur * 128 + ' '];
         if (*slot == TRANS_UNKNOWN) {
-            int32_t next = advance(s, m, id, b, rc, err);
-            slot = &m->ascii[(size_t)id * 128 + b];
+            int32_t next = advance(s, m, cur, ' ', rc, err);
+            if (*rc != 0)
+                break;
+            slot = &m->ascii[(size_t)cur * 128 + ' '];
             *slot = next;
         }
-        loops = *slot == id;
+        if (*slot < 0)
+            break; // cannot happen: a uniform set takes every plain character
+        cur = *slot;
     }
-    if (*rc != 0)
-        return false;
-    m->sets[id].loops = loops;
-    return loops;
+    if (n == cap)
+        base_dist = UINT32_MAX; // not followed to its end: assume the worst
+    for (uint32_t i = n; i-- > 0;) {
+        mset *e = &m->sets[path[i]];
+        base = base + 1 < cap ? base + 1 : cap;
+        base_dist = e->chain_dist > base_dist ? e->chain_dist : base_dist;
+        e->chain = *rc != 0 ? 0 : (int32_t)base;
+        e->chain_dist = base_dist;
+    }
+    return *rc != 0 ? 0 : (uint32_t)(m->sets[id].chain >= 0 ? m->sets[id].chain : 0);
 }
 
 // Empties the scratch for a new mask and sizes its levels for v.
@@ -500,14 +580,24 @@ static int scratch_begin(grammar_scratch *m, const grammar_vocab *v)
         memset(m->table, 0, m->table_cap * sizeof *m->table);
     if (m->cp_keys)
         memset(m->cp_keys, 0, m->cp_cap * sizeof *m->cp_keys);
-    if (garlic_grow(&m->levels, &m->cap_levels, (size_t)v->max_len + 1, sizeof *m->levels) != 0)
+    if (garlic_grow(&m->levels, &m->cap_levels, (size_t)v->max_len + 1, sizeof *m->levels) != 0 ||
+        garlic_grow(&m->path, &m->cap_path, (size_t)v->max_chars + 1, sizeof *m->path) != 0)
         return GARLIC_ENOMEM;
     return GARLIC_OK;
 }
 
-int grammar_mask(grammar_state *s, const grammar_vocab *v, grammar_scratch *m, uint32_t *mask,
-                 size_t *n_allowed, garlic_error *err)
+// How far from complete the text may be after a token when tokens_left tokens remain (this
+// one included): the rest must be able to finish it, one character each, then end. -1 when
+// only an end token fits.
+static int64_t budget_distance(uint32_t tokens_left)
 {
+    return tokens_left == GRAMMAR_UNBOUNDED ? INT64_MAX : (int64_t)tokens_left - 2;
+}
+
+int grammar_mask_budget(grammar_state *s, const grammar_vocab *v, grammar_scratch *m,
+                        uint32_t tokens_left, uint32_t *mask, size_t *n_allowed, garlic_error *err)
+{
+    int64_t max_distance = budget_distance(tokens_left);
     memset(mask, 0, (v->n_tokens + 31) / 32 * sizeof *mask);
     *n_allowed = 0;
     if (scratch_begin(m, v) != 0)
@@ -515,7 +605,7 @@ int grammar_mask(grammar_state *s, const grammar_vocab *v, grammar_scratch *m, u
     uint32_t mark = s->n_nodes;
     int rc = GARLIC_OK;
     s->work_left = GRAMMAR_MAX_MASK_WORK;
-    int32_t root = intern(m, s->tops, s->n_tops, err);
+    int32_t root = intern(s, m, s->tops, s->n_tops, err);
     if (root < 0)
         return root;
     m->levels[0] = (mlevel){root, s->utf8};
@@ -524,8 +614,10 @@ int grammar_mask(grammar_state *s, const grammar_vocab *v, grammar_scratch *m, u
     for (size_t i = 1; i < v->n_nodes;) {
         const trie_node *tn = &nodes[i];
         const mlevel *up = &m->levels[tn->depth - 1];
-        if (tn->plain && up->u.need == 0 && set_loops(s, m, up->set, &rc, err)) {
-            // Every token below stays in this set: allow the subtree whole.
+        if (tn->plain && up->u.need == 0 &&
+            set_chain(s, m, up->set, v->max_chars, m->path, &rc, err) >= tn->max_chars &&
+            (int64_t)m->sets[up->set].chain_dist <= max_distance) {
+            // Every token below is plain text this set takes: allow the subtree whole.
             uint32_t end = nodes[tn->skip].tok_first;
             for (uint32_t k = tn->tok_first; k < end; k++) {
                 int32_t t = v->tok_ids[k];
@@ -544,11 +636,18 @@ int grammar_mask(grammar_state *s, const grammar_vocab *v, grammar_scratch *m, u
             i = tn->skip;
             continue;
         }
-        for (uint32_t k = 0; k < tn->tok_n; k++) {
-            int32_t t = v->tok_ids[tn->tok_first + k];
-            mask[t / 32] |= 1u << (t % 32);
+        const mlevel *here = &m->levels[tn->depth];
+        const mset *set = &m->sets[here->set];
+        uint32_t dist = here->u.need == 0
+            ? set->dist
+            : grammar_state_set_distance(s, m->items + set->off, set->len, &here->u);
+        if (tn->tok_n > 0 && (int64_t)dist <= max_distance) {
+            for (uint32_t k = 0; k < tn->tok_n; k++) {
+                int32_t t = v->tok_ids[tn->tok_first + k];
+                mask[t / 32] |= 1u << (t % 32);
+            }
+            allowed += tn->tok_n;
         }
-        allowed += tn->tok_n;
         i++;
     }
     grammar_state_rollback(s, mark);
@@ -568,6 +667,12 @@ int grammar_mask(grammar_state *s, const grammar_vocab *v, grammar_scratch *m, u
     return GARLIC_OK;
 }
 
+int grammar_mask(grammar_state *s, const grammar_vocab *v, grammar_scratch *m, uint32_t *mask,
+                 size_t *n_allowed, garlic_error *err)
+{
+    return grammar_mask_budget(s, v, m, GRAMMAR_UNBOUNDED, mask, n_allowed, err);
+}
+
 void grammar_mask_apply(const uint32_t *mask, float *logits, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -583,18 +688,26 @@ static bool is_end(const grammar_vocab *v, int32_t token)
     return false;
 }
 
-int grammar_token_allowed(grammar_state *s, const grammar_vocab *v, int32_t token,
-                          garlic_error *err)
+int grammar_token_allowed_budget(grammar_state *s, const grammar_vocab *v, int32_t token,
+                                 uint32_t tokens_left, garlic_error *err)
 {
     if (token < 0 || (size_t)token >= v->n_tokens)
         return garlic_error_set(err, GARLIC_EINVAL, "grammar: token %d is not in the vocabulary",
                                 token);
     if (is_end(v, token))
         return grammar_state_complete(s);
-    if (!v->usable[token])
+    int64_t max_distance = budget_distance(tokens_left);
+    if (!v->usable[token] || max_distance < 0)
         return 0;
-    return grammar_state_allows(s, v->bytes + v->off[token], v->off[token + 1] - v->off[token],
-                                err);
+    return grammar_state_allows_within(
+        s, v->bytes + v->off[token], v->off[token + 1] - v->off[token],
+        max_distance > UINT32_MAX ? UINT32_MAX : (uint32_t)max_distance, err);
+}
+
+int grammar_token_allowed(grammar_state *s, const grammar_vocab *v, int32_t token,
+                          garlic_error *err)
+{
+    return grammar_token_allowed_budget(s, v, token, GRAMMAR_UNBOUNDED, err);
 }
 
 int grammar_state_accept_token(grammar_state *s, const grammar_vocab *v, int32_t token,

