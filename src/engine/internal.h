@@ -54,11 +54,12 @@ void engine_seq_prompt(engine_seq *g, const int32_t *prompt, size_t n);
 // One step from the logits after the last evaluated token: samples a token, reports it to
 // on_token, streams its text through emit. *next gets the token to evaluate next, or -1 when
 // generation ended (stats->finish says why; held-back text was flushed, except after a stop
-// string or a cancel). context_full: no position is left for another token (ends with
-// ENGINE_FINISH_CONTEXT without sampling). stats->n_generated is updated.
-int engine_seq_step(engine_seq *g, const float *logits, bool context_full, engine_emit_fn emit,
-                    engine_token_fn on_token, void *user, int32_t *next, engine_stats *stats,
-                    garlic_error *err);
+// string or a cancel). positions_left: positions of the context left for this token and
+// those after it (0: full, ends with ENGINE_FINISH_CONTEXT without sampling; a grammar keeps
+// its output able to end within them and max_tokens). stats->n_generated is updated.
+int engine_seq_step(engine_seq *g, const float *logits, uint32_t positions_left,
+                    engine_emit_fn emit, engine_token_fn on_token, void *user, int32_t *next,
+                    engine_stats *stats, garlic_error *err);
 
 // ---- Requests (request.c) ----
 

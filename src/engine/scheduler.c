@@ -505,8 +505,8 @@ static void sample_step(sched *S, const float *logits, const float *hidden, uint
             q->stats.prompt_seconds = garlic_now() - q->t_start;
         }
         int32_t next;
-        bool full = q->n_tokens >= e->cfg.n_ctx;
-        int rc = engine_seq_step(q->gen, logits + (size_t)S->b_row[s] * V, full, on_text, on_token,
+        uint32_t left = q->n_tokens < e->cfg.n_ctx ? e->cfg.n_ctx - q->n_tokens : 0;
+        int rc = engine_seq_step(q->gen, logits + (size_t)S->b_row[s] * V, left, on_text, on_token,
                                  q, &next, &q->stats, &err);
         if (rc != GARLIC_OK) {
             fail_request(S, q->r, rc, err.message[0] ? err.message : garlic_error_name(rc));

@@ -217,20 +217,25 @@ static int finish(engine_seq *g, engine_finish why, engine_emit_fn emit, void *u
     return GARLIC_OK;
 }
 
-// The grammar's say on *tok (sampled from logits): kept when allowed, else sampled again
-// from the allowed tokens alone (which draws from the allowed tokens in proportion to their
+// The grammar's say on *tok (sampled from logits), with left tokens (this one included) in
+// which the text must be able to end: kept when allowed, else sampled again from the allowed
+// tokens alone (which draws from the allowed tokens in proportion to their
 // probability, the check costing far less than a mask); -1 when none is allowed.
-static int constrain(engine_seq *g, const float *logits, int32_t *tok, garlic_error *err)
+static int constrain(engine_seq *g, const float *logits, uint32_t left, int32_t *tok,
+                     garlic_error *err)
 {
     const engine_grammar *eg = g->eg;
-    int ok = grammar_token_allowed(g->gstate, eg->vocab, *tok, err);
+    int ok = grammar_token_allowed_budget(g->gstate, eg->vocab, *tok, left, err);
     if (ok < 0)
         return ok;
     if (ok)
         return GARLIC_OK;
     size_t n_allowed = 0, n = (size_t)g->p->sampling.n_vocab;
-    int rc = grammar_mask(g->gstate, eg->vocab, eg->scratch, eg->mask, &n_allowed, err);
-    if (rc)
+    int rc = grammar_mask_budget(g->gstate, eg->vocab, eg->scratch, left, eg->mask, &n_allowed,
+                                 err);
+    if (rc == GARLIC_OK && n_allowed == 0 && left != GRAMMAR_UNBOUNDED) // too few tokens left
+        rc = grammar_mask(g->gstate, eg->vocab, eg->scratch, eg->mask, &n_allowed, err); // to end:
+    if (rc) // a valid prefix, cut at the limit
         return rc;
     if (n_allowed == 0) {
         *tok = -1;
@@ -257,17 +262,20 @@ static int32_t budget(engine_seq *g, int32_t tok)
     return tok;
 }
 
-int engine_seq_step(engine_seq *g, const float *logits, bool context_full, engine_emit_fn emit,
-                    engine_token_fn on_token, void *user, int32_t *next, engine_stats *stats,
-                    garlic_error *err)
+int engine_seq_step(engine_seq *g, const float *logits, uint32_t positions_left,
+                    engine_emit_fn emit, engine_token_fn on_token, void *user, int32_t *next,
+                    engine_stats *stats, garlic_error *err)
 {
     const engine_params *p = g->p;
     *next = -1;
-    if (context_full)
+    if (positions_left == 0)
         return finish(g, ENGINE_FINISH_CONTEXT, emit, user, stats, err);
     int32_t tok = sampler_sample(g->smp, logits);
-    if (g->gstate && tok >= 0) { // a grammar: resample from the allowed tokens if need be
-        int rc = constrain(g, logits, &tok, err);
+    if (g->gstate && tok >= 0) {        // a grammar: resample from the allowed tokens if need be
+        uint32_t left = positions_left; // this token and the rest, so the text ends in time
+        if (p->max_tokens && p->max_tokens - stats->n_generated < left)
+            left = p->max_tokens - stats->n_generated;
+        int rc = constrain(g, logits, left, &tok, err);
         if (rc)
             return rc;
     }

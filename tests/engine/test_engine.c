@@ -19,6 +19,8 @@
 #include "engine/engine.h"
 #include "model/model.h"
 #include "model/synth.h"
+#include <cjson/cJSON.h>
+
 #include "sampler/grammar.h"
 #include "tokenizer/tokenizer.h"
 #include "util.h"
@@ -946,6 +948,101 @@ static void test_grammar_in_engine(void **state)
     engine_free(e);
 }
 
+// Constrained output from a random-weight model always parses and validates: 200 trials over
+// schemas of every kind the API sends (nested objects, enums, arrays with bounds, anyOf,
+// integer ranges), random temperatures and seeds, and token budgets from tight to loose.
+static void test_schema_trials(void **state)
+{
+    (void)state;
+    static const char *const schemas[] = {
+        "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"age\":"
+        "{\"type\":\"integer\",\"minimum\":0,\"maximum\":120}},\"required\":[\"name\",\"age\"]}",
+        "{\"type\":\"array\",\"items\":{\"enum\":[\"red\",\"green\",7,null]},\"minItems\":1,"
+        "\"maxItems\":4}",
+        "{\"type\":\"object\",\"properties\":{\"p\":{\"type\":\"object\",\"properties\":{\"x\":"
+        "{\"type\":\"number\"},\"ok\":{\"type\":\"boolean\"}},\"required\":[\"x\",\"ok\"]}},"
+        "\"required\":[\"p\"]}",
+        "{\"anyOf\":[{\"type\":\"string\",\"maxLength\":5},{\"type\":\"integer\"},"
+        "{\"const\":\"fixed\"}]}",
+        "{\"type\":\"object\",\"properties\":{\"tags\":{\"type\":\"array\",\"items\":"
+        "{\"type\":\"string\",\"minLength\":1}}},\"required\":[\"tags\"],"
+        "\"additionalProperties\":false}",
+    };
+    engine *e = start_solo(4);
+    test_rng rng;
+    test_rng_seed(&rng, 77);
+    for (int trial = 0; trial < 200; trial++) {
+        size_t k = (size_t)trial % (sizeof schemas / sizeof schemas[0]);
+        cJSON *schema = cJSON_Parse(schemas[k]);
+        garlic_error err = {0};
+        engine_request_params p;
+        test_request_params(&p, 40 + (uint32_t)(test_rng_u64(&rng) % 100), 1);
+        p.generation.sampling.n_logit_bias = 0; // the end token is the grammar's to allow
+        p.generation.sampling.temperature = 0.2f + 2.0f * test_rng_uniform(&rng);
+        p.generation.sampling.seed = test_rng_u64(&rng);
+        p.grammar = grammar_from_json_schema(schema, &err);
+        assert_non_null(p.grammar);
+        engine_request *r = engine_request_new(&p, &err);
+        assert_non_null(r);
+        submit(e, r);
+        char text[4096];
+        size_t len = 0;
+        engine_finish finish = ENGINE_FINISH_CANCEL;
+        for (bool all = false; !all;) {
+            engine_chunk c;
+            if (!engine_request_next(r, &c, 1000))
+                continue;
+            assert_int_equal(c.error, GARLIC_OK);
+            assert_true(len + c.len < sizeof text);
+            memcpy(text + len, c.text, c.len);
+            len += c.len;
+            if (c.choice_done)
+                finish = c.finish;
+            all = c.all_done;
+        }
+        text[len] = '\0';
+        engine_request_release(r);
+        cJSON *doc = cJSON_Parse(text);
+        if (!doc || finish != ENGINE_FINISH_STOP)
+            fail_msg("trial %d (schema %zu, %u tokens): finish %d, '%s' does not parse", trial, k,
+                     p.generation.max_tokens, (int)finish, text);
+        const cJSON *v;
+        switch (k) { // the schema's constraints, checked on the document
+        case 0:
+            assert_true(cJSON_IsString(cJSON_GetObjectItem(doc, "name")));
+            v = cJSON_GetObjectItem(doc, "age");
+            assert_true(cJSON_IsNumber(v) && v->valuedouble == (int)v->valuedouble &&
+                        v->valuedouble >= 0 && v->valuedouble <= 120);
+            break;
+        case 1:
+            assert_true(cJSON_IsArray(doc) && cJSON_GetArraySize(doc) >= 1 &&
+                        cJSON_GetArraySize(doc) <= 4);
+            cJSON_ArrayForEach(v, doc)
+                assert_true(cJSON_IsNull(v) || (cJSON_IsNumber(v) && v->valuedouble == 7) ||
+                            (cJSON_IsString(v) &&
+                             (!strcmp(v->valuestring, "red") || !strcmp(v->valuestring, "green"))));
+            break;
+        case 2:
+            v = cJSON_GetObjectItem(doc, "p");
+            assert_true(cJSON_IsNumber(cJSON_GetObjectItem(v, "x")));
+            assert_true(cJSON_IsBool(cJSON_GetObjectItem(v, "ok")));
+            break;
+        case 3:
+            assert_true((cJSON_IsString(doc) && strlen(doc->valuestring) <= 5) ||
+                        (cJSON_IsNumber(doc) && doc->valuedouble == (long long)doc->valuedouble) ||
+                        (cJSON_IsString(doc) && !strcmp(doc->valuestring, "fixed")));
+            break;
+        default:
+            assert_int_equal(cJSON_GetArraySize(doc), 1);
+            cJSON_ArrayForEach(v, cJSON_GetObjectItem(doc, "tags"))
+                assert_true(cJSON_IsString(v) && v->valuestring[0]);
+        }
+        cJSON_Delete(doc);
+        cJSON_Delete(schema);
+    }
+    engine_free(e);
+}
+
 static void test_bad_configs(void **state)
 {
     (void)state;
@@ -1169,6 +1266,7 @@ int main(void)
         cmocka_unit_test(test_first_token_seconds),
         cmocka_unit_test(test_reasoning_budget),
         cmocka_unit_test(test_grammar_in_engine),
+        cmocka_unit_test(test_schema_trials),
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_engine_new_allocation_failures),
