@@ -175,8 +175,8 @@ void api_task_release(api_task *t);
 int api_task_wait(api_task *t, api_alive_fn alive, void *ctx, char **last);
 
 // For the stream: moves the lines there are (waiting up to 100 ms for some) into s; *ended
-// is set once the task is done and every line is in s.
-int api_task_read(api_task *t, api_stream *s, bool *ended);
+// is set once the task is done and every line is in s, with *status its status.
+int api_task_read(api_task *t, api_stream *s, bool *ended, int *status);
 
 // A stream of the task's lines (the stream takes the reader's reference). NULL without
 // memory (the task is released).

@@ -231,10 +231,12 @@ static void answer_task(const api_call *call, api_task *t, bool stream, api_resp
         api_store_sync(call->reg, call->store_root, &gerr);
     out->status = status ? status : 499;
     out->content_type = "application/json";
-    if (!last)
-        last = garlic_strndup(status == 200 ? "{\"status\":\"success\"}"
-                                            : "{\"error\":\"the work ended without a word\"}",
-                              SIZE_MAX);
+    if (status == 200) { // the last word, once the model is served
+        garlic_free(last);
+        last = garlic_strndup("{\"status\":\"success\"}", SIZE_MAX);
+    } else if (!last) {
+        last = garlic_strndup("{\"error\":\"the work ended without a word\"}", SIZE_MAX);
+    }
     out->body = last;
     out->len = out->body ? strlen(out->body) : 0;
 }
@@ -257,6 +259,8 @@ typedef struct pull_work {
 static bool pull_event(void *ctx, const store_pull_event *e)
 {
     api_task *t = ctx;
+    if (!strcmp(e->status, "success")) // said by the reader once the model is served
+        return !api_task_cancelled(t);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", e->status);
     if (e->digest) {
@@ -353,8 +357,7 @@ static int create_main(api_task *t, void *arg)
     garlic_error err = {0};
     if (store_create(w->root, &r, NULL, &err) != GARLIC_OK)
         return task_fail(t, &err);
-    api_task_emit_status(t, "success");
-    return 200;
+    return 200; // "success" comes from the reader, once the model is served
 }
 
 // A copy of a string member into *out (absent: left NULL).

@@ -83,11 +83,15 @@ static int advance(api_stream *s, api_alive_fn alive, void *ctx)
         if (alive && !alive(ctx))
             return -1;
         if (s->task) {
-            if (api_task_read(s->task, s, &s->ended) != GARLIC_OK)
+            int status = 0;
+            if (api_task_read(s->task, s, &s->ended, &status) != GARLIC_OK)
                 return -1;
             garlic_error err = {0};
             if (s->ended && s->sync_reg) // the model it made is served before "success" is read
                 api_store_sync(s->sync_reg, s->sync_root, &err);
+            static const char success[] = "{\"status\":\"success\"}\n";
+            if (s->ended && status == 200 && api_stream_write(s, success, sizeof success - 1))
+                return -1;
             if (s->ended || s->out_len > s->out_pos)
                 return 0;
             continue;

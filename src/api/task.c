@@ -122,7 +122,7 @@ void api_task_release(api_task *t)
     task_unref(t);
 }
 
-int api_task_read(api_task *t, api_stream *s, bool *ended)
+int api_task_read(api_task *t, api_stream *s, bool *ended, int *status)
 {
     pthread_mutex_lock(&t->mu);
     if (!t->lines.len && !t->done)
@@ -130,6 +130,7 @@ int api_task_read(api_task *t, api_stream *s, bool *ended)
     int rc = api_stream_write(s, t->lines.data, t->lines.len);
     garlic_buf_clear(&t->lines);
     *ended = t->done && rc == GARLIC_OK;
+    *status = t->status;
     pthread_mutex_unlock(&t->mu);
     return rc;
 }
