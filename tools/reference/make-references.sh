@@ -8,6 +8,10 @@
 # tests/data/arch/prompts.txt (one per line), writing tests/data/arch/<stem>/P<i>.{ids,logits}
 # and <stem>/source.txt, and then tests/data/arch/README.md from every stem's source.txt.
 #
+# With KIND=embed (what tools/reference/make-embed-references.sh sets) it writes the reference
+# embeddings of tests/data/embed/ instead, with tools/reference/embed_driver.cpp
+# (<stem>/P<i>.{ids,embd}), for tests/model/test_embed.c.
+#
 # Command (from the repository root, after `make`; llama.cpp built with CMake into
 # $LLAMA_DIR/build with shared libraries, a CPU build):
 #     LLAMA_DIR=/tmp/llama.cpp tools/reference/make-references.sh [STEM...]
@@ -18,8 +22,13 @@ set -euo pipefail
 
 LLAMA_DIR=${LLAMA_DIR:-/tmp/llama.cpp}
 GARLIC=${GARLIC:-./garlic}
-DATA=tests/data/arch
 BUILD=${BUILD:-build}/reference
+KIND=${KIND:-logits}
+case "$KIND" in
+  logits) DATA=tests/data/arch SCRIPT=make-references.sh DRIVER=driver EXT=logits ;;
+  embed) DATA=tests/data/embed SCRIPT=make-embed-references.sh DRIVER=embed_driver EXT=embd ;;
+  *) echo "make-references.sh: KIND=$KIND: not logits or embed" >&2; exit 1 ;;
+esac
 
 die() { echo "make-references.sh: $*" >&2; exit 1; }
 
@@ -43,9 +52,9 @@ for dir in "${lib_dirs[@]}"; do link+=("-L$dir" "-Wl,-rpath,$dir"); done
 commit=$(git -C "$LLAMA_DIR" log -1 --format=%h)
 commit_line=$(git -C "$LLAMA_DIR" log -1 --format='%h "%s" (%cs)')
 mkdir -p "$BUILD"
-driver=$BUILD/driver
+driver=$BUILD/$DRIVER
 g++ -std=c++17 -O2 -Wall -Wextra -Werror -I"$LLAMA_DIR/include" -I"$LLAMA_DIR/ggml/include" \
-  -o "$driver" tools/reference/driver.cpp "${link[@]}" -lllama -lggml -lggml-base
+  -o "$driver" "tools/reference/$DRIVER.cpp" "${link[@]}" -lllama -lggml -lggml-base
 
 # Every stem asked for must be a row (a typo must not pass as "nothing to do").
 for want in "$@"; do
@@ -72,7 +81,7 @@ while IFS=$'\t' read -r stem tol args; do
   read -r -a synth_args <<< "$args"
   "$GARLIC" synth "$tmp/$stem.gguf" "${synth_args[@]}"
   mkdir -p "$DATA/$stem"
-  rm -f "$DATA/$stem"/P*.ids "$DATA/$stem"/P*.logits
+  rm -f "$DATA/$stem"/P*.ids "$DATA/$stem"/P*."$EXT"
   "$driver" "$tmp/$stem.gguf" "$DATA/$stem" "${prompts[@]}" | tee "$tmp/$stem.log"
   {
     echo "stem: $stem"
@@ -86,6 +95,7 @@ done < "$DATA/models.tsv"
 
 # The README: what the files are, the settings, and each stem's source.
 {
+  if [ "$KIND" = logits ]; then
   cat <<EOF
 # Architecture references (written by tools/reference/make-references.sh)
 
@@ -107,6 +117,36 @@ Files per stem: \`P<i>.ids\` (prompt line i of \`prompts.txt\`, ids space-separa
 \`P<i>.logits\` (raw little-endian float32, one row of n_vocab values per prompt position, in
 position order), \`source.txt\` (what wrote them).
 
+EOF
+  else
+  cat <<EOF
+# Embedding references (written by tools/reference/make-embed-references.sh)
+
+Reference embeddings from llama.cpp for small random-weight models that \`garlic synth\` writes
+(BERT and nomic-bert encoders with the built-in WordPiece vocabulary, a Qwen3 decoder with
+last-token pooling), one folder per row of \`models.tsv\`. \`tests/model/test_embed.c\`
+synthesizes the same models and compares garlic's pooled, normalized embeddings with these
+files. Do not edit them by hand: regenerate with
+
+    LLAMA_DIR=/path/to/llama.cpp tools/reference/make-embed-references.sh [STEM...]
+
+(from the repository root, after \`make\`; without stems every row is regenerated). Last run
+with llama.cpp commit $commit.
+
+Settings: tokenized by llama_tokenize with add_special=true ([CLS] ... [SEP] for WordPiece, BOS
+for SentencePiece) and parse_special=false; the whole prompt in one llama_decode batch in a
+fresh context with embeddings on and the model's pooling_type; 1 thread; F32 K and V cache;
+flash attention off; n_ctx = n_batch = n_ubatch = 512; CPU only. The pooled vector is divided
+by its Euclidean norm (llama.cpp's embedding example's default, --embd-normalize 2).
+
+Files per stem: \`P<i>.ids\` (prompt line i of \`prompts.txt\`, counted from 0, ids
+space-separated on one line), \`P<i>.embd\` (raw little-endian float32, n_embd values),
+\`source.txt\` (what wrote them). Tolerance: max |garlic - reference| / max |reference| over the
+vector.
+
+EOF
+  fi
+  cat <<EOF
 | stem | tolerance | llama.cpp | date | garlic synth arguments |
 |---|---|---|---|---|
 EOF
