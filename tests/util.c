@@ -344,3 +344,85 @@ void test_mirror_stop(pid_t pid)
         waitpid(pid, NULL, 0);
     }
 }
+
+// ---- Reference sets ----
+
+int test_ref_table(const char *dir, test_ref_row *rows, size_t cap, char *error, size_t error_cap)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/models.tsv", dir);
+    char *text = test_read_file(path, NULL);
+    if (!text) {
+        snprintf(error, error_cap, "%s: cannot read (run from the repository root)", path);
+        return -1;
+    }
+    int line_no = 0;
+    size_t n = 0;
+    bool ok = true;
+    for (char *line = text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        line_no++;
+        if (line[0] == '\0' || line[0] == '#')
+            continue;
+        char *tab1 = strchr(line, '\t'), *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
+        char *end = NULL;
+        double tol = tab1 ? strtod(tab1 + 1, &end) : 0;
+        if (!tab2 || end != tab2 || !(tol > 0) || (size_t)(tab1 - line) >= sizeof rows[0].stem ||
+            strlen(tab2 + 1) >= sizeof rows[0].args || n == cap) {
+            snprintf(error, error_cap,
+                     "%s: line %d: want 'stem<TAB>tolerance<TAB>synth arguments' (at most %zu "
+                     "rows)",
+                     path, line_no, cap);
+            ok = false;
+            break;
+        }
+        test_ref_row *r = &rows[n++];
+        memcpy(r->stem, line, (size_t)(tab1 - line));
+        r->stem[tab1 - line] = '\0';
+        r->tol = tol;
+        snprintf(r->args, sizeof r->args, "%s", tab2 + 1);
+    }
+    free(text);
+    if (ok && n == 0) {
+        snprintf(error, error_cap, "%s: no rows", path);
+        ok = false;
+    }
+    return ok ? (int)n : -1;
+}
+
+int test_ref_prompts(const char *dir, char **text, char **prompts, int cap)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/prompts.txt", dir);
+    *text = test_read_file(path, NULL);
+    if (!*text)
+        fail_msg("%s: cannot read", path);
+    int n = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(*text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (n == cap)
+            fail_msg("%s: more than %d prompts", path, cap);
+        prompts[n++] = line;
+    }
+    if (n == 0)
+        fail_msg("%s: no prompts", path);
+    return n;
+}
+
+int test_read_ids(const char *path, int32_t *ids, int cap)
+{
+    char *text = test_read_file(path, NULL);
+    if (!text)
+        return -1;
+    int n = 0;
+    for (char *p = text, *end; n < cap; p = end) {
+        long v = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        ids[n++] = (int32_t)v;
+    }
+    free(text);
+    return n;
+}

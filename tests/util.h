@@ -100,4 +100,25 @@ int test_http(const test_server *s, const char *method, const char *path, const 
 int test_mirror_start(const char *root, int *port, pid_t *pid);
 void test_mirror_stop(pid_t pid);
 
+// ---- Reference sets (tests/data/<set>/: models.tsv, prompts.txt, <stem>/P<i>.ids) ----
+
+// One row of a models.tsv: what to synthesize and how close garlic must come.
+typedef struct test_ref_row {
+    char stem[64];   // the folder of its references, and the test's name
+    double tol;      // relative tolerance
+    char args[1024]; // garlic synth arguments, space-separated (passed through the shell)
+} test_ref_row;
+
+// Reads dir/models.tsv (tab-separated stem, tolerance, synth arguments; blank lines and lines
+// starting with '#' skipped) into rows (at most cap). Returns the count, or -1 with error
+// (error_cap bytes) saying why (unreadable, a malformed row, no rows).
+int test_ref_table(const char *dir, test_ref_row *rows, size_t cap, char *error, size_t error_cap);
+
+// Reads dir/prompts.txt, one prompt per line (at most cap): prompts point into *text (free()).
+// Fails the test when it is absent, empty or too long.
+int test_ref_prompts(const char *dir, char **text, char **prompts, int cap);
+
+// Whitespace-separated ids of path (at most cap); -1 when the file is absent.
+int test_read_ids(const char *path, int32_t *ids, int cap);
+
 #endif

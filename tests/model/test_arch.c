@@ -19,99 +19,9 @@ enum { MAX_ROWS = 64, MAX_PROMPTS = 8, N_CTX = 512 };
 
 static const char data_dir[] = "tests/data/arch";
 
-// One row of models.tsv: what to synthesize and how close garlic must come.
-typedef struct arch_row {
-    char stem[64];   // the folder of its references, and the test's name
-    double tol;      // relative tolerance of the logits (max |diff| / max |ref| per row)
-    char args[1024]; // garlic synth arguments, space-separated (passed through the shell)
-} arch_row;
-
-static arch_row rows[MAX_ROWS];
+static test_ref_row rows[MAX_ROWS];
 static size_t n_rows;
 static char table_error[512]; // why models.tsv could not be read, or ""
-
-// Reads models.tsv into rows: tab-separated stem, tolerance, synth arguments; blank lines and
-// lines starting with '#' are skipped. Returns false with table_error set on a malformed row.
-static bool read_table(void)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/models.tsv", data_dir);
-    char *text = test_read_file(path, NULL);
-    if (!text) {
-        snprintf(table_error, sizeof table_error, "%s: cannot read (run from the repository root)",
-                 path);
-        return false;
-    }
-    int line_no = 0;
-    bool ok = true;
-    for (char *line = text, *next; line && *line; line = next) {
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        line_no++;
-        if (line[0] == '\0' || line[0] == '#')
-            continue;
-        char *tab1 = strchr(line, '\t'), *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
-        char *end = NULL;
-        double tol = tab1 ? strtod(tab1 + 1, &end) : 0;
-        if (!tab2 || end != tab2 || !(tol > 0) || (size_t)(tab1 - line) >= sizeof rows[0].stem ||
-            strlen(tab2 + 1) >= sizeof rows[0].args || n_rows == MAX_ROWS) {
-            snprintf(table_error, sizeof table_error,
-                     "%s: line %d: want 'stem<TAB>tolerance<TAB>synth arguments' (at most %d rows)",
-                     path, line_no, MAX_ROWS);
-            ok = false;
-            break;
-        }
-        arch_row *r = &rows[n_rows++];
-        memcpy(r->stem, line, (size_t)(tab1 - line));
-        r->stem[tab1 - line] = '\0';
-        r->tol = tol;
-        snprintf(r->args, sizeof r->args, "%s", tab2 + 1);
-    }
-    free(text);
-    if (ok && n_rows == 0) {
-        snprintf(table_error, sizeof table_error, "%s: no rows", path);
-        ok = false;
-    }
-    return ok;
-}
-
-// Reads prompts.txt: one prompt per line. The caller frees *text; prompts point into it.
-static int read_prompts(char **text, char *prompts[MAX_PROMPTS])
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/prompts.txt", data_dir);
-    *text = test_read_file(path, NULL);
-    if (!*text)
-        fail_msg("%s: cannot read", path);
-    int n = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(*text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (n == MAX_PROMPTS)
-            fail_msg("%s: more than %d prompts", path, MAX_PROMPTS);
-        prompts[n++] = line;
-    }
-    if (n == 0)
-        fail_msg("%s: no prompts", path);
-    return n;
-}
-
-// Reads whitespace-separated ids; returns the count, or -1 when the file is absent.
-static int read_ids(const char *path, int32_t *ids, int cap)
-{
-    char *text = test_read_file(path, NULL);
-    if (!text)
-        return -1;
-    int n = 0;
-    for (char *p = text, *end; n < cap; p = end) {
-        long v = strtol(p, &end, 10);
-        if (end == p)
-            break;
-        ids[n++] = (int32_t)v;
-    }
-    free(text);
-    return n;
-}
 
 // A run state with a one-sequence F32 KV pool of its own.
 typedef struct runner {
@@ -195,7 +105,7 @@ static double compare_rows(const char *what, const float *got, const float *ref,
 }
 
 // Synthesizes the row's model into the temporary folder; returns its path (a copy to free).
-static char *synthesize(const arch_row *row)
+static char *synthesize(const test_ref_row *row)
 {
     char name[96];
     snprintf(name, sizeof name, "%s.gguf", row->stem);
@@ -214,7 +124,7 @@ static char *synthesize(const arch_row *row)
 static int check_ids(const tokenizer *tok, const char *prompt, const char *path, int32_t *ids,
                      int cap)
 {
-    int n = read_ids(path, ids, cap);
+    int n = test_read_ids(path, ids, cap);
     if (n < 0)
         fail_msg("%s: missing (run tools/reference/make-references.sh)", path);
     tokenizer_ids got = {0};
@@ -245,7 +155,7 @@ static float *read_logits(const char *path, int n_pos, uint32_t n_vocab)
 // The whole row: every prompt's ids, logits and batch-vs-one-by-one agreement.
 static void test_arch_row(void **state)
 {
-    const arch_row *row = *state;
+    const test_ref_row *row = *state;
     char *model_path = synthesize(row);
     garlic_error err;
     model *m = model_load(model_path, &err);
@@ -256,7 +166,7 @@ static void test_arch_row(void **state)
     if (!tok)
         fail_msg("%s: %s", row->stem, err.message);
     char *prompt_text, *prompts[MAX_PROMPTS];
-    int n_prompts = read_prompts(&prompt_text, prompts);
+    int n_prompts = test_ref_prompts(data_dir, &prompt_text, prompts, MAX_PROMPTS);
     const uint32_t V = m->hp.n_vocab;
     runner *batch = runner_new(m, N_CTX, N_CTX), *single = runner_new(m, 1, 1);
     // One-by-one must agree to float rounding for F32 weights, to the row's tolerance else
@@ -314,7 +224,9 @@ int main(void)
 {
     static struct CMUnitTest tests[MAX_ROWS];
     size_t n = 0;
-    if (!read_table()) {
+    int got = test_ref_table(data_dir, rows, MAX_ROWS, table_error, sizeof table_error);
+    n_rows = got > 0 ? (size_t)got : 0;
+    if (got < 0) {
         tests[n++] = (struct CMUnitTest){.name = "models.tsv", .test_func = test_table};
     } else {
         for (size_t i = 0; i < n_rows; i++)
