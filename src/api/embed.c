@@ -341,25 +341,9 @@ static int read_keep_alive(const cJSON *root, double *out, api_error *err)
 // The body as an object whose every field is in known, with a string "model".
 static cJSON *parse_body(const api_call *call, const char *const *known, api_error *err)
 {
-    cJSON *root = cJSON_ParseWithLength(call->body, call->len);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        api_error_set(err, 400, NULL, "the body must be a JSON object");
+    cJSON *root = api_body_object(call, known, err);
+    if (!root)
         return NULL;
-    }
-    for (const cJSON *e = root->child; e; e = e->next) {
-        bool ok = false;
-        for (size_t i = 0; known[i] && !ok; i++)
-            ok = strcmp(known[i], e->string) == 0;
-        if (!ok) {
-            api_error_set(err, 400, e->string,
-                          "'%s' is not a field garlic knows for this endpoint (docs/api.md "
-                          "lists them)",
-                          e->string);
-            cJSON_Delete(root);
-            return NULL;
-        }
-    }
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!cJSON_IsString(name)) {
         api_error_set(err, 400, "model", name ? "'model' must be a string" : "'model' is required");

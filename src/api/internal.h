@@ -142,6 +142,11 @@ char *api_base64_encode(const void *data, size_t len);
 // Fills out with the error (and a Retry-After for a full queue).
 void api_fail(api_response *out, const api_error *err, bool ollama);
 
+// The body as a JSON object (cJSON_Delete it) whose every member is one of known
+// (NULL-terminated; NULL: any), else NULL with err a 400 naming what is wrong (not JSON, not an
+// object, the first unknown field).
+cJSON *api_body_object(const api_call *call, const char *const *known, api_error *err);
+
 // Sets out to a JSON body made from root (which is deleted), with status.
 void api_respond_json(api_response *out, int status, cJSON *root);
 

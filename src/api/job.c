@@ -24,6 +24,31 @@ void api_response_deinit(api_response *r)
     r->body = NULL, r->stream = NULL, r->len = 0;
 }
 
+cJSON *api_body_object(const api_call *call, const char *const *known, api_error *err)
+{
+    cJSON *root = cJSON_ParseWithLength(call->body, call->len);
+    if (!cJSON_IsObject(root)) {
+        api_error_set(err, 400, NULL,
+                      root ? "the body must be a JSON object" : "the body is not valid JSON");
+        cJSON_Delete(root);
+        return NULL;
+    }
+    for (const cJSON *e = root->child; known && e; e = e->next) {
+        bool ok = false;
+        for (size_t i = 0; known[i] && !ok; i++)
+            ok = strcmp(known[i], e->string) == 0;
+        if (!ok) {
+            api_error_set(err, 400, e->string,
+                          "'%s' is not a field garlic knows for this endpoint (docs/api.md lists "
+                          "them)",
+                          e->string);
+            cJSON_Delete(root);
+            return NULL;
+        }
+    }
+    return root;
+}
+
 void api_respond_json(api_response *out, int status, cJSON *root)
 {
     char *text = root ? cJSON_PrintUnformatted(root) : NULL;

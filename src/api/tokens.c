@@ -45,28 +45,6 @@ static registry_model *target(const api_call *call, const cJSON *root, api_error
     return m;
 }
 
-// Checks the body's fields against known (NULL-terminated); returns the body or NULL.
-static cJSON *body(const api_call *call, const char *const *known, api_error *err)
-{
-    cJSON *root = cJSON_ParseWithLength(call->body, call->len);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        api_error_set(err, 400, NULL, "the body must be a JSON object");
-        return NULL;
-    }
-    for (const cJSON *e = root->child; e; e = e->next) {
-        bool ok = false;
-        for (size_t i = 0; known[i] && !ok; i++)
-            ok = strcmp(known[i], e->string) == 0;
-        if (!ok) {
-            api_error_set(err, 400, e->string, "'%s' is not a field garlic knows here", e->string);
-            cJSON_Delete(root);
-            return NULL;
-        }
-    }
-    return root;
-}
-
 static bool flag(const cJSON *root, const char *key, bool fallback, api_error *err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
@@ -99,7 +77,7 @@ void api_tokenize(const api_call *call, api_response *out)
     static const char *const known[] = {"model",         "content",     "add_special",
                                         "parse_special", "with_pieces", NULL};
     api_error err = {0};
-    cJSON *root = body(call, known, &err);
+    cJSON *root = api_body_object(call, known, &err);
     const cJSON *content = root ? cJSON_GetObjectItemCaseSensitive(root, "content") : NULL;
     if (root && !cJSON_IsString(content))
         api_error_set(&err, 400, "content", "'content' is required and must be a string");
@@ -147,7 +125,7 @@ void api_detokenize(const api_call *call, api_response *out)
 {
     static const char *const known[] = {"model", "tokens", NULL};
     api_error err = {0};
-    cJSON *root = body(call, known, &err);
+    cJSON *root = api_body_object(call, known, &err);
     const cJSON *tokens = root ? cJSON_GetObjectItemCaseSensitive(root, "tokens") : NULL;
     if (root && !cJSON_IsArray(tokens))
         api_error_set(&err, 400, "tokens", "'tokens' is required and must be a list of ids");

@@ -201,7 +201,7 @@ static void test_bad_bodies(void **state)
         {"POST", "/api/pull", "{\"model\": \"x\", \"stream\": 3}", "'stream' must be a boolean",
          400},
         {"POST", "/api/pull", "{\"model\": \"x\", \"password\": \"p\"}",
-         "'password' is not supported", 400},
+         "'password' is not a field garlic knows", 400},
         {"POST", "/api/create", "{\"model\": \"y\"}", "'from' is required", 400},
         {"POST", "/api/create", "{\"model\": \"y\", \"from\": \"/nonexistent.gguf\"}",
          "nonexistent", 400},
