@@ -16,6 +16,7 @@
 
 #include "base/clock.h"
 #include "engine/engine.h"
+#include "tokenizer/tokenizer.h"
 
 const char *test_shared_dir(void)
 {
@@ -424,5 +425,24 @@ int test_read_ids(const char *path, int32_t *ids, int cap)
         ids[n++] = (int32_t)v;
     }
     free(text);
+    return n;
+}
+
+int test_ref_check_ids(const struct tokenizer *tok, const char *prompt, const char *path,
+                       int32_t *ids, int cap, const char *script)
+{
+    int n = test_read_ids(path, ids, cap);
+    if (n < 0)
+        fail_msg("%s: missing (run %s)", path, script);
+    tokenizer_ids got = {0};
+    garlic_error err;
+    if (tokenizer_encode(tok, prompt, strlen(prompt), TOKENIZER_ADD_SPECIAL, &got, &err))
+        fail_msg("%s: %s", path, err.message);
+    if (got.n != (size_t)n)
+        fail_msg("%s: garlic gives %zu tokens, the reference %d", path, got.n, n);
+    for (int i = 0; i < n; i++)
+        if (got.ids[i] != ids[i])
+            fail_msg("%s: token %d is %d, reference %d", path, i, got.ids[i], ids[i]);
+    tokenizer_ids_deinit(&got);
     return n;
 }

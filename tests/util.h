@@ -121,4 +121,12 @@ int test_ref_prompts(const char *dir, char **text, char **prompts, int cap);
 // Whitespace-separated ids of path (at most cap); -1 when the file is absent.
 int test_read_ids(const char *path, int32_t *ids, int cap);
 
+struct tokenizer;
+
+// Checks that tok gives prompt the ids of the reference file path (as test_read_ids reads
+// them; ids[cap] receives them) and returns their count. Fails the test, naming path, when
+// the file is missing (script: what writes it) or the ids differ.
+int test_ref_check_ids(const struct tokenizer *tok, const char *prompt, const char *path,
+                       int32_t *ids, int cap, const char *script);
+
 #endif

@@ -120,26 +120,6 @@ static char *synthesize(const test_ref_row *row)
     return path;
 }
 
-// Checks garlic's ids for the prompt against the reference's P<i>.ids.
-static int check_ids(const tokenizer *tok, const char *prompt, const char *path, int32_t *ids,
-                     int cap)
-{
-    int n = test_read_ids(path, ids, cap);
-    if (n < 0)
-        fail_msg("%s: missing (run tools/reference/make-references.sh)", path);
-    tokenizer_ids got = {0};
-    garlic_error err;
-    if (tokenizer_encode(tok, prompt, strlen(prompt), TOKENIZER_ADD_SPECIAL, &got, &err))
-        fail_msg("%s: %s", path, err.message);
-    if (got.n != (size_t)n)
-        fail_msg("%s: garlic gives %zu tokens, the reference %d", path, got.n, n);
-    for (int i = 0; i < n; i++)
-        if (got.ids[i] != ids[i])
-            fail_msg("%s: token %d is %d, reference %d", path, i, got.ids[i], ids[i]);
-    tokenizer_ids_deinit(&got);
-    return n;
-}
-
 // Reads P<i>.logits, which must hold n_pos rows of n_vocab float32.
 static float *read_logits(const char *path, int n_pos, uint32_t n_vocab)
 {
@@ -177,7 +157,8 @@ static void test_arch_row(void **state)
         char path[512];
         int32_t ids[N_CTX];
         snprintf(path, sizeof path, "%s/%s/P%d.ids", data_dir, row->stem, p + 1);
-        int n = check_ids(tok, prompts[p], path, ids, N_CTX);
+        int n = test_ref_check_ids(tok, prompts[p], path, ids, N_CTX,
+                                   "tools/reference/make-references.sh");
         snprintf(path, sizeof path, "%s/%s/P%d.logits", data_dir, row->stem, p + 1);
         float *ref = read_logits(path, n, V);
         const float *logits;
