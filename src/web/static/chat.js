@@ -239,6 +239,7 @@ function readSettings() {
     top_p: Number($('top-p').value),
     max_tokens: Number($('max-tokens').value),
     grammar: $('grammar').value,
+    extra: $('extra').value,
   };
   localStorage.setItem(SETTINGS, JSON.stringify(s));
   return s;
@@ -251,6 +252,7 @@ function applySettings() {
   if (s.top_p != null) $('top-p').value = s.top_p;
   if (s.max_tokens != null) $('max-tokens').value = s.max_tokens;
   if (s.grammar != null) $('grammar').value = s.grammar;
+  if (s.extra != null) $('extra').value = s.extra;
 }
 
 // Reads an SSE body and calls onEvent with each data line's JSON until [DONE].
@@ -289,6 +291,14 @@ async function answer() {
     setStatus('Pick a model first.');
     return;
   }
+  let extra = {};
+  try {
+    if (s.extra.trim()) extra = JSON.parse(s.extra);
+    if (typeof extra !== 'object' || Array.isArray(extra) || !extra) throw new Error('not an object');
+  } catch (e) {
+    setStatus(`Extra request fields: ${e.message}`);
+    return;
+  }
   c.model = s.model;
   const messages = [];
   if (s.system.trim()) messages.push({ role: 'system', content: s.system });
@@ -300,6 +310,7 @@ async function answer() {
     temperature: s.temperature, top_p: s.top_p, max_tokens: s.max_tokens,
   };
   if (s.grammar.trim()) body.grammar = s.grammar;
+  Object.assign(body, extra);
   controller = new AbortController();
   setBusy(true);
   setStatus('Waiting for the model…');
