@@ -355,6 +355,7 @@ async function answer() {
     setBusy(false);
     save();
     render();
+    loadModels(); // the model is loaded now
   }
 }
 
