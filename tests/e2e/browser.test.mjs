@@ -291,6 +291,10 @@ test('operator page: loaded models, memory against the budget, Unload', { skip }
   assert.match(await page.textContent('#queued'), /^\d+$/);
   const updated = await page.getAttribute('body', 'data-updated');
   await page.waitForFunction((u) => document.body.dataset.updated !== u, updated, { timeout: 5000 });
+  // at phone width the table still fits, Unload button included
+  await page.setViewportSize({ width: 375, height: 812 });
+  const box = await page.locator('button[aria-label="Unload stories"]').boundingBox();
+  assert.ok(box && box.x + box.width <= 375, `the Unload button ends at ${box && box.x + box.width} px`);
   await page.click('button[aria-label="Unload stories"]');
   await page.waitForFunction(() => ![...document.querySelectorAll('#models td')].some((td) => td.textContent === 'stories'), null, { timeout: 8000 });
   const ps = await (await fetch(`${main.url}/api/ps`)).json();
