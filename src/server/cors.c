@@ -101,3 +101,31 @@ void server_cors_request_headers(const char *requested, char *out, size_t cap)
     else
         snprintf(out, cap, "%s", plain);
 }
+
+bool server_host_is_local(const char *host)
+{
+    size_t n = strlen(host);
+    const char *colon = strrchr(host, ':');
+    if (host[0] == '[') { // [v6]:port
+        const char *close = strchr(host, ']');
+        if (!close)
+            return false;
+        return (size_t)(close - host) == 4 && strncmp(host, "[::1]", 5) == 0;
+    }
+    if (colon)
+        n = (size_t)(colon - host);
+    if (n == 9 && strncasecmp(host, "localhost", 9) == 0)
+        return true;
+    if (n > 10 && strncasecmp(host + n - 10, ".localhost", 10) == 0)
+        return true;
+    // 127.0.0.0/8 written as a dotted quad
+    unsigned a, b, c, d;
+    char tail;
+    char ip[32];
+    if (n >= sizeof ip)
+        return false;
+    memcpy(ip, host, n);
+    ip[n] = '\0';
+    return sscanf(ip, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4 && a == 127 && b < 256 &&
+        c < 256 && d < 256;
+}

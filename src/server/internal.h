@@ -47,4 +47,10 @@ server_cors server_cors_check(const char *policy, const char *origin, const char
 // Content-Type. out has cap bytes.
 void server_cors_request_headers(const char *requested, char *out, size_t cap);
 
+// The Host header names this machine's loopback: localhost (or a name under .localhost),
+// 127.x.x.x or [::1], with or without a port. A server bound to a loopback address answers
+// only such requests, so a page whose name was made to resolve to 127.0.0.1 (DNS rebinding)
+// cannot call it as its own origin.
+bool server_host_is_local(const char *host);
+
 #endif

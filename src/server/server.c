@@ -68,6 +68,7 @@ struct server {
     char *api_key;     // NULL: open
     char *cors_origin; // --cors-origin's list; NULL: pages on localhost (server_cors_check)
     char *store_root;  // NULL: no model store
+    bool loopback;     // bound to a loopback address: only Host names of this machine
     size_t max_body;
     uint16_t port;
     bool log_requests, log_prompts;
@@ -432,6 +433,13 @@ static enum MHD_Result begin(server *srv, struct MHD_Connection *c, const char *
     if (ex->route < N_ROUTES && routes[ex->route].prefix &&
         !(ex->path_arg = garlic_strndup(url + strlen(routes[ex->route].path), SIZE_MAX)))
         return send_error(srv, c, ex, 503, "out_of_memory", "%s", "out of memory");
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (srv->loopback && host && !server_host_is_local(host))
+        return send_error(srv, c, ex, 403, "host_not_allowed",
+                          "this server listens on a loopback address and answers requests for "
+                          "localhost, 127.0.0.1 or [::1], not for %s (serve with --host to be "
+                          "reached under other names)",
+                          host);
     bool preflight = strcmp(method, "OPTIONS") == 0;
     server_cors verdict = check_origin(srv, c, ex, preflight);
     if (verdict == SERVER_CORS_REFUSED)
@@ -548,6 +556,16 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_storage *add
     return GARLIC_OK;
 }
 
+// The address is 127.0.0.0/8 or ::1 (not the wildcard: that serves every interface).
+static bool is_loopback(const struct sockaddr_storage *addr)
+{
+    if (addr->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr) >> 24) == 127;
+    if (addr->ss_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)addr)->sin6_addr);
+    return false;
+}
+
 static void server_free(server *s)
 {
     if (!s)
@@ -600,6 +618,7 @@ server *server_start(const server_config *cfg, registry *reg, garlic_error *err)
         MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    s->loopback = is_loopback(&addr);
     s->daemon = MHD_start_daemon(
         flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_log, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,

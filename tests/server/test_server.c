@@ -1125,6 +1125,24 @@ static void test_cors_policies(void **state)
     free(body), free(headers);
     assert_int_equal(http(&main_server, "OPTIONS", "/api/chat", NULL, NULL, &body, NULL), 405);
     free(body);
+    // Bound to 127.0.0.1: requests for names of this machine only (no DNS rebinding).
+    static const struct {
+        const char *host;
+        int status;
+    } hosts[] = {
+        {"localhost:1", 200},    {"127.0.0.1", 200},         {"127.1.2.3:8686", 200},
+        {"[::1]:8686", 200},     {"app.localhost", 200},     {"evil.example:8686", 403},
+        {"127.0.0.1.evil", 403}, {"localhost.evil:80", 403}, {"[::2]:80", 403},
+        {"1127.0.0.1", 403},
+    };
+    for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+        snprintf(extra, sizeof extra, "-H 'Host: %s'", hosts[i].host);
+        int status = http(&main_server, "GET", "/api/version", NULL, extra, &body, NULL);
+        if (status != hosts[i].status)
+            fail_msg("Host %s: status %d, want %d: %s", hosts[i].host, status, hosts[i].status,
+                     body);
+        free(body);
+    }
     test_server s = {0};
     server_start(&s, "cors.log", "--cors-origin 'http://a.test, http://b.test:*'");
     static const struct {
