@@ -36,7 +36,10 @@ TEST_SRC  := $(wildcard tests/*/test_*.c)
 TEST_UTIL := tests/util.c
 
 BENCH_SRC := $(wildcard bench/bench_*.c)
-LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# The pages of src/web/static/ become a C file of byte arrays (tools/embed_files.sh).
+WEB_FILES := $(sort $(notdir $(wildcard src/web/static/*)))
+WEB_GEN   := $(BUILD)/gen/web_files.c
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(WEB_GEN:.c=.o)
 BENCH_BIN := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRC))
 TEST_BIN  := $(patsubst %.c,$(BUILD)/%,$(TEST_SRC))
 
@@ -54,6 +57,13 @@ $(BUILD)/garlic: $(BUILD)/src/cli/main.o $(BUILD)/libgarlic.a
 $(BUILD)/libgarlic.a: $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
+
+$(WEB_GEN): $(addprefix src/web/static/,$(WEB_FILES)) tools/embed_files.sh
+	@mkdir -p $(dir $@)
+	tools/embed_files.sh $@ /static src/web/static $(WEB_FILES)
+
+$(WEB_GEN:.c=.o): $(WEB_GEN)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian (bookworm) packages garlic needs to build and test, the npm packages of
+# Installs the Debian (bookworm) packages garlic needs to build and test (chromium for the
+# browser tests of the built-in pages), the npm packages of
 # the end-to-end tests (tests/e2e, from its lockfile), then builds and puts the demo model
 # (models/Modelfile: models/stories260K.gguf) into the model store as stories260K, which the
 # README's run command uses (no network; running it again changes nothing). Runs apt-get
@@ -8,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(build-essential clang-14 libfuzzer-14-dev libcmocka-dev libcjson-dev libpcre2-dev
-          libmicrohttpd-dev libcurl4-openssl-dev libssl-dev curl unicode-data clang-format-14 python3 python3-numpy)
+          libmicrohttpd-dev libcurl4-openssl-dev libssl-dev curl unicode-data clang-format-14 python3 python3-numpy
+          chromium)
 # A node from elsewhere (e.g. NodeSource, which bundles npm) conflicts with Debian's npm.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)

@@ -101,7 +101,9 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
         cli_uint("--port", "N", "port to listen on (default 8686; 0: any free one)", &o->port, 0,
                  65535),
         cli_string("--api-key", "KEY", "require 'Authorization: Bearer KEY'", &o->server.api_key),
-        cli_string("--cors-origin", "ORIGIN", "allow browsers from ORIGIN (or *)",
+        cli_string("--cors-origin", "LIST",
+                   "origins whose pages may call the API: a,b, *, http://host:* (default: "
+                   "pages on localhost)",
                    &o->server.cors_origin),
         cli_uint("--ctx|-c", "N", "positions per request (default: trained, at most 4096)",
                  &r->n_ctx, 16, 1u << 24),

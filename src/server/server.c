@@ -20,13 +20,14 @@
 #include "base/log.h"
 #include "server/internal.h"
 #include "server/server.h"
+#include "web/web.h"
 
 typedef void (*route_fn)(const api_call *call, api_response *out);
 
 typedef struct route_entry {
     const char *method;
     const char *path; // the whole path, or (prefix) its beginning: the rest is the argument
-    route_fn handler; // NULL: built in (/health, /metrics, /)
+    route_fn handler; // NULL: built in (/health, /metrics, the pages)
     bool ollama;      // errors in Ollama's shape
     bool prefix;
 } route_entry;
@@ -35,6 +36,8 @@ static const route_entry routes[] = {
     {"GET", "/health", NULL, false, false},
     {"GET", "/metrics", NULL, false, false},
     {"GET", "/", NULL, true, false},
+    {"GET", "/ops", NULL, false, false},
+    {"GET", "/static/", NULL, false, true},
     {"GET", "/v1/models", api_openai_models, false, false},
     {"GET", "/v1/models/", api_openai_model, false, true},
     {"POST", "/v1/chat/completions", api_openai_chat, false, false},
@@ -63,8 +66,9 @@ struct server {
     struct MHD_Daemon *daemon;
     registry *reg;     // borrowed
     char *api_key;     // NULL: open
-    char *cors_origin; // NULL: no CORS
+    char *cors_origin; // --cors-origin's list; NULL: pages on localhost (server_cors_check)
     char *store_root;  // NULL: no model store
+    bool loopback;     // bound to a loopback address: only Host names of this machine
     size_t max_body;
     uint16_t port;
     bool log_requests, log_prompts;
@@ -95,7 +99,9 @@ typedef struct exchange {
     char *body; // (cap) the request body so far
     size_t len, cap;
     request_record rec;
-    bool streamed; // the answer is a stream: its end logs the request
+    bool streamed;          // the answer is a stream: its end logs the request
+    char cors_allow[256];   // Access-Control-Allow-Origin, "" for none
+    char cors_headers[512]; // a preflight's Access-Control-Allow-Headers, "" when not one
 } exchange;
 
 // What a streamed answer's reader callback needs; owned by the MHD response.
@@ -132,15 +138,19 @@ static void log_request(const server *srv, request_record *rec)
     rec->usage.prompt = NULL;
 }
 
-static void add_common_headers(server *srv, struct MHD_Response *r, const char *content_type)
+// The content type and the CORS headers the exchange's origin earned (begin decided them).
+static void add_common_headers(const exchange *ex, struct MHD_Response *r, const char *content_type)
 {
     if (content_type)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    if (srv->cors_origin) {
-        MHD_add_response_header(r, "Access-Control-Allow-Origin", srv->cors_origin);
-        MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    MHD_add_response_header(r, "Vary", "Origin");
+    if (!ex->cors_allow[0])
+        return;
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", ex->cors_allow);
+    if (ex->cors_headers[0]) {
+        MHD_add_response_header(r, "Access-Control-Allow-Headers", ex->cors_headers);
         MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
-        MHD_add_response_header(r, "Vary", "Origin");
+        MHD_add_response_header(r, "Access-Control-Max-Age", "600");
     }
 }
 
@@ -155,7 +165,7 @@ static enum MHD_Result send_body(server *srv, struct MHD_Connection *c, exchange
                                                              MHD_RESPMEM_MUST_COPY);
     if (!r)
         return MHD_NO;
-    add_common_headers(srv, r, content_type);
+    add_common_headers(ex, r, content_type);
     if (retry_after) {
         char value[16];
         snprintf(value, sizeof value, "%u", retry_after);
@@ -243,7 +253,7 @@ static enum MHD_Result send_stream(server *srv, struct MHD_Connection *c, exchan
         stream_done(sc);
         return MHD_NO;
     }
-    add_common_headers(srv, r, resp->content_type);
+    add_common_headers(ex, r, resp->content_type);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)resp->status, r);
     MHD_destroy_response(r);
@@ -251,7 +261,40 @@ static enum MHD_Result send_stream(server *srv, struct MHD_Connection *c, exchan
     return ok;
 }
 
-// Built-in routes: /health, /metrics and / (Ollama clients probe it).
+// Queues an embedded page file (web/) with headers that keep its script to itself.
+static enum MHD_Result send_page(server *srv, struct MHD_Connection *c, exchange *ex,
+                                 const char *path)
+{
+    const unsigned char *data;
+    size_t len;
+    const char *type;
+    if (!web_asset(path, &data, &len, &type))
+        return send_error(srv, c, ex, 404, "not_found", "no page %s", path);
+    ex->rec.status = 200;
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data,
+                                                             MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    add_common_headers(ex, r, type);
+    MHD_add_response_header(r, "Content-Security-Policy", web_content_security_policy);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    enum MHD_Result ok = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    server_metrics_count(&srv->metrics, ex->route, 200);
+    return ok;
+}
+
+// A browser asks for HTML (its Accept names text/html); API clients probing / do not.
+static bool wants_html(struct MHD_Connection *c)
+{
+    const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    return accept && strstr(accept, "text/html");
+}
+
+// Built-in routes: /health, /metrics, the pages (/ for browsers, /ops, /static/...), and /
+// for API clients (Ollama's probe it and read the plain text).
 static enum MHD_Result serve_builtin(server *srv, struct MHD_Connection *c, exchange *ex)
 {
     const char *path = routes[ex->route].path;
@@ -259,10 +302,16 @@ static enum MHD_Result serve_builtin(server *srv, struct MHD_Connection *c, exch
         static const char ok[] = "{\"status\":\"ok\"}";
         return send_body(srv, c, ex, 200, "application/json", ok, sizeof ok - 1, 0);
     }
+    if (strcmp(path, "/") == 0 && wants_html(c))
+        return send_page(srv, c, ex, "/static/chat.html");
     if (strcmp(path, "/") == 0) {
         static const char running[] = "garlic is running";
         return send_body(srv, c, ex, 200, "text/plain", running, sizeof running - 1, 0);
     }
+    if (strcmp(path, "/ops") == 0)
+        return send_page(srv, c, ex, "/static/ops.html");
+    if (strcmp(path, "/static/") == 0)
+        return send_page(srv, c, ex, ex->rec.path);
     size_t len = 0;
     char *text = server_metrics_render(&srv->metrics, srv->reg, &len);
     if (!text)
@@ -313,9 +362,14 @@ static bool key_matches(const char *want, const char *got)
     return diff == 0;
 }
 
-static bool authorized(const server *srv, struct MHD_Connection *c)
+// The pages and /health are open (the page asks for the key itself); the rest needs the key
+// when the server has one.
+static bool authorized(const server *srv, struct MHD_Connection *c, size_t route)
 {
-    if (!srv->api_key)
+    const char *path = routes[route].path;
+    bool open = strcmp(path, "/health") == 0 || strcmp(path, "/ops") == 0 ||
+        strcmp(path, "/static/") == 0 || (strcmp(path, "/") == 0 && wants_html(c));
+    if (!srv->api_key || open)
         return true;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncasecmp(h, "Bearer ", 7) != 0)
@@ -349,6 +403,22 @@ static enum MHD_Result send_too_large(server *srv, struct MHD_Connection *c, exc
                       "the body is larger than the limit of %s bytes", limit);
 }
 
+// Applies the CORS rules to the request's Origin: for an allowed one fills ex's CORS
+// headers (and, for a preflight, the headers it may send).
+static server_cors check_origin(const server *srv, struct MHD_Connection *c, exchange *ex,
+                                bool preflight)
+{
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    server_cors verdict = server_cors_check(srv->cors_origin, origin, host, ex->cors_allow,
+                                            sizeof ex->cors_allow);
+    if (verdict == SERVER_CORS_ALLOWED && preflight)
+        server_cors_request_headers(
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Headers"),
+            ex->cors_headers, sizeof ex->cors_headers);
+    return verdict;
+}
+
 // The first callback of a request: route, CORS preflight, authentication, declared size.
 // Either answers at once (*answered set) or returns MHD_YES to collect the body.
 static enum MHD_Result begin(server *srv, struct MHD_Connection *c, const char *url,
@@ -363,14 +433,31 @@ static enum MHD_Result begin(server *srv, struct MHD_Connection *c, const char *
     if (ex->route < N_ROUTES && routes[ex->route].prefix &&
         !(ex->path_arg = garlic_strndup(url + strlen(routes[ex->route].path), SIZE_MAX)))
         return send_error(srv, c, ex, 503, "out_of_memory", "%s", "out of memory");
-    if (strcmp(method, "OPTIONS") == 0 && srv->cors_origin)
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (srv->loopback && host && !server_host_is_local(host))
+        return send_error(srv, c, ex, 403, "host_not_allowed",
+                          "this server listens on a loopback address and answers requests for "
+                          "localhost, 127.0.0.1 or [::1], not for %s (serve with --host to be "
+                          "reached under other names)",
+                          host);
+    bool preflight = strcmp(method, "OPTIONS") == 0;
+    server_cors verdict = check_origin(srv, c, ex, preflight);
+    if (verdict == SERVER_CORS_REFUSED)
+        return send_error(srv, c, ex, 403, "origin_not_allowed",
+                          "a page on origin %s may not call this server (garlic serve "
+                          "--cors-origin lists the origins allowed)",
+                          MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"));
+    if (preflight && verdict == SERVER_CORS_NONE)
+        return send_error(srv, c, ex, 405, "method_not_allowed", "%s",
+                          "OPTIONS is a CORS preflight and needs an Origin header");
+    if (preflight)
         return send_body(srv, c, ex, 204, NULL, "", 0, 0);
     if (ex->route == ROUTE_OTHER && wrong_method)
         return send_error(srv, c, ex, 405, "method_not_allowed", "%s is not allowed on this path",
                           method);
     if (ex->route == ROUTE_OTHER)
         return send_error(srv, c, ex, 404, "not_found", "no endpoint %s", url);
-    if (strcmp(routes[ex->route].path, "/health") != 0 && !authorized(srv, c))
+    if (!authorized(srv, c, ex->route))
         return send_error(srv, c, ex, 401, "invalid_api_key", "%s",
                           "a valid API key is required: send 'Authorization: Bearer KEY'");
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
@@ -469,6 +556,16 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_storage *add
     return GARLIC_OK;
 }
 
+// The address is 127.0.0.0/8 or ::1 (not the wildcard: that serves every interface).
+static bool is_loopback(const struct sockaddr_storage *addr)
+{
+    if (addr->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr) >> 24) == 127;
+    if (addr->ss_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)addr)->sin6_addr);
+    return false;
+}
+
 static void server_free(server *s)
 {
     if (!s)
@@ -521,6 +618,7 @@ server *server_start(const server_config *cfg, registry *reg, garlic_error *err)
         MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    s->loopback = is_loopback(&addr);
     s->daemon = MHD_start_daemon(
         flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_log, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,

@@ -25,7 +25,8 @@ typedef struct server_config {
     const char *host;         // address to bind ("127.0.0.1", "::1", "0.0.0.0")
     uint16_t port;            // 0: any free port (server_port tells which)
     const char *api_key;      // NULL or "": no authentication
-    const char *cors_origin;  // NULL: no CORS headers; "*" or one origin
+    const char *cors_origin;  // origins allowed: a comma-separated list, "*", "http://host:*";
+                              // NULL: pages on localhost, 127.0.0.1 and [::1] (any port)
     size_t max_body;          // 0: SERVER_DEFAULT_MAX_BODY
     unsigned max_connections; // 0: SERVER_DEFAULT_MAX_CONNECTIONS
     unsigned timeout_seconds; // 0: SERVER_DEFAULT_TIMEOUT

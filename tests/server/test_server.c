@@ -1051,19 +1051,162 @@ static void test_auth_and_cors(void **state)
     assert_int_equal(
         http(&s, "GET", "/api/tags", NULL, "-H 'Authorization: Bearer wrong'", &body, NULL), 401);
     free(body);
-    assert_int_equal(
-        http(&s, "GET", "/v1/models", NULL, "-H 'Authorization: Bearer s3cret'", &body, &headers),
-        200);
+    // A browser sends Origin; the allowed one is echoed back.
+    assert_int_equal(http(&s, "GET", "/v1/models", NULL,
+                          "-H 'Authorization: Bearer s3cret' -H 'Origin: http://example.com'",
+                          &body, &headers),
+                     200);
     assert_non_null(strcasestr(headers, "Access-Control-Allow-Origin: http://example.com"));
+    assert_non_null(strcasestr(headers, "Vary: Origin"));
     free(body), free(headers);
+    // The preflight needs no key and allows the headers asked for (the openai SDK's
+    // x-stainless-* among them).
+    assert_int_equal(http(&s, "OPTIONS", "/v1/chat/completions", NULL,
+                          "-H 'Origin: http://example.com' -H 'Access-Control-Request-Method: "
+                          "POST' -H 'Access-Control-Request-Headers: authorization, "
+                          "content-type, x-stainless-os'",
+                          &body, &headers),
+                     204);
+    assert_non_null(strcasestr(headers,
+                               "Access-Control-Allow-Headers: authorization, "
+                               "content-type, x-stainless-os"));
+    assert_non_null(strcasestr(headers, "Access-Control-Allow-Methods: GET, POST, DELETE"));
+    assert_null(strcasestr(headers, "Access-Control-Allow-Credentials"));
+    free(body), free(headers);
+    // With a list, localhost pages are no longer allowed by default.
+    assert_int_equal(http(&s, "GET", "/v1/models", NULL,
+                          "-H 'Authorization: Bearer s3cret' -H 'Origin: http://localhost:3000'",
+                          &body, &headers),
+                     403);
+    assert_non_null(strstr(body, "origin_not_allowed"));
+    free(body), free(headers);
+    // The pages are open; the API behind them is not.
+    assert_int_equal(http(&s, "GET", "/", NULL, "-H 'Accept: text/html'", &body, &headers), 200);
+    assert_non_null(strcasestr(headers,
+                               "Content-Security-Policy: default-src 'none'; "
+                               "script-src 'self'"));
+    free(body), free(headers);
+    assert_int_equal(http(&s, "GET", "/", NULL, NULL, &body, NULL), 401);
+    free(body);
+    assert_int_equal(server_stop(&s), 0);
+}
+
+// Without --cors-origin, pages on this machine may call the server and others may not; a
+// list allows its origins ("http://host:*" any port), "*" any.
+static void test_cors_policies(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *origin;
+        int status;
+    } local[] = {
+        {"http://localhost:5173", 200},    {"http://127.0.0.1:9", 200},
+        {"http://[::1]:8080", 200},        {"https://localhost", 200},
+        {"http://evil.example", 403},      {"http://localhost.evil", 403},
+        {"http://127.0.0.1.evil:80", 403}, {"null", 403},
+    };
+    char *body, *headers, extra[256];
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++) {
+        snprintf(extra, sizeof extra, "-H 'Origin: %s'", local[i].origin);
+        int status = http(&main_server, "GET", "/api/version", NULL, extra, &body, &headers);
+        if (status != local[i].status)
+            fail_msg("default policy, Origin %s: status %d, want %d", local[i].origin, status,
+                     local[i].status);
+        char want[300];
+        snprintf(want, sizeof want, "Access-Control-Allow-Origin: %s\r", local[i].origin);
+        if ((status == 200) != (strcasestr(headers, want) != NULL))
+            fail_msg("default policy, Origin %s: headers %s", local[i].origin, headers);
+        free(body), free(headers);
+    }
+    // No Origin (curl, SDKs in Node): no CORS headers and no refusal; a bare OPTIONS is no
+    // preflight.
+    assert_int_equal(http(&main_server, "GET", "/api/version", NULL, NULL, &body, &headers), 200);
+    assert_null(strcasestr(headers, "Access-Control-Allow-Origin"));
+    free(body), free(headers);
+    assert_int_equal(http(&main_server, "OPTIONS", "/api/chat", NULL, NULL, &body, NULL), 405);
+    free(body);
+    // Bound to 127.0.0.1: requests for names of this machine only (no DNS rebinding).
+    static const struct {
+        const char *host;
+        int status;
+    } hosts[] = {
+        {"localhost:1", 200},    {"127.0.0.1", 200},         {"127.1.2.3:8686", 200},
+        {"[::1]:8686", 200},     {"app.localhost", 200},     {"evil.example:8686", 403},
+        {"127.0.0.1.evil", 403}, {"localhost.evil:80", 403}, {"[::2]:80", 403},
+        {"1127.0.0.1", 403},
+    };
+    for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+        snprintf(extra, sizeof extra, "-H 'Host: %s'", hosts[i].host);
+        int status = http(&main_server, "GET", "/api/version", NULL, extra, &body, NULL);
+        if (status != hosts[i].status)
+            fail_msg("Host %s: status %d, want %d: %s", hosts[i].host, status, hosts[i].status,
+                     body);
+        free(body);
+    }
+    test_server s = {0};
+    server_start(&s, "cors.log", "--cors-origin 'http://a.test, http://b.test:*'");
+    static const struct {
+        const char *origin;
+        int status;
+    } listed[] = {
+        {"http://a.test", 200},    {"http://b.test:8080", 200}, {"http://b.test", 200},
+        {"http://a.test:81", 403}, {"http://c.test", 403},      {"http://localhost:1", 403},
+    };
+    for (size_t i = 0; i < sizeof listed / sizeof listed[0]; i++) {
+        snprintf(extra, sizeof extra, "-H 'Origin: %s'", listed[i].origin);
+        int status = http(&s, "GET", "/api/version", NULL, extra, &body, NULL);
+        if (status != listed[i].status)
+            fail_msg("--cors-origin list, Origin %s: status %d, want %d", listed[i].origin, status,
+                     listed[i].status);
+        free(body);
+    }
+    assert_int_equal(server_stop(&s), 0);
+    server_start(&s, "cors-any.log", "--cors-origin '*'");
     assert_int_equal(
-        http(&s, "OPTIONS", "/v1/chat/completions", NULL,
-             "-H 'Origin: http://example.com' -H 'Access-Control-Request-Method: POST'", &body,
-             &headers),
-        204);
-    assert_non_null(strcasestr(headers, "Access-Control-Allow-Headers"));
+        http(&s, "GET", "/api/version", NULL, "-H 'Origin: http://c.test'", &body, &headers), 200);
+    assert_non_null(strcasestr(headers, "Access-Control-Allow-Origin: *"));
     free(body), free(headers);
     assert_int_equal(server_stop(&s), 0);
+}
+
+// The built-in pages: the chat page for browsers at /, the plain text for API clients, the
+// operator page, the static files with their types, and 404 for a file that is not there.
+static void test_pages(void **state)
+{
+    (void)state;
+    char *body, *headers;
+    assert_int_equal(http(&main_server, "GET", "/", NULL, NULL, &body, NULL), 200);
+    assert_string_equal(body, "garlic is running");
+    free(body);
+    assert_int_equal(http(&main_server, "GET", "/", NULL,
+                          "-H 'Accept: text/html,application/xhtml+xml'", &body, &headers),
+                     200);
+    assert_non_null(strcasestr(headers, "Content-Type: text/html"));
+    assert_non_null(strstr(body, "<script type=\"module\" src=\"/static/chat.js\">"));
+    assert_null(strstr(body, "<script>")); // no inline script: the CSP forbids it
+    free(body), free(headers);
+    assert_int_equal(http(&main_server, "GET", "/ops", NULL, NULL, &body, &headers), 200);
+    assert_non_null(strstr(body, "/static/ops.js"));
+    free(body), free(headers);
+    static const char *const files[][2] = {
+        {"/static/chat.js", "text/javascript"},
+        {"/static/markdown.js", "text/javascript"},
+        {"/static/ops.js", "text/javascript"},
+        {"/static/chat.css", "text/css"},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        assert_int_equal(http(&main_server, "GET", files[i][0], NULL, NULL, &body, &headers), 200);
+        char want[128];
+        snprintf(want, sizeof want, "Content-Type: %s", files[i][1]);
+        if (!strcasestr(headers, want) || strlen(body) < 100)
+            fail_msg("%s: %s (%zu bytes)", files[i][0], headers, strlen(body));
+        free(body), free(headers);
+    }
+    assert_int_equal(http(&main_server, "GET", "/static/nope.js", NULL, NULL, &body, NULL), 404);
+    free(body);
+    assert_int_equal(
+        http(&main_server, "GET", "/static/../Makefile", NULL, "--path-as-is", &body, NULL), 404);
+    free(body);
 }
 
 // SIGTERM during a stream: the stream ends cleanly ([DONE]) and the server exits 0.
@@ -1482,6 +1625,8 @@ int main(void)
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_ps_and_keep_alive),
         cmocka_unit_test(test_auth_and_cors),
+        cmocka_unit_test(test_cors_policies),
+        cmocka_unit_test(test_pages),
         cmocka_unit_test(test_graceful_shutdown),
         cmocka_unit_test(test_model_template),
         cmocka_unit_test(test_run_matches_server),
