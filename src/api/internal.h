@@ -36,6 +36,7 @@ typedef struct api_job {
     // The answer read as content, reasoning and tool calls (output.c), when parse_output.
     bool parse_output;
     bool starts_in_reasoning; // the rendered prompt opened a <think> block
+    bool render_special;      // control tokens come out as text (the parser needs them)
     chat_output_options output;
     char *tools_text;                         // output.tools_json's text (owned)
     chat_output *parsers[ENGINE_MAX_CHOICES]; // per choice, made on first use

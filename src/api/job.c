@@ -350,7 +350,7 @@ static int api_job_submit(api_job *job, api_error *err)
     p.generation.n_stops = job->in.n_stops;
     p.generation.logprobs = job->in.logprobs;
     p.generation.top_logprobs = job->in.top_logprobs;
-    p.generation.render_special = job->parse_output; // the parser reads the markers
+    p.generation.render_special = job->render_special; // the parser reads those markers
     p.grammar = job->in.grammar;
     if (rc == GARLIC_OK && job->in.reasoning_budget >= 0)
         rc = reasoning_budget(job, &p.generation, err);

@@ -118,6 +118,14 @@ int api_output_plan(api_job *job, const char *prompt, api_error *err)
             return rc;
     }
     job->parse_output = (tools && d.format != CHAT_OUTPUT_FORMAT_NONE) || d.reasoning || harmony;
+    // Markers that are control tokens must reach the parser as text: harmony's channels, and
+    // the call markers of the families whose vocabularies make them control tokens (Llama 3's
+    // <|python_tag|>, Mistral's [TOOL_CALLS], DeepSeek's). Else a stray control token (a BOS
+    // mid-answer) stays out of the text, as without a parser.
+    job->render_special = harmony ||
+        (tools &&
+         (d.format == CHAT_OUTPUT_FORMAT_LLAMA3 || d.format == CHAT_OUTPUT_FORMAT_MISTRAL ||
+          d.format == CHAT_OUTPUT_FORMAT_DEEPSEEK));
     if (!job->parse_output)
         return GARLIC_OK;
     chat_output_options *o = &job->output;
