@@ -74,23 +74,6 @@ static int forward(runner *r, const int32_t *tokens, uint32_t n, uint32_t pos0, 
     return model_forward(r->s, r->kv, &r->seq, tokens, n, pos0, all_logits, logits, err);
 }
 
-// Reads whitespace-separated integers; returns the count (0 if the file is absent).
-static int read_ids(const char *path, int32_t *ids, int cap)
-{
-    char *text = test_read_file(path, NULL);
-    if (!text)
-        return 0;
-    int n = 0;
-    for (char *p = text, *end; n < cap; p = end) {
-        long v = strtol(p, &end, 10);
-        if (end == p)
-            break;
-        ids[n++] = (int32_t)v;
-    }
-    free(text);
-    return n;
-}
-
 // Lowest id wins a tie, as in the reference.
 static int32_t argmax(const float *x, uint32_t n)
 {
@@ -197,7 +180,7 @@ static double check_model(const char *stem, const char *dir, const char *model_p
         char path[4096];
         int32_t ids[MAX_IDS], want[64], got[64];
         snprintf(path, sizeof path, "%s/%s.ids", dir, prompts[p]);
-        int n = read_ids(path, ids, MAX_IDS);
+        int n = test_read_ids(path, ids, MAX_IDS);
         assert_true(n > 0);
         fragility fr = read_fragility(stem, prompts[p]);
         assert_true(fr.tol > 0);
@@ -218,7 +201,7 @@ static double check_model(const char *stem, const char *dir, const char *model_p
                      stem, prompts[p], rel, bound, fr.tol);
         worst = fmax(worst, rel);
         snprintf(path, sizeof path, "%s/%s.greedy32.ids", dir, prompts[p]);
-        assert_int_equal(read_ids(path, want, 64), 32);
+        assert_int_equal(test_read_ids(path, want, 64), 32);
         greedy(s, m, first, n, got, 32);
         int k = fr.first_fragile >= 32 ? 31 : fr.first_fragile;
         for (int i = 0; i <= k; i++)
@@ -274,7 +257,7 @@ static void test_stories_golden(void **state)
     (void)state;
     skip_without_shared();
     int32_t want[256], got[256];
-    int n = read_ids(test_shared_path("reference/stories260K/greedy200.ids"), want, 256);
+    int n = test_read_ids(test_shared_path("reference/stories260K/greedy200.ids"), want, 256);
     assert_int_equal(n, 201);
     garlic_error err;
     model *m = model_load(test_shared_path("models/stories260K.gguf"), &err);
@@ -303,10 +286,11 @@ static void test_tiny_random_greedy(void **state)
         char path[4096];
         int32_t ids[MAX_IDS], want[64], got[64];
         snprintf(path, sizeof path, "reference/logits/llama-2-tiny-random/%s.ids", prompts[p]);
-        int n = read_ids(test_shared_path(path), ids, MAX_IDS);
+        int n = test_read_ids(test_shared_path(path), ids, MAX_IDS);
+        assert_true(n > 0);
         snprintf(path, sizeof path, "reference/logits/llama-2-tiny-random/%s.greedy32.ids",
                  prompts[p]);
-        assert_int_equal(read_ids(test_shared_path(path), want, 64), 32);
+        assert_int_equal(test_read_ids(test_shared_path(path), want, 64), 32);
         const float *logits;
         assert_int_equal(forward(s, ids, (uint32_t)n, 0, false, &logits, &err), 0);
         greedy(s, m, argmax(logits, m->hp.n_vocab), n, got, 32);
