@@ -33,6 +33,7 @@ enum {
     HF_MAX_ROT = 1024,                  // most rotated dimensions of a head
     HF_MAX_TOKENIZER_BYTES = 512 << 20, // tokenizer.json
     HF_MAX_VOCAB = 1 << 24,             // tokens of one vocabulary
+    HF_MAX_VOCAB_HOLES = 1 << 16,       // ids no token names (padding rows of the embedding)
 };
 // Longest safetensors JSON header accepted (checked before it is read).
 #define HF_SAFETENSORS_MAX_HEADER (100ull << 20)

@@ -275,6 +275,15 @@ static int count_tokens(hf_tokenizer_build *b, const cJSON *vocab, const cJSON *
                                     b->path[HF_FILE_MODEL], id, (unsigned long long)n, file);
         n = id;
     }
+    // A real vocabulary lists nearly every id (padding rows of the embedding aside); a few
+    // entries with huge ids would make every table of the vocabulary that large.
+    uint64_t listed = entries + (uint64_t)k;
+    if (n > listed + HF_MAX_VOCAB_HOLES)
+        return garlic_error_set(err, GARLIC_EFORMAT,
+                                "%s: the ids run to %llu but only %llu tokens are listed (at most "
+                                "%d ids may have no token)",
+                                file, (unsigned long long)n - 1, (unsigned long long)listed,
+                                HF_MAX_VOCAB_HOLES);
     b->n = (uint32_t)n;
     return GARLIC_OK;
 }

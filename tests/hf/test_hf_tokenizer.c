@@ -386,6 +386,10 @@ static void test_refusals(void **state)
          GARLIC_EFORMAT, "id 0 is given to both 'a' and 'b'"},
         {"tokenizer.json", "{'model': {'type': 'BPE', 'vocab': {}, 'merges': []}}", GARLIC_EFORMAT,
          "model.vocab is empty"},
+        // a few tokens with huge ids would make every table of the vocabulary that large
+        {"tokenizer.json",
+         "{'model': {'type': 'BPE', 'vocab': {'a': 0, 'b': 9000000}, 'merges': []}}",
+         GARLIC_EFORMAT, "the ids run to 9000000 but only 2 tokens are listed"},
         {"tokenizer.json",
          "{'model': {'type': 'BPE', 'vocab': {'a': 0}, 'merges': []}, 'added_tokens': {}}",
          GARLIC_EFORMAT, "added_tokens must be a list"},
