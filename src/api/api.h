@@ -95,6 +95,10 @@ int api_request_parse_with(api_kind kind, const char *body, size_t len, const ch
                            api_request *out, api_error *err);
 void api_request_deinit(api_request *r);
 
+// A 400 in err naming the first string of root (a member name or a value) that is not valid
+// UTF-8 ("'messages[0].content' is not valid UTF-8"); GARLIC_OK when there is none.
+int api_json_check_utf8(const struct cJSON *root, api_error *err);
+
 // Sets err to an error with a printf-style message; returns GARLIC_EINVAL.
 int api_error_set(api_error *err, int status, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

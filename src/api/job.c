@@ -27,9 +27,10 @@ void api_response_deinit(api_response *r)
 cJSON *api_body_object(const api_call *call, const char *const *known, api_error *err)
 {
     cJSON *root = cJSON_ParseWithLength(call->body, call->len);
-    if (!cJSON_IsObject(root)) {
-        api_error_set(err, 400, NULL,
-                      root ? "the body must be a JSON object" : "the body is not valid JSON");
+    if (!cJSON_IsObject(root) || api_json_check_utf8(root, err) != GARLIC_OK) {
+        if (!cJSON_IsObject(root))
+            api_error_set(err, 400, NULL,
+                          root ? "the body must be a JSON object" : "the body is not valid JSON");
         cJSON_Delete(root);
         return NULL;
     }

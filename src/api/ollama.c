@@ -211,6 +211,8 @@ static registry_model *show_target(const api_call *call, api_error *err)
     registry_model *m = NULL;
     if (!root)
         api_error_set(err, 400, NULL, "the body is not valid JSON");
+    else if (api_json_check_utf8(root, err) != GARLIC_OK)
+        m = NULL; // err names the field
     else if (!cJSON_IsString(name))
         api_error_set(err, 400, "model", "'model' is required and must be a string");
     else if (!(m = api_find_model(call, name->valuestring)))

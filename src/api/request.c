@@ -13,6 +13,7 @@
 
 #include "api/api.h"
 #include "base/alloc.h"
+#include "base/utf8.h"
 #include "engine/engine.h"
 #include "sampler/grammar.h"
 
@@ -843,6 +844,40 @@ int api_options_check(const cJSON *options, api_error *err)
                         API_KIND_OLLAMA_GENERATE, "options.", err);
 }
 
+// The path of the first string (member name or value) in v that is not valid UTF-8, written
+// into path ("messages[0].content"); false when every string is valid. JSON text may carry any
+// bytes inside strings; templates, tokenizers and logs must get only UTF-8.
+static bool find_bad_utf8(const cJSON *v, char *path, size_t cap)
+{
+    size_t len = strlen(path);
+    if (cJSON_IsString(v) && !utf8_valid(v->valuestring, strlen(v->valuestring)))
+        return true;
+    size_t i = 0;
+    for (const cJSON *e = (cJSON_IsArray(v) || cJSON_IsObject(v)) ? v->child : NULL; e;
+         e = e->next, i++) {
+        if (e->string)
+            snprintf(path + len, cap - len, "%s%s", len ? "." : "", e->string);
+        else
+            snprintf(path + len, cap - len, "[%zu]", i);
+        if (e->string && !utf8_valid(e->string, strlen(e->string)))
+            return true;
+        if (find_bad_utf8(e, path, cap))
+            return true;
+        path[len] = '\0';
+    }
+    return false;
+}
+
+int api_json_check_utf8(const cJSON *root, api_error *err)
+{
+    char path[256] = "";
+    if (!find_bad_utf8(root, path, sizeof path))
+        return GARLIC_OK;
+    char shown[128]; // the path itself may hold the bad bytes (a member name)
+    utf8_sanitize(path, strlen(path), shown, sizeof shown, true);
+    return api_error_set(err, 400, shown, "'%s' is not valid UTF-8", shown);
+}
+
 // A model's default options (its Modelfile's PARAMETER lines, in Ollama's words), applied
 // before the request's own fields.
 static int apply_defaults(const char *json, api_request *r, api_error *err)
@@ -888,10 +923,9 @@ int api_request_parse_with(api_kind kind, const char *body, size_t len, const ch
     cJSON *root = cJSON_ParseWithLength(body, len);
     if (!root)
         return api_error_set(err, 400, NULL, "the body is not valid JSON");
-    int rc = GARLIC_OK;
-    if (!cJSON_IsObject(root))
-        rc = api_error_set(err, 400, NULL, "the body must be a JSON object");
-    else if (!cJSON_IsString(field(root, "model")))
+    int rc = cJSON_IsObject(root) ? api_json_check_utf8(root, err)
+                                  : api_error_set(err, 400, NULL, "the body must be a JSON object");
+    if (rc == GARLIC_OK && !cJSON_IsString(field(root, "model")))
         rc = api_error_set(err, 400, "model",
                            field(root, "model") ? "'model' must be a string"
                                                 : "'model' is required");

@@ -93,9 +93,46 @@ static void test_allocation_failures(void **state)
     cJSON_InitHooks(NULL);
 }
 
+// Strings that are not UTF-8 (JSON lets any byte through inside a string) are refused with a
+// 400 naming where they are, before any template or tokenizer sees them; valid UTF-8 passes.
+static void test_invalid_utf8(void **state)
+{
+    (void)state;
+    static const struct {
+        api_kind kind;
+        const char *body, *param;
+    } bad[] = {
+        {API_KIND_OPENAI_CHAT,
+         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi \xff\"}]}",
+         "messages[0].content"},
+        {API_KIND_OLLAMA_GENERATE,
+         "{\"model\":\"m\",\"prompt\":\"a\",\"options\":{\"stop\":[\"\xc3\"]}}", "options.stop[0]"},
+        {API_KIND_OPENAI_COMPLETION, "{\"model\":\"m\xe2\x82\",\"prompt\":\"a\"}", "model"},
+        {API_KIND_OLLAMA_CHAT, "{\"model\":\"m\",\"messages\":[],\"\xed\xa0\x80\":1}", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        api_request r;
+        api_error err = {0};
+        assert_int_equal(api_request_parse(bad[i].kind, bad[i].body, strlen(bad[i].body), &r, &err),
+                         GARLIC_EINVAL);
+        assert_int_equal(err.status, 400);
+        assert_non_null(strstr(err.message, "is not valid UTF-8"));
+        if (bad[i].param)
+            assert_string_equal(err.param, bad[i].param);
+        api_request_deinit(&r);
+    }
+    const char *good = "{\"model\":\"m\",\"prompt\":\"caf\xc3\xa9 \xf0\x9f\x8d\x9c\"}";
+    api_request r;
+    api_error err = {0};
+    assert_int_equal(api_request_parse(API_KIND_OLLAMA_GENERATE, good, strlen(good), &r, &err),
+                     GARLIC_OK);
+    api_request_deinit(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_allocation_failures),
     };
