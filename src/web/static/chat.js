@@ -349,7 +349,10 @@ async function answer() {
     if (tFirst != null) {
       reply.stats.ttft = (tFirst - t0) / 1000;
       const n = reply.stats.completion;
+      // After the first token; when the whole answer came in one read (a fast model, a busy
+      // machine), over the whole request instead.
       if (n > 1 && tEnd > tFirst) reply.stats.tps = (n - 1) / ((tEnd - tFirst) / 1000);
+      else if (n > 0 && tEnd > t0) reply.stats.tps = n / ((tEnd - t0) / 1000);
     }
     controller = null;
     setBusy(false);
