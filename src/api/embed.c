@@ -338,6 +338,22 @@ static int read_keep_alive(const cJSON *root, double *out, api_error *err)
                          "'keep_alive' must be a number of seconds or a duration such as \"5m\"");
 }
 
+// Runs ask on the body's model (unless err is set already) and deletes root. False when it
+// failed: out then holds the error (Ollama's shape with ollama) and res is freed.
+static bool answered(const api_call *call, cJSON *root, const embed_ask *ask, embed_result *res,
+                     api_error *err, bool ollama, api_response *out)
+{
+    if (!err->status)
+        embed_run(call, cJSON_GetObjectItemCaseSensitive(root, "model")->valuestring, ask, res,
+                  err);
+    cJSON_Delete(root);
+    if (!err->status)
+        return true;
+    garlic_free(res->vectors);
+    api_fail(out, err, ollama);
+    return false;
+}
+
 // The body as an object whose every field is in known, with a string "model".
 static cJSON *parse_body(const api_call *call, const char *const *known, api_error *err)
 {
@@ -395,15 +411,8 @@ void api_openai_embeddings(const api_call *call, api_response *out)
         base64 = cJSON_IsString(fmt) && strcmp(fmt->valuestring, "base64") == 0;
     }
     embed_result res = {0};
-    if (!err.status)
-        embed_run(call, cJSON_GetObjectItemCaseSensitive(root, "model")->valuestring, &ask, &res,
-                  &err);
-    cJSON_Delete(root);
-    if (err.status) {
-        garlic_free(res.vectors);
-        api_fail(out, &err, false);
+    if (!answered(call, root, &ask, &res, &err, false, out))
         return;
-    }
     cJSON *answer = cJSON_CreateObject();
     cJSON_AddStringToObject(answer, "object", "list");
     cJSON *data = cJSON_AddArrayToObject(answer, "data");
@@ -459,15 +468,8 @@ void api_ollama_embed(const api_call *call, api_response *out)
             ask.input = &empty;
     }
     embed_result res = {0};
-    if (!err.status)
-        embed_run(call, cJSON_GetObjectItemCaseSensitive(root, "model")->valuestring, &ask, &res,
-                  &err);
-    cJSON_Delete(root);
-    if (err.status) {
-        garlic_free(res.vectors);
-        api_fail(out, &err, true);
+    if (!answered(call, root, &ask, &res, &err, true, out))
         return;
-    }
     cJSON *answer = cJSON_CreateObject();
     cJSON_AddStringToObject(answer, "model", res.model);
     cJSON *list = cJSON_AddArrayToObject(answer, "embeddings");
@@ -494,15 +496,8 @@ void api_ollama_embeddings(const api_call *call, api_response *out)
         ask.input = cJSON_IsString(prompt) && prompt->valuestring[0] ? prompt : &empty;
     }
     embed_result res = {0};
-    if (!err.status)
-        embed_run(call, cJSON_GetObjectItemCaseSensitive(root, "model")->valuestring, &ask, &res,
-                  &err);
-    cJSON_Delete(root);
-    if (err.status) {
-        garlic_free(res.vectors);
-        api_fail(out, &err, true);
+    if (!answered(call, root, &ask, &res, &err, true, out))
         return;
-    }
     cJSON *answer = cJSON_CreateObject();
     cJSON_AddItemToObject(answer, "embedding",
                           res.n ? float_list(res.vectors, res.dim) : cJSON_CreateArray());
