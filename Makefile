@@ -19,7 +19,7 @@ WARN      := -Wall -Wextra -Wshadow -Wvla $(WERROR)
 CPPFLAGS  += -Isrc -D_GNU_SOURCE
 SAN       ?=
 ALL_CFLAGS = -std=c17 $(OPT) -g $(WARN) -fno-strict-aliasing $(SAN) $(CFLAGS)
-LDLIBS    += -lcjson -lpcre2-8 -lmicrohttpd -lcurl -lcrypto -lm -lpthread
+LDLIBS    += -lcjson -lpcre2-8 -lcurl -lcrypto -lm -lpthread
 TEST_LIBS := -lcmocka
 
 # Per-ISA flags: a file named *_avx2.c or *_avx512.c gets its ISA's flags; nothing else does,

@@ -2,13 +2,18 @@
 // Test helpers; see util.h.
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -445,4 +450,66 @@ int test_ref_check_ids(const struct tokenizer *tok, const char *prompt, const ch
             fail_msg("%s: token %d is %d, reference %d", path, i, got.ids[i], ids[i]);
     tokenizer_ids_deinit(&got);
     return n;
+}
+
+int test_connect(int port, const char *from)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (from) {
+        struct sockaddr_in local = {.sin_family = AF_INET};
+        if (inet_pton(AF_INET, from, &local.sin_addr) != 1 ||
+            bind(fd, (struct sockaddr *)&local, sizeof local) != 0) {
+            close(fd);
+            return -1;
+        }
+    }
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int test_send(int fd, const char *text)
+{
+    size_t len = strlen(text);
+    while (len) {
+        ssize_t n = send(fd, text, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        text += n, len -= (size_t)n;
+    }
+    return 0;
+}
+
+char *test_recv_all(int fd, int timeout_ms)
+{
+    size_t len = 0, cap = 4096;
+    char *out = malloc(cap);
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, timeout_ms) <= 0)
+            break;
+        if (len + 4096 > cap)
+            out = realloc(out, cap *= 2);
+        ssize_t n = recv(fd, out + len, cap - len - 1, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    out[len] = '\0';
+    return out;
+}
+
+void test_reset(int fd)
+{
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(fd);
 }

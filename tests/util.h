@@ -94,6 +94,16 @@ int test_server_stop(test_server *s);
 int test_http(const test_server *s, const char *method, const char *path, const char *json,
               const char *extra, char **body, char **headers);
 
+// A raw TCP connection to 127.0.0.1:port from the local address from (NULL: any, or another
+// loopback address such as "127.0.0.7"); -1 on failure.
+int test_connect(int port, const char *from);
+// Sends all of text; 0 or -1.
+int test_send(int fd, const char *text);
+// Reads until the server closes or timeout_ms pass without a byte; the bytes read (free()).
+char *test_recv_all(int fd, int timeout_ms);
+// Closes fd with a reset (SO_LINGER 0): what a client that crashes or aborts looks like.
+void test_reset(int fd);
+
 // Starts tests/store/mirror.py over root (ORG/REPO/ folders of files): a Hugging Face hub and
 // an Ollama registry on *port, with injected faults (see the script). 0, or -1 (printed)
 // when python3 or the script is missing or it does not start. *pid is for test_mirror_stop.

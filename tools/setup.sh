@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(build-essential clang-14 libfuzzer-14-dev libcmocka-dev libcjson-dev libpcre2-dev
-          libmicrohttpd-dev libcurl4-openssl-dev libssl-dev curl unicode-data clang-format-14 python3 python3-numpy
+          libcurl4-openssl-dev libssl-dev curl unicode-data clang-format-14 python3 python3-numpy
           chromium)
 # A node from elsewhere (e.g. NodeSource, which bundles npm) conflicts with Debian's npm.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)

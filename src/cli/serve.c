@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "api/api.h"
 #include "base/alloc.h"
@@ -26,12 +27,14 @@ typedef struct serve_options {
     size_t n_models;
     const char *models_dir;
     bool preload;
-    float grace;             // seconds running requests get at shutdown
-    float load_wait;         // seconds a load waits for memory held by busy models
-    uint32_t port, max_body; // for server (whose fields are narrower or wider)
-    bool quiet;              // no request log
-    bool verbose;            // the request log shows each rendered prompt
-    bool no_store;           // serve only -m and --models-dir, manage no store
+    float grace;                          // seconds running requests get at shutdown
+    float load_wait;                      // seconds a load waits for memory held by busy models
+    uint32_t port, max_body;              // for server (whose fields are narrower or wider)
+    uint32_t per_address;                 // connections per client address (0: no limit)
+    float request_timeout, write_timeout; // seconds
+    bool quiet;                           // no request log
+    bool verbose;                         // the request log shows each rendered prompt
+    bool no_store;                        // serve only -m and --models-dir, manage no store
     char store_root[STORE_PATH_MAX];
     server_config server;
     registry_config registry;
@@ -80,6 +83,9 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
     memset(o, 0, sizeof *o);
     o->grace = 5;
     o->load_wait = 30;
+    o->per_address = SERVER_DEFAULT_MAX_PER_ADDRESS;
+    o->request_timeout = SERVER_DEFAULT_REQUEST_TIMEOUT;
+    o->write_timeout = SERVER_DEFAULT_WRITE_TIMEOUT;
     o->port = SERVER_DEFAULT_PORT;
     registry_config *r = &o->registry;
     r->log = true;
@@ -128,8 +134,23 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
         cli_uint("--max-body", "BYTES", "largest request body", &o->max_body, 1024, UINT32_MAX),
         cli_uint("--max-connections", "N", "connections at once", &o->server.max_connections, 1,
                  65536),
-        cli_uint("--timeout", "SECONDS", "idle connection timeout", &o->server.timeout_seconds, 1,
-                 86400),
+        cli_uint("--max-connections-per-address", "N",
+                 "connections at once from one client address (default 128; 0: no limit)",
+                 &o->per_address, 0, 65536),
+        cli_uint("--timeout", "SECONDS",
+                 "how long a kept-alive connection may stay idle (default 300)",
+                 &o->server.timeout_seconds, 1, 86400),
+        cli_float("--request-timeout", "SECONDS",
+                  "deadline from a request's first byte to its whole body (default 30)",
+                  &o->request_timeout, 0.1f, 86400),
+        cli_float("--write-timeout", "SECONDS",
+                  "a client that accepts no byte of its answer for this long is dropped and its "
+                  "generation cancelled (default 20)",
+                  &o->write_timeout, 0.1f, 86400),
+        cli_string("--allowed-hosts", "LIST",
+                   "other Host names to answer: a,b, .domain, * (default: localhost, IP addresses "
+                   "and this machine's name)",
+                   &o->server.allowed_hosts),
         cli_string("--chat-template-file", "FILE", "a Jinja template for every model",
                    &r->chat_template_file),
         cli_string("--quantize", "TYPE",
@@ -156,6 +177,9 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
                                "with --no-store, give at least one -m MODEL.gguf or --models-dir");
     o->server.port = (uint16_t)o->port;
     o->server.max_body = o->max_body;
+    o->server.max_per_address = o->per_address ? o->per_address : SERVER_UNLIMITED;
+    o->server.request_timeout = o->request_timeout;
+    o->server.write_timeout = o->write_timeout;
     o->server.log_requests = !o->quiet;
     o->server.log_prompts = o->verbose && !o->quiet;
     r->load_wait = o->load_wait;
@@ -225,6 +249,13 @@ int cli_serve(int argc, char **argv)
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
+    // Each connection holds a descriptor: take all the system allows (--max-connections is
+    // the cap that matters), as the default soft limit of 1024 is below it.
+    struct rlimit files;
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
+    }
     garlic_error err = {0};
     if (!o.no_store && store_root(o.store_root, sizeof o.store_root, &err) == GARLIC_OK)
         o.server.store_root = o.store_root;

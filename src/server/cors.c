@@ -5,10 +5,12 @@
 // machine (http(s)://localhost, 127.0.0.1 or [::1], any port) as Ollama's OLLAMA_ORIGINS
 // default allows; a page served by the server itself is always allowed. The server echoes
 // the allowed origin and never sends Access-Control-Allow-Credentials.
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "server/internal.h"
 
@@ -128,4 +130,90 @@ bool server_host_is_local(const char *host)
     ip[n] = '\0';
     return sscanf(ip, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4 && a == 127 && b < 256 &&
         c < 256 && d < 256;
+}
+
+// The host part of a Host header (without the port), into out (cap bytes); false when it
+// does not fit.
+static bool host_name(const char *host, char *out, size_t cap)
+{
+    size_t n = strlen(host);
+    if (host[0] == '[') {
+        const char *close = strchr(host, ']');
+        n = close ? (size_t)(close - host) + 1 : n;
+    } else {
+        const char *colon = strchr(host, ':');
+        if (colon)
+            n = (size_t)(colon - host);
+    }
+    if (n == 0 || n >= cap)
+        return false;
+    memcpy(out, host, n);
+    out[n] = '\0';
+    return true;
+}
+
+// The name is an IP address written out (a page cannot make an address resolve elsewhere).
+static bool is_address(const char *name)
+{
+    unsigned char bytes[16];
+    if (name[0] == '[') {
+        char inner[64];
+        size_t n = strlen(name);
+        if (n < 3 || n - 2 >= sizeof inner || name[n - 1] != ']')
+            return false;
+        memcpy(inner, name + 1, n - 2);
+        inner[n - 2] = '\0';
+        return inet_pton(AF_INET6, inner, bytes) == 1;
+    }
+    return inet_pton(AF_INET, name, bytes) == 1;
+}
+
+// One --allowed-hosts entry against a name: "*", an exact name, or ".domain" / "*.domain"
+// for the domain and every name under it.
+static bool host_entry_matches(const char *entry, size_t n, const char *name)
+{
+    if (n == 1 && entry[0] == '*')
+        return true;
+    if (n > 1 && entry[0] == '*' && entry[1] == '.')
+        entry++, n--;
+    size_t m = strlen(name);
+    if (entry[0] == '.') {
+        if (m == n - 1 && strncasecmp(name, entry + 1, n - 1) == 0)
+            return true;
+        return m > n && strncasecmp(name + m - n, entry, n) == 0;
+    }
+    return m == n && strncasecmp(name, entry, n) == 0;
+}
+
+bool server_host_allowed(const char *allowed, const char *host)
+{
+    if (!host)
+        return true; // HTTP/1.0 without Host: not a browser
+    char name[256];
+    if (!host_name(host, name, sizeof name))
+        return false;
+    if (server_host_is_local(host) || is_address(name))
+        return true;
+    // The machine's own name, its short form, and the short form under .local (mDNS); never
+    // the short name under another domain, which anyone can point at 127.0.0.1.
+    char own[256] = "";
+    if (gethostname(own, sizeof own - 1) == 0 && own[0]) {
+        own[sizeof own - 1] = '\0';
+        size_t own_short = strcspn(own, "."), name_short = strcspn(name, ".");
+        bool same_short = own_short == name_short && strncasecmp(own, name, own_short) == 0;
+        if (strcasecmp(own, name) == 0 || (same_short && !name[name_short]) ||
+            (same_short && strcasecmp(name + name_short, ".local") == 0))
+            return true;
+    }
+    for (const char *p = allowed; p && *p;) {
+        while (*p == ',' || *p == ' ')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ')
+            e++;
+        if (e > p && host_entry_matches(p, (size_t)(e - p), name))
+            return true;
+        p = e;
+    }
+    return false;
 }

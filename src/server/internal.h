@@ -53,4 +53,11 @@ void server_cors_request_headers(const char *requested, char *out, size_t cap);
 // cannot call it as its own origin.
 bool server_host_is_local(const char *host);
 
+// The Host header names this server in a way a page cannot have made up (DNS rebinding): a
+// loopback name or address, any IP address, the machine's own name (full, short, or short
+// under .local), or a name that allowed (--allowed-hosts: a comma-separated list of names,
+// ".domain" or "*.domain" for a domain and the names under it, "*" for any) lists. A NULL
+// host (HTTP/1.0 without Host) is allowed.
+bool server_host_allowed(const char *allowed, const char *host);
+
 #endif

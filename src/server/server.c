@@ -1,16 +1,15 @@
 // SPDX-License-Identifier: MIT
-// libmicrohttpd glue: a thread per connection (so a streaming answer may block its own
-// thread while the model works), the route table, body collection with a size limit,
-// authentication, CORS, /health and /metrics, and streamed answers sent with chunked
-// encoding from a content-reader callback that also watches the socket, so a client that
-// hangs up cancels its generation at once.
-#include <arpa/inet.h>
-#include <microhttpd.h>
+// The server: the route table, authentication, Host and CORS checks, /health and /metrics,
+// the pages, and the request log, on top of garlic's HTTP layer (http.c: a thread per
+// connection, so a streaming answer may block its own thread while the model works).
+// Streamed answers are written as the model produces them; a client that is gone, or that
+// stops accepting bytes for the write timeout, cancels its generation.
 #include <netdb.h>
-#include <poll.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "api/api.h"
@@ -18,6 +17,7 @@
 #include "base/buffer.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "server/http.h"
 #include "server/internal.h"
 #include "server/server.h"
 #include "web/web.h"
@@ -63,54 +63,35 @@ enum { N_ROUTES = sizeof routes / sizeof routes[0], ROUTE_OTHER = N_ROUTES };
 // Set up by server_start and read-only afterwards, except metrics, which every HTTP thread
 // updates with atomics.
 struct server {
-    struct MHD_Daemon *daemon;
-    registry *reg;     // borrowed
-    char *api_key;     // NULL: open
-    char *cors_origin; // --cors-origin's list; NULL: pages on localhost (server_cors_check)
-    char *store_root;  // NULL: no model store
-    bool loopback;     // bound to a loopback address: only Host names of this machine
+    http_server *http;
+    registry *reg;       // borrowed
+    char *api_key;       // NULL: open
+    char *cors_origin;   // --cors-origin's list; NULL: pages on localhost (server_cors_check)
+    char *allowed_hosts; // --allowed-hosts' list; NULL: this machine's names and addresses
+    char *store_root;    // NULL: no model store
     size_t max_body;
     uint16_t port;
     bool log_requests, log_prompts;
     server_metrics metrics; // shared by the HTTP threads (atomics)
 };
 
-typedef enum exchange_state {
-    EXCHANGE_COLLECTING, // reading the body
-    EXCHANGE_ANSWERED,   // answered in the first callback: the body is discarded
-    EXCHANGE_TOO_LARGE,  // the body outgrew the limit: discarded, 413 at the end
-    EXCHANGE_STATE_COUNT
-} exchange_state;
-
 // What the request log says of a request.
 typedef struct request_record {
     char method[16];
     char path[128];
-    double t_start;  // monotonic seconds at the first callback
-    int status;      // of the answer queued, 0 before
+    double t_start;  // monotonic seconds at the head
+    int status;      // of the answer sent, 0 before
     api_usage usage; // of a generating request
 } request_record;
 
-// One HTTP request, owned by its connection's thread from the first callback to completion.
+// One HTTP request, from its head to its end (the HTTP layer's user state).
 typedef struct exchange {
     size_t route;   // index in routes, ROUTE_OTHER when none
     char *path_arg; // what follows a prefix route's path (garlic_malloc'd), or NULL
-    exchange_state state;
-    char *body; // (cap) the request body so far
-    size_t len, cap;
     request_record rec;
-    bool streamed;          // the answer is a stream: its end logs the request
     char cors_allow[256];   // Access-Control-Allow-Origin, "" for none
     char cors_headers[512]; // a preflight's Access-Control-Allow-Headers, "" when not one
 } exchange;
-
-// What a streamed answer's reader callback needs; owned by the MHD response.
-typedef struct stream_ctx {
-    api_stream *stream;
-    server *srv;
-    int fd; // the client's socket, watched for hang-ups
-    request_record rec;
-} stream_ctx;
 
 // One line on the log for a finished request: time, method, path, model, status, tokens,
 // time to first token and total time (and the rendered prompt with --verbose).
@@ -138,50 +119,43 @@ static void log_request(const server *srv, request_record *rec)
     rec->usage.prompt = NULL;
 }
 
-// The content type and the CORS headers the exchange's origin earned (begin decided them).
-static void add_common_headers(const exchange *ex, struct MHD_Response *r, const char *content_type)
+// The content type and the CORS headers the exchange's origin earned (on_head decided them).
+static void common_fields(const exchange *ex, http_fields *f, const char *content_type)
 {
     if (content_type)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    MHD_add_response_header(r, "Vary", "Origin");
+        http_fields_add(f, "Content-Type", content_type);
+    http_fields_add(f, "Vary", "Origin");
     if (!ex->cors_allow[0])
         return;
-    MHD_add_response_header(r, "Access-Control-Allow-Origin", ex->cors_allow);
+    http_fields_add(f, "Access-Control-Allow-Origin", ex->cors_allow);
     if (ex->cors_headers[0]) {
-        MHD_add_response_header(r, "Access-Control-Allow-Headers", ex->cors_headers);
-        MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
-        MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+        http_fields_add(f, "Access-Control-Allow-Headers", ex->cors_headers);
+        http_fields_add(f, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+        http_fields_add(f, "Access-Control-Max-Age", "600");
     }
 }
 
-// Queues a whole-body answer (copied) and counts it.
-static enum MHD_Result send_body(server *srv, struct MHD_Connection *c, exchange *ex, int status,
-                                 const char *content_type, const char *body, size_t len,
-                                 uint32_t retry_after)
+// Sends a whole-body answer and counts it.
+static void send_body(server *srv, http_exchange *x, exchange *ex, int status,
+                      const char *content_type, const char *body, size_t len, uint32_t retry_after)
 {
-    size_t route = ex->route;
     ex->rec.status = status;
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body,
-                                                             MHD_RESPMEM_MUST_COPY);
-    if (!r)
-        return MHD_NO;
-    add_common_headers(ex, r, content_type);
+    http_fields f = {0};
+    common_fields(ex, &f, content_type);
+    char value[16];
     if (retry_after) {
-        char value[16];
         snprintf(value, sizeof value, "%u", retry_after);
-        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, value);
+        http_fields_add(&f, "Retry-After", value);
     }
     if (status == 401)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, r);
-    MHD_destroy_response(r);
-    server_metrics_count(&srv->metrics, route, status);
-    return ok;
+        http_fields_add(&f, "WWW-Authenticate", "Bearer");
+    http_respond(x, status, &f, body, len);
+    server_metrics_count(&srv->metrics, ex->route, status);
 }
 
 // An error answer in the shape the route's clients expect.
-static enum MHD_Result send_error(server *srv, struct MHD_Connection *c, exchange *ex, int status,
-                                  const char *code, const char *fmt, const char *arg)
+static void send_error(server *srv, http_exchange *x, exchange *ex, int status, const char *code,
+                       const char *fmt, const char *arg)
 {
     size_t route = ex->route;
     api_error err = {0};
@@ -192,164 +166,123 @@ static enum MHD_Result send_error(server *srv, struct MHD_Connection *c, exchang
     // garlic lacks), so that the ollama clients show the message.
     bool ollama = route < N_ROUTES ? routes[route].ollama : strncmp(ex->rec.path, "/api/", 5) == 0;
     api_response_error(&resp, &err, ollama);
-    enum MHD_Result ok = send_body(srv, c, ex, resp.status, resp.content_type, resp.body, resp.len,
-                                   0);
+    send_body(srv, x, ex, resp.status, resp.content_type, resp.body, resp.len, 0);
     api_response_deinit(&resp);
-    return ok;
 }
 
-// The client is still connected: its socket has not been hung up or reset.
-static bool client_alive(void *ctx)
-{
-    const stream_ctx *sc = ctx;
-    struct pollfd p = {.fd = sc->fd, .events = POLLRDHUP};
-    if (sc->fd < 0 || poll(&p, 1, 0) <= 0)
-        return true;
-    return !(p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
-}
+// The client is still connected (a reset or failed socket says it is not).
+static bool client_alive(void *ctx) { return http_client_alive(ctx); }
 
-static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+// Sends a streamed answer as the stream produces it, then frees the stream. A client that is
+// gone or stalled ends the stream, which cancels its generation.
+static void send_stream(server *srv, http_exchange *x, exchange *ex, api_response *resp)
 {
-    (void)pos;
-    stream_ctx *sc = cls;
-    ssize_t n = api_stream_read(sc->stream, buf, max, client_alive, sc);
-    if (n == 0)
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    return n < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : n;
-}
-
-static void stream_done(void *cls)
-{
-    stream_ctx *sc = cls;
-    atomic_fetch_sub(&sc->srv->metrics.streams, 1);
-    if (sc->stream)
-        api_stream_usage(sc->stream, &sc->rec.usage);
-    log_request(sc->srv, &sc->rec);
-    api_stream_free(sc->stream);
-    garlic_free(sc);
-}
-
-// Queues a streamed answer; the stream moves into the MHD response.
-static enum MHD_Result send_stream(server *srv, struct MHD_Connection *c, exchange *ex,
-                                   api_response *resp)
-{
-    size_t route = ex->route;
-    stream_ctx *sc = garlic_calloc(1, sizeof *sc);
-    if (!sc)
-        return send_error(srv, c, ex, 503, NULL, "%s", "out of memory");
-    ex->streamed = true;
-    sc->rec = ex->rec;
-    sc->rec.status = resp->status;
-    const union MHD_ConnectionInfo *info = MHD_get_connection_info(
-        c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    sc->fd = info ? info->connect_fd : -1;
-    sc->srv = srv;
-    sc->stream = resp->stream;
+    api_stream *stream = resp->stream;
     resp->stream = NULL;
+    ex->rec.status = resp->status;
+    http_fields f = {0};
+    common_fields(ex, &f, resp->content_type);
+    http_fields_add(&f, "Cache-Control", "no-cache");
+    server_metrics_count(&srv->metrics, ex->route, resp->status);
     atomic_fetch_add(&srv->metrics.streams, 1);
-    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
-                                                               stream_reader, sc, stream_done);
-    if (!r) {
-        stream_done(sc);
-        return MHD_NO;
+    bool failed = http_stream_begin(x, resp->status, &f) != GARLIC_OK;
+    char buf[16 * 1024];
+    while (!failed) {
+        ssize_t n = api_stream_read(stream, buf, sizeof buf, client_alive, x);
+        if (n == 0)
+            break;
+        failed = n < 0 || http_stream_write(x, buf, (size_t)n) != GARLIC_OK;
     }
-    add_common_headers(ex, r, resp->content_type);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    enum MHD_Result ok = MHD_queue_response(c, (unsigned)resp->status, r);
-    MHD_destroy_response(r);
-    server_metrics_count(&srv->metrics, route, resp->status);
-    return ok;
+    http_stream_end(x, failed);
+    api_stream_usage(stream, &ex->rec.usage);
+    api_stream_free(stream); // a stream that did not end is cancelled here
+    atomic_fetch_sub(&srv->metrics.streams, 1);
 }
 
-// Queues an embedded page file (web/) with headers that keep its script to itself.
-static enum MHD_Result send_page(server *srv, struct MHD_Connection *c, exchange *ex,
-                                 const char *path)
+// Sends an embedded page file (web/) with headers that keep its script to itself.
+static void send_page(server *srv, http_exchange *x, exchange *ex, const char *path)
 {
     const unsigned char *data;
     size_t len;
     const char *type;
-    if (!web_asset(path, &data, &len, &type))
-        return send_error(srv, c, ex, 404, "not_found", "no page %s", path);
+    if (!web_asset(path, &data, &len, &type)) {
+        send_error(srv, x, ex, 404, "not_found", "no page %s", path);
+        return;
+    }
     ex->rec.status = 200;
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data,
-                                                             MHD_RESPMEM_PERSISTENT);
-    if (!r)
-        return MHD_NO;
-    add_common_headers(ex, r, type);
-    MHD_add_response_header(r, "Content-Security-Policy", web_content_security_policy);
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    enum MHD_Result ok = MHD_queue_response(c, 200, r);
-    MHD_destroy_response(r);
+    http_fields f = {0};
+    common_fields(ex, &f, type);
+    http_fields_add(&f, "Content-Security-Policy", web_content_security_policy);
+    http_fields_add(&f, "X-Content-Type-Options", "nosniff");
+    http_fields_add(&f, "Referrer-Policy", "no-referrer");
+    http_fields_add(&f, "Cache-Control", "no-cache");
+    http_respond(x, 200, &f, (const char *)data, len);
     server_metrics_count(&srv->metrics, ex->route, 200);
-    return ok;
 }
 
 // A browser asks for HTML (its Accept names text/html); API clients probing / do not.
-static bool wants_html(struct MHD_Connection *c)
+static bool wants_html(const http_exchange *x)
 {
-    const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    const char *accept = http_header(x, "Accept");
     return accept && strstr(accept, "text/html");
 }
 
 // Built-in routes: /health, /metrics, the pages (/ for browsers, /ops, /static/...), and /
 // for API clients (Ollama's probe it and read the plain text).
-static enum MHD_Result serve_builtin(server *srv, struct MHD_Connection *c, exchange *ex)
+static void serve_builtin(server *srv, http_exchange *x, exchange *ex)
 {
     const char *path = routes[ex->route].path;
     if (strcmp(path, "/health") == 0) {
         static const char ok[] = "{\"status\":\"ok\"}";
-        return send_body(srv, c, ex, 200, "application/json", ok, sizeof ok - 1, 0);
-    }
-    if (strcmp(path, "/") == 0 && wants_html(c))
-        return send_page(srv, c, ex, "/static/chat.html");
-    if (strcmp(path, "/") == 0) {
+        send_body(srv, x, ex, 200, "application/json", ok, sizeof ok - 1, 0);
+    } else if (strcmp(path, "/") == 0 && wants_html(x)) {
+        send_page(srv, x, ex, "/static/chat.html");
+    } else if (strcmp(path, "/") == 0) {
         static const char running[] = "garlic is running";
-        return send_body(srv, c, ex, 200, "text/plain", running, sizeof running - 1, 0);
+        send_body(srv, x, ex, 200, "text/plain", running, sizeof running - 1, 0);
+    } else if (strcmp(path, "/ops") == 0) {
+        send_page(srv, x, ex, "/static/ops.html");
+    } else if (strcmp(path, "/static/") == 0) {
+        send_page(srv, x, ex, http_path(x));
+    } else {
+        size_t len = 0;
+        char *text = server_metrics_render(&srv->metrics, srv->reg, &len);
+        if (!text) {
+            send_error(srv, x, ex, 503, NULL, "%s", "out of memory");
+            return;
+        }
+        send_body(srv, x, ex, 200, "text/plain; version=0.0.4", text, len, 0);
+        garlic_free(text);
     }
-    if (strcmp(path, "/ops") == 0)
-        return send_page(srv, c, ex, "/static/ops.html");
-    if (strcmp(path, "/static/") == 0)
-        return send_page(srv, c, ex, ex->rec.path);
-    size_t len = 0;
-    char *text = server_metrics_render(&srv->metrics, srv->reg, &len);
-    if (!text)
-        return send_error(srv, c, ex, 503, NULL, "%s", "out of memory");
-    enum MHD_Result ok = send_body(srv, c, ex, 200, "text/plain; version=0.0.4", text, len, 0);
-    garlic_free(text);
-    return ok;
 }
 
-// Runs the route's handler on the collected body and queues its answer.
-static enum MHD_Result dispatch(server *srv, struct MHD_Connection *c, exchange *ex)
+// Runs the route's handler on the body and sends its answer.
+static void on_request(void *ctx, http_exchange *x)
 {
+    server *srv = ctx;
+    exchange *ex = http_user(x);
     const route_entry *rt = &routes[ex->route];
-    if (!rt->handler)
-        return serve_builtin(srv, c, ex);
-    stream_ctx probe = {.fd = -1};
-    const union MHD_ConnectionInfo *info = MHD_get_connection_info(
-        c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    probe.fd = info ? info->connect_fd : -1;
+    if (!rt->handler) {
+        serve_builtin(srv, x, ex);
+        return;
+    }
     api_call call = {.reg = srv->reg,
-                     .body = ex->body ? ex->body : "",
-                     .len = ex->len,
+                     .body = http_body(x),
+                     .len = http_body_len(x),
                      .alive = client_alive,
-                     .alive_ctx = &probe,
+                     .alive_ctx = x,
                      .usage = &ex->rec.usage,
                      .keep_prompt = srv->log_prompts,
                      .store_root = srv->store_root,
                      .path_arg = ex->path_arg};
     api_response resp = {0};
     rt->handler(&call, &resp);
-    enum MHD_Result ok;
     if (resp.stream)
-        ok = send_stream(srv, c, ex, &resp);
+        send_stream(srv, x, ex, &resp);
     else
-        ok = send_body(srv, c, ex, resp.status, resp.content_type, resp.body, resp.len,
-                       resp.retry_after);
+        send_body(srv, x, ex, resp.status, resp.content_type, resp.body, resp.len,
+                  resp.retry_after);
     api_response_deinit(&resp);
-    return ok;
 }
 
 // Compares a presented key with the configured one in time independent of where they differ.
@@ -364,14 +297,14 @@ static bool key_matches(const char *want, const char *got)
 
 // The pages and /health are open (the page asks for the key itself); the rest needs the key
 // when the server has one.
-static bool authorized(const server *srv, struct MHD_Connection *c, size_t route)
+static bool authorized(const server *srv, const http_exchange *x, size_t route)
 {
     const char *path = routes[route].path;
     bool open = strcmp(path, "/health") == 0 || strcmp(path, "/ops") == 0 ||
-        strcmp(path, "/static/") == 0 || (strcmp(path, "/") == 0 && wants_html(c));
+        strcmp(path, "/static/") == 0 || (strcmp(path, "/") == 0 && wants_html(x));
     if (!srv->api_key || open)
         return true;
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *h = http_header(x, "Authorization");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0)
         return false;
     return key_matches(srv->api_key, h + 7);
@@ -395,153 +328,123 @@ static size_t find_route(const char *method, const char *url, bool *wrong_method
     return ROUTE_OTHER;
 }
 
-static enum MHD_Result send_too_large(server *srv, struct MHD_Connection *c, exchange *ex)
-{
-    char limit[32];
-    snprintf(limit, sizeof limit, "%zu", srv->max_body);
-    return send_error(srv, c, ex, 413, "request_too_large",
-                      "the body is larger than the limit of %s bytes", limit);
-}
-
 // Applies the CORS rules to the request's Origin: for an allowed one fills ex's CORS
 // headers (and, for a preflight, the headers it may send).
-static server_cors check_origin(const server *srv, struct MHD_Connection *c, exchange *ex,
+static server_cors check_origin(const server *srv, const http_exchange *x, exchange *ex,
                                 bool preflight)
 {
-    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
-    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-    server_cors verdict = server_cors_check(srv->cors_origin, origin, host, ex->cors_allow,
+    server_cors verdict = server_cors_check(srv->cors_origin, http_header(x, "Origin"),
+                                            http_header(x, "Host"), ex->cors_allow,
                                             sizeof ex->cors_allow);
     if (verdict == SERVER_CORS_ALLOWED && preflight)
-        server_cors_request_headers(
-            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Headers"),
-            ex->cors_headers, sizeof ex->cors_headers);
+        server_cors_request_headers(http_header(x, "Access-Control-Request-Headers"),
+                                    ex->cors_headers, sizeof ex->cors_headers);
     return verdict;
 }
 
-// The first callback of a request: route, CORS preflight, authentication, declared size.
-// Either answers at once (*answered set) or returns MHD_YES to collect the body.
-static enum MHD_Result begin(server *srv, struct MHD_Connection *c, const char *url,
-                             const char *method, exchange *ex, bool *answered)
+// A new exchange's state, attached to x; NULL without memory.
+static exchange *exchange_new(http_exchange *x)
 {
-    *answered = true;
-    snprintf(ex->rec.method, sizeof ex->rec.method, "%s", method);
-    snprintf(ex->rec.path, sizeof ex->rec.path, "%s", url);
+    exchange *ex = garlic_calloc(1, sizeof *ex);
+    if (!ex)
+        return NULL;
+    ex->route = ROUTE_OTHER;
     ex->rec.t_start = garlic_now();
+    snprintf(ex->rec.method, sizeof ex->rec.method, "%s", http_method(x));
+    snprintf(ex->rec.path, sizeof ex->rec.path, "%s", http_path(x) ? http_path(x) : "");
+    http_set_user(x, ex);
+    return ex;
+}
+
+// A request's head: route, Host, CORS preflight, authentication, declared size. Either
+// answers at once or returns to have the body read.
+static void on_head(void *ctx, http_exchange *x)
+{
+    server *srv = ctx;
+    exchange *ex = exchange_new(x);
+    if (!ex) {
+        static const char oom[] = "{\"error\":{\"message\":\"out of memory\"}}";
+        http_respond(x, 503, NULL, oom, sizeof oom - 1);
+        return;
+    }
+    const char *method = http_method(x), *url = http_path(x);
+    http_set_max_body(x, srv->max_body);
     bool wrong_method;
     ex->route = find_route(method, url, &wrong_method);
     if (ex->route < N_ROUTES && routes[ex->route].prefix &&
-        !(ex->path_arg = garlic_strndup(url + strlen(routes[ex->route].path), SIZE_MAX)))
-        return send_error(srv, c, ex, 503, "out_of_memory", "%s", "out of memory");
-    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-    if (srv->loopback && host && !server_host_is_local(host))
-        return send_error(srv, c, ex, 403, "host_not_allowed",
-                          "this server listens on a loopback address and answers requests for "
-                          "localhost, 127.0.0.1 or [::1], not for %s (serve with --host to be "
-                          "reached under other names)",
-                          host);
+        !(ex->path_arg = garlic_strndup(url + strlen(routes[ex->route].path), SIZE_MAX))) {
+        send_error(srv, x, ex, 503, "out_of_memory", "%s", "out of memory");
+        return;
+    }
+    const char *host = http_header(x, "Host");
+    if (!server_host_allowed(srv->allowed_hosts, host)) {
+        send_error(srv, x, ex, 403, "host_not_allowed",
+                   "this server answers requests for localhost, its IP addresses and this "
+                   "machine's name, not for %s (garlic serve --allowed-hosts lists other "
+                   "names it may be reached under)",
+                   host);
+        return;
+    }
     bool preflight = strcmp(method, "OPTIONS") == 0;
-    server_cors verdict = check_origin(srv, c, ex, preflight);
+    server_cors verdict = check_origin(srv, x, ex, preflight);
     if (verdict == SERVER_CORS_REFUSED)
-        return send_error(srv, c, ex, 403, "origin_not_allowed",
-                          "a page on origin %s may not call this server (garlic serve "
-                          "--cors-origin lists the origins allowed)",
-                          MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"));
-    if (preflight && verdict == SERVER_CORS_NONE)
-        return send_error(srv, c, ex, 405, "method_not_allowed", "%s",
-                          "OPTIONS is a CORS preflight and needs an Origin header");
-    if (preflight)
-        return send_body(srv, c, ex, 204, NULL, "", 0, 0);
-    if (ex->route == ROUTE_OTHER && wrong_method)
-        return send_error(srv, c, ex, 405, "method_not_allowed", "%s is not allowed on this path",
-                          method);
-    if (ex->route == ROUTE_OTHER)
-        return send_error(srv, c, ex, 404, "not_found", "no endpoint %s", url);
-    if (!authorized(srv, c, ex->route))
-        return send_error(srv, c, ex, 401, "invalid_api_key", "%s",
-                          "a valid API key is required: send 'Authorization: Bearer KEY'");
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > srv->max_body)
-        return send_too_large(srv, c, ex);
-    *answered = false;
-    return MHD_YES;
+        send_error(srv, x, ex, 403, "origin_not_allowed",
+                   "a page on origin %s may not call this server (garlic serve "
+                   "--cors-origin lists the origins allowed)",
+                   http_header(x, "Origin"));
+    else if (preflight && verdict == SERVER_CORS_NONE)
+        send_error(srv, x, ex, 405, "method_not_allowed", "%s",
+                   "OPTIONS is a CORS preflight and needs an Origin header");
+    else if (preflight)
+        send_body(srv, x, ex, 204, NULL, "", 0, 0);
+    else if (ex->route == ROUTE_OTHER && wrong_method)
+        send_error(srv, x, ex, 405, "method_not_allowed", "%s is not allowed on this path", method);
+    else if (ex->route == ROUTE_OTHER)
+        send_error(srv, x, ex, 404, "not_found", "no endpoint %s", url);
+    else if (!authorized(srv, x, ex->route))
+        send_error(srv, x, ex, 401, "invalid_api_key", "%s",
+                   "a valid API key is required: send 'Authorization: Bearer KEY'");
 }
 
-// Appends n bytes of body to ex, or discards them once the body is over the limit.
-static enum MHD_Result collect(server *srv, exchange *ex, const char *data, size_t n)
+// The HTTP layer refuses a request (malformed, too large, too slow): an error in the API's
+// shape.
+static void on_refuse(void *ctx, http_exchange *x, int status, const char *code,
+                      const char *message)
 {
-    if (ex->state == EXCHANGE_COLLECTING && ex->len + n > srv->max_body) {
-        ex->state = EXCHANGE_TOO_LARGE;
-        garlic_free(ex->body);
-        ex->body = NULL, ex->len = ex->cap = 0;
+    server *srv = ctx;
+    exchange *ex = http_user(x);
+    if (!ex && !(ex = exchange_new(x)))
+        return;
+    if (status == 413) {
+        char limit[32];
+        snprintf(limit, sizeof limit, "%zu", srv->max_body);
+        send_error(srv, x, ex, 413, "request_too_large",
+                   "the body is larger than the limit of %s bytes", limit);
+        return;
     }
-    if (ex->state != EXCHANGE_COLLECTING)
-        return MHD_YES;
-    if (garlic_grow(&ex->body, &ex->cap, ex->len + n + 1, 1))
-        return MHD_NO;
-    memcpy(ex->body + ex->len, data, n);
-    ex->len += n;
-    ex->body[ex->len] = '\0';
-    return MHD_YES;
+    send_error(srv, x, ex, status, code, "%s", message);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version, const char *upload,
-                                  size_t *upload_size, void **state)
+static void on_done(void *ctx, http_exchange *x)
 {
-    (void)version;
-    server *srv = cls;
-    exchange *ex = *state;
-    if (!ex) {
-        ex = garlic_calloc(1, sizeof *ex);
-        if (!ex)
-            return MHD_NO;
-        *state = ex;
-        bool answered;
-        enum MHD_Result r = begin(srv, c, url, method, ex, &answered);
-        if (answered)
-            ex->state = EXCHANGE_ANSWERED;
-        return answered ? r : MHD_YES;
-    }
-    if (*upload_size) {
-        size_t n = *upload_size;
-        *upload_size = 0;
-        return collect(srv, ex, upload, n);
-    }
-    if (ex->state == EXCHANGE_TOO_LARGE)
-        return send_too_large(srv, c, ex);
-    if (ex->state == EXCHANGE_ANSWERED)
-        return MHD_YES;
-    return dispatch(srv, c, ex);
-}
-
-static void on_completed(void *cls, struct MHD_Connection *c, void **state,
-                         enum MHD_RequestTerminationCode toe)
-{
-    (void)c, (void)toe;
-    server *srv = cls;
-    exchange *ex = *state;
+    server *srv = ctx;
+    exchange *ex = http_user(x);
     if (!ex)
         return;
-    if (!ex->streamed) // a stream logs its request when it ends
+    if (ex->rec.method[0])
         log_request(srv, &ex->rec);
-    garlic_free(ex->body);
+    garlic_free(ex->rec.usage.prompt);
     garlic_free(ex->path_arg);
     garlic_free(ex);
-    *state = NULL;
+    http_set_user(x, NULL);
 }
 
-static void on_log(void *cls, const char *fmt, va_list ap)
-{
-    (void)cls;
-    fprintf(stderr, "garlic serve: http: ");
-    vfprintf(stderr, fmt, ap);
-}
+static const http_handlers handlers = {
+    .head = on_head, .request = on_request, .refuse = on_refuse, .done = on_done};
 
 // Resolves host:port into addr (numeric addresses and names such as "localhost").
 static int resolve(const char *host, uint16_t port, struct sockaddr_storage *addr,
-                   garlic_error *err)
+                   socklen_t *addr_len, garlic_error *err)
 {
     struct addrinfo hints = {
         .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
@@ -552,18 +455,9 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_storage *add
     if (rc != 0 || !res)
         return garlic_error_set(err, GARLIC_EINVAL, "--host %s: %s", host, gai_strerror(rc));
     memcpy(addr, res->ai_addr, res->ai_addrlen);
+    *addr_len = res->ai_addrlen;
     freeaddrinfo(res);
     return GARLIC_OK;
-}
-
-// The address is 127.0.0.0/8 or ::1 (not the wildcard: that serves every interface).
-static bool is_loopback(const struct sockaddr_storage *addr)
-{
-    if (addr->ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr) >> 24) == 127;
-    if (addr->ss_family == AF_INET6)
-        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)addr)->sin6_addr);
-    return false;
 }
 
 static void server_free(server *s)
@@ -572,6 +466,7 @@ static void server_free(server *s)
         return;
     garlic_free(s->api_key);
     garlic_free(s->cors_origin);
+    garlic_free(s->allowed_hosts);
     garlic_free(s->store_root);
     garlic_free(s);
 }
@@ -591,6 +486,8 @@ static server *server_new(const server_config *cfg, registry *reg)
         ok &= (s->api_key = garlic_strndup(cfg->api_key, SIZE_MAX)) != NULL;
     if (cfg->cors_origin && *cfg->cors_origin)
         ok &= (s->cors_origin = garlic_strndup(cfg->cors_origin, SIZE_MAX)) != NULL;
+    if (cfg->allowed_hosts && *cfg->allowed_hosts)
+        ok &= (s->allowed_hosts = garlic_strndup(cfg->allowed_hosts, SIZE_MAX)) != NULL;
     if (cfg->store_root)
         ok &= (s->store_root = garlic_strndup(cfg->store_root, SIZE_MAX)) != NULL;
     for (size_t i = 0; i < N_ROUTES; i++)
@@ -606,37 +503,38 @@ static server *server_new(const server_config *cfg, registry *reg)
 
 server *server_start(const server_config *cfg, registry *reg, garlic_error *err)
 {
-    struct sockaddr_storage addr;
-    if (resolve(cfg->host ? cfg->host : "127.0.0.1", cfg->port, &addr, err) != GARLIC_OK)
+    http_config hc = {0};
+    if (resolve(cfg->host ? cfg->host : "127.0.0.1", cfg->port, &hc.addr, &hc.addr_len, err) !=
+        GARLIC_OK)
         return NULL;
     server *s = server_new(cfg, reg);
     if (!s) {
         garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
         return NULL;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-        MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    if (addr.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    s->loopback = is_loopback(&addr);
-    s->daemon = MHD_start_daemon(
-        flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_log, s,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)(cfg->max_connections ? cfg->max_connections : SERVER_DEFAULT_MAX_CONNECTIONS),
-        MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)(cfg->timeout_seconds ? cfg->timeout_seconds : SERVER_DEFAULT_TIMEOUT),
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_END);
-    if (!s->daemon) {
+    hc.max_body = s->max_body;
+    hc.max_connections = cfg->max_connections ? cfg->max_connections
+                                              : SERVER_DEFAULT_MAX_CONNECTIONS;
+    hc.max_per_address = cfg->max_per_address == SERVER_UNLIMITED ? 0
+        : cfg->max_per_address                                    ? cfg->max_per_address
+                                                                  : SERVER_DEFAULT_MAX_PER_ADDRESS;
+    hc.idle_timeout = cfg->timeout_seconds ? cfg->timeout_seconds : SERVER_DEFAULT_TIMEOUT;
+    hc.request_timeout = cfg->request_timeout > 0 ? cfg->request_timeout
+                                                  : SERVER_DEFAULT_REQUEST_TIMEOUT;
+    hc.write_timeout = cfg->write_timeout > 0 ? cfg->write_timeout : SERVER_DEFAULT_WRITE_TIMEOUT;
+    hc.handlers = &handlers;
+    hc.ctx = s;
+    garlic_error herr = {0};
+    s->http = http_server_start(&hc, &herr);
+    if (!s->http) {
         garlic_error_set(err, GARLIC_EIO,
-                         "cannot listen on %s port %u (in use, or not an "
-                         "address of this machine?)",
-                         cfg->host ? cfg->host : "127.0.0.1", cfg->port);
+                         "cannot listen on %s port %u: %s (in use, or not an address of this "
+                         "machine?)",
+                         cfg->host ? cfg->host : "127.0.0.1", cfg->port, herr.message);
         server_free(s);
         return NULL;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info ? info->port : cfg->port;
+    s->port = http_server_port(s->http);
     return s;
 }
 
@@ -646,13 +544,13 @@ void server_stop(server *s, double grace_seconds)
 {
     if (!s)
         return;
-    MHD_quiesce_daemon(s->daemon);
+    http_server_quiesce(s->http);
     registry_drain(s->reg, grace_seconds);
     // Let finished streams send their last bytes before the connections close.
     for (int i = 0; i < 200 && atomic_load(&s->metrics.streams) > 0; i++) {
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    MHD_stop_daemon(s->daemon);
+    http_server_stop(s->http);
     server_free(s);
 }

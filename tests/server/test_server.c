@@ -871,14 +871,26 @@ static void test_queue_full(void **state)
     (void)state;
     test_server s = {0};
     server_start(&s, "queue.log", "--parallel 2 --max-queue 2");
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "curl -s -o /dev/null --max-time 3 -d '{\"model\":\"tiny\",\"prompt\":"
-             "\"go\",\"max_tokens\":4000,\"n\":16,\"logit_bias\":{\"2\":-100}}' "
-             "'http://127.0.0.1:%d/v1/completions' &",
-             s.port);
+    // Five clients that abort after 3 s (a reset: a half-closed connection is still served).
+    static const char req[] = "{\"model\":\"tiny\",\"prompt\":\"go\",\"max_tokens\":4000,\"n\":16,"
+                              "\"logit_bias\":{\"2\":-100}}";
+    char head[1024];
+    snprintf(head, sizeof head,
+             "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+             "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(req), req);
+    pid_t clients[5];
     for (int i = 0; i < 5; i++) {
-        assert_int_equal(system(cmd), 0);
+        pid_t pid = clients[i] = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            int fd = test_connect(s.port, NULL);
+            if (fd < 0 || test_send(fd, head) != 0)
+                _exit(1);
+            sleep(3);
+            test_reset(fd);
+            _exit(0);
+        }
         sleep_ms(100);
     }
     sleep_ms(300);
@@ -894,6 +906,8 @@ static void test_queue_full(void **state)
     assert_true(metric(&s, "garlic_sequences_running") == 2);
     // The waiting clients give up after 3 s, which cancels their requests (16 long choices
     // each: far longer than that); then the server answers again.
+    for (int i = 0; i < 5; i++)
+        waitpid(clients[i], NULL, 0);
     for (int i = 0; i < 100 && metric(&s, "garlic_requests_running") > 0; i++)
         sleep_ms(100);
     assert_int_equal(http(&s, "POST", "/v1/completions",
@@ -1125,15 +1139,16 @@ static void test_cors_policies(void **state)
     free(body), free(headers);
     assert_int_equal(http(&main_server, "OPTIONS", "/api/chat", NULL, NULL, &body, NULL), 405);
     free(body);
-    // Bound to 127.0.0.1: requests for names of this machine only (no DNS rebinding).
+    // Requests for names of this machine and IP addresses only (no DNS rebinding: a page
+    // can make a name of its own resolve to 127.0.0.1, not an address).
     static const struct {
         const char *host;
         int status;
     } hosts[] = {
         {"localhost:1", 200},    {"127.0.0.1", 200},         {"127.1.2.3:8686", 200},
         {"[::1]:8686", 200},     {"app.localhost", 200},     {"evil.example:8686", 403},
-        {"127.0.0.1.evil", 403}, {"localhost.evil:80", 403}, {"[::2]:80", 403},
-        {"1127.0.0.1", 403},
+        {"127.0.0.1.evil", 403}, {"localhost.evil:80", 403}, {"[::2]:80", 200},
+        {"1127.0.0.1", 403},     {"10.1.2.3:8686", 200},     {"[::1", 403},
     };
     for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
         snprintf(extra, sizeof extra, "-H 'Host: %s'", hosts[i].host);
@@ -1143,7 +1158,31 @@ static void test_cors_policies(void **state)
                      body);
         free(body);
     }
+    char own[256] = "";
+    gethostname(own, sizeof own - 1);
+    snprintf(extra, sizeof extra, "-H 'Host: %s:8686'", own);
+    assert_int_equal(http(&main_server, "GET", "/api/version", NULL, extra, &body, NULL), 200);
+    free(body);
+    // --allowed-hosts adds names, and domains with every name under them.
     test_server s = {0};
+    server_start(&s, "hosts.log", "--allowed-hosts 'llm.example.org, .corp.test'");
+    static const struct {
+        const char *host;
+        int status;
+    } named[] = {
+        {"llm.example.org", 200}, {"LLM.example.org:443", 200}, {"a.corp.test", 200},
+        {"corp.test", 200},       {"example.org", 403},         {"xcorp.test", 403},
+        {"evil.test", 403},
+    };
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+        snprintf(extra, sizeof extra, "-H 'Host: %s'", named[i].host);
+        int status = http(&s, "GET", "/api/version", NULL, extra, &body, NULL);
+        if (status != named[i].status)
+            fail_msg("--allowed-hosts, Host %s: status %d, want %d", named[i].host, status,
+                     named[i].status);
+        free(body);
+    }
+    assert_int_equal(server_stop(&s), 0);
     server_start(&s, "cors.log", "--cors-origin 'http://a.test, http://b.test:*'");
     static const struct {
         const char *origin;

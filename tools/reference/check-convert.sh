@@ -24,7 +24,7 @@ done
 g++ -std=c++17 -O2 -I"$LLAMA_DIR/include" -I"$LLAMA_DIR/ggml/include" -o "$BUILD/driver" \
   tools/reference/driver.cpp "${link[@]}" -lllama -lggml -lggml-base
 cc -std=c17 -O2 -D_GNU_SOURCE -Isrc -o "$BUILD/compare_logits" tools/reference/compare_logits.c \
-  build/libgarlic.a -lcjson -lpcre2-8 -lmicrohttpd -lm -lpthread
+  build/libgarlic.a -lcjson -lpcre2-8 -lm -lpthread
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 prompts=("Hello there, how are you today?" "The quick brown fox jumps over the lazy dog.")
