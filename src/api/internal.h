@@ -70,6 +70,9 @@ typedef struct api_flavour {
     cJSON *(*load_only)(const api_job *job, const char *done_reason);
 } api_flavour;
 
+// What a request cut by the server (a cancel it did not ask for) tells its client.
+extern const char api_cut_message[];
+
 // The two flavours (openai.c, ollama.c).
 extern const api_flavour api_openai_flavour, api_ollama_flavour;
 
@@ -195,6 +198,9 @@ typedef struct api_stream_ops {
     int (*chunk)(api_stream *s, const engine_chunk *c);
     // Formats the end (usage, [DONE], Ollama's final object) after the last chunk.
     int (*end)(api_stream *s);
+    // Ends a stream that was cut (the server shut down, the model failed or was unloaded)
+    // with an error event in the shape the API's clients parse, instead of a normal end.
+    int (*fail)(api_stream *s, const char *message);
 } api_stream_ops;
 
 // A streamed answer. Owned by the HTTP connection thread that reads it (through the server's

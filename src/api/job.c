@@ -104,6 +104,9 @@ const char *api_token_text(const tokenizer *t, int32_t id, char *buf, size_t cap
     return buf;
 }
 
+const char api_cut_message[] = "the generation was cut off before it finished: the server is "
+                               "shutting down, or the model was unloaded or failed";
+
 const char *api_finish_name(engine_finish f) { return f == ENGINE_FINISH_STOP ? "stop" : "length"; }
 
 // A model's SYSTEM (its Modelfile's) for a request that gives none: generate's system, or a
@@ -408,6 +411,8 @@ static int api_job_collect(api_job *job, const api_call *call, api_result *res, 
         api_choice *ch = &res->choices[c.choice];
         if (gather(ch, &c) != GARLIC_OK)
             return api_error_set(err, 503, NULL, "out of memory");
+        if (c.choice_done && c.finish == ENGINE_FINISH_CANCEL)
+            return api_error_set(err, 503, NULL, "%s", api_cut_message);
         if (c.choice_done) {
             ch->finish = c.finish;
             ch->stats = c.stats;

@@ -438,7 +438,16 @@ static int stream_end(api_stream *s)
     return api_stream_write_json(s, "", o, "\n");
 }
 
-static const api_stream_ops ollama_stream_ops = {.chunk = stream_chunk, .end = stream_end};
+// An error line as Ollama's clients read it ({"error": "..."}: they raise it).
+static int stream_fail(api_stream *s, const char *message)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "error", message);
+    return api_stream_write_json(s, "", root, "\n");
+}
+
+static const api_stream_ops ollama_stream_ops = {
+    .chunk = stream_chunk, .end = stream_end, .fail = stream_fail};
 
 // The whole answer: one object with the text and the final statistics.
 static cJSON *whole_answer(const api_job *job, const api_result *res)

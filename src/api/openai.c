@@ -332,7 +332,22 @@ static int stream_end(api_stream *s)
     return api_stream_write(s, done, sizeof done - 1);
 }
 
-static const api_stream_ops openai_stream_ops = {.chunk = stream_chunk, .end = stream_end};
+// An error event as OpenAI's SDKs read it (a data line whose object has "error"), then
+// [DONE] for clients that wait for it.
+static int stream_fail(api_stream *s, const char *message)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddStringToObject(e, "message", message);
+    cJSON_AddStringToObject(e, "type", "server_error");
+    cJSON_AddStringToObject(e, "code", "generation_cut");
+    int rc = api_stream_write_json(s, "data: ", root, "\n\n");
+    static const char done[] = "data: [DONE]\n\n";
+    return rc ? rc : api_stream_write(s, done, sizeof done - 1);
+}
+
+static const api_stream_ops openai_stream_ops = {
+    .chunk = stream_chunk, .end = stream_end, .fail = stream_fail};
 
 const api_flavour api_openai_flavour = {
     .stream_ops = &openai_stream_ops, .stream_type = "text/event-stream", .whole = whole_answer};

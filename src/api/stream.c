@@ -3,6 +3,7 @@
 // for the next chunk from the registry (asking the server every 100 ms whether the client is
 // still there), has its flavour's formatter turn it into SSE events or NDJSON lines, and
 // hands the bytes out. When the client goes away the request is cancelled at once.
+#include <stdio.h>
 #include <string.h>
 
 #include "api/internal.h"
@@ -107,9 +108,17 @@ static int advance(api_stream *s, api_alive_fn alive, void *ctx)
             s->last_stats = c.stats;
             s->last_finish = c.finish;
         }
-        if (c.error) { // the status line is gone already: end the stream where it is
+        // Cut by the server (or failed) after the status line went out: an error event, never
+        // a normal end that would read as a finished answer.
+        if (c.error || (c.choice_done && c.finish == ENGINE_FINISH_CANCEL)) {
+            char message[600];
+            if (c.error)
+                snprintf(message, sizeof message, "generation failed: %s",
+                         c.error_message ? c.error_message : "error");
+            else
+                snprintf(message, sizeof message, "%s", api_cut_message);
             s->ended = true;
-            return 0;
+            return s->ops->fail(s, message) == GARLIC_OK ? 0 : -1;
         }
         if (s->ops->chunk(s, &c) != GARLIC_OK)
             return -1;

@@ -1262,13 +1262,32 @@ static void test_graceful_shutdown(void **state)
              "'http://127.0.0.1:%d/v1/completions' >'%s' &",
              s.port, out_path);
     assert_int_equal(system(cmd), 0);
+    // And a request that is not streamed: cut, it gets a 5xx.
+    char whole_path[600];
+    snprintf(whole_path, sizeof whole_path, "%s", test_temp_path("shutdown.json"));
+    snprintf(cmd, sizeof cmd,
+             "curl -s --max-time 20 -w '\\n%%{http_code}' -d '{\"model\":\"tiny\",\"prompt\":"
+             "\"go\",\"max_tokens\":4000,\"n\":16,\"logit_bias\":{\"2\":-100}}' "
+             "'http://127.0.0.1:%d/v1/completions' >'%s' &",
+             s.port, whole_path);
+    assert_int_equal(system(cmd), 0);
     sleep_ms(700);
     assert_int_equal(server_stop(&s), 0);
-    sleep_ms(200);
+    sleep_ms(300);
+    // The stream cut by the shutdown ends with an error event (and [DONE]), never with a
+    // finish_reason that reads as a finished answer.
     char *sse = test_read_file(out_path, NULL);
     assert_non_null(sse);
+    assert_non_null(strstr(sse, "data: {\"error\":{\"message\":\"the generation was cut off"));
+    assert_non_null(strstr(sse, "\"code\":\"generation_cut\""));
     assert_non_null(strstr(sse, "data: [DONE]"));
+    assert_null(strstr(sse, "\"finish_reason\":\"length\""));
     free(sse);
+    char *whole = test_read_file(whole_path, NULL);
+    assert_non_null(whole);
+    if (!strstr(whole, "\n503") || !strstr(whole, "cut off"))
+        fail_msg("the whole answer cut by the shutdown: %s", whole);
+    free(whole);
 }
 
 // A model with its own chat template (phi-3's vocabulary and template from ../shared): the
