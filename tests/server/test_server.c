@@ -1271,9 +1271,24 @@ static void test_graceful_shutdown(void **state)
              "'http://127.0.0.1:%d/v1/completions' >'%s' &",
              s.port, whole_path);
     assert_int_equal(system(cmd), 0);
+    // And an Ollama stream.
+    char ndjson_path[600];
+    snprintf(ndjson_path, sizeof ndjson_path, "%s", test_temp_path("shutdown.ndjson"));
+    snprintf(cmd, sizeof cmd,
+             "curl -s -N --max-time 20 -d '{\"model\":\"tiny\",\"prompt\":\"go\","
+             "\"options\":{\"num_predict\":100000}}' 'http://127.0.0.1:%d/api/generate' >'%s' &",
+             s.port, ndjson_path);
+    assert_int_equal(system(cmd), 0);
     sleep_ms(700);
     assert_int_equal(server_stop(&s), 0);
     sleep_ms(300);
+    char *ndjson = test_read_file(ndjson_path, NULL);
+    assert_non_null(ndjson);
+    if (!strstr(ndjson, "\n{\"error\":\"the generation was cut off") ||
+        strstr(ndjson, "\"done\":true"))
+        fail_msg("the Ollama stream cut by the shutdown: ...%s",
+                 strlen(ndjson) > 300 ? ndjson + strlen(ndjson) - 300 : ndjson);
+    free(ndjson);
     // The stream cut by the shutdown ends with an error event (and [DONE]), never with a
     // finish_reason that reads as a finished answer.
     char *sse = test_read_file(out_path, NULL);
