@@ -155,6 +155,26 @@ static void test_reduced_vectors(void **state)
     }
 }
 
+// WordPiece against Hugging Face's BERT tokenizer on many strings beyond the shared vectors
+// (tests/data/tokenizer/bert-bge-wordpiece.*, written by tools/reference/gen_wordpiece_reference.mjs
+// with bge's vocabulary): accents composed and decomposed, Greek, Cyrillic, Indic scripts
+// with their marks, Thai, CJK, Hangul, emoji, control characters, long words, punctuation and
+// every kind of space. No [CLS]/[SEP], special parsing off. Every mismatch is listed.
+static void test_wordpiece_vectors(void **state)
+{
+    (void)state;
+    skip_without_shared();
+    char gguf[512];
+    snprintf(gguf, sizeof gguf, "%s", test_shared_path("tokenizer/ggml-vocab-bert-bge.gguf"));
+    int total,
+        passed = run_vectors("bert-bge-wordpiece", gguf,
+                             "tests/data/tokenizer/bert-bge-wordpiece.inp",
+                             "tests/data/tokenizer/bert-bge-wordpiece.out", &total);
+    print_message("  %-15s %d/%d\n", "bert-bge (HF)", passed, total);
+    assert_true(total > 500);
+    assert_int_equal(passed, total);
+}
+
 static const char *const prompts[] = {
     "Once upon a time, there was a little girl named Lily.",
     "The cat sat on the mat and",
@@ -955,12 +975,19 @@ static void test_cli(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vectors),    cmocka_unit_test(test_reduced_vectors),
-        cmocka_unit_test(test_kimi_split), cmocka_unit_test(test_reference_models),
-        cmocka_unit_test(test_round_trip), cmocka_unit_test(test_small_vocabs),
-        cmocka_unit_test(test_bad_vocabs), cmocka_unit_test(test_special_tokens),
-        cmocka_unit_test(test_stream),     cmocka_unit_test(test_alloc_failures),
-        cmocka_unit_test(test_threads),    cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_vectors),
+        cmocka_unit_test(test_reduced_vectors),
+        cmocka_unit_test(test_wordpiece_vectors),
+        cmocka_unit_test(test_kimi_split),
+        cmocka_unit_test(test_reference_models),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_small_vocabs),
+        cmocka_unit_test(test_bad_vocabs),
+        cmocka_unit_test(test_special_tokens),
+        cmocka_unit_test(test_stream),
+        cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_cli),
         cmocka_unit_test(test_nfc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
