@@ -173,6 +173,37 @@ static void test_wordpiece_vectors(void **state)
     print_message("  %-15s %d/%d\n", "bert-bge (HF)", passed, total);
     assert_true(total > 500);
     assert_int_equal(passed, total);
+    // Composed and decomposed forms give the same tokens: each string against its NFC.
+    garlic_error err = {0};
+    tokenizer *t = tokenizer_open(gguf, &err);
+    char *inp = test_read_file("tests/data/tokenizer/bert-bge-wordpiece.inp", NULL);
+    assert_non_null(t);
+    assert_non_null(inp);
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    tokenizer_ids a = {0}, b = {0};
+    int changed = 0, differ = 0;
+    for (const char *p = inp, *end; (end = strstr(p, sep)); p = end + strlen(sep)) {
+        char *nfc;
+        size_t n;
+        assert_int_equal(tokenizer_nfc(p, (size_t)(end - p), &nfc, &n), GARLIC_OK);
+        a.n = b.n = 0;
+        assert_int_equal(tokenizer_encode(t, p, (size_t)(end - p), 0, &a, &err), GARLIC_OK);
+        assert_int_equal(tokenizer_encode(t, nfc, n, 0, &b, &err), GARLIC_OK);
+        changed += n != (size_t)(end - p) || memcmp(nfc, p, n) != 0;
+        if (a.n != b.n || (a.n && memcmp(a.ids, b.ids, a.n * sizeof *a.ids) != 0)) {
+            differ++;
+            print_message("NFC changes the tokens of '%.*s'\n", (int)(end - p), p);
+        }
+        garlic_free(nfc);
+    }
+    print_message("  %-15s %d strings change under NFC, their tokens do not\n", "bert-bge",
+                  changed);
+    assert_true(changed > 100);
+    assert_int_equal(differ, 0);
+    tokenizer_ids_deinit(&a);
+    tokenizer_ids_deinit(&b);
+    free(inp);
+    tokenizer_free(t);
 }
 
 // Checks one string that is exactly the text of a CONTROL token: with parsing on it is that
