@@ -1050,6 +1050,10 @@ static int write_vocab(const hf_tokenizer_build *b, gguf_writer *w)
         rc = gguf_writer_set_str(w, "tokenizer.ggml.metaspace_prepend", b->metaspace);
     if (rc == GARLIC_OK && b->nfc)
         rc = gguf_writer_set_bool(w, "tokenizer.ggml.normalizer.nfc", true);
+    // The added tokens' "special" flags say which are matched in text only when special
+    // tokens are parsed: the tokenizer keeps them, without llama.cpp's promotions by text.
+    if (rc == GARLIC_OK)
+        rc = gguf_writer_set_bool(w, "tokenizer.ggml.token_type_final", true);
     garlic_free(types);
     garlic_free(merges);
     return rc;

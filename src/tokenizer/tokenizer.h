@@ -101,7 +101,9 @@ tokenizer_token_type tokenizer_token_get_type(const tokenizer *t, int32_t id);
 bool tokenizer_is_lossless(const tokenizer *t);
 
 // Appends the ids of text[0..len) to out (out->n grows). flags: TOKENIZER_ADD_SPECIAL,
-// TOKENIZER_PARSE_SPECIAL. USER_DEFINED tokens are always matched as whole tokens. Returns
+// TOKENIZER_PARSE_SPECIAL. USER_DEFINED tokens are always matched as whole tokens (except
+// those loading made CONTROL by their text, as llama.cpp does: enders such as "</s>" and
+// fill-in-the-middle markers, unless tokenizer.ggml.token_type_final is set). Returns
 // GARLIC_OK, GARLIC_ENOMEM, or GARLIC_EINVAL when the regex engine gives up on the input.
 int tokenizer_encode(const tokenizer *t, const char *text, size_t len, unsigned flags,
                      tokenizer_ids *out, garlic_error *err);

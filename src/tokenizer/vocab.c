@@ -3,8 +3,9 @@
 // tokenizer.ggml.tokens, copies texts into one blob, precomputes each token's decoded piece,
 // and builds the hash maps (text -> id, merge pair -> rank) and the special-token list.
 // Keys read: tokenizer.ggml.{model,pre,tokens,scores,token_type,merges,*_token_id,
-// add_bos_token,add_eos_token,add_space_prefix,metaspace_prepend,normalizer.nfc} and
-// general.name. The lookups into those
+// add_bos_token,add_eos_token,add_space_prefix,metaspace_prepend,normalizer.nfc,
+// token_type_final} and general.name. Like llama.cpp, tokens whose text is a known ender or
+// fill-in-the-middle marker become control tokens whatever their type. The lookups into those
 // maps and the pair-merging loop SentencePiece and BPE share (a heap of bigrams) live here.
 #include <ctype.h>
 #include <stdio.h>
@@ -123,6 +124,114 @@ static int read_special_ids(tokenizer *t, const gguf_file *f, garlic_error *err)
             return GARLIC_EFORMAT;
         }
         t->special[i] = (int32_t)v;
+    }
+    return GARLIC_OK;
+}
+
+// Texts that llama.cpp makes control tokens whatever the file's token types say (it warns "this
+// is probably a bug in the model"): the enders it stops generation on (phi-3's "</s>" is
+// USER_DEFINED in its file, yet llama.cpp leaves it as text unless special tokens are parsed).
+static const char *const ender_texts[] = {
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<\xef\xbd\x9c"
+    "end\xe2\x96\x81"
+    "of\xe2\x96\x81"
+    "sentence\xef\xbd\x9c>",
+    "[e~[",
+};
+
+// Fill-in-the-middle markers by role: where the file names no token for a role (its keys), the
+// first token with one of the role's texts becomes a control token too. (llama.cpp takes the
+// first its hash map yields; garlic the lowest id. They differ only for a vocabulary with two
+// markers of one role.)
+typedef struct fim_role {
+    const char *keys[2];
+    const char *texts[8];
+} fim_role;
+static const fim_role fim_roles[] = {
+    {{"tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.prefix_token_id"},
+     {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>",
+      "<\xef\xbd\x9c"
+      "fim\xe2\x96\x81"
+      "begin\xef\xbd\x9c>",
+      "<PRE>", "\xe2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>"}},
+    {{"tokenizer.ggml.fim_suf_token_id", "tokenizer.ggml.suffix_token_id"},
+     {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>",
+      "<\xef\xbd\x9c"
+      "fim\xe2\x96\x81"
+      "hole\xef\xbd\x9c>",
+      "<SUF>", "\xe2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>"}},
+    {{"tokenizer.ggml.fim_mid_token_id", "tokenizer.ggml.middle_token_id"},
+     {"<|fim_middle|>", "<fim-middle>", "<fim_middle>",
+      "<\xef\xbd\x9c"
+      "fim\xe2\x96\x81"
+      "end\xef\xbd\x9c>",
+      "<MID>", "\xe2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"}},
+    {{"tokenizer.ggml.fim_pad_token_id", NULL},
+     {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"}},
+    {{"tokenizer.ggml.fim_rep_token_id", NULL},
+     {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"}},
+    {{"tokenizer.ggml.fim_sep_token_id", NULL}, {"<|file_sep|>"}},
+};
+
+// Makes token id a control token, unless it is one already or the unknown token (which is
+// matched and rendered the same way).
+static void make_control(tokenizer *t, int32_t id)
+{
+    if (id >= 0 && t->types[id] != TOKENIZER_TOKEN_UNKNOWN)
+        t->types[id] = TOKENIZER_TOKEN_CONTROL;
+}
+
+// Whether the file names an in-range token under key.
+static bool names_token(const tokenizer *t, const gguf_file *f, const char *key)
+{
+    int64_t v;
+    return key && gguf_get_i64(f, key, &v) == GARLIC_OK && v >= 0 && v < (int64_t)t->n_vocab;
+}
+
+// Applies llama.cpp's text-based control tokens (above), so that text spelling them stays text
+// when special tokens are not parsed and they render only with TOKENIZER_RENDER_SPECIAL. Not
+// for vocabularies whose types are final (tokenizer.ggml.token_type_final, which garlic writes
+// for a tokenizer.json: there "special": false means matched in text, as Hugging Face does).
+// Needs the token map.
+static int apply_control_texts(tokenizer *t, const gguf_file *f, garlic_error *err)
+{
+    bool final = false;
+    int rc = read_flag(f, "tokenizer.ggml.token_type_final", &final, err);
+    if (rc != GARLIC_OK || final)
+        return rc;
+    for (size_t i = 0; i < sizeof ender_texts / sizeof ender_texts[0]; i++)
+        make_control(t, tokenizer_lookup2(t, ender_texts[i], strlen(ender_texts[i]), "", 0));
+    for (size_t r = 0; r < sizeof fim_roles / sizeof fim_roles[0]; r++) {
+        const fim_role *role = &fim_roles[r];
+        if (names_token(t, f, role->keys[0]) || names_token(t, f, role->keys[1]))
+            continue;
+        int32_t first = -1;
+        for (size_t k = 0; k < 8 && role->texts[k]; k++) {
+            int32_t id = tokenizer_lookup2(t, role->texts[k], strlen(role->texts[k]), "", 0);
+            if (id >= 0 && (first < 0 || id < first))
+                first = id;
+        }
+        make_control(t, first);
     }
     return GARLIC_OK;
 }
@@ -608,7 +717,11 @@ static int load_rest(tokenizer *t, const gguf_file *f, garlic_error *err)
     if (t->add_eos && t->special[TOKENIZER_SPECIAL_EOS] < 0)
         return key_error(err, GARLIC_EFORMAT, f, "tokenizer.ggml.eos_token_id",
                          "missing, but tokenizer.ggml.add_eos_token is set");
-    if (build_token_map(t) != GARLIC_OK || build_specials(t) != GARLIC_OK)
+    if (build_token_map(t) != GARLIC_OK)
+        return garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory for the token map", f->path);
+    if ((rc = apply_control_texts(t, f, err)) != GARLIC_OK)
+        return rc;
+    if (build_specials(t) != GARLIC_OK)
         return garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory for the token map", f->path);
     build_pieces(t);
     build_byte_tokens(t);

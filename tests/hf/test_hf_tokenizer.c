@@ -52,7 +52,9 @@ static const char bpe_json[] =
     " 'merges': ['h e', 'l l', 'he ll', 'hell o', 'Ġ w', 'o r', 'Ġw or', 'l d', 'Ġwor ld']},"
     " 'added_tokens': [{'id': 17, 'content': '<|start|>', 'special': true},"
     "  {'id': 18, 'content': '<|end|>', 'special': true},"
-    "  {'id': 19, 'content': '<think>', 'special': false}],"
+    "  {'id': 19, 'content': '<think>', 'special': false},"
+    "  {'id': 20, 'content': '</s>', 'special': false},"
+    "  {'id': 21, 'content': '<|im_end|>', 'special': true}],"
     " 'normalizer': null,"
     " 'pre_tokenizer': {'type': 'ByteLevel', 'add_prefix_space': false, 'use_regex': true},"
     " 'post_processor': {'type': 'ByteLevel'}}";
@@ -149,12 +151,19 @@ static void test_byte_level(void **state)
     assert_false(key_bool(f, "tokenizer.ggml.add_eos_token"));
     assert_key_str(f, "tokenizer.chat_template", "T{{ x }}");
     assert_key_str(f, "tokenizer.chat_template.tool_use", "U");
+    assert_true(key_bool(f, "tokenizer.ggml.token_type_final"));
 
     tokenizer *t = load(f);
     gguf_close(f);
     assert_string_equal(encode_ids(t, "hello world", 0), " 11 16");
     assert_string_equal(encode_ids(t, "hello world", TOKENIZER_ADD_SPECIAL), " 17 11 16");
     assert_string_equal(encode_ids(t, "<|end|><think>", TOKENIZER_PARSE_SPECIAL), " 18 19");
+    // As Hugging Face: an added token with "special": false is matched in text always, even
+    // one whose text llama.cpp makes a control token ("</s>"); a special one only when parsed.
+    assert_string_equal(encode_ids(t, "hello</s><think>", 0), " 11 20 19");
+    assert_string_equal(encode_ids(t, "hello</s><|im_end|>", TOKENIZER_PARSE_SPECIAL), " 11 20 21");
+    assert_null(strstr(encode_ids(t, "hello<|im_end|><|end|>", 0), " 21"));
+    assert_null(strstr(encode_ids(t, "hello<|im_end|><|end|>", 0), " 18"));
     sampler_end_tokens ends;
     engine_end_tokens(t, &ends);
     assert_true(sampler_is_end(&ends, 17) && sampler_is_end(&ends, 18) &&
@@ -486,7 +495,7 @@ static void test_refusals(void **state)
          GARLIC_EFORMAT, "model.unk_token '[UNK]' is not a token"},
         {"config.json", "{'vocab_size': 5}", GARLIC_EFORMAT, "vocab_size 5 is smaller"},
         {"config.json", "{'vocab_size': 'big'}", GARLIC_EFORMAT, "vocab_size must be"},
-        {"config.json", "{'eos_token_id': 20}", GARLIC_EFORMAT, "eos_token_id must be a token"},
+        {"config.json", "{'eos_token_id': 22}", GARLIC_EFORMAT, "eos_token_id must be a token"},
         {"tokenizer_config.json", "{'bos_token': 'nope'}", GARLIC_EFORMAT,
          "bos_token 'nope' is not a token"},
         {"tokenizer_config.json", "{'eos_token': 5}", GARLIC_EFORMAT, "eos_token must be"},

@@ -69,10 +69,10 @@ static const char *format_ids(const int32_t *ids, size_t n)
     return b;
 }
 
-// Runs every vector of one vocabulary (gguf, with its strings in inp and reference ids in out);
-// returns the number that pass and prints failures.
+// Runs every vector of one vocabulary (gguf, with its strings in inp and reference ids in out)
+// with the encode flags given; returns the number that pass and prints failures.
 static int run_vectors(const char *name, const char *gguf, const char *inp_path,
-                       const char *out_path, int *total)
+                       const char *out_path, unsigned flags, int *total)
 {
     char *inp = test_read_file(inp_path, NULL);
     char *out = test_read_file(out_path, NULL);
@@ -89,7 +89,7 @@ static int run_vectors(const char *name, const char *gguf, const char *inp_path,
     tokenizer_ids got = {0}, want = {0};
     for (const char *end; (end = strstr(p, sep)); p = end + strlen(sep)) {
         got.n = 0;
-        assert_int_equal(tokenizer_encode(t, p, (size_t)(end - p), 0, &got, &err), GARLIC_OK);
+        assert_int_equal(tokenizer_encode(t, p, (size_t)(end - p), flags, &got, &err), GARLIC_OK);
         parse_ids_line(&q, &want);
         (*total)++;
         // (An empty string's ids are empty: memcmp must not see their NULL arrays.)
@@ -118,7 +118,7 @@ static int run_shared_vectors(const char *name, int *total)
     snprintf(gguf, sizeof gguf, "%s", test_shared_path(rel));
     snprintf(inp, sizeof inp, "%s.inp", gguf);
     snprintf(out, sizeof out, "%s.out", gguf);
-    return run_vectors(name, gguf, inp, out, total);
+    return run_vectors(name, gguf, inp, out, 0, total);
 }
 
 static void test_vectors(void **state)
@@ -148,11 +148,132 @@ static void test_reduced_vectors(void **state)
         snprintf(gguf, sizeof gguf, "tests/data/tokenizer/%s.gguf", names[i]);
         snprintf(inp, sizeof inp, "tests/data/tokenizer/%s.inp", names[i]);
         snprintf(out, sizeof out, "tests/data/tokenizer/%s.out", names[i]);
-        int total, passed = run_vectors(names[i], gguf, inp, out, &total);
+        int total, passed = run_vectors(names[i], gguf, inp, out, 0, &total);
         print_message("  %-15s %d/%d\n", names[i], passed, total);
         assert_true(total > 50);
         assert_int_equal(passed, total);
     }
+}
+
+// WordPiece against Hugging Face's BERT tokenizer on many strings beyond the shared vectors
+// (tests/data/tokenizer/bert-bge-wordpiece.*, written by tools/reference/gen_wordpiece_reference.mjs
+// with bge's vocabulary): accents composed and decomposed, Greek, Cyrillic, Indic scripts
+// with their marks, Thai, CJK, Hangul, emoji, control characters, long words, punctuation and
+// every kind of space. No [CLS]/[SEP], special parsing off. Every mismatch is listed.
+static void test_wordpiece_vectors(void **state)
+{
+    (void)state;
+    skip_without_shared();
+    char gguf[512];
+    snprintf(gguf, sizeof gguf, "%s", test_shared_path("tokenizer/ggml-vocab-bert-bge.gguf"));
+    int total,
+        passed = run_vectors("bert-bge-wordpiece", gguf,
+                             "tests/data/tokenizer/bert-bge-wordpiece.inp",
+                             "tests/data/tokenizer/bert-bge-wordpiece.out", 0, &total);
+    print_message("  %-15s %d/%d\n", "bert-bge (HF)", passed, total);
+    assert_true(total > 500);
+    assert_int_equal(passed, total);
+    // Composed and decomposed forms give the same tokens: each string against its NFC.
+    garlic_error err = {0};
+    tokenizer *t = tokenizer_open(gguf, &err);
+    char *inp = test_read_file("tests/data/tokenizer/bert-bge-wordpiece.inp", NULL);
+    assert_non_null(t);
+    assert_non_null(inp);
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    tokenizer_ids a = {0}, b = {0};
+    int changed = 0, differ = 0;
+    for (const char *p = inp, *end; (end = strstr(p, sep)); p = end + strlen(sep)) {
+        char *nfc;
+        size_t n;
+        assert_int_equal(tokenizer_nfc(p, (size_t)(end - p), &nfc, &n), GARLIC_OK);
+        a.n = b.n = 0;
+        assert_int_equal(tokenizer_encode(t, p, (size_t)(end - p), 0, &a, &err), GARLIC_OK);
+        assert_int_equal(tokenizer_encode(t, nfc, n, 0, &b, &err), GARLIC_OK);
+        changed += n != (size_t)(end - p) || memcmp(nfc, p, n) != 0;
+        if (a.n != b.n || (a.n && memcmp(a.ids, b.ids, a.n * sizeof *a.ids) != 0)) {
+            differ++;
+            print_message("NFC changes the tokens of '%.*s'\n", (int)(end - p), p);
+        }
+        garlic_free(nfc);
+    }
+    print_message("  %-15s %d strings change under NFC, their tokens do not\n", "bert-bge",
+                  changed);
+    assert_true(changed > 100);
+    assert_int_equal(differ, 0);
+    tokenizer_ids_deinit(&a);
+    tokenizer_ids_deinit(&b);
+    free(inp);
+    tokenizer_free(t);
+}
+
+// Checks one string that spells special tokens out: with parsing off no CONTROL token comes
+// out and, except for WordPiece (which lowercases and splits), the ids decode to the string
+// again (when it is valid UTF-8: a token cut short may not be); when the string is exactly a CONTROL token's text (counted in *alone), with parsing
+// on it is that token. Returns false on a failure, after printing it.
+static bool check_special_string(const char *name, const tokenizer *t, const char *s, size_t n,
+                                 int *alone)
+{
+    int32_t id = tokenizer_lookup2(t, s, n, "", 0);
+    if (id >= 0 && tokenizer_token_get_type(t, id) != TOKENIZER_TOKEN_CONTROL)
+        id = -1;
+    tokenizer_ids on = {0}, off = {0};
+    tokenizer_text text = {0};
+    garlic_error err = {0};
+    assert_int_equal(tokenizer_encode(t, s, n, TOKENIZER_PARSE_SPECIAL, &on, &err), GARLIC_OK);
+    assert_int_equal(tokenizer_encode(t, s, n, 0, &off, &err), GARLIC_OK);
+    assert_int_equal(tokenizer_decode(t, off.ids, off.n, 0, &text, &err), GARLIC_OK);
+    bool ok = id < 0 || (on.n == 1 && on.ids[0] == id);
+    *alone += id >= 0;
+    for (size_t i = 0; i < off.n; i++)
+        ok = ok && tokenizer_token_get_type(t, off.ids[i]) != TOKENIZER_TOKEN_CONTROL;
+    if (tokenizer_get_kind(t) != TOKENIZER_KIND_WPM && utf8_valid(s, n))
+        ok = ok && text.len == n && memcmp(text.data, s, n) == 0;
+    if (!ok)
+        print_message("%s: '%.*s' (%d): parsed%s, as text%s -> '%s'\n", name, (int)n, s, id,
+                      format_ids(on.ids, on.n), format_ids(off.ids, off.n), text.data);
+    tokenizer_ids_deinit(&on);
+    tokenizer_ids_deinit(&off);
+    tokenizer_text_deinit(&text);
+    return ok;
+}
+
+// Every vocabulary of ../shared/tokenizer with its own special tokens spelled out in text
+// (tests/data/tokenizer/special/, written by tools/reference/make-special-references.sh):
+// llama.cpp's ids with special-token parsing off (CONTROL tokens are text, USER_DEFINED ones
+// are still matched) and on, and the properties above for each token alone.
+static void test_special_text(void **state)
+{
+    (void)state;
+    skip_without_shared();
+    int failed = 0;
+    for (int i = 0; i < N_VECTOR_VOCABS; i++) {
+        const char *name = vector_vocabs[i];
+        char rel[128], gguf[512], inp[128], plain[128], special[128];
+        snprintf(rel, sizeof rel, "tokenizer/ggml-vocab-%s.gguf", name);
+        snprintf(gguf, sizeof gguf, "%s", test_shared_path(rel));
+        snprintf(inp, sizeof inp, "tests/data/tokenizer/special/%s.inp", name);
+        snprintf(plain, sizeof plain, "tests/data/tokenizer/special/%s.plain.out", name);
+        snprintf(special, sizeof special, "tests/data/tokenizer/special/%s.special.out", name);
+        int n_off, n_on, off = run_vectors(name, gguf, inp, plain, 0, &n_off),
+                         on = run_vectors(name, gguf, inp, special, TOKENIZER_PARSE_SPECIAL, &n_on);
+        assert_true(n_off > 0 && n_on == n_off);
+        failed += n_off - off + n_on - on;
+        garlic_error err = {0};
+        tokenizer *t = tokenizer_open(gguf, &err);
+        char *text = test_read_file(inp, NULL);
+        assert_non_null(t);
+        assert_non_null(text);
+        static const char sep[] = "\n__ggml_vocab_test__\n";
+        int checked = 0;
+        for (const char *p = text, *end; (end = strstr(p, sep)); p = end + strlen(sep))
+            failed += !check_special_string(name, t, p, (size_t)(end - p), &checked);
+        print_message("  %-15s as text %d/%d, parsed %d/%d, %d control tokens alone\n", name, off,
+                      n_off, on, n_on, checked);
+        assert_true(checked > 0);
+        free(text);
+        tokenizer_free(t);
+    }
+    assert_int_equal(failed, 0);
 }
 
 static const char *const prompts[] = {
@@ -955,12 +1076,20 @@ static void test_cli(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vectors),    cmocka_unit_test(test_reduced_vectors),
-        cmocka_unit_test(test_kimi_split), cmocka_unit_test(test_reference_models),
-        cmocka_unit_test(test_round_trip), cmocka_unit_test(test_small_vocabs),
-        cmocka_unit_test(test_bad_vocabs), cmocka_unit_test(test_special_tokens),
-        cmocka_unit_test(test_stream),     cmocka_unit_test(test_alloc_failures),
-        cmocka_unit_test(test_threads),    cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_vectors),
+        cmocka_unit_test(test_reduced_vectors),
+        cmocka_unit_test(test_wordpiece_vectors),
+        cmocka_unit_test(test_special_text),
+        cmocka_unit_test(test_kimi_split),
+        cmocka_unit_test(test_reference_models),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_small_vocabs),
+        cmocka_unit_test(test_bad_vocabs),
+        cmocka_unit_test(test_special_tokens),
+        cmocka_unit_test(test_stream),
+        cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_cli),
         cmocka_unit_test(test_nfc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
