@@ -502,9 +502,9 @@ static bool served_from_file(const api_call *call, const char *name, api_error *
     if (!m || registry_model_extras(m)->store_name)
         return false;
     api_error_set(err, 400, "model",
-                  "model '%s' is served from %s, not from the model store; it cannot be "
-                  "deleted or copied",
-                  name, registry_model_path(m));
+                  "model '%s' is served from a file given to garlic serve, not from the model "
+                  "store; it cannot be deleted or copied",
+                  name);
     return true;
 }
 

@@ -28,8 +28,7 @@ typedef struct slot {
 
 static slot slots[GARLIC_MAPPING_SLOTS];
 static struct sigaction previous; // what SIGBUS did before the handler was installed
-static pthread_once_t install_once = PTHREAD_ONCE_INIT;
-static int install_result = -1;
+static pthread_mutex_t install_mu = PTHREAD_MUTEX_INITIALIZER; // serializes install
 
 // SIGBUS: a fault inside a LIVE mapping (its file was truncated under it) replaces the whole
 // mapping with anonymous zero pages and returns, so the faulting read runs again and reads
@@ -69,14 +68,23 @@ static void on_sigbus(int sig, siginfo_t *info, void *context)
     raise(sig); // delivered once the handler returns (a fault would also recur)
 }
 
-static void install(void)
+// Installs on_sigbus unless it is SIGBUS's handler already (something may have put its own
+// in since: a test harness does around every test). 0, or -1 with errno.
+static int install(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_sigbus;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    install_result = sigaction(SIGBUS, &sa, &previous);
+    pthread_mutex_lock(&install_mu);
+    struct sigaction current;
+    int rc = sigaction(SIGBUS, NULL, &current);
+    if (rc == 0 && !((current.sa_flags & SA_SIGINFO) && current.sa_sigaction == on_sigbus)) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_sigbus;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        rc = sigaction(SIGBUS, &sa, &previous);
+    }
+    pthread_mutex_unlock(&install_mu);
+    return rc;
 }
 
 // Claims a free slot for [start, start + len) and publishes it; -1 when all are taken.
@@ -99,8 +107,7 @@ int garlic_mapping_open(garlic_mapping *m, const char *path, garlic_error *err)
 {
     memset(m, 0, sizeof *m);
     m->fd = -1, m->slot = -1;
-    pthread_once(&install_once, install);
-    if (install_result != 0)
+    if (install() != 0)
         return garlic_error_set(err, GARLIC_EIO, "%s: cannot install the SIGBUS handler: %s", path,
                                 strerror(errno));
     int fd = open(path, O_RDONLY | O_CLOEXEC);

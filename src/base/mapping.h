@@ -6,7 +6,8 @@
 // mapped makes reads past its new end fault with SIGBUS: a process-wide handler, installed
 // with the first mapping, replaces the whole mapping whose page faulted with zero pages and
 // marks it damaged, so the read goes on (reading zeros) and the owner fails its work cleanly
-// at its next check. A SIGBUS outside every mapping ends the process as it would without us.
+// at its next check. A SIGBUS outside every mapping goes to the handler that was there
+// before, or ends the process as it would without us.
 #ifndef GARLIC_BASE_MAPPING_H
 #define GARLIC_BASE_MAPPING_H
 
@@ -32,7 +33,8 @@ typedef struct garlic_mapping {
 } garlic_mapping;
 
 // Maps the regular file at path read-only (MAP_PRIVATE) and registers the mapping with the
-// SIGBUS handler (installed on the first call). GARLIC_EIO when the file cannot be opened, is
+// SIGBUS handler (installed by the first call, and again by a later one that finds another
+// handler in its place; a SIGBUS that is not ours goes to the handler it replaced). GARLIC_EIO when the file cannot be opened, is
 // not a regular file or cannot be mapped, or when every slot is taken; GARLIC_EFORMAT when it
 // is empty. The message names path. On failure m is left closed (garlic_mapping_close on it is a no-op).
 int garlic_mapping_open(garlic_mapping *m, const char *path, garlic_error *err);

@@ -368,7 +368,7 @@ static void load_template(registry_model *m)
     gguf_string s;
     if (!src && gguf_get_str(m->weights->file, "tokenizer.chat_template", &s) == GARLIC_OK) {
         src = s.data, len = (size_t)s.len;
-        snprintf(label, sizeof label, "%s:chat_template", m->path);
+        snprintf(label, sizeof label, "%s:chat_template", m->name);
         name = label;
     }
     if (!src)
@@ -452,7 +452,8 @@ int registry_model_start(registry_model *m, garlic_error *err)
                                   .compute_end = registry_compute_end,
                                   .compute_idle = registry_compute_idle,
                                   .token = registry_stats_token,
-                                  .request_done = registry_stats_request}};
+                                  .request_done = registry_stats_request,
+                                  .failed = registry_model_failed}};
     load_template(m);
     engine *e = engine_new(&ec, err);
     if (!e)
@@ -592,6 +593,7 @@ void registry_model_ps_get(registry_model *m, registry_model_ps *out)
         out->expires = m->users ? INFINITY : m->expires;
         out->last_used = m->last_used;
     }
+    snprintf(out->failure, sizeof out->failure, "%s", m->failure);
     pthread_mutex_unlock(&m->reg->life_mu);
 }
 
