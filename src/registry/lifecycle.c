@@ -159,11 +159,16 @@ static int pin(registry_model *m, garlic_error *err)
     return GARLIC_OK;
 }
 
-// Drops a pin of pin()'s without touching the keep-alive.
-static void unpin(registry_model *m)
+// Drops a pin of pin()'s, without touching the keep-alive, from a model found failed (why:
+// the engine's message). The failure is marked here too: the engine's hook may still be on
+// its way from the scheduler thread that saw it first.
+static void unpin_failed(registry_model *m, const char *why)
 {
     registry *reg = m->reg;
     pthread_mutex_lock(&reg->life_mu);
+    m->failed = true;
+    if (!m->failure[0])
+        snprintf(m->failure, sizeof m->failure, "%s", why);
     m->users--;
     pthread_cond_broadcast(&reg->life_cv);
     pthread_mutex_unlock(&reg->life_mu);
@@ -259,9 +264,9 @@ int registry_model_acquire(registry_model *m, double *load_seconds, garlic_error
         garlic_error why = {0};
         if (engine_check_files(m->engine, &why) == GARLIC_OK)
             return GARLIC_OK;
-        // Its file changed just now (the hook marked it failed): pin again, which unloads
-        // it once its other requests are gone.
-        unpin(m);
+        // Its file changed: marked failed, pinned again, which unloads it once its other
+        // requests are gone (this one's load follows).
+        unpin_failed(m, why.message);
         if ((rc = pin(m, err)))
             return rc;
     }

@@ -166,14 +166,19 @@ static void test_foreign_sigbus_kills(void **state)
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
-            char arg[8];
+            char arg[16];
             snprintf(arg, sizeof arg, "%d", how);
             execl("/proc/self/exe", "test_mapping", "--foreign-sigbus", arg, path, (char *)NULL);
             _exit(3);
         }
         int status = 0;
         assert_int_equal(waitpid(pid, &status, 0), pid);
-        // Killed by SIGBUS (or, under a sanitizer whose handler came first, ended by it).
+#ifdef __SANITIZE_ADDRESS__
+        // ASan's handler was there first: ours hands it the signal, and it ends the process
+        // with its report (exit status 1; the child itself exits 0 or 2).
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 1)
+            continue;
+#endif
         if (WIFEXITED(status))
             fail_msg("case %d: the child exited with %d instead of dying of SIGBUS", how,
                      WEXITSTATUS(status));
