@@ -58,7 +58,9 @@ registry *registry_new(const registry_config *cfg, garlic_error *err)
     reg->stats.token_latency = (registry_histogram){.bounds = token_bounds,
                                                     .n_buckets = REGISTRY_TOKEN_BUCKETS};
     if (cfg->chat_template_file) {
-        reg->template_name = garlic_strndup(cfg->chat_template_file, SIZE_MAX);
+        // Its errors reach clients (/api/show, a failed render): the base name only.
+        const char *base = strrchr(cfg->chat_template_file, '/');
+        reg->template_name = garlic_strndup(base ? base + 1 : cfg->chat_template_file, SIZE_MAX);
         if (garlic_file_read(cfg->chat_template_file, MAX_TEMPLATE_FILE, &reg->template_text, NULL,
                              err) != GARLIC_OK ||
             !reg->template_name) {
