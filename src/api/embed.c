@@ -173,8 +173,8 @@ static int await_vector(const api_call *call, engine_request *r, size_t index, f
         if (!engine_request_next(r, &c, 100))
             continue;
         if (c.error)
-            return api_error_set(err, c.error == GARLIC_ENOMEM ? 503 : 500, NULL, "input %zu: %s",
-                                 index, c.error_message);
+            return api_error_set(err, c.error == GARLIC_ENOMEM || c.error == GARLIC_EIO ? 503 : 500,
+                                 NULL, "input %zu: %s", index, c.error_message);
         if (!c.choice_done)
             continue;
         if (c.n_embd != dim || !c.embedding)

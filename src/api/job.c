@@ -373,7 +373,9 @@ static int api_job_submit(api_job *job, api_error *err)
     rc = registry_submit(job->model, job->req, &gerr);
     if (rc) {
         api_error_set(err, 503, NULL, "%s", gerr.message);
-        err->code = rc == GARLIC_EFULL ? "queue_full" : "shutting_down";
+        err->code = rc == GARLIC_EFULL ? "queue_full"
+            : rc == GARLIC_EIO         ? "model_failed"
+                                       : "shutting_down";
     }
     return rc;
 }
@@ -405,9 +407,9 @@ static int api_job_collect(api_job *job, const api_call *call, api_result *res, 
         engine_chunk c;
         if (!engine_request_next(job->req, &c, 100))
             continue;
-        if (c.error)
-            return api_error_set(err, c.error == GARLIC_ENOMEM ? 503 : 500, NULL,
-                                 "generation failed: %s", c.error_message);
+        if (c.error) // out of memory, or the model's file changed on disk: try again
+            return api_error_set(err, c.error == GARLIC_ENOMEM || c.error == GARLIC_EIO ? 503 : 500,
+                                 NULL, "generation failed: %s", c.error_message);
         api_choice *ch = &res->choices[c.choice];
         if (gather(ch, &c) != GARLIC_OK)
             return api_error_set(err, 503, NULL, "out of memory");

@@ -212,9 +212,24 @@ static void answer_task(const api_call *call, api_task *t, bool stream, api_resp
     out->len = out->body ? strlen(out->body) : 0;
 }
 
-// Emits {"error": message} and returns the status for code.
-static int task_fail(api_task *t, const garlic_error *err)
+// Takes the store root out of a store error's paths ("blobs/sha256-…: cannot write"): where
+// the store lies is not for clients.
+static void hide_root(const char *root, garlic_error *err)
 {
+    size_t n = strlen(root);
+    while (n > 1 && root[n - 1] == '/')
+        n--;
+    char *at;
+    while (n > 1 && (at = memmem(err->message, strlen(err->message), root, n))) {
+        size_t skip = n + (at[n] == '/');
+        memmove(at, at + skip, strlen(at + skip) + 1);
+    }
+}
+
+// Emits {"error": message} (hide_root'ed) and returns the status for code.
+static int task_fail(api_task *t, const char *root, garlic_error *err)
+{
+    hide_root(root, err);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "error", err->message);
     api_task_emit(t, o);
@@ -254,7 +269,7 @@ static int pull_main(api_task *t, void *arg)
     o.event_ctx = t;
     garlic_error err = {0};
     if (store_pull(w->root, w->name, &o, &err) != GARLIC_OK)
-        return task_fail(t, &err);
+        return task_fail(t, w->root, &err);
     return 200;
 }
 
@@ -327,7 +342,7 @@ static int create_main(api_task *t, void *arg)
                               .license = w->license};
     garlic_error err = {0};
     if (store_create(w->root, &r, NULL, &err) != GARLIC_OK)
-        return task_fail(t, &err);
+        return task_fail(t, w->root, &err);
     return 200; // "success" comes from the reader, once the model is served
 }
 
@@ -502,17 +517,18 @@ static bool served_from_file(const api_call *call, const char *name, api_error *
     if (!m || registry_model_extras(m)->store_name)
         return false;
     api_error_set(err, 400, "model",
-                  "model '%s' is served from %s, not from the model store; it cannot be "
-                  "deleted or copied",
-                  name, registry_model_path(m));
+                  "model '%s' is served from a file given to garlic serve, not from the model "
+                  "store; it cannot be deleted or copied",
+                  name);
     return true;
 }
 
 // err for a store operation on name that failed (gerr): Ollama's "model 'x' not found" when it
 // is not stored. Returns true.
-static bool store_failed(api_error *err, const garlic_error *gerr, const char *param,
-                         const char *name)
+static bool store_failed(const api_call *call, api_error *err, garlic_error *gerr,
+                         const char *param, const char *name)
 {
+    hide_root(call->store_root, gerr);
     if (gerr->code == GARLIC_ENOTFOUND)
         api_error_set(err, 404, param, "model '%s' not found", name);
     else
@@ -549,7 +565,7 @@ void api_ollama_delete(const api_call *call, api_response *out)
     if (!bad && served_from_file(call, name, &err))
         bad = true;
     if (!bad && store_remove(call->store_root, name, &gerr) != GARLIC_OK)
-        bad = store_failed(&err, &gerr, "model", name);
+        bad = store_failed(call, &err, &gerr, "model", name);
     cJSON_Delete(root);
     changed(call, bad ? &err : NULL, out);
 }
@@ -574,7 +590,7 @@ void api_ollama_copy(const api_call *call, api_response *out)
     if (!bad && served_from_file(call, src, &err))
         bad = true;
     if (!bad && store_copy(call->store_root, src, dst, &gerr) != GARLIC_OK)
-        bad = store_failed(&err, &gerr, "source", src);
+        bad = store_failed(call, &err, &gerr, "source", src);
     cJSON_Delete(root);
     changed(call, bad ? &err : NULL, out);
 }

@@ -73,6 +73,24 @@ static void add_digest(cJSON *o, const registry_model *m)
     cJSON_AddStringToObject(o, "digest", text);
 }
 
+// The base name of m's file or folder (a stored model's is its blob's "sha256-..."), which
+// clients may see; its directory they may not.
+static const char *file_name(const registry_model *m)
+{
+    static _Thread_local char name[256];
+    const char *path = registry_model_path(m);
+    size_t end = strlen(path);
+    while (end > 1 && path[end - 1] == '/')
+        end--;
+    if (end > 12 && memcmp(path + end - 12, "/config.json", 12) == 0)
+        end -= 12;
+    size_t start = end;
+    while (start > 0 && path[start - 1] != '/')
+        start--;
+    snprintf(name, sizeof name, "%.*s", (int)(end - start), path + start);
+    return name;
+}
+
 // "1.1B", "25.4M" as Ollama writes parameter sizes.
 static void format_params(uint64_t n, char *buf, size_t cap)
 {
@@ -151,6 +169,11 @@ static cJSON *model_entry(registry_model *m, bool running)
         cJSON_AddNumberToObject(g, "kv_cache_used_bytes", (double)ps.kv_used_bytes);
         cJSON_AddNumberToObject(g, "requests", ps.users);
         cJSON_AddBoolToObject(g, "in_use", ps.users > 0);
+        // A model whose file changed on disk: loaded and failing, or unloaded until a
+        // request loads it anew.
+        cJSON_AddStringToObject(g, "state", ps.failure[0] ? "failed" : "loaded");
+        if (ps.failure[0])
+            cJSON_AddStringToObject(g, "error", ps.failure);
     }
     garlic_free(info);
     return e;
@@ -165,7 +188,10 @@ static void list_models(const api_call *call, api_response *out, bool running)
     cJSON *list = cJSON_AddArrayToObject(root, "models");
     for (size_t i = 0; i < registry_count(call->reg); i++) {
         registry_model *m = registry_model_at(call->reg, i);
-        if (m && (!running || registry_model_loaded(m)))
+        registry_model_ps ps = {0};
+        if (m && running)
+            registry_model_ps_get(m, &ps);
+        if (m && (!running || ps.loaded || ps.failure[0]))
             cJSON_AddItemToArray(list, model_entry(m, running));
     }
     api_respond_json(out, 200, root);
@@ -268,7 +294,8 @@ void api_ollama_show(const api_call *call, api_response *out)
     const registry_extras *x = registry_model_extras(m);
     garlic_buf params = {0}, modelfile = {0};
     params_text(x->params_json, &params);
-    garlic_buf_printf(&modelfile, "# served by garlic\nFROM %s\n", registry_model_path(m));
+    // FROM names the model, not its file: paths on the server are not for clients
+    garlic_buf_printf(&modelfile, "# served by garlic\nFROM %s\n", registry_model_name(m));
     if (x->template_text)
         garlic_buf_printf(&modelfile, "TEMPLATE \"\"\"%s\"\"\"\n", x->template_text);
     if (x->system)
@@ -302,7 +329,7 @@ void api_ollama_show(const api_call *call, api_response *out)
         cJSON_AddItemToArray(caps, cJSON_CreateString("embedding"));
     add_time(root, "modified_at", registry_model_mtime(m));
     cJSON *g = cJSON_AddObjectToObject(root, "garlic");
-    cJSON_AddStringToObject(g, "path", registry_model_path(m));
+    cJSON_AddStringToObject(g, "file", file_name(m));
     cJSON_AddStringToObject(g, "chat_template", !tmpl ? "fallback" : from_file ? "file" : "model");
     cJSON_AddStringToObject(g, "chat_template_error", template_error ? template_error : "");
     cJSON_AddNumberToObject(g, "context_length", registry_model_n_ctx(m));

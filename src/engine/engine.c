@@ -75,6 +75,7 @@ engine *engine_new(const engine_config *cfg, garlic_error *err)
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
     atomic_init(&e->cancel_all, false);
+    atomic_init(&e->failed, false);
     e->cfg = *cfg;
     e->cfg.block_tokens = block_tokens;
     e->cfg.step_tokens = step_tokens;
@@ -187,6 +188,11 @@ int engine_submit(engine *e, engine_request *r, garlic_error *err)
         pthread_mutex_unlock(&e->mu);
         return garlic_error_set(err, GARLIC_ESTOPPED, "%s: the engine is stopping", e->name);
     }
+    if (atomic_load(&e->failed)) {
+        garlic_error_set(err, GARLIC_EIO, "%s", e->failure);
+        pthread_mutex_unlock(&e->mu);
+        return GARLIC_EIO;
+    }
     if (e->count == e->queue_cap) {
         pthread_mutex_unlock(&e->mu);
         return garlic_error_set(err, GARLIC_EFULL,
@@ -212,6 +218,37 @@ void engine_cancel_all(engine *e)
         engine_request_cancel(e->queue[(e->head + i) % e->queue_cap]);
     atomic_store(&e->cancel_all, true);
     pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+int engine_check_files(engine *e, garlic_error *err)
+{
+    garlic_error why = {0};
+    if (!atomic_load(&e->failed) && model_files_check(e->cfg.weights, &why) == GARLIC_OK)
+        return GARLIC_OK;
+    bool first = false;
+    char message[sizeof e->failure];
+    pthread_mutex_lock(&e->mu);
+    if (!atomic_load(&e->failed)) {
+        snprintf(e->failure, sizeof e->failure,
+                 "model '%.100s' failed: its file changed on disk (%.300s); it is reloaded for "
+                 "the next request",
+                 e->name, why.message);
+        atomic_store(&e->failed, true);
+        first = true;
+    }
+    snprintf(message, sizeof message, "%s", e->failure);
+    pthread_cond_broadcast(&e->cv); // the scheduler fails what it holds
+    pthread_mutex_unlock(&e->mu);
+    if (first && e->cfg.hooks.failed)
+        e->cfg.hooks.failed(e->cfg.hooks.user, message);
+    return garlic_error_set(err, GARLIC_EIO, "%s", message);
+}
+
+void engine_failure(engine *e, char *out, size_t cap)
+{
+    pthread_mutex_lock(&e->mu);
+    snprintf(out, cap, "%s", atomic_load(&e->failed) ? e->failure : "");
     pthread_mutex_unlock(&e->mu);
 }
 

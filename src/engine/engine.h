@@ -85,6 +85,10 @@ typedef struct engine_hooks {
     void (*compute_idle)(void *user);  // the engine has nothing to run
     void (*token)(void *user, double latency, bool first); // an output token was produced
     void (*request_done)(void *user, uint64_t prompt_tokens, bool cancelled);
+    // The model's files changed on disk (engine_check_files): every request failed with
+    // message (which names the model and says what changed), and submit fails from now on.
+    // Called once, from the thread that found the change.
+    void (*failed)(void *user, const char *message);
 } engine_hooks;
 
 typedef struct engine_config {
@@ -121,7 +125,8 @@ void engine_free(engine *e);
 void engine_stop(engine *e);
 
 // Queues r. On success the engine holds a reference and the caller must still call
-// engine_request_release. GARLIC_EFULL when max_queue requests wait already, GARLIC_EINVAL
+// engine_request_release. GARLIC_EFULL when max_queue requests wait already, GARLIC_EIO when
+// the model's files changed (engine_check_files), GARLIC_EINVAL
 // when the prompt can never fit (message with the sizes), when r generates on a model that
 // computes embeddings only, or when r embeds with a pooling garlic lacks (rank) or, on a
 // model whose attention is not causal, has more tokens than one step computes; on failure
@@ -130,6 +135,15 @@ int engine_submit(engine *e, engine_request *r, garlic_error *err);
 
 // Cancels everything queued or running; the scheduler ends it at its next step.
 void engine_cancel_all(engine *e);
+
+// Whether the files the model was loaded from are unchanged (model_files_check): GARLIC_OK,
+// or GARLIC_EIO with a message naming the model and what changed. A change fails the engine
+// for good: everything queued or running ends with that error (at the scheduler's next
+// step), later submits fail with it, and hooks.failed is called once. The scheduler checks
+// after every forward pass, before sampling; anyone may call this (the registry does before
+// it hands the model to a request), from any thread. A truncated file does not crash the
+// forward pass meanwhile: its mapping reads as zeros (base/mapping.h).
+int engine_check_files(engine *e, garlic_error *err);
 
 // True when nothing is queued, running or waiting.
 bool engine_idle(engine *e);

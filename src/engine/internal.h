@@ -154,9 +154,14 @@ struct engine {
     bool busy;              // the scheduler holds running or waiting sequences
     bool stop;              // the scheduler exits once everything is cancelled
     atomic_bool cancel_all; // the scheduler cancels everything it holds
+    atomic_bool failed;     // the model's files changed: everything fails with failure
+    char failure[512];      // written once, under mu, before failed is set
     bool thread_started;
     pthread_t thread;
 };
+
+// engine.c: the failure's message once failed is set (a copy taken under mu), else "".
+void engine_failure(engine *e, char *out, size_t cap);
 
 // scheduler.c: the thread's state, made and freed around its life.
 int engine_sched_start(engine *e, garlic_error *err);

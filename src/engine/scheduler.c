@@ -227,6 +227,34 @@ static void fail_request(sched *S, engine_request *r, int code, const char *mess
         }
 }
 
+// Fails everything the scheduler holds or the queue has with the engine's failure (its
+// model's files changed). Returns false when there was nothing to fail.
+static bool fail_all(sched *S, const char *message)
+{
+    engine *e = S->e;
+    bool any = S->n_running || S->n_waiting;
+    while (S->n_running) // fail_request takes every sequence of the request out
+        fail_request(S, S->running[S->n_running - 1]->r, GARLIC_EIO, message);
+    while (S->n_waiting)
+        fail_request(S, S->waiting[S->n_waiting - 1]->r, GARLIC_EIO, message);
+    for (;;) {
+        pthread_mutex_lock(&e->mu);
+        engine_request *r = NULL;
+        if (e->count) {
+            r = e->queue[e->head];
+            e->head = (e->head + 1) % e->queue_cap;
+            e->count--;
+        }
+        pthread_mutex_unlock(&e->mu);
+        if (!r)
+            return any;
+        any = true;
+        engine_request_fail(r, GARLIC_EIO, message);
+        stats_request(e, r->n_prompt, false);
+        engine_request_unref(r);
+    }
+}
+
 // ---- admission ----
 
 // Starts (or resumes) q: shares the cached prefix of its known tokens and joins the running
@@ -558,6 +586,12 @@ static void publish(sched *S)
 // One step: returns false when there was nothing to do.
 static bool step(sched *S)
 {
+    if (atomic_load(&S->e->failed)) { // its files changed: nothing runs any more
+        char message[sizeof S->e->failure];
+        engine_failure(S->e, message, sizeof message);
+        fail_all(S, message);
+        return false;
+    }
     drop_cancelled(S);
     admit_waiting(S);
     if (S->n_running == 0 && S->n_waiting > 0) {
@@ -588,6 +622,12 @@ static bool step(sched *S)
     hook(S->e->cfg.hooks.compute_begin, S->e); // a shared pool is taken in turns
     int rc = model_forward_batch(S->e->state, S->e->kv, &b, &logits, &err);
     hook(S->e->cfg.hooks.compute_end, S->e);
+    // A file that changed under the pass gave it zeros or other bytes: nothing it computed
+    // is sampled, and everything fails (the next step).
+    if (rc == GARLIC_OK && engine_check_files(S->e, &err) != GARLIC_OK) {
+        S->n_b_seqs = 0;
+        return true;
+    }
     if (rc != GARLIC_OK) {
         // A batch the scheduler built is always valid; if not, fail its requests rather
         // than loop on it.

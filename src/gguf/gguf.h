@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "base/mapping.h"
 
 typedef enum gguf_type {
     GGUF_TYPE_UINT8 = 0,
@@ -95,12 +96,15 @@ typedef struct gguf_file {
     gguf_tensor *tensors; // (n_tensors), in file order
     uint32_t alignment;
     uint64_t data_offset; // file offset of the data section
-    bool mapped;          // base is our mmap (unmapped by gguf_close)
+    garlic_mapping map;   // gguf_open's mapping of the file (base is map.data), else closed
     // A file made by gguf_writer_open: base holds the head only (owned), tensor data lies
     // wherever the writer's tensors pointed, and release(release_ctx) runs at gguf_close.
+    // check(release_ctx) (may be NULL), set by the maker, says whether the files the tensors
+    // point into changed (gguf_check_files).
     bool detached;
     void (*release)(void *ctx);
     void *release_ctx;
+    int (*check)(void *ctx, garlic_error *err);
 } gguf_file;
 
 // Opens and validates path. Returns NULL and fills err (naming the file, the field or
@@ -113,6 +117,11 @@ gguf_file *gguf_parse(const void *buf, size_t size, const char *name, garlic_err
 
 // Releases everything; gguf_close(NULL) is a no-op.
 void gguf_close(gguf_file *f);
+
+// Whether the files f's data comes from are still as they were when mapped: GARLIC_OK, or
+// GARLIC_EIO with a message that names the file by its base name (never its directory) and
+// says what changed (garlic_mapping_check). An in-memory image always passes.
+int gguf_check_files(const gguf_file *f, garlic_error *err);
 
 // Lookups: NULL when absent.
 const gguf_kv *gguf_find_kv(const gguf_file *f, const char *key);

@@ -561,37 +561,23 @@ gguf_file *gguf_parse(const void *buf, size_t size, const char *name, garlic_err
 
 gguf_file *gguf_open(const char *path, garlic_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        garlic_error_set(err, GARLIC_EIO, "%s: cannot open: %s", path, strerror(errno));
+    garlic_mapping map;
+    if (garlic_mapping_open(&map, path, err) != GARLIC_OK)
         return NULL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        garlic_error_set(err, GARLIC_EIO, "%s: not a regular file", path);
-        close(fd);
-        return NULL;
-    }
-    if (st.st_size < 24) {
-        garlic_error_set(err, GARLIC_EFORMAT, "%s: file is %lld bytes, too small for a GGUF header",
-                         path, (long long)st.st_size);
-        close(fd);
-        return NULL;
-    }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) {
-        garlic_error_set(err, GARLIC_EIO, "%s: cannot map: %s", path, strerror(errno));
+    if (map.size < 24) {
+        garlic_error_set(err, GARLIC_EFORMAT, "%s: file is %zu bytes, too small for a GGUF header",
+                         path, map.size);
+        garlic_mapping_close(&map);
         return NULL;
     }
     gguf_file *f = file_new(path, err);
     if (!f) {
-        munmap(map, (size_t)st.st_size);
+        garlic_mapping_close(&map);
         return NULL;
     }
-    f->base = map;
-    f->size = (uint64_t)st.st_size;
-    f->mapped = true;
+    f->map = map;
+    f->base = map.data;
+    f->size = (uint64_t)map.size;
     if (parse_all(f, err) != GARLIC_OK) {
         gguf_close(f);
         return NULL;
@@ -603,8 +589,7 @@ void gguf_close(gguf_file *f)
 {
     if (!f)
         return;
-    if (f->mapped)
-        munmap((void *)f->base, f->size);
+    garlic_mapping_close(&f->map);
     if (f->detached)
         garlic_free((void *)f->base);
     if (f->release)
@@ -613,6 +598,14 @@ void gguf_close(gguf_file *f)
     garlic_free(f->tensors);
     garlic_free(f->path);
     garlic_free(f);
+}
+
+int gguf_check_files(const gguf_file *f, garlic_error *err)
+{
+    if (f->check)
+        return f->check(f->release_ctx, err);
+    const char *name = strrchr(f->path, '/');
+    return garlic_mapping_check(&f->map, name ? name + 1 : f->path, err);
 }
 
 bool gguf_string_eq(gguf_string s, const char *text)

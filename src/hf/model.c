@@ -23,6 +23,7 @@
 #include "base/alloc.h"
 #include "base/buffer.h"
 #include "base/file.h"
+#include "base/mapping.h"
 #include "base/threadpool.h"
 #include "base/utf8.h"
 #include "hf/hf.h"
@@ -138,9 +139,8 @@ struct hf_model {
     const cJSON *cfg; // root, or its text_config
     const arch_row *arch;
     hf_shards shards;
-    void **maps;
-    size_t *map_sizes;
-    st_tensor *t; // (n_t), sorted by name
+    garlic_mapping *maps; // (shards.n) every shard, mapped
+    st_tensor *t;         // (n_t), sorted by name
     size_t n_t;
     out_t *outs;
     size_t n_outs, cap_outs;
@@ -808,40 +808,29 @@ static int read_shards(hf_model *h, garlic_error *err)
     if (!h->shards.n)
         return garlic_error_set(err, GARLIC_EFORMAT, "%s: no *.safetensors weights", h->dir);
     h->maps = garlic_calloc(h->shards.n, sizeof *h->maps);
-    h->map_sizes = garlic_calloc(h->shards.n, sizeof *h->map_sizes);
-    if (!h->maps || !h->map_sizes)
+    if (!h->maps)
         return garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", h->dir);
     size_t cap = 0;
     for (size_t i = 0; i < h->shards.n; i++) {
         const char *path = h->shards.paths[i];
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        struct stat sb;
-        if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-            int e = errno;
-            if (fd >= 0)
-                close(fd);
-            return garlic_error_set(err, GARLIC_EIO, "%s: %s%s", path,
-                                    fd < 0 ? strerror(e) : "not a regular file",
-                                    h->indexed ? " (named by model.safetensors.index.json)" : "");
+        garlic_mapping *m = &h->maps[i];
+        if ((rc = garlic_mapping_open(m, path, err)) != GARLIC_OK) {
+            char why[sizeof err->message];
+            snprintf(why, sizeof why, "%s", err->message);
+            return h->indexed
+                ? garlic_error_set(err, rc, "%s (named by model.safetensors.index.json)", why)
+                : rc;
         }
-        if (sb.st_size < 8) {
-            close(fd);
-            return garlic_error_set(err, GARLIC_EFORMAT, "%s: %lld bytes: too short", path,
-                                    (long long)sb.st_size);
-        }
-        void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        close(fd);
-        if (map == MAP_FAILED)
-            return garlic_error_set(err, GARLIC_EIO, "%s: cannot map: %s", path, strerror(errno));
-        h->maps[i] = map, h->map_sizes[i] = (size_t)sb.st_size;
+        if (m->size < 8)
+            return garlic_error_set(err, GARLIC_EFORMAT, "%s: %zu bytes: too short", path, m->size);
+        const uint8_t *map = m->data;
         uint64_t n = 0;
         for (int b = 7; b >= 0; b--)
-            n = n << 8 | ((const uint8_t *)map)[b];
+            n = n << 8 | map[b];
         // (the parser refuses a length past the file before any tensor is collected)
-        uint64_t head = n <= (uint64_t)sb.st_size - 8 ? 8 + n : 0;
-        collect c = {.h = h, .file = path, .data = (const uint8_t *)map + head, .cap = cap};
-        rc = hf_safetensors_parse(map, (size_t)sb.st_size, (uint64_t)sb.st_size, path,
-                                  collect_tensor, &c, err);
+        uint64_t head = n <= (uint64_t)m->size - 8 ? 8 + n : 0;
+        collect c = {.h = h, .file = path, .data = map + head, .cap = cap};
+        rc = hf_safetensors_parse(map, m->size, (uint64_t)m->size, path, collect_tensor, &c, err);
         cap = c.cap;
         if (rc)
             return rc;
@@ -2008,10 +1997,8 @@ void hf_model_free(hf_model *h)
         garlic_free(h->t[i].name);
     garlic_free(h->t);
     for (size_t i = 0; h->maps && i < h->shards.n; i++)
-        if (h->maps[i])
-            munmap(h->maps[i], h->map_sizes[i]);
+        garlic_mapping_close(&h->maps[i]);
     garlic_free(h->maps);
-    garlic_free(h->map_sizes);
     hf_shards_deinit(&h->shards);
     garlic_free(h->extra);
     thread_pool_free(h->pool);
@@ -2102,6 +2089,28 @@ static void release_loaded(void *ctx)
     garlic_free(l);
 }
 
+// gguf_file.check of a loaded folder: whether any shard changed since it was mapped.
+static int check_loaded(void *ctx, garlic_error *err)
+{
+    const hf_model *h = ((const loaded *)ctx)->h;
+    for (size_t i = 0; i < h->shards.n; i++) {
+        const char *path = h->shards.paths[i], *name = strrchr(path, '/');
+        int rc = garlic_mapping_check(&h->maps[i], name ? name + 1 : path, err);
+        if (rc)
+            return rc;
+    }
+    return GARLIC_OK;
+}
+
+// gguf_writer_open for a loaded folder, with its shards' check.
+static gguf_file *open_loaded(hf_model *h, loaded *l, garlic_error *err)
+{
+    gguf_file *f = gguf_writer_open(h->w, h->dir, release_loaded, l, err);
+    if (f)
+        f->check = check_loaded;
+    return f;
+}
+
 gguf_file *hf_open(const char *path, const hf_open_options *opt, garlic_error *err)
 {
     hf_model *h = hf_model_open(path, opt, err);
@@ -2124,7 +2133,7 @@ gguf_file *hf_open(const char *path, const hf_open_options *opt, garlic_error *e
                                        : placeholder;
             gguf_writer_set_data(h->w, i, data);
         }
-        return gguf_writer_open(h->w, h->dir, release_loaded, l, err);
+        return open_loaded(h, l, err);
     }
     size_t total = 0;
     for (size_t i = 0; i < h->n_outs; i++) {
@@ -2165,7 +2174,7 @@ gguf_file *hf_open(const char *path, const hf_open_options *opt, garlic_error *e
     // The writer's tensors point at their data now.
     for (size_t i = 0; i < h->n_outs; i++)
         gguf_writer_set_data(h->w, i, h->outs[i].data);
-    return gguf_writer_open(h->w, h->dir, release_loaded, l, err);
+    return open_loaded(h, l, err);
 }
 
 gguf_file *hf_open_model(const char *path, const hf_open_options *opt, garlic_error *err)

@@ -771,6 +771,8 @@ model *model_load_with(const char *path, const model_load_options *o, garlic_err
 
 model *model_load(const char *path, garlic_error *err) { return model_load_with(path, NULL, err); }
 
+int model_files_check(const model *m, garlic_error *err) { return gguf_check_files(m->file, err); }
+
 void model_free(model *m)
 {
     if (!m)

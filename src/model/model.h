@@ -324,6 +324,11 @@ model *model_load_with(const char *path, const model_load_options *o, garlic_err
 model *model_load_file(gguf_file *f, garlic_error *err);
 void model_free(model *m);
 
+// Whether the files the weights were read from are unchanged since the load
+// (gguf_check_files): GARLIC_OK, or GARLIC_EIO naming the file by its base name and saying
+// what changed. One fstat per file; safe from any thread while m is loaded.
+int model_files_check(const model *m, garlic_error *err);
+
 // Reads one byte of every page of the model's mapping (after MADV_WILLNEED), so the weights
 // are resident before the first request and a load's memory is what it will stay. Then the
 // matrices whose type the kernels read faster packed (kernel_packs) are packed, one at a

@@ -141,7 +141,7 @@ static gguf_writer *build_writer(const quantize_run *r, garlic_error *err)
 // cache), so that reading the whole input does not make it resident in this process.
 static void release_pages(const gguf_file *f, const gguf_tensor *t)
 {
-    if (!f->mapped || !t->nbytes)
+    if (!f->map.data || !t->nbytes)
         return;
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t from = ((uintptr_t)t->data + page - 1) / page * page;

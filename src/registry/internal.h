@@ -35,6 +35,9 @@ struct registry_model {
     double expires;    // when the reaper unloads it if unused
     bool unload_asked; // registry_model_unload_when_idle came while it was used
     uint64_t cost;     // bytes reserved against the budget while loaded
+    bool failed;       // the loaded model's file changed on disk: its engine fails every
+                       // request, and it is unloaded once unused (until the next load)
+    char failure[512]; // why it failed (for /api/ps), kept until a load succeeds; "" if none
     // Written once under load_mu before loaded is set, then read-only until the unload.
     model *weights;
     tokenizer *tok;
@@ -99,6 +102,9 @@ void registry_lifecycle_stop(registry *reg);
 void registry_compute_begin(void *model_entry);
 void registry_compute_end(void *model_entry);
 void registry_compute_idle(void *model_entry);
+// The engine hook for a model whose file changed (engine_check_files): marks it failed, logs
+// it, and has it unloaded once unused.
+void registry_model_failed(void *model_entry, const char *message);
 
 // registry.c: the engine hooks that update the registry's statistics (user: the
 // registry_model); each output token counts as generated.

@@ -118,67 +118,190 @@ static int reserve(registry_model *m, uint64_t cost, garlic_error *err)
     }
 }
 
+// Waits out an unload of m under way, and unloads m when it is loaded but failed (its file
+// changed) and nobody uses it, waiting up to REGISTRY_FAILED_WAIT seconds for its users to
+// go; then pins m (users++). GARLIC_EFULL when users keep a failed m past the wait.
+static int pin(registry_model *m, garlic_error *err)
+{
+    registry *reg = m->reg;
+    double deadline = garlic_now() + REGISTRY_FAILED_WAIT;
+    pthread_mutex_lock(&reg->life_mu);
+    for (;;) {
+        if (m->unloading) { // a load now would race the unload for load_mu
+            pthread_cond_wait(&reg->life_cv, &reg->life_mu);
+            continue;
+        }
+        if (!atomic_load(&m->loaded) || !m->failed)
+            break;
+        if (m->users == 0) {
+            atomic_store(&m->loaded, false);
+            m->unloading = true;
+            pthread_mutex_unlock(&reg->life_mu);
+            unload_now(m, "its file changed on disk");
+            pthread_mutex_lock(&reg->life_mu);
+            continue;
+        }
+        double now = garlic_now();
+        if (now >= deadline) {
+            uint32_t users = m->users;
+            pthread_mutex_unlock(&reg->life_mu);
+            return garlic_error_set(err, GARLIC_EFULL,
+                                    "model '%s' failed (its file changed on disk) and is loaded "
+                                    "anew once its %u running requests end; try again later",
+                                    m->name, users);
+        }
+        garlic_cond_wait_for(&reg->life_cv, &reg->life_mu,
+                             deadline - now < 0.5 ? deadline - now : 0.5);
+    }
+    m->users++; // pins m: it is not unloaded while used or loading
+    m->last_used = garlic_now();
+    pthread_mutex_unlock(&reg->life_mu);
+    return GARLIC_OK;
+}
+
+// Drops a pin of pin()'s, without touching the keep-alive, from a model found failed (why:
+// the engine's message). The failure is marked here too: the engine's hook may still be on
+// its way from the scheduler thread that saw it first.
+static void unpin_failed(registry_model *m, const char *why)
+{
+    registry *reg = m->reg;
+    pthread_mutex_lock(&reg->life_mu);
+    m->failed = true;
+    if (!m->failure[0])
+        snprintf(m->failure, sizeof m->failure, "%s", why);
+    m->users--;
+    pthread_cond_broadcast(&reg->life_cv);
+    pthread_mutex_unlock(&reg->life_mu);
+}
+
+// Removes the directory of m's path from a message for a client ("/srv/models/x.gguf: bad
+// magic" reads "x.gguf: bad magic"; a folder's shards keep the folder's name).
+static void strip_dir(const registry_model *m, garlic_error *err)
+{
+    size_t end = strlen(m->path);
+    while (end > 1 && m->path[end - 1] == '/')
+        end--;
+    if (end > 12 && memcmp(m->path + end - 12, "/config.json", 12) == 0)
+        end -= 12;
+    while (end > 0 && m->path[end - 1] != '/')
+        end--;
+    if (end <= 1)
+        return; // a bare name, or a file at the root: nothing to strip
+    char *at;
+    while ((at = memmem(err->message, strlen(err->message), m->path, end)))
+        memmove(at, at + end, strlen(at + end) + 1);
+}
+
+// Loads m (m->load_mu held, m pinned): the parts, the budget, the scheduler; logs the load or
+// its failure. after_change: m was loaded before and its file changed (the error says so).
+static int load(registry_model *m, bool after_change, double *load_seconds, garlic_error *err)
+{
+    registry *reg = m->reg;
+    double t0 = garlic_now();
+    uint64_t cost = 0;
+    int rc = registry_model_load_parts(m, &cost, err);
+    if (rc == GARLIC_OK) {
+        // The pools are sized but nothing big is allocated yet: reserve, then allocate.
+        rc = reserve(m, cost, err);
+        if (rc == GARLIC_OK) {
+            rc = registry_model_start(m, err);
+            if (rc != GARLIC_OK) {
+                pthread_mutex_lock(&reg->life_mu);
+                reg->reserved -= m->cost;
+                m->cost = 0;
+                pthread_mutex_unlock(&reg->life_mu);
+            }
+        }
+    }
+    if (rc != GARLIC_OK) {
+        registry_model_unload_parts(m);
+        if (reg->cfg.log) {
+            garlic_log_line l;
+            garlic_log_begin(&l, "load_failed");
+            garlic_log_str(&l, "model", m->name);
+            garlic_log_str(&l, "error", err->message);
+            garlic_log_end(&l);
+        }
+        strip_dir(m, err);
+        if (after_change) {
+            char why[sizeof err->message];
+            snprintf(why, sizeof why, "%s", err->message);
+            garlic_error_set(
+                err, rc,
+                "its file changed on disk while it was served, and it cannot be loaded as it is now: %s",
+                why);
+        }
+        return rc;
+    }
+    *load_seconds = garlic_now() - t0;
+    if (reg->cfg.log) {
+        garlic_log_line l;
+        garlic_log_begin(&l, "load");
+        garlic_log_str(&l, "model", m->name);
+        garlic_log_num(&l, "load_ms", *load_seconds * 1e3);
+        garlic_log_int(&l, "planned_bytes", (int64_t)m->cost);
+        garlic_log_int(&l, "context", m->n_ctx);
+        garlic_log_int(&l, "parallel", m->parallel);
+        garlic_log_end(&l);
+    }
+    pthread_mutex_lock(&reg->life_mu);
+    m->failed = false;
+    m->failure[0] = '\0';
+    atomic_store_explicit(&m->loaded, true, memory_order_release);
+    reg->loads++;
+    pthread_mutex_unlock(&reg->life_mu);
+    return GARLIC_OK;
+}
+
 int registry_model_acquire(registry_model *m, double *load_seconds, garlic_error *err)
 {
     registry *reg = m->reg;
     *load_seconds = 0;
-    pthread_mutex_lock(&reg->life_mu);
-    m->users++; // pins m: it is not unloaded while used or loading
-    m->last_used = garlic_now();
-    bool loaded = atomic_load(&m->loaded);
-    pthread_mutex_unlock(&reg->life_mu);
-    if (loaded)
-        return GARLIC_OK;
+    int rc = pin(m, err);
+    if (rc)
+        return rc;
+    if (atomic_load_explicit(&m->loaded, memory_order_acquire)) {
+        garlic_error why = {0};
+        if (engine_check_files(m->engine, &why) == GARLIC_OK)
+            return GARLIC_OK;
+        // Its file changed: marked failed, pinned again, which unloads it once its other
+        // requests are gone (this one's load follows).
+        unpin_failed(m, why.message);
+        if ((rc = pin(m, err)))
+            return rc;
+    }
     pthread_mutex_lock(&m->load_mu);
-    int rc = GARLIC_OK;
     if (!atomic_load(&m->loaded)) {
-        double t0 = garlic_now();
-        uint64_t cost = 0;
-        rc = registry_model_load_parts(m, &cost, err);
-        if (rc == GARLIC_OK) {
-            // The pools are sized but nothing big is allocated yet: reserve, then allocate.
-            rc = reserve(m, cost, err);
-            if (rc == GARLIC_OK) {
-                rc = registry_model_start(m, err);
-                if (rc != GARLIC_OK) {
-                    pthread_mutex_lock(&reg->life_mu);
-                    reg->reserved -= m->cost;
-                    m->cost = 0;
-                    pthread_mutex_unlock(&reg->life_mu);
-                }
-            }
-        }
-        if (rc != GARLIC_OK) {
-            registry_model_unload_parts(m);
-            if (reg->cfg.log) {
-                garlic_log_line l;
-                garlic_log_begin(&l, "load_failed");
-                garlic_log_str(&l, "model", m->name);
-                garlic_log_str(&l, "error", err->message);
-                garlic_log_end(&l);
-            }
-        } else {
-            *load_seconds = garlic_now() - t0;
-            if (reg->cfg.log) {
-                garlic_log_line l;
-                garlic_log_begin(&l, "load");
-                garlic_log_str(&l, "model", m->name);
-                garlic_log_num(&l, "load_ms", *load_seconds * 1e3);
-                garlic_log_int(&l, "planned_bytes", (int64_t)m->cost);
-                garlic_log_int(&l, "context", m->n_ctx);
-                garlic_log_int(&l, "parallel", m->parallel);
-                garlic_log_end(&l);
-            }
-            pthread_mutex_lock(&reg->life_mu);
-            atomic_store_explicit(&m->loaded, true, memory_order_release);
-            reg->loads++;
-            pthread_mutex_unlock(&reg->life_mu);
-        }
+        pthread_mutex_lock(&reg->life_mu);
+        bool after_change = m->failure[0] != '\0';
+        pthread_mutex_unlock(&reg->life_mu);
+        rc = load(m, after_change, load_seconds, err);
     }
     pthread_mutex_unlock(&m->load_mu);
     if (rc != GARLIC_OK)
         registry_model_release(m, NAN);
     return rc;
+}
+
+void registry_model_failed(void *model_entry, const char *message)
+{
+    registry_model *m = model_entry;
+    registry *reg = m->reg;
+    garlic_log_line l; // logged whatever --log says: the operator must hear of it
+    garlic_log_begin(&l, "model_failed");
+    garlic_log_str(&l, "model", m->name);
+    garlic_log_str(&l, "path", m->path);
+    garlic_log_str(&l, "reason", message);
+    garlic_log_end(&l);
+    pthread_mutex_lock(&reg->life_mu);
+    m->failed = true;
+    snprintf(m->failure, sizeof m->failure, "%s", message);
+    if (m->users > 0)
+        m->unload_asked = true; // the last release unloads it
+    else
+        m->expires = garlic_now(); // the reaper unloads it
+    pthread_cond_broadcast(&reg->life_cv);
+    pthread_mutex_unlock(&reg->life_mu);
 }
 
 void registry_model_release(registry_model *m, double keep_alive)

@@ -58,7 +58,9 @@ registry *registry_new(const registry_config *cfg, garlic_error *err)
     reg->stats.token_latency = (registry_histogram){.bounds = token_bounds,
                                                     .n_buckets = REGISTRY_TOKEN_BUCKETS};
     if (cfg->chat_template_file) {
-        reg->template_name = garlic_strndup(cfg->chat_template_file, SIZE_MAX);
+        // Its errors reach clients (/api/show, a failed render): the base name only.
+        const char *base = strrchr(cfg->chat_template_file, '/');
+        reg->template_name = garlic_strndup(base ? base + 1 : cfg->chat_template_file, SIZE_MAX);
         if (garlic_file_read(cfg->chat_template_file, MAX_TEMPLATE_FILE, &reg->template_text, NULL,
                              err) != GARLIC_OK ||
             !reg->template_name) {
@@ -368,7 +370,7 @@ static void load_template(registry_model *m)
     gguf_string s;
     if (!src && gguf_get_str(m->weights->file, "tokenizer.chat_template", &s) == GARLIC_OK) {
         src = s.data, len = (size_t)s.len;
-        snprintf(label, sizeof label, "%s:chat_template", m->path);
+        snprintf(label, sizeof label, "%s:chat_template", m->name);
         name = label;
     }
     if (!src)
@@ -452,7 +454,8 @@ int registry_model_start(registry_model *m, garlic_error *err)
                                   .compute_end = registry_compute_end,
                                   .compute_idle = registry_compute_idle,
                                   .token = registry_stats_token,
-                                  .request_done = registry_stats_request}};
+                                  .request_done = registry_stats_request,
+                                  .failed = registry_model_failed}};
     load_template(m);
     engine *e = engine_new(&ec, err);
     if (!e)
@@ -592,6 +595,7 @@ void registry_model_ps_get(registry_model *m, registry_model_ps *out)
         out->expires = m->users ? INFINITY : m->expires;
         out->last_used = m->last_used;
     }
+    snprintf(out->failure, sizeof out->failure, "%s", m->failure);
     pthread_mutex_unlock(&m->reg->life_mu);
 }
 

@@ -22,6 +22,7 @@ typedef struct tokenizer tokenizer;
 enum {
     REGISTRY_MAX_MODELS = 1024, // entries added over a server's life (removed ones count)
     REGISTRY_DEFAULT_BUDGET_PERCENT = 80,
+    REGISTRY_FAILED_WAIT = 10, // seconds a request waits for a failed model's requests to end
 };
 
 typedef struct registry_config {
@@ -126,7 +127,11 @@ int64_t registry_model_mtime(const registry_model *m); // seconds since the epoc
 bool registry_model_loaded(registry_model *m);
 
 // Loads m if it is not loaded (the first caller loads, others wait) and starts its scheduler,
-// and pins it: m stays loaded until the matching registry_model_release. A load first
+// and pins it. A loaded model whose file changed on disk since its load (engine_check_files)
+// fails: its running requests end with an error, and once they are gone (waiting up to
+// REGISTRY_FAILED_WAIT seconds, then GARLIC_EFULL) it is unloaded and loaded anew for this
+// caller, from the file as it is now. Errors never name the file's directory (they reach
+// remote clients), only its base name; the log line of a failed load has the whole path. m stays loaded until the matching registry_model_release. A load first
 // reserves m's planned bytes against the memory budget, unloading idle models least recently
 // used first. Fails with GARLIC_EFULL (try again later: what is needed and free) when busy
 // models hold the memory past the load wait, GARLIC_ENOMEM when m needs more than the whole
@@ -160,6 +165,9 @@ typedef struct registry_model_ps {
     double expires; // garlic_now() seconds when it will be unloaded (INFINITY: never,
                     // or in use)
     double last_used;
+    char failure[512]; // why the model failed (its file changed on disk: it is unloaded once
+                       // unused and loaded anew for the next request), "" when it did not;
+                       // kept after the unload until a load succeeds
 } registry_model_ps;
 
 void registry_model_ps_get(registry_model *m, registry_model_ps *out);

@@ -2,12 +2,14 @@
 // The registry in-process: naming and lookup, loading on first use, the statistics its
 // engines' hooks feed (tokens, time to first token, requests done and cancelled, KV counts
 // kept across an unload), and draining (new work refused, running work finished within the
-// grace time, cancelled after it). The engine's own behaviour is tests/engine's; the models'
+// grace time, cancelled after it), and a model file that changes while it is served. The engine's own behaviour is tests/engine's; the models'
 // lifecycle under a memory budget is test_lifecycle.c's.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "model/synth.h"
 #include "registry/registry.h"
@@ -255,6 +257,103 @@ static void test_queue_limit_and_drain(void **state)
     registry_free(reg);
 }
 
+// Reads r until its stream ends (within 30 s); returns the last chunk's error code, with its
+// message in message (cap bytes).
+static int error_of(engine_request *r, char *message, size_t cap)
+{
+    engine_chunk c;
+    for (int i = 0; i < 300; i++) {
+        if (!engine_request_next(r, &c, 100))
+            continue;
+        if (c.all_done) {
+            snprintf(message, cap, "%s", c.error_message ? c.error_message : "");
+            return c.error;
+        }
+    }
+    fail_msg("the request did not end within 30 s");
+    return GARLIC_OK;
+}
+
+// A model file truncated while a request generates from it: the process survives (the pages
+// past the new end read as zeros), the request fails naming the model and the change but not
+// the file's directory, the model shows as failed and is unloaded once released, a load of the
+// truncated file fails saying why, another model keeps serving, and once the file is whole
+// again the next acquire loads it.
+static void test_file_truncated_while_generating(void **state)
+{
+    (void)state;
+    size_t size;
+    void *bytes = test_read_file(model_path, &size);
+    assert_non_null(bytes);
+    char path[600], dir[600];
+    snprintf(path, sizeof path, "%s", test_temp_path("changing.gguf"));
+    snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(path, '/') - path), path);
+    assert_int_equal(test_write_file(path, bytes, size), 0);
+    registry *reg = new_registry(4);
+    garlic_error err = {0};
+    assert_int_equal(registry_add(reg, path, "c", &err), GARLIC_OK);
+    registry_model *c = registry_find(reg, "c");
+    double seconds;
+    assert_int_equal(registry_model_acquire(c, &seconds, &err), GARLIC_OK);
+    engine_request *r = test_request_new(2000, 1);
+    assert_int_equal(registry_submit(c, r, &err), GARLIC_OK);
+    engine_chunk chunk;
+    for (int i = 0; i < 300 && !(engine_request_next(r, &chunk, 100) && chunk.len); i++)
+        ;
+    assert_true(chunk.len > 0 && !chunk.all_done); // generating now
+    assert_int_equal(truncate(path, (off_t)size / 2), 0);
+    char message[600];
+    assert_int_equal(error_of(r, message, sizeof message), GARLIC_EIO);
+    assert_non_null(strstr(message, "model 'c' failed: its file changed on disk"));
+    assert_non_null(strstr(message, "changing.gguf"));
+    assert_null(strstr(message, dir));
+    engine_request_release(r);
+    registry_model_ps ps;
+    registry_model_ps_get(c, &ps);
+    assert_non_null(strstr(ps.failure, "changed on disk"));
+    // Another model of the registry serves meanwhile.
+    registry_model *m = acquire(reg);
+    r = test_request_new(8, 1);
+    assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
+    assert_true(test_request_finish(r, 30, &chunk) > 0);
+    engine_request_release(r);
+    registry_model_release(m, NAN);
+    // Released, the failed model goes.
+    registry_model_release(c, NAN);
+    for (int i = 0; i < 500 && registry_model_loaded(c); i++)
+        sleep_ms(10);
+    assert_false(registry_model_loaded(c));
+    registry_model_ps_get(c, &ps);
+    assert_non_null(strstr(ps.failure, "changed on disk")); // kept until a load succeeds
+    // Loading the truncated file fails, saying so without the directory.
+    assert_int_not_equal(registry_model_acquire(c, &seconds, &err), GARLIC_OK);
+    assert_non_null(strstr(err.message, "its file changed on disk"));
+    assert_non_null(strstr(err.message, "changing.gguf"));
+    assert_null(strstr(err.message, dir));
+    // Whole again: loaded anew, and it generates.
+    assert_int_equal(test_write_file(path, bytes, size), 0);
+    assert_int_equal(registry_model_acquire(c, &seconds, &err), GARLIC_OK);
+    registry_model_ps_get(c, &ps);
+    assert_string_equal(ps.failure, "");
+    r = test_request_new(8, 1);
+    assert_int_equal(registry_submit(c, r, &err), GARLIC_OK);
+    assert_true(test_request_finish(r, 30, &chunk) > 0);
+    engine_request_release(r);
+    // Rewritten in place while loaded (same bytes, new times): the next acquire loads it anew.
+    assert_int_equal(test_write_file(path, bytes, size), 0);
+    registry_model_release(c, NAN);
+    assert_int_equal(registry_model_acquire(c, &seconds, &err), GARLIC_OK);
+    registry_model_ps_get(c, &ps);
+    assert_string_equal(ps.failure, "");
+    r = test_request_new(8, 1);
+    assert_int_equal(registry_submit(c, r, &err), GARLIC_OK);
+    assert_true(test_request_finish(r, 30, &chunk) > 0);
+    engine_request_release(r);
+    registry_model_release(c, NAN);
+    registry_free(reg);
+    free(bytes);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +361,7 @@ int main(void)
         cmocka_unit_test(test_add_remove_put),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_queue_limit_and_drain),
+        cmocka_unit_test(test_file_truncated_while_generating),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
