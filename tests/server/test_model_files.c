@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "model/synth.h"
@@ -141,6 +142,38 @@ static void test_truncated(void **state)
     free(log);
 }
 
+// A stream whose model file is truncated while it runs ends with an error event naming the
+// model, never with a finish_reason that reads as a finished answer.
+static void test_truncated_mid_stream(void **state)
+{
+    (void)state;
+    expect_answer("changing");
+    static const char body[] = "{\"model\":\"changing\",\"prompt\":\"go\",\"max_tokens\":400,"
+                               "\"n\":16,\"logit_bias\":{\"2\":-100},\"stream\":true}";
+    char req[512];
+    snprintf(req, sizeof req,
+             "POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+             "Content-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    int fd = test_connect(server.port, NULL);
+    assert_true(fd >= 0);
+    assert_int_equal(test_send(fd, req), 0);
+    char first[256];
+    assert_true(recv(fd, first, sizeof first, 0) > 0); // the stream has begun
+    assert_int_equal(truncate(changing_path, (off_t)pristine_size / 2), 0);
+    char *rest = test_recv_all(fd, 20000);
+    close(fd);
+    if (!strstr(rest, "data: {\"error\":{\"message\":\"generation failed: ") ||
+        !strstr(rest, "changing") || !strstr(rest, "\"code\":\"generation_cut\"") ||
+        strstr(rest, "\"finish_reason\":\"length\""))
+        fail_msg("the stream of a model whose file was truncated: %.200s ... %s", first,
+                 strlen(rest) > 1500 ? rest + strlen(rest) - 1500 : rest);
+    expect_no_path("the stream's error", rest);
+    free(rest);
+    restore();
+    expect_answer("changing");
+}
+
 static void test_overwritten_in_place(void **state)
 {
     (void)state;
@@ -194,6 +227,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_truncated_mid_stream),
         cmocka_unit_test(test_overwritten_in_place),
         cmocka_unit_test(test_replaced_by_rename),
         cmocka_unit_test(test_show_hides_paths),
