@@ -79,15 +79,9 @@ static const char *file_name(const registry_model *m)
 {
     static _Thread_local char name[256];
     const char *path = registry_model_path(m);
-    size_t end = strlen(path);
-    while (end > 1 && path[end - 1] == '/')
-        end--;
-    if (end > 12 && memcmp(path + end - 12, "/config.json", 12) == 0)
-        end -= 12;
-    size_t start = end;
-    while (start > 0 && path[start - 1] != '/')
-        start--;
-    snprintf(name, sizeof name, "%.*s", (int)(end - start), path + start);
+    size_t len;
+    size_t start = registry_path_base(path, &len);
+    snprintf(name, sizeof name, "%.*s", (int)len, path + start);
     return name;
 }
 

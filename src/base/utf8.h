@@ -24,4 +24,16 @@ bool utf8_valid(const char *s, size_t n);
 // are written as \n, \t, \r or \xNN. Returns the length written.
 size_t utf8_sanitize(const char *s, size_t n, char *dst, size_t cap, bool escape_controls);
 
+// The value of a hexadecimal digit (0-9, a-f, A-F), or -1 for any other character.
+static inline int hex_digit_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 #endif

@@ -113,7 +113,7 @@ void registry_free(registry *reg)
 
 // The default name of a model: a file's base name without ".gguf", a folder's name (of
 // "dir/", or of "dir/config.json").
-static char *default_name(const char *path)
+size_t registry_path_base(const char *path, size_t *len)
 {
     size_t end = strlen(path);
     while (end > 1 && path[end - 1] == '/')
@@ -123,7 +123,14 @@ static char *default_name(const char *path)
     size_t start = end;
     while (start > 0 && path[start - 1] != '/')
         start--;
-    size_t len = end - start;
+    *len = end - start;
+    return start;
+}
+
+static char *default_name(const char *path)
+{
+    size_t len;
+    size_t start = registry_path_base(path, &len);
     if (len > 5 && memcmp(path + start + len - 5, ".gguf", 5) == 0)
         len -= 5;
     return garlic_strndup(path + start, len);

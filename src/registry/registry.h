@@ -122,6 +122,9 @@ registry_model *registry_find(registry *reg, const char *name);
 // Facts about an entry; strings live as long as the registry.
 const char *registry_model_name(const registry_model *m);
 const char *registry_model_path(const registry_model *m);
+// Where the base name of a model's path begins, and its length in *len: a file's name, a
+// folder's ("dir/", "dir/config.json"). Clients may see it; the directory they may not.
+size_t registry_path_base(const char *path, size_t *len);
 uint64_t registry_model_file_size(const registry_model *m);
 int64_t registry_model_mtime(const registry_model *m); // seconds since the epoch
 bool registry_model_loaded(registry_model *m);

@@ -24,17 +24,6 @@ static size_t skip_blank(const char *s, size_t n, size_t i)
 
 static chat_output_json_status scan_value(const char *s, size_t n, size_t *i, int depth);
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 // The UTF-16 unit of the escape \uXXXX at s[j].
 static chat_output_json_status scan_escape_unit(const char *s, size_t n, size_t j, uint32_t *unit)
 {
@@ -47,7 +36,7 @@ static chat_output_json_status scan_escape_unit(const char *s, size_t n, size_t 
                 return CHAT_OUTPUT_JSON_INVALID;
             continue;
         }
-        int v = hex_value(s[j + k]);
+        int v = hex_digit_value(s[j + k]);
         if (v < 0)
             return CHAT_OUTPUT_JSON_INVALID;
         *unit = *unit << 4 | (uint32_t)v;

@@ -178,17 +178,6 @@ static bool at_definition(const parser *ps, const char *q)
     return e - q >= 3 && memcmp(q, "::=", 3) == 0;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 // Reads one character of a literal or class (an escape or a UTF-8 character) into *cp.
 static int read_char(parser *ps, uint32_t *cp)
 {
@@ -223,7 +212,7 @@ static int read_char(parser *ps, uint32_t *cp)
     }
     uint32_t v = 0;
     for (int i = 0; i < digits; i++) {
-        int h = ps->p < ps->end ? hex_value(*ps->p) : -1;
+        int h = ps->p < ps->end ? hex_digit_value(*ps->p) : -1;
         if (h < 0)
             return fail_at(ps, at, GARLIC_EINVAL, "'\\%c' needs %d hex digits", e, digits);
         v = (v << 4) | (uint32_t)h;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/utf8.h"
 #include "server/http.h"
 
 // A character of a token (RFC 9110 5.6.2): method and field names.
@@ -296,17 +297,6 @@ enum {
 
 enum { CHUNK_MAX_LINE = 4096, CHUNK_MAX_TRAILER = 8192 };
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 http_parse http_chunked_decode(http_chunked *c, char *buf, size_t len, size_t *in, size_t *out,
                                size_t max)
 {
@@ -316,7 +306,7 @@ http_parse http_chunked_decode(http_chunked *c, char *buf, size_t len, size_t *i
         char ch = buf[i];
         switch (c->state) {
         case CHUNK_SIZE: {
-            int v = hex_value(ch);
+            int v = hex_digit_value(ch);
             if (v >= 0) {
                 if (c->line >= 15) { // 15 hex digits: far beyond any body limit
                     c->too_large = true;
