@@ -71,6 +71,8 @@ struct http_server {
     conn *conns;
     unsigned n_conns;
     bool stopping;
+    _Atomic size_t buffered; // bytes of all connections' buffers
+    size_t max_buffered;     // their cap: a flood of large bodies cannot take all memory
 };
 
 // --- writing ----------------------------------------------------------------------------
@@ -288,16 +290,46 @@ static void set_phase(conn *c, conn_phase phase)
     atomic_store(&c->phase, (int)phase);
 }
 
-// Reads more bytes into c->buf, waiting until deadline. 1: bytes came; 0: the client closed
-// its side; -1: the deadline passed, the connection failed or was evicted.
+// Sets c's buffer to cap bytes (at least its length plus one), within the server's cap on
+// the bytes all connections buffer. GARLIC_EFULL when that cap would be passed.
+static int conn_resize(conn *c, size_t cap)
+{
+    http_server *srv = c->srv;
+    if (cap <= c->len)
+        cap = c->len + 1;
+    if (cap > c->cap) {
+        size_t more = cap - c->cap;
+        if (atomic_fetch_add(&srv->buffered, more) + more > srv->max_buffered) {
+            atomic_fetch_sub(&srv->buffered, more);
+            return GARLIC_EFULL;
+        }
+    }
+    char *p = garlic_realloc(c->buf, cap);
+    if (!p) {
+        if (cap > c->cap)
+            atomic_fetch_sub(&srv->buffered, cap - c->cap);
+        return GARLIC_ENOMEM;
+    }
+    if (cap < c->cap)
+        atomic_fetch_sub(&srv->buffered, c->cap - cap);
+    c->buf = p;
+    c->cap = cap;
+    return GARLIC_OK;
+}
+
+// Reads more bytes into c->buf (which grows up to limit bytes), waiting until deadline. 1:
+// bytes came; 0: the client closed its side; -1: the deadline passed, the connection failed
+// or was evicted; -2: the server buffers as much as it may (or has no memory).
 static int read_more(conn *c, double deadline, size_t limit)
 {
     if (c->len + 4096 > c->cap) {
-        size_t want = c->len + 16384;
-        if (want > limit + 1)
-            want = limit + 1;
-        if (want <= c->len || garlic_grow(&c->buf, &c->cap, want + 1, 1) != GARLIC_OK)
+        size_t want = c->cap * 2 > c->len + 16384 ? c->cap * 2 : c->len + 16384;
+        if (want > limit + 2)
+            want = limit + 2;
+        if (want <= c->len + 1)
             return -1;
+        if (conn_resize(c, want) != GARLIC_OK)
+            return -2;
     }
     for (;;) {
         if (atomic_load(&c->evicted))
@@ -333,6 +365,9 @@ static void refuse(conn *c, http_exchange *x, int status, const char *code, cons
     h->refuse(c->srv->cfg.ctx, x, status, code, why);
 }
 
+static const char busy_message[] =
+    "the server is receiving as many request bodies as it may hold at once; try again";
+
 // The body of a request whose head ends at c->buf + head_len: reads it under the request
 // deadline (decoding chunks in place). false when the exchange was answered with an error or
 // the connection failed.
@@ -365,6 +400,10 @@ static bool read_body(conn *c, http_exchange *x, double deadline)
             c->len = start + out + (c->len - start - in);
             in = out;
             int got = read_more(c, deadline, start + x->max_body + HTTP_MAX_HEAD);
+            if (got == -2) {
+                refuse(c, x, 503, "server_busy", busy_message);
+                return false;
+            }
             if (got <= 0) {
                 if (got < 0 && garlic_now() >= deadline)
                     refuse(c, x, 408, "request_timeout", "the request body did not arrive in time");
@@ -389,6 +428,10 @@ static bool read_body(conn *c, http_exchange *x, double deadline)
     }
     while (c->len - start < want) {
         int got = read_more(c, deadline, start + (size_t)want + HTTP_MAX_HEAD);
+        if (got == -2) {
+            refuse(c, x, 503, "server_busy", busy_message);
+            return false;
+        }
         if (got <= 0) {
             if (got < 0 && garlic_now() >= deadline)
                 refuse(c, x, 408, "request_timeout", "the request body did not arrive in time");
@@ -397,8 +440,8 @@ static bool read_body(conn *c, http_exchange *x, double deadline)
         }
     }
     // Room for a NUL after the body: shift what follows by one.
-    if (garlic_grow(&c->buf, &c->cap, c->len + 2, 1) != GARLIC_OK) {
-        refuse(c, x, 503, "out_of_memory", "out of memory");
+    if (c->len + 2 > c->cap && conn_resize(c, c->len + 2) != GARLIC_OK) {
+        refuse(c, x, 503, "server_busy", busy_message);
         return false;
     }
     size_t end = start + (size_t)want;
@@ -490,6 +533,9 @@ static void serve_connection(conn *c)
             used = c->len;
         memmove(c->buf, c->buf + used, c->len - used);
         c->len -= used;
+        // A large body's room goes back once its request is done.
+        if (c->cap > 64 * 1024 && c->len < 16 * 1024)
+            conn_resize(c, 16 * 1024);
     }
 }
 
@@ -505,6 +551,7 @@ static void conn_end(conn *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->n_conns--;
+    atomic_fetch_sub(&srv->buffered, c->cap);
     close(c->fd);
     pthread_cond_broadcast(&srv->gone);
     pthread_mutex_unlock(&srv->mutex);
@@ -675,6 +722,9 @@ http_server *http_server_start(const http_config *cfg, garlic_error *err)
     }
     s->cfg = *cfg;
     s->listen_fd = -1;
+    // Room for 32 bodies of the largest size at once (at least 256 MiB): more waits.
+    s->max_buffered = cfg->max_body * 32 > ((size_t)256 << 20) ? cfg->max_body * 32
+                                                               : (size_t)256 << 20;
     s->wake[0] = s->wake[1] = -1;
     pthread_mutex_init(&s->mutex, NULL);
     pthread_cond_init(&s->gone, NULL);

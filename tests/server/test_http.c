@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -442,6 +443,67 @@ static void test_stalled_reader(void **state)
     free(out);
 }
 
+// Forty clients that each send most of an 8 MB body and stop: the server holds at most
+// 256 MiB of bodies at once, so some are refused with 503 instead of taking all memory; once
+// they are gone, a large body is read again.
+static void test_body_flood(void **state)
+{
+    (void)state;
+    enum { N = 40, BODY = 8000000, SENT = 7900000 };
+    int fds[N];
+    char *junk = malloc(SENT);
+    memset(junk, 'a', SENT);
+    char head[256];
+    snprintf(head, sizeof head,
+             "POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n",
+             BODY);
+    for (int i = 0; i < N; i++) {
+        char from[32];
+        snprintf(from, sizeof from, "127.0.200.%d", 1 + i);
+        fds[i] = test_connect(srv.port, from);
+        assert_true(fds[i] >= 0);
+        struct timeval tv = {.tv_sec = 2};
+        setsockopt(fds[i], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        if (test_send(fds[i], head) == 0) {
+            size_t at = 0;
+            while (at < SENT) {
+                ssize_t n = send(fds[i], junk + at, SENT - at, MSG_NOSIGNAL);
+                if (n <= 0)
+                    break; // refused (the server closed) or its buffers are full
+                at += (size_t)n;
+            }
+        }
+    }
+    int busy = 0;
+    for (int i = 0; i < N; i++) {
+        char *out = test_recv_all(fds[i], 100);
+        busy += strstr(out, "HTTP/1.1 503 ") && strstr(out, "server_busy");
+        free(out);
+        close(fds[i]);
+    }
+    print_message("%d of %d large unfinished bodies refused with 503\n", busy, N);
+    assert_true(busy >= 1);
+    assert_healthy("after a flood of large bodies");
+    // The room came back: a whole large body is read (and refused as JSON, not as too much).
+    sleep_ms(700);
+    int fd = test_connect(srv.port, NULL);
+    assert_int_equal(test_send(fd, head), 0);
+    size_t at = 0;
+    memset(junk, ' ', SENT);
+    while (at < BODY) {
+        size_t n = BODY - at < SENT ? BODY - at : SENT;
+        ssize_t w = send(fd, junk, n, MSG_NOSIGNAL);
+        assert_true(w > 0);
+        at += (size_t)w;
+    }
+    char *out = test_recv_all(fd, 10000);
+    close(fd);
+    if (!strstr(out, "HTTP/1.1 400 "))
+        fail_msg("a large body after the flood: %.300s", out);
+    free(out);
+    free(junk);
+}
+
 typedef struct soak_arg {
     int id;
     double until;
@@ -565,7 +627,8 @@ int main(void)
     const struct CMUnitTest live[] = {
         cmocka_unit_test(test_framing),       cmocka_unit_test(test_half_close),
         cmocka_unit_test(test_head_deadline), cmocka_unit_test(test_stalled_reader),
-        cmocka_unit_test(test_slow_clients),  cmocka_unit_test(test_soak),
+        cmocka_unit_test(test_slow_clients),  cmocka_unit_test(test_body_flood),
+        cmocka_unit_test(test_soak),
     };
     int failed = cmocka_run_group_tests_name("http parser", unit, NULL, NULL);
     return failed + cmocka_run_group_tests_name("http server", live, setup, teardown);
