@@ -9,12 +9,12 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/cpu.h"
 
 // How long a worker polls for the next job before sleeping (the gaps between the jobs of
 // one forward pass are microseconds; an idle pool must not burn CPU).
@@ -165,29 +165,4 @@ void thread_pool_run(thread_pool *pool, thread_pool_fn fn, void *ctx)
 
 int thread_pool_size(const thread_pool *pool) { return pool->n_threads; }
 
-// Counts distinct (physical id, core id) pairs in /proc/cpuinfo; falls back to the number
-// of online CPUs.
-int thread_pool_default_threads(void)
-{
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    int pairs[1024][2], n_pairs = 0, physical = 0;
-    char line[256];
-    while (f && fgets(line, sizeof line, f)) {
-        int v;
-        if (sscanf(line, "physical id : %d", &v) == 1)
-            physical = v;
-        if (sscanf(line, "core id : %d", &v) != 1)
-            continue;
-        bool seen = false;
-        for (int i = 0; i < n_pairs && !seen; i++)
-            seen = pairs[i][0] == physical && pairs[i][1] == v;
-        if (!seen && n_pairs < 1024)
-            pairs[n_pairs][0] = physical, pairs[n_pairs][1] = v, n_pairs++;
-    }
-    if (f)
-        fclose(f);
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n_pairs > 0 && n_pairs <= online)
-        return n_pairs;
-    return online > 0 ? (int)online : 1;
-}
+int thread_pool_default_threads(void) { return cpu_threads_available(); }

@@ -25,7 +25,8 @@ void thread_pool_run(thread_pool *pool, thread_pool_fn fn, void *ctx);
 
 int thread_pool_size(const thread_pool *pool);
 
-// The number of physical cores (hyper-threads counted once), at least 1.
+// The threads worth starting: cpu_threads_available() (the physical cores this process may
+// run on, at most its cgroup's CPU quota rounded up), at least 1.
 int thread_pool_default_threads(void);
 
 #endif
