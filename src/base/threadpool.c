@@ -24,8 +24,9 @@
 #include "base/cpu.h"
 
 // How long a worker polls for the next job before sleeping (the gaps between the jobs of
-// one forward pass are microseconds; an idle pool must not burn CPU).
-static const double job_spin_seconds = 200e-6;
+// one forward pass are microseconds; an idle pool must not burn CPU). A worker that wakes
+// late costs little: the caller does not wait for it, it joins when it can.
+static const double job_spin_seconds = 50e-6;
 // How long the caller polls for shares other threads are finishing, then yields the core
 // (a share is a few to a few hundred microseconds; past that its thread was descheduled,
 // and sleeping lets the kernel run it here).
@@ -36,16 +37,16 @@ static const double done_spin_seconds = 20e-6, done_yield_seconds = 50e-6;
 // own a pool of n does close to n; when its workers are descheduled (another process on
 // their cores) or late, the rate falls toward the caller's alone, or below. Then the next
 // jobs run on the caller alone (solo, the workers asleep) for a while, and the pool tries
-// again, waiting twice as long each time the workers did not pay. Short jobs (a decoding
+// again, waiting four times as long each time the workers did not pay. Short jobs (a decoding
 // step's) and long ones (a prompt's) pay differently, so each length keeps its own verdict;
 // a job is taken to be as long as the one before it (a forward pass runs its short or long
 // jobs in a row). One job in SAMPLE_EVERY is measured (a thread's CPU clock costs half a
 // microsecond to read).
 enum {
     SAMPLE_EVERY = 4,
-    PARALLEL_WINDOW = 64, // jobs between verdicts while parallel
+    PARALLEL_WINDOW = 32, // jobs between verdicts while parallel
     SOLO_WINDOW = 256,    // jobs run solo after the first failed verdict
-    MAX_BACKOFF = 7,      // ... times at most 2^MAX_BACKOFF
+    MAX_BACKOFF = 4,      // ... times at most 4^MAX_BACKOFF
 };
 // Parallel jobs must do this much more work per second than the caller alone did.
 static const double parallel_margin = 1.15;
@@ -59,7 +60,7 @@ typedef struct pool_adapt {
     bool solo;
     int backoff;
     double cpu, wall; // sampled jobs of this window: their shares' CPU seconds, wall seconds
-    double solo_rate; // CPU seconds per wall second of the last solo window (1 until one ran)
+    double solo_rate; // CPU seconds per wall second of solo windows (running mean, from 1)
 } pool_adapt;
 
 // Field owners: n_threads, workers, fn and ctx are written by the caller of
@@ -248,12 +249,14 @@ static void adapt_window_end(pool_adapt *a)
 {
     double rate = a->wall > 0 ? a->cpu / a->wall : 0;
     if (a->solo) {
-        a->solo_rate = rate > 0 ? rate : a->solo_rate;
+        // Averaged with the windows before: one window of a caller preempted more than
+        // usual must not make the workers look worth waking.
+        a->solo_rate = rate > 0 ? (a->solo_rate + rate) / 2 : a->solo_rate;
         a->solo = false;
         a->mode_end = a->jobs + PARALLEL_WINDOW;
     } else if (rate < a->solo_rate * parallel_margin) {
         a->solo = true;
-        a->mode_end = a->jobs + ((unsigned long long)SOLO_WINDOW << a->backoff);
+        a->mode_end = a->jobs + ((unsigned long long)SOLO_WINDOW << 2 * a->backoff);
         a->backoff += a->backoff < MAX_BACKOFF;
     } else {
         a->backoff = 0;

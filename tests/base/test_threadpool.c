@@ -147,7 +147,7 @@ static double cpu_seconds(void)
 }
 
 // After a burst of jobs the workers must go to sleep: over 300 ms of idleness the whole
-// process may use only a few milliseconds of CPU (polling lasts 0.2 ms per worker).
+// process may use only a few milliseconds of CPU (polling lasts 50 µs per worker).
 static void test_idle_pool_sleeps(void **state)
 {
     (void)state;
