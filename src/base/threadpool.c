@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -32,35 +31,35 @@ static const double job_spin_seconds = 50e-6;
 // and sleeping lets the kernel run it here).
 static const double done_spin_seconds = 20e-6, done_yield_seconds = 50e-6;
 
-// The pool measures whether its helpers pay: over a window of parallel jobs, the CPU time
-// the jobs' shares took (their work) per second of the jobs' wall time. On a machine of its
-// own a pool of n does close to n; when its workers are descheduled (another process on
-// their cores) or late, the rate falls toward the caller's alone, or below. Then the next
-// jobs run on the caller alone (solo, the workers asleep) for a while, and the pool tries
-// again, waiting four times as long each time the workers did not pay. Short jobs (a decoding
-// step's) and long ones (a prompt's) pay differently, so each length keeps its own verdict;
-// a job is taken to be as long as the one before it (a forward pass runs its short or long
-// jobs in a row). One job in SAMPLE_EVERY is measured (a thread's CPU clock costs half a
-// microsecond to read).
+// The pool starts parallel and measures, now and then, whether its workers pay, in wall
+// time per job: during a probe of PROBE_JOBS jobs each job runs, at random, either in
+// parallel or on the caller alone (solo, the workers left asleep), and the mean times of
+// the two kinds are compared. (CPU time would not do: two threads that share one memory bus
+// each spend more CPU on their half.) The winner then runs RUN_JOBS jobs, four times as
+// many after each verdict that repeats the last one (up to 4^MAX_STREAK), then the pool
+// probes again: a machine that becomes busy, or idle, is noticed within seconds. Short jobs
+// (a decoding step's) and long ones (a prompt's) pay differently, so each length keeps its
+// own verdict; a job is taken to be as long as the one before it (a forward pass runs its
+// short or long jobs in a row).
 enum {
-    SAMPLE_EVERY = 4,
-    PARALLEL_WINDOW = 32, // jobs between verdicts while parallel
-    SOLO_WINDOW = 256,    // jobs run solo after the first failed verdict
-    MAX_BACKOFF = 4,      // ... times at most 4^MAX_BACKOFF
+    PROBE_JOBS = 256,
+    RUN_JOBS = 1024,
+    MAX_STREAK = 3,
 };
-// Parallel jobs must do this much more work per second than the caller alone did.
-static const double parallel_margin = 1.15;
+// Parallel jobs must be this much faster than solo ones to be chosen.
+static const double parallel_margin = 1.1;
 // Jobs that took longer than this (wall time) are long.
 static const double long_job_seconds = 300e-6;
 
 // One length's verdict: owned by the thread that calls thread_pool_run.
 typedef struct pool_adapt {
-    unsigned long long jobs;     // jobs of this length run so far
-    unsigned long long mode_end; // the job at which the current window ends
-    bool solo;
-    int backoff;
-    double cpu, wall; // sampled jobs of this window: their shares' CPU seconds, wall seconds
-    double solo_rate; // CPU seconds per wall second of solo windows (running mean, from 1)
+    unsigned left;  // jobs left in the probe or run
+    bool probing;   // a probe, else a run of the winner
+    bool solo;      // the run's mode (the last verdict)
+    int streak;     // verdicts in a row equal to the last
+    unsigned rng;   // xorshift state for the probe's coin
+    unsigned n[2];  // the probe's jobs: parallel, solo
+    double wall[2]; // ... and their wall seconds
 } pool_adapt;
 
 // Field owners: n_threads, workers, fn and ctx are written by the caller of
@@ -77,8 +76,6 @@ struct thread_pool {
     _Alignas(64) atomic_int next;  // the current job's next unclaimed share (>= n: none)
     _Alignas(64) atomic_uint done; // futex word: the current job's finished shares
     atomic_int caller_asleep;      // 1 while the caller sleeps on done
-    atomic_ullong cpu_ns;          // a measured job's shares' CPU time so far
-    bool measure;                  // the current job is measured (written with fn)
     pool_adapt adapt[2];           // short jobs, long jobs (the caller's)
     bool last_long;                // the last job was long (the caller's)
 };
@@ -127,13 +124,6 @@ static unsigned wait_for_job(thread_pool *pool, unsigned seen)
     return g;
 }
 
-static double thread_cpu_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 // Claims and runs shares of the current job until none is left; returns how many it ran.
 static int run_shares(thread_pool *pool)
 {
@@ -142,11 +132,7 @@ static int run_shares(thread_pool *pool)
         int share = atomic_fetch_add_explicit(&pool->next, 1, memory_order_acq_rel);
         if (share >= n)
             return ran;
-        double cpu = pool->measure ? thread_cpu_seconds() : 0;
         pool->fn(pool->ctx, share, n);
-        if (pool->measure)
-            atomic_fetch_add(&pool->cpu_ns,
-                             (unsigned long long)((thread_cpu_seconds() - cpu) * 1e9));
         ran++;
         // The caller sleeps only after announcing it; the last share wakes it.
         if (atomic_fetch_add(&pool->done, 1) + 1 == (unsigned)n &&
@@ -186,7 +172,7 @@ thread_pool *thread_pool_new(int n_threads, garlic_error *err)
     // No job yet: every share of "generation 0" is taken.
     atomic_init(&pool->next, INT_MAX / 2);
     for (int i = 0; i < 2; i++)
-        pool->adapt[i] = (pool_adapt){.mode_end = PARALLEL_WINDOW, .solo_rate = 1};
+        pool->adapt[i] = (pool_adapt){.left = RUN_JOBS, .rng = 2463534242u + (unsigned)i};
     pool->n_threads = 1;
     for (int i = 1; i < n_threads; i++) {
         worker_arg *arg = garlic_malloc(sizeof *arg);
@@ -242,48 +228,49 @@ static void wait_for_shares(thread_pool *pool)
     atomic_store(&pool->caller_asleep, 0);
 }
 
-// Ends the adaptive window when its jobs are done: a parallel window whose work rate did
-// not beat the last solo one by the margin starts a solo window (longer each time in a
-// row), and a solo window is followed by a parallel one.
-static void adapt_window_end(pool_adapt *a)
+// Ends a probe (the verdict: parallel if its jobs were parallel_margin times faster; a
+// probe that drew too few of one kind keeps the last verdict) or a run (a probe follows).
+static void adapt_next(pool_adapt *a)
 {
-    double rate = a->wall > 0 ? a->cpu / a->wall : 0;
-    if (a->solo) {
-        // Averaged with the windows before: one window of a caller preempted more than
-        // usual must not make the workers look worth waking.
-        a->solo_rate = rate > 0 ? (a->solo_rate + rate) / 2 : a->solo_rate;
-        a->solo = false;
-        a->mode_end = a->jobs + PARALLEL_WINDOW;
-    } else if (rate < a->solo_rate * parallel_margin) {
-        a->solo = true;
-        a->mode_end = a->jobs + ((unsigned long long)SOLO_WINDOW << 2 * a->backoff);
-        a->backoff += a->backoff < MAX_BACKOFF;
-    } else {
-        a->backoff = 0;
-        a->mode_end = a->jobs + PARALLEL_WINDOW;
+    if (!a->probing) {
+        *a = (pool_adapt){.left = PROBE_JOBS,
+                          .probing = true,
+                          .solo = a->solo,
+                          .streak = a->streak,
+                          .rng = a->rng};
+        return;
     }
-    a->cpu = a->wall = 0;
+    bool solo = a->solo;
+    if (a->n[0] >= PROBE_JOBS / 4 && a->n[1] >= PROBE_JOBS / 4)
+        solo = a->wall[0] / a->n[0] * parallel_margin > a->wall[1] / a->n[1];
+    a->streak = solo == a->solo && a->streak < MAX_STREAK ? a->streak + 1 : 0;
+    a->solo = solo;
+    a->probing = false;
+    a->left = RUN_JOBS << 2 * a->streak;
 }
 
-// Runs every share of a job on the calling thread (solo), measured when sampled.
-static void run_solo(thread_pool *pool, pool_adapt *a, thread_pool_fn fn, void *ctx, bool measure)
+// The probe's coin: solo or parallel with even odds (xorshift32).
+static bool coin(pool_adapt *a)
 {
-    double cpu = measure ? thread_cpu_seconds() : 0;
+    a->rng ^= a->rng << 13;
+    a->rng ^= a->rng >> 17;
+    a->rng ^= a->rng << 5;
+    return a->rng & 1;
+}
+
+// Runs every share of a job on the calling thread.
+static void run_solo(thread_pool *pool, thread_pool_fn fn, void *ctx)
+{
     for (int i = 0; i < pool->n_threads; i++)
         fn(ctx, i, pool->n_threads);
-    if (measure)
-        a->cpu += thread_cpu_seconds() - cpu;
 }
 
 // Runs a job on every thread that arrives in time: the caller publishes it, claims shares
 // like the workers, and waits for the shares they claimed.
-static void run_parallel(thread_pool *pool, pool_adapt *a, thread_pool_fn fn, void *ctx,
-                         bool measure)
+static void run_parallel(thread_pool *pool, thread_pool_fn fn, void *ctx)
 {
     pool->fn = fn;
     pool->ctx = ctx;
-    pool->measure = measure;
-    atomic_store_explicit(&pool->cpu_ns, 0, memory_order_relaxed);
     atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
     // Opening the shares publishes fn and ctx to whoever claims one; the generation wakes
     // the workers that wait for it.
@@ -293,8 +280,6 @@ static void run_parallel(thread_pool *pool, pool_adapt *a, thread_pool_fn fn, vo
         futex_wake(&pool->generation, INT_MAX);
     run_shares(pool);
     wait_for_shares(pool);
-    if (measure)
-        a->cpu += (double)atomic_load(&pool->cpu_ns) * 1e-9;
 }
 
 void thread_pool_run(thread_pool *pool, thread_pool_fn fn, void *ctx)
@@ -304,16 +289,18 @@ void thread_pool_run(thread_pool *pool, thread_pool_fn fn, void *ctx)
         return;
     }
     pool_adapt *a = &pool->adapt[pool->last_long];
-    bool measure = a->jobs++ % SAMPLE_EVERY == 0;
-    if (a->jobs >= a->mode_end)
-        adapt_window_end(a);
+    if (a->left == 0)
+        adapt_next(a);
+    a->left--;
+    bool solo = a->probing ? coin(a) : a->solo;
     double start = garlic_now();
-    if (a->solo)
-        run_solo(pool, a, fn, ctx, measure);
+    if (solo)
+        run_solo(pool, fn, ctx);
     else
-        run_parallel(pool, a, fn, ctx, measure);
+        run_parallel(pool, fn, ctx);
     double wall = garlic_now() - start;
-    a->wall += measure ? wall : 0;
+    if (a->probing)
+        a->n[solo]++, a->wall[solo] += wall;
     pool->last_long = wall > long_job_seconds;
 }
 

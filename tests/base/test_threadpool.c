@@ -139,6 +139,55 @@ static void test_held_worker(void **state)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+typedef struct timed_job {
+    pthread_t caller;
+    long sleep_us_worker, sleep_us_caller; // a share's time on a worker, on the caller
+    atomic_int worker_shares;
+} timed_job;
+
+static void timed(void *ctx, int ith, int nth)
+{
+    (void)ith, (void)nth;
+    timed_job *j = ctx;
+    bool on_caller = pthread_equal(pthread_self(), j->caller);
+    if (!on_caller)
+        atomic_fetch_add(&j->worker_shares, 1);
+    long us = on_caller ? j->sleep_us_caller : j->sleep_us_worker;
+    struct timespec ts = {0, us * 1000};
+    if (us > 0)
+        nanosleep(&ts, NULL);
+}
+
+// Worker shares in `jobs` jobs after `warm` jobs of j.
+static int worker_shares_after(thread_pool *pool, timed_job *j, int warm, int jobs)
+{
+    for (int r = 0; r < warm; r++)
+        thread_pool_run(pool, timed, j);
+    atomic_store(&j->worker_shares, 0);
+    for (int r = 0; r < jobs; r++)
+        thread_pool_run(pool, timed, j);
+    return atomic_load(&j->worker_shares);
+}
+
+// The pool learns whether its workers pay. Shares that take 200 us on a worker and nothing
+// on the caller (a worker that keeps being descheduled): after the first run and probe,
+// jobs run on the caller alone. Shares that take 400 us wherever they run (work that does
+// not need a free core): the workers keep taking their part.
+static void test_workers_pay_or_not(void **state)
+{
+    (void)state;
+    thread_pool *pool = thread_pool_new(2, NULL);
+    timed_job slow = {.caller = pthread_self(), .sleep_us_worker = 200};
+    assert_int_equal(worker_shares_after(pool, &slow, 2560, 1000), 0);
+    thread_pool_free(pool);
+    pool = thread_pool_new(2, NULL);
+    timed_job even = {.caller = pthread_self(), .sleep_us_worker = 400, .sleep_us_caller = 400};
+    int shares = worker_shares_after(pool, &even, 1500, 200);
+    print_message("workers took %d of 200 jobs' second shares\n", shares);
+    assert_true(shares > 100);
+    thread_pool_free(pool);
+}
+
 static double cpu_seconds(void)
 {
     struct timespec ts;
@@ -171,6 +220,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_each_thread_once),
         cmocka_unit_test(test_held_worker),
+        cmocka_unit_test(test_workers_pay_or_not),
         cmocka_unit_test(test_idle_pool_sleeps),
     };
     return cmocka_run_group_tests_name("threadpool", tests, NULL, NULL);
