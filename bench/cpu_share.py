@@ -5,8 +5,10 @@
 # clients on keep-alive connections), and `garlic bench` pp/tg on a larger model (tokens/s).
 # Each figure is the median of --rounds rounds, the variants interleaved round by round so a
 # slow stretch of a shared machine falls on all of them; a ratio is the ratio of the medians.
-# A round of requests starts fresh servers (the pool's verdicts on whether its workers pay
-# start over too). Figures are printed, never asserted.
+# A round of requests starts fresh servers and counts after --warmup seconds of load (a
+# long-running server's steady state; the pool's first verdicts on whether its workers pay
+# fall in the warm-up). `garlic bench` counts after its own warm-up run. Figures are
+# printed, never asserted.
 # usage: bench/cpu_share.py [--garlic ./garlic] [--rounds N] [--seconds S] [--only requests|tokens]
 #                           [--conditions idle,busy,two] TINY.gguf LARGE.gguf
 import argparse
@@ -104,6 +106,7 @@ def requests_round(a, threads, spin, two):
     servers = [Server(a.garlic, a.tiny, threads, a.max_tokens) for _ in range(2 if two else 1)]
     try:
         with Spinner(spin):
+            load(servers, a.clients, a.warmup)  # not counted: a server's first second
             rates = load(servers, a.clients, a.seconds)
     finally:
         for s in servers:
@@ -136,6 +139,8 @@ def main():
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--clients", type=int, default=4, help="clients per server")
+    p.add_argument("--warmup", type=float, default=1,
+                   help="seconds of load on fresh servers before counting")
     p.add_argument("--max-tokens", type=int, default=64, help="tokens a request generates")
     p.add_argument("--pp", type=int, default=128)
     p.add_argument("--tg", type=int, default=32)
@@ -158,7 +163,8 @@ def main():
           "(a shared machine: expect noise)")
     if a.only != "tokens":
         print(f"\n{os.path.basename(a.tiny)}: requests/s, {a.clients} clients a server, "
-              f"'{PROMPT}' + {a.max_tokens} tokens, {a.seconds:g} s a round")
+              f"'{PROMPT}' + {a.max_tokens} tokens, {a.seconds:g} s a round after "
+              f"{a.warmup:g} s of warm-up load")
         print("| condition | default threads | --threads 1 | default / 1 |")
         print("|---|---|---|---|")
         for label, spin, two in conditions:

@@ -3,8 +3,9 @@
 // an atomic counter: the caller publishes the job (a new generation), then claims shares
 // like any worker, and waits only for shares that another thread claimed and has not
 // finished. A worker that is descheduled when a job starts (the machine is shared) misses
-// it instead of holding it back. Every wait polls briefly, then yields the core, then
-// sleeps on a futex, so a descheduled thread can run where its waiter was.
+// it instead of holding it back. The caller's wait for shares others are finishing polls
+// briefly, then yields the core, then sleeps on a futex, so a descheduled thread can run
+// where its waiter was; workers poll for the next job briefly, then sleep on a futex.
 #include "base/threadpool.h"
 
 #include <limits.h>
@@ -31,16 +32,16 @@ static const double job_spin_seconds = 50e-6;
 // and sleeping lets the kernel run it here).
 static const double done_spin_seconds = 20e-6, done_yield_seconds = 50e-6;
 
-// The pool starts parallel and measures, now and then, whether its workers pay, in wall
-// time per job: during a probe of PROBE_JOBS jobs each job runs, at random, either in
-// parallel or on the caller alone (solo, the workers left asleep), and the mean times of
-// the two kinds are compared. (CPU time would not do: two threads that share one memory bus
-// each spend more CPU on their half.) The winner then runs RUN_JOBS jobs, four times as
-// many after each verdict that repeats the last one (up to 4^MAX_STREAK), then the pool
-// probes again: a machine that becomes busy, or idle, is noticed within seconds. Short jobs
-// (a decoding step's) and long ones (a prompt's) pay differently, so each length keeps its
-// own verdict; a job is taken to be as long as the one before it (a forward pass runs its
-// short or long jobs in a row).
+// The pool starts parallel (for PROBE_JOBS jobs) and then measures, now and then, whether
+// its workers pay, in wall time per job: during a probe of PROBE_JOBS jobs each job runs,
+// at random, either in parallel or on the caller alone (solo, the workers left asleep), and
+// the mean times of the two kinds are compared. (CPU time would not do: two threads that
+// share one memory bus each spend more CPU on their half.) The winner then runs RUN_JOBS
+// jobs, four times as many after each verdict that repeats the last one (up to
+// 4^MAX_STREAK), then the pool probes again: a machine that becomes busy, or idle, is
+// noticed within seconds. Short jobs (a decoding step's) and long ones (a prompt's) pay
+// differently, so each length keeps its own verdict; a job is taken to be as long as the
+// one before it (a forward pass runs its short or long jobs in a row).
 enum {
     PROBE_JOBS = 256,
     RUN_JOBS = 1024,
@@ -172,7 +173,7 @@ thread_pool *thread_pool_new(int n_threads, garlic_error *err)
     // No job yet: every share of "generation 0" is taken.
     atomic_init(&pool->next, INT_MAX / 2);
     for (int i = 0; i < 2; i++)
-        pool->adapt[i] = (pool_adapt){.left = RUN_JOBS, .rng = 2463534242u + (unsigned)i};
+        pool->adapt[i] = (pool_adapt){.left = PROBE_JOBS, .rng = 2463534242u + (unsigned)i};
     pool->n_threads = 1;
     for (int i = 1; i < n_threads; i++) {
         worker_arg *arg = garlic_malloc(sizeof *arg);

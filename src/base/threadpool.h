@@ -4,9 +4,10 @@
 // exactly once, by whichever thread claims it first (the caller included), so that a worker
 // descheduled by another process does not hold the job back. Between jobs of one forward
 // pass the workers poll briefly for the next job (a forward pass issues hundreds of short
-// jobs), then sleep: an idle pool uses no CPU. The pool measures whether its workers pay
-// (work done per second of a job, against the caller alone) and runs jobs on the caller
-// alone for a while when they do not: a machine shared with other busy processes.
+// jobs), then sleep: an idle pool uses no CPU. Now and then the pool measures whether its
+// workers pay (the wall time of jobs run in parallel against jobs the caller runs alone,
+// drawn at random) and runs jobs on the caller alone for a while when they do not: a
+// machine shared with other busy processes.
 #ifndef GARLIC_BASE_THREADPOOL_H
 #define GARLIC_BASE_THREADPOOL_H
 
