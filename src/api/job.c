@@ -404,6 +404,8 @@ static int api_job_collect(api_job *job, const api_call *call, api_result *res, 
             engine_request_cancel(job->req);
             return api_error_set(err, 400, NULL, "the client went away");
         }
+        if (engine_request_cancelled(job->req)) // by the server: a shutdown or an unload
+            return api_error_set(err, 503, NULL, "%s", api_cut_message);
         engine_chunk c;
         if (!engine_request_next(job->req, &c, 100))
             continue;

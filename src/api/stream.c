@@ -97,6 +97,13 @@ static int advance(api_stream *s, api_alive_fn alive, void *ctx)
                 return 0;
             continue;
         }
+        // Cancelled by the server (the stream itself cancels only when its client is gone,
+        // and then reads no more): the text still buffered is dropped and the client told
+        // at once, so a shutdown's flush does not wait for it.
+        if (engine_request_cancelled(s->job.req)) {
+            s->ended = true;
+            return s->ops->fail(s, api_cut_message) == GARLIC_OK ? 0 : -1;
+        }
         engine_chunk c;
         if (!engine_request_next(s->job.req, &c, 100))
             continue;

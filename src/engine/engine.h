@@ -253,6 +253,10 @@ int engine_request_next(engine_request *r, engine_chunk *out, int timeout_ms);
 // Asks the scheduler to stop r (it does at its next step, freeing r's KV blocks).
 void engine_request_cancel(engine_request *r);
 
+// r was cancelled: by its submitter, or by the engine (engine_cancel_all at a shutdown or
+// unload). A submitter that did not cancel it learns that its answer was cut.
+bool engine_request_cancelled(const engine_request *r);
+
 // Cancels r if it is still running and drops the caller's reference. NULL is a no-op.
 void engine_request_release(engine_request *r);
 

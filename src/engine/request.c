@@ -106,6 +106,8 @@ void engine_request_unref(engine_request *r)
 
 void engine_request_cancel(engine_request *r) { atomic_store(&r->cancel, true); }
 
+bool engine_request_cancelled(const engine_request *r) { return atomic_load(&r->cancel); }
+
 void engine_request_release(engine_request *r)
 {
     if (!r)
