@@ -1160,7 +1160,7 @@ static void test_cors_policies(void **state)
     }
     char own[256] = "";
     gethostname(own, sizeof own - 1);
-    snprintf(extra, sizeof extra, "-H 'Host: %s:8686'", own);
+    snprintf(extra, sizeof extra, "-H 'Host: %.200s:8686'", own);
     assert_int_equal(http(&main_server, "GET", "/api/version", NULL, extra, &body, NULL), 200);
     free(body);
     // --allowed-hosts adds names, and domains with every name under them.
