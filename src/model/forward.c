@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "dist/dist.h"
 #include "kernels/kernels.h"
 #include "model/internal.h"
 #include "model/model.h"
@@ -727,6 +728,8 @@ static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
     }
     model_matmul_item wo = {.w = &L->wo, .y = s->hb, .ldy = hp->dim, .bias = L->bo.data};
     model_matmul_group(s, out, o_dim, n_tok, &wo, 1);
+    if (m->tp_size > 1) // each rank's heads gave a part of the sum: add them together
+        dist_all_reduce_sum(s->hb, (size_t)n_tok * hp->dim);
     for (uint32_t b = 0; L->attn_post_norm.data && b < n_tok; b++)
         model_rmsnorm(s->hb + b * hp->dim, s->hb + b * hp->dim, L->attn_post_norm.data, hp->dim,
                       hp->rms_eps);
@@ -804,6 +807,8 @@ static void ffn_block(model_state *s, uint32_t l, uint32_t n_tok)
         return;
     }
     model_gated_ffn(s, &L->w_gate, &L->w_up, &L->w_down, n_tok);
+    if (s->m->tp_size > 1) // each rank's share of the FFN gave a part of the sum
+        dist_all_reduce_sum(s->xb, (size_t)n_tok * hp->dim);
     for (uint32_t b = 0; L->ffn_post_norm.data && b < n_tok; b++)
         model_rmsnorm(s->xb + b * hp->dim, s->xb + b * hp->dim, L->ffn_post_norm.data, hp->dim,
                       hp->rms_eps);
