@@ -88,8 +88,10 @@ static int check_same_file(const char *path, garlic_error *err)
     int rc = dist_check_same(&d, sizeof d, "a model file (size or header)", err);
     if (local.code) // this rank's own failure says more
         *err = local, rc = local.code;
-    else if (rc)
-        garlic_error_set(err, rc, "%s: %s", path, err->message);
+    else if (rc) {
+        garlic_error what = *err; // (the message is formatted into err again)
+        garlic_error_set(err, rc, "%s: %s", path, what.message);
+    }
     return rc;
 }
 
