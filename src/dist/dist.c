@@ -137,8 +137,9 @@ void dist_all_gather(const float *mine, float *all, size_t n)
 {
 #ifdef GARLIC_MPI
     if (world_size > 1) {
-        // (the views of a gather are counted in ints; a layer's rows are far below)
-        MPI_Allgather(mine, (int)n, MPI_FLOAT, all, (int)n, MPI_FLOAT, MPI_COMM_WORLD);
+        // (counts are ints: a row of logits is far below)
+        const void *send = mine == all + (size_t)world_rank * n ? MPI_IN_PLACE : mine;
+        MPI_Allgather(send, (int)n, MPI_FLOAT, all, (int)n, MPI_FLOAT, MPI_COMM_WORLD);
         return;
     }
 #endif

@@ -49,7 +49,8 @@ int dist_tp_layout_make(uint32_t t, dist_tp_layout *out, garlic_error *err);
 // x (n floats, in place) = the sum of every rank's x. Every rank gets the same bits.
 void dist_all_reduce_sum(float *x, size_t n);
 
-// all (size * n floats) = every rank's mine (n floats) one after another in rank order.
+// all (size * n floats) = every rank's mine (n floats) one after another in rank order. In
+// place when mine is this rank's place in all (all + rank * n).
 void dist_all_gather(const float *mine, float *all, size_t n);
 
 // The n bytes of rank 0 into every rank's buf.

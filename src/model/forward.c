@@ -895,6 +895,19 @@ static void encoder_layer(model_state *s, uint32_t l, uint32_t n_tok)
                         L->layer_out_norm_b.data, dim, hp->norm_eps);
 }
 
+// The logits of n_out normed rows in xb when this rank holds rows [rank * share, (rank + 1) *
+// share) of the output matrix (shard.c): each rank computes its columns of every logit row
+// in place, then each row is gathered whole on every rank.
+static void vocab_share_logits(model_state *s, uint32_t n_out)
+{
+    const model *m = s->m;
+    uint64_t n_vocab = m->hp.n_vocab, share = m->output.n_out;
+    float *mine = s->logits + (uint64_t)m->tp_rank * share;
+    model_matmul(s, &m->output, s->xb, m->hp.dim, n_out, mine, n_vocab);
+    for (uint32_t i = 0; i < n_out; i++)
+        dist_all_gather(mine + i * n_vocab, s->logits + i * n_vocab, share);
+}
+
 // Validates a batch against the state and the pool, and finds each token's KV slot.
 static int check_batch(model_state *s, kv_cache *kv, const model_batch *b, garlic_error *err)
 {
@@ -1007,7 +1020,9 @@ int model_forward_batch(model_state *s, kv_cache *kv, const model_batch *b, cons
             model_rmsnorm(s->xb + i * hp->dim, s->x + b->out[i] * hp->dim, m->output_norm.data,
                           hp->dim, hp->rms_eps);
     }
-    if (b->n_out)
+    if (b->n_out && m->output.n_out < hp->n_vocab) // tensor parallelism: a share of the rows
+        vocab_share_logits(s, b->n_out);
+    else if (b->n_out)
         model_matmul(s, &m->output, s->xb, hp->dim, b->n_out, s->logits, hp->n_vocab);
     if (hp->final_softcap > 0) { // logits = c * tanh(logits * (1 / c))
         float inv = 1.0f / hp->final_softcap;

@@ -8,7 +8,10 @@
 //   wo                            the matching input columns (its heads' values), copied;
 //   w_gate, w_up                  rows [r * ffn / T, (r + 1) * ffn / T), views;
 //   w_down                        the matching input columns, copied;
-// and everything else whole (norms, embeddings, the output matrix). The hyper-parameters
+//   output                        rows [r * n_vocab / T, ...) of the vocabulary, a view (kept
+//                                 whole when T does not divide the vocabulary), whose logits
+//                                 the ranks then gather (forward.c);
+// and everything else whole (norms, the token embedding). The hyper-parameters
 // then say n_head / T, n_head_kv / T and ffn / T, so the scratch, the KV cache (its KV heads
 // only) and the planner size the share. A column slice of a quantized row is whole blocks,
 // so its width must be a multiple of the type's block size (32, or 256 for K-quants).
@@ -157,6 +160,10 @@ int model_shard(model *m, uint32_t rank, uint32_t size, garlic_error *err)
         keep_rows(&L->w_up, rank * ffn, ffn);
         keep_columns(&L->w_down, rank * ffn, ffn, at);
         at += (L->w_down.mat_bytes + 63) / 64 * 64;
+    }
+    if (m->output.data && hp->n_vocab % size == 0) {
+        uint64_t rows = hp->n_vocab / size;
+        keep_rows(&m->output, rank * rows, rows);
     }
     hp->n_head = (uint32_t)heads, hp->n_head_kv = (uint32_t)kv_heads, hp->ffn = (uint32_t)ffn;
     m->tp_rank = rank, m->tp_size = size;

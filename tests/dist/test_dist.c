@@ -168,12 +168,13 @@ static int check_model(const char *file, const char *label, const char *kv)
     return compared;
 }
 
-// A synthesized model of shape A with 4 KV heads (so 2 and 4 ranks divide its heads).
-static const char *synth(const char *arch, uint32_t type, const char *name)
+// A synthesized model of shape A with 4 KV heads (so 2 and 4 ranks divide its heads), its
+// output matrix the token embedding when tied.
+static const char *synth(const char *arch, uint32_t type, bool tied, const char *name)
 {
     model_synth_params p;
     model_synth_params_default(&p);
-    p.arch = arch, p.type = type, p.n_head_kv = 4;
+    p.arch = arch, p.type = type, p.n_head_kv = 4, p.tied = tied;
     const char *path = test_temp_path(name);
     garlic_error err;
     if (model_synth_write(&p, path, &err))
@@ -189,16 +190,17 @@ static void test_synth_models(void **state)
     const struct {
         const char *arch;
         uint32_t type;
+        bool tied;
         const char *name;
     } cases[] = {
-        {"llama", TENSOR_TYPE_F32, "tp-llama-f32.gguf"},
-        {"llama", TENSOR_TYPE_Q8_0, "tp-llama-q8_0.gguf"},
-        {"llama", TENSOR_TYPE_Q4_0, "tp-llama-q4_0.gguf"},
-        {"qwen2", TENSOR_TYPE_Q8_0, "tp-qwen2-q8_0.gguf"}, // Q/K/V biases split by heads
-        {"qwen3", TENSOR_TYPE_F16, "tp-qwen3-f16.gguf"},   // per-head Q/K norms
+        {"llama", TENSOR_TYPE_F32, false, "tp-llama-f32.gguf"},
+        {"llama", TENSOR_TYPE_Q8_0, false, "tp-llama-q8_0.gguf"},
+        {"llama", TENSOR_TYPE_Q4_0, true, "tp-llama-q4_0-tied.gguf"}, // the embedding's rows
+        {"qwen2", TENSOR_TYPE_Q8_0, false, "tp-qwen2-q8_0.gguf"},     // Q/K/V biases split
+        {"qwen3", TENSOR_TYPE_F16, false, "tp-qwen3-f16.gguf"},       // per-head Q/K norms
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *path = synth(cases[i].arch, cases[i].type, cases[i].name);
+        const char *path = synth(cases[i].arch, cases[i].type, cases[i].tied, cases[i].name);
         assert_int_equal(check_model(path, cases[i].name, "f16"), 2); // both layouts compared
     }
 }
@@ -232,7 +234,7 @@ static void test_refusals(void **state)
     (void)state;
     if (!mpi_ready())
         skip();
-    const char *small = synth("llama", TENSOR_TYPE_Q8_0, "tp-refuse.gguf");
+    const char *small = synth("llama", TENSOR_TYPE_Q8_0, false, "tp-refuse.gguf");
     char *err;
     // T must be the number of ranks, in one process...
     assert_int_not_equal(
