@@ -191,17 +191,21 @@ static void test_synth_models(void **state)
         const char *arch;
         uint32_t type;
         bool tied;
+        const char *kv; // the KV cache: F16 (the default) where the weights are F32, whose
+                        // activations no 8-bit rounding amplifies (see test_shared_models)
         const char *name;
     } cases[] = {
-        {"llama", TENSOR_TYPE_F32, false, "tp-llama-f32.gguf"},
-        {"llama", TENSOR_TYPE_Q8_0, false, "tp-llama-q8_0.gguf"},
-        {"llama", TENSOR_TYPE_Q4_0, true, "tp-llama-q4_0-tied.gguf"}, // the embedding's rows
-        {"qwen2", TENSOR_TYPE_Q8_0, false, "tp-qwen2-q8_0.gguf"},     // Q/K/V biases split
-        {"qwen3", TENSOR_TYPE_F16, false, "tp-qwen3-f16.gguf"},       // per-head Q/K norms
+        {"llama", TENSOR_TYPE_F32, false, "f16", "tp-llama-f32.gguf"},
+        {"llama", TENSOR_TYPE_Q8_0, false, "f32", "tp-llama-q8_0.gguf"},
+        {"llama", TENSOR_TYPE_Q4_0, true, "f32", "tp-llama-q4_0-tied.gguf"}, // embedding's rows
+        {"qwen2", TENSOR_TYPE_Q8_0, false, "f32", "tp-qwen2-q8_0.gguf"},     // Q/K/V biases
+        {"qwen3", TENSOR_TYPE_F16, false, "f32", "tp-qwen3-f16.gguf"},       // Q/K norms
+        {"gemma3", TENSOR_TYPE_F32, false, "f32", "tp-gemma3-f32.gguf"},     // post-norms
+        {"phi3", TENSOR_TYPE_Q8_0, false, "f32", "tp-phi3-q8_0.gguf"},       // fused qkv, up
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *path = synth(cases[i].arch, cases[i].type, cases[i].tied, cases[i].name);
-        assert_int_equal(check_model(path, cases[i].name, "f16"), 2); // both layouts compared
+        assert_int_equal(check_model(path, cases[i].name, cases[i].kv), 2); // both layouts
     }
 }
 
@@ -291,6 +295,14 @@ static void test_refusals(void **state)
                            "--tensor-parallel 4 must divide the 8 attention heads and the "
                            "2 KV heads"));
     free(err);
+    // Experts are not split in this version: refused at load (the loader's check alone).
+    p.arch = "qwen3moe", p.n_expert = 4, p.n_expert_used = 2, p.n_head_kv = 4;
+    snprintf(file, sizeof file, "%s/moe.gguf", a);
+    assert_int_equal(model_synth_write(&p, file, &e), GARLIC_OK);
+    model_load_options o = {.meta_only = true, .tp_size = 2};
+    assert_null(model_load_with(file, &o, &e));
+    assert_int_equal(e.code, GARLIC_EUNSUPPORTED);
+    assert_non_null(strstr(e.message, "supports dense decoder models"));
 }
 
 int main(void)
