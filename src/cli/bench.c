@@ -226,11 +226,11 @@ static void report_all_reduce(const bench_options *o, uint32_t dim)
     uint32_t rows = o->n_prompt < o->batch ? o->n_prompt : o->batch;
     rows = rows ? rows : 1;
     double one = dist_time_all_reduce(dim, 1000);
-    double batch = dist_time_all_reduce((size_t)rows * dim, 20);
+    double batch = dist_time_all_reduce((size_t)rows * dim, 50);
     if (cli_local_prints())
         fprintf(stderr,
-                "tensor parallel %u: all-reduce of %u floats (a token's activations) %.1f us, "
-                "of %u x %u floats (a step of %u tokens) %.1f us; twice per layer\n",
+                "tensor parallel %u: all-reduce (median) of %u floats (a token's activations) "
+                "%.1f us, of %u x %u floats (a step of %u tokens) %.1f us; twice per layer\n",
                 dist_size(), dim, one * 1e6, rows, dim, rows, batch * 1e6);
 }
 

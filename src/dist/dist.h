@@ -62,8 +62,9 @@ void dist_broadcast(void *buf, size_t n);
 // one always agrees.
 int dist_check_same(const void *bytes, size_t n, const char *what, garlic_error *err);
 
-// Seconds one all-reduce of n floats takes on average over reps calls (after a warm-up):
-// for `garlic bench`'s report and docs/distributed.md. 0 in a world of one.
+// The median seconds of reps all-reduces of n floats (after a warm-up; a median, because a
+// shared machine's scheduling makes a few calls very slow): for `garlic bench`'s report and
+// docs/distributed.md. 0 in a world of one (or without memory for the timings).
 double dist_time_all_reduce(size_t n, uint32_t reps);
 
 #endif
