@@ -5,9 +5,11 @@
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "dist/dist.h"
 #include "gguf/gguf.h"
 #include "store/store.h"
@@ -49,7 +51,7 @@ int cli_local_tensor_parallel(uint32_t t, int argc, char **argv, registry_config
     ok = ok && EVP_DigestFinal_ex(md, digest, NULL);
     EVP_MD_CTX_free(md);
     // (a rank that failed to hash compares zeros, which differ from rank 0's digest)
-    rc = dist_check_same(digest, sizeof digest, "a command line", err);
+    rc = dist_check_same(digest, sizeof digest, "a command line (every rank runs the same)", err);
     if (rc == GARLIC_OK && !ok)
         rc = garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
     cfg->tp_rank = layout.rank, cfg->tp_size = layout.size;
@@ -57,6 +59,18 @@ int cli_local_tensor_parallel(uint32_t t, int argc, char **argv, registry_config
 }
 
 bool cli_local_prints(void) { return dist_rank() == 0; }
+
+uint64_t cli_local_shared_seed(uint64_t seed)
+{
+    if (dist_size() == 1)
+        return seed;
+    // (a drawn seed may not be SAMPLER_SEED_RANDOM itself, which would make the ranks draw)
+    while (dist_rank() == 0 && seed == SAMPLER_SEED_RANDOM)
+        if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+            seed = (uint64_t)(garlic_now() * 1e9);
+    dist_broadcast(&seed, sizeof seed);
+    return seed;
+}
 
 // What every rank compares before loading its share: the file's size and the sha256 of its
 // header (metadata and tensor records, up to the data section). A rank that cannot read its

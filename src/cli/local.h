@@ -25,6 +25,11 @@ int cli_local_tensor_parallel(uint32_t t, int argc, char **argv, registry_config
 // Whether this process prints the command's results: rank 0 (the only one without MPI).
 bool cli_local_prints(void);
 
+// The sampling seed every rank uses: seed itself in one process; under several ranks, rank
+// 0's, drawn there when seed is SAMPLER_SEED_RANDOM (each rank drawing its own would sample
+// different tokens from the same logits). Every rank must call it at the same point.
+uint64_t cli_local_shared_seed(uint64_t seed);
+
 // Loads path with cfg (a budget of 0 means the machine's memory: one model, no neighbours).
 // Under tensor parallelism (cfg->tp_size > 1) path must be a GGUF file, and every rank's must
 // have rank 0's size and header (their sha256 is compared) before any loads its share.

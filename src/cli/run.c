@@ -18,6 +18,7 @@
 #include "chat/chat.h"
 #include "cli/cli.h"
 #include "cli/local.h"
+#include "dist/dist.h"
 #include "engine/engine.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -179,10 +180,15 @@ static int dump_logits(const model *m, const run_options *o, const tokenizer_ids
     return rc ? 1 : 0;
 }
 
+// Writes generated text to stdout (rank 0 only: the other ranks generate the same text in
+// step, silently); user, when not NULL, is a uint64_t FNV-1a hash of the text so far, which
+// the ranks compare at the end.
 static int emit_stdout(void *user, const char *text, size_t len)
 {
-    (void)user;
-    if (!cli_local_prints()) // the ranks beyond 0 generate the same text in step, silently
+    uint64_t *hash = user;
+    for (size_t i = 0; hash && i < len; i++)
+        *hash = (*hash ^ (uint8_t)text[i]) * 0x100000001b3ull;
+    if (!cli_local_prints())
         return 0;
     fwrite(text, 1, len, stdout);
     fflush(stdout);
@@ -369,6 +375,7 @@ int cli_run(int argc, char **argv)
         fprintf(stderr, "garlic run: %s\n", err.message);
         return 1;
     }
+    o.sampling.seed = cli_local_shared_seed(o.sampling.seed);
     if (!o.prompt && !o.prompt_ids) {
         status = chat(&o, &l);
         cli_local_close(&l);
@@ -381,7 +388,12 @@ int cli_run(int argc, char **argv)
     if (status == 0) {
         engine_request_params p = request_for(&o, &l, &ids);
         engine_chunk end;
-        if (cli_local_generate(&l, &p, emit_stdout, NULL, &end, &err) != GARLIC_OK) {
+        uint64_t hash = 0xcbf29ce484222325ull;
+        int rc = cli_local_generate(&l, &p, emit_stdout, &hash, &end, &err);
+        // Ranks in step generate the same text; one that did not is a fault, not a result.
+        if (rc == GARLIC_OK)
+            rc = dist_check_same(&hash, sizeof hash, "generated text (out of step)", &err);
+        if (rc != GARLIC_OK) {
             fprintf(stderr, "garlic run: %s\n", err.message);
             status = 1;
         } else if (o.verbose) {

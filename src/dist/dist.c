@@ -186,9 +186,7 @@ int dist_check_same(const void *bytes, size_t n, const char *what, garlic_error 
     MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     if (count == 0)
         return GARLIC_OK;
-    return garlic_error_set(err, GARLIC_EINVAL,
-                            "rank %d%s has %s that differs from rank 0's: every rank must be "
-                            "given the same",
+    return garlic_error_set(err, GARLIC_EINVAL, "rank %d%s has %s that differs from rank 0's",
                             first, count > 1 ? " (and others)" : "", what);
 #else
     (void)bytes, (void)n, (void)what, (void)err;

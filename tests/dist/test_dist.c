@@ -233,6 +233,32 @@ static void test_shared_models(void **state)
     assert_true(compared >= 10); // most of them split (the K-quants' blocks of 256 do not)
 }
 
+// Sampling at a temperature: with a seed, the ranks' text is one process's; without one, rank
+// 0 draws the seed for all (were each rank to draw its own, they would sample apart).
+static void test_seeded_sampling(void **state)
+{
+    (void)state;
+    if (!mpi_ready())
+        skip();
+    const char *file = synth("llama", TENSOR_TYPE_F32, false, "tp-sample.gguf");
+    const char *args = "--prompt-ids '1 45 300' -n 32 --temp 0.9 --top-k 0 --top-p 1 --min-p 0 "
+                       "--kv-type f32 -t 1";
+    char *want, *got, *err;
+    assert_int_equal(test_run(&want, NULL, "%s run '%s' %s --seed 42", test_garlic(), file, args),
+                     0);
+    int rc = test_run(&got, &err, "%s -np 2 %s run '%s' %s --seed 42 --tensor-parallel 2", mpirun(),
+                      test_garlic(), file, args);
+    if (rc != 0)
+        fail_msg("exit %d: %s", rc, err);
+    assert_string_equal(got, want);
+    free(got), free(err);
+    rc = test_run(&got, &err, "%s -np 2 %s run '%s' %s --tensor-parallel 2", mpirun(),
+                  test_garlic(), file, args);
+    if (rc != 0)
+        fail_msg("without --seed: exit %d: %s", rc, err);
+    free(want), free(got), free(err);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -310,6 +336,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_synth_models),
         cmocka_unit_test(test_shared_models),
+        cmocka_unit_test(test_seeded_sampling),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
