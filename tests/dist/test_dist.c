@@ -58,10 +58,13 @@ static bool mpi_ready(void)
 }
 
 // The launcher: local shared memory, more ranks than cores allowed, as root in containers.
+// Under ASan (make test-asan) the ranks do not check for leaks: Open MPI leaves allocations
+// of its unloaded plugins at MPI_Finalize, which LeakSanitizer can neither attribute nor
+// suppress by library; the one-process runs keep the leak check.
 static const char *mpirun(void)
 {
-    return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_"
-           "oversubscribe=1 mpirun --mca btl self,vader";
+    return "ASAN_OPTIONS=detect_leaks=0 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+           "OMPI_MCA_rmaps_base_oversubscribe=1 mpirun --mca btl self,vader";
 }
 
 // Reads a --dump-logits file: rows of floats. Returns the values (malloc'd) and their count.
