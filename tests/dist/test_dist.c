@@ -334,12 +334,38 @@ static void test_refusals(void **state)
     assert_non_null(strstr(e.message, "supports dense decoder models"));
 }
 
+// dist/ in a process no launcher started (every build): a world of one, whose collectives
+// leave the data as it is, and whose layout takes T = 1 only.
+static void test_one_process(void **state)
+{
+    (void)state;
+    assert_int_equal(dist_size(), 1);
+    assert_int_equal(dist_rank(), 0);
+    dist_tp_layout layout;
+    garlic_error err = {0};
+    assert_int_equal(dist_tp_layout_make(1, &layout, &err), GARLIC_OK);
+    assert_int_equal(layout.size, 1);
+    assert_int_equal(layout.rank, 0);
+    assert_int_not_equal(dist_tp_layout_make(2, &layout, &err), GARLIC_OK);
+    assert_non_null(
+        strstr(err.message,
+               dist_built_with_mpi() ? "but 1 rank is running" : "garlic was built without MPI"));
+    float x[3] = {1, 2, 3}, all[3] = {0};
+    dist_all_reduce_sum(x, 3);
+    assert_true(x[0] == 1 && x[1] == 2 && x[2] == 3);
+    dist_all_gather(x, all, 3);
+    assert_memory_equal(all, x, sizeof x);
+    dist_all_gather(all, all, 3); // in place
+    assert_memory_equal(all, x, sizeof x);
+    assert_int_equal(dist_check_same(x, sizeof x, "x", &err), GARLIC_OK);
+    assert_true(dist_time_all_reduce(3, 10) == 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_synth_models),
-        cmocka_unit_test(test_shared_models),
-        cmocka_unit_test(test_seeded_sampling),
+        cmocka_unit_test(test_one_process),   cmocka_unit_test(test_synth_models),
+        cmocka_unit_test(test_shared_models), cmocka_unit_test(test_seeded_sampling),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
