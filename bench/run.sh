@@ -11,12 +11,33 @@
 # decoding through the server's scheduler (`garlic bench --streams`, 1 to 16 streams of a
 # 128-token prompt and 64 generated tokens) and the prefix cache's time to first token on the
 # Q4_0 model; LLAMA_BATCHED_BENCH names llama-batched-bench for the same run side by side.
+# Last, sharing the CPU (bench/cpu_share.py): the default thread count against --threads 1
+# idle, beside a busy loop on one core, and as two processes at once, in requests/s of a
+# server of stories260K and in pp/tg tokens/s of a synthesized 125M-parameter Q8_0 model.
+# BENCH_ONLY=share runs that part alone (`make bench BENCH_ONLY=share`); BENCH_SHARE_ROUNDS
+# (default 5) and BENCH_SHARE_SECONDS (default 4, per round of requests) size it.
 set -eu
 build=${BUILD:-build}
 types=${BENCH_TYPES:-F16 Q8_0 Q4_0 Q4_K_M}
 threads=${BENCH_THREADS:-2}
 rounds=${BENCH_ROUNDS:-5}
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; $(./garlic version)"
+share_bench() {
+  mkdir -p "$build/bench/models"
+  local model=$build/bench/models/share-125M-Q8_0.gguf
+  if [ ! -f "$model" ]; then
+    echo "== synthesizing $model"
+    ./garlic synth "$model.tmp" --dim 768 --layers 12 --heads 12 --kv-heads 4 --ffn 2048 \
+      --vocab 32000 --ctx 2048 --type Q8_0 && mv "$model.tmp" "$model"
+  fi
+  echo "== sharing the CPU: default threads against --threads 1 (bench/cpu_share.py)"
+  bench/cpu_share.py --rounds "${BENCH_SHARE_ROUNDS:-5}" --seconds "${BENCH_SHARE_SECONDS:-4}" \
+    --pp 256 --tg 64 "${SHARED:-../shared}/models/stories260K.gguf" "$model"
+}
+if [ "${BENCH_ONLY:-}" = share ]; then
+  share_bench
+  exit 0
+fi
 float_peak=0
 for b in "$build"/bench/bench_*; do
   [ -x "$b" ] || continue
@@ -100,3 +121,4 @@ if [ -f "$model" ]; then
     bench/compare_batched.py "${ours#,}" "${peers#,}"
   fi
 fi
+share_bench

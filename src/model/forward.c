@@ -507,6 +507,7 @@ typedef struct attention_job {
     uint32_t layer, n_tok;
     uint32_t part_heads; // query heads of a group one work item takes (the group, or a share
                          // of it when (token, KV head) pairs alone would leave threads idle)
+    atomic_uint next;    // the next work item not taken
 } attention_job;
 
 // Offset in bytes of value `first` inside a cache row of type.
@@ -541,7 +542,8 @@ static const float *load_rows(kv_type type, const uint8_t *row, size_t row_bytes
     return out;
 }
 
-// Causal attention, one (token, KV head, part of the group) at a time, split across threads.
+// Causal attention, one (token, KV head, part of the group) at a time, taken by threads in
+// turn (a thread that was descheduled leaves its items to the others).
 // The K (then V) rows of the pair's positions are converted to floats once, ATT_ROWS at a
 // time, and used by every query head of the part at once: scores (scaled dot products), softmax over positions
 // 0..pos of the token's sequence (max subtracted; exp and sum vectorized), the weighted sum of
@@ -569,8 +571,9 @@ static void attention_worker(void *ctx, int ith, int nth)
     uint32_t window = s->m->layers[job->layer].window;
     const float *sinks = s->m->layers[job->layer].sinks.data; // (n_head) or NULL
     uint32_t parts = (group + job->part_heads - 1) / job->part_heads;
-    for (uint32_t idx = (uint32_t)ith; idx < job->n_tok * hp->n_head_kv * parts;
-         idx += (uint32_t)nth) {
+    (void)nth;
+    for (uint32_t idx; (idx = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed)) <
+         job->n_tok * hp->n_head_kv * parts;) {
         uint32_t pair = idx / parts, part = idx % parts;
         uint32_t b = pair / hp->n_head_kv, kh = pair % hp->n_head_kv;
         // Causal: positions 0..pos; otherwise every position of the sequence (its whole
@@ -689,6 +692,7 @@ static void attend(model_state *s, uint32_t l, uint32_t n_tok)
     parts = parts < 1 ? 1 : parts > group ? group : parts;
     attention_job job = {
         .s = s, .layer = l, .n_tok = n_tok, .part_heads = (group + parts - 1) / parts};
+    atomic_init(&job.next, 0);
     uint64_t work = 0; // multiply-adds: every token's heads over its positions, K and V
     for (uint32_t b = 0, w = L->window; b < n_tok; b++) {
         uint64_t n_pos = hp->causal ? s->batch->pos[b] + 1
@@ -742,7 +746,11 @@ typedef struct gated_job {
     float *gate;     // (n) in: gate projection; out: act(gate) * up
     const float *up; // (n), or NULL: GELU(gate) alone (BERT's ungated FFN)
     size_t n;
+    atomic_size_t next; // the next chunk not taken
 } gated_job;
+
+// Values a gated_worker takes at a time (a multiple of every vector width).
+enum { GATED_CHUNK = 8192 };
 
 // gpt-oss's clamped SwiGLU: min(gate, 7) * sigmoid(1.702 min(gate, 7)) * (clamp(up, +-7) + 1),
 // written as ggml's swiglu_oai computes it (the same min, clamp and operation order).
@@ -756,24 +764,29 @@ static void swiglu_oai(float *gate, const float *up, size_t n)
     }
 }
 
-// gate = act(gate) * up over this thread's share of the values.
+// gate = act(gate) * up, GATED_CHUNK values at a time, chunks taken by threads in turn.
 static void gated_worker(void *ctx, int ith, int nth)
 {
+    (void)ith, (void)nth;
     gated_job *job = ctx;
-    size_t i0 = job->n * (size_t)ith / (size_t)nth, i1 = job->n * (size_t)(ith + 1) / (size_t)nth;
-    if (!job->up) // an ungated FFN (BERT): act(gate) alone
-        kernel_gelu_f32(job->gate + i0, (int64_t)(i1 - i0));
-    else if (job->act == MODEL_ACT_SILU)
-        kernel_swiglu_f32(job->gate + i0, job->up + i0, (int64_t)(i1 - i0));
-    else if (job->act == MODEL_ACT_GELU)
-        kernel_geglu_f32(job->gate + i0, job->up + i0, (int64_t)(i1 - i0));
-    else
-        swiglu_oai(job->gate + i0, job->up + i0, i1 - i0);
+    for (size_t i0; (i0 = atomic_fetch_add_explicit(&job->next, GATED_CHUNK,
+                                                    memory_order_relaxed)) < job->n;) {
+        size_t n = job->n - i0 < GATED_CHUNK ? job->n - i0 : GATED_CHUNK;
+        if (!job->up) // an ungated FFN (BERT): act(gate) alone
+            kernel_gelu_f32(job->gate + i0, (int64_t)n);
+        else if (job->act == MODEL_ACT_SILU)
+            kernel_swiglu_f32(job->gate + i0, job->up + i0, (int64_t)n);
+        else if (job->act == MODEL_ACT_GELU)
+            kernel_geglu_f32(job->gate + i0, job->up + i0, (int64_t)n);
+        else
+            swiglu_oai(job->gate + i0, job->up + i0, n);
+    }
 }
 
 void model_gated_act(model_state *s, model_act act, float *gate, const float *up, size_t n)
 {
     gated_job job = {.act = act, .gate = gate, .up = up, .n = n};
+    atomic_init(&job.next, 0);
     if (n * 16 < INLINE_WORK) // an expf and a few flops a value
         gated_worker(&job, 0, 1);
     else

@@ -63,7 +63,8 @@ http_parse http_head_parse(const char *p, const char *end, http_head *h);
 
 // Ends each string of h (method, target, field names and values) with a NUL, writing over
 // the byte after each in buf, the buffer h was parsed from (a CR, LF, space or colon, or
-// whitespace around a value). The target loses its query: h->target_len is its path's length.
+// whitespace around a value). The target loses its query and its percent escapes are decoded:
+// h->target_len is then the decoded path's length.
 void http_head_terminate(char *buf, http_head *h);
 
 // The value of the first field called name (case-insensitive) of a terminated head, or NULL.

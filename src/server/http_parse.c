@@ -73,6 +73,15 @@ static http_parse request_line(const char *p, const char *eol, http_head *h)
     h->target_len = (size_t)(q - t);
     if (!(t[0] == '/' || (h->target_len == 1 && t[0] == '*')))
         return invalid(h, 400, "the request target must be a path beginning with /");
+    // The path's percent escapes are decoded later (http_head_terminate): each must be two
+    // hex digits, and none may stand for NUL.
+    for (const char *e = t; e < q && *e != '?'; e++) {
+        if (*e != '%')
+            continue;
+        if (q - e < 3 || hex_digit_value(e[1]) < 0 || hex_digit_value(e[2]) < 0 ||
+            (e[1] == '0' && e[2] == '0'))
+            return invalid(h, 400, "the request path has a malformed percent escape");
+    }
     q++;
     if (eol - q != 8 || memcmp(q, "HTTP/", 5) != 0 || q[6] != '.' || q[5] < '0' || q[5] > '9' ||
         q[7] < '0' || q[7] > '9')
@@ -266,6 +275,19 @@ void http_head_terminate(char *buf, http_head *h)
     if (query)
         h->target_len = (size_t)(query - h->target);
     buf[t + h->target_len] = '\0';
+    // Percent escapes decoded in place (the parser checked them): "/v1/models/a%2Fb" names
+    // the model "a/b".
+    char *w = buf + t;
+    for (const char *r = buf + t; *r; r++) {
+        if (*r == '%') {
+            *w++ = (char)(hex_digit_value(r[1]) * 16 + hex_digit_value(r[2]));
+            r += 2;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+    h->target_len = (size_t)(w - (buf + t));
     for (size_t i = 0; i < h->n_fields; i++) {
         http_field *f = &h->fields[i];
         buf[f->name - buf + f->name_len] = '\0';
@@ -285,6 +307,7 @@ const char *http_head_field(const http_head *h, const char *name)
 
 enum {
     CHUNK_SIZE,    // hex digits of a chunk's size
+    CHUNK_SIZE_WS, // whitespace after the size
     CHUNK_EXT,     // a chunk extension, up to the line's end
     CHUNK_SIZE_LF, // the LF after the size line's CR
     CHUNK_DATA,    // the chunk's bytes
@@ -323,7 +346,10 @@ http_parse http_chunked_decode(http_chunked *c, char *buf, size_t len, size_t *i
                 c->too_large = true;
                 return HTTP_PARSE_INVALID;
             }
-            c->state = ch == '\r' ? CHUNK_SIZE_LF : ch == '\n' ? CHUNK_DATA : CHUNK_EXT;
+            c->state = ch == '\r' ? CHUNK_SIZE_LF
+                : ch == '\n'      ? CHUNK_DATA
+                : ch == ';'        ? CHUNK_EXT
+                                  : CHUNK_SIZE_WS;
             if (ch != ';' && ch != '\r' && ch != '\n' && ch != ' ' && ch != '\t')
                 return HTTP_PARSE_INVALID;
             c->line = 0;
@@ -332,6 +358,17 @@ http_parse http_chunked_decode(http_chunked *c, char *buf, size_t len, size_t *i
                 c->state = CHUNK_TRAILER;
             break;
         }
+        case CHUNK_SIZE_WS: // whitespace after the size: only more of it, ';' or the end
+            if (ch == ';')
+                c->state = CHUNK_EXT;
+            else if (ch == '\r')
+                c->state = CHUNK_SIZE_LF;
+            else if (ch == '\n')
+                c->state = c->remaining ? CHUNK_DATA : CHUNK_TRAILER;
+            else if (ch != ' ' && ch != '\t')
+                return HTTP_PARSE_INVALID;
+            i++;
+            break;
         case CHUNK_EXT:
             if (ch == '\r')
                 c->state = CHUNK_SIZE_LF;

@@ -176,7 +176,7 @@ const lastAnswer = '#messages li.msg.assistant:last-child';
 test('chat: pick a model, a streamed answer with reasoning folded and Markdown rendered, kept over a reload', { skip }, async () => {
   const { page, context, errors } = await chatPage(main.url);
   const options = await page.$$eval('#model option', (os) => os.map((o) => o.value));
-  assert.deepEqual(options.sort(), ['slow', 'stories']);
+  assert.deepEqual(options.sort(), ['slow', 'stories'], `the page says: ${await page.textContent('#status')}`);
   await page.selectOption('#model', 'stories');
   await settings(page, { grammar: thinkGrammar, 'max-tokens': '200', extra: '' });
   await ask(page, 'Say hello');

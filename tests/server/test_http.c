@@ -79,12 +79,13 @@ static void test_parse_good(void **state)
                 fail_msg("%zu: the prefix of %zu bytes is not incomplete: %s", i, n, h.error);
     }
     // Terminated strings: the path without its query, names and values without whitespace.
-    char buf[] = "GET /v1/models?limit=2 HTTP/1.1\r\nHost:  example  \r\nX-A: 1\r\n\r\n";
+    char buf[] = "GET /v1/models/a%2Fb%3a?limit=2 HTTP/1.1\r\nHost:  example  \r\nX-A: 1\r\n\r\n";
     http_head h;
     assert_int_equal(parse(buf, &h), HTTP_PARSE_DONE);
     http_head_terminate(buf, &h);
     assert_string_equal(h.method, "GET");
-    assert_string_equal(h.target, "/v1/models");
+    assert_string_equal(h.target, "/v1/models/a/b:");
+    assert_int_equal(h.target_len, 15);
     assert_string_equal(http_head_field(&h, "host"), "example");
     assert_string_equal(http_head_field(&h, "X-A"), "1");
     assert_null(http_head_field(&h, "X-B"));
@@ -125,6 +126,9 @@ static void test_parse_hostile(void **state)
         {"GET / HTTP/1.1\r\nHost: a\x01\r\n\r\n", 400},
         {"GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n", 417},
         {"G\xc3\xa9T / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+        {"GET /a%2 HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+        {"GET /a%zz HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+        {"GET /a%00b HTTP/1.1\r\nHost: a\r\n\r\n", 400},
         {"\x16\x03\x01\x02\x00\x01", 400}, // a TLS hello: refused at once
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
