@@ -348,7 +348,7 @@ http_parse http_chunked_decode(http_chunked *c, char *buf, size_t len, size_t *i
             }
             c->state = ch == '\r' ? CHUNK_SIZE_LF
                 : ch == '\n'      ? CHUNK_DATA
-                : ch == ';'        ? CHUNK_EXT
+                : ch == ';'       ? CHUNK_EXT
                                   : CHUNK_SIZE_WS;
             if (ch != ';' && ch != '\r' && ch != '\n' && ch != ' ' && ch != '\t')
                 return HTTP_PARSE_INVALID;
