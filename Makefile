@@ -22,6 +22,15 @@ ALL_CFLAGS = -std=c17 $(OPT) -g $(WARN) -fno-strict-aliasing $(SAN) $(CFLAGS)
 LDLIBS    += -lcjson -lpcre2-8 -lcurl -lcrypto -lm -lpthread
 TEST_LIBS := -lcmocka
 
+# Open MPI for tensor parallelism (src/dist/): found through pkg-config (ompi-c) or mpicc;
+# only dist.c is compiled with its flags. Without it (or with MPI=0) dist.c builds its
+# one-process fallback. (Switching MPI on or off needs `make clean`.)
+MPI ?= $(shell (pkg-config --exists ompi-c || command -v mpicc) >/dev/null 2>&1 && echo 1 || echo 0)
+ifeq ($(MPI),1)
+MPI_CFLAGS := -DGARLIC_MPI $(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile)
+LDLIBS     += $(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link)
+endif
+
 # Per-ISA flags: a file named *_avx2.c or *_avx512.c gets its ISA's flags; nothing else does,
 # so the binary runs on any x86-64 and picks the path from cpuid at run time.
 # On other architectures these files compile to nothing (they are guarded by __x86_64__).
@@ -72,6 +81,10 @@ $(BUILD)/%_avx2.o: %_avx2.c
 $(BUILD)/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(AVX512_FLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/src/dist/%.o: src/dist/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(MPI_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(build-essential clang-14 libfuzzer-14-dev libcmocka-dev libcjson-dev libpcre2-dev
           libcurl4-openssl-dev libssl-dev curl unicode-data clang-format-14 python3 python3-numpy
-          chromium)
+          chromium openmpi-bin libopenmpi-dev)
 # A node from elsewhere (e.g. NodeSource, which bundles npm) conflicts with Debian's npm.
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)

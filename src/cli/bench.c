@@ -16,6 +16,7 @@
 #include "cli/bench.h"
 #include "cli/cli.h"
 #include "cli/local.h"
+#include "dist/dist.h"
 #include "gguf/gguf.h"
 #include "hf/hf.h"
 #include "kernels/kernels.h"
@@ -81,6 +82,9 @@ static int parse_bench(bench_options *o, int argc, char **argv)
                  65536),
         cli_int("-t|--threads", "N", "compute threads (default: physical cores)", &o->threads, 1,
                 1024),
+        cli_uint("--tensor-parallel", "T",
+                 "split each layer between T ranks (run under mpirun -np T; default 1)",
+                 &o->tensor_parallel, 1, 4096),
         cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &o->kv_type),
         cli_string("--quantize", "TYPE",
                    "quantize a Hugging Face folder's 16/32-bit weights at load (Q8_0, Q4_K_M...)",
@@ -111,6 +115,11 @@ static int parse_bench(bench_options *o, int argc, char **argv)
         garlic_file_read(o->grammar_file, 1 << 20, &o->grammar_text, NULL, &err) != GARLIC_OK)
         return fprintf(stderr, "garlic bench: %s\n", err.message), 1;
     o->batched |= prefix_seen;
+    if (o->batched && o->tensor_parallel > 1)
+        return cli_usage_error(&bench_command,
+                               "--tensor-parallel runs the -p/-n tests, not "
+                               "--streams or --prefix (yet)");
+    o->argc = argc, o->argv = argv;
     if (o->batched) {
         if (!p_seen)
             o->n_prompt = 128;
@@ -209,9 +218,27 @@ static int measure(cli_local *l, const bench_options *o, bool prompt, bench_resu
     return rc ? (err->code ? err->code : GARLIC_EINVAL) : GARLIC_OK;
 }
 
+// The time of one all-reduce of a layer's activations (one token's dim floats, and a
+// prompt step's batch x dim), which tensor parallelism does twice a layer: every rank
+// measures, rank 0 prints (to stderr, after the table).
+static void report_all_reduce(const bench_options *o, uint32_t dim)
+{
+    uint32_t rows = o->n_prompt < o->batch ? o->n_prompt : o->batch;
+    rows = rows ? rows : 1;
+    double one = dist_time_all_reduce(dim, 1000);
+    double batch = dist_time_all_reduce((size_t)rows * dim, 50);
+    if (cli_local_prints())
+        fprintf(stderr,
+                "tensor parallel %u: all-reduce (median) of %u floats (a token's activations) "
+                "%.1f us, of %u x %u floats (a step of %u tokens) %.1f us; twice per layer\n",
+                dist_size(), dim, one * 1e6, rows, dim, rows, batch * 1e6);
+}
+
 static void print_results(const bench_options *o, const model_info *info, const bench_result *r,
                           int n)
 {
+    if (!cli_local_prints())
+        return;
     char model_type[96];
     snprintf(model_type, sizeof model_type, "%s %s %s", info->arch,
              cli_format_count((double)info->n_params), main_type(info));
@@ -221,12 +248,13 @@ static void print_results(const bench_options *o, const model_info *info, const 
             printf("  {\"model\": \"%s\", \"model_type\": \"%s\", \"type\": \"%s\", "
                    "\"model_size\": %llu, \"model_n_params\": %llu, \"backends\": \"CPU\", "
                    "\"kernels\": \"%s\", \"n_threads\": %d, \"n_batch\": %u, \"type_kv\": \"%s\", "
-                   "\"test\": \"%s\", \"n_prompt\": %u, \"n_gen\": %u, \"avg_ts\": %.6f, "
-                   "\"stddev_ts\": %.6f}%s\n",
+                   "\"n_ranks\": %u, \"test\": \"%s\", \"n_prompt\": %u, \"n_gen\": %u, "
+                   "\"avg_ts\": %.6f, \"stddev_ts\": %.6f}%s\n",
                    o->model_path, model_type, main_type(info),
                    (unsigned long long)info->weight_bytes, (unsigned long long)info->n_params,
-                   kernel_variant_name(), o->threads, o->batch, kv_type_name(o->kv_type), r[i].test,
-                   r[i].n_prompt, r[i].n_gen, r[i].avg, r[i].stddev, i + 1 < n ? "," : "");
+                   kernel_variant_name(), o->threads, o->batch, kv_type_name(o->kv_type),
+                   dist_size(), r[i].test, r[i].n_prompt, r[i].n_gen, r[i].avg, r[i].stddev,
+                   i + 1 < n ? "," : "");
         printf("]\n");
         return;
     }
@@ -263,6 +291,8 @@ static int bench_one_stream(const bench_options *opts)
                            .quantize = o.quantize};
     cli_local l = {0};
     if (rc == GARLIC_OK)
+        rc = cli_local_tensor_parallel(o.tensor_parallel, o.argc, o.argv, &cfg, &err);
+    if (rc == GARLIC_OK)
         rc = cli_local_open(&l, o.model_path, &cfg, &err);
     // the weights as loaded (a folder quantized at load has its new types and size)
     if (rc == GARLIC_OK && o.quantize)
@@ -282,10 +312,13 @@ static int bench_one_stream(const bench_options *opts)
         rc = measure(&l, &o, false, &r[n], &err);
         n++;
     }
-    if (rc != GARLIC_OK)
+    if (rc != GARLIC_OK) {
         fprintf(stderr, "garlic bench: %s\n", err.message), status = 1;
-    else
+    } else {
         print_results(&o, &info, r, n);
+        if (cfg.tp_size > 1)
+            report_all_reduce(&o, registry_model_weights(l.m)->hp.dim);
+    }
     cli_local_close(&l);
     return status;
 }

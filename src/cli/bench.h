@@ -25,6 +25,9 @@ typedef struct bench_options {
     const char *grammar_file; // --grammar / --json-schema: tg constrained by it (NULL: free)
     bool grammar_is_schema;   // the file is a JSON schema, not GBNF
     char *grammar_text;       // its contents, read once (garlic_malloc'd)
+    uint32_t tensor_parallel; // --tensor-parallel: ranks (mpirun -np) sharing each layer
+    int argc;                 // the command's arguments, compared between the ranks
+    char **argv;
 } bench_options;
 
 // Runs the batched benchmark with o's model, -p, -n, -t, --kv-type, --streams, --prefix and

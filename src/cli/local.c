@@ -2,10 +2,16 @@
 // One model in-process for the CLI; see local.h.
 #include "cli/local.h"
 
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "dist/dist.h"
+#include "gguf/gguf.h"
 #include "store/store.h"
 
 enum { BIG_FILE = 256 << 20 }; // files over this show a loading percentage on a terminal
@@ -22,11 +28,99 @@ static void show_progress(void *ctx, int percent)
         fprintf(stderr, "\rloading %s %3d%%%s", p->path, percent, percent == 100 ? "\n" : "");
 }
 
+int cli_local_tensor_parallel(uint32_t t, int argc, char **argv, registry_config *cfg,
+                              garlic_error *err)
+{
+    dist_tp_layout layout;
+    int rc = dist_tp_layout_make(t, &layout, err);
+    if (rc != GARLIC_OK || layout.size == 1)
+        return rc;
+    // The digest of the arguments, but for the threads (each machine its own cores).
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    uint8_t digest[EVP_MAX_MD_SIZE] = {0};
+    bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    for (int i = 0; ok && i < argc; i++) {
+        if (strcmp(argv[i], "-t") == 0 || strcmp(argv[i], "--threads") == 0) {
+            i++;
+            continue;
+        }
+        if (strncmp(argv[i], "--threads=", 10) == 0)
+            continue;
+        ok = EVP_DigestUpdate(md, argv[i], strlen(argv[i]) + 1);
+    }
+    ok = ok && EVP_DigestFinal_ex(md, digest, NULL);
+    EVP_MD_CTX_free(md);
+    // (a rank that failed to hash compares zeros, which differ from rank 0's digest)
+    rc = dist_check_same(digest, sizeof digest, "a command line (every rank runs the same)", err);
+    if (rc == GARLIC_OK && !ok)
+        rc = garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    cfg->tp_rank = layout.rank, cfg->tp_size = layout.size;
+    return rc;
+}
+
+bool cli_local_prints(void) { return dist_rank() == 0; }
+
+uint64_t cli_local_shared_seed(uint64_t seed)
+{
+    if (dist_size() == 1)
+        return seed;
+    // (a drawn seed may not be SAMPLER_SEED_RANDOM itself, which would make the ranks draw)
+    while (dist_rank() == 0 && seed == SAMPLER_SEED_RANDOM)
+        if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+            seed = (uint64_t)(garlic_now() * 1e9);
+    dist_broadcast(&seed, sizeof seed);
+    return seed;
+}
+
+// What every rank compares before loading its share: the file's size and the sha256 of its
+// header (metadata and tensor records, up to the data section). A rank that cannot read its
+// file compares zeros.
+typedef struct file_digest {
+    uint64_t size;
+    uint8_t header_sha256[32];
+} file_digest;
+
+// Refuses a model whose file differs between the ranks (or is not a GGUF file on one).
+static int check_same_file(const char *path, garlic_error *err)
+{
+    file_digest d;
+    memset(&d, 0, sizeof d);
+    garlic_error local = {0};
+    struct stat st;
+    gguf_file *f = NULL;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        garlic_error_set(&local, GARLIC_EUNSUPPORTED,
+                         "%s: tensor parallelism reads GGUF files (not folders) in this version",
+                         path);
+    else
+        f = gguf_open(path, &local);
+    if (f && f->data_offset <= f->size) {
+        d.size = f->size;
+        EVP_Digest(f->base, f->data_offset, d.header_sha256, NULL, EVP_sha256(), NULL);
+    }
+    gguf_close(f);
+    int rc = dist_check_same(&d, sizeof d, "a model file (size or header)", err);
+    if (local.code) // this rank's own failure says more
+        *err = local, rc = local.code;
+    else if (rc) {
+        garlic_error what = *err; // (the message is formatted into err again)
+        garlic_error_set(err, rc, "%s: %s", path, what.message);
+    }
+    return rc;
+}
+
 int cli_local_open(cli_local *l, const char *path, const registry_config *config, garlic_error *err)
 {
     memset(l, 0, sizeof *l);
     static char stored[STORE_PATH_MAX]; // one model per process
     int rc = store_resolve(path, stored, sizeof stored, err);
+    if (config->tp_size > 1) { // every rank compares, even one that could not resolve it
+        garlic_error mine = *err;
+        int same = check_same_file(rc == GARLIC_OK ? stored : path, err);
+        if (rc != GARLIC_OK)
+            *err = mine;
+        rc = rc != GARLIC_OK ? rc : same;
+    }
     if (rc != GARLIC_OK)
         return rc;
     path = stored;

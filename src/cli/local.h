@@ -15,7 +15,24 @@ typedef struct cli_local {
     double load_seconds;
 } cli_local;
 
+// --tensor-parallel t of a command run under mpirun (every rank runs it): t must be the
+// number of ranks, and every rank must have the same command line (argc, argv: the command's
+// arguments; -t/--threads may differ between machines). Sets cfg's tp_rank and tp_size.
+// Errors (the same on every rank, so that all of them stop) in err.
+int cli_local_tensor_parallel(uint32_t t, int argc, char **argv, registry_config *cfg,
+                              garlic_error *err);
+
+// Whether this process prints the command's results: rank 0 (the only one without MPI).
+bool cli_local_prints(void);
+
+// The sampling seed every rank uses: seed itself in one process; under several ranks, rank
+// 0's, drawn there when seed is SAMPLER_SEED_RANDOM (each rank drawing its own would sample
+// different tokens from the same logits). Every rank must call it at the same point.
+uint64_t cli_local_shared_seed(uint64_t seed);
+
 // Loads path with cfg (a budget of 0 means the machine's memory: one model, no neighbours).
+// Under tensor parallelism (cfg->tp_size > 1) path must be a GGUF file, and every rank's must
+// have rank 0's size and header (their sha256 is compared) before any loads its share.
 // Fails with err naming the file.
 int cli_local_open(cli_local *l, const char *path, const registry_config *cfg, garlic_error *err);
 void cli_local_close(cli_local *l);

@@ -9,6 +9,7 @@
 #include "base/cpu.h"
 #include "base/version.h"
 #include "cli/cli.h"
+#include "dist/dist.h"
 
 typedef struct command {
     const char *name;
@@ -119,5 +120,15 @@ int main(int argc, char **argv)
         usage(stderr);
         exit(2);
     }
-    exit(c->run(argc - 2, argv + 2));
+    // Under mpirun every rank runs the same command; the world is started before it and
+    // ended after it on every rank.
+    garlic_error err = {0};
+    if (dist_init(&argc, &argv, &err) != GARLIC_OK) {
+        fprintf(stderr, "garlic: %s\n", err.message);
+        dist_finalize();
+        exit(1);
+    }
+    int status = c->run(argc - 2, argv + 2);
+    dist_finalize();
+    exit(status);
 }

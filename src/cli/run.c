@@ -18,6 +18,7 @@
 #include "chat/chat.h"
 #include "cli/cli.h"
 #include "cli/local.h"
+#include "dist/dist.h"
 #include "engine/engine.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -35,6 +36,7 @@ typedef struct run_options {
     uint32_t n_ctx;            // -c (0: min(trained, 4096))
     uint32_t batch;            // -b
     int threads;               // -t
+    uint32_t tensor_parallel;  // --tensor-parallel: ranks (mpirun -np) sharing each layer
     kv_type kv_type;
     const char *quantize; // --quantize: a folder's 16/32-bit matrices at load
     bool verbose;
@@ -84,6 +86,9 @@ static int parse_run_options(run_options *o, int argc, char **argv)
                 1024),
         cli_uint("-b|--batch", "N", "prompt tokens per forward pass (default 512)", &o->batch, 1,
                  65536),
+        cli_uint("--tensor-parallel", "T",
+                 "split each layer between T ranks (run under mpirun -np T; default 1)",
+                 &o->tensor_parallel, 1, 4096),
         cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &o->kv_type),
         cli_string("--quantize", "TYPE",
                    "quantize a Hugging Face folder's 16/32-bit weights at load (Q8_0, Q4_K_M...)",
@@ -150,13 +155,17 @@ static int dump_logits(const model *m, const run_options *o, const tokenizer_ids
     kv_seq seq;
     kv_seq_init(&seq);
     const float *logits;
-    FILE *f = kv ? fopen(o->dump_logits, "w") : NULL;
-    int rc = f ? model_forward(s, kv, &seq, ids->ids, n, 0, true, &logits, &err) : 1;
-    if (kv && !f)
+    // Under tensor parallelism every rank computes (the collectives need them all) and rank
+    // 0 writes.
+    FILE *f = kv && cli_local_prints() ? fopen(o->dump_logits, "w") : NULL;
+    bool open_failed = kv && cli_local_prints() && !f;
+    int rc = kv && !open_failed ? model_forward(s, kv, &seq, ids->ids, n, 0, true, &logits, &err)
+                                : 1;
+    if (open_failed)
         fprintf(stderr, "garlic run: %s: %s\n", o->dump_logits, strerror(errno));
     else if (rc)
         fprintf(stderr, "garlic run: %s\n", err.message);
-    for (uint32_t p = 0; rc == 0 && p < n; p++)
+    for (uint32_t p = 0; f && rc == 0 && p < n; p++)
         for (uint32_t v = 0; v < m->hp.n_vocab; v++)
             fprintf(f, "%.7g%c", logits[(size_t)p * m->hp.n_vocab + v],
                     v + 1 == m->hp.n_vocab ? '\n' : ' ');
@@ -171,9 +180,16 @@ static int dump_logits(const model *m, const run_options *o, const tokenizer_ids
     return rc ? 1 : 0;
 }
 
+// Writes generated text to stdout (rank 0 only: the other ranks generate the same text in
+// step, silently); user, when not NULL, is a uint64_t FNV-1a hash of the text so far, which
+// the ranks compare at the end.
 static int emit_stdout(void *user, const char *text, size_t len)
 {
-    (void)user;
+    uint64_t *hash = user;
+    for (size_t i = 0; hash && i < len; i++)
+        *hash = (*hash ^ (uint8_t)text[i]) * 0x100000001b3ull;
+    if (!cli_local_prints())
+        return 0;
     fwrite(text, 1, len, stdout);
     fflush(stdout);
     return 0;
@@ -181,6 +197,8 @@ static int emit_stdout(void *user, const char *text, size_t len)
 
 static void print_stats(const engine_stats *st, double load_seconds)
 {
+    if (!cli_local_prints())
+        return;
     fprintf(stderr, "\n");
     if (load_seconds > 0)
         fprintf(stderr, "load time:        %8.2f ms\n", load_seconds * 1e3);
@@ -338,6 +356,10 @@ int cli_run(int argc, char **argv)
     int status = parse_run_options(&o, argc, argv);
     if (status != CLI_CONTINUE)
         return status;
+    if (!o.prompt && !o.prompt_ids && o.tensor_parallel > 1)
+        return cli_usage_error(&run_command,
+                               "--tensor-parallel needs a PROMPT (or "
+                               "--prompt-ids): the chat runs in one process");
     status = 0;
     garlic_error err = {0};
     registry_config cfg = {.n_ctx = o.n_ctx,
@@ -348,10 +370,12 @@ int cli_run(int argc, char **argv)
                            .quantize = o.quantize,
                            .chat_template_file = o.template_file};
     cli_local l;
-    if (cli_local_open(&l, o.model_path, &cfg, &err) != GARLIC_OK) {
+    if (cli_local_tensor_parallel(o.tensor_parallel, argc, argv, &cfg, &err) != GARLIC_OK ||
+        cli_local_open(&l, o.model_path, &cfg, &err) != GARLIC_OK) {
         fprintf(stderr, "garlic run: %s\n", err.message);
         return 1;
     }
+    o.sampling.seed = cli_local_shared_seed(o.sampling.seed);
     if (!o.prompt && !o.prompt_ids) {
         status = chat(&o, &l);
         cli_local_close(&l);
@@ -364,7 +388,12 @@ int cli_run(int argc, char **argv)
     if (status == 0) {
         engine_request_params p = request_for(&o, &l, &ids);
         engine_chunk end;
-        if (cli_local_generate(&l, &p, emit_stdout, NULL, &end, &err) != GARLIC_OK) {
+        uint64_t hash = 0xcbf29ce484222325ull;
+        int rc = cli_local_generate(&l, &p, emit_stdout, &hash, &end, &err);
+        // Ranks in step generate the same text; one that did not is a fault, not a result.
+        if (rc == GARLIC_OK)
+            rc = dist_check_same(&hash, sizeof hash, "generated text (out of step)", &err);
+        if (rc != GARLIC_OK) {
             fprintf(stderr, "garlic run: %s\n", err.message);
             status = 1;
         } else if (o.verbose) {

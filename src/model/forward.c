@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "dist/dist.h"
 #include "kernels/kernels.h"
 #include "model/internal.h"
 #include "model/model.h"
@@ -731,6 +732,8 @@ static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
     }
     model_matmul_item wo = {.w = &L->wo, .y = s->hb, .ldy = hp->dim, .bias = L->bo.data};
     model_matmul_group(s, out, o_dim, n_tok, &wo, 1);
+    if (m->tp_size > 1) // each rank's heads gave a part of the sum: add them together
+        dist_all_reduce_sum(s->hb, (size_t)n_tok * hp->dim);
     for (uint32_t b = 0; L->attn_post_norm.data && b < n_tok; b++)
         model_rmsnorm(s->hb + b * hp->dim, s->hb + b * hp->dim, L->attn_post_norm.data, hp->dim,
                       hp->rms_eps);
@@ -817,6 +820,8 @@ static void ffn_block(model_state *s, uint32_t l, uint32_t n_tok)
         return;
     }
     model_gated_ffn(s, &L->w_gate, &L->w_up, &L->w_down, n_tok);
+    if (s->m->tp_size > 1) // each rank's share of the FFN gave a part of the sum
+        dist_all_reduce_sum(s->xb, (size_t)n_tok * hp->dim);
     for (uint32_t b = 0; L->ffn_post_norm.data && b < n_tok; b++)
         model_rmsnorm(s->xb + b * hp->dim, s->xb + b * hp->dim, L->ffn_post_norm.data, hp->dim,
                       hp->rms_eps);
@@ -901,6 +906,19 @@ static void encoder_layer(model_state *s, uint32_t l, uint32_t n_tok)
     for (uint32_t b = 0; b < n_tok; b++)
         model_layernorm(s->x + b * dim, s->x + b * dim, L->layer_out_norm.data,
                         L->layer_out_norm_b.data, dim, hp->norm_eps);
+}
+
+// The logits of n_out normed rows in xb when this rank holds rows [rank * share, (rank + 1) *
+// share) of the output matrix (shard.c): each rank computes its columns of every logit row
+// in place, then each row is gathered whole on every rank.
+static void vocab_share_logits(model_state *s, uint32_t n_out)
+{
+    const model *m = s->m;
+    uint64_t n_vocab = m->hp.n_vocab, share = m->output.n_out;
+    float *mine = s->logits + (uint64_t)m->tp_rank * share;
+    model_matmul(s, &m->output, s->xb, m->hp.dim, n_out, mine, n_vocab);
+    for (uint32_t i = 0; i < n_out; i++)
+        dist_all_gather(mine + i * n_vocab, s->logits + i * n_vocab, share);
 }
 
 // Validates a batch against the state and the pool, and finds each token's KV slot.
@@ -1015,7 +1033,9 @@ int model_forward_batch(model_state *s, kv_cache *kv, const model_batch *b, cons
             model_rmsnorm(s->xb + i * hp->dim, s->x + b->out[i] * hp->dim, m->output_norm.data,
                           hp->dim, hp->rms_eps);
     }
-    if (b->n_out)
+    if (b->n_out && m->output.n_out < hp->n_vocab) // tensor parallelism: a share of the rows
+        vocab_share_logits(s, b->n_out);
+    else if (b->n_out)
         model_matmul(s, &m->output, s->xb, hp->dim, b->n_out, s->logits, hp->n_vocab);
     if (hp->final_softcap > 0) { // logits = c * tanh(logits * (1 / c))
         float inv = 1.0f / hp->final_softcap;

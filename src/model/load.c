@@ -766,7 +766,16 @@ model *model_load_with(const char *path, const model_load_options *o, garlic_err
         ho.retype = retype, ho.retype_ctx = &mix;
     }
     gguf_file *f = hf_open_model(path, &ho, err);
-    return f ? model_load_file(f, err) : NULL;
+    model *m = f ? model_load_file(f, err) : NULL;
+    uint32_t tp = o ? o->tp_size : 1;
+    if (m && tp > 1) {
+        int rc = ho.meta_only ? model_shard_check(m, tp, err) : model_shard(m, o->tp_rank, tp, err);
+        if (rc) {
+            model_free(m);
+            return NULL;
+        }
+    }
+    return m;
 }
 
 model *model_load(const char *path, garlic_error *err) { return model_load_with(path, NULL, err); }
@@ -779,6 +788,8 @@ void model_free(model *m)
         return;
     if (m->packed)
         munmap(m->packed, m->packed_bytes);
+    if (m->tp_copy)
+        munmap(m->tp_copy, m->tp_copy_bytes);
     gguf_close(m->file);
     garlic_free(m->layers);
     garlic_free(m);
@@ -871,13 +882,46 @@ static void touch_range(const uint8_t *p, uint64_t size, uint64_t *done, uint64_
     *done += size;
 }
 
+// The matrices of a tensor-parallel rank's share, for touch_share: the token embedding, the
+// output matrix (unless tied) and layer l's matrices (its rows, or its copied columns) for
+// l < n_layer. Returns how many it put in out.
+static int share_matrices(model *m, uint32_t l, model_tensor *out[MAX_PACKED])
+{
+    if (l < m->hp.n_layer)
+        return packable(m, l, out);
+    out[0] = &m->token_embd;
+    int n = m->token_embd.data ? 1 : 0;
+    if (m->output.data && m->output.data != m->token_embd.data)
+        out[n++] = &m->output;
+    return n;
+}
+
+// Touches the pages of a tensor-parallel rank's share (share_matrices), not the whole file.
+// The small vectors (norms, biases) fault in on first use.
+static void touch_share(model *m, void (*progress)(void *ctx, int percent), void *ctx, int *last)
+{
+    uint64_t total = 0, done = 0;
+    for (uint32_t l = 0; l <= m->hp.n_layer; l++) {
+        model_tensor *t[MAX_PACKED];
+        for (int i = 0, n = share_matrices(m, l, t); i < n; i++)
+            total += tensor_bytes(t[i]);
+    }
+    for (uint32_t l = 0; l <= m->hp.n_layer; l++) {
+        model_tensor *t[MAX_PACKED];
+        for (int i = 0, n = share_matrices(m, l, t); i < n; i++)
+            touch_range(t[i]->data, tensor_bytes(t[i]), &done, total, progress, ctx, last);
+    }
+}
+
 double model_prefault(model *m, void (*progress)(void *ctx, int percent), void *ctx)
 {
     double t0 = garlic_now();
     const gguf_file *f = m->file;
     uint64_t done = 0;
     int last = -1;
-    if (!f->detached) {
+    if (m->tp_size > 1) { // a rank's share: only the weights it computes with
+        touch_share(m, progress, ctx, &last);
+    } else if (!f->detached) {
         touch_range(f->base, f->size, &done, f->size, progress, ctx, &last);
     } else { // a folder's tensors lie in several mappings: each tensor's own pages
         uint64_t total = 0;

@@ -280,6 +280,12 @@ typedef struct model {
     model_layer *layers;      // (n_layer)
     void *packed;             // the packed copies of weights (model_prefault), or NULL
     size_t packed_bytes;
+    // Tensor parallelism (shard.c): this process holds rank tp_rank's share of tp_size (1:
+    // the whole model). hp's n_head, n_head_kv and ffn are then the share's, and the forward
+    // pass adds the ranks' partial attention and FFN outputs together (dist/).
+    uint32_t tp_rank, tp_size;
+    void *tp_copy; // the rank's input columns of attn_output and ffn_down, or NULL
+    size_t tp_copy_bytes;
     bool *used; // (file's tensors) which ones are bound; during model_load only
 } model;
 
@@ -314,6 +320,9 @@ typedef struct model_load_options {
     // Shapes and types only: tensors a folder would make point at a placeholder, never to be
     // read (for planning a load without doing it).
     bool meta_only;
+    // Tensor parallelism: keep rank tp_rank's share of tp_size ranks (model_shard); 0 or 1:
+    // the whole model. With meta_only the split is only checked.
+    uint32_t tp_rank, tp_size;
 } model_load_options;
 
 // model_load with options (o may be NULL).
@@ -323,6 +332,17 @@ model *model_load_with(const char *path, const model_load_options *o, garlic_err
 // with the model, or at once on failure).
 model *model_load_file(gguf_file *f, garlic_error *err);
 void model_free(model *m);
+
+// Whether m can be split between size ranks by tensor parallelism: a dense decoder whose
+// heads, KV heads and FFN width size divides, and whose attn_output and ffn_down split at
+// whole blocks. GARLIC_EUNSUPPORTED otherwise, naming the file and what does not divide.
+int model_shard_check(const model *m, uint32_t size, garlic_error *err);
+
+// Cuts m (just loaded, not yet prefaulted) down to rank's share of size ranks (see
+// shard.c): views of its rows of Q/K/V and gate/up, copies of its input columns of
+// attn_output and ffn_down; hp then describes the share. size <= 1 changes nothing. Errors
+// as model_shard_check's, or GARLIC_ENOMEM; m is unchanged on failure.
+int model_shard(model *m, uint32_t rank, uint32_t size, garlic_error *err);
 
 // Whether the files the weights were read from are unchanged since the load
 // (gguf_check_files): GARLIC_OK, or GARLIC_EIO naming the file by its base name and saying

@@ -420,7 +420,9 @@ static int plan(registry_model *m, planner_plan *out, garlic_error *err)
 int registry_model_load_parts(registry_model *m, uint64_t *cost, garlic_error *err)
 {
     const registry_config *cfg = &m->reg->cfg;
-    m->weights = model_load_with(m->path, &(model_load_options){.quantize = cfg->quantize}, err);
+    model_load_options o = {
+        .quantize = cfg->quantize, .tp_rank = cfg->tp_rank, .tp_size = cfg->tp_size};
+    m->weights = model_load_with(m->path, &o, err);
     if (!m->weights)
         return err->code;
     m->tok = tokenizer_load(m->weights->file, err);
@@ -507,7 +509,8 @@ void registry_model_unload_parts(registry_model *m)
 
 int registry_model_check(registry_model *m, garlic_error *err)
 {
-    model_load_options o = {.quantize = m->reg->cfg.quantize, .meta_only = true};
+    model_load_options o = {
+        .quantize = m->reg->cfg.quantize, .meta_only = true, .tp_size = m->reg->cfg.tp_size};
     model *weights = model_load_with(m->path, &o, err);
     if (!weights)
         return err->code ? err->code : GARLIC_EFORMAT;

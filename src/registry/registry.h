@@ -52,6 +52,9 @@ typedef struct registry_config {
                           // to at load (model_load_options.quantize); NULL: as stored
     const char *chat_template_file; // overrides every model's template when set (borrowed
                                     // for registry_new only: the text is read there)
+    uint32_t tp_rank, tp_size;      // tensor parallelism: every model is loaded as rank
+                                    // tp_rank's share of tp_size (model_load_options); 0 or
+                                    // 1: whole (the CLI's runs under mpirun)
 } registry_config;
 
 typedef struct registry registry;

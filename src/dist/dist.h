@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: MIT
+// Ranks and collectives over MPI (Open MPI): a process launched by mpirun is one rank of the
+// world; garlic's tensor parallelism (model/shard.c) gives each rank a share of every layer
+// and keeps the ranks in step with the few collectives declared here. MPI stays inside
+// dist.c: no other header includes mpi.h. Built without MPI (no mpicc found by the
+// Makefile), the world is one rank and asking for more is an error.
+//
+// Threads: dist_init and dist_finalize run on the main thread; the collectives may be called
+// from one other thread at a time (the engine's scheduler thread), never from two at once.
+// MPI errors abort every rank (MPI's default handler): a collective never returns a failure.
+#ifndef GARLIC_DIST_DIST_H
+#define GARLIC_DIST_DIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+
+// How one model is split between the ranks: tensor parallelism over `size` ranks, this
+// process being `rank` (0 <= rank < size). {0, 1}: the whole model in one process.
+typedef struct dist_tp_layout {
+    uint32_t rank;
+    uint32_t size;
+} dist_tp_layout;
+
+// Whether garlic was built with MPI.
+bool dist_built_with_mpi(void);
+
+// Starts MPI (MPI_Init_thread, asking for serialized calls from any thread) when the process
+// was launched by an MPI launcher (mpirun sets OMPI_COMM_WORLD_SIZE, PMI_SIZE or
+// PMIX_RANK); otherwise the world is this process alone and MPI is not started. Called once,
+// before anything else, by main. GARLIC_EUNSUPPORTED when the launcher asks for several ranks
+// and garlic was built without MPI, or MPI gives less thread support than needed.
+int dist_init(int *argc, char ***argv, garlic_error *err);
+
+// Stops MPI if dist_init started it (every rank must call it). A no-op otherwise.
+void dist_finalize(void);
+
+// This process's rank in the world (0 without MPI), and the world's size (1 without MPI).
+uint32_t dist_rank(void);
+uint32_t dist_size(void);
+
+// The layout of --tensor-parallel T: T must be the world's size (1 is always allowed in a
+// world of one). GARLIC_EINVAL otherwise, or GARLIC_EUNSUPPORTED for T > 1 in a build
+// without MPI ("garlic was built without MPI").
+int dist_tp_layout_make(uint32_t t, dist_tp_layout *out, garlic_error *err);
+
+// x (n floats, in place) = the sum of every rank's x. Every rank gets the same bits.
+void dist_all_reduce_sum(float *x, size_t n);
+
+// all (size * n floats) = every rank's mine (n floats) one after another in rank order. In
+// place when mine is this rank's place in all (all + rank * n).
+void dist_all_gather(const float *mine, float *all, size_t n);
+
+// The n bytes of rank 0 into every rank's buf.
+void dist_broadcast(void *buf, size_t n);
+
+// Whether every rank holds the same n bytes as rank 0: GARLIC_OK on every rank when they all
+// agree, else GARLIC_EINVAL on every rank (so that all of them stop, none waits), the message
+// naming what differs (`what`, e.g. "the model file") and the ranks that differ. A world of
+// one always agrees.
+int dist_check_same(const void *bytes, size_t n, const char *what, garlic_error *err);
+
+// The median seconds of reps all-reduces of n floats (after a warm-up; a median, because a
+// shared machine's scheduling makes a few calls very slow): for `garlic bench`'s report and
+// docs/distributed.md. 0 in a world of one (or without memory for the timings).
+double dist_time_all_reduce(size_t n, uint32_t reps);
+
+#endif

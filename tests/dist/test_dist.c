@@ -1,0 +1,372 @@
+// SPDX-License-Identifier: MIT
+// Tensor parallelism end to end: `garlic run --dump-logits` (every prompt position's logits)
+// and its greedy text, under mpirun with 2 and 4 ranks, against one process. The logits must
+// agree within float tolerance and the greedy text must be identical, for synthesized llama
+// and qwen models whose heads divide by 2 and 4 and for
+// every model of ../shared/models that tensor parallelism supports (the others are skipped
+// with their refusal). Also the refusals: T that is not the number of ranks, and ranks whose
+// model files differ. Skips with a message when mpirun is absent or garlic was built
+// without MPI.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dist/dist.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "model/synth.h"
+#include "tensor/types.h"
+#include "util.h"
+
+// The tolerance, relative to the largest |logit| of the prompt's rows: the ranks' partial
+// sums add in another order (about 1e-6 of a value in F32), which is all an F32 model sees;
+// where activations are rounded to F16 or BF16, or quantized to 8 bits, for the products,
+// such a difference can move a value to the next rounding step (F16: 2^-11 of it, BF16:
+// 2^-8), which the following layers carry. (A missing or doubled sum moves them by O(1).)
+static double tolerance_of(const char *file)
+{
+    garlic_error err;
+    gguf_file *f = gguf_open(file, &err);
+    if (!f)
+        fail_msg("%s", err.message);
+    const gguf_tensor *t = gguf_find_tensor(f, "blk.0.ffn_down.weight");
+    uint32_t type = t ? t->type : TENSOR_TYPE_F32;
+    gguf_close(f);
+    return type == TENSOR_TYPE_F32 ? 1e-4
+        : type == TENSOR_TYPE_F16  ? 2e-3
+        : type == TENSOR_TYPE_BF16 ? 1e-2
+                                   : 5e-3;
+}
+static const char *const PROMPT_IDS = "1 45 300 301 302 45 66 7 200 13"; // below every vocab
+enum { N_PREDICT = 24 };
+
+// Whether the runs can happen here; prints why not and skips otherwise.
+static bool mpi_ready(void)
+{
+    if (!dist_built_with_mpi()) {
+        print_message("skipped: garlic was built without MPI (install libopenmpi-dev)\n");
+        return false;
+    }
+    if (test_run(NULL, NULL, "command -v mpirun") != 0) {
+        print_message("skipped: mpirun is absent (install openmpi-bin)\n");
+        return false;
+    }
+    return true;
+}
+
+// The launcher: local shared memory, more ranks than cores allowed, as root in containers.
+// Under ASan (make test-asan) the ranks do not check for leaks: Open MPI leaves allocations
+// of its unloaded plugins at MPI_Finalize, which LeakSanitizer can neither attribute nor
+// suppress by library; the one-process runs keep the leak check.
+static const char *mpirun(void)
+{
+    return "ASAN_OPTIONS=detect_leaks=0 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+           "OMPI_MCA_rmaps_base_oversubscribe=1 mpirun --mca btl self,vader";
+}
+
+// Reads a --dump-logits file: rows of floats. Returns the values (malloc'd) and their count.
+static float *read_logits(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, len = 0;
+    float *v = malloc(cap * sizeof *v);
+    float x;
+    while (v && fscanf(f, "%f", &x) == 1) {
+        if (len == cap)
+            v = realloc(v, (cap *= 2) * sizeof *v);
+        if (v)
+            v[len++] = x;
+    }
+    fclose(f);
+    *n = len;
+    return v;
+}
+
+// One run of `garlic run` over the prompt: ranks 0 runs alone, else under mpirun -np ranks
+// with --tensor-parallel ranks. Writes the logits to logits_path; returns the exit status
+// and sets *text (stdout) and *err (stderr), which the caller frees.
+static int run_model(const char *file, const char *kv, uint32_t ranks, const char *logits_path,
+                     char **text, char **err)
+{
+    char launch[300] = "";
+    if (ranks)
+        snprintf(launch, sizeof launch, "%s -np %u", mpirun(), ranks);
+    char tp[40] = "";
+    if (ranks)
+        snprintf(tp, sizeof tp, "--tensor-parallel %u", ranks);
+    return test_run(text, err,
+                    "%s %s run '%s' --prompt-ids '%s' --dump-logits '%s' -n %d --temp 0 -t 1 "
+                    "--kv-type %s %s",
+                    launch, test_garlic(), file, PROMPT_IDS, logits_path, N_PREDICT, kv, tp);
+}
+
+// Whether model can be split between ranks (the loader's check, without running it); prints
+// why not otherwise.
+static bool splits(const char *file, const char *label, uint32_t ranks)
+{
+    garlic_error err = {0};
+    model_load_options o = {.meta_only = true, .tp_size = ranks};
+    model *m = model_load_with(file, &o, &err);
+    model_free(m);
+    if (!m && err.code != GARLIC_EUNSUPPORTED)
+        fail_msg("%s: %s", label, err.message);
+    if (!m)
+        print_message("%s, %u ranks: skipped: %s\n", label, ranks, err.message);
+    return m != NULL;
+}
+
+// Checks model under 2 and 4 ranks against one process, with the KV cache in kv_type.
+// Returns how many layouts it compared (0: tensor parallelism refused them all, with a
+// message each).
+static int check_model(const char *file, const char *label, const char *kv)
+{
+    char *want_text, *err;
+    char ref_path[600];
+    snprintf(ref_path, sizeof ref_path, "%s", test_temp_path("ref.logits"));
+    if (run_model(file, kv, 0, ref_path, &want_text, &err) != 0)
+        fail_msg("%s: garlic run: %s", label, err);
+    free(err);
+    size_t n_ref;
+    float *ref = read_logits(ref_path, &n_ref);
+    assert_non_null(ref);
+    assert_true(n_ref > 0);
+    float scale = 0;
+    for (size_t i = 0; i < n_ref; i++)
+        scale = fabsf(ref[i]) > scale ? fabsf(ref[i]) : scale;
+    double tolerance = tolerance_of(file) * fmax(scale, 1e-3);
+    int compared = 0;
+    for (uint32_t ranks = 2; ranks <= 4; ranks *= 2) {
+        if (!splits(file, label, ranks))
+            continue;
+        const char *path = test_temp_path("tp.logits");
+        unlink(path);
+        char *text;
+        int rc = run_model(file, kv, ranks, path, &text, &err);
+        if (rc != 0)
+            fail_msg("%s, %u ranks: exit %d: %s", label, ranks, rc, err);
+        size_t n;
+        float *got = read_logits(path, &n);
+        assert_non_null(got);
+        assert_int_equal(n, n_ref);
+        double worst = 0;
+        for (size_t i = 0; i < n; i++)
+            worst = fmax(worst, fabs((double)got[i] - ref[i]));
+        print_message("%s, %u ranks: largest logit difference %.3g (largest |logit| %.3g)\n", label,
+                      ranks, worst, scale);
+        if (worst > tolerance)
+            fail_msg("%s, %u ranks: logits differ by %g (tolerance %g)", label, ranks, worst,
+                     tolerance);
+        if (strcmp(text, want_text) != 0)
+            fail_msg("%s, %u ranks: greedy text '%s', one process '%s'", label, ranks, text,
+                     want_text);
+        compared++;
+        free(got), free(text), free(err);
+    }
+    free(ref), free(want_text);
+    return compared;
+}
+
+// A synthesized model of shape A with 4 KV heads (so 2 and 4 ranks divide its heads), its
+// output matrix the token embedding when tied.
+static const char *synth(const char *arch, uint32_t type, bool tied, const char *name)
+{
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = arch, p.type = type, p.n_head_kv = 4, p.tied = tied;
+    const char *path = test_temp_path(name);
+    garlic_error err;
+    if (model_synth_write(&p, path, &err))
+        fail_msg("%s", err.message);
+    return path;
+}
+
+static void test_synth_models(void **state)
+{
+    (void)state;
+    if (!mpi_ready())
+        skip();
+    const struct {
+        const char *arch;
+        uint32_t type;
+        bool tied;
+        const char *kv; // the KV cache: F16 (the default) where the weights are F32, whose
+                        // activations no 8-bit rounding amplifies (see test_shared_models)
+        const char *name;
+    } cases[] = {
+        {"llama", TENSOR_TYPE_F32, false, "f16", "tp-llama-f32.gguf"},
+        {"llama", TENSOR_TYPE_Q8_0, false, "f32", "tp-llama-q8_0.gguf"},
+        {"llama", TENSOR_TYPE_Q4_0, true, "f32", "tp-llama-q4_0-tied.gguf"}, // embedding's rows
+        {"qwen2", TENSOR_TYPE_Q8_0, false, "f32", "tp-qwen2-q8_0.gguf"},     // Q/K/V biases
+        {"qwen3", TENSOR_TYPE_F16, false, "f32", "tp-qwen3-f16.gguf"},       // Q/K norms
+        {"gemma3", TENSOR_TYPE_F32, false, "f32", "tp-gemma3-f32.gguf"},     // post-norms
+        {"phi3", TENSOR_TYPE_Q8_0, false, "f32", "tp-phi3-q8_0.gguf"},       // fused qkv, up
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *path = synth(cases[i].arch, cases[i].type, cases[i].tied, cases[i].name);
+        assert_int_equal(check_model(path, cases[i].name, cases[i].kv), 2); // both layouts
+    }
+}
+
+// With an F32 KV cache: in an F16 one, a sum added in another order (1e-7) can move a cached
+// key to the next F16 step, which the 8-bit activations of the later products can amplify
+// (synth-llama-a-Q4_1 with an F16 cache: 1e-2 of max|logit| from the position where that
+// happens on, 2e-7 with an F32 cache): the comparison is then of the split, not of roundings.
+static void test_shared_models(void **state)
+{
+    (void)state;
+    skip_without_shared();
+    if (!mpi_ready())
+        skip();
+    char *list;
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", test_shared_path("models"));
+    assert_int_equal(test_run(&list, NULL, "ls '%s' | grep '\\.gguf$'", dir), 0);
+    int compared = 0;
+    for (char *name = strtok(list, "\n"); name; name = strtok(NULL, "\n")) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        compared += check_model(path, name, "f32");
+    }
+    free(list);
+    assert_true(compared >= 10); // most of them split (the K-quants' blocks of 256 do not)
+}
+
+// Sampling at a temperature: with a seed, the ranks' text is one process's; without one, rank
+// 0 draws the seed for all (were each rank to draw its own, they would sample apart).
+static void test_seeded_sampling(void **state)
+{
+    (void)state;
+    if (!mpi_ready())
+        skip();
+    const char *file = synth("llama", TENSOR_TYPE_F32, false, "tp-sample.gguf");
+    const char *args = "--prompt-ids '1 45 300' -n 32 --temp 0.9 --top-k 0 --top-p 1 --min-p 0 "
+                       "--kv-type f32 -t 1";
+    char *want, *got, *err;
+    assert_int_equal(test_run(&want, NULL, "%s run '%s' %s --seed 42", test_garlic(), file, args),
+                     0);
+    int rc = test_run(&got, &err, "%s -np 2 %s run '%s' %s --seed 42 --tensor-parallel 2", mpirun(),
+                      test_garlic(), file, args);
+    if (rc != 0)
+        fail_msg("exit %d: %s", rc, err);
+    assert_string_equal(got, want);
+    free(got), free(err);
+    rc = test_run(&got, &err, "%s -np 2 %s run '%s' %s --tensor-parallel 2", mpirun(),
+                  test_garlic(), file, args);
+    if (rc != 0)
+        fail_msg("without --seed: exit %d: %s", rc, err);
+    free(want), free(got), free(err);
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    if (!mpi_ready())
+        skip();
+    const char *small = synth("llama", TENSOR_TYPE_Q8_0, false, "tp-refuse.gguf");
+    char *err;
+    // T must be the number of ranks, in one process...
+    assert_int_not_equal(
+        test_run(NULL, &err, "%s run '%s' x -n 1 --tensor-parallel 2", test_garlic(), small), 0);
+    assert_non_null(strstr(err, "--tensor-parallel 2, but 1 rank is running"));
+    free(err);
+    // ...and under mpirun.
+    assert_int_not_equal(test_run(NULL, &err, "%s -np 2 %s run '%s' x -n 1 --tensor-parallel 4",
+                                  mpirun(), test_garlic(), small),
+                         0);
+    assert_non_null(strstr(err, "--tensor-parallel 4, but 2 ranks are running"));
+    free(err);
+    assert_int_not_equal(
+        test_run(NULL, &err, "%s -np 2 %s run '%s' x -n 1", mpirun(), test_garlic(), small), 0);
+    assert_non_null(strstr(err, "give --tensor-parallel 2"));
+    free(err);
+    // The same name in two folders: two different files, one per rank (same command line).
+    char a[600], b[600];
+    snprintf(a, sizeof a, "%s", test_temp_path("rank-a"));
+    snprintf(b, sizeof b, "%s", test_temp_path("rank-b"));
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.n_head_kv = 4;
+    garlic_error e;
+    char file[700];
+    mkdir(a, 0755), mkdir(b, 0755);
+    snprintf(file, sizeof file, "%s/m.gguf", a);
+    assert_int_equal(model_synth_write(&p, file, &e), GARLIC_OK);
+    p.n_layer = 3; // another model
+    snprintf(file, sizeof file, "%s/m.gguf", b);
+    assert_int_equal(model_synth_write(&p, file, &e), GARLIC_OK);
+    char garlic[600];
+    snprintf(garlic, sizeof garlic, "%s", test_garlic());
+    if (garlic[0] != '/') { // the ranks start in other folders
+        char cwd[400];
+        assert_non_null(getcwd(cwd, sizeof cwd));
+        snprintf(garlic, sizeof garlic, "%s/%s", cwd, test_garlic());
+    }
+    const char *args = "run m.gguf x -n 1 --tensor-parallel 2";
+    assert_int_not_equal(test_run(NULL, &err,
+                                  "%s -np 1 --wdir '%s' %s %s : -np 1 --wdir '%s' %s %s", mpirun(),
+                                  a, garlic, args, b, garlic, args),
+                         0);
+    assert_non_null(strstr(err, "rank 1 has a model file (size or header) that differs"));
+    free(err);
+    // A model whose heads do not divide is refused at load, naming them.
+    p.n_head_kv = 2;
+    snprintf(file, sizeof file, "%s/m2.gguf", a);
+    assert_int_equal(model_synth_write(&p, file, &e), GARLIC_OK);
+    assert_int_not_equal(test_run(NULL, &err, "%s -np 4 %s run '%s' x -n 1 --tensor-parallel 4",
+                                  mpirun(), garlic, file),
+                         0);
+    assert_non_null(strstr(err,
+                           "--tensor-parallel 4 must divide the 8 attention heads and the "
+                           "2 KV heads"));
+    free(err);
+    // Experts are not split in this version: refused at load (the loader's check alone).
+    p.arch = "qwen3moe", p.n_expert = 4, p.n_expert_used = 2, p.n_head_kv = 4;
+    snprintf(file, sizeof file, "%s/moe.gguf", a);
+    assert_int_equal(model_synth_write(&p, file, &e), GARLIC_OK);
+    model_load_options o = {.meta_only = true, .tp_size = 2};
+    assert_null(model_load_with(file, &o, &e));
+    assert_int_equal(e.code, GARLIC_EUNSUPPORTED);
+    assert_non_null(strstr(e.message, "supports dense decoder models"));
+}
+
+// dist/ in a process no launcher started (every build): a world of one, whose collectives
+// leave the data as it is, and whose layout takes T = 1 only.
+static void test_one_process(void **state)
+{
+    (void)state;
+    assert_int_equal(dist_size(), 1);
+    assert_int_equal(dist_rank(), 0);
+    dist_tp_layout layout;
+    garlic_error err = {0};
+    assert_int_equal(dist_tp_layout_make(1, &layout, &err), GARLIC_OK);
+    assert_int_equal(layout.size, 1);
+    assert_int_equal(layout.rank, 0);
+    assert_int_not_equal(dist_tp_layout_make(2, &layout, &err), GARLIC_OK);
+    assert_non_null(
+        strstr(err.message,
+               dist_built_with_mpi() ? "but 1 rank is running" : "garlic was built without MPI"));
+    float x[3] = {1, 2, 3}, all[3] = {0};
+    dist_all_reduce_sum(x, 3);
+    assert_true(x[0] == 1 && x[1] == 2 && x[2] == 3);
+    dist_all_gather(x, all, 3);
+    assert_memory_equal(all, x, sizeof x);
+    dist_all_gather(all, all, 3); // in place
+    assert_memory_equal(all, x, sizeof x);
+    assert_int_equal(dist_check_same(x, sizeof x, "x", &err), GARLIC_OK);
+    assert_true(dist_time_all_reduce(3, 10) == 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_one_process),   cmocka_unit_test(test_synth_models),
+        cmocka_unit_test(test_shared_models), cmocka_unit_test(test_seeded_sampling),
+        cmocka_unit_test(test_refusals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
