@@ -368,6 +368,21 @@ static void refuse(conn *c, http_exchange *x, int status, const char *code, cons
 static const char busy_message[] =
     "the server is receiving as many request bodies as it may hold at once; try again";
 
+// Reads more of x's body (read_more); false when the exchange ended: refused (503 when the
+// server buffers all it may, 408 past the deadline) or the client gone.
+static bool more_body(conn *c, http_exchange *x, double deadline, size_t limit)
+{
+    int got = read_more(c, deadline, limit);
+    if (got > 0)
+        return true;
+    if (got == -2)
+        refuse(c, x, 503, "server_busy", busy_message);
+    else if (got < 0 && garlic_now() >= deadline)
+        refuse(c, x, 408, "request_timeout", "the request body did not arrive in time");
+    x->close = true;
+    return false;
+}
+
 // The body of a request whose head ends at c->buf + head_len: reads it under the request
 // deadline (decoding chunks in place). false when the exchange was answered with an error or
 // the connection failed.
@@ -399,17 +414,8 @@ static bool read_body(conn *c, http_exchange *x, double deadline)
             memmove(c->buf + start + out, c->buf + start + in, c->len - start - in);
             c->len = start + out + (c->len - start - in);
             in = out;
-            int got = read_more(c, deadline, start + x->max_body + HTTP_MAX_HEAD);
-            if (got == -2) {
-                refuse(c, x, 503, "server_busy", busy_message);
+            if (!more_body(c, x, deadline, start + x->max_body + HTTP_MAX_HEAD))
                 return false;
-            }
-            if (got <= 0) {
-                if (got < 0 && garlic_now() >= deadline)
-                    refuse(c, x, 408, "request_timeout", "the request body did not arrive in time");
-                x->close = true;
-                return false;
-            }
         }
         // The body is buf[start, start + out); the next request's bytes follow the trailer.
         size_t rest = c->len - start - in;
@@ -427,17 +433,8 @@ static bool read_body(conn *c, http_exchange *x, double deadline)
         return false;
     }
     while (c->len - start < want) {
-        int got = read_more(c, deadline, start + (size_t)want + HTTP_MAX_HEAD);
-        if (got == -2) {
-            refuse(c, x, 503, "server_busy", busy_message);
+        if (!more_body(c, x, deadline, start + (size_t)want + HTTP_MAX_HEAD))
             return false;
-        }
-        if (got <= 0) {
-            if (got < 0 && garlic_now() >= deadline)
-                refuse(c, x, 408, "request_timeout", "the request body did not arrive in time");
-            x->close = true;
-            return false;
-        }
     }
     // Room for a NUL after the body: shift what follows by one.
     if (c->len + 2 > c->cap && conn_resize(c, c->len + 2) != GARLIC_OK) {
