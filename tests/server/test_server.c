@@ -1271,12 +1271,14 @@ static void test_graceful_shutdown(void **state)
              "'http://127.0.0.1:%d/v1/completions' >'%s' &",
              s.port, whole_path);
     assert_int_equal(system(cmd), 0);
-    // And an Ollama stream.
+    // And an Ollama stream (its grammar asks for more letters than the context holds, so it
+    // cannot end by itself before the shutdown: the Ollama API has no logit_bias).
     char ndjson_path[600];
     snprintf(ndjson_path, sizeof ndjson_path, "%s", test_temp_path("shutdown.ndjson"));
     snprintf(cmd, sizeof cmd,
              "curl -s -N --max-time 20 -d '{\"model\":\"tiny\",\"prompt\":\"go\","
-             "\"options\":{\"num_predict\":100000}}' 'http://127.0.0.1:%d/api/generate' >'%s' &",
+             "\"grammar\":\"root ::= [a-z]{6000}\",\"options\":{\"num_predict\":100000}}' "
+             "'http://127.0.0.1:%d/api/generate' >'%s' &",
              s.port, ndjson_path);
     assert_int_equal(system(cmd), 0);
     sleep_ms(700);
