@@ -23,8 +23,8 @@
 # a quantized V cache); bench/report_depth.py prints the ratio to the faster variant.
 # BENCH_DEPTH_TYPES (default Q4_0 Q8_0 Q4_K_M), BENCH_DEPTHS (default 4096,16384),
 # BENCH_DEPTH_KV (default f16 q8_0) and BENCH_DEPTH_ROUNDS (default 1) size it: each depth is
-# computed once per process (garlic's warm-up, llama-bench's first depth run), about 2.5
-# minutes for 16384 tokens of the 1.1B model on two threads, per process.
+# computed once per process (garlic's warm-up, llama-bench's first depth run): 16384 tokens of
+# the 1.1B model take over 10 minutes a process on two threads (docs/performance.md).
 set -eu
 build=${BUILD:-build}
 types=${BENCH_TYPES:-F16 Q8_0 Q4_0 Q4_K_M}
