@@ -16,6 +16,15 @@
 # server of stories260K and in pp/tg tokens/s of a synthesized 125M-parameter Q8_0 model.
 # BENCH_ONLY=share runs that part alone (`make bench BENCH_ONLY=share`); BENCH_SHARE_ROUNDS
 # (default 5) and BENCH_SHARE_SECONDS (default 4, per round of requests) size it.
+# Long context (issue 21, BENCH_ONLY=depth alone; part of the full run): pp512 and tg128 after
+# 4096 and 16384 tokens already in the KV cache (`garlic bench -d`, `llama-bench -d`) on
+# TinyLlama-shaped models with a context of the deepest depth + 512, F16 and Q8_0 KV, against
+# llama-bench with flash attention off and on (F16 KV) and on (Q8_0 KV: llama.cpp needs it for
+# a quantized V cache); bench/report_depth.py prints the ratio to the faster variant.
+# BENCH_DEPTH_TYPES (default Q4_0 Q8_0 Q4_K_M), BENCH_DEPTHS (default 4096,16384),
+# BENCH_DEPTH_KV (default f16 q8_0) and BENCH_DEPTH_ROUNDS (default 1) size it: each depth is
+# computed once per process (garlic's warm-up, llama-bench's first depth run): 16384 tokens of
+# the 1.1B model take over 10 minutes a process on two threads (docs/performance.md).
 set -eu
 build=${BUILD:-build}
 types=${BENCH_TYPES:-F16 Q8_0 Q4_0 Q4_K_M}
@@ -34,8 +43,48 @@ share_bench() {
   bench/cpu_share.py --rounds "${BENCH_SHARE_ROUNDS:-5}" --seconds "${BENCH_SHARE_SECONDS:-4}" \
     --pp 256 --tg 64 "${SHARED:-../shared}/models/stories260K.gguf" "$model"
 }
+depth_bench() {
+  mkdir -p "$build/bench/models"
+  local depths=${BENCH_DEPTHS:-4096,16384} deepest=0 d
+  for d in ${depths//,/ }; do [ "$d" -gt "$deepest" ] && deepest=$d; done
+  local ctx=$((deepest + 512))
+  echo "== long context: garlic bench -d $depths -p 512 -n 128 -t $threads, ${BENCH_DEPTH_ROUNDS:-1} round(s), models of context $ctx"
+  for t in ${BENCH_DEPTH_TYPES:-Q4_0 Q8_0 Q4_K_M}; do
+    local model=$build/bench/models/tinyllama-ctx$ctx-$t.gguf
+    if [ ! -f "$model" ]; then
+      echo "== synthesizing $model"
+      ./garlic synth "$model.tmp" --preset tinyllama --ctx "$ctx" --type "$t" && mv "$model.tmp" "$model"
+    fi
+    for kv in ${BENCH_DEPTH_KV:-f16 q8_0}; do
+      local ours="" fa0="" fa1="" i out
+      for i in $(seq "${BENCH_DEPTH_ROUNDS:-1}"); do
+        out=$build/bench/depth-$t-$kv
+        ./garlic bench "$model" -d "$depths" -p 512 -n 128 -r 1 -t "$threads" --kv-type "$kv" --json > "$out.garlic.$i.json"
+        ours=$ours,$out.garlic.$i.json
+        if [ -n "${LLAMA_BENCH:-}" ] && [ -x "$LLAMA_BENCH" ]; then
+          if [ "$kv" = f16 ]; then
+            "$LLAMA_BENCH" -m "$model" -d "$depths" -p 512 -n 128 -r 1 -t "$threads" -fa 0 -o json > "$out.fa0.$i.json" 2>/dev/null || true
+            fa0=$fa0,$out.fa0.$i.json
+            "$LLAMA_BENCH" -m "$model" -d "$depths" -p 512 -n 128 -r 1 -t "$threads" -fa 1 -o json > "$out.fa1.$i.json" 2>/dev/null || true
+          else
+            "$LLAMA_BENCH" -m "$model" -d "$depths" -p 512 -n 128 -r 1 -t "$threads" -fa 1 -ctk "$kv" -ctv "$kv" -o json > "$out.fa1.$i.json" 2>/dev/null || true
+          fi
+          fa1=$fa1,$out.fa1.$i.json
+        fi
+      done
+      local peers=()
+      [ -n "$fa0" ] && peers+=("llama-fa0=${fa0#,}")
+      [ -n "$fa1" ] && peers+=("llama-fa1=${fa1#,}")
+      bench/report_depth.py "$t" "$kv" "${ours#,}" ${peers[@]+"${peers[@]}"}
+    done
+  done
+}
 if [ "${BENCH_ONLY:-}" = share ]; then
   share_bench
+  exit 0
+fi
+if [ "${BENCH_ONLY:-}" = depth ]; then
+  depth_bench
   exit 0
 fi
 float_peak=0
@@ -121,4 +170,5 @@ if [ -f "$model" ]; then
     bench/compare_batched.py "${ours#,}" "${peers#,}"
   fi
 fi
+depth_bench
 share_bench

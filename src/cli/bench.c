@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
-// `garlic bench MODEL [-p N] [-n N] [-r N] [-t N] [-b N] [--kv-type T] [--json]`: prompt
-// processing (pp: a prompt of N random tokens, computed in steps of -b tokens) and generation
-// (tg: N tokens decoded one at a time) throughput through the engine that serves requests,
-// averaged over repetitions after one warm-up, printed as a table like llama-bench's or as
-// JSON with llama-bench's field names. The figures are the engine's own timings of the
-// request: prompt_seconds for pp, generate_seconds for tg.
+// `garlic bench MODEL [-p N] [-n N] [-d N,...] [-r N] [-t N] [-b N] [--kv-type T] [--json]`:
+// prompt processing (pp: a prompt of N random tokens, computed in steps of -b tokens) and
+// generation (tg: N tokens decoded one at a time) throughput through the engine that serves
+// requests, averaged over repetitions after one warm-up, printed as a table like llama-bench's
+// or as JSON with llama-bench's field names. The figures are the engine's own timings of the
+// request: prompt_seconds for pp, generate_seconds for tg. With -d N (llama-bench's depth) each
+// test runs after a context of N random tokens: every request starts with the same N tokens,
+// which the warm-up computes (untimed) and the prefix cache then holds, so a measured request
+// computes only its own tokens on top of N cached positions ("pp512 @ d4096").
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +36,7 @@ static const cli_command bench_command = {
              "averaged over -r runs after\na warm-up; a table like llama-bench's, or its JSON "
              "fields with --json. With --streams or\n--prefix: batched decoding through the "
              "scheduler, like llama-batched-bench.",
-    .notes = "Defaults: -p 512 -n 128; with --streams or --prefix, -p 128 -n 64 and streams "
+    .notes = "Defaults: -p 512 -n 128 -d 0; with --streams or --prefix, -p 128 -n 64 and streams "
              "1,2,4,8,16.",
 };
 
@@ -59,6 +62,28 @@ static int parse_streams(void *dst, const char *opt, const char *text)
     return o->n_streams ? 0 : -1;
 }
 
+// Parses "0,4096" into o->depths: multiples of the KV cache's block, so that the prefix cache
+// holds exactly the depth.
+static int parse_depths(void *dst, const char *opt, const char *text)
+{
+    bench_options *o = dst;
+    o->n_depths = 0;
+    for (const char *p = text; *p;) {
+        char *end;
+        unsigned long v = strtoul(p, &end, 10);
+        if (end == p || v > (1u << 24) || v % KV_DEFAULT_BLOCK_TOKENS ||
+            o->n_depths == BENCH_MAX_DEPTHS || (*end && *end != ','))
+            return fprintf(stderr,
+                           "garlic bench: %s: bad list '%s' (depths are multiples of %d, the KV "
+                           "cache's block, at most %d of them)\n",
+                           opt, text, KV_DEFAULT_BLOCK_TOKENS, BENCH_MAX_DEPTHS),
+                   -1;
+        o->depths[o->n_depths++] = (uint32_t)v;
+        p = *end ? end + 1 : end;
+    }
+    return o->n_depths ? 0 : -1;
+}
+
 // Parses the options into o; CLI_CONTINUE, or the status to exit with. The batched
 // benchmark's defaults (-p 128 -n 64, streams 1,2,4,8,16) apply when --streams or --prefix is
 // given.
@@ -77,6 +102,8 @@ static int parse_bench(bench_options *o, int argc, char **argv)
         cli_seen(cli_uint("-p|--n-prompt", "N", "prompt tokens", &o->n_prompt, 0, 1u << 20),
                  &p_seen),
         cli_seen(cli_uint("-n|--n-gen", "N", "generated tokens", &o->n_gen, 0, 1u << 20), &n_seen),
+        cli_custom("-d|--n-depth", "N[,N...]",
+                   "tokens already in the context before each test (default 0)", o, parse_depths),
         cli_uint("-r|--repetitions", "N", "runs averaged (default 5)", &o->reps, 1, 1000),
         cli_uint("-b|--batch", "N", "prompt tokens per forward pass (default 512)", &o->batch, 1,
                  65536),
@@ -120,6 +147,12 @@ static int parse_bench(bench_options *o, int argc, char **argv)
                                "--tensor-parallel runs the -p/-n tests, not "
                                "--streams or --prefix (yet)");
     o->argc = argc, o->argv = argv;
+    if (o->n_depths == 0)
+        o->n_depths = 1, o->depths[0] = 0;
+    if (o->tensor_parallel > 1 && (o->n_depths > 1 || o->depths[0]))
+        return cli_usage_error(&bench_command, "-d is not yet run under --tensor-parallel");
+    if (o->batched && (o->n_depths > 1 || o->depths[0]))
+        return cli_usage_error(&bench_command, "-d is for -p/-n runs, not --streams or --prefix");
     if (o->batched) {
         if (!p_seen)
             o->n_prompt = 128;
@@ -133,9 +166,6 @@ static int parse_bench(bench_options *o, int argc, char **argv)
     return CLI_CONTINUE;
 }
 
-// One timed run through the engine: pp computes a prompt of n random tokens (fresh ones each
-// run, so the prefix cache holds none of them) and samples one token; tg decodes n tokens
-// after a one-token prompt (n forward passes). Returns seconds, or -1 on error.
 // The grammar of o's --grammar or --json-schema, compiled (NULL with err set on failure).
 static grammar *bench_grammar(const bench_options *o, garlic_error *err)
 {
@@ -151,17 +181,30 @@ static grammar *bench_grammar(const bench_options *o, garlic_error *err)
     return g;
 }
 
-static double run_once(cli_local *l, const bench_options *o, bool prompt, uint32_t n, int32_t *ids,
-                       uint64_t seed, uint32_t *tokens, garlic_error *err)
+// Fills ids[0..n) with random tokens of the model's vocabulary, from seed.
+static void random_ids(const cli_local *l, int32_t *ids, uint32_t n, uint64_t seed)
 {
     uint32_t n_vocab = registry_model_weights(l->m)->hp.n_vocab;
-    uint32_t n_ids = prompt ? n : 1;
-    for (uint32_t i = 0; i < n_ids; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         ids[i] = (int32_t)((seed >> 33) % n_vocab);
     }
+}
+
+// One timed run through the engine: pp computes a prompt of n random tokens (fresh ones each
+// run, so the prefix cache holds none of them) and samples one token; tg decodes n tokens
+// after a one-token prompt (n forward passes). Either comes after the depth's tokens, already
+// in ids[0..depth). *cached gets the prompt positions the prefix cache gave. Returns seconds,
+// or -1 on error.
+static double run_once(cli_local *l, const bench_options *o, bool prompt, uint32_t n,
+                       uint32_t depth, int32_t *ids, uint64_t seed, uint32_t *tokens,
+                       uint32_t *cached, garlic_error *err)
+{
+    uint32_t n_vocab = registry_model_weights(l->m)->hp.n_vocab;
+    uint32_t n_ids = prompt ? n : 1;
+    random_ids(l, ids + depth, n_ids, seed);
     engine_request_params p = {
-        .prompt = ids, .n_prompt = n_ids, .n_choices = 1, .wake_at_end = true};
+        .prompt = ids, .n_prompt = depth + n_ids, .n_choices = 1, .wake_at_end = true};
     p.generation.sampling = sampler_params_default((int32_t)n_vocab);
     p.generation.sampling.temperature = 0;
     p.generation.max_tokens = prompt ? 1 : n + 1;
@@ -174,6 +217,7 @@ static double run_once(cli_local *l, const bench_options *o, bool prompt, uint32
     // A grammar may end before n tokens: the speed is over the tokens decoded (the first
     // token's is not, as without a grammar).
     *tokens = prompt ? n : end.stats.n_generated > 0 ? end.stats.n_generated - 1 : 0;
+    *cached = end.stats.n_cached;
     return prompt ? end.stats.prompt_seconds : end.stats.generate_seconds;
 }
 
@@ -188,25 +232,36 @@ static const char *main_type(const model_info *info)
 }
 
 typedef struct bench_result {
-    const char *test;
-    uint32_t n_prompt, n_gen;
+    char test[48];
+    uint32_t n_prompt, n_gen, n_depth;
+    uint32_t n_cached; // the fewest positions a measured run found in the cache
     double avg, stddev;
 } bench_result;
 
-static int measure(cli_local *l, const bench_options *o, bool prompt, bench_result *r,
-                   garlic_error *err)
+// Measures pp (prompt) or tg at a depth: a warm-up, which also computes the depth's tokens
+// (untimed), then o->reps runs, each of which must find the whole depth in the cache.
+static int measure(cli_local *l, const bench_options *o, bool prompt, uint32_t depth,
+                   bench_result *r, garlic_error *err)
 {
     uint32_t n = prompt ? o->n_prompt : o->n_gen;
-    int32_t *ids = garlic_calloc(n ? n : 1, sizeof *ids);
+    int32_t *ids = garlic_calloc(depth + (n ? n : 1), sizeof *ids);
     if (!ids)
         return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    random_ids(l, ids, depth, 777 + depth); // the context, the same for every run
     double sum = 0, sq = 0;
-    uint32_t tokens = 0;
-    int rc = run_once(l, o, prompt, n, ids, 12345, &tokens, err) < 0 ? -1 : 0; // warm-up
+    uint32_t tokens = 0, cached = 0;
+    r->n_cached = UINT32_MAX;
+    int rc = run_once(l, o, prompt, n, depth, ids, 12345, &tokens, &cached, err) < 0 ? -1 : 0;
     for (uint32_t i = 0; i < o->reps && rc == 0; i++) {
-        double secs = run_once(l, o, prompt, n, ids, 12346 + i, &tokens, err);
+        double secs = run_once(l, o, prompt, n, depth, ids, 12346 + i, &tokens, &cached, err);
         if (secs < 0)
             rc = -1;
+        else if (cached != depth)
+            rc = garlic_error_set(err, GARLIC_EINVAL,
+                                  "-d %u: a measured run found %u of the depth's positions in "
+                                  "the cache",
+                                  depth, cached);
+        r->n_cached = cached < r->n_cached ? cached : r->n_cached;
         double ts = tokens / (secs > 0 ? secs : 1e-9);
         sum += ts, sq += ts * ts;
     }
@@ -215,6 +270,9 @@ static int measure(cli_local *l, const bench_options *o, bool prompt, bench_resu
     r->stddev = o->reps > 1 ? sqrt(fmax(0, (sq - sum * sum / o->reps) / (o->reps - 1))) : 0;
     r->n_prompt = prompt ? n : 0;
     r->n_gen = prompt ? 0 : n;
+    r->n_depth = depth;
+    snprintf(r->test, sizeof r->test, depth ? "%s%u @ d%u" : "%s%u", prompt ? "pp" : "tg", n,
+             depth);
     return rc ? (err->code ? err->code : GARLIC_EINVAL) : GARLIC_OK;
 }
 
@@ -249,24 +307,28 @@ static void print_results(const bench_options *o, const model_info *info, const 
                    "\"model_size\": %llu, \"model_n_params\": %llu, \"backends\": \"CPU\", "
                    "\"kernels\": \"%s\", \"n_threads\": %d, \"n_batch\": %u, \"type_kv\": \"%s\", "
                    "\"n_ranks\": %u, \"test\": \"%s\", \"n_prompt\": %u, \"n_gen\": %u, "
-                   "\"avg_ts\": %.6f, \"stddev_ts\": %.6f}%s\n",
+                   "\"n_depth\": %u, \"n_cached\": %u, \"avg_ts\": %.6f, \"stddev_ts\": %.6f}%s\n",
                    o->model_path, model_type, main_type(info),
                    (unsigned long long)info->weight_bytes, (unsigned long long)info->n_params,
                    kernel_variant_name(), o->threads, o->batch, kv_type_name(o->kv_type),
-                   dist_size(), r[i].test, r[i].n_prompt, r[i].n_gen, r[i].avg, r[i].stddev,
-                   i + 1 < n ? "," : "");
+                   dist_size(), r[i].test, r[i].n_prompt, r[i].n_gen, r[i].n_depth, r[i].n_cached,
+                   r[i].avg, r[i].stddev, i + 1 < n ? "," : "");
         printf("]\n");
         return;
     }
-    printf("| %-28s | %10s | %8s | %-16s | %7s | %8s | %20s |\n", "model", "size", "params",
-           "backend", "threads", "test", "t/s");
-    printf("| %.28s | %.10s | %.8s | %.16s | %.7s | %.8s | %.20s |\n",
-           "------------------------------", "----------", "--------", "----------------",
-           "-------", "--------", "--------------------");
+    int tw = 8; // the test column, wider for "pp512 @ d16384"
     for (int i = 0; i < n; i++)
-        printf("| %-28s | %10s | %8s | CPU %-12s | %7d | %8s | %12.2f \u00b1 %5.2f |\n", model_type,
+        tw = (int)strlen(r[i].test) > tw ? (int)strlen(r[i].test) : tw;
+    printf("| %-28s | %10s | %8s | %-16s | %7s | %*s | %20s |\n", "model", "size", "params",
+           "backend", "threads", tw, "test", "t/s");
+    printf("| %.28s | %.10s | %.8s | %.16s | %.7s | %.*s | %.20s |\n",
+           "------------------------------", "----------", "--------", "----------------",
+           "-------", tw, "------------------------------------------------",
+           "--------------------");
+    for (int i = 0; i < n; i++)
+        printf("| %-28s | %10s | %8s | CPU %-12s | %7d | %*s | %12.2f \u00b1 %5.2f |\n", model_type,
                cli_format_bytes((double)info->weight_bytes),
-               cli_format_count((double)info->n_params), kernel_variant_name(), o->threads,
+               cli_format_count((double)info->n_params), kernel_variant_name(), o->threads, tw,
                r[i].test, r[i].avg, r[i].stddev);
 }
 
@@ -280,9 +342,19 @@ static int bench_one_stream(const bench_options *opts)
     gguf_file *f = hf_open_model(o.model_path, &(hf_open_options){.meta_only = true}, &err);
     int rc = f ? model_info_read(f, &info, &err) : err.code;
     gguf_close(f);
-    // A context for the longer test (a prompt plus its token, or a token plus n_gen), one
-    // sequence, steps of -b tokens: the engine's figures for one stream.
-    uint32_t n_ctx = (o.n_prompt + 1 > o.n_gen + 2 ? o.n_prompt + 1 : o.n_gen + 2);
+    // A context for the longer test (a prompt plus its token, or a token plus n_gen) after the
+    // deepest context, one sequence, steps of -b tokens: the engine's figures for one stream.
+    uint32_t depth = 0;
+    for (uint32_t i = 0; i < o.n_depths; i++)
+        depth = o.depths[i] > depth ? o.depths[i] : depth;
+    uint32_t longest = o.n_prompt > o.n_gen ? o.n_prompt : o.n_gen;
+    if (rc == GARLIC_OK && info.context_length && depth + longest > info.context_length)
+        rc = garlic_error_set(&err, GARLIC_EINVAL,
+                              "-d %u: the test needs %u positions (-d %u + %u), more than the "
+                              "model's context of %llu (%s)",
+                              depth, depth + longest, depth, longest,
+                              (unsigned long long)info.context_length, o.model_path);
+    uint32_t n_ctx = depth + (o.n_prompt + 1 > o.n_gen + 2 ? o.n_prompt + 1 : o.n_gen + 2);
     registry_config cfg = {.n_ctx = n_ctx,
                            .parallel = 1,
                            .step_tokens = o.batch,
@@ -297,20 +369,13 @@ static int bench_one_stream(const bench_options *opts)
     // the weights as loaded (a folder quantized at load has its new types and size)
     if (rc == GARLIC_OK && o.quantize)
         rc = model_info_read(registry_model_weights(l.m)->file, &info, &err);
-    bench_result r[2];
-    char names[2][32];
+    bench_result r[2 * BENCH_MAX_DEPTHS];
     int n = 0;
-    if (rc == GARLIC_OK && o.n_prompt) {
-        snprintf(names[n], sizeof names[n], "pp%u", o.n_prompt);
-        r[n].test = names[n];
-        rc = measure(&l, &o, true, &r[n], &err);
-        n++;
-    }
-    if (rc == GARLIC_OK && o.n_gen) {
-        snprintf(names[n], sizeof names[n], "tg%u", o.n_gen);
-        r[n].test = names[n];
-        rc = measure(&l, &o, false, &r[n], &err);
-        n++;
+    for (uint32_t d = 0; d < o.n_depths && rc == GARLIC_OK; d++) {
+        if (o.n_prompt)
+            rc = measure(&l, &o, true, o.depths[d], &r[n++], &err);
+        if (rc == GARLIC_OK && o.n_gen)
+            rc = measure(&l, &o, false, o.depths[d], &r[n++], &err);
     }
     if (rc != GARLIC_OK) {
         fprintf(stderr, "garlic bench: %s\n", err.message), status = 1;

@@ -9,7 +9,7 @@
 
 #include "kvcache/kvcache.h"
 
-enum { BENCH_MAX_STREAM_COUNTS = 16, BENCH_MAX_STREAMS = 256 };
+enum { BENCH_MAX_STREAM_COUNTS = 16, BENCH_MAX_STREAMS = 256, BENCH_MAX_DEPTHS = 16 };
 
 typedef struct bench_options {
     const char *model_path;
@@ -21,6 +21,8 @@ typedef struct bench_options {
     bool batched;                              // --streams or --prefix given: cli_bench_batch_run
     uint32_t streams[BENCH_MAX_STREAM_COUNTS]; // (n_streams) stream counts
     uint32_t n_streams;
+    uint32_t depths[BENCH_MAX_DEPTHS]; // -d: (n_depths) tokens already in the cache (llama-bench)
+    uint32_t n_depths;                 // 0: one depth, 0
     uint32_t prefix;          // --prefix: shared prefix length for the TTFT measure (0: none)
     const char *grammar_file; // --grammar / --json-schema: tg constrained by it (NULL: free)
     bool grammar_is_schema;   // the file is a JSON schema, not GBNF

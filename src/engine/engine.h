@@ -61,6 +61,7 @@ typedef struct engine_params {
 // What one choice cost and how it ended.
 typedef struct engine_stats {
     uint32_t n_prompt;       // prompt tokens
+    uint32_t n_cached;       // of those, taken from the prefix cache when first admitted
     uint32_t n_generated;    // tokens sampled (an end-of-generation token included)
     double prompt_seconds;   // from admission until the prompt's last position was computed
     double generate_seconds; // from then until the end

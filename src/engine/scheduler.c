@@ -270,6 +270,7 @@ static int admit(sched *S, sched_seq *q, garlic_error *err)
     q->n_computed = shared;
     if (!q->started) {
         q->started = true;
+        q->stats.n_cached = shared;
         q->order = S->next_order++;
         q->t_start = garlic_now();
     }

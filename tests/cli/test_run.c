@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // `garlic run` and `garlic bench` end to end through the binary: the golden stories260K
 // text, seeds, stop strings, context limits, --dump-logits, --prompt-ids, chat over a pipe,
-// bench's JSON, and usage errors.
+// bench's JSON and depths (-d), and usage errors.
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -194,6 +194,50 @@ static void test_bench_json(void **state)
     free(out), free(err);
 }
 
+// -d: each test runs on top of a context already in the KV cache; the JSON rows say the depth
+// and how many positions the measured runs found cached (garlic bench fails if a run found
+// fewer than the depth), and a depth past the model's context is refused.
+static void test_bench_depth(void **state)
+{
+    (void)state;
+    char *out, *err;
+    int rc = test_run(&out, &err, "%s bench '%s' -d 0,64 -p 16 -n 4 -r 1 -t 1 --json",
+                      test_garlic(), synth_model());
+    if (rc != 0)
+        fail_msg("garlic bench -d: exit %d: %s", rc, err);
+    cJSON *root = cJSON_Parse(out);
+    assert_non_null(root);
+    assert_int_equal(cJSON_GetArraySize(root), 4);
+    const char *want[] = {"pp16", "tg4", "pp16 @ d64", "tg4 @ d64"};
+    for (int i = 0; i < 4; i++) {
+        const cJSON *row = cJSON_GetArrayItem(root, i);
+        assert_string_equal(cJSON_GetObjectItem(row, "test")->valuestring, want[i]);
+        int depth = i < 2 ? 0 : 64;
+        assert_int_equal(cJSON_GetObjectItem(row, "n_depth")->valueint, depth);
+        assert_int_equal(cJSON_GetObjectItem(row, "n_cached")->valueint, depth);
+        assert_true(cJSON_GetObjectItem(row, "avg_ts")->valuedouble > 0);
+    }
+    cJSON_Delete(root);
+    free(out), free(err);
+    rc = test_run(&out, &err, "%s bench '%s' -d 64 -p 16 -n 4 -r 1 -t 1", test_garlic(),
+                  synth_model());
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "pp16 @ d64"));
+    assert_non_null(strstr(out, "tg4 @ d64"));
+    free(out), free(err);
+    // The synthesized model's context is 512 positions.
+    rc = test_run(&out, &err, "%s bench '%s' -d 512 -p 16 -n 4 -r 1 -t 1", test_garlic(),
+                  synth_model());
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(err, "-d 512"));
+    assert_non_null(strstr(err, "context of 512"));
+    free(out), free(err);
+    rc = test_run(&out, &err, "%s bench '%s' -d 60 -r 1", test_garlic(), synth_model());
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(err, "-d"));
+    free(out), free(err);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -231,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_dump_logits),
         cmocka_unit_test(test_chat_over_pipe),
         cmocka_unit_test(test_bench_json),
+        cmocka_unit_test(test_bench_depth),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests_name("run", tests, NULL, NULL);
