@@ -63,6 +63,8 @@ struct kv_cache {
     uint32_t map_mask;
     kv_hash_fn hash_fn;
     uint64_t prefix_hits, prefix_misses, dedups;
+    kv_mirror_fn mirror; // told of every block copy (a device backend's copy of the rows)
+    void *mirror_ctx;
 };
 
 // ---- window layers ----
@@ -1003,6 +1005,13 @@ static void copy_rows(kv_cache *c, int kind, uint32_t to, uint32_t from, uint32_
         memcpy(kv_cache_k_row(c, l, to, 0), kv_cache_k_row(c, l, from, 0), n_keep * c->k_row);
         memcpy(kv_cache_v_row(c, l, to, 0), kv_cache_v_row(c, l, from, 0), n_keep * c->v_row);
     }
+    if (c->mirror)
+        c->mirror(c->mirror_ctx, kind == KIND_WINDOW, to, from, n_keep);
+}
+
+void kv_cache_set_mirror(kv_cache *c, kv_mirror_fn fn, void *ctx)
+{
+    c->mirror = fn, c->mirror_ctx = ctx;
 }
 
 // Makes published block b of kind private to s (the entry *slot of one of its tables),

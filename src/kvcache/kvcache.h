@@ -171,6 +171,13 @@ uint8_t *kv_cache_v_row(const kv_cache *c, uint32_t layer, uint32_t block, uint3
 void kv_cache_store(kv_cache *c, uint32_t layer, uint32_t block, uint32_t offset, const float *k,
                     const float *v);
 
+// A device that keeps its own copy of some layers' rows (backend/) is told of every copy of
+// rows the pool makes between blocks of one kind (copy on write of a shared block): the first
+// n_rows rows of block `from` were copied to block `to`, in every layer of that kind (window
+// blocks when `window`). One mirror at a time; NULL removes it.
+typedef void (*kv_mirror_fn)(void *ctx, bool window, uint32_t to, uint32_t from, uint32_t n_rows);
+void kv_cache_set_mirror(kv_cache *c, kv_mirror_fn fn, void *ctx);
+
 // Blocks that n_tokens positions need (ceil(n_tokens / block_tokens)).
 uint32_t kv_cache_blocks_for_tokens(const kv_cache *c, uint64_t n_tokens);
 

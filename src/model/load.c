@@ -854,7 +854,7 @@ static void pack_weights(model *m)
             uintptr_t to = ((uintptr_t)t[i]->data + bytes) / page * page;
             if (to > from)
                 madvise((void *)from, to - from, MADV_DONTNEED);
-            t[i]->data = at, t[i]->packed = true;
+            t[i]->src = t[i]->data, t[i]->data = at, t[i]->packed = true;
             at += (bytes + 63) / 64 * 64;
         }
     }

@@ -204,6 +204,8 @@ typedef struct model_tensor {
     bool packed;         // data is in the kernels' packed layout (kernel_pack_rows)
     const int32_t *perm; // (n_in) column j of the rows holds input perm[j] (a folder's
                          // act-order GPTQ matrices, "<name>.perm"), or NULL: in order
+    const void *src;     // packed: the rows in the file's layout (in the mapping), which a
+                         // device backend uploads; else NULL (data is that layout)
 } model_tensor;
 
 typedef struct model_layer {
