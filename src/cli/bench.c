@@ -94,6 +94,7 @@ static int parse_bench(bench_options *o, int argc, char **argv)
                          .reps = 5,
                          .batch = 512,
                          .threads = thread_pool_default_threads(),
+                         .dist_timeout = (float)DIST_DEFAULT_TIMEOUT,
                          .kv_type = KV_TYPE_F16};
     bool p_seen = false, n_seen = false, prefix_seen = false;
     const char *schema_file = NULL;
@@ -112,6 +113,10 @@ static int parse_bench(bench_options *o, int argc, char **argv)
         cli_uint("--tensor-parallel", "T",
                  "split each layer between T ranks (run under mpirun -np T; default 1)",
                  &o->tensor_parallel, 1, 4096),
+        cli_float("--dist-timeout", "S",
+                  "end every rank when one waits S seconds for the others (a rank died or "
+                  "hangs; default 60, 0: never)",
+                  &o->dist_timeout, 0, 1e6f),
         cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &o->kv_type),
         cli_string("--quantize", "TYPE",
                    "quantize a Hugging Face folder's 16/32-bit weights at load (Q8_0, Q4_K_M...)",
@@ -363,7 +368,8 @@ static int bench_one_stream(const bench_options *opts)
                            .quantize = o.quantize};
     cli_local l = {0};
     if (rc == GARLIC_OK)
-        rc = cli_local_tensor_parallel(o.tensor_parallel, o.argc, o.argv, &cfg, &err);
+        rc = cli_local_tensor_parallel(o.tensor_parallel, o.dist_timeout, o.argc, o.argv, &cfg,
+                                       &err);
     if (rc == GARLIC_OK)
         rc = cli_local_open(&l, o.model_path, &cfg, &err);
     // the weights as loaded (a folder quantized at load has its new types and size)

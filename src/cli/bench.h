@@ -28,6 +28,7 @@ typedef struct bench_options {
     bool grammar_is_schema;   // the file is a JSON schema, not GBNF
     char *grammar_text;       // its contents, read once (garlic_malloc'd)
     uint32_t tensor_parallel; // --tensor-parallel: ranks (mpirun -np) sharing each layer
+    float dist_timeout;       // --dist-timeout: seconds a collective may wait (0: no limit)
     int argc;                 // the command's arguments, compared between the ranks
     char **argv;
 } bench_options;

@@ -28,9 +28,10 @@ static void show_progress(void *ctx, int percent)
         fprintf(stderr, "\rloading %s %3d%%%s", p->path, percent, percent == 100 ? "\n" : "");
 }
 
-int cli_local_tensor_parallel(uint32_t t, int argc, char **argv, registry_config *cfg,
-                              garlic_error *err)
+int cli_local_tensor_parallel(uint32_t t, float dist_timeout, int argc, char **argv,
+                              registry_config *cfg, garlic_error *err)
 {
+    dist_set_timeout(dist_timeout);
     dist_tp_layout layout;
     int rc = dist_tp_layout_make(t, &layout, err);
     if (rc != GARLIC_OK || layout.size == 1)

@@ -17,10 +17,12 @@ typedef struct cli_local {
 
 // --tensor-parallel t of a command run under mpirun (every rank runs it): t must be the
 // number of ranks, and every rank must have the same command line (argc, argv: the command's
-// arguments; -t/--threads may differ between machines). Sets cfg's tp_rank and tp_size.
-// Errors (the same on every rank, so that all of them stop) in err.
-int cli_local_tensor_parallel(uint32_t t, int argc, char **argv, registry_config *cfg,
-                              garlic_error *err);
+// arguments; -t/--threads may differ between machines). Sets cfg's tp_rank and tp_size, and
+// how long a collective may wait for the other ranks before the job is ended (dist_timeout
+// seconds, --dist-timeout; 0: no limit). Errors (the same on every rank, so that all of them
+// stop) in err.
+int cli_local_tensor_parallel(uint32_t t, float dist_timeout, int argc, char **argv,
+                              registry_config *cfg, garlic_error *err);
 
 // Whether this process prints the command's results: rank 0 (the only one without MPI).
 bool cli_local_prints(void);

@@ -7,7 +7,13 @@
 //
 // Threads: dist_init and dist_finalize run on the main thread; the collectives may be called
 // from one other thread at a time (the engine's scheduler thread), never from two at once.
-// MPI errors abort every rank (MPI's default handler): a collective never returns a failure.
+//
+// Faults: a collective never returns a failure and never waits forever. The collectives run
+// on a duplicate of the world whose MPI errors are returned to garlic, which prints the rank
+// and the collective that failed and ends the job (MPI_Abort: every rank exits non-zero); a
+// watchdog thread does the same when a collective has waited longer than the timeout
+// (dist_set_timeout, --dist-timeout: a rank that died or hangs). A rank killed outright is
+// noticed by mpirun itself, which ends the others.
 #ifndef GARLIC_DIST_DIST_H
 #define GARLIC_DIST_DIST_H
 
@@ -16,6 +22,9 @@
 #include <stdint.h>
 
 #include "base/error.h"
+
+// Seconds a collective may wait for the other ranks before the job is ended (--dist-timeout).
+#define DIST_DEFAULT_TIMEOUT 60.0
 
 // How one model is split between the ranks: tensor parallelism over `size` ranks, this
 // process being `rank` (0 <= rank < size). {0, 1}: the whole model in one process.
@@ -36,6 +45,12 @@ int dist_init(int *argc, char ***argv, garlic_error *err);
 
 // Stops MPI if dist_init started it (every rank must call it). A no-op otherwise.
 void dist_finalize(void);
+
+// Sets how long a collective may wait for the other ranks before the watchdog ends the job
+// (seconds; 0 or less: no limit). DIST_DEFAULT_TIMEOUT until called. Every rank should give
+// the same; any thread may call it.
+void dist_set_timeout(double seconds);
+double dist_timeout(void);
 
 // This process's rank in the world (0 without MPI), and the world's size (1 without MPI).
 uint32_t dist_rank(void);
