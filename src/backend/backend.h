@@ -67,7 +67,9 @@ typedef struct backend_batch {
     // (table[pos / block_tokens], pos % block_tokens).
     const uint32_t *table_start; // (2 n_seq)
     const uint32_t *tables;
-    uint32_t n_tables; // entries in tables
+    uint32_t n_tables;   // entries in tables
+    uint32_t n_out;      // rows whose logits the call returns
+    const uint32_t *out; // (n_out) their tokens, < n_tok (gather_rows)
     // RoPE: cos and sin of each (table, token, pair): rope_cos[(t * rope_stride) + b * half + i]
     // (the magnitude already folded in), for n_rope tables of n_tok tokens.
     const float *rope_cos, *rope_sin;
@@ -126,6 +128,8 @@ typedef struct backend_ops {
     void (*attention)(backend *be, const backend_attention *a, const float *q, float *out);
     // gate = act(gate) * up (n values).
     void (*gated_act)(backend *be, model_act act, float *gate, const float *up, size_t n);
+    // dst row i = src row out[i] of the batch, for i < n_out (rows of dim floats).
+    void (*gather_rows)(backend *be, float *dst, const float *src, uint32_t dim);
     // x += y (n values).
     void (*add)(backend *be, float *x, const float *y, size_t n);
     int (*finish)(backend *be, garlic_error *err);

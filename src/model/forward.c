@@ -87,13 +87,23 @@ static size_t act_stride(const model_hparams *hp, const model_state_config *cfg)
     return (size_t)((row + 63) / 64 * 64);
 }
 
-enum { N_SCRATCH = 25 };
+enum { N_SCRATCH = 26 };
 
 // The scratch buffers start on a 64-byte boundary (a large calloc is only 16-aligned), so that
 // activation rows, whose sizes are multiples of 64, are too: kernels that read converted rows
 // where they lie (F8_E4M3's F32 rows, F16's single row) would otherwise split every vector
 // load across two cache lines (F8_E4M3 decoding ran 30 % slower).
 enum { SCRATCH_ALIGN = 64 };
+
+// uint32_t entries of the flat arrays a state keeps for its batches (model_flatten_batch):
+// a batch's n_pos and table starts, and the tables of blocks of 16 positions (the engine's)
+// for max_batch sequences at most the context long, up to 4M entries; a batch that needs
+// more (smaller blocks, more sequences) grows a buffer of its own.
+static uint64_t flat_entries(const model_state_config *cfg)
+{
+    uint64_t tables = 2 * (uint64_t)cfg->max_batch * (cfg->n_ctx / 16 + 1);
+    return 3 * (uint64_t)cfg->max_batch + (tables < (1u << 22) ? tables : 1u << 22);
+}
 
 // The scratch buffers of a state: where each pointer goes and how many bytes it takes
 // (every buffer rounded up to 64 bytes). model_state_new carves them from one allocation and
@@ -152,6 +162,7 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
         {(void **)&s->out, B * sizeof(uint32_t)},
         {(void **)&s->slot_block, B * sizeof(uint32_t)},
         {(void **)&s->slot_offset, B * sizeof(uint32_t)},
+        {(void **)&s->flat, flat_entries(cfg) * sizeof(uint32_t)},
         {(void **)&s->moe_base,
          model_moe_scratch_layout(hp, cfg->max_batch, moe_act_stride(hp, cfg), NULL, NULL)},
     };
@@ -225,6 +236,90 @@ kv_cache_config model_kv_config(const model *m, kv_type type, uint32_t block_tok
     return c;
 }
 
+enum { DEVICE_TENSORS = 20 };
+
+// The tensors of layer l the device computes with (l == n_layer: the output's), those the
+// model has; returns their count. Empty for the layers the device does not run.
+static int device_tensors(const model_state *s, uint32_t l, const model_tensor *t[DEVICE_TENSORS])
+{
+    const model *m = s->m;
+    int n = 0;
+    if (l == m->hp.n_layer) {
+        if (s->device_output)
+            t[n++] = &m->output_norm, t[n++] = &m->output;
+        return n;
+    }
+    if (l >= s->device_layers)
+        return 0;
+    const model_layer *L = &m->layers[l];
+    const model_tensor *all[] = {&L->attn_norm,
+                                 &L->wq,
+                                 &L->wk,
+                                 &L->wv,
+                                 &L->wo,
+                                 &L->bq,
+                                 &L->bk,
+                                 &L->bv,
+                                 &L->bo,
+                                 &L->q_norm,
+                                 &L->k_norm,
+                                 &L->sinks,
+                                 &L->attn_post_norm,
+                                 &L->ffn_norm,
+                                 &L->w_gate,
+                                 &L->w_up,
+                                 &L->w_down,
+                                 &L->ffn_post_norm};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i]->data)
+            t[n++] = all[i];
+    return n;
+}
+
+// The device's share of a state: checks that it runs each of its layers, uploads their
+// weights (and the output's when it runs them all) and allocates its activation buffers,
+// each the size of the host's (sizes: scratch_layout's).
+static int device_setup(model_state *s, const model_state_config *cfg, const uint64_t *sizes,
+                        garlic_error *err)
+{
+    const model *m = s->m;
+    const model_hparams *hp = &m->hp;
+    backend *d = cfg->device;
+    if (m->arch->encoder)
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                "%s: an encoder runs on the CPU only (the device backend runs "
+                                "decoder layers)",
+                                m->arch->name);
+    if (m->tp_size > 1)
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                "a device backend and tensor parallelism cannot be combined yet");
+    s->device = d;
+    s->device_layers = cfg->device_layers < hp->n_layer ? cfg->device_layers : hp->n_layer;
+    s->device_output = cfg->device_layers >= hp->n_layer;
+    for (uint32_t l = 0; l < s->device_layers; l++)
+        if (!d->ops->supports(d, m, l, err))
+            return err ? err->code : GARLIC_EUNSUPPORTED;
+    for (uint32_t l = 0; l <= hp->n_layer; l++) {
+        const model_tensor *t[DEVICE_TENSORS];
+        for (int i = 0, n = device_tensors(s, l, t); i < n; i++) {
+            int rc = d->ops->upload(d, t[i], err);
+            if (rc)
+                return rc;
+        }
+    }
+    // The slots of scratch_layout: x, xb, q, k, v, hb, hb2 are its first seven, the logits
+    // its eleventh.
+    float **bufs[] = {&s->dev.x, &s->dev.xb, &s->dev.q,  &s->dev.k,
+                      &s->dev.v, &s->dev.hb, &s->dev.hb2};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (sizes[i] && !(*bufs[i] = d->ops->alloc(d, (size_t)sizes[i], err)))
+            return err ? err->code : GARLIC_ENOMEM;
+    if (s->device_output && !(s->dev.logits = d->ops->alloc(d, (size_t)sizes[10], err)))
+        return err ? err->code : GARLIC_ENOMEM;
+    s->dev.be = d;
+    return GARLIC_OK;
+}
+
 model_state *model_state_new(const model *m, const model_state_config *config, garlic_error *err)
 {
     model_state_config c = *config;
@@ -276,6 +371,23 @@ model_state *model_state_new(const model *m, const model_state_config *config, g
         *slots[i] = p;
     model_moe_scratch_layout(&m->hp, cfg->max_batch, moe_act_stride(&m->hp, cfg), &s->moe,
                              s->moe_base);
+    s->host = (model_exec){.x = s->x,
+                           .xb = s->xb,
+                           .q = s->q,
+                           .k = s->k,
+                           .v = s->v,
+                           .hb = s->hb,
+                           .hb2 = s->hb2,
+                           .logits = s->logits};
+    s->flat_cap = (size_t)flat_entries(cfg);
+    // A batch's tables: at most every sequence reads n_ctx blocks of each kind.
+    uint64_t most = 3 * (uint64_t)cfg->max_batch + 2 * (uint64_t)cfg->max_batch * (cfg->n_ctx + 1);
+    s->flat_max = most < (UINT64_C(1) << 30) ? most : UINT64_C(1) << 30;
+    if (!(s->host.be = s->cpu_be = model_cpu_backend_new(s, err)) ||
+        (cfg->device && device_setup(s, cfg, sizes, err))) {
+        model_state_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -283,8 +395,24 @@ void model_state_free(model_state *s)
 {
     if (!s)
         return;
+    if (s->device) {
+        backend *d = s->device;
+        for (uint32_t l = 0; l <= s->m->hp.n_layer; l++) {
+            const model_tensor *t[DEVICE_TENSORS];
+            for (int i = 0, n = device_tensors(s, l, t); i < n; i++)
+                d->ops->drop(d, t[i]);
+        }
+        float *bufs[] = {s->dev.x, s->dev.xb, s->dev.q,   s->dev.k,
+                         s->dev.v, s->dev.hb, s->dev.hb2, s->dev.logits};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+            if (bufs[i])
+                d->ops->release(d, bufs[i]);
+    }
+    backend_free(s->cpu_be);
     if (s->own_pool)
         thread_pool_free(s->pool);
+    if (s->flat_owned)
+        garlic_free(s->flat);
     garlic_free(s->scratch);
     garlic_free(s);
 }
@@ -504,6 +632,9 @@ void model_rope_apply(float *x, uint32_t n_heads, uint32_t head_stride, uint32_t
 
 typedef struct attention_job {
     model_state *s;
+    const backend_attention *a;
+    const float *q; // (n_tok, n_head * head_dim_k) the queries
+    float *out;     // (n_tok, n_head * head_dim_v) the heads' outputs
     uint32_t layer, n_tok;
     uint32_t part_heads; // query heads of a group one work item takes (the group, or a share
                          // of it when (token, KV head) pairs alone would leave threads idle)
@@ -554,7 +685,7 @@ static void attention_worker(void *ctx, int ith, int nth)
 {
     attention_job *job = ctx;
     model_state *s = job->s;
-    const model_batch *batch = s->batch;
+    const model_flat_batch *fb = s->fb;
     const model_hparams *hp = &s->m->hp;
     const kv_cache_config *kc = kv_cache_get_config(s->kv);
     uint32_t group = hp->n_head / hp->n_head_kv, hd_k = hp->head_dim_k, hd_v = hp->head_dim_v;
@@ -568,8 +699,9 @@ static void attention_worker(void *ctx, int ith, int nth)
     size_t v_stride = v_in_k ? k_stride : kv_cache_v_row_bytes(s->kv);
     uint32_t v_row_values = v_in_k ? k_values : v_values, v_head = v_in_k ? hd_k : hd_v;
     float *inv_sum = scores + (size_t)group * s->n_ctx; // (group) 1 / softmax sums
-    uint32_t window = s->m->layers[job->layer].window;
-    const float *sinks = s->m->layers[job->layer].sinks.data; // (n_head) or NULL
+    uint32_t window = job->a->window;
+    const float *sinks = job->a->sinks ? job->a->sinks->data : NULL; // (n_head) or NULL
+    uint32_t kind = job->a->window_blocks;
     uint32_t parts = (group + job->part_heads - 1) / job->part_heads;
     (void)nth;
     for (uint32_t idx; (idx = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed)) <
@@ -578,15 +710,15 @@ static void attention_worker(void *ctx, int ith, int nth)
         uint32_t b = pair / hp->n_head_kv, kh = pair % hp->n_head_kv;
         // Causal: positions 0..pos; otherwise every position of the sequence (its whole
         // input is in this batch).
-        uint32_t n_pos = hp->causal ? batch->pos[b] + 1 : batch->seqs[batch->seq[b]]->n_tokens;
+        uint32_t n_pos = fb->n_pos[b];
         // This item's query heads: [g0, g0 + heads) of the KV head's group.
         uint32_t g0 = part * job->part_heads;
         uint32_t heads = group - g0 < job->part_heads ? group - g0 : job->part_heads;
         // A sliding-window layer reads the last `window` positions (the token's own included),
         // through the sequence's table of window blocks when the pool keeps them apart.
         uint32_t lo = window && n_pos > window ? n_pos - window : 0;
-        const uint32_t *table = kv_seq_table(s->kv, batch->seqs[batch->seq[b]], job->layer);
-        const float *q = s->q + b * q_dim + ((size_t)kh * group + g0) * hd_k;
+        const uint32_t *table = fb->tables + fb->table_start[2 * fb->seq[b] + kind];
+        const float *q = job->q + b * q_dim + ((size_t)kh * group + g0) * hd_k;
         for (uint32_t t0 = lo, n; t0 < n_pos; t0 += n) {
             n = n_pos - t0 < ATT_ROWS ? n_pos - t0 : ATT_ROWS;
             n = bt - t0 % bt < n ? bt - t0 % bt : n; // stay inside one block
@@ -597,7 +729,7 @@ static void attention_worker(void *ctx, int ith, int nth)
             kernel_dot_rows_f32(q, hd_k, heads, k, pitch, n, hd_k, hp->attn_scale, scores + t0,
                                 s->n_ctx);
         }
-        float *out = s->xb + b * o_dim + ((size_t)kh * group + g0) * hd_v;
+        float *out = job->out + b * o_dim + ((size_t)kh * group + g0) * hd_v;
         for (uint32_t g = 0; g < heads; g++) {
             float *sc = scores + (size_t)g * s->n_ctx;
             float max = sc[lo];
@@ -627,76 +759,98 @@ static void attention_worker(void *ctx, int ith, int nth)
     }
 }
 
-// Per-head RMSNorm of n_heads heads of one token (Qwen3's q_norm / k_norm).
-static void head_norm(float *x, uint32_t n_heads, uint32_t head_dim, const model_tensor *w,
-                      float eps)
+// The attention parameters of layer l.
+static backend_attention layer_attention(const model_state *s, uint32_t l)
 {
-    for (uint32_t h = 0; h < n_heads; h++)
-        model_rmsnorm(x + (size_t)h * head_dim, x + (size_t)h * head_dim, w->data, head_dim, eps);
+    const model_hparams *hp = &s->m->hp;
+    const model_layer *L = &s->m->layers[l];
+    return (backend_attention){.layer = l,
+                               .window_blocks = kv_cache_layer_is_window(s->kv, l),
+                               .window = L->window,
+                               .n_head = hp->n_head,
+                               .n_head_kv = hp->n_head_kv,
+                               .head_dim_k = hp->head_dim_k,
+                               .head_dim_v = hp->head_dim_v,
+                               .scale = hp->attn_scale,
+                               .sinks = L->sinks.data ? &L->sinks : NULL};
+}
+
+void model_cpu_rope(model_state *s, float *x, uint32_t n_heads, uint32_t head_dim, uint32_t n_rot,
+                    bool neox, uint32_t table)
+{
+    uint32_t half = n_rot / 2;
+    for (uint32_t b = 0; b < s->fb->n_tokens; b++) {
+        size_t row = ((size_t)table * s->max_batch + b) * half;
+        model_rope_apply(x + (size_t)b * n_heads * head_dim, n_heads, head_dim, n_rot, neox,
+                         s->rope_cos + row, s->rope_sin + row);
+    }
 }
 
 // The queries, keys and values of layer l from the normed rows in xb: q, k, v projections
 // (+ biases), per-head norms, RoPE.
-static void qkv_block(model_state *s, uint32_t l, uint32_t n_tok)
+static void qkv_block(model_state *s, const model_exec *e, uint32_t l, uint32_t n_tok)
 {
     const model *m = s->m;
     const model_hparams *hp = &m->hp;
     const model_layer *L = &m->layers[l];
+    backend *be = e->be;
     size_t q_dim = (size_t)hp->n_head * hp->head_dim_k;
     size_t k_dim = (size_t)hp->n_head_kv * hp->head_dim_k,
            v_dim = (size_t)hp->n_head_kv * hp->head_dim_v;
-    model_matmul_item qkv[3] = {
-        {.w = &L->wq, .y = s->q, .ldy = q_dim, .bias = L->bq.data},
-        {.w = &L->wk, .y = s->k, .ldy = k_dim, .bias = L->bk.data},
-        {.w = &L->wv, .y = s->v, .ldy = v_dim, .bias = L->bv.data},
+    backend_matmul qkv[3] = {
+        {.w = &L->wq, .y = e->q, .ldy = q_dim, .bias = L->bq.data ? &L->bq : NULL},
+        {.w = &L->wk, .y = e->k, .ldy = k_dim, .bias = L->bk.data ? &L->bk : NULL},
+        {.w = &L->wv, .y = e->v, .ldy = v_dim, .bias = L->bv.data ? &L->bv : NULL},
     };
-    model_matmul_group(s, s->xb, hp->dim, n_tok, qkv, 3);
-    uint32_t half = hp->n_rot / 2;
-    for (uint32_t b = 0; b < n_tok; b++) {
-        float *q = s->q + b * q_dim, *k = s->k + b * k_dim;
-        if (L->q_norm.data)
-            head_norm(q, hp->n_head, hp->head_dim_k, &L->q_norm, hp->rms_eps);
-        if (L->k_norm.data)
-            head_norm(k, hp->n_head_kv, hp->head_dim_k, &L->k_norm, hp->rms_eps);
-        size_t row = ((size_t)L->rope * s->max_batch + b) * half;
-        const float *c = s->rope_cos + row, *sn = s->rope_sin + row;
-        model_rope_apply(q, hp->n_head, hp->head_dim_k, hp->n_rot, m->arch->rope_neox, c, sn);
-        model_rope_apply(k, hp->n_head_kv, hp->head_dim_k, hp->n_rot, m->arch->rope_neox, c, sn);
-    }
+    be->ops->matmul(be, e->xb, hp->dim, n_tok, qkv, 3);
+    // Per-head norms (Qwen3's q_norm / k_norm): every head of every token is one row.
+    if (L->q_norm.data)
+        be->ops->rmsnorm(be, e->q, e->q, &L->q_norm, n_tok * hp->n_head, hp->head_dim_k,
+                         hp->rms_eps);
+    if (L->k_norm.data)
+        be->ops->rmsnorm(be, e->k, e->k, &L->k_norm, n_tok * hp->n_head_kv, hp->head_dim_k,
+                         hp->rms_eps);
+    be->ops->rope(be, e->q, hp->n_head, hp->head_dim_k, hp->n_rot, m->arch->rope_neox, L->rope);
+    be->ops->rope(be, e->k, hp->n_head_kv, hp->head_dim_k, hp->n_rot, m->arch->rope_neox, L->rope);
 }
 
-// The attention proper of layer l over the queries, keys and values in q, k, v (MLA: the
-// absorbed queries and the K rows): stores each token's K (and V) row in the cache, then
-// attends, into xb.
-static void attend(model_state *s, uint32_t l, uint32_t n_tok)
+void model_cpu_kv_store(model_state *s, const backend_attention *a, const float *k, const float *v)
 {
-    const model *m = s->m;
-    const model_hparams *hp = &m->hp;
-    const model_layer *L = &m->layers[l];
-    bool mla = m->arch->mla;
-    size_t k_dim = (size_t)hp->n_head_kv * hp->head_dim_k,
-           v_dim = (size_t)hp->n_head_kv * hp->head_dim_v;
+    const model_flat_batch *fb = s->fb;
+    size_t k_dim = (size_t)a->n_head_kv * a->head_dim_k,
+           v_dim = (size_t)a->n_head_kv * a->head_dim_v;
     // Each token's K (and V) row goes into its position's block of the layer's kind: the
     // sequence's full table, or its window table for a window layer.
     uint32_t bt = kv_cache_get_config(s->kv)->block_tokens;
-    for (uint32_t b = 0; b < n_tok; b++) {
-        const uint32_t *table = kv_seq_table(s->kv, s->batch->seqs[s->batch->seq[b]], l);
-        kv_cache_store(s->kv, l, table[s->batch->pos[b] / bt], s->slot_offset[b], s->k + b * k_dim,
-                       mla ? NULL : s->v + b * v_dim);
+    for (uint32_t b = 0; b < fb->n_tokens; b++) {
+        const uint32_t *table = fb->tables + fb->table_start[2 * fb->seq[b] + a->window_blocks];
+        kv_cache_store(s->kv, a->layer, table[fb->pos[b] / bt], fb->pos[b] % bt, k + b * k_dim,
+                       v ? v + b * v_dim : NULL);
     }
+}
+
+void model_cpu_attention(model_state *s, const backend_attention *a, const float *q, float *out)
+{
+    const model_hparams *hp = &s->m->hp;
+    const model_flat_batch *fb = s->fb;
+    uint32_t n_tok = fb->n_tokens;
     // Few (token, KV head) pairs (decoding a model of one KV head, as latent attention is)
     // split their groups of query heads so that every thread has work; each head's result
     // does not depend on the split.
     uint32_t group = hp->n_head / hp->n_head_kv, pairs = n_tok * hp->n_head_kv;
     uint32_t nth = (uint32_t)thread_pool_size(s->pool), parts = (nth + pairs - 1) / pairs;
     parts = parts < 1 ? 1 : parts > group ? group : parts;
-    attention_job job = {
-        .s = s, .layer = l, .n_tok = n_tok, .part_heads = (group + parts - 1) / parts};
+    attention_job job = {.s = s,
+                         .a = a,
+                         .q = q,
+                         .out = out,
+                         .layer = a->layer,
+                         .n_tok = n_tok,
+                         .part_heads = (group + parts - 1) / parts};
     atomic_init(&job.next, 0);
     uint64_t work = 0; // multiply-adds: every token's heads over its positions, K and V
-    for (uint32_t b = 0, w = L->window; b < n_tok; b++) {
-        uint64_t n_pos = hp->causal ? s->batch->pos[b] + 1
-                                    : s->batch->seqs[s->batch->seq[b]]->n_tokens;
+    for (uint32_t b = 0, w = a->window; b < n_tok; b++) {
+        uint64_t n_pos = fb->n_pos[b];
         work += (w && n_pos > w ? w : n_pos) * hp->n_head * (hp->head_dim_k + hp->head_dim_v);
     }
     if (work < INLINE_WORK)
@@ -705,40 +859,48 @@ static void attend(model_state *s, uint32_t l, uint32_t n_tok)
         thread_pool_run(s->pool, attention_worker, &job);
 }
 
+// The attention proper of layer l over the queries, keys and values in q, k, v (MLA: the
+// absorbed queries and the K rows): stores each token's K (and V) row in the cache, then
+// attends, into xb.
+static void attend(model_state *s, const model_exec *e, uint32_t l)
+{
+    backend_attention a = layer_attention(s, l);
+    e->be->ops->kv_store(e->be, &a, e->k, s->m->arch->mla ? NULL : e->v);
+    e->be->ops->attention(e->be, &a, e->q, e->xb);
+}
+
 // The attention half of layer l: x += wo * attention(rope(q), rope(k), v); under multi-head
 // latent attention, x += wo * (each head's attn_v_b * attention over the latent).
-static void attention_block(model_state *s, uint32_t l, uint32_t n_tok)
+static void attention_block(model_state *s, const model_exec *e, uint32_t l, uint32_t n_tok)
 {
     const model *m = s->m;
     const model_hparams *hp = &m->hp;
     const model_layer *L = &m->layers[l];
-    bool mla = m->arch->mla;
+    backend *be = e->be;
+    bool mla = m->arch->mla; // (the CPU's alone: model_state_new checks)
     size_t o_dim = (size_t)hp->n_head * hp->head_dim_v;
-    for (uint32_t b = 0; b < n_tok; b++)
-        model_rmsnorm(s->xb + b * hp->dim, s->x + b * hp->dim, L->attn_norm.data, hp->dim,
-                      hp->rms_eps);
+    be->ops->rmsnorm(be, e->xb, e->x, &L->attn_norm, n_tok, hp->dim, hp->rms_eps);
     if (mla)
         model_mla_qk(s, l, n_tok);
     else
-        qkv_block(s, l, n_tok);
-    attend(s, l, n_tok);
+        qkv_block(s, e, l, n_tok);
+    attend(s, e, l);
     // The attention output is in xb (MLA: in the latent, each head's value then in q_head);
     // the projection (+ bias) lands in hb (wide enough), is normed where the architecture
     // norms block outputs, then added to the residual.
-    const float *out = s->xb;
+    const float *out = e->xb;
     if (mla) {
         model_mla_values(s, l, n_tok);
         out = s->q_head, o_dim = (size_t)hp->n_head * hp->head_dim_v_mla;
     }
-    model_matmul_item wo = {.w = &L->wo, .y = s->hb, .ldy = hp->dim, .bias = L->bo.data};
-    model_matmul_group(s, out, o_dim, n_tok, &wo, 1);
+    backend_matmul wo = {
+        .w = &L->wo, .y = e->hb, .ldy = hp->dim, .bias = L->bo.data ? &L->bo : NULL};
+    be->ops->matmul(be, out, o_dim, n_tok, &wo, 1);
     if (m->tp_size > 1) // each rank's heads gave a part of the sum: add them together
-        dist_all_reduce_sum(s->hb, (size_t)n_tok * hp->dim);
-    for (uint32_t b = 0; L->attn_post_norm.data && b < n_tok; b++)
-        model_rmsnorm(s->hb + b * hp->dim, s->hb + b * hp->dim, L->attn_post_norm.data, hp->dim,
-                      hp->rms_eps);
-    for (size_t i = 0; i < (size_t)n_tok * hp->dim; i++)
-        s->x[i] += s->hb[i];
+        dist_all_reduce_sum(e->hb, (size_t)n_tok * hp->dim);
+    if (L->attn_post_norm.data)
+        be->ops->rmsnorm(be, e->hb, e->hb, &L->attn_post_norm, n_tok, hp->dim, hp->rms_eps);
+    be->ops->add(be, e->x, e->hb, (size_t)n_tok * hp->dim);
 }
 
 typedef struct gated_job {
@@ -808,25 +970,30 @@ void model_gated_ffn(model_state *s, const model_tensor *gate, const model_tenso
 
 // The feed-forward half of layer l: x += w_down * (act(w_gate * xn) * (w_up * xn)), or the
 // experts' sum.
-static void ffn_block(model_state *s, uint32_t l, uint32_t n_tok)
+static void ffn_block(model_state *s, const model_exec *e, uint32_t l, uint32_t n_tok)
 {
     const model_hparams *hp = &s->m->hp;
     const model_layer *L = &s->m->layers[l];
-    for (uint32_t b = 0; b < n_tok; b++)
-        model_rmsnorm(s->xb + b * hp->dim, s->x + b * hp->dim, L->ffn_norm.data, hp->dim,
-                      hp->rms_eps);
-    if (model_layer_has_experts(s->m, l)) {
+    backend *be = e->be;
+    be->ops->rmsnorm(be, e->xb, e->x, &L->ffn_norm, n_tok, hp->dim, hp->rms_eps);
+    if (model_layer_has_experts(s->m, l)) { // (the CPU's alone: model_state_new checks)
         model_moe_block(s, l, n_tok);
         return;
     }
-    model_gated_ffn(s, &L->w_gate, &L->w_up, &L->w_down, n_tok);
+    uint64_t width = L->w_gate.n_out;
+    backend_matmul gate_up[2] = {
+        {.w = &L->w_gate, .y = e->hb, .ldy = width},
+        {.w = &L->w_up, .y = e->hb2, .ldy = width},
+    };
+    be->ops->matmul(be, e->xb, hp->dim, n_tok, gate_up, 2);
+    be->ops->gated_act(be, s->m->arch->act, e->hb, e->hb2, (size_t)n_tok * width);
+    backend_matmul down = {.w = &L->w_down, .y = e->xb, .ldy = hp->dim};
+    be->ops->matmul(be, e->hb, width, n_tok, &down, 1);
     if (s->m->tp_size > 1) // each rank's share of the FFN gave a part of the sum
-        dist_all_reduce_sum(s->xb, (size_t)n_tok * hp->dim);
-    for (uint32_t b = 0; L->ffn_post_norm.data && b < n_tok; b++)
-        model_rmsnorm(s->xb + b * hp->dim, s->xb + b * hp->dim, L->ffn_post_norm.data, hp->dim,
-                      hp->rms_eps);
-    for (size_t i = 0; i < (size_t)n_tok * hp->dim; i++)
-        s->x[i] += s->xb[i];
+        dist_all_reduce_sum(e->xb, (size_t)n_tok * hp->dim);
+    if (L->ffn_post_norm.data)
+        be->ops->rmsnorm(be, e->xb, e->xb, &L->ffn_post_norm, n_tok, hp->dim, hp->rms_eps);
+    be->ops->add(be, e->x, e->xb, (size_t)n_tok * hp->dim);
 }
 
 void model_layernorm(float *out, const float *x, const float *weight, const float *bias, uint64_t n,
@@ -858,7 +1025,7 @@ static void add_table_row(const model_tensor *t, uint64_t row, uint32_t dim, flo
 
 // An encoder's input rows: token embedding + token type 0 (+ learned position), LayerNormed
 // by token_embd_norm (x holds the token embeddings already).
-static void encoder_embed(model_state *s, const model_batch *b)
+static void encoder_embed(model_state *s, const model_flat_batch *b)
 {
     const model *m = s->m;
     uint32_t dim = m->hp.dim;
@@ -882,8 +1049,8 @@ static void encoder_layer(model_state *s, uint32_t l, uint32_t n_tok)
     const model_layer *L = &m->layers[l];
     size_t dim = hp->dim, o_dim = (size_t)hp->n_head * hp->head_dim_v, n = (size_t)n_tok * dim;
     memcpy(s->xb, s->x, n * sizeof(float)); // no pre-norm: the projections read x itself
-    qkv_block(s, l, n_tok);
-    attend(s, l, n_tok);
+    qkv_block(s, &s->host, l, n_tok);
+    attend(s, &s->host, l);
     model_matmul_item wo = {.w = &L->wo, .y = s->hb, .ldy = dim, .bias = L->bo.data};
     model_matmul_group(s, s->xb, o_dim, n_tok, &wo, 1);
     for (size_t i = 0; i < n; i++)
@@ -921,8 +1088,9 @@ static void vocab_share_logits(model_state *s, uint32_t n_out)
         dist_all_gather(mine + i * n_vocab, s->logits + i * n_vocab, share);
 }
 
-// Validates a batch against the state and the pool, and finds each token's KV slot.
-static int check_batch(model_state *s, kv_cache *kv, const model_batch *b, garlic_error *err)
+// Checks the pool's shape against the model's and the batch's sizes against the state.
+static int check_shape(model_state *s, kv_cache *kv, uint32_t n_tokens, uint32_t n_out,
+                       const uint32_t *out, garlic_error *err)
 {
     const model_hparams *hp = &s->m->hp;
     const kv_cache_config *kc = kv_cache_get_config(kv);
@@ -942,28 +1110,72 @@ static int check_batch(model_state *s, kv_cache *kv, const model_batch *b, garli
                                     "all), but the KV pool keeps only the last %u",
                                     l, w, kc->windows.window);
     }
-    if (b->n_tokens == 0 || b->n_tokens > s->max_batch)
+    if (n_tokens == 0 || n_tokens > s->max_batch)
         return garlic_error_set(err, GARLIC_EINVAL, "batch of %u tokens (1 to %u allowed)",
-                                b->n_tokens, s->max_batch);
-    if (b->n_out && !s->m->output.data)
+                                n_tokens, s->max_batch);
+    if (n_out && !s->m->output.data)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "the model is an encoder: it computes "
                                 "embeddings, not logits");
-    if (b->n_out > s->logit_rows)
+    if (n_out > s->logit_rows)
         return garlic_error_set(err, GARLIC_EINVAL, "%u rows of logits asked, the state holds %u",
-                                b->n_out, s->logit_rows);
-    for (uint32_t i = 0; i < b->n_out; i++)
-        if (b->out[i] >= b->n_tokens)
+                                n_out, s->logit_rows);
+    for (uint32_t i = 0; i < n_out; i++)
+        if (out[i] >= n_tokens)
             return garlic_error_set(err, GARLIC_EINVAL,
                                     "logit row %u names token %u of a batch "
                                     "of %u",
-                                    i, b->out[i], b->n_tokens);
+                                    i, out[i], n_tokens);
+    return GARLIC_OK;
+}
+
+static int check_token(const model_state *s, uint32_t i, int32_t token, garlic_error *err)
+{
+    if (token < 0 || (uint32_t)token >= s->m->hp.n_vocab)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "token id %d is outside the vocabulary "
+                                "(0..%u)",
+                                token, s->m->hp.n_vocab - 1);
+    (void)i;
+    return GARLIC_OK;
+}
+
+// Makes room for n uint32_t entries of flat arrays (a batch's n_pos, table starts and
+// tables), growing the state's buffer when a batch needs more than any before.
+static int flat_reserve(model_state *s, uint64_t n, garlic_error *err)
+{
+    if (n <= s->flat_cap)
+        return GARLIC_OK;
+    if (n > s->flat_max)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "the batch's block tables (%llu entries) exceed what its "
+                                "sequences can hold (%llu)",
+                                (unsigned long long)n, (unsigned long long)s->flat_max);
+    size_t cap = s->flat_cap * 2 > n ? s->flat_cap * 2 : (size_t)n;
+    cap = cap > s->flat_max ? (size_t)s->flat_max : cap;
+    uint32_t *p = garlic_malloc(cap * sizeof(uint32_t));
+    if (!p)
+        return garlic_error_set(err, GARLIC_ENOMEM, "out of memory for a batch's block tables");
+    memcpy(p, s->flat, s->flat_cap * sizeof(uint32_t)); // (what the caller wrote so far)
+    if (s->flat_owned)
+        garlic_free(s->flat);
+    s->flat = p, s->flat_cap = cap, s->flat_owned = true;
+    return GARLIC_OK;
+}
+
+int model_flatten_batch(model_state *s, kv_cache *kv, const model_batch *b, model_flat_batch *out,
+                        garlic_error *err)
+{
+    const model_hparams *hp = &s->m->hp;
+    int rc = check_shape(s, kv, b->n_tokens, b->n_out, b->out, err);
+    if (rc)
+        return rc;
+    if (b->n_seqs == 0 || b->n_seqs > b->n_tokens)
+        return garlic_error_set(err, GARLIC_EINVAL, "batch of %u tokens names %u sequences",
+                                b->n_tokens, b->n_seqs);
     for (uint32_t i = 0; i < b->n_tokens; i++) {
-        if (b->tokens[i] < 0 || (uint32_t)b->tokens[i] >= hp->n_vocab)
-            return garlic_error_set(err, GARLIC_EINVAL,
-                                    "token id %d is outside the vocabulary "
-                                    "(0..%u)",
-                                    b->tokens[i], hp->n_vocab - 1);
+        if ((rc = check_token(s, i, b->tokens[i], err)))
+            return rc;
         if (b->seq[i] >= b->n_seqs)
             return garlic_error_set(err, GARLIC_EINVAL, "token %u names sequence %u of %u", i,
                                     b->seq[i], b->n_seqs);
@@ -985,66 +1197,242 @@ static int check_batch(model_state *s, kv_cache *kv, const model_batch *b, garli
                                     "released the window rows it reads",
                                     b->pos[i], i);
     }
+    // n_pos (n_tokens), table starts (2 n_seqs), then each sequence's two tables: the
+    // entries of the blocks its tokens read.
+    bool window = kv_cache_get_config(kv)->n_window_blocks > 0;
+    uint32_t bt = kv_cache_get_config(kv)->block_tokens;
+    uint64_t head = (uint64_t)b->n_tokens + 2 * (uint64_t)b->n_seqs;
+    if ((rc = flat_reserve(s, head, err)))
+        return rc;
+    uint32_t *n_pos = s->flat, *start = n_pos + b->n_tokens;
+    memset(start, 0, 2 * b->n_seqs * sizeof(uint32_t));
+    for (uint32_t i = 0; i < b->n_tokens; i++) {
+        n_pos[i] = hp->causal ? b->pos[i] + 1 : b->seqs[b->seq[i]]->n_tokens;
+        uint32_t entries = (n_pos[i] - 1) / bt + 1, *most = &start[2 * b->seq[i]];
+        *most = entries > *most ? entries : *most;
+    }
+    uint64_t need = head;
+    for (uint32_t i = 0; i < b->n_seqs; i++) {
+        if (start[2 * i] > b->seqs[i]->n_blocks)
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "sequence %u holds %u blocks, its tokens read %u", i,
+                                    b->seqs[i]->n_blocks, start[2 * i]);
+        need += 2 * (uint64_t)start[2 * i];
+    }
+    if ((rc = flat_reserve(s, need, err)))
+        return rc;
+    n_pos = s->flat, start = n_pos + b->n_tokens; // (moved when the buffer grew)
+    uint32_t *tables = start + 2 * b->n_seqs, at = 0;
+    for (uint32_t i = 0; i < b->n_seqs; i++) {
+        const kv_seq *q = b->seqs[i];
+        uint32_t entries = start[2 * i];
+        start[2 * i] = at;
+        memcpy(tables + at, q->blocks, entries * sizeof(uint32_t));
+        at += entries;
+        start[2 * i + 1] = at;
+        for (uint32_t j = 0; j < entries; j++) // entries before window_first are released
+            tables[at + j] = window && j >= q->window_first ? q->window_blocks[j] : KV_NO_BLOCK;
+        at += entries;
+    }
+    *out = (model_flat_batch){.n_tokens = b->n_tokens,
+                              .n_seqs = b->n_seqs,
+                              .n_out = b->n_out,
+                              .n_tables = at,
+                              .tokens = b->tokens,
+                              .pos = b->pos,
+                              .seq = b->seq,
+                              .n_pos = n_pos,
+                              .table_start = start,
+                              .tables = tables,
+                              .out = b->out,
+                              .hidden = b->hidden};
     return GARLIC_OK;
 }
 
-int model_forward_batch(model_state *s, kv_cache *kv, const model_batch *b, const float **logits,
-                        garlic_error *err)
+// Checks a flat batch that did not come from model_flatten_batch: every index against the
+// state and the pool, every block a token reads or writes inside its kind's pool.
+static int check_flat(model_state *s, kv_cache *kv, const model_flat_batch *fb, garlic_error *err)
 {
-    int rc = check_batch(s, kv, b, err);
+    int rc = check_shape(s, kv, fb->n_tokens, fb->n_out, fb->out, err);
     if (rc)
         return rc;
+    const kv_cache_config *kc = kv_cache_get_config(kv);
+    uint32_t bt = kc->block_tokens;
+    if (fb->n_seqs == 0 || fb->n_seqs > fb->n_tokens)
+        return garlic_error_set(err, GARLIC_EINVAL, "batch of %u tokens names %u sequences",
+                                fb->n_tokens, fb->n_seqs);
+    for (uint32_t i = 0; i < fb->n_tokens; i++) {
+        if ((rc = check_token(s, i, fb->tokens[i], err)))
+            return rc;
+        uint32_t q = fb->seq[i], pos = fb->pos[i], n = fb->n_pos[i];
+        if (q >= fb->n_seqs || pos >= s->n_ctx || n > s->n_ctx || pos >= n ||
+            (s->m->pos_embd.data && pos >= s->m->hp.n_ctx_train))
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "token %u: sequence %u of %u, position %u, %u positions "
+                                    "attended (context %u)",
+                                    i, q, fb->n_seqs, pos, n, s->n_ctx);
+        for (uint32_t kind = 0; kind < 2; kind++) {
+            uint32_t w = kind ? kc->windows.window : 0,
+                     blocks = kind ? kc->n_window_blocks : kc->n_blocks;
+            if (kind && !blocks)
+                continue;
+            uint32_t lo = w && n > w ? n - w : 0, first = fb->table_start[2 * q + kind];
+            if (first > fb->n_tables || (n - 1) / bt >= fb->n_tables - first)
+                return garlic_error_set(err, GARLIC_EINVAL,
+                                        "token %u: its sequence's table ends before "
+                                        "position %u",
+                                        i, n - 1);
+            for (uint32_t j = lo / bt; j <= (n - 1) / bt; j++)
+                if (fb->tables[first + j] >= blocks)
+                    return garlic_error_set(err, GARLIC_EINVAL,
+                                            "token %u: block %u of its table is %u, the pool "
+                                            "has %u",
+                                            i, j, fb->tables[first + j], blocks);
+        }
+    }
+    return GARLIC_OK;
+}
+
+// Moves the residual stream between the host and the device before layer l (or the output,
+// l == n_layer) when the layer changes hands.
+static int hand_over(model_state *s, uint32_t l, uint32_t n, bool *on_device, garlic_error *err)
+{
+    // (Hidden states are asked of the host: the output of such a call runs there.)
+    bool out = l == s->m->hp.n_layer && s->device_output && !s->fb->hidden;
+    bool want = s->device && (l < s->device_layers || out);
+    if (want == *on_device)
+        return GARLIC_OK;
+    size_t bytes = (size_t)n * s->m->hp.dim * sizeof(float);
+    backend *d = s->device;
+    int rc = want ? d->ops->to_device(d, s->dev.x, s->host.x, bytes, err)
+                  : d->ops->to_host(d, s->host.x, s->dev.x, bytes, err);
+    *on_device = want;
+    return rc;
+}
+
+// The output rows (normed) and their logits on exec e, into e->logits.
+static void output_logits(model_state *s, const model_exec *e, const model_flat_batch *fb)
+{
     const model *m = s->m;
     const model_hparams *hp = &m->hp;
-    uint32_t n = b->n_tokens;
-    s->batch = b, s->kv = kv;
+    backend *be = e->be;
+    // The hidden states: every row through the output norm, in place (an encoder's last
+    // layer is its output); the logit rows are then copies of theirs. (Hidden states are
+    // asked of the CPU alone: model_forward_flat keeps them there.)
+    if (fb->hidden && m->output_norm.data)
+        be->ops->rmsnorm(be, e->x, e->x, &m->output_norm, fb->n_tokens, hp->dim, hp->rms_eps);
+    for (uint32_t i = 0; i < fb->n_out; i++) {
+        if (fb->hidden)
+            memcpy(e->xb + i * hp->dim, e->x + fb->out[i] * hp->dim, hp->dim * sizeof(float));
+        else if (be == s->cpu_be)
+            model_rmsnorm(e->xb + i * hp->dim, e->x + fb->out[i] * hp->dim, m->output_norm.data,
+                          hp->dim, hp->rms_eps);
+    }
+    if (be != s->cpu_be) { // the rows asked for, gathered on the device, then normed
+        be->ops->gather_rows(be, e->xb, e->x, hp->dim);
+        be->ops->rmsnorm(be, e->xb, e->xb, &m->output_norm, fb->n_out, hp->dim, hp->rms_eps);
+    }
+    if (fb->n_out && m->output.n_out < hp->n_vocab) // tensor parallelism: a share of the rows
+        vocab_share_logits(s, fb->n_out);
+    else if (fb->n_out) {
+        backend_matmul o = {.w = &m->output, .y = e->logits, .ldy = hp->n_vocab};
+        be->ops->matmul(be, e->xb, hp->dim, fb->n_out, &o, 1);
+    }
+}
+
+static int forward_run(model_state *s, kv_cache *kv, const model_flat_batch *fb,
+                       const float **logits, garlic_error *err)
+{
+    const model *m = s->m;
+    const model_hparams *hp = &m->hp;
+    uint32_t n = fb->n_tokens;
+    s->fb = fb, s->kv = kv;
     const tensor_type_traits *embd = tensor_type_get(m->token_embd.type);
     size_t embd_row = row_bytes(m->token_embd.type, hp->dim);
     for (uint32_t i = 0; i < n; i++)
-        embd->dequantize((const uint8_t *)m->token_embd.data + (size_t)b->tokens[i] * embd_row,
+        embd->dequantize((const uint8_t *)m->token_embd.data + (size_t)fb->tokens[i] * embd_row,
                          s->x + i * hp->dim, hp->dim);
     if (m->arch->embd_scale) { // Gemma: x * sqrt(dim)
         float scale = sqrtf((float)hp->dim);
         for (size_t i = 0; i < (size_t)n * hp->dim; i++)
             s->x[i] *= scale;
     }
-    rope_table(s, 0, hp->rope_base, 1.0 / hp->rope_factor, hp->rope_mscale, b->pos, n);
+    rope_table(s, 0, hp->rope_base, 1.0 / hp->rope_factor, hp->rope_mscale, fb->pos, n);
     if (hp->swa_rope)
-        rope_table(s, 1, hp->rope_base_swa, 1.0, hp->rope_attn_factor, b->pos, n);
+        rope_table(s, 1, hp->rope_base_swa, 1.0, hp->rope_attn_factor, fb->pos, n);
     if (m->arch->encoder)
-        encoder_embed(s, b);
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        encoder_embed(s, fb);
+    s->bb = (backend_batch){.n_tok = n,
+                            .n_seq = fb->n_seqs,
+                            .pos = fb->pos,
+                            .n_pos = fb->n_pos,
+                            .seq = fb->seq,
+                            .table_start = fb->table_start,
+                            .tables = fb->tables,
+                            .n_tables = fb->n_tables,
+                            .n_out = fb->n_out,
+                            .out = fb->out,
+                            .rope_cos = s->rope_cos,
+                            .rope_sin = s->rope_sin,
+                            .half = hp->n_rot / 2,
+                            .n_rope = hp->swa_rope ? 2 : 1,
+                            .rope_stride = (uint64_t)s->max_batch * (hp->n_rot / 2)};
+    int rc = GARLIC_OK;
+    backend *d = s->device;
+    if (d && s->device_kv != kv) {
+        rc = d->ops->kv_bind(d, kv, 0,
+                             s->device_layers < hp->n_layer ? s->device_layers : hp->n_layer, err);
+        s->device_kv = rc ? NULL : kv;
+    }
+    if (!rc && d)
+        rc = d->ops->begin(d, &s->bb, err);
+    s->cpu_be->ops->begin(s->cpu_be, &s->bb, NULL);
+    bool on_device = false;
+    for (uint32_t l = 0; !rc && l < hp->n_layer; l++) {
         if (m->arch->encoder) {
             encoder_layer(s, l, n);
             continue;
         }
-        attention_block(s, l, n);
-        ffn_block(s, l, n);
+        if ((rc = hand_over(s, l, n, &on_device, err)))
+            break;
+        const model_exec *e = on_device ? &s->dev : &s->host;
+        attention_block(s, e, l, n);
+        ffn_block(s, e, l, n);
     }
-    // The hidden states: every row through the output norm, in place (an encoder's last
-    // layer is its output); the logit rows are then copies of theirs.
-    for (uint32_t i = 0; b->hidden && m->output_norm.data && i < n; i++)
-        model_rmsnorm(s->x + i * hp->dim, s->x + i * hp->dim, m->output_norm.data, hp->dim,
-                      hp->rms_eps);
-    for (uint32_t i = 0; i < b->n_out; i++) {
-        if (b->hidden)
-            memcpy(s->xb + i * hp->dim, s->x + b->out[i] * hp->dim, hp->dim * sizeof(float));
-        else
-            model_rmsnorm(s->xb + i * hp->dim, s->x + b->out[i] * hp->dim, m->output_norm.data,
-                          hp->dim, hp->rms_eps);
+    if (!rc)
+        rc = hand_over(s, hp->n_layer, n, &on_device, err);
+    if (!rc) {
+        const model_exec *e = on_device ? &s->dev : &s->host;
+        output_logits(s, e, fb);
+        if (on_device)
+            rc = d->ops->to_host(d, s->logits, s->dev.logits,
+                                 (size_t)fb->n_out * hp->n_vocab * sizeof(float), err);
     }
-    if (b->n_out && m->output.n_out < hp->n_vocab) // tensor parallelism: a share of the rows
-        vocab_share_logits(s, b->n_out);
-    else if (b->n_out)
-        model_matmul(s, &m->output, s->xb, hp->dim, b->n_out, s->logits, hp->n_vocab);
-    if (hp->final_softcap > 0) { // logits = c * tanh(logits * (1 / c))
+    if (!rc && d)
+        rc = d->ops->finish(d, err);
+    if (!rc && hp->final_softcap > 0) { // logits = c * tanh(logits * (1 / c))
         float inv = 1.0f / hp->final_softcap;
-        for (size_t i = 0; i < (size_t)b->n_out * hp->n_vocab; i++)
+        for (size_t i = 0; i < (size_t)fb->n_out * hp->n_vocab; i++)
             s->logits[i] = tanhf(s->logits[i] * inv) * hp->final_softcap;
     }
-    s->batch = NULL, s->kv = NULL;
+    s->fb = NULL, s->kv = NULL;
     *logits = s->logits;
-    return GARLIC_OK;
+    return rc;
+}
+
+int model_forward_batch(model_state *s, kv_cache *kv, const model_batch *b, const float **logits,
+                        garlic_error *err)
+{
+    model_flat_batch fb;
+    int rc = model_flatten_batch(s, kv, b, &fb, err);
+    return rc ? rc : forward_run(s, kv, &fb, logits, err);
+}
+
+int model_forward_flat(model_state *s, kv_cache *kv, const model_flat_batch *fb,
+                       const float **logits, garlic_error *err)
+{
+    int rc = check_flat(s, kv, fb, err);
+    return rc ? rc : forward_run(s, kv, fb, logits, err);
 }
 
 kv_cache *model_kv_new_single(const model *m, kv_type type, uint32_t n_ctx, garlic_error *err)

@@ -7,7 +7,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend/backend.h"
 #include "model/model.h"
+
+// The activation buffers one backend computes layers in (its memory: host for the CPU,
+// device for a device backend), each sized as the state's (model_state).
+typedef struct model_exec {
+    backend *be;
+    float *x, *xb, *q, *k, *v, *hb, *hb2;
+    float *logits; // (logit_rows, n_vocab): the device's when it computes the output
+} model_exec;
 
 // One product of a batch of products over the matrices of 3-D weights (experts, heads):
 // y (n_act rows, ldy floats apart) = matrix `mat` of w times n_act converted activation rows
@@ -97,10 +106,36 @@ struct model_state {
                                 // model's rope_freqs, or LongRoPE's long or short ones; or NULL
     uint8_t *moe_base;          // the experts' scratch, carved into moe
     model_moe_scratch moe;      // the experts' buffers (moe.c); empty for dense models
-    // The batch being computed (set for the duration of model_forward_batch).
-    const model_batch *batch;
+    // The batch being computed (set for the duration of a forward call) and the arrays of
+    // the flat batch model_flatten_batch builds (grown when a batch's tables need more).
+    const model_flat_batch *fb;
     kv_cache *kv;
+    uint32_t *flat;    // n_pos, table starts, tables: a scratch slot, or a buffer of its own
+    size_t flat_cap;   // uint32_t entries in flat
+    bool flat_owned;   // flat was allocated for a batch that outgrew the slot
+    uint64_t flat_max; // entries of flat the state may grow to (bounded by n_ctx and batch)
+    // Backends: the CPU's (over the buffers above) and the device's, which runs layers
+    // [0, device_layers) (and the output when it runs them all) in its own buffers.
+    backend *cpu_be;
+    model_exec host, dev;
+    backend *device;
+    uint32_t device_layers;
+    bool device_output;
+    const kv_cache *device_kv; // the pool whose rows the device holds (kv_bind)
+    backend_batch bb;          // the call's positions, as the backends read them
 };
+
+// The CPU backend over a state's buffers and pool (backend/cpu.c).
+backend *model_cpu_backend_new(model_state *s, garlic_error *err);
+
+// The CPU's attention of layer a->layer over the running batch: stores (kv_store) or
+// attends (attention) as backend.h says, reading tables from s->fb.
+void model_cpu_kv_store(model_state *s, const backend_attention *a, const float *k, const float *v);
+void model_cpu_attention(model_state *s, const backend_attention *a, const float *q, float *out);
+
+// RoPE of table `table` over n_heads heads of head_dim values of each of the batch's rows.
+void model_cpu_rope(model_state *s, float *x, uint32_t n_heads, uint32_t head_dim, uint32_t n_rot,
+                    bool neox, uint32_t table);
 
 // y = w * in (+ bias): n_tok rows of in (in_stride floats apart) into rows of y (ldy apart),
 // on the state's pool.

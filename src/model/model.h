@@ -375,6 +375,12 @@ typedef struct model_state_config {
                                 // fills it from the model.
     uint64_t moe_act_row_bytes; // the same over the experts' matrices alone
                                 // (model_moe_act_row_bytes), which size the experts' slots
+    struct backend *device;     // a device backend (backend/) that runs the first
+                                // device_layers layers, or NULL: the CPU runs them all. The
+                                // state uploads those layers' weights and frees them with it;
+                                // the device stays the caller's.
+    uint32_t device_layers;     // layers on the device; n_layer or more: every layer and
+                                // the output too
 } model_state_config;
 
 // Bytes of the widest converted activation row any matrix of m reads (the activation
@@ -436,11 +442,41 @@ const float *model_state_hidden(const model_state *s);
 
 // Runs a batch through the model over the pool kv (whose configuration must be
 // model_kv_config's for this model). In a model whose attention is not causal, a token
-// attends to every position its sequence holds: the batch must hold the whole input. *logits gets n_out rows of n_vocab floats (valid until
-// the next call). GARLIC_EINVAL for a bad batch (sizes, ids, positions, pool shape), with
-// nothing written. Allocates nothing.
+// attends to every position its sequence holds: the batch must hold the whole input.
+// *logits gets n_out rows of n_vocab floats (valid until the next call). GARLIC_EINVAL for a
+// bad batch (sizes, ids, positions, pool shape), with nothing written. Allocates only when a
+// batch's block tables outgrow every earlier one's (model_flatten_batch).
 int model_forward_batch(model_state *s, kv_cache *kv, const model_batch *b, const float **logits,
                         garlic_error *err);
+
+// A forward call as positions and block tables, with no kv_seq: what model_forward_batch
+// derives from its sequences, and what a tensor-parallel follower rank receives from the
+// rank that runs the scheduler. Sequence i's table for full layers starts at
+// tables[table_start[2 i]], for window layers at tables[table_start[2 i + 1]]; entry j names
+// the block of positions [j * block_tokens, (j + 1) * block_tokens) (KV_NO_BLOCK where the
+// sequence no longer holds it). Token t attends positions [0, n_pos[t]) of its sequence (a
+// sliding window reads fewer) and stores its K and V at its position.
+typedef struct model_flat_batch {
+    uint32_t n_tokens, n_seqs, n_out, n_tables;
+    const int32_t *tokens;       // (n_tokens)
+    const uint32_t *pos;         // (n_tokens)
+    const uint32_t *seq;         // (n_tokens) < n_seqs
+    const uint32_t *n_pos;       // (n_tokens)
+    const uint32_t *table_start; // (2 n_seqs)
+    const uint32_t *tables;      // (n_tables)
+    const uint32_t *out;         // (n_out) batch indices whose logits are returned
+    bool hidden;                 // as model_batch.hidden
+} model_flat_batch;
+
+// Checks b against the state and the pool (as model_forward_batch does) and flattens it into
+// *out, whose arrays live in s until the next call.
+int model_flatten_batch(model_state *s, kv_cache *kv, const model_batch *b, model_flat_batch *out,
+                        garlic_error *err);
+
+// Runs a flat batch over the pool kv used as storage alone: the tables name its blocks. Every
+// index is checked against the state and the pool first (GARLIC_EINVAL, nothing written).
+int model_forward_flat(model_state *s, kv_cache *kv, const model_flat_batch *fb,
+                       const float **logits, garlic_error *err);
 
 // A pool for one sequence of n_ctx positions (one block more, so that rewinding into a
 // published block can always get its private copy): for model_forward's callers. NULL and err
