@@ -110,18 +110,25 @@ static int check_same_file(const char *path, garlic_error *err)
     return rc;
 }
 
-int cli_local_open(cli_local *l, const char *path, const registry_config *config, garlic_error *err)
+int cli_local_resolve(const char *path, const registry_config *config, char *out, size_t cap,
+                      garlic_error *err)
 {
-    memset(l, 0, sizeof *l);
-    static char stored[STORE_PATH_MAX]; // one model per process
-    int rc = store_resolve(path, stored, sizeof stored, err);
+    int rc = store_resolve(path, out, cap, err);
     if (config->tp_size > 1) { // every rank compares, even one that could not resolve it
         garlic_error mine = *err;
-        int same = check_same_file(rc == GARLIC_OK ? stored : path, err);
+        int same = check_same_file(rc == GARLIC_OK ? out : path, err);
         if (rc != GARLIC_OK)
             *err = mine;
         rc = rc != GARLIC_OK ? rc : same;
     }
+    return rc;
+}
+
+int cli_local_open(cli_local *l, const char *path, const registry_config *config, garlic_error *err)
+{
+    memset(l, 0, sizeof *l);
+    static char stored[STORE_PATH_MAX]; // one model per process
+    int rc = cli_local_resolve(path, config, stored, sizeof stored, err);
     if (rc != GARLIC_OK)
         return rc;
     path = stored;

@@ -32,6 +32,13 @@ bool cli_local_prints(void);
 // different tokens from the same logits). Every rank must call it at the same point.
 uint64_t cli_local_shared_seed(uint64_t seed);
 
+// The file of model path (a file, a folder or a stored name) into out (cap bytes). Under
+// tensor parallelism (cfg->tp_size > 1) it must be a GGUF file whose size and header (their
+// sha256) are rank 0's on every rank; every rank calls this, and all fail together. Errors
+// name the file.
+int cli_local_resolve(const char *path, const registry_config *cfg, char *out, size_t cap,
+                      garlic_error *err);
+
 // Loads path with cfg (a budget of 0 means the machine's memory: one model, no neighbours).
 // Under tensor parallelism (cfg->tp_size > 1) path must be a GGUF file, and every rank's must
 // have rank 0's size and header (their sha256 is compared) before any loads its share.

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -96,19 +97,25 @@ static void collective_begin(const char *what, size_t bytes)
     atomic_store(&flight.since, garlic_now());
 }
 
-// Marks its end; a failure (MPI_ERRORS_RETURN gives it back) is printed, naming the rank and
-// the collective, and ends the job: the ranks can no longer be in step.
-static void collective_end(int rc)
+// A failure of collective `what` (MPI_ERRORS_RETURN gives it back) is printed, naming the
+// rank and the collective, and ends the job: the ranks can no longer be in step.
+static void check(int rc, const char *what)
 {
-    atomic_store(&flight.since, 0.0);
     if (rc == MPI_SUCCESS)
         return;
     char text[MPI_MAX_ERROR_STRING] = "";
     int len = 0;
     MPI_Error_string(rc, text, &len);
     fprintf(stderr, "garlic: rank %u of %u: %s failed: %s; ending the job\n", world_rank,
-            world_size, atomic_load(&flight.what), text);
+            world_size, what, text);
     end_job();
+}
+
+// Marks its end, and checks its result.
+static void collective_end(int rc)
+{
+    atomic_store(&flight.since, 0.0);
+    check(rc, atomic_load(&flight.what));
 }
 
 // Duplicates the world with errors returned and starts the watchdog; a failure is returned.
@@ -291,6 +298,36 @@ void dist_broadcast(void *buf, size_t n)
         collective_begin("a broadcast (MPI_Bcast)", (size_t)count);
         collective_end(MPI_Bcast((char *)buf + at, count, MPI_BYTE, 0, comm));
     }
+#else
+    (void)buf, (void)n;
+#endif
+}
+
+void dist_broadcast_idle(void *buf, size_t n)
+{
+#ifdef GARLIC_MPI
+    if (world_size == 1)
+        return;
+    // A nonblocking broadcast, tested with growing sleeps once it has waited a while (a
+    // blocking one would keep a core spinning for as long as the server is idle).
+    const char *what = "a broadcast of the next step (MPI_Ibcast)";
+    bool timed = world_rank == 0; // (the others wait for work, as long as it takes)
+    if (timed)
+        collective_begin(what, n);
+    MPI_Request request;
+    int rc = MPI_Ibcast(buf, (int)n, MPI_BYTE, 0, comm, &request), done = 0;
+    long nap = 50 * 1000; // nanoseconds, doubled up to 2 ms
+    for (unsigned tries = 0; rc == MPI_SUCCESS && !done; tries++) {
+        rc = MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+        if (done || tries < 2000)
+            continue;
+        nanosleep(&(struct timespec){.tv_nsec = nap}, NULL);
+        nap = nap < 2000 * 1000 ? nap * 2 : nap;
+    }
+    if (timed)
+        collective_end(rc);
+    else
+        check(rc, what);
 #else
     (void)buf, (void)n;
 #endif

@@ -71,6 +71,12 @@ void dist_all_gather(const float *mine, float *all, size_t n);
 // The n bytes of rank 0 into every rank's buf.
 void dist_broadcast(void *buf, size_t n);
 
+// dist_broadcast for a rank that waits for work (garlic serve's followers between requests):
+// the other ranks wait without the watchdog's limit and asleep (a nonblocking broadcast
+// tested with growing naps up to 2 ms once it has waited a while), rank 0 as for any
+// collective. Every rank must call this one (it does not match dist_broadcast); n < 2^31.
+void dist_broadcast_idle(void *buf, size_t n);
+
 // Whether every rank holds the same n bytes as rank 0: GARLIC_OK on every rank when they all
 // agree, else GARLIC_EINVAL on every rank (so that all of them stop, none waits), the message
 // naming what differs (`what`, e.g. "the model file") and the ranks that differ. A world of

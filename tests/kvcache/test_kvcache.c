@@ -1722,6 +1722,39 @@ static void test_alloc_failures(void **state)
     kv_cache_free(c);
 }
 
+// kv_cache_copy_rows_of: a tensor-parallel follower repeats rank 0's copies on write in its
+// own pool: the first n rows of block `from` land in block `to` in every layer (K and V),
+// the rest of `to` untouched; blocks or rows outside the pool are refused, nothing copied.
+static void test_copy_rows_of(void **state)
+{
+    (void)state;
+    kv_cache *c = make_cache(KV_TYPE_F32, 3, 2, 4, 4, 6);
+    float k[8], v[8];
+    for (uint32_t l = 0; l < 3; l++)
+        for (uint32_t b = 0; b < 6; b++)
+            for (uint32_t o = 0; o < 4; o++) {
+                for (int i = 0; i < 8; i++)
+                    k[i] = (float)(l * 1000 + b * 100 + o * 10 + i), v[i] = -k[i];
+                kv_cache_store(c, l, b, o, k, v);
+            }
+    garlic_error err = {0};
+    size_t row = kv_cache_k_row_bytes(c);
+    uint8_t before[64];
+    memcpy(before, kv_cache_k_row(c, 1, 5, 3), row);
+    assert_int_equal(kv_cache_copy_rows_of(c, false, 5, 2, 3, &err), GARLIC_OK);
+    for (uint32_t l = 0; l < 3; l++)
+        for (uint32_t o = 0; o < 3; o++) {
+            assert_memory_equal(kv_cache_k_row(c, l, 5, o), kv_cache_k_row(c, l, 2, o), row);
+            assert_memory_equal(kv_cache_v_row(c, l, 5, o), kv_cache_v_row(c, l, 2, o), row);
+        }
+    assert_memory_equal(kv_cache_k_row(c, 1, 5, 3), before, row); // row 3 was not copied
+    assert_int_equal(kv_cache_copy_rows_of(c, false, 6, 2, 1, &err), GARLIC_EINVAL);
+    assert_non_null(strstr(err.message, "the pool has 6 blocks of 4"));
+    assert_int_equal(kv_cache_copy_rows_of(c, false, 1, 2, 5, &err), GARLIC_EINVAL);
+    assert_int_equal(kv_cache_copy_rows_of(c, true, 1, 0, 1, &err), GARLIC_EINVAL); // no windows
+    kv_cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1754,6 +1787,7 @@ int main(void)
         cmocka_unit_test(test_window_bound),
         cmocka_unit_test(test_window_pool_size),
         cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_copy_rows_of),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
