@@ -238,19 +238,15 @@ kv_cache_config model_kv_config(const model *m, kv_type type, uint32_t block_tok
 
 enum { DEVICE_TENSORS = 20 };
 
-// The tensors of layer l the device computes with (l == n_layer: the output's), those the
-// model has; returns their count. Empty for the layers the device does not run.
-static int device_tensors(const model_state *s, uint32_t l, const model_tensor *t[DEVICE_TENSORS])
+// The tensors of layer l a device computes with (l == n_layer: the output's), those the
+// model has; returns their count.
+static int layer_tensors(const model *m, uint32_t l, const model_tensor *t[DEVICE_TENSORS])
 {
-    const model *m = s->m;
     int n = 0;
     if (l == m->hp.n_layer) {
-        if (s->device_output)
-            t[n++] = &m->output_norm, t[n++] = &m->output;
+        t[n++] = &m->output_norm, t[n++] = &m->output;
         return n;
     }
-    if (l >= s->device_layers)
-        return 0;
     const model_layer *L = &m->layers[l];
     const model_tensor *all[] = {&L->attn_norm,
                                  &L->wq,
@@ -276,6 +272,22 @@ static int device_tensors(const model_state *s, uint32_t l, const model_tensor *
     return n;
 }
 
+// The tensors of layer l this state's device holds (none for the layers it does not run).
+static int device_tensors(const model_state *s, uint32_t l, const model_tensor *t[DEVICE_TENSORS])
+{
+    bool held = l == s->m->hp.n_layer ? s->device_output : l < s->device_layers;
+    return held ? layer_tensors(s->m, l, t) : 0;
+}
+
+uint64_t model_device_layer_bytes(const model *m, uint32_t l)
+{
+    const model_tensor *t[DEVICE_TENSORS];
+    uint64_t bytes = 0;
+    for (int i = 0, n = l <= m->hp.n_layer ? layer_tensors(m, l, t) : 0; i < n; i++)
+        bytes += t[i]->mat_bytes * t[i]->n_mat;
+    return bytes;
+}
+
 // The device's share of a state: checks that it runs each of its layers, uploads their
 // weights (and the output's when it runs them all) and allocates its activation buffers,
 // each the size of the host's (sizes: scratch_layout's).
@@ -293,6 +305,9 @@ static int device_setup(model_state *s, const model_state_config *cfg, const uin
     if (m->tp_size > 1)
         return garlic_error_set(err, GARLIC_EUNSUPPORTED,
                                 "a device backend and tensor parallelism cannot be combined yet");
+    if (!strcmp(d->ops->name, "cpu") && !model_cpu_backend_bind(d, s))
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "the CPU stand-in for a device serves one run state");
     s->device = d;
     s->device_layers = cfg->device_layers < hp->n_layer ? cfg->device_layers : hp->n_layer;
     s->device_output = cfg->device_layers >= hp->n_layer;
@@ -397,6 +412,8 @@ void model_state_free(model_state *s)
         return;
     if (s->device) {
         backend *d = s->device;
+        if (s->device_kv)
+            d->ops->kv_bind(d, NULL, 0, 0, NULL);
         for (uint32_t l = 0; l <= s->m->hp.n_layer; l++) {
             const model_tensor *t[DEVICE_TENSORS];
             for (int i = 0, n = device_tensors(s, l, t); i < n; i++)

@@ -128,6 +128,10 @@ struct model_state {
 // The CPU backend over a state's buffers and pool (backend/cpu.c).
 backend *model_cpu_backend_new(model_state *s, garlic_error *err);
 
+// Binds a stand-in (backend_cpu_standin_new) to the state whose device it becomes; false
+// for any other backend, or one bound already.
+bool model_cpu_backend_bind(backend *be, model_state *s);
+
 // The CPU's attention of layer a->layer over the running batch: stores (kv_store) or
 // attends (attention) as backend.h says, reading tables from s->fb.
 void model_cpu_kv_store(model_state *s, const backend_attention *a, const float *k, const float *v);

@@ -383,6 +383,10 @@ typedef struct model_state_config {
                                 // the output too
 } model_state_config;
 
+// Bytes of the weights a device backend keeps for layer l (l == n_layer: the output norm
+// and matrix), in the file's layout: what model_state_new uploads for it.
+uint64_t model_device_layer_bytes(const model *m, uint32_t l);
+
 // Bytes of the widest converted activation row any matrix of m reads (the activation
 // format follows the weight type: Q8_0, Q8_K, F16... are narrower than F32).
 uint64_t model_act_row_bytes(const model *m);

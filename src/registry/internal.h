@@ -45,6 +45,7 @@ struct registry_model {
     uint32_t parallel;         // running sequences at most
     uint32_t kv_blocks;        // blocks of the KV pool
     uint32_t kv_window_blocks; // its window blocks (sliding-window layers), as planned
+    uint32_t device_layers;    // layers on the registry's device while loaded (0: none)
     chat_template *tmpl;       // NULL: the fallback
     char *template_source;     // owned copy of the template text in use, or NULL
     char template_error[512];

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/backend.h"
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/file.h"
@@ -440,6 +441,47 @@ int registry_model_load_parts(registry_model *m, uint64_t *cost, garlic_error *e
     return GARLIC_OK;
 }
 
+// The layers of m the registry's device runs: --gpu-layers, or as many as its free memory
+// holds (weights and KV rows of each layer, its activation buffers, 256 MiB for the driver).
+static uint32_t device_layers(registry_model *m)
+{
+    const registry_config *cfg = &m->reg->cfg;
+    const model *w = m->weights;
+    uint32_t n_layer = w->hp.n_layer;
+    if (!cfg->device)
+        return 0;
+    if (cfg->gpu_layers >= 0)
+        return cfg->gpu_layers > n_layer ? n_layer : (uint32_t)cfg->gpu_layers;
+    backend_device_info info;
+    cfg->device->ops->info(cfg->device, &info);
+    kv_cache_config kc = model_kv_config(w, cfg->kv_type, KV_DEFAULT_BLOCK_TOKENS, m->kv_blocks);
+    kc.n_window_blocks = m->kv_window_blocks;
+    uint64_t k_row = 0, v_row = 0, bt = KV_DEFAULT_BLOCK_TOKENS;
+    kv_cache_row_bytes(&kc, &k_row, &v_row, NULL);
+    uint64_t *bytes = garlic_calloc(n_layer ? n_layer : 1, sizeof *bytes);
+    if (!bytes)
+        return 0;
+    for (uint32_t l = 0; l < n_layer; l++) {
+        uint64_t blocks = kv_windows_has(&kc.windows, l) && kc.n_window_blocks ? kc.n_window_blocks
+                                                                               : m->kv_blocks;
+        bytes[l] = model_device_layer_bytes(w, l) + blocks * bt * (k_row + v_row);
+    }
+    model_state_config sc = {.n_ctx = m->n_ctx,
+                             .max_batch = cfg->step_tokens ? cfg->step_tokens
+                                                           : ENGINE_DEFAULT_STEP_TOKENS,
+                             .logit_rows = m->parallel,
+                             .n_threads = 1};
+    uint64_t scratch = 0, logits = (uint64_t)m->parallel * w->hp.n_vocab * sizeof(float);
+    model_scratch_bytes(&w->hp, &sc, &scratch, NULL); // (the host's: a bound of the device's)
+    uint32_t n = planner_device_layers(bytes, n_layer,
+                                       model_device_layer_bytes(w, n_layer) + logits,
+                                       scratch + (UINT64_C(256) << 20), info.free_bytes);
+    garlic_free(bytes);
+    return n;
+}
+
+uint32_t registry_model_device_layers(const registry_model *m) { return m->device_layers; }
+
 int registry_model_start(registry_model *m, garlic_error *err)
 {
     // The budget counts the whole mapping: make it resident now, so that the first requests
@@ -458,6 +500,8 @@ int registry_model_start(registry_model *m, garlic_error *err)
                         .step_tokens = cfg->step_tokens,
                         .max_queue = cfg->max_queue,
                         .pool = m->reg->pool,
+                        .device = cfg->device,
+                        .device_layers = m->device_layers = device_layers(m),
                         .hooks = {.user = m,
                                   .compute_begin = registry_compute_begin,
                                   .compute_end = registry_compute_end,

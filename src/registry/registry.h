@@ -52,9 +52,14 @@ typedef struct registry_config {
                           // to at load (model_load_options.quantize); NULL: as stored
     const char *chat_template_file; // overrides every model's template when set (borrowed
                                     // for registry_new only: the text is read there)
-    uint32_t tp_rank, tp_size;      // tensor parallelism: every model is loaded as rank
-                                    // tp_rank's share of tp_size (model_load_options); 0 or
-                                    // 1: whole (the CLI's runs under mpirun)
+    struct backend *device;         // a device (backend/) that runs the first gpu_layers layers of
+        // every model, or NULL: the CPU alone; the caller's, freed after
+        // registry_free
+    int64_t gpu_layers;        // layers on the device; < 0: as many as its free memory holds
+                               // (planner_device_layers)
+    uint32_t tp_rank, tp_size; // tensor parallelism: every model is loaded as rank
+                               // tp_rank's share of tp_size (model_load_options); 0 or
+                               // 1: whole (the CLI's runs under mpirun)
 } registry_config;
 
 typedef struct registry registry;
@@ -184,6 +189,9 @@ uint64_t registry_reserved(registry *reg);
 
 // Valid while the caller holds m (between acquire and release).
 const model *registry_model_weights(const registry_model *m);
+
+// Layers of the loaded model m that run on the registry's device (0: none, or not loaded).
+uint32_t registry_model_device_layers(const registry_model *m);
 engine *registry_model_engine(const registry_model *m);
 const tokenizer *registry_model_tokenizer(const registry_model *m);
 uint32_t registry_model_n_ctx(const registry_model *m);
