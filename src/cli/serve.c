@@ -11,10 +11,12 @@
 #include <sys/resource.h>
 
 #include "api/api.h"
+#include "backend/backend.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/threadpool.h"
 #include "cli/cli.h"
+#include "cli/local.h"
 #include "planner/planner.h"
 #include "registry/registry.h"
 #include "server/server.h"
@@ -36,6 +38,8 @@ typedef struct serve_options {
     bool verbose;                         // the request log shows each rendered prompt
     bool no_store;                        // serve only -m and --models-dir, manage no store
     char store_root[STORE_PATH_MAX];
+    const char *device;     // --device: cpu, cuda, cuda:N
+    const char *gpu_layers; // --gpu-layers: N or auto
     server_config server;
     registry_config registry;
 } serve_options;
@@ -116,6 +120,7 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
         cli_int("--threads|-t", "N", "compute threads (default: physical cores)", &r->n_threads, 1,
                 1024),
         cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &r->kv_type),
+        CLI_DEVICE_OPTIONS(o),
         cli_uint("--kv-tokens", "N", "KV pool positions per model", &r->kv_tokens, 16,
                  UINT32_MAX / 2),
         cli_uint("--parallel|-np", "N", "sequences run at once per model", &r->parallel, 1, 4096),
@@ -261,9 +266,13 @@ int cli_serve(int argc, char **argv)
         o.server.store_root = o.store_root;
     else if (!o.no_store)
         fprintf(stderr, "garlic serve: no model store: %s\n", err.message);
-    registry *reg = registry_new(&o.registry, &err);
-    if (!reg)
+    if (cli_local_device(o.device, o.gpu_layers, &o.registry, &err))
         return fprintf(stderr, "garlic serve: %s\n", err.message), 1;
+    registry *reg = registry_new(&o.registry, &err);
+    if (!reg) {
+        backend_free(o.registry.device);
+        return fprintf(stderr, "garlic serve: %s\n", err.message), 1;
+    }
     server *srv = NULL;
     status = add_models(reg, &o);
     if (status == 0 && !(srv = server_start(&o.server, reg, &err))) {
@@ -289,5 +298,6 @@ int cli_serve(int argc, char **argv)
         server_stop(srv, o.grace);
     }
     registry_free(reg);
+    backend_free(o.registry.device);
     return status;
 }
