@@ -81,6 +81,19 @@ static int parse_keep_alive(void *dst, const char *opt, const char *val)
     return 0;
 }
 
+static int parse_sleep_after(void *dst, const char *opt, const char *val)
+{
+    registry_config *r = dst;
+    double seconds;
+    if (!api_parse_duration(val, &seconds) || seconds < 0) {
+        fprintf(stderr, "garlic serve: %s: '%s' is not a duration (e.g. 30s, 5m; 0: never)\n", opt,
+                val);
+        return -1;
+    }
+    r->sleep_after = seconds;
+    return 0;
+}
+
 // Parses the arguments into o; CLI_CONTINUE, or the status to exit with.
 static int parse_serve_options(serve_options *o, int argc, char **argv)
 {
@@ -130,6 +143,10 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
                  &r->memory_budget),
         cli_custom("--keep-alive", "DURATION", "how long an idle model stays loaded (default 5m)",
                    r, parse_keep_alive),
+        cli_custom("--sleep-after", "DURATION",
+                   "idle time after which a model frees its GPU memory and KV cache, keeping "
+                   "its weights in host memory for a fast wake (default 0: never)",
+                   r, parse_sleep_after),
         cli_float("--load-wait", "SECONDS",
                   "how long a load waits for busy models' memory "
                   "(default 30)",

@@ -442,16 +442,16 @@ int registry_model_load_parts(registry_model *m, uint64_t *cost, garlic_error *e
 }
 
 // The layers of m the registry's device runs: --gpu-layers, or as many as its free memory
-// holds (weights and KV rows of each layer, its activation buffers, 256 MiB for the driver).
+// holds (weights and KV rows of each layer, its activation buffers, 256 MiB for the driver);
+// sets m->device_bytes to what they hold there.
 static uint32_t device_layers(registry_model *m)
 {
     const registry_config *cfg = &m->reg->cfg;
     const model *w = m->weights;
     uint32_t n_layer = w->hp.n_layer;
+    m->device_bytes = 0;
     if (!cfg->device)
         return 0;
-    if (cfg->gpu_layers >= 0)
-        return cfg->gpu_layers > n_layer ? n_layer : (uint32_t)cfg->gpu_layers;
     backend_device_info info;
     cfg->device->ops->info(cfg->device, &info);
     kv_cache_config kc = model_kv_config(w, cfg->kv_type, KV_DEFAULT_BLOCK_TOKENS, m->kv_blocks);
@@ -473,9 +473,15 @@ static uint32_t device_layers(registry_model *m)
                              .n_threads = 1};
     uint64_t scratch = 0, logits = (uint64_t)m->parallel * w->hp.n_vocab * sizeof(float);
     model_scratch_bytes(&w->hp, &sc, &scratch, NULL); // (the host's: a bound of the device's)
-    uint32_t n = planner_device_layers(bytes, n_layer,
-                                       model_device_layer_bytes(w, n_layer) + logits,
-                                       scratch + (UINT64_C(256) << 20), info.free_bytes);
+    uint64_t out = model_device_layer_bytes(w, n_layer) + logits;
+    uint32_t n = cfg->gpu_layers < 0
+        ? planner_device_layers(bytes, n_layer, out, scratch + (UINT64_C(256) << 20),
+                                info.free_bytes)
+        : cfg->gpu_layers > n_layer ? n_layer
+                                    : (uint32_t)cfg->gpu_layers;
+    for (uint32_t l = 0; l < n; l++)
+        m->device_bytes += bytes[l];
+    m->device_bytes += n == n_layer ? out : 0;
     garlic_free(bytes);
     return n;
 }
@@ -530,7 +536,7 @@ static void add_totals(engine_counters *into, const engine_counters *c)
         into->peak_running = c->peak_running;
 }
 
-void registry_model_unload_parts(registry_model *m)
+void registry_model_stop_engine(registry_model *m)
 {
     if (m->engine) {
         engine_stop(m->engine); // every request it held ends (cancelled) here
@@ -543,6 +549,11 @@ void registry_model_unload_parts(registry_model *m)
         pthread_mutex_unlock(&m->mu);
         engine_free(e);
     }
+}
+
+void registry_model_unload_parts(registry_model *m)
+{
+    registry_model_stop_engine(m);
     chat_template_free(m->tmpl);
     garlic_free(m->template_source);
     tokenizer_free(m->tok);
@@ -645,6 +656,9 @@ void registry_model_ps_get(registry_model *m, registry_model_ps *out)
         out->kv_window_bytes = ms.kv_window_bytes;
         out->kv_used_bytes = ms.kv_used_bytes;
         out->n_ctx = m->n_ctx;
+        out->asleep = m->asleep;
+        out->device_layers = m->asleep ? 0 : m->device_layers;
+        out->device_bytes = m->asleep ? 0 : m->device_bytes;
         out->users = m->users;
         out->expires = m->users ? INFINITY : m->expires;
         out->last_used = m->last_used;

@@ -52,11 +52,15 @@ typedef struct registry_config {
                           // to at load (model_load_options.quantize); NULL: as stored
     const char *chat_template_file; // overrides every model's template when set (borrowed
                                     // for registry_new only: the text is read there)
-    struct backend *device;         // a device (backend/) that runs the first gpu_layers layers of
-        // every model, or NULL: the CPU alone; the caller's, freed after
-        // registry_free
-    int64_t gpu_layers;        // layers on the device; < 0: as many as its free memory holds
-                               // (planner_device_layers)
+    // A device (backend/) that runs the first gpu_layers layers of every model, or NULL: the
+    // CPU alone; the caller's, freed after registry_free.
+    struct backend *device;
+    int64_t gpu_layers; // layers on the device; < 0: as many as its free memory holds
+                        // (planner_device_layers)
+    // Seconds unused after which a loaded model sleeps: its engine (the device's copies of its
+    // weights, its KV pool and buffers) is freed, its weights stay mapped and its budget
+    // reserved; the next request wakes it. 0: never.
+    double sleep_after;
     uint32_t tp_rank, tp_size; // tensor parallelism: every model is loaded as rank
                                // tp_rank's share of tp_size (model_load_options); 0 or
                                // 1: whole (the CLI's runs under mpirun)
@@ -172,6 +176,9 @@ typedef struct registry_model_ps {
     uint64_t kv_window_bytes; // of which its window blocks (sliding-window layers)
     uint64_t kv_used_bytes;   // KV blocks held by sequences (pro rata of each kind's bytes)
     uint32_t n_ctx;
+    bool asleep;           // its engine is freed until the next request (sleep_after)
+    uint64_t device_bytes; // held on the device: weights and KV rows of its layers there
+    uint32_t device_layers;
     uint32_t users; // requests using it
     double expires; // garlic_now() seconds when it will be unloaded (INFINITY: never,
                     // or in use)
