@@ -1009,6 +1009,22 @@ static void copy_rows(kv_cache *c, int kind, uint32_t to, uint32_t from, uint32_
         c->mirror(c->mirror_ctx, kind == KIND_WINDOW, to, from, n_keep);
 }
 
+int kv_cache_copy_rows_of(kv_cache *c, bool window, uint32_t to, uint32_t from, uint32_t n_rows,
+                          garlic_error *err)
+{
+    int kind = window ? KIND_WINDOW : KIND_FULL;
+    uint32_t n = c->pools[kind].n_blocks;
+    if (to >= n || from >= n || n_rows > c->cfg.block_tokens)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "copy of %u rows from %s block %u to %u: the pool has %u blocks "
+                                "of %u positions",
+                                n_rows, window ? "window" : "full", from, to, n,
+                                c->cfg.block_tokens);
+    if (to != from)
+        copy_rows(c, kind, to, from, n_rows);
+    return GARLIC_OK;
+}
+
 void kv_cache_set_mirror(kv_cache *c, kv_mirror_fn fn, void *ctx)
 {
     c->mirror = fn, c->mirror_ctx = ctx;

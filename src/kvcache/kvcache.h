@@ -178,6 +178,12 @@ void kv_cache_store(kv_cache *c, uint32_t layer, uint32_t block, uint32_t offset
 typedef void (*kv_mirror_fn)(void *ctx, bool window, uint32_t to, uint32_t from, uint32_t n_rows);
 void kv_cache_set_mirror(kv_cache *c, kv_mirror_fn fn, void *ctx);
 
+// The copy a mirror was told of, done on another pool of the same configuration (a
+// tensor-parallel rank replaying its leader's copies): the first n_rows rows of block `from`
+// into block `to`, every layer of the kind. GARLIC_EINVAL for blocks or rows outside the pool.
+int kv_cache_copy_rows_of(kv_cache *c, bool window, uint32_t to, uint32_t from, uint32_t n_rows,
+                          garlic_error *err);
+
 // Blocks that n_tokens positions need (ceil(n_tokens / block_tokens)).
 uint32_t kv_cache_blocks_for_tokens(const kv_cache *c, uint64_t n_tokens);
 

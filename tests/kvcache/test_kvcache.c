@@ -1010,6 +1010,72 @@ static void test_hash_collisions(void **state)
     kv_cache_free(c);
 }
 
+typedef struct mirror_log {
+    int n;
+    bool window;
+    uint32_t to, from, rows;
+} mirror_log;
+
+static void record_copy(void *ctx, bool window, uint32_t to, uint32_t from, uint32_t n_rows)
+{
+    mirror_log *m = ctx;
+    m->n++, m->window = window, m->to = to, m->from = from, m->rows = n_rows;
+}
+
+// A mirror hears of the copy a shared block's truncation makes (copy on write), and the same
+// copy replayed on a second pool (kv_cache_copy_rows_of, as a device or another rank does it)
+// leaves the same rows there; copies outside the pool are refused.
+static void test_mirror_copies(void **state)
+{
+    (void)state;
+    enum { BT = 4, HD = 8 };
+    kv_cache *c = make_cache(KV_TYPE_F32, 2, 1, HD, BT, 6);
+    kv_cache *d = make_cache(KV_TYPE_F32, 2, 1, HD, BT, 6);
+    mirror_log log = {0};
+    kv_cache_set_mirror(c, record_copy, &log);
+    garlic_error err = {0};
+    const int32_t x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    kv_seq a, b;
+    kv_seq_init(&a);
+    kv_seq_init(&b);
+    assert_int_equal(kv_seq_append(c, &a, x, 8, &err), GARLIC_OK);
+    float k[HD], v[HD];
+    for (uint32_t l = 0; l < 2; l++)
+        for (uint32_t p = 0; p < 8; p++) {
+            for (int i = 0; i < HD; i++)
+                k[i] = (float)(l * 100 + p * 10 + i), v[i] = -k[i];
+            kv_cache_store(c, l, a.blocks[p / BT], p % BT, k, v);
+            kv_cache_store(d, l, a.blocks[p / BT], p % BT, k, v); // the same rows, replayed
+        }
+    assert_int_equal(kv_seq_commit(c, &a, 8, &err), GARLIC_OK);
+    uint32_t shared;
+    assert_int_equal(kv_seq_share_prefix(c, &b, x, 8, &shared, &err), GARLIC_OK);
+    assert_int_equal(shared, 8);
+    assert_int_equal(log.n, 0);
+    assert_int_equal(kv_seq_truncate(c, &b, 6, &err), GARLIC_OK); // block 1 is a's too: copied
+    assert_int_equal(log.n, 1);
+    assert_false(log.window);
+    assert_int_equal(log.from, a.blocks[1]);
+    assert_int_equal(log.to, b.blocks[1]);
+    assert_int_equal(log.rows, 2);
+    assert_int_equal(kv_cache_copy_rows_of(d, log.window, log.to, log.from, log.rows, &err),
+                     GARLIC_OK);
+    for (uint32_t l = 0; l < 2; l++)
+        for (uint32_t r = 0; r < log.rows; r++) {
+            assert_memory_equal(kv_cache_k_row(d, l, log.to, r), kv_cache_k_row(c, l, log.to, r),
+                                kv_cache_k_row_bytes(c));
+            assert_memory_equal(kv_cache_v_row(d, l, log.to, r), kv_cache_v_row(c, l, log.to, r),
+                                kv_cache_v_row_bytes(c));
+        }
+    assert_int_equal(kv_cache_copy_rows_of(d, false, 6, 0, 1, &err), GARLIC_EINVAL);
+    assert_int_equal(kv_cache_copy_rows_of(d, false, 0, 1, BT + 1, &err), GARLIC_EINVAL);
+    assert_int_equal(kv_cache_copy_rows_of(d, true, 0, 1, 1, &err), GARLIC_EINVAL); // no windows
+    kv_seq_deinit(c, &a);
+    kv_seq_deinit(c, &b);
+    kv_cache_free(c);
+    kv_cache_free(d);
+}
+
 // A block that stops being the block its cached child was computed after (here: unpublished
 // by a truncation, then refilled with the same tokens) orphans the child: the child's parent
 // identity no longer matches, so it is not shared, and it is evicted as unreachable.
@@ -1726,6 +1792,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fp8_all_codes),
+        cmocka_unit_test(test_mirror_copies),
         cmocka_unit_test(test_fp8_special_values),
         cmocka_unit_test(test_fp8_rounding),
         cmocka_unit_test(test_type_names),
