@@ -31,6 +31,14 @@ static void show_progress(void *ctx, int percent)
         fprintf(stderr, "\rloading %s %3d%%%s", p->path, percent, percent == 100 ? "\n" : "");
 }
 
+static void show_upload(void *ctx, int percent)
+{
+    const progress_ctx *p = ctx;
+    if (p->big)
+        fprintf(stderr, "\ruploading %s to the GPU %3d%%%s", p->path, percent,
+                percent == 100 ? "\n" : "");
+}
+
 int cli_local_tensor_parallel(uint32_t t, int argc, char **argv, registry_config *cfg,
                               garlic_error *err)
 {
@@ -172,7 +180,8 @@ int cli_local_open(cli_local *l, const char *path, const registry_config *config
     if (!cfg.memory_budget)
         cfg.memory_budget = UINT64_MAX; // the machine decides, as for any one program
     if (!cfg.load_progress && isatty(STDERR_FILENO))
-        cfg.load_progress = show_progress, cfg.load_progress_ctx = &progress;
+        cfg.load_progress = show_progress, cfg.upload_progress = show_upload,
+        cfg.load_progress_ctx = &progress;
     l->reg = registry_new(&cfg, err);
     rc = l->reg ? registry_add(l->reg, path, "model", err) : err->code;
     if (rc == GARLIC_OK) {

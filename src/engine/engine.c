@@ -90,7 +90,9 @@ engine *engine_new(const engine_config *cfg, garlic_error *err)
                              .n_threads = cfg->n_threads ? cfg->n_threads
                                                          : thread_pool_default_threads(),
                              .device = cfg->device,
-                             .device_layers = cfg->device_layers};
+                             .device_layers = cfg->device_layers,
+                             .upload_progress = cfg->upload_progress,
+                             .upload_progress_ctx = cfg->upload_progress_ctx};
     e->queue_cap = e->cfg.max_queue;
     e->queue = garlic_calloc(e->queue_cap, sizeof *e->queue);
     e->seq_info = garlic_calloc(cfg->parallel, sizeof *e->seq_info);

@@ -111,6 +111,8 @@ typedef struct engine_config {
     struct backend *device;    // a device backend running the first device_layers layers
                                // (model_state_config), or NULL; borrowed
     uint32_t device_layers;
+    void (*upload_progress)(void *ctx, int percent); // as the device's weights are uploaded
+    void *upload_progress_ctx;
     engine_hooks hooks;
 } engine_config;
 

@@ -314,12 +314,23 @@ static int device_setup(model_state *s, const model_state_config *cfg, const uin
     for (uint32_t l = 0; l < s->device_layers; l++)
         if (!d->ops->supports(d, m, l, err))
             return err ? err->code : GARLIC_EUNSUPPORTED;
+    uint64_t total = 0, done = 0;
+    for (uint32_t l = 0; l <= hp->n_layer; l++) {
+        const model_tensor *t[DEVICE_TENSORS];
+        for (int i = 0, n = device_tensors(s, l, t); i < n; i++)
+            total += t[i]->mat_bytes * t[i]->n_mat;
+    }
+    int shown = -1;
     for (uint32_t l = 0; l <= hp->n_layer; l++) {
         const model_tensor *t[DEVICE_TENSORS];
         for (int i = 0, n = device_tensors(s, l, t); i < n; i++) {
             int rc = d->ops->upload(d, t[i], err);
             if (rc)
                 return rc;
+            done += t[i]->mat_bytes * t[i]->n_mat;
+            int percent = total ? (int)(done * 100 / total) / 5 * 5 : 100;
+            if (cfg->upload_progress && percent != shown)
+                cfg->upload_progress(cfg->upload_progress_ctx, shown = percent);
         }
     }
     // The slots of scratch_layout: x, xb, q, k, v, hb, hb2 are its first seven, the logits

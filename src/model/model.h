@@ -381,6 +381,9 @@ typedef struct model_state_config {
                                 // the device stays the caller's.
     uint32_t device_layers;     // layers on the device; n_layer or more: every layer and
                                 // the output too
+    // Called as the device's weights are uploaded (percent done, every 5 %); NULL: quiet.
+    void (*upload_progress)(void *ctx, int percent);
+    void *upload_progress_ctx;
 } model_state_config;
 
 // Bytes of the weights a device backend keeps for layer l (l == n_layer: the output norm

@@ -508,6 +508,8 @@ int registry_model_start(registry_model *m, garlic_error *err)
                         .pool = m->reg->pool,
                         .device = cfg->device,
                         .device_layers = m->device_layers = device_layers(m),
+                        .upload_progress = cfg->upload_progress,
+                        .upload_progress_ctx = cfg->load_progress_ctx,
                         .hooks = {.user = m,
                                   .compute_begin = registry_compute_begin,
                                   .compute_end = registry_compute_end,

@@ -47,6 +47,7 @@ typedef struct registry_config {
     bool log;               // one line on standard error per model load and unload
     // Called while a load makes the weights resident (percent done, every 5 %); NULL: quiet.
     void (*load_progress)(void *ctx, int percent);
+    void (*upload_progress)(void *ctx, int percent); // the same for the upload to a device
     void *load_progress_ctx;
     const char *quantize; // the type a Hugging Face folder's 16/32-bit matrices are quantized
                           // to at load (model_load_options.quantize); NULL: as stored
