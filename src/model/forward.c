@@ -327,6 +327,7 @@ static int device_setup(model_state *s, const model_state_config *cfg, const uin
             int rc = d->ops->upload(d, t[i], err);
             if (rc)
                 return rc;
+            model_release_host_rows(m, t[i]); // the device holds them now
             done += t[i]->mat_bytes * t[i]->n_mat;
             int percent = total ? (int)(done * 100 / total) / 5 * 5 : 100;
             if (cfg->upload_progress && percent != shown)

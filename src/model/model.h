@@ -288,6 +288,10 @@ typedef struct model {
     uint32_t tp_rank, tp_size;
     void *tp_copy; // the rank's input columns of attn_output and ffn_down, or NULL
     size_t tp_copy_bytes;
+    // Layers (from the first) a device computes with (model_set_device_layers): their
+    // matrices are neither made resident nor packed by model_prefault, nor is the output
+    // matrix when the device runs every layer.
+    uint32_t device_layers;
     bool *used; // (file's tensors) which ones are bound; during model_load only
 } model;
 
@@ -359,6 +363,15 @@ int model_files_check(const model *m, garlic_error *err);
 // the weights stay as they are.) progress (may be NULL) gets the percentage done every 5 %.
 // Returns the seconds it took.
 double model_prefault(model *m, void (*progress)(void *ctx, int percent), void *ctx);
+
+// Says that a device computes layers [0, n) (and the output when n >= n_layer), before
+// model_prefault: the host then touches and packs only what it computes with.
+void model_set_device_layers(model *m, uint32_t n);
+
+// Gives back the host pages of t's rows in the file's mapping once a device holds its copy
+// (MADV_DONTNEED: read again from the file if the host ever needs them). Does nothing for rows
+// that are not in a GGUF file's mapping (a folder's converted tensors, packed copies).
+void model_release_host_rows(const model *m, const model_tensor *t);
 
 typedef struct model_state model_state;
 

@@ -493,6 +493,8 @@ int registry_model_start(registry_model *m, garlic_error *err)
     // The budget counts the whole mapping: make it resident now, so that the first requests
     // do not wait on page faults and the memory held is what was planned.
     const registry_config *cfg = &m->reg->cfg;
+    uint32_t on_device = m->device_layers = device_layers(m);
+    model_set_device_layers(m->weights, on_device); // the host touches and packs the rest
     model_prefault(m->weights, cfg->load_progress, cfg->load_progress_ctx);
     engine_config ec = {.name = m->name,
                         .weights = m->weights,
@@ -507,7 +509,7 @@ int registry_model_start(registry_model *m, garlic_error *err)
                         .max_queue = cfg->max_queue,
                         .pool = m->reg->pool,
                         .device = cfg->device,
-                        .device_layers = m->device_layers = device_layers(m),
+                        .device_layers = on_device,
                         .upload_progress = cfg->upload_progress,
                         .upload_progress_ctx = cfg->load_progress_ctx,
                         .hooks = {.user = m,

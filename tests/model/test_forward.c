@@ -380,6 +380,33 @@ static void test_device_standin(void **state)
     }
 }
 
+// The host touches and packs only what it computes with: none of a device's layers' matrices
+// (nor the output's when the device runs every layer).
+static void test_device_layers_not_packed(void **state)
+{
+    (void)state;
+    size_t packed[3];
+    uint32_t layers[3] = {0, 1, 0};
+    for (int i = 0; i < 3; i++) {
+        model *m = synth_model("packing.gguf", TENSOR_TYPE_Q4_0, "llama");
+        assert_true(kernel_packs(TENSOR_TYPE_Q4_0));
+        if (i == 2)
+            layers[i] = m->hp.n_layer;
+        model_set_device_layers(m, layers[i]);
+        model_prefault(m, NULL, NULL);
+        packed[i] = m->packed_bytes;
+        if (i == 1) { // layer 0's matrices stay where the file has them
+            assert_null(m->layers[0].wq.src);
+            assert_false(m->layers[0].wq.packed);
+            assert_true(m->layers[1].wq.packed);
+        }
+        model_free(m);
+    }
+    assert_true(packed[0] > 0);
+    assert_true(packed[1] < packed[0]);
+    assert_int_equal(packed[2], 0);
+}
+
 // A flat batch (positions and block tables, no sequences) run over a second pool gives the
 // logits of the batch it came from; tables, sequences and positions outside the pool or the
 // state are refused with nothing run.
@@ -1201,6 +1228,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_f8_forward),
         cmocka_unit_test(test_decode_allocates_nothing),
         cmocka_unit_test(test_device_standin),
+        cmocka_unit_test(test_device_layers_not_packed),
         cmocka_unit_test(test_flat_batch),
         cmocka_unit_test(test_unusual_shapes),
         cmocka_unit_test(test_window_layers),
