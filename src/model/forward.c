@@ -311,9 +311,17 @@ static int device_setup(model_state *s, const model_state_config *cfg, const uin
     s->device = d;
     s->device_layers = cfg->device_layers < hp->n_layer ? cfg->device_layers : hp->n_layer;
     s->device_output = cfg->device_layers >= hp->n_layer;
-    for (uint32_t l = 0; l < s->device_layers; l++)
+    // The forward pass runs experts and latent attention on the CPU's buffers alone.
+    for (uint32_t l = 0; l < s->device_layers; l++) {
+        if (m->arch->mla || model_layer_has_experts(m, l))
+            return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                    "layer %u of this %s model has %s, which run on the CPU only "
+                                    "in this version (--gpu-layers %u or fewer)",
+                                    l, m->arch->name,
+                                    m->arch->mla ? "multi-head latent attention" : "experts", l);
         if (!d->ops->supports(d, m, l, err))
             return err ? err->code : GARLIC_EUNSUPPORTED;
+    }
     uint64_t total = 0, done = 0;
     for (uint32_t l = 0; l <= hp->n_layer; l++) {
         const model_tensor *t[DEVICE_TENSORS];

@@ -319,6 +319,9 @@ static model *synth_model(const char *name, uint32_t type, const char *arch)
     return m;
 }
 
+static model *load_synth(const model_synth_params *p, const char *name);
+static const char *synth_deepseek(const char *name, uint32_t type);
+
 // A state whose first k layers run on a device computes exactly what the CPU alone does:
 // the CPU stands in for the device (its own buffers, the hand-overs of the residual stream,
 // the output rows gathered and normed there), for k = 0, 1, half, all but one and all (the
@@ -376,6 +379,28 @@ static void test_device_standin(void **state)
             backend_free(dev);
         }
         free(want);
+        model_free(m);
+    }
+    // Experts and latent attention run on the CPU alone: a device is refused them by name.
+    for (size_t a = 0; a < 2; a++) {
+        garlic_error err;
+        model_synth_params p;
+        model_synth_params_default(&p);
+        p.type = TENSOR_TYPE_Q8_0, p.arch = a ? "deepseek2" : "qwen3moe";
+        p.n_expert = 4, p.n_expert_used = 2;
+        model *m = a ? model_load(synth_deepseek("standin-mla.gguf", TENSOR_TYPE_Q8_0), &err)
+                     : load_synth(&p, "standin-moe.gguf");
+        assert_non_null(m);
+        backend *dev = backend_cpu_standin_new(&err);
+        model_state_config cfg = {.n_ctx = 64,
+                                  .max_batch = 8,
+                                  .logit_rows = 1,
+                                  .n_threads = 1,
+                                  .device = dev,
+                                  .device_layers = 1};
+        assert_null(model_state_new(m, &cfg, &err));
+        assert_non_null(strstr(err.message, a ? "latent attention" : "experts"));
+        backend_free(dev);
         model_free(m);
     }
 }
