@@ -68,6 +68,7 @@ typedef struct backend_batch {
     const uint32_t *table_start; // (2 n_seq)
     const uint32_t *tables;
     uint32_t n_tables;   // entries in tables
+    kv_cache *kv;        // the pool of the call (bound with kv_bind)
     uint32_t n_out;      // rows whose logits the call returns
     const uint32_t *out; // (n_out) their tokens, < n_tok (gather_rows)
     // RoPE: cos and sin of each (table, token, pair): rope_cos[(t * rope_stride) + b * half + i]
@@ -109,9 +110,11 @@ typedef struct backend_ops {
     bool (*supports)(backend *be, const model *m, uint32_t l, garlic_error *err);
 
     // The KV rows of layers [first, first + n) of kv live on the device, addressed as the
-    // pool addresses them (layer, block, offset); blocks the pool copies (copy on write) are
-    // copied there too (kv_cache_set_mirror). Called again when the pool changes; kv NULL
-    // frees the rows (the pool they mirrored may be gone already: it is not touched).
+    // pool addresses them (layer, block, offset). Several pools may be bound at once (one per
+    // run state); binding a pool bound already with the same layers does nothing (the forward
+    // pass binds its pool at every call). Blocks the pool copies (copy on write) are
+    // copied there too, and the rows are freed when the pool is (kv_cache_set_mirror's copy
+    // and gone).
     int (*kv_bind)(backend *be, kv_cache *kv, uint32_t first, uint32_t n, garlic_error *err);
 
     // One forward call: begin, operations, finish (which waits and reports a device error).

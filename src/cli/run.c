@@ -184,8 +184,8 @@ static int dump_logits(const model *m, const run_options *o, const cli_local *l,
     }
     if (kv)
         kv_seq_deinit(kv, &seq);
+    model_state_free(s); // (before its pool: a device's binding ends with the pool)
     kv_cache_free(kv);
-    model_state_free(s);
     return rc ? 1 : 0;
 }
 

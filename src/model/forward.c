@@ -431,9 +431,7 @@ void model_state_free(model_state *s)
     if (!s)
         return;
     if (s->device) {
-        backend *d = s->device;
-        if (s->device_kv)
-            d->ops->kv_bind(d, NULL, 0, 0, NULL);
+        backend *d = s->device; // (its KV rows end with their pool: kv_mirror.gone)
         for (uint32_t l = 0; l <= s->m->hp.n_layer; l++) {
             const model_tensor *t[DEVICE_TENSORS];
             for (int i = 0, n = device_tensors(s, l, t); i < n; i++)
@@ -1407,6 +1405,7 @@ static int forward_run(model_state *s, kv_cache *kv, const model_flat_batch *fb,
                             .table_start = fb->table_start,
                             .tables = fb->tables,
                             .n_tables = fb->n_tables,
+                            .kv = kv,
                             .n_out = fb->n_out,
                             .out = fb->out,
                             .rope_cos = s->rope_cos,
@@ -1416,11 +1415,8 @@ static int forward_run(model_state *s, kv_cache *kv, const model_flat_batch *fb,
                             .rope_stride = (uint64_t)s->max_batch * (hp->n_rot / 2)};
     int rc = GARLIC_OK;
     backend *d = s->device;
-    if (d && s->device_kv != kv) {
-        rc = d->ops->kv_bind(d, kv, 0,
-                             s->device_layers < hp->n_layer ? s->device_layers : hp->n_layer, err);
-        s->device_kv = rc ? NULL : kv;
-    }
+    if (d) // (a pool bound already: nothing to do)
+        rc = d->ops->kv_bind(d, kv, 0, s->device_layers, err);
     if (!rc && d)
         rc = d->ops->begin(d, &s->bb, err);
     s->cpu_be->ops->begin(s->cpu_be, &s->bb, NULL);

@@ -121,8 +121,7 @@ struct model_state {
     backend *device;
     uint32_t device_layers;
     bool device_output;
-    const kv_cache *device_kv; // the pool whose rows the device holds (kv_bind)
-    backend_batch bb;          // the call's positions, as the backends read them
+    backend_batch bb; // the call's positions, as the backends read them
 };
 
 // The CPU backend over a state's buffers and pool (backend/cpu.c).

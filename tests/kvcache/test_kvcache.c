@@ -1011,10 +1011,16 @@ static void test_hash_collisions(void **state)
 }
 
 typedef struct mirror_log {
-    int n;
+    int n, gone;
     bool window;
     uint32_t to, from, rows;
 } mirror_log;
+
+static void record_gone(void *ctx, const kv_cache *c)
+{
+    (void)c;
+    ((mirror_log *)ctx)->gone++;
+}
 
 static void record_copy(void *ctx, bool window, uint32_t to, uint32_t from, uint32_t n_rows)
 {
@@ -1022,7 +1028,8 @@ static void record_copy(void *ctx, bool window, uint32_t to, uint32_t from, uint
     m->n++, m->window = window, m->to = to, m->from = from, m->rows = n_rows;
 }
 
-// A mirror hears of the copy a shared block's truncation makes (copy on write), and the same
+// A mirror hears of the copy a shared block's truncation makes (copy on write) and of the
+// pool's end, and the same
 // copy replayed on a second pool (kv_cache_copy_rows_of, as a device or another rank does it)
 // leaves the same rows there; copies outside the pool are refused.
 static void test_mirror_copies(void **state)
@@ -1032,7 +1039,8 @@ static void test_mirror_copies(void **state)
     kv_cache *c = make_cache(KV_TYPE_F32, 2, 1, HD, BT, 6);
     kv_cache *d = make_cache(KV_TYPE_F32, 2, 1, HD, BT, 6);
     mirror_log log = {0};
-    kv_cache_set_mirror(c, record_copy, &log);
+    kv_mirror mirror = {.copy = record_copy, .gone = record_gone, .ctx = &log};
+    kv_cache_set_mirror(c, &mirror);
     garlic_error err = {0};
     const int32_t x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     kv_seq a, b;
@@ -1072,7 +1080,9 @@ static void test_mirror_copies(void **state)
     assert_int_equal(kv_cache_copy_rows_of(d, true, 0, 1, 1, &err), GARLIC_EINVAL); // no windows
     kv_seq_deinit(c, &a);
     kv_seq_deinit(c, &b);
-    kv_cache_free(c);
+    assert_int_equal(log.gone, 0);
+    kv_cache_free(c); // the mirror hears the pool is gone
+    assert_int_equal(log.gone, 1);
     kv_cache_free(d);
 }
 
