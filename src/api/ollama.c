@@ -155,7 +155,7 @@ static cJSON *model_entry(registry_model *m, bool running)
             ? 4102444800
             : (int64_t)time(NULL) + (int64_t)ceil(left > 0 ? left : 0);
         add_time(e, "expires_at", when);
-        cJSON_AddNumberToObject(e, "size_vram", 0);
+        cJSON_AddNumberToObject(e, "size_vram", (double)ps.device_bytes);
         cJSON_AddNumberToObject(e, "context_length", ps.n_ctx);
         cJSON *g = cJSON_AddObjectToObject(e, "garlic");
         cJSON_AddNumberToObject(g, "kv_cache_bytes", (double)ps.kv_bytes);
@@ -165,7 +165,11 @@ static cJSON *model_entry(registry_model *m, bool running)
         cJSON_AddBoolToObject(g, "in_use", ps.users > 0);
         // A model whose file changed on disk: loaded and failing, or unloaded until a
         // request loads it anew.
-        cJSON_AddStringToObject(g, "state", ps.failure[0] ? "failed" : "loaded");
+        cJSON_AddStringToObject(g, "state",
+                                ps.failure[0]   ? "failed"
+                                    : ps.asleep ? "asleep"
+                                                : "loaded");
+        cJSON_AddNumberToObject(g, "gpu_layers", ps.device_layers);
         if (ps.failure[0])
             cJSON_AddStringToObject(g, "error", ps.failure);
     }

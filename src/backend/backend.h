@@ -68,6 +68,7 @@ typedef struct backend_batch {
     const uint32_t *table_start; // (2 n_seq)
     const uint32_t *tables;
     uint32_t n_tables;   // entries in tables
+    kv_cache *kv;        // the pool of the call (bound with kv_bind)
     uint32_t n_out;      // rows whose logits the call returns
     const uint32_t *out; // (n_out) their tokens, < n_tok (gather_rows)
     // RoPE: cos and sin of each (table, token, pair): rope_cos[(t * rope_stride) + b * half + i]
@@ -99,7 +100,9 @@ typedef struct backend_ops {
     int (*to_host)(backend *be, void *dst, const void *src, size_t bytes, garlic_error *err);
 
     // Weights: a copy of t (its rows, or F32 values of a norm or bias) kept until drop or free.
-    // A type the backend cannot multiply is refused with a message naming it.
+    // A type the backend cannot multiply is refused with a message naming it. A tensor
+    // uploaded again (two run states of one model) is held once and counted: it stays until
+    // dropped as many times. drop of a tensor not held does nothing.
     int (*upload)(backend *be, const model_tensor *t, garlic_error *err);
     void (*drop)(backend *be, const model_tensor *t);
     // Whether the backend runs layer l of m (its types, its kind of attention and FFN);
@@ -107,8 +110,11 @@ typedef struct backend_ops {
     bool (*supports)(backend *be, const model *m, uint32_t l, garlic_error *err);
 
     // The KV rows of layers [first, first + n) of kv live on the device, addressed as the
-    // pool addresses them (layer, block, offset); blocks the pool copies (copy on write) are
-    // copied there too (kv_cache_set_mirror). Called again when the pool changes.
+    // pool addresses them (layer, block, offset). Several pools may be bound at once (one per
+    // run state); binding a pool bound already with the same layers does nothing (the forward
+    // pass binds its pool at every call). Blocks the pool copies (copy on write) are
+    // copied there too, and the rows are freed when the pool is (kv_cache_set_mirror's copy
+    // and gone).
     int (*kv_bind)(backend *be, kv_cache *kv, uint32_t first, uint32_t n, garlic_error *err);
 
     // One forward call: begin, operations, finish (which waits and reports a device error).
@@ -154,6 +160,11 @@ backend *backend_cuda_new(int index, garlic_error *err);
 
 // Whether this build has the CUDA backend.
 bool backend_cuda_built(void);
+
+// The CPU backend standing in for a device (tests): a run state given it as its device runs
+// the device's layers through it in buffers of their own, with the hand-overs a device
+// needs, so that the forward pass's split is tested where there is no GPU. One state each.
+backend *backend_cpu_standin_new(garlic_error *err);
 
 static inline void backend_free(backend *be)
 {

@@ -157,6 +157,16 @@ static const backend_ops cpu_ops = {.name = "cpu",
                                     .sleep = cpu_done,
                                     .wake = cpu_done};
 
+backend *backend_cpu_standin_new(garlic_error *err) { return model_cpu_backend_new(NULL, err); }
+
+bool model_cpu_backend_bind(backend *be, model_state *s)
+{
+    if (be->ops != &cpu_ops || ((cpu_backend *)be)->s)
+        return false;
+    ((cpu_backend *)be)->s = s;
+    return true;
+}
+
 backend *model_cpu_backend_new(model_state *s, garlic_error *err)
 {
     cpu_backend *c = garlic_calloc(1, sizeof *c);

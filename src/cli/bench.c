@@ -118,6 +118,7 @@ static int parse_bench(bench_options *o, int argc, char **argv)
                   "hangs; default 60, 0: never)",
                   &o->dist_timeout, 0, 1e6f),
         cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &o->kv_type),
+        CLI_DEVICE_OPTIONS(o),
         cli_string("--quantize", "TYPE",
                    "quantize a Hugging Face folder's 16/32-bit weights at load (Q8_0, Q4_K_M...)",
                    &o->quantize),
@@ -370,6 +371,8 @@ static int bench_one_stream(const bench_options *opts)
     if (rc == GARLIC_OK)
         rc = cli_local_tensor_parallel(o.tensor_parallel, o.dist_timeout, o.argc, o.argv, &cfg,
                                        &err);
+    if (rc == GARLIC_OK)
+        rc = cli_local_device(o.device, o.gpu_layers, &cfg, &err);
     if (rc == GARLIC_OK)
         rc = cli_local_open(&l, o.model_path, &cfg, &err);
     // the weights as loaded (a folder quantized at load has its new types and size)

@@ -163,7 +163,8 @@ static int open_local(const bench_options *o, uint32_t parallel, uint32_t n_ctx,
                            .kv_tokens = kv_tokens,
                            .n_threads = o->threads,
                            .kv_type = o->kv_type};
-    return cli_local_open(l, o->model_path, &cfg, err);
+    int rc = cli_local_device(o->device, o->gpu_layers, &cfg, err);
+    return rc ? rc : cli_local_open(l, o->model_path, &cfg, err);
 }
 
 // Time to first token of a prompt whose first `prefix` tokens an earlier request computed,

@@ -2,13 +2,16 @@
 // One model in-process for the CLI; see local.h.
 #include "cli/local.h"
 
+#include <errno.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend/backend.h"
 #include "base/clock.h"
 #include "dist/dist.h"
 #include "gguf/gguf.h"
@@ -26,6 +29,14 @@ static void show_progress(void *ctx, int percent)
     const progress_ctx *p = ctx;
     if (p->big)
         fprintf(stderr, "\rloading %s %3d%%%s", p->path, percent, percent == 100 ? "\n" : "");
+}
+
+static void show_upload(void *ctx, int percent)
+{
+    const progress_ctx *p = ctx;
+    if (p->big)
+        fprintf(stderr, "\ruploading %s to the GPU %3d%%%s", p->path, percent,
+                percent == 100 ? "\n" : "");
 }
 
 int cli_local_tensor_parallel(uint32_t t, float dist_timeout, int argc, char **argv,
@@ -110,6 +121,41 @@ static int check_same_file(const char *path, garlic_error *err)
     return rc;
 }
 
+int cli_local_device(const char *device, const char *gpu_layers, registry_config *cfg,
+                     garlic_error *err)
+{
+    cfg->device = NULL, cfg->gpu_layers = 0;
+    if (!device && !gpu_layers)
+        return GARLIC_OK;
+    int64_t layers = -1; // auto
+    if (gpu_layers && strcmp(gpu_layers, "auto")) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(gpu_layers, &end, 10);
+        if (gpu_layers[0] < '0' || gpu_layers[0] > '9' || *end || errno || v > 1000000)
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "--gpu-layers: \"%s\" is not a layer count (0 to 1000000) "
+                                    "or auto",
+                                    gpu_layers);
+        layers = v;
+    }
+    int index;
+    int rc = backend_parse_device(device ? device : "cuda", &index, err);
+    if (rc)
+        return rc;
+    if (index < 0) { // the CPU
+        if (layers > 0 || (gpu_layers && layers < 0))
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "--gpu-layers %s asks for a GPU, but --device is cpu",
+                                    gpu_layers);
+        return GARLIC_OK;
+    }
+    if (!(cfg->device = backend_cuda_new(index, err)))
+        return err->code;
+    cfg->gpu_layers = layers;
+    return GARLIC_OK;
+}
+
 int cli_local_resolve(const char *path, const registry_config *config, char *out, size_t cap,
                       garlic_error *err)
 {
@@ -127,10 +173,14 @@ int cli_local_resolve(const char *path, const registry_config *config, char *out
 int cli_local_open(cli_local *l, const char *path, const registry_config *config, garlic_error *err)
 {
     memset(l, 0, sizeof *l);
+    l->device = config->device;
     static char stored[STORE_PATH_MAX]; // one model per process
     int rc = cli_local_resolve(path, config, stored, sizeof stored, err);
-    if (rc != GARLIC_OK)
+    if (rc != GARLIC_OK) {
+        backend_free(l->device);
+        l->device = NULL;
         return rc;
+    }
     path = stored;
     static progress_ctx progress; // one model per process
     progress = (progress_ctx){.path = path};
@@ -138,7 +188,8 @@ int cli_local_open(cli_local *l, const char *path, const registry_config *config
     if (!cfg.memory_budget)
         cfg.memory_budget = UINT64_MAX; // the machine decides, as for any one program
     if (!cfg.load_progress && isatty(STDERR_FILENO))
-        cfg.load_progress = show_progress, cfg.load_progress_ctx = &progress;
+        cfg.load_progress = show_progress, cfg.upload_progress = show_upload,
+        cfg.load_progress_ctx = &progress;
     l->reg = registry_new(&cfg, err);
     rc = l->reg ? registry_add(l->reg, path, "model", err) : err->code;
     if (rc == GARLIC_OK) {
@@ -148,6 +199,7 @@ int cli_local_open(cli_local *l, const char *path, const registry_config *config
     }
     if (rc != GARLIC_OK) {
         registry_free(l->reg);
+        backend_free(l->device);
         memset(l, 0, sizeof *l);
     }
     return rc;
@@ -158,6 +210,7 @@ void cli_local_close(cli_local *l)
     if (l->m)
         registry_model_release(l->m, 0);
     registry_free(l->reg);
+    backend_free(l->device);
     memset(l, 0, sizeof *l);
 }
 

@@ -13,7 +13,24 @@ typedef struct cli_local {
     registry *reg;
     registry_model *m; // acquired until cli_local_close
     double load_seconds;
+    struct backend *device; // the config's device, freed by cli_local_close
 } cli_local;
+
+// --device NAME and --gpu-layers N|auto (either may be NULL): opens the device into
+// cfg->device and sets cfg->gpu_layers (auto: -1). --gpu-layers alone means cuda:0; cuda
+// without --gpu-layers means auto. cli_local_open takes the device over (cli_local_close
+// frees it, as does a failed open); a caller that does not open must backend_free it.
+int cli_local_device(const char *device, const char *gpu_layers, registry_config *cfg,
+                     garlic_error *err);
+
+// The two options of cli_local_device for a command's table (o has device and gpu_layers).
+#define CLI_DEVICE_OPTIONS(o)                                                                      \
+    cli_string("--device", "NAME", "where the layers run: cpu (default), cuda or cuda:N",          \
+               &(o)->device),                                                                      \
+        cli_string("--gpu-layers", "N",                                                            \
+                   "layers on the GPU from the first (as many as the model has: the output "       \
+                   "too; auto: as many as fit)",                                                   \
+                   &(o)->gpu_layers)
 
 // --tensor-parallel t of a command run under mpirun (every rank runs it): t must be the
 // number of ranks, and every rank must have the same command line (argc, argv: the command's

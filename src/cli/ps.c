@@ -158,8 +158,8 @@ static int print_table(const char *json)
         cJSON_Delete(root);
         return 1;
     }
-    printf("%-28s %10s %22s %8s %9s  %s\n", "NAME", "SIZE", "KV CACHE USED/RESERVED", "CONTEXT",
-           "REQUESTS", "UNTIL");
+    printf("%-28s %10s %10s %22s %8s %9s  %s\n", "NAME", "SIZE", "GPU", "KV CACHE USED/RESERVED",
+           "CONTEXT", "REQUESTS", "UNTIL");
     const cJSON *m;
     cJSON_ArrayForEach(m, models)
     {
@@ -170,13 +170,21 @@ static int print_table(const char *json)
         snprintf(kv, sizeof kv, "%s / %s", cli_format_bytes(number(g, "kv_cache_used_bytes")),
                  cli_format_bytes(number(g, "kv_cache_bytes")));
         double requests = number(g, "requests");
+        const cJSON *state = cJSON_GetObjectItemCaseSensitive(g, "state");
+        bool asleep = cJSON_IsString(state) && !strcmp(state->valuestring, "asleep");
         if (requests > 0)
             snprintf(when, sizeof when, "in use");
         else
             until(cJSON_IsString(exp) ? exp->valuestring : NULL, when, sizeof when);
-        printf("%-28s %10s %22s %8.0f %9.0f  %s\n", cJSON_IsString(name) ? name->valuestring : "?",
-               cli_format_bytes(number(m, "size")), kv, number(m, "context_length"), requests,
-               when);
+        char gpu[32];
+        double vram = number(m, "size_vram");
+        snprintf(gpu, sizeof gpu, "%s",
+                 asleep         ? "asleep"
+                     : vram > 0 ? cli_format_bytes(vram)
+                                : "-");
+        printf("%-28s %10s %10s %22s %8.0f %9.0f  %s\n",
+               cJSON_IsString(name) ? name->valuestring : "?", cli_format_bytes(number(m, "size")),
+               gpu, kv, number(m, "context_length"), requests, when);
     }
     cJSON_Delete(root);
     return 0;

@@ -38,6 +38,8 @@ typedef struct run_options {
     int threads;               // -t
     uint32_t tensor_parallel;  // --tensor-parallel: ranks (mpirun -np) sharing each layer
     float dist_timeout;        // --dist-timeout: seconds a collective may wait (0: no limit)
+    const char *device;        // --device: cpu, cuda, cuda:N
+    const char *gpu_layers;    // --gpu-layers: N or auto
     kv_type kv_type;
     const char *quantize; // --quantize: a folder's 16/32-bit matrices at load
     bool verbose;
@@ -96,6 +98,7 @@ static int parse_run_options(run_options *o, int argc, char **argv)
                   "hangs; default 60, 0: never)",
                   &o->dist_timeout, 0, 1e6f),
         cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &o->kv_type),
+        CLI_DEVICE_OPTIONS(o),
         cli_string("--quantize", "TYPE",
                    "quantize a Hugging Face folder's 16/32-bit weights at load (Q8_0, Q4_K_M...)",
                    &o->quantize),
@@ -151,11 +154,17 @@ static int parse_ids(const char *text, uint32_t n_vocab, tokenizer_ids *out)
 
 // Writes the logits of every prompt position, evaluated as one batch over a one-sequence
 // pool of its own: one line per position, values as %.7g separated by spaces.
-static int dump_logits(const model *m, const run_options *o, const tokenizer_ids *ids)
+static int dump_logits(const model *m, const run_options *o, const cli_local *l,
+                       const tokenizer_ids *ids)
 {
     garlic_error err = {0};
     uint32_t n = (uint32_t)ids->n;
-    model_state_config cfg = {.n_ctx = n, .max_batch = n, .logit_rows = n, .n_threads = o->threads};
+    model_state_config cfg = {.n_ctx = n,
+                              .max_batch = n,
+                              .logit_rows = n,
+                              .n_threads = o->threads,
+                              .device = l->device,
+                              .device_layers = registry_model_device_layers(l->m)};
     model_state *s = model_state_new(m, &cfg, &err);
     kv_cache *kv = s ? model_kv_new_single(m, o->kv_type, n, &err) : NULL;
     kv_seq seq;
@@ -181,8 +190,8 @@ static int dump_logits(const model *m, const run_options *o, const tokenizer_ids
     }
     if (kv)
         kv_seq_deinit(kv, &seq);
+    model_state_free(s); // (before its pool: a device's binding ends with the pool)
     kv_cache_free(kv);
-    model_state_free(s);
     return rc ? 1 : 0;
 }
 
@@ -378,6 +387,7 @@ int cli_run(int argc, char **argv)
     cli_local l;
     if (cli_local_tensor_parallel(o.tensor_parallel, o.dist_timeout, argc, argv, &cfg, &err) !=
             GARLIC_OK ||
+        cli_local_device(o.device, o.gpu_layers, &cfg, &err) != GARLIC_OK ||
         cli_local_open(&l, o.model_path, &cfg, &err) != GARLIC_OK) {
         fprintf(stderr, "garlic run: %s\n", err.message);
         return 1;
@@ -391,7 +401,7 @@ int cli_run(int argc, char **argv)
     tokenizer_ids ids = {0};
     status = build_prompt(&o, registry_model_tokenizer(l.m), &ids);
     if (status == 0 && o.dump_logits)
-        status = dump_logits(registry_model_weights(l.m), &o, &ids);
+        status = dump_logits(registry_model_weights(l.m), &o, &l, &ids);
     if (status == 0) {
         engine_request_params p = request_for(&o, &l, &ids);
         engine_chunk end;

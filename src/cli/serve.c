@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 
 #include "api/api.h"
+#include "backend/backend.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "base/threadpool.h"
@@ -42,6 +43,8 @@ typedef struct serve_options {
     bool verbose;                         // the request log shows each rendered prompt
     bool no_store;                        // serve only -m and --models-dir, manage no store
     char store_root[STORE_PATH_MAX];
+    const char *device;     // --device: cpu, cuda, cuda:N
+    const char *gpu_layers; // --gpu-layers: N or auto
     server_config server;
     registry_config registry;
     uint32_t tensor_parallel; // --tensor-parallel: ranks (mpirun -np) sharing each layer
@@ -87,6 +90,19 @@ static int parse_keep_alive(void *dst, const char *opt, const char *val)
     return 0;
 }
 
+static int parse_sleep_after(void *dst, const char *opt, const char *val)
+{
+    registry_config *r = dst;
+    double seconds;
+    if (!api_parse_duration(val, &seconds) || seconds < 0) {
+        fprintf(stderr, "garlic serve: %s: '%s' is not a duration (e.g. 30s, 5m; 0: never)\n", opt,
+                val);
+        return -1;
+    }
+    r->sleep_after = seconds;
+    return 0;
+}
+
 // Parses the arguments into o; CLI_CONTINUE, or the status to exit with.
 static int parse_serve_options(serve_options *o, int argc, char **argv)
 {
@@ -127,6 +143,7 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
         cli_int("--threads|-t", "N", "compute threads (default: physical cores)", &r->n_threads, 1,
                 1024),
         cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &r->kv_type),
+        CLI_DEVICE_OPTIONS(o),
         cli_uint("--kv-tokens", "N", "KV pool positions per model", &r->kv_tokens, 16,
                  UINT32_MAX / 2),
         cli_uint("--parallel|-np", "N", "sequences run at once per model", &r->parallel, 1, 4096),
@@ -136,6 +153,10 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
                  &r->memory_budget),
         cli_custom("--keep-alive", "DURATION", "how long an idle model stays loaded (default 5m)",
                    r, parse_keep_alive),
+        cli_custom("--sleep-after", "DURATION",
+                   "idle time after which a model frees its GPU memory and KV cache, keeping "
+                   "its weights in host memory for a fast wake (default 0: never)",
+                   r, parse_sleep_after),
         cli_float("--load-wait", "SECONDS",
                   "how long a load waits for busy models' memory "
                   "(default 30)",
@@ -197,10 +218,16 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
                                "--tensor-parallel serves one model, loaded at start: give "
                                "exactly one -m (several models, --models-dir and loading on "
                                "demand are not supported under tensor parallelism)");
-    if ((o->tensor_parallel > 1 || dist_size() > 1) && r->keep_alive_set)
+    bool tp = o->tensor_parallel > 1 || dist_size() > 1;
+    if (tp && (r->keep_alive_set || r->sleep_after > 0))
         return cli_usage_error(&serve_command,
-                               "--keep-alive: under --tensor-parallel the model stays loaded "
-                               "until the server stops");
+                               "%s: under --tensor-parallel the model stays loaded until the "
+                               "server stops",
+                               r->keep_alive_set ? "--keep-alive" : "--sleep-after");
+    if (tp && (o->device || o->gpu_layers))
+        return cli_usage_error(&serve_command,
+                               "--device and --gpu-layers are not supported with "
+                               "--tensor-parallel yet (the ranks compute on their CPUs)");
     if (o->no_store && o->n_models == 0 && !o->models_dir)
         return cli_usage_error(&serve_command,
                                "with --no-store, give at least one -m MODEL.gguf or --models-dir");
@@ -377,9 +404,13 @@ int cli_serve(int argc, char **argv)
         o.server.store_root = o.store_root;
     else if (!o.no_store)
         fprintf(stderr, "garlic serve: no model store: %s\n", err.message);
-    registry *reg = registry_new(&o.registry, &err);
-    if (!reg)
+    if (cli_local_device(o.device, o.gpu_layers, &o.registry, &err))
         return fprintf(stderr, "garlic serve: %s\n", err.message), 1;
+    registry *reg = registry_new(&o.registry, &err);
+    if (!reg) {
+        backend_free(o.registry.device);
+        return fprintf(stderr, "garlic serve: %s\n", err.message), 1;
+    }
     server *srv = NULL;
     status = add_models(reg, &o);
     if (status == 0 && !(srv = server_start(&o.server, reg, &err))) {
@@ -405,5 +436,6 @@ int cli_serve(int argc, char **argv)
         server_stop(srv, o.grace);
     }
     registry_free(reg);
+    backend_free(o.registry.device);
     return status;
 }

@@ -88,7 +88,11 @@ engine *engine_new(const engine_config *cfg, garlic_error *err)
                              .logit_rows = cfg->parallel,
                              .pool = cfg->pool,
                              .n_threads = cfg->n_threads ? cfg->n_threads
-                                                         : thread_pool_default_threads()};
+                                                         : thread_pool_default_threads(),
+                             .device = cfg->device,
+                             .device_layers = cfg->device_layers,
+                             .upload_progress = cfg->upload_progress,
+                             .upload_progress_ctx = cfg->upload_progress_ctx};
     e->queue_cap = e->cfg.max_queue;
     e->queue = garlic_calloc(e->queue_cap, sizeof *e->queue);
     e->seq_info = garlic_calloc(cfg->parallel, sizeof *e->seq_info);
@@ -112,7 +116,7 @@ engine *engine_new(const engine_config *cfg, garlic_error *err)
                                 .kv_bytes = st.bytes,
                                 .kv_window_bytes = st.window_bytes};
     if (cfg->tp_role == ENGINE_TP_LEADER)
-        kv_cache_set_mirror(e->kv, engine_tp_record_copy, e);
+        kv_cache_set_mirror(e->kv, &(kv_mirror){.copy = engine_tp_record_copy, .ctx = e});
     // (a follower runs no scheduler: engine_follow computes what the leader's sends)
     if (cfg->tp_role != ENGINE_TP_FOLLOWER && engine_sched_start(e, err) != GARLIC_OK) {
         engine_free(e);

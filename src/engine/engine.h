@@ -120,6 +120,11 @@ typedef struct engine_config {
     uint32_t max_queue;        // requests waiting beyond which submit fails; 0: the default
     thread_pool *pool;         // compute pool to borrow; NULL: the engine starts its own
     int n_threads;             // size of the engine's own pool (0: physical cores)
+    struct backend *device;    // a device backend running the first device_layers layers
+                               // (model_state_config), or NULL; borrowed
+    uint32_t device_layers;
+    void (*upload_progress)(void *ctx, int percent); // as the device's weights are uploaded
+    void *upload_progress_ctx;
     engine_hooks hooks;
     engine_tp_role tp_role;
 } engine_config;

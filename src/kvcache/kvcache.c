@@ -63,8 +63,7 @@ struct kv_cache {
     uint32_t map_mask;
     kv_hash_fn hash_fn;
     uint64_t prefix_hits, prefix_misses, dedups;
-    kv_mirror_fn mirror; // told of every block copy (a device backend's copy of the rows)
-    void *mirror_ctx;
+    kv_mirror mirror; // told of every block copy (a device backend's copy of the rows)
 };
 
 // ---- window layers ----
@@ -408,6 +407,8 @@ void kv_cache_free(kv_cache *c)
 {
     if (!c)
         return;
+    if (c->mirror.gone)
+        c->mirror.gone(c->mirror.ctx, c);
     for (int k = 0; k < KIND_COUNT; k++)
         pool_free(&c->pools[k]);
     garlic_free(c->layer_slot);
@@ -1005,8 +1006,8 @@ static void copy_rows(kv_cache *c, int kind, uint32_t to, uint32_t from, uint32_
         memcpy(kv_cache_k_row(c, l, to, 0), kv_cache_k_row(c, l, from, 0), n_keep * c->k_row);
         memcpy(kv_cache_v_row(c, l, to, 0), kv_cache_v_row(c, l, from, 0), n_keep * c->v_row);
     }
-    if (c->mirror)
-        c->mirror(c->mirror_ctx, kind == KIND_WINDOW, to, from, n_keep);
+    if (c->mirror.copy)
+        c->mirror.copy(c->mirror.ctx, kind == KIND_WINDOW, to, from, n_keep);
 }
 
 int kv_cache_copy_rows_of(kv_cache *c, bool window, uint32_t to, uint32_t from, uint32_t n_rows,
@@ -1016,18 +1017,16 @@ int kv_cache_copy_rows_of(kv_cache *c, bool window, uint32_t to, uint32_t from, 
     uint32_t n = c->pools[kind].n_blocks;
     if (to >= n || from >= n || n_rows > c->cfg.block_tokens)
         return garlic_error_set(err, GARLIC_EINVAL,
-                                "KV cache: a copy of %u rows from %s block %u to %u (the pool "
-                                "has %u blocks of %u)",
+                                "copy of %u rows from %s block %u to %u: the pool has %u blocks "
+                                "of %u positions",
                                 n_rows, window ? "window" : "full", from, to, n,
                                 c->cfg.block_tokens);
-    copy_rows(c, kind, to, from, n_rows);
+    if (to != from)
+        copy_rows(c, kind, to, from, n_rows);
     return GARLIC_OK;
 }
 
-void kv_cache_set_mirror(kv_cache *c, kv_mirror_fn fn, void *ctx)
-{
-    c->mirror = fn, c->mirror_ctx = ctx;
-}
+void kv_cache_set_mirror(kv_cache *c, const kv_mirror *m) { c->mirror = m ? *m : (kv_mirror){0}; }
 
 // Makes published block b of kind private to s (the entry *slot of one of its tables),
 // partial after a truncation to n_keep positions in it: a copy of its kept rows when a

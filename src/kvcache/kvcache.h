@@ -174,15 +174,18 @@ void kv_cache_store(kv_cache *c, uint32_t layer, uint32_t block, uint32_t offset
 // A device that keeps its own copy of some layers' rows (backend/) is told of every copy of
 // rows the pool makes between blocks of one kind (copy on write of a shared block): the first
 // n_rows rows of block `from` were copied to block `to`, in every layer of that kind (window
-// blocks when `window`). One mirror at a time; NULL removes it.
-typedef void (*kv_mirror_fn)(void *ctx, bool window, uint32_t to, uint32_t from, uint32_t n_rows);
-void kv_cache_set_mirror(kv_cache *c, kv_mirror_fn fn, void *ctx);
+// blocks when `window`); and, from kv_cache_free, that the pool is gone (the device frees its
+// rows). One mirror at a time; NULL removes it (the pool keeps a copy of *m).
+typedef struct kv_mirror {
+    void (*copy)(void *ctx, bool window, uint32_t to, uint32_t from, uint32_t n_rows);
+    void (*gone)(void *ctx, const kv_cache *c);
+    void *ctx;
+} kv_mirror;
+void kv_cache_set_mirror(kv_cache *c, const kv_mirror *m);
 
-// Makes a copy a mirror was told of in another pool of the same configuration: the first
-// n_rows rows of block `from` into block `to`, in every layer of that kind (a tensor-parallel
-// rank repeating rank 0's copies on write; engine/tensor_parallel.c). The blocks are storage
-// here, not owned through a kv_seq. GARLIC_EINVAL (nothing copied) for a block or row count
-// outside the pool.
+// The copy a mirror was told of, done on another pool of the same configuration (a
+// tensor-parallel rank replaying its leader's copies): the first n_rows rows of block `from`
+// into block `to`, every layer of the kind. GARLIC_EINVAL for blocks or rows outside the pool.
 int kv_cache_copy_rows_of(kv_cache *c, bool window, uint32_t to, uint32_t from, uint32_t n_rows,
                           garlic_error *err);
 

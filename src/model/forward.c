@@ -238,19 +238,15 @@ kv_cache_config model_kv_config(const model *m, kv_type type, uint32_t block_tok
 
 enum { DEVICE_TENSORS = 20 };
 
-// The tensors of layer l the device computes with (l == n_layer: the output's), those the
-// model has; returns their count. Empty for the layers the device does not run.
-static int device_tensors(const model_state *s, uint32_t l, const model_tensor *t[DEVICE_TENSORS])
+// The tensors of layer l a device computes with (l == n_layer: the output's), those the
+// model has; returns their count.
+static int layer_tensors(const model *m, uint32_t l, const model_tensor *t[DEVICE_TENSORS])
 {
-    const model *m = s->m;
     int n = 0;
     if (l == m->hp.n_layer) {
-        if (s->device_output)
-            t[n++] = &m->output_norm, t[n++] = &m->output;
+        t[n++] = &m->output_norm, t[n++] = &m->output;
         return n;
     }
-    if (l >= s->device_layers)
-        return 0;
     const model_layer *L = &m->layers[l];
     const model_tensor *all[] = {&L->attn_norm,
                                  &L->wq,
@@ -276,6 +272,22 @@ static int device_tensors(const model_state *s, uint32_t l, const model_tensor *
     return n;
 }
 
+// The tensors of layer l this state's device holds (none for the layers it does not run).
+static int device_tensors(const model_state *s, uint32_t l, const model_tensor *t[DEVICE_TENSORS])
+{
+    bool held = l == s->m->hp.n_layer ? s->device_output : l < s->device_layers;
+    return held ? layer_tensors(s->m, l, t) : 0;
+}
+
+uint64_t model_device_layer_bytes(const model *m, uint32_t l)
+{
+    const model_tensor *t[DEVICE_TENSORS];
+    uint64_t bytes = 0;
+    for (int i = 0, n = l <= m->hp.n_layer ? layer_tensors(m, l, t) : 0; i < n; i++)
+        bytes += t[i]->mat_bytes * t[i]->n_mat;
+    return bytes;
+}
+
 // The device's share of a state: checks that it runs each of its layers, uploads their
 // weights (and the output's when it runs them all) and allocates its activation buffers,
 // each the size of the host's (sizes: scratch_layout's).
@@ -293,18 +305,41 @@ static int device_setup(model_state *s, const model_state_config *cfg, const uin
     if (m->tp_size > 1)
         return garlic_error_set(err, GARLIC_EUNSUPPORTED,
                                 "a device backend and tensor parallelism cannot be combined yet");
+    if (!strcmp(d->ops->name, "cpu") && !model_cpu_backend_bind(d, s))
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "the CPU stand-in for a device serves one run state");
     s->device = d;
     s->device_layers = cfg->device_layers < hp->n_layer ? cfg->device_layers : hp->n_layer;
     s->device_output = cfg->device_layers >= hp->n_layer;
-    for (uint32_t l = 0; l < s->device_layers; l++)
+    // The forward pass runs experts and latent attention on the CPU's buffers alone.
+    for (uint32_t l = 0; l < s->device_layers; l++) {
+        if (m->arch->mla || model_layer_has_experts(m, l))
+            return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                    "layer %u of this %s model has %s, which run on the CPU only "
+                                    "in this version (--gpu-layers %u or fewer)",
+                                    l, m->arch->name,
+                                    m->arch->mla ? "multi-head latent attention" : "experts", l);
         if (!d->ops->supports(d, m, l, err))
             return err ? err->code : GARLIC_EUNSUPPORTED;
+    }
+    uint64_t total = 0, done = 0;
+    for (uint32_t l = 0; l <= hp->n_layer; l++) {
+        const model_tensor *t[DEVICE_TENSORS];
+        for (int i = 0, n = device_tensors(s, l, t); i < n; i++)
+            total += t[i]->mat_bytes * t[i]->n_mat;
+    }
+    int shown = -1;
     for (uint32_t l = 0; l <= hp->n_layer; l++) {
         const model_tensor *t[DEVICE_TENSORS];
         for (int i = 0, n = device_tensors(s, l, t); i < n; i++) {
             int rc = d->ops->upload(d, t[i], err);
             if (rc)
                 return rc;
+            model_release_host_rows(m, t[i]); // the device holds them now
+            done += t[i]->mat_bytes * t[i]->n_mat;
+            int percent = total ? (int)(done * 100 / total) / 5 * 5 : 100;
+            if (cfg->upload_progress && percent != shown)
+                cfg->upload_progress(cfg->upload_progress_ctx, shown = percent);
         }
     }
     // The slots of scratch_layout: x, xb, q, k, v, hb, hb2 are its first seven, the logits
@@ -396,7 +431,7 @@ void model_state_free(model_state *s)
     if (!s)
         return;
     if (s->device) {
-        backend *d = s->device;
+        backend *d = s->device; // (its KV rows end with their pool: kv_mirror.gone)
         for (uint32_t l = 0; l <= s->m->hp.n_layer; l++) {
             const model_tensor *t[DEVICE_TENSORS];
             for (int i = 0, n = device_tensors(s, l, t); i < n; i++)
@@ -1370,6 +1405,7 @@ static int forward_run(model_state *s, kv_cache *kv, const model_flat_batch *fb,
                             .table_start = fb->table_start,
                             .tables = fb->tables,
                             .n_tables = fb->n_tables,
+                            .kv = kv,
                             .n_out = fb->n_out,
                             .out = fb->out,
                             .rope_cos = s->rope_cos,
@@ -1379,11 +1415,8 @@ static int forward_run(model_state *s, kv_cache *kv, const model_flat_batch *fb,
                             .rope_stride = (uint64_t)s->max_batch * (hp->n_rot / 2)};
     int rc = GARLIC_OK;
     backend *d = s->device;
-    if (d && s->device_kv != kv) {
-        rc = d->ops->kv_bind(d, kv, 0,
-                             s->device_layers < hp->n_layer ? s->device_layers : hp->n_layer, err);
-        s->device_kv = rc ? NULL : kv;
-    }
+    if (d) // (a pool bound already: nothing to do)
+        rc = d->ops->kv_bind(d, kv, 0, s->device_layers, err);
     if (!rc && d)
         rc = d->ops->begin(d, &s->bb, err);
     s->cpu_be->ops->begin(s->cpu_be, &s->bb, NULL);

@@ -121,12 +121,15 @@ struct model_state {
     backend *device;
     uint32_t device_layers;
     bool device_output;
-    const kv_cache *device_kv; // the pool whose rows the device holds (kv_bind)
-    backend_batch bb;          // the call's positions, as the backends read them
+    backend_batch bb; // the call's positions, as the backends read them
 };
 
 // The CPU backend over a state's buffers and pool (backend/cpu.c).
 backend *model_cpu_backend_new(model_state *s, garlic_error *err);
+
+// Binds a stand-in (backend_cpu_standin_new) to the state whose device it becomes; false
+// for any other backend, or one bound already.
+bool model_cpu_backend_bind(backend *be, model_state *s);
 
 // The CPU's attention of layer a->layer over the running batch: stores (kv_store) or
 // attends (attention) as backend.h says, reading tables from s->fb.

@@ -819,6 +819,14 @@ static int packable(model *m, uint32_t l, model_tensor *out[MAX_PACKED])
 
 static uint64_t tensor_bytes(const model_tensor *t) { return t->mat_bytes * t->n_mat; }
 
+// packable's matrices of layer l that the host computes with (a device takes the first
+// device_layers layers, and the output with all of them).
+static int host_packable(model *m, uint32_t l, model_tensor *out[MAX_PACKED])
+{
+    bool device = l < m->hp.n_layer ? l < m->device_layers : m->device_layers >= m->hp.n_layer;
+    return device ? 0 : packable(m, l, out);
+}
+
 // Packs the matrices the kernels read packed into one anonymous mapping, each at a multiple
 // of 64 bytes, dropping each one's whole pages of the file mapping after its copy. The
 // mapping asks for transparent huge pages: decoding streams through all of it every token,
@@ -831,7 +839,7 @@ static void pack_weights(model *m)
     uint64_t total = 0, page = (uint64_t)sysconf(_SC_PAGESIZE);
     for (uint32_t l = 0; l <= m->hp.n_layer; l++) {
         model_tensor *t[MAX_PACKED];
-        for (int i = packable(m, l, t) - 1; i >= 0; i--)
+        for (int i = host_packable(m, l, t) - 1; i >= 0; i--)
             if (kernel_packs(t[i]->type))
                 total += (tensor_bytes(t[i]) + 63) / 64 * 64;
     }
@@ -844,7 +852,7 @@ static void pack_weights(model *m)
     uint8_t *at = buf;
     for (uint32_t l = 0; l <= m->hp.n_layer; l++) {
         model_tensor *t[MAX_PACKED];
-        for (int i = 0, n = packable(m, l, t); i < n; i++) {
+        for (int i = 0, n = host_packable(m, l, t); i < n; i++) {
             if (!kernel_packs(t[i]->type))
                 continue;
             uint64_t bytes = tensor_bytes(t[i]);
@@ -890,12 +898,27 @@ static void touch_range(const uint8_t *p, uint64_t size, uint64_t *done, uint64_
 static int share_matrices(model *m, uint32_t l, model_tensor *out[MAX_PACKED])
 {
     if (l < m->hp.n_layer)
-        return packable(m, l, out);
+        return host_packable(m, l, out);
     out[0] = &m->token_embd;
     int n = m->token_embd.data ? 1 : 0;
-    if (m->output.data && m->output.data != m->token_embd.data)
+    if (m->output.data && m->output.data != m->token_embd.data && m->device_layers < m->hp.n_layer)
         out[n++] = &m->output;
     return n;
+}
+
+void model_set_device_layers(model *m, uint32_t n) { m->device_layers = n; }
+
+void model_release_host_rows(const model *m, const model_tensor *t)
+{
+    const gguf_file *f = m->file;
+    const uint8_t *p = t->packed ? t->src : t->data, *base = f->base;
+    uint64_t bytes = tensor_bytes(t), page = (uint64_t)sysconf(_SC_PAGESIZE);
+    if (f->detached || !p || p < base || bytes > f->size || (uint64_t)(p - base) > f->size - bytes)
+        return;
+    uintptr_t from = ((uintptr_t)p + page - 1) / page * page,
+              to = ((uintptr_t)p + bytes) / page * page;
+    if (to > from)
+        madvise((void *)from, to - from, MADV_DONTNEED);
 }
 
 // Touches the pages of a tensor-parallel rank's share (share_matrices), not the whole file.
@@ -921,7 +944,7 @@ double model_prefault(model *m, void (*progress)(void *ctx, int percent), void *
     const gguf_file *f = m->file;
     uint64_t done = 0;
     int last = -1;
-    if (m->tp_size > 1) { // a rank's share: only the weights it computes with
+    if (m->tp_size > 1 || m->device_layers) { // only the weights the host computes with
         touch_share(m, progress, ctx, &last);
     } else if (!f->detached) {
         touch_range(f->base, f->size, &done, f->size, progress, ctx, &last);

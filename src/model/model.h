@@ -300,6 +300,10 @@ typedef struct model {
     model_shard_cut *tp_cuts; // (n_tp_cuts) what the share leaves to the other ranks, for the
                               // planner; NULL for a whole model
     uint32_t n_tp_cuts;
+    // Layers (from the first) a device computes with (model_set_device_layers): their
+    // matrices are neither made resident nor packed by model_prefault, nor is the output
+    // matrix when the device runs every layer.
+    uint32_t device_layers;
     bool *used; // (file's tensors) which ones are bound; during model_load only
 } model;
 
@@ -378,6 +382,15 @@ int model_files_check(const model *m, garlic_error *err);
 // Returns the seconds it took.
 double model_prefault(model *m, void (*progress)(void *ctx, int percent), void *ctx);
 
+// Says that a device computes layers [0, n) (and the output when n >= n_layer), before
+// model_prefault: the host then touches and packs only what it computes with.
+void model_set_device_layers(model *m, uint32_t n);
+
+// Gives back the host pages of t's rows in the file's mapping once a device holds its copy
+// (MADV_DONTNEED: read again from the file if the host ever needs them). Does nothing for rows
+// that are not in a GGUF file's mapping (a folder's converted tensors, packed copies).
+void model_release_host_rows(const model *m, const model_tensor *t);
+
 typedef struct model_state model_state;
 
 typedef struct model_state_config {
@@ -399,7 +412,14 @@ typedef struct model_state_config {
                                 // the device stays the caller's.
     uint32_t device_layers;     // layers on the device; n_layer or more: every layer and
                                 // the output too
+    // Called as the device's weights are uploaded (percent done, every 5 %); NULL: quiet.
+    void (*upload_progress)(void *ctx, int percent);
+    void *upload_progress_ctx;
 } model_state_config;
+
+// Bytes of the weights a device backend keeps for layer l (l == n_layer: the output norm
+// and matrix), in the file's layout: what model_state_new uploads for it.
+uint64_t model_device_layer_bytes(const model *m, uint32_t l);
 
 // Bytes of the widest converted activation row any matrix of m reads (the activation
 // format follows the weight type: Q8_0, Q8_K, F16... are narrower than F32).

@@ -431,6 +431,22 @@ bool planner_parse_size(const char *text, uint64_t *bytes)
     return false;
 }
 
+uint32_t planner_device_layers(const uint64_t *layer_bytes, uint32_t n_layer, uint64_t output_bytes,
+                               uint64_t fixed_bytes, uint64_t free_bytes)
+{
+    if (fixed_bytes >= free_bytes)
+        return 0;
+    uint64_t left = free_bytes - fixed_bytes;
+    uint32_t n = 0;
+    for (; n < n_layer && layer_bytes[n] <= left; n++)
+        left -= layer_bytes[n];
+    // Every layer but not the output: the last layer stays on the host with it (the forward
+    // pass puts the output on the device only with every layer).
+    if (n == n_layer && n > 0 && output_bytes > left)
+        n--;
+    return n;
+}
+
 // ---- layouts: tensor x pipeline parallelism ----
 
 // The bytes layer l costs a stage: its weights and its KV data in plan's pool (the window

@@ -232,6 +232,14 @@ bool planner_parse_size(const char *text, uint64_t *bytes);
 
 const char *planner_source_name(planner_source source);
 
+// Layers a device holds when garlic picks them (--gpu-layers auto): the first layers whose
+// bytes (layer_bytes[l]: weights and KV rows) fit in free_bytes after fixed_bytes (activation
+// buffers and the reserve the caller keeps for the driver); n_layer when every layer and
+// the output (output_bytes, with its logits) fit, which the forward pass reads as "the output
+// too". 0 when not even one layer fits.
+uint32_t planner_device_layers(const uint64_t *layer_bytes, uint32_t n_layer, uint64_t output_bytes,
+                               uint64_t fixed_bytes, uint64_t free_bytes);
+
 // ---- Layouts: tensor parallelism (T ranks share each layer) x pipeline parallelism (P
 // stages of contiguous layers). garlic runs tensor parallelism; pipelines are planned only.
 

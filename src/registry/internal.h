@@ -45,6 +45,9 @@ struct registry_model {
     uint32_t parallel;         // running sequences at most
     uint32_t kv_blocks;        // blocks of the KV pool
     uint32_t kv_window_blocks; // its window blocks (sliding-window layers), as planned
+    uint32_t device_layers;    // layers on the registry's device while loaded (0: none)
+    uint64_t device_bytes;     // what they hold there: weights and KV rows
+    bool asleep;               // (life_mu) its engine is freed until the next acquire
     chat_template *tmpl;       // NULL: the fallback
     char *template_source;     // owned copy of the template text in use, or NULL
     char template_error[512];
@@ -94,6 +97,8 @@ struct registry {
 int registry_model_load_parts(registry_model *m, uint64_t *cost, garlic_error *err);
 int registry_model_start(registry_model *m, garlic_error *err);
 void registry_model_unload_parts(registry_model *m);
+// Stops and frees the engine alone (unload_parts' first step; a model's sleep).
+void registry_model_stop_engine(registry_model *m);
 
 // lifecycle.c
 int registry_lifecycle_start(registry *reg, garlic_error *err);

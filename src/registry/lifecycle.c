@@ -247,10 +247,64 @@ static int load(registry_model *m, bool after_change, double *load_seconds, garl
     pthread_mutex_lock(&reg->life_mu);
     m->failed = false;
     m->failure[0] = '\0';
+    m->asleep = false;
     atomic_store_explicit(&m->loaded, true, memory_order_release);
     reg->loads++;
     pthread_mutex_unlock(&reg->life_mu);
     return GARLIC_OK;
+}
+
+// Wakes m, pinned and loaded but asleep: starts its engine again (the device's copies of its
+// weights, its pools), which the budget still holds. (A sleep the reaper chose but has not
+// done yet is called off: the engine is still there.)
+static int wake(registry_model *m, double *seconds, garlic_error *err)
+{
+    registry *reg = m->reg;
+    double t0 = garlic_now();
+    int rc = GARLIC_OK;
+    pthread_mutex_lock(&m->load_mu);
+    bool started = !m->engine;
+    if (started)
+        rc = registry_model_start(m, err);
+    pthread_mutex_lock(&reg->life_mu);
+    if (rc == GARLIC_OK)
+        m->asleep = false;
+    pthread_mutex_unlock(&reg->life_mu);
+    pthread_mutex_unlock(&m->load_mu);
+    *seconds = garlic_now() - t0;
+    if (started && reg->cfg.log) {
+        garlic_log_line l;
+        garlic_log_begin(&l, rc ? "wake_failed" : "wake");
+        garlic_log_str(&l, "model", m->name);
+        garlic_log_num(&l, "wake_ms", *seconds * 1e3);
+        if (rc)
+            garlic_log_str(&l, "error", err->message);
+        garlic_log_end(&l);
+    }
+    return rc;
+}
+
+// Puts m to sleep (chosen by the reaper, marked asleep, unused): frees its engine unless a
+// request came for it meanwhile.
+static void sleep_now(registry_model *m)
+{
+    registry *reg = m->reg;
+    pthread_mutex_lock(&m->load_mu);
+    pthread_mutex_lock(&reg->life_mu);
+    bool still = m->asleep && m->users == 0 && atomic_load(&m->loaded);
+    pthread_mutex_unlock(&reg->life_mu);
+    if (still) {
+        registry_model_stop_engine(m);
+        malloc_trim(0);
+        if (reg->cfg.log) {
+            garlic_log_line l;
+            garlic_log_begin(&l, "sleep");
+            garlic_log_str(&l, "model", m->name);
+            garlic_log_num(&l, "idle_s", reg->cfg.sleep_after);
+            garlic_log_end(&l);
+        }
+    }
+    pthread_mutex_unlock(&m->load_mu);
 }
 
 int registry_model_acquire(registry_model *m, double *load_seconds, garlic_error *err)
@@ -260,6 +314,13 @@ int registry_model_acquire(registry_model *m, double *load_seconds, garlic_error
     int rc = pin(m, err);
     if (rc)
         return rc;
+    pthread_mutex_lock(&reg->life_mu);
+    bool asleep = m->asleep && atomic_load(&m->loaded);
+    pthread_mutex_unlock(&reg->life_mu);
+    if (asleep && (rc = wake(m, load_seconds, err))) {
+        registry_model_release(m, NAN);
+        return rc;
+    }
     if (atomic_load_explicit(&m->loaded, memory_order_acquire)) {
         garlic_error why = {0};
         if (engine_check_files(m->engine, &why) == GARLIC_OK)
@@ -330,15 +391,28 @@ static void *reaper_main(void *arg)
     pthread_mutex_lock(&reg->life_mu);
     while (!reg->reaper_stop) {
         double now = garlic_now(), next = INFINITY;
-        registry_model *expired = NULL;
+        registry_model *expired = NULL, *sleepy = NULL;
         for (size_t i = 0; i < reg->n_models && !expired; i++) {
             registry_model *m = reg->models[i];
             if (!atomic_load(&m->loaded) || m->users || m->unloading)
                 continue;
+            // Asleep after sleep_after seconds unused, unless it is unloaded by then.
+            double sleeps = reg->cfg.sleep_after > 0 && !m->asleep
+                ? m->last_used + reg->cfg.sleep_after
+                : INFINITY;
             if (m->expires <= now)
                 expired = m;
-            else if (m->expires < next)
-                next = m->expires;
+            else if (sleeps <= now && sleeps < m->expires && !sleepy)
+                sleepy = m;
+            next = m->expires < next ? m->expires : next;
+            next = sleeps > now && sleeps < next ? sleeps : next;
+        }
+        if (!expired && sleepy) {
+            sleepy->asleep = true;
+            pthread_mutex_unlock(&reg->life_mu);
+            sleep_now(sleepy);
+            pthread_mutex_lock(&reg->life_mu);
+            continue;
         }
         if (expired) {
             atomic_store(&expired->loaded, false);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/backend.h"
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/file.h"
@@ -440,11 +441,60 @@ int registry_model_load_parts(registry_model *m, uint64_t *cost, garlic_error *e
     return GARLIC_OK;
 }
 
+// The layers of m the registry's device runs: --gpu-layers, or as many as its free memory
+// holds (weights and KV rows of each layer, its activation buffers, 256 MiB for the driver);
+// sets m->device_bytes to what they hold there.
+static uint32_t device_layers(registry_model *m)
+{
+    const registry_config *cfg = &m->reg->cfg;
+    const model *w = m->weights;
+    uint32_t n_layer = w->hp.n_layer;
+    m->device_bytes = 0;
+    if (!cfg->device)
+        return 0;
+    backend_device_info info;
+    cfg->device->ops->info(cfg->device, &info);
+    kv_cache_config kc = model_kv_config(w, cfg->kv_type, KV_DEFAULT_BLOCK_TOKENS, m->kv_blocks);
+    kc.n_window_blocks = m->kv_window_blocks;
+    uint64_t k_row = 0, v_row = 0, bt = KV_DEFAULT_BLOCK_TOKENS;
+    kv_cache_row_bytes(&kc, &k_row, &v_row, NULL);
+    uint64_t *bytes = garlic_calloc(n_layer ? n_layer : 1, sizeof *bytes);
+    if (!bytes)
+        return 0;
+    for (uint32_t l = 0; l < n_layer; l++) {
+        uint64_t blocks = kv_windows_has(&kc.windows, l) && kc.n_window_blocks ? kc.n_window_blocks
+                                                                               : m->kv_blocks;
+        bytes[l] = model_device_layer_bytes(w, l) + blocks * bt * (k_row + v_row);
+    }
+    model_state_config sc = {.n_ctx = m->n_ctx,
+                             .max_batch = cfg->step_tokens ? cfg->step_tokens
+                                                           : ENGINE_DEFAULT_STEP_TOKENS,
+                             .logit_rows = m->parallel,
+                             .n_threads = 1};
+    uint64_t scratch = 0, logits = (uint64_t)m->parallel * w->hp.n_vocab * sizeof(float);
+    model_scratch_bytes(&w->hp, &sc, &scratch, NULL); // (the host's: a bound of the device's)
+    uint64_t out = model_device_layer_bytes(w, n_layer) + logits;
+    uint32_t n = cfg->gpu_layers < 0
+        ? planner_device_layers(bytes, n_layer, out, scratch + (UINT64_C(256) << 20),
+                                info.free_bytes)
+        : cfg->gpu_layers > n_layer ? n_layer
+                                    : (uint32_t)cfg->gpu_layers;
+    for (uint32_t l = 0; l < n; l++)
+        m->device_bytes += bytes[l];
+    m->device_bytes += n == n_layer ? out : 0;
+    garlic_free(bytes);
+    return n;
+}
+
+uint32_t registry_model_device_layers(const registry_model *m) { return m->device_layers; }
+
 int registry_model_start(registry_model *m, garlic_error *err)
 {
     // The budget counts the whole mapping: make it resident now, so that the first requests
     // do not wait on page faults and the memory held is what was planned.
     const registry_config *cfg = &m->reg->cfg;
+    uint32_t on_device = m->device_layers = device_layers(m);
+    model_set_device_layers(m->weights, on_device); // the host touches and packs the rest
     model_prefault(m->weights, cfg->load_progress, cfg->load_progress_ctx);
     engine_config ec = {.name = m->name,
                         .weights = m->weights,
@@ -458,6 +508,10 @@ int registry_model_start(registry_model *m, garlic_error *err)
                         .step_tokens = cfg->step_tokens,
                         .max_queue = cfg->max_queue,
                         .pool = m->reg->pool,
+                        .device = cfg->device,
+                        .device_layers = on_device,
+                        .upload_progress = cfg->upload_progress,
+                        .upload_progress_ctx = cfg->load_progress_ctx,
                         .hooks = {.user = m,
                                   .compute_begin = registry_compute_begin,
                                   .compute_end = registry_compute_end,
@@ -488,7 +542,7 @@ static void add_totals(engine_counters *into, const engine_counters *c)
         into->peak_running = c->peak_running;
 }
 
-void registry_model_unload_parts(registry_model *m)
+void registry_model_stop_engine(registry_model *m)
 {
     if (m->engine) {
         engine_stop(m->engine); // every request it held ends (cancelled) here
@@ -501,6 +555,11 @@ void registry_model_unload_parts(registry_model *m)
         pthread_mutex_unlock(&m->mu);
         engine_free(e);
     }
+}
+
+void registry_model_unload_parts(registry_model *m)
+{
+    registry_model_stop_engine(m);
     chat_template_free(m->tmpl);
     garlic_free(m->template_source);
     tokenizer_free(m->tok);
@@ -603,6 +662,9 @@ void registry_model_ps_get(registry_model *m, registry_model_ps *out)
         out->kv_window_bytes = ms.kv_window_bytes;
         out->kv_used_bytes = ms.kv_used_bytes;
         out->n_ctx = m->n_ctx;
+        out->asleep = m->asleep;
+        out->device_layers = m->asleep ? 0 : m->device_layers;
+        out->device_bytes = m->asleep ? 0 : m->device_bytes;
         out->users = m->users;
         out->expires = m->users ? INFINITY : m->expires;
         out->last_used = m->last_used;

@@ -47,14 +47,24 @@ typedef struct registry_config {
     bool log;               // one line on standard error per model load and unload
     // Called while a load makes the weights resident (percent done, every 5 %); NULL: quiet.
     void (*load_progress)(void *ctx, int percent);
+    void (*upload_progress)(void *ctx, int percent); // the same for the upload to a device
     void *load_progress_ctx;
     const char *quantize; // the type a Hugging Face folder's 16/32-bit matrices are quantized
                           // to at load (model_load_options.quantize); NULL: as stored
     const char *chat_template_file; // overrides every model's template when set (borrowed
                                     // for registry_new only: the text is read there)
-    uint32_t tp_rank, tp_size;      // tensor parallelism: every model is loaded as rank
-                                    // tp_rank's share of tp_size (model_load_options); 0 or
-                                    // 1: whole (the CLI's runs under mpirun)
+    // A device (backend/) that runs the first gpu_layers layers of every model, or NULL: the
+    // CPU alone; the caller's, freed after registry_free.
+    struct backend *device;
+    int64_t gpu_layers; // layers on the device; < 0: as many as its free memory holds
+                        // (planner_device_layers)
+    // Seconds unused after which a loaded model sleeps: its engine (the device's copies of its
+    // weights, its KV pool and buffers) is freed, its weights stay mapped and its budget
+    // reserved; the next request wakes it. 0: never.
+    double sleep_after;
+    uint32_t tp_rank, tp_size; // tensor parallelism: every model is loaded as rank
+                               // tp_rank's share of tp_size (model_load_options); 0 or
+                               // 1: whole (the CLI's runs under mpirun)
     bool tp_serve; // with tp_size > 1, `garlic serve`'s engines: rank 0's leads (runs the
                    // scheduler, sends each step), the others' follow (engine_follow); false:
                    // every rank runs its own scheduler in lockstep (garlic run, bench)
@@ -170,6 +180,9 @@ typedef struct registry_model_ps {
     uint64_t kv_window_bytes; // of which its window blocks (sliding-window layers)
     uint64_t kv_used_bytes;   // KV blocks held by sequences (pro rata of each kind's bytes)
     uint32_t n_ctx;
+    bool asleep;           // its engine is freed until the next request (sleep_after)
+    uint64_t device_bytes; // held on the device: weights and KV rows of its layers there
+    uint32_t device_layers;
     uint32_t users; // requests using it
     double expires; // garlic_now() seconds when it will be unloaded (INFINITY: never,
                     // or in use)
@@ -187,6 +200,9 @@ uint64_t registry_reserved(registry *reg);
 
 // Valid while the caller holds m (between acquire and release).
 const model *registry_model_weights(const registry_model *m);
+
+// Layers of the loaded model m that run on the registry's device (0: none, or not loaded).
+uint32_t registry_model_device_layers(const registry_model *m);
 engine *registry_model_engine(const registry_model *m);
 const tokenizer *registry_model_tokenizer(const registry_model *m);
 uint32_t registry_model_n_ctx(const registry_model *m);

@@ -86,6 +86,9 @@ static void put_models(text_buf *b, registry *reg)
          offsetof(registry_model_ps, bytes)},
         {"garlic_model_kv_used_bytes", "KV pool bytes held by a model's sequences.",
          offsetof(registry_model_ps, kv_used_bytes)},
+        {"garlic_model_device_bytes",
+         "Bytes a model's layers hold on the GPU (weights and KV rows; 0 asleep).",
+         offsetof(registry_model_ps, device_bytes)},
     };
     for (size_t k = 0; k < sizeof per_model / sizeof per_model[0]; k++) {
         put(b, "# HELP %s %s\n# TYPE %s gauge\n", per_model[k].metric, per_model[k].help,

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // `garlic ps` against a real `garlic serve` that requires an API key: --api-key and
 // GARLIC_API_KEY send it as a Bearer token, a missing key gets a 401 and the message that
-// says how to give one, a wrong key is refused, and no server is a clear failure.
+// says how to give one, a wrong key is refused, and no server is a clear failure; a model
+// asleep (--sleep-after) is shown so.
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +37,7 @@ static int setup(void **state)
         return -1;
     snprintf(cmd, sizeof cmd,
              "exec '%s' serve -m '%s=tiny' --host 127.0.0.1 --port 0 "
-             "--threads 1 --api-key sesame --preload 2>'%s'",
+             "--threads 1 --api-key sesame --preload --sleep-after 1s 2>'%s'",
              test_garlic(), model, log);
     server_pid = fork();
     if (server_pid == 0) {
@@ -104,6 +105,30 @@ static void test_api_key(void **state)
     free(out), free(err);
 }
 
+// --sleep-after: the model, unused, goes to sleep; ps says so (GPU column, and the state in
+// --json), and the server's log has the sleep line.
+static void test_asleep(void **state)
+{
+    (void)state;
+    char *out = NULL, *err = NULL;
+    bool asleep = false;
+    for (int i = 0; i < 100 && !asleep; i++) {
+        free(out), free(err);
+        assert_int_equal(ps(&out, &err, "sesame", ""), 0);
+        asleep = strstr(out, "asleep") != NULL;
+        if (!asleep)
+            sleep_ms(100);
+    }
+    if (!asleep)
+        fail_msg("the model did not go to sleep: %s", out);
+    assert_non_null(strstr(out, "GPU"));
+    free(out), free(err);
+    assert_int_equal(ps(&out, &err, "sesame", "--json"), 0);
+    assert_non_null(strstr(out, "\"state\":\"asleep\""));
+    assert_non_null(strstr(out, "\"size_vram\":0"));
+    free(out), free(err);
+}
+
 static void test_no_server(void **state)
 {
     (void)state;
@@ -120,6 +145,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_api_key),
+        cmocka_unit_test(test_asleep),
         cmocka_unit_test(test_no_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

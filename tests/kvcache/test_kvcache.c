@@ -1010,6 +1010,82 @@ static void test_hash_collisions(void **state)
     kv_cache_free(c);
 }
 
+typedef struct mirror_log {
+    int n, gone;
+    bool window;
+    uint32_t to, from, rows;
+} mirror_log;
+
+static void record_gone(void *ctx, const kv_cache *c)
+{
+    (void)c;
+    ((mirror_log *)ctx)->gone++;
+}
+
+static void record_copy(void *ctx, bool window, uint32_t to, uint32_t from, uint32_t n_rows)
+{
+    mirror_log *m = ctx;
+    m->n++, m->window = window, m->to = to, m->from = from, m->rows = n_rows;
+}
+
+// A mirror hears of the copy a shared block's truncation makes (copy on write) and of the
+// pool's end, and the same
+// copy replayed on a second pool (kv_cache_copy_rows_of, as a device or another rank does it)
+// leaves the same rows there; copies outside the pool are refused.
+static void test_mirror_copies(void **state)
+{
+    (void)state;
+    enum { BT = 4, HD = 8 };
+    kv_cache *c = make_cache(KV_TYPE_F32, 2, 1, HD, BT, 6);
+    kv_cache *d = make_cache(KV_TYPE_F32, 2, 1, HD, BT, 6);
+    mirror_log log = {0};
+    kv_mirror mirror = {.copy = record_copy, .gone = record_gone, .ctx = &log};
+    kv_cache_set_mirror(c, &mirror);
+    garlic_error err = {0};
+    const int32_t x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    kv_seq a, b;
+    kv_seq_init(&a);
+    kv_seq_init(&b);
+    assert_int_equal(kv_seq_append(c, &a, x, 8, &err), GARLIC_OK);
+    float k[HD], v[HD];
+    for (uint32_t l = 0; l < 2; l++)
+        for (uint32_t p = 0; p < 8; p++) {
+            for (int i = 0; i < HD; i++)
+                k[i] = (float)(l * 100 + p * 10 + i), v[i] = -k[i];
+            kv_cache_store(c, l, a.blocks[p / BT], p % BT, k, v);
+            kv_cache_store(d, l, a.blocks[p / BT], p % BT, k, v); // the same rows, replayed
+        }
+    assert_int_equal(kv_seq_commit(c, &a, 8, &err), GARLIC_OK);
+    uint32_t shared;
+    assert_int_equal(kv_seq_share_prefix(c, &b, x, 8, &shared, &err), GARLIC_OK);
+    assert_int_equal(shared, 8);
+    assert_int_equal(log.n, 0);
+    assert_int_equal(kv_seq_truncate(c, &b, 6, &err), GARLIC_OK); // block 1 is a's too: copied
+    assert_int_equal(log.n, 1);
+    assert_false(log.window);
+    assert_int_equal(log.from, a.blocks[1]);
+    assert_int_equal(log.to, b.blocks[1]);
+    assert_int_equal(log.rows, 2);
+    assert_int_equal(kv_cache_copy_rows_of(d, log.window, log.to, log.from, log.rows, &err),
+                     GARLIC_OK);
+    for (uint32_t l = 0; l < 2; l++)
+        for (uint32_t r = 0; r < log.rows; r++) {
+            assert_memory_equal(kv_cache_k_row(d, l, log.to, r), kv_cache_k_row(c, l, log.to, r),
+                                kv_cache_k_row_bytes(c));
+            assert_memory_equal(kv_cache_v_row(d, l, log.to, r), kv_cache_v_row(c, l, log.to, r),
+                                kv_cache_v_row_bytes(c));
+        }
+    assert_int_equal(kv_cache_copy_rows_of(d, false, 6, 0, 1, &err), GARLIC_EINVAL);
+    assert_int_equal(kv_cache_copy_rows_of(d, false, 0, 1, BT + 1, &err), GARLIC_EINVAL);
+    assert_int_equal(kv_cache_copy_rows_of(d, true, 0, 1, 1, &err), GARLIC_EINVAL); // no windows
+    kv_seq_deinit(c, &a);
+    kv_seq_deinit(c, &b);
+    assert_int_equal(log.gone, 0);
+    kv_cache_free(c); // the mirror hears the pool is gone
+    assert_int_equal(log.gone, 1);
+    kv_cache_free(d);
+}
+
 // A block that stops being the block its cached child was computed after (here: unpublished
 // by a truncation, then refilled with the same tokens) orphans the child: the child's parent
 // identity no longer matches, so it is not shared, and it is evicted as unreachable.
@@ -1722,43 +1798,11 @@ static void test_alloc_failures(void **state)
     kv_cache_free(c);
 }
 
-// kv_cache_copy_rows_of: a tensor-parallel follower repeats rank 0's copies on write in its
-// own pool: the first n rows of block `from` land in block `to` in every layer (K and V),
-// the rest of `to` untouched; blocks or rows outside the pool are refused, nothing copied.
-static void test_copy_rows_of(void **state)
-{
-    (void)state;
-    kv_cache *c = make_cache(KV_TYPE_F32, 3, 2, 4, 4, 6);
-    float k[8], v[8];
-    for (uint32_t l = 0; l < 3; l++)
-        for (uint32_t b = 0; b < 6; b++)
-            for (uint32_t o = 0; o < 4; o++) {
-                for (int i = 0; i < 8; i++)
-                    k[i] = (float)(l * 1000 + b * 100 + o * 10 + i), v[i] = -k[i];
-                kv_cache_store(c, l, b, o, k, v);
-            }
-    garlic_error err = {0};
-    size_t row = kv_cache_k_row_bytes(c);
-    uint8_t before[64];
-    memcpy(before, kv_cache_k_row(c, 1, 5, 3), row);
-    assert_int_equal(kv_cache_copy_rows_of(c, false, 5, 2, 3, &err), GARLIC_OK);
-    for (uint32_t l = 0; l < 3; l++)
-        for (uint32_t o = 0; o < 3; o++) {
-            assert_memory_equal(kv_cache_k_row(c, l, 5, o), kv_cache_k_row(c, l, 2, o), row);
-            assert_memory_equal(kv_cache_v_row(c, l, 5, o), kv_cache_v_row(c, l, 2, o), row);
-        }
-    assert_memory_equal(kv_cache_k_row(c, 1, 5, 3), before, row); // row 3 was not copied
-    assert_int_equal(kv_cache_copy_rows_of(c, false, 6, 2, 1, &err), GARLIC_EINVAL);
-    assert_non_null(strstr(err.message, "the pool has 6 blocks of 4"));
-    assert_int_equal(kv_cache_copy_rows_of(c, false, 1, 2, 5, &err), GARLIC_EINVAL);
-    assert_int_equal(kv_cache_copy_rows_of(c, true, 1, 0, 1, &err), GARLIC_EINVAL); // no windows
-    kv_cache_free(c);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fp8_all_codes),
+        cmocka_unit_test(test_mirror_copies),
         cmocka_unit_test(test_fp8_special_values),
         cmocka_unit_test(test_fp8_rounding),
         cmocka_unit_test(test_type_names),
@@ -1787,7 +1831,6 @@ int main(void)
         cmocka_unit_test(test_window_bound),
         cmocka_unit_test(test_window_pool_size),
         cmocka_unit_test(test_alloc_failures),
-        cmocka_unit_test(test_copy_rows_of),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

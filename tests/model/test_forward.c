@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "base/alloc.h"
 #include "gguf/gguf.h"
 #include "kernels/kernels.h"
@@ -316,6 +317,185 @@ static model *synth_model(const char *name, uint32_t type, const char *arch)
     if (!m)
         fail_msg("%s", err.message);
     return m;
+}
+
+static model *load_synth(const model_synth_params *p, const char *name);
+static const char *synth_deepseek(const char *name, uint32_t type);
+
+// A state whose first k layers run on a device computes exactly what the CPU alone does:
+// the CPU stands in for the device (its own buffers, the hand-overs of the residual stream,
+// the output rows gathered and normed there), for k = 0, 1, half, all but one and all (the
+// output too), over a prompt batch and decoding steps, for layers with windows, biases,
+// per-head norms and post-norms.
+static void test_device_standin(void **state)
+{
+    (void)state;
+    const char *archs[] = {"llama", "qwen2", "qwen3", "gemma3"};
+    int32_t ids[12] = {1, 5, 9, 300, 20, 7, 7, 3, 44, 45, 46, 47};
+    enum { P = 8, D = 4 };
+    for (size_t a = 0; a < sizeof archs / sizeof archs[0]; a++) {
+        char name[64];
+        snprintf(name, sizeof name, "standin-%s.gguf", archs[a]);
+        model *m = synth_model(name, TENSOR_TYPE_Q8_0, archs[a]);
+        uint32_t n_layer = m->hp.n_layer, V = m->hp.n_vocab;
+        uint32_t ks[] = {0, 1, n_layer / 2, n_layer - 1, n_layer, n_layer + 5};
+        float *want = malloc((size_t)(P + D) * V * sizeof *want);
+        assert_non_null(want);
+        runner *r = state_new(m, 64, P, P, KV_TYPE_F16, 2);
+        const float *lg;
+        garlic_error err;
+        assert_int_equal(forward(r, ids, P, 0, true, &lg, &err), 0);
+        memcpy(want, lg, (size_t)P * V * sizeof *lg);
+        for (uint32_t i = 0; i < D; i++) {
+            assert_int_equal(forward(r, &ids[P + i], 1, P + i, false, &lg, &err), 0);
+            memcpy(want + (size_t)(P + i) * V, lg, V * sizeof *lg);
+        }
+        runner_free(r);
+        for (size_t k = 0; k < sizeof ks / sizeof ks[0]; k++) {
+            backend *dev = backend_cpu_standin_new(&err);
+            assert_non_null(dev);
+            model_state_config cfg = {.n_ctx = 64,
+                                      .max_batch = P,
+                                      .logit_rows = P,
+                                      .n_threads = 2,
+                                      .device = dev,
+                                      .device_layers = ks[k]};
+            runner *d = calloc(1, sizeof *d);
+            assert_non_null(d);
+            if (!(d->s = model_state_new(m, &cfg, &err)))
+                fail_msg("%s: %s", archs[a], err.message);
+            d->kv = model_kv_new_single(m, KV_TYPE_F16, 64, &err);
+            assert_non_null(d->kv);
+            kv_seq_init(&d->seq);
+            assert_int_equal(forward(d, ids, P, 0, true, &lg, &err), 0);
+            if (memcmp(lg, want, (size_t)P * V * sizeof *lg))
+                fail_msg("%s, %u device layers: the prompt's logits differ", archs[a], ks[k]);
+            for (uint32_t i = 0; i < D; i++) {
+                assert_int_equal(forward(d, &ids[P + i], 1, P + i, false, &lg, &err), 0);
+                if (memcmp(lg, want + (size_t)(P + i) * V, V * sizeof *lg))
+                    fail_msg("%s, %u device layers: step %u's logits differ", archs[a], ks[k], i);
+            }
+            runner_free(d);
+            backend_free(dev);
+        }
+        free(want);
+        model_free(m);
+    }
+    // Experts and latent attention run on the CPU alone: a device is refused them by name.
+    for (size_t a = 0; a < 2; a++) {
+        garlic_error err;
+        model_synth_params p;
+        model_synth_params_default(&p);
+        p.type = TENSOR_TYPE_Q8_0, p.arch = a ? "deepseek2" : "qwen3moe";
+        p.n_expert = 4, p.n_expert_used = 2;
+        model *m = a ? model_load(synth_deepseek("standin-mla.gguf", TENSOR_TYPE_Q8_0), &err)
+                     : load_synth(&p, "standin-moe.gguf");
+        assert_non_null(m);
+        backend *dev = backend_cpu_standin_new(&err);
+        model_state_config cfg = {.n_ctx = 64,
+                                  .max_batch = 8,
+                                  .logit_rows = 1,
+                                  .n_threads = 1,
+                                  .device = dev,
+                                  .device_layers = 1};
+        assert_null(model_state_new(m, &cfg, &err));
+        assert_non_null(strstr(err.message, a ? "latent attention" : "experts"));
+        backend_free(dev);
+        model_free(m);
+    }
+}
+
+// The host touches and packs only what it computes with: none of a device's layers' matrices
+// (nor the output's when the device runs every layer).
+static void test_device_layers_not_packed(void **state)
+{
+    (void)state;
+    size_t packed[3];
+    uint32_t layers[3] = {0, 1, 0};
+    for (int i = 0; i < 3; i++) {
+        model *m = synth_model("packing.gguf", TENSOR_TYPE_Q4_0, "llama");
+        assert_true(kernel_packs(TENSOR_TYPE_Q4_0));
+        if (i == 2)
+            layers[i] = m->hp.n_layer;
+        model_set_device_layers(m, layers[i]);
+        model_prefault(m, NULL, NULL);
+        packed[i] = m->packed_bytes;
+        if (i == 1) { // layer 0's matrices stay where the file has them
+            assert_null(m->layers[0].wq.src);
+            assert_false(m->layers[0].wq.packed);
+            assert_true(m->layers[1].wq.packed);
+        }
+        model_free(m);
+    }
+    assert_true(packed[0] > 0);
+    assert_true(packed[1] < packed[0]);
+    assert_int_equal(packed[2], 0);
+}
+
+// A flat batch (positions and block tables, no sequences) run over a second pool gives the
+// logits of the batch it came from; tables, sequences and positions outside the pool or the
+// state are refused with nothing run.
+static void test_flat_batch(void **state)
+{
+    (void)state;
+    model *m = synth_model("flat.gguf", TENSOR_TYPE_Q4_0, "llama");
+    uint32_t V = m->hp.n_vocab;
+    runner *a = state_new(m, 64, 8, 8, KV_TYPE_F16, 1), *b = state_new(m, 64, 8, 8, KV_TYPE_F16, 1);
+    int32_t ids[8] = {1, 5, 9, 300, 20, 7, 7, 3};
+    garlic_error err;
+    assert_int_equal(kv_seq_append(a->kv, &a->seq, ids, 8, &err), 0);
+    uint32_t pos[8], seq[8] = {0}, out[8];
+    for (uint32_t i = 0; i < 8; i++)
+        pos[i] = i, out[i] = i;
+    const kv_seq *seqs[1] = {&a->seq};
+    model_batch mb = {.n_tokens = 8,
+                      .tokens = ids,
+                      .pos = pos,
+                      .seq = seq,
+                      .seqs = seqs,
+                      .n_seqs = 1,
+                      .out = out,
+                      .n_out = 8};
+    model_flat_batch fb;
+    assert_int_equal(model_flatten_batch(a->s, a->kv, &mb, &fb, &err), 0);
+    assert_int_equal(fb.n_tables, 2 * 1); // 8 positions: one block of 16 per kind
+    // Copies: the state's arrays are rewritten by the next call on a.
+    uint32_t n_pos[8], start[2], tables[2];
+    memcpy(n_pos, fb.n_pos, sizeof n_pos), memcpy(start, fb.table_start, sizeof start);
+    memcpy(tables, fb.tables, sizeof tables);
+    fb.n_pos = n_pos, fb.table_start = start, fb.tables = tables;
+    const float *la, *lb;
+    assert_int_equal(model_forward_batch(a->s, a->kv, &mb, &la, &err), 0);
+    float *want = malloc((size_t)8 * V * sizeof *want);
+    assert_non_null(want);
+    memcpy(want, la, (size_t)8 * V * sizeof *la);
+    assert_int_equal(model_forward_flat(b->s, b->kv, &fb, &lb, &err), 0);
+    assert_memory_equal(lb, want, (size_t)8 * V * sizeof *lb);
+    // Refusals.
+    model_flat_batch bad = fb;
+    uint32_t bad_tables[2] = {kv_cache_get_config(b->kv)->n_blocks, tables[1]};
+    bad.tables = bad_tables;
+    assert_int_equal(model_forward_flat(b->s, b->kv, &bad, &lb, &err), GARLIC_EINVAL);
+    assert_non_null(strstr(err.message, "block"));
+    bad = fb;
+    uint32_t bad_seq[8] = {0, 0, 0, 1, 0, 0, 0, 0};
+    bad.seq = bad_seq;
+    assert_int_equal(model_forward_flat(b->s, b->kv, &bad, &lb, &err), GARLIC_EINVAL);
+    bad = fb;
+    uint32_t bad_pos[8] = {0, 1, 2, 3, 4, 5, 6, 70};
+    bad.pos = bad_pos;
+    assert_int_equal(model_forward_flat(b->s, b->kv, &bad, &lb, &err), GARLIC_EINVAL);
+    bad = fb;
+    uint32_t bad_start[2] = {2, 0};
+    bad.table_start = bad_start;
+    assert_int_equal(model_forward_flat(b->s, b->kv, &bad, &lb, &err), GARLIC_EINVAL);
+    bad = fb;
+    bad.n_tables = 0;
+    assert_int_equal(model_forward_flat(b->s, b->kv, &bad, &lb, &err), GARLIC_EINVAL);
+    free(want);
+    runner_free(a);
+    runner_free(b);
+    model_free(m);
 }
 
 // A prompt evaluated as one batch gives exactly the logits of feeding it one token at a time,
@@ -1072,6 +1252,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_q4_z_forward),
         cmocka_unit_test(test_f8_forward),
         cmocka_unit_test(test_decode_allocates_nothing),
+        cmocka_unit_test(test_device_standin),
+        cmocka_unit_test(test_device_layers_not_packed),
+        cmocka_unit_test(test_flat_batch),
         cmocka_unit_test(test_unusual_shapes),
         cmocka_unit_test(test_window_layers),
         cmocka_unit_test(test_errors),

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "model/synth.h"
 #include "registry/registry.h"
 #include "util.h"
@@ -206,6 +207,81 @@ static void test_stats(void **state)
     registry_free(reg);
 }
 
+// Reads r (submitted) to its end, its text into buf (cap bytes, NUL-ended, cut to fit).
+static void read_text(engine_request *r, char *buf, size_t cap)
+{
+    size_t n = 0;
+    engine_chunk c;
+    double deadline = garlic_now() + 60;
+    do {
+        if (garlic_now() > deadline)
+            fail_msg("the request did not end within 60 s");
+        if (!engine_request_next(r, &c, 100))
+            continue;
+        if (c.error != GARLIC_OK)
+            fail_msg("the request failed: %s", c.error_message);
+        size_t take = c.len < cap - 1 - n ? c.len : cap - 1 - n;
+        memcpy(buf + n, c.text, take);
+        n += take;
+    } while (!c.all_done);
+    buf[n] = '\0';
+}
+
+// Sleep: a model unused for sleep_after seconds frees its engine (its pools, a device's
+// copies of its weights) but stays loaded with its budget; the next acquire wakes it and it
+// generates the same text as before. A model in use never sleeps.
+static void test_sleep_and_wake(void **state)
+{
+    (void)state;
+    garlic_error err = {0};
+    registry_config cfg = {.n_ctx = 2048,
+                           .n_threads = 1,
+                           .parallel = 1,
+                           .keep_alive = 300,
+                           .keep_alive_set = true,
+                           .sleep_after = 0.3};
+    registry *reg = registry_new(&cfg, &err);
+    assert_non_null(reg);
+    assert_int_equal(registry_add(reg, model_path, "m", &err), GARLIC_OK);
+    registry_model *m = acquire(reg);
+    uint64_t reserved = registry_reserved(reg);
+    engine_request *r = test_request_new(8, 1);
+    assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
+    char first[256] = {0};
+    read_text(r, first, sizeof first);
+    engine_request_release(r);
+    sleep_ms(600); // in use: no sleep
+    registry_model_ps ps;
+    registry_model_ps_get(m, &ps);
+    assert_false(ps.asleep);
+    assert_non_null(registry_model_engine(m));
+    registry_model_release(m, NAN);
+    for (int i = 0; i < 300 && !ps.asleep; i++) {
+        sleep_ms(10);
+        registry_model_ps_get(m, &ps);
+    }
+    assert_true(ps.asleep);
+    assert_true(ps.loaded);
+    assert_true(registry_model_loaded(m));
+    assert_null(registry_model_engine(m));
+    assert_int_equal(registry_reserved(reg), reserved); // the budget stays held for the wake
+    double seconds = -1;
+    assert_int_equal(registry_model_acquire(m, &seconds, &err), GARLIC_OK);
+    assert_true(seconds >= 0);
+    registry_model_ps_get(m, &ps);
+    assert_false(ps.asleep);
+    assert_non_null(registry_model_engine(m));
+    r = test_request_new(8, 1);
+    assert_int_equal(registry_submit(m, r, &err), GARLIC_OK);
+    char second[256] = {0};
+    read_text(r, second, sizeof second);
+    engine_request_release(r);
+    assert_true(first[0] != '\0');
+    assert_string_equal(first, second);
+    registry_model_release(m, NAN);
+    registry_free(reg);
+}
+
 // Reads r to its end and returns how its only choice finished.
 static engine_finish finish_of(engine_request *r, uint32_t *output_tokens)
 {
@@ -360,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_names_and_loading),
         cmocka_unit_test(test_add_remove_put),
         cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_sleep_and_wake),
         cmocka_unit_test(test_queue_limit_and_drain),
         cmocka_unit_test(test_file_truncated_while_generating),
     };
