@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: MIT
+// Device helpers the CUDA kernels share: warp reductions, unaligned little-endian loads of
+// quant block fields (a Q8_0 block is 34 bytes, so its half scale is only 2-byte aligned,
+// and a MXFP4 block is 17 bytes, so nothing in it is), the half and E4M3 conversions the
+// CPU reference uses, and grid sizes that never exceed the hardware's limits.
+#ifndef GARLIC_BACKEND_CUDA_COMMON_CUH
+#define GARLIC_BACKEND_CUDA_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+static __device__ __forceinline__ float warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+static __device__ __forceinline__ double warp_sum_double(double v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+static __device__ __forceinline__ float warp_max(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// A little-endian u16 / u32 / f32 at any byte address (block fields are not aligned).
+static __device__ __forceinline__ uint32_t load_u16(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8);
+}
+
+static __device__ __forceinline__ uint32_t load_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static __device__ __forceinline__ float half_bits_to_float(uint32_t bits)
+{
+    return __half2float(__ushort_as_half((unsigned short)bits));
+}
+
+static __device__ __forceinline__ float load_half(const uint8_t *p)
+{
+    return half_bits_to_float(load_u16(p));
+}
+
+static __device__ __forceinline__ float load_f32(const uint8_t *p)
+{
+    return __uint_as_float(load_u32(p));
+}
+
+// The value of an OCP FP8 E4M3 code (tensor_f8_e4m3_value, kv_fp8_to_f32): NaN for 0x7F and
+// 0xFF, subnormals m/8 * 2^-6.
+static __device__ __forceinline__ float e4m3_value(uint32_t code)
+{
+    uint32_t sign = (code & 0x80u) << 24, e = (code >> 3) & 0x0Fu, m = code & 7u;
+    if ((code & 0x7Fu) == 0x7Fu)
+        return __uint_as_float(sign | 0x7FC00000u);
+    if (e)
+        return __uint_as_float(sign | ((e + 120u) << 23) | (m << 20));
+    return __uint_as_float(__float_as_uint((float)m * 0x1p-9f) | sign);
+}
+
+// Float -> E4M3 exactly as kv_fp8_from_f32 (kvcache/rows.c): round to nearest even,
+// saturate to +-448, NaN to 0x7F with the sign, float subnormals to a signed zero.
+static __device__ __forceinline__ uint8_t e4m3_from_float(float f)
+{
+    uint32_t bits = __float_as_uint(f);
+    uint32_t sign = (bits >> 24) & 0x80u;
+    uint32_t mag = bits & 0x7FFFFFFFu;
+    if (mag > 0x7F800000u)
+        return (uint8_t)(sign | 0x7Fu);
+    if (mag >= 0x7F800000u)
+        return (uint8_t)(sign | 0x7Eu);
+    uint32_t exponent = mag >> 23;
+    if (exponent == 0)
+        return (uint8_t)sign;
+    uint32_t significand = (mag & 0x7FFFFFu) | 0x800000u;
+    uint32_t shift = 20, base = 0;
+    if (exponent >= 121) {
+        base = (exponent - 121) << 3;
+    } else {
+        shift = 141 - exponent;
+        if (shift > 25)
+            return (uint8_t)sign;
+    }
+    uint32_t q = significand >> shift;
+    uint32_t rest = significand & ((1u << shift) - 1);
+    uint32_t halfway = 1u << (shift - 1);
+    if (rest > halfway || (rest == halfway && (q & 1)))
+        q++;
+    uint32_t code = base + q;
+    if (code > 0x7Eu)
+        code = 0x7Eu;
+    return (uint8_t)(sign | code);
+}
+
+// Blocks for a grid-stride loop over n items of `threads` threads each: enough to fill the
+// device, never more than the x dimension allows.
+static inline unsigned grid_for(uint64_t n, unsigned threads)
+{
+    uint64_t blocks = (n + threads - 1) / threads;
+    if (blocks > 65535u * 16u)
+        blocks = 65535u * 16u;
+    return blocks ? (unsigned)blocks : 1u;
+}
+
+#endif

@@ -1,0 +1,401 @@
+// SPDX-License-Identifier: MIT
+// Quantized weights on the device: every supported type is read 32 values (a "chunk") at a
+// time, from the same block bytes as in the file (tensor/quants.h), and rebuilt with the
+// scale products in the order tensor/dequantize.c forms them, so a dequantized value equals
+// the CPU's bit for bit. Two kernels use that: a mat-vec kernel for a few tokens (one warp a
+// weight row, lanes over the row's chunks, up to CUDA_MATVEC_MAX_TOK activation rows of
+// floats at once, a warp reduction at the end) and a dequantizer to F16 rows, which cuda.c
+// feeds to cuBLAS for prompts. Block fields are read a byte at a time: blocks of 34, 22, 17
+// or 210 bytes leave their halves and words unaligned.
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/internal.h"
+
+// Tensor type ids (tensor/types.h) of the types handled here.
+enum {
+    T_Q4_0 = 2,
+    T_Q4_1 = 3,
+    T_Q5_0 = 6,
+    T_Q5_1 = 7,
+    T_Q8_0 = 8,
+    T_Q2_K = 10,
+    T_Q3_K = 11,
+    T_Q4_K = 12,
+    T_Q5_K = 13,
+    T_Q6_K = 14,
+    T_IQ4_NL = 20,
+    T_IQ4_XS = 23,
+    T_MXFP4 = 39,
+    T_F8_E4M3 = 64,
+    T_Q4_Z = 65,
+};
+
+// tensor_iq4_nl_values and tensor_mxfp4_values (doubled E2M1 values).
+__constant__ int8_t iq4_grid[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                    1,    13,   25,  38,  53,  69,  89,  113};
+__constant__ int8_t mxfp4_grid[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+// Bytes per block and values per block of each type.
+template <int T> struct traits;
+template <> struct traits<T_Q4_0> {
+    enum { bytes = 18, values = 32 };
+};
+template <> struct traits<T_Q4_1> {
+    enum { bytes = 20, values = 32 };
+};
+template <> struct traits<T_Q5_0> {
+    enum { bytes = 22, values = 32 };
+};
+template <> struct traits<T_Q5_1> {
+    enum { bytes = 24, values = 32 };
+};
+template <> struct traits<T_Q8_0> {
+    enum { bytes = 34, values = 32 };
+};
+template <> struct traits<T_IQ4_NL> {
+    enum { bytes = 18, values = 32 };
+};
+template <> struct traits<T_MXFP4> {
+    enum { bytes = 17, values = 32 };
+};
+template <> struct traits<T_F8_E4M3> {
+    enum { bytes = 36, values = 32 };
+};
+template <> struct traits<T_Q4_Z> {
+    enum { bytes = 20, values = 32 };
+};
+template <> struct traits<T_Q2_K> {
+    enum { bytes = 84, values = 256 };
+};
+template <> struct traits<T_Q3_K> {
+    enum { bytes = 110, values = 256 };
+};
+template <> struct traits<T_Q4_K> {
+    enum { bytes = 144, values = 256 };
+};
+template <> struct traits<T_Q5_K> {
+    enum { bytes = 176, values = 256 };
+};
+template <> struct traits<T_Q6_K> {
+    enum { bytes = 210, values = 256 };
+};
+template <> struct traits<T_IQ4_XS> {
+    enum { bytes = 136, values = 256 };
+};
+
+static __device__ __forceinline__ float mul(float a, float b) { return __fmul_rn(a, b); }
+
+// tensor_k4_scale_min: sub-block i's 6-bit scale and min of a Q4_K/Q5_K scales array.
+static __device__ __forceinline__ void k4_scale_min(const uint8_t *s, int i, int *sc, int *m)
+{
+    if (i < 4) {
+        *sc = s[i] & 63;
+        *m = s[i + 4] & 63;
+    } else {
+        *sc = (s[i + 4] & 0x0F) | ((s[i - 4] >> 6) << 4);
+        *m = (s[i + 4] >> 4) | ((s[i] >> 6) << 4);
+    }
+}
+
+// tensor_k3_scale: sub-block i's 6-bit scale code of a Q3_K scales array.
+static __device__ __forceinline__ int k3_scale(const uint8_t *s, int i)
+{
+    int low = i < 8 ? s[i] & 0x0F : s[i - 8] >> 4;
+    int high = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
+    return low | (high << 4);
+}
+
+// The 32 values of chunk c of a row (values 32c .. 32c + 31) into v.
+template <int T>
+static __device__ __forceinline__ void chunk_values(const uint8_t *row, uint32_t c, float *v)
+{
+    if (traits<T>::values == 32) {
+        const uint8_t *b = row + (uint64_t)c * traits<T>::bytes;
+        if (T == T_Q4_0 || T == T_IQ4_NL) {
+            float d = load_half(b);
+            for (int j = 0; j < 16; j++) {
+                int lo = b[2 + j] & 0x0F, hi = b[2 + j] >> 4;
+                v[j] = T == T_Q4_0 ? mul(d, (float)(lo - 8)) : mul(d, (float)iq4_grid[lo]);
+                v[j + 16] = T == T_Q4_0 ? mul(d, (float)(hi - 8)) : mul(d, (float)iq4_grid[hi]);
+            }
+        } else if (T == T_Q4_1) {
+            float d = load_half(b), m = load_half(b + 2);
+            for (int j = 0; j < 16; j++) {
+                v[j] = __fadd_rn(mul(d, (float)(b[4 + j] & 0x0F)), m);
+                v[j + 16] = __fadd_rn(mul(d, (float)(b[4 + j] >> 4)), m);
+            }
+        } else if (T == T_Q5_0 || T == T_Q5_1) {
+            int off = T == T_Q5_0 ? 2 : 4;
+            float d = load_half(b), m = T == T_Q5_1 ? load_half(b + 2) : 0.0f;
+            uint32_t qh = load_u32(b + off);
+            const uint8_t *qs = b + off + 4;
+            for (int j = 0; j < 32; j++) {
+                int q = (j < 16 ? qs[j] & 0x0F : qs[j - 16] >> 4) | (int)(((qh >> j) & 1) << 4);
+                v[j] = T == T_Q5_0 ? mul(d, (float)(q - 16)) : __fadd_rn(mul(d, (float)q), m);
+            }
+        } else if (T == T_Q8_0) {
+            float d = load_half(b);
+            for (int j = 0; j < 32; j++)
+                v[j] = mul(d, (float)(int8_t)b[2 + j]);
+        } else if (T == T_MXFP4) {
+            uint32_t e = b[0];
+            float d = __uint_as_float(e < 2 ? 0x00200000u << e : (e - 1) << 23);
+            for (int j = 0; j < 16; j++) {
+                v[j] = mul(d, (float)mxfp4_grid[b[1 + j] & 0x0F]);
+                v[j + 16] = mul(d, (float)mxfp4_grid[b[1 + j] >> 4]);
+            }
+        } else if (T == T_F8_E4M3) {
+            float d = load_f32(b);
+            for (int j = 0; j < 32; j++)
+                v[j] = mul(d, e4m3_value(b[4 + j]));
+        } else if (T == T_Q4_Z) {
+            float d = load_half(b);
+            int z = b[2];
+            for (int j = 0; j < 16; j++) {
+                v[j] = mul(d, (float)((b[4 + j] & 0x0F) - z));
+                v[j + 16] = mul(d, (float)((b[4 + j] >> 4) - z));
+            }
+        }
+        return;
+    }
+    const uint8_t *b = row + (uint64_t)(c / 8) * traits<T>::bytes;
+    int s = (int)(c % 8); // the chunk's 32-value sub-block of the super-block
+    if (T == T_Q2_K) {
+        float d = load_half(b + 80), dmin = load_half(b + 82);
+        int h = s / 4, j = s % 4;
+        for (int l = 0; l < 32; l++) {
+            int sub = 2 * s + l / 16;
+            float scale = mul(d, (float)(b[sub] & 0x0F)), min = mul(dmin, (float)(b[sub] >> 4));
+            int q = (b[16 + 32 * h + l] >> (2 * j)) & 3;
+            v[l] = __fsub_rn(mul(scale, (float)q), min);
+        }
+    } else if (T == T_Q3_K) {
+        float d = load_half(b + 108);
+        int h = s / 4, j = s % 4;
+        float scale0 = mul(d, (float)(k3_scale(b + 96, 2 * s) - 32));
+        float scale1 = mul(d, (float)(k3_scale(b + 96, 2 * s + 1) - 32));
+        for (int l = 0; l < 32; l++) {
+            int low = (b[32 + 32 * h + l] >> (2 * j)) & 3;
+            int high = (b[l] >> (4 * h + j)) & 1;
+            v[l] = mul(l < 16 ? scale0 : scale1, (float)(low + 4 * high - 4));
+        }
+    } else if (T == T_Q4_K || T == T_Q5_K) {
+        float d = load_half(b), dmin = load_half(b + 2);
+        int sc, m;
+        k4_scale_min(b + 4, s, &sc, &m);
+        float scale = mul(d, (float)sc), min = mul(dmin, (float)m);
+        int cc = s / 2, upper = s % 2;
+        const uint8_t *qs = b + (T == T_Q4_K ? 16 : 48);
+        for (int l = 0; l < 32; l++) {
+            uint8_t byte = qs[32 * cc + l];
+            int q = upper ? byte >> 4 : byte & 0x0F;
+            if (T == T_Q5_K)
+                q |= ((b[16 + l] >> (2 * cc + upper)) & 1) << 4;
+            v[l] = __fsub_rn(mul(scale, (float)q), min);
+        }
+    } else if (T == T_Q6_K) {
+        float d = load_half(b + 208);
+        int h = s / 4, k = s % 4;
+        float scale0 = mul(d, (float)(int8_t)b[192 + 2 * s]);
+        float scale1 = mul(d, (float)(int8_t)b[192 + 2 * s + 1]);
+        for (int l = 0; l < 32; l++) {
+            uint8_t byte = b[64 * h + 32 * (k & 1) + l];
+            int low = k < 2 ? byte & 0x0F : byte >> 4;
+            int high = (b[128 + 32 * h + l] >> (2 * k)) & 3;
+            v[l] = mul(l < 16 ? scale0 : scale1, (float)((low | (high << 4)) - 32));
+        }
+    } else if (T == T_IQ4_XS) {
+        float d = load_half(b);
+        uint32_t scales_h = load_u16(b + 2);
+        int low = (b[4 + s / 2] >> (4 * (s % 2))) & 0x0F;
+        int high = (scales_h >> (2 * s)) & 3;
+        float scale = mul(d, (float)((low | (high << 4)) - 32));
+        const uint8_t *qs = b + 8 + 16 * s;
+        for (int j = 0; j < 16; j++) {
+            v[j] = mul(scale, (float)iq4_grid[qs[j] & 0x0F]);
+            v[j + 16] = mul(scale, (float)iq4_grid[qs[j] >> 4]);
+        }
+    }
+}
+
+// Bytes of one row of n values of type T.
+template <int T> static __host__ __device__ uint64_t row_bytes(uint64_t n)
+{
+    return n / traits<T>::values * traits<T>::bytes;
+}
+
+enum { MATVEC_WARPS = 4 };
+
+// One warp per weight row: lane l takes chunks l, l + 32, ...; y[t][row] for every token t.
+template <int T>
+__global__ void __launch_bounds__(MATVEC_WARPS * 32)
+    matvec_kernel(const uint8_t *w, uint64_t n_in, uint64_t n_out, const float *x,
+                  uint64_t in_stride, uint32_t n_tok, float *y, uint64_t ldy)
+{
+    uint64_t row = (uint64_t)blockIdx.x * MATVEC_WARPS + threadIdx.x / 32;
+    uint32_t lane = threadIdx.x & 31;
+    if (row >= n_out)
+        return;
+    const uint8_t *wr = w + row * row_bytes<T>(n_in);
+    uint64_t n_chunks = n_in / 32;
+    float acc[CUDA_MATVEC_MAX_TOK];
+#pragma unroll
+    for (int t = 0; t < CUDA_MATVEC_MAX_TOK; t++)
+        acc[t] = 0.0f;
+    float v[32];
+    for (uint64_t c = lane; c < n_chunks; c += 32) {
+        chunk_values<T>(wr, (uint32_t)c, v);
+#pragma unroll
+        for (int t = 0; t < CUDA_MATVEC_MAX_TOK; t++) {
+            if (t >= (int)n_tok)
+                break;
+            const float *xs = x + t * in_stride + c * 32;
+            float sum = 0.0f;
+#pragma unroll
+            for (int j = 0; j < 32; j++)
+                sum = fmaf(v[j], xs[j], sum);
+            acc[t] += sum;
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < CUDA_MATVEC_MAX_TOK; t++) {
+        if (t >= (int)n_tok)
+            break;
+        float total = warp_sum(acc[t]);
+        if (lane == 0)
+            y[t * ldy + row] = total;
+    }
+}
+
+// One thread per chunk of 32 values: rows of n_in values to F16 (row-major, contiguous).
+template <int T>
+__global__ void dequant_f16_kernel(const uint8_t *w, uint64_t n_in, uint64_t rows, __half *dst)
+{
+    uint64_t per_row = n_in / 32, total = per_row * rows;
+    float v[32];
+    for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (uint64_t)gridDim.x * blockDim.x) {
+        uint64_t r = i / per_row, c = i % per_row;
+        chunk_values<T>(w + r * row_bytes<T>(n_in), (uint32_t)c, v);
+        __half *out = dst + r * n_in + c * 32;
+#pragma unroll
+        for (int j = 0; j < 32; j += 2)
+            *(__half2 *)(out + j) = __floats2half2_rn(v[j], v[j + 1]);
+    }
+}
+
+template <int T>
+static cudaError_t launch_type(cudaStream_t stream, bool matvec, const void *w, uint64_t n_in,
+                               uint64_t n_out, const float *x, uint64_t in_stride, uint32_t n_tok,
+                               float *y, uint64_t ldy, void *dst)
+{
+    if (n_in % traits<T>::values)
+        return cudaErrorInvalidValue;
+    if (matvec) {
+        uint64_t blocks = (n_out + MATVEC_WARPS - 1) / MATVEC_WARPS;
+        if (blocks > 0x7FFFFFFFu)
+            return cudaErrorInvalidConfiguration;
+        matvec_kernel<T><<<(unsigned)blocks, MATVEC_WARPS * 32, 0, stream>>>(
+            (const uint8_t *)w, n_in, n_out, x, in_stride, n_tok, y, ldy);
+    } else {
+        dequant_f16_kernel<T><<<grid_for(n_in / 32 * n_out, 256), 256, 0, stream>>>(
+            (const uint8_t *)w, n_in, n_out, (__half *)dst);
+    }
+    return cudaGetLastError();
+}
+
+// Runs launch_type for the type's template, or fails for an unknown type.
+static cudaError_t dispatch(cudaStream_t stream, uint32_t type, bool matvec, const void *w,
+                            uint64_t n_in, uint64_t n_out, const float *x, uint64_t in_stride,
+                            uint32_t n_tok, float *y, uint64_t ldy, void *dst)
+{
+    switch (type) {
+    case T_Q4_0:
+        return launch_type<T_Q4_0>(stream, matvec, w, n_in, n_out, x, in_stride, n_tok, y, ldy,
+                                   dst);
+    case T_Q4_1:
+        return launch_type<T_Q4_1>(stream, matvec, w, n_in, n_out, x, in_stride, n_tok, y, ldy,
+                                   dst);
+    case T_Q5_0:
+        return launch_type<T_Q5_0>(stream, matvec, w, n_in, n_out, x, in_stride, n_tok, y, ldy,
+                                   dst);
+    case T_Q5_1:
+        return launch_type<T_Q5_1>(stream, matvec, w, n_in, n_out, x, in_stride, n_tok, y, ldy,
+                                   dst);
+    case T_Q8_0:
+        return launch_type<T_Q8_0>(stream, matvec, w, n_in, n_out, x, in_stride, n_tok, y, ldy,
+                                   dst);
+    case T_Q2_K:
+        return launch_type<T_Q2_K>(stream, matvec, w, n_in, n_out, x, in_stride, n_tok, y, ldy,
+                                   dst);
+    case T_Q3_K:
+        return launch_type<T_Q3_K>(stream, matvec, w, n_in, n_out, x, in_stride, n_tok, y, ldy,
+                                   dst);
+    case T_Q4_K:
+        return launch_type<T_Q4_K>(stream, matvec, w, n_in, n_out, x, in_stride, n_tok, y, ldy,
+                                   dst);
+    case T_Q5_K:
+        return launch_type<T_Q5_K>(stream, matvec, w, n_in, n_out, x, in_stride, n_tok, y, ldy,
+                                   dst);
+    case T_Q6_K:
+        return launch_type<T_Q6_K>(stream, matvec, w, n_in, n_out, x, in_stride, n_tok, y, ldy,
+                                   dst);
+    case T_IQ4_NL:
+        return launch_type<T_IQ4_NL>(stream, matvec, w, n_in, n_out, x, in_stride, n_tok, y, ldy,
+                                     dst);
+    case T_IQ4_XS:
+        return launch_type<T_IQ4_XS>(stream, matvec, w, n_in, n_out, x, in_stride, n_tok, y, ldy,
+                                     dst);
+    case T_MXFP4:
+        return launch_type<T_MXFP4>(stream, matvec, w, n_in, n_out, x, in_stride, n_tok, y, ldy,
+                                    dst);
+    case T_F8_E4M3:
+        return launch_type<T_F8_E4M3>(stream, matvec, w, n_in, n_out, x, in_stride, n_tok, y, ldy,
+                                      dst);
+    case T_Q4_Z:
+        return launch_type<T_Q4_Z>(stream, matvec, w, n_in, n_out, x, in_stride, n_tok, y, ldy,
+                                   dst);
+    default: return cudaErrorInvalidValue;
+    }
+}
+
+extern "C" bool cuda_quant_supported(uint32_t type)
+{
+    switch (type) {
+    case T_Q4_0:
+    case T_Q4_1:
+    case T_Q5_0:
+    case T_Q5_1:
+    case T_Q8_0:
+    case T_Q2_K:
+    case T_Q3_K:
+    case T_Q4_K:
+    case T_Q5_K:
+    case T_Q6_K:
+    case T_IQ4_NL:
+    case T_IQ4_XS:
+    case T_MXFP4:
+    case T_F8_E4M3:
+    case T_Q4_Z: return true;
+    default: return false;
+    }
+}
+
+extern "C" cudaError_t cuda_launch_matvec(cudaStream_t stream, uint32_t type, const void *w,
+                                          uint64_t n_in, uint64_t n_out, const float *x,
+                                          uint64_t in_stride, uint32_t n_tok, float *y,
+                                          uint64_t ldy)
+{
+    if (n_tok == 0 || n_out == 0)
+        return cudaSuccess;
+    if (n_tok > CUDA_MATVEC_MAX_TOK)
+        return cudaErrorInvalidValue;
+    return dispatch(stream, type, true, w, n_in, n_out, x, in_stride, n_tok, y, ldy, NULL);
+}
+
+extern "C" cudaError_t cuda_launch_dequant_f16(cudaStream_t stream, uint32_t type, const void *w,
+                                               uint64_t n_in, uint64_t rows, void *dst)
+{
+    if (rows == 0)
+        return cudaSuccess;
+    return dispatch(stream, type, false, w, n_in, rows, NULL, 0, 0, NULL, 0, dst);
+}
