@@ -116,7 +116,9 @@ int main(int argc, char **argv)
     cudaFree(a);
     cudaFree(b);
 
-    // The matrices of one layer (rows x n_in) and the output, each timed once per shape.
+    // The matrices of one layer (rows x n_in) and the output, each timed once per shape; the
+    // pass counts each layer's matrices `count` times and not the output (a prompt's logits
+    // are computed for its last token only).
     struct {
         const char *name;
         long rows, n_in, count;
@@ -124,7 +126,7 @@ int main(int argc, char **argv)
         {"attn_q", dim, dim, layers},    {"attn_k", kv_dim, dim, layers},
         {"attn_v", kv_dim, dim, layers}, {"attn_output", dim, dim, layers},
         {"ffn_gate", ffn, dim, layers},  {"ffn_up", ffn, dim, layers},
-        {"ffn_down", dim, ffn, layers},  {"output", vocab, dim, 1},
+        {"ffn_down", dim, ffn, layers},  {"output", vocab, dim, 0},
     };
     size_t max_w = 0, max_in = 0, max_out = 0;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
