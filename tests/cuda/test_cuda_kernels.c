@@ -17,6 +17,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda.h"
+#include "backend/cuda/internal.h"
 #include "kernels/kernels.h"
 #include "kvcache/kvcache.h"
 #include "model/internal.h"
@@ -717,6 +718,103 @@ static void test_kv_attention(void **state)
         check_kv_type((kv_type)type);
 }
 
+// ---- the device code's host twins (these run without a GPU) ----
+
+// Bit equality, NaN equal to NaN.
+static bool same_float(float a, float b)
+{
+    uint32_t x, y;
+    memcpy(&x, &a, sizeof x);
+    memcpy(&y, &b, sizeof y);
+    return x == y || (isnan(a) && isnan(b));
+}
+
+// Every weight type's chunk decoder (the code of the mat-vec and dequantizing kernels)
+// against tensor/'s dequantizer, bit for bit, on quantized random rows and on random bytes.
+static void test_host_decoders(void **state)
+{
+    (void)state;
+    enum { N = 512 };
+    test_rng r;
+    test_rng_seed(&r, 18);
+    float x[N], want[N], got[32];
+    uint8_t row[N * 4];
+    for (size_t i = 0; i < sizeof weight_types / sizeof weight_types[0]; i++) {
+        uint32_t type = weight_types[i];
+        const tensor_type_traits *tr = tensor_type_get(type);
+        if (!tr->is_quantized)
+            continue;
+        uint64_t bytes = 0;
+        assert_true(tensor_row_size(type, N, &bytes));
+        for (int round = 0; round < 20; round++) {
+            if (round % 2 == 0) {
+                random_floats(&r, x, N, round + 1.0f);
+                tr->quantize(x, row, N);
+            } else {
+                for (uint64_t b = 0; b < bytes; b++)
+                    row[b] = (uint8_t)test_rng_u64(&r);
+            }
+            tr->dequantize(row, want, N);
+            for (uint32_t c = 0; c < N / 32; c++) {
+                if (!cuda_host_chunk_values(type, row, c, got))
+                    fail_msg("%s: the CUDA decoder does not take it", tr->name);
+                for (int j = 0; j < 32; j++)
+                    if (!same_float(got[j], want[32 * c + j]))
+                        fail_msg("%s (%s row): value %u is %.9g, tensor/ says %.9g", tr->name,
+                                 round % 2 ? "random" : "quantized", 32 * c + j, (double)got[j],
+                                 (double)want[32 * c + j]);
+            }
+        }
+    }
+}
+
+// The KV store's FP8 encoding against kv_fp8_from_f32 on random bit patterns and edge values,
+// GELU's F16 steps against kernel_geglu_f32, and the attention's KV row reader against
+// kv_row_load for every KV type.
+static void test_host_kv_and_gelu(void **state)
+{
+    (void)state;
+    test_rng r;
+    test_rng_seed(&r, 19);
+    static const float edges[] = {0.0f,     -0.0f,     448.0f,   464.0f,  480.0f,
+                                  -500.0f,  1e-30f,    0x1p-10f, 0x1p-9f, 0x1.8p-10f,
+                                  INFINITY, -INFINITY, NAN};
+    for (int i = 0; i < 2000000 + (int)(sizeof edges / sizeof edges[0]); i++) {
+        float f;
+        if (i < (int)(sizeof edges / sizeof edges[0])) {
+            f = edges[i];
+        } else {
+            uint32_t bits = (uint32_t)test_rng_u64(&r);
+            memcpy(&f, &bits, sizeof f);
+        }
+        uint8_t want = kv_fp8_from_f32(f), got = cuda_host_fp8_from_f32(f);
+        if (want != got)
+            fail_msg("fp8 of %a: 0x%02x, kv_fp8_from_f32 says 0x%02x", (double)f, got, want);
+    }
+    for (int i = 0; i < 200000; i++) {
+        float g = test_rng_normal(&r) * 6.0f, one = 1.0f, want = g;
+        kernel_geglu_f32(&want, &one, 1);
+        float got = cuda_host_gelu(g);
+        if (!same_float(got, want))
+            fail_msg("gelu(%.9g) is %.9g, kernel_geglu_f32 says %.9g", (double)g, (double)got,
+                     (double)want);
+    }
+    enum { N = 256 };
+    float x[N], want[N];
+    uint8_t row[N * 4];
+    for (int type = 0; type < KV_TYPE_COUNT; type++) {
+        random_floats(&r, x, N, 3.0f);
+        kv_row_store((kv_type)type, row, x, N);
+        kv_row_load((kv_type)type, row, want, N);
+        for (uint32_t i = 0; i < N; i++) {
+            float got = cuda_host_kv_value(type, row, i);
+            if (!same_float(got, want[i]))
+                fail_msg("KV %s value %u is %.9g, kv_row_load says %.9g",
+                         kv_type_name((kv_type)type), i, (double)got, (double)want[i]);
+        }
+    }
+}
+
 // ---- weights: refusals, sleep and wake ----
 
 static void test_upload_refuses(void **state)
@@ -804,6 +902,8 @@ static void test_sleep_wake(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_host_decoders),
+        cmocka_unit_test(test_host_kv_and_gelu),
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_rope),

@@ -19,7 +19,7 @@
 enum { ATT_WARPS = 4, TILE_K = 32, HEAD_LANES = CUDA_MAX_HEAD / 32 };
 
 // Value idx of a cache row of type.
-static __device__ __forceinline__ float kv_value(int type, const uint8_t *row, uint32_t idx)
+static GARLIC_HD float kv_value(int type, const uint8_t *row, uint32_t idx)
 {
     switch (type) {
     case CUDA_KV_F32: return ((const float *)row)[idx];
@@ -27,7 +27,7 @@ static __device__ __forceinline__ float kv_value(int type, const uint8_t *row, u
     case CUDA_KV_FP8: return e4m3_value(row[idx]);
     default: {
         const uint8_t *blk = row + (uint64_t)(idx / 32) * 34;
-        return __fmul_rn(load_half(blk), (float)(int8_t)blk[2 + idx % 32]);
+        return mul_rn(load_half(blk), (float)(int8_t)blk[2 + idx % 32]);
     }
     }
 }
@@ -308,4 +308,9 @@ extern "C" cudaError_t cuda_launch_attention(cudaStream_t stream, const cuda_bat
         return e;
     attn_merge_kernel<<<(unsigned)pairs, 128, 0, stream>>>(*a);
     return cudaGetLastError();
+}
+
+extern "C" float cuda_host_kv_value(int type, const void *row, uint32_t idx)
+{
+    return kv_value(type, (const uint8_t *)row, idx);
 }

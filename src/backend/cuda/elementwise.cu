@@ -78,7 +78,7 @@ extern "C" cudaError_t cuda_launch_rope(cudaStream_t stream, float *x, uint32_t 
 }
 
 // GELU (tanh approximation) in ggml's F16 steps, as kernels.c's gelu_f16_steps.
-static __device__ __forceinline__ float gelu_f16_steps(float x)
+static GARLIC_HD float gelu_f16_steps(float x)
 {
     if (x <= -10.0f)
         return 0.0f;
@@ -86,9 +86,9 @@ static __device__ __forceinline__ float gelu_f16_steps(float x)
         return x;
     float h = __half2float(__float2half_rn(x));
     // 0.5f * h * (1.0f + tanhf(c * h * (1.0f + 0.044715f * h * h))), left to right
-    float inner = __fadd_rn(1.0f, __fmul_rn(__fmul_rn(0.044715f, h), h));
-    float arg = __fmul_rn(__fmul_rn(0.79788456080286535587989211986876f, h), inner);
-    float g = __fmul_rn(__fmul_rn(0.5f, h), __fadd_rn(1.0f, tanhf(arg)));
+    float inner = add_rn(1.0f, mul_rn(mul_rn(0.044715f, h), h));
+    float arg = mul_rn(mul_rn(0.79788456080286535587989211986876f, h), inner);
+    float g = mul_rn(mul_rn(0.5f, h), add_rn(1.0f, tanhf(arg)));
     return __half2float(__float2half_rn(g));
 }
 
@@ -244,3 +244,7 @@ extern "C" cudaError_t cuda_launch_kv_store(cudaStream_t stream, const cuda_batc
     kv_store_kernel<<<grid, 128, 0, stream>>>(*b, *kv, window_table, k, k_values, v, v_values);
     return cudaGetLastError();
 }
+
+extern "C" uint8_t cuda_host_fp8_from_f32(float f) { return e4m3_from_float(f); }
+
+extern "C" float cuda_host_gelu(float x) { return gelu_f16_steps(x); }

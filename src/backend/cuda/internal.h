@@ -104,6 +104,14 @@ cudaError_t cuda_launch_matvec(cudaStream_t stream, uint32_t type, const void *w
 cudaError_t cuda_launch_dequant_f16(cudaStream_t stream, uint32_t type, const void *w,
                                     uint64_t n_in, uint64_t rows, void *dst);
 
+// Host twins of device code, for tests without a GPU (the same source compiled for the host):
+// the 32 values of chunk `chunk` of a row of weight type (false for a type the kernels do not
+// read), FP8 encoding as the KV store does it, GELU in F16 steps, and value idx of a KV row.
+bool cuda_host_chunk_values(uint32_t type, const void *row, uint32_t chunk, float *v);
+uint8_t cuda_host_fp8_from_f32(float f);
+float cuda_host_gelu(float x);
+float cuda_host_kv_value(int type, const void *row, uint32_t idx);
+
 #ifdef __cplusplus
 }
 #endif

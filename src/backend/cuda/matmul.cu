@@ -29,10 +29,40 @@ enum {
     T_Q4_Z = 65,
 };
 
-// tensor_iq4_nl_values and tensor_mxfp4_values (doubled E2M1 values).
-__constant__ int8_t iq4_grid[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
-                                    1,    13,   25,  38,  53,  69,  89,  113};
-__constant__ int8_t mxfp4_grid[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+// tensor_iq4_nl_values and tensor_mxfp4_values (doubled E2M1 values), in constant memory
+// for the device and as plain tables for the host.
+#define GARLIC_IQ4_GRID                                                                            \
+    {                                                                                              \
+        -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113                   \
+    }
+#define GARLIC_MXFP4_GRID                                                                          \
+    {                                                                                              \
+        0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12                                    \
+    }
+__constant__ int8_t iq4_grid_dev[16] = GARLIC_IQ4_GRID;
+__constant__ int8_t mxfp4_grid_dev[16] = GARLIC_MXFP4_GRID;
+#ifndef __CUDA_ARCH__
+static const int8_t iq4_grid_host[16] = GARLIC_IQ4_GRID;
+static const int8_t mxfp4_grid_host[16] = GARLIC_MXFP4_GRID;
+#endif
+
+static GARLIC_HD float iq4_grid(int i)
+{
+#ifdef __CUDA_ARCH__
+    return (float)iq4_grid_dev[i];
+#else
+    return (float)iq4_grid_host[i];
+#endif
+}
+
+static GARLIC_HD float mxfp4_grid(int i)
+{
+#ifdef __CUDA_ARCH__
+    return (float)mxfp4_grid_dev[i];
+#else
+    return (float)mxfp4_grid_host[i];
+#endif
+}
 
 // Bytes per block and values per block of each type.
 template <int T> struct traits;
@@ -82,10 +112,10 @@ template <> struct traits<T_IQ4_XS> {
     enum { bytes = 136, values = 256 };
 };
 
-static __device__ __forceinline__ float mul(float a, float b) { return __fmul_rn(a, b); }
+static GARLIC_HD float mul(float a, float b) { return mul_rn(a, b); }
 
 // tensor_k4_scale_min: sub-block i's 6-bit scale and min of a Q4_K/Q5_K scales array.
-static __device__ __forceinline__ void k4_scale_min(const uint8_t *s, int i, int *sc, int *m)
+static GARLIC_HD void k4_scale_min(const uint8_t *s, int i, int *sc, int *m)
 {
     if (i < 4) {
         *sc = s[i] & 63;
@@ -97,7 +127,7 @@ static __device__ __forceinline__ void k4_scale_min(const uint8_t *s, int i, int
 }
 
 // tensor_k3_scale: sub-block i's 6-bit scale code of a Q3_K scales array.
-static __device__ __forceinline__ int k3_scale(const uint8_t *s, int i)
+static GARLIC_HD int k3_scale(const uint8_t *s, int i)
 {
     int low = i < 8 ? s[i] & 0x0F : s[i - 8] >> 4;
     int high = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
@@ -105,8 +135,7 @@ static __device__ __forceinline__ int k3_scale(const uint8_t *s, int i)
 }
 
 // The 32 values of chunk c of a row (values 32c .. 32c + 31) into v.
-template <int T>
-static __device__ __forceinline__ void chunk_values(const uint8_t *row, uint32_t c, float *v)
+template <int T> static GARLIC_HD void chunk_values(const uint8_t *row, uint32_t c, float *v)
 {
     if (traits<T>::values == 32) {
         const uint8_t *b = row + (uint64_t)c * traits<T>::bytes;
@@ -114,14 +143,14 @@ static __device__ __forceinline__ void chunk_values(const uint8_t *row, uint32_t
             float d = load_half(b);
             for (int j = 0; j < 16; j++) {
                 int lo = b[2 + j] & 0x0F, hi = b[2 + j] >> 4;
-                v[j] = T == T_Q4_0 ? mul(d, (float)(lo - 8)) : mul(d, (float)iq4_grid[lo]);
-                v[j + 16] = T == T_Q4_0 ? mul(d, (float)(hi - 8)) : mul(d, (float)iq4_grid[hi]);
+                v[j] = T == T_Q4_0 ? mul(d, (float)(lo - 8)) : mul(d, iq4_grid(lo));
+                v[j + 16] = T == T_Q4_0 ? mul(d, (float)(hi - 8)) : mul(d, iq4_grid(hi));
             }
         } else if (T == T_Q4_1) {
             float d = load_half(b), m = load_half(b + 2);
             for (int j = 0; j < 16; j++) {
-                v[j] = __fadd_rn(mul(d, (float)(b[4 + j] & 0x0F)), m);
-                v[j + 16] = __fadd_rn(mul(d, (float)(b[4 + j] >> 4)), m);
+                v[j] = add_rn(mul(d, (float)(b[4 + j] & 0x0F)), m);
+                v[j + 16] = add_rn(mul(d, (float)(b[4 + j] >> 4)), m);
             }
         } else if (T == T_Q5_0 || T == T_Q5_1) {
             int off = T == T_Q5_0 ? 2 : 4;
@@ -130,7 +159,7 @@ static __device__ __forceinline__ void chunk_values(const uint8_t *row, uint32_t
             const uint8_t *qs = b + off + 4;
             for (int j = 0; j < 32; j++) {
                 int q = (j < 16 ? qs[j] & 0x0F : qs[j - 16] >> 4) | (int)(((qh >> j) & 1) << 4);
-                v[j] = T == T_Q5_0 ? mul(d, (float)(q - 16)) : __fadd_rn(mul(d, (float)q), m);
+                v[j] = T == T_Q5_0 ? mul(d, (float)(q - 16)) : add_rn(mul(d, (float)q), m);
             }
         } else if (T == T_Q8_0) {
             float d = load_half(b);
@@ -138,10 +167,10 @@ static __device__ __forceinline__ void chunk_values(const uint8_t *row, uint32_t
                 v[j] = mul(d, (float)(int8_t)b[2 + j]);
         } else if (T == T_MXFP4) {
             uint32_t e = b[0];
-            float d = __uint_as_float(e < 2 ? 0x00200000u << e : (e - 1) << 23);
+            float d = bits_float(e < 2 ? 0x00200000u << e : (e - 1) << 23);
             for (int j = 0; j < 16; j++) {
-                v[j] = mul(d, (float)mxfp4_grid[b[1 + j] & 0x0F]);
-                v[j + 16] = mul(d, (float)mxfp4_grid[b[1 + j] >> 4]);
+                v[j] = mul(d, mxfp4_grid(b[1 + j] & 0x0F));
+                v[j + 16] = mul(d, mxfp4_grid(b[1 + j] >> 4));
             }
         } else if (T == T_F8_E4M3) {
             float d = load_f32(b);
@@ -166,7 +195,7 @@ static __device__ __forceinline__ void chunk_values(const uint8_t *row, uint32_t
             int sub = 2 * s + l / 16;
             float scale = mul(d, (float)(b[sub] & 0x0F)), min = mul(dmin, (float)(b[sub] >> 4));
             int q = (b[16 + 32 * h + l] >> (2 * j)) & 3;
-            v[l] = __fsub_rn(mul(scale, (float)q), min);
+            v[l] = sub_rn(mul(scale, (float)q), min);
         }
     } else if (T == T_Q3_K) {
         float d = load_half(b + 108);
@@ -190,7 +219,7 @@ static __device__ __forceinline__ void chunk_values(const uint8_t *row, uint32_t
             int q = upper ? byte >> 4 : byte & 0x0F;
             if (T == T_Q5_K)
                 q |= ((b[16 + l] >> (2 * cc + upper)) & 1) << 4;
-            v[l] = __fsub_rn(mul(scale, (float)q), min);
+            v[l] = sub_rn(mul(scale, (float)q), min);
         }
     } else if (T == T_Q6_K) {
         float d = load_half(b + 208);
@@ -211,8 +240,8 @@ static __device__ __forceinline__ void chunk_values(const uint8_t *row, uint32_t
         float scale = mul(d, (float)((low | (high << 4)) - 32));
         const uint8_t *qs = b + 8 + 16 * s;
         for (int j = 0; j < 16; j++) {
-            v[j] = mul(scale, (float)iq4_grid[qs[j] & 0x0F]);
-            v[j + 16] = mul(scale, (float)iq4_grid[qs[j] >> 4]);
+            v[j] = mul(scale, iq4_grid(qs[j] & 0x0F));
+            v[j + 16] = mul(scale, iq4_grid(qs[j] >> 4));
         }
     }
 }
@@ -398,4 +427,27 @@ extern "C" cudaError_t cuda_launch_dequant_f16(cudaStream_t stream, uint32_t typ
     if (rows == 0)
         return cudaSuccess;
     return dispatch(stream, type, false, w, n_in, rows, NULL, 0, 0, NULL, 0, dst);
+}
+
+extern "C" bool cuda_host_chunk_values(uint32_t type, const void *row, uint32_t chunk, float *v)
+{
+    const uint8_t *r = (const uint8_t *)row;
+    switch (type) {
+    case T_Q4_0: chunk_values<T_Q4_0>(r, chunk, v); return true;
+    case T_Q4_1: chunk_values<T_Q4_1>(r, chunk, v); return true;
+    case T_Q5_0: chunk_values<T_Q5_0>(r, chunk, v); return true;
+    case T_Q5_1: chunk_values<T_Q5_1>(r, chunk, v); return true;
+    case T_Q8_0: chunk_values<T_Q8_0>(r, chunk, v); return true;
+    case T_Q2_K: chunk_values<T_Q2_K>(r, chunk, v); return true;
+    case T_Q3_K: chunk_values<T_Q3_K>(r, chunk, v); return true;
+    case T_Q4_K: chunk_values<T_Q4_K>(r, chunk, v); return true;
+    case T_Q5_K: chunk_values<T_Q5_K>(r, chunk, v); return true;
+    case T_Q6_K: chunk_values<T_Q6_K>(r, chunk, v); return true;
+    case T_IQ4_NL: chunk_values<T_IQ4_NL>(r, chunk, v); return true;
+    case T_IQ4_XS: chunk_values<T_IQ4_XS>(r, chunk, v); return true;
+    case T_MXFP4: chunk_values<T_MXFP4>(r, chunk, v); return true;
+    case T_F8_E4M3: chunk_values<T_F8_E4M3>(r, chunk, v); return true;
+    case T_Q4_Z: chunk_values<T_Q4_Z>(r, chunk, v); return true;
+    default: return false;
+    }
 }
