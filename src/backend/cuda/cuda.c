@@ -493,6 +493,8 @@ static bool op_supports(backend *be, const model *m, uint32_t l, garlic_error *e
 
 // ---- the KV rows ----
 
+// Forgets the bound pool (which must still be alive: its mirror is removed) and frees the
+// device rows.
 static void kv_release(cuda_backend *cb)
 {
     if (cb->kv)
@@ -1016,9 +1018,12 @@ static void op_info(backend *be, backend_device_info *out)
 {
     cuda_backend *cb = cuda_of(be);
     size_t free_b = 0, total_b = 0;
-    if (use_device(cb) && ok(cb, cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo"))
+    // (A failure leaves the last free count and records nothing: an error pending from the
+    // current call stays the one finish reports.)
+    if (cudaSetDevice(cb->index) == cudaSuccess && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
         cb->info.free_bytes = free_b;
-    cb->err_code = GARLIC_OK; // (a failure leaves the last free count; nothing to report)
+    else
+        cudaGetLastError();
     *out = cb->info;
 }
 

@@ -4,8 +4,8 @@
 // scale products in the order tensor/dequantize.c forms them, so a dequantized value equals
 // the CPU's bit for bit. Two kernels use that: a mat-vec kernel for a few tokens (one warp a
 // weight row, lanes over the row's chunks, up to CUDA_MATVEC_MAX_TOK activation rows of
-// floats at once, a warp reduction at the end) and a dequantizer to F16 rows, which cuda.c
-// feeds to cuBLAS for prompts. Block fields are read a byte at a time: blocks of 34, 22, 17
+// floats staged through shared memory, a warp reduction at the end) and a dequantizer to F16
+// rows, which cuda.c feeds to cuBLAS for prompts. Block fields are read a byte at a time: blocks of 34, 22, 17
 // or 210 bytes leave their halves and words unaligned.
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/internal.h"
@@ -252,39 +252,56 @@ template <int T> static __host__ __device__ uint64_t row_bytes(uint64_t n)
     return n / traits<T>::values * traits<T>::bytes;
 }
 
-enum { MATVEC_WARPS = 4 };
+// Mat-vec blocks: MATVEC_WARPS weight rows, one a warp. The input rows are staged through
+// shared memory 32 chunks (1024 values) at a time, loaded coalesced by the whole block and
+// laid out 33 floats a chunk, so that the 32 lanes reading "their" chunk's value j hit 32
+// different banks (read from global memory directly, each lane's 128 contiguous bytes would
+// touch 32 cache lines per instruction).
+enum { MATVEC_WARPS = 8, STAGE_PITCH = 33 };
 
-// One warp per weight row: lane l takes chunks l, l + 32, ...; y[t][row] for every token t.
+// y[t][row] for every token t: lane l takes chunk l of each stage of the row.
 template <int T>
 __global__ void __launch_bounds__(MATVEC_WARPS * 32)
     matvec_kernel(const uint8_t *w, uint64_t n_in, uint64_t n_out, const float *x,
                   uint64_t in_stride, uint32_t n_tok, float *y, uint64_t ldy)
 {
+    __shared__ float xs[CUDA_MATVEC_MAX_TOK][32 * STAGE_PITCH];
     uint64_t row = (uint64_t)blockIdx.x * MATVEC_WARPS + threadIdx.x / 32;
     uint32_t lane = threadIdx.x & 31;
-    if (row >= n_out)
-        return;
-    const uint8_t *wr = w + row * row_bytes<T>(n_in);
+    bool live = row < n_out; // (warp-uniform; no early return: every thread stages inputs)
+    const uint8_t *wr = w + (live ? row : 0) * row_bytes<T>(n_in);
     uint64_t n_chunks = n_in / 32;
     float acc[CUDA_MATVEC_MAX_TOK];
 #pragma unroll
     for (int t = 0; t < CUDA_MATVEC_MAX_TOK; t++)
         acc[t] = 0.0f;
     float v[32];
-    for (uint64_t c = lane; c < n_chunks; c += 32) {
-        chunk_values<T>(wr, (uint32_t)c, v);
+    for (uint64_t c0 = 0; c0 < n_chunks; c0 += 32) {
+        uint32_t stage = n_chunks - c0 < 32 ? (uint32_t)(n_chunks - c0) : 32;
+        uint32_t values = stage * 32;
+        __syncthreads(); // every warp is done with the previous stage
+        for (uint32_t i = threadIdx.x; i < n_tok * values; i += blockDim.x) {
+            uint32_t t = i / values, k = i % values;
+            xs[t][(k / 32) * STAGE_PITCH + k % 32] = x[t * in_stride + c0 * 32 + k];
+        }
+        __syncthreads();
+        if (!live || lane >= stage)
+            continue;
+        chunk_values<T>(wr, (uint32_t)(c0 + lane), v);
 #pragma unroll
         for (int t = 0; t < CUDA_MATVEC_MAX_TOK; t++) {
             if (t >= (int)n_tok)
                 break;
-            const float *xs = x + t * in_stride + c * 32;
+            const float *xr = &xs[t][lane * STAGE_PITCH];
             float sum = 0.0f;
 #pragma unroll
             for (int j = 0; j < 32; j++)
-                sum = fmaf(v[j], xs[j], sum);
+                sum = fmaf(v[j], xr[j], sum);
             acc[t] += sum;
         }
     }
+    if (!live)
+        return;
 #pragma unroll
     for (int t = 0; t < CUDA_MATVEC_MAX_TOK; t++) {
         if (t >= (int)n_tok)
