@@ -19,6 +19,7 @@
 #include "backend/cuda/cuda.h"
 #include "backend/cuda/internal.h"
 #include "kernels/kernels.h"
+#include "kernels/variants.h"
 #include "kvcache/kvcache.h"
 #include "model/internal.h"
 #include "model/model.h"
@@ -360,7 +361,7 @@ static void test_gated_act(void **state)
         random_floats(&r, up, N, 4.0f);
         memcpy(want, gate, sizeof gate);
         if (act == MODEL_ACT_SILU)
-            kernel_swiglu_f32(want, up, N);
+            kernel_swiglu_f32_ref(want, up, N); // (the SIMD variants approximate exp)
         else if (act == MODEL_ACT_GELU)
             kernel_geglu_f32(want, up, N);
         else
@@ -372,11 +373,12 @@ static void test_gated_act(void **state)
         be->ops->gated_act(be, (model_act)act, dg, du, N);
         finish("gated_act");
         host_floats(got, dg, N);
-        // expf and tanhf may differ from glibc's in the last bit (a few ulps after the
-        // products); GELU rounds to F16, where one ulp of tanhf can move the result one F16
-        // step (2^-10 relative).
+        // CUDA's expf and tanhf are within 2 ulps, glibc's within 1: a few ulps after the
+        // products (1e-6 relative). GELU rounds to F16, where one ulp of tanhf can move the
+        // result one F16 step: 2^-10 relative, or 2^-24 absolute among F16 subnormals, times up.
         for (int i = 0; i < N; i++)
-            tol[i] = fabs(want[i]) * (act == MODEL_ACT_GELU ? 2e-3 : 1e-6) + 1e-7;
+            tol[i] = act == MODEL_ACT_GELU ? fabs(want[i]) * 2e-3 + fabs(up[i]) * 6e-8 + 1e-7
+                                           : fabs(want[i]) * 1e-6 + 1e-7;
         compare(act == MODEL_ACT_SILU       ? "silu"
                     : act == MODEL_ACT_GELU ? "gelu"
                                             : "swiglu_oai",
@@ -884,8 +886,6 @@ static void test_sleep_wake(void **state)
         fail_msg("sleep: %s", err.message);
     assert_int_equal(backend_cuda_type_bytes(be, TENSOR_TYPE_Q4_K), 0);
     assert_int_not_equal(be->ops->begin(be, &(backend_batch){.n_tok = 0}, &err), GARLIC_OK);
-    double t0 = test_rng_uniform(&r); // (keeps the RNG stream independent of timing)
-    (void)t0;
     if (be->ops->wake(be, &err))
         fail_msg("wake: %s", err.message);
     assert_int_equal(backend_cuda_type_bytes(be, TENSOR_TYPE_Q4_K), sizeof packed);
