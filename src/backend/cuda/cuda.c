@@ -850,7 +850,7 @@ static void matmul_item(cuda_backend *cb, const float *in, uint64_t in_stride, u
                      it->ldy);
         }
     }
-    if (it->bias && !cb->err_code) {
+    if (it->bias && it->bias->data && !cb->err_code) { // (an absent bias may come as data NULL)
         const float *bd = weight(cb, it->bias, "matmul bias");
         if (bd)
             ok(cb, cuda_launch_add_bias(cb->stream, it->y, it->ldy, bd, (uint32_t)rows, n_tok),
@@ -912,8 +912,9 @@ static void op_attention(backend *be, const backend_attention *a, const float *q
 {
     cuda_backend *cb = cuda_of(be);
     const cuda_kv_layer *L = kv_layer(cb, a, "attention");
-    const float *sinks = a->sinks ? weight(cb, a->sinks, "attention sinks") : NULL;
-    if (!L || (a->sinks && !sinks))
+    bool has_sinks = a->sinks && a->sinks->data; // (absent sinks may come as data NULL)
+    const float *sinks = has_sinks ? weight(cb, a->sinks, "attention sinks") : NULL;
+    if (!L || (has_sinks && !sinks))
         return;
     uint32_t range = a->window && cb->batch.max_n_pos > a->window ? a->window : cb->batch.max_n_pos;
     uint32_t splits = (range + CUDA_SPLIT_POSITIONS - 1) / CUDA_SPLIT_POSITIONS;
