@@ -183,64 +183,64 @@ static double product_rtol(uint32_t type, uint32_t n_tok)
 
 // One product of type over n_tok tokens (in_stride and ldy wider than the rows) with a
 // bias, against the dequantized rows in double.
-static void check_product(uint32_t type, uint32_t n_tok, test_rng *r)
+static void check_product(uint32_t type, uint32_t n_tok, uint32_t n_in, uint32_t n_out, test_rng *r)
 {
     const tensor_type_traits *tr = tensor_type_get(type);
-    enum { N_IN = 512, N_OUT = 101, STRIDE = N_IN + 7, LDY = N_OUT + 5 };
+    const uint32_t stride = n_in + 7, ldy = n_out + 5;
     uint64_t row_bytes = 0;
-    assert_true(tensor_row_size(type, N_IN, &row_bytes));
-    float *w = malloc(sizeof(float) * N_IN * N_OUT), *wq = malloc(sizeof(float) * N_IN * N_OUT);
-    uint8_t *packed = malloc(row_bytes * N_OUT);
-    float *x = malloc(sizeof(float) * STRIDE * n_tok), *bias = malloc(sizeof(float) * N_OUT);
-    float *y = malloc(sizeof(float) * LDY * n_tok), *want = malloc(sizeof(float) * N_OUT * n_tok),
-          *got = malloc(sizeof(float) * N_OUT * n_tok);
-    double *tol = malloc(sizeof(double) * N_OUT * n_tok);
-    random_floats(r, w, (size_t)N_IN * N_OUT, 0.5f);
-    random_floats(r, x, (size_t)STRIDE * n_tok, 1.0f);
-    random_floats(r, bias, N_OUT, 0.1f);
-    for (int o = 0; o < N_OUT; o++) {
-        tr->quantize(w + (size_t)o * N_IN, packed + o * row_bytes, N_IN);
-        tr->dequantize(packed + o * row_bytes, wq + (size_t)o * N_IN, N_IN);
+    assert_true(tensor_row_size(type, n_in, &row_bytes));
+    float *w = malloc(sizeof(float) * n_in * n_out), *wq = malloc(sizeof(float) * n_in * n_out);
+    uint8_t *packed = malloc(row_bytes * n_out);
+    float *x = malloc(sizeof(float) * stride * n_tok), *bias = malloc(sizeof(float) * n_out);
+    float *y = malloc(sizeof(float) * ldy * n_tok), *want = malloc(sizeof(float) * n_out * n_tok),
+          *got = malloc(sizeof(float) * n_out * n_tok);
+    double *tol = malloc(sizeof(double) * n_out * n_tok);
+    random_floats(r, w, (size_t)n_in * n_out, 0.5f);
+    random_floats(r, x, (size_t)stride * n_tok, 1.0f);
+    random_floats(r, bias, n_out, 0.1f);
+    for (uint32_t o = 0; o < n_out; o++) {
+        tr->quantize(w + (size_t)o * n_in, packed + o * row_bytes, n_in);
+        tr->dequantize(packed + o * row_bytes, wq + (size_t)o * n_in, n_in);
     }
     model_tensor wt = {.data = packed,
                        .type = type,
-                       .n_in = N_IN,
-                       .n_out = N_OUT,
+                       .n_in = n_in,
+                       .n_out = n_out,
                        .n_mat = 1,
-                       .mat_bytes = row_bytes * N_OUT};
+                       .mat_bytes = row_bytes * n_out};
     model_tensor bt = {.data = bias,
                        .type = TENSOR_TYPE_F32,
-                       .n_in = N_OUT,
+                       .n_in = n_out,
                        .n_out = 1,
                        .n_mat = 1,
-                       .mat_bytes = sizeof(float) * N_OUT};
+                       .mat_bytes = sizeof(float) * n_out};
     garlic_error err = {0};
     if (be->ops->upload(be, &wt, &err) || be->ops->upload(be, &bt, &err))
         fail_msg("%s: upload: %s", tr->name, err.message);
-    float *dx = dev_floats(x, (size_t)STRIDE * n_tok), *dy = dev_floats(NULL, (size_t)LDY * n_tok);
+    float *dx = dev_floats(x, (size_t)stride * n_tok), *dy = dev_floats(NULL, (size_t)ldy * n_tok);
     simple_batch sb;
     begin_simple(&sb, n_tok, NULL, NULL, 0, 0);
-    backend_matmul item = {.w = &wt, .y = dy, .ldy = LDY, .bias = &bt};
-    be->ops->matmul(be, dx, STRIDE, n_tok, &item, 1);
+    backend_matmul item = {.w = &wt, .y = dy, .ldy = ldy, .bias = &bt};
+    be->ops->matmul(be, dx, stride, n_tok, &item, 1);
     finish(tr->name);
-    host_floats(y, dy, (size_t)LDY * n_tok);
+    host_floats(y, dy, (size_t)ldy * n_tok);
     double rtol = product_rtol(type, n_tok);
     for (uint32_t t = 0; t < n_tok; t++) {
-        for (int o = 0; o < N_OUT; o++) {
+        for (uint32_t o = 0; o < n_out; o++) {
             double sum = 0, mass = 0;
-            for (int i = 0; i < N_IN; i++) {
-                double p = (double)wq[(size_t)o * N_IN + i] * x[(size_t)t * STRIDE + i];
+            for (uint32_t i = 0; i < n_in; i++) {
+                double p = (double)wq[(size_t)o * n_in + i] * x[(size_t)t * stride + i];
                 sum += p;
                 mass += fabs(p);
             }
-            want[t * N_OUT + o] = (float)(sum + bias[o]);
-            got[t * N_OUT + o] = y[(size_t)t * LDY + o];
-            tol[t * N_OUT + o] = rtol * mass + 1e-6;
+            want[t * n_out + o] = (float)(sum + bias[o]);
+            got[t * n_out + o] = y[(size_t)t * ldy + o];
+            tol[t * n_out + o] = rtol * mass + 1e-6;
         }
     }
     char what[64];
-    snprintf(what, sizeof what, "matmul %s, %u tokens", tr->name, n_tok);
-    compare(what, got, want, tol, (size_t)N_OUT * n_tok);
+    snprintf(what, sizeof what, "matmul %s, %u x %u, %u tokens", tr->name, n_in, n_out, n_tok);
+    compare(what, got, want, tol, (size_t)n_out * n_tok);
     be->ops->drop(be, &wt);
     be->ops->drop(be, &bt);
     be->ops->release(be, dx);
@@ -257,7 +257,11 @@ static void test_matmul(void **state)
     static const uint32_t toks[] = {1, 3, 8, 9, 40};
     for (size_t i = 0; i < sizeof weight_types / sizeof weight_types[0]; i++)
         for (size_t j = 0; j < sizeof toks / sizeof toks[0]; j++)
-            check_product(weight_types[i], toks[j], &r);
+            check_product(weight_types[i], toks[j], 512, 101, &r);
+    // More rows than one dequantized tile holds (8 Mi values: 2048 rows of 4096), for the
+    // prompt path's tiling, and the mat-vec path on the same shape.
+    check_product(TENSOR_TYPE_Q4_K, 16, 4096, 2100, &r);
+    check_product(TENSOR_TYPE_Q4_K, 2, 4096, 2100, &r);
     assert_int_equal(backend_cuda_type_bytes(be, TENSOR_TYPE_Q4_K), 0); // all dropped
 }
 

@@ -210,40 +210,53 @@ __global__ void __launch_bounds__(ATT_WARPS * 32) attn_tile_kernel(cuda_batch b,
             v_s[i] = row ? kv_value(kv.type, row, kh * hd_v + d) : 0.0f;
         }
         __syncthreads();
+        // Lane r scores position p0 + r against the warp's queries at once (each K value read
+        // from shared memory serves all of them); the weights then multiply the V rows, each V
+        // value read once for all the queries.
         uint32_t p = p0 + lane;
+        const float *kr = k_s + lane * k_pitch, *qw = q_s + warp * QUERIES_PER_WARP * hd_k;
+        float s[QUERIES_PER_WARP], e[QUERIES_PER_WARP];
+#pragma unroll
+        for (int j = 0; j < QUERIES_PER_WARP; j++)
+            s[j] = 0.0f;
+        for (uint32_t d = 0; d < hd_k; d++) {
+            float k = kr[d];
+#pragma unroll
+            for (int j = 0; j < QUERIES_PER_WARP; j++)
+                s[j] = fmaf(qw[j * hd_k + d], k, s[j]);
+        }
 #pragma unroll
         for (int j = 0; j < QUERIES_PER_WARP; j++) {
-            uint32_t qi = warp * QUERIES_PER_WARP + j;
-            if (qi >= count) // (warp-uniform)
-                continue;
+            // Outside the query's range (or past the tile's queries: q_hi is 0) nothing counts.
             bool valid = p >= q_lo[j] && p < q_hi[j];
-            float s = -INFINITY;
-            if (valid) {
-                const float *qr = q_s + qi * hd_k, *kr = k_s + lane * k_pitch;
-                float dot = 0.0f;
-                for (uint32_t d = 0; d < hd_k; d++)
-                    dot = fmaf(qr[d], kr[d], dot);
-                s = dot * a.scale;
-            }
-            float tile_max = warp_max(s);
+            s[j] = valid ? s[j] * a.scale : -INFINITY;
+            e[j] = 0.0f;
+            float tile_max = warp_max(s[j]);
             if (tile_max == -INFINITY) // (warp-uniform) no position of this tile
                 continue;
             float top = fmaxf(m[j], tile_max), corr = rescale(m[j], top);
-            float e = valid ? expf(s - top) : 0.0f;
-            l[j] = l[j] * corr + warp_sum(e);
+            e[j] = valid ? expf(s[j] - top) : 0.0f;
+            l[j] = l[j] * corr + warp_sum(e[j]);
 #pragma unroll
             for (int i = 0; i < HEAD_LANES; i++)
                 acc[j][i] *= corr;
-            for (int r = 0; r < TILE_K; r++) {
-                float er = __shfl_sync(0xffffffffu, e, r);
-#pragma unroll
-                for (int i = 0; i < HEAD_LANES; i++) {
-                    uint32_t d = lane + 32 * i;
-                    if (d < hd_v)
-                        acc[j][i] = fmaf(er, v_s[r * hd_v + d], acc[j][i]);
-                }
-            }
             m[j] = top;
+        }
+        for (int r = 0; r < TILE_K; r++) {
+            float er[QUERIES_PER_WARP];
+#pragma unroll
+            for (int j = 0; j < QUERIES_PER_WARP; j++)
+                er[j] = __shfl_sync(0xffffffffu, e[j], r);
+#pragma unroll
+            for (int i = 0; i < HEAD_LANES; i++) {
+                uint32_t d = lane + 32 * i;
+                if (d >= hd_v)
+                    continue;
+                float v = v_s[r * hd_v + d];
+#pragma unroll
+                for (int j = 0; j < QUERIES_PER_WARP; j++)
+                    acc[j][i] = fmaf(er[j], v, acc[j][i]);
+            }
         }
     }
 #pragma unroll

@@ -28,8 +28,10 @@ static_assert(CUDA_ACT_SILU == (int)MODEL_ACT_SILU && CUDA_ACT_GELU == (int)MODE
               "the kernels' activation codes are model_act's");
 
 enum {
-    STAGE_BYTES = 16 << 20,      // each of the two pinned buffers uploads go through
-    WTILE_VALUES = 32 << 20,     // F16 values of dequantized weight rows per cuBLAS call
+    STAGE_BYTES = 16 << 20, // each of the two pinned buffers uploads go through
+    // F16 values of dequantized weight rows per cuBLAS call: 16 MiB, which the GEMM finds
+    // in L2 right after the dequantizer wrote it (H100: 50 MB).
+    WTILE_VALUES = 8 << 20,
     BLAS_WORKSPACE = 32 << 20,   // given to cuBLAS at creation, so that it is measured
     ALIGN = 256,                 // of every carved device section
     BANDWIDTH_BYTES = 512 << 20, // copied device to device to measure the bandwidth
