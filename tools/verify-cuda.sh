@@ -59,7 +59,8 @@ step nvidia-smi nvidia-smi
 gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null |
     head -n 1 || echo "unknown")
 step build make -j"$JOBS" cuda-check
-step test-cuda make test-cuda SHARED="$SHARED"
+# (GARLIC_REQUIRE_CUDA: a test that finds no usable device fails instead of skipping.)
+step test-cuda env GARLIC_REQUIRE_CUDA=1 make test-cuda SHARED="$SHARED"
 
 # The model: Llama-3-8B's shape (dim 4096, 32 layers, 32 heads, 8 KV heads, FFN 14336,
 # vocabulary 128256), random weights. garlic synth uses every core; measured on 2 cores of

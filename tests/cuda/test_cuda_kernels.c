@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cuda_runtime_api.h>
+
 #include "util.h"
 
 #include "backend/backend.h"
@@ -25,13 +27,19 @@
 #include "model/model.h"
 #include "tensor/types.h"
 
-static backend *be; // the device under test, or NULL (every test skips)
+static backend *be;              // the device under test, or NULL (every test skips)
+static char no_device[256] = ""; // why there is none
 
 static int group_setup(void **state)
 {
     (void)state;
-    if (backend_cuda_device_count() == 0)
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        snprintf(no_device, sizeof no_device, "%s",
+                 e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount is 0");
         return 0;
+    }
     garlic_error err = {0};
     be = backend_cuda_new(0, &err);
     if (!be) {
@@ -54,12 +62,16 @@ static int group_teardown(void **state)
     return 0;
 }
 
+// Skips the test without a device, or fails it when GARLIC_REQUIRE_CUDA is set (on a GPU
+// machine, where a driver problem must not pass as a skip).
 static void need_device(void)
 {
-    if (!be) {
-        print_message("skipped: no CUDA device (cudaGetDeviceCount is 0)\n");
-        skip();
-    }
+    if (be)
+        return;
+    if (getenv("GARLIC_REQUIRE_CUDA"))
+        fail_msg("no usable CUDA device (%s) and GARLIC_REQUIRE_CUDA is set", no_device);
+    print_message("skipped: no CUDA device (%s)\n", no_device);
+    skip();
 }
 
 // ---- device buffers ----
