@@ -104,7 +104,8 @@ echo
 echo "==== verify-cuda summary ($(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo ?))"
 echo "GPU: $gpu"
 echo "measured bandwidth ${bandwidth:-?} GB/s; cuBLAS F16 GEMM ${gemm_tflops:-?} TFLOP/s on the model's shapes at 512 tokens"
-grep -h -E "^(\[  (PASSED|FAILED|SKIPPED) \]|forward.sh:)" "$WORK/test-cuda.log" 2>/dev/null | sed 's/^/tests: /' || true
+grep -h -E "^(\[  (PASSED|FAILED|SKIPPED) +\]|forward.sh:|FAIL |SKIP )" "$WORK/test-cuda.log" 2>/dev/null |
+    sed 's/^/tests: /' || true
 for line in "${summary[@]}"; do
     echo "$line"
 done
