@@ -756,7 +756,7 @@ static void test_host_decoders(void **state)
     test_rng r;
     test_rng_seed(&r, 18);
     float x[N], want[N], got[32];
-    uint8_t row[N * 4];
+    _Alignas(256) uint8_t row[N * 4]; // (as a device allocation: the decoders check alignment)
     for (size_t i = 0; i < sizeof weight_types / sizeof weight_types[0]; i++) {
         uint32_t type = weight_types[i];
         const tensor_type_traits *tr = tensor_type_get(type);

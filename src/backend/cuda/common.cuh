@@ -15,6 +15,14 @@
 // against the CPU's code without a GPU (cuda_host_* in internal.h).
 #define GARLIC_HD __host__ __device__ __forceinline__
 
+// "#pragma unroll" for loops of GARLIC_HD functions: the device compiler's; the host compiler
+// has no such pragma (and would warn).
+#ifdef __CUDA_ARCH__
+#define GARLIC_UNROLL _Pragma("unroll")
+#else
+#define GARLIC_UNROLL
+#endif
+
 // Float bits and one rounding per operation on both sides: the intrinsics on the device
 // (nvcc would otherwise fuse a product and a sum into an FMA), plain operators on the host
 // (the host compiler contracts nothing for x86-64 without -mfma).

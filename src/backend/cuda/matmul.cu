@@ -5,8 +5,11 @@
 // the CPU's bit for bit. Two kernels use that: a mat-vec kernel for a few tokens (one warp a
 // weight row, lanes over the row's chunks, up to CUDA_MATVEC_MAX_TOK activation rows of
 // floats staged through shared memory, a warp reduction at the end) and a dequantizer to F16
-// rows, which cuda.c feeds to cuBLAS for prompts. Block fields are read a byte at a time: blocks of 34, 22, 17
-// or 210 bytes leave their halves and words unaligned.
+// rows, which cuda.c feeds to cuBLAS for prompts. Block fields are read with the widest loads
+// their alignment allows (load_words): blocks of 34, 22, 17 or 210 bytes leave their halves
+// and words unaligned.
+#include <assert.h>
+
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/internal.h"
 
@@ -134,116 +137,213 @@ static GARLIC_HD int k3_scale(const uint8_t *s, int i)
     return low | (high << 4);
 }
 
-// The 32 values of chunk c of a row (values 32c .. 32c + 31) into v.
-template <int T> static GARLIC_HD void chunk_values(const uint8_t *row, uint32_t c, float *v)
+// N bytes (a multiple of 4) at p, known to be A-byte aligned, as little-endian words: on the
+// device with the widest loads A allows (the loads, not the arithmetic, bound these kernels),
+// on the host with memcpy after checking the alignment that the device relies on. Alignments
+// follow from the block sizes: device rows start at multiples of the row bytes from a
+// 256-byte aligned allocation, so a block of B bytes starts at a multiple of gcd(B, 256)
+// (Q4_K 144, Q5_K 176: 16; IQ4_XS 136: 8; Q4_1, Q4_Z, Q2_K, F8_E4M3: 4; MXFP4 17: 1; the
+// others 2).
+template <int N, int A> static GARLIC_HD void load_words(const uint8_t *p, uint32_t *w)
 {
-    if (traits<T>::values == 32) {
-        const uint8_t *b = row + (uint64_t)c * traits<T>::bytes;
-        if (T == T_Q4_0 || T == T_IQ4_NL) {
-            float d = load_half(b);
-            for (int j = 0; j < 16; j++) {
-                int lo = b[2 + j] & 0x0F, hi = b[2 + j] >> 4;
-                v[j] = T == T_Q4_0 ? mul(d, (float)(lo - 8)) : mul(d, iq4_grid(lo));
-                v[j + 16] = T == T_Q4_0 ? mul(d, (float)(hi - 8)) : mul(d, iq4_grid(hi));
-            }
-        } else if (T == T_Q4_1) {
-            float d = load_half(b), m = load_half(b + 2);
-            for (int j = 0; j < 16; j++) {
-                v[j] = add_rn(mul(d, (float)(b[4 + j] & 0x0F)), m);
-                v[j + 16] = add_rn(mul(d, (float)(b[4 + j] >> 4)), m);
-            }
-        } else if (T == T_Q5_0 || T == T_Q5_1) {
-            int off = T == T_Q5_0 ? 2 : 4;
-            float d = load_half(b), m = T == T_Q5_1 ? load_half(b + 2) : 0.0f;
-            uint32_t qh = load_u32(b + off);
-            const uint8_t *qs = b + off + 4;
-            for (int j = 0; j < 32; j++) {
-                int q = (j < 16 ? qs[j] & 0x0F : qs[j - 16] >> 4) | (int)(((qh >> j) & 1) << 4);
-                v[j] = T == T_Q5_0 ? mul(d, (float)(q - 16)) : add_rn(mul(d, (float)q), m);
-            }
-        } else if (T == T_Q8_0) {
-            float d = load_half(b);
-            for (int j = 0; j < 32; j++)
-                v[j] = mul(d, (float)(int8_t)b[2 + j]);
-        } else if (T == T_MXFP4) {
-            uint32_t e = b[0];
-            float d = bits_float(e < 2 ? 0x00200000u << e : (e - 1) << 23);
-            for (int j = 0; j < 16; j++) {
-                v[j] = mul(d, mxfp4_grid(b[1 + j] & 0x0F));
-                v[j + 16] = mul(d, mxfp4_grid(b[1 + j] >> 4));
-            }
-        } else if (T == T_F8_E4M3) {
-            float d = load_f32(b);
-            for (int j = 0; j < 32; j++)
-                v[j] = mul(d, e4m3_value(b[4 + j]));
-        } else if (T == T_Q4_Z) {
-            float d = load_half(b);
-            int z = b[2];
-            for (int j = 0; j < 16; j++) {
-                v[j] = mul(d, (float)((b[4 + j] & 0x0F) - z));
-                v[j + 16] = mul(d, (float)((b[4 + j] >> 4) - z));
-            }
+#ifdef __CUDA_ARCH__
+    if (A >= 16) {
+        GARLIC_UNROLL
+        for (int i = 0; i < N / 16; i++) {
+            uint4 q = ((const uint4 *)p)[i];
+            w[4 * i] = q.x, w[4 * i + 1] = q.y, w[4 * i + 2] = q.z, w[4 * i + 3] = q.w;
         }
-        return;
+    } else if (A >= 4) {
+        GARLIC_UNROLL
+        for (int i = 0; i < N / 4; i++)
+            w[i] = ((const uint32_t *)p)[i];
+    } else if (A >= 2) {
+        const uint16_t *h = (const uint16_t *)p;
+        GARLIC_UNROLL
+        for (int i = 0; i < N / 4; i++)
+            w[i] = (uint32_t)h[2 * i] | ((uint32_t)h[2 * i + 1] << 16);
+    } else {
+        GARLIC_UNROLL
+        for (int i = 0; i < N / 4; i++)
+            w[i] = load_u32(p + 4 * i);
     }
-    const uint8_t *b = row + (uint64_t)(c / 8) * traits<T>::bytes;
-    int s = (int)(c % 8); // the chunk's 32-value sub-block of the super-block
+#else
+    assert((uintptr_t)p % A == 0);
+    memcpy(w, p, N);
+#endif
+}
+
+// Byte i of words loaded by load_words.
+static GARLIC_HD uint32_t byte_of(const uint32_t *w, int i)
+{
+    return (w[i >> 2] >> (8 * (i & 3))) & 0xFFu;
+}
+
+// A half at a 2-byte aligned address.
+static GARLIC_HD float half_at(const uint8_t *p)
+{
+#ifdef __CUDA_ARCH__
+    return half_bits_to_float(*(const uint16_t *)p);
+#else
+    assert((uintptr_t)p % 2 == 0);
+    return load_half(p);
+#endif
+}
+
+// The 32 values of a block of 32 (chunk c of the row) into v.
+template <int T> static GARLIC_HD void block32_values(const uint8_t *row, uint32_t c, float *v)
+{
+    const uint8_t *b = row + (uint64_t)c * traits<T>::bytes;
+    uint32_t w[8];
+    if (T == T_Q4_0 || T == T_IQ4_NL) {
+        float d = half_at(b);
+        load_words<16, 2>(b + 2, w);
+        GARLIC_UNROLL
+        for (int j = 0; j < 16; j++) {
+            int lo = byte_of(w, j) & 0x0F, hi = byte_of(w, j) >> 4;
+            v[j] = T == T_Q4_0 ? mul(d, (float)(lo - 8)) : mul(d, iq4_grid(lo));
+            v[j + 16] = T == T_Q4_0 ? mul(d, (float)(hi - 8)) : mul(d, iq4_grid(hi));
+        }
+    } else if (T == T_Q4_1) {
+        float d = half_at(b), m = half_at(b + 2);
+        load_words<16, 4>(b + 4, w);
+        GARLIC_UNROLL
+        for (int j = 0; j < 16; j++) {
+            v[j] = add_rn(mul(d, (float)(byte_of(w, j) & 0x0F)), m);
+            v[j + 16] = add_rn(mul(d, (float)(byte_of(w, j) >> 4)), m);
+        }
+    } else if (T == T_Q5_0 || T == T_Q5_1) {
+        const int off = T == T_Q5_0 ? 2 : 4;
+        float d = half_at(b), m = T == T_Q5_1 ? half_at(b + 2) : 0.0f;
+        uint32_t qh;
+        load_words<4, off>(b + off, &qh);
+        load_words<16, off>(b + off + 4, w);
+        GARLIC_UNROLL
+        for (int j = 0; j < 32; j++) {
+            int low = j < 16 ? byte_of(w, j) & 0x0F : byte_of(w, j - 16) >> 4;
+            int q = low | (int)(((qh >> j) & 1) << 4);
+            v[j] = T == T_Q5_0 ? mul(d, (float)(q - 16)) : add_rn(mul(d, (float)q), m);
+        }
+    } else if (T == T_Q8_0) {
+        float d = half_at(b);
+        load_words<32, 2>(b + 2, w);
+        GARLIC_UNROLL
+        for (int j = 0; j < 32; j++)
+            v[j] = mul(d, (float)(int8_t)byte_of(w, j));
+    } else if (T == T_MXFP4) {
+        uint32_t e = b[0];
+        float d = bits_float(e < 2 ? 0x00200000u << e : (e - 1) << 23);
+        load_words<16, 1>(b + 1, w);
+        GARLIC_UNROLL
+        for (int j = 0; j < 16; j++) {
+            v[j] = mul(d, mxfp4_grid(byte_of(w, j) & 0x0F));
+            v[j + 16] = mul(d, mxfp4_grid(byte_of(w, j) >> 4));
+        }
+    } else if (T == T_F8_E4M3) {
+        uint32_t dw;
+        load_words<4, 4>(b, &dw);
+        float d = bits_float(dw);
+        load_words<32, 4>(b + 4, w);
+        GARLIC_UNROLL
+        for (int j = 0; j < 32; j++)
+            v[j] = mul(d, e4m3_value(byte_of(w, j)));
+    } else if (T == T_Q4_Z) {
+        float d = half_at(b);
+        int z = b[2];
+        load_words<16, 4>(b + 4, w);
+        GARLIC_UNROLL
+        for (int j = 0; j < 16; j++) {
+            v[j] = mul(d, (float)((int)(byte_of(w, j) & 0x0F) - z));
+            v[j + 16] = mul(d, (float)((int)(byte_of(w, j) >> 4) - z));
+        }
+    }
+}
+
+// The 32 values of sub-block s (values 32s .. 32s + 31) of a super-block of 256 into v.
+template <int T> static GARLIC_HD void block256_values(const uint8_t *b, int s, float *v)
+{
+    uint32_t w[8], w2[8];
     if (T == T_Q2_K) {
-        float d = load_half(b + 80), dmin = load_half(b + 82);
+        float d = half_at(b + 80), dmin = half_at(b + 82);
         int h = s / 4, j = s % 4;
+        load_words<32, 4>(b + 16 + 32 * h, w);
+        float scale[2], min[2];
+        GARLIC_UNROLL
+        for (int i = 0; i < 2; i++) {
+            scale[i] = mul(d, (float)(b[2 * s + i] & 0x0F));
+            min[i] = mul(dmin, (float)(b[2 * s + i] >> 4));
+        }
+        GARLIC_UNROLL
         for (int l = 0; l < 32; l++) {
-            int sub = 2 * s + l / 16;
-            float scale = mul(d, (float)(b[sub] & 0x0F)), min = mul(dmin, (float)(b[sub] >> 4));
-            int q = (b[16 + 32 * h + l] >> (2 * j)) & 3;
-            v[l] = sub_rn(mul(scale, (float)q), min);
+            int q = (byte_of(w, l) >> (2 * j)) & 3;
+            v[l] = sub_rn(mul(scale[l / 16], (float)q), min[l / 16]);
         }
     } else if (T == T_Q3_K) {
-        float d = load_half(b + 108);
+        float d = half_at(b + 108);
         int h = s / 4, j = s % 4;
+        load_words<32, 2>(b, w2);              // hmask
+        load_words<32, 2>(b + 32 + 32 * h, w); // qs
         float scale0 = mul(d, (float)(k3_scale(b + 96, 2 * s) - 32));
         float scale1 = mul(d, (float)(k3_scale(b + 96, 2 * s + 1) - 32));
+        GARLIC_UNROLL
         for (int l = 0; l < 32; l++) {
-            int low = (b[32 + 32 * h + l] >> (2 * j)) & 3;
-            int high = (b[l] >> (4 * h + j)) & 1;
+            int low = (byte_of(w, l) >> (2 * j)) & 3;
+            int high = (byte_of(w2, l) >> (4 * h + j)) & 1;
             v[l] = mul(l < 16 ? scale0 : scale1, (float)(low + 4 * high - 4));
         }
     } else if (T == T_Q4_K || T == T_Q5_K) {
-        float d = load_half(b), dmin = load_half(b + 2);
+        float d = half_at(b), dmin = half_at(b + 2);
         int sc, m;
         k4_scale_min(b + 4, s, &sc, &m);
         float scale = mul(d, (float)sc), min = mul(dmin, (float)m);
         int cc = s / 2, upper = s % 2;
-        const uint8_t *qs = b + (T == T_Q4_K ? 16 : 48);
+        load_words<32, 16>(b + (T == T_Q4_K ? 16 : 48) + 32 * cc, w);
+        if (T == T_Q5_K)
+            load_words<32, 16>(b + 16, w2); // qh
+        GARLIC_UNROLL
         for (int l = 0; l < 32; l++) {
-            uint8_t byte = qs[32 * cc + l];
+            uint32_t byte = byte_of(w, l);
             int q = upper ? byte >> 4 : byte & 0x0F;
             if (T == T_Q5_K)
-                q |= ((b[16 + l] >> (2 * cc + upper)) & 1) << 4;
+                q |= ((byte_of(w2, l) >> (2 * cc + upper)) & 1) << 4;
             v[l] = sub_rn(mul(scale, (float)q), min);
         }
     } else if (T == T_Q6_K) {
-        float d = load_half(b + 208);
+        float d = half_at(b + 208);
         int h = s / 4, k = s % 4;
         float scale0 = mul(d, (float)(int8_t)b[192 + 2 * s]);
         float scale1 = mul(d, (float)(int8_t)b[192 + 2 * s + 1]);
+        load_words<32, 2>(b + 64 * h + 32 * (k & 1), w); // ql
+        load_words<32, 2>(b + 128 + 32 * h, w2);         // qh
+        GARLIC_UNROLL
         for (int l = 0; l < 32; l++) {
-            uint8_t byte = b[64 * h + 32 * (k & 1) + l];
+            uint32_t byte = byte_of(w, l);
             int low = k < 2 ? byte & 0x0F : byte >> 4;
-            int high = (b[128 + 32 * h + l] >> (2 * k)) & 3;
+            int high = (byte_of(w2, l) >> (2 * k)) & 3;
             v[l] = mul(l < 16 ? scale0 : scale1, (float)((low | (high << 4)) - 32));
         }
     } else if (T == T_IQ4_XS) {
-        float d = load_half(b);
+        float d = half_at(b);
         uint32_t scales_h = load_u16(b + 2);
         int low = (b[4 + s / 2] >> (4 * (s % 2))) & 0x0F;
         int high = (scales_h >> (2 * s)) & 3;
         float scale = mul(d, (float)((low | (high << 4)) - 32));
-        const uint8_t *qs = b + 8 + 16 * s;
+        load_words<16, 8>(b + 8 + 16 * s, w);
+        GARLIC_UNROLL
         for (int j = 0; j < 16; j++) {
-            v[j] = mul(scale, iq4_grid(qs[j] & 0x0F));
-            v[j + 16] = mul(scale, iq4_grid(qs[j] >> 4));
+            v[j] = mul(scale, iq4_grid(byte_of(w, j) & 0x0F));
+            v[j + 16] = mul(scale, iq4_grid(byte_of(w, j) >> 4));
         }
     }
+}
+
+// The 32 values of chunk c of a row (values 32c .. 32c + 31) into v.
+template <int T> static GARLIC_HD void chunk_values(const uint8_t *row, uint32_t c, float *v)
+{
+    if (traits<T>::values == 32)
+        block32_values<T>(row, c, v);
+    else
+        block256_values<T>(row + (uint64_t)(c / 8) * traits<T>::bytes, (int)(c % 8), v);
 }
 
 // Bytes of one row of n values of type T.
@@ -254,10 +354,10 @@ template <int T> static __host__ __device__ uint64_t row_bytes(uint64_t n)
 
 // Mat-vec blocks: MATVEC_WARPS weight rows, one a warp. The input rows are staged through
 // shared memory 32 chunks (1024 values) at a time, loaded coalesced by the whole block and
-// laid out 33 floats a chunk, so that the 32 lanes reading "their" chunk's value j hit 32
-// different banks (read from global memory directly, each lane's 128 contiguous bytes would
-// touch 32 cache lines per instruction).
-enum { MATVEC_WARPS = 8, STAGE_PITCH = 33 };
+// laid out 36 floats a chunk: each lane reads its chunk as 8 float4 loads, and the 144-byte
+// pitch puts the 8 lanes of each quarter-warp phase on different banks (read from global
+// memory directly, each lane's 128 contiguous bytes would touch 32 cache lines per load).
+enum { MATVEC_WARPS = 8, STAGE_PITCH = 36 };
 
 // y[t][row] for every token t: lane l takes chunk l of each stage of the row.
 template <int T>
@@ -265,7 +365,7 @@ __global__ void __launch_bounds__(MATVEC_WARPS * 32)
     matvec_kernel(const uint8_t *w, uint64_t n_in, uint64_t n_out, const float *x,
                   uint64_t in_stride, uint32_t n_tok, float *y, uint64_t ldy)
 {
-    __shared__ float xs[CUDA_MATVEC_MAX_TOK][32 * STAGE_PITCH];
+    __shared__ __align__(16) float xs[CUDA_MATVEC_MAX_TOK][32 * STAGE_PITCH];
     uint64_t row = (uint64_t)blockIdx.x * MATVEC_WARPS + threadIdx.x / 32;
     uint32_t lane = threadIdx.x & 31;
     bool live = row < n_out; // (warp-uniform; no early return: every thread stages inputs)
@@ -292,11 +392,16 @@ __global__ void __launch_bounds__(MATVEC_WARPS * 32)
         for (int t = 0; t < CUDA_MATVEC_MAX_TOK; t++) {
             if (t >= (int)n_tok)
                 break;
-            const float *xr = &xs[t][lane * STAGE_PITCH];
+            const float4 *xr = (const float4 *)&xs[t][lane * STAGE_PITCH];
             float sum = 0.0f;
 #pragma unroll
-            for (int j = 0; j < 32; j++)
-                sum = fmaf(v[j], xr[j], sum);
+            for (int j = 0; j < 8; j++) {
+                float4 f = xr[j];
+                sum = fmaf(v[4 * j], f.x, sum);
+                sum = fmaf(v[4 * j + 1], f.y, sum);
+                sum = fmaf(v[4 * j + 2], f.z, sum);
+                sum = fmaf(v[4 * j + 3], f.w, sum);
+            }
             acc[t] += sum;
         }
     }
