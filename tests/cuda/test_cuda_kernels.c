@@ -430,6 +430,68 @@ static void test_add(void **state)
     be->ops->release(be, dy);
 }
 
+// gather_rows: row i of dst is row out[i] of src (runs of consecutive rows, a repeat, a row
+// out of order); and an upload made twice stays until dropped twice.
+static void test_gather_and_refs(void **state)
+{
+    (void)state;
+    need_device();
+    enum { N_TOK = 9, DIM = 67, N_OUT = 5 };
+    static float src[N_TOK * DIM], want[N_OUT * DIM], got[N_OUT * DIM];
+    static double tol[N_OUT * DIM];
+    uint32_t out[N_OUT] = {2, 3, 4, 8, 0};
+    test_rng r;
+    test_rng_seed(&r, 21);
+    random_floats(&r, src, N_TOK * DIM, 1.0f);
+    for (int i = 0; i < N_OUT; i++)
+        memcpy(want + i * DIM, src + out[i] * DIM, DIM * sizeof *src);
+    simple_batch s;
+    for (uint32_t t = 0; t < N_TOK; t++)
+        s.pos[t] = t, s.n_pos[t] = t + 1, s.seq[t] = 0;
+    s.table_start[0] = s.table_start[1] = 0;
+    s.tables[0] = 0;
+    backend_batch b = {.n_tok = N_TOK,
+                       .n_seq = 1,
+                       .pos = s.pos,
+                       .n_pos = s.n_pos,
+                       .seq = s.seq,
+                       .table_start = s.table_start,
+                       .tables = s.tables,
+                       .n_tables = 1,
+                       .n_out = N_OUT,
+                       .out = out};
+    garlic_error err = {0};
+    if (be->ops->begin(be, &b, &err))
+        fail_msg("begin: %s", err.message);
+    float *dsrc = dev_floats(src, N_TOK * DIM), *ddst = dev_floats(NULL, N_OUT * DIM);
+    be->ops->gather_rows(be, ddst, dsrc, DIM);
+    finish("gather_rows");
+    host_floats(got, ddst, N_OUT * DIM);
+    compare("gather_rows", got, want, tol, N_OUT * DIM); // copies: exact
+    be->ops->release(be, dsrc);
+    be->ops->release(be, ddst);
+    float values[64] = {1};
+    model_tensor t = {.data = values,
+                      .type = TENSOR_TYPE_F32,
+                      .n_in = 64,
+                      .n_out = 1,
+                      .n_mat = 1,
+                      .mat_bytes = sizeof values};
+    backend_device_info before, info;
+    be->ops->info(be, &before);
+    assert_int_equal(be->ops->upload(be, &t, &err), GARLIC_OK);
+    assert_int_equal(be->ops->upload(be, &t, &err), GARLIC_OK);
+    be->ops->info(be, &info);
+    assert_int_equal(info.weight_bytes, before.weight_bytes + sizeof values); // held once
+    be->ops->drop(be, &t);
+    be->ops->info(be, &info);
+    assert_int_equal(info.weight_bytes, before.weight_bytes + sizeof values); // one left
+    be->ops->drop(be, &t);
+    be->ops->info(be, &info);
+    assert_int_equal(info.weight_bytes, before.weight_bytes);
+    be->ops->drop(be, &t); // not held: nothing
+}
+
 // ---- the KV cache and attention ----
 
 enum {
@@ -562,7 +624,8 @@ static void begin_fixture(const kv_fixture *f, const uint32_t *idx, uint32_t n)
                        .seq = seq,
                        .table_start = f->table_start,
                        .tables = f->tables,
-                       .n_tables = f->n_tables};
+                       .n_tables = f->n_tables,
+                       .kv = f->kv};
     garlic_error err = {0};
     if (be->ops->begin(be, &b, &err))
         fail_msg("begin: %s", err.message);
@@ -607,7 +670,7 @@ static void store_all(kv_fixture *f)
                 size_t bytes = v ? v_bytes : k_bytes;
                 const uint8_t *want = v ? kv_cache_v_row(f->kv, l, block, offset)
                                         : kv_cache_k_row(f->kv, l, block, offset);
-                if (backend_cuda_kv_row(be, l, block, offset, v, got, bytes, &err))
+                if (backend_cuda_kv_row(be, f->kv, l, block, offset, v, got, bytes, &err))
                     fail_msg("kv_row: %s", err.message);
                 for (size_t i = 0; i < bytes; i++)
                     if (got[i] != want[i])
@@ -722,10 +785,13 @@ static void check_kv_type(kv_type type)
         }
     }
     be->ops->drop(be, &sinks);
-    if (be->ops->kv_bind(be, NULL, 0, 0, &err))
-        fail_msg("kv_bind(NULL): %s", err.message);
     free(all);
-    fixture_deinit(&f);
+    backend_device_info info;
+    be->ops->info(be, &info);
+    assert_true(info.kv_bytes > 0);
+    fixture_deinit(&f); // the pool goes, and its rows on the device with it (kv_mirror.gone)
+    be->ops->info(be, &info);
+    assert_int_equal(info.kv_bytes, 0);
 }
 
 static void test_kv_attention(void **state)
@@ -918,15 +984,11 @@ static void test_sleep_wake(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_host_decoders),
-        cmocka_unit_test(test_host_kv_and_gelu),
-        cmocka_unit_test(test_matmul),
-        cmocka_unit_test(test_rmsnorm),
-        cmocka_unit_test(test_rope),
-        cmocka_unit_test(test_gated_act),
-        cmocka_unit_test(test_add),
-        cmocka_unit_test(test_kv_attention),
-        cmocka_unit_test(test_upload_refuses),
+        cmocka_unit_test(test_host_decoders), cmocka_unit_test(test_host_kv_and_gelu),
+        cmocka_unit_test(test_matmul),        cmocka_unit_test(test_rmsnorm),
+        cmocka_unit_test(test_rope),          cmocka_unit_test(test_gated_act),
+        cmocka_unit_test(test_add),           cmocka_unit_test(test_gather_and_refs),
+        cmocka_unit_test(test_kv_attention),  cmocka_unit_test(test_upload_refuses),
         cmocka_unit_test(test_sleep_wake),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -35,6 +35,7 @@ enum {
     BLAS_WORKSPACE = 32 << 20,   // given to cuBLAS at creation, so that it is measured
     ALIGN = 256,                 // of every carved device section
     BANDWIDTH_BYTES = 512 << 20, // copied device to device to measure the bandwidth
+    MAX_BINDINGS = 64,           // KV pools bound at once (one per run state)
     MAP_EMPTY = 0,
     MAP_LIVE = 1,
     MAP_DEAD = 2,
@@ -48,6 +49,7 @@ typedef struct map_entry {
     void *dev;      // device memory (NULL while asleep for weights)
     uint64_t bytes; // its size
     uint32_t type;  // weights: the tensor type
+    uint32_t refs;  // weights: uploads not yet dropped
     uint8_t state;  // MAP_EMPTY, MAP_LIVE or MAP_DEAD
 } map_entry;
 
@@ -55,6 +57,19 @@ typedef struct ptr_map {
     map_entry *slots;       // (cap), cap a power of two or 0
     size_t cap, live, used; // used: live + dead
 } ptr_map;
+
+struct cuda_backend;
+
+// The KV rows of layers [first, first + n) of one pool (a run state's), on the device.
+typedef struct kv_binding {
+    struct cuda_backend *cb;
+    kv_cache *kv; // NULL: a free slot
+    uint32_t first, n;
+    uint8_t *mem;
+    cuda_kv_layer *layers; // (n)
+    bool *window;          // (n) the layer's rows are in window blocks
+    uint64_t bytes;
+} kv_binding;
 
 typedef struct cuda_backend {
     backend base;
@@ -71,19 +86,17 @@ typedef struct cuda_backend {
     uint64_t type_bytes[TENSOR_TYPE_COUNT]; // uploaded bytes per tensor type
     void *stage[2];                         // (STAGE_BYTES) pinned, for uploads
     cudaEvent_t staged[2];                  // each stage buffer's copy has been consumed
-    // KV rows of layers [kv_first, kv_first + kv_n) of kv.
-    kv_cache *kv;
-    uint32_t kv_first, kv_n;
-    uint8_t *kv_mem;
-    cuda_kv_layer *kv_layers; // (kv_n)
-    bool *kv_window;          // (kv_n) the layer's rows are in window blocks
-    uint64_t kv_bytes;
+    // The pools bound (kv_bind), and the current call's (begin: its batch's kv).
+    kv_binding bindings[MAX_BINDINGS];
+    kv_binding *cur;
     // The current forward call's batch (begin): one pinned host copy, one device copy.
     void *batch_host, *batch_dev;
     size_t batch_host_bytes, batch_dev_bytes;
     cudaEvent_t batch_copied;
     uint32_t *tiles; // (2 * tiles_cap) host: tile firsts, then counts
     uint32_t tiles_cap;
+    uint32_t *out; // (out_cap) host: the call's logit rows (gather_rows)
+    uint32_t out_cap, n_out;
     cuda_batch batch;
     const float *rope_cos, *rope_sin; // (n_rope, n_tok, half) device
     uint32_t rope_half, n_rope;
@@ -380,8 +393,10 @@ static int op_upload(backend *be, const model_tensor *t, garlic_error *err)
         return garlic_error_set(err, GARLIC_EINVAL, "cuda:%d: upload while asleep (wake first)",
                                 cb->index);
     map_entry *e = map_find(&cb->weights, t);
-    if (e && e->dev)
+    if (e && e->dev) { // held already (another run state of the model): counted
+        e->refs++;
         return GARLIC_OK;
+    }
     uint64_t bytes;
     if (!tensor_bytes(t, &bytes))
         return garlic_error_set(
@@ -391,6 +406,7 @@ static int op_upload(backend *be, const model_tensor *t, garlic_error *err)
         return garlic_error_set(err, GARLIC_ENOMEM, "cuda:%d: out of host memory", cb->index);
     e->bytes = bytes;
     e->type = t->type;
+    e->refs = 1;
     if (!use_device(cb) || !upload_entry(cb, t, e)) {
         map_remove(&cb->weights, e);
         return take_error(cb, err);
@@ -412,7 +428,7 @@ static void op_drop(backend *be, const model_tensor *t)
 {
     cuda_backend *cb = cuda_of(be);
     map_entry *e = map_find(&cb->weights, t);
-    if (!e)
+    if (!e || --e->refs > 0)
         return;
     use_device(cb);
     free_weight(cb, e);
@@ -495,36 +511,43 @@ static bool op_supports(backend *be, const model *m, uint32_t l, garlic_error *e
 
 // ---- the KV rows ----
 
-// Forgets the bound pool (which must still be alive: its mirror is removed) and frees the
-// device rows.
-static void kv_release(cuda_backend *cb)
+// The device's KV bytes: every binding's.
+static void count_kv(cuda_backend *cb)
 {
-    if (cb->kv)
-        kv_cache_set_mirror(cb->kv, NULL, NULL);
-    if (cb->kv_mem)
-        cudaFree(cb->kv_mem);
-    garlic_free(cb->kv_layers);
-    garlic_free(cb->kv_window);
-    cb->kv = NULL;
-    cb->kv_mem = NULL;
-    cb->kv_layers = NULL;
-    cb->kv_window = NULL;
-    cb->kv_n = cb->kv_first = 0;
-    cb->kv_bytes = 0;
     cb->info.kv_bytes = 0;
+    for (int i = 0; i < MAX_BINDINGS; i++)
+        cb->info.kv_bytes += cb->bindings[i].bytes;
+}
+
+// Frees a binding's device rows and forgets its pool; touch_pool: the pool is alive and its
+// mirror is removed (else the pool is being freed: kv_mirror.gone).
+static void binding_release(kv_binding *k, bool touch_pool)
+{
+    cuda_backend *cb = k->cb;
+    if (k->kv && touch_pool)
+        kv_cache_set_mirror(k->kv, NULL);
+    if (k->mem)
+        cudaFree(k->mem);
+    garlic_free(k->layers);
+    garlic_free(k->window);
+    if (cb->cur == k)
+        cb->cur = NULL;
+    *k = (kv_binding){.cb = cb};
+    count_kv(cb);
 }
 
 // The pool copied the first n_rows rows of block `from` to block `to` in every layer of one
 // kind: the device copies its rows the same way (queued on the stream).
-static void kv_mirror(void *ctx, bool window, uint32_t to, uint32_t from, uint32_t n_rows)
+static void kv_mirror_copy(void *ctx, bool window, uint32_t to, uint32_t from, uint32_t n_rows)
 {
-    cuda_backend *cb = ctx;
-    if (!cb->kv_mem || !use_device(cb))
+    kv_binding *k = ctx;
+    cuda_backend *cb = k->cb;
+    if (!k->mem || !use_device(cb))
         return;
-    for (uint32_t i = 0; i < cb->kv_n; i++) {
-        if (cb->kv_window[i] != window)
+    for (uint32_t i = 0; i < k->n; i++) {
+        if (k->window[i] != window)
             continue;
-        const cuda_kv_layer *L = &cb->kv_layers[i];
+        const cuda_kv_layer *L = &k->layers[i];
         uint64_t block = (uint64_t)L->block_tokens;
         ok(cb,
            cudaMemcpyAsync(L->k + to * block * L->k_row_bytes, L->k + from * block * L->k_row_bytes,
@@ -539,34 +562,44 @@ static void kv_mirror(void *ctx, bool window, uint32_t to, uint32_t from, uint32
     }
 }
 
+// The pool is being freed: its rows go with it.
+static void kv_mirror_gone(void *ctx, const kv_cache *c)
+{
+    kv_binding *k = ctx;
+    (void)c;
+    if (use_device(k->cb))
+        ok(k->cb, cudaStreamSynchronize(k->cb->stream), "KV release");
+    binding_release(k, false);
+}
+
 static uint64_t align_up(uint64_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
 
-// Allocates the device rows of the bound layers (cb->kv, kv_first, kv_n already set) and
-// carves them: per layer its K rows then its V rows, each (blocks of its kind, block_tokens,
-// row bytes).
-static bool kv_allocate(cuda_backend *cb)
+// Allocates the device rows of a binding's layers (kv, first, n, window set) and carves them:
+// per layer its K rows then its V rows, each (blocks of its kind, block_tokens, row bytes).
+static bool kv_allocate(kv_binding *k)
 {
-    const kv_cache_config *cfg = kv_cache_get_config(cb->kv);
-    uint64_t k_row = kv_cache_k_row_bytes(cb->kv), v_row = kv_cache_v_row_bytes(cb->kv);
+    cuda_backend *cb = k->cb;
+    const kv_cache_config *cfg = kv_cache_get_config(k->kv);
+    uint64_t k_row = kv_cache_k_row_bytes(k->kv), v_row = kv_cache_v_row_bytes(k->kv);
     uint64_t total = 0;
-    for (uint32_t i = 0; i < cb->kv_n; i++) {
-        uint64_t blocks = cb->kv_window[i] ? cfg->n_window_blocks : cfg->n_blocks, rows, k, v;
+    for (uint32_t i = 0; i < k->n; i++) {
+        uint64_t blocks = k->window[i] ? cfg->n_window_blocks : cfg->n_blocks, rows, kb, vb;
         if (__builtin_mul_overflow(blocks, (uint64_t)cfg->block_tokens, &rows) ||
-            __builtin_mul_overflow(rows, k_row, &k) || __builtin_mul_overflow(rows, v_row, &v) ||
-            __builtin_add_overflow(total, align_up(k) + align_up(v), &total)) {
+            __builtin_mul_overflow(rows, k_row, &kb) || __builtin_mul_overflow(rows, v_row, &vb) ||
+            __builtin_add_overflow(total, align_up(kb) + align_up(vb), &total)) {
             record(cb, GARLIC_EINVAL, "KV rows", "their size overflows");
             return false;
         }
     }
     char what[96];
     snprintf(what, sizeof what, "cudaMalloc of %llu bytes of KV rows", (unsigned long long)total);
-    if (!ok(cb, cudaMalloc((void **)&cb->kv_mem, total ? total : 1), what))
+    if (!ok(cb, cudaMalloc((void **)&k->mem, total ? total : 1), what))
         return false;
-    uint8_t *p = cb->kv_mem;
-    for (uint32_t i = 0; i < cb->kv_n; i++) {
-        uint64_t rows = (uint64_t)(cb->kv_window[i] ? cfg->n_window_blocks : cfg->n_blocks) *
+    uint8_t *p = k->mem;
+    for (uint32_t i = 0; i < k->n; i++) {
+        uint64_t rows = (uint64_t)(k->window[i] ? cfg->n_window_blocks : cfg->n_blocks) *
             cfg->block_tokens;
-        cuda_kv_layer *L = &cb->kv_layers[i];
+        cuda_kv_layer *L = &k->layers[i];
         *L = (cuda_kv_layer){.k = p,
                              .k_row_bytes = k_row,
                              .v_row_bytes = v_row,
@@ -576,20 +609,33 @@ static bool kv_allocate(cuda_backend *cb)
         L->v = v_row ? p : NULL;
         p += align_up(rows * v_row);
     }
-    cb->kv_bytes = total;
-    cb->info.kv_bytes = total;
+    k->bytes = total;
+    count_kv(cb);
     return true;
+}
+
+// The binding of pool kv, or NULL.
+static kv_binding *binding_of(cuda_backend *cb, const kv_cache *kv)
+{
+    for (int i = 0; kv && i < MAX_BINDINGS; i++)
+        if (cb->bindings[i].kv == kv)
+            return &cb->bindings[i];
+    return NULL;
 }
 
 static int op_kv_bind(backend *be, kv_cache *kv, uint32_t first, uint32_t n, garlic_error *err)
 {
     cuda_backend *cb = cuda_of(be);
+    kv_binding *k = binding_of(cb, kv);
+    if (k && k->first == first && k->n == n && (k->mem || n == 0 || cb->asleep))
+        return GARLIC_OK; // bound already (the forward pass binds at every call)
+    if (!kv)
+        return garlic_error_set(err, GARLIC_EINVAL, "cuda:%d: kv_bind of no pool", cb->index);
     if (!use_device(cb))
         return take_error(cb, err);
     ok(cb, cudaStreamSynchronize(cb->stream), "KV bind");
-    kv_release(cb);
-    if (!kv || n == 0)
-        return take_error(cb, err);
+    if (k)
+        binding_release(k, true);
     const kv_cache_config *cfg = kv_cache_get_config(kv);
     if (first > cfg->n_layer || n > cfg->n_layer - first)
         return garlic_error_set(err, GARLIC_EINVAL,
@@ -598,37 +644,44 @@ static int op_kv_bind(backend *be, kv_cache *kv, uint32_t first, uint32_t n, gar
     if ((unsigned)cfg->type >= KV_TYPE_COUNT)
         return garlic_error_set(err, GARLIC_EUNSUPPORTED, "cuda:%d: KV type %d", cb->index,
                                 (int)cfg->type);
-    cb->kv_layers = garlic_calloc(n, sizeof *cb->kv_layers);
-    cb->kv_window = garlic_calloc(n, sizeof *cb->kv_window);
-    if (!cb->kv_layers || !cb->kv_window) {
-        kv_release(cb);
+    if (!(k = binding_of(cb, NULL)))
+        for (int i = 0; i < MAX_BINDINGS && !k; i++)
+            k = cb->bindings[i].kv ? NULL : &cb->bindings[i];
+    if (!k)
+        return garlic_error_set(err, GARLIC_EFULL,
+                                "cuda:%d: %d KV pools are bound already (one per loaded model)",
+                                cb->index, MAX_BINDINGS);
+    *k = (kv_binding){.cb = cb, .kv = kv, .first = first, .n = n};
+    k->layers = garlic_calloc(n ? n : 1, sizeof *k->layers);
+    k->window = garlic_calloc(n ? n : 1, sizeof *k->window);
+    if (!k->layers || !k->window) {
+        binding_release(k, false);
         return garlic_error_set(err, GARLIC_ENOMEM, "cuda:%d: out of host memory", cb->index);
     }
-    cb->kv = kv;
-    cb->kv_first = first;
-    cb->kv_n = n;
     for (uint32_t i = 0; i < n; i++)
-        cb->kv_window[i] = kv_cache_layer_is_window(kv, first + i);
-    if (!kv_allocate(cb)) {
-        kv_release(cb);
+        k->window[i] = kv_cache_layer_is_window(kv, first + i);
+    if (!cb->asleep && !kv_allocate(k)) {
+        binding_release(k, false);
         return take_error(cb, err);
     }
-    kv_cache_set_mirror(kv, kv_mirror, cb);
+    kv_mirror m = {.copy = kv_mirror_copy, .gone = kv_mirror_gone, .ctx = k};
+    kv_cache_set_mirror(kv, &m);
     return GARLIC_OK;
 }
 
-int backend_cuda_kv_row(backend *be, uint32_t layer, uint32_t block, uint32_t offset, bool v,
-                        void *dst, size_t bytes, garlic_error *err)
+int backend_cuda_kv_row(backend *be, const kv_cache *kv, uint32_t layer, uint32_t block,
+                        uint32_t offset, bool v, void *dst, size_t bytes, garlic_error *err)
 {
     cuda_backend *cb = cuda_of(be);
-    if (!cb->kv_mem || layer < cb->kv_first || layer - cb->kv_first >= cb->kv_n)
+    const kv_binding *k = binding_of(cb, kv);
+    if (!k || !k->mem || layer < k->first || layer - k->first >= k->n)
         return garlic_error_set(err, GARLIC_EINVAL, "cuda:%d: KV layer %u is not on the device",
                                 cb->index, layer);
-    const kv_cache_config *cfg = kv_cache_get_config(cb->kv);
-    uint32_t i = layer - cb->kv_first;
-    const cuda_kv_layer *L = &cb->kv_layers[i];
+    const kv_cache_config *cfg = kv_cache_get_config(k->kv);
+    uint32_t i = layer - k->first;
+    const cuda_kv_layer *L = &k->layers[i];
     uint64_t row_bytes = v ? L->v_row_bytes : L->k_row_bytes;
-    uint32_t blocks = cb->kv_window[i] ? cfg->n_window_blocks : cfg->n_blocks;
+    uint32_t blocks = k->window[i] ? cfg->n_window_blocks : cfg->n_blocks;
     if (block >= blocks || offset >= L->block_tokens || bytes != row_bytes || (v && !L->v))
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "cuda:%d: KV row (layer %u, block %u, offset %u, %zu bytes) is "
@@ -684,6 +737,23 @@ static int op_begin(backend *be, const backend_batch *b, garlic_error *err)
         cb->tiles_cap = b->n_tok;
     }
     uint32_t n_tiles = b->n_tok ? make_tiles(cb, b) : 0;
+    // The logit rows, for gather_rows (host: they drive the copies).
+    if (b->n_out > cb->out_cap) {
+        uint32_t *out = garlic_malloc((size_t)b->n_out * sizeof *out);
+        if (!out)
+            return garlic_error_set(err, GARLIC_ENOMEM, "cuda:%d: out of host memory", cb->index);
+        garlic_free(cb->out);
+        cb->out = out, cb->out_cap = b->n_out;
+    }
+    for (uint32_t i = 0; i < b->n_out; i++)
+        if (b->out[i] >= b->n_tok)
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "cuda:%d: logit row %u names token %u of %u", cb->index, i,
+                                    b->out[i], b->n_tok);
+    if (b->n_out)
+        memcpy(cb->out, b->out, b->n_out * sizeof *cb->out);
+    cb->n_out = b->n_out;
+    cb->cur = binding_of(cb, b->kv);
     size_t rope_floats = (size_t)b->n_tok * b->half;
     section s[9] = {
         {b->pos, b->n_tok * sizeof(uint32_t), 0},
@@ -887,16 +957,17 @@ static void op_rope(backend *be, float *x, uint32_t n_heads, uint32_t head_dim, 
 // The bound layer of an attention call, or NULL (recorded).
 static const cuda_kv_layer *kv_layer(cuda_backend *cb, const backend_attention *a, const char *op)
 {
-    uint32_t i = a->layer - cb->kv_first;
-    if (!cb->kv_mem || a->layer < cb->kv_first || i >= cb->kv_n) {
+    const kv_binding *k = cb->cur;
+    uint32_t i = k ? a->layer - k->first : 0;
+    if (!k || !k->mem || a->layer < k->first || i >= k->n) {
         record(cb, GARLIC_EINVAL, op, "its KV layer is not on the device (kv_bind)");
         return NULL;
     }
-    if (cb->kv_window[i] != a->window_blocks) {
+    if (k->window[i] != a->window_blocks) {
         record(cb, GARLIC_EINVAL, op, "window_blocks does not match the pool's layer");
         return NULL;
     }
-    return &cb->kv_layers[i];
+    return &k->layers[i];
 }
 
 static void op_kv_store(backend *be, const backend_attention *a, const float *k, const float *v)
@@ -948,6 +1019,22 @@ static void op_gated_act(backend *be, model_act act, float *gate, const float *u
     ok(cb, cuda_launch_gated(cb->stream, (int)act, gate, up, n), "gated activation");
 }
 
+// Row i of dst = row out[i] of src: one copy for each run of consecutive rows.
+static void op_gather_rows(backend *be, float *dst, const float *src, uint32_t dim)
+{
+    cuda_backend *cb = cuda_of(be);
+    for (uint32_t i = 0, n; i < cb->n_out; i += n) {
+        for (n = 1; i + n < cb->n_out && cb->out[i + n] == cb->out[i] + n;)
+            n++;
+        if (dst + (size_t)i * dim == src + (size_t)cb->out[i] * dim)
+            continue; // in place already
+        ok(cb,
+           cudaMemcpyAsync(dst + (size_t)i * dim, src + (size_t)cb->out[i] * dim,
+                           (size_t)n * dim * sizeof(float), cudaMemcpyDeviceToDevice, cb->stream),
+           "gather_rows");
+    }
+}
+
 static void op_add(backend *be, float *x, const float *y, size_t n)
 {
     cuda_backend *cb = cuda_of(be);
@@ -987,10 +1074,13 @@ static int op_sleep(backend *be, garlic_error *err)
     for (size_t i = 0; i < cb->weights.cap; i++)
         if (cb->weights.slots[i].state == MAP_LIVE)
             free_weight(cb, &cb->weights.slots[i]);
-    if (cb->kv_mem)
-        cudaFree(cb->kv_mem);
-    cb->kv_mem = NULL;
-    cb->info.kv_bytes = 0;
+    for (int i = 0; i < MAX_BINDINGS; i++) { // the rows go; the bindings stay for the wake
+        kv_binding *k = &cb->bindings[i];
+        if (k->mem)
+            cudaFree(k->mem);
+        k->mem = NULL, k->bytes = 0;
+    }
+    count_kv(cb);
     free_scratch(cb);
     cb->asleep = true;
     return GARLIC_OK;
@@ -1008,8 +1098,9 @@ static int op_wake(backend *be, garlic_error *err)
         if (e->state == MAP_LIVE && !e->dev)
             upload_entry(cb, e->key, e);
     }
-    if (!cb->err_code && cb->kv_layers)
-        kv_allocate(cb); // the rows come back empty
+    for (int i = 0; i < MAX_BINDINGS && !cb->err_code; i++)
+        if (cb->bindings[i].kv && cb->bindings[i].n)
+            kv_allocate(&cb->bindings[i]); // the rows come back empty
     if (!cb->err_code)
         cb->asleep = false;
     return take_error(cb, err);
@@ -1036,7 +1127,9 @@ static void op_free(backend *be)
     cudaSetDevice(cb->index);
     if (cb->stream)
         cudaStreamSynchronize(cb->stream);
-    kv_release(cb);
+    for (int i = 0; i < MAX_BINDINGS; i++) // (the pools outlive the backend: mirrors removed)
+        if (cb->bindings[i].kv)
+            binding_release(&cb->bindings[i], true);
     for (size_t i = 0; i < cb->weights.cap; i++)
         if (cb->weights.slots[i].state == MAP_LIVE && cb->weights.slots[i].dev)
             cudaFree(cb->weights.slots[i].dev);
@@ -1063,6 +1156,7 @@ static void op_free(backend *be)
     if (cb->stream)
         cudaStreamDestroy(cb->stream);
     garlic_free(cb->tiles);
+    garlic_free(cb->out);
     garlic_free(cb);
 }
 
@@ -1085,6 +1179,7 @@ static const backend_ops cuda_ops = {
     .kv_store = op_kv_store,
     .attention = op_attention,
     .gated_act = op_gated_act,
+    .gather_rows = op_gather_rows,
     .add = op_add,
     .finish = op_finish,
     .sleep = op_sleep,

@@ -14,11 +14,11 @@
 // The number of CUDA devices (0 when there is none or no driver); never fails.
 int backend_cuda_device_count(void);
 
-// Copies the K (v false) or V row of (layer, block, offset) of the bound KV layers to dst
+// Copies the K (v false) or V row of (layer, block, offset) of pool kv's bound layers to dst
 // (bytes: the pool's row bytes). GARLIC_EINVAL when the layer is not bound or the row is out
 // of range; GARLIC_EIO with the driver's message when the copy fails.
-int backend_cuda_kv_row(backend *be, uint32_t layer, uint32_t block, uint32_t offset, bool v,
-                        void *dst, size_t bytes, garlic_error *err);
+int backend_cuda_kv_row(backend *be, const kv_cache *kv, uint32_t layer, uint32_t block,
+                        uint32_t offset, bool v, void *dst, size_t bytes, garlic_error *err);
 
 // Bytes of device memory the uploaded weights of tensor type `type` take now.
 uint64_t backend_cuda_type_bytes(backend *be, uint32_t type);
