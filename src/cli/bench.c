@@ -94,6 +94,7 @@ static int parse_bench(bench_options *o, int argc, char **argv)
                          .reps = 5,
                          .batch = 512,
                          .threads = thread_pool_default_threads(),
+                         .dist_timeout = (float)DIST_DEFAULT_TIMEOUT,
                          .kv_type = KV_TYPE_F16};
     bool p_seen = false, n_seen = false, prefix_seen = false;
     const char *schema_file = NULL;
@@ -112,6 +113,10 @@ static int parse_bench(bench_options *o, int argc, char **argv)
         cli_uint("--tensor-parallel", "T",
                  "split each layer between T ranks (run under mpirun -np T; default 1)",
                  &o->tensor_parallel, 1, 4096),
+        cli_float("--dist-timeout", "S",
+                  "end every rank when one waits S seconds for the others (a rank died or "
+                  "hangs; default 60, 0: never)",
+                  &o->dist_timeout, 0, 1e6f),
         cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &o->kv_type),
         CLI_DEVICE_OPTIONS(o),
         cli_string("--quantize", "TYPE",
@@ -364,7 +369,8 @@ static int bench_one_stream(const bench_options *opts)
                            .quantize = o.quantize};
     cli_local l = {0};
     if (rc == GARLIC_OK)
-        rc = cli_local_tensor_parallel(o.tensor_parallel, o.argc, o.argv, &cfg, &err);
+        rc = cli_local_tensor_parallel(o.tensor_parallel, o.dist_timeout, o.argc, o.argv, &cfg,
+                                       &err);
     if (rc == GARLIC_OK)
         rc = cli_local_device(o.device, o.gpu_layers, &cfg, &err);
     if (rc == GARLIC_OK)

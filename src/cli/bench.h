@@ -28,6 +28,7 @@ typedef struct bench_options {
     bool grammar_is_schema;   // the file is a JSON schema, not GBNF
     char *grammar_text;       // its contents, read once (garlic_malloc'd)
     uint32_t tensor_parallel; // --tensor-parallel: ranks (mpirun -np) sharing each layer
+    float dist_timeout;       // --dist-timeout: seconds a collective may wait (0: no limit)
     const char *device;       // --device: cpu, cuda, cuda:N
     const char *gpu_layers;   // --gpu-layers: N or auto
     int argc;                 // the command's arguments, compared between the ranks

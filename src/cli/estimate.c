@@ -3,12 +3,15 @@
 // Hugging Face config.json or its folder): weights by type, KV cache per token (of each kind
 // of layer, when some have a sliding window) and in total, compute buffers, fixed overhead
 // and total, and what fits a budget (--budget; the total and the budget are formatted
-// together so that they read apart). The numbers come from src/planner, which the server
-// uses to size its pools.
+// together so that they read apart). With --tensor-parallel T and --pipeline-parallel P, also
+// each rank's memory in that layout and, with --budget (per rank), the smallest layout that
+// fits (pipelines are planned only: garlic runs tensor parallelism). The numbers come from
+// src/planner, which the server uses to size its pools.
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/units.h"
 #include "base/utf8.h"
 #include "cli/cli.h"
@@ -31,6 +34,8 @@ typedef struct estimate_options {
     const char *quantize;
     planner_config cfg;
     bool json;
+    uint32_t tp, pp;    // --tensor-parallel, --pipeline-parallel (0: not given)
+    uint32_t max_ranks; // --max-ranks: how far the smallest layout is searched
 } estimate_options;
 
 // Parses the arguments into o; CLI_CONTINUE, or the status to exit with.
@@ -63,6 +68,18 @@ static int parse_estimate(estimate_options *o, int argc, char **argv)
         cli_string("--quantize", "TYPE",
                    "a Hugging Face folder quantized at load to TYPE (as serve --quantize)",
                    &o->quantize),
+        cli_uint("--tensor-parallel", "T",
+                 "each rank's memory when T ranks share every layer (as garlic run "
+                 "--tensor-parallel)",
+                 &o->tp, 1, 4096),
+        cli_uint("--pipeline-parallel", "P",
+                 "... and the layers are split into P stages of contiguous layers "
+                 "(planned only: garlic does not run pipelines yet)",
+                 &o->pp, 1, PLANNER_MAX_STAGES),
+        cli_uint("--max-ranks", "N",
+                 "with --budget and a layout: search the smallest layout up to N ranks "
+                 "(default 1024)",
+                 &o->max_ranks, 1, 1u << 16),
         cli_flag("--json", "print one JSON object", &o->json),
         {0},
     };
@@ -259,7 +276,89 @@ static void add_numbers(cJSON *o, const json_number *rows)
         cJSON_AddNumberToObject(o, rows->key, rows->value);
 }
 
-static void print_json(const planner_input *in, const planner_plan *p)
+// A layout's ranks (--tensor-parallel, --pipeline-parallel) and the smallest layout that fits
+// the budget.
+typedef struct layout_report {
+    uint32_t t, p;
+    planner_rank *ranks; // (t * p) rank r = tp_rank + t * stage
+    bool searched;       // a budget was given: best_t x best_p, or none (found false)
+    bool found;
+    uint32_t best_t, best_p, max_ranks;
+} layout_report;
+
+static void print_layout(const layout_report *r, const planner_config *c, uint32_t n_layer)
+{
+    printf("  Layout: --tensor-parallel %u x --pipeline-parallel %u = %u ranks%s\n", r->t, r->p,
+           r->t * r->p,
+           r->p > 1 ? " (pipeline stages are planned only: garlic runs tensor parallelism)" : "");
+    printf("    %4s %4s %5s %-18s %15s %12s %12s %12s %15s%s\n", "rank", "tp", "stage", "layers",
+           "weights", "KV pool", "compute", "overhead", "total", c->budget ? "  budget" : "");
+    for (uint32_t i = 0; i < r->t * r->p; i++) {
+        const planner_rank *k = &r->ranks[i];
+        const planner_plan *p = &k->plan;
+        char layers[48];
+        snprintf(layers, sizeof layers, "%u-%u%s%s", k->first_layer,
+                 k->first_layer + k->n_layers - 1, k->first_layer == 0 ? " +embd" : "",
+                 k->first_layer + k->n_layers == n_layer ? " +out" : "");
+        printf("    %4u %4u %5u %-18s %15s %12s %12s %12s %15s%s\n", i, k->tp_rank, k->stage,
+               layers, commas(p->weight_bytes), cli_format_bytes((double)p->kv_bytes),
+               cli_format_bytes((double)p->scratch_bytes),
+               cli_format_bytes((double)p->overhead_bytes), commas(p->total_bytes),
+               !c->budget    ? ""
+                   : p->fits ? "  fits"
+                             : "  does not fit");
+    }
+    if (r->searched && r->found)
+        printf("  Smallest layout within %s per rank: --tensor-parallel %u --pipeline-parallel %u "
+               "(%u ranks)\n",
+               commas(c->budget), r->best_t, r->best_p, r->best_t * r->best_p);
+    else if (r->searched)
+        printf("  Smallest layout within %s per rank: none of up to %u ranks\n", commas(c->budget),
+               r->max_ranks);
+}
+
+static cJSON *layout_json(const layout_report *r, const planner_config *c, uint32_t n_layer)
+{
+    cJSON *o = cJSON_CreateObject(), *ranks = cJSON_AddArrayToObject(o, "ranks");
+    add_numbers(
+        o,
+        (const json_number[]){{"tensor_parallel", r->t}, {"pipeline_parallel", r->p}, {NULL, 0}});
+    cJSON_AddBoolToObject(o, "pipeline_runs", false); // (planned only)
+    for (uint32_t i = 0; i < r->t * r->p; i++) {
+        const planner_rank *k = &r->ranks[i];
+        const planner_plan *p = &k->plan;
+        cJSON *j = cJSON_CreateObject();
+        add_numbers(j,
+                    (const json_number[]){{"rank", i},
+                                          {"tp_rank", k->tp_rank},
+                                          {"stage", k->stage},
+                                          {"first_layer", k->first_layer},
+                                          {"n_layers", k->n_layers},
+                                          {"weight_bytes", (double)p->weight_bytes},
+                                          {"kv_bytes", (double)p->kv_bytes},
+                                          {"kv_bytes_per_token", (double)p->kv_bytes_per_token},
+                                          {"scratch_bytes", (double)p->scratch_bytes},
+                                          {"overhead_bytes", (double)p->overhead_bytes},
+                                          {"total_bytes", (double)p->total_bytes},
+                                          {NULL, 0}});
+        cJSON_AddBoolToObject(j, "embedding", k->first_layer == 0);
+        cJSON_AddBoolToObject(j, "output", k->first_layer + k->n_layers == n_layer);
+        if (c->budget)
+            cJSON_AddBoolToObject(j, "fits", p->fits);
+        cJSON_AddItemToArray(ranks, j);
+    }
+    if (r->searched && r->found)
+        add_numbers(cJSON_AddObjectToObject(o, "smallest"),
+                    (const json_number[]){{"tensor_parallel", r->best_t},
+                                          {"pipeline_parallel", r->best_p},
+                                          {"ranks", r->best_t * r->best_p},
+                                          {NULL, 0}});
+    else if (r->searched)
+        cJSON_AddNullToObject(o, "smallest");
+    return o;
+}
+
+static void print_json(const planner_input *in, const planner_plan *p, const layout_report *r)
 {
     const planner_config *c = &p->cfg;
     const model_hparams *hp = &in->hp;
@@ -324,11 +423,38 @@ static void print_json(const planner_input *in, const planner_plan *p)
                                           {"max_ctx", p->max_ctx},
                                           {NULL, 0}});
     }
+    if (r)
+        cJSON_AddItemToObject(root, "layout", layout_json(r, c, hp->n_layer));
     char *text = cJSON_Print(root);
     if (text)
         printf("%s\n", text);
     cJSON_free(text);
     cJSON_Delete(root);
+}
+
+// The ranks of o's layout and, with a budget, the smallest layout that fits it.
+static int make_layout(const estimate_options *o, layout_report *r, garlic_error *err)
+{
+    r->t = o->tp ? o->tp : 1, r->p = o->pp ? o->pp : 1;
+    r->max_ranks = o->max_ranks ? o->max_ranks : 1024;
+    if ((uint64_t)r->t * r->p > 1u << 16)
+        return garlic_error_set(err, GARLIC_EINVAL, "%u x %u ranks: too many", r->t, r->p);
+    r->ranks = garlic_calloc((size_t)r->t * r->p, sizeof *r->ranks);
+    if (!r->ranks)
+        return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    int rc = planner_layout_make(o->model_path, o->quantize, r->t, r->p, &o->cfg, r->ranks, err);
+    if (rc != GARLIC_OK || !o->cfg.budget)
+        return rc;
+    r->searched = true;
+    garlic_error search = {0};
+    rc = planner_layout_smallest(o->model_path, o->quantize, &o->cfg, r->max_ranks, &r->best_t,
+                                 &r->best_p, &search);
+    r->found = rc == GARLIC_OK;
+    if (rc == GARLIC_ENOTFOUND)
+        return GARLIC_OK;
+    if (rc)
+        *err = search;
+    return rc;
 }
 
 int cli_estimate(int argc, char **argv)
@@ -358,9 +484,19 @@ int cli_estimate(int argc, char **argv)
         fprintf(stderr, "garlic estimate: %s: %s\n", o.model_path, err.message);
         return 1;
     }
-    if (o.json)
-        print_json(&in, &plan);
-    else
+    layout_report layout = {0};
+    if ((o.tp || o.pp) && make_layout(&o, &layout, &err) != GARLIC_OK) {
+        fprintf(stderr, "garlic estimate: %s\n", err.message);
+        garlic_free(layout.ranks);
+        return 1;
+    }
+    if (o.json) {
+        print_json(&in, &plan, o.tp || o.pp ? &layout : NULL);
+    } else {
         print_text(&in, &plan);
+        if (o.tp || o.pp)
+            print_layout(&layout, &o.cfg, in.hp.n_layer);
+    }
+    garlic_free(layout.ranks);
     return 0;
 }

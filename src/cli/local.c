@@ -39,9 +39,10 @@ static void show_upload(void *ctx, int percent)
                 percent == 100 ? "\n" : "");
 }
 
-int cli_local_tensor_parallel(uint32_t t, int argc, char **argv, registry_config *cfg,
-                              garlic_error *err)
+int cli_local_tensor_parallel(uint32_t t, float dist_timeout, int argc, char **argv,
+                              registry_config *cfg, garlic_error *err)
 {
+    dist_set_timeout(dist_timeout);
     dist_tp_layout layout;
     int rc = dist_tp_layout_make(t, &layout, err);
     if (rc != GARLIC_OK || layout.size == 1)
@@ -155,19 +156,26 @@ int cli_local_device(const char *device, const char *gpu_layers, registry_config
     return GARLIC_OK;
 }
 
+int cli_local_resolve(const char *path, const registry_config *config, char *out, size_t cap,
+                      garlic_error *err)
+{
+    int rc = store_resolve(path, out, cap, err);
+    if (config->tp_size > 1) { // every rank compares, even one that could not resolve it
+        garlic_error mine = *err;
+        int same = check_same_file(rc == GARLIC_OK ? out : path, err);
+        if (rc != GARLIC_OK)
+            *err = mine;
+        rc = rc != GARLIC_OK ? rc : same;
+    }
+    return rc;
+}
+
 int cli_local_open(cli_local *l, const char *path, const registry_config *config, garlic_error *err)
 {
     memset(l, 0, sizeof *l);
     l->device = config->device;
     static char stored[STORE_PATH_MAX]; // one model per process
-    int rc = store_resolve(path, stored, sizeof stored, err);
-    if (config->tp_size > 1) { // every rank compares, even one that could not resolve it
-        garlic_error mine = *err;
-        int same = check_same_file(rc == GARLIC_OK ? stored : path, err);
-        if (rc != GARLIC_OK)
-            *err = mine;
-        rc = rc != GARLIC_OK ? rc : same;
-    }
+    int rc = cli_local_resolve(path, config, stored, sizeof stored, err);
     if (rc != GARLIC_OK) {
         backend_free(l->device);
         l->device = NULL;

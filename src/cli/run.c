@@ -37,6 +37,7 @@ typedef struct run_options {
     uint32_t batch;            // -b
     int threads;               // -t
     uint32_t tensor_parallel;  // --tensor-parallel: ranks (mpirun -np) sharing each layer
+    float dist_timeout;        // --dist-timeout: seconds a collective may wait (0: no limit)
     const char *device;        // --device: cpu, cuda, cuda:N
     const char *gpu_layers;    // --gpu-layers: N or auto
     kv_type kv_type;
@@ -64,6 +65,7 @@ static int parse_run_options(run_options *o, int argc, char **argv)
     o->sampling = sampler_params_default(1);
     o->kv_type = KV_TYPE_F16;
     o->threads = thread_pool_default_threads();
+    o->dist_timeout = (float)DIST_DEFAULT_TIMEOUT;
     sampler_params *sp = &o->sampling;
     cli_list stops = {.items = o->stops, .max = MAX_STOPS};
     const cli_option options[] = {
@@ -91,6 +93,10 @@ static int parse_run_options(run_options *o, int argc, char **argv)
         cli_uint("--tensor-parallel", "T",
                  "split each layer between T ranks (run under mpirun -np T; default 1)",
                  &o->tensor_parallel, 1, 4096),
+        cli_float("--dist-timeout", "S",
+                  "end every rank when one waits S seconds for the others (a rank died or "
+                  "hangs; default 60, 0: never)",
+                  &o->dist_timeout, 0, 1e6f),
         cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &o->kv_type),
         CLI_DEVICE_OPTIONS(o),
         cli_string("--quantize", "TYPE",
@@ -379,7 +385,8 @@ int cli_run(int argc, char **argv)
                            .quantize = o.quantize,
                            .chat_template_file = o.template_file};
     cli_local l;
-    if (cli_local_tensor_parallel(o.tensor_parallel, argc, argv, &cfg, &err) != GARLIC_OK ||
+    if (cli_local_tensor_parallel(o.tensor_parallel, o.dist_timeout, argc, argv, &cfg, &err) !=
+            GARLIC_OK ||
         cli_local_device(o.device, o.gpu_layers, &cfg, &err) != GARLIC_OK ||
         cli_local_open(&l, o.model_path, &cfg, &err) != GARLIC_OK) {
         fprintf(stderr, "garlic run: %s\n", err.message);

@@ -2,8 +2,11 @@
 // `garlic serve -m MODEL.gguf[=NAME]... [--models-dir DIR] [flags]`: the OpenAI- and
 // Ollama-compatible HTTP server. Builds the registry from the flags, starts the server,
 // then waits for SIGINT or SIGTERM and shuts down gracefully (running requests get a grace
-// period, then their streams end cleanly).
+// period, then their streams end cleanly). Under mpirun with --tensor-parallel T, rank 0 does
+// all that for one model loaded at start, and the other ranks compute their share of each
+// step its engine sends them (engine_follow) until it stops.
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,8 @@
 #include "base/threadpool.h"
 #include "cli/cli.h"
 #include "cli/local.h"
+#include "dist/dist.h"
+#include "engine/engine.h"
 #include "planner/planner.h"
 #include "registry/registry.h"
 #include "server/server.h"
@@ -42,6 +47,10 @@ typedef struct serve_options {
     const char *gpu_layers; // --gpu-layers: N or auto
     server_config server;
     registry_config registry;
+    uint32_t tensor_parallel; // --tensor-parallel: ranks (mpirun -np) sharing each layer
+    float dist_timeout;       // --dist-timeout: seconds a collective may wait (0: no limit)
+    int argc;                 // the command's arguments, compared between the ranks
+    char **argv;
 } serve_options;
 
 static const cli_command serve_command = {
@@ -104,6 +113,7 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
     o->request_timeout = SERVER_DEFAULT_REQUEST_TIMEOUT;
     o->write_timeout = SERVER_DEFAULT_WRITE_TIMEOUT;
     o->port = SERVER_DEFAULT_PORT;
+    o->dist_timeout = (float)DIST_DEFAULT_TIMEOUT;
     registry_config *r = &o->registry;
     r->log = true;
     r->kv_type = KV_TYPE_F16;
@@ -188,12 +198,36 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
         cli_flag("--quiet|-q", "no line per request (loads and unloads are still logged)",
                  &o->quiet),
         cli_flag("--verbose|-v", "the request log also shows each rendered prompt", &o->verbose),
+        cli_uint("--tensor-parallel", "T",
+                 "split each layer of the one -m model between T ranks (run under mpirun -np "
+                 "T; default 1)",
+                 &o->tensor_parallel, 1, 4096),
+        cli_float("--dist-timeout", "S",
+                  "end every rank when one waits S seconds for the others in a step (a rank "
+                  "died or hangs; default 60, 0: never)",
+                  &o->dist_timeout, 0, 1e6f),
         {0},
     };
     int status = cli_parse(&serve_command, options, argc, argv);
     o->n_models = models.n;
+    o->argc = argc, o->argv = argv;
     if (status != CLI_CONTINUE)
         return status;
+    if ((o->tensor_parallel > 1 || dist_size() > 1) && (o->n_models != 1 || o->models_dir))
+        return cli_usage_error(&serve_command,
+                               "--tensor-parallel serves one model, loaded at start: give "
+                               "exactly one -m (several models, --models-dir and loading on "
+                               "demand are not supported under tensor parallelism)");
+    bool tp = o->tensor_parallel > 1 || dist_size() > 1;
+    if (tp && (r->keep_alive_set || r->sleep_after > 0))
+        return cli_usage_error(&serve_command,
+                               "%s: under --tensor-parallel the model stays loaded until the "
+                               "server stops",
+                               r->keep_alive_set ? "--keep-alive" : "--sleep-after");
+    if (tp && (o->device || o->gpu_layers))
+        return cli_usage_error(&serve_command,
+                               "--device and --gpu-layers are not supported with "
+                               "--tensor-parallel yet (the ranks compute on their CPUs)");
     if (o->no_store && o->n_models == 0 && !o->models_dir)
         return cli_usage_error(&serve_command,
                                "with --no-store, give at least one -m MODEL.gguf or --models-dir");
@@ -256,6 +290,91 @@ static int add_models(registry *reg, const serve_options *o)
 
 static void *json_malloc(size_t size) { return garlic_malloc(size); }
 
+// Loads the one -m model on every rank (as rank tp_rank's share) and keeps it acquired, so
+// that it stays loaded until the server stops (the followers compute with it for as long).
+// All ranks agree on the result: one that fails makes them all fail.
+static int load_shared_model(serve_options *o, registry **reg, registry_model **m,
+                             garlic_error *err)
+{
+    registry_config *rc = &o->registry;
+    const char *spec = o->models[0], *eq = strrchr(spec, '=');
+    char *path = garlic_strndup(spec, eq ? (size_t)(eq - spec) : strlen(spec));
+    char stored[STORE_PATH_MAX];
+    int r = cli_local_tensor_parallel(o->tensor_parallel, o->dist_timeout, o->argc, o->argv, rc,
+                                      err);
+    if (r == GARLIC_OK && !path)
+        r = garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    if (r == GARLIC_OK)
+        r = cli_local_resolve(path, rc, stored, sizeof stored, err);
+    if (r != GARLIC_OK) { // (the checks above fail on every rank alike)
+        garlic_free(path);
+        return r;
+    }
+    rc->tp_serve = true;
+    *reg = registry_new(rc, err);
+    r = *reg ? registry_add(*reg, stored,
+                            eq                        ? eq + 1
+                                : store_is_path(path) ? NULL
+                                                      : path,
+                            err)
+             : err->code;
+    garlic_free(path);
+    double seconds;
+    *m = r == GARLIC_OK ? registry_model_at(*reg, 0) : NULL;
+    if (r == GARLIC_OK)
+        r = registry_model_acquire(*m, &seconds, err);
+    garlic_error theirs = {0};
+    int same = dist_check_same(&r, sizeof r, "a model load result (see its message)", &theirs);
+    if (r == GARLIC_OK && same != GARLIC_OK)
+        r = same, *err = theirs;
+    if (r != GARLIC_OK && *m && registry_model_engine(*m))
+        registry_model_release(*m, NAN);
+    return r;
+}
+
+// garlic serve under mpirun --tensor-parallel T: rank 0 serves HTTP with the model's leading
+// engine until SIGINT or SIGTERM; the other ranks follow its steps until it stops.
+static int serve_tensor_parallel(serve_options *o, sigset_t *stop_signals)
+{
+    garlic_error err = {0};
+    registry *reg = NULL;
+    registry_model *m = NULL;
+    int status = 0;
+    if (load_shared_model(o, &reg, &m, &err) != GARLIC_OK) {
+        fprintf(stderr, "garlic serve: rank %u: %s\n", dist_rank(), err.message);
+        registry_free(reg);
+        return 1;
+    }
+    if (dist_rank() != 0) {
+        if (engine_follow(registry_model_engine(m), &err) != GARLIC_OK) {
+            fprintf(stderr, "garlic serve: %s\n", err.message);
+            status = 1;
+        }
+        registry_model_release(m, NAN);
+        registry_free(reg);
+        return status;
+    }
+    server *srv = server_start(&o->server, reg, &err);
+    if (!srv) {
+        fprintf(stderr, "garlic serve: %s\n", err.message);
+        status = 1;
+    } else {
+        const char *host = o->server.host;
+        bool v6 = strchr(host, ':') != NULL;
+        fprintf(stderr,
+                "garlic serve: listening on http://%s%s%s:%u (1 model, split between %u "
+                "ranks)\n",
+                v6 ? "[" : "", host, v6 ? "]" : "", server_port(srv), dist_size());
+        int sig = 0;
+        sigwait(stop_signals, &sig);
+        fprintf(stderr, "garlic serve: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        server_stop(srv, o->grace);
+    }
+    registry_model_release(m, NAN);
+    registry_free(reg); // (its engine stops, which stops the other ranks)
+    return status;
+}
+
 int cli_serve(int argc, char **argv)
 {
     serve_options o;
@@ -278,6 +397,8 @@ int cli_serve(int argc, char **argv)
         files.rlim_cur = files.rlim_max;
         setrlimit(RLIMIT_NOFILE, &files);
     }
+    if (o.tensor_parallel > 1 || dist_size() > 1)
+        return serve_tensor_parallel(&o, &stop_signals);
     garlic_error err = {0};
     if (!o.no_store && store_root(o.store_root, sizeof o.store_root, &err) == GARLIC_OK)
         o.server.store_root = o.store_root;

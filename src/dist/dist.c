@@ -1,12 +1,19 @@
 // SPDX-License-Identifier: MIT
 // The ranks and collectives of dist.h. With GARLIC_MPI defined (the Makefile found Open
-// MPI's mpi.h) they are MPI calls over MPI_COMM_WORLD; without it the world is one process,
-// the collectives are the identity and asking for more ranks is refused.
+// MPI's mpi.h) they are MPI calls over a duplicate of MPI_COMM_WORLD whose errors are
+// returned, not fatal, so that a failure is reported in garlic's words before the job ends;
+// a watchdog thread ends the job when a collective waits longer than the timeout (a rank
+// that died or hangs). Without MPI the world is one process, the collectives are the
+// identity and asking for more ranks is refused.
 #include "dist/dist.h"
 
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
@@ -18,6 +25,115 @@
 // The world as dist_init found it (main thread; read-only afterwards).
 static uint32_t world_rank = 0, world_size = 1;
 static bool mpi_started = false;
+
+// The collective in flight and how long it may take, for the watchdog. The thread calling
+// collectives writes `what` then `since` when one starts and `since` = 0 when it ends; the
+// watchdog thread reads them; `timeout` is set by dist_set_timeout from any thread.
+static struct {
+    _Atomic double timeout;     // seconds; 0: no limit
+    _Atomic double since;       // garlic_now() when the collective began; 0: none in flight
+    _Atomic(const char *) what; // its name ("MPI_Allreduce"), a static string
+    _Atomic size_t bytes;       // its size, for the message
+} flight = {.timeout = DIST_DEFAULT_TIMEOUT};
+
+#ifdef GARLIC_MPI
+// MPI_COMM_WORLD duplicated with MPI_ERRORS_RETURN (dist_init; main thread).
+static MPI_Comm comm = MPI_COMM_NULL;
+
+// The watchdog thread: started by dist_init in a world of several ranks, stopped by
+// dist_finalize. `stop` is guarded by `lock`; `wake` wakes the thread to stop.
+static struct {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool running, stop;
+} watchdog = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+// Ends every rank of the job (MPI_Abort on the world): what a collective that failed or
+// waited too long leaves. The message, already printed, says why.
+static _Noreturn void end_job(void)
+{
+    fflush(stdout);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+    abort(); // (MPI_Abort does not return)
+}
+
+// Watches the collective in flight: when it has waited longer than the timeout, prints which
+// one, on which rank, for how long, and ends the job. Asleep otherwise: it wakes when the
+// collective in flight would time out (or a timeout from now when none is), or to stop.
+static void *watch(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&watchdog.lock);
+    while (!watchdog.stop) {
+        double timeout = atomic_load(&flight.timeout), since = atomic_load(&flight.since);
+        double now = garlic_now(), wait = timeout > 0 ? timeout : 60;
+        if (timeout > 0 && since > 0 && now - since >= timeout) {
+            const char *what = atomic_load(&flight.what);
+            size_t bytes = atomic_load(&flight.bytes);
+            if (atomic_load(&flight.since) == since) { // the same collective, still waiting
+                fprintf(stderr,
+                        "garlic: rank %u of %u: %s of %zu bytes has waited %.1f s for the other "
+                        "ranks (--dist-timeout %g): a rank died or hangs; ending the job\n",
+                        world_rank, world_size, what, bytes, now - since, timeout);
+                end_job();
+            }
+            continue;
+        }
+        if (timeout > 0 && since > 0)
+            wait = since + timeout - now;
+        garlic_cond_wait_for(&watchdog.wake, &watchdog.lock, wait);
+    }
+    pthread_mutex_unlock(&watchdog.lock);
+    return NULL;
+}
+
+// Marks the start of collective `what` moving `bytes` (for the watchdog).
+static void collective_begin(const char *what, size_t bytes)
+{
+    atomic_store(&flight.what, what);
+    atomic_store(&flight.bytes, bytes);
+    atomic_store(&flight.since, garlic_now());
+}
+
+// A failure of collective `what` (MPI_ERRORS_RETURN gives it back) is printed, naming the
+// rank and the collective, and ends the job: the ranks can no longer be in step.
+static void check(int rc, const char *what)
+{
+    if (rc == MPI_SUCCESS)
+        return;
+    char text[MPI_MAX_ERROR_STRING] = "";
+    int len = 0;
+    MPI_Error_string(rc, text, &len);
+    fprintf(stderr, "garlic: rank %u of %u: %s failed: %s; ending the job\n", world_rank,
+            world_size, what, text);
+    end_job();
+}
+
+// Marks its end, and checks its result.
+static void collective_end(int rc)
+{
+    atomic_store(&flight.since, 0.0);
+    check(rc, atomic_load(&flight.what));
+}
+
+// Duplicates the world with errors returned and starts the watchdog; a failure is returned.
+static int start_world(garlic_error *err)
+{
+    if (MPI_Comm_dup(MPI_COMM_WORLD, &comm) != MPI_SUCCESS ||
+        MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN) != MPI_SUCCESS)
+        return garlic_error_set(err, GARLIC_EIO, "rank %u: MPI_Comm_dup failed", world_rank);
+    if (world_size == 1)
+        return GARLIC_OK;
+    if (garlic_cond_init(&watchdog.wake) != 0 ||
+        pthread_create(&watchdog.thread, NULL, watch, NULL) != 0)
+        return garlic_error_set(err, GARLIC_ENOMEM, "rank %u: cannot start the watchdog thread",
+                                world_rank);
+    watchdog.running = true;
+    return GARLIC_OK;
+}
+#endif
 
 // Whether an MPI launcher started this process (Open MPI's mpirun, or a PMI/PMIx launcher
 // such as Slurm's srun).
@@ -67,7 +183,7 @@ int dist_init(int *argc, char ***argv, garlic_error *err)
     MPI_Comm_rank(MPI_COMM_WORLD, &r);
     MPI_Comm_size(MPI_COMM_WORLD, &n);
     world_rank = (uint32_t)r, world_size = (uint32_t)n;
-    return GARLIC_OK;
+    return start_world(err);
 #else
     (void)argc, (void)argv;
     if (size == 1)
@@ -82,11 +198,36 @@ int dist_init(int *argc, char ***argv, garlic_error *err)
 void dist_finalize(void)
 {
 #ifdef GARLIC_MPI
+    if (watchdog.running) {
+        pthread_mutex_lock(&watchdog.lock);
+        watchdog.stop = true;
+        pthread_cond_signal(&watchdog.wake);
+        pthread_mutex_unlock(&watchdog.lock);
+        pthread_join(watchdog.thread, NULL);
+        pthread_cond_destroy(&watchdog.wake);
+        watchdog.running = false;
+    }
+    if (comm != MPI_COMM_NULL)
+        MPI_Comm_free(&comm);
     if (mpi_started)
         MPI_Finalize();
 #endif
     mpi_started = false;
 }
+
+void dist_set_timeout(double seconds)
+{
+    atomic_store(&flight.timeout, seconds > 0 ? seconds : 0);
+#ifdef GARLIC_MPI
+    if (watchdog.running) { // (a shorter limit may be due before the watchdog's next wake)
+        pthread_mutex_lock(&watchdog.lock);
+        pthread_cond_signal(&watchdog.wake);
+        pthread_mutex_unlock(&watchdog.lock);
+    }
+#endif
+}
+
+double dist_timeout(void) { return atomic_load(&flight.timeout); }
 
 uint32_t dist_rank(void) { return world_rank; }
 
@@ -126,7 +267,8 @@ void dist_all_reduce_sum(float *x, size_t n)
 #ifdef GARLIC_MPI
     for (size_t at = 0; world_size > 1 && at < n; at += MPI_PIECE) {
         int count = n - at < MPI_PIECE ? (int)(n - at) : MPI_PIECE;
-        MPI_Allreduce(MPI_IN_PLACE, x + at, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        collective_begin("an all-reduce (MPI_Allreduce)", (size_t)count * sizeof *x);
+        collective_end(MPI_Allreduce(MPI_IN_PLACE, x + at, count, MPI_FLOAT, MPI_SUM, comm));
     }
 #else
     (void)x, (void)n;
@@ -139,7 +281,8 @@ void dist_all_gather(const float *mine, float *all, size_t n)
     if (world_size > 1) {
         // (counts are ints: a row of logits is far below)
         const void *send = mine == all + (size_t)world_rank * n ? MPI_IN_PLACE : mine;
-        MPI_Allgather(send, (int)n, MPI_FLOAT, all, (int)n, MPI_FLOAT, MPI_COMM_WORLD);
+        collective_begin("an all-gather (MPI_Allgather)", n * world_size * sizeof *all);
+        collective_end(MPI_Allgather(send, (int)n, MPI_FLOAT, all, (int)n, MPI_FLOAT, comm));
         return;
     }
 #endif
@@ -152,8 +295,39 @@ void dist_broadcast(void *buf, size_t n)
 #ifdef GARLIC_MPI
     for (size_t at = 0; world_size > 1 && at < n; at += MPI_PIECE) {
         int count = n - at < MPI_PIECE ? (int)(n - at) : MPI_PIECE;
-        MPI_Bcast((char *)buf + at, count, MPI_BYTE, 0, MPI_COMM_WORLD);
+        collective_begin("a broadcast (MPI_Bcast)", (size_t)count);
+        collective_end(MPI_Bcast((char *)buf + at, count, MPI_BYTE, 0, comm));
     }
+#else
+    (void)buf, (void)n;
+#endif
+}
+
+void dist_broadcast_idle(void *buf, size_t n)
+{
+#ifdef GARLIC_MPI
+    if (world_size == 1)
+        return;
+    // A nonblocking broadcast, tested with growing sleeps once it has waited a while (a
+    // blocking one would keep a core spinning for as long as the server is idle).
+    const char *what = "a broadcast of the next step (MPI_Ibcast)";
+    bool timed = world_rank == 0; // (the others wait for work, as long as it takes)
+    if (timed)
+        collective_begin(what, n);
+    MPI_Request request;
+    int rc = MPI_Ibcast(buf, (int)n, MPI_BYTE, 0, comm, &request), done = 0;
+    long nap = 50 * 1000; // nanoseconds, doubled up to 2 ms
+    for (unsigned tries = 0; rc == MPI_SUCCESS && !done; tries++) {
+        rc = MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+        if (done || tries < 2000)
+            continue;
+        nanosleep(&(struct timespec){.tv_nsec = nap}, NULL);
+        nap = nap < 2000 * 1000 ? nap * 2 : nap;
+    }
+    if (timed)
+        collective_end(rc);
+    else
+        check(rc, what);
 #else
     (void)buf, (void)n;
 #endif
@@ -167,8 +341,12 @@ int dist_check_same(const void *bytes, size_t n, const char *what, garlic_error 
     // Every rank learns the size first, so that a rank with another size is refused rather
     // than mismatching the broadcast.
     unsigned long long sizes[2] = {n, n}; // the smallest and the largest
-    MPI_Allreduce(MPI_IN_PLACE, &sizes[0], 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, MPI_COMM_WORLD);
-    MPI_Allreduce(MPI_IN_PLACE, &sizes[1], 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+    collective_begin("a comparison between ranks (MPI_Allreduce)", sizeof sizes);
+    collective_end(
+        MPI_Allreduce(MPI_IN_PLACE, &sizes[0], 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, comm));
+    collective_begin("a comparison between ranks (MPI_Allreduce)", sizeof sizes);
+    collective_end(
+        MPI_Allreduce(MPI_IN_PLACE, &sizes[1], 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, comm));
     int differ = sizes[0] != sizes[1];
     if (!differ) {
         uint8_t *copy = garlic_malloc(n ? n : 1);
@@ -176,14 +354,19 @@ int dist_check_same(const void *bytes, size_t n, const char *what, garlic_error 
             memcpy(copy, bytes, n);
         if (copy)
             dist_broadcast(copy, n);
-        else
-            MPI_Abort(MPI_COMM_WORLD, 1); // the others wait in the broadcast
+        else {
+            fprintf(stderr, "garlic: rank %u: out of memory comparing %s; ending the job\n",
+                    world_rank, what);
+            end_job(); // the others wait in the broadcast
+        }
         differ = memcmp(copy, bytes, n) != 0;
         garlic_free(copy);
     }
     int count = differ, first = differ ? (int)world_rank : INT_MAX;
-    MPI_Allreduce(MPI_IN_PLACE, &count, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    collective_begin("a comparison between ranks (MPI_Allreduce)", sizeof count);
+    collective_end(MPI_Allreduce(MPI_IN_PLACE, &count, 1, MPI_INT, MPI_SUM, comm));
+    collective_begin("a comparison between ranks (MPI_Allreduce)", sizeof first);
+    collective_end(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, comm));
     if (count == 0)
         return GARLIC_OK;
     return garlic_error_set(err, GARLIC_EINVAL, "rank %d%s has %s that differs from rank 0's",

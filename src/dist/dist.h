@@ -7,7 +7,13 @@
 //
 // Threads: dist_init and dist_finalize run on the main thread; the collectives may be called
 // from one other thread at a time (the engine's scheduler thread), never from two at once.
-// MPI errors abort every rank (MPI's default handler): a collective never returns a failure.
+//
+// Faults: a collective never returns a failure and never waits forever. The collectives run
+// on a duplicate of the world whose MPI errors are returned to garlic, which prints the rank
+// and the collective that failed and ends the job (MPI_Abort: every rank exits non-zero); a
+// watchdog thread does the same when a collective has waited longer than the timeout
+// (dist_set_timeout, --dist-timeout: a rank that died or hangs). A rank killed outright is
+// noticed by mpirun itself, which ends the others.
 #ifndef GARLIC_DIST_DIST_H
 #define GARLIC_DIST_DIST_H
 
@@ -16,6 +22,9 @@
 #include <stdint.h>
 
 #include "base/error.h"
+
+// Seconds a collective may wait for the other ranks before the job is ended (--dist-timeout).
+#define DIST_DEFAULT_TIMEOUT 60.0
 
 // How one model is split between the ranks: tensor parallelism over `size` ranks, this
 // process being `rank` (0 <= rank < size). {0, 1}: the whole model in one process.
@@ -37,6 +46,12 @@ int dist_init(int *argc, char ***argv, garlic_error *err);
 // Stops MPI if dist_init started it (every rank must call it). A no-op otherwise.
 void dist_finalize(void);
 
+// Sets how long a collective may wait for the other ranks before the watchdog ends the job
+// (seconds; 0 or less: no limit). DIST_DEFAULT_TIMEOUT until called. Every rank should give
+// the same; any thread may call it.
+void dist_set_timeout(double seconds);
+double dist_timeout(void);
+
 // This process's rank in the world (0 without MPI), and the world's size (1 without MPI).
 uint32_t dist_rank(void);
 uint32_t dist_size(void);
@@ -55,6 +70,12 @@ void dist_all_gather(const float *mine, float *all, size_t n);
 
 // The n bytes of rank 0 into every rank's buf.
 void dist_broadcast(void *buf, size_t n);
+
+// dist_broadcast for a rank that waits for work (garlic serve's followers between requests):
+// the other ranks wait without the watchdog's limit and asleep (a nonblocking broadcast
+// tested with growing naps up to 2 ms once it has waited a while), rank 0 as for any
+// collective. Every rank must call this one (it does not match dist_broadcast); n < 2^31.
+void dist_broadcast_idle(void *buf, size_t n);
 
 // Whether every rank holds the same n bytes as rank 0: GARLIC_OK on every rank when they all
 // agree, else GARLIC_EINVAL on every rank (so that all of them stop, none waits), the message

@@ -115,7 +115,10 @@ engine *engine_new(const engine_config *cfg, garlic_error *err)
                                 .kv_window_free = st.n_window_free,
                                 .kv_bytes = st.bytes,
                                 .kv_window_bytes = st.window_bytes};
-    if (engine_sched_start(e, err) != GARLIC_OK) {
+    if (cfg->tp_role == ENGINE_TP_LEADER)
+        kv_cache_set_mirror(e->kv, &(kv_mirror){.copy = engine_tp_record_copy, .ctx = e});
+    // (a follower runs no scheduler: engine_follow computes what the leader's sends)
+    if (cfg->tp_role != ENGINE_TP_FOLLOWER && engine_sched_start(e, err) != GARLIC_OK) {
         engine_free(e);
         return NULL;
     }
@@ -132,6 +135,8 @@ void engine_free(engine *e)
     engine_grammar_deinit(&e->grammar);
     model_state_free(e->state);
     kv_cache_free(e->kv);
+    garlic_free(e->tp_copies);
+    garlic_free(e->tp_words);
     garlic_free(e->queue);
     garlic_free(e->seq_info);
     garlic_free(e->name);
@@ -178,6 +183,10 @@ static int check_kind(const engine *e, const engine_request *r, garlic_error *er
 
 int engine_submit(engine *e, engine_request *r, garlic_error *err)
 {
+    if (e->cfg.tp_role == ENGINE_TP_FOLLOWER)
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                "%s: a tensor-parallel follower takes no requests (rank 0 does)",
+                                e->name);
     int rc = check_kind(e, r, err);
     if (rc)
         return rc;

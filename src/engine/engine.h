@@ -92,6 +92,18 @@ typedef struct engine_hooks {
     void (*failed)(void *user, const char *message);
 } engine_hooks;
 
+// An engine's part in tensor parallelism under `garlic serve` (tensor_parallel.c; the model
+// is then a share, dist/ started): the leader (rank 0) runs the scheduler and sends each
+// step to the followers, which run no scheduler and compute the steps they receive
+// (engine_follow). ENGINE_TP_NONE: one process, or the CLI's ranks in lockstep (each its own
+// scheduler over the same requests).
+typedef enum engine_tp_role {
+    ENGINE_TP_NONE,
+    ENGINE_TP_LEADER,
+    ENGINE_TP_FOLLOWER,
+    ENGINE_TP_COUNT
+} engine_tp_role;
+
 typedef struct engine_config {
     const char *name;     // for messages (the model's name); copied
     const model *weights; // borrowed for the engine's life
@@ -114,6 +126,7 @@ typedef struct engine_config {
     void (*upload_progress)(void *ctx, int percent); // as the device's weights are uploaded
     void *upload_progress_ctx;
     engine_hooks hooks;
+    engine_tp_role tp_role;
 } engine_config;
 
 // Allocates the KV pool and the run state and starts the scheduler thread. The pool can hold
@@ -129,6 +142,13 @@ void engine_free(engine *e);
 // Stops the scheduler as engine_free does, keeping the engine's counters readable; afterwards
 // engine_submit fails with GARLIC_ESTOPPED and the other calls answer as for an idle engine.
 void engine_stop(engine *e);
+
+// A follower's life (ENGINE_TP_FOLLOWER; on the calling thread, which may make the MPI
+// calls): receives each step rank 0's engine sends, repeats its KV block copies and computes
+// it (its collectives keep the ranks in step), until rank 0's engine stops. GARLIC_OK then;
+// an error (the message says what) when a step does not fit this rank's pool or state, which
+// means the ranks' pools differ: the caller should end the job (exit non-zero).
+int engine_follow(engine *e, garlic_error *err);
 
 // Queues r. On success the engine holds a reference and the caller must still call
 // engine_request_release. GARLIC_EFULL when max_queue requests wait already, GARLIC_EIO when

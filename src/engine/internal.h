@@ -158,10 +158,24 @@ struct engine {
     char failure[512];      // written once, under mu, before failed is set
     bool thread_started;
     pthread_t thread;
+    // Tensor parallelism (cfg.tp_role; tensor_parallel.c), the scheduler thread's (a
+    // follower's: engine_follow's caller's): the leader's KV block copies since its last step
+    // (4 words each: window, to, from, rows) and a step's message.
+    uint32_t *tp_copies; // (tp_copies_cap)
+    size_t n_tp_copies, tp_copies_cap;
+    uint32_t *tp_words; // (tp_words_cap)
+    size_t tp_words_cap;
 };
 
 // engine.c: the failure's message once failed is set (a copy taken under mu), else "".
 void engine_failure(engine *e, char *out, size_t cap);
+
+// tensor_parallel.c: the leader's side. engine_tp_record_copy is the pool's mirror (every copy
+// on write); engine_tp_forward sends a step to the followers, then computes it (as
+// model_forward_batch); engine_tp_stop tells them the engine stopped.
+void engine_tp_record_copy(void *e, bool window, uint32_t to, uint32_t from, uint32_t n_rows);
+int engine_tp_forward(engine *e, const model_batch *b, const float **logits, garlic_error *err);
+void engine_tp_stop(engine *e);
 
 // scheduler.c: the thread's state, made and freed around its life.
 int engine_sched_start(engine *e, garlic_error *err);

@@ -621,7 +621,9 @@ static bool step(sched *S)
     const float *logits = NULL;
     garlic_error err = {0};
     hook(S->e->cfg.hooks.compute_begin, S->e); // a shared pool is taken in turns
-    int rc = model_forward_batch(S->e->state, S->e->kv, &b, &logits, &err);
+    int rc = S->e->cfg.tp_role == ENGINE_TP_LEADER
+        ? engine_tp_forward(S->e, &b, &logits, &err)
+        : model_forward_batch(S->e->state, S->e->kv, &b, &logits, &err);
     hook(S->e->cfg.hooks.compute_end, S->e);
     // A file that changed under the pass gave it zeros or other bytes: nothing it computed
     // is sampled, and everything fails (the next step).
@@ -677,6 +679,8 @@ static void *scheduler_main(void *arg)
     end_all(S);
     publish(S);
     hook(e->cfg.hooks.compute_idle, e);
+    if (e->cfg.tp_role == ENGINE_TP_LEADER)
+        engine_tp_stop(e);
     return NULL;
 }
 

@@ -769,7 +769,8 @@ model *model_load_with(const char *path, const model_load_options *o, garlic_err
     model *m = f ? model_load_file(f, err) : NULL;
     uint32_t tp = o ? o->tp_size : 1;
     if (m && tp > 1) {
-        int rc = ho.meta_only ? model_shard_check(m, tp, err) : model_shard(m, o->tp_rank, tp, err);
+        int rc = ho.meta_only ? model_shard_shape(m, o->tp_rank, tp, err)
+                              : model_shard(m, o->tp_rank, tp, err);
         if (rc) {
             model_free(m);
             return NULL;
@@ -790,6 +791,7 @@ void model_free(model *m)
         munmap(m->packed, m->packed_bytes);
     if (m->tp_copy)
         munmap(m->tp_copy, m->tp_copy_bytes);
+    garlic_free(m->tp_cuts);
     gguf_close(m->file);
     garlic_free(m->layers);
     garlic_free(m);

@@ -262,6 +262,15 @@ typedef struct model_layer {
             &(L)->exp_up, &(L)->exp_down, &(L)->sh_gate, &(L)->sh_up, &(L)->sh_down                \
     }
 
+// A part of a tensor that a rank's share leaves to the other ranks (shard.c): the planner
+// counts a rank's weights as the file's less its cuts.
+typedef struct model_shard_cut {
+    uint32_t layer;  // the layer; n_layer: the output matrix
+    uint32_t type;   // tensor_type
+    uint64_t values; // values left out
+    uint64_t bytes;  // bytes left out
+} model_shard_cut;
+
 typedef struct model {
     gguf_file *file; // owns the mapping every tensor points into
     const model_arch *arch;
@@ -288,6 +297,9 @@ typedef struct model {
     uint32_t tp_rank, tp_size;
     void *tp_copy; // the rank's input columns of attn_output and ffn_down, or NULL
     size_t tp_copy_bytes;
+    model_shard_cut *tp_cuts; // (n_tp_cuts) what the share leaves to the other ranks, for the
+                              // planner; NULL for a whole model
+    uint32_t n_tp_cuts;
     // Layers (from the first) a device computes with (model_set_device_layers): their
     // matrices are neither made resident nor packed by model_prefault, nor is the output
     // matrix when the device runs every layer.
@@ -327,7 +339,7 @@ typedef struct model_load_options {
     // read (for planning a load without doing it).
     bool meta_only;
     // Tensor parallelism: keep rank tp_rank's share of tp_size ranks (model_shard); 0 or 1:
-    // the whole model. With meta_only the split is only checked.
+    // the whole model. With meta_only the shapes alone are cut (model_shard_shape).
     uint32_t tp_rank, tp_size;
 } model_load_options;
 
@@ -349,6 +361,12 @@ int model_shard_check(const model *m, uint32_t size, garlic_error *err);
 // attn_output and ffn_down; hp then describes the share. size <= 1 changes nothing. Errors
 // as model_shard_check's, or GARLIC_ENOMEM; m is unchanged on failure.
 int model_shard(model *m, uint32_t rank, uint32_t size, garlic_error *err);
+
+// model_shard's cuts made to the shapes alone (hp, every tensor's n_in, n_out and mat_bytes,
+// m->tp_cuts), no data copied or dropped: the columns of attn_output and ffn_down then point
+// at the whole rows. For planning a rank's memory (model_load_with's meta_only), not for
+// computing.
+int model_shard_shape(model *m, uint32_t rank, uint32_t size, garlic_error *err);
 
 // Whether the files the weights were read from are unchanged since the load
 // (gguf_check_files): GARLIC_OK, or GARLIC_EIO naming the file by its base name and saying

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/threadpool.h"
 #include "model/info.h"
 #include "planner/planner.h"
@@ -47,11 +48,59 @@ int planner_weights_add(planner_weights *w, const char *name, bool scales, bool 
 
 // ---- GGUF ----
 
+// Where tensor `name` (len bytes) lies for a pipeline: its layer (*layer), or -1 the first
+// stage's (the embedding), -2 the last's (output, output_norm), -3 every stage's.
+static int64_t tensor_place(const char *name, size_t len)
+{
+    char text[96];
+    snprintf(text, sizeof text, "%.*s", (int)(len < sizeof text - 1 ? len : sizeof text - 1), name);
+    unsigned layer;
+    int end = 0;
+    if (sscanf(text, "blk.%u.%n", &layer, &end) == 1 && end > 0)
+        return layer;
+    if (strncmp(text, "output", 6) == 0)
+        return -2;
+    if (strncmp(text, "token_", 6) == 0 || strncmp(text, "position_", 9) == 0)
+        return -1;
+    return -3;
+}
+
+// The figure of in that counts the bytes of a tensor at place (tensor_place).
+static uint64_t *place_bytes(planner_input *in, int64_t place)
+{
+    if (place >= 0 && (uint64_t)place < in->hp.n_layer)
+        return &in->layer_bytes[place];
+    return place == -1 ? &in->first_bytes : place == -2 ? &in->last_bytes : &in->every_bytes;
+}
+
+// Takes what a tensor-parallel share leaves to the other ranks (m->tp_cuts) out of in's
+// weights, by type and by layer.
+static void remove_cuts(const model *m, planner_input *in)
+{
+    planner_weights *w = &in->weights;
+    for (uint32_t i = 0; i < m->n_tp_cuts; i++) {
+        const model_shard_cut *c = &m->tp_cuts[i];
+        const tensor_type_traits *tr = tensor_type_get(c->type);
+        for (uint32_t k = 0; k < w->n_types; k++) {
+            planner_weight_type *row = &w->types[k];
+            if (row->scales || strcmp(row->name, tr ? tr->name : "?") != 0)
+                continue;
+            row->bytes -= c->bytes, row->n_elements -= c->values;
+            break;
+        }
+        w->tensor_bytes -= c->bytes, w->n_params -= c->values;
+        if (in->layers_known)
+            *place_bytes(in, c->layer < m->hp.n_layer ? (int64_t)c->layer : -2) -= c->bytes;
+    }
+}
+
 int planner_from_model(const model *m, const char *path, planner_input *in, garlic_error *err)
 {
     *in = (planner_input){.source = PLANNER_SOURCE_GGUF, .n_files = 1};
     snprintf(in->path, sizeof in->path, "%s", path);
     in->hp = m->hp;
+    in->tp_rank = m->tp_size > 1 ? m->tp_rank : 0, in->tp_size = m->tp_size > 1 ? m->tp_size : 1;
+    in->layers_known = m->hp.n_layer <= PLANNER_MAX_LAYERS;
     snprintf(in->arch, sizeof in->arch, "%s", m->arch->name);
     const gguf_file *f = m->file;
     int rc = GARLIC_OK;
@@ -61,10 +110,15 @@ int planner_from_model(const model *m, const char *path, planner_input *in, garl
         bool norm = memmem(t->name.data, t->name.len, "norm", 4) != NULL;
         rc = planner_weights_add(&in->weights, tr ? tr->name : "?", false, norm, t->n_elements,
                                  t->nbytes, err);
+        if (in->layers_known)
+            *place_bytes(in, tensor_place(t->name.data, t->name.len)) += t->nbytes;
     }
-    // The server maps the whole file: header, metadata and padding are resident too.
-    if (rc == GARLIC_OK)
+    // The server maps the whole file: header, metadata and padding are resident too; a
+    // tensor-parallel rank touches only its share of the tensors.
+    if (rc == GARLIC_OK) {
         in->weights.mapping_bytes = f->size - in->weights.tensor_bytes;
+        remove_cuts(m, in);
+    }
     model_info info;
     if (rc == GARLIC_OK && model_info_read(f, &info, NULL) == GARLIC_OK)
         in->n_merges = info.n_merges;
@@ -88,6 +142,21 @@ int planner_from_model_path(const char *path, const char *quantize, planner_inpu
                             garlic_error *err)
 {
     model_load_options o = {.quantize = quantize, .meta_only = true};
+    model *m = model_load_with(path, &o, err);
+    if (!m)
+        return err ? err->code : GARLIC_EFORMAT;
+    int rc = planner_from_model(m, path, in, err);
+    if (rc == GARLIC_OK && m->file->detached)
+        in->source = PLANNER_SOURCE_SAFETENSORS;
+    model_free(m);
+    return rc;
+}
+
+int planner_from_model_share(const char *path, const char *quantize, uint32_t tp_rank,
+                             uint32_t tp_size, planner_input *in, garlic_error *err)
+{
+    model_load_options o = {
+        .quantize = quantize, .meta_only = true, .tp_rank = tp_rank, .tp_size = tp_size};
     model *m = model_load_with(path, &o, err);
     if (!m)
         return err ? err->code : GARLIC_EFORMAT;
@@ -376,4 +445,189 @@ uint32_t planner_device_layers(const uint64_t *layer_bytes, uint32_t n_layer, ui
     if (n == n_layer && n > 0 && output_bytes > left)
         n--;
     return n;
+}
+
+// ---- layouts: tensor x pipeline parallelism ----
+
+// The bytes layer l costs a stage: its weights and its KV data in plan's pool (the window
+// layers hold their window blocks, the others the full pool).
+static uint64_t layer_cost(const planner_input *in, const planner_plan *plan, uint32_t l)
+{
+    uint64_t rows = in->hp.n_layer ? plan->kv_bytes_per_token / in->hp.n_layer : 0;
+    bool window = kv_windows_has(&in->windows, l) && plan->n_window_layers;
+    uint64_t blocks = window ? plan->kv_window_blocks : plan->kv_blocks;
+    return in->layer_bytes[l] + blocks * plan->cfg.block_tokens * rows;
+}
+
+// Packs layers greedily into stages of at most cap bytes, each stage left with at least one
+// layer for every stage after it; fills first/count when given. Returns whether p stages
+// hold every layer within cap.
+static bool pack_stages(const planner_input *in, const planner_plan *plan, uint32_t p, uint64_t cap,
+                        uint32_t *first, uint32_t *count)
+{
+    uint32_t n = in->hp.n_layer, l = 0;
+    for (uint32_t s = 0; s < p; s++) {
+        uint64_t bytes = s == 0 ? in->first_bytes : 0;
+        uint32_t start = l;
+        for (; l < n; l++) {
+            uint64_t next = bytes + layer_cost(in, plan, l) + (l + 1 == n ? in->last_bytes : 0);
+            bool room = l - start == 0 || next <= cap;
+            if (s + 1 < p && (!room || n - l <= p - s - 1))
+                break; // (the last stage takes what is left)
+            bytes = next;
+        }
+        if (first)
+            first[s] = start, count[s] = l - start;
+        if (l == start || bytes > cap)
+            return false;
+    }
+    return l == n;
+}
+
+int planner_stages_make(const planner_input *in, const planner_plan *plan, uint32_t p,
+                        uint32_t *first, uint32_t *count, garlic_error *err)
+{
+    uint32_t n = in->hp.n_layer;
+    if (!in->layers_known)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "%s: the layers' weights are not known (a model garlic loads, "
+                                "at most %d layers, is needed to split it into stages)",
+                                in->path, PLANNER_MAX_LAYERS);
+    if (p == 0 || p > n || p > PLANNER_MAX_STAGES)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "--pipeline-parallel %u: must be 1 to the %u layers (at most %d)",
+                                p, n, PLANNER_MAX_STAGES);
+    // The smallest cap whose greedy packing fits in p stages (bisection: packing succeeds
+    // for every cap above it).
+    uint64_t lo = 0, hi = in->first_bytes + in->last_bytes;
+    for (uint32_t l = 0; l < n; l++)
+        hi += layer_cost(in, plan, l);
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (pack_stages(in, plan, p, mid, NULL, NULL))
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    pack_stages(in, plan, p, lo, first, count);
+    return GARLIC_OK;
+}
+
+int planner_stage_plan(const planner_input *share, uint32_t first, uint32_t count,
+                       const planner_config *cfg, planner_plan *plan, garlic_error *err)
+{
+    uint32_t n = share->hp.n_layer;
+    if (!share->layers_known || count == 0 || first > n || count > n - first)
+        return garlic_error_set(err, GARLIC_EINVAL, "%s: layers %u to %u: not a stage of %u layers",
+                                share->path, first, first + count, n);
+    planner_input *in = garlic_malloc(sizeof *in); // (large: not on the stack)
+    if (!in)
+        return garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    *in = *share;
+    in->hp.n_layer = count;
+    memset(&in->windows.layers, 0, sizeof in->windows.layers);
+    uint64_t bytes = share->every_bytes + (first == 0 ? share->first_bytes : 0) +
+        (first + count == n ? share->last_bytes : 0);
+    for (uint32_t l = 0; l < count; l++) {
+        in->layer_bytes[l] = share->layer_bytes[first + l];
+        bytes += in->layer_bytes[l];
+        if (kv_windows_has(&share->windows, first + l))
+            kv_windows_set(&in->windows, l);
+    }
+    if (count < n) { // the table by type is the whole share's: a stage has its total only
+        in->weights.n_types = 0;
+        in->weights.tensor_bytes = bytes;
+    }
+    int rc = planner_plan_make(in, cfg, plan, err);
+    garlic_free(in);
+    return rc;
+}
+
+int planner_layout_make(const char *path, const char *quantize, uint32_t t, uint32_t p,
+                        const planner_config *cfg, planner_rank *ranks, garlic_error *err)
+{
+    planner_input *share = garlic_malloc(sizeof *share);
+    uint32_t *first = garlic_calloc(p ? p : 1, sizeof *first);
+    uint32_t *count = garlic_calloc(p ? p : 1, sizeof *count);
+    int rc = share && first && count ? GARLIC_OK
+                                     : garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    for (uint32_t r = 0; rc == GARLIC_OK && r < t; r++) {
+        planner_plan whole;
+        rc = planner_from_model_share(path, quantize, r, t, share, err);
+        // The stages split as tensor rank 0's share balances (every rank's layers are alike
+        // but for rank 0's output biases, a few values).
+        if (rc == GARLIC_OK && r == 0 && (rc = planner_plan_make(share, cfg, &whole, err)) == 0)
+            rc = planner_stages_make(share, &whole, p, first, count, err);
+        for (uint32_t s = 0; rc == GARLIC_OK && s < p; s++) {
+            planner_rank *k = &ranks[r + (size_t)t * s];
+            *k = (planner_rank){
+                .tp_rank = r, .stage = s, .first_layer = first[s], .n_layers = count[s]};
+            rc = planner_stage_plan(share, first[s], count[s], cfg, &k->plan, err);
+        }
+    }
+    garlic_free(share), garlic_free(first), garlic_free(count);
+    return rc;
+}
+
+// Whether layout t x p of share (tensor rank 0's, planned as `whole`) fits cfg's budget on
+// every rank; rank 0 of each stage is the largest (it alone adds the output biases).
+static int layout_fits(const planner_input *share, const planner_plan *whole, uint32_t p,
+                       const planner_config *cfg, bool *fits, garlic_error *err)
+{
+    uint32_t *first = garlic_calloc(p, sizeof *first), *count = garlic_calloc(p, sizeof *count);
+    int rc = first && count ? planner_stages_make(share, whole, p, first, count, err)
+                            : garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    planner_config c = *cfg;
+    c.budget = 0; // (compared here: the budget questions of each stage are not needed)
+    *fits = true;
+    for (uint32_t s = 0; rc == GARLIC_OK && *fits && s < p; s++) {
+        planner_plan plan;
+        rc = planner_stage_plan(share, first[s], count[s], &c, &plan, err);
+        *fits = rc == GARLIC_OK && plan.total_bytes <= cfg->budget;
+    }
+    garlic_free(first), garlic_free(count);
+    return rc;
+}
+
+int planner_layout_smallest(const char *path, const char *quantize, const planner_config *cfg,
+                            uint32_t max_ranks, uint32_t *t, uint32_t *p, garlic_error *err)
+{
+    enum { MAX_TP = 64 }; // tensor ranks tried (they must divide the KV heads)
+    planner_input *shares = garlic_calloc(MAX_TP + 1, sizeof *shares);
+    planner_plan *wholes = garlic_calloc(MAX_TP + 1, sizeof *wholes);
+    int8_t state[MAX_TP + 1] = {0}; // 0 not tried, 1 loaded, -1 does not split so
+    int rc = shares && wholes ? GARLIC_OK : garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    uint32_t n_layer = 0;
+    for (uint32_t n = 1; rc == GARLIC_OK && n <= max_ranks; n++) {
+        for (uint32_t tp = n < MAX_TP ? n : MAX_TP; rc == GARLIC_OK && tp >= 1; tp--) {
+            if (n % tp || (n_layer && n / tp > n_layer))
+                continue;
+            if (state[tp] == 0) {
+                garlic_error e = {0};
+                int r = planner_from_model_share(path, quantize, 0, tp, &shares[tp], &e);
+                if (r == GARLIC_OK)
+                    r = planner_plan_make(&shares[tp], cfg, &wholes[tp], &e);
+                state[tp] = r == GARLIC_OK ? 1 : -1;
+                if (r != GARLIC_OK && r != GARLIC_EUNSUPPORTED) // (a T that does not divide)
+                    rc = r, *err = e;
+                if (r == GARLIC_OK && tp == 1)
+                    n_layer = shares[1].hp.n_layer;
+            }
+            if (state[tp] != 1 || n / tp > shares[tp].hp.n_layer)
+                continue;
+            bool fits;
+            rc = layout_fits(&shares[tp], &wholes[tp], n / tp, cfg, &fits, err);
+            if (rc == GARLIC_OK && fits) {
+                *t = tp, *p = n / tp;
+                garlic_free(shares), garlic_free(wholes);
+                return GARLIC_OK;
+            }
+        }
+    }
+    garlic_free(shares), garlic_free(wholes);
+    if (rc == GARLIC_OK)
+        rc = garlic_error_set(err, GARLIC_ENOTFOUND,
+                              "%s: no layout of up to %u ranks fits %llu bytes per rank", path,
+                              max_ranks, (unsigned long long)cfg->budget);
+    return rc;
 }

@@ -36,6 +36,8 @@ enum {
     PLANNER_MAX_CTX = 1 << 24,       // longest context model_state_new accepts
     PLANNER_MAX_TYPES = 48,          // rows of the weights-by-type table
     PLANNER_TYPE_NAME = 24,
+    PLANNER_MAX_LAYERS = 1024, // layers whose weights a planner_input counts one by one
+    PLANNER_MAX_STAGES = 1024, // pipeline stages of a layout (at most one layer each)
 };
 
 // One row of the weights-by-type table: all tensors of one storage type ("Q4_K", "BF16",
@@ -87,6 +89,14 @@ typedef struct planner_input {
     kv_windows windows;         // the sliding-window layers, as model_kv_config marks them (GGUF;
                                 // none for Hugging Face configs, which garlic runs without)
     char assumption[512];       // how the weights were derived when not read from files ("")
+    // Where the weights lie, for splitting them (models garlic loads: planner_from_model):
+    uint32_t tp_rank, tp_size; // the tensor-parallel share the weights are (1: the whole model)
+    bool layers_known;         // the fields below are filled (n_layer <= PLANNER_MAX_LAYERS)
+    uint64_t layer_bytes[PLANNER_MAX_LAYERS]; // (hp.n_layer) tensor bytes of "blk.N." in
+                                              // the share
+    uint64_t first_bytes; // the token embedding (and an encoder's other input tensors)
+    uint64_t last_bytes;  // output_norm and output: the last pipeline stage's
+    uint64_t every_bytes; // tensors outside the layers every stage needs (RoPE factors)
 } planner_input;
 
 // Reads a GGUF model as the server would load it (model_load: the architecture must be
@@ -113,6 +123,14 @@ int planner_from_hf_config(const struct hf_config *cfg, const char *name, planne
 // exactly what a load maps and makes (a folder's repacked or quantized tensors included).
 int planner_from_model_path(const char *path, const char *quantize, planner_input *in,
                             garlic_error *err);
+
+// planner_from_model_path for tensor-parallel rank tp_rank of tp_size: the model's shapes
+// cut as model_shard cuts them (model_shard_shape: nothing is read or copied), so hp has the
+// share's heads, KV heads and FFN width and the weights are the rank's share: the file's
+// tensors less what the other ranks hold (model.tp_cuts). GARLIC_EUNSUPPORTED (naming what
+// does not divide) when the model does not split so.
+int planner_from_model_share(const char *path, const char *quantize, uint32_t tp_rank,
+                             uint32_t tp_size, planner_input *in, garlic_error *err);
 
 // Either of the above: a path ending in ".gguf" (or a file starting with "GGUF") is GGUF.
 int planner_from_path(const char *path, planner_input *in, garlic_error *err);
@@ -221,5 +239,50 @@ const char *planner_source_name(planner_source source);
 // too". 0 when not even one layer fits.
 uint32_t planner_device_layers(const uint64_t *layer_bytes, uint32_t n_layer, uint64_t output_bytes,
                                uint64_t fixed_bytes, uint64_t free_bytes);
+
+// ---- Layouts: tensor parallelism (T ranks share each layer) x pipeline parallelism (P
+// stages of contiguous layers). garlic runs tensor parallelism; pipelines are planned only.
+
+// One rank of a layout: its place, its layers and its plan.
+typedef struct planner_rank {
+    uint32_t tp_rank;     // < T
+    uint32_t stage;       // < P
+    uint32_t first_layer; // its layers: [first_layer, first_layer + n_layers)
+    uint32_t n_layers;
+    planner_plan plan; // weights (its share of its layers' tensors, the embedding on the first
+                       // stage, the output on the last, the file's header), the KV pool of its
+                       // KV heads in its layers, the compute buffers, the overhead
+} planner_rank;
+
+// Splits the layers of in (layers_known) into p contiguous stages balanced by bytes: each
+// layer's weights and KV data for the pool of plan (the whole model's or the share's), the
+// embedding counted on the first stage and the output on the last; the split makes the
+// largest stage as small as it can be. first[s] and count[s] (p entries each) receive the
+// stages. GARLIC_EINVAL when p is 0, above n_layer or PLANNER_MAX_STAGES, or the layers are
+// not known.
+int planner_stages_make(const planner_input *in, const planner_plan *plan, uint32_t p,
+                        uint32_t *first, uint32_t *count, garlic_error *err);
+
+// The plan of the stage holding layers [first, first + count) of share (a tensor-parallel
+// share, or the whole model) among p stages: planner_plan_make over those layers alone
+// (their weights, their KV rows, sliding windows where they had them) plus the embedding when
+// first is 0 and the output when the stage ends at the last layer. The compute buffers are a
+// whole model's (every stage sizes them alike). cfg's budget is applied to this rank.
+int planner_stage_plan(const planner_input *share, uint32_t first, uint32_t count,
+                       const planner_config *cfg, planner_plan *plan, garlic_error *err);
+
+// The ranks of layout T x P of the model at path (planner_from_model_share for each tensor
+// rank): ranks[tp_rank + T * stage] for T * P ranks (the caller's array). Errors as
+// planner_from_model_share's and planner_stages_make's.
+int planner_layout_make(const char *path, const char *quantize, uint32_t t, uint32_t p,
+                        const planner_config *cfg, planner_rank *ranks, garlic_error *err);
+
+// The smallest layout of the model at path whose every rank fits cfg->budget (bytes per
+// rank; one rank per node): the fewest ranks T x P up to max_ranks, and among as many the
+// largest T (the one garlic runs). T ranges over what model_shard accepts, P up to the
+// layers. *t and *p receive it; GARLIC_ENOTFOUND when none fits (with the message), other
+// errors as planner_layout_make's.
+int planner_layout_smallest(const char *path, const char *quantize, const planner_config *cfg,
+                            uint32_t max_ranks, uint32_t *t, uint32_t *p, garlic_error *err);
 
 #endif

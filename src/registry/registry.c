@@ -524,6 +524,8 @@ int registry_model_start(registry_model *m, garlic_error *err)
                                   .token = registry_stats_token,
                                   .request_done = registry_stats_request,
                                   .failed = registry_model_failed}};
+    if (cfg->tp_serve && cfg->tp_size > 1)
+        ec.tp_role = cfg->tp_rank == 0 ? ENGINE_TP_LEADER : ENGINE_TP_FOLLOWER;
     load_template(m);
     engine *e = engine_new(&ec, err);
     if (!e)

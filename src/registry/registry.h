@@ -65,6 +65,9 @@ typedef struct registry_config {
     uint32_t tp_rank, tp_size; // tensor parallelism: every model is loaded as rank
                                // tp_rank's share of tp_size (model_load_options); 0 or
                                // 1: whole (the CLI's runs under mpirun)
+    bool tp_serve; // with tp_size > 1, `garlic serve`'s engines: rank 0's leads (runs the
+                   // scheduler, sends each step), the others' follow (engine_follow); false:
+                   // every rank runs its own scheduler in lockstep (garlic run, bench)
 } registry_config;
 
 typedef struct registry registry;

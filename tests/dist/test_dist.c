@@ -5,13 +5,18 @@
 // and qwen models whose heads divide by 2 and 4 and for
 // every model of ../shared/models that tensor parallelism supports (the others are skipped
 // with their refusal). Also the refusals: T that is not the number of ranks, and ranks whose
-// model files differ. Skips with a message when mpirun is absent or garlic was built
-// without MPI.
+// model files differ. And the faults: a rank killed or stopped mid-stream ends the job within
+// seconds with a non-zero status and a message. Skips with a message when mpirun is absent or
+// garlic was built without MPI.
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dist/dist.h"
@@ -334,6 +339,188 @@ static void test_refusals(void **state)
     assert_non_null(strstr(e.message, "supports dense decoder models"));
 }
 
+// ---- Faults: a rank that dies or hangs ends the job within seconds, never a silent hang ----
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Starts, in the background, `mpirun -np 2` of a greedy generation that runs until a context
+// of 8192 positions is full (tens of seconds here), each rank writing its process id to
+// pid.RANK among the test's files before it becomes garlic (a shell that execs keeps its
+// id); the job's stdout and stderr go to fault.out and fault.err. Returns mpirun's id.
+static pid_t start_long_run(const char *file)
+{
+    char script[600], out[600], err[600], pids[600];
+    snprintf(script, sizeof script, "%s", test_temp_path("rank.sh"));
+    snprintf(out, sizeof out, "%s", test_temp_path("fault.out"));
+    snprintf(err, sizeof err, "%s", test_temp_path("fault.err"));
+    snprintf(pids, sizeof pids, "%s", test_temp_path("pid"));
+    unlink(out), unlink(err);
+    for (int r = 0; r < 2; r++) {
+        char path[700];
+        snprintf(path, sizeof path, "%s.%d", pids, r);
+        unlink(path);
+    }
+    char text[3000];
+    int n = snprintf(text, sizeof text,
+                     "echo $$ > '%s.'$OMPI_COMM_WORLD_RANK\n"
+                     "exec %s run '%s' --prompt-ids '1 45' -n 0 -c 8192 --temp 0 -t 1 "
+                     "--tensor-parallel 2 --dist-timeout 2\n",
+                     pids, test_garlic(), file);
+    assert_int_equal(test_write_file(script, text, (size_t)n), 0);
+    char cmd[4000];
+    snprintf(cmd, sizeof cmd, "exec env %s -np 2 sh '%s' >'%s' 2>'%s' </dev/null", mpirun(), script,
+             out, err);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+// The process id rank r wrote, once it has; 0 if it has not (yet).
+static pid_t rank_pid(int r)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s.%d", test_temp_path("pid"), r);
+    FILE *f = fopen(path, "r");
+    long pid = 0;
+    if (f && fscanf(f, "%ld", &pid) != 1)
+        pid = 0;
+    if (f)
+        fclose(f);
+    return (pid_t)pid;
+}
+
+// Waits until both ranks have written their ids and rank 0 has printed generated text (the
+// ranks are in the middle of generating); fails the test after 60 s. Returns rank 1's id.
+static pid_t wait_generating(pid_t job)
+{
+    for (double t0 = now_seconds(); now_seconds() - t0 < 60;) {
+        struct stat st;
+        pid_t one = rank_pid(1);
+        if (one && rank_pid(0) && stat(test_temp_path("fault.out"), &st) == 0 && st.st_size > 200)
+            return one;
+        assert_int_equal(waitpid(job, NULL, WNOHANG), 0); // (it must not have ended)
+        usleep(50 * 1000);
+    }
+    fail_msg("the ranks did not start generating within 60 s");
+    return 0;
+}
+
+// Waits at most `limit` seconds for the job to end; returns its exit status (128 + the signal
+// that ended it), or kills it (and the ranks) and fails the test when it is still running.
+static int wait_job(pid_t job, double limit, double *seconds)
+{
+    double t0 = now_seconds();
+    int status;
+    while (waitpid(job, &status, WNOHANG) == 0) {
+        if (now_seconds() - t0 > limit) {
+            kill(job, SIGKILL);
+            waitpid(job, &status, 0);
+            for (int r = 0; r < 2; r++)
+                if (rank_pid(r) > 0)
+                    kill(rank_pid(r), SIGKILL);
+            fail_msg("the job still ran %.0f s after the fault: a hang", limit);
+        }
+        usleep(20 * 1000);
+    }
+    *seconds = now_seconds() - t0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Whether process pid has ended (gone, or a zombie waiting for its parent).
+static bool ended(pid_t pid)
+{
+    char path[64], text[512] = "";
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    const char *state = strrchr(text, ')'); // "pid (comm) S ..."
+    return state && state[1] == ' ' && state[2] == 'Z';
+}
+
+// The model of the fault tests: big enough that generating 8192 tokens takes a while.
+static const char *fault_model(void)
+{
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.dim = 512, p.n_layer = 8, p.n_head = 8, p.n_head_kv = 4, p.ffn = 1536, p.context = 8192;
+    p.type = TENSOR_TYPE_Q8_0;
+    const char *path = test_temp_path("fault.gguf");
+    garlic_error err;
+    if (model_synth_write(&p, path, &err))
+        fail_msg("%s", err.message);
+    return path;
+}
+
+// Rank 1 killed (SIGKILL) mid-stream: the job ends within seconds, non-zero, saying so
+// (mpirun notices a rank that died; were it not to, rank 0's watchdog would after 2 s).
+static void test_rank_killed(void **state)
+{
+    (void)state;
+    if (!mpi_ready())
+        skip();
+    pid_t job = start_long_run(fault_model());
+    pid_t one = wait_generating(job);
+    pid_t zero = rank_pid(0);
+    assert_int_equal(kill(one, SIGKILL), 0);
+    double seconds;
+    int status = wait_job(job, 15, &seconds);
+    char *err = test_read_file(test_temp_path("fault.err"), NULL);
+    assert_non_null(err);
+    print_message("rank 1 killed: the job ended in %.2f s, status %d\n", seconds, status);
+    assert_int_not_equal(status, 0);
+    if (!strstr(err, "exited on signal 9") && !strstr(err, "a rank died or hangs"))
+        fail_msg("no message names the dead rank: %s", err);
+    for (double t0 = now_seconds(); !ended(zero) && now_seconds() - t0 < 5;)
+        usleep(20 * 1000);
+    if (!ended(zero))
+        fail_msg("rank 0 (pid %d) still runs after the job ended", (int)zero);
+    free(err);
+}
+
+// Rank 1 stopped (SIGSTOP: alive but silent, as a hung process): rank 0's watchdog notices
+// its collective waiting past --dist-timeout 2 and ends the job, naming the rank, the
+// collective and the time waited; every rank ends (mpirun's abort kills the stopped one).
+static void test_rank_hung(void **state)
+{
+    (void)state;
+    if (!mpi_ready())
+        skip();
+    pid_t job = start_long_run(fault_model());
+    pid_t one = wait_generating(job);
+    pid_t zero = rank_pid(0);
+    assert_int_equal(kill(one, SIGSTOP), 0);
+    double seconds;
+    int status = wait_job(job, 15, &seconds);
+    char *err = test_read_file(test_temp_path("fault.err"), NULL);
+    assert_non_null(err);
+    print_message("rank 1 stopped: the job ended in %.2f s, status %d\n", seconds, status);
+    assert_int_not_equal(status, 0);
+    const char *line = strstr(err, "garlic: rank 0 of 2: ");
+    if (!line || !strstr(line, "has waited") || !strstr(line, "(--dist-timeout 2)") ||
+        !strstr(line, "a rank died or hangs"))
+        fail_msg("rank 0's watchdog did not say what happened: %s", err);
+    assert_true(seconds >= 1.0); // (not before the timeout: 2 s from the collective's start)
+    for (double t0 = now_seconds(); !(ended(zero) && ended(one)) && now_seconds() - t0 < 5;)
+        usleep(20 * 1000);
+    if (!ended(one))
+        kill(one, SIGKILL);
+    assert_true(ended(zero));
+    free(err);
+}
+
 // dist/ in a process no launcher started (every build): a world of one, whose collectives
 // leave the data as it is, and whose layout takes T = 1 only.
 static void test_one_process(void **state)
@@ -359,6 +546,11 @@ static void test_one_process(void **state)
     assert_memory_equal(all, x, sizeof x);
     assert_int_equal(dist_check_same(x, sizeof x, "x", &err), GARLIC_OK);
     assert_true(dist_time_all_reduce(3, 10) == 0);
+    assert_true(dist_timeout() == DIST_DEFAULT_TIMEOUT);
+    dist_set_timeout(2.5);
+    assert_true(dist_timeout() == 2.5);
+    dist_set_timeout(-1); // no limit
+    assert_true(dist_timeout() == 0);
 }
 
 int main(void)
@@ -366,7 +558,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_process),   cmocka_unit_test(test_synth_models),
         cmocka_unit_test(test_shared_models), cmocka_unit_test(test_seeded_sampling),
-        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_refusals),      cmocka_unit_test(test_rank_killed),
+        cmocka_unit_test(test_rank_hung),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

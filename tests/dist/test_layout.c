@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: MIT
+// The planner per rank (src/planner's layouts, `garlic estimate --tensor-parallel T
+// --pipeline-parallel P --budget SIZE`): a rank's weights must be its share of every tensor
+// as model/shard.c splits them, recomputed here from the GGUF file's own tensor records
+// (rows, columns or values divided by T, the output by vocabulary when T divides it, an
+// output bias on rank 0 alone, everything else whole); its KV the share's KV heads; pipeline
+// stages contiguous, every layer once, the embedding on the first and the output on the
+// last, and no other split of the layers with a smaller largest rank; the smallest layout
+// the one a budget admits; the same figures from a real sharded load as from the estimate's.
+// No MPI is needed: these are plans.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#include "base/alloc.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "model/synth.h"
+#include "planner/planner.h"
+#include "tensor/types.h"
+
+// Whether name (a gguf_string) ends with suffix.
+static bool ends_with(const gguf_string *name, const char *suffix)
+{
+    size_t n = strlen(suffix);
+    return name->len >= n && memcmp(name->data + name->len - n, suffix, n) == 0;
+}
+
+// What rank `rank` of t keeps of tensor tt, from its record alone: the tensors tensor
+// parallelism splits are divided by t (their rows, columns or values: the synthesized
+// models' splits are whole blocks); the output is split by vocabulary rows when t divides
+// them; an attention output bias stays with rank 0.
+static uint64_t share_of(const gguf_tensor *tt, uint32_t rank, uint32_t t, bool tied)
+{
+    static const char *const split[] = {
+        ".attn_q.weight",   ".attn_k.weight", ".attn_v.weight",   ".attn_qkv.weight",
+        ".attn_q.bias",     ".attn_k.bias",   ".attn_v.bias",     ".attn_output.weight",
+        ".ffn_gate.weight", ".ffn_up.weight", ".ffn_down.weight", ".attn_sinks.weight",
+        ".attn_sinks",
+    };
+    if (t == 1)
+        return tt->nbytes;
+    if (ends_with(&tt->name, ".attn_output.bias"))
+        return rank == 0 ? tt->nbytes : 0;
+    for (size_t i = 0; i < sizeof split / sizeof split[0]; i++)
+        if (ends_with(&tt->name, split[i])) {
+            assert_int_equal(tt->nbytes % t, 0);
+            return tt->nbytes / t;
+        }
+    bool output = tt->name.len == strlen("output.weight") &&
+        memcmp(tt->name.data, "output.weight", tt->name.len) == 0;
+    if (output && !tied && tt->ne[1] % t == 0)
+        return tt->nbytes / t;
+    return tt->nbytes;
+}
+
+// A rank's expected weights, by layer and in all (layer[] of n_layer; first: token_*, last:
+// output*, every: the rest outside the layers), from the file's records.
+typedef struct expected {
+    uint64_t layer[64];
+    uint64_t first, last, every, total, mapping;
+} expected;
+
+static void expect_share(const char *path, uint32_t rank, uint32_t t, expected *e)
+{
+    memset(e, 0, sizeof *e);
+    garlic_error err = {0};
+    gguf_file *f = gguf_open(path, &err);
+    if (!f)
+        fail_msg("%s", err.message);
+    bool tied = gguf_find_tensor(f, "output.weight") == NULL;
+    uint64_t all = 0;
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        const gguf_tensor *tt = &f->tensors[i];
+        uint64_t bytes = share_of(tt, rank, t, tied);
+        char name[96];
+        snprintf(name, sizeof name, "%.*s", (int)tt->name.len, tt->name.data);
+        unsigned l;
+        if (sscanf(name, "blk.%u.", &l) == 1) {
+            assert_true(l < 64);
+            e->layer[l] += bytes;
+        } else if (strncmp(name, "token_", 6) == 0) {
+            e->first += bytes;
+        } else if (strncmp(name, "output", 6) == 0) {
+            e->last += bytes;
+        } else {
+            e->every += bytes;
+        }
+        e->total += bytes, all += tt->nbytes;
+    }
+    e->mapping = f->size - all;
+    gguf_close(f);
+}
+
+static const char *synth(const char *arch, uint32_t type, bool tied, uint32_t n_layer,
+                         const char *name)
+{
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = arch, p.type = type, p.tied = tied, p.n_head_kv = 4, p.n_layer = n_layer;
+    const char *path = test_temp_path(name);
+    garlic_error err = {0};
+    if (model_synth_write(&p, path, &err))
+        fail_msg("%s", err.message);
+    return path;
+}
+
+static planner_config config(uint64_t budget)
+{
+    planner_config c;
+    planner_config_default(&c);
+    c.ctx = 256, c.parallel = 2, c.n_threads = 2, c.budget = budget;
+    return c;
+}
+
+static const struct {
+    const char *arch;
+    uint32_t type;
+    bool tied;
+    const char *name;
+} CASES[] = {
+    {"llama", TENSOR_TYPE_F32, false, "layout-llama-f32.gguf"},
+    {"llama", TENSOR_TYPE_Q4_0, true, "layout-llama-q4_0-tied.gguf"}, // the embedding's rows
+    {"qwen2", TENSOR_TYPE_Q8_0, false, "layout-qwen2-q8_0.gguf"},     // Q/K/V biases
+    {"phi3", TENSOR_TYPE_Q8_0, false, "layout-phi3-q8_0.gguf"},       // fused qkv and up
+    {"gemma3", TENSOR_TYPE_F16, false, "layout-gemma3-f16.gguf"},     // sliding windows
+};
+
+// Each rank's share of T = 1, 2, 4 is the file's tensors divided as shard.c divides them,
+// by layer and in all; its KV rows are its KV heads'; and a real sharded load (what the
+// server plans with) gives the same figures as the shape-only one (the estimate's).
+static void test_share_weights(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++) {
+        const char *path = synth(CASES[c].arch, CASES[c].type, CASES[c].tied, 4, CASES[c].name);
+        planner_input *in = garlic_malloc(sizeof *in), *real = garlic_malloc(sizeof *real);
+        assert_non_null(in), assert_non_null(real);
+        garlic_error err = {0};
+        planner_config cfg = config(0);
+        planner_plan whole, plan;
+        assert_int_equal(planner_from_model_share(path, NULL, 0, 1, in, &err), GARLIC_OK);
+        assert_int_equal(planner_plan_make(in, &cfg, &whole, &err), GARLIC_OK);
+        for (uint32_t t = 1; t <= 4; t *= 2)
+            for (uint32_t r = 0; r < t; r++) {
+                expected e;
+                expect_share(path, r, t, &e);
+                if (planner_from_model_share(path, NULL, r, t, in, &err))
+                    fail_msg("%s, rank %u of %u: %s", CASES[c].name, r, t, err.message);
+                assert_true(in->layers_known);
+                assert_int_equal(in->tp_size, t);
+                assert_int_equal(in->tp_rank, r);
+                assert_int_equal(in->weights.tensor_bytes, e.total);
+                assert_int_equal(in->weights.mapping_bytes, e.mapping);
+                for (uint32_t l = 0; l < in->hp.n_layer; l++)
+                    assert_int_equal(in->layer_bytes[l], e.layer[l]);
+                assert_int_equal(in->first_bytes, e.first);
+                assert_int_equal(in->last_bytes, e.last);
+                assert_int_equal(in->every_bytes, e.every);
+                uint64_t by_type = 0; // the table by type adds up to the share too
+                for (uint32_t k = 0; k < in->weights.n_types; k++)
+                    by_type += in->weights.types[k].bytes;
+                assert_int_equal(by_type, e.total);
+                assert_int_equal(planner_plan_make(in, &cfg, &plan, &err), GARLIC_OK);
+                assert_int_equal(plan.weight_bytes, e.total + e.mapping);
+                assert_int_equal(plan.kv_bytes_per_token * t, whole.kv_bytes_per_token);
+                print_message("%s, rank %u of %u: weights %llu of %llu bytes\n", CASES[c].name, r,
+                              t, (unsigned long long)e.total,
+                              (unsigned long long)whole.weight_bytes);
+                // The server's plan: from the model loaded and split for real.
+                model_load_options o = {.tp_rank = r, .tp_size = t};
+                model *m = model_load_with(path, &o, &err);
+                assert_non_null(m);
+                assert_int_equal(planner_from_model(m, path, real, &err), GARLIC_OK);
+                model_free(m);
+                assert_int_equal(real->weights.tensor_bytes, in->weights.tensor_bytes);
+                assert_memory_equal(real->layer_bytes, in->layer_bytes,
+                                    in->hp.n_layer * sizeof in->layer_bytes[0]);
+                assert_int_equal(real->hp.n_head_kv, in->hp.n_head_kv);
+            }
+        garlic_free(in), garlic_free(real);
+    }
+}
+
+// The largest total of the stages first[]/count[] of share.
+static uint64_t largest(const planner_input *share, const uint32_t *first, const uint32_t *count,
+                        uint32_t p, const planner_config *cfg)
+{
+    uint64_t most = 0;
+    garlic_error err = {0};
+    for (uint32_t s = 0; s < p; s++) {
+        planner_plan plan;
+        assert_int_equal(planner_stage_plan(share, first[s], count[s], cfg, &plan, &err),
+                         GARLIC_OK);
+        most = plan.total_bytes > most ? plan.total_bytes : most;
+    }
+    return most;
+}
+
+// Every way of cutting n layers into p contiguous stages (cuts between layers, as a bit mask
+// over the n - 1 gaps with p - 1 bits set): the smallest largest-stage total.
+static uint64_t best_split(const planner_input *share, uint32_t n, uint32_t p,
+                           const planner_config *cfg)
+{
+    uint64_t best = UINT64_MAX;
+    for (uint32_t mask = 0; mask < 1u << (n - 1); mask++) {
+        if ((uint32_t)__builtin_popcount(mask) != p - 1)
+            continue;
+        uint32_t first[16], count[16], s = 0;
+        first[0] = 0;
+        for (uint32_t l = 1; l < n; l++)
+            if (mask >> (l - 1) & 1) {
+                count[s] = l - first[s];
+                first[++s] = l;
+            }
+        count[s] = n - first[s];
+        uint64_t most = largest(share, first, count, p, cfg);
+        best = most < best ? most : best;
+    }
+    return best;
+}
+
+// Layouts T x P over a 6-layer model: each rank's layers and weights (its share of its
+// layers, the embedding on stage 0, the output on the last, the file's header), and no split
+// of the layers whose largest rank is smaller than the planner's.
+static void test_pipeline_stages(void **state)
+{
+    (void)state;
+    const uint32_t n = 6;
+    for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++) {
+        char name[80];
+        snprintf(name, sizeof name, "stages-%s", CASES[c].name);
+        const char *path = synth(CASES[c].arch, CASES[c].type, CASES[c].tied, n, name);
+        planner_config cfg = config(0);
+        planner_input *share = garlic_malloc(sizeof *share);
+        assert_non_null(share);
+        for (uint32_t t = 1; t <= 2; t++)
+            for (uint32_t p = 1; p <= 4; p++) {
+                planner_rank ranks[8];
+                garlic_error err = {0};
+                if (planner_layout_make(path, NULL, t, p, &cfg, ranks, &err))
+                    fail_msg("%s, %u x %u: %s", name, t, p, err.message);
+                for (uint32_t r = 0; r < t; r++) {
+                    expected e;
+                    expect_share(path, r, t, &e);
+                    uint32_t next = 0;
+                    uint32_t first[4], count[4];
+                    for (uint32_t s = 0; s < p; s++) {
+                        const planner_rank *k = &ranks[r + t * s];
+                        assert_int_equal(k->tp_rank, r);
+                        assert_int_equal(k->stage, s);
+                        assert_int_equal(k->first_layer, next); // contiguous, in order
+                        assert_true(k->n_layers >= 1);
+                        first[s] = k->first_layer, count[s] = k->n_layers;
+                        next += k->n_layers;
+                        uint64_t want = e.mapping + e.every + (s == 0 ? e.first : 0) +
+                            (s + 1 == p ? e.last : 0);
+                        for (uint32_t l = k->first_layer; l < next; l++)
+                            want += e.layer[l];
+                        assert_int_equal(k->plan.weight_bytes, want);
+                    }
+                    assert_int_equal(next, n); // every layer once
+                    assert_int_equal(planner_from_model_share(path, NULL, r, t, share, &err), 0);
+                    uint64_t got = largest(share, first, count, p, &cfg);
+                    uint64_t best = best_split(share, n, p, &cfg);
+                    if (got > best)
+                        fail_msg("%s, %u x %u: the largest stage holds %llu bytes; a split with "
+                                 "%llu exists",
+                                 name, t, p, (unsigned long long)got, (unsigned long long)best);
+                }
+            }
+        garlic_free(share);
+    }
+}
+
+// The smallest layout: with a budget of exactly the largest rank of 2 x 1 (which one process
+// exceeds), 2 x 1; a byte less, something larger; T that does not divide the heads and P
+// beyond the layers are refused naming them.
+static void test_smallest_layout(void **state)
+{
+    (void)state;
+    const char *path = synth("llama", TENSOR_TYPE_F32, false, 4, "smallest.gguf");
+    planner_config cfg = config(0);
+    planner_rank one[1], two[2], big[16];
+    garlic_error err = {0};
+    assert_int_equal(planner_layout_make(path, NULL, 1, 1, &cfg, one, &err), GARLIC_OK);
+    assert_int_equal(planner_layout_make(path, NULL, 2, 1, &cfg, two, &err), GARLIC_OK);
+    uint64_t need = two[0].plan.total_bytes > two[1].plan.total_bytes ? two[0].plan.total_bytes
+                                                                      : two[1].plan.total_bytes;
+    assert_true(one[0].plan.total_bytes > need);
+    cfg.budget = need;
+    uint32_t t = 0, p = 0;
+    assert_int_equal(planner_layout_smallest(path, NULL, &cfg, 64, &t, &p, &err), GARLIC_OK);
+    assert_int_equal(t, 2);
+    assert_int_equal(p, 1);
+    cfg.budget = need - 1;
+    assert_int_equal(planner_layout_smallest(path, NULL, &cfg, 64, &t, &p, &err), GARLIC_OK);
+    assert_true(t * p > 2);
+    // ... and that layout's every rank fits, as planner_layout_make plans it.
+    assert_int_equal(planner_layout_make(path, NULL, t, p, &cfg, big, &err), GARLIC_OK);
+    for (uint32_t r = 0; r < t * p; r++)
+        assert_true(big[r].plan.fits && big[r].plan.total_bytes <= cfg.budget);
+    cfg.budget = 1000; // nothing fits a kilobyte
+    assert_int_equal(planner_layout_smallest(path, NULL, &cfg, 16, &t, &p, &err), GARLIC_ENOTFOUND);
+    assert_non_null(strstr(err.message, "no layout of up to 16 ranks fits 1000 bytes"));
+    cfg.budget = 0;
+    assert_int_equal(planner_layout_make(path, NULL, 3, 1, &cfg, big, &err), GARLIC_EUNSUPPORTED);
+    assert_non_null(strstr(err.message, "--tensor-parallel 3 must divide the 8 attention heads"));
+    assert_int_equal(planner_layout_make(path, NULL, 1, 5, &cfg, big, &err), GARLIC_EINVAL);
+    assert_non_null(strstr(err.message, "--pipeline-parallel 5: must be 1 to the 4 layers"));
+}
+
+// `garlic estimate --json --tensor-parallel 2 --pipeline-parallel 2 --budget` prints each
+// rank's weights as computed here from the file, says pipelines are planned only, and
+// names the smallest layout.
+static void test_estimate_command(void **state)
+{
+    (void)state;
+    const char *path = synth("qwen2", TENSOR_TYPE_Q8_0, false, 4, "estimate.gguf");
+    char *out, *err;
+    int rc = test_run(&out, &err,
+                      "%s estimate '%s' --json --ctx 256 --parallel 2 --tensor-parallel 2 "
+                      "--pipeline-parallel 2 --budget 1GB",
+                      test_garlic(), path);
+    if (rc != 0)
+        fail_msg("garlic estimate: exit %d: %s", rc, err);
+    planner_config cfg = config(0);
+    planner_rank ranks[4];
+    garlic_error e = {0};
+    assert_int_equal(planner_layout_make(path, NULL, 2, 2, &cfg, ranks, &e), GARLIC_OK);
+    for (uint32_t r = 0; r < 4; r++) {
+        expected x;
+        expect_share(path, r % 2, 2, &x);
+        uint64_t want = x.mapping + x.every + (r < 2 ? x.first : x.last);
+        for (uint32_t l = ranks[r].first_layer; l < ranks[r].first_layer + ranks[r].n_layers; l++)
+            want += x.layer[l];
+        char field[80];
+        snprintf(field, sizeof field, "\"weight_bytes\":\t%llu,", (unsigned long long)want);
+        if (!strstr(out, field))
+            fail_msg("rank %u: no %s in %s", r, field, out);
+    }
+    assert_non_null(strstr(out, "\"pipeline_runs\":\tfalse"));
+    assert_non_null(strstr(out, "\"smallest\":\t{"));
+    free(out), free(err);
+    rc = test_run(&out, &err, "%s estimate '%s' --tensor-parallel 2 --pipeline-parallel 2",
+                  test_garlic(), path);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "pipeline stages are planned only"));
+    free(out), free(err);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_share_weights),
+        cmocka_unit_test(test_pipeline_stages),
+        cmocka_unit_test(test_smallest_layout),
+        cmocka_unit_test(test_estimate_command),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

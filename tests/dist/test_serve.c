@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: MIT
+// `garlic serve` under tensor parallelism: `mpirun -np 2 garlic serve -m MODEL
+// --tensor-parallel 2` must answer /v1/completions with the greedy text of a one-process
+// server, for prompts one at a time, four at once (continuous batching: rank 0's steps hold
+// several sequences) and a repeated prompt (the prefix cache: later requests reuse the first
+// one's blocks, on every rank); SIGTERM to rank 0 or to mpirun must end every rank; several
+// models or --models-dir under --tensor-parallel are refused. Skips with a message when
+// mpirun is absent or garlic was built without MPI.
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#include "dist/dist.h"
+#include "model/synth.h"
+#include "tensor/types.h"
+
+static bool mpi_ready(void)
+{
+    if (!dist_built_with_mpi()) {
+        print_message("skipped: garlic was built without MPI (install libopenmpi-dev)\n");
+        return false;
+    }
+    if (test_run(NULL, NULL, "command -v mpirun") != 0) {
+        print_message("skipped: mpirun is absent (install openmpi-bin)\n");
+        return false;
+    }
+    return true;
+}
+
+// The environment and launcher test_server_start puts before `garlic serve`.
+static const char *const MPIRUN = "ASAN_OPTIONS=detect_leaks=0 OMPI_ALLOW_RUN_AS_ROOT=1 "
+                                  "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+                                  "OMPI_MCA_rmaps_base_oversubscribe=1 mpirun -np 2 --mca btl "
+                                  "self,vader";
+
+// The servers a test started, stopped by the teardown when the test fails before it does.
+static test_server started[2];
+
+static int stop_started(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 2; i++)
+        if (started[i].pid > 0)
+            test_server_stop(&started[i]);
+    return 0;
+}
+
+static const char *model_path(void)
+{
+    static char path[600];
+    if (path[0])
+        return path;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.n_head_kv = 4; // (2 ranks divide 8 heads and 4 KV heads)
+    p.n_layer = 4;
+    snprintf(path, sizeof path, "%s", test_temp_path("serve-tp.gguf"));
+    garlic_error err;
+    if (model_synth_write(&p, path, &err))
+        fail_msg("%s", err.message);
+    return path;
+}
+
+// The text of a greedy completion of prompt by s (max_tokens n), or fails the test.
+static char *complete(const test_server *s, const char *prompt, int n)
+{
+    char json[1200], *body = NULL;
+    snprintf(json, sizeof json,
+             "{\"model\": \"m\", \"prompt\": \"%s\", \"max_tokens\": %d, \"temperature\": 0}",
+             prompt, n);
+    int status = test_http(s, "POST", "/v1/completions", json, NULL, &body, NULL);
+    if (status != 200)
+        fail_msg("HTTP %d: %s", status, body ? body : "");
+    const char *at = strstr(body, "\"text\":");
+    assert_non_null(at);
+    const char *end = strstr(at, "\"logprobs\"");
+    assert_non_null(end);
+    char *text = strndup(at, (size_t)(end - at));
+    free(body);
+    return text;
+}
+
+static const char *const PROMPTS[] = {
+    "Once upon a time",
+    "the quick brown fox jumps over",
+    "1 2 3 4 5 6 7 8",
+    "a story of four requests at once",
+};
+enum { N_PROMPTS = 4, N_GEN = 32 };
+
+// Four completions sent at once (curl in the background), their answers' texts in texts[].
+static void complete_at_once(const test_server *s, char **texts)
+{
+    char cmd[6000] = "";
+    size_t len = 0;
+    for (int i = 0; i < N_PROMPTS; i++) {
+        char out[600];
+        snprintf(out, sizeof out, "%s.%d", test_temp_path("at-once"), i);
+        len += (size_t)snprintf(cmd + len, sizeof cmd - len,
+                                "curl -s -o '%s' -H 'Content-Type: application/json' -d "
+                                "'{\"model\": \"m\", \"prompt\": \"%s\", \"max_tokens\": %d, "
+                                "\"temperature\": 0}' http://127.0.0.1:%d/v1/completions & ",
+                                out, PROMPTS[i], N_GEN, s->port);
+    }
+    snprintf(cmd + len, sizeof cmd - len, "wait");
+    assert_int_equal(test_run(NULL, NULL, "%s", cmd), 0);
+    for (int i = 0; i < N_PROMPTS; i++) {
+        char out[600];
+        snprintf(out, sizeof out, "%s.%d", test_temp_path("at-once"), i);
+        char *body = test_read_file(out, NULL);
+        assert_non_null(body);
+        const char *at = strstr(body, "\"text\":"), *end = at ? strstr(at, "\"logprobs\"") : NULL;
+        if (!end)
+            fail_msg("request %d: %s", i, body);
+        texts[i] = strndup(at, (size_t)(end - at));
+        free(body);
+    }
+}
+
+// A counter of /metrics (0 when absent).
+static double metric(const test_server *s, const char *name)
+{
+    char *body = NULL;
+    assert_int_equal(test_http(s, "GET", "/metrics", NULL, NULL, &body, NULL), 200);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *at = strstr(body, key);
+    double v = at ? atof(at + strlen(key)) : 0;
+    free(body);
+    return v;
+}
+
+// The ranks mpirun (pid) started: their process ids by OMPI_COMM_WORLD_RANK (0 when absent).
+static void find_ranks(pid_t mpirun, pid_t ranks[2])
+{
+    ranks[0] = ranks[1] = 0;
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d));) {
+        int pid = atoi(e->d_name);
+        char path[300], stat[600] = "";
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        FILE *f = pid > 0 ? fopen(path, "r") : NULL;
+        if (!f)
+            continue;
+        size_t n = fread(stat, 1, sizeof stat - 1, f);
+        fclose(f);
+        stat[n] = '\0';
+        const char *close = strrchr(stat, ')');
+        int ppid = 0;
+        if (!close || sscanf(close + 2, "%*c %d", &ppid) != 1 || ppid != mpirun)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/environ", pid);
+        static char env[1 << 16]; // (procfs gives no size: read what there is)
+        f = fopen(path, "r");
+        size_t size = f ? fread(env, 1, sizeof env - 1, f) : 0;
+        if (f)
+            fclose(f);
+        env[size] = '\0';
+        for (size_t i = 0; i < size; i += strlen(env + i) + 1)
+            if (strncmp(env + i, "OMPI_COMM_WORLD_RANK=", 21) == 0 && atoi(env + i + 21) < 2)
+                ranks[atoi(env + i + 21)] = pid;
+    }
+    closedir(d);
+}
+
+static bool gone(pid_t pid)
+{
+    char path[64], stat[300] = "";
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    const char *close = strrchr(stat, ')');
+    return close && close[2] == 'Z';
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Sends sig to who and waits (at most 20 s) for the job (mpirun, the server's pid) and both
+// ranks to end. Returns mpirun's exit status (-1: killed by a signal).
+static int stop_job(test_server *s, pid_t who, int sig, const pid_t ranks[2])
+{
+    double t0 = now_seconds();
+    assert_int_equal(kill(who, sig), 0);
+    int status = 0;
+    while (waitpid(s->pid, &status, WNOHANG) == 0) {
+        if (now_seconds() - t0 > 20) {
+            kill(s->pid, SIGKILL);
+            for (int r = 0; r < 2; r++)
+                kill(ranks[r], SIGKILL);
+            fail_msg("the job still ran 20 s after the signal");
+        }
+        usleep(20 * 1000);
+    }
+    s->pid = 0;
+    while (!(gone(ranks[0]) && gone(ranks[1])) && now_seconds() - t0 < 25)
+        usleep(20 * 1000);
+    assert_true(gone(ranks[0]) && gone(ranks[1]));
+    print_message("the job ended %.2f s after the signal\n", now_seconds() - t0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_same_text(void **state)
+{
+    (void)state;
+    if (!mpi_ready())
+        skip();
+    char args[900];
+    snprintf(args, sizeof args, "-m '%s=m' --no-store -t 1 --kv-type f32 --parallel 4 --quiet",
+             model_path());
+    test_server *one = &started[0], *tp = &started[1];
+    test_server_start(one, "serve-one.log", "", args);
+    char tp_args[1000];
+    snprintf(tp_args, sizeof tp_args, "%s --tensor-parallel 2 --dist-timeout 30", args);
+    test_server_start(tp, "serve-tp.log", MPIRUN, tp_args);
+    pid_t ranks[2];
+    find_ranks(tp->pid, ranks);
+    assert_true(ranks[0] > 0 && ranks[1] > 0);
+    // One at a time.
+    char *want[N_PROMPTS];
+    for (int i = 0; i < N_PROMPTS; i++) {
+        want[i] = complete(one, PROMPTS[i], N_GEN);
+        char *got = complete(tp, PROMPTS[i], N_GEN);
+        if (strcmp(got, want[i]) != 0)
+            fail_msg("'%s': 2 ranks answered %s, one process %s", PROMPTS[i], got, want[i]);
+        free(got);
+    }
+    // Four at once: rank 0's steps batch them.
+    char *got[N_PROMPTS];
+    complete_at_once(tp, got);
+    for (int i = 0; i < N_PROMPTS; i++) {
+        if (strcmp(got[i], want[i]) != 0)
+            fail_msg("'%s' among 4 at once: 2 ranks answered %s, one process %s", PROMPTS[i],
+                     got[i], want[i]);
+        free(got[i]);
+    }
+    // A prompt of 40 tokens, three times: the later ones find its first blocks cached.
+    const char *longer = "one two three four five six seven eight nine ten eleven twelve "
+                         "thirteen fourteen fifteen sixteen seventeen eighteen nineteen";
+    double hits = metric(tp, "garlic_prefix_cache_hits_total");
+    char *first = complete(one, longer, N_GEN);
+    for (int k = 0; k < 3; k++) {
+        char *again = complete(tp, longer, N_GEN);
+        if (strcmp(again, first) != 0)
+            fail_msg("repeated prompt, time %d: 2 ranks answered %s, one process %s", k + 1, again,
+                     first);
+        free(again);
+    }
+    double hits_after = metric(tp, "garlic_prefix_cache_hits_total");
+    print_message("prefix cache hits under 2 ranks: %.0f\n", hits_after - hits);
+    assert_true(hits_after > hits);
+    free(first);
+    for (int i = 0; i < N_PROMPTS; i++)
+        free(want[i]);
+    // SIGTERM to rank 0: it shuts down, its engine's stop ends the other rank.
+    int status = stop_job(tp, ranks[0], SIGTERM, ranks);
+    print_message("SIGTERM to rank 0: mpirun's exit status %d\n", status);
+    assert_int_equal(status, 0);
+    char *log = test_read_file(tp->log, NULL);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "split between 2 ranks"));
+    assert_non_null(strstr(log, "SIGTERM: shutting down"));
+    free(log);
+    test_server_stop(one);
+}
+
+// SIGTERM to mpirun (what a supervisor sends) ends every rank too.
+static void test_stop_mpirun(void **state)
+{
+    (void)state;
+    if (!mpi_ready())
+        skip();
+    char args[900];
+    snprintf(args, sizeof args, "-m '%s=m' --no-store -t 1 --tensor-parallel 2", model_path());
+    test_server *tp = &started[1];
+    test_server_start(tp, "serve-tp2.log", MPIRUN, args);
+    pid_t ranks[2];
+    find_ranks(tp->pid, ranks);
+    assert_true(ranks[0] > 0 && ranks[1] > 0);
+    free(complete(tp, "hello", 4));
+    int status = stop_job(tp, tp->pid, SIGTERM, ranks);
+    print_message("SIGTERM to mpirun: its exit status %d\n", status);
+}
+
+// One model, loaded at start: several -m or --models-dir are refused under tensor parallelism
+// (before any rank starts MPI work).
+static void test_refusals(void **state)
+{
+    (void)state;
+    char *err = NULL;
+    const char *m = model_path();
+    assert_int_equal(
+        test_run(NULL, &err, "%s serve -m '%s' -m '%s=b' --tensor-parallel 2", test_garlic(), m, m),
+        2);
+    assert_non_null(strstr(err, "--tensor-parallel serves one model, loaded at start"));
+    free(err);
+    assert_int_equal(test_run(NULL, &err, "%s serve -m '%s' --keep-alive 5m --tensor-parallel 2",
+                              test_garlic(), m),
+                     2);
+    assert_non_null(strstr(err, "the model stays loaded until the server stops"));
+    free(err);
+    // T must be the number of ranks, as for garlic run.
+    assert_int_not_equal(test_run(NULL, &err,
+                                  "%s serve -m '%s' --no-store --tensor-parallel 2 --port 0",
+                                  test_garlic(), m),
+                         0);
+    assert_non_null(strstr(err, "--tensor-parallel 2, but 1 rank is running"));
+    free(err);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test_teardown(test_same_text, stop_started),
+        cmocka_unit_test_teardown(test_stop_mpirun, stop_started),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
