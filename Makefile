@@ -7,6 +7,8 @@
 #   make bench        benchmarks (reported, never asserted)
 #   make unicode-tables / unicode-check   regenerate / verify src/tokenizer/unicode_tables.c
 #   make format / format-check / tidy
+#   make cuda-check   compile the CUDA backend, its tests and bench into build/cuda (needs nvcc)
+#   make test-cuda    cuda-check, then run the CUDA tests (needs a GPU; see docs/cuda.md)
 
 CC        ?= cc
 CLANG     ?= clang-14
@@ -41,21 +43,49 @@ endif
 
 LIB_SRC   := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
 CLI_SRC   := src/cli/main.c
-TEST_SRC  := $(wildcard tests/*/test_*.c)
+# tests/cuda/ and bench/bench_cuda.c need the CUDA backend: only `make GARLIC_CUDA=1` builds them.
+TEST_SRC  := $(filter-out tests/cuda/%,$(wildcard tests/*/test_*.c))
 TEST_UTIL := tests/util.c
 
-BENCH_SRC := $(wildcard bench/bench_*.c)
+BENCH_SRC := $(filter-out bench/bench_cuda.c,$(wildcard bench/bench_*.c))
+
+# The CUDA backend (src/backend/cuda/): `make GARLIC_CUDA=1 BUILD=build/cuda` compiles its .cu
+# files with nvcc for sm_80, sm_86, sm_89 and sm_90 (plus PTX of compute_90, which the driver
+# compiles for newer GPUs), its .c file with the C flags, defines GARLIC_CUDA for every C file
+# and links cuBLAS and the CUDA runtime. Without it nothing here needs nvcc.
+comma       := ,
+GARLIC_CUDA ?=
+CUDA_HOME   ?= /usr/local/cuda
+NVCC        ?= $(CUDA_HOME)/bin/nvcc
+CUDA_BUILD  ?= build/cuda
+CUDA_ARCHS  ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_86 \
+               -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 \
+               -gencode arch=compute_90,code=compute_90
+NVCC_FLAGS  := -O2 -std=c++17 -Isrc $(CUDA_ARCHS) -Werror all-warnings \
+               -Xcompiler -Wall,-Wextra,-Wshadow$(if $(WERROR),$(comma)-Werror)
+CUDA_OBJ    :=
+ifeq ($(GARLIC_CUDA),1)
+CPPFLAGS    += -DGARLIC_CUDA -I$(CUDA_HOME)/include
+LIB_SRC     += $(wildcard src/backend/cuda/*.c)
+CUDA_OBJ    := $(patsubst %.cu,$(BUILD)/%.o,$(wildcard src/backend/cuda/*.cu))
+LDLIBS      += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+endif
 # The pages of src/web/static/ become a C file of byte arrays (tools/embed_files.sh).
 WEB_FILES := $(sort $(notdir $(wildcard src/web/static/*)))
 WEB_GEN   := $(BUILD)/gen/web_files.c
-LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(WEB_GEN:.c=.o)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(WEB_GEN:.c=.o) $(CUDA_OBJ)
 BENCH_BIN := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRC))
 TEST_BIN  := $(patsubst %.c,$(BUILD)/%,$(TEST_SRC))
 
 .PHONY: all test test-asan check-tests fuzz fuzz-smoke bench format format-check tidy clean \
-	unicode-tables unicode-check
+	unicode-tables unicode-check cuda-check test-cuda
 
+# A CUDA build stays in its BUILD folder: ./garlic is the CPU build's.
+ifeq ($(GARLIC_CUDA),1)
+all: $(BUILD)/garlic
+else
 all: garlic
+endif
 
 garlic: $(BUILD)/garlic
 	cp $< $@
@@ -89,6 +119,24 @@ $(BUILD)/src/dist/%.o: src/dist/%.c
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/src/backend/cuda/%.o: src/backend/cuda/%.cu src/backend/cuda/internal.h \
+		src/backend/cuda/common.cuh
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -c -o $@ $<
+
+# The CUDA backend, its kernel tests and its benchmark, compiled (not run) in $(CUDA_BUILD).
+cuda-check:
+	@test -x $(NVCC) || { echo "cuda-check: $(NVCC) not found (set CUDA_HOME)"; exit 1; }
+	$(MAKE) --no-print-directory GARLIC_CUDA=1 BUILD=$(CUDA_BUILD) $(CUDA_BUILD)/garlic \
+	  $(CUDA_BUILD)/tests/cuda/test_cuda_kernels $(CUDA_BUILD)/bench/bench_cuda
+
+# Runs them on the GPU: every kernel against the CPU, then the forward pass's logits of the
+# shared and synthesized models against the CPU's (tests/cuda/forward.sh; the CUDA build runs
+# both, with --device cpu and --device cuda).
+test-cuda: cuda-check
+	$(CUDA_BUILD)/tests/cuda/test_cuda_kernels
+	GARLIC=$(CUDA_BUILD)/garlic SHARED=$(SHARED) tests/cuda/forward.sh
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/tests/util.o $(BUILD)/libgarlic.a
 	@mkdir -p $(dir $@)
@@ -169,7 +217,7 @@ unicode-check:
 
 # The C (and tools/ C++) sources clang-format owns (.clang-format); the generated Unicode table is the
 # generator's (make unicode-check keeps it).
-FORMAT_SRC := $(filter-out src/tokenizer/unicode_tables.c,$(wildcard src/*/*.[ch] tests/*.[ch] tests/*/*.[ch] fuzz/*.c bench/*.c tools/*/*.cpp))
+FORMAT_SRC := $(filter-out src/tokenizer/unicode_tables.c,$(wildcard src/*/*.[ch] src/backend/cuda/*.[ch] src/backend/cuda/*.cu src/backend/cuda/*.cuh tests/*.[ch] tests/*/*.[ch] fuzz/*.c bench/*.c tools/*/*.cpp))
 
 format:
 	@clang-format-14 -i $(FORMAT_SRC)

@@ -288,6 +288,16 @@ uint64_t model_device_layer_bytes(const model *m, uint32_t l)
     return bytes;
 }
 
+uint32_t model_device_runs(const model *m, struct backend *d)
+{
+    if (m->arch->encoder || m->tp_size > 1 || m->arch->mla)
+        return 0;
+    uint32_t n = 0;
+    while (n < m->hp.n_layer && !model_layer_has_experts(m, n) && d->ops->supports(d, m, n, NULL))
+        n++;
+    return n;
+}
+
 // The device's share of a state: checks that it runs each of its layers, uploads their
 // weights (and the output's when it runs them all) and allocates its activation buffers,
 // each the size of the host's (sizes: scratch_layout's).

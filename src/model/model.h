@@ -417,6 +417,10 @@ typedef struct model_state_config {
     void *upload_progress_ctx;
 } model_state_config;
 
+// How many of m's first layers device d can run (0 for encoders, latent attention, tensor
+// parallelism; up to the first layer with experts or a type it lacks).
+uint32_t model_device_runs(const model *m, struct backend *d);
+
 // Bytes of the weights a device backend keeps for layer l (l == n_layer: the output norm
 // and matrix), in the file's layout: what model_state_new uploads for it.
 uint64_t model_device_layer_bytes(const model *m, uint32_t l);

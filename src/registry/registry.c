@@ -479,6 +479,11 @@ static uint32_t device_layers(registry_model *m)
                                 info.free_bytes)
         : cfg->gpu_layers > n_layer ? n_layer
                                     : (uint32_t)cfg->gpu_layers;
+    // auto: only the leading layers the device can run (an explicit count asking for more is
+    // refused with the reason when the state is made).
+    uint32_t runs = model_device_runs(w, cfg->device);
+    if (cfg->gpu_layers < 0 && n > runs)
+        n = runs;
     for (uint32_t l = 0; l < n; l++)
         m->device_bytes += bytes[l];
     m->device_bytes += n == n_layer ? out : 0;

@@ -354,6 +354,7 @@ static void test_device_standin(void **state)
         for (size_t k = 0; k < sizeof ks / sizeof ks[0]; k++) {
             backend *dev = backend_cpu_standin_new(&err);
             assert_non_null(dev);
+            assert_int_equal(model_device_runs(m, dev), n_layer);
             model_state_config cfg = {.n_ctx = 64,
                                       .max_batch = P,
                                       .logit_rows = P,
@@ -400,6 +401,7 @@ static void test_device_standin(void **state)
                                   .device_layers = 1};
         assert_null(model_state_new(m, &cfg, &err));
         assert_non_null(strstr(err.message, a ? "latent attention" : "experts"));
+        assert_int_equal(model_device_runs(m, dev), 0); // what --gpu-layers auto keeps to
         backend_free(dev);
         model_free(m);
     }
