@@ -245,6 +245,7 @@ static void sleep_ms(long ms)
 void test_server_start(test_server *s, const char *name, const char *env, const char *args)
 {
     snprintf(s->log, sizeof s->log, "%s", test_temp_path(name));
+    unlink(s->log); // (a log of an earlier server of that name would give its port)
     s->port = 0;
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "exec env %s '%s' serve --host 127.0.0.1 --port 0 %s 2>'%s'",

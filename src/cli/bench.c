@@ -113,6 +113,10 @@ static int parse_bench(bench_options *o, int argc, char **argv)
         cli_uint("--tensor-parallel", "T",
                  "split each layer between T ranks (run under mpirun -np T; default 1)",
                  &o->tensor_parallel, 1, 4096),
+        cli_uint("--pipeline-parallel", "P",
+                 "split the layers into P stages of contiguous layers, one a rank group (run "
+                 "under mpirun -np T x P; default 1)",
+                 &o->pipeline_parallel, 1, 1024),
         cli_float("--dist-timeout", "S",
                   "end every rank when one waits S seconds for the others (a rank died or "
                   "hangs; default 60, 0: never)",
@@ -148,15 +152,16 @@ static int parse_bench(bench_options *o, int argc, char **argv)
         garlic_file_read(o->grammar_file, 1 << 20, &o->grammar_text, NULL, &err) != GARLIC_OK)
         return fprintf(stderr, "garlic bench: %s\n", err.message), 1;
     o->batched |= prefix_seen;
-    if (o->batched && o->tensor_parallel > 1)
+    if (o->batched && (o->tensor_parallel > 1 || o->pipeline_parallel > 1))
         return cli_usage_error(&bench_command,
-                               "--tensor-parallel runs the -p/-n tests, not "
-                               "--streams or --prefix (yet)");
+                               "--tensor-parallel and --pipeline-parallel run the -p/-n tests, "
+                               "not --streams or --prefix (yet)");
     o->argc = argc, o->argv = argv;
     if (o->n_depths == 0)
         o->n_depths = 1, o->depths[0] = 0;
-    if (o->tensor_parallel > 1 && (o->n_depths > 1 || o->depths[0]))
-        return cli_usage_error(&bench_command, "-d is not yet run under --tensor-parallel");
+    if ((o->tensor_parallel > 1 || o->pipeline_parallel > 1) && (o->n_depths > 1 || o->depths[0]))
+        return cli_usage_error(&bench_command,
+                               "-d is not yet run under --tensor-parallel or --pipeline-parallel");
     if (o->batched && (o->n_depths > 1 || o->depths[0]))
         return cli_usage_error(&bench_command, "-d is for -p/-n runs, not --streams or --prefix");
     if (o->batched) {
@@ -369,8 +374,8 @@ static int bench_one_stream(const bench_options *opts)
                            .quantize = o.quantize};
     cli_local l = {0};
     if (rc == GARLIC_OK)
-        rc = cli_local_tensor_parallel(o.tensor_parallel, o.dist_timeout, o.argc, o.argv, &cfg,
-                                       &err);
+        rc = cli_local_tensor_parallel(o.tensor_parallel, o.pipeline_parallel, o.dist_timeout,
+                                       o.argc, o.argv, &cfg, &err);
     if (rc == GARLIC_OK)
         rc = cli_local_device(o.device, o.gpu_layers, &cfg, &err);
     if (rc == GARLIC_OK)

@@ -23,15 +23,16 @@ typedef struct bench_options {
     uint32_t n_streams;
     uint32_t depths[BENCH_MAX_DEPTHS]; // -d: (n_depths) tokens already in the cache (llama-bench)
     uint32_t n_depths;                 // 0: one depth, 0
-    uint32_t prefix;          // --prefix: shared prefix length for the TTFT measure (0: none)
-    const char *grammar_file; // --grammar / --json-schema: tg constrained by it (NULL: free)
-    bool grammar_is_schema;   // the file is a JSON schema, not GBNF
-    char *grammar_text;       // its contents, read once (garlic_malloc'd)
-    uint32_t tensor_parallel; // --tensor-parallel: ranks (mpirun -np) sharing each layer
-    float dist_timeout;       // --dist-timeout: seconds a collective may wait (0: no limit)
-    const char *device;       // --device: cpu, cuda, cuda:N
-    const char *gpu_layers;   // --gpu-layers: N or auto
-    int argc;                 // the command's arguments, compared between the ranks
+    uint32_t prefix;            // --prefix: shared prefix length for the TTFT measure (0: none)
+    const char *grammar_file;   // --grammar / --json-schema: tg constrained by it (NULL: free)
+    bool grammar_is_schema;     // the file is a JSON schema, not GBNF
+    char *grammar_text;         // its contents, read once (garlic_malloc'd)
+    uint32_t tensor_parallel;   // --tensor-parallel: ranks (mpirun -np) sharing each layer
+    uint32_t pipeline_parallel; // --pipeline-parallel: stages of contiguous layers
+    float dist_timeout;         // --dist-timeout: seconds a collective may wait (0: no limit)
+    const char *device;         // --device: cpu, cuda, cuda:N
+    const char *gpu_layers;     // --gpu-layers: N or auto
+    int argc;                   // the command's arguments, compared between the ranks
     char **argv;
 } bench_options;
 

@@ -12,9 +12,11 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "base/alloc.h"
 #include "base/clock.h"
 #include "dist/dist.h"
 #include "gguf/gguf.h"
+#include "planner/planner.h"
 #include "store/store.h"
 
 enum { BIG_FILE = 256 << 20 }; // files over this show a loading percentage on a terminal
@@ -39,13 +41,13 @@ static void show_upload(void *ctx, int percent)
                 percent == 100 ? "\n" : "");
 }
 
-int cli_local_tensor_parallel(uint32_t t, float dist_timeout, int argc, char **argv,
+int cli_local_tensor_parallel(uint32_t t, uint32_t p, float dist_timeout, int argc, char **argv,
                               registry_config *cfg, garlic_error *err)
 {
     dist_set_timeout(dist_timeout);
     dist_tp_layout layout;
-    int rc = dist_tp_layout_make(t, &layout, err);
-    if (rc != GARLIC_OK || layout.size == 1)
+    int rc = dist_tp_layout_make(t, p, &layout, err);
+    if (rc != GARLIC_OK || layout.size * layout.stages == 1)
         return rc;
     // The digest of the arguments, but for the threads (each machine its own cores).
     EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -67,6 +69,7 @@ int cli_local_tensor_parallel(uint32_t t, float dist_timeout, int argc, char **a
     if (rc == GARLIC_OK && !ok)
         rc = garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
     cfg->tp_rank = layout.rank, cfg->tp_size = layout.size;
+    cfg->pp_stage = layout.stage, cfg->pp_stages = layout.stages;
     return rc;
 }
 
@@ -156,17 +159,38 @@ int cli_local_device(const char *device, const char *gpu_layers, registry_config
     return GARLIC_OK;
 }
 
-int cli_local_resolve(const char *path, const registry_config *config, char *out, size_t cap,
+// This rank's pipeline stage of the model at path: the planner's split of the layers into
+// contiguous stages balanced by bytes (the split `garlic estimate --pipeline-parallel`
+// prints), the same on every rank (the same file, the same computation).
+static int stage_layers(const char *path, registry_config *cfg, garlic_error *err)
+{
+    uint32_t t = cfg->tp_size ? cfg->tp_size : 1, p = cfg->pp_stages;
+    planner_config pc;
+    planner_config_default(&pc);
+    planner_rank *ranks = garlic_calloc((size_t)t * p, sizeof *ranks);
+    int rc = ranks ? planner_layout_make(path, cfg->quantize, t, p, &pc, ranks, err)
+                   : garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    if (rc == GARLIC_OK) {
+        const planner_rank *me = &ranks[cfg->tp_rank + (size_t)t * cfg->pp_stage];
+        cfg->first_layer = me->first_layer, cfg->n_layers = me->n_layers;
+    }
+    garlic_free(ranks);
+    return rc;
+}
+
+int cli_local_resolve(const char *path, registry_config *config, char *out, size_t cap,
                       garlic_error *err)
 {
     int rc = store_resolve(path, out, cap, err);
-    if (config->tp_size > 1) { // every rank compares, even one that could not resolve it
-        garlic_error mine = *err;
+    if (config->tp_size > 1 || config->pp_stages > 1) { // every rank compares, even one that
+        garlic_error mine = *err;                       // could not resolve it
         int same = check_same_file(rc == GARLIC_OK ? out : path, err);
         if (rc != GARLIC_OK)
             *err = mine;
         rc = rc != GARLIC_OK ? rc : same;
     }
+    if (rc == GARLIC_OK && config->pp_stages > 1)
+        rc = stage_layers(out, config, err);
     return rc;
 }
 
@@ -175,7 +199,8 @@ int cli_local_open(cli_local *l, const char *path, const registry_config *config
     memset(l, 0, sizeof *l);
     l->device = config->device;
     static char stored[STORE_PATH_MAX]; // one model per process
-    int rc = cli_local_resolve(path, config, stored, sizeof stored, err);
+    registry_config cfg = *config;
+    int rc = cli_local_resolve(path, &cfg, stored, sizeof stored, err);
     if (rc != GARLIC_OK) {
         backend_free(l->device);
         l->device = NULL;
@@ -184,7 +209,6 @@ int cli_local_open(cli_local *l, const char *path, const registry_config *config
     path = stored;
     static progress_ctx progress; // one model per process
     progress = (progress_ctx){.path = path};
-    registry_config cfg = *config;
     if (!cfg.memory_budget)
         cfg.memory_budget = UINT64_MAX; // the machine decides, as for any one program
     if (!cfg.load_progress && isatty(STDERR_FILENO))

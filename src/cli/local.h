@@ -32,13 +32,13 @@ int cli_local_device(const char *device, const char *gpu_layers, registry_config
                    "too; auto: as many as fit)",                                                   \
                    &(o)->gpu_layers)
 
-// --tensor-parallel t of a command run under mpirun (every rank runs it): t must be the
-// number of ranks, and every rank must have the same command line (argc, argv: the command's
-// arguments; -t/--threads may differ between machines). Sets cfg's tp_rank and tp_size, and
-// how long a collective may wait for the other ranks before the job is ended (dist_timeout
-// seconds, --dist-timeout; 0: no limit). Errors (the same on every rank, so that all of them
-// stop) in err.
-int cli_local_tensor_parallel(uint32_t t, float dist_timeout, int argc, char **argv,
+// --tensor-parallel t and --pipeline-parallel p of a command run under mpirun (every rank runs
+// it): t x p must be the number of ranks, and every rank must have the same command line
+// (argc, argv: the command's arguments; -t/--threads may differ between machines). Sets cfg's
+// tp_rank, tp_size, pp_stage and pp_stages, and how long a collective may wait for the other
+// ranks before the job is ended (dist_timeout seconds, --dist-timeout; 0: no limit). Errors
+// (the same on every rank, so that all of them stop) in err.
+int cli_local_tensor_parallel(uint32_t t, uint32_t p, float dist_timeout, int argc, char **argv,
                               registry_config *cfg, garlic_error *err);
 
 // Whether this process prints the command's results: rank 0 (the only one without MPI).
@@ -50,10 +50,11 @@ bool cli_local_prints(void);
 uint64_t cli_local_shared_seed(uint64_t seed);
 
 // The file of model path (a file, a folder or a stored name) into out (cap bytes). Under
-// tensor parallelism (cfg->tp_size > 1) it must be a GGUF file whose size and header (their
-// sha256) are rank 0's on every rank; every rank calls this, and all fail together. Errors
-// name the file.
-int cli_local_resolve(const char *path, const registry_config *cfg, char *out, size_t cap,
+// tensor or pipeline parallelism it must be a GGUF file whose size and header (their sha256)
+// are rank 0's on every rank, and a pipeline stage's layers are set in cfg (first_layer,
+// n_layers: the planner's split); every rank calls this, and all fail together. Errors name
+// the file.
+int cli_local_resolve(const char *path, registry_config *cfg, char *out, size_t cap,
                       garlic_error *err);
 
 // Loads path with cfg (a budget of 0 means the machine's memory: one model, no neighbours).

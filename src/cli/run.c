@@ -27,19 +27,20 @@ enum { MAX_STOPS = 16 };
 
 typedef struct run_options {
     const char *model_path;
-    const char *prompt;        // NULL: interactive
-    const char *prompt_ids;    // token ids instead of text
-    const char *dump_logits;   // file for the prompt's logits
-    const char *system;        // chat: a system message
-    const char *template_file; // a chat template instead of the model's
-    uint32_t n_predict;        // -n (0: until the context is full)
-    uint32_t n_ctx;            // -c (0: min(trained, 4096))
-    uint32_t batch;            // -b
-    int threads;               // -t
-    uint32_t tensor_parallel;  // --tensor-parallel: ranks (mpirun -np) sharing each layer
-    float dist_timeout;        // --dist-timeout: seconds a collective may wait (0: no limit)
-    const char *device;        // --device: cpu, cuda, cuda:N
-    const char *gpu_layers;    // --gpu-layers: N or auto
+    const char *prompt;         // NULL: interactive
+    const char *prompt_ids;     // token ids instead of text
+    const char *dump_logits;    // file for the prompt's logits
+    const char *system;         // chat: a system message
+    const char *template_file;  // a chat template instead of the model's
+    uint32_t n_predict;         // -n (0: until the context is full)
+    uint32_t n_ctx;             // -c (0: min(trained, 4096))
+    uint32_t batch;             // -b
+    int threads;                // -t
+    uint32_t tensor_parallel;   // --tensor-parallel: ranks (mpirun -np) sharing each layer
+    uint32_t pipeline_parallel; // --pipeline-parallel: stages of contiguous layers
+    float dist_timeout;         // --dist-timeout: seconds a collective may wait (0: no limit)
+    const char *device;         // --device: cpu, cuda, cuda:N
+    const char *gpu_layers;     // --gpu-layers: N or auto
     kv_type kv_type;
     const char *quantize; // --quantize: a folder's 16/32-bit matrices at load
     bool verbose;
@@ -93,6 +94,10 @@ static int parse_run_options(run_options *o, int argc, char **argv)
         cli_uint("--tensor-parallel", "T",
                  "split each layer between T ranks (run under mpirun -np T; default 1)",
                  &o->tensor_parallel, 1, 4096),
+        cli_uint("--pipeline-parallel", "P",
+                 "split the layers into P stages of contiguous layers, one a rank group (run "
+                 "under mpirun -np T x P; default 1)",
+                 &o->pipeline_parallel, 1, 1024),
         cli_float("--dist-timeout", "S",
                   "end every rank when one waits S seconds for the others (a rank died or "
                   "hangs; default 60, 0: never)",
@@ -371,7 +376,7 @@ int cli_run(int argc, char **argv)
     int status = parse_run_options(&o, argc, argv);
     if (status != CLI_CONTINUE)
         return status;
-    if (!o.prompt && !o.prompt_ids && o.tensor_parallel > 1)
+    if (!o.prompt && !o.prompt_ids && (o.tensor_parallel > 1 || o.pipeline_parallel > 1))
         return cli_usage_error(&run_command,
                                "--tensor-parallel needs a PROMPT (or "
                                "--prompt-ids): the chat runs in one process");
@@ -385,8 +390,8 @@ int cli_run(int argc, char **argv)
                            .quantize = o.quantize,
                            .chat_template_file = o.template_file};
     cli_local l;
-    if (cli_local_tensor_parallel(o.tensor_parallel, o.dist_timeout, argc, argv, &cfg, &err) !=
-            GARLIC_OK ||
+    if (cli_local_tensor_parallel(o.tensor_parallel, o.pipeline_parallel, o.dist_timeout, argc,
+                                  argv, &cfg, &err) != GARLIC_OK ||
         cli_local_device(o.device, o.gpu_layers, &cfg, &err) != GARLIC_OK ||
         cli_local_open(&l, o.model_path, &cfg, &err) != GARLIC_OK) {
         fprintf(stderr, "garlic run: %s\n", err.message);

@@ -47,9 +47,10 @@ typedef struct serve_options {
     const char *gpu_layers; // --gpu-layers: N or auto
     server_config server;
     registry_config registry;
-    uint32_t tensor_parallel; // --tensor-parallel: ranks (mpirun -np) sharing each layer
-    float dist_timeout;       // --dist-timeout: seconds a collective may wait (0: no limit)
-    int argc;                 // the command's arguments, compared between the ranks
+    uint32_t tensor_parallel;   // --tensor-parallel: ranks (mpirun -np) sharing each layer
+    uint32_t pipeline_parallel; // --pipeline-parallel: stages of contiguous layers
+    float dist_timeout;         // --dist-timeout: seconds a collective may wait (0: no limit)
+    int argc;                   // the command's arguments, compared between the ranks
     char **argv;
 } serve_options;
 
@@ -202,6 +203,10 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
                  "split each layer of the one -m model between T ranks (run under mpirun -np "
                  "T; default 1)",
                  &o->tensor_parallel, 1, 4096),
+        cli_uint("--pipeline-parallel", "P",
+                 "split the layers into P stages of contiguous layers, one a rank group (run "
+                 "under mpirun -np T x P; default 1)",
+                 &o->pipeline_parallel, 1, 1024),
         cli_float("--dist-timeout", "S",
                   "end every rank when one waits S seconds for the others in a step (a rank "
                   "died or hangs; default 60, 0: never)",
@@ -213,12 +218,13 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
     o->argc = argc, o->argv = argv;
     if (status != CLI_CONTINUE)
         return status;
-    if ((o->tensor_parallel > 1 || dist_size() > 1) && (o->n_models != 1 || o->models_dir))
+    if ((o->tensor_parallel > 1 || o->pipeline_parallel > 1 || dist_size() > 1) &&
+        (o->n_models != 1 || o->models_dir))
         return cli_usage_error(&serve_command,
                                "--tensor-parallel serves one model, loaded at start: give "
                                "exactly one -m (several models, --models-dir and loading on "
                                "demand are not supported under tensor parallelism)");
-    bool tp = o->tensor_parallel > 1 || dist_size() > 1;
+    bool tp = o->tensor_parallel > 1 || o->pipeline_parallel > 1 || dist_size() > 1;
     if (tp && (r->keep_alive_set || r->sleep_after > 0))
         return cli_usage_error(&serve_command,
                                "%s: under --tensor-parallel the model stays loaded until the "
@@ -300,8 +306,8 @@ static int load_shared_model(serve_options *o, registry **reg, registry_model **
     const char *spec = o->models[0], *eq = strrchr(spec, '=');
     char *path = garlic_strndup(spec, eq ? (size_t)(eq - spec) : strlen(spec));
     char stored[STORE_PATH_MAX];
-    int r = cli_local_tensor_parallel(o->tensor_parallel, o->dist_timeout, o->argc, o->argv, rc,
-                                      err);
+    int r = cli_local_tensor_parallel(o->tensor_parallel, o->pipeline_parallel, o->dist_timeout,
+                                      o->argc, o->argv, rc, err);
     if (r == GARLIC_OK && !path)
         r = garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
     if (r == GARLIC_OK)
@@ -397,7 +403,7 @@ int cli_serve(int argc, char **argv)
         files.rlim_cur = files.rlim_max;
         setrlimit(RLIMIT_NOFILE, &files);
     }
-    if (o.tensor_parallel > 1 || dist_size() > 1)
+    if (o.tensor_parallel > 1 || o.pipeline_parallel > 1 || dist_size() > 1)
         return serve_tensor_parallel(&o, &stop_signals);
     garlic_error err = {0};
     if (!o.no_store && store_root(o.store_root, sizeof o.store_root, &err) == GARLIC_OK)

@@ -36,9 +36,14 @@ static struct {
     _Atomic size_t bytes;       // its size, for the message
 } flight = {.timeout = DIST_DEFAULT_TIMEOUT};
 
+// The layout (dist_tp_layout_make; main thread, read-only afterwards).
+static dist_tp_layout layout = {.rank = 0, .size = 1, .stage = 0, .stages = 1};
+
 #ifdef GARLIC_MPI
-// MPI_COMM_WORLD duplicated with MPI_ERRORS_RETURN (dist_init; main thread).
-static MPI_Comm comm = MPI_COMM_NULL;
+// MPI_COMM_WORLD duplicated with MPI_ERRORS_RETURN (dist_init; main thread), and the
+// layout's: the ranks of this stage (the world until a layout splits it) and the ranks of
+// this tensor-parallel position across the stages (MPI_COMM_NULL without stages).
+static MPI_Comm comm = MPI_COMM_NULL, stage_comm = MPI_COMM_NULL, column_comm = MPI_COMM_NULL;
 
 // The watchdog thread: started by dist_init in a world of several ranks, stopped by
 // dist_finalize. `stop` is guarded by `lock`; `wake` wakes the thread to stop.
@@ -124,6 +129,7 @@ static int start_world(garlic_error *err)
     if (MPI_Comm_dup(MPI_COMM_WORLD, &comm) != MPI_SUCCESS ||
         MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN) != MPI_SUCCESS)
         return garlic_error_set(err, GARLIC_EIO, "rank %u: MPI_Comm_dup failed", world_rank);
+    stage_comm = comm; // (until a layout of stages splits it)
     if (world_size == 1)
         return GARLIC_OK;
     if (garlic_cond_init(&watchdog.wake) != 0 ||
@@ -207,6 +213,10 @@ void dist_finalize(void)
         pthread_cond_destroy(&watchdog.wake);
         watchdog.running = false;
     }
+    if (stage_comm != MPI_COMM_NULL && stage_comm != comm)
+        MPI_Comm_free(&stage_comm);
+    if (column_comm != MPI_COMM_NULL)
+        MPI_Comm_free(&column_comm);
     if (comm != MPI_COMM_NULL)
         MPI_Comm_free(&comm);
     if (mpi_started)
@@ -233,29 +243,51 @@ uint32_t dist_rank(void) { return world_rank; }
 
 uint32_t dist_size(void) { return world_size; }
 
-int dist_tp_layout_make(uint32_t t, dist_tp_layout *out, garlic_error *err)
+int dist_tp_layout_make(uint32_t t, uint32_t p, dist_tp_layout *out, garlic_error *err)
 {
-    *out = (dist_tp_layout){.rank = 0, .size = 1};
-    if (t <= 1 && world_size == 1)
+    *out = (dist_tp_layout){.rank = 0, .size = 1, .stage = 0, .stages = 1};
+    t = t ? t : 1, p = p ? p : 1;
+    if (t * p == 1 && world_size == 1)
         return GARLIC_OK;
-    if (t > 1 && !dist_built_with_mpi())
+    if (t * p > 1 && !dist_built_with_mpi())
         return garlic_error_set(err, GARLIC_EUNSUPPORTED,
-                                "--tensor-parallel %u: garlic was built without MPI (install "
-                                "libopenmpi-dev and rebuild)",
-                                t);
-    if (t <= 1)
+                                "--tensor-parallel %u --pipeline-parallel %u: garlic was built "
+                                "without MPI (install libopenmpi-dev and rebuild)",
+                                t, p);
+    if (t * p == 1)
         return garlic_error_set(err, GARLIC_EINVAL,
-                                "%u ranks are running: give --tensor-parallel %u to split each "
-                                "layer between them",
-                                world_size, world_size);
-    if (t != world_size)
-        return garlic_error_set(err, GARLIC_EINVAL,
-                                "--tensor-parallel %u, but %u rank%s running (start it with "
-                                "mpirun -np %u)",
-                                t, world_size, world_size == 1 ? " is" : "s are", t);
-    *out = (dist_tp_layout){.rank = world_rank, .size = world_size};
+                                "%u ranks are running: give --tensor-parallel %u (or "
+                                "--pipeline-parallel P, with T x P = %u) to split the model "
+                                "between them",
+                                world_size, world_size, world_size);
+    char asked[80];
+    if (p == 1)
+        snprintf(asked, sizeof asked, "--tensor-parallel %u", t);
+    else if (t == 1)
+        snprintf(asked, sizeof asked, "--pipeline-parallel %u", p);
+    else
+        snprintf(asked, sizeof asked, "--tensor-parallel %u x --pipeline-parallel %u", t, p);
+    if ((uint64_t)t * p != world_size)
+        return garlic_error_set(
+            err, GARLIC_EINVAL, "%s, but %u rank%s running (start it with mpirun -np %llu)", asked,
+            world_size, world_size == 1 ? " is" : "s are", (unsigned long long)t * p);
+    dist_tp_layout l = {.rank = world_rank % t, .size = t, .stage = world_rank / t, .stages = p};
+#ifdef GARLIC_MPI
+    if (p > 1) {
+        MPI_Comm s = MPI_COMM_NULL, c = MPI_COMM_NULL;
+        if (MPI_Comm_split(comm, (int)l.stage, (int)l.rank, &s) != MPI_SUCCESS ||
+            MPI_Comm_split(comm, (int)l.rank, (int)l.stage, &c) != MPI_SUCCESS ||
+            MPI_Comm_set_errhandler(s, MPI_ERRORS_RETURN) != MPI_SUCCESS ||
+            MPI_Comm_set_errhandler(c, MPI_ERRORS_RETURN) != MPI_SUCCESS)
+            return garlic_error_set(err, GARLIC_EIO, "rank %u: MPI_Comm_split failed", world_rank);
+        stage_comm = s, column_comm = c;
+    }
+#endif
+    layout = *out = l;
     return GARLIC_OK;
 }
+
+dist_tp_layout dist_layout(void) { return layout; }
 
 #ifdef GARLIC_MPI
 // MPI counts are ints: larger transfers go in pieces of at most this many elements.
@@ -265,10 +297,10 @@ enum { MPI_PIECE = 1 << 30 };
 void dist_all_reduce_sum(float *x, size_t n)
 {
 #ifdef GARLIC_MPI
-    for (size_t at = 0; world_size > 1 && at < n; at += MPI_PIECE) {
+    for (size_t at = 0; layout.size > 1 && at < n; at += MPI_PIECE) {
         int count = n - at < MPI_PIECE ? (int)(n - at) : MPI_PIECE;
         collective_begin("an all-reduce (MPI_Allreduce)", (size_t)count * sizeof *x);
-        collective_end(MPI_Allreduce(MPI_IN_PLACE, x + at, count, MPI_FLOAT, MPI_SUM, comm));
+        collective_end(MPI_Allreduce(MPI_IN_PLACE, x + at, count, MPI_FLOAT, MPI_SUM, stage_comm));
     }
 #else
     (void)x, (void)n;
@@ -278,16 +310,57 @@ void dist_all_reduce_sum(float *x, size_t n)
 void dist_all_gather(const float *mine, float *all, size_t n)
 {
 #ifdef GARLIC_MPI
-    if (world_size > 1) {
+    if (layout.size > 1) {
         // (counts are ints: a row of logits is far below)
-        const void *send = mine == all + (size_t)world_rank * n ? MPI_IN_PLACE : mine;
-        collective_begin("an all-gather (MPI_Allgather)", n * world_size * sizeof *all);
-        collective_end(MPI_Allgather(send, (int)n, MPI_FLOAT, all, (int)n, MPI_FLOAT, comm));
+        const void *send = mine == all + (size_t)layout.rank * n ? MPI_IN_PLACE : mine;
+        collective_begin("an all-gather (MPI_Allgather)", n * layout.size * sizeof *all);
+        collective_end(MPI_Allgather(send, (int)n, MPI_FLOAT, all, (int)n, MPI_FLOAT, stage_comm));
         return;
     }
 #endif
     if (all != mine)
         memmove(all, mine, n * sizeof(float));
+}
+
+void dist_stage_send(const float *x, size_t n)
+{
+#ifdef GARLIC_MPI
+    for (size_t at = 0; layout.stage + 1 < layout.stages && at < n; at += MPI_PIECE) {
+        int count = n - at < MPI_PIECE ? (int)(n - at) : MPI_PIECE;
+        collective_begin("a send to the next stage (MPI_Send)", (size_t)count * sizeof *x);
+        collective_end(MPI_Send(x + at, count, MPI_FLOAT, (int)layout.stage + 1, 0, column_comm));
+    }
+#else
+    (void)x, (void)n;
+#endif
+}
+
+void dist_stage_recv(float *x, size_t n)
+{
+#ifdef GARLIC_MPI
+    for (size_t at = 0; layout.stage > 0 && at < n; at += MPI_PIECE) {
+        int count = n - at < MPI_PIECE ? (int)(n - at) : MPI_PIECE;
+        collective_begin("a receive from the previous stage (MPI_Recv)", (size_t)count * sizeof *x);
+        collective_end(MPI_Recv(x + at, count, MPI_FLOAT, (int)layout.stage - 1, 0, column_comm,
+                                MPI_STATUS_IGNORE));
+    }
+#else
+    (void)x, (void)n;
+#endif
+}
+
+void dist_stage_broadcast_last(float *buf, size_t n)
+{
+#ifdef GARLIC_MPI
+    for (size_t at = 0; layout.stages > 1 && at < n; at += MPI_PIECE) {
+        int count = n - at < MPI_PIECE ? (int)(n - at) : MPI_PIECE;
+        collective_begin("a broadcast from the last stage (MPI_Bcast)",
+                         (size_t)count * sizeof *buf);
+        collective_end(MPI_Bcast(buf + at, count, MPI_FLOAT, (int)layout.stages - 1, column_comm));
+    }
+#else
+    (void)buf, (void)n;
+#endif
 }
 
 void dist_broadcast(void *buf, size_t n)
@@ -385,7 +458,7 @@ static int compare_double(const void *a, const void *b)
 
 double dist_time_all_reduce(size_t n, uint32_t reps)
 {
-    if (world_size == 1 || reps == 0)
+    if (layout.size == 1 || reps == 0)
         return 0;
     float *x = garlic_calloc(n ? n : 1, sizeof *x);
     double *secs = garlic_calloc(reps, sizeof *secs);

@@ -26,11 +26,15 @@
 // Seconds a collective may wait for the other ranks before the job is ended (--dist-timeout).
 #define DIST_DEFAULT_TIMEOUT 60.0
 
-// How one model is split between the ranks: tensor parallelism over `size` ranks, this
-// process being `rank` (0 <= rank < size). {0, 1}: the whole model in one process.
+// How one model is split between the ranks: pipeline stages of contiguous layers, each split
+// between `size` ranks by tensor parallelism; this process is tensor-parallel rank `rank`
+// (0 <= rank < size) of stage `stage` (< stages), world rank rank + size * stage.
+// {0, 1, 0, 1}: the whole model in one process.
 typedef struct dist_tp_layout {
     uint32_t rank;
     uint32_t size;
+    uint32_t stage;
+    uint32_t stages;
 } dist_tp_layout;
 
 // Whether garlic was built with MPI.
@@ -56,17 +60,35 @@ double dist_timeout(void);
 uint32_t dist_rank(void);
 uint32_t dist_size(void);
 
-// The layout of --tensor-parallel T: T must be the world's size (1 is always allowed in a
-// world of one). GARLIC_EINVAL otherwise, or GARLIC_EUNSUPPORTED for T > 1 in a build
-// without MPI ("garlic was built without MPI").
-int dist_tp_layout_make(uint32_t t, dist_tp_layout *out, garlic_error *err);
+// The layout of --tensor-parallel T --pipeline-parallel P: T x P must be the world's size (1
+// is always allowed in a world of one). Makes the communicators of the layout (the ranks of
+// one stage for the collectives below, the ranks of one tensor-parallel position across the
+// stages for the stage transfers); every rank calls it once, after dist_init. GARLIC_EINVAL
+// otherwise, or GARLIC_EUNSUPPORTED for more than one rank in a build without MPI ("garlic
+// was built without MPI").
+int dist_tp_layout_make(uint32_t t, uint32_t p, dist_tp_layout *out, garlic_error *err);
 
-// x (n floats, in place) = the sum of every rank's x. Every rank gets the same bits.
+// The layout made (dist_tp_layout_make), or the whole model in one process.
+dist_tp_layout dist_layout(void);
+
+// x (n floats, in place) = the sum of every rank of this stage's x. Every rank gets the same
+// bits.
 void dist_all_reduce_sum(float *x, size_t n);
 
-// all (size * n floats) = every rank's mine (n floats) one after another in rank order. In
-// place when mine is this rank's place in all (all + rank * n).
+// all (size * n floats) = every rank of this stage's mine (n floats) one after another in
+// tensor-parallel rank order. In place when mine is this rank's place in all (all + rank * n).
 void dist_all_gather(const float *mine, float *all, size_t n);
+
+// Pipeline parallelism: sends n floats to the rank of this tensor-parallel position in the
+// next stage; receives them from the previous stage's. Blocking: a stage that sends waits
+// until the next one takes the data, so stages overlap where the sender has other work next
+// (the chunks of a long prompt).
+void dist_stage_send(const float *x, size_t n);
+void dist_stage_recv(float *x, size_t n);
+
+// The n floats of the last stage's rank (of this tensor-parallel position) into buf on every
+// stage: the logits, which every rank samples from.
+void dist_stage_broadcast_last(float *buf, size_t n);
 
 // The n bytes of rank 0 into every rank's buf.
 void dist_broadcast(void *buf, size_t n);

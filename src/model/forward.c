@@ -312,9 +312,10 @@ static int device_setup(model_state *s, const model_state_config *cfg, const uin
                                 "%s: an encoder runs on the CPU only (the device backend runs "
                                 "decoder layers)",
                                 m->arch->name);
-    if (m->tp_size > 1)
+    if (m->tp_size > 1 || m->layer_end - m->layer_first < hp->n_layer)
         return garlic_error_set(err, GARLIC_EUNSUPPORTED,
-                                "a device backend and tensor parallelism cannot be combined yet");
+                                "a device backend and tensor or pipeline parallelism cannot be "
+                                "combined yet");
     if (!strcmp(d->ops->name, "cpu") && !model_cpu_backend_bind(d, s))
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "the CPU stand-in for a device serves one run state");
@@ -1391,13 +1392,21 @@ static int forward_run(model_state *s, kv_cache *kv, const model_flat_batch *fb,
     const model *m = s->m;
     const model_hparams *hp = &m->hp;
     uint32_t n = fb->n_tokens;
+    // A pipeline stage runs its layers; the first embeds, the others receive the residual
+    // stream from the stage before, and the last computes the logits every stage receives.
+    bool staged = m->layer_end - m->layer_first < hp->n_layer, last = m->layer_end == hp->n_layer;
+    if (staged && (fb->hidden || m->arch->encoder))
+        return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                                "embeddings are not computed under pipeline parallelism");
     s->fb = fb, s->kv = kv;
     const tensor_type_traits *embd = tensor_type_get(m->token_embd.type);
     size_t embd_row = row_bytes(m->token_embd.type, hp->dim);
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; m->layer_first == 0 && i < n; i++)
         embd->dequantize((const uint8_t *)m->token_embd.data + (size_t)fb->tokens[i] * embd_row,
                          s->x + i * hp->dim, hp->dim);
-    if (m->arch->embd_scale) { // Gemma: x * sqrt(dim)
+    if (m->layer_first > 0)
+        dist_stage_recv(s->x, (size_t)n * hp->dim);
+    else if (m->arch->embd_scale) { // Gemma: x * sqrt(dim)
         float scale = sqrtf((float)hp->dim);
         for (size_t i = 0; i < (size_t)n * hp->dim; i++)
             s->x[i] *= scale;
@@ -1431,7 +1440,7 @@ static int forward_run(model_state *s, kv_cache *kv, const model_flat_batch *fb,
         rc = d->ops->begin(d, &s->bb, err);
     s->cpu_be->ops->begin(s->cpu_be, &s->bb, NULL);
     bool on_device = false;
-    for (uint32_t l = 0; !rc && l < hp->n_layer; l++) {
+    for (uint32_t l = m->layer_first; !rc && l < m->layer_end; l++) {
         if (m->arch->encoder) {
             encoder_layer(s, l, n);
             continue;
@@ -1442,15 +1451,19 @@ static int forward_run(model_state *s, kv_cache *kv, const model_flat_batch *fb,
         attention_block(s, e, l, n);
         ffn_block(s, e, l, n);
     }
-    if (!rc)
+    if (!rc && last)
         rc = hand_over(s, hp->n_layer, n, &on_device, err);
-    if (!rc) {
+    if (!rc && !last)
+        dist_stage_send(s->x, (size_t)n * hp->dim);
+    if (!rc && last) {
         const model_exec *e = on_device ? &s->dev : &s->host;
         output_logits(s, e, fb);
         if (on_device)
             rc = d->ops->to_host(d, s->logits, s->dev.logits,
                                  (size_t)fb->n_out * hp->n_vocab * sizeof(float), err);
     }
+    if (!rc && staged && fb->n_out)
+        dist_stage_broadcast_last(s->logits, (size_t)fb->n_out * hp->n_vocab);
     if (!rc && d)
         rc = d->ops->finish(d, err);
     if (!rc && hp->final_softcap > 0) { // logits = c * tanh(logits * (1 / c))

@@ -704,6 +704,7 @@ model *model_load_file(gguf_file *f, garlic_error *err)
     int rc = read_hparams(m, err);
     if (rc == GARLIC_OK) {
         m->layers = garlic_calloc(m->hp.n_layer, sizeof *m->layers);
+        m->layer_end = m->hp.n_layer; // (a pipeline stage narrows it)
         if (!m->layers)
             rc = garlic_error_set(err, GARLIC_ENOMEM, "%s: out of memory", path);
     }
@@ -767,6 +768,16 @@ model *model_load_with(const char *path, const model_load_options *o, garlic_err
     }
     gguf_file *f = hf_open_model(path, &ho, err);
     model *m = f ? model_load_file(f, err) : NULL;
+    if (m && o && o->n_layers) {
+        if (o->first_layer >= m->hp.n_layer || o->n_layers > m->hp.n_layer - o->first_layer) {
+            garlic_error_set(err, GARLIC_EINVAL,
+                             "%s: a pipeline stage of layers %u..%u, but the model has %u", path,
+                             o->first_layer, o->first_layer + o->n_layers - 1, m->hp.n_layer);
+            model_free(m);
+            return NULL;
+        }
+        m->layer_first = o->first_layer, m->layer_end = o->first_layer + o->n_layers;
+    }
     uint32_t tp = o ? o->tp_size : 1;
     if (m && tp > 1) {
         int rc = ho.meta_only ? model_shard_shape(m, o->tp_rank, tp, err)
@@ -824,7 +835,9 @@ static uint64_t tensor_bytes(const model_tensor *t) { return t->mat_bytes * t->n
 static int host_packable(model *m, uint32_t l, model_tensor *out[MAX_PACKED])
 {
     bool device = l < m->hp.n_layer ? l < m->device_layers : m->device_layers >= m->hp.n_layer;
-    return device ? 0 : packable(m, l, out);
+    bool other_stage = l < m->hp.n_layer ? l < m->layer_first || l >= m->layer_end
+                                         : m->layer_end < m->hp.n_layer;
+    return device || other_stage ? 0 : packable(m, l, out);
 }
 
 // Packs the matrices the kernels read packed into one anonymous mapping, each at a multiple
@@ -899,10 +912,11 @@ static int share_matrices(model *m, uint32_t l, model_tensor *out[MAX_PACKED])
 {
     if (l < m->hp.n_layer)
         return host_packable(m, l, out);
-    out[0] = &m->token_embd;
-    int n = m->token_embd.data ? 1 : 0;
-    if (m->output.data && m->output.data != m->token_embd.data && m->device_layers < m->hp.n_layer)
-        out[n++] = &m->output;
+    int n = 0;
+    if (m->token_embd.data && m->layer_first == 0) // (the first stage embeds)
+        out[n++] = &m->token_embd;
+    if (host_packable(m, l, out + n)) // the output matrix, unless tied, on a device or elsewhere
+        n++;
     return n;
 }
 
@@ -944,7 +958,8 @@ double model_prefault(model *m, void (*progress)(void *ctx, int percent), void *
     const gguf_file *f = m->file;
     uint64_t done = 0;
     int last = -1;
-    if (m->tp_size > 1 || m->device_layers) { // only the weights the host computes with
+    if (m->tp_size > 1 || m->device_layers || m->layer_end - m->layer_first < m->hp.n_layer) {
+        // only the weights the host computes with
         touch_share(m, progress, ctx, &last);
     } else if (!f->detached) {
         touch_range(f->base, f->size, &done, f->size, progress, ctx, &last);

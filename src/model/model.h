@@ -304,6 +304,11 @@ typedef struct model {
     // matrices are neither made resident nor packed by model_prefault, nor is the output
     // matrix when the device runs every layer.
     uint32_t device_layers;
+    // Pipeline parallelism: this process computes layers [layer_first, layer_end) (all of them
+    // without stages): it receives the residual stream from the previous stage and sends it on
+    // (dist/), the first stage embeds and the last computes the logits, which every stage
+    // receives. Only these layers are made resident and packed.
+    uint32_t layer_first, layer_end;
     bool *used; // (file's tensors) which ones are bound; during model_load only
 } model;
 
@@ -341,6 +346,9 @@ typedef struct model_load_options {
     // Tensor parallelism: keep rank tp_rank's share of tp_size ranks (model_shard); 0 or 1:
     // the whole model. With meta_only the shapes alone are cut (model_shard_shape).
     uint32_t tp_rank, tp_size;
+    // Pipeline parallelism: this process's stage computes n_layers layers from first_layer
+    // (n_layers 0: every layer).
+    uint32_t first_layer, n_layers;
 } model_load_options;
 
 // model_load with options (o may be NULL).

@@ -421,8 +421,11 @@ static int plan(registry_model *m, planner_plan *out, garlic_error *err)
 int registry_model_load_parts(registry_model *m, uint64_t *cost, garlic_error *err)
 {
     const registry_config *cfg = &m->reg->cfg;
-    model_load_options o = {
-        .quantize = cfg->quantize, .tp_rank = cfg->tp_rank, .tp_size = cfg->tp_size};
+    model_load_options o = {.quantize = cfg->quantize,
+                            .tp_rank = cfg->tp_rank,
+                            .tp_size = cfg->tp_size,
+                            .first_layer = cfg->first_layer,
+                            .n_layers = cfg->n_layers};
     m->weights = model_load_with(m->path, &o, err);
     if (!m->weights)
         return err->code;
@@ -524,8 +527,9 @@ int registry_model_start(registry_model *m, garlic_error *err)
                                   .token = registry_stats_token,
                                   .request_done = registry_stats_request,
                                   .failed = registry_model_failed}};
-    if (cfg->tp_serve && cfg->tp_size > 1)
-        ec.tp_role = cfg->tp_rank == 0 ? ENGINE_TP_LEADER : ENGINE_TP_FOLLOWER;
+    if (cfg->tp_serve && (cfg->tp_size > 1 || cfg->pp_stages > 1)) // world rank 0 leads
+        ec.tp_role = cfg->tp_rank == 0 && cfg->pp_stage == 0 ? ENGINE_TP_LEADER
+                                                             : ENGINE_TP_FOLLOWER;
     load_template(m);
     engine *e = engine_new(&ec, err);
     if (!e)

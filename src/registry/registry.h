@@ -62,6 +62,9 @@ typedef struct registry_config {
     // weights, its KV pool and buffers) is freed, its weights stay mapped and its budget
     // reserved; the next request wakes it. 0: never.
     double sleep_after;
+    // Pipeline parallelism: this process is stage pp_stage of pp_stages (0 of 1: none) and
+    // computes n_layers layers from first_layer of every model (n_layers 0: all of them).
+    uint32_t pp_stage, pp_stages, first_layer, n_layers;
     uint32_t tp_rank, tp_size; // tensor parallelism: every model is loaded as rank
                                // tp_rank's share of tp_size (model_load_options); 0 or
                                // 1: whole (the CLI's runs under mpirun)

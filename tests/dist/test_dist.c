@@ -241,6 +241,123 @@ static void test_shared_models(void **state)
     assert_true(compared >= 10); // most of them split (the K-quants' blocks of 256 do not)
 }
 
+// One run of `garlic run` under mpirun -np t * p with --tensor-parallel t --pipeline-parallel
+// p (F32 KV cache), logits to logits_path; the exit status, *text and *err as run_model's.
+static int run_layout(const char *file, uint32_t t, uint32_t p, const char *logits_path,
+                      char **text, char **err)
+{
+    return test_run(text, err,
+                    "%s -np %u %s run '%s' --prompt-ids '%s' --dump-logits '%s' -n %d --temp 0 "
+                    "-t 1 --kv-type f32 --tensor-parallel %u --pipeline-parallel %u",
+                    mpirun(), t * p, test_garlic(), file, PROMPT_IDS, logits_path, N_PREDICT, t, p);
+}
+
+// Pipeline parallelism: the layers split into stages (as `garlic estimate
+// --pipeline-parallel` prints them), the residual stream sent from stage to stage and the
+// logits from the last to all. Nothing is summed in another order, so 2 stages give one
+// process's logits bit for bit and its greedy text, for every weight type (the K-quants that
+// tensor parallelism cannot split included) and architecture; 2 x 2 (tensor parallelism inside
+// each stage) within tensor parallelism's tolerance.
+static void test_pipeline(void **state)
+{
+    (void)state;
+    if (!mpi_ready())
+        skip();
+    const char *files[8];
+    const char *labels[8];
+    int n = 0;
+    static char made[3][600]; // (synth's path is test_temp_path's buffer, rewritten by each call)
+    snprintf(made[0], sizeof made[0], "%s",
+             synth("llama", TENSOR_TYPE_Q8_0, false, "pp-llama.gguf"));
+    snprintf(made[1], sizeof made[1], "%s",
+             synth("gemma3", TENSOR_TYPE_F32, false, "pp-gemma3.gguf"));
+    snprintf(made[2], sizeof made[2], "%s",
+             synth("qwen3", TENSOR_TYPE_Q4_0, true, "pp-qwen3.gguf"));
+    files[n] = made[0], labels[n++] = "llama Q8_0";
+    files[n] = made[1], labels[n++] = "gemma3 F32 (sliding windows)";
+    files[n] = made[2], labels[n++] = "qwen3 Q4_0 tied";
+    static char shared[3][600];
+    const char *names[] = {"synth-llama-a-Q4_K_M.gguf", "synth-qwen2-a-Q4_K_M.gguf",
+                           "stories260K.gguf"};
+    for (int i = 0; i < 3 && test_shared_path("models"); i++) {
+        snprintf(shared[i], sizeof shared[i], "%s/%s", test_shared_path("models"), names[i]);
+        if (access(shared[i], R_OK) == 0)
+            files[n] = shared[i], labels[n++] = names[i];
+    }
+    for (int i = 0; i < n; i++) {
+        char ref_path[600], *want_text, *text, *err;
+        snprintf(ref_path, sizeof ref_path, "%s", test_temp_path("pp-ref.logits"));
+        assert_int_equal(test_run(&want_text, &err,
+                                  "%s run '%s' --prompt-ids '%s' --dump-logits '%s' -n %d --temp 0 "
+                                  "-t 1 --kv-type f32",
+                                  test_garlic(), files[i], PROMPT_IDS, ref_path, N_PREDICT),
+                         0);
+        free(err);
+        size_t n_ref, n_got;
+        float *ref = read_logits(ref_path, &n_ref);
+        assert_non_null(ref);
+        char path[600];
+        snprintf(path, sizeof path, "%s", test_temp_path("pp.logits"));
+        unlink(path);
+        int rc = run_layout(files[i], 1, 2, path, &text, &err);
+        if (rc != 0)
+            fail_msg("%s, 2 stages: exit %d: %s", labels[i], rc, err);
+        float *got = read_logits(path, &n_got);
+        assert_non_null(got);
+        assert_int_equal(n_got, n_ref);
+        if (memcmp(got, ref, n_ref * sizeof *ref) != 0)
+            fail_msg("%s, 2 stages: the logits differ from one process's", labels[i]);
+        if (strcmp(text, want_text) != 0)
+            fail_msg("%s, 2 stages: greedy text '%s', one process '%s'", labels[i], text,
+                     want_text);
+        print_message("%s, 2 stages: logits and text identical to one process's\n", labels[i]);
+        free(got), free(text), free(err);
+        if (i == 0) { // 2 x 2: four ranks
+            unlink(path);
+            rc = run_layout(files[i], 2, 2, path, &text, &err);
+            if (rc != 0)
+                fail_msg("%s, 2 x 2: exit %d: %s", labels[i], rc, err);
+            got = read_logits(path, &n_got);
+            assert_non_null(got);
+            assert_int_equal(n_got, n_ref);
+            float scale = 0;
+            double worst = 0;
+            for (size_t k = 0; k < n_ref; k++) {
+                scale = fabsf(ref[k]) > scale ? fabsf(ref[k]) : scale;
+                worst = fmax(worst, fabs((double)got[k] - ref[k]));
+            }
+            print_message("%s, 2 x 2: largest logit difference %.3g (largest |logit| %.3g)\n",
+                          labels[i], worst, scale);
+            if (worst > tolerance_of(files[i]) * scale)
+                fail_msg("%s, 2 x 2: logits differ by %g", labels[i], worst);
+            if (strcmp(text, want_text) != 0)
+                fail_msg("%s, 2 x 2: greedy text '%s', one process '%s'", labels[i], text,
+                         want_text);
+            free(got), free(text), free(err);
+        }
+        free(ref), free(want_text);
+    }
+    // More stages than layers, and a layout that is not the ranks', are refused by name.
+    char *err;
+    assert_int_not_equal(test_run(NULL, &err, "%s -np 2 %s run '%s' x -n 1 --pipeline-parallel 3",
+                                  mpirun(), test_garlic(), files[0]),
+                         0);
+    assert_non_null(strstr(err, "--pipeline-parallel 3, but 2 ranks are running"));
+    free(err);
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.n_layer = 2;
+    char two[600];
+    snprintf(two, sizeof two, "%s", test_temp_path("pp-two-layers.gguf"));
+    garlic_error e;
+    assert_int_equal(model_synth_write(&p, two, &e), GARLIC_OK);
+    assert_int_not_equal(test_run(NULL, &err, "%s -np 3 %s run '%s' x -n 1 --pipeline-parallel 3",
+                                  mpirun(), test_garlic(), two),
+                         0);
+    assert_non_null(strstr(err, "--pipeline-parallel 3: must be 1 to the 2 layers"));
+    free(err);
+}
+
 // Sampling at a temperature: with a seed, the ranks' text is one process's; without one, rank
 // 0 draws the seed for all (were each rank to draw its own, they would sample apart).
 static void test_seeded_sampling(void **state)
@@ -530,10 +647,11 @@ static void test_one_process(void **state)
     assert_int_equal(dist_rank(), 0);
     dist_tp_layout layout;
     garlic_error err = {0};
-    assert_int_equal(dist_tp_layout_make(1, &layout, &err), GARLIC_OK);
+    assert_int_equal(dist_tp_layout_make(1, 1, &layout, &err), GARLIC_OK);
     assert_int_equal(layout.size, 1);
     assert_int_equal(layout.rank, 0);
-    assert_int_not_equal(dist_tp_layout_make(2, &layout, &err), GARLIC_OK);
+    assert_int_equal(layout.stages, 1);
+    assert_int_not_equal(dist_tp_layout_make(2, 1, &layout, &err), GARLIC_OK);
     assert_non_null(
         strstr(err.message,
                dist_built_with_mpi() ? "but 1 rank is running" : "garlic was built without MPI"));
@@ -546,6 +664,13 @@ static void test_one_process(void **state)
     assert_memory_equal(all, x, sizeof x);
     assert_int_equal(dist_check_same(x, sizeof x, "x", &err), GARLIC_OK);
     assert_true(dist_time_all_reduce(3, 10) == 0);
+    assert_int_not_equal(dist_tp_layout_make(1, 2, &layout, &err), GARLIC_OK);
+    assert_non_null(strstr(err.message,
+                           dist_built_with_mpi() ? "--pipeline-parallel 2, but 1 rank is running"
+                                                 : "garlic was built without MPI"));
+    float y[2] = {5, 6};
+    dist_stage_send(y, 2), dist_stage_recv(y, 2), dist_stage_broadcast_last(y, 2); // one stage
+    assert_true(y[0] == 5 && y[1] == 6);
     assert_true(dist_timeout() == DIST_DEFAULT_TIMEOUT);
     dist_set_timeout(2.5);
     assert_true(dist_timeout() == 2.5);
@@ -559,7 +684,7 @@ int main(void)
         cmocka_unit_test(test_one_process),   cmocka_unit_test(test_synth_models),
         cmocka_unit_test(test_shared_models), cmocka_unit_test(test_seeded_sampling),
         cmocka_unit_test(test_refusals),      cmocka_unit_test(test_rank_killed),
-        cmocka_unit_test(test_rank_hung),
+        cmocka_unit_test(test_rank_hung),     cmocka_unit_test(test_pipeline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -216,18 +216,16 @@ static int stop_job(test_server *s, pid_t who, int sig, const pid_t ranks[2])
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static void test_same_text(void **state)
+// A server split between 2 ranks by `layout` answers as one process does.
+static void check_same_text(const char *layout)
 {
-    (void)state;
-    if (!mpi_ready())
-        skip();
     char args[900];
     snprintf(args, sizeof args, "-m '%s=m' --no-store -t 1 --kv-type f32 --parallel 4 --quiet",
              model_path());
     test_server *one = &started[0], *tp = &started[1];
     test_server_start(one, "serve-one.log", "", args);
     char tp_args[1000];
-    snprintf(tp_args, sizeof tp_args, "%s --tensor-parallel 2 --dist-timeout 30", args);
+    snprintf(tp_args, sizeof tp_args, "%s %s --dist-timeout 30", args, layout);
     test_server_start(tp, "serve-tp.log", MPIRUN, tp_args);
     pid_t ranks[2];
     find_ranks(tp->pid, ranks);
@@ -280,6 +278,23 @@ static void test_same_text(void **state)
     test_server_stop(one);
 }
 
+static void test_same_text(void **state)
+{
+    (void)state;
+    if (!mpi_ready())
+        skip();
+    check_same_text("--tensor-parallel 2");
+}
+
+// Pipeline parallelism: each rank holds one stage of the layers; the steps go through both.
+static void test_same_text_pipeline(void **state)
+{
+    (void)state;
+    if (!mpi_ready())
+        skip();
+    check_same_text("--pipeline-parallel 2");
+}
+
 // SIGTERM to mpirun (what a supervisor sends) ends every rank too.
 static void test_stop_mpirun(void **state)
 {
@@ -329,6 +344,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refusals),
         cmocka_unit_test_teardown(test_same_text, stop_started),
+        cmocka_unit_test_teardown(test_same_text_pipeline, stop_started),
         cmocka_unit_test_teardown(test_stop_mpirun, stop_started),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
