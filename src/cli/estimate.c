@@ -5,7 +5,7 @@
 // and total, and what fits a budget (--budget; the total and the budget are formatted
 // together so that they read apart). With --tensor-parallel T and --pipeline-parallel P, also
 // each rank's memory in that layout and, with --budget (per rank), the smallest layout that
-// fits (pipelines are planned only: garlic runs tensor parallelism). The numbers come from
+// fits (the stages `--pipeline-parallel` runs). The numbers come from
 // src/planner, which the server uses to size its pools.
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -73,8 +73,8 @@ static int parse_estimate(estimate_options *o, int argc, char **argv)
                  "--tensor-parallel)",
                  &o->tp, 1, 4096),
         cli_uint("--pipeline-parallel", "P",
-                 "... and the layers are split into P stages of contiguous layers "
-                 "(planned only: garlic does not run pipelines yet)",
+                 "... and the layers are split into P stages of contiguous layers (as run, "
+                 "serve and bench --pipeline-parallel split them)",
                  &o->pp, 1, PLANNER_MAX_STAGES),
         cli_uint("--max-ranks", "N",
                  "with --budget and a layout: search the smallest layout up to N ranks "
@@ -289,8 +289,7 @@ typedef struct layout_report {
 static void print_layout(const layout_report *r, const planner_config *c, uint32_t n_layer)
 {
     printf("  Layout: --tensor-parallel %u x --pipeline-parallel %u = %u ranks%s\n", r->t, r->p,
-           r->t * r->p,
-           r->p > 1 ? " (pipeline stages are planned only: garlic runs tensor parallelism)" : "");
+           r->t * r->p, r->p > 1 ? " (the stages --pipeline-parallel runs)" : "");
     printf("    %4s %4s %5s %-18s %15s %12s %12s %12s %15s%s\n", "rank", "tp", "stage", "layers",
            "weights", "KV pool", "compute", "overhead", "total", c->budget ? "  budget" : "");
     for (uint32_t i = 0; i < r->t * r->p; i++) {
@@ -323,7 +322,7 @@ static cJSON *layout_json(const layout_report *r, const planner_config *c, uint3
     add_numbers(
         o,
         (const json_number[]){{"tensor_parallel", r->t}, {"pipeline_parallel", r->p}, {NULL, 0}});
-    cJSON_AddBoolToObject(o, "pipeline_runs", false); // (planned only)
+    cJSON_AddBoolToObject(o, "pipeline_runs", true); // (garlic runs these stages)
     for (uint32_t i = 0; i < r->t * r->p; i++) {
         const planner_rank *k = &r->ranks[i];
         const planner_plan *p = &k->plan;
