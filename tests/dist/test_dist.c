@@ -110,6 +110,18 @@ static int run_model(const char *file, const char *kv, uint32_t ranks, const cha
                     launch, test_garlic(), file, PROMPT_IDS, logits_path, N_PREDICT, kv, tp);
 }
 
+// One run of `garlic run` under mpirun -np t * p with --tensor-parallel t --pipeline-parallel
+// p (KV cache kv), logits to logits_path; the exit status, *text and *err as run_model's.
+static int run_layout(const char *file, const char *kv, uint32_t t, uint32_t p,
+                      const char *logits_path, char **text, char **err)
+{
+    return test_run(text, err,
+                    "%s -np %u %s run '%s' --prompt-ids '%s' --dump-logits '%s' -n %d --temp 0 "
+                    "-t 1 --kv-type %s --tensor-parallel %u --pipeline-parallel %u",
+                    mpirun(), t * p, test_garlic(), file, PROMPT_IDS, logits_path, N_PREDICT, kv, t,
+                    p);
+}
+
 // Whether model can be split between ranks (the loader's check, without running it); prints
 // why not otherwise.
 static bool splits(const char *file, const char *label, uint32_t ranks)
@@ -172,6 +184,33 @@ static int check_model(const char *file, const char *label, const char *kv)
         compared++;
         free(got), free(text), free(err);
     }
+    // Two pipeline stages: one process's logits bit for bit (every model of two layers or more
+    // splits into stages).
+    garlic_error e = {0};
+    model_load_options mo = {.meta_only = true};
+    model *shape = model_load_with(file, &mo, &e);
+    assert_non_null(shape);
+    uint32_t layers = shape->hp.n_layer;
+    model_free(shape);
+    if (layers < 2) {
+        print_message("%s, 2 stages: skipped: one layer\n", label);
+        free(ref), free(want_text);
+        return compared;
+    }
+    const char *path = test_temp_path("pp.logits");
+    unlink(path);
+    char *text;
+    int rc = run_layout(file, kv, 1, 2, path, &text, &err);
+    if (rc != 0)
+        fail_msg("%s, 2 stages: exit %d: %s", label, rc, err);
+    size_t n;
+    float *got = read_logits(path, &n);
+    assert_non_null(got);
+    assert_int_equal(n, n_ref);
+    if (memcmp(got, ref, n * sizeof *got) != 0 || strcmp(text, want_text) != 0)
+        fail_msg("%s, 2 stages: logits or text differ from one process's", label);
+    print_message("%s, 2 stages: logits and text identical to one process's\n", label);
+    free(got), free(text), free(err);
     free(ref), free(want_text);
     return compared;
 }
@@ -241,17 +280,6 @@ static void test_shared_models(void **state)
     assert_true(compared >= 10); // most of them split (the K-quants' blocks of 256 do not)
 }
 
-// One run of `garlic run` under mpirun -np t * p with --tensor-parallel t --pipeline-parallel
-// p (F32 KV cache), logits to logits_path; the exit status, *text and *err as run_model's.
-static int run_layout(const char *file, uint32_t t, uint32_t p, const char *logits_path,
-                      char **text, char **err)
-{
-    return test_run(text, err,
-                    "%s -np %u %s run '%s' --prompt-ids '%s' --dump-logits '%s' -n %d --temp 0 "
-                    "-t 1 --kv-type f32 --tensor-parallel %u --pipeline-parallel %u",
-                    mpirun(), t * p, test_garlic(), file, PROMPT_IDS, logits_path, N_PREDICT, t, p);
-}
-
 // Pipeline parallelism: the layers split into stages (as `garlic estimate
 // --pipeline-parallel` prints them), the residual stream sent from stage to stage and the
 // logits from the last to all. Nothing is summed in another order, so 2 stages give one
@@ -299,7 +327,7 @@ static void test_pipeline(void **state)
         char path[600];
         snprintf(path, sizeof path, "%s", test_temp_path("pp.logits"));
         unlink(path);
-        int rc = run_layout(files[i], 1, 2, path, &text, &err);
+        int rc = run_layout(files[i], "f32", 1, 2, path, &text, &err);
         if (rc != 0)
             fail_msg("%s, 2 stages: exit %d: %s", labels[i], rc, err);
         float *got = read_logits(path, &n_got);
@@ -314,7 +342,7 @@ static void test_pipeline(void **state)
         free(got), free(text), free(err);
         if (i == 0) { // 2 x 2: four ranks
             unlink(path);
-            rc = run_layout(files[i], 2, 2, path, &text, &err);
+            rc = run_layout(files[i], "f32", 2, 2, path, &text, &err);
             if (rc != 0)
                 fail_msg("%s, 2 x 2: exit %d: %s", labels[i], rc, err);
             got = read_logits(path, &n_got);
