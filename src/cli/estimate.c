@@ -9,8 +9,10 @@
 // src/planner, which the server uses to size its pools.
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "base/alloc.h"
 #include "base/units.h"
 #include "base/utf8.h"
@@ -34,9 +36,22 @@ typedef struct estimate_options {
     const char *quantize;
     planner_config cfg;
     bool json;
-    uint32_t tp, pp;    // --tensor-parallel, --pipeline-parallel (0: not given)
-    uint32_t max_ranks; // --max-ranks: how far the smallest layout is searched
+    uint32_t tp, pp;        // --tensor-parallel, --pipeline-parallel (0: not given)
+    uint32_t max_ranks;     // --max-ranks: how far the smallest layout is searched
+    const char *device;     // --device cuda[:N] (NULL: none)
+    const char *gpu_layers; // --gpu-layers N|auto
+    uint64_t gpu_memory;    // --gpu-memory: the device's memory (0: the device's free memory)
+    uint64_t gpu_overhead;  // --gpu-overhead: context and libraries (0: measured, or none)
+    bool gpu_overhead_set;
 } estimate_options;
+
+// What the device plan was made against, for printing it.
+typedef struct device_report {
+    planner_device_plan plan;
+    char name[160]; // "cuda:0 (NVIDIA H100 ...)", or "cuda:0 (not present: ...)"
+    bool measured;  // memory and overhead come from the device
+    uint32_t n_layer;
+} device_report;
 
 // Parses the arguments into o; CLI_CONTINUE, or the status to exit with.
 static int parse_estimate(estimate_options *o, int argc, char **argv)
@@ -80,6 +95,19 @@ static int parse_estimate(estimate_options *o, int argc, char **argv)
                  "with --budget and a layout: search the smallest layout up to N ranks "
                  "(default 1024)",
                  &o->max_ranks, 1, 1u << 16),
+        cli_string("--device", "NAME",
+                   "plan the GPU's memory too: cuda or cuda:N (measured when it is present)",
+                   &o->device),
+        cli_string("--gpu-layers", "N",
+                   "layers on the GPU from the first (default auto: as many as fit)",
+                   &o->gpu_layers),
+        cli_size("--gpu-memory", "SIZE", "the GPU's memory (default: the device's free memory)",
+                 &o->gpu_memory),
+        cli_seen(cli_size("--gpu-overhead", "SIZE",
+                          "the CUDA context and cuBLAS workspaces (default: measured on the "
+                          "device; none without one)",
+                          &o->gpu_overhead),
+                 &o->gpu_overhead_set),
         cli_flag("--json", "print one JSON object", &o->json),
         {0},
     };
@@ -357,7 +385,10 @@ static cJSON *layout_json(const layout_report *r, const planner_config *c, uint3
     return o;
 }
 
-static void print_json(const planner_input *in, const planner_plan *p, const layout_report *r)
+static cJSON *device_json(const device_report *r);
+
+static void print_json(const planner_input *in, const planner_plan *p, const layout_report *r,
+                       const device_report *dev)
 {
     const planner_config *c = &p->cfg;
     const model_hparams *hp = &in->hp;
@@ -424,11 +455,112 @@ static void print_json(const planner_input *in, const planner_plan *p, const lay
     }
     if (r)
         cJSON_AddItemToObject(root, "layout", layout_json(r, c, hp->n_layer));
+    if (dev)
+        cJSON_AddItemToObject(root, "gpu", device_json(dev));
     char *text = cJSON_Print(root);
     if (text)
         printf("%s\n", text);
     cJSON_free(text);
     cJSON_Delete(root);
+}
+
+// The device plan of o's --device: measured on the device when this build and machine have it
+// (its free memory, what its context and libraries took), else from --gpu-memory and
+// --gpu-overhead.
+static int make_device(const estimate_options *o, const planner_input *in, const planner_plan *plan,
+                       device_report *r, garlic_error *err)
+{
+    int index;
+    garlic_error why = {0};
+    int rc = backend_parse_device(o->device, &index, &why);
+    if (rc && rc != GARLIC_EUNSUPPORTED) { // (a build without CUDA still plans)
+        *err = why;
+        return rc;
+    }
+    if (index < 0)
+        return garlic_error_set(err, GARLIC_EINVAL, "--device %s: a GPU (cuda or cuda:N) to plan",
+                                o->device);
+    int64_t layers = -1;
+    if (o->gpu_layers && strcmp(o->gpu_layers, "auto")) {
+        char *end;
+        long long v = strtoll(o->gpu_layers, &end, 10);
+        if (*end || v < 0 || o->gpu_layers[0] < '0' || o->gpu_layers[0] > '9')
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "--gpu-layers: \"%s\" is not a layer count or auto",
+                                    o->gpu_layers);
+        layers = v;
+    }
+    uint64_t memory = o->gpu_memory, overhead = o->gpu_overhead;
+    backend *d = rc == GARLIC_OK ? backend_cuda_new(index, &why) : NULL;
+    if (d) {
+        backend_device_info info;
+        d->ops->info(d, &info);
+        snprintf(r->name, sizeof r->name, "cuda:%d (%s)", index, info.name);
+        // The context is created: free memory is what is left after it, so nothing more is
+        // subtracted unless asked (its bytes are shown).
+        memory = memory ? memory : info.free_bytes;
+        overhead = o->gpu_overhead_set ? overhead : o->gpu_memory ? info.context_bytes : 0;
+        r->measured = true;
+        backend_free(d);
+    } else {
+        snprintf(r->name, sizeof r->name, "cuda:%d (not measured: %.100s)", index, why.message);
+    }
+    if (layers < 0 && !memory)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "--gpu-layers auto needs the GPU's memory: no device here "
+                                "(%s); give --gpu-memory SIZE (and --gpu-overhead SIZE for its "
+                                "context)",
+                                why.message);
+    r->n_layer = in->hp.n_layer;
+    return planner_device_plan_make(in, plan, layers, UINT32_MAX, memory, overhead, &r->plan, err);
+}
+
+static void print_device(const device_report *r)
+{
+    const planner_device_plan *p = &r->plan;
+    printf("  GPU %s\n", r->name);
+    printf("    layers on the GPU %29u of %u%s\n", p->layers, r->n_layer,
+           p->output ? ", and the output" : "");
+    const struct {
+        const char *label;
+        uint64_t bytes;
+    } rows[] = {{"weights", p->weight_bytes},
+                {"KV rows", p->kv_bytes},
+                {"activation buffers", p->scratch_bytes},
+                {"context and libraries", p->overhead_bytes},
+                {"total on the GPU", p->total_bytes}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        printf("    %-30s %18s  %s\n", rows[i].label, commas(rows[i].bytes),
+               cli_format_bytes((double)rows[i].bytes));
+    if (p->memory)
+        printf("    %-30s %18s  %s: %s\n", "GPU memory", commas(p->memory),
+               cli_format_bytes((double)p->memory), p->fits ? "fits" : "does not fit");
+    printf("    %-30s %18s  %s\n", "weights the host keeps", commas(p->host_weight_bytes),
+           cli_format_bytes((double)p->host_weight_bytes));
+    if (!r->measured)
+        printf("    (no GPU measured here: the context and libraries are --gpu-overhead's, "
+               "the memory --gpu-memory's)\n");
+}
+
+static cJSON *device_json(const device_report *r)
+{
+    const planner_device_plan *p = &r->plan;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "device", r->name);
+    cJSON_AddBoolToObject(o, "measured", r->measured);
+    cJSON_AddBoolToObject(o, "output", p->output);
+    cJSON_AddBoolToObject(o, "fits", p->fits);
+    add_numbers(o,
+                (const json_number[]){{"gpu_layers", p->layers},
+                                      {"weight_bytes", (double)p->weight_bytes},
+                                      {"kv_bytes", (double)p->kv_bytes},
+                                      {"scratch_bytes", (double)p->scratch_bytes},
+                                      {"overhead_bytes", (double)p->overhead_bytes},
+                                      {"total_bytes", (double)p->total_bytes},
+                                      {"memory", (double)p->memory},
+                                      {"host_weight_bytes", (double)p->host_weight_bytes},
+                                      {NULL, 0}});
+    return o;
 }
 
 // The ranks of o's layout and, with a budget, the smallest layout that fits it.
@@ -489,12 +621,33 @@ int cli_estimate(int argc, char **argv)
         garlic_free(layout.ranks);
         return 1;
     }
+    device_report dev = {0};
+    if (o.device || o.gpu_layers || o.gpu_memory) {
+        // The bytes of each layer: a file garlic loads, read as it loads it (shapes only).
+        planner_input *by_layer = garlic_malloc(sizeof *by_layer);
+        if (!o.device)
+            o.device = "cuda";
+        rc = !by_layer        ? garlic_error_set(&err, GARLIC_ENOMEM, "out of memory")
+            : in.layers_known ? (*by_layer = in, GARLIC_OK)
+                              : planner_from_model_path(o.model_path, o.quantize, by_layer, &err);
+        if (rc == GARLIC_OK)
+            rc = make_device(&o, by_layer, &plan, &dev, &err);
+        garlic_free(by_layer);
+        if (rc) {
+            fprintf(stderr, "garlic estimate: %s: %s\n", o.model_path, err.message);
+            garlic_free(layout.ranks);
+            return 1;
+        }
+    }
+    bool gpu = o.device != NULL;
     if (o.json) {
-        print_json(&in, &plan, o.tp || o.pp ? &layout : NULL);
+        print_json(&in, &plan, o.tp || o.pp ? &layout : NULL, gpu ? &dev : NULL);
     } else {
         print_text(&in, &plan);
         if (o.tp || o.pp)
             print_layout(&layout, &o.cfg, in.hp.n_layer);
+        if (gpu)
+            print_device(&dev);
     }
     garlic_free(layout.ranks);
     return 0;

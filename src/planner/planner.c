@@ -449,6 +449,42 @@ uint32_t planner_device_layers(const uint64_t *layer_bytes, uint32_t n_layer, ui
 
 // ---- layouts: tensor x pipeline parallelism ----
 
+static uint64_t layer_cost(const planner_input *in, const planner_plan *plan, uint32_t l);
+
+int planner_device_plan_make(const planner_input *in, const planner_plan *plan, int64_t layers,
+                             uint32_t max_layers, uint64_t memory, uint64_t overhead,
+                             planner_device_plan *out, garlic_error *err)
+{
+    uint32_t n = in->hp.n_layer;
+    *out = (planner_device_plan){.memory = memory, .overhead_bytes = overhead};
+    if (!in->layers_known)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "%s: the bytes of each layer are not known (more than %d layers)",
+                                in->path, PLANNER_MAX_LAYERS);
+    uint64_t cost[PLANNER_MAX_LAYERS];
+    for (uint32_t l = 0; l < n; l++)
+        cost[l] = layer_cost(in, plan, l);
+    uint64_t logits = (uint64_t)plan->cfg.running * in->hp.n_vocab * sizeof(float);
+    uint64_t fixed = plan->scratch_bytes + overhead + (UINT64_C(256) << 20);
+    uint32_t k = layers < 0
+        ? memory ? planner_device_layers(cost, n, in->last_bytes + logits, fixed, memory) : n
+        : layers > n ? n
+                     : (uint32_t)layers;
+    k = k > max_layers ? max_layers : k;
+    out->layers = k, out->output = k == n;
+    for (uint32_t l = 0; l < k; l++) {
+        out->weight_bytes += in->layer_bytes[l];
+        out->kv_bytes += cost[l] - in->layer_bytes[l];
+    }
+    out->weight_bytes += out->output ? in->last_bytes : 0;
+    out->scratch_bytes = k ? plan->scratch_bytes + (out->output ? logits : 0) : 0;
+    out->overhead_bytes = k ? overhead : 0;
+    out->total_bytes = out->weight_bytes + out->kv_bytes + out->scratch_bytes + out->overhead_bytes;
+    out->host_weight_bytes = plan->weight_bytes - out->weight_bytes;
+    out->fits = !memory || out->total_bytes <= memory;
+    return GARLIC_OK;
+}
+
 // The bytes layer l costs a stage: its weights and its KV data in plan's pool (the window
 // layers hold their window blocks, the others the full pool).
 static uint64_t layer_cost(const planner_input *in, const planner_plan *plan, uint32_t l)

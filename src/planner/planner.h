@@ -285,4 +285,31 @@ int planner_layout_make(const char *path, const char *quantize, uint32_t t, uint
 int planner_layout_smallest(const char *path, const char *quantize, const planner_config *cfg,
                             uint32_t max_ranks, uint32_t *t, uint32_t *p, garlic_error *err);
 
+// ---- a GPU: the first layers on the device (--device cuda --gpu-layers) ----
+
+// What a device holds of a plan when its first `layers` layers run there (layers = n_layer:
+// the output too): weights of those layers, their KV rows in the plan's pool, the activation
+// buffers (the host's scratch, an upper bound of the device's) and the context's and
+// libraries' bytes; and what the host keeps of the weights.
+typedef struct planner_device_plan {
+    uint32_t layers;
+    bool output;                // the output norm and matrix (and the logits) on the device
+    uint64_t weight_bytes;      // the layers' weights (and the output's)
+    uint64_t kv_bytes;          // their KV rows (data only: the bookkeeping stays on the host)
+    uint64_t scratch_bytes;     // activation buffers
+    uint64_t overhead_bytes;    // context, stream and library workspaces (measured, or given)
+    uint64_t total_bytes;       // the sum
+    uint64_t host_weight_bytes; // the weights the host makes resident (the rest of the file)
+    uint64_t memory;            // the device memory planned against (0: not known)
+    bool fits;                  // total_bytes <= memory (true when memory is 0)
+} planner_device_plan;
+
+// The device plan of in (layers_known) under plan: `layers` layers, or with layers < 0 as many
+// as fit memory after overhead and 256 MiB for the driver (planner_device_layers); at most
+// max_layers (the leading layers the device can run; UINT32_MAX: all). GARLIC_EINVAL when the
+// layers are not known.
+int planner_device_plan_make(const planner_input *in, const planner_plan *plan, int64_t layers,
+                             uint32_t max_layers, uint64_t memory, uint64_t overhead,
+                             planner_device_plan *out, garlic_error *err);
+
 #endif

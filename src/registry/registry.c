@@ -445,53 +445,34 @@ int registry_model_load_parts(registry_model *m, uint64_t *cost, garlic_error *e
 }
 
 // The layers of m the registry's device runs: --gpu-layers, or as many as its free memory
-// holds (weights and KV rows of each layer, its activation buffers, 256 MiB for the driver);
-// sets m->device_bytes to what they hold there.
+// holds (the planner's device plan: weights and KV rows of each layer, the activation buffers,
+// 256 MiB for the driver; only the leading layers the device can run); sets m->device_bytes
+// to the weights and KV rows they hold there.
 static uint32_t device_layers(registry_model *m)
 {
     const registry_config *cfg = &m->reg->cfg;
-    const model *w = m->weights;
-    uint32_t n_layer = w->hp.n_layer;
     m->device_bytes = 0;
     if (!cfg->device)
         return 0;
     backend_device_info info;
     cfg->device->ops->info(cfg->device, &info);
-    kv_cache_config kc = model_kv_config(w, cfg->kv_type, KV_DEFAULT_BLOCK_TOKENS, m->kv_blocks);
-    kc.n_window_blocks = m->kv_window_blocks;
-    uint64_t k_row = 0, v_row = 0, bt = KV_DEFAULT_BLOCK_TOKENS;
-    kv_cache_row_bytes(&kc, &k_row, &v_row, NULL);
-    uint64_t *bytes = garlic_calloc(n_layer ? n_layer : 1, sizeof *bytes);
-    if (!bytes)
-        return 0;
-    for (uint32_t l = 0; l < n_layer; l++) {
-        uint64_t blocks = kv_windows_has(&kc.windows, l) && kc.n_window_blocks ? kc.n_window_blocks
-                                                                               : m->kv_blocks;
-        bytes[l] = model_device_layer_bytes(w, l) + blocks * bt * (k_row + v_row);
+    planner_input *in = garlic_malloc(sizeof *in);
+    planner_plan p;
+    planner_device_plan dp;
+    bool auto_layers = cfg->gpu_layers < 0;
+    uint32_t runs = model_device_runs(m->weights, cfg->device);
+    if (!in || planner_from_model(m->weights, m->path, in, NULL) || plan(m, &p, NULL) ||
+        planner_device_plan_make(in, &p, cfg->gpu_layers, auto_layers ? runs : UINT32_MAX,
+                                 info.free_bytes, 0, &dp, NULL)) {
+        garlic_free(in);
+        // (without the planner's figures: the layers asked for, none when auto)
+        return auto_layers
+            ? 0
+            : (uint32_t)(cfg->gpu_layers > UINT32_MAX ? UINT32_MAX : cfg->gpu_layers);
     }
-    model_state_config sc = {.n_ctx = m->n_ctx,
-                             .max_batch = cfg->step_tokens ? cfg->step_tokens
-                                                           : ENGINE_DEFAULT_STEP_TOKENS,
-                             .logit_rows = m->parallel,
-                             .n_threads = 1};
-    uint64_t scratch = 0, logits = (uint64_t)m->parallel * w->hp.n_vocab * sizeof(float);
-    model_scratch_bytes(&w->hp, &sc, &scratch, NULL); // (the host's: a bound of the device's)
-    uint64_t out = model_device_layer_bytes(w, n_layer) + logits;
-    uint32_t n = cfg->gpu_layers < 0
-        ? planner_device_layers(bytes, n_layer, out, scratch + (UINT64_C(256) << 20),
-                                info.free_bytes)
-        : cfg->gpu_layers > n_layer ? n_layer
-                                    : (uint32_t)cfg->gpu_layers;
-    // auto: only the leading layers the device can run (an explicit count asking for more is
-    // refused with the reason when the state is made).
-    uint32_t runs = model_device_runs(w, cfg->device);
-    if (cfg->gpu_layers < 0 && n > runs)
-        n = runs;
-    for (uint32_t l = 0; l < n; l++)
-        m->device_bytes += bytes[l];
-    m->device_bytes += n == n_layer ? out : 0;
-    garlic_free(bytes);
-    return n;
+    garlic_free(in);
+    m->device_bytes = dp.weight_bytes + dp.kv_bytes;
+    return dp.layers;
 }
 
 uint32_t registry_model_device_layers(const registry_model *m) { return m->device_layers; }

@@ -191,12 +191,54 @@ static void test_errors(void **state)
     expect_status(2, "--parallel", "x.gguf --parallel%s", "");
 }
 
+// --device: the GPU's share (here with no device: --gpu-memory and --gpu-layers given), and
+// the refusals.
+static void test_device(void **state)
+{
+    (void)state;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.n_layer = 4;
+    char path[600];
+    snprintf(path, sizeof path, "%s", test_temp_path("gpu.gguf"));
+    garlic_error e;
+    assert_int_equal(model_synth_write(&p, path, &e), GARLIC_OK);
+    char args[800];
+    snprintf(args, sizeof args, "'%s' --device cuda --gpu-layers 2 --gpu-overhead 1MB", path);
+    cJSON *root = estimate_json(args);
+    const cJSON *gpu = cJSON_GetObjectItemCaseSensitive(root, "gpu");
+    assert_non_null(gpu);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(gpu, "gpu_layers")->valuedouble, 2);
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(gpu, "output")));
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(gpu, "overhead_bytes")->valuedouble, 1000000);
+    double total = cJSON_GetObjectItemCaseSensitive(root, "total_bytes")->valuedouble;
+    double on_gpu = cJSON_GetObjectItemCaseSensitive(gpu, "weight_bytes")->valuedouble;
+    double host = cJSON_GetObjectItemCaseSensitive(gpu, "host_weight_bytes")->valuedouble;
+    double weights = cJSON_GetObjectItemCaseSensitive(
+                         cJSON_GetObjectItemCaseSensitive(root, "weights"), "bytes")
+                         ->valuedouble;
+    assert_true(on_gpu > 0 && on_gpu < weights && total > 0);
+    assert_true(on_gpu + host == weights);
+    cJSON_Delete(root);
+    // auto with 8 GB: every layer and the output.
+    snprintf(args, sizeof args, "'%s' --gpu-memory 8GB", path);
+    root = estimate_json(args);
+    gpu = cJSON_GetObjectItemCaseSensitive(root, "gpu");
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(gpu, "gpu_layers")->valuedouble, 4);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(gpu, "output")));
+    cJSON_Delete(root);
+    expect_status(1, "--gpu-layers auto needs the GPU's memory", "'%s' --device cuda", path);
+    expect_status(1, "--device: unknown device \"tpu\"", "'%s' --device tpu", path);
+    expect_status(1, "--gpu-layers: \"x\" is not a layer count",
+                  "'%s' --gpu-layers x --gpu-memory 1GB", path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_text), cmocka_unit_test(test_reference_json),
         cmocka_unit_test(test_gguf),           cmocka_unit_test(test_gguf_mla),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_errors),         cmocka_unit_test(test_device),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -630,6 +630,64 @@ static void test_folders(void **state)
 }
 
 // Every allocation failing in turn: a clean GARLIC_ENOMEM (or success), nothing leaked.
+// The GPU's share of a plan (estimate --device, the registry's --gpu-layers auto): the first
+// layers' weights (as the loaded model counts what a device uploads) and KV rows, the output
+// with every layer, the host keeping the rest; auto takes as many layers as fit to the byte.
+static void test_device_plan(void **state)
+{
+    (void)state;
+    const char *path = synth_model("device-plan.gguf", "llama", TENSOR_TYPE_Q8_0);
+    garlic_error err = {0};
+    planner_input *in = malloc(sizeof *in);
+    assert_non_null(in);
+    assert_int_equal(planner_from_model_path(path, NULL, in, &err), GARLIC_OK);
+    assert_true(in->layers_known);
+    planner_config cfg;
+    planner_config_default(&cfg);
+    planner_plan plan;
+    assert_int_equal(planner_plan_make(in, &cfg, &plan, &err), GARLIC_OK);
+    model *m = model_load(path, &err);
+    assert_non_null(m);
+    uint32_t n = m->hp.n_layer;
+    planner_device_plan all, none, two;
+    assert_int_equal(planner_device_plan_make(in, &plan, n, UINT32_MAX, 0, 1000, &all, &err), 0);
+    assert_int_equal(planner_device_plan_make(in, &plan, 0, UINT32_MAX, 0, 1000, &none, &err), 0);
+    uint64_t weights = model_device_layer_bytes(m, n); // (the output's)
+    for (uint32_t l = 0; l < n; l++)
+        weights += model_device_layer_bytes(m, l);
+    assert_int_equal(all.layers, n);
+    assert_true(all.output);
+    assert_int_equal(all.weight_bytes, weights);
+    assert_int_equal(all.kv_bytes, plan.kv_data_bytes); // every layer's rows (no windows)
+    assert_int_equal(all.overhead_bytes, 1000);
+    assert_int_equal(all.host_weight_bytes, plan.weight_bytes - weights);
+    assert_int_equal(all.total_bytes,
+                     all.weight_bytes + all.kv_bytes + all.scratch_bytes + all.overhead_bytes);
+    assert_int_equal(none.total_bytes, 0);
+    assert_int_equal(none.host_weight_bytes, plan.weight_bytes);
+    assert_true(n >= 2);
+    assert_int_equal(planner_device_plan_make(in, &plan, 1, UINT32_MAX, 0, 0, &two, &err), 0);
+    assert_int_equal(two.weight_bytes, model_device_layer_bytes(m, 0));
+    assert_int_equal(two.kv_bytes, plan.kv_data_bytes / n);
+    assert_false(two.output);
+    // auto: memory for exactly one layer (after the buffers, the overhead and 256 MiB), then a
+    // byte less.
+    uint64_t memory = two.weight_bytes + two.kv_bytes + plan.scratch_bytes + 1000 +
+        (UINT64_C(256) << 20);
+    planner_device_plan fit;
+    assert_int_equal(planner_device_plan_make(in, &plan, -1, UINT32_MAX, memory, 1000, &fit, &err),
+                     0);
+    assert_int_equal(fit.layers, 1);
+    assert_true(fit.fits);
+    assert_int_equal(
+        planner_device_plan_make(in, &plan, -1, UINT32_MAX, memory - 1, 1000, &fit, &err), 0);
+    assert_int_equal(fit.layers, 0);
+    assert_int_equal(planner_device_plan_make(in, &plan, -1, 1, UINT64_MAX / 4, 0, &fit, &err), 0);
+    assert_int_equal(fit.layers, 1); // at most the layers the device can run
+    model_free(m);
+    free(in);
+}
+
 static void test_alloc_failures(void **state)
 {
     (void)state;
@@ -664,7 +722,7 @@ int main(void)
         cmocka_unit_test(test_gguf_exact),       cmocka_unit_test(test_gguf_mla),
         cmocka_unit_test(test_gguf_shared),      cmocka_unit_test(test_safetensors_weights),
         cmocka_unit_test(test_folders),          cmocka_unit_test(test_alloc_failures),
-        cmocka_unit_test(test_window_plan),
+        cmocka_unit_test(test_window_plan),      cmocka_unit_test(test_device_plan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
