@@ -910,21 +910,33 @@ static void touch_range(const uint8_t *p, uint64_t size, uint64_t *done, uint64_
 // l < n_layer. Returns how many it put in out.
 static int share_matrices(model *m, uint32_t l, model_tensor *out[MAX_PACKED])
 {
-    if (l < m->hp.n_layer)
-        return host_packable(m, l, out);
+    // A device's layers stay resident on the host too when it keeps them for a fast wake.
+    uint32_t device = m->device_layers;
+    if (m->device_keeps_host)
+        m->device_layers = 0;
     int n = 0;
-    if (m->token_embd.data && m->layer_first == 0) // (the first stage embeds)
-        out[n++] = &m->token_embd;
-    if (host_packable(m, l, out + n)) // the output matrix, unless tied, on a device or elsewhere
-        n++;
+    if (l < m->hp.n_layer) {
+        n = host_packable(m, l, out);
+    } else {
+        if (m->token_embd.data && m->layer_first == 0) // (the first stage embeds)
+            out[n++] = &m->token_embd;
+        if (host_packable(m, l, out + n)) // the output matrix, unless tied, on a device or
+            n++;                          // elsewhere
+    }
+    m->device_layers = device;
     return n;
 }
 
-void model_set_device_layers(model *m, uint32_t n) { m->device_layers = n; }
+void model_set_device_layers(model *m, uint32_t n, bool keep_host)
+{
+    m->device_layers = n, m->device_keeps_host = keep_host;
+}
 
 void model_release_host_rows(const model *m, const model_tensor *t)
 {
     const gguf_file *f = m->file;
+    if (m->device_keeps_host)
+        return;
     const uint8_t *p = t->packed ? t->src : t->data, *base = f->base;
     uint64_t bytes = tensor_bytes(t), page = (uint64_t)sysconf(_SC_PAGESIZE);
     if (f->detached || !p || p < base || bytes > f->size || (uint64_t)(p - base) > f->size - bytes)

@@ -304,6 +304,7 @@ typedef struct model {
     // matrices are neither made resident nor packed by model_prefault, nor is the output
     // matrix when the device runs every layer.
     uint32_t device_layers;
+    bool device_keeps_host; // the device's layers stay resident on the host (a fast wake)
     // Pipeline parallelism: this process computes layers [layer_first, layer_end) (all of them
     // without stages): it receives the residual stream from the previous stage and sends it on
     // (dist/), the first stage embeds and the last computes the logits, which every stage
@@ -391,8 +392,10 @@ int model_files_check(const model *m, garlic_error *err);
 double model_prefault(model *m, void (*progress)(void *ctx, int percent), void *ctx);
 
 // Says that a device computes layers [0, n) (and the output when n >= n_layer), before
-// model_prefault: the host then touches and packs only what it computes with.
-void model_set_device_layers(model *m, uint32_t n);
+// model_prefault: the host then packs only what it computes with, and touches only that
+// unless keep_host (a server that puts idle models to sleep keeps the device's weights
+// resident for a fast wake; model_release_host_rows then keeps them too).
+void model_set_device_layers(model *m, uint32_t n, bool keep_host);
 
 // Gives back the host pages of t's rows in the file's mapping once a device holds its copy
 // (MADV_DONTNEED: read again from the file if the host ever needs them). Does nothing for rows

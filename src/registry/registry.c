@@ -483,7 +483,9 @@ int registry_model_start(registry_model *m, garlic_error *err)
     // do not wait on page faults and the memory held is what was planned.
     const registry_config *cfg = &m->reg->cfg;
     uint32_t on_device = m->device_layers = device_layers(m);
-    model_set_device_layers(m->weights, on_device); // the host touches and packs the rest
+    // The host packs the rest (and with --sleep-after keeps the device's layers resident too,
+    // for a wake that is only the upload).
+    model_set_device_layers(m->weights, on_device, cfg->sleep_after > 0);
     model_prefault(m->weights, cfg->load_progress, cfg->load_progress_ctx);
     engine_config ec = {.name = m->name,
                         .weights = m->weights,

@@ -419,7 +419,7 @@ static void test_device_layers_not_packed(void **state)
         assert_true(kernel_packs(TENSOR_TYPE_Q4_0));
         if (i == 2)
             layers[i] = m->hp.n_layer;
-        model_set_device_layers(m, layers[i]);
+        model_set_device_layers(m, layers[i], false);
         model_prefault(m, NULL, NULL);
         packed[i] = m->packed_bytes;
         if (i == 1) { // layer 0's matrices stay where the file has them
