@@ -129,12 +129,13 @@ def pp_stage(a, wtype, link, micro):
             + send_time(link, micro * m["dim"] * a.act_bytes))
 
 
-def pp_decode(a, wtype, link, batch):
+def pp_decode(a, wtype, link, batch, overlap=True):
     """Tokens/s of PP=P decoding `batch` sequences split into min(batch, P) micro-batches that
     fill the pipeline (one sequence: every stage waits for the others, P turns a token). A
-    cycle is P stage turns, and the sampled tokens go back to stage 0 (one small message)."""
+    cycle is P stage turns, and the sampled tokens go back to stage 0 (one small message).
+    Without overlap (garlic's pipeline today) the whole batch is one micro-batch."""
     p = a.ranks
-    n_micro = min(batch, p)
+    n_micro = min(batch, p) if overlap else 1
     micro = batch / n_micro
     cycle = p * pp_stage(a, wtype, link, micro) + send_time(link, 4 * micro)
     return batch / cycle
@@ -241,6 +242,14 @@ def main():
                     prompt = pp_prompt(a, wtype, link, a.chunks)
                 cells = " | ".join(f"{r:.0f}" if r >= 10 else f"{r:.1f}" for r in rates)
                 print(f"| {wtype} | {layout}={a.ranks} | {link_name} | {cells} | {prompt:.3f} |")
+    print()
+    print(f"PP={a.ranks} without overlapping decode steps (the whole batch walks the stages "
+          "in turn, as garlic's pipeline does today), BF16:\n")
+    print(f"| link | {head} |")
+    print("|---|" + "---|" * len(batches))
+    for link_name, link in make_links(a.ib_hop_us * 1e-6).items():
+        rates = [pp_decode(a, "BF16", link, b, overlap=False) for b in batches]
+        print(f"| {link_name} | " + " | ".join(f"{r:.0f}" for r in rates) + " |")
     print()
     # One GPU holding everything, where it fits: the yardstick for a split's gain.
     print(f"One rank ({GPU['name']}) alone, where the weights fit in {GPU['mem'] / 1e9:.0f} GB:\n")
