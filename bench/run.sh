@@ -25,6 +25,8 @@
 # BENCH_DEPTH_KV (default f16 q8_0) and BENCH_DEPTH_ROUNDS (default 1) size it: each depth is
 # computed once per process (garlic's warm-up, llama-bench's first depth run): 16384 tokens of
 # the 1.1B model take over 10 minutes a process on two threads (docs/performance.md).
+# bench_dist (the all-reduce and stage-send times of 2 ranks, docs/distributed.md) runs under
+# mpirun in shared memory when mpirun is installed.
 set -eu
 build=${BUILD:-build}
 types=${BENCH_TYPES:-F16 Q8_0 Q4_0 Q4_K_M}
@@ -93,6 +95,15 @@ for b in "$build"/bench/bench_*; do
   echo "== ${b##*/}"
   if [ "${b##*/}" = bench_bandwidth ]; then
     BENCH_THREADS=$threads "$b"
+  elif [ "${b##*/}" = bench_dist ]; then
+    # all-reduce and stage-send times of 2 ranks in shared memory (docs/distributed.md)
+    if command -v mpirun >/dev/null 2>&1; then
+      for mode in reduce send; do
+        mpirun --allow-run-as-root --oversubscribe -np 2 --mca btl self,vader "$b" "$mode"
+      done
+    else
+      echo "mpirun not found: skipped"
+    fi
   elif [ "${b##*/}" = bench_peak ]; then
     out=$(BENCH_THREADS=$threads "$b"); echo "$out"
     float_peak=$(echo "$out" | sed -n 's/^float peak: \([0-9.]*\) GFLOP.*/\1/p')
