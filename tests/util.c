@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <ftw.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -48,21 +49,21 @@ const char *test_shared_path(const char *relative)
 
 static char temp_dir[256];
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)ftw;
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0; // (on: what cannot be removed stays)
+}
+
+// Removes the temporary directory and everything in it (folders the tests made included).
 static void remove_temp_dir(void)
 {
-    DIR *d = opendir(temp_dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char path[600];
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", temp_dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(temp_dir);
+    if (temp_dir[0])
+        nftw(temp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 const char *test_temp_path(const char *name)
