@@ -365,6 +365,9 @@ static int serve_tensor_parallel(serve_options *o, sigset_t *stop_signals)
         fprintf(stderr, "garlic serve: %s\n", err.message);
         status = 1;
     } else {
+        // A fault (a rank died or hangs) leaves the HTTP threads a moment to tell the clients
+        // (api_fault) before the job ends.
+        dist_set_fault_grace(DIST_FAULT_GRACE);
         const char *host = o->server.host;
         bool v6 = strchr(host, ':') != NULL;
         fprintf(stderr,
