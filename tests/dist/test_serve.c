@@ -4,8 +4,9 @@
 // server, for prompts one at a time, four at once (continuous batching: rank 0's steps hold
 // several sequences) and a repeated prompt (the prefix cache: later requests reuse the first
 // one's blocks, on every rank); SIGTERM to rank 0 or to mpirun must end every rank; several
-// models or --models-dir under --tensor-parallel are refused. Skips with a message when
-// mpirun is absent or garlic was built without MPI.
+// models or --models-dir under --tensor-parallel are refused; a rank that hangs mid-stream
+// ends the job, after rank 0 told its clients and /health (test_rank_hung_clients). Skips
+// with a message when mpirun is absent or garlic was built without MPI.
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
@@ -339,7 +340,8 @@ static const char *fault_model_path(void)
     return path;
 }
 
-// Starts `curl -N` in the background: path's streamed answer to json goes to the file out.
+// Starts `curl -N` in the background: path's (streamed) answer to json goes to the file out,
+// its status line and headers first.
 static pid_t stream_in_background(const test_server *s, const char *path, const char *json,
                                   const char *out)
 {
@@ -349,7 +351,7 @@ static pid_t stream_in_background(const test_server *s, const char *path, const 
     if (pid == 0) {
         char url[200];
         snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, path);
-        execlp("curl", "curl", "-sN", "--max-time", "60", "-o", out, "-H",
+        execlp("curl", "curl", "-sNi", "--max-time", "60", "-o", out, "-H",
                "Content-Type: application/json", "-d", json, url, (char *)NULL);
         _exit(127);
     }
@@ -367,45 +369,10 @@ static bool file_grows(const char *path, off_t bytes, double limit)
     return false;
 }
 
-// Rank 1 stopped (SIGSTOP: alive but silent, as a hung process) while two answers stream:
-// rank 0's watchdog notices after --dist-timeout 2 and, for the grace before it ends the job,
-// its HTTP side tells the truth: /health answers 503 with the message, a new request gets a
-// 503 distributed_fault, the OpenAI stream ends with an error event naming rank 1 then
-// [DONE], the Ollama stream with an error line; then the job ends, non-zero.
-static void test_rank_hung_clients(void **state)
+// During a fault's grace: /health turns 503, naming the rank, while rank 0 still answers,
+// and a new request gets a 503 distributed_fault.
+static void check_health_fault(const test_server *tp, double t0)
 {
-    (void)state;
-    if (!mpi_ready())
-        skip();
-    char args[900];
-    snprintf(args, sizeof args,
-             "-m '%s=m' --no-store -t 1 --ctx 8192 --tensor-parallel 2 --dist-timeout 2 --quiet",
-             fault_model_path());
-    test_server *tp = &started[1];
-    test_server_start(tp, "serve-fault.log", MPIRUN, args);
-    pid_t ranks[2];
-    find_ranks(tp->pid, ranks);
-    assert_true(ranks[0] > 0 && ranks[1] > 0);
-    char openai_out[600], ollama_out[600];
-    snprintf(openai_out, sizeof openai_out, "%s", test_temp_path("fault-openai.txt"));
-    snprintf(ollama_out, sizeof ollama_out, "%s", test_temp_path("fault-ollama.txt"));
-    pid_t openai = stream_in_background(tp, "/v1/completions",
-                                        "{\"model\": \"m\", \"prompt\": [1, 45], \"max_tokens\": "
-                                        "8000, \"temperature\": 0, \"stream\": true}",
-                                        openai_out);
-    pid_t ollama = stream_in_background(tp, "/api/generate",
-                                        "{\"model\": \"m\", \"prompt\": \"a long story\", "
-                                        "\"options\": {\"num_predict\": 8000, \"temperature\": 0}}",
-                                        ollama_out);
-    if (!file_grows(openai_out, 400, 60) || !file_grows(ollama_out, 400, 60))
-        fail_msg("the two streams did not start within 60 s");
-    char *before = test_read_file(openai_out, NULL);
-    assert_non_null(before);
-    assert_null(strstr(before, "[DONE]")); // (still streaming: the stop comes mid-answer)
-    free(before);
-    double t0 = now_seconds();
-    assert_int_equal(kill(ranks[1], SIGSTOP), 0);
-    // /health turns 503, naming the rank, while rank 0 still answers.
     char *body = NULL;
     int status = 200;
     while (status == 200 && now_seconds() - t0 < 10) {
@@ -429,7 +396,52 @@ static void test_rank_hung_clients(void **state)
     assert_int_equal(status, 503);
     assert_non_null(strstr(body, "\"code\":\"distributed_fault\""));
     free(body);
-    // Both streams end with an error, not a bare close.
+}
+
+// Rank 1 hung or killed (sig: SIGSTOP or SIGKILL) while two answers stream and a whole one
+// is computed, under `launcher`: rank 0's watchdog notices after --dist-timeout 2 and, for
+// the grace before it ends the job, its HTTP side tells the truth: the OpenAI stream ends
+// with an error event naming rank 1 then [DONE], the Ollama stream with an error line, the
+// whole answer is a 503 distributed_fault; for a hung rank /health answers 503 with the
+// message and a new request gets the 503 too. Then the job ends, non-zero.
+static void check_fault_clients(int sig, const char *launcher)
+{
+    char args[900];
+    snprintf(args, sizeof args,
+             "-m '%s=m' --no-store -t 1 --ctx 8192 --tensor-parallel 2 --dist-timeout 2 --quiet",
+             fault_model_path());
+    test_server *tp = &started[1];
+    test_server_start(tp, "serve-fault.log", launcher, args);
+    pid_t ranks[2];
+    find_ranks(tp->pid, ranks);
+    assert_true(ranks[0] > 0 && ranks[1] > 0);
+    char openai_out[600], ollama_out[600], whole_out[600];
+    snprintf(openai_out, sizeof openai_out, "%s", test_temp_path("fault-openai.txt"));
+    snprintf(ollama_out, sizeof ollama_out, "%s", test_temp_path("fault-ollama.txt"));
+    snprintf(whole_out, sizeof whole_out, "%s", test_temp_path("fault-whole.txt"));
+    pid_t openai = stream_in_background(tp, "/v1/completions",
+                                        "{\"model\": \"m\", \"prompt\": [1, 45], \"max_tokens\": "
+                                        "8000, \"temperature\": 0, \"stream\": true}",
+                                        openai_out);
+    pid_t ollama = stream_in_background(tp, "/api/generate",
+                                        "{\"model\": \"m\", \"prompt\": \"a long story\", "
+                                        "\"options\": {\"num_predict\": 8000, \"temperature\": 0}}",
+                                        ollama_out);
+    pid_t whole = stream_in_background(tp, "/v1/completions",
+                                       "{\"model\": \"m\", \"prompt\": [1, 45], \"max_tokens\": "
+                                       "8000, \"temperature\": 0}",
+                                       whole_out);
+    if (!file_grows(openai_out, 600, 60) || !file_grows(ollama_out, 600, 60))
+        fail_msg("the two streams did not start within 60 s");
+    char *before = test_read_file(openai_out, NULL);
+    assert_non_null(before);
+    assert_null(strstr(before, "[DONE]")); // (still streaming: the stop comes mid-answer)
+    free(before);
+    double t0 = now_seconds();
+    assert_int_equal(kill(ranks[1], sig), 0);
+    if (sig == SIGSTOP)
+        check_health_fault(tp, t0);
+    // The streams end with an error, not a bare close.
     int curl_status = 0;
     assert_int_equal(waitpid(openai, &curl_status, 0), openai);
     double t_stream = now_seconds() - t0;
@@ -453,6 +465,14 @@ static void test_rank_hung_clients(void **state)
                   event);
     assert_true(t_stream < 8);
     free(text), free(lines);
+    // The whole answer that was being computed: a 503 with the message.
+    assert_int_equal(waitpid(whole, &curl_status, 0), whole);
+    text = test_read_file(whole_out, NULL);
+    assert_non_null(text);
+    if (strncmp(text, "HTTP/1.1 503", 12) != 0 || !strstr(text, "\"code\":\"distributed_fault\"") ||
+        !strstr(text, "rank 1"))
+        fail_msg("the whole answer was not a 503 naming the fault: %.600s", text);
+    free(text);
     // Then the job ends, non-zero, every rank with it.
     int exit_status = wait_job_end(tp, ranks, t0);
     print_message("mpirun's exit status %d\n", exit_status);
@@ -462,6 +482,27 @@ static void test_rank_hung_clients(void **state)
     assert_non_null(strstr(log, "a rank died or hangs"));
     assert_non_null(strstr(log, "ending the job in 2.0 s"));
     free(log);
+}
+
+static void test_rank_hung_clients(void **state)
+{
+    (void)state;
+    if (!mpi_ready())
+        skip();
+    check_fault_clients(SIGSTOP, MPIRUN);
+}
+
+// A rank killed outright: mpirun ends the others itself (SIGTERM, then SIGKILL after
+// odls_base_sigkill_timeout, 1 s by default, before the watchdog could speak); given 3 s,
+// the watchdog's 2 s come first and the clients are told as for a hung rank.
+static void test_rank_killed_clients(void **state)
+{
+    (void)state;
+    if (!mpi_ready())
+        skip();
+    char launcher[600];
+    snprintf(launcher, sizeof launcher, "%s --mca odls_base_sigkill_timeout 3", MPIRUN);
+    check_fault_clients(SIGKILL, launcher);
 }
 
 // One model, loaded at start: several -m or --models-dir are refused under tensor parallelism
@@ -498,6 +539,7 @@ int main(void)
         cmocka_unit_test_teardown(test_same_text_pipeline, stop_started),
         cmocka_unit_test_teardown(test_stop_mpirun, stop_started),
         cmocka_unit_test_teardown(test_rank_hung_clients, stop_started),
+        cmocka_unit_test_teardown(test_rank_killed_clients, stop_started),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
