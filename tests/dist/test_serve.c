@@ -505,6 +505,92 @@ static void test_rank_killed_clients(void **state)
     check_fault_clients(SIGKILL, launcher);
 }
 
+// A process's resident memory (VmRSS of /proc/PID/status) in kB, or fails the test.
+static long resident_kb(pid_t pid)
+{
+    char path[64], status[8192] = "";
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r"); // (procfs gives no size: read what there is)
+    size_t n = f ? fread(status, 1, sizeof status - 1, f) : 0;
+    if (f)
+        fclose(f);
+    status[n] = '\0';
+    const char *at = strstr(status, "\nVmRSS:");
+    if (!at)
+        fail_msg("%s: no VmRSS", path);
+    return atol(at + 8);
+}
+
+// Whether /api/ps lists a loaded model.
+static bool model_listed(const test_server *s)
+{
+    char *body = NULL;
+    assert_int_equal(test_http(s, "GET", "/api/ps", NULL, NULL, &body, NULL), 200);
+    bool listed = strstr(body, "\"name\":\"m\"") != NULL;
+    free(body);
+    return listed;
+}
+
+// --keep-alive under a layout of 2 ranks: after 1 s unused the model is unloaded on every
+// rank (/api/ps lists nothing, rank 1's resident memory falls), and the next request loads
+// it on every rank again and answers the same greedy text; SIGTERM to rank 0 then ends both.
+static void check_keep_alive(const char *layout)
+{
+    char args[900];
+    snprintf(args, sizeof args,
+             "-m '%s=m' --no-store -t 1 --kv-type f32 %s --keep-alive 1s --dist-timeout 30",
+             fault_model_path(), layout);
+    test_server *tp = &started[1];
+    test_server_start(tp, "serve-keep.log", MPIRUN, args);
+    pid_t ranks[2];
+    find_ranks(tp->pid, ranks);
+    assert_true(ranks[0] > 0 && ranks[1] > 0);
+    for (int round = 0; round < 2; round++) { // (the second round after a reload)
+        char *first = complete(tp, PROMPTS[0], N_GEN);
+        assert_true(model_listed(tp));
+        long loaded = resident_kb(ranks[1]);
+        double t0 = now_seconds();
+        while (model_listed(tp) && now_seconds() - t0 < 10)
+            usleep(100 * 1000);
+        assert_false(model_listed(tp));
+        double t_gone = now_seconds() - t0;
+        // (rank 1 unloads once rank 0's engine stopped: give it a moment)
+        long unloaded = resident_kb(ranks[1]);
+        for (double t1 = now_seconds(); unloaded > loaded * 3 / 4 && now_seconds() - t1 < 5;)
+            usleep(50 * 1000), unloaded = resident_kb(ranks[1]);
+        print_message("round %d: /api/ps empty %.1f s after the answer; rank 1's resident "
+                      "memory %ld kB loaded, %ld kB unloaded\n",
+                      round + 1, t_gone, loaded, unloaded);
+        assert_true(unloaded < loaded * 3 / 4); // (the share of the weights it touched, its pools)
+        char *again = complete(tp, PROMPTS[0], N_GEN);
+        if (strcmp(again, first) != 0)
+            fail_msg("after the reload, 2 ranks answered %s, before %s", again, first);
+        free(first), free(again);
+    }
+    char *log = test_read_file(tp->log, NULL);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "keep_alive expired"));
+    free(log);
+    int status = stop_job(tp, ranks[0], SIGTERM, ranks);
+    assert_int_equal(status, 0);
+}
+
+static void test_keep_alive(void **state)
+{
+    (void)state;
+    if (!mpi_ready())
+        skip();
+    check_keep_alive("--tensor-parallel 2");
+}
+
+static void test_keep_alive_pipeline(void **state)
+{
+    (void)state;
+    if (!mpi_ready())
+        skip();
+    check_keep_alive("--pipeline-parallel 2");
+}
+
 // One model, loaded at start: several -m or --models-dir are refused under tensor parallelism
 // (before any rank starts MPI work).
 static void test_refusals(void **state)
@@ -517,10 +603,10 @@ static void test_refusals(void **state)
         2);
     assert_non_null(strstr(err, "--tensor-parallel serves one model, loaded at start"));
     free(err);
-    assert_int_equal(test_run(NULL, &err, "%s serve -m '%s' --keep-alive 5m --tensor-parallel 2",
+    assert_int_equal(test_run(NULL, &err, "%s serve -m '%s' --sleep-after 5m --tensor-parallel 2",
                               test_garlic(), m),
                      2);
-    assert_non_null(strstr(err, "the model stays loaded until the server stops"));
+    assert_non_null(strstr(err, "--sleep-after: under --tensor-parallel the model stays loaded"));
     free(err);
     // T must be the number of ranks, as for garlic run.
     assert_int_not_equal(test_run(NULL, &err,
@@ -538,6 +624,8 @@ int main(void)
         cmocka_unit_test_teardown(test_same_text, stop_started),
         cmocka_unit_test_teardown(test_same_text_pipeline, stop_started),
         cmocka_unit_test_teardown(test_stop_mpirun, stop_started),
+        cmocka_unit_test_teardown(test_keep_alive, stop_started),
+        cmocka_unit_test_teardown(test_keep_alive_pipeline, stop_started),
         cmocka_unit_test_teardown(test_rank_hung_clients, stop_started),
         cmocka_unit_test_teardown(test_rank_killed_clients, stop_started),
     };
