@@ -6,7 +6,9 @@
 // Makefile), the world is one rank and asking for more is an error.
 //
 // Threads: dist_init and dist_finalize run on the main thread; the collectives may be called
-// from one other thread at a time (the engine's scheduler thread), never from two at once.
+// from one other thread at a time (the engine's scheduler thread; garlic serve's rank 0 also
+// from the thread that loads the model and from the main thread at its end, when no engine
+// runs), never from two at once.
 //
 // Faults: a collective never returns a failure and never waits forever. The collectives run
 // on a duplicate of the world whose MPI errors are returned to garlic, which records and
