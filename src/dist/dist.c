@@ -97,7 +97,8 @@ static _Noreturn void end_job(const char *message)
     abort(); // (MPI_Abort does not return)
 }
 
-// The ranks a rank of a world of n waits for, in words ("rank 1", "the other 3 ranks").
+// The ranks this one waits for, in words ("rank 1"; "the other 3 ranks" in a world of four,
+// where a blocked collective does not say which one is missing).
 static void other_ranks(char *buf, size_t cap)
 {
     if (world_size == 2)

@@ -4,9 +4,11 @@
 // server, for prompts one at a time, four at once (continuous batching: rank 0's steps hold
 // several sequences) and a repeated prompt (the prefix cache: later requests reuse the first
 // one's blocks, on every rank); SIGTERM to rank 0 or to mpirun must end every rank; several
-// models or --models-dir under --tensor-parallel are refused; a rank that hangs mid-stream
-// ends the job, after rank 0 told its clients and /health (test_rank_hung_clients). Skips
-// with a message when mpirun is absent or garlic was built without MPI.
+// models or --models-dir under --tensor-parallel are refused; --keep-alive unloads and
+// reloads the model on every rank (test_keep_alive); a rank that hangs or dies mid-stream
+// ends the job after rank 0 told its clients and /health (test_rank_hung_clients,
+// test_rank_killed_clients). Skips with a message when mpirun is absent or garlic was built
+// without MPI.
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
