@@ -103,6 +103,12 @@ int api_json_check_utf8(const struct cJSON *root, api_error *err);
 int api_error_set(api_error *err, int status, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+// Whether the distributed job failed (garlic serve's rank 0 under --tensor-parallel or
+// --pipeline-parallel: a rank died or hangs, and the job ends in a moment). When it did, err
+// is its 503: type "server_error", code "distributed_fault", the message naming the ranks.
+// Any thread may ask; false in a process of its own.
+bool api_fault(api_error *err);
+
 // ---- Responses ----
 
 typedef struct api_stream api_stream;
@@ -123,6 +129,10 @@ void api_response_deinit(api_response *r);
 // Fills r with an error body: OpenAI's {"error": {"message", "type", "param", "code"}},
 // or Ollama's {"error": "message"} when ollama is set.
 void api_response_error(api_response *r, const api_error *err, bool ollama);
+
+// /health's answer: 200 {"status":"ok"}, or, once the distributed job failed (api_fault),
+// 503 {"status":"error","error":MESSAGE} so that a load balancer or supervisor sees it.
+void api_health(api_response *out);
 
 // Asked while a handler or a stream waits for the model; returns false when the client is
 // gone, which cancels the request.

@@ -199,8 +199,9 @@ typedef struct api_stream_ops {
     // Formats the end (usage, [DONE], Ollama's final object) after the last chunk.
     int (*end)(api_stream *s);
     // Ends a stream that was cut (the server shut down, the model failed or was unloaded)
-    // with an error event in the shape the API's clients parse, instead of a normal end.
-    int (*fail)(api_stream *s, const char *message);
+    // with an error event in the shape the API's clients parse, instead of a normal end;
+    // code is the error's code where the API has one ("generation_cut").
+    int (*fail)(api_stream *s, const char *message, const char *code);
 } api_stream_ops;
 
 // A streamed answer. Owned by the HTTP connection thread that reads it (through the server's

@@ -13,6 +13,7 @@
 #include "base/clock.h"
 #include "base/utf8.h"
 #include "chat/chat.h"
+#include "dist/dist.h"
 #include "engine/engine.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -102,6 +103,28 @@ const char *api_token_text(const tokenizer *t, int32_t id, char *buf, size_t cap
     const char *piece = tokenizer_piece(t, id, TOKENIZER_RENDER_SPECIAL, &len);
     utf8_sanitize(piece ? piece : "", len, buf, cap, false);
     return buf;
+}
+
+bool api_fault(api_error *err)
+{
+    char message[400];
+    if (!dist_fault(message, sizeof message))
+        return false;
+    api_error_set(err, 503, NULL, "the distributed job failed, the server is ending: %s", message);
+    err->type = "server_error";
+    err->code = "distributed_fault";
+    return true;
+}
+
+void api_health(api_response *out)
+{
+    api_error fault = {0};
+    cJSON *root = cJSON_CreateObject();
+    bool failed = api_fault(&fault);
+    cJSON_AddStringToObject(root, "status", failed ? "error" : "ok");
+    if (failed)
+        cJSON_AddStringToObject(root, "error", fault.message);
+    api_respond_json(out, failed ? 503 : 200, root);
 }
 
 const char api_cut_message[] = "the generation was cut off before it finished: the server is "
@@ -406,6 +429,8 @@ static int api_job_collect(api_job *job, const api_call *call, api_result *res, 
         }
         if (engine_request_cancelled(job->req)) // by the server: a shutdown or an unload
             return api_error_set(err, 503, NULL, "%s", api_cut_message);
+        if (api_fault(err)) // (the engine's thread is stuck in a collective: it cannot say)
+            return GARLIC_EIO;
         engine_chunk c;
         if (!engine_request_next(job->req, &c, 100))
             continue;

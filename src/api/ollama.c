@@ -464,8 +464,9 @@ static int stream_end(api_stream *s)
 }
 
 // An error line as Ollama's clients read it ({"error": "..."}: they raise it).
-static int stream_fail(api_stream *s, const char *message)
+static int stream_fail(api_stream *s, const char *message, const char *code)
 {
+    (void)code; // (Ollama's errors are a message alone)
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "error", message);
     return api_stream_write_json(s, "", root, "\n");

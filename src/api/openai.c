@@ -334,13 +334,13 @@ static int stream_end(api_stream *s)
 
 // An error event as OpenAI's SDKs read it (a data line whose object has "error"), then
 // [DONE] for clients that wait for it.
-static int stream_fail(api_stream *s, const char *message)
+static int stream_fail(api_stream *s, const char *message, const char *code)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *e = cJSON_AddObjectToObject(root, "error");
     cJSON_AddStringToObject(e, "message", message);
     cJSON_AddStringToObject(e, "type", "server_error");
-    cJSON_AddStringToObject(e, "code", "generation_cut");
+    cJSON_AddStringToObject(e, "code", code);
     int rc = api_stream_write_json(s, "data: ", root, "\n\n");
     static const char done[] = "data: [DONE]\n\n";
     return rc ? rc : api_stream_write(s, done, sizeof done - 1);

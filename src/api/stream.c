@@ -2,7 +2,8 @@
 // Streamed answers: the server's HTTP thread reads a stream piece by piece; the stream waits
 // for the next chunk from the registry (asking the server every 100 ms whether the client is
 // still there), has its flavour's formatter turn it into SSE events or NDJSON lines, and
-// hands the bytes out. When the client goes away the request is cancelled at once.
+// hands the bytes out. When the client goes away the request is cancelled at once; when the
+// distributed job fails (api_fault) the stream ends with an error event at once.
 #include <stdio.h>
 #include <string.h>
 
@@ -102,7 +103,14 @@ static int advance(api_stream *s, api_alive_fn alive, void *ctx)
         // at once, so a shutdown's flush does not wait for it.
         if (engine_request_cancelled(s->job.req)) {
             s->ended = true;
-            return s->ops->fail(s, api_cut_message) == GARLIC_OK ? 0 : -1;
+            return s->ops->fail(s, api_cut_message, "generation_cut") == GARLIC_OK ? 0 : -1;
+        }
+        // The distributed job failed: the engine's thread is stuck in a collective and will
+        // send nothing more, so the client is told here, before the job ends.
+        api_error fault = {0};
+        if (api_fault(&fault)) {
+            s->ended = true;
+            return s->ops->fail(s, fault.message, fault.code) == GARLIC_OK ? 0 : -1;
         }
         engine_chunk c;
         if (!engine_request_next(s->job.req, &c, 100))
@@ -125,7 +133,7 @@ static int advance(api_stream *s, api_alive_fn alive, void *ctx)
             else
                 snprintf(message, sizeof message, "%s", api_cut_message);
             s->ended = true;
-            return s->ops->fail(s, message) == GARLIC_OK ? 0 : -1;
+            return s->ops->fail(s, message, "generation_cut") == GARLIC_OK ? 0 : -1;
         }
         if (s->ops->chunk(s, &c) != GARLIC_OK)
             return -1;

@@ -4,10 +4,12 @@
 // then waits for SIGINT or SIGTERM and shuts down gracefully (running requests get a grace
 // period, then their streams end cleanly). Under mpirun with --tensor-parallel T, rank 0 does
 // all that for one model loaded at start, and the other ranks compute their share of each
-// step its engine sends them (engine_follow) until it stops.
+// step its engine sends them (engine_follow); they unload and load their shares with rank
+// 0's (--keep-alive), and end when it stops.
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,11 +227,10 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
                                "exactly one -m (several models, --models-dir and loading on "
                                "demand are not supported under tensor parallelism)");
     bool tp = o->tensor_parallel > 1 || o->pipeline_parallel > 1 || dist_size() > 1;
-    if (tp && (r->keep_alive_set || r->sleep_after > 0))
+    if (tp && r->sleep_after > 0)
         return cli_usage_error(&serve_command,
-                               "%s: under --tensor-parallel the model stays loaded until the "
-                               "server stops",
-                               r->keep_alive_set ? "--keep-alive" : "--sleep-after");
+                               "--sleep-after: under --tensor-parallel the model stays loaded "
+                               "until --keep-alive unloads it (it does not sleep)");
     if (tp && (o->device || o->gpu_layers))
         return cli_usage_error(&serve_command,
                                "--device and --gpu-layers are not supported with "
@@ -296,9 +297,8 @@ static int add_models(registry *reg, const serve_options *o)
 
 static void *json_malloc(size_t size) { return garlic_malloc(size); }
 
-// Loads the one -m model on every rank (as rank tp_rank's share) and keeps it acquired, so
-// that it stays loaded until the server stops (the followers compute with it for as long).
-// All ranks agree on the result: one that fails makes them all fail.
+// Loads the one -m model on every rank (as rank tp_rank's share), acquired (released by the
+// caller). All ranks agree on the result: one that fails makes them all fail.
 static int load_shared_model(serve_options *o, registry **reg, registry_model **m,
                              garlic_error *err)
 {
@@ -338,33 +338,96 @@ static int load_shared_model(serve_options *o, registry **reg, registry_model **
     return r;
 }
 
+// What garlic serve's rank 0 tells the other ranks between two lives of the model's engine
+// (after its engine's stop, engine_follow's end): load your shares again (the registry loaded
+// the model for a request after a keep_alive unload), or exit (the server stopped). One
+// dist_broadcast_idle of two words: the kind, and a word kept 0.
+enum { SERVE_LOAD = 1, SERVE_EXIT = 2 };
+
+// Set once the model's first load (on every rank together) is over: later loads are rank
+// 0's registry's alone, and send SERVE_LOAD (tell_load).
+static atomic_bool tp_started;
+
+// The registry's `loaded` hook on rank 0: a load after the first tells the other ranks to
+// load their shares, before the engine sends its first step.
+static void tell_load(void *ctx, registry_model *m)
+{
+    (void)ctx, (void)m;
+    uint32_t message[2] = {SERVE_LOAD, 0};
+    if (atomic_load(&tp_started))
+        dist_broadcast_idle(message, sizeof message);
+}
+
+// A rank other than 0: computes its share of rank 0's steps while rank 0's engine runs, and
+// unloads its share when that engine stops (a keep_alive unload, or the server's stop); then
+// loads it again when rank 0 says so, or returns when it says the server stopped. m is
+// acquired on entry and released on return.
+static int follow(registry_model *m, garlic_error *err)
+{
+    for (;;) {
+        int rc = engine_follow(registry_model_engine(m), err);
+        registry_model_release(m, NAN);
+        if (rc != GARLIC_OK)
+            return rc;
+        registry_model_unload(m); // (rank 0's was unloaded: this share goes too)
+        uint32_t message[2] = {0, 0};
+        dist_broadcast_idle(message, sizeof message);
+        if (message[0] == SERVE_EXIT)
+            return GARLIC_OK;
+        if (message[0] != SERVE_LOAD)
+            return garlic_error_set(err, GARLIC_EINVAL,
+                                    "rank %u received a message it does not know (kind %u)",
+                                    dist_rank(), message[0]);
+        double seconds;
+        if ((rc = registry_model_acquire(m, &seconds, err)) != GARLIC_OK) {
+            garlic_error why = *err;
+            return garlic_error_set(err, rc,
+                                    "rank %u cannot load its share again (ending the job, as "
+                                    "rank 0 cannot compute without it): %s",
+                                    dist_rank(), why.message);
+        }
+    }
+}
+
 // garlic serve under mpirun --tensor-parallel T: rank 0 serves HTTP with the model's leading
-// engine until SIGINT or SIGTERM; the other ranks follow its steps until it stops.
+// engine until SIGINT or SIGTERM; the other ranks follow its steps (follow) until it stops.
+// With --keep-alive the model is unloaded on every rank after that long unused, and loaded
+// again on every rank for the next request; without, it stays loaded until the server stops.
 static int serve_tensor_parallel(serve_options *o, sigset_t *stop_signals)
 {
     garlic_error err = {0};
     registry *reg = NULL;
     registry_model *m = NULL;
     int status = 0;
+    if (dist_rank() == 0)
+        o->registry.loaded = tell_load;
     if (load_shared_model(o, &reg, &m, &err) != GARLIC_OK) {
         fprintf(stderr, "garlic serve: rank %u: %s\n", dist_rank(), err.message);
         registry_free(reg);
         return 1;
     }
+    atomic_store(&tp_started, true);
     if (dist_rank() != 0) {
-        if (engine_follow(registry_model_engine(m), &err) != GARLIC_OK) {
+        if (follow(m, &err) != GARLIC_OK) {
             fprintf(stderr, "garlic serve: %s\n", err.message);
             status = 1;
         }
-        registry_model_release(m, NAN);
         registry_free(reg);
         return status;
     }
+    // With --keep-alive the start's load is released like a request's (the model goes after
+    // keep_alive unused); without, it is held until the server stops.
+    bool held = !o->registry.keep_alive_set;
+    if (!held)
+        registry_model_release(m, NAN);
     server *srv = server_start(&o->server, reg, &err);
     if (!srv) {
         fprintf(stderr, "garlic serve: %s\n", err.message);
         status = 1;
     } else {
+        // A fault (a rank died or hangs) leaves the HTTP threads a moment to tell the clients
+        // (api_fault) before the job ends.
+        dist_set_fault_grace(DIST_FAULT_GRACE);
         const char *host = o->server.host;
         bool v6 = strchr(host, ':') != NULL;
         fprintf(stderr,
@@ -376,8 +439,11 @@ static int serve_tensor_parallel(serve_options *o, sigset_t *stop_signals)
         fprintf(stderr, "garlic serve: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
         server_stop(srv, o->grace);
     }
-    registry_model_release(m, NAN);
-    registry_free(reg); // (its engine stops, which stops the other ranks)
+    if (held)
+        registry_model_release(m, NAN);
+    registry_free(reg); // (a loaded model's engine stops, which ends the other ranks' follow)
+    uint32_t message[2] = {SERVE_EXIT, 0};
+    dist_broadcast_idle(message, sizeof message);
     return status;
 }
 

@@ -36,6 +36,16 @@ static struct {
     _Atomic size_t bytes;       // its size, for the message
 } flight = {.timeout = DIST_DEFAULT_TIMEOUT};
 
+// A fault (a collective that failed or waited past the timeout), for dist_fault: `message`
+// is written once, under `lock`, before `failed` is set; any thread reads it. `grace` is how
+// long the job goes on after it is recorded (dist_set_fault_grace).
+static struct {
+    pthread_mutex_t lock;
+    atomic_bool failed;
+    _Atomic double grace; // seconds
+    char message[512];
+} fault = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
 // The layout (dist_tp_layout_make; main thread, read-only afterwards).
 static dist_tp_layout layout = {.rank = 0, .size = 1, .stage = 0, .stages = 1};
 
@@ -54,14 +64,47 @@ static struct {
     bool running, stop;
 } watchdog = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-// Ends every rank of the job (MPI_Abort on the world): what a collective that failed or
-// waited too long leaves. The message, already printed, says why.
-static _Noreturn void end_job(void)
+// Records the fault (the first one; dist_fault reads it) and prints it.
+static void record_fault(const char *message)
 {
+    pthread_mutex_lock(&fault.lock);
+    if (!atomic_load(&fault.failed)) {
+        snprintf(fault.message, sizeof fault.message, "%s", message);
+        atomic_store(&fault.failed, true);
+    }
+    pthread_mutex_unlock(&fault.lock);
+    fprintf(stderr, "garlic: %s\n", message);
+}
+
+// Ends every rank of the job (MPI_Abort on the world): what a collective that failed or
+// waited too long leaves. The fault is recorded first, then the job goes on for the grace
+// (rank 0 of garlic serve: its HTTP threads tell the clients), since the thread that calls
+// this cannot go back to a computation whose ranks are out of step.
+static _Noreturn void end_job(const char *message)
+{
+    record_fault(message);
+    double grace = atomic_load(&fault.grace);
+    if (grace > 0) {
+        fprintf(stderr, "garlic: rank %u: ending the job in %.1f s\n", world_rank, grace);
+        struct timespec nap = {.tv_sec = (time_t)grace,
+                               .tv_nsec = (long)((grace - (double)(time_t)grace) * 1e9)};
+        while (nanosleep(&nap, &nap) != 0)
+            ; // (a signal's interruption: the rest of the nap)
+    }
     fflush(stdout);
     fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, 1);
     abort(); // (MPI_Abort does not return)
+}
+
+// The ranks this one waits for, in words ("rank 1"; "the other 3 ranks" in a world of four,
+// where a blocked collective does not say which one is missing).
+static void other_ranks(char *buf, size_t cap)
+{
+    if (world_size == 2)
+        snprintf(buf, cap, "rank %u", 1 - world_rank);
+    else
+        snprintf(buf, cap, "the other %u ranks", world_size - 1);
 }
 
 // Watches the collective in flight: when it has waited longer than the timeout, prints which
@@ -78,11 +121,13 @@ static void *watch(void *arg)
             const char *what = atomic_load(&flight.what);
             size_t bytes = atomic_load(&flight.bytes);
             if (atomic_load(&flight.since) == since) { // the same collective, still waiting
-                fprintf(stderr,
-                        "garlic: rank %u of %u: %s of %zu bytes has waited %.1f s for the other "
-                        "ranks (--dist-timeout %g): a rank died or hangs; ending the job\n",
-                        world_rank, world_size, what, bytes, now - since, timeout);
-                end_job();
+                char others[64], message[400];
+                other_ranks(others, sizeof others);
+                snprintf(message, sizeof message,
+                         "rank %u of %u: %s of %zu bytes has waited %.1f s for %s "
+                         "(--dist-timeout %g): a rank died or hangs; ending the job",
+                         world_rank, world_size, what, bytes, now - since, others, timeout);
+                end_job(message);
             }
             continue;
         }
@@ -111,9 +156,11 @@ static void check(int rc, const char *what)
     char text[MPI_MAX_ERROR_STRING] = "";
     int len = 0;
     MPI_Error_string(rc, text, &len);
-    fprintf(stderr, "garlic: rank %u of %u: %s failed: %s; ending the job\n", world_rank,
-            world_size, what, text);
-    end_job();
+    char others[64], message[400 + MPI_MAX_ERROR_STRING];
+    other_ranks(others, sizeof others);
+    snprintf(message, sizeof message, "rank %u of %u: %s with %s failed: %s; ending the job",
+             world_rank, world_size, what, others, text);
+    end_job(message);
 }
 
 // Marks its end, and checks its result.
@@ -238,6 +285,19 @@ void dist_set_timeout(double seconds)
 }
 
 double dist_timeout(void) { return atomic_load(&flight.timeout); }
+
+void dist_set_fault_grace(double seconds) { atomic_store(&fault.grace, seconds > 0 ? seconds : 0); }
+
+bool dist_fault(char *buf, size_t cap)
+{
+    if (!atomic_load(&fault.failed))
+        return false;
+    pthread_mutex_lock(&fault.lock);
+    if (cap)
+        snprintf(buf, cap, "%s", fault.message);
+    pthread_mutex_unlock(&fault.lock);
+    return true;
+}
 
 uint32_t dist_rank(void) { return world_rank; }
 
@@ -428,9 +488,10 @@ int dist_check_same(const void *bytes, size_t n, const char *what, garlic_error 
         if (copy)
             dist_broadcast(copy, n);
         else {
-            fprintf(stderr, "garlic: rank %u: out of memory comparing %s; ending the job\n",
-                    world_rank, what);
-            end_job(); // the others wait in the broadcast
+            char message[300];
+            snprintf(message, sizeof message, "rank %u: out of memory comparing %s; ending the job",
+                     world_rank, what);
+            end_job(message); // the others wait in the broadcast
         }
         differ = memcmp(copy, bytes, n) != 0;
         garlic_free(copy);

@@ -6,14 +6,18 @@
 // Makefile), the world is one rank and asking for more is an error.
 //
 // Threads: dist_init and dist_finalize run on the main thread; the collectives may be called
-// from one other thread at a time (the engine's scheduler thread), never from two at once.
+// from one other thread at a time (the engine's scheduler thread; garlic serve's rank 0 also
+// from the thread that loads the model and from the main thread at its end, when no engine
+// runs), never from two at once.
 //
 // Faults: a collective never returns a failure and never waits forever. The collectives run
-// on a duplicate of the world whose MPI errors are returned to garlic, which prints the rank
-// and the collective that failed and ends the job (MPI_Abort: every rank exits non-zero); a
-// watchdog thread does the same when a collective has waited longer than the timeout
-// (dist_set_timeout, --dist-timeout: a rank that died or hangs). A rank killed outright is
-// noticed by mpirun itself, which ends the others.
+// on a duplicate of the world whose MPI errors are returned to garlic, which records and
+// prints the rank and the collective that failed (dist_fault) and ends the job (MPI_Abort:
+// every rank exits non-zero), after a grace where one is set (dist_set_fault_grace: garlic
+// serve's rank 0 tells its clients meanwhile); a watchdog thread does the same when a
+// collective has waited longer than the timeout (dist_set_timeout, --dist-timeout: a rank
+// that died or hangs). A rank killed outright is noticed by mpirun itself, which ends the
+// others at once (docs/distributed.md, "Faults").
 #ifndef GARLIC_DIST_DIST_H
 #define GARLIC_DIST_DIST_H
 
@@ -55,6 +59,19 @@ void dist_finalize(void);
 // the same; any thread may call it.
 void dist_set_timeout(double seconds);
 double dist_timeout(void);
+
+// Seconds garlic serve's rank 0 goes on answering HTTP after a fault before it ends the job.
+#define DIST_FAULT_GRACE 2.0
+
+// Sets how long a fault leaves this rank running before it ends the job (seconds; 0, the
+// default, ends it at once). The thread that met the fault sleeps that long; the others run
+// on. Any thread may call it.
+void dist_set_fault_grace(double seconds);
+
+// Whether this rank met a fault (a collective failed or waited past the timeout): the job is
+// ending. When it did, buf (cap bytes) gets its message, which names the ranks and the
+// collective. Any thread may call it, at any time; false in a world of one.
+bool dist_fault(char *buf, size_t cap);
 
 // This process's rank in the world (0 without MPI), and the world's size (1 without MPI).
 uint32_t dist_rank(void);

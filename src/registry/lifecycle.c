@@ -244,6 +244,8 @@ static int load(registry_model *m, bool after_change, double *load_seconds, garl
         garlic_log_int(&l, "parallel", m->parallel);
         garlic_log_end(&l);
     }
+    if (reg->cfg.loaded)
+        reg->cfg.loaded(reg->cfg.loaded_ctx, m);
     pthread_mutex_lock(&reg->life_mu);
     m->failed = false;
     m->failure[0] = '\0';

@@ -25,6 +25,8 @@ enum {
     REGISTRY_FAILED_WAIT = 10, // seconds a request waits for a failed model's requests to end
 };
 
+typedef struct registry_model registry_model;
+
 typedef struct registry_config {
     uint32_t n_ctx;       // positions one request may use; 0: min(trained, 4096)
     uint32_t max_queue;   // waiting requests per model beyond which submit fails; 0: 64
@@ -71,10 +73,14 @@ typedef struct registry_config {
     bool tp_serve; // with tp_size > 1, `garlic serve`'s engines: rank 0's leads (runs the
                    // scheduler, sends each step), the others' follow (engine_follow); false:
                    // every rank runs its own scheduler in lockstep (garlic run, bench)
+    // Called by the thread that loaded a model, once the load succeeded and before any
+    // request can use it (its engine runs no step yet); NULL: nothing. garlic serve's rank 0
+    // tells the other ranks to load their shares again.
+    void (*loaded)(void *ctx, registry_model *m);
+    void *loaded_ctx;
 } registry_config;
 
 typedef struct registry registry;
-typedef struct registry_model registry_model;
 
 // An empty registry. Fails (NULL, err filled) when the template file cannot be read.
 registry *registry_new(const registry_config *cfg, garlic_error *err);

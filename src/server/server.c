@@ -227,14 +227,22 @@ static bool wants_html(const http_exchange *x)
     return accept && strstr(accept, "text/html");
 }
 
+// /health (api_health): 200, or 503 once the distributed job failed.
+static void send_health(server *srv, http_exchange *x, exchange *ex)
+{
+    api_response resp = {0};
+    api_health(&resp);
+    send_body(srv, x, ex, resp.status, resp.content_type, resp.body, resp.len, 0);
+    api_response_deinit(&resp);
+}
+
 // Built-in routes: /health, /metrics, the pages (/ for browsers, /ops, /static/...), and /
 // for API clients (Ollama's probe it and read the plain text).
 static void serve_builtin(server *srv, http_exchange *x, exchange *ex)
 {
     const char *path = routes[ex->route].path;
     if (strcmp(path, "/health") == 0) {
-        static const char ok[] = "{\"status\":\"ok\"}";
-        send_body(srv, x, ex, 200, "application/json", ok, sizeof ok - 1, 0);
+        send_health(srv, x, ex);
     } else if (strcmp(path, "/") == 0 && wants_html(x)) {
         send_page(srv, x, ex, "/static/chat.html");
     } else if (strcmp(path, "/") == 0) {
@@ -264,6 +272,14 @@ static void on_request(void *ctx, http_exchange *x)
     const route_entry *rt = &routes[ex->route];
     if (!rt->handler) {
         serve_builtin(srv, x, ex);
+        return;
+    }
+    api_error fault = {0};
+    if (api_fault(&fault)) { // (the job ends in a moment: no model can answer)
+        api_response resp = {0};
+        api_response_error(&resp, &fault, rt->ollama);
+        send_body(srv, x, ex, resp.status, resp.content_type, resp.body, resp.len, 0);
+        api_response_deinit(&resp);
         return;
     }
     api_call call = {.reg = srv->reg,

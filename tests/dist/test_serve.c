@@ -4,13 +4,17 @@
 // server, for prompts one at a time, four at once (continuous batching: rank 0's steps hold
 // several sequences) and a repeated prompt (the prefix cache: later requests reuse the first
 // one's blocks, on every rank); SIGTERM to rank 0 or to mpirun must end every rank; several
-// models or --models-dir under --tensor-parallel are refused. Skips with a message when
-// mpirun is absent or garlic was built without MPI.
+// models or --models-dir under --tensor-parallel are refused; --keep-alive unloads and
+// reloads the model on every rank (test_keep_alive); a rank that hangs or dies mid-stream
+// ends the job after rank 0 told its clients and /health (test_rank_hung_clients,
+// test_rank_killed_clients). Skips with a message when mpirun is absent or garlic was built
+// without MPI.
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -192,12 +196,10 @@ static double now_seconds(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-// Sends sig to who and waits (at most 20 s) for the job (mpirun, the server's pid) and both
-// ranks to end. Returns mpirun's exit status (-1: killed by a signal).
-static int stop_job(test_server *s, pid_t who, int sig, const pid_t ranks[2])
+// Waits (at most 20 s from t0) for the job (mpirun, the server's pid) and both ranks to end.
+// Returns mpirun's exit status (-1: killed by a signal).
+static int wait_job_end(test_server *s, const pid_t ranks[2], double t0)
 {
-    double t0 = now_seconds();
-    assert_int_equal(kill(who, sig), 0);
     int status = 0;
     while (waitpid(s->pid, &status, WNOHANG) == 0) {
         if (now_seconds() - t0 > 20) {
@@ -214,6 +216,15 @@ static int stop_job(test_server *s, pid_t who, int sig, const pid_t ranks[2])
     assert_true(gone(ranks[0]) && gone(ranks[1]));
     print_message("the job ended %.2f s after the signal\n", now_seconds() - t0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Sends sig to who and waits (at most 20 s) for the job and both ranks to end
+// (wait_job_end).
+static int stop_job(test_server *s, pid_t who, int sig, const pid_t ranks[2])
+{
+    double t0 = now_seconds();
+    assert_int_equal(kill(who, sig), 0);
+    return wait_job_end(s, ranks, t0);
 }
 
 // A server split between 2 ranks by `layout` answers as one process does.
@@ -313,6 +324,275 @@ static void test_stop_mpirun(void **state)
     print_message("SIGTERM to mpirun: its exit status %d\n", status);
 }
 
+// A model slow enough (8 layers of 512, Q8_0) that a long completion is still streaming when
+// a rank is stopped, with room for it (8192 positions).
+static const char *fault_model_path(void)
+{
+    static char path[600];
+    if (path[0])
+        return path;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.dim = 512, p.n_layer = 8, p.n_head = 8, p.n_head_kv = 4, p.ffn = 1536, p.context = 8192;
+    p.type = TENSOR_TYPE_Q8_0;
+    snprintf(path, sizeof path, "%s", test_temp_path("serve-fault.gguf"));
+    garlic_error err;
+    if (model_synth_write(&p, path, &err))
+        fail_msg("%s", err.message);
+    return path;
+}
+
+// Starts `curl -N` in the background: path's (streamed) answer to json goes to the file out,
+// its status line and headers first.
+static pid_t stream_in_background(const test_server *s, const char *path, const char *json,
+                                  const char *out)
+{
+    unlink(out);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char url[200];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, path);
+        execlp("curl", "curl", "-sNi", "--max-time", "60", "-o", out, "-H",
+               "Content-Type: application/json", "-d", json, url, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+// Waits (at most `limit` s) for the file at path to hold more than `bytes` bytes.
+static bool file_grows(const char *path, off_t bytes, double limit)
+{
+    for (double t0 = now_seconds(); now_seconds() - t0 < limit; usleep(20 * 1000)) {
+        struct stat st;
+        if (stat(path, &st) == 0 && st.st_size > bytes)
+            return true;
+    }
+    return false;
+}
+
+// During a fault's grace: /health turns 503, naming the rank, while rank 0 still answers,
+// and a new request gets a 503 distributed_fault.
+static void check_health_fault(const test_server *tp, double t0)
+{
+    char *body = NULL;
+    int status = 200;
+    while (status == 200 && now_seconds() - t0 < 10) {
+        free(body), body = NULL;
+        status = test_http(tp, "GET", "/health", NULL, "--max-time 2", &body, NULL);
+        if (status == 200)
+            usleep(100 * 1000);
+    }
+    double t_health = now_seconds() - t0;
+    print_message("rank 1 stopped: /health answered %d after %.2f s: %s\n", status, t_health,
+                  body ? body : "");
+    assert_int_equal(status, 503);
+    assert_non_null(strstr(body, "\"status\":\"error\""));
+    assert_non_null(strstr(body, "rank 1"));
+    assert_non_null(strstr(body, "--dist-timeout 2"));
+    free(body), body = NULL;
+    // A new request during the grace: 503, the same message.
+    status = test_http(tp, "POST", "/v1/completions",
+                       "{\"model\": \"m\", \"prompt\": \"hi\", \"max_tokens\": 4}", "--max-time 2",
+                       &body, NULL);
+    assert_int_equal(status, 503);
+    assert_non_null(strstr(body, "\"code\":\"distributed_fault\""));
+    free(body);
+}
+
+// Rank 1 hung or killed (sig: SIGSTOP or SIGKILL) while two answers stream and a whole one
+// is computed, under `launcher`: rank 0's watchdog notices after --dist-timeout 2 and, for
+// the grace before it ends the job, its HTTP side tells the truth: the OpenAI stream ends
+// with an error event naming rank 1 then [DONE], the Ollama stream with an error line, the
+// whole answer is a 503 distributed_fault; for a hung rank /health answers 503 with the
+// message and a new request gets the 503 too. Then the job ends, non-zero.
+static void check_fault_clients(int sig, const char *launcher)
+{
+    char args[900];
+    snprintf(args, sizeof args,
+             "-m '%s=m' --no-store -t 1 --ctx 8192 --tensor-parallel 2 --dist-timeout 2 --quiet",
+             fault_model_path());
+    test_server *tp = &started[1];
+    test_server_start(tp, "serve-fault.log", launcher, args);
+    pid_t ranks[2];
+    find_ranks(tp->pid, ranks);
+    assert_true(ranks[0] > 0 && ranks[1] > 0);
+    char openai_out[600], ollama_out[600], whole_out[600];
+    snprintf(openai_out, sizeof openai_out, "%s", test_temp_path("fault-openai.txt"));
+    snprintf(ollama_out, sizeof ollama_out, "%s", test_temp_path("fault-ollama.txt"));
+    snprintf(whole_out, sizeof whole_out, "%s", test_temp_path("fault-whole.txt"));
+    pid_t openai = stream_in_background(tp, "/v1/completions",
+                                        "{\"model\": \"m\", \"prompt\": [1, 45], \"max_tokens\": "
+                                        "8000, \"temperature\": 0, \"stream\": true}",
+                                        openai_out);
+    pid_t ollama = stream_in_background(tp, "/api/generate",
+                                        "{\"model\": \"m\", \"prompt\": \"a long story\", "
+                                        "\"options\": {\"num_predict\": 8000, \"temperature\": 0}}",
+                                        ollama_out);
+    pid_t whole = stream_in_background(tp, "/v1/completions",
+                                       "{\"model\": \"m\", \"prompt\": [1, 45], \"max_tokens\": "
+                                       "8000, \"temperature\": 0}",
+                                       whole_out);
+    if (!file_grows(openai_out, 600, 60) || !file_grows(ollama_out, 600, 60))
+        fail_msg("the two streams did not start within 60 s");
+    char *before = test_read_file(openai_out, NULL);
+    assert_non_null(before);
+    assert_null(strstr(before, "[DONE]")); // (still streaming: the stop comes mid-answer)
+    free(before);
+    double t0 = now_seconds();
+    assert_int_equal(kill(ranks[1], sig), 0);
+    if (sig == SIGSTOP)
+        check_health_fault(tp, t0);
+    // The streams end with an error, not a bare close.
+    int curl_status = 0;
+    assert_int_equal(waitpid(openai, &curl_status, 0), openai);
+    double t_stream = now_seconds() - t0;
+    assert_true(WIFEXITED(curl_status) && WEXITSTATUS(curl_status) == 0);
+    assert_int_equal(waitpid(ollama, &curl_status, 0), ollama);
+    assert_true(WIFEXITED(curl_status) && WEXITSTATUS(curl_status) == 0);
+    char *text = test_read_file(openai_out, NULL), *lines = test_read_file(ollama_out, NULL);
+    assert_non_null(text);
+    assert_non_null(lines);
+    const char *event = strstr(text, "data: {\"error\":");
+    if (!event || !strstr(event, "\"type\":\"server_error\"") ||
+        !strstr(event, "\"code\":\"distributed_fault\"") || !strstr(event, "rank 1") ||
+        !strstr(event, "\n\ndata: [DONE]\n\n"))
+        fail_msg("the OpenAI stream did not end with the fault's error event: %.600s",
+                 event ? event : text + (strlen(text) > 600 ? strlen(text) - 600 : 0));
+    const char *line = strstr(lines, "{\"error\":");
+    if (!line || !strstr(line, "rank 1"))
+        fail_msg("the Ollama stream did not end with an error line: %.600s",
+                 lines + (strlen(lines) > 600 ? strlen(lines) - 600 : 0));
+    print_message("the streams ended with the error %.2f s after the stop: %.300s\n", t_stream,
+                  event);
+    assert_true(t_stream < 8);
+    free(text), free(lines);
+    // The whole answer that was being computed: a 503 with the message.
+    assert_int_equal(waitpid(whole, &curl_status, 0), whole);
+    text = test_read_file(whole_out, NULL);
+    assert_non_null(text);
+    if (strncmp(text, "HTTP/1.1 503", 12) != 0 || !strstr(text, "\"code\":\"distributed_fault\"") ||
+        !strstr(text, "rank 1"))
+        fail_msg("the whole answer was not a 503 naming the fault: %.600s", text);
+    free(text);
+    // Then the job ends, non-zero, every rank with it.
+    int exit_status = wait_job_end(tp, ranks, t0);
+    print_message("mpirun's exit status %d\n", exit_status);
+    assert_int_not_equal(exit_status, 0);
+    char *log = test_read_file(tp->log, NULL);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "a rank died or hangs"));
+    assert_non_null(strstr(log, "ending the job in 2.0 s"));
+    free(log);
+}
+
+static void test_rank_hung_clients(void **state)
+{
+    (void)state;
+    if (!mpi_ready())
+        skip();
+    check_fault_clients(SIGSTOP, MPIRUN);
+}
+
+// A rank killed outright: mpirun ends the others itself (SIGTERM, then SIGKILL after
+// odls_base_sigkill_timeout, 1 s by default, before the watchdog could speak); given 3 s,
+// the watchdog's 2 s come first and the clients are told as for a hung rank.
+static void test_rank_killed_clients(void **state)
+{
+    (void)state;
+    if (!mpi_ready())
+        skip();
+    char launcher[600];
+    snprintf(launcher, sizeof launcher, "%s --mca odls_base_sigkill_timeout 3", MPIRUN);
+    check_fault_clients(SIGKILL, launcher);
+}
+
+// A process's resident memory (VmRSS of /proc/PID/status) in kB, or fails the test.
+static long resident_kb(pid_t pid)
+{
+    char path[64], status[8192] = "";
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r"); // (procfs gives no size: read what there is)
+    size_t n = f ? fread(status, 1, sizeof status - 1, f) : 0;
+    if (f)
+        fclose(f);
+    status[n] = '\0';
+    const char *at = strstr(status, "\nVmRSS:");
+    if (!at)
+        fail_msg("%s: no VmRSS", path);
+    return atol(at + 8);
+}
+
+// Whether /api/ps lists a loaded model.
+static bool model_listed(const test_server *s)
+{
+    char *body = NULL;
+    assert_int_equal(test_http(s, "GET", "/api/ps", NULL, NULL, &body, NULL), 200);
+    bool listed = strstr(body, "\"name\":\"m\"") != NULL;
+    free(body);
+    return listed;
+}
+
+// --keep-alive under a layout of 2 ranks: after 1 s unused the model is unloaded on every
+// rank (/api/ps lists nothing, rank 1's resident memory falls), and the next request loads
+// it on every rank again and answers the same greedy text; SIGTERM to rank 0 then ends both.
+static void check_keep_alive(const char *layout)
+{
+    char args[900];
+    snprintf(args, sizeof args,
+             "-m '%s=m' --no-store -t 1 --kv-type f32 %s --keep-alive 1s --dist-timeout 30",
+             fault_model_path(), layout);
+    test_server *tp = &started[1];
+    test_server_start(tp, "serve-keep.log", MPIRUN, args);
+    pid_t ranks[2];
+    find_ranks(tp->pid, ranks);
+    assert_true(ranks[0] > 0 && ranks[1] > 0);
+    for (int round = 0; round < 2; round++) { // (the second round after a reload)
+        char *first = complete(tp, PROMPTS[0], N_GEN);
+        assert_true(model_listed(tp));
+        long loaded = resident_kb(ranks[1]);
+        double t0 = now_seconds();
+        while (model_listed(tp) && now_seconds() - t0 < 10)
+            usleep(100 * 1000);
+        assert_false(model_listed(tp));
+        double t_gone = now_seconds() - t0;
+        // (rank 1 unloads once rank 0's engine stopped: give it a moment)
+        long unloaded = resident_kb(ranks[1]);
+        for (double t1 = now_seconds(); unloaded > loaded * 3 / 4 && now_seconds() - t1 < 5;)
+            usleep(50 * 1000), unloaded = resident_kb(ranks[1]);
+        print_message("round %d: /api/ps empty %.1f s after the answer; rank 1's resident "
+                      "memory %ld kB loaded, %ld kB unloaded\n",
+                      round + 1, t_gone, loaded, unloaded);
+        assert_true(unloaded < loaded * 3 / 4); // (the share of the weights it touched, its pools)
+        char *again = complete(tp, PROMPTS[0], N_GEN);
+        if (strcmp(again, first) != 0)
+            fail_msg("after the reload, 2 ranks answered %s, before %s", again, first);
+        free(first), free(again);
+    }
+    char *log = test_read_file(tp->log, NULL);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "keep_alive expired"));
+    free(log);
+    int status = stop_job(tp, ranks[0], SIGTERM, ranks);
+    assert_int_equal(status, 0);
+}
+
+static void test_keep_alive(void **state)
+{
+    (void)state;
+    if (!mpi_ready())
+        skip();
+    check_keep_alive("--tensor-parallel 2");
+}
+
+static void test_keep_alive_pipeline(void **state)
+{
+    (void)state;
+    if (!mpi_ready())
+        skip();
+    check_keep_alive("--pipeline-parallel 2");
+}
+
 // One model, loaded at start: several -m or --models-dir are refused under tensor parallelism
 // (before any rank starts MPI work).
 static void test_refusals(void **state)
@@ -325,10 +605,10 @@ static void test_refusals(void **state)
         2);
     assert_non_null(strstr(err, "--tensor-parallel serves one model, loaded at start"));
     free(err);
-    assert_int_equal(test_run(NULL, &err, "%s serve -m '%s' --keep-alive 5m --tensor-parallel 2",
+    assert_int_equal(test_run(NULL, &err, "%s serve -m '%s' --sleep-after 5m --tensor-parallel 2",
                               test_garlic(), m),
                      2);
-    assert_non_null(strstr(err, "the model stays loaded until the server stops"));
+    assert_non_null(strstr(err, "--sleep-after: under --tensor-parallel the model stays loaded"));
     free(err);
     // T must be the number of ranks, as for garlic run.
     assert_int_not_equal(test_run(NULL, &err,
@@ -346,6 +626,10 @@ int main(void)
         cmocka_unit_test_teardown(test_same_text, stop_started),
         cmocka_unit_test_teardown(test_same_text_pipeline, stop_started),
         cmocka_unit_test_teardown(test_stop_mpirun, stop_started),
+        cmocka_unit_test_teardown(test_keep_alive, stop_started),
+        cmocka_unit_test_teardown(test_keep_alive_pipeline, stop_started),
+        cmocka_unit_test_teardown(test_rank_hung_clients, stop_started),
+        cmocka_unit_test_teardown(test_rank_killed_clients, stop_started),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
