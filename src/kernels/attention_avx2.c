@@ -116,4 +116,39 @@ void kernel_dot_rows_q8_0_avx2(const void *q, size_t q_stride, int64_t n_q, cons
                      out + j0 * out_stride + r, out_stride);
     }
 }
+
+// Two queries' sums over the rows at once, one block (32 values, four vectors) at a time: the
+// block's codes are converted to floats once per row and meet each query's weight times the
+// block's scale in an FMA, rows in order, as the reference does it.
+void kernel_axpy_rows_q8_0_avx2(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                                int64_t w_stride, const void *rows, size_t pitch, int64_t n_rows,
+                                int64_t n)
+{
+    for (int64_t j0 = 0; j0 < n_q; j0 += 2) {
+        int heads = n_q - j0 < 2 ? (int)(n_q - j0) : 2;
+        for (int64_t b = 0; b < n / QK8_0; b++) {
+            __m256 acc[2][4];
+            for (int h = 0; h < heads; h++)
+                for (int k = 0; k < 4; k++)
+                    acc[h][k] = _mm256_loadu_ps(y + (j0 + h) * y_stride + b * QK8_0 + 8 * k);
+            const uint8_t *blk = (const uint8_t *)rows + (size_t)b * sizeof(block_q8_0);
+            for (int64_t r = 0; r < n_rows; r++, blk += pitch) {
+                const block_q8_0 *x = (const block_q8_0 *)blk;
+                __m256 v[4];
+                for (int k = 0; k < 4; k++)
+                    v[k] = _mm256_cvtepi32_ps(
+                        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(x->qs + 8 * k))));
+                float d = _cvtsh_ss(x->d);
+                for (int h = 0; h < heads; h++) {
+                    __m256 c = _mm256_set1_ps(w[(j0 + h) * w_stride + r] * d);
+                    for (int k = 0; k < 4; k++)
+                        acc[h][k] = _mm256_fmadd_ps(c, v[k], acc[h][k]);
+                }
+            }
+            for (int h = 0; h < heads; h++)
+                for (int k = 0; k < 4; k++)
+                    _mm256_storeu_ps(y + (j0 + h) * y_stride + b * QK8_0 + 8 * k, acc[h][k]);
+        }
+    }
+}
 #endif

@@ -76,6 +76,13 @@ void kernel_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *
 void kernel_dot_rows_q8_0(const void *q, size_t q_stride, int64_t n_q, const void *rows,
                           size_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
                           int64_t out_stride);
+// The weighted sum of Q8_0 value rows for n_q queries at once: y_j += sum_r w_j[r] * row r,
+// with y_j at y + j * y_stride, w_j at w + j * w_stride and row r's n values (Q8_0 blocks,
+// n a multiple of 32) at rows + r * pitch bytes. Each value is added as fmaf(w_j[r] * d,
+// q, y) (d the block's scale, q the code), rows in order: the same in every variant.
+void kernel_axpy_rows_q8_0(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                           int64_t w_stride, const void *rows, size_t pitch, int64_t n_rows,
+                           int64_t n);
 // x[i] = exp(x[i] - max) for i < n; returns the sum of the results (softmax).
 float kernel_exp_sum_f32(float *x, int64_t n, float max);
 // gate[i] = silu(gate[i]) * up[i] = gate[i] / (1 + exp(-gate[i])) * up[i] (SwiGLU).

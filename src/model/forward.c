@@ -695,8 +695,8 @@ static const float *load_rows(kv_type type, const uint8_t *row, size_t row_bytes
 // Causal attention, one (token, KV head, part of the group) at a time, taken by threads in
 // turn (a thread that was descheduled leaves its items to the others).
 // The K (then V) rows of the pair's positions are converted to floats once, ATT_ROWS at a
-// time (a Q8_0 cache's K rows are not: they meet the queries converted to Q8_0), and used by
-// every query head of the part at once: scores (scaled dot products), softmax over positions
+// time (a Q8_0 cache's rows are not: its K rows meet the queries converted to Q8_0, its V
+// rows are summed from their codes), and used by every query head of the part at once: scores (scaled dot products), softmax over positions
 // 0..pos of the token's sequence (max subtracted; exp and sum vectorized), the weighted sum of
 // the values with the unnormalized weights, then scaled by 1 / sum, written to xb. Multi-head
 // latent attention keeps no V rows: a head's values are the first hd_v values of its K row
@@ -724,9 +724,11 @@ static void attention_worker(void *ctx, int ith, int nth)
     uint32_t kind = job->a->window_blocks;
     uint32_t parts = (group + job->part_heads - 1) / job->part_heads;
     // A Q8_0 cache's K rows meet the queries converted to Q8_0 (once per item) in the int8
-    // product of the blocks, as llama.cpp's flash attention does, instead of being converted
-    // to floats; q8_bytes is one head's converted query and one head's share of a K row.
+    // product of the blocks, as llama.cpp's flash attention does, and its V rows are summed
+    // from their codes, instead of either being converted to floats first; q8_bytes is one
+    // head's converted query and one head's share of a K row.
     bool q8_rows = kc->type == KV_TYPE_Q8_0 && hd_k % 32 == 0;
+    bool q8_values = kc->type == KV_TYPE_Q8_0 && hd_v % 32 == 0 && v_head % 32 == 0;
     size_t q8_bytes = (size_t)hd_k / 32 * 34;
     uint8_t *q8 = s->att_q + (size_t)ith * hp->n_head * q8_bytes;
     (void)nth;
@@ -782,6 +784,11 @@ static void attention_worker(void *ctx, int ith, int nth)
             uint32_t block = table[t0 / bt];
             const uint8_t *base = v_in_k ? kv_cache_k_row(s->kv, job->layer, block, t0 % bt)
                                          : kv_cache_v_row(s->kv, job->layer, block, t0 % bt);
+            if (q8_values) {
+                kernel_axpy_rows_q8_0(out, hd_v, heads, scores + t0, s->n_ctx,
+                                      base + (size_t)kh * v_head / 32 * 34, v_stride, n, hd_v);
+                continue;
+            }
             uint32_t pitch;
             const float *v = load_rows(kc->type, base, v_stride, v_row_values, kh * v_head, hd_v, n,
                                        rows, &pitch);

@@ -926,9 +926,10 @@ static void test_float_helpers(void **state)
     }
 }
 
-// Attention scores over Q8_0 cache rows: a variant's dot_rows_q8_0 equals the scalar
-// reference exactly (int8 sums are exact; the float steps are the same ones in the same order)
-// and the reference is the scaled dot of the dequantized rows within the rounding of the sums.
+// Attention over Q8_0 cache rows: a variant's dot_rows_q8_0 and axpy_rows_q8_0 equal the
+// scalar reference exactly (int8 sums are exact; the float steps are the same ones in the same
+// order, FMA where the reference calls fmaf), and the reference is the float product of the
+// dequantized rows within the rounding of the sums.
 // K rows hold every code (-128 included) and random scales; queries come from the Q8_0
 // conversion; rows sit an odd number of bytes apart; head counts and widths cover one and
 // several passes, sixteen-segment groups and leftovers, and widths past the SIMD's 64 blocks.
@@ -981,6 +982,44 @@ static void check_q8_0_rows(test_rng *rng, kernel_variant v, int64_t n, int64_t 
                          (long long)n, (long long)j, (long long)r, w, scale * exact);
         }
     }
+    // The weighted sum of the rows: exactly the reference, and the dequantized rows' sum in
+    // double within the rounding of n_rows float steps.
+    int64_t y_stride = n + 5;
+    float *w = malloc((size_t)(n_q * out_stride) * sizeof *w);
+    float *y0 = malloc((size_t)(n_q * y_stride) * sizeof *y0);
+    float *y1 = malloc((size_t)(n_q * y_stride) * sizeof *y1);
+    float *y2 = malloc((size_t)(n_q * y_stride) * sizeof *y2);
+    assert_true(w && y0 && y1 && y2);
+    fill_normal(rng, w, n_q * out_stride);
+    fill_normal(rng, y0, n_q * y_stride);
+    memcpy(y1, y0, (size_t)(n_q * y_stride) * sizeof *y1);
+    memcpy(y2, y0, (size_t)(n_q * y_stride) * sizeof *y2);
+    ops->axpy_rows_q8_0(y1, y_stride, n_q, w, out_stride, rows, pitch, n_rows, n);
+    kernel_axpy_rows_q8_0_ref(y2, y_stride, n_q, w, out_stride, rows, pitch, n_rows, n);
+    float *deq = malloc((size_t)(n * n_rows) * sizeof *deq);
+    assert_true(deq);
+    for (int64_t r = 0; r < n_rows; r++)
+        tensor_type_get(TENSOR_TYPE_Q8_0)->dequantize(rows + r * pitch, deq + r * n, n);
+    for (int64_t j = 0; j < n_q; j++)
+        for (int64_t i = 0; i < y_stride; i++) {
+            size_t at = (size_t)(j * y_stride + i);
+            if (y1[at] != y2[at] || (i >= n && y1[at] != y0[at]))
+                fail_msg("%s axpy_rows_q8_0 n=%lld heads %lld query %lld value %lld: %.9g vs "
+                         "scalar %.9g",
+                         kernel_variant_label(v), (long long)n, (long long)n_q, (long long)j,
+                         (long long)i, y1[at], y2[at]);
+            if (i >= n)
+                continue;
+            double exact = y0[at], mass = fabs((double)y0[at]);
+            for (int64_t r = 0; r < n_rows; r++) {
+                double t = (double)w[j * out_stride + r] * deq[r * n + i];
+                exact += t, mass += fabs(t);
+            }
+            if (fabs(y2[at] - exact) > 1e-5 * mass)
+                fail_msg("axpy_rows_q8_0_ref n=%lld query %lld value %lld: %.9g, in double %.9g",
+                         (long long)n, (long long)j, (long long)i, y2[at], exact);
+        }
+    free(w), free(y0), free(y1), free(y2), free(deq);
     free(x), free(k), free(q), free(rows), free(got), free(want);
 }
 
