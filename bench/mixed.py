@@ -11,7 +11,7 @@
 # llama-server -b N -ub N), medians over --rounds. Figures are printed, never asserted.
 # Decoding streams ask for ignore_eos (llama-server) and a -100 bias on EOS (garlic, which
 # rejects fields it does not know).
-# usage: bench/mixed.py [--garlic ./garlic] [--llama-server PATH] [--steps 512,64] MODEL.gguf
+# usage: bench/mixed.py [--garlic ./garlic] [--llama-server PATH] [--steps 512,16] MODEL.gguf
 import argparse
 import http.client
 import json
@@ -213,7 +213,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--garlic", default="./garlic")
     ap.add_argument("--llama-server", default="")
-    ap.add_argument("--steps", default="512,64")
+    ap.add_argument("--steps", default="512,16")
     ap.add_argument("--streams", type=int, default=4)
     ap.add_argument("--prompt-tokens", type=int, default=512)
     ap.add_argument("--every", type=float, default=1.0)
@@ -236,7 +236,11 @@ def main():
     for rnd in range(args.rounds):
         for step in steps:
             for kind, binary in servers:
-                srv = Server(kind, binary, args.model, step, args)
+                try:
+                    srv = Server(kind, binary, args.model, step, args)
+                except RuntimeError as e:  # (llama-server does not start with -b 4)
+                    print(f"  round {rnd + 1} {kind} step {step}: {e}", flush=True)
+                    continue
                 try:
                     r = measure(srv, args, eos if kind == "garlic" else None, n_vocab)
                 finally:

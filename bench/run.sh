@@ -82,7 +82,7 @@ depth_bench() {
 # Mixed traffic (issue 21, BENCH_ONLY=mixed alone; part of the full run): bench/mixed.py on
 # the TinyLlama-shaped Q4_0 model: 4 streams decoding while a 512-token prompt arrives every
 # second, the 50th and 99th percentile inter-token times against one stream alone, per
-# --step-tokens value (BENCH_MIXED_STEPS, default 512,64), and llama-server (LLAMA_SERVER) in
+# --step-tokens value (BENCH_MIXED_STEPS, default 512,16), and llama-server (LLAMA_SERVER) in
 # turn with -b/-ub of the same size; BENCH_MIXED_ROUNDS (default 1) rounds.
 mixed_bench() {
   local model=$build/bench/models/tinyllama-Q4_0.gguf
@@ -93,7 +93,7 @@ mixed_bench() {
   fi
   echo "== mixed traffic (bench/mixed.py)"
   bench/mixed.py --garlic ./garlic --llama-server "${LLAMA_SERVER:-}" --threads "$threads" \
-    --steps "${BENCH_MIXED_STEPS:-512,64}" --rounds "${BENCH_MIXED_ROUNDS:-1}" "$model"
+    --steps "${BENCH_MIXED_STEPS:-512,16}" --rounds "${BENCH_MIXED_ROUNDS:-1}" "$model"
 }
 # Cold start (issue 21, BENCH_ONLY=cold alone; part of the full run): bench/cold.py on a
 # TinyLlama-shaped Q4_0 file of its own (no other process may map it, or its pages stay
