@@ -81,6 +81,44 @@ depth_bench() {
     done
   done
 }
+# Mixed traffic (issue 21, BENCH_ONLY=mixed alone; part of the full run): bench/mixed.py on
+# the TinyLlama-shaped Q4_0 model: 4 streams decoding while a 512-token prompt arrives every
+# second, the 50th and 99th percentile inter-token times against one stream alone, per
+# --step-tokens value (BENCH_MIXED_STEPS, default 512,16), and llama-server (LLAMA_SERVER) in
+# turn with -b/-ub of the same size; BENCH_MIXED_ROUNDS (default 1) rounds.
+mixed_bench() {
+  local model=$build/bench/models/tinyllama-Q4_0.gguf
+  if [ ! -f "$model" ]; then
+    mkdir -p "$build/bench/models"
+    echo "== synthesizing $model"
+    ./garlic synth "$model.tmp" --preset tinyllama --type Q4_0 && mv "$model.tmp" "$model"
+  fi
+  echo "== mixed traffic (bench/mixed.py)"
+  bench/mixed.py --garlic ./garlic --llama-server "${LLAMA_SERVER:-}" --threads "$threads" \
+    --steps "${BENCH_MIXED_STEPS:-512,16}" --rounds "${BENCH_MIXED_ROUNDS:-1}" "$model"
+}
+# Cold start (issue 21, BENCH_ONLY=cold alone; part of the full run): bench/cold.py on a
+# TinyLlama-shaped Q4_0 file of its own (no other process may map it, or its pages stay
+# cached): `garlic run FILE "Hello" -n 1` to the first token with the file dropped from the
+# page cache, against `cat FILE` cold; BENCH_COLD_ROUNDS (default 3) rounds.
+cold_bench() {
+  mkdir -p "$build/bench/models"
+  local model=$build/bench/models/cold-tinyllama-Q4_0.gguf
+  if [ ! -f "$model" ]; then
+    echo "== synthesizing $model"
+    ./garlic synth "$model.tmp" --preset tinyllama --type Q4_0 && mv "$model.tmp" "$model"
+  fi
+  echo "== cold start (bench/cold.py)"
+  bench/cold.py --garlic ./garlic --rounds "${BENCH_COLD_ROUNDS:-3}" "$model"
+}
+if [ "${BENCH_ONLY:-}" = mixed ]; then
+  mixed_bench
+  exit 0
+fi
+if [ "${BENCH_ONLY:-}" = cold ]; then
+  cold_bench
+  exit 0
+fi
 if [ "${BENCH_ONLY:-}" = share ]; then
   share_bench
   exit 0
@@ -182,4 +220,6 @@ if [ -f "$model" ]; then
   fi
 fi
 depth_bench
+mixed_bench
+cold_bench
 share_bench

@@ -1055,6 +1055,8 @@ const kernel_float_ops kernel_avx2_float_ops = {
     .axpy_f16 = helper_axpy_f16,
     .dot_rows_f32 = helper_dot_rows_f32,
     .axpy_rows_f32 = helper_axpy_rows_f32,
+    .dot_rows_q8_0 = kernel_dot_rows_q8_0_avx2,
+    .axpy_rows_q8_0 = kernel_axpy_rows_q8_0_avx2,
     .exp_sum_f32 = helper_exp_sum_f32,
     .swiglu_f32 = helper_swiglu_f32,
 };

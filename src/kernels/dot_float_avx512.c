@@ -604,6 +604,8 @@ const kernel_float_ops kernel_avx512_float_ops = {
     .axpy_f16 = helper_axpy_f16,
     .dot_rows_f32 = helper_dot_rows_f32,
     .axpy_rows_f32 = helper_axpy_rows_f32,
+    .dot_rows_q8_0 = kernel_dot_rows_q8_0_avx512,
+    .axpy_rows_q8_0 = kernel_axpy_rows_q8_0_avx512,
     .exp_sum_f32 = helper_exp_sum_f32,
     .swiglu_f32 = helper_swiglu_f32,
 };

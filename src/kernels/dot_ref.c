@@ -373,6 +373,33 @@ void kernel_dot_rows_f32_ref(const float *q, int64_t q_stride, int64_t n_q, cons
                 kernel_dot_f32_ref(q + j * q_stride, rows + r * pitch, n);
 }
 
+void kernel_dot_rows_q8_0_ref(const void *q, size_t q_stride, int64_t n_q, const void *rows,
+                              size_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                              int64_t out_stride)
+{
+    for (int64_t j = 0; j < n_q; j++)
+        for (int64_t r = 0; r < n_rows; r++)
+            out[j * out_stride + r] = scale *
+                kernel_dot_q8_0_q8_0_ref((const uint8_t *)rows + (size_t)r * pitch,
+                                         (const uint8_t *)q + (size_t)j * q_stride, n);
+}
+
+void kernel_axpy_rows_q8_0_ref(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                               int64_t w_stride, const void *rows, size_t pitch, int64_t n_rows,
+                               int64_t n)
+{
+    for (int64_t j = 0; j < n_q; j++)
+        for (int64_t r = 0; r < n_rows; r++) {
+            const block_q8_0 *blk = (const void *)((const uint8_t *)rows + (size_t)r * pitch);
+            float *yj = y + j * y_stride;
+            for (int64_t b = 0; b < n / QK8_0; b++) {
+                float c = w[j * w_stride + r] * half(blk[b].d);
+                for (int i = 0; i < QK8_0; i++)
+                    yj[b * QK8_0 + i] = fmaf(c, (float)blk[b].qs[i], yj[b * QK8_0 + i]);
+            }
+        }
+}
+
 void kernel_axpy_rows_f32_ref(float *y, int64_t y_stride, int64_t n_q, const float *w,
                               int64_t w_stride, const float *rows, int64_t pitch, int64_t n_rows,
                               int64_t n)

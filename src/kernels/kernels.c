@@ -80,6 +80,8 @@ static const kernel_float_ops ref_float_ops = {
     .axpy_f32 = kernel_axpy_f32_ref,
     .dot_rows_f32 = kernel_dot_rows_f32_ref,
     .axpy_rows_f32 = kernel_axpy_rows_f32_ref,
+    .dot_rows_q8_0 = kernel_dot_rows_q8_0_ref,
+    .axpy_rows_q8_0 = kernel_axpy_rows_q8_0_ref,
     .axpy_f16 = kernel_axpy_f16_ref,
     .exp_sum_f32 = kernel_exp_sum_f32_ref,
     .swiglu_f32 = kernel_swiglu_f32_ref,
@@ -413,6 +415,22 @@ void kernel_dot_rows_f32(const float *q, int64_t q_stride, int64_t n_q, const fl
 {
     kernel_variant_float_ops(kernel_variant_active())
         ->dot_rows_f32(q, q_stride, n_q, rows, pitch, n_rows, n, scale, out, out_stride);
+}
+
+void kernel_dot_rows_q8_0(const void *q, size_t q_stride, int64_t n_q, const void *rows,
+                          size_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                          int64_t out_stride)
+{
+    kernel_variant_float_ops(kernel_variant_active())
+        ->dot_rows_q8_0(q, q_stride, n_q, rows, pitch, n_rows, n, scale, out, out_stride);
+}
+
+void kernel_axpy_rows_q8_0(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                           int64_t w_stride, const void *rows, size_t pitch, int64_t n_rows,
+                           int64_t n)
+{
+    kernel_variant_float_ops(kernel_variant_active())
+        ->axpy_rows_q8_0(y, y_stride, n_q, w, w_stride, rows, pitch, n_rows, n);
 }
 
 void kernel_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *w, int64_t w_stride,

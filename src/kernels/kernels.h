@@ -67,6 +67,22 @@ void kernel_dot_rows_f32(const float *q, int64_t q_stride, int64_t n_q, const fl
                          int64_t out_stride);
 void kernel_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *w, int64_t w_stride,
                           const float *rows, int64_t pitch, int64_t n_rows, int64_t n);
+// Attention scores over rows of a Q8_0 cache with the int8 product of Q8_0 blocks: n_q
+// queries converted once to Q8_0 (kernel_act_convert(TENSOR_TYPE_Q8_0)), query j at
+// q + j * q_stride bytes, and n_rows cache rows of n values (a multiple of 32) at rows +
+// r * pitch bytes: out[j * out_stride + r] = scale * kernel_dot(TENSOR_TYPE_Q8_0, row r, q_j,
+// n) as the scalar reference computes it (integer sums per block, scaled by both blocks'
+// scales, added over the blocks in order), exactly, in every variant.
+void kernel_dot_rows_q8_0(const void *q, size_t q_stride, int64_t n_q, const void *rows,
+                          size_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                          int64_t out_stride);
+// The weighted sum of Q8_0 value rows for n_q queries at once: y_j += sum_r w_j[r] * row r,
+// with y_j at y + j * y_stride, w_j at w + j * w_stride and row r's n values (Q8_0 blocks,
+// n a multiple of 32) at rows + r * pitch bytes. Each value is added as fmaf(w_j[r] * d,
+// q, y) (d the block's scale, q the code), rows in order: the same in every variant.
+void kernel_axpy_rows_q8_0(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                           int64_t w_stride, const void *rows, size_t pitch, int64_t n_rows,
+                           int64_t n);
 // x[i] = exp(x[i] - max) for i < n; returns the sum of the results (softmax).
 float kernel_exp_sum_f32(float *x, int64_t n, float max);
 // gate[i] = silu(gate[i]) * up[i] = gate[i] / (1 + exp(-gate[i])) * up[i] (SwiGLU).

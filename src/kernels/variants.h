@@ -125,7 +125,7 @@ struct kernel_type_ops {
 
 // A variant's float helpers for attention and the feed-forward step, one member for each
 // public helper of the same name in kernels.h (kernel_dot_f32, kernel_axpy_f32, ...); every
-// variant has all eight.
+// variant has all ten.
 typedef struct kernel_float_ops {
     float (*dot_f32)(const float *a, const float *b, int64_t n);
     float (*dot_f32_f16)(const float *a, const uint16_t *b_half, int64_t n);
@@ -136,6 +136,12 @@ typedef struct kernel_float_ops {
                          int64_t out_stride);
     void (*axpy_rows_f32)(float *y, int64_t y_stride, int64_t n_q, const float *w, int64_t w_stride,
                           const float *rows, int64_t pitch, int64_t n_rows, int64_t n);
+    void (*dot_rows_q8_0)(const void *q, size_t q_stride, int64_t n_q, const void *rows,
+                          size_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                          int64_t out_stride);
+    void (*axpy_rows_q8_0)(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                           int64_t w_stride, const void *rows, size_t pitch, int64_t n_rows,
+                           int64_t n);
     float (*exp_sum_f32)(float *x, int64_t n, float max);
     void (*swiglu_f32)(float *gate, const float *up, int64_t n);
 } kernel_float_ops;
@@ -225,6 +231,12 @@ void kernel_dot_rows_f32_ref(const float *q, int64_t q_stride, int64_t n_q, cons
 void kernel_axpy_rows_f32_ref(float *y, int64_t y_stride, int64_t n_q, const float *w,
                               int64_t w_stride, const float *rows, int64_t pitch, int64_t n_rows,
                               int64_t n);
+void kernel_dot_rows_q8_0_ref(const void *q, size_t q_stride, int64_t n_q, const void *rows,
+                              size_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                              int64_t out_stride);
+void kernel_axpy_rows_q8_0_ref(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                               int64_t w_stride, const void *rows, size_t pitch, int64_t n_rows,
+                               int64_t n);
 float kernel_exp_sum_f32_ref(float *x, int64_t n, float max);
 void kernel_swiglu_f32_ref(float *gate, const float *up, int64_t n);
 void kernel_axpy_f16_ref(float *y, float a, const uint16_t *x_half, int64_t n);
@@ -239,5 +251,19 @@ extern const kernel_type_ops kernel_avx512_float_type_ops[];
 extern const kernel_type_ops kernel_avx512_legacy_type_ops[];
 extern const kernel_type_ops kernel_avx512_kquant_type_ops[];
 extern const kernel_float_ops kernel_avx512_float_ops;
+// The attention scores over Q8_0 cache rows (attention_avx2.c, attention_avx512.c), members
+// of the float helper tables.
+void kernel_dot_rows_q8_0_avx2(const void *q, size_t q_stride, int64_t n_q, const void *rows,
+                               size_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                               int64_t out_stride);
+void kernel_dot_rows_q8_0_avx512(const void *q, size_t q_stride, int64_t n_q, const void *rows,
+                                 size_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                                 int64_t out_stride);
+void kernel_axpy_rows_q8_0_avx2(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                                int64_t w_stride, const void *rows, size_t pitch, int64_t n_rows,
+                                int64_t n);
+void kernel_axpy_rows_q8_0_avx512(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                                  int64_t w_stride, const void *rows, size_t pitch, int64_t n_rows,
+                                  int64_t n);
 
 #endif

@@ -87,7 +87,7 @@ static size_t act_stride(const model_hparams *hp, const model_state_config *cfg)
     return (size_t)((row + 63) / 64 * 64);
 }
 
-enum { N_SCRATCH = 26 };
+enum { N_SCRATCH = 27 };
 
 // The scratch buffers start on a 64-byte boundary (a large calloc is only 16-aligned), so that
 // activation rows, whose sizes are multiples of 64, are too: kernels that read converted rows
@@ -151,6 +151,8 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
         {(void **)&s->att,
          nt * (hp->n_head / (hp->n_head_kv ? hp->n_head_kv : 1)) * (cfg->n_ctx + 1) * f},
         {(void **)&s->kv_row, nt * ATT_ROWS * (k_dim > v_dim ? k_dim : v_dim) * f},
+        // (Q8_0 rows: 34 bytes a block of 32, the size kv_row_size gives)
+        {(void **)&s->att_q, nt * hp->n_head * ((hp->head_dim_k + 31) / 32) * 34},
         {(void **)&s->gather, nt * in_dim * f},
         {(void **)&s->act[0], B * act},
         {(void **)&s->act[1], B * act},
@@ -722,7 +724,8 @@ static const float *load_rows(kv_type type, const uint8_t *row, size_t row_bytes
 // Causal attention, one (token, KV head, part of the group) at a time, taken by threads in
 // turn (a thread that was descheduled leaves its items to the others).
 // The K (then V) rows of the pair's positions are converted to floats once, ATT_ROWS at a
-// time, and used by every query head of the part at once: scores (scaled dot products), softmax over positions
+// time (a Q8_0 cache's rows are not: its K rows meet the queries converted to Q8_0, its V
+// rows are summed from their codes), and used by every query head of the part at once: scores (scaled dot products), softmax over positions
 // 0..pos of the token's sequence (max subtracted; exp and sum vectorized), the weighted sum of
 // the values with the unnormalized weights, then scaled by 1 / sum, written to xb. Multi-head
 // latent attention keeps no V rows: a head's values are the first hd_v values of its K row
@@ -749,6 +752,14 @@ static void attention_worker(void *ctx, int ith, int nth)
     const float *sinks = job->a->sinks ? job->a->sinks->data : NULL; // (n_head) or NULL
     uint32_t kind = job->a->window_blocks;
     uint32_t parts = (group + job->part_heads - 1) / job->part_heads;
+    // A Q8_0 cache's K rows meet the queries converted to Q8_0 (once per item) in the int8
+    // product of the blocks, as llama.cpp's flash attention does, and its V rows are summed
+    // from their codes, instead of either being converted to floats first; q8_bytes is one
+    // head's converted query and one head's share of a K row.
+    bool q8_rows = kc->type == KV_TYPE_Q8_0 && hd_k % 32 == 0;
+    bool q8_values = kc->type == KV_TYPE_Q8_0 && hd_v % 32 == 0 && v_head % 32 == 0;
+    size_t q8_bytes = (size_t)hd_k / 32 * 34;
+    uint8_t *q8 = s->att_q + (size_t)ith * hp->n_head * q8_bytes;
     (void)nth;
     for (uint32_t idx; (idx = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed)) <
          job->n_tok * hp->n_head_kv * parts;) {
@@ -765,10 +776,18 @@ static void attention_worker(void *ctx, int ith, int nth)
         uint32_t lo = window && n_pos > window ? n_pos - window : 0;
         const uint32_t *table = fb->tables + fb->table_start[2 * fb->seq[b] + kind];
         const float *q = job->q + b * q_dim + ((size_t)kh * group + g0) * hd_k;
+        if (q8_rows)
+            for (uint32_t g = 0; g < heads; g++)
+                kernel_act_convert(TENSOR_TYPE_Q8_0, q + (size_t)g * hd_k, q8 + g * q8_bytes, hd_k);
         for (uint32_t t0 = lo, n; t0 < n_pos; t0 += n) {
             n = n_pos - t0 < ATT_ROWS ? n_pos - t0 : ATT_ROWS;
             n = bt - t0 % bt < n ? bt - t0 % bt : n; // stay inside one block
             const uint8_t *base = kv_cache_k_row(s->kv, job->layer, table[t0 / bt], t0 % bt);
+            if (q8_rows) {
+                kernel_dot_rows_q8_0(q8, q8_bytes, heads, base + q8_bytes * kh, k_stride, n, hd_k,
+                                     hp->attn_scale, scores + t0, s->n_ctx);
+                continue;
+            }
             uint32_t pitch;
             const float *k = load_rows(kc->type, base, k_stride, k_values, kh * hd_k, hd_k, n, rows,
                                        &pitch);
@@ -794,6 +813,11 @@ static void attention_worker(void *ctx, int ith, int nth)
             uint32_t block = table[t0 / bt];
             const uint8_t *base = v_in_k ? kv_cache_k_row(s->kv, job->layer, block, t0 % bt)
                                          : kv_cache_v_row(s->kv, job->layer, block, t0 % bt);
+            if (q8_values) {
+                kernel_axpy_rows_q8_0(out, hd_v, heads, scores + t0, s->n_ctx,
+                                      base + (size_t)kh * v_head / 32 * 34, v_stride, n, hd_v);
+                continue;
+            }
             uint32_t pitch;
             const float *v = load_rows(kc->type, base, v_stride, v_row_values, kh * v_head, hd_v, n,
                                        rows, &pitch);

@@ -90,6 +90,8 @@ struct model_state {
     float *att;                 // (n_threads, heads per KV head, n_ctx + 1) attention scores
                                 // and 1 / softmax sums
     float *kv_row;              // (n_threads, ATT_ROWS, max K/V row) cache rows as floats
+    uint8_t *att_q;             // (n_threads, n_head, head_dim_k / 32 Q8_0 blocks) queries
+                                // converted for a Q8_0 cache's int8 product
     float *gather;              // (n_threads, gather_stride) an input row in a matrix's column
                                 // order (model_tensor.perm)
     uint64_t gather_stride;

@@ -4,6 +4,7 @@
 // them. The gguf_file stays open for the model's lifetime; model_prefault makes it resident
 // and moves the matrices the kernels read packed into a layout of their own.
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -840,6 +841,17 @@ static int host_packable(model *m, uint32_t l, model_tensor *out[MAX_PACKED])
     return device || other_stage ? 0 : packable(m, l, out);
 }
 
+// Drops the whole pages of a packed matrix's source rows (t->src) from the file mapping: the
+// packed copy is what the kernels read, and the mapping's pages would count twice.
+static void drop_source(const model_tensor *t)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), bytes = tensor_bytes(t);
+    uintptr_t from = ((uintptr_t)t->src + page - 1) / page * page;
+    uintptr_t to = ((uintptr_t)t->src + bytes) / page * page;
+    if (to > from)
+        madvise((void *)from, to - from, MADV_DONTNEED);
+}
+
 // Packs the matrices the kernels read packed into one anonymous mapping, each at a multiple
 // of 64 bytes, dropping each one's whole pages of the file mapping after its copy. The
 // mapping asks for transparent huge pages: decoding streams through all of it every token,
@@ -849,7 +861,7 @@ static void pack_weights(model *m)
 {
     if (m->packed)
         return;
-    uint64_t total = 0, page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t total = 0;
     for (uint32_t l = 0; l <= m->hp.n_layer; l++) {
         model_tensor *t[MAX_PACKED];
         for (int i = host_packable(m, l, t) - 1; i >= 0; i--)
@@ -873,11 +885,8 @@ static void pack_weights(model *m)
                 kernel_pack_rows(t[i]->type, (const uint8_t *)t[i]->data + e * t[i]->mat_bytes,
                                  at + e * t[i]->mat_bytes, (int64_t)t[i]->n_out,
                                  (int64_t)t[i]->n_in);
-            uintptr_t from = ((uintptr_t)t[i]->data + page - 1) / page * page;
-            uintptr_t to = ((uintptr_t)t[i]->data + bytes) / page * page;
-            if (to > from)
-                madvise((void *)from, to - from, MADV_DONTNEED);
             t[i]->src = t[i]->data, t[i]->data = at, t[i]->packed = true;
+            drop_source(t[i]);
             at += (bytes + 63) / 64 * 64;
         }
     }
@@ -964,6 +973,35 @@ static void touch_share(model *m, void (*progress)(void *ctx, int percent), void
     }
 }
 
+// Drops the source pages of every packed matrix again (a reader running beside the packing
+// may have mapped some after pack_weights dropped them).
+static void drop_sources(model *m)
+{
+    for (uint32_t l = 0; l <= m->hp.n_layer; l++) {
+        model_tensor *t[MAX_PACKED];
+        for (int i = 0, n = packable(m, l, t); i < n; i++)
+            if (t[i]->packed)
+                drop_source(t[i]);
+    }
+}
+
+// The whole mapping's pages, touched on a thread of its own beside the packing.
+typedef struct file_reader {
+    const uint8_t *base;
+    uint64_t size;
+    void (*progress)(void *ctx, int percent);
+    void *ctx;
+} file_reader;
+
+static void *read_file_pages(void *arg)
+{
+    file_reader *r = arg;
+    uint64_t done = 0;
+    int last = -1;
+    touch_range(r->base, r->size, &done, r->size, r->progress, r->ctx, &last);
+    return NULL;
+}
+
 double model_prefault(model *m, void (*progress)(void *ctx, int percent), void *ctx)
 {
     double t0 = garlic_now();
@@ -974,7 +1012,18 @@ double model_prefault(model *m, void (*progress)(void *ctx, int percent), void *
         // only the weights the host computes with
         touch_share(m, progress, ctx, &last);
     } else if (!f->detached) {
-        touch_range(f->base, f->size, &done, f->size, progress, ctx, &last);
+        // A cold start waits on the disk here: a thread reads the file in (MADV_WILLNEED,
+        // then a byte of every page) while this one packs the matrices behind it, whose
+        // pages arrive as either brings them in, so reading and packing overlap.
+        file_reader r = {.base = f->base, .size = f->size, .progress = progress, .ctx = ctx};
+        pthread_t reader;
+        if (!m->packed && pthread_create(&reader, NULL, read_file_pages, &r) == 0) {
+            pack_weights(m);
+            pthread_join(reader, NULL);
+            drop_sources(m);
+        } else {
+            touch_range(f->base, f->size, &done, f->size, progress, ctx, &last);
+        }
     } else { // a folder's tensors lie in several mappings: each tensor's own pages
         uint64_t total = 0;
         for (uint64_t i = 0; i < f->n_tensors; i++)

@@ -926,6 +926,116 @@ static void test_float_helpers(void **state)
     }
 }
 
+// Attention over Q8_0 cache rows: a variant's dot_rows_q8_0 and axpy_rows_q8_0 equal the
+// scalar reference exactly (int8 sums are exact; the float steps are the same ones in the same
+// order, FMA where the reference calls fmaf), and the reference is the float product of the
+// dequantized rows within the rounding of the sums.
+// K rows hold every code (-128 included) and random scales; queries come from the Q8_0
+// conversion; rows sit an odd number of bytes apart; head counts and widths cover one and
+// several passes, sixteen-segment groups and leftovers, and widths past the SIMD's 64 blocks.
+static void check_q8_0_rows(test_rng *rng, kernel_variant v, int64_t n, int64_t n_q, int64_t n_rows)
+{
+    const kernel_float_ops *ops = kernel_variant_float_ops(v);
+    size_t q_bytes = row_bytes(TENSOR_TYPE_Q8_0, n), q_stride = q_bytes + 34;
+    size_t pitch = q_bytes + 7;
+    const float scale = 0.125f;
+    int64_t out_stride = n_rows + 3;
+    float *x = malloc((size_t)n * sizeof *x), *k = malloc((size_t)n * sizeof *k);
+    uint8_t *q = calloc((size_t)n_q, q_stride), *rows = calloc((size_t)n_rows, pitch);
+    float *got = malloc((size_t)(n_q * out_stride) * sizeof *got);
+    float *want = malloc((size_t)(n_q * out_stride) * sizeof *want);
+    assert_true(x && k && q && rows && got && want);
+    for (int64_t j = 0; j < n_q; j++) {
+        fill_normal(rng, x, n);
+        kernel_act_convert_variant(KERNEL_VARIANT_REF, TENSOR_TYPE_Q8_0, x, q + j * q_stride, n);
+    }
+    for (int64_t r = 0; r < n_rows; r++) {
+        block_q8_0 *blk = (block_q8_0 *)(rows + r * pitch);
+        for (int64_t b = 0; b < n / QK8_0; b++) {
+            blk[b].d = tensor_f32_to_f16(0.001f +
+                                         (float)((uint32_t)test_rng_u64(rng) % 1000) * 1e-4f);
+            for (int i = 0; i < QK8_0; i++)
+                blk[b].qs[i] = (int8_t)(uint8_t)(uint32_t)test_rng_u64(rng);
+        }
+    }
+    for (size_t i = 0; i < (size_t)(n_q * out_stride); i++)
+        got[i] = want[i] = -1.0f;
+    ops->dot_rows_q8_0(q, q_stride, n_q, rows, pitch, n_rows, n, scale, got, out_stride);
+    kernel_dot_rows_q8_0_ref(q, q_stride, n_q, rows, pitch, n_rows, n, scale, want, out_stride);
+    for (int64_t j = 0; j < n_q; j++) {
+        tensor_type_get(TENSOR_TYPE_Q8_0)->dequantize(q + j * q_stride, x, n);
+        for (int64_t r = 0; r < out_stride; r++) {
+            float g = got[j * out_stride + r], w = want[j * out_stride + r];
+            if (g != w || (r >= n_rows && g != -1.0f))
+                fail_msg("%s dot_rows_q8_0 n=%lld heads %lld query %lld row %lld: %.9g vs "
+                         "scalar %.9g",
+                         kernel_variant_label(v), (long long)n, (long long)n_q, (long long)j,
+                         (long long)r, g, w);
+            if (r >= n_rows)
+                continue;
+            tensor_type_get(TENSOR_TYPE_Q8_0)->dequantize(rows + r * pitch, k, n);
+            double exact = 0, mass = 1e-30;
+            for (int64_t i = 0; i < n; i++)
+                exact += (double)x[i] * k[i], mass += fabs((double)x[i] * k[i]);
+            if (fabs(w - scale * exact) > 1e-5 * scale * mass)
+                fail_msg("dot_rows_q8_0_ref n=%lld query %lld row %lld: %.9g, dequantized %.9g",
+                         (long long)n, (long long)j, (long long)r, w, scale * exact);
+        }
+    }
+    // The weighted sum of the rows: exactly the reference, and the dequantized rows' sum in
+    // double within the rounding of n_rows float steps.
+    int64_t y_stride = n + 5;
+    float *w = malloc((size_t)(n_q * out_stride) * sizeof *w);
+    float *y0 = malloc((size_t)(n_q * y_stride) * sizeof *y0);
+    float *y1 = malloc((size_t)(n_q * y_stride) * sizeof *y1);
+    float *y2 = malloc((size_t)(n_q * y_stride) * sizeof *y2);
+    assert_true(w && y0 && y1 && y2);
+    fill_normal(rng, w, n_q * out_stride);
+    fill_normal(rng, y0, n_q * y_stride);
+    memcpy(y1, y0, (size_t)(n_q * y_stride) * sizeof *y1);
+    memcpy(y2, y0, (size_t)(n_q * y_stride) * sizeof *y2);
+    ops->axpy_rows_q8_0(y1, y_stride, n_q, w, out_stride, rows, pitch, n_rows, n);
+    kernel_axpy_rows_q8_0_ref(y2, y_stride, n_q, w, out_stride, rows, pitch, n_rows, n);
+    float *deq = malloc((size_t)(n * n_rows) * sizeof *deq);
+    assert_true(deq);
+    for (int64_t r = 0; r < n_rows; r++)
+        tensor_type_get(TENSOR_TYPE_Q8_0)->dequantize(rows + r * pitch, deq + r * n, n);
+    for (int64_t j = 0; j < n_q; j++)
+        for (int64_t i = 0; i < y_stride; i++) {
+            size_t at = (size_t)(j * y_stride + i);
+            if (y1[at] != y2[at] || (i >= n && y1[at] != y0[at]))
+                fail_msg("%s axpy_rows_q8_0 n=%lld heads %lld query %lld value %lld: %.9g vs "
+                         "scalar %.9g",
+                         kernel_variant_label(v), (long long)n, (long long)n_q, (long long)j,
+                         (long long)i, y1[at], y2[at]);
+            if (i >= n)
+                continue;
+            double exact = y0[at], mass = fabs((double)y0[at]);
+            for (int64_t r = 0; r < n_rows; r++) {
+                double t = (double)w[j * out_stride + r] * deq[r * n + i];
+                exact += t, mass += fabs(t);
+            }
+            if (fabs(y2[at] - exact) > 1e-5 * mass)
+                fail_msg("axpy_rows_q8_0_ref n=%lld query %lld value %lld: %.9g, in double %.9g",
+                         (long long)n, (long long)j, (long long)i, y2[at], exact);
+        }
+    free(w), free(y0), free(y1), free(y2), free(deq);
+    free(x), free(k), free(q), free(rows), free(got), free(want);
+}
+
+static void test_q8_0_rows(void **state)
+{
+    kernel_variant v = test_variant(state);
+    test_rng rng;
+    test_rng_seed(&rng, 45);
+    const int64_t widths[] = {32, 64, 96, 128, 256, 576, 2048, 2080};
+    const int64_t heads[] = {1, 3, 8, 13, 40};
+    for (int w = 0; w < 8; w++)
+        for (int h = 0; h < 5; h++)
+            for (int64_t n_rows = 1; n_rows <= 16; n_rows += 15)
+                check_q8_0_rows(&rng, v, widths[w], heads[h], n_rows);
+}
+
 // The public helpers agree with the active variant.
 static void test_public_float_helpers(void **state)
 {
@@ -1018,6 +1128,9 @@ int main(void)
         VARIANT_TEST(test_float_helpers, KERNEL_VARIANT_REF, "scalar"),
         VARIANT_TEST(test_float_helpers, KERNEL_VARIANT_AVX2, "avx2"),
         VARIANT_TEST(test_float_helpers, KERNEL_VARIANT_AVX512, "avx512_vnni"),
+        VARIANT_TEST(test_q8_0_rows, KERNEL_VARIANT_REF, "scalar"),
+        VARIANT_TEST(test_q8_0_rows, KERNEL_VARIANT_AVX2, "avx2"),
+        VARIANT_TEST(test_q8_0_rows, KERNEL_VARIANT_AVX512, "avx512_vnni"),
         cmocka_unit_test(test_public_float_helpers),
         cmocka_unit_test(test_geglu_f16_steps),
     };
