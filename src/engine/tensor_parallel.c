@@ -61,7 +61,8 @@ void engine_tp_record_copy(void *ctx, bool window, uint32_t to, uint32_t from, u
 // Appends n words of from at *at.
 static void put(uint32_t **at, const void *from, size_t n)
 {
-    memcpy(*at, from, n * sizeof **at);
+    if (n) // (from may be NULL when there is nothing: no copies, no logit rows)
+        memcpy(*at, from, n * sizeof **at);
     *at += n;
 }
 
