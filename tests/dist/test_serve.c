@@ -563,7 +563,9 @@ static void check_keep_alive(const char *layout)
         print_message("round %d: /api/ps empty %.1f s after the answer; rank 1's resident "
                       "memory %ld kB loaded, %ld kB unloaded\n",
                       round + 1, t_gone, loaded, unloaded);
+#ifndef __SANITIZE_ADDRESS__ // (ASan's allocator keeps freed memory in quarantine)
         assert_true(unloaded < loaded * 3 / 4); // (the share of the weights it touched, its pools)
+#endif
         char *again = complete(tp, PROMPTS[0], N_GEN);
         if (strcmp(again, first) != 0)
             fail_msg("after the reload, 2 ranks answered %s, before %s", again, first);
