@@ -2,6 +2,8 @@
 // Test helpers; see util.h.
 #include "util.h"
 
+#include "dist/dist.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -139,6 +141,19 @@ int test_run(char **out, char **err, const char *fmt, ...)
             close(fd);
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool test_mpi_ready(void)
+{
+    if (!dist_built_with_mpi()) {
+        print_message("skipped: garlic was built without MPI (install libopenmpi-dev)\n");
+        return false;
+    }
+    if (test_run(NULL, NULL, "command -v mpirun") != 0) {
+        print_message("skipped: mpirun is absent (install openmpi-bin)\n");
+        return false;
+    }
+    return true;
 }
 
 void *test_read_file(const char *path, size_t *size)

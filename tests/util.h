@@ -7,6 +7,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,10 @@ const char *test_garlic(void);
 // 1 MiB kept) and returns the exit status (-1 if it did not exit normally). Pass NULL for an
 // output that is not wanted. The caller frees *out and *err with free().
 int test_run(char **out, char **err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+// Whether multi-rank runs can happen here (garlic built with MPI, mpirun installed); prints
+// why not otherwise (the caller skips).
+bool test_mpi_ready(void);
 
 // Reads a whole file; returns NULL on failure. The caller frees it with free().
 void *test_read_file(const char *path, size_t *size);

@@ -110,17 +110,7 @@ static int parse_bench(bench_options *o, int argc, char **argv)
                  65536),
         cli_int("-t|--threads", "N", "compute threads (default: physical cores)", &o->threads, 1,
                 1024),
-        cli_uint("--tensor-parallel", "T",
-                 "split each layer between T ranks (run under mpirun -np T; default 1)",
-                 &o->tensor_parallel, 1, 4096),
-        cli_uint("--pipeline-parallel", "P",
-                 "split the layers into P stages of contiguous layers, one a rank group (run "
-                 "under mpirun -np T x P; default 1)",
-                 &o->pipeline_parallel, 1, 1024),
-        cli_float("--dist-timeout", "S",
-                  "end every rank when one waits S seconds for the others (a rank died or "
-                  "hangs; default 60, 0: never)",
-                  &o->dist_timeout, 0, 1e6f),
+        CLI_DIST_OPTIONS(o),
         cli_kv_type("--kv-type", "KV cache type: f16 (default), q8_0, fp8 or f32", &o->kv_type),
         CLI_DEVICE_OPTIONS(o),
         cli_string("--quantize", "TYPE",

@@ -23,6 +23,21 @@ typedef struct cli_local {
 int cli_local_device(const char *device, const char *gpu_layers, registry_config *cfg,
                      garlic_error *err);
 
+// The options of cli_local_tensor_parallel for a command's table (o has tensor_parallel,
+// pipeline_parallel and dist_timeout).
+#define CLI_DIST_OPTIONS(o)                                                                        \
+    cli_uint("--tensor-parallel", "T",                                                             \
+             "split each layer between T ranks (run under mpirun -np T; default 1)",               \
+             &(o)->tensor_parallel, 1, 4096),                                                      \
+        cli_uint("--pipeline-parallel", "P",                                                       \
+                 "split the layers into P stages of contiguous layers, one a rank group (run "     \
+                 "under mpirun -np T x P; default 1)",                                             \
+                 &(o)->pipeline_parallel, 1, 1024),                                                \
+        cli_float("--dist-timeout", "S",                                                           \
+                  "end every rank when one waits S seconds for the others (a rank died or "        \
+                  "hangs; default 60, 0: never)",                                                  \
+                  &(o)->dist_timeout, 0, 1e6f)
+
 // The two options of cli_local_device for a command's table (o has device and gpu_layers).
 #define CLI_DEVICE_OPTIONS(o)                                                                      \
     cli_string("--device", "NAME", "where the layers run: cpu (default), cuda or cuda:N",          \

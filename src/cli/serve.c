@@ -201,18 +201,7 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
         cli_flag("--quiet|-q", "no line per request (loads and unloads are still logged)",
                  &o->quiet),
         cli_flag("--verbose|-v", "the request log also shows each rendered prompt", &o->verbose),
-        cli_uint("--tensor-parallel", "T",
-                 "split each layer of the one -m model between T ranks (run under mpirun -np "
-                 "T; default 1)",
-                 &o->tensor_parallel, 1, 4096),
-        cli_uint("--pipeline-parallel", "P",
-                 "split the layers into P stages of contiguous layers, one a rank group (run "
-                 "under mpirun -np T x P; default 1)",
-                 &o->pipeline_parallel, 1, 1024),
-        cli_float("--dist-timeout", "S",
-                  "end every rank when one waits S seconds for the others in a step (a rank "
-                  "died or hangs; default 60, 0: never)",
-                  &o->dist_timeout, 0, 1e6f),
+        CLI_DIST_OPTIONS(o), // (of the one -m model)
         {0},
     };
     int status = cli_parse(&serve_command, options, argc, argv);

@@ -48,20 +48,6 @@ static double tolerance_of(const char *file)
 static const char *const PROMPT_IDS = "1 45 300 301 302 45 66 7 200 13"; // below every vocab
 enum { N_PREDICT = 24 };
 
-// Whether the runs can happen here; prints why not and skips otherwise.
-static bool mpi_ready(void)
-{
-    if (!dist_built_with_mpi()) {
-        print_message("skipped: garlic was built without MPI (install libopenmpi-dev)\n");
-        return false;
-    }
-    if (test_run(NULL, NULL, "command -v mpirun") != 0) {
-        print_message("skipped: mpirun is absent (install openmpi-bin)\n");
-        return false;
-    }
-    return true;
-}
-
 // The launcher: local shared memory, more ranks than cores allowed, as root in containers.
 // Under ASan (make test-asan) the ranks do not check for leaks: Open MPI leaves allocations
 // of its unloaded plugins at MPI_Finalize, which LeakSanitizer can neither attribute nor
@@ -232,7 +218,7 @@ static const char *synth(const char *arch, uint32_t type, bool tied, const char 
 static void test_synth_models(void **state)
 {
     (void)state;
-    if (!mpi_ready())
+    if (!test_mpi_ready())
         skip();
     const struct {
         const char *arch;
@@ -264,7 +250,7 @@ static void test_shared_models(void **state)
 {
     (void)state;
     skip_without_shared();
-    if (!mpi_ready())
+    if (!test_mpi_ready())
         skip();
     char *list;
     char dir[600];
@@ -289,7 +275,7 @@ static void test_shared_models(void **state)
 static void test_pipeline(void **state)
 {
     (void)state;
-    if (!mpi_ready())
+    if (!test_mpi_ready())
         skip();
     const char *files[8];
     const char *labels[8];
@@ -391,7 +377,7 @@ static void test_pipeline(void **state)
 static void test_seeded_sampling(void **state)
 {
     (void)state;
-    if (!mpi_ready())
+    if (!test_mpi_ready())
         skip();
     const char *file = synth("llama", TENSOR_TYPE_F32, false, "tp-sample.gguf");
     const char *args = "--prompt-ids '1 45 300' -n 32 --temp 0.9 --top-k 0 --top-p 1 --min-p 0 "
@@ -415,7 +401,7 @@ static void test_seeded_sampling(void **state)
 static void test_refusals(void **state)
 {
     (void)state;
-    if (!mpi_ready())
+    if (!test_mpi_ready())
         skip();
     const char *small = synth("llama", TENSOR_TYPE_Q8_0, false, "tp-refuse.gguf");
     char *err;
@@ -614,7 +600,7 @@ static const char *fault_model(void)
 static void test_rank_killed(void **state)
 {
     (void)state;
-    if (!mpi_ready())
+    if (!test_mpi_ready())
         skip();
     pid_t job = start_long_run(fault_model());
     pid_t one = wait_generating(job);
@@ -641,7 +627,7 @@ static void test_rank_killed(void **state)
 static void test_rank_hung(void **state)
 {
     (void)state;
-    if (!mpi_ready())
+    if (!test_mpi_ready())
         skip();
     pid_t job = start_long_run(fault_model());
     pid_t one = wait_generating(job);

@@ -25,19 +25,6 @@
 #include "model/synth.h"
 #include "tensor/types.h"
 
-static bool mpi_ready(void)
-{
-    if (!dist_built_with_mpi()) {
-        print_message("skipped: garlic was built without MPI (install libopenmpi-dev)\n");
-        return false;
-    }
-    if (test_run(NULL, NULL, "command -v mpirun") != 0) {
-        print_message("skipped: mpirun is absent (install openmpi-bin)\n");
-        return false;
-    }
-    return true;
-}
-
 // The environment and launcher test_server_start puts before `garlic serve`.
 static const char *const MPIRUN = "ASAN_OPTIONS=detect_leaks=0 OMPI_ALLOW_RUN_AS_ROOT=1 "
                                   "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
@@ -292,7 +279,7 @@ static void check_same_text(const char *layout)
 static void test_same_text(void **state)
 {
     (void)state;
-    if (!mpi_ready())
+    if (!test_mpi_ready())
         skip();
     check_same_text("--tensor-parallel 2");
 }
@@ -301,7 +288,7 @@ static void test_same_text(void **state)
 static void test_same_text_pipeline(void **state)
 {
     (void)state;
-    if (!mpi_ready())
+    if (!test_mpi_ready())
         skip();
     check_same_text("--pipeline-parallel 2");
 }
@@ -310,7 +297,7 @@ static void test_same_text_pipeline(void **state)
 static void test_stop_mpirun(void **state)
 {
     (void)state;
-    if (!mpi_ready())
+    if (!test_mpi_ready())
         skip();
     char args[900];
     snprintf(args, sizeof args, "-m '%s=m' --no-store -t 1 --tensor-parallel 2", model_path());
@@ -489,7 +476,7 @@ static void check_fault_clients(int sig, const char *launcher)
 static void test_rank_hung_clients(void **state)
 {
     (void)state;
-    if (!mpi_ready())
+    if (!test_mpi_ready())
         skip();
     check_fault_clients(SIGSTOP, MPIRUN);
 }
@@ -500,7 +487,7 @@ static void test_rank_hung_clients(void **state)
 static void test_rank_killed_clients(void **state)
 {
     (void)state;
-    if (!mpi_ready())
+    if (!test_mpi_ready())
         skip();
     char launcher[600];
     snprintf(launcher, sizeof launcher, "%s --mca odls_base_sigkill_timeout 3", MPIRUN);
@@ -582,7 +569,7 @@ static void check_keep_alive(const char *layout)
 static void test_keep_alive(void **state)
 {
     (void)state;
-    if (!mpi_ready())
+    if (!test_mpi_ready())
         skip();
     check_keep_alive("--tensor-parallel 2");
 }
@@ -590,7 +577,7 @@ static void test_keep_alive(void **state)
 static void test_keep_alive_pipeline(void **state)
 {
     (void)state;
-    if (!mpi_ready())
+    if (!test_mpi_ready())
         skip();
     check_keep_alive("--pipeline-parallel 2");
 }
