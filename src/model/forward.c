@@ -1410,6 +1410,46 @@ static void output_logits(model_state *s, const model_exec *e, const model_flat_
     }
 }
 
+// A pipeline stage's layers over the batch in micro-batches: consecutive runs of tokens,
+// each received from the stage before (the first stage has embedded them), run through this
+// stage's layers and sent on, so that a stage works on one micro-batch while the next stage
+// works on the one before; every stage then holds its rows of every token, and the last the
+// whole residual stream for the logits. A token's attention reads the K and V rows that earlier
+// micro-batches of its sequence wrote, at every layer, since each stage takes the micro-batches
+// in order. Experts and latent attention, which read the state's buffers whole, take the
+// batch as one micro-batch.
+static void stage_layers(model_state *s, const model_flat_batch *fb)
+{
+    const model *m = s->m;
+    const model_hparams *hp = &m->hp;
+    uint32_t n = fb->n_tokens, stages = dist_layout().stages;
+    bool whole = hp->n_expert > 0 || m->arch->mla;
+    uint32_t parts = whole || stages < 2 ? 1 : n < stages ? n : stages;
+    for (uint32_t p = 0, t0 = 0; p < parts; p++) {
+        uint32_t cnt = n / parts + (p < n % parts);
+        model_flat_batch sub = *fb;
+        sub.n_tokens = cnt, sub.tokens = fb->tokens + t0, sub.pos = fb->pos + t0;
+        sub.seq = fb->seq + t0, sub.n_pos = fb->n_pos + t0, sub.n_out = 0;
+        float *x = s->x + (size_t)t0 * hp->dim;
+        if (m->layer_first > 0)
+            dist_stage_recv(x, (size_t)cnt * hp->dim);
+        rope_table(s, 0, hp->rope_base, 1.0 / hp->rope_factor, hp->rope_mscale, sub.pos, cnt);
+        if (hp->swa_rope)
+            rope_table(s, 1, hp->rope_base_swa, 1.0, hp->rope_attn_factor, sub.pos, cnt);
+        model_exec e = s->host;
+        e.x = x;
+        s->fb = &sub;
+        for (uint32_t l = m->layer_first; l < m->layer_end; l++) {
+            attention_block(s, &e, l, cnt);
+            ffn_block(s, &e, l, cnt);
+        }
+        s->fb = fb;
+        if (m->layer_end < hp->n_layer)
+            dist_stage_send(x, (size_t)cnt * hp->dim);
+        t0 += cnt;
+    }
+}
+
 static int forward_run(model_state *s, kv_cache *kv, const model_flat_batch *fb,
                        const float **logits, garlic_error *err)
 {
@@ -1428,9 +1468,7 @@ static int forward_run(model_state *s, kv_cache *kv, const model_flat_batch *fb,
     for (uint32_t i = 0; m->layer_first == 0 && i < n; i++)
         embd->dequantize((const uint8_t *)m->token_embd.data + (size_t)fb->tokens[i] * embd_row,
                          s->x + i * hp->dim, hp->dim);
-    if (m->layer_first > 0)
-        dist_stage_recv(s->x, (size_t)n * hp->dim);
-    else if (m->arch->embd_scale) { // Gemma: x * sqrt(dim)
+    if (m->layer_first == 0 && m->arch->embd_scale) { // Gemma: x * sqrt(dim)
         float scale = sqrtf((float)hp->dim);
         for (size_t i = 0; i < (size_t)n * hp->dim; i++)
             s->x[i] *= scale;
@@ -1464,7 +1502,9 @@ static int forward_run(model_state *s, kv_cache *kv, const model_flat_batch *fb,
         rc = d->ops->begin(d, &s->bb, err);
     s->cpu_be->ops->begin(s->cpu_be, &s->bb, NULL);
     bool on_device = false;
-    for (uint32_t l = m->layer_first; !rc && l < m->layer_end; l++) {
+    if (staged) // (no device under pipeline parallelism: device_setup refuses it)
+        stage_layers(s, fb);
+    for (uint32_t l = m->layer_first; !rc && !staged && l < m->layer_end; l++) {
         if (m->arch->encoder) {
             encoder_layer(s, l, n);
             continue;
@@ -1477,8 +1517,6 @@ static int forward_run(model_state *s, kv_cache *kv, const model_flat_batch *fb,
     }
     if (!rc && last)
         rc = hand_over(s, hp->n_layer, n, &on_device, err);
-    if (!rc && !last)
-        dist_stage_send(s->x, (size_t)n * hp->dim);
     if (!rc && last) {
         const model_exec *e = on_device ? &s->dev : &s->host;
         output_logits(s, e, fb);
