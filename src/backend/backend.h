@@ -154,6 +154,10 @@ struct backend {
 // without CUDA, when there is no such device, or when the driver fails.
 int backend_parse_device(const char *name, int *cuda_index, garlic_error *err);
 
+// --gpu-layers: a layer count (0 to 1000000) into *layers, or -1 for "auto" or NULL (not
+// given). GARLIC_EINVAL with a message naming the flag otherwise.
+int backend_parse_layers(const char *text, int64_t *layers, garlic_error *err);
+
 // A CUDA backend on device `index` (NULL and a message when built without CUDA or when the
 // device cannot be opened).
 backend *backend_cuda_new(int index, garlic_error *err);

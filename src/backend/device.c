@@ -34,6 +34,22 @@ int backend_parse_device(const char *name, int *cuda_index, garlic_error *err)
     return GARLIC_OK;
 }
 
+int backend_parse_layers(const char *text, int64_t *layers, garlic_error *err)
+{
+    *layers = -1; // auto
+    if (!text || !strcmp(text, "auto"))
+        return GARLIC_OK;
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end || errno || v > 1000000)
+        return garlic_error_set(err, GARLIC_EINVAL,
+                                "--gpu-layers: \"%s\" is not a layer count (0 to 1000000) or auto",
+                                text);
+    *layers = v;
+    return GARLIC_OK;
+}
+
 #ifndef GARLIC_CUDA
 bool backend_cuda_built(void) { return false; }
 

@@ -9,7 +9,6 @@
 // src/planner, which the server uses to size its pools.
 #include <cjson/cJSON.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "backend/backend.h"
@@ -480,16 +479,9 @@ static int make_device(const estimate_options *o, const planner_input *in, const
     if (index < 0)
         return garlic_error_set(err, GARLIC_EINVAL, "--device %s: a GPU (cuda or cuda:N) to plan",
                                 o->device);
-    int64_t layers = -1;
-    if (o->gpu_layers && strcmp(o->gpu_layers, "auto")) {
-        char *end;
-        long long v = strtoll(o->gpu_layers, &end, 10);
-        if (*end || v < 0 || o->gpu_layers[0] < '0' || o->gpu_layers[0] > '9')
-            return garlic_error_set(err, GARLIC_EINVAL,
-                                    "--gpu-layers: \"%s\" is not a layer count or auto",
-                                    o->gpu_layers);
-        layers = v;
-    }
+    int64_t layers;
+    if ((rc = backend_parse_layers(o->gpu_layers, &layers, err)))
+        return rc;
     uint64_t memory = o->gpu_memory, overhead = o->gpu_overhead;
     backend *d = rc == GARLIC_OK ? backend_cuda_new(index, &why) : NULL;
     if (d) {

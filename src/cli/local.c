@@ -2,10 +2,8 @@
 // One model in-process for the CLI; see local.h.
 #include "cli/local.h"
 
-#include <errno.h>
 #include <openssl/evp.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -130,20 +128,11 @@ int cli_local_device(const char *device, const char *gpu_layers, registry_config
     cfg->device = NULL, cfg->gpu_layers = 0;
     if (!device && !gpu_layers)
         return GARLIC_OK;
-    int64_t layers = -1; // auto
-    if (gpu_layers && strcmp(gpu_layers, "auto")) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(gpu_layers, &end, 10);
-        if (gpu_layers[0] < '0' || gpu_layers[0] > '9' || *end || errno || v > 1000000)
-            return garlic_error_set(err, GARLIC_EINVAL,
-                                    "--gpu-layers: \"%s\" is not a layer count (0 to 1000000) "
-                                    "or auto",
-                                    gpu_layers);
-        layers = v;
-    }
+    int64_t layers;
     int index;
-    int rc = backend_parse_device(device ? device : "cuda", &index, err);
+    int rc = backend_parse_layers(gpu_layers, &layers, err);
+    if (rc == GARLIC_OK)
+        rc = backend_parse_device(device ? device : "cuda", &index, err);
     if (rc)
         return rc;
     if (index < 0) { // the CPU

@@ -87,7 +87,7 @@ static size_t act_stride(const model_hparams *hp, const model_state_config *cfg)
     return (size_t)((row + 63) / 64 * 64);
 }
 
-enum { N_SCRATCH = 27 };
+enum { N_SCRATCH = 25 };
 
 // The scratch buffers start on a 64-byte boundary (a large calloc is only 16-aligned), so that
 // activation rows, whose sizes are multiples of 64, are too: kernels that read converted rows
@@ -162,8 +162,6 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
         {(void **)&s->pos, B * sizeof(uint32_t)},
         {(void **)&s->seq, B * sizeof(uint32_t)},
         {(void **)&s->out, B * sizeof(uint32_t)},
-        {(void **)&s->slot_block, B * sizeof(uint32_t)},
-        {(void **)&s->slot_offset, B * sizeof(uint32_t)},
         {(void **)&s->flat, flat_entries(cfg) * sizeof(uint32_t)},
         {(void **)&s->moe_base,
          model_moe_scratch_layout(hp, cfg->max_batch, moe_act_stride(hp, cfg), NULL, NULL)},
@@ -1025,17 +1023,27 @@ void model_gated_act(model_state *s, model_act act, float *gate, const float *up
         thread_pool_run(s->pool, gated_worker, &job);
 }
 
+// down * (act(gate * xb) * (up * xb)) over e's normed rows in xb, into xb, through hb and
+// hb2 (gate->n_out wide).
+static void gated_ffn(model_state *s, const model_exec *e, const model_tensor *gate,
+                      const model_tensor *up, const model_tensor *down, uint32_t n_tok)
+{
+    backend *be = e->be;
+    uint64_t dim = s->m->hp.dim, width = gate->n_out;
+    backend_matmul gate_up[2] = {
+        {.w = gate, .y = e->hb, .ldy = width},
+        {.w = up, .y = e->hb2, .ldy = width},
+    };
+    be->ops->matmul(be, e->xb, dim, n_tok, gate_up, 2);
+    be->ops->gated_act(be, s->m->arch->act, e->hb, e->hb2, (size_t)n_tok * width);
+    backend_matmul d = {.w = down, .y = e->xb, .ldy = dim};
+    be->ops->matmul(be, e->hb, width, n_tok, &d, 1);
+}
+
 void model_gated_ffn(model_state *s, const model_tensor *gate, const model_tensor *up,
                      const model_tensor *down, uint32_t n_tok)
 {
-    uint64_t dim = s->m->hp.dim, width = gate->n_out;
-    model_matmul_item gate_up[2] = {
-        {.w = gate, .y = s->hb, .ldy = width},
-        {.w = up, .y = s->hb2, .ldy = width},
-    };
-    model_matmul_group(s, s->xb, dim, n_tok, gate_up, 2);
-    model_gated_act(s, s->m->arch->act, s->hb, s->hb2, (size_t)n_tok * width);
-    model_matmul(s, down, s->hb, width, n_tok, s->xb, dim);
+    gated_ffn(s, &s->host, gate, up, down, n_tok);
 }
 
 // The feed-forward half of layer l: x += w_down * (act(w_gate * xn) * (w_up * xn)), or the
@@ -1050,15 +1058,7 @@ static void ffn_block(model_state *s, const model_exec *e, uint32_t l, uint32_t 
         model_moe_block(s, l, n_tok);
         return;
     }
-    uint64_t width = L->w_gate.n_out;
-    backend_matmul gate_up[2] = {
-        {.w = &L->w_gate, .y = e->hb, .ldy = width},
-        {.w = &L->w_up, .y = e->hb2, .ldy = width},
-    };
-    be->ops->matmul(be, e->xb, hp->dim, n_tok, gate_up, 2);
-    be->ops->gated_act(be, s->m->arch->act, e->hb, e->hb2, (size_t)n_tok * width);
-    backend_matmul down = {.w = &L->w_down, .y = e->xb, .ldy = hp->dim};
-    be->ops->matmul(be, e->hb, width, n_tok, &down, 1);
+    gated_ffn(s, e, &L->w_gate, &L->w_up, &L->w_down, n_tok);
     if (s->m->tp_size > 1) // each rank's share of the FFN gave a part of the sum
         dist_all_reduce_sum(e->xb, (size_t)n_tok * hp->dim);
     if (L->ffn_post_norm.data)
@@ -1199,14 +1199,13 @@ static int check_shape(model_state *s, kv_cache *kv, uint32_t n_tokens, uint32_t
     return GARLIC_OK;
 }
 
-static int check_token(const model_state *s, uint32_t i, int32_t token, garlic_error *err)
+static int check_token(const model_state *s, int32_t token, garlic_error *err)
 {
     if (token < 0 || (uint32_t)token >= s->m->hp.n_vocab)
         return garlic_error_set(err, GARLIC_EINVAL,
                                 "token id %d is outside the vocabulary "
                                 "(0..%u)",
                                 token, s->m->hp.n_vocab - 1);
-    (void)i;
     return GARLIC_OK;
 }
 
@@ -1244,7 +1243,7 @@ int model_flatten_batch(model_state *s, kv_cache *kv, const model_batch *b, mode
         return garlic_error_set(err, GARLIC_EINVAL, "batch of %u tokens names %u sequences",
                                 b->n_tokens, b->n_seqs);
     for (uint32_t i = 0; i < b->n_tokens; i++) {
-        if ((rc = check_token(s, i, b->tokens[i], err)))
+        if ((rc = check_token(s, b->tokens[i], err)))
             return rc;
         if (b->seq[i] >= b->n_seqs)
             return garlic_error_set(err, GARLIC_EINVAL, "token %u names sequence %u of %u", i,
@@ -1255,8 +1254,8 @@ int model_flatten_batch(model_state *s, kv_cache *kv, const model_batch *b, mode
                                     "position %u of token %u is beyond the %u learned "
                                     "positions",
                                     b->pos[i], i, hp->n_ctx_train);
-        if (b->pos[i] >= s->n_ctx ||
-            !kv_seq_locate(kv, q, b->pos[i], &s->slot_block[i], &s->slot_offset[i]))
+        uint32_t block, offset; // (the block is the table's: this checks it is there)
+        if (b->pos[i] >= s->n_ctx || !kv_seq_locate(kv, q, b->pos[i], &block, &offset))
             return garlic_error_set(err, GARLIC_EINVAL,
                                     "position %u of token %u is beyond its "
                                     "sequence (%u positions reserved, context %u)",
@@ -1332,7 +1331,7 @@ static int check_flat(model_state *s, kv_cache *kv, const model_flat_batch *fb, 
         return garlic_error_set(err, GARLIC_EINVAL, "batch of %u tokens names %u sequences",
                                 fb->n_tokens, fb->n_seqs);
     for (uint32_t i = 0; i < fb->n_tokens; i++) {
-        if ((rc = check_token(s, i, fb->tokens[i], err)))
+        if ((rc = check_token(s, fb->tokens[i], err)))
             return rc;
         uint32_t q = fb->seq[i], pos = fb->pos[i], n = fb->n_pos[i];
         if (q >= fb->n_seqs || pos >= s->n_ctx || n > s->n_ctx || pos >= n ||
@@ -1410,6 +1409,16 @@ static void output_logits(model_state *s, const model_exec *e, const model_flat_
     }
 }
 
+// Both RoPE tables (the model's, and the sliding layers' own when it has them) for the n
+// positions pos.
+static void rope_tables(model_state *s, const uint32_t *pos, uint32_t n)
+{
+    const model_hparams *hp = &s->m->hp;
+    rope_table(s, 0, hp->rope_base, 1.0 / hp->rope_factor, hp->rope_mscale, pos, n);
+    if (hp->swa_rope)
+        rope_table(s, 1, hp->rope_base_swa, 1.0, hp->rope_attn_factor, pos, n);
+}
+
 // A pipeline stage's layers over the batch in micro-batches: consecutive runs of tokens,
 // each received from the stage before (the first stage has embedded them), run through this
 // stage's layers and sent on, so that a stage works on one micro-batch while the next stage
@@ -1433,9 +1442,7 @@ static void stage_layers(model_state *s, const model_flat_batch *fb)
         float *x = s->x + (size_t)t0 * hp->dim;
         if (m->layer_first > 0)
             dist_stage_recv(x, (size_t)cnt * hp->dim);
-        rope_table(s, 0, hp->rope_base, 1.0 / hp->rope_factor, hp->rope_mscale, sub.pos, cnt);
-        if (hp->swa_rope)
-            rope_table(s, 1, hp->rope_base_swa, 1.0, hp->rope_attn_factor, sub.pos, cnt);
+        rope_tables(s, sub.pos, cnt); // (each micro-batch's rows start at 0)
         model_exec e = s->host;
         e.x = x;
         s->fb = &sub;
@@ -1473,9 +1480,8 @@ static int forward_run(model_state *s, kv_cache *kv, const model_flat_batch *fb,
         for (size_t i = 0; i < (size_t)n * hp->dim; i++)
             s->x[i] *= scale;
     }
-    rope_table(s, 0, hp->rope_base, 1.0 / hp->rope_factor, hp->rope_mscale, fb->pos, n);
-    if (hp->swa_rope)
-        rope_table(s, 1, hp->rope_base_swa, 1.0, hp->rope_attn_factor, fb->pos, n);
+    if (!staged) // (a stage makes them for each of its micro-batches)
+        rope_tables(s, fb->pos, n);
     if (m->arch->encoder)
         encoder_embed(s, fb);
     s->bb = (backend_batch){.n_tok = n,

@@ -102,8 +102,6 @@ struct model_state {
     uint32_t *pos;              // (max_batch) positions (model_forward's batch)
     uint32_t *seq;              // (max_batch) sequence indices, all 0 (model_forward's batch)
     uint32_t *out;              // (max_batch) logit rows (model_forward's batch)
-    uint32_t *slot_block;       // (max_batch) each token's block in the full layers
-    uint32_t *slot_offset;      // (max_batch)
     const float *rope_freqs;    // (n_rot / 2) the divisors of this state's context: the
                                 // model's rope_freqs, or LongRoPE's long or short ones; or NULL
     uint8_t *moe_base;          // the experts' scratch, carved into moe

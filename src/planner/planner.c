@@ -141,15 +141,7 @@ int planner_from_gguf(const char *path, planner_input *in, garlic_error *err)
 int planner_from_model_path(const char *path, const char *quantize, planner_input *in,
                             garlic_error *err)
 {
-    model_load_options o = {.quantize = quantize, .meta_only = true};
-    model *m = model_load_with(path, &o, err);
-    if (!m)
-        return err ? err->code : GARLIC_EFORMAT;
-    int rc = planner_from_model(m, path, in, err);
-    if (rc == GARLIC_OK && m->file->detached)
-        in->source = PLANNER_SOURCE_SAFETENSORS;
-    model_free(m);
-    return rc;
+    return planner_from_model_share(path, quantize, 0, 1, in, err); // (the whole model)
 }
 
 int planner_from_model_share(const char *path, const char *quantize, uint32_t tp_rank,
