@@ -831,11 +831,13 @@ static int packable(model *m, uint32_t l, model_tensor *out[MAX_PACKED])
 
 static uint64_t tensor_bytes(const model_tensor *t) { return t->mat_bytes * t->n_mat; }
 
-// packable's matrices of layer l that the host computes with (a device takes the first
-// device_layers layers, and the output with all of them).
-static int host_packable(model *m, uint32_t l, model_tensor *out[MAX_PACKED])
+// packable's matrices of layer l that the host keeps: those of its pipeline stage, less a
+// device's (the first device_layers layers, and the output with all of them) unless
+// device_too.
+static int host_matrices(model *m, uint32_t l, bool device_too, model_tensor *out[MAX_PACKED])
 {
-    bool device = l < m->hp.n_layer ? l < m->device_layers : m->device_layers >= m->hp.n_layer;
+    bool device = !device_too &&
+        (l < m->hp.n_layer ? l < m->device_layers : m->device_layers >= m->hp.n_layer);
     bool other_stage = l < m->hp.n_layer ? l < m->layer_first || l >= m->layer_end
                                          : m->layer_end < m->hp.n_layer;
     return device || other_stage ? 0 : packable(m, l, out);
@@ -864,7 +866,7 @@ static void pack_weights(model *m)
     uint64_t total = 0;
     for (uint32_t l = 0; l <= m->hp.n_layer; l++) {
         model_tensor *t[MAX_PACKED];
-        for (int i = host_packable(m, l, t) - 1; i >= 0; i--)
+        for (int i = host_matrices(m, l, false, t) - 1; i >= 0; i--)
             if (kernel_packs(t[i]->type))
                 total += (tensor_bytes(t[i]) + 63) / 64 * 64;
     }
@@ -877,7 +879,7 @@ static void pack_weights(model *m)
     uint8_t *at = buf;
     for (uint32_t l = 0; l <= m->hp.n_layer; l++) {
         model_tensor *t[MAX_PACKED];
-        for (int i = 0, n = host_packable(m, l, t); i < n; i++) {
+        for (int i = 0, n = host_matrices(m, l, false, t); i < n; i++) {
             if (!kernel_packs(t[i]->type))
                 continue;
             uint64_t bytes = tensor_bytes(t[i]);
@@ -919,20 +921,15 @@ static void touch_range(const uint8_t *p, uint64_t size, uint64_t *done, uint64_
 // l < n_layer. Returns how many it put in out.
 static int share_matrices(model *m, uint32_t l, model_tensor *out[MAX_PACKED])
 {
-    // A device's layers stay resident on the host too when it keeps them for a fast wake.
-    uint32_t device = m->device_layers;
-    if (m->device_keeps_host)
-        m->device_layers = 0;
+    // (A device's layers stay resident on the host too when it keeps them for a fast wake.)
+    bool keep = m->device_keeps_host;
+    if (l < m->hp.n_layer)
+        return host_matrices(m, l, keep, out);
     int n = 0;
-    if (l < m->hp.n_layer) {
-        n = host_packable(m, l, out);
-    } else {
-        if (m->token_embd.data && m->layer_first == 0) // (the first stage embeds)
-            out[n++] = &m->token_embd;
-        if (host_packable(m, l, out + n)) // the output matrix, unless tied, on a device or
-            n++;                          // elsewhere
-    }
-    m->device_layers = device;
+    if (m->token_embd.data && m->layer_first == 0) // (the first stage embeds)
+        out[n++] = &m->token_embd;
+    if (host_matrices(m, l, keep, out + n)) // the output matrix, unless tied, on a device or
+        n++;                                // elsewhere
     return n;
 }
 

@@ -397,12 +397,11 @@ static void load_template(registry_model *m)
 // The plan of m for the server's flags: the same planner `garlic estimate` prints, so the
 // estimate is what the load allocates. Pool: --kv-tokens positions, else --parallel full
 // contexts, else PLANNER_DEFAULT_PARALLEL; running sequences: --parallel, else one per 256
-// pool positions (1 to 64).
-static int plan(registry_model *m, planner_plan *out, garlic_error *err)
+// pool positions (1 to 64). *in receives what the plan was made from (the model's tensors).
+static int plan(registry_model *m, planner_input *in, planner_plan *out, garlic_error *err)
 {
     const registry_config *cfg = &m->reg->cfg;
-    planner_input in;
-    int rc = planner_from_model(m->weights, m->path, &in, err);
+    int rc = planner_from_model(m->weights, m->path, in, err);
     if (rc)
         return rc;
     planner_config pc;
@@ -415,7 +414,7 @@ static int plan(registry_model *m, planner_plan *out, garlic_error *err)
     pc.kv_tokens = cfg->kv_tokens;
     if (cfg->parallel)
         pc.parallel = pc.running = cfg->parallel;
-    return planner_plan_make(&in, &pc, out, err);
+    return planner_plan_make(in, &pc, out, err);
 }
 
 int registry_model_load_parts(registry_model *m, uint64_t *cost, garlic_error *err)
@@ -434,7 +433,8 @@ int registry_model_load_parts(registry_model *m, uint64_t *cost, garlic_error *e
         return err->code;
     m->n_ctx = cfg->n_ctx ? cfg->n_ctx : planner_default_ctx(m->weights->hp.n_ctx_train);
     planner_plan p;
-    int rc = plan(m, &p, err);
+    planner_input in;
+    int rc = plan(m, &in, &p, err);
     if (rc)
         return rc;
     m->kv_blocks = p.kv_blocks;
@@ -461,7 +461,7 @@ static uint32_t device_layers(registry_model *m)
     planner_device_plan dp;
     bool auto_layers = cfg->gpu_layers < 0;
     uint32_t runs = model_device_runs(m->weights, cfg->device);
-    if (!in || planner_from_model(m->weights, m->path, in, NULL) || plan(m, &p, NULL) ||
+    if (!in || plan(m, in, &p, NULL) ||
         planner_device_plan_make(in, &p, cfg->gpu_layers, auto_layers ? runs : UINT32_MAX,
                                  info.free_bytes, 0, &dp, NULL)) {
         garlic_free(in);
