@@ -423,8 +423,13 @@ bool planner_parse_size(const char *text, uint64_t *bytes)
     return false;
 }
 
-uint32_t planner_device_layers(const uint64_t *layer_bytes, uint32_t n_layer, uint64_t output_bytes,
-                               uint64_t fixed_bytes, uint64_t free_bytes)
+// Layers a device holds when garlic picks them (--gpu-layers auto): the first layers whose
+// bytes (layer_bytes[l]: weights and KV rows) fit in free_bytes after fixed_bytes (activation
+// buffers and the reserve the caller keeps for the driver); n_layer when every layer and
+// the output (output_bytes, with its logits) fit, which the forward pass reads as "the output
+// too". 0 when not even one layer fits.
+static uint32_t device_layers(const uint64_t *layer_bytes, uint32_t n_layer, uint64_t output_bytes,
+                              uint64_t fixed_bytes, uint64_t free_bytes)
 {
     if (fixed_bytes >= free_bytes)
         return 0;
@@ -459,7 +464,7 @@ int planner_device_plan_make(const planner_input *in, const planner_plan *plan, 
     uint64_t logits = (uint64_t)plan->cfg.running * in->hp.n_vocab * sizeof(float);
     uint64_t fixed = plan->scratch_bytes + overhead + (UINT64_C(256) << 20);
     uint32_t k = layers < 0
-        ? memory ? planner_device_layers(cost, n, in->last_bytes + logits, fixed, memory) : n
+        ? memory ? device_layers(cost, n, in->last_bytes + logits, fixed, memory) : n
         : layers > n ? n
                      : (uint32_t)layers;
     k = k > max_layers ? max_layers : k;

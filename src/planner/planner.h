@@ -232,16 +232,8 @@ bool planner_parse_size(const char *text, uint64_t *bytes);
 
 const char *planner_source_name(planner_source source);
 
-// Layers a device holds when garlic picks them (--gpu-layers auto): the first layers whose
-// bytes (layer_bytes[l]: weights and KV rows) fit in free_bytes after fixed_bytes (activation
-// buffers and the reserve the caller keeps for the driver); n_layer when every layer and
-// the output (output_bytes, with its logits) fit, which the forward pass reads as "the output
-// too". 0 when not even one layer fits.
-uint32_t planner_device_layers(const uint64_t *layer_bytes, uint32_t n_layer, uint64_t output_bytes,
-                               uint64_t fixed_bytes, uint64_t free_bytes);
-
 // ---- Layouts: tensor parallelism (T ranks share each layer) x pipeline parallelism (P
-// stages of contiguous layers). garlic runs tensor parallelism; pipelines are planned only.
+// stages of contiguous layers), as --tensor-parallel and --pipeline-parallel run them.
 
 // One rank of a layout: its place, its layers and its plan.
 typedef struct planner_rank {
@@ -305,7 +297,8 @@ typedef struct planner_device_plan {
 } planner_device_plan;
 
 // The device plan of in (layers_known) under plan: `layers` layers, or with layers < 0 as many
-// as fit memory after overhead and 256 MiB for the driver (planner_device_layers); at most
+// as fit memory after overhead and 256 MiB for the driver (the first layers whose weights and
+// KV rows fit; all of them only with the output too); at most
 // max_layers (the leading layers the device can run; UINT32_MAX: all). GARLIC_EINVAL when the
 // layers are not known.
 int planner_device_plan_make(const planner_input *in, const planner_plan *plan, int64_t layers,

@@ -59,7 +59,7 @@ typedef struct registry_config {
     // CPU alone; the caller's, freed after registry_free.
     struct backend *device;
     int64_t gpu_layers; // layers on the device; < 0: as many as its free memory holds
-                        // (planner_device_layers)
+                        // (planner_device_plan_make)
     // Seconds unused after which a loaded model sleeps: its engine (the device's copies of its
     // weights, its KV pool and buffers) is freed, its weights stay mapped and its budget
     // reserved; the next request wakes it. 0: never.
