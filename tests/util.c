@@ -156,6 +156,20 @@ bool test_mpi_ready(void)
     return true;
 }
 
+bool test_process_ended(pid_t pid)
+{
+    char path[64], text[512] = "";
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    const char *state = strrchr(text, ')'); // "pid (comm) S ..."
+    return state && state[1] == ' ' && state[2] == 'Z';
+}
+
 void *test_read_file(const char *path, size_t *size)
 {
     FILE *f = fopen(path, "rb");

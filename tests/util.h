@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <cmocka.h>
 
@@ -42,6 +43,9 @@ int test_run(char **out, char **err, const char *fmt, ...) __attribute__((format
 // Whether multi-rank runs can happen here (garlic built with MPI, mpirun installed); prints
 // why not otherwise (the caller skips).
 bool test_mpi_ready(void);
+
+// Whether process pid has ended (gone, or a zombie waiting for its parent).
+bool test_process_ended(pid_t pid);
 
 // Reads a whole file; returns NULL on failure. The caller frees it with free().
 void *test_read_file(const char *path, size_t *size);

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "dist/dist.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
@@ -472,13 +473,6 @@ static void test_refusals(void **state)
 
 // ---- Faults: a rank that dies or hangs ends the job within seconds, never a silent hang ----
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 // Starts, in the background, `mpirun -np 2` of a greedy generation that runs until a context
 // of 8192 positions is full (tens of seconds here), each rank writing its process id to
 // pid.RANK among the test's files before it becomes garlic (a shell that execs keeps its
@@ -533,7 +527,7 @@ static pid_t rank_pid(int r)
 // ranks are in the middle of generating); fails the test after 60 s. Returns rank 1's id.
 static pid_t wait_generating(pid_t job)
 {
-    for (double t0 = now_seconds(); now_seconds() - t0 < 60;) {
+    for (double t0 = garlic_now(); garlic_now() - t0 < 60;) {
         struct stat st;
         pid_t one = rank_pid(1);
         if (one && rank_pid(0) && stat(test_temp_path("fault.out"), &st) == 0 && st.st_size > 200)
@@ -549,10 +543,10 @@ static pid_t wait_generating(pid_t job)
 // that ended it), or kills it (and the ranks) and fails the test when it is still running.
 static int wait_job(pid_t job, double limit, double *seconds)
 {
-    double t0 = now_seconds();
+    double t0 = garlic_now();
     int status;
     while (waitpid(job, &status, WNOHANG) == 0) {
-        if (now_seconds() - t0 > limit) {
+        if (garlic_now() - t0 > limit) {
             kill(job, SIGKILL);
             waitpid(job, &status, 0);
             for (int r = 0; r < 2; r++)
@@ -562,23 +556,8 @@ static int wait_job(pid_t job, double limit, double *seconds)
         }
         usleep(20 * 1000);
     }
-    *seconds = now_seconds() - t0;
+    *seconds = garlic_now() - t0;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-// Whether process pid has ended (gone, or a zombie waiting for its parent).
-static bool ended(pid_t pid)
-{
-    char path[64], text[512] = "";
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return true;
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = '\0';
-    const char *state = strrchr(text, ')'); // "pid (comm) S ..."
-    return state && state[1] == ' ' && state[2] == 'Z';
 }
 
 // The model of the fault tests: big enough that generating 8192 tokens takes a while.
@@ -614,9 +593,9 @@ static void test_rank_killed(void **state)
     assert_int_not_equal(status, 0);
     if (!strstr(err, "exited on signal 9") && !strstr(err, "a rank died or hangs"))
         fail_msg("no message names the dead rank: %s", err);
-    for (double t0 = now_seconds(); !ended(zero) && now_seconds() - t0 < 5;)
+    for (double t0 = garlic_now(); !test_process_ended(zero) && garlic_now() - t0 < 5;)
         usleep(20 * 1000);
-    if (!ended(zero))
+    if (!test_process_ended(zero))
         fail_msg("rank 0 (pid %d) still runs after the job ended", (int)zero);
     free(err);
 }
@@ -644,11 +623,12 @@ static void test_rank_hung(void **state)
         !strstr(line, "a rank died or hangs"))
         fail_msg("rank 0's watchdog did not say what happened: %s", err);
     assert_true(seconds >= 1.0); // (not before the timeout: 2 s from the collective's start)
-    for (double t0 = now_seconds(); !(ended(zero) && ended(one)) && now_seconds() - t0 < 5;)
+    for (double t0 = garlic_now();
+         !(test_process_ended(zero) && test_process_ended(one)) && garlic_now() - t0 < 5;)
         usleep(20 * 1000);
-    if (!ended(one))
+    if (!test_process_ended(one))
         kill(one, SIGKILL);
-    assert_true(ended(zero));
+    assert_true(test_process_ended(zero));
     free(err);
 }
 

@@ -21,6 +21,7 @@
 
 #include "util.h"
 
+#include "base/clock.h"
 #include "dist/dist.h"
 #include "model/synth.h"
 #include "tensor/types.h"
@@ -162,34 +163,13 @@ static void find_ranks(pid_t mpirun, pid_t ranks[2])
     closedir(d);
 }
 
-static bool gone(pid_t pid)
-{
-    char path[64], stat[300] = "";
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return true;
-    size_t n = fread(stat, 1, sizeof stat - 1, f);
-    fclose(f);
-    stat[n] = '\0';
-    const char *close = strrchr(stat, ')');
-    return close && close[2] == 'Z';
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 // Waits (at most 20 s from t0) for the job (mpirun, the server's pid) and both ranks to end.
 // Returns mpirun's exit status (-1: killed by a signal).
 static int wait_job_end(test_server *s, const pid_t ranks[2], double t0)
 {
     int status = 0;
     while (waitpid(s->pid, &status, WNOHANG) == 0) {
-        if (now_seconds() - t0 > 20) {
+        if (garlic_now() - t0 > 20) {
             kill(s->pid, SIGKILL);
             for (int r = 0; r < 2; r++)
                 kill(ranks[r], SIGKILL);
@@ -198,10 +178,11 @@ static int wait_job_end(test_server *s, const pid_t ranks[2], double t0)
         usleep(20 * 1000);
     }
     s->pid = 0;
-    while (!(gone(ranks[0]) && gone(ranks[1])) && now_seconds() - t0 < 25)
+    while (!(test_process_ended(ranks[0]) && test_process_ended(ranks[1])) &&
+           garlic_now() - t0 < 25)
         usleep(20 * 1000);
-    assert_true(gone(ranks[0]) && gone(ranks[1]));
-    print_message("the job ended %.2f s after the signal\n", now_seconds() - t0);
+    assert_true(test_process_ended(ranks[0]) && test_process_ended(ranks[1]));
+    print_message("the job ended %.2f s after the signal\n", garlic_now() - t0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -209,7 +190,7 @@ static int wait_job_end(test_server *s, const pid_t ranks[2], double t0)
 // (wait_job_end).
 static int stop_job(test_server *s, pid_t who, int sig, const pid_t ranks[2])
 {
-    double t0 = now_seconds();
+    double t0 = garlic_now();
     assert_int_equal(kill(who, sig), 0);
     return wait_job_end(s, ranks, t0);
 }
@@ -350,7 +331,7 @@ static pid_t stream_in_background(const test_server *s, const char *path, const 
 // Waits (at most `limit` s) for the file at path to hold more than `bytes` bytes.
 static bool file_grows(const char *path, off_t bytes, double limit)
 {
-    for (double t0 = now_seconds(); now_seconds() - t0 < limit; usleep(20 * 1000)) {
+    for (double t0 = garlic_now(); garlic_now() - t0 < limit; usleep(20 * 1000)) {
         struct stat st;
         if (stat(path, &st) == 0 && st.st_size > bytes)
             return true;
@@ -364,13 +345,13 @@ static void check_health_fault(const test_server *tp, double t0)
 {
     char *body = NULL;
     int status = 200;
-    while (status == 200 && now_seconds() - t0 < 10) {
+    while (status == 200 && garlic_now() - t0 < 10) {
         free(body), body = NULL;
         status = test_http(tp, "GET", "/health", NULL, "--max-time 2", &body, NULL);
         if (status == 200)
             usleep(100 * 1000);
     }
-    double t_health = now_seconds() - t0;
+    double t_health = garlic_now() - t0;
     print_message("rank 1 stopped: /health answered %d after %.2f s: %s\n", status, t_health,
                   body ? body : "");
     assert_int_equal(status, 503);
@@ -426,14 +407,14 @@ static void check_fault_clients(int sig, const char *launcher)
     assert_non_null(before);
     assert_null(strstr(before, "[DONE]")); // (still streaming: the stop comes mid-answer)
     free(before);
-    double t0 = now_seconds();
+    double t0 = garlic_now();
     assert_int_equal(kill(ranks[1], sig), 0);
     if (sig == SIGSTOP)
         check_health_fault(tp, t0);
     // The streams end with an error, not a bare close.
     int curl_status = 0;
     assert_int_equal(waitpid(openai, &curl_status, 0), openai);
-    double t_stream = now_seconds() - t0;
+    double t_stream = garlic_now() - t0;
     assert_true(WIFEXITED(curl_status) && WEXITSTATUS(curl_status) == 0);
     assert_int_equal(waitpid(ollama, &curl_status, 0), ollama);
     assert_true(WIFEXITED(curl_status) && WEXITSTATUS(curl_status) == 0);
@@ -538,14 +519,14 @@ static void check_keep_alive(const char *layout)
         char *first = complete(tp, PROMPTS[0], N_GEN);
         assert_true(model_listed(tp));
         long loaded = resident_kb(ranks[1]);
-        double t0 = now_seconds();
-        while (model_listed(tp) && now_seconds() - t0 < 10)
+        double t0 = garlic_now();
+        while (model_listed(tp) && garlic_now() - t0 < 10)
             usleep(100 * 1000);
         assert_false(model_listed(tp));
-        double t_gone = now_seconds() - t0;
+        double t_gone = garlic_now() - t0;
         // (rank 1 unloads once rank 0's engine stopped: give it a moment)
         long unloaded = resident_kb(ranks[1]);
-        for (double t1 = now_seconds(); unloaded > loaded * 3 / 4 && now_seconds() - t1 < 5;)
+        for (double t1 = garlic_now(); unloaded > loaded * 3 / 4 && garlic_now() - t1 < 5;)
             usleep(50 * 1000), unloaded = resident_kb(ranks[1]);
         print_message("round %d: /api/ps empty %.1f s after the answer; rank 1's resident "
                       "memory %ld kB loaded, %ld kB unloaded\n",
