@@ -161,7 +161,7 @@ int chat_template_render(const chat_template *t, const chat_vars *vars, char **o
         err = &local;
     *out = NULL;
     *out_len = 0;
-    render_ctx c = {.tpl = t, .err = err};
+    render_ctx c = {.tpl = t, .err = err, .work_start = chat_work_units};
     setup_limits(&c, vars->limits);
     if (vars->now) {
         int n = sscanf(vars->now, "%d-%d-%dT%d:%d:%d", &c.now[0], &c.now[1], &c.now[2], &c.now[3],

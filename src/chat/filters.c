@@ -848,25 +848,23 @@ static int f_dictsort(render_ctx *c, const chat_node *at, const chat_value *v,
 static int f_unique(render_ctx *c, const chat_node *at, const chat_value *v, const chat_value *args,
                     size_t n, const chat_dict *kw, chat_value *out)
 {
-    chat_list *items, *kept, *seen;
+    chat_list *items, *kept;
+    chat_dict *seen;
     bool case_sensitive = flag(param(args, n, kw, 0, "case_sensitive"), false);
     const chat_value *attr = param(args, n, kw, 1, "attribute");
     int rc = chat_render_iterate(c, at, v, &items);
     if (rc)
         return rc;
-    if (!(kept = chat_list_new(&c->arena, items->n)) ||
-        !(seen = chat_list_new(&c->arena, items->n)))
+    if (!(kept = chat_list_new(&c->arena, items->n)) || !(seen = chat_dict_new(&c->arena, 0)))
         return chat_render_nomem(c, at);
     for (size_t i = 0; i < items->n; i++) {
         chat_value key;
         if ((rc = sort_key(c, at, &items->items[i], attr, case_sensitive, &key)))
             return rc;
-        bool dup = false;
-        for (size_t k = 0; k < seen->n && !dup; k++)
-            dup = chat_equal(&seen->items[k], &key);
-        if (dup)
+        if (chat_dict_find(seen, &key))
             continue;
-        seen->items[seen->n++] = key;
+        if (chat_dict_set(&c->arena, seen, key, chat_none()))
+            return chat_render_nomem(c, at);
         kept->items[kept->n++] = items->items[i];
     }
     *out = list_value(kept);
@@ -1215,7 +1213,7 @@ static int t_in(render_ctx *c, const chat_node *at, const test_entry *e, const c
         if (v->type != CHAT_STRING)
             return chat_render_error(c, at, GARLIC_ETYPE,
                                      "TypeError: 'in <string>' requires string as left operand");
-        *out = v->s.len == 0 || memmem(args[0].s.ptr, args[0].s.len, v->s.ptr, v->s.len);
+        *out = v->s.len == 0 || chat_memmem(args[0].s.ptr, args[0].s.len, v->s.ptr, v->s.len);
         return GARLIC_OK;
     }
     chat_list *items;

@@ -112,6 +112,10 @@ struct chat_dict {
     size_t n, cap;
     chat_value *keys; // (n), insertion order
     chat_value *vals; // (n)
+    // A hash index over keys once the dict has DICT_INDEX_FROM entries (NULL before): open
+    // addressing, slot = key index + 1, 0 empty; n_slots a power of two at least 2 n.
+    uint32_t *slots;
+    size_t n_slots;
 };
 
 struct chat_node;
@@ -165,6 +169,15 @@ const chat_value *chat_dict_find(const chat_dict *d, const chat_value *key);
 
 bool chat_truthy(const chat_value *v);
 bool chat_equal(const chat_value *a, const chat_value *b);
+
+// The work a render does inside single steps (items compared, keys searched, list items
+// iterated, string bytes scanned / 64), counted per thread because equality and lookups
+// take no render context; chat_render_tick charges it to the render's step limit, so that
+// a template repeating a scan of a large value, or a quadratic filter, stops like a loop.
+extern _Thread_local uint64_t chat_work_units;
+static inline void chat_work(uint64_t units) { chat_work_units += units; }
+// memmem that counts its haystack as work.
+const char *chat_memmem(const char *hay, size_t hay_len, const char *needle, size_t needle_len);
 // Python ordering: <0, 0, >0 in *order, or GARLIC_ETYPE when the types do not compare.
 int chat_compare(const chat_value *a, const chat_value *b, int *order);
 const char *chat_type_name(const chat_value *v); // Python's: "str", "dict", "NoneType"...
@@ -356,6 +369,7 @@ typedef struct render_ctx {
     size_t frame_start; // first variable of the current macro call (0: top level)
     size_t n_globals;   // variables [0, n_globals) are render() arguments
     uint64_t steps, max_steps;
+    uint64_t work_start;  // chat_work_units when the render began
     int depth, max_depth; // nested macro calls and filters
     int nesting;          // nested evaluations and statements (see RENDER_MAX_NESTING)
     size_t max_output;

@@ -188,7 +188,7 @@ static int split_on_sep(render_ctx *c, const chat_value *s, const chat_value *se
     for (int64_t splits = 0;; splits++) {
         const char *hit = (maxsplit >= 0 && splits >= maxsplit)
             ? NULL
-            : memmem(p, (size_t)(end - p), sep->s.ptr, sep->s.len);
+            : chat_memmem(p, (size_t)(end - p), sep->s.ptr, sep->s.len);
         const char *stop = hit ? hit : end;
         if (chat_list_push(&c->arena, l, chat_str(p, (size_t)(stop - p))))
             return GARLIC_ENOMEM;
@@ -325,7 +325,7 @@ int chat_replace(render_ctx *c, const chat_node *at, const chat_value *s, const 
         }
     } else {
         while (p < end && (count < 0 || done < count)) {
-            const char *hit = memmem(p, (size_t)(end - p), old->s.ptr, old->s.len);
+            const char *hit = chat_memmem(p, (size_t)(end - p), old->s.ptr, old->s.len);
             if (!hit)
                 break;
             if (chat_buf_append(&c->arena, &b, p, (size_t)(hit - p)) ||
@@ -489,7 +489,7 @@ static int m_find(render_ctx *c, const chat_node *at, const chat_value *self,
     const chat_value *sub = param(args, n, kw, 0, "sub");
     if (need_str(c, at, sub, "find arg"))
         return c->err->code;
-    const char *hit = sub->s.len ? memmem(self->s.ptr, self->s.len, sub->s.ptr, sub->s.len)
+    const char *hit = sub->s.len ? chat_memmem(self->s.ptr, self->s.len, sub->s.ptr, sub->s.len)
                                  : self->s.ptr;
     *out = chat_int(hit ? (int64_t)chat_utf8_count(self->s.ptr, (size_t)(hit - self->s.ptr)) : -1);
     return GARLIC_OK;
@@ -515,7 +515,7 @@ static int m_count(render_ctx *c, const chat_node *at, const chat_value *self,
         return GARLIC_OK;
     }
     for (const char *p = self->s.ptr, *end = p + self->s.len;
-         (p = memmem(p, (size_t)(end - p), sub->s.ptr, sub->s.len)); p += sub->s.len)
+         (p = chat_memmem(p, (size_t)(end - p), sub->s.ptr, sub->s.len)); p += sub->s.len)
         count++;
     *out = chat_int(count);
     return GARLIC_OK;

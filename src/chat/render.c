@@ -35,7 +35,10 @@ int chat_render_nomem(render_ctx *c, const chat_node *at)
                              c->max_output);
 }
 
-bool chat_render_tick(render_ctx *c) { return ++c->steps <= c->max_steps; }
+bool chat_render_tick(render_ctx *c)
+{
+    return ++c->steps + (chat_work_units - c->work_start) <= c->max_steps;
+}
 
 static int too_long(render_ctx *c, const chat_node *at)
 {
@@ -313,7 +316,7 @@ static int contains(render_ctx *c, const chat_node *at, const chat_value *needle
                 "TypeError: 'in <string>' requires string as left operand, not %s",
                 chat_type_name(needle));
         *out = needle->s.len == 0 ||
-            memmem(hay->s.ptr, hay->s.len, needle->s.ptr, needle->s.len) != NULL;
+            chat_memmem(hay->s.ptr, hay->s.len, needle->s.ptr, needle->s.len) != NULL;
         return GARLIC_OK;
     case CHAT_LIST:
         for (size_t i = 0; i < hay->list->n && !*out; i++)
@@ -736,6 +739,10 @@ static int bind_targets(render_ctx *c, const chat_node *n, const chat_value *v)
 // The items a for loop walks: lists, dict keys, characters; undefined is empty.
 int chat_render_iterate(render_ctx *c, const chat_node *at, const chat_value *v, chat_list **out)
 {
+    chat_work(v->type == CHAT_LIST         ? v->list->n
+                  : v->type == CHAT_DICT   ? v->dict->n
+                  : v->type == CHAT_STRING ? v->s.len
+                                           : 0);
     if (v->type == CHAT_LIST) {
         *out = v->list;
         return GARLIC_OK;

@@ -169,31 +169,111 @@ chat_dict *chat_dict_new(chat_arena *a, size_t cap)
     return d;
 }
 
+_Thread_local uint64_t chat_work_units;
+
+const char *chat_memmem(const char *hay, size_t hay_len, const char *needle, size_t needle_len)
+{
+    chat_work(1 + hay_len / 64);
+    return memmem(hay, hay_len, needle, needle_len);
+}
+
+// Dicts up to this size are searched key by key; larger ones through their hash index.
+enum { DICT_INDEX_FROM = 16 };
+
+static uint64_t hash_bytes(const char *p, size_t n)
+{
+    chat_work(n / 64);
+    uint64_t h = 0xcbf29ce484222325u; // FNV-1a
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 0x100000001b3u;
+    return h;
+}
+
+// A hash consistent with chat_equal: equal numbers (True, 1, 1.0) hash alike; strings by
+// their bytes; other key types (None, tuples) share one bucket per type, which is correct
+// and only slower.
+static uint64_t hash_value(const chat_value *v)
+{
+    switch (v->type) {
+    case CHAT_STRING: return hash_bytes(v->s.ptr, v->s.len);
+    case CHAT_BOOL:
+    case CHAT_INT:
+    case CHAT_FLOAT: {
+        double f = chat_number(v);
+        uint64_t bits;
+        if (v->type != CHAT_FLOAT)
+            bits = (uint64_t)(v->type == CHAT_INT ? v->i : v->b);
+        else if (f >= -9.2e18 && f <= 9.2e18 && f == (double)(int64_t)f)
+            bits = (uint64_t)(int64_t)f;
+        else
+            memcpy(&bits, &f, sizeof bits);
+        return (bits ^ (bits >> 29)) * 0xbf58476d1ce4e5b9u;
+    }
+    default: return (uint64_t)v->type * 0x9e3779b97f4a7c15u;
+    }
+}
+
+// (Re)builds the index with room for twice the capacity; false when out of memory (the
+// dict is then searched key by key, still correct).
+static bool dict_index(chat_arena *a, chat_dict *d)
+{
+    size_t n_slots = 64;
+    while (n_slots < 2 * d->cap)
+        n_slots *= 2;
+    if (d->cap > UINT32_MAX / 2 || n_slots > SIZE_MAX / sizeof *d->slots)
+        return false;
+    uint32_t *slots = chat_arena_alloc(a, n_slots * sizeof *slots);
+    if (!slots)
+        return false;
+    for (size_t i = 0; i < d->n; i++) {
+        size_t s = (size_t)hash_value(&d->keys[i]) & (n_slots - 1);
+        while (slots[s])
+            s = (s + 1) & (n_slots - 1);
+        slots[s] = (uint32_t)i + 1;
+    }
+    d->slots = slots;
+    d->n_slots = n_slots;
+    return true;
+}
+
+// The index of the entry whose key equals key, or -1.
+static ptrdiff_t dict_lookup(const chat_dict *d, const chat_value *key)
+{
+    if (!d->slots) {
+        for (size_t i = 0; i < d->n; i++)
+            if (chat_equal(&d->keys[i], key))
+                return (ptrdiff_t)i;
+        return -1;
+    }
+    size_t mask = d->n_slots - 1;
+    for (size_t s = (size_t)hash_value(key) & mask; d->slots[s]; s = (s + 1) & mask) {
+        chat_work(1);
+        size_t i = d->slots[s] - 1;
+        if (chat_equal(&d->keys[i], key))
+            return (ptrdiff_t)i;
+    }
+    return -1;
+}
+
 // Looks key up by Python equality; NULL when absent.
 const chat_value *chat_dict_find(const chat_dict *d, const chat_value *key)
 {
-    for (size_t i = 0; i < d->n; i++)
-        if (chat_equal(&d->keys[i], key))
-            return &d->vals[i];
-    return NULL;
+    ptrdiff_t i = dict_lookup(d, key);
+    return i < 0 ? NULL : &d->vals[i];
 }
 
 const chat_value *chat_dict_get(const chat_dict *d, const char *key, size_t key_len)
 {
-    for (size_t i = 0; i < d->n; i++) {
-        const chat_value *k = &d->keys[i];
-        if (k->type == CHAT_STRING && k->s.len == key_len && memcmp(k->s.ptr, key, key_len) == 0)
-            return &d->vals[i];
-    }
-    return NULL;
+    chat_value k = chat_str(key, key_len);
+    return chat_dict_find(d, &k);
 }
 
 // Sets key to val, replacing an equal key's value in place (order kept) or appending.
 int chat_dict_set(chat_arena *a, chat_dict *d, chat_value key, chat_value val)
 {
-    chat_value *found = (chat_value *)chat_dict_find(d, &key);
-    if (found) {
-        *found = val;
+    ptrdiff_t found = dict_lookup(d, &key);
+    if (found >= 0) {
+        d->vals[found] = val;
         return GARLIC_OK;
     }
     chat_value *keys = d->keys, *vals = d->vals;
@@ -207,6 +287,15 @@ int chat_dict_set(chat_arena *a, chat_dict *d, chat_value key, chat_value val)
     d->keys[d->n] = key;
     d->vals[d->n] = val;
     d->n++;
+    if (d->slots && 2 * d->cap <= d->n_slots) {
+        size_t mask = d->n_slots - 1, s = (size_t)hash_value(&key) & mask;
+        while (d->slots[s])
+            s = (s + 1) & mask;
+        d->slots[s] = (uint32_t)d->n;
+    } else if (d->n >= DICT_INDEX_FROM && !dict_index(a, d)) {
+        d->slots = NULL;
+        d->n_slots = 0;
+    }
     return GARLIC_OK;
 }
 
@@ -269,6 +358,7 @@ enum { VALUE_MAX_DEPTH = 200 };
 
 static bool equal_at(const chat_value *a, const chat_value *b, int depth)
 {
+    chat_work(1);
     if (chat_is_number(a) && chat_is_number(b)) {
         if (a->type != CHAT_FLOAT && b->type != CHAT_FLOAT)
             return as_int(a) == as_int(b);
@@ -279,7 +369,11 @@ static bool equal_at(const chat_value *a, const chat_value *b, int depth)
     switch (a->type) {
     case CHAT_UNDEFINED:
     case CHAT_NONE: return true;
-    case CHAT_STRING: return a->s.len == b->s.len && memcmp(a->s.ptr, b->s.ptr, a->s.len) == 0;
+    case CHAT_STRING:
+        if (a->s.len != b->s.len)
+            return false;
+        chat_work(a->s.len / 64);
+        return memcmp(a->s.ptr, b->s.ptr, a->s.len) == 0;
     case CHAT_LIST:
         if (a->list == b->list)
             return true;
@@ -310,6 +404,7 @@ int chat_compare(const chat_value *a, const chat_value *b, int *order)
 
 static int compare_at(const chat_value *a, const chat_value *b, int *order, int depth)
 {
+    chat_work(1);
     if (chat_is_number(a) && chat_is_number(b)) {
         if (a->type != CHAT_FLOAT && b->type != CHAT_FLOAT)
             *order = (as_int(a) > as_int(b)) - (as_int(a) < as_int(b));
@@ -319,6 +414,7 @@ static int compare_at(const chat_value *a, const chat_value *b, int *order, int 
     }
     if (a->type == CHAT_STRING && b->type == CHAT_STRING) {
         size_t n = a->s.len < b->s.len ? a->s.len : b->s.len;
+        chat_work(n / 64);
         int r = n ? memcmp(a->s.ptr, b->s.ptr, n) : 0;
         *order = r ? (r > 0) - (r < 0) : (a->s.len > b->s.len) - (a->s.len < b->s.len);
         return GARLIC_OK;

@@ -58,6 +58,27 @@ static void expect_error(const char *src, const char *vars, const char *fragment
         fail_msg("%s\n  error '%s' lacks '%s'", src, err.message, fragment);
 }
 
+// Dicts of more than 16 keys are searched through a hash index, and unique() through one:
+// keys equal in Python (1, 1.0, True) are one key, and the answers match a key-by-key search.
+static void test_large_dicts(void **state)
+{
+    (void)state;
+    char src[8192];
+    size_t len = (size_t)snprintf(src, sizeof src, "{%% set d = {");
+    for (int i = 0; i < 100; i++)
+        len += (size_t)snprintf(src + len, sizeof src - len, "'k%d': %d, %d: 'v%d', ", i, i, i, i);
+    snprintf(src + len, sizeof src - len,
+             "1.0: 'one', 'k7': 70} %%}{{ d|length }} {{ d['k57'] }} {{ d[57.0] }} {{ d[true] }} "
+             "{{ d['k7'] }} {{ 'k100' in d }} {{ 99 in d }} {{ d.get(100, 'none') }}");
+    expect_render(src, NULL, "200 57 v57 one 70 False True none");
+    expect_render(
+        "{{ (range(3000)|list + range(3000)|list + [1.0, true, '1'])|unique|list|length }}", NULL,
+        "3001");
+    expect_render("{{ ['b', 'A', 'a', 'B', 'c']|unique|join }}", NULL, "bAc");
+    expect_render("{{ ['b', 'A', 'a', 'B', 'c']|unique(case_sensitive=true)|join }}", NULL,
+                  "bAaBc");
+}
+
 // ---- reference cases --------------------------------------------------------------------
 
 typedef struct case_result {
@@ -571,6 +592,19 @@ static void test_limits(void **state)
         {"{% set ns = namespace(l=[1]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}",
          "limit"},
         {"{{ 2 ** 100 }}", "integer overflow"},
+        // work inside single steps counts too: scans of a large value repeated in a loop
+        {"{% set x = range(100000)|list %}{% for i in range(2000) %}{% if -1 in x %}{% endif %}"
+         "{% endfor %}",
+         "too long"},
+        {"{% set x = 'a' * 1000000 %}{% for i in range(5000) %}{% if 'b' in x %}{% endif %}"
+         "{% endfor %}",
+         "too long"},
+        {"{% set x = range(100000)|list %}{% for i in range(2000) %}{% set y = x|sum %}"
+         "{% endfor %}",
+         "too long"},
+        {"{% set x = range(100000)|list %}{% set y = range(100000)|list %}"
+         "{% for i in range(2000) %}{% if x == y %}{% endif %}{% endfor %}",
+         "too long"},
     };
     for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
         garlic_error err = {0};
@@ -799,15 +833,11 @@ static void test_cli(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_language),
-        cmocka_unit_test(test_undefined),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_allocation_failures),
-        cmocka_unit_test(test_fallback),
-        cmocka_unit_test(test_vars_fields),
-        cmocka_unit_test(test_json_reader),
-        cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_language),        cmocka_unit_test(test_undefined),
+        cmocka_unit_test(test_errors),          cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_large_dicts),     cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_fallback),        cmocka_unit_test(test_vars_fields),
+        cmocka_unit_test(test_json_reader),     cmocka_unit_test(test_cli),
         cmocka_unit_test(test_reference_cases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
