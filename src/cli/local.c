@@ -207,6 +207,7 @@ int cli_local_open(cli_local *l, const char *path, const registry_config *config
     rc = l->reg ? registry_add(l->reg, path, "model", err) : err->code;
     if (rc == GARLIC_OK) {
         l->m = registry_find(l->reg, "model");
+        registry_model_split(l->m); // (a no-op without --tensor/--pipeline-parallel)
         progress.big = registry_model_file_size(l->m) > BIG_FILE; // registry_add stat'ed it
         rc = registry_model_acquire(l->m, &l->load_seconds, err);
     }

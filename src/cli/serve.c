@@ -2,10 +2,11 @@
 // `garlic serve -m MODEL.gguf[=NAME]... [--models-dir DIR] [flags]`: the OpenAI- and
 // Ollama-compatible HTTP server. Builds the registry from the flags, starts the server,
 // then waits for SIGINT or SIGTERM and shuts down gracefully (running requests get a grace
-// period, then their streams end cleanly). Under mpirun with --tensor-parallel T, rank 0 does
-// all that for one model loaded at start, and the other ranks compute their share of each
-// step its engine sends them (engine_follow); they unload and load their shares with rank
-// 0's (--keep-alive), and end when it stops.
+// period, then their streams end cleanly). Under mpirun with --tensor-parallel T (or
+// --pipeline-parallel P), rank 0 does all that, with the first -m model split between the
+// ranks and loaded at start and the other models its own; the other ranks compute their
+// share of each step the split model's engine sends them (engine_follow); they unload and
+// load their shares with rank 0's (--keep-alive), and end when it stops.
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <signal.h>
@@ -201,7 +202,7 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
         cli_flag("--quiet|-q", "no line per request (loads and unloads are still logged)",
                  &o->quiet),
         cli_flag("--verbose|-v", "the request log also shows each rendered prompt", &o->verbose),
-        CLI_DIST_OPTIONS(o), // (of the one -m model)
+        CLI_DIST_OPTIONS(o), // (of the first -m model)
         {0},
     };
     int status = cli_parse(&serve_command, options, argc, argv);
@@ -209,12 +210,11 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
     o->argc = argc, o->argv = argv;
     if (status != CLI_CONTINUE)
         return status;
-    if ((o->tensor_parallel > 1 || o->pipeline_parallel > 1 || dist_size() > 1) &&
-        (o->n_models != 1 || o->models_dir))
+    if ((o->tensor_parallel > 1 || o->pipeline_parallel > 1 || dist_size() > 1) && o->n_models == 0)
         return cli_usage_error(&serve_command,
-                               "--tensor-parallel serves one model, loaded at start: give "
-                               "exactly one -m (several models, --models-dir and loading on "
-                               "demand are not supported under tensor parallelism)");
+                               "--tensor-parallel and --pipeline-parallel split the first -m "
+                               "model between the ranks: give at least one -m (the others, "
+                               "--models-dir's and the store's are served by rank 0 alone)");
     bool tp = o->tensor_parallel > 1 || o->pipeline_parallel > 1 || dist_size() > 1;
     if (tp && r->sleep_after > 0)
         return cli_usage_error(&serve_command,
@@ -238,11 +238,12 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
     return CLI_CONTINUE;
 }
 
-// Adds the -m and --models-dir models to reg; prints the error and returns 1 on failure.
-static int add_models(registry *reg, const serve_options *o)
+// Adds the -m models from the first-th on and the --models-dir models to reg; prints the
+// error and returns 1 on failure.
+static int add_models(registry *reg, const serve_options *o, size_t first)
 {
     garlic_error err = {0};
-    for (size_t i = 0; i < o->n_models; i++) {
+    for (size_t i = first; i < o->n_models; i++) {
         const char *spec = o->models[i], *eq = strrchr(spec, '=');
         char *path = garlic_strndup(spec, eq ? (size_t)(eq - spec) : strlen(spec));
         char stored[STORE_PATH_MAX];
@@ -257,7 +258,7 @@ static int add_models(registry *reg, const serve_options *o)
     }
     if (o->models_dir && registry_add_dir(reg, o->models_dir, &err))
         return fprintf(stderr, "garlic serve: %s\n", err.message), 1;
-    if (o->models_dir && registry_count(reg) == o->n_models)
+    if (o->models_dir && registry_count(reg) == o->n_models) // (the split one counts too)
         return fprintf(stderr, "garlic serve: %s holds no .gguf file\n", o->models_dir), 1;
     // Every model named on the command line is checked now, so that a broken file stops the
     // start rather than failing its first request; all the broken ones are named.
@@ -316,8 +317,10 @@ static int load_shared_model(serve_options *o, registry **reg, registry_model **
     garlic_free(path);
     double seconds;
     *m = r == GARLIC_OK ? registry_model_at(*reg, 0) : NULL;
-    if (r == GARLIC_OK)
+    if (r == GARLIC_OK) {
+        registry_model_split(*m);
         r = registry_model_acquire(*m, &seconds, err);
+    }
     garlic_error theirs = {0};
     int same = dist_check_same(&r, sizeof r, "a model load result (see its message)", &theirs);
     if (r == GARLIC_OK && same != GARLIC_OK)
@@ -341,9 +344,9 @@ static atomic_bool tp_started;
 // load their shares, before the engine sends its first step.
 static void tell_load(void *ctx, registry_model *m)
 {
-    (void)ctx, (void)m;
+    (void)ctx;
     uint32_t message[2] = {SERVE_LOAD, 0};
-    if (atomic_load(&tp_started))
+    if (atomic_load(&tp_started) && registry_model_is_split(m)) // (not rank 0's own models)
         dist_broadcast_idle(message, sizeof message);
 }
 
@@ -409,20 +412,31 @@ static int serve_tensor_parallel(serve_options *o, sigset_t *stop_signals)
     bool held = !o->registry.keep_alive_set;
     if (!held)
         registry_model_release(m, NAN);
-    server *srv = server_start(&o->server, reg, &err);
-    if (!srv) {
+    // Rank 0 alone serves the other -m models, --models-dir's and the store's, whole.
+    if (!o->no_store && store_root(o->store_root, sizeof o->store_root, &err) == GARLIC_OK)
+        o->server.store_root = o->store_root;
+    else if (!o->no_store)
+        fprintf(stderr, "garlic serve: no model store: %s\n", err.message);
+    server *srv = NULL;
+    status = add_models(reg, o, 1);
+    if (status == 0 && !(srv = server_start(&o->server, reg, &err))) {
         fprintf(stderr, "garlic serve: %s\n", err.message);
         status = 1;
-    } else {
+    }
+    if (status == 0) {
         // A fault (a rank died or hangs) leaves the HTTP threads a moment to tell the clients
         // (api_fault) before the job ends.
         dist_set_fault_grace(DIST_FAULT_GRACE);
         const char *host = o->server.host;
         bool v6 = strchr(host, ':') != NULL;
+        size_t n = 0;
+        for (size_t i = 0; i < registry_count(reg); i++)
+            n += registry_model_at(reg, i) != NULL;
         fprintf(stderr,
-                "garlic serve: listening on http://%s%s%s:%u (1 model, split between %u "
-                "ranks)\n",
-                v6 ? "[" : "", host, v6 ? "]" : "", server_port(srv), dist_size());
+                "garlic serve: listening on http://%s%s%s:%u (%zu model%s; '%s' split between "
+                "%u ranks, the others on rank 0)\n",
+                v6 ? "[" : "", host, v6 ? "]" : "", server_port(srv), n, n == 1 ? "" : "s",
+                registry_model_name(m), dist_size());
         int sig = 0;
         sigwait(stop_signals, &sig);
         fprintf(stderr, "garlic serve: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -473,7 +487,7 @@ int cli_serve(int argc, char **argv)
         return fprintf(stderr, "garlic serve: %s\n", err.message), 1;
     }
     server *srv = NULL;
-    status = add_models(reg, &o);
+    status = add_models(reg, &o, 0);
     if (status == 0 && !(srv = server_start(&o.server, reg, &err))) {
         fprintf(stderr, "garlic serve: %s\n", err.message);
         status = 1;

@@ -24,6 +24,7 @@ struct registry_model {
     registry_extras extras; // owned copies of what registry_add_with gave (NULL: none)
     atomic_bool removed;    // registry_remove took it out of the list (it stays allocated,
                             // unloaded once idle, until registry_free)
+    bool split; // loaded as this rank's share of the registry's layout (registry_model_split)
 
     pthread_mutex_t load_mu; // held while the model loads or unloads
     atomic_bool loaded;      // set (release) once everything below the line is ready;

@@ -417,14 +417,22 @@ static int plan(registry_model *m, planner_input *in, planner_plan *out, garlic_
     return planner_plan_make(in, &pc, out, err);
 }
 
+void registry_model_split(registry_model *m) { m->split = true; }
+
+bool registry_model_is_split(const registry_model *m)
+{
+    return m->split && (m->reg->cfg.tp_size > 1 || m->reg->cfg.pp_stages > 1);
+}
+
 int registry_model_load_parts(registry_model *m, uint64_t *cost, garlic_error *err)
 {
     const registry_config *cfg = &m->reg->cfg;
+    bool split = registry_model_is_split(m);
     model_load_options o = {.quantize = cfg->quantize,
-                            .tp_rank = cfg->tp_rank,
-                            .tp_size = cfg->tp_size,
-                            .first_layer = cfg->first_layer,
-                            .n_layers = cfg->n_layers};
+                            .tp_rank = split ? cfg->tp_rank : 0,
+                            .tp_size = split ? cfg->tp_size : 1,
+                            .first_layer = split ? cfg->first_layer : 0,
+                            .n_layers = split ? cfg->n_layers : 0};
     m->weights = model_load_with(m->path, &o, err);
     if (!m->weights)
         return err->code;
@@ -510,7 +518,7 @@ int registry_model_start(registry_model *m, garlic_error *err)
                                   .token = registry_stats_token,
                                   .request_done = registry_stats_request,
                                   .failed = registry_model_failed}};
-    if (cfg->tp_serve && (cfg->tp_size > 1 || cfg->pp_stages > 1)) // world rank 0 leads
+    if (cfg->tp_serve && registry_model_is_split(m)) // world rank 0 leads
         ec.tp_role = cfg->tp_rank == 0 && cfg->pp_stage == 0 ? ENGINE_TP_LEADER
                                                              : ENGINE_TP_FOLLOWER;
     load_template(m);
@@ -562,8 +570,9 @@ void registry_model_unload_parts(registry_model *m)
 
 int registry_model_check(registry_model *m, garlic_error *err)
 {
-    model_load_options o = {
-        .quantize = m->reg->cfg.quantize, .meta_only = true, .tp_size = m->reg->cfg.tp_size};
+    model_load_options o = {.quantize = m->reg->cfg.quantize,
+                            .meta_only = true,
+                            .tp_size = registry_model_is_split(m) ? m->reg->cfg.tp_size : 1};
     model *weights = model_load_with(m->path, &o, err);
     if (!weights)
         return err->code ? err->code : GARLIC_EFORMAT;

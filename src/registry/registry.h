@@ -65,9 +65,11 @@ typedef struct registry_config {
     // reserved; the next request wakes it. 0: never.
     double sleep_after;
     // Pipeline parallelism: this process is stage pp_stage of pp_stages (0 of 1: none) and
-    // computes n_layers layers from first_layer of every model (n_layers 0: all of them).
+    // computes n_layers layers from first_layer of each split model (n_layers 0: all of them).
+    // The layout (these and tp_*) applies to the models marked with registry_model_split only;
+    // the others load whole, on this process alone.
     uint32_t pp_stage, pp_stages, first_layer, n_layers;
-    uint32_t tp_rank, tp_size; // tensor parallelism: every model is loaded as rank
+    uint32_t tp_rank, tp_size; // tensor parallelism: a split model is loaded as rank
                                // tp_rank's share of tp_size (model_load_options); 0 or
                                // 1: whole (the CLI's runs under mpirun)
     bool tp_serve; // with tp_size > 1, `garlic serve`'s engines: rank 0's leads (runs the
@@ -212,6 +214,13 @@ const model *registry_model_weights(const registry_model *m);
 
 // Layers of the loaded model m that run on the registry's device (0: none, or not loaded).
 uint32_t registry_model_device_layers(const registry_model *m);
+
+// Marks m, before its first load, as split across the ranks by the config's layout (tp_*,
+// pp_*): it loads as this rank's share and, with tp_serve, its engine leads or follows.
+// Models not marked load whole here (garlic serve's rank 0 serves them locally beside the
+// split one).
+void registry_model_split(registry_model *m);
+bool registry_model_is_split(const registry_model *m);
 engine *registry_model_engine(const registry_model *m);
 const tokenizer *registry_model_tokenizer(const registry_model *m);
 uint32_t registry_model_n_ctx(const registry_model *m);

@@ -3,8 +3,8 @@
 // --tensor-parallel 2` must answer /v1/completions with the greedy text of a one-process
 // server, for prompts one at a time, four at once (continuous batching: rank 0's steps hold
 // several sequences) and a repeated prompt (the prefix cache: later requests reuse the first
-// one's blocks, on every rank); SIGTERM to rank 0 or to mpirun must end every rank; several
-// models or --models-dir under --tensor-parallel are refused; --keep-alive unloads and
+// one's blocks, on every rank); SIGTERM to rank 0 or to mpirun must end every rank; a second
+// -m model is served by rank 0 alone beside the split one; --keep-alive unloads and
 // reloads the model on every rank (test_keep_alive); a rank that hangs or dies mid-stream
 // ends the job after rank 0 told its clients and /health (test_rank_hung_clients,
 // test_rank_killed_clients). Skips with a message when mpirun is absent or garlic was built
@@ -60,13 +60,13 @@ static const char *model_path(void)
     return path;
 }
 
-// The text of a greedy completion of prompt by s (max_tokens n), or fails the test.
-static char *complete(const test_server *s, const char *prompt, int n)
+// The text of a greedy completion of prompt by s's model (max_tokens n), or fails the test.
+static char *complete_by(const test_server *s, const char *model, const char *prompt, int n)
 {
     char json[1200], *body = NULL;
     snprintf(json, sizeof json,
-             "{\"model\": \"m\", \"prompt\": \"%s\", \"max_tokens\": %d, \"temperature\": 0}",
-             prompt, n);
+             "{\"model\": \"%s\", \"prompt\": \"%s\", \"max_tokens\": %d, \"temperature\": 0}",
+             model, prompt, n);
     int status = test_http(s, "POST", "/v1/completions", json, NULL, &body, NULL);
     if (status != 200)
         fail_msg("HTTP %d: %s", status, body ? body : "");
@@ -77,6 +77,41 @@ static char *complete(const test_server *s, const char *prompt, int n)
     char *text = strndup(at, (size_t)(end - at));
     free(body);
     return text;
+}
+
+static char *complete(const test_server *s, const char *prompt, int n)
+{
+    return complete_by(s, "m", prompt, n);
+}
+
+// A second, different model (2 layers, 6 heads: one rank could not split its heads with
+// another), which rank 0 serves alone beside the split one.
+static const char *local_model_path(void)
+{
+    static char path[600];
+    if (path[0])
+        return path;
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.n_layer = 2, p.n_head = 6, p.n_head_kv = 3, p.dim = 192;
+    p.seed = 7;
+    snprintf(path, sizeof path, "%s", test_temp_path("serve-local.gguf"));
+    garlic_error err;
+    if (model_synth_write(&p, path, &err))
+        fail_msg("%s", err.message);
+    return path;
+}
+
+// Occurrences of needle in the text of the file at path.
+static int count_in_file(const char *path, const char *needle)
+{
+    char *text = test_read_file(path, NULL);
+    assert_non_null(text);
+    int n = 0;
+    for (const char *at = text; (at = strstr(at, needle)); at += strlen(needle))
+        n++;
+    free(text);
+    return n;
 }
 
 static const char *const PROMPTS[] = {
@@ -198,12 +233,13 @@ static int stop_job(test_server *s, pid_t who, int sig, const pid_t ranks[2])
 // A server split between 2 ranks by `layout` answers as one process does.
 static void check_same_text(const char *layout)
 {
-    char args[900];
-    snprintf(args, sizeof args, "-m '%s=m' --no-store -t 1 --kv-type f32 --parallel 4 --quiet",
-             model_path());
+    char args[1500];
+    snprintf(args, sizeof args,
+             "-m '%s=m' -m '%s=b' --no-store -t 1 --kv-type f32 --parallel 4 --quiet", model_path(),
+             local_model_path());
     test_server *one = &started[0], *tp = &started[1];
     test_server_start(one, "serve-one.log", "", args);
-    char tp_args[1000];
+    char tp_args[1700];
     snprintf(tp_args, sizeof tp_args, "%s %s --dist-timeout 30", args, layout);
     test_server_start(tp, "serve-tp.log", MPIRUN, tp_args);
     pid_t ranks[2];
@@ -243,6 +279,28 @@ static void check_same_text(const char *layout)
     print_message("prefix cache hits under 2 ranks: %.0f\n", hits_after - hits);
     assert_true(hits_after > hits);
     free(first);
+    // The second -m model: rank 0 alone loads it whole (one load line in the job's log, which
+    // both ranks write) and answers as one process does; the split model still answers after.
+    char *tags = NULL;
+    assert_int_equal(test_http(tp, "GET", "/api/tags", NULL, NULL, &tags, NULL), 200);
+    assert_non_null(strstr(tags, "\"name\":\"m\""));
+    assert_non_null(strstr(tags, "\"name\":\"b\""));
+    free(tags);
+    for (int i = 0; i < 2; i++) {
+        char *b_one = complete_by(one, "b", PROMPTS[i], N_GEN),
+             *b_tp = complete_by(tp, "b", PROMPTS[i], N_GEN);
+        if (strcmp(b_tp, b_one) != 0)
+            fail_msg("'%s' to the local model: rank 0 answered %s, one process %s", PROMPTS[i],
+                     b_tp, b_one);
+        char *m_tp = complete(tp, PROMPTS[i], N_GEN);
+        if (strcmp(m_tp, want[i]) != 0)
+            fail_msg("'%s' after the local model: 2 ranks answered %s, one process %s", PROMPTS[i],
+                     m_tp, want[i]);
+        free(b_one), free(b_tp), free(m_tp);
+    }
+    int b_loads = count_in_file(tp->log, "model=b ");
+    print_message("load lines of the local model in the job's log: %d\n", b_loads);
+    assert_int_equal(b_loads, 1);
     for (int i = 0; i < N_PROMPTS; i++)
         free(want[i]);
     // SIGTERM to rank 0: it shuts down, its engine's stop ends the other rank.
@@ -251,7 +309,7 @@ static void check_same_text(const char *layout)
     assert_int_equal(status, 0);
     char *log = test_read_file(tp->log, NULL);
     assert_non_null(log);
-    assert_non_null(strstr(log, "split between 2 ranks"));
+    assert_non_null(strstr(log, "(2 models; 'm' split between 2 ranks, the others on rank 0)"));
     assert_non_null(strstr(log, "SIGTERM: shutting down"));
     free(log);
     test_server_stop(one);
@@ -563,17 +621,16 @@ static void test_keep_alive_pipeline(void **state)
     check_keep_alive("--pipeline-parallel 2");
 }
 
-// One model, loaded at start: several -m or --models-dir are refused under tensor parallelism
-// (before any rank starts MPI work).
+// The split model is the first -m: a layout without one is refused (before any rank starts
+// MPI work).
 static void test_refusals(void **state)
 {
     (void)state;
     char *err = NULL;
     const char *m = model_path();
     assert_int_equal(
-        test_run(NULL, &err, "%s serve -m '%s' -m '%s=b' --tensor-parallel 2", test_garlic(), m, m),
-        2);
-    assert_non_null(strstr(err, "--tensor-parallel serves one model, loaded at start"));
+        test_run(NULL, &err, "%s serve --models-dir /tmp --tensor-parallel 2", test_garlic()), 2);
+    assert_non_null(strstr(err, "split the first -m model between the ranks"));
     free(err);
     assert_int_equal(test_run(NULL, &err, "%s serve -m '%s' --sleep-after 5m --tensor-parallel 2",
                               test_garlic(), m),
