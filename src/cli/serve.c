@@ -346,8 +346,10 @@ static void tell_load(void *ctx, registry_model *m)
 {
     (void)ctx;
     uint32_t message[2] = {SERVE_LOAD, 0};
-    if (atomic_load(&tp_started) && registry_model_is_split(m)) // (not rank 0's own models)
+    if (atomic_load(&tp_started) && registry_model_is_split(m)) { // (not rank 0's own models)
         dist_broadcast_idle(message, sizeof message);
+        engine_tp_beats_start(registry_model_engine(m));
+    }
 }
 
 // A rank other than 0: computes its share of rank 0's steps while rank 0's engine runs, and
@@ -399,6 +401,8 @@ static int serve_tensor_parallel(serve_options *o, sigset_t *stop_signals)
         return 1;
     }
     atomic_store(&tp_started, true);
+    if (dist_rank() == 0)
+        engine_tp_beats_start(registry_model_engine(m));
     if (dist_rank() != 0) {
         if (follow(m, &err) != GARLIC_OK) {
             fprintf(stderr, "garlic serve: %s\n", err.message);

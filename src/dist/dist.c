@@ -436,7 +436,9 @@ void dist_broadcast(void *buf, size_t n)
 #endif
 }
 
-void dist_broadcast_idle(void *buf, size_t n)
+void dist_broadcast_idle(void *buf, size_t n) { dist_broadcast_idle_within(buf, n, 0); }
+
+void dist_broadcast_idle_within(void *buf, size_t n, double limit)
 {
 #ifdef GARLIC_MPI
     if (world_size == 1)
@@ -444,25 +446,46 @@ void dist_broadcast_idle(void *buf, size_t n)
     // A nonblocking broadcast, tested with growing sleeps once it has waited a while (a
     // blocking one would keep a core spinning for as long as the server is idle).
     const char *what = "a broadcast of the next step (MPI_Ibcast)";
-    bool timed = world_rank == 0; // (the others wait for work, as long as it takes)
+    bool timed = world_rank == 0; // (the others wait for work, up to limit)
     if (timed)
         collective_begin(what, n);
     MPI_Request request;
     int rc = MPI_Ibcast(buf, (int)n, MPI_BYTE, 0, comm, &request), done = 0;
     long nap = 50 * 1000; // nanoseconds, doubled up to 2 ms
+    double t0 = garlic_now();
     for (unsigned tries = 0; rc == MPI_SUCCESS && !done; tries++) {
         rc = MPI_Test(&request, &done, MPI_STATUS_IGNORE);
         if (done || tries < 2000)
             continue;
         nanosleep(&(struct timespec){.tv_nsec = nap}, NULL);
         nap = nap < 2000 * 1000 ? nap * 2 : nap;
+        if (!timed && limit > 0 && garlic_now() - t0 > limit) {
+            char message[300];
+            snprintf(message, sizeof message,
+                     "rank %u of %u: rank 0 sent nothing for %.1f s, though an idle server "
+                     "sends a heartbeat every few seconds (--dist-timeout %g): it died or "
+                     "hangs; ending the job",
+                     world_rank, world_size, garlic_now() - t0, atomic_load(&flight.timeout));
+            end_job(message);
+        }
     }
     if (timed)
         collective_end(rc);
     else
         check(rc, what);
 #else
-    (void)buf, (void)n;
+    (void)buf, (void)n, (void)limit;
+#endif
+}
+
+void dist_heartbeat(void)
+{
+#ifdef GARLIC_MPI
+    if (world_size == 1)
+        return;
+    int word = 1;
+    collective_begin("a heartbeat (MPI_Allreduce)", sizeof word);
+    collective_end(MPI_Allreduce(MPI_IN_PLACE, &word, 1, MPI_INT, MPI_SUM, comm));
 #endif
 }
 

@@ -116,6 +116,16 @@ void dist_broadcast(void *buf, size_t n);
 // collective. Every rank must call this one (it does not match dist_broadcast); n < 2^31.
 void dist_broadcast_idle(void *buf, size_t n);
 
+// dist_broadcast_idle whose waiting ranks give up after `limit` seconds (0: never): rank 0
+// sent nothing for that long, so it died or hangs, and the job ends with that message
+// (garlic serve's followers, to which an idle leader sends heartbeats).
+void dist_broadcast_idle_within(void *buf, size_t n, double limit);
+
+// A collective of every rank (one word), under the watchdog like a step's: garlic serve's
+// idle leader and its followers make one every ENGINE_TP_HEARTBEAT seconds, so that a rank
+// that hangs while no request runs is noticed within that plus --dist-timeout.
+void dist_heartbeat(void);
+
 // Whether every rank holds the same n bytes as rank 0: GARLIC_OK on every rank when they all
 // agree, else GARLIC_EINVAL on every rank (so that all of them stop, none waits), the message
 // naming what differs (`what`, e.g. "the model file") and the ranks that differ. A world of

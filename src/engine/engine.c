@@ -73,7 +73,7 @@ engine *engine_new(const engine_config *cfg, garlic_error *err)
         return NULL;
     }
     pthread_mutex_init(&e->mu, NULL);
-    pthread_cond_init(&e->cv, NULL);
+    garlic_cond_init(&e->cv); // (CLOCK_MONOTONIC: the leader's idle wait is timed)
     atomic_init(&e->cancel_all, false);
     atomic_init(&e->failed, false);
     e->cfg = *cfg;

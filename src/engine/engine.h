@@ -150,6 +150,11 @@ void engine_stop(engine *e);
 // means the ranks' pools differ: the caller should end the job (exit non-zero).
 int engine_follow(engine *e, garlic_error *err);
 
+// Lets the leader (ENGINE_TP_LEADER) send heartbeats while idle, from now on: to be called
+// once the followers are in engine_follow and the caller makes no more collectives of its
+// own beside the engine's (garlic serve: after the ranks agreed on the load).
+void engine_tp_beats_start(engine *e);
+
 // Queues r. On success the engine holds a reference and the caller must still call
 // engine_request_release. GARLIC_EFULL when max_queue requests wait already, GARLIC_EIO when
 // the model's files changed (engine_check_files), GARLIC_EINVAL

@@ -165,6 +165,7 @@ struct engine {
     size_t n_tp_copies, tp_copies_cap;
     uint32_t *tp_words; // (tp_words_cap)
     size_t tp_words_cap;
+    bool tp_beats; // (mu) the leader may send heartbeats (engine_tp_beats_start)
 };
 
 // engine.c: the failure's message once failed is set (a copy taken under mu), else "".
@@ -176,6 +177,10 @@ void engine_failure(engine *e, char *out, size_t cap);
 void engine_tp_record_copy(void *e, bool window, uint32_t to, uint32_t from, uint32_t n_rows);
 int engine_tp_forward(engine *e, const model_batch *b, const float **logits, garlic_error *err);
 void engine_tp_stop(engine *e);
+// Seconds an idle leader waits between heartbeats (engine_tp_heartbeat: a header and a
+// dist_heartbeat on every rank), so that a rank that hangs between requests is noticed.
+#define ENGINE_TP_HEARTBEAT 2.0
+void engine_tp_heartbeat(engine *e);
 
 // scheduler.c: the thread's state, made and freed around its life.
 int engine_sched_start(engine *e, garlic_error *err);

@@ -669,8 +669,15 @@ static void *scheduler_main(void *arg)
             continue;
         hook(e->cfg.hooks.compute_idle, e); // nothing to run: nobody need wait for this engine
         pthread_mutex_lock(&e->mu);
-        while (e->count == 0 && !e->stop && S->n_waiting == 0)
-            pthread_cond_wait(&e->cv, &e->mu);
+        while (e->count == 0 && !e->stop && S->n_waiting == 0) {
+            if (!e->tp_beats) {
+                pthread_cond_wait(&e->cv, &e->mu);
+            } else if (garlic_cond_wait_for(&e->cv, &e->mu, ENGINE_TP_HEARTBEAT) != 0) {
+                pthread_mutex_unlock(&e->mu); // (idle that long: are the other ranks alive?)
+                engine_tp_heartbeat(e);
+                pthread_mutex_lock(&e->mu);
+            }
+        }
         bool stop = e->stop && e->count == 0;
         pthread_mutex_unlock(&e->mu);
         if (stop && S->n_waiting == 0 && S->n_running == 0)

@@ -10,8 +10,10 @@
 // rank's pool has the same configuration (the same plan of the same share shapes), so the
 // block numbers the leader sends name the same rows on every rank.
 //
-// A step on the wire: a tp_header (dist_broadcast_idle: followers wait for it asleep and
-// without a time limit, since a server may be idle for hours), then, for a step, one
+// A step on the wire: a tp_header (dist_broadcast_idle: followers wait for it asleep, since a
+// server may be idle for hours; an idle leader sends a heartbeat header every
+// ENGINE_TP_HEARTBEAT s, followed by one dist_heartbeat on every rank, so that a hung rank
+// is noticed by the watchdog and a silent leader by its followers), then, for a step, one
 // broadcast of 32-bit words: tokens, pos, seq, n_pos (n_tokens each), table_start
 // (2 n_seqs), tables (n_tables), out (n_out), copies (4 n_copies: window, to, from, rows).
 #include <assert.h>
@@ -22,10 +24,10 @@
 #include "dist/dist.h"
 #include "engine/internal.h"
 
-enum { TP_STEP = 1, TP_STOP = 2 };
+enum { TP_STEP = 1, TP_STOP = 2, TP_BEAT = 3 };
 
 typedef struct tp_header {
-    uint32_t kind; // TP_STEP or TP_STOP
+    uint32_t kind; // TP_STEP, TP_STOP or TP_BEAT
     uint32_t n_tokens, n_seqs, n_out, n_tables, n_copies;
     uint32_t hidden; // model_flat_batch.hidden
     uint32_t reserved;
@@ -106,6 +108,23 @@ void engine_tp_stop(engine *e)
     dist_broadcast_idle(&h, sizeof h);
 }
 
+void engine_tp_beats_start(engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    e->tp_beats = e->cfg.tp_role == ENGINE_TP_LEADER;
+    pthread_cond_broadcast(&e->cv); // (an idle scheduler now waits with a time limit)
+    pthread_mutex_unlock(&e->mu);
+}
+
+void engine_tp_heartbeat(engine *e)
+{
+    assert(e->cfg.tp_role == ENGINE_TP_LEADER);
+    (void)e;
+    tp_header h = {.kind = TP_BEAT};
+    dist_broadcast_idle(&h, sizeof h);
+    dist_heartbeat();
+}
+
 // A follower's step: the copies first (the leader made them before this step), then the
 // forward call over the arrays of words.
 static int follow_step(engine *e, const tp_header *h, const uint32_t *words, garlic_error *err)
@@ -136,11 +155,18 @@ int engine_follow(engine *e, garlic_error *err)
 {
     if (e->cfg.tp_role != ENGINE_TP_FOLLOWER)
         return garlic_error_set(err, GARLIC_EINVAL, "%s: not a tensor-parallel follower", e->name);
+    // The leader, idle, beats every ENGINE_TP_HEARTBEAT s: nothing for that long plus the
+    // collectives' timeout means it died or hangs (without a timeout, wait as long as it takes).
+    double timeout = dist_timeout(), limit = timeout > 0 ? ENGINE_TP_HEARTBEAT + timeout : 0;
     for (;;) {
         tp_header h;
-        dist_broadcast_idle(&h, sizeof h);
+        dist_broadcast_idle_within(&h, sizeof h, limit);
         if (h.kind == TP_STOP)
             return GARLIC_OK;
+        if (h.kind == TP_BEAT) {
+            dist_heartbeat();
+            continue;
+        }
         size_t words = step_words(&h);
         if (h.kind != TP_STEP || !words)
             return garlic_error_set(err, GARLIC_EINVAL,

@@ -7,8 +7,9 @@
 // -m model is served by rank 0 alone beside the split one; --keep-alive unloads and
 // reloads the model on every rank (test_keep_alive); a rank that hangs or dies mid-stream
 // ends the job after rank 0 told its clients and /health (test_rank_hung_clients,
-// test_rank_killed_clients). Skips with a message when mpirun is absent or garlic was built
-// without MPI.
+// test_rank_killed_clients), and one that hangs while the server is idle is noticed through
+// the heartbeat (test_rank_hung_idle). Skips with a message when mpirun is absent or garlic
+// was built without MPI.
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
@@ -533,6 +534,50 @@ static void test_rank_killed_clients(void **state)
     check_fault_clients(SIGKILL, launcher);
 }
 
+// A rank that hangs while the server is idle (no request running): with rank 1 stopped, the
+// idle leader's heartbeat (every 2 s) waits for it, the watchdog notices after
+// --dist-timeout 2, /health turns 503 and the job ends non-zero; with rank 0 stopped, rank 1
+// hears no heartbeat for 2 + 2 s and ends the job itself.
+static void check_idle_hang(int hung)
+{
+    char args[900];
+    snprintf(args, sizeof args,
+             "-m '%s=m' --no-store -t 1 --tensor-parallel 2 --dist-timeout 2 --quiet",
+             model_path());
+    test_server *tp = &started[1];
+    test_server_start(tp, "serve-idle.log", MPIRUN, args);
+    pid_t ranks[2];
+    find_ranks(tp->pid, ranks);
+    assert_true(ranks[0] > 0 && ranks[1] > 0);
+    free(complete(tp, "hello", 4));
+    usleep(2500 * 1000); // (idle: a heartbeat or two pass, and nothing fails)
+    char *body = NULL;
+    assert_int_equal(test_http(tp, "GET", "/health", NULL, NULL, &body, NULL), 200);
+    free(body);
+    double t0 = garlic_now();
+    assert_int_equal(kill(ranks[hung], SIGSTOP), 0);
+    if (hung == 1)
+        check_health_fault(tp, t0);
+    int exit_status = wait_job_end(tp, ranks, t0);
+    print_message("rank %d stopped while idle: mpirun's exit status %d\n", hung, exit_status);
+    assert_int_not_equal(exit_status, 0);
+    char *log = test_read_file(tp->log, NULL);
+    assert_non_null(log);
+    assert_non_null(strstr(log,
+                           hung == 1 ? "a heartbeat (MPI_Allreduce) of 4 bytes has waited"
+                                     : "rank 1 of 2: rank 0 sent nothing for"));
+    free(log);
+}
+
+static void test_rank_hung_idle(void **state)
+{
+    (void)state;
+    if (!test_mpi_ready())
+        skip();
+    check_idle_hang(1);
+    check_idle_hang(0);
+}
+
 // A process's resident memory (VmRSS of /proc/PID/status) in kB, or fails the test.
 static long resident_kb(pid_t pid)
 {
@@ -657,6 +702,7 @@ int main(void)
         cmocka_unit_test_teardown(test_keep_alive_pipeline, stop_started),
         cmocka_unit_test_teardown(test_rank_hung_clients, stop_started),
         cmocka_unit_test_teardown(test_rank_killed_clients, stop_started),
+        cmocka_unit_test_teardown(test_rank_hung_idle, stop_started),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
