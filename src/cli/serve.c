@@ -216,10 +216,6 @@ static int parse_serve_options(serve_options *o, int argc, char **argv)
                                "model between the ranks: give at least one -m (the others, "
                                "--models-dir's and the store's are served by rank 0 alone)");
     bool tp = o->tensor_parallel > 1 || o->pipeline_parallel > 1 || dist_size() > 1;
-    if (tp && r->sleep_after > 0)
-        return cli_usage_error(&serve_command,
-                               "--sleep-after: under --tensor-parallel the model stays loaded "
-                               "until --keep-alive unloads it (it does not sleep)");
     if (tp && (o->device || o->gpu_layers))
         return cli_usage_error(&serve_command,
                                "--device and --gpu-layers are not supported with "
@@ -330,57 +326,104 @@ static int load_shared_model(serve_options *o, registry **reg, registry_model **
     return r;
 }
 
-// What garlic serve's rank 0 tells the other ranks between two lives of the model's engine
-// (after its engine's stop, engine_follow's end): load your shares again (the registry loaded
-// the model for a request after a keep_alive unload), or exit (the server stopped). One
-// dist_broadcast_idle of two words: the kind, and a word kept 0.
-enum { SERVE_LOAD = 1, SERVE_EXIT = 2 };
+// What garlic serve's rank 0 tells the other ranks after its split model's engine stopped
+// (engine_follow's end) or started: the model slept (stop your engine, keep your share), woke
+// (start it again), was unloaded (unload your share), was loaded again for a request (load
+// yours), or the server stopped (exit). One dist_broadcast_idle of two words: the kind, and
+// a word kept 0. Their order is the registry's order of events (told under the model's
+// load_mu), and every one comes after the engine's stop or before its first step.
+enum { SERVE_LOAD = 1, SERVE_EXIT = 2, SERVE_SLEEP = 3, SERVE_WAKE = 4, SERVE_UNLOAD = 5 };
 
-// Set once the model's first load (on every rank together) is over: later loads are rank
-// 0's registry's alone, and send SERVE_LOAD (tell_load).
+// Set once the model's first load (on every rank together) is over: later events are rank
+// 0's registry's alone, and are told (tell_ranks).
 static atomic_bool tp_started;
 
-// The registry's `loaded` hook on rank 0: a load after the first tells the other ranks to
-// load their shares, before the engine sends its first step.
-static void tell_load(void *ctx, registry_model *m)
+static void tell_word(uint32_t kind)
 {
-    (void)ctx;
-    uint32_t message[2] = {SERVE_LOAD, 0};
-    if (atomic_load(&tp_started) && registry_model_is_split(m)) { // (not rank 0's own models)
-        dist_broadcast_idle(message, sizeof message);
-        engine_tp_beats_start(registry_model_engine(m));
-    }
+    uint32_t message[2] = {kind, 0};
+    dist_broadcast_idle(message, sizeof message);
 }
 
-// A rank other than 0: computes its share of rank 0's steps while rank 0's engine runs, and
-// unloads its share when that engine stops (a keep_alive unload, or the server's stop); then
-// loads it again when rank 0 says so, or returns when it says the server stopped. m is
-// acquired on entry and released on return.
+// The registry's event hook on rank 0: tells the other ranks what became of the split
+// model (not of rank 0's own models); after a load or a wake its engine may send heartbeats.
+static void tell_ranks(void *ctx, registry_model *m, int event)
+{
+    (void)ctx;
+    if (!atomic_load(&tp_started) || !registry_model_is_split(m))
+        return;
+    uint32_t kind = event == REGISTRY_LOADED ? SERVE_LOAD
+        : event == REGISTRY_WOKE             ? SERVE_WAKE
+        : event == REGISTRY_SLEPT            ? SERVE_SLEEP
+                                             : SERVE_UNLOAD;
+    tell_word(kind);
+    if (event == REGISTRY_LOADED || event == REGISTRY_WOKE)
+        engine_tp_beats_start(registry_model_engine(m));
+}
+
+// The next word from rank 0 (a follower waits as long as it takes: the server may be idle).
+static uint32_t next_word(void)
+{
+    uint32_t message[2] = {0, 0};
+    dist_broadcast_idle(message, sizeof message);
+    return message[0];
+}
+
+static int unknown_word(uint32_t kind, garlic_error *err)
+{
+    return garlic_error_set(err, GARLIC_EINVAL,
+                            "rank %u received a message it does not know (kind %u)", dist_rank(),
+                            kind);
+}
+
+// A rank other than 0: computes its share of rank 0's steps while rank 0's engine runs, then
+// does what rank 0 says became of the model: sleeps (its engine stopped, its share kept) until
+// it wakes, unloads its share until rank 0 loads the model again, or returns when the server
+// stopped. m is acquired on entry and released on return; the share stays acquired while
+// loaded (this rank's registry decides nothing by itself).
 static int follow(registry_model *m, garlic_error *err)
 {
+    bool held = true;
     for (;;) {
         int rc = engine_follow(registry_model_engine(m), err);
-        registry_model_release(m, NAN);
-        if (rc != GARLIC_OK)
+        if (rc != GARLIC_OK) {
+            registry_model_release(m, NAN);
             return rc;
-        registry_model_unload(m); // (rank 0's was unloaded: this share goes too)
-        uint32_t message[2] = {0, 0};
-        dist_broadcast_idle(message, sizeof message);
-        if (message[0] == SERVE_EXIT)
-            return GARLIC_OK;
-        if (message[0] != SERVE_LOAD)
-            return garlic_error_set(err, GARLIC_EINVAL,
-                                    "rank %u received a message it does not know (kind %u)",
-                                    dist_rank(), message[0]);
-        double seconds;
-        if ((rc = registry_model_acquire(m, &seconds, err)) != GARLIC_OK) {
-            garlic_error why = *err;
-            return garlic_error_set(err, rc,
-                                    "rank %u cannot load its share again (ending the job, as "
-                                    "rank 0 cannot compute without it): %s",
-                                    dist_rank(), why.message);
         }
+        uint32_t kind = next_word();
+        if (kind == SERVE_SLEEP) {
+            registry_model_suspend(m);
+            kind = next_word();
+            if (kind == SERVE_WAKE) {
+                if ((rc = registry_model_resume(m, err)) != GARLIC_OK)
+                    break;
+                continue;
+            }
+        }
+        if (kind == SERVE_UNLOAD) {
+            registry_model_release(m, NAN);
+            registry_model_unload(m); // (rank 0's was unloaded: this share goes too)
+            held = false;
+            kind = next_word();
+            if (kind == SERVE_LOAD) {
+                double seconds;
+                if ((rc = registry_model_acquire(m, &seconds, err)) != GARLIC_OK)
+                    break;
+                held = true;
+                continue;
+            }
+        }
+        if (held)
+            registry_model_release(m, NAN);
+        return kind == SERVE_EXIT ? GARLIC_OK : unknown_word(kind, err);
     }
+    // (a reload or a wake failed: rank 0 cannot compute without this share)
+    if (held)
+        registry_model_release(m, NAN);
+    garlic_error why = *err;
+    return garlic_error_set(err, why.code,
+                            "rank %u cannot load or start its share again (ending the job, as "
+                            "rank 0 cannot compute without it): %s",
+                            dist_rank(), why.message);
 }
 
 // garlic serve under mpirun --tensor-parallel T: rank 0 serves HTTP with the model's leading
@@ -394,7 +437,7 @@ static int serve_tensor_parallel(serve_options *o, sigset_t *stop_signals)
     registry_model *m = NULL;
     int status = 0;
     if (dist_rank() == 0)
-        o->registry.loaded = tell_load;
+        o->registry.event = tell_ranks;
     if (load_shared_model(o, &reg, &m, &err) != GARLIC_OK) {
         fprintf(stderr, "garlic serve: rank %u: %s\n", dist_rank(), err.message);
         registry_free(reg);
@@ -411,9 +454,10 @@ static int serve_tensor_parallel(serve_options *o, sigset_t *stop_signals)
         registry_free(reg);
         return status;
     }
-    // With --keep-alive the start's load is released like a request's (the model goes after
-    // keep_alive unused); without, it is held until the server stops.
-    bool held = !o->registry.keep_alive_set;
+    // With --keep-alive or --sleep-after the start's load is released like a request's (the
+    // model goes after keep_alive unused, sleeps after sleep_after; --keep-alive -1 keeps it
+    // loaded); with neither, it is held until the server stops.
+    bool held = !o->registry.keep_alive_set && !(o->registry.sleep_after > 0);
     if (!held)
         registry_model_release(m, NAN);
     // Rank 0 alone serves the other -m models, --models-dir's and the store's, whole.
@@ -449,8 +493,7 @@ static int serve_tensor_parallel(serve_options *o, sigset_t *stop_signals)
     if (held)
         registry_model_release(m, NAN);
     registry_free(reg); // (a loaded model's engine stops, which ends the other ranks' follow)
-    uint32_t message[2] = {SERVE_EXIT, 0};
-    dist_broadcast_idle(message, sizeof message);
+    tell_word(SERVE_EXIT);
     return status;
 }
 

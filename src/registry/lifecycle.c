@@ -30,6 +30,12 @@ static double default_keep_alive(const registry *reg)
     return reg->cfg.keep_alive_set ? reg->cfg.keep_alive : DEFAULT_KEEP_ALIVE;
 }
 
+static void tell(registry_model *m, int event)
+{
+    if (m->reg->cfg.event)
+        m->reg->cfg.event(m->reg->cfg.event_ctx, m, event);
+}
+
 // Unloads m (whose loaded flag is already cleared, under life_mu): stops its scheduler, frees
 // its pools and unmaps its file, gives the memory back to the system and the budget.
 static void unload_now(registry_model *m, const char *why)
@@ -44,6 +50,7 @@ static void unload_now(registry_model *m, const char *why)
     }
     pthread_mutex_lock(&m->load_mu);
     registry_model_unload_parts(m);
+    tell(m, REGISTRY_UNLOADED);
     pthread_mutex_unlock(&m->load_mu);
     malloc_trim(0); // freed arenas back to the system, so RSS falls with the unload
     pthread_mutex_lock(&reg->life_mu);
@@ -244,8 +251,7 @@ static int load(registry_model *m, bool after_change, double *load_seconds, garl
         garlic_log_int(&l, "parallel", m->parallel);
         garlic_log_end(&l);
     }
-    if (reg->cfg.loaded)
-        reg->cfg.loaded(reg->cfg.loaded_ctx, m);
+    tell(m, REGISTRY_LOADED);
     pthread_mutex_lock(&reg->life_mu);
     m->failed = false;
     m->failure[0] = '\0';
@@ -268,6 +274,8 @@ static int wake(registry_model *m, double *seconds, garlic_error *err)
     bool started = !m->engine;
     if (started)
         rc = registry_model_start(m, err);
+    if (started && rc == GARLIC_OK)
+        tell(m, REGISTRY_WOKE);
     pthread_mutex_lock(&reg->life_mu);
     if (rc == GARLIC_OK)
         m->asleep = false;
@@ -295,8 +303,9 @@ static void sleep_now(registry_model *m)
     pthread_mutex_lock(&reg->life_mu);
     bool still = m->asleep && m->users == 0 && atomic_load(&m->loaded);
     pthread_mutex_unlock(&reg->life_mu);
-    if (still) {
+    if (still && m->engine) {
         registry_model_stop_engine(m);
+        tell(m, REGISTRY_SLEPT);
         malloc_trim(0);
         if (reg->cfg.log) {
             garlic_log_line l;
@@ -307,6 +316,22 @@ static void sleep_now(registry_model *m)
         }
     }
     pthread_mutex_unlock(&m->load_mu);
+}
+
+void registry_model_suspend(registry_model *m)
+{
+    pthread_mutex_lock(&m->load_mu);
+    registry_model_stop_engine(m);
+    pthread_mutex_unlock(&m->load_mu);
+    malloc_trim(0);
+}
+
+int registry_model_resume(registry_model *m, garlic_error *err)
+{
+    pthread_mutex_lock(&m->load_mu);
+    int rc = m->engine ? GARLIC_OK : registry_model_start(m, err);
+    pthread_mutex_unlock(&m->load_mu);
+    return rc;
 }
 
 int registry_model_acquire(registry_model *m, double *load_seconds, garlic_error *err)

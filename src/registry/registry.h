@@ -75,14 +75,22 @@ typedef struct registry_config {
     bool tp_serve; // with tp_size > 1, `garlic serve`'s engines: rank 0's leads (runs the
                    // scheduler, sends each step), the others' follow (engine_follow); false:
                    // every rank runs its own scheduler in lockstep (garlic run, bench)
-    // Called by the thread that loaded a model, once the load succeeded and before any
-    // request can use it (its engine runs no step yet); NULL: nothing. garlic serve's rank 0
-    // tells the other ranks to load their shares again.
-    void (*loaded)(void *ctx, registry_model *m);
-    void *loaded_ctx;
+    // Called on a model's lifecycle events (registry_event), by the thread that made them,
+    // with the model's load_mu held so that the events of one model are told in order; NULL:
+    // nothing. garlic serve's rank 0 tells the other ranks to do the same with their shares.
+    void (*event)(void *ctx, registry_model *m, int event);
+    void *event_ctx;
 } registry_config;
 
 typedef struct registry registry;
+
+// What registry_config.event reports.
+enum registry_event {
+    REGISTRY_LOADED = 1, // loaded: its engine exists and has run no step yet
+    REGISTRY_WOKE,       // woken: its engine started again, no step yet
+    REGISTRY_SLEPT,      // asleep: its engine stopped, its weights kept
+    REGISTRY_UNLOADED, // unloaded (keep_alive, LRU, asked, a changed file): engine and weights gone
+};
 
 // An empty registry. Fails (NULL, err filled) when the template file cannot be read.
 registry *registry_new(const registry_config *cfg, garlic_error *err);
@@ -221,6 +229,12 @@ uint32_t registry_model_device_layers(const registry_model *m);
 // split one).
 void registry_model_split(registry_model *m);
 bool registry_model_is_split(const registry_model *m);
+
+// For garlic serve's other ranks, which hold their share acquired and do what rank 0's
+// registry did: stops m's engine keeping its weights and budget (rank 0's model slept), and
+// starts it again (it woke).
+void registry_model_suspend(registry_model *m);
+int registry_model_resume(registry_model *m, garlic_error *err);
 engine *registry_model_engine(const registry_model *m);
 const tokenizer *registry_model_tokenizer(const registry_model *m);
 uint32_t registry_model_n_ctx(const registry_model *m);

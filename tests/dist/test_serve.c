@@ -658,6 +658,71 @@ static void test_keep_alive(void **state)
     check_keep_alive("--tensor-parallel 2");
 }
 
+// /api/ps's body holds needle.
+static bool ps_shows(const test_server *s, const char *needle)
+{
+    char *body = NULL;
+    assert_int_equal(test_http(s, "GET", "/api/ps", NULL, NULL, &body, NULL), 200);
+    bool shows = strstr(body, needle) != NULL;
+    free(body);
+    return shows;
+}
+
+// Waits (at most 10 s) until /api/ps shows (or, when `gone`, no longer shows) needle.
+static void wait_ps(const test_server *s, const char *needle, bool gone)
+{
+    for (double t0 = garlic_now(); ps_shows(s, needle) == gone; usleep(100 * 1000))
+        if (garlic_now() - t0 > 10)
+            fail_msg("/api/ps %s '%s' after 10 s", gone ? "still shows" : "does not show", needle);
+}
+
+// --sleep-after under a layout of 2 ranks: after 1 s unused the model sleeps on every rank
+// (rank 0's /api/ps says asleep; the others stop their engines on its word), the next request
+// wakes it on every rank with the same greedy text; asleep again, --keep-alive then unloads it
+// on every rank, and the next request loads it again with the same text; SIGTERM ends both.
+static void check_sleep(const char *layout)
+{
+    char args[900];
+    snprintf(args, sizeof args,
+             "-m '%s=m' --no-store -t 1 --kv-type f32 %s --sleep-after 1s --keep-alive 4s "
+             "--dist-timeout 30",
+             model_path(), layout);
+    test_server *tp = &started[1];
+    test_server_start(tp, "serve-sleep.log", MPIRUN, args);
+    pid_t ranks[2];
+    find_ranks(tp->pid, ranks);
+    assert_true(ranks[0] > 0 && ranks[1] > 0);
+    char *first = complete(tp, PROMPTS[1], N_GEN);
+    wait_ps(tp, "\"state\":\"asleep\"", false);
+    char *woken = complete(tp, PROMPTS[1], N_GEN);
+    if (strcmp(woken, first) != 0)
+        fail_msg("after a wake, 2 ranks answered %s, before %s", woken, first);
+    assert_false(ps_shows(tp, "\"state\":\"asleep\""));
+    wait_ps(tp, "\"state\":\"asleep\"", false);
+    wait_ps(tp, "\"name\":\"m\"", true); // (unloaded while asleep)
+    char *reloaded = complete(tp, PROMPTS[1], N_GEN);
+    if (strcmp(reloaded, first) != 0)
+        fail_msg("after a reload, 2 ranks answered %s, before %s", reloaded, first);
+    free(first), free(woken), free(reloaded);
+    int status = stop_job(tp, ranks[0], SIGTERM, ranks);
+    assert_int_equal(status, 0);
+    char *log = test_read_file(tp->log, NULL);
+    assert_non_null(log);
+    assert_non_null(strstr(log, " sleep model=m"));
+    assert_non_null(strstr(log, " wake model=m"));
+    assert_non_null(strstr(log, "keep_alive expired"));
+    free(log);
+}
+
+static void test_sleep(void **state)
+{
+    (void)state;
+    if (!test_mpi_ready())
+        skip();
+    check_sleep("--tensor-parallel 2");
+    check_sleep("--pipeline-parallel 2");
+}
+
 static void test_keep_alive_pipeline(void **state)
 {
     (void)state;
@@ -677,11 +742,6 @@ static void test_refusals(void **state)
         test_run(NULL, &err, "%s serve --models-dir /tmp --tensor-parallel 2", test_garlic()), 2);
     assert_non_null(strstr(err, "split the first -m model between the ranks"));
     free(err);
-    assert_int_equal(test_run(NULL, &err, "%s serve -m '%s' --sleep-after 5m --tensor-parallel 2",
-                              test_garlic(), m),
-                     2);
-    assert_non_null(strstr(err, "--sleep-after: under --tensor-parallel the model stays loaded"));
-    free(err);
     // T must be the number of ranks, as for garlic run.
     assert_int_not_equal(test_run(NULL, &err,
                                   "%s serve -m '%s' --no-store --tensor-parallel 2 --port 0",
@@ -700,6 +760,7 @@ int main(void)
         cmocka_unit_test_teardown(test_stop_mpirun, stop_started),
         cmocka_unit_test_teardown(test_keep_alive, stop_started),
         cmocka_unit_test_teardown(test_keep_alive_pipeline, stop_started),
+        cmocka_unit_test_teardown(test_sleep, stop_started),
         cmocka_unit_test_teardown(test_rank_hung_clients, stop_started),
         cmocka_unit_test_teardown(test_rank_killed_clients, stop_started),
         cmocka_unit_test_teardown(test_rank_hung_idle, stop_started),
