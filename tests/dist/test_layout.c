@@ -403,8 +403,8 @@ static void test_pipeline_stages(void **state)
 }
 
 // The smallest layout: with a budget of exactly the largest rank of 2 x 1 (which one process
-// exceeds), 2 x 1; a byte less, something larger; T that does not divide the heads and P
-// beyond the layers are refused naming them.
+// exceeds), 2 x 1; a byte less, something larger (also where the largest is the last rank);
+// T that does not divide the heads and P beyond the layers are refused naming them.
 static void test_smallest_layout(void **state)
 {
     (void)state;
@@ -429,6 +429,19 @@ static void test_smallest_layout(void **state)
     assert_int_equal(planner_layout_make(path, NULL, t, p, &cfg, big, &err), GARLIC_OK);
     for (uint32_t r = 0; r < t * p; r++)
         assert_true(big[r].plan.fits && big[r].plan.total_bytes <= cfg.budget);
+    // Uneven parts (an FFN of 771, 511 vocabulary rows): the last rank holds the most, so a
+    // budget of rank 0's total does not admit 2 x 1.
+    const layout_case uneven = {"llama", TENSOR_TYPE_F32, false, 0, 771, 511, NULL};
+    const char *odd = synth_case(&uneven, 4, "smallest-uneven.gguf");
+    cfg.budget = 0;
+    assert_int_equal(planner_layout_make(odd, NULL, 2, 1, &cfg, two, &err), GARLIC_OK);
+    assert_true(two[1].plan.total_bytes > two[0].plan.total_bytes);
+    cfg.budget = two[1].plan.total_bytes;
+    assert_int_equal(planner_layout_smallest(odd, NULL, &cfg, 64, &t, &p, &err), GARLIC_OK);
+    assert_true(t == 2 && p == 1);
+    cfg.budget = two[0].plan.total_bytes;
+    assert_int_equal(planner_layout_smallest(odd, NULL, &cfg, 64, &t, &p, &err), GARLIC_OK);
+    assert_true(t * p > 2);
     cfg.budget = 1000; // nothing fits a kilobyte
     assert_int_equal(planner_layout_smallest(path, NULL, &cfg, 16, &t, &p, &err), GARLIC_ENOTFOUND);
     assert_non_null(strstr(err.message, "no layout of up to 16 ranks fits 1000 bytes"));
