@@ -945,9 +945,9 @@ static void attend(model_state *s, const model_exec *e, uint32_t l)
     e->be->ops->attention(e->be, &a, e->q, e->xb);
 }
 
-// Rows [t0, t0 + n) of a matrix of `width` columns whose parts (dist_part_first's split of
-// the columns between size ranks) lie one after another in parts, each n rows of its
-// columns, copied into rows of y (ldy floats apart).
+// The n rows of a matrix of `width` columns whose parts (dist_part_first's split of the
+// columns between size ranks) lie one after another in parts, each n rows of its columns,
+// copied into rows of y (ldy floats apart).
 static void rows_of_parts(const float *parts, float *y, uint64_t ldy, uint32_t n, uint64_t width,
                           uint32_t size)
 {
