@@ -168,12 +168,12 @@ static uint64_t copy_bytes(const model_layer *L, uint32_t rank, uint32_t size)
     uint64_t total = 0;
     const model_tensor *ws[] = {&L->wo, &L->w_down};
     const uint8_t splits[] = {L->tp_wo, L->tp_down};
-    for (int i = 0; i < 2; i++)
-        if (splits[i] == MODEL_TP_BY_INPUT)
-            total += (row_size(ws[i]->type, dist_part_size(ws[i]->n_in, rank, size)) *
-                          ws[i]->n_out +
-                      63) /
-                64 * 64;
+    for (int i = 0; i < 2; i++) {
+        if (splits[i] != MODEL_TP_BY_INPUT)
+            continue;
+        uint64_t cols = dist_part_size(ws[i]->n_in, rank, size);
+        total += (row_size(ws[i]->type, cols) * ws[i]->n_out + 63) / 64 * 64;
+    }
     return total;
 }
 
