@@ -55,6 +55,11 @@ static dist_tp_layout layout = {.rank = 0, .size = 1, .stage = 0, .stages = 1};
 // this tensor-parallel position across the stages (MPI_COMM_NULL without stages).
 static MPI_Comm comm = MPI_COMM_NULL, stage_comm = MPI_COMM_NULL, column_comm = MPI_COMM_NULL;
 
+// The counts and displacements of dist_all_gather_parts' MPI_Allgatherv, one of each per
+// tensor-parallel rank (dist_tp_layout_make; the collectives' thread fills them), so that a
+// gather allocates nothing.
+static int *parts_counts, *parts_displs;
+
 // The watchdog thread: started by dist_init in a world of several ranks, stopped by
 // dist_finalize. `stop` is guarded by `lock`; `wake` wakes the thread to stop.
 static struct {
@@ -266,6 +271,8 @@ void dist_finalize(void)
         MPI_Comm_free(&column_comm);
     if (comm != MPI_COMM_NULL)
         MPI_Comm_free(&comm);
+    garlic_free(parts_counts), garlic_free(parts_displs);
+    parts_counts = parts_displs = NULL;
     if (mpi_started)
         MPI_Finalize();
 #endif
@@ -333,6 +340,12 @@ int dist_tp_layout_make(uint32_t t, uint32_t p, dist_tp_layout *out, garlic_erro
             world_size, world_size == 1 ? " is" : "s are", (unsigned long long)t * p);
     dist_tp_layout l = {.rank = world_rank % t, .size = t, .stage = world_rank / t, .stages = p};
 #ifdef GARLIC_MPI
+    garlic_free(parts_counts), garlic_free(parts_displs); // (a layout made again)
+    parts_counts = garlic_calloc(t, sizeof *parts_counts);
+    parts_displs = garlic_calloc(t, sizeof *parts_displs);
+    if (!parts_counts || !parts_displs)
+        return garlic_error_set(err, GARLIC_ENOMEM, "rank %u: no memory for %u ranks' counts",
+                                world_rank, t);
     if (p > 1) {
         MPI_Comm s = MPI_COMM_NULL, c = MPI_COMM_NULL;
         if (MPI_Comm_split(comm, (int)l.stage, (int)l.rank, &s) != MPI_SUCCESS ||
@@ -367,19 +380,21 @@ void dist_all_reduce_sum(float *x, size_t n)
 #endif
 }
 
-void dist_all_gather(const float *mine, float *all, size_t n)
+void dist_all_gather_parts(float *all, size_t n, size_t unit)
 {
 #ifdef GARLIC_MPI
     if (layout.size > 1) {
-        // (counts are ints: a row of logits is far below)
-        const void *send = mine == all + (size_t)layout.rank * n ? MPI_IN_PLACE : mine;
-        collective_begin("an all-gather (MPI_Allgather)", n * layout.size * sizeof *all);
-        collective_end(MPI_Allgather(send, (int)n, MPI_FLOAT, all, (int)n, MPI_FLOAT, stage_comm));
-        return;
+        for (uint32_t r = 0; r < layout.size; r++) {
+            parts_displs[r] = (int)(unit * dist_part_first(n, r, layout.size));
+            parts_counts[r] = (int)(unit * dist_part_size(n, r, layout.size));
+        }
+        collective_begin("an uneven all-gather (MPI_Allgatherv)", n * unit * sizeof *all);
+        collective_end(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, all, parts_counts,
+                                      parts_displs, MPI_FLOAT, stage_comm));
     }
+#else
+    (void)all, (void)n, (void)unit;
 #endif
-    if (all != mine)
-        memmove(all, mine, n * sizeof(float));
 }
 
 void dist_stage_send(const float *x, size_t n)

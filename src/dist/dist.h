@@ -92,9 +92,24 @@ dist_tp_layout dist_layout(void);
 // bits.
 void dist_all_reduce_sum(float *x, size_t n);
 
-// all (size * n floats) = every rank of this stage's mine (n floats) one after another in
-// tensor-parallel rank order. In place when mine is this rank's place in all (all + rank * n).
-void dist_all_gather(const float *mine, float *all, size_t n);
+// The first of rank's part when n things (heads, rows, columns) are split between size
+// ranks: parts of n / size, the later ranks taking one more where size does not divide n.
+static inline uint64_t dist_part_first(uint64_t n, uint32_t rank, uint32_t size)
+{
+    return n * rank / size;
+}
+
+// How many things rank's part of n holds (dist_part_first's split).
+static inline uint64_t dist_part_size(uint64_t n, uint32_t rank, uint32_t size)
+{
+    return dist_part_first(n, rank + 1, size) - dist_part_first(n, rank, size);
+}
+
+// An uneven all-gather, in place: all holds n parts' things of `unit` floats each, split
+// between this stage's ranks by dist_part_first (rank r's are floats [unit * first(r), unit *
+// first(r + 1))); this rank's lie in place, and afterwards every rank holds every rank's.
+// unit * n must be below 2^31 (MPI counts are ints).
+void dist_all_gather_parts(float *all, size_t n, size_t unit);
 
 // Pipeline parallelism: sends n floats to the rank of this tensor-parallel position in the
 // next stage; receives them from the previous stage's. Blocking: a stage that sends waits

@@ -8,6 +8,7 @@
 // the heads' value matrices after it. Matrix products and attention run on the compute pool;
 // the small element-wise steps run on the calling thread. Every buffer is allocated in
 // model_state_new, so a forward call allocates nothing.
+#include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -87,7 +88,7 @@ static size_t act_stride(const model_hparams *hp, const model_state_config *cfg)
     return (size_t)((row + 63) / 64 * 64);
 }
 
-enum { N_SCRATCH = 25 };
+enum { N_SCRATCH = 26 };
 
 // The scratch buffers start on a 64-byte boundary (a large calloc is only 16-aligned), so that
 // activation rows, whose sizes are multiples of 64, are too: kernels that read converted rows
@@ -124,8 +125,14 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
     // queries converted (see model_state), q_head the heads' queries and values.
     bool mla = model_hparams_mla(hp);
     uint64_t heads = mla ? hp->n_head : 0, nope = mla ? hp->head_dim_k_mla - hp->n_rot : 0;
+    // Under tensor parallelism, a product split by output rows gathers its whole input (the
+    // attention output in xb, the FFN's in hb) and parts of its input and output in tp_parts.
+    uint64_t whole = hp->tp_gather_width, parts = whole ? (whole > hp->dim ? whole : hp->dim) : 0;
     uint64_t xb_dim = o_dim > hp->dim ? o_dim : hp->dim;
     xb_dim = heads * nope > xb_dim ? heads * nope : xb_dim;
+    xb_dim = whole > xb_dim ? whole : xb_dim;
+    uint64_t hb_dim = ffn > hp->dim ? ffn : hp->dim;
+    hb_dim = whole > hb_dim ? whole : hb_dim;
     uint64_t head_dim = hp->head_dim_k_mla > hp->head_dim_v_mla ? hp->head_dim_k_mla
                                                                 : hp->head_dim_v_mla;
     // the widest input of a matrix product (xb, hb or q_lora), for permuted inputs
@@ -142,7 +149,7 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
         {(void **)&s->k, B * k_dim * f},
         {(void **)&s->v, mla ? 0 : B * v_dim * f},
         // hb also receives the attention output projection (dim wide).
-        {(void **)&s->hb, B * (ffn > hp->dim ? ffn : hp->dim) * f},
+        {(void **)&s->hb, B * hb_dim * f},
         {(void **)&s->hb2, B * ffn * f},
         {(void **)&s->q_lora, mla ? B * hp->q_lora_rank * f : 0},
         {(void **)&s->q_head, B * heads * head_dim * f},
@@ -154,6 +161,7 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
         // (Q8_0 rows: 34 bytes a block of 32, the size kv_row_size gives)
         {(void **)&s->att_q, nt * hp->n_head * ((hp->head_dim_k + 31) / 32) * 34},
         {(void **)&s->gather, nt * in_dim * f},
+        {(void **)&s->tp_parts, B * parts * f},
         {(void **)&s->act[0], B * act},
         {(void **)&s->act[1], B * act},
         {(void **)&s->act[2], B * act},
@@ -937,6 +945,56 @@ static void attend(model_state *s, const model_exec *e, uint32_t l)
     e->be->ops->attention(e->be, &a, e->q, e->xb);
 }
 
+// The n rows of a matrix of `width` columns whose parts (dist_part_first's split of the
+// columns between size ranks) lie one after another in parts, each n rows of its columns,
+// copied into rows of y (ldy floats apart).
+static void rows_of_parts(const float *parts, float *y, uint64_t ldy, uint32_t n, uint64_t width,
+                          uint32_t size)
+{
+    for (uint32_t r = 0; r < size; r++) {
+        uint64_t c0 = dist_part_first(width, r, size), w = dist_part_size(width, r, size);
+        const float *part = parts + n * c0;
+        for (uint32_t t = 0; t < n; t++)
+            memcpy(y + t * ldy + c0, part + t * w, w * sizeof(float));
+    }
+}
+
+// y (n_tok rows of w's whole output, on every rank) = w * x (+ bias) for a product split by
+// output rows (MODEL_TP_BY_OUTPUT): x holds this rank's part of each input row (n_tok rows
+// of its columns, one after another), which is first gathered whole in place (x holds
+// n_tok rows of w->n_in values after); then each rank computes its rows of w and the rows
+// are gathered. The gathers go through s->tp_parts, in pieces of tokens whose floats MPI's
+// int counts can hold.
+static void gathered_product(model_state *s, const model_exec *e, const model_tensor *w,
+                             const model_tensor *bias, float *x, float *y, uint32_t n_tok)
+{
+    const model *m = s->m;
+    uint32_t rank = m->tp_rank, size = m->tp_size;
+    uint64_t in = w->n_in, out = m->hp.dim, mine = dist_part_size(in, rank, size);
+    uint64_t wide = in > out ? in : out, piece = INT_MAX / wide;
+    // The input, from the last piece to the first: the whole rows of a piece lie at or
+    // after its parts in x, and parts of earlier pieces are not yet overwritten.
+    for (uint32_t end = n_tok; end > 0;) {
+        uint32_t t0 = end > piece ? end - (uint32_t)piece : 0, n = end - t0;
+        memcpy(s->tp_parts + n * dist_part_first(in, rank, size), x + t0 * mine,
+               n * mine * sizeof(float));
+        dist_all_gather_parts(s->tp_parts, in, n);
+        rows_of_parts(s->tp_parts, x + t0 * in, in, n, in, size);
+        end = t0;
+    }
+    // The output: this rank's rows into its part, then every rank's.
+    for (uint32_t t0 = 0; t0 < n_tok; t0 += (uint32_t)piece) {
+        uint32_t n = n_tok - t0 < piece ? n_tok - t0 : (uint32_t)piece;
+        backend_matmul mm = {.w = w,
+                             .y = s->tp_parts + n * dist_part_first(out, rank, size),
+                             .ldy = w->n_out,
+                             .bias = bias && bias->data ? bias : NULL};
+        e->be->ops->matmul(e->be, x + t0 * in, in, n, &mm, 1);
+        dist_all_gather_parts(s->tp_parts, out, n);
+        rows_of_parts(s->tp_parts, y + t0 * out, out, n, out, size);
+    }
+}
+
 // The attention half of layer l: x += wo * attention(rope(q), rope(k), v); under multi-head
 // latent attention, x += wo * (each head's attn_v_b * attention over the latent).
 static void attention_block(model_state *s, const model_exec *e, uint32_t l, uint32_t n_tok)
@@ -961,11 +1019,15 @@ static void attention_block(model_state *s, const model_exec *e, uint32_t l, uin
         model_mla_values(s, l, n_tok);
         out = s->q_head, o_dim = (size_t)hp->n_head * hp->head_dim_v_mla;
     }
-    backend_matmul wo = {
-        .w = &L->wo, .y = e->hb, .ldy = hp->dim, .bias = L->bo.data ? &L->bo : NULL};
-    be->ops->matmul(be, out, o_dim, n_tok, &wo, 1);
-    if (m->tp_size > 1) // each rank's heads gave a part of the sum: add them together
-        dist_all_reduce_sum(e->hb, (size_t)n_tok * hp->dim);
+    if (m->tp_size > 1 && L->tp_wo == MODEL_TP_BY_OUTPUT) { // every head's values, its rows
+        gathered_product(s, e, &L->wo, &L->bo, e->xb, e->hb, n_tok);
+    } else {
+        backend_matmul wo = {
+            .w = &L->wo, .y = e->hb, .ldy = hp->dim, .bias = L->bo.data ? &L->bo : NULL};
+        be->ops->matmul(be, out, o_dim, n_tok, &wo, 1);
+        if (m->tp_size > 1) // each rank's heads gave a part of the sum: add them together
+            dist_all_reduce_sum(e->hb, (size_t)n_tok * hp->dim);
+    }
     if (L->attn_post_norm.data)
         be->ops->rmsnorm(be, e->hb, e->hb, &L->attn_post_norm, n_tok, hp->dim, hp->rms_eps);
     be->ops->add(be, e->x, e->hb, (size_t)n_tok * hp->dim);
@@ -1024,9 +1086,11 @@ void model_gated_act(model_state *s, model_act act, float *gate, const float *up
 }
 
 // down * (act(gate * xb) * (up * xb)) over e's normed rows in xb, into xb, through hb and
-// hb2 (gate->n_out wide).
+// hb2 (gate->n_out wide). gathered: down is split by output rows under tensor parallelism
+// (gathered_product), else it reads hb as it is.
 static void gated_ffn(model_state *s, const model_exec *e, const model_tensor *gate,
-                      const model_tensor *up, const model_tensor *down, uint32_t n_tok)
+                      const model_tensor *up, const model_tensor *down, bool gathered,
+                      uint32_t n_tok)
 {
     backend *be = e->be;
     uint64_t dim = s->m->hp.dim, width = gate->n_out;
@@ -1036,6 +1100,10 @@ static void gated_ffn(model_state *s, const model_exec *e, const model_tensor *g
     };
     be->ops->matmul(be, e->xb, dim, n_tok, gate_up, 2);
     be->ops->gated_act(be, s->m->arch->act, e->hb, e->hb2, (size_t)n_tok * width);
+    if (gathered) {
+        gathered_product(s, e, down, NULL, e->hb, e->xb, n_tok);
+        return;
+    }
     backend_matmul d = {.w = down, .y = e->xb, .ldy = dim};
     be->ops->matmul(be, e->hb, width, n_tok, &d, 1);
 }
@@ -1043,7 +1111,7 @@ static void gated_ffn(model_state *s, const model_exec *e, const model_tensor *g
 void model_gated_ffn(model_state *s, const model_tensor *gate, const model_tensor *up,
                      const model_tensor *down, uint32_t n_tok)
 {
-    gated_ffn(s, &s->host, gate, up, down, n_tok);
+    gated_ffn(s, &s->host, gate, up, down, false, n_tok);
 }
 
 // The feed-forward half of layer l: x += w_down * (act(w_gate * xn) * (w_up * xn)), or the
@@ -1058,8 +1126,9 @@ static void ffn_block(model_state *s, const model_exec *e, uint32_t l, uint32_t 
         model_moe_block(s, l, n_tok);
         return;
     }
-    gated_ffn(s, e, &L->w_gate, &L->w_up, &L->w_down, n_tok);
-    if (s->m->tp_size > 1) // each rank's share of the FFN gave a part of the sum
+    bool gathered = s->m->tp_size > 1 && L->tp_down == MODEL_TP_BY_OUTPUT;
+    gated_ffn(s, e, &L->w_gate, &L->w_up, &L->w_down, gathered, n_tok);
+    if (s->m->tp_size > 1 && !gathered) // each rank's share of the FFN gave a part of the sum
         dist_all_reduce_sum(e->xb, (size_t)n_tok * hp->dim);
     if (L->ffn_post_norm.data)
         be->ops->rmsnorm(be, e->xb, e->xb, &L->ffn_post_norm, n_tok, hp->dim, hp->rms_eps);
@@ -1145,17 +1214,17 @@ static void encoder_layer(model_state *s, uint32_t l, uint32_t n_tok)
                         L->layer_out_norm_b.data, dim, hp->norm_eps);
 }
 
-// The logits of n_out normed rows in xb when this rank holds rows [rank * share, (rank + 1) *
-// share) of the output matrix (shard.c): each rank computes its columns of every logit row
-// in place, then each row is gathered whole on every rank.
+// The logits of n_out normed rows in xb when this rank holds its part of the output
+// matrix's rows (shard.c; dist_part_first's split of the vocabulary): each rank computes its
+// columns of every logit row in place, then each row is gathered whole on every rank.
 static void vocab_share_logits(model_state *s, uint32_t n_out)
 {
     const model *m = s->m;
-    uint64_t n_vocab = m->hp.n_vocab, share = m->output.n_out;
-    float *mine = s->logits + (uint64_t)m->tp_rank * share;
+    uint64_t n_vocab = m->hp.n_vocab;
+    float *mine = s->logits + dist_part_first(n_vocab, m->tp_rank, m->tp_size);
     model_matmul(s, &m->output, s->xb, m->hp.dim, n_out, mine, n_vocab);
     for (uint32_t i = 0; i < n_out; i++)
-        dist_all_gather(mine + i * n_vocab, s->logits + i * n_vocab, share);
+        dist_all_gather_parts(s->logits + i * n_vocab, n_vocab, 1);
 }
 
 // Checks the pool's shape against the model's and the batch's sizes against the state.

@@ -95,6 +95,9 @@ struct model_state {
     float *gather;              // (n_threads, gather_stride) an input row in a matrix's column
                                 // order (model_tensor.perm)
     uint64_t gather_stride;
+    float *tp_parts;            // (max_batch, max(hp.tp_gather_width, dim)) tensor
+                                // parallelism: the ranks' parts of a product split by output
+                                // rows, part after part (model_tp_split), or NULL
     uint8_t *act[MAX_GROUP];    // (max_batch, act row bytes) converted activations
     size_t act_stride;          // bytes of the widest activation row (act[] holds max_batch)
     float *rope_cos, *rope_sin; // (rope tables, max_batch, n_rot / 2): the model's RoPE, and

@@ -192,6 +192,10 @@ typedef struct model_hparams {
     bool expert_norm;         // renormalize the chosen weights
     float expert_scale;       // expert_weights_scale (1 when absent)
     model_router router;
+    // Tensor parallelism (shard.c; 0 in a whole model): the widest whole input a product
+    // split by output rows gathers (the whole model's n_head * head_dim_v or ffn), which
+    // the scratch buffers then hold.
+    uint32_t tp_gather_width;
 } model_hparams;
 
 typedef struct model_tensor {
@@ -208,10 +212,24 @@ typedef struct model_tensor {
                          // device backend uploads; else NULL (data is that layout)
 } model_tensor;
 
+// How tensor parallelism splits a matrix that reads the ranks' parts of a vector (the
+// attention output of their heads, their part of the FFN's width): wo and w_down (shard.c).
+typedef enum model_tp_split {
+    // By input columns (each rank the columns of its part, whole quant blocks): each rank's
+    // product is a partial sum of the whole output, which the ranks add (an all-reduce).
+    MODEL_TP_BY_INPUT,
+    // By output rows (rank r rows [r * n_out / T, (r + 1) * n_out / T)), where a rank's
+    // columns would not be whole blocks: the ranks' parts of the input are gathered whole on
+    // every rank, each computes its rows, and the rows are gathered (one process's numbers).
+    MODEL_TP_BY_OUTPUT,
+    MODEL_TP_SPLIT_COUNT
+} model_tp_split;
+
 typedef struct model_layer {
     uint32_t window;        // sliding-window attention over this many positions, 0: all
     uint32_t rope;          // the RoPE table of its queries and keys: 0 the model's, 1 the
                             // sliding layers' own (model_arch.swa_rope)
+    uint8_t tp_wo, tp_down; // model_tp_split of wo and w_down under tensor parallelism
     model_tensor attn_norm; // (dim) F32
     // Multi-head latent attention (arch->mla): the queries come from wq (dim -> n_head *
     // head_dim_k_mla; V2-Lite) or from these three; wk, wv and the biases are absent, and wo
@@ -293,9 +311,11 @@ typedef struct model {
     size_t packed_bytes;
     // Tensor parallelism (shard.c): this process holds rank tp_rank's share of tp_size (1:
     // the whole model). hp's n_head, n_head_kv and ffn are then the share's, and the forward
-    // pass adds the ranks' partial attention and FFN outputs together (dist/).
+    // pass adds the ranks' partial attention and FFN outputs together, or gathers them where
+    // a layer's product is split by output rows (dist/).
     uint32_t tp_rank, tp_size;
-    void *tp_copy; // the rank's input columns of attn_output and ffn_down, or NULL
+    void *tp_copy; // the rank's input columns of attn_output and ffn_down (those split by
+                   // input columns), or NULL
     size_t tp_copy_bytes;
     model_shard_cut *tp_cuts; // (n_tp_cuts) what the share leaves to the other ranks, for the
                               // planner; NULL for a whole model
@@ -361,19 +381,22 @@ model *model_load_file(gguf_file *f, garlic_error *err);
 void model_free(model *m);
 
 // Whether m can be split between size ranks by tensor parallelism: a dense decoder whose
-// heads, KV heads and FFN width size divides, and whose attn_output and ffn_down split at
-// whole blocks. GARLIC_EUNSUPPORTED otherwise, naming the file and what does not divide.
+// heads size divides, and whose KV heads it divides or is a multiple of (the FFN width and
+// the vocabulary may split unevenly; attn_output and ffn_down split by output rows where
+// their columns would not be whole blocks). GARLIC_EUNSUPPORTED otherwise, naming the file
+// and what does not divide.
 int model_shard_check(const model *m, uint32_t size, garlic_error *err);
 
 // Cuts m (just loaded, not yet prefaulted) down to rank's share of size ranks (see
 // shard.c): views of its rows of Q/K/V and gate/up, copies of its input columns of
-// attn_output and ffn_down; hp then describes the share. size <= 1 changes nothing. Errors
+// attn_output and ffn_down or views of their rows (model_layer.tp_wo, tp_down say which);
+// hp then describes the share. size <= 1 changes nothing. Errors
 // as model_shard_check's, or GARLIC_ENOMEM; m is unchanged on failure.
 int model_shard(model *m, uint32_t rank, uint32_t size, garlic_error *err);
 
 // model_shard's cuts made to the shapes alone (hp, every tensor's n_in, n_out and mat_bytes,
-// m->tp_cuts), no data copied or dropped: the columns of attn_output and ffn_down then point
-// at the whole rows. For planning a rank's memory (model_load_with's meta_only), not for
+// m->tp_cuts, the layers' tp_wo and tp_down), no data copied or dropped: the columns of
+// attn_output and ffn_down split by input columns then point at the whole rows. For planning a rank's memory (model_load_with's meta_only), not for
 // computing.
 int model_shard_shape(model *m, uint32_t rank, uint32_t size, garlic_error *err);
 

@@ -2,19 +2,29 @@
 // Tensor parallelism: cuts a loaded model down to one rank's share, after which the forward
 // pass runs it as a narrower model whose attention output and FFN output are partial sums
 // that the ranks add together (dist_all_reduce_sum in forward.c). With T ranks, rank r keeps
+// (parts as dist_part_first splits: n / T each, the later ranks one more where T does not
+// divide n)
 //   wq, wk, wv (+ biases, sinks)  rows of its heads: n_head / T query heads and n_head_kv / T
 //                                 KV heads, contiguous (a group of query heads stays with its
-//                                 KV head), views into the mapping;
-//   wo                            the matching input columns (its heads' values), copied;
-//   w_gate, w_up                  rows [r * ffn / T, (r + 1) * ffn / T), views;
-//   w_down                        the matching input columns, copied;
-//   output                        rows [r * n_vocab / T, ...) of the vocabulary, a view (kept
-//                                 whole when T does not divide the vocabulary), whose logits
+//                                 KV head), views into the mapping; where T is a multiple
+//                                 of n_head_kv, the one KV head its query heads read (held
+//                                 by T / n_head_kv ranks);
+//   w_gate, w_up                  its part of the FFN's rows, views;
+//   wo, w_down                    split by input columns (MODEL_TP_BY_INPUT): the columns
+//                                 matching its heads' values / its FFN part, copied; or,
+//                                 where those columns are not whole quant blocks of the
+//                                 type (or are permuted), split by output rows
+//                                 (MODEL_TP_BY_OUTPUT): its part of the dim rows (and of
+//                                 the bias), a view; the forward pass then gathers the
+//                                 input whole and the output rows (model_layer.tp_wo,
+//                                 tp_down say which, layer by layer);
+//   output                        its part of the vocabulary's rows, a view, whose logits
 //                                 the ranks then gather (forward.c);
-// and everything else whole (norms, the token embedding). The hyper-parameters
-// then say n_head / T, n_head_kv / T and ffn / T, so the scratch, the KV cache (its KV heads
-// only) and the planner size the share. A column slice of a quantized row is whole blocks,
-// so its width must be a multiple of the type's block size (32, or 256 for K-quants).
+// and everything else whole (norms, the token embedding). The hyper-parameters then say
+// the share's n_head, n_head_kv and ffn, so the scratch, the KV cache (its KV heads only)
+// and the planner size the share (hp.tp_gather_width: the whole input a product split by
+// output rows gathers). A column slice of a quantized row is whole blocks, so its start and
+// width must be multiples of the type's block size (32, or 256 for K-quants).
 // Every part of a tensor the share leaves out is recorded (model.tp_cuts), so that the
 // planner counts a rank's weights exactly; model_shard_shape makes the same cuts to the shapes
 // alone, for planning without loading.
@@ -23,6 +33,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "dist/dist.h"
 #include "model/model.h"
 #include "tensor/types.h"
 
@@ -81,25 +92,18 @@ static void keep_values(model *m, uint32_t l, model_tensor *t, uint64_t v0, uint
     record_cut(m, l, &before, t);
 }
 
-// Whether matrix t (named for messages) can give each of size ranks `cols` of its input
-// columns: whole blocks, and no column permutation (which would scatter the slice).
-static int check_columns(const model *m, const char *name, uint32_t l, const model_tensor *t,
-                         uint64_t cols, uint32_t size, garlic_error *err)
+// How tensor parallelism splits matrix t, which reads a vector of t->n_in values split
+// between size ranks as dist_part_first splits it: by input columns where every rank's part
+// is whole blocks of its type and in order, else by output rows.
+static model_tp_split split_of(const model_tensor *t, uint32_t size)
 {
     uint32_t block = tensor_type_get(t->type)->block_size;
-    if (t->perm)
-        return garlic_error_set(err, GARLIC_EUNSUPPORTED,
-                                "%s: layer %u's %s has permuted columns (act-order GPTQ): "
-                                "tensor parallelism cannot split its input",
-                                m->file->path, l, name);
-    if (cols % block)
-        return garlic_error_set(err, GARLIC_EUNSUPPORTED,
-                                "%s: layer %u's %s is %s, whose rows split only at blocks of %u "
-                                "values; --tensor-parallel %u would give each rank %llu of its "
-                                "%llu input columns",
-                                m->file->path, l, name, tensor_type_get(t->type)->name, block, size,
-                                (unsigned long long)cols, (unsigned long long)t->n_in);
-    return GARLIC_OK;
+    if (t->perm) // (act-order GPTQ: a rank's columns would be scattered)
+        return MODEL_TP_BY_OUTPUT;
+    for (uint32_t r = 0; r < size; r++)
+        if (dist_part_first(t->n_in, r, size) % block || dist_part_size(t->n_in, r, size) % block)
+            return MODEL_TP_BY_OUTPUT;
+    return MODEL_TP_BY_INPUT;
 }
 
 int model_shard_check(const model *m, uint32_t size, garlic_error *err)
@@ -116,24 +120,15 @@ int model_shard_check(const model *m, uint32_t size, garlic_error *err)
                                 m->arch->mla           ? "latent attention"
                                     : hp->n_expert > 0 ? "experts"
                                                        : "no causal attention");
-    if (hp->n_head % size || hp->n_head_kv % size)
+    if (!hp->n_head_kv || hp->n_head % size || (hp->n_head_kv % size && size % hp->n_head_kv))
         return garlic_error_set(err, GARLIC_EUNSUPPORTED,
-                                "%s: --tensor-parallel %u must divide the %u attention heads and "
-                                "the %u KV heads",
+                                "%s: --tensor-parallel %u must divide the %u attention heads, "
+                                "and divide the %u KV heads or be a multiple of them",
                                 path, size, hp->n_head, hp->n_head_kv);
-    if (hp->ffn % size)
+    if (hp->ffn < size)
         return garlic_error_set(err, GARLIC_EUNSUPPORTED,
-                                "%s: --tensor-parallel %u must divide the feed-forward width %u",
-                                path, size, hp->ffn);
-    uint64_t o_cols = (uint64_t)hp->n_head / size * hp->head_dim_v, f_cols = hp->ffn / size;
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const model_layer *L = &m->layers[l];
-        int rc = check_columns(m, "attn_output", l, &L->wo, o_cols, size, err);
-        if (rc == GARLIC_OK)
-            rc = check_columns(m, "ffn_down", l, &L->w_down, f_cols, size, err);
-        if (rc)
-            return rc;
-    }
+                                "%s: --tensor-parallel %u exceeds the feed-forward width %u", path,
+                                size, hp->ffn);
     return GARLIC_OK;
 }
 
@@ -166,6 +161,48 @@ static void keep_columns(model *m, uint32_t l, model_tensor *t, uint64_t c0, uin
 // Tensors a layer's share cuts (the most record_cut can record for one layer).
 enum { CUTS_PER_LAYER = 12 };
 
+// Bytes of the columns of layer L's wo and w_down that rank keeps where they are split by
+// input columns (tp_wo, tp_down set), each rounded up to 64.
+static uint64_t copy_bytes(const model_layer *L, uint32_t rank, uint32_t size)
+{
+    uint64_t total = 0;
+    const model_tensor *ws[] = {&L->wo, &L->w_down};
+    const uint8_t splits[] = {L->tp_wo, L->tp_down};
+    for (int i = 0; i < 2; i++) {
+        if (splits[i] != MODEL_TP_BY_INPUT)
+            continue;
+        uint64_t cols = dist_part_size(ws[i]->n_in, rank, size);
+        total += (row_size(ws[i]->type, cols) * ws[i]->n_out + 63) / 64 * 64;
+    }
+    return total;
+}
+
+// Cuts matrix t of layer l (wo or w_down, with its bias, or NULL) as `split` says: its
+// input columns of rank's part, copied to *at (advanced; NULL: shapes alone), or its part of
+// the output rows. An output bias of a product split by input columns joins the sum once,
+// on rank 0.
+static void cut_product(model *m, uint32_t l, model_tensor *t, model_tensor *bias,
+                        model_tp_split split, uint32_t rank, uint32_t size, uint8_t **at)
+{
+    if (split == MODEL_TP_BY_OUTPUT) {
+        uint64_t r0 = dist_part_first(t->n_out, rank, size),
+                 n = dist_part_size(t->n_out, rank, size);
+        keep_rows(m, l, t, r0, n);
+        if (bias)
+            keep_values(m, l, bias, r0, n);
+        return;
+    }
+    uint64_t c0 = dist_part_first(t->n_in, rank, size), n = dist_part_size(t->n_in, rank, size);
+    keep_columns(m, l, t, c0, n, *at);
+    if (*at)
+        *at += (t->mat_bytes + 63) / 64 * 64;
+    if (bias && rank != 0) {
+        model_tensor before = *bias;
+        memset(bias, 0, sizeof *bias);
+        record_cut(m, l, &before, bias);
+    }
+}
+
 // model_shard (copy: columns copied to an anonymous mapping) or model_shard_shape (shapes
 // alone).
 static int shard(model *m, uint32_t rank, uint32_t size, bool copy, garlic_error *err)
@@ -174,17 +211,27 @@ static int shard(model *m, uint32_t rank, uint32_t size, bool copy, garlic_error
     if (rc || size <= 1)
         return rc;
     model_hparams *hp = &m->hp;
-    uint64_t heads = hp->n_head / size, kv_heads = hp->n_head_kv / size, ffn = hp->ffn / size;
-    uint64_t o_cols = heads * hp->head_dim_v;
-    // One anonymous mapping holds every copied column slice, each at a multiple of 64 bytes.
-    uint64_t total = 0;
-    for (uint32_t l = 0; copy && l < hp->n_layer; l++) {
-        const model_layer *L = &m->layers[l];
-        total += (row_size(L->wo.type, o_cols) * L->wo.n_out + 63) / 64 * 64;
-        total += (row_size(L->w_down.type, ffn) * L->w_down.n_out + 63) / 64 * 64;
+    // Query heads, KV heads (one, held by several ranks, where size is a multiple of them)
+    // and the FFN's rows of this rank.
+    uint64_t heads = hp->n_head / size, head0 = rank * heads;
+    uint64_t kv_heads = hp->n_head_kv >= size ? hp->n_head_kv / size : 1;
+    uint64_t kv0 = (uint64_t)rank * hp->n_head_kv / size;
+    uint64_t ffn0 = dist_part_first(hp->ffn, rank, size), ffn = dist_part_size(hp->ffn, rank, size);
+    uint64_t gather = 0, total = 0;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        model_layer *L = &m->layers[l];
+        L->tp_wo = (uint8_t)split_of(&L->wo, size);
+        L->tp_down = (uint8_t)split_of(&L->w_down, size);
+        if (L->tp_wo == MODEL_TP_BY_OUTPUT && L->wo.n_in > gather)
+            gather = L->wo.n_in;
+        if (L->tp_down == MODEL_TP_BY_OUTPUT && L->w_down.n_in > gather)
+            gather = L->w_down.n_in;
+        total += copy ? copy_bytes(L, rank, size) : 0;
     }
-    void *buf = copy ? mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-                     : NULL;
+    // One anonymous mapping holds every copied column slice, each at a multiple of 64 bytes.
+    void *buf = copy && total
+        ? mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        : NULL;
     m->tp_cuts = garlic_calloc((size_t)hp->n_layer * CUTS_PER_LAYER + 1, sizeof *m->tp_cuts);
     if (buf == MAP_FAILED || !m->tp_cuts) {
         if (buf != MAP_FAILED && buf)
@@ -195,41 +242,33 @@ static int shard(model *m, uint32_t rank, uint32_t size, bool copy, garlic_error
                                 "ffn_down columns",
                                 m->file->path, rank, (unsigned long long)total);
     }
-    m->tp_copy = buf, m->tp_copy_bytes = copy ? total : 0;
+    m->tp_copy = buf, m->tp_copy_bytes = buf ? total : 0;
     uint8_t *at = buf;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         model_layer *L = &m->layers[l];
-        keep_rows(m, l, &L->wq, rank * heads * hp->head_dim_k, heads * hp->head_dim_k);
-        keep_rows(m, l, &L->wk, rank * kv_heads * hp->head_dim_k, kv_heads * hp->head_dim_k);
-        keep_rows(m, l, &L->wv, rank * kv_heads * hp->head_dim_v, kv_heads * hp->head_dim_v);
-        keep_values(m, l, &L->bq, rank * heads * hp->head_dim_k, heads * hp->head_dim_k);
-        keep_values(m, l, &L->bk, rank * kv_heads * hp->head_dim_k, kv_heads * hp->head_dim_k);
-        keep_values(m, l, &L->bv, rank * kv_heads * hp->head_dim_v, kv_heads * hp->head_dim_v);
-        keep_values(m, l, &L->sinks, rank * heads, heads);
-        keep_columns(m, l, &L->wo, rank * o_cols, o_cols, at);
-        if (at)
-            at += (L->wo.mat_bytes + 63) / 64 * 64;
-        if (rank != 0) { // the output bias joins the sum once, on rank 0
-            model_tensor before = L->bo;
-            memset(&L->bo, 0, sizeof L->bo);
-            record_cut(m, l, &before, &L->bo);
-        }
-        keep_rows(m, l, &L->w_gate, rank * ffn, ffn);
-        keep_rows(m, l, &L->w_up, rank * ffn, ffn);
-        keep_columns(m, l, &L->w_down, rank * ffn, ffn, at);
-        if (at)
-            at += (L->w_down.mat_bytes + 63) / 64 * 64;
+        keep_rows(m, l, &L->wq, head0 * hp->head_dim_k, heads * hp->head_dim_k);
+        keep_rows(m, l, &L->wk, kv0 * hp->head_dim_k, kv_heads * hp->head_dim_k);
+        keep_rows(m, l, &L->wv, kv0 * hp->head_dim_v, kv_heads * hp->head_dim_v);
+        keep_values(m, l, &L->bq, head0 * hp->head_dim_k, heads * hp->head_dim_k);
+        keep_values(m, l, &L->bk, kv0 * hp->head_dim_k, kv_heads * hp->head_dim_k);
+        keep_values(m, l, &L->bv, kv0 * hp->head_dim_v, kv_heads * hp->head_dim_v);
+        keep_values(m, l, &L->sinks, head0, heads);
+        cut_product(m, l, &L->wo, &L->bo, L->tp_wo, rank, size, &at);
+        keep_rows(m, l, &L->w_gate, ffn0, ffn);
+        keep_rows(m, l, &L->w_up, ffn0, ffn);
+        cut_product(m, l, &L->w_down, NULL, L->tp_down, rank, size, &at);
     }
     // (a tied output is a view of the embedding, which every rank keeps whole: no cut)
     bool tied = !gguf_find_tensor(m->file, "output.weight");
-    if (m->output.data && hp->n_vocab % size == 0) {
-        uint64_t rows = hp->n_vocab / size;
+    if (m->output.data) {
         uint32_t before = m->n_tp_cuts;
-        keep_rows(m, hp->n_layer, &m->output, rank * rows, rows);
+        keep_rows(m, hp->n_layer, &m->output, dist_part_first(hp->n_vocab, rank, size),
+                  dist_part_size(hp->n_vocab, rank, size));
         if (tied)
             m->n_tp_cuts = before;
     }
     hp->n_head = (uint32_t)heads, hp->n_head_kv = (uint32_t)kv_heads, hp->ffn = (uint32_t)ffn;
+    hp->tp_gather_width = (uint32_t)gather;
     m->tp_rank = rank, m->tp_size = size;
     return GARLIC_OK;
 }

@@ -602,10 +602,14 @@ int planner_layout_make(const char *path, const char *quantize, uint32_t t, uint
     return rc;
 }
 
-// Whether layout t x p of share (tensor rank 0's, planned as `whole`) fits cfg's budget on
-// every rank; rank 0 of each stage is the largest (it alone adds the output biases).
-static int layout_fits(const planner_input *share, const planner_plan *whole, uint32_t p,
-                       const planner_config *cfg, bool *fits, garlic_error *err)
+// Whether layout t x p fits cfg's budget on every rank: its stages split as tensor rank
+// 0's share (planned as `whole`) balances them (as planner_layout_make splits them), and the
+// largest rank of each stage is rank 0 (it alone adds the output biases of the products split
+// by input columns) or the last (where T does not divide the FFN or the vocabulary, the
+// later ranks hold one row more, the last the most of each), so those two are planned.
+static int layout_fits(const planner_input *share, const planner_input *last,
+                       const planner_plan *whole, uint32_t p, const planner_config *cfg, bool *fits,
+                       garlic_error *err)
 {
     uint32_t *first = garlic_calloc(p, sizeof *first), *count = garlic_calloc(p, sizeof *count);
     int rc = first && count ? planner_stages_make(share, whole, p, first, count, err)
@@ -613,9 +617,10 @@ static int layout_fits(const planner_input *share, const planner_plan *whole, ui
     planner_config c = *cfg;
     c.budget = 0; // (compared here: the budget questions of each stage are not needed)
     *fits = true;
-    for (uint32_t s = 0; rc == GARLIC_OK && *fits && s < p; s++) {
+    for (uint32_t s = 0; rc == GARLIC_OK && *fits && s < 2 * p; s++) {
         planner_plan plan;
-        rc = planner_stage_plan(share, first[s], count[s], &c, &plan, err);
+        const planner_input *in = s < p ? share : last;
+        rc = planner_stage_plan(in, first[s % p], count[s % p], &c, &plan, err);
         *fits = rc == GARLIC_OK && plan.total_bytes <= cfg->budget;
     }
     garlic_free(first), garlic_free(count);
@@ -625,11 +630,14 @@ static int layout_fits(const planner_input *share, const planner_plan *whole, ui
 int planner_layout_smallest(const char *path, const char *quantize, const planner_config *cfg,
                             uint32_t max_ranks, uint32_t *t, uint32_t *p, garlic_error *err)
 {
-    enum { MAX_TP = 64 }; // tensor ranks tried (they must divide the KV heads)
+    enum { MAX_TP = 64 }; // tensor ranks tried (they must divide the heads)
+    // T's shares of tensor rank 0 and of the last (the largest two: layout_fits)
     planner_input *shares = garlic_calloc(MAX_TP + 1, sizeof *shares);
+    planner_input *lasts = garlic_calloc(MAX_TP + 1, sizeof *lasts);
     planner_plan *wholes = garlic_calloc(MAX_TP + 1, sizeof *wholes);
     int8_t state[MAX_TP + 1] = {0}; // 0 not tried, 1 loaded, -1 does not split so
-    int rc = shares && wholes ? GARLIC_OK : garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
+    int rc = shares && lasts && wholes ? GARLIC_OK
+                                       : garlic_error_set(err, GARLIC_ENOMEM, "out of memory");
     uint32_t n_layer = 0;
     for (uint32_t n = 1; rc == GARLIC_OK && n <= max_ranks; n++) {
         for (uint32_t tp = n < MAX_TP ? n : MAX_TP; rc == GARLIC_OK && tp >= 1; tp--) {
@@ -638,6 +646,8 @@ int planner_layout_smallest(const char *path, const char *quantize, const planne
             if (state[tp] == 0) {
                 garlic_error e = {0};
                 int r = planner_from_model_share(path, quantize, 0, tp, &shares[tp], &e);
+                if (r == GARLIC_OK)
+                    r = planner_from_model_share(path, quantize, tp - 1, tp, &lasts[tp], &e);
                 if (r == GARLIC_OK)
                     r = planner_plan_make(&shares[tp], cfg, &wholes[tp], &e);
                 state[tp] = r == GARLIC_OK ? 1 : -1;
@@ -649,15 +659,15 @@ int planner_layout_smallest(const char *path, const char *quantize, const planne
             if (state[tp] != 1 || n / tp > shares[tp].hp.n_layer)
                 continue;
             bool fits;
-            rc = layout_fits(&shares[tp], &wholes[tp], n / tp, cfg, &fits, err);
+            rc = layout_fits(&shares[tp], &lasts[tp], &wholes[tp], n / tp, cfg, &fits, err);
             if (rc == GARLIC_OK && fits) {
                 *t = tp, *p = n / tp;
-                garlic_free(shares), garlic_free(wholes);
+                garlic_free(shares), garlic_free(lasts), garlic_free(wholes);
                 return GARLIC_OK;
             }
         }
     }
-    garlic_free(shares), garlic_free(wholes);
+    garlic_free(shares), garlic_free(lasts), garlic_free(wholes);
     if (rc == GARLIC_OK)
         rc = garlic_error_set(err, GARLIC_ENOTFOUND,
                               "%s: no layout of up to %u ranks fits %llu bytes per rank", path,

@@ -28,31 +28,90 @@ static bool ends_with(const gguf_string *name, const char *suffix)
     return name->len >= n && memcmp(name->data + name->len - n, suffix, n) == 0;
 }
 
-// What rank `rank` of t keeps of tensor tt, from its record alone: the tensors tensor
-// parallelism splits are divided by t (their rows, columns or values: the synthesized
-// models' splits are whole blocks); the output is split by vocabulary rows when t divides
-// them; an attention output bias stays with rank 0.
-static uint64_t share_of(const gguf_tensor *tt, uint32_t rank, uint32_t t, bool tied)
+// Whether name (a gguf_string) is exactly text.
+static bool named(const gguf_string *name, const char *text)
 {
-    static const char *const split[] = {
-        ".attn_q.weight",   ".attn_k.weight", ".attn_v.weight",   ".attn_qkv.weight",
-        ".attn_q.bias",     ".attn_k.bias",   ".attn_v.bias",     ".attn_output.weight",
-        ".ffn_gate.weight", ".ffn_up.weight", ".ffn_down.weight", ".attn_sinks.weight",
-        ".attn_sinks",
-    };
+    return name->len == strlen(text) && memcmp(name->data, text, name->len) == 0;
+}
+
+// The first of rank r's part of n split between t ranks (n / t each, the later ranks one
+// more where t does not divide n), and the part's size.
+static uint64_t first_of(uint64_t n, uint32_t r, uint32_t t) { return n * r / t; }
+static uint64_t part_of(uint64_t n, uint32_t r, uint32_t t)
+{
+    return first_of(n, r + 1, t) - first_of(n, r, t);
+}
+
+// Whether attn_output or ffn_down (tt) is split by input columns between t ranks: every
+// rank's columns (its part of ne[0]) start and end at whole blocks of its type; else it is
+// split by its output rows.
+static bool by_input(const gguf_tensor *tt, uint32_t t)
+{
+    uint32_t block = tensor_type_get(tt->type)->block_size;
+    for (uint32_t r = 0; r < t; r++)
+        if (first_of(tt->ne[0], r, t) % block || part_of(tt->ne[0], r, t) % block)
+            return false;
+    return true;
+}
+
+// The heads of a file (its architecture's head counts).
+typedef struct heads {
+    uint32_t n_head, n_head_kv;
+} heads;
+
+// What rank `rank` of t keeps of tensor tt (of file f), from its record alone: Q's rows and
+// the sinks divided by t; K's and V's by t, or by the KV heads where t is a multiple of them
+// (each rank keeps one KV head); gate/up rows by rank's part of them; attn_output and
+// ffn_down by rank's part of their columns where split by input columns (the bias then on
+// rank 0 alone), else
+// rank's part of their rows (and of the bias); the output by rank's part of the vocabulary
+// rows; the rest whole.
+static uint64_t share_of(const gguf_tensor *tt, uint32_t rank, uint32_t t, bool tied, heads h,
+                         const gguf_file *f)
+{
     if (t == 1)
         return tt->nbytes;
-    if (ends_with(&tt->name, ".attn_output.bias"))
-        return rank == 0 ? tt->nbytes : 0;
-    for (size_t i = 0; i < sizeof split / sizeof split[0]; i++)
-        if (ends_with(&tt->name, split[i])) {
+    uint32_t kv_split = h.n_head_kv >= t ? t : h.n_head_kv;
+    uint64_t row = tt->ne[1] ? tt->nbytes / tt->ne[1] : 0;
+    static const char *const by_t[] = {".attn_q.weight", ".attn_q.bias", ".attn_sinks.weight",
+                                       ".attn_sinks"};
+    static const char *const by_kv[] = {".attn_k.weight", ".attn_v.weight", ".attn_k.bias",
+                                        ".attn_v.bias"};
+    for (size_t i = 0; i < sizeof by_t / sizeof by_t[0]; i++)
+        if (ends_with(&tt->name, by_t[i])) {
             assert_int_equal(tt->nbytes % t, 0);
             return tt->nbytes / t;
         }
-    bool output = tt->name.len == strlen("output.weight") &&
-        memcmp(tt->name.data, "output.weight", tt->name.len) == 0;
-    if (output && !tied && tt->ne[1] % t == 0)
-        return tt->nbytes / t;
+    for (size_t i = 0; i < sizeof by_kv / sizeof by_kv[0]; i++)
+        if (ends_with(&tt->name, by_kv[i])) {
+            assert_int_equal(tt->nbytes % kv_split, 0);
+            return tt->nbytes / kv_split;
+        }
+    if (ends_with(&tt->name, ".attn_qkv.weight")) { // Q's rows, then K's and V's
+        uint64_t q = tt->ne[1] * h.n_head / (h.n_head + 2 * h.n_head_kv), kv = (tt->ne[1] - q) / 2;
+        return row * (q / t + 2 * (kv / kv_split));
+    }
+    if (ends_with(&tt->name, ".ffn_gate.weight") || ends_with(&tt->name, ".ffn_up.weight")) {
+        bool fused = !gguf_find_tensor(f, "blk.0.ffn_gate.weight"); // phi3: gate then up rows
+        if (fused)
+            return row * 2 * part_of(tt->ne[1] / 2, rank, t);
+        return row * part_of(tt->ne[1], rank, t);
+    }
+    if (ends_with(&tt->name, ".attn_output.weight") || ends_with(&tt->name, ".ffn_down.weight"))
+        return by_input(tt, t) ? tt->nbytes * part_of(tt->ne[0], rank, t) / tt->ne[0]
+                               : row * part_of(tt->ne[1], rank, t);
+    if (ends_with(&tt->name, ".attn_output.bias")) {
+        char name[96];
+        snprintf(name, sizeof name, "%.*s", (int)tt->name.len - 4, tt->name.data);
+        strcat(name, "weight");
+        const gguf_tensor *w = gguf_find_tensor(f, name);
+        assert_non_null(w);
+        if (by_input(w, t))
+            return rank == 0 ? tt->nbytes : 0;
+        return tt->nbytes / tt->ne[0] * part_of(tt->ne[0], rank, t);
+    }
+    if (named(&tt->name, "output.weight") && !tied)
+        return row * part_of(tt->ne[1], rank, t);
     return tt->nbytes;
 }
 
@@ -71,10 +130,18 @@ static void expect_share(const char *path, uint32_t rank, uint32_t t, expected *
     if (!f)
         fail_msg("%s", err.message);
     bool tied = gguf_find_tensor(f, "output.weight") == NULL;
+    gguf_string arch;
+    char key[96];
+    heads h = {0};
+    assert_int_equal(gguf_get_str(f, "general.architecture", &arch), 0);
+    snprintf(key, sizeof key, "%.*s.attention.head_count", (int)arch.len, arch.data);
+    assert_int_equal(gguf_get_u32(f, key, &h.n_head), 0);
+    strcat(key, "_kv");
+    assert_int_equal(gguf_get_u32(f, key, &h.n_head_kv), 0);
     uint64_t all = 0;
     for (uint64_t i = 0; i < f->n_tensors; i++) {
         const gguf_tensor *tt = &f->tensors[i];
-        uint64_t bytes = share_of(tt, rank, t, tied);
+        uint64_t bytes = share_of(tt, rank, t, tied, h, f);
         char name[96];
         snprintf(name, sizeof name, "%.*s", (int)tt->name.len, tt->name.data);
         unsigned l;
@@ -92,6 +159,30 @@ static void expect_share(const char *path, uint32_t rank, uint32_t t, expected *
     }
     e->mapping = f->size - all;
     gguf_close(f);
+}
+
+// A layout case: a synthesized model of shape A but for what the case sets (0: shape A's).
+typedef struct layout_case {
+    const char *arch;
+    uint32_t type;
+    bool tied;
+    uint32_t n_head_kv; // 0: 4 (2 and 4 ranks divide them)
+    uint32_t ffn, vocab;
+    const char *name;
+} layout_case;
+
+static const char *synth_case(const layout_case *c, uint32_t n_layer, const char *name)
+{
+    model_synth_params p;
+    model_synth_params_default(&p);
+    p.arch = c->arch, p.type = (uint32_t)c->type, p.tied = c->tied, p.n_layer = n_layer;
+    p.n_head_kv = c->n_head_kv ? c->n_head_kv : 4;
+    p.ffn = c->ffn ? c->ffn : p.ffn, p.vocab = c->vocab ? c->vocab : p.vocab;
+    const char *path = test_temp_path(name);
+    garlic_error err = {0};
+    if (model_synth_write(&p, path, &err))
+        fail_msg("%s", err.message);
+    return path;
 }
 
 static const char *synth(const char *arch, uint32_t type, bool tied, uint32_t n_layer,
@@ -115,18 +206,50 @@ static planner_config config(uint64_t budget)
     return c;
 }
 
-static const struct {
-    const char *arch;
-    uint32_t type;
-    bool tied;
-    const char *name;
-} CASES[] = {
-    {"llama", TENSOR_TYPE_F32, false, "layout-llama-f32.gguf"},
-    {"llama", TENSOR_TYPE_Q4_0, true, "layout-llama-q4_0-tied.gguf"}, // the embedding's rows
-    {"qwen2", TENSOR_TYPE_Q8_0, false, "layout-qwen2-q8_0.gguf"},     // Q/K/V biases
-    {"phi3", TENSOR_TYPE_Q8_0, false, "layout-phi3-q8_0.gguf"},       // fused qkv and up
-    {"gemma3", TENSOR_TYPE_F16, false, "layout-gemma3-f16.gguf"},     // sliding windows
+static const layout_case CASES[] = {
+    {"llama", TENSOR_TYPE_F32, false, 0, 0, 0, "layout-llama-f32.gguf"},
+    {"llama", TENSOR_TYPE_Q4_0, true, 0, 0, 0, "layout-llama-q4_0-tied.gguf"}, // embedding rows
+    {"qwen2", TENSOR_TYPE_Q8_0, false, 0, 0, 0, "layout-qwen2-q8_0.gguf"},     // Q/K/V biases
+    {"phi3", TENSOR_TYPE_Q8_0, false, 0, 0, 0, "layout-phi3-q8_0.gguf"},       // fused qkv, up
+    {"gemma3", TENSOR_TYPE_F16, false, 0, 0, 0, "layout-gemma3-f16.gguf"},     // windows
+    // K-quants: a rank's 128 or 64 columns of attn_output and 384 or 192 of ffn_down are not
+    // whole blocks of 256: both split by output rows.
+    {"llama", TENSOR_TYPE_Q4_K, false, 0, 0, 0, "layout-llama-q4_k.gguf"},
+    // ffn_down's 400 or 200 columns are not whole blocks of 32 (by output rows), attn_output's
+    // are (by input columns); 2 KV heads, one a rank at 4 ranks; 510 vocabulary rows.
+    {"llama", TENSOR_TYPE_Q8_0, false, 2, 800, 510, "layout-llama-q8_0-mixed.gguf"},
+    // Uneven parts of the FFN (770 rows: 192 or 193 a rank at 4) and of the vocabulary.
+    {"llama", TENSOR_TYPE_F32, false, 0, 770, 510, "layout-llama-f32-uneven.gguf"},
 };
+
+// Checks the layout of rank r of t's share of path (shapes) against the file: each layer's
+// attn_output and ffn_down split as by_input says, with the rows or columns of rank's part.
+static void check_splits(const char *path, uint32_t r, uint32_t t)
+{
+    garlic_error err = {0};
+    model_load_options o = {.meta_only = true, .tp_rank = r, .tp_size = t};
+    model *m = model_load_with(path, &o, &err);
+    assert_non_null(m);
+    gguf_file *f = gguf_open(path, &err);
+    assert_non_null(f);
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const char *names[] = {"attn_output", "ffn_down"};
+        const model_tensor *ws[] = {&m->layers[l].wo, &m->layers[l].w_down};
+        uint8_t splits[] = {m->layers[l].tp_wo, m->layers[l].tp_down};
+        for (int i = 0; i < 2; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "blk.%u.%s.weight", l, names[i]);
+            const gguf_tensor *tt = gguf_find_tensor(f, name);
+            assert_non_null(tt);
+            bool input = by_input(tt, t);
+            assert_int_equal(splits[i], input ? MODEL_TP_BY_INPUT : MODEL_TP_BY_OUTPUT);
+            assert_int_equal(ws[i]->n_in, input ? part_of(tt->ne[0], r, t) : tt->ne[0]);
+            assert_int_equal(ws[i]->n_out, input ? tt->ne[1] : part_of(tt->ne[1], r, t));
+        }
+    }
+    gguf_close(f);
+    model_free(m);
+}
 
 // Each rank's share of T = 1, 2, 4 is the file's tensors divided as shard.c divides them,
 // by layer and in all; its KV rows are its KV heads'; and a real sharded load (what the
@@ -135,7 +258,7 @@ static void test_share_weights(void **state)
 {
     (void)state;
     for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++) {
-        const char *path = synth(CASES[c].arch, CASES[c].type, CASES[c].tied, 4, CASES[c].name);
+        const char *path = synth_case(&CASES[c], 4, CASES[c].name);
         planner_input *in = garlic_malloc(sizeof *in), *real = garlic_malloc(sizeof *real);
         assert_non_null(in), assert_non_null(real);
         garlic_error err = {0};
@@ -165,7 +288,11 @@ static void test_share_weights(void **state)
                 assert_int_equal(by_type, e.total);
                 assert_int_equal(planner_plan_make(in, &cfg, &plan, &err), GARLIC_OK);
                 assert_int_equal(plan.weight_bytes, e.total + e.mapping);
-                assert_int_equal(plan.kv_bytes_per_token * t, whole.kv_bytes_per_token);
+                // the KV heads divided by t, or one a rank where t is a multiple of them
+                uint32_t kv = CASES[c].n_head_kv ? CASES[c].n_head_kv : 4;
+                assert_int_equal(plan.kv_bytes_per_token * (kv >= t ? t : kv),
+                                 whole.kv_bytes_per_token);
+                check_splits(path, r, t);
                 print_message("%s, rank %u of %u: weights %llu of %llu bytes\n", CASES[c].name, r,
                               t, (unsigned long long)e.total,
                               (unsigned long long)whole.weight_bytes);
@@ -232,7 +359,7 @@ static void test_pipeline_stages(void **state)
     for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++) {
         char name[80];
         snprintf(name, sizeof name, "stages-%s", CASES[c].name);
-        const char *path = synth(CASES[c].arch, CASES[c].type, CASES[c].tied, n, name);
+        const char *path = synth_case(&CASES[c], n, name);
         planner_config cfg = config(0);
         planner_input *share = garlic_malloc(sizeof *share);
         assert_non_null(share);
@@ -276,8 +403,8 @@ static void test_pipeline_stages(void **state)
 }
 
 // The smallest layout: with a budget of exactly the largest rank of 2 x 1 (which one process
-// exceeds), 2 x 1; a byte less, something larger; T that does not divide the heads and P
-// beyond the layers are refused naming them.
+// exceeds), 2 x 1; a byte less, something larger (also where the largest is the last rank);
+// T that does not divide the heads and P beyond the layers are refused naming them.
 static void test_smallest_layout(void **state)
 {
     (void)state;
@@ -302,6 +429,19 @@ static void test_smallest_layout(void **state)
     assert_int_equal(planner_layout_make(path, NULL, t, p, &cfg, big, &err), GARLIC_OK);
     for (uint32_t r = 0; r < t * p; r++)
         assert_true(big[r].plan.fits && big[r].plan.total_bytes <= cfg.budget);
+    // Uneven parts (an FFN of 771, 511 vocabulary rows): the last rank holds the most, so a
+    // budget of rank 0's total does not admit 2 x 1.
+    const layout_case uneven = {"llama", TENSOR_TYPE_F32, false, 0, 771, 511, NULL};
+    const char *odd = synth_case(&uneven, 4, "smallest-uneven.gguf");
+    cfg.budget = 0;
+    assert_int_equal(planner_layout_make(odd, NULL, 2, 1, &cfg, two, &err), GARLIC_OK);
+    assert_true(two[1].plan.total_bytes > two[0].plan.total_bytes);
+    cfg.budget = two[1].plan.total_bytes;
+    assert_int_equal(planner_layout_smallest(odd, NULL, &cfg, 64, &t, &p, &err), GARLIC_OK);
+    assert_true(t == 2 && p == 1);
+    cfg.budget = two[0].plan.total_bytes;
+    assert_int_equal(planner_layout_smallest(odd, NULL, &cfg, 64, &t, &p, &err), GARLIC_OK);
+    assert_true(t * p > 2);
     cfg.budget = 1000; // nothing fits a kilobyte
     assert_int_equal(planner_layout_smallest(path, NULL, &cfg, 16, &t, &p, &err), GARLIC_ENOTFOUND);
     assert_non_null(strstr(err.message, "no layout of up to 16 ranks fits 1000 bytes"));
