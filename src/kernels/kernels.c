@@ -275,7 +275,7 @@ static void prepare_tile(const kernel_product *product, uint32_t weight_type, co
 // Prefetches into L2 values [c0, c0 + len) of the next tile's converted activation rows (up
 // to tile_acts of the `left` rows at act, act_bytes apart) while the strip of this one runs:
 // a panel's preparing read them from memory (the whole batch outgrows L2), and those loads
-// took 4.5 % of a Q4_0 prompt's time.
+// took 4.5 % of a Q4_0 prompt's samples.
 static void prefetch_tile(const uint8_t *act, size_t act_bytes, int64_t left, int tile_acts,
                           int64_t c0, int64_t len, uint32_t weight_type)
 {

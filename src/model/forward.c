@@ -620,9 +620,10 @@ void model_rmsnorm(float *out, const float *x, const float *weight, uint64_t n, 
         out[i] = x[i] * scale * weight[i];
 }
 
-// RMS norms of a batch's rows (model_cpu_rmsnorm) or a sum x += y (model_cpu_add, rows NULL
-// weight), ROW_CHUNK rows or ADD_CHUNK values at a time, taken by threads in turn: run on the
-// calling thread alone, they left the pool's other threads idle for 2-3 % of a prompt.
+// RMS norms of a batch's rows (model_cpu_rmsnorm) or a sum x += y (model_cpu_add: weight
+// NULL), ROW_CHUNK rows or ADD_CHUNK values at a time, taken by threads in turn. On the
+// calling thread alone they kept the pool's other threads idle meanwhile (1.4 % and 0.5 % of
+// a Q4_0 prompt's samples on two threads).
 typedef struct rows_job {
     float *out;          // (rows, dim) the norms; add: x
     const float *x;      // (rows, dim); add: y
