@@ -75,9 +75,7 @@ static int cpu_begin(backend *be, const backend_batch *b, garlic_error *err)
 static void cpu_rmsnorm(backend *be, float *out, const float *x, const model_tensor *w,
                         uint32_t rows, uint32_t dim, float eps)
 {
-    (void)be;
-    for (uint32_t r = 0; r < rows; r++)
-        model_rmsnorm(out + (size_t)r * dim, x + (size_t)r * dim, w->data, dim, eps);
+    model_cpu_rmsnorm(state_of(be), out, x, w->data, rows, dim, eps);
 }
 
 static void cpu_matmul(backend *be, const float *in, uint64_t in_stride, uint32_t n_tok,
@@ -122,9 +120,7 @@ static void cpu_gather_rows(backend *be, float *dst, const float *src, uint32_t 
 
 static void cpu_add(backend *be, float *x, const float *y, size_t n)
 {
-    (void)be;
-    for (size_t i = 0; i < n; i++)
-        x[i] += y[i];
+    model_cpu_add(state_of(be), x, y, n);
 }
 
 static int cpu_done(backend *be, garlic_error *err)

@@ -141,6 +141,8 @@ enum {
     LANE_ROWS = 2,                                              // weight rows per register tile
     LANE_ACTS = 6,                                              // activation rows per register tile
     LANE_K_PREFETCH = 8192, // bytes ahead a single K-quant row prefetches
+    LANE_SPAN_STEPS = 8,    // steps a tile takes at a time when a chunk has more
+    LANE_SPAN_TILES = 16,   // tiles of weight rows that take each span in turn
 };
 static_assert(LANE_ACTS * LANE_PREP_STRIDE <= KERNEL_PREP_BYTES, "a prepared tile fits");
 
@@ -159,6 +161,16 @@ typedef struct lane_operands {
 
 // The operands of the step at p with nblk blocks present (K-quants: always 8).
 typedef lane_operands (*lane_operands_fn)(const uint8_t *p, int nblk);
+
+// Which steps of its chunk a register tile takes: [from, to), and where its sums stay
+// between the spans of a chunk (NULL when one span takes the whole chunk). A prepared tile
+// of wide rows outgrows the L1 cache (6 rows of 5632 values: 50 KiB), so a group of weight
+// tiles takes the chunk a span at a time, each span's prepared bytes read from L1 by every
+// tile of the group; the sums only wait in memory, so the arithmetic is the same.
+typedef struct lane_span {
+    int from, to;
+    __m512 *keep; // LANE_ROWS * LANE_ACTS sums
+} lane_span;
 
 // Operands 0 and 1 from the low nibbles of raw0 and raw1, 2 and 3 from their high ones (the
 // layout of lane_nibbles and of the packed Q4_0, Q4_K and Q6_K rows); join_nibbles is the
@@ -187,23 +199,25 @@ ALWAYS_INLINE __m512 packed_scales(const uint8_t *p)
                                  _mm512_castps256_ps512(d8));
 }
 
-// An R x C register tile over one chunk of a strip: R weight rows (rows past nr repeat the
-// last) and C prepared activation rows (rows past nc repeat the last). Adds (or stores) each
-// of the nr x nc pairs' chunk sums to y[k * ldy + r]. step_bytes: the weight bytes of a
+// An R x C register tile over one chunk of a strip, the steps of span: R weight rows (rows
+// past nr repeat the last) and C prepared activation rows (rows past nc repeat the last).
+// After the chunk's last step, adds (or stores) each of the nr x nc pairs' chunk sums to
+// y[k * ldy + r]; before it, keeps the sums in span->keep. step_bytes: the weight bytes of a
 // step; kind: how the codes meet the prepared rows (LANE_KQUANT: rows of Q8_K super-blocks);
 // whole: every step has its eight blocks (the chunk is a multiple of 256 values), which the
 // compiler then need not check step by step.
-ALWAYS_INLINE void lane_tile(const kernel_strip *s, const kernel_chunk *ch, int nr, int nc,
-                             float *y, int R, int C, lane_operands_fn operands, size_t step_bytes,
-                             lane_kind kind, bool whole)
+ALWAYS_INLINE void lane_tile(const kernel_strip *s, const kernel_chunk *ch, const lane_span *span,
+                             int nr, int nc, float *y, int R, int C, lane_operands_fn operands,
+                             size_t step_bytes, lane_kind kind, bool whole)
 {
     bool kquant = kind == LANE_KQUANT;
     int steps = (int)((ch->len + LANE_STEP - 1) / LANE_STEP);
     int nblk_last = whole ? 8 : (int)(ch->len / 32 - 8 * (steps - 1));
+    int from = span ? span->from : 0, to = span && span->to < steps ? span->to : steps;
     size_t ws = s->w_stride;
     __m512 acc[LANE_ROWS][LANE_ACTS];
     const uint8_t *rows[LANE_ROWS], *acts[LANE_ACTS];
-    tile_rows(rows, ch->w, ws, nr, R);
+    tile_rows(rows, ch->w + (size_t)from * step_bytes, ws, nr, R);
     // Prepared rows are LANE_PREP_STRIDE apart: a constant, so that the activation rows are
     // offsets from one register rather than six pointers.
     tile_rows(acts, ch->act, LANE_PREP_STRIDE, nc, C);
@@ -211,7 +225,7 @@ ALWAYS_INLINE void lane_tile(const kernel_strip *s, const kernel_chunk *ch, int 
     for (int r = 0; r < LANE_ROWS; r++)
 #pragma GCC unroll 8
         for (int k = 0; k < LANE_ACTS; k++)
-            acc[r][k] = _mm512_setzero_ps();
+            acc[r][k] = from > 0 ? span->keep[r * LANE_ACTS + k] : _mm512_setzero_ps();
     // What to prefetch along each row: the next tile's rows (short interleaved row streams
     // are ones the hardware prefetcher does not follow; a single row streams in order), or
     // for a single K-quant row LANE_K_PREFETCH bytes ahead (it made Q4_K_M decoding
@@ -220,7 +234,7 @@ ALWAYS_INLINE void lane_tile(const kernel_strip *s, const kernel_chunk *ch, int 
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
         ahead[r] = rows[r] + (R > 1 ? (size_t)R * ws : LANE_K_PREFETCH);
-    for (int st = 0; st < steps; st++) {
+    for (int st = from; st < to; st++) {
         int nblk = st + 1 < steps ? 8 : nblk_last;
         lane_operands wv[LANE_ROWS];
 #pragma GCC unroll 8
@@ -252,6 +266,16 @@ ALWAYS_INLINE void lane_tile(const kernel_strip *s, const kernel_chunk *ch, int 
             __m512 lane_sums = kquant ? _mm512_load_ps((const void *)(pk + 256))
                                       : _mm512_setzero_ps();
             __m512 da = _mm512_load_ps((const void *)(pk + 320));
+            // Each activation operand is loaded once and kept in a register for every weight
+            // row: folded into the dpbusd as memory operands, it is loaded again for each row
+            // (2 x 6 tiles: 82 loads a step for 48 dpbusd, where the loads bound the step).
+#pragma GCC unroll 4
+            for (int i = 0; R > 1 && i < 4; i++)
+                __asm__("" : "+v"(a[i]));
+            if (R > 1 && !kquant)
+                __asm__("" : "+v"(base));
+            if (R > 1)
+                __asm__("" : "+v"(da));
 #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
                 __m512i start = kind == LANE_ZERO_POINT ? _mm512_madd_epi16(wv[r].z, base) : base;
@@ -266,32 +290,41 @@ ALWAYS_INLINE void lane_tile(const kernel_strip *s, const kernel_chunk *ch, int 
             }
         }
     }
+    if (to < steps) {
+#pragma GCC unroll 8
+        for (int r = 0; r < LANE_ROWS; r++)
+#pragma GCC unroll 8
+            for (int k = 0; k < LANE_ACTS; k++)
+                span->keep[r * LANE_ACTS + k] = acc[r][k];
+        return;
+    }
     tile_finish(y, s->ldy, ch->first, &acc[0][0], NULL, LANE_ACTS, R, C, nr, nc);
 }
 
 // A tile of nr <= LANE_ROWS rows and nc <= LANE_ACTS activation rows by the smallest shape
 // with code of its own that covers it. (The shape is chosen right before the switch, so that
 // each case knows its bounds on nc: the 6-wide one reads rows 0..4 at constant offsets.)
-ALWAYS_INLINE void lane_tile_any(const kernel_strip *s, const kernel_chunk *ch, int nr, int nc,
-                                 float *y, lane_operands_fn f, size_t step_bytes, lane_kind kind,
-                                 bool whole)
+ALWAYS_INLINE void lane_tile_any(const kernel_strip *s, const kernel_chunk *ch, const lane_span *sp,
+                                 int nr, int nc, float *y, lane_operands_fn f, size_t step_bytes,
+                                 lane_kind kind, bool whole)
 {
     static_assert(LANE_ROWS == 2 && LANE_ACTS == 6, "one case per shape");
     if (nr == 1 && nc == 1) {
-        lane_tile(s, ch, 1, 1, y, 1, 1, f, step_bytes, kind, whole);
+        lane_tile(s, ch, sp, 1, 1, y, 1, 1, f, step_bytes, kind, whole);
         return;
     }
     int c = FEW_SHAPES ? 6 : nc <= 2 ? 2 : nc <= 4 ? nc : 6;
     switch (c) {
-    case 2: lane_tile(s, ch, nr, nc, y, LANE_ROWS, 2, f, step_bytes, kind, whole); return;
-    case 3: lane_tile(s, ch, nr, nc, y, LANE_ROWS, 3, f, step_bytes, kind, whole); return;
-    case 4: lane_tile(s, ch, nr, nc, y, LANE_ROWS, 4, f, step_bytes, kind, whole); return;
-    default: lane_tile(s, ch, nr, nc, y, LANE_ROWS, 6, f, step_bytes, kind, whole); return;
+    case 2: lane_tile(s, ch, sp, nr, nc, y, LANE_ROWS, 2, f, step_bytes, kind, whole); return;
+    case 3: lane_tile(s, ch, sp, nr, nc, y, LANE_ROWS, 3, f, step_bytes, kind, whole); return;
+    case 4: lane_tile(s, ch, sp, nr, nc, y, LANE_ROWS, 4, f, step_bytes, kind, whole); return;
+    default: lane_tile(s, ch, sp, nr, nc, y, LANE_ROWS, 6, f, step_bytes, kind, whole); return;
     }
 }
 
 // The strip of a lane product: its rows in register tiles of s->tile_rows rows, each over
-// the strip's chunks in order.
+// the strip's chunks in order; a chunk whose prepared rows outgrow LANE_SPAN_STEPS steps of a
+// full tile is taken a span at a time by groups of LANE_SPAN_TILES tiles (see lane_span).
 ALWAYS_INLINE void lane_strip(const kernel_strip *s, lane_operands_fn operands, size_t step_bytes,
                               lane_kind kind)
 {
@@ -301,18 +334,37 @@ ALWAYS_INLINE void lane_strip(const kernel_strip *s, lane_operands_fn operands, 
         // Decoding: one row after another, nothing but the tile per row.
         kernel_chunk ch = kernel_strip_chunk(s, LANE_CHUNK, 0, 0);
         for (int64_t r = 0; r < s->rows; r++, ch.w += s->w_stride)
-            lane_tile(s, &ch, 1, 1, s->y + r, 1, 1, operands, step_bytes, kind, true);
+            lane_tile(s, &ch, NULL, 1, 1, s->y + r, 1, 1, operands, step_bytes, kind, true);
         return;
     }
+    __m512 keep[LANE_SPAN_TILES][LANE_ROWS * LANE_ACTS];
     int tr = s->tile_rows;
-    for (int64_t r = 0; r < s->rows; r += tr) {
-        int nr = (int)(s->rows - r < tr ? s->rows - r : tr);
+    int64_t group = (int64_t)LANE_SPAN_TILES * tr;
+    for (int64_t g = 0; g < s->rows; g += group) {
+        int64_t g_end = s->rows - g < group ? s->rows : g + group;
         for (int64_t j = 0; j * LANE_CHUNK < s->len; j++) {
-            kernel_chunk ch = kernel_strip_chunk(s, LANE_CHUNK, j, r);
-            if (kquant || (s->n_act > 1 && ch.len % LANE_STEP == 0))
-                lane_tile_any(s, &ch, nr, s->n_act, s->y + r, operands, step_bytes, kind, true);
-            else
-                lane_tile_any(s, &ch, nr, s->n_act, s->y + r, operands, step_bytes, kind, false);
+            kernel_chunk first = kernel_strip_chunk(s, LANE_CHUNK, j, 0);
+            int steps = (int)((first.len + LANE_STEP - 1) / LANE_STEP);
+            bool whole = kquant || (s->n_act > 1 && first.len % LANE_STEP == 0);
+            // Spans once the chunk's prepared rows outgrow what a 6-row span takes; never for
+            // a single activation row, which nothing reads twice (its weight rows stream whole).
+            bool spans = s->n_act > 1 && s->n_act * steps > LANE_ACTS * LANE_SPAN_STEPS;
+            for (int from = 0; from < steps; from += LANE_SPAN_STEPS) {
+                for (int64_t r = g; r < g_end; r += tr) {
+                    int nr = (int)(s->rows - r < tr ? s->rows - r : tr);
+                    kernel_chunk ch = kernel_strip_chunk(s, LANE_CHUNK, j, r);
+                    lane_span sp = {from, from + LANE_SPAN_STEPS, keep[(r - g) / tr]};
+                    const lane_span *span = spans ? &sp : NULL;
+                    if (whole)
+                        lane_tile_any(s, &ch, span, nr, s->n_act, s->y + r, operands, step_bytes,
+                                      kind, true);
+                    else
+                        lane_tile_any(s, &ch, span, nr, s->n_act, s->y + r, operands, step_bytes,
+                                      kind, false);
+                }
+                if (!spans)
+                    break;
+            }
         }
     }
 }

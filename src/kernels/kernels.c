@@ -272,6 +272,22 @@ static void prepare_tile(const kernel_product *product, uint32_t weight_type, co
     s->act_chunk_stride = (size_t)s->n_act * product->prep_stride;
 }
 
+// Prefetches into L2 values [c0, c0 + len) of the next tile's converted activation rows (up
+// to tile_acts of the `left` rows at act, act_bytes apart) while the strip of this one runs:
+// a panel's preparing read them from memory (the whole batch outgrows L2), and those loads
+// took 4.5 % of a Q4_0 prompt's samples.
+static void prefetch_tile(const uint8_t *act, size_t act_bytes, int64_t left, int tile_acts,
+                          int64_t c0, int64_t len, uint32_t weight_type)
+{
+    size_t from = kernel_act_row_size(weight_type, c0);
+    size_t bytes = kernel_act_row_size(weight_type, len);
+    for (int64_t k = 0; k < left && k < tile_acts; k++) {
+        const uint8_t *row = act + (size_t)k * act_bytes + from;
+        for (size_t line = 0; line < bytes; line += 64)
+            __builtin_prefetch(row + line, 0, 2);
+    }
+}
+
 // The blocking loop: rows [r0, r1) of the product by `product` of ops (see kernel_product in
 // variants.h).
 static void product_run(const kernel_type_ops *ops, const kernel_product *product,
@@ -326,6 +342,9 @@ static void product_run(const kernel_type_ops *ops, const kernel_product *produc
                     s.act_chunk_stride = kernel_act_row_size(weight_type, chunk);
                 }
                 s.y = y + b * ldy + r0 + p0;
+                if (prepare)
+                    prefetch_tile(ab + (size_t)product->tile_acts * act_bytes, act_bytes,
+                                  n_act - b - s.n_act, product->tile_acts, c0, s.len, weight_type);
                 product->strip(&s);
             }
         }

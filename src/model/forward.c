@@ -628,6 +628,63 @@ void model_rmsnorm(float *out, const float *x, const float *weight, uint64_t n, 
         out[i] = x[i] * scale * weight[i];
 }
 
+// RMS norms of a batch's rows (model_cpu_rmsnorm) or a sum x += y (model_cpu_add: weight
+// NULL), ROW_CHUNK rows or ADD_CHUNK values at a time, taken by threads in turn. On the
+// calling thread alone they kept the pool's other threads idle meanwhile (1.4 % and 0.5 % of
+// a Q4_0 prompt's samples on two threads).
+typedef struct rows_job {
+    float *out;          // (rows, dim) the norms; add: x
+    const float *x;      // (rows, dim); add: y
+    const float *weight; // (dim) the norm's weight; NULL: add
+    size_t rows, dim;    // add: n values in one row
+    float eps;
+    atomic_size_t next; // the next row (add: value) not taken
+} rows_job;
+
+enum { ROW_CHUNK = 8, ADD_CHUNK = 8192 };
+
+static void rows_worker(void *ctx, int ith, int nth)
+{
+    (void)ith, (void)nth;
+    rows_job *job = ctx;
+    size_t step = job->weight ? ROW_CHUNK : ADD_CHUNK;
+    size_t total = job->weight ? job->rows : job->dim;
+    for (size_t i0;
+         (i0 = atomic_fetch_add_explicit(&job->next, step, memory_order_relaxed)) < total;) {
+        size_t end = total - i0 < step ? total : i0 + step;
+        if (!job->weight) {
+            for (size_t i = i0; i < end; i++)
+                job->out[i] += job->x[i];
+            continue;
+        }
+        for (size_t r = i0; r < end; r++)
+            model_rmsnorm(job->out + r * job->dim, job->x + r * job->dim, job->weight, job->dim,
+                          job->eps);
+    }
+}
+
+static void rows_run(model_state *s, rows_job *job, uint64_t work)
+{
+    atomic_init(&job->next, 0);
+    if (work < INLINE_WORK)
+        rows_worker(job, 0, 1);
+    else
+        thread_pool_run(s->pool, rows_worker, job);
+}
+
+void model_cpu_rmsnorm(model_state *s, float *out, const float *x, const float *weight,
+                       uint32_t rows, uint32_t dim, float eps)
+{
+    rows_job job = {.out = out, .x = x, .weight = weight, .rows = rows, .dim = dim, .eps = eps};
+    rows_run(s, &job, (uint64_t)rows * dim * 4); // a sum of squares and a scaling a value
+}
+
+void model_cpu_add(model_state *s, float *x, const float *y, size_t n)
+{
+    rows_job job = {.out = x, .x = y, .rows = 1, .dim = n};
+    rows_run(s, &job, n);
+}
+
 // Fills RoPE table `table` (cos and sin of each batch position and pair, times the magnitude
 // mscale): angle_i = pos * base^(-2i / n_rot), divided by the state's rope_freqs[i] when it
 // has them, then scaled by freq_scale (linear) or blended (YaRN; its ramp depends on the

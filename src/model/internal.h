@@ -174,6 +174,12 @@ void model_rope_apply(float *x, uint32_t n_heads, uint32_t head_stride, uint32_t
 // out = x / sqrt(mean(x^2) + eps) * weight, over n values (sum in double).
 void model_rmsnorm(float *out, const float *x, const float *weight, uint64_t n, float eps);
 
+// model_rmsnorm of each of rows rows of dim values (out may be x), and x[i] += y[i] for
+// i < n: on the state's pool when the batch is large.
+void model_cpu_rmsnorm(model_state *s, float *out, const float *x, const float *weight,
+                       uint32_t rows, uint32_t dim, float eps);
+void model_cpu_add(model_state *s, float *x, const float *y, size_t n);
+
 // out = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias over n values (sums in double, as
 // ggml's norm): the encoders' LayerNorm. out may be x.
 void model_layernorm(float *out, const float *x, const float *weight, const float *bias, uint64_t n,
