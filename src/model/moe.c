@@ -6,7 +6,9 @@
 // matrices are read once per forward call for all the tokens that chose it, and experts
 // nobody chose are not read at all. The products of all chosen experts are one job on the
 // pool, split into chunks of rows across the experts. A shared expert (Qwen2-MoE, DeepSeek)
-// runs densely beside them, scaled by its sigmoid gate where the architecture has one.
+// runs densely beside them, scaled by its sigmoid gate where the architecture has one. Under
+// tensor parallelism each rank holds its part of every expert's width (shard.c), so the
+// output is the rank's partial sum, which the caller adds up between the ranks.
 #include <math.h>
 #include <string.h>
 
@@ -266,16 +268,15 @@ void model_moe_block(model_state *s, uint32_t l, uint32_t n_tok)
     }
     model_matmul_mats(s, items, n, S <= DECODE_ROWS * 8);
     add_bias(&L->exp_down_b, first, E, moe->down, hp->dim);
-    // x += sum over k of weight * expert output (+ the shared expert's output).
+    // xb = sum over k of weight * expert output (+ the shared expert's output).
     float *acc = s->hb; // free again: one row of dim at a time
     for (uint32_t b = 0; b < n_tok; b++) {
         memset(acc, 0, hp->dim * sizeof *acc);
         for (uint32_t k = 0; k < K; k++)
             kernel_axpy_f32(acc, moe->weight[b * K + k],
                             moe->down + (size_t)moe->slot_of[b * K + k] * hp->dim, hp->dim);
-        float *x = s->x + (size_t)b * hp->dim;
-        const float *sh = s->xb + (size_t)b * hp->dim;
+        float *out = s->xb + (size_t)b * hp->dim; // (the shared expert's output, read first)
         for (uint32_t i = 0; i < hp->dim; i++)
-            x[i] += L->sh_up.data ? acc[i] + sh[i] : acc[i];
+            out[i] = L->sh_up.data ? acc[i] + out[i] : acc[i];
     }
 }

@@ -18,10 +18,19 @@
 //                                 the bias), a view; the forward pass then gathers the
 //                                 input whole and the output rows (model_layer.tp_wo,
 //                                 tp_down say which, layer by layer);
+//   experts (_exps), shared expert  its part of every expert's width (ffn_exp; the shared
+//                                 expert's ffn_shexp) in whole blocks of the down matrices'
+//                                 type (moe_part): the rows of every expert's gate and up
+//                                 (and of their biases), copied, the matching input columns
+//                                 of every expert's down, copied (the shared expert's gate
+//                                 and up rows are views); the down biases on rank 0 alone;
+//                                 the router whole, so every rank chooses the same experts
+//                                 and the layer's output is a partial sum, as the dense FFN's;
 //   output                        its part of the vocabulary's rows, a view, whose logits
 //                                 the ranks then gather (forward.c);
 // and everything else whole (norms, the token embedding). The hyper-parameters then say
-// the share's n_head, n_head_kv and ffn, so the scratch, the KV cache (its KV heads only)
+// the share's n_head, n_head_kv, ffn, ffn_exp and ffn_shexp, so the scratch, the KV cache
+// (its KV heads only)
 // and the planner size the share (hp.tp_gather_width: the whole input a product split by
 // output rows gathers). A column slice of a quantized row is whole blocks, so its start and
 // width must be multiples of the type's block size (32, or 256 for K-quants).
@@ -106,33 +115,84 @@ static model_tp_split split_of(const model_tensor *t, uint32_t size)
     return MODEL_TP_BY_INPUT;
 }
 
+// The unit in which tensor parallelism splits the experts' width (shared false: ffn_exp)
+// or the shared expert's (ffn_shexp): the largest block of the types of the down matrices
+// that read it, over the layers (block sizes, 1, 32 and 256, divide one another), so that
+// every rank's columns of every layer's down matrix are whole blocks.
+static uint64_t moe_unit(const model *m, bool shared)
+{
+    uint64_t unit = 1;
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const model_tensor *down = shared ? &m->layers[l].sh_down : &m->layers[l].exp_down;
+        uint64_t block = down->data ? tensor_type_get(down->type)->block_size : 1;
+        unit = block > unit ? block : unit;
+    }
+    return unit;
+}
+
+// Rank's part of the experts' width (shared: the shared expert's): dist_part_first's split
+// of its whole units (moe_unit), as values: *first and *n.
+static void moe_part(const model *m, bool shared, uint32_t rank, uint32_t size, uint64_t *first,
+                     uint64_t *n)
+{
+    uint64_t width = shared ? m->hp.ffn_shexp : m->hp.ffn_exp, unit = moe_unit(m, shared);
+    *first = dist_part_first(width / unit, rank, size) * unit;
+    *n = dist_part_size(width / unit, rank, size) * unit;
+}
+
+// Refuses, naming it, an expert width that size ranks cannot each take whole blocks of.
+static int check_moe_width(const model *m, bool shared, uint32_t size, garlic_error *err)
+{
+    uint64_t width = shared ? m->hp.ffn_shexp : m->hp.ffn_exp, unit = moe_unit(m, shared);
+    if (!width || (width % unit == 0 && width / unit >= size))
+        return GARLIC_OK;
+    return garlic_error_set(err, GARLIC_EUNSUPPORTED,
+                            "%s: --tensor-parallel %u exceeds the %s width: its %llu values "
+                            "make %llu blocks of %llu (%s's type), and each rank takes whole "
+                            "blocks",
+                            m->file->path, size, shared ? "shared expert's" : "experts'",
+                            (unsigned long long)width, (unsigned long long)(width / unit),
+                            (unsigned long long)unit, shared ? "ffn_down_shexp" : "ffn_down_exps");
+}
+
 int model_shard_check(const model *m, uint32_t size, garlic_error *err)
 {
     const model_hparams *hp = &m->hp;
     const char *path = m->file->path;
     if (size <= 1)
         return GARLIC_OK;
-    if (m->arch->mla || hp->n_expert > 0 || model_embeddings_only(m))
+    if (m->arch->mla || model_embeddings_only(m))
         return garlic_error_set(err, GARLIC_EUNSUPPORTED,
-                                "%s: tensor parallelism supports dense decoder models (the llama "
-                                "family) in this version; this %s model has %s",
+                                "%s: tensor parallelism supports decoder models without latent "
+                                "attention in this version; this %s model has %s",
                                 path, m->arch->name,
-                                m->arch->mla           ? "latent attention"
-                                    : hp->n_expert > 0 ? "experts"
-                                                       : "no causal attention");
+                                m->arch->mla ? "latent attention" : "no causal attention");
     if (!hp->n_head_kv || hp->n_head % size || (hp->n_head_kv % size && size % hp->n_head_kv))
         return garlic_error_set(err, GARLIC_EUNSUPPORTED,
                                 "%s: --tensor-parallel %u must divide the %u attention heads, "
                                 "and divide the %u KV heads or be a multiple of them",
                                 path, size, hp->n_head, hp->n_head_kv);
-    if (hp->ffn < size)
+    bool dense = hp->n_expert == 0 || hp->n_dense_lead > 0;
+    if (dense && hp->ffn < size)
         return garlic_error_set(err, GARLIC_EUNSUPPORTED,
                                 "%s: --tensor-parallel %u exceeds the feed-forward width %u", path,
                                 size, hp->ffn);
-    return GARLIC_OK;
+    int rc = hp->n_expert ? check_moe_width(m, false, size, err) : GARLIC_OK;
+    return rc ? rc : check_moe_width(m, true, size, err);
 }
 
-// Copies input columns [c0, c0 + cols) of every row of t to `to` (rows of the slice's size,
+// Drops the whole pages of the mapping inside [from, from + bytes) that a copy replaced: the
+// rank holds only its share.
+static void drop_pages(const uint8_t *from, uint64_t bytes)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uintptr_t first = ((uintptr_t)from + page - 1) / page * page;
+    uintptr_t last = ((uintptr_t)from + bytes) / page * page;
+    if (last > first)
+        madvise((void *)first, last - first, MADV_DONTNEED);
+}
+
+// Copies input columns [c0, c0 + cols) of every row of t (of every expert's matrix) to `to` (rows of the slice's size,
 // contiguous), points t at them and drops the whole pages of the mapping t was read from:
 // the rank holds only its share. to NULL: the shape alone (t->data is then not its layout).
 static void keep_columns(model *m, uint32_t l, model_tensor *t, uint64_t c0, uint64_t cols,
@@ -147,34 +207,113 @@ static void keep_columns(model *m, uint32_t l, model_tensor *t, uint64_t c0, uin
         record_cut(m, l, &before, t);
         return;
     }
-    for (uint64_t r = 0; r < t->n_out; r++)
+    uint64_t rows = t->n_out * (t->n_mat ? t->n_mat : 1); // (the experts' one after another)
+    for (uint64_t r = 0; r < rows; r++)
         memcpy(to + r * slice, from + r * row + skip, slice);
-    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-    uintptr_t first = ((uintptr_t)from + page - 1) / page * page;
-    uintptr_t last = ((uintptr_t)from + row * t->n_out) / page * page;
-    if (last > first)
-        madvise((void *)first, last - first, MADV_DONTNEED);
+    drop_pages(from, row * rows);
     t->data = to, t->n_in = cols, t->mat_bytes = slice * t->n_out;
     record_cut(m, l, &before, t);
 }
 
-// Tensors a layer's share cuts (the most record_cut can record for one layer).
-enum { CUTS_PER_LAYER = 12 };
+// Rows [r0, r0 + n) of every expert's matrix of t (n_mat matrices), copied to `to` (the
+// experts' kept rows one after another) as keep_columns copies; to NULL: the shape alone.
+static void keep_expert_rows(model *m, uint32_t l, model_tensor *t, uint64_t r0, uint64_t n,
+                             uint8_t *to)
+{
+    model_tensor before = *t;
+    uint64_t row = row_size(t->type, t->n_in);
+    const uint8_t *from = t->data;
+    if (to) {
+        for (uint64_t e = 0; e < t->n_mat; e++)
+            memcpy(to + e * n * row, from + e * t->mat_bytes + r0 * row, n * row);
+        drop_pages(from, t->mat_bytes * t->n_mat);
+        t->data = to;
+    }
+    t->n_out = n, t->mat_bytes = n * row;
+    record_cut(m, l, &before, t);
+}
 
-// Bytes of the columns of layer L's wo and w_down that rank keeps where they are split by
-// input columns (tp_wo, tp_down set), each rounded up to 64.
-static uint64_t copy_bytes(const model_layer *L, uint32_t rank, uint32_t size)
+// Tensors a layer's share cuts (the most record_cut can record for one layer: 9 of the
+// attention, 9 of the experts).
+enum { CUTS_PER_LAYER = 20 };
+
+static uint64_t round64(uint64_t n) { return (n + 63) / 64 * 64; }
+
+// Bytes of the copies of layer L that rank keeps, each rounded up to 64: the columns of wo
+// and w_down where they are split by input columns (tp_wo, tp_down set); the experts' rows of
+// gate and up and columns of down and of the gate and up biases (n of them, from row
+// `first`: moe_part), the shared expert's down columns (sh_n).
+static uint64_t copy_bytes(const model_layer *L, uint32_t rank, uint32_t size, uint64_t n,
+                           uint64_t sh_n)
 {
     uint64_t total = 0;
     const model_tensor *ws[] = {&L->wo, &L->w_down};
     const uint8_t splits[] = {L->tp_wo, L->tp_down};
     for (int i = 0; i < 2; i++) {
-        if (splits[i] != MODEL_TP_BY_INPUT)
+        if (splits[i] != MODEL_TP_BY_INPUT || !ws[i]->data)
             continue;
         uint64_t cols = dist_part_size(ws[i]->n_in, rank, size);
-        total += (row_size(ws[i]->type, cols) * ws[i]->n_out + 63) / 64 * 64;
+        total += round64(row_size(ws[i]->type, cols) * ws[i]->n_out);
     }
+    const model_tensor *rows[] = {&L->exp_gate, &L->exp_up};
+    for (int i = 0; i < 2; i++)
+        if (rows[i]->data)
+            total += round64(row_size(rows[i]->type, rows[i]->n_in) * n * rows[i]->n_mat);
+    const model_tensor *cols[] = {&L->exp_down, &L->exp_gate_b, &L->exp_up_b, &L->sh_down};
+    for (int i = 0; i < 4; i++)
+        if (cols[i]->data)
+            total += round64(row_size(cols[i]->type, i == 3 ? sh_n : n) * cols[i]->n_out *
+                             cols[i]->n_mat);
     return total;
+}
+
+// Leaves tensor t (an output bias of a product whose ranks' partial sums are added) to rank
+// 0 alone: on other ranks it becomes absent.
+static void keep_on_rank0(model *m, uint32_t l, model_tensor *t, uint32_t rank)
+{
+    if (rank == 0 || !t->data)
+        return;
+    model_tensor before = *t;
+    memset(t, 0, sizeof *t);
+    record_cut(m, l, &before, t);
+}
+
+// The part [first, first + n) of an expert matrix's rows (rows true) or input columns, copied
+// to *at (advanced; NULL: the shape alone); absent stays absent.
+static void copy_part(model *m, uint32_t l, model_tensor *t, bool rows, uint64_t first, uint64_t n,
+                      uint8_t **at)
+{
+    if (!t->data)
+        return;
+    if (rows)
+        keep_expert_rows(m, l, t, first, n, *at);
+    else
+        keep_columns(m, l, t, first, n, *at);
+    if (*at)
+        *at += round64(t->mat_bytes * t->n_mat);
+}
+
+// Cuts layer l's experts to rank's part of each expert's width, [first, first + n) (and of
+// the shared expert's, [sh_first, sh_first + sh_n)), as the dense FFN is cut by input
+// columns: the rows of every expert's gate and up (and their biases' values), the matching
+// columns of every expert's down, so that the layer's output is a partial sum the ranks add;
+// the down biases join it once, on rank 0. The router stays whole: every rank chooses the
+// same experts.
+static void cut_experts(model *m, uint32_t l, uint32_t rank, uint64_t first, uint64_t n,
+                        uint64_t sh_first, uint64_t sh_n, uint8_t **at)
+{
+    model_layer *L = &m->layers[l];
+    copy_part(m, l, &L->exp_gate, true, first, n, at);
+    copy_part(m, l, &L->exp_up, true, first, n, at);
+    copy_part(m, l, &L->exp_down, false, first, n, at);
+    copy_part(m, l, &L->exp_gate_b, false, first, n, at);
+    copy_part(m, l, &L->exp_up_b, false, first, n, at);
+    keep_on_rank0(m, l, &L->exp_down_b, rank);
+    if (L->sh_down.data) {
+        keep_rows(m, l, &L->sh_gate, sh_first, sh_n);
+        keep_rows(m, l, &L->sh_up, sh_first, sh_n);
+        copy_part(m, l, &L->sh_down, false, sh_first, sh_n, at);
+    }
 }
 
 // Cuts matrix t of layer l (wo or w_down, with its bias, or NULL) as `split` says: its
@@ -184,6 +323,8 @@ static uint64_t copy_bytes(const model_layer *L, uint32_t rank, uint32_t size)
 static void cut_product(model *m, uint32_t l, model_tensor *t, model_tensor *bias,
                         model_tp_split split, uint32_t rank, uint32_t size, uint8_t **at)
 {
+    if (!t->data) // (a layer of experts has no dense w_down)
+        return;
     if (split == MODEL_TP_BY_OUTPUT) {
         uint64_t r0 = dist_part_first(t->n_out, rank, size),
                  n = dist_part_size(t->n_out, rank, size);
@@ -195,12 +336,9 @@ static void cut_product(model *m, uint32_t l, model_tensor *t, model_tensor *bia
     uint64_t c0 = dist_part_first(t->n_in, rank, size), n = dist_part_size(t->n_in, rank, size);
     keep_columns(m, l, t, c0, n, *at);
     if (*at)
-        *at += (t->mat_bytes + 63) / 64 * 64;
-    if (bias && rank != 0) {
-        model_tensor before = *bias;
-        memset(bias, 0, sizeof *bias);
-        record_cut(m, l, &before, bias);
-    }
+        *at += round64(t->mat_bytes);
+    if (bias)
+        keep_on_rank0(m, l, bias, rank);
 }
 
 // model_shard (copy: columns copied to an anonymous mapping) or model_shard_shape (shapes
@@ -217,6 +355,9 @@ static int shard(model *m, uint32_t rank, uint32_t size, bool copy, garlic_error
     uint64_t kv_heads = hp->n_head_kv >= size ? hp->n_head_kv / size : 1;
     uint64_t kv0 = (uint64_t)rank * hp->n_head_kv / size;
     uint64_t ffn0 = dist_part_first(hp->ffn, rank, size), ffn = dist_part_size(hp->ffn, rank, size);
+    uint64_t exp0 = 0, exp = 0, sh0 = 0, sh = 0; // the experts' and the shared expert's part
+    moe_part(m, false, rank, size, &exp0, &exp);
+    moe_part(m, true, rank, size, &sh0, &sh);
     uint64_t gather = 0, total = 0;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         model_layer *L = &m->layers[l];
@@ -226,7 +367,7 @@ static int shard(model *m, uint32_t rank, uint32_t size, bool copy, garlic_error
             gather = L->wo.n_in;
         if (L->tp_down == MODEL_TP_BY_OUTPUT && L->w_down.n_in > gather)
             gather = L->w_down.n_in;
-        total += copy ? copy_bytes(L, rank, size) : 0;
+        total += copy ? copy_bytes(L, rank, size, exp, sh) : 0;
     }
     // One anonymous mapping holds every copied column slice, each at a multiple of 64 bytes.
     void *buf = copy && total
@@ -238,8 +379,8 @@ static int shard(model *m, uint32_t rank, uint32_t size, bool copy, garlic_error
             munmap(buf, total);
         garlic_free(m->tp_cuts), m->tp_cuts = NULL;
         return garlic_error_set(err, GARLIC_ENOMEM,
-                                "%s: no memory for rank %u's %llu bytes of attn_output and "
-                                "ffn_down columns",
+                                "%s: no memory for rank %u's %llu bytes of attn_output, "
+                                "ffn_down and expert parts",
                                 m->file->path, rank, (unsigned long long)total);
     }
     m->tp_copy = buf, m->tp_copy_bytes = buf ? total : 0;
@@ -257,6 +398,8 @@ static int shard(model *m, uint32_t rank, uint32_t size, bool copy, garlic_error
         keep_rows(m, l, &L->w_gate, ffn0, ffn);
         keep_rows(m, l, &L->w_up, ffn0, ffn);
         cut_product(m, l, &L->w_down, NULL, L->tp_down, rank, size, &at);
+        if (model_layer_has_experts(m, l))
+            cut_experts(m, l, rank, exp0, exp, sh0, sh, &at);
     }
     // (a tied output is a view of the embedding, which every rank keeps whole: no cut)
     bool tied = !gguf_find_tensor(m->file, "output.weight");
@@ -268,6 +411,7 @@ static int shard(model *m, uint32_t rank, uint32_t size, bool copy, garlic_error
             m->n_tp_cuts = before;
     }
     hp->n_head = (uint32_t)heads, hp->n_head_kv = (uint32_t)kv_heads, hp->ffn = (uint32_t)ffn;
+    hp->ffn_exp = (uint32_t)exp, hp->ffn_shexp = (uint32_t)sh;
     hp->tp_gather_width = (uint32_t)gather;
     m->tp_rank = rank, m->tp_size = size;
     return GARLIC_OK;

@@ -4,7 +4,9 @@
 // agree within float tolerance and the greedy text must be identical, for synthesized llama,
 // qwen, gemma3 and phi3 models (attn_output and ffn_down split by input columns, by output
 // rows where a rank's columns are not whole quant blocks, uneven FFN and vocabulary parts,
-// KV heads shared by ranks) and for every model of ../shared/models (at 4 ranks but for one
+// KV heads shared by ranks), mixtures of experts (qwen3moe, gpt-oss with MXFP4 experts,
+// qwen2moe with a shared expert, uneven parts of K-quant experts) and for every model of
+// ../shared/models (at 4 ranks but for one
 // whose 2 heads 4 ranks cannot divide, whose refusal must name them). Also the refusals: T
 // that is not the number of ranks, and ranks whose model files differ. And the faults: a rank killed or stopped mid-stream ends the job within
 // seconds with a non-zero status and a message. Skips with a message when mpirun is absent or
@@ -40,6 +42,7 @@ static double tolerance_of(const char *file)
     if (!f)
         fail_msg("%s", err.message);
     const gguf_tensor *t = gguf_find_tensor(f, "blk.0.ffn_down.weight");
+    t = t ? t : gguf_find_tensor(f, "blk.0.ffn_down_exps.weight"); // (a layer of experts)
     uint32_t type = t ? t->type : TENSOR_TYPE_F32;
     gguf_close(f);
     return type == TENSOR_TYPE_F32 ? 1e-4
@@ -285,6 +288,45 @@ static void test_synth_models(void **state)
     }
 }
 
+// Mixtures of experts: every rank keeps its part of each expert's width (gate and up rows,
+// down columns, in whole blocks of down's type) and the whole router, so every rank chooses
+// the same experts and the layer's output is a partial sum the ranks add. Cases: qwen3moe
+// (Q8_0), gpt-oss (MXFP4 experts with gate, up and down biases, attention sinks and sliding
+// windows), qwen2moe (a shared expert with its sigmoid gate, F32), and Q4_K experts of 5
+// blocks of 256 (uneven parts: 2 and 3 blocks, or 1, 1, 1 and 2).
+static void test_expert_models(void **state)
+{
+    (void)state;
+    if (!test_mpi_ready())
+        skip();
+    const struct {
+        const char *arch;
+        uint32_t type;
+        int32_t expert_type; // -1: type
+        uint32_t ffn_exp, ffn_shexp;
+        const char *name;
+    } cases[] = {
+        {"qwen3moe", TENSOR_TYPE_Q8_0, -1, 256, 0, "tp-qwen3moe-q8_0.gguf"},
+        {"gpt-oss", TENSOR_TYPE_Q8_0, TENSOR_TYPE_MXFP4, 256, 0, "tp-gpt-oss-mxfp4.gguf"},
+        {"qwen2moe", TENSOR_TYPE_F32, -1, 128, 256, "tp-qwen2moe-f32.gguf"},
+        {"qwen3moe", TENSOR_TYPE_Q4_K, -1, 1280, 0, "tp-qwen3moe-q4_k.gguf"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        model_synth_params p;
+        model_synth_params_default(&p);
+        p.arch = cases[i].arch, p.type = cases[i].type, p.expert_type = cases[i].expert_type;
+        p.n_head_kv = 4, p.n_expert = 4, p.n_expert_used = 2;
+        p.ffn_exp = cases[i].ffn_exp, p.ffn_shexp = cases[i].ffn_shexp;
+        if (!strcmp(p.arch, "gpt-oss")) // (its experts' width is --ffn's)
+            p.ffn = cases[i].ffn_exp;
+        const char *path = test_temp_path(cases[i].name);
+        garlic_error err;
+        if (model_synth_write(&p, path, &err))
+            fail_msg("%s", err.message);
+        assert_int_equal(check_model(path, cases[i].name, "f32"), 2); // both layouts
+    }
+}
+
 // With an F32 KV cache: in an F16 one, a sum added in another order (1e-7) can move a cached
 // key to the next F16 step, which the 8-bit activations of the later products can amplify
 // (synth-llama-a-Q4_1 with an F16 cache: 1e-2 of max|logit| from the position where that
@@ -508,14 +550,28 @@ static void test_refusals(void **state)
                            "--tensor-parallel 3 must divide the 8 attention heads, and divide "
                            "the 4 KV heads or be a multiple of them"));
     free(err);
-    // Experts are not split in this version: refused at load (the loader's check alone).
-    p.arch = "qwen3moe", p.n_expert = 4, p.n_expert_used = 2, p.n_head_kv = 4;
+    // Experts whose width is fewer whole blocks of their down matrix's type than ranks: an
+    // expert of 256 in Q4_K is one block of 256 (the loader's check alone).
+    p.arch = "qwen3moe", p.n_expert = 4, p.n_expert_used = 2, p.n_head_kv = 4, p.ffn_exp = 256;
+    p.type = TENSOR_TYPE_Q4_K;
     snprintf(file, sizeof file, "%s/moe.gguf", a);
     assert_int_equal(model_synth_write(&p, file, &e), GARLIC_OK);
     model_load_options o = {.meta_only = true, .tp_size = 2};
     assert_null(model_load_with(file, &o, &e));
     assert_int_equal(e.code, GARLIC_EUNSUPPORTED);
-    assert_non_null(strstr(e.message, "supports dense decoder models"));
+    assert_non_null(strstr(e.message,
+                           "--tensor-parallel 2 exceeds the experts' width: its 256 "
+                           "values make 1 blocks of 256 (ffn_down_exps's type)"));
+    // Latent attention is not split in this version.
+    model_synth_params_default(&p);
+    p.arch = "deepseek2", p.n_head_kv = 1, p.rope_dims = 16, p.kv_lora_rank = 64;
+    p.n_expert = 4, p.n_expert_used = 2;
+    snprintf(file, sizeof file, "%s/mla.gguf", a);
+    if (model_synth_write(&p, file, &e))
+        fail_msg("%s", e.message);
+    assert_null(model_load_with(file, &o, &e));
+    assert_int_equal(e.code, GARLIC_EUNSUPPORTED);
+    assert_non_null(strstr(e.message, "this deepseek2 model has latent attention"));
 }
 
 // ---- Faults: a rank that dies or hangs ends the job within seconds, never a silent hang ----
@@ -732,10 +788,11 @@ static void test_one_process(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_one_process),   cmocka_unit_test(test_synth_models),
-        cmocka_unit_test(test_shared_models), cmocka_unit_test(test_seeded_sampling),
-        cmocka_unit_test(test_refusals),      cmocka_unit_test(test_rank_killed),
-        cmocka_unit_test(test_rank_hung),     cmocka_unit_test(test_pipeline),
+        cmocka_unit_test(test_one_process),     cmocka_unit_test(test_synth_models),
+        cmocka_unit_test(test_expert_models),   cmocka_unit_test(test_shared_models),
+        cmocka_unit_test(test_seeded_sampling), cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_rank_killed),     cmocka_unit_test(test_rank_hung),
+        cmocka_unit_test(test_pipeline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,6 +59,24 @@ typedef struct heads {
     uint32_t n_head, n_head_kv;
 } heads;
 
+// Rank r of t's part of an expert width of the file (ne[0] of the down matrices named
+// `down`: "ffn_down_exps.weight" or the shared expert's "ffn_down_shexp.weight"), in
+// values: the width split in units of the largest block of those matrices' types over the
+// layers, so that every rank's columns of each are whole blocks. 0 where there are none.
+static uint64_t expert_part(const gguf_file *f, const char *down, uint32_t r, uint32_t t)
+{
+    uint64_t width = 0, unit = 1;
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        const gguf_tensor *tt = &f->tensors[i];
+        if (!ends_with(&tt->name, down))
+            continue;
+        width = tt->ne[0];
+        uint64_t block = tensor_type_get(tt->type)->block_size;
+        unit = block > unit ? block : unit;
+    }
+    return part_of(width / unit, r, t) * unit;
+}
+
 // What rank `rank` of t keeps of tensor tt (of file f), from its record alone: Q's rows and
 // the sinks divided by t; K's and V's by t, or by the KV heads where t is a multiple of them
 // (each rank keeps one KV head); gate/up rows by rank's part of them; attn_output and
@@ -110,6 +128,23 @@ static uint64_t share_of(const gguf_tensor *tt, uint32_t rank, uint32_t t, bool 
             return rank == 0 ? tt->nbytes : 0;
         return tt->nbytes / tt->ne[0] * part_of(tt->ne[0], rank, t);
     }
+    // Experts: rank's part of every expert's width (gate and up rows, their biases' values,
+    // down columns), the down biases on rank 0 alone; the shared expert's likewise.
+    static const char *const by_width[] = {".ffn_gate_exps.weight", ".ffn_up_exps.weight",
+                                           ".ffn_gate_exps.bias", ".ffn_up_exps.bias",
+                                           ".ffn_down_exps.weight"};
+    for (size_t i = 0; i < sizeof by_width / sizeof by_width[0]; i++)
+        if (ends_with(&tt->name, by_width[i])) {
+            uint64_t width = i < 2 ? tt->ne[1] : tt->ne[0];
+            return tt->nbytes / width * expert_part(f, "ffn_down_exps.weight", rank, t);
+        }
+    if (ends_with(&tt->name, ".ffn_down_exps.bias"))
+        return rank == 0 ? tt->nbytes : 0;
+    if (ends_with(&tt->name, ".ffn_gate_shexp.weight") ||
+        ends_with(&tt->name, ".ffn_up_shexp.weight"))
+        return row * expert_part(f, "ffn_down_shexp.weight", rank, t);
+    if (ends_with(&tt->name, ".ffn_down_shexp.weight"))
+        return tt->nbytes / tt->ne[0] * expert_part(f, "ffn_down_shexp.weight", rank, t);
     if (named(&tt->name, "output.weight") && !tied)
         return row * part_of(tt->ne[1], rank, t);
     return tt->nbytes;
@@ -169,6 +204,9 @@ typedef struct layout_case {
     uint32_t n_head_kv; // 0: 4 (2 and 4 ranks divide them)
     uint32_t ffn, vocab;
     const char *name;
+    // Experts (0: a dense FFN): 4 of them, 2 used, each ffn_exp wide, in expert_type (0:
+    // type), a shared expert ffn_shexp wide (0: none).
+    uint32_t ffn_exp, expert_type, ffn_shexp;
 } layout_case;
 
 static const char *synth_case(const layout_case *c, uint32_t n_layer, const char *name)
@@ -178,6 +216,12 @@ static const char *synth_case(const layout_case *c, uint32_t n_layer, const char
     p.arch = c->arch, p.type = (uint32_t)c->type, p.tied = c->tied, p.n_layer = n_layer;
     p.n_head_kv = c->n_head_kv ? c->n_head_kv : 4;
     p.ffn = c->ffn ? c->ffn : p.ffn, p.vocab = c->vocab ? c->vocab : p.vocab;
+    if (c->ffn_exp) {
+        p.n_expert = 4, p.n_expert_used = 2, p.ffn_exp = c->ffn_exp, p.ffn_shexp = c->ffn_shexp;
+        p.expert_type = c->expert_type ? (int32_t)c->expert_type : -1;
+        if (!strcmp(p.arch, "gpt-oss")) // (its experts' width is the FFN's)
+            p.ffn = c->ffn_exp;
+    }
     const char *path = test_temp_path(name);
     garlic_error err = {0};
     if (model_synth_write(&p, path, &err))
@@ -207,19 +251,26 @@ static planner_config config(uint64_t budget)
 }
 
 static const layout_case CASES[] = {
-    {"llama", TENSOR_TYPE_F32, false, 0, 0, 0, "layout-llama-f32.gguf"},
-    {"llama", TENSOR_TYPE_Q4_0, true, 0, 0, 0, "layout-llama-q4_0-tied.gguf"}, // embedding rows
-    {"qwen2", TENSOR_TYPE_Q8_0, false, 0, 0, 0, "layout-qwen2-q8_0.gguf"},     // Q/K/V biases
-    {"phi3", TENSOR_TYPE_Q8_0, false, 0, 0, 0, "layout-phi3-q8_0.gguf"},       // fused qkv, up
-    {"gemma3", TENSOR_TYPE_F16, false, 0, 0, 0, "layout-gemma3-f16.gguf"},     // windows
+    {"llama", TENSOR_TYPE_F32, false, 0, 0, 0, "layout-llama-f32.gguf", 0, 0, 0},
+    {"llama", TENSOR_TYPE_Q4_0, true, 0, 0, 0, "layout-llama-q4_0-tied.gguf", 0, 0,
+     0}, // embedding rows
+    {"qwen2", TENSOR_TYPE_Q8_0, false, 0, 0, 0, "layout-qwen2-q8_0.gguf", 0, 0, 0}, // Q/K/V biases
+    {"phi3", TENSOR_TYPE_Q8_0, false, 0, 0, 0, "layout-phi3-q8_0.gguf", 0, 0, 0},   // fused qkv, up
+    {"gemma3", TENSOR_TYPE_F16, false, 0, 0, 0, "layout-gemma3-f16.gguf", 0, 0, 0}, // windows
     // K-quants: a rank's 128 or 64 columns of attn_output and 384 or 192 of ffn_down are not
     // whole blocks of 256: both split by output rows.
-    {"llama", TENSOR_TYPE_Q4_K, false, 0, 0, 0, "layout-llama-q4_k.gguf"},
+    {"llama", TENSOR_TYPE_Q4_K, false, 0, 0, 0, "layout-llama-q4_k.gguf", 0, 0, 0},
     // ffn_down's 400 or 200 columns are not whole blocks of 32 (by output rows), attn_output's
     // are (by input columns); 2 KV heads, one a rank at 4 ranks; 510 vocabulary rows.
-    {"llama", TENSOR_TYPE_Q8_0, false, 2, 800, 510, "layout-llama-q8_0-mixed.gguf"},
+    {"llama", TENSOR_TYPE_Q8_0, false, 2, 800, 510, "layout-llama-q8_0-mixed.gguf", 0, 0, 0},
     // Uneven parts of the FFN (770 rows: 192 or 193 a rank at 4) and of the vocabulary.
-    {"llama", TENSOR_TYPE_F32, false, 0, 770, 510, "layout-llama-f32-uneven.gguf"},
+    {"llama", TENSOR_TYPE_F32, false, 0, 770, 510, "layout-llama-f32-uneven.gguf", 0, 0, 0},
+    // Experts: 256 wide in Q8_0 (8 blocks of 32); in MXFP4 with biases (gpt-oss); F32 with a
+    // shared expert (qwen2moe); 1280 wide in Q4_K, 5 blocks of 256 (uneven parts).
+    {"qwen3moe", TENSOR_TYPE_Q8_0, false, 0, 0, 0, "layout-qwen3moe-q8_0.gguf", 256, 0, 0},
+    {"gpt-oss", TENSOR_TYPE_Q8_0, false, 0, 0, 0, "layout-gpt-oss.gguf", 256, TENSOR_TYPE_MXFP4, 0},
+    {"qwen2moe", TENSOR_TYPE_F32, false, 0, 0, 0, "layout-qwen2moe-f32.gguf", 128, 0, 256},
+    {"qwen3moe", TENSOR_TYPE_Q4_K, false, 0, 0, 0, "layout-qwen3moe-q4_k.gguf", 1280, 0, 0},
 };
 
 // Checks the layout of rank r of t's share of path (shapes) against the file: each layer's
@@ -233,6 +284,23 @@ static void check_splits(const char *path, uint32_t r, uint32_t t)
     gguf_file *f = gguf_open(path, &err);
     assert_non_null(f);
     for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const model_layer *L = &m->layers[l];
+        uint64_t exp = expert_part(f, "ffn_down_exps.weight", r, t),
+                 sh = expert_part(f, "ffn_down_shexp.weight", r, t);
+        if (L->exp_down.data) { // every expert's rows of gate and up, columns of down
+            assert_int_equal(L->exp_gate.n_out, exp);
+            assert_int_equal(L->exp_up.n_out, exp);
+            assert_int_equal(L->exp_down.n_in, exp);
+            assert_int_equal(L->exp_down.n_out, m->hp.dim);
+            assert_int_equal(L->router.n_out, m->hp.n_expert); // (whole)
+            assert_int_equal(m->hp.ffn_exp, exp);
+        }
+        if (L->sh_down.data) {
+            assert_int_equal(L->sh_gate.n_out, sh);
+            assert_int_equal(L->sh_down.n_in, sh);
+        }
+        if (L->exp_down.data)
+            continue; // (no dense ffn_down)
         const char *names[] = {"attn_output", "ffn_down"};
         const model_tensor *ws[] = {&m->layers[l].wo, &m->layers[l].w_down};
         uint8_t splits[] = {m->layers[l].tp_wo, m->layers[l].tp_down};
@@ -431,7 +499,7 @@ static void test_smallest_layout(void **state)
         assert_true(big[r].plan.fits && big[r].plan.total_bytes <= cfg.budget);
     // Uneven parts (an FFN of 771, 511 vocabulary rows): the last rank holds the most, so a
     // budget of rank 0's total does not admit 2 x 1.
-    const layout_case uneven = {"llama", TENSOR_TYPE_F32, false, 0, 771, 511, NULL};
+    const layout_case uneven = {"llama", TENSOR_TYPE_F32, false, 0, 771, 511, NULL, 0, 0, 0};
     const char *odd = synth_case(&uneven, 4, "smallest-uneven.gguf");
     cfg.budget = 0;
     assert_int_equal(planner_layout_make(odd, NULL, 2, 1, &cfg, two, &err), GARLIC_OK);
