@@ -1020,6 +1020,8 @@ static void attention_block(model_state *s, const model_exec *e, uint32_t l, uin
         out = s->q_head, o_dim = (size_t)hp->n_head * hp->head_dim_v_mla;
     }
     if (m->tp_size > 1 && L->tp_wo == MODEL_TP_BY_OUTPUT) { // every head's values, its rows
+        if (out != e->xb) // (MLA: the values, in q_head, gather in xb, which is wide enough)
+            memcpy(e->xb, out, (size_t)n_tok * o_dim * sizeof(float));
         gathered_product(s, e, &L->wo, &L->bo, e->xb, e->hb, n_tok);
     } else {
         backend_matmul wo = {

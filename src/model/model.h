@@ -381,7 +381,7 @@ model *model_load_file(gguf_file *f, garlic_error *err);
 void model_free(model *m);
 
 // Whether m can be split between size ranks by tensor parallelism: a decoder (dense or with
-// experts, without latent attention) whose heads size divides, and whose KV heads it divides
+// experts, with latent attention or not; not an embeddings-only model) whose heads size divides, and whose KV heads it divides
 // or is a multiple of (the FFN width and the vocabulary may split unevenly; attn_output and
 // ffn_down split by output rows where their columns would not be whole blocks), whose
 // experts' width (and shared expert's) holds at least size whole blocks of their down

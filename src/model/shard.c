@@ -26,6 +26,10 @@
 //                                 and up rows are views); the down biases on rank 0 alone;
 //                                 the router whole, so every rank chooses the same experts
 //                                 and the layer's output is a partial sum, as the dense FFN's;
+//   latent attention (MLA)        its heads' rows of attn_q / attn_q_b and its heads' attn_k_b
+//                                 and attn_v_b matrices, views; the latent's projections
+//                                 (attn_kv_a_mqa, attn_q_a, their norms) whole: every rank
+//                                 computes and caches the whole latent (one KV head);
 //   output                        its part of the vocabulary's rows, a view, whose logits
 //                                 the ranks then gather (forward.c);
 // and everything else whole (norms, the token embedding). The hyper-parameters then say
@@ -161,12 +165,12 @@ int model_shard_check(const model *m, uint32_t size, garlic_error *err)
     const char *path = m->file->path;
     if (size <= 1)
         return GARLIC_OK;
-    if (m->arch->mla || model_embeddings_only(m))
+    if (model_embeddings_only(m))
         return garlic_error_set(err, GARLIC_EUNSUPPORTED,
-                                "%s: tensor parallelism supports decoder models without latent "
-                                "attention in this version; this %s model has %s",
-                                path, m->arch->name,
-                                m->arch->mla ? "latent attention" : "no causal attention");
+                                "%s: tensor parallelism splits decoder models; this %s model "
+                                "computes embeddings only (no causal attention), which one "
+                                "process serves",
+                                path, m->arch->name);
     if (!hp->n_head_kv || hp->n_head % size || (hp->n_head_kv % size && size % hp->n_head_kv))
         return garlic_error_set(err, GARLIC_EUNSUPPORTED,
                                 "%s: --tensor-parallel %u must divide the %u attention heads, "
@@ -341,6 +345,29 @@ static void cut_product(model *m, uint32_t l, model_tensor *t, model_tensor *bia
         keep_on_rank0(m, l, bias, rank);
 }
 
+// Matrices [h0, h0 + n) of the 3-D t (one per head), as a view of the same memory.
+static void keep_matrices(model *m, uint32_t l, model_tensor *t, uint64_t h0, uint64_t n)
+{
+    model_tensor before = *t;
+    if (t->data)
+        t->data = (const uint8_t *)t->data + h0 * t->mat_bytes;
+    t->n_mat = n;
+    record_cut(m, l, &before, t);
+}
+
+// Cuts layer l's latent attention to heads [head0, head0 + heads), each query q_dim wide
+// (wq's rows are cut by the caller): the rows of attn_q_b, the heads' attn_k_b and attn_v_b,
+// views. The latent's projection (attn_kv_a_mqa, its norm) and the low-rank queries'
+// (attn_q_a, its norm) stay whole: every rank computes and caches the whole latent, which
+// its heads all read.
+static void cut_latent(model *m, uint32_t l, uint64_t head0, uint64_t heads, uint64_t q_dim)
+{
+    model_layer *L = &m->layers[l];
+    keep_rows(m, l, &L->wq_b, head0 * q_dim, heads * q_dim);
+    keep_matrices(m, l, &L->wk_b, head0, heads);
+    keep_matrices(m, l, &L->wv_b, head0, heads);
+}
+
 // model_shard (copy: columns copied to an anonymous mapping) or model_shard_shape (shapes
 // alone).
 static int shard(model *m, uint32_t rank, uint32_t size, bool copy, garlic_error *err)
@@ -359,6 +386,7 @@ static int shard(model *m, uint32_t rank, uint32_t size, bool copy, garlic_error
     moe_part(m, false, rank, size, &exp0, &exp);
     moe_part(m, true, rank, size, &sh0, &sh);
     uint64_t gather = 0, total = 0;
+    uint64_t q_dim = m->arch->mla ? hp->head_dim_k_mla : hp->head_dim_k; // a head's query
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         model_layer *L = &m->layers[l];
         L->tp_wo = (uint8_t)split_of(&L->wo, size);
@@ -387,7 +415,9 @@ static int shard(model *m, uint32_t rank, uint32_t size, bool copy, garlic_error
     uint8_t *at = buf;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         model_layer *L = &m->layers[l];
-        keep_rows(m, l, &L->wq, head0 * hp->head_dim_k, heads * hp->head_dim_k);
+        keep_rows(m, l, &L->wq, head0 * q_dim, heads * q_dim);
+        if (m->arch->mla)
+            cut_latent(m, l, head0, heads, q_dim);
         keep_rows(m, l, &L->wk, kv0 * hp->head_dim_k, kv_heads * hp->head_dim_k);
         keep_rows(m, l, &L->wv, kv0 * hp->head_dim_v, kv_heads * hp->head_dim_v);
         keep_values(m, l, &L->bq, head0 * hp->head_dim_k, heads * hp->head_dim_k);

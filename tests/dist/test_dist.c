@@ -5,7 +5,8 @@
 // qwen, gemma3 and phi3 models (attn_output and ffn_down split by input columns, by output
 // rows where a rank's columns are not whole quant blocks, uneven FFN and vocabulary parts,
 // KV heads shared by ranks), mixtures of experts (qwen3moe, gpt-oss with MXFP4 experts,
-// qwen2moe with a shared expert, uneven parts of K-quant experts) and for every model of
+// qwen2moe with a shared expert, uneven parts of K-quant experts), latent attention
+// (deepseek2) and for every model of
 // ../shared/models (at 4 ranks but for one
 // whose 2 heads 4 ranks cannot divide, whose refusal must name them). Also the refusals: T
 // that is not the number of ranks, and ranks whose model files differ. And the faults: a rank killed or stopped mid-stream ends the job within
@@ -293,7 +294,8 @@ static void test_synth_models(void **state)
 // the same experts and the layer's output is a partial sum the ranks add. Cases: qwen3moe
 // (Q8_0), gpt-oss (MXFP4 experts with gate, up and down biases, attention sinks and sliding
 // windows), qwen2moe (a shared expert with its sigmoid gate, F32), and Q4_K experts of 5
-// blocks of 256 (uneven parts: 2 and 3 blocks, or 1, 1, 1 and 2).
+// blocks of 256 (uneven parts: 2 and 3 blocks, or 1, 1, 1 and 2). And latent attention
+// (deepseek2: the heads split, the latent whole on every rank), with experts.
 static void test_expert_models(void **state)
 {
     (void)state;
@@ -310,6 +312,8 @@ static void test_expert_models(void **state)
         {"gpt-oss", TENSOR_TYPE_Q8_0, TENSOR_TYPE_MXFP4, 256, 0, "tp-gpt-oss-mxfp4.gguf"},
         {"qwen2moe", TENSOR_TYPE_F32, -1, 128, 256, "tp-qwen2moe-f32.gguf"},
         {"qwen3moe", TENSOR_TYPE_Q4_K, -1, 1280, 0, "tp-qwen3moe-q4_k.gguf"},
+        {"deepseek2", TENSOR_TYPE_Q8_0, -1, 256, 256, "tp-deepseek2-q8_0.gguf"},
+        {"deepseek2", TENSOR_TYPE_F32, -1, 256, 0, "tp-deepseek2-f32.gguf"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         model_synth_params p;
@@ -319,6 +323,16 @@ static void test_expert_models(void **state)
         p.ffn_exp = cases[i].ffn_exp, p.ffn_shexp = cases[i].ffn_shexp;
         if (!strcmp(p.arch, "gpt-oss")) // (its experts' width is --ffn's)
             p.ffn = cases[i].ffn_exp;
+        if (!strcmp(p.arch, "deepseek2")) // latent attention: a latent of 64, RoPE of 16
+            p.rope_dims = 16, p.kv_lora_rank = 64;
+        if (!strcmp(p.arch, "deepseek2") && p.type == TENSOR_TYPE_Q8_0) {
+            // low-rank queries, a dense first layer, DeepSeek-V3's routing (sigmoid scores,
+            // a bias, groups), values 24 wide: attn_output's 48 columns a rank at 4 ranks are
+            // not whole blocks of 32 (split by output rows)
+            p.q_lora_rank = 128, p.v_head_dim = 24, p.n_dense_lead = 1, p.gating_func = 2;
+            p.expert_bias = true, p.n_expert_groups = 2, p.n_group_used = 1;
+            p.expert_norm = true, p.expert_scale = 2.5f;
+        }
         const char *path = test_temp_path(cases[i].name);
         garlic_error err;
         if (model_synth_write(&p, path, &err))
@@ -562,16 +576,15 @@ static void test_refusals(void **state)
     assert_non_null(strstr(e.message,
                            "--tensor-parallel 2 exceeds the experts' width: its 256 "
                            "values make 1 blocks of 256 (ffn_down_exps's type)"));
-    // Latent attention is not split in this version.
+    // An encoder (embeddings only) is served by one process.
     model_synth_params_default(&p);
-    p.arch = "deepseek2", p.n_head_kv = 1, p.rope_dims = 16, p.kv_lora_rank = 64;
-    p.n_expert = 4, p.n_expert_used = 2;
-    snprintf(file, sizeof file, "%s/mla.gguf", a);
+    p.arch = "bert", p.n_head_kv = 8;
+    snprintf(file, sizeof file, "%s/bert.gguf", a);
     if (model_synth_write(&p, file, &e))
         fail_msg("%s", e.message);
     assert_null(model_load_with(file, &o, &e));
     assert_int_equal(e.code, GARLIC_EUNSUPPORTED);
-    assert_non_null(strstr(e.message, "this deepseek2 model has latent attention"));
+    assert_non_null(strstr(e.message, "this bert model computes embeddings only"));
 }
 
 // ---- Faults: a rank that dies or hangs ends the job within seconds, never a silent hang ----

@@ -3,7 +3,9 @@
 // --pipeline-parallel P --budget SIZE`): a rank's weights must be its share of every tensor
 // as model/shard.c splits them, recomputed here from the GGUF file's own tensor records
 // (rows, columns or values divided by T, the output by vocabulary when T divides it, an
-// output bias on rank 0 alone, everything else whole); its KV the share's KV heads; pipeline
+// output bias on rank 0 alone, every expert's width in whole blocks of its down matrix's
+// type, latent attention's per-head matrices by heads, everything else whole); its KV the
+// share's KV heads (latent attention's one latent whole on every rank); pipeline
 // stages contiguous, every layer once, the embedding on the first and the output on the
 // last, and no other split of the layers with a smaller largest rank; the smallest layout
 // the one a budget admits; the same figures from a real sharded load as from the estimate's.
@@ -91,8 +93,9 @@ static uint64_t share_of(const gguf_tensor *tt, uint32_t rank, uint32_t t, bool 
         return tt->nbytes;
     uint32_t kv_split = h.n_head_kv >= t ? t : h.n_head_kv;
     uint64_t row = tt->ne[1] ? tt->nbytes / tt->ne[1] : 0;
-    static const char *const by_t[] = {".attn_q.weight", ".attn_q.bias", ".attn_sinks.weight",
-                                       ".attn_sinks"};
+    static const char *const by_t[] = {".attn_q.weight",  ".attn_q.bias",     ".attn_sinks.weight",
+                                       ".attn_sinks",     ".attn_q_b.weight", ".attn_k_b.weight",
+                                       ".attn_v_b.weight"}; // (the last 3: latent attention)
     static const char *const by_kv[] = {".attn_k.weight", ".attn_v.weight", ".attn_k.bias",
                                         ".attn_v.bias"};
     for (size_t i = 0; i < sizeof by_t / sizeof by_t[0]; i++)
@@ -222,6 +225,10 @@ static const char *synth_case(const layout_case *c, uint32_t n_layer, const char
         if (!strcmp(p.arch, "gpt-oss")) // (its experts' width is the FFN's)
             p.ffn = c->ffn_exp;
     }
+    if (!strcmp(p.arch, "deepseek2")) { // latent attention: a head's value 24 wide
+        p.rope_dims = 16, p.kv_lora_rank = 64, p.q_lora_rank = 128, p.v_head_dim = 24;
+        p.n_dense_lead = 1;
+    }
     const char *path = test_temp_path(name);
     garlic_error err = {0};
     if (model_synth_write(&p, path, &err))
@@ -271,6 +278,11 @@ static const layout_case CASES[] = {
     {"gpt-oss", TENSOR_TYPE_Q8_0, false, 0, 0, 0, "layout-gpt-oss.gguf", 256, TENSOR_TYPE_MXFP4, 0},
     {"qwen2moe", TENSOR_TYPE_F32, false, 0, 0, 0, "layout-qwen2moe-f32.gguf", 128, 0, 256},
     {"qwen3moe", TENSOR_TYPE_Q4_K, false, 0, 0, 0, "layout-qwen3moe-q4_k.gguf", 1280, 0, 0},
+    // Latent attention (deepseek2: one latent KV head, whole on every rank; attn_q_b rows and
+    // attn_k_b/attn_v_b matrices by heads; attn_output's 192 columns by input columns at 2
+    // ranks, by output rows at 4, whose 48 are not whole blocks of 32), a dense first layer,
+    // experts and a shared expert.
+    {"deepseek2", TENSOR_TYPE_Q8_0, false, 1, 0, 0, "layout-deepseek2.gguf", 256, 0, 256},
 };
 
 // Checks the layout of rank r of t's share of path (shapes) against the file: each layer's
