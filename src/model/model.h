@@ -320,6 +320,10 @@ typedef struct model {
     model_shard_cut *tp_cuts; // (n_tp_cuts) what the share leaves to the other ranks, for the
                               // planner; NULL for a whole model
     uint32_t n_tp_cuts;
+    // Under tensor parallelism by whole experts (shard.c, where the experts' width does not
+    // split evenly): this rank holds experts [tp_expert0, tp_expert0 + tp_n_expert), the
+    // others' slots are skipped. tp_n_expert 0: every expert (whole, or each split by width).
+    uint32_t tp_expert0, tp_n_expert;
     // Layers (from the first) a device computes with (model_set_device_layers): their
     // matrices are neither made resident nor packed by model_prefault, nor is the output
     // matrix when the device runs every layer.

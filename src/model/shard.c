@@ -144,19 +144,36 @@ static void moe_part(const model *m, bool shared, uint32_t rank, uint32_t size, 
     *n = dist_part_size(width / unit, rank, size) * unit;
 }
 
-// Refuses, naming it, an expert width that size ranks cannot each take whole blocks of.
+// Whether size ranks split the experts by whole experts (each rank n_expert / size of them)
+// rather than each expert by width: where the width's whole blocks (moe_unit) do not split
+// evenly between the ranks and the experts do. Even parts of every expert balance the work
+// of every token; whole experts balance it only over many tokens (a token's experts may lie
+// on one rank), but take no uneven parts and need no copies.
+static bool moe_by_expert(const model *m, uint32_t size)
+{
+    const model_hparams *hp = &m->hp;
+    if (!hp->n_expert || size <= 1)
+        return false;
+    uint64_t blocks = hp->ffn_exp / moe_unit(m, false);
+    return blocks % size != 0 && hp->n_expert % size == 0;
+}
+
+// Refuses, naming it, an expert width that size ranks cannot each take whole blocks of
+// (where they do not take whole experts instead).
 static int check_moe_width(const model *m, bool shared, uint32_t size, garlic_error *err)
 {
     uint64_t width = shared ? m->hp.ffn_shexp : m->hp.ffn_exp, unit = moe_unit(m, shared);
-    if (!width || (width % unit == 0 && width / unit >= size))
+    if (!width || (!shared && moe_by_expert(m, size)) ||
+        (width % unit == 0 && width / unit >= size))
         return GARLIC_OK;
     return garlic_error_set(err, GARLIC_EUNSUPPORTED,
                             "%s: --tensor-parallel %u exceeds the %s width: its %llu values "
                             "make %llu blocks of %llu (%s's type), and each rank takes whole "
-                            "blocks",
+                            "blocks%s",
                             m->file->path, size, shared ? "shared expert's" : "experts'",
                             (unsigned long long)width, (unsigned long long)(width / unit),
-                            (unsigned long long)unit, shared ? "ffn_down_shexp" : "ffn_down_exps");
+                            (unsigned long long)unit, shared ? "ffn_down_shexp" : "ffn_down_exps",
+                            shared ? "" : " (or whole experts, where it divides their number)");
 }
 
 int model_shard_check(const model *m, uint32_t size, garlic_error *err)
@@ -248,7 +265,7 @@ static uint64_t round64(uint64_t n) { return (n + 63) / 64 * 64; }
 // gate and up and columns of down and of the gate and up biases (n of them, from row
 // `first`: moe_part), the shared expert's down columns (sh_n).
 static uint64_t copy_bytes(const model_layer *L, uint32_t rank, uint32_t size, uint64_t n,
-                           uint64_t sh_n)
+                           uint64_t sh_n, bool by_expert)
 {
     uint64_t total = 0;
     const model_tensor *ws[] = {&L->wo, &L->w_down};
@@ -260,11 +277,11 @@ static uint64_t copy_bytes(const model_layer *L, uint32_t rank, uint32_t size, u
         total += round64(row_size(ws[i]->type, cols) * ws[i]->n_out);
     }
     const model_tensor *rows[] = {&L->exp_gate, &L->exp_up};
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2 && !by_expert; i++)
         if (rows[i]->data)
             total += round64(row_size(rows[i]->type, rows[i]->n_in) * n * rows[i]->n_mat);
     const model_tensor *cols[] = {&L->exp_down, &L->exp_gate_b, &L->exp_up_b, &L->sh_down};
-    for (int i = 0; i < 4; i++)
+    for (int i = by_expert ? 3 : 0; i < 4; i++) // (whole experts are views)
         if (cols[i]->data)
             total += round64(row_size(cols[i]->type, i == 3 ? sh_n : n) * cols[i]->n_out *
                              cols[i]->n_mat);
@@ -297,14 +314,18 @@ static void copy_part(model *m, uint32_t l, model_tensor *t, bool rows, uint64_t
         *at += round64(t->mat_bytes * t->n_mat);
 }
 
-// Cuts layer l's experts to rank's part of each expert's width, [first, first + n) (and of
-// the shared expert's, [sh_first, sh_first + sh_n)), as the dense FFN is cut by input
-// columns: the rows of every expert's gate and up (and their biases' values), the matching
-// columns of every expert's down, so that the layer's output is a partial sum the ranks add;
-// the down biases join it once, on rank 0. The router stays whole: every rank chooses the
-// same experts.
-static void cut_experts(model *m, uint32_t l, uint32_t rank, uint64_t first, uint64_t n,
-                        uint64_t sh_first, uint64_t sh_n, uint8_t **at)
+// Matrices [h0, h0 + n) of the 3-D t (one a head or an expert), as a view of the same memory.
+static void keep_matrices(model *m, uint32_t l, model_tensor *t, uint64_t h0, uint64_t n)
+{
+    model_tensor before = *t;
+    if (t->data)
+        t->data = (const uint8_t *)t->data + h0 * t->mat_bytes;
+    t->n_mat = n;
+    record_cut(m, l, &before, t);
+}
+
+// cut_experts' split by width of the experts (not the shared expert).
+static void cut_width(model *m, uint32_t l, uint32_t rank, uint64_t first, uint64_t n, uint8_t **at)
 {
     model_layer *L = &m->layers[l];
     copy_part(m, l, &L->exp_gate, true, first, n, at);
@@ -313,6 +334,39 @@ static void cut_experts(model *m, uint32_t l, uint32_t rank, uint64_t first, uin
     copy_part(m, l, &L->exp_gate_b, false, first, n, at);
     copy_part(m, l, &L->exp_up_b, false, first, n, at);
     keep_on_rank0(m, l, &L->exp_down_b, rank);
+}
+
+// Rank's experts of a split by whole experts (moe_by_expert): [*e0, *e0 + *count); *count 0
+// where the experts are split by width.
+static void moe_experts(const model *m, uint32_t rank, uint32_t size, uint32_t *e0, uint32_t *count)
+{
+    *count = moe_by_expert(m, size) ? m->hp.n_expert / size : 0;
+    *e0 = rank * *count;
+}
+
+// Cuts layer l's experts to rank's part of each expert's width, [first, first + n) (and of
+// the shared expert's, [sh_first, sh_first + sh_n)), as the dense FFN is cut by input
+// columns: the rows of every expert's gate and up (and their biases' values), the matching
+// columns of every expert's down, so that the layer's output is a partial sum the ranks add;
+// the down biases join it once, on rank 0. Or, where e_count is not 0, to experts [e0, e0 +
+// e_count) whole (views of their matrices and bias rows): the rank's output is then the sum
+// over the chosen experts it holds, again a partial sum. The router stays whole: every rank
+// chooses the same experts.
+static void cut_experts(model *m, uint32_t l, uint32_t rank, uint64_t first, uint64_t n,
+                        uint32_t e0, uint32_t e_count, uint64_t sh_first, uint64_t sh_n,
+                        uint8_t **at)
+{
+    model_layer *L = &m->layers[l];
+    if (e_count) {
+        model_tensor *mats[] = {&L->exp_gate, &L->exp_up, &L->exp_down};
+        model_tensor *biases[] = {&L->exp_gate_b, &L->exp_up_b, &L->exp_down_b};
+        for (int i = 0; i < 3; i++) {
+            keep_matrices(m, l, mats[i], e0, e_count);
+            keep_rows(m, l, biases[i], e0, e_count); // (one row an expert)
+        }
+    } else {
+        cut_width(m, l, rank, first, n, at);
+    }
     if (L->sh_down.data) {
         keep_rows(m, l, &L->sh_gate, sh_first, sh_n);
         keep_rows(m, l, &L->sh_up, sh_first, sh_n);
@@ -345,16 +399,6 @@ static void cut_product(model *m, uint32_t l, model_tensor *t, model_tensor *bia
         keep_on_rank0(m, l, bias, rank);
 }
 
-// Matrices [h0, h0 + n) of the 3-D t (one per head), as a view of the same memory.
-static void keep_matrices(model *m, uint32_t l, model_tensor *t, uint64_t h0, uint64_t n)
-{
-    model_tensor before = *t;
-    if (t->data)
-        t->data = (const uint8_t *)t->data + h0 * t->mat_bytes;
-    t->n_mat = n;
-    record_cut(m, l, &before, t);
-}
-
 // Cuts layer l's latent attention to heads [head0, head0 + heads), each query q_dim wide
 // (wq's rows are cut by the caller): the rows of attn_q_b, the heads' attn_k_b and attn_v_b,
 // views. The latent's projection (attn_kv_a_mqa, its norm) and the low-rank queries'
@@ -385,6 +429,9 @@ static int shard(model *m, uint32_t rank, uint32_t size, bool copy, garlic_error
     uint64_t exp0 = 0, exp = 0, sh0 = 0, sh = 0; // the experts' and the shared expert's part
     moe_part(m, false, rank, size, &exp0, &exp);
     moe_part(m, true, rank, size, &sh0, &sh);
+    uint32_t e0, e_count; // (whole experts, where they split so)
+    moe_experts(m, rank, size, &e0, &e_count);
+    exp = e_count ? hp->ffn_exp : exp;
     uint64_t gather = 0, total = 0;
     uint64_t q_dim = m->arch->mla ? hp->head_dim_k_mla : hp->head_dim_k; // a head's query
     for (uint32_t l = 0; l < hp->n_layer; l++) {
@@ -395,7 +442,7 @@ static int shard(model *m, uint32_t rank, uint32_t size, bool copy, garlic_error
             gather = L->wo.n_in;
         if (L->tp_down == MODEL_TP_BY_OUTPUT && L->w_down.n_in > gather)
             gather = L->w_down.n_in;
-        total += copy ? copy_bytes(L, rank, size, exp, sh) : 0;
+        total += copy ? copy_bytes(L, rank, size, exp, sh, e_count > 0) : 0;
     }
     // One anonymous mapping holds every copied column slice, each at a multiple of 64 bytes.
     void *buf = copy && total
@@ -429,7 +476,7 @@ static int shard(model *m, uint32_t rank, uint32_t size, bool copy, garlic_error
         keep_rows(m, l, &L->w_up, ffn0, ffn);
         cut_product(m, l, &L->w_down, NULL, L->tp_down, rank, size, &at);
         if (model_layer_has_experts(m, l))
-            cut_experts(m, l, rank, exp0, exp, sh0, sh, &at);
+            cut_experts(m, l, rank, exp0, exp, e0, e_count, sh0, sh, &at);
     }
     // (a tied output is a view of the embedding, which every rank keeps whole: no cut)
     bool tied = !gguf_find_tensor(m->file, "output.weight");
@@ -442,6 +489,7 @@ static int shard(model *m, uint32_t rank, uint32_t size, bool copy, garlic_error
     }
     hp->n_head = (uint32_t)heads, hp->n_head_kv = (uint32_t)kv_heads, hp->ffn = (uint32_t)ffn;
     hp->ffn_exp = (uint32_t)exp, hp->ffn_shexp = (uint32_t)sh;
+    m->tp_expert0 = e0, m->tp_n_expert = e_count;
     hp->tp_gather_width = (uint32_t)gather;
     m->tp_rank = rank, m->tp_size = size;
     return GARLIC_OK;

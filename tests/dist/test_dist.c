@@ -290,12 +290,14 @@ static void test_synth_models(void **state)
 }
 
 // Mixtures of experts: every rank keeps its part of each expert's width (gate and up rows,
-// down columns, in whole blocks of down's type) and the whole router, so every rank chooses
-// the same experts and the layer's output is a partial sum the ranks add. Cases: qwen3moe
-// (Q8_0), gpt-oss (MXFP4 experts with gate, up and down biases, attention sinks and sliding
-// windows), qwen2moe (a shared expert with its sigmoid gate, F32), and Q4_K experts of 5
-// blocks of 256 (uneven parts: 2 and 3 blocks, or 1, 1, 1 and 2). And latent attention
-// (deepseek2: the heads split, the latent whole on every rank), with experts.
+// down columns, in whole blocks of down's type), or where those blocks do not split evenly
+// and the experts do, whole experts; and the whole router, so every rank chooses the same
+// experts and the layer's output is a partial sum the ranks add. Cases: qwen3moe (Q8_0),
+// gpt-oss (MXFP4 experts with gate, up and down biases, attention sinks and sliding
+// windows) split by width and by whole experts, qwen2moe (a shared expert with its sigmoid
+// gate, F32), Q4_K experts of 5 blocks of 256 (whole experts at 2 ranks, uneven parts at 4).
+// And latent attention (deepseek2: the heads split, the latent whole on every rank), with
+// experts.
 static void test_expert_models(void **state)
 {
     (void)state;
@@ -305,21 +307,26 @@ static void test_expert_models(void **state)
         const char *arch;
         uint32_t type;
         int32_t expert_type; // -1: type
-        uint32_t ffn_exp, ffn_shexp;
+        uint32_t n_expert, ffn_exp, ffn_shexp;
         const char *name;
     } cases[] = {
-        {"qwen3moe", TENSOR_TYPE_Q8_0, -1, 256, 0, "tp-qwen3moe-q8_0.gguf"},
-        {"gpt-oss", TENSOR_TYPE_Q8_0, TENSOR_TYPE_MXFP4, 256, 0, "tp-gpt-oss-mxfp4.gguf"},
-        {"qwen2moe", TENSOR_TYPE_F32, -1, 128, 256, "tp-qwen2moe-f32.gguf"},
-        {"qwen3moe", TENSOR_TYPE_Q4_K, -1, 1280, 0, "tp-qwen3moe-q4_k.gguf"},
-        {"deepseek2", TENSOR_TYPE_Q8_0, -1, 256, 256, "tp-deepseek2-q8_0.gguf"},
-        {"deepseek2", TENSOR_TYPE_F32, -1, 256, 0, "tp-deepseek2-f32.gguf"},
+        {"qwen3moe", TENSOR_TYPE_Q8_0, -1, 4, 256, 0, "tp-qwen3moe-q8_0.gguf"},
+        {"gpt-oss", TENSOR_TYPE_Q8_0, TENSOR_TYPE_MXFP4, 4, 256, 0, "tp-gpt-oss-mxfp4.gguf"},
+        // 3 blocks of 32, which neither 2 nor 4 ranks split evenly: whole experts, with their
+        // bias rows
+        {"gpt-oss", TENSOR_TYPE_Q8_0, TENSOR_TYPE_MXFP4, 4, 96, 0, "tp-gpt-oss-experts.gguf"},
+        {"qwen2moe", TENSOR_TYPE_F32, -1, 4, 128, 256, "tp-qwen2moe-f32.gguf"},
+        // 5 blocks of 256: 2 ranks take 3 whole experts each, 4 ranks (which do not divide the
+        // 6 experts) 1, 1, 1 and 2 blocks of every expert
+        {"qwen3moe", TENSOR_TYPE_Q4_K, -1, 6, 1280, 0, "tp-qwen3moe-q4_k.gguf"},
+        {"deepseek2", TENSOR_TYPE_Q8_0, -1, 4, 256, 256, "tp-deepseek2-q8_0.gguf"},
+        {"deepseek2", TENSOR_TYPE_F32, -1, 4, 256, 0, "tp-deepseek2-f32.gguf"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         model_synth_params p;
         model_synth_params_default(&p);
         p.arch = cases[i].arch, p.type = cases[i].type, p.expert_type = cases[i].expert_type;
-        p.n_head_kv = 4, p.n_expert = 4, p.n_expert_used = 2;
+        p.n_head_kv = 4, p.n_expert = cases[i].n_expert, p.n_expert_used = 2;
         p.ffn_exp = cases[i].ffn_exp, p.ffn_shexp = cases[i].ffn_shexp;
         if (!strcmp(p.arch, "gpt-oss")) // (its experts' width is --ffn's)
             p.ffn = cases[i].ffn_exp;
@@ -564,9 +571,10 @@ static void test_refusals(void **state)
                            "--tensor-parallel 3 must divide the 8 attention heads, and divide "
                            "the 4 KV heads or be a multiple of them"));
     free(err);
-    // Experts whose width is fewer whole blocks of their down matrix's type than ranks: an
-    // expert of 256 in Q4_K is one block of 256 (the loader's check alone).
-    p.arch = "qwen3moe", p.n_expert = 4, p.n_expert_used = 2, p.n_head_kv = 4, p.ffn_exp = 256;
+    // Experts whose width is fewer whole blocks of their down matrix's type than ranks, and
+    // whose number the ranks do not divide: 3 experts of 256 in Q4_K, one block of 256 (the
+    // loader's check alone).
+    p.arch = "qwen3moe", p.n_expert = 3, p.n_expert_used = 2, p.n_head_kv = 4, p.ffn_exp = 256;
     p.type = TENSOR_TYPE_Q4_K;
     snprintf(file, sizeof file, "%s/moe.gguf", a);
     assert_int_equal(model_synth_write(&p, file, &e), GARLIC_OK);

@@ -4,7 +4,7 @@
 // as model/shard.c splits them, recomputed here from the GGUF file's own tensor records
 // (rows, columns or values divided by T, the output by vocabulary when T divides it, an
 // output bias on rank 0 alone, every expert's width in whole blocks of its down matrix's
-// type, latent attention's per-head matrices by heads, everything else whole); its KV the
+// type or whole experts, latent attention's per-head matrices by heads, everything else whole); its KV the
 // share's KV heads (latent attention's one latent whole on every rank); pipeline
 // stages contiguous, every layer once, the embedding on the first and the output on the
 // last, and no other split of the layers with a smaller largest rank; the smallest layout
@@ -61,21 +61,45 @@ typedef struct heads {
     uint32_t n_head, n_head_kv;
 } heads;
 
-// Rank r of t's part of an expert width of the file (ne[0] of the down matrices named
-// `down`: "ffn_down_exps.weight" or the shared expert's "ffn_down_shexp.weight"), in
-// values: the width split in units of the largest block of those matrices' types over the
-// layers, so that every rank's columns of each are whole blocks. 0 where there are none.
-static uint64_t expert_part(const gguf_file *f, const char *down, uint32_t r, uint32_t t)
+// The width of the file's experts (ne[0] of the down matrices named `down`:
+// "ffn_down_exps.weight" or the shared expert's "ffn_down_shexp.weight"; 0: none) and the
+// unit tensor parallelism splits it in: the largest block of those matrices' types over the
+// layers, so that every rank's columns of each are whole blocks.
+static uint64_t expert_width(const gguf_file *f, const char *down, uint64_t *unit)
 {
-    uint64_t width = 0, unit = 1;
+    uint64_t width = 0;
+    *unit = 1;
     for (uint64_t i = 0; i < f->n_tensors; i++) {
         const gguf_tensor *tt = &f->tensors[i];
         if (!ends_with(&tt->name, down))
             continue;
         width = tt->ne[0];
         uint64_t block = tensor_type_get(tt->type)->block_size;
-        unit = block > unit ? block : unit;
+        *unit = block > *unit ? block : *unit;
     }
+    return width;
+}
+
+// Whether t ranks take whole experts of the file (each n_expert / t of them) rather than a
+// part of every expert's width: where that width's blocks do not split evenly between them
+// and the experts do.
+static bool by_expert(const gguf_file *f, uint32_t t)
+{
+    uint64_t unit, width = expert_width(f, "ffn_down_exps.weight", &unit);
+    const gguf_tensor *down = NULL;
+    for (uint64_t i = 0; i < f->n_tensors && !down; i++)
+        if (ends_with(&f->tensors[i].name, "ffn_down_exps.weight"))
+            down = &f->tensors[i];
+    return down && t > 1 && (width / unit) % t != 0 && down->ne[2] % t == 0;
+}
+
+// Rank r of t's part of an expert width of the file (expert_width's), in values; the whole
+// width where the ranks take whole experts. 0 where there are none.
+static uint64_t expert_part(const gguf_file *f, const char *down, uint32_t r, uint32_t t)
+{
+    uint64_t unit, width = expert_width(f, down, &unit);
+    if (!strcmp(down, "ffn_down_exps.weight") && by_expert(f, t))
+        return width;
     return part_of(width / unit, r, t) * unit;
 }
 
@@ -136,13 +160,16 @@ static uint64_t share_of(const gguf_tensor *tt, uint32_t rank, uint32_t t, bool 
     static const char *const by_width[] = {".ffn_gate_exps.weight", ".ffn_up_exps.weight",
                                            ".ffn_gate_exps.bias", ".ffn_up_exps.bias",
                                            ".ffn_down_exps.weight"};
+    bool whole_experts = by_expert(f, t); // (then n_expert / t whole experts and bias rows)
     for (size_t i = 0; i < sizeof by_width / sizeof by_width[0]; i++)
         if (ends_with(&tt->name, by_width[i])) {
             uint64_t width = i < 2 ? tt->ne[1] : tt->ne[0];
+            if (whole_experts)
+                return tt->nbytes / t;
             return tt->nbytes / width * expert_part(f, "ffn_down_exps.weight", rank, t);
         }
     if (ends_with(&tt->name, ".ffn_down_exps.bias"))
-        return rank == 0 ? tt->nbytes : 0;
+        return whole_experts ? tt->nbytes / t : rank == 0 ? tt->nbytes : 0;
     if (ends_with(&tt->name, ".ffn_gate_shexp.weight") ||
         ends_with(&tt->name, ".ffn_up_shexp.weight"))
         return row * expert_part(f, "ffn_down_shexp.weight", rank, t);
@@ -207,9 +234,9 @@ typedef struct layout_case {
     uint32_t n_head_kv; // 0: 4 (2 and 4 ranks divide them)
     uint32_t ffn, vocab;
     const char *name;
-    // Experts (0: a dense FFN): 4 of them, 2 used, each ffn_exp wide, in expert_type (0:
-    // type), a shared expert ffn_shexp wide (0: none).
-    uint32_t ffn_exp, expert_type, ffn_shexp;
+    // Experts (0: a dense FFN): n_expert of them (0: 4), 2 used, each ffn_exp wide, in
+    // expert_type (0: type), a shared expert ffn_shexp wide (0: none).
+    uint32_t ffn_exp, expert_type, ffn_shexp, n_expert;
 } layout_case;
 
 static const char *synth_case(const layout_case *c, uint32_t n_layer, const char *name)
@@ -220,7 +247,8 @@ static const char *synth_case(const layout_case *c, uint32_t n_layer, const char
     p.n_head_kv = c->n_head_kv ? c->n_head_kv : 4;
     p.ffn = c->ffn ? c->ffn : p.ffn, p.vocab = c->vocab ? c->vocab : p.vocab;
     if (c->ffn_exp) {
-        p.n_expert = 4, p.n_expert_used = 2, p.ffn_exp = c->ffn_exp, p.ffn_shexp = c->ffn_shexp;
+        p.n_expert = c->n_expert ? c->n_expert : 4, p.n_expert_used = 2;
+        p.ffn_exp = c->ffn_exp, p.ffn_shexp = c->ffn_shexp;
         p.expert_type = c->expert_type ? (int32_t)c->expert_type : -1;
         if (!strcmp(p.arch, "gpt-oss")) // (its experts' width is the FFN's)
             p.ffn = c->ffn_exp;
@@ -258,31 +286,72 @@ static planner_config config(uint64_t budget)
 }
 
 static const layout_case CASES[] = {
-    {"llama", TENSOR_TYPE_F32, false, 0, 0, 0, "layout-llama-f32.gguf", 0, 0, 0},
-    {"llama", TENSOR_TYPE_Q4_0, true, 0, 0, 0, "layout-llama-q4_0-tied.gguf", 0, 0,
-     0}, // embedding rows
-    {"qwen2", TENSOR_TYPE_Q8_0, false, 0, 0, 0, "layout-qwen2-q8_0.gguf", 0, 0, 0}, // Q/K/V biases
-    {"phi3", TENSOR_TYPE_Q8_0, false, 0, 0, 0, "layout-phi3-q8_0.gguf", 0, 0, 0},   // fused qkv, up
-    {"gemma3", TENSOR_TYPE_F16, false, 0, 0, 0, "layout-gemma3-f16.gguf", 0, 0, 0}, // windows
+    {.arch = "llama", .type = TENSOR_TYPE_F32, .name = "layout-llama-f32.gguf"},
+    // embedding rows
+    {.arch = "llama",
+     .type = TENSOR_TYPE_Q4_0,
+     .tied = true,
+     .name = "layout-llama-q4_0-tied.gguf"},
+    {.arch = "qwen2", .type = TENSOR_TYPE_Q8_0, .name = "layout-qwen2-q8_0.gguf"}, // Q/K/V biases
+    {.arch = "phi3", .type = TENSOR_TYPE_Q8_0, .name = "layout-phi3-q8_0.gguf"},   // fused qkv, up
+    {.arch = "gemma3", .type = TENSOR_TYPE_F16, .name = "layout-gemma3-f16.gguf"}, // windows
     // K-quants: a rank's 128 or 64 columns of attn_output and 384 or 192 of ffn_down are not
     // whole blocks of 256: both split by output rows.
-    {"llama", TENSOR_TYPE_Q4_K, false, 0, 0, 0, "layout-llama-q4_k.gguf", 0, 0, 0},
+    {.arch = "llama", .type = TENSOR_TYPE_Q4_K, .name = "layout-llama-q4_k.gguf"},
     // ffn_down's 400 or 200 columns are not whole blocks of 32 (by output rows), attn_output's
     // are (by input columns); 2 KV heads, one a rank at 4 ranks; 510 vocabulary rows.
-    {"llama", TENSOR_TYPE_Q8_0, false, 2, 800, 510, "layout-llama-q8_0-mixed.gguf", 0, 0, 0},
+    {.arch = "llama",
+     .type = TENSOR_TYPE_Q8_0,
+     .n_head_kv = 2,
+     .ffn = 800,
+     .vocab = 510,
+     .name = "layout-llama-q8_0-mixed.gguf"},
     // Uneven parts of the FFN (770 rows: 192 or 193 a rank at 4) and of the vocabulary.
-    {"llama", TENSOR_TYPE_F32, false, 0, 770, 510, "layout-llama-f32-uneven.gguf", 0, 0, 0},
+    {.arch = "llama",
+     .type = TENSOR_TYPE_F32,
+     .ffn = 770,
+     .vocab = 510,
+     .name = "layout-llama-f32-uneven.gguf"},
     // Experts: 256 wide in Q8_0 (8 blocks of 32); in MXFP4 with biases (gpt-oss); F32 with a
-    // shared expert (qwen2moe); 1280 wide in Q4_K, 5 blocks of 256 (uneven parts).
-    {"qwen3moe", TENSOR_TYPE_Q8_0, false, 0, 0, 0, "layout-qwen3moe-q8_0.gguf", 256, 0, 0},
-    {"gpt-oss", TENSOR_TYPE_Q8_0, false, 0, 0, 0, "layout-gpt-oss.gguf", 256, TENSOR_TYPE_MXFP4, 0},
-    {"qwen2moe", TENSOR_TYPE_F32, false, 0, 0, 0, "layout-qwen2moe-f32.gguf", 128, 0, 256},
-    {"qwen3moe", TENSOR_TYPE_Q4_K, false, 0, 0, 0, "layout-qwen3moe-q4_k.gguf", 1280, 0, 0},
+    // shared expert (qwen2moe).
+    {.arch = "qwen3moe",
+     .type = TENSOR_TYPE_Q8_0,
+     .name = "layout-qwen3moe-q8_0.gguf",
+     .ffn_exp = 256},
+    {.arch = "gpt-oss",
+     .type = TENSOR_TYPE_Q8_0,
+     .name = "layout-gpt-oss.gguf",
+     .ffn_exp = 256,
+     .expert_type = TENSOR_TYPE_MXFP4},
+    {.arch = "qwen2moe",
+     .type = TENSOR_TYPE_F32,
+     .name = "layout-qwen2moe-f32.gguf",
+     .ffn_exp = 128,
+     .ffn_shexp = 256},
+    // 1280 wide in Q4_K (5 blocks of 256), 6 experts: 2 ranks take 3 whole experts each, as
+    // the blocks do not split evenly; 4 ranks, which do not divide the experts, 1, 1, 1 and 2
+    // blocks of each.
+    {.arch = "qwen3moe",
+     .type = TENSOR_TYPE_Q4_K,
+     .name = "layout-qwen3moe-q4_k.gguf",
+     .ffn_exp = 1280,
+     .n_expert = 6},
+    // 3 blocks of 32 in MXFP4: whole experts and their bias rows at 2 and 4 ranks.
+    {.arch = "gpt-oss",
+     .type = TENSOR_TYPE_Q8_0,
+     .name = "layout-gpt-oss-experts.gguf",
+     .ffn_exp = 96,
+     .expert_type = TENSOR_TYPE_MXFP4},
     // Latent attention (deepseek2: one latent KV head, whole on every rank; attn_q_b rows and
     // attn_k_b/attn_v_b matrices by heads; attn_output's 192 columns by input columns at 2
     // ranks, by output rows at 4, whose 48 are not whole blocks of 32), a dense first layer,
     // experts and a shared expert.
-    {"deepseek2", TENSOR_TYPE_Q8_0, false, 1, 0, 0, "layout-deepseek2.gguf", 256, 0, 256},
+    {.arch = "deepseek2",
+     .type = TENSOR_TYPE_Q8_0,
+     .n_head_kv = 1,
+     .name = "layout-deepseek2.gguf",
+     .ffn_exp = 256,
+     .ffn_shexp = 256},
 };
 
 // Checks the layout of rank r of t's share of path (shapes) against the file: each layer's
@@ -306,6 +375,11 @@ static void check_splits(const char *path, uint32_t r, uint32_t t)
             assert_int_equal(L->exp_down.n_out, m->hp.dim);
             assert_int_equal(L->router.n_out, m->hp.n_expert); // (whole)
             assert_int_equal(m->hp.ffn_exp, exp);
+            // whole experts: n_expert / t of them, from rank r's first
+            uint32_t held = by_expert(f, t) ? m->hp.n_expert / t : 0;
+            assert_int_equal(m->tp_n_expert, held);
+            assert_int_equal(m->tp_expert0, r * held);
+            assert_int_equal(L->exp_down.n_mat, held ? held : m->hp.n_expert);
         }
         if (L->sh_down.data) {
             assert_int_equal(L->sh_gate.n_out, sh);
@@ -511,7 +585,7 @@ static void test_smallest_layout(void **state)
         assert_true(big[r].plan.fits && big[r].plan.total_bytes <= cfg.budget);
     // Uneven parts (an FFN of 771, 511 vocabulary rows): the last rank holds the most, so a
     // budget of rank 0's total does not admit 2 x 1.
-    const layout_case uneven = {"llama", TENSOR_TYPE_F32, false, 0, 771, 511, NULL, 0, 0, 0};
+    const layout_case uneven = {.arch = "llama", .type = TENSOR_TYPE_F32, .ffn = 771, .vocab = 511};
     const char *odd = synth_case(&uneven, 4, "smallest-uneven.gguf");
     cfg.budget = 0;
     assert_int_equal(planner_layout_make(odd, NULL, 2, 1, &cfg, two, &err), GARLIC_OK);
