@@ -389,13 +389,15 @@ void model_free(model *m);
 // or is a multiple of (the FFN width and the vocabulary may split unevenly; attn_output and
 // ffn_down split by output rows where their columns would not be whole blocks), whose
 // experts' width (and shared expert's) holds at least size whole blocks of their down
-// matrices' type. GARLIC_EUNSUPPORTED otherwise, naming the file and what does not divide.
+// matrices' type, or whose experts size divides. GARLIC_EUNSUPPORTED otherwise, naming the
+// file and what does not divide.
 int model_shard_check(const model *m, uint32_t size, garlic_error *err);
 
 // Cuts m (just loaded, not yet prefaulted) down to rank's share of size ranks (see
 // shard.c): views of its rows of Q/K/V and gate/up, copies of its input columns of
 // attn_output and ffn_down or views of their rows (model_layer.tp_wo, tp_down say which),
-// copies of its part of every expert's width; hp then describes the share. size <= 1 changes nothing. Errors
+// copies of its part of every expert's width or views of its whole experts, views of its
+// heads' latent attention matrices; hp then describes the share. size <= 1 changes nothing. Errors
 // as model_shard_check's, or GARLIC_ENOMEM; m is unchanged on failure.
 int model_shard(model *m, uint32_t rank, uint32_t size, garlic_error *err);
 

@@ -26,6 +26,10 @@
 //                                 and up rows are views); the down biases on rank 0 alone;
 //                                 the router whole, so every rank chooses the same experts
 //                                 and the layer's output is a partial sum, as the dense FFN's;
+//                                 or, where those blocks do not split evenly between the ranks
+//                                 and the experts do (moe_by_expert), n_expert / T whole
+//                                 experts (views of their matrices and bias rows), whose
+//                                 chosen slots alone the rank computes (model.tp_expert0);
 //   latent attention (MLA)        its heads' rows of attn_q / attn_q_b and its heads' attn_k_b
 //                                 and attn_v_b matrices, views; the latent's projections
 //                                 (attn_kv_a_mqa, attn_q_a, their norms) whole: every rank
