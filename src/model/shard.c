@@ -20,7 +20,7 @@
 //                                 tp_down say which, layer by layer);
 //   experts (_exps), shared expert  its part of every expert's width (ffn_exp; the shared
 //                                 expert's ffn_shexp) in whole blocks of the down matrices'
-//                                 type (moe_part): the rows of every expert's gate and up
+//                                 type (moe_share_of): the rows of every expert's gate and up
 //                                 (and of their biases), copied, the matching input columns
 //                                 of every expert's down, copied (the shared expert's gate
 //                                 and up rows are views); the down biases on rank 0 alone;
@@ -138,16 +138,6 @@ static uint64_t moe_unit(const model *m, bool shared)
     return unit;
 }
 
-// Rank's part of the experts' width (shared: the shared expert's): dist_part_first's split
-// of its whole units (moe_unit), as values: *first and *n.
-static void moe_part(const model *m, bool shared, uint32_t rank, uint32_t size, uint64_t *first,
-                     uint64_t *n)
-{
-    uint64_t width = shared ? m->hp.ffn_shexp : m->hp.ffn_exp, unit = moe_unit(m, shared);
-    *first = dist_part_first(width / unit, rank, size) * unit;
-    *n = dist_part_size(width / unit, rank, size) * unit;
-}
-
 // Whether size ranks split the experts by whole experts (each rank n_expert / size of them)
 // rather than each expert by width: where the width's whole blocks (moe_unit) do not split
 // evenly between the ranks and the experts do. Even parts of every expert balance the work
@@ -162,22 +152,50 @@ static bool moe_by_expert(const model *m, uint32_t size)
     return blocks % size != 0 && hp->n_expert % size == 0;
 }
 
-// Refuses, naming it, an expert width that size ranks cannot each take whole blocks of
-// (where they do not take whole experts instead).
-static int check_moe_width(const model *m, bool shared, uint32_t size, garlic_error *err)
+// A rank's share of the experts of every layer (moe_share_of).
+typedef struct moe_share {
+    uint64_t first, n;       // its part of every expert's width (all of it by whole experts)
+    uint32_t e0, e_count;    // its whole experts [e0, e0 + e_count); 0: split by width
+    uint64_t sh_first, sh_n; // its part of the shared expert's width
+    bool sh_rank0;           // the shared expert whole on rank 0 alone (fewer blocks than ranks)
+} moe_share;
+
+// Rank's share of the experts: dist_part_first's split of the whole units (moe_unit) of
+// every expert's width, or its whole experts (moe_by_expert); its part of the shared
+// expert's width likewise, or the whole of it where that has fewer blocks than ranks (then
+// kept by rank 0 alone, its output joining the sum once).
+static void moe_share_of(const model *m, uint32_t rank, uint32_t size, moe_share *sh)
 {
-    uint64_t width = shared ? m->hp.ffn_shexp : m->hp.ffn_exp, unit = moe_unit(m, shared);
-    if (!width || (!shared && moe_by_expert(m, size)) ||
-        (width % unit == 0 && width / unit >= size))
+    const model_hparams *hp = &m->hp;
+    uint64_t unit = moe_unit(m, false), sh_unit = moe_unit(m, true);
+    *sh = (moe_share){.n = hp->ffn_exp, .sh_n = hp->ffn_shexp};
+    if (moe_by_expert(m, size)) {
+        sh->e_count = hp->n_expert / size, sh->e0 = rank * sh->e_count;
+    } else {
+        sh->first = dist_part_first(hp->ffn_exp / unit, rank, size) * unit;
+        sh->n = dist_part_size(hp->ffn_exp / unit, rank, size) * unit;
+    }
+    sh->sh_rank0 = hp->ffn_shexp && hp->ffn_shexp / sh_unit < size;
+    if (!sh->sh_rank0) {
+        sh->sh_first = dist_part_first(hp->ffn_shexp / sh_unit, rank, size) * sh_unit;
+        sh->sh_n = dist_part_size(hp->ffn_shexp / sh_unit, rank, size) * sh_unit;
+    }
+}
+
+// Refuses, naming it, an experts' width that size ranks can neither each take whole blocks
+// of nor divide into whole experts.
+static int check_moe_width(const model *m, uint32_t size, garlic_error *err)
+{
+    uint64_t width = m->hp.ffn_exp, unit = moe_unit(m, false);
+    if (!m->hp.n_expert || moe_by_expert(m, size) || (width % unit == 0 && width / unit >= size))
         return GARLIC_OK;
+    unsigned long long blocks = width / unit;
     return garlic_error_set(err, GARLIC_EUNSUPPORTED,
-                            "%s: --tensor-parallel %u exceeds the %s width: its %llu values "
-                            "make %llu blocks of %llu (%s's type), and each rank takes whole "
-                            "blocks%s",
-                            m->file->path, size, shared ? "shared expert's" : "experts'",
-                            (unsigned long long)width, (unsigned long long)(width / unit),
-                            (unsigned long long)unit, shared ? "ffn_down_shexp" : "ffn_down_exps",
-                            shared ? "" : " (or whole experts, where it divides their number)");
+                            "%s: --tensor-parallel %u exceeds the experts' width: their %llu "
+                            "values are %llu whole block%s of %llu (ffn_down_exps's type), "
+                            "fewer than the ranks, and %u ranks do not divide the %u experts",
+                            m->file->path, size, (unsigned long long)width, blocks,
+                            blocks == 1 ? "" : "s", (unsigned long long)unit, size, m->hp.n_expert);
 }
 
 int model_shard_check(const model *m, uint32_t size, garlic_error *err)
@@ -202,8 +220,7 @@ int model_shard_check(const model *m, uint32_t size, garlic_error *err)
         return garlic_error_set(err, GARLIC_EUNSUPPORTED,
                                 "%s: --tensor-parallel %u exceeds the feed-forward width %u", path,
                                 size, hp->ffn);
-    int rc = hp->n_expert ? check_moe_width(m, false, size, err) : GARLIC_OK;
-    return rc ? rc : check_moe_width(m, true, size, err);
+    return check_moe_width(m, size, err);
 }
 
 // Drops the whole pages of the mapping inside [from, from + bytes) that a copy replaced: the
@@ -258,18 +275,17 @@ static void keep_expert_rows(model *m, uint32_t l, model_tensor *t, uint64_t r0,
     record_cut(m, l, &before, t);
 }
 
-// Tensors a layer's share cuts (the most record_cut can record for one layer: 9 of the
-// attention, 9 of the experts).
-enum { CUTS_PER_LAYER = 20 };
+// Tensors a layer's share cuts, at most (record_cut's records for one layer: 9 of the
+// attention, 3 more of latent attention, 6 of the experts, 4 of the shared expert).
+enum { CUTS_PER_LAYER = 24 };
 
 static uint64_t round64(uint64_t n) { return (n + 63) / 64 * 64; }
 
 // Bytes of the copies of layer L that rank keeps, each rounded up to 64: the columns of wo
-// and w_down where they are split by input columns (tp_wo, tp_down set); the experts' rows of
-// gate and up and columns of down and of the gate and up biases (n of them, from row
-// `first`: moe_part), the shared expert's down columns (sh_n).
-static uint64_t copy_bytes(const model_layer *L, uint32_t rank, uint32_t size, uint64_t n,
-                           uint64_t sh_n, bool by_expert)
+// and w_down where they are split by input columns (tp_wo, tp_down set); where the experts
+// are split by width, their rows of gate and up and columns of down and of the gate and up
+// biases (sh: the rank's share), and the shared expert's down columns where it is split.
+static uint64_t copy_bytes(const model_layer *L, uint32_t rank, uint32_t size, const moe_share *sh)
 {
     uint64_t total = 0;
     const model_tensor *ws[] = {&L->wo, &L->w_down};
@@ -281,14 +297,15 @@ static uint64_t copy_bytes(const model_layer *L, uint32_t rank, uint32_t size, u
         total += round64(row_size(ws[i]->type, cols) * ws[i]->n_out);
     }
     const model_tensor *rows[] = {&L->exp_gate, &L->exp_up};
-    for (int i = 0; i < 2 && !by_expert; i++)
+    for (int i = 0; i < 2 && !sh->e_count; i++) // (whole experts are views)
         if (rows[i]->data)
-            total += round64(row_size(rows[i]->type, rows[i]->n_in) * n * rows[i]->n_mat);
-    const model_tensor *cols[] = {&L->exp_down, &L->exp_gate_b, &L->exp_up_b, &L->sh_down};
-    for (int i = by_expert ? 3 : 0; i < 4; i++) // (whole experts are views)
+            total += round64(row_size(rows[i]->type, rows[i]->n_in) * sh->n * rows[i]->n_mat);
+    const model_tensor *cols[] = {&L->exp_down, &L->exp_gate_b, &L->exp_up_b};
+    for (int i = 0; i < 3 && !sh->e_count; i++)
         if (cols[i]->data)
-            total += round64(row_size(cols[i]->type, i == 3 ? sh_n : n) * cols[i]->n_out *
-                             cols[i]->n_mat);
+            total += round64(row_size(cols[i]->type, sh->n) * cols[i]->n_out * cols[i]->n_mat);
+    if (L->sh_down.data && !sh->sh_rank0)
+        total += round64(row_size(L->sh_down.type, sh->sh_n) * L->sh_down.n_out);
     return total;
 }
 
@@ -340,42 +357,37 @@ static void cut_width(model *m, uint32_t l, uint32_t rank, uint64_t first, uint6
     keep_on_rank0(m, l, &L->exp_down_b, rank);
 }
 
-// Rank's experts of a split by whole experts (moe_by_expert): [*e0, *e0 + *count); *count 0
-// where the experts are split by width.
-static void moe_experts(const model *m, uint32_t rank, uint32_t size, uint32_t *e0, uint32_t *count)
-{
-    *count = moe_by_expert(m, size) ? m->hp.n_expert / size : 0;
-    *e0 = rank * *count;
-}
-
-// Cuts layer l's experts to rank's part of each expert's width, [first, first + n) (and of
-// the shared expert's, [sh_first, sh_first + sh_n)), as the dense FFN is cut by input
-// columns: the rows of every expert's gate and up (and their biases' values), the matching
-// columns of every expert's down, so that the layer's output is a partial sum the ranks add;
-// the down biases join it once, on rank 0. Or, where e_count is not 0, to experts [e0, e0 +
-// e_count) whole (views of their matrices and bias rows): the rank's output is then the sum
-// over the chosen experts it holds, again a partial sum. The router stays whole: every rank
-// chooses the same experts.
-static void cut_experts(model *m, uint32_t l, uint32_t rank, uint64_t first, uint64_t n,
-                        uint32_t e0, uint32_t e_count, uint64_t sh_first, uint64_t sh_n,
-                        uint8_t **at)
+// Cuts layer l's experts to rank's share sh (moe_share_of): its part of each expert's
+// width, as the dense FFN is cut by input columns: the rows of every expert's gate and up
+// (and their biases' values), the matching columns of every expert's down, so that the
+// layer's output is a partial sum the ranks add, the down biases joining it once, on rank 0;
+// or its whole experts (views of their matrices and bias rows), whose chosen slots it sums,
+// again a partial sum. The shared expert is cut by width too, or kept whole by rank 0. The
+// router stays whole: every rank chooses the same experts.
+static void cut_experts(model *m, uint32_t l, uint32_t rank, const moe_share *sh, uint8_t **at)
 {
     model_layer *L = &m->layers[l];
-    if (e_count) {
+    if (sh->e_count) {
         model_tensor *mats[] = {&L->exp_gate, &L->exp_up, &L->exp_down};
         model_tensor *biases[] = {&L->exp_gate_b, &L->exp_up_b, &L->exp_down_b};
         for (int i = 0; i < 3; i++) {
-            keep_matrices(m, l, mats[i], e0, e_count);
-            keep_rows(m, l, biases[i], e0, e_count); // (one row an expert)
+            keep_matrices(m, l, mats[i], sh->e0, sh->e_count);
+            keep_rows(m, l, biases[i], sh->e0, sh->e_count); // (one row an expert)
         }
     } else {
-        cut_width(m, l, rank, first, n, at);
+        cut_width(m, l, rank, sh->first, sh->n, at);
     }
-    if (L->sh_down.data) {
-        keep_rows(m, l, &L->sh_gate, sh_first, sh_n);
-        keep_rows(m, l, &L->sh_up, sh_first, sh_n);
-        copy_part(m, l, &L->sh_down, false, sh_first, sh_n, at);
+    if (!L->sh_down.data)
+        return;
+    if (sh->sh_rank0) {
+        model_tensor *whole[] = {&L->sh_gate, &L->sh_up, &L->sh_down, &L->sh_router};
+        for (int i = 0; i < 4; i++)
+            keep_on_rank0(m, l, whole[i], rank);
+        return;
     }
+    keep_rows(m, l, &L->sh_gate, sh->sh_first, sh->sh_n);
+    keep_rows(m, l, &L->sh_up, sh->sh_first, sh->sh_n);
+    copy_part(m, l, &L->sh_down, false, sh->sh_first, sh->sh_n, at);
 }
 
 // Cuts matrix t of layer l (wo or w_down, with its bias, or NULL) as `split` says: its
@@ -430,12 +442,8 @@ static int shard(model *m, uint32_t rank, uint32_t size, bool copy, garlic_error
     uint64_t kv_heads = hp->n_head_kv >= size ? hp->n_head_kv / size : 1;
     uint64_t kv0 = (uint64_t)rank * hp->n_head_kv / size;
     uint64_t ffn0 = dist_part_first(hp->ffn, rank, size), ffn = dist_part_size(hp->ffn, rank, size);
-    uint64_t exp0 = 0, exp = 0, sh0 = 0, sh = 0; // the experts' and the shared expert's part
-    moe_part(m, false, rank, size, &exp0, &exp);
-    moe_part(m, true, rank, size, &sh0, &sh);
-    uint32_t e0, e_count; // (whole experts, where they split so)
-    moe_experts(m, rank, size, &e0, &e_count);
-    exp = e_count ? hp->ffn_exp : exp;
+    moe_share experts;
+    moe_share_of(m, rank, size, &experts);
     uint64_t gather = 0, total = 0;
     uint64_t q_dim = m->arch->mla ? hp->head_dim_k_mla : hp->head_dim_k; // a head's query
     for (uint32_t l = 0; l < hp->n_layer; l++) {
@@ -446,7 +454,7 @@ static int shard(model *m, uint32_t rank, uint32_t size, bool copy, garlic_error
             gather = L->wo.n_in;
         if (L->tp_down == MODEL_TP_BY_OUTPUT && L->w_down.n_in > gather)
             gather = L->w_down.n_in;
-        total += copy ? copy_bytes(L, rank, size, exp, sh, e_count > 0) : 0;
+        total += copy ? copy_bytes(L, rank, size, &experts) : 0;
     }
     // One anonymous mapping holds every copied column slice, each at a multiple of 64 bytes.
     void *buf = copy && total
@@ -480,7 +488,7 @@ static int shard(model *m, uint32_t rank, uint32_t size, bool copy, garlic_error
         keep_rows(m, l, &L->w_up, ffn0, ffn);
         cut_product(m, l, &L->w_down, NULL, L->tp_down, rank, size, &at);
         if (model_layer_has_experts(m, l))
-            cut_experts(m, l, rank, exp0, exp, e0, e_count, sh0, sh, &at);
+            cut_experts(m, l, rank, &experts, &at);
     }
     // (a tied output is a view of the embedding, which every rank keeps whole: no cut)
     bool tied = !gguf_find_tensor(m->file, "output.weight");
@@ -492,8 +500,8 @@ static int shard(model *m, uint32_t rank, uint32_t size, bool copy, garlic_error
             m->n_tp_cuts = before;
     }
     hp->n_head = (uint32_t)heads, hp->n_head_kv = (uint32_t)kv_heads, hp->ffn = (uint32_t)ffn;
-    hp->ffn_exp = (uint32_t)exp, hp->ffn_shexp = (uint32_t)sh;
-    m->tp_expert0 = e0, m->tp_n_expert = e_count;
+    hp->ffn_exp = (uint32_t)experts.n, hp->ffn_shexp = (uint32_t)experts.sh_n;
+    m->tp_expert0 = experts.e0, m->tp_n_expert = experts.e_count;
     hp->tp_gather_width = (uint32_t)gather;
     m->tp_rank = rank, m->tp_size = size;
     return GARLIC_OK;

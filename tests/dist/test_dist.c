@@ -295,7 +295,8 @@ static void test_synth_models(void **state)
 // experts and the layer's output is a partial sum the ranks add. Cases: qwen3moe (Q8_0),
 // gpt-oss (MXFP4 experts with gate, up and down biases, attention sinks and sliding
 // windows) split by width and by whole experts, qwen2moe (a shared expert with its sigmoid
-// gate, F32), Q4_K experts of 5 blocks of 256 (whole experts at 2 ranks, uneven parts at 4).
+// gate, F32; in Q4_K a shared expert of one block, which rank 0 keeps whole), Q4_K experts of
+// 5 blocks of 256 (whole experts at 2 ranks, uneven parts at 4).
 // And latent attention (deepseek2: the heads split, the latent whole on every rank), with
 // experts.
 static void test_expert_models(void **state)
@@ -316,6 +317,9 @@ static void test_expert_models(void **state)
         // bias rows
         {"gpt-oss", TENSOR_TYPE_Q8_0, TENSOR_TYPE_MXFP4, 4, 96, 0, "tp-gpt-oss-experts.gguf"},
         {"qwen2moe", TENSOR_TYPE_F32, -1, 4, 128, 256, "tp-qwen2moe-f32.gguf"},
+        // experts of 2 blocks of 256 (by width at 2 ranks, whole at 4), a shared expert of 1
+        // (kept whole by rank 0)
+        {"qwen2moe", TENSOR_TYPE_Q4_K, -1, 4, 512, 256, "tp-qwen2moe-q4_k.gguf"},
         // 5 blocks of 256: 2 ranks take 3 whole experts each, 4 ranks (which do not divide the
         // 6 experts) 1, 1, 1 and 2 blocks of every expert
         {"qwen3moe", TENSOR_TYPE_Q4_K, -1, 6, 1280, 0, "tp-qwen3moe-q4_k.gguf"},
@@ -582,8 +586,9 @@ static void test_refusals(void **state)
     assert_null(model_load_with(file, &o, &e));
     assert_int_equal(e.code, GARLIC_EUNSUPPORTED);
     assert_non_null(strstr(e.message,
-                           "--tensor-parallel 2 exceeds the experts' width: its 256 "
-                           "values make 1 blocks of 256 (ffn_down_exps's type)"));
+                           "--tensor-parallel 2 exceeds the experts' width: their 256 values are "
+                           "1 whole block of 256 (ffn_down_exps's type), fewer than the ranks, "
+                           "and 2 ranks do not divide the 3 experts"));
     // An encoder (embeddings only) is served by one process.
     model_synth_params_default(&p);
     p.arch = "bert", p.n_head_kv = 8;

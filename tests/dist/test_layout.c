@@ -93,13 +93,25 @@ static bool by_expert(const gguf_file *f, uint32_t t)
     return down && t > 1 && (width / unit) % t != 0 && down->ne[2] % t == 0;
 }
 
+// Whether t ranks leave the file's shared expert whole to rank 0 alone: where its width has
+// fewer whole blocks than ranks.
+static bool shared_on_rank0(const gguf_file *f, uint32_t t)
+{
+    uint64_t unit, width = expert_width(f, "ffn_down_shexp.weight", &unit);
+    return width && width / unit < t;
+}
+
 // Rank r of t's part of an expert width of the file (expert_width's), in values; the whole
-// width where the ranks take whole experts. 0 where there are none.
+// width where the ranks take whole experts, or where rank 0 alone keeps the shared expert
+// (0 on the others). 0 where there are none.
 static uint64_t expert_part(const gguf_file *f, const char *down, uint32_t r, uint32_t t)
 {
     uint64_t unit, width = expert_width(f, down, &unit);
-    if (!strcmp(down, "ffn_down_exps.weight") && by_expert(f, t))
+    bool shared = !strcmp(down, "ffn_down_shexp.weight");
+    if (!shared && by_expert(f, t))
         return width;
+    if (shared && shared_on_rank0(f, t))
+        return r == 0 ? width : 0;
     return part_of(width / unit, r, t) * unit;
 }
 
@@ -173,6 +185,8 @@ static uint64_t share_of(const gguf_tensor *tt, uint32_t rank, uint32_t t, bool 
     if (ends_with(&tt->name, ".ffn_gate_shexp.weight") ||
         ends_with(&tt->name, ".ffn_up_shexp.weight"))
         return row * expert_part(f, "ffn_down_shexp.weight", rank, t);
+    if (ends_with(&tt->name, ".ffn_gate_inp_shexp.weight")) // its gate: whole, or rank 0's
+        return shared_on_rank0(f, t) && rank != 0 ? 0 : tt->nbytes;
     if (ends_with(&tt->name, ".ffn_down_shexp.weight"))
         return tt->nbytes / tt->ne[0] * expert_part(f, "ffn_down_shexp.weight", rank, t);
     if (named(&tt->name, "output.weight") && !tied)
@@ -328,6 +342,13 @@ static const layout_case CASES[] = {
      .name = "layout-qwen2moe-f32.gguf",
      .ffn_exp = 128,
      .ffn_shexp = 256},
+    // Q4_K: experts 512 wide (2 blocks of 256: by width at 2 ranks, whole experts at 4) and a
+    // shared expert of 256 (1 block), which rank 0 keeps whole.
+    {.arch = "qwen2moe",
+     .type = TENSOR_TYPE_Q4_K,
+     .name = "layout-qwen2moe-q4_k.gguf",
+     .ffn_exp = 512,
+     .ffn_shexp = 256},
     // 1280 wide in Q4_K (5 blocks of 256), 6 experts: 2 ranks take 3 whole experts each, as
     // the blocks do not split evenly; 4 ranks, which do not divide the experts, 1, 1, 1 and 2
     // blocks of each.
@@ -384,6 +405,9 @@ static void check_splits(const char *path, uint32_t r, uint32_t t)
         if (L->sh_down.data) {
             assert_int_equal(L->sh_gate.n_out, sh);
             assert_int_equal(L->sh_down.n_in, sh);
+        } else if (L->exp_down.data && gguf_find_tensor(f, "blk.0.ffn_down_shexp.weight")) {
+            assert_int_equal(sh, 0); // (another rank keeps the shared expert whole)
+            assert_null(L->sh_router.data);
         }
         if (L->exp_down.data)
             continue; // (no dense ffn_down)
