@@ -18,18 +18,20 @@
 //                                 the bias), a view; the forward pass then gathers the
 //                                 input whole and the output rows (model_layer.tp_wo,
 //                                 tp_down say which, layer by layer);
-//   experts (_exps), shared expert  its part of every expert's width (ffn_exp; the shared
-//                                 expert's ffn_shexp) in whole blocks of the down matrices'
-//                                 type (moe_share_of): the rows of every expert's gate and up
-//                                 (and of their biases), copied, the matching input columns
-//                                 of every expert's down, copied (the shared expert's gate
-//                                 and up rows are views); the down biases on rank 0 alone;
-//                                 the router whole, so every rank chooses the same experts
-//                                 and the layer's output is a partial sum, as the dense FFN's;
-//                                 or, where those blocks do not split evenly between the ranks
-//                                 and the experts do (moe_by_expert), n_expert / T whole
-//                                 experts (views of their matrices and bias rows), whose
-//                                 chosen slots alone the rank computes (model.tp_expert0);
+//   experts (_exps)               its part of every expert's width (ffn_exp) in whole
+//                                 blocks of the down matrices' type (moe_share_of): the rows
+//                                 of every expert's gate and up (and of their biases) and
+//                                 the matching input columns of every expert's down, copied;
+//                                 the down biases on rank 0 alone; or, where those blocks do
+//                                 not split evenly between the ranks and the experts do
+//                                 (moe_by_expert), n_expert / T whole experts (views of their
+//                                 matrices and bias rows), whose chosen slots alone the rank
+//                                 computes (model.tp_expert0); the router whole, so every
+//                                 rank chooses the same experts and the layer's output is a
+//                                 partial sum, as the dense FFN's;
+//   shared expert (_shexp)        as the dense FFN, in whole blocks of its down's type (gate
+//                                 and up rows views, down columns copied), its gate whole; or,
+//                                 narrower than T blocks, all of it on rank 0;
 //   latent attention (MLA)        its heads' rows of attn_q / attn_q_b and its heads' attn_k_b
 //                                 and attn_v_b matrices, views; the latent's projections
 //                                 (attn_kv_a_mqa, attn_q_a, their norms) whole: every rank
@@ -38,10 +40,10 @@
 //                                 the ranks then gather (forward.c);
 // and everything else whole (norms, the token embedding). The hyper-parameters then say
 // the share's n_head, n_head_kv, ffn, ffn_exp and ffn_shexp, so the scratch, the KV cache
-// (its KV heads only)
-// and the planner size the share (hp.tp_gather_width: the whole input a product split by
-// output rows gathers). A column slice of a quantized row is whole blocks, so its start and
-// width must be multiples of the type's block size (32, or 256 for K-quants).
+// (its KV heads only) and the planner size the share (hp.tp_gather_width: the whole input a
+// product split by output rows gathers). A column slice of a quantized row is whole blocks,
+// so its start and width must be multiples of the type's block size (32, or 256 for
+// K-quants).
 // Every part of a tensor the share leaves out is recorded (model.tp_cuts), so that the
 // planner counts a rank's weights exactly; model_shard_shape makes the same cuts to the shapes
 // alone, for planning without loading.
