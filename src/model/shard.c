@@ -236,9 +236,10 @@ static void drop_pages(const uint8_t *from, uint64_t bytes)
         madvise((void *)first, last - first, MADV_DONTNEED);
 }
 
-// Copies input columns [c0, c0 + cols) of every row of t (of every expert's matrix) to `to` (rows of the slice's size,
-// contiguous), points t at them and drops the whole pages of the mapping t was read from:
-// the rank holds only its share. to NULL: the shape alone (t->data is then not its layout).
+// Copies input columns [c0, c0 + cols) of every row of t (of every expert's matrix) to `to`
+// (rows of the slice's size, contiguous), points t at them and drops the whole pages of the
+// mapping t was read from: the rank holds only its share. to NULL: the shape alone (t->data
+// is then not its layout).
 static void keep_columns(model *m, uint32_t l, model_tensor *t, uint64_t c0, uint64_t cols,
                          uint8_t *to)
 {

@@ -4,8 +4,9 @@
 // as model/shard.c splits them, recomputed here from the GGUF file's own tensor records
 // (rows, columns or values divided by T, the output by vocabulary when T divides it, an
 // output bias on rank 0 alone, every expert's width in whole blocks of its down matrix's
-// type or whole experts, latent attention's per-head matrices by heads, everything else whole); its KV the
-// share's KV heads (latent attention's one latent whole on every rank); pipeline
+// type or whole experts, a narrow shared expert on rank 0, latent attention's per-head
+// matrices by heads, everything else whole); its KV the share's KV heads (latent
+// attention's one latent whole on every rank); pipeline
 // stages contiguous, every layer once, the embedding on the first and the output on the
 // last, and no other split of the layers with a smaller largest rank; the smallest layout
 // the one a budget admits; the same figures from a real sharded load as from the estimate's.
