@@ -384,13 +384,14 @@ model *model_load_with(const char *path, const model_load_options *o, garlic_err
 model *model_load_file(gguf_file *f, garlic_error *err);
 void model_free(model *m);
 
-// Whether m can be split between size ranks by tensor parallelism: a decoder (dense or with
-// experts, with latent attention or not; not an embeddings-only model) whose heads size divides, and whose KV heads it divides
-// or is a multiple of (the FFN width and the vocabulary may split unevenly; attn_output and
-// ffn_down split by output rows where their columns would not be whole blocks), whose
-// experts' width (and shared expert's) holds at least size whole blocks of their down
-// matrices' type, or whose experts size divides. GARLIC_EUNSUPPORTED otherwise, naming the
-// file and what does not divide.
+// Whether m can be split between size ranks by tensor parallelism: a decoder (dense or
+// with experts, with latent attention or not; not an embeddings-only model) whose heads size
+// divides, and whose KV heads it divides or is a multiple of (the FFN width and the
+// vocabulary may split unevenly; attn_output and ffn_down split by output rows where their
+// columns would not be whole blocks), and whose experts' width holds at least size whole
+// blocks of their down matrices' type or whose experts number at least size (a narrower
+// shared expert stays on rank 0). GARLIC_EUNSUPPORTED otherwise, naming the file and what
+// does not divide.
 int model_shard_check(const model *m, uint32_t size, garlic_error *err);
 
 // Cuts m (just loaded, not yet prefaulted) down to rank's share of size ranks (see

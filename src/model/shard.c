@@ -23,10 +23,11 @@
 //                                 of every expert's gate and up (and of their biases) and
 //                                 the matching input columns of every expert's down, copied;
 //                                 the down biases on rank 0 alone; or, where those blocks do
-//                                 not split evenly between the ranks and the experts do
-//                                 (moe_by_expert), n_expert / T whole experts (views of their
-//                                 matrices and bias rows), whose chosen slots alone the rank
-//                                 computes (model.tp_expert0); the router whole, so every
+//                                 not split evenly between the ranks and the experts do, or
+//                                 are fewer than the ranks (moe_by_expert), its part of the
+//                                 experts, whole (views of their matrices and bias rows),
+//                                 whose chosen slots alone the rank computes
+//                                 (model.tp_expert0); the router whole, so every
 //                                 rank chooses the same experts and the layer's output is a
 //                                 partial sum, as the dense FFN's;
 //   shared expert (_shexp)        as the dense FFN, in whole blocks of its down's type (gate
@@ -140,18 +141,21 @@ static uint64_t moe_unit(const model *m, bool shared)
     return unit;
 }
 
-// Whether size ranks split the experts by whole experts (each rank n_expert / size of them)
-// rather than each expert by width: where the width's whole blocks (moe_unit) do not split
-// evenly between the ranks and the experts do. Even parts of every expert balance the work
-// of every token; whole experts balance it only over many tokens (a token's experts may lie
-// on one rank), but take no uneven parts and need no copies.
+// Whether size ranks split the experts by whole experts (dist_part_first's split of the
+// n_expert experts) rather than each expert by width: where the width's whole blocks
+// (moe_unit) do not split evenly between the ranks and the experts do, or where those blocks
+// are fewer than the ranks and the experts are not. Even parts of every expert balance the
+// work of every token; whole experts balance it only over many tokens (a token's experts may
+// lie on one rank), but need no copies.
 static bool moe_by_expert(const model *m, uint32_t size)
 {
     const model_hparams *hp = &m->hp;
     if (!hp->n_expert || size <= 1)
         return false;
     uint64_t blocks = hp->ffn_exp / moe_unit(m, false);
-    return blocks % size != 0 && hp->n_expert % size == 0;
+    if (blocks % size == 0)
+        return false;
+    return hp->n_expert % size == 0 || (blocks < size && hp->n_expert >= size);
 }
 
 // A rank's share of the experts of every layer (moe_share_of).
@@ -172,7 +176,8 @@ static void moe_share_of(const model *m, uint32_t rank, uint32_t size, moe_share
     uint64_t unit = moe_unit(m, false), sh_unit = moe_unit(m, true);
     *sh = (moe_share){.n = hp->ffn_exp, .sh_n = hp->ffn_shexp};
     if (moe_by_expert(m, size)) {
-        sh->e_count = hp->n_expert / size, sh->e0 = rank * sh->e_count;
+        sh->e0 = (uint32_t)dist_part_first(hp->n_expert, rank, size);
+        sh->e_count = (uint32_t)dist_part_size(hp->n_expert, rank, size);
     } else {
         sh->first = dist_part_first(hp->ffn_exp / unit, rank, size) * unit;
         sh->n = dist_part_size(hp->ffn_exp / unit, rank, size) * unit;
@@ -185,7 +190,7 @@ static void moe_share_of(const model *m, uint32_t rank, uint32_t size, moe_share
 }
 
 // Refuses, naming it, an experts' width that size ranks can neither each take whole blocks
-// of nor divide into whole experts.
+// of nor each take whole experts of.
 static int check_moe_width(const model *m, uint32_t size, garlic_error *err)
 {
     uint64_t width = m->hp.ffn_exp, unit = moe_unit(m, false);
@@ -195,9 +200,9 @@ static int check_moe_width(const model *m, uint32_t size, garlic_error *err)
     return garlic_error_set(err, GARLIC_EUNSUPPORTED,
                             "%s: --tensor-parallel %u exceeds the experts' width: their %llu "
                             "values are %llu whole block%s of %llu (ffn_down_exps's type), "
-                            "fewer than the ranks, and %u ranks do not divide the %u experts",
+                            "fewer than the ranks, as are the %u experts",
                             m->file->path, size, (unsigned long long)width, blocks,
-                            blocks == 1 ? "" : "s", (unsigned long long)unit, size, m->hp.n_expert);
+                            blocks == 1 ? "" : "s", (unsigned long long)unit, m->hp.n_expert);
 }
 
 int model_shard_check(const model *m, uint32_t size, garlic_error *err)

@@ -294,7 +294,7 @@ static void test_synth_models(void **state)
 // and the experts do, whole experts; and the whole router, so every rank chooses the same
 // experts and the layer's output is a partial sum the ranks add. Cases: qwen3moe (Q8_0),
 // gpt-oss (MXFP4 experts with gate, up and down biases, attention sinks and sliding
-// windows) split by width and by whole experts, qwen2moe (a shared expert with its sigmoid
+// windows) split by width and by whole experts (evenly or not), qwen2moe (a shared expert with its sigmoid
 // gate, F32; in Q4_K a shared expert of one block, which rank 0 keeps whole), Q4_K experts of
 // 5 blocks of 256 (whole experts at 2 ranks, uneven parts at 4).
 // And latent attention (deepseek2: the heads split, the latent whole on every rank), with
@@ -313,9 +313,9 @@ static void test_expert_models(void **state)
     } cases[] = {
         {"qwen3moe", TENSOR_TYPE_Q8_0, -1, 4, 256, 0, "tp-qwen3moe-q8_0.gguf"},
         {"gpt-oss", TENSOR_TYPE_Q8_0, TENSOR_TYPE_MXFP4, 4, 256, 0, "tp-gpt-oss-mxfp4.gguf"},
-        // 3 blocks of 32, which neither 2 nor 4 ranks split evenly: whole experts, with their
-        // bias rows
-        {"gpt-oss", TENSOR_TYPE_Q8_0, TENSOR_TYPE_MXFP4, 4, 96, 0, "tp-gpt-oss-experts.gguf"},
+        // one block of 256, 6 experts: whole experts with their bias rows, 3 a rank at 2
+        // ranks, 1, 2, 1 and 2 at 4
+        {"gpt-oss", TENSOR_TYPE_Q8_0, TENSOR_TYPE_Q4_K, 6, 256, 0, "tp-gpt-oss-experts.gguf"},
         {"qwen2moe", TENSOR_TYPE_F32, -1, 4, 128, 256, "tp-qwen2moe-f32.gguf"},
         // experts of 2 blocks of 256 (by width at 2 ranks, whole at 4), a shared expert of 1
         // (kept whole by rank 0)
@@ -575,20 +575,24 @@ static void test_refusals(void **state)
                            "--tensor-parallel 3 must divide the 8 attention heads, and divide "
                            "the 4 KV heads or be a multiple of them"));
     free(err);
-    // Experts whose width is fewer whole blocks of their down matrix's type than ranks, and
-    // whose number the ranks do not divide: 3 experts of 256 in Q4_K, one block of 256 (the
-    // loader's check alone).
+    // Experts whose width is fewer whole blocks of their down matrix's type than ranks, as
+    // is their number: 3 experts of 256 in Q4_K, one block of 256, at 4 ranks (the loader's
+    // check alone; 2 ranks take 1 and 2 whole experts).
     p.arch = "qwen3moe", p.n_expert = 3, p.n_expert_used = 2, p.n_head_kv = 4, p.ffn_exp = 256;
     p.type = TENSOR_TYPE_Q4_K;
     snprintf(file, sizeof file, "%s/moe.gguf", a);
     assert_int_equal(model_synth_write(&p, file, &e), GARLIC_OK);
-    model_load_options o = {.meta_only = true, .tp_size = 2};
+    model_load_options o = {.meta_only = true, .tp_size = 4};
     assert_null(model_load_with(file, &o, &e));
     assert_int_equal(e.code, GARLIC_EUNSUPPORTED);
     assert_non_null(strstr(e.message,
-                           "--tensor-parallel 2 exceeds the experts' width: their 256 values are "
+                           "--tensor-parallel 4 exceeds the experts' width: their 256 values are "
                            "1 whole block of 256 (ffn_down_exps's type), fewer than the ranks, "
-                           "and 2 ranks do not divide the 3 experts"));
+                           "as are the 3 experts"));
+    o.tp_size = 2;
+    model *two = model_load_with(file, &o, &e);
+    assert_non_null(two);
+    model_free(two);
     // An encoder (embeddings only) is served by one process.
     model_synth_params_default(&p);
     p.arch = "bert", p.n_head_kv = 8;

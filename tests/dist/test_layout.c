@@ -81,17 +81,25 @@ static uint64_t expert_width(const gguf_file *f, const char *down, uint64_t *uni
     return width;
 }
 
-// Whether t ranks take whole experts of the file (each n_expert / t of them) rather than a
-// part of every expert's width: where that width's blocks do not split evenly between them
-// and the experts do.
+// The experts of the file's layers (ne[2] of their down matrices), 0 without.
+static uint64_t n_experts(const gguf_file *f)
+{
+    for (uint64_t i = 0; i < f->n_tensors; i++)
+        if (ends_with(&f->tensors[i].name, "ffn_down_exps.weight"))
+            return f->tensors[i].ne[2];
+    return 0;
+}
+
+// Whether t ranks take whole experts of the file (rank r part r of them) rather than a part
+// of every expert's width: where that width's blocks do not split evenly between them and
+// the experts do, or where the blocks are fewer than the ranks and the experts are not.
 static bool by_expert(const gguf_file *f, uint32_t t)
 {
     uint64_t unit, width = expert_width(f, "ffn_down_exps.weight", &unit);
-    const gguf_tensor *down = NULL;
-    for (uint64_t i = 0; i < f->n_tensors && !down; i++)
-        if (ends_with(&f->tensors[i].name, "ffn_down_exps.weight"))
-            down = &f->tensors[i];
-    return down && t > 1 && (width / unit) % t != 0 && down->ne[2] % t == 0;
+    uint64_t experts = n_experts(f), blocks = width / unit;
+    if (!experts || t == 1 || blocks % t == 0)
+        return false;
+    return experts % t == 0 || (blocks < t && experts >= t);
 }
 
 // Whether t ranks leave the file's shared expert whole to rank 0 alone: where its width has
@@ -173,16 +181,18 @@ static uint64_t share_of(const gguf_tensor *tt, uint32_t rank, uint32_t t, bool 
     static const char *const by_width[] = {".ffn_gate_exps.weight", ".ffn_up_exps.weight",
                                            ".ffn_gate_exps.bias", ".ffn_up_exps.bias",
                                            ".ffn_down_exps.weight"};
-    bool whole_experts = by_expert(f, t); // (then n_expert / t whole experts and bias rows)
+    // Whole experts: rank's part of them, matrices and bias rows.
+    uint64_t experts = n_experts(f), held = part_of(experts, rank, t);
+    bool whole_experts = by_expert(f, t);
     for (size_t i = 0; i < sizeof by_width / sizeof by_width[0]; i++)
         if (ends_with(&tt->name, by_width[i])) {
             uint64_t width = i < 2 ? tt->ne[1] : tt->ne[0];
             if (whole_experts)
-                return tt->nbytes / t;
+                return tt->nbytes / experts * held;
             return tt->nbytes / width * expert_part(f, "ffn_down_exps.weight", rank, t);
         }
     if (ends_with(&tt->name, ".ffn_down_exps.bias"))
-        return whole_experts ? tt->nbytes / t : rank == 0 ? tt->nbytes : 0;
+        return whole_experts ? tt->nbytes / experts * held : rank == 0 ? tt->nbytes : 0;
     if (ends_with(&tt->name, ".ffn_gate_shexp.weight") ||
         ends_with(&tt->name, ".ffn_up_shexp.weight"))
         return row * expert_part(f, "ffn_down_shexp.weight", rank, t);
@@ -358,6 +368,14 @@ static const layout_case CASES[] = {
      .name = "layout-qwen3moe-q4_k.gguf",
      .ffn_exp = 1280,
      .n_expert = 6},
+    // Q4_K experts of one block, 6 of them (gpt-oss, with biases): 3 whole experts a rank at
+    // 2 ranks, 1, 2, 1 and 2 at 4 (the blocks fewer than the ranks, the experts not).
+    {.arch = "gpt-oss",
+     .type = TENSOR_TYPE_Q8_0,
+     .name = "layout-gpt-oss-uneven-experts.gguf",
+     .ffn_exp = 256,
+     .expert_type = TENSOR_TYPE_Q4_K,
+     .n_expert = 6},
     // 3 blocks of 32 in MXFP4: whole experts and their bias rows at 2 and 4 ranks.
     {.arch = "gpt-oss",
      .type = TENSOR_TYPE_Q8_0,
@@ -397,11 +415,12 @@ static void check_splits(const char *path, uint32_t r, uint32_t t)
             assert_int_equal(L->exp_down.n_out, m->hp.dim);
             assert_int_equal(L->router.n_out, m->hp.n_expert); // (whole)
             assert_int_equal(m->hp.ffn_exp, exp);
-            // whole experts: n_expert / t of them, from rank r's first
-            uint32_t held = by_expert(f, t) ? m->hp.n_expert / t : 0;
+            // whole experts: rank r's part of them
+            bool whole = by_expert(f, t);
+            uint64_t held = whole ? part_of(m->hp.n_expert, r, t) : 0;
             assert_int_equal(m->tp_n_expert, held);
-            assert_int_equal(m->tp_expert0, r * held);
-            assert_int_equal(L->exp_down.n_mat, held ? held : m->hp.n_expert);
+            assert_int_equal(m->tp_expert0, whole ? first_of(m->hp.n_expert, r, t) : 0);
+            assert_int_equal(L->exp_down.n_mat, whole ? held : m->hp.n_expert);
         }
         if (L->sh_down.data) {
             assert_int_equal(L->sh_gate.n_out, sh);
