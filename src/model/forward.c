@@ -1077,6 +1077,8 @@ static void attention_block(model_state *s, const model_exec *e, uint32_t l, uin
         out = s->q_head, o_dim = (size_t)hp->n_head * hp->head_dim_v_mla;
     }
     if (m->tp_size > 1 && L->tp_wo == MODEL_TP_BY_OUTPUT) { // every head's values, its rows
+        if (out != e->xb) // (MLA: the values, in q_head, gather in xb, which is wide enough)
+            memcpy(e->xb, out, (size_t)n_tok * o_dim * sizeof(float));
         gathered_product(s, e, &L->wo, &L->bo, e->xb, e->hb, n_tok);
     } else {
         backend_matmul wo = {
@@ -1179,15 +1181,16 @@ static void ffn_block(model_state *s, const model_exec *e, uint32_t l, uint32_t 
     const model_layer *L = &s->m->layers[l];
     backend *be = e->be;
     be->ops->rmsnorm(be, e->xb, e->x, &L->ffn_norm, n_tok, hp->dim, hp->rms_eps);
-    if (model_layer_has_experts(s->m, l)) { // (the CPU's alone: model_state_new checks)
+    bool experts = model_layer_has_experts(s->m, l);
+    bool gathered = !experts && s->m->tp_size > 1 && L->tp_down == MODEL_TP_BY_OUTPUT;
+    if (experts) // (the CPU's alone: model_state_new checks)
         model_moe_block(s, l, n_tok);
-        return;
-    }
-    bool gathered = s->m->tp_size > 1 && L->tp_down == MODEL_TP_BY_OUTPUT;
-    gated_ffn(s, e, &L->w_gate, &L->w_up, &L->w_down, gathered, n_tok);
-    if (s->m->tp_size > 1 && !gathered) // each rank's share of the FFN gave a part of the sum
+    else
+        gated_ffn(s, e, &L->w_gate, &L->w_up, &L->w_down, gathered, n_tok);
+    // each rank's share of the FFN (of every expert's width) gave a part of the sum
+    if (s->m->tp_size > 1 && !gathered)
         dist_all_reduce_sum(e->xb, (size_t)n_tok * hp->dim);
-    if (L->ffn_post_norm.data)
+    if (L->ffn_post_norm.data && !experts)
         be->ops->rmsnorm(be, e->xb, e->xb, &L->ffn_post_norm, n_tok, hp->dim, hp->rms_eps);
     be->ops->add(be, e->x, e->xb, (size_t)n_tok * hp->dim);
 }

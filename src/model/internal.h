@@ -208,8 +208,9 @@ void model_mla_qk(model_state *s, uint32_t l, uint32_t n_tok);
 // through its attn_v_b into s->q_head (n_tok rows of n_head * head_dim_v_mla), wo's input.
 void model_mla_values(model_state *s, uint32_t l, uint32_t n_tok);
 
-// The experts of layer l over the batch: s->xb holds the normed input rows; the weighted sum
-// of the chosen experts (and the shared expert) is added to s->x.
+// The experts of layer l over the batch: s->xb holds the normed input rows, and then the
+// weighted sum of the chosen experts (and the shared expert): under tensor parallelism the
+// rank's part of it (its part of each expert's width).
 void model_moe_block(model_state *s, uint32_t l, uint32_t n_tok);
 
 #endif

@@ -320,6 +320,10 @@ typedef struct model {
     model_shard_cut *tp_cuts; // (n_tp_cuts) what the share leaves to the other ranks, for the
                               // planner; NULL for a whole model
     uint32_t n_tp_cuts;
+    // Under tensor parallelism by whole experts (shard.c, where the experts' width does not
+    // split evenly): this rank holds experts [tp_expert0, tp_expert0 + tp_n_expert), the
+    // others' slots are skipped. tp_n_expert 0: every expert (whole, or each split by width).
+    uint32_t tp_expert0, tp_n_expert;
     // Layers (from the first) a device computes with (model_set_device_layers): their
     // matrices are neither made resident nor packed by model_prefault, nor is the output
     // matrix when the device runs every layer.
@@ -380,17 +384,21 @@ model *model_load_with(const char *path, const model_load_options *o, garlic_err
 model *model_load_file(gguf_file *f, garlic_error *err);
 void model_free(model *m);
 
-// Whether m can be split between size ranks by tensor parallelism: a dense decoder whose
-// heads size divides, and whose KV heads it divides or is a multiple of (the FFN width and
-// the vocabulary may split unevenly; attn_output and ffn_down split by output rows where
-// their columns would not be whole blocks). GARLIC_EUNSUPPORTED otherwise, naming the file
-// and what does not divide.
+// Whether m can be split between size ranks by tensor parallelism: a decoder (dense or
+// with experts, with latent attention or not; not an embeddings-only model) whose heads size
+// divides, and whose KV heads it divides or is a multiple of (the FFN width and the
+// vocabulary may split unevenly; attn_output and ffn_down split by output rows where their
+// columns would not be whole blocks), and whose experts' width holds at least size whole
+// blocks of their down matrices' type or whose experts number at least size (a narrower
+// shared expert stays on rank 0). GARLIC_EUNSUPPORTED otherwise, naming the file and what
+// does not divide.
 int model_shard_check(const model *m, uint32_t size, garlic_error *err);
 
 // Cuts m (just loaded, not yet prefaulted) down to rank's share of size ranks (see
 // shard.c): views of its rows of Q/K/V and gate/up, copies of its input columns of
-// attn_output and ffn_down or views of their rows (model_layer.tp_wo, tp_down say which);
-// hp then describes the share. size <= 1 changes nothing. Errors
+// attn_output and ffn_down or views of their rows (model_layer.tp_wo, tp_down say which),
+// copies of its part of every expert's width or views of its whole experts, views of its
+// heads' latent attention matrices; hp then describes the share. size <= 1 changes nothing. Errors
 // as model_shard_check's, or GARLIC_ENOMEM; m is unchanged on failure.
 int model_shard(model *m, uint32_t rank, uint32_t size, garlic_error *err);
 

@@ -6,7 +6,10 @@
 // matrices are read once per forward call for all the tokens that chose it, and experts
 // nobody chose are not read at all. The products of all chosen experts are one job on the
 // pool, split into chunks of rows across the experts. A shared expert (Qwen2-MoE, DeepSeek)
-// runs densely beside them, scaled by its sigmoid gate where the architecture has one.
+// runs densely beside them, scaled by its sigmoid gate where the architecture has one. Under
+// tensor parallelism each rank holds its part of every expert's width, or some experts
+// whole (shard.c), so the output is the rank's partial sum, which the caller adds up
+// between the ranks.
 #include <math.h>
 #include <string.h>
 
@@ -161,16 +164,17 @@ static void convert(model_state *s, convert_job *job)
         thread_pool_run(s->pool, convert_worker, job);
 }
 
-// Adds each slot's expert bias row (bias: n_expert rows of n) to its output row.
-static void add_bias(const model_tensor *bias, const uint32_t *first, uint32_t n_expert, float *y,
-                     uint64_t n)
+// Adds each slot's expert bias row to its output row, for the slots of experts [e0, e0 +
+// held) (bias: their rows of n, in order).
+static void add_bias(const model_tensor *bias, const uint32_t *first, uint32_t e0, uint32_t held,
+                     float *y, uint64_t n)
 {
     if (!bias->data)
         return;
-    for (uint32_t e = 0; e < n_expert; e++)
+    for (uint32_t e = e0; e < e0 + held; e++)
         for (uint32_t j = first[e]; j < first[e + 1]; j++)
             for (uint64_t i = 0; i < n; i++)
-                y[j * n + i] += ((const float *)bias->data)[e * n + i];
+                y[j * n + i] += ((const float *)bias->data)[(e - e0) * n + i];
 }
 
 // The shared expert over the batch, into xb (which it reads first): act(gate) * up, down,
@@ -214,6 +218,11 @@ void model_moe_block(model_state *s, uint32_t l, uint32_t n_tok)
         moe->token[j] = i / K;
         moe->slot_of[i] = j;
     }
+    // The experts this process holds (under tensor parallelism by whole experts, shard.c,
+    // a range of them; else all) and their slots, [j0, j1): the others' are skipped.
+    uint32_t e0 = s->m->tp_n_expert ? s->m->tp_expert0 : 0;
+    uint32_t held = s->m->tp_n_expert ? s->m->tp_n_expert : E;
+    uint32_t j0 = first[e0], j1 = first[e0 + held];
     // Each slot's input row in the formats of the gate and up matrices.
     size_t sg = kernel_act_row_size(L->exp_gate.type, (int64_t)hp->dim),
            su = kernel_act_row_size(L->exp_up.type, (int64_t)hp->dim),
@@ -222,10 +231,10 @@ void model_moe_block(model_state *s, uint32_t l, uint32_t n_tok)
     uint8_t *act_up = same ? moe->act_gate : moe->act_up;
     convert_job cj = {.in = s->xb,
                       .in_stride = hp->dim,
-                      .token = moe->token,
-                      .n_slots = S,
+                      .token = moe->token + j0,
+                      .n_slots = j1 - j0,
                       .type = {L->exp_gate.type, L->exp_up.type},
-                      .out = {moe->act_gate, same ? NULL : moe->act_up},
+                      .out = {moe->act_gate + j0 * sg, same ? NULL : moe->act_up + j0 * su},
                       .stride = {sg, su},
                       .n = hp->dim};
     convert(s, &cj);
@@ -234,48 +243,51 @@ void model_moe_block(model_state *s, uint32_t l, uint32_t n_tok)
     // Gate and up of every chosen expert over its slots.
     model_mat_item *items = moe->items;
     int n = 0;
-    for (uint32_t e = 0; e < E; e++) {
+    for (uint32_t e = e0; e < e0 + held; e++) {
         uint32_t j = first[e], c = first[e + 1] - first[e];
         if (!c)
             continue;
         items[n++] = (model_mat_item){
-            &L->exp_gate, e, moe->act_gate + j * sg, c, moe->gate + (size_t)j * fe, fe};
-        items[n++] = (model_mat_item){&L->exp_up, e, act_up + j * su, c, moe->up + (size_t)j * fe,
-                                      fe};
+            &L->exp_gate, e - e0, moe->act_gate + j * sg, c, moe->gate + (size_t)j * fe, fe};
+        items[n++] = (model_mat_item){
+            &L->exp_up, e - e0, act_up + j * su, c, moe->up + (size_t)j * fe, fe};
     }
     model_matmul_mats(s, items, n, S <= DECODE_ROWS * 8);
-    add_bias(&L->exp_gate_b, first, E, moe->gate, fe);
-    add_bias(&L->exp_up_b, first, E, moe->up, fe);
-    model_gated_act(s, s->m->arch->act, moe->gate, moe->up, (size_t)S * fe);
+    add_bias(&L->exp_gate_b, first, e0, held, moe->gate, fe);
+    add_bias(&L->exp_up_b, first, e0, held, moe->up, fe);
+    model_gated_act(s, s->m->arch->act, moe->gate + (size_t)j0 * fe, moe->up + (size_t)j0 * fe,
+                    (size_t)(j1 - j0) * fe);
     // Down of every chosen expert.
-    convert_job dj = {.in = moe->gate,
+    convert_job dj = {.in = moe->gate + (size_t)j0 * fe,
                       .in_stride = fe,
-                      .n_slots = S,
+                      .n_slots = j1 - j0,
                       .type = {L->exp_down.type},
-                      .out = {moe->act_down},
+                      .out = {moe->act_down + j0 * sd},
                       .stride = {sd},
                       .n = fe};
     convert(s, &dj);
     n = 0;
-    for (uint32_t e = 0; e < E; e++) {
+    for (uint32_t e = e0; e < e0 + held; e++) {
         uint32_t j = first[e], c = first[e + 1] - first[e];
         if (c)
             items[n++] = (model_mat_item){
-                &L->exp_down, e, moe->act_down + j * sd, c, moe->down + (size_t)j * hp->dim,
+                &L->exp_down, e - e0, moe->act_down + j * sd, c, moe->down + (size_t)j * hp->dim,
                 hp->dim};
     }
     model_matmul_mats(s, items, n, S <= DECODE_ROWS * 8);
-    add_bias(&L->exp_down_b, first, E, moe->down, hp->dim);
-    // x += sum over k of weight * expert output (+ the shared expert's output).
+    add_bias(&L->exp_down_b, first, e0, held, moe->down, hp->dim);
+    // xb = sum over k of weight * expert output (+ the shared expert's output).
     float *acc = s->hb; // free again: one row of dim at a time
     for (uint32_t b = 0; b < n_tok; b++) {
         memset(acc, 0, hp->dim * sizeof *acc);
-        for (uint32_t k = 0; k < K; k++)
-            kernel_axpy_f32(acc, moe->weight[b * K + k],
-                            moe->down + (size_t)moe->slot_of[b * K + k] * hp->dim, hp->dim);
-        float *x = s->x + (size_t)b * hp->dim;
-        const float *sh = s->xb + (size_t)b * hp->dim;
+        for (uint32_t k = 0; k < K; k++) {
+            uint32_t j = moe->slot_of[b * K + k];
+            if (j >= j0 && j < j1) // (an expert this process holds)
+                kernel_axpy_f32(acc, moe->weight[b * K + k], moe->down + (size_t)j * hp->dim,
+                                hp->dim);
+        }
+        float *out = s->xb + (size_t)b * hp->dim; // (the shared expert's output, read first)
         for (uint32_t i = 0; i < hp->dim; i++)
-            x[i] += L->sh_up.data ? acc[i] + sh[i] : acc[i];
+            out[i] = L->sh_up.data ? acc[i] + out[i] : acc[i];
     }
 }

@@ -605,8 +605,10 @@ int planner_layout_make(const char *path, const char *quantize, uint32_t t, uint
 // Whether layout t x p fits cfg's budget on every rank: its stages split as tensor rank
 // 0's share (planned as `whole`) balances them (as planner_layout_make splits them), and the
 // largest rank of each stage is rank 0 (it alone adds the output biases of the products split
-// by input columns) or the last (where T does not divide the FFN or the vocabulary, the
-// later ranks hold one row more, the last the most of each), so those two are planned.
+// by input columns, and keeps a shared expert narrower than T blocks) or the last (where T
+// does not divide the FFN, the vocabulary or the experts' blocks, the later ranks hold one
+// row or block more, the last the most of each; whole experts are E / T a rank), so those
+// two are planned.
 static int layout_fits(const planner_input *share, const planner_input *last,
                        const planner_plan *whole, uint32_t p, const planner_config *cfg, bool *fits,
                        garlic_error *err)

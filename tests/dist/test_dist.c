@@ -4,7 +4,10 @@
 // agree within float tolerance and the greedy text must be identical, for synthesized llama,
 // qwen, gemma3 and phi3 models (attn_output and ffn_down split by input columns, by output
 // rows where a rank's columns are not whole quant blocks, uneven FFN and vocabulary parts,
-// KV heads shared by ranks) and for every model of ../shared/models (at 4 ranks but for one
+// KV heads shared by ranks), mixtures of experts (qwen3moe, gpt-oss with MXFP4 experts,
+// qwen2moe with a shared expert, uneven parts of K-quant experts), latent attention
+// (deepseek2) and for every model of
+// ../shared/models (at 4 ranks but for one
 // whose 2 heads 4 ranks cannot divide, whose refusal must name them). Also the refusals: T
 // that is not the number of ranks, and ranks whose model files differ. And the faults: a rank killed or stopped mid-stream ends the job within
 // seconds with a non-zero status and a message. Skips with a message when mpirun is absent or
@@ -40,6 +43,7 @@ static double tolerance_of(const char *file)
     if (!f)
         fail_msg("%s", err.message);
     const gguf_tensor *t = gguf_find_tensor(f, "blk.0.ffn_down.weight");
+    t = t ? t : gguf_find_tensor(f, "blk.0.ffn_down_exps.weight"); // (a layer of experts)
     uint32_t type = t ? t->type : TENSOR_TYPE_F32;
     gguf_close(f);
     return type == TENSOR_TYPE_F32 ? 1e-4
@@ -285,6 +289,69 @@ static void test_synth_models(void **state)
     }
 }
 
+// Mixtures of experts: every rank keeps its part of each expert's width (gate and up rows,
+// down columns, in whole blocks of down's type), or where those blocks do not split evenly
+// and the experts do, whole experts; and the whole router, so every rank chooses the same
+// experts and the layer's output is a partial sum the ranks add. Cases: qwen3moe (Q8_0),
+// gpt-oss (MXFP4 experts with gate, up and down biases, attention sinks and sliding
+// windows) split by width and by whole experts (evenly or not), qwen2moe (a shared expert with its sigmoid
+// gate, F32; in Q4_K a shared expert of one block, which rank 0 keeps whole), Q4_K experts of
+// 5 blocks of 256 (whole experts at 2 ranks, uneven parts at 4).
+// And latent attention (deepseek2: the heads split, the latent whole on every rank), with
+// experts.
+static void test_expert_models(void **state)
+{
+    (void)state;
+    if (!test_mpi_ready())
+        skip();
+    const struct {
+        const char *arch;
+        uint32_t type;
+        int32_t expert_type; // -1: type
+        uint32_t n_expert, ffn_exp, ffn_shexp;
+        const char *name;
+    } cases[] = {
+        {"qwen3moe", TENSOR_TYPE_Q8_0, -1, 4, 256, 0, "tp-qwen3moe-q8_0.gguf"},
+        {"gpt-oss", TENSOR_TYPE_Q8_0, TENSOR_TYPE_MXFP4, 4, 256, 0, "tp-gpt-oss-mxfp4.gguf"},
+        // one block of 256, 6 experts: whole experts with their bias rows, 3 a rank at 2
+        // ranks, 1, 2, 1 and 2 at 4
+        {"gpt-oss", TENSOR_TYPE_Q8_0, TENSOR_TYPE_Q4_K, 6, 256, 0, "tp-gpt-oss-experts.gguf"},
+        {"qwen2moe", TENSOR_TYPE_F32, -1, 4, 128, 256, "tp-qwen2moe-f32.gguf"},
+        // experts of 2 blocks of 256 (by width at 2 ranks, whole at 4), a shared expert of 1
+        // (kept whole by rank 0)
+        {"qwen2moe", TENSOR_TYPE_Q4_K, -1, 4, 512, 256, "tp-qwen2moe-q4_k.gguf"},
+        // 5 blocks of 256: 2 ranks take 3 whole experts each, 4 ranks (which do not divide the
+        // 6 experts) 1, 1, 1 and 2 blocks of every expert
+        {"qwen3moe", TENSOR_TYPE_Q4_K, -1, 6, 1280, 0, "tp-qwen3moe-q4_k.gguf"},
+        {"deepseek2", TENSOR_TYPE_Q8_0, -1, 4, 256, 256, "tp-deepseek2-q8_0.gguf"},
+        {"deepseek2", TENSOR_TYPE_F32, -1, 4, 256, 0, "tp-deepseek2-f32.gguf"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        model_synth_params p;
+        model_synth_params_default(&p);
+        p.arch = cases[i].arch, p.type = cases[i].type, p.expert_type = cases[i].expert_type;
+        p.n_head_kv = 4, p.n_expert = cases[i].n_expert, p.n_expert_used = 2;
+        p.ffn_exp = cases[i].ffn_exp, p.ffn_shexp = cases[i].ffn_shexp;
+        if (!strcmp(p.arch, "gpt-oss")) // (its experts' width is --ffn's)
+            p.ffn = cases[i].ffn_exp;
+        if (!strcmp(p.arch, "deepseek2")) // latent attention: a latent of 64, RoPE of 16
+            p.rope_dims = 16, p.kv_lora_rank = 64;
+        if (!strcmp(p.arch, "deepseek2") && p.type == TENSOR_TYPE_Q8_0) {
+            // low-rank queries, a dense first layer, DeepSeek-V3's routing (sigmoid scores,
+            // a bias, groups), values 24 wide: attn_output's 48 columns a rank at 4 ranks are
+            // not whole blocks of 32 (split by output rows)
+            p.q_lora_rank = 128, p.v_head_dim = 24, p.n_dense_lead = 1, p.gating_func = 2;
+            p.expert_bias = true, p.n_expert_groups = 2, p.n_group_used = 1;
+            p.expert_norm = true, p.expert_scale = 2.5f;
+        }
+        const char *path = test_temp_path(cases[i].name);
+        garlic_error err;
+        if (model_synth_write(&p, path, &err))
+            fail_msg("%s", err.message);
+        assert_int_equal(check_model(path, cases[i].name, "f32"), 2); // both layouts
+    }
+}
+
 // With an F32 KV cache: in an F16 one, a sum added in another order (1e-7) can move a cached
 // key to the next F16 step, which the 8-bit activations of the later products can amplify
 // (synth-llama-a-Q4_1 with an F16 cache: 1e-2 of max|logit| from the position where that
@@ -508,14 +575,33 @@ static void test_refusals(void **state)
                            "--tensor-parallel 3 must divide the 8 attention heads, and divide "
                            "the 4 KV heads or be a multiple of them"));
     free(err);
-    // Experts are not split in this version: refused at load (the loader's check alone).
-    p.arch = "qwen3moe", p.n_expert = 4, p.n_expert_used = 2, p.n_head_kv = 4;
+    // Experts whose width is fewer whole blocks of their down matrix's type than ranks, as
+    // is their number: 3 experts of 256 in Q4_K, one block of 256, at 4 ranks (the loader's
+    // check alone; 2 ranks take 1 and 2 whole experts).
+    p.arch = "qwen3moe", p.n_expert = 3, p.n_expert_used = 2, p.n_head_kv = 4, p.ffn_exp = 256;
+    p.type = TENSOR_TYPE_Q4_K;
     snprintf(file, sizeof file, "%s/moe.gguf", a);
     assert_int_equal(model_synth_write(&p, file, &e), GARLIC_OK);
-    model_load_options o = {.meta_only = true, .tp_size = 2};
+    model_load_options o = {.meta_only = true, .tp_size = 4};
     assert_null(model_load_with(file, &o, &e));
     assert_int_equal(e.code, GARLIC_EUNSUPPORTED);
-    assert_non_null(strstr(e.message, "supports dense decoder models"));
+    assert_non_null(strstr(e.message,
+                           "--tensor-parallel 4 exceeds the experts' width: their 256 values are "
+                           "1 whole block of 256 (ffn_down_exps's type), fewer than the ranks, "
+                           "as are the 3 experts"));
+    o.tp_size = 2;
+    model *two = model_load_with(file, &o, &e);
+    assert_non_null(two);
+    model_free(two);
+    // An encoder (embeddings only) is served by one process.
+    model_synth_params_default(&p);
+    p.arch = "bert", p.n_head_kv = 8;
+    snprintf(file, sizeof file, "%s/bert.gguf", a);
+    if (model_synth_write(&p, file, &e))
+        fail_msg("%s", e.message);
+    assert_null(model_load_with(file, &o, &e));
+    assert_int_equal(e.code, GARLIC_EUNSUPPORTED);
+    assert_non_null(strstr(e.message, "this bert model computes embeddings only"));
 }
 
 // ---- Faults: a rank that dies or hangs ends the job within seconds, never a silent hang ----
@@ -732,10 +818,11 @@ static void test_one_process(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_one_process),   cmocka_unit_test(test_synth_models),
-        cmocka_unit_test(test_shared_models), cmocka_unit_test(test_seeded_sampling),
-        cmocka_unit_test(test_refusals),      cmocka_unit_test(test_rank_killed),
-        cmocka_unit_test(test_rank_hung),     cmocka_unit_test(test_pipeline),
+        cmocka_unit_test(test_one_process),     cmocka_unit_test(test_synth_models),
+        cmocka_unit_test(test_expert_models),   cmocka_unit_test(test_shared_models),
+        cmocka_unit_test(test_seeded_sampling), cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_rank_killed),     cmocka_unit_test(test_rank_hung),
+        cmocka_unit_test(test_pipeline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,10 @@
 // --pipeline-parallel P --budget SIZE`): a rank's weights must be its share of every tensor
 // as model/shard.c splits them, recomputed here from the GGUF file's own tensor records
 // (rows, columns or values divided by T, the output by vocabulary when T divides it, an
-// output bias on rank 0 alone, everything else whole); its KV the share's KV heads; pipeline
+// output bias on rank 0 alone, every expert's width in whole blocks of its down matrix's
+// type or whole experts, a narrow shared expert on rank 0, latent attention's per-head
+// matrices by heads, everything else whole); its KV the share's KV heads (latent
+// attention's one latent whole on every rank); pipeline
 // stages contiguous, every layer once, the embedding on the first and the output on the
 // last, and no other split of the layers with a smaller largest rank; the smallest layout
 // the one a budget admits; the same figures from a real sharded load as from the estimate's.
@@ -59,6 +62,68 @@ typedef struct heads {
     uint32_t n_head, n_head_kv;
 } heads;
 
+// The width of the file's experts (ne[0] of the down matrices named `down`:
+// "ffn_down_exps.weight" or the shared expert's "ffn_down_shexp.weight"; 0: none) and the
+// unit tensor parallelism splits it in: the largest block of those matrices' types over the
+// layers, so that every rank's columns of each are whole blocks.
+static uint64_t expert_width(const gguf_file *f, const char *down, uint64_t *unit)
+{
+    uint64_t width = 0;
+    *unit = 1;
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        const gguf_tensor *tt = &f->tensors[i];
+        if (!ends_with(&tt->name, down))
+            continue;
+        width = tt->ne[0];
+        uint64_t block = tensor_type_get(tt->type)->block_size;
+        *unit = block > *unit ? block : *unit;
+    }
+    return width;
+}
+
+// The experts of the file's layers (ne[2] of their down matrices), 0 without.
+static uint64_t n_experts(const gguf_file *f)
+{
+    for (uint64_t i = 0; i < f->n_tensors; i++)
+        if (ends_with(&f->tensors[i].name, "ffn_down_exps.weight"))
+            return f->tensors[i].ne[2];
+    return 0;
+}
+
+// Whether t ranks take whole experts of the file (rank r part r of them) rather than a part
+// of every expert's width: where that width's blocks do not split evenly between them and
+// the experts do, or where the blocks are fewer than the ranks and the experts are not.
+static bool by_expert(const gguf_file *f, uint32_t t)
+{
+    uint64_t unit, width = expert_width(f, "ffn_down_exps.weight", &unit);
+    uint64_t experts = n_experts(f), blocks = width / unit;
+    if (!experts || t == 1 || blocks % t == 0)
+        return false;
+    return experts % t == 0 || (blocks < t && experts >= t);
+}
+
+// Whether t ranks leave the file's shared expert whole to rank 0 alone: where its width has
+// fewer whole blocks than ranks.
+static bool shared_on_rank0(const gguf_file *f, uint32_t t)
+{
+    uint64_t unit, width = expert_width(f, "ffn_down_shexp.weight", &unit);
+    return width && width / unit < t;
+}
+
+// Rank r of t's part of an expert width of the file (expert_width's), in values; the whole
+// width where the ranks take whole experts, or where rank 0 alone keeps the shared expert
+// (0 on the others). 0 where there are none.
+static uint64_t expert_part(const gguf_file *f, const char *down, uint32_t r, uint32_t t)
+{
+    uint64_t unit, width = expert_width(f, down, &unit);
+    bool shared = !strcmp(down, "ffn_down_shexp.weight");
+    if (!shared && by_expert(f, t))
+        return width;
+    if (shared && shared_on_rank0(f, t))
+        return r == 0 ? width : 0;
+    return part_of(width / unit, r, t) * unit;
+}
+
 // What rank `rank` of t keeps of tensor tt (of file f), from its record alone: Q's rows and
 // the sinks divided by t; K's and V's by t, or by the KV heads where t is a multiple of them
 // (each rank keeps one KV head); gate/up rows by rank's part of them; attn_output and
@@ -73,8 +138,9 @@ static uint64_t share_of(const gguf_tensor *tt, uint32_t rank, uint32_t t, bool 
         return tt->nbytes;
     uint32_t kv_split = h.n_head_kv >= t ? t : h.n_head_kv;
     uint64_t row = tt->ne[1] ? tt->nbytes / tt->ne[1] : 0;
-    static const char *const by_t[] = {".attn_q.weight", ".attn_q.bias", ".attn_sinks.weight",
-                                       ".attn_sinks"};
+    static const char *const by_t[] = {".attn_q.weight",  ".attn_q.bias",     ".attn_sinks.weight",
+                                       ".attn_sinks",     ".attn_q_b.weight", ".attn_k_b.weight",
+                                       ".attn_v_b.weight"}; // (the last 3: latent attention)
     static const char *const by_kv[] = {".attn_k.weight", ".attn_v.weight", ".attn_k.bias",
                                         ".attn_v.bias"};
     for (size_t i = 0; i < sizeof by_t / sizeof by_t[0]; i++)
@@ -110,6 +176,30 @@ static uint64_t share_of(const gguf_tensor *tt, uint32_t rank, uint32_t t, bool 
             return rank == 0 ? tt->nbytes : 0;
         return tt->nbytes / tt->ne[0] * part_of(tt->ne[0], rank, t);
     }
+    // Experts: rank's part of every expert's width (gate and up rows, their biases' values,
+    // down columns), the down biases on rank 0 alone; the shared expert's likewise.
+    static const char *const by_width[] = {".ffn_gate_exps.weight", ".ffn_up_exps.weight",
+                                           ".ffn_gate_exps.bias", ".ffn_up_exps.bias",
+                                           ".ffn_down_exps.weight"};
+    // Whole experts: rank's part of them, matrices and bias rows.
+    uint64_t experts = n_experts(f), held = part_of(experts, rank, t);
+    bool whole_experts = by_expert(f, t);
+    for (size_t i = 0; i < sizeof by_width / sizeof by_width[0]; i++)
+        if (ends_with(&tt->name, by_width[i])) {
+            uint64_t width = i < 2 ? tt->ne[1] : tt->ne[0];
+            if (whole_experts)
+                return tt->nbytes / experts * held;
+            return tt->nbytes / width * expert_part(f, "ffn_down_exps.weight", rank, t);
+        }
+    if (ends_with(&tt->name, ".ffn_down_exps.bias"))
+        return whole_experts ? tt->nbytes / experts * held : rank == 0 ? tt->nbytes : 0;
+    if (ends_with(&tt->name, ".ffn_gate_shexp.weight") ||
+        ends_with(&tt->name, ".ffn_up_shexp.weight"))
+        return row * expert_part(f, "ffn_down_shexp.weight", rank, t);
+    if (ends_with(&tt->name, ".ffn_gate_inp_shexp.weight")) // its gate: whole, or rank 0's
+        return shared_on_rank0(f, t) && rank != 0 ? 0 : tt->nbytes;
+    if (ends_with(&tt->name, ".ffn_down_shexp.weight"))
+        return tt->nbytes / tt->ne[0] * expert_part(f, "ffn_down_shexp.weight", rank, t);
     if (named(&tt->name, "output.weight") && !tied)
         return row * part_of(tt->ne[1], rank, t);
     return tt->nbytes;
@@ -169,6 +259,9 @@ typedef struct layout_case {
     uint32_t n_head_kv; // 0: 4 (2 and 4 ranks divide them)
     uint32_t ffn, vocab;
     const char *name;
+    // Experts (0: a dense FFN): n_expert of them (0: 4), 2 used, each ffn_exp wide, in
+    // expert_type (0: type), a shared expert ffn_shexp wide (0: none).
+    uint32_t ffn_exp, expert_type, ffn_shexp, n_expert;
 } layout_case;
 
 static const char *synth_case(const layout_case *c, uint32_t n_layer, const char *name)
@@ -178,6 +271,17 @@ static const char *synth_case(const layout_case *c, uint32_t n_layer, const char
     p.arch = c->arch, p.type = (uint32_t)c->type, p.tied = c->tied, p.n_layer = n_layer;
     p.n_head_kv = c->n_head_kv ? c->n_head_kv : 4;
     p.ffn = c->ffn ? c->ffn : p.ffn, p.vocab = c->vocab ? c->vocab : p.vocab;
+    if (c->ffn_exp) {
+        p.n_expert = c->n_expert ? c->n_expert : 4, p.n_expert_used = 2;
+        p.ffn_exp = c->ffn_exp, p.ffn_shexp = c->ffn_shexp;
+        p.expert_type = c->expert_type ? (int32_t)c->expert_type : -1;
+        if (!strcmp(p.arch, "gpt-oss")) // (its experts' width is the FFN's)
+            p.ffn = c->ffn_exp;
+    }
+    if (!strcmp(p.arch, "deepseek2")) { // latent attention: a head's value 24 wide
+        p.rope_dims = 16, p.kv_lora_rank = 64, p.q_lora_rank = 128, p.v_head_dim = 24;
+        p.n_dense_lead = 1;
+    }
     const char *path = test_temp_path(name);
     garlic_error err = {0};
     if (model_synth_write(&p, path, &err))
@@ -207,19 +311,87 @@ static planner_config config(uint64_t budget)
 }
 
 static const layout_case CASES[] = {
-    {"llama", TENSOR_TYPE_F32, false, 0, 0, 0, "layout-llama-f32.gguf"},
-    {"llama", TENSOR_TYPE_Q4_0, true, 0, 0, 0, "layout-llama-q4_0-tied.gguf"}, // embedding rows
-    {"qwen2", TENSOR_TYPE_Q8_0, false, 0, 0, 0, "layout-qwen2-q8_0.gguf"},     // Q/K/V biases
-    {"phi3", TENSOR_TYPE_Q8_0, false, 0, 0, 0, "layout-phi3-q8_0.gguf"},       // fused qkv, up
-    {"gemma3", TENSOR_TYPE_F16, false, 0, 0, 0, "layout-gemma3-f16.gguf"},     // windows
+    {.arch = "llama", .type = TENSOR_TYPE_F32, .name = "layout-llama-f32.gguf"},
+    // embedding rows
+    {.arch = "llama",
+     .type = TENSOR_TYPE_Q4_0,
+     .tied = true,
+     .name = "layout-llama-q4_0-tied.gguf"},
+    {.arch = "qwen2", .type = TENSOR_TYPE_Q8_0, .name = "layout-qwen2-q8_0.gguf"}, // Q/K/V biases
+    {.arch = "phi3", .type = TENSOR_TYPE_Q8_0, .name = "layout-phi3-q8_0.gguf"},   // fused qkv, up
+    {.arch = "gemma3", .type = TENSOR_TYPE_F16, .name = "layout-gemma3-f16.gguf"}, // windows
     // K-quants: a rank's 128 or 64 columns of attn_output and 384 or 192 of ffn_down are not
     // whole blocks of 256: both split by output rows.
-    {"llama", TENSOR_TYPE_Q4_K, false, 0, 0, 0, "layout-llama-q4_k.gguf"},
+    {.arch = "llama", .type = TENSOR_TYPE_Q4_K, .name = "layout-llama-q4_k.gguf"},
     // ffn_down's 400 or 200 columns are not whole blocks of 32 (by output rows), attn_output's
     // are (by input columns); 2 KV heads, one a rank at 4 ranks; 510 vocabulary rows.
-    {"llama", TENSOR_TYPE_Q8_0, false, 2, 800, 510, "layout-llama-q8_0-mixed.gguf"},
+    {.arch = "llama",
+     .type = TENSOR_TYPE_Q8_0,
+     .n_head_kv = 2,
+     .ffn = 800,
+     .vocab = 510,
+     .name = "layout-llama-q8_0-mixed.gguf"},
     // Uneven parts of the FFN (770 rows: 192 or 193 a rank at 4) and of the vocabulary.
-    {"llama", TENSOR_TYPE_F32, false, 0, 770, 510, "layout-llama-f32-uneven.gguf"},
+    {.arch = "llama",
+     .type = TENSOR_TYPE_F32,
+     .ffn = 770,
+     .vocab = 510,
+     .name = "layout-llama-f32-uneven.gguf"},
+    // Experts: 256 wide in Q8_0 (8 blocks of 32); in MXFP4 with biases (gpt-oss); F32 with a
+    // shared expert (qwen2moe).
+    {.arch = "qwen3moe",
+     .type = TENSOR_TYPE_Q8_0,
+     .name = "layout-qwen3moe-q8_0.gguf",
+     .ffn_exp = 256},
+    {.arch = "gpt-oss",
+     .type = TENSOR_TYPE_Q8_0,
+     .name = "layout-gpt-oss.gguf",
+     .ffn_exp = 256,
+     .expert_type = TENSOR_TYPE_MXFP4},
+    {.arch = "qwen2moe",
+     .type = TENSOR_TYPE_F32,
+     .name = "layout-qwen2moe-f32.gguf",
+     .ffn_exp = 128,
+     .ffn_shexp = 256},
+    // Q4_K: experts 512 wide (2 blocks of 256: by width at 2 ranks, whole experts at 4) and a
+    // shared expert of 256 (1 block), which rank 0 keeps whole.
+    {.arch = "qwen2moe",
+     .type = TENSOR_TYPE_Q4_K,
+     .name = "layout-qwen2moe-q4_k.gguf",
+     .ffn_exp = 512,
+     .ffn_shexp = 256},
+    // 1280 wide in Q4_K (5 blocks of 256), 6 experts: 2 ranks take 3 whole experts each, as
+    // the blocks do not split evenly; 4 ranks, which do not divide the experts, 1, 1, 1 and 2
+    // blocks of each.
+    {.arch = "qwen3moe",
+     .type = TENSOR_TYPE_Q4_K,
+     .name = "layout-qwen3moe-q4_k.gguf",
+     .ffn_exp = 1280,
+     .n_expert = 6},
+    // Q4_K experts of one block, 6 of them (gpt-oss, with biases): 3 whole experts a rank at
+    // 2 ranks, 1, 2, 1 and 2 at 4 (the blocks fewer than the ranks, the experts not).
+    {.arch = "gpt-oss",
+     .type = TENSOR_TYPE_Q8_0,
+     .name = "layout-gpt-oss-uneven-experts.gguf",
+     .ffn_exp = 256,
+     .expert_type = TENSOR_TYPE_Q4_K,
+     .n_expert = 6},
+    // 3 blocks of 32 in MXFP4: whole experts and their bias rows at 2 and 4 ranks.
+    {.arch = "gpt-oss",
+     .type = TENSOR_TYPE_Q8_0,
+     .name = "layout-gpt-oss-experts.gguf",
+     .ffn_exp = 96,
+     .expert_type = TENSOR_TYPE_MXFP4},
+    // Latent attention (deepseek2: one latent KV head, whole on every rank; attn_q_b rows and
+    // attn_k_b/attn_v_b matrices by heads; attn_output's 192 columns by input columns at 2
+    // ranks, by output rows at 4, whose 48 are not whole blocks of 32), a dense first layer,
+    // experts and a shared expert.
+    {.arch = "deepseek2",
+     .type = TENSOR_TYPE_Q8_0,
+     .n_head_kv = 1,
+     .name = "layout-deepseek2.gguf",
+     .ffn_exp = 256,
+     .ffn_shexp = 256},
 };
 
 // Checks the layout of rank r of t's share of path (shapes) against the file: each layer's
@@ -233,6 +405,32 @@ static void check_splits(const char *path, uint32_t r, uint32_t t)
     gguf_file *f = gguf_open(path, &err);
     assert_non_null(f);
     for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const model_layer *L = &m->layers[l];
+        uint64_t exp = expert_part(f, "ffn_down_exps.weight", r, t),
+                 sh = expert_part(f, "ffn_down_shexp.weight", r, t);
+        if (L->exp_down.data) { // every expert's rows of gate and up, columns of down
+            assert_int_equal(L->exp_gate.n_out, exp);
+            assert_int_equal(L->exp_up.n_out, exp);
+            assert_int_equal(L->exp_down.n_in, exp);
+            assert_int_equal(L->exp_down.n_out, m->hp.dim);
+            assert_int_equal(L->router.n_out, m->hp.n_expert); // (whole)
+            assert_int_equal(m->hp.ffn_exp, exp);
+            // whole experts: rank r's part of them
+            bool whole = by_expert(f, t);
+            uint64_t held = whole ? part_of(m->hp.n_expert, r, t) : 0;
+            assert_int_equal(m->tp_n_expert, held);
+            assert_int_equal(m->tp_expert0, whole ? first_of(m->hp.n_expert, r, t) : 0);
+            assert_int_equal(L->exp_down.n_mat, whole ? held : m->hp.n_expert);
+        }
+        if (L->sh_down.data) {
+            assert_int_equal(L->sh_gate.n_out, sh);
+            assert_int_equal(L->sh_down.n_in, sh);
+        } else if (L->exp_down.data && gguf_find_tensor(f, "blk.0.ffn_down_shexp.weight")) {
+            assert_int_equal(sh, 0); // (another rank keeps the shared expert whole)
+            assert_null(L->sh_router.data);
+        }
+        if (L->exp_down.data)
+            continue; // (no dense ffn_down)
         const char *names[] = {"attn_output", "ffn_down"};
         const model_tensor *ws[] = {&m->layers[l].wo, &m->layers[l].w_down};
         uint8_t splits[] = {m->layers[l].tp_wo, m->layers[l].tp_down};
@@ -431,7 +629,7 @@ static void test_smallest_layout(void **state)
         assert_true(big[r].plan.fits && big[r].plan.total_bytes <= cfg.budget);
     // Uneven parts (an FFN of 771, 511 vocabulary rows): the last rank holds the most, so a
     // budget of rank 0's total does not admit 2 x 1.
-    const layout_case uneven = {"llama", TENSOR_TYPE_F32, false, 0, 771, 511, NULL};
+    const layout_case uneven = {.arch = "llama", .type = TENSOR_TYPE_F32, .ffn = 771, .vocab = 511};
     const char *odd = synth_case(&uneven, 4, "smallest-uneven.gguf");
     cfg.budget = 0;
     assert_int_equal(planner_layout_make(odd, NULL, 2, 1, &cfg, two, &err), GARLIC_OK);
