@@ -115,6 +115,13 @@ static int count_in_file(const char *path, const char *needle)
     return n;
 }
 
+// Fails unless the job's log (both ranks write it) holds needle.
+static void log_holds(const test_server *s, const char *needle)
+{
+    if (count_in_file(s->log, needle) == 0)
+        fail_msg("%s lacks '%s'", s->log, needle);
+}
+
 static const char *const PROMPTS[] = {
     "Once upon a time",
     "the quick brown fox jumps over",
@@ -308,11 +315,8 @@ static void check_same_text(const char *layout)
     int status = stop_job(tp, ranks[0], SIGTERM, ranks);
     print_message("SIGTERM to rank 0: mpirun's exit status %d\n", status);
     assert_int_equal(status, 0);
-    char *log = test_read_file(tp->log, NULL);
-    assert_non_null(log);
-    assert_non_null(strstr(log, "(2 models; 'm' split between 2 ranks, the others on rank 0)"));
-    assert_non_null(strstr(log, "SIGTERM: shutting down"));
-    free(log);
+    log_holds(tp, "(2 models; 'm' split between 2 ranks, the others on rank 0)");
+    log_holds(tp, "SIGTERM: shutting down");
     test_server_stop(one);
 }
 
@@ -506,11 +510,8 @@ static void check_fault_clients(int sig, const char *launcher)
     int exit_status = wait_job_end(tp, ranks, t0);
     print_message("mpirun's exit status %d\n", exit_status);
     assert_int_not_equal(exit_status, 0);
-    char *log = test_read_file(tp->log, NULL);
-    assert_non_null(log);
-    assert_non_null(strstr(log, "a rank died or hangs"));
-    assert_non_null(strstr(log, "ending the job in 2.0 s"));
-    free(log);
+    log_holds(tp, "a rank died or hangs");
+    log_holds(tp, "ending the job in 2.0 s");
 }
 
 static void test_rank_hung_clients(void **state)
@@ -561,12 +562,9 @@ static void check_idle_hang(int hung)
     int exit_status = wait_job_end(tp, ranks, t0);
     print_message("rank %d stopped while idle: mpirun's exit status %d\n", hung, exit_status);
     assert_int_not_equal(exit_status, 0);
-    char *log = test_read_file(tp->log, NULL);
-    assert_non_null(log);
-    assert_non_null(strstr(log,
-                           hung == 1 ? "a heartbeat (MPI_Allreduce) of 4 bytes has waited"
-                                     : "rank 1 of 2: rank 0 sent nothing for"));
-    free(log);
+    log_holds(tp,
+              hung == 1 ? "a heartbeat (MPI_Allreduce) of 4 bytes has waited"
+                        : "rank 1 of 2: rank 0 sent nothing for");
 }
 
 static void test_rank_hung_idle(void **state)
@@ -642,10 +640,7 @@ static void check_keep_alive(const char *layout)
             fail_msg("after the reload, 2 ranks answered %s, before %s", again, first);
         free(first), free(again);
     }
-    char *log = test_read_file(tp->log, NULL);
-    assert_non_null(log);
-    assert_non_null(strstr(log, "keep_alive expired"));
-    free(log);
+    log_holds(tp, "keep_alive expired");
     int status = stop_job(tp, ranks[0], SIGTERM, ranks);
     assert_int_equal(status, 0);
 }
@@ -706,12 +701,9 @@ static void check_sleep(const char *layout)
     free(first), free(woken), free(reloaded);
     int status = stop_job(tp, ranks[0], SIGTERM, ranks);
     assert_int_equal(status, 0);
-    char *log = test_read_file(tp->log, NULL);
-    assert_non_null(log);
-    assert_non_null(strstr(log, " sleep model=m"));
-    assert_non_null(strstr(log, " wake model=m"));
-    assert_non_null(strstr(log, "keep_alive expired"));
-    free(log);
+    log_holds(tp, " sleep model=m");
+    log_holds(tp, " wake model=m");
+    log_holds(tp, "keep_alive expired");
 }
 
 static void test_sleep(void **state)
