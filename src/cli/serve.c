@@ -283,6 +283,59 @@ static int add_models(registry *reg, const serve_options *o, size_t first)
 
 static void *json_malloc(size_t size) { return garlic_malloc(size); }
 
+// The model store (o->store_root), unless --no-store: served when it can be opened.
+static void open_store(serve_options *o)
+{
+    garlic_error err = {0};
+    if (!o->no_store && store_root(o->store_root, sizeof o->store_root, &err) == GARLIC_OK)
+        o->server.store_root = o->store_root;
+    else if (!o->no_store)
+        fprintf(stderr, "garlic serve: no model store: %s\n", err.message);
+}
+
+// Adds the -m models from the first-th on and --models-dir's to reg (first 1: the first -m
+// is already there, split between the ranks), serves HTTP until SIGINT or SIGTERM, then
+// stops gracefully. Returns the exit status.
+static int run_server(serve_options *o, registry *reg, size_t first, sigset_t *stop_signals)
+{
+    garlic_error err = {0};
+    server *srv = NULL;
+    int status = add_models(reg, o, first);
+    if (status == 0 && !(srv = server_start(&o->server, reg, &err))) {
+        fprintf(stderr, "garlic serve: %s\n", err.message);
+        status = 1;
+    }
+    if (status != 0)
+        return status;
+    const registry_model *split = first ? registry_model_at(reg, 0) : NULL;
+    char what[STORE_PATH_MAX + 300] = "";
+    if (split) {
+        // A fault (a rank died or hangs) leaves the HTTP threads a moment to tell the clients
+        // (api_fault) before the job ends.
+        dist_set_fault_grace(DIST_FAULT_GRACE);
+        snprintf(what, sizeof what, "; '%s' split between %u ranks, the others on rank 0",
+                 registry_model_name(split), dist_size());
+    } else if (o->server.store_root) {
+        snprintf(what, sizeof what, "; store %s", o->server.store_root);
+    }
+    const char *host = o->server.host;
+    bool v6 = strchr(host, ':') != NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < registry_count(reg); i++)
+        n += registry_model_at(reg, i) != NULL;
+    fprintf(stderr, "garlic serve: listening on http://%s%s%s:%u (%zu model%s%s)\n", v6 ? "[" : "",
+            host, v6 ? "]" : "", server_port(srv), n, n == 1 ? "" : "s", what);
+    if (!split)
+        fprintf(stderr, "garlic serve: memory budget %s for loaded models%s\n",
+                cli_format_bytes((double)registry_budget(reg)),
+                o->registry.memory_budget ? "" : " (80% of physical memory; --memory-budget)");
+    int sig = 0;
+    sigwait(stop_signals, &sig);
+    fprintf(stderr, "garlic serve: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    server_stop(srv, o->grace);
+    return 0;
+}
+
 // Loads the one -m model on every rank (as rank tp_rank's share), acquired (released by the
 // caller). All ranks agree on the result: one that fails makes them all fail.
 static int load_shared_model(serve_options *o, registry **reg, registry_model **m,
@@ -461,35 +514,8 @@ static int serve_tensor_parallel(serve_options *o, sigset_t *stop_signals)
     if (!held)
         registry_model_release(m, NAN);
     // Rank 0 alone serves the other -m models, --models-dir's and the store's, whole.
-    if (!o->no_store && store_root(o->store_root, sizeof o->store_root, &err) == GARLIC_OK)
-        o->server.store_root = o->store_root;
-    else if (!o->no_store)
-        fprintf(stderr, "garlic serve: no model store: %s\n", err.message);
-    server *srv = NULL;
-    status = add_models(reg, o, 1);
-    if (status == 0 && !(srv = server_start(&o->server, reg, &err))) {
-        fprintf(stderr, "garlic serve: %s\n", err.message);
-        status = 1;
-    }
-    if (status == 0) {
-        // A fault (a rank died or hangs) leaves the HTTP threads a moment to tell the clients
-        // (api_fault) before the job ends.
-        dist_set_fault_grace(DIST_FAULT_GRACE);
-        const char *host = o->server.host;
-        bool v6 = strchr(host, ':') != NULL;
-        size_t n = 0;
-        for (size_t i = 0; i < registry_count(reg); i++)
-            n += registry_model_at(reg, i) != NULL;
-        fprintf(stderr,
-                "garlic serve: listening on http://%s%s%s:%u (%zu model%s; '%s' split between "
-                "%u ranks, the others on rank 0)\n",
-                v6 ? "[" : "", host, v6 ? "]" : "", server_port(srv), n, n == 1 ? "" : "s",
-                registry_model_name(m), dist_size());
-        int sig = 0;
-        sigwait(stop_signals, &sig);
-        fprintf(stderr, "garlic serve: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-        server_stop(srv, o->grace);
-    }
+    open_store(o);
+    status = run_server(o, reg, 1, stop_signals);
     if (held)
         registry_model_release(m, NAN);
     registry_free(reg); // (a loaded model's engine stops, which ends the other ranks' follow)
@@ -521,11 +547,8 @@ int cli_serve(int argc, char **argv)
     }
     if (o.tensor_parallel > 1 || o.pipeline_parallel > 1 || dist_size() > 1)
         return serve_tensor_parallel(&o, &stop_signals);
+    open_store(&o);
     garlic_error err = {0};
-    if (!o.no_store && store_root(o.store_root, sizeof o.store_root, &err) == GARLIC_OK)
-        o.server.store_root = o.store_root;
-    else if (!o.no_store)
-        fprintf(stderr, "garlic serve: no model store: %s\n", err.message);
     if (cli_local_device(o.device, o.gpu_layers, &o.registry, &err))
         return fprintf(stderr, "garlic serve: %s\n", err.message), 1;
     registry *reg = registry_new(&o.registry, &err);
@@ -533,30 +556,7 @@ int cli_serve(int argc, char **argv)
         backend_free(o.registry.device);
         return fprintf(stderr, "garlic serve: %s\n", err.message), 1;
     }
-    server *srv = NULL;
-    status = add_models(reg, &o, 0);
-    if (status == 0 && !(srv = server_start(&o.server, reg, &err))) {
-        fprintf(stderr, "garlic serve: %s\n", err.message);
-        status = 1;
-    }
-    if (status == 0) {
-        const char *host = o.server.host;
-        bool v6 = strchr(host, ':') != NULL;
-        size_t n = 0;
-        for (size_t i = 0; i < registry_count(reg); i++)
-            n += registry_model_at(reg, i) != NULL;
-        fprintf(stderr, "garlic serve: listening on http://%s%s%s:%u (%zu model%s%s%s)\n",
-                v6 ? "[" : "", host, v6 ? "]" : "", server_port(srv), n, n == 1 ? "" : "s",
-                o.server.store_root ? "; store " : "",
-                o.server.store_root ? o.server.store_root : "");
-        fprintf(stderr, "garlic serve: memory budget %s for loaded models%s\n",
-                cli_format_bytes((double)registry_budget(reg)),
-                o.registry.memory_budget ? "" : " (80% of physical memory; --memory-budget)");
-        int sig = 0;
-        sigwait(&stop_signals, &sig);
-        fprintf(stderr, "garlic serve: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-        server_stop(srv, o.grace);
-    }
+    status = run_server(&o, reg, 0, &stop_signals);
     registry_free(reg);
     backend_free(o.registry.device);
     return status;
