@@ -206,6 +206,16 @@ static void find_ranks(pid_t mpirun, pid_t ranks[2])
     closedir(d);
 }
 
+// Starts `garlic serve args` under launcher (mpirun), logging to log, and finds its two
+// ranks, or fails the test.
+static void start_job(test_server *s, const char *log, const char *launcher, const char *args,
+                      pid_t ranks[2])
+{
+    test_server_start(s, log, launcher, args);
+    find_ranks(s->pid, ranks);
+    assert_true(ranks[0] > 0 && ranks[1] > 0);
+}
+
 // Waits (at most 20 s from t0) for the job (mpirun, the server's pid) and both ranks to end.
 // Returns mpirun's exit status (-1: killed by a signal).
 static int wait_job_end(test_server *s, const pid_t ranks[2], double t0)
@@ -249,10 +259,8 @@ static void check_same_text(const char *layout)
     test_server_start(one, "serve-one.log", "", args);
     char tp_args[1700];
     snprintf(tp_args, sizeof tp_args, "%s %s --dist-timeout 30", args, layout);
-    test_server_start(tp, "serve-tp.log", MPIRUN, tp_args);
     pid_t ranks[2];
-    find_ranks(tp->pid, ranks);
-    assert_true(ranks[0] > 0 && ranks[1] > 0);
+    start_job(tp, "serve-tp.log", MPIRUN, tp_args, ranks);
     // One at a time.
     char *want[N_PROMPTS];
     for (int i = 0; i < N_PROMPTS; i++) {
@@ -346,10 +354,8 @@ static void test_stop_mpirun(void **state)
     char args[900];
     snprintf(args, sizeof args, "-m '%s=m' --no-store -t 1 --tensor-parallel 2", model_path());
     test_server *tp = &started[1];
-    test_server_start(tp, "serve-tp2.log", MPIRUN, args);
     pid_t ranks[2];
-    find_ranks(tp->pid, ranks);
-    assert_true(ranks[0] > 0 && ranks[1] > 0);
+    start_job(tp, "serve-tp2.log", MPIRUN, args, ranks);
     free(complete(tp, "hello", 4));
     int status = stop_job(tp, tp->pid, SIGTERM, ranks);
     print_message("SIGTERM to mpirun: its exit status %d\n", status);
@@ -444,10 +450,8 @@ static void check_fault_clients(int sig, const char *launcher)
              "-m '%s=m' --no-store -t 1 --ctx 8192 --tensor-parallel 2 --dist-timeout 2 --quiet",
              fault_model_path());
     test_server *tp = &started[1];
-    test_server_start(tp, "serve-fault.log", launcher, args);
     pid_t ranks[2];
-    find_ranks(tp->pid, ranks);
-    assert_true(ranks[0] > 0 && ranks[1] > 0);
+    start_job(tp, "serve-fault.log", launcher, args, ranks);
     char openai_out[600], ollama_out[600], whole_out[600];
     snprintf(openai_out, sizeof openai_out, "%s", test_temp_path("fault-openai.txt"));
     snprintf(ollama_out, sizeof ollama_out, "%s", test_temp_path("fault-ollama.txt"));
@@ -546,10 +550,8 @@ static void check_idle_hang(int hung)
              "-m '%s=m' --no-store -t 1 --tensor-parallel 2 --dist-timeout 2 --quiet",
              model_path());
     test_server *tp = &started[1];
-    test_server_start(tp, "serve-idle.log", MPIRUN, args);
     pid_t ranks[2];
-    find_ranks(tp->pid, ranks);
-    assert_true(ranks[0] > 0 && ranks[1] > 0);
+    start_job(tp, "serve-idle.log", MPIRUN, args, ranks);
     free(complete(tp, "hello", 4));
     usleep(2500 * 1000); // (idle: a heartbeat or two pass, and nothing fails)
     char *body = NULL;
@@ -612,10 +614,8 @@ static void check_keep_alive(const char *layout)
              "-m '%s=m' --no-store -t 1 --kv-type f32 %s --keep-alive 1s --dist-timeout 30",
              fault_model_path(), layout);
     test_server *tp = &started[1];
-    test_server_start(tp, "serve-keep.log", MPIRUN, args);
     pid_t ranks[2];
-    find_ranks(tp->pid, ranks);
-    assert_true(ranks[0] > 0 && ranks[1] > 0);
+    start_job(tp, "serve-keep.log", MPIRUN, args, ranks);
     for (int round = 0; round < 2; round++) { // (the second round after a reload)
         char *first = complete(tp, PROMPTS[0], N_GEN);
         assert_true(model_listed(tp));
@@ -683,10 +683,8 @@ static void check_sleep(const char *layout)
              "--dist-timeout 30",
              model_path(), layout);
     test_server *tp = &started[1];
-    test_server_start(tp, "serve-sleep.log", MPIRUN, args);
     pid_t ranks[2];
-    find_ranks(tp->pid, ranks);
-    assert_true(ranks[0] > 0 && ranks[1] > 0);
+    start_job(tp, "serve-sleep.log", MPIRUN, args, ranks);
     char *first = complete(tp, PROMPTS[1], N_GEN);
     wait_ps(tp, "\"state\":\"asleep\"", false);
     char *woken = complete(tp, PROMPTS[1], N_GEN);
