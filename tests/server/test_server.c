@@ -31,6 +31,19 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+// The file a background curl writes, read once it holds needle (its answer's end), or after
+// `seconds` as it is then (the caller's checks then say what is missing).
+static char *read_when(const char *path, const char *needle, double seconds)
+{
+    for (double waited = 0;; waited += 0.05) {
+        char *text = test_read_file(path, NULL);
+        if ((text && strstr(text, needle)) || waited >= seconds)
+            return text;
+        free(text);
+        sleep_ms(50);
+    }
+}
+
 // Starts `garlic serve` on a free port with the test model and extra arguments; waits until
 // it says where it listens.
 static void server_start(test_server *s, const char *name, const char *extra)
@@ -1283,8 +1296,8 @@ static void test_graceful_shutdown(void **state)
     assert_int_equal(system(cmd), 0);
     sleep_ms(700);
     assert_int_equal(server_stop(&s), 0);
-    sleep_ms(300);
-    char *ndjson = test_read_file(ndjson_path, NULL);
+    // (the clients write their answers' ends a moment after the server's exit)
+    char *ndjson = read_when(ndjson_path, "cut off", 10);
     assert_non_null(ndjson);
     if (!strstr(ndjson, "\n{\"error\":\"the generation was cut off") ||
         strstr(ndjson, "\"done\":true"))
@@ -1293,14 +1306,14 @@ static void test_graceful_shutdown(void **state)
     free(ndjson);
     // The stream cut by the shutdown ends with an error event (and [DONE]), never with a
     // finish_reason that reads as a finished answer.
-    char *sse = test_read_file(out_path, NULL);
+    char *sse = read_when(out_path, "data: [DONE]", 10);
     assert_non_null(sse);
     assert_non_null(strstr(sse, "data: {\"error\":{\"message\":\"the generation was cut off"));
     assert_non_null(strstr(sse, "\"code\":\"generation_cut\""));
     assert_non_null(strstr(sse, "data: [DONE]"));
     assert_null(strstr(sse, "\"finish_reason\":\"length\""));
     free(sse);
-    char *whole = test_read_file(whole_path, NULL);
+    char *whole = read_when(whole_path, "\n503", 10);
     assert_non_null(whole);
     if (!strstr(whole, "\n503") || !strstr(whole, "cut off"))
         fail_msg("the whole answer cut by the shutdown: %s", whole);
