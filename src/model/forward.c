@@ -88,7 +88,7 @@ static size_t act_stride(const model_hparams *hp, const model_state_config *cfg)
     return (size_t)((row + 63) / 64 * 64);
 }
 
-enum { N_SCRATCH = 26 };
+enum { N_SCRATCH = 27 };
 
 // The scratch buffers start on a 64-byte boundary (a large calloc is only 16-aligned), so that
 // activation rows, whose sizes are multiples of 64, are too: kernels that read converted rows
@@ -104,6 +104,31 @@ static uint64_t flat_entries(const model_state_config *cfg)
 {
     uint64_t tables = 2 * (uint64_t)cfg->max_batch * (cfg->n_ctx / 16 + 1);
     return 3 * (uint64_t)cfg->max_batch + (tables < (1u << 22) ? tables : 1u << 22);
+}
+
+// Query rows one attention work item takes at most: a run of tokens times the heads of its
+// KV head's group (at least one whole group).
+static uint32_t att_tile_rows(const model_hparams *hp)
+{
+    uint32_t group = hp->n_head / (hp->n_head_kv ? hp->n_head_kv : 1);
+    return group > ATT_TILE ? group : ATT_TILE;
+}
+
+// One thread's attention tile (see attention_worker), carved from base when t is set;
+// returns its floats (each part rounded up to 16 floats, 64 bytes).
+static uint64_t att_tile_layout(const model_hparams *hp, float *base, att_tile *t)
+{
+    uint64_t tq = att_tile_rows(hp);
+    uint64_t n[5] = {tq * hp->head_dim_k, tq * ATT_CHUNK, tq * hp->head_dim_v, tq, tq}, at = 0;
+    float *part[5];
+    for (int i = 0; i < 5; i++) {
+        part[i] = base ? base + at : NULL;
+        at += (n[i] + 15) / 16 * 16;
+    }
+    if (t)
+        *t = (att_tile){
+            .q = part[0], .score = part[1], .o = part[2], .max = part[3], .sum = part[4]};
+    return at;
 }
 
 // The scratch buffers of a state: where each pointer goes and how many bytes it takes
@@ -155,11 +180,11 @@ static int scratch_layout(const model_hparams *hp, const model_state_config *cfg
         {(void **)&s->q_head, B * heads * head_dim * f},
         {(void **)&s->head_items, heads * sizeof(model_mat_item)},
         {(void **)&s->logits, (uint64_t)cfg->logit_rows * hp->n_vocab * f},
-        {(void **)&s->att,
-         nt * (hp->n_head / (hp->n_head_kv ? hp->n_head_kv : 1)) * (cfg->n_ctx + 1) * f},
-        {(void **)&s->kv_row, nt * ATT_ROWS * (k_dim > v_dim ? k_dim : v_dim) * f},
+        {(void **)&s->att, nt * att_tile_layout(hp, NULL, NULL) * f},
+        {(void **)&s->kv_row, nt * ATT_CHUNK * (k_dim > v_dim ? k_dim : v_dim) * f},
         // (Q8_0 rows: 34 bytes a block of 32, the size kv_row_size gives)
-        {(void **)&s->att_q, nt * hp->n_head * ((hp->head_dim_k + 31) / 32) * 34},
+        {(void **)&s->att_q, nt * att_tile_rows(hp) * ((hp->head_dim_k + 31) / 32) * 34},
+        {(void **)&s->att_runs, (B + 1) * sizeof(uint32_t)},
         {(void **)&s->gather, nt * in_dim * f},
         {(void **)&s->tp_parts, B * parts * f},
         {(void **)&s->act[0], B * act},
@@ -746,9 +771,10 @@ typedef struct attention_job {
     const backend_attention *a;
     const float *q; // (n_tok, n_head * head_dim_k) the queries
     float *out;     // (n_tok, n_head * head_dim_v) the heads' outputs
-    uint32_t layer, n_tok;
+    uint32_t layer;
     uint32_t part_heads; // query heads of a group one work item takes (the group, or a share
-                         // of it when (token, KV head) pairs alone would leave threads idle)
+                         // of it when (run, KV head) pairs alone would leave threads idle)
+    uint32_t n_runs;     // runs of tokens, s->att_runs[0..n_runs]
     atomic_uint next;    // the next work item not taken
 } attention_job;
 
@@ -784,15 +810,38 @@ static const float *load_rows(kv_type type, const uint8_t *row, size_t row_bytes
     return out;
 }
 
-// Causal attention, one (token, KV head, part of the group) at a time, taken by threads in
-// turn (a thread that was descheduled leaves its items to the others).
-// The K (then V) rows of the pair's positions are converted to floats once, ATT_ROWS at a
-// time (a Q8_0 cache's rows are not: its K rows meet the queries converted to Q8_0, its V
-// rows are summed from their codes), and used by every query head of the part at once: scores (scaled dot products), softmax over positions
-// 0..pos of the token's sequence (max subtracted; exp and sum vectorized), the weighted sum of
-// the values with the unnormalized weights, then scaled by 1 / sum, written to xb. Multi-head
-// latent attention keeps no V rows: a head's values are the first hd_v values of its K row
-// (the latent).
+// The positions [lo, hi) token b attends: causal, 0..pos (otherwise every position of its
+// sequence, whose whole input is in this batch), and a sliding-window layer only the last
+// `window` of them (the token's own included).
+static void token_span(const model_flat_batch *fb, uint32_t b, uint32_t window, uint32_t *lo,
+                       uint32_t *hi)
+{
+    *hi = fb->n_pos[b];
+    *lo = window && *hi > window ? *hi - window : 0;
+}
+
+// Attention as flash attention computes it, one work item at a time, taken by threads in
+// turn (a thread that was descheduled leaves its items to the others). An item is a run of
+// consecutive tokens of one sequence (s->att_runs), one KV head and its group's query heads
+// (or a part of them): a tile of query rows that meets the pair's K and V rows once, instead
+// of once per token. The positions go in chunks of ATT_CHUNK, aligned to multiples of it;
+// per chunk:
+//   1. scores: the chunk's K rows, ATT_ROWS at a time inside one cache block, are converted to
+//      floats once (a Q8_0 cache's are not: they meet the queries converted to Q8_0, once per
+//      item, in the int8 product of the blocks, as llama.cpp's flash attention does) and
+//      multiplied with every query row of the tile;
+//   2. online softmax, each query row over its own token's positions in the chunk: the running
+//      maximum, exp(score - maximum) in place, the running sum, and the row's output so far
+//      rescaled when the maximum grew;
+//   3. values: the chunk's V rows (converted once; a Q8_0 cache's summed from their codes)
+//      added to each token's output rows with its weights, rows in order.
+// At the end each output is divided by its sum (a head's sink is one more logit, with no
+// value). A query row's arithmetic depends only on its own token's positions (the chunks are
+// aligned to positions, a row's ranges are its token's), so a token's result is the same in
+// every batch and tile. No buffer grows with the context: a thread holds one tile's queries,
+// one chunk of scores and converted rows, and the tile's outputs. Multi-head latent attention
+// keeps no V rows: a head's values are the first hd_v values of its K row (the latent),
+// which the float path reads from the K rows it converted.
 static void attention_worker(void *ctx, int ith, int nth)
 {
     attention_job *job = ctx;
@@ -803,92 +852,148 @@ static void attention_worker(void *ctx, int ith, int nth)
     uint32_t group = hp->n_head / hp->n_head_kv, hd_k = hp->head_dim_k, hd_v = hp->head_dim_v;
     uint32_t bt = kc->block_tokens;
     uint32_t k_values = hp->n_head_kv * hd_k, v_values = hp->n_head_kv * hd_v;
-    float *scores = s->att + (size_t)ith * group * (s->n_ctx + 1);
-    float *rows = s->kv_row + (size_t)ith * ATT_ROWS * (k_values > v_values ? k_values : v_values);
+    uint32_t row_floats = k_values > v_values ? k_values : v_values;
+    float *rows = s->kv_row + (size_t)ith * ATT_CHUNK * row_floats;
+    att_tile t;
+    att_tile_layout(hp, s->att + (size_t)ith * att_tile_layout(hp, NULL, NULL), &t);
     size_t q_dim = (size_t)hp->n_head * hd_k, o_dim = (size_t)hp->n_head * hd_v;
     bool v_in_k = model_hparams_mla(hp);
     size_t k_stride = kv_cache_k_row_bytes(s->kv);
     size_t v_stride = v_in_k ? k_stride : kv_cache_v_row_bytes(s->kv);
     uint32_t v_row_values = v_in_k ? k_values : v_values, v_head = v_in_k ? hd_k : hd_v;
-    float *inv_sum = scores + (size_t)group * s->n_ctx; // (group) 1 / softmax sums
     uint32_t window = job->a->window;
     const float *sinks = job->a->sinks ? job->a->sinks->data : NULL; // (n_head) or NULL
     uint32_t kind = job->a->window_blocks;
     uint32_t parts = (group + job->part_heads - 1) / job->part_heads;
-    // A Q8_0 cache's K rows meet the queries converted to Q8_0 (once per item) in the int8
-    // product of the blocks, as llama.cpp's flash attention does, and its V rows are summed
-    // from their codes, instead of either being converted to floats first; q8_bytes is one
-    // head's converted query and one head's share of a K row.
+    uint32_t per_run = hp->n_head_kv * parts;
+    // A Q8_0 cache's K rows meet the queries converted to Q8_0 and its V rows are summed
+    // from their codes; q8_bytes is one head's converted query and one head's share of a K row.
     bool q8_rows = kc->type == KV_TYPE_Q8_0 && hd_k % 32 == 0;
     bool q8_values = kc->type == KV_TYPE_Q8_0 && hd_v % 32 == 0 && v_head % 32 == 0;
+    bool values_in_rows = v_in_k && !q8_rows && !q8_values; // V read from the converted K rows
     size_t q8_bytes = (size_t)hd_k / 32 * 34;
-    uint8_t *q8 = s->att_q + (size_t)ith * hp->n_head * q8_bytes;
+    uint8_t *q8 = s->att_q + (size_t)ith * att_tile_rows(hp) * q8_bytes;
+    const float *seg_rows[ATT_CHUNK]; // the chunk's converted K rows, segment by segment
+    uint32_t seg_pitch[ATT_CHUNK];
     (void)nth;
     for (uint32_t idx; (idx = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed)) <
-         job->n_tok * hp->n_head_kv * parts;) {
-        uint32_t pair = idx / parts, part = idx % parts;
-        uint32_t b = pair / hp->n_head_kv, kh = pair % hp->n_head_kv;
-        // Causal: positions 0..pos; otherwise every position of the sequence (its whole
-        // input is in this batch).
-        uint32_t n_pos = fb->n_pos[b];
-        // This item's query heads: [g0, g0 + heads) of the KV head's group.
+         job->n_runs * per_run;) {
+        // The last runs first: a prompt's last tokens attend the most positions.
+        uint32_t run = job->n_runs - 1 - idx / per_run;
+        uint32_t kh = idx % per_run / parts, part = idx % parts;
+        uint32_t b0 = s->att_runs[run], n_run = s->att_runs[run + 1] - b0;
+        // This item's query heads: [g0, g0 + heads) of the KV head's group; query row
+        // i * heads + g is token b0 + i's head g0 + g.
         uint32_t g0 = part * job->part_heads;
         uint32_t heads = group - g0 < job->part_heads ? group - g0 : job->part_heads;
-        // A sliding-window layer reads the last `window` positions (the token's own included),
-        // through the sequence's table of window blocks when the pool keeps them apart.
-        uint32_t lo = window && n_pos > window ? n_pos - window : 0;
-        const uint32_t *table = fb->tables + fb->table_start[2 * fb->seq[b] + kind];
-        const float *q = job->q + b * q_dim + ((size_t)kh * group + g0) * hd_k;
-        if (q8_rows)
-            for (uint32_t g = 0; g < heads; g++)
-                kernel_act_convert(TENSOR_TYPE_Q8_0, q + (size_t)g * hd_k, q8 + g * q8_bytes, hd_k);
-        for (uint32_t t0 = lo, n; t0 < n_pos; t0 += n) {
-            n = n_pos - t0 < ATT_ROWS ? n_pos - t0 : ATT_ROWS;
-            n = bt - t0 % bt < n ? bt - t0 % bt : n; // stay inside one block
-            const uint8_t *base = kv_cache_k_row(s->kv, job->layer, table[t0 / bt], t0 % bt);
-            if (q8_rows) {
-                kernel_dot_rows_q8_0(q8, q8_bytes, heads, base + q8_bytes * kh, k_stride, n, hd_k,
-                                     hp->attn_scale, scores + t0, s->n_ctx);
-                continue;
+        uint32_t n_q = n_run * heads, lo_all = UINT32_MAX, hi_all = 0;
+        for (uint32_t i = 0; i < n_run; i++) {
+            uint32_t lo, hi;
+            token_span(fb, b0 + i, window, &lo, &hi);
+            lo_all = lo < lo_all ? lo : lo_all;
+            hi_all = hi > hi_all ? hi : hi_all;
+            for (uint32_t g = 0; g < heads; g++) {
+                const float *q = job->q + (b0 + i) * q_dim + ((size_t)kh * group + g0 + g) * hd_k;
+                size_t r = (size_t)i * heads + g;
+                if (q8_rows)
+                    kernel_act_convert(TENSOR_TYPE_Q8_0, q, q8 + r * q8_bytes, hd_k);
+                else
+                    memcpy(t.q + r * hd_k, q, hd_k * sizeof(float));
+                t.max[r] = -INFINITY;
+                t.sum[r] = 0.0f;
             }
-            uint32_t pitch;
-            const float *k = load_rows(kc->type, base, k_stride, k_values, kh * hd_k, hd_k, n, rows,
-                                       &pitch);
-            kernel_dot_rows_f32(q, hd_k, heads, k, pitch, n, hd_k, hp->attn_scale, scores + t0,
-                                s->n_ctx);
         }
-        float *out = job->out + b * o_dim + ((size_t)kh * group + g0) * hd_v;
-        for (uint32_t g = 0; g < heads; g++) {
-            float *sc = scores + (size_t)g * s->n_ctx;
-            float max = sc[lo];
-            for (uint32_t t = lo + 1; t < n_pos; t++)
-                max = sc[t] > max ? sc[t] : max;
-            // A head's sink is one more logit in the softmax (unscaled), with no value.
-            float sink = sinks ? sinks[kh * group + g0 + g] : -INFINITY;
-            max = sink > max ? sink : max;
-            float sum = kernel_exp_sum_f32(sc + lo, n_pos - lo, max);
-            inv_sum[g] = 1.0f / (sinks ? sum + expf(sink - max) : sum);
-        }
-        memset(out, 0, (size_t)heads * hd_v * sizeof(float));
-        for (uint32_t t0 = lo, n; t0 < n_pos; t0 += n) {
-            n = n_pos - t0 < ATT_ROWS ? n_pos - t0 : ATT_ROWS;
-            n = bt - t0 % bt < n ? bt - t0 % bt : n;
-            uint32_t block = table[t0 / bt];
-            const uint8_t *base = v_in_k ? kv_cache_k_row(s->kv, job->layer, block, t0 % bt)
-                                         : kv_cache_v_row(s->kv, job->layer, block, t0 % bt);
-            if (q8_values) {
-                kernel_axpy_rows_q8_0(out, hd_v, heads, scores + t0, s->n_ctx,
-                                      base + (size_t)kh * v_head / 32 * 34, v_stride, n, hd_v);
-                continue;
+        memset(t.o, 0, (size_t)n_q * hd_v * sizeof(float));
+        const uint32_t *table = fb->tables + fb->table_start[2 * fb->seq[b0] + kind];
+        for (uint32_t c0 = lo_all / ATT_CHUNK * ATT_CHUNK; c0 < hi_all; c0 += ATT_CHUNK) {
+            uint32_t start = c0 > lo_all ? c0 : lo_all;
+            uint32_t end = hi_all - c0 < ATT_CHUNK ? hi_all : c0 + ATT_CHUNK;
+            // 1. Scores of every query row over the positions [start, end).
+            uint32_t n, seg = 0;
+            for (uint32_t t0 = start; t0 < end; t0 += n, seg++) {
+                n = end - t0 < ATT_ROWS ? end - t0 : ATT_ROWS;
+                n = bt - t0 % bt < n ? bt - t0 % bt : n; // stay inside one block
+                const uint8_t *base = kv_cache_k_row(s->kv, job->layer, table[t0 / bt], t0 % bt);
+                float *score = t.score + (t0 - c0);
+                if (q8_rows) {
+                    kernel_dot_rows_q8_0(q8, q8_bytes, n_q, base + q8_bytes * kh, k_stride, n, hd_k,
+                                         hp->attn_scale, score, ATT_CHUNK);
+                    continue;
+                }
+                seg_rows[seg] = load_rows(kc->type, base, k_stride, k_values, kh * hd_k, hd_k, n,
+                                          rows + (size_t)(t0 - c0) * row_floats, &seg_pitch[seg]);
+                kernel_dot_rows_f32(t.q, hd_k, n_q, seg_rows[seg], seg_pitch[seg], n, hd_k,
+                                    hp->attn_scale, score, ATT_CHUNK);
             }
-            uint32_t pitch;
-            const float *v = load_rows(kc->type, base, v_stride, v_row_values, kh * v_head, hd_v, n,
-                                       rows, &pitch);
-            kernel_axpy_rows_f32(out, hd_v, heads, scores + t0, s->n_ctx, v, pitch, n, hd_v);
+            // 2. Online softmax, each row over its token's positions in the chunk.
+            for (uint32_t i = 0; i < n_run; i++) {
+                uint32_t lo, hi;
+                token_span(fb, b0 + i, window, &lo, &hi);
+                uint32_t a = start > lo ? start : lo, e = end < hi ? end : hi;
+                for (uint32_t g = 0; a < e && g < heads; g++) {
+                    size_t r = (size_t)i * heads + g;
+                    float *score = t.score + r * ATT_CHUNK + (a - c0), max = t.max[r];
+                    for (uint32_t j = 0; j < e - a; j++)
+                        max = score[j] > max ? score[j] : max;
+                    float scale = t.max[r] == -INFINITY ? 0.0f : expf(t.max[r] - max);
+                    t.sum[r] = t.sum[r] * scale + kernel_exp_sum_f32(score, e - a, max);
+                    t.max[r] = max;
+                    float *o = t.o + r * hd_v;
+                    for (uint32_t d = 0; scale != 1.0f && d < hd_v; d++)
+                        o[d] *= scale;
+                }
+            }
+            // 3. Each token's weighted sum of the values of its positions in the chunk.
+            seg = 0;
+            for (uint32_t t0 = start; t0 < end; t0 += n, seg++) {
+                n = end - t0 < ATT_ROWS ? end - t0 : ATT_ROWS;
+                n = bt - t0 % bt < n ? bt - t0 % bt : n;
+                uint32_t block = table[t0 / bt], pitch = 0;
+                const uint8_t *base = v_in_k ? kv_cache_k_row(s->kv, job->layer, block, t0 % bt)
+                                             : kv_cache_v_row(s->kv, job->layer, block, t0 % bt);
+                const float *v = NULL;
+                if (q8_values)
+                    base += (size_t)kh * v_head / 32 * 34;
+                else if (values_in_rows)
+                    v = seg_rows[seg], pitch = seg_pitch[seg];
+                else
+                    v = load_rows(kc->type, base, v_stride, v_row_values, kh * v_head, hd_v, n,
+                                  rows + (size_t)(t0 - c0) * row_floats, &pitch);
+                for (uint32_t i = 0; i < n_run; i++) {
+                    uint32_t lo, hi;
+                    token_span(fb, b0 + i, window, &lo, &hi);
+                    uint32_t a = t0 > lo ? t0 : lo, e = t0 + n < hi ? t0 + n : hi;
+                    if (a >= e)
+                        continue;
+                    float *o = t.o + (size_t)i * heads * hd_v;
+                    const float *w = t.score + (size_t)i * heads * ATT_CHUNK + (a - c0);
+                    if (q8_values)
+                        kernel_axpy_rows_q8_0(o, hd_v, heads, w, ATT_CHUNK,
+                                              base + (size_t)(a - t0) * v_stride, v_stride, e - a,
+                                              hd_v);
+                    else
+                        kernel_axpy_rows_f32(o, hd_v, heads, w, ATT_CHUNK,
+                                             v + (size_t)(a - t0) * pitch, pitch, e - a, hd_v);
+                }
+            }
         }
-        for (uint32_t g = 0; g < heads; g++)
-            for (uint32_t i = 0; i < hd_v; i++)
-                out[(size_t)g * hd_v + i] *= inv_sum[g];
+        for (uint32_t i = 0; i < n_run; i++) {
+            float *out = job->out + (b0 + i) * o_dim + ((size_t)kh * group + g0) * hd_v;
+            for (uint32_t g = 0; g < heads; g++) {
+                size_t r = (size_t)i * heads + g;
+                float scale = 1.0f, sum = t.sum[r];
+                if (sinks) {
+                    float sink = sinks[kh * group + g0 + g];
+                    float max = sink > t.max[r] ? sink : t.max[r];
+                    scale = expf(t.max[r] - max);
+                    sum = sum * scale + expf(sink - max);
+                }
+                scale /= sum;
+                const float *o = t.o + r * hd_v;
+                for (uint32_t d = 0; d < hd_v; d++)
+                    out[(size_t)g * hd_v + d] = o[d] * scale;
+            }
+        }
     }
 }
 
@@ -966,11 +1071,17 @@ void model_cpu_attention(model_state *s, const backend_attention *a, const float
 {
     const model_hparams *hp = &s->m->hp;
     const model_flat_batch *fb = s->fb;
-    uint32_t n_tok = fb->n_tokens;
-    // Few (token, KV head) pairs (decoding a model of one KV head, as latent attention is)
+    uint32_t n_tok = fb->n_tokens, group = hp->n_head / hp->n_head_kv;
+    // Runs: consecutive tokens of one sequence, as many as one tile of query rows holds.
+    uint32_t run_max = att_tile_rows(hp) / group, n_runs = 0;
+    for (uint32_t b = 0; b < n_tok; b++)
+        if (b == 0 || fb->seq[b] != fb->seq[b - 1] || b - s->att_runs[n_runs - 1] == run_max)
+            s->att_runs[n_runs++] = b;
+    s->att_runs[n_runs] = n_tok;
+    // Few (run, KV head) pairs (decoding a model of one KV head, as latent attention is)
     // split their groups of query heads so that every thread has work; each head's result
     // does not depend on the split.
-    uint32_t group = hp->n_head / hp->n_head_kv, pairs = n_tok * hp->n_head_kv;
+    uint32_t pairs = n_runs * hp->n_head_kv;
     uint32_t nth = (uint32_t)thread_pool_size(s->pool), parts = (nth + pairs - 1) / pairs;
     parts = parts < 1 ? 1 : parts > group ? group : parts;
     attention_job job = {.s = s,
@@ -978,13 +1089,14 @@ void model_cpu_attention(model_state *s, const backend_attention *a, const float
                          .q = q,
                          .out = out,
                          .layer = a->layer,
-                         .n_tok = n_tok,
-                         .part_heads = (group + parts - 1) / parts};
+                         .part_heads = (group + parts - 1) / parts,
+                         .n_runs = n_runs};
     atomic_init(&job.next, 0);
     uint64_t work = 0; // multiply-adds: every token's heads over its positions, K and V
-    for (uint32_t b = 0, w = a->window; b < n_tok; b++) {
-        uint64_t n_pos = fb->n_pos[b];
-        work += (w && n_pos > w ? w : n_pos) * hp->n_head * (hp->head_dim_k + hp->head_dim_v);
+    for (uint32_t b = 0; b < n_tok; b++) {
+        uint32_t lo, hi;
+        token_span(fb, b, a->window, &lo, &hi);
+        work += (uint64_t)(hi - lo) * hp->n_head * (hp->head_dim_k + hp->head_dim_v);
     }
     if (work < INLINE_WORK)
         attention_worker(&job, 0, 1);

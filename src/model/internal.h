@@ -51,8 +51,20 @@ enum { MAX_GROUP = 3 }; // matrices that share one input (q, k, v)
 // Multiply-adds below which a job runs on the calling thread alone: waking the pool and
 // waiting at its barrier costs a few microseconds, as much as this much work.
 enum { INLINE_WORK = 1 << 17 };
-// Rows attention converts at a time: up to ATT_ROWS positions of one KV head, as floats.
-enum { ATT_ROWS = 16 };
+// Attention (forward.c's attention_worker): K and V rows are converted and multiplied
+// ATT_ROWS positions at a time, the online softmax goes over chunks of ATT_CHUNK positions,
+// and a work item takes up to ATT_TILE query rows (a run of tokens times a group's heads).
+enum { ATT_ROWS = 16, ATT_CHUNK = 64, ATT_TILE = 128 };
+
+// One thread's attention tile: its query rows (floats; the float path), one chunk's scores
+// (then weights) per row, the rows' outputs so far, running maxima and sums.
+typedef struct att_tile {
+    float *q;     // (rows, head_dim_k)
+    float *score; // (rows, ATT_CHUNK)
+    float *o;     // (rows, head_dim_v)
+    float *max;   // (rows)
+    float *sum;   // (rows)
+} att_tile;
 
 // Weight rows a chunk is a multiple of (every kernel's register tile divides it), and the
 // chunks a thread takes on average. Threads take chunks in turn, so one that finishes early
@@ -87,11 +99,11 @@ struct model_state {
                                 // the heads' queries, then their values
     model_mat_item *head_items; // (n_head) one product per head
     float *logits;              // (logit_rows, n_vocab)
-    float *att;                 // (n_threads, heads per KV head, n_ctx + 1) attention scores
-                                // and 1 / softmax sums
-    float *kv_row;              // (n_threads, ATT_ROWS, max K/V row) cache rows as floats
-    uint8_t *att_q;             // (n_threads, n_head, head_dim_k / 32 Q8_0 blocks) queries
+    float *att;                 // (n_threads, an att_tile) attention tiles
+    float *kv_row;              // (n_threads, ATT_CHUNK, max K/V row) cache rows as floats
+    uint8_t *att_q;             // (n_threads, tile rows, head_dim_k / 32 Q8_0 blocks) queries
                                 // converted for a Q8_0 cache's int8 product
+    uint32_t *att_runs;         // (max_batch + 1) the first token of each run of attention
     float *gather;              // (n_threads, gather_stride) an input row in a matrix's column
                                 // order (model_tensor.perm)
     uint64_t gather_stride;
