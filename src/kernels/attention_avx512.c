@@ -96,38 +96,60 @@ void kernel_dot_rows_q8_0_avx512(const void *q, size_t q_stride, int64_t n_q, co
              (int)(n_rows - r0 < 16 ? n_rows - r0 : 16), nb, scale, out + r0, out_stride);
 }
 
-// Four queries' sums over the rows at once, one block (32 values, two vectors) at a time: the
-// block's codes are converted to floats once per row and meet each query's weight times the
-// block's scale in an FMA, rows in order, as the reference does it.
+// Up to eight queries' sums over the rows at once, one block (32 values, two vectors) at a
+// time: the block's codes are converted to floats once per row and meet each query's weight
+// times the block's scale in an FMA, rows in order, as the reference does it.
+ALWAYS_INLINE void axpy_q8_0_group(float *y, int64_t y_stride, const float *w, int64_t w_stride,
+                                   const void *rows, size_t pitch, int64_t n_rows, int64_t n,
+                                   int NQ)
+{
+    for (int64_t b = 0; b < n / QK8_0; b++) {
+        __m512 acc[8][2];
+#pragma GCC unroll 8
+        for (int h = 0; h < NQ; h++)
+            for (int k = 0; k < 2; k++)
+                acc[h][k] = _mm512_loadu_ps(y + h * y_stride + b * QK8_0 + 16 * k);
+        const uint8_t *blk = (const uint8_t *)rows + (size_t)b * sizeof(block_q8_0);
+        for (int64_t r = 0; r < n_rows; r++, blk += pitch) {
+            const block_q8_0 *x = (const block_q8_0 *)blk;
+            __m512 v0 = _mm512_cvtepi32_ps(
+                _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)x->qs)));
+            __m512 v1 = _mm512_cvtepi32_ps(
+                _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(x->qs + 16))));
+            float d = half(x->d);
+#pragma GCC unroll 8
+            for (int h = 0; h < NQ; h++) {
+                __m512 c = _mm512_set1_ps(w[h * w_stride + r] * d);
+                acc[h][0] = _mm512_fmadd_ps(c, v0, acc[h][0]);
+                acc[h][1] = _mm512_fmadd_ps(c, v1, acc[h][1]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int h = 0; h < NQ; h++)
+            for (int k = 0; k < 2; k++)
+                _mm512_storeu_ps(y + h * y_stride + b * QK8_0 + 16 * k, acc[h][k]);
+    }
+}
+
 void kernel_axpy_rows_q8_0_avx512(float *y, int64_t y_stride, int64_t n_q, const float *w,
                                   int64_t w_stride, const void *rows, size_t pitch, int64_t n_rows,
                                   int64_t n)
 {
-    for (int64_t j0 = 0; j0 < n_q; j0 += 4) {
-        int heads = n_q - j0 < 4 ? (int)(n_q - j0) : 4;
-        for (int64_t b = 0; b < n / QK8_0; b++) {
-            __m512 acc[4][2];
-            for (int h = 0; h < heads; h++)
-                for (int k = 0; k < 2; k++)
-                    acc[h][k] = _mm512_loadu_ps(y + (j0 + h) * y_stride + b * QK8_0 + 16 * k);
-            const uint8_t *blk = (const uint8_t *)rows + (size_t)b * sizeof(block_q8_0);
-            for (int64_t r = 0; r < n_rows; r++, blk += pitch) {
-                const block_q8_0 *x = (const block_q8_0 *)blk;
-                __m512 v0 = _mm512_cvtepi32_ps(
-                    _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)x->qs)));
-                __m512 v1 = _mm512_cvtepi32_ps(
-                    _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(x->qs + 16))));
-                float d = half(x->d);
-                for (int h = 0; h < heads; h++) {
-                    __m512 c = _mm512_set1_ps(w[(j0 + h) * w_stride + r] * d);
-                    acc[h][0] = _mm512_fmadd_ps(c, v0, acc[h][0]);
-                    acc[h][1] = _mm512_fmadd_ps(c, v1, acc[h][1]);
-                }
-            }
-            for (int h = 0; h < heads; h++)
-                for (int k = 0; k < 2; k++)
-                    _mm512_storeu_ps(y + (j0 + h) * y_stride + b * QK8_0 + 16 * k, acc[h][k]);
+    for (int64_t j0 = 0; j0 < n_q; j0 += 8) {
+        float *yj = y + j0 * y_stride;
+        const float *wj = w + j0 * w_stride;
+#define GROUP(NQ) axpy_q8_0_group(yj, y_stride, wj, w_stride, rows, pitch, n_rows, n, NQ)
+        switch (n_q - j0 < 8 ? n_q - j0 : 8) {
+        case 1: GROUP(1); break;
+        case 2: GROUP(2); break;
+        case 3: GROUP(3); break;
+        case 4: GROUP(4); break;
+        case 5: GROUP(5); break;
+        case 6: GROUP(6); break;
+        case 7: GROUP(7); break;
+        default: GROUP(8); break;
         }
+#undef GROUP
     }
 }
 #endif

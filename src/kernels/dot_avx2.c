@@ -938,7 +938,7 @@ static void helper_axpy_f16(float *y, float a, const uint16_t *x, int64_t n)
     float_axpy(y, a, x, FMT_F16, n);
 }
 
-// out_j[r] = scale * (q_j . rows[r]), a dot per pair.
+// out_j[r] = scale * (q_j . rows[r]), a dot per pair (F16 rows converted as they load).
 static void helper_dot_rows_f32(const float *q, int64_t q_stride, int64_t n_q, const float *rows,
                                 int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
                                 int64_t out_stride)
@@ -949,24 +949,66 @@ static void helper_dot_rows_f32(const float *q, int64_t q_stride, int64_t n_q, c
                 float_dot(q + j * q_stride, FMT_F32, rows + r * pitch, FMT_F32, n);
 }
 
-// y_j += sum_r w_j[r] * rows[r]: each 8-lane slice of y_j stays in a register across the rows.
-static void helper_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *w,
-                                 int64_t w_stride, const float *rows, int64_t pitch, int64_t n_rows,
-                                 int64_t n)
+static void helper_dot_rows_f16(const float *q, int64_t q_stride, int64_t n_q, const uint16_t *rows,
+                                int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                                int64_t out_stride)
 {
+    for (int64_t j = 0; j < n_q; j++)
+        for (int64_t r = 0; r < n_rows; r++)
+            out[j * out_stride + r] = scale *
+                float_dot(q + j * q_stride, FMT_F32, rows + r * pitch, FMT_F16, n);
+}
+
+// y_j += sum_r w_j[r] * rows[r]: each 8-lane slice of y_j stays in a register across the rows.
+ALWAYS_INLINE void axpy_rows(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                             int64_t w_stride, const void *rows, enum float_kind kind,
+                             int64_t pitch, int64_t n_rows, int64_t n)
+{
+    size_t row_bytes = (size_t)pitch * (kind == FMT_F32 ? 4 : 2);
     for (int64_t j = 0; j < n_q; j++, y += y_stride, w += w_stride) {
         int64_t i = 0;
         for (; i + 8 <= n; i += 8) {
             __m256 acc = _mm256_loadu_ps(y + i);
             for (int64_t r = 0; r < n_rows; r++)
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(w[r]), _mm256_loadu_ps(rows + r * pitch + i),
-                                      acc);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(w[r]),
+                                      load8(act_row(rows, row_bytes, (int)r), i, kind), acc);
             _mm256_storeu_ps(y + i, acc);
         }
         for (; i < n; i++)
             for (int64_t r = 0; r < n_rows; r++)
-                y[i] += w[r] * rows[r * pitch + i];
+                y[i] += w[r] * load1(act_row(rows, row_bytes, (int)r), i, kind);
     }
+}
+
+static void helper_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                                 int64_t w_stride, const float *rows, int64_t pitch, int64_t n_rows,
+                                 int64_t n)
+{
+    axpy_rows(y, y_stride, n_q, w, w_stride, rows, FMT_F32, pitch, n_rows, n);
+}
+
+static void helper_axpy_rows_f16(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                                 int64_t w_stride, const uint16_t *rows, int64_t pitch,
+                                 int64_t n_rows, int64_t n)
+{
+    axpy_rows(y, y_stride, n_q, w, w_stride, rows, FMT_F16, pitch, n_rows, n);
+}
+
+// The largest of x[0..n); NaN values are passed over, as the scalar comparison does (maxps
+// returns its second operand when either is NaN).
+static float helper_max_f32(const float *x, int64_t n)
+{
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        m = _mm256_max_ps(_mm256_loadu_ps(x + i), m);
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    float max = _mm_cvtss_f32(h);
+    for (; i < n; i++)
+        max = x[i] > max ? x[i] : max;
+    return max;
 }
 
 // exp(x) = 2^k * e^t with k = round(x / ln 2) and t = x - k ln 2 (ln 2 in two parts, |t| <=
@@ -1055,6 +1097,9 @@ const kernel_float_ops kernel_avx2_float_ops = {
     .axpy_f16 = helper_axpy_f16,
     .dot_rows_f32 = helper_dot_rows_f32,
     .axpy_rows_f32 = helper_axpy_rows_f32,
+    .dot_rows_f16 = helper_dot_rows_f16,
+    .axpy_rows_f16 = helper_axpy_rows_f16,
+    .max_f32 = helper_max_f32,
     .dot_rows_q8_0 = kernel_dot_rows_q8_0_avx2,
     .axpy_rows_q8_0 = kernel_axpy_rows_q8_0_avx2,
     .exp_sum_f32 = helper_exp_sum_f32,

@@ -461,18 +461,22 @@ ALWAYS_INLINE void transpose16(__m512 v[16])
 
 enum { ROWS_MAX_N = 256 }; // the widest head the transposed path takes
 
-// out_j[r] = scale * (q_j . rows[r]). Up to 16 rows of a head of up to 256 values (a multiple
-// of 16) are transposed once into columns, so that each query's 16 scores build up in one
-// register, value by value, in four interleaved sums; other shapes take a dot per pair.
-static void helper_dot_rows_f32(const float *q, int64_t q_stride, int64_t n_q, const float *rows,
-                                int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
-                                int64_t out_stride)
+// out_j[r] = scale * (q_j . rows[r]), rows of F32 or F16 values (pitch values apart). Up to
+// 16 rows of a head of up to 256 values (a multiple of 16) are transposed once into columns
+// (F16 converted as they load: exact, so both formats give the same sums), so that each
+// query's 16 scores build up in one register, value by value, in four interleaved sums;
+// other shapes take a dot per pair.
+ALWAYS_INLINE void dot_rows(const float *q, int64_t q_stride, int64_t n_q, const void *rows,
+                            enum float_kind kind, int64_t pitch, int64_t n_rows, int64_t n,
+                            float scale, float *out, int64_t out_stride)
 {
+    size_t row_bytes = (size_t)pitch * (kind == FMT_F32 ? 4 : 2);
     if (n % 16 || n > ROWS_MAX_N || n_rows > 16 || n_rows < 1) {
         for (int64_t j = 0; j < n_q; j++)
             for (int64_t r = 0; r < n_rows; r++) {
                 float d;
-                float_rows(q + j * q_stride, FMT_F32, rows + r * pitch, 0, FMT_F32, n, 1, &d);
+                float_rows(q + j * q_stride, FMT_F32, act_row(rows, row_bytes, (int)r), 0, kind, n,
+                           1, &d);
                 out[j * out_stride + r] = scale * d;
             }
         return;
@@ -482,7 +486,8 @@ static void helper_dot_rows_f32(const float *q, int64_t q_stride, int64_t n_q, c
         __m512 v[16];
 #pragma GCC unroll 16
         for (int r = 0; r < 16; r++)
-            v[r] = r < n_rows ? _mm512_loadu_ps(rows + r * pitch + c) : _mm512_setzero_ps();
+            v[r] = r < n_rows ? load16(act_row(rows, row_bytes, r), c, kind, 0xFFFF)
+                              : _mm512_setzero_ps();
         transpose16(v);
 #pragma GCC unroll 16
         for (int m = 0; m < 16; m++)
@@ -503,12 +508,28 @@ static void helper_dot_rows_f32(const float *q, int64_t q_stride, int64_t n_q, c
     }
 }
 
-// y_j += sum_r w_j[r] * rows[r] for NQ queries: each 16-lane slice of the NQ outputs stays in
-// registers across the rows, and each row slice is loaded once for all of them.
-ALWAYS_INLINE void axpy_rows_group(float *y, int64_t y_stride, const float *w, int64_t w_stride,
-                                   const float *rows, int64_t pitch, int64_t n_rows, int64_t n,
-                                   int NQ)
+static void helper_dot_rows_f32(const float *q, int64_t q_stride, int64_t n_q, const float *rows,
+                                int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                                int64_t out_stride)
 {
+    dot_rows(q, q_stride, n_q, rows, FMT_F32, pitch, n_rows, n, scale, out, out_stride);
+}
+
+static void helper_dot_rows_f16(const float *q, int64_t q_stride, int64_t n_q, const uint16_t *rows,
+                                int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                                int64_t out_stride)
+{
+    dot_rows(q, q_stride, n_q, rows, FMT_F16, pitch, n_rows, n, scale, out, out_stride);
+}
+
+// y_j += sum_r w_j[r] * rows[r] for NQ queries: each 16-lane slice of the NQ outputs stays in
+// registers across the rows, and each row slice is loaded (F16: and converted) once for all
+// of them.
+ALWAYS_INLINE void axpy_rows_group(float *y, int64_t y_stride, const float *w, int64_t w_stride,
+                                   const void *rows, enum float_kind kind, int64_t pitch,
+                                   int64_t n_rows, int64_t n, int NQ)
+{
+    size_t row_bytes = (size_t)pitch * (kind == FMT_F32 ? 4 : 2);
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 mask = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
         __m512 acc[8];
@@ -516,7 +537,7 @@ ALWAYS_INLINE void axpy_rows_group(float *y, int64_t y_stride, const float *w, i
         for (int j = 0; j < NQ; j++)
             acc[j] = _mm512_maskz_loadu_ps(mask, y + j * y_stride + i);
         for (int64_t r = 0; r < n_rows; r++) {
-            __m512 v = _mm512_maskz_loadu_ps(mask, rows + r * pitch + i);
+            __m512 v = load16(act_row(rows, row_bytes, (int)r), i, kind, mask);
 #pragma GCC unroll 8
             for (int j = 0; j < NQ; j++)
                 acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(w[j * w_stride + r]), v, acc[j]);
@@ -527,24 +548,51 @@ ALWAYS_INLINE void axpy_rows_group(float *y, int64_t y_stride, const float *w, i
     }
 }
 
-static void helper_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *w,
-                                 int64_t w_stride, const float *rows, int64_t pitch, int64_t n_rows,
-                                 int64_t n)
+ALWAYS_INLINE void axpy_rows(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                             int64_t w_stride, const void *rows, enum float_kind kind,
+                             int64_t pitch, int64_t n_rows, int64_t n)
 {
     for (int64_t j = 0; j < n_q; j += 8) {
         float *yj = y + j * y_stride;
         const float *wj = w + j * w_stride;
+#define GROUP(NQ) axpy_rows_group(yj, y_stride, wj, w_stride, rows, kind, pitch, n_rows, n, NQ)
         switch (n_q - j < 8 ? n_q - j : 8) {
-        case 1: axpy_rows_group(yj, y_stride, wj, w_stride, rows, pitch, n_rows, n, 1); break;
-        case 2: axpy_rows_group(yj, y_stride, wj, w_stride, rows, pitch, n_rows, n, 2); break;
-        case 3: axpy_rows_group(yj, y_stride, wj, w_stride, rows, pitch, n_rows, n, 3); break;
-        case 4: axpy_rows_group(yj, y_stride, wj, w_stride, rows, pitch, n_rows, n, 4); break;
-        case 5: axpy_rows_group(yj, y_stride, wj, w_stride, rows, pitch, n_rows, n, 5); break;
-        case 6: axpy_rows_group(yj, y_stride, wj, w_stride, rows, pitch, n_rows, n, 6); break;
-        case 7: axpy_rows_group(yj, y_stride, wj, w_stride, rows, pitch, n_rows, n, 7); break;
-        default: axpy_rows_group(yj, y_stride, wj, w_stride, rows, pitch, n_rows, n, 8); break;
+        case 1: GROUP(1); break;
+        case 2: GROUP(2); break;
+        case 3: GROUP(3); break;
+        case 4: GROUP(4); break;
+        case 5: GROUP(5); break;
+        case 6: GROUP(6); break;
+        case 7: GROUP(7); break;
+        default: GROUP(8); break;
         }
+#undef GROUP
     }
+}
+
+static void helper_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                                 int64_t w_stride, const float *rows, int64_t pitch, int64_t n_rows,
+                                 int64_t n)
+{
+    axpy_rows(y, y_stride, n_q, w, w_stride, rows, FMT_F32, pitch, n_rows, n);
+}
+
+static void helper_axpy_rows_f16(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                                 int64_t w_stride, const uint16_t *rows, int64_t pitch,
+                                 int64_t n_rows, int64_t n)
+{
+    axpy_rows(y, y_stride, n_q, w, w_stride, rows, FMT_F16, pitch, n_rows, n);
+}
+
+// The largest of x[0..n) (n > 0); NaN lanes are skipped as the scalar comparison skips them.
+static float helper_max_f32(const float *x, int64_t n)
+{
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 mask = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        m = _mm512_mask_max_ps(m, mask, _mm512_maskz_loadu_ps(mask, x + i), m);
+    }
+    return _mm512_reduce_max_ps(m);
 }
 
 // exp(x) as dot_avx2.c's exp8 computes it, 16 lanes at a time (scalef applies 2^k).
@@ -604,6 +652,9 @@ const kernel_float_ops kernel_avx512_float_ops = {
     .axpy_f16 = helper_axpy_f16,
     .dot_rows_f32 = helper_dot_rows_f32,
     .axpy_rows_f32 = helper_axpy_rows_f32,
+    .dot_rows_f16 = helper_dot_rows_f16,
+    .axpy_rows_f16 = helper_axpy_rows_f16,
+    .max_f32 = helper_max_f32,
     .dot_rows_q8_0 = kernel_dot_rows_q8_0_avx512,
     .axpy_rows_q8_0 = kernel_axpy_rows_q8_0_avx512,
     .exp_sum_f32 = helper_exp_sum_f32,

@@ -409,6 +409,39 @@ void kernel_axpy_rows_f32_ref(float *y, int64_t y_stride, int64_t n_q, const flo
             kernel_axpy_f32_ref(y + j * y_stride, w[j * w_stride + r], rows + r * pitch, n);
 }
 
+// The F16 rows' twins: each value converted (exactly) where the float version reads it, so
+// the results equal the float version's on the converted rows.
+void kernel_dot_rows_f16_ref(const float *q, int64_t q_stride, int64_t n_q, const uint16_t *rows,
+                             int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                             int64_t out_stride)
+{
+    for (int64_t j = 0; j < n_q; j++)
+        for (int64_t r = 0; r < n_rows; r++)
+            out[j * out_stride + r] = scale *
+                kernel_dot_f32_f16_ref(q + j * q_stride, rows + r * pitch, n);
+}
+
+void kernel_axpy_rows_f16_ref(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                              int64_t w_stride, const uint16_t *rows, int64_t pitch, int64_t n_rows,
+                              int64_t n)
+{
+    for (int64_t j = 0; j < n_q; j++)
+        for (int64_t r = 0; r < n_rows; r++) {
+            float a = w[j * w_stride + r], *yj = y + j * y_stride;
+            const uint16_t *x = rows + r * pitch;
+            for (int64_t i = 0; i < n; i++)
+                yj[i] += a * half(x[i]);
+        }
+}
+
+float kernel_max_f32_ref(const float *x, int64_t n)
+{
+    float max = -INFINITY;
+    for (int64_t i = 0; i < n; i++)
+        max = x[i] > max ? x[i] : max;
+    return max;
+}
+
 float kernel_exp_sum_f32_ref(float *x, int64_t n, float max)
 {
     double sum = 0;

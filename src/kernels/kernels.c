@@ -83,6 +83,9 @@ static const kernel_float_ops ref_float_ops = {
     .dot_rows_q8_0 = kernel_dot_rows_q8_0_ref,
     .axpy_rows_q8_0 = kernel_axpy_rows_q8_0_ref,
     .axpy_f16 = kernel_axpy_f16_ref,
+    .dot_rows_f16 = kernel_dot_rows_f16_ref,
+    .axpy_rows_f16 = kernel_axpy_rows_f16_ref,
+    .max_f32 = kernel_max_f32_ref,
     .exp_sum_f32 = kernel_exp_sum_f32_ref,
     .swiglu_f32 = kernel_swiglu_f32_ref,
 };
@@ -457,6 +460,26 @@ void kernel_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *
 {
     kernel_variant_float_ops(kernel_variant_active())
         ->axpy_rows_f32(y, y_stride, n_q, w, w_stride, rows, pitch, n_rows, n);
+}
+
+void kernel_dot_rows_f16(const float *q, int64_t q_stride, int64_t n_q, const uint16_t *rows,
+                         int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                         int64_t out_stride)
+{
+    kernel_variant_float_ops(kernel_variant_active())
+        ->dot_rows_f16(q, q_stride, n_q, rows, pitch, n_rows, n, scale, out, out_stride);
+}
+
+void kernel_axpy_rows_f16(float *y, int64_t y_stride, int64_t n_q, const float *w, int64_t w_stride,
+                          const uint16_t *rows, int64_t pitch, int64_t n_rows, int64_t n)
+{
+    kernel_variant_float_ops(kernel_variant_active())
+        ->axpy_rows_f16(y, y_stride, n_q, w, w_stride, rows, pitch, n_rows, n);
+}
+
+float kernel_max_f32(const float *x, int64_t n)
+{
+    return kernel_variant_float_ops(kernel_variant_active())->max_f32(x, n);
 }
 
 float kernel_exp_sum_f32(float *x, int64_t n, float max)

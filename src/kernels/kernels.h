@@ -67,6 +67,13 @@ void kernel_dot_rows_f32(const float *q, int64_t q_stride, int64_t n_q, const fl
                          int64_t out_stride);
 void kernel_axpy_rows_f32(float *y, int64_t y_stride, int64_t n_q, const float *w, int64_t w_stride,
                           const float *rows, int64_t pitch, int64_t n_rows, int64_t n);
+// The same over rows of F16 values (pitch values apart), converted as they are read: the
+// results equal the float versions' on the converted rows exactly, in every variant.
+void kernel_dot_rows_f16(const float *q, int64_t q_stride, int64_t n_q, const uint16_t *rows,
+                         int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                         int64_t out_stride);
+void kernel_axpy_rows_f16(float *y, int64_t y_stride, int64_t n_q, const float *w, int64_t w_stride,
+                          const uint16_t *rows, int64_t pitch, int64_t n_rows, int64_t n);
 // Attention scores over rows of a Q8_0 cache with the int8 product of Q8_0 blocks: n_q
 // queries converted once to Q8_0 (kernel_act_convert(TENSOR_TYPE_Q8_0)), query j at
 // q + j * q_stride bytes, and n_rows cache rows of n values (a multiple of 32) at rows +
@@ -83,6 +90,8 @@ void kernel_dot_rows_q8_0(const void *q, size_t q_stride, int64_t n_q, const voi
 void kernel_axpy_rows_q8_0(float *y, int64_t y_stride, int64_t n_q, const float *w,
                            int64_t w_stride, const void *rows, size_t pitch, int64_t n_rows,
                            int64_t n);
+// The largest of x[0..n), -inf when n is 0 (NaN values are passed over).
+float kernel_max_f32(const float *x, int64_t n);
 // x[i] = exp(x[i] - max) for i < n; returns the sum of the results (softmax).
 float kernel_exp_sum_f32(float *x, int64_t n, float max);
 // gate[i] = silu(gate[i]) * up[i] = gate[i] / (1 + exp(-gate[i])) * up[i] (SwiGLU).

@@ -125,7 +125,7 @@ struct kernel_type_ops {
 
 // A variant's float helpers for attention and the feed-forward step, one member for each
 // public helper of the same name in kernels.h (kernel_dot_f32, kernel_axpy_f32, ...); every
-// variant has all ten.
+// variant has all of them.
 typedef struct kernel_float_ops {
     float (*dot_f32)(const float *a, const float *b, int64_t n);
     float (*dot_f32_f16)(const float *a, const uint16_t *b_half, int64_t n);
@@ -136,6 +136,12 @@ typedef struct kernel_float_ops {
                          int64_t out_stride);
     void (*axpy_rows_f32)(float *y, int64_t y_stride, int64_t n_q, const float *w, int64_t w_stride,
                           const float *rows, int64_t pitch, int64_t n_rows, int64_t n);
+    void (*dot_rows_f16)(const float *q, int64_t q_stride, int64_t n_q, const uint16_t *rows,
+                         int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                         int64_t out_stride);
+    void (*axpy_rows_f16)(float *y, int64_t y_stride, int64_t n_q, const float *w, int64_t w_stride,
+                          const uint16_t *rows, int64_t pitch, int64_t n_rows, int64_t n);
+    float (*max_f32)(const float *x, int64_t n);
     void (*dot_rows_q8_0)(const void *q, size_t q_stride, int64_t n_q, const void *rows,
                           size_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
                           int64_t out_stride);
@@ -237,6 +243,13 @@ void kernel_dot_rows_q8_0_ref(const void *q, size_t q_stride, int64_t n_q, const
 void kernel_axpy_rows_q8_0_ref(float *y, int64_t y_stride, int64_t n_q, const float *w,
                                int64_t w_stride, const void *rows, size_t pitch, int64_t n_rows,
                                int64_t n);
+void kernel_dot_rows_f16_ref(const float *q, int64_t q_stride, int64_t n_q, const uint16_t *rows,
+                             int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
+                             int64_t out_stride);
+void kernel_axpy_rows_f16_ref(float *y, int64_t y_stride, int64_t n_q, const float *w,
+                              int64_t w_stride, const uint16_t *rows, int64_t pitch, int64_t n_rows,
+                              int64_t n);
+float kernel_max_f32_ref(const float *x, int64_t n);
 float kernel_exp_sum_f32_ref(float *x, int64_t n, float max);
 void kernel_swiglu_f32_ref(float *gate, const float *up, int64_t n);
 void kernel_axpy_f16_ref(float *y, float a, const uint16_t *x_half, int64_t n);

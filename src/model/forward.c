@@ -870,7 +870,12 @@ static void attention_worker(void *ctx, int ith, int nth)
     // from their codes; q8_bytes is one head's converted query and one head's share of a K row.
     bool q8_rows = kc->type == KV_TYPE_Q8_0 && hd_k % 32 == 0;
     bool q8_values = kc->type == KV_TYPE_Q8_0 && hd_v % 32 == 0 && v_head % 32 == 0;
-    bool values_in_rows = v_in_k && !q8_rows && !q8_values; // V read from the converted K rows
+    // An F16 cache's K rows are read as they lie (converted as the product loads them), and
+    // so are its V rows for short runs of tokens; longer runs, which read each V row once per
+    // token, convert it once first.
+    bool f16_rows = kc->type == KV_TYPE_F16;
+    // V read from the K rows converted to floats
+    bool values_in_rows = v_in_k && !q8_rows && !q8_values && !f16_rows;
     size_t q8_bytes = (size_t)hd_k / 32 * 34;
     uint8_t *q8 = s->att_q + (size_t)ith * att_tile_rows(hp) * q8_bytes;
     const float *seg_rows[ATT_CHUNK]; // the chunk's converted K rows, segment by segment
@@ -905,6 +910,7 @@ static void attention_worker(void *ctx, int ith, int nth)
         }
         memset(t.o, 0, (size_t)n_q * hd_v * sizeof(float));
         const uint32_t *table = fb->tables + fb->table_start[2 * fb->seq[b0] + kind];
+        bool f16_values = f16_rows && !q8_values && n_run < ATT_CONVERT_RUN;
         for (uint32_t c0 = lo_all / ATT_CHUNK * ATT_CHUNK; c0 < hi_all; c0 += ATT_CHUNK) {
             uint32_t start = c0 > lo_all ? c0 : lo_all;
             uint32_t end = hi_all - c0 < ATT_CHUNK ? hi_all : c0 + ATT_CHUNK;
@@ -920,6 +926,11 @@ static void attention_worker(void *ctx, int ith, int nth)
                                          hp->attn_scale, score, ATT_CHUNK);
                     continue;
                 }
+                if (f16_rows) {
+                    kernel_dot_rows_f16(t.q, hd_k, n_q, (const uint16_t *)base + kh * hd_k,
+                                        k_stride / 2, n, hd_k, hp->attn_scale, score, ATT_CHUNK);
+                    continue;
+                }
                 seg_rows[seg] = load_rows(kc->type, base, k_stride, k_values, kh * hd_k, hd_k, n,
                                           rows + (size_t)(t0 - c0) * row_floats, &seg_pitch[seg]);
                 kernel_dot_rows_f32(t.q, hd_k, n_q, seg_rows[seg], seg_pitch[seg], n, hd_k,
@@ -932,9 +943,9 @@ static void attention_worker(void *ctx, int ith, int nth)
                 uint32_t a = start > lo ? start : lo, e = end < hi ? end : hi;
                 for (uint32_t g = 0; a < e && g < heads; g++) {
                     size_t r = (size_t)i * heads + g;
-                    float *score = t.score + r * ATT_CHUNK + (a - c0), max = t.max[r];
-                    for (uint32_t j = 0; j < e - a; j++)
-                        max = score[j] > max ? score[j] : max;
+                    float *score = t.score + r * ATT_CHUNK + (a - c0);
+                    float max = kernel_max_f32(score, e - a);
+                    max = max > t.max[r] ? max : t.max[r];
                     float scale = t.max[r] == -INFINITY ? 0.0f : expf(t.max[r] - max);
                     t.sum[r] = t.sum[r] * scale + kernel_exp_sum_f32(score, e - a, max);
                     t.max[r] = max;
@@ -954,6 +965,8 @@ static void attention_worker(void *ctx, int ith, int nth)
                 const float *v = NULL;
                 if (q8_values)
                     base += (size_t)kh * v_head / 32 * 34;
+                else if (f16_values)
+                    base += (size_t)kh * v_head * 2;
                 else if (values_in_rows)
                     v = seg_rows[seg], pitch = seg_pitch[seg];
                 else
@@ -971,6 +984,10 @@ static void attention_worker(void *ctx, int ith, int nth)
                         kernel_axpy_rows_q8_0(o, hd_v, heads, w, ATT_CHUNK,
                                               base + (size_t)(a - t0) * v_stride, v_stride, e - a,
                                               hd_v);
+                    else if (f16_values)
+                        kernel_axpy_rows_f16(o, hd_v, heads, w, ATT_CHUNK,
+                                             (const uint16_t *)(base + (size_t)(a - t0) * v_stride),
+                                             v_stride / 2, e - a, hd_v);
                     else
                         kernel_axpy_rows_f32(o, hd_v, heads, w, ATT_CHUNK,
                                              v + (size_t)(a - t0) * pitch, pitch, e - a, hd_v);

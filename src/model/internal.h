@@ -54,7 +54,9 @@ enum { INLINE_WORK = 1 << 17 };
 // Attention (forward.c's attention_worker): K and V rows are converted and multiplied
 // ATT_ROWS positions at a time, the online softmax goes over chunks of ATT_CHUNK positions,
 // and a work item takes up to ATT_TILE query rows (a run of tokens times a group's heads).
-enum { ATT_ROWS = 16, ATT_CHUNK = 64, ATT_TILE = 128 };
+// An F16 cache's V rows are read as they lie by runs of fewer than ATT_CONVERT_RUN tokens and
+// converted to floats once for longer ones.
+enum { ATT_ROWS = 16, ATT_CHUNK = 64, ATT_TILE = 128, ATT_CONVERT_RUN = 4 };
 
 // One thread's attention tile: its query rows (floats; the float path), one chunk's scores
 // (then weights) per row, the rows' outputs so far, running maxima and sums.

@@ -769,7 +769,58 @@ static void check_row_ops(test_rng *rng, kernel_variant v, int64_t n, int64_t n_
                          got, (long long)n_q);
         }
     }
+    // F16 rows: the same results as the float kernels on the rows converted (exactly).
+    uint16_t *halves = malloc((size_t)(pitch * n_rows) * sizeof *halves);
+    float *out16 = malloc((size_t)(w_stride * n_q) * sizeof *out16);
+    assert_true(halves && out16);
+    for (int64_t i = 0; i < pitch * n_rows; i++) {
+        halves[i] = tensor_f32_to_f16(rows[i]);
+        rows[i] = tensor_f16_to_f32(halves[i]);
+    }
+    ops->dot_rows_f32(q, q_stride, n_q, rows, pitch, n_rows, n, scale, out, w_stride);
+    ops->dot_rows_f16(q, q_stride, n_q, halves, pitch, n_rows, n, scale, out16, w_stride);
+    for (int64_t j = 0; j < n_q; j++)
+        for (int64_t r = 0; r < n_rows; r++)
+            if (out16[j * w_stride + r] != out[j * w_stride + r])
+                fail_msg("%s dot_rows_f16 n=%lld query %lld row %lld: %.9g, as floats %.9g",
+                         kernel_variant_label(v), (long long)n, (long long)j, (long long)r,
+                         out16[j * w_stride + r], out[j * w_stride + r]);
+    memcpy(y1, y0, (size_t)(y_stride * n_q) * sizeof *y1);
+    memcpy(y2, y0, (size_t)(y_stride * n_q) * sizeof *y2);
+    ops->axpy_rows_f32(y1, y_stride, n_q, w, w_stride, rows, pitch, n_rows, n);
+    ops->axpy_rows_f16(y2, y_stride, n_q, w, w_stride, halves, pitch, n_rows, n);
+    for (int64_t j = 0; j < n_q; j++)
+        for (int64_t i = 0; i < n; i++)
+            if (y2[j * y_stride + i] != y1[j * y_stride + i])
+                fail_msg("%s axpy_rows_f16 n=%lld query %lld i=%lld: %.9g, as floats %.9g",
+                         kernel_variant_label(v), (long long)n, (long long)j, (long long)i,
+                         y2[j * y_stride + i], y1[j * y_stride + i]);
+    free(halves), free(out16);
     free(q), free(rows), free(w), free(out), free(y0), free(y1), free(y2), free(y3);
+}
+
+// max_f32 equals the scalar maximum for every length and any position of the largest value,
+// and passes over NaN.
+static void check_max(test_rng *rng, kernel_variant v)
+{
+    const kernel_float_ops *ops = kernel_variant_float_ops(v);
+    float x[80];
+    fill_normal(rng, x, 80);
+    for (int64_t n = 1; n <= 80; n++)
+        for (int64_t at = 0; at < n; at += 7) {
+            float keep = x[at];
+            x[at] = 1e6f + (float)n;
+            float want = -INFINITY;
+            for (int64_t i = 0; i < n; i++)
+                want = x[i] > want ? x[i] : want;
+            if (ops->max_f32(x, n) != want)
+                fail_msg("%s max_f32 n=%lld: %.9g vs %.9g", kernel_variant_label(v), (long long)n,
+                         ops->max_f32(x, n), want);
+            x[at] = keep;
+        }
+    float nan_first[3] = {NAN, -3.0f, -5.0f};
+    assert_true(ops->max_f32(nan_first, 3) == -3.0f);
+    assert_true(ops->max_f32(x, 0) == -INFINITY);
 }
 
 // exp_sum and swiglu against expf: every value within 4 float ulps (the polynomial's error
@@ -924,6 +975,7 @@ static void test_float_helpers(void **state)
                 check_row_ops(&rng, v, lengths[l], rows, n_q);
         check_exp_ops(&rng, v, lengths[l]);
     }
+    check_max(&rng, v);
 }
 
 // Attention over Q8_0 cache rows: a variant's dot_rows_q8_0 and axpy_rows_q8_0 equal the
