@@ -14,7 +14,10 @@
 // The plain formats convert exactly as the weights' own quantizers do (tensor/).
 void kernel_act_f32(const float *x, void *dst, int64_t n) { tensor_quantize_f32(x, dst, n); }
 
-void kernel_act_f16_ref(const float *x, void *dst, int64_t n) { tensor_quantize_f16(x, dst, n); }
+void kernel_act_f16_ref(const float *x, void *dst, int64_t n)
+{
+    tensor_quantize_f16_ref(x, dst, n);
+}
 
 void kernel_act_bf16(const float *x, void *dst, int64_t n) { tensor_quantize_bf16(x, dst, n); }
 

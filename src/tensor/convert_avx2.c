@@ -17,6 +17,25 @@ void tensor_dequantize_f16_avx2(const void *src, float *dst, int64_t n)
         dst[i] = tensor_f16_to_f32(h[i]);
 }
 
+// Eight values at a time, rounded to nearest even by vcvtps2ph; eight that hold a NaN go
+// through the scalar conversion, which sets the quiet bit and keeps the payload's top bits
+// its own way.
+void tensor_quantize_f16_avx2(const float *src, void *dst, int64_t n)
+{
+    uint16_t *h = dst;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(src + i);
+        if (_mm256_movemask_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q))) {
+            tensor_quantize_f16_ref(src + i, h + i, 8);
+            continue;
+        }
+        _mm_storeu_si128((__m128i *)(h + i),
+                         _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+    tensor_quantize_f16_ref(src + i, h + i, n - i);
+}
+
 void tensor_dequantize_bf16_avx2(const void *src, float *dst, int64_t n)
 {
     const uint16_t *h = src;

@@ -46,6 +46,7 @@ typedef void (*dequantize_fn)(const void *src, float *dst, int64_t n);
 // The half and bfloat16 converters of one instruction set.
 typedef struct half_converters {
     dequantize_fn f16, bf16;
+    void (*f16_from)(const float *src, void *dst, int64_t n); // floats to halves
 } half_converters;
 
 // The converters of the best instruction set this CPU runs (the SIMD ones exist only on
@@ -54,10 +55,10 @@ typedef struct half_converters {
 static const half_converters *half_converters_chosen(void)
 {
     static const half_converters by_isa[] = {
-        {tensor_dequantize_f16_ref, tensor_dequantize_bf16_ref},
+        {tensor_dequantize_f16_ref, tensor_dequantize_bf16_ref, tensor_quantize_f16_ref},
 #if defined(__x86_64__)
-        {tensor_dequantize_f16_avx2, tensor_dequantize_bf16_avx2},
-        {tensor_dequantize_f16_avx512, tensor_dequantize_bf16_avx512},
+        {tensor_dequantize_f16_avx2, tensor_dequantize_bf16_avx2, tensor_quantize_f16_avx2},
+        {tensor_dequantize_f16_avx512, tensor_dequantize_bf16_avx512, tensor_quantize_f16_avx2},
 #endif
     };
     static _Atomic int chosen = -1;
@@ -81,6 +82,11 @@ void tensor_dequantize_f16(const void *src, float *dst, int64_t n)
 void tensor_dequantize_bf16(const void *src, float *dst, int64_t n)
 {
     half_converters_chosen()->bf16(src, dst, n);
+}
+
+void tensor_quantize_f16(const float *src, void *dst, int64_t n)
+{
+    half_converters_chosen()->f16_from(src, dst, n);
 }
 
 // x = d * (q - 8)

@@ -59,7 +59,7 @@ void tensor_quantize_f32(const float *src, void *dst, int64_t n)
     memcpy(dst, src, (size_t)n * sizeof(float));
 }
 
-void tensor_quantize_f16(const float *src, void *dst, int64_t n)
+void tensor_quantize_f16_ref(const float *src, void *dst, int64_t n)
 {
     uint16_t *h = dst;
     for (int64_t i = 0; i < n; i++)

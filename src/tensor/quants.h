@@ -291,6 +291,9 @@ void tensor_dequantize_q4_z(const void *src, float *dst, int64_t n);
 
 void tensor_quantize_f32(const float *src, void *dst, int64_t n);
 void tensor_quantize_f16(const float *src, void *dst, int64_t n);
+// Its scalar truth and AVX2 + F16C variant (bit-identical, NaN included).
+void tensor_quantize_f16_ref(const float *src, void *dst, int64_t n);
+void tensor_quantize_f16_avx2(const float *src, void *dst, int64_t n);
 void tensor_quantize_bf16(const float *src, void *dst, int64_t n);
 void tensor_quantize_q4_0(const float *src, void *dst, int64_t n);
 void tensor_quantize_q4_1(const float *src, void *dst, int64_t n);

@@ -1171,6 +1171,47 @@ static void check_conversion(const char *name, convert_fn ref, convert_fn simd)
     free(h), free(want), free(got);
 }
 
+// Floats to halves by AVX2 + F16C give the scalar bits on every half value, its neighbours one
+// float ulp away, the midpoints between consecutive halves and theirs (the rounding ties),
+// both signs, overflow, subnormals, infinities and NaNs (signalling and quiet, with payloads),
+// and lengths that leave a tail.
+static void check_f16_rounding(void)
+{
+    enum { N = 65536 * 6 + 8 };
+    float *x = malloc(N * sizeof *x);
+    uint16_t *want = malloc(N * sizeof *want), *got = malloc(N * sizeof *got);
+    assert_true(x && want && got);
+    int64_t n = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = tensor_f16_to_f32((uint16_t)h), next = tensor_f16_to_f32((uint16_t)(h + 1));
+        uint32_t b, m;
+        memcpy(&b, &f, 4);
+        float mid = (h & 0x7FFF) < 0x7BFF ? (f + next) / 2 : f; // (exact: halves have 11 bits)
+        memcpy(&m, &mid, 4);
+        uint32_t bits[6] = {b, b + 1, b - 1, m, m + 1, m - 1};
+        for (int k = 0; k < 6; k++)
+            memcpy(&x[n++], &bits[k], 4);
+    }
+    const uint32_t specials[8] = {0x7F800001u, 0xFFC00000u, 0x7FBFFFFFu, 0x7F800000u,
+                                  0x477FF000u, 0x477FEFFFu, 0x33000000u, 0x33000001u};
+    for (int k = 0; k < 8; k++)
+        memcpy(&x[n++], &specials[k], 4);
+    const int64_t lengths[] = {N, 1, 7, 9, 17};
+    for (size_t l = 0; l < sizeof lengths / sizeof lengths[0]; l++) {
+        int64_t len = lengths[l] == N ? n : lengths[l];
+        tensor_quantize_f16_ref(x + (N - len), want, len);
+        tensor_quantize_f16_avx2(x + (N - len), got, len);
+        for (int64_t i = 0; i < len; i++)
+            if (want[i] != got[i]) {
+                uint32_t b;
+                memcpy(&b, &x[N - len + i], 4);
+                fail_msg("f16 from float %08x: %04x, the scalar conversion %04x", b, got[i],
+                         want[i]);
+            }
+    }
+    free(x), free(want), free(got);
+}
+
 // A SIMD variant (the test's state) gives the reference's bits; skipped, counted, when this
 // CPU (as capped by GARLIC_CPU) lacks its instruction set.
 static void test_simd_conversions(void **state)
@@ -1183,6 +1224,8 @@ static void test_simd_conversions(void **state)
     }
     check_conversion("f16", tensor_dequantize_f16_ref, v->f16);
     check_conversion("bf16", tensor_dequantize_bf16_ref, v->bf16);
+    if (!v->avx512)
+        check_f16_rounding();
 }
 #else
 static void test_simd_conversions(void **state)
