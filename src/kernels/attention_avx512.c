@@ -139,16 +139,7 @@ void kernel_axpy_rows_q8_0_avx512(float *y, int64_t y_stride, int64_t n_q, const
         float *yj = y + j0 * y_stride;
         const float *wj = w + j0 * w_stride;
 #define GROUP(NQ) axpy_q8_0_group(yj, y_stride, wj, w_stride, rows, pitch, n_rows, n, NQ)
-        switch (n_q - j0 < 8 ? n_q - j0 : 8) {
-        case 1: GROUP(1); break;
-        case 2: GROUP(2); break;
-        case 3: GROUP(3); break;
-        case 4: GROUP(4); break;
-        case 5: GROUP(5); break;
-        case 6: GROUP(6); break;
-        case 7: GROUP(7); break;
-        default: GROUP(8); break;
-        }
+        BY_GROUP_SIZE(n_q - j0, GROUP);
 #undef GROUP
     }
 }

@@ -939,24 +939,29 @@ static void helper_axpy_f16(float *y, float a, const uint16_t *x, int64_t n)
 }
 
 // out_j[r] = scale * (q_j . rows[r]), a dot per pair (F16 rows converted as they load).
+ALWAYS_INLINE void dot_rows(const float *q, int64_t q_stride, int64_t n_q, const void *rows,
+                            enum float_kind kind, int64_t pitch, int64_t n_rows, int64_t n,
+                            float scale, float *out, int64_t out_stride)
+{
+    size_t row_bytes = (size_t)pitch * (kind == FMT_F32 ? 4 : 2);
+    for (int64_t j = 0; j < n_q; j++)
+        for (int64_t r = 0; r < n_rows; r++)
+            out[j * out_stride + r] = scale *
+                float_dot(q + j * q_stride, FMT_F32, act_row(rows, row_bytes, (int)r), kind, n);
+}
+
 static void helper_dot_rows_f32(const float *q, int64_t q_stride, int64_t n_q, const float *rows,
                                 int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
                                 int64_t out_stride)
 {
-    for (int64_t j = 0; j < n_q; j++)
-        for (int64_t r = 0; r < n_rows; r++)
-            out[j * out_stride + r] = scale *
-                float_dot(q + j * q_stride, FMT_F32, rows + r * pitch, FMT_F32, n);
+    dot_rows(q, q_stride, n_q, rows, FMT_F32, pitch, n_rows, n, scale, out, out_stride);
 }
 
 static void helper_dot_rows_f16(const float *q, int64_t q_stride, int64_t n_q, const uint16_t *rows,
                                 int64_t pitch, int64_t n_rows, int64_t n, float scale, float *out,
                                 int64_t out_stride)
 {
-    for (int64_t j = 0; j < n_q; j++)
-        for (int64_t r = 0; r < n_rows; r++)
-            out[j * out_stride + r] = scale *
-                float_dot(q + j * q_stride, FMT_F32, rows + r * pitch, FMT_F16, n);
+    dot_rows(q, q_stride, n_q, rows, FMT_F16, pitch, n_rows, n, scale, out, out_stride);
 }
 
 // y_j += sum_r w_j[r] * rows[r]: each 8-lane slice of y_j stays in a register across the rows.

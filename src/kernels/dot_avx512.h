@@ -49,6 +49,20 @@ ALWAYS_INLINE void tile_rows(const uint8_t **out, const uint8_t *base, size_t st
         out[i] = base + (size_t)(i < n ? i : n - 1) * stride;
 }
 
+// GROUP(NQ) with NQ the constant 1..8 that count is (8 for more): a query group's code for
+// each group size, as the attention kernels' groups of up to eight queries need.
+#define BY_GROUP_SIZE(count, GROUP)                                                                \
+    switch ((count) < 8 ? (count) : 8) {                                                           \
+    case 1: GROUP(1); break;                                                                       \
+    case 2: GROUP(2); break;                                                                       \
+    case 3: GROUP(3); break;                                                                       \
+    case 4: GROUP(4); break;                                                                       \
+    case 5: GROUP(5); break;                                                                       \
+    case 6: GROUP(6); break;                                                                       \
+    case 7: GROUP(7); break;                                                                       \
+    default: GROUP(8); break;                                                                      \
+    }
+
 // Prefetches `bytes` from p on, a cache line at a time.
 ALWAYS_INLINE void prefetch_lines(const uint8_t *p, size_t bytes)
 {

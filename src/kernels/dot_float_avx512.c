@@ -556,16 +556,7 @@ ALWAYS_INLINE void axpy_rows(float *y, int64_t y_stride, int64_t n_q, const floa
         float *yj = y + j * y_stride;
         const float *wj = w + j * w_stride;
 #define GROUP(NQ) axpy_rows_group(yj, y_stride, wj, w_stride, rows, kind, pitch, n_rows, n, NQ)
-        switch (n_q - j < 8 ? n_q - j : 8) {
-        case 1: GROUP(1); break;
-        case 2: GROUP(2); break;
-        case 3: GROUP(3); break;
-        case 4: GROUP(4); break;
-        case 5: GROUP(5); break;
-        case 6: GROUP(6); break;
-        case 7: GROUP(7); break;
-        default: GROUP(8); break;
-        }
+        BY_GROUP_SIZE(n_q - j, GROUP);
 #undef GROUP
     }
 }
