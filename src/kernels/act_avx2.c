@@ -121,15 +121,9 @@ void kernel_act_q8_k_avx2(const float *x, void *dst, int64_t n)
         code_block_k(x + b * QK_K, &out[b]);
 }
 
+// F16 converts as the weights' own quantizer does (tensor/'s F16C variant).
 void kernel_act_f16_avx2(const float *x, void *dst, int64_t n)
 {
-    uint16_t *h = dst;
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m128i packed = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
-        _mm_storeu_si128((__m128i *)(h + i), packed);
-    }
-    for (; i < n; i++)
-        h[i] = tensor_f32_to_f16(x[i]);
+    tensor_quantize_f16_avx2(x, dst, n);
 }
 #endif

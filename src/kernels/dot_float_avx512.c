@@ -575,7 +575,8 @@ static void helper_axpy_rows_f16(float *y, int64_t y_stride, int64_t n_q, const 
     axpy_rows(y, y_stride, n_q, w, w_stride, rows, FMT_F16, pitch, n_rows, n);
 }
 
-// The largest of x[0..n) (n > 0); NaN lanes are skipped as the scalar comparison skips them.
+// The largest of x[0..n), -inf when n is 0; NaN lanes are skipped as the scalar comparison
+// skips them.
 static float helper_max_f32(const float *x, int64_t n)
 {
     __m512 m = _mm512_set1_ps(-INFINITY);
